@@ -1,0 +1,29 @@
+# Two commands do all setup: `make demo` and `make test`. Both install what they
+# need into a local virtual environment (.venv) on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test venv bench fault-injection clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	@rm -rf .demo-state
+	WARND_STATE_DIR=.demo-state $(BIN)/warnd --config config.toml run --once
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.detection
+
+clean:
+	rm -rf $(VENV) .demo-state .pytest_cache build *.egg-info

@@ -1,0 +1,3 @@
+"""warnd: an early-warning daemon for drug trends."""
+
+__version__ = "0.1.0"
