@@ -1,0 +1,71 @@
+"""Shared fixtures: config files written to a temp dir, a real SQLite store, a fixed clock."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path):
+    """No test reads the developer's config or writes outside its temp dir."""
+    for var in ("WARND_CONFIG", "WARND_STATE_DIR", "STATE_DIRECTORY", "NOTIFY_SOCKET",
+                "CREDENTIALS_DIRECTORY", "JOURNAL_STREAM", "WATCHDOG_USEC"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.chdir(tmp_path)
+
+
+SUBSTANCES = """
+[substances.ketamin]
+label = "ketamin"
+names = ["ketamin", "ketamine"]
+slang = ["ket"]
+
+[substances.heroin]
+label = "heroin"
+names = ["heroin"]
+slang = ["minus"]
+"""
+
+
+def write_config(dir_: Path, body: str, *, substances: str = SUBSTANCES,
+                 state_dir: str = "state", name: str = "config.toml") -> Path:
+    p = dir_ / name
+    p.write_text(
+        textwrap.dedent(
+            f"""
+            [general]
+            state_dir = "{state_dir}"
+            log_level = "DEBUG"
+            """
+        )
+        + textwrap.dedent(substances)
+        + textwrap.dedent(body),
+        encoding="utf-8",
+    )
+    return p
+
+
+@pytest.fixture
+def fixed_now():
+    return datetime(2026, 4, 6, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def root() -> Path:
+    return ROOT
+
+
+def env_with_root() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env

@@ -1,0 +1,127 @@
+"""Config validation: each problem is one line naming the key path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_config
+from warnd.cli import EX_CONFIG, main
+from warnd.config import load_config, parse_duration
+from warnd.errors import ConfigError
+
+RSS = """
+[[sources]]
+name = "media"
+kind = "rss"
+location = "feeds/"
+interval = "1h"
+dimension = "interest"
+"""
+
+
+def errors_of(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as ei:
+        load_config(path)
+    return ei.value.messages
+
+
+def test_valid_config_loads_and_resolves_paths(tmp_path):
+    p = write_config(tmp_path, RSS)
+    cfg = load_config(p)
+    assert [s.name for s in cfg.sources] == ["media"]
+    assert cfg.resolve_location("feeds/") == str(tmp_path / "feeds/")
+    assert cfg.state_dir == tmp_path / "state"
+    assert cfg.substance_label("ketamin") == "ketamin"
+
+
+def test_shipped_config_is_valid(root):
+    cfg = load_config(root / "config.toml")
+    assert cfg.sources and cfg.substances
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (RSS.replace('"1h"', '"10 parsecs"'),
+         'sources[0].interval: "10 parsecs" is not a duration'),
+        (RSS + 'colour = "blue"\n', "sources[0].colour: unknown key"),
+        (RSS.replace('"interest"', '"popularity"'), "sources[0].dimension: 'popularity' is not allowed"),
+        (RSS.replace('"rss"', '"telepathy"'), 'sources[0].kind: "telepathy" is not a source kind'),
+        (RSS.replace('name = "media"\n', ""), "sources[0].name: required key is missing"),
+        (RSS + 'cron = "0 6 * * 1"\n', "sources[0]: give either interval or cron, not both"),
+        (RSS + RSS, 'sources[1].name: "media" is used by another source'),
+        ('[general]\nlanguage = "de"\n', "general.language: 'de' is not allowed"),
+        ("[bogus]\nx = 1\n", "bogus: unknown key"),
+        ('[[targets]]\nname = "teams"\nurl = "msteams://a/b/c"\n',
+         "targets[0].url: msteams:// was retired"),
+        ('[[targets]]\nname = "x"\nurl = "nosuchscheme://host"\n',
+         'targets[0].url: apprise cannot use this URL for target "x"'),
+        ('[[targets]]\nname = "ops"\nurl = "mailto://127.0.0.1?from=a@b.org&to=c@d.org"\n'
+         '[[routes]]\ntargets = ["nobody"]\n', 'routes[0].targets: "nobody" matches no target'),
+        (RSS + 'substances = ["kokain"]\n', 'sources[0].substances: "kokain" is not a configured'),
+    ],
+)
+def test_each_error_names_the_key(tmp_path, body, expected):
+    if body.startswith("[general]"):
+        p = tmp_path / "c.toml"
+        p.write_text(body + '[substances.x]\nnames = ["x"]\n')
+    else:
+        p = write_config(tmp_path, body)
+    msgs = errors_of(p)
+    assert any(expected in m for m in msgs), msgs
+
+
+def test_kind_specific_option_is_checked_by_the_feed(tmp_path):
+    p = write_config(tmp_path, RSS + "no_such_option = 1\n")
+    assert any(m.startswith("sources[0].no_such_option: unknown key") for m in errors_of(p))
+
+
+def test_detection_overrides_are_validated(tmp_path):
+    p = write_config(tmp_path, RSS + "[detection]\nno_such_threshold = 3\n")
+    assert any(m.startswith("detection.no_such_threshold: unknown key") for m in errors_of(p))
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[general\nstate_dir = 1\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+
+
+def test_include_merges_sources(tmp_path):
+    (tmp_path / "more.toml").write_text(RSS)
+    p = write_config(tmp_path, "")
+    p.write_text('include = ["more.toml"]\n' + p.read_text())
+    assert [s.name for s in load_config(p).sources] == ["media"]
+
+
+def test_config_path_order(tmp_path, monkeypatch):
+    a = write_config(tmp_path, RSS, name="a.toml")
+    monkeypatch.setenv("WARND_CONFIG", str(a))
+    assert load_config().path == a
+    monkeypatch.delenv("WARND_CONFIG")
+    write_config(tmp_path, "", name="config.toml")
+    assert load_config().path.name == "config.toml"
+
+
+def test_durations():
+    assert parse_duration("1h30m").total_seconds() == 5400
+    assert parse_duration("2w").days == 14
+    assert parse_duration(90).total_seconds() == 90
+    for bad in ("", "h", "10 parsecs", "5x"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+
+
+def test_check_config_command(tmp_path, capsys):
+    good = write_config(tmp_path, RSS, name="good.toml")
+    assert main(["check-config", str(good)]) == 0
+    assert "OK" in capsys.readouterr().out
+    bad = write_config(tmp_path, RSS.replace('"1h"', '"10 parsecs"'), name="bad.toml")
+    assert main(["check-config", str(bad)]) == EX_CONFIG
+    err = capsys.readouterr().err
+    assert f'{bad}: sources[0].interval: "10 parsecs" is not a duration' in err

@@ -1,0 +1,126 @@
+"""The store: migrations, idempotent ingestion, revisions, item dedupe, outbox."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from feeds.base import Item, Observation, Problem
+from warnd.errors import StoreError
+from warnd.store import MIGRATIONS, Store
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "w.sqlite")
+    yield s
+    s.close()
+
+
+def obs(period: str, value: float, **kw) -> Observation:
+    return Observation(source="lab", substance="ketamin", period=date.fromisoformat(period),
+                       value=value, **kw)
+
+
+def item(key: str, when: str, subs=("ketamin",), source="media") -> Item:
+    return Item(key=key, source=source, published_at=datetime.fromisoformat(when).replace(tzinfo=UTC),
+                title=f"title {key}", link=f"https://x/{key}", summary="", substances=subs)
+
+
+def test_wal_and_schema_version(store, tmp_path):
+    assert store.schema_version == len(MIGRATIONS)
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.close()
+    again = Store(tmp_path / "w.sqlite")  # re-running migrations is a no-op
+    assert again.schema_version == len(MIGRATIONS)
+    again.close()
+
+
+def test_newer_schema_is_refused(tmp_path):
+    p = tmp_path / "new.sqlite"
+    sqlite3.connect(p).execute("PRAGMA user_version = 999").connection.close()
+    with pytest.raises(StoreError, match="newer than this warnd"):
+        Store(p)
+
+
+def test_unusable_state_dir_is_a_clear_error(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(StoreError, match="cannot open the store"):
+        Store(f / "sub" / "w.sqlite")
+
+
+def test_ingest_twice_is_idempotent(store):
+    batch = [obs("2026-01-05", 3), obs("2026-01-12", 5, denominator=40)]
+    r1 = store.ingest("lab", location="f.csv", sha256="a", observations=batch, items=(),
+                      problems=())
+    snapshot = store.q("SELECT * FROM observations ORDER BY period")
+    r2 = store.ingest("lab", location="f.csv", sha256="a", observations=batch, items=(),
+                      problems=())
+    assert r1["observations_new"] == 2
+    assert r2["observations_new"] == 0 and r2["observations_revised"] == 0
+    assert store.q("SELECT * FROM observations ORDER BY period") == snapshot
+    assert store.document_seen("lab", "f.csv", "a")
+
+
+def test_revision_replaces_value_and_keeps_history(store):
+    store.ingest("lab", location="a.csv", sha256="a", observations=[obs("2026-01-05", 3)],
+                 items=(), problems=())
+    r = store.ingest("lab", location="b.csv", sha256="b",
+                     observations=[obs("2026-01-05", 7, ref="late results")], items=(), problems=())
+    assert r["observations_revised"] == 1
+    assert store.q("SELECT value FROM observations")[0]["value"] == 7
+    rev = store.q("SELECT old_value, new_value, ref FROM revisions")
+    assert rev == [{"old_value": 3.0, "new_value": 7.0, "ref": "late results"}]
+
+
+def test_items_count_once_across_polls_and_feeds(store, fixed_now):
+    a = [item("k1", "2026-03-02T10:00:00"), item("k2", "2026-03-03T10:00:00")]
+    store.ingest("media", location="feed1", sha256="1", observations=(), items=a, problems=())
+    # the same article syndicated by another feed of the source, plus one new
+    b = [item("k1", "2026-03-02T10:00:00"), item("k3", "2026-03-10T10:00:00")]
+    r = store.ingest("media", location="feed2", sha256="2", observations=(), items=b, problems=())
+    assert r["items_new"] == 1
+    store.derive_item_counts("media", ["ketamin", "heroin"], now=fixed_now)
+    counts = {(r["substance"], r["period"]): r["value"] for r in store.q(
+        "SELECT substance, period, value FROM observations WHERE source='media'")}
+    assert counts[("ketamin", "2026-03-02")] == 2
+    assert counts[("ketamin", "2026-03-09")] == 1
+    assert counts[("heroin", "2026-03-02")] == 0
+    again = store.derive_item_counts("media", ["ketamin", "heroin"], now=fixed_now)
+    assert again == []  # nothing changed
+
+
+def test_current_incomplete_week_is_left_out(store):
+    now = datetime(2026, 3, 11, 12, tzinfo=UTC)  # a Wednesday
+    store.ingest("media", location="f", sha256="1", observations=(),
+                 items=[item("a", "2026-03-02T10:00:00"), item("b", "2026-03-10T10:00:00")],
+                 problems=())
+    store.derive_item_counts("media", ["ketamin"], now=now)
+    periods = [r["period"] for r in store.q("SELECT period FROM observations")]
+    assert periods == ["2026-03-02"]
+
+
+def test_problems_are_recorded_once_per_place(store):
+    p = [Problem("f.csv line 3", "not a number: 'x'")]
+    for _ in range(2):
+        store.ingest("lab", location="f.csv", sha256=None, observations=(), items=(), problems=p)
+    assert len(store.q("SELECT * FROM problems")) == 1
+
+
+def test_alert_dedupe_and_outbox(store, fixed_now):
+    alert = {"dedupe_key": "ketamin:trend:x", "substance": "ketamin", "kind": "trend",
+             "severity": "warning", "decision": "open", "title": "t", "body": "b", "data": {}}
+    aid = store.add_alert(alert, ["mail", "teams"], episodes={"series:a": {"x": 1}}, now=fixed_now)
+    assert aid is not None
+    assert store.add_alert(alert, ["mail", "teams"], now=fixed_now) is None
+    due = store.due_deliveries(fixed_now)
+    assert [(d["alert_id"], d["target"]) for d in due] == [(aid, "mail"), (aid, "teams")]
+    store.mark_delivery(aid, "mail", status="delivered", now=fixed_now)
+    store.mark_delivery(aid, "teams", status="pending", error="FAILURE",
+                        next_attempt_at=fixed_now + timedelta(minutes=1), now=fixed_now)
+    assert store.due_deliveries(fixed_now) == []
+    assert [d["target"] for d in store.due_deliveries(fixed_now + timedelta(minutes=2))] == ["teams"]
+    assert store.episode_state("series:a") == {"x": 1}

@@ -1,0 +1,305 @@
+"""The ``warnd`` command.
+
+Every command takes ``--config FILE`` (default: ``$WARND_CONFIG``, then
+``./config.toml``, then ``/etc/warnd/config.toml``). Exit codes: 0 success, 1 a
+failure or an unhealthy status, 2 usage, 78 (EX_CONFIG) an invalid config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from warnd import __version__, logs
+from warnd.config import Config, find_config_path, load_config
+from warnd.errors import ConfigError, WarndError
+
+EX_CONFIG = 78
+log = logging.getLogger("warnd")
+
+
+def _load(args: argparse.Namespace) -> Config:
+    cfg = load_config(args.config)
+    logs.setup(args.log_level or cfg.general.log_level)
+    return cfg
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+
+
+# -- run ---------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    if args.once:
+        from warnd.pipeline import Pipeline
+
+        res = Pipeline(cfg).run_once()
+        polls = res["polls"]
+        failed = [p for p in polls if not p.ok]
+        if args.json:
+            _print_json(
+                {
+                    "polls": [
+                        {k: v for k, v in vars(p).items() if k != "series"} for p in polls
+                    ],
+                    "alerts": [
+                        {k: a[k] for k in ("id", "substance", "kind", "severity", "decision",
+                                           "title", "targets")}
+                        for a in res["alerts"]
+                    ],
+                    "deliveries": res["deliveries"],
+                }
+            )
+        else:
+            for p in polls:
+                state = "ok" if p.ok else f"FAILED: {p.error}"
+                print(f"poll {p.source}: {state} ({p.documents} documents, {p.observations} "
+                      f"observations, {p.items} items, {p.problems} problems)")
+            if not res["alerts"]:
+                print("no new alerts")
+            for a in res["alerts"]:
+                print(f"\nALERT #{a['id']} [{a['severity']}] {a['title']}")
+                print("  " + a["body"].replace("\n", "\n  "))
+            d = res["deliveries"]
+            print(f"\ndeliveries: {d['delivered']} delivered, {d['retrying']} to retry, "
+                  f"{d['expired']} expired")
+        return 1 if failed and len(failed) == len(polls) else 0
+    from warnd.daemon import Daemon
+
+    return Daemon(cfg, config_path=str(cfg.path)).run()
+
+
+# -- check-config ---------------------------------------------------------------------
+def cmd_check_config(args: argparse.Namespace) -> int:
+    path = args.file or args.config
+    try:
+        cfg = load_config(path)
+    except ConfigError as e:
+        for m in e.messages:
+            print(f"{e.path or find_config_path(path)}: {m}", file=sys.stderr)
+        return EX_CONFIG
+    print(f"{cfg.path}: OK — {len(cfg.substances)} substances, {len(cfg.sources)} sources, "
+          f"{len(cfg.targets)} targets, {len(cfg.routes)} routes")
+    return 0
+
+
+# -- status --------------------------------------------------------------------------
+def collect_status(cfg: Config) -> dict[str, Any]:
+    from warnd.store import Store
+
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        sources = []
+        unhealthy = []
+        for s in cfg.sources:
+            st = store.source_state(s.name)
+            n_series = store.q(
+                "SELECT COUNT(*) AS n FROM (SELECT DISTINCT substance, region, metric "
+                "FROM observations WHERE source=?)", [s.name])[0]["n"]
+            problems = store.q(
+                "SELECT location, message, seen_at FROM problems WHERE source=? "
+                "ORDER BY seen_at DESC, id DESC LIMIT 5", [s.name])
+            fails = int(st.get("consecutive_failures") or 0)
+            healthy = fails < 3
+            if not healthy:
+                unhealthy.append(s.name)
+            sources.append({
+                "name": s.name, "kind": s.kind, "enabled": s.enabled, "schedule": s.schedule,
+                "last_poll_at": st.get("last_poll_at"), "last_success_at": st.get("last_success_at"),
+                "last_error": st.get("last_error"), "last_error_at": st.get("last_error_at"),
+                "consecutive_failures": fails, "series": n_series, "healthy": healthy,
+                "recent_problems": problems,
+            })
+        open_alerts = store.q(
+            "SELECT id, substance, kind, severity, title, created_at FROM alerts "
+            "WHERE status='open' ORDER BY id DESC LIMIT 20")
+        outbox = {r["status"]: r["n"] for r in store.q(
+            "SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status")}
+        failing_targets = store.q(
+            "SELECT target, COUNT(*) AS n, MAX(last_error) AS last_error FROM deliveries "
+            "WHERE status IN ('pending','expired') AND attempts > 0 GROUP BY target")
+        return {
+            "state_dir": str(cfg.state_dir),
+            "schema_version": store.schema_version,
+            "sources": sources,
+            "open_alerts": open_alerts,
+            "outbox": outbox,
+            "failing_targets": failing_targets,
+            "healthy": not unhealthy and not outbox.get("expired"),
+            "unhealthy_sources": unhealthy,
+        }
+    finally:
+        store.close()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    st = collect_status(cfg)
+    if args.json:
+        _print_json(st)
+    else:
+        print(f"state: {st['state_dir']} (schema v{st['schema_version']})")
+        print(f"{'source':24} {'kind':14} {'last poll':20} {'series':>6} {'fails':>5}  last error")
+        for s in st["sources"]:
+            print(f"{s['name']:24} {s['kind']:14} {(s['last_poll_at'] or 'never')[:19]:20} "
+                  f"{s['series']:>6} {s['consecutive_failures']:>5}  {s['last_error'] or ''}")
+            for p in s["recent_problems"][:3]:
+                print(f"{'':26}problem: {p['location']}: {p['message']}")
+        print(f"\nopen alerts: {len(st['open_alerts'])}")
+        for a in st["open_alerts"]:
+            print(f"  #{a['id']} [{a['severity']}] {a['title']}")
+        print("outbox: " + (", ".join(f"{k} {v}" for k, v in sorted(st["outbox"].items()))
+                            or "empty"))
+        for t in st["failing_targets"]:
+            print(f"  target {t['target']}: {t['n']} waiting, last error: {t['last_error']}")
+        print("healthy" if st["healthy"] else
+              "UNHEALTHY: " + ", ".join(st["unhealthy_sources"] or ["expired deliveries"]))
+    return 0 if st["healthy"] else 1
+
+
+# -- alerts --------------------------------------------------------------------------
+def cmd_alerts(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    from warnd.store import Store, iso
+
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        if getattr(args, "alerts_cmd", None) == "ack":
+            with store.write() as db:
+                cur = db.execute(
+                    "UPDATE alerts SET status='acked', acked_at=?, acked_by=? WHERE id=?",
+                    (iso(datetime.now(UTC)), args.by, args.id))
+            if not cur.rowcount:
+                print(f"no alert with id {args.id}", file=sys.stderr)
+                return 1
+            print(f"alert {args.id} acknowledged")
+            return 0
+        rows = store.alerts(limit=args.limit)
+        if args.json:
+            for r in rows:
+                r["data"] = json.loads(r["data"])
+            _print_json(rows)
+            return 0
+        if not rows:
+            print("no alerts")
+        for r in rows:
+            dl = ", ".join(f"{d['target']}:{d['status']}" for d in r["deliveries"]) or "no targets"
+            print(f"#{r['id']} {r['created_at'][:16]} [{r['severity']}] {r['status']:8} "
+                  f"{r['title']}  ({dl})")
+        return 0
+    finally:
+        store.close()
+
+
+# -- backtest / changepoints -------------------------------------------------------------
+def _params_for(args: argparse.Namespace) -> Any:
+    if not args.config and not Path("config.toml").exists():
+        return None
+    try:
+        cfg = load_config(args.config)
+    except ConfigError:
+        if args.config:
+            raise
+        return None
+    return cfg.detection_params
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from warnd.backtest import format_backtest_table, run_backtest
+
+    logs.setup(args.log_level or "WARNING")
+    alerts = run_backtest(Path(args.observations), _params_for(args))
+    if args.json:
+        _print_json(alerts)
+    else:
+        print(format_backtest_table(alerts))
+    return 0
+
+
+def cmd_changepoints(args: argparse.Namespace) -> int:
+    from warnd.backtest import format_changepoints_table, run_changepoints
+
+    logs.setup(args.log_level or "WARNING")
+    results = run_changepoints(Path(args.observations), _params_for(args))
+    if args.json:
+        _print_json(results)
+    else:
+        print(format_changepoints_table(results))
+    return 0
+
+
+# -- parser --------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE",
+                        help="config file (default: $WARND_CONFIG, ./config.toml, "
+                        "/etc/warnd/config.toml)")
+    common.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p = argparse.ArgumentParser(prog="warnd", parents=[common],
+                                description="Early-warning daemon for drug trends.")
+    p.add_argument("--version", action="version", version=f"warnd {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("run", parents=[common], help="run the daemon (foreground)")
+    r.add_argument("--once", action="store_true",
+                   help="one poll → detect → alert cycle, then exit")
+    r.add_argument("--json", action="store_true", help="with --once: print a JSON summary")
+    r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("check-config", parents=[common], help="validate a config file")
+    c.add_argument("file", nargs="?", help="file to check (default: --config)")
+    c.set_defaults(func=cmd_check_config)
+
+    s = sub.add_parser("status", parents=[common],
+                       help="sources, health, open alerts, outbox (exit 1 when unhealthy)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+
+    a = sub.add_parser("alerts", parents=[common], help="recent alerts; `alerts ack ID`")
+    a.add_argument("--limit", type=int, default=20)
+    a.add_argument("--json", action="store_true")
+    asub = a.add_subparsers(dest="alerts_cmd")
+    al = asub.add_parser("list", parents=[common], help="recent alerts (the default)")
+    al.add_argument("--limit", type=int, default=20)
+    al.add_argument("--json", action="store_true")
+    ack = asub.add_parser("ack", parents=[common], help="acknowledge an alert")
+    ack.add_argument("id", type=int)
+    ack.add_argument("--by", default=None, help="who acknowledges (recorded)")
+    a.set_defaults(func=cmd_alerts)
+
+    for name, func, help_ in (
+        ("backtest", cmd_backtest, "replay observations and print the alerts that would fire"),
+        ("changepoints", cmd_changepoints, "offline segmentation of each series"),
+    ):
+        b = sub.add_parser(name, parents=[common], help=help_)
+        b.add_argument("--observations", required=True, metavar="FILE.csv",
+                       help="CSV with date,substance,source,value[,denominator,region,dimension]")
+        b.add_argument("--json", action="store_true")
+        b.set_defaults(func=func)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as e:
+        for m in e.messages:
+            print(f"warnd: {e.path + ': ' if e.path else ''}{m}", file=sys.stderr)
+        return EX_CONFIG
+    except WarndError as e:
+        print(f"warnd: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,526 @@
+"""Load and validate ``config.toml`` into frozen models.
+
+Every problem is reported as one line naming the key path, what was expected and
+what was found, e.g. ``sources[2].interval: "10 parsecs" is not a duration``.
+Unknown keys are errors. ``warnd check-config`` runs exactly this code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from warnd.errors import ConfigError
+
+DEFAULT_PATHS = ("./config.toml", "/etc/warnd/config.toml")
+DIMENSIONS = ("use", "availability", "interest")
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+def parse_duration(text: str | int | float) -> timedelta:
+    """Parse ``"90s"``, ``"30m"``, ``"1h30m"``, ``"2d"``, ``"2w"`` (or a number of seconds)."""
+    if isinstance(text, bool):
+        raise ValueError(f"{text!r} is not a duration")
+    if isinstance(text, int | float):
+        if text < 0:
+            raise ValueError(f"{text!r} is not a duration (negative)")
+        return timedelta(seconds=float(text))
+    s = str(text).strip().replace(" ", "")
+    pos, total = 0, 0.0
+    for m in _DURATION_RE.finditer(s):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNITS[m.group(2).lower()]
+        pos = m.end()
+    if not s or pos != len(s):
+        raise ValueError(f'"{text}" is not a duration (use e.g. "90s", "30m", "6h", "1d", "2w")')
+    return timedelta(seconds=total)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GeneralConfig(_Model):
+    state_dir: Path = Field(
+        Path("/var/lib/warnd"),
+        description="Directory for the SQLite store and rendered charts. "
+        "$WARND_STATE_DIR (or systemd's $STATE_DIRECTORY) overrides it.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    language: Literal["no", "en"] = Field("no", description="Language of alerts and reports.")
+    timezone: str = Field("Europe/Oslo", description="Time zone for schedules and quiet hours.")
+    detect_interval: str = Field(
+        "1h", description="How often detection runs over all series besides after each poll."
+    )
+    backfill_current_periods: int = Field(
+        4,
+        ge=0,
+        description="On first ingestion of history, only episodes detected within this many "
+        "latest periods of their series are alerted; older ones are recorded silently.",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f'"{v}" is not a known time zone (e.g. "Europe/Oslo")') from None
+        return v
+
+    @field_validator("detect_interval")
+    @classmethod
+    def _dur(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+
+class SubstanceConfig(_Model):
+    label: str | None = Field(None, description="Name shown in alerts; defaults to the id.")
+    names: list[str] = Field(
+        default_factory=list,
+        description="Names matched inside words (compounds, inflections): "
+        '"kokain" finds "kokainen", "crackkokain".',
+    )
+    slang: list[str] = Field(default_factory=list, description="Whole-word slang terms.")
+    slang_needs_context: bool = Field(
+        True, description="Slang counts only with a drug-context word in the same text."
+    )
+    exclude: list[str] = Field(default_factory=list, description="Phrases that never count.")
+    muted: bool = Field(False, description="Record findings but send no alerts.")
+    detection: dict[str, Any] = Field(
+        default_factory=dict, description="Detection parameter overrides for this substance."
+    )
+
+
+class SourceConfig(BaseModel):
+    """A ``[[sources]]`` entry. Keys not listed here belong to the source's kind."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str
+    kind: str
+    location: str
+    interval: str | None = None
+    cron: str | None = None
+    dimension: Literal["use", "availability", "interest"]
+    region: str = ""
+    weight: float = Field(1.0, gt=0)
+    enabled: bool = True
+    substances: list[str] | None = None
+    detection: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME_RE.match(v):
+            raise ValueError(
+                f'"{v}" is not a valid name (lower-case letters, digits, "-", "_" and ".")'
+            )
+        return v
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, v: str | None) -> str | None:
+        if v is not None and parse_duration(v).total_seconds() < 1:
+            raise ValueError(f'"{v}" is too short (at least "1s")')
+        return v
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        if v is not None:
+            cron_fields(v)
+        return v
+
+    @model_validator(mode="after")
+    def _schedule(self) -> SourceConfig:
+        if self.interval and self.cron:
+            raise ValueError("give either interval or cron, not both")
+        return self
+
+    @property
+    def options_dict(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @property
+    def schedule(self) -> str:
+        return f"cron {self.cron}" if self.cron else f"every {self.interval or '1h'}"
+
+
+def cron_fields(expr: str) -> dict[str, str]:
+    """Split a 5-field crontab line into APScheduler ``CronTrigger`` keyword arguments.
+
+    Day-of-week is given by name or 0-6 with 0 = Sunday as in crontab(5); it is
+    converted to names, because APScheduler 3 counts 0 = Monday.
+    """
+    parts = expr.split()
+    if len(parts) != 5:
+        raise ValueError(f'"{expr}" is not a cron expression (5 fields: min hour day month dow)')
+    minute, hour, day, month, dow = parts
+    names = ["sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+    def conv(tok: str) -> str:
+        if tok.isdigit():
+            if int(tok) > 7:
+                raise ValueError(f'"{expr}": day of week {tok} is not 0-7')
+            return names[int(tok)]
+        return tok
+
+    dow = re.sub(r"\d+", lambda m: conv(m.group(0)), dow)
+    fields = {"minute": minute, "hour": hour, "day": day, "month": month, "day_of_week": dow}
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger(**fields, timezone="UTC")
+    except ValueError as e:
+        raise ValueError(f'"{expr}" is not a valid cron expression: {e}') from None
+    return fields
+
+
+class TargetConfig(_Model):
+    name: str
+    url: str = Field(description="An apprise URL (mailto://, mailtos://, workflows://, https://...).")
+    tags: list[str] = Field(default_factory=list)
+    muted: bool = False
+    password_env: str | None = Field(
+        None, description="Environment variable holding the password, inserted into the URL."
+    )
+    password_file: str | None = Field(
+        None,
+        description="File holding the password; a relative name is looked up in "
+        "$CREDENTIALS_DIRECTORY (systemd LoadCredential).",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME_RE.match(v):
+            raise ValueError(f'"{v}" is not a valid name')
+        return v
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        scheme = v.split("://", 1)[0].lower() if "://" in v else ""
+        if scheme in ("msteams", "teams"):
+            raise ValueError(
+                "msteams:// was retired with Office 365 connectors and is not supported; "
+                "create a Teams Workflow (Power Automate) and use workflows://HOST/ID/SIG/ "
+                "or paste its https:// URL"
+            )
+        if not scheme:
+            raise ValueError(f'"{v}" is not an apprise URL (expected scheme://...)')
+        return v
+
+
+class RouteConfig(_Model):
+    targets: list[str]
+    substances: list[str] | None = None
+    kinds: list[str] | None = None
+    regions: list[str] | None = None
+    min_severity: Literal["info", "warning", "critical"] = "info"
+    stop: bool = Field(False, description="Stop evaluating further routes when this one matches.")
+
+
+class AlertingConfig(_Model):
+    retry_backoff: str = Field("1m", description="First retry delay; doubles per attempt.")
+    retry_max_backoff: str = Field("1h")
+    expire_after: str = Field("2d", description="Give up on a delivery after this long.")
+    send_timeout: str = Field("30s", description="Hard limit for one send to one target.")
+    default_targets: list[str] | None = Field(
+        None, description="Targets for alerts no route matches; all targets when unset."
+    )
+
+    @field_validator("retry_backoff", "retry_max_backoff", "expire_after", "send_timeout")
+    @classmethod
+    def _dur(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+
+class ConfigModel(_Model):
+    general: GeneralConfig = Field(default_factory=GeneralConfig)
+    detection: dict[str, Any] = Field(default_factory=dict)
+    substances: dict[str, SubstanceConfig] = Field(default_factory=dict)
+    sources: list[SourceConfig] = Field(default_factory=list)
+    targets: list[TargetConfig] = Field(default_factory=list)
+    routes: list[RouteConfig] = Field(default_factory=list)
+    alerting: AlertingConfig = Field(default_factory=AlertingConfig)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated configuration plus where it came from."""
+
+    model: ConfigModel
+    path: Path
+    base_dir: Path
+
+    @property
+    def general(self) -> GeneralConfig:
+        return self.model.general
+
+    @property
+    def substances(self) -> dict[str, SubstanceConfig]:
+        return self.model.substances
+
+    @property
+    def sources(self) -> list[SourceConfig]:
+        return self.model.sources
+
+    @property
+    def targets(self) -> list[TargetConfig]:
+        return self.model.targets
+
+    @property
+    def routes(self) -> list[RouteConfig]:
+        return self.model.routes
+
+    @property
+    def alerting(self) -> AlertingConfig:
+        return self.model.alerting
+
+    @property
+    def state_dir(self) -> Path:
+        env = os.environ.get("WARND_STATE_DIR") or os.environ.get("STATE_DIRECTORY")
+        d = Path(env.split(":")[0]) if env else self.model.general.state_dir
+        return d if d.is_absolute() else (Path.cwd() / d)
+
+    def source(self, name: str) -> SourceConfig:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def substance_label(self, sid: str) -> str:
+        sc = self.substances.get(sid)
+        return (sc.label if sc and sc.label else sid) if sc else sid
+
+    def resolve_location(self, location: str) -> str:
+        """Relative paths are relative to the config file's directory."""
+        if "://" in location or Path(location).is_absolute():
+            return location
+        return str(self.base_dir / location)
+
+    def detection_params(self, substance: str, source: str | None = None) -> Any:
+        from detectors.params import DetectionParams
+
+        tables: list[dict[str, Any]] = [self.model.detection]
+        sc = self.substances.get(substance)
+        if sc:
+            tables.append(sc.detection)
+        if source is not None:
+            try:
+                tables.append(self.source(source).detection)
+            except KeyError:
+                pass
+        return DetectionParams().merged(*tables)
+
+
+def find_config_path(cli_path: str | os.PathLike[str] | None) -> Path:
+    """``--config``, then ``$WARND_CONFIG``, then ``./config.toml``, then ``/etc/warnd``."""
+    if cli_path:
+        return Path(cli_path)
+    env = os.environ.get("WARND_CONFIG")
+    if env:
+        return Path(env)
+    for p in DEFAULT_PATHS:
+        if Path(p).exists():
+            return Path(p)
+    return Path(DEFAULT_PATHS[0])
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _format_errors(err: ValidationError, data: Mapping[str, Any]) -> list[str]:
+    msgs = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        path = _loc(loc)
+        typ = e["type"]
+        msg = e["msg"].removeprefix("Value error, ")
+        if typ == "extra_forbidden":
+            msgs.append(f"{path}: unknown key")
+        elif typ == "missing":
+            msgs.append(f"{path}: required key is missing")
+        elif typ in ("literal_error", "enum"):
+            msgs.append(f"{path}: {e['input']!r} is not allowed; {msg.lower()}")
+        elif typ == "value_error":
+            msgs.append(f"{path}: {msg}")
+        else:
+            msgs.append(f"{path}: {msg} (got {e.get('input')!r})")
+    return msgs
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError("config file not found", path=str(path)) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file: {e.strerror}", path=str(path)) from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"not UTF-8 text (byte {e.start})", path=str(path)) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"not valid TOML: {e}", path=str(path)) from None
+
+
+def _merge_include(base: dict[str, Any], inc: dict[str, Any]) -> None:
+    for k, v in inc.items():
+        if k in base and isinstance(base[k], dict) and isinstance(v, dict):
+            _merge_include(base[k], v)
+        elif k in base and isinstance(base[k], list) and isinstance(v, list):
+            base[k] = base[k] + v
+        elif k in base:
+            raise ConfigError(f"{k}: defined both in the main file and in an include")
+        else:
+            base[k] = v
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read, merge includes, and validate; raise :class:`ConfigError` with every problem."""
+    p = find_config_path(path)
+    data = _read_toml(p)
+    base_dir = p.resolve().parent
+    includes = data.pop("include", [])
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list):
+        raise ConfigError("include: expected a list of file names", path=str(p))
+    for inc in includes:
+        ip = Path(inc) if Path(inc).is_absolute() else base_dir / inc
+        try:
+            _merge_include(data, _read_toml(ip))
+        except ConfigError as e:
+            raise ConfigError(e.messages, path=e.path or str(ip)) from None
+    return validate_config(data, path=p, base_dir=base_dir)
+
+
+def validate_config(data: dict[str, Any], *, path: Path, base_dir: Path) -> Config:
+    try:
+        model = ConfigModel.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(e, data), path=str(path)) from None
+    msgs = _cross_check(model)
+    if msgs:
+        raise ConfigError(msgs, path=str(path))
+    return Config(model=model, path=path, base_dir=base_dir)
+
+
+def _cross_check(model: ConfigModel) -> list[str]:
+    """Checks that span sections: kinds, options, names, tags, detection keys."""
+    from pydantic import ValidationError as VE
+
+    from feeds.registry import FEEDS
+
+    msgs: list[str] = []
+    seen: set[str] = set()
+    for i, s in enumerate(model.sources):
+        where = f"sources[{i}]"
+        if s.name in seen:
+            msgs.append(f'{where}.name: "{s.name}" is used by another source')
+        seen.add(s.name)
+        cls = FEEDS.get(s.kind)
+        if cls is None:
+            msgs.append(
+                f'{where}.kind: "{s.kind}" is not a source kind (known: {", ".join(sorted(FEEDS))})'
+            )
+        else:
+            try:
+                cls.Options.model_validate(s.options_dict)
+            except VE as e:
+                for m in _format_errors(e, s.options_dict):
+                    msgs.append(f"{where}.{m}")
+        for sub in s.substances or []:
+            if sub not in model.substances:
+                msgs.append(f'{where}.substances: "{sub}" is not a configured substance')
+        msgs += _check_detection(s.detection, f"{where}.detection")
+    msgs += _check_detection(model.detection, "detection")
+    for sid, sc in model.substances.items():
+        if not _NAME_RE.match(sid):
+            msgs.append(f'substances.{sid}: "{sid}" is not a valid id (lower-case, digits, -_.)')
+        if not sc.names:
+            msgs.append(f"substances.{sid}.names: give at least one name")
+        msgs += _check_detection(sc.detection, f"substances.{sid}.detection")
+    tnames: set[str] = set()
+    for i, t in enumerate(model.targets):
+        if t.name in tnames:
+            msgs.append(f'targets[{i}].name: "{t.name}" is used by another target')
+        tnames.add(t.name)
+        msgs += _check_apprise_url(t, f"targets[{i}]")
+    tags = {tag for t in model.targets for tag in t.tags}
+    for i, r in enumerate(model.routes):
+        for tgt in r.targets:
+            if tgt not in tnames and tgt not in tags:
+                msgs.append(
+                    f'routes[{i}].targets: "{tgt}" matches no target name or tag '
+                    f"(targets: {', '.join(sorted(tnames)) or 'none'})"
+                )
+        for sub in r.substances or []:
+            if sub not in model.substances:
+                msgs.append(f'routes[{i}].substances: "{sub}" is not a configured substance')
+    for tgt in model.alerting.default_targets or []:
+        if tgt not in tnames and tgt not in tags:
+            msgs.append(f'alerting.default_targets: "{tgt}" matches no target name or tag')
+    return msgs
+
+
+def _check_detection(table: dict[str, Any], where: str) -> list[str]:
+    if not table:
+        return []
+    from detectors.params import DetectionParams
+
+    try:
+        DetectionParams().merged(table)
+    except ValidationError as e:
+        return [f"{where}.{m}" for m in _format_errors(e, table)]
+    return []
+
+
+def _check_apprise_url(t: TargetConfig, where: str) -> list[str]:
+    import apprise
+
+    from warnd.notify import target_url
+
+    try:
+        url = target_url(t, check_secret=False)
+    except ConfigError as e:
+        return [f"{where}: {m}" for m in e.messages]
+    ap = apprise.Apprise()
+    if not ap.add(url):
+        return [
+            f'{where}.url: apprise cannot use this URL for target "{t.name}" '
+            "(unknown scheme or missing parts; see docs/alerting.md)"
+        ]
+    return []

@@ -1,0 +1,209 @@
+"""The long-running service: scheduler, signals, reload, systemd notification.
+
+Signal handlers only put the signal on a queue; the main thread handles it
+(``SIGHUP`` → validate the new config, then swap; ``SIGTERM``/``SIGINT`` → stop
+scheduling, let running jobs finish within ``stop_timeout``, exit 0). A config
+that fails validation on reload is logged and the old one stays in force.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from warnd.config import Config, cron_fields, load_config, parse_duration
+from warnd.errors import ConfigError
+from warnd.pipeline import Pipeline
+
+log = logging.getLogger("warnd.daemon")
+
+DISPATCH_EVERY_S = 30
+
+
+def sd_notify(message: str) -> bool:
+    """Send a notification to systemd; does nothing outside systemd."""
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return False
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.connect(addr)
+            s.sendall(message.encode())
+        return True
+    except OSError as e:
+        log.warning("sd_notify failed: %s", e)
+        return False
+
+
+class Daemon:
+    """Owns the scheduler; jobs call the pipeline's stages."""
+
+    def __init__(self, config: Config, *, config_path: str | None = None,
+                 stop_timeout: float = 60.0) -> None:
+        self.config = config
+        self.config_path = config_path or str(config.path)
+        self.stop_timeout = stop_timeout
+        self.pipeline = Pipeline(config)
+        self.events: queue.Queue[int] = queue.Queue()
+        self._detect_lock = threading.Lock()
+        self._dispatch_lock = threading.Lock()
+        self.scheduler = BackgroundScheduler(
+            timezone=config.general.timezone,
+            executors={"default": ThreadPoolExecutor(4)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
+        )
+        self.scheduler.add_listener(
+            self._on_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
+        )
+        self.last_loop_at = time.monotonic()
+
+    # -- jobs ----------------------------------------------------------------------
+    def poll_job(self, source_name: str) -> None:
+        res = self.pipeline.poll(source_name)
+        if res.series:
+            with self._detect_lock:
+                self.pipeline.detect(res.series)
+        self.dispatch_job()
+
+    def detect_job(self) -> None:
+        with self._detect_lock:
+            self.pipeline.detect()
+
+    def dispatch_job(self) -> None:
+        if not self._dispatch_lock.acquire(blocking=False):
+            return  # another thread is dispatching; it will pick ours up
+        try:
+            self.pipeline.dispatch()
+        finally:
+            self._dispatch_lock.release()
+
+    def _on_job_event(self, ev: Any) -> None:
+        job_id = getattr(ev, "job_id", "?")
+        if getattr(ev, "exception", None) is not None:
+            log.error("job=%s failed: %s: %s", job_id, type(ev.exception).__name__, ev.exception)
+        elif ev.code == EVENT_JOB_MAX_INSTANCES:
+            log.warning("job=%s still running; this run is skipped", job_id)
+        else:
+            log.warning("job=%s missed its run time", job_id)
+
+    # -- scheduling -----------------------------------------------------------------
+    def schedule(self, config: Config) -> None:
+        """Make the scheduler's jobs match ``config``: add, replace, remove."""
+        tz = config.general.timezone
+        wanted: set[str] = set()
+        now = datetime.now(UTC)
+        existing = {j.id for j in self.scheduler.get_jobs()}
+        for src in config.sources:
+            if not src.enabled:
+                continue
+            jid = f"poll:{src.name}"
+            wanted.add(jid)
+            if src.cron:
+                trigger: Any = CronTrigger(**cron_fields(src.cron), timezone=tz)
+            else:
+                trigger = IntervalTrigger(
+                    seconds=parse_duration(src.interval or "1h").total_seconds(), timezone=tz
+                )
+            kwargs: dict[str, Any] = {}
+            if jid not in existing:
+                kwargs["next_run_time"] = now  # poll a new source at once
+            self.scheduler.add_job(
+                self.poll_job, trigger, args=[src.name], id=jid, name=jid,
+                replace_existing=True, **kwargs,
+            )
+        wanted |= {"detect", "dispatch"}
+        self.scheduler.add_job(
+            self.detect_job,
+            IntervalTrigger(seconds=parse_duration(config.general.detect_interval).total_seconds()),
+            id="detect", name="detect", replace_existing=True,
+        )
+        self.scheduler.add_job(
+            self.dispatch_job, IntervalTrigger(seconds=DISPATCH_EVERY_S), id="dispatch",
+            name="dispatch", replace_existing=True,
+        )
+        for jid in existing - wanted:
+            self.scheduler.remove_job(jid)
+            log.info("job=%s removed (source no longer configured or disabled)", jid)
+
+    # -- signals and main loop ----------------------------------------------------------
+    def _enqueue_signal(self, signum: int, _frame: Any) -> None:
+        self.events.put(signum)
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._enqueue_signal)
+
+    def reload(self) -> bool:
+        sd_notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as e:
+            for m in e.messages:
+                log.error("reload rejected, keeping the running config: %s: %s", e.path, m)
+            sd_notify("READY=1\nSTATUS=reload rejected; running the previous config")
+            return False
+        self.config = new
+        self.pipeline = Pipeline(new)
+        self.schedule(new)
+        log.info("config reloaded from %s: %d sources", self.config_path, len(new.sources))
+        sd_notify(f"READY=1\nSTATUS=running {len(new.sources)} sources")
+        return True
+
+    def run(self) -> int:
+        self.install_signal_handlers()
+        self.schedule(self.config)
+        self.scheduler.start()
+        n = len([s for s in self.config.sources if s.enabled])
+        log.info("warnd started: %d sources scheduled, state in %s", n, self.config.state_dir)
+        sd_notify(f"READY=1\nSTATUS=running {n} sources\nMAINPID={os.getpid()}")
+        watchdog_us = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
+        tick = min(5.0, watchdog_us / 2e6) if watchdog_us else 5.0
+        try:
+            while True:
+                try:
+                    signum = self.events.get(timeout=tick)
+                except queue.Empty:
+                    if watchdog_us and self.scheduler.running:
+                        sd_notify("WATCHDOG=1")
+                    continue
+                if signum == signal.SIGHUP:
+                    log.info("SIGHUP: reloading %s", self.config_path)
+                    self.reload()
+                elif signum in (signal.SIGTERM, signal.SIGINT):
+                    log.info("%s: stopping", signal.Signals(signum).name)
+                    break
+        finally:
+            sd_notify("STOPPING=1")
+            self._shutdown()
+        log.info("warnd stopped")
+        return 0
+
+    def _shutdown(self) -> None:
+        self.scheduler.pause()
+        done = threading.Event()
+
+        def stop() -> None:
+            try:
+                self.scheduler.shutdown(wait=True)
+            finally:
+                done.set()
+
+        threading.Thread(target=stop, name="shutdown", daemon=True).start()
+        if not done.wait(self.stop_timeout):
+            log.error("jobs still running after %.0f s; exiting anyway (work is transactional)",
+                      self.stop_timeout)

@@ -1,0 +1,122 @@
+"""Alert wording: subject and body, Norwegian by default, English selectable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from detectors.base import SCALE
+
+T = {
+    "no": {
+        "sources": ("kilde", "kilder"),
+        "notice": "Ny advarsel",
+        "spike": "Enkeltstående topp",
+        "decrease": "Nedgang",
+        "since": "Siden",
+        "agree": "Kilder som viser økning",
+        "disagree": "Kilder uten økning",
+        "headlines": "Siste saker og varsler",
+        "before_after": "nivå før {b} → etter {a} ({rel})",
+        "sure": "styrke {s}, p = {p}",
+        "next": "Neste steg: kvitter med `warnd alerts ack {id}` eller demp med "
+        "`warnd silence add --substance {sub} --for 14d --reason ...`.",
+        "escalate": "Forverring",
+        "repeat": "Påminnelse",
+        "detected": "oppdaget {d}",
+    },
+    "en": {
+        "sources": ("source", "sources"),
+        "notice": "New warning",
+        "spike": "One-off spike",
+        "decrease": "Decrease",
+        "since": "Since",
+        "agree": "Sources showing an increase",
+        "disagree": "Sources without an increase",
+        "headlines": "Latest articles and notices",
+        "before_after": "level before {b} → after {a} ({rel})",
+        "sure": "strength {s}, p = {p}",
+        "next": "Next: acknowledge with `warnd alerts ack {id}` or silence with "
+        "`warnd silence add --substance {sub} --for 14d --reason ...`.",
+        "escalate": "Escalation",
+        "repeat": "Reminder",
+        "detected": "detected {d}",
+    },
+}
+
+
+def scale_words(category: int, lang: str) -> str:
+    no, en = SCALE[int(max(-2, min(2, category)))]
+    return no if lang == "no" else en
+
+
+def _fmt(x: Any, nd: int = 1) -> str:
+    if x is None:
+        return "–"
+    try:
+        return f"{float(x):.{nd}f}"
+    except (TypeError, ValueError):
+        return str(x)
+
+
+def _rel(x: Any) -> str:
+    if x is None:
+        return "–"
+    x = float(x)
+    if x == float("inf"):
+        return "fra 0"
+    return f"{x * 100:+.0f} %"
+
+
+def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "ID") -> tuple[str, str]:
+    """Plain-text subject and body for an alert's data."""
+    t = T.get(lang, T["no"])
+    label = data.get("label") or data["substance"]
+    kind = data["kind"]
+    if kind == "notice":
+        n = data["notice"]
+        title = f"{t['notice']}: {label} — {n['title']}"
+        body = "\n".join(
+            [f"{n['title']} ({n['published_at']})", n.get("link", ""), "", n.get("summary", ""),
+             "", t["next"].format(id=alert_id, sub=data["substance"])]
+        )
+        return title[:200], body
+    agree = data.get("agree", [])
+    n_src = len({a["source"] for a in agree})
+    if kind == "spike":
+        head = t["spike"]
+    elif data.get("direction") == "decrease":
+        head = t["decrease"]
+    else:
+        head = scale_words(int(data.get("category", 2)), lang).capitalize()
+    prefix = {"escalate": t["escalate"] + ": ", "repeat": t["repeat"] + ": "}.get(
+        data.get("decision", ""), ""
+    )
+    word = t["sources"][0] if n_src == 1 else t["sources"][1]
+    title = f"{prefix}{head}: {label} — {n_src} {word}"
+    lines = [f"{t['since']} {data.get('onset', '?')} ({t['detected'].format(d=data.get('detected_at', '?'))})", ""]
+    lines.append(f"{t['agree']}:")
+    for a in agree:
+        lines.append(
+            f"  - {a['series']} [{a.get('dimension') or '-'}]: "
+            + t["before_after"].format(
+                b=_fmt(a["level_before"]), a=_fmt(a["level_after"]), rel=_rel(a["relative_change"])
+            )
+            + f"; {scale_words(int(a.get('category') or 0), lang)}; "
+            + t["sure"].format(s=_fmt(a.get("strength"), 2), p=_fmt(a.get("p_value"), 4))
+        )
+    if data.get("disagree"):
+        lines += ["", f"{t['disagree']}: " + ", ".join(data["disagree"])]
+    if data.get("headlines"):
+        lines += ["", f"{t['headlines']}:"]
+        for h in data["headlines"]:
+            lines.append(f"  - {h['published_at']} {h['title']} {h.get('link') or ''}".rstrip())
+    lines += ["", t["next"].format(id=alert_id, sub=data["substance"])]
+    return title[:200], "\n".join(lines)
+
+
+def for_target(
+    url: str, delivery: dict[str, Any], data: dict[str, Any], config: Any, store: Any
+) -> tuple[str, str, str, list[str] | None]:
+    """What one target receives: (title, body, body format, attachments)."""
+    title, body = render_text(data, config.general.language, delivery["alert_id"])
+    return title, body, "text", None

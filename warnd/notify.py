@@ -1,0 +1,123 @@
+"""Send one message to one target through apprise.
+
+Each target is its own ``Apprise`` object built per send, so one slow or dead target
+never holds back another and apprise's per-plugin throttle never sleeps between
+alerts. Passwords can come from an environment variable or a credentials file
+(systemd ``LoadCredential``) instead of sitting in ``config.toml``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import apprise
+
+from warnd.errors import ConfigError
+
+_PLACEHOLDER = "{password}"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    ok: bool
+    status: str  # SUCCESS | FAILURE | TIMEOUT | NOMATCH | PARTIAL | ERROR
+    detail: str = ""
+
+
+def _secret(t: object) -> str | None:
+    env = getattr(t, "password_env", None)
+    file = getattr(t, "password_file", None)
+    name = getattr(t, "name", "?")
+    if env:
+        val = os.environ.get(env)
+        if val is None:
+            raise ConfigError(f'target "{name}": environment variable {env} is not set')
+        return val
+    if file:
+        p = Path(file)
+        if not p.is_absolute():
+            cred = os.environ.get("CREDENTIALS_DIRECTORY")
+            p = Path(cred) / file if cred else p
+        try:
+            return p.read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise ConfigError(f'target "{name}": cannot read password file {p}: {e.strerror}') from None
+    return None
+
+
+def target_url(t: object, *, check_secret: bool = True) -> str:
+    """The target's URL with its password filled in.
+
+    Write ``{password}`` where the password goes (``mailtos://user:{password}@host``);
+    without the placeholder and with a password configured, it is added as the
+    user's password.
+    """
+    url: str = t.url  # type: ignore[attr-defined]
+    has_secret = bool(getattr(t, "password_env", None) or getattr(t, "password_file", None))
+    if not has_secret:
+        return url
+    secret = _secret(t) if check_secret else "placeholder"
+    enc = quote(secret or "", safe="")
+    if _PLACEHOLDER in url:
+        return url.replace(_PLACEHOLDER, enc)
+    scheme, rest = url.split("://", 1)
+    userinfo, sep, tail = rest.partition("@")
+    if sep and ":" not in userinfo:
+        return f"{scheme}://{userinfo}:{enc}@{tail}"
+    raise ConfigError(
+        f'target "{getattr(t, "name", "?")}": password_env/password_file needs "{{password}}" '
+        "in the URL or a user name before @"
+    )
+
+
+def mask(url: str) -> str:
+    """A URL safe for logs and status output (apprise's privacy mode)."""
+    ap = apprise.Apprise()
+    if ap.add(url) and len(ap):
+        return str(ap[0].url(privacy=True))
+    head = url.split("://", 1)[0]
+    return f"{head}://***"
+
+
+def send(
+    url: str,
+    *,
+    title: str,
+    body: str,
+    body_format: str = "text",
+    attachments: list[str] | None = None,
+    timeout: float = 30.0,
+) -> SendResult:
+    """Send to one apprise URL and say whether the service accepted it."""
+    ap = apprise.Apprise()
+    if not ap.add(url) or len(ap) == 0:
+        return SendResult(False, "ERROR", "apprise rejected the URL")
+    for s in ap:
+        s.request_rate_per_sec = 0
+    fmt = {
+        "text": apprise.NotifyFormat.TEXT,
+        "html": apprise.NotifyFormat.HTML,
+        "markdown": apprise.NotifyFormat.MARKDOWN,
+    }[body_format]
+    attach = None
+    if attachments:
+        attach = apprise.AppriseAttachment()
+        for a in attachments:
+            attach.add(a)
+    try:
+        r = ap.notify(title=title, body=body, body_format=fmt, attach=attach, timeout=timeout)
+    except Exception as e:  # a plugin bug must not take the daemon down
+        return SendResult(False, "ERROR", f"{type(e).__name__}: {e}")
+    status = getattr(getattr(r, "status", None), "name", "SUCCESS" if r else "FAILURE")
+    if r:
+        return SendResult(True, "SUCCESS")
+    detail = ""
+    try:
+        msgs = [e.message for e in r.logs() if getattr(e, "level", 0) >= 30]
+        detail = "; ".join(msgs[-3:])
+    except Exception:
+        detail = ""
+    return SendResult(False, status, detail[:500])

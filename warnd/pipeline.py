@@ -1,0 +1,307 @@
+"""The daemon's work as plain functions: poll a source, detect, decide, dispatch.
+
+The scheduler and ``warnd run --once`` call the same three stages:
+
+``poll(source)``
+    fetch → parse → ingest (idempotent) → derive item counts → the series touched
+``detect(series)``
+    replay every period not yet judged through the detectors and the episode
+    rules (the same ones ``warnd backtest`` applies) → findings → alerts in the outbox
+``dispatch()``
+    send due deliveries, one target at a time, and record each outcome
+
+Every stage opens its own :class:`~warnd.store.Store`, so stages can run in
+scheduler threads. A failing source is logged with its name and recorded in its
+health; it never stops another source.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from detectors.base import Finding, Series
+from feeds.base import Observation, SubstanceSpec
+from feeds.registry import FEEDS
+from warnd import alerting
+from warnd.config import Config, parse_duration
+from warnd.errors import WarndError
+from warnd.store import Store, utcnow
+
+log = logging.getLogger("warnd.pipeline")
+
+SeriesKey = tuple[str, str, str, str]  # source, substance, region, metric
+
+
+@dataclass
+class PollResult:
+    source: str
+    ok: bool
+    documents: int = 0
+    skipped: int = 0
+    observations: int = 0
+    items: int = 0
+    problems: int = 0
+    error: str | None = None
+    series: set[SeriesKey] = field(default_factory=set)
+
+
+class Pipeline:
+    """Wires config, fetcher, feeds, store, detectors and alerting together."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        fetcher: Any = None,
+        clock: Callable[[], datetime] = utcnow,
+        send: Callable[..., Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self._fetcher = fetcher
+        self._send = send
+
+    # -- helpers --------------------------------------------------------------------
+    def open_store(self) -> Store:
+        return Store.in_dir(self.config.state_dir)
+
+    @property
+    def fetcher(self) -> Any:
+        if self._fetcher is None:
+            from feeds.fetch import Fetcher
+
+            self._fetcher = Fetcher()
+        return self._fetcher
+
+    def substance_specs(self, only: list[str] | None = None) -> list[SubstanceSpec]:
+        out = []
+        for sid, sc in self.config.substances.items():
+            if only is not None and sid not in only:
+                continue
+            out.append(
+                SubstanceSpec(
+                    id=sid, label=sc.label or sid, names=tuple(sc.names), slang=tuple(sc.slang),
+                    slang_needs_context=sc.slang_needs_context, exclude=tuple(sc.exclude),
+                )
+            )
+        return out
+
+    def build_feed(self, source_name: str) -> Any:
+        src = self.config.source(source_name)
+        cls = FEEDS[src.kind]
+        return cls(
+            name=src.name,
+            options=cls.Options.model_validate(src.options_dict),
+            substances=self.substance_specs(src.substances),
+            region=src.region,
+        )
+
+    # -- stage 1: poll ------------------------------------------------------------------
+    def poll(self, source_name: str) -> PollResult:
+        src = self.config.source(source_name)
+        res = PollResult(source=source_name, ok=False)
+        now = self.clock()
+        store = self.open_store()
+        try:
+            feed = self.build_feed(source_name)
+            state = store.source_state(source_name)
+            location = self.config.resolve_location(src.location)
+            try:
+                docs = self.fetcher.fetch(
+                    location, etag=state.get("etag"), last_modified=state.get("last_modified")
+                )
+            except Exception as e:  # FetchError and anything a transport raises
+                res.error = _one_line(e)
+                store.record_poll(source_name, ok=False, error=res.error, now=now)
+                log.error("source=%s poll failed: %s", source_name, res.error)
+                return res
+            etag = last_mod = None
+            for doc in docs:
+                etag, last_mod = doc.etag or etag, doc.last_modified or last_mod
+                if doc.not_modified or store.document_seen(source_name, doc.location, doc.sha256):
+                    res.skipped += 1
+                    continue
+                try:
+                    parsed = feed.parse(doc.content, location=doc.location, fetched_at=now)
+                except Exception as e:  # a parser bug or hostile input: report, go on
+                    from feeds.base import Problem
+
+                    msg = f"cannot parse: {_one_line(e)}"
+                    store.ingest(source_name, location=doc.location, sha256=None,
+                                 observations=(), items=(),
+                                 problems=[Problem(doc.location, msg)], now=now)
+                    log.error("source=%s document=%s %s", source_name, doc.location, msg)
+                    res.problems += 1
+                    continue
+                obs = self._prepare_observations(store, src, parsed.observations)
+                r = store.ingest(
+                    source_name, location=doc.location, sha256=doc.sha256, observations=obs,
+                    items=parsed.items, problems=parsed.problems, now=now,
+                )
+                res.documents += 1
+                res.observations += r["observations_new"] + r["observations_revised"]
+                res.items += r["items_new"]
+                res.problems += len(parsed.problems)
+                res.series.update(tuple(k) for k in r["series_touched"])
+                for p in parsed.problems[:20]:
+                    log.warning("source=%s problem at %s: %s", source_name, p.where, p.message)
+                if r["items_new"]:
+                    self._notice_alerts(store, src, parsed.items, now)
+            if getattr(feed, "produces", "observations") == "items":
+                subs = [s.id for s in self.substance_specs(src.substances)]
+                for kind in ("article", "notice"):
+                    for k in store.derive_item_counts(
+                        source_name, subs, region=src.region, now=now, kind=kind
+                    ):
+                        res.series.add(tuple(k))
+            store.record_poll(source_name, ok=True, etag=etag, last_modified=last_mod, now=now)
+            res.ok = True
+            log.info(
+                "source=%s polled: %d new documents, %d unchanged, %d observations, %d items, "
+                "%d problems", source_name, res.documents, res.skipped, res.observations,
+                res.items, res.problems,
+            )
+            return res
+        except WarndError as e:
+            res.error = str(e)
+            log.error("source=%s %s", source_name, e)
+            try:
+                store.record_poll(source_name, ok=False, error=res.error, now=now)
+            except Exception:
+                pass
+            return res
+        finally:
+            store.close()
+
+    def _prepare_observations(
+        self, store: Store, src: Any, observations: Iterable[Observation]
+    ) -> list[Observation]:
+        obs = list(observations)
+        dim = src.dimension
+        out = [
+            o if o.dimension else _replace(o, dimension=dim)
+            for o in obs
+            if src.substances is None or o.substance in src.substances
+        ]
+        if src.kind == "google_trends":
+            out = self._rescale_trends(store, out)
+        return out
+
+    def _rescale_trends(self, store: Store, obs: list[Observation]) -> list[Observation]:
+        """Each export is relative to its own peak: map it onto the stored scale."""
+        try:
+            from feeds.trends_csv import rescale_to_overlap
+        except ImportError:  # pragma: no cover
+            return obs
+        groups: dict[tuple[str, str, str], list[Observation]] = {}
+        for o in obs:
+            groups.setdefault((o.source, o.substance, o.region), []).append(o)
+        out: list[Observation] = []
+        for (source, sub, region), group in groups.items():
+            old = store.index_points(source, sub, region)
+            if not old:
+                out.extend(group)
+                continue
+            new = {o.period: o.value for o in group}
+            scaled = rescale_to_overlap(new, old)
+            out.extend(_replace(o, value=float(scaled.get(o.period, o.value))) for o in group)
+        return out
+
+    def _notice_alerts(self, store: Store, src: Any, items: Iterable[Any], now: datetime) -> None:
+        for it in items:
+            if getattr(it, "kind", "article") != "notice":
+                continue
+            for sub in it.substances:
+                alerting.enqueue_notice(self.config, store, src, it, sub, now=now)
+
+    # -- stage 2: detect ------------------------------------------------------------
+    def detect(self, series: Iterable[SeriesKey] | None = None) -> list[dict[str, Any]]:
+        """Judge every period not yet judged; enqueue the alerts the episode rules send."""
+        store = self.open_store()
+        sent: list[dict[str, Any]] = []
+        try:
+            keys = list(series) if series is not None else store.series_keys()
+            by_substance: dict[str, list[SeriesKey]] = {}
+            for k in keys:
+                by_substance.setdefault(k[1], []).append(k)
+            for substance, skeys in sorted(by_substance.items()):
+                try:
+                    sent += self._detect_substance(store, substance, skeys)
+                except Exception as e:
+                    log.exception("substance=%s detection failed: %s", substance, _one_line(e))
+            return sent
+        finally:
+            store.close()
+
+    def _detect_substance(
+        self, store: Store, substance: str, keys: list[SeriesKey]
+    ) -> list[dict[str, Any]]:
+        from detectors.engine import replay
+
+        firing: list[tuple[Finding, str]] = []
+        states: dict[str, dict[str, Any]] = {}
+        for source, sub, region, metric in sorted(set(keys)):
+            try:
+                src = self.config.source(source)
+            except KeyError:
+                continue  # a source removed from config keeps its data but is not judged
+            params = self.config.detection_params(sub, source)
+            series: Series = store.load_series(source, sub, region, metric, dimension=src.dimension)
+            if len(series.periods) == 0:
+                continue
+            scope = f"series:{series.key}"
+            tracker = alerting.tracker_from_state(store.episode_state(scope), params)
+            last_done = alerting.tracker_last_period(tracker)
+            todo = [i for i, p in enumerate(series.periods) if last_done is None or p > last_done]
+            if not todo:
+                continue
+            per_period = replay(series, params)
+            n = len(series.periods)
+            window = self.config.general.backfill_current_periods
+            for i in todo:
+                findings = list(per_period[i])
+                for f in findings:
+                    store.record_finding(f, now=self.clock())
+                for action, f in alerting.tracker_update(tracker, series.periods[i], findings):
+                    if action in alerting.SEND_ACTIONS and i >= n - max(window, 1):
+                        firing.append((f, action))
+            states[scope] = alerting.tracker_state(tracker)
+        return alerting.enqueue_findings(self.config, store, substance, firing, states,
+                                         now=self.clock())
+
+    # -- stage 3: dispatch ------------------------------------------------------------
+    def dispatch(self) -> dict[str, int]:
+        store = self.open_store()
+        try:
+            return alerting.dispatch_pending(self.config, store, now=self.clock(), send=self._send)
+        finally:
+            store.close()
+
+    # -- one cycle ---------------------------------------------------------------------
+    def run_once(self) -> dict[str, Any]:
+        polls = [self.poll(s.name) for s in self.config.sources if s.enabled]
+        touched: set[SeriesKey] = set()
+        for p in polls:
+            touched |= p.series
+        alerts = self.detect(touched or None)
+        delivered = self.dispatch()
+        return {"polls": polls, "alerts": alerts, "deliveries": delivered}
+
+
+def _replace(o: Observation, **kw: Any) -> Observation:
+    from dataclasses import replace
+
+    return replace(o, **kw)
+
+
+def _one_line(e: BaseException) -> str:
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return msg if isinstance(e, WarndError) else f"{type(e).__name__}: {msg}"[:500]
+
+
+def interval_seconds(text: str) -> float:
+    return parse_duration(text).total_seconds()
