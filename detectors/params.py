@@ -1,0 +1,222 @@
+"""Detection parameters: one validated, frozen model for every tunable number.
+
+The config layer builds the params of one series as
+``DetectionParams().merged(global_table, substance_table, source_table)`` from the
+``[detection]``, ``[substances.<id>.detection]`` and ``[[sources]].detection`` tables;
+later tables win. The defaults need no per-series tuning.
+
+The episode (alerting) rules live here too, so one table configures a series.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class DetectionParams(BaseModel):
+    """All thresholds of the detection engine, the five-step scale and the episode rules."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # --- data requirements -------------------------------------------------------------
+    min_points: int = Field(
+        10,
+        ge=3,
+        description="Fewer observed periods than this: no findings at all (never an error).",
+    )
+    min_baseline_points: int = Field(
+        8,
+        ge=3,
+        description="Observed periods the baseline window needs before a period can be judged.",
+    )
+    period: Literal["auto", "day", "week", "month"] = Field(
+        "auto",
+        description="Length of one period; 'auto' infers it from the period dates "
+        "(all on the 1st with steps of 28+ days: month; steps divisible by 7: week; else day).",
+    )
+
+    # --- baseline ----------------------------------------------------------------------
+    baseline_years: float = Field(
+        3.0,
+        gt=0,
+        description="Longest history (in years) the baseline regression uses.",
+    )
+    guard_periods: int = Field(
+        8,
+        ge=1,
+        description="The newest periods left out of the baseline, so a change that is "
+        "under way does not raise its own expectation.",
+    )
+    seasonal_min_years: float = Field(
+        2.0,
+        ge=1.0,
+        description="Yearly seasonality (one sine/cosine pair) enters the baseline only "
+        "when the baseline window holds at least this many years of observations.",
+    )
+    trend_min_years: float = Field(
+        1.0,
+        gt=0,
+        description="A linear time trend enters the baseline only with at least this "
+        "many years of observations in the window and when it is significant.",
+    )
+    trend_z: float = Field(
+        2.58,
+        gt=0,
+        description="Wald |z| the trend coefficient must exceed to be kept (Farrington 1996).",
+    )
+    reweight_threshold: float = Field(
+        2.58,
+        gt=0,
+        description="Baseline points with an Anscombe residual above this are down-weighted "
+        "(past outbreaks and spikes; Farrington et al. 1996, Noufaily et al. 2013).",
+    )
+    min_dispersion: float = Field(
+        1.0,
+        gt=0,
+        description="Floor of the estimated overdispersion of counts (1 = Poisson).",
+    )
+
+    # --- trend (CUSUM) -----------------------------------------------------------------
+    cusum_k: float = Field(
+        0.5,
+        ge=0,
+        description="CUSUM reference value in standard deviations (detects shifts of about 2k).",
+    )
+    cusum_h: float = Field(
+        5.0,
+        gt=0,
+        description="CUSUM decision threshold: a trend is current while the sum exceeds it.",
+    )
+    residual_cap: float = Field(
+        2.0,
+        gt=0,
+        description="Standardised residuals are capped at ±this before entering the CUSUM, "
+        "so one outlier (a spike) cannot make a trend on its own.",
+    )
+    min_trend_periods: int = Field(
+        3,
+        ge=1,
+        description="A trend needs at least this many periods since its onset.",
+    )
+    trend_min_relative_change: float = Field(
+        0.10,
+        ge=0,
+        description="A trend whose level moved less than this (relative) is not reported.",
+    )
+
+    # --- spikes ------------------------------------------------------------------------
+    spike_alpha: float = Field(
+        0.001,
+        gt=0,
+        lt=1,
+        description="Upper-tail probability below which the newest value is a spike.",
+    )
+    spike_min_ratio: float = Field(
+        2.0,
+        ge=1,
+        description="A spike must also be at least this many times the expected value.",
+    )
+    spike_min_excess: float = Field(
+        3.0,
+        ge=0,
+        description="A count spike must exceed the expected count by at least this much.",
+    )
+
+    # --- five-step scale ---------------------------------------------------------------
+    alpha: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="Significance level for a 'strong' category and for window comparisons.",
+    )
+    small_increase: float = Field(
+        0.15, gt=0, description="Relative change at or above which a change is a small increase."
+    )
+    strong_increase: float = Field(
+        0.50,
+        gt=0,
+        description="Relative change at or above which a significant change is a strong increase.",
+    )
+    small_decrease: float = Field(
+        0.13,
+        gt=0,
+        lt=1,
+        description="Relative fall at or above which a change is a small decrease (0.13 = -13 %).",
+    )
+    strong_decrease: float = Field(
+        0.33,
+        gt=0,
+        lt=1,
+        description="Relative fall at or above which a significant change is a strong decrease.",
+    )
+    require_significance_for_small: bool = Field(
+        False,
+        description="When true a small increase/decrease must also be significant at 'alpha'.",
+    )
+    half_year_start_months: tuple[int, int] = Field(
+        (4, 10),
+        description="First months of the two half-years: April–September and October–March.",
+    )
+
+    # --- synthesis ---------------------------------------------------------------------
+    require_corroboration: bool = Field(
+        False,
+        description="When true a substance alert needs min_sources_for_strong agreeing sources.",
+    )
+    min_sources_for_strong: int = Field(
+        2,
+        ge=1,
+        description="Independent sources that must agree for a 'strong increase' of a substance.",
+    )
+    critical_sources: int = Field(
+        3,
+        ge=1,
+        description="Agreeing sources from which a substance verdict is 'critical'.",
+    )
+
+    # --- episodes (alerting rules) -----------------------------------------------------
+    resolve_after_periods: int = Field(
+        4,
+        ge=1,
+        description="An episode ends after this many periods without a finding of its kind.",
+    )
+    repeat_after_periods: int | None = Field(
+        None,
+        ge=1,
+        description="Re-send an ongoing episode after this many periods (None: never).",
+    )
+    escalate_factor: float = Field(
+        1.5,
+        gt=1,
+        description="Re-send when the relative change grows by this factor since the last send.",
+    )
+    send_resolve: bool = Field(False, description="Send a message when an episode ends.")
+    alert_decreases: bool = Field(
+        False,
+        description="Send decrease episodes too (by default decreases only feed the scale).",
+    )
+
+    @model_validator(mode="after")
+    def _check_order(self) -> DetectionParams:
+        if self.strong_increase < self.small_increase:
+            raise ValueError("strong_increase must be >= small_increase")
+        if self.strong_decrease < self.small_decrease:
+            raise ValueError("strong_decrease must be >= small_decrease")
+        a, b = self.half_year_start_months
+        if not (1 <= a <= 12 and 1 <= b <= 12 and (b - a) % 12 == 6):
+            raise ValueError("half_year_start_months must be two months six months apart")
+        return self
+
+    def merged(self, *overrides: dict[str, Any] | None) -> DetectionParams:
+        """These params with ``overrides`` applied in order (later dicts win), validated.
+
+        Raises:
+            pydantic.ValidationError: an unknown key or a bad value.
+        """
+        data = self.model_dump()
+        for override in overrides:
+            if override:
+                data.update(override)
+        return DetectionParams.model_validate(data)

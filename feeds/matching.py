@@ -1,0 +1,121 @@
+"""Find which monitored substances a Norwegian (or English) text names.
+
+Rules, applied to the text after :func:`feeds.text.normalise` (HTML tags and entities
+stripped, Unicode NFKC, case-folded):
+
+* ``exclude`` phrases of a substance are blanked out first, so "Coca-Cola" cannot count
+  as "cola" while "cola og kokain" still counts.
+* ``names`` match anywhere inside a word: inflections and compounds are found
+  ("kokainen", "kokainbruk", "crackkokain", "ketaminbeslag", "Xanor-tablettene").
+* ``slang`` matches whole words only ("ket" never matches "raket", "pakket", "market").
+  A slang word next to a number is not counted ("minus 12 grader", "20 cm snø").
+  When ``slang_needs_context`` is true, slang counts only if the text also has one of
+  the drug-context words in :data:`CONTEXT_PATTERNS`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from feeds.base import SubstanceSpec
+from feeds.text import normalise
+
+#: Drug-context words (regular expressions over the normalised text). Slang that needs
+#: context counts only when one of these appears. Chosen to avoid everyday homographs:
+#: "politi" but not "politikk"/"politisk", "dop" but not "doping", "solgt" but not "utsolgt" or "mest solgte".
+CONTEXT_PATTERNS: tuple[str, ...] = (
+    r"\brus(?:et|en|a)?\b",  # rus, ruset, rusen
+    r"\brus(?:midl|middel|misbruk|bruk|påvirk|avhengig|problem|miljø|felt|omsorg|behandl)\w*",
+    r"\w*narko\w*",  # narkotika, narkoman, narkotikabeslag
+    r"\bknark\w*",
+    r"\bdop(?:et|a|en|selger\w*|handel\w*|salg\w*|langer\w*|bruk\w*|hode\w*)?\b",
+    r"\w*beslag\w*",  # beslag, beslagla, kokainbeslag
+    r"\w*overdos\w*",
+    r"\w*politi(?!k|s)\w*",  # politiet, uropolitiet, politibetjent; not politikk, politisk
+    r"\bkripos\b",
+    r"\btoll(?:et|etaten|vesenet|beslag\w*)\b",
+    r"\bselge(?:r|re|rne|s)?\b",
+    r"(?<!mest )\bsolgte?\b",  # solgt, solgte; not "mest solgte" (best-selling)
+    r"\blang(?:er|ere|et|ing|ingen)\b",  # dealing
+    r"\bpusher\w*",
+    r"\bdealer\w*",
+    r"\bpågrep\w*",
+    r"\barrest\w*",
+    r"\bsiktet\b",
+    r"\btiltal\w*",
+    r"\bbrukerrom\w*",
+    r"\bsprøyterom\w*",
+    r"\bmisbruk\w*",
+    r"\bavhengig\w*",
+    r"\bpiller?\b",
+    r"\btablett\w*",
+    r"\bsnort\w*",
+    r"\binjiser\w*",
+    r"\bgram\b",
+    r"\bdrugs?\b",
+    r"\bpolice\b",
+    r"\bseiz\w*",
+    r"\boverdose\w*",
+)
+
+_CONTEXT = re.compile("|".join(f"(?:{p})" for p in CONTEXT_PATTERNS))
+_MAX_CHARS = 200_000
+
+
+def _phrase(text: str) -> str:
+    """Normalised phrase with runs of whitespace as ``\\s+``."""
+    return r"\s+".join(re.escape(part) for part in normalise(text).split())
+
+
+class SubstanceMatcher:
+    """Which substances a text names.
+
+    Args:
+        substances: the monitored substances (names, slang, context rule, excludes).
+    """
+
+    def __init__(self, substances: Sequence[SubstanceSpec]) -> None:
+        self.substances = tuple(substances)
+        self._rules: list[tuple[str, re.Pattern[str] | None, re.Pattern[str] | None, bool,
+                                re.Pattern[str] | None]] = []
+        for spec in self.substances:
+            names = [_phrase(n) for n in spec.names if n.strip()]
+            slang = [_phrase(s) for s in spec.slang if s.strip()]
+            exclude = [_phrase(e) for e in spec.exclude if e.strip()]
+            name_re = re.compile("|".join(names)) if names else None
+            slang_re = (
+                re.compile(
+                    r"(?<![\w])(?<!\d\s)(?:" + "|".join(slang) + r")(?![\w])(?!\s\d)"
+                )
+                if slang
+                else None
+            )
+            exclude_re = re.compile("|".join(exclude)) if exclude else None
+            self._rules.append((spec.id, name_re, slang_re, spec.slang_needs_context, exclude_re))
+
+    def match(self, text: str) -> tuple[str, ...]:
+        """Ids of the substances named in ``text``, in the order they were configured."""
+        norm = normalise(text[:_MAX_CHARS])
+        if not norm:
+            return ()
+        has_context: bool | None = None
+        found: list[str] = []
+        for sid, name_re, slang_re, needs_context, exclude_re in self._rules:
+            t = exclude_re.sub(" ", norm) if exclude_re else norm
+            if name_re and name_re.search(t):
+                found.append(sid)
+                continue
+            if slang_re and slang_re.search(t):
+                if needs_context:
+                    if has_context is None:
+                        has_context = _CONTEXT.search(norm) is not None
+                    if not has_context:
+                        continue
+                found.append(sid)
+        return tuple(found)
+
+    @staticmethod
+    def has_context(text: str) -> bool:
+        """True when ``text`` has a drug-context word (see :data:`CONTEXT_PATTERNS`)."""
+        return _CONTEXT.search(normalise(text)) is not None

@@ -1,0 +1,66 @@
+"""News feeds (RSS 0.9x/1.0/2.0, Atom): articles naming a monitored substance."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from feeds.base import FeedOptions, ParseResult, SubstanceSpec
+from feeds.feedxml import parse_feed
+from feeds.matching import SubstanceMatcher
+
+
+class RssOptions(FeedOptions):
+    #: Entry fields searched for substance names: any of title, summary, tags.
+    match_fields: tuple[Literal["title", "summary", "tags"], ...] = ("title", "summary")
+    #: What to do with entries without a parsable date: "skip" (and report a problem)
+    #: or "fetched_at" (date them when fetched).
+    undated: Literal["skip", "fetched_at"] = "skip"
+    #: Entries read per document; more are reported and ignored.
+    max_items: int = Field(default=5000, ge=1)
+
+
+class RssFeed:
+    """Items from an RSS or Atom feed, one per entry that names a monitored substance.
+
+    The store counts the items per substance and ISO week; this feed gives no counts.
+    Malformed XML is read leniently (entries kept, a problem recorded). HTML, JSON,
+    binary or empty documents give a problem and no items.
+    """
+
+    kind: ClassVar[str] = "rss"
+    Options: ClassVar[type[FeedOptions]] = RssOptions
+    produces: ClassVar[str] = "items"
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        options: RssOptions,
+        substances: Sequence[SubstanceSpec],
+        region: str = "",
+    ) -> None:
+        self.name = name
+        self.options = options
+        self.substances = substances
+        self.region = region
+
+    def parse(self, raw: bytes, *, location: str, fetched_at: datetime) -> ParseResult:
+        opts = self.options
+        items, problems = parse_feed(
+            raw,
+            location=location,
+            source=self.name,
+            fetched_at=fetched_at,
+            matcher=SubstanceMatcher(self.substances).match,
+            match_fields=opts.match_fields,
+            undated=opts.undated,
+            keep_unmatched=False,
+            kind="article",
+            region=self.region,
+            max_items=opts.max_items,
+        )
+        return ParseResult(items=items, problems=problems)

@@ -1,0 +1,153 @@
+import math
+from datetime import date
+
+import numpy as np
+import pytest
+
+from detectors.base import Series
+from detectors.engine import _cusum, detect, nb_cdf, nb_sf, replay
+from detectors.params import DetectionParams
+
+from .helpers import count_series, nb_counts, seasonal_mean, weeks
+
+P = DetectionParams()
+
+
+def kinds(findings, kind, direction="increase"):
+    return [f for f in findings if f.kind == kind and f.direction == direction]
+
+
+def test_poisson_tail_by_hand():
+    # P(Y >= 5 | mu = 2) = 1 - e^-2 (1 + 2 + 2 + 4/3 + 2/3) = 1 - 7 e^-2
+    assert nb_sf(5, 2.0, 2.0) == pytest.approx(1 - 7 * math.exp(-2), rel=1e-12)
+    # negative binomial mean 4 variance 12: size 2, p 1/3; P(Y <= 1) = p^2 (1 + 2 (1 - p))
+    assert nb_cdf(1, 4.0, 12.0) == pytest.approx((1 / 9) * (1 + 2 * 2 / 3), rel=1e-12)
+
+
+def test_cusum_by_hand_caps_residuals():
+    params = P.merged({"cusum_k": 0.5, "residual_cap": 2.0})
+    z = np.array([0.0, 1.0, 5.0, np.nan, -0.2, -3.0])
+    s_up, s_dn, st_up, _ = _cusum(z, params)
+    # 0 -> 0.5 -> 0.5 + min(5, 2) - 0.5 = 2.0 -> (NaN keeps) 2.0 -> 1.3 -> 0
+    assert s_up.tolist() == pytest.approx([0.0, 0.5, 2.0, 2.0, 1.3, 0.0])
+    assert st_up[1] == 1
+    assert s_dn.tolist() == pytest.approx([0.0, 0.0, 0.0, 0.0, 0.0, 1.5])
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 5, 9])
+def test_short_series_no_findings(n):
+    s = count_series(np.arange(n, dtype=float))
+    assert detect(s, P) == []
+    assert replay(s, P) == [[] for _ in range(n)]
+
+
+@pytest.mark.parametrize("value", [0.0, 3.0, 50.0])
+@pytest.mark.parametrize("metric", ["count", "index"])
+def test_constant_series_quiet(value, metric):
+    s = count_series(np.full(150, value), metric=metric)
+    assert all(r == [] for r in replay(s, P))
+
+
+def test_nan_and_absent_periods_do_not_break():
+    y = nb_counts(np.full(200, 6.0), seed=3)
+    y[[20, 21, 22, 100]] = np.nan
+    s = count_series(y)
+    keep = [i for i in range(200) if i not in (50, 51, 52, 53)]
+    gappy = Series(source="lab", substance="x", periods=tuple(s.periods[i] for i in keep),
+                   values=y[keep])
+    assert len(replay(gappy, P)) == len(keep)
+    assert sum(len(kinds(r, "trend")) for r in replay(s, P)) == 0
+
+
+def test_step_is_a_trend_with_onset_near_the_step():
+    mu = seasonal_mean(230, 8.0)
+    mu[200:] *= 2.5
+    s = count_series(nb_counts(mu, seed=7))
+    res = replay(s, P)
+    assert not any(kinds(r, "trend") for r in res[120:200])
+    first = next(i for i in range(200, 230) if kinds(res[i], "trend"))
+    assert first <= 206
+    f = kinds(res[first], "trend")[0]
+    assert abs((f.onset - s.periods[200]).days) <= 21
+    assert f.relative_change > 0.5 and f.category == 2 and f.p_value < 0.01
+    assert f.detected_at == s.periods[first]
+    import json
+    json.dumps(f.evidence)
+
+
+def test_small_counts_step():
+    mu = np.full(220, 2.0)
+    mu[180:] = 6.0
+    res = replay(count_series(nb_counts(mu, seed=11, size=50)), P)
+    assert any(kinds(r, "trend") for r in res[180:200])
+    assert not any(kinds(r, "trend") for r in res[60:180])
+
+
+def test_spike_is_not_a_trend():
+    mu = seasonal_mean(220, 10.0)
+    y = nb_counts(mu, seed=5)
+    y[200] = 90.0
+    res = replay(count_series(y), P)
+    assert kinds(res[200], "spike")
+    assert not any(kinds(r, "trend") for r in res[195:220])
+
+
+def test_drop_is_not_reported_as_increase():
+    mu = np.full(220, 20.0)
+    mu[190:] = 8.0
+    res = replay(count_series(nb_counts(mu, seed=2)), P)
+    downs = [f for r in res[190:] for f in r if f.direction == "decrease"]
+    assert downs and all(f.category < 0 and f.relative_change < 0 for f in downs)
+    assert not any(f.direction == "increase" for r in res[190:] for f in r)
+
+
+def test_rate_with_denominators_tracks_positivity_not_volume():
+    rng = np.random.default_rng(9)
+    n = 200
+    tests = rng.integers(50, 400, size=n).astype(float)
+    tests[150:] *= 3  # many more tests, same positivity: no change
+    pos = rng.binomial(tests.astype(int), 0.05).astype(float)
+    s = count_series(pos, denominators=tests)
+    assert not any(kinds(r, "trend") for r in replay(s, P)[140:])
+    pos2 = pos.copy()
+    pos2[170:] = rng.binomial(tests[170:].astype(int), 0.10)
+    res = replay(count_series(pos2, denominators=tests), P)
+    f = next(kinds(r, "trend")[0] for r in res[170:] if kinds(r, "trend"))
+    assert 0.04 < f.level_before < 0.07 and f.level_after > 0.08
+
+
+def test_index_series_trend():
+    rng = np.random.default_rng(4)
+    y = np.clip(np.round(40 + rng.normal(0, 4, 180)), 0, 100)
+    y[150:] = np.clip(np.round(75 + rng.normal(0, 4, 30)), 0, 100)
+    res = replay(count_series(y, metric="index"), P)
+    assert not any(kinds(r, "trend") for r in res[30:150])
+    assert any(kinds(r, "trend") for r in res[150:158])
+
+
+def test_replay_equals_detect_on_prefixes_and_no_look_ahead():
+    mu = seasonal_mean(150, 5.0)
+    mu[110:] *= 2.0
+    y = nb_counts(mu, seed=21)
+    y[60] = 40.0
+    y[[30, 31]] = np.nan
+    s = count_series(y)
+    res = replay(s, P)
+    for i in range(len(y)):
+        assert res[i] == detect(s.upto(i + 1), P), i
+    assert any(res)
+    # appending other data changes nothing before it
+    longer = count_series(np.concatenate([y, np.full(40, 100.0)]))
+    assert replay(longer, P)[: len(y)] == res
+
+
+def test_monthly_series_and_score_metric():
+    per = tuple(date(2015 + i // 12, i % 12 + 1, 1) for i in range(96))
+    mu = np.full(96, 30.0)
+    mu[84:] = 80.0
+    s = Series(source="police", substance="ketamine", periods=per, values=nb_counts(mu, seed=1))
+    res = replay(s, P)
+    assert any(kinds(r, "trend") for r in res[84:])
+    panel = Series(source="panel", substance="ketamine", periods=per,
+                   values=np.full(96, 2.0), metric="score")
+    assert detect(panel, P) == []
