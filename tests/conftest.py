@@ -69,3 +69,34 @@ def env_with_root() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+@pytest.fixture
+def smtp_server():
+    from tests.servers import SmtpServer
+
+    srv = SmtpServer().start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_ca(tmp_path_factory):
+    import trustme
+
+    ca = trustme.CA()
+    bundle = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    return ca, bundle
+
+
+@pytest.fixture
+def teams_server(tls_ca, monkeypatch):
+    """The Teams workflow stand-in: HTTPS with a test CA that requests trusts."""
+    from tests.servers import HttpsServer
+
+    ca, bundle = tls_ca
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    srv = HttpsServer(ca).start()
+    yield srv
+    srv.stop()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
@@ -40,28 +41,93 @@ SEVERITIES = ("info", "warning", "critical")
 
 
 # -- episode tracker adapter (the rules themselves live in detectors.episodes) ------
-def tracker_from_state(state: dict[str, Any] | None, params: Any) -> Any:
+class SeriesEpisodes:
+    """A series' :class:`detectors.episodes.EpisodeTracker` plus what alerting needs.
+
+    The tracker counts periods; we also keep the date of the last judged period (so a
+    restart continues where it stopped) and the latest finding of each open episode
+    (so a substance message can list sources whose episode is still open, and a
+    resolve can say what ended). Stored as one JSON document per series in
+    ``episodes``.
+    """
+
+    def __init__(self, tracker: Any, last_period: date | None,
+                 active: dict[str, dict[str, Any]]) -> None:
+        self.tracker = tracker
+        self.last_period = last_period
+        self.active = active
+
+
+def tracker_from_state(state: dict[str, Any] | None, params: Any) -> SeriesEpisodes:
     from detectors.episodes import EpisodeTracker
 
-    return EpisodeTracker.from_state(state, params)
+    if not state or "tracker" not in state:
+        return SeriesEpisodes(EpisodeTracker(params=params), None, {})
+    last = state.get("last_period")
+    return SeriesEpisodes(
+        EpisodeTracker.from_dict(state["tracker"], params=params),
+        date.fromisoformat(last) if last else None,
+        dict(state.get("active") or {}),
+    )
 
 
-def tracker_state(tracker: Any) -> dict[str, Any]:
-    return dict(tracker.to_state())
+def tracker_state(tracker: SeriesEpisodes) -> dict[str, Any]:
+    return {
+        "tracker": tracker.tracker.to_dict(),
+        "last_period": tracker.last_period.isoformat() if tracker.last_period else None,
+        "active": tracker.active,
+    }
 
 
-def tracker_last_period(tracker: Any) -> date | None:
+def tracker_last_period(tracker: SeriesEpisodes) -> date | None:
     return tracker.last_period
 
 
-def tracker_update(tracker: Any, period: date, findings: list[Finding]) -> list[tuple[str, Finding]]:
-    return [(d.action, d.finding) for d in tracker.update(period, findings)]
+def tracker_update(
+    tracker: SeriesEpisodes, period: date, findings: list[Finding]
+) -> list[tuple[str, Finding]]:
+    """Feed one period; ``(action, finding)`` per episode touched.
+
+    A decision the rules do not send (a decrease without ``alert_decreases``) comes
+    back as ``ongoing``. A ``resolve`` carries the episode's last finding.
+    """
+    out: list[tuple[str, Finding]] = []
+    for d in tracker.tracker.update(findings):
+        if d.action == "resolve":
+            last = tracker.active.pop(d.episode, None)
+            if last is not None:
+                out.append(("resolve", finding_from_dict(last)))
+            continue
+        if d.finding is None:
+            continue
+        tracker.active[d.episode] = _finding_dict(d.finding)
+        action = d.action if (d.send or d.action == "ongoing") else "ongoing"
+        out.append((action, d.finding))
+    tracker.last_period = period
+    return out
 
 
 def tracker_active(state: dict[str, Any] | None, params: Any) -> list[Finding]:
     if not state:
         return []
-    return list(tracker_from_state(state, params).active_findings())
+    return [finding_from_dict(f) for f in (state.get("active") or {}).values()]
+
+
+def finding_from_dict(d: dict[str, Any]) -> Finding:
+    return Finding(
+        source=d["source"], substance=d.get("substance", ""), kind=d["kind"],
+        direction=d["direction"], onset=date.fromisoformat(d["onset"]),
+        detected_at=date.fromisoformat(d["detected_at"]),
+        level_before=_f(d.get("level_before")), level_after=_f(d.get("level_after")),
+        relative_change=_f(d.get("relative_change")), strength=_f(d.get("strength")),
+        p_value=d.get("p_value"), category=int(d.get("category") or 0),
+        region=d.get("region") or "", metric=d.get("metric") or "count",
+        dimension=d.get("dimension") or "use", method=d.get("method") or "",
+    )
+
+
+def _f(x: Any) -> float:
+    return float("nan") if x is None else float(x)
 
 
 # -- deciding ----------------------------------------------------------------------
@@ -86,35 +152,116 @@ def enqueue_findings(
     """Turn the series decisions of one substance into alerts in the outbox.
 
     Trend increases of one substance become one message listing every source that
-    agrees; spikes and decreases are their own messages. Episode states are saved
-    in the same transaction as the alert (or alone when nothing is sent).
+    agrees; spikes and decreases are their own messages; ``resolve`` decisions become
+    one "ended" message per episode kind, sent only with ``alerting.send_resolved``
+    (or the detection rule ``send_resolve``) and only when no other source of the
+    substance still has that episode open. A ``repeat`` of an acknowledged
+    substance episode is not sent. Episode states are saved in the same transaction
+    as the first alert (or alone when nothing is sent).
     """
     created: list[dict[str, Any]] = []
-    trends = [(f, a) for f, a in firing if f.kind == "trend" and f.direction == "increase"]
-    others = [(f, a) for f, a in firing if not (f.kind == "trend" and f.direction == "increase")]
+    live = [(f, a) for f, a in firing if a != "resolve"]
+    ends = [(f, a) for f, a in firing if a == "resolve"]
+    if live and all(a == "repeat" for _, a in live) and _acked(store, substance):
+        log.info("substance=%s repeat suppressed: the episode is acknowledged", substance)
+        live = []
+    trends = [(f, a) for f, a in live if f.kind == "trend" and f.direction == "increase"]
+    others = [(f, a) for f, a in live if not (f.kind == "trend" and f.direction == "increase")]
     groups: list[list[tuple[Finding, str]]] = [trends] if trends else []
     groups += [[x] for x in others]
+    by_episode: dict[tuple[str, str], list[tuple[Finding, str]]] = {}
+    for f, a in ends:
+        by_episode.setdefault((f.kind, f.direction), []).append((f, a))
+    for (kind, direction), group in sorted(by_episode.items()):
+        if not _send_resolved(config, substance, group[0][0].source):
+            continue
+        if _still_active(config, store, substance, kind, direction, group, states):
+            continue
+        if not _substance_alerting(store, substance, kind=kind, direction=direction):
+            continue  # the episode was never alerted (e.g. history before the first run)
+        groups.append(group)
     pending_states = dict(states)
     for group in groups:
         alert = _build_alert(config, store, substance, group, pending_states, now=now)
-        targets = route(config, alert)
-        # the episode states are written in the same transaction as the first alert
-        aid = store.add_alert(alert, targets, episodes=pending_states, now=now)
+        aid = enqueue_alert(config, store, alert, now=now, episodes=pending_states)
         pending_states = {}
         if aid is not None:
-            alert["id"] = aid
-            alert["targets"] = targets
             created.append(alert)
-            log.info(
-                "alert=%d substance=%s kind=%s severity=%s decision=%s targets=%s: %s",
-                aid, substance, alert["kind"], alert["severity"], alert["decision"],
-                ",".join(targets) or "-", alert["title"],
-            )
     if pending_states:
         with store.write() as db:
             for scope, st in pending_states.items():
                 store.save_episode_state(scope, st, db)
     return created
+
+
+def enqueue_alert(
+    config: Config, store: Store, alert: dict[str, Any], *, now: datetime,
+    episodes: dict[str, dict[str, Any]] | None = None,
+) -> int | None:
+    """Silence, route, apply quiet hours and write the alert with its deliveries.
+
+    Sets ``alert["id"]``, ``["targets"]`` and ``["due_at"]``; returns the id, or None
+    when the same alert (same dedupe key) exists already.
+    """
+    from warnd import quiet
+    from warnd.silences import silenced_by
+
+    if alert.get("status", "open") == "open":
+        sid = silenced_by(store, alert, now)
+        if sid is not None:
+            alert["status"] = "silenced"
+            alert["silenced_by"] = sid
+    targets = route(config, alert) if alert.get("status", "open") == "open" else []
+    due = quiet.due_at(config, alert["severity"], now) if targets else None
+    aid = store.add_alert(alert, targets, episodes=episodes, now=now, due_at=due)
+    if aid is None:
+        return None
+    if targets:
+        crash_point("enqueue")
+    alert.update(id=aid, targets=targets, due_at=iso(due) if due else None)
+    log.info(
+        "alert=%d substance=%s kind=%s severity=%s decision=%s status=%s targets=%s%s: %s",
+        aid, alert["substance"] or "-", alert["kind"], alert["severity"], alert["decision"],
+        alert.get("status", "open"), ",".join(targets) or "-",
+        f" (quiet hours: waits until {iso(due)})" if due else "", alert["title"],
+    )
+    return aid
+
+
+def _acked(store: Store, substance: str) -> bool:
+    rows = store.q(
+        "SELECT status FROM alerts WHERE substance=? AND kind='trend' AND direction='increase' "
+        "AND decision IN ('open','escalate','repeat') ORDER BY id DESC LIMIT 1",
+        [substance],
+    )
+    return bool(rows) and rows[0]["status"] == "acked"
+
+
+def _send_resolved(config: Config, substance: str, source: str) -> bool:
+    if config.alerting.send_resolved:
+        return True
+    try:
+        return bool(config.detection_params(substance, source).send_resolve)
+    except Exception:
+        return False
+
+
+def _still_active(
+    config: Config, store: Store, substance: str, kind: str, direction: str,
+    ending: list[tuple[Finding, str]], states: dict[str, dict[str, Any]],
+) -> bool:
+    """True when another series of the substance still has this episode open."""
+    done = {f.series_key for f, _ in ending}
+    for source, _sub, region, metric in store.series_keys(substance):
+        skey = ":".join([source, substance, *([region] if region else []),
+                         *([metric] if metric != "count" else [])])
+        if skey in done:
+            continue
+        st = states.get(f"series:{skey}") or store.episode_state(f"series:{skey}")
+        if any(f.kind == kind and f.direction == direction
+               for f in tracker_active(st, None)):
+            return True
+    return False
 
 
 def _build_alert(
@@ -129,7 +276,7 @@ def _build_alert(
     lead, action = max(group, key=lambda fa: (fa[0].category, fa[0].strength))
     agree: dict[str, Finding] = {f.series_key: f for f, _ in group}
     disagree: list[str] = []
-    if lead.kind == "trend" and lead.direction == "increase":
+    if lead.kind == "trend" and lead.direction == "increase" and action != "resolve":
         for source, sub, region, metric in store.series_keys(substance):
             skey = ":".join([source, sub, *([region] if region else []),
                              *([metric] if metric != "count" else [])])
@@ -152,8 +299,11 @@ def _build_alert(
     category = max(f.category for f in agree.values())
     severity = severity_for(len(sources), category)
     decision = "escalate" if any(a == "escalate" for _, a in group) else action
-    if decision == "open" and lead.kind == "trend" and _substance_alerting(store, substance):
-        decision = "escalate"
+    group_series = {f.series_key for f, _ in group}
+    if decision == "open" and lead.kind == "trend" and set(agree) - group_series:
+        decision = "escalate"  # another source's episode is open already: more sources agree
+    if decision == "resolve":
+        disagree = []
     headlines = _headlines(store, substance, since=min(f.onset for f in agree.values()))
     data = {
         "substance": substance,
@@ -195,21 +345,23 @@ def _build_alert(
     }
 
 
-def _substance_alerting(store: Store, substance: str) -> bool:
-    """True when an open trend-increase alert exists for the substance."""
-    return bool(
-        store.q(
-            "SELECT 1 FROM alerts WHERE substance=? AND kind='trend' AND direction='increase' "
-            "AND decision IN ('open','escalate','repeat') AND status IN ('open','muted') LIMIT 1",
-            [substance],
-        )
+def _substance_alerting(
+    store: Store, substance: str, *, kind: str = "trend", direction: str = "increase"
+) -> bool:
+    """True when the substance's latest alert of this kind is not a resolve."""
+    rows = store.q(
+        "SELECT decision FROM alerts WHERE substance=? AND kind=? AND direction=? "
+        "ORDER BY id DESC LIMIT 1",
+        [substance, kind, direction],
     )
+    return bool(rows) and rows[0]["decision"] != "resolve"
 
 
 def _finding_dict(f: Finding) -> dict[str, Any]:
     return {
         "series": f.series_key,
         "source": f.source,
+        "substance": f.substance,
         "region": f.region,
         "metric": f.metric,
         "dimension": f.dimension,
@@ -280,11 +432,67 @@ def enqueue_notice(
         "data": data,
         "status": "muted" if _muted(config, substance) else "open",
     }
-    targets = route(config, alert)
-    aid = store.add_alert(alert, targets, now=now)
-    if aid is not None:
-        log.info("alert=%d substance=%s kind=notice source=%s: %s", aid, substance, src.name, title)
-    return aid
+    return enqueue_alert(config, store, alert, now=now)
+
+
+def check_source_health(
+    config: Config, store: Store, source: str, *, now: datetime
+) -> int | None:
+    """One ``source_health`` alert per failure episode of a source, and its end.
+
+    A source is failing from ``general.unhealthy_after`` consecutive poll failures
+    (``source_state.consecutive_failures``) until its next successful poll. The
+    episode state (``episodes`` scope ``source:<name>``) is written with the alert,
+    so a restart neither repeats nor forgets it. The recovery is sent only with
+    ``alerting.send_resolved``.
+    """
+    st = store.source_state(source)
+    fails = int(st.get("consecutive_failures") or 0)
+    scope = f"source:{source}"
+    ep = store.episode_state(scope) or {"open": False, "n": 0}
+    if fails >= config.general.unhealthy_after and not ep.get("open"):
+        n = int(ep.get("n", 0)) + 1
+        new = {"open": True, "n": n, "since": st.get("last_error_at") or iso(now)}
+        decision = "open"
+    elif fails == 0 and ep.get("open"):
+        new = {"open": False, "n": int(ep.get("n", 0)), "since": None}
+        decision = "resolve"
+        if not config.alerting.send_resolved:
+            with store.write() as db:
+                store.save_episode_state(scope, new, db)
+            log.info("source=%s recovered", source)
+            return None
+    else:
+        return None
+    data = {
+        "substance": "",
+        "label": source,
+        "kind": "source_health",
+        "direction": None,
+        "decision": decision,
+        "severity": "warning",
+        "source": source,
+        "failures": fails,
+        "last_error": st.get("last_error") or "",
+        "last_error_at": st.get("last_error_at") or "",
+        "last_success_at": st.get("last_success_at") or "",
+    }
+    title, body = messages.render_text(data, config.general.language)
+    alert = {
+        "dedupe_key": f"source_health:{source}:{new['n']}:{decision}",
+        "substance": "",
+        "source": source,
+        "region": "",
+        "kind": "source_health",
+        "direction": None,
+        "severity": "warning",
+        "decision": decision,
+        "title": title,
+        "body": body,
+        "data": data,
+        "status": "open",
+    }
+    return enqueue_alert(config, store, alert, now=now, episodes={scope: new})
 
 
 # -- routing -----------------------------------------------------------------------
@@ -330,6 +538,19 @@ def route(config: Config, alert: dict[str, Any]) -> list[str]:
 
 
 # -- delivery ----------------------------------------------------------------------
+def crash_point(name: str) -> None:
+    """Test hook: ``WARND_TEST_CRASH_AFTER=<name>`` ends the process here at once.
+
+    ``enqueue``: right after an alert and its deliveries are committed, before any
+    send; ``send``: after a target accepted a message, before that is recorded. Used
+    by the crash tests (a SIGKILL at that point); never set it in production.
+    """
+    if os.environ.get("WARND_TEST_CRASH_AFTER") == name:
+        logging.shutdown()
+        os._exit(137)
+
+
+
 def dispatch_pending(
     config: Config,
     store: Store,
@@ -345,10 +566,29 @@ def dispatch_pending(
     max_backoff = parse_duration(a.retry_max_backoff)
     expire = parse_duration(a.expire_after)
     timeout = parse_duration(a.send_timeout).total_seconds()
-    counts = {"delivered": 0, "retrying": 0, "expired": 0, "failed": 0}
+    counts = {"delivered": 0, "retrying": 0, "expired": 0, "failed": 0, "silenced": 0,
+              "waiting": 0}
+    from warnd import quiet
+    from warnd.silences import silenced_by
+
     for d in store.due_deliveries(now):
         t = by_name.get(d["target"])
         aid, name = int(d["alert_id"]), d["target"]
+        sid = silenced_by(store, d, now) if d.get("kind") != "digest" else None
+        if sid is not None:  # silenced after it was decided (e.g. while it waited)
+            with store.write() as db:
+                db.execute("UPDATE deliveries SET status='silenced' WHERE alert_id=? AND target=?",
+                           (aid, name))
+                db.execute("UPDATE alerts SET status='silenced', silenced_by=? WHERE id=? "
+                           "AND status='open'", (sid, aid))
+            counts["silenced"] += 1
+            log.info("alert=%d target=%s not sent: silence %d", aid, name, sid)
+            continue
+        wait = quiet.due_at(config, d["severity"], now) if d.get("kind") != "digest" else None
+        if wait is not None:  # a retry that fell into quiet hours
+            store.postpone_delivery(aid, name, wait)
+            counts["waiting"] += 1
+            continue
         if t is None:
             store.mark_delivery(aid, name, status="failed", error="target no longer configured",
                                 now=now)
@@ -368,11 +608,12 @@ def dispatch_pending(
         result = send_fn(url, title=title, body=body, body_format=fmt,
                          attachments=attachments, timeout=timeout)
         if result.ok:
+            crash_point("send")
             store.mark_delivery(aid, name, status="delivered", now=now)
             counts["delivered"] += 1
             log.info("alert=%d target=%s delivered (%s)", aid, name, mask(url))
             continue
-        created = datetime.fromisoformat(d["created_at"])
+        created = datetime.fromisoformat(d.get("due_at") or d["created_at"])
         err = f"{result.status}: {result.detail}".strip(": ")
         if now - created >= expire:
             store.mark_delivery(aid, name, status="expired", error=err, now=now)

@@ -106,7 +106,7 @@ def collect_status(cfg: Config) -> dict[str, Any]:
                 "SELECT location, message, seen_at FROM problems WHERE source=? "
                 "ORDER BY seen_at DESC, id DESC LIMIT 5", [s.name])
             fails = int(st.get("consecutive_failures") or 0)
-            healthy = fails < 3
+            healthy = fails < cfg.general.unhealthy_after
             if not healthy:
                 unhealthy.append(s.name)
             sources.append({
@@ -124,6 +124,11 @@ def collect_status(cfg: Config) -> dict[str, Any]:
         failing_targets = store.q(
             "SELECT target, COUNT(*) AS n, MAX(last_error) AS last_error FROM deliveries "
             "WHERE status IN ('pending','expired') AND attempts > 0 GROUP BY target")
+        expired = store.q(
+            "SELECT d.alert_id, d.target, d.attempts, d.last_error, a.title FROM deliveries d "
+            "JOIN alerts a ON a.id = d.alert_id WHERE d.status='expired' "
+            "ORDER BY d.alert_id DESC LIMIT 20")
+        silences = store.silences(active_only=True)
         return {
             "state_dir": str(cfg.state_dir),
             "schema_version": store.schema_version,
@@ -131,6 +136,8 @@ def collect_status(cfg: Config) -> dict[str, Any]:
             "open_alerts": open_alerts,
             "outbox": outbox,
             "failing_targets": failing_targets,
+            "expired_deliveries": expired,
+            "active_silences": silences,
             "healthy": not unhealthy and not outbox.get("expired"),
             "unhealthy_sources": unhealthy,
         }
@@ -158,6 +165,11 @@ def cmd_status(args: argparse.Namespace) -> int:
                             or "empty"))
         for t in st["failing_targets"]:
             print(f"  target {t['target']}: {t['n']} waiting, last error: {t['last_error']}")
+        for e in st["expired_deliveries"]:
+            print(f"  EXPIRED alert #{e['alert_id']} to {e['target']} after {e['attempts']} "
+                  f"attempts: {e['last_error']}")
+        if st["active_silences"]:
+            print(f"active silences: {len(st['active_silences'])} (warnd silence list)")
         print("healthy" if st["healthy"] else
               "UNHEALTHY: " + ", ".join(st["unhealthy_sources"] or ["expired deliveries"]))
     return 0 if st["healthy"] else 1
@@ -193,6 +205,25 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             print(f"#{r['id']} {r['created_at'][:16]} [{r['severity']}] {r['status']:8} "
                   f"{r['title']}  ({dl})")
         return 0
+    finally:
+        store.close()
+
+
+# -- test-notify, silence ------------------------------------------------------------
+def cmd_test_notify(args: argparse.Namespace) -> int:
+    from warnd.commands_alerts import cmd_test_notify as run
+
+    return run(args, _load(args))
+
+
+def cmd_silence(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    from warnd.silences import cmd_silence as run
+    from warnd.store import Store
+
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        return run(args, store)
     finally:
         store.close()
 
@@ -272,6 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
     ack.add_argument("id", type=int)
     ack.add_argument("--by", default=None, help="who acknowledges (recorded)")
     a.set_defaults(func=cmd_alerts)
+
+    from warnd.commands_alerts import add_parsers
+
+    add_parsers(sub, common, cmd_test_notify, cmd_silence)
 
     for name, func, help_ in (
         ("backtest", cmd_backtest, "replay observations and print the alerts that would fire"),

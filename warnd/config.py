@@ -76,6 +76,12 @@ class GeneralConfig(_Model):
         description="On first ingestion of history, only episodes detected within this many "
         "latest periods of their series are alerted; older ones are recorded silently.",
     )
+    unhealthy_after: int = Field(
+        3,
+        ge=1,
+        description="Consecutive poll failures after which a source is unhealthy: shown by "
+        "`warnd status` and alerted once (kind source_health) until it recovers.",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -243,19 +249,100 @@ class RouteConfig(_Model):
     stop: bool = Field(False, description="Stop evaluating further routes when this one matches.")
 
 
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HHMM_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+def parse_hhmm(text: str) -> tuple[int, int]:
+    m = _HHMM_RE.match(text.strip())
+    if not m:
+        raise ValueError(f'"{text}" is not a time of day (use "HH:MM", e.g. "08:00")')
+    return int(m.group(1)), int(m.group(2))
+
+
+def parse_quiet_hours(text: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``"17:00-08:00"`` → ((17, 0), (8, 0)); the span may wrap past midnight."""
+    parts = text.split("-")
+    if len(parts) != 2:
+        raise ValueError(f'"{text}" is not a span of hours (use e.g. "17:00-08:00")')
+    a, b = parse_hhmm(parts[0]), parse_hhmm(parts[1])
+    if a == b:
+        raise ValueError(f'"{text}" is empty (start and end are the same)')
+    return a, b
+
+
+class DigestConfig(_Model):
+    schedule: Literal["daily", "weekly"] = Field(
+        "weekly", description="How often a digest of findings per substance is sent."
+    )
+    at: str = Field("08:00", description="Local time of day (general.timezone) it is sent.")
+    weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = Field(
+        "mon", description="Day of a weekly digest."
+    )
+    targets: list[str] = Field(
+        default_factory=list, description="Target names or tags that receive the digest."
+    )
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, v: str) -> str:
+        parse_hhmm(v)
+        return v
+
+
 class AlertingConfig(_Model):
     retry_backoff: str = Field("1m", description="First retry delay; doubles per attempt.")
     retry_max_backoff: str = Field("1h")
-    expire_after: str = Field("2d", description="Give up on a delivery after this long.")
+    expire_after: str = Field(
+        "2d", description="Give up on a delivery after this long (counted from when it was due)."
+    )
     send_timeout: str = Field("30s", description="Hard limit for one send to one target.")
     default_targets: list[str] | None = Field(
         None, description="Targets for alerts no route matches; all targets when unset."
+    )
+    send_resolved: bool = Field(
+        False, description="Send a message when an episode (or a source failure) ends."
+    )
+    quiet_hours: str | None = Field(
+        None,
+        description='Local hours when only urgent alerts go out, e.g. "17:00-08:00"; '
+        "others wait for the end of the quiet time.",
+    )
+    quiet_days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+        default_factory=list,
+        description='Whole days that are quiet, e.g. ["sat", "sun"].',
+    )
+    urgent_severity: Literal["info", "warning", "critical"] = Field(
+        "critical", description="Alerts of this severity or higher ignore quiet hours."
+    )
+    templates_dir: str | None = Field(
+        None,
+        description="Directory with templates overriding the built-in ones "
+        "(email.html.j2, teams.json.j2); relative to the config file.",
+    )
+    chart: bool = Field(True, description="Attach a PNG chart of the series to email alerts.")
+    digest: DigestConfig | None = Field(
+        None, description="A daily or weekly summary of findings per substance."
     )
 
     @field_validator("retry_backoff", "retry_max_backoff", "expire_after", "send_timeout")
     @classmethod
     def _dur(cls, v: str) -> str:
         parse_duration(v)
+        return v
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_quiet_hours(v)
+        return v
+
+    @field_validator("quiet_days")
+    @classmethod
+    def _quiet_days(cls, v: list[str]) -> list[str]:
+        if set(v) >= set(_WEEKDAYS):
+            raise ValueError("every day is quiet: non-urgent alerts would never be sent")
         return v
 
 
@@ -493,6 +580,12 @@ def _cross_check(model: ConfigModel) -> list[str]:
     for tgt in model.alerting.default_targets or []:
         if tgt not in tnames and tgt not in tags:
             msgs.append(f'alerting.default_targets: "{tgt}" matches no target name or tag')
+    if model.alerting.digest is not None:
+        if not model.alerting.digest.targets:
+            msgs.append("alerting.digest.targets: give at least one target name or tag")
+        for tgt in model.alerting.digest.targets:
+            if tgt not in tnames and tgt not in tags:
+                msgs.append(f'alerting.digest.targets: "{tgt}" matches no target name or tag')
     return msgs
 
 

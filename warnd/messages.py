@@ -23,6 +23,23 @@ T = {
         "escalate": "Forverring",
         "repeat": "Påminnelse",
         "detected": "oppdaget {d}",
+        "resolve": "Avsluttet",
+        "resolved_body": "Episoden er over: ingen av kildene viser lenger {what}.",
+        "health": "Kilde feiler",
+        "health_ok": "Kilde i orden igjen",
+        "health_body": "{n} mislykkede hentinger på rad. Siste feil ({at}): {err}",
+        "health_since": "Siste vellykkede henting: {at}",
+        "health_next": "Sjekk kilden og loggen (`journalctl -u warnd`); `warnd status` viser "
+        "tilstanden. Demp med `warnd silence add --source {src} --for 1d --reason ...`.",
+        "severity": "Alvorlighet",
+        "change": "Endring",
+        "how_sure": "Hvor sikkert",
+        "what_next": "Hva nå",
+        "series": "Serie",
+        "dimension": "Dimensjon",
+        "words": "Vurdering",
+        "test": "Dette er en testmelding fra warnd. Kom den fram, er målet satt opp riktig.",
+        "test_title": "warnd: testmelding",
     },
     "en": {
         "sources": ("source", "sources"),
@@ -40,6 +57,23 @@ T = {
         "escalate": "Escalation",
         "repeat": "Reminder",
         "detected": "detected {d}",
+        "resolve": "Ended",
+        "resolved_body": "The episode is over: no source shows {what} any more.",
+        "health": "Source failing",
+        "health_ok": "Source recovered",
+        "health_body": "{n} failed polls in a row. Last error ({at}): {err}",
+        "health_since": "Last successful poll: {at}",
+        "health_next": "Check the source and the log (`journalctl -u warnd`); `warnd status` "
+        "shows its state. Silence with `warnd silence add --source {src} --for 1d --reason ...`.",
+        "severity": "Severity",
+        "change": "Change",
+        "how_sure": "How sure",
+        "what_next": "What next",
+        "series": "Series",
+        "dimension": "Dimension",
+        "words": "Assessment",
+        "test": "This is a test message from warnd. If it arrived, the target is set up right.",
+        "test_title": "warnd: test message",
     },
 }
 
@@ -72,6 +106,20 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
     t = T.get(lang, T["no"])
     label = data.get("label") or data["substance"]
     kind = data["kind"]
+    if kind == "source_health":
+        src = data.get("source", "")
+        if data.get("decision") == "resolve":
+            return f"{t['health_ok']}: {src}", t["health_since"].format(
+                at=data.get("last_success_at") or "?")
+        body = "\n".join([
+            t["health_body"].format(n=data.get("failures", "?"), at=data.get("last_error_at", "?"),
+                                    err=data.get("last_error", "")),
+            t["health_since"].format(at=data.get("last_success_at") or "–"), "",
+            t["health_next"].format(src=src),
+        ])
+        return f"{t['health']}: {src}"[:200], body
+    if kind == "digest":
+        return data.get("title", "digest"), data.get("text", "")
     if kind == "notice":
         n = data["notice"]
         title = f"{t['notice']}: {label} — {n['title']}"
@@ -88,12 +136,14 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
         head = t["decrease"]
     else:
         head = scale_words(int(data.get("category", 2)), lang).capitalize()
-    prefix = {"escalate": t["escalate"] + ": ", "repeat": t["repeat"] + ": "}.get(
-        data.get("decision", ""), ""
-    )
+    prefix = {"escalate": t["escalate"] + ": ", "repeat": t["repeat"] + ": ",
+              "resolve": t["resolve"] + ": "}.get(data.get("decision", ""), "")
     word = t["sources"][0] if n_src == 1 else t["sources"][1]
     title = f"{prefix}{head}: {label} — {n_src} {word}"
-    lines = [f"{t['since']} {data.get('onset', '?')} ({t['detected'].format(d=data.get('detected_at', '?'))})", ""]
+    lines = [f"{t['since']} {data.get('onset', '?')} "
+             f"({t['detected'].format(d=data.get('detected_at', '?'))})", ""]
+    if data.get("decision") == "resolve":
+        lines += [t["resolved_body"].format(what=head.lower()), ""]
     lines.append(f"{t['agree']}:")
     for a in agree:
         lines.append(
@@ -114,9 +164,52 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
     return title[:200], "\n".join(lines)
 
 
+def target_kind(url: str) -> str:
+    """``email``, ``teams`` or ``text`` (any other apprise service)."""
+    scheme = url.split("://", 1)[0].lower()
+    if scheme in ("mailto", "mailtos", "email"):
+        return "email"
+    if scheme in ("workflows", "workflow"):
+        return "teams"
+    low = url.lower()
+    if scheme == "https" and "/workflows/" in low and "/triggers/" in low:
+        return "teams"
+    return "text"
+
+
 def for_target(
     url: str, delivery: dict[str, Any], data: dict[str, Any], config: Any, store: Any
 ) -> tuple[str, str, str, list[str] | None]:
-    """What one target receives: (title, body, body format, attachments)."""
-    title, body = render_text(data, config.general.language, delivery["alert_id"])
-    return title, body, "text", None
+    """What one target receives: (title, body, body format, attachments).
+
+    * email: an HTML body (apprise adds the plain-text part) and a PNG chart;
+    * Teams (workflows): body format ``card``: the body is the Adaptive Card JSON
+      (:func:`warnd.notify.send` hands it to apprise's workflows plugin as its
+      template); no chart (the plugin drops attachments);
+    * anything else: plain text.
+    """
+    from warnd import render
+
+    lang = config.general.language
+    alert_id = delivery["alert_id"]
+    title, text = render_text(data, lang, alert_id)
+    kind = target_kind(url)
+    if kind == "email":
+        html = render.email_html(data, config, alert_id=alert_id, title=title)
+        attachments = None
+        if config.alerting.chart and data.get("agree"):
+            try:
+                from warnd.charts import chart_for_alert
+
+                path = chart_for_alert(store, data, config.state_dir / "charts",
+                                       alert_id=alert_id, lang=lang)
+                attachments = [str(path)] if path else None
+            except Exception as e:  # a chart problem must not stop the alert
+                import logging
+
+                logging.getLogger("warnd.messages").warning(
+                    "alert=%s chart not rendered: %s", alert_id, e)
+        return title, html, "html", attachments
+    if kind == "teams":
+        return title, render.teams_card(data, config, alert_id=alert_id, title=title), "card", None
+    return title, text, "text", None

@@ -97,10 +97,18 @@ def send(
         return SendResult(False, "ERROR", "apprise rejected the URL")
     for s in ap:
         s.request_rate_per_sec = 0
+    card_file = None
+    if body_format == "card":
+        # an Adaptive Card for the workflows plugin: handed over as its template file
+        card_file = _card_template(ap, body)
+        if card_file is None:
+            return SendResult(False, "ERROR", "a card can only go to a workflows:// target")
+        body = title
     fmt = {
         "text": apprise.NotifyFormat.TEXT,
         "html": apprise.NotifyFormat.HTML,
         "markdown": apprise.NotifyFormat.MARKDOWN,
+        "card": apprise.NotifyFormat.TEXT,
     }[body_format]
     attach = None
     if attachments:
@@ -111,13 +119,36 @@ def send(
         r = ap.notify(title=title, body=body, body_format=fmt, attach=attach, timeout=timeout)
     except Exception as e:  # a plugin bug must not take the daemon down
         return SendResult(False, "ERROR", f"{type(e).__name__}: {e}")
+    finally:
+        if card_file is not None:
+            Path(card_file).unlink(missing_ok=True)
     status = getattr(getattr(r, "status", None), "name", "SUCCESS" if r else "FAILURE")
     if r:
         return SendResult(True, "SUCCESS")
-    detail = ""
+    parts = []
     try:
-        msgs = [e.message for e in r.logs() if getattr(e, "level", 0) >= 30]
-        detail = "; ".join(msgs[-3:])
+        # one target is one apprise service (a mailto:// URL with several recipients is
+        # still one service, so it is accepted or retried as a whole)
+        parts += [f"{s.name}: {s.status.name}" for s in r if not s]
+        parts += [e.message for e in r.logs() if getattr(e, "level", 0) >= 30][-3:]
     except Exception:
-        detail = ""
-    return SendResult(False, status, detail[:500])
+        pass
+    return SendResult(False, status, "; ".join(parts)[:500])
+
+
+def _card_template(ap: apprise.Apprise, card_json: str) -> str | None:
+    import tempfile
+
+    services = list(ap)
+    if not services or not all(hasattr(s, "gen_payload") and hasattr(s, "template")
+                               for s in services):
+        return None
+    fd, name = tempfile.mkstemp(prefix="warnd-card-", suffix=".json")
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(card_json)
+    for s in services:
+        tpl = apprise.AppriseAttachment(asset=s.asset)
+        tpl.add(name)
+        tpl[0].max_file_size = 35_000
+        s.template = tpl
+    return name

@@ -118,6 +118,7 @@ class Pipeline:
                 res.error = _one_line(e)
                 store.record_poll(source_name, ok=False, error=res.error, now=now)
                 log.error("source=%s poll failed: %s", source_name, res.error)
+                self._source_health(store, source_name, now)
                 return res
             etag = last_mod = None
             for doc in docs:
@@ -159,6 +160,7 @@ class Pipeline:
                     ):
                         res.series.add(tuple(k))
             store.record_poll(source_name, ok=True, etag=etag, last_modified=last_mod, now=now)
+            self._source_health(store, source_name, now)
             res.ok = True
             log.info(
                 "source=%s polled: %d new documents, %d unchanged, %d observations, %d items, "
@@ -171,11 +173,18 @@ class Pipeline:
             log.error("source=%s %s", source_name, e)
             try:
                 store.record_poll(source_name, ok=False, error=res.error, now=now)
+                self._source_health(store, source_name, now)
             except Exception:
                 pass
             return res
         finally:
             store.close()
+
+    def _source_health(self, store: Store, source_name: str, now: datetime) -> None:
+        try:
+            alerting.check_source_health(self.config, store, source_name, now=now)
+        except Exception as e:  # alerting about a source must never break polling
+            log.error("source=%s health alert failed: %s", source_name, _one_line(e))
 
     def _prepare_observations(
         self, store: Store, src: Any, observations: Iterable[Observation]

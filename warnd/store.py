@@ -114,8 +114,25 @@ def _m1(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m2(db: sqlite_utils.Database) -> None:
+    """Silences; the time a delivery first became due (quiet hours push it)."""
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS silences (
+            id INTEGER PRIMARY KEY, substance TEXT, kind TEXT, source TEXT,
+            reason TEXT NOT NULL, created_by TEXT, created_at TEXT NOT NULL,
+            until TEXT NOT NULL, expired_at TEXT
+        );
+        CREATE INDEX IF NOT EXISTS silences_until ON silences (until);
+        """
+    )
+    cols = {r[1] for r in db.execute("PRAGMA table_info(deliveries)").fetchall()}
+    if "due_at" not in cols:
+        db.execute("ALTER TABLE deliveries ADD COLUMN due_at TEXT")
+
+
 #: Forward migrations; index + 1 is the schema version they produce.
-MIGRATIONS = [_m1]
+MIGRATIONS = [_m1, _m2]
 
 
 class Store:
@@ -440,13 +457,16 @@ class Store:
     def add_alert(
         self, alert: dict[str, Any], targets: Sequence[str], *,
         episodes: dict[str, dict[str, Any]] | None = None, now: datetime | None = None,
+        due_at: datetime | None = None,
     ) -> int | None:
         """Write an alert and its pending deliveries (and the episode state) atomically.
 
         Returns the new alert id, or None when an alert with the same dedupe key
-        exists already (a re-run after a crash never alerts twice).
+        exists already (a re-run after a crash never alerts twice). ``due_at`` delays
+        the first attempt (quiet hours); expiry counts from it.
         """
         now_s = iso(now or utcnow())
+        due_s = iso(due_at) if due_at else now_s
         with self.write() as db:
             cur = db.execute(
                 "INSERT OR IGNORE INTO alerts (dedupe_key, substance, source, region, kind, "
@@ -466,14 +486,15 @@ class Store:
             for t in targets:
                 db.execute(
                     "INSERT OR IGNORE INTO deliveries (alert_id, target, status, attempts, "
-                    "next_attempt_at, created_at) VALUES (?,?,?,?,?,?)",
-                    (alert_id, t, "pending", 0, now_s, now_s),
+                    "next_attempt_at, created_at, due_at) VALUES (?,?,?,?,?,?,?)",
+                    (alert_id, t, "pending", 0, due_s, now_s, due_s),
                 )
             return alert_id
 
     def due_deliveries(self, now: datetime | None = None) -> list[dict[str, Any]]:
         return self.q(
-            "SELECT d.*, a.title, a.body, a.data, a.substance, a.kind, a.severity "
+            "SELECT d.*, a.title, a.body, a.data, a.substance, a.kind, a.severity, a.source, "
+            "a.status AS alert_status "
             "FROM deliveries d JOIN alerts a ON a.id = d.alert_id "
             "WHERE d.status='pending' AND d.next_attempt_at <= ? ORDER BY d.alert_id, d.target",
             [iso(now or utcnow())],
@@ -493,6 +514,44 @@ class Store:
                 (status, error, iso(next_attempt_at) if next_attempt_at else None, status, now_s,
                  alert_id, target),
             )
+
+    def postpone_delivery(self, alert_id: int, target: str, until: datetime) -> None:
+        """Move a pending delivery's next attempt (and its expiry start) without an attempt."""
+        with self.write() as db:
+            db.execute(
+                "UPDATE deliveries SET next_attempt_at=?, due_at=? "
+                "WHERE alert_id=? AND target=? AND status='pending'",
+                (iso(until), iso(until), alert_id, target),
+            )
+
+    # -- silences ----------------------------------------------------------------------
+    def add_silence(
+        self, *, substance: str | None, kind: str | None, source: str | None, reason: str,
+        until: datetime, created_by: str | None = None, now: datetime | None = None,
+    ) -> int:
+        with self.write() as db:
+            cur = db.execute(
+                "INSERT INTO silences (substance, kind, source, reason, created_by, created_at, "
+                "until) VALUES (?,?,?,?,?,?,?)",
+                (substance, kind, source, reason, created_by, iso(now or utcnow()), iso(until)),
+            )
+            return int(cur.lastrowid or 0)
+
+    def silences(self, *, now: datetime | None = None, active_only: bool = False
+                 ) -> list[dict[str, Any]]:
+        now_s = iso(now or utcnow())
+        rows = self.q("SELECT * FROM silences ORDER BY id")
+        for r in rows:
+            r["active"] = r["expired_at"] is None and r["until"] > now_s
+        return [r for r in rows if r["active"]] if active_only else rows
+
+    def expire_silence(self, silence_id: int, *, now: datetime | None = None) -> bool:
+        with self.write() as db:
+            cur = db.execute(
+                "UPDATE silences SET expired_at=? WHERE id=? AND expired_at IS NULL",
+                (iso(now or utcnow()), silence_id),
+            )
+            return bool(cur.rowcount)
 
     def alerts(self, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT * FROM alerts"

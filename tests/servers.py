@@ -1,0 +1,116 @@
+"""Real local servers standing in for the mail relay and the Teams workflow endpoint."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import threading
+import time
+from email import message_from_bytes, policy
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(cond, *, timeout: float = 20.0, what: str = "condition") -> None:
+    """Poll ``cond`` until true; fail after ``timeout`` seconds (a deadline, not a sleep)."""
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+class _Handler:
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+        self.envelopes: list[Any] = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd API)
+        with self.lock:
+            self.envelopes.append(envelope)
+            self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+
+class SmtpServer:
+    """aiosmtpd on 127.0.0.1; ``start()``/``stop()`` may be called again on the same port."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.handler = _Handler()
+        self.ctl: Controller | None = None
+
+    @property
+    def messages(self) -> list[Any]:
+        with self.handler.lock:
+            return list(self.handler.messages)
+
+    def start(self) -> SmtpServer:
+        self.ctl = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self.ctl.start()
+        return self
+
+    def stop(self) -> None:
+        if self.ctl is not None:
+            self.ctl.stop()
+            self.ctl = None
+
+    def url(self, to: str = "ops@example.org") -> str:
+        return (f"mailto://127.0.0.1:{self.port}?from=alerts@example.org&to={to}"
+                f"&mode=insecure&cto=5")
+
+
+class HttpsServer:
+    """A TLS http.server recording POST bodies (the Teams workflow stand-in)."""
+
+    def __init__(self, ca: Any, status: int = 202) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.status = status
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                n = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(n)
+                with outer.lock:
+                    outer.requests.append({"path": self.path, "headers": dict(self.headers),
+                                           "body": raw})
+                self.send_response(outer.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = HTTPServer(("127.0.0.1", 0), H)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ca.issue_cert("127.0.0.1").configure_cert(ctx)
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def start(self) -> HttpsServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def payloads(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [json.loads(r["body"]) for r in self.requests]
+
+    def url(self) -> str:
+        return f"workflows://127.0.0.1:{self.port}/wf0123abcd/Sig_abc-123XYZ/?image=no"

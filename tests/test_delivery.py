@@ -1,0 +1,170 @@
+"""Delivery to real servers: email through aiosmtpd, Teams through a local HTTPS workflow."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from tests.alerting_env import HOSTILE, finding, make_config, seed_headline, seed_series, target
+from tests.servers import free_port, wait_for
+from warnd import alerting
+from warnd.store import Store
+
+NOW = datetime(2026, 7, 7, 10, 0, tzinfo=UTC)  # a Tuesday, working hours
+
+
+def _enqueue(cfg, store, sources=("lab", "customs"), now=NOW):
+    firing = [(finding(s), "open") for s in sources]
+    return alerting.enqueue_findings(cfg, store, "ketamin", firing, {}, now=now)
+
+
+def _parts(msg):
+    return {p.get_content_type(): p for p in msg.walk() if not p.is_multipart()}
+
+
+def test_email_has_subject_html_text_and_chart(tmp_path, smtp_server):
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()))
+    store = Store.in_dir(cfg.state_dir)
+    for s in ("lab", "customs"):
+        seed_series(store, s)
+    seed_headline(store, HOSTILE, "javascript:alert(1)")
+    seed_headline(store, "Mer ketamin i byen", "https://news.example/ketamin?a=1&b=2")
+    created = _enqueue(cfg, store)
+    assert len(created) == 1
+    counts = alerting.dispatch_pending(cfg, store, now=NOW)
+    assert counts["delivered"] == 1
+    wait_for(lambda: len(smtp_server.messages) == 1, what="one email")
+    msg = smtp_server.messages[0]
+    assert msg["Subject"] == "Sterk økning: ketamin — 2 kilder"
+    parts = _parts(msg)
+    assert "text/html" in parts and "text/plain" in parts and "image/png" in parts
+    png = parts["image/png"].get_content()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
+    html = parts["text/html"].get_content()
+    # evidence: sources, change, onset, what next
+    for needle in ("lab:ketamin", "customs:ketamin", "+180 %", "2026-06-22", "sterk økning",
+                   f"warnd alerts ack {created[0]['id']}", "warnd silence add"):
+        assert needle in html, needle
+    # the hostile headline is text, never markup or a link
+    assert "<script>" not in html and "evil.example/x\">" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert 'href="javascript' not in html
+    assert 'href="https://news.example/ketamin?a=1&amp;b=2"' in html
+    row = store.q("SELECT status, attempts FROM deliveries")[0]
+    assert row == {"status": "delivered", "attempts": 1}
+
+
+def test_teams_card_is_valid_escaped_and_has_no_chart(tmp_path, teams_server):
+    cfg = make_config(tmp_path, target("teams", teams_server.url()))
+    store = Store.in_dir(cfg.state_dir)
+    for s in ("lab", "customs"):
+        seed_series(store, s)
+    seed_headline(store, HOSTILE, "https://news.example/a")
+    _enqueue(cfg, store)
+    assert alerting.dispatch_pending(cfg, store, now=NOW)["delivered"] == 1
+    wait_for(lambda: len(teams_server.requests) == 1, what="one workflow POST")
+    req = teams_server.requests[0]
+    assert "/workflows/wf0123abcd/triggers/manual/paths/invoke" in req["path"]
+    assert len(req["body"]) < 28_000
+    payload = json.loads(req["body"])
+    assert payload["type"] == "message"
+    att = payload["attachments"][0]
+    assert att["contentType"] == "application/vnd.microsoft.card.adaptive"
+    card = att["content"]
+    assert card["type"] == "AdaptiveCard" and card["version"] == "1.4"
+    blocks = card["body"]
+    assert blocks[0]["text"] == "Sterk økning: ketamin — 2 kilder"
+    assert not any(b["type"] == "Image" for b in blocks)
+    text = json.dumps(payload, ensure_ascii=False)
+    assert "image/png" not in text and "base64" not in text
+    # the hostile headline travels only as a TextRun (no Markdown, no links), verbatim
+    runs = [i for b in blocks if b["type"] == "RichTextBlock" for i in b["inlines"]]
+    hostile = [r for r in runs if "evil.example" in r["text"]]
+    assert hostile and all(r["type"] == "TextRun" for r in hostile)
+    assert "{{app_title}}" not in text  # apprise's template tokens cannot be injected
+    assert not any("evil.example" in b.get("text", "") for b in blocks if b["type"] == "TextBlock")
+    facts = next(b for b in blocks if b["type"] == "FactSet")["facts"]
+    assert any(f["value"] == "sterk økning" for f in facts)
+
+
+def test_dead_target_does_not_hold_back_live_one(tmp_path, teams_server):
+    dead = f"mailto://127.0.0.1:{free_port()}?from=alerts@example.org&to=ops@example.org&mode=insecure&cto=2"
+    cfg = make_config(tmp_path, target("mail", dead) + target("teams", teams_server.url()))
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    _enqueue(cfg, store, sources=("lab",))
+    counts = alerting.dispatch_pending(cfg, store, now=NOW)
+    assert counts == {**counts, "delivered": 1, "retrying": 1}
+    assert len(teams_server.requests) == 1
+    rows = {r["target"]: r for r in store.q("SELECT * FROM deliveries")}
+    assert rows["teams"]["status"] == "delivered"
+    assert rows["mail"]["status"] == "pending" and rows["mail"]["attempts"] == 1
+    assert "E-Mail: FAILURE" in rows["mail"]["last_error"]
+    # the next round only retries the failed target, once it is due
+    assert alerting.dispatch_pending(cfg, store, now=NOW)["retrying"] == 0
+    counts = alerting.dispatch_pending(cfg, store, now=NOW + timedelta(minutes=2))
+    assert counts["retrying"] == 1 and counts["delivered"] == 0
+    assert len(teams_server.requests) == 1
+
+
+def test_smtp_down_then_back_delivers_exactly_once(tmp_path):
+    from tests.servers import SmtpServer
+
+    srv = SmtpServer()  # not started: connection refused
+    cfg = make_config(tmp_path, target("mail", srv.url()))
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    _enqueue(cfg, store, sources=("lab",))
+    assert alerting.dispatch_pending(cfg, store, now=NOW)["retrying"] == 1
+    row = store.q("SELECT * FROM deliveries")[0]
+    assert row["status"] == "pending" and row["next_attempt_at"] == "2026-07-07T10:01:00+00:00"
+    assert alerting.dispatch_pending(cfg, store, now=NOW + timedelta(minutes=1))["retrying"] == 1
+    srv.start()
+    try:
+        t = NOW + timedelta(minutes=4)
+        assert alerting.dispatch_pending(cfg, store, now=t)["delivered"] == 1
+        wait_for(lambda: len(srv.messages) == 1, what="the email")
+        for k in range(1, 4):  # later rounds send nothing more
+            assert alerting.dispatch_pending(cfg, store, now=t + timedelta(hours=k))["delivered"] == 0
+        assert len(srv.messages) == 1
+        assert store.q("SELECT status, attempts FROM deliveries")[0] == {
+            "status": "delivered", "attempts": 3}
+    finally:
+        srv.stop()
+
+
+def test_delivery_expires_and_is_reported(tmp_path, caplog):
+    from warnd.cli import collect_status
+
+    url = f"mailto://127.0.0.1:{free_port()}?from=alerts@example.org&to=ops@example.org&mode=insecure"
+    cfg = make_config(tmp_path, target("mail", url), '\n[alerting]\nexpire_after = "1h"\n')
+    store = Store.in_dir(cfg.state_dir)
+    _enqueue(cfg, store, sources=("lab",))
+    alerting.dispatch_pending(cfg, store, now=NOW)
+    with caplog.at_level("ERROR", logger="warnd.alerting"):
+        counts = alerting.dispatch_pending(cfg, store, now=NOW + timedelta(hours=2))
+    assert counts["expired"] == 1
+    assert any("expired after 2 attempts" in r.getMessage() for r in caplog.records)
+    st = collect_status(cfg)
+    assert st["healthy"] is False
+    assert st["expired_deliveries"][0]["target"] == "mail"
+
+
+def test_password_from_env_and_credentials_dir(tmp_path, monkeypatch):
+    from warnd.notify import target_url
+
+    body = (target("env", "mailtos://alerts:{password}@smtp.example.org?to=ops@example.org")
+            + 'password_env = "WARND_SMTP_PW"\n'
+            + target("cred", "mailtos://alerts@smtp.example.org?to=ops@example.org&mode=ssl")
+            + 'password_file = "smtp-password"\n')
+    cfg = make_config(tmp_path, body)
+    monkeypatch.setenv("WARND_SMTP_PW", "s3cr/t&x")
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "smtp-password").write_text("from-file\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    env_t, cred_t = cfg.targets
+    assert target_url(env_t) == "mailtos://alerts:s3cr%2Ft%26x@smtp.example.org?to=ops@example.org"
+    assert target_url(cred_t).startswith("mailtos://alerts:from-file@smtp.example.org")
+    text = (tmp_path / "config.toml").read_text()
+    assert "s3cr" not in text and "from-file" not in text

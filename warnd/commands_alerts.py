@@ -1,0 +1,77 @@
+"""``warnd test-notify`` and ``warnd silence``: the alert-delivery commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from warnd.config import Config, parse_duration
+from warnd.errors import ConfigError
+
+
+def test_notify(
+    cfg: Config, names: list[str], url: str | None, *, send: Callable[..., Any] | None = None
+) -> list[dict[str, Any]]:
+    """Send a test message to each chosen target (all when none is named)."""
+    from warnd import messages, notify
+
+    send_fn = send or notify.send
+    t = messages.T.get(cfg.general.language, messages.T["no"])
+    title = t["test_title"]
+    body = t["test"] + f"\n\n{datetime.now(UTC).isoformat(timespec='seconds')}"
+    timeout = parse_duration(cfg.alerting.send_timeout).total_seconds()
+    chosen: list[tuple[str, str | None, str | None]] = []  # name, url, error
+    if url:
+        chosen.append(("(url)", url, None))
+    by_name = {tc.name: tc for tc in cfg.targets}
+    for n in names:
+        if n not in by_name:
+            raise ConfigError(f'test-notify: no target named "{n}" '
+                              f"(targets: {', '.join(sorted(by_name)) or 'none'})")
+    for tc in cfg.targets if not (names or url) else [by_name[n] for n in names]:
+        try:
+            chosen.append((tc.name, notify.target_url(tc), None))
+        except ConfigError as e:
+            chosen.append((tc.name, None, "; ".join(e.messages)))
+    out = []
+    for name, u, err in chosen:
+        if u is None:
+            out.append({"target": name, "accepted": False, "status": "ERROR", "detail": err})
+            continue
+        r = send_fn(u, title=title, body=body, body_format="text", attachments=None,
+                    timeout=timeout)
+        out.append({"target": name, "url": notify.mask(u), "accepted": bool(r.ok),
+                    "status": r.status, "detail": r.detail})
+    return out
+
+
+def cmd_test_notify(args: argparse.Namespace, cfg: Config) -> int:
+    results = test_notify(cfg, list(args.target or []), args.url)
+    if not results:
+        print("warnd: no targets configured", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(results, indent=2, ensure_ascii=False))
+    else:
+        for r in results:
+            state = "accepted" if r["accepted"] else f"FAILED ({r['status']}: {r['detail']})"
+            print(f"{r['target']}: {state}  {r.get('url', '')}".rstrip())
+    return 0 if all(r["accepted"] for r in results) else 1
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser,
+                test_notify_func: Any, silence_func: Any) -> None:
+    from warnd import silences
+
+    tn = sub.add_parser("test-notify", parents=[common],
+                        help="send a test message to targets; exit 1 if any did not accept it")
+    tn.add_argument("--target", action="append", metavar="NAME",
+                    help="a configured target (repeatable; default: all targets)")
+    tn.add_argument("url", nargs="?", help="an apprise URL to try instead")
+    tn.add_argument("--json", action="store_true")
+    tn.set_defaults(func=test_notify_func)
+    silences.add_parser(sub, common, silence_func)

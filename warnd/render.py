@@ -1,0 +1,159 @@
+"""Rich alert bodies from Jinja2 templates: the email's HTML and the Teams card.
+
+The built-in templates are ``warnd/templates/email.html.j2`` and ``teams.json.j2``;
+a file of the same name in ``[alerting] templates_dir`` replaces one. Both get the
+same ``view`` (see :func:`view`). Everything that comes from a feed (headlines,
+notice titles and summaries, links, error messages) is data, never markup:
+
+* the HTML template is rendered with autoescaping on, and links are only made
+  clickable for ``http``/``https`` URLs;
+* the card template writes every value through ``|tojson``; feed text goes into
+  ``TextRun`` elements, which Teams shows verbatim (no Markdown), and links are shown
+  as text. ``{{`` is broken up in the rendered card because apprise's template
+  engine would otherwise substitute its own tokens there.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import jinja2
+
+from warnd.messages import T, _fmt, _rel, scale_words
+
+BUILTIN = Path(__file__).parent / "templates"
+#: Power Automate rejects larger request bodies; stay well under them.
+MAX_CARD_BYTES = 28_000
+
+
+@cache
+def _env(templates_dir: str | None, autoescape: bool) -> jinja2.Environment:
+    dirs = [str(BUILTIN)]
+    if templates_dir:
+        dirs.insert(0, templates_dir)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(dirs),
+        autoescape=autoescape,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    env.filters["safe_url"] = safe_url
+    return env
+
+
+def _templates_dir(config: Any) -> str | None:
+    d = config.alerting.templates_dir
+    if not d:
+        return None
+    p = Path(d)
+    return str(p if p.is_absolute() else Path(config.base_dir) / p)
+
+
+def safe_url(url: Any) -> str:
+    """The URL when it is a plain http(s) link, else an empty string."""
+    u = str(url or "").strip()
+    try:
+        parsed = urlparse(u)
+    except ValueError:
+        return ""
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or any(c in u for c in " \n\r\t<>\"'"):
+        return ""
+    return u
+
+
+def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str) -> dict[str, Any]:
+    """Everything a template may show, as plain values."""
+    lang = config.general.language
+    t = T.get(lang, T["no"])
+    kind = data.get("kind")
+    agree = []
+    for a in data.get("agree", []):
+        agree.append({
+            "series": a["series"],
+            "source": a["source"],
+            "dimension": a.get("dimension") or "",
+            "before": _fmt(a.get("level_before")),
+            "after": _fmt(a.get("level_after")),
+            "change": _rel(a.get("relative_change")),
+            "words": scale_words(int(a.get("category") or 0), lang),
+            "strength": _fmt(a.get("strength"), 2),
+            "p_value": _fmt(a.get("p_value"), 4),
+            "onset": a.get("onset", ""),
+        })
+    n_sources = len({a["source"] for a in agree})
+    facts = []
+    if kind in ("trend", "spike"):
+        facts = [
+            (t["since"], f"{data.get('onset', '?')}"),
+            (t["words"], scale_words(int(data.get("category") or 0), lang)),
+            (t["severity"], data.get("severity", "")),
+            (t["agree"], f"{n_sources} {t['sources'][0] if n_sources == 1 else t['sources'][1]}"),
+        ]
+    elif kind == "source_health":
+        facts = [(t["severity"], data.get("severity", ""))]
+    notice = data.get("notice")
+    if notice:
+        notice = {**notice, "href": safe_url(notice.get("link"))}
+    headlines = [
+        {**h, "href": safe_url(h.get("link"))} for h in (data.get("headlines") or [])[:5]
+    ]
+    next_steps = [t["next"].format(id=alert_id, sub=data.get("substance") or "...")]
+    if kind == "source_health":
+        next_steps = [t["health_next"].format(src=data.get("source", ""))]
+    return {
+        "lang": lang,
+        "t": t,
+        "title": title,
+        "alert_id": alert_id,
+        "kind": kind,
+        "decision": data.get("decision"),
+        "severity": data.get("severity"),
+        "label": data.get("label") or data.get("substance") or "",
+        "onset": data.get("onset"),
+        "detected_at": data.get("detected_at"),
+        "facts": facts,
+        "agree": agree,
+        "disagree": list(data.get("disagree") or []),
+        "headlines": headlines,
+        "notice": notice,
+        "health": data if kind == "source_health" else None,
+        "digest": data if kind == "digest" else None,
+        "next_steps": next_steps,
+        "resolved": data.get("decision") == "resolve",
+    }
+
+
+def email_html(data: dict[str, Any], config: Any, *, alert_id: Any, title: str) -> str:
+    tpl = _env(_templates_dir(config), True).get_template("email.html.j2")
+    return tpl.render(**view(data, config, alert_id=alert_id, title=title))
+
+
+def teams_card(data: dict[str, Any], config: Any, *, alert_id: Any, title: str) -> str:
+    """The Adaptive Card message as JSON text, under :data:`MAX_CARD_BYTES`."""
+    tpl = _env(_templates_dir(config), False).get_template("teams.json.j2")
+    v = view(data, config, alert_id=alert_id, title=title)
+    while True:
+        text = tpl.render(**v)
+        try:
+            card = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"teams.json.j2 does not render valid JSON: {e}") from None
+        # ASCII only: apprise reads the template file in the locale's encoding
+        out = json.dumps(card, ensure_ascii=True, separators=(",", ":")).replace("{{", "{ {")
+        if len(out.encode()) <= MAX_CARD_BYTES:
+            return out
+        # too big: drop headlines, then shorten the notice summary, then the disagreeing list
+        if v["headlines"]:
+            v["headlines"] = v["headlines"][:-1]
+        elif v["notice"] and len(v["notice"].get("summary") or "") > 200:
+            v["notice"] = {**v["notice"], "summary": v["notice"]["summary"][:200] + "…"}
+        elif len(v["disagree"]) > 3:
+            v["disagree"] = v["disagree"][:3] + ["…"]
+        elif len(v["agree"]) > 3:
+            v["agree"] = v["agree"][:3]
+        else:
+            raise ValueError(f"the Teams card is larger than {MAX_CARD_BYTES} bytes")
