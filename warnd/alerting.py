@@ -36,7 +36,7 @@ from warnd.store import Store, iso
 
 log = logging.getLogger("warnd.alerting")
 
-SEND_ACTIONS = ("open", "escalate", "repeat")
+SEND_ACTIONS = ("open", "escalate", "repeat", "resolve")
 SEVERITIES = ("info", "warning", "critical")
 
 
