@@ -168,3 +168,78 @@ def test_password_from_env_and_credentials_dir(tmp_path, monkeypatch):
     assert target_url(cred_t).startswith("mailtos://alerts:from-file@smtp.example.org")
     text = (tmp_path / "config.toml").read_text()
     assert "s3cr" not in text and "from-file" not in text
+
+
+def test_test_notify_reports_each_target(tmp_path, smtp_server, teams_server, capsys):
+    from warnd.cli import main
+
+    dead = f"mailto://127.0.0.1:{free_port()}?from=a@example.org&to=o@example.org&cto=2"
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()) + target("teams", teams_server.url())
+                      + target("dead", dead))
+    p = str(cfg.path)
+    assert main(["--config", p, "test-notify", "--target", "mail", "--target", "teams"]) == 0
+    out = capsys.readouterr().out
+    assert "mail: accepted" in out and "teams: accepted" in out
+    wait_for(lambda: len(smtp_server.messages) == 1, what="the test email")
+    assert smtp_server.messages[0]["Subject"] == "warnd: testmelding"
+    assert len(teams_server.requests) == 1
+    assert main(["--config", p, "test-notify", "--json"]) == 1
+    res = {r["target"]: r for r in json.loads(capsys.readouterr().out)}
+    assert res["mail"]["accepted"] and res["teams"]["accepted"]
+    assert not res["dead"]["accepted"] and res["dead"]["status"] == "FAILURE"
+    assert main(["--config", p, "test-notify", smtp_server.url("x@example.org")]) == 0
+    wait_for(lambda: len(smtp_server.messages) == 3, what="the URL test email")
+    assert main(["--config", p, "test-notify", "--target", "nobody"]) == 78
+
+
+def test_pasted_https_workflow_url_gets_the_card(tmp_path, teams_server):
+    url = (f"https://127.0.0.1:{teams_server.port}/powerautomate/automations/direct/workflows/"
+           "abc123def/triggers/manual/paths/invoke?api-version=2022-03-01-preview"
+           "&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=Sig_1")
+    cfg = make_config(tmp_path, target("teams", url))
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    _enqueue(cfg, store, sources=("lab",))
+    assert alerting.dispatch_pending(cfg, store, now=NOW)["delivered"] == 1
+    (payload,) = teams_server.payloads()
+    assert payload["attachments"][0]["content"]["body"][0]["text"] == "Sterk økning: ketamin — 1 kilde"
+
+
+def test_one_target_with_two_recipients_is_one_delivery(tmp_path, smtp_server):
+    cfg = make_config(tmp_path, target("mail", smtp_server.url("a@example.org,b@example.org")))
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    _enqueue(cfg, store, sources=("lab",))
+    assert store.q("SELECT COUNT(*) AS n FROM deliveries")[0]["n"] == 1
+    assert alerting.dispatch_pending(cfg, store, now=NOW)["delivered"] == 1
+    wait_for(lambda: len(smtp_server.handler.envelopes) == 2, what="two envelopes")
+    assert sorted(e.rcpt_tos[0] for e in smtp_server.handler.envelopes) == [
+        "a@example.org", "b@example.org"]
+
+
+def test_english_wording_and_template_override(tmp_path, smtp_server):
+    tpl = tmp_path / "tpl"
+    tpl.mkdir()
+    (tpl / "email.html.j2").write_text("<p>CUSTOM {{ title }} {% for h in headlines %}{{ h.title }}{% endfor %}</p>")
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()),
+                      '\n[alerting]\ntemplates_dir = "tpl"\nchart = false\n')
+    import tomllib
+
+    data = tomllib.loads((tmp_path / "config.toml").read_text())
+    assert data["alerting"]["templates_dir"] == "tpl"
+    (tmp_path / "config.toml").write_text((tmp_path / "config.toml").read_text().replace(
+        'log_level = "DEBUG"', 'log_level = "DEBUG"\nlanguage = "en"'))
+    from warnd.config import load_config
+
+    cfg = load_config(tmp_path / "config.toml")
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    seed_headline(store, "<b>bold</b>", "https://x.example/")
+    _enqueue(cfg, store, sources=("lab",))
+    alerting.dispatch_pending(cfg, store, now=NOW)
+    wait_for(lambda: len(smtp_server.messages) == 1, what="the email")
+    msg = smtp_server.messages[0]
+    assert msg["Subject"] == "Strong increase: ketamin — 1 source"
+    assert not any(p.get_content_type() == "image/png" for p in msg.walk())
+    html = msg.get_body(("html",)).get_content()
+    assert "CUSTOM Strong increase: ketamin" in html and "&lt;b&gt;bold&lt;/b&gt;" in html

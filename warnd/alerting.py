@@ -539,15 +539,16 @@ def route(config: Config, alert: dict[str, Any]) -> list[str]:
 
 # -- delivery ----------------------------------------------------------------------
 def crash_point(name: str) -> None:
-    """Test hook: ``WARND_TEST_CRASH_AFTER=<name>`` ends the process here at once.
+    """Test hook: ``WARND_TEST_CRASH_AFTER=<name>`` kills the process here (SIGKILL).
 
     ``enqueue``: right after an alert and its deliveries are committed, before any
     send; ``send``: after a target accepted a message, before that is recorded. Used
-    by the crash tests (a SIGKILL at that point); never set it in production.
+    by the crash tests; never set it in production.
     """
     if os.environ.get("WARND_TEST_CRASH_AFTER") == name:
-        logging.shutdown()
-        os._exit(137)
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 
