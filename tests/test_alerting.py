@@ -372,3 +372,36 @@ def test_first_run_with_a_current_rise_alerts_once(tmp_path):
     first.poll("lab")
     assert [(a["kind"], a["decision"]) for a in first.detect()] == [("trend", "open")]
     assert first.detect() == []  # nothing new on the next round
+
+
+# -- digest ---------------------------------------------------------------------------
+def test_weekly_digest_sent_once_with_the_five_step_table(tmp_path, smtp_server, capsys):
+    cfg = make_config(tmp_path, target("mail", smtp_server.url(), '"email"')
+                      + target("teams", "workflows://127.0.0.1:4443/wf1/sig1/", '"teams"'),
+                      '\n[alerting.digest]\nschedule = "weekly"\nweekday = "mon"\nat = "08:00"\n'
+                      'targets = ["email"]\n')
+    store = Store.in_dir(cfg.state_dir)
+    store.record_finding(finding("lab", category=2, detected=date(2026, 7, 6)))
+    store.record_finding(finding("customs", category=1, dimension="availability",
+                                 detected=date(2026, 7, 6)))
+    store.record_finding(finding("lab", substance="heroin", category=-1, direction="decrease",
+                                 rel=-0.4, detected=date(2026, 7, 6)))
+    store.record_finding(finding("lab", substance="heroin", category=2,
+                                 detected=date(2026, 1, 5)))  # long ago: not in the digest
+    sunday = datetime(2026, 7, 12, 10, 0, tzinfo=UTC)
+    assert alerting.dispatch_pending(cfg, store, now=sunday)["delivered"] == 0
+    monday = datetime(2026, 7, 13, 6, 30, tzinfo=UTC)  # 08:30 in Oslo
+    assert alerting.dispatch_pending(cfg, store, now=monday)["delivered"] == 1
+    assert alerting.dispatch_pending(cfg, store, now=monday + timedelta(hours=3))["delivered"] == 0
+    wait_for(lambda: len(smtp_server.messages) == 1, what="the digest")
+    msg = smtp_server.messages[0]
+    assert msg["Subject"] == "Ukeoversikt: 2026-06-29 – 2026-07-13"
+    html = msg.get_body(("html",)).get_content()
+    ket = next(line for line in html.splitlines() if line.startswith("ketamin"))
+    assert ket.split()[1:6] == ["+2", "+1", "+0", "+3", "2"] and "sterk økning" in ket
+    her = next(line for line in html.splitlines() if line.startswith("heroin"))
+    assert her.split()[1:6] == ["-1", "+0", "+0", "-1", "1"]
+    rows = store.q("SELECT kind, target FROM alerts JOIN deliveries ON alert_id = id")
+    assert rows == [{"kind": "digest", "target": "mail"}]
+    assert main(["--config", str(cfg.path), "digest", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["schedule"] == "weekly"

@@ -219,6 +219,8 @@ def enqueue_alert(
     if targets:
         crash_point("enqueue")
     alert.update(id=aid, targets=targets, due_at=iso(due) if due else None)
+    if alert.get("data"):  # the stored body says "ID"; show the real one to the caller
+        alert["body"] = messages.render_text(alert["data"], config.general.language, aid)[1]
     log.info(
         "alert=%d substance=%s kind=%s severity=%s decision=%s status=%s targets=%s%s: %s",
         aid, alert["substance"] or "-", alert["kind"], alert["severity"], alert["decision"],
@@ -496,20 +498,25 @@ def check_source_health(
 
 
 # -- routing -----------------------------------------------------------------------
+def resolve_targets(config: Config, names: Iterable[str]) -> list[str]:
+    """Target names for names or tags, in order, without duplicates or muted targets."""
+    by_name = {t.name: t for t in config.targets}
+    out: list[str] = []
+    for n in names:
+        if n in by_name:
+            out.append(n)
+        else:
+            out += [t.name for t in config.targets if n in t.tags]
+    seen: set[str] = set()
+    return [n for n in out if not by_name[n].muted and not (n in seen or seen.add(n))]
+
+
 def route(config: Config, alert: dict[str, Any]) -> list[str]:
     """Target names for an alert (none when muted)."""
     if alert.get("status") == "muted":
         return []
     by_name = {t.name: t for t in config.targets}
-
-    def resolve(names: Iterable[str]) -> list[str]:
-        out: list[str] = []
-        for n in names:
-            if n in by_name:
-                out.append(n)
-            else:
-                out += [t.name for t in config.targets if n in t.tags]
-        return out
+    resolve = lambda names: resolve_targets(config, names)  # noqa: E731
 
     sev = SEVERITIES.index(alert["severity"]) if alert["severity"] in SEVERITIES else 0
     chosen: list[str] = []
@@ -569,7 +576,13 @@ def dispatch_pending(
     timeout = parse_duration(a.send_timeout).total_seconds()
     counts = {"delivered": 0, "retrying": 0, "expired": 0, "failed": 0, "silenced": 0,
               "waiting": 0}
-    from warnd import quiet
+    from warnd import digest, quiet
+
+    if config.alerting.digest is not None:
+        try:
+            digest.maybe_enqueue(config, store, now=now)
+        except Exception as e:  # the digest must never block alerts
+            log.error("digest not built: %s", e)
     from warnd.silences import silenced_by
 
     for d in store.due_deliveries(now):

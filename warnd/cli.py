@@ -216,6 +216,12 @@ def cmd_test_notify(args: argparse.Namespace) -> int:
     return run(args, _load(args))
 
 
+def cmd_digest(args: argparse.Namespace) -> int:
+    from warnd.commands_alerts import cmd_digest as run
+
+    return run(args, _load(args))
+
+
 def cmd_silence(args: argparse.Namespace) -> int:
     cfg = _load(args)
     from warnd.silences import cmd_silence as run
@@ -306,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from warnd.commands_alerts import add_parsers
 
-    add_parsers(sub, common, cmd_test_notify, cmd_silence)
+    add_parsers(sub, common, cmd_test_notify, cmd_silence, cmd_digest)
 
     for name, func, help_ in (
         ("backtest", cmd_backtest, "replay observations and print the alerts that would fire"),

@@ -63,8 +63,26 @@ def cmd_test_notify(args: argparse.Namespace, cfg: Config) -> int:
     return 0 if all(r["accepted"] for r in results) else 1
 
 
+def cmd_digest(args: argparse.Namespace, cfg: Config) -> int:
+    """Print the digest for the period ending now (nothing is sent)."""
+    from warnd import digest
+    from warnd.store import Store
+
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        data = digest.build(cfg, store, end=datetime.now(UTC))
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        title, text = digest.render(data, cfg.general.language)
+        print(title + "\n\n" + text)
+    return 0
+
+
 def add_parsers(sub: Any, common: argparse.ArgumentParser,
-                test_notify_func: Any, silence_func: Any) -> None:
+                test_notify_func: Any, silence_func: Any, digest_func: Any) -> None:
     from warnd import silences
 
     tn = sub.add_parser("test-notify", parents=[common],
@@ -75,3 +93,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser,
     tn.add_argument("--json", action="store_true")
     tn.set_defaults(func=test_notify_func)
     silences.add_parser(sub, common, silence_func)
+    dg = sub.add_parser("digest", parents=[common],
+                        help="print the findings digest for the period ending now (sends nothing)")
+    dg.add_argument("--json", action="store_true")
+    dg.set_defaults(func=digest_func)

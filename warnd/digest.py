@@ -1,0 +1,133 @@
+"""The daily or weekly digest: findings per substance on the five-step scale.
+
+``[alerting.digest]`` sends, at ``at`` (local time) every day or every ``weekday``,
+one message to its ``targets`` summarising the findings seen in the past period plus
+one detection period (so weekly series are covered): per substance the five-step
+score of each source (its largest category), the sums per dimension (use,
+availability, interest) and overall with the number of sources — the aggregated
+difference of :func:`detectors.synthesis.aggregate` — and the substance verdict
+(:func:`detectors.synthesis.substance_verdict`). A digest is an alert of kind
+``digest`` with a dedupe key per scheduled time, so it is sent once even across
+restarts; a scheduled time missed by more than a day is skipped, not sent late.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from detectors.base import SCALE
+from detectors.synthesis import aggregate, substance_verdict
+from warnd.config import Config, parse_hhmm
+from warnd.store import Store
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DIMS = ("use", "availability", "interest")
+
+
+def last_scheduled(config: Config, now: datetime) -> datetime | None:
+    """The latest scheduled digest time at or before ``now`` (UTC), if configured."""
+    dg = config.alerting.digest
+    if dg is None:
+        return None
+    tz = ZoneInfo(config.general.timezone)
+    local = now.astimezone(tz)
+    h, m = parse_hhmm(dg.at)
+    for back in range(0, 8):
+        day = local.date() - timedelta(days=back)
+        if dg.schedule == "weekly" and WEEKDAYS[day.weekday()] != dg.weekday:
+            continue
+        t = datetime.combine(day, time(h, m), tzinfo=tz)
+        if t <= local:
+            return t.astimezone(UTC)
+    return None
+
+
+def build(config: Config, store: Store, *, end: datetime) -> dict[str, Any]:
+    """The digest's data for the period ending at ``end``."""
+    dg = config.alerting.digest
+    span = timedelta(days=7 if dg is None or dg.schedule == "weekly" else 1)
+    since = (end - span - timedelta(days=7)).date()
+    rows = store.q(
+        "SELECT substance, source, dimension, kind, direction, category, relative_change, onset, "
+        "last_seen_at FROM findings WHERE last_seen_at >= ? AND kind IN ('trend','spike') "
+        "ORDER BY substance, source",
+        [since.isoformat()],
+    )
+    lang = config.general.language
+    per: dict[str, dict[str, tuple[str, int]]] = {}
+    for r in rows:
+        cat = int(r["category"] or 0)
+        if r["kind"] == "spike":
+            cat = min(cat, 1)  # a one-off spike is at most a small increase
+        src = per.setdefault(r["substance"], {})
+        old = src.get(r["source"])
+        if old is None or (abs(cat), cat) > (abs(old[1]), old[1]):
+            src[r["source"]] = (r["dimension"] or "use", cat)
+    substances = []
+    for sub, sources in sorted(per.items()):
+        agg = aggregate([(dim, s, c) for s, (dim, c) in sources.items()])
+        params = config.detection_params(sub) if sub in config.substances else None
+        verdict = substance_verdict([(s, c) for s, (_, c) in sources.items()], params) \
+            if params is not None else None
+        cat = verdict.category if verdict else 0
+        substances.append({
+            "substance": sub,
+            "label": config.substance_label(sub),
+            "by_dimension": agg.by_dimension,
+            "sources_by_dimension": agg.sources_by_dimension,
+            "total": agg.total,
+            "n_sources": agg.n_sources,
+            "category": cat,
+            "words": SCALE[cat][0 if lang == "no" else 1],
+            "sources": {s: c for s, (_, c) in sorted(sources.items())},
+        })
+    return {"since": since.isoformat(), "until": end.date().isoformat(),
+            "schedule": dg.schedule if dg else "weekly", "substances": substances}
+
+
+def render(data: dict[str, Any], lang: str) -> tuple[str, str]:
+    no = lang == "no"
+    head = ("Ukeoversikt" if data["schedule"] == "weekly" else "Dagsoversikt") if no else \
+        ("Weekly digest" if data["schedule"] == "weekly" else "Daily digest")
+    title = f"{head}: {data['since']} – {data['until']}"
+    cols = ("bruk", "tilgj.", "interesse") if no else ("use", "avail.", "interest")
+    lines = [f"{'':14} {cols[0]:>8} {cols[1]:>8} {cols[2]:>9} {'sum':>5} "
+             f"{'kilder' if no else 'sources':>7}  {'vurdering' if no else 'assessment'}"]
+    for s in data["substances"]:
+        d = s["by_dimension"]
+        lines.append(f"{s['label'][:14]:14} {d.get('use', 0):>+8d} {d.get('availability', 0):>+8d} "
+                     f"{d.get('interest', 0):>+9d} {s['total']:>+5d} {s['n_sources']:>7d}  {s['words']}")
+    if not data["substances"]:
+        lines.append("Ingen funn i perioden." if no else "No findings in the period.")
+    lines += ["", ("Poeng per kilde: −2 sterk nedgang … +2 sterk økning; summert per dimensjon."
+                   if no else "Score per source: −2 strong decrease … +2 strong increase; "
+                   "summed per dimension.")]
+    return title, "\n".join(lines)
+
+
+def maybe_enqueue(config: Config, store: Store, *, now: datetime) -> int | None:
+    """Enqueue the digest when a scheduled time has passed and it was not sent yet."""
+    from warnd import alerting
+
+    dg = config.alerting.digest
+    at = last_scheduled(config, now)
+    if dg is None or at is None or now - at > timedelta(days=1):
+        return None
+    key = f"digest:{dg.schedule}:{at.isoformat()}"
+    if store.q("SELECT 1 FROM alerts WHERE dedupe_key=?", [key]):
+        return None
+    data = build(config, store, end=at)
+    title, text = render(data, config.general.language)
+    data.update(kind="digest", substance="", label=title, title=title, text=text,
+                decision="open", severity="info")
+    targets = alerting.resolve_targets(config, dg.targets)
+    aid = store.add_alert(
+        {"dedupe_key": key, "substance": "", "source": None, "region": "", "kind": "digest",
+         "direction": None, "severity": "info", "decision": "open", "title": title,
+         "body": text, "data": data, "status": "open"},
+        targets, now=now,
+    )
+    return aid
+
