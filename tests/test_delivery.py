@@ -73,7 +73,7 @@ def test_teams_card_is_valid_escaped_and_has_no_chart(tmp_path, teams_server):
     card = att["content"]
     assert card["type"] == "AdaptiveCard" and card["version"] == "1.4"
     blocks = card["body"]
-    assert blocks[0]["text"] == "Sterk økning: ketamin — 2 kilder"
+    assert blocks[0]["inlines"][0]["text"] == "Sterk økning: ketamin — 2 kilder"
     assert not any(b["type"] == "Image" for b in blocks)
     text = json.dumps(payload, ensure_ascii=False)
     assert "image/png" not in text and "base64" not in text
@@ -202,7 +202,8 @@ def test_pasted_https_workflow_url_gets_the_card(tmp_path, teams_server):
     _enqueue(cfg, store, sources=("lab",))
     assert alerting.dispatch_pending(cfg, store, now=NOW)["delivered"] == 1
     (payload,) = teams_server.payloads()
-    assert payload["attachments"][0]["content"]["body"][0]["text"] == "Sterk økning: ketamin — 1 kilde"
+    title = payload["attachments"][0]["content"]["body"][0]["inlines"][0]["text"]
+    assert title == "Sterk økning: ketamin — 1 kilde"
 
 
 def test_one_target_with_two_recipients_is_one_delivery(tmp_path, smtp_server):
@@ -243,3 +244,39 @@ def test_english_wording_and_template_override(tmp_path, smtp_server):
     assert not any(p.get_content_type() == "image/png" for p in msg.walk())
     html = msg.get_body(("html",)).get_content()
     assert "CUSTOM Strong increase: ketamin" in html and "&lt;b&gt;bold&lt;/b&gt;" in html
+
+
+def test_hostile_notice_and_source_health_reach_both_targets_escaped(tmp_path, smtp_server,
+                                                                     teams_server):
+    from types import SimpleNamespace
+
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()) + target("teams", teams_server.url()))
+    store = Store.in_dir(cfg.state_dir)
+    src = SimpleNamespace(name="overdosefare", region="")
+    item = SimpleNamespace(
+        key="n1", title=HOSTILE, link="https://overdosefare.example/varsel/1",
+        published_at=datetime(2026, 7, 6, 9, 0, tzinfo=UTC), region="",
+        summary='Piller <img src=x onerror="steal()"> selges som Xanor. [se her](http://evil.example/s)',
+    )
+    assert alerting.enqueue_notice(cfg, store, src, item, "ketamin", now=NOW) is not None
+    for _ in range(3):
+        store.record_poll("lab", ok=False, error="HTTP 503 <b>down</b>", now=NOW)
+    assert alerting.check_source_health(cfg, store, "lab", now=NOW) is not None
+    assert alerting.dispatch_pending(cfg, store, now=NOW)["delivered"] == 4
+    wait_for(lambda: len(smtp_server.messages) == 2 and len(teams_server.requests) == 2,
+             what="two emails and two cards")
+    htmls = [m.get_body(("html",)).get_content() for m in smtp_server.messages]
+    for html in htmls:
+        assert "<script>" not in html and "<img" not in html and "<b>down" not in html
+        assert 'href="http://evil' not in html
+    assert any('href="https://overdosefare.example/varsel/1"' in h for h in htmls)
+    assert any("&lt;img src=x onerror=" in h for h in htmls)
+    for p in teams_server.payloads():
+        blocks = p["attachments"][0]["content"]["body"]
+        for b in blocks:
+            if b["type"] == "TextBlock":
+                assert "evil" not in b["text"] and "<" not in b["text"]
+    titles = sorted(p["attachments"][0]["content"]["body"][0]["inlines"][0]["text"]
+                    for p in teams_server.payloads())
+    assert titles[0] == "Kilde feiler: lab"
+    assert titles[1].startswith("Ny advarsel: ketamin — ")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from detectors.base import SCALE
@@ -78,6 +79,11 @@ T = {
 }
 
 
+def _plain(text: str) -> str:
+    """Feed text for a subject line: tags removed, whitespace collapsed."""
+    return " ".join(re.sub(r"<[^>]*>", " ", str(text)).split())
+
+
 def scale_words(category: int, lang: str) -> str:
     no, en = SCALE[int(max(-2, min(2, category)))]
     return no if lang == "no" else en
@@ -122,7 +128,7 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
         return data.get("title", "digest"), data.get("text", "")
     if kind == "notice":
         n = data["notice"]
-        title = f"{t['notice']}: {label} — {n['title']}"
+        title = f"{t['notice']}: {label} — {_plain(n['title'])}"
         body = "\n".join(
             [f"{n['title']} ({n['published_at']})", n.get("link", ""), "", n.get("summary", ""),
              "", t["next"].format(id=alert_id, sub=data["substance"])]
