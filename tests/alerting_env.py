@@ -11,7 +11,10 @@ from tests.conftest import write_config
 from warnd.config import load_config
 from warnd.store import Store
 
-HOSTILE = '<script>alert(1)</script><a href="http://evil.example/x">Klikk</a> [bad](http://evil.example/md) {{app_title}}'
+HOSTILE = (
+    '<script>alert(1)</script><a href="http://evil.example/x">Klikk</a> '
+    "[bad](http://evil.example/md) {{app_title}}"
+)
 
 SOURCES = """
 [[sources]]
@@ -45,31 +48,75 @@ def target(name: str, url: str, tags: str = "") -> str:
     return t
 
 
-def seed_series(store: Store, source: str, substance: str = "ketamin", *, n: int = 30,
-                jump_at: int = 24, start: date = date(2026, 1, 5)) -> None:
+def seed_series(
+    store: Store,
+    source: str,
+    substance: str = "ketamin",
+    *,
+    n: int = 30,
+    jump_at: int = 24,
+    start: date = date(2026, 1, 5),
+) -> None:
     obs = [
-        Observation(source=source, substance=substance, period=start + timedelta(weeks=i),
-                    value=float(5 + (i % 3) + (12 if i >= jump_at else 0)))
+        Observation(
+            source=source,
+            substance=substance,
+            period=start + timedelta(weeks=i),
+            value=float(5 + (i % 3) + (12 if i >= jump_at else 0)),
+        )
         for i in range(n)
     ]
-    store.ingest(source, location=f"{source}.csv", sha256=None, observations=obs, items=(),
-                 problems=())
+    store.ingest(
+        source, location=f"{source}.csv", sha256=None, observations=obs, items=(), problems=()
+    )
 
 
-def seed_headline(store: Store, title: str, link: str, substance: str = "ketamin",
-                  when: datetime = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)) -> None:
-    it = Item(key=f"k-{abs(hash(title))}", source="media", published_at=when, title=title,
-              link=link, summary="", substances=(substance,))
-    store.ingest("media", location="media.xml", sha256=None, observations=(), items=[it],
-                 problems=())
+def seed_headline(
+    store: Store,
+    title: str,
+    link: str,
+    substance: str = "ketamin",
+    when: datetime = datetime(2026, 7, 1, 9, 0, tzinfo=UTC),
+) -> None:
+    it = Item(
+        key=f"k-{abs(hash(title))}",
+        source="media",
+        published_at=when,
+        title=title,
+        link=link,
+        summary="",
+        substances=(substance,),
+    )
+    store.ingest(
+        "media", location="media.xml", sha256=None, observations=(), items=[it], problems=()
+    )
 
 
-def finding(source: str, *, substance: str = "ketamin", onset: date = date(2026, 6, 22),
-            detected: date = date(2026, 7, 6), rel: float = 1.8, category: int = 2,
-            kind: str = "trend", direction: str = "increase", dimension: str = "use") -> Finding:
+def finding(
+    source: str,
+    *,
+    substance: str = "ketamin",
+    onset: date = date(2026, 6, 22),
+    detected: date = date(2026, 7, 6),
+    rel: float = 1.8,
+    category: int = 2,
+    kind: str = "trend",
+    direction: str = "increase",
+    dimension: str = "use",
+) -> Finding:
     return Finding(
-        source=source, substance=substance, kind=kind, direction=direction, onset=onset,
-        detected_at=detected, level_before=6.0, level_after=6.0 * (1 + rel),
-        relative_change=rel, strength=7.5, p_value=0.0004, category=category,
-        dimension=dimension, method="test",
+        source=source,
+        substance=substance,
+        kind=kind,
+        direction=direction,
+        onset=onset,
+        detected_at=detected,
+        level_before=6.0,
+        level_after=6.0 * (1 + rel),
+        relative_change=rel,
+        strength=7.5,
+        p_value=0.0004,
+        category=category,
+        dimension=dimension,
+        method="test",
     )

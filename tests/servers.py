@@ -35,7 +35,7 @@ class _Handler:
         self.envelopes: list[Any] = []
         self.lock = threading.Lock()
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd API)
+    async def handle_DATA(self, server, session, envelope):
         with self.lock:
             self.envelopes.append(envelope)
             self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
@@ -80,7 +80,7 @@ class HttpsServer:
         outer = self
 
         class H(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 n = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(n)
                 with outer.lock:

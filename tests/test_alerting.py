@@ -17,10 +17,16 @@ from warnd.store import Store
 NOW = datetime(2026, 7, 7, 10, 0, tzinfo=UTC)  # Tuesday 12:00 in Oslo
 
 ROUTED = (
-    target("ops-mail", "mailto://127.0.0.1:2525?from=a@example.org&to=ops@example.org",
-           '"email", "critical"')
-    + target("analyst-mail", "mailto://127.0.0.1:2525?from=a@example.org&to=an@example.org",
-             '"email", "digest"')
+    target(
+        "ops-mail",
+        "mailto://127.0.0.1:2525?from=a@example.org&to=ops@example.org",
+        '"email", "critical"',
+    )
+    + target(
+        "analyst-mail",
+        "mailto://127.0.0.1:2525?from=a@example.org&to=an@example.org",
+        '"email", "digest"',
+    )
     + target("teams", "workflows://127.0.0.1:4443/wf1/sig1/", '"teams"')
     + target("heroin-desk", "mailto://127.0.0.1:2525?from=a@example.org&to=h@example.org")
     + target("old", "mailto://127.0.0.1:2525?from=a@example.org&to=old@example.org")
@@ -54,8 +60,13 @@ default_targets = ["digest"]
 
 
 def _alert(**kw):
-    base = {"substance": "ketamin", "kind": "trend", "severity": "warning", "region": "",
-            "status": "open"}
+    base = {
+        "substance": "ketamin",
+        "kind": "trend",
+        "severity": "warning",
+        "region": "",
+        "status": "open",
+    }
     return {**base, **kw}
 
 
@@ -90,8 +101,9 @@ def test_enqueue_writes_one_delivery_per_routed_target(tmp_path):
     assert [r["target"] for r in rows] == ["ops-mail", "teams"]
     # heroin: only the heroin desk, the muted target gets nothing
     seed_series(store, "lab", substance="heroin")
-    (h,) = alerting.enqueue_findings(cfg, store, "heroin", [(finding("lab", substance="heroin"),
-                                                               "open")], {}, now=NOW)
+    (h,) = alerting.enqueue_findings(
+        cfg, store, "heroin", [(finding("lab", substance="heroin"), "open")], {}, now=NOW
+    )
     rows = store.q("SELECT target FROM deliveries WHERE alert_id=?", [h["id"]])
     assert [r["target"] for r in rows] == ["heroin-desk"]
 
@@ -100,8 +112,9 @@ def test_route_tag_matching_no_target_is_a_config_error(tmp_path):
     from warnd.errors import ConfigError
 
     with pytest.raises(ConfigError) as ei:
-        make_config(tmp_path, ROUTED.replace('default_targets = ["digest"]',
-                                             'default_targets = ["nobody"]'))
+        make_config(
+            tmp_path, ROUTED.replace('default_targets = ["digest"]', 'default_targets = ["nobody"]')
+        )
     assert 'alerting.default_targets: "nobody" matches no target name or tag' in ei.value.messages
 
 
@@ -111,8 +124,9 @@ def _period(cfg, store, period, per_source, now=NOW):
     firing, states = [], {}
     for src in ("lab", "customs"):
         scope = f"series:{src}:ketamin"
-        tr = alerting.tracker_from_state(store.episode_state(scope),
-                                         cfg.detection_params("ketamin", src))
+        tr = alerting.tracker_from_state(
+            store.episode_state(scope), cfg.detection_params("ketamin", src)
+        )
         for action, f in alerting.tracker_update(tr, period, per_source.get(src, [])):
             if action in alerting.SEND_ACTIONS:
                 firing.append((f, action))
@@ -121,44 +135,71 @@ def _period(cfg, store, period, per_source, now=NOW):
 
 
 def test_episode_sends_once_then_on_escalation_then_resolve(tmp_path, smtp_server):
-    cfg = make_config(tmp_path, target("mail", smtp_server.url()),
-                      "\n[alerting]\nsend_resolved = true\n")
+    cfg = make_config(
+        tmp_path, target("mail", smtp_server.url()), "\n[alerting]\nsend_resolved = true\n"
+    )
     for s in ("lab", "customs"):
         seed_series(Store.in_dir(cfg.state_dir), s)
     d0 = date(2026, 7, 6)
     sent = []
-    for k, per in enumerate([
-        {"lab": [finding("lab", rel=1.0, category=1)]},               # open
-        {"lab": [finding("lab", rel=1.0, category=1)]},               # ongoing
-        {"lab": [finding("lab", rel=1.1, category=1)]},               # ongoing (not 1.5×)
-        {"lab": [finding("lab", rel=1.1, category=1)],
-         "customs": [finding("customs", rel=0.9, category=1)]},       # more sources agree
-        {"lab": [finding("lab", rel=2.0, category=2)],
-         "customs": [finding("customs", rel=0.9, category=1)]},       # the change grew
-        {"customs": [finding("customs", rel=0.9, category=1)]},
-        {}, {}, {},
-        {},                                                          # customs ends: resolve
-    ]):
+    for k, per in enumerate(
+        [
+            {"lab": [finding("lab", rel=1.0, category=1)]},  # open
+            {"lab": [finding("lab", rel=1.0, category=1)]},  # ongoing
+            {"lab": [finding("lab", rel=1.1, category=1)]},  # ongoing (not 1.5×)
+            {
+                "lab": [finding("lab", rel=1.1, category=1)],
+                "customs": [finding("customs", rel=0.9, category=1)],
+            },  # more sources agree
+            {
+                "lab": [finding("lab", rel=2.0, category=2)],
+                "customs": [finding("customs", rel=0.9, category=1)],
+            },  # the change grew
+            {"customs": [finding("customs", rel=0.9, category=1)]},
+            {},
+            {},
+            {},
+            {},  # customs ends: resolve
+        ]
+    ):
         store = Store.in_dir(cfg.state_dir)  # a fresh store each period: state survives restarts
-        sent.append([(a["decision"], len(a["data"]["agree"]))
-                     for a in _period(cfg, store, d0 + timedelta(weeks=k), per)])
+        sent.append(
+            [
+                (a["decision"], len(a["data"]["agree"]))
+                for a in _period(cfg, store, d0 + timedelta(weeks=k), per)
+            ]
+        )
         store.close()
-    assert sent == [[("open", 1)], [], [], [("escalate", 2)], [("escalate", 2)],
-                    [], [], [], [], [("resolve", 1)]]
+    assert sent == [
+        [("open", 1)],
+        [],
+        [],
+        [("escalate", 2)],
+        [("escalate", 2)],
+        [],
+        [],
+        [],
+        [],
+        [("resolve", 1)],
+    ]
     store = Store.in_dir(cfg.state_dir)
     assert alerting.dispatch_pending(cfg, store, now=NOW)["delivered"] == 4
     wait_for(lambda: len(smtp_server.messages) == 4, what="four emails")
     subjects = sorted(m["Subject"] for m in smtp_server.messages)
-    assert subjects == sorted([
-        "Liten økning: ketamin — 1 kilde",
-        "Forverring: Liten økning: ketamin — 2 kilder",
-        "Forverring: Sterk økning: ketamin — 2 kilder",
-        "Avsluttet: Liten økning: ketamin — 1 kilde",
-    ])
+    assert subjects == sorted(
+        [
+            "Liten økning: ketamin — 1 kilde",
+            "Forverring: Liten økning: ketamin — 2 kilder",
+            "Forverring: Sterk økning: ketamin — 2 kilder",
+            "Avsluttet: Liten økning: ketamin — 1 kilde",
+        ]
+    )
 
 
 def test_resolve_not_sent_by_default_and_rerun_is_deduplicated(tmp_path):
-    cfg = make_config(tmp_path, target("mail", "mailto://127.0.0.1:2525?from=a@example.org&to=o@example.org"))
+    cfg = make_config(
+        tmp_path, target("mail", "mailto://127.0.0.1:2525?from=a@example.org&to=o@example.org")
+    )
     store = Store.in_dir(cfg.state_dir)
     seed_series(store, "lab")
     d0 = date(2026, 7, 6)
@@ -172,8 +213,11 @@ def test_resolve_not_sent_by_default_and_rerun_is_deduplicated(tmp_path):
 
 
 def test_acknowledged_episode_gets_no_reminder(tmp_path):
-    cfg = make_config(tmp_path, target("mail", "mailto://127.0.0.1:2525?from=a@example.org&to=o@example.org"),
-                      "\n[detection]\nrepeat_after_periods = 2\n")
+    cfg = make_config(
+        tmp_path,
+        target("mail", "mailto://127.0.0.1:2525?from=a@example.org&to=o@example.org"),
+        "\n[detection]\nrepeat_after_periods = 2\n",
+    )
     store = Store.in_dir(cfg.state_dir)
     seed_series(store, "lab")
     d0 = date(2026, 7, 6)
@@ -181,15 +225,33 @@ def test_acknowledged_episode_gets_no_reminder(tmp_path):
     assert main(["--config", str(cfg.path), "alerts", "ack", str(a["id"]), "--by", "kari"]) == 0
     assert _period(cfg, store, d0 + timedelta(weeks=1), {"lab": [finding("lab")]}) == []
     assert _period(cfg, store, d0 + timedelta(weeks=2), {"lab": [finding("lab")]}) == []
-    assert store.q("SELECT status, acked_by FROM alerts")[0] == {"status": "acked", "acked_by": "kari"}
+    assert store.q("SELECT status, acked_by FROM alerts")[0] == {
+        "status": "acked",
+        "acked_by": "kari",
+    }
 
 
 # -- silences -------------------------------------------------------------------------
 def test_silenced_alert_is_recorded_not_sent(tmp_path, smtp_server, capsys):
     cfg = make_config(tmp_path, target("mail", smtp_server.url()))
     cfgp = str(cfg.path)
-    assert main(["--config", cfgp, "silence", "add", "--substance", "ketamin", "--for", "14d",
-                 "--reason", "known festival season"]) == 0
+    assert (
+        main(
+            [
+                "--config",
+                cfgp,
+                "silence",
+                "add",
+                "--substance",
+                "ketamin",
+                "--for",
+                "14d",
+                "--reason",
+                "known festival season",
+            ]
+        )
+        == 0
+    )
     assert "silence 1 added: substance=ketamin" in capsys.readouterr().out
     assert main(["--config", cfgp, "silence", "list", "--json"]) == 0
     (sil,) = json.loads(capsys.readouterr().out)
@@ -197,42 +259,61 @@ def test_silenced_alert_is_recorded_not_sent(tmp_path, smtp_server, capsys):
     store = Store.in_dir(cfg.state_dir)
     seed_series(store, "lab")
     now = datetime.now(UTC)
-    (a,) = alerting.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {},
-                                     now=now)
+    (a,) = alerting.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {}, now=now)
     row = store.q("SELECT status, silenced_by FROM alerts WHERE id=?", [a["id"]])[0]
     assert row == {"status": "silenced", "silenced_by": 1}
     assert store.q("SELECT COUNT(*) AS n FROM deliveries")[0]["n"] == 0
     assert alerting.dispatch_pending(cfg, store, now=now)["delivered"] == 0
     # another substance is not silenced; a kind-scoped silence does not touch it
-    assert main(["--config", cfgp, "silence", "add", "--kind", "notice", "--for", "1d",
-                 "--reason", "x"]) == 0
+    assert (
+        main(
+            ["--config", cfgp, "silence", "add", "--kind", "notice", "--for", "1d", "--reason", "x"]
+        )
+        == 0
+    )
     seed_series(store, "lab", substance="heroin")
-    (h,) = alerting.enqueue_findings(cfg, store, "heroin",
-                                     [(finding("lab", substance="heroin"), "open")], {}, now=now)
+    (h,) = alerting.enqueue_findings(
+        cfg, store, "heroin", [(finding("lab", substance="heroin"), "open")], {}, now=now
+    )
     assert store.q("SELECT status FROM alerts WHERE id=?", [h["id"]])[0]["status"] == "open"
     # expire the silence: the next ketamin alert goes out
     assert main(["--config", cfgp, "silence", "expire", "1"]) == 0
-    (b,) = alerting.enqueue_findings(cfg, store, "ketamin",
-                                     [(finding("lab", detected=date(2026, 7, 13)), "escalate")],
-                                     {}, now=now)
+    alerting.enqueue_findings(
+        cfg,
+        store,
+        "ketamin",
+        [(finding("lab", detected=date(2026, 7, 13)), "escalate")],
+        {},
+        now=now,
+    )
     assert alerting.dispatch_pending(cfg, store, now=now)["delivered"] == 2
     wait_for(lambda: len(smtp_server.messages) == 2, what="two emails")
     assert all("ketamin" in m["Subject"] or "heroin" in m["Subject"] for m in smtp_server.messages)
 
 
 def test_silence_added_while_waiting_stops_the_delivery(tmp_path):
-    cfg = make_config(tmp_path, target("mail", "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org"))
+    cfg = make_config(
+        tmp_path, target("mail", "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org")
+    )
     store = Store.in_dir(cfg.state_dir)
     seed_series(store, "lab")
-    (a,) = alerting.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {}, now=NOW)
-    store.add_silence(substance=None, kind=None, source="lab", reason="lab migration",
-                      until=NOW + timedelta(days=1), now=NOW)
+    alerting.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {}, now=NOW)
+    store.add_silence(
+        substance=None,
+        kind=None,
+        source="lab",
+        reason="lab migration",
+        until=NOW + timedelta(days=1),
+        now=NOW,
+    )
     sent = []
     counts = alerting.dispatch_pending(cfg, store, now=NOW, send=lambda *a, **k: sent.append(a))
     assert counts["silenced"] == 1 and sent == []
     assert store.q("SELECT status FROM deliveries")[0]["status"] == "silenced"
-    assert store.q("SELECT status, silenced_by FROM alerts")[0] == {"status": "silenced",
-                                                                    "silenced_by": 1}
+    assert store.q("SELECT status, silenced_by FROM alerts")[0] == {
+        "status": "silenced",
+        "silenced_by": 1,
+    }
 
 
 # -- quiet hours ------------------------------------------------------------------------
@@ -242,12 +323,12 @@ QUIET = '\n[alerting]\nquiet_hours = "17:00-08:00"\nquiet_days = ["sat", "sun"]\
 @pytest.mark.parametrize(
     ("local", "expected"),
     [
-        ("2026-07-07T12:00", None),                    # Tuesday noon: working time
-        ("2026-07-07T18:30", "2026-07-08T08:00"),      # Tuesday evening → Wednesday 08:00
-        ("2026-07-08T07:59", "2026-07-08T08:00"),      # early morning
-        ("2026-07-10T17:00", "2026-07-13T08:00"),      # Friday 17:00 → Monday 08:00
-        ("2026-07-11T12:00", "2026-07-13T08:00"),      # Saturday
-        ("2026-10-24T20:00", "2026-10-26T08:00"),      # across the switch to winter time
+        ("2026-07-07T12:00", None),  # Tuesday noon: working time
+        ("2026-07-07T18:30", "2026-07-08T08:00"),  # Tuesday evening → Wednesday 08:00
+        ("2026-07-08T07:59", "2026-07-08T08:00"),  # early morning
+        ("2026-07-10T17:00", "2026-07-13T08:00"),  # Friday 17:00 → Monday 08:00
+        ("2026-07-11T12:00", "2026-07-13T08:00"),  # Saturday
+        ("2026-10-24T20:00", "2026-10-26T08:00"),  # across the switch to winter time
     ],
 )
 def test_quiet_until(tmp_path, local, expected):
@@ -269,13 +350,18 @@ def test_quiet_hours_hold_non_urgent_alerts_until_morning(tmp_path, smtp_server)
     for s in ("lab", "customs", "media"):
         seed_series(store, s)
     friday_evening = datetime(2026, 7, 10, 16, 30, tzinfo=UTC)  # 18:30 in Oslo
-    (a,) = alerting.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {},
-                                     now=friday_evening)
+    (a,) = alerting.enqueue_findings(
+        cfg, store, "ketamin", [(finding("lab"), "open")], {}, now=friday_evening
+    )
     assert a["severity"] == "warning" and a["due_at"] == "2026-07-13T06:00:00+00:00"
     (c,) = alerting.enqueue_findings(
-        cfg, store, "heroin",
-        [(finding(s, substance="heroin"), "open") for s in ("lab", "customs", "media")], {},
-        now=friday_evening)
+        cfg,
+        store,
+        "heroin",
+        [(finding(s, substance="heroin"), "open") for s in ("lab", "customs", "media")],
+        {},
+        now=friday_evening,
+    )
     assert c["severity"] == "critical" and c["due_at"] is None
     assert alerting.dispatch_pending(cfg, store, now=friday_evening)["delivered"] == 1
     sunday = datetime(2026, 7, 12, 12, 0, tzinfo=UTC)
@@ -284,7 +370,9 @@ def test_quiet_hours_hold_non_urgent_alerts_until_morning(tmp_path, smtp_server)
     assert alerting.dispatch_pending(cfg, store, now=monday)["delivered"] == 1
     wait_for(lambda: len(smtp_server.messages) == 2, what="two emails")
     assert [m["Subject"] for m in smtp_server.messages] == [
-        "Sterk økning: heroin — 3 kilder", "Sterk økning: ketamin — 1 kilde"]
+        "Sterk økning: heroin — 3 kilder",
+        "Sterk økning: ketamin — 1 kilde",
+    ]
 
 
 # -- source health ----------------------------------------------------------------------
@@ -300,8 +388,12 @@ dimension = "interest"
 def test_source_health_alert_once_per_failure_episode(tmp_path, smtp_server, root):
     from warnd.pipeline import Pipeline
 
-    cfg = make_config(tmp_path, target("mail", smtp_server.url()),
-                      "\n[alerting]\nsend_resolved = true\n", sources=RSS_SOURCE)
+    cfg = make_config(
+        tmp_path,
+        target("mail", smtp_server.url()),
+        "\n[alerting]\nsend_resolved = true\n",
+        sources=RSS_SOURCE,
+    )
     clock = {"t": NOW}
     pipe = Pipeline(cfg, clock=lambda: clock["t"])
     for k in range(5):
@@ -309,8 +401,14 @@ def test_source_health_alert_once_per_failure_episode(tmp_path, smtp_server, roo
         assert pipe.poll("media").ok is False
     store = Store.in_dir(cfg.state_dir)
     rows = store.q("SELECT kind, decision, source, title FROM alerts")
-    assert rows == [{"kind": "source_health", "decision": "open", "source": "media",
-                     "title": "Kilde feiler: media"}]
+    assert rows == [
+        {
+            "kind": "source_health",
+            "decision": "open",
+            "source": "media",
+            "title": "Kilde feiler: media",
+        }
+    ]
     (tmp_path / "feeds").mkdir()
     shutil.copy(root / "tests/fixtures/rss/ba_2026-03.xml", tmp_path / "feeds/ba.xml")
     assert pipe.poll("media").ok is True
@@ -343,8 +441,10 @@ def write_counts(dir_, n: int, jump_weeks: int, seed: int = 1) -> None:
     lines = ["period,substance,value"]
     for i in range(n):
         lam = 6 if i < n - jump_weeks else 20
-        lines.append(f"{(start + timedelta(weeks=i)).isoformat()},ketamin,"
-                     f"{max(0, round(rnd.gauss(lam, lam ** 0.5)))}")
+        lines.append(
+            f"{(start + timedelta(weeks=i)).isoformat()},ketamin,"
+            f"{max(0, round(rnd.gauss(lam, lam**0.5)))}"
+        )
     (dir_ / "lab").mkdir(exist_ok=True)
     (dir_ / "lab" / "lab.csv").write_text("\n".join(lines) + "\n")
 
@@ -353,8 +453,11 @@ def test_first_run_with_old_history_sends_nothing(tmp_path):
     from warnd.pipeline import Pipeline
 
     write_counts(tmp_path, 60, jump_weeks=30)  # the rise happened half a year ago
-    cfg = make_config(tmp_path, target("mail", "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org"),
-                      sources=COUNTS)
+    cfg = make_config(
+        tmp_path,
+        target("mail", "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org"),
+        sources=COUNTS,
+    )
     res = Pipeline(cfg, clock=lambda: NOW, send=lambda *a, **k: pytest.fail("sent")).run_once()
     assert res["alerts"] == []
     store = Store.in_dir(cfg.state_dir)
@@ -366,8 +469,11 @@ def test_first_run_with_a_current_rise_alerts_once(tmp_path):
     from warnd.pipeline import Pipeline
 
     write_counts(tmp_path, 60, jump_weeks=5)
-    cfg = make_config(tmp_path, target("mail", "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org"),
-                      sources=COUNTS)
+    cfg = make_config(
+        tmp_path,
+        target("mail", "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org"),
+        sources=COUNTS,
+    )
     first = Pipeline(cfg, clock=lambda: NOW)
     first.poll("lab")
     assert [(a["kind"], a["decision"]) for a in first.detect()] == [("trend", "open")]
@@ -376,18 +482,31 @@ def test_first_run_with_a_current_rise_alerts_once(tmp_path):
 
 # -- digest ---------------------------------------------------------------------------
 def test_weekly_digest_sent_once_with_the_five_step_table(tmp_path, smtp_server, capsys):
-    cfg = make_config(tmp_path, target("mail", smtp_server.url(), '"email"')
-                      + target("teams", "workflows://127.0.0.1:4443/wf1/sig1/", '"teams"'),
-                      '\n[alerting.digest]\nschedule = "weekly"\nweekday = "mon"\nat = "08:00"\n'
-                      'targets = ["email"]\n')
+    cfg = make_config(
+        tmp_path,
+        target("mail", smtp_server.url(), '"email"')
+        + target("teams", "workflows://127.0.0.1:4443/wf1/sig1/", '"teams"'),
+        '\n[alerting.digest]\nschedule = "weekly"\nweekday = "mon"\nat = "08:00"\n'
+        'targets = ["email"]\n',
+    )
     store = Store.in_dir(cfg.state_dir)
     store.record_finding(finding("lab", category=2, detected=date(2026, 7, 6)))
-    store.record_finding(finding("customs", category=1, dimension="availability",
-                                 detected=date(2026, 7, 6)))
-    store.record_finding(finding("lab", substance="heroin", category=-1, direction="decrease",
-                                 rel=-0.4, detected=date(2026, 7, 6)))
-    store.record_finding(finding("lab", substance="heroin", category=2,
-                                 detected=date(2026, 1, 5)))  # long ago: not in the digest
+    store.record_finding(
+        finding("customs", category=1, dimension="availability", detected=date(2026, 7, 6))
+    )
+    store.record_finding(
+        finding(
+            "lab",
+            substance="heroin",
+            category=-1,
+            direction="decrease",
+            rel=-0.4,
+            detected=date(2026, 7, 6),
+        )
+    )
+    store.record_finding(
+        finding("lab", substance="heroin", category=2, detected=date(2026, 1, 5))
+    )  # long ago: not in the digest
     sunday = datetime(2026, 7, 12, 10, 0, tzinfo=UTC)
     assert alerting.dispatch_pending(cfg, store, now=sunday)["delivered"] == 0
     monday = datetime(2026, 7, 13, 6, 30, tzinfo=UTC)  # 08:30 in Oslo

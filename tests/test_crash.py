@@ -6,10 +6,10 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import env_with_root
-from tests.test_alerting import COUNTS, write_counts
 from tests.alerting_env import make_config, target
+from tests.conftest import env_with_root
 from tests.servers import wait_for
+from tests.test_alerting import COUNTS, write_counts
 from warnd.store import Store
 
 

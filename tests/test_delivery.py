@@ -42,11 +42,18 @@ def test_email_has_subject_html_text_and_chart(tmp_path, smtp_server):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
     html = parts["text/html"].get_content()
     # evidence: sources, change, onset, what next
-    for needle in ("lab:ketamin", "customs:ketamin", "+180 %", "2026-06-22", "sterk økning",
-                   f"warnd alerts ack {created[0]['id']}", "warnd silence add"):
+    for needle in (
+        "lab:ketamin",
+        "customs:ketamin",
+        "+180 %",
+        "2026-06-22",
+        "sterk økning",
+        f"warnd alerts ack {created[0]['id']}",
+        "warnd silence add",
+    ):
         assert needle in html, needle
     # the hostile headline is text, never markup or a link
-    assert "<script>" not in html and "evil.example/x\">" not in html
+    assert "<script>" not in html and 'evil.example/x">' not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert 'href="javascript' not in html
     assert 'href="https://news.example/ketamin?a=1&amp;b=2"' in html
@@ -125,10 +132,14 @@ def test_smtp_down_then_back_delivers_exactly_once(tmp_path):
         assert alerting.dispatch_pending(cfg, store, now=t)["delivered"] == 1
         wait_for(lambda: len(srv.messages) == 1, what="the email")
         for k in range(1, 4):  # later rounds send nothing more
-            assert alerting.dispatch_pending(cfg, store, now=t + timedelta(hours=k))["delivered"] == 0
+            assert (
+                alerting.dispatch_pending(cfg, store, now=t + timedelta(hours=k))["delivered"] == 0
+            )
         assert len(srv.messages) == 1
         assert store.q("SELECT status, attempts FROM deliveries")[0] == {
-            "status": "delivered", "attempts": 3}
+            "status": "delivered",
+            "attempts": 3,
+        }
     finally:
         srv.stop()
 
@@ -136,7 +147,9 @@ def test_smtp_down_then_back_delivers_exactly_once(tmp_path):
 def test_delivery_expires_and_is_reported(tmp_path, caplog):
     from warnd.cli import collect_status
 
-    url = f"mailto://127.0.0.1:{free_port()}?from=alerts@example.org&to=ops@example.org&mode=insecure"
+    url = (
+        f"mailto://127.0.0.1:{free_port()}?from=alerts@example.org&to=ops@example.org&mode=insecure"
+    )
     cfg = make_config(tmp_path, target("mail", url), '\n[alerting]\nexpire_after = "1h"\n')
     store = Store.in_dir(cfg.state_dir)
     _enqueue(cfg, store, sources=("lab",))
@@ -153,10 +166,12 @@ def test_delivery_expires_and_is_reported(tmp_path, caplog):
 def test_password_from_env_and_credentials_dir(tmp_path, monkeypatch):
     from warnd.notify import target_url
 
-    body = (target("env", "mailtos://alerts:{password}@smtp.example.org?to=ops@example.org")
-            + 'password_env = "WARND_SMTP_PW"\n'
-            + target("cred", "mailtos://alerts@smtp.example.org?to=ops@example.org&mode=ssl")
-            + 'password_file = "smtp-password"\n')
+    body = (
+        target("env", "mailtos://alerts:{password}@smtp.example.org?to=ops@example.org")
+        + 'password_env = "WARND_SMTP_PW"\n'
+        + target("cred", "mailtos://alerts@smtp.example.org?to=ops@example.org&mode=ssl")
+        + 'password_file = "smtp-password"\n'
+    )
     cfg = make_config(tmp_path, body)
     monkeypatch.setenv("WARND_SMTP_PW", "s3cr/t&x")
     creds = tmp_path / "creds"
@@ -174,8 +189,12 @@ def test_test_notify_reports_each_target(tmp_path, smtp_server, teams_server, ca
     from warnd.cli import main
 
     dead = f"mailto://127.0.0.1:{free_port()}?from=a@example.org&to=o@example.org&cto=2"
-    cfg = make_config(tmp_path, target("mail", smtp_server.url()) + target("teams", teams_server.url())
-                      + target("dead", dead))
+    cfg = make_config(
+        tmp_path,
+        target("mail", smtp_server.url())
+        + target("teams", teams_server.url())
+        + target("dead", dead),
+    )
     p = str(cfg.path)
     assert main(["--config", p, "test-notify", "--target", "mail", "--target", "teams"]) == 0
     out = capsys.readouterr().out
@@ -193,9 +212,11 @@ def test_test_notify_reports_each_target(tmp_path, smtp_server, teams_server, ca
 
 
 def test_pasted_https_workflow_url_gets_the_card(tmp_path, teams_server):
-    url = (f"https://127.0.0.1:{teams_server.port}/powerautomate/automations/direct/workflows/"
-           "abc123def/triggers/manual/paths/invoke?api-version=2022-03-01-preview"
-           "&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=Sig_1")
+    url = (
+        f"https://127.0.0.1:{teams_server.port}/powerautomate/automations/direct/workflows/"
+        "abc123def/triggers/manual/paths/invoke?api-version=2022-03-01-preview"
+        "&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=Sig_1"
+    )
     cfg = make_config(tmp_path, target("teams", url))
     store = Store.in_dir(cfg.state_dir)
     seed_series(store, "lab")
@@ -215,21 +236,31 @@ def test_one_target_with_two_recipients_is_one_delivery(tmp_path, smtp_server):
     assert alerting.dispatch_pending(cfg, store, now=NOW)["delivered"] == 1
     wait_for(lambda: len(smtp_server.handler.envelopes) == 2, what="two envelopes")
     assert sorted(e.rcpt_tos[0] for e in smtp_server.handler.envelopes) == [
-        "a@example.org", "b@example.org"]
+        "a@example.org",
+        "b@example.org",
+    ]
 
 
 def test_english_wording_and_template_override(tmp_path, smtp_server):
     tpl = tmp_path / "tpl"
     tpl.mkdir()
-    (tpl / "email.html.j2").write_text("<p>CUSTOM {{ title }} {% for h in headlines %}{{ h.title }}{% endfor %}</p>")
-    cfg = make_config(tmp_path, target("mail", smtp_server.url()),
-                      '\n[alerting]\ntemplates_dir = "tpl"\nchart = false\n')
+    (tpl / "email.html.j2").write_text(
+        "<p>CUSTOM {{ title }} {% for h in headlines %}{{ h.title }}{% endfor %}</p>"
+    )
+    cfg = make_config(
+        tmp_path,
+        target("mail", smtp_server.url()),
+        '\n[alerting]\ntemplates_dir = "tpl"\nchart = false\n',
+    )
     import tomllib
 
     data = tomllib.loads((tmp_path / "config.toml").read_text())
     assert data["alerting"]["templates_dir"] == "tpl"
-    (tmp_path / "config.toml").write_text((tmp_path / "config.toml").read_text().replace(
-        'log_level = "DEBUG"', 'log_level = "DEBUG"\nlanguage = "en"'))
+    (tmp_path / "config.toml").write_text(
+        (tmp_path / "config.toml")
+        .read_text()
+        .replace('log_level = "DEBUG"', 'log_level = "DEBUG"\nlanguage = "en"')
+    )
     from warnd.config import load_config
 
     cfg = load_config(tmp_path / "config.toml")
@@ -246,16 +277,22 @@ def test_english_wording_and_template_override(tmp_path, smtp_server):
     assert "CUSTOM Strong increase: ketamin" in html and "&lt;b&gt;bold&lt;/b&gt;" in html
 
 
-def test_hostile_notice_and_source_health_reach_both_targets_escaped(tmp_path, smtp_server,
-                                                                     teams_server):
+def test_hostile_notice_and_source_health_reach_both_targets_escaped(
+    tmp_path, smtp_server, teams_server
+):
     from types import SimpleNamespace
 
-    cfg = make_config(tmp_path, target("mail", smtp_server.url()) + target("teams", teams_server.url()))
+    cfg = make_config(
+        tmp_path, target("mail", smtp_server.url()) + target("teams", teams_server.url())
+    )
     store = Store.in_dir(cfg.state_dir)
     src = SimpleNamespace(name="overdosefare", region="")
     item = SimpleNamespace(
-        key="n1", title=HOSTILE, link="https://overdosefare.example/varsel/1",
-        published_at=datetime(2026, 7, 6, 9, 0, tzinfo=UTC), region="",
+        key="n1",
+        title=HOSTILE,
+        link="https://overdosefare.example/varsel/1",
+        published_at=datetime(2026, 7, 6, 9, 0, tzinfo=UTC),
+        region="",
         summary='Piller <img src=x onerror="steal()"> selges som Xanor. [se her](http://evil.example/s)',
     )
     assert alerting.enqueue_notice(cfg, store, src, item, "ketamin", now=NOW) is not None
@@ -263,8 +300,10 @@ def test_hostile_notice_and_source_health_reach_both_targets_escaped(tmp_path, s
         store.record_poll("lab", ok=False, error="HTTP 503 <b>down</b>", now=NOW)
     assert alerting.check_source_health(cfg, store, "lab", now=NOW) is not None
     assert alerting.dispatch_pending(cfg, store, now=NOW)["delivered"] == 4
-    wait_for(lambda: len(smtp_server.messages) == 2 and len(teams_server.requests) == 2,
-             what="two emails and two cards")
+    wait_for(
+        lambda: len(smtp_server.messages) == 2 and len(teams_server.requests) == 2,
+        what="two emails and two cards",
+    )
     htmls = [m.get_body(("html",)).get_content() for m in smtp_server.messages]
     for html in htmls:
         assert "<script>" not in html and "<img" not in html and "<b>down" not in html
@@ -276,7 +315,9 @@ def test_hostile_notice_and_source_health_reach_both_targets_escaped(tmp_path, s
         for b in blocks:
             if b["type"] == "TextBlock":
                 assert "evil" not in b["text"] and "<" not in b["text"]
-    titles = sorted(p["attachments"][0]["content"]["body"][0]["inlines"][0]["text"]
-                    for p in teams_server.payloads())
+    titles = sorted(
+        p["attachments"][0]["content"]["body"][0]["inlines"][0]["text"]
+        for p in teams_server.payloads()
+    )
     assert titles[0] == "Kilde feiler: lab"
     assert titles[1].startswith("Ny advarsel: ketamin — ")

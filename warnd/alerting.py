@@ -29,9 +29,9 @@ from datetime import date, datetime
 from typing import Any
 
 from detectors.base import SCALE, Finding
-from warnd import messages
+from warnd import messages, notify
 from warnd.config import Config, parse_duration
-from warnd.notify import mask, send, target_url
+from warnd.notify import mask, target_url
 from warnd.store import Store, iso
 
 log = logging.getLogger("warnd.alerting")
@@ -381,7 +381,9 @@ def _finding_dict(f: Finding) -> dict[str, Any]:
     }
 
 
-def _headlines(store: Store, substance: str, *, since: date, limit: int = 5) -> list[dict[str, str]]:
+def _headlines(
+    store: Store, substance: str, *, since: date, limit: int = 5
+) -> list[dict[str, str]]:
     rows = store.q(
         "SELECT i.title, i.link, i.published_at, i.source, i.kind FROM items i "
         "JOIN item_substances s ON s.key = i.key WHERE s.substance=? AND i.week >= ? "
@@ -567,7 +569,7 @@ def dispatch_pending(
     send: Callable[..., Any] | None = None,
 ) -> dict[str, int]:
     """Send every due delivery once; record success, retry time or expiry."""
-    send_fn = send or globals()["send"]
+    send_fn = send or notify.send
     by_name = {t.name: t for t in config.targets}
     a = config.alerting
     backoff = parse_duration(a.retry_backoff)

@@ -69,41 +69,62 @@ def build(config: Config, store: Store, *, end: datetime) -> dict[str, Any]:
     for sub, sources in sorted(per.items()):
         agg = aggregate([(dim, s, c) for s, (dim, c) in sources.items()])
         params = config.detection_params(sub) if sub in config.substances else None
-        verdict = substance_verdict([(s, c) for s, (_, c) in sources.items()], params) \
-            if params is not None else None
+        verdict = (
+            substance_verdict([(s, c) for s, (_, c) in sources.items()], params)
+            if params is not None
+            else None
+        )
         cat = verdict.category if verdict else 0
-        substances.append({
-            "substance": sub,
-            "label": config.substance_label(sub),
-            "by_dimension": agg.by_dimension,
-            "sources_by_dimension": agg.sources_by_dimension,
-            "total": agg.total,
-            "n_sources": agg.n_sources,
-            "category": cat,
-            "words": SCALE[cat][0 if lang == "no" else 1],
-            "sources": {s: c for s, (_, c) in sorted(sources.items())},
-        })
-    return {"since": since.isoformat(), "until": end.date().isoformat(),
-            "schedule": dg.schedule if dg else "weekly", "substances": substances}
+        substances.append(
+            {
+                "substance": sub,
+                "label": config.substance_label(sub),
+                "by_dimension": agg.by_dimension,
+                "sources_by_dimension": agg.sources_by_dimension,
+                "total": agg.total,
+                "n_sources": agg.n_sources,
+                "category": cat,
+                "words": SCALE[cat][0 if lang == "no" else 1],
+                "sources": {s: c for s, (_, c) in sorted(sources.items())},
+            }
+        )
+    return {
+        "since": since.isoformat(),
+        "until": end.date().isoformat(),
+        "schedule": dg.schedule if dg else "weekly",
+        "substances": substances,
+    }
 
 
 def render(data: dict[str, Any], lang: str) -> tuple[str, str]:
     no = lang == "no"
-    head = ("Ukeoversikt" if data["schedule"] == "weekly" else "Dagsoversikt") if no else \
-        ("Weekly digest" if data["schedule"] == "weekly" else "Daily digest")
+    head = (
+        ("Ukeoversikt" if data["schedule"] == "weekly" else "Dagsoversikt")
+        if no
+        else ("Weekly digest" if data["schedule"] == "weekly" else "Daily digest")
+    )
     title = f"{head}: {data['since']} – {data['until']}"
     cols = ("bruk", "tilgj.", "interesse") if no else ("use", "avail.", "interest")
-    lines = [f"{'':14} {cols[0]:>8} {cols[1]:>8} {cols[2]:>9} {'sum':>5} "
-             f"{'kilder' if no else 'sources':>7}  {'vurdering' if no else 'assessment'}"]
+    lines = [
+        f"{'':14} {cols[0]:>8} {cols[1]:>8} {cols[2]:>9} {'sum':>5} "
+        f"{'kilder' if no else 'sources':>7}  {'vurdering' if no else 'assessment'}"
+    ]
     for s in data["substances"]:
         d = s["by_dimension"]
-        lines.append(f"{s['label'][:14]:14} {d.get('use', 0):>+8d} {d.get('availability', 0):>+8d} "
-                     f"{d.get('interest', 0):>+9d} {s['total']:>+5d} {s['n_sources']:>7d}  {s['words']}")
+        lines.append(
+            f"{s['label'][:14]:14} {d.get('use', 0):>+8d} {d.get('availability', 0):>+8d} "
+            f"{d.get('interest', 0):>+9d} {s['total']:>+5d} {s['n_sources']:>7d}  {s['words']}"
+        )
     if not data["substances"]:
         lines.append("Ingen funn i perioden." if no else "No findings in the period.")
-    lines += ["", ("Poeng per kilde: −2 sterk nedgang … +2 sterk økning; summert per dimensjon."
-                   if no else "Score per source: −2 strong decrease … +2 strong increase; "
-                   "summed per dimension.")]
+    lines += [
+        "",
+        (
+            "Poeng per kilde: −2 sterk nedgang … +2 sterk økning; summert per dimensjon."
+            if no
+            else "Score per source: −2 strong decrease … +2 strong increase; summed per dimension."
+        ),
+    ]
     return title, "\n".join(lines)
 
 
@@ -120,14 +141,32 @@ def maybe_enqueue(config: Config, store: Store, *, now: datetime) -> int | None:
         return None
     data = build(config, store, end=at)
     title, text = render(data, config.general.language)
-    data.update(kind="digest", substance="", label=title, title=title, text=text,
-                decision="open", severity="info")
+    data.update(
+        kind="digest",
+        substance="",
+        label=title,
+        title=title,
+        text=text,
+        decision="open",
+        severity="info",
+    )
     targets = alerting.resolve_targets(config, dg.targets)
     aid = store.add_alert(
-        {"dedupe_key": key, "substance": "", "source": None, "region": "", "kind": "digest",
-         "direction": None, "severity": "info", "decision": "open", "title": title,
-         "body": text, "data": data, "status": "open"},
-        targets, now=now,
+        {
+            "dedupe_key": key,
+            "substance": "",
+            "source": None,
+            "region": "",
+            "kind": "digest",
+            "direction": None,
+            "severity": "info",
+            "decision": "open",
+            "title": title,
+            "body": text,
+            "data": data,
+            "status": "open",
+        },
+        targets,
+        now=now,
     )
     return aid
-

@@ -60,7 +60,11 @@ def safe_url(url: Any) -> str:
         parsed = urlparse(u)
     except ValueError:
         return ""
-    if parsed.scheme not in ("http", "https") or not parsed.netloc or any(c in u for c in " \n\r\t<>\"'"):
+    if (
+        parsed.scheme not in ("http", "https")
+        or not parsed.netloc
+        or any(c in u for c in " \n\r\t<>\"'")
+    ):
         return ""
     return u
 
@@ -72,18 +76,20 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str) -> dic
     kind = data.get("kind")
     agree = []
     for a in data.get("agree", []):
-        agree.append({
-            "series": a["series"],
-            "source": a["source"],
-            "dimension": a.get("dimension") or "",
-            "before": _fmt(a.get("level_before")),
-            "after": _fmt(a.get("level_after")),
-            "change": _rel(a.get("relative_change")),
-            "words": scale_words(int(a.get("category") or 0), lang),
-            "strength": _fmt(a.get("strength"), 2),
-            "p_value": _fmt(a.get("p_value"), 4),
-            "onset": a.get("onset", ""),
-        })
+        agree.append(
+            {
+                "series": a["series"],
+                "source": a["source"],
+                "dimension": a.get("dimension") or "",
+                "before": _fmt(a.get("level_before")),
+                "after": _fmt(a.get("level_after")),
+                "change": _rel(a.get("relative_change")),
+                "words": scale_words(int(a.get("category") or 0), lang),
+                "strength": _fmt(a.get("strength"), 2),
+                "p_value": _fmt(a.get("p_value"), 4),
+                "onset": a.get("onset", ""),
+            }
+        )
     n_sources = len({a["source"] for a in agree})
     facts = []
     if kind in ("trend", "spike"):
@@ -98,9 +104,7 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str) -> dic
     notice = data.get("notice")
     if notice:
         notice = {**notice, "href": safe_url(notice.get("link"))}
-    headlines = [
-        {**h, "href": safe_url(h.get("link"))} for h in (data.get("headlines") or [])[:5]
-    ]
+    headlines = [{**h, "href": safe_url(h.get("link"))} for h in (data.get("headlines") or [])[:5]]
     next_steps = [t["next"].format(id=alert_id, sub=data.get("substance") or "...")]
     if kind == "source_health":
         next_steps = [t["health_next"].format(src=data.get("source", ""))]
@@ -152,7 +156,7 @@ def teams_card(data: dict[str, Any], config: Any, *, alert_id: Any, title: str) 
         elif v["notice"] and len(v["notice"].get("summary") or "") > 200:
             v["notice"] = {**v["notice"], "summary": v["notice"]["summary"][:200] + "…"}
         elif len(v["disagree"]) > 3:
-            v["disagree"] = v["disagree"][:3] + ["…"]
+            v["disagree"] = [*v["disagree"][:3], "…"]
         elif len(v["agree"]) > 3:
             v["agree"] = v["agree"][:3]
         else:
