@@ -253,6 +253,9 @@ def test_silenced_alert_is_recorded_not_sent(tmp_path, smtp_server, capsys):
         == 0
     )
     assert "silence 1 added: substance=ketamin" in capsys.readouterr().out
+    assert main(["--config", cfgp, "silence", "add", "--substance", "ketamine", "--for", "1d",
+                 "--reason", "typo"]) == 2
+    assert '"ketamine" is not a configured substance' in capsys.readouterr().err
     assert main(["--config", cfgp, "silence", "list", "--json"]) == 0
     (sil,) = json.loads(capsys.readouterr().out)
     assert sil["substance"] == "ketamin" and sil["reason"] == "known festival season"

@@ -321,3 +321,20 @@ def test_hostile_notice_and_source_health_reach_both_targets_escaped(
     )
     assert titles[0] == "Kilde feiler: lab"
     assert titles[1].startswith("Ny advarsel: ketamin — ")
+
+
+def test_resolve_message_wording(tmp_path, smtp_server):
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()))
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    _enqueue(cfg, store, sources=("lab",))
+    alerting.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "resolve")], {}, now=NOW)
+    rows = store.q("SELECT decision FROM alerts ORDER BY id")
+    assert [r["decision"] for r in rows] == ["open"]  # send_resolved is off
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()),
+                      "\n[alerting]\nsend_resolved = true\n")
+    alerting.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "resolve")], {}, now=NOW)
+    alerting.dispatch_pending(cfg, store, now=NOW)
+    wait_for(lambda: len(smtp_server.messages) == 2, what="two emails")
+    ended = next(m for m in smtp_server.messages if m["Subject"].startswith("Avsluttet"))
+    assert "ingen av kildene viser lenger sterk økning" in ended.get_body(("html",)).get_content()

@@ -229,7 +229,7 @@ def cmd_silence(args: argparse.Namespace) -> int:
 
     store = Store.in_dir(cfg.state_dir)
     try:
-        return run(args, store)
+        return run(args, store, config=cfg)
     finally:
         store.close()
 

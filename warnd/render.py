@@ -128,6 +128,9 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str) -> dic
         "digest": data if kind == "digest" else None,
         "next_steps": next_steps,
         "resolved": data.get("decision") == "resolve",
+        "resolved_what": (
+            t["spike"] if kind == "spike" else scale_words(int(data.get("category") or 0), lang)
+        ).lower(),
     }
 
 

@@ -40,13 +40,25 @@ def silenced_by(store: Store, alert: dict[str, Any], now: datetime) -> int | Non
 
 
 # -- commands ---------------------------------------------------------------------
-def cmd_silence(args: argparse.Namespace, store: Store, *, now: datetime | None = None) -> int:
+def cmd_silence(
+    args: argparse.Namespace, store: Store, *, config: Any = None, now: datetime | None = None
+) -> int:
     now = now or datetime.now(UTC)
     sub = getattr(args, "silence_cmd", None) or "list"
     if sub == "add":
         if not (args.substance or args.kind or args.source):
             print("warnd: silence add needs --substance, --kind or --source", file=sys.stderr)
             return 2
+        if config is not None:  # a typo would silence nothing, silently
+            if args.substance and args.substance not in config.substances:
+                print(f'warnd: --substance: "{args.substance}" is not a configured substance '
+                      f"({', '.join(sorted(config.substances))})", file=sys.stderr)
+                return 2
+            names = [s.name for s in config.sources]
+            if args.source and args.source not in names:
+                print(f'warnd: --source: "{args.source}" is not a configured source '
+                      f"({', '.join(sorted(names))})", file=sys.stderr)
+                return 2
         try:
             span = parse_duration(args.duration)
         except ValueError as e:
