@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import ssl
 import threading
@@ -46,6 +47,9 @@ class SmtpServer:
     """aiosmtpd on 127.0.0.1; ``start()``/``stop()`` may be called again on the same port."""
 
     def __init__(self, port: int | None = None) -> None:
+        # aiosmtpd logs each connection at INFO from its own thread, also after a test's
+        # captured stderr is closed
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
         self.port = port or free_port()
         self.handler = _Handler()
         self.ctl: Controller | None = None

@@ -436,7 +436,7 @@ period = "week"
 """
 
 
-def write_counts(dir_, n: int, jump_weeks: int, seed: int = 1) -> None:
+def write_counts(dir_, n: int, jump_weeks: int, seed: int = 1, name: str = "lab") -> None:
     import random
 
     rnd = random.Random(seed)
@@ -448,8 +448,8 @@ def write_counts(dir_, n: int, jump_weeks: int, seed: int = 1) -> None:
             f"{(start + timedelta(weeks=i)).isoformat()},ketamin,"
             f"{max(0, round(rnd.gauss(lam, lam**0.5)))}"
         )
-    (dir_ / "lab").mkdir(exist_ok=True)
-    (dir_ / "lab" / "lab.csv").write_text("\n".join(lines) + "\n")
+    (dir_ / name).mkdir(exist_ok=True)
+    (dir_ / name / f"{name}.csv").write_text("\n".join(lines) + "\n")
 
 
 def test_first_run_with_old_history_sends_nothing(tmp_path):
@@ -527,3 +527,36 @@ def test_weekly_digest_sent_once_with_the_five_step_table(tmp_path, smtp_server,
     assert rows == [{"kind": "digest", "target": "mail"}]
     assert main(["--config", str(cfg.path), "digest", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["schedule"] == "weekly"
+
+
+TWO_COUNTS = COUNTS + """
+[[sources]]
+name = "customs"
+kind = "count_table"
+location = "customs/"
+dimension = "availability"
+period = "week"
+"""
+
+
+def test_pipeline_second_source_agreeing_is_an_escalation(tmp_path):
+    from warnd.pipeline import Pipeline
+
+    write_counts(tmp_path, 60, jump_weeks=5, seed=1)
+    write_counts(tmp_path, 60, jump_weeks=0, seed=2, name="customs")
+    cfg = make_config(tmp_path, target("mail", "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org"),
+                      sources=TWO_COUNTS)
+    first = Pipeline(cfg, clock=lambda: NOW, send=lambda *a, **k: pytest.fail("sent")).detect
+    Pipeline(cfg, clock=lambda: NOW).poll("lab")
+    Pipeline(cfg, clock=lambda: NOW).poll("customs")
+    assert [(a["decision"], a["source"]) for a in first()] == [("open", "lab")]
+    # two weeks later: lab still high, customs rises too
+    write_counts(tmp_path, 62, jump_weeks=7, seed=1)
+    write_counts(tmp_path, 62, jump_weeks=5, seed=2, name="customs")
+    p = Pipeline(cfg, clock=lambda: NOW + timedelta(weeks=2))
+    p.poll("lab")
+    p.poll("customs")
+    got = p.detect()
+    assert [(a["decision"], a["source"], a["data"]["disagree"]) for a in got] == [
+        ("escalate", "customs,lab", [])]  # customs' simultaneous spike is left out
+    assert p.detect() == []

@@ -152,7 +152,8 @@ def enqueue_findings(
     """Turn the series decisions of one substance into alerts in the outbox.
 
     Trend increases of one substance become one message listing every source that
-    agrees; spikes and decreases are their own messages; ``resolve`` decisions become
+    agrees; spikes and decreases are their own messages (a spike in a series that is
+    part of a trend episode is left out); ``resolve`` decisions become
     one "ended" message per episode kind, sent only with ``alerting.send_resolved``
     (or the detection rule ``send_resolve``) and only when no other source of the
     substance still has that episode open. A ``repeat`` of an acknowledged
@@ -167,6 +168,12 @@ def enqueue_findings(
         live = []
     trends = [(f, a) for f, a in live if f.kind == "trend" and f.direction == "increase"]
     others = [(f, a) for f, a in live if not (f.kind == "trend" and f.direction == "increase")]
+    # a spike in a series whose rise is already a trend message adds nothing but noise
+    rising = {f.series_key for f, _ in trends} | {
+        scope.removeprefix("series:") for scope, st in states.items()
+        if any(x.kind == "trend" and x.direction == "increase" for x in tracker_active(st, None))
+    }
+    others = [(f, a) for f, a in others if not (f.kind == "spike" and f.series_key in rising)]
     groups: list[list[tuple[Finding, str]]] = [trends] if trends else []
     groups += [[x] for x in others]
     by_episode: dict[tuple[str, str], list[tuple[Finding, str]]] = {}
