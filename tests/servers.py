@@ -118,3 +118,31 @@ class HttpsServer:
 
     def url(self) -> str:
         return f"workflows://127.0.0.1:{self.port}/wf0123abcd/Sig_abc-123XYZ/?image=no"
+
+
+class BlackHole:
+    """Accepts TCP connections and says nothing until released (a hung mail relay)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self.accepted = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            self.accepted.set()
+
+    def release(self) -> None:
+        for c in self.conns:
+            c.close()
+        self.sock.close()

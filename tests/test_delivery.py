@@ -338,3 +338,51 @@ def test_resolve_message_wording(tmp_path, smtp_server):
     wait_for(lambda: len(smtp_server.messages) == 2, what="two emails")
     ended = next(m for m in smtp_server.messages if m["Subject"].startswith("Avsluttet"))
     assert "ingen av kildene viser lenger sterk økning" in ended.get_body(("html",)).get_content()
+
+
+def test_hung_mail_relay_does_not_delay_teams(tmp_path, teams_server):
+    import threading
+
+    from tests.servers import BlackHole
+
+    hole = BlackHole()
+    url = f"mailto://127.0.0.1:{hole.port}?from=a@example.org&to=o@example.org&mode=insecure"
+    cfg = make_config(tmp_path, target("a-mail", url) + target("teams", teams_server.url()))
+    store_path = cfg.state_dir
+    store = Store.in_dir(store_path)
+    seed_series(store, "lab")
+    _enqueue(cfg, store, sources=("lab",))
+    store.close()
+    result = {}
+
+    def run():
+        s = Store.in_dir(store_path)
+        result["counts"] = alerting.dispatch_pending(cfg, s, now=NOW)
+        s.close()
+
+    th = threading.Thread(target=run)
+    th.start()
+    try:
+        assert hole.accepted.wait(20), "the mail relay was never contacted"
+        # the mail send is hanging right now; Teams must get its card anyway
+        wait_for(lambda: len(teams_server.requests) == 1, what="the card while mail hangs")
+        assert th.is_alive()
+    finally:
+        hole.release()
+        th.join(60)
+    assert result["counts"]["delivered"] == 1 and result["counts"]["retrying"] == 1
+
+
+def test_broken_template_override_falls_back_to_plain_text(tmp_path, smtp_server):
+    tpl = tmp_path / "tpl"
+    tpl.mkdir()
+    (tpl / "email.html.j2").write_text("{{ no_such_variable }}")
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()),
+                      '\n[alerting]\ntemplates_dir = "tpl"\n')
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    _enqueue(cfg, store, sources=("lab",))
+    assert alerting.dispatch_pending(cfg, store, now=NOW)["delivered"] == 1
+    wait_for(lambda: len(smtp_server.messages) == 1, what="the email")
+    body = smtp_server.messages[0].get_body(("plain",)).get_content()
+    assert "Kilder som viser økning:" in body and "lab:ketamin" in body

@@ -13,9 +13,13 @@ Rules live here, in one place:
   with ``stop = true``) names targets or tags; no match goes to
   ``alerting.default_targets`` (all targets when unset). Muted targets and
   substances get no deliveries; the alert is still recorded.
-* **Delivery** — each target separately, retried with exponential backoff until
-  ``alerting.expire_after``; an expired delivery is logged as an error and shown
-  by ``warnd status``.
+* **Delivery** — each target separately and in parallel (a hung target never holds
+  back another), retried with exponential backoff until ``alerting.expire_after``
+  (counted from when the delivery became due); an expired delivery is logged as an
+  error and shown by ``warnd status``.
+* **Silences, quiet hours** (:mod:`warnd.silences`, :mod:`warnd.quiet`) are applied
+  when an alert is decided and again before each send.
+* **Source health** — :func:`check_source_health`, one alert per failure episode.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import date, datetime
 from typing import Any
 
@@ -38,6 +43,8 @@ log = logging.getLogger("warnd.alerting")
 
 SEND_ACTIONS = ("open", "escalate", "repeat", "resolve")
 SEVERITIES = ("info", "warning", "critical")
+#: Targets sent to at the same time in one dispatch round.
+SEND_WORKERS = 4
 
 
 # -- episode tracker adapter (the rules themselves live in detectors.episodes) ------
@@ -567,7 +574,6 @@ def crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-
 def dispatch_pending(
     config: Config,
     store: Store,
@@ -575,7 +581,11 @@ def dispatch_pending(
     now: datetime,
     send: Callable[..., Any] | None = None,
 ) -> dict[str, int]:
-    """Send every due delivery once; record success, retry time or expiry."""
+    """Send every due delivery once; record success, retry time or expiry.
+
+    Also enqueues the digest when one is due, marks deliveries a silence now covers,
+    and moves retries that fall into quiet hours to the end of the quiet time.
+    """
     send_fn = send or notify.send
     by_name = {t.name: t for t in config.targets}
     a = config.alerting
@@ -594,6 +604,7 @@ def dispatch_pending(
             log.error("digest not built: %s", e)
     from warnd.silences import silenced_by
 
+    jobs: list[tuple[dict[str, Any], str, tuple[str, str, str, list[str] | None]]] = []
     for d in store.due_deliveries(now):
         t = by_name.get(d["target"])
         aid, name = int(d["alert_id"]), d["target"]
@@ -627,27 +638,52 @@ def dispatch_pending(
             log.error("alert=%d target=%s: %s", aid, name, e)
             continue
         data = json.loads(d["data"])
-        title, body, fmt, attachments = messages.for_target(url, d, data, config, store)
-        result = send_fn(url, title=title, body=body, body_format=fmt,
-                         attachments=attachments, timeout=timeout)
-        if result.ok:
-            crash_point("send")
-            store.mark_delivery(aid, name, status="delivered", now=now)
-            counts["delivered"] += 1
-            log.info("alert=%d target=%s delivered (%s)", aid, name, mask(url))
-            continue
-        created = datetime.fromisoformat(d.get("due_at") or d["created_at"])
-        err = f"{result.status}: {result.detail}".strip(": ")
-        if now - created >= expire:
-            store.mark_delivery(aid, name, status="expired", error=err, now=now)
-            counts["expired"] += 1
-            log.error("alert=%d target=%s expired after %d attempts: %s", aid, name,
-                      int(d["attempts"]) + 1, err)
-            continue
-        delay = min(backoff * (2 ** int(d["attempts"])), max_backoff)
-        store.mark_delivery(aid, name, status="pending", error=err,
-                            next_attempt_at=now + delay, now=now)
-        counts["retrying"] += 1
-        log.warning("alert=%d target=%s not accepted (%s); retry at %s", aid, name, err,
-                    iso(now + delay))
+        jobs.append((d, url, messages.for_target(url, d, data, config, store)))
+
+    def one(job: tuple[dict[str, Any], str, tuple[str, str, str, list[str] | None]]) -> Any:
+        _, url, (title, body, fmt, attachments) = job
+        try:
+            return send_fn(url, title=title, body=body, body_format=fmt,
+                           attachments=attachments, timeout=timeout)
+        except Exception as e:  # a send function must not take the round down
+            return notify.SendResult(False, "ERROR", f"{type(e).__name__}: {e}")
+
+    if not jobs:
+        return counts
+    # targets are sent in parallel, so a slow or dead one never holds back another;
+    # the outcomes are recorded here, in this thread (the store is per thread)
+    with ThreadPoolExecutor(max_workers=min(SEND_WORKERS, len(jobs)),
+                            thread_name_prefix="warnd-send") as pool:
+        futures = {pool.submit(one, job): job for job in jobs}
+        for fut in as_completed(futures):
+            d, url, _ = futures[fut]
+            _record(store, d, url, fut.result(), counts, now=now, backoff=backoff,
+                    max_backoff=max_backoff, expire=expire)
     return counts
+
+
+def _record(
+    store: Store, d: dict[str, Any], url: str, result: Any, counts: dict[str, int], *,
+    now: datetime, backoff: Any, max_backoff: Any, expire: Any,
+) -> None:
+    aid, name = int(d["alert_id"]), d["target"]
+    if result.ok:
+        crash_point("send")
+        store.mark_delivery(aid, name, status="delivered", now=now)
+        counts["delivered"] += 1
+        log.info("alert=%d target=%s delivered (%s)", aid, name, mask(url))
+        return
+    created = datetime.fromisoformat(d.get("due_at") or d["created_at"])
+    err = f"{result.status}: {result.detail}".strip(": ")
+    if now - created >= expire:
+        store.mark_delivery(aid, name, status="expired", error=err, now=now)
+        counts["expired"] += 1
+        log.error("alert=%d target=%s expired after %d attempts: %s", aid, name,
+                  int(d["attempts"]) + 1, err)
+        return
+    delay = min(backoff * (2 ** int(d["attempts"])), max_backoff)
+    store.mark_delivery(aid, name, status="pending", error=err,
+                        next_attempt_at=now + delay, now=now)
+    counts["retrying"] += 1
+    log.warning("alert=%d target=%s not accepted (%s); retry at %s", aid, name, err,
+                iso(now + delay))

@@ -194,11 +194,26 @@ def for_target(
       template); no chart (the plugin drops attachments);
     * anything else: plain text.
     """
-    from warnd import render
-
     lang = config.general.language
     alert_id = delivery["alert_id"]
     title, text = render_text(data, lang, alert_id)
+    try:
+        return _rich(url, alert_id, title, data, config, store)
+    except Exception as e:  # e.g. a broken template override: send plain text, never nothing
+        import logging
+
+        logging.getLogger("warnd.messages").error(
+            "alert=%s: rich message failed, sending plain text: %s", alert_id, e)
+        return title, text, "text", None
+
+
+def _rich(
+    url: str, alert_id: Any, title: str, data: dict[str, Any], config: Any, store: Any
+) -> tuple[str, str, str, list[str] | None]:
+    from warnd import render
+
+    lang = config.general.language
+    text = render_text(data, lang, alert_id)[1]
     kind = target_kind(url)
     if kind == "email":
         html = render.email_html(data, config, alert_id=alert_id, title=title)
