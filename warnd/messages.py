@@ -41,6 +41,9 @@ T = {
         "words": "Vurdering",
         "test": "Dette er en testmelding fra warnd. Kom den fram, er målet satt opp riktig.",
         "test_title": "warnd: testmelding",
+        "n_sources": "Kilder",
+        "severities": {"info": "info", "warning": "advarsel", "critical": "kritisk"},
+        "dimensions": {"use": "bruk", "availability": "tilgjengelighet", "interest": "interesse"},
     },
     "en": {
         "sources": ("source", "sources"),
@@ -75,6 +78,9 @@ T = {
         "words": "Assessment",
         "test": "This is a test message from warnd. If it arrived, the target is set up right.",
         "test_title": "warnd: test message",
+        "n_sources": "Sources",
+        "severities": {"info": "info", "warning": "warning", "critical": "critical"},
+        "dimensions": {"use": "use", "availability": "availability", "interest": "interest"},
     },
 }
 

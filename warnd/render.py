@@ -80,7 +80,7 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str) -> dic
             {
                 "series": a["series"],
                 "source": a["source"],
-                "dimension": a.get("dimension") or "",
+                "dimension": t["dimensions"].get(a.get("dimension") or "", a.get("dimension") or ""),
                 "before": _fmt(a.get("level_before")),
                 "after": _fmt(a.get("level_after")),
                 "change": _rel(a.get("relative_change")),
@@ -92,15 +92,17 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str) -> dic
         )
     n_sources = len({a["source"] for a in agree})
     facts = []
+    severity = t["severities"].get(data.get("severity", ""), data.get("severity", ""))
     if kind in ("trend", "spike"):
         facts = [
             (t["since"], f"{data.get('onset', '?')}"),
             (t["words"], scale_words(int(data.get("category") or 0), lang)),
-            (t["severity"], data.get("severity", "")),
-            (t["agree"], f"{n_sources} {t['sources'][0] if n_sources == 1 else t['sources'][1]}"),
+            (t["severity"], severity),
+            (t["n_sources"],
+             f"{n_sources} {t['sources'][0] if n_sources == 1 else t['sources'][1]}"),
         ]
     elif kind == "source_health":
-        facts = [(t["severity"], data.get("severity", ""))]
+        facts = [(t["severity"], severity)]
     notice = data.get("notice")
     if notice:
         notice = {**notice, "href": safe_url(notice.get("link"))}
