@@ -560,3 +560,19 @@ def test_pipeline_second_source_agreeing_is_an_escalation(tmp_path):
     assert [(a["decision"], a["source"], a["data"]["disagree"]) for a in got] == [
         ("escalate", "customs,lab", [])]  # customs' simultaneous spike is left out
     assert p.detect() == []
+
+
+def test_status_shows_waiting_deliveries_and_silences(tmp_path, capsys):
+    cfg = make_config(tmp_path, target("mail", "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org"),
+                      QUIET)
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    far = datetime.now(UTC) + timedelta(days=30)
+    store.add_silence(substance="heroin", kind=None, source=None, reason="r", until=far)
+    store.add_alert({"dedupe_key": "k", "substance": "ketamin", "kind": "trend",
+                     "severity": "warning", "decision": "open", "title": "t", "body": "b"},
+                    ["mail"], due_at=far)
+    assert main(["--config", str(cfg.path), "status", "--json"]) in (0, 1)
+    st = json.loads(capsys.readouterr().out)
+    assert st["waiting_deliveries"]["n"] == 1
+    assert [s["substance"] for s in st["active_silences"]] == ["heroin"]

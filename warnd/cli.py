@@ -91,7 +91,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 # -- status --------------------------------------------------------------------------
 def collect_status(cfg: Config) -> dict[str, Any]:
-    from warnd.store import Store
+    from warnd.store import Store, iso
 
     store = Store.in_dir(cfg.state_dir)
     try:
@@ -129,6 +129,10 @@ def collect_status(cfg: Config) -> dict[str, Any]:
             "JOIN alerts a ON a.id = d.alert_id WHERE d.status='expired' "
             "ORDER BY d.alert_id DESC LIMIT 20")
         silences = store.silences(active_only=True)
+        waiting = store.q(
+            "SELECT COUNT(*) AS n, MIN(next_attempt_at) AS until FROM deliveries "
+            "WHERE status='pending' AND attempts=0 AND next_attempt_at > ?",
+            [iso(datetime.now(UTC))])[0]
         return {
             "state_dir": str(cfg.state_dir),
             "schema_version": store.schema_version,
@@ -138,6 +142,7 @@ def collect_status(cfg: Config) -> dict[str, Any]:
             "failing_targets": failing_targets,
             "expired_deliveries": expired,
             "active_silences": silences,
+            "waiting_deliveries": {"n": waiting["n"], "until": waiting["until"]},
             "healthy": not unhealthy and not outbox.get("expired"),
             "unhealthy_sources": unhealthy,
         }
@@ -168,6 +173,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         for e in st["expired_deliveries"]:
             print(f"  EXPIRED alert #{e['alert_id']} to {e['target']} after {e['attempts']} "
                   f"attempts: {e['last_error']}")
+        if st["waiting_deliveries"]["n"]:
+            w = st["waiting_deliveries"]
+            print(f"  {w['n']} waiting for the end of quiet hours (first at {w['until']})")
         if st["active_silences"]:
             print(f"active silences: {len(st['active_silences'])} (warnd silence list)")
         print("healthy" if st["healthy"] else
