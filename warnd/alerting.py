@@ -608,7 +608,7 @@ def dispatch_pending(
     for d in store.due_deliveries(now):
         t = by_name.get(d["target"])
         aid, name = int(d["alert_id"]), d["target"]
-        sid = silenced_by(store, d, now) if d.get("kind") != "digest" else None
+        sid = silenced_by(store, d, now)
         if sid is not None:  # silenced after it was decided (e.g. while it waited)
             with store.write() as db:
                 db.execute("UPDATE deliveries SET status='silenced' WHERE alert_id=? AND target=?",
