@@ -576,3 +576,16 @@ def test_status_shows_waiting_deliveries_and_silences(tmp_path, capsys):
     st = json.loads(capsys.readouterr().out)
     assert st["waiting_deliveries"]["n"] == 1
     assert [s["substance"] for s in st["active_silences"]] == ["heroin"]
+
+
+def test_digest_silence_holds_back_the_digest(tmp_path):
+    cfg = make_config(tmp_path, target("mail", "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org"),
+                      '\n[alerting.digest]\nschedule = "daily"\nat = "07:00"\ntargets = ["mail"]\n')
+    store = Store.in_dir(cfg.state_dir)
+    monday = datetime(2026, 7, 13, 6, 30, tzinfo=UTC)
+    store.add_silence(substance=None, kind="digest", source=None, reason="holiday",
+                      until=monday + timedelta(days=7), now=monday)
+    sent = []
+    counts = alerting.dispatch_pending(cfg, store, now=monday, send=lambda *a, **k: sent.append(a))
+    assert counts["silenced"] == 1 and sent == []
+    assert store.q("SELECT kind, status FROM alerts") == [{"kind": "digest", "status": "silenced"}]
