@@ -77,17 +77,16 @@ class SubstanceMatcher:
 
     def __init__(self, substances: Sequence[SubstanceSpec]) -> None:
         self.substances = tuple(substances)
-        self._rules: list[tuple[str, re.Pattern[str] | None, re.Pattern[str] | None, bool,
-                                re.Pattern[str] | None]] = []
+        self._rules: list[
+            tuple[str, re.Pattern[str] | None, re.Pattern[str] | None, bool, re.Pattern[str] | None]
+        ] = []
         for spec in self.substances:
             names = [_phrase(n) for n in spec.names if n.strip()]
             slang = [_phrase(s) for s in spec.slang if s.strip()]
             exclude = [_phrase(e) for e in spec.exclude if e.strip()]
             name_re = re.compile("|".join(names)) if names else None
             slang_re = (
-                re.compile(
-                    r"(?<![\w])(?<!\d\s)(?:" + "|".join(slang) + r")(?![\w])(?!\s\d)"
-                )
+                re.compile(r"(?<![\w])(?<!\d\s)(?:" + "|".join(slang) + r")(?![\w])(?!\s\d)")
                 if slang
                 else None
             )

@@ -93,8 +93,11 @@ class NoticePageFeed:
             blocks = _heading_blocks(soup)
             if blocks:
                 result.problems.append(
-                    Problem(location, f"item_selector {opts.item_selector!r} matched nothing; "
-                            f"read {len(blocks)} notices by their headings (has the layout changed?)")
+                    Problem(
+                        location,
+                        f"item_selector {opts.item_selector!r} matched nothing; "
+                        f"read {len(blocks)} notices by their headings (has the layout changed?)",
+                    )
                 )
             else:
                 result.problems.append(Problem(location, "no notices found (not a notice page?)"))
@@ -145,7 +148,9 @@ class NoticePageFeed:
             href = link_el["href"].strip()
             is_web = location.startswith(("http://", "https://"))
             link = urllib.parse.urljoin(location, href) if is_web else href
-        body = " ".join(normalise_space(p.get_text(" ")) for p in _select(block, opts.text_selector))
+        body = " ".join(
+            normalise_space(p.get_text(" ")) for p in _select(block, opts.text_selector)
+        )
         if not body:
             body = normalise_space(block.get_text(" "))
         substances = matcher.match(f"{title}\n{body}")

@@ -11,16 +11,28 @@ from .conftest import FETCHED_AT, SUBSTANCES, fixture_bytes
 
 
 def parse(name: str, raw: bytes | None = None, **options: object):
-    feed = CountTableFeed(name="lab", options=CountTableOptions(**options), substances=SUBSTANCES, region="46")
+    feed = CountTableFeed(
+        name="lab", options=CountTableOptions(**options), substances=SUBSTANCES, region="46"
+    )
     raw = fixture_bytes("counts", name) if raw is None else raw
     return feed.parse(raw, location=f"data/{name}", fetched_at=FETCHED_AT)
 
 
 def rows(result) -> list[tuple]:
-    return [(o.substance, o.period, o.value, o.denominator, o.metric, o.region) for o in result.observations]
+    return [
+        (o.substance, o.period, o.value, o.denominator, o.metric, o.region)
+        for o in result.observations
+    ]
 
 
-LAB = {"columns": {"period": "Uke", "substance": "Stoff", "value": "Positive", "denominator": "Analyser"}}
+LAB = {
+    "columns": {
+        "period": "Uke",
+        "substance": "Stoff",
+        "value": "Positive",
+        "denominator": "Analyser",
+    }
+}
 
 
 def test_lab_positives_semicolon_decimal_comma_iso_weeks() -> None:
@@ -48,7 +60,12 @@ def test_aliases_override() -> None:
 def test_cp1252_monthly_with_region_column() -> None:
     result = parse(
         "lab_cp1252.csv",
-        columns={"period": "Måned", "substance": "Stoff", "value": "Utrykninger", "region": "Område"},
+        columns={
+            "period": "Måned",
+            "substance": "Stoff",
+            "value": "Utrykninger",
+            "region": "Område",
+        },
         period="month",
     )
     assert rows(result) == [
@@ -63,8 +80,12 @@ def test_xlsx_with_preamble_and_two_metrics() -> None:
     result = parse(
         "seizures.xlsx",
         header_row=3,
-        columns={"period": "Måned", "substance": "Stoff", "value": None,
-                 "values": {"Antall beslag": "count", "Mengde (g)": "quantity"}},
+        columns={
+            "period": "Måned",
+            "substance": "Stoff",
+            "value": None,
+            "values": {"Antall beslag": "count", "Mengde (g)": "quantity"},
+        },
     )
     assert rows(result) == [
         ("ketamin", date(2026, 1, 1), 6.0, None, "count", "46"),
@@ -124,14 +145,16 @@ def test_broken_files(name: str, raw: bytes | None, message: str) -> None:
 
 
 def test_delimiter_and_decimal_comma_forced() -> None:
-    raw = b"period,substance,value\n2026-01-05,kokain,\"1,5\"\n"
+    raw = b'period,substance,value\n2026-01-05,kokain,"1,5"\n'
     assert parse("x.csv", raw=raw, delimiter=",", decimal_comma=True).observations[0].value == 1.5
     assert parse("x.csv", raw=raw, delimiter=",", decimal_comma=False).observations[0].value == 15.0
 
 
 def test_date_format() -> None:
     raw = b"period;substance;value\n05/01/2026;ketamin;3\n"
-    assert parse("x.csv", raw=raw, date_format="%d/%m/%Y").observations[0].period == date(2026, 1, 5)
+    assert parse("x.csv", raw=raw, date_format="%d/%m/%Y").observations[0].period == date(
+        2026, 1, 5
+    )
 
 
 def test_parse_twice_gives_identical_results() -> None:

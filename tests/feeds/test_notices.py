@@ -12,21 +12,40 @@ URL = "https://overdosefare.no/varsler"
 
 
 def parse(name: str, raw: bytes | None = None, location: str = URL, **options: object):
-    feed = NoticePageFeed(name="overdosefare", options=NoticePageOptions(**options), substances=SUBSTANCES)
+    feed = NoticePageFeed(
+        name="overdosefare", options=NoticePageOptions(**options), substances=SUBSTANCES
+    )
     raw = fixture_bytes("notices", name) if raw is None else raw
     return feed.parse(raw, location=location, fetched_at=FETCHED_AT)
 
 
 def summary(result) -> list[tuple[str, str, tuple[str, ...], str | None]]:
-    return [(i.title, i.published_at.date().isoformat(), i.substances, i.link) for i in result.items]
+    return [
+        (i.title, i.published_at.date().isoformat(), i.substances, i.link) for i in result.items
+    ]
 
 
 def test_listing_page() -> None:
     result = parse("listing.html")
     assert summary(result) == [
-        ("Ksalol-tabletter inneholdt nitazener", "2026-02-12", ("xanor",), "https://overdosefare.no/varsler/ksalol-med-nitazener"),
-        ("Ketamin med høy styrke", "2026-03-03", ("ketamin",), "https://overdosefare.no/varsler/hoy-styrke-ketamin?utm_source=nyhetsbrev"),
-        ("Falske oksykodon-tabletter", "2026-03-19", (), "https://overdosefare.no/varsler/falske-oxy"),
+        (
+            "Ksalol-tabletter inneholdt nitazener",
+            "2026-02-12",
+            ("xanor",),
+            "https://overdosefare.no/varsler/ksalol-med-nitazener",
+        ),
+        (
+            "Ketamin med høy styrke",
+            "2026-03-03",
+            ("ketamin",),
+            "https://overdosefare.no/varsler/hoy-styrke-ketamin?utm_source=nyhetsbrev",
+        ),
+        (
+            "Falske oksykodon-tabletter",
+            "2026-03-19",
+            (),
+            "https://overdosefare.no/varsler/falske-oxy",
+        ),
     ]
     assert result.problems == []
     assert {i.kind for i in result.items} == {"notice"}
@@ -37,13 +56,21 @@ def test_listing_page() -> None:
 
 def test_unmatched_notices_can_be_dropped() -> None:
     result = parse("listing.html", keep_unmatched=False)
-    assert [i.title for i in result.items] == ["Ksalol-tabletter inneholdt nitazener", "Ketamin med høy styrke"]
+    assert [i.title for i in result.items] == [
+        "Ksalol-tabletter inneholdt nitazener",
+        "Ketamin med høy styrke",
+    ]
 
 
 def test_changed_layout_falls_back_to_headings() -> None:
     result = parse("changed_layout.html")
     assert summary(result) == [
-        ("Crack blandet med levamisol", "2026-03-05", ("kokain",), "https://overdosefare.no/varsler/crack-levamisol"),
+        (
+            "Crack blandet med levamisol",
+            "2026-03-05",
+            ("kokain",),
+            "https://overdosefare.no/varsler/crack-levamisol",
+        ),
         ("Heroin med fentanyl", "2026-03-14", ("heroin",), None),
     ]
     assert len(result.problems) == 1 and "layout" in result.problems[0].message
@@ -78,7 +105,12 @@ def test_broken_page_keeps_what_it_can() -> None:
 def test_atom_feed_is_delegated_to_feedparser() -> None:
     result = parse("feed.xml", location="https://overdosefare.no/varsler.atom")
     assert summary(result) == [
-        ("Ketamin med høy styrke", "2026-03-03", ("ketamin",), "https://overdosefare.no/varsler/hoy-styrke-ketamin"),
+        (
+            "Ketamin med høy styrke",
+            "2026-03-03",
+            ("ketamin",),
+            "https://overdosefare.no/varsler/hoy-styrke-ketamin",
+        ),
         ("Nitazener i omløp", "2026-02-01", (), "https://overdosefare.no/varsler/nitazener"),
     ]
     assert {i.kind for i in result.items} == {"notice"}
@@ -92,8 +124,12 @@ def test_same_notice_on_page_and_feed_has_one_key() -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [b"", b"\x00\xff\x13garbage" * 30, b"<html><body><p>Ingen varsler her.</p></body></html>",
-     fixture_bytes("rss", "billion_laughs.xml")],
+    [
+        b"",
+        b"\x00\xff\x13garbage" * 30,
+        b"<html><body><p>Ingen varsler her.</p></body></html>",
+        fixture_bytes("rss", "billion_laughs.xml"),
+    ],
 )
 def test_bad_input_is_a_problem(raw: bytes) -> None:
     result = parse("x", raw=raw)

@@ -16,7 +16,9 @@ def parse(name: str, raw: bytes | None = None, **options: object):
 
 
 def scores(result) -> list[tuple]:
-    return [(o.substance, o.dimension, o.period, o.value, o.denominator) for o in result.observations]
+    return [
+        (o.substance, o.dimension, o.period, o.value, o.denominator) for o in result.observations
+    ]
 
 
 def test_long_layout_sums_answers() -> None:
@@ -48,8 +50,12 @@ def test_wide_layout_with_round_date() -> None:
 
 
 def test_wide_layout_with_answer_columns() -> None:
-    result = parse("round_wide.csv", wide=True, round_date=date(2025, 9, 30),
-                   answer_columns={"kokain:bruk": "kokain:use"})
+    result = parse(
+        "round_wide.csv",
+        wide=True,
+        round_date=date(2025, 9, 30),
+        answer_columns={"kokain:bruk": "kokain:use"},
+    )
     assert [o.substance for o in result.observations] == ["kokain"]
 
 

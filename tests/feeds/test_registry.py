@@ -17,7 +17,9 @@ def test_kinds() -> None:
 
 
 def test_unknown_kind_lists_known_kinds() -> None:
-    with pytest.raises(KeyError, match="unknown source kind 'atom'; known kinds: count_table, google_trends"):
+    with pytest.raises(
+        KeyError, match="unknown source kind 'atom'; known kinds: count_table, google_trends"
+    ):
         feed_class("atom")
 
 
