@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -67,7 +67,7 @@ class TrendPanelOptions(FeedOptions):
     #: ``answer_columns`` maps headers to "<substance id>:<dimension>".
     wide: bool = False
     answer_columns: dict[str, str] = {}
-    delimiter: str = "auto"
+    delimiter: Literal["auto", ",", ";", "\t"] = "auto"
     substance_aliases: dict[str, str] = {}
 
 
@@ -97,7 +97,7 @@ class TrendPanelFeed:
         fname = location.rsplit("/", 1)[-1]
         try:
             rows = read_table(
-                raw, delimiter=opts.delimiter if opts.delimiter in (",", ";", "\t") else "auto"
+                raw, delimiter=opts.delimiter
             )
         except ValueError as err:
             result.problems.append(Problem(location, str(err)))
