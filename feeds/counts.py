@@ -165,11 +165,8 @@ class CountTableFeed:
                 result.problems.append(Problem(where, f"not a date: {row[i_period][:40]!r}"))  # type: ignore[index]
                 continue
             period = to_period(day, opts.period)
-            region = (
-                row[i_region].strip()
-                if i_region is not None and i_region < len(row)
-                else self.region
-            )
+            in_row = row[i_region].strip() if i_region is not None and i_region < len(row) else ""
+            region = in_row or self.region
             if i_sub is not None:
                 cell = row[i_sub].strip()
                 sid_row = resolver.resolve(cell)

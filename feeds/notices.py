@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from typing import ClassVar
 
+import soupsieve
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, Tag
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from feeds.base import FeedOptions, Item, ParseResult, Problem, SubstanceSpec
 from feeds.feedxml import content_key, looks_like_feed, normalise_link, parse_feed, refuse_reason
@@ -36,6 +37,19 @@ class NoticePageOptions(FeedOptions):
     #: Keep notices naming no monitored substance (a warning about a new substance is news).
     keep_unmatched: bool = True
     max_items: int = Field(default=1000, ge=1)
+
+    @field_validator(
+        "item_selector", "title_selector", "date_selector", "link_selector", "text_selector"
+    )
+    @classmethod
+    def _css(cls, value: str) -> str:
+        try:
+            soupsieve.compile(value)
+        except soupsieve.SelectorSyntaxError as err:
+            raise ValueError(
+                f"{value!r} is not a CSS selector: {str(err).splitlines()[0]}"
+            ) from None
+        return value
 
 
 class NoticePageFeed:

@@ -96,9 +96,7 @@ class TrendPanelFeed:
         opts = self.options
         fname = location.rsplit("/", 1)[-1]
         try:
-            rows = read_table(
-                raw, delimiter=opts.delimiter
-            )
+            rows = read_table(raw, delimiter=opts.delimiter)
         except ValueError as err:
             result.problems.append(Problem(location, str(err)))
             return result
@@ -164,7 +162,9 @@ class TrendPanelFeed:
                 try:
                     period = parse_date(_cell(row, i_period))
                 except ValueError:
-                    result.problems.append(Problem(where, f"not a date: {_cell(row, i_period)[:40]!r}"))
+                    result.problems.append(
+                        Problem(where, f"not a date: {_cell(row, i_period)[:40]!r}")
+                    )
                     continue
             elif opts.round_date is not None:
                 period = opts.round_date
@@ -191,7 +191,9 @@ class TrendPanelFeed:
                 score = _score(_cell(row, i))
                 if score is None:
                     result.problems.append(
-                        Problem(where, f"not an answer on the five-step scale: {_cell(row, i)[:40]!r}")
+                        Problem(
+                            where, f"not an answer on the five-step scale: {_cell(row, i)[:40]!r}"
+                        )
                     )
                     continue
                 if score == "none":

@@ -166,3 +166,9 @@ def test_unknown_option_rejected() -> None:
         CountTableOptions(colums={})  # type: ignore[call-arg]
     with pytest.raises(ValidationError):
         CountTableOptions(columns={"periode": "x"})
+
+
+def test_empty_region_cell_falls_back_to_source_region() -> None:
+    raw = b"period;substance;value;city\n2026-01-05;kokain;3;\n2026-01-05;kokain;4;Oslo\n"
+    result = parse("x.csv", raw=raw, columns={"region": "city"})
+    assert sorted((o.region, o.value) for o in result.observations) == [("46", 3.0), ("Oslo", 4.0)]

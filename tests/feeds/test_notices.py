@@ -144,3 +144,10 @@ def test_local_file_links_stay_relative() -> None:
 
 def test_parse_twice_gives_identical_results() -> None:
     assert parse("listing.html") == parse("listing.html")
+
+
+def test_bad_selector_is_a_config_error() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="is not a CSS selector"):
+        NoticePageOptions(item_selector="article[")
