@@ -128,7 +128,8 @@ class CountTableFeed:
                             result.problems.append(
                                 Problem(
                                     f"{fname} column {i + 1}",
-                                    f"{rows[opts.header_row - 1][i]!r} names no monitored substance; ignored",
+                                    f"{rows[opts.header_row - 1][i]!r} names no monitored substance; "
+                                    "ignored",
                                 )
                             )
                         continue

@@ -23,7 +23,8 @@ from feeds.text import normalise
 
 #: Drug-context words (regular expressions over the normalised text). Slang that needs
 #: context counts only when one of these appears. Chosen to avoid everyday homographs:
-#: "politi" but not "politikk"/"politisk", "dop" but not "doping", "solgt" but not "utsolgt" or "mest solgte".
+#: "politi" but not "politikk"/"politisk", "dop" but not "doping",
+#: "solgt" but not "utsolgt" or "mest solgte".
 CONTEXT_PATTERNS: tuple[str, ...] = (
     r"\brus(?:et|en|a)?\b",  # rus, ruset, rusen
     r"\brus(?:midl|middel|misbruk|bruk|påvirk|avhengig|problem|miljø|felt|omsorg|behandl)\w*",

@@ -184,22 +184,24 @@ class TrendPanelFeed:
                         result.problems.append(
                             Problem(
                                 where,
-                                f"unknown dimension {_cell(row, i_dim)[:40]!r} (use one of {', '.join(DIMENSIONS)})",
+                                f"unknown dimension {_cell(row, i_dim)[:40]!r} "
+                                f"(use one of {', '.join(DIMENSIONS)})",
                             )
                         )
                         continue
-                score = _score(_cell(row, i))
-                if score is None:
+                try:
+                    score = _score(_cell(row, i))
+                except ValueError:
                     result.problems.append(
                         Problem(
                             where, f"not an answer on the five-step scale: {_cell(row, i)[:40]!r}"
                         )
                     )
                     continue
-                if score == "none":
+                if score is None or sid is None or dim is None:
                     continue
-                total, count, first = sums.get((sid, dim, period), (0, 0, n))  # type: ignore[arg-type]
-                sums[(sid, dim, period)] = (total + score, count + 1, first)  # type: ignore[arg-type,operator]
+                total, count, first = sums.get((sid, dim, period), (0, 0, n))
+                sums[(sid, dim, period)] = (total + score, count + 1, first)
 
         for (sid, dim, period), (total, count, first) in sorted(sums.items()):
             result.observations.append(
@@ -222,17 +224,14 @@ def _cell(row: list[str], i: int | None) -> str:
     return row[i].strip() if i is not None and i < len(row) else ""
 
 
-def _score(text: str) -> int | str | None:
-    """-2..2 for an answer, "none" for no answer, None when the text is not an answer."""
+def _score(text: str) -> int | None:
+    """-2 … 2 for an answer, None for no answer; ``ValueError`` when it is not an answer."""
     t = normalise(text)
     if t in NO_ANSWER:
-        return "none"
+        return None
     if t in SCALE:
         return SCALE[t]
-    try:
-        value = float(t.replace(",", ".").replace("−", "-"))
-    except ValueError:
-        return None
+    value = float(t.replace(",", ".").replace("\u2212", "-"))  # also a minus sign
     if value.is_integer() and -2 <= value <= 2:
         return int(value)
-    return None
+    raise ValueError(text)

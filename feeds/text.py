@@ -1,4 +1,4 @@
-"""Text helpers shared by the adapters: decoding bytes, stripping HTML, parsing numbers and dates."""
+"""Text helpers for the adapters: decoding bytes, stripping HTML, parsing numbers and dates."""
 
 from __future__ import annotations
 

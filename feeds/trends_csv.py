@@ -24,6 +24,7 @@ import re
 import statistics
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 from typing import ClassVar
 
 from feeds.base import FeedOptions, Observation, ParseResult, Problem, SubstanceSpec
@@ -208,7 +209,7 @@ def _granularity(label: str, days: list[date]) -> str:
         return "month"
     if low in ("day", "dag", "tag", "jour", "día"):
         return "day"
-    steps = sorted((b - a).days for a, b in zip(days, days[1:], strict=False) if b > a)
+    steps = sorted((b - a).days for a, b in pairwise(days) if b > a)
     if not steps:
         return "day"
     step = steps[len(steps) // 2]
