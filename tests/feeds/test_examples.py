@@ -115,6 +115,9 @@ def test_media_false_hits_dropped_and_syndication_shares_keys(
     items = parsed["media-bt"].items + parsed["media-ba"].items
     titles = {i.title for i in items}
     assert not any("Coca-Cola" in t or "stolpen" in t or "rakett" in t for t in titles)
+    by_title = {i.title: i.substances for i in items}
+    assert by_title["Politiet: minus selges åpent ved Nygårdsparken"] == ("heroin",)  # slang
+    assert any(t.startswith("Ungdom tar ket i helgene") for t in titles)
     keys = [i.key for i in items]
     assert len(keys) - len(set(keys)) >= 3  # syndicated copies: one item each in the store
 
