@@ -123,3 +123,18 @@ def test_run_once_command_prints_the_alert(tmp_path, capsys):
     assert "ALERT #" in out and "ketamin" in out
     assert main(["--config", str(cfg.path), "alerts", "--json"]) == 0
     assert '"substance": "ketamin"' in capsys.readouterr().out
+
+
+def test_demo_scenario_alerts_rising_substances_only(root, tmp_path, monkeypatch):
+    """`make demo`: the shipped config on the sample data, no network, no accounts."""
+    monkeypatch.setenv("WARND_STATE_DIR", str(tmp_path / "demo-state"))
+    cfg = load_config(root / "config.toml")
+    res = Pipeline(cfg).run_once()
+    assert all(p.ok for p in res["polls"]), [(p.source, p.error) for p in res["polls"]]
+    trends = {a["substance"] for a in res["alerts"]
+              if a["kind"] == "trend" and a["direction"] == "increase"}
+    assert trends == {"kokain", "ketamin"}
+    for a in res["alerts"]:
+        if a["substance"] in ("kokain", "ketamin") and a["kind"] == "trend":
+            assert a["severity"] == "critical"  # several independent sources agree
+            assert len({x["source"] for x in a["data"]["agree"]}) >= 3

@@ -151,7 +151,16 @@ def enqueue_findings(
     """
     created: list[dict[str, Any]] = []
     trends = [(f, a) for f, a in firing if f.kind == "trend" and f.direction == "increase"]
-    others = [(f, a) for f, a in firing if not (f.kind == "trend" and f.direction == "increase")]
+    rising = {f.series_key for f, _ in trends} | {
+        skey for scope, st in states.items() if (skey := scope.removeprefix("series:"))
+        and any(k == "trend:increase" for k in (st.get("active") or {}))
+    }
+    # a spike in a series that is already in a rising trend is part of that trend's story
+    others = [
+        (f, a) for f, a in firing
+        if not (f.kind == "trend" and f.direction == "increase")
+        and not (f.kind == "spike" and f.series_key in rising)
+    ]
     groups: list[list[tuple[Finding, str]]] = [trends] if trends else []
     groups += [[x] for x in others]
     pending_states = dict(states)
@@ -309,7 +318,13 @@ def _muted(config: Config, substance: str) -> bool:
 def enqueue_notice(
     config: Config, store: Store, src: Any, item: Any, substance: str, *, now: datetime
 ) -> int | None:
-    """A new warning notice naming a monitored substance is an alert by itself."""
+    """A new warning notice naming a monitored substance is an alert by itself.
+
+    Notices published more than ``alerting.notice_max_age`` before now (history
+    read on a first poll) are stored and counted, not alerted.
+    """
+    if now - item.published_at > parse_duration(config.alerting.notice_max_age):
+        return None
     data = {
         "substance": substance,
         "label": config.substance_label(substance),
