@@ -421,8 +421,8 @@ def test_source_health_alert_once_per_failure_episode(tmp_path, smtp_server, roo
     assert rows[1]["title"] == "Kilde i orden igjen: media"
     assert pipe.dispatch()["delivered"] == 2
     wait_for(lambda: len(smtp_server.messages) == 2, what="two emails")
-    body = smtp_server.messages[0].get_body(("html",)).get_content()
-    assert "3 mislykkede hentinger på rad" in body
+    failing = next(m for m in smtp_server.messages if m["Subject"] == "Kilde feiler: media")
+    assert "3 mislykkede hentinger på rad" in failing.get_body(("html",)).get_content()
 
 
 # -- first run ------------------------------------------------------------------------
@@ -436,7 +436,8 @@ period = "week"
 """
 
 
-def write_counts(dir_, n: int, jump_weeks: int, seed: int = 1, name: str = "lab") -> None:
+def write_counts(dir_, n: int, jump_weeks: int, seed: int = 1, name: str = "lab",
+                 bump: tuple[int, int] | None = None) -> None:
     import random
 
     rnd = random.Random(seed)
@@ -444,6 +445,8 @@ def write_counts(dir_, n: int, jump_weeks: int, seed: int = 1, name: str = "lab"
     lines = ["period,substance,value"]
     for i in range(n):
         lam = 6 if i < n - jump_weeks else 20
+        if bump and bump[0] <= i < bump[1]:
+            lam = 20
         lines.append(
             f"{(start + timedelta(weeks=i)).isoformat()},ketamin,"
             f"{max(0, round(rnd.gauss(lam, lam**0.5)))}"
@@ -455,7 +458,8 @@ def write_counts(dir_, n: int, jump_weeks: int, seed: int = 1, name: str = "lab"
 def test_first_run_with_old_history_sends_nothing(tmp_path):
     from warnd.pipeline import Pipeline
 
-    write_counts(tmp_path, 60, jump_weeks=30)  # the rise happened half a year ago
+    # a rise that came and went half a year ago
+    write_counts(tmp_path, 60, jump_weeks=0, bump=(20, 32))
     cfg = make_config(
         tmp_path,
         target("mail", "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org"),

@@ -64,6 +64,10 @@ class SeriesEpisodes:
         self.last_period = last_period
         self.active = active
 
+    def active_findings(self) -> list[Finding]:
+        """The latest finding of each open episode."""
+        return [finding_from_dict(v) for _, v in sorted(self.active.items())]
+
 
 def tracker_from_state(state: dict[str, Any] | None, params: Any) -> SeriesEpisodes:
     from detectors.episodes import EpisodeTracker
@@ -93,10 +97,12 @@ def tracker_last_period(tracker: SeriesEpisodes) -> date | None:
 def tracker_update(
     tracker: SeriesEpisodes, period: date, findings: list[Finding]
 ) -> list[tuple[str, Finding]]:
-    """Feed one period; ``(action, finding)`` per episode touched.
+    """Feed one period; ``(action, finding)`` for each decision that may be sent.
 
-    A decision the rules do not send (a decrease without ``alert_decreases``) comes
-    back as ``ongoing``. A ``resolve`` carries the episode's last finding.
+    ``open``, ``escalate`` and ``repeat`` when the rules send them (a decrease only
+    with ``alert_decreases``); every ``resolve``, carrying the episode's last
+    finding (whether an end is sent is decided in :func:`enqueue_findings`).
+    ``ongoing`` decisions only update the state.
     """
     out: list[tuple[str, Finding]] = []
     for d in tracker.tracker.update(findings):
@@ -108,8 +114,8 @@ def tracker_update(
         if d.finding is None:
             continue
         tracker.active[d.episode] = _finding_dict(d.finding)
-        action = d.action if (d.send or d.action == "ongoing") else "ongoing"
-        out.append((action, d.finding))
+        if d.send and d.action in ("open", "escalate", "repeat"):
+            out.append((d.action, d.finding))
     tracker.last_period = period
     return out
 
@@ -419,7 +425,13 @@ def _muted(config: Config, substance: str) -> bool:
 def enqueue_notice(
     config: Config, store: Store, src: Any, item: Any, substance: str, *, now: datetime
 ) -> int | None:
-    """A new warning notice naming a monitored substance is an alert by itself."""
+    """A new warning notice naming a monitored substance is an alert by itself.
+
+    Notices published more than ``alerting.notice_max_age`` before now (history
+    read on a first poll) are stored and counted, not alerted.
+    """
+    if now - item.published_at > parse_duration(config.alerting.notice_max_age):
+        return None
     data = {
         "substance": substance,
         "label": config.substance_label(substance),
