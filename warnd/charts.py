@@ -6,6 +6,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 MAX_SERIES = 4
 MAX_PERIODS = 104
 
@@ -15,8 +17,9 @@ def chart_for_alert(
 ) -> Path | None:
     """Render (once) the agreeing series of an alert; None when there is nothing to plot.
 
-    One panel per series (their scales differ), the last two years at most, from the
-    store's observations; a dashed line at each series' onset.
+    One panel per series (their scales differ; a series with denominators shows the
+    share), the last two years at most, from the store's observations; a dashed line
+    at each series' onset.
     """
     path = Path(out_dir) / f"alert-{alert_id}.png"
     if path.exists() and path.stat().st_size > 0:
@@ -27,9 +30,14 @@ def chart_for_alert(
                               a.get("metric") or "count")
         if len(s.periods) == 0:
             continue
+        values = s.values
+        name = a["series"]
+        if s.denominators is not None:  # the finding is about the share, so plot it
+            with np.errstate(divide="ignore", invalid="ignore"):
+                values = np.where(s.denominators > 0, s.values / s.denominators, np.nan)
+            name += " (andel)" if lang == "no" else " (share)"
         periods = list(s.periods)[-MAX_PERIODS:]
-        values = list(s.values)[-MAX_PERIODS:]
-        panels.append((a["series"], periods, values, date.fromisoformat(a["onset"])))
+        panels.append((name, periods, list(values)[-MAX_PERIODS:], date.fromisoformat(a["onset"])))
     if not panels:
         return None
     import matplotlib
