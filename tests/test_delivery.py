@@ -331,8 +331,9 @@ def test_resolve_message_wording(tmp_path, smtp_server):
     alerting.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "resolve")], {}, now=NOW)
     rows = store.q("SELECT decision FROM alerts ORDER BY id")
     assert [r["decision"] for r in rows] == ["open"]  # send_resolved is off
-    cfg = make_config(tmp_path, target("mail", smtp_server.url()),
-                      "\n[alerting]\nsend_resolved = true\n")
+    cfg = make_config(
+        tmp_path, target("mail", smtp_server.url()), "\n[alerting]\nsend_resolved = true\n"
+    )
     alerting.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "resolve")], {}, now=NOW)
     alerting.dispatch_pending(cfg, store, now=NOW)
     wait_for(lambda: len(smtp_server.messages) == 2, what="two emails")
@@ -377,8 +378,9 @@ def test_broken_template_override_falls_back_to_plain_text(tmp_path, smtp_server
     tpl = tmp_path / "tpl"
     tpl.mkdir()
     (tpl / "email.html.j2").write_text("{{ no_such_variable }}")
-    cfg = make_config(tmp_path, target("mail", smtp_server.url()),
-                      '\n[alerting]\ntemplates_dir = "tpl"\n')
+    cfg = make_config(
+        tmp_path, target("mail", smtp_server.url()), '\n[alerting]\ntemplates_dir = "tpl"\n'
+    )
     store = Store.in_dir(cfg.state_dir)
     seed_series(store, "lab")
     _enqueue(cfg, store, sources=("lab",))
@@ -386,3 +388,47 @@ def test_broken_template_override_falls_back_to_plain_text(tmp_path, smtp_server
     wait_for(lambda: len(smtp_server.messages) == 1, what="the email")
     body = smtp_server.messages[0].get_body(("plain",)).get_content()
     assert "Kilder som viser økning:" in body and "lab:ketamin" in body
+
+
+def test_teams_card_stays_under_the_size_limit(tmp_path):
+    from warnd import render
+
+    cfg = make_config(tmp_path, target("teams", "workflows://h/a/b/"))
+    agree = [
+        {
+            "series": f"src{i}:ketamin",
+            "source": f"src{i}",
+            "dimension": "use",
+            "onset": "2026-06-22",
+            "level_before": 1,
+            "level_after": 2,
+            "relative_change": 1.0,
+            "category": 2,
+            "strength": 1,
+            "p_value": 0.01,
+        }
+        for i in range(40)
+    ]
+    data = {
+        "substance": "ketamin",
+        "label": "ketamin",
+        "kind": "trend",
+        "decision": "open",
+        "severity": "critical",
+        "category": 2,
+        "onset": "2026-06-22",
+        "agree": agree,
+        "disagree": [f"other{i}:ketamin:" + "x" * 200 for i in range(100)],
+        "headlines": [
+            {
+                "title": "Æ" * 3000,
+                "link": "https://x.example/" + "y" * 2000,
+                "published_at": "2026-07-01",
+            }
+        ]
+        * 5,
+    }
+    card = render.teams_card(data, cfg, alert_id=1, title="t")
+    assert len(card.encode()) <= render.MAX_CARD_BYTES
+    body = json.loads(card)["attachments"][0]["content"]["body"]
+    assert body[0]["inlines"][0]["text"] == "t"
