@@ -39,7 +39,7 @@ class DetectionParams(BaseModel):
 
     # --- baseline ----------------------------------------------------------------------
     baseline_years: float = Field(
-        3.0,
+        5.0,
         gt=0,
         description="Longest history (in years) the baseline regression uses.",
     )
@@ -62,9 +62,10 @@ class DetectionParams(BaseModel):
         "many years of observations in the window and when it is significant.",
     )
     trend_z: float = Field(
-        2.58,
+        1.96,
         gt=0,
-        description="Wald |z| the trend coefficient must exceed to be kept (Farrington 1996).",
+        description="Wald |z| the trend coefficient must exceed to be kept "
+        "(Farrington et al. 1996 use a 5 % test).",
     )
     reweight_threshold: float = Field(
         2.58,
@@ -85,7 +86,7 @@ class DetectionParams(BaseModel):
         description="CUSUM reference value in standard deviations (detects shifts of about 2k).",
     )
     cusum_h: float = Field(
-        5.0,
+        6.0,
         gt=0,
         description="CUSUM decision threshold: a trend is current while the sum exceeds it.",
     )
@@ -108,7 +109,7 @@ class DetectionParams(BaseModel):
 
     # --- spikes ------------------------------------------------------------------------
     spike_alpha: float = Field(
-        0.001,
+        0.0001,
         gt=0,
         lt=1,
         description="Upper-tail probability below which the newest value is a spike.",

@@ -61,7 +61,7 @@ def test_nan_and_absent_periods_do_not_break():
 
 def test_step_is_a_trend_with_onset_near_the_step():
     mu = seasonal_mean(230, 8.0)
-    mu[200:] *= 2.5
+    mu[200:] *= 3.0
     s = count_series(nb_counts(mu, seed=7))
     res = replay(s, P)
     assert not any(kinds(r, "trend") for r in res[120:200])
@@ -116,13 +116,19 @@ def test_rate_with_denominators_tracks_positivity_not_volume():
     assert 0.04 < f.level_before < 0.07 and f.level_after > 0.08
 
 
-def test_index_series_trend():
-    rng = np.random.default_rng(4)
-    y = np.clip(np.round(40 + rng.normal(0, 4, 180)), 0, 100)
-    y[150:] = np.clip(np.round(75 + rng.normal(0, 4, 30)), 0, 100)
-    res = replay(count_series(y, metric="index"), P)
-    assert not any(kinds(r, "trend") for r in res[30:150])
-    assert any(kinds(r, "trend") for r in res[150:158])
+def test_index_series_trend_and_few_false_trends():
+    detected, false = 0, 0
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        y = np.clip(np.round(40 + rng.normal(0, 4, 180)), 0, 100)
+        y[150:] = np.clip(np.round(60 + rng.normal(0, 4, 30)), 0, 100)
+        res = replay(count_series(y, metric="index"), P)
+        false += any(kinds(r, "trend") for r in res[30:150])
+        detected += any(kinds(r, "trend") for r in res[150:158])
+    assert detected == 10
+    # pure noise before week 150: fewer than 0.2 false trends per series-year
+    # (10 series x 2.3 years); a detector that fires on noise fails this
+    assert false <= 4
 
 
 def test_replay_equals_detect_on_prefixes_and_no_look_ahead():
