@@ -64,7 +64,7 @@ class DetectionParams(BaseModel):
     trend_z: float = Field(
         1.96,
         gt=0,
-        description="Wald |z| the trend coefficient must exceed to be kept "
+        description="Absolute Wald z the trend coefficient must exceed to be kept "
         "(Farrington et al. 1996 use a 5 % test).",
     )
     reweight_threshold: float = Field(
