@@ -44,7 +44,7 @@ class DetectionParams(BaseModel):
         description="Longest history (in years) the baseline regression uses.",
     )
     guard_periods: int = Field(
-        8,
+        12,
         ge=1,
         description="The newest periods left out of the baseline, so a change that is "
         "under way does not raise its own expectation.",
