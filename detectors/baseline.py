@@ -40,6 +40,8 @@ from detectors.params import DetectionParams
 
 #: Smallest expected count: keeps all-zero baselines usable.
 MIN_EXPECTED = 0.1
+#: Largest variance of the fitted log mean used in the predictive variance.
+MAX_VAR_ETA = 0.5
 #: Smallest residual sd on the log scale (5 %): keeps constant series usable.
 MIN_LOG_SD = 0.05
 
@@ -131,7 +133,9 @@ def _fit_counts(Y, O, M, X, xt, ot, n_par, params):
     beta, Ainv = irls(beta, w, 3)
     phi, mu = dispersion(beta, w)
     eta_t = np.einsum("rp,rp->r", xt, beta) + ot
-    var_eta = phi * np.einsum("rp,rpq,rq->r", xt, Ainv, xt)
+    # Capped: with (nearly) all-zero windows the fitted log mean diverges and its
+    # variance explodes; the expected count is then floored (MIN_EXPECTED) anyway.
+    var_eta = np.minimum(phi * np.einsum("rp,rpq,rq->r", xt, Ainv, xt), MAX_VAR_ETA)
     cov_trend = phi * Ainv[:, 1, 1]
     return beta, eta_t, var_eta, phi, cov_trend
 

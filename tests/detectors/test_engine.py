@@ -157,3 +157,24 @@ def test_monthly_series_and_score_metric():
     panel = Series(source="panel", substance="ketamine", periods=per,
                    values=np.full(96, 2.0), metric="score")
     assert detect(panel, P) == []
+
+
+def test_replay_matches_detect_when_the_period_step_changes():
+    from datetime import timedelta
+
+    # weekly for 30 periods, then daily: the inferred step of early prefixes differs
+    per = [date(2024, 1, 1) + timedelta(weeks=i) for i in range(30)]
+    per += [per[-1] + timedelta(days=i + 1) for i in range(30)]
+    y = nb_counts(np.full(60, 5.0), seed=8)
+    y[45:] += 20
+    s = Series(source="lab", substance="x", periods=tuple(per), values=y)
+    res = replay(s, P)
+    assert [detect(s.upto(i + 1), P) for i in range(60)] == res
+
+
+def test_all_zero_history_then_counts_is_a_spike_not_an_error():
+    y = np.zeros(80)
+    y[79] = 9.0
+    res = detect(count_series(y), P)
+    assert [f.kind for f in res] == ["spike"]
+    assert res[0].level_before > 0 and np.isfinite(res[0].relative_change)
