@@ -16,7 +16,7 @@ Method (assumptions in :mod:`detectors.baseline`):
    ``±residual_cap``, ``S_t = max(0, S_{t-1} + min(z_t, cap) - k)``. A trend is current
    while ``S_t > h`` and at least ``min_trend_periods`` periods have passed since the
    sum left zero. Because each residual is capped, one outlier adds at most
-   ``cap - k`` (1.5 by default, against ``h = 6``): a one-period excursion that returns
+   ``cap - k`` (1.5 by default, against ``h = 5.5``): a one-period excursion that returns
    to baseline is a spike, never a trend. The onset is then placed by an exact
    single change point (ruptures ``KernelCPD(kernel="linear")``, the least-squares
    cost; Killick et al. 2012 for the PELT family) in the log ratio observed/expected

@@ -43,8 +43,14 @@ class DetectionParams(BaseModel):
         gt=0,
         description="Longest history (in years) the baseline regression uses.",
     )
+    baseline_half_life_years: float | None = Field(
+        None,
+        gt=0,
+        description="Age (in years) at which a baseline point weighs half as much as the "
+        "newest; None weighs the whole window equally.",
+    )
     guard_periods: int = Field(
-        12,
+        8,
         ge=1,
         description="The newest periods left out of the baseline, so a change that is "
         "under way does not raise its own expectation.",
@@ -63,7 +69,7 @@ class DetectionParams(BaseModel):
     )
     trend_z: float = Field(
         1.96,
-        gt=0,
+        ge=0,
         description="Absolute Wald z the trend coefficient must exceed to be kept "
         "(Farrington et al. 1996 use a 5 % test).",
     )
@@ -86,7 +92,7 @@ class DetectionParams(BaseModel):
         description="CUSUM reference value in standard deviations (detects shifts of about 2k).",
     )
     cusum_h: float = Field(
-        6.0,
+        5.5,
         gt=0,
         description="CUSUM decision threshold: a trend is current while the sum exceeds it.",
     )
