@@ -41,6 +41,8 @@ from detectors.params import DetectionParams
 
 #: Smallest expected count: keeps all-zero baselines usable.
 MIN_EXPECTED = 0.1
+#: Periods fitted at once (memory: CHUNK x window x 4 floats per array).
+CHUNK = 256
 #: Largest variance of the fitted log mean used in the predictive variance.
 MAX_VAR_ETA = 0.5
 #: A trend may extrapolate at most this factor above the highest baseline value.
@@ -161,41 +163,8 @@ def _fit_continuous(G, M, X, xt, n_par, params, floor, tw):
     return beta, eta_t, var_pred, s, cov_trend
 
 
-def fit_baseline(
-    y: np.ndarray,
-    per_year: float,
-    params: DetectionParams,
-    *,
-    family: str,
-    offset: np.ndarray | None = None,
-) -> Baseline:
-    """The baseline of every period of ``y`` (a regular grid; NaN = missing).
-
-    ``offset`` (counts only) is the log denominator of each period.
-    """
-    n = len(y)
-    nan = np.full(n, np.nan)
-    out = {k: nan.copy() for k in ("expected", "variance", "dispersion", "shift")}
-    n_obs = np.zeros(n, dtype=np.int64)
-    seasonal = np.zeros(n, dtype=bool)
-    trend = np.zeros(n, dtype=bool)
-    uselog = np.zeros(n, dtype=bool)
-    if offset is None:
-        offset = np.zeros(n)
-    ok = np.isfinite(y) & np.isfinite(offset)
-    if n == 0:
-        return Baseline(family, *out.values(), n_obs, seasonal, trend, nan, uselog)  # type: ignore[arg-type]
-
-    idx, valid = _windows(n, per_year, params)
-    safe = np.where(valid, idx, 0)
-    M_all = valid & ok[safe]
-    n_obs = M_all.sum(1)
-    rows = np.flatnonzero(ok & (n_obs >= params.min_baseline_points))
-    if len(rows) == 0:
-        return Baseline(
-            family, out["expected"], out["variance"], out["dispersion"], n_obs,
-            seasonal, trend, out["shift"], uselog,
-        )
+def _fit_chunk(rows, idx, safe, M_all, n_obs, y, offset, per_year, params, family, out,
+               seasonal, trend, uselog) -> None:
     idx_r, safe_r, M = idx[rows], safe[rows], M_all[rows]
     X, xt = _design(idx_r.astype(float), rows.astype(float), per_year)
     if params.baseline_half_life_years:
@@ -263,6 +232,47 @@ def fit_baseline(
     out["dispersion"][rows] = disp
     seasonal[rows] = seas
     trend[rows] = trd2
+
+
+def fit_baseline(
+    y: np.ndarray,
+    per_year: float,
+    params: DetectionParams,
+    *,
+    family: str,
+    offset: np.ndarray | None = None,
+) -> Baseline:
+    """The baseline of every period of ``y`` (a regular grid; NaN = missing).
+
+    ``offset`` (counts only) is the log denominator of each period.
+    """
+    n = len(y)
+    nan = np.full(n, np.nan)
+    out = {k: nan.copy() for k in ("expected", "variance", "dispersion", "shift")}
+    n_obs = np.zeros(n, dtype=np.int64)
+    seasonal = np.zeros(n, dtype=bool)
+    trend = np.zeros(n, dtype=bool)
+    uselog = np.zeros(n, dtype=bool)
+    if offset is None:
+        offset = np.zeros(n)
+    ok = np.isfinite(y) & np.isfinite(offset)
+    if n == 0:
+        return Baseline(family, *out.values(), n_obs, seasonal, trend, nan, uselog)  # type: ignore[arg-type]
+
+    idx, valid = _windows(n, per_year, params)
+    safe = np.where(valid, idx, 0)
+    M_all = valid & ok[safe]
+    n_obs = M_all.sum(1)
+    rows = np.flatnonzero(ok & (n_obs >= params.min_baseline_points))
+    if len(rows) == 0:
+        return Baseline(
+            family, out["expected"], out["variance"], out["dispersion"], n_obs,
+            seasonal, trend, out["shift"], uselog,
+        )
+    # Rows are independent: fitting in chunks bounds memory on long daily series.
+    for lo in range(0, len(rows), CHUNK):
+        _fit_chunk(rows[lo:lo + CHUNK], idx, safe, M_all, n_obs, y, offset, per_year, params,
+                   family, out, seasonal, trend, uselog)
     return Baseline(
         family, out["expected"], out["variance"], out["dispersion"], n_obs,
         seasonal, trend, out["shift"], uselog,

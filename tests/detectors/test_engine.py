@@ -178,3 +178,19 @@ def test_all_zero_history_then_counts_is_a_spike_not_an_error():
     res = detect(count_series(y), P)
     assert [f.kind for f in res] == ["spike"]
     assert res[0].level_before > 0 and np.isfinite(res[0].relative_change)
+
+
+def test_daily_concentration_series():
+    from datetime import timedelta
+
+    rng = np.random.default_rng(13)
+    n = 500
+    per = tuple(date(2023, 1, 1) + timedelta(days=i) for i in range(n))
+    y = 200 * np.exp(rng.normal(0, 0.1, n))
+    y[470:] *= 1.8
+    s = Series(source="wastewater", substance="cocaine", periods=per, values=y,
+               metric="concentration")
+    res = replay(s, P)
+    assert not any(kinds(r, "trend") for r in res[100:470])
+    f = next(kinds(r, "trend")[0] for r in res[470:] if kinds(r, "trend"))
+    assert f.method.startswith("log-linear") and 0.5 < f.relative_change < 1.2
