@@ -35,7 +35,7 @@ def load() -> dict[str, tuple[np.ndarray, list[list[int]]]]:
 
             values = sm.datasets.nile.load_pandas().data["volume"].to_numpy(float)
         else:
-            values = np.asarray(item["values"], dtype=float)
+            values = np.array([np.nan if v is None else v for v in item["values"]], dtype=float)
         out[name] = (values, [list(v) for v in item["annotations"].values()])
     return out
 
@@ -82,12 +82,13 @@ def covering(annotations: list[list[int]], pred: list[int], n: int) -> float:
 
 
 def textbook(values: np.ndarray) -> list[int]:
-    n = len(values)
-    s2 = float(np.var(values)) or 1.0
-    bk = rpt.KernelCPD(kernel="linear", min_size=2).fit(values.reshape(-1, 1)).predict(
-        pen=2 * s2 * np.log(n)
+    idx = np.flatnonzero(np.isfinite(values))  # missing values dropped, indices mapped back
+    x = values[idx]
+    s2 = float(np.var(x)) or 1.0
+    bk = rpt.KernelCPD(kernel="linear", min_size=2).fit(x.reshape(-1, 1)).predict(
+        pen=2 * s2 * np.log(len(x))
     )
-    return [int(b) for b in bk[:-1]]
+    return [int(idx[b]) for b in bk[:-1]]
 
 
 METHODS = {

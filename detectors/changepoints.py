@@ -11,11 +11,13 @@ Default settings, no per-series tuning:
    ruptures ``KernelCPD(kernel="linear")`` with penalty ``3·σ̂²·ln n`` (a BIC-type
    penalty, Yao 1988, inflated for robustness) and minimum segment length
    ``max(3, n // 25)``.
-5. Pruning, repeated until nothing changes: a change point is dropped when
-   (a) the two segments it separates are not different by a two-sample z test on σ̂
-   at level ``0.001`` (Bonferroni over the candidates), or
-   (b) one straight line over both segments fits at least as well as two constant
-   levels (``RSS_line <= RSS_two_means``): a steady trend is not a staircase of steps.
+5. Pruning, repeated until nothing changes: the weakest change point is dropped
+   unless it is supported. It is supported when
+   (a) the two segments it separates differ by a two-sample z test on σ̂ at level
+   ``0.001`` (Bonferroni over the candidates) **and** two constant levels fit better
+   than one straight line over both (a steady trend is not a staircase of steps), or
+   (b) two separate straight lines fit significantly better than one (F test, same
+   level): the trend itself changes there (a peak, a collapse, a new growth rate).
 
 Assumptions: piecewise-constant mean (on the chosen scale), roughly independent noise.
 Strongly autocorrelated series (random walks) violate this; the differencing-based σ̂
@@ -69,7 +71,18 @@ def _rss_line(x: np.ndarray) -> float:
     return float(((x - A @ coef) ** 2).sum())
 
 
+def _two_lines_p(a: np.ndarray, b: np.ndarray, one_line_rss: float) -> float:
+    """F test p-value of two separate lines against one line over ``a`` + ``b``."""
+    df = len(a) + len(b) - 4
+    if len(a) < 3 or len(b) < 3 or df < 1:
+        return 1.0
+    rss2 = _rss_line(a) + _rss_line(b)
+    f = ((one_line_rss - rss2) / 2) / max(rss2 / df, 1e-300)
+    return float(stats.f.sf(f, 2, df))
+
+
 def _prune(x: np.ndarray, cps: list[int], sigma: float) -> list[int]:
+    """Drop the weakest change point until every one is supported (see module doc)."""
     cps = list(cps)
     while cps:
         bounds = [0, *cps, len(x)]
@@ -78,11 +91,12 @@ def _prune(x: np.ndarray, cps: list[int], sigma: float) -> list[int]:
         for j in range(1, len(bounds) - 1):
             a, b = x[bounds[j - 1]:bounds[j]], x[bounds[j]:bounds[j + 1]]
             z = abs(b.mean() - a.mean()) / (sigma * np.sqrt(1 / len(a) + 1 / len(b)))
-            both = np.concatenate([a, b])
-            steps = _rss_const(a) + _rss_const(b)
             score = z / crit
-            if _rss_line(both) <= steps:
-                score = min(score, 0.0)
+            line = _rss_line(np.concatenate([a, b]))
+            if line <= _rss_const(a) + _rss_const(b):
+                score = min(score, 0.0)  # a steady trend, not a step
+            if _two_lines_p(a, b, line) < ALPHA / len(cps):
+                score = max(score, 1.0)  # the trend itself changes here
             if score < worst_score:
                 worst, worst_score = j - 1, score
         if worst is None or worst_score >= 1.0:
