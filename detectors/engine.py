@@ -20,7 +20,8 @@ Method (assumptions in :mod:`detectors.baseline`):
    to baseline is a spike, never a trend. The onset is then placed by an exact
    single change point (ruptures ``KernelCPD(kernel="linear")``, the least-squares
    cost; Killick et al. 2012 for the PELT family) in the log ratio observed/expected
-   around the CUSUM start; the levels before/after are the mean expected and the mean
+   around the CUSUM start (once, at the run's first alarm, so the onset and
+   ``Finding.key`` stay fixed); the levels before/after are the mean expected and the mean
    observed value from the onset on, and the p-value is the tail of the total count
    from the onset under the baseline (negative binomial with summed mean and variance;
    normal on the transformed scale for other values).
@@ -228,7 +229,11 @@ def _trend(series: Series, tr: _Track, t: int, up: bool, params: DetectionParams
     start = int((tr.start_up if up else tr.start_dn)[t])
     if not (s[t] > params.cusum_h) or start < 0 or t - start + 1 < params.min_trend_periods:
         return None
-    onset = _onset(tr, start, t, up)
+    # The onset is placed once, at the first period of this CUSUM run that alarmed, so it
+    # (and Finding.key) stays the same while the run lasts.
+    run = np.arange(start, t + 1)
+    alarmed = run[(s[run] > params.cusum_h) & (run - start + 1 >= params.min_trend_periods)]
+    onset = _onset(tr, start, int(alarmed[0]), up)
     seg = np.arange(onset, t + 1)
     ok = np.isfinite(tr.y[seg]) & np.isfinite(tr.base.expected[seg])
     seg = seg[ok]

@@ -71,6 +71,9 @@ def test_step_is_a_trend_with_onset_near_the_step():
     assert abs((f.onset - s.periods[200]).days) <= 21
     assert f.relative_change > 0.5 and f.category == 2 and f.p_value < 0.01
     assert f.detected_at == s.periods[first]
+    # the same change keeps its onset (and key) while it stays current
+    later = [kinds(r, "trend")[0] for r in res[first:230] if kinds(r, "trend")]
+    assert {g.key for g in later} == {f.key}
     import json
     json.dumps(f.evidence)
 
