@@ -46,7 +46,11 @@ def _true_positives(truth: list[int], pred: list[int], margin: int) -> int:
     for t in truth:
         best = None
         for p in pred:
-            if p not in used and abs(p - t) <= margin and (best is None or abs(p - t) < abs(best - t)):
+            if (
+                p not in used
+                and abs(p - t) <= margin
+                and (best is None or abs(p - t) < abs(best - t))
+            ):
                 best = p
         if best is not None:
             used.add(best)
@@ -85,8 +89,10 @@ def textbook(values: np.ndarray) -> list[int]:
     idx = np.flatnonzero(np.isfinite(values))  # missing values dropped, indices mapped back
     x = values[idx]
     s2 = float(np.var(x)) or 1.0
-    bk = rpt.KernelCPD(kernel="linear", min_size=2).fit(x.reshape(-1, 1)).predict(
-        pen=2 * s2 * np.log(len(x))
+    bk = (
+        rpt.KernelCPD(kernel="linear", min_size=2)
+        .fit(x.reshape(-1, 1))
+        .predict(pen=2 * s2 * np.log(len(x)))
     )
     return [int(idx[b]) for b in bk[:-1]]
 

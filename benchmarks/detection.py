@@ -7,8 +7,8 @@ Simulation in the style of Noufaily et al. 2013 (Stat Med 32:1206), adapted: 260
 Poisson (φ = 1) or negative binomial with variance ``φ·μ`` (φ = 2); levels 2 to 150
 per week, with and without a trend (+10 %/year) and a yearly cycle (amplitude 0.4 on
 the log scale). Into each series one event is injected at a week drawn in the last two
-years (weeks 164-234): a sustained step ×1.5/×2/×3, a 12-week linear ramp to ×1.5/×2/×3
-then sustained, a one-week spike ×8 or a one-week drop ×0.5; ``none`` series have no
+years (weeks 164-234): a sustained step x1.5/x2/x3, a 12-week linear ramp to x1.5/x2/x3
+then sustained, a one-week spike x8 or a one-week drop x0.5; ``none`` series have no
 event. Only the last two years (weeks 156-259) are scored.
 
 Every method's per-week findings go through the same episode rules
@@ -24,10 +24,10 @@ comparable. Methods:
   Noufaily 2013's improvements): reference weeks ``t - 52k + j`` (k = 1..3, |j| <= 3),
   quasi-Poisson log-linear fit with trend kept only when significant (|z| > 1.96) and
   not extrapolating above the references, Anscombe residuals > 2.58 down-weighted,
-  negative binomial plug-in threshold at α = 0.005; no alarm with fewer than 5 counts in
+  negative binomial plug-in threshold at alpha = 0.005; no alarm with fewer than 5 counts in
   the last 4 weeks.
 * ``ruptures BIC``: at every week ``KernelCPD(kernel="linear")`` on the whole prefix with
-  the textbook BIC penalty ``2·σ̂²·ln n`` (σ̂ from differences); an alarm while the last
+  the textbook BIC penalty ``2·s²·ln n`` (s from differences); an alarm while the last
   change point is at most 26 weeks old and the last segment's mean is 10 % or more above
   the previous one.
 
@@ -62,13 +62,30 @@ HORIZON = 26
 START = date(2019, 1, 7)
 PERIODS = tuple(START + timedelta(weeks=i) for i in range(N))
 YEARS_SCORED = (N - SCORE_FROM) / 52.18
-EVENTS = [("none", 1.0), ("step", 1.5), ("step", 2.0), ("step", 3.0), ("ramp", 1.5),
-          ("ramp", 2.0), ("ramp", 3.0), ("spike", 8.0), ("drop", 0.5)]
+EVENTS = [
+    ("none", 1.0),
+    ("step", 1.5),
+    ("step", 2.0),
+    ("step", 3.0),
+    ("ramp", 1.5),
+    ("ramp", 2.0),
+    ("ramp", 3.0),
+    ("spike", 8.0),
+    ("drop", 0.5),
+]
 LEVELS = [2, 5, 10, 30, 60, 150]
 
 
-def simulate(rng: np.random.Generator, level: float, seasonal: float, trend: float,
-             phi: float, event: str, size: float, onset: int) -> np.ndarray:
+def simulate(
+    rng: np.random.Generator,
+    level: float,
+    seasonal: float,
+    trend: float,
+    phi: float,
+    event: str,
+    size: float,
+    onset: int,
+) -> np.ndarray:
     t = np.arange(N)
     mu = level * np.exp(trend * t / 52.18 + seasonal * np.sin(2 * np.pi * t / 52.18))
     mult = np.ones(N)
@@ -87,10 +104,19 @@ def simulate(rng: np.random.Generator, level: float, seasonal: float, trend: flo
 
 
 def _finding(t: int, rel: float, kind: str = "trend") -> Finding:
-    return Finding(source="sim", substance="x", kind=kind, direction="increase",
-                   onset=PERIODS[t], detected_at=PERIODS[t], level_before=1.0,
-                   level_after=1.0 + rel, relative_change=rel, strength=1.0,
-                   category=2 if rel >= 0.5 else 1)
+    return Finding(
+        source="sim",
+        substance="x",
+        kind=kind,
+        direction="increase",
+        onset=PERIODS[t],
+        detected_at=PERIODS[t],
+        level_before=1.0,
+        level_after=1.0 + rel,
+        relative_change=rel,
+        strength=1.0,
+        category=2 if rel >= 0.5 else 1,
+    )
 
 
 # --- methods: each returns findings per week for weeks SCORE_FROM..N-1 ------------------
@@ -104,15 +130,15 @@ def m_warnd(y: np.ndarray, params: DetectionParams | None = None) -> list[list[F
 def _ears(y: np.ndarray, c3: bool) -> list[list[Finding]]:
     c2 = np.full(N, np.nan)
     for t in range(9, N):
-        base = y[t - 9:t - 2]
+        base = y[t - 9 : t - 2]
         m, s = base.mean(), max(base.std(ddof=1), 0.5)
         c2[t] = (y[t] - m) / s
     out = []
     for t in range(SCORE_FROM, N):
-        m = y[t - 9:t - 2].mean()
+        m = y[t - 9 : t - 2].mean()
         rel = y[t] / m - 1 if m > 0 else 10.0
         if c3:
-            stat = np.nansum(np.maximum(0, c2[t - 2:t + 1] - 1))
+            stat = np.nansum(np.maximum(0, c2[t - 2 : t + 1] - 1))
             alarm = stat > 2
         else:
             alarm = c2[t] > 3
@@ -165,11 +191,14 @@ def m_farrington(y: np.ndarray, alpha: float = 0.005) -> list[list[Finding]]:
     over = phi > 1.0 + 1e-9
     size = np.where(over, mu0 / np.where(over, phi - 1, 1), 1.0)
     with np.errstate(all="ignore"):
-        u = np.where(over, stats.nbinom.ppf(1 - alpha, size, size / (size + mu0)),
-                     stats.poisson.ppf(1 - alpha, mu0))
+        u = np.where(
+            over,
+            stats.nbinom.ppf(1 - alpha, size, size / (size + mu0)),
+            stats.poisson.ppf(1 - alpha, mu0),
+        )
     out = []
     for i, t in enumerate(ts):
-        recent = y[max(0, t - 3):t + 1].sum()
+        recent = y[max(0, t - 3) : t + 1].sum()
         alarm = y[t] > u[i] and recent >= 5
         out.append([_finding(int(t), y[t] / mu0[i] - 1)] if alarm else [])
     return out
@@ -178,15 +207,18 @@ def m_farrington(y: np.ndarray, alpha: float = 0.005) -> list[list[Finding]]:
 def m_ruptures(y: np.ndarray) -> list[list[Finding]]:
     out = []
     for t in range(SCORE_FROM, N):
-        x = y[:t + 1]
+        x = y[: t + 1]
         d = np.diff(x)
         s = np.median(np.abs(d - np.median(d))) / 0.6745 / np.sqrt(2) or (np.std(x) or 1.0)
-        bk = rpt.KernelCPD(kernel="linear", min_size=2).fit(x.reshape(-1, 1)).predict(
-            pen=2 * s * s * np.log(len(x)))
+        bk = (
+            rpt.KernelCPD(kernel="linear", min_size=2)
+            .fit(x.reshape(-1, 1))
+            .predict(pen=2 * s * s * np.log(len(x)))
+        )
         cps = [0, *[int(b) for b in bk[:-1]]]
         found = []
         if len(cps) >= 2 and cps[-1] >= t - HORIZON + 1:
-            before, after = x[cps[-2]:cps[-1]].mean(), x[cps[-1]:].mean()
+            before, after = x[cps[-2] : cps[-1]].mean(), x[cps[-1] :].mean()
             if before > 0 and after >= 1.1 * before:
                 found = [_finding(t, after / before - 1)]
         out.append(found)
@@ -223,8 +255,17 @@ def scenarios(reps: int, seed: int = 20240601):
                         for event, size in EVENTS:
                             onset = int(rng.integers(SCORE_FROM + 8, N - HORIZON + 1))
                             y = simulate(rng, level, seasonal, trend, phi, event, size, onset)
-                            yield dict(rep=rep, level=level, seasonal=seasonal, trend=trend,
-                                       phi=phi, event=event, size=size, onset=onset, y=y)
+                            yield dict(
+                                rep=rep,
+                                level=level,
+                                seasonal=seasonal,
+                                trend=trend,
+                                phi=phi,
+                                event=event,
+                                size=size,
+                                onset=onset,
+                                y=y,
+                            )
 
 
 def evaluate(reps: int) -> dict[str, dict[str, object]]:
@@ -273,23 +314,35 @@ def evaluate(reps: int) -> dict[str, dict[str, object]]:
 
 def table(results: dict[str, dict[str, object]]) -> str:
     keys = [f"{e} x{s:g}" for e, s in EVENTS if e in ("step", "ramp")]
-    head = ["method", *[f"PoD {k}" for k in keys], "median delay x1.5/x2/x3 (step)",
-            "false alerts / series-year", "spikes as trends", "spikes alerted",
-            "drops alerted", "seconds"]
+    head = [
+        "method",
+        *[f"PoD {k}" for k in keys],
+        "median delay x1.5/x2/x3 (step)",
+        "false alerts / series-year",
+        "spikes as trends",
+        "spikes alerted",
+        "drops alerted",
+        "seconds",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in results.items():
         det, dl = r["detected"], r["delay"]
-        cells = [name, *[f"{det[k]:.0%}" for k in keys],
-                 " / ".join(f"{dl.get(f'step x{s:g}', math.nan):.0f}" for s in (1.5, 2, 3)),
-                 f"{r['false_per_year']:.3f}", f"{r['spike_as_trend']:.0%}",
-                 f"{r['spike_alerted']:.0%}", f"{r['drop_alerted']:.0%}",
-                 f"{r['seconds']:.1f}"]
+        cells = [
+            name,
+            *[f"{det[k]:.0%}" for k in keys],
+            " / ".join(f"{dl.get(f'step x{s:g}', math.nan):.0f}" for s in (1.5, 2, 3)),
+            f"{r['false_per_year']:.3f}",
+            f"{r['spike_as_trend']:.0%}",
+            f"{r['spike_alerted']:.0%}",
+            f"{r['drop_alerted']:.0%}",
+            f"{r['seconds']:.1f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def backtest_speed(n_series: int = 256, seed: int = 7) -> tuple[float, int]:
-    """Seconds for :func:`warnd.backtest.run_backtest` on ``n_series`` × 260 weeks."""
+    """Seconds for :func:`warnd.backtest.run_backtest` on ``n_series`` x 260 weeks."""
     from warnd.backtest import run_backtest
 
     rng = np.random.default_rng(seed)
@@ -300,8 +353,16 @@ def backtest_speed(n_series: int = 256, seed: int = 7) -> tuple[float, int]:
             w.writerow(["date", "substance", "source", "value"])
             for i in range(n_series):
                 event, size = EVENTS[i % len(EVENTS)]
-                y = simulate(rng, LEVELS[i % len(LEVELS)], 0.4 * (i % 2), 0.1 * (i // 2 % 2),
-                             1.0 + (i // 4 % 2), event, size, int(rng.integers(164, 235)))
+                y = simulate(
+                    rng,
+                    LEVELS[i % len(LEVELS)],
+                    0.4 * (i % 2),
+                    0.1 * (i // 2 % 2),
+                    1.0 + (i // 4 % 2),
+                    event,
+                    size,
+                    int(rng.integers(164, 235)),
+                )
                 for p, v in zip(PERIODS, y, strict=True):
                     w.writerow([p.isoformat(), f"s{i // 8}", f"src{i % 8}", int(v)])
         t0 = time.perf_counter()

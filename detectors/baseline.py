@@ -108,8 +108,8 @@ def _solve(X: np.ndarray, W: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.
     return np.matmul(Ainv, b[:, :, None])[:, :, 0], Ainv
 
 
-def _fit_counts(Y, O, M, X, xt, ot, n_par, params, tw):
-    rate = (Y * M).sum(1) / np.maximum((np.exp(O) * M).sum(1), 1e-12)
+def _fit_counts(Y, Off, M, X, xt, ot, n_par, params, tw):
+    rate = (Y * M).sum(1) / np.maximum((np.exp(Off) * M).sum(1), 1e-12)
     beta = np.zeros(X.shape[::2])
     beta[:, 0] = np.log(np.maximum(rate, 1e-3))
     w = tw
@@ -117,14 +117,14 @@ def _fit_counts(Y, O, M, X, xt, ot, n_par, params, tw):
     def irls(beta, w, iters):
         Ainv = None
         for _ in range(iters):
-            eta = _lin(X, beta) + O
+            eta = _lin(X, beta) + Off
             mu = np.exp(np.clip(eta, -30, 30))
-            z = (eta - O) + (Y - mu) / mu
+            z = (eta - Off) + (Y - mu) / mu
             beta, Ainv = _solve(X, w * M * mu, z)
         return beta, Ainv
 
     def dispersion(beta, w):
-        mu = np.exp(np.clip(_lin(X, beta) + O, -30, 30))
+        mu = np.exp(np.clip(_lin(X, beta) + Off, -30, 30))
         num = (w * M * (Y - mu) ** 2 / mu).sum(1)
         den = np.maximum((w * M).sum(1) - n_par, 1.0)
         return np.maximum(num / den, params.min_dispersion), mu
@@ -163,8 +163,9 @@ def _fit_continuous(G, M, X, xt, n_par, params, floor, tw):
     return beta, eta_t, var_pred, s, cov_trend
 
 
-def _fit_chunk(rows, idx, safe, M_all, n_obs, y, offset, per_year, params, family, out,
-               seasonal, trend, uselog) -> None:
+def _fit_chunk(
+    rows, idx, safe, M_all, n_obs, y, offset, per_year, params, family, out, seasonal, trend, uselog
+) -> None:
     idx_r, safe_r, M = idx[rows], safe[rows], M_all[rows]
     X, xt = _design(idx_r.astype(float), rows.astype(float), per_year)
     if params.baseline_half_life_years:
@@ -178,7 +179,7 @@ def _fit_chunk(rows, idx, safe, M_all, n_obs, y, offset, per_year, params, famil
 
     if family == "counts":
         Y = np.maximum(Yraw, 0.0)
-        O = np.where(M, offset[safe_r], 0.0)
+        Off = np.where(M, offset[safe_r], 0.0)
         ot = offset[rows]
     else:
         big = np.where(M, Yraw, np.nan)
@@ -197,7 +198,7 @@ def _fit_chunk(rows, idx, safe, M_all, n_obs, y, offset, per_year, params, famil
         xts = xt[sel] * flags
         n_par = 1 + trd_f.astype(int) + 2 * seas_f.astype(int)
         if family == "counts":
-            return _fit_counts(Y[sel], O[sel], M[sel], Xs, xts, ot[sel], n_par, params, tw[sel])
+            return _fit_counts(Y[sel], Off[sel], M[sel], Xs, xts, ot[sel], n_par, params, tw[sel])
         return _fit_continuous(G[sel], M[sel], Xs, xts, n_par, params, floor[sel], tw[sel])
 
     all_rows = np.arange(len(rows))
@@ -207,12 +208,14 @@ def _fit_chunk(rows, idx, safe, M_all, n_obs, y, offset, per_year, params, famil
     # growth trends and then the baseline lags behind).
     z_trend = beta[:, 1] / np.sqrt(np.maximum(cov_trend, 1e-300))
     if family == "counts":
-        lim_hi = np.log(np.maximum((Y / np.exp(O) * M).max(1), 1e-12))
+        lim_hi = np.log(np.maximum((Y / np.exp(Off) * M).max(1), 1e-12))
         pred_rate = eta_t - ot
     else:
         lim_hi = np.nanmax(np.where(M, G, np.nan), axis=1)
         pred_rate = eta_t
-    drop = trd & ((np.abs(z_trend) < params.trend_z) | (pred_rate > lim_hi + np.log(TREND_HEADROOM)))
+    drop = trd & (
+        (np.abs(z_trend) < params.trend_z) | (pred_rate > lim_hi + np.log(TREND_HEADROOM))
+    )
     trd2 = trd & ~drop
     redo = np.flatnonzero(drop)
     if len(redo):
@@ -266,14 +269,42 @@ def fit_baseline(
     rows = np.flatnonzero(ok & (n_obs >= params.min_baseline_points))
     if len(rows) == 0:
         return Baseline(
-            family, out["expected"], out["variance"], out["dispersion"], n_obs,
-            seasonal, trend, out["shift"], uselog,
+            family,
+            out["expected"],
+            out["variance"],
+            out["dispersion"],
+            n_obs,
+            seasonal,
+            trend,
+            out["shift"],
+            uselog,
         )
     # Rows are independent: fitting in chunks bounds memory on long daily series.
     for lo in range(0, len(rows), CHUNK):
-        _fit_chunk(rows[lo:lo + CHUNK], idx, safe, M_all, n_obs, y, offset, per_year, params,
-                   family, out, seasonal, trend, uselog)
+        _fit_chunk(
+            rows[lo : lo + CHUNK],
+            idx,
+            safe,
+            M_all,
+            n_obs,
+            y,
+            offset,
+            per_year,
+            params,
+            family,
+            out,
+            seasonal,
+            trend,
+            uselog,
+        )
     return Baseline(
-        family, out["expected"], out["variance"], out["dispersion"], n_obs,
-        seasonal, trend, out["shift"], uselog,
+        family,
+        out["expected"],
+        out["variance"],
+        out["dispersion"],
+        n_obs,
+        seasonal,
+        trend,
+        out["shift"],
+        uselog,
     )

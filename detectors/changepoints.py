@@ -5,22 +5,22 @@ Default settings, no per-series tuning:
 1. Missing values (NaN/inf) are dropped; indices refer to the input.
 2. Scale: strictly positive data spanning a factor of 4 or more is segmented on the log
    scale (heavy right tails, multiplicative changes); otherwise as is.
-3. Noise: a robust σ̂ from first differences, ``MAD(diff(x)) / 0.6745 / √2``, which a
+3. Noise: a robust s from first differences, ``MAD(diff(x)) / 0.6745 / √2``, which a
    level shift barely moves (Fryzlewicz 2014, Ann Stat 42:2243 uses the same idea).
 4. Search: exact penalised least squares (PELT, Killick et al. 2012, JASA 107:1590) via
-   ruptures ``KernelCPD(kernel="linear")`` with penalty ``3·σ̂²·ln n`` (a BIC-type
+   ruptures ``KernelCPD(kernel="linear")`` with penalty ``3·s²·ln n`` (a BIC-type
    penalty, Yao 1988, inflated for robustness) and minimum segment length
    ``max(3, n // 25)``.
 5. Pruning, repeated until nothing changes: the weakest change point is dropped
    unless it is supported. It is supported when
-   (a) the two segments it separates differ by a two-sample z test on σ̂ at level
+   (a) the two segments it separates differ by a two-sample z test on s at level
    ``0.001`` (Bonferroni over the candidates) **and** two constant levels fit better
    than one straight line over both (a steady trend is not a staircase of steps), or
    (b) two separate straight lines fit significantly better than one (F test, same
    level): the trend itself changes there (a peak, a collapse, a new growth rate).
 
 Assumptions: piecewise-constant mean (on the chosen scale), roughly independent noise.
-Strongly autocorrelated series (random walks) violate this; the differencing-based σ̂
+Strongly autocorrelated series (random walks) violate this; the differencing-based s
 then under-states the noise and the pruning in step 5 is what keeps the result sparse.
 """
 
@@ -89,7 +89,7 @@ def _prune(x: np.ndarray, cps: list[int], sigma: float) -> list[int]:
         crit = stats.norm.isf(ALPHA / (2 * len(cps)))
         worst, worst_score = None, np.inf
         for j in range(1, len(bounds) - 1):
-            a, b = x[bounds[j - 1]:bounds[j]], x[bounds[j]:bounds[j + 1]]
+            a, b = x[bounds[j - 1] : bounds[j]], x[bounds[j] : bounds[j + 1]]
             z = abs(b.mean() - a.mean()) / (sigma * np.sqrt(1 / len(a) + 1 / len(b)))
             score = z / crit
             line = _rss_line(np.concatenate([a, b]))
@@ -105,7 +105,9 @@ def _prune(x: np.ndarray, cps: list[int], sigma: float) -> list[int]:
     return cps
 
 
-def segment(values: np.ndarray | Sequence[float], periods: Sequence[date] | None = None) -> Segmentation:
+def segment(
+    values: np.ndarray | Sequence[float], periods: Sequence[date] | None = None
+) -> Segmentation:
     """Segment ``values`` (``periods`` are accepted for symmetry and not needed)."""
     y = np.asarray(values, dtype=float)
     idx = np.flatnonzero(np.isfinite(y))
@@ -122,7 +124,9 @@ def segment(values: np.ndarray | Sequence[float], periods: Sequence[date] | None
     cps: list[int] = []
     if n >= 2 * min_size + 1 and sigma > 0 and np.ptp(x) > 0:
         pen = PENALTY_FACTOR * sigma**2 * np.log(n)
-        bk = rpt.KernelCPD(kernel="linear", min_size=min_size).fit(x.reshape(-1, 1)).predict(pen=pen)
+        bk = (
+            rpt.KernelCPD(kernel="linear", min_size=min_size).fit(x.reshape(-1, 1)).predict(pen=pen)
+        )
         cps = _prune(x, [int(b) for b in bk[:-1]], sigma)
     starts = [0, *cps]
     ends = [*cps, n]

@@ -87,8 +87,13 @@ def nb_pmf(k, mean, var) -> np.ndarray:
     k, mean, var, over, size, prob = _nb_args(k, mean, var)
     kk = np.maximum(k, 0)
     m = np.maximum(mean, 1e-300)
-    lnb = (special.gammaln(kk + size) - special.gammaln(size) - special.gammaln(kk + 1)
-           + size * np.log(prob) + kk * np.log1p(-prob))
+    lnb = (
+        special.gammaln(kk + size)
+        - special.gammaln(size)
+        - special.gammaln(kk + 1)
+        + size * np.log(prob)
+        + kk * np.log1p(-prob)
+    )
     lpo = kk * np.log(m) - m - special.gammaln(kk + 1)
     return np.where(k < 0, 0.0, np.exp(np.where(over, lnb, lpo)))
 
@@ -324,8 +329,11 @@ def _spike(series: Series, tr: _Track, t: int, params: DetectionParams):
         region=series.region,
         metric=series.metric,
         dimension=series.dimension,
-        method=("quasi-Poisson baseline, upper tail" if tr.base.family == "counts"
-                else "log-linear baseline, upper tail"),
+        method=(
+            "quasi-Poisson baseline, upper tail"
+            if tr.base.family == "counts"
+            else "log-linear baseline, upper tail"
+        ),
         evidence={
             "expected": _round(before),
             "value": _round(after),
@@ -351,8 +359,11 @@ def _findings_at(series: Series, tr: _Track, i: int, params: DetectionParams) ->
         return []
     t = int(tr.pos[i])
     out = []
-    for f in (_trend(series, tr, t, True, params), _trend(series, tr, t, False, params),
-              _spike(series, tr, t, params)):
+    for f in (
+        _trend(series, tr, t, True, params),
+        _trend(series, tr, t, False, params),
+        _spike(series, tr, t, params),
+    ):
         if f is not None:
             out.append(f)
     return out

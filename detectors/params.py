@@ -164,7 +164,7 @@ class DetectionParams(BaseModel):
     )
     half_year_start_months: tuple[int, int] = Field(
         (4, 10),
-        description="First months of the two half-years: April–September and October–March.",
+        description="First months of the two half-years: April-September and October-March.",
     )
 
     # --- synthesis ---------------------------------------------------------------------

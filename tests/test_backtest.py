@@ -48,7 +48,9 @@ def test_bad_rows_reported_with_line_numbers_and_skipped(tmp_path, capsys):
     assert "line 7: value 'three' is not a number" in err
     assert "line 8: substance and source must not be empty" in err
     assert {(s.substance, s.source, s.region) for s in series} == {
-        ("cocaine", "lab", "Bergen"), ("heroin", "customs", "")}
+        ("cocaine", "lab", "Bergen"),
+        ("heroin", "customs", ""),
+    }
     assert all(len(s.periods) == 200 for s in series)
     heroin = next(s for s in series if s.substance == "heroin")
     assert heroin.dimension == "availability" and heroin.metric == "count"
@@ -68,9 +70,24 @@ def test_backtest_alerts_increase_only_and_no_look_ahead(tmp_path):
     json.dumps(alerts)
     assert all(a["direction"] == "increase" for a in alerts)
     first = alerts[0]
-    for key in ("substance", "source", "region", "fired_at", "kind", "direction", "onset",
-                "level_before", "level_after", "relative_change", "strength", "p_value",
-                "category", "category_words", "decision", "evidence"):
+    for key in (
+        "substance",
+        "source",
+        "region",
+        "fired_at",
+        "kind",
+        "direction",
+        "onset",
+        "level_before",
+        "level_after",
+        "relative_change",
+        "strength",
+        "p_value",
+        "category",
+        "category_words",
+        "decision",
+        "evidence",
+    ):
         assert key in first
     trend = [a for a in alerts if a["kind"] == "trend" and a["decision"] == "open"]
     assert [a["substance"] for a in trend] == ["cocaine"]

@@ -78,8 +78,11 @@ def read_observations_csv(path: Path | str, *, errors: TextIO | None = None) -> 
             key = (rec["substance"], rec["source"], rec["region"], rec["metric"])
             g = groups.setdefault(key, {"dimension": rec["dimension"], "rows": {}})
             if rec["date"] in g["rows"]:
-                print(f"{path} line {line}: duplicate period {rec['date']} for "
-                      f"{rec['substance']}/{rec['source']}; later row used", file=errors)
+                print(
+                    f"{path} line {line}: duplicate period {rec['date']} for "
+                    f"{rec['substance']}/{rec['source']}; later row used",
+                    file=errors,
+                )
             g["rows"][rec["date"]] = (rec["value"], rec["denominator"])
     out = []
     for (substance, source, region, metric), g in groups.items():
@@ -87,11 +90,20 @@ def read_observations_csv(path: Path | str, *, errors: TextIO | None = None) -> 
         vals = np.array([g["rows"][d][0] for d in days], dtype=float)
         dens = [g["rows"][d][1] for d in days]
         has_den = any(d is not None for d in dens)
-        out.append(Series(
-            source=source, substance=substance, periods=tuple(days), values=vals,
-            region=region, metric=metric, dimension=g["dimension"] or "use",
-            denominators=np.array([np.nan if d is None else d for d in dens]) if has_den else None,
-        ))
+        out.append(
+            Series(
+                source=source,
+                substance=substance,
+                periods=tuple(days),
+                values=vals,
+                region=region,
+                metric=metric,
+                dimension=g["dimension"] or "use",
+                denominators=np.array([np.nan if d is None else d for d in dens])
+                if has_den
+                else None,
+            )
+        )
     out.sort(key=lambda s: (s.substance, s.source, s.region, s.metric))
     return out
 
@@ -123,8 +135,12 @@ def _parse_row(row: dict[str, str | None]) -> dict[str, Any]:
     if den is not None and not (math.isfinite(den) and den >= 0):
         raise ValueError(f"denominator {raw_den!r} must be a non-negative number")
     return {
-        "date": day, "substance": substance, "source": source, "value": value,
-        "denominator": den, "region": (row.get("region") or "").strip(),
+        "date": day,
+        "substance": substance,
+        "source": source,
+        "value": value,
+        "denominator": den,
+        "region": (row.get("region") or "").strip(),
         "metric": (row.get("metric") or "").strip() or "count",
         "dimension": (row.get("dimension") or "").strip() or None,
     }
@@ -156,27 +172,29 @@ def backtest_series(series: Series, params: DetectionParams) -> list[dict[str, A
             f = f or last.get(d.episode)
             kind, direction = d.episode.split(":", 1)
             cat = 0 if f is None else int(f.category)
-            out.append({
-                "substance": series.substance,
-                "source": series.source,
-                "region": series.region,
-                "metric": series.metric,
-                "dimension": series.dimension,
-                "fired_at": series.periods[i].isoformat(),
-                "kind": kind,
-                "direction": direction,
-                "decision": d.action,
-                "onset": None if f is None else f.onset.isoformat(),
-                "level_before": None if f is None else _clean(f.level_before),
-                "level_after": None if f is None else _clean(f.level_after),
-                "relative_change": None if f is None else _clean(f.relative_change),
-                "strength": None if f is None else _clean(f.strength),
-                "p_value": None if f is None else _clean(f.p_value),
-                "category": cat,
-                "category_words": SCALE[cat][1],
-                "method": "" if f is None else f.method,
-                "evidence": {} if f is None else f.evidence,
-            })
+            out.append(
+                {
+                    "substance": series.substance,
+                    "source": series.source,
+                    "region": series.region,
+                    "metric": series.metric,
+                    "dimension": series.dimension,
+                    "fired_at": series.periods[i].isoformat(),
+                    "kind": kind,
+                    "direction": direction,
+                    "decision": d.action,
+                    "onset": None if f is None else f.onset.isoformat(),
+                    "level_before": None if f is None else _clean(f.level_before),
+                    "level_after": None if f is None else _clean(f.level_after),
+                    "relative_change": None if f is None else _clean(f.relative_change),
+                    "strength": None if f is None else _clean(f.strength),
+                    "p_value": None if f is None else _clean(f.p_value),
+                    "category": cat,
+                    "category_words": SCALE[cat][1],
+                    "method": "" if f is None else f.method,
+                    "evidence": {} if f is None else f.evidence,
+                }
+            )
     return out
 
 
@@ -203,25 +221,31 @@ def run_changepoints(path: Path | str, params_for: ParamsFor | None = None) -> l
             with np.errstate(all="ignore"):
                 vals = np.where(s.denominators > 0, vals / s.denominators, np.nan)
         seg = segment(vals, s.periods)
-        out.append({
-            "substance": s.substance,
-            "source": s.source,
-            "region": s.region,
-            "metric": s.metric,
-            "change_points": [s.periods[i].isoformat() for i in seg.change_points],
-            "segments": [
-                {"start": s.periods[a].isoformat(), "end": s.periods[b].isoformat(),
-                 "level": _clean(level)}
-                for a, b, level in seg.segments
-            ],
-        })
+        out.append(
+            {
+                "substance": s.substance,
+                "source": s.source,
+                "region": s.region,
+                "metric": s.metric,
+                "change_points": [s.periods[i].isoformat() for i in seg.change_points],
+                "segments": [
+                    {
+                        "start": s.periods[a].isoformat(),
+                        "end": s.periods[b].isoformat(),
+                        "level": _clean(level),
+                    }
+                    for a, b, level in seg.segments
+                ],
+            }
+        )
     return out
 
 
 def _table(header: list[str], rows: Iterable[list[str]]) -> str:
     rows = list(rows)
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(header)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
+    ]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
     body = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join([line, "  ".join("-" * w for w in widths), *body])
@@ -238,12 +262,37 @@ def format_backtest_table(alerts: list[dict[str, Any]]) -> str:
     if not alerts:
         return "no alerts"
     return _table(
-        ["fired_at", "substance", "source", "region", "kind", "decision", "onset",
-         "before", "after", "change", "p", "category"],
-        ([a["fired_at"], a["substance"], a["source"], a["region"] or "-", a["kind"],
-          a["decision"], a["onset"] or "-", _fmt(a["level_before"]), _fmt(a["level_after"]),
-          _fmt(a["relative_change"], pct=True), _fmt(a["p_value"]), a["category_words"]]
-         for a in alerts),
+        [
+            "fired_at",
+            "substance",
+            "source",
+            "region",
+            "kind",
+            "decision",
+            "onset",
+            "before",
+            "after",
+            "change",
+            "p",
+            "category",
+        ],
+        (
+            [
+                a["fired_at"],
+                a["substance"],
+                a["source"],
+                a["region"] or "-",
+                a["kind"],
+                a["decision"],
+                a["onset"] or "-",
+                _fmt(a["level_before"]),
+                _fmt(a["level_after"]),
+                _fmt(a["relative_change"], pct=True),
+                _fmt(a["p_value"]),
+                a["category_words"],
+            ]
+            for a in alerts
+        ),
     )
 
 
@@ -254,6 +303,14 @@ def format_changepoints_table(results: list[dict[str, Any]]) -> str:
     rows = []
     for r in results:
         for seg in r["segments"]:
-            rows.append([r["substance"], r["source"], r["region"] or "-", seg["start"],
-                         seg["end"], _fmt(seg["level"])])
+            rows.append(
+                [
+                    r["substance"],
+                    r["source"],
+                    r["region"] or "-",
+                    seg["start"],
+                    seg["end"],
+                    _fmt(seg["level"]),
+                ]
+            )
     return _table(["substance", "source", "region", "start", "end", "level"], rows)

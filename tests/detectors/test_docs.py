@@ -13,6 +13,14 @@ def test_every_parameter_is_documented():
 
 def test_backtest_fields_are_documented():
     text = DOC.read_text(encoding="utf-8")
-    for field in ("fired_at", "kind", "direction", "onset", "decision", "category_words",
-                  "change_points", "segments"):
+    for field in (
+        "fired_at",
+        "kind",
+        "direction",
+        "onset",
+        "decision",
+        "category_words",
+        "change_points",
+        "segments",
+    ):
         assert f"`{field}`" in text, field

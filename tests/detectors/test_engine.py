@@ -8,7 +8,7 @@ from detectors.base import Series
 from detectors.engine import _cusum, detect, nb_cdf, nb_sf, replay
 from detectors.params import DetectionParams
 
-from .helpers import count_series, nb_counts, seasonal_mean, weeks
+from .helpers import count_series, nb_counts, seasonal_mean
 
 P = DetectionParams()
 
@@ -53,8 +53,9 @@ def test_nan_and_absent_periods_do_not_break():
     y[[20, 21, 22, 100]] = np.nan
     s = count_series(y)
     keep = [i for i in range(200) if i not in (50, 51, 52, 53)]
-    gappy = Series(source="lab", substance="x", periods=tuple(s.periods[i] for i in keep),
-                   values=y[keep])
+    gappy = Series(
+        source="lab", substance="x", periods=tuple(s.periods[i] for i in keep), values=y[keep]
+    )
     assert len(replay(gappy, P)) == len(keep)
     assert sum(len(kinds(r, "trend")) for r in replay(s, P)) == 0
 
@@ -75,6 +76,7 @@ def test_step_is_a_trend_with_onset_near_the_step():
     later = [kinds(r, "trend")[0] for r in res[first:230] if kinds(r, "trend")]
     assert {g.key for g in later} == {f.key}
     import json
+
     json.dumps(f.evidence)
 
 
@@ -157,8 +159,9 @@ def test_monthly_series_and_score_metric():
     s = Series(source="police", substance="ketamine", periods=per, values=nb_counts(mu, seed=1))
     res = replay(s, P)
     assert any(kinds(r, "trend") for r in res[84:])
-    panel = Series(source="panel", substance="ketamine", periods=per,
-                   values=np.full(96, 2.0), metric="score")
+    panel = Series(
+        source="panel", substance="ketamine", periods=per, values=np.full(96, 2.0), metric="score"
+    )
     assert detect(panel, P) == []
 
 
@@ -191,8 +194,9 @@ def test_daily_concentration_series():
     per = tuple(date(2023, 1, 1) + timedelta(days=i) for i in range(n))
     y = 200 * np.exp(rng.normal(0, 0.1, n))
     y[470:] *= 1.8
-    s = Series(source="wastewater", substance="cocaine", periods=per, values=y,
-               metric="concentration")
+    s = Series(
+        source="wastewater", substance="cocaine", periods=per, values=y, metric="concentration"
+    )
     res = replay(s, P)
     assert not any(kinds(r, "trend") for r in res[100:470])
     f = next(kinds(r, "trend")[0] for r in res[470:] if kinds(r, "trend"))

@@ -10,10 +10,20 @@ P = DetectionParams()
 
 
 def f(kind="trend", direction="increase", rel=0.6, cat=1, n_sources=1):
-    return Finding(source="lab", substance="cocaine", kind=kind, direction=direction,
-                   onset=date(2026, 1, 5), detected_at=date(2026, 1, 5), level_before=1.0,
-                   level_after=1 + rel, relative_change=rel, strength=1.0, category=cat,
-                   evidence={"n_sources": n_sources})
+    return Finding(
+        source="lab",
+        substance="cocaine",
+        kind=kind,
+        direction=direction,
+        onset=date(2026, 1, 5),
+        detected_at=date(2026, 1, 5),
+        level_before=1.0,
+        level_after=1 + rel,
+        relative_change=rel,
+        strength=1.0,
+        category=cat,
+        evidence={"n_sources": n_sources},
+    )
 
 
 def actions(tracker, findings):

@@ -32,8 +32,17 @@ def test_params_merge_later_wins_and_rejects_unknown_keys():
 
 @pytest.mark.parametrize(
     ("rel", "p", "cat"),
-    [(0.6, 0.01, 2), (0.6, 0.2, 1), (0.2, 0.5, 1), (0.05, 0.001, 0), (-0.1, 0.001, 0),
-     (-0.2, 0.3, -1), (-0.4, 0.01, -2), (-0.4, 0.2, -1), (float("nan"), 0.0, 0)],
+    [
+        (0.6, 0.01, 2),
+        (0.6, 0.2, 1),
+        (0.2, 0.5, 1),
+        (0.05, 0.001, 0),
+        (-0.1, 0.001, 0),
+        (-0.2, 0.3, -1),
+        (-0.4, 0.01, -2),
+        (-0.4, 0.2, -1),
+        (float("nan"), 0.0, 0),
+    ],
 )
 def test_five_step_cutoffs(rel, p, cat):
     assert categorize(rel, p, P) == cat
@@ -59,8 +68,9 @@ def test_score_change_counts_by_hand():
 
 def test_score_change_rates_and_indexes():
     # positives per test: 50/1000 -> 100/1000 is a doubling even with more tests
-    ch = score_change([25, 25], [100, 100], P, denominators_before=[500, 500],
-                      denominators_after=[2000, 2000])
+    ch = score_change(
+        [25, 25], [100, 100], P, denominators_before=[500, 500], denominators_after=[2000, 2000]
+    )
     assert ch.level_before == pytest.approx(0.05) and ch.level_after == pytest.approx(0.05)
     assert ch.category == 0
     idx = score_change([40.5, 41.2, 39.9, 40.1], [60.2, 61.3, 59.8, 62.0], P)
@@ -84,9 +94,15 @@ def test_aggregate_reproduces_cocaine_row():
     panel_use = [("use", "panel", 1)] * 20 + [("use", "panel", 2)] * 2  # 24 from answers
     use = [*panel_use, ("use", "consumption_room", 2)]  # 26
     availability = [("availability", "panel_avail", 1)] * 12 + [
-        ("availability", "customs_count", 2), ("availability", "customs_qty", 2)]  # 16
-    interest = [("interest", "google", 2), ("interest", "ba_search", 2),
-                ("interest", "bt_articles", 1), ("interest", "rusinfo", 2)]  # 7
+        ("availability", "customs_count", 2),
+        ("availability", "customs_qty", 2),
+    ]  # 16
+    interest = [
+        ("interest", "google", 2),
+        ("interest", "ba_search", 2),
+        ("interest", "bt_articles", 1),
+        ("interest", "rusinfo", 2),
+    ]  # 7
     agg = aggregate(use + availability + interest)
     assert agg.by_dimension == {"use": 26, "availability": 16, "interest": 7}
     assert agg.total == 49
@@ -96,17 +112,32 @@ def test_aggregate_reproduces_cocaine_row():
 
 def test_panel_score_series_sums_answers():
     per = (date(2025, 11, 1), date(2026, 2, 1), date(2025, 5, 1))
-    s = Series(source="panel", substance="ketamine", periods=tuple(sorted(per)),
-               values=np.array([2.0, 1.0, 2.0]), metric="score")
+    s = Series(
+        source="panel",
+        substance="ketamine",
+        periods=tuple(sorted(per)),
+        values=np.array([2.0, 1.0, 2.0]),
+        metric="score",
+    )
     cur, prev = half_years(date(2026, 1, 1))
     cat, change = series_change(s, cur, prev, P)
     assert cat == 3 and change is None
 
 
 def _f(source, cat):
-    return Finding(source=source, substance="cocaine", kind="trend", direction="increase",
-                   onset=date(2026, 1, 5), detected_at=date(2026, 2, 2), level_before=1,
-                   level_after=2, relative_change=1.0, strength=1.0, category=cat)
+    return Finding(
+        source=source,
+        substance="cocaine",
+        kind="trend",
+        direction="increase",
+        onset=date(2026, 1, 5),
+        detected_at=date(2026, 2, 2),
+        level_before=1,
+        level_after=2,
+        relative_change=1.0,
+        strength=1.0,
+        category=cat,
+    )
 
 
 def test_substance_verdict_needs_corroboration_for_strong():
