@@ -113,3 +113,31 @@ def test_changepoints_per_series(tmp_path):
     assert by["heroin"]["segments"][-1]["level"] == pytest.approx(10, abs=2)
     json.dumps(res)
     assert "heroin" in format_changepoints_table(res)
+
+
+def write_two_sources(path, customs_steps: bool):
+    rng = np.random.default_rng(5)
+    lines = ["date,substance,source,value"]
+    for i in range(200):
+        d = (START + timedelta(weeks=i)).isoformat()
+        lab = rng.poisson(18.0 if i >= 170 else 6.0)
+        customs = rng.poisson(30.0 if (customs_steps and i >= 182) else 10.0)
+        lines += [f"{d},cocaine,lab,{lab}", f"{d},cocaine,customs,{customs}"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_corroboration_across_sources(tmp_path):
+    strict = DetectionParams(require_corroboration=True)
+    lone = write_two_sources(tmp_path / "lone.csv", customs_steps=False)
+    assert [a for a in run_backtest(lone) if a["kind"] == "trend"]
+    assert not [a for a in run_backtest(lone, lambda s, src: strict) if a["kind"] == "trend"]
+    both = write_two_sources(tmp_path / "both.csv", customs_steps=True)
+    alerts = [a for a in run_backtest(both, lambda s, src: strict) if a["kind"] == "trend"]
+    assert {a["source"] for a in alerts} == {"lab", "customs"}
+    assert all(a["n_sources"] >= 2 for a in alerts)
+    # without the requirement the second source agreeing escalates the first one's episode
+    default = run_backtest(both)
+    lab = [a for a in default if a["source"] == "lab" and a["kind"] == "trend"]
+    assert lab[0]["decision"] == "open" and lab[0]["n_sources"] == 1
+    assert any(a["decision"] == "escalate" and a["n_sources"] == 2 for a in lab)

@@ -14,17 +14,19 @@ that would have been sent. Only increases alert unless a series' params set
 
 from __future__ import annotations
 
+import bisect
 import csv
 import math
 import sys
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 
-from detectors.base import SCALE, Series
+from detectors.base import SCALE, Finding, Series
 from detectors.changepoints import segment
 from detectors.engine import replay
 from detectors.episodes import EpisodeTracker
@@ -157,13 +159,44 @@ def _clean(x: float | None) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def backtest_series(series: Series, params: DetectionParams) -> list[dict[str, Any]]:
-    """The messages the episode rules would have sent for one series."""
+def _with_sources(findings: list[Finding], sources: tuple[str, ...], params: DetectionParams):
+    """Increase findings carry the agreeing sources; without enough of them they are
+    dropped when ``require_corroboration``."""
+    out = []
+    for f in findings:
+        if f.direction == "increase":
+            if params.require_corroboration and len(sources) < params.min_sources_for_strong:
+                continue
+            ev = {**f.evidence, "n_sources": len(sources), "agreeing_sources": list(sources)}
+            f = replace(f, evidence=ev)
+        out.append(f)
+    return out
+
+
+def backtest_series(
+    series: Series,
+    params: DetectionParams,
+    *,
+    findings: list[list[Finding]] | None = None,
+    agreeing: Callable[[date], tuple[str, ...]] | None = None,
+) -> list[dict[str, Any]]:
+    """The messages the episode rules would have sent for one series.
+
+    ``findings`` is ``replay(series, params)`` when already computed; ``agreeing(d)``
+    names the sources of the substance with a current increase finding at ``d`` (by
+    default only this series' source, when it has one).
+    """
     tracker = EpisodeTracker(params=params)
     out = []
     last: dict[str, Any] = {}
-    for i, findings in enumerate(replay(series, params)):
-        for d in tracker.update(findings):
+    per_period = findings if findings is not None else replay(series, params)
+    for i, found in enumerate(per_period):
+        day = series.periods[i]
+        if agreeing is not None:
+            sources = agreeing(day)
+        else:
+            sources = (series.source,) if any(f.direction == "increase" for f in found) else ()
+        for d in tracker.update(_with_sources(found, sources, params)):
             f = d.finding
             if f is not None:
                 last[d.episode] = f
@@ -179,7 +212,7 @@ def backtest_series(series: Series, params: DetectionParams) -> list[dict[str, A
                     "region": series.region,
                     "metric": series.metric,
                     "dimension": series.dimension,
-                    "fired_at": series.periods[i].isoformat(),
+                    "fired_at": day.isoformat(),
                     "kind": kind,
                     "direction": direction,
                     "decision": d.action,
@@ -191,6 +224,7 @@ def backtest_series(series: Series, params: DetectionParams) -> list[dict[str, A
                     "p_value": None if f is None else _clean(f.p_value),
                     "category": cat,
                     "category_words": SCALE[cat][1],
+                    "n_sources": 0 if f is None else int(f.evidence.get("n_sources", 1)),
                     "method": "" if f is None else f.method,
                     "evidence": {} if f is None else f.evidence,
                 }
@@ -198,12 +232,62 @@ def backtest_series(series: Series, params: DetectionParams) -> list[dict[str, A
     return out
 
 
+def _agreement(
+    runs: list[tuple[Series, list[list[Finding]]]],
+) -> dict[str, Callable[[date], tuple[str, ...]]]:
+    """Per substance: which sources have a current increase finding as of a date.
+
+    A source's state at ``d`` is that of its newest period on or before ``d`` (any of its
+    regions or metrics), so weekly and monthly sources can agree; nothing after ``d``
+    is used.
+    """
+    events: dict[str, list[tuple[date, str, str, bool]]] = {}
+    for s, per_period in runs:
+        key = s.key
+        for day, found in zip(s.periods, per_period, strict=True):
+            up = any(f.direction == "increase" for f in found)
+            events.setdefault(s.substance, []).append((day, key, s.source, up))
+    out: dict[str, Callable[[date], tuple[str, ...]]] = {}
+    for substance, evs in events.items():
+        evs.sort(key=lambda e: e[0])
+        state: dict[str, tuple[str, bool]] = {}
+        days: list[date] = []
+        snapshots: list[tuple[str, ...]] = []
+        for day, key, source, up in evs:
+            state[key] = (source, up)
+            snap = tuple(sorted({src for src, u in state.values() if u}))
+            if days and days[-1] == day:
+                snapshots[-1] = snap
+            else:
+                days.append(day)
+                snapshots.append(snap)
+
+        def lookup(d: date, days=days, snapshots=snapshots) -> tuple[str, ...]:
+            i = bisect.bisect_right(days, d) - 1
+            return snapshots[i] if i >= 0 else ()
+
+        out[substance] = lookup
+    return out
+
+
 def run_backtest(path: Path | str, params_for: ParamsFor | None = None) -> list[dict[str, Any]]:
-    """Alerts that would have been sent, in date order (then substance, source)."""
+    """Alerts that would have been sent, in date order (then substance, source).
+
+    Each series is replayed on its own; then, date by date, an increase finding is
+    tagged with the sources of the same substance that have a current increase finding
+    (``evidence["n_sources"]``, ``evidence["agreeing_sources"]``): more agreeing
+    sources escalate an open episode, and with ``require_corroboration`` an increase
+    alerts only once ``min_sources_for_strong`` sources agree.
+    """
     params_for = params_for or _default_params
-    alerts: list[dict[str, Any]] = []
+    runs = []
     for s in read_observations_csv(path):
-        alerts.extend(backtest_series(s, params_for(s.substance, s.source)))
+        p = params_for(s.substance, s.source)
+        runs.append((s, p, replay(s, p)))
+    agree = _agreement([(s, f) for s, _, f in runs])
+    alerts: list[dict[str, Any]] = []
+    for s, p, found in runs:
+        alerts.extend(backtest_series(s, p, findings=found, agreeing=agree[s.substance]))
     alerts.sort(key=lambda a: (a["fired_at"], a["substance"], a["source"], a["region"], a["kind"]))
     return alerts
 
