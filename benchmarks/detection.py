@@ -274,6 +274,7 @@ def evaluate(reps: int) -> dict[str, dict[str, object]]:
     for name, method in METHODS.items():
         t0 = time.perf_counter()
         detected: dict[str, list[bool]] = {}
+        by_level: dict[tuple[str, int], list[bool]] = {}
         delays: dict[str, list[int]] = {}
         false_alerts = 0
         n_null = 0
@@ -291,6 +292,7 @@ def evaluate(reps: int) -> dict[str, dict[str, object]]:
                 hits = [t for t, k in sent if on <= t < on + HORIZON and k in ok_kinds]
                 key = f"{ev} x{s['size']:g}"
                 detected.setdefault(key, []).append(bool(hits))
+                by_level.setdefault((key, s["level"]), []).append(bool(hits))
                 if hits:
                     delays.setdefault(key, []).append(hits[0] - on)
             elif ev == "spike":
@@ -307,9 +309,23 @@ def evaluate(reps: int) -> dict[str, dict[str, object]]:
             spike_alerted=float(np.mean(spike_seen)),
             drop_alerted=float(np.mean(drop_alerts)),
             seconds=elapsed,
+            by_level={k: float(np.mean(v)) for k, v in by_level.items()},
             n_series=len(sims),
         )
     return results
+
+
+def level_table(results: dict[str, dict[str, object]]) -> str:
+    """Probability of detection of x1.5 changes by weekly level, per method."""
+    keys = ["step x1.5", "ramp x1.5"]
+    head = ["method", *[f"{k} @ {lv}/week" for k in keys for lv in LEVELS]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, r in results.items():
+        bl = r["by_level"]
+        lines.append(
+            "| " + " | ".join([name, *[f"{bl[(k, lv)]:.0%}" for k in keys for lv in LEVELS]]) + " |"
+        )
+    return "\n".join(lines)
 
 
 def table(results: dict[str, dict[str, object]]) -> str:
@@ -380,6 +396,8 @@ def main(argv: list[str] | None = None) -> None:
     n = next(iter(res.values()))["n_series"]
     print(f"{n} simulated series x {N} weeks, scored weeks {SCORE_FROM}-{N - 1}\n")
     print(table(res))
+    print()
+    print(level_table(res))
     secs, n_alerts = backtest_speed()
     print(f"\nbacktest 256 series x {N} weeks: {secs:.1f} s ({n_alerts} alerts)")
 
