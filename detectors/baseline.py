@@ -69,6 +69,7 @@ class Baseline:
     trend: np.ndarray
     shift: np.ndarray
     uselog: np.ndarray
+    window_max: np.ndarray  # largest observed value in the window (rate with an offset)
 
 
 def _nanmedian(a: np.ndarray) -> np.ndarray:
@@ -233,8 +234,27 @@ def _fit_chunk(
         out["shift"][rows] = c
         uselog[rows] = logr
     out["dispersion"][rows] = disp
+    if family == "counts":
+        out["window_max"][rows] = (Y / np.exp(Off) * M).max(1)
+    else:
+        out["window_max"][rows] = np.nanmax(np.where(M, Yraw, np.nan), axis=1)
     seasonal[rows] = seas
     trend[rows] = trd2
+
+
+def _make(family, out, n_obs, seasonal, trend, uselog) -> Baseline:
+    return Baseline(
+        family=family,
+        expected=out["expected"],
+        variance=out["variance"],
+        dispersion=out["dispersion"],
+        n_obs=n_obs,
+        seasonal=seasonal,
+        trend=trend,
+        shift=out["shift"],
+        uselog=uselog,
+        window_max=out["window_max"],
+    )
 
 
 def fit_baseline(
@@ -251,7 +271,7 @@ def fit_baseline(
     """
     n = len(y)
     nan = np.full(n, np.nan)
-    out = {k: nan.copy() for k in ("expected", "variance", "dispersion", "shift")}
+    out = {k: nan.copy() for k in ("expected", "variance", "dispersion", "shift", "window_max")}
     n_obs = np.zeros(n, dtype=np.int64)
     seasonal = np.zeros(n, dtype=bool)
     trend = np.zeros(n, dtype=bool)
@@ -260,7 +280,7 @@ def fit_baseline(
         offset = np.zeros(n)
     ok = np.isfinite(y) & np.isfinite(offset)
     if n == 0:
-        return Baseline(family, *out.values(), n_obs, seasonal, trend, nan, uselog)  # type: ignore[arg-type]
+        return _make(family, out, n_obs, seasonal, trend, uselog)
 
     idx, valid = _windows(n, per_year, params)
     safe = np.where(valid, idx, 0)
@@ -268,17 +288,7 @@ def fit_baseline(
     n_obs = M_all.sum(1)
     rows = np.flatnonzero(ok & (n_obs >= params.min_baseline_points))
     if len(rows) == 0:
-        return Baseline(
-            family,
-            out["expected"],
-            out["variance"],
-            out["dispersion"],
-            n_obs,
-            seasonal,
-            trend,
-            out["shift"],
-            uselog,
-        )
+        return _make(family, out, n_obs, seasonal, trend, uselog)
     # Rows are independent: fitting in chunks bounds memory on long daily series.
     for lo in range(0, len(rows), CHUNK):
         _fit_chunk(
@@ -297,14 +307,4 @@ def fit_baseline(
             trend,
             uselog,
         )
-    return Baseline(
-        family,
-        out["expected"],
-        out["variance"],
-        out["dispersion"],
-        n_obs,
-        seasonal,
-        trend,
-        out["shift"],
-        uselog,
-    )
+    return _make(family, out, n_obs, seasonal, trend, uselog)

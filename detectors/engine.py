@@ -27,7 +27,8 @@ Method (assumptions in :mod:`detectors.baseline`):
    normal on the transformed scale for other values).
 4. **Spike** (increase only): the newest value's upper tail probability under the
    baseline is below ``spike_alpha``, it is at least ``spike_min_ratio`` times the
-   expectation and (counts) at least ``spike_min_excess`` above it, in the spirit of
+   expectation and (counts) at least ``spike_min_excess`` above it, (other values)
+   above every value of the baseline window, in the spirit of
    the EARS C-methods' one-period threshold (Hutwagner et al. 2003, J Urban Health
    80:i89). One-period drops are not reported: a lone low value is far more often a
    reporting gap than a change, and decreases never alert.
@@ -200,6 +201,10 @@ def _track(series: Series, params: DetectionParams, step: str) -> _Track:
         )
         if family == "counts":
             spike &= y - base.expected >= params.spike_min_excess
+        else:
+            # indexes and concentrations are often sparse or quantised: a value the
+            # baseline window has already seen is not exceptional
+            spike &= y > base.window_max
     n_seen = np.cumsum(np.isfinite(np.asarray(series.values, float)))
     return _Track(pos, y, den, base, expected, z, s_up, s_dn, st_up, st_dn, p_up, spike, n_seen)
 

@@ -201,3 +201,20 @@ def test_daily_concentration_series():
     assert not any(kinds(r, "trend") for r in res[100:470])
     f = next(kinds(r, "trend")[0] for r in res[470:] if kinds(r, "trend"))
     assert f.method.startswith("log-linear") and 0.5 < f.relative_change < 1.2
+
+
+def test_sparse_index_blips_are_not_spikes():
+    rng = np.random.default_rng(17)
+    y = np.where(rng.random(200) < 0.15, rng.integers(1, 4, 200), 0).astype(float)
+    y[:20] = [0, 3, 0, 0, 1, 0, 0, 2, 0, 0, 0, 1, 0, 0, 3, 0, 0, 0, 2, 0]
+    y[199] = 40.0
+    res = replay(count_series(y, metric="index"), P)
+    assert not any(kinds(r, "spike") for r in res[:199])
+    assert kinds(res[199], "spike")
+
+
+def test_empty_grid_baseline():
+    from detectors.baseline import fit_baseline
+
+    b = fit_baseline(np.zeros(0), 52.18, P, family="counts")
+    assert len(b.expected) == 0 and len(b.window_max) == 0
