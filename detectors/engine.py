@@ -35,7 +35,7 @@ Method (assumptions in :mod:`detectors.baseline`):
 
 Missing periods (absent or NaN) leave the CUSUM unchanged. A series with fewer than
 ``min_points`` observed values, or without a baseline yet, has no findings. A series with
-metric ``"score"`` (trend panel answers) is already on the five-step scale and has no
+metric ``"score"`` or ``"score:<dimension>"`` (trend panel answers) is already on the five-step scale and has no
 findings here; :mod:`detectors.synthesis` sums it.
 """
 
@@ -48,7 +48,7 @@ import numpy as np
 import ruptures as rpt
 from scipy import special
 
-from detectors.base import Finding, Series
+from detectors.base import Finding, Series, is_score
 from detectors.baseline import Baseline, fit_baseline
 from detectors.grid import PER_YEAR, grid_positions, infer_step, on_grid, prefix_steps
 from detectors.params import DetectionParams
@@ -379,7 +379,7 @@ def _step(series: Series, params: DetectionParams) -> str:
 
 
 def _usable(series: Series, params: DetectionParams) -> bool:
-    return series.metric != "score" and len(series.periods) >= params.min_points
+    return not is_score(series.metric) and len(series.periods) >= params.min_points
 
 
 def detect(series: Series, params: DetectionParams) -> list[Finding]:

@@ -26,7 +26,7 @@ from datetime import date, timedelta
 import numpy as np
 from scipy import stats
 
-from detectors.base import SCALE, Finding, Series
+from detectors.base import SCALE, Finding, Series, is_score
 from detectors.params import DetectionParams
 from detectors.scale import categorize
 
@@ -193,7 +193,7 @@ def series_change(
     vals = np.asarray(series.values, dtype=float)
     cur = (per >= np.datetime64(current[0])) & (per <= np.datetime64(current[1]))
     prv = (per >= np.datetime64(previous[0])) & (per <= np.datetime64(previous[1]))
-    if series.metric == "score":
+    if is_score(series.metric):
         v = vals[cur]
         v = v[np.isfinite(v)]
         return int(np.clip(np.round(v), -2, 2).sum()), None

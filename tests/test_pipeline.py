@@ -138,3 +138,17 @@ def test_demo_scenario_alerts_rising_substances_only(root, tmp_path, monkeypatch
         if a["substance"] in ("kokain", "ketamin") and a["kind"] == "trend":
             assert a["severity"] == "critical"  # several independent sources agree
             assert len({x["source"] for x in a["data"]["agree"]}) >= 3
+
+
+def test_require_corroboration_holds_a_lone_source_back(tmp_path):
+    write_lab_csv(tmp_path / "data" / "lab.csv")
+    strict = '\n[substances.ketamin.detection]\nrequire_corroboration = true\n'
+    subs = __import__("tests.conftest", fromlist=["SUBSTANCES"]).SUBSTANCES
+    lone = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h"),
+                                    substances=subs + strict, name="lone.toml"))
+    assert Pipeline(lone, clock=lambda: NOW).run_once()["alerts"] == []
+    # the default lets one strong source alert, at a lower severity
+    default = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h"),
+                                       state_dir="state2", name="default.toml"))
+    alerts = Pipeline(default, clock=lambda: NOW).run_once()["alerts"]
+    assert [(a["substance"], a["severity"]) for a in alerts] == [("ketamin", "info")]
