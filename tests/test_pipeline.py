@@ -134,6 +134,14 @@ def test_demo_scenario_alerts_rising_substances_only(root, tmp_path, monkeypatch
     trends = {a["substance"] for a in res["alerts"]
               if a["kind"] == "trend" and a["direction"] == "increase"}
     assert trends == {"kokain", "ketamin"}
+    # panel answers on use and on availability are separate series, neither overwrites
+    st = Store.in_dir(cfg.state_dir)
+    metrics = {r["metric"]: r["n"] for r in st.q(
+        "SELECT metric, COUNT(*) AS n FROM observations WHERE source='trendpanel' GROUP BY 1")}
+    assert st.q("SELECT COUNT(*) AS n FROM revisions WHERE source='trendpanel'")[0]["n"] == 0
+    st.close()
+    assert set(metrics) == {"score:use", "score:availability"}
+    assert metrics["score:use"] == metrics["score:availability"] > 0
     for a in res["alerts"]:
         if a["substance"] in ("kokain", "ketamin") and a["kind"] == "trend":
             assert a["severity"] == "critical"  # several independent sources agree
