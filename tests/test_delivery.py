@@ -224,7 +224,7 @@ def test_pasted_https_workflow_url_gets_the_card(tmp_path, teams_server):
     assert alerting.dispatch_pending(cfg, store, now=NOW)["delivered"] == 1
     (payload,) = teams_server.payloads()
     title = payload["attachments"][0]["content"]["body"][0]["inlines"][0]["text"]
-    assert title == "Sterk økning: ketamin — 1 kilde"
+    assert title == "Liten økning: ketamin — 1 kilde"  # one source: not corroborated
 
 
 def test_one_target_with_two_recipients_is_one_delivery(tmp_path, smtp_server):
@@ -271,10 +271,10 @@ def test_english_wording_and_template_override(tmp_path, smtp_server):
     alerting.dispatch_pending(cfg, store, now=NOW)
     wait_for(lambda: len(smtp_server.messages) == 1, what="the email")
     msg = smtp_server.messages[0]
-    assert msg["Subject"] == "Strong increase: ketamin — 1 source"
+    assert msg["Subject"] == "Small increase: ketamin — 1 source"
     assert not any(p.get_content_type() == "image/png" for p in msg.walk())
     html = msg.get_body(("html",)).get_content()
-    assert "CUSTOM Strong increase: ketamin" in html and "&lt;b&gt;bold&lt;/b&gt;" in html
+    assert "CUSTOM Small increase: ketamin" in html and "&lt;b&gt;bold&lt;/b&gt;" in html
 
 
 def test_hostile_notice_and_source_health_reach_both_targets_escaped(
@@ -338,7 +338,7 @@ def test_resolve_message_wording(tmp_path, smtp_server):
     alerting.dispatch_pending(cfg, store, now=NOW)
     wait_for(lambda: len(smtp_server.messages) == 2, what="two emails")
     ended = next(m for m in smtp_server.messages if m["Subject"].startswith("Avsluttet"))
-    assert "ingen av kildene viser lenger sterk økning" in ended.get_body(("html",)).get_content()
+    assert "ingen av kildene viser lenger liten økning" in ended.get_body(("html",)).get_content()
 
 
 def test_hung_mail_relay_does_not_delay_teams(tmp_path, teams_server):
@@ -432,3 +432,26 @@ def test_teams_card_stays_under_the_size_limit(tmp_path):
     assert len(card.encode()) <= render.MAX_CARD_BYTES
     body = json.loads(card)["attachments"][0]["content"]["body"]
     assert body[0]["inlines"][0]["text"] == "t"
+
+
+def test_spike_during_a_rise_is_told_in_the_trend_message(tmp_path, smtp_server, teams_server):
+    cfg = make_config(
+        tmp_path, target("mail", smtp_server.url()) + target("teams", teams_server.url())
+    )
+    store = Store.in_dir(cfg.state_dir)
+    for s in ("lab", "customs"):
+        seed_series(store, s)
+    firing = [(finding("lab"), "open"), (finding("customs", kind="spike", rel=3.0), "open")]
+    (a,) = alerting.enqueue_findings(cfg, store, "ketamin", firing, {}, now=NOW)
+    assert a["kind"] == "trend" and [s["series"] for s in a["data"]["spikes"]] == [
+        "customs:ketamin"
+    ]
+    assert alerting.dispatch_pending(cfg, store, now=NOW)["delivered"] == 2
+    wait_for(
+        lambda: len(smtp_server.messages) == 1 and len(teams_server.requests) == 1,
+        what="one email and one card",
+    )
+    html = smtp_server.messages[0].get_body(("html",)).get_content()
+    assert "Enkeltstående topper" in html and "customs:ketamin 2026-07-06" in html
+    card = json.dumps(teams_server.payloads()[0], ensure_ascii=False)
+    assert "Enkeltstående topper" in card

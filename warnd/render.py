@@ -80,7 +80,9 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str) -> dic
             {
                 "series": a["series"],
                 "source": a["source"],
-                "dimension": t["dimensions"].get(a.get("dimension") or "", a.get("dimension") or ""),
+                "dimension": t["dimensions"].get(
+                    a.get("dimension") or "", a.get("dimension") or ""
+                ),
                 "before": _fmt(a.get("level_before")),
                 "after": _fmt(a.get("level_after")),
                 "change": _rel(a.get("relative_change")),
@@ -91,6 +93,31 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str) -> dic
             }
         )
     n_sources = len({a["source"] for a in agree})
+    spikes = [
+        {
+            "series": sp["series"],
+            "detected_at": sp.get("detected_at", ""),
+            "before": _fmt(sp.get("level_before")),
+            "after": _fmt(sp.get("level_after")),
+        }
+        for sp in data.get("spikes") or []
+    ]
+    panel = []
+    for pn in data.get("panel") or []:
+        try:
+            value = f"{float(pn['value']):+.0f}"
+        except (TypeError, ValueError, KeyError):
+            value = "?"
+        n = int(pn["denominator"]) if pn.get("denominator") else "?"
+        panel.append(
+            {
+                "series": pn.get("series", ""),
+                "period": pn.get("period", ""),
+                "dimension": t["dimensions"].get(pn.get("dimension") or "", ""),
+                "value": value,
+                "answers": f"{n} {t['answers']}",
+            }
+        )
     facts = []
     severity = t["severities"].get(data.get("severity", ""), data.get("severity", ""))
     if kind in ("trend", "spike"):
@@ -98,8 +125,10 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str) -> dic
             (t["since"], f"{data.get('onset', '?')}"),
             (t["words"], scale_words(int(data.get("category") or 0), lang)),
             (t["severity"], severity),
-            (t["n_sources"],
-             f"{n_sources} {t['sources'][0] if n_sources == 1 else t['sources'][1]}"),
+            (
+                t["n_sources"],
+                f"{n_sources} {t['sources'][0] if n_sources == 1 else t['sources'][1]}",
+            ),
         ]
     elif kind == "source_health":
         facts = [(t["severity"], severity)]
@@ -124,6 +153,8 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str) -> dic
         "facts": facts,
         "agree": agree,
         "disagree": list(data.get("disagree") or []),
+        "spikes": spikes,
+        "panel": panel,
         "headlines": headlines,
         "notice": notice,
         "health": data if kind == "source_health" else None,
