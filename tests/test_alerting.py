@@ -642,3 +642,22 @@ def test_digest_silence_holds_back_the_digest(tmp_path):
     counts = alerting.dispatch_pending(cfg, store, now=monday, send=lambda *a, **k: sent.append(a))
     assert counts["silenced"] == 1 and sent == []
     assert store.q("SELECT kind, status FROM alerts") == [{"kind": "digest", "status": "silenced"}]
+
+
+def test_spike_alone_after_the_rise_has_ended_is_sent(tmp_path):
+    cfg = make_config(
+        tmp_path, target("mail", "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org")
+    )
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    d0 = date(2026, 7, 6)
+    assert len(_period(cfg, store, d0, {"lab": [finding("lab")]})) == 1
+    # a spike while the trend episode is open: told later in a trend message, not alone
+    spike = finding("lab", kind="spike", detected=d0 + timedelta(weeks=1))
+    assert _period(cfg, store, d0 + timedelta(weeks=1), {"lab": [finding("lab"), spike]}) == []
+    for k in range(2, 7):  # the trend ends (no resolve message by default)
+        _period(cfg, store, d0 + timedelta(weeks=k), {})
+    later = finding("lab", kind="spike", onset=d0 + timedelta(weeks=8),
+                    detected=d0 + timedelta(weeks=8))
+    (a,) = _period(cfg, store, d0 + timedelta(weeks=8), {"lab": [later]})
+    assert a["kind"] == "spike"

@@ -189,9 +189,7 @@ def enqueue_findings(
         f.kind == "trend" and f.direction == "increase")]
     # While the substance is rising, a one-off spike in any of its series is part of
     # that story: it is told in the trend message (or recorded only), not sent alone.
-    rising = bool(trends) or _substance_alerting(store, substance) or any(
-        "trend:increase" in (st.get("active") or {}) for st in states.values()
-    )
+    rising = bool(trends) or _substance_rising(store, substance, states)
     folded: list[Finding] = []
     if rising:
         folded = spikes
@@ -267,6 +265,20 @@ def enqueue_alert(
         f" (quiet hours: waits until {iso(due)})" if due else "", alert["title"],
     )
     return aid
+
+
+def _substance_rising(store: Store, substance: str, states: dict[str, dict[str, Any]]) -> bool:
+    """True when any series of the substance has a trend-increase episode open."""
+    scopes = set(states) | {
+        "series:" + ":".join([src, substance, *([reg] if reg else []),
+                              *([met] if met != "count" else [])])
+        for src, _sub, reg, met in store.series_keys(substance)
+    }
+    for scope in scopes:
+        st = states.get(scope) or store.episode_state(scope) or {}
+        if "trend:increase" in (st.get("active") or {}):
+            return True
+    return False
 
 
 def _acked(store: Store, substance: str) -> bool:
