@@ -455,3 +455,14 @@ def test_spike_during_a_rise_is_told_in_the_trend_message(tmp_path, smtp_server,
     assert "Enkeltstående topper" in html and "customs:ketamin 2026-07-06" in html
     card = json.dumps(teams_server.payloads()[0], ensure_ascii=False)
     assert "Enkeltstående topper" in card
+
+
+def test_backtest_never_sends(tmp_path, smtp_server, root):
+    from warnd.cli import main
+
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()))
+    rc = main(["--config", str(cfg.path), "backtest", "--observations",
+               str(root / "examples" / "observations.csv"), "--json"])
+    assert rc == 0
+    assert smtp_server.messages == []
+    assert not (cfg.state_dir / "warnd.sqlite").exists()  # no outbox either
