@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001  (Norwegian typography: en dashes, minus signs)
 """The half-year report: tables on a hand-worked example, periods, CLI errors, formats."""
 
 from __future__ import annotations
@@ -195,7 +196,7 @@ def small(tmp_path):
 
 
 def test_report_from_store(small):
-    cfg, rep = small
+    _, rep = small
     assert (rep.current, rep.previous) == (CUR, PREV)
     by = {t.substance: t for t in rep.substances}
     ket = by["ketamin"]

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001, RUF002  (Norwegian typography: en dashes, minus signs)
 """The half-year report: per substance, each source's change on the five-step scale,
 grouped by dimension, with the aggregated difference (Føre Var's tables).
 
@@ -169,7 +170,7 @@ class SubstanceTable:
 
 
 def _half_up(x: float) -> int:
-    return int(math.floor(abs(x) + 0.5)) * (1 if x >= 0 else -1)
+    return math.floor(abs(x) + 0.5) * (1 if x >= 0 else -1)
 
 
 def _in(series: Series, period: Period) -> np.ndarray:

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001  (Norwegian typography: en dashes, minus signs)
 """Render a :class:`warnd.report.Report` as HTML (one self-contained file), Markdown or CSV.
 
 The three formats carry the same numbers: HTML and Markdown format them for reading
