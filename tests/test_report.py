@@ -55,7 +55,7 @@ def example() -> list[Series]:
         weekly("amk", 10, 11, dimension="use"),  # +10 %: below the +15 % cut-off: 0
         Series(source="toll", substance="x", periods=MONTHS, dimension="availability",
                values=np.array([20.0] * 6 + [10.0] * 6)),  # -50 %, 120 vs 60: -2
-        Series(source="panel", substance="x", metric="score", dimension="use",
+        Series(source="panel", substance="x", metric="score:use", dimension="use",
                periods=(date(2025, 9, 15), date(2026, 3, 15)),
                values=np.array([2.0, 30.0]), denominators=np.array([30.0, 34.0])),
         Series(source="media", substance="x", periods=PREV_WEEKS, dimension="interest",
@@ -102,6 +102,13 @@ def test_one_source_of_four_is_not_a_change_and_stable_use_names_other_dimension
     assert t.dimension_verdicts["use"].category == 0
     assert t.headline("no") == "Heroin – stabil bruk og liten nedgang i tilgjengelighet"
     assert t.headline("en") == "Heroin – stable use and small decrease in availability"
+
+
+def test_panel_category_of_the_mean_answer():
+    from warnd.report import panel_category
+
+    assert [panel_category(m) for m in (0.0, 0.2, -0.25, 0.35, 0.99, 1.0, -1.43)] == [
+        0, 0, -1, 1, 1, 2, -2]
 
 
 def test_no_data_before_is_said_and_not_counted():

@@ -12,10 +12,9 @@ Scoring (our design, see ``docs/report.md``):
 * a series with values (counts, visits, index, concentration, …) is compared with
   :func:`detectors.synthesis.score_change` (current half-year against the one before)
   and contributes its five-step category −2..+2;
-* a trend-panel series (metric ``score``) contributes the **sum** of its answers in the
+* a trend-panel series (metric ``score`` or ``score:<dimension>``) contributes the **sum** of its answers in the
   current half-year (:func:`detectors.synthesis.series_change`); for the verdicts it
-  counts as one source with the category of its mean answer (rounded half away from
-  zero);
+  counts as one source with the category of its mean answer (:func:`panel_category`);
 * a series without data in either half-year contributes nothing and says so;
 * sums per dimension and overall come from :func:`detectors.synthesis.aggregate`; the
   words per dimension and for the substance from
@@ -34,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.base import SCALE, Series
+from detectors.base import SCALE, Series, is_score
 from detectors.params import DetectionParams
 from detectors.synthesis import (
     DIMENSIONS,
@@ -169,8 +168,17 @@ class SubstanceTable:
         return f"{self.label} – {finding_phrase(self, lang)}"
 
 
-def _half_up(x: float) -> int:
-    return math.floor(abs(x) + 0.5) * (1 if x >= 0 else -1)
+#: A panel's mean answer from which it counts as a small / strong change in the verdicts.
+PANEL_SMALL, PANEL_STRONG = 0.25, 1.0
+
+
+def panel_category(mean_answer: float) -> int:
+    """The five-step category of a panel's mean answer (−2..2) for the verdicts: ±1 from
+    ±0.25 (net a quarter of the informants report a change), ±2 from ±1.0 (the
+    typical informant reports at least a small change)."""
+    a = abs(mean_answer)
+    step = 2 if a >= PANEL_STRONG else 1 if a >= PANEL_SMALL else 0
+    return step if mean_answer >= 0 else -step
 
 
 def _in(series: Series, period: Period) -> np.ndarray:
@@ -209,7 +217,7 @@ def _panel_row(
     before = _panel_sum(series, prv)[0] if prv.any() else None
     return SourceRow(
         status=PANEL, score=score,
-        category=max(-2, min(2, _half_up(score / n_answers))) if n_answers else 0,
+        category=panel_category(score / n_answers) if n_answers else 0,
         level_before=None if before is None else float(before), level_after=float(score),
         test=f"panel sum of {n_answers:.0f} answers", **base,
     )
@@ -227,7 +235,7 @@ def source_row(
     if not cur.any():
         return SourceRow(status=NO_DATA, score=0, category=0, **base)  # type: ignore[arg-type]
     vals = np.asarray(series.values, dtype=float)
-    if series.metric == "score":
+    if is_score(series.metric):
         return _panel_row(series, cur, prv, base)
     if not prv.any():
         return SourceRow(

@@ -26,12 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from detectors.base import Series
+from detectors.base import Series, is_score
 from detectors.params import DetectionParams
 from detectors.synthesis import DIMENSIONS, half_years
 
 #: Series left out of the long-term index (see the module docstring).
-NOT_INDEXED = ("score", "notices")
+NOT_INDEXED = ("notices",)
 COLORS = {"use": "#1f5f99", "availability": "#b5541b", "interest": "#4b8a3c"}
 
 TEXT = {
@@ -76,7 +76,7 @@ def trend_index(
     """
     per_dim: dict[str, dict[date, list[float]]] = {}
     for s in series:
-        if s.metric in NOT_INDEXED:
+        if s.metric in NOT_INDEXED or is_score(s.metric):
             continue
         means = half_year_means(s, params)
         if len(means) < 2:
@@ -163,7 +163,7 @@ def sources_chart(
         ax = fig.add_subplot(rows, cols, i + 1)
         x = np.array(s.periods, dtype="datetime64[D]")
         y = np.asarray(s.values, dtype=float)
-        if s.denominators is not None and s.metric != "score":
+        if s.denominators is not None and not is_score(s.metric):
             den = np.asarray(s.denominators, dtype=float)
             with np.errstate(divide="ignore", invalid="ignore"):
                 y = np.where(den > 0, y / den, np.nan)
