@@ -78,13 +78,13 @@ def test_demo_report_reproduces_the_spring_2026_findings(demo_report):
     assert set(by) == {"heroin", "kokain", "ketamin", "xanor"}
     for sub in ("kokain", "ketamin"):
         assert by[sub].dimension_verdicts["use"].category == 2
-        assert by[sub].headline("en").endswith("– strong increase in use")
+        assert by[sub].headline("en").endswith("strong increase in use")
         assert by[sub].aggregate.by_dimension["use"] > 20
         assert by[sub].alerts, f"{sub}: the period's alert is listed"
         assert by[sub].notices, f"{sub}: overdosefare warnings are listed"
     for sub in ("heroin", "xanor"):
         assert by[sub].dimension_verdicts["use"].category == 0
-        assert by[sub].headline("no").split(" – ", 1)[1].startswith("stabil bruk")
+        assert by[sub].headline("no").split("\N{EN DASH} ", 1)[1].startswith("stabil bruk")
         assert abs(by[sub].aggregate.by_dimension["use"]) < 10 and not by[sub].alerts
 
 

@@ -12,8 +12,9 @@ Scoring (our design, see ``docs/report.md``):
 * a series with values (counts, visits, index, concentration, …) is compared with
   :func:`detectors.synthesis.score_change` (current half-year against the one before)
   and contributes its five-step category −2..+2;
-* a trend-panel series (metric ``score`` or ``score:<dimension>``) contributes the **sum** of its answers in the
-  current half-year (:func:`detectors.synthesis.series_change`); for the verdicts it
+* a trend-panel series (metric ``score`` or ``score:<dimension>``) contributes the
+  **sum** of its answers in the current half-year (each stored round is the sum of that
+  round's answers, with their number as denominator); for the verdicts it
   counts as one source with the category of its mean answer (:func:`panel_category`);
 * a series without data in either half-year contributes nothing and says so;
 * sums per dimension and overall come from :func:`detectors.synthesis.aggregate`; the
