@@ -292,3 +292,18 @@ def test_trend_index_is_each_series_over_its_own_mean():
     assert idx == {"use": [(per[0], 100.0), (per[1], 100.0), (per[2], 100.0)]}
     idx = trend_index([a], PARAMS)
     assert [v for _, v in idx["use"]] == pytest.approx([50, 100, 150])
+
+
+def test_every_report_option_and_csv_column_is_documented(root):
+    from warnd.cli import build_parser
+
+    doc = (root / "docs" / "report.md").read_text(encoding="utf-8")
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for action in sub.choices["report"]._actions:
+        for opt in action.option_strings:
+            if opt.startswith("--") and opt not in ("--help", "--log-level"):
+                assert f"`{opt}" in doc, f"{opt} missing from docs/report.md"
+    for col in CSV_COLUMNS:
+        assert f"`{col}`" in doc, f"CSV column {col} missing from docs/report.md"
+    sample = (root / "docs" / "sample-report.md").read_text(encoding="utf-8")
+    assert "- **Ketamin** – sterk økning i bruk" in sample

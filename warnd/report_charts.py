@@ -171,7 +171,7 @@ def sources_chart(
                    color="#f2d16b", alpha=0.18, lw=0)
         ax.axvline(np.datetime64(current[0]), color="#c9a227", lw=0.8)
         ax.plot(x, y, color="#1f5f99", lw=0.9, marker="." if len(x) < 30 else None)
-        if seg is not None and len(y) >= 6:
+        if seg is not None and len(y) >= 6 and not is_score(s.metric):
             res = seg(y, list(s.periods))
             for a, b, level in res.segments:
                 ax.hlines(level, x[a], x[b], colors="#333", lw=1.6)
