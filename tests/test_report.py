@@ -307,3 +307,13 @@ def test_every_report_option_and_csv_column_is_documented(root):
         assert f"`{col}`" in doc, f"CSV column {col} missing from docs/report.md"
     sample = (root / "docs" / "sample-report.md").read_text(encoding="utf-8")
     assert "- **Ketamin** – sterk økning i bruk" in sample
+
+
+def test_config_option_before_the_command_is_kept(tmp_path, monkeypatch, capsys):
+    fill_store(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("WARND_STATE_DIR", str(tmp_path / "state"))
+    assert main(["--config", str(tmp_path / "config.toml"), "report", "--format", "csv"]) == 0
+    assert "lab:ketamin" in capsys.readouterr().out

@@ -283,7 +283,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 # -- parser --------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a subcommand's unset option must not reset `warnd --config FILE COMMAND`
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     common.add_argument("--config", metavar="FILE",
                         help="config file (default: $WARND_CONFIG, ./config.toml, "
                         "/etc/warnd/config.toml)")
@@ -347,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    for name in ("config", "log_level"):
+        if not hasattr(args, name):
+            setattr(args, name, None)
     try:
         return int(args.func(args) or 0)
     except ConfigError as e:
