@@ -151,7 +151,9 @@ def sources_chart(
 ) -> bytes:
     """PNG: one panel per series with segment levels, change points and spikes."""
     t = TEXT[lang]
-    shown = [s for s in series if len(s.periods) > 0]
+    order = {d: i for i, d in enumerate(DIMENSIONS)}  # as in the table: use, availability, …
+    shown = sorted((s for s in series if len(s.periods) > 0),
+                   key=lambda s: (order.get(s.dimension, 9), s.key))
     n = max(1, len(shown))
     cols = 2
     rows = math.ceil(n / cols)
