@@ -317,3 +317,19 @@ def test_config_option_before_the_command_is_kept(tmp_path, monkeypatch, capsys)
     monkeypatch.setenv("WARND_STATE_DIR", str(tmp_path / "state"))
     assert main(["--config", str(tmp_path / "config.toml"), "report", "--format", "csv"]) == 0
     assert "lab:ketamin" in capsys.readouterr().out
+
+
+def test_source_chart_marks_change_points_and_spikes():
+    from warnd.report_charts import series_marks, sources_chart
+
+    rng = np.random.default_rng(3)
+    per = weeks(date(2024, 1, 1), 120)
+    y = np.concatenate([rng.poisson(10, 80), rng.poisson(30, 40)]).astype(float)
+    s = Series(source="lab", substance="x", periods=per, values=y)
+    m = series_marks(s, {"lab:x": [per[100]], "other:x": [per[5]]})
+    assert m.spikes == [100]
+    assert any(abs(cp - 80) <= 2 for cp in m.change_points), m.change_points
+    assert m.segments[0][0] == 0 and m.segments[-1][1] == 119
+    assert m.segments[-1][2] > 2 * m.segments[0][2]
+    png = sources_chart([s], {}, CUR, PREV, "en")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000

@@ -21,6 +21,7 @@ import base64
 import io
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -142,6 +143,34 @@ def longterm_chart(
     return _png(fig)
 
 
+@dataclass(frozen=True)
+class Marks:
+    """What a series' panel shows: the plotted values (positives per test where there is
+    a denominator), segments ``(first, last index, level)``, change-point and spike
+    indices."""
+
+    values: np.ndarray
+    segments: list[tuple[int, int, float]]
+    change_points: list[int]
+    spikes: list[int]
+
+
+def series_marks(s: Series, spikes: dict[str, list[date]]) -> Marks:
+    y = np.asarray(s.values, dtype=float)
+    if s.denominators is not None and not is_score(s.metric):
+        den = np.asarray(s.denominators, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y = np.where(den > 0, y / den, np.nan)
+    segments: list[tuple[int, int, float]] = []
+    cps: list[int] = []
+    seg = _segment()
+    if seg is not None and len(y) >= 6 and not is_score(s.metric):
+        res = seg(y, list(s.periods))
+        segments, cps = list(res.segments), list(res.change_points)
+    hit = set(spikes.get(s.key, ()))
+    return Marks(y, segments, cps, [j for j, p in enumerate(s.periods) if p in hit])
+
+
 def sources_chart(
     series: Sequence[Series],
     spikes: dict[str, list[date]],
@@ -158,30 +187,23 @@ def sources_chart(
     cols = 2
     rows = math.ceil(n / cols)
     fig = _figure(10.0, 1.9 * rows + 0.4)
-    seg = _segment()
     lo = min([s.periods[0] for s in shown] + [previous[0]])
     hi = max([s.periods[-1] for s in shown] + [current[1]])
     for i, s in enumerate(shown):
         ax = fig.add_subplot(rows, cols, i + 1)
+        m = series_marks(s, spikes)
         x = np.array(s.periods, dtype="datetime64[D]")
-        y = np.asarray(s.values, dtype=float)
-        if s.denominators is not None and not is_score(s.metric):
-            den = np.asarray(s.denominators, dtype=float)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                y = np.where(den > 0, y / den, np.nan)
+        y = m.values
         ax.axvspan(np.datetime64(previous[0]), np.datetime64(current[1]) + 1,
                    color="#f2d16b", alpha=0.18, lw=0)
         ax.axvline(np.datetime64(current[0]), color="#c9a227", lw=0.8)
         ax.plot(x, y, color="#1f5f99", lw=0.9, marker="." if len(x) < 30 else None)
-        if seg is not None and len(y) >= 6 and not is_score(s.metric):
-            res = seg(y, list(s.periods))
-            for a, b, level in res.segments:
-                ax.hlines(level, x[a], x[b], colors="#333", lw=1.6)
-            for cp in res.change_points:
-                ax.axvline(x[cp], color="#333", ls="--", lw=0.9)
-        hits = [j for j, p in enumerate(s.periods) if p in set(spikes.get(s.key, ()))]
-        if hits:
-            ax.plot(x[hits], y[hits], "o", color="#c0392b", ms=4)
+        for a, b, level in m.segments:
+            ax.hlines(level, x[a], x[b], colors="#333", lw=1.6)
+        for cp in m.change_points:
+            ax.axvline(x[cp], color="#333", ls="--", lw=0.9)
+        if m.spikes:
+            ax.plot(x[m.spikes], y[m.spikes], "o", color="#c0392b", ms=4)
         ax.set_title(f"{s.key} [{t.get(s.dimension, s.dimension)}]", fontsize=8)
         ax.set_xlim(np.datetime64(lo), np.datetime64(hi))
         ax.tick_params(labelsize=7)
