@@ -138,6 +138,9 @@ def test_explicit_range_is_compared_with_equally_long_range_before():
     cur, prev = choose_periods(None, PARAMS, start=date(2026, 1, 1), end=date(2026, 1, 31))
     assert cur == (date(2026, 1, 1), date(2026, 1, 31))
     assert prev == (date(2025, 12, 1), date(2025, 12, 31))
+    # one end only: the half-year that contains it
+    assert choose_periods(None, PARAMS, start=date(2025, 11, 15)) == (CUR, PREV)
+    assert choose_periods(None, PARAMS, end=date(2025, 6, 30))[0] == PREV
     with pytest.raises(ReportError, match="after"):
         choose_periods(None, PARAMS, start=date(2026, 2, 1), end=date(2026, 1, 1))
     with pytest.raises(ReportError, match="no observations"):
