@@ -20,6 +20,7 @@ from warnd.config import load_config
 from warnd.report import (
     NO_DATA,
     NO_DATA_BEFORE,
+    Report,
     ReportError,
     build_report,
     choose_periods,
@@ -109,6 +110,16 @@ def test_panel_category_of_the_mean_answer():
 
     assert [panel_category(m) for m in (0.0, 0.2, -0.25, 0.35, 0.99, 1.0, -1.43)] == [
         0, 0, -1, 1, 1, 2, -2]
+
+
+def test_from_nothing_is_an_infinite_increase():
+    s = weekly("notices", 0, 2)
+    (row,) = substance_table("x", [s], CUR, PREV, PARAMS).rows
+    assert row.relative_change == float("inf") and row.score == 2
+    rep = Report(CUR, PREV, (substance_table("x", [s], CUR, PREV, PARAMS),))
+    (line,) = [x for x in render_csv(rep, "en").splitlines() if x.startswith("source,")]
+    assert ",inf," in line
+    assert "| notices:x | use | 0 | 2 | +∞ |" in render_markdown(rep, "en")
 
 
 def test_no_data_before_is_said_and_not_counted():

@@ -239,15 +239,20 @@ def source_row(
     if is_score(series.metric):
         return _panel_row(series, cur, prv, base)
     if not prv.any():
+        den = series.denominators
+        after = float(vals[cur].mean())
+        if den is not None and np.nansum(den[cur]) > 0:
+            after = float(vals[cur].sum() / np.nansum(den[cur]))
         return SourceRow(
             status=NO_DATA_BEFORE, score=0, category=0,
-            level_after=_f(float(vals[cur].mean())), **base,  # type: ignore[arg-type]
+            level_after=_f(after), **base,  # type: ignore[arg-type]
         )
     cat, ch = series_change(series, current, previous, params)
     assert isinstance(ch, SourceChange)
     return SourceRow(
         status=OK, score=cat, category=cat, level_before=_f(ch.level_before),
-        level_after=_f(ch.level_after), relative_change=_f(ch.relative_change),
+        level_after=_f(ch.level_after),
+        relative_change=None if math.isnan(ch.relative_change) else ch.relative_change,
         p_value=ch.p_value, test=ch.test, **base,  # type: ignore[arg-type]
     )
 

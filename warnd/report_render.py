@@ -228,6 +228,8 @@ def render_markdown(rep: Report, lang: str = "no", *, generated: date | None = N
 
 # -- CSV -----------------------------------------------------------------------------------
 def _raw(x: float | None) -> str:
+    if x is not None and math.isinf(x):
+        return "inf" if x > 0 else "-inf"
     if x is None or not math.isfinite(x):
         return ""
     return repr(round(float(x), 6))
