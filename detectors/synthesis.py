@@ -186,8 +186,10 @@ def series_change(
 ) -> tuple[int, SourceChange | None]:
     """The score a series contributes for ``current`` against ``previous``.
 
-    A ``"score"`` series contributes the sum of its answers (each clipped to -2..2) in
-    ``current`` and no SourceChange; any other series its :func:`score_change` category.
+    A ``"score"`` series contributes the sum of its answers in ``current`` and no
+    SourceChange; any other series its :func:`score_change` category. A score value is
+    the sum of one round's answers with the number of answers as denominator, so it is
+    bounded by ``±2·n``; without a denominator it is one answer, bounded by ±2.
     """
     per = np.array(series.periods, dtype="datetime64[D]")
     vals = np.asarray(series.values, dtype=float)
@@ -195,8 +197,11 @@ def series_change(
     prv = (per >= np.datetime64(previous[0])) & (per <= np.datetime64(previous[1]))
     if is_score(series.metric):
         v = vals[cur]
-        v = v[np.isfinite(v)]
-        return int(np.clip(np.round(v), -2, 2).sum()), None
+        n = (np.ones_like(v) if series.denominators is None
+             else np.nan_to_num(np.asarray(series.denominators, float)[cur], nan=1.0))
+        ok = np.isfinite(v)
+        bound = 2.0 * np.maximum(n[ok], 1.0)
+        return int(np.clip(np.round(v[ok]), -bound, bound).sum()), None
     den = series.denominators
     ch = score_change(
         vals[prv],

@@ -160,3 +160,11 @@ def test_require_corroboration_holds_a_lone_source_back(tmp_path):
                                        state_dir="state2", name="default.toml"))
     alerts = Pipeline(default, clock=lambda: NOW).run_once()["alerts"]
     assert [(a["substance"], a["severity"]) for a in alerts] == [("ketamin", "info")]
+
+
+def test_raw_notice_pages_are_kept(root, tmp_path, monkeypatch):
+    monkeypatch.setenv("WARND_STATE_DIR", str(tmp_path / "s"))
+    cfg = load_config(root / "config.toml")
+    assert Pipeline(cfg).poll("overdosefare").ok
+    kept = list((tmp_path / "s" / "raw" / "overdosefare").glob("*.raw"))
+    assert len(kept) == 1 and b"<" in kept[0].read_bytes()

@@ -154,3 +154,19 @@ def test_substance_verdict_needs_corroboration_for_strong():
     down = substance_verdict([("a", -2), ("b", -1)], P)
     assert down.category == -2 and down.severity == "none"
     assert substance_verdict([], P).category == 0
+
+
+def test_panel_round_sums_are_bounded_by_their_number_of_answers():
+    # two rounds in the current half-year: 30 answers summing to +47, 5 answers to +12
+    s = Series(
+        source="panel",
+        substance="kokain",
+        periods=(date(2025, 11, 15), date(2026, 3, 15)),
+        values=np.array([47.0, 12.0]),
+        denominators=np.array([30.0, 5.0]),
+        metric="score:use",
+        dimension="use",
+    )
+    cur, prev = half_years(date(2026, 3, 31))
+    cat, change = series_change(s, cur, prev, P)
+    assert cat == 47 + 10 and change is None  # 12 from 5 answers is capped at 2·5
