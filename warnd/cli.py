@@ -91,7 +91,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 # -- status --------------------------------------------------------------------------
 def collect_status(cfg: Config) -> dict[str, Any]:
-    from warnd.store import Store, iso
+    from warnd.commands_alerts import alerting_status
+    from warnd.store import Store
 
     store = Store.in_dir(cfg.state_dir)
     try:
@@ -124,15 +125,6 @@ def collect_status(cfg: Config) -> dict[str, Any]:
         failing_targets = store.q(
             "SELECT target, COUNT(*) AS n, MAX(last_error) AS last_error FROM deliveries "
             "WHERE status IN ('pending','expired') AND attempts > 0 GROUP BY target")
-        expired = store.q(
-            "SELECT d.alert_id, d.target, d.attempts, d.last_error, a.title FROM deliveries d "
-            "JOIN alerts a ON a.id = d.alert_id WHERE d.status='expired' "
-            "ORDER BY d.alert_id DESC LIMIT 20")
-        silences = store.silences(active_only=True)
-        waiting = store.q(
-            "SELECT COUNT(*) AS n, MIN(next_attempt_at) AS until FROM deliveries "
-            "WHERE status='pending' AND attempts=0 AND next_attempt_at > ?",
-            [iso(datetime.now(UTC))])[0]
         return {
             "state_dir": str(cfg.state_dir),
             "schema_version": store.schema_version,
@@ -140,9 +132,7 @@ def collect_status(cfg: Config) -> dict[str, Any]:
             "open_alerts": open_alerts,
             "outbox": outbox,
             "failing_targets": failing_targets,
-            "expired_deliveries": expired,
-            "active_silences": silences,
-            "waiting_deliveries": {"n": waiting["n"], "until": waiting["until"]},
+            **alerting_status(store),
             "healthy": not unhealthy and not outbox.get("expired"),
             "unhealthy_sources": unhealthy,
         }
@@ -170,14 +160,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                             or "empty"))
         for t in st["failing_targets"]:
             print(f"  target {t['target']}: {t['n']} waiting, last error: {t['last_error']}")
-        for e in st["expired_deliveries"]:
-            print(f"  EXPIRED alert #{e['alert_id']} to {e['target']} after {e['attempts']} "
-                  f"attempts: {e['last_error']}")
-        if st["waiting_deliveries"]["n"]:
-            w = st["waiting_deliveries"]
-            print(f"  {w['n']} waiting for the end of quiet hours (first at {w['until']})")
-        if st["active_silences"]:
-            print(f"active silences: {len(st['active_silences'])} (warnd silence list)")
+        from warnd.commands_alerts import print_alerting_status
+
+        print_alerting_status(st)
         print("healthy" if st["healthy"] else
               "UNHEALTHY: " + ", ".join(st["unhealthy_sources"] or ["expired deliveries"]))
     return 0 if st["healthy"] else 1

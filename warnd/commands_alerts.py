@@ -13,7 +13,38 @@ from warnd.config import Config, parse_duration
 from warnd.errors import ConfigError
 
 
-def test_notify(
+def alerting_status(store: Any, now: datetime | None = None) -> dict[str, Any]:
+    """The alert-delivery part of ``warnd status --json``."""
+    from warnd.store import iso
+
+    now = now or datetime.now(UTC)
+    expired = store.q(
+        "SELECT d.alert_id, d.target, d.attempts, d.last_error, a.title FROM deliveries d "
+        "JOIN alerts a ON a.id = d.alert_id WHERE d.status='expired' "
+        "ORDER BY d.alert_id DESC LIMIT 20")
+    waiting = store.q(
+        "SELECT COUNT(*) AS n, MIN(next_attempt_at) AS until FROM deliveries "
+        "WHERE status='pending' AND attempts=0 AND next_attempt_at > ?", [iso(now)])[0]
+    return {
+        "expired_deliveries": expired,
+        "active_silences": store.silences(now=now, active_only=True),
+        "waiting_deliveries": {"n": waiting["n"], "until": waiting["until"]},
+    }
+
+
+def print_alerting_status(st: dict[str, Any]) -> None:
+    """The text lines of :func:`alerting_status` for ``warnd status``."""
+    for e in st.get("expired_deliveries", []):
+        print(f"  EXPIRED alert #{e['alert_id']} to {e['target']} after {e['attempts']} "
+              f"attempts: {e['last_error']}")
+    w = st.get("waiting_deliveries") or {}
+    if w.get("n"):
+        print(f"  {w['n']} waiting for the end of quiet hours (first at {w['until']})")
+    if st.get("active_silences"):
+        print(f"active silences: {len(st['active_silences'])} (warnd silence list)")
+
+
+def send_test_messages(
     cfg: Config, names: list[str], url: str | None, *, send: Callable[..., Any] | None = None
 ) -> list[dict[str, Any]]:
     """Send a test message to each chosen target (all when none is named)."""
@@ -50,7 +81,7 @@ def test_notify(
 
 
 def cmd_test_notify(args: argparse.Namespace, cfg: Config) -> int:
-    results = test_notify(cfg, list(args.target or []), args.url)
+    results = send_test_messages(cfg, list(args.target or []), args.url)
     if not results:
         print("warnd: no targets configured", file=sys.stderr)
         return 1
