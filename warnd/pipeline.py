@@ -18,6 +18,7 @@ health; it never stops another source.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -74,7 +75,14 @@ class Pipeline:
         if self._fetcher is None:
             from feeds.fetch import Fetcher
 
-            self._fetcher = Fetcher()
+            g = self.config.general
+            self._fetcher = Fetcher(
+                timeout=interval_seconds(g.fetch_timeout),
+                total_deadline=interval_seconds(g.fetch_deadline),
+                max_bytes=g.fetch_max_bytes,
+                retries=g.fetch_retries,
+                max_redirects=g.fetch_max_redirects,
+            )
         return self._fetcher
 
     def substance_specs(self, only: list[str] | None = None) -> list[SubstanceSpec]:
@@ -166,6 +174,10 @@ class Pipeline:
                 res.items, res.problems,
             )
             return res
+        except sqlite3.Error as e:
+            res.error = store_problem(e, self.config.state_dir)
+            log.error("source=%s poll not stored: %s", source_name, res.error)
+            return res
         except WarndError as e:
             res.error = str(e)
             log.error("source=%s %s", source_name, e)
@@ -231,6 +243,9 @@ class Pipeline:
             for substance, skeys in sorted(by_substance.items()):
                 try:
                     sent += self._detect_substance(store, substance, skeys)
+                except sqlite3.Error as e:
+                    log.error("substance=%s detection not stored: %s", substance,
+                              store_problem(e, self.config.state_dir))
                 except Exception as e:
                     log.exception("substance=%s detection failed: %s", substance, _one_line(e))
             return sent
@@ -277,9 +292,27 @@ class Pipeline:
     def dispatch(self) -> dict[str, int]:
         store = self.open_store()
         try:
-            return alerting.dispatch_pending(self.config, store, now=self.clock(), send=self._send)
+            return alerting.dispatch_pending(self.config, store, now=self.clock(),
+                                             send=self._logged_send)
+        except sqlite3.Error as e:
+            log.error("dispatch stopped: %s", store_problem(e, self.config.state_dir))
+            return {"delivered": 0, "retrying": 0, "expired": 0, "failed": 0}
         finally:
             store.close()
+
+    def _logged_send(self, url: str, **kw: Any) -> Any:
+        """Send through the configured function, with a log line before the send.
+
+        A crash between a send and its ``delivered`` mark makes the next start send
+        again (at-least-once); the "sending" line lets an operator, and the fault
+        injection check, tell such an interrupted send from a real duplicate.
+        """
+        if self._send is None:
+            from warnd.notify import send as send_fn
+        else:
+            send_fn = self._send
+        log.info("sending to %s: %s", _host_of(url), kw.get("title", ""))
+        return send_fn(url, **kw)
 
     # -- one cycle ---------------------------------------------------------------------
     def run_once(self) -> dict[str, Any]:
@@ -305,3 +338,30 @@ def _one_line(e: BaseException) -> str:
 
 def interval_seconds(text: str) -> float:
     return parse_duration(text).total_seconds()
+
+
+def store_problem(e: sqlite3.Error, state_dir: Any) -> str:
+    """One line for an SQLite error, with what the operator can do about it."""
+    msg = str(e) or type(e).__name__
+    low = msg.lower()
+    if "locked" in low or "busy" in low:
+        hint = "another process holds a write lock on the store; the work is retried"
+    elif "full" in low:
+        hint = f"no space left for {state_dir}; free space and the work is retried"
+    elif "readonly" in low or "read-only" in low:
+        hint = f"{state_dir} is read-only; make it writable and the work is retried"
+    elif "i/o" in low:
+        hint = f"I/O error under {state_dir}; check the disk"
+    else:
+        hint = f"state directory {state_dir}"
+    return f"store error: {msg} ({hint})"
+
+
+def _host_of(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.hostname or ''}"
+    except ValueError:
+        return url.split("://", 1)[0] + "://"
