@@ -88,6 +88,9 @@ class GeneralConfig(_Model):
         description="A source with no successful poll for more than this many of its "
         "intervals counts as stale, and a stale source makes `warnd status` unhealthy.",
     )
+    store_busy_timeout: str = Field(
+        "30s", description="How long a write waits for another process's lock on the store."
+    )
     stop_timeout: str = Field(
         "60s", description="On SIGTERM, how long running jobs may take to finish."
     )
@@ -119,7 +122,8 @@ class GeneralConfig(_Model):
             raise ValueError(f'"{v}" is not a known time zone (e.g. "Europe/Oslo")') from None
         return v
 
-    @field_validator("detect_interval", "stop_timeout", "fetch_timeout", "fetch_deadline")
+    @field_validator("detect_interval", "stop_timeout", "fetch_timeout", "fetch_deadline",
+                     "store_busy_timeout")
     @classmethod
     def _dur(cls, v: str) -> str:
         parse_duration(v)

@@ -68,7 +68,8 @@ class Pipeline:
 
     # -- helpers --------------------------------------------------------------------
     def open_store(self) -> Store:
-        return Store.in_dir(self.config.state_dir)
+        return Store.in_dir(self.config.state_dir,
+                            timeout=interval_seconds(self.config.general.store_busy_timeout))
 
     @property
     def fetcher(self) -> Any:

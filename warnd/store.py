@@ -141,8 +141,8 @@ class Store:
             raise StoreError(f"{path}: cannot open the store: {e.strerror}") from None
 
     @classmethod
-    def in_dir(cls, state_dir: Path) -> Store:
-        return cls(Path(state_dir) / DB_NAME)
+    def in_dir(cls, state_dir: Path, *, timeout: float = 30.0) -> Store:
+        return cls(Path(state_dir) / DB_NAME, timeout=timeout)
 
     def close(self) -> None:
         self.db.conn.close()
