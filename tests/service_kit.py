@@ -49,6 +49,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients that give up (timeouts, size limits) are the point of these servers
+
 
 class LocalHTTP:
     """Endpoints:

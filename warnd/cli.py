@@ -61,7 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         else:
             for p in polls:
-                state = "ok" if p.ok else f"FAILED: {p.error}"
+                state = "ok" if p.ok else f"FAILED: {logs.redact(p.error or '')}"
                 print(f"poll {p.source}: {state} ({p.documents} documents, {p.observations} "
                       f"observations, {p.items} items, {p.problems} problems)")
             if not res["alerts"]:

@@ -30,6 +30,7 @@ from feeds.registry import FEEDS
 from warnd import alerting
 from warnd.config import Config, parse_duration
 from warnd.errors import WarndError
+from warnd.logs import redact
 from warnd.store import Store, utcnow
 
 log = logging.getLogger("warnd.pipeline")
@@ -333,8 +334,9 @@ def _replace(o: Observation, **kw: Any) -> Observation:
 
 
 def _one_line(e: BaseException) -> str:
+    """One line for an error, with passwords and tokens in URLs masked (it is stored)."""
     msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return msg if isinstance(e, WarndError) else f"{type(e).__name__}: {msg}"[:500]
+    return redact(msg if isinstance(e, WarndError) else f"{type(e).__name__}: {msg}"[:500])
 
 
 def interval_seconds(text: str) -> float:
