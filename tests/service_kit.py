@@ -44,6 +44,12 @@ def wait_until(cond: Callable[[], Any], timeout: float, what: str, poll: float =
         time.sleep(poll)
 
 
+def stray_tracebacks(log: str) -> list[str]:
+    """Log lines with a traceback, except detection failures (logged with one on purpose)."""
+    return [ln for ln in log.splitlines()
+            if "Traceback" in ln and not re.search(r"substance=\S+ detection failed", ln)]
+
+
 # -- HTTP ------------------------------------------------------------------------------
 class _Server(ThreadingHTTPServer):
     daemon_threads = True

@@ -1,8 +1,10 @@
 """``warnd backup FILE``: a consistent copy of the store while the daemon runs.
 
 SQLite's online backup API (:meth:`sqlite3.Connection.backup`) copies the
-database page by page under a read transaction; in WAL mode that never blocks
-the daemon's writers, and the copy is the database as of one commit. The copy is
+database in one step under a single read transaction; in WAL mode that never
+blocks the daemon's writers, and the copy is the database as of one commit. (A
+copy in several steps would restart each time another process commits, and
+might never finish next to a busy daemon.) The copy is
 written next to FILE, switched to a single self-contained file
 (``journal_mode=DELETE``), checked with ``PRAGMA integrity_check`` and only then
 renamed over FILE, so FILE is either the old backup or a complete new one.
@@ -33,7 +35,7 @@ def integrity(path: Path) -> str:
     return "ok" if rows == ["ok"] else "; ".join(rows[:5])
 
 
-def backup(state_dir: Path, dest: Path, *, pages: int = 4096) -> dict[str, Any]:
+def backup(state_dir: Path, dest: Path, *, pages: int = -1) -> dict[str, Any]:
     src_path = Path(state_dir) / DB_NAME
     if not src_path.exists():
         raise StoreError(f"{src_path}: no store to back up")

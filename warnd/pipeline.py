@@ -31,7 +31,7 @@ from warnd import alerting
 from warnd.config import Config, parse_duration
 from warnd.errors import WarndError
 from warnd.logs import redact
-from warnd.store import Store, utcnow
+from warnd.store import Store, store_problem, utcnow
 
 log = logging.getLogger("warnd.pipeline")
 
@@ -341,23 +341,6 @@ def _one_line(e: BaseException) -> str:
 
 def interval_seconds(text: str) -> float:
     return parse_duration(text).total_seconds()
-
-
-def store_problem(e: sqlite3.Error, state_dir: Any) -> str:
-    """One line for an SQLite error, with what the operator can do about it."""
-    msg = str(e) or type(e).__name__
-    low = msg.lower()
-    if "locked" in low or "busy" in low:
-        hint = "another process holds a write lock on the store; the work is retried"
-    elif "full" in low:
-        hint = f"no space left for {state_dir}; free space and the work is retried"
-    elif "readonly" in low or "read-only" in low:
-        hint = f"{state_dir} is read-only; make it writable and the work is retried"
-    elif "i/o" in low:
-        hint = f"I/O error under {state_dir}; check the disk"
-    else:
-        hint = f"state directory {state_dir}"
-    return f"store error: {msg} ({hint})"
 
 
 def _host_of(url: str) -> str:

@@ -35,6 +35,23 @@ def iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat(timespec="seconds")
 
 
+def store_problem(e: sqlite3.Error, state_dir: Any) -> str:
+    """One line for an SQLite error, with what the operator can do about it."""
+    msg = str(e) or type(e).__name__
+    low = msg.lower()
+    if "locked" in low or "busy" in low:
+        hint = "another process holds a write lock on the store; the work is retried"
+    elif "full" in low:
+        hint = f"no space left for {state_dir}; free space and the work is retried"
+    elif "readonly" in low or "read-only" in low:
+        hint = f"{state_dir} is read-only; make it writable and the work is retried"
+    elif "i/o" in low:
+        hint = f"I/O error under {state_dir}; check free space and the disk"
+    else:
+        hint = f"state directory {state_dir}"
+    return f"store error: {msg} ({hint})"
+
+
 def week_start(d: date) -> date:
     return d - timedelta(days=d.weekday())
 
@@ -136,7 +153,10 @@ class Store:
             self.db.execute("PRAGMA synchronous = NORMAL")
             self.migrate()
         except sqlite3.Error as e:
-            raise StoreError(f"{path}: cannot open the store: {e}") from None
+            raise StoreError(
+                f"{path}: cannot open the store: "
+                + store_problem(e, self.path.parent).removeprefix("store error: ")
+            ) from None
         except OSError as e:
             raise StoreError(f"{path}: cannot open the store: {e.strerror}") from None
 
