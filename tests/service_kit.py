@@ -386,8 +386,9 @@ names = ["heroin"]
 
 def write_service_config(path: Path, *, sources: str, targets: str = "", general: str = "",
                          state_dir: str = "state") -> Path:
+    level = "" if "log_level" in general else 'log_level = "INFO"\n'
     path.write_text(
-        f'[general]\nstate_dir = "{state_dir}"\nlog_level = "INFO"\n{general}\n'
+        f'[general]\nstate_dir = "{state_dir}"\n{level}{general}\n'
         + SUBSTANCES_TOML + sources + targets,
         encoding="utf-8",
     )

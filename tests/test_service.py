@@ -164,3 +164,15 @@ def test_invalid_config_at_start_exits_78(tmp_path):
                        env=child_env(), capture_output=True, text=True, timeout=60)
     assert r.returncode == 78
     assert 'sources[0].interval: "soon" is not a duration' in r.stderr
+
+
+def test_config_option_before_and_after_the_command(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    cfg = write_service_config(tmp_path / "elsewhere" / "site.toml",
+                               sources=source("x", "a.csv", "soon"))
+    for args in (["--config", str(cfg), "check-config"], ["check-config", "--config", str(cfg)],
+                 ["--config", str(cfg), "run"], ["run", "--config", str(cfg)]):
+        r = subprocess.run([sys.executable, "-m", "warnd.cli", *args], env=child_env(),
+                           capture_output=True, text=True, timeout=60, cwd=str(tmp_path))
+        assert r.returncode == 78, (args, r.stderr)
+        assert "site.toml" in r.stderr and '"soon" is not a duration' in r.stderr, args

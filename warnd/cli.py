@@ -215,6 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p = argparse.ArgumentParser(prog="warnd", parents=[common],
                                 description="Early-warning daemon for drug trends.")
+    # The options are accepted before and after the command. After it they must not
+    # reset a value given before it (`warnd --config X run`) to None: no defaults there.
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    common.add_argument("--config", metavar="FILE",
+                        help="config file (default: $WARND_CONFIG, ./config.toml, "
+                        "/etc/warnd/config.toml)")
+    common.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument("--version", action="version", version=f"warnd {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -175,14 +175,18 @@ class Daemon:
             self.heartbeat_job, IntervalTrigger(seconds=HEARTBEAT_EVERY_S), id="heartbeat",
             name="heartbeat", executor="heartbeat", replace_existing=True,
         )
+        # At start, detection and dispatch run at once too: they finish whatever a
+        # previous process left (periods not yet judged, deliveries still pending).
         self.scheduler.add_job(
             self.detect_job,
             IntervalTrigger(seconds=parse_duration(config.general.detect_interval).total_seconds()),
             id="detect", name="detect", replace_existing=True,
+            **({} if "detect" in existing else {"next_run_time": now}),
         )
         self.scheduler.add_job(
             self.dispatch_job, IntervalTrigger(seconds=DISPATCH_EVERY_S), id="dispatch",
             name="dispatch", replace_existing=True,
+            **({} if "dispatch" in existing else {"next_run_time": now}),
         )
         for jid in existing - wanted:
             self.scheduler.remove_job(jid)

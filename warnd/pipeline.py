@@ -115,6 +115,7 @@ class Pipeline:
         src = self.config.source(source_name)
         res = PollResult(source=source_name, ok=False)
         now = self.clock()
+        log.debug("source=%s poll started", source_name)
         store = self.open_store()
         try:
             feed = self.build_feed(source_name)
@@ -162,6 +163,7 @@ class Pipeline:
                 if r["items_new"]:
                     self._notice_alerts(store, src, parsed.items, now)
             if getattr(feed, "produces", "observations") == "items":
+                self._missing_notice_alerts(store, src, now)
                 subs = [s.id for s in self.substance_specs(src.substances)]
                 for kind in ("article", "notice"):
                     for k in store.derive_item_counts(
@@ -232,6 +234,32 @@ class Pipeline:
             for sub in it.substances:
                 alerting.enqueue_notice(self.config, store, src, it, sub, now=now)
 
+    def _missing_notice_alerts(self, store: Store, src: Any, now: datetime) -> None:
+        """Alert notices stored without their alert (a crash between the two commits).
+
+        A document's items are committed with its hash, its notice alerts right after;
+        a restart skips the already-seen document, so this catches up from the store.
+        """
+        from feeds.base import Item
+
+        rows = store.q(
+            "SELECT i.*, s.substance AS sub FROM items i JOIN item_substances s ON s.key = i.key "
+            "LEFT JOIN alerts a ON a.dedupe_key = s.substance || ':notice:' || i.key "
+            "WHERE i.source=? AND i.kind='notice' AND a.id IS NULL ORDER BY i.published_at",
+            [src.name],
+        )
+        for r in rows:
+            if r["sub"] not in self.config.substances:
+                continue
+            it = Item(key=r["key"], source=r["source"],
+                      published_at=datetime.fromisoformat(r["published_at"]), title=r["title"],
+                      link=r["link"], summary=r["summary"] or "", substances=(r["sub"],),
+                      kind="notice", region=r["region"] or "")
+            aid = alerting.enqueue_notice(self.config, store, src, it, r["sub"], now=now)
+            if aid is not None:
+                log.warning("source=%s alert=%d for a notice stored before a restart",
+                            src.name, aid)
+
     # -- stage 2: detect ------------------------------------------------------------
     def detect(self, series: Iterable[SeriesKey] | None = None) -> list[dict[str, Any]]:
         """Judge every period not yet judged; enqueue the alerts the episode rules send."""
@@ -239,6 +267,7 @@ class Pipeline:
         sent: list[dict[str, Any]] = []
         try:
             keys = list(series) if series is not None else store.series_keys()
+            log.debug("detection started: %d series", len(keys))
             by_substance: dict[str, list[SeriesKey]] = {}
             for k in keys:
                 by_substance.setdefault(k[1], []).append(k)
@@ -250,6 +279,7 @@ class Pipeline:
                               store_problem(e, self.config.state_dir))
                 except Exception as e:
                     log.exception("substance=%s detection failed: %s", substance, _one_line(e))
+            log.debug("detection finished: %d alerts", len(sent))
             return sent
         finally:
             store.close()
@@ -293,9 +323,12 @@ class Pipeline:
     # -- stage 3: dispatch ------------------------------------------------------------
     def dispatch(self) -> dict[str, int]:
         store = self.open_store()
+        log.debug("dispatch started")
         try:
-            return alerting.dispatch_pending(self.config, store, now=self.clock(),
-                                             send=self._logged_send)
+            counts = alerting.dispatch_pending(self.config, store, now=self.clock(),
+                                               send=self._logged_send)
+            log.debug("dispatch finished: %s", counts)
+            return counts
         except sqlite3.Error as e:
             log.error("dispatch stopped: %s", store_problem(e, self.config.state_dir))
             return {"delivered": 0, "retrying": 0, "expired": 0, "failed": 0}
