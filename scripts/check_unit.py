@@ -5,6 +5,11 @@
 ExecStart points at this checkout's ``warnd`` (``--warnd PATH``, default
 ``.venv/bin/warnd``). The exposure score (``security --offline=yes``) must not
 exceed ``--max-exposure`` (default 2.0). Exit 0 when both pass.
+
+``MemoryDenyWriteExecute=yes`` is checked for real where the kernel allows it
+(Linux >= 6.3, ``prctl(PR_SET_MDWE)``, the same rule systemd enforces with
+seccomp): one ``warnd run --once`` cycle over generated data, plus matplotlib
+rendering a chart, runs with writable+executable memory refused.
 """
 
 from __future__ import annotations
@@ -46,6 +51,49 @@ def verify(unit: Path, warnd: Path) -> tuple[bool, str]:
     return out.returncode == 0 and not msg, msg
 
 
+MDWE_CHILD = """
+import ctypes, mmap, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(65, 1, 0, 0, 0) != 0:  # PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN
+    print("unsupported"); sys.exit(3)
+try:
+    mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    print("not enforced"); sys.exit(3)
+except OSError:
+    pass
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+fig, ax = plt.subplots(); ax.plot([1, 3, 2]); fig.savefig(sys.argv[2])
+from warnd.cli import main
+sys.exit(main(["--config", sys.argv[1], "run", "--once"]))
+"""
+
+
+def check_mdwe() -> tuple[bool | None, str]:
+    """(True, _) passed; (False, why) failed; (None, why) the kernel cannot enforce it."""
+    sys.path.insert(0, str(ROOT))
+    from tests.service_kit import child_env, counts_csv, notices_rss, write_service_config
+
+    with tempfile.TemporaryDirectory() as d:
+        work = Path(d)
+        (work / "c.csv").write_bytes(counts_csv(["ketamin", "heroin"], weeks=60,
+                                                jump={"ketamin": 56}))
+        (work / "n.xml").write_bytes(notices_rss(2, "ketamin"))
+        cfg = write_service_config(work / "config.toml", sources=(
+            '\n[[sources]]\nname = "lab"\nkind = "count_table"\nlocation = "c.csv"\n'
+            'dimension = "use"\n[[sources]]\nname = "notices"\nkind = "overdosefare"\n'
+            'location = "n.xml"\ndimension = "availability"\n'))
+        out = subprocess.run([sys.executable, "-c", MDWE_CHILD, str(cfg), str(work / "c.png")],
+                             capture_output=True, text=True, env=child_env(), cwd=d,
+                             check=False, timeout=300)
+    if out.returncode == 3:
+        return None, out.stdout.strip()
+    if out.returncode != 0:
+        return False, (out.stdout + out.stderr)[-2000:]
+    return True, ""
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--unit", type=Path, default=UNIT)
@@ -61,7 +109,13 @@ def main() -> int:
     good = score <= args.max_exposure
     print(f"security exposure {args.unit.name}: {score:.1f} "
           f"({'OK' if good else 'FAILED'}, limit {args.max_exposure:.1f})")
-    return 0 if ok and good else 1
+    mdwe, why = check_mdwe()
+    if mdwe is None:
+        print(f"MemoryDenyWriteExecute: not checkable on this kernel ({why}; needs Linux >= 6.3)")
+    else:
+        print(f"MemoryDenyWriteExecute: one run --once cycle and a chart under PR_SET_MDWE: "
+              f"{'OK' if mdwe else 'FAILED'}" + (f"\n{why}" if why else ""))
+    return 0 if ok and good and mdwe is not False else 1
 
 
 if __name__ == "__main__":
