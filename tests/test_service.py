@@ -176,3 +176,20 @@ def test_config_option_before_and_after_the_command(tmp_path):
                            capture_output=True, text=True, timeout=60, cwd=str(tmp_path))
         assert r.returncode == 78, (args, r.stderr)
         assert "site.toml" in r.stderr and '"soon" is not a duration' in r.stderr, args
+
+
+def test_sigint_stops_cleanly(tmp_path, notify):
+    (tmp_path / "a.csv").write_bytes(counts_csv(["ketamin"], weeks=20))
+    cfg = write_service_config(tmp_path / "config.toml", sources=source("alpha", "a.csv"))
+    d = DaemonProcess(cfg, tmp_path / "daemon.log",
+                      env=child_env(NOTIFY_SOCKET=str(notify.path))).start()
+    try:
+        notify.wait_for("READY=1")
+        d.wait_for(r"source=alpha polled")
+        d.signal(signal.SIGINT)
+        assert d.wait(timeout=60) == 0
+        notify.wait_for("STOPPING=1")
+    finally:
+        d.kill()
+    assert "SIGINT: stopping" in d.text() and "warnd stopped" in d.text()
+    assert "WATCHDOG=1" not in " ".join(notify.messages)  # no WATCHDOG_USEC, no pings
