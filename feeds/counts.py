@@ -103,7 +103,9 @@ class CountTableFeed:
                 return None
             i = col.get(name.strip().casefold())
             if i is None and required:
-                raise KeyError(f"no {what} column {name!r} (headers: {', '.join(h for h in header if h)})")
+                raise KeyError(
+                    f"no {what} column {name!r} (headers: {', '.join(h for h in header if h)})"
+                )
             return i
 
         resolver = SubstanceResolver(self.substances, opts.substance_aliases)
@@ -123,7 +125,13 @@ class CountTableFeed:
                     sid = wanted.get(h) if wanted else resolver.resolve(h)
                     if sid is None:
                         if not wanted:
-                            result.problems.append(Problem(f"{fname} column {i + 1}", f"{rows[opts.header_row - 1][i]!r} names no monitored substance; ignored"))
+                            result.problems.append(
+                                Problem(
+                                    f"{fname} column {i + 1}",
+                                    f"{rows[opts.header_row - 1][i]!r} names no monitored substance; "
+                                    "ignored",
+                                )
+                            )
                         continue
                     value_cols.append((i, opts.metric, sid))
                 missing = [k for k in wanted if k not in col]
@@ -132,7 +140,9 @@ class CountTableFeed:
             else:
                 i_sub = index(cols.substance, "substance", True)
                 if cols.values:
-                    value_cols = [(index(c, "value", True), m, None) for c, m in cols.values.items()]  # type: ignore[misc]
+                    value_cols = [
+                        (index(c, "value", True), m, None) for c, m in cols.values.items()
+                    ]  # type: ignore[misc]
                 else:
                     value_cols = [(index(cols.value, "value", True), opts.metric, None)]  # type: ignore[list-item]
         except KeyError as err:
@@ -146,7 +156,9 @@ class CountTableFeed:
             where = f"{fname} line {n}"
             need = max([i for i in (i_period, i_sub, *(c[0] for c in value_cols)) if i is not None])
             if len(row) <= need:
-                result.problems.append(Problem(where, f"{len(row)} cells, expected at least {need + 1}"))
+                result.problems.append(
+                    Problem(where, f"{len(row)} cells, expected at least {need + 1}")
+                )
                 continue
             try:
                 day = parse_date(row[i_period], opts.date_format)  # type: ignore[index]
@@ -154,21 +166,28 @@ class CountTableFeed:
                 result.problems.append(Problem(where, f"not a date: {row[i_period][:40]!r}"))  # type: ignore[index]
                 continue
             period = to_period(day, opts.period)
-            region = row[i_region].strip() if i_region is not None and i_region < len(row) else self.region
+            in_row = row[i_region].strip() if i_region is not None and i_region < len(row) else ""
+            region = in_row or self.region
             if i_sub is not None:
                 cell = row[i_sub].strip()
                 sid_row = resolver.resolve(cell)
                 if sid_row is None:
-                    result.problems.append(Problem(where, f"unknown substance {cell[:40]!r}; row skipped"))
+                    result.problems.append(
+                        Problem(where, f"unknown substance {cell[:40]!r}; row skipped")
+                    )
                     continue
             denominator = None
             if i_den is not None and i_den < len(row) and row[i_den].strip():
                 try:
                     denominator = parse_number(row[i_den], decimal_comma=opts.decimal_comma)
                 except ValueError:
-                    result.problems.append(Problem(where, f"denominator not a number: {row[i_den][:20]!r}"))
+                    result.problems.append(
+                        Problem(where, f"denominator not a number: {row[i_den][:20]!r}")
+                    )
                     continue
-            row_metric = row[i_metric].strip() if i_metric is not None and i_metric < len(row) else ""
+            row_metric = (
+                row[i_metric].strip() if i_metric is not None and i_metric < len(row) else ""
+            )
             for i, metric, sid in value_cols:
                 cell = row[i].strip()
                 if not cell or cell in ("-", "..", "NA", "na", "n/a"):
@@ -190,7 +209,9 @@ class CountTableFeed:
             else:
                 value = sum(values)
                 den = sum(dens) if dens else None
-            lines = f"line {parts[0][2]}" if len(parts) == 1 else f"lines {parts[0][2]}-{parts[-1][2]}"
+            lines = (
+                f"line {parts[0][2]}" if len(parts) == 1 else f"lines {parts[0][2]}-{parts[-1][2]}"
+            )
             result.observations.append(
                 Observation(
                     source=self.name,

@@ -22,7 +22,9 @@ from feeds.text import looks_binary, strip_html
 
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
-_FEED_START = re.compile(rb"^\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:rss|feed|rdf:RDF)\b", re.S)
+_FEED_START = re.compile(
+    rb"^\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:rss|feed|rdf:RDF)\b", re.S
+)
 
 #: Query parameters dropped from links before they become item keys.
 TRACKING_PARAMS = frozenset(
@@ -116,17 +118,25 @@ def parse_feed(
     if reason:
         return [], [Problem(location, reason)]
     headers = {"content-location": location} if location.startswith(("http://", "https://")) else {}
-    d = feedparser.parse(raw, response_headers=headers, sanitize_html=False, resolve_relative_uris=False)
+    d = feedparser.parse(
+        raw, response_headers=headers, sanitize_html=False, resolve_relative_uris=False
+    )
     if not d.get("version"):
-        why = _first_line(d.get("bozo_exception")) if d.get("bozo") else "no RSS or Atom root element"
+        why = (
+            _first_line(d.get("bozo_exception")) if d.get("bozo") else "no RSS or Atom root element"
+        )
         return [], [Problem(location, f"not an RSS/Atom feed ({why})")]
     if d.get("bozo"):
         problems.append(
-            Problem(location, f"malformed feed, read leniently: {_first_line(d.get('bozo_exception'))}")
+            Problem(
+                location, f"malformed feed, read leniently: {_first_line(d.get('bozo_exception'))}"
+            )
         )
     entries = d.get("entries", [])
     if len(entries) > max_items:
-        problems.append(Problem(location, f"{len(entries)} entries, only the first {max_items} read"))
+        problems.append(
+            Problem(location, f"{len(entries)} entries, only the first {max_items} read")
+        )
         entries = entries[:max_items]
     items: list[Item] = []
     for n, entry in enumerate(entries, start=1):
@@ -142,7 +152,9 @@ def parse_feed(
                 published = fetched_at.astimezone(UTC)
             else:
                 raw_date = entry.get("published") or entry.get("updated") or "none"
-                problems.append(Problem(where, f"no parsable date ({str(raw_date)[:60]!r}); skipped"))
+                problems.append(
+                    Problem(where, f"no parsable date ({str(raw_date)[:60]!r}); skipped")
+                )
                 continue
         texts = {
             "title": title,

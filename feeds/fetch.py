@@ -110,7 +110,9 @@ class Fetcher:
             path = urllib.request.url2pathname(urllib.parse.urlsplit(location).path)
             return self._fetch_local(path, location)
         if scheme and len(scheme) > 1:
-            raise FetchError(location, f"unsupported scheme {scheme!r} (use http, https, file or a path)")
+            raise FetchError(
+                location, f"unsupported scheme {scheme!r} (use http, https, file or a path)"
+            )
         return self._fetch_local(location, location)
 
     # -- local -------------------------------------------------------------------------
@@ -159,7 +161,9 @@ class Fetcher:
                 left = end - time.monotonic()
                 if attempt >= self.retries or left <= 0:
                     tries = attempt + 1
-                    raise FetchError(url, f"{retry.cause} (after {tries} attempt{'s' * (tries > 1)})") from None
+                    raise FetchError(
+                        url, f"{retry.cause} (after {tries} attempt{'s' * (tries > 1)})"
+                    ) from None
                 wait = self.backoff * 2**attempt
                 if retry.retry_after is not None:
                     wait = retry.retry_after
@@ -198,10 +202,14 @@ class Fetcher:
                 if resp.status_code >= 400:
                     raise FetchError(url, f"HTTP {resp.status_code} {resp.reason_phrase}".strip())
                 length = resp.headers.get("content-length", "")
-                if length.isdigit() and int(length) > self.max_bytes and not resp.headers.get(
-                    "content-encoding"
+                if (
+                    length.isdigit()
+                    and int(length) > self.max_bytes
+                    and not resp.headers.get("content-encoding")
                 ):
-                    raise FetchError(url, f"Content-Length {length} exceeds max_bytes={self.max_bytes}")
+                    raise FetchError(
+                        url, f"Content-Length {length} exceeds max_bytes={self.max_bytes}"
+                    )
                 chunks: list[bytes] = []
                 size = 0
                 for chunk in resp.iter_bytes():
@@ -210,7 +218,9 @@ class Fetcher:
                         raise FetchError(url, f"body larger than max_bytes={self.max_bytes}")
                     chunks.append(chunk)
                     if time.monotonic() > end:
-                        raise FetchError(url, f"total deadline of {self.total_deadline:g} s exceeded")
+                        raise FetchError(
+                            url, f"total deadline of {self.total_deadline:g} s exceeded"
+                        )
                 content = b"".join(chunks)
                 return Document(
                     location=url,
@@ -223,7 +233,9 @@ class Fetcher:
             raise FetchError(url, f"too many redirects (more than {self.max_redirects})") from None
         except httpx.TimeoutException as err:
             if time.monotonic() >= end:
-                raise FetchError(url, f"total deadline of {self.total_deadline:g} s exceeded") from None
+                raise FetchError(
+                    url, f"total deadline of {self.total_deadline:g} s exceeded"
+                ) from None
             raise _Retry(f"timed out ({type(err).__name__})") from None
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as err:
             raise _Retry(f"{type(err).__name__}: {_first_line(err)}") from None

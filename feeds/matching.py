@@ -23,7 +23,8 @@ from feeds.text import normalise
 
 #: Drug-context words (regular expressions over the normalised text). Slang that needs
 #: context counts only when one of these appears. Chosen to avoid everyday homographs:
-#: "politi" but not "politikk"/"politisk", "dop" but not "doping", "solgt" but not "utsolgt" or "mest solgte".
+#: "politi" but not "politikk"/"politisk", "dop" but not "doping",
+#: "solgt" but not "utsolgt" or "mest solgte".
 CONTEXT_PATTERNS: tuple[str, ...] = (
     r"\brus(?:et|en|a)?\b",  # rus, ruset, rusen
     r"\brus(?:midl|middel|misbruk|bruk|påvirk|avhengig|problem|miljø|felt|omsorg|behandl)\w*",
@@ -77,17 +78,16 @@ class SubstanceMatcher:
 
     def __init__(self, substances: Sequence[SubstanceSpec]) -> None:
         self.substances = tuple(substances)
-        self._rules: list[tuple[str, re.Pattern[str] | None, re.Pattern[str] | None, bool,
-                                re.Pattern[str] | None]] = []
+        self._rules: list[
+            tuple[str, re.Pattern[str] | None, re.Pattern[str] | None, bool, re.Pattern[str] | None]
+        ] = []
         for spec in self.substances:
             names = [_phrase(n) for n in spec.names if n.strip()]
             slang = [_phrase(s) for s in spec.slang if s.strip()]
             exclude = [_phrase(e) for e in spec.exclude if e.strip()]
             name_re = re.compile("|".join(names)) if names else None
             slang_re = (
-                re.compile(
-                    r"(?<![\w])(?<!\d\s)(?:" + "|".join(slang) + r")(?![\w])(?!\s\d)"
-                )
+                re.compile(r"(?<![\w])(?<!\d\s)(?:" + "|".join(slang) + r")(?![\w])(?!\s\d)")
                 if slang
                 else None
             )

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from typing import ClassVar
 
+import soupsieve
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, Tag
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from feeds.base import FeedOptions, Item, ParseResult, Problem, SubstanceSpec
 from feeds.feedxml import content_key, looks_like_feed, normalise_link, parse_feed, refuse_reason
@@ -36,6 +37,19 @@ class NoticePageOptions(FeedOptions):
     #: Keep notices naming no monitored substance (a warning about a new substance is news).
     keep_unmatched: bool = True
     max_items: int = Field(default=1000, ge=1)
+
+    @field_validator(
+        "item_selector", "title_selector", "date_selector", "link_selector", "text_selector"
+    )
+    @classmethod
+    def _css(cls, value: str) -> str:
+        try:
+            soupsieve.compile(value)
+        except soupsieve.SelectorSyntaxError as err:
+            raise ValueError(
+                f"{value!r} is not a CSS selector: {str(err).splitlines()[0]}"
+            ) from None
+        return value
 
 
 class NoticePageFeed:
@@ -93,59 +107,84 @@ class NoticePageFeed:
             blocks = _heading_blocks(soup)
             if blocks:
                 result.problems.append(
-                    Problem(location, f"item_selector {opts.item_selector!r} matched nothing; "
-                            f"read {len(blocks)} notices by their headings (has the layout changed?)")
+                    Problem(
+                        location,
+                        f"item_selector {opts.item_selector!r} matched nothing; "
+                        f"read {len(blocks)} notices by their headings (has the layout changed?)",
+                    )
                 )
             else:
                 result.problems.append(Problem(location, "no notices found (not a notice page?)"))
                 return result
+        blocks = blocks[: opts.max_items]
+        notices: list[tuple[int, Item]] = []
+        problems: list[tuple[int, Problem]] = []
+        # Innermost first, each detached once read: on a page with unclosed tags the
+        # parser nests later notices inside earlier ones, and they must not run together.
+        for n in range(len(blocks), 0, -1):
+            block = blocks[n - 1]
+            item = self._notice(block, n, location, matcher, problems)
+            block.extract()
+            if item is not None:
+                notices.append((n, item))
         seen: set[str] = set()
-        for n, block in enumerate(blocks[: opts.max_items], start=1):
-            where = f"{location} notice {n}"
-            title_el = _first(block, opts.title_selector) or _first(block, _HEADINGS)
-            title = normalise_space(title_el.get_text(" ")) if title_el else ""
-            if not title:
-                result.problems.append(Problem(where, "no title; skipped"))
-                continue
-            day = _notice_date(block, opts.date_selector)
-            if day is None:
-                result.problems.append(Problem(where, f"{title[:60]!r}: no date; skipped"))
-                continue
-            link_el = _first(block, opts.link_selector)
-            if link_el is None and block.name == "a" and block.get("href"):
-                link_el = block
-            link = None
-            if link_el is not None and isinstance(link_el.get("href"), str):
-                href = link_el["href"].strip()
-                is_web = location.startswith(("http://", "https://"))
-                link = urllib.parse.urljoin(location, href) if is_web else href
-            body = " ".join(normalise_space(p.get_text(" ")) for p in _select(block, opts.text_selector))
-            if not body:
-                body = normalise_space(block.get_text(" "))
-            substances = matcher.match(f"{title}\n{body}")
-            if not substances and not opts.keep_unmatched:
-                continue
-            if link and link.startswith(("http://", "https://")):
-                key = "url:" + normalise_link(link)
-            else:
-                key = content_key("notice", title, day.isoformat())
-            if key in seen:
-                continue
-            seen.add(key)
-            result.items.append(
-                Item(
-                    key=key,
-                    source=self.name,
-                    published_at=datetime.combine(day, time(0, 0), tzinfo=UTC),
-                    title=title,
-                    link=link,
-                    summary=body[:2000],
-                    substances=substances,
-                    kind="notice",
-                    region=self.region,
-                )
-            )
+        for _, item in sorted(notices, key=lambda pair: pair[0]):
+            if item.key not in seen:
+                seen.add(item.key)
+                result.items.append(item)
+        result.problems.extend(p for _, p in sorted(problems, key=lambda pair: pair[0]))
         return result
+
+    def _notice(
+        self,
+        block: Tag,
+        n: int,
+        location: str,
+        matcher: SubstanceMatcher,
+        problems: list[tuple[int, Problem]],
+    ) -> Item | None:
+        opts = self.options
+        where = f"{location} notice {n}"
+        title_el = _first(block, opts.title_selector) or _first(block, _HEADINGS)
+        title = normalise_space(title_el.get_text(" ")) if title_el else ""
+        if not title:
+            problems.append((n, Problem(where, "no title; skipped")))
+            return None
+        day = _notice_date(block, opts.date_selector)
+        if day is None:
+            problems.append((n, Problem(where, f"{title[:60]!r}: no date; skipped")))
+            return None
+        link_el = _first(block, opts.link_selector)
+        if link_el is None and block.name == "a" and block.get("href"):
+            link_el = block
+        link = None
+        if link_el is not None and isinstance(link_el.get("href"), str):
+            href = link_el["href"].strip()
+            is_web = location.startswith(("http://", "https://"))
+            link = urllib.parse.urljoin(location, href) if is_web else href
+        body = " ".join(
+            normalise_space(p.get_text(" ")) for p in _select(block, opts.text_selector)
+        )
+        if not body:
+            body = normalise_space(block.get_text(" "))
+        substances = matcher.match(f"{title}\n{body}")
+        if not substances and not opts.keep_unmatched:
+            return None
+        if link and link.startswith(("http://", "https://")):
+            key = "url:" + normalise_link(link)
+        else:
+            key = content_key("notice", title, day.isoformat())
+        return Item(
+            key=key,
+            source=self.name,
+            published_at=datetime.combine(day, time(0, 0), tzinfo=UTC),
+            title=title,
+            link=link,
+            summary=body[:2000],
+            substances=substances,
+            kind="notice",
+            region=self.region,
+        )
 
 
 def _select(node: Tag, selector: str) -> list[Tag]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -27,7 +27,20 @@ SCALE: dict[str, int] = {
     "liten økning": 1, "noe økning": 1, "small increase": 1, "slight increase": 1,
     "sterk økning": 2, "stor økning": 2, "strong increase": 2, "large increase": 2,
 }  # fmt: skip
-NO_ANSWER = frozenset({"", "vet ikke", "vet ikkje", "don't know", "dont know", "do not know", "ikke svart", "n/a", "na", "-"})
+NO_ANSWER = frozenset(
+    {
+        "",
+        "vet ikke",
+        "vet ikkje",
+        "don't know",
+        "dont know",
+        "do not know",
+        "ikke svart",
+        "n/a",
+        "na",
+        "-",
+    }
+)
 #: Dimension words -> dimension.
 DIMENSION_WORDS: dict[str, str] = {
     "use": "use", "bruk": "use",
@@ -54,7 +67,7 @@ class TrendPanelOptions(FeedOptions):
     #: ``answer_columns`` maps headers to "<substance id>:<dimension>".
     wide: bool = False
     answer_columns: dict[str, str] = {}
-    delimiter: str = "auto"
+    delimiter: Literal["auto", ",", ";", "\t"] = "auto"
     substance_aliases: dict[str, str] = {}
 
 
@@ -83,7 +96,7 @@ class TrendPanelFeed:
         opts = self.options
         fname = location.rsplit("/", 1)[-1]
         try:
-            rows = read_table(raw, delimiter=opts.delimiter if opts.delimiter in (",", ";", "\t") else "auto")
+            rows = read_table(raw, delimiter=opts.delimiter)
         except ValueError as err:
             result.problems.append(Problem(location, str(err)))
             return result
@@ -96,7 +109,9 @@ class TrendPanelFeed:
         cols = opts.columns
         i_period = col.get(cols.period.casefold()) if cols.period else None
         if i_period is None and opts.round_date is None:
-            result.problems.append(Problem(location, f"no period column {cols.period!r} and no round_date"))
+            result.problems.append(
+                Problem(location, f"no period column {cols.period!r} and no round_date")
+            )
             return result
 
         # (column index, substance id or None, dimension or None)
@@ -114,14 +129,26 @@ class TrendPanelFeed:
                 dim = DIMENSION_WORDS.get(normalise(dim_txt))
                 if sid is None or dim is None:
                     if ":" in spec:
-                        result.problems.append(Problem(f"{fname} column {i + 1}", f"{rows[0][i]!r}: not <substance>:<dimension>; ignored"))
+                        result.problems.append(
+                            Problem(
+                                f"{fname} column {i + 1}",
+                                f"{rows[0][i]!r}: not <substance>:<dimension>; ignored",
+                            )
+                        )
                     continue
                 answer_cols.append((i, sid, dim))
             i_sub = i_dim = None
         else:
-            missing = [c for c in (cols.substance, cols.dimension, cols.answer) if c.casefold() not in col]
+            missing = [
+                c for c in (cols.substance, cols.dimension, cols.answer) if c.casefold() not in col
+            ]
             if missing:
-                result.problems.append(Problem(location, f"no column {missing[0]!r} (headers: {', '.join(h for h in header if h)})"))
+                result.problems.append(
+                    Problem(
+                        location,
+                        f"no column {missing[0]!r} (headers: {', '.join(h for h in header if h)})",
+                    )
+                )
                 return result
             i_sub, i_dim = col[cols.substance.casefold()], col[cols.dimension.casefold()]
             answer_cols = [(col[cols.answer.casefold()], None, None)]
@@ -131,12 +158,13 @@ class TrendPanelFeed:
             if not any(c.strip() for c in row):
                 continue
             where = f"{fname} line {n}"
-            cell = lambda i: row[i].strip() if i is not None and i < len(row) else ""  # noqa: E731
-            if i_period is not None and cell(i_period):
+            if i_period is not None and _cell(row, i_period):
                 try:
-                    period = parse_date(cell(i_period))
+                    period = parse_date(_cell(row, i_period))
                 except ValueError:
-                    result.problems.append(Problem(where, f"not a date: {cell(i_period)[:40]!r}"))
+                    result.problems.append(
+                        Problem(where, f"not a date: {_cell(row, i_period)[:40]!r}")
+                    )
                     continue
             elif opts.round_date is not None:
                 period = opts.round_date
@@ -145,22 +173,35 @@ class TrendPanelFeed:
                 continue
             for i, sid, dim in answer_cols:
                 if sid is None:
-                    sid = resolver.resolve(cell(i_sub))
+                    sid = resolver.resolve(_cell(row, i_sub))
                     if sid is None:
-                        result.problems.append(Problem(where, f"unknown substance {cell(i_sub)[:40]!r}; skipped"))
+                        result.problems.append(
+                            Problem(where, f"unknown substance {_cell(row, i_sub)[:40]!r}; skipped")
+                        )
                         continue
-                    dim = DIMENSION_WORDS.get(normalise(cell(i_dim)))
+                    dim = DIMENSION_WORDS.get(normalise(_cell(row, i_dim)))
                     if dim is None:
-                        result.problems.append(Problem(where, f"unknown dimension {cell(i_dim)[:40]!r} (use one of {', '.join(DIMENSIONS)})"))
+                        result.problems.append(
+                            Problem(
+                                where,
+                                f"unknown dimension {_cell(row, i_dim)[:40]!r} "
+                                f"(use one of {', '.join(DIMENSIONS)})",
+                            )
+                        )
                         continue
-                score = _score(cell(i))
-                if score is None:
-                    result.problems.append(Problem(where, f"not an answer on the five-step scale: {cell(i)[:40]!r}"))
+                try:
+                    score = _score(_cell(row, i))
+                except ValueError:
+                    result.problems.append(
+                        Problem(
+                            where, f"not an answer on the five-step scale: {_cell(row, i)[:40]!r}"
+                        )
+                    )
                     continue
-                if score == "none":
+                if score is None or sid is None or dim is None:
                     continue
-                total, count, first = sums.get((sid, dim, period), (0, 0, n))  # type: ignore[arg-type]
-                sums[(sid, dim, period)] = (total + score, count + 1, first)  # type: ignore[arg-type,operator]
+                total, count, first = sums.get((sid, dim, period), (0, 0, n))
+                sums[(sid, dim, period)] = (total + score, count + 1, first)
 
         for (sid, dim, period), (total, count, first) in sorted(sums.items()):
             result.observations.append(
@@ -179,17 +220,18 @@ class TrendPanelFeed:
         return result
 
 
-def _score(text: str) -> int | str | None:
-    """-2..2 for an answer, "none" for no answer, None when the text is not an answer."""
+def _cell(row: list[str], i: int | None) -> str:
+    return row[i].strip() if i is not None and i < len(row) else ""
+
+
+def _score(text: str) -> int | None:
+    """-2 … 2 for an answer, None for no answer; ``ValueError`` when it is not an answer."""
     t = normalise(text)
     if t in NO_ANSWER:
-        return "none"
+        return None
     if t in SCALE:
         return SCALE[t]
-    try:
-        value = float(t.replace(",", ".").replace("−", "-"))
-    except ValueError:
-        return None
+    value = float(t.replace(",", ".").replace("\u2212", "-"))  # also a minus sign
     if value.is_integer() and -2 <= value <= 2:
         return int(value)
-    return None
+    raise ValueError(text)

@@ -17,12 +17,16 @@ def _build(*classes: type) -> dict[str, type]:
     for cls in classes:
         kind = cls.kind  # type: ignore[attr-defined]
         if kind in feeds:
-            raise RuntimeError(f"feed kind {kind!r} registered twice: {feeds[kind].__name__}, {cls.__name__}")
+            raise RuntimeError(
+                f"feed kind {kind!r} registered twice: {feeds[kind].__name__}, {cls.__name__}"
+            )
         feeds[kind] = cls
     return feeds
 
 
-FEEDS: dict[str, type] = _build(RssFeed, TrendsCsvFeed, NoticePageFeed, CountTableFeed, TrendPanelFeed)
+FEEDS: dict[str, type] = _build(
+    RssFeed, TrendsCsvFeed, NoticePageFeed, CountTableFeed, TrendPanelFeed
+)
 
 
 def feed_class(kind: str) -> type:

@@ -1,4 +1,4 @@
-"""Text helpers shared by the adapters: decoding bytes, stripping HTML, parsing numbers and dates."""
+"""Text helpers for the adapters: decoding bytes, stripping HTML, parsing numbers and dates."""
 
 from __future__ import annotations
 
@@ -93,7 +93,9 @@ NORWEGIAN_MONTHS = {
 }  # fmt: skip
 
 _NO_DATE = re.compile(
-    r"\b(\d{1,2})\.\s*(" + "|".join(sorted(NORWEGIAN_MONTHS, key=len, reverse=True)) + r")\.?\s+(\d{4})\b"
+    r"\b(\d{1,2})\.\s*("
+    + "|".join(sorted(NORWEGIAN_MONTHS, key=len, reverse=True))
+    + r")\.?\s+(\d{4})\b"
 )
 _DOTTED = re.compile(r"\b(\d{1,2})\.(\d{1,2})\.(\d{4})\b")
 _ISO = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")

@@ -24,6 +24,7 @@ import re
 import statistics
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 from typing import ClassVar
 
 from feeds.base import FeedOptions, Observation, ParseResult, Problem, SubstanceSpec
@@ -92,7 +93,9 @@ class TrendsCsvFeed:
         if header[0].strip().casefold() in _GEO_HEADERS or any(
             (m := _TERM.match(h)) and _RANGE.search(m["paren"]) for h in header[1:]
         ):
-            problems.append(Problem(location, "values by region (geoMap export), not over time; not read"))
+            problems.append(
+                Problem(location, "values by region (geoMap export), not over time; not read")
+            )
             return result
 
         matcher = SubstanceMatcher(self.substances)
@@ -106,14 +109,21 @@ class TrendsCsvFeed:
                 ids = matcher.match(term)
                 sid = ids[0] if len(ids) == 1 else None
             if sid is None:
-                problems.append(Problem(f"{location} column {ci + 1}", f"term {term!r} names no monitored substance; ignored"))
+                problems.append(
+                    Problem(
+                        f"{location} column {ci + 1}",
+                        f"term {term!r} names no monitored substance; ignored",
+                    )
+                )
                 continue
             region = geo if self.options.geo_as_region and geo else self.region
             columns.append((ci, term, sid, region))
         if not columns:
             return result
 
-        body = [(hi + 2 + n, r) for n, r in enumerate(rows[hi + 1 :]) if r and any(c.strip() for c in r)]
+        body = [
+            (hi + 2 + n, r) for n, r in enumerate(rows[hi + 1 :]) if r and any(c.strip() for c in r)
+        ]
         dated: list[tuple[int, date, list[str]]] = []
         for line, r in body:
             try:
@@ -135,10 +145,16 @@ class TrendsCsvFeed:
                     try:
                         value, lt1 = float(cell.replace(",", ".")), False
                     except ValueError:
-                        problems.append(Problem(f"{location} line {line}", f"{term}: not a number: {cell[:20]!r}"))
+                        problems.append(
+                            Problem(
+                                f"{location} line {line}", f"{term}: not a number: {cell[:20]!r}"
+                            )
+                        )
                         continue
                     if not 0 <= value <= 100:
-                        problems.append(Problem(f"{location} line {line}", f"{term}: {cell} outside 0-100"))
+                        problems.append(
+                            Problem(f"{location} line {line}", f"{term}: {cell} outside 0-100")
+                        )
                         continue
                 sums.setdefault((sid, region, period), []).append((value, lt1, line))
         name = location.rsplit("/", 1)[-1]
@@ -193,7 +209,7 @@ def _granularity(label: str, days: list[date]) -> str:
         return "month"
     if low in ("day", "dag", "tag", "jour", "día"):
         return "day"
-    steps = sorted((b - a).days for a, b in zip(days, days[1:], strict=False) if b > a)
+    steps = sorted((b - a).days for a, b in pairwise(days) if b > a)
     if not steps:
         return "day"
     step = steps[len(steps) // 2]
@@ -227,9 +243,7 @@ def rescale_to_overlap(
 
     Returns a new dict with every value of ``new`` multiplied by the factor.
     """
-    ratios = [
-        old[d] / new[d] for d in new.keys() & old.keys() if new[d] >= 1 and old[d] >= 1
-    ]
+    ratios = [old[d] / new[d] for d in new.keys() & old.keys() if new[d] >= 1 and old[d] >= 1]
     if len(ratios) < min_overlap:
         return dict(new)
     factor = statistics.median(ratios)

@@ -20,6 +20,7 @@ Rules live here, in one place:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -31,7 +32,7 @@ from detectors.base import SCALE, Finding
 from warnd import messages
 from warnd.config import Config, parse_duration
 from warnd.notify import mask, send, target_url
-from warnd.store import Store, iso
+from warnd.store import Store, _json_default, iso
 
 log = logging.getLogger("warnd.alerting")
 
@@ -40,28 +41,87 @@ SEVERITIES = ("info", "warning", "critical")
 
 
 # -- episode tracker adapter (the rules themselves live in detectors.episodes) ------
-def tracker_from_state(state: dict[str, Any] | None, params: Any) -> Any:
-    from detectors.episodes import EpisodeTracker
+class SeriesEpisodes:
+    """A series' :class:`~detectors.episodes.EpisodeTracker` plus what the daemon keeps
+    beside it: the last period judged and the latest finding of each open episode."""
 
-    return EpisodeTracker.from_state(state, params)
+    def __init__(self, state: dict[str, Any] | None, params: Any) -> None:
+        from detectors.episodes import EpisodeTracker
+
+        state = state or {}
+        self.params = params
+        self.tracker = (
+            EpisodeTracker.from_dict(state["tracker"], params=params)
+            if state.get("tracker")
+            else EpisodeTracker(params=params)
+        )
+        lp = state.get("last_period")
+        self.last_period: date | None = date.fromisoformat(lp) if lp else None
+        self.active: dict[str, dict[str, Any]] = dict(state.get("active", {}))
+
+    def update(self, period: date, findings: list[Finding]) -> list[tuple[str, Finding]]:
+        """Judge one period; return (action, finding) for each decision to send."""
+        out: list[tuple[str, Finding]] = []
+        for d in self.tracker.update(findings):
+            if d.action == "resolve":
+                self.active.pop(d.episode, None)
+            elif d.finding is not None:
+                self.active[d.episode] = finding_to_dict(d.finding)
+                if d.send:
+                    out.append((d.action, d.finding))
+        self.last_period = period
+        return out
+
+    def active_findings(self) -> list[Finding]:
+        return [finding_from_dict(v) for _, v in sorted(self.active.items())]
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "tracker": self.tracker.to_dict(),
+            "last_period": self.last_period.isoformat() if self.last_period else None,
+            "active": self.active,
+        }
 
 
-def tracker_state(tracker: Any) -> dict[str, Any]:
-    return dict(tracker.to_state())
+def finding_to_dict(f: Finding) -> dict[str, Any]:
+    d = dataclasses.asdict(f)
+    d["onset"] = f.onset.isoformat()
+    d["detected_at"] = f.detected_at.isoformat()
+    return json.loads(json.dumps(d, default=_json_default))
 
 
-def tracker_last_period(tracker: Any) -> date | None:
+def finding_from_dict(d: dict[str, Any]) -> Finding:
+    kw = dict(d)
+    kw["onset"] = date.fromisoformat(kw["onset"])
+    kw["detected_at"] = date.fromisoformat(kw["detected_at"])
+    for k in ("level_before", "level_after", "relative_change", "strength"):
+        if kw.get(k) is None:
+            kw[k] = float("nan")
+    return Finding(**kw)
+
+
+def tracker_from_state(state: dict[str, Any] | None, params: Any) -> SeriesEpisodes:
+    return SeriesEpisodes(state, params)
+
+
+def tracker_state(tracker: SeriesEpisodes) -> dict[str, Any]:
+    return tracker.to_state()
+
+
+def tracker_last_period(tracker: SeriesEpisodes) -> date | None:
     return tracker.last_period
 
 
-def tracker_update(tracker: Any, period: date, findings: list[Finding]) -> list[tuple[str, Finding]]:
-    return [(d.action, d.finding) for d in tracker.update(period, findings)]
+def tracker_update(
+    tracker: SeriesEpisodes, period: date, findings: list[Finding]
+) -> list[tuple[str, Finding]]:
+    return tracker.update(period, findings)
 
 
 def tracker_active(state: dict[str, Any] | None, params: Any) -> list[Finding]:
     if not state:
         return []
-    return list(tracker_from_state(state, params).active_findings())
+    return SeriesEpisodes(state, params).active_findings()
 
 
 # -- deciding ----------------------------------------------------------------------
@@ -91,7 +151,16 @@ def enqueue_findings(
     """
     created: list[dict[str, Any]] = []
     trends = [(f, a) for f, a in firing if f.kind == "trend" and f.direction == "increase"]
-    others = [(f, a) for f, a in firing if not (f.kind == "trend" and f.direction == "increase")]
+    rising = {f.series_key for f, _ in trends} | {
+        skey for scope, st in states.items() if (skey := scope.removeprefix("series:"))
+        and any(k == "trend:increase" for k in (st.get("active") or {}))
+    }
+    # a spike in a series that is already in a rising trend is part of that trend's story
+    others = [
+        (f, a) for f, a in firing
+        if not (f.kind == "trend" and f.direction == "increase")
+        and not (f.kind == "spike" and f.series_key in rising)
+    ]
     groups: list[list[tuple[Finding, str]]] = [trends] if trends else []
     groups += [[x] for x in others]
     pending_states = dict(states)
@@ -249,7 +318,13 @@ def _muted(config: Config, substance: str) -> bool:
 def enqueue_notice(
     config: Config, store: Store, src: Any, item: Any, substance: str, *, now: datetime
 ) -> int | None:
-    """A new warning notice naming a monitored substance is an alert by itself."""
+    """A new warning notice naming a monitored substance is an alert by itself.
+
+    Notices published more than ``alerting.notice_max_age`` before now (history
+    read on a first poll) are stored and counted, not alerted.
+    """
+    if now - item.published_at > parse_duration(config.alerting.notice_max_age):
+        return None
     data = {
         "substance": substance,
         "label": config.substance_label(substance),

@@ -292,11 +292,16 @@ class AlertingConfig(_Model):
     retry_max_backoff: str = Field("1h")
     expire_after: str = Field("2d", description="Give up on a delivery after this long.")
     send_timeout: str = Field("30s", description="Hard limit for one send to one target.")
+    notice_max_age: str = Field(
+        "14d", description="Warning notices older than this when first seen are not alerted."
+    )
     default_targets: list[str] | None = Field(
         None, description="Targets for alerts no route matches; all targets when unset."
     )
 
-    @field_validator("retry_backoff", "retry_max_backoff", "expire_after", "send_timeout")
+    @field_validator(
+        "retry_backoff", "retry_max_backoff", "expire_after", "send_timeout", "notice_max_age"
+    )
     @classmethod
     def _dur(cls, v: str) -> str:
         parse_duration(v)

@@ -50,12 +50,18 @@ def scale_words(category: int, lang: str) -> str:
 
 
 def _fmt(x: Any, nd: int = 1) -> str:
+    """Numbers with ``nd`` decimals, or three significant digits when small."""
     if x is None:
         return "–"
     try:
-        return f"{float(x):.{nd}f}"
+        v = float(x)
     except (TypeError, ValueError):
         return str(x)
+    if v != v:
+        return "–"
+    if v != 0 and abs(v) < 1:
+        return f"{v:.3g}"
+    return f"{v:.{nd}f}"
 
 
 def _rel(x: Any) -> str:

@@ -308,14 +308,25 @@ class Pipeline:
                 continue
             per_period = replay(series, params)
             n = len(series.periods)
-            window = self.config.general.backfill_current_periods
+            window = max(self.config.general.backfill_current_periods, 1)
+            held_back: set[str] = set()
             for i in todo:
                 findings = list(per_period[i])
                 for f in findings:
                     store.record_finding(f, now=self.clock())
                 for action, f in alerting.tracker_update(tracker, series.periods[i], findings):
-                    if action in alerting.SEND_ACTIONS and i >= n - max(window, 1):
+                    if i >= n - window:
                         firing.append((f, action))
+                    else:
+                        held_back.add(f"{f.kind}:{f.direction}")
+            # History is recorded, not alerted; an episode from it that is still open
+            # at the latest period is current news and alerts once.
+            last = series.periods[-1]
+            sent_now = {f"{f.kind}:{f.direction}" for f, _ in firing if f.series_key == series.key}
+            for f in tracker.active_findings():
+                key = f"{f.kind}:{f.direction}"
+                if key in held_back and key not in sent_now and f.detected_at == last:
+                    firing.append((f, "open"))
             states[scope] = alerting.tracker_state(tracker)
         return alerting.enqueue_findings(self.config, store, substance, firing, states,
                                          now=self.clock())

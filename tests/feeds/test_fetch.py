@@ -25,7 +25,7 @@ class Server:
         routes, hits = self.routes, self.hits
 
         class H(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 hits[self.path] = hits.get(self.path, 0) + 1
                 routes[self.path](self)
 
@@ -34,7 +34,9 @@ class Server:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     def url(self, path: str) -> str:
@@ -76,7 +78,9 @@ def fetcher(**kw: object) -> Fetcher:
 
 
 def test_200(server: Server) -> None:
-    server.routes["/feed"] = reply(200, b"<rss/>", {"ETag": '"v1"', "Last-Modified": "Mon, 16 Mar 2026 08:00:00 GMT"})
+    server.routes["/feed"] = reply(
+        200, b"<rss/>", {"ETag": '"v1"', "Last-Modified": "Mon, 16 Mar 2026 08:00:00 GMT"}
+    )
     [doc] = fetcher().fetch(server.url("/feed"))
     assert doc.content == b"<rss/>"
     assert doc.etag == '"v1"' and doc.last_modified == "Mon, 16 Mar 2026 08:00:00 GMT"
@@ -182,7 +186,9 @@ def test_gzip_is_decoded_and_bomb_capped(server: Server) -> None:
     body = b"<rss>" + b"kokain " * 100 + b"</rss>"
     server.routes["/gz"] = reply(200, gzip.compress(body), {"Content-Encoding": "gzip"})
     assert fetcher().fetch(server.url("/gz"))[0].content == body
-    server.routes["/bomb"] = reply(200, gzip.compress(b"\0" * 5_000_000), {"Content-Encoding": "gzip"})
+    server.routes["/bomb"] = reply(
+        200, gzip.compress(b"\0" * 5_000_000), {"Content-Encoding": "gzip"}
+    )
     with pytest.raises(FetchError, match="max_bytes"):
         fetcher(max_bytes=100_000).fetch(server.url("/bomb"))
 

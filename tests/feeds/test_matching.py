@@ -62,7 +62,9 @@ def test_match(text: str, expected: tuple[str, ...]) -> None:
 def test_slang_without_context_rule_matches_alone() -> None:
     from feeds.base import SubstanceSpec
 
-    spec = SubstanceSpec(id="ghb", label="GHB", names=("ghb",), slang=("knockout",), slang_needs_context=False)
+    spec = SubstanceSpec(
+        id="ghb", label="GHB", names=("ghb",), slang=("knockout",), slang_needs_context=False
+    )
     assert SubstanceMatcher([spec]).match("Knockout på byen") == ("ghb",)
     assert SubstanceMatcher([spec]).match("Knockouten") == ()
 

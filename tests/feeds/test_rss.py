@@ -16,7 +16,9 @@ def make(**options: object) -> RssFeed:
 
 
 def parse(name: str, **options: object):
-    return make(**options).parse(fixture_bytes("rss", name), location=f"tests/{name}", fetched_at=FETCHED_AT)
+    return make(**options).parse(
+        fixture_bytes("rss", name), location=f"tests/{name}", fetched_at=FETCHED_AT
+    )
 
 
 def test_items_from_a_norwegian_feed() -> None:
@@ -85,7 +87,11 @@ def test_malformed_feed_keeps_entries_and_reports() -> None:
 def test_atom_with_html_title() -> None:
     result = parse("atom.xml")
     assert [(i.title, i.key, i.published_at) for i in result.items] == [
-        ("Økt bruk av ketamin blant unge", "guid:urn:rusinfo:2026:17", datetime(2026, 3, 10, 11, 0, tzinfo=UTC))
+        (
+            "Økt bruk av ketamin blant unge",
+            "guid:urn:rusinfo:2026:17",
+            datetime(2026, 3, 10, 11, 0, tzinfo=UTC),
+        )
     ]
     assert result.items[0].summary == "Flere spør om ketamin."
 

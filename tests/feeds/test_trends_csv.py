@@ -10,7 +10,9 @@ from .conftest import FETCHED_AT, SUBSTANCES, fixture_bytes
 
 
 def parse(name: str, raw: bytes | None = None, **options: object):
-    feed = TrendsCsvFeed(name="gt", options=TrendsCsvOptions(**options), substances=SUBSTANCES, region="NO")
+    feed = TrendsCsvFeed(
+        name="gt", options=TrendsCsvOptions(**options), substances=SUBSTANCES, region="NO"
+    )
     raw = fixture_bytes("trends", name) if raw is None else raw
     return feed.parse(raw, location=f"t/{name}", fetched_at=FETCHED_AT)
 
@@ -34,10 +36,16 @@ def test_localized_classic_weekly_export() -> None:
         (date(2026, 1, 19), 2.0, None),
     ]
     # the empty xanor cell is missing, not 0
-    assert [p for p, _, _ in series(result, "xanor")] == [date(2026, 1, 5), date(2026, 1, 19), date(2026, 1, 26)]
+    assert [p for p, _, _ in series(result, "xanor")] == [
+        date(2026, 1, 5),
+        date(2026, 1, 19),
+        date(2026, 1, 26),
+    ]
     assert {o.metric for o in result.observations} == {"index"}
     assert {o.region for o in result.observations} == {"NO"}
-    assert [(p.where, "not a number" in p.message) for p in result.problems] == [("t/no_weekly_localized.csv line 7", True)]
+    assert [(p.where, "not a number" in p.message) for p in result.problems] == [
+        ("t/no_weekly_localized.csv line 7", True)
+    ]
 
 
 def test_geo_as_region() -> None:
@@ -47,7 +55,11 @@ def test_geo_as_region() -> None:
 
 def test_monthly_classic_with_quoted_term() -> None:
     result = parse("monthly_classic.csv")
-    assert series(result, "heroin") == [(date(2025, 10, 1), 30.0, None), (date(2025, 11, 1), 28.0, None), (date(2025, 12, 1), 31.0, None)]
+    assert series(result, "heroin") == [
+        (date(2025, 10, 1), 30.0, None),
+        (date(2025, 11, 1), 28.0, None),
+        (date(2025, 12, 1), 31.0, None),
+    ]
     assert series(result, "xanor")[-1] == (date(2025, 12, 1), 0.5, "lt1")
 
 
@@ -57,7 +69,9 @@ def test_terms_option_maps_columns() -> None:
     assert obs[0] == (date(2022, 5, 2), 40.0, None)  # 2022-05-01 was a Sunday
     assert all(p.weekday() == 0 for p, _, _ in obs)
     assert len(obs) == 51
-    assert [p.message for p in result.problems] == ["term 'house plant' names no monitored substance; ignored"]
+    assert [p.message for p in result.problems] == [
+        "term 'house plant' names no monitored substance; ignored"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -97,7 +111,10 @@ def test_cp1252_and_bom() -> None:
 
 def test_crlf_and_no_trailing_newline() -> None:
     raw = b'"Time","ketamin"\r\n"2025-12-01",91\r\n"2026-01-01",100'
-    assert series(parse("x.csv", raw=raw), "ketamin") == [(date(2025, 12, 1), 91.0, None), (date(2026, 1, 1), 100.0, None)]
+    assert series(parse("x.csv", raw=raw), "ketamin") == [
+        (date(2025, 12, 1), 91.0, None),
+        (date(2026, 1, 1), 100.0, None),
+    ]
 
 
 def test_parse_twice_gives_identical_results() -> None:
@@ -119,7 +136,10 @@ def test_rescale_without_enough_overlap_returns_new_unchanged() -> None:
     new = {date(2026, 1, 5): 10.0, date(2026, 1, 12): 20.0}
     old = {date(2026, 1, 5): 40.0, date(2026, 1, 12): 80.0}
     assert rescale_to_overlap(new, old) == new
-    assert rescale_to_overlap(new, old, min_overlap=2) == {date(2026, 1, 5): 40.0, date(2026, 1, 12): 80.0}
+    assert rescale_to_overlap(new, old, min_overlap=2) == {
+        date(2026, 1, 5): 40.0,
+        date(2026, 1, 12): 80.0,
+    }
 
 
 def test_rescale_ignores_lt1_values() -> None:

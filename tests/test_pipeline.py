@@ -1,0 +1,140 @@
+"""One source to one alert: poll → store → detect → alert, idempotent, failure-isolated."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from tests.conftest import write_config
+from tests.scenario import LAB_SOURCE, MEDIA_SOURCE, media_titles, write_lab_csv, write_rss
+from warnd.cli import collect_status, main
+from warnd.config import load_config
+from warnd.pipeline import Pipeline
+from warnd.store import Store
+
+NOW = datetime(2026, 1, 5, 12, tzinfo=UTC)
+
+
+def make_config(tmp_path, extra: str = ""):
+    write_lab_csv(tmp_path / "data" / "lab.csv")
+    write_rss(tmp_path / "data" / "media" / "feed.xml", media_titles())
+    body = LAB_SOURCE.format(interval="1h") + MEDIA_SOURCE.format(interval="1h") + extra
+    return load_config(write_config(tmp_path, body))
+
+
+def counts(cfg) -> dict[str, int]:
+    st = Store.in_dir(cfg.state_dir)
+    try:
+        return {t: st.q(f"SELECT COUNT(*) AS n FROM {t}")[0]["n"]
+                for t in ("observations", "items", "alerts", "deliveries", "findings")}
+    finally:
+        st.close()
+
+
+def test_rising_substance_alerts_and_stable_one_does_not(tmp_path):
+    cfg = make_config(tmp_path)
+    res = Pipeline(cfg, clock=lambda: NOW).run_once()
+    assert all(p.ok for p in res["polls"]), [p.error for p in res["polls"]]
+    alerted = {a["substance"] for a in res["alerts"]}
+    assert "ketamin" in alerted
+    assert "heroin" not in alerted
+    ket = next(a for a in res["alerts"] if a["substance"] == "ketamin")
+    assert ket["kind"] == "trend" and ket["direction"] == "increase"
+    assert {x["source"] for x in ket["data"]["agree"]} == {"lab", "media"}
+    assert "ketamin" in ket["title"] and "2 kilder" in ket["title"]
+    # the headlines behind it are cited; the weather articles were not counted
+    assert any("ketamin" in h["title"] for h in ket["data"]["headlines"])
+
+
+def test_second_run_is_idempotent_and_sends_nothing_new(tmp_path):
+    cfg = make_config(tmp_path)
+    Pipeline(cfg, clock=lambda: NOW).run_once()
+    before = counts(cfg)
+    res = Pipeline(cfg, clock=lambda: NOW).run_once()
+    assert res["alerts"] == []
+    assert all(p.documents == 0 and p.skipped >= 1 for p in res["polls"])
+    assert counts(cfg) == before
+
+
+def test_reingesting_a_changed_file_adds_only_the_new_period(tmp_path):
+    cfg = make_config(tmp_path)
+    Pipeline(cfg, clock=lambda: NOW).run_once()
+    n_obs = counts(cfg)["observations"]
+    lab = tmp_path / "data" / "lab.csv"
+    lab.write_text(lab.read_text() + "2026-01-01,heroin,5\n")
+    res = Pipeline(cfg, clock=lambda: NOW).run_once()
+    lab_poll = next(p for p in res["polls"] if p.source == "lab")
+    assert lab_poll.documents == 1
+    assert counts(cfg)["observations"] == n_obs + 1
+
+
+def test_failing_source_does_not_stop_the_others(tmp_path):
+    broken = """
+[[sources]]
+name = "gone"
+kind = "rss"
+location = "data/does-not-exist.xml"
+interval = "1h"
+dimension = "interest"
+"""
+    cfg = make_config(tmp_path, broken)
+    res = Pipeline(cfg, clock=lambda: NOW).run_once()
+    by = {p.source: p for p in res["polls"]}
+    assert not by["gone"].ok and "does-not-exist.xml" in by["gone"].error
+    assert by["lab"].ok and by["media"].ok
+    st = collect_status(cfg)
+    gone = next(s for s in st["sources"] if s["name"] == "gone")
+    assert gone["consecutive_failures"] == 1 and "does-not-exist.xml" in gone["last_error"]
+
+
+def test_malformed_feed_is_reported_and_rest_ingested(tmp_path):
+    cfg = make_config(tmp_path)
+    (tmp_path / "data" / "media" / "broken.xml").write_bytes(b"\x00\x01 this is not xml")
+    res = Pipeline(cfg, clock=lambda: NOW).run_once()
+    media = next(p for p in res["polls"] if p.source == "media")
+    assert media.ok and media.problems >= 1 and media.items > 0
+    st = collect_status(cfg)
+    probs = next(s for s in st["sources"] if s["name"] == "media")["recent_problems"]
+    assert any("broken.xml" in p["location"] for p in probs)
+
+
+def test_old_history_is_recorded_but_not_alerted(tmp_path):
+    # ketamin rose two years ago and came back down: findings, but no alert now
+    write_lab_csv(tmp_path / "data" / "lab.csv", rise_from=None)
+    lab = tmp_path / "data" / "lab.csv"
+    lines = lab.read_text().splitlines()
+    out = [lines[0]]
+    for i, line in enumerate(lines[1:]):
+        d, sub, v = line.split(",")
+        week = i // 2
+        if sub == "ketamin" and 40 <= week < 60:
+            v = str(int(v) * 4 + 10)
+        out.append(f"{d},{sub},{v}")
+    lab.write_text("\n".join(out) + "\n")
+    cfg = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h")))
+    res = Pipeline(cfg, clock=lambda: NOW).run_once()
+    assert res["alerts"] == []
+    assert counts(cfg)["findings"] > 0
+
+
+def test_run_once_command_prints_the_alert(tmp_path, capsys):
+    cfg = make_config(tmp_path)
+    assert main(["--config", str(cfg.path), "run", "--once"]) == 0
+    out = capsys.readouterr().out
+    assert "ALERT #" in out and "ketamin" in out
+    assert main(["--config", str(cfg.path), "alerts", "--json"]) == 0
+    assert '"substance": "ketamin"' in capsys.readouterr().out
+
+
+def test_demo_scenario_alerts_rising_substances_only(root, tmp_path, monkeypatch):
+    """`make demo`: the shipped config on the sample data, no network, no accounts."""
+    monkeypatch.setenv("WARND_STATE_DIR", str(tmp_path / "demo-state"))
+    cfg = load_config(root / "config.toml")
+    res = Pipeline(cfg).run_once()
+    assert all(p.ok for p in res["polls"]), [(p.source, p.error) for p in res["polls"]]
+    trends = {a["substance"] for a in res["alerts"]
+              if a["kind"] == "trend" and a["direction"] == "increase"}
+    assert trends == {"kokain", "ketamin"}
+    for a in res["alerts"]:
+        if a["substance"] in ("kokain", "ketamin") and a["kind"] == "trend":
+            assert a["severity"] == "critical"  # several independent sources agree
+            assert len({x["source"] for x in a["data"]["agree"]}) >= 3
