@@ -343,11 +343,16 @@ def counts_csv(substances: list[str], *, weeks: int = 120, seed: int = 1,
     return ("\n".join(lines) + "\n").encode()
 
 
-def notices_rss(n: int, substance: str, *, start: date = date(2026, 3, 2), tag: str = "") -> bytes:
-    """An RSS feed of ``n`` warning notices, each naming ``substance``."""
+def notices_rss(n: int, substance: str, *, tag: str = "") -> bytes:
+    """An RSS feed of ``n`` warning notices, each naming ``substance``.
+
+    Notice ``i`` is dated ``i % 7`` days before today: recent enough to be alerted
+    (``alerting.notice_max_age``), and the same date whenever the feed is rewritten.
+    """
     items = []
+    today = date.today()
     for i in range(n):
-        d = start + timedelta(days=i)
+        d = today - timedelta(days=i % 7)
         items.append(
             f"<item><title>Varsel {tag}{i}: farlig {substance} i omløp</title>"
             f"<link>https://notices.example/{tag}{i}</link>"

@@ -31,7 +31,7 @@ from warnd import alerting
 from warnd.config import Config, parse_duration
 from warnd.errors import WarndError
 from warnd.logs import redact
-from warnd.store import Store, store_problem, utcnow
+from warnd.store import Store, iso, store_problem, utcnow
 
 log = logging.getLogger("warnd.pipeline")
 
@@ -242,11 +242,14 @@ class Pipeline:
         """
         from feeds.base import Item
 
+        # only notices young enough to be alerted at all (alerting.notice_max_age)
+        since = iso(now - parse_duration(self.config.alerting.notice_max_age))
         rows = store.q(
             "SELECT i.*, s.substance AS sub FROM items i JOIN item_substances s ON s.key = i.key "
             "LEFT JOIN alerts a ON a.dedupe_key = s.substance || ':notice:' || i.key "
-            "WHERE i.source=? AND i.kind='notice' AND a.id IS NULL ORDER BY i.published_at",
-            [src.name],
+            "WHERE i.source=? AND i.kind='notice' AND i.published_at >= ? AND a.id IS NULL "
+            "ORDER BY i.published_at",
+            [src.name, since],
         )
         for r in rows:
             if r["sub"] not in self.config.substances:
