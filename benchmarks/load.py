@@ -155,7 +155,7 @@ def main() -> int:
     ap.add_argument("--substances", type=int, default=40)
     ap.add_argument("--regions", type=int, default=2)
     ap.add_argument("--weeks", type=int, default=30, help="weeks of history per series")
-    ap.add_argument("--cycles", type=int, default=2, help="steady cycles (one new week each)")
+    ap.add_argument("--cycles", type=int, default=1, help="steady cycles (one new week each)")
     ap.add_argument("--jump-every", type=int, default=200,
                     help="every Nth series jumps 4x in the steady weeks (0: none)")
     ap.add_argument("--seed", type=int, default=1)

@@ -178,8 +178,8 @@ def test_read_only_state_directory_then_writable(tmp_path):
                 db.chmod(0o600)
         assert r.returncode == 1
         assert "warnd: " in r.stderr and not stray_tracebacks(r.stderr)
-        assert ("read-only" in r.stderr or "readonly" in r.stderr
-                or "unable to open database file" in r.stderr)
+        assert "is not writable (read-only file system or permissions)" in r.stderr \
+            or "read-only" in r.stderr, r.stderr
         assert integrity(db) == "ok"
         assert n_rows(db, "observations") == before
         r = run_once(cfg)

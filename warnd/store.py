@@ -10,6 +10,7 @@ migrations (:data:`MIGRATIONS`); opening an older file upgrades it.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -45,6 +46,9 @@ def store_problem(e: sqlite3.Error, state_dir: Any) -> str:
         hint = f"no space left for {state_dir}; free space and the work is retried"
     elif "readonly" in low or "read-only" in low:
         hint = f"{state_dir} is read-only; make it writable and the work is retried"
+    elif "unable to open" in low and not os.access(state_dir, os.W_OK):
+        hint = (f"{state_dir} is not writable (read-only file system or permissions); "
+                "make it writable and the work is retried")
     elif "i/o" in low:
         hint = f"I/O error under {state_dir}; check free space and the disk"
     else:
