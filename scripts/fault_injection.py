@@ -185,6 +185,7 @@ def run(kills: int, seed: int, work: Path, quiet: bool = False) -> dict[str, Any
         window = max(window, 0.2)
         phases: Counter[str] = Counter()
         killed_segments: list[str] = []
+        aims: list[str] = []
         for i in range(1, kills + 1):
             add_round(work, i)
             d = DaemonProcess(cfg, log).start()
@@ -201,6 +202,7 @@ def run(kills: int, seed: int, work: Path, quiet: bool = False) -> dict[str, Any
             d.kill()
             phases[phase] += 1
             killed_segments.append(d.text())
+            aims.append(aim.split(" ")[0])
             if not quiet:
                 print(f"kill {i}/{kills} ({aim}) {delay:.3f} s later: {phase}", file=sys.stderr)
         # the last process runs to the end and stops cleanly
@@ -225,6 +227,11 @@ def run(kills: int, seed: int, work: Path, quiet: bool = False) -> dict[str, Any
         received = Counter(sink.titles())
         titles = faulted["alerts"]
         interrupted = interrupted_sends(killed_segments, titles)
+        by_aim: dict[str, dict[str, int]] = {}
+        for aim, seg in zip(aims, killed_segments, strict=True):
+            row = by_aim.setdefault(aim, {"kills": 0, "with_interrupted_send": 0})
+            row["kills"] += 1
+            row["with_interrupted_send"] += bool(interrupted_sends([seg], titles))
         per_alert = Counter(titles.values())
         missing = [t for t in per_alert if received[t] < per_alert[t]]
         extra = {t: received[t] - per_alert[t] for t in received if received[t] > per_alert[t]}
@@ -244,6 +251,7 @@ def run(kills: int, seed: int, work: Path, quiet: bool = False) -> dict[str, Any
             "seed": seed,
             "kill_window_s": round(window * 1.2, 3),
             "killed_during": dict(phases),
+            "kills_by_aim": by_aim,
             "observations": len(faulted["observations"]),
             "items": len(faulted["items"]),
             "alerts": len(titles),
