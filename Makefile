@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv bench load fault-injection check-unit systemd-tools clean
+.PHONY: demo test venv bench load fault-injection check-unit systemd-tools clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,11 @@ demo: $(STAMP)
 	@rm -rf .demo-state
 	WARND_STATE_DIR=.demo-state $(BIN)/warnd --config config.toml run --once
 
-test: $(STAMP) check-unit
+# The report test renders HTML in headless Chromium (Debian's package; root on CI).
+chromium:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
+
+test: $(STAMP) chromium check-unit
 	$(BIN)/python -m pytest -q
 
 # systemd-analyze checks the unit file; installed here when missing and we are

@@ -20,6 +20,12 @@ SCALE = {
 }
 
 
+def is_score(metric: str) -> bool:
+    """Trend-panel answers, already on the five-step scale: metric ``score`` or
+    ``score:<dimension>`` (a panel asks about use and availability, each its own series)."""
+    return metric == "score" or metric.startswith("score:")
+
+
 @dataclass(frozen=True)
 class Series:
     """One series: a substance in one source (optionally one region and metric).

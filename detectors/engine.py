@@ -16,24 +16,26 @@ Method (assumptions in :mod:`detectors.baseline`):
    ``±residual_cap``, ``S_t = max(0, S_{t-1} + min(z_t, cap) - k)``. A trend is current
    while ``S_t > h`` and at least ``min_trend_periods`` periods have passed since the
    sum left zero. Because each residual is capped, one outlier adds at most
-   ``cap - k`` (1.5 by default, against ``h = 5``): a one-period excursion that returns
+   ``cap - k`` (1.5 by default, against ``h = 5.5``): a one-period excursion that returns
    to baseline is a spike, never a trend. The onset is then placed by an exact
    single change point (ruptures ``KernelCPD(kernel="linear")``, the least-squares
    cost; Killick et al. 2012 for the PELT family) in the log ratio observed/expected
-   around the CUSUM start; the levels before/after are the mean expected and the mean
+   around the CUSUM start (once, at the run's first alarm, so the onset and
+   ``Finding.key`` stay fixed); the levels before/after are the mean expected and the mean
    observed value from the onset on, and the p-value is the tail of the total count
    from the onset under the baseline (negative binomial with summed mean and variance;
    normal on the transformed scale for other values).
 4. **Spike** (increase only): the newest value's upper tail probability under the
    baseline is below ``spike_alpha``, it is at least ``spike_min_ratio`` times the
-   expectation and (counts) at least ``spike_min_excess`` above it, in the spirit of
+   expectation and (counts) at least ``spike_min_excess`` above it, (other values)
+   above every value of the baseline window, in the spirit of
    the EARS C-methods' one-period threshold (Hutwagner et al. 2003, J Urban Health
    80:i89). One-period drops are not reported: a lone low value is far more often a
    reporting gap than a change, and decreases never alert.
 
 Missing periods (absent or NaN) leave the CUSUM unchanged. A series with fewer than
 ``min_points`` observed values, or without a baseline yet, has no findings. A series with
-metric ``"score"`` (trend panel answers) is already on the five-step scale and has no
+metric ``"score"`` or ``"score:<dimension>"`` (trend panel answers) is already on the five-step scale and has no
 findings here; :mod:`detectors.synthesis` sums it.
 """
 
@@ -46,7 +48,7 @@ import numpy as np
 import ruptures as rpt
 from scipy import special
 
-from detectors.base import Finding, Series
+from detectors.base import Finding, Series, is_score
 from detectors.baseline import Baseline, fit_baseline
 from detectors.grid import PER_YEAR, grid_positions, infer_step, on_grid, prefix_steps
 from detectors.params import DetectionParams
@@ -86,8 +88,13 @@ def nb_pmf(k, mean, var) -> np.ndarray:
     k, mean, var, over, size, prob = _nb_args(k, mean, var)
     kk = np.maximum(k, 0)
     m = np.maximum(mean, 1e-300)
-    lnb = (special.gammaln(kk + size) - special.gammaln(size) - special.gammaln(kk + 1)
-           + size * np.log(prob) + kk * np.log1p(-prob))
+    lnb = (
+        special.gammaln(kk + size)
+        - special.gammaln(size)
+        - special.gammaln(kk + 1)
+        + size * np.log(prob)
+        + kk * np.log1p(-prob)
+    )
     lpo = kk * np.log(m) - m - special.gammaln(kk + 1)
     return np.where(k < 0, 0.0, np.exp(np.where(over, lnb, lpo)))
 
@@ -194,6 +201,10 @@ def _track(series: Series, params: DetectionParams, step: str) -> _Track:
         )
         if family == "counts":
             spike &= y - base.expected >= params.spike_min_excess
+        else:
+            # indexes and concentrations are often sparse or quantised: a value the
+            # baseline window has already seen is not exceptional
+            spike &= y > base.window_max
     n_seen = np.cumsum(np.isfinite(np.asarray(series.values, float)))
     return _Track(pos, y, den, base, expected, z, s_up, s_dn, st_up, st_dn, p_up, spike, n_seen)
 
@@ -228,7 +239,11 @@ def _trend(series: Series, tr: _Track, t: int, up: bool, params: DetectionParams
     start = int((tr.start_up if up else tr.start_dn)[t])
     if not (s[t] > params.cusum_h) or start < 0 or t - start + 1 < params.min_trend_periods:
         return None
-    onset = _onset(tr, start, t, up)
+    # The onset is placed once, at the first period of this CUSUM run that alarmed, so it
+    # (and Finding.key) stays the same while the run lasts.
+    run = np.arange(start, t + 1)
+    alarmed = run[(s[run] > params.cusum_h) & (run - start + 1 >= params.min_trend_periods)]
+    onset = _onset(tr, start, int(alarmed[0]), up)
     seg = np.arange(onset, t + 1)
     ok = np.isfinite(tr.y[seg]) & np.isfinite(tr.base.expected[seg])
     seg = seg[ok]
@@ -319,8 +334,11 @@ def _spike(series: Series, tr: _Track, t: int, params: DetectionParams):
         region=series.region,
         metric=series.metric,
         dimension=series.dimension,
-        method=("quasi-Poisson baseline, upper tail" if tr.base.family == "counts"
-                else "log-linear baseline, upper tail"),
+        method=(
+            "quasi-Poisson baseline, upper tail"
+            if tr.base.family == "counts"
+            else "log-linear baseline, upper tail"
+        ),
         evidence={
             "expected": _round(before),
             "value": _round(after),
@@ -346,8 +364,11 @@ def _findings_at(series: Series, tr: _Track, i: int, params: DetectionParams) ->
         return []
     t = int(tr.pos[i])
     out = []
-    for f in (_trend(series, tr, t, True, params), _trend(series, tr, t, False, params),
-              _spike(series, tr, t, params)):
+    for f in (
+        _trend(series, tr, t, True, params),
+        _trend(series, tr, t, False, params),
+        _spike(series, tr, t, params),
+    ):
         if f is not None:
             out.append(f)
     return out
@@ -358,7 +379,7 @@ def _step(series: Series, params: DetectionParams) -> str:
 
 
 def _usable(series: Series, params: DetectionParams) -> bool:
-    return series.metric != "score" and len(series.periods) >= params.min_points
+    return not is_score(series.metric) and len(series.periods) >= params.min_points
 
 
 def detect(series: Series, params: DetectionParams) -> list[Finding]:

@@ -63,12 +63,20 @@ class EpisodeTracker:
 
     def to_dict(self) -> dict[str, Any]:
         """The state as JSON-able data."""
-        return {"period": self.state["period"], "open": {k: dict(v) for k, v in self.state["open"].items()}}
+        return {
+            "period": self.state["period"],
+            "open": {k: dict(v) for k, v in self.state["open"].items()},
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, params: DetectionParams) -> EpisodeTracker:
-        return cls(params=params, state={"period": int(data["period"]),
-                                         "open": {k: dict(v) for k, v in data["open"].items()}})
+        return cls(
+            params=params,
+            state={
+                "period": int(data["period"]),
+                "open": {k: dict(v) for k, v in data["open"].items()},
+            },
+        )
 
     def _sendable(self, direction: str) -> bool:
         return direction == "increase" or self.params.alert_decreases
@@ -84,7 +92,8 @@ class EpisodeTracker:
             key = f"{f.kind}:{f.direction}"
             best = seen.get(key)
             if best is None or (f.category, abs(f.relative_change)) > (
-                best.category, abs(best.relative_change)
+                best.category,
+                abs(best.relative_change),
             ):
                 seen[key] = f
         out: list[Decision] = []
@@ -94,8 +103,14 @@ class EpisodeTracker:
             cat = abs(f.category)
             ep = episodes.get(key)
             if ep is None:
-                episodes[key] = {"opened": now, "last_seen": now, "last_sent": now,
-                                 "category": cat, "magnitude": mag, "n_sources": _n_sources(f)}
+                episodes[key] = {
+                    "opened": now,
+                    "last_seen": now,
+                    "last_sent": now,
+                    "category": cat,
+                    "magnitude": mag,
+                    "n_sources": _n_sources(f),
+                }
                 out.append(Decision("open", key, send_ok, f, now))
                 continue
             ep["last_seen"] = now
@@ -105,10 +120,17 @@ class EpisodeTracker:
                 or _n_sources(f) > ep["n_sources"]
             )
             if grew:
-                ep.update(category=max(cat, ep["category"]), magnitude=max(mag, ep["magnitude"]),
-                          n_sources=max(_n_sources(f), ep["n_sources"]), last_sent=now)
+                ep.update(
+                    category=max(cat, ep["category"]),
+                    magnitude=max(mag, ep["magnitude"]),
+                    n_sources=max(_n_sources(f), ep["n_sources"]),
+                    last_sent=now,
+                )
                 out.append(Decision("escalate", key, send_ok, f, ep["opened"]))
-            elif p.repeat_after_periods is not None and now - ep["last_sent"] >= p.repeat_after_periods:
+            elif (
+                p.repeat_after_periods is not None
+                and now - ep["last_sent"] >= p.repeat_after_periods
+            ):
                 ep["last_sent"] = now
                 out.append(Decision("repeat", key, send_ok, f, ep["opened"]))
             else:

@@ -39,9 +39,15 @@ class DetectionParams(BaseModel):
 
     # --- baseline ----------------------------------------------------------------------
     baseline_years: float = Field(
-        3.0,
+        5.0,
         gt=0,
         description="Longest history (in years) the baseline regression uses.",
+    )
+    baseline_half_life_years: float | None = Field(
+        None,
+        gt=0,
+        description="Age (in years) at which a baseline point weighs half as much as the "
+        "newest; None weighs the whole window equally.",
     )
     guard_periods: int = Field(
         8,
@@ -62,9 +68,10 @@ class DetectionParams(BaseModel):
         "many years of observations in the window and when it is significant.",
     )
     trend_z: float = Field(
-        2.58,
-        gt=0,
-        description="Wald |z| the trend coefficient must exceed to be kept (Farrington 1996).",
+        1.96,
+        ge=0,
+        description="Absolute Wald z the trend coefficient must exceed to be kept "
+        "(Farrington et al. 1996 use a 5 % test).",
     )
     reweight_threshold: float = Field(
         2.58,
@@ -85,7 +92,7 @@ class DetectionParams(BaseModel):
         description="CUSUM reference value in standard deviations (detects shifts of about 2k).",
     )
     cusum_h: float = Field(
-        5.0,
+        5.5,
         gt=0,
         description="CUSUM decision threshold: a trend is current while the sum exceeds it.",
     )
@@ -108,7 +115,7 @@ class DetectionParams(BaseModel):
 
     # --- spikes ------------------------------------------------------------------------
     spike_alpha: float = Field(
-        0.001,
+        0.0001,
         gt=0,
         lt=1,
         description="Upper-tail probability below which the newest value is a spike.",
@@ -157,7 +164,7 @@ class DetectionParams(BaseModel):
     )
     half_year_start_months: tuple[int, int] = Field(
         (4, 10),
-        description="First months of the two half-years: April–September and October–March.",
+        description="First months of the two half-years: April-September and October-March.",
     )
 
     # --- synthesis ---------------------------------------------------------------------

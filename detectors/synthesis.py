@@ -3,9 +3,9 @@
 Our design (the Føre Var reports do not publish their scoring):
 
 * Each source's change between two windows (by default the last complete half-year
-  against the one before) is scored −2..+2 by :func:`score_change`.
+  against the one before) is scored -2..+2 by :func:`score_change`.
 * A trend-panel series (metric ``"score"``) is already on the scale: every answer is
-  −2..+2 and the source contributes the **sum of the answers** in the current window
+  -2..+2 and the source contributes the **sum of the answers** in the current window
   (30 of 34 informants reporting "small increase" give +30), as the printed sums
   suggest.
 * :func:`aggregate` sums the scores per dimension (use, availability, interest) and
@@ -26,7 +26,7 @@ from datetime import date, timedelta
 import numpy as np
 from scipy import stats
 
-from detectors.base import SCALE, Finding, Series
+from detectors.base import SCALE, Finding, Series, is_score
 from detectors.params import DetectionParams
 from detectors.scale import categorize
 
@@ -106,7 +106,7 @@ def score_change(
 
     * counts (non-negative integers, or ``counts=True``, or with denominators): the
       quasi-Poisson rate-ratio Wald test (periods or denominators as exposure);
-    * other values (indexes, prices, concentrations): the two-sided Mann–Whitney U test.
+    * other values (indexes, prices, concentrations): the two-sided Mann-Whitney U test.
 
     An empty window gives a stable result with no p-value.
     """
@@ -121,10 +121,8 @@ def score_change(
     else:
         lb, la = float(b.mean()), float(a.mean())
         eb, ea = np.ones_like(b), np.ones_like(a)
-    if lb > 0:
-        rel = la / lb - 1.0
-    else:
-        rel = 0.0 if la == 0 else math.inf
+    # from nothing: stable if still nothing, else an infinite increase
+    rel = la / lb - 1.0 if lb > 0 else (0.0 if la == 0 else math.inf)
     if use_counts:
         p = _quasi_poisson(b, a, eb, ea)
         test = "quasi-Poisson rate ratio"
@@ -161,8 +159,8 @@ def half_years(
 ) -> tuple[tuple[date, date], tuple[date, date]]:
     """The half-year containing ``d`` and the one before, each ``(first day, last day)``.
 
-    Default half-years: April–September and October–March (Føre Var): for any day in
-    October 2025 – March 2026 this is ((2025-10-01, 2026-03-31), (2025-04-01, 2025-09-30)).
+    Default half-years: April-September and October-March (Føre Var): for any day in
+    October 2025 - March 2026 this is ((2025-10-01, 2026-03-31), (2025-04-01, 2025-09-30)).
     """
     params = params or DetectionParams()
     s = _half_start(d, params)
@@ -174,7 +172,7 @@ def latest_complete_half_year(
     last_data_date: date, params: DetectionParams | None = None
 ) -> tuple[date, date]:
     """The newest half-year whose last month has data (``last_data_date`` is the start of
-    the newest period): data up to a period starting on 2026-03-02 completes Oct–Mar."""
+    the newest period): data up to a period starting on 2026-03-02 completes Oct-Mar."""
     params = params or DetectionParams()
     (cs, ce), (ps, pe) = half_years(last_data_date, params)
     return (cs, ce) if last_data_date >= date(ce.year, ce.month, 1) else (ps, pe)
@@ -188,20 +186,27 @@ def series_change(
 ) -> tuple[int, SourceChange | None]:
     """The score a series contributes for ``current`` against ``previous``.
 
-    A ``"score"`` series contributes the sum of its answers (each clipped to −2..2) in
-    ``current`` and no SourceChange; any other series its :func:`score_change` category.
+    A ``"score"`` series contributes the sum of its answers in ``current`` and no
+    SourceChange; any other series its :func:`score_change` category. A score value is
+    the sum of one round's answers with the number of answers as denominator, so it is
+    bounded by ``±2·n``; without a denominator it is one answer, bounded by ±2.
     """
     per = np.array(series.periods, dtype="datetime64[D]")
     vals = np.asarray(series.values, dtype=float)
     cur = (per >= np.datetime64(current[0])) & (per <= np.datetime64(current[1]))
     prv = (per >= np.datetime64(previous[0])) & (per <= np.datetime64(previous[1]))
-    if series.metric == "score":
+    if is_score(series.metric):
         v = vals[cur]
-        v = v[np.isfinite(v)]
-        return int(np.clip(np.round(v), -2, 2).sum()), None
+        n = (np.ones_like(v) if series.denominators is None
+             else np.nan_to_num(np.asarray(series.denominators, float)[cur], nan=1.0))
+        ok = np.isfinite(v)
+        bound = 2.0 * np.maximum(n[ok], 1.0)
+        return int(np.clip(np.round(v[ok]), -bound, bound).sum()), None
     den = series.denominators
     ch = score_change(
-        vals[prv], vals[cur], params,
+        vals[prv],
+        vals[cur],
+        params,
         denominators_before=None if den is None else den[prv],
         denominators_after=None if den is None else den[cur],
         counts=True if series.metric == "count" else None,

@@ -92,6 +92,7 @@ class Flat:
         denominator: float | None,
         region: str,
         dimension: str,
+        metric: str = "count",
     ) -> None:
         self.rows.append(
             (
@@ -102,6 +103,7 @@ class Flat:
                 "" if denominator is None else _num(denominator),
                 region,
                 dimension,
+                metric,
             )
         )
 
@@ -109,7 +111,8 @@ class Flat:
         with path.open("w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh, lineterminator="\n")
             w.writerow(
-                ["date", "substance", "source", "value", "denominator", "region", "dimension"]
+                ["date", "substance", "source", "value", "denominator", "region", "dimension",
+                 "metric"]
             )
             w.writerows(sorted(self.rows))
 
@@ -291,7 +294,7 @@ def trends(rng: np.random.Generator, flat: Flat) -> None:
     for m in WEEKS:
         for sub in SUBSTANCES:
             v = sum(100 * latent[t][m] / peak for t, s in TREND_TERMS.items() if s == sub)
-            flat.add(m, sub, "google-trends", round(v, 1), None, "NO", "interest")
+            flat.add(m, sub, "google-trends", round(v, 1), None, "NO", "interest", "index")
 
 
 # -- lab, ambulance, consumption room ------------------------------------------------
@@ -363,7 +366,7 @@ def consumption_room(rng: np.random.Generator, flat: Flat) -> None:
         for sub in ("heroin", "kokain", "ketamin"):
             n = negbin(rng, ROOM_MEAN[sub] * season(m, 0.06, 30) * level(sub, m), 15.0)
             cells.append(str(n))
-            flat.add(m, sub, "brukerrom", n, None, "46", "use")
+            flat.add(m, sub, "brukerrom", n, None, "46", "use", "visits")
         cells.append(str(negbin(rng, 40.0, 15.0)))
         lines.append(m.isoformat() + ";" + ";".join(cells))
     (out / "brukerrom_besok.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -477,7 +480,8 @@ def wastewater(rng: np.random.Generator, flat: Flat) -> None:
                 )
             for sub, vals in week.items():
                 flat.add(
-                    start, sub, "avlopsvann", round(float(np.mean(vals)), 1), None, city, "use"
+                    start, sub, "avlopsvann", round(float(np.mean(vals)), 1), None, city, "use",
+                    "concentration",
                 )
     (out / "avlopsvann_2021-2026.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -523,7 +527,7 @@ def panel(rng: np.random.Generator, flat: Flat) -> None:
                     sums.setdefault((sub, dim), []).append(score)
         (out / f"trendpanel_{rnd:%Y-%m}.csv").write_text(buf.getvalue(), encoding="utf-8")
         for (sub, dim), scores in sums.items():
-            flat.add(rnd, sub, "trendpanel", sum(scores), len(scores), "46", dim)
+            flat.add(rnd, sub, "trendpanel", sum(scores), len(scores), "46", dim, f"score:{dim}")
 
 
 # -- overdosefare --------------------------------------------------------------------

@@ -3,7 +3,7 @@
 Each answer scores −2 … +2 ("sterk nedgang"/"strong decrease"/-2, "liten nedgang"/-1,
 "stabil"/0, "liten økning"/+1, "sterk økning"/+2). "vet ikke"/"don't know"/blank is no
 answer. Per survey round, substance and dimension the feed emits one observation with
-metric ``score``: the sum of the answer scores, with the number of answers as denominator.
+metric ``score:<dimension>`` (so use and availability answers are separate series): the sum of the answer scores, with the number of answers as denominator.
 """
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ class TrendPanelFeed:
                     substance=sid,
                     period=period,
                     value=float(total),
-                    metric="score",
+                    metric=f"score:{dim}",
                     region=self.region,
                     denominator=float(count),
                     dimension=dim,

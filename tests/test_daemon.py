@@ -45,3 +45,20 @@ def test_invalid_config_exits_78_with_the_key(tmp_path):
         assert any('sources[0].interval: "10 parsecs" is not a duration' in ln for ln in d.lines)
     finally:
         d.kill()
+
+
+def test_daemon_on_the_demo_data(root, tmp_path):
+    """The shipped config as a real service process: alerts for the rising substances."""
+    d = DaemonProcess(root / "config.toml", env={"WARND_STATE_DIR": str(tmp_path / "state")})
+    try:
+        d.wait_for("warnd started: 10 sources scheduled")
+        d.wait_for("substance=kokain kind=trend severity=critical", timeout=120)
+        d.wait_for("substance=ketamin kind=trend severity=critical", timeout=120)
+        d.signal(signal.SIGTERM)
+        assert d.wait() == 0
+        assert not any("substance=heroin kind=trend" in ln or "substance=xanor kind=trend" in ln
+                       for ln in d.lines)
+        # history is judged after every source is in: one message per substance
+        assert len([ln for ln in d.lines if "substance=kokain kind=trend" in ln]) == 1
+    finally:
+        d.kill()

@@ -134,7 +134,37 @@ def test_demo_scenario_alerts_rising_substances_only(root, tmp_path, monkeypatch
     trends = {a["substance"] for a in res["alerts"]
               if a["kind"] == "trend" and a["direction"] == "increase"}
     assert trends == {"kokain", "ketamin"}
+    # panel answers on use and on availability are separate series, neither overwrites
+    st = Store.in_dir(cfg.state_dir)
+    metrics = {r["metric"]: r["n"] for r in st.q(
+        "SELECT metric, COUNT(*) AS n FROM observations WHERE source='trendpanel' GROUP BY 1")}
+    assert st.q("SELECT COUNT(*) AS n FROM revisions WHERE source='trendpanel'")[0]["n"] == 0
+    st.close()
+    assert set(metrics) == {"score:use", "score:availability"}
+    assert metrics["score:use"] == metrics["score:availability"] > 0
     for a in res["alerts"]:
         if a["substance"] in ("kokain", "ketamin") and a["kind"] == "trend":
             assert a["severity"] == "critical"  # several independent sources agree
             assert len({x["source"] for x in a["data"]["agree"]}) >= 3
+
+
+def test_require_corroboration_holds_a_lone_source_back(tmp_path):
+    write_lab_csv(tmp_path / "data" / "lab.csv")
+    strict = '\n[substances.ketamin.detection]\nrequire_corroboration = true\n'
+    subs = __import__("tests.conftest", fromlist=["SUBSTANCES"]).SUBSTANCES
+    lone = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h"),
+                                    substances=subs + strict, name="lone.toml"))
+    assert Pipeline(lone, clock=lambda: NOW).run_once()["alerts"] == []
+    # the default lets one strong source alert, at a lower severity
+    default = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h"),
+                                       state_dir="state2", name="default.toml"))
+    alerts = Pipeline(default, clock=lambda: NOW).run_once()["alerts"]
+    assert [(a["substance"], a["severity"]) for a in alerts] == [("ketamin", "info")]
+
+
+def test_raw_notice_pages_are_kept(root, tmp_path, monkeypatch):
+    monkeypatch.setenv("WARND_STATE_DIR", str(tmp_path / "s"))
+    cfg = load_config(root / "config.toml")
+    assert Pipeline(cfg).poll("overdosefare").ok
+    kept = list((tmp_path / "s" / "raw" / "overdosefare").glob("*.raw"))
+    assert len(kept) == 1 and b"<" in kept[0].read_bytes()

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from detectors.base import SCALE, Finding
+from detectors.base import SCALE, Finding, is_score
 from warnd import messages
 from warnd.config import Config, parse_duration
 from warnd.notify import mask, send, target_url
@@ -126,7 +126,9 @@ def tracker_active(state: dict[str, Any] | None, params: Any) -> list[Finding]:
 
 # -- deciding ----------------------------------------------------------------------
 def severity_for(n_agree: int, category: int) -> str:
-    """critical: three or more sources agree; warning: two, or one strong; info otherwise."""
+    """Severity of spikes and other single-series alerts (trend increases of a
+    substance use :func:`detectors.synthesis.substance_verdict`): critical when three
+    or more sources agree, warning for two or one strong, info otherwise."""
     if n_agree >= 3:
         return "critical"
     if n_agree >= 2 or category >= 2:
@@ -151,21 +153,33 @@ def enqueue_findings(
     """
     created: list[dict[str, Any]] = []
     trends = [(f, a) for f, a in firing if f.kind == "trend" and f.direction == "increase"]
-    rising = {f.series_key for f, _ in trends} | {
-        skey for scope, st in states.items() if (skey := scope.removeprefix("series:"))
-        and any(k == "trend:increase" for k in (st.get("active") or {}))
-    }
-    # a spike in a series that is already in a rising trend is part of that trend's story
-    others = [
-        (f, a) for f, a in firing
-        if not (f.kind == "trend" and f.direction == "increase")
-        and not (f.kind == "spike" and f.series_key in rising)
-    ]
+    spikes = [f for f, _ in firing if f.kind == "spike"]
+    others = [(f, a) for f, a in firing if f.kind != "spike" and not (
+        f.kind == "trend" and f.direction == "increase")]
+    # While the substance is rising, a one-off spike in any of its series is part of
+    # that story: it is told in the trend message (or recorded only), not sent alone.
+    rising = bool(trends) or _substance_alerting(store, substance) or any(
+        "trend:increase" in (st.get("active") or {}) for st in states.values()
+    )
+    folded: list[Finding] = []
+    if rising:
+        folded = spikes
+        if spikes and not trends:
+            log.info("substance=%s %d spike(s) recorded within a rising trend", substance,
+                     len(spikes))
+    else:
+        others += [(f, a) for f, a in firing if f.kind == "spike"]
     groups: list[list[tuple[Finding, str]]] = [trends] if trends else []
     groups += [[x] for x in others]
     pending_states = dict(states)
     for group in groups:
-        alert = _build_alert(config, store, substance, group, pending_states, now=now)
+        alert = _build_alert(config, store, substance, group, pending_states, now=now,
+                             spikes=folded if group is trends else ())
+        if alert["severity"] == "none":
+            # require_corroboration: too few sources agree yet; the episode state is kept
+            log.info("substance=%s %s from %s held back: needs corroboration", substance,
+                     alert["kind"], alert["source"])
+            continue
         targets = route(config, alert)
         # the episode states are written in the same transaction as the first alert
         aid = store.add_alert(alert, targets, episodes=pending_states, now=now)
@@ -194,15 +208,26 @@ def _build_alert(
     states: dict[str, dict[str, Any]],
     *,
     now: datetime,
+    spikes: Sequence[Finding] = (),
 ) -> dict[str, Any]:
     lead, action = max(group, key=lambda fa: (fa[0].category, fa[0].strength))
     agree: dict[str, Finding] = {f.series_key: f for f, _ in group}
     disagree: list[str] = []
+    panel: list[dict[str, Any]] = []
+    spiking = {f.series_key for f in spikes}
     if lead.kind == "trend" and lead.direction == "increase":
         for source, sub, region, metric in store.series_keys(substance):
             skey = ":".join([source, sub, *([region] if region else []),
                              *([metric] if metric != "count" else [])])
-            if skey in agree:
+            if skey in agree or skey in spiking or metric == "notices":
+                continue
+            if is_score(metric):  # panel answers: their latest round, not a detector verdict
+                last = store.q(
+                    "SELECT period, value, denominator, dimension FROM observations WHERE "
+                    "source=? AND substance=? AND region=? AND metric=? ORDER BY period DESC "
+                    "LIMIT 1", [source, sub, region, metric])
+                if last:
+                    panel.append({"series": skey, "source": source, **last[0]})
                 continue
             try:
                 params = config.detection_params(substance, source)
@@ -218,8 +243,14 @@ def _build_alert(
             else:
                 disagree.append(skey)
     sources = sorted({f.source for f in agree.values()})
-    category = max(f.category for f in agree.values())
-    severity = severity_for(len(sources), category)
+    if lead.kind == "trend" and lead.direction == "increase":
+        from detectors.synthesis import substance_verdict
+
+        verdict = substance_verdict(agree.values(), config.detection_params(substance))
+        category, severity = verdict.category, verdict.severity
+    else:
+        category = max(f.category for f in agree.values())
+        severity = severity_for(len(sources), category)
     decision = "escalate" if any(a == "escalate" for _, a in group) else action
     if decision == "open" and lead.kind == "trend" and _substance_alerting(store, substance):
         decision = "escalate"
@@ -237,6 +268,8 @@ def _build_alert(
         "detected_at": max(f.detected_at for f in agree.values()).isoformat(),
         "agree": [_finding_dict(f) for f in sorted(agree.values(), key=lambda f: f.series_key)],
         "disagree": sorted(disagree),
+        "spikes": [_finding_dict(f) for f in spikes],
+        "panel": panel,
         "headlines": headlines,
     }
     digest = hashlib.sha256(

@@ -206,9 +206,57 @@ def cmd_changepoints(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- report --------------------------------------------------------------------------
+def cmd_report(args: argparse.Namespace) -> int:
+    from warnd.report import ReportError, parse_date
+
+    try:
+        start = parse_date(args.date_from, "--from") if args.date_from else None
+        end = parse_date(args.date_to, "--to") if args.date_to else None
+        if start and end and end < start:
+            raise ReportError(f"--from {start} is after --to {end}")
+    except ReportError as e:
+        print(f"warnd: report: {e}", file=sys.stderr)
+        return 2
+    cfg = _load(args)
+    from datetime import date
+
+    from warnd.report import build_report
+    from warnd.report_render import RENDERERS
+    from warnd.store import DB_NAME, Store
+
+    lang = args.lang or cfg.general.language
+    if not (Path(cfg.state_dir) / DB_NAME).exists():
+        print(f"warnd: report: no store in {cfg.state_dir} (set general.state_dir or "
+              "$WARND_STATE_DIR, or run `warnd run --once` first)", file=sys.stderr)
+        return 1
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        rep = build_report(store, cfg, start=start, end=end)
+    finally:
+        store.close()
+    kw: dict[str, Any] = {}
+    if args.format == "html":
+        kw = {"params": cfg.detection_params(""), "generated": date.today()}
+    elif args.format == "md":
+        kw = {"generated": date.today()}
+    text = RENDERERS[args.format](rep, lang, **kw)
+    if not args.out:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return 0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / (f"report-{rep.current[0].isoformat()}_{rep.current[1].isoformat()}"
+                  f"-{lang}.{args.format}")
+    path.write_text(text, encoding="utf-8")
+    print(path)
+    return 0
+
+
 # -- parser --------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a subcommand's unset option must not reset `warnd --config FILE COMMAND`
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     common.add_argument("--config", metavar="FILE",
                         help="config file (default: $WARND_CONFIG, ./config.toml, "
                         "/etc/warnd/config.toml)")
@@ -268,12 +316,27 @@ def build_parser() -> argparse.ArgumentParser:
                        help="CSV with date,substance,source,value[,denominator,region,dimension]")
         b.add_argument("--json", action="store_true")
         b.set_defaults(func=func)
+    rp = sub.add_parser("report", parents=[common],
+                        help="half-year report: five-step tables, aggregated difference, charts")
+    rp.add_argument("--from", dest="date_from", metavar="DATE",
+                    help="first day of the report period (default: the latest complete "
+                    "half-year in the data)")
+    rp.add_argument("--to", dest="date_to", metavar="DATE", help="last day of the period")
+    rp.add_argument("--format", choices=["html", "md", "csv"], default="html")
+    rp.add_argument("--out", metavar="DIR",
+                    help="write report-FROM_TO-LANG.FORMAT into DIR (default: stdout)")
+    rp.add_argument("--lang", choices=["no", "en"],
+                    help="language (default: general.language)")
+    rp.set_defaults(func=cmd_report)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    for name in ("config", "log_level"):
+        if not hasattr(args, name):
+            setattr(args, name, None)
     try:
         return int(args.func(args) or 0)
     except ConfigError as e:

@@ -96,6 +96,26 @@ class Daemon:
                 self.pipeline.detect(res.series)
         self.dispatch_job()
 
+    def startup_job(self) -> None:
+        """First cycle after start: poll every source, then judge once.
+
+        Judging after all sources are in means a first run over history sends one
+        message per substance with every agreeing source, not one per source. The
+        judging covers every stored series, not only those this poll touched: periods
+        a previous process stored but was killed before judging are judged now (a
+        series with nothing new costs a read).
+        """
+        from concurrent.futures import ThreadPoolExecutor as Pool
+
+        names = [s.name for s in self.config.sources if s.enabled]
+        with Pool(max_workers=4, thread_name_prefix="startup") as pool:
+            results = list(pool.map(self.pipeline.poll, names))
+        with self._detect_lock:
+            self.pipeline.detect()
+        self.dispatch_job()
+        log.info("startup cycle done: %d sources polled, %d failed", len(results),
+                 sum(not r.ok for r in results))
+
     def detect_job(self) -> None:
         with self._detect_lock:
             self.pipeline.detect()
@@ -146,8 +166,13 @@ class Daemon:
             log.warning("job=%s missed its run time", job_id)
 
     # -- scheduling -----------------------------------------------------------------
-    def schedule(self, config: Config) -> None:
-        """Make the scheduler's jobs match ``config``: add, replace, remove."""
+    def schedule(self, config: Config, *, first: bool = False) -> None:
+        """Make the scheduler's jobs match ``config``: add, replace, remove.
+
+        On ``first`` (start-up) every source is polled by the start-up cycle and its
+        own job first runs one interval later; a source added by a reload is polled
+        at once.
+        """
         tz = config.general.timezone
         wanted: set[str] = set()
         now = datetime.now(UTC)
@@ -164,25 +189,24 @@ class Daemon:
                     seconds=parse_duration(src.interval or "1h").total_seconds(), timezone=tz
                 )
             kwargs: dict[str, Any] = {}
-            if jid not in existing:
-                kwargs["next_run_time"] = now  # poll a new source at once
+            if jid not in existing and not first:
+                kwargs["next_run_time"] = now  # poll a source added by a reload at once
             self.scheduler.add_job(
                 self.poll_job, trigger, args=[src.name], id=jid, name=jid,
                 replace_existing=True, **kwargs,
             )
-        wanted |= {"detect", "dispatch", "heartbeat"}
+        wanted |= {"detect", "dispatch", "startup", "heartbeat"}
         self.scheduler.add_job(
             self.heartbeat_job, IntervalTrigger(seconds=HEARTBEAT_EVERY_S), id="heartbeat",
             name="heartbeat", executor="heartbeat", replace_existing=True,
         )
-        # At start, detection and dispatch run at once too: they finish whatever a
-        # previous process left (periods not yet judged, deliveries still pending).
         self.scheduler.add_job(
             self.detect_job,
             IntervalTrigger(seconds=parse_duration(config.general.detect_interval).total_seconds()),
             id="detect", name="detect", replace_existing=True,
-            **({} if "detect" in existing else {"next_run_time": now}),
         )
+        # At start, deliveries a previous process left pending go out at once, not
+        # only after the start-up cycle has polled every source.
         self.scheduler.add_job(
             self.dispatch_job, IntervalTrigger(seconds=DISPATCH_EVERY_S), id="dispatch",
             name="dispatch", replace_existing=True,
@@ -244,7 +268,9 @@ class Daemon:
 
     def run(self) -> int:
         self.install_signal_handlers()
-        self.schedule(self.config)
+        self.schedule(self.config, first=True)
+        self.scheduler.add_job(self.startup_job, id="startup", name="startup",
+                               next_run_time=datetime.now(UTC))
         self.scheduler.start()
         self.last_heartbeat_at = time.monotonic()
         self._start_health()

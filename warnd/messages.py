@@ -16,6 +16,9 @@ T = {
         "agree": "Kilder som viser økning",
         "disagree": "Kilder uten økning",
         "headlines": "Siste saker og varsler",
+        "spikes": "Enkeltstående topper (ikke regnet som trend)",
+        "panel": "Trendpanelet, siste runde",
+        "answers": "svar",
         "before_after": "nivå før {b} → etter {a} ({rel})",
         "sure": "styrke {s}, p = {p}",
         "next": "Neste steg: kvitter med `warnd alerts ack {id}` eller demp med "
@@ -33,6 +36,9 @@ T = {
         "agree": "Sources showing an increase",
         "disagree": "Sources without an increase",
         "headlines": "Latest articles and notices",
+        "spikes": "One-off spikes (not counted as a trend)",
+        "panel": "Trend panel, latest round",
+        "answers": "answers",
         "before_after": "level before {b} → after {a} ({rel})",
         "sure": "strength {s}, p = {p}",
         "next": "Next: acknowledge with `warnd alerts ack {id}` or silence with "
@@ -112,6 +118,17 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
         )
     if data.get("disagree"):
         lines += ["", f"{t['disagree']}: " + ", ".join(data["disagree"])]
+    if data.get("panel"):
+        lines += ["", f"{t['panel']}:"]
+        for pn in data["panel"]:
+            n = int(pn["denominator"]) if pn.get("denominator") else "?"
+            lines.append(f"  - {pn['series']} [{pn.get('dimension') or '-'}] {pn['period']}: "
+                         f"{float(pn['value']):+.0f} ({n} {t['answers']})")
+    if data.get("spikes"):
+        lines += ["", f"{t['spikes']}:"]
+        for sp in data["spikes"]:
+            lines.append(f"  - {sp['series']} {sp['detected_at']}: {_fmt(sp['level_before'])} → "
+                         f"{_fmt(sp['level_after'])}")
     if data.get("headlines"):
         lines += ["", f"{t['headlines']}:"]
         for h in data["headlines"]:

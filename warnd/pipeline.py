@@ -36,6 +36,8 @@ from warnd.store import Store, iso, store_problem, utcnow
 log = logging.getLogger("warnd.pipeline")
 
 SeriesKey = tuple[str, str, str, str]  # source, substance, region, metric
+#: Source kinds whose fetched documents are kept under <state_dir>/raw/<source>/.
+KEEP_RAW = ("overdosefare",)
 
 
 @dataclass
@@ -154,6 +156,8 @@ class Pipeline:
                     items=parsed.items, problems=parsed.problems, now=now,
                 )
                 res.documents += 1
+                if src.kind in KEEP_RAW:
+                    self._keep_raw(source_name, doc)
                 res.observations += r["observations_new"] + r["observations_revised"]
                 res.items += r["items_new"]
                 res.problems += len(parsed.problems)
@@ -192,6 +196,16 @@ class Pipeline:
             return res
         finally:
             store.close()
+
+    def _keep_raw(self, source_name: str, doc: Any) -> None:
+        """Keep the raw page of a layout-dependent source, so a changed layout can be
+        re-parsed and a warning checked against what the site showed."""
+        d = self.config.state_dir / "raw" / source_name
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            (d / f"{doc.sha256[:16]}.raw").write_bytes(doc.content)
+        except OSError as e:
+            log.warning("source=%s cannot keep raw page: %s", source_name, e.strerror)
 
     def _prepare_observations(
         self, store: Store, src: Any, observations: Iterable[Observation]

@@ -21,7 +21,9 @@ def nb_counts(mu: np.ndarray, seed: int, size: float = 10.0) -> np.ndarray:
     return rng.negative_binomial(size, size / (size + mu)).astype(float)
 
 
-def count_series(values, *, metric: str = "count", denominators=None, source: str = "lab") -> Series:
+def count_series(
+    values, *, metric: str = "count", denominators=None, source: str = "lab"
+) -> Series:
     values = np.asarray(values, dtype=float)
     return Series(
         source=source,

@@ -30,7 +30,8 @@ def test_long_layout_sums_answers() -> None:
         ("kokain", "availability", d, 1.0, 1.0),
         ("kokain", "use", d, 4.0, 2.0),
     ]
-    assert {o.metric for o in result.observations} == {"score"}
+    assert {o.metric for o in result.observations} == {f"score:{o.dimension}" for o in result.observations}
+    assert {o.metric for o in result.observations} >= {"score:use"}
     assert [(p.where, p.message.split(" ")[0]) for p in result.problems] == [
         ("round_long.csv line 11", "not"),
         ("round_long.csv line 12", "unknown"),

@@ -1,0 +1,406 @@
+"""Detection benchmark: simulated weekly drug-trend counts, warnd against classic methods.
+
+Run: ``python -m benchmarks.detection [--quick]``.
+
+Simulation in the style of Noufaily et al. 2013 (Stat Med 32:1206), adapted: 260 weeks
+(5 years) of counts with mean ``level · exp(trend·years + seasonal·sin(2πt/52.18))``,
+Poisson (φ = 1) or negative binomial with variance ``φ·μ`` (φ = 2); levels 2 to 150
+per week, with and without a trend (+10 %/year) and a yearly cycle (amplitude 0.4 on
+the log scale). Into each series one event is injected at a week drawn in the last two
+years (weeks 164-234): a sustained step x1.5/x2/x3, a 12-week linear ramp to x1.5/x2/x3
+then sustained, a one-week spike x8 or a one-week drop x0.5; ``none`` series have no
+event. Only the last two years (weeks 156-259) are scored.
+
+Every method's per-week findings go through the same episode rules
+(:class:`detectors.episodes.EpisodeTracker`, default params), so the alert counts are
+comparable. Methods:
+
+* ``warnd``: :func:`detectors.engine.replay`. A step or ramp counts as detected only by
+  a *trend* alert (a spike alert at the step does not count).
+* ``EARS C2`` / ``EARS C3`` (Hutwagner et al. 2003/2005): 7-week baseline with a 2-week
+  lag; C2 alarms when ``(y - m)/s > 3`` (s floored at 0.5); C3 when the sum of
+  ``max(0, C2 - 1)`` over the last 3 weeks exceeds 2.
+* ``Noufaily-Farrington``: a compact Farrington-flexible variant (Farrington 1996 with
+  Noufaily 2013's improvements): reference weeks ``t - 52k + j`` (k = 1..3, |j| <= 3),
+  quasi-Poisson log-linear fit with trend kept only when significant (|z| > 1.96) and
+  not extrapolating above the references, Anscombe residuals > 2.58 down-weighted,
+  negative binomial plug-in threshold at alpha = 0.005; no alarm with fewer than 5 counts in
+  the last 4 weeks.
+* ``ruptures BIC``: at every week ``KernelCPD(kernel="linear")`` on the whole prefix with
+  the textbook BIC penalty ``2·s²·ln n`` (s from differences); an alarm while the last
+  change point is at most 26 weeks old and the last segment's mean is 10 % or more above
+  the previous one.
+
+The classic methods have one alarm kind, reported as ``trend``; for them any alert
+counts as a detection and any alert at or after a spike counts as "spike raised as
+trend".
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import ruptures as rpt
+from scipy import stats
+
+from detectors.base import Finding, Series
+from detectors.engine import replay
+from detectors.episodes import EpisodeTracker
+from detectors.params import DetectionParams
+
+N = 260
+SCORE_FROM = 156
+HORIZON = 26
+START = date(2019, 1, 7)
+PERIODS = tuple(START + timedelta(weeks=i) for i in range(N))
+YEARS_SCORED = (N - SCORE_FROM) / 52.18
+EVENTS = [
+    ("none", 1.0),
+    ("step", 1.5),
+    ("step", 2.0),
+    ("step", 3.0),
+    ("ramp", 1.5),
+    ("ramp", 2.0),
+    ("ramp", 3.0),
+    ("spike", 8.0),
+    ("drop", 0.5),
+]
+LEVELS = [2, 5, 10, 30, 60, 150]
+
+
+def simulate(
+    rng: np.random.Generator,
+    level: float,
+    seasonal: float,
+    trend: float,
+    phi: float,
+    event: str,
+    size: float,
+    onset: int,
+) -> np.ndarray:
+    t = np.arange(N)
+    mu = level * np.exp(trend * t / 52.18 + seasonal * np.sin(2 * np.pi * t / 52.18))
+    mult = np.ones(N)
+    if event == "step":
+        mult[onset:] = size
+    elif event == "ramp":
+        ramp = np.minimum((t[onset:] - onset + 1) / 12.0, 1.0)
+        mult[onset:] = 1 + (size - 1) * ramp
+    elif event in ("spike", "drop"):
+        mult[onset] = size
+    mu = mu * mult
+    if phi <= 1.0:
+        return rng.poisson(mu).astype(float)
+    r = mu / (phi - 1)
+    return rng.negative_binomial(r, r / (r + mu)).astype(float)
+
+
+def _finding(t: int, rel: float, kind: str = "trend") -> Finding:
+    return Finding(
+        source="sim",
+        substance="x",
+        kind=kind,
+        direction="increase",
+        onset=PERIODS[t],
+        detected_at=PERIODS[t],
+        level_before=1.0,
+        level_after=1.0 + rel,
+        relative_change=rel,
+        strength=1.0,
+        category=2 if rel >= 0.5 else 1,
+    )
+
+
+# --- methods: each returns findings per week for weeks SCORE_FROM..N-1 ------------------
+
+
+def m_warnd(y: np.ndarray, params: DetectionParams | None = None) -> list[list[Finding]]:
+    s = Series(source="sim", substance="x", periods=PERIODS, values=y)
+    return replay(s, params or DetectionParams())[SCORE_FROM:]
+
+
+def _ears(y: np.ndarray, c3: bool) -> list[list[Finding]]:
+    c2 = np.full(N, np.nan)
+    for t in range(9, N):
+        base = y[t - 9 : t - 2]
+        m, s = base.mean(), max(base.std(ddof=1), 0.5)
+        c2[t] = (y[t] - m) / s
+    out = []
+    for t in range(SCORE_FROM, N):
+        m = y[t - 9 : t - 2].mean()
+        rel = y[t] / m - 1 if m > 0 else 10.0
+        if c3:
+            stat = np.nansum(np.maximum(0, c2[t - 2 : t + 1] - 1))
+            alarm = stat > 2
+        else:
+            alarm = c2[t] > 3
+        out.append([_finding(t, rel)] if alarm and rel > 0 else [])
+    return out
+
+
+def m_ears_c2(y):
+    return _ears(y, False)
+
+
+def m_ears_c3(y):
+    return _ears(y, True)
+
+
+def m_farrington(y: np.ndarray, alpha: float = 0.005) -> list[list[Finding]]:
+    ts = np.arange(SCORE_FROM, N)
+    ref = np.array([-round(52.18 * k) + j for k in (1, 2, 3) for j in range(-3, 4)])
+    idx = ts[:, None] + ref[None, :]
+    Y = y[idx]
+    X = np.stack([np.ones_like(idx, dtype=float), idx / 52.18], axis=-1)
+    xt = np.stack([np.ones(len(ts)), ts / 52.18], axis=-1)
+
+    def fit(X, w):
+        beta = np.zeros((len(ts), X.shape[-1]))
+        beta[:, 0] = np.log(np.maximum(Y.mean(1), 0.1))
+        for _ in range(8):
+            eta = np.einsum("rlp,rp->rl", X, beta)
+            mu = np.exp(eta)
+            W = w * mu
+            z = eta + (Y - mu) / mu
+            A = np.einsum("rlp,rl,rlq->rpq", X, W, X) + 1e-9 * np.eye(X.shape[-1])
+            b = np.einsum("rlp,rl->rp", X, W * z)
+            beta = np.linalg.solve(A, b[..., None])[..., 0]
+        mu = np.exp(np.einsum("rlp,rp->rl", X, beta))
+        phi = np.maximum((w * (Y - mu) ** 2 / mu).sum(1) / (w.sum(1) - X.shape[-1]), 1.0)
+        return beta, np.linalg.inv(A), mu, phi
+
+    w = np.ones_like(Y, dtype=float)
+    beta, Ainv, mu, phi = fit(X, w)
+    r = 1.5 * (Y ** (2 / 3) - mu ** (2 / 3)) / (mu ** (1 / 6) * np.sqrt(phi)[:, None])
+    w = np.where(r > 2.58, (2.58 / np.maximum(r, 2.58)) ** 2, 1.0)
+    beta, Ainv, mu, phi = fit(X, w)
+    se = np.sqrt(phi * Ainv[:, 1, 1])
+    pred_t = np.exp(np.einsum("rp,rp->r", xt, beta))
+    keep = (np.abs(beta[:, 1] / se) > 1.96) & (pred_t <= Y.max(1))
+    beta0, _, _, phi0 = fit(X[..., :1], w)
+    mu0 = np.where(keep, pred_t, np.exp(beta0[:, 0]))
+    phi = np.where(keep, phi, phi0)
+    over = phi > 1.0 + 1e-9
+    size = np.where(over, mu0 / np.where(over, phi - 1, 1), 1.0)
+    with np.errstate(all="ignore"):
+        u = np.where(
+            over,
+            stats.nbinom.ppf(1 - alpha, size, size / (size + mu0)),
+            stats.poisson.ppf(1 - alpha, mu0),
+        )
+    out = []
+    for i, t in enumerate(ts):
+        recent = y[max(0, t - 3) : t + 1].sum()
+        alarm = y[t] > u[i] and recent >= 5
+        out.append([_finding(int(t), y[t] / mu0[i] - 1)] if alarm else [])
+    return out
+
+
+def m_ruptures(y: np.ndarray) -> list[list[Finding]]:
+    out = []
+    for t in range(SCORE_FROM, N):
+        x = y[: t + 1]
+        d = np.diff(x)
+        s = np.median(np.abs(d - np.median(d))) / 0.6745 / np.sqrt(2) or (np.std(x) or 1.0)
+        bk = (
+            rpt.KernelCPD(kernel="linear", min_size=2)
+            .fit(x.reshape(-1, 1))
+            .predict(pen=2 * s * s * np.log(len(x)))
+        )
+        cps = [0, *[int(b) for b in bk[:-1]]]
+        found = []
+        if len(cps) >= 2 and cps[-1] >= t - HORIZON + 1:
+            before, after = x[cps[-2] : cps[-1]].mean(), x[cps[-1] :].mean()
+            if before > 0 and after >= 1.1 * before:
+                found = [_finding(t, after / before - 1)]
+        out.append(found)
+    return out
+
+
+METHODS: dict[str, Callable[[np.ndarray], list[list[Finding]]]] = {
+    "warnd": m_warnd,
+    "EARS C2": m_ears_c2,
+    "EARS C3": m_ears_c3,
+    "Noufaily-Farrington": m_farrington,
+    "ruptures BIC": m_ruptures,
+}
+
+
+def alerts(findings: list[list[Finding]]) -> list[tuple[int, str]]:
+    """(week, kind) of every increase message the episode rules send."""
+    tracker = EpisodeTracker(params=DetectionParams())
+    out = []
+    for i, fs in enumerate(findings):
+        for d in tracker.update(fs):
+            if d.send and d.episode.endswith(":increase") and d.action != "resolve":
+                out.append((SCORE_FROM + i, d.episode.split(":")[0]))
+    return out
+
+
+def scenarios(reps: int, seed: int = 20240601):
+    rng = np.random.default_rng(seed)
+    for rep in range(reps):
+        for level in LEVELS:
+            for seasonal in (0.0, 0.4):
+                for trend in (0.0, 0.1):
+                    for phi in (1.0, 2.0):
+                        for event, size in EVENTS:
+                            onset = int(rng.integers(SCORE_FROM + 8, N - HORIZON + 1))
+                            y = simulate(rng, level, seasonal, trend, phi, event, size, onset)
+                            yield dict(
+                                rep=rep,
+                                level=level,
+                                seasonal=seasonal,
+                                trend=trend,
+                                phi=phi,
+                                event=event,
+                                size=size,
+                                onset=onset,
+                                y=y,
+                            )
+
+
+def evaluate(reps: int) -> dict[str, dict[str, object]]:
+    sims = list(scenarios(reps))
+    results: dict[str, dict[str, object]] = {}
+    for name, method in METHODS.items():
+        t0 = time.perf_counter()
+        detected: dict[str, list[bool]] = {}
+        by_level: dict[tuple[str, int], list[bool]] = {}
+        delays: dict[str, list[int]] = {}
+        false_alerts = 0
+        n_null = 0
+        spike_trend = []
+        spike_seen = []
+        drop_alerts = []
+        for s in sims:
+            sent = alerts(method(s["y"]))
+            ev, on = s["event"], s["onset"]
+            if ev == "none":
+                n_null += 1
+                false_alerts += len(sent)
+            elif ev in ("step", "ramp"):
+                ok_kinds = ("trend",) if name == "warnd" else ("trend", "spike")
+                hits = [t for t, k in sent if on <= t < on + HORIZON and k in ok_kinds]
+                key = f"{ev} x{s['size']:g}"
+                detected.setdefault(key, []).append(bool(hits))
+                by_level.setdefault((key, s["level"]), []).append(bool(hits))
+                if hits:
+                    delays.setdefault(key, []).append(hits[0] - on)
+            elif ev == "spike":
+                spike_trend.append(any(on <= t < on + HORIZON and k == "trend" for t, k in sent))
+                spike_seen.append(any(t == on for t, _ in sent))
+            elif ev == "drop":
+                drop_alerts.append(any(on <= t < on + HORIZON for t, _ in sent))
+        elapsed = time.perf_counter() - t0
+        results[name] = dict(
+            detected={k: float(np.mean(v)) for k, v in detected.items()},
+            delay={k: float(np.median(v)) if v else math.nan for k, v in delays.items()},
+            false_per_year=false_alerts / (n_null * YEARS_SCORED),
+            spike_as_trend=float(np.mean(spike_trend)),
+            spike_alerted=float(np.mean(spike_seen)),
+            drop_alerted=float(np.mean(drop_alerts)),
+            seconds=elapsed,
+            by_level={k: float(np.mean(v)) for k, v in by_level.items()},
+            n_series=len(sims),
+        )
+    return results
+
+
+def level_table(results: dict[str, dict[str, object]]) -> str:
+    """Probability of detection of x1.5 changes by weekly level, per method."""
+    keys = ["step x1.5", "ramp x1.5"]
+    head = ["method", *[f"{k} @ {lv}/week" for k in keys for lv in LEVELS]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, r in results.items():
+        bl = r["by_level"]
+        lines.append(
+            "| " + " | ".join([name, *[f"{bl[(k, lv)]:.0%}" for k in keys for lv in LEVELS]]) + " |"
+        )
+    return "\n".join(lines)
+
+
+def table(results: dict[str, dict[str, object]]) -> str:
+    keys = [f"{e} x{s:g}" for e, s in EVENTS if e in ("step", "ramp")]
+    head = [
+        "method",
+        *[f"PoD {k}" for k in keys],
+        "median delay x1.5/x2/x3 (step)",
+        "false alerts / series-year",
+        "spikes as trends",
+        "spikes alerted",
+        "drops alerted",
+        "seconds",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, r in results.items():
+        det, dl = r["detected"], r["delay"]
+        cells = [
+            name,
+            *[f"{det[k]:.0%}" for k in keys],
+            " / ".join(f"{dl.get(f'step x{s:g}', math.nan):.0f}" for s in (1.5, 2, 3)),
+            f"{r['false_per_year']:.3f}",
+            f"{r['spike_as_trend']:.0%}",
+            f"{r['spike_alerted']:.0%}",
+            f"{r['drop_alerted']:.0%}",
+            f"{r['seconds']:.1f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def backtest_speed(n_series: int = 256, seed: int = 7) -> tuple[float, int]:
+    """Seconds for :func:`warnd.backtest.run_backtest` on ``n_series`` x 260 weeks."""
+    from warnd.backtest import run_backtest
+
+    rng = np.random.default_rng(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "obs.csv"
+        with path.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["date", "substance", "source", "value"])
+            for i in range(n_series):
+                event, size = EVENTS[i % len(EVENTS)]
+                y = simulate(
+                    rng,
+                    LEVELS[i % len(LEVELS)],
+                    0.4 * (i % 2),
+                    0.1 * (i // 2 % 2),
+                    1.0 + (i // 4 % 2),
+                    event,
+                    size,
+                    int(rng.integers(164, 235)),
+                )
+                for p, v in zip(PERIODS, y, strict=True):
+                    w.writerow([p.isoformat(), f"s{i // 8}", f"src{i % 8}", int(v)])
+        t0 = time.perf_counter()
+        out = run_backtest(path)
+        return time.perf_counter() - t0, len(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="one replicate per scenario")
+    ap.add_argument("--reps", type=int, default=None, help="replicates per scenario")
+    args = ap.parse_args(argv)
+    reps = args.reps or (1 if args.quick else 3)
+    res = evaluate(reps)
+    n = next(iter(res.values()))["n_series"]
+    print(f"{n} simulated series x {N} weeks, scored weeks {SCORE_FROM}-{N - 1}\n")
+    print(table(res))
+    print()
+    print(level_table(res))
+    secs, n_alerts = backtest_speed()
+    print(f"\nbacktest 256 series x {N} weeks: {secs:.1f} s ({n_alerts} alerts)")
+
+
+if __name__ == "__main__":
+    main()

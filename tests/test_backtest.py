@@ -1,0 +1,143 @@
+import json
+from datetime import date, timedelta
+
+import numpy as np
+import pytest
+
+from detectors.params import DetectionParams
+from warnd.backtest import (
+    CsvFormatError,
+    format_backtest_table,
+    format_changepoints_table,
+    read_observations_csv,
+    run_backtest,
+    run_changepoints,
+)
+
+START = date(2021, 1, 4)
+
+
+def write_csv(path, n=200, step_at=170, extra_rows=()):
+    rng = np.random.default_rng(12)
+    mu_up = np.full(n, 6.0)
+    mu_up[step_at:] = 18.0
+    mu_down = np.full(n, 30.0)
+    mu_down[step_at:] = 10.0
+    lines = ["date,substance,source,value,denominator,region,dimension,metric"]
+    for i in range(n):
+        d = (START + timedelta(weeks=i)).isoformat()
+        lines.append(f"{d},cocaine,lab,{rng.poisson(mu_up[i])},,Bergen,use,count")
+        lines.append(f"{d},heroin,customs,{rng.poisson(mu_down[i])},,,availability,")
+    lines[5:5] = list(extra_rows)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+BAD = [
+    "2021-13-01,cocaine,lab,3,,Bergen,use,count",
+    "2021-02-01,cocaine,lab,three,,Bergen,use,count",
+    "2021-02-01,,lab,3,,,,",
+]
+
+
+def test_bad_rows_reported_with_line_numbers_and_skipped(tmp_path, capsys):
+    path = write_csv(tmp_path / "obs.csv", extra_rows=BAD)
+    series = read_observations_csv(path)
+    err = capsys.readouterr().err
+    assert "line 6: date '2021-13-01' is not an ISO date" in err
+    assert "line 7: value 'three' is not a number" in err
+    assert "line 8: substance and source must not be empty" in err
+    assert {(s.substance, s.source, s.region) for s in series} == {
+        ("cocaine", "lab", "Bergen"),
+        ("heroin", "customs", ""),
+    }
+    assert all(len(s.periods) == 200 for s in series)
+    heroin = next(s for s in series if s.substance == "heroin")
+    assert heroin.dimension == "availability" and heroin.metric == "count"
+
+
+def test_missing_column_is_one_clear_error(tmp_path):
+    p = tmp_path / "x.csv"
+    p.write_text("date,substance,value\n2021-01-04,x,1\n")
+    with pytest.raises(CsvFormatError, match="line 1: missing column"):
+        read_observations_csv(p)
+
+
+def test_backtest_alerts_increase_only_and_no_look_ahead(tmp_path):
+    path = write_csv(tmp_path / "obs.csv")
+    alerts = run_backtest(path)
+    assert alerts, "the step up must alert"
+    json.dumps(alerts)
+    assert all(a["direction"] == "increase" for a in alerts)
+    first = alerts[0]
+    for key in (
+        "substance",
+        "source",
+        "region",
+        "fired_at",
+        "kind",
+        "direction",
+        "onset",
+        "level_before",
+        "level_after",
+        "relative_change",
+        "strength",
+        "p_value",
+        "category",
+        "category_words",
+        "decision",
+        "evidence",
+    ):
+        assert key in first
+    trend = [a for a in alerts if a["kind"] == "trend" and a["decision"] == "open"]
+    assert [a["substance"] for a in trend] == ["cocaine"]
+    fired = date.fromisoformat(trend[0]["fired_at"])
+    assert START + timedelta(weeks=170) <= fired <= START + timedelta(weeks=178)
+    # the same file cut at week 185: identical alerts up to the cut
+    cut = write_csv(tmp_path / "cut.csv", n=185)
+    early = run_backtest(cut)
+    limit = (START + timedelta(weeks=184)).isoformat()
+    assert early == [a for a in alerts if a["fired_at"] <= limit]
+    assert "cocaine" in format_backtest_table(alerts)
+    loud = run_backtest(path, lambda sub, src: DetectionParams(alert_decreases=True))
+    assert any(a["direction"] == "decrease" and a["substance"] == "heroin" for a in loud)
+
+
+def test_changepoints_per_series(tmp_path):
+    path = write_csv(tmp_path / "obs.csv")
+    res = run_changepoints(path)
+    by = {r["substance"]: r for r in res}
+    cps = [date.fromisoformat(d) for d in by["cocaine"]["change_points"]]
+    assert len(cps) == 1 and abs((cps[0] - (START + timedelta(weeks=170))).days) <= 14
+    assert by["cocaine"]["segments"][0]["start"] == START.isoformat()
+    assert by["heroin"]["segments"][-1]["level"] == pytest.approx(10, abs=2)
+    json.dumps(res)
+    assert "heroin" in format_changepoints_table(res)
+
+
+def write_two_sources(path, customs_steps: bool):
+    rng = np.random.default_rng(5)
+    lines = ["date,substance,source,value"]
+    for i in range(200):
+        d = (START + timedelta(weeks=i)).isoformat()
+        lab = rng.poisson(18.0 if i >= 170 else 6.0)
+        customs = rng.poisson(30.0 if (customs_steps and i >= 182) else 10.0)
+        lines += [f"{d},cocaine,lab,{lab}", f"{d},cocaine,customs,{customs}"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_corroboration_across_sources(tmp_path):
+    strict = DetectionParams(require_corroboration=True)
+    lone = write_two_sources(tmp_path / "lone.csv", customs_steps=False)
+    assert [a for a in run_backtest(lone) if a["kind"] == "trend"]
+    assert not [a for a in run_backtest(lone, lambda s, src: strict) if a["kind"] == "trend"]
+    both = write_two_sources(tmp_path / "both.csv", customs_steps=True)
+    alerts = [a for a in run_backtest(both, lambda s, src: strict) if a["kind"] == "trend"]
+    assert {a["source"] for a in alerts} == {"lab", "customs"}
+    assert all(a["n_sources"] >= 2 for a in alerts)
+    # without the requirement the second source agreeing escalates the first one's episode
+    default = run_backtest(both)
+    lab = [a for a in default if a["source"] == "lab" and a["kind"] == "trend"]
+    assert lab[0]["decision"] == "open" and lab[0]["n_sources"] == 1
+    assert any(a["decision"] == "escalate" and a["n_sources"] == 2 for a in lab)

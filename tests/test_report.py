@@ -1,0 +1,349 @@
+# ruff: noqa: RUF001  (Norwegian typography: en dashes, minus signs)
+"""The half-year report: tables on a hand-worked example, periods, CLI errors, formats."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, timedelta
+
+import numpy as np
+import pytest
+
+from detectors.base import Series
+from detectors.params import DetectionParams
+from feeds.base import Observation
+from tests.conftest import write_config
+from tests.scenario import LAB_SOURCE
+from warnd.cli import main
+from warnd.config import load_config
+from warnd.report import (
+    NO_DATA,
+    NO_DATA_BEFORE,
+    Report,
+    ReportError,
+    build_report,
+    choose_periods,
+    substance_table,
+)
+from warnd.report_charts import trend_index
+from warnd.report_render import CSV_COLUMNS, render_csv, render_html, render_markdown
+from warnd.store import Store
+
+CUR = (date(2025, 10, 1), date(2026, 3, 31))
+PREV = (date(2025, 4, 1), date(2025, 9, 30))
+PARAMS = DetectionParams()
+
+
+def weeks(first: date, n: int) -> tuple[date, ...]:
+    return tuple(first + timedelta(days=7 * i) for i in range(n))
+
+
+# 26 weekly periods in each half-year: 2025-04-07 … 2025-09-29 and 2025-10-06 … 2026-03-30
+PREV_WEEKS, CUR_WEEKS = weeks(date(2025, 4, 7), 26), weeks(date(2025, 10, 6), 26)
+MONTHS = tuple(date(2025 + (m > 12), (m - 1) % 12 + 1, 1) for m in range(4, 16))
+
+
+def weekly(source: str, before: float, after: float, **kw) -> Series:
+    return Series(source=source, substance="x", periods=PREV_WEEKS + CUR_WEEKS,
+                  values=np.array([before] * 26 + [after] * 26), **kw)
+
+
+def example() -> list[Series]:
+    """Hand-worked: four sources of one substance plus one without data in the period."""
+    return [
+        weekly("lab", 10, 20, dimension="use"),  # 10 -> 20 a week: +100 %, p << 0.05: +2
+        weekly("amk", 10, 11, dimension="use"),  # +10 %: below the +15 % cut-off: 0
+        Series(source="toll", substance="x", periods=MONTHS, dimension="availability",
+               values=np.array([20.0] * 6 + [10.0] * 6)),  # -50 %, 120 vs 60: -2
+        Series(source="panel", substance="x", metric="score:use", dimension="use",
+               periods=(date(2025, 9, 15), date(2026, 3, 15)),
+               values=np.array([2.0, 30.0]), denominators=np.array([30.0, 34.0])),
+        Series(source="media", substance="x", periods=PREV_WEEKS, dimension="interest",
+               values=np.ones(26)),  # nothing after September
+    ]
+
+
+def test_hand_worked_tables():
+    t = substance_table("x", example(), CUR, PREV, PARAMS, label="X")
+    rows = {r.source: r for r in t.rows}
+    assert (rows["lab"].level_before, rows["lab"].level_after) == (10.0, 20.0)
+    assert rows["lab"].relative_change == pytest.approx(1.0)
+    assert rows["lab"].p_value < 0.001 and rows["lab"].score == 2
+    assert rows["amk"].relative_change == pytest.approx(0.1) and rows["amk"].score == 0
+    assert rows["toll"].relative_change == pytest.approx(-0.5)
+    # quasi-Poisson: z = ln(60/120) / sqrt(1/120 + 1/60) = -4.38 -> p = 1.2e-5
+    assert rows["toll"].p_value == pytest.approx(1.18e-5, rel=0.05)
+    assert rows["toll"].score == -2 and rows["toll"].words("en") == "strong decrease"
+    # the panel adds the sum of its 34 answers; its mean answer 30/34 rounds to +1
+    assert (rows["panel"].score, rows["panel"].category) == (30, 1)
+    assert rows["panel"].level_before == 2
+    assert rows["media"].status == NO_DATA and rows["media"].score == 0
+    assert rows["media"].words("no") == "ingen data i perioden"
+    assert rows["media"].words("en") == "no data in the period"
+
+    assert t.aggregate.by_dimension == {"use": 32, "availability": -2, "interest": 0}
+    assert t.aggregate.total == 30
+    assert t.aggregate.n_sources == 4  # media has no data and is not counted
+    assert t.aggregate.sources_by_dimension == {"use": 3, "availability": 1, "interest": 0}
+    # use: lab and panel up, amk stable (2 of 3), lab strong -> strong increase
+    assert t.dimension_verdicts["use"].category == 2
+    # one strong source alone is only a small decrease (triangulation)
+    assert t.dimension_verdicts["availability"].category == -1
+    assert t.headline("no") == "X – sterk økning i bruk"
+    assert t.headline("en") == "X – strong increase in use"
+
+
+def test_one_source_of_four_is_not_a_change_and_stable_use_names_other_dimensions():
+    s = [weekly("a", 10, 10), weekly("b", 10, 10), weekly("c", 10, 10),
+         weekly("d", 20, 13),  # -35 %: strong decrease, but 1 of 4
+         weekly("e", 10, 8.5, dimension="availability")]  # -15 %: small decrease
+    t = substance_table("h", s, CUR, PREV, PARAMS, label="Heroin")
+    assert t.aggregate.by_dimension["use"] == -2
+    assert t.dimension_verdicts["use"].category == 0
+    assert t.headline("no") == "Heroin – stabil bruk og liten nedgang i tilgjengelighet"
+    assert t.headline("en") == "Heroin – stable use and small decrease in availability"
+
+
+def test_panel_category_of_the_mean_answer():
+    from warnd.report import panel_category
+
+    assert [panel_category(m) for m in (0.0, 0.2, -0.25, 0.35, 0.99, 1.0, -1.43)] == [
+        0, 0, -1, 1, 1, 2, -2]
+
+
+def test_from_nothing_is_an_infinite_increase():
+    s = weekly("notices", 0, 2)
+    (row,) = substance_table("x", [s], CUR, PREV, PARAMS).rows
+    assert row.relative_change == float("inf") and row.score == 2
+    rep = Report(CUR, PREV, (substance_table("x", [s], CUR, PREV, PARAMS),))
+    (line,) = [x for x in render_csv(rep, "en").splitlines() if x.startswith("source,")]
+    assert ",inf," in line
+    assert "| notices:x | use | 0 | 2 | +∞ |" in render_markdown(rep, "en")
+
+
+def test_no_data_before_is_said_and_not_counted():
+    s = Series(source="notices", substance="x", periods=CUR_WEEKS, values=np.ones(26),
+               dimension="availability")
+    t = substance_table("x", [s], CUR, PREV, PARAMS)
+    (row,) = t.rows
+    assert row.status == NO_DATA_BEFORE and not row.counted
+    assert row.words("en") == "no data in the period before"
+    assert t.aggregate.total == 0 and t.aggregate.n_sources == 0
+
+
+# -- periods ------------------------------------------------------------------------------------
+def test_default_period_is_latest_complete_half_year():
+    # data up to the week of 23 March completes October-March
+    assert choose_periods(date(2026, 3, 23), PARAMS) == (CUR, PREV)
+    # data ending in February: October-March is not complete, so April-September
+    assert choose_periods(date(2026, 2, 23), PARAMS) == (
+        PREV, (date(2024, 10, 1), date(2025, 3, 31)))
+    # half-years configured as January-June / July-December
+    jan = PARAMS.merged({"half_year_start_months": (1, 7)})
+    assert choose_periods(date(2026, 6, 1), jan) == (
+        (date(2026, 1, 1), date(2026, 6, 30)), (date(2025, 7, 1), date(2025, 12, 31)))
+
+
+def test_explicit_range_is_compared_with_equally_long_range_before():
+    cur, prev = choose_periods(None, PARAMS, start=date(2026, 1, 1), end=date(2026, 1, 31))
+    assert cur == (date(2026, 1, 1), date(2026, 1, 31))
+    assert prev == (date(2025, 12, 1), date(2025, 12, 31))
+    # one end only: the half-year that contains it
+    assert choose_periods(None, PARAMS, start=date(2025, 11, 15)) == (CUR, PREV)
+    assert choose_periods(None, PARAMS, end=date(2025, 6, 30))[0] == PREV
+    with pytest.raises(ReportError, match="after"):
+        choose_periods(None, PARAMS, start=date(2026, 2, 1), end=date(2026, 1, 1))
+    with pytest.raises(ReportError, match="no observations"):
+        choose_periods(None, PARAMS)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--from", "2026-03-31", "--to", "2025-10-01"], "--from 2026-03-31 is after --to"),
+        (["--from", "2026-13-01", "--to", "2026-03-31"], "--from: '2026-13-01' is not a date"),
+        (["--to", "31.03.2026"], "--to: '31.03.2026' is not a date"),
+    ],
+)
+def test_bad_range_exits_2_with_one_line(args, message, capsys):
+    assert main(["report", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
+# -- from the store ---------------------------------------------------------------------------
+def fill_store(tmp_path):
+    cfg = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h")))
+    rng = np.random.default_rng(7)
+    obs = []
+    first = date(2023, 1, 2)
+    for i in range(169):  # weekly, 2023-01-02 … 2026-03-23
+        d = first + timedelta(days=7 * i)
+        late = d >= date(2025, 10, 6)
+        obs.append(Observation(source="lab", substance="ketamin", period=d,
+                               value=float(rng.poisson(24 if late else 8))))
+        obs.append(Observation(source="lab", substance="heroin", period=d,
+                               value=float(rng.poisson(10))))
+    obs.append(Observation(source="trends", substance="ketamin", period=date(2025, 5, 5),
+                           value=40.0, metric="index", dimension="interest"))
+    store = Store.in_dir(cfg.state_dir)
+    store.ingest("lab", location="test", sha256=None, observations=obs, items=(), problems=())
+    with store.write() as db:
+        db.execute(
+            "INSERT INTO findings (key, series_key, source, substance, region, metric, "
+            "dimension, kind, direction, onset, detected_at, last_seen_at, recorded_at) "
+            "VALUES ('k1', 'lab:ketamin', 'lab', 'ketamin', '', 'count', 'use', 'spike', "
+            "'increase', '2025-11-03', '2025-11-03', '2025-11-03', '2026-01-01')")
+    store.add_alert({"dedupe_key": "a1", "substance": "ketamin", "kind": "trend",
+                     "severity": "warning", "decision": "open",
+                     "title": "Sterk økning: ketamin", "body": "…",
+                     "data": {"detected_at": "2025-12-01", "onset": "2025-10-06"}}, [])
+    store.add_alert({"dedupe_key": "a0", "substance": "ketamin", "kind": "trend",
+                     "severity": "info", "decision": "open", "title": "Old alert",
+                     "body": "…", "data": {"detected_at": "2024-12-01"}}, [])
+    store.close()
+    return cfg
+
+
+@pytest.fixture
+def small(tmp_path):
+    cfg = fill_store(tmp_path)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        yield cfg, build_report(store, cfg)
+    finally:
+        store.close()
+
+
+def test_report_from_store(small):
+    _, rep = small
+    assert (rep.current, rep.previous) == (CUR, PREV)
+    by = {t.substance: t for t in rep.substances}
+    ket = by["ketamin"]
+    lab = next(r for r in ket.rows if r.source == "lab")
+    assert lab.score == 2 and lab.relative_change > 1.5
+    trends = next(r for r in ket.rows if r.source == "trends")
+    assert trends.status == NO_DATA and trends.dimension == "interest"
+    assert [a["title"] for a in ket.alerts] == ["Sterk økning: ketamin"]  # not the 2024 one
+    assert rep.spikes == {"lab:ketamin": [date(2025, 11, 3)]}
+    assert by["heroin"].rows[0].score == 0
+
+
+def test_markdown_and_csv_carry_the_same_numbers(small):
+    _, rep = small
+    md = render_markdown(rep, "en")
+    rows = list(csv.DictReader(io.StringIO(render_csv(rep, "en"))))
+    assert list(rows[0]) == CSV_COLUMNS
+    src = [r for r in rows if r["row_type"] == "source"]
+    assert {r["series"] for r in src} == {"lab:ketamin", "trends:ketamin:index", "lab:heroin"}
+    for r in src:
+        line = next(x for x in md.splitlines() if x.startswith(f"| {r['series']} |"))
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[-1] == r["words"]
+        if r["status"] == "ok":
+            assert cells[2] == f"{float(r['level_before']):.2f}"[:len(cells[2])]
+            assert cells[4] == f"{float(r['relative_change']) * 100:+.0f} %"
+            assert int(cells[6] or 0) == int(r["score"])
+    lab = next(r for r in src if r["series"] == "lab:ketamin")
+    assert (lab["category"], lab["words"]) == ("2", "strong increase")
+    totals = {r["substance"]: r for r in rows if r["row_type"] == "total"}
+    assert totals["ketamin"]["score"] == "2" and totals["ketamin"]["n_sources"] == "1"
+    assert "| Aggregated difference | +2 | 1 |" in md
+    dims = [r for r in rows if r["row_type"] == "dimension" and r["substance"] == "ketamin"]
+    assert [(d["dimension"], d["score"]) for d in dims] == [
+        ("use", "2"), ("availability", "0"), ("interest", "0")]
+
+
+def test_english_and_norwegian_labels(small):
+    _, rep = small
+    en, no = render_markdown(rep, "en"), render_markdown(rep, "no")
+    assert "## Main findings" in en and "**ketamin** – small increase in use" in en
+    assert "no data in the period" in en and "sterk" not in en
+    assert "## Hovedfunn" in no and "ingen data i perioden" in no
+    assert "Aggregert differanse" in no and "Aggregated" not in no
+
+
+def test_cli_writes_report_files(tmp_path, capsys):
+    fill_store(tmp_path)
+    assert main(["--config", "config.toml", "report", "--format", "md", "--lang", "en",
+                 "--out", "out"]) == 0
+    path = tmp_path / "out" / "report-2025-10-01_2026-03-31-en.md"
+    assert (tmp_path / capsys.readouterr().out.strip()) == path
+    assert "| lab:ketamin | use |" in path.read_text()
+    # a period without data: every source says so instead of printing zeros
+    assert main(["--config", "config.toml", "report", "--format", "csv",
+                 "--from", "2010-01-01", "--to", "2010-06-30"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    src = [r for r in rows if r["row_type"] == "source"]
+    assert src and all(r["status"] == "no_data" and r["score"] == "" for r in src)
+    assert all(r["words"] == "ingen data i perioden" for r in src)
+
+
+def test_cli_without_store_is_an_error(tmp_path, capsys):
+    write_config(tmp_path, LAB_SOURCE.format(interval="1h"))
+    assert main(["--config", "config.toml", "report"]) == 1
+    assert "no store" in capsys.readouterr().err
+    assert not (tmp_path / "state").exists()
+
+
+def test_html_is_self_contained(small):
+    cfg, rep = small
+    doc = render_html(rep, "no", params=cfg.detection_params(""))
+    assert doc.count('src="data:image/png;base64,') == 2 * len(rep.substances)
+    assert "http://" not in doc and "https://" not in doc and "<link" not in doc
+    assert "@media print" in doc
+
+
+def test_trend_index_is_each_series_over_its_own_mean():
+    per = (date(2024, 4, 1), date(2024, 10, 1), date(2025, 4, 1))
+    a = Series(source="a", substance="x", periods=per, values=np.array([1.0, 2.0, 3.0]))
+    b = Series(source="b", substance="x", periods=per, values=np.array([30.0, 20.0, 10.0]))
+    p = Series(source="p", substance="x", periods=per, values=np.array([5.0, 5, 5]),
+               metric="score")
+    idx = trend_index([a, b, p], PARAMS)
+    # a: 50, 100, 150; b: 150, 100, 50 -> mean 100 each; the panel is left out
+    assert idx == {"use": [(per[0], 100.0), (per[1], 100.0), (per[2], 100.0)]}
+    idx = trend_index([a], PARAMS)
+    assert [v for _, v in idx["use"]] == pytest.approx([50, 100, 150])
+
+
+def test_every_report_option_and_csv_column_is_documented(root):
+    from warnd.cli import build_parser
+
+    doc = (root / "docs" / "report.md").read_text(encoding="utf-8")
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for action in sub.choices["report"]._actions:
+        for opt in action.option_strings:
+            if opt.startswith("--") and opt not in ("--help", "--log-level"):
+                assert f"`{opt}" in doc, f"{opt} missing from docs/report.md"
+    for col in CSV_COLUMNS:
+        assert f"`{col}`" in doc, f"CSV column {col} missing from docs/report.md"
+    sample = (root / "docs" / "sample-report.md").read_text(encoding="utf-8")
+    assert "- **Ketamin** – sterk økning i bruk" in sample
+
+
+def test_config_option_before_the_command_is_kept(tmp_path, monkeypatch, capsys):
+    fill_store(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("WARND_STATE_DIR", str(tmp_path / "state"))
+    assert main(["--config", str(tmp_path / "config.toml"), "report", "--format", "csv"]) == 0
+    assert "lab:ketamin" in capsys.readouterr().out
+
+
+def test_source_chart_marks_change_points_and_spikes():
+    from warnd.report_charts import series_marks, sources_chart
+
+    rng = np.random.default_rng(3)
+    per = weeks(date(2024, 1, 1), 120)
+    y = np.concatenate([rng.poisson(10, 80), rng.poisson(30, 40)]).astype(float)
+    s = Series(source="lab", substance="x", periods=per, values=y)
+    m = series_marks(s, {"lab:x": [per[100]], "other:x": [per[5]]})
+    assert m.spikes == [100]
+    assert any(abs(cp - 80) <= 2 for cp in m.change_points), m.change_points
+    assert m.segments[0][0] == 0 and m.segments[-1][1] == 119
+    assert m.segments[-1][2] > 2 * m.segments[0][2]
+    png = sources_chart([s], {}, CUR, PREV, "en")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000

@@ -1,0 +1,132 @@
+"""The demo report: the spring 2026 picture, rendered in real headless Chromium.
+
+Chromium comes from Debian's ``chromium`` package (``make test`` installs it when
+missing). The test fails, not skips, without it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import ROOT
+from warnd.config import load_config
+from warnd.pipeline import Pipeline
+from warnd.report import build_report
+from warnd.report_render import render_html
+from warnd.store import Store
+
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--hide-scrollbars",
+]
+
+# Appended to a copy of the page only: after load, write what the browser sees into the DOM.
+CHECK_SCRIPT = """<script>
+window.addEventListener("load", function () {
+  var out = {images: [], tables: []};
+  document.querySelectorAll("img").forEach(function (i) {
+    var r = i.getBoundingClientRect();
+    out.images.push({natural: i.naturalWidth, complete: i.complete, width: r.width,
+                     height: r.height});
+  });
+  document.querySelectorAll("table").forEach(function (t) {
+    var r = t.getBoundingClientRect();
+    out.tables.push({rows: t.rows.length, width: r.width, height: r.height});
+  });
+  var pre = document.createElement("pre");
+  pre.id = "warnd-check";
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+def chromium() -> str:
+    exe = shutil.which("chromium")
+    if exe is None:
+        pytest.fail("chromium is not installed: run `make test` (it installs Debian's "
+                    "chromium package) or `apt-get install chromium`")
+    return exe
+
+
+@pytest.fixture(scope="module")
+def demo_report(tmp_path_factory):
+    state = tmp_path_factory.mktemp("demo-state")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WARND_STATE_DIR", str(state))
+        cfg = load_config(ROOT / "config.toml")
+        Pipeline(cfg).run_once()
+        store = Store.in_dir(cfg.state_dir)
+        try:
+            return cfg, build_report(store, cfg)
+        finally:
+            store.close()
+
+
+def test_demo_report_reproduces_the_spring_2026_findings(demo_report):
+    _, rep = demo_report
+    assert [str(p) for p in rep.current] == ["2025-10-01", "2026-03-31"]
+    by = {t.substance: t for t in rep.substances}
+    assert set(by) == {"heroin", "kokain", "ketamin", "xanor"}
+    for sub in ("kokain", "ketamin"):
+        assert by[sub].dimension_verdicts["use"].category == 2
+        assert by[sub].headline("en").endswith("strong increase in use")
+        assert by[sub].aggregate.by_dimension["use"] > 20
+        assert by[sub].alerts, f"{sub}: the period's alert is listed"
+        assert by[sub].notices, f"{sub}: overdosefare warnings are listed"
+    for sub in ("heroin", "xanor"):
+        assert by[sub].dimension_verdicts["use"].category == 0
+        assert by[sub].headline("no").split("\N{EN DASH} ", 1)[1].startswith("stabil bruk")
+        assert abs(by[sub].aggregate.by_dimension["use"]) < 10 and not by[sub].alerts
+
+
+def test_html_report_renders_in_headless_chromium(demo_report, tmp_path):
+    exe = chromium()
+    cfg, rep = demo_report
+    page = render_html(rep, "no", params=cfg.detection_params(""))
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", CHECK_SCRIPT + "</body>"), encoding="utf-8")
+    report = tmp_path / "report.html"
+    report.write_text(page, encoding="utf-8")
+
+    dom = subprocess.run(
+        [exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile-dom'}",
+         "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
+        capture_output=True, text=True, timeout=180, check=False,
+    )
+    m = re.search(r'<pre id="warnd-check">(.*?)</pre>', dom.stdout, re.S)
+    assert m, f"no check output from chromium: {dom.stderr[-2000:]}"
+    seen = json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    # 4 long-term charts + 4 per-source charts, all decoded and laid out
+    assert len(seen["images"]) == 2 * len(rep.substances) == 8
+    for img in seen["images"]:
+        assert img["complete"] and img["natural"] > 300, img
+        assert img["width"] > 300 and img["height"] > 100, img
+    # per substance: the summary (3 dimensions + total) and the source table
+    assert len(seen["tables"]) == 2 * len(rep.substances)
+    for tab in seen["tables"]:
+        assert tab["rows"] >= 5 and tab["width"] > 200 and tab["height"] > 80, tab
+
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile-shot'}",
+         f"--screenshot={shot}", "--window-size=1280,4000", report.as_uri()],
+        capture_output=True, text=True, timeout=180, check=False,
+    )
+    assert shot.exists(), "chromium wrote no screenshot"
+    px = np.asarray(Image.open(shot).convert("RGB"), dtype=int)
+    assert px.shape == (4000, 1280, 3)
+    ink = (px.sum(axis=2) < 600).mean()  # anything clearly darker than white
+    assert ink > 0.02, f"screenshot is (nearly) blank: {ink:.4f} of pixels inked"
+    # the charts' dimension colours reached the screen (the use line is #1f5f99)
+    blue = (abs(px[..., 0] - 0x1F) < 30) & (abs(px[..., 1] - 0x5F) < 30) & (
+        abs(px[..., 2] - 0x99) < 30)
+    assert blue.sum() > 500

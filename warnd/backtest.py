@@ -1,0 +1,400 @@
+"""Backtest: replay an observations CSV as the daemon would have seen it.
+
+The CSV header names at least ``date,substance,source,value`` (ISO dates; optional
+``denominator``, ``region``, ``dimension``, ``metric``). Rows are grouped into series by
+(substance, source, region, metric). A bad row is reported on stderr with its line
+number and skipped; the rest is used.
+
+:func:`run_backtest` replays every series period by period with
+:func:`detectors.engine.replay` (each period sees only the data up to it) and the
+episode rules of :class:`detectors.episodes.EpisodeTracker`, and returns the messages
+that would have been sent. Only increases alert unless a series' params set
+``alert_decreases`` (then decrease alerts appear with ``direction == "decrease"``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import math
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from detectors.base import SCALE, Finding, Series
+from detectors.changepoints import segment
+from detectors.engine import replay
+from detectors.episodes import EpisodeTracker
+from detectors.params import DetectionParams
+
+REQUIRED = ("date", "substance", "source", "value")
+ParamsFor = Callable[[str, str], DetectionParams]
+SENT = ("open", "escalate", "repeat", "resolve")
+
+
+class CsvFormatError(ValueError):
+    """The file cannot be read at all (missing file, missing columns)."""
+
+
+def _num(text: str | None) -> float | None:
+    if text is None or text.strip() == "":
+        return None
+    return float(text)
+
+
+def read_observations_csv(path: Path | str, *, errors: TextIO | None = None) -> list[Series]:
+    """The series in an observations CSV; bad rows go to ``errors`` (stderr) and are skipped.
+
+    Raises:
+        CsvFormatError: the file is missing or its header lacks a required column.
+    """
+    errors = errors or sys.stderr
+    path = Path(path)
+    try:
+        fh = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise CsvFormatError(f"{path}: cannot open ({exc.strerror})") from exc
+    groups: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    with fh:
+        reader = csv.DictReader(fh)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        missing = [c for c in REQUIRED if c not in header]
+        if missing:
+            raise CsvFormatError(
+                f"{path} line 1: missing column(s) {', '.join(missing)}; "
+                f"expected at least {','.join(REQUIRED)}"
+            )
+        reader.fieldnames = header
+        for row in reader:
+            line = reader.line_num
+            try:
+                rec = _parse_row(row)
+            except ValueError as exc:
+                print(f"{path} line {line}: {exc}; row skipped", file=errors)
+                continue
+            key = (rec["substance"], rec["source"], rec["region"], rec["metric"])
+            g = groups.setdefault(key, {"dimension": rec["dimension"], "rows": {}})
+            if rec["date"] in g["rows"]:
+                print(
+                    f"{path} line {line}: duplicate period {rec['date']} for "
+                    f"{rec['substance']}/{rec['source']}; later row used",
+                    file=errors,
+                )
+            g["rows"][rec["date"]] = (rec["value"], rec["denominator"])
+    out = []
+    for (substance, source, region, metric), g in groups.items():
+        days = sorted(g["rows"])
+        vals = np.array([g["rows"][d][0] for d in days], dtype=float)
+        dens = [g["rows"][d][1] for d in days]
+        has_den = any(d is not None for d in dens)
+        out.append(
+            Series(
+                source=source,
+                substance=substance,
+                periods=tuple(days),
+                values=vals,
+                region=region,
+                metric=metric,
+                dimension=g["dimension"] or "use",
+                denominators=np.array([np.nan if d is None else d for d in dens])
+                if has_den
+                else None,
+            )
+        )
+    out.sort(key=lambda s: (s.substance, s.source, s.region, s.metric))
+    return out
+
+
+def _parse_row(row: dict[str, str | None]) -> dict[str, Any]:
+    if None in row:
+        raise ValueError("more fields than the header")
+    raw_date = (row.get("date") or "").strip()
+    try:
+        day = date.fromisoformat(raw_date)
+    except ValueError:
+        raise ValueError(f"date {raw_date!r} is not an ISO date (YYYY-MM-DD)") from None
+    substance = (row.get("substance") or "").strip()
+    source = (row.get("source") or "").strip()
+    if not substance or not source:
+        raise ValueError("substance and source must not be empty")
+    raw_value = (row.get("value") or "").strip()
+    try:
+        value = _num(raw_value)
+    except ValueError:
+        raise ValueError(f"value {raw_value!r} is not a number") from None
+    if value is None or not math.isfinite(value):
+        raise ValueError(f"value {raw_value!r} is not a finite number")
+    raw_den = row.get("denominator")
+    try:
+        den = _num(raw_den)
+    except ValueError:
+        raise ValueError(f"denominator {raw_den!r} is not a number") from None
+    if den is not None and not (math.isfinite(den) and den >= 0):
+        raise ValueError(f"denominator {raw_den!r} must be a non-negative number")
+    return {
+        "date": day,
+        "substance": substance,
+        "source": source,
+        "value": value,
+        "denominator": den,
+        "region": (row.get("region") or "").strip(),
+        "metric": (row.get("metric") or "").strip() or "count",
+        "dimension": (row.get("dimension") or "").strip() or None,
+    }
+
+
+def _default_params(_substance: str, _source: str) -> DetectionParams:
+    return DetectionParams()
+
+
+def _clean(x: float | None) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _with_sources(findings: list[Finding], sources: tuple[str, ...], params: DetectionParams):
+    """Increase findings carry the agreeing sources; without enough of them they are
+    dropped when ``require_corroboration``."""
+    out = []
+    for f in findings:
+        if f.direction == "increase":
+            if params.require_corroboration and len(sources) < params.min_sources_for_strong:
+                continue
+            ev = {**f.evidence, "n_sources": len(sources), "agreeing_sources": list(sources)}
+            f = replace(f, evidence=ev)
+        out.append(f)
+    return out
+
+
+def backtest_series(
+    series: Series,
+    params: DetectionParams,
+    *,
+    findings: list[list[Finding]] | None = None,
+    agreeing: Callable[[date], tuple[str, ...]] | None = None,
+) -> list[dict[str, Any]]:
+    """The messages the episode rules would have sent for one series.
+
+    ``findings`` is ``replay(series, params)`` when already computed; ``agreeing(d)``
+    names the sources of the substance with a current increase finding at ``d`` (by
+    default only this series' source, when it has one).
+    """
+    tracker = EpisodeTracker(params=params)
+    out = []
+    last: dict[str, Any] = {}
+    per_period = findings if findings is not None else replay(series, params)
+    for i, found in enumerate(per_period):
+        day = series.periods[i]
+        if agreeing is not None:
+            sources = agreeing(day)
+        else:
+            sources = (series.source,) if any(f.direction == "increase" for f in found) else ()
+        for d in tracker.update(_with_sources(found, sources, params)):
+            f = d.finding
+            if f is not None:
+                last[d.episode] = f
+            if not d.send:
+                continue
+            f = f or last.get(d.episode)
+            kind, direction = d.episode.split(":", 1)
+            cat = 0 if f is None else int(f.category)
+            out.append(
+                {
+                    "substance": series.substance,
+                    "source": series.source,
+                    "region": series.region,
+                    "metric": series.metric,
+                    "dimension": series.dimension,
+                    "fired_at": day.isoformat(),
+                    "kind": kind,
+                    "direction": direction,
+                    "decision": d.action,
+                    "onset": None if f is None else f.onset.isoformat(),
+                    "level_before": None if f is None else _clean(f.level_before),
+                    "level_after": None if f is None else _clean(f.level_after),
+                    "relative_change": None if f is None else _clean(f.relative_change),
+                    "strength": None if f is None else _clean(f.strength),
+                    "p_value": None if f is None else _clean(f.p_value),
+                    "category": cat,
+                    "category_words": SCALE[cat][1],
+                    "n_sources": 0 if f is None else int(f.evidence.get("n_sources", 1)),
+                    "method": "" if f is None else f.method,
+                    "evidence": {} if f is None else f.evidence,
+                }
+            )
+    return out
+
+
+def _agreement(
+    runs: list[tuple[Series, list[list[Finding]]]],
+) -> dict[str, Callable[[date], tuple[str, ...]]]:
+    """Per substance: which sources have a current increase finding as of a date.
+
+    A source's state at ``d`` is that of its newest period on or before ``d`` (any of its
+    regions or metrics), so weekly and monthly sources can agree; nothing after ``d``
+    is used.
+    """
+    events: dict[str, list[tuple[date, str, str, bool]]] = {}
+    for s, per_period in runs:
+        key = s.key
+        for day, found in zip(s.periods, per_period, strict=True):
+            up = any(f.direction == "increase" for f in found)
+            events.setdefault(s.substance, []).append((day, key, s.source, up))
+    out: dict[str, Callable[[date], tuple[str, ...]]] = {}
+    for substance, evs in events.items():
+        evs.sort(key=lambda e: e[0])
+        state: dict[str, tuple[str, bool]] = {}
+        days: list[date] = []
+        snapshots: list[tuple[str, ...]] = []
+        for day, key, source, up in evs:
+            state[key] = (source, up)
+            snap = tuple(sorted({src for src, u in state.values() if u}))
+            if days and days[-1] == day:
+                snapshots[-1] = snap
+            else:
+                days.append(day)
+                snapshots.append(snap)
+
+        def lookup(d: date, days=days, snapshots=snapshots) -> tuple[str, ...]:
+            i = bisect.bisect_right(days, d) - 1
+            return snapshots[i] if i >= 0 else ()
+
+        out[substance] = lookup
+    return out
+
+
+def run_backtest(path: Path | str, params_for: ParamsFor | None = None) -> list[dict[str, Any]]:
+    """Alerts that would have been sent, in date order (then substance, source).
+
+    Each series is replayed on its own; then, date by date, an increase finding is
+    tagged with the sources of the same substance that have a current increase finding
+    (``evidence["n_sources"]``, ``evidence["agreeing_sources"]``): more agreeing
+    sources escalate an open episode, and with ``require_corroboration`` an increase
+    alerts only once ``min_sources_for_strong`` sources agree.
+    """
+    params_for = params_for or _default_params
+    runs = []
+    for s in read_observations_csv(path):
+        p = params_for(s.substance, s.source)
+        runs.append((s, p, replay(s, p)))
+    agree = _agreement([(s, f) for s, _, f in runs])
+    alerts: list[dict[str, Any]] = []
+    for s, p, found in runs:
+        alerts.extend(backtest_series(s, p, findings=found, agreeing=agree[s.substance]))
+    alerts.sort(key=lambda a: (a["fired_at"], a["substance"], a["source"], a["region"], a["kind"]))
+    return alerts
+
+
+def run_changepoints(path: Path | str, params_for: ParamsFor | None = None) -> list[dict[str, Any]]:
+    """Change points of every series in the file, on its own periods (no re-aggregation).
+
+    ``params_for`` is accepted for symmetry with :func:`run_backtest`; segmentation has
+    no per-series parameters.
+    """
+    out = []
+    for s in read_observations_csv(path):
+        vals = np.asarray(s.values, dtype=float)
+        if s.denominators is not None:
+            with np.errstate(all="ignore"):
+                vals = np.where(s.denominators > 0, vals / s.denominators, np.nan)
+        seg = segment(vals, s.periods)
+        out.append(
+            {
+                "substance": s.substance,
+                "source": s.source,
+                "region": s.region,
+                "metric": s.metric,
+                "change_points": [s.periods[i].isoformat() for i in seg.change_points],
+                "segments": [
+                    {
+                        "start": s.periods[a].isoformat(),
+                        "end": s.periods[b].isoformat(),
+                        "level": _clean(level),
+                    }
+                    for a, b, level in seg.segments
+                ],
+            }
+        )
+    return out
+
+
+def _table(header: list[str], rows: Iterable[list[str]]) -> str:
+    rows = list(rows)
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
+    ]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
+    body = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join([line, "  ".join("-" * w for w in widths), *body])
+
+
+def _fmt(x: float | None, pct: bool = False) -> str:
+    if x is None:
+        return "-"
+    return f"{x:+.0%}" if pct else f"{x:.3g}"
+
+
+def format_backtest_table(alerts: list[dict[str, Any]]) -> str:
+    """A readable text table of backtest alerts."""
+    if not alerts:
+        return "no alerts"
+    return _table(
+        [
+            "fired_at",
+            "substance",
+            "source",
+            "region",
+            "kind",
+            "decision",
+            "onset",
+            "before",
+            "after",
+            "change",
+            "p",
+            "category",
+        ],
+        (
+            [
+                a["fired_at"],
+                a["substance"],
+                a["source"],
+                a["region"] or "-",
+                a["kind"],
+                a["decision"],
+                a["onset"] or "-",
+                _fmt(a["level_before"]),
+                _fmt(a["level_after"]),
+                _fmt(a["relative_change"], pct=True),
+                _fmt(a["p_value"]),
+                a["category_words"],
+            ]
+            for a in alerts
+        ),
+    )
+
+
+def format_changepoints_table(results: list[dict[str, Any]]) -> str:
+    """A readable text table: one row per segment of every series."""
+    if not results:
+        return "no series"
+    rows = []
+    for r in results:
+        for seg in r["segments"]:
+            rows.append(
+                [
+                    r["substance"],
+                    r["source"],
+                    r["region"] or "-",
+                    seg["start"],
+                    seg["end"],
+                    _fmt(seg["level"]),
+                ]
+            )
+    return _table(["substance", "source", "region", "start", "end", "level"], rows)

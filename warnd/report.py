@@ -1,0 +1,428 @@
+# ruff: noqa: RUF001, RUF002  (Norwegian typography: en dashes, minus signs)
+"""The half-year report: per substance, each source's change on the five-step scale,
+grouped by dimension, with the aggregated difference (Føre Var's tables).
+
+The table logic is pure (:func:`source_row`, :func:`substance_table`) and works on
+:class:`detectors.base.Series` objects; :func:`build_report` loads them from the store
+together with the period's alerts and overdosefare warnings. Rendering (HTML, Markdown,
+CSV) lives in :mod:`warnd.report_render`, charts in :mod:`warnd.report_charts`.
+
+Scoring (our design, see ``docs/report.md``):
+
+* a series with values (counts, visits, index, concentration, …) is compared with
+  :func:`detectors.synthesis.score_change` (current half-year against the one before)
+  and contributes its five-step category −2..+2;
+* a trend-panel series (metric ``score`` or ``score:<dimension>``) contributes the
+  **sum** of its answers in the current half-year (each stored round is the sum of that
+  round's answers, with their number as denominator); for the verdicts it
+  counts as one source with the category of its mean answer (:func:`panel_category`);
+* a series without data in either half-year contributes nothing and says so;
+* sums per dimension and overall come from :func:`detectors.synthesis.aggregate`; the
+  words per dimension and for the substance from
+  :func:`detectors.synthesis.substance_verdict` (a strong increase needs agreeing
+  independent sources).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import numpy as np
+
+from detectors.base import SCALE, Series, is_score
+from detectors.params import DetectionParams
+from detectors.synthesis import (
+    DIMENSIONS,
+    Aggregate,
+    SourceChange,
+    Verdict,
+    aggregate,
+    half_years,
+    latest_complete_half_year,
+    series_change,
+    substance_verdict,
+)
+from warnd.errors import WarndError
+
+Period = tuple[date, date]
+
+#: Row status values (the CSV ``status`` column).
+OK, PANEL, NO_DATA, NO_DATA_BEFORE = "ok", "panel", "no_data", "no_data_before"
+
+LABELS: dict[str, dict[str, str]] = {
+    "no": {
+        "use": "bruk",
+        "availability": "tilgjengelighet",
+        "interest": "interesse",
+        "and": "og",
+        "in": "i",
+        "stable": "stabil",
+        "no_data": "ingen data i perioden",
+        "no_data_before": "ingen data i perioden før",
+    },
+    "en": {
+        "use": "use",
+        "availability": "availability",
+        "interest": "interest",
+        "and": "and",
+        "in": "in",
+        "stable": "stable",
+        "no_data": "no data in the period",
+        "no_data_before": "no data in the period before",
+    },
+}
+
+
+class ReportError(WarndError):
+    """A report cannot be made (bad period, empty store)."""
+
+
+# -- periods ---------------------------------------------------------------------------
+def parse_date(text: str, what: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise ReportError(f"{what}: {text!r} is not a date (use YYYY-MM-DD)") from None
+
+
+def choose_periods(
+    last_data_date: date | None,
+    params: DetectionParams,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+) -> tuple[Period, Period]:
+    """The report period and the one before it, each ``(first day, last day)``.
+
+    Without ``start``/``end``: the latest complete half-year in the data (the half-year
+    months come from ``params.half_year_start_months``) and the half-year before.
+    With both: that range and the equally long range right before it. With only one of
+    them: the half-year that contains it.
+    """
+    if start is not None and end is not None:
+        if end < start:
+            raise ReportError(f"--from {start} is after --to {end}")
+        length = end - start
+        prev_end = start.fromordinal(start.toordinal() - 1)
+        return (start, end), (prev_end - length, prev_end)
+    if start is not None or end is not None:
+        cur, prev = half_years(start or end, params)  # type: ignore[arg-type]
+        return cur, prev
+    if last_data_date is None:
+        raise ReportError("the store holds no observations; run `warnd run --once` first")
+    cur = latest_complete_half_year(last_data_date, params)
+    _, prev = half_years(cur[0], params)
+    return cur, prev
+
+
+# -- tables ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SourceRow:
+    """One series of one substance in the report period."""
+
+    key: str  # series key, e.g. "lab-mbf:kokain:46"
+    source: str
+    region: str
+    metric: str
+    dimension: str
+    status: str  # ok | panel | no_data | no_data_before
+    score: int  # what the row adds to the sums (0 without data)
+    category: int  # five-step category (panel: of the mean answer)
+    level_before: float | None = None
+    level_after: float | None = None
+    relative_change: float | None = None
+    p_value: float | None = None
+    n_before: int = 0
+    n_after: int = 0
+    test: str = ""
+
+    @property
+    def counted(self) -> bool:
+        return self.status in (OK, PANEL)
+
+    def words(self, lang: str = "no") -> str:
+        if not self.counted:
+            return LABELS[lang][self.status]
+        return SCALE[self.category][0 if lang == "no" else 1]
+
+
+@dataclass(frozen=True)
+class SubstanceTable:
+    substance: str
+    label: str
+    rows: tuple[SourceRow, ...]
+    aggregate: Aggregate
+    dimension_verdicts: dict[str, Verdict]
+    verdict: Verdict
+    alerts: tuple[dict[str, Any], ...] = ()
+    notices: tuple[dict[str, Any], ...] = ()
+
+    def rows_in(self, dimension: str) -> list[SourceRow]:
+        return [r for r in self.rows if r.dimension == dimension]
+
+    def headline(self, lang: str = "no") -> str:
+        return f"{self.label} – {finding_phrase(self, lang)}"
+
+
+#: A panel's mean answer from which it counts as a small / strong change in the verdicts.
+PANEL_SMALL, PANEL_STRONG = 0.25, 1.0
+
+
+def panel_category(mean_answer: float) -> int:
+    """The five-step category of a panel's mean answer (−2..2) for the verdicts: ±1 from
+    ±0.25 (net a quarter of the informants report a change), ±2 from ±1.0 (the
+    typical informant reports at least a small change)."""
+    a = abs(mean_answer)
+    step = 2 if a >= PANEL_STRONG else 1 if a >= PANEL_SMALL else 0
+    return step if mean_answer >= 0 else -step
+
+
+def _in(series: Series, period: Period) -> np.ndarray:
+    per = np.array(series.periods, dtype="datetime64[D]")
+    if len(per) == 0:
+        return np.zeros(0, dtype=bool)
+    ok = (per >= np.datetime64(period[0])) & (per <= np.datetime64(period[1]))
+    return ok & np.isfinite(np.asarray(series.values, dtype=float))
+
+
+def _f(x: float) -> float | None:
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def _panel_sum(series: Series, mask: np.ndarray) -> tuple[int, float]:
+    """Sum of the answer scores in ``mask`` and the number of answers.
+
+    A stored panel value is the sum of one round's answers with the number of answers
+    as denominator (``feeds.panel``); without a denominator a value is one answer.
+    """
+    vals = np.asarray(series.values, dtype=float)[mask]
+    den = series.denominators
+    if den is None:
+        n = np.ones_like(vals)
+    else:
+        n = np.asarray(den, dtype=float)[mask]
+        n = np.where(np.isfinite(n) & (n > 0), n, 1.0)
+    total = np.clip(np.round(vals), -2 * n, 2 * n).sum()
+    return int(total), float(n.sum())
+
+
+def _panel_row(
+    series: Series, cur: np.ndarray, prv: np.ndarray, base: dict[str, Any]
+) -> SourceRow:
+    score, n_answers = _panel_sum(series, cur)
+    before = _panel_sum(series, prv)[0] if prv.any() else None
+    return SourceRow(
+        status=PANEL, score=score,
+        category=panel_category(score / n_answers) if n_answers else 0,
+        level_before=None if before is None else float(before), level_after=float(score),
+        test=f"panel sum of {n_answers:.0f} answers", **base,
+    )
+
+
+def source_row(
+    series: Series, current: Period, previous: Period, params: DetectionParams
+) -> SourceRow:
+    """Score one series for ``current`` against ``previous``."""
+    cur, prv = _in(series, current), _in(series, previous)
+    base = dict(
+        key=series.key, source=series.source, region=series.region, metric=series.metric,
+        dimension=series.dimension, n_before=int(prv.sum()), n_after=int(cur.sum()),
+    )
+    if not cur.any():
+        return SourceRow(status=NO_DATA, score=0, category=0, **base)  # type: ignore[arg-type]
+    vals = np.asarray(series.values, dtype=float)
+    if is_score(series.metric):
+        return _panel_row(series, cur, prv, base)
+    if not prv.any():
+        den = series.denominators
+        after = float(vals[cur].mean())
+        if den is not None and np.nansum(den[cur]) > 0:
+            after = float(vals[cur].sum() / np.nansum(den[cur]))
+        return SourceRow(
+            status=NO_DATA_BEFORE, score=0, category=0,
+            level_after=_f(after), **base,  # type: ignore[arg-type]
+        )
+    cat, ch = series_change(series, current, previous, params)
+    assert isinstance(ch, SourceChange)
+    return SourceRow(
+        status=OK, score=cat, category=cat, level_before=_f(ch.level_before),
+        level_after=_f(ch.level_after),
+        relative_change=None if math.isnan(ch.relative_change) else ch.relative_change,
+        p_value=ch.p_value, test=ch.test, **base,  # type: ignore[arg-type]
+    )
+
+
+def substance_table(
+    substance: str,
+    series: Iterable[Series],
+    current: Period,
+    previous: Period,
+    params: DetectionParams | Callable[[str], DetectionParams],
+    *,
+    label: str | None = None,
+    alerts: Sequence[dict[str, Any]] = (),
+    notices: Sequence[dict[str, Any]] = (),
+) -> SubstanceTable:
+    """The table of one substance: a row per series, sums and verdicts.
+
+    ``params`` is one parameter set or a function of the source name (per-source
+    overrides); the substance verdicts use the parameters of the substance itself
+    (``params("")`` when a function).
+    """
+    pf = params if callable(params) else (lambda _s: params)
+    dim_order = {d: i for i, d in enumerate(DIMENSIONS)}
+    rows = sorted(
+        (source_row(s, current, previous, pf(s.source)) for s in series),
+        key=lambda r: (dim_order.get(r.dimension, 9), r.source, r.region, r.metric),
+    )
+    counted = [r for r in rows if r.counted]
+    agg = aggregate((r.dimension, r.source, r.score) for r in counted)
+    sp = pf("")
+    dims = {
+        d: majority_verdict([(r.source, r.category) for r in counted if r.dimension == d], sp)
+        for d in DIMENSIONS
+    }
+    return SubstanceTable(
+        substance=substance, label=label or substance, rows=tuple(rows), aggregate=agg,
+        dimension_verdicts=dims,
+        verdict=majority_verdict([(r.source, r.category) for r in counted], sp),
+        alerts=tuple(alerts), notices=tuple(notices),
+    )
+
+
+def majority_verdict(items: Sequence[tuple[str, int]], params: DetectionParams) -> Verdict:
+    """The words for a group of sources (a dimension, or all of a substance's sources).
+
+    Each source counts once, with its largest category. The group moves only when
+    more than half of its sources with data move the same way; then
+    :func:`detectors.synthesis.substance_verdict` decides small or strong (a strong
+    change needs a strong source and ``min_sources_for_strong`` agreeing sources).
+    Otherwise it is stable: one source out of four going down is not a decrease.
+    """
+    per: dict[str, int] = {}
+    for src, cat in items:
+        old = per.get(src)
+        if old is None or (abs(cat), cat) > (abs(old), old):
+            per[src] = int(cat)
+    up = sum(1 for c in per.values() if c > 0)
+    down = sum(1 for c in per.values() if c < 0)
+    v = substance_verdict(list(per.items()), params)
+    if 2 * max(up, down) <= len(per) or v.category == 0:
+        return Verdict(0, (), v.disagreeing_sources + v.corroborating_sources, "none")
+    return v
+
+
+def _phrase(dimension: str, category: int, lang: str) -> str:
+    lab = LABELS[lang]
+    if category == 0:
+        return f"{lab['stable']} {lab[dimension]}"
+    return f"{SCALE[category][0 if lang == 'no' else 1]} {lab['in']} {lab[dimension]}"
+
+
+def finding_phrase(table: SubstanceTable, lang: str = "no") -> str:
+    """The main finding in words: "sterk økning i bruk", "stabil bruk og liten nedgang i
+    tilgjengelighet".
+
+    Our rule: the use dimension leads; when use is stable, the other dimensions that
+    changed are added (as the report's "stabil bruk og nedgang i tilgjengelighet"). A
+    substance without use sources leads with its first dimension that has sources.
+    """
+    with_sources = [
+        d for d in DIMENSIONS if any(r.counted for r in table.rows_in(d))
+    ]
+    if not with_sources:
+        return LABELS[lang]["no_data"]
+    lead = "use" if "use" in with_sources else with_sources[0]
+    parts = [_phrase(lead, table.dimension_verdicts[lead].category, lang)]
+    if table.dimension_verdicts[lead].category == 0:
+        parts += [
+            _phrase(d, table.dimension_verdicts[d].category, lang)
+            for d in with_sources
+            if d != lead and table.dimension_verdicts[d].category != 0
+        ]
+    return f" {LABELS[lang]['and']} ".join(parts)
+
+
+# -- the whole report from the store ------------------------------------------------------
+@dataclass(frozen=True)
+class Report:
+    current: Period
+    previous: Period
+    substances: tuple[SubstanceTable, ...]
+    series: dict[str, list[Series]] = field(default_factory=dict)  # for the charts
+    spikes: dict[str, list[date]] = field(default_factory=dict)  # series key -> periods
+
+
+def _period_alerts(store: Any, substance: str, period: Period) -> list[dict[str, Any]]:
+    out = []
+    for a in store.q(
+        "SELECT id, substance, source, kind, direction, severity, title, created_at, status, "
+        "data FROM alerts WHERE substance=? ORDER BY id", [substance],
+    ):
+        try:
+            data = json.loads(a.pop("data") or "{}")
+        except ValueError:
+            data = {}
+        when = str(data.get("detected_at") or a["created_at"])[:10]
+        onset = str(data.get("onset") or "")[:10]
+        if period[0].isoformat() <= when <= period[1].isoformat():
+            out.append({**a, "detected_at": when, "onset": onset})
+    return out
+
+
+def _period_notices(store: Any, substance: str, period: Period) -> list[dict[str, Any]]:
+    return store.q(
+        "SELECT i.published_at, i.title, i.link, i.source FROM items i "
+        "JOIN item_substances s ON s.key = i.key WHERE i.kind='notice' AND s.substance=? "
+        "AND substr(i.published_at, 1, 10) BETWEEN ? AND ? ORDER BY i.published_at DESC",
+        [substance, period[0].isoformat(), period[1].isoformat()],
+    )
+
+
+def build_report(
+    store: Any,
+    cfg: Any,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+) -> Report:
+    """Load every series from the store and compute the tables of the report period."""
+    last = store.q("SELECT MAX(period) AS p FROM observations")[0]["p"]
+    base_params = cfg.detection_params("")
+    current, previous = choose_periods(
+        date.fromisoformat(last) if last else None, base_params, start=start, end=end
+    )
+    keys = store.series_keys()
+    substances = list(cfg.substances) + sorted(
+        {k[1] for k in keys} - set(cfg.substances)
+    )
+    dims = {s.name: s.dimension for s in cfg.sources}
+    tables, all_series, spikes = [], {}, {}
+    for sub in substances:
+        series = [
+            store.load_series(src, sub, region, metric, dimension=dims.get(src, "use"))
+            for src, s2, region, metric in keys
+            if s2 == sub
+        ]
+        if not series:
+            continue
+
+        def pf(source: str, sub: str = sub) -> DetectionParams:
+            return cfg.detection_params(sub, source or None)  # type: ignore[no-any-return]
+
+        tables.append(
+            substance_table(
+                sub, series, current, previous, pf, label=cfg.substance_label(sub),
+                alerts=_period_alerts(store, sub, current),
+                notices=_period_notices(store, sub, current),
+            )
+        )
+        all_series[sub] = series
+    for r in store.q("SELECT series_key, onset FROM findings WHERE kind='spike'"):
+        spikes.setdefault(r["series_key"], []).append(date.fromisoformat(r["onset"]))
+    return Report(current, previous, tuple(tables), all_series, spikes)

@@ -1,0 +1,411 @@
+# ruff: noqa: RUF001  (Norwegian typography: en dashes, minus signs)
+"""Render a :class:`warnd.report.Report` as HTML (one self-contained file), Markdown or CSV.
+
+The three formats carry the same numbers: HTML and Markdown format them for reading
+(Norwegian with decimal comma), CSV gives them raw (dot decimals, empty when missing).
+The CSV columns are listed in :data:`CSV_COLUMNS` and documented in ``docs/report.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import math
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from detectors.base import SCALE
+from detectors.params import DetectionParams
+from detectors.synthesis import DIMENSIONS
+from warnd.report import LABELS, Report, SourceRow, SubstanceTable
+
+MONTHS = {
+    "no": ["januar", "februar", "mars", "april", "mai", "juni", "juli", "august",
+           "september", "oktober", "november", "desember"],
+    "en": ["January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December"],
+}
+
+T = {
+    "no": {
+        "title": "Føre Var – halvårsrapport",
+        "compared": "sammenlignet med",
+        "generated": "laget",
+        "findings": "Hovedfunn",
+        "figure1": "Figur 1 – langtidstrender",
+        "figure1_note": "Indeks per halvår: hver kilde delt på sitt eget snitt (= 100), "
+        "snitt per dimensjon. Trendpanel og varsler er ikke med.",
+        "table": "Tabell",
+        "aggregated": "Aggregert differanse",
+        "score": "Skår",
+        "sources": "Kilder",
+        "assessment": "Vurdering",
+        "source": "Kilde",
+        "dimension": "Dimensjon",
+        "before": "Før",
+        "after": "Etter",
+        "change": "Endring",
+        "p": "p",
+        "category": "Kategori",
+        "words": "Ord",
+        "per_source": "Kildene",
+        "alerts": "Varsler fra warnd i perioden",
+        "no_alerts": "Ingen varsler i perioden.",
+        "notices": "Varsler på overdosefare.no som nevner stoffet",
+        "no_notices": "Ingen varsler i perioden.",
+        "figure_sources": "Kildene over tid med endringspunkter og topper",
+        "panel": "trendpanel: sum av svar",
+        "method": "Slik er tallene regnet ut",
+        "method_text": "Hver kilde sammenligner perioden med halvåret før og får en skår "
+        "fra −2 (sterk nedgang) til +2 (sterk økning); trendpanelet bidrar med summen av "
+        "svarene (hvert svar −2 … +2). Skårene summeres per dimensjon og samlet "
+        "(aggregert differanse). En dimensjon endrer seg bare når over halvparten av "
+        "kildene går samme vei. Skalaen og grensene er warnds egne (docs/report.md).",
+        "total": "Aggregert differanse",
+        "severity": "alvorlighet",
+        "onset": "siden",
+    },
+    "en": {
+        "title": "Føre Var – half-year report",
+        "compared": "compared with",
+        "generated": "generated",
+        "findings": "Main findings",
+        "figure1": "Figure 1 – long-term trends",
+        "figure1_note": "Index per half-year: each source divided by its own mean (= 100), "
+        "averaged per dimension. Trend panel and warnings are left out.",
+        "table": "Table",
+        "aggregated": "Aggregated difference",
+        "score": "Score",
+        "sources": "Sources",
+        "assessment": "Assessment",
+        "source": "Source",
+        "dimension": "Dimension",
+        "before": "Before",
+        "after": "After",
+        "change": "Change",
+        "p": "p",
+        "category": "Category",
+        "words": "Words",
+        "per_source": "The sources",
+        "alerts": "warnd alerts in the period",
+        "no_alerts": "No alerts in the period.",
+        "notices": "Warnings on overdosefare.no naming the substance",
+        "no_notices": "No warnings in the period.",
+        "figure_sources": "The sources over time with change points and spikes",
+        "panel": "trend panel: sum of answers",
+        "method": "How the numbers are computed",
+        "method_text": "Each source compares the period with the half-year before and "
+        "scores from −2 (strong decrease) to +2 (strong increase); the trend panel "
+        "contributes the sum of its answers (each −2 … +2). The scores are summed per "
+        "dimension and overall (the aggregated difference). A dimension moves only when "
+        "more than half of its sources move the same way. The scale and cut-offs are "
+        "warnd's own (docs/report.md).",
+        "total": "Aggregated difference",
+        "severity": "severity",
+        "onset": "since",
+    },
+}
+
+CSV_COLUMNS = [
+    "row_type", "substance", "substance_label", "dimension", "series", "source", "region",
+    "metric", "status", "level_before", "level_after", "relative_change", "p_value",
+    "category", "score", "words", "n_sources", "n_before", "n_after",
+    "period_from", "period_to", "previous_from", "previous_to",
+]
+
+
+# -- formatting ----------------------------------------------------------------------------
+def period_label(p: tuple[date, date], lang: str) -> str:
+    m = MONTHS[lang]
+    return f"{m[p[0].month - 1]} {p[0].year} – {m[p[1].month - 1]} {p[1].year}"
+
+
+def fmt_num(x: float | None, lang: str) -> str:
+    if x is None or not math.isfinite(x):
+        return "–"
+    a = abs(x)
+    if a >= 100 or x == int(x):
+        s = f"{x:.0f}"
+    elif a >= 10:
+        s = f"{x:.1f}"
+    elif a >= 1:
+        s = f"{x:.2f}"
+    else:
+        s = f"{x:.3g}"
+    return s.replace(".", ",") if lang == "no" else s
+
+
+def fmt_rel(x: float | None, lang: str) -> str:
+    if x is None:
+        return "–"
+    if math.isinf(x):
+        return "+∞"
+    return f"{x * 100:+.0f} %"
+
+
+def fmt_p(p: float | None, lang: str) -> str:
+    if p is None or not math.isfinite(p):
+        return "–"
+    s = "<0.001" if p < 0.001 else f"{p:.3f}"
+    return s.replace(".", ",") if lang == "no" else s
+
+
+def _signed(n: int) -> str:
+    return f"{n:+d}" if n else "0"
+
+
+def words(cat: int, lang: str) -> str:
+    return SCALE[int(cat)][0 if lang == "no" else 1]
+
+
+def dim_label(d: str, lang: str) -> str:
+    return LABELS[lang].get(d, d)
+
+
+def _row_cells(r: SourceRow, lang: str) -> list[str]:
+    if r.status == "panel":
+        change = T[lang]["panel"]
+        before, after = fmt_num(r.level_before, lang), fmt_num(r.level_after, lang)
+    else:
+        change = fmt_rel(r.relative_change, lang)
+        before, after = fmt_num(r.level_before, lang), fmt_num(r.level_after, lang)
+    score = _signed(r.score) if r.counted else "–"
+    return [r.key, dim_label(r.dimension, lang), before, after, change,
+            fmt_p(r.p_value, lang), score, r.words(lang)]
+
+
+def _summary_rows(t: SubstanceTable, lang: str) -> list[list[str]]:
+    out = []
+    for d in DIMENSIONS:
+        n = t.aggregate.sources_by_dimension.get(d, 0)
+        out.append([dim_label(d, lang).capitalize(), _signed(t.aggregate.by_dimension.get(d, 0)),
+                    str(n), words(t.dimension_verdicts[d].category, lang) if n else "–"])
+    out.append([T[lang]["total"], _signed(t.aggregate.total), str(t.aggregate.n_sources),
+                words(t.verdict.category, lang)])
+    return out
+
+
+# -- Markdown ------------------------------------------------------------------------------
+def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
+    esc: Callable[[str], str] = lambda s: s.replace("|", "\\|")  # noqa: E731
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    out += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
+    return out
+
+
+def render_markdown(rep: Report, lang: str = "no", *, generated: date | None = None) -> str:
+    t = T[lang]
+    cur = period_label(rep.current, lang)
+    lines = [f"# {t['title']}: {cur}", "",
+             f"{cur.capitalize()}, {t['compared']} {period_label(rep.previous, lang)}."
+             + (f" {t['generated'].capitalize()} {generated.isoformat()}." if generated else ""),
+             "", f"## {t['findings']}", ""]
+    lines += [f"- **{s.label}** – {s.headline(lang).split(' – ', 1)[1]}" for s in rep.substances]
+    lines.append("")
+    for i, s in enumerate(rep.substances, 1):
+        lines += [f"## {t['table']} {i} – {s.label}", "",
+                  f"{t['aggregated']}, {cur}.", ""]
+        lines += _md_table([t["dimension"], t["score"], t["sources"], t["assessment"]],
+                           _summary_rows(s, lang))
+        lines += ["", f"### {t['per_source']}", ""]
+        lines += _md_table(
+            [t["source"], t["dimension"], t["before"], t["after"], t["change"], t["p"],
+             t["score"], t["words"]],
+            [_row_cells(r, lang) for r in s.rows])
+        lines += ["", f"### {t['alerts']}", ""]
+        lines += [f"- #{a['id']} {a['detected_at']} [{a['severity']}] {a['title']}"
+                  for a in s.alerts] or [t["no_alerts"]]
+        lines += ["", f"### {t['notices']}", ""]
+        lines += [f"- {str(n['published_at'])[:10]} {n['title']}"
+                  + (f" ({n['link']})" if n.get("link") else "")
+                  for n in s.notices] or [t["no_notices"]]
+        lines.append("")
+    lines += [f"## {t['method']}", "", t["method_text"], ""]
+    return "\n".join(lines)
+
+
+# -- CSV -----------------------------------------------------------------------------------
+def _raw(x: float | None) -> str:
+    if x is not None and math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    if x is None or not math.isfinite(x):
+        return ""
+    return repr(round(float(x), 6))
+
+
+def render_csv(rep: Report, lang: str = "no") -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    per = {"period_from": rep.current[0].isoformat(), "period_to": rep.current[1].isoformat(),
+           "previous_from": rep.previous[0].isoformat(),
+           "previous_to": rep.previous[1].isoformat()}
+    for s in rep.substances:
+        sub = {"substance": s.substance, "substance_label": s.label}
+        for r in s.rows:
+            w.writerow({
+                "row_type": "source", **sub, "dimension": r.dimension, "series": r.key,
+                "source": r.source, "region": r.region, "metric": r.metric,
+                "status": r.status, "level_before": _raw(r.level_before),
+                "level_after": _raw(r.level_after), "relative_change": _raw(r.relative_change),
+                "p_value": _raw(r.p_value), "category": r.category if r.counted else "",
+                "score": r.score if r.counted else "", "words": r.words(lang),
+                "n_sources": "", "n_before": r.n_before, "n_after": r.n_after, **per,
+            })
+        for d in DIMENSIONS:
+            v = s.dimension_verdicts[d]
+            w.writerow({"row_type": "dimension", **sub, "dimension": d, "status": "",
+                        "category": v.category, "score": s.aggregate.by_dimension.get(d, 0),
+                        "words": words(v.category, lang),
+                        "n_sources": s.aggregate.sources_by_dimension.get(d, 0), **per})
+        w.writerow({"row_type": "total", **sub, "category": s.verdict.category,
+                    "score": s.aggregate.total, "words": s.headline(lang).split(" – ", 1)[1],
+                    "n_sources": s.aggregate.n_sources, **per})
+    return buf.getvalue()
+
+
+# -- HTML ----------------------------------------------------------------------------------
+CSS = """
+body { font-family: "DejaVu Sans", Arial, Helvetica, sans-serif; color: #1d1d1d;
+       max-width: 1100px; margin: 1.5em auto; padding: 0 1em; line-height: 1.4; }
+h1 { font-size: 1.6em; border-bottom: 3px solid #1f5f99; padding-bottom: .2em; }
+h2 { font-size: 1.3em; margin-top: 1.6em; color: #1f5f99; }
+h3 { font-size: 1.05em; margin-bottom: .3em; }
+table { border-collapse: collapse; margin: .4em 0 1em; font-size: .92em; }
+th, td { border: 1px solid #c8ccd2; padding: .25em .6em; text-align: left; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+thead th { background: #e8eef5; }
+tr.total td { font-weight: bold; background: #f4f6f8; }
+tr.dimhead td { background: #f7f3e3; font-weight: bold; }
+td.cat-2 { background: #f5c6c0; } td.cat-1 { background: #fbe4e0; }
+td.cat--1 { background: #e0ecf8; } td.cat--2 { background: #c3d9f0; }
+td.nodata { color: #777; font-style: italic; }
+ul.findings li { font-size: 1.1em; margin: .2em 0; }
+figure { margin: .5em 0 1em; } figure img { max-width: 100%; height: auto; }
+figcaption { font-size: .85em; color: #555; }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(480px, 1fr)); gap: .5em; }
+.meta { color: #555; }
+@media print {
+  body { max-width: none; margin: 0; font-size: 10pt; }
+  section.substance { break-before: page; }
+  figure, table { break-inside: avoid; }
+  a { color: inherit; text-decoration: none; }
+}
+"""
+
+
+def _html_table(head: list[str], rows: list[tuple[list[str], dict[int, str], str]],
+                num_cols: set[int]) -> str:
+    e = html.escape
+    out = ["<table>", "<thead><tr>"]
+    out += [f'<th{" class=num" if i in num_cols else ""}>{e(h)}</th>' for i, h in enumerate(head)]
+    out.append("</tr></thead><tbody>")
+    for cells, classes, row_class in rows:
+        out.append(f'<tr class="{row_class}">' if row_class else "<tr>")
+        for i, c in enumerate(cells):
+            cls = " ".join(x for x in ("num" if i in num_cols else "", classes.get(i, "")) if x)
+            out.append(f'<td class="{cls}">{e(c)}</td>' if cls else f"<td>{e(c)}</td>")
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def render_html(
+    rep: Report,
+    lang: str = "no",
+    *,
+    params: DetectionParams | None = None,
+    generated: date | None = None,
+    charts: bool = True,
+) -> str:
+    """One self-contained HTML page (inline CSS, charts as PNG data URIs)."""
+    from warnd import report_charts as rc
+
+    params = params or DetectionParams()
+    t, e = T[lang], html.escape
+    cur = period_label(rep.current, lang)
+    parts = [
+        "<!DOCTYPE html>", f'<html lang="{"nb" if lang == "no" else "en"}"><head>',
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{e(t['title'])}: {e(cur)}</title><style>{CSS}</style></head><body>",
+        f"<h1>{e(t['title'])}: {e(cur)}</h1>",
+        f'<p class="meta">{e(cur.capitalize())}, {e(t["compared"])} '
+        f"{e(period_label(rep.previous, lang))}."
+        + (f" {e(t['generated'].capitalize())} {generated.isoformat()}." if generated else "")
+        + "</p>",
+        f"<h2>{e(t['findings'])}</h2>", '<ul class="findings">',
+    ]
+    parts += [f"<li><strong>{e(s.label)}</strong> – {e(s.headline(lang).split(' – ', 1)[1])}"
+              "</li>" for s in rep.substances]
+    parts.append("</ul>")
+    if charts:
+        parts += [f"<h2>{e(t['figure1'])}</h2>", '<div class="grid">']
+        for s in rep.substances:
+            png = rc.longterm_chart(s.label, rc.trend_index(rep.series.get(s.substance, []),
+                                                            params), rep.current, lang)
+            parts.append(f'<figure class="longterm"><img alt="{e(t["figure1"])}: {e(s.label)}" '
+                         f'src="{rc.data_uri(png)}"></figure>')
+        parts.append(f'</div><p class="meta">{e(t["figure1_note"])}</p>')
+    for i, s in enumerate(rep.substances, 1):
+        parts += [f'<section class="substance" id="{e(s.substance)}">',
+                  f"<h2>{e(t['table'])} {i} – {e(s.label)}</h2>",
+                  f"<h3>{e(t['aggregated'])} – {e(cur)}</h3>"]
+        srows = _summary_rows(s, lang)
+        rows = []
+        for j, cells in enumerate(srows):
+            cat = (s.verdict if j == len(srows) - 1
+                   else s.dimension_verdicts[DIMENSIONS[j]]).category
+            rows.append((cells, {3: f"cat-{cat}"}, "total" if j == len(srows) - 1 else ""))
+        parts.append(_html_table([t["dimension"], t["score"], t["sources"], t["assessment"]],
+                                 rows, {1, 2}))
+        parts.append(f"<h3>{e(t['per_source'])}</h3>")
+        body: list[tuple[list[str], dict[int, str], str]] = []
+        for d in DIMENSIONS:
+            drows = s.rows_in(d)
+            if not drows:
+                continue
+            body.append(([f"{dim_label(d, lang).capitalize()}", "", "", "", "", "",
+                          _signed(s.aggregate.by_dimension.get(d, 0)), ""], {}, "dimhead"))
+            for r in drows:
+                cls = {7: f"cat-{r.category}" if r.counted else "nodata"}
+                body.append((_row_cells(r, lang), cls, ""))
+        parts.append(_html_table(
+            [t["source"], t["dimension"], t["before"], t["after"], t["change"], t["p"],
+             t["score"], t["words"]], body, {2, 3, 4, 5, 6}))
+        parts.append(f"<h3>{e(t['alerts'])}</h3>")
+        if s.alerts:
+            parts.append("<ul>" + "".join(
+                f"<li>#{a['id']} {e(a['detected_at'])} [{e(a['severity'])}] {e(a['title'])}"
+                + (f" ({e(t['onset'])} {e(a['onset'])})" if a.get("onset") else "") + "</li>"
+                for a in s.alerts) + "</ul>")
+        else:
+            parts.append(f"<p>{e(t['no_alerts'])}</p>")
+        parts.append(f"<h3>{e(t['notices'])}</h3>")
+        if s.notices:
+            items = []
+            for n in s.notices:
+                link = str(n.get("link") or "")
+                title = e(n["title"])
+                if link.startswith(("http://", "https://")):
+                    title = f'<a href="{e(link)}">{title}</a>'
+                elif link:
+                    title += f" ({e(link)})"
+                items.append(f"<li>{e(str(n['published_at'])[:10])} {title}</li>")
+            parts.append("<ul>" + "".join(items) + "</ul>")
+        else:
+            parts.append(f"<p>{e(t['no_notices'])}</p>")
+        if charts and rep.series.get(s.substance):
+            png = rc.sources_chart(rep.series[s.substance], rep.spikes, rep.current,
+                                   rep.previous, lang)
+            parts.append(f'<figure class="sources"><img alt="{e(t["figure_sources"])}: '
+                         f'{e(s.label)}" src="{rc.data_uri(png)}"><figcaption>'
+                         f"{e(t['figure_sources'])} – {e(s.label)}</figcaption></figure>")
+        parts.append("</section>")
+    parts += [f"<h2>{e(t['method'])}</h2>", f"<p>{e(t['method_text'])}</p>", "</body></html>"]
+    return "\n".join(parts)
+
+
+RENDERERS: dict[str, Any] = {"md": render_markdown, "csv": render_csv, "html": render_html}
