@@ -7,6 +7,8 @@ endpoint). Each size runs in its own process, so its peak memory is its own:
 
 * **initial cycle**: the whole history is ingested and judged;
 * **steady cycles**: one new week per series: the daemon's regular work;
+* **idle detect**: detection over every series with nothing new (the start-up
+  cycle's catch-up and the ``detect_interval`` job);
 * **peak RSS**: ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` at the end;
   ``--tracemalloc`` adds the peak of Python allocations (slower).
 
@@ -128,6 +130,10 @@ def point(args: argparse.Namespace) -> dict[str, Any]:
         for k in range(args.cycles):
             add_week(work, args.sources, k)
             steady.append(cycle(pipeline, names))
+        # what the start-up cycle and the hourly detect job cost when nothing is new
+        t0 = time.perf_counter()
+        pipeline.detect()
+        idle_detect = round(time.perf_counter() - t0, 2)
         db_bytes = (work / "state" / "warnd.sqlite").stat().st_size
     sink.close()
     out: dict[str, Any] = {
@@ -138,6 +144,7 @@ def point(args: argparse.Namespace) -> dict[str, Any]:
         "initial": initial,
         "steady": steady,
         "steady_mean_s": round(sum(c["total_s"] for c in steady) / max(len(steady), 1), 2),
+        "idle_detect_s": idle_detect,
         "messages_received": len(sink.messages),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "db_mib": round(db_bytes / 2**20, 1),
@@ -189,6 +196,7 @@ def main() -> int:
         print(f"{res['series']:>6} series, {res['sources']:>3} sources: initial "
               f"{res['initial']['total_s']:>7.1f} s (poll {res['initial']['poll_s']}, detect "
               f"{res['initial']['detect_s']}), steady cycle {res['steady_mean_s']:>6.1f} s, "
+              f"idle detect {res['idle_detect_s']} s, "
               f"peak RSS {res['peak_rss_mib']:>6.0f} MiB, store {res['db_mib']} MiB, "
               f"alerts delivered {res['messages_received']}", flush=True)
     print(json.dumps(results, indent=2))
