@@ -257,11 +257,15 @@ def run(kills: int, seed: int, work: Path, quiet: bool = False) -> dict[str, Any
             "alerts": len(titles),
             "clean_run_alerts": len(clean["alerts"]),
             "messages_received": sum(received.values()),
+            "truncated_requests_rejected": sink.rejected,
             "delivered_exactly_once": sum(1 for t in per_alert if received[t] == per_alert[t]),
             "duplicates_after_interrupted_send": sum(extra.values()),
             "interrupted_sends": sum(interrupted.values()),
             "missing": missing,
             "unexplained_duplicates": unexplained,
+            "unexplained_messages": [
+                {k: v for k, v in m.items() if k != "_auth"} for m in sink.messages
+                if m.get("title", "") in unexplained][:5],
             "checks": checks,
             "ok": all(checks.values()),
         }

@@ -168,6 +168,7 @@ class JsonSink:
 
     def __init__(self, fail: bool = False) -> None:
         self.messages: list[dict[str, Any]] = []
+        self.rejected = 0
         self.fail = fail
         self._lock = threading.Lock()
         sink = self
@@ -184,12 +185,17 @@ class JsonSink:
                 try:
                     msg = json.loads(raw)
                 except ValueError:
-                    msg = {"raw": raw.decode("utf-8", "replace")}
-                msg["_auth"] = self.headers.get("Authorization")
+                    # a sender killed mid-request leaves a truncated body: like any real
+                    # endpoint, answer 400 and take no message
+                    msg = None
+                if msg is not None:
+                    msg["_auth"] = self.headers.get("Authorization")
                 with sink._lock:
-                    if not sink.fail:
+                    if not sink.fail and msg is not None:
                         sink.messages.append(msg)
-                code = 500 if sink.fail else 200
+                    else:
+                        sink.rejected += 1
+                code = 500 if sink.fail else 200 if msg is not None else 400
                 self.send_response(code)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
