@@ -9,12 +9,15 @@ exceed ``--max-exposure`` (default 2.0). Exit 0 when both pass.
 ``MemoryDenyWriteExecute=yes`` is checked for real where the kernel allows it
 (Linux >= 6.3, ``prctl(PR_SET_MDWE)``, the same rule systemd enforces with
 seccomp): one ``warnd run --once`` cycle over generated data, plus matplotlib
-rendering a chart, runs with writable+executable memory refused.
+rendering a chart, runs with writable+executable memory refused; as root, also
+under a private ``/proc`` mounted ``subset=pid,hidepid=invisible`` (what
+``ProcSubset=pid`` and ``ProtectProc=invisible`` give the service).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -84,14 +87,27 @@ def check_mdwe() -> tuple[bool | None, str]:
             '\n[[sources]]\nname = "lab"\nkind = "count_table"\nlocation = "c.csv"\n'
             'dimension = "use"\n[[sources]]\nname = "notices"\nkind = "overdosefare"\n'
             'location = "n.xml"\ndimension = "availability"\n'))
-        out = subprocess.run([sys.executable, "-c", MDWE_CHILD, str(cfg), str(work / "c.png")],
-                             capture_output=True, text=True, env=child_env(), cwd=d,
+        cmd = [sys.executable, "-c", MDWE_CHILD, str(cfg), str(work / "c.png")]
+        proc_note = ""
+        if os.geteuid() == 0 and shutil.which("unshare"):
+            # ProtectProc=invisible + ProcSubset=pid: a private /proc without cpuinfo,
+            # meminfo, sys/...; only where a mount namespace can be made
+            probe = subprocess.run(
+                ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                 "mount -t proc -o subset=pid,hidepid=invisible proc /proc && "
+                 "test ! -e /proc/cpuinfo"], capture_output=True, check=False)
+            if probe.returncode == 0:
+                cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                       'mount -t proc -o subset=pid,hidepid=invisible proc /proc && '
+                       'exec "$0" "$@"', *cmd]
+                proc_note = " with /proc mounted subset=pid,hidepid=invisible"
+        out = subprocess.run(cmd, capture_output=True, text=True, env=child_env(), cwd=d,
                              check=False, timeout=300)
     if out.returncode == 3:
         return None, out.stdout.strip()
     if out.returncode != 0:
         return False, (out.stdout + out.stderr)[-2000:]
-    return True, ""
+    return True, proc_note
 
 
 def main() -> int:
@@ -113,8 +129,9 @@ def main() -> int:
     if mdwe is None:
         print(f"MemoryDenyWriteExecute: not checkable on this kernel ({why}; needs Linux >= 6.3)")
     else:
-        print(f"MemoryDenyWriteExecute: one run --once cycle and a chart under PR_SET_MDWE: "
-              f"{'OK' if mdwe else 'FAILED'}" + (f"\n{why}" if why else ""))
+        print(f"MemoryDenyWriteExecute: one run --once cycle and a chart under PR_SET_MDWE"
+              f"{why if mdwe else ''}: {'OK' if mdwe else 'FAILED'}"
+              + ("" if mdwe else f"\n{why}"))
     return 0 if ok and good and mdwe is not False else 1
 
 
