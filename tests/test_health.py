@@ -174,3 +174,22 @@ def test_secrets_never_in_logs_or_status(tmp_path):
     finally:
         http.close()
         sink.close()
+
+
+def test_healthz_answers_503_when_the_store_cannot_be_opened(tmp_path):
+    from warnd.health import HealthServer
+
+    (tmp_path / "not-a-dir").write_text("x")
+    cfg = load_config(write_service_config(
+        tmp_path / "config.toml", state_dir=str(tmp_path / "not-a-dir"),
+        sources=source("a", "a.csv")))
+    srv = HealthServer("127.0.0.1:0", lambda: cfg, lambda: {"alive": True}).start()
+    try:
+        host, port = srv.address
+        code, body = get(f"http://{host}:{port}/healthz")
+        assert code == 503
+        doc = json.loads(body)
+        assert doc["healthy"] is False and "cannot open the store" in doc["error"]
+        assert get(f"http://{host}:{port}/metrics")[0] == 503
+    finally:
+        srv.stop()

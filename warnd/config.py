@@ -131,10 +131,10 @@ class GeneralConfig(_Model):
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    """``"127.0.0.1:9464"`` or ``"[::1]:9464"`` -> (host, port)."""
+    """``"127.0.0.1:9464"`` or ``"[::1]:9464"`` -> (host, port); port 0 picks a free one."""
     host, sep, port = text.rpartition(":")
     host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f'"{text}" is not HOST:PORT (e.g. "127.0.0.1:9464")')
     return host, int(port)
 
