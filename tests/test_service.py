@@ -193,3 +193,24 @@ def test_sigint_stops_cleanly(tmp_path, notify):
         d.kill()
     assert "SIGINT: stopping" in d.text() and "warnd stopped" in d.text()
     assert "WATCHDOG=1" not in " ".join(notify.messages)  # no WATCHDOG_USEC, no pings
+
+
+def test_reload_applies_changed_limits_without_restart(tmp_path, http):
+    url = http.add_file("big.csv", counts_csv(["ketamin", "heroin"], weeks=200))
+    assert len(http.files["big.csv"]) > 5000
+    cfg = write_service_config(tmp_path / "config.toml", sources=source("big", url, "1s"),
+                               general="fetch_max_bytes = 5000\nfetch_retries = 0")
+    d = DaemonProcess(cfg, tmp_path / "daemon.log").start()
+    try:
+        d.wait_for(r"source=big poll failed: .*larger than max_bytes=5000|"
+                   r"source=big poll failed: .*exceeds max_bytes=5000")
+        cfg.write_text(cfg.read_text().replace("fetch_max_bytes = 5000",
+                                               "fetch_max_bytes = 5000000"))
+        d.signal(signal.SIGHUP)
+        d.wait_for(r"config reloaded")
+        d.wait_for(r"source=big polled: 1 new documents, 0 unchanged, 400 observations")
+        d.signal(signal.SIGTERM)
+        assert d.wait(timeout=60) == 0
+    finally:
+        d.kill()
+    assert d.text().count("warnd started") == 1  # one process throughout
