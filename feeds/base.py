@@ -94,6 +94,24 @@ class FeedOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class BaseFeed:
+    """Common constructor of the adapters: keyword arguments named like the config
+    keys, stored as given (no work in the constructor)."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        options: FeedOptions,
+        substances: Sequence[SubstanceSpec],
+        region: str = "",
+    ) -> None:
+        self.name = name
+        self.options = options
+        self.substances = substances
+        self.region = region
+
+
 class Feed(Protocol):
     """A source adapter.
 

@@ -8,13 +8,12 @@ A bad row is reported with its file and line and skipped; the rest is read.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date, datetime
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from feeds.base import FeedOptions, Observation, ParseResult, Problem, SubstanceSpec
+from feeds.base import BaseFeed, FeedOptions, Observation, ParseResult, Problem
 from feeds.resolve import SubstanceResolver
 from feeds.tables import read_table
 from feeds.text import parse_date, parse_number, to_period
@@ -62,25 +61,14 @@ class CountTableOptions(FeedOptions):
     header_row: int = Field(default=1, ge=1)
 
 
-class CountTableFeed:
+class CountTableFeed(BaseFeed):
     """Observations from a CSV or XLSX table of counts per substance per period."""
 
     kind: ClassVar[str] = "count_table"
     Options: ClassVar[type[FeedOptions]] = CountTableOptions
     produces: ClassVar[str] = "observations"
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        options: CountTableOptions,
-        substances: Sequence[SubstanceSpec],
-        region: str = "",
-    ) -> None:
-        self.name = name
-        self.options = options
-        self.substances = substances
-        self.region = region
+    options: CountTableOptions
 
     def parse(self, raw: bytes, *, location: str, fetched_at: datetime) -> ParseResult:
         result = ParseResult()

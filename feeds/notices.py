@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import urllib.parse
 import warnings
-from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from typing import ClassVar
 
@@ -18,7 +17,7 @@ import soupsieve
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, Tag
 from pydantic import Field, field_validator
 
-from feeds.base import FeedOptions, Item, ParseResult, Problem, SubstanceSpec
+from feeds.base import BaseFeed, FeedOptions, Item, ParseResult, Problem
 from feeds.feedxml import content_key, looks_like_feed, normalise_link, parse_feed, refuse_reason
 from feeds.matching import SubstanceMatcher
 from feeds.text import decode_bytes, find_date, normalise_space
@@ -52,25 +51,14 @@ class NoticePageOptions(FeedOptions):
         return value
 
 
-class NoticePageFeed:
+class NoticePageFeed(BaseFeed):
     """Warning notices as items with ``kind="notice"``, from a feed or a listing page."""
 
     kind: ClassVar[str] = "overdosefare"
     Options: ClassVar[type[FeedOptions]] = NoticePageOptions
     produces: ClassVar[str] = "items"
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        options: NoticePageOptions,
-        substances: Sequence[SubstanceSpec],
-        region: str = "",
-    ) -> None:
-        self.name = name
-        self.options = options
-        self.substances = substances
-        self.region = region
+    options: NoticePageOptions
 
     def parse(self, raw: bytes, *, location: str, fetched_at: datetime) -> ParseResult:
         matcher = SubstanceMatcher(self.substances)

@@ -8,13 +8,19 @@ metric ``score:<dimension>`` (so use and availability answers are separate serie
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date, datetime
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from feeds.base import DIMENSIONS, FeedOptions, Observation, ParseResult, Problem, SubstanceSpec
+from feeds.base import (
+    DIMENSIONS,
+    BaseFeed,
+    FeedOptions,
+    Observation,
+    ParseResult,
+    Problem,
+)
 from feeds.resolve import SubstanceResolver
 from feeds.tables import read_table
 from feeds.text import normalise, parse_date
@@ -71,25 +77,14 @@ class TrendPanelOptions(FeedOptions):
     substance_aliases: dict[str, str] = {}
 
 
-class TrendPanelFeed:
+class TrendPanelFeed(BaseFeed):
     """Observations (metric ``score``, dimension from the answer) from a trend-panel CSV."""
 
     kind: ClassVar[str] = "trend_panel"
     Options: ClassVar[type[FeedOptions]] = TrendPanelOptions
     produces: ClassVar[str] = "observations"
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        options: TrendPanelOptions,
-        substances: Sequence[SubstanceSpec],
-        region: str = "",
-    ) -> None:
-        self.name = name
-        self.options = options
-        self.substances = substances
-        self.region = region
+    options: TrendPanelOptions
 
     def parse(self, raw: bytes, *, location: str, fetched_at: datetime) -> ParseResult:
         result = ParseResult()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from feeds.base import FeedOptions, ParseResult, SubstanceSpec
+from feeds.base import BaseFeed, FeedOptions, ParseResult
 from feeds.feedxml import parse_feed
 from feeds.matching import SubstanceMatcher
 
@@ -23,7 +22,7 @@ class RssOptions(FeedOptions):
     max_items: int = Field(default=5000, ge=1)
 
 
-class RssFeed:
+class RssFeed(BaseFeed):
     """Items from an RSS or Atom feed, one per entry that names a monitored substance.
 
     The store counts the items per substance and ISO week; this feed gives no counts.
@@ -35,18 +34,7 @@ class RssFeed:
     Options: ClassVar[type[FeedOptions]] = RssOptions
     produces: ClassVar[str] = "items"
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        options: RssOptions,
-        substances: Sequence[SubstanceSpec],
-        region: str = "",
-    ) -> None:
-        self.name = name
-        self.options = options
-        self.substances = substances
-        self.region = region
+    options: RssOptions
 
     def parse(self, raw: bytes, *, location: str, fetched_at: datetime) -> ParseResult:
         opts = self.options

@@ -22,12 +22,12 @@ import csv
 import io
 import re
 import statistics
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from itertools import pairwise
 from typing import ClassVar
 
-from feeds.base import FeedOptions, Observation, ParseResult, Problem, SubstanceSpec
+from feeds.base import BaseFeed, FeedOptions, Observation, ParseResult, Problem
 from feeds.matching import SubstanceMatcher
 from feeds.text import decode_bytes, looks_binary, parse_date
 
@@ -46,7 +46,7 @@ class TrendsCsvOptions(FeedOptions):
     geo_as_region: bool = False
 
 
-class TrendsCsvFeed:
+class TrendsCsvFeed(BaseFeed):
     """Search interest per substance from a Google Trends export (metric ``index``).
 
     Several columns that map to the same substance (e.g. "kokain" and "crack") are added
@@ -57,18 +57,7 @@ class TrendsCsvFeed:
     Options: ClassVar[type[FeedOptions]] = TrendsCsvOptions
     produces: ClassVar[str] = "observations"
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        options: TrendsCsvOptions,
-        substances: Sequence[SubstanceSpec],
-        region: str = "",
-    ) -> None:
-        self.name = name
-        self.options = options
-        self.substances = substances
-        self.region = region
+    options: TrendsCsvOptions
 
     def parse(self, raw: bytes, *, location: str, fetched_at: datetime) -> ParseResult:
         result = ParseResult()
