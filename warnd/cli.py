@@ -18,6 +18,9 @@ from typing import Any
 from warnd import __version__, logs
 from warnd.config import Config, find_config_path, load_config
 from warnd.errors import ConfigError, WarndError
+from warnd.health import collect_status
+
+__all__ = ["collect_status", "main"]
 
 EX_CONFIG = 78
 log = logging.getLogger("warnd")
@@ -58,7 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         else:
             for p in polls:
-                state = "ok" if p.ok else f"FAILED: {p.error}"
+                state = "ok" if p.ok else f"FAILED: {logs.redact(p.error or '')}"
                 print(f"poll {p.source}: {state} ({p.documents} documents, {p.observations} "
                       f"observations, {p.items} items, {p.problems} problems)")
             if not res["alerts"]:
@@ -90,56 +93,6 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 # -- status --------------------------------------------------------------------------
-def collect_status(cfg: Config) -> dict[str, Any]:
-    from warnd.commands_alerts import alerting_status
-    from warnd.store import Store
-
-    store = Store.in_dir(cfg.state_dir)
-    try:
-        sources = []
-        unhealthy = []
-        for s in cfg.sources:
-            st = store.source_state(s.name)
-            n_series = store.q(
-                "SELECT COUNT(*) AS n FROM (SELECT DISTINCT substance, region, metric "
-                "FROM observations WHERE source=?)", [s.name])[0]["n"]
-            problems = store.q(
-                "SELECT location, message, seen_at FROM problems WHERE source=? "
-                "ORDER BY seen_at DESC, id DESC LIMIT 5", [s.name])
-            fails = int(st.get("consecutive_failures") or 0)
-            healthy = fails < cfg.general.unhealthy_after
-            if not healthy:
-                unhealthy.append(s.name)
-            sources.append({
-                "name": s.name, "kind": s.kind, "enabled": s.enabled, "schedule": s.schedule,
-                "last_poll_at": st.get("last_poll_at"), "last_success_at": st.get("last_success_at"),
-                "last_error": st.get("last_error"), "last_error_at": st.get("last_error_at"),
-                "consecutive_failures": fails, "series": n_series, "healthy": healthy,
-                "recent_problems": problems,
-            })
-        open_alerts = store.q(
-            "SELECT id, substance, kind, severity, title, created_at FROM alerts "
-            "WHERE status='open' ORDER BY id DESC LIMIT 20")
-        outbox = {r["status"]: r["n"] for r in store.q(
-            "SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status")}
-        failing_targets = store.q(
-            "SELECT target, COUNT(*) AS n, MAX(last_error) AS last_error FROM deliveries "
-            "WHERE status IN ('pending','expired') AND attempts > 0 GROUP BY target")
-        return {
-            "state_dir": str(cfg.state_dir),
-            "schema_version": store.schema_version,
-            "sources": sources,
-            "open_alerts": open_alerts,
-            "outbox": outbox,
-            "failing_targets": failing_targets,
-            **alerting_status(store),
-            "healthy": not unhealthy and not outbox.get("expired"),
-            "unhealthy_sources": unhealthy,
-        }
-    finally:
-        store.close()
-
-
 def cmd_status(args: argparse.Namespace) -> int:
     cfg = _load(args)
     st = collect_status(cfg)
@@ -160,12 +113,29 @@ def cmd_status(args: argparse.Namespace) -> int:
                             or "empty"))
         for t in st["failing_targets"]:
             print(f"  target {t['target']}: {t['n']} waiting, last error: {t['last_error']}")
+        for name in st["stale_sources"]:
+            print(f"stale: {name} (no successful poll for more than "
+                  f"{cfg.general.stale_after_intervals:g} intervals)")
         from warnd.commands_alerts import print_alerting_status
 
         print_alerting_status(st)
         print("healthy" if st["healthy"] else
               "UNHEALTHY: " + ", ".join(st["unhealthy_sources"] or ["expired deliveries"]))
     return 0 if st["healthy"] else 1
+
+
+# -- backup --------------------------------------------------------------------------
+def cmd_backup(args: argparse.Namespace) -> int:
+    from warnd.backup import backup
+
+    cfg = _load(args)
+    res = backup(cfg.state_dir, Path(args.file))
+    if args.json:
+        _print_json(res)
+    else:
+        print(f"backup of {res['source']} written to {res['file']}: {res['bytes']} bytes, "
+              f"{res['pages']} pages, integrity {res['integrity']}")
+    return 0 if res["integrity"] == "ok" else 1
 
 
 # -- alerts --------------------------------------------------------------------------
@@ -321,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p = argparse.ArgumentParser(prog="warnd", parents=[common],
                                 description="Early-warning daemon for drug trends.")
+    # The options are accepted before and after the command. After it they must not
+    # reset a value given before it (`warnd --config X run`) to None: no defaults there.
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    common.add_argument("--config", metavar="FILE",
+                        help="config file (default: $WARND_CONFIG, ./config.toml, "
+                        "/etc/warnd/config.toml)")
+    common.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument("--version", action="version", version=f"warnd {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -338,6 +315,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="sources, health, open alerts, outbox (exit 1 when unhealthy)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_status)
+
+    bk = sub.add_parser("backup", parents=[common],
+                        help="copy the store to FILE with SQLite's online backup (safe while "
+                        "the daemon runs)")
+    bk.add_argument("file", metavar="FILE")
+    bk.add_argument("--json", action="store_true")
+    bk.set_defaults(func=cmd_backup)
 
     a = sub.add_parser("alerts", parents=[common], help="recent alerts; `alerts ack ID`")
     a.add_argument("--limit", type=int, default=20)

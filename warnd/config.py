@@ -83,6 +83,40 @@ class GeneralConfig(_Model):
         "`warnd status` and alerted once (kind source_health) until it recovers.",
     )
 
+    health_listen: str | None = Field(
+        None,
+        description='HOST:PORT of the optional HTTP listener serving /healthz and /metrics '
+        '(e.g. "127.0.0.1:9464"); off when unset.',
+    )
+    stale_after_intervals: float = Field(
+        3.0,
+        gt=0,
+        description="A source with no successful poll for more than this many of its "
+        "intervals counts as stale, and a stale source makes `warnd status` unhealthy.",
+    )
+    store_busy_timeout: str = Field(
+        "30s", description="How long a write waits for another process's lock on the store."
+    )
+    stop_timeout: str = Field(
+        "60s", description="On SIGTERM, how long running jobs may take to finish."
+    )
+    fetch_timeout: str = Field("10s", description="Connect/read timeout of one HTTP request.")
+    fetch_deadline: str = Field(
+        "60s", description="Time limit of one source's whole fetch, retries included."
+    )
+    fetch_max_bytes: int = Field(
+        20_000_000, gt=0, description="Largest document (after decompression) a source may send."
+    )
+    fetch_retries: int = Field(2, ge=0, description="Retries after a temporary fetch failure.")
+    fetch_max_redirects: int = Field(5, ge=0, description="Redirects followed before giving up.")
+
+    @field_validator("health_listen")
+    @classmethod
+    def _listen(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_listen(v)
+        return v
+
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
@@ -94,11 +128,21 @@ class GeneralConfig(_Model):
             raise ValueError(f'"{v}" is not a known time zone (e.g. "Europe/Oslo")') from None
         return v
 
-    @field_validator("detect_interval")
+    @field_validator("detect_interval", "stop_timeout", "fetch_timeout", "fetch_deadline",
+                     "store_busy_timeout")
     @classmethod
     def _dur(cls, v: str) -> str:
         parse_duration(v)
         return v
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``"127.0.0.1:9464"`` or ``"[::1]:9464"`` -> (host, port); port 0 picks a free one."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f'"{text}" is not HOST:PORT (e.g. "127.0.0.1:9464")')
+    return host, int(port)
 
 
 class SubstanceConfig(_Model):

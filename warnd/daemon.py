@@ -4,6 +4,12 @@ Signal handlers only put the signal on a queue; the main thread handles it
 (``SIGHUP`` → validate the new config, then swap; ``SIGTERM``/``SIGINT`` → stop
 scheduling, let running jobs finish within ``stop_timeout``, exit 0). A config
 that fails validation on reload is logged and the old one stays in force.
+
+Liveness: a heartbeat job runs every few seconds on its own one-thread executor,
+so it proves the scheduler thread still dispatches jobs even when every worker
+is busy with a slow poll. ``WATCHDOG=1`` is sent from the main loop only while
+the scheduler thread is alive and the heartbeat is fresh; a stuck main loop sends
+nothing at all. Either way systemd's ``WatchdogSec`` restarts the service.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from warnd.pipeline import Pipeline
 log = logging.getLogger("warnd.daemon")
 
 DISPATCH_EVERY_S = 30
+HEARTBEAT_EVERY_S = 5.0
 
 
 def sd_notify(message: str) -> bool:
@@ -54,23 +61,32 @@ class Daemon:
     """Owns the scheduler; jobs call the pipeline's stages."""
 
     def __init__(self, config: Config, *, config_path: str | None = None,
-                 stop_timeout: float = 60.0) -> None:
+                 stop_timeout: float | None = None) -> None:
         self.config = config
         self.config_path = config_path or str(config.path)
-        self.stop_timeout = stop_timeout
+        self.stop_timeout = (
+            stop_timeout if stop_timeout is not None
+            else parse_duration(config.general.stop_timeout).total_seconds()
+        )
         self.pipeline = Pipeline(config)
         self.events: queue.Queue[int] = queue.Queue()
         self._detect_lock = threading.Lock()
         self._dispatch_lock = threading.Lock()
         self.scheduler = BackgroundScheduler(
             timezone=config.general.timezone,
-            executors={"default": ThreadPoolExecutor(4)},
+            executors={"default": ThreadPoolExecutor(4), "heartbeat": ThreadPoolExecutor(1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
         )
         self.scheduler.add_listener(
             self._on_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
         )
+        self.started_at = time.monotonic()
         self.last_loop_at = time.monotonic()
+        self.last_heartbeat_at = time.monotonic()
+        self.tick = 5.0
+        self.health: Any = None
+        self.n_reloads = 0
+        self.last_reload_ok: bool | None = None
 
     # -- jobs ----------------------------------------------------------------------
     def poll_job(self, source_name: str) -> None:
@@ -84,17 +100,18 @@ class Daemon:
         """First cycle after start: poll every source, then judge once.
 
         Judging after all sources are in means a first run over history sends one
-        message per substance with every agreeing source, not one per source.
+        message per substance with every agreeing source, not one per source. The
+        judging covers every stored series, not only those this poll touched: periods
+        a previous process stored but was killed before judging are judged now (a
+        series with nothing new costs a read).
         """
         from concurrent.futures import ThreadPoolExecutor as Pool
 
         names = [s.name for s in self.config.sources if s.enabled]
         with Pool(max_workers=4, thread_name_prefix="startup") as pool:
             results = list(pool.map(self.pipeline.poll, names))
-        touched = set().union(*(r.series for r in results)) if results else set()
-        if touched:
-            with self._detect_lock:
-                self.pipeline.detect(touched)
+        with self._detect_lock:
+            self.pipeline.detect()
         self.dispatch_job()
         log.info("startup cycle done: %d sources polled, %d failed", len(results),
                  sum(not r.ok for r in results))
@@ -110,6 +127,34 @@ class Daemon:
             self.pipeline.dispatch()
         finally:
             self._dispatch_lock.release()
+
+    def heartbeat_job(self) -> None:
+        self.last_heartbeat_at = time.monotonic()
+
+    # -- liveness -------------------------------------------------------------------
+    def scheduler_alive(self) -> bool:
+        thread = getattr(self.scheduler, "_thread", None)
+        return bool(self.scheduler.running and thread is not None and thread.is_alive())
+
+    def liveness(self) -> dict[str, Any]:
+        """What the watchdog and ``/healthz`` judge the daemon by."""
+        now = time.monotonic()
+        hb_age = now - self.last_heartbeat_at
+        loop_age = now - self.last_loop_at
+        sched = self.scheduler_alive()
+        alive = sched and hb_age <= 3 * HEARTBEAT_EVERY_S and loop_age <= 3 * self.tick + 1
+        return {
+            "alive": alive,
+            "pid": os.getpid(),
+            "scheduler_running": sched,
+            "heartbeat_age_s": round(hb_age, 3),
+            "main_loop_age_s": round(loop_age, 3),
+            "uptime_s": round(now - self.started_at, 3),
+            "config": self.config_path,
+            "reloads": self.n_reloads,
+            "last_reload_ok": self.last_reload_ok,
+            "jobs": len(self.scheduler.get_jobs()) if sched else 0,
+        }
 
     def _on_job_event(self, ev: Any) -> None:
         job_id = getattr(ev, "job_id", "?")
@@ -150,15 +195,22 @@ class Daemon:
                 self.poll_job, trigger, args=[src.name], id=jid, name=jid,
                 replace_existing=True, **kwargs,
             )
-        wanted |= {"detect", "dispatch", "startup"}
+        wanted |= {"detect", "dispatch", "startup", "heartbeat"}
+        self.scheduler.add_job(
+            self.heartbeat_job, IntervalTrigger(seconds=HEARTBEAT_EVERY_S), id="heartbeat",
+            name="heartbeat", executor="heartbeat", replace_existing=True,
+        )
         self.scheduler.add_job(
             self.detect_job,
             IntervalTrigger(seconds=parse_duration(config.general.detect_interval).total_seconds()),
             id="detect", name="detect", replace_existing=True,
         )
+        # At start, deliveries a previous process left pending go out at once, not
+        # only after the start-up cycle has polled every source.
         self.scheduler.add_job(
             self.dispatch_job, IntervalTrigger(seconds=DISPATCH_EVERY_S), id="dispatch",
             name="dispatch", replace_existing=True,
+            **({} if "dispatch" in existing else {"next_run_time": now}),
         )
         for jid in existing - wanted:
             self.scheduler.remove_job(jid)
@@ -179,14 +231,40 @@ class Daemon:
         except ConfigError as e:
             for m in e.messages:
                 log.error("reload rejected, keeping the running config: %s: %s", e.path, m)
+            self.n_reloads += 1
+            self.last_reload_ok = False
             sd_notify("READY=1\nSTATUS=reload rejected; running the previous config")
             return False
+        self.n_reloads += 1
+        old_listen = self.config.general.health_listen
         self.config = new
         self.pipeline = Pipeline(new)
         self.schedule(new)
-        log.info("config reloaded from %s: %d sources", self.config_path, len(new.sources))
-        sd_notify(f"READY=1\nSTATUS=running {len(new.sources)} sources")
+        if new.general.health_listen != old_listen:
+            self._stop_health()
+            self._start_health()
+        self.last_reload_ok = True
+        n = len([s for s in new.sources if s.enabled])
+        log.info("config reloaded from %s: %d sources scheduled", self.config_path, n)
+        sd_notify(f"READY=1\nSTATUS=running {n} sources")
         return True
+
+    def _start_health(self) -> None:
+        listen = self.config.general.health_listen
+        if not listen:
+            return
+        from warnd.health import HealthServer
+
+        try:
+            self.health = HealthServer(listen, lambda: self.config, self.liveness).start()
+        except OSError as e:
+            log.error("health listener on %s not started: %s", listen, e.strerror or e)
+            self.health = None
+
+    def _stop_health(self) -> None:
+        if self.health is not None:
+            self.health.stop()
+            self.health = None
 
     def run(self) -> int:
         self.install_signal_handlers()
@@ -194,18 +272,33 @@ class Daemon:
         self.scheduler.add_job(self.startup_job, id="startup", name="startup",
                                next_run_time=datetime.now(UTC))
         self.scheduler.start()
+        self.last_heartbeat_at = time.monotonic()
+        self._start_health()
         n = len([s for s in self.config.sources if s.enabled])
         log.info("warnd started: %d sources scheduled, state in %s", n, self.config.state_dir)
         sd_notify(f"READY=1\nSTATUS=running {n} sources\nMAINPID={os.getpid()}")
         watchdog_us = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
-        tick = min(5.0, watchdog_us / 2e6) if watchdog_us else 5.0
+        if watchdog_us and os.environ.get("WATCHDOG_PID", str(os.getpid())) != str(os.getpid()):
+            watchdog_us = 0  # the watchdog is meant for another process
+        self.tick = min(5.0, watchdog_us / 2e6) if watchdog_us else 5.0
+        last_ping = 0.0
         try:
             while True:
                 try:
-                    signum = self.events.get(timeout=tick)
+                    signum = self.events.get(timeout=self.tick)
                 except queue.Empty:
-                    if watchdog_us and self.scheduler.running:
+                    signum = 0
+                self.last_loop_at = now = time.monotonic()
+                if watchdog_us and now - last_ping >= self.tick:
+                    live = self.liveness()
+                    if live["alive"]:
                         sd_notify("WATCHDOG=1")
+                        last_ping = now
+                    else:
+                        log.error("not alive (scheduler running=%s, heartbeat %.0f s ago); "
+                                  "no watchdog ping", live["scheduler_running"],
+                                  live["heartbeat_age_s"])
+                if not signum:
                     continue
                 if signum == signal.SIGHUP:
                     log.info("SIGHUP: reloading %s", self.config_path)
@@ -215,6 +308,7 @@ class Daemon:
                     break
         finally:
             sd_notify("STOPPING=1")
+            self._stop_health()
             self._shutdown()
         log.info("warnd stopped")
         return 0
@@ -233,3 +327,7 @@ class Daemon:
         if not done.wait(self.stop_timeout):
             log.error("jobs still running after %.0f s; exiting anyway (work is transactional)",
                       self.stop_timeout)
+            # Worker threads are not daemon threads; leave without joining them. Every
+            # store write is one transaction, so what was not committed never happened.
+            logging.shutdown()
+            os._exit(0)

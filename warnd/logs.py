@@ -45,5 +45,5 @@ def setup(level: str = "INFO") -> None:
     h.setFormatter(_Formatter(journald=bool(os.environ.get("JOURNAL_STREAM"))))
     root.addHandler(h)
     root.setLevel(level)
-    for noisy in ("apscheduler", "httpx", "httpcore", "matplotlib", "urllib3"):
+    for noisy in ("apscheduler", "apprise", "httpx", "httpcore", "matplotlib", "urllib3"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

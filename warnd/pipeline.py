@@ -18,6 +18,7 @@ health; it never stops another source.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,7 +30,8 @@ from feeds.registry import FEEDS
 from warnd import alerting
 from warnd.config import Config, parse_duration
 from warnd.errors import WarndError
-from warnd.store import Store, utcnow
+from warnd.logs import redact
+from warnd.store import Store, iso, store_problem, utcnow
 
 log = logging.getLogger("warnd.pipeline")
 
@@ -69,14 +71,22 @@ class Pipeline:
 
     # -- helpers --------------------------------------------------------------------
     def open_store(self) -> Store:
-        return Store.in_dir(self.config.state_dir)
+        return Store.in_dir(self.config.state_dir,
+                            timeout=interval_seconds(self.config.general.store_busy_timeout))
 
     @property
     def fetcher(self) -> Any:
         if self._fetcher is None:
             from feeds.fetch import Fetcher
 
-            self._fetcher = Fetcher()
+            g = self.config.general
+            self._fetcher = Fetcher(
+                timeout=interval_seconds(g.fetch_timeout),
+                total_deadline=interval_seconds(g.fetch_deadline),
+                max_bytes=g.fetch_max_bytes,
+                retries=g.fetch_retries,
+                max_redirects=g.fetch_max_redirects,
+            )
         return self._fetcher
 
     def substance_specs(self, only: list[str] | None = None) -> list[SubstanceSpec]:
@@ -107,6 +117,7 @@ class Pipeline:
         src = self.config.source(source_name)
         res = PollResult(source=source_name, ok=False)
         now = self.clock()
+        log.debug("source=%s poll started", source_name)
         store = self.open_store()
         try:
             feed = self.build_feed(source_name)
@@ -157,6 +168,7 @@ class Pipeline:
                 if r["items_new"]:
                     self._notice_alerts(store, src, parsed.items, now)
             if getattr(feed, "produces", "observations") == "items":
+                self._missing_notice_alerts(store, src, now)
                 subs = [s.id for s in self.substance_specs(src.substances)]
                 for kind in ("article", "notice"):
                     for k in store.derive_item_counts(
@@ -171,6 +183,10 @@ class Pipeline:
                 "%d problems", source_name, res.documents, res.skipped, res.observations,
                 res.items, res.problems,
             )
+            return res
+        except sqlite3.Error as e:
+            res.error = store_problem(e, self.config.state_dir)
+            log.error("source=%s poll not stored: %s", source_name, res.error)
             return res
         except WarndError as e:
             res.error = str(e)
@@ -241,6 +257,35 @@ class Pipeline:
             for sub in it.substances:
                 alerting.enqueue_notice(self.config, store, src, it, sub, now=now)
 
+    def _missing_notice_alerts(self, store: Store, src: Any, now: datetime) -> None:
+        """Alert notices stored without their alert (a crash between the two commits).
+
+        A document's items are committed with its hash, its notice alerts right after;
+        a restart skips the already-seen document, so this catches up from the store.
+        """
+        from feeds.base import Item
+
+        # only notices young enough to be alerted at all (alerting.notice_max_age)
+        since = iso(now - parse_duration(self.config.alerting.notice_max_age))
+        rows = store.q(
+            "SELECT i.*, s.substance AS sub FROM items i JOIN item_substances s ON s.key = i.key "
+            "LEFT JOIN alerts a ON a.dedupe_key = s.substance || ':notice:' || i.key "
+            "WHERE i.source=? AND i.kind='notice' AND i.published_at >= ? AND a.id IS NULL "
+            "ORDER BY i.published_at",
+            [src.name, since],
+        )
+        for r in rows:
+            if r["sub"] not in self.config.substances:
+                continue
+            it = Item(key=r["key"], source=r["source"],
+                      published_at=datetime.fromisoformat(r["published_at"]), title=r["title"],
+                      link=r["link"], summary=r["summary"] or "", substances=(r["sub"],),
+                      kind="notice", region=r["region"] or "")
+            aid = alerting.enqueue_notice(self.config, store, src, it, r["sub"], now=now)
+            if aid is not None:
+                log.warning("source=%s alert=%d for a notice stored before a restart",
+                            src.name, aid)
+
     # -- stage 2: detect ------------------------------------------------------------
     def detect(self, series: Iterable[SeriesKey] | None = None) -> list[dict[str, Any]]:
         """Judge every period not yet judged; enqueue the alerts the episode rules send."""
@@ -248,14 +293,19 @@ class Pipeline:
         sent: list[dict[str, Any]] = []
         try:
             keys = list(series) if series is not None else store.series_keys()
+            log.debug("detection started: %d series", len(keys))
             by_substance: dict[str, list[SeriesKey]] = {}
             for k in keys:
                 by_substance.setdefault(k[1], []).append(k)
             for substance, skeys in sorted(by_substance.items()):
                 try:
                     sent += self._detect_substance(store, substance, skeys)
+                except sqlite3.Error as e:
+                    log.error("substance=%s detection not stored: %s", substance,
+                              store_problem(e, self.config.state_dir))
                 except Exception as e:
                     log.exception("substance=%s detection failed: %s", substance, _one_line(e))
+            log.debug("detection finished: %d alerts", len(sent))
             return sent
         finally:
             store.close()
@@ -310,10 +360,31 @@ class Pipeline:
     # -- stage 3: dispatch ------------------------------------------------------------
     def dispatch(self) -> dict[str, int]:
         store = self.open_store()
+        log.debug("dispatch started")
         try:
-            return alerting.dispatch_pending(self.config, store, now=self.clock(), send=self._send)
+            counts = alerting.dispatch_pending(self.config, store, now=self.clock(),
+                                               send=self._logged_send)
+            log.debug("dispatch finished: %s", counts)
+            return counts
+        except sqlite3.Error as e:
+            log.error("dispatch stopped: %s", store_problem(e, self.config.state_dir))
+            return {"delivered": 0, "retrying": 0, "expired": 0, "failed": 0}
         finally:
             store.close()
+
+    def _logged_send(self, url: str, **kw: Any) -> Any:
+        """Send through the configured function, with a log line before the send.
+
+        A crash between a send and its ``delivered`` mark makes the next start send
+        again (at-least-once); the "sending" line lets an operator, and the fault
+        injection check, tell such an interrupted send from a real duplicate.
+        """
+        if self._send is None:
+            from warnd.notify import send as send_fn
+        else:
+            send_fn = self._send
+        log.info("sending to %s: %s", _host_of(url), kw.get("title", ""))
+        return send_fn(url, **kw)
 
     # -- one cycle ---------------------------------------------------------------------
     def run_once(self) -> dict[str, Any]:
@@ -333,9 +404,20 @@ def _replace(o: Observation, **kw: Any) -> Observation:
 
 
 def _one_line(e: BaseException) -> str:
+    """One line for an error, with passwords and tokens in URLs masked (it is stored)."""
     msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return msg if isinstance(e, WarndError) else f"{type(e).__name__}: {msg}"[:500]
+    return redact(msg if isinstance(e, WarndError) else f"{type(e).__name__}: {msg}"[:500])
 
 
 def interval_seconds(text: str) -> float:
     return parse_duration(text).total_seconds()
+
+
+def _host_of(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.hostname or ''}"
+    except ValueError:
+        return url.split("://", 1)[0] + "://"

@@ -10,6 +10,7 @@ migrations (:data:`MIGRATIONS`); opening an older file upgrades it.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -33,6 +34,26 @@ def utcnow() -> datetime:
 
 def iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def store_problem(e: sqlite3.Error, state_dir: Any) -> str:
+    """One line for an SQLite error, with what the operator can do about it."""
+    msg = str(e) or type(e).__name__
+    low = msg.lower()
+    if "locked" in low or "busy" in low:
+        hint = "another process holds a write lock on the store; the work is retried"
+    elif "full" in low:
+        hint = f"no space left for {state_dir}; free space and the work is retried"
+    elif "readonly" in low or "read-only" in low:
+        hint = f"{state_dir} is read-only; make it writable and the work is retried"
+    elif "unable to open" in low and not os.access(state_dir, os.W_OK):
+        hint = (f"{state_dir} is not writable (read-only file system or permissions); "
+                "make it writable and the work is retried")
+    elif "i/o" in low:
+        hint = f"I/O error under {state_dir}; check free space and the disk"
+    else:
+        hint = f"state directory {state_dir}"
+    return f"store error: {msg} ({hint})"
 
 
 def week_start(d: date) -> date:
@@ -153,13 +174,16 @@ class Store:
             self.db.execute("PRAGMA synchronous = NORMAL")
             self.migrate()
         except sqlite3.Error as e:
-            raise StoreError(f"{path}: cannot open the store: {e}") from None
+            raise StoreError(
+                f"{path}: cannot open the store: "
+                + store_problem(e, self.path.parent).removeprefix("store error: ")
+            ) from None
         except OSError as e:
             raise StoreError(f"{path}: cannot open the store: {e.strerror}") from None
 
     @classmethod
-    def in_dir(cls, state_dir: Path) -> Store:
-        return cls(Path(state_dir) / DB_NAME)
+    def in_dir(cls, state_dir: Path, *, timeout: float = 30.0) -> Store:
+        return cls(Path(state_dir) / DB_NAME, timeout=timeout)
 
     def close(self) -> None:
         self.db.conn.close()

@@ -1,0 +1,216 @@
+"""The daemon as a real subprocess: systemd notifications, SIGHUP reload, SIGTERM.
+
+Every wait has a deadline and looks for a log line, a notification or a file;
+nothing sleeps to synchronise.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.service_kit import (
+    DaemonProcess,
+    LocalHTTP,
+    NotifySocket,
+    child_env,
+    counts_csv,
+    write_service_config,
+)
+
+
+def source(name: str, location: str, interval: str = "1h", kind: str = "count_table",
+           dimension: str = "use") -> str:
+    return (f'\n[[sources]]\nname = "{name}"\nkind = "{kind}"\nlocation = "{location}"\n'
+            f'interval = "{interval}"\ndimension = "{dimension}"\n')
+
+
+def integrity(db: Path) -> str:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def n_rows(db: Path, table: str, where: str = "1", params: tuple = ()) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}", params).fetchone()[0]
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def notify(tmp_path):
+    s = NotifySocket(tmp_path / "notify.sock")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def http():
+    h = LocalHTTP()
+    yield h
+    h.close()
+
+
+def test_notify_reload_add_remove_and_reject(tmp_path, notify):
+    (tmp_path / "a.csv").write_bytes(counts_csv(["ketamin"], weeks=30))
+    (tmp_path / "b.csv").write_bytes(counts_csv(["heroin"], weeks=30, seed=2))
+    cfg = write_service_config(tmp_path / "config.toml", sources=source("alpha", "a.csv", "1s"))
+    env = child_env(NOTIFY_SOCKET=str(notify.path), WATCHDOG_USEC="2000000")
+    d = DaemonProcess(cfg, tmp_path / "daemon.log", env=env).start()
+    try:
+        ready = notify.wait_for("READY=1")
+        assert "STATUS=running 1 sources" in ready and f"MAINPID={d.pid}" in ready
+        d.wait_for(r"source=alpha polled")
+        notify.wait_for("WATCHDOG=1")
+
+        # a valid new config: a source is added and its job runs at once
+        cfg.write_text(cfg.read_text() + source("beta", "b.csv", "1h"))
+        d.signal(signal.SIGHUP)
+        notify.wait_for("RELOADING=1")
+        assert "MONOTONIC_USEC=" in notify.wait_for("RELOADING=1")
+        d.wait_for(r"config reloaded from .*: 2 sources scheduled")
+        d.wait_for(r"source=beta polled: 1 new documents")
+        notify.messages.clear()
+
+        # an invalid config: rejected, errors logged, the old one keeps polling
+        good = cfg.read_text()
+        cfg.write_text(good.replace('interval = "1h"', 'interval = "10 parsecs"'))
+        d.signal(signal.SIGHUP)
+        d.wait_for(r"reload rejected, keeping the running config: .*interval.*10 parsecs")
+        assert "reload rejected" in notify.wait_for("STATUS=reload rejected")
+        n = len(re.findall(r"source=alpha polled", d.text()))
+        d.wait_for(r"source=alpha polled", count=n + 2)
+
+        # removing a source stops its job
+        cfg.write_text(write_service_config(
+            tmp_path / "config.toml", sources=source("beta", "b.csv", "1h")).read_text())
+        d.signal(signal.SIGHUP)
+        d.wait_for(r"job=poll:alpha removed")
+        d.wait_for(r"config reloaded from .*: 1 sources scheduled")
+
+        d.signal(signal.SIGTERM)
+        assert d.wait(timeout=60) == 0
+        notify.wait_for("STOPPING=1")
+        d.wait_for(r"warnd stopped")
+    finally:
+        d.kill()
+    db = tmp_path / "state" / "warnd.sqlite"
+    assert integrity(db) == "ok"
+    assert n_rows(db, "observations", "source='beta'") == 30
+    assert not re.search(r"job=\S+ failed", d.text())
+
+
+def test_sigterm_during_slow_poll_lets_it_finish(tmp_path, http):
+    http.files["slow"] = counts_csv(["ketamin", "heroin"], weeks=40)
+    cfg = write_service_config(
+        tmp_path / "config.toml", sources=source("slow", f"{http.url}/slow?s=2"),
+        general='stop_timeout = "30s"\nfetch_timeout = "20s"\nfetch_deadline = "25s"')
+    d = DaemonProcess(cfg, tmp_path / "daemon.log").start()
+    try:
+        d.wait_for(r"warnd started")
+        from tests.service_kit import wait_until
+
+        wait_until(lambda: http.hits.get("/slow"), 30, "the slow request to arrive")
+        d.signal(signal.SIGTERM)
+        assert d.wait(timeout=60) == 0
+    finally:
+        d.kill()
+    log = d.text()
+    assert "SIGTERM: stopping" in log
+    assert "source=slow polled: 1 new documents" in log  # the poll in flight finished
+    assert log.index("SIGTERM: stopping") < log.index("source=slow polled")
+    db = tmp_path / "state" / "warnd.sqlite"
+    assert integrity(db) == "ok"
+    assert n_rows(db, "observations", "source='slow'") == 80
+
+
+def test_sigterm_during_hung_poll_exits_within_the_bound(tmp_path, http):
+    (tmp_path / "ok.csv").write_bytes(counts_csv(["ketamin"], weeks=30))
+    cfg = write_service_config(
+        tmp_path / "config.toml",
+        sources=source("good", "ok.csv") + source("hung", f"{http.url}/hang"),
+        general='stop_timeout = "2s"\nfetch_timeout = "600s"\nfetch_deadline = "600s"')
+    d = DaemonProcess(cfg, tmp_path / "daemon.log").start()
+    try:
+        d.wait_for(r"source=good polled")
+        from tests.service_kit import wait_until
+
+        wait_until(lambda: http.hits.get("/hang"), 30, "the hanging request to arrive")
+        d.signal(signal.SIGTERM)
+        # the bound: stop_timeout (2 s) plus interpreter exit; a deadline, not a timing assert
+        assert d.wait(timeout=30) == 0
+    finally:
+        d.kill()
+    assert "jobs still running after 2 s; exiting anyway" in d.text()
+    db = tmp_path / "state" / "warnd.sqlite"
+    assert integrity(db) == "ok"
+    assert n_rows(db, "observations", "source='good'") == 30
+
+
+def test_invalid_config_at_start_exits_78(tmp_path):
+    cfg = write_service_config(tmp_path / "config.toml",
+                               sources=source("x", "a.csv", "soon"))
+    r = subprocess.run([sys.executable, "-m", "warnd.cli", "--config", str(cfg), "run"],
+                       env=child_env(), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 78
+    assert 'sources[0].interval: "soon" is not a duration' in r.stderr
+
+
+def test_config_option_before_and_after_the_command(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    cfg = write_service_config(tmp_path / "elsewhere" / "site.toml",
+                               sources=source("x", "a.csv", "soon"))
+    for args in (["--config", str(cfg), "check-config"], ["check-config", "--config", str(cfg)],
+                 ["--config", str(cfg), "run"], ["run", "--config", str(cfg)]):
+        r = subprocess.run([sys.executable, "-m", "warnd.cli", *args], env=child_env(),
+                           capture_output=True, text=True, timeout=60, cwd=str(tmp_path))
+        assert r.returncode == 78, (args, r.stderr)
+        assert "site.toml" in r.stderr and '"soon" is not a duration' in r.stderr, args
+
+
+def test_sigint_stops_cleanly(tmp_path, notify):
+    (tmp_path / "a.csv").write_bytes(counts_csv(["ketamin"], weeks=20))
+    cfg = write_service_config(tmp_path / "config.toml", sources=source("alpha", "a.csv"))
+    d = DaemonProcess(cfg, tmp_path / "daemon.log",
+                      env=child_env(NOTIFY_SOCKET=str(notify.path))).start()
+    try:
+        notify.wait_for("READY=1")
+        d.wait_for(r"source=alpha polled")
+        d.signal(signal.SIGINT)
+        assert d.wait(timeout=60) == 0
+        notify.wait_for("STOPPING=1")
+    finally:
+        d.kill()
+    assert "SIGINT: stopping" in d.text() and "warnd stopped" in d.text()
+    assert "WATCHDOG=1" not in " ".join(notify.messages)  # no WATCHDOG_USEC, no pings
+
+
+def test_reload_applies_changed_limits_without_restart(tmp_path, http):
+    url = http.add_file("big.csv", counts_csv(["ketamin", "heroin"], weeks=200))
+    assert len(http.files["big.csv"]) > 5000
+    cfg = write_service_config(tmp_path / "config.toml", sources=source("big", url, "1s"),
+                               general="fetch_max_bytes = 5000\nfetch_retries = 0")
+    d = DaemonProcess(cfg, tmp_path / "daemon.log").start()
+    try:
+        d.wait_for(r"source=big poll failed: .*larger than max_bytes=5000|"
+                   r"source=big poll failed: .*exceeds max_bytes=5000")
+        cfg.write_text(cfg.read_text().replace("fetch_max_bytes = 5000",
+                                               "fetch_max_bytes = 5000000"))
+        d.signal(signal.SIGHUP)
+        d.wait_for(r"config reloaded")
+        d.wait_for(r"source=big polled: 1 new documents, 0 unchanged, 400 observations")
+        d.signal(signal.SIGTERM)
+        assert d.wait(timeout=60) == 0
+    finally:
+        d.kill()
+    assert d.text().count("warnd started") == 1  # one process throughout

@@ -1,0 +1,295 @@
+"""Health and metrics, read from the store: ``warnd status``, ``/healthz``, ``/metrics``.
+
+Everything here is computed from the SQLite store at the moment it is asked for,
+so the numbers survive restarts and agree between the CLI and the HTTP listener.
+
+A source is **unhealthy** when it failed 3 polls in a row or is **stale**: no
+successful poll for more than ``general.stale_after_intervals`` (default 3) of
+its intervals (for a cron schedule, the gap between its next two runs). A source
+that has never been polled is neither. Disabled sources are never unhealthy.
+The whole is unhealthy when a source is, or a delivery expired; the daemon adds
+its own liveness (scheduler thread, main loop) on ``/healthz``.
+
+The optional HTTP listener (``general.health_listen``) runs in a thread of the
+daemon and serves ``GET /healthz`` (200 or 503, JSON) and ``GET /metrics``
+(Prometheus text format).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import CollectorRegistry
+
+from warnd.config import Config, SourceConfig, cron_fields, parse_duration, parse_listen
+from warnd.logs import redact
+
+log = logging.getLogger("warnd.health")
+
+
+def source_interval(src: SourceConfig, tz: str = "UTC", now: datetime | None = None) -> float:
+    """Seconds between two polls of ``src`` (for cron: between its next two runs)."""
+    if not src.cron:
+        return parse_duration(src.interval or "1h").total_seconds()
+    from apscheduler.triggers.cron import CronTrigger
+
+    trig = CronTrigger(**cron_fields(src.cron), timezone=tz)
+    t0 = now or datetime.now(UTC)
+    a = trig.get_next_fire_time(None, t0)
+    b = trig.get_next_fire_time(a, a + timedelta(seconds=1)) if a else None
+    return (b - a).total_seconds() if a and b else 86400.0
+
+
+def _ts(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    dt = datetime.fromisoformat(text)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def _redact_rows(rows: list[dict[str, Any]], *keys: str) -> list[dict[str, Any]]:
+    for r in rows:
+        for k in keys:
+            if isinstance(r.get(k), str):
+                r[k] = redact(r[k])
+    return rows
+
+
+def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any]:
+    """The state of every source, open alerts and the outbox (``warnd status --json``)."""
+    from warnd.commands_alerts import alerting_status
+    from warnd.store import Store
+
+    now = now or datetime.now(UTC)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        sources = []
+        unhealthy: list[str] = []
+        stale_names: list[str] = []
+        factor = cfg.general.stale_after_intervals
+        for s in cfg.sources:
+            st = store.source_state(s.name)
+            n_series = store.q(
+                "SELECT COUNT(*) AS n FROM (SELECT DISTINCT substance, region, metric "
+                "FROM observations WHERE source=?)", [s.name])[0]["n"]
+            problems = _redact_rows(store.q(
+                "SELECT location, message, seen_at FROM problems WHERE source=? "
+                "ORDER BY seen_at DESC, id DESC LIMIT 5", [s.name]), "location", "message")
+            fails = int(st.get("consecutive_failures") or 0)
+            interval = source_interval(s, cfg.general.timezone, now)
+            last_ok = _ts(st.get("last_success_at"))
+            stale = bool(
+                s.enabled and last_ok is not None
+                and (now - last_ok).total_seconds() > factor * interval
+            )
+            healthy = not s.enabled or (fails < cfg.general.unhealthy_after and not stale)
+            if stale:
+                stale_names.append(s.name)
+            if not healthy:
+                unhealthy.append(s.name)
+            sources.append({
+                "name": s.name, "kind": s.kind, "enabled": s.enabled, "schedule": s.schedule,
+                "last_poll_at": st.get("last_poll_at"), "last_success_at": st.get("last_success_at"),
+                "last_error": redact(st["last_error"]) if st.get("last_error") else None,
+                "last_error_at": st.get("last_error_at"),
+                "consecutive_failures": fails, "series": n_series, "healthy": healthy,
+                "stale": stale, "stale_after_s": factor * interval,
+                "n_polls": int(st.get("n_polls") or 0), "n_failures": int(st.get("n_failures") or 0),
+                "recent_problems": problems,
+            })
+        open_alerts = store.q(
+            "SELECT id, substance, kind, severity, title, created_at FROM alerts "
+            "WHERE status='open' ORDER BY id DESC LIMIT 20")
+        outbox = {r["status"]: r["n"] for r in store.q(
+            "SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status")}
+        failing_targets = _redact_rows(store.q(
+            "SELECT target, COUNT(*) AS n, MAX(last_error) AS last_error FROM deliveries "
+            "WHERE status IN ('pending','expired') AND attempts > 0 GROUP BY target"),
+            "last_error")
+        return {
+            "state_dir": str(cfg.state_dir),
+            "schema_version": store.schema_version,
+            "sources": sources,
+            "open_alerts": open_alerts,
+            "outbox": outbox,
+            "failing_targets": failing_targets,
+            **alerting_status(store),
+            "healthy": not unhealthy and not outbox.get("expired"),
+            "unhealthy_sources": unhealthy,
+            "stale_sources": stale_names,
+        }
+    finally:
+        store.close()
+
+
+class StoreCollector:
+    """Prometheus collector: every number read from the store at scrape time."""
+
+    def __init__(self, config_getter: Callable[[], Config],
+                 liveness: Callable[[], dict[str, Any]] | None = None) -> None:
+        self._config = config_getter
+        self._liveness = liveness
+
+    def collect(self) -> Iterator[Any]:
+        from warnd.store import Store
+
+        cfg = self._config()
+        now = datetime.now(UTC)
+        status = collect_status(cfg, now=now)
+        store = Store.in_dir(cfg.state_dir)
+        try:
+            polls = CounterMetricFamily("warnd_source_polls", "Polls of a source.", labels=["source"])
+            fails = CounterMetricFamily("warnd_source_poll_failures",
+                                        "Failed polls of a source.", labels=["source"])
+            consec = GaugeMetricFamily("warnd_source_consecutive_failures",
+                                       "Failed polls in a row.", labels=["source"])
+            last_ok = GaugeMetricFamily("warnd_source_last_success_timestamp_seconds",
+                                        "Unix time of the last successful poll.", labels=["source"])
+            healthy = GaugeMetricFamily("warnd_source_healthy",
+                                        "1 when the source is healthy (not failing, not stale).",
+                                        labels=["source"])
+            for s in status["sources"]:
+                polls.add_metric([s["name"]], s["n_polls"])
+                fails.add_metric([s["name"]], s["n_failures"])
+                consec.add_metric([s["name"]], s["consecutive_failures"])
+                healthy.add_metric([s["name"]], 1 if s["healthy"] else 0)
+                t = _ts(s["last_success_at"])
+                if t is not None:
+                    last_ok.add_metric([s["name"]], t.timestamp())
+            yield from (polls, fails, consec, last_ok, healthy)
+
+            obs = GaugeMetricFamily("warnd_observations", "Observations stored.", labels=["source"])
+            for r in store.q("SELECT source, COUNT(*) AS n FROM observations GROUP BY source"):
+                obs.add_metric([r["source"]], r["n"])
+            yield obs
+            rev = CounterMetricFamily("warnd_observation_revisions",
+                                      "Stored observations whose value was revised.")
+            rev.add_metric([], store.q("SELECT COUNT(*) AS n FROM revisions")[0]["n"])
+            yield rev
+            docs = CounterMetricFamily("warnd_documents_ingested", "Documents ingested.",
+                                       labels=["source"])
+            for r in store.q("SELECT source, COUNT(*) AS n FROM documents GROUP BY source"):
+                docs.add_metric([r["source"]], r["n"])
+            yield docs
+            fnd = CounterMetricFamily("warnd_findings", "Findings recorded.",
+                                      labels=["kind", "direction"])
+            for r in store.q("SELECT kind, direction, COUNT(*) AS n FROM findings "
+                             "GROUP BY kind, direction"):
+                fnd.add_metric([r["kind"], r["direction"]], r["n"])
+            yield fnd
+            alerts = CounterMetricFamily("warnd_alerts", "Alerts created.",
+                                         labels=["kind", "severity"])
+            for r in store.q("SELECT kind, severity, COUNT(*) AS n FROM alerts "
+                             "GROUP BY kind, severity"):
+                alerts.add_metric([r["kind"], r["severity"]], r["n"])
+            yield alerts
+            by_status = {r["status"]: r["n"] for r in store.q(
+                "SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status")}
+            sent = CounterMetricFamily("warnd_alerts_sent", "Deliveries accepted by a target.")
+            sent.add_metric([], by_status.get("delivered", 0))
+            failed = CounterMetricFamily("warnd_alerts_failed",
+                                         "Deliveries given up (expired or target removed).")
+            failed.add_metric([], by_status.get("expired", 0) + by_status.get("failed", 0))
+            queued = GaugeMetricFamily("warnd_alerts_queued", "Deliveries waiting to be sent.")
+            queued.add_metric([], by_status.get("pending", 0))
+            attempts = CounterMetricFamily("warnd_delivery_attempts", "Send attempts.")
+            attempts.add_metric([], store.q(
+                "SELECT COALESCE(SUM(attempts), 0) AS n FROM deliveries")[0]["n"])
+            yield from (sent, failed, queued, attempts)
+        finally:
+            store.close()
+        live = self._liveness() if self._liveness else {}
+        ok = GaugeMetricFamily("warnd_healthy", "1 when /healthz answers 200.")
+        ok.add_metric([], 1 if status["healthy"] and live.get("alive", True) else 0)
+        yield ok
+        if "heartbeat_age_s" in live:
+            hb = GaugeMetricFamily("warnd_scheduler_heartbeat_age_seconds",
+                                   "Seconds since the scheduler last ran its heartbeat job.")
+            hb.add_metric([], live["heartbeat_age_s"])
+            yield hb
+
+
+class HealthServer:
+    """The optional HTTP listener: ``/healthz`` and ``/metrics``."""
+
+    def __init__(self, listen: str, config_getter: Callable[[], Config],
+                 liveness: Callable[[], dict[str, Any]]) -> None:
+        self.listen = listen
+        self.config_getter = config_getter
+        self.liveness = liveness
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(StoreCollector(config_getter, liveness))  # type: ignore[arg-type]
+        host, port = parse_listen(listen)
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                path = self.path.split("?", 1)[0]
+                try:
+                    if path == "/healthz":
+                        code, ctype, body = server.healthz()
+                    elif path == "/metrics":
+                        code, ctype, body = 200, CONTENT_TYPE_LATEST, generate_latest(server.registry)
+                    else:
+                        code, ctype, body = 404, "text/plain", b"not found\n"
+                except Exception as e:  # the store may be unreadable: say so, stay up
+                    log.error("health listener: %s: %s", type(e).__name__, e)
+                    code, ctype = 503, "application/json"
+                    body = json.dumps({"healthy": False, "error": redact(str(e))}).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                log.debug("health listener: " + format, *args)
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+        self.httpd = Server((host, port), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="health",
+                                       daemon=True)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.httpd.server_address[:2]  # type: ignore[return-value]
+
+    def healthz(self) -> tuple[int, str, bytes]:
+        st = collect_status(self.config_getter())
+        live = self.liveness()
+        healthy = bool(st["healthy"] and live.get("alive", True))
+        doc = {
+            "healthy": healthy,
+            "daemon": live,
+            "unhealthy_sources": st["unhealthy_sources"],
+            "stale_sources": st["stale_sources"],
+            "outbox": st["outbox"],
+            "sources": [
+                {k: s[k] for k in ("name", "healthy", "stale", "consecutive_failures",
+                                   "last_success_at", "last_error")}
+                for s in st["sources"]
+            ],
+        }
+        body = json.dumps(doc, default=str).encode()
+        return (200 if healthy else 503), "application/json", body
+
+    def start(self) -> HealthServer:
+        self.thread.start()
+        log.info("health listener on http://%s:%d (/healthz, /metrics)", *self.address)
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
