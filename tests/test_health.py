@@ -99,6 +99,7 @@ def test_health_listener_and_metrics(tmp_path):
             d.wait_for(r"alert=2 target=hook delivered")
             # the failing source turns the daemon unhealthy after 3 failed polls in a row
             d.wait_for(r"source=broken poll failed: .*HTTP 500", count=3)
+            d.wait_for(r"alert=3 target=hook delivered")  # the source_health alert
             code, body = wait_until(
                 lambda: (r := get(f"http://127.0.0.1:{port}/healthz"))[0] == 503 and r,
                 30, "/healthz to answer 503")
@@ -111,7 +112,7 @@ def test_health_listener_and_metrics(tmp_path):
             assert 'warnd_source_polls_total{source="lab"} 1.0' in text
             assert 'warnd_source_poll_failures_total{source="broken"}' in text
             assert 'warnd_observations{source="lab"} 40.0' in text
-            assert "warnd_alerts_sent_total 2.0" in text
+            assert "warnd_alerts_sent_total 3.0" in text  # two notices, one source_health
             assert "warnd_alerts_queued 0.0" in text
             assert 'warnd_source_last_success_timestamp_seconds{source="lab"}' in text
             assert 'warnd_source_healthy{source="broken"} 0.0' in text
