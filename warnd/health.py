@@ -3,9 +3,10 @@
 Everything here is computed from the SQLite store at the moment it is asked for,
 so the numbers survive restarts and agree between the CLI and the HTTP listener.
 
-A source is **unhealthy** when it failed 3 polls in a row or is **stale**: no
-successful poll for more than ``general.stale_after_intervals`` (default 3) of
-its intervals (for a cron schedule, the gap between its next two runs). A source
+A source is **unhealthy** when it failed ``general.unhealthy_after`` (3) polls in a
+row or is **stale**: no successful poll for more than
+``general.stale_after_intervals`` (default 3) of its intervals (for a cron
+schedule, the gap between its next two runs). A source
 that has never been polled is neither. Disabled sources are never unhealthy.
 The whole is unhealthy when a source is, or a delivery expired; the daemon adds
 its own liveness (scheduler thread, main loop) on ``/healthz``.
@@ -115,6 +116,8 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
             "SELECT target, COUNT(*) AS n, MAX(last_error) AS last_error FROM deliveries "
             "WHERE status IN ('pending','expired') AND attempts > 0 GROUP BY target"),
             "last_error")
+        delivery = alerting_status(store)
+        _redact_rows(delivery.get("expired_deliveries", []), "last_error")
         return {
             "state_dir": str(cfg.state_dir),
             "schema_version": store.schema_version,
@@ -122,7 +125,7 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
             "open_alerts": open_alerts,
             "outbox": outbox,
             "failing_targets": failing_targets,
-            **alerting_status(store),
+            **delivery,
             "healthy": not unhealthy and not outbox.get("expired"),
             "unhealthy_sources": unhealthy,
             "stale_sources": stale_names,
