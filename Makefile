@@ -21,7 +21,7 @@ demo: $(STAMP)
 
 # The report test renders HTML in headless Chromium (Debian's package; root on CI).
 chromium:
-	@command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
+	@command -v chromium >/dev/null || (export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null)
 
 test: $(STAMP) chromium check-unit
 	$(BIN)/python -m pytest -q
