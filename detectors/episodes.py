@@ -13,10 +13,12 @@ tracker is fed the findings of each period in order and answers with decisions:
 * ``resolve``: no finding of that kind for ``resolve_after_periods`` periods (sent only
   when ``send_resolve``).
 
-Decreases are tracked the same way but are only sent when ``alert_decreases``: a
+Findings whose five-step score is nearer to stable than ``min_alert_category`` (a
+significant +8 % on a Google Trends index, say) are recorded but neither open nor feed an
+episode. Decreases are tracked the same way but are only sent when ``alert_decreases``: a
 decrease never produces an increase alert. A spike is its own kind, so a spike never
 opens or extends a trend episode. The rules take their numbers from
-:class:`~detectors.params.DetectionParams` (``resolve_after_periods``,
+:class:`~detectors.params.DetectionParams` (``min_alert_category``, ``resolve_after_periods``,
 ``repeat_after_periods``, ``escalate_factor``, ``send_resolve``, ``alert_decreases``).
 """
 
@@ -89,6 +91,8 @@ class EpisodeTracker:
         episodes: dict[str, dict[str, Any]] = self.state["open"]
         seen: dict[str, Finding] = {}
         for f in findings:
+            if abs(f.category) < p.min_alert_category:
+                continue  # significant but "stable" on the scale: recorded, not an episode
             key = f"{f.kind}:{f.direction}"
             best = seen.get(key)
             if best is None or (f.category, abs(f.relative_change)) > (

@@ -194,6 +194,14 @@ class DetectionParams(BaseModel):
         ge=1,
         description="Re-send an ongoing episode after this many periods (None: never).",
     )
+    min_alert_category: int = Field(
+        1,
+        ge=0,
+        le=2,
+        description="A finding opens or feeds an episode only when its five-step score is at "
+        "least this far from stable (1: a small increase or decrease; 0: any significant "
+        "change, even one the scale calls stable).",
+    )
     escalate_factor: float = Field(
         1.5,
         gt=1,

@@ -77,3 +77,12 @@ def test_state_round_trips_through_json():
     again = EpisodeTracker.from_dict(state, params=P)
     assert actions(again, [f()]) == [("ongoing", "trend:increase", False)]
     assert actions(tr, [replace(f(), category=2)])[0][0] == "escalate"
+
+
+def test_a_change_the_scale_calls_stable_opens_no_episode():
+    tr = EpisodeTracker(params=P)
+    assert actions(tr, [f(rel=0.08, cat=0)]) == []
+    # once the change is big enough to be a small increase, the episode opens
+    assert actions(tr, [f(rel=0.2, cat=1)]) == [("open", "trend:increase", True)]
+    loose = EpisodeTracker(params=P.merged({"min_alert_category": 0}))
+    assert actions(loose, [f(rel=0.08, cat=0)]) == [("open", "trend:increase", True)]
