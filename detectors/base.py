@@ -20,6 +20,16 @@ SCALE = {
 }
 
 
+def series_key(source: str, substance: str, region: str = "", metric: str = "count") -> str:
+    """``source:substance[:region][:metric]`` (region and metric only when not default)."""
+    parts = [source, substance]
+    if region:
+        parts.append(region)
+    if metric != "count":
+        parts.append(metric)
+    return ":".join(parts)
+
+
 def is_score(metric: str) -> bool:
     """Trend-panel answers, already on the five-step scale: metric ``score`` or
     ``score:<dimension>`` (a panel asks about use and availability, each its own series)."""
@@ -46,12 +56,7 @@ class Series:
 
     @property
     def key(self) -> str:
-        parts = [self.source, self.substance]
-        if self.region:
-            parts.append(self.region)
-        if self.metric != "count":
-            parts.append(self.metric)
-        return ":".join(parts)
+        return series_key(self.source, self.substance, self.region, self.metric)
 
     def upto(self, n: int) -> Series:
         """The first ``n`` periods: what was known at period ``n - 1``."""
@@ -95,12 +100,7 @@ class Finding:
 
     @property
     def series_key(self) -> str:
-        parts = [self.source, self.substance]
-        if self.region:
-            parts.append(self.region)
-        if self.metric != "count":
-            parts.append(self.metric)
-        return ":".join(parts)
+        return series_key(self.source, self.substance, self.region, self.metric)
 
     @property
     def key(self) -> str:

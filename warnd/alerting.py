@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import date, datetime
 from typing import Any
 
-from detectors.base import SCALE, Finding, is_score
+from detectors.base import SCALE, Finding, is_score, series_key
 from warnd import messages, notify
 from warnd.config import Config, parse_duration
 from warnd.notify import mask, target_url
@@ -306,8 +306,7 @@ def _still_active(
     """True when another series of the substance still has this episode open."""
     done = {f.series_key for f, _ in ending}
     for source, _sub, region, metric in store.series_keys(substance):
-        skey = ":".join([source, substance, *([region] if region else []),
-                         *([metric] if metric != "count" else [])])
+        skey = series_key(source, substance, region, metric)
         if skey in done:
             continue
         st = states.get(f"series:{skey}") or store.episode_state(f"series:{skey}")
@@ -334,8 +333,7 @@ def _build_alert(
     spiking = {f.series_key for f in spikes}
     if lead.kind == "trend" and lead.direction == "increase" and action != "resolve":
         for source, sub, region, metric in store.series_keys(substance):
-            skey = ":".join([source, sub, *([region] if region else []),
-                             *([metric] if metric != "count" else [])])
+            skey = series_key(source, sub, region, metric)
             if skey in agree or skey in spiking or metric == "notices":
                 continue
             if is_score(metric):  # panel answers: their latest round, not a detector verdict
