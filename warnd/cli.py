@@ -210,28 +210,27 @@ def _params_for(args: argparse.Namespace) -> Any:
     return cfg.detection_params
 
 
+def _offline(args: argparse.Namespace, run: Any, table: Any) -> int:
+    """``backtest`` and ``changepoints``: read the CSV, print JSON or a table."""
+    logs.setup(args.log_level or "WARNING")
+    results = run(Path(args.observations), _params_for(args))
+    if args.json:
+        _print_json(results)
+    else:
+        print(table(results))
+    return 0
+
+
 def cmd_backtest(args: argparse.Namespace) -> int:
     from warnd.backtest import format_backtest_table, run_backtest
 
-    logs.setup(args.log_level or "WARNING")
-    alerts = run_backtest(Path(args.observations), _params_for(args))
-    if args.json:
-        _print_json(alerts)
-    else:
-        print(format_backtest_table(alerts))
-    return 0
+    return _offline(args, run_backtest, format_backtest_table)
 
 
 def cmd_changepoints(args: argparse.Namespace) -> int:
     from warnd.backtest import format_changepoints_table, run_changepoints
 
-    logs.setup(args.log_level or "WARNING")
-    results = run_changepoints(Path(args.observations), _params_for(args))
-    if args.json:
-        _print_json(results)
-    else:
-        print(format_changepoints_table(results))
-    return 0
+    return _offline(args, run_changepoints, format_changepoints_table)
 
 
 # -- report --------------------------------------------------------------------------
