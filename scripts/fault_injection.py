@@ -43,7 +43,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.service_kit import (  # noqa: E402
+from tests.service_kit import (
     DaemonProcess,
     JsonSink,
     child_env,

@@ -95,7 +95,7 @@ class LocalHTTP:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 path, _, query = self.path.partition("?")
                 with kit._lock:
                     kit.hits[path] = kit.hits.get(path, 0) + 1
@@ -179,7 +179,7 @@ class JsonSink:
             def log_message(self, *a: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 n = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(n)
                 try:

@@ -21,7 +21,6 @@ from tests.service_kit import (
 )
 from tests.test_service import integrity, n_rows, source
 
-
 MEASURED = """
 import resource, sys
 from warnd.cli import main

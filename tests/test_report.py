@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001  (Norwegian typography: en dashes, minus signs)
+
 """The half-year report: tables on a hand-worked example, periods, CLI errors, formats."""
 
 from __future__ import annotations

@@ -24,7 +24,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.service_kit import child_env, stray_tracebacks, counts_csv, wait_until, write_service_config
+from tests.service_kit import (
+    child_env,
+    counts_csv,
+    stray_tracebacks,
+    wait_until,
+    write_service_config,
+)
 from tests.test_service import integrity, n_rows, source
 
 

@@ -594,7 +594,7 @@ def route(config: Config, alert: dict[str, Any]) -> list[str]:
     if alert.get("status") == "muted":
         return []
     by_name = {t.name: t for t in config.targets}
-    resolve = lambda names: resolve_targets(config, names)  # noqa: E731
+    resolve = lambda names: resolve_targets(config, names)
 
     sev = SEVERITIES.index(alert["severity"]) if alert["severity"] in SEVERITIES else 0
     chosen: list[str] = []

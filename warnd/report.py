@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001, RUF002  (Norwegian typography: en dashes, minus signs)
+
 """The half-year report: per substance, each source's change on the five-step scale,
 grouped by dimension, with the aggregated difference (Føre Var's tables).
 

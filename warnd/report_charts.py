@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001, RUF002  (Norwegian typography: en dashes, minus signs)
+
 """Charts of the half-year report (matplotlib ``Figure`` objects, Agg, no display).
 
 * :func:`longterm_chart` ("Figur 1 – langtidstrender"): one line per dimension, an

@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001  (Norwegian typography: en dashes, minus signs)
+
 """Render a :class:`warnd.report.Report` as HTML (one self-contained file), Markdown or CSV.
 
 The three formats carry the same numbers: HTML and Markdown format them for reading
@@ -189,7 +189,7 @@ def _summary_rows(t: SubstanceTable, lang: str) -> list[list[str]]:
 
 # -- Markdown ------------------------------------------------------------------------------
 def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
-    esc: Callable[[str], str] = lambda s: s.replace("|", "\\|")  # noqa: E731
+    esc: Callable[[str], str] = lambda s: s.replace("|", "\\|")
     out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     out += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
     return out
