@@ -90,10 +90,6 @@ def tracker_state(tracker: SeriesEpisodes) -> dict[str, Any]:
     }
 
 
-def tracker_last_period(tracker: SeriesEpisodes) -> date | None:
-    return tracker.last_period
-
-
 def tracker_update(
     tracker: SeriesEpisodes, period: date, findings: list[Finding]
 ) -> list[tuple[str, Finding]]:
@@ -120,7 +116,8 @@ def tracker_update(
     return out
 
 
-def tracker_active(state: dict[str, Any] | None, params: Any) -> list[Finding]:
+def tracker_active(state: dict[str, Any] | None) -> list[Finding]:
+    """The latest finding of each open episode in a stored series state."""
     if not state:
         return []
     return [finding_from_dict(f) for f in (state.get("active") or {}).values()]
@@ -311,7 +308,7 @@ def _still_active(
             continue
         st = states.get(f"series:{skey}") or store.episode_state(f"series:{skey}")
         if any(f.kind == kind and f.direction == direction
-               for f in tracker_active(st, None)):
+               for f in tracker_active(st)):
             return True
     return False
 
@@ -344,13 +341,9 @@ def _build_alert(
                 if last:
                     panel.append({"series": skey, "source": source, **last[0]})
                 continue
-            try:
-                params = config.detection_params(substance, source)
-            except Exception:
-                continue
             st = states.get(f"series:{skey}") or store.episode_state(f"series:{skey}")
             active = [
-                f for f in tracker_active(st, params)
+                f for f in tracker_active(st)
                 if f.kind == "trend" and f.direction == "increase"
             ]
             if active:

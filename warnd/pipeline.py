@@ -328,7 +328,7 @@ class Pipeline:
                 continue
             scope = f"series:{series.key}"
             tracker = alerting.tracker_from_state(store.episode_state(scope), params)
-            last_done = alerting.tracker_last_period(tracker)
+            last_done = tracker.last_period
             todo = [i for i, p in enumerate(series.periods) if last_done is None or p > last_done]
             if not todo:
                 continue
