@@ -336,10 +336,9 @@ class Pipeline:
             n = len(series.periods)
             window = max(self.config.general.backfill_current_periods, 1)
             held_back: set[str] = set()
+            store.record_findings((f for i in todo for f in per_period[i]), now=self.clock())
             for i in todo:
                 findings = list(per_period[i])
-                for f in findings:
-                    store.record_finding(f, now=self.clock())
                 for action, f in alerting.tracker_update(tracker, series.periods[i], findings):
                     if i >= n - window:
                         firing.append((f, action))

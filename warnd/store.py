@@ -445,26 +445,37 @@ class Store:
     # -- findings, episodes -------------------------------------------------------------
     def record_finding(self, f: Any, *, now: datetime | None = None) -> bool:
         """Store a finding; True when it is new (never seen with this key)."""
+        return self.record_findings([f], now=now) == 1
+
+    def record_findings(self, findings: Iterable[Any], *, now: datetime | None = None) -> int:
+        """Store findings in one transaction; a known key updates its latest figures.
+
+        Returns how many were new.
+        """
         now_s = iso(now or utcnow())
+        n_new = 0
         with self.write() as db:
-            cur = db.execute(
-                "INSERT OR IGNORE INTO findings VALUES "
-                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (f.key, f.series_key, f.source, f.substance, f.region, f.metric, f.dimension,
-                 f.kind, f.direction, f.onset.isoformat(), f.detected_at.isoformat(),
-                 f.detected_at.isoformat(), _num(f.level_before), _num(f.level_after),
-                 _num(f.relative_change), _num(f.strength), _num(f.p_value), f.category,
-                 f.method, json.dumps(f.evidence, default=_json_default), now_s),
-            )
-            if not cur.rowcount:
+            for f in findings:
+                evidence = json.dumps(f.evidence, default=_json_default)
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO findings VALUES "
+                    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (f.key, f.series_key, f.source, f.substance, f.region, f.metric,
+                     f.dimension, f.kind, f.direction, f.onset.isoformat(),
+                     f.detected_at.isoformat(), f.detected_at.isoformat(),
+                     _num(f.level_before), _num(f.level_after), _num(f.relative_change),
+                     _num(f.strength), _num(f.p_value), f.category, f.method, evidence, now_s),
+                )
+                if cur.rowcount:
+                    n_new += 1
+                    continue
                 db.execute(
                     "UPDATE findings SET last_seen_at=?, level_after=?, relative_change=?, "
                     "strength=?, p_value=?, category=?, evidence=? WHERE key=?",
                     (f.detected_at.isoformat(), _num(f.level_after), _num(f.relative_change),
-                     _num(f.strength), _num(f.p_value), f.category,
-                     json.dumps(f.evidence, default=_json_default), f.key),
+                     _num(f.strength), _num(f.p_value), f.category, evidence, f.key),
                 )
-            return bool(cur.rowcount)
+        return n_new
 
     def episode_state(self, scope: str) -> dict[str, Any] | None:
         rows = self.q("SELECT state FROM episodes WHERE scope=?", [scope])
