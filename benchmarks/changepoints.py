@@ -1,7 +1,7 @@
 """Change-point benchmark on real annotated series (TCPDBench metrics).
 
-Run: ``python -m benchmarks.changepoints``. Needs statsmodels (the ``bench`` extra) for
-the Nile series. Metrics as in van den Burg & Williams 2020 (arXiv:2003.06222):
+Run: ``python -m benchmarks.changepoints`` (the series, the Nile among them, are stored in
+``benchmarks/data/``). Metrics as in van den Burg & Williams 2020 (arXiv:2003.06222):
 F1 with a margin of 5 periods (precision against the union of the annotators' points,
 recall averaged over annotators; index 0 counts as a change point for every set) and
 the covering metric averaged over annotators.
@@ -30,12 +30,7 @@ def load() -> dict[str, tuple[np.ndarray, list[list[int]]]]:
     raw = json.loads(DATA.read_text())["series"]
     out = {}
     for name, item in raw.items():
-        if item["values"] is None:
-            import statsmodels.api as sm
-
-            values = sm.datasets.nile.load_pandas().data["volume"].to_numpy(float)
-        else:
-            values = np.array([np.nan if v is None else v for v in item["values"]], dtype=float)
+        values = np.array([np.nan if v is None else v for v in item["values"]], dtype=float)
         out[name] = (values, [list(v) for v in item["annotations"].values()])
     return out
 

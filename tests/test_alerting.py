@@ -10,7 +10,7 @@ import pytest
 
 from tests.alerting_env import finding, make_config, seed_series, target
 from tests.servers import wait_for
-from warnd import alerting, quiet
+from warnd.alerting import decide, outbox, quiet, routing
 from warnd.cli import main
 from warnd.store import Store
 
@@ -86,7 +86,7 @@ def _alert(**kw):
 )
 def test_route_picks_exactly_the_right_targets(tmp_path, alert, expected):
     cfg = make_config(tmp_path, ROUTED)
-    assert alerting.route(cfg, alert) == expected
+    assert routing.route(cfg, alert) == expected
 
 
 def test_enqueue_writes_one_delivery_per_routed_target(tmp_path):
@@ -95,13 +95,13 @@ def test_enqueue_writes_one_delivery_per_routed_target(tmp_path):
     for s in ("lab", "customs", "media"):
         seed_series(store, s)
     firing = [(finding(s), "open") for s in ("lab", "customs", "media")]
-    (a,) = alerting.enqueue_findings(cfg, store, "ketamin", firing, {}, now=NOW)
+    (a,) = decide.enqueue_findings(cfg, store, "ketamin", firing, {}, now=NOW)
     assert a["severity"] == "critical"
     rows = store.q("SELECT target FROM deliveries WHERE alert_id=? ORDER BY target", [a["id"]])
     assert [r["target"] for r in rows] == ["ops-mail", "teams"]
     # heroin: only the heroin desk, the muted target gets nothing
     seed_series(store, "lab", substance="heroin")
-    (h,) = alerting.enqueue_findings(
+    (h,) = decide.enqueue_findings(
         cfg, store, "heroin", [(finding("lab", substance="heroin"), "open")], {}, now=NOW
     )
     rows = store.q("SELECT target FROM deliveries WHERE alert_id=?", [h["id"]])
@@ -124,14 +124,14 @@ def _period(cfg, store, period, per_source, now=NOW):
     firing, states = [], {}
     for src in ("lab", "customs"):
         scope = f"series:{src}:ketamin"
-        tr = alerting.tracker_from_state(
+        tr = decide.tracker_from_state(
             store.episode_state(scope), cfg.detection_params("ketamin", src)
         )
-        for action, f in alerting.tracker_update(tr, period, per_source.get(src, [])):
-            if action in alerting.SEND_ACTIONS:
+        for action, f in decide.tracker_update(tr, period, per_source.get(src, [])):
+            if action in decide.SEND_ACTIONS:
                 firing.append((f, action))
-        states[scope] = alerting.tracker_state(tr)
-    return alerting.enqueue_findings(cfg, store, "ketamin", firing, states, now=now)
+        states[scope] = decide.tracker_state(tr)
+    return decide.enqueue_findings(cfg, store, "ketamin", firing, states, now=now)
 
 
 def test_episode_sends_once_then_on_escalation_then_resolve(tmp_path, smtp_server):
@@ -183,7 +183,7 @@ def test_episode_sends_once_then_on_escalation_then_resolve(tmp_path, smtp_serve
         [("resolve", 1)],
     ]
     store = Store.in_dir(cfg.state_dir)
-    assert alerting.dispatch_pending(cfg, store, now=NOW)["delivered"] == 4
+    assert outbox.dispatch_pending(cfg, store, now=NOW)["delivered"] == 4
     wait_for(lambda: len(smtp_server.messages) == 4, what="four emails")
     subjects = sorted(m["Subject"] for m in smtp_server.messages)
     assert subjects == sorted(
@@ -208,7 +208,7 @@ def test_resolve_not_sent_by_default_and_rerun_is_deduplicated(tmp_path):
         assert _period(cfg, store, d0 + timedelta(weeks=k), {}) == []
     # the same decision computed again (e.g. after a crash before the state was saved)
     firing = [(finding("lab"), "open")]
-    assert alerting.enqueue_findings(cfg, store, "ketamin", firing, {}, now=NOW) == []
+    assert decide.enqueue_findings(cfg, store, "ketamin", firing, {}, now=NOW) == []
     assert store.q("SELECT COUNT(*) AS n FROM alerts")[0]["n"] == 1
 
 
@@ -277,11 +277,11 @@ def test_silenced_alert_is_recorded_not_sent(tmp_path, smtp_server, capsys):
     store = Store.in_dir(cfg.state_dir)
     seed_series(store, "lab")
     now = datetime.now(UTC)
-    (a,) = alerting.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {}, now=now)
+    (a,) = decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {}, now=now)
     row = store.q("SELECT status, silenced_by FROM alerts WHERE id=?", [a["id"]])[0]
     assert row == {"status": "silenced", "silenced_by": 1}
     assert store.q("SELECT COUNT(*) AS n FROM deliveries")[0]["n"] == 0
-    assert alerting.dispatch_pending(cfg, store, now=now)["delivered"] == 0
+    assert outbox.dispatch_pending(cfg, store, now=now)["delivered"] == 0
     # another substance is not silenced; a kind-scoped silence does not touch it
     assert (
         main(
@@ -290,13 +290,13 @@ def test_silenced_alert_is_recorded_not_sent(tmp_path, smtp_server, capsys):
         == 0
     )
     seed_series(store, "lab", substance="heroin")
-    (h,) = alerting.enqueue_findings(
+    (h,) = decide.enqueue_findings(
         cfg, store, "heroin", [(finding("lab", substance="heroin"), "open")], {}, now=now
     )
     assert store.q("SELECT status FROM alerts WHERE id=?", [h["id"]])[0]["status"] == "open"
     # expire the silence: the next ketamin alert goes out
     assert main(["--config", cfgp, "silence", "expire", "1"]) == 0
-    alerting.enqueue_findings(
+    decide.enqueue_findings(
         cfg,
         store,
         "ketamin",
@@ -304,7 +304,7 @@ def test_silenced_alert_is_recorded_not_sent(tmp_path, smtp_server, capsys):
         {},
         now=now,
     )
-    assert alerting.dispatch_pending(cfg, store, now=now)["delivered"] == 2
+    assert outbox.dispatch_pending(cfg, store, now=now)["delivered"] == 2
     wait_for(lambda: len(smtp_server.messages) == 2, what="two emails")
     assert all("ketamin" in m["Subject"] or "heroin" in m["Subject"] for m in smtp_server.messages)
 
@@ -315,7 +315,7 @@ def test_silence_added_while_waiting_stops_the_delivery(tmp_path):
     )
     store = Store.in_dir(cfg.state_dir)
     seed_series(store, "lab")
-    alerting.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {}, now=NOW)
+    decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {}, now=NOW)
     store.add_silence(
         substance=None,
         kind=None,
@@ -325,7 +325,7 @@ def test_silence_added_while_waiting_stops_the_delivery(tmp_path):
         now=NOW,
     )
     sent = []
-    counts = alerting.dispatch_pending(cfg, store, now=NOW, send=lambda *a, **k: sent.append(a))
+    counts = outbox.dispatch_pending(cfg, store, now=NOW, send=lambda *a, **k: sent.append(a))
     assert counts["silenced"] == 1 and sent == []
     assert store.q("SELECT status FROM deliveries")[0]["status"] == "silenced"
     assert store.q("SELECT status, silenced_by FROM alerts")[0] == {
@@ -368,12 +368,12 @@ def test_quiet_hours_hold_non_urgent_alerts_until_morning(tmp_path, smtp_server)
     for s in ("lab", "customs", "media"):
         seed_series(store, s)
     friday_evening = datetime(2026, 7, 10, 16, 30, tzinfo=UTC)  # 18:30 in Oslo
-    (a,) = alerting.enqueue_findings(
+    (a,) = decide.enqueue_findings(
         cfg, store, "ketamin", [(finding("lab"), "open")], {}, now=friday_evening
     )
     # one source: not corroborated, so "info" (and below urgent in any case)
     assert a["severity"] == "info" and a["due_at"] == "2026-07-13T06:00:00+00:00"
-    (c,) = alerting.enqueue_findings(
+    (c,) = decide.enqueue_findings(
         cfg,
         store,
         "heroin",
@@ -382,11 +382,11 @@ def test_quiet_hours_hold_non_urgent_alerts_until_morning(tmp_path, smtp_server)
         now=friday_evening,
     )
     assert c["severity"] == "critical" and c["due_at"] is None
-    assert alerting.dispatch_pending(cfg, store, now=friday_evening)["delivered"] == 1
+    assert outbox.dispatch_pending(cfg, store, now=friday_evening)["delivered"] == 1
     sunday = datetime(2026, 7, 12, 12, 0, tzinfo=UTC)
-    assert alerting.dispatch_pending(cfg, store, now=sunday)["delivered"] == 0
+    assert outbox.dispatch_pending(cfg, store, now=sunday)["delivered"] == 0
     monday = datetime(2026, 7, 13, 6, 0, tzinfo=UTC)
-    assert alerting.dispatch_pending(cfg, store, now=monday)["delivered"] == 1
+    assert outbox.dispatch_pending(cfg, store, now=monday)["delivered"] == 1
     wait_for(lambda: len(smtp_server.messages) == 2, what="two emails")
     assert [m["Subject"] for m in smtp_server.messages] == [
         "Sterk økning: heroin — 3 kilder",
@@ -537,10 +537,10 @@ def test_weekly_digest_sent_once_with_the_five_step_table(tmp_path, smtp_server,
         finding("lab", substance="heroin", category=2, detected=date(2026, 1, 5))
     )  # long ago: not in the digest
     sunday = datetime(2026, 7, 12, 10, 0, tzinfo=UTC)
-    assert alerting.dispatch_pending(cfg, store, now=sunday)["delivered"] == 0
+    assert outbox.dispatch_pending(cfg, store, now=sunday)["delivered"] == 0
     monday = datetime(2026, 7, 13, 6, 30, tzinfo=UTC)  # 08:30 in Oslo
-    assert alerting.dispatch_pending(cfg, store, now=monday)["delivered"] == 1
-    assert alerting.dispatch_pending(cfg, store, now=monday + timedelta(hours=3))["delivered"] == 0
+    assert outbox.dispatch_pending(cfg, store, now=monday)["delivered"] == 1
+    assert outbox.dispatch_pending(cfg, store, now=monday + timedelta(hours=3))["delivered"] == 0
     wait_for(lambda: len(smtp_server.messages) == 1, what="the digest")
     msg = smtp_server.messages[0]
     assert msg["Subject"] == "Ukeoversikt: 2026-06-29 – 2026-07-13"
@@ -639,7 +639,7 @@ def test_digest_silence_holds_back_the_digest(tmp_path):
         now=monday,
     )
     sent = []
-    counts = alerting.dispatch_pending(cfg, store, now=monday, send=lambda *a, **k: sent.append(a))
+    counts = outbox.dispatch_pending(cfg, store, now=monday, send=lambda *a, **k: sent.append(a))
     assert counts["silenced"] == 1 and sent == []
     assert store.q("SELECT kind, status FROM alerts") == [{"kind": "digest", "status": "silenced"}]
 

@@ -8,7 +8,7 @@ import time
 
 from tests.service_kit import counts_csv, write_service_config
 from warnd.config import load_config
-from warnd.daemon import HEARTBEAT_EVERY_S, Daemon
+from warnd.service.daemon import HEARTBEAT_EVERY_S, Daemon
 
 
 def _daemon(tmp_path) -> Daemon:

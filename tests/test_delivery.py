@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from tests.alerting_env import HOSTILE, finding, make_config, seed_headline, seed_series, target
 from tests.servers import free_port, wait_for
-from warnd import alerting
+from warnd.alerting import decide, outbox
 from warnd.store import Store
 
 NOW = datetime(2026, 7, 7, 10, 0, tzinfo=UTC)  # a Tuesday, working hours
@@ -15,7 +15,7 @@ NOW = datetime(2026, 7, 7, 10, 0, tzinfo=UTC)  # a Tuesday, working hours
 
 def _enqueue(cfg, store, sources=("lab", "customs"), now=NOW):
     firing = [(finding(s), "open") for s in sources]
-    return alerting.enqueue_findings(cfg, store, "ketamin", firing, {}, now=now)
+    return decide.enqueue_findings(cfg, store, "ketamin", firing, {}, now=now)
 
 
 def _parts(msg):
@@ -31,7 +31,7 @@ def test_email_has_subject_html_text_and_chart(tmp_path, smtp_server):
     seed_headline(store, "Mer ketamin i byen", "https://news.example/ketamin?a=1&b=2")
     created = _enqueue(cfg, store)
     assert len(created) == 1
-    counts = alerting.dispatch_pending(cfg, store, now=NOW)
+    counts = outbox.dispatch_pending(cfg, store, now=NOW)
     assert counts["delivered"] == 1
     wait_for(lambda: len(smtp_server.messages) == 1, what="one email")
     msg = smtp_server.messages[0]
@@ -68,7 +68,7 @@ def test_teams_card_is_valid_escaped_and_has_no_chart(tmp_path, teams_server):
         seed_series(store, s)
     seed_headline(store, HOSTILE, "https://news.example/a")
     _enqueue(cfg, store)
-    assert alerting.dispatch_pending(cfg, store, now=NOW)["delivered"] == 1
+    assert outbox.dispatch_pending(cfg, store, now=NOW)["delivered"] == 1
     wait_for(lambda: len(teams_server.requests) == 1, what="one workflow POST")
     req = teams_server.requests[0]
     assert "/workflows/wf0123abcd/triggers/manual/paths/invoke" in req["path"]
@@ -100,7 +100,7 @@ def test_dead_target_does_not_hold_back_live_one(tmp_path, teams_server):
     store = Store.in_dir(cfg.state_dir)
     seed_series(store, "lab")
     _enqueue(cfg, store, sources=("lab",))
-    counts = alerting.dispatch_pending(cfg, store, now=NOW)
+    counts = outbox.dispatch_pending(cfg, store, now=NOW)
     assert counts == {**counts, "delivered": 1, "retrying": 1}
     assert len(teams_server.requests) == 1
     rows = {r["target"]: r for r in store.q("SELECT * FROM deliveries")}
@@ -108,8 +108,8 @@ def test_dead_target_does_not_hold_back_live_one(tmp_path, teams_server):
     assert rows["mail"]["status"] == "pending" and rows["mail"]["attempts"] == 1
     assert "E-Mail: FAILURE" in rows["mail"]["last_error"]
     # the next round only retries the failed target, once it is due
-    assert alerting.dispatch_pending(cfg, store, now=NOW)["retrying"] == 0
-    counts = alerting.dispatch_pending(cfg, store, now=NOW + timedelta(minutes=2))
+    assert outbox.dispatch_pending(cfg, store, now=NOW)["retrying"] == 0
+    counts = outbox.dispatch_pending(cfg, store, now=NOW + timedelta(minutes=2))
     assert counts["retrying"] == 1 and counts["delivered"] == 0
     assert len(teams_server.requests) == 1
 
@@ -122,18 +122,18 @@ def test_smtp_down_then_back_delivers_exactly_once(tmp_path):
     store = Store.in_dir(cfg.state_dir)
     seed_series(store, "lab")
     _enqueue(cfg, store, sources=("lab",))
-    assert alerting.dispatch_pending(cfg, store, now=NOW)["retrying"] == 1
+    assert outbox.dispatch_pending(cfg, store, now=NOW)["retrying"] == 1
     row = store.q("SELECT * FROM deliveries")[0]
     assert row["status"] == "pending" and row["next_attempt_at"] == "2026-07-07T10:01:00+00:00"
-    assert alerting.dispatch_pending(cfg, store, now=NOW + timedelta(minutes=1))["retrying"] == 1
+    assert outbox.dispatch_pending(cfg, store, now=NOW + timedelta(minutes=1))["retrying"] == 1
     srv.start()
     try:
         t = NOW + timedelta(minutes=4)
-        assert alerting.dispatch_pending(cfg, store, now=t)["delivered"] == 1
+        assert outbox.dispatch_pending(cfg, store, now=t)["delivered"] == 1
         wait_for(lambda: len(srv.messages) == 1, what="the email")
         for k in range(1, 4):  # later rounds send nothing more
             assert (
-                alerting.dispatch_pending(cfg, store, now=t + timedelta(hours=k))["delivered"] == 0
+                outbox.dispatch_pending(cfg, store, now=t + timedelta(hours=k))["delivered"] == 0
             )
         assert len(srv.messages) == 1
         assert store.q("SELECT status, attempts FROM deliveries")[0] == {
@@ -153,9 +153,9 @@ def test_delivery_expires_and_is_reported(tmp_path, caplog):
     cfg = make_config(tmp_path, target("mail", url), '\n[alerting]\nexpire_after = "1h"\n')
     store = Store.in_dir(cfg.state_dir)
     _enqueue(cfg, store, sources=("lab",))
-    alerting.dispatch_pending(cfg, store, now=NOW)
+    outbox.dispatch_pending(cfg, store, now=NOW)
     with caplog.at_level("ERROR", logger="warnd.alerting"):
-        counts = alerting.dispatch_pending(cfg, store, now=NOW + timedelta(hours=2))
+        counts = outbox.dispatch_pending(cfg, store, now=NOW + timedelta(hours=2))
     assert counts["expired"] == 1
     assert any("expired after 2 attempts" in r.getMessage() for r in caplog.records)
     st = collect_status(cfg)
@@ -164,7 +164,7 @@ def test_delivery_expires_and_is_reported(tmp_path, caplog):
 
 
 def test_password_from_env_and_credentials_dir(tmp_path, monkeypatch):
-    from warnd.notify import target_url
+    from warnd.alerting.send import target_url
 
     body = (
         target("env", "mailtos://alerts:{password}@smtp.example.org?to=ops@example.org")
@@ -221,7 +221,7 @@ def test_pasted_https_workflow_url_gets_the_card(tmp_path, teams_server):
     store = Store.in_dir(cfg.state_dir)
     seed_series(store, "lab")
     _enqueue(cfg, store, sources=("lab",))
-    assert alerting.dispatch_pending(cfg, store, now=NOW)["delivered"] == 1
+    assert outbox.dispatch_pending(cfg, store, now=NOW)["delivered"] == 1
     (payload,) = teams_server.payloads()
     title = payload["attachments"][0]["content"]["body"][0]["inlines"][0]["text"]
     assert title == "Liten økning: ketamin — 1 kilde"  # one source: not corroborated
@@ -233,7 +233,7 @@ def test_one_target_with_two_recipients_is_one_delivery(tmp_path, smtp_server):
     seed_series(store, "lab")
     _enqueue(cfg, store, sources=("lab",))
     assert store.q("SELECT COUNT(*) AS n FROM deliveries")[0]["n"] == 1
-    assert alerting.dispatch_pending(cfg, store, now=NOW)["delivered"] == 1
+    assert outbox.dispatch_pending(cfg, store, now=NOW)["delivered"] == 1
     wait_for(lambda: len(smtp_server.handler.envelopes) == 2, what="two envelopes")
     assert sorted(e.rcpt_tos[0] for e in smtp_server.handler.envelopes) == [
         "a@example.org",
@@ -268,7 +268,7 @@ def test_english_wording_and_template_override(tmp_path, smtp_server):
     seed_series(store, "lab")
     seed_headline(store, "<b>bold</b>", "https://x.example/")
     _enqueue(cfg, store, sources=("lab",))
-    alerting.dispatch_pending(cfg, store, now=NOW)
+    outbox.dispatch_pending(cfg, store, now=NOW)
     wait_for(lambda: len(smtp_server.messages) == 1, what="the email")
     msg = smtp_server.messages[0]
     assert msg["Subject"] == "Small increase: ketamin — 1 source"
@@ -295,11 +295,11 @@ def test_hostile_notice_and_source_health_reach_both_targets_escaped(
         region="",
         summary='Piller <img src=x onerror="steal()"> selges som Xanor. [se her](http://evil.example/s)',
     )
-    assert alerting.enqueue_notice(cfg, store, src, item, "ketamin", now=NOW) is not None
+    assert decide.enqueue_notice(cfg, store, src, item, "ketamin", now=NOW) is not None
     for _ in range(3):
         store.record_poll("lab", ok=False, error="HTTP 503 <b>down</b>", now=NOW)
-    assert alerting.check_source_health(cfg, store, "lab", now=NOW) is not None
-    assert alerting.dispatch_pending(cfg, store, now=NOW)["delivered"] == 4
+    assert decide.check_source_health(cfg, store, "lab", now=NOW) is not None
+    assert outbox.dispatch_pending(cfg, store, now=NOW)["delivered"] == 4
     wait_for(
         lambda: len(smtp_server.messages) == 2 and len(teams_server.requests) == 2,
         what="two emails and two cards",
@@ -328,14 +328,14 @@ def test_resolve_message_wording(tmp_path, smtp_server):
     store = Store.in_dir(cfg.state_dir)
     seed_series(store, "lab")
     _enqueue(cfg, store, sources=("lab",))
-    alerting.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "resolve")], {}, now=NOW)
+    decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "resolve")], {}, now=NOW)
     rows = store.q("SELECT decision FROM alerts ORDER BY id")
     assert [r["decision"] for r in rows] == ["open"]  # send_resolved is off
     cfg = make_config(
         tmp_path, target("mail", smtp_server.url()), "\n[alerting]\nsend_resolved = true\n"
     )
-    alerting.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "resolve")], {}, now=NOW)
-    alerting.dispatch_pending(cfg, store, now=NOW)
+    decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "resolve")], {}, now=NOW)
+    outbox.dispatch_pending(cfg, store, now=NOW)
     wait_for(lambda: len(smtp_server.messages) == 2, what="two emails")
     ended = next(m for m in smtp_server.messages if m["Subject"].startswith("Avsluttet"))
     assert "ingen av kildene viser lenger liten økning" in ended.get_body(("html",)).get_content()
@@ -358,7 +358,7 @@ def test_hung_mail_relay_does_not_delay_teams(tmp_path, teams_server):
 
     def run():
         s = Store.in_dir(store_path)
-        result["counts"] = alerting.dispatch_pending(cfg, s, now=NOW)
+        result["counts"] = outbox.dispatch_pending(cfg, s, now=NOW)
         s.close()
 
     th = threading.Thread(target=run)
@@ -384,14 +384,14 @@ def test_broken_template_override_falls_back_to_plain_text(tmp_path, smtp_server
     store = Store.in_dir(cfg.state_dir)
     seed_series(store, "lab")
     _enqueue(cfg, store, sources=("lab",))
-    assert alerting.dispatch_pending(cfg, store, now=NOW)["delivered"] == 1
+    assert outbox.dispatch_pending(cfg, store, now=NOW)["delivered"] == 1
     wait_for(lambda: len(smtp_server.messages) == 1, what="the email")
     body = smtp_server.messages[0].get_body(("plain",)).get_content()
     assert "Kilder som viser økning:" in body and "lab:ketamin" in body
 
 
 def test_teams_card_stays_under_the_size_limit(tmp_path):
-    from warnd import render
+    from warnd.alerting import render
 
     cfg = make_config(tmp_path, target("teams", "workflows://h/a/b/"))
     agree = [
@@ -442,11 +442,11 @@ def test_spike_during_a_rise_is_told_in_the_trend_message(tmp_path, smtp_server,
     for s in ("lab", "customs"):
         seed_series(store, s)
     firing = [(finding("lab"), "open"), (finding("customs", kind="spike", rel=3.0), "open")]
-    (a,) = alerting.enqueue_findings(cfg, store, "ketamin", firing, {}, now=NOW)
+    (a,) = decide.enqueue_findings(cfg, store, "ketamin", firing, {}, now=NOW)
     assert a["kind"] == "trend" and [s["series"] for s in a["data"]["spikes"]] == [
         "customs:ketamin"
     ]
-    assert alerting.dispatch_pending(cfg, store, now=NOW)["delivered"] == 2
+    assert outbox.dispatch_pending(cfg, store, now=NOW)["delivered"] == 2
     wait_for(
         lambda: len(smtp_server.messages) == 1 and len(teams_server.requests) == 1,
         what="one email and one card",

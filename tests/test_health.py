@@ -24,7 +24,7 @@ from tests.service_kit import (
 )
 from tests.test_service import source
 from warnd.config import load_config
-from warnd.health import collect_status
+from warnd.service.health import collect_status
 from warnd.store import Store
 
 
@@ -178,7 +178,7 @@ def test_secrets_never_in_logs_or_status(tmp_path):
 
 
 def test_healthz_answers_503_when_the_store_cannot_be_opened(tmp_path):
-    from warnd.health import HealthServer
+    from warnd.service.health import HealthServer
 
     (tmp_path / "not-a-dir").write_text("x")
     cfg = load_config(write_service_config(

@@ -7,7 +7,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from tests.service_kit import ROOT, write_service_config
 from warnd.config import GeneralConfig, load_config
-from warnd.health import StoreCollector
+from warnd.service.health import StoreCollector
 
 DOC = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
 SERVICE_KEYS = ("health_listen", "stale_after_intervals", "stop_timeout", "store_busy_timeout",

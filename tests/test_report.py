@@ -17,7 +17,9 @@ from tests.conftest import write_config
 from tests.scenario import LAB_SOURCE
 from warnd.cli import main
 from warnd.config import load_config
-from warnd.report import (
+from warnd.report.charts import trend_index
+from warnd.report.render import CSV_COLUMNS, render_csv, render_html, render_markdown
+from warnd.report.tables import (
     NO_DATA,
     NO_DATA_BEFORE,
     Report,
@@ -26,8 +28,6 @@ from warnd.report import (
     choose_periods,
     substance_table,
 )
-from warnd.report_charts import trend_index
-from warnd.report_render import CSV_COLUMNS, render_csv, render_html, render_markdown
 from warnd.store import Store
 
 CUR = (date(2025, 10, 1), date(2026, 3, 31))
@@ -106,7 +106,7 @@ def test_one_source_of_four_is_not_a_change_and_stable_use_names_other_dimension
 
 
 def test_panel_category_of_the_mean_answer():
-    from warnd.report import panel_category
+    from warnd.report.tables import panel_category
 
     assert [panel_category(m) for m in (0.0, 0.2, -0.25, 0.35, 0.99, 1.0, -1.43)] == [
         0, 0, -1, 1, 1, 2, -2]
@@ -334,7 +334,7 @@ def test_config_option_before_the_command_is_kept(tmp_path, monkeypatch, capsys)
 
 
 def test_source_chart_marks_change_points_and_spikes():
-    from warnd.report_charts import series_marks, sources_chart
+    from warnd.report.charts import series_marks, sources_chart
 
     rng = np.random.default_rng(3)
     per = weeks(date(2024, 1, 1), 120)

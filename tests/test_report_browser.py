@@ -18,8 +18,8 @@ from PIL import Image
 from tests.conftest import ROOT
 from warnd.config import load_config
 from warnd.pipeline import Pipeline
-from warnd.report import build_report
-from warnd.report_render import render_html
+from warnd.report.render import render_html
+from warnd.report.tables import build_report
 from warnd.store import Store
 
 CHROMIUM_FLAGS = [

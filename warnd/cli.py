@@ -18,7 +18,7 @@ from typing import Any
 from warnd import __version__, logs
 from warnd.config import Config, find_config_path, load_config
 from warnd.errors import ConfigError, WarndError
-from warnd.health import collect_status
+from warnd.service.health import collect_status
 
 __all__ = ["collect_status", "main"]
 
@@ -73,7 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"\ndeliveries: {d['delivered']} delivered, {d['retrying']} to retry, "
                   f"{d['expired']} expired")
         return 1 if failed and len(failed) == len(polls) else 0
-    from warnd.daemon import Daemon
+    from warnd.service.daemon import Daemon
 
     return Daemon(cfg, config_path=str(cfg.path)).run()
 
@@ -116,7 +116,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         for name in st["stale_sources"]:
             print(f"stale: {name} (no successful poll for more than "
                   f"{cfg.general.stale_after_intervals:g} intervals)")
-        from warnd.commands_alerts import print_alerting_status
+        from warnd.alerting.commands import print_alerting_status
 
         print_alerting_status(st)
         print("healthy" if st["healthy"] else
@@ -126,7 +126,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 # -- backup --------------------------------------------------------------------------
 def cmd_backup(args: argparse.Namespace) -> int:
-    from warnd.backup import backup
+    from warnd.service.backup import backup
 
     cfg = _load(args)
     res = backup(cfg.state_dir, Path(args.file))
@@ -174,20 +174,20 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 
 # -- test-notify, silence ------------------------------------------------------------
 def cmd_test_notify(args: argparse.Namespace) -> int:
-    from warnd.commands_alerts import cmd_test_notify as run
+    from warnd.alerting.commands import cmd_test_notify as run
 
     return run(args, _load(args))
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
-    from warnd.commands_alerts import cmd_digest as run
+    from warnd.alerting.commands import cmd_digest as run
 
     return run(args, _load(args))
 
 
 def cmd_silence(args: argparse.Namespace) -> int:
     cfg = _load(args)
-    from warnd.silences import cmd_silence as run
+    from warnd.alerting.silences import cmd_silence as run
     from warnd.store import Store
 
     store = Store.in_dir(cfg.state_dir)
@@ -235,7 +235,7 @@ def cmd_changepoints(args: argparse.Namespace) -> int:
 
 # -- report --------------------------------------------------------------------------
 def cmd_report(args: argparse.Namespace) -> int:
-    from warnd.report import ReportError, parse_date
+    from warnd.report.tables import ReportError, parse_date
 
     try:
         start = parse_date(args.date_from, "--from") if args.date_from else None
@@ -248,8 +248,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     cfg = _load(args)
     from datetime import date
 
-    from warnd.report import build_report
-    from warnd.report_render import RENDERERS
+    from warnd.report.render import RENDERERS
+    from warnd.report.tables import build_report
     from warnd.store import DB_NAME, Store
 
     lang = args.lang or cfg.general.language
@@ -334,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     ack.add_argument("--by", default=None, help="who acknowledges (recorded)")
     a.set_defaults(func=cmd_alerts)
 
-    from warnd.commands_alerts import add_parsers
+    from warnd.alerting.commands import add_parsers
 
     add_parsers(sub, common, cmd_test_notify, cmd_silence, cmd_digest)
 

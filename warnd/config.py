@@ -653,7 +653,7 @@ def _check_detection(table: dict[str, Any], where: str) -> list[str]:
 def _check_apprise_url(t: TargetConfig, where: str) -> list[str]:
     import apprise
 
-    from warnd.notify import target_url
+    from warnd.alerting.send import target_url
 
     try:
         url = target_url(t, check_secret=False)

@@ -27,7 +27,7 @@ from typing import Any
 from detectors.base import Finding, Series
 from feeds.base import Observation, SubstanceSpec
 from feeds.registry import FEEDS
-from warnd import alerting
+from warnd.alerting import decide, outbox
 from warnd.config import Config, parse_duration
 from warnd.errors import WarndError
 from warnd.logs import redact
@@ -202,7 +202,7 @@ class Pipeline:
 
     def _source_health(self, store: Store, source_name: str, now: datetime) -> None:
         try:
-            alerting.check_source_health(self.config, store, source_name, now=now)
+            decide.check_source_health(self.config, store, source_name, now=now)
         except Exception as e:  # alerting about a source must never break polling
             log.error("source=%s health alert failed: %s", source_name, _one_line(e))
 
@@ -255,7 +255,7 @@ class Pipeline:
             if getattr(it, "kind", "article") != "notice":
                 continue
             for sub in it.substances:
-                alerting.enqueue_notice(self.config, store, src, it, sub, now=now)
+                decide.enqueue_notice(self.config, store, src, it, sub, now=now)
 
     def _missing_notice_alerts(self, store: Store, src: Any, now: datetime) -> None:
         """Alert notices stored without their alert (a crash between the two commits).
@@ -281,7 +281,7 @@ class Pipeline:
                       published_at=datetime.fromisoformat(r["published_at"]), title=r["title"],
                       link=r["link"], summary=r["summary"] or "", substances=(r["sub"],),
                       kind="notice", region=r["region"] or "")
-            aid = alerting.enqueue_notice(self.config, store, src, it, r["sub"], now=now)
+            aid = decide.enqueue_notice(self.config, store, src, it, r["sub"], now=now)
             if aid is not None:
                 log.warning("source=%s alert=%d for a notice stored before a restart",
                             src.name, aid)
@@ -327,7 +327,7 @@ class Pipeline:
             if len(series.periods) == 0:
                 continue
             scope = f"series:{series.key}"
-            tracker = alerting.tracker_from_state(store.episode_state(scope), params)
+            tracker = decide.tracker_from_state(store.episode_state(scope), params)
             last_done = tracker.last_period
             todo = [i for i, p in enumerate(series.periods) if last_done is None or p > last_done]
             if not todo:
@@ -339,7 +339,7 @@ class Pipeline:
             store.record_findings((f for i in todo for f in per_period[i]), now=self.clock())
             for i in todo:
                 findings = list(per_period[i])
-                for action, f in alerting.tracker_update(tracker, series.periods[i], findings):
+                for action, f in decide.tracker_update(tracker, series.periods[i], findings):
                     if i >= n - window:
                         firing.append((f, action))
                     else:
@@ -352,8 +352,8 @@ class Pipeline:
                 key = f"{f.kind}:{f.direction}"
                 if key in held_back and key not in sent_now and f.detected_at == last:
                     firing.append((f, "open"))
-            states[scope] = alerting.tracker_state(tracker)
-        return alerting.enqueue_findings(self.config, store, substance, firing, states,
+            states[scope] = decide.tracker_state(tracker)
+        return decide.enqueue_findings(self.config, store, substance, firing, states,
                                          now=self.clock())
 
     # -- stage 3: dispatch ------------------------------------------------------------
@@ -361,7 +361,7 @@ class Pipeline:
         store = self.open_store()
         log.debug("dispatch started")
         try:
-            counts = alerting.dispatch_pending(self.config, store, now=self.clock(),
+            counts = outbox.dispatch_pending(self.config, store, now=self.clock(),
                                                send=self._logged_send)
             log.debug("dispatch finished: %s", counts)
             return counts
@@ -379,7 +379,7 @@ class Pipeline:
         injection check, tell such an interrupted send from a real duplicate.
         """
         if self._send is None:
-            from warnd.notify import send as send_fn
+            from warnd.alerting.send import send as send_fn
         else:
             send_fn = self._send
         log.info("sending to %s: %s", _host_of(url), kw.get("title", ""))

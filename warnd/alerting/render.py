@@ -1,6 +1,6 @@
 """Rich alert bodies from Jinja2 templates: the email's HTML and the Teams card.
 
-The built-in templates are ``warnd/templates/email.html.j2`` and ``teams.json.j2``;
+The built-in templates are ``warnd/alerting/templates/email.html.j2`` and ``teams.json.j2``;
 a file of the same name in ``[alerting] templates_dir`` replaces one. Both get the
 same ``view`` (see :func:`view`). Everything that comes from a feed (headlines,
 notice titles and summaries, links, error messages) is data, never markup:
@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 
 import jinja2
 
-from warnd.messages import T, _fmt, _rel, scale_words
+from warnd.alerting.wording import T, _fmt, _rel, render_text, scale_words, target_kind
 
 BUILTIN = Path(__file__).parent / "templates"
 #: Power Automate rejects larger request bodies; stay well under them.
@@ -197,3 +197,54 @@ def teams_card(data: dict[str, Any], config: Any, *, alert_id: Any, title: str) 
             v["agree"] = v["agree"][:3]
         else:
             raise ValueError(f"the Teams card is larger than {MAX_CARD_BYTES} bytes")
+
+
+def for_target(
+    url: str, delivery: dict[str, Any], data: dict[str, Any], config: Any, store: Any
+) -> tuple[str, str, str, list[str] | None]:
+    """What one target receives: (title, body, body format, attachments).
+
+    * email: an HTML body (apprise adds the plain-text part) and a PNG chart;
+    * Teams (workflows): body format ``card``: the body is the Adaptive Card JSON
+      (:func:`warnd.alerting.send.send` hands it to apprise's workflows plugin as its
+      template); no chart (the plugin drops attachments);
+    * anything else: plain text.
+    """
+    lang = config.general.language
+    alert_id = delivery["alert_id"]
+    title, text = render_text(data, lang, alert_id)
+    try:
+        return _rich(url, alert_id, title, data, config, store)
+    except Exception as e:  # e.g. a broken template override: send plain text, never nothing
+        import logging
+
+        logging.getLogger("warnd.messages").error(
+            "alert=%s: rich message failed, sending plain text: %s", alert_id, e)
+        return title, text, "text", None
+
+
+def _rich(
+    url: str, alert_id: Any, title: str, data: dict[str, Any], config: Any, store: Any
+) -> tuple[str, str, str, list[str] | None]:
+    lang = config.general.language
+    text = render_text(data, lang, alert_id)[1]
+    kind = target_kind(url)
+    if kind == "email":
+        html = email_html(data, config, alert_id=alert_id, title=title)
+        attachments = None
+        if config.alerting.chart and data.get("agree"):
+            try:
+                from warnd.alerting.charts import chart_for_alert
+
+                path = chart_for_alert(store, data, config.state_dir / "charts",
+                                       alert_id=alert_id, lang=lang)
+                attachments = [str(path)] if path else None
+            except Exception as e:  # a chart problem must not stop the alert
+                import logging
+
+                logging.getLogger("warnd.messages").warning(
+                    "alert=%s chart not rendered: %s", alert_id, e)
+        return title, html, "html", attachments
+    if kind == "teams":
+        return title, teams_card(data, config, alert_id=alert_id, title=title), "card", None
+    return title, text, "text", None

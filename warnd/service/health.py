@@ -67,7 +67,7 @@ def _redact_rows(rows: list[dict[str, Any]], *keys: str) -> list[dict[str, Any]]
 
 def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any]:
     """The state of every source, open alerts and the outbox (``warnd status --json``)."""
-    from warnd.commands_alerts import alerting_status
+    from warnd.alerting.commands import alerting_status
     from warnd.store import Store
 
     now = now or datetime.now(UTC)

@@ -130,7 +130,7 @@ def render(data: dict[str, Any], lang: str) -> tuple[str, str]:
 
 def maybe_enqueue(config: Config, store: Store, *, now: datetime) -> int | None:
     """Enqueue the digest when a scheduled time has passed and it was not sent yet."""
-    from warnd import alerting
+    from warnd.alerting.routing import resolve_targets
 
     dg = config.alerting.digest
     at = last_scheduled(config, now)
@@ -150,7 +150,7 @@ def maybe_enqueue(config: Config, store: Store, *, now: datetime) -> int | None:
         decision="open",
         severity="info",
     )
-    targets = alerting.resolve_targets(config, dg.targets)
+    targets = resolve_targets(config, dg.targets)
     aid = store.add_alert(
         {
             "dedupe_key": key,

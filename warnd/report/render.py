@@ -1,5 +1,5 @@
 
-"""Render a :class:`warnd.report.Report` as HTML (one self-contained file), Markdown or CSV.
+"""Render a :class:`warnd.report.tables.Report` as HTML (one self-contained file), Markdown or CSV.
 
 The three formats carry the same numbers: HTML and Markdown format them for reading
 (Norwegian with decimal comma), CSV gives them raw (dot decimals, empty when missing).
@@ -19,7 +19,7 @@ from typing import Any
 from detectors.base import SCALE
 from detectors.params import DetectionParams
 from detectors.synthesis import DIMENSIONS
-from warnd.report import LABELS, Report, SourceRow, SubstanceTable
+from warnd.report.tables import LABELS, Report, SourceRow, SubstanceTable
 
 MONTHS = {
     "no": ["januar", "februar", "mars", "april", "mai", "juni", "juli", "august",
@@ -321,7 +321,7 @@ def render_html(
     charts: bool = True,
 ) -> str:
     """One self-contained HTML page (inline CSS, charts as PNG data URIs)."""
-    from warnd import report_charts as rc
+    from warnd.report import charts as rc
 
     params = params or DetectionParams()
     t, e = T[lang], html.escape

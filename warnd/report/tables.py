@@ -5,7 +5,7 @@ grouped by dimension, with the aggregated difference (Føre Var's tables).
 The table logic is pure (:func:`source_row`, :func:`substance_table`) and works on
 :class:`detectors.base.Series` objects; :func:`build_report` loads them from the store
 together with the period's alerts and overdosefare warnings. Rendering (HTML, Markdown,
-CSV) lives in :mod:`warnd.report_render`, charts in :mod:`warnd.report_charts`.
+CSV) lives in :mod:`warnd.report.render`, charts in :mod:`warnd.report.charts`.
 
 Scoring (our design, see ``docs/report.md``):
 

@@ -1,25 +1,13 @@
-"""From findings to alerts in the outbox, and from the outbox to the targets.
-
-Rules live here, in one place:
+"""From findings to alerts: episodes, grouping per substance, severity.
 
 * **Episodes** — each series has an :class:`detectors.episodes.EpisodeTracker`
   (the same rules ``warnd backtest`` applies). A substance message is sent when a
   series opens an episode, escalates or repeats; a second source opening while the
   substance is already alerting is an escalation ("more sources agree").
-* **Outbox** — an alert and one delivery row per routed target are written in one
-  transaction, together with the episode state, *before* anything is sent. The
-  alert's ``dedupe_key`` is unique, so a re-run after a crash never adds it twice.
-* **Routing** — ``[[routes]]`` in order; the first match (or every match until one
-  with ``stop = true``) names targets or tags; no match goes to
-  ``alerting.default_targets`` (all targets when unset). Muted targets and
-  substances get no deliveries; the alert is still recorded.
-* **Delivery** — each target separately and in parallel (a hung target never holds
-  back another), retried with exponential backoff until ``alerting.expire_after``
-  (counted from when the delivery became due); an expired delivery is logged as an
-  error and shown by ``warnd status``.
-* **Silences, quiet hours** (:mod:`warnd.silences`, :mod:`warnd.quiet`) are applied
-  when an alert is decided and again before each send.
+* **Notices** — one warning alert per overdosefare notice (:func:`enqueue_notice`).
 * **Source health** — :func:`check_source_health`, one alert per failure episode.
+
+Every alert goes into the outbox through :func:`warnd.alerting.outbox.enqueue_alert`.
 """
 
 from __future__ import annotations
@@ -27,24 +15,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
 from detectors.base import SCALE, Finding, is_score, series_key
-from warnd import messages, notify
+from warnd.alerting.outbox import enqueue_alert
+from warnd.alerting.wording import render_text
 from warnd.config import Config, parse_duration
-from warnd.notify import mask, target_url
 from warnd.store import Store, iso
 
 log = logging.getLogger("warnd.alerting")
 
 SEND_ACTIONS = ("open", "escalate", "repeat", "resolve")
-SEVERITIES = ("info", "warning", "critical")
-#: Targets sent to at the same time in one dispatch round.
-SEND_WORKERS = 4
 
 
 # -- episode tracker adapter (the rules themselves live in detectors.episodes) ------
@@ -228,42 +211,6 @@ def enqueue_findings(
     return created
 
 
-def enqueue_alert(
-    config: Config, store: Store, alert: dict[str, Any], *, now: datetime,
-    episodes: dict[str, dict[str, Any]] | None = None,
-) -> int | None:
-    """Silence, route, apply quiet hours and write the alert with its deliveries.
-
-    Sets ``alert["id"]``, ``["targets"]`` and ``["due_at"]``; returns the id, or None
-    when the same alert (same dedupe key) exists already.
-    """
-    from warnd import quiet
-    from warnd.silences import silenced_by
-
-    if alert.get("status", "open") == "open":
-        sid = silenced_by(store, alert, now)
-        if sid is not None:
-            alert["status"] = "silenced"
-            alert["silenced_by"] = sid
-    targets = route(config, alert) if alert.get("status", "open") == "open" else []
-    due = quiet.due_at(config, alert["severity"], now) if targets else None
-    aid = store.add_alert(alert, targets, episodes=episodes, now=now, due_at=due)
-    if aid is None:
-        return None
-    if targets:
-        crash_point("enqueue")
-    alert.update(id=aid, targets=targets, due_at=iso(due) if due else None)
-    if alert.get("data"):  # the stored body says "ID"; show the real one to the caller
-        alert["body"] = messages.render_text(alert["data"], config.general.language, aid)[1]
-    log.info(
-        "alert=%d substance=%s kind=%s severity=%s decision=%s status=%s targets=%s%s: %s",
-        aid, alert["substance"] or "-", alert["kind"], alert["severity"], alert["decision"],
-        alert.get("status", "open"), ",".join(targets) or "-",
-        f" (quiet hours: waits until {iso(due)})" if due else "", alert["title"],
-    )
-    return aid
-
-
 def _substance_rising(store: Store, substance: str, states: dict[str, dict[str, Any]]) -> bool:
     """True when any series of the substance has a trend-increase episode open."""
     scopes = set(states) | {
@@ -393,7 +340,7 @@ def _build_alert(
         ).encode()
     ).hexdigest()[:20]
     lang = config.general.language
-    title, body = messages.render_text(data, lang)
+    title, body = render_text(data, lang)
     return {
         "dedupe_key": f"{substance}:{lead.kind}:{lead.direction}:{decision}:{digest}",
         "substance": substance,
@@ -490,7 +437,7 @@ def enqueue_notice(
             "summary": (item.summary or "")[:1000],
         },
     }
-    title, body = messages.render_text(data, config.general.language)
+    title, body = render_text(data, config.general.language)
     alert = {
         "dedupe_key": f"{substance}:notice:{item.key}",
         "substance": substance,
@@ -550,7 +497,7 @@ def check_source_health(
         "last_error_at": st.get("last_error_at") or "",
         "last_success_at": st.get("last_success_at") or "",
     }
-    title, body = messages.render_text(data, config.general.language)
+    title, body = render_text(data, config.general.language)
     alert = {
         "dedupe_key": f"source_health:{source}:{new['n']}:{decision}",
         "substance": "",
@@ -568,177 +515,3 @@ def check_source_health(
     return enqueue_alert(config, store, alert, now=now, episodes={scope: new})
 
 
-# -- routing -----------------------------------------------------------------------
-def resolve_targets(config: Config, names: Iterable[str]) -> list[str]:
-    """Target names for names or tags, in order, without duplicates or muted targets."""
-    by_name = {t.name: t for t in config.targets}
-    out: list[str] = []
-    for n in names:
-        if n in by_name:
-            out.append(n)
-        else:
-            out += [t.name for t in config.targets if n in t.tags]
-    seen: set[str] = set()
-    return [n for n in out if not by_name[n].muted and not (n in seen or seen.add(n))]
-
-
-def route(config: Config, alert: dict[str, Any]) -> list[str]:
-    """Target names for an alert (none when muted)."""
-    if alert.get("status") == "muted":
-        return []
-    by_name = {t.name: t for t in config.targets}
-    resolve = lambda names: resolve_targets(config, names)
-
-    sev = SEVERITIES.index(alert["severity"]) if alert["severity"] in SEVERITIES else 0
-    chosen: list[str] = []
-    matched = False
-    for r in config.routes:
-        if r.substances is not None and alert["substance"] not in r.substances:
-            continue
-        if r.kinds is not None and alert["kind"] not in r.kinds:
-            continue
-        if r.regions is not None and (alert.get("region") or "") not in r.regions:
-            continue
-        if sev < SEVERITIES.index(r.min_severity):
-            continue
-        matched = True
-        chosen += resolve(r.targets)
-        if r.stop:
-            break
-    if not matched:
-        chosen = (
-            resolve(config.alerting.default_targets)
-            if config.alerting.default_targets is not None
-            else list(by_name)
-        )
-    seen: set[str] = set()
-    return [n for n in chosen if not by_name[n].muted and not (n in seen or seen.add(n))]
-
-
-# -- delivery ----------------------------------------------------------------------
-def crash_point(name: str) -> None:
-    """Test hook: ``WARND_TEST_CRASH_AFTER=<name>`` kills the process here (SIGKILL).
-
-    ``enqueue``: right after an alert and its deliveries are committed, before any
-    send; ``send``: after a target accepted a message, before that is recorded. Used
-    by the crash tests; never set it in production.
-    """
-    if os.environ.get("WARND_TEST_CRASH_AFTER") == name:
-        import signal
-
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def dispatch_pending(
-    config: Config,
-    store: Store,
-    *,
-    now: datetime,
-    send: Callable[..., Any] | None = None,
-) -> dict[str, int]:
-    """Send every due delivery once; record success, retry time or expiry.
-
-    Also enqueues the digest when one is due, marks deliveries a silence now covers,
-    and moves retries that fall into quiet hours to the end of the quiet time.
-    """
-    send_fn = send or notify.send
-    by_name = {t.name: t for t in config.targets}
-    a = config.alerting
-    backoff = parse_duration(a.retry_backoff)
-    max_backoff = parse_duration(a.retry_max_backoff)
-    expire = parse_duration(a.expire_after)
-    timeout = parse_duration(a.send_timeout).total_seconds()
-    counts = {"delivered": 0, "retrying": 0, "expired": 0, "failed": 0, "silenced": 0,
-              "waiting": 0}
-    from warnd import digest, quiet
-
-    if config.alerting.digest is not None:
-        try:
-            digest.maybe_enqueue(config, store, now=now)
-        except Exception as e:  # the digest must never block alerts
-            log.error("digest not built: %s", e)
-    from warnd.silences import silenced_by
-
-    jobs: list[tuple[dict[str, Any], str, tuple[str, str, str, list[str] | None]]] = []
-    for d in store.due_deliveries(now):
-        t = by_name.get(d["target"])
-        aid, name = int(d["alert_id"]), d["target"]
-        sid = silenced_by(store, d, now)
-        if sid is not None:  # silenced after it was decided (e.g. while it waited)
-            with store.write() as db:
-                db.execute("UPDATE deliveries SET status='silenced' WHERE alert_id=? AND target=?",
-                           (aid, name))
-                db.execute("UPDATE alerts SET status='silenced', silenced_by=? WHERE id=? "
-                           "AND status='open'", (sid, aid))
-            counts["silenced"] += 1
-            log.info("alert=%d target=%s not sent: silence %d", aid, name, sid)
-            continue
-        wait = quiet.due_at(config, d["severity"], now) if d.get("kind") != "digest" else None
-        if wait is not None:  # a retry that fell into quiet hours
-            store.postpone_delivery(aid, name, wait)
-            counts["waiting"] += 1
-            continue
-        if t is None:
-            store.mark_delivery(aid, name, status="failed", error="target no longer configured",
-                                now=now)
-            counts["failed"] += 1
-            log.error("alert=%d target=%s: target no longer configured", aid, name)
-            continue
-        try:
-            url = target_url(t)
-        except Exception as e:
-            store.mark_delivery(aid, name, status="pending", error=str(e),
-                                next_attempt_at=now + max_backoff, now=now)
-            counts["retrying"] += 1
-            log.error("alert=%d target=%s: %s", aid, name, e)
-            continue
-        data = json.loads(d["data"])
-        jobs.append((d, url, messages.for_target(url, d, data, config, store)))
-
-    def one(job: tuple[dict[str, Any], str, tuple[str, str, str, list[str] | None]]) -> Any:
-        _, url, (title, body, fmt, attachments) = job
-        try:
-            return send_fn(url, title=title, body=body, body_format=fmt,
-                           attachments=attachments, timeout=timeout)
-        except Exception as e:  # a send function must not take the round down
-            return notify.SendResult(False, "ERROR", f"{type(e).__name__}: {e}")
-
-    if not jobs:
-        return counts
-    # targets are sent in parallel, so a slow or dead one never holds back another;
-    # the outcomes are recorded here, in this thread (the store is per thread)
-    with ThreadPoolExecutor(max_workers=min(SEND_WORKERS, len(jobs)),
-                            thread_name_prefix="warnd-send") as pool:
-        futures = {pool.submit(one, job): job for job in jobs}
-        for fut in as_completed(futures):
-            d, url, _ = futures[fut]
-            _record(store, d, url, fut.result(), counts, now=now, backoff=backoff,
-                    max_backoff=max_backoff, expire=expire)
-    return counts
-
-
-def _record(
-    store: Store, d: dict[str, Any], url: str, result: Any, counts: dict[str, int], *,
-    now: datetime, backoff: Any, max_backoff: Any, expire: Any,
-) -> None:
-    aid, name = int(d["alert_id"]), d["target"]
-    if result.ok:
-        crash_point("send")
-        store.mark_delivery(aid, name, status="delivered", now=now)
-        counts["delivered"] += 1
-        log.info("alert=%d target=%s delivered (%s)", aid, name, mask(url))
-        return
-    created = datetime.fromisoformat(d.get("due_at") or d["created_at"])
-    err = f"{result.status}: {result.detail}".strip(": ")
-    if now - created >= expire:
-        store.mark_delivery(aid, name, status="expired", error=err, now=now)
-        counts["expired"] += 1
-        log.error("alert=%d target=%s expired after %d attempts: %s", aid, name,
-                  int(d["attempts"]) + 1, err)
-        return
-    delay = min(backoff * (2 ** int(d["attempts"])), max_backoff)
-    store.mark_delivery(aid, name, status="pending", error=err,
-                        next_attempt_at=now + delay, now=now)
-    counts["retrying"] += 1
-    log.warning("alert=%d target=%s not accepted (%s); retry at %s", aid, name, err,
-                iso(now + delay))

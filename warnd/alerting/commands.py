@@ -48,10 +48,12 @@ def send_test_messages(
     cfg: Config, names: list[str], url: str | None, *, send: Callable[..., Any] | None = None
 ) -> list[dict[str, Any]]:
     """Send a test message to each chosen target (all when none is named)."""
-    from warnd import messages, notify
+    from warnd.alerting.send import mask, target_url
+    from warnd.alerting.send import send as send_message
+    from warnd.alerting.wording import T
 
-    send_fn = send or notify.send
-    t = messages.T.get(cfg.general.language, messages.T["no"])
+    send_fn = send or send_message
+    t = T.get(cfg.general.language, T["no"])
     title = t["test_title"]
     body = t["test"] + f"\n\n{datetime.now(UTC).isoformat(timespec='seconds')}"
     timeout = parse_duration(cfg.alerting.send_timeout).total_seconds()
@@ -65,7 +67,7 @@ def send_test_messages(
                               f"(targets: {', '.join(sorted(by_name)) or 'none'})")
     for tc in cfg.targets if not (names or url) else [by_name[n] for n in names]:
         try:
-            chosen.append((tc.name, notify.target_url(tc), None))
+            chosen.append((tc.name, target_url(tc), None))
         except ConfigError as e:
             chosen.append((tc.name, None, "; ".join(e.messages)))
     out = []
@@ -75,7 +77,7 @@ def send_test_messages(
             continue
         r = send_fn(u, title=title, body=body, body_format="text", attachments=None,
                     timeout=timeout)
-        out.append({"target": name, "url": notify.mask(u), "accepted": bool(r.ok),
+        out.append({"target": name, "url": mask(u), "accepted": bool(r.ok),
                     "status": r.status, "detail": r.detail})
     return out
 
@@ -96,7 +98,7 @@ def cmd_test_notify(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_digest(args: argparse.Namespace, cfg: Config) -> int:
     """Print the digest for the period ending now (nothing is sent)."""
-    from warnd import digest
+    from warnd.alerting import digest
     from warnd.store import Store
 
     store = Store.in_dir(cfg.state_dir)
@@ -114,7 +116,7 @@ def cmd_digest(args: argparse.Namespace, cfg: Config) -> int:
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser,
                 test_notify_func: Any, silence_func: Any, digest_func: Any) -> None:
-    from warnd import silences
+    from warnd.alerting import silences
 
     tn = sub.add_parser("test-notify", parents=[common],
                         help="send a test message to targets; exit 1 if any did not accept it")

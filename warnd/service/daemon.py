@@ -253,7 +253,7 @@ class Daemon:
         listen = self.config.general.health_listen
         if not listen:
             return
-        from warnd.health import HealthServer
+        from warnd.service.health import HealthServer
 
         try:
             self.health = HealthServer(listen, lambda: self.config, self.liveness).start()

@@ -1,0 +1,64 @@
+"""Who gets an alert: ``[[routes]]``, tags, default targets, muted targets.
+
+``[[routes]]`` are tried in order; the first match (or every match until one with
+``stop = true``) names targets or tags; no match goes to
+``alerting.default_targets`` (all targets when unset). Muted targets and substances
+get no deliveries; the alert is still recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from warnd.config import Config
+
+SEVERITIES = ("info", "warning", "critical")
+
+
+def resolve_targets(config: Config, names: Iterable[str]) -> list[str]:
+    """Target names for names or tags, in order, without duplicates or muted targets."""
+    by_name = {t.name: t for t in config.targets}
+    out: list[str] = []
+    for n in names:
+        if n in by_name:
+            out.append(n)
+        else:
+            out += [t.name for t in config.targets if n in t.tags]
+    seen: set[str] = set()
+    return [n for n in out if not by_name[n].muted and not (n in seen or seen.add(n))]
+
+
+def route(config: Config, alert: dict[str, Any]) -> list[str]:
+    """Target names for an alert (none when muted)."""
+    if alert.get("status") == "muted":
+        return []
+    by_name = {t.name: t for t in config.targets}
+    resolve = lambda names: resolve_targets(config, names)
+
+    sev = SEVERITIES.index(alert["severity"]) if alert["severity"] in SEVERITIES else 0
+    chosen: list[str] = []
+    matched = False
+    for r in config.routes:
+        if r.substances is not None and alert["substance"] not in r.substances:
+            continue
+        if r.kinds is not None and alert["kind"] not in r.kinds:
+            continue
+        if r.regions is not None and (alert.get("region") or "") not in r.regions:
+            continue
+        if sev < SEVERITIES.index(r.min_severity):
+            continue
+        matched = True
+        chosen += resolve(r.targets)
+        if r.stop:
+            break
+    if not matched:
+        chosen = (
+            resolve(config.alerting.default_targets)
+            if config.alerting.default_targets is not None
+            else list(by_name)
+        )
+    seen: set[str] = set()
+    return [n for n in chosen if not by_name[n].muted and not (n in seen or seen.add(n))]
+
+
