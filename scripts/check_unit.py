@@ -3,7 +3,7 @@
 
 ``verify`` needs ExecStart's binary to exist, so it runs against a copy whose
 ExecStart points at this checkout's ``warnd`` (``--warnd PATH``, default
-``.venv/bin/warnd``). The exposure score (``security --offline=yes``) must not
+the ``warnd`` beside the Python that runs this script). The exposure score (``security --offline=yes``) must not
 exceed ``--max-exposure`` (default 2.0). Exit 0 when both pass.
 
 ``MemoryDenyWriteExecute=yes`` is checked for real where the kernel allows it
@@ -118,7 +118,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--unit", type=Path, action="append",
                     help="unit file (repeatable; default: both units in systemd/)")
-    ap.add_argument("--warnd", type=Path, default=ROOT / ".venv" / "bin" / "warnd")
+    ap.add_argument("--warnd", type=Path, default=Path(sys.executable).parent / "warnd")
     ap.add_argument("--max-exposure", type=float, default=2.0)
     args = ap.parse_args()
     if shutil.which("systemd-analyze") is None:

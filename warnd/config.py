@@ -711,18 +711,13 @@ def _check_detection(table: dict[str, Any], where: str) -> list[str]:
 
 
 def _check_apprise_url(t: TargetConfig, where: str) -> list[str]:
-    import apprise
-
-    from warnd.alerting.send import target_url
+    from warnd.alerting.send import refusal_reason, target_url
 
     try:
         url = target_url(t, check_secret=False)
     except ConfigError as e:
         return [f"{where}: {m}" for m in e.messages]
-    ap = apprise.Apprise()
-    if not ap.add(url):
-        return [
-            f'{where}.url: apprise cannot use this URL for target "{t.name}" '
-            "(unknown scheme or missing parts; see docs/alerting.md)"
-        ]
+    why = refusal_reason(url)
+    if why is not None:
+        return [f'{where}.url: target "{t.name}" cannot be used: {why} (see docs/alerting.md)']
     return []
