@@ -31,7 +31,7 @@ from typing import Any
 from warnd.alerting import digest, quiet, targets
 from warnd.alerting.render import for_target
 from warnd.alerting.routing import route
-from warnd.alerting.send import SendResult, mask, message_id, target_url, with_timeouts
+from warnd.alerting.send import SendResult, mask, message_id, target_url
 from warnd.alerting.send import send as send_message
 from warnd.alerting.silences import silenced_by
 from warnd.alerting.wording import render_text
@@ -187,6 +187,27 @@ def _with_message_id(card_json: str, mid: str) -> str:
     if isinstance(doc, dict):
         doc["warnd_message_id"] = mid
     return json.dumps(doc, ensure_ascii=True, separators=(",", ":")).replace("{{", "{ {")
+
+
+def with_timeouts(url: str, t: object) -> str:
+    """The URL with the target's connect/read timeouts (apprise's ``cto``/``rto``),
+    unless the URL sets them itself."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    cto = getattr(t, "connect_timeout", None)
+    rto = getattr(t, "read_timeout", None)
+    try:
+        have = {k.lower() for k, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
+    except ValueError:
+        return url
+    extra = []
+    if cto and "cto" not in have:
+        extra.append(f"cto={parse_duration(cto).total_seconds():g}")
+    if rto and "rto" not in have:
+        extra.append(f"rto={parse_duration(rto).total_seconds():g}")
+    if not extra:
+        return url
+    return url + ("&" if "?" in url else "?") + "&".join(extra)
 
 
 def _bounded(jobs: list[_Job], fn: Callable[[_Job], Any], workers: int, limit: float

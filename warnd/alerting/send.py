@@ -195,29 +195,6 @@ def target_url(t: object, *, check_secret: bool = True) -> str:
     )
 
 
-def with_timeouts(url: str, t: object) -> str:
-    """The URL with the target's connect/read timeouts (apprise's ``cto``/``rto``),
-    unless the URL sets them itself."""
-    from urllib.parse import parse_qsl, urlsplit
-
-    from warnd.config import parse_duration
-
-    cto = getattr(t, "connect_timeout", None)
-    rto = getattr(t, "read_timeout", None)
-    try:
-        have = {k.lower() for k, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
-    except ValueError:
-        return url
-    extra = []
-    if cto and "cto" not in have:
-        extra.append(f"cto={parse_duration(cto).total_seconds():g}")
-    if rto and "rto" not in have:
-        extra.append(f"rto={parse_duration(rto).total_seconds():g}")
-    if not extra:
-        return url
-    return url + ("&" if "?" in url else "?") + "&".join(extra)
-
-
 def message_id(alert_id: Any, target: str, dedupe_key: str, created_at: str) -> str:
     """The stable Message-ID of one alert to one target: a repeat carries the same one.
 
