@@ -80,6 +80,9 @@ class Pipeline:
         store = self.open_store()
         try:
             outbox.free_dead_claims(store)
+        except sqlite3.Error as e:  # e.g. locked: the claims expire by themselves
+            log.error("claims of ended processes not freed: %s",
+                      store_problem(e, self.config.state_dir))
         finally:
             store.close()
 

@@ -70,17 +70,28 @@ def holder_pid(state_dir: Path) -> int | None:
 def acquire(state_dir: Path) -> StateLock:
     """Take the lock or raise :class:`StateLocked` at once (never waits)."""
     state_dir = Path(state_dir)
+    path = state_dir / LOCK_NAME
+    writable = True
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as e:
-        raise WarndError(f"cannot create the lock file in {state_dir}: {e.strerror}") from None
+        # a read-only state directory: lock the existing file anyway (flock needs no
+        # write access); the store then reports that it cannot write
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            writable = False
+        except OSError:
+            raise WarndError(
+                f"cannot create the lock file {path}: {e.strerror} (is the state directory "
+                "read-only or not writable?)") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         raise StateLocked(state_dir, holder_pid(state_dir)) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+    if writable:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
     return StateLock(state_dir, fd)
 

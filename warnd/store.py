@@ -594,6 +594,9 @@ class Store:
         Called by the holder of the state-directory lock: no other process can be
         sending, so a claim left by another process died with it.
         """
+        if not self.q("SELECT 1 FROM deliveries WHERE claimed_until IS NOT NULL AND "
+                      "claimed_by IS NOT ? LIMIT 1", [except_owner]):
+            return []
         with self.write() as db:
             rows = [dict(zip(("alert_id", "target", "claimed_by"), r, strict=True))
                     for r in db.execute(

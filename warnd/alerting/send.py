@@ -54,6 +54,19 @@ _CALL: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "warnd_send_call", default=None)
 _HOOKS_LOCK = threading.Lock()
 _hooks_installed = False
+#: apprise records below this level are kept for the send's reason but not logged
+_apprise_threshold = logging.WARNING
+
+
+def _capture_apprise_debug() -> None:
+    """Let apprise make its DEBUG records (the transport error's text) while passing on
+    only those at the level logging was set up with (``warnd.logs.setup`` may set
+    the apprise logger again at any time)."""
+    global _apprise_threshold
+    alog = logging.getLogger("apprise")
+    if alog.level != logging.DEBUG:
+        _apprise_threshold = alog.getEffectiveLevel()
+        alog.setLevel(logging.DEBUG)
 
 
 def _install_hooks() -> None:
@@ -103,12 +116,9 @@ def _install_hooks() -> None:
                 msg = record.getMessage()
                 if "exception" in msg.lower():
                     call["errors"].append(msg)
-            return record.levelno >= logging.getLogger().getEffectiveLevel()
+            return record.levelno >= _apprise_threshold
 
-        alog = logging.getLogger("apprise")
-        alog.addFilter(keep_socket_errors)
-        if alog.getEffectiveLevel() > logging.DEBUG:
-            alog.setLevel(logging.DEBUG)
+        logging.getLogger("apprise").addFilter(keep_socket_errors)
         _hooks_installed = True
 
 
@@ -234,6 +244,7 @@ def send(
     ``message_id`` becomes the email's Message-ID (other targets ignore it).
     """
     _install_hooks()
+    _capture_apprise_debug()
     ap = apprise.Apprise()
     if not ap.add(url) or len(ap) == 0:
         return SendResult(False, "ERROR", "apprise rejected the URL")
