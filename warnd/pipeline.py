@@ -74,6 +74,18 @@ class Pipeline:
         return Store.in_dir(self.config.state_dir,
                             timeout=interval_seconds(self.config.general.store_busy_timeout))
 
+    def prepare_store(self) -> None:
+        """At start, holding the state lock: open (migrate) the store and free the
+        claims of processes that ended."""
+        store = self.open_store()
+        try:
+            outbox.free_dead_claims(store)
+        except sqlite3.Error as e:  # e.g. locked: the claims expire by themselves
+            log.error("claims of ended processes not freed: %s",
+                      store_problem(e, self.config.state_dir))
+        finally:
+            store.close()
+
     @property
     def fetcher(self) -> Any:
         if self._fetcher is None:

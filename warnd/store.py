@@ -177,8 +177,26 @@ def _m3(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m4(db: sqlite_utils.Database) -> None:
+    """Delivery claims (a lease taken before a send) and per-target delivery state."""
+    cols = {r[1] for r in db.execute("PRAGMA table_info(deliveries)").fetchall()}
+    if "claimed_until" not in cols:
+        db.execute("ALTER TABLE deliveries ADD COLUMN claimed_until TEXT")
+    if "claimed_by" not in cols:
+        db.execute("ALTER TABLE deliveries ADD COLUMN claimed_by TEXT")
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS target_state (
+            target TEXT PRIMARY KEY, blocked_until TEXT, block_reason TEXT,
+            consecutive_failures INTEGER NOT NULL DEFAULT 0, last_error TEXT,
+            last_error_at TEXT, last_success_at TEXT
+        );
+        """
+    )
+
+
 #: Forward migrations; index + 1 is the schema version they produce.
-MIGRATIONS = [_m1, _m2, _m3]
+MIGRATIONS = [_m1, _m2, _m3, _m4]
 
 
 class Store:
@@ -186,6 +204,7 @@ class Store:
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
         self.path = Path(path)
+        self._depth = 0
         try:
             if str(path) != ":memory:":
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -216,15 +235,29 @@ class Store:
     # -- plumbing ---------------------------------------------------------------
     @contextmanager
     def write(self) -> Iterator[sqlite_utils.Database]:
-        """A write transaction that takes the write lock up front (BEGIN IMMEDIATE)."""
+        """A write transaction that takes the write lock up front (BEGIN IMMEDIATE).
+
+        Nested ``write()`` blocks join the outermost one: everything commits (or rolls
+        back) together when it ends, so a caller can make several writes one unit.
+        """
         conn = self.db.conn
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.db
+            finally:
+                self._depth -= 1
+            return
         conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
         try:
             yield self.db
         except BaseException:
+            self._depth = 0
             conn.rollback()
             raise
         else:
+            self._depth = 0
             conn.commit()
 
     @property
@@ -554,11 +587,49 @@ class Store:
     def due_deliveries(self, now: datetime | None = None) -> list[dict[str, Any]]:
         return self.q(
             "SELECT d.*, a.title, a.body, a.data, a.substance, a.kind, a.severity, a.source, "
-            "a.status AS alert_status "
+            "a.status AS alert_status, a.dedupe_key, a.created_at AS alert_created_at "
             "FROM deliveries d JOIN alerts a ON a.id = d.alert_id "
-            "WHERE d.status='pending' AND d.next_attempt_at <= ? ORDER BY d.alert_id, d.target",
-            [iso(now or utcnow())],
+            "WHERE d.status='pending' AND d.next_attempt_at <= ? "
+            "AND (d.claimed_until IS NULL OR d.claimed_until <= ?) ORDER BY d.alert_id, d.target",
+            [iso(now or utcnow())] * 2,
         )
+
+    def claim_delivery(
+        self, alert_id: int, target: str, *, owner: str, until: datetime, now: datetime
+    ) -> bool:
+        """Take the lease on a due delivery before sending it; False when it is not free.
+
+        Only a pending, due delivery without a live claim can be claimed, so two
+        dispatchers never send the same delivery; a claim whose outcome was never
+        recorded (a crash, a store error) is sent again only after ``until``.
+        """
+        now_s = iso(now)
+        with self.write() as db:
+            cur = db.execute(
+                "UPDATE deliveries SET claimed_until=?, claimed_by=? WHERE alert_id=? AND "
+                "target=? AND status='pending' AND next_attempt_at <= ? AND "
+                "(claimed_until IS NULL OR claimed_until <= ?)",
+                (iso(until), owner, alert_id, target, now_s, now_s),
+            )
+            return bool(cur.rowcount)
+
+    def release_claims(self, *, except_owner: str | None = None) -> list[dict[str, Any]]:
+        """Free every claim not held by ``except_owner``; return the deliveries freed.
+
+        Called by the holder of the state-directory lock: no other process can be
+        sending, so a claim left by another process died with it.
+        """
+        if not self.q("SELECT 1 FROM deliveries WHERE claimed_until IS NOT NULL AND "
+                      "claimed_by IS NOT ? LIMIT 1", [except_owner]):
+            return []
+        with self.write() as db:
+            rows = [dict(zip(("alert_id", "target", "claimed_by"), r, strict=True))
+                    for r in db.execute(
+                        "SELECT alert_id, target, claimed_by FROM deliveries WHERE "
+                        "claimed_until IS NOT NULL AND claimed_by IS NOT ?", (except_owner,))]
+            db.execute("UPDATE deliveries SET claimed_until=NULL, claimed_by=NULL WHERE "
+                       "claimed_until IS NOT NULL AND claimed_by IS NOT ?", (except_owner,))
+        return rows
 
     def mark_delivery(
         self, alert_id: int, target: str, *, status: str, error: str | None = None,
@@ -568,7 +639,8 @@ class Store:
         with self.write() as db:
             db.execute(
                 "UPDATE deliveries SET status=?, attempts=attempts+1, last_error=?, "
-                "next_attempt_at=COALESCE(?, next_attempt_at), "
+                "next_attempt_at=COALESCE(?, next_attempt_at), claimed_until=NULL, "
+                "claimed_by=NULL, "
                 "delivered_at=CASE WHEN ?='delivered' THEN ? ELSE delivered_at END "
                 "WHERE alert_id=? AND target=?",
                 (status, error, iso(next_attempt_at) if next_attempt_at else None, status, now_s,
@@ -579,9 +651,19 @@ class Store:
         """Move a pending delivery's next attempt (and its expiry start) without an attempt."""
         with self.write() as db:
             db.execute(
-                "UPDATE deliveries SET next_attempt_at=?, due_at=? "
-                "WHERE alert_id=? AND target=? AND status='pending'",
+                "UPDATE deliveries SET next_attempt_at=?, due_at=?, claimed_until=NULL, "
+                "claimed_by=NULL WHERE alert_id=? AND target=? AND status='pending'",
                 (iso(until), iso(until), alert_id, target),
+            )
+
+    def hold_delivery(self, alert_id: int, target: str, until: datetime, reason: str) -> None:
+        """Keep a pending delivery waiting until ``until`` without counting an attempt
+        (its target is not configured, or the target asked to wait: Retry-After)."""
+        with self.write() as db:
+            db.execute(
+                "UPDATE deliveries SET next_attempt_at=?, last_error=?, claimed_until=NULL, "
+                "claimed_by=NULL WHERE alert_id=? AND target=? AND status='pending'",
+                (iso(until), reason, alert_id, target),
             )
 
     # -- silences ----------------------------------------------------------------------

@@ -20,7 +20,7 @@ from datetime import date, datetime
 from typing import Any
 
 from detectors.base import SCALE, Finding, is_score, series_key
-from warnd.alerting.outbox import enqueue_alert
+from warnd.alerting.outbox import crash_point, enqueue_alert
 from warnd.alerting.wording import render_text
 from warnd.config import Config, parse_duration
 from warnd.store import Store, iso
@@ -191,23 +191,24 @@ def enqueue_findings(
         if not _substance_alerting(store, substance, kind=kind, direction=direction):
             continue  # the episode was never alerted (e.g. history before the first run)
         groups.append(group)
-    pending_states = dict(states)
-    for group in groups:
-        alert = _build_alert(config, store, substance, group, pending_states, now=now,
-                             spikes=folded if group is trends else ())
-        if alert["severity"] == "none":
-            # require_corroboration: too few sources agree yet; the episode state is kept
-            log.info("substance=%s %s from %s held back: needs corroboration", substance,
-                     alert["kind"], alert["source"])
-            continue
-        aid = enqueue_alert(config, store, alert, now=now, episodes=pending_states)
-        pending_states = {}
-        if aid is not None:
-            created.append(alert)
-    if pending_states:
-        with store.write() as db:
-            for scope, st in pending_states.items():
-                store.save_episode_state(scope, st, db)
+    # One transaction for the whole round: every alert, its deliveries and the episode
+    # states they rest on commit together, or (a crash, a full disk) none of them does
+    # and the next detection decides the same round again.
+    with store.write() as db:
+        for group in groups:
+            alert = _build_alert(config, store, substance, group, states, now=now,
+                                 spikes=folded if group is trends else ())
+            if alert["severity"] == "none":
+                # require_corroboration: too few sources agree yet; the episode state
+                # is kept
+                log.info("substance=%s %s from %s held back: needs corroboration",
+                         substance, alert["kind"], alert["source"])
+                continue
+            if enqueue_alert(config, store, alert, now=now) is not None:
+                created.append(alert)
+        for scope, st in states.items():
+            store.save_episode_state(scope, st, db)
+    crash_point("round")
     return created
 
 
@@ -431,7 +432,7 @@ def enqueue_notice(
         "severity": "warning",
         "source": src.name,
         "notice": {
-            "title": item.title,
+            "title": " ".join((item.title or "").split())[:500],
             "link": item.link or "",
             "published_at": item.published_at.date().isoformat(),
             "summary": (item.summary or "")[:1000],

@@ -7,8 +7,10 @@ that fails validation on reload is logged and the old one stays in force.
 
 Liveness: a heartbeat job runs every few seconds on its own one-thread executor,
 so it proves the scheduler thread still dispatches jobs even when every worker
-is busy with a slow poll. ``WATCHDOG=1`` is sent from the main loop only while
-the scheduler thread is alive and the heartbeat is fresh; a stuck main loop sends
+is busy with a slow poll. Every 30 s the heartbeat also checks that the outbox
+makes progress (no delivery due for longer than ``alerting.stall_after`` without an
+attempt). ``WATCHDOG=1`` is sent from the main loop only while the scheduler thread
+is alive, the heartbeat is fresh and the outbox moves; a stuck main loop sends
 nothing at all. Either way systemd's ``WatchdogSec`` restarts the service.
 """
 
@@ -38,6 +40,8 @@ log = logging.getLogger("warnd.daemon")
 
 DISPATCH_EVERY_S = 30
 HEARTBEAT_EVERY_S = 5.0
+#: How often the heartbeat checks that the outbox makes progress.
+PROGRESS_EVERY_S = 30.0
 
 
 def sd_notify(message: str) -> bool:
@@ -87,6 +91,8 @@ class Daemon:
         self.health: Any = None
         self.n_reloads = 0
         self.last_reload_ok: bool | None = None
+        self.outbox_stalled = 0
+        self._progress_checked_at = 0.0
 
     # -- jobs ----------------------------------------------------------------------
     def poll_job(self, source_name: str) -> None:
@@ -129,7 +135,34 @@ class Daemon:
             self._dispatch_lock.release()
 
     def heartbeat_job(self) -> None:
-        self.last_heartbeat_at = time.monotonic()
+        self.last_heartbeat_at = now = time.monotonic()
+        if now - self._progress_checked_at >= PROGRESS_EVERY_S:
+            self._progress_checked_at = now
+            self.check_outbox_progress()
+
+    def check_outbox_progress(self) -> None:
+        """Count deliveries due for longer than ``alerting.stall_after`` without an
+        attempt (the outbox makes no progress); liveness turns false while any are."""
+        from warnd.service.health import outbox_progress
+
+        try:
+            store = self.pipeline.open_store()
+        except Exception as e:  # the store cannot be read: say so; polls report it too
+            log.error("outbox progress not checked: %s", e)
+            return
+        try:
+            stalled = int(outbox_progress(self.config, store, datetime.now(UTC))["stalled"])
+        except Exception as e:
+            log.error("outbox progress not checked: %s", e)
+            return
+        finally:
+            store.close()
+        if stalled and not self.outbox_stalled:
+            log.error("outbox makes no progress: %d deliveries due for more than %s without "
+                      "an attempt", stalled, self.config.alerting.stall_after)
+        elif self.outbox_stalled and not stalled:
+            log.info("outbox moving again")
+        self.outbox_stalled = stalled
 
     # -- liveness -------------------------------------------------------------------
     def scheduler_alive(self) -> bool:
@@ -143,8 +176,21 @@ class Daemon:
         loop_age = now - self.last_loop_at
         sched = self.scheduler_alive()
         alive = sched and hb_age <= 3 * HEARTBEAT_EVERY_S and loop_age <= 3 * self.tick + 1
+        reason = None
+        if not sched:
+            reason = "scheduler not running"
+        elif hb_age > 3 * HEARTBEAT_EVERY_S:
+            reason = f"scheduler heartbeat {hb_age:.0f} s old"
+        elif loop_age > 3 * self.tick + 1:
+            reason = f"main loop stuck for {loop_age:.0f} s"
+        elif self.outbox_stalled:
+            reason = (f"outbox makes no progress ({self.outbox_stalled} deliveries due for "
+                      f"more than {self.config.alerting.stall_after})")
+        alive = alive and not self.outbox_stalled
         return {
             "alive": alive,
+            "reason": reason,
+            "outbox_stalled": self.outbox_stalled,
             "pid": os.getpid(),
             "scheduler_running": sched,
             "heartbeat_age_s": round(hb_age, 3),
@@ -295,9 +341,7 @@ class Daemon:
                         sd_notify("WATCHDOG=1")
                         last_ping = now
                     else:
-                        log.error("not alive (scheduler running=%s, heartbeat %.0f s ago); "
-                                  "no watchdog ping", live["scheduler_running"],
-                                  live["heartbeat_age_s"])
+                        log.error("not alive (%s); no watchdog ping", live["reason"])
                 if not signum:
                     continue
                 if signum == signal.SIGHUP:
