@@ -47,6 +47,8 @@ slang = ["minus"]
 def write_config(dir_: Path, body: str, *, substances: str = SUBSTANCES,
                  state_dir: str = "state", name: str = "config.toml") -> Path:
     p = dir_ / name
+    # a config without sources or targets is refused unless it says so on purpose
+    empty_ok = "[[sources]]" not in body or "[[targets]]" not in body
     p.write_text(
         textwrap.dedent(
             f"""
@@ -55,6 +57,7 @@ def write_config(dir_: Path, body: str, *, substances: str = SUBSTANCES,
             log_level = "DEBUG"
             """
         )
+        + ("allow_empty = true\n" if empty_ok else "")
         + textwrap.dedent(substances)
         + textwrap.dedent(body),
         encoding="utf-8",

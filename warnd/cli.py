@@ -101,9 +101,38 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         for m in e.messages:
             print(f"{e.path or find_config_path(path)}: {m}", file=sys.stderr)
         return EX_CONFIG
+    from warnd.alerting.send import target_url
+
+    problems = []
+    for i, t in enumerate(cfg.targets):  # the password must be there when it is needed
+        try:
+            target_url(t)
+        except ConfigError as e:
+            problems += [f"targets[{i}]: {m}" for m in e.messages]
+    if problems:
+        for m in problems:
+            print(f"{cfg.path}: {m}", file=sys.stderr)
+        return EX_CONFIG
+    for w in listen_warnings(cfg):
+        print(f"{cfg.path}: warning: {w}", file=sys.stderr)
     print(f"{cfg.path}: OK — {len(cfg.substances)} substances, {len(cfg.sources)} sources, "
           f"{len(cfg.targets)} targets, {len(cfg.routes)} routes")
     return 0
+
+
+def listen_warnings(cfg: Config) -> list[str]:
+    """Warnings about a health listener reachable from every network."""
+    listen = cfg.general.health_listen
+    if not listen:
+        return []
+    from warnd.config import parse_listen
+
+    host, _ = parse_listen(listen)
+    if host in ("0.0.0.0", "::", ""):
+        return [f"general.health_listen = \"{listen}\" accepts connections from every "
+                "network, and the listener has no authentication; bind it to 127.0.0.1 or a "
+                "management address"]
+    return []
 
 
 # -- status --------------------------------------------------------------------------

@@ -83,6 +83,10 @@ class GeneralConfig(_Model):
         "`warnd status` and alerted once (kind source_health) until it recovers.",
     )
 
+    allow_empty: bool = Field(
+        False, description="Accept a config without sources or without targets (otherwise "
+        "refused: nothing would be monitored, or nobody told)."
+    )
     health_listen: str | None = Field(
         None,
         description='HOST:PORT of the optional HTTP listener serving /healthz and /metrics '
@@ -675,6 +679,13 @@ def _cross_check(model: ConfigModel) -> list[str]:
     from feeds.registry import FEEDS
 
     msgs: list[str] = []
+    if not model.general.allow_empty:
+        if not model.sources:
+            msgs.append("sources: no source is configured, so nothing would be monitored "
+                        "(add [[sources]], or set general.allow_empty = true on purpose)")
+        if not model.targets:
+            msgs.append("targets: no target is configured, so no alert would reach anyone "
+                        "(add [[targets]], or set general.allow_empty = true on purpose)")
     seen: set[str] = set()
     for i, s in enumerate(model.sources):
         where = f"sources[{i}]"

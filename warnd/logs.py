@@ -16,7 +16,11 @@ _PRIORITY = {
     logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6, logging.DEBUG: 7,
 }
 # user:password@ in URLs, and apprise-style secrets in query strings
-_SECRET_RE = re.compile(r"(://[^/\s:@]+:)[^@\s/]+@|((?:pass|password|token|sig|key)=)[^&\s]+", re.I)
+_SECRET_RE = re.compile(
+    r"(://[^/\s:@]+:)[^@\s/]+@|"
+    r"((?<![A-Za-z0-9])(?:pass|passwd|password|pwd|token|access_token|refresh_token|sig|"
+    r"signature|x-amz-signature|x-amz-credential|x-amz-security-token|key|apikey|api_key|"
+    r"secret|client_secret|auth|authorization|session|sessionid)=)[^&\s]+", re.I)
 
 
 def redact(text: str) -> str:

@@ -29,7 +29,7 @@ from feeds.base import Observation, SubstanceSpec
 from feeds.registry import FEEDS
 from warnd.alerting import decide, outbox
 from warnd.config import Config, parse_duration
-from warnd.errors import WarndError
+from warnd.errors import StoreError, WarndError
 from warnd.logs import redact
 from warnd.store import Store, iso, store_problem, utcnow
 
@@ -75,10 +75,12 @@ class Pipeline:
                             timeout=interval_seconds(self.config.general.store_busy_timeout))
 
     def prepare_store(self) -> None:
-        """At start, holding the state lock: open (migrate) the store and free the
-        claims of processes that ended."""
+        """At start, holding the state lock: open (migrate) and check the store, free
+        the claims of processes that ended. A missing, empty or damaged store raises
+        :class:`~warnd.errors.StoreError`: warnd refuses to run on it."""
         store = self.open_store()
         try:
+            store.quick_check()  # a damaged store: refuse to run (StoreError)
             outbox.free_dead_claims(store)
         except sqlite3.Error as e:  # e.g. locked: the claims expire by themselves
             log.error("claims of ended processes not freed: %s",
@@ -130,7 +132,12 @@ class Pipeline:
         res = PollResult(source=source_name, ok=False)
         now = self.clock()
         log.debug("source=%s poll started", source_name)
-        store = self.open_store()
+        try:
+            store = self.open_store()
+        except StoreError as e:
+            res.error = str(e)
+            log.error("source=%s poll not stored: %s", source_name, e)
+            return res
         try:
             feed = self.build_feed(source_name)
             state = store.source_state(source_name)
@@ -301,7 +308,11 @@ class Pipeline:
     # -- stage 2: detect ------------------------------------------------------------
     def detect(self, series: Iterable[SeriesKey] | None = None) -> list[dict[str, Any]]:
         """Judge every period not yet judged; enqueue the alerts the episode rules send."""
-        store = self.open_store()
+        try:
+            store = self.open_store()
+        except StoreError as e:
+            log.error("detection not run: %s", e)
+            return []
         sent: list[dict[str, Any]] = []
         try:
             keys = list(series) if series is not None else store.series_keys()
@@ -370,7 +381,11 @@ class Pipeline:
 
     # -- stage 3: dispatch ------------------------------------------------------------
     def dispatch(self) -> dict[str, int]:
-        store = self.open_store()
+        try:
+            store = self.open_store()
+        except StoreError as e:
+            log.error("dispatch not run: %s", e)
+            return {"delivered": 0, "retrying": 0, "expired": 0, "failed": 0}
         log.debug("dispatch started")
         try:
             counts = outbox.dispatch_pending(self.config, store, now=self.clock(),

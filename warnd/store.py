@@ -51,6 +51,8 @@ def store_problem(e: sqlite3.Error, state_dir: Any) -> str:
                 "make it writable and the work is retried")
     elif "i/o" in low:
         hint = f"I/O error under {state_dir}; check free space and the disk"
+    elif "malformed" in low or "not a database" in low or "corrupt" in low:
+        hint = "the store is damaged; restore it from a backup (docs/operations.md)"
     else:
         hint = f"state directory {state_dir}"
     return f"store error: {msg} ({hint})"
@@ -205,9 +207,11 @@ class Store:
     def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
         self.path = Path(path)
         self._depth = 0
+        on_disk = str(path) != ":memory:"
         try:
-            if str(path) != ":memory:":
+            if on_disk:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._refuse_lost_store()
             conn = sqlite3.connect(str(path), timeout=timeout, check_same_thread=True)
             self.db = sqlite_utils.Database(conn)
             self.db.execute("PRAGMA busy_timeout = %d" % int(timeout * 1000))
@@ -216,7 +220,12 @@ class Store:
                 if mode.lower() != "wal":
                     raise StoreError(f"{path}: cannot switch to WAL mode (got {mode})")
             self.db.execute("PRAGMA synchronous = NORMAL")
+            if on_disk and self.schema_version == 0 and self.marker.exists():
+                conn.close()
+                self._refuse_lost_store(empty=True)
             self.migrate()
+            if on_disk and not self.marker.exists():
+                self._write_marker()
         except sqlite3.Error as e:
             raise StoreError(
                 f"{path}: cannot open the store: "
@@ -224,6 +233,52 @@ class Store:
             ) from None
         except OSError as e:
             raise StoreError(f"{path}: cannot open the store: {e.strerror}") from None
+
+    # -- a store that existed is never silently replaced by an empty one ---------------
+    @property
+    def marker(self) -> Path:
+        """``warnd.sqlite.marker``: written next to the store when it is first made.
+
+        It lives outside the database, so a store that was deleted, truncated to zero
+        bytes or replaced by an empty file is noticed instead of silently started
+        afresh (which would forget what was sent and send recent notices again).
+        """
+        return self.path.with_name(self.path.name + ".marker")
+
+    def _write_marker(self) -> None:
+        try:
+            self.marker.write_text(json.dumps({"created_at": iso(utcnow()),
+                                               "schema_version": self.schema_version}) + "\n",
+                                   encoding="utf-8")
+        except OSError:
+            pass  # a read-only state directory: the open itself reports that
+
+    def _refuse_lost_store(self, *, empty: bool = False) -> None:
+        if not self.marker.exists():
+            return
+        missing = not self.path.exists()
+        if not (empty or missing or self.path.stat().st_size == 0):
+            return
+        try:
+            since = json.loads(self.marker.read_text(encoding="utf-8")).get("created_at", "?")
+        except (OSError, ValueError):
+            since = "?"
+        what = "missing" if missing else "empty"
+        raise StoreError(
+            f"{self.path}: the store is {what}, but a store existed here (made {since}, "
+            f"see {self.marker}); restore it from a backup (docs/operations.md), or remove "
+            f"{self.marker.name} to start with an empty store on purpose")
+
+    def quick_check(self) -> None:
+        """``PRAGMA quick_check``; a :class:`StoreError` naming the damage unless ``ok``."""
+        try:
+            rows = [r[0] for r in self.db.execute("PRAGMA quick_check(5)").fetchall()]
+        except sqlite3.Error as e:
+            rows = [str(e)]
+        if rows != ["ok"]:
+            raise StoreError(
+                f"{self.path}: the store is damaged (quick_check: {'; '.join(rows)[:300]}); "
+                "restore it from a backup (docs/operations.md)")
 
     @classmethod
     def in_dir(cls, state_dir: Path, *, timeout: float = 30.0) -> Store:

@@ -12,6 +12,7 @@ import csv
 import html
 import io
 import math
+import re
 from collections.abc import Callable
 from datetime import date
 from typing import Any
@@ -195,6 +196,22 @@ def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~])")
+
+
+def md_text(text: Any) -> str:
+    """Feed text as literal Markdown: markup characters escaped, one line."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text or "").split()))
+
+
+def md_link(url: Any) -> str:
+    """A link shown as an autolink only when it is a plain http(s) URL; else nothing."""
+    u = str(url or "").strip()
+    if re.fullmatch(r"https?://[^\s<>()\[\]`]+", u):
+        return f"<{u}>"
+    return ""
+
+
 def render_markdown(rep: Report, lang: str = "no", *, generated: date | None = None) -> str:
     t = T[lang]
     cur = period_label(rep.current, lang)
@@ -215,11 +232,11 @@ def render_markdown(rep: Report, lang: str = "no", *, generated: date | None = N
              t["score"], t["words"]],
             [_row_cells(r, lang) for r in s.rows])
         lines += ["", f"### {t['alerts']}", ""]
-        lines += [f"- #{a['id']} {a['detected_at']} [{a['severity']}] {a['title']}"
+        lines += [f"- #{a['id']} {a['detected_at']} \\[{a['severity']}\\] {md_text(a['title'])}"
                   for a in s.alerts] or [t["no_alerts"]]
         lines += ["", f"### {t['notices']}", ""]
-        lines += [f"- {str(n['published_at'])[:10]} {n['title']}"
-                  + (f" ({n['link']})" if n.get("link") else "")
+        lines += [f"- {str(n['published_at'])[:10]} {md_text(n['title'])}"
+                  + (f" ({md_link(n['link'])})" if md_link(n.get("link")) else "")
                   for n in s.notices] or [t["no_notices"]]
         lines.append("")
     lines += [f"## {t['method']}", "", t["method_text"], ""]

@@ -299,8 +299,13 @@ class Daemon:
         listen = self.config.general.health_listen
         if not listen:
             return
+        from warnd.config import parse_listen
         from warnd.service.health import HealthServer
 
+        if parse_listen(listen)[0] in ("0.0.0.0", "::", ""):
+            log.warning("health listener on %s accepts connections from every network and has "
+                        "no authentication; bind it to 127.0.0.1 or a management address",
+                        listen)
         try:
             self.health = HealthServer(listen, lambda: self.config, self.liveness).start()
         except OSError as e:
