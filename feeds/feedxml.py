@@ -18,7 +18,7 @@ from typing import Any
 import feedparser
 
 from feeds.base import Item, Problem
-from feeds.text import looks_binary, strip_html
+from feeds.text import looks_binary, markup_too_big, strip_html
 
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
@@ -46,7 +46,7 @@ def refuse_reason(raw: bytes) -> str | None:
         return "binary data, not a feed"
     if _DOCTYPE.search(raw) and _ENTITY_DECL.search(raw):
         return "DOCTYPE with ENTITY declarations refused (entity expansion)"
-    return None
+    return markup_too_big(raw, xml=True)
 
 
 def normalise_link(link: str) -> str:

@@ -28,6 +28,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -47,6 +48,52 @@ class Document:
     last_modified: str | None = None
     not_modified: bool = False
     sha256: str = ""
+
+
+class LocalDocument:
+    """A file of a folder or glob source, read only when its ``content`` is asked for.
+
+    A folder of many large files is hashed one file at a time when listed (in chunks,
+    never whole) and each file's bytes are held only while that one is parsed, so a
+    poll's memory is bounded by one file (``max_bytes``), not by the folder.
+    ``sha256`` is that of the bytes last read.
+    """
+
+    etag: str | None = None
+    last_modified: str | None = None
+    not_modified = False
+
+    def __init__(self, path: Path, max_bytes: int) -> None:
+        self.location = str(path)
+        self.path = path
+        self.max_bytes = max_bytes
+        self.sha256 = self._hash()
+
+    def _hash(self) -> str:
+        h = hashlib.sha256()
+        n = 0
+        try:
+            with self.path.open("rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    n += len(chunk)
+                    if n > self.max_bytes:
+                        raise FetchError(self.location, f"larger than max_bytes={self.max_bytes}")
+                    h.update(chunk)
+        except OSError as err:
+            raise FetchError(self.location, f"cannot read: {err.strerror or err}") from err
+        return h.hexdigest()
+
+    @property
+    def content(self) -> bytes:
+        try:
+            with self.path.open("rb") as fh:
+                data = fh.read(self.max_bytes + 1)
+        except OSError as err:
+            raise FetchError(self.location, f"cannot read: {err.strerror or err}") from err
+        if len(data) > self.max_bytes:
+            raise FetchError(self.location, f"larger than max_bytes={self.max_bytes}")
+        self.sha256 = hashlib.sha256(data).hexdigest()
+        return data
 
 
 class _Retry(Exception):
@@ -96,7 +143,7 @@ class Fetcher:
 
     def fetch(
         self, location: str, *, etag: str | None = None, last_modified: str | None = None
-    ) -> list[Document]:
+    ) -> list[Any]:
         """Fetch ``location``: one document for a URL or file, one per file for a folder/glob.
 
         ``etag``/``last_modified`` make an HTTP GET conditional; a 304 answer gives one
@@ -117,7 +164,7 @@ class Fetcher:
 
     # -- local -------------------------------------------------------------------------
 
-    def _fetch_local(self, path: str, location: str) -> list[Document]:
+    def _fetch_local(self, path: str, location: str) -> list[Any]:
         if _GLOB_CHARS & set(path):
             files = sorted(p for p in glob.glob(path) if os.path.isfile(p))
             return [self._read_file(Path(p)) for p in files if _wanted(Path(p))]
@@ -132,17 +179,8 @@ class Fetcher:
             raise FetchError(location, "no such file or folder")
         return [self._read_file(p)]
 
-    def _read_file(self, path: Path) -> Document:
-        try:
-            with path.open("rb") as fh:
-                content = fh.read(self.max_bytes + 1)
-        except OSError as err:
-            raise FetchError(str(path), f"cannot read: {err.strerror or err}") from err
-        if len(content) > self.max_bytes:
-            raise FetchError(str(path), f"larger than max_bytes={self.max_bytes}")
-        return Document(
-            location=str(path), content=content, sha256=hashlib.sha256(content).hexdigest()
-        )
+    def _read_file(self, path: Path) -> LocalDocument:
+        return LocalDocument(path, self.max_bytes)
 
     # -- http --------------------------------------------------------------------------
 

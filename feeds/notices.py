@@ -20,7 +20,7 @@ from pydantic import Field, field_validator
 from feeds.base import BaseFeed, FeedOptions, Item, ParseResult, Problem
 from feeds.feedxml import content_key, looks_like_feed, normalise_link, parse_feed, refuse_reason
 from feeds.matching import SubstanceMatcher
-from feeds.text import decode_bytes, find_date, normalise_space
+from feeds.text import decode_bytes, find_date, markup_too_big, normalise_space
 
 _HEADINGS = "h1, h2, h3, h4"
 
@@ -84,6 +84,10 @@ class NoticePageFeed(BaseFeed):
         result = ParseResult()
         if not raw.strip():
             result.problems.append(Problem(location, "empty document"))
+            return result
+        too_big = markup_too_big(raw)
+        if too_big:
+            result.problems.append(Problem(location, too_big))
             return result
         text, _ = decode_bytes(raw)
         with warnings.catch_warnings():
