@@ -19,8 +19,15 @@ Then:
   send whose outcome died with the process: delivery is at-least-once by design,
   and each such case is counted).
 
-Usage: ``python scripts/fault_injection.py [--kills 50] [--seed 1] [--workdir DIR]``;
-prints a JSON report and exits 0 when every check holds.
+Then the delivery faults one by one (:mod:`fault_scenarios`: a second daemon, a
+locked store while outcomes are recorded, a relay down longer than the retry window
+and back, a 429 with ``Retry-After``, a slow endpoint, a poisoned notice, a damaged
+and a zero-byte store), against a real loopback SMTP relay and HTTPS endpoint, each
+with alerts expected, delivered, lost and duplicated (and whether email repeats
+kept their Message-ID). The report ends with the peak RSS of the warnd processes.
+
+Usage: ``python scripts/fault_injection.py [--kills 50] [--seed 1] [--workdir DIR]
+[--no-scenarios]``; prints a JSON report and exits 0 when every check holds.
 """
 
 from __future__ import annotations
@@ -95,6 +102,7 @@ STAGES = {
 #: Kill moments, in turn: anywhere in the start-up's work, or just after a stage began.
 AIMS = (
     ("any", None, None),
+    ("enqueue", r"alert=\d+ substance=", 0.0),
     ("poll", r"poll started", 0.05),
     ("detection", r"detection started: [1-9]", 0.5),
     ("delivery", r"sending to", 0.01),
@@ -173,6 +181,7 @@ def interrupted_sends(segments: list[str], titles: dict[int, str]) -> Counter[st
 
 def run(kills: int, seed: int, work: Path, quiet: bool = False) -> dict[str, Any]:
     rnd = random.Random(seed)
+    work.mkdir(parents=True, exist_ok=True)
     sink = JsonSink()
     log = work / "daemon.log"
     try:
@@ -273,19 +282,48 @@ def run(kills: int, seed: int, work: Path, quiet: bool = False) -> dict[str, Any
         sink.close()
 
 
+def peak_rss_mib() -> dict[str, float]:
+    """Largest resident set of a warnd child process and of this process, in MiB."""
+    import resource
+
+    kib = 1024.0
+    return {
+        "warnd_processes": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / kib, 1),
+        "in_process_scenarios": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / kib,
+                                      1),
+    }
+
+
+def run_all(kills: int, seed: int, work: Path, scenarios: bool, quiet: bool = False
+            ) -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    report = run(kills, seed, work / "kills", quiet=quiet)
+    if scenarios:
+        import fault_scenarios
+
+        res = fault_scenarios.run_scenarios(work / "scenarios")
+        report["scenarios"] = res
+        report["scenario_checks"] = fault_scenarios.checks(res)
+        report["ok"] = report["ok"] and all(report["scenario_checks"].values())
+    report["peak_rss_mib"] = peak_rss_mib()
+    return report
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kills", type=int, default=50)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workdir", type=Path, help="keep the files here (default: a temp dir)")
+    ap.add_argument("--no-scenarios", action="store_true",
+                    help="only the SIGKILL rounds, not the delivery fault scenarios")
     args = ap.parse_args()
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
-        report = run(args.kills, args.seed, args.workdir)
+        report = run_all(args.kills, args.seed, args.workdir, not args.no_scenarios)
     else:
         with tempfile.TemporaryDirectory(prefix="warnd-faults-") as d:
-            report = run(args.kills, args.seed, Path(d))
-    print(json.dumps(report, indent=2))
+            report = run_all(args.kills, args.seed, Path(d), not args.no_scenarios)
+    print(json.dumps(report, indent=2, default=str))
     return 0 if report["ok"] else 1
 
 

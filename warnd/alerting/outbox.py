@@ -419,7 +419,9 @@ def _record(
     err = f"{result.status}: {result.detail}".strip(": ")
     kind = getattr(result, "kind", "")
     retry_after = getattr(result, "retry_after", None)
-    delay = min(backoff * (2 ** int(d["attempts"])), max_backoff)
+    # (the exponent is capped: 2**40 minutes is far beyond any max_backoff, and an
+    # uncapped one overflows timedelta after a long outage)
+    delay = min(backoff * (2 ** min(int(d["attempts"]), 40)), max_backoff)
     if retry_after is not None:
         delay = min(max(delay, timedelta(seconds=retry_after)), max_retry_after)
     # the target itself is unwell (not this one message): its other deliveries wait too
