@@ -45,7 +45,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import ruptures as rpt
 from scipy import special
 
 from detectors.base import Finding, Series, is_score
@@ -224,6 +223,8 @@ def _onset(tr: _Track, start: int, t: int, up: bool) -> int:
         return start
     idx = seg[ok]
     r = np.log((np.maximum(y[ok], 0) + 0.5) / (np.maximum(e[ok], 0) + 0.5))
+    import ruptures as rpt  # only when a finding is dated: it pulls scipy.stats (~50 MB)
+
     bk = rpt.KernelCPD(kernel="linear", min_size=2).fit(r.reshape(-1, 1)).predict(n_bkps=1)
     b = int(bk[0])
     if b <= 0 or b >= len(r):
