@@ -156,7 +156,7 @@ def test_disk_full_then_space_freed(tmp_path):
         assert n_rows(db, "observations") == before
         r = run_once(cfg)
         assert r.returncode == 0, r.stderr
-        assert n_rows(db, "observations") == before + 2 * 2000
+        assert n_rows(db, "observations") == before + 2 * 400
         assert integrity(db) == "ok"
 
 
