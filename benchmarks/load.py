@@ -19,6 +19,7 @@ A cycle is what ``warnd run --once`` does (``Pipeline.poll`` per source, then
     python -m benchmarks.load                           # 1,000 and 10,000 series
     python -m benchmarks.load --ladder 1000 --weeks 52  # smaller
     python -m benchmarks.load --ladder 100000           # 2,500 sources
+    python -m benchmarks.load --ladder 10000 --store-only   # without the detectors
 """
 
 from __future__ import annotations
@@ -86,8 +87,13 @@ def add_week(work: Path, n_sources: int, k: int) -> None:
         (work / "data" / f"src{i:04d}" / f"week{k:03d}.csv").write_text("\n".join(rows) + "\n")
 
 
-def cycle(pipeline: Any, names: list[str]) -> dict[str, Any]:
-    """One ``run --once`` cycle (one store connection), each stage timed."""
+def cycle(pipeline: Any, names: list[str], *, detect: bool = True) -> dict[str, Any]:
+    """One ``run --once`` cycle (one store connection), each stage timed.
+
+    Without ``detect`` the detectors are not run: the series are only marked judged
+    (``--store-only``, to measure the store's side at sizes where detection would
+    take hours on a shared machine).
+    """
     with pipeline.session() as store:
         t0 = time.perf_counter()
         touched: set[Any] = set()
@@ -97,7 +103,12 @@ def cycle(pipeline: Any, names: list[str]) -> dict[str, Any]:
             touched |= res.series
             failed += not res.ok
         t1 = time.perf_counter()
-        alerts = pipeline.detect(store=store)
+        if detect:
+            alerts = pipeline.detect(store=store)
+        else:
+            alerts = []
+            store.mark_judged([(k, v["data_version"], v["last_period"])
+                               for k, v in store.pending_series().items()])
         t2 = time.perf_counter()
         sent = pipeline.dispatch(store=store)
         t3 = time.perf_counter()
@@ -121,10 +132,10 @@ def phase(args: argparse.Namespace) -> dict[str, Any]:
     pipeline = Pipeline(cfg)
     names = [s.name for s in cfg.sources]
     if args.phase == "first":
-        out = cycle(pipeline, names)
+        out = cycle(pipeline, names, detect=not args.store_only)
     elif args.phase == "steady":
         add_week(work, len(names), 0)
-        out = cycle(pipeline, names)
+        out = cycle(pipeline, names, detect=not args.store_only)
     else:  # idle: the start-up catch-up and the hourly detect job with nothing new
         t0 = time.perf_counter()
         with pipeline.session() as store:
@@ -150,19 +161,28 @@ def point(args: argparse.Namespace) -> dict[str, Any]:
         phases = {}
         for name in ("first", "steady", "idle"):
             r = subprocess.run(
-                [sys.executable, "-m", "benchmarks.load", "--phase", name, "--work", str(work)],
+                [sys.executable, "-m", "benchmarks.load", "--phase", name, "--work", str(work),
+                 *(["--store-only"] if args.store_only else [])],
                 capture_output=True, text=True, cwd=str(ROOT), check=False,
                 env={**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(ROOT)})
             if r.returncode != 0:
                 raise SystemExit(r.stderr[-3000:])
             phases[name] = json.loads(r.stdout.strip().splitlines()[-1])
+        # `warnd status` on the store just made: a whole command, start-up included
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "warnd.cli", "--config", str(work / "config.toml"),
+                        "status", "--json"], capture_output=True, cwd=str(work), check=False,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+        status_s = round(time.perf_counter() - t0, 2)
         db_bytes = (work / "state" / "warnd.sqlite").stat().st_size
     sink.close()
     n_series = args.sources * args.substances * args.regions
     return {
         "series": n_series, "sources": args.sources, "weeks": args.weeks,
+        "detectors_run": not args.store_only,
         "observations": n_series * (args.weeks + 1), "generate_s": gen_s,
         "first": phases["first"], "steady": phases["steady"], "idle": phases["idle"],
+        "status_s": status_s,
         "messages_received": len(sink.messages), "db_mib": round(db_bytes / 2**20, 1),
     }
 
@@ -180,6 +200,9 @@ def main() -> int:
     ap.add_argument("--ladder", default="1000,10000",
                     help="series counts to run (sources scale with it, at --substances x "
                     "--regions series per source)")
+    ap.add_argument("--store-only", action="store_true",
+                    help="do not run the detectors (mark series judged instead): the "
+                    "store's side of each cycle alone")
     ap.add_argument("--point", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--phase", choices=["first", "steady", "idle"], help=argparse.SUPPRESS)
     ap.add_argument("--work", help=argparse.SUPPRESS)
@@ -197,7 +220,7 @@ def main() -> int:
         cmd = [sys.executable, "-m", "benchmarks.load", "--point", "--sources", str(n_src),
                "--substances", str(args.substances), "--regions", str(args.regions),
                "--weeks", str(args.weeks), "--jump-every", str(args.jump_every),
-               "--seed", str(args.seed)]
+               "--seed", str(args.seed), *(["--store-only"] if args.store_only else [])]
         r = subprocess.run(cmd, capture_output=True, text=True, cwd=str(ROOT),
                            env={**os.environ, "MPLBACKEND": "Agg",
                                 "PYTHONPATH": str(ROOT)}, check=False)
@@ -212,6 +235,7 @@ def main() -> int:
               f"{f['peak_rss_mib']:.0f} MiB; steady cycle {st['total_s']:.1f} s "
               f"(poll {st['poll_s']}, detect {st['detect_s']}), {st['peak_rss_mib']:.0f} MiB; "
               f"idle detect {idle['total_s']} s, {idle['peak_rss_mib']:.0f} MiB; "
+              f"warnd status {res['status_s']} s; "
               f"store {res['db_mib']} MiB; alerts delivered {res['messages_received']}",
               flush=True)
     print(json.dumps(results, indent=2))

@@ -193,3 +193,25 @@ def test_detect_with_nothing_new_reads_no_history(tmp_path, monkeypatch):
         store.close()
     pipeline.detect()
     assert [a[:2] for a in loads] == [("lab", "heroin")]
+
+
+def test_hot_queries_use_their_indexes(store):
+    """The plans behind load_series, pending_series, series_keys and the alert look-ups."""
+    def plan(sql: str, n: int) -> str:
+        return " ".join(r[3] for r in store.db.execute("EXPLAIN QUERY PLAN " + sql, ["x"] * n))
+
+    load = plan("SELECT period, value, denominator, dimension FROM observations WHERE source=? "
+                "AND substance=? AND region=? AND metric=? ORDER BY period", 4)
+    assert "USING PRIMARY KEY" in load and "TEMP B-TREE" not in load  # one range, in order
+    assert "series_pending" in plan(
+        "SELECT source, substance, region, metric, data_version, judged_period, "
+        "changed_from, last_period FROM series WHERE data_version > judged_version", 0)
+    assert "COVERING INDEX series_substance" in plan(
+        "SELECT source, substance, region, metric FROM series WHERE substance=? "
+        "ORDER BY 1,2,3,4", 1)
+    assert "alerts_substance" in plan(
+        "SELECT decision FROM alerts WHERE substance=? AND kind=? AND direction=? "
+        "ORDER BY id DESC LIMIT 1", 3)
+    assert "item_substances_substance" in plan(
+        "SELECT i.title FROM items i JOIN item_substances s ON s.key = i.key "
+        "WHERE s.substance=? AND i.week >= ?", 2)

@@ -264,6 +264,7 @@ class Store:
                 if mode.lower() != "wal":
                     raise StoreError(f"{path}: cannot switch to WAL mode (got {mode})")
             self.db.execute("PRAGMA synchronous = NORMAL")
+            self.db.execute("PRAGMA temp_store = MEMORY")  # the ingest's staging table
             self.migrate()
         except sqlite3.Error as e:
             raise StoreError(
