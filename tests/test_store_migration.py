@@ -1,6 +1,6 @@
-"""Schema 3: the ``series`` table, clustered observations, and the way up from schema 2.
+"""Schema 4: the ``series`` table, clustered observations, and the way up from schema 2.
 
-The schema-2 store is the one ``make demo`` left behind before schema 3
+The schema-2 store is the one ``make demo`` left behind before schema 4
 (``tests/fixtures/stores/demo-v2.sqlite.gz``), opened by this version.
 """
 
@@ -54,7 +54,7 @@ def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 3
+        assert store.schema_version == len(MIGRATIONS) == 4
         table_sql = store.db.execute(
             "SELECT sql FROM sqlite_master WHERE name='observations'").fetchone()[0]
         assert "WITHOUT ROWID" in table_sql
@@ -68,7 +68,7 @@ def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
     for t, rows in before.items():
         assert _rows(db, f"SELECT * FROM {t} ORDER BY 1, 2") == rows, t
     again = Store(db)  # re-opening runs no migration again
-    assert again.schema_version == 3
+    assert again.schema_version == 4
     again.close()
 
 

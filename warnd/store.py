@@ -152,8 +152,33 @@ def _m2(db: sqlite_utils.Database) -> None:
         db.execute("ALTER TABLE deliveries ADD COLUMN due_at TEXT")
 
 
-_OBS_V3 = """
-CREATE TABLE observations_v3 (
+def _m3(db: sqlite_utils.Database) -> None:
+    """The web console: users, API tokens, the action log, signing keys."""
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS users (
+            name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL, disabled_at TEXT
+        );
+        CREATE TABLE IF NOT EXISTS api_tokens (
+            id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, role TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, last_used_at TEXT,
+            revoked_at TEXT
+        );
+        CREATE TABLE IF NOT EXISTS actions (
+            id INTEGER PRIMARY KEY, at TEXT NOT NULL, who TEXT NOT NULL, via TEXT NOT NULL,
+            action TEXT NOT NULL, alert_id INTEGER, silence_id INTEGER, detail TEXT
+        );
+        CREATE INDEX IF NOT EXISTS actions_alert ON actions (alert_id);
+        CREATE TABLE IF NOT EXISTS secret_keys (
+            name TEXT PRIMARY KEY, value TEXT NOT NULL, created_at TEXT NOT NULL
+        );
+        """
+    )
+
+
+_OBS_V4 = """
+CREATE TABLE observations_v4 (
     source TEXT NOT NULL, substance TEXT NOT NULL, region TEXT NOT NULL,
     metric TEXT NOT NULL, period TEXT NOT NULL,
     value REAL NOT NULL, denominator REAL, dimension TEXT, flag TEXT, ref TEXT,
@@ -165,7 +190,7 @@ _OBS_COLS = ("source, substance, region, metric, period, value, denominator, dim
              "ref, first_seen_at, updated_at")
 
 
-def _m3(db: sqlite_utils.Database) -> None:
+def _m4(db: sqlite_utils.Database) -> None:
     """The ``series`` table; observations clustered on their natural key.
 
     * ``observations`` becomes a WITHOUT ROWID table: rows are stored in key order,
@@ -187,12 +212,12 @@ def _m3(db: sqlite_utils.Database) -> None:
         "SELECT sql FROM sqlite_master WHERE type='table' AND name='observations'"
     ).fetchone()[0]
     if "WITHOUT ROWID" not in sql.upper():
-        db.execute("DROP TABLE IF EXISTS observations_v3")
-        db.execute(_OBS_V3)
-        db.execute(f"INSERT INTO observations_v3 ({_OBS_COLS}) SELECT {_OBS_COLS} FROM observations "
+        db.execute("DROP TABLE IF EXISTS observations_v4")
+        db.execute(_OBS_V4)
+        db.execute(f"INSERT INTO observations_v4 ({_OBS_COLS}) SELECT {_OBS_COLS} FROM observations "
                    "ORDER BY source, substance, region, metric, period")
         db.execute("DROP TABLE observations")
-        db.execute("ALTER TABLE observations_v3 RENAME TO observations")
+        db.execute("ALTER TABLE observations_v4 RENAME TO observations")
     db.executescript(
         """
         CREATE TABLE IF NOT EXISTS series (
@@ -243,7 +268,7 @@ def _m3(db: sqlite_utils.Database) -> None:
 
 
 #: Forward migrations; index + 1 is the schema version they produce.
-MIGRATIONS = [_m1, _m2, _m3]
+MIGRATIONS = [_m1, _m2, _m3, _m4]
 
 SeriesKey = tuple[str, str, str, str]  # source, substance, region, metric
 
@@ -790,6 +815,32 @@ class Store:
                 (iso(now or utcnow()), silence_id),
             )
             return bool(cur.rowcount)
+
+    # -- people's actions, keys ----------------------------------------------------------
+    def record_action(
+        self, db: Any, *, who: str, via: str, action: str, alert_id: int | None = None,
+        silence_id: int | None = None, detail: str | None = None, now: datetime | None = None,
+    ) -> None:
+        """Log what a person did (inside the caller's write transaction ``db``)."""
+        db.execute(
+            "INSERT INTO actions (at, who, via, action, alert_id, silence_id, detail) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (iso(now or utcnow()), who, via, action, alert_id, silence_id, detail),
+        )
+
+    def secret_key(self, name: str) -> str:
+        """A random key kept in the store (made on first use): signs sessions and links."""
+        rows = self.q("SELECT value FROM secret_keys WHERE name=?", [name])
+        if rows:
+            return str(rows[0]["value"])
+        import secrets
+
+        with self.write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO secret_keys VALUES (?,?,?)",
+                (name, secrets.token_urlsafe(32), iso(utcnow())),
+            )
+        return str(self.q("SELECT value FROM secret_keys WHERE name=?", [name])[0]["value"])
 
     def alerts(self, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT * FROM alerts"
