@@ -269,12 +269,12 @@ def test_fallbacks_without_root_are_real_errors_too(tmp_path, force_fallback):
     assert run_once(cfg).returncode == 0
     db = state / "warnd.sqlite"
     before = n_rows(db, "observations")
-    # enough new rows that their write-ahead log outgrows the limit too
-    _add_data(tmp_path, "w2.csv", 2000, 6)
-    size = db.stat().st_size + 4096
+    _add_data(tmp_path, "w2.csv", 400, 6)
+    # the new rows' write-ahead log must not fit: less than the store's own size
+    size = db.stat().st_size // 2
     r = run_once(cfg, preexec=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (size, size)))
     assert r.returncode == 1 and "store" in r.stderr, r.stderr
     assert "full" in r.stderr or "I/O error" in r.stderr, r.stderr
     assert integrity(db) == "ok" and n_rows(db, "observations") == before
     wait_until(lambda: run_once(cfg).returncode == 0, 60, "a run without the limit to succeed")
-    assert n_rows(db, "observations") == before + 2 * 2000
+    assert n_rows(db, "observations") == before + 2 * 400
