@@ -182,9 +182,8 @@ def design(s: np.ndarray, centre: np.ndarray, flags: np.ndarray, per_year: float
     s = np.asarray(s, dtype=float)
     a = 2 * np.pi * s / per_year
     tau = (s - centre) / per_year
-    X = np.stack(
-        [np.ones_like(s), tau, np.sin(a), np.cos(a), np.sin(2 * a), np.cos(2 * a)], axis=-1
-    )
+    s1, c1 = np.sin(a), np.cos(a)
+    X = np.stack([np.ones_like(s), tau, s1, c1, 2 * s1 * c1, c1 * c1 - s1 * s1], axis=-1)
     return X * flags
 
 
@@ -203,7 +202,7 @@ def _lin(X: np.ndarray, beta: np.ndarray) -> np.ndarray:
 
 
 def _leverage(X, Ainv, W):
-    return np.minimum(W * np.einsum("rlp,rpq,rlq->rl", X, Ainv, X), 0.99)
+    return np.minimum(W * (np.matmul(X, Ainv) * X).sum(-1), 0.99)
 
 
 def _fit_counts(Y, Off, M, X, n_par, params, tw):
@@ -227,13 +226,13 @@ def _fit_counts(Y, Off, M, X, n_par, params, tw):
         den = np.maximum(w.sum(1) - n_par, 1.0)
         return np.maximum(num / den, params.min_dispersion), mu
 
-    beta, Ainv = irls(beta, Mf, 4)
+    beta, Ainv = irls(beta, Mf, 3)
     phi, mu = dispersion(beta, Mf)
     h = _leverage(X, Ainv, Mf * mu)
     r = 1.5 * (Y ** (2 / 3) - mu ** (2 / 3)) / (mu ** (1 / 6) * np.sqrt(phi[:, None] * (1 - h)))
     thr = params.reweight_threshold
     w = Mf * np.where(r > thr, (thr / np.maximum(r, thr)) ** 2, 1.0)
-    beta, Ainv = irls(beta, w, 2)
+    beta, Ainv = irls(beta, w, 1)
     phi, _ = dispersion(beta, w)
     return beta, Ainv, phi
 
@@ -378,8 +377,8 @@ def predict(fits: Fits, rows: np.ndarray, s: np.ndarray, per_year: float):
     noise scale (``phi`` or the residual sd)."""
     flags = fits.flags[rows]
     X = design(s, fits.centre[rows], flags, per_year)
-    eta = np.einsum("...p,...p->...", X, fits.beta[rows])
-    q = np.einsum("...p,...pq,...q->...", X, fits.ainv[rows], X)
+    eta = (X * fits.beta[rows]).sum(-1)
+    q = (np.matmul(X[..., None, :], fits.ainv[rows])[..., 0, :] * X).sum(-1)
     if fits.family == "counts":
         var_eta = np.minimum(fits.scale[rows] * q, MAX_VAR_ETA)
     else:

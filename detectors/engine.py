@@ -494,6 +494,8 @@ def _spike(meta, ev: _Eval, i: int, params, date_at, family: str):
 
 
 def _findings(meta, ev: _Eval, i: int, params, date_at, g: _Grid) -> list[Finding]:
+    if ev.onset_up[i] < 0 and ev.onset_dn[i] < 0 and not ev.tab.spike[int(ev.ts[i]) - ev.tab.k0]:
+        return []
     out = []
     has_den = g.den is not None
     for f in (
@@ -578,8 +580,9 @@ def replay_with_state(
     n_seen = np.cumsum(np.isfinite(np.asarray(series.values, float)))
     meta, date_at = _meta(series), _date_fn(series, pos)
     out: list[list[Finding]] = []
+    busy = (ev.onset_up >= 0) | (ev.onset_dn >= 0) | ev.tab.spike
     for i in range(n):
-        if i + 1 < params.min_points or n_seen[i] < params.min_points:
+        if i + 1 < params.min_points or n_seen[i] < params.min_points or not busy[pos[i]]:
             out.append([])
         elif steps[i] != step:  # the prefix looks like another period length
             out.append(detect(series.upto(i + 1), params))

@@ -27,7 +27,6 @@ from typing import Any, TextIO
 import numpy as np
 
 from detectors.base import SCALE, Finding, Series
-from detectors.changepoints import segment
 from detectors.engine import replay
 from detectors.episodes import EpisodeTracker
 from detectors.params import DetectionParams
@@ -298,6 +297,8 @@ def run_changepoints(path: Path | str, params_for: ParamsFor | None = None) -> l
     ``params_for`` is accepted for symmetry with :func:`run_backtest`; segmentation has
     no per-series parameters.
     """
+    from detectors.changepoints import segment  # ruptures: imported only when segmenting
+
     out = []
     for s in read_observations_csv(path):
         vals = np.asarray(s.values, dtype=float)
