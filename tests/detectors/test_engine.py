@@ -290,3 +290,55 @@ def test_incremental_state_refuses_what_it_cannot_continue():
         from datetime import timedelta
 
         state.advance(s.periods[-1] + timedelta(days=1), 3.0, P)
+
+
+def _monthly_lab(seed, *, positivity_from=None, tests_from=None, n=84):
+    rng = np.random.default_rng(seed)
+    per = tuple(date(2019 + i // 12, i % 12 + 1, 1) for i in range(n))
+    tests = np.full(n, 2000.0)
+    p = 0.05 * np.exp(rng.normal(0, 0.05, n))
+    if positivity_from is not None:
+        p[positivity_from:] *= 1.5
+    if tests_from is not None:
+        tests[tests_from:] *= 2
+    tests = rng.poisson(tests).astype(float)
+    pos = rng.binomial(tests.astype(int), p).astype(float)
+    return Series(source="lab", substance="x", periods=per, values=pos, denominators=tests)
+
+
+def test_monthly_positivity_rise_is_found_within_two_months():
+    found = 0
+    for seed in range(6):
+        res = replay(_monthly_lab(seed, positivity_from=70), P)
+        assert not any(kinds(r, "trend") for r in res[30:70]), seed
+        found += any(kinds(r, "trend") for r in res[70:73])
+    assert found >= 5
+
+
+def test_more_tests_alone_never_alert():
+    for seed in range(6):
+        res = replay(_monthly_lab(seed, tests_from=70), P)
+        assert not any(f.direction == "increase" for r in res[30:] for f in r), seed
+
+
+def test_renormalised_quantised_index_has_no_false_increases():
+    # a low-interest index rounded to whole numbers (<1 stored as 0.5); from week 150 a
+    # new export on 0.4x the scale, put back by the overlap factor: steps of 2.5
+    from feeds.trends_csv import rescale_to_overlap
+
+    def shown(v):
+        r = np.round(v)
+        return np.where((v > 0) & (r < 1), 0.5, r)
+
+    false = 0
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        lam = 2.0 * np.exp(rng.normal(0, 0.2, 260))
+        per = count_series(lam).periods
+        old = {per[i]: float(v) for i, v in enumerate(shown(lam[:150]))}
+        new = {per[98 + i]: float(v) for i, v in enumerate(shown(lam[98:] * 0.4))}
+        scaled = rescale_to_overlap(new, old)
+        y = np.array([old[p] if i < 150 else scaled[p] for i, p in enumerate(per)])
+        res = replay(count_series(y, metric="index"), P)
+        false += any(f.direction == "increase" and f.category == 2 for r in res for f in r)
+    assert false <= 1
