@@ -39,6 +39,7 @@ periods are independent given the mean (no autocorrelation model).
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass, fields
@@ -176,13 +177,21 @@ def _nanmedian(a: np.ndarray) -> np.ndarray:
         return np.nanmedian(a, axis=1)
 
 
+@functools.lru_cache(maxsize=16)
+def _trig(bits: int, per_year: float) -> tuple[np.ndarray, np.ndarray]:
+    """Yearly sine and cosine of grid positions ``0 .. 2**bits - 1`` (computed once)."""
+    a = 2 * np.pi * np.arange(2**bits, dtype=float) / per_year
+    return np.sin(a), np.cos(a)
+
+
 def design(s: np.ndarray, centre: np.ndarray, flags: np.ndarray, per_year: float) -> np.ndarray:
     """Design rows for positions ``s`` (any shape ``S``) under fits with ``centre``/``flags``
     broadcast to ``S`` (flags with a trailing parameter axis)."""
     s = np.asarray(s, dtype=float)
-    a = 2 * np.pi * s / per_year
     tau = (s - centre) / per_year
-    s1, c1 = np.sin(a), np.cos(a)
+    si = np.maximum(s.astype(np.int64), 0)  # positions before the grid carry no weight
+    sin_t, cos_t = _trig(int(si.max(initial=0)).bit_length(), per_year)
+    s1, c1 = sin_t[si], cos_t[si]
     X = np.stack([np.ones_like(s), tau, s1, c1, 2 * s1 * c1, c1 * c1 - s1 * s1], axis=-1)
     return X * flags
 
