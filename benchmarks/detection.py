@@ -564,6 +564,37 @@ def summary_table(rows: list[tuple[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+def advance_speed(n_series: int = 32, seed: int = 7) -> tuple[float, float, int]:
+    """Milliseconds per period for :meth:`detectors.engine.SeriesState.advance` (one new
+    week of a 260-week series, JSON round trip of the state included) against a full
+    :func:`replay` of the series, and the state's size in bytes as JSON."""
+    import json as _json
+
+    from detectors.engine import SeriesState, replay_with_state
+
+    rng = np.random.default_rng(seed)
+    params = DetectionParams()
+    t_adv = t_rep = 0.0
+    steps = 0
+    size = 0
+    for i in range(n_series):
+        y = simulate(rng, LEVELS[i % len(LEVELS)], 0.4, 0.1, 2.0, "step", 2.0, 220)
+        s = Series(source="sim", substance="x", periods=PERIODS, values=y)
+        t0 = time.perf_counter()
+        _, state = replay_with_state(s, params)
+        t_rep += time.perf_counter() - t0
+        _, state = replay_with_state(s.upto(N - 26), params)
+        t0 = time.perf_counter()
+        for j in range(N - 26, N):
+            blob = _json.dumps(state.to_dict())
+            size = max(size, len(blob))
+            state = SeriesState.from_dict(_json.loads(blob))
+            state.advance(PERIODS[j], float(y[j]), params)
+            steps += 1
+        t_adv += time.perf_counter() - t0
+    return 1000 * t_adv / steps, 1000 * t_rep / n_series, size
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one replicate per scenario")
@@ -598,6 +629,9 @@ def main(argv: list[str] | None = None) -> None:
         summary.append((f"{seed} low-count/trend", bar_summary(ext["warnd"])))
     print(summary_table(summary))
     if not args.no_speed:
+        adv, rep, size = advance_speed()
+        print(f"\nincremental: {adv:.1f} ms per new week (state {size / 1000:.0f} kB as JSON) "
+              f"against {rep:.0f} ms for a replay of 260 weeks")
         secs, n_alerts = backtest_speed()
         print(f"\nbacktest 256 series x {N} weeks: {secs:.1f} s ({n_alerts} alerts)")
 
