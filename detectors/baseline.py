@@ -340,6 +340,10 @@ def _fit_rows(rp, y, offset, lay: Layout, params, family) -> Fits:
         )
         beta[runaway, 1] = 0.0
         keep = np.where(runaway, 0.0, keep)
+    # the covariance of the shrunken estimate: the trend's row and column scaled by keep
+    Ainv = Ainv.copy()
+    Ainv[:, 1, :] *= keep[:, None]
+    Ainv[:, :, 1] *= keep[:, None]
     return Fits(
         family=family,
         pos=rp.astype(np.int64),

@@ -102,7 +102,7 @@ class DetectionParams(BaseModel):
         "time in the search window against no change) at which a trend is current.",
     )
     glr_loo_h: float = Field(
-        4.0,
+        5.0,
         gt=0,
         description="The same ratio without the window's most extreme period must reach "
         "this too, so one outlying period (a spike) never makes a trend on its own.",
