@@ -34,6 +34,13 @@ comparable. Methods:
 The classic methods have one alarm kind, reported as ``trend``; for them any alert
 counts as a detection and any alert at or after a spike counts as "spike raised as
 trend".
+
+Extra cells, each run with every seed: low counts and steep trends (levels 1 and 3 a
+week, trends -20 % and +25 %/year, same events); monthly positivity series with a
+denominator (:func:`rate_cells`: a x1.5 or x2 rise of positivity at ~100 positives a
+month, or only the number of tests doubling); renormalised, quantised Google-Trends-like
+index series (:func:`index_cells`). ``--seeds`` runs independent replicates; the
+detector's parameters were chosen on the default seed only.
 """
 
 from __future__ import annotations
