@@ -354,7 +354,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         store.close()
     kw: dict[str, Any] = {}
     if args.format == "html":
-        kw = {"params": cfg.detection_params(""), "generated": date.today()}
+        from warnd.report.charts import ChartCache
+
+        kw = {"params": cfg.detection_params(""), "generated": date.today(),
+              "chart_cache": ChartCache(Path(cfg.state_dir) / "charts")}
     elif args.format == "md":
         kw = {"generated": date.today()}
     text = RENDERERS[args.format](rep, lang, **kw)

@@ -214,13 +214,9 @@ def enqueue_findings(
 
 def _substance_rising(store: Store, substance: str, states: dict[str, dict[str, Any]]) -> bool:
     """True when any series of the substance has a trend-increase episode open."""
-    scopes = set(states) | {
-        "series:" + ":".join([src, substance, *([reg] if reg else []),
-                              *([met] if met != "count" else [])])
-        for src, _sub, reg, met in store.series_keys(substance)
-    }
-    for scope in scopes:
-        st = states.get(scope) or store.episode_state(scope) or {}
+    stored = store.active_episode_states(substance)
+    for scope in set(states) | set(stored):
+        st = states.get(scope) or stored.get(scope) or {}
         if "trend:increase" in (st.get("active") or {}):
             return True
     return False
@@ -250,11 +246,11 @@ def _still_active(
 ) -> bool:
     """True when another series of the substance still has this episode open."""
     done = {f.series_key for f, _ in ending}
-    for source, _sub, region, metric in store.series_keys(substance):
-        skey = series_key(source, substance, region, metric)
-        if skey in done:
+    stored = store.active_episode_states(substance)
+    for scope in set(states) | set(stored):
+        if scope.removeprefix("series:") in done:
             continue
-        st = states.get(f"series:{skey}") or store.episode_state(f"series:{skey}")
+        st = states.get(scope) or stored.get(scope)
         if any(f.kind == kind and f.direction == direction
                for f in tracker_active(st)):
             return True
@@ -277,6 +273,7 @@ def _build_alert(
     panel: list[dict[str, Any]] = []
     spiking = {f.series_key for f in spikes}
     if lead.kind == "trend" and lead.direction == "increase" and action != "resolve":
+        stored = store.active_episode_states(substance)
         for source, sub, region, metric in store.series_keys(substance):
             skey = series_key(source, sub, region, metric)
             if skey in agree or skey in spiking or metric == "notices":
@@ -289,7 +286,7 @@ def _build_alert(
                 if last:
                     panel.append({"series": skey, "source": source, **last[0]})
                 continue
-            st = states.get(f"series:{skey}") or store.episode_state(f"series:{skey}")
+            st = states.get(f"series:{skey}") or stored.get(f"series:{skey}")
             active = [
                 f for f in tracker_active(st)
                 if f.kind == "trend" and f.direction == "increase"

@@ -81,11 +81,10 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
         unhealthy: list[str] = []
         stale_names: list[str] = []
         factor = cfg.general.stale_after_intervals
+        counts = store.series_counts()
         for s in cfg.sources:
             st = store.source_state(s.name)
-            n_series = store.q(
-                "SELECT COUNT(*) AS n FROM (SELECT DISTINCT substance, region, metric "
-                "FROM observations WHERE source=?)", [s.name])[0]["n"]
+            n_series = counts.get(s.name, {}).get("series", 0)
             problems = _redact_rows(store.q(
                 "SELECT location, message, seen_at FROM problems WHERE source=? "
                 "ORDER BY seen_at DESC, id DESC LIMIT 5", [s.name]), "location", "message")
@@ -224,8 +223,8 @@ class StoreCollector:
             yield from (polls, fails, consec, last_ok, healthy)
 
             obs = GaugeMetricFamily("warnd_observations", "Observations stored.", labels=["source"])
-            for r in store.q("SELECT source, COUNT(*) AS n FROM observations GROUP BY source"):
-                obs.add_metric([r["source"]], r["n"])
+            for source, c in sorted(store.series_counts().items()):
+                obs.add_metric([source], c["observations"])
             yield obs
             rev = CounterMetricFamily("warnd_observation_revisions",
                                       "Stored observations whose value was revised.")
