@@ -9,10 +9,10 @@ settings, no per-series tuning:
 2. Scale: strictly positive data spanning a factor of 4 or more is segmented on the log
    scale (growth is multiplicative, right tails are heavy); otherwise as is.
 3. Season: with ``periods`` on a monthly, weekly or quarterly grid and at least three
-   years of data, the classical decomposition (centred moving average of one year, the
-   median deviation per position in the year) estimates a seasonal profile; it is
-   removed when an F test of the profile against the residual scatter gives
-   ``p < SEASON_ALPHA``.
+   years of data, a yearly profile (``SEASON_HARMONICS`` sine/cosine pairs of the time of
+   year) is fitted by least squares to the deviations from a centred moving average of
+   one year (the classical decomposition, smoothed); it is removed when its F test
+   against the residual scatter gives ``p < SEASON_ALPHA``.
 4. Search: for every number of changes ``K ≤ MAX_CHANGES`` the exact least-squares
    segmentation into straight-line segments of at least
    ``max(MIN_SEGMENT, n // SEGMENT_DIVISOR)`` points (dynamic programming, Bellman 1961 /
@@ -54,6 +54,7 @@ SEGMENT_DIVISOR = 25
 MAX_CHANGES = 15
 MAX_POINTS = 1000
 SEASON_ALPHA = 0.01
+SEASON_HARMONICS = 6
 MAX_RHO = 0.95
 
 
@@ -80,31 +81,32 @@ def _season_period(periods: Sequence[date] | None, n: int) -> int:
     return m if m and n >= 3 * m else 0
 
 
-def _deseasonalise(x: np.ndarray, m: int) -> tuple[np.ndarray, bool]:
-    """Remove a significant seasonal profile (classical decomposition, see module doc)."""
-    n = len(x)
+def _deseasonalise(x: np.ndarray, m: int, days: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Remove a significant yearly profile (see module doc, step 3).
+
+    ``days``: day numbers of the values; the profile is ``SEASON_HARMONICS`` sine/cosine
+    pairs of the time of year, fitted to the deviations from a centred moving average of
+    one year (``m`` periods)."""
     w = np.r_[0.5, np.ones(m - 1), 0.5] / m if m % 2 == 0 else np.ones(m) / m
     trend = np.convolve(x, w, mode="valid")
     h = (len(w) - 1) // 2
     dev = x[h : h + len(trend)] - trend
-    phase = (np.arange(len(dev)) + h) % m
-    profile = np.array([np.median(dev[phase == k]) for k in range(m)])
-    profile -= profile.mean()
-    resid = dev - profile[phase]
-    df2 = len(dev) - m
+    harmonics = min(SEASON_HARMONICS, m // 2)
+    angle = 2 * np.pi * days / 365.2425
+    design = np.column_stack(
+        [f(k * angle) for k in range(1, harmonics + 1) for f in (np.sin, np.cos)]
+    )
+    part = design[h : h + len(trend)]
+    coef, *_ = np.linalg.lstsq(part, dev - dev.mean(), rcond=None)
+    resid = dev - dev.mean() - part @ coef
+    df1, df2 = 2 * harmonics, len(dev) - 2 * harmonics - 1
     ss_res = float(resid @ resid)
-    if df2 < 1:
+    ss_fit = float(((part @ coef) ** 2).sum())
+    if df2 < 1 or ss_fit <= 0:
         return x, False
-    counts = np.bincount(phase, minlength=m)
-    ss_prof = float((counts * profile**2).sum())
-    if ss_res <= 0:
-        significant = ss_prof > 0
-    else:
-        f = (ss_prof / (m - 1)) / (ss_res / df2)
-        significant = bool(stats.f.sf(f, m - 1, df2) < SEASON_ALPHA)
-    if not significant:
+    if ss_res > 0 and stats.f.sf((ss_fit / df1) / (ss_res / df2), df1, df2) >= SEASON_ALPHA:
         return x, False
-    return x - profile[np.arange(n) % m], True
+    return x - design @ coef, True
 
 
 def _cumsums(y: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -248,10 +250,10 @@ def _segment_points(y: np.ndarray) -> tuple[list[int], float]:
         return [], float(np.sqrt(sols[0][0] / n))
     r = _residuals(y, cps)
     rss = max(float(r @ r), 1e-12 * n)
-    quad = max(_poly_rss(y, 2), 1e-12 * n)
+    quad = max(_poly_rss(y, 3), 1e-12 * n)
     if n * np.log(rss / n) + lam * (3 * len(cps) + 2) * np.log(n) >= n * np.log(
         quad / n
-    ) + lam * 3 * np.log(n):
+    ) + lam * 4 * np.log(n):
         return [], float(np.sqrt(sols[0][0] / n))
     return cps, float(np.sqrt(rss / n))
 
@@ -293,7 +295,8 @@ def segment(
     if periods is not None and len(periods) == len(y):
         m = _season_period([periods[i] for i in idx], n)
         if m:
-            x, removed = _deseasonalise(x, m)
+            days = np.array([periods[i].toordinal() for i in idx], dtype=float)
+            x, removed = _deseasonalise(x, m, days)
             season = m if removed else 0
     cps: list[int] = []
     sd = float(x.std())
