@@ -136,20 +136,23 @@ def _partitions(y: np.ndarray, min_size: int, kmax: int) -> list[tuple[float, li
     n = len(y)
     sums = _cumsums(y)
     pos = np.arange(n + 1)
+    # cost[b, a]: RSS of one line on y[a:b]; rows are segment ends, so each step of the
+    # recursion below reads memory in order
     cost = np.empty((n + 1, n + 1))
     for lo in range(0, n + 1, 64):  # in row blocks: temporaries stay small
-        rows = pos[lo : lo + 64, None]
-        block = _line_rss(sums, rows, pos[None, :])
-        block[pos[None, :] - rows < min_size] = np.inf
+        ends = pos[lo : lo + 64, None]
+        block = _line_rss(sums, pos[None, :], ends)
+        block[ends - pos[None, :] < min_size] = np.inf
         cost[lo : lo + 64] = block
-    best = [cost[0].copy()]
+    best = [cost[:, 0].copy()]
     back = []
+    total = np.empty_like(cost)
     for _ in range(kmax):
-        total = best[-1][:, None] + cost
-        arg = total.argmin(axis=0)
-        best.append(total[arg, pos])
+        np.add(cost, best[-1][None, :], out=total)
+        arg = total.argmin(axis=1)
+        best.append(total[pos, arg])
         back.append(arg)
-        del total
+    del total, cost
     out = []
     for k in range(kmax + 1):
         if not np.isfinite(best[k][n]):
