@@ -1,9 +1,9 @@
-"""Offline segmentation of any numeric series: where did its course change?
+"""Offline segmentation of any numeric series: where did its level or course change?
 
-A series is split into segments, each following its own straight line (a level and a
-slope), only where that explains the data clearly better than one smooth course (a
-trend, a gentle curve and, for monthly, weekly or quarterly data, a season). Default
-settings, no per-series tuning:
+A series is split into segments — constant levels, or straight lines (a level and a
+slope), whichever the data support — only where that explains the data clearly better
+than one smooth course (a trend, a gentle curve and, for monthly, weekly or quarterly
+data, a season). Default settings, no per-series tuning:
 
 1. Missing values (NaN/inf) are dropped; indices refer to the input.
 2. Scale: strictly positive data spanning a factor of 4 or more is segmented on the log
@@ -13,31 +13,36 @@ settings, no per-series tuning:
    year) is fitted by least squares to the deviations from a centred moving average of
    one year (the classical decomposition, smoothed); it is removed when its F test
    against the residual scatter gives ``p < SEASON_ALPHA``.
-4. Search: for every number of changes ``K ≤ MAX_CHANGES`` the exact least-squares
-   segmentation into straight-line segments of at least
-   ``max(MIN_SEGMENT, n // SEGMENT_DIVISOR)`` points (dynamic programming, Bellman 1961 /
-   Auger & Lawrence 1989, on cumulative sums).
-5. Choice of ``K``: the Bayesian information criterion with the residual variance
-   profiled out, ``n·ln(RSS_K/n) + λ·(3K+2)·ln n`` (Schwarz 1978; Yao 1988 for change
-   points). ``λ = (1+ρ)/(1−ρ)`` is the long-run variance factor of AR(1) noise with ρ
-   the lag-1 autocorrelation of the chosen model's residuals (re-estimated until ``K`` is
-   stable): correlated noise carries less information than its length suggests, so each
-   extra parameter must buy that much more fit (Lavielle & Moulines 2000 treat change
-   points under dependent noise the same way). The scale itself is that of the residuals,
-   never of first differences, so quantised or very smooth series do not get a
-   collapsing noise estimate.
-6. Pruning against the smooth course: a change point stays only when its two neighbouring
-   line segments beat one quadratic over both, by the same criterion (residual variance
-   of the chosen model times λ, two more parameters). A smooth curve is therefore not cut
-   into chords. Finally the whole segmentation must beat one quadratic trend over the
-   series, else there is no change.
-7. Long series: above ``MAX_POINTS`` the search runs on means of equal bins (so time and
+4. Search: for every number of changes ``K ≤ MAX_CHANGES``, and for constant and for
+   straight-line segments, the exact least-squares segmentation into segments of at
+   least ``max(MIN_SEGMENT, n // SEGMENT_DIVISOR)`` points (dynamic programming,
+   Bellman 1961 / Auger & Lawrence 1989, on cumulative sums).
+5. Choice among these: the Bayesian information criterion with the residual variance
+   profiled out, ``n·ln(RSS/n) + λ·p·ln n`` with ``p`` the free parameters (one or two
+   per segment, one per change location; Schwarz 1978, Yao 1988 for change points).
+   ``λ = (1+ρ)/(1−ρ)`` is the long-run variance factor of AR(1) noise, with ρ the lag-1
+   autocorrelation of the chosen fit's residuals (corrected for its bias ``p/(n−p)``),
+   re-estimated until the choice is stable: correlated noise carries less information
+   than its length suggests, so each parameter must buy that much more fit (Lavielle &
+   Moulines 2000 treat change points under dependent noise alike). The noise scale is
+   that of the residuals of a fitted model, never of first differences alone, so
+   quantised or very smooth series do not get a collapsing noise estimate.
+6. Pruning against the smooth course: a change point stays only when its two
+   neighbouring segments beat one polynomial over both — a straight line for two levels
+   (a slope is not a staircase), a quadratic for two lines (a curve is not a set of
+   chords) — by the same criterion (residual variance of the chosen fit times λ).
+   Finally the segmentation must beat a cubic trend over the whole series by the
+   criterion, else there is no change.
+7. Long series: above ``MAX_POINTS`` the search runs on means of equal bins (time and
    memory grow linearly with ``n``) and each change point is then placed exactly within
-   its bins (two straight lines, least squares, on cumulative sums).
+   its bins (least squares of the two neighbouring segments, on cumulative sums).
 
-Assumptions: between change points the series follows a straight line (on the chosen
-scale) plus a fixed season and stationary, roughly AR(1) noise. A change of variance
-alone is not looked for.
+Assumptions: between change points the series is a constant or a straight line (on the
+chosen scale) plus a fixed season and stationary, roughly AR(1) noise. A change of
+variance alone is not looked for. The dynamic programme is written here on cumulative
+sums because ruptures' segment-wise linear cost is pure Python (hundreds of times slower
+at these sizes); its constant-mean cost is the same least squares as ruptures
+``KernelCPD(kernel="linear")``.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ MAX_POINTS = 1000
 SEASON_ALPHA = 0.01
 SEASON_HARMONICS = 6
 MAX_RHO = 0.95
+SMOOTH_DEGREE = 3
 
 
 @dataclass(frozen=True)
@@ -116,32 +122,39 @@ def _cumsums(y: np.ndarray) -> tuple[np.ndarray, ...]:
     )
 
 
-def _line_rss(sums: tuple[np.ndarray, ...], a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Residual sum of squares of a least-squares line on ``y[a:b]`` (broadcast)."""
+def _segment_rss(
+    sums: tuple[np.ndarray, ...], a: np.ndarray, b: np.ndarray, degree: int
+) -> np.ndarray:
+    """Residual sum of squares of a least-squares constant (``degree`` 0) or straight line
+    (``degree`` 1) on ``y[a:b]``, broadcast over ``a`` and ``b``."""
     s1, st, stt, sy, sty, syy = sums
     n = s1[b] - s1[a]
-    t = st[b] - st[a]
     y = sy[b] - sy[a]
-    ty = sty[b] - sty[a]
-    det = n * (stt[b] - stt[a]) - t * t
     with np.errstate(divide="ignore", invalid="ignore"):
-        explained = ((stt[b] - stt[a]) * y * y - 2 * t * y * ty + n * ty * ty) / det
-        const = y * y / n
-    explained = np.where(det > 0, explained, const)
+        explained = y * y / n
+        if degree == 1:
+            t = st[b] - st[a]
+            ty = sty[b] - sty[a]
+            det = n * (stt[b] - stt[a]) - t * t
+            line = ((stt[b] - stt[a]) * y * y - 2 * t * y * ty + n * ty * ty) / det
+            explained = np.where(det > 0, line, explained)
     return np.maximum(syy[b] - syy[a] - np.nan_to_num(explained), 0.0)
 
 
-def _partitions(y: np.ndarray, min_size: int, kmax: int) -> list[tuple[float, list[int]]]:
-    """Exact best split into ``K+1`` line segments for every ``K ≤ kmax``: ``(rss, cps)``."""
+def _partitions(
+    y: np.ndarray, min_size: int, kmax: int, degree: int
+) -> list[tuple[float, list[int]]]:
+    """Exact best split into ``K+1`` segments (constants or lines, ``degree``) for every
+    ``K ≤ kmax``: ``(rss, change points)``."""
     n = len(y)
     sums = _cumsums(y)
     pos = np.arange(n + 1)
-    # cost[b, a]: RSS of one line on y[a:b]; rows are segment ends, so each step of the
+    # cost[b, a]: RSS of one segment y[a:b]; rows are segment ends, so each step of the
     # recursion below reads memory in order
     cost = np.empty((n + 1, n + 1))
     for lo in range(0, n + 1, 64):  # in row blocks: temporaries stay small
         ends = pos[lo : lo + 64, None]
-        block = _line_rss(sums, pos[None, :], ends)
+        block = _segment_rss(sums, pos[None, :], ends, degree)
         block[ends - pos[None, :] < min_size] = np.inf
         cost[lo : lo + 64] = block
     best = [cost[:, 0].copy()]
@@ -172,11 +185,11 @@ def _poly_rss(y: np.ndarray, deg: int) -> float:
     return float(r @ r)
 
 
-def _residuals(y: np.ndarray, cps: list[int]) -> np.ndarray:
+def _residuals(y: np.ndarray, cps: list[int], degree: int) -> np.ndarray:
     out = np.empty_like(y)
     for a, b in zip([0, *cps], [*cps, len(y)], strict=True):
         t = np.linspace(-1.0, 1.0, b - a)
-        coef = np.polynomial.polynomial.polyfit(t, y[a:b], 1)
+        coef = np.polynomial.polynomial.polyfit(t, y[a:b], degree)
         out[a:b] = y[a:b] - np.polynomial.polynomial.polyval(t, coef)
     return out
 
@@ -194,42 +207,62 @@ def _inflation(r: np.ndarray, params: int) -> float:
     return (1 + rho) / (1 - rho)
 
 
-def _choose(y: np.ndarray, sols: list[tuple[float, list[int]]]) -> tuple[int, float]:
-    """``K`` by the inflated BIC, with the inflation re-estimated until ``K`` is stable."""
+def _params(k: int, degree: int) -> int:
+    """Free parameters of ``k`` changes: ``degree+1`` per segment and each location."""
+    return (degree + 1) * (k + 1) + k
+
+
+@dataclass(frozen=True)
+class _Fit:
+    degree: int
+    cps: list[int]
+    rss: float
+
+
+def _choose(y: np.ndarray, fits: list[_Fit]) -> tuple[_Fit, float]:
+    """The fit with the least inflated BIC, the inflation re-estimated from the chosen
+    fit's residuals until the choice is stable (see module doc, step 5)."""
     n = len(y)
-    rss = np.array([max(s[0], 1e-12 * n) for s in sols])
-    ks = np.arange(len(sols))
-    k: int | None = None
+    rss = np.array([max(f.rss, 1e-12 * n) for f in fits])
+    params = np.array([_params(len(f.cps), f.degree) for f in fits])
+    base = n * np.log(rss / n)
+
+    def inflation(i: int) -> float:
+        f = fits[i]
+        return _inflation(_residuals(y, f.cps, f.degree), int(params[i]))
+
+    i: int | None = None
     lam = 1.0
     history: list[int] = []
     for _ in range(20):
-        k_new = int(np.argmin(n * np.log(rss / n) + lam * (3 * ks + 2) * np.log(n)))
-        if k_new == k:
+        i_new = int(np.argmin(base + lam * params * np.log(n)))
+        if i_new == i:
             break
-        if k_new in history:  # a cycle: keep the simplest model in it
-            k_new = min(history[history.index(k_new) :])
-            lam = _inflation(_residuals(y, sols[k_new][1]), 2 * k_new + 2)
-            k = k_new
+        if i_new in history:  # a cycle: keep the simplest model in it
+            i = min(history[history.index(i_new) :], key=lambda j: params[j])
+            lam = inflation(i)
             break
-        history.append(k_new)
-        k = k_new
-        lam = _inflation(_residuals(y, sols[k][1]), 2 * k + 2)
-    assert k is not None
-    return k, lam
+        history.append(i_new)
+        i = i_new
+        lam = inflation(i)
+    assert i is not None
+    return fits[i], lam
 
 
-def _prune(y: np.ndarray, cps: list[int], s2: float) -> list[int]:
-    """Drop the change point whose two segments a quadratic fits as well, until none."""
+def _prune(y: np.ndarray, cps: list[int], degree: int, s2: float) -> list[int]:
+    """Drop the change point whose two segments one polynomial of one degree more fits as
+    well (a staircase on a slope, chords on a curve), until none is left to drop."""
     n = len(y)
     cps = list(cps)
-    pen = 2 * np.log(n)
+    smooth = max(degree + 1, 2)
+    pen = max(_params(1, degree) - (smooth + 1), 0) * np.log(n)
     while cps:
         bounds = [0, *cps, n]
         scores = []
         for j in range(1, len(bounds) - 1):
             a, c, b = bounds[j - 1], bounds[j], bounds[j + 1]
-            two = _poly_rss(y[a:c], 1) + _poly_rss(y[c:b], 1)
-            scores.append((_poly_rss(y[a:b], 2) - two) / s2 - pen)
+            two = _poly_rss(y[a:c], degree) + _poly_rss(y[c:b], degree)
+            scores.append((_poly_rss(y[a:b], smooth) - two) / s2 - pen)
         worst = int(np.argmin(scores))
         if scores[worst] >= 0:
             break
@@ -237,31 +270,37 @@ def _prune(y: np.ndarray, cps: list[int], s2: float) -> list[int]:
     return cps
 
 
-def _segment_points(y: np.ndarray) -> tuple[list[int], float]:
-    """Change points of a standardised series of at most ``MAX_POINTS`` values."""
+def _segment_points(y: np.ndarray) -> tuple[list[int], int, float]:
+    """Change points, segment degree and residual sd of a standardised series of at most
+    ``MAX_POINTS`` values."""
     n = len(y)
     min_size = max(MIN_SEGMENT, n // SEGMENT_DIVISOR)
     kmax = min(MAX_CHANGES, n // min_size - 1)
+    none = ([], 1, float(np.sqrt(_poly_rss(y, 1) / n)))
     if kmax < 1:
-        return [], float(np.sqrt(_poly_rss(y, 1) / n))
-    sols = _partitions(y, min_size, kmax)
-    k, lam = _choose(y, sols)
-    if k == 0:
-        return [], float(np.sqrt(sols[0][0] / n))
-    cps = _prune(y, sols[k][1], max(sols[k][0], 1e-12 * n) / n * lam)
+        return none
+    fits = [
+        _Fit(degree, cps, rss)
+        for degree in (0, 1)
+        for rss, cps in _partitions(y, min_size, kmax, degree)
+    ]
+    fit, lam = _choose(y, fits)
+    if not fit.cps:
+        return ([], fit.degree, float(np.sqrt(fit.rss / n)))
+    cps = _prune(y, fit.cps, fit.degree, max(fit.rss, 1e-12 * n) / n * lam)
     if not cps:
-        return [], float(np.sqrt(sols[0][0] / n))
-    r = _residuals(y, cps)
+        return none
+    r = _residuals(y, cps, fit.degree)
     rss = max(float(r @ r), 1e-12 * n)
-    quad = max(_poly_rss(y, 3), 1e-12 * n)
-    if n * np.log(rss / n) + lam * (3 * len(cps) + 2) * np.log(n) >= n * np.log(
-        quad / n
-    ) + lam * 4 * np.log(n):
-        return [], float(np.sqrt(sols[0][0] / n))
-    return cps, float(np.sqrt(rss / n))
+    smooth = max(_poly_rss(y, SMOOTH_DEGREE), 1e-12 * n)
+    if n * np.log(rss / n) + lam * _params(len(cps), fit.degree) * np.log(n) >= n * np.log(
+        smooth / n
+    ) + lam * (SMOOTH_DEGREE + 1) * np.log(n):
+        return none
+    return cps, fit.degree, float(np.sqrt(rss / n))
 
 
-def _refine(x: np.ndarray, cps: list[int], width: int) -> list[int]:
+def _refine(x: np.ndarray, cps: list[int], width: int, degree: int) -> list[int]:
     """Place each change point of a binned search exactly within ``±width`` points."""
     sums = _cumsums((x - x.mean()) / (x.std() or 1.0))
     n = len(x)
@@ -275,7 +314,8 @@ def _refine(x: np.ndarray, cps: list[int], width: int) -> list[int]:
             out.append(bounds[j])
             continue
         c = np.arange(lo, hi + 1)
-        rss = _line_rss(sums, np.full_like(c, left), c) + _line_rss(sums, c, np.full_like(c, right))
+        rss = _segment_rss(sums, np.full_like(c, left), c, degree)
+        rss += _segment_rss(sums, c, np.full_like(c, right), degree)
         out.append(int(c[np.argmin(rss)]))
     return out
 
@@ -307,14 +347,14 @@ def segment(
     if n >= 2 * MIN_SEGMENT and sd > 0:
         z = (x - x.mean()) / sd
         if n <= MAX_POINTS:
-            cps, s = _segment_points(z)
+            cps, _, s = _segment_points(z)
         else:
             width = -(-n // MAX_POINTS)
             nb = n // width
             binned = z[: nb * width].reshape(nb, width).mean(axis=1)
-            coarse, _ = _segment_points(binned)
-            cps = _refine(x, [c * width for c in coarse], width)
-            r = _residuals(z, cps)
+            coarse, degree, _ = _segment_points(binned)
+            cps = _refine(x, [c * width for c in coarse], width, degree)
+            r = _residuals(z, cps, degree)
             s = float(np.sqrt(r @ r / n))
         sigma = s * sd
     starts = [0, *cps]
