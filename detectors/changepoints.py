@@ -12,6 +12,7 @@ data, a season). Default settings, no per-series tuning:
    years of data, a yearly profile (``SEASON_HARMONICS`` sine/cosine pairs of the time of
    year) is fitted by least squares to the deviations from a centred moving average of
    one year (the classical decomposition, smoothed); it is removed when its F test
+   (scipy ``special.fdtrc``)
    against the residual scatter gives ``p < SEASON_ALPHA``.
 4. Search: for every number of changes ``K ≤ MAX_CHANGES``, and for constant and for
    straight-line segments, the exact least-squares segmentation into segments of at
@@ -52,7 +53,6 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
-from scipy import stats
 
 MIN_SEGMENT = 4
 SEGMENT_DIVISOR = 25
@@ -110,7 +110,9 @@ def _deseasonalise(x: np.ndarray, m: int, days: np.ndarray) -> tuple[np.ndarray,
     ss_fit = float(((part @ coef) ** 2).sum())
     if df2 < 1 or ss_fit <= 0:
         return x, False
-    if ss_res > 0 and stats.f.sf((ss_fit / df1) / (ss_res / df2), df1, df2) >= SEASON_ALPHA:
+    from scipy.special import fdtrc  # F survival function; imported only when needed
+
+    if ss_res > 0 and fdtrc(df1, df2, (ss_fit / df1) / (ss_res / df2)) >= SEASON_ALPHA:
         return x, False
     return x - design @ coef, True
 
