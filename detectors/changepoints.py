@@ -12,8 +12,7 @@ data, a season). Default settings, no per-series tuning:
    years of data, a yearly profile (``SEASON_HARMONICS`` sine/cosine pairs of the time of
    year) is fitted by least squares to the deviations from a centred moving average of
    one year (the classical decomposition, smoothed); it is removed when its F test
-   (scipy ``special.fdtrc``)
-   against the residual scatter gives ``p < SEASON_ALPHA``.
+   against the residual scatter (scipy ``special.fdtrc``) gives ``p < SEASON_ALPHA``.
 4. Search: for every number of changes ``K ≤ MAX_CHANGES``, and for constant and for
    straight-line segments, the exact least-squares segmentation into segments of at
    least ``max(MIN_SEGMENT, n // SEGMENT_DIVISOR)`` points (dynamic programming,
