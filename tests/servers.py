@@ -74,8 +74,16 @@ class SmtpServer:
                 f"&mode=insecure&cto=5")
 
 
+#: A Microsoft host name for pasted Teams workflow URLs; tests resolve it to the
+#: loopback sink (``tests.conftest.microsoft_host``) and the sink's certificate names it.
+MICROSOFT_HOST = "prod-00.westeurope.logic.azure.com"
+
+
 class HttpsServer:
-    """A TLS http.server recording POST bodies (the Teams workflow stand-in)."""
+    """A TLS http.server recording POST bodies (the Teams workflow stand-in).
+
+    Its certificate is for 127.0.0.1 and :data:`MICROSOFT_HOST`.
+    """
 
     def __init__(self, ca: Any, status: int = 202) -> None:
         self.requests: list[dict[str, Any]] = []
@@ -99,7 +107,7 @@ class HttpsServer:
 
         self.httpd = HTTPServer(("127.0.0.1", 0), H)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ca.issue_cert("127.0.0.1").configure_cert(ctx)
+        ca.issue_cert("127.0.0.1", MICROSOFT_HOST).configure_cert(ctx)
         self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

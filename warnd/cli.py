@@ -197,6 +197,43 @@ def cmd_silence(args: argparse.Namespace) -> int:
         store.close()
 
 
+# -- web console, accounts -------------------------------------------------------------
+def cmd_web(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    from warnd.web.app import serve
+
+    listen = getattr(args, "listen", None)
+    if listen:
+        from warnd.config import parse_listen
+
+        try:
+            parse_listen(listen)
+        except ValueError as e:
+            print(f"warnd: web: --listen: {e}", file=sys.stderr)
+            return 2
+    return serve(cfg, listen)
+
+
+def _with_store(args: argparse.Namespace, name: str) -> int:
+    cfg = _load(args)
+    from warnd.store import Store
+    from warnd.web import accounts
+
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        return int(getattr(accounts, name)(args, store))
+    finally:
+        store.close()
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    return _with_store(args, "cmd_user")
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    return _with_store(args, "cmd_token")
+
+
 # -- backtest / changepoints -------------------------------------------------------------
 def _params_for(args: argparse.Namespace) -> Any:
     if not args.config and not Path("config.toml").exists():
@@ -337,6 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
     from warnd.alerting.commands import add_parsers
 
     add_parsers(sub, common, cmd_test_notify, cmd_silence, cmd_digest)
+    from warnd.web.accounts import add_parsers as add_web_parsers
+
+    add_web_parsers(sub, common, cmd_web, cmd_user, cmd_token)
 
     for name, func, help_ in (
         ("backtest", cmd_backtest, "replay observations and print the alerts that would fire"),

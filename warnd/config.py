@@ -171,6 +171,7 @@ class SourceConfig(BaseModel):
     name: str
     kind: str
     location: str
+    label: str | None = None
     interval: str | None = None
     cron: str | None = None
     dimension: Literal["use", "availability", "interest"]
@@ -395,6 +396,53 @@ class AlertingConfig(_Model):
         return v
 
 
+class WebConfig(_Model):
+    """``[web]``: the console (``warnd web``), see docs/web.md."""
+
+    listen: str = Field(
+        "127.0.0.1:8080",
+        description="HOST:PORT the console listens on; `warnd web --listen` overrides it.",
+    )
+    base_url: str | None = Field(
+        None,
+        description='Public address of the console (e.g. "https://warnd.example.org"), used '
+        "in links from messages (open, acknowledge, silence); no links when unset.",
+    )
+    secure_cookies: bool = Field(
+        True,
+        description="Session cookies only over HTTPS (Secure). Set false only for plain "
+        "HTTP on localhost.",
+    )
+    session_lifetime: str = Field("12h", description="How long a login lasts.")
+    link_lifetime: str = Field(
+        "7d", description="How long an action link in a message stays valid."
+    )
+    login_attempts: int = Field(
+        5, ge=1,
+        description="Failed logins allowed per user name and address in 15 minutes; "
+        "further attempts are refused until the window has passed.",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        parse_listen(v)
+        return v
+
+    @field_validator("base_url")
+    @classmethod
+    def _base(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError(f'"{v}" is not an http(s):// address')
+        return v.rstrip("/") if v else v
+
+    @field_validator("session_lifetime", "link_lifetime")
+    @classmethod
+    def _dur(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+
 class ConfigModel(_Model):
     general: GeneralConfig = Field(default_factory=GeneralConfig)
     detection: dict[str, Any] = Field(default_factory=dict)
@@ -403,6 +451,7 @@ class ConfigModel(_Model):
     targets: list[TargetConfig] = Field(default_factory=list)
     routes: list[RouteConfig] = Field(default_factory=list)
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
 
 
 @dataclass(frozen=True)
@@ -438,6 +487,10 @@ class Config:
         return self.model.alerting
 
     @property
+    def web(self) -> WebConfig:
+        return self.model.web
+
+    @property
     def state_dir(self) -> Path:
         env = os.environ.get("WARND_STATE_DIR") or os.environ.get("STATE_DIRECTORY")
         d = Path(env.split(":")[0]) if env else self.model.general.state_dir
@@ -448,6 +501,13 @@ class Config:
             if s.name == name:
                 return s
         raise KeyError(name)
+
+    def source_label(self, name: str) -> str:
+        """A source's name for people: its ``label``, else its name in words."""
+        for s in self.sources:
+            if s.name == name and s.label:
+                return s.label
+        return name.replace("-", " ").replace("_", " ").capitalize() if name else name
 
     def substance_label(self, sid: str) -> str:
         sc = self.substances.get(sid)
@@ -651,18 +711,13 @@ def _check_detection(table: dict[str, Any], where: str) -> list[str]:
 
 
 def _check_apprise_url(t: TargetConfig, where: str) -> list[str]:
-    import apprise
-
-    from warnd.alerting.send import target_url
+    from warnd.alerting.send import refusal_reason, target_url
 
     try:
         url = target_url(t, check_secret=False)
     except ConfigError as e:
         return [f"{where}: {m}" for m in e.messages]
-    ap = apprise.Apprise()
-    if not ap.add(url):
-        return [
-            f'{where}.url: apprise cannot use this URL for target "{t.name}" '
-            "(unknown scheme or missing parts; see docs/alerting.md)"
-        ]
+    why = refusal_reason(url)
+    if why is not None:
+        return [f'{where}.url: target "{t.name}" cannot be used: {why} (see docs/alerting.md)']
     return []

@@ -152,8 +152,33 @@ def _m2(db: sqlite_utils.Database) -> None:
         db.execute("ALTER TABLE deliveries ADD COLUMN due_at TEXT")
 
 
+def _m3(db: sqlite_utils.Database) -> None:
+    """The web console: users, API tokens, the action log, signing keys."""
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS users (
+            name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL, disabled_at TEXT
+        );
+        CREATE TABLE IF NOT EXISTS api_tokens (
+            id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, role TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, last_used_at TEXT,
+            revoked_at TEXT
+        );
+        CREATE TABLE IF NOT EXISTS actions (
+            id INTEGER PRIMARY KEY, at TEXT NOT NULL, who TEXT NOT NULL, via TEXT NOT NULL,
+            action TEXT NOT NULL, alert_id INTEGER, silence_id INTEGER, detail TEXT
+        );
+        CREATE INDEX IF NOT EXISTS actions_alert ON actions (alert_id);
+        CREATE TABLE IF NOT EXISTS secret_keys (
+            name TEXT PRIMARY KEY, value TEXT NOT NULL, created_at TEXT NOT NULL
+        );
+        """
+    )
+
+
 #: Forward migrations; index + 1 is the schema version they produce.
-MIGRATIONS = [_m1, _m2]
+MIGRATIONS = [_m1, _m2, _m3]
 
 
 class Store:
@@ -587,6 +612,32 @@ class Store:
                 (iso(now or utcnow()), silence_id),
             )
             return bool(cur.rowcount)
+
+    # -- people's actions, keys ----------------------------------------------------------
+    def record_action(
+        self, db: Any, *, who: str, via: str, action: str, alert_id: int | None = None,
+        silence_id: int | None = None, detail: str | None = None, now: datetime | None = None,
+    ) -> None:
+        """Log what a person did (inside the caller's write transaction ``db``)."""
+        db.execute(
+            "INSERT INTO actions (at, who, via, action, alert_id, silence_id, detail) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (iso(now or utcnow()), who, via, action, alert_id, silence_id, detail),
+        )
+
+    def secret_key(self, name: str) -> str:
+        """A random key kept in the store (made on first use): signs sessions and links."""
+        rows = self.q("SELECT value FROM secret_keys WHERE name=?", [name])
+        if rows:
+            return str(rows[0]["value"])
+        import secrets
+
+        with self.write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO secret_keys VALUES (?,?,?)",
+                (name, secrets.token_urlsafe(32), iso(utcnow())),
+            )
+        return str(self.q("SELECT value FROM secret_keys WHERE name=?", [name])[0]["value"])
 
     def alerts(self, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT * FROM alerts"

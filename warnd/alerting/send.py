@@ -8,16 +8,20 @@ alerts. Passwords can come from an environment variable or a credentials file
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import apprise
 
 from warnd.errors import ConfigError
 
 _PLACEHOLDER = "{password}"
+#: Hosts on which apprise (2.3 and newer) accepts a pasted https:// Teams workflow URL.
+MICROSOFT_HOSTS = ("logic.azure.com", "powerplatform.com")
 
 
 @dataclass(frozen=True)
@@ -152,3 +156,57 @@ def _card_template(ap: apprise.Apprise, card_json: str) -> str | None:
         tpl[0].max_file_size = 35_000
         s.template = tpl
     return name
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def refusal_reason(url: str) -> str | None:
+    """Why apprise refuses ``url``, in an operator's words; None when it accepts it.
+
+    The common cases are named: a pasted Teams workflow URL on a host that is not
+    Microsoft's, mail through a server given by IP address without ``from=``, an
+    unknown scheme. Anything else carries apprise's own explanation.
+    """
+    captured: list[str] = []
+
+    class _Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.WARNING:
+                captured.append(record.getMessage())
+
+    handler = _Keep()
+    alog = logging.getLogger("apprise")
+    alog.addHandler(handler)
+    try:
+        if apprise.Apprise().add(url):
+            return None
+    finally:
+        alog.removeHandler(handler)
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    path = parts.path.lower()
+    if scheme in ("http", "https") and "/workflows/" in path and "/triggers/" in path:
+        if not any(host == h or host.endswith("." + h) for h in MICROSOFT_HOSTS):
+            port = f":{parts.port}" if parts.port else ""
+            return (f'a pasted Teams workflow URL is accepted only on a Microsoft host '
+                    f'(…{" or …".join(MICROSOFT_HOSTS)}), not "{host}"; for another host write '
+                    f"workflows://{host}{port}/WORKFLOW_ID/SIGNATURE/")
+        return "the pasted Teams workflow URL lacks its workflow id or its sig= signature"
+    if scheme in ("mailto", "mailtos", "email"):
+        query = {k.lower() for k in parse_qs(parts.query)}
+        if _is_ip(host) and "from" not in query:
+            return (f"mail through a server given by IP address ({host}) needs from=ADDRESS "
+                    "in the URL: no sender address can be derived from it")
+    if scheme not in apprise.manager_plugins.NotificationManager().schemas():
+        return (f'unknown scheme "{scheme}://" (email: mailto:// or mailtos://; Teams: '
+                "workflows:// or the pasted https:// workflow URL)")
+    # apprise's own words, without the URL itself (it may hold a secret)
+    said = [m.strip() for m in captured if "://" not in m]
+    return "; ".join(dict.fromkeys(said)) or "a part apprise needs is missing or malformed"
