@@ -262,6 +262,19 @@ class TargetConfig(_Model):
         description="File holding the password; a relative name is looked up in "
         "$CREDENTIALS_DIRECTORY (systemd LoadCredential).",
     )
+    connect_timeout: str = Field(
+        "10s", description="Time allowed to connect to the target's server (TCP and TLS)."
+    )
+    read_timeout: str = Field(
+        "30s", description="Time allowed for the target's server to answer once connected."
+    )
+
+    @field_validator("connect_timeout", "read_timeout")
+    @classmethod
+    def _timeouts(cls, v: str) -> str:
+        if parse_duration(v).total_seconds() <= 0:
+            raise ValueError(f'"{v}" must be longer than zero')
+        return v
 
     @field_validator("name")
     @classmethod
@@ -342,6 +355,26 @@ class AlertingConfig(_Model):
         "2d", description="Give up on a delivery after this long (counted from when it was due)."
     )
     send_timeout: str = Field("30s", description="Hard limit for one send to one target.")
+    render_timeout: str = Field(
+        "30s", description="Hard limit for building one message (template, chart); a "
+        "message that takes longer fails with that reason instead of holding others back."
+    )
+    claim_lease: str = Field(
+        "10m", description="How long a delivery being sent stays claimed; a send whose "
+        "outcome could not be recorded is sent again only after its claim expires."
+    )
+    stall_after: str = Field(
+        "15m", description="Health turns red when a due delivery has waited this long "
+        "without an attempt (the outbox makes no progress)."
+    )
+    failing_after: int = Field(
+        3, ge=1, description="Health shows a target as failing after this many failed "
+        "attempts in a row."
+    )
+    max_retry_after: str = Field(
+        "6h", description="The longest Retry-After a target may ask for; longer waits are cut "
+        "to this."
+    )
     notice_max_age: str = Field(
         "14d", description="Warning notices older than this when first seen are not alerted."
     )
@@ -374,7 +407,8 @@ class AlertingConfig(_Model):
     )
 
     @field_validator(
-        "retry_backoff", "retry_max_backoff", "expire_after", "send_timeout", "notice_max_age"
+        "retry_backoff", "retry_max_backoff", "expire_after", "send_timeout", "notice_max_age",
+        "render_timeout", "claim_lease", "stall_after", "max_retry_after",
     )
     @classmethod
     def _dur(cls, v: str) -> str:

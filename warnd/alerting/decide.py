@@ -20,7 +20,7 @@ from datetime import date, datetime
 from typing import Any
 
 from detectors.base import SCALE, Finding, is_score, series_key
-from warnd.alerting.outbox import enqueue_alert
+from warnd.alerting.outbox import crash_point, enqueue_alert
 from warnd.alerting.wording import render_text
 from warnd.config import Config, parse_duration
 from warnd.store import Store, iso
@@ -191,35 +191,32 @@ def enqueue_findings(
         if not _substance_alerting(store, substance, kind=kind, direction=direction):
             continue  # the episode was never alerted (e.g. history before the first run)
         groups.append(group)
-    pending_states = dict(states)
-    for group in groups:
-        alert = _build_alert(config, store, substance, group, pending_states, now=now,
-                             spikes=folded if group is trends else ())
-        if alert["severity"] == "none":
-            # require_corroboration: too few sources agree yet; the episode state is kept
-            log.info("substance=%s %s from %s held back: needs corroboration", substance,
-                     alert["kind"], alert["source"])
-            continue
-        aid = enqueue_alert(config, store, alert, now=now, episodes=pending_states)
-        pending_states = {}
-        if aid is not None:
-            created.append(alert)
-    if pending_states:
-        with store.write() as db:
-            for scope, st in pending_states.items():
-                store.save_episode_state(scope, st, db)
+    # One transaction for the whole round: every alert, its deliveries and the episode
+    # states they rest on commit together, or (a crash, a full disk) none of them does
+    # and the next detection decides the same round again.
+    with store.write() as db:
+        for group in groups:
+            alert = _build_alert(config, store, substance, group, states, now=now,
+                                 spikes=folded if group is trends else ())
+            if alert["severity"] == "none":
+                # require_corroboration: too few sources agree yet; the episode state
+                # is kept
+                log.info("substance=%s %s from %s held back: needs corroboration",
+                         substance, alert["kind"], alert["source"])
+                continue
+            if enqueue_alert(config, store, alert, now=now) is not None:
+                created.append(alert)
+        for scope, st in states.items():
+            store.save_episode_state(scope, st, db)
+    crash_point("round")
     return created
 
 
 def _substance_rising(store: Store, substance: str, states: dict[str, dict[str, Any]]) -> bool:
     """True when any series of the substance has a trend-increase episode open."""
-    scopes = set(states) | {
-        "series:" + ":".join([src, substance, *([reg] if reg else []),
-                              *([met] if met != "count" else [])])
-        for src, _sub, reg, met in store.series_keys(substance)
-    }
-    for scope in scopes:
-        st = states.get(scope) or store.episode_state(scope) or {}
+    stored = store.active_episode_states(substance)
+    for scope in set(states) | set(stored):
+        st = states.get(scope) or stored.get(scope) or {}
         if "trend:increase" in (st.get("active") or {}):
             return True
     return False
@@ -249,11 +246,11 @@ def _still_active(
 ) -> bool:
     """True when another series of the substance still has this episode open."""
     done = {f.series_key for f, _ in ending}
-    for source, _sub, region, metric in store.series_keys(substance):
-        skey = series_key(source, substance, region, metric)
-        if skey in done:
+    stored = store.active_episode_states(substance)
+    for scope in set(states) | set(stored):
+        if scope.removeprefix("series:") in done:
             continue
-        st = states.get(f"series:{skey}") or store.episode_state(f"series:{skey}")
+        st = states.get(scope) or stored.get(scope)
         if any(f.kind == kind and f.direction == direction
                for f in tracker_active(st)):
             return True
@@ -276,6 +273,7 @@ def _build_alert(
     panel: list[dict[str, Any]] = []
     spiking = {f.series_key for f in spikes}
     if lead.kind == "trend" and lead.direction == "increase" and action != "resolve":
+        stored = store.active_episode_states(substance)
         for source, sub, region, metric in store.series_keys(substance):
             skey = series_key(source, sub, region, metric)
             if skey in agree or skey in spiking or metric == "notices":
@@ -288,7 +286,7 @@ def _build_alert(
                 if last:
                     panel.append({"series": skey, "source": source, **last[0]})
                 continue
-            st = states.get(f"series:{skey}") or store.episode_state(f"series:{skey}")
+            st = states.get(f"series:{skey}") or stored.get(f"series:{skey}")
             active = [
                 f for f in tracker_active(st)
                 if f.kind == "trend" and f.direction == "increase"
@@ -431,7 +429,7 @@ def enqueue_notice(
         "severity": "warning",
         "source": src.name,
         "notice": {
-            "title": item.title,
+            "title": " ".join((item.title or "").split())[:500],
             "link": item.link or "",
             "published_at": item.published_at.date().isoformat(),
             "summary": (item.summary or "")[:1000],

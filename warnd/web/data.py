@@ -47,7 +47,7 @@ def _epoch(d: date) -> int:
 def newest_period(store: Store) -> date | None:
     """The newest period with data (the end of the overview window)."""
     row = store.q("SELECT MAX(last_seen_at) AS f FROM findings")[0]
-    obs = store.q("SELECT MAX(period) AS p FROM observations WHERE source IN "
+    obs = store.q("SELECT MAX(last_period) AS p FROM series WHERE source IN "
                   "(SELECT DISTINCT source FROM findings)")[0] if row["f"] else {"p": None}
     cands = [x[:10] for x in (row["f"], obs["p"]) if x]
     return date.fromisoformat(max(cands)) if cands else None
@@ -56,8 +56,8 @@ def newest_period(store: Store) -> date | None:
 def source_series(store: Store, source: str, substance: str) -> list[tuple[str, str]]:
     """``(region, metric)`` of a source's series of a substance (primary key order)."""
     return [(r["region"], r["metric"]) for r in store.q(
-        "SELECT DISTINCT region, metric FROM observations WHERE source=? AND substance=?",
-        [source, substance])]
+        "SELECT region, metric FROM series WHERE source=? AND substance=? "
+        "ORDER BY region, metric", [source, substance])]
 
 
 def _recent(store: Store, source: str, substance: str, region: str, metric: str,
