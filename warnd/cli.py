@@ -113,6 +113,12 @@ def cmd_status(args: argparse.Namespace) -> int:
                             or "empty"))
         for t in st["failing_targets"]:
             print(f"  target {t['target']}: {t['n']} waiting, last error: {t['last_error']}")
+        for s in st["sources"]:
+            if s.get("unusable"):
+                print(f"unusable: {s['name']}: {s['unusable']}")
+            if s.get("newest_period"):
+                print(f"old data: {s['name']}: newest period {s['newest_period']} "
+                      f"({s['data_stale_days']} days old)")
         for name in st["stale_sources"]:
             print(f"stale: {name} (no successful poll for more than "
                   f"{cfg.general.stale_after_intervals:g} intervals)")
