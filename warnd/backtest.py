@@ -1,7 +1,8 @@
 """Backtest: replay an observations CSV as the daemon would have seen it.
 
 The CSV header names at least ``date,substance,source,value`` (ISO dates; optional
-``denominator``, ``region``, ``dimension``, ``metric``). Rows are grouped into series by
+``denominator``, ``region``, ``dimension``, ``metric``; a value ``<1``, as in Google
+Trends exports, counts as 0.5). Rows are grouped into series by
 (substance, source, region, metric). A bad row is reported on stderr with its line
 number and skipped; the rest is used.
 
@@ -124,7 +125,8 @@ def _parse_row(row: dict[str, str | None]) -> dict[str, Any]:
         raise ValueError("substance and source must not be empty")
     raw_value = (row.get("value") or "").strip()
     try:
-        value = _num(raw_value)
+        # "<1" in an index series (a Google Trends export) is stored as 0.5, as the feed does
+        value = 0.5 if raw_value.replace(" ", "") == "<1" else _num(raw_value)
     except ValueError:
         raise ValueError(f"value {raw_value!r} is not a number") from None
     if value is None or not math.isfinite(value):

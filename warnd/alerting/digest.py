@@ -185,17 +185,19 @@ def maybe_enqueue(config: Config, store: Store, *, now: datetime) -> int | None:
     from warnd.alerting.routing import resolve_targets
 
     dg = config.alerting.digest
-    at = last_scheduled(config, now)
-    if dg is None or at is None or now - at > timedelta(days=1):
+    if dg is None:
         return None
-    key = f"digest:{dg.schedule}:{at.isoformat()}"
     first = store.episode_state("digest")
     if first is None:  # the first start: digests begin with the next scheduled time
         with store.write() as db:
             store.save_episode_state("digest", {"since": iso(now)}, db)
         first = {"since": iso(now)}
-    if at < datetime.fromisoformat(first["since"]):
+    at = last_scheduled(config, now)
+    if at is None or now - at > timedelta(days=1):
         return None
+    if at <= datetime.fromisoformat(first["since"]):
+        return None
+    key = f"digest:{dg.schedule}:{at.isoformat()}"
     if store.q("SELECT 1 FROM alerts WHERE dedupe_key=?", [key]):
         return None
     data = build(config, store, end=at)

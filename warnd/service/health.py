@@ -97,10 +97,9 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
             # a table or export that is fetched and parsed but yields no series at all
             # (a wrong column name, a term mapped to nothing) is not working either
             unusable = None
-            if (s.enabled and last_ok is not None and n_series == 0
+            if (s.enabled and last_ok is not None and n_series == 0 and problems
                     and s.kind in ("count_table", "google_trends", "trend_panel")):
-                unusable = ("polled, but no usable data"
-                            + (f": {redact(problems[0]['message'])}" if problems else ""))
+                unusable = f"polled, but no usable data: {problems[0]['message']}"
             healthy = not s.enabled or (fails < cfg.general.unhealthy_after and not stale
                                         and unusable is None)
             if stale:
