@@ -202,3 +202,29 @@ def test_install_in_the_middle_of_a_rise(stream, smtp, tmp_path, sub, weeks_afte
     rising = set(sc.expect["rising"])
     assert told & rising == stream.told[dates[-1]] & rising, (told, stream.told[dates[-1]])
     assert r.about(sub, *TREND), f"{sub}: installed mid-rise, nothing said"
+
+
+def test_backtest_replays_the_store_as_the_daemon_would_send_it(stream, capsys):
+    """`warnd backtest --replay store` prints per date the messages, with decisions,
+    that the daemon's own grouping and routing make from the stored data."""
+    from warnd.cli import main
+
+    sc = stream.scenario
+    args = ["--config", str(stream.config_path), "backtest", "--replay", "store",
+            "--from", sc.install.isoformat(), "--to", sc.until.isoformat(), "--every", "28"]
+    assert main([*args, "--json"]) == 0
+    msgs = json.loads(capsys.readouterr().out)
+    for sub in sc.expect["rising"]:
+        trend = [m for m in msgs if m["substance"] == sub and m["kind"] == "trend"]
+        assert trend and trend[0]["decision"] == "open", (sub, trend)
+        assert [m["decision"] for m in trend].count("open") == 1, trend
+        assert all(m["targets"] == ["ops"] for m in trend)
+    for sub in sc.expect["stable"]:
+        assert not [m for m in msgs if m["substance"] == sub and m["kind"] == "trend"]
+    warned = [m for m in msgs if m["kind"] == "notice"]
+    assert len(warned) == len({m["title"] for m in warned}) >= 1
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "open" in out and "→ ops" in out
+    # the daemon's store is only read
+    assert stream.deliveries == json.loads(json.dumps(stream.deliveries))

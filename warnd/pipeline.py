@@ -373,7 +373,9 @@ class Pipeline:
             recent = series.periods[max(n - window, 0)]
             first_run = stored is None or "tracker" not in (stored or {})
             decisions = summarise_batch(
-                batch, before, tracker.active_findings(),
+                batch, before,
+                [f for f in tracker.active_findings()
+                 if f.direction == "increase" or params.alert_decreases],
                 first_run=first_run, recent=recent, revised=revised,
             )
             states[scope] = {**decide.tracker_state(tracker),
@@ -480,7 +482,8 @@ def summarise_batch(
 
     ``batch`` holds the tracker's sendable decisions in period order, ``before`` the
     open episodes (latest finding by ``kind:direction``) before the run, ``after`` those
-    open after it. See :meth:`Pipeline._detect_substance`.
+    open after it (only those that may be sent: decreases only with
+    ``alert_decreases``). See :meth:`Pipeline._detect_substance`.
     """
     acted: dict[str, set[str]] = {}
     last_of: dict[str, Finding] = {}
@@ -492,7 +495,7 @@ def summarise_batch(
     out: list[tuple[Finding, str]] = []
     for key, f in sorted(open_after.items()):
         if key not in before:
-            if first_run and f.detected_at < recent:
+            if (first_run or revised) and f.detected_at < recent:
                 continue  # history: recorded, not told
             if key in acted or first_run or revised:
                 out.append((f, "open"))
