@@ -126,3 +126,42 @@ dimension = "availability"
     assert "ALERT #1 [warning] Ny advarsel: ketamin — Ketamin med høy styrke" in out
     assert "no new alerts" not in out
     assert load_config(p).substances
+
+
+def test_a_revision_is_judged_at_once_and_a_withdrawn_alert_corrected(tmp_path):
+    """Revised values are judged when they arrive: a revision revealing a doubling
+    alerts without waiting for the next period; revising it away sends a correction."""
+    from datetime import date, timedelta
+
+    from feeds.base import Observation
+    from tests.alerting_env import make_config, target
+    from warnd.pipeline import Pipeline
+    from warnd.store import Store
+
+    cfg = make_config(tmp_path, target("mail", "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org"))
+    start = date(2025, 1, 6)
+    n = 80
+
+    def put(values):
+        store = Store.in_dir(cfg.state_dir)
+        try:
+            store.ingest("lab", location="lab.csv", sha256=None, problems=(), items=(),
+                         observations=[Observation(source="lab", substance="ketamin",
+                                                   period=start + timedelta(weeks=i), value=v)
+                                       for i, v in enumerate(values)])
+        finally:
+            store.close()
+
+    base = [float(6 + (i % 3)) for i in range(n)]
+    now = datetime(2026, 7, 20, 8, tzinfo=UTC)
+    p = Pipeline(cfg, clock=lambda: now)
+    put(base)
+    assert p.detect() == []
+    doubled = base[:-6] + [v * 2.5 for v in base[-6:]]
+    put(doubled)  # the same periods, revised: no new period arrives
+    (a,) = p.detect()
+    assert (a["kind"], a["decision"]) == ("trend", "open")
+    put(base)  # revised back: the alert rested on values that are gone
+    (c,) = p.detect()
+    assert c["decision"] == "correct" and c["title"].startswith("Rettelse")
+    assert p.detect() == []

@@ -34,17 +34,27 @@ def smtp():
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory, smtp) -> Run:
     """The Bergen scenario from installation to the end, run every two weeks."""
+    from datetime import UTC, datetime
+
+    from warnd.config import load_config
+    from warnd.service.health import collect_status
+
     sc = Scenario.load(SCENARIO)
     told: dict[date, set[str]] = {}
+    status: dict[date, dict] = {}
+    work = tmp_path_factory.mktemp("bergen")
 
     def on_step(day, store, res):
+        cfg = load_config(work / "config.toml")
+        status[day] = collect_status(cfg, now=datetime.combine(day, sc.run_at, UTC))
         told[day] = {
             r["scope"].split(":")[1] for r in store.q(
                 "SELECT scope, state FROM episodes WHERE scope LIKE 'substance:%'")
             if json.loads(r["state"]).get("open")}
 
-    r = run(sc, tmp_path_factory.mktemp("bergen"), smtp, on_step=on_step)
+    r = run(sc, work, smtp, on_step=on_step)
     r.told = told  # type: ignore[attr-defined]
+    r.status = status  # type: ignore[attr-defined]
     return r
 
 
@@ -170,10 +180,14 @@ def test_no_duplicates_and_every_message_delivered(stream):
     assert len(keys) == len(set(keys))
 
 
-def test_stale_data_is_noted_in_messages(stream):
+def test_stale_data_is_noted_in_messages_and_status(stream):
     sc = stream.scenario
     for o in sc.outages:
         start, end = date.fromisoformat(o["from"]), date.fromisoformat(o["until"])
+        flagged = {d for d, st in stream.status.items() if o["source"] in st["stale_data_sources"]}
+        # flagged from four weeks into the outage until the table catches up, never otherwise
+        assert flagged and all(start + timedelta(days=21) <= d < end for d in flagged), flagged
+        assert all(d in flagged for d in stream.status if start + timedelta(days=35) <= d < end)
         during = [m for m in stream.messages if start + timedelta(days=28) <= m.sent_on < end
                   and any(a["source"] == o["source"] for a in m.data.get("agree", []))]
         for m in during:
@@ -228,3 +242,15 @@ def test_backtest_replays_the_store_as_the_daemon_would_send_it(stream, capsys):
     assert "open" in out and "→ ops" in out
     # the daemon's store is only read
     assert stream.deliveries == json.loads(json.dumps(stream.deliveries))
+
+
+def test_digest_end_date_looks_back(stream, capsys):
+    from warnd.cli import main
+
+    day = max(d for d, t in stream.told.items() if set(stream.scenario.expect["rising"]) <= t)
+    assert main(["--config", str(stream.config_path), "digest", "--end", day.isoformat(),
+                 "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["until"] == (day + timedelta(days=1)).isoformat()
+    assert set(stream.scenario.expect["rising"]) <= {e["substance"] for e in data["open"]}
+    assert main(["--config", str(stream.config_path), "digest", "--end", "soon"]) == 2

@@ -6,7 +6,7 @@ source) are fed, date by date, into a scratch store, and at each date the real
 :meth:`warnd.pipeline.Pipeline.detect` judges them — the same episode rules, grouping
 per substance, severity, routing and silencing-free outbox as the daemon — with the
 clock set to that date. Warning notices published up to the date are alerted the way a
-poll alerts them. Nothing is sent: each message is returned with its date, decision
+poll alerts them (when they appear: the page is polled often). Nothing is sent: each message is returned with its date, decision
 (open / escalate / repeat / resolve / correct), severity and the targets it would go
 to. The first date behaves like an installation on that day (history recorded, what is
 open at the newest period opens).
@@ -113,13 +113,14 @@ def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
                 it = _item(r)
                 store.ingest(r["source"], location="replay", sha256=None, observations=(),
                              items=[it], problems=(), now=now)
-                alert: dict[str, Any] = {}
-                aid = decide.enqueue_notice(config, store, src_cfg, it, r["sub"], now=now)
+                # the warnings page is polled often: a notice is told when it appears
+                aid = decide.enqueue_notice(config, store, src_cfg, it, r["sub"],
+                                            now=it.published_at)
                 if aid is not None:
                     alert = store.q("SELECT * FROM alerts WHERE id=?", [aid])[0]
                     alert["targets"] = [d["target"] for d in store.q(
                         "SELECT target FROM deliveries WHERE alert_id=?", [aid])]
-                    made.append(alert)
+                    out.append(_message(it.published_at.date(), alert))
         finally:
             store.close()
         made += p.detect()

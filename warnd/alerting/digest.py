@@ -56,7 +56,7 @@ def build(config: Config, store: Store, *, end: datetime,
     It covers what is open and what changed: every episode open at ``end`` (whatever
     its source's period — a monthly figure dated the 1st is as current as a weekly
     one), the findings recorded since the previous digest (``since``; by default the
-    time of the last digest sent before ``end``, else one schedule period back), and
+    time of the last digest sent before ``end``, else since warnd started), and
     the alerts sent in that time. Findings whose data lie in the last period plus one
     detection period count too, so ``warnd digest --end DATE`` can look back.
     """
@@ -66,7 +66,8 @@ def build(config: Config, store: Store, *, end: datetime,
         prev = store.q("SELECT data FROM alerts WHERE kind='digest' AND created_at < ? "
                        "ORDER BY created_at DESC LIMIT 1", [iso(end)])
         until_at = json.loads(prev[0]["data"] or "{}").get("until_at") if prev else None
-        since = datetime.fromisoformat(until_at) if until_at else end - span
+        # the first digest covers everything since warnd started
+        since = datetime.fromisoformat(until_at) if until_at else datetime(1970, 1, 1, tzinfo=UTC)
     data_since = (end - span - timedelta(days=7)).date()
     rows = store.q(
         "SELECT substance, source, dimension, kind, direction, category, relative_change, onset, "
@@ -124,7 +125,7 @@ def build(config: Config, store: Store, *, end: datetime,
         "WHERE kind != 'digest' AND created_at > ? AND created_at <= ? ORDER BY id",
         [iso(since), iso(end)])
     return {
-        "since": min(since.date(), data_since).isoformat(),
+        "since": (min(since.date(), data_since) if since.year > 1970 else data_since).isoformat(),
         "until": end.date().isoformat(),
         "since_at": iso(since),
         "until_at": iso(end),
@@ -200,7 +201,7 @@ def maybe_enqueue(config: Config, store: Store, *, now: datetime) -> int | None:
     key = f"digest:{dg.schedule}:{at.isoformat()}"
     if store.q("SELECT 1 FROM alerts WHERE dedupe_key=?", [key]):
         return None
-    data = build(config, store, end=at)
+    data = build(config, store, end=now)  # what is open now, what changed until now
     title, text = render(data, config.general.language)
     data.update(
         kind="digest",
