@@ -18,8 +18,9 @@ Method (assumptions in :mod:`detectors.baseline`):
    sum left zero. Because each residual is capped, one outlier adds at most
    ``cap - k`` (1.5 by default, against ``h = 5.5``): a one-period excursion that returns
    to baseline is a spike, never a trend. The onset is then placed by an exact
-   single change point (ruptures ``KernelCPD(kernel="linear")``, the least-squares
-   cost; Killick et al. 2012 for the PELT family) in the log ratio observed/expected
+   single change point (the least-squares cost of ruptures ``KernelCPD(kernel="linear")``,
+   computed by :func:`detectors.split.best_split` from cumulative sums; Killick et al.
+   2012 for the PELT family) in the log ratio observed/expected
    around the CUSUM start (once, at the run's first alarm, so the onset and
    ``Finding.key`` stay fixed); the levels before/after are the mean expected and the mean
    observed value from the onset on, and the p-value is the tail of the total count
@@ -45,7 +46,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import ruptures as rpt
 from scipy import special
 
 from detectors.base import Finding, Series, is_score
@@ -53,6 +53,7 @@ from detectors.baseline import Baseline, fit_baseline
 from detectors.grid import PER_YEAR, grid_positions, infer_step, on_grid, prefix_steps
 from detectors.params import DetectionParams
 from detectors.scale import categorize
+from detectors.split import best_split
 
 COUNT_METHOD = "quasi-Poisson baseline + capped CUSUM"
 CONT_METHOD = "log-linear baseline + capped CUSUM"
@@ -224,8 +225,7 @@ def _onset(tr: _Track, start: int, t: int, up: bool) -> int:
         return start
     idx = seg[ok]
     r = np.log((np.maximum(y[ok], 0) + 0.5) / (np.maximum(e[ok], 0) + 0.5))
-    bk = rpt.KernelCPD(kernel="linear", min_size=2).fit(r.reshape(-1, 1)).predict(n_bkps=1)
-    b = int(bk[0])
+    b = best_split(r, min_size=2)  # = ruptures KernelCPD(linear).predict(n_bkps=1)
     if b <= 0 or b >= len(r):
         return start
     before, after = r[:b].mean(), r[b:].mean()

@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
-"""Check systemd/warnd.service: ``systemd-analyze verify`` and the security exposure.
+"""Check systemd/warnd.service and warnd-web.service: ``systemd-analyze verify`` and exposure.
 
 ``verify`` needs ExecStart's binary to exist, so it runs against a copy whose
 ExecStart points at this checkout's ``warnd`` (``--warnd PATH``, default
-``.venv/bin/warnd``). The exposure score (``security --offline=yes``) must not
+the ``warnd`` beside the Python that runs this script). The exposure score (``security --offline=yes``) must not
 exceed ``--max-exposure`` (default 2.0). Exit 0 when both pass.
 
 ``MemoryDenyWriteExecute=yes`` is checked for real where the kernel allows it
 (Linux >= 6.3, ``prctl(PR_SET_MDWE)``, the same rule systemd enforces with
 seccomp): one ``warnd run --once`` cycle over generated data, plus matplotlib
-rendering a chart, runs with writable+executable memory refused; as root, also
+rendering a chart and the console's password hash (argon2) and server (uvicorn), runs with writable+executable memory refused; as root, also
 under a private ``/proc`` mounted ``subset=pid,hidepid=invisible`` (what
 ``ProcSubset=pid`` and ``ProtectProc=invisible`` give the service).
 """
@@ -27,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "systemd" / "warnd.service"
+UNITS = [UNIT, ROOT / "systemd" / "warnd-web.service"]
 
 
 def exposure(unit: Path) -> float:
@@ -68,6 +69,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 fig, ax = plt.subplots(); ax.plot([1, 3, 2]); fig.savefig(sys.argv[2])
+from argon2 import PasswordHasher
+PasswordHasher().verify(PasswordHasher().hash("a password"), "a password")
+import uvicorn, starlette.applications  # the console's server
 from warnd.cli import main
 sys.exit(main(["--config", sys.argv[1], "run", "--once"]))
 """
@@ -112,19 +116,23 @@ def check_mdwe() -> tuple[bool | None, str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--unit", type=Path, default=UNIT)
-    ap.add_argument("--warnd", type=Path, default=ROOT / ".venv" / "bin" / "warnd")
+    ap.add_argument("--unit", type=Path, action="append",
+                    help="unit file (repeatable; default: both units in systemd/)")
+    ap.add_argument("--warnd", type=Path, default=Path(sys.executable).parent / "warnd")
     ap.add_argument("--max-exposure", type=float, default=2.0)
     args = ap.parse_args()
     if shutil.which("systemd-analyze") is None:
         print("check-unit: systemd-analyze not found (apt-get install systemd)", file=sys.stderr)
         return 2
-    ok, msg = verify(args.unit, args.warnd.resolve())
-    print(f"verify {args.unit.name}: {'OK' if ok else 'FAILED'}" + (f"\n{msg}" if msg else ""))
-    score = exposure(args.unit)
-    good = score <= args.max_exposure
-    print(f"security exposure {args.unit.name}: {score:.1f} "
-          f"({'OK' if good else 'FAILED'}, limit {args.max_exposure:.1f})")
+    ok = good = True
+    for unit in args.unit or UNITS:
+        v_ok, msg = verify(unit, args.warnd.resolve())
+        print(f"verify {unit.name}: {'OK' if v_ok else 'FAILED'}" + (f"\n{msg}" if msg else ""))
+        score = exposure(unit)
+        s_ok = score <= args.max_exposure
+        print(f"security exposure {unit.name}: {score:.1f} "
+              f"({'OK' if s_ok else 'FAILED'}, limit {args.max_exposure:.1f})")
+        ok, good = ok and v_ok, good and s_ok
     mdwe, why = check_mdwe()
     if mdwe is None:
         print(f"MemoryDenyWriteExecute: not checkable on this kernel ({why}; needs Linux >= 6.3)")

@@ -107,3 +107,20 @@ def teams_server(tls_ca, monkeypatch):
     srv = HttpsServer(ca).start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def microsoft_host(monkeypatch):
+    """Resolve the Microsoft workflow host name to the loopback sink, as DNS would
+    resolve it to Microsoft: apprise's own URL rules stay as they are."""
+    import socket
+
+    from tests.servers import MICROSOFT_HOST
+
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        return real("127.0.0.1" if host == MICROSOFT_HOST else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return MICROSOFT_HOST

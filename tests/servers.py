@@ -9,7 +9,7 @@ import ssl
 import threading
 import time
 from email import message_from_bytes, policy
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -74,13 +74,25 @@ class SmtpServer:
                 f"&mode=insecure&cto=5")
 
 
+#: A Microsoft host name for pasted Teams workflow URLs; tests resolve it to the
+#: loopback sink (``tests.conftest.microsoft_host``) and the sink's certificate names it.
+MICROSOFT_HOST = "prod-00.westeurope.logic.azure.com"
+
+
 class HttpsServer:
-    """A TLS http.server recording POST bodies (the Teams workflow stand-in)."""
+    """A TLS http.server recording POST bodies (the Teams workflow stand-in).
+
+    Its certificate is for 127.0.0.1 and :data:`MICROSOFT_HOST`.
+    """
 
     def __init__(self, ca: Any, status: int = 202) -> None:
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.status = status
+        #: extra response headers (e.g. Retry-After) and a delay before answering
+        self.reply_headers: dict[str, str] = {}
+        self.delay = 0.0
+        self.release = threading.Event()
         outer = self
 
         class H(BaseHTTPRequestHandler):
@@ -90,16 +102,23 @@ class HttpsServer:
                 with outer.lock:
                     outer.requests.append({"path": self.path, "headers": dict(self.headers),
                                            "body": raw})
+                if outer.delay:
+                    outer.release.wait(outer.delay)  # a slow endpoint (stop() ends it)
                 self.send_response(outer.status)
+                for k, v in outer.reply_headers.items():
+                    self.send_header(k, v)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
             def log_message(self, *a):
                 pass
 
-        self.httpd = HTTPServer(("127.0.0.1", 0), H)
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+        self.httpd = Server(("127.0.0.1", 0), H)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ca.issue_cert("127.0.0.1").configure_cert(ctx)
+        ca.issue_cert("127.0.0.1", MICROSOFT_HOST).configure_cert(ctx)
         self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -109,6 +128,7 @@ class HttpsServer:
         return self
 
     def stop(self) -> None:
+        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 

@@ -60,7 +60,8 @@ MAIL = (
         ),
         (
             '[[targets]]\nname = "broken-mail"\nurl = "mailto://127.0.0.1:25?to=o@example.org"\n',
-            'targets[1].url: apprise cannot use this URL for target "broken-mail"',
+            'targets[1].url: target "broken-mail" cannot be used: mail through a server given '
+            "by IP address (127.0.0.1) needs from=ADDRESS in the URL",
         ),
     ],
 )

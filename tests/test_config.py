@@ -57,7 +57,12 @@ def test_shipped_config_is_valid(root):
         ('[[targets]]\nname = "teams"\nurl = "msteams://a/b/c"\n',
          "targets[0].url: msteams:// was retired"),
         ('[[targets]]\nname = "x"\nurl = "nosuchscheme://host"\n',
-         'targets[0].url: apprise cannot use this URL for target "x"'),
+         'targets[0].url: target "x" cannot be used: unknown scheme "nosuchscheme://"'),
+        ('[[targets]]\nname = "teams"\nurl = "https://127.0.0.1:8443/workflows/abc/triggers/manual/'
+         'paths/invoke?api-version=1&sig=s"\n',
+         'targets[0].url: target "teams" cannot be used: a pasted Teams workflow URL is accepted '
+         'only on a Microsoft host (…logic.azure.com or …powerplatform.com), not "127.0.0.1"; '
+         "for another host write workflows://127.0.0.1:8443/WORKFLOW_ID/SIGNATURE/"),
         ('[[targets]]\nname = "ops"\nurl = "mailto://127.0.0.1?from=a@b.org&to=c@d.org"\n'
          '[[routes]]\ntargets = ["nobody"]\n', 'routes[0].targets: "nobody" matches no target'),
         (RSS + 'substances = ["kokain"]\n', 'sources[0].substances: "kokain" is not a configured'),

@@ -107,6 +107,7 @@ def test_dead_target_does_not_hold_back_live_one(tmp_path, teams_server):
     assert rows["teams"]["status"] == "delivered"
     assert rows["mail"]["status"] == "pending" and rows["mail"]["attempts"] == 1
     assert "E-Mail: FAILURE" in rows["mail"]["last_error"]
+    assert "refused" in rows["mail"]["last_error"]  # the reason, told apart
     # the next round only retries the failed target, once it is due
     assert outbox.dispatch_pending(cfg, store, now=NOW)["retrying"] == 0
     counts = outbox.dispatch_pending(cfg, store, now=NOW + timedelta(minutes=2))
@@ -211,10 +212,11 @@ def test_test_notify_reports_each_target(tmp_path, smtp_server, teams_server, ca
     assert main(["--config", p, "test-notify", "--target", "nobody"]) == 78
 
 
-def test_pasted_https_workflow_url_gets_the_card(tmp_path, teams_server):
+def test_pasted_https_workflow_url_gets_the_card(tmp_path, teams_server, microsoft_host):
+    # the URL as Teams gives it, on a Microsoft host (resolved to the loopback sink)
     url = (
-        f"https://127.0.0.1:{teams_server.port}/powerautomate/automations/direct/workflows/"
-        "abc123def/triggers/manual/paths/invoke?api-version=2022-03-01-preview"
+        f"https://{microsoft_host}:{teams_server.port}/powerautomate/automations/direct/"
+        "workflows/abc123def/triggers/manual/paths/invoke?api-version=2022-03-01-preview"
         "&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=Sig_1"
     )
     cfg = make_config(tmp_path, target("teams", url))
@@ -225,6 +227,9 @@ def test_pasted_https_workflow_url_gets_the_card(tmp_path, teams_server):
     (payload,) = teams_server.payloads()
     title = payload["attachments"][0]["content"]["body"][0]["inlines"][0]["text"]
     assert title == "Liten økning: ketamin — 1 kilde"  # one source: not corroborated
+    (req,) = teams_server.requests
+    assert req["path"].startswith("/powerautomate/automations/direct/workflows/abc123def/")
+    assert req["headers"]["Host"].startswith(microsoft_host)
 
 
 def test_one_target_with_two_recipients_is_one_delivery(tmp_path, smtp_server):

@@ -22,6 +22,7 @@ MODELS = [
     (C.TargetConfig, "targets"),
     (C.RouteConfig, "routes"),
     (C.AlertingConfig, "alerting"),
+    (C.WebConfig, "web"),
 ]
 
 

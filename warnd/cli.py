@@ -2,7 +2,8 @@
 
 Every command takes ``--config FILE`` (default: ``$WARND_CONFIG``, then
 ``./config.toml``, then ``/etc/warnd/config.toml``). Exit codes: 0 success, 1 a
-failure or an unhealthy status, 2 usage, 78 (EX_CONFIG) an invalid config.
+failure or an unhealthy status, 2 usage, 75 (EX_TEMPFAIL) another warnd holds the
+state directory (``run``, ``run --once``), 78 (EX_CONFIG) an invalid config.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from warnd import __version__, logs
 from warnd.config import Config, find_config_path, load_config
 from warnd.errors import ConfigError, WarndError
+from warnd.statelock import EX_LOCKED, StateLocked
 from warnd.service.health import collect_status
 
 __all__ = ["collect_status", "main"]
@@ -39,9 +41,21 @@ def _print_json(obj: Any) -> None:
 # -- run ---------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load(args)
-    if args.once:
-        from warnd.pipeline import Pipeline
+    from warnd import statelock
 
+    # one dispatching warnd per state directory; a second exits here (EX_LOCKED)
+    lock = statelock.acquire(cfg.state_dir)
+    try:
+        return _run_locked(args, cfg)
+    finally:
+        lock.release()
+
+
+def _run_locked(args: argparse.Namespace, cfg: Config) -> int:
+    from warnd.pipeline import Pipeline
+
+    Pipeline(cfg).prepare_store()
+    if args.once:
         res = Pipeline(cfg).run_once()
         polls = res["polls"]
         failed = [p for p in polls if not p.ok]
@@ -125,8 +139,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         from warnd.alerting.commands import print_alerting_status
 
         print_alerting_status(st)
-        print("healthy" if st["healthy"] else
-              "UNHEALTHY: " + ", ".join(st["unhealthy_sources"] or ["expired deliveries"]))
+        for t in st["unconfigured_targets"]:
+            print(f"  target {t['target']} is not configured: {t['n']} deliveries kept "
+                  "(configure it again, or `warnd outbox drop`)")
+        others = [p for p in st["problems"] if not p.startswith("source ")]
+        print("healthy" if st["healthy"] else "UNHEALTHY: " + "; ".join(
+            ([", ".join(st["unhealthy_sources"])] if st["unhealthy_sources"] else []) + others))
     return 0 if st["healthy"] else 1
 
 
@@ -191,6 +209,12 @@ def cmd_digest(args: argparse.Namespace) -> int:
     return run(args, _load(args))
 
 
+def cmd_outbox(args: argparse.Namespace) -> int:
+    from warnd.alerting.commands import cmd_outbox as run
+
+    return run(args, _load(args))
+
+
 def cmd_silence(args: argparse.Namespace) -> int:
     cfg = _load(args)
     from warnd.alerting.silences import cmd_silence as run
@@ -201,6 +225,43 @@ def cmd_silence(args: argparse.Namespace) -> int:
         return run(args, store, config=cfg)
     finally:
         store.close()
+
+
+# -- web console, accounts -------------------------------------------------------------
+def cmd_web(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    from warnd.web.app import serve
+
+    listen = getattr(args, "listen", None)
+    if listen:
+        from warnd.config import parse_listen
+
+        try:
+            parse_listen(listen)
+        except ValueError as e:
+            print(f"warnd: web: --listen: {e}", file=sys.stderr)
+            return 2
+    return serve(cfg, listen)
+
+
+def _with_store(args: argparse.Namespace, name: str) -> int:
+    cfg = _load(args)
+    from warnd.store import Store
+    from warnd.web import accounts
+
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        return int(getattr(accounts, name)(args, store))
+    finally:
+        store.close()
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    return _with_store(args, "cmd_user")
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    return _with_store(args, "cmd_token")
 
 
 # -- backtest / changepoints -------------------------------------------------------------
@@ -300,7 +361,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         store.close()
     kw: dict[str, Any] = {}
     if args.format == "html":
-        kw = {"params": cfg.detection_params(""), "generated": date.today()}
+        from warnd.report.charts import ChartCache
+
+        kw = {"params": cfg.detection_params(""), "generated": date.today(),
+              "chart_cache": ChartCache(Path(cfg.state_dir) / "charts")}
     elif args.format == "md":
         kw = {"generated": date.today()}
     text = RENDERERS[args.format](rep, lang, **kw)
@@ -372,7 +436,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from warnd.alerting.commands import add_parsers
 
-    add_parsers(sub, common, cmd_test_notify, cmd_silence, cmd_digest)
+    add_parsers(sub, common, cmd_test_notify, cmd_silence, cmd_digest, cmd_outbox)
+    from warnd.web.accounts import add_parsers as add_web_parsers
+
+    add_web_parsers(sub, common, cmd_web, cmd_user, cmd_token)
 
     for name, func, help_ in (
         ("backtest", cmd_backtest, "replay observations and print the alerts that would fire"),
@@ -424,6 +491,9 @@ def main(argv: list[str] | None = None) -> int:
         for m in e.messages:
             print(f"warnd: {e.path + ': ' if e.path else ''}{m}", file=sys.stderr)
         return EX_CONFIG
+    except StateLocked as e:
+        print(f"warnd: {e}", file=sys.stderr)
+        return EX_LOCKED
     except WarndError as e:
         print(f"warnd: {e}", file=sys.stderr)
         return 1

@@ -176,6 +176,7 @@ class SourceConfig(BaseModel):
     name: str
     kind: str
     location: str
+    label: str | None = None
     interval: str | None = None
     cron: str | None = None
     dimension: Literal["use", "availability", "interest"]
@@ -266,6 +267,19 @@ class TargetConfig(_Model):
         description="File holding the password; a relative name is looked up in "
         "$CREDENTIALS_DIRECTORY (systemd LoadCredential).",
     )
+    connect_timeout: str = Field(
+        "10s", description="Time allowed to connect to the target's server (TCP and TLS)."
+    )
+    read_timeout: str = Field(
+        "30s", description="Time allowed for the target's server to answer once connected."
+    )
+
+    @field_validator("connect_timeout", "read_timeout")
+    @classmethod
+    def _timeouts(cls, v: str) -> str:
+        if parse_duration(v).total_seconds() <= 0:
+            raise ValueError(f'"{v}" must be longer than zero')
+        return v
 
     @field_validator("name")
     @classmethod
@@ -346,6 +360,26 @@ class AlertingConfig(_Model):
         "2d", description="Give up on a delivery after this long (counted from when it was due)."
     )
     send_timeout: str = Field("30s", description="Hard limit for one send to one target.")
+    render_timeout: str = Field(
+        "30s", description="Hard limit for building one message (template, chart); a "
+        "message that takes longer fails with that reason instead of holding others back."
+    )
+    claim_lease: str = Field(
+        "10m", description="How long a delivery being sent stays claimed; a send whose "
+        "outcome could not be recorded is sent again only after its claim expires."
+    )
+    stall_after: str = Field(
+        "15m", description="Health turns red when a due delivery has waited this long "
+        "without an attempt (the outbox makes no progress)."
+    )
+    failing_after: int = Field(
+        3, ge=1, description="Health shows a target as failing after this many failed "
+        "attempts in a row."
+    )
+    max_retry_after: str = Field(
+        "6h", description="The longest Retry-After a target may ask for; longer waits are cut "
+        "to this."
+    )
     notice_max_age: str = Field(
         "14d", description="Warning notices older than this when first seen are not alerted."
     )
@@ -378,7 +412,8 @@ class AlertingConfig(_Model):
     )
 
     @field_validator(
-        "retry_backoff", "retry_max_backoff", "expire_after", "send_timeout", "notice_max_age"
+        "retry_backoff", "retry_max_backoff", "expire_after", "send_timeout", "notice_max_age",
+        "render_timeout", "claim_lease", "stall_after", "max_retry_after",
     )
     @classmethod
     def _dur(cls, v: str) -> str:
@@ -400,6 +435,53 @@ class AlertingConfig(_Model):
         return v
 
 
+class WebConfig(_Model):
+    """``[web]``: the console (``warnd web``), see docs/web.md."""
+
+    listen: str = Field(
+        "127.0.0.1:8080",
+        description="HOST:PORT the console listens on; `warnd web --listen` overrides it.",
+    )
+    base_url: str | None = Field(
+        None,
+        description='Public address of the console (e.g. "https://warnd.example.org"), used '
+        "in links from messages (open, acknowledge, silence); no links when unset.",
+    )
+    secure_cookies: bool = Field(
+        True,
+        description="Session cookies only over HTTPS (Secure). Set false only for plain "
+        "HTTP on localhost.",
+    )
+    session_lifetime: str = Field("12h", description="How long a login lasts.")
+    link_lifetime: str = Field(
+        "7d", description="How long an action link in a message stays valid."
+    )
+    login_attempts: int = Field(
+        5, ge=1,
+        description="Failed logins allowed per user name and address in 15 minutes; "
+        "further attempts are refused until the window has passed.",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        parse_listen(v)
+        return v
+
+    @field_validator("base_url")
+    @classmethod
+    def _base(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError(f'"{v}" is not an http(s):// address')
+        return v.rstrip("/") if v else v
+
+    @field_validator("session_lifetime", "link_lifetime")
+    @classmethod
+    def _dur(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+
 class ConfigModel(_Model):
     general: GeneralConfig = Field(default_factory=GeneralConfig)
     detection: dict[str, Any] = Field(default_factory=dict)
@@ -408,6 +490,7 @@ class ConfigModel(_Model):
     targets: list[TargetConfig] = Field(default_factory=list)
     routes: list[RouteConfig] = Field(default_factory=list)
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
 
 
 @dataclass(frozen=True)
@@ -443,6 +526,10 @@ class Config:
         return self.model.alerting
 
     @property
+    def web(self) -> WebConfig:
+        return self.model.web
+
+    @property
     def state_dir(self) -> Path:
         env = os.environ.get("WARND_STATE_DIR") or os.environ.get("STATE_DIRECTORY")
         d = Path(env.split(":")[0]) if env else self.model.general.state_dir
@@ -453,6 +540,13 @@ class Config:
             if s.name == name:
                 return s
         raise KeyError(name)
+
+    def source_label(self, name: str) -> str:
+        """A source's name for people: its ``label``, else its name in words."""
+        for s in self.sources:
+            if s.name == name and s.label:
+                return s.label
+        return name.replace("-", " ").replace("_", " ").capitalize() if name else name
 
     def substance_label(self, sid: str) -> str:
         sc = self.substances.get(sid)
@@ -679,18 +773,13 @@ def _check_detection(table: dict[str, Any], where: str) -> list[str]:
 
 
 def _check_apprise_url(t: TargetConfig, where: str) -> list[str]:
-    import apprise
-
-    from warnd.alerting.send import target_url
+    from warnd.alerting.send import refusal_reason, target_url
 
     try:
         url = target_url(t, check_secret=False)
     except ConfigError as e:
         return [f"{where}: {m}" for m in e.messages]
-    ap = apprise.Apprise()
-    if not ap.add(url):
-        return [
-            f'{where}.url: apprise cannot use this URL for target "{t.name}" '
-            "(unknown scheme or missing parts; see docs/alerting.md)"
-        ]
+    why = refusal_reason(url)
+    if why is not None:
+        return [f'{where}.url: target "{t.name}" cannot be used: {why} (see docs/alerting.md)']
     return []

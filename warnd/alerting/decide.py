@@ -21,7 +21,7 @@ from datetime import date, datetime
 from typing import Any
 
 from detectors.base import SCALE, Finding, is_score, series_key
-from warnd.alerting.outbox import enqueue_alert
+from warnd.alerting.outbox import crash_point, enqueue_alert
 from warnd.alerting.wording import render_text
 from warnd.config import Config, parse_duration
 from warnd.store import Store, iso
@@ -184,8 +184,9 @@ def enqueue_findings(
     only when no other source of the substance still has that episode open;
     ``correct`` decisions (an episode gone once already judged values were revised)
     become a correction when a message that was sent rested on that series. A
-    ``repeat`` of an acknowledged substance episode is not sent. Episode states are
-    saved in the same transaction as the first alert (or alone when nothing is sent).
+    ``repeat`` of an acknowledged substance episode is not sent. The alerts of the
+    round and every episode state (the series' and the substance's) are saved in one
+    transaction.
     """
     created: list[dict[str, Any]] = []
     live = [(f, a) for f, a in firing if a not in ("resolve", "correct")]
@@ -240,43 +241,47 @@ def enqueue_findings(
         else:
             log.info("substance=%s series=%s episode withdrawn after a revision; it was "
                      "never told", substance, f.series_key)
-    for group in groups:
-        alert = _build_alert(config, store, substance, group, pending_states, now=now,
-                             spikes=folded if group is trends else ())
-        if alert["severity"] == "none":
-            # require_corroboration: too few sources agree yet; the episode state is kept
-            log.info("substance=%s %s from %s held back: needs corroboration", substance,
-                     alert["kind"], alert["source"])
-            continue
-        if group is trends:
-            ev = _evidence(alert)
-            if not told.get("open"):
-                if alert["decision"] != "open":  # the first message of an episode opens it
-                    alert = _build_alert(config, store, substance, group, pending_states,
-                                         now=now, spikes=folded, decision="open")
-                told = {"open": True, "opened": now.date().isoformat(),
-                        "n": int(told.get("n", 0)) + 1, **ev}
-            elif alert["decision"] in ("open", "escalate"):
-                factor = float(config.detection_params(substance).escalate_factor)
-                if not evidence_grew(ev, told, factor):
-                    log.info("substance=%s not sent: %d source(s), category %d, no more "
-                             "than already told", substance, ev["n_sources"], ev["category"])
-                    continue
-                if alert["decision"] != "escalate":
-                    alert = _build_alert(config, store, substance, group, pending_states,
-                                         now=now, spikes=folded, decision="escalate")
-                told = {**told, "n_sources": max(ev["n_sources"], int(told["n_sources"])),
-                        "category": max(ev["category"], int(told["category"])),
-                        "magnitude": max(ev["magnitude"], float(told.get("magnitude", 0)))}
-            pending_states[told_scope] = told
-        aid = enqueue_alert(config, store, alert, now=now, episodes=pending_states)
-        pending_states = {}
-        if aid is not None:
-            created.append(alert)
-    if pending_states:
-        with store.write() as db:
-            for scope, st in pending_states.items():
-                store.save_episode_state(scope, st, db)
+    # One transaction for the whole round: every alert, its deliveries and the episode
+    # states they rest on (the series' and what the substance's recipients were told)
+    # commit together, or (a crash, a full disk) none of them does and the next
+    # detection decides the same round again.
+    with store.write() as db:
+        for group in groups:
+            alert = _build_alert(config, store, substance, group, pending_states, now=now,
+                                 spikes=folded if group is trends else ())
+            if alert["severity"] == "none":
+                # require_corroboration: too few sources agree yet; the episode state
+                # is kept
+                log.info("substance=%s %s from %s held back: needs corroboration",
+                         substance, alert["kind"], alert["source"])
+                continue
+            if group is trends:
+                ev = _evidence(alert)
+                if not told.get("open"):
+                    if alert["decision"] != "open":  # the first message of an episode opens it
+                        alert = _build_alert(config, store, substance, group, pending_states,
+                                             now=now, spikes=folded, decision="open")
+                    told = {"open": True, "opened": now.date().isoformat(),
+                            "n": int(told.get("n", 0)) + 1, **ev}
+                elif alert["decision"] in ("open", "escalate"):
+                    factor = float(config.detection_params(substance).escalate_factor)
+                    if not evidence_grew(ev, told, factor):
+                        log.info("substance=%s not sent: %d source(s), category %d, no more "
+                                 "than already told", substance, ev["n_sources"],
+                                 ev["category"])
+                        continue
+                    if alert["decision"] != "escalate":
+                        alert = _build_alert(config, store, substance, group, pending_states,
+                                             now=now, spikes=folded, decision="escalate")
+                    told = {**told, "n_sources": max(ev["n_sources"], int(told["n_sources"])),
+                            "category": max(ev["category"], int(told["category"])),
+                            "magnitude": max(ev["magnitude"], float(told.get("magnitude", 0)))}
+                pending_states[told_scope] = told
+            if enqueue_alert(config, store, alert, now=now) is not None:
+                created.append(alert)
+        for scope, st in pending_states.items():
+            store.save_episode_state(scope, st, db)
+    crash_point("round")
     return created
 
 
@@ -302,13 +307,9 @@ def _told_about(store: Store, f: Finding) -> bool:
 
 def _substance_rising(store: Store, substance: str, states: dict[str, dict[str, Any]]) -> bool:
     """True when any series of the substance has a trend-increase episode open."""
-    scopes = set(states) | {
-        "series:" + ":".join([src, substance, *([reg] if reg else []),
-                              *([met] if met != "count" else [])])
-        for src, _sub, reg, met in store.series_keys(substance)
-    }
-    for scope in scopes:
-        st = states.get(scope) or store.episode_state(scope) or {}
+    stored = store.active_episode_states(substance)
+    for scope in set(states) | set(stored):
+        st = states.get(scope) or stored.get(scope) or {}
         if "trend:increase" in (st.get("active") or {}):
             return True
     return False
@@ -338,11 +339,11 @@ def _still_active(
 ) -> bool:
     """True when another series of the substance still has this episode open."""
     done = {f.series_key for f, _ in ending}
-    for source, _sub, region, metric in store.series_keys(substance):
-        skey = series_key(source, substance, region, metric)
-        if skey in done:
+    stored = store.active_episode_states(substance)
+    for scope in set(states) | set(stored):
+        if scope.removeprefix("series:") in done:
             continue
-        st = states.get(f"series:{skey}") or store.episode_state(f"series:{skey}")
+        st = states.get(scope) or stored.get(scope)
         if any(f.kind == kind and f.direction == direction
                for f in tracker_active(st)):
             return True
@@ -368,6 +369,7 @@ def _build_alert(
     spiking = {f.series_key for f in spikes}
     if lead.kind == "trend" and lead.direction == "increase" and action not in (
             "resolve", "correct"):
+        stored = store.active_episode_states(substance)
         for source, sub, region, metric in store.series_keys(substance):
             skey = series_key(source, sub, region, metric)
             if skey in agree or skey in spiking or metric == "notices":
@@ -380,7 +382,7 @@ def _build_alert(
                 if last:
                     panel.append({"series": skey, "source": source, **last[0]})
                 continue
-            st = states.get(f"series:{skey}") or store.episode_state(f"series:{skey}")
+            st = states.get(f"series:{skey}") or stored.get(f"series:{skey}")
             active = [
                 f for f in tracker_active(st)
                 if f.kind == "trend" and f.direction == "increase"
@@ -547,7 +549,7 @@ def enqueue_notice(
         "severity": "warning",
         "source": src.name,
         "notice": {
-            "title": item.title,
+            "title": " ".join((item.title or "").split())[:500],
             "link": item.link or "",
             "published_at": item.published_at.date().isoformat(),
             "summary": (item.summary or "")[:1000],

@@ -1,0 +1,110 @@
+"""What a person does to an alert, each recorded with who, how and when.
+
+Acknowledge an alert, silence a substance (or kind, or source) for a while, end a
+silence, retry or drop a delivery: the console (``warnd web``: its pages, its API and
+signed links from messages) and the command line share these functions, and each
+writes its change and a row in the ``actions`` table in one transaction.
+``via`` says how: ``web``, ``api``, ``link`` or ``cli``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from warnd.store import Store, iso
+
+
+def ack_alert(store: Store, alert_id: int, *, who: str, via: str,
+              now: datetime | None = None) -> bool:
+    """Acknowledge an alert; False when there is no such alert.
+
+    Acknowledging an acknowledged alert keeps the first who and when and is not
+    logged again (a second click, a retried API call).
+    """
+    now = now or datetime.now(UTC)
+    with store.write() as db:
+        row = db.execute("SELECT status FROM alerts WHERE id=?", (alert_id,)).fetchone()
+        if row is None:
+            return False
+        if row[0] == "acked":
+            return True
+        db.execute("UPDATE alerts SET status='acked', acked_at=?, acked_by=? WHERE id=?",
+                   (iso(now), who, alert_id))
+        store.record_action(db, who=who, via=via, action="ack", alert_id=alert_id, now=now)
+    return True
+
+
+def add_silence(
+    store: Store, *, substance: str | None, kind: str | None = None, source: str | None = None,
+    duration: timedelta, reason: str, who: str, via: str, alert_id: int | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Add a silence from now for ``duration``; returns its id."""
+    now = now or datetime.now(UTC)
+    with store.write() as db:
+        cur = db.execute(
+            "INSERT INTO silences (substance, kind, source, reason, created_by, created_at, "
+            "until) VALUES (?,?,?,?,?,?,?)",
+            (substance, kind, source, reason, who, iso(now), iso(now + duration)),
+        )
+        sid = int(cur.lastrowid or 0)
+        what = ", ".join(f"{k}={v}" for k, v in (("substance", substance), ("kind", kind),
+                                                  ("source", source)) if v)
+        store.record_action(db, who=who, via=via, action="silence", alert_id=alert_id,
+                            silence_id=sid, detail=f"{what} until {iso(now + duration)}: {reason}",
+                            now=now)
+    return sid
+
+
+def expire_silence(store: Store, silence_id: int, *, who: str, via: str,
+                   now: datetime | None = None) -> bool:
+    """End an active silence now; False when there is no active silence with that id."""
+    now = now or datetime.now(UTC)
+    with store.write() as db:
+        cur = db.execute("UPDATE silences SET expired_at=? WHERE id=? AND expired_at IS NULL",
+                         (iso(now), silence_id))
+        if not cur.rowcount:
+            return False
+        store.record_action(db, who=who, via=via, action="expire_silence",
+                            silence_id=silence_id, now=now)
+    return True
+
+
+def retry_delivery(store: Store, alert_id: int, target: str, *, who: str, via: str,
+                   now: datetime | None = None) -> bool:
+    """Make a failed, expired or waiting delivery due again now, with a fresh retry
+    window (:func:`warnd.alerting.outbox.retry_delivery`), and log who did it."""
+    from warnd.alerting import outbox
+
+    now = now or datetime.now(UTC)
+    with store.write() as db:
+        if not outbox.retry_delivery(store, alert_id, target, now=now):
+            return False
+        store.record_action(db, who=who, via=via, action="retry_delivery", alert_id=alert_id,
+                            detail=target, now=now)
+    return True
+
+
+def drop_delivery(store: Store, alert_id: int, target: str, *, who: str, via: str,
+                  now: datetime | None = None) -> bool:
+    """Give up a waiting, failed or expired delivery (status ``dropped``): never sent
+    (:func:`warnd.alerting.outbox.drop_delivery`), and log who did it."""
+    from warnd.alerting import outbox
+
+    now = now or datetime.now(UTC)
+    with store.write() as db:
+        if not outbox.drop_delivery(store, alert_id, target, now=now):
+            return False
+        store.record_action(db, who=who, via=via, action="drop_delivery", alert_id=alert_id,
+                            detail=target, now=now)
+    return True
+
+
+def history(store: Store, *, alert_id: int | None = None, limit: int = 50
+            ) -> list[dict[str, Any]]:
+    """The newest actions, of one alert or of all."""
+    if alert_id is not None:
+        return store.q("SELECT * FROM actions WHERE alert_id=? ORDER BY id DESC LIMIT ?",
+                       [alert_id, limit])
+    return store.q("SELECT * FROM actions ORDER BY id DESC LIMIT ?", [limit])

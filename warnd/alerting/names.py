@@ -1,0 +1,105 @@
+"""Names and numbers for people: sources, regions, metrics with units, decimal marks.
+
+Nothing a person reads shows a raw series key: a series is "AMK Bergen (ambulanse),
+Vestland: utrykninger per uke". Region codes are Norway's county numbers (2024);
+other region texts (a city) are shown as they are.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+#: County numbers (fylkesnummer, from 2024) and the country.
+REGIONS = {
+    "03": "Oslo", "11": "Rogaland", "15": "Møre og Romsdal", "18": "Nordland",
+    "31": "Østfold", "32": "Akershus", "33": "Buskerud", "34": "Innlandet",
+    "39": "Vestfold", "40": "Telemark", "42": "Agder", "46": "Vestland",
+    "50": "Trøndelag", "55": "Troms", "56": "Finnmark",
+}
+COUNTRY = {"no": "hele landet", "en": "Norway"}
+
+#: Each metric in words with its unit (Norwegian, English).
+METRICS: dict[str, tuple[str, str]] = {
+    "count": ("antall per periode", "count per period"),
+    "visits": ("besøk per uke", "visits per week"),
+    "index": ("søkeindeks 0–100", "search index 0–100"),
+    "concentration": ("mg per 1 000 innbyggere per dag", "mg per 1,000 inhabitants per day"),
+    "quantity": ("beslaglagt mengde (kg)", "quantity seized (kg)"),
+    "notices": ("varsler per uke", "warnings per week"),
+    "score": ("trendpanel, sum av svar", "trend panel, sum of answers"),
+    "share": ("andel av prøvene positive (%)", "share of tests positive (%)"),
+}
+
+
+def region_name(code: str | None, lang: str = "no") -> str:
+    if not code:
+        return ""
+    if code.upper() == "NO":
+        return COUNTRY.get(lang, COUNTRY["en"])
+    return REGIONS.get(code, code)
+
+
+def metric_words(metric: str | None, lang: str = "no", *, share: bool = False) -> str:
+    if share:
+        metric = "share"
+    base = (metric or "count").split(":")[0]
+    pair = METRICS.get(base)
+    if pair is None:
+        return base
+    return pair[0] if lang == "no" else pair[1]
+
+
+def series_name(config: Any, source: str, region: str | None, metric: str | None,
+                lang: str = "no", *, share: bool = False) -> str:
+    """``"AMK Bergen, Vestland: antall per periode"`` — a series as people say it."""
+    label = config.source_label(source) if config is not None else source
+    reg = region_name(region, lang)
+    head = f"{label}, {reg}" if reg else label
+    return f"{head}: {metric_words(metric, lang, share=share)}"
+
+
+def num(x: float | int | None, lang: str = "no", digits: int = 1) -> str:
+    """A number with the language's decimal mark and thousands separator ("1 234,5")."""
+    if x is None:
+        return "–"
+    x = float(x)
+    if not math.isfinite(x):
+        return "–"
+    if abs(x) >= 100 or float(x).is_integer():
+        digits = 0 if float(round(x, digits)).is_integer() or abs(x) >= 100 else digits
+    text = f"{x:,.{digits}f}"
+    if lang == "no":
+        text = text.replace(",", " ").replace(".", ",").replace("-", "−")
+    return text
+
+
+def percent(x: float | None, lang: str = "no", digits: int = 0) -> str:
+    """A relative change as ``"+110 %"`` (Norwegian) or ``"+110%"``."""
+    if x is None or not math.isfinite(float(x)):
+        return "–"
+    v = num(abs(x) * 100, lang, digits)
+    sign = "+" if x >= 0 else ("−" if lang == "no" else "-")
+    return f"{sign}{v} %" if lang == "no" else f"{sign}{v}%"
+
+
+def certainty(p_value: float | None, lang: str = "no") -> str:
+    """The p-value of a finding in words: "svært sikker", "sikker" or "usikker"."""
+    if p_value is None or not math.isfinite(float(p_value)):
+        return "usikker" if lang == "no" else "uncertain"
+    if p_value < 1e-4:
+        return "svært sikker" if lang == "no" else "very certain"
+    if p_value < 0.01:
+        return "sikker" if lang == "no" else "certain"
+    return "usikker" if lang == "no" else "uncertain"
+
+
+def agreement(n_agree: int, n_all: int, lang: str = "no", direction: str = "increase") -> str:
+    """``"4 av 9 kilder øker"``."""
+    if lang == "no":
+        verb = "øker" if direction == "increase" else "synker"
+        return f"{n_agree} av {n_all} {'kilde' if n_all == 1 else 'kilder'} {verb}"
+    verb = "rise" if direction == "increase" else "fall"
+    if n_agree == 1:
+        verb += "s"
+    return f"{n_agree} of {n_all} {'source' if n_all == 1 else 'sources'} {verb}"

@@ -1,0 +1,290 @@
+"""What the console's pages show, read from the store.
+
+* :func:`overview` — the live Føre Var table: per substance the five-step score of
+  each source over the findings seen in the latest weeks, summed per dimension and
+  overall (:func:`detectors.synthesis.aggregate` through
+  :func:`warnd.alerting.digest.build`, the same numbers as the digest), the verdict
+  in words, the number of agreeing sources, open alerts and a small trend line.
+* :func:`substance_page` — every series of one substance with the expected level and
+  its 95 % band, the spike threshold, change points and the onset of its findings,
+  as chart data.
+
+The expected band comes from the detector's own baseline
+(:func:`detectors.baseline.fit_baseline`, fitted as the engine fits it): for counts the
+expected count ± 1.96 predictive standard deviations, for continuous values the
+same on the log scale transformed back. The threshold line is the upper
+``1 − spike_alpha`` predictive quantile (normal approximation): a value above it
+is unusual enough for a spike when the engine's other spike rules also hold.
+Change points are :func:`detectors.changepoints.segment`'s.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import numpy as np
+
+from detectors.base import SCALE, Series
+from warnd.alerting import digest
+from warnd.alerting.names import metric_words, region_name
+from warnd.config import Config
+from warnd.store import Store
+
+#: Periods in an overview trend line.
+SPARK_PERIODS = 52
+#: Charts drawn on a substance page (series with findings first); the rest are listed.
+MAX_CHARTS = 16
+#: Periods in a substance chart.
+CHART_PERIODS = 260
+DIMS = ("use", "availability", "interest")
+
+
+def _epoch(d: date) -> int:
+    return int(datetime.combine(d, time(0), tzinfo=UTC).timestamp())
+
+
+def newest_period(store: Store) -> date | None:
+    """The newest period with data (the end of the overview window)."""
+    row = store.q("SELECT MAX(last_seen_at) AS f FROM findings")[0]
+    obs = store.q("SELECT MAX(last_period) AS p FROM series WHERE source IN "
+                  "(SELECT DISTINCT source FROM findings)")[0] if row["f"] else {"p": None}
+    cands = [x[:10] for x in (row["f"], obs["p"]) if x]
+    return date.fromisoformat(max(cands)) if cands else None
+
+
+def source_series(store: Store, source: str, substance: str) -> list[tuple[str, str]]:
+    """``(region, metric)`` of a source's series of a substance (primary key order)."""
+    return [(r["region"], r["metric"]) for r in store.q(
+        "SELECT region, metric FROM series WHERE source=? AND substance=? "
+        "ORDER BY region, metric", [source, substance])]
+
+
+def _recent(store: Store, source: str, substance: str, region: str, metric: str,
+            n: int) -> list[tuple[str, float]]:
+    rows = store.q(
+        "SELECT period, value, denominator FROM observations WHERE source=? AND substance=? "
+        "AND region=? AND metric=? ORDER BY period DESC LIMIT ?",
+        [source, substance, region, metric, n])
+    out = []
+    for r in reversed(rows):
+        v = r["value"]
+        if r["denominator"]:
+            v = v / r["denominator"]
+        out.append((r["period"], float(v)))
+    return out
+
+
+def sparkline(lines: list[list[float]], width: int = 120, height: int = 28) -> str:
+    """An inline SVG of up to six lines, each scaled to its own range (shape, not size)."""
+    paths = []
+    colours = ("#1f4e79", "#c55a11", "#548235", "#7030a0", "#bf9000", "#2e75b6")
+    for i, ys in enumerate(lines[:6]):
+        ys = [y for y in ys if np.isfinite(y)]
+        if len(ys) < 2:
+            continue
+        lo, hi = min(ys), max(ys)
+        span = (hi - lo) or 1.0
+        step = width / (len(ys) - 1)
+        pts = " ".join(f"{j * step:.1f},{height - 2 - (y - lo) / span * (height - 4):.1f}"
+                       for j, y in enumerate(ys))
+        paths.append(f'<polyline fill="none" stroke="{colours[i % 6]}" stroke-width="1.2" '
+                     f'points="{pts}"/>')
+    return (f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} '
+            f'{height}" role="img" aria-hidden="true">{"".join(paths)}</svg>')
+
+
+def overview(cfg: Config, store: Store) -> dict[str, Any]:
+    lang = cfg.general.language
+    end = newest_period(store)
+    data = (digest.build(cfg, store, end=datetime.combine(end, time(23, 59), tzinfo=UTC))
+            if end else {"substances": [], "since": None, "until": None})
+    by_sub = {s["substance"]: s for s in data["substances"]}
+    open_alerts = {r["substance"]: r["n"] for r in store.q(
+        "SELECT substance, COUNT(*) AS n FROM alerts WHERE status='open' GROUP BY substance")}
+    rows = []
+    sources = [s.name for s in cfg.sources]
+    for sid in list(cfg.substances) + sorted(set(by_sub) - set(cfg.substances)):
+        d = by_sub.get(sid)
+        cat = d["category"] if d else 0
+        lines = []
+        for src in sources:
+            keys = source_series(store, src, sid)
+            if keys:
+                region, metric = keys[0]
+                lines.append([v for _, v in _recent(store, src, sid, region, metric,
+                                                    SPARK_PERIODS)])
+            if len(lines) >= 6:
+                break
+        agreeing = sum(1 for c in (d["sources"].values() if d else ()) if c > 0)
+        rows.append({
+            "substance": sid,
+            "label": cfg.substance_label(sid),
+            "by_dimension": {k: (d["by_dimension"].get(k, 0) if d else 0) for k in DIMS},
+            "sources_by_dimension": {k: (d["sources_by_dimension"].get(k, 0) if d else 0)
+                                     for k in DIMS},
+            "total": d["total"] if d else 0,
+            "n_sources": d["n_sources"] if d else 0,
+            "n_agree": agreeing,
+            "category": cat,
+            "words": SCALE[cat][0 if lang == "no" else 1],
+            "sources": d["sources"] if d else {},
+            "open_alerts": open_alerts.get(sid, 0),
+            "spark": sparkline(lines),
+        })
+    return {"since": data.get("since"), "until": data.get("until"), "rows": rows}
+
+
+# -- substance page ------------------------------------------------------------------------
+def expected_band(series: Series, params: Any) -> dict[str, np.ndarray] | None:
+    """Expected level, 95 % band and spike threshold per period of ``series``."""
+    from scipy import special
+
+    from detectors.baseline import fit_baseline
+    from detectors.grid import PER_YEAR, grid_positions, infer_step, on_grid
+
+    if len(series.periods) < 3:
+        return None
+    step = infer_step(series.periods)
+    pos = grid_positions(series.periods, step)
+    y = on_grid(np.asarray(series.values, float), pos)
+    den = offset = None
+    if series.denominators is not None:
+        den = on_grid(np.asarray(series.denominators, float), pos)
+        den = np.where(den > 0, den, np.nan)
+        y = np.where(np.isfinite(den), y, np.nan)
+        offset = np.log(den)
+    family = "counts" if (den is not None or series.metric == "count") else "continuous"
+    with np.errstate(all="ignore"):
+        base = fit_baseline(y, PER_YEAR[step], params, family=family, offset=offset)
+        sd = np.sqrt(base.variance)
+        zt = float(special.ndtri(1 - params.spike_alpha))
+        if family == "counts":
+            mu = base.expected
+            lo, hi, thr = np.maximum(mu - 1.96 * sd, 0), mu + 1.96 * sd, mu + zt * sd
+            if den is not None:
+                mu, lo, hi, thr = mu / den, lo / den, hi / den, thr / den
+        else:
+            g = base.expected
+
+            def back(v: np.ndarray) -> np.ndarray:
+                return np.where(base.uselog, np.exp(v) - base.shift, v)
+
+            mu, lo, hi, thr = back(g), back(g - 1.96 * sd), back(g + 1.96 * sd), back(g + zt * sd)
+    return {k: v[pos] for k, v in (("expected", mu), ("lo", lo), ("hi", hi), ("thr", thr))}
+
+
+def _clean(a: np.ndarray | None, scale: float = 1.0) -> list[float | None]:
+    if a is None:
+        return []
+    return [None if not np.isfinite(v) else round(float(v) * scale, 4) for v in a]
+
+
+def chart_data(cfg: Config, store: Store, source: str, substance: str, region: str,
+               metric: str, findings: list[dict[str, Any]]) -> dict[str, Any] | None:
+    from detectors.changepoints import segment
+
+    lang = cfg.general.language
+    s = store.load_series(source, substance, region, metric)
+    if len(s.periods) == 0:
+        return None
+    n = min(len(s.periods), CHART_PERIODS)
+    share = s.denominators is not None
+    scale = 100.0 if share else 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        level = (np.where(s.denominators > 0, s.values / s.denominators, np.nan)
+                 if share else np.asarray(s.values, float))
+    band = expected_band(s, cfg.detection_params(substance, source))
+    seg = segment(level[-n:])
+    periods = list(s.periods)[-n:]
+    onsets = sorted({f["onset"] for f in findings if f["kind"] == "trend"})
+    spikes = sorted({f["onset"] for f in findings if f["kind"] == "spike"})
+    return {
+        "id": f"c{abs(hash((source, region, metric))) % 10**9}",
+        "source": source,
+        "source_label": cfg.source_label(source),
+        "region": region_name(region, lang),
+        "unit": metric_words(metric, lang, share=share),
+        "x": [_epoch(p) for p in periods],
+        "y": _clean(level[-n:], scale),
+        "expected": _clean(band["expected"][-n:], scale) if band else [],
+        "lo": _clean(band["lo"][-n:], scale) if band else [],
+        "hi": _clean(band["hi"][-n:], scale) if band else [],
+        "thr": _clean(band["thr"][-n:], scale) if band else [],
+        "changepoints": [_epoch(periods[i]) for i in seg.change_points if 0 < i < n],
+        "onsets": [_epoch(date.fromisoformat(o)) for o in onsets
+                   if date.fromisoformat(o) >= periods[0]],
+        "spikes": [_epoch(date.fromisoformat(o)) for o in spikes
+                   if date.fromisoformat(o) >= periods[0]],
+        "newest": periods[-1].isoformat(),
+        "n": len(periods),
+    }
+
+
+def substance_page(cfg: Config, store: Store, substance: str, *, light: bool = False
+                   ) -> dict[str, Any]:
+    lang = cfg.general.language
+    findings = store.q(
+        "SELECT * FROM findings WHERE substance=? ORDER BY detected_at DESC, key LIMIT 200",
+        [substance])
+    by_series: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for f in findings:
+        by_series.setdefault((f["source"], f["region"], f["metric"]), []).append(f)
+    keys = []
+    for src in cfg.sources:
+        for region, metric in source_series(store, src.name, substance):
+            keys.append((src.name, region, metric))
+    newest = max((f["last_seen_at"] for f in findings), default="")
+    # series with recent findings first, then the rest in configuration order
+    def rank(k: tuple[str, str, str]) -> tuple[int, str]:
+        fs = by_series.get(k, [])
+        last = max((f["last_seen_at"] for f in fs), default="")
+        return (0 if fs and last >= newest[:7] else 1 if fs else 2, "")
+
+    ordered = sorted(keys, key=rank)
+    # the chart data itself is fetched by the page, one request per chart (chart_data)
+    charts = [{"n": i, "source": k[0], "source_label": cfg.source_label(k[0]),
+               "region": region_name(k[1], lang),
+               "unit": metric_words(k[2], lang),
+               "n_findings": len(by_series.get(k, []))}
+              for i, k in enumerate(ordered[:MAX_CHARTS])]
+    if light:
+        return {"keys": ordered[:MAX_CHARTS]}
+    rest = [{"source_label": cfg.source_label(k[0]), "region": region_name(k[1], lang),
+             "unit": metric_words(k[2], lang)} for k in ordered[MAX_CHARTS:]]
+    headlines = store.q(
+        "SELECT i.published_at, i.title, i.link, i.kind, i.source FROM items i "
+        "JOIN item_substances s ON s.key = i.key WHERE s.substance=? "
+        "ORDER BY i.published_at DESC LIMIT 15", [substance])
+    messages = store.q(
+        "SELECT id, created_at, kind, severity, status, title, acked_at, acked_by "
+        "FROM alerts WHERE substance=? ORDER BY id DESC LIMIT 50", [substance])
+    for m in messages:
+        m["deliveries"] = store.q(
+            "SELECT target, status, attempts, delivered_at FROM deliveries WHERE alert_id=? "
+            "ORDER BY target", [m["id"]])
+    return {"findings": findings[:40], "charts": charts, "rest": rest,
+            "headlines": headlines, "messages": messages, "keys": ordered[:MAX_CHARTS],
+            "by_series": by_series}
+
+
+def chart_for(cfg: Config, store: Store, substance: str, n: int) -> dict[str, Any] | None:
+    """The data of chart ``n`` of a substance page (same order as the page)."""
+    findings = store.q("SELECT source, region, metric, kind, onset FROM findings "
+                       "WHERE substance=?", [substance])
+    by_series: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for f in findings:
+        by_series.setdefault((f["source"], f["region"], f["metric"]), []).append(f)
+    page_keys = _ordered_keys(cfg, store, substance)
+    if not 0 <= n < min(len(page_keys), MAX_CHARTS):
+        return None
+    k = page_keys[n]
+    return chart_data(cfg, store, k[0], substance, k[1], k[2], by_series.get(k, []))
+
+
+def _ordered_keys(cfg: Config, store: Store, substance: str) -> list[tuple[str, str, str]]:
+    return substance_page(cfg, store, substance, light=True)["keys"]
+
+
+def since(days: int) -> timedelta:
+    return timedelta(days=days)

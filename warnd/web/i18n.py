@@ -1,0 +1,89 @@
+"""The console's words, Norwegian and English (``general.language``)."""
+
+from __future__ import annotations
+
+TEXT: dict[str, dict[str, str]] = {
+    "no": {
+        "overview": "Oversikt", "alerts": "Varsler", "sources": "Kilder", "outbox": "Utboks",
+        "login": "Logg inn", "logout": "Logg ut", "user": "Brukernavn", "password": "Passord",
+        "substance": "Stoff", "use": "Bruk", "availability": "Tilgjengelighet",
+        "interest": "Interesse", "sum": "Samlet", "agree": "Kilder", "open_alerts": "Åpne varsler",
+        "trend": "Utvikling", "verdict": "Vurdering", "no_findings": "Ingen funn i perioden.",
+        "window": "Funn sett {since} – {until}.",
+        "score_help": "Poeng per kilde: −2 sterk nedgang … +2 sterk økning; summert per "
+                      "dimensjon.",
+        "series": "Dataserier", "expected": "forventet", "band": "forventet område (95 %)",
+        "threshold": "varslingsgrense", "onset": "start på endring", "changepoint": "brudd",
+        "spike": "topp", "value": "verdi", "findings": "Funn", "headlines": "Siste saker og "
+        "varsler", "messages": "Meldinger sendt", "no_messages": "Ingen meldinger om stoffet.",
+        "no_headlines": "Ingen saker.", "state": "Status", "all": "alle", "open": "åpen",
+        "acked": "kvittert", "silenced": "dempet", "resolved": "avsluttet", "created": "Opprettet",
+        "ack": "Kvitter", "silence": "Demp", "silence_14": "Demp 14 dager", "for": "Varighet",
+        "reason": "Begrunnelse", "silences": "Dempinger", "until": "til", "by": "av",
+        "expire": "Avslutt demping", "no_alerts": "Ingen varsler.", "no_silences":
+        "Ingen aktive dempinger.", "healthy": "i orden", "unhealthy": "feiler", "stale":
+        "utdatert", "last_fetch": "Siste henting", "last_ok": "Siste vellykkede",
+        "newest": "Nyeste data", "problems": "Problemer", "never": "aldri",
+        "target": "Mottaker", "attempts": "Forsøk", "error": "Feil", "retry": "Prøv igjen",
+        "drop": "Forkast", "pending": "venter", "failed": "feilet", "expired": "utløpt",
+        "delivered": "levert", "dropped": "forkastet", "no_deliveries": "Ingen leveringer "
+        "venter eller har feilet.", "confirm": "Bekreft", "confirm_ack": "Kvittere for varsel "
+        "#{id}: {title}?", "confirm_silence": "Dempe «{label}» i 14 dager (varsel #{id}: "
+        "{title})?", "done_ack": "Varsel #{id} er kvittert av {who}.", "done_silence":
+        "«{label}» er dempet til {until} av {who}.", "link_expired": "Lenken er utløpt. "
+        "Åpne varselet i konsollet i stedet.", "link_invalid": "Lenken er ugyldig.",
+        "forbidden": "Din rolle kan ikke gjøre dette.", "csrf": "Skjemaet var utløpt eller "
+        "ugyldig. Last siden på nytt og prøv igjen.", "login_needed": "Du må logge inn.",
+        "login_failed": "Feil brukernavn eller passord.", "login_blocked": "For mange "
+        "mislykkede forsøk. Vent et kvarter og prøv igjen.", "not_found": "Finnes ikke.",
+        "bad_input": "Ugyldig: {what}", "history": "Historikk", "actions": "Handlinger",
+        "role": "rolle", "certainty": "sikkerhet", "change": "endring",
+        "level": "nivå før → etter", "detected": "oppdaget", "since": "siden",
+        "unknown_substance": "Ukjent stoff.", "back": "Tilbake", "kind": "Type",
+        "severity": "Alvor", "open_link": "Åpne", "status_in": "Status",
+        "days": "dager", "date": "Dato", "hours": "timer", "no_data": "Ingen data.",
+    },
+    "en": {
+        "overview": "Overview", "alerts": "Alerts", "sources": "Sources", "outbox": "Outbox",
+        "login": "Log in", "logout": "Log out", "user": "User name", "password": "Password",
+        "substance": "Substance", "use": "Use", "availability": "Availability",
+        "interest": "Interest", "sum": "Total", "agree": "Sources", "open_alerts": "Open alerts",
+        "trend": "Trend", "verdict": "Assessment", "no_findings": "No findings in the period.",
+        "window": "Findings seen {since} – {until}.",
+        "score_help": "Score per source: −2 strong decrease … +2 strong increase; summed per "
+                      "dimension.",
+        "series": "Series", "expected": "expected", "band": "expected range (95%)",
+        "threshold": "alert threshold", "onset": "change starts", "changepoint": "break",
+        "spike": "spike", "value": "value", "findings": "Findings", "headlines":
+        "Recent headlines and warnings", "messages": "Messages sent", "no_messages":
+        "No messages about this substance.", "no_headlines": "No headlines.", "state": "State",
+        "all": "all", "open": "open", "acked": "acknowledged", "silenced": "silenced",
+        "resolved": "resolved", "created": "Created", "ack": "Acknowledge", "silence":
+        "Silence", "silence_14": "Silence 14 days", "for": "Duration", "reason": "Reason",
+        "silences": "Silences", "until": "until", "by": "by", "expire": "End silence",
+        "no_alerts": "No alerts.", "no_silences": "No active silences.", "healthy": "healthy",
+        "unhealthy": "failing", "stale": "stale", "last_fetch": "Last fetch", "last_ok":
+        "Last success", "newest": "Newest data", "problems": "Problems", "never": "never",
+        "target": "Target", "attempts": "Attempts", "error": "Error", "retry": "Retry",
+        "drop": "Drop", "pending": "pending", "failed": "failed", "expired": "expired",
+        "delivered": "delivered", "dropped": "dropped", "no_deliveries": "No deliveries "
+        "waiting or failed.", "confirm": "Confirm", "confirm_ack": "Acknowledge alert #{id}: "
+        "{title}?", "confirm_silence": "Silence “{label}” for 14 days (alert #{id}: {title})?",
+        "done_ack": "Alert #{id} acknowledged by {who}.", "done_silence": "“{label}” silenced "
+        "until {until} by {who}.", "link_expired": "The link has expired. Open the alert in "
+        "the console instead.", "link_invalid": "The link is not valid.", "forbidden":
+        "Your role may not do this.", "csrf": "The form had expired or was invalid. Reload "
+        "the page and try again.", "login_needed": "Please log in.", "login_failed":
+        "Wrong user name or password.", "login_blocked": "Too many failed attempts. Wait a "
+        "quarter of an hour and try again.", "not_found": "Not found.", "bad_input":
+        "Invalid: {what}", "history": "History", "actions": "Actions", "role": "role",
+        "certainty": "certainty", "change": "change", "level": "level before → after",
+        "detected": "detected", "since": "since", "unknown_substance": "Unknown substance.",
+        "back": "Back", "kind": "Kind", "severity": "Severity", "open_link": "Open",
+        "status_in": "State", "days": "days", "date": "Date", "hours": "hours", "no_data": "No data.",
+    },
+}
+
+
+def texts(lang: str) -> dict[str, str]:
+    return TEXT.get(lang, TEXT["en"])

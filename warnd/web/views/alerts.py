@@ -1,0 +1,161 @@
+"""Alerts: list and filter, one alert, acknowledge, silence, end a silence, action links."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from warnd.alerting import actions, links
+from warnd.config import parse_duration
+from warnd.web.auth import allowed, guard
+
+STATES = ("open", "acked", "silenced", "resolved")
+#: Longest silence the console accepts.
+MAX_SILENCE = timedelta(days=365)
+
+
+def alert_rows(store: Any, state: str | None, limit: int = 200) -> list[dict[str, Any]]:
+    rows = store.alerts(limit=limit, status=state if state in STATES else None)
+    for r in rows:
+        r.pop("data", None)
+    return rows
+
+
+@guard("viewer")
+def list_alerts(request: Request, who: dict[str, Any], store: Any) -> Response:
+    web = request.app.state.web
+    state = request.query_params.get("state") or None
+    if state and state not in STATES:
+        state = None
+    rows = alert_rows(store, state)
+    for r in rows:
+        r["label"] = web.cfg.substance_label(r["substance"]) if r["substance"] else ""
+    silences = store.silences(active_only=True)
+    for s in silences:
+        s["label"] = web.cfg.substance_label(s["substance"]) if s["substance"] else ""
+    return web.page(request, who, "alerts.html", title=web.t["alerts"], rows=rows,
+                    state=state, states=STATES, silences=silences,
+                    substances=[(k, web.cfg.substance_label(k)) for k in web.cfg.substances])
+
+
+@guard("viewer")
+def show_alert(request: Request, who: dict[str, Any], store: Any) -> Response:
+    web = request.app.state.web
+    aid = request.path_params["aid"]
+    rows = store.q("SELECT * FROM alerts WHERE id=?", [aid])
+    if not rows:
+        return web.error(request, who, 404, "not_found")
+    a = rows[0]
+    a["deliveries"] = store.q("SELECT * FROM deliveries WHERE alert_id=? ORDER BY target", [aid])
+    a["label"] = web.cfg.substance_label(a["substance"]) if a["substance"] else ""
+    try:
+        a["data"] = json.loads(a["data"])
+    except (TypeError, ValueError):
+        a["data"] = {}
+    return web.page(request, who, "alert.html", title=f"#{aid}", a=a,
+                    history=actions.history(store, alert_id=aid))
+
+
+def _back(request: Request, default: str) -> str:
+    nxt = str(request.state.form.get("next", "") or "")
+    return nxt if nxt.startswith("/") and not nxt.startswith("//") else default
+
+
+@guard("operator")
+def ack(request: Request, who: dict[str, Any], store: Any) -> Response:
+    web = request.app.state.web
+    aid = request.path_params["aid"]
+    if not actions.ack_alert(store, aid, who=who["name"], via="web"):
+        return web.error(request, who, 404, "not_found")
+    return RedirectResponse(_back(request, f"/alerts/{aid}"), status_code=303)
+
+
+def parse_silence(form: Any, cfg: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """Check a silence form or API body; ``(fields, None)`` or ``(None, what is wrong)``."""
+    substance = str(form.get("substance") or "").strip() or None
+    kind = str(form.get("kind") or "").strip() or None
+    source = str(form.get("source") or "").strip() or None
+    reason = str(form.get("reason") or "").strip()
+    dur = str(form.get("duration") or "").strip()
+    if not (substance or kind or source):
+        return None, "substance, kind or source"
+    if substance and substance not in cfg.substances:
+        return None, f"substance {substance!r}"
+    if source and source not in {s.name for s in cfg.sources}:
+        return None, f"source {source!r}"
+    if kind and kind not in ("trend", "spike", "notice", "source_health", "digest"):
+        return None, f"kind {kind!r}"
+    if not reason or len(reason) > 500:
+        return None, "reason (1–500 characters)"
+    try:
+        span = parse_duration(dur)
+    except ValueError:
+        return None, f"duration {dur[:20]!r} (e.g. 14d, 12h)"
+    if not timedelta(minutes=1) <= span <= MAX_SILENCE:
+        return None, "duration (1 minute to 365 days)"
+    return {"substance": substance, "kind": kind, "source": source, "reason": reason,
+            "duration": span}, None
+
+
+@guard("operator")
+def add_silence(request: Request, who: dict[str, Any], store: Any) -> Response:
+    web = request.app.state.web
+    fields, bad = parse_silence(request.state.form, web.cfg)
+    if fields is None:
+        return web.error(request, who, 400, "bad_input", what=bad)
+    aid = request.state.form.get("alert_id")
+    actions.add_silence(store, **fields, who=who["name"], via="web",
+                        alert_id=int(aid) if aid and str(aid).isdigit() else None)
+    return RedirectResponse(_back(request, "/alerts"), status_code=303)
+
+
+@guard("operator")
+def expire_silence(request: Request, who: dict[str, Any], store: Any) -> Response:
+    web = request.app.state.web
+    if not actions.expire_silence(store, request.path_params["sid"], who=who["name"],
+                                  via="web"):
+        return web.error(request, who, 404, "not_found")
+    return RedirectResponse(_back(request, "/alerts"), status_code=303)
+
+
+@guard("viewer")
+def action_link(request: Request, who: dict[str, Any], store: Any) -> Response:
+    """GET: a confirmation page, never an action. POST (operator, CSRF): do it."""
+    web = request.app.state.web
+    payload, problem = links.read(web.links_secret, request.path_params["token"],
+                                  web.link_max_age)
+    if payload is None:
+        return web.error(request, who, 410 if problem == "expired" else 400,
+                         f"link_{problem}")
+    aid = int(payload["a"])
+    rows = store.q("SELECT id, substance, title, status FROM alerts WHERE id=?", [aid])
+    if not rows:
+        return web.error(request, who, 404, "not_found")
+    a = rows[0]
+    label = web.cfg.substance_label(a["substance"]) if a["substance"] else a["title"]
+    what = payload["do"]
+    if request.method == "GET":
+        key = "confirm_ack" if what == "ack" else "confirm_silence"
+        return web.page(request, who, "confirm.html", title=web.t["confirm"],
+                        question=web.t[key].format(id=aid, title=a["title"], label=label),
+                        token=request.path_params["token"], a=a,
+                        allowed=allowed(who, "operator"))
+    if not allowed(who, "operator"):
+        return web.error(request, who, 403, "forbidden")
+    if what == "ack":
+        actions.ack_alert(store, aid, who=who["name"], via="link")
+        msg = web.t["done_ack"].format(id=aid, who=who["name"])
+    else:
+        now = datetime.now(UTC)
+        span = timedelta(days=links.SILENCE_DAYS)
+        actions.add_silence(store, substance=a["substance"] or None, duration=span,
+                            reason=f"#{aid}: {a['title']}"[:500], who=who["name"], via="link",
+                            alert_id=aid, now=now)
+        msg = web.t["done_silence"].format(label=label, who=who["name"],
+                                           until=(now + span).date().isoformat())
+    return web.page(request, who, "message.html", title=web.t["confirm"], message=msg,
+                    link=f"/alerts/{aid}")

@@ -1,0 +1,68 @@
+"""Overview, substance and sources pages (read only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from warnd.alerting.names import certainty, metric_words, region_name
+from warnd.service.health import collect_status
+from warnd.web import data
+from warnd.web.auth import guard
+
+
+@guard("viewer")
+def overview(request: Request, who: dict[str, Any], store: Any) -> Response:
+    web = request.app.state.web
+    ov = data.overview(web.cfg, store)
+    return web.page(request, who, "overview.html", title=web.t["overview"], ov=ov)
+
+
+@guard("viewer")
+def substance(request: Request, who: dict[str, Any], store: Any) -> Response:
+    web = request.app.state.web
+    sid = request.path_params["sid"]
+    known = sid in web.cfg.substances or store.q(
+        "SELECT 1 FROM findings WHERE substance=? LIMIT 1", [sid])
+    if not known:
+        return web.error(request, who, 404, "unknown_substance")
+    lang = web.lang
+    page = data.substance_page(web.cfg, store, sid)
+    for f in page["findings"]:
+        f["series_name"] = (f"{web.cfg.source_label(f['source'])}"
+                            + (f", {region_name(f['region'], lang)}" if f["region"] else "")
+                            + f": {metric_words(f['metric'], lang)}")
+        f["certainty"] = certainty(f["p_value"], lang)
+        f["words"] = _cat_words(f["category"], lang)
+    silences = [s for s in store.silences(active_only=True) if s["substance"] == sid]
+    return web.page(request, who, "substance.html", title=web.cfg.substance_label(sid),
+                    sid=sid, label=web.cfg.substance_label(sid), page=page, silences=silences)
+
+
+def _cat_words(cat: int | None, lang: str) -> str:
+    from detectors.base import SCALE
+
+    return SCALE[int(cat or 0)][0 if lang == "no" else 1]
+
+
+@guard("viewer")
+def chart_json(request: Request, who: dict[str, Any], store: Any) -> Response:
+    web = request.app.state.web
+    c = data.chart_for(web.cfg, store, request.path_params["sid"], request.path_params["n"])
+    if c is None:
+        return JSONResponse({"error": web.t["not_found"]}, status_code=404)
+    return JSONResponse(c, headers={"Cache-Control": "private, max-age=60"})
+
+
+@guard("viewer")
+def sources(request: Request, who: dict[str, Any], store: Any) -> Response:
+    web = request.app.state.web
+    st = collect_status(web.cfg)
+    newest = {r["source"]: r["p"] for r in store.q(
+        "SELECT source, MAX(period) AS p FROM observations GROUP BY source")}
+    for s in st["sources"]:
+        s["label"] = web.cfg.source_label(s["name"])
+        s["newest"] = newest.get(s["name"])
+    return web.page(request, who, "sources.html", title=web.t["sources"], st=st)
