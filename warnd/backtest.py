@@ -29,7 +29,6 @@ from typing import Any, TextIO
 import numpy as np
 
 from detectors.base import SCALE, Finding, Series
-from detectors.changepoints import segment
 from detectors.engine import replay
 from detectors.episodes import EpisodeTracker
 from detectors.params import DetectionParams
@@ -95,13 +94,21 @@ def read_versions(
                 print(f"{path} line {line}: {exc}; row skipped", file=errors)
                 continue
             key = (rec["substance"], rec["source"], rec["region"], rec["metric"])
-            g = groups.setdefault(key, {"dimension": rec["dimension"], "rows": {}, "ver": {}})
+            g = groups.setdefault(key, {"dimension": rec["dimension"], "rows": {}, "ver": {},
+                                        "last": None})
             if rec["as_of"] is not None:
                 vers = g["ver"].setdefault(rec["date"], [])
                 vers.append((rec["as_of"], rec["value"], rec["denominator"]))
                 vers.sort(key=lambda v: v[0])
                 latest = vers[-1]
                 g["rows"][rec["date"]] = (latest[1], latest[2])
+                continue
+            if rec["metric"] == "index" and g["last"] is not None and rec["date"] <= g["last"]:
+                # the dates start again: the next export of an index, on its own scale
+                _fold_export(g)
+            g["last"] = rec["date"]
+            if rec["metric"] == "index" and g.get("stored") is not None:
+                g["rows"][rec["date"]] = (rec["value"], rec["denominator"])
                 continue
             if rec["date"] in g["rows"]:
                 print(
@@ -113,6 +120,9 @@ def read_versions(
     out = []
     versions: Versions = {}
     for (substance, source, region, metric), g in groups.items():
+        if g.get("stored") is not None:
+            _fold_export(g)
+            g["rows"] = g["stored"]
         days = sorted(g["rows"])
         vals = np.array([g["rows"][d][0] for d in days], dtype=float)
         dens = [g["rows"][d][1] for d in days]
@@ -135,6 +145,22 @@ def read_versions(
             versions[out[-1].key] = g["ver"]
     out.sort(key=lambda s: (s.substance, s.source, s.region, s.metric))
     return out, versions
+
+
+def _fold_export(g: dict[str, Any]) -> None:
+    """Put the export read so far onto the scale of the earlier ones, as the daemon does
+    with each new Google Trends export (:func:`feeds.trends_csv.rescale_to_overlap`:
+    median ratio over the overlapping periods); its values replace the stored ones."""
+    from feeds.trends_csv import rescale_to_overlap
+
+    rows = g["rows"]
+    if g.get("stored") is None:
+        g["stored"] = dict(rows)
+    elif rows:
+        old = {d: v for d, (v, _) in g["stored"].items()}
+        scaled = rescale_to_overlap({d: v for d, (v, _) in rows.items()}, old)
+        g["stored"].update({d: (scaled[d], rows[d][1]) for d in rows})
+    g["rows"] = {}
 
 
 def _parse_row(row: dict[str, str | None]) -> dict[str, Any]:
@@ -373,6 +399,8 @@ def run_changepoints(path: Path | str, params_for: ParamsFor | None = None) -> l
     ``params_for`` is accepted for symmetry with :func:`run_backtest`; segmentation has
     no per-series parameters.
     """
+    from detectors.changepoints import segment  # ruptures: imported only when segmenting
+
     out = []
     for s in read_observations_csv(path):
         vals = np.asarray(s.values, dtype=float)
