@@ -25,11 +25,24 @@ FIXTURE = ROOT / "tests" / "fixtures" / "stores" / "demo-v2.sqlite.gz"
 MADE_AT = datetime(2026, 11, 30, 2, 14, tzinfo=UTC)
 
 
+#: where the checkout lay when the fixture was made (documents are kept by absolute path)
+MADE_IN = "/work/h15/"
+
+
 def _unpack(dest: Path) -> Path:
+    """A copy of the fixture, its documents' paths moved to this checkout (as if the
+    demo had been run here)."""
     dest.mkdir(parents=True, exist_ok=True)
     db = dest / "warnd.sqlite"
     with gzip.open(FIXTURE, "rb") as src, open(db, "wb") as out:
         shutil.copyfileobj(src, out)
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("UPDATE documents SET location = ? || substr(location, ?) "
+                     "WHERE location LIKE ? || '%'", (f"{ROOT}/", len(MADE_IN) + 1, MADE_IN))
+        conn.commit()
+    finally:
+        conn.close()
     return db
 
 
