@@ -69,7 +69,8 @@ def build(work: Path, *, substances: int, sources: int, regions: int, weeks: int
                         n += 1
                         onset = periods[-rnd.randint(4, 12)]
                         db.execute(
-                            "INSERT INTO findings VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                            "INSERT INTO findings VALUES "
+                            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                             (f"f{n}", f"{src}:{sub}:{reg}", src, sub, reg, "count", "use",
                              "trend", "increase", onset, periods[-1], periods[-1], 5.0, 11.0,
                              1.2, 2.0, 1e-6, 2, "bench", "{}", now))
