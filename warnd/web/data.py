@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.base import SCALE, Series
+from detectors.base import SCALE
 from warnd.alerting import digest
 from warnd.alerting.charts import expected_band
 from warnd.alerting.names import metric_words, region_name
