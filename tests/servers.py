@@ -9,7 +9,7 @@ import ssl
 import threading
 import time
 from email import message_from_bytes, policy
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -89,6 +89,10 @@ class HttpsServer:
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.status = status
+        #: extra response headers (e.g. Retry-After) and a delay before answering
+        self.reply_headers: dict[str, str] = {}
+        self.delay = 0.0
+        self.release = threading.Event()
         outer = self
 
         class H(BaseHTTPRequestHandler):
@@ -98,14 +102,21 @@ class HttpsServer:
                 with outer.lock:
                     outer.requests.append({"path": self.path, "headers": dict(self.headers),
                                            "body": raw})
+                if outer.delay:
+                    outer.release.wait(outer.delay)  # a slow endpoint (stop() ends it)
                 self.send_response(outer.status)
+                for k, v in outer.reply_headers.items():
+                    self.send_header(k, v)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
             def log_message(self, *a):
                 pass
 
-        self.httpd = HTTPServer(("127.0.0.1", 0), H)
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+        self.httpd = Server(("127.0.0.1", 0), H)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ca.issue_cert("127.0.0.1", MICROSOFT_HOST).configure_cert(ctx)
         self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
@@ -117,6 +128,7 @@ class HttpsServer:
         return self
 
     def stop(self) -> None:
+        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 

@@ -108,6 +108,7 @@ def test_dead_target_does_not_hold_back_live_one(tmp_path, teams_server):
     assert rows["teams"]["status"] == "delivered"
     assert rows["mail"]["status"] == "pending" and rows["mail"]["attempts"] == 1
     assert "E-Mail: FAILURE" in rows["mail"]["last_error"]
+    assert "refused" in rows["mail"]["last_error"]  # the reason, told apart
     # the next round only retries the failed target, once it is due
     assert outbox.dispatch_pending(cfg, store, now=NOW)["retrying"] == 0
     counts = outbox.dispatch_pending(cfg, store, now=NOW + timedelta(minutes=2))

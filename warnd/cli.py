@@ -2,7 +2,8 @@
 
 Every command takes ``--config FILE`` (default: ``$WARND_CONFIG``, then
 ``./config.toml``, then ``/etc/warnd/config.toml``). Exit codes: 0 success, 1 a
-failure or an unhealthy status, 2 usage, 78 (EX_CONFIG) an invalid config.
+failure or an unhealthy status, 2 usage, 75 (EX_TEMPFAIL) another warnd holds the
+state directory (``run``, ``run --once``), 78 (EX_CONFIG) an invalid config.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from warnd import __version__, logs
 from warnd.config import Config, find_config_path, load_config
 from warnd.errors import ConfigError, WarndError
+from warnd.statelock import EX_LOCKED, StateLocked
 from warnd.service.health import collect_status
 
 __all__ = ["collect_status", "main"]
@@ -39,9 +41,21 @@ def _print_json(obj: Any) -> None:
 # -- run ---------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load(args)
-    if args.once:
-        from warnd.pipeline import Pipeline
+    from warnd import statelock
 
+    # one dispatching warnd per state directory; a second exits here (EX_LOCKED)
+    lock = statelock.acquire(cfg.state_dir)
+    try:
+        return _run_locked(args, cfg)
+    finally:
+        lock.release()
+
+
+def _run_locked(args: argparse.Namespace, cfg: Config) -> int:
+    from warnd.pipeline import Pipeline
+
+    Pipeline(cfg).prepare_store()
+    if args.once:
         res = Pipeline(cfg).run_once()
         polls = res["polls"]
         failed = [p for p in polls if not p.ok]
@@ -113,14 +127,24 @@ def cmd_status(args: argparse.Namespace) -> int:
                             or "empty"))
         for t in st["failing_targets"]:
             print(f"  target {t['target']}: {t['n']} waiting, last error: {t['last_error']}")
+        for s in st["sources"]:
+            if s.get("unusable"):
+                print(f"unusable: {s['name']}: {s['unusable']}")
+            if s.get("newest_period"):
+                print(f"old data: {s['name']}: newest period {s['newest_period']} "
+                      f"({s['data_stale_days']} days old)")
         for name in st["stale_sources"]:
             print(f"stale: {name} (no successful poll for more than "
                   f"{cfg.general.stale_after_intervals:g} intervals)")
         from warnd.alerting.commands import print_alerting_status
 
         print_alerting_status(st)
-        print("healthy" if st["healthy"] else
-              "UNHEALTHY: " + ", ".join(st["unhealthy_sources"] or ["expired deliveries"]))
+        for t in st["unconfigured_targets"]:
+            print(f"  target {t['target']} is not configured: {t['n']} deliveries kept "
+                  "(configure it again, or `warnd outbox drop`)")
+        others = [p for p in st["problems"] if not p.startswith("source ")]
+        print("healthy" if st["healthy"] else "UNHEALTHY: " + "; ".join(
+            ([", ".join(st["unhealthy_sources"])] if st["unhealthy_sources"] else []) + others))
     return 0 if st["healthy"] else 1
 
 
@@ -181,6 +205,12 @@ def cmd_test_notify(args: argparse.Namespace) -> int:
 
 def cmd_digest(args: argparse.Namespace) -> int:
     from warnd.alerting.commands import cmd_digest as run
+
+    return run(args, _load(args))
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    from warnd.alerting.commands import cmd_outbox as run
 
     return run(args, _load(args))
 
@@ -259,9 +289,39 @@ def _offline(args: argparse.Namespace, run: Any, table: Any) -> int:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
+    if args.replay:
+        return _replay(args)
+    if not args.observations:
+        print("warnd: backtest: give --observations FILE.csv or --replay store|sources",
+              file=sys.stderr)
+        return 2
     from warnd.backtest import format_backtest_table, run_backtest
 
     return _offline(args, run_backtest, format_backtest_table)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    days = {}
+    for key, flag in (("date_from", "--from"), ("date_to", "--to")):
+        v = getattr(args, key)
+        try:
+            days[key] = date.fromisoformat(v) if v else None
+        except ValueError:
+            print(f"warnd: backtest: {flag} {v!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
+            return 2
+    cfg = _load(args)
+    logs.setup(args.log_level or "WARNING")
+    from warnd.replay import format_replay_table, replay
+
+    msgs = replay(cfg, what=args.replay, start=days["date_from"], end=days["date_to"],
+                  every=args.every)
+    if args.json:
+        _print_json(msgs)
+    else:
+        print(format_replay_table(msgs))
+    return 0
 
 
 def cmd_changepoints(args: argparse.Namespace) -> int:
@@ -301,7 +361,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         store.close()
     kw: dict[str, Any] = {}
     if args.format == "html":
-        kw = {"params": cfg.detection_params(""), "generated": date.today()}
+        from warnd.report.charts import ChartCache
+
+        kw = {"params": cfg.detection_params(""), "generated": date.today(),
+              "chart_cache": ChartCache(Path(cfg.state_dir) / "charts")}
     elif args.format == "md":
         kw = {"generated": date.today()}
     text = RENDERERS[args.format](rep, lang, **kw)
@@ -373,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from warnd.alerting.commands import add_parsers
 
-    add_parsers(sub, common, cmd_test_notify, cmd_silence, cmd_digest)
+    add_parsers(sub, common, cmd_test_notify, cmd_silence, cmd_digest, cmd_outbox)
     from warnd.web.accounts import add_parsers as add_web_parsers
 
     add_web_parsers(sub, common, cmd_web, cmd_user, cmd_token)
@@ -383,9 +446,23 @@ def build_parser() -> argparse.ArgumentParser:
         ("changepoints", cmd_changepoints, "offline segmentation of each series"),
     ):
         b = sub.add_parser(name, parents=[common], help=help_)
-        b.add_argument("--observations", required=True, metavar="FILE.csv",
-                       help="CSV with date,substance,source,value[,denominator,region,dimension]")
+        b.add_argument("--observations", required=name != "backtest", metavar="FILE.csv",
+                       help="CSV with date,substance,source,value[,denominator,region,"
+                       "dimension,metric,as_of]")
         b.add_argument("--json", action="store_true")
+        if name == "backtest":
+            b.add_argument("--replay", choices=("store", "sources"),
+                           help="replay the store (or one poll of the configured sources) "
+                           "through the daemon's grouping and routing; print per date the "
+                           "messages it would send")
+            b.add_argument("--from", dest="date_from", metavar="DATE",
+                           help="with --replay: first run date (default: half a year before "
+                           "the newest data)")
+            b.add_argument("--to", dest="date_to", metavar="DATE",
+                           help="with --replay: last run date (default: a week after the "
+                           "newest data)")
+            b.add_argument("--every", type=int, default=7, metavar="DAYS",
+                           help="with --replay: days between runs (default 7)")
         b.set_defaults(func=func)
     rp = sub.add_parser("report", parents=[common],
                         help="half-year report: five-step tables, aggregated difference, charts")
@@ -414,6 +491,9 @@ def main(argv: list[str] | None = None) -> int:
         for m in e.messages:
             print(f"warnd: {e.path + ': ' if e.path else ''}{m}", file=sys.stderr)
         return EX_CONFIG
+    except StateLocked as e:
+        print(f"warnd: {e}", file=sys.stderr)
+        return EX_LOCKED
     except WarndError as e:
         print(f"warnd: {e}", file=sys.stderr)
         return 1

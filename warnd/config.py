@@ -157,6 +157,11 @@ class SubstanceConfig(_Model):
         True, description="Slang counts only with a drug-context word in the same text."
     )
     exclude: list[str] = Field(default_factory=list, description="Phrases that never count.")
+    context: list[str] = Field(
+        default_factory=list,
+        description="Context words of this substance that let its slang count, besides the "
+        'shared drug-context words (matched at the start of a word: "sniff" finds "sniffet").',
+    )
     muted: bool = Field(False, description="Record findings but send no alerts.")
     detection: dict[str, Any] = Field(
         default_factory=dict, description="Detection parameter overrides for this substance."
@@ -262,6 +267,19 @@ class TargetConfig(_Model):
         description="File holding the password; a relative name is looked up in "
         "$CREDENTIALS_DIRECTORY (systemd LoadCredential).",
     )
+    connect_timeout: str = Field(
+        "10s", description="Time allowed to connect to the target's server (TCP and TLS)."
+    )
+    read_timeout: str = Field(
+        "30s", description="Time allowed for the target's server to answer once connected."
+    )
+
+    @field_validator("connect_timeout", "read_timeout")
+    @classmethod
+    def _timeouts(cls, v: str) -> str:
+        if parse_duration(v).total_seconds() <= 0:
+            raise ValueError(f'"{v}" must be longer than zero')
+        return v
 
     @field_validator("name")
     @classmethod
@@ -342,6 +360,26 @@ class AlertingConfig(_Model):
         "2d", description="Give up on a delivery after this long (counted from when it was due)."
     )
     send_timeout: str = Field("30s", description="Hard limit for one send to one target.")
+    render_timeout: str = Field(
+        "30s", description="Hard limit for building one message (template, chart); a "
+        "message that takes longer fails with that reason instead of holding others back."
+    )
+    claim_lease: str = Field(
+        "10m", description="How long a delivery being sent stays claimed; a send whose "
+        "outcome could not be recorded is sent again only after its claim expires."
+    )
+    stall_after: str = Field(
+        "15m", description="Health turns red when a due delivery has waited this long "
+        "without an attempt (the outbox makes no progress)."
+    )
+    failing_after: int = Field(
+        3, ge=1, description="Health shows a target as failing after this many failed "
+        "attempts in a row."
+    )
+    max_retry_after: str = Field(
+        "6h", description="The longest Retry-After a target may ask for; longer waits are cut "
+        "to this."
+    )
     notice_max_age: str = Field(
         "14d", description="Warning notices older than this when first seen are not alerted."
     )
@@ -374,7 +412,8 @@ class AlertingConfig(_Model):
     )
 
     @field_validator(
-        "retry_backoff", "retry_max_backoff", "expire_after", "send_timeout", "notice_max_age"
+        "retry_backoff", "retry_max_backoff", "expire_after", "send_timeout", "notice_max_age",
+        "render_timeout", "claim_lease", "stall_after", "max_retry_after",
     )
     @classmethod
     def _dur(cls, v: str) -> str:
@@ -661,6 +700,7 @@ def _cross_check(model: ConfigModel) -> list[str]:
         for sub in s.substances or []:
             if sub not in model.substances:
                 msgs.append(f'{where}.substances: "{sub}" is not a configured substance')
+        msgs += _unknown_substance_ids(s.options_dict, set(model.substances), where)
         msgs += _check_detection(s.detection, f"{where}.detection")
     msgs += _check_detection(model.detection, "detection")
     for sid, sc in model.substances.items():
@@ -695,6 +735,28 @@ def _cross_check(model: ConfigModel) -> list[str]:
         for tgt in model.alerting.digest.targets:
             if tgt not in tnames and tgt not in tags:
                 msgs.append(f'alerting.digest.targets: "{tgt}" matches no target name or tag')
+    return msgs
+
+
+#: Source options that map a name in the data to a substance id (the values are ids).
+SUBSTANCE_MAPS = ("terms", "substance_aliases", "substance_columns")
+
+
+def _unknown_substance_ids(options: dict[str, Any], known: set[str], where: str) -> list[str]:
+    """A mapping to a substance id that is not configured would store data under a
+    substance nobody monitors: an error, with the closest configured id as a hint."""
+    import difflib
+
+    msgs = []
+    for key in SUBSTANCE_MAPS:
+        mapping = options.get(key)
+        if not isinstance(mapping, dict):
+            continue
+        for name, sid in mapping.items():
+            if isinstance(sid, str) and sid not in known:
+                close = difflib.get_close_matches(sid, sorted(known), n=1)
+                hint = f' (did you mean "{close[0]}"?)' if close else ""
+                msgs.append(f'{where}.{key}.{name}: "{sid}" is not a configured substance{hint}')
     return msgs
 
 

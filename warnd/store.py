@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
-from detectors.base import Series
+from detectors.base import Series, series_key
 from feeds.base import Item, Observation, Problem
 from warnd.errors import StoreError
 
@@ -177,8 +177,118 @@ def _m3(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m4(db: sqlite_utils.Database) -> None:
+    """Delivery claims (a lease taken before a send) and per-target delivery state."""
+    cols = {r[1] for r in db.execute("PRAGMA table_info(deliveries)").fetchall()}
+    if "claimed_until" not in cols:
+        db.execute("ALTER TABLE deliveries ADD COLUMN claimed_until TEXT")
+    if "claimed_by" not in cols:
+        db.execute("ALTER TABLE deliveries ADD COLUMN claimed_by TEXT")
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS target_state (
+            target TEXT PRIMARY KEY, blocked_until TEXT, block_reason TEXT,
+            consecutive_failures INTEGER NOT NULL DEFAULT 0, last_error TEXT,
+            last_error_at TEXT, last_success_at TEXT
+        );
+        """
+    )
+
+
+_OBS_V5 = """
+CREATE TABLE observations_v5 (
+    source TEXT NOT NULL, substance TEXT NOT NULL, region TEXT NOT NULL,
+    metric TEXT NOT NULL, period TEXT NOT NULL,
+    value REAL NOT NULL, denominator REAL, dimension TEXT, flag TEXT, ref TEXT,
+    first_seen_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    PRIMARY KEY (source, substance, region, metric, period)
+) WITHOUT ROWID
+"""
+_OBS_COLS = ("source, substance, region, metric, period, value, denominator, dimension, flag, "
+             "ref, first_seen_at, updated_at")
+
+
+def _m5(db: sqlite_utils.Database) -> None:
+    """The ``series`` table; observations clustered on their natural key.
+
+    * ``observations`` becomes a WITHOUT ROWID table: rows are stored in key order,
+      so a series' history is one contiguous range read (no row lookups through a
+      separate index) and the file is about a third smaller.
+    * ``series``: one row per series, kept by :meth:`Store.ingest` in the same
+      transaction as its observations: first and last period, number of
+      observations, ``data_version`` (raised by every change) against
+      ``judged_version`` (what detection last judged), the earliest period changed
+      since then, and a column for the detector's own state. Listing a substance's
+      series, the series with something new, or a source's size reads this table,
+      never a DISTINCT over all observations.
+
+    Built from the stored observations; a series is marked judged when its episode
+    state (``episodes``) has judged its last period already, so an upgrade does not
+    judge anything twice.
+    """
+    sql = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type='table' AND name='observations'"
+    ).fetchone()[0]
+    if "WITHOUT ROWID" not in sql.upper():
+        db.execute("DROP TABLE IF EXISTS observations_v5")
+        db.execute(_OBS_V5)
+        db.execute(f"INSERT INTO observations_v5 ({_OBS_COLS}) SELECT {_OBS_COLS} FROM observations "
+                   "ORDER BY source, substance, region, metric, period")
+        db.execute("DROP TABLE observations")
+        db.execute("ALTER TABLE observations_v5 RENAME TO observations")
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS series (
+            source TEXT NOT NULL, substance TEXT NOT NULL, region TEXT NOT NULL,
+            metric TEXT NOT NULL, key TEXT NOT NULL, dimension TEXT,
+            first_period TEXT NOT NULL, last_period TEXT NOT NULL,
+            n_observations INTEGER NOT NULL DEFAULT 0,
+            data_version INTEGER NOT NULL DEFAULT 1,
+            judged_version INTEGER NOT NULL DEFAULT 0,
+            judged_period TEXT, changed_from TEXT, detector_state TEXT,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (source, substance, region, metric)
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS series_substance ON series (substance);
+        CREATE INDEX IF NOT EXISTS series_key ON series (key);
+        CREATE INDEX IF NOT EXISTS series_pending ON series (substance)
+            WHERE data_version > judged_version;
+        CREATE INDEX IF NOT EXISTS alerts_substance ON alerts (substance, kind, direction);
+        CREATE INDEX IF NOT EXISTS item_substances_substance ON item_substances (substance);
+        """
+    )
+    now_s = iso(utcnow())
+    rows = db.execute(
+        "SELECT source, substance, region, metric, MAX(dimension), MIN(period), MAX(period), "
+        "COUNT(*) FROM observations GROUP BY source, substance, region, metric"
+    ).fetchall()
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO series (source, substance, region, metric, key, dimension, "
+        "first_period, last_period, n_observations, data_version, judged_version, "
+        "changed_from, updated_at) VALUES (?,?,?,?,?,?,?,?,?,1,0,?,?)",
+        [(*r[:4], series_key(*r[:4]), r[4], r[5], r[6], r[7], r[5], now_s) for r in rows],
+    )
+    db.execute(
+        "UPDATE series SET judged_period = (SELECT json_extract(e.state, '$.last_period') "
+        "FROM episodes e WHERE e.scope = 'series:' || series.key)"
+    )
+    db.execute(
+        "UPDATE series SET judged_version = data_version, changed_from = NULL "
+        "WHERE judged_period >= last_period"
+    )
+    db.execute(
+        "UPDATE series SET changed_from = (SELECT MIN(o.period) FROM observations o "
+        "WHERE o.source = series.source AND o.substance = series.substance "
+        "AND o.region = series.region AND o.metric = series.metric "
+        "AND o.period > series.judged_period) "
+        "WHERE judged_period IS NOT NULL AND data_version > judged_version"
+    )
+
+
 #: Forward migrations; index + 1 is the schema version they produce.
-MIGRATIONS = [_m1, _m2, _m3]
+MIGRATIONS = [_m1, _m2, _m3, _m4, _m5]
+
+SeriesKey = tuple[str, str, str, str]  # source, substance, region, metric
 
 
 class Store:
@@ -186,6 +296,7 @@ class Store:
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
         self.path = Path(path)
+        self._depth = 0
         try:
             if str(path) != ":memory:":
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -197,6 +308,7 @@ class Store:
                 if mode.lower() != "wal":
                     raise StoreError(f"{path}: cannot switch to WAL mode (got {mode})")
             self.db.execute("PRAGMA synchronous = NORMAL")
+            self.db.execute("PRAGMA temp_store = MEMORY")  # the ingest's staging table
             self.migrate()
         except sqlite3.Error as e:
             raise StoreError(
@@ -216,15 +328,29 @@ class Store:
     # -- plumbing ---------------------------------------------------------------
     @contextmanager
     def write(self) -> Iterator[sqlite_utils.Database]:
-        """A write transaction that takes the write lock up front (BEGIN IMMEDIATE)."""
+        """A write transaction that takes the write lock up front (BEGIN IMMEDIATE).
+
+        Nested ``write()`` blocks join the outermost one: everything commits (or rolls
+        back) together when it ends, so a caller can make several writes one unit.
+        """
         conn = self.db.conn
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.db
+            finally:
+                self._depth -= 1
+            return
         conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
         try:
             yield self.db
         except BaseException:
+            self._depth = 0
             conn.rollback()
             raise
         else:
+            self._depth = 0
             conn.commit()
 
     @property
@@ -274,40 +400,10 @@ class Store:
         so a crash never leaves a half-ingested file marked as done.
         """
         now_s = iso(now or utcnow())
-        touched: set[tuple[str, str, str, str]] = set()
-        n_new_obs = n_rev = n_items = 0
+        n_items = 0
         new_item_weeks: set[tuple[str, str]] = set()
         with self.write() as db:
-            for o in observations:
-                key = (o.source, o.substance, o.region, o.metric, o.period.isoformat())
-                old = db.execute(
-                    "SELECT value, denominator FROM observations WHERE source=? AND substance=? "
-                    "AND region=? AND metric=? AND period=?",
-                    key,
-                ).fetchone()
-                if old is None:
-                    db.execute(
-                        "INSERT INTO observations VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (*key, o.value, o.denominator, o.dimension, o.flag, o.ref, now_s, now_s),
-                    )
-                    n_new_obs += 1
-                elif old[0] != o.value or old[1] != o.denominator:
-                    db.execute(
-                        "INSERT INTO revisions (source, substance, region, metric, period, "
-                        "old_value, new_value, old_denominator, new_denominator, ref, revised_at) "
-                        "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                        (*key, old[0], o.value, old[1], o.denominator, o.ref, now_s),
-                    )
-                    db.execute(
-                        "UPDATE observations SET value=?, denominator=?, dimension=?, flag=?, "
-                        "ref=?, updated_at=? WHERE source=? AND substance=? AND region=? "
-                        "AND metric=? AND period=?",
-                        (o.value, o.denominator, o.dimension, o.flag, o.ref, now_s, *key),
-                    )
-                    n_rev += 1
-                else:
-                    continue
-                touched.add(key[:4])
+            n_new_obs, n_rev, touched = self._upsert_observations(observations, now_s)
             for it in items:
                 wk = week_start(it.published_at.astimezone(UTC).date()).isoformat()
                 cur = db.execute(
@@ -338,9 +434,92 @@ class Store:
             "observations_new": n_new_obs,
             "observations_revised": n_rev,
             "items_new": n_items,
-            "series_touched": sorted(touched),
+            "series_touched": touched,
             "item_sources": sorted(new_item_weeks),
         }
+
+    def _upsert_observations(
+        self, observations: Iterable[Observation], now_s: str
+    ) -> tuple[int, int, list[SeriesKey]]:
+        """Upsert a batch in a few set-based statements (inside :meth:`ingest`'s transaction).
+
+        The batch goes into a temporary table; one join against the stored rows
+        finds what is new and what is revised; revisions are copied in one
+        statement, observations upserted in one, and the ``series`` rows of the
+        series that changed in one more. Within a batch the last row for a key wins.
+        Returns (new, revised, series changed).
+        """
+        rows = [(o.source, o.substance, o.region, o.metric, o.period.isoformat(), o.value,
+                 o.denominator, o.dimension, o.flag, o.ref) for o in observations]
+        if not rows:
+            return 0, 0, []
+        conn = self.db.conn
+        pk = "source, substance, region, metric, period"
+        conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS incoming (source TEXT, substance TEXT, region TEXT, "
+            "metric TEXT, period TEXT, value REAL, denominator REAL, dimension TEXT, flag TEXT, "
+            f"ref TEXT, is_new INTEGER, PRIMARY KEY ({pk})) WITHOUT ROWID"
+        )
+        conn.execute("DELETE FROM temp.incoming")
+        conn.executemany(
+            "INSERT OR REPLACE INTO temp.incoming VALUES (?,?,?,?,?,?,?,?,?,?,NULL)", rows
+        )
+        # what is stored already and unchanged is dropped; is_new tells new from revised
+        conn.execute(
+            "UPDATE temp.incoming SET is_new = NOT EXISTS (SELECT 1 FROM main.observations o "
+            "WHERE o.source = incoming.source AND o.substance = incoming.substance "
+            "AND o.region = incoming.region AND o.metric = incoming.metric "
+            "AND o.period = incoming.period)"
+        )
+        conn.execute(
+            "DELETE FROM temp.incoming WHERE NOT is_new AND EXISTS (SELECT 1 FROM "
+            "main.observations o WHERE o.source = incoming.source "
+            "AND o.substance = incoming.substance AND o.region = incoming.region "
+            "AND o.metric = incoming.metric AND o.period = incoming.period "
+            "AND o.value IS incoming.value AND o.denominator IS incoming.denominator)"
+        )
+        n_new, n_rev = conn.execute(
+            "SELECT COALESCE(SUM(is_new), 0), COALESCE(SUM(NOT is_new), 0) FROM temp.incoming"
+        ).fetchone()
+        if n_new + n_rev == 0:
+            return 0, 0, []
+        if n_rev:
+            conn.execute(
+                "INSERT INTO revisions (source, substance, region, metric, period, old_value, "
+                "new_value, old_denominator, new_denominator, ref, revised_at) "
+                "SELECT i.source, i.substance, i.region, i.metric, i.period, o.value, i.value, "
+                "o.denominator, i.denominator, i.ref, ? FROM temp.incoming i "
+                f"JOIN main.observations o USING ({pk}) WHERE NOT i.is_new ORDER BY {pk}",
+                (now_s,),
+            )
+        conn.execute(
+            f"INSERT INTO main.observations ({_OBS_COLS}) "
+            f"SELECT {pk}, value, denominator, dimension, flag, ref, ?, ? FROM temp.incoming "
+            f"WHERE true ORDER BY {pk} ON CONFLICT ({pk}) DO UPDATE SET value=excluded.value, "
+            "denominator=excluded.denominator, dimension=excluded.dimension, flag=excluded.flag, "
+            "ref=excluded.ref, updated_at=excluded.updated_at",
+            (now_s, now_s),
+        )
+        changed = conn.execute(
+            "SELECT source, substance, region, metric, MAX(dimension), MIN(period), MAX(period), "
+            "SUM(is_new) FROM temp.incoming GROUP BY source, substance, region, metric"
+        ).fetchall()
+        conn.executemany(
+            "INSERT INTO series (source, substance, region, metric, key, dimension, first_period, "
+            "last_period, n_observations, data_version, judged_version, changed_from, updated_at) "
+            "VALUES (?,?,?,?,?,?,?,?,?,1,0,?,?) ON CONFLICT (source, substance, region, metric) "
+            "DO UPDATE SET dimension=COALESCE(series.dimension, excluded.dimension), "
+            "first_period=MIN(series.first_period, excluded.first_period), "
+            "last_period=MAX(series.last_period, excluded.last_period), "
+            "n_observations=series.n_observations + excluded.n_observations, "
+            "data_version=series.data_version + 1, "
+            "changed_from=MIN(COALESCE(series.changed_from, excluded.changed_from), "
+            "excluded.changed_from), updated_at=excluded.updated_at",
+            [(*r[:4], series_key(*r[:4]), r[4], r[5], r[6], int(r[7]), r[5], now_s)
+             for r in changed],
+        )
+        conn.execute("DELETE FROM temp.incoming")
+        return int(n_new), int(n_rev), [tuple(r[:4]) for r in changed]
 
     def derive_item_counts(
         self,
@@ -433,16 +612,73 @@ class Store:
         return rows[0] if rows else {}
 
     # -- series ---------------------------------------------------------------------
-    def series_keys(self, substance: str | None = None) -> list[tuple[str, str, str, str]]:
-        sql = "SELECT DISTINCT source, substance, region, metric FROM observations"
+    def series_keys(self, substance: str | None = None) -> list[SeriesKey]:
+        """Every stored series (of one substance), from the ``series`` table."""
+        sql = "SELECT source, substance, region, metric FROM series"
         params: list[Any] = []
         if substance:
             sql += " WHERE substance=?"
             params.append(substance)
-        return [
-            (r["source"], r["substance"], r["region"], r["metric"])
-            for r in self.q(sql + " ORDER BY 1,2,3,4", params)
-        ]
+        return [tuple(r) for r in self.db.execute(sql + " ORDER BY 1,2,3,4", params).fetchall()]
+
+    def pending_series(self) -> dict[SeriesKey, dict[str, Any]]:
+        """Series with data detection has not judged yet (``data_version > judged_version``).
+
+        Read through a partial index that holds only such series, so with nothing
+        new this costs one index probe however many series there are.
+        """
+        rows = self.db.execute(
+            "SELECT source, substance, region, metric, data_version, judged_period, "
+            "changed_from, last_period FROM series "
+            "WHERE data_version > judged_version"
+        ).fetchall()
+        return {
+            tuple(r[:4]): {"data_version": r[4], "judged_period": r[5], "changed_from": r[6],
+                           "last_period": r[7]}
+            for r in rows
+        }
+
+    def mark_judged(self, judged: Iterable[tuple[SeriesKey, int, str | None]]) -> None:
+        """Record that detection judged these series as of ``data_version``.
+
+        ``(key, data_version read before the series was loaded, last judged period)``.
+        A change ingested meanwhile has raised ``data_version`` further, so the
+        series stays pending and is judged again.
+        """
+        rows = [(v, p, v, *k) for k, v, p in judged]
+        if not rows:
+            return
+        with self.write() as db:
+            db.conn.executemany(
+                "UPDATE series SET judged_version=MAX(judged_version, ?), judged_period=?, "
+                "changed_from=CASE WHEN data_version <= ? THEN NULL ELSE changed_from END "
+                "WHERE source=? AND substance=? AND region=? AND metric=?",
+                rows,
+            )
+
+    def series_counts(self) -> dict[str, dict[str, int]]:
+        """Per source: number of series and of observations (from ``series``)."""
+        return {
+            r[0]: {"series": int(r[1]), "observations": int(r[2])}
+            for r in self.db.execute(
+                "SELECT source, COUNT(*), COALESCE(SUM(n_observations), 0) FROM series "
+                "GROUP BY source"
+            ).fetchall()
+        }
+
+    def last_period(self) -> str | None:
+        """The latest period of any series."""
+        return self.db.execute("SELECT MAX(last_period) FROM series").fetchone()[0]
+
+    def active_episode_states(self, substance: str) -> dict[str, dict[str, Any]]:
+        """Episode states (by scope ``series:<key>``) of a substance's series that have an
+        episode open; one indexed read instead of one per series."""
+        rows = self.db.execute(
+            "SELECT e.scope, e.state FROM series s JOIN episodes e ON e.scope = 'series:' || s.key "
+            "WHERE s.substance = ? AND json_extract(e.state, '$.active') <> '{}'",
+            [substance],
+        ).fetchall()
+        return {scope: json.loads(state) for scope, state in rows}
 
     def load_series(
         self, source: str, substance: str, region: str = "", metric: str = "count",
@@ -554,11 +790,49 @@ class Store:
     def due_deliveries(self, now: datetime | None = None) -> list[dict[str, Any]]:
         return self.q(
             "SELECT d.*, a.title, a.body, a.data, a.substance, a.kind, a.severity, a.source, "
-            "a.status AS alert_status "
+            "a.status AS alert_status, a.dedupe_key, a.created_at AS alert_created_at "
             "FROM deliveries d JOIN alerts a ON a.id = d.alert_id "
-            "WHERE d.status='pending' AND d.next_attempt_at <= ? ORDER BY d.alert_id, d.target",
-            [iso(now or utcnow())],
+            "WHERE d.status='pending' AND d.next_attempt_at <= ? "
+            "AND (d.claimed_until IS NULL OR d.claimed_until <= ?) ORDER BY d.alert_id, d.target",
+            [iso(now or utcnow())] * 2,
         )
+
+    def claim_delivery(
+        self, alert_id: int, target: str, *, owner: str, until: datetime, now: datetime
+    ) -> bool:
+        """Take the lease on a due delivery before sending it; False when it is not free.
+
+        Only a pending, due delivery without a live claim can be claimed, so two
+        dispatchers never send the same delivery; a claim whose outcome was never
+        recorded (a crash, a store error) is sent again only after ``until``.
+        """
+        now_s = iso(now)
+        with self.write() as db:
+            cur = db.execute(
+                "UPDATE deliveries SET claimed_until=?, claimed_by=? WHERE alert_id=? AND "
+                "target=? AND status='pending' AND next_attempt_at <= ? AND "
+                "(claimed_until IS NULL OR claimed_until <= ?)",
+                (iso(until), owner, alert_id, target, now_s, now_s),
+            )
+            return bool(cur.rowcount)
+
+    def release_claims(self, *, except_owner: str | None = None) -> list[dict[str, Any]]:
+        """Free every claim not held by ``except_owner``; return the deliveries freed.
+
+        Called by the holder of the state-directory lock: no other process can be
+        sending, so a claim left by another process died with it.
+        """
+        if not self.q("SELECT 1 FROM deliveries WHERE claimed_until IS NOT NULL AND "
+                      "claimed_by IS NOT ? LIMIT 1", [except_owner]):
+            return []
+        with self.write() as db:
+            rows = [dict(zip(("alert_id", "target", "claimed_by"), r, strict=True))
+                    for r in db.execute(
+                        "SELECT alert_id, target, claimed_by FROM deliveries WHERE "
+                        "claimed_until IS NOT NULL AND claimed_by IS NOT ?", (except_owner,))]
+            db.execute("UPDATE deliveries SET claimed_until=NULL, claimed_by=NULL WHERE "
+                       "claimed_until IS NOT NULL AND claimed_by IS NOT ?", (except_owner,))
+        return rows
 
     def mark_delivery(
         self, alert_id: int, target: str, *, status: str, error: str | None = None,
@@ -568,7 +842,8 @@ class Store:
         with self.write() as db:
             db.execute(
                 "UPDATE deliveries SET status=?, attempts=attempts+1, last_error=?, "
-                "next_attempt_at=COALESCE(?, next_attempt_at), "
+                "next_attempt_at=COALESCE(?, next_attempt_at), claimed_until=NULL, "
+                "claimed_by=NULL, "
                 "delivered_at=CASE WHEN ?='delivered' THEN ? ELSE delivered_at END "
                 "WHERE alert_id=? AND target=?",
                 (status, error, iso(next_attempt_at) if next_attempt_at else None, status, now_s,
@@ -579,9 +854,19 @@ class Store:
         """Move a pending delivery's next attempt (and its expiry start) without an attempt."""
         with self.write() as db:
             db.execute(
-                "UPDATE deliveries SET next_attempt_at=?, due_at=? "
-                "WHERE alert_id=? AND target=? AND status='pending'",
+                "UPDATE deliveries SET next_attempt_at=?, due_at=?, claimed_until=NULL, "
+                "claimed_by=NULL WHERE alert_id=? AND target=? AND status='pending'",
                 (iso(until), iso(until), alert_id, target),
+            )
+
+    def hold_delivery(self, alert_id: int, target: str, until: datetime, reason: str) -> None:
+        """Keep a pending delivery waiting until ``until`` without counting an attempt
+        (its target is not configured, or the target asked to wait: Retry-After)."""
+        with self.write() as db:
+            db.execute(
+                "UPDATE deliveries SET next_attempt_at=?, last_error=?, claimed_until=NULL, "
+                "claimed_by=NULL WHERE alert_id=? AND target=? AND status='pending'",
+                (iso(until), reason, alert_id, target),
             )
 
     # -- silences ----------------------------------------------------------------------

@@ -73,14 +73,13 @@ def expire_silence(store: Store, silence_id: int, *, who: str, via: str,
 
 def retry_delivery(store: Store, alert_id: int, target: str, *, who: str, via: str,
                    now: datetime | None = None) -> bool:
-    """Make a failed or expired delivery due again now, with a fresh expiry window."""
+    """Make a failed, expired or waiting delivery due again now, with a fresh retry
+    window (:func:`warnd.alerting.outbox.retry_delivery`), and log who did it."""
+    from warnd.alerting import outbox
+
     now = now or datetime.now(UTC)
     with store.write() as db:
-        cur = db.execute(
-            "UPDATE deliveries SET status='pending', next_attempt_at=?, due_at=? "
-            "WHERE alert_id=? AND target=? AND status IN ('expired','failed','pending')",
-            (iso(now), iso(now), alert_id, target))
-        if not cur.rowcount:
+        if not outbox.retry_delivery(store, alert_id, target, now=now):
             return False
         store.record_action(db, who=who, via=via, action="retry_delivery", alert_id=alert_id,
                             detail=target, now=now)
@@ -89,14 +88,13 @@ def retry_delivery(store: Store, alert_id: int, target: str, *, who: str, via: s
 
 def drop_delivery(store: Store, alert_id: int, target: str, *, who: str, via: str,
                   now: datetime | None = None) -> bool:
-    """Give up a waiting, failed or expired delivery (status ``dropped``): never sent."""
+    """Give up a waiting, failed or expired delivery (status ``dropped``): never sent
+    (:func:`warnd.alerting.outbox.drop_delivery`), and log who did it."""
+    from warnd.alerting import outbox
+
     now = now or datetime.now(UTC)
     with store.write() as db:
-        cur = db.execute(
-            "UPDATE deliveries SET status='dropped', last_error=COALESCE(last_error, '') || ? "
-            "WHERE alert_id=? AND target=? AND status IN ('expired','failed','pending')",
-            (f" (dropped by {who})", alert_id, target))
-        if not cur.rowcount:
+        if not outbox.drop_delivery(store, alert_id, target, now=now):
             return False
         store.record_action(db, who=who, via=via, action="drop_delivery", alert_id=alert_id,
                             detail=target, now=now)

@@ -26,42 +26,13 @@ DPI = 200
 
 
 def expected_band(series: Series, params: Any) -> dict[str, np.ndarray] | None:
-    """Expected level, 95 % band and spike threshold per period of ``series``."""
-    from scipy import special
-
-    from detectors.baseline import fit_baseline
-    from detectors.grid import PER_YEAR, grid_positions, infer_step, on_grid
+    """Expected level, 95 % band and spike threshold per period of ``series``: the fits
+    the engine judges with (:func:`detectors.engine.expected_levels`)."""
+    from detectors.engine import expected_levels
 
     if len(series.periods) < 3:
         return None
-    step = infer_step(series.periods)
-    pos = grid_positions(series.periods, step)
-    y = on_grid(np.asarray(series.values, float), pos)
-    den = offset = None
-    if series.denominators is not None:
-        den = on_grid(np.asarray(series.denominators, float), pos)
-        den = np.where(den > 0, den, np.nan)
-        y = np.where(np.isfinite(den), y, np.nan)
-        offset = np.log(den)
-    family = "counts" if (den is not None or series.metric == "count") else "continuous"
-    with np.errstate(all="ignore"):
-        base = fit_baseline(y, PER_YEAR[step], params, family=family, offset=offset)
-        sd = np.sqrt(base.variance)
-        zt = float(special.ndtri(1 - params.spike_alpha))
-        if family == "counts":
-            mu = base.expected
-            lo, hi, thr = np.maximum(mu - 1.96 * sd, 0), mu + 1.96 * sd, mu + zt * sd
-            if den is not None:
-                mu, lo, hi, thr = mu / den, lo / den, hi / den, thr / den
-        else:
-            g = base.expected
-
-            def back(v: np.ndarray) -> np.ndarray:
-                return np.where(base.uselog, np.exp(v) - base.shift, v)
-
-            mu, lo, hi, thr = back(g), back(g - 1.96 * sd), back(g + 1.96 * sd), back(g + zt * sd)
-    return {k: v[pos] for k, v in (("expected", mu), ("lo", lo), ("hi", hi), ("thr", thr))}
-
+    return expected_levels(series, params)
 
 
 def chart_for_alert(

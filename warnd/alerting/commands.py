@@ -97,13 +97,25 @@ def cmd_test_notify(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_digest(args: argparse.Namespace, cfg: Config) -> int:
-    """Print the digest for the period ending now (nothing is sent)."""
+    """Print the digest for the period ending now, or at the end of ``--end DATE``
+    (nothing is sent)."""
+    from datetime import date, time, timedelta
+
     from warnd.alerting import digest
     from warnd.store import Store
 
+    end = datetime.now(UTC)
+    if getattr(args, "end", None):
+        try:
+            day = date.fromisoformat(args.end)
+        except ValueError:
+            print(f"warnd: digest: --end {args.end!r} is not a date (YYYY-MM-DD)",
+                  file=sys.stderr)
+            return 2
+        end = datetime.combine(day + timedelta(days=1), time(0), UTC)
     store = Store.in_dir(cfg.state_dir)
     try:
-        data = digest.build(cfg, store, end=datetime.now(UTC))
+        data = digest.build(cfg, store, end=end)
     finally:
         store.close()
     if args.json:
@@ -114,8 +126,61 @@ def cmd_digest(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def cmd_outbox(args: argparse.Namespace, cfg: Config) -> int:
+    """``warnd outbox``: list deliveries waiting, failed or expired; retry or drop them."""
+    from warnd.alerting import outbox
+    from warnd.logs import redact
+    from warnd.store import Store
+
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        action = getattr(args, "outbox_cmd", None) or "list"
+        if action in ("retry", "drop"):
+            import getpass
+
+            fn = outbox.retry_delivery if action == "retry" else outbox.drop_delivery
+            with store.write() as db:
+                n = fn(store, args.id, args.target)
+                if n:  # the action log the console shows (who, how, when)
+                    store.record_action(db, who=getpass.getuser(), via="cli",
+                                        action=f"{action}_delivery", alert_id=args.id,
+                                        detail=args.target or "*")
+            what = f"alert {args.id}" + (f" to {args.target}" if args.target else "")
+            if not n:
+                print(f"warnd: outbox: no pending, failed or expired delivery of {what} "
+                      "(or it is being sent right now)", file=sys.stderr)
+                return 1
+            done = "queued again" if action == "retry" else "dropped"
+            print(f"{what}: {n} {'delivery' if n == 1 else 'deliveries'} {done}")
+            return 0
+        statuses = tuple(args.status) if getattr(args, "status", None) else outbox.ACTIONABLE
+        rows = outbox.list_deliveries(store, statuses=statuses, limit=args.limit)
+        names = {t.name for t in cfg.targets}
+        for r in rows:
+            r["last_error"] = redact(r["last_error"]) if r["last_error"] else None
+            r["target_configured"] = r["target"] in names
+        if args.json:
+            print(json.dumps(rows, indent=2, ensure_ascii=False))
+            return 0
+        if not rows:
+            print("outbox: nothing pending, failed or expired")
+        for r in rows:
+            when = (f"next attempt {r['next_attempt_at'][:16]}" if r["status"] == "pending"
+                    else f"{r['attempts']} attempts")
+            extra = " (being sent)" if r["claimed"] else ""
+            extra += "" if r["target_configured"] else " (target not configured)"
+            print(f"#{r['alert_id']} {r['target']:16} {r['status']:8} {when}{extra}  "
+                  f"{r['title']}")
+            if r["last_error"]:
+                print(f"    {r['last_error']}")
+        return 0
+    finally:
+        store.close()
+
+
 def add_parsers(sub: Any, common: argparse.ArgumentParser,
-                test_notify_func: Any, silence_func: Any, digest_func: Any) -> None:
+                test_notify_func: Any, silence_func: Any, digest_func: Any,
+                outbox_func: Any = None) -> None:
     from warnd.alerting import silences
 
     tn = sub.add_parser("test-notify", parents=[common],
@@ -129,4 +194,30 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser,
     dg = sub.add_parser("digest", parents=[common],
                         help="print the findings digest for the period ending now (sends nothing)")
     dg.add_argument("--json", action="store_true")
+    dg.add_argument("--end", metavar="DATE",
+                    help="the digest for the period ending with this day (YYYY-MM-DD)")
     dg.set_defaults(func=digest_func)
+    if outbox_func is None:
+        return
+    ob = sub.add_parser("outbox", parents=[common],
+                        help="deliveries pending, failed or expired; `outbox retry ID`, "
+                        "`outbox drop ID`")
+    ob.add_argument("--limit", type=int, default=200)
+    ob.add_argument("--json", action="store_true")
+    ob.add_argument("--status", action="append",
+                    choices=["pending", "failed", "expired", "delivered", "dropped", "silenced"],
+                    help="only deliveries in this state (repeatable; default: pending, "
+                    "failed, expired)")
+    osub = ob.add_subparsers(dest="outbox_cmd")
+    ol = osub.add_parser("list", parents=[common], help="the deliveries (the default)")
+    ol.add_argument("--limit", type=int, default=200)
+    ol.add_argument("--json", action="store_true")
+    ol.add_argument("--status", action="append",
+                    choices=["pending", "failed", "expired", "delivered", "dropped", "silenced"])
+    for name, help_ in (("retry", "send an alert's failed, expired or waiting deliveries "
+                                  "at the next dispatch, with a fresh retry window"),
+                        ("drop", "give up an alert's undelivered deliveries for good")):
+        op = osub.add_parser(name, parents=[common], help=help_)
+        op.add_argument("id", type=int, help="the alert id (warnd outbox list)")
+        op.add_argument("--target", metavar="NAME", help="only the delivery to this target")
+    ob.set_defaults(func=outbox_func)

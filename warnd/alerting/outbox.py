@@ -17,15 +17,21 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from datetime import datetime
+import queue
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from warnd.alerting import digest, quiet
+from warnd.alerting import digest, quiet, targets
 from warnd.alerting.render import for_target
 from warnd.alerting.routing import route
-from warnd.alerting.send import SendResult, mask, target_url
+from warnd.alerting.send import SendResult, mask, message_id, target_url
 from warnd.alerting.send import send as send_message
 from warnd.alerting.silences import silenced_by
 from warnd.alerting.wording import render_text
@@ -36,6 +42,8 @@ log = logging.getLogger("warnd.alerting")
 
 #: Targets sent to at the same time in one dispatch round.
 SEND_WORKERS = 4
+#: Who holds a delivery's claim: this process (host, pid and a random part).
+OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def enqueue_alert(
@@ -73,17 +81,190 @@ def enqueue_alert(
 
 
 # -- delivery ----------------------------------------------------------------------
+def free_dead_claims(store: Store) -> int:
+    """Free the claims of earlier processes; how many.
+
+    Call only while holding the state directory's lock (:mod:`warnd.statelock`): then
+    no other process can be sending, so such a claim died with its process. Its
+    delivery may have been accepted just before (the one unavoidable duplicate); it is
+    sent again with the same Message-ID.
+    """
+    rows = store.release_claims(except_owner=OWNER)
+    if rows:
+        log.warning(
+            "%d deliveries were being sent by a process that ended; they are sent again "
+            "with the same Message-ID: %s", len(rows),
+            ", ".join(f"alert={r['alert_id']} target={r['target']}" for r in rows[:10]))
+    return len(rows)
+
+
 def crash_point(name: str) -> None:
     """Test hook: ``WARND_TEST_CRASH_AFTER=<name>`` kills the process here (SIGKILL).
 
-    ``enqueue``: right after an alert and its deliveries are committed, before any
-    send; ``send``: after a target accepted a message, before that is recorded. Used
-    by the crash tests; never set it in production.
+    ``enqueue``: right after an alert and its deliveries are written (inside the
+    detection round's transaction for findings, after the commit for a notice);
+    ``round``: after a detection round's alerts and episode states are committed,
+    before any send; ``send``: after a target accepted a message, before that is
+    recorded. Used by the crash tests; never set it in production.
     """
     if os.environ.get("WARND_TEST_CRASH_AFTER") == name:
         import signal
 
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+class _Job:
+    """One delivery being rendered and sent in a worker thread."""
+
+    def __init__(self, d: dict[str, Any], url: str, target: Any) -> None:
+        self.d = d
+        self.url = url
+        self.target = target
+        self.phase = "render"
+        self.started = 0.0
+        #: monotonic time by which the current phase must end
+        self.deadline = 0.0
+
+
+@dataclass(frozen=True)
+class RenderFailed:
+    """The message for a delivery could not be built at all."""
+
+    reason: str
+
+
+def _lazy_store(path: Any) -> Any:
+    """A store opened only when a chart needs one (each worker thread has its own)."""
+
+    class Lazy:
+        _s: Store | None = None
+
+        def __getattr__(self, name: str) -> Any:
+            if self._s is None:
+                self._s = Store(path)
+            return getattr(self._s, name)
+
+        def close(self) -> None:
+            if self._s is not None:
+                self._s.close()
+
+    return Lazy()
+
+
+def _work(job: _Job, config: Config, store_path: Any, send_fn: Callable[..., Any],
+          timeout: float, blocked: dict[str, datetime], now: datetime) -> Any:
+    """Render and send one delivery (runs in a worker thread)."""
+    d = job.d
+    store = _lazy_store(store_path)
+    try:
+        try:
+            data = json.loads(d["data"])
+            title, body, fmt, attachments = for_target(job.url, d, data, config, store)
+        except Exception as e:
+            return RenderFailed(f"message not built: {type(e).__name__}: {e}")
+        mid = message_id(d["alert_id"], d["target"], d.get("dedupe_key") or "",
+                         d.get("alert_created_at") or d["created_at"])
+        if fmt == "card":
+            body = _with_message_id(body, mid)
+        if d["target"] in blocked and blocked[d["target"]] > now:
+            return None  # the target failed earlier in this round: wait for its backoff
+        job.phase = "send"
+        job.deadline = time.monotonic() + timeout + 5
+        try:
+            return send_fn(job.url, title=title, body=body, body_format=fmt,
+                           attachments=attachments, timeout=timeout, message_id=mid)
+        except Exception as e:  # a send function must not take the round down
+            return SendResult(False, "ERROR", f"{type(e).__name__}: {e}", kind="error")
+    finally:
+        store.close()
+
+
+def _with_message_id(card_json: str, mid: str) -> str:
+    """The Teams message with the delivery's stable identity (``warnd_message_id``)."""
+    try:
+        doc = json.loads(card_json)
+    except ValueError:
+        return card_json
+    if isinstance(doc, dict):
+        doc["warnd_message_id"] = mid
+    return json.dumps(doc, ensure_ascii=True, separators=(",", ":")).replace("{{", "{ {")
+
+
+def with_timeouts(url: str, t: object) -> str:
+    """The URL with the target's connect/read timeouts (apprise's ``cto``/``rto``),
+    unless the URL sets them itself."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    cto = getattr(t, "connect_timeout", None)
+    rto = getattr(t, "read_timeout", None)
+    try:
+        have = {k.lower() for k, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
+    except ValueError:
+        return url
+    extra = []
+    if cto and "cto" not in have:
+        extra.append(f"cto={parse_duration(cto).total_seconds():g}")
+    if rto and "rto" not in have:
+        extra.append(f"rto={parse_duration(rto).total_seconds():g}")
+    if not extra:
+        return url
+    return url + ("&" if "?" in url else "?") + "&".join(extra)
+
+
+def _bounded(jobs: list[_Job], fn: Callable[[_Job], Any], workers: int, limit: float
+             ) -> Iterator[tuple[_Job, Any]]:
+    """Run ``fn`` over ``jobs`` in daemon threads, ``workers`` at a time; yield each
+    outcome, or ``TIMEOUT`` for a job still running at its deadline (``limit`` seconds
+    after it started; ``fn`` may move ``job.deadline`` when it enters a new phase).
+
+    A job that overruns is given up and its worker left behind (a Python thread
+    cannot be stopped): its slot goes to the next job, so one stuck render or send
+    never holds back the others, and the round always ends. A target's jobs run one
+    after another, different targets in parallel.
+    """
+    results: queue.Queue[tuple[int, Any]] = queue.Queue()
+    todo = list(enumerate(jobs))[::-1]
+    running: dict[int, _Job] = {}
+
+    def call(i: int, job: _Job) -> None:
+        try:
+            out = fn(job)
+        except BaseException as e:  # noqa: BLE001 - reported as the job's outcome
+            out = SendResult(False, "ERROR", f"{type(e).__name__}: {e}", kind="error")
+        results.put((i, out))
+
+    while todo or running:
+        while todo and len(running) < workers:
+            # one job per target at a time: a target's back-off (Retry-After, a timeout)
+            # then holds its next deliveries in the same round
+            busy = {j.d["target"] for j in running.values()}
+            pick = next((k for k in range(len(todo) - 1, -1, -1)
+                         if todo[k][1].d["target"] not in busy), None)
+            if pick is None:
+                break
+            i, job = todo.pop(pick)
+            job.started = time.monotonic()
+            job.deadline = job.started + limit
+            running[i] = job
+            threading.Thread(target=call, args=(i, job), daemon=True,
+                             name=f"warnd-send-{job.d['alert_id']}").start()
+        first_end = min(j.deadline for j in running.values())
+        try:
+            i, out = results.get(timeout=max(0.0, first_end - time.monotonic()))
+        except queue.Empty:
+            now = time.monotonic()
+            for i, job in list(running.items()):
+                if now >= job.deadline:
+                    del running[i]
+                    yield job, TIMEOUT
+            continue
+        job = running.pop(i, None)
+        if job is not None:  # else: a job given up earlier finished after all
+            yield job, out
+
+
+#: The outcome of a job that ran past its time limit.
+TIMEOUT = object()
 
 
 def dispatch_pending(
@@ -96,7 +277,10 @@ def dispatch_pending(
     """Send every due delivery once; record success, retry time or expiry.
 
     Also enqueues the digest when one is due, marks deliveries a silence now covers,
-    and moves retries that fall into quiet hours to the end of the quiet time.
+    and moves retries that fall into quiet hours to the end of the quiet time. Each
+    delivery is claimed (:meth:`Store.claim_delivery`) before it is sent, rendered and
+    sent in a worker within ``render_timeout`` + ``send_timeout``, and its outcome is
+    recorded on its own: a store error for one never affects another.
     """
     send_fn = send or send_message
     by_name = {t.name: t for t in config.targets}
@@ -105,93 +289,240 @@ def dispatch_pending(
     max_backoff = parse_duration(a.retry_max_backoff)
     expire = parse_duration(a.expire_after)
     timeout = parse_duration(a.send_timeout).total_seconds()
+    render_limit = parse_duration(a.render_timeout).total_seconds()
+    lease = max(parse_duration(a.claim_lease),
+                timedelta(seconds=render_limit + timeout + 60))
     counts = {"delivered": 0, "retrying": 0, "expired": 0, "failed": 0, "silenced": 0,
-              "waiting": 0}
+              "waiting": 0, "held": 0, "unrecorded": 0}
     if config.alerting.digest is not None:
         try:
             digest.maybe_enqueue(config, store, now=now)
         except Exception as e:  # the digest must never block alerts
             log.error("digest not built: %s", e)
-    jobs: list[tuple[dict[str, Any], str, tuple[str, str, str, list[str] | None]]] = []
+    blocked = targets.blocked_targets(store, now)
+    jobs: list[_Job] = []
     for d in store.due_deliveries(now):
-        t = by_name.get(d["target"])
-        aid, name = int(d["alert_id"]), d["target"]
-        sid = silenced_by(store, d, now)
-        if sid is not None:  # silenced after it was decided (e.g. while it waited)
-            with store.write() as db:
-                db.execute("UPDATE deliveries SET status='silenced' WHERE alert_id=? AND target=?",
-                           (aid, name))
-                db.execute("UPDATE alerts SET status='silenced', silenced_by=? WHERE id=? "
-                           "AND status='open'", (sid, aid))
-            counts["silenced"] += 1
-            log.info("alert=%d target=%s not sent: silence %d", aid, name, sid)
-            continue
-        wait = quiet.due_at(config, d["severity"], now) if d.get("kind") != "digest" else None
-        if wait is not None:  # a retry that fell into quiet hours
-            store.postpone_delivery(aid, name, wait)
-            counts["waiting"] += 1
-            continue
-        if t is None:
-            store.mark_delivery(aid, name, status="failed", error="target no longer configured",
-                                now=now)
-            counts["failed"] += 1
-            log.error("alert=%d target=%s: target no longer configured", aid, name)
-            continue
         try:
-            url = target_url(t)
-        except Exception as e:
-            store.mark_delivery(aid, name, status="pending", error=str(e),
-                                next_attempt_at=now + max_backoff, now=now)
-            counts["retrying"] += 1
-            log.error("alert=%d target=%s: %s", aid, name, e)
+            job = _prepare(config, store, d, by_name, blocked, counts, now=now,
+                           max_backoff=max_backoff, lease=lease)
+        except sqlite3.Error as e:
+            log.error("alert=%s target=%s not dispatched: store error: %s", d["alert_id"],
+                      d["target"], e)
             continue
-        data = json.loads(d["data"])
-        jobs.append((d, url, for_target(url, d, data, config, store)))
-
-    def one(job: tuple[dict[str, Any], str, tuple[str, str, str, list[str] | None]]) -> Any:
-        _, url, (title, body, fmt, attachments) = job
-        try:
-            return send_fn(url, title=title, body=body, body_format=fmt,
-                           attachments=attachments, timeout=timeout)
-        except Exception as e:  # a send function must not take the round down
-            return SendResult(False, "ERROR", f"{type(e).__name__}: {e}")
-
+        if job is not None:
+            jobs.append(job)
     if not jobs:
         return counts
     # targets are sent in parallel, so a slow or dead one never holds back another;
     # the outcomes are recorded here, in this thread (the store is per thread)
-    with ThreadPoolExecutor(max_workers=min(SEND_WORKERS, len(jobs)),
-                            thread_name_prefix="warnd-send") as pool:
-        futures = {pool.submit(one, job): job for job in jobs}
-        for fut in as_completed(futures):
-            d, url, _ = futures[fut]
-            _record(store, d, url, fut.result(), counts, now=now, backoff=backoff,
-                    max_backoff=max_backoff, expire=expire)
+    round_blocked: dict[str, datetime] = {}
+    for job, result in _bounded(
+        jobs,
+        lambda j: _work(j, config, store.path, send_fn, timeout, round_blocked, now),
+        SEND_WORKERS, render_limit,
+    ):
+        d = job.d
+        aid, name = int(d["alert_id"]), d["target"]
+        try:
+            if result is TIMEOUT and job.phase == "render":
+                result = RenderFailed(f"message not built within {render_limit:g} s")
+            elif result is TIMEOUT:
+                result = SendResult(False, "TIMEOUT",
+                                    f"timeout: the send did not end within {timeout:g} s",
+                                    kind="timeout")
+            if isinstance(result, RenderFailed):
+                store.mark_delivery(aid, name, status="failed", error=result.reason, now=now)
+                counts["failed"] += 1
+                log.error("alert=%d target=%s failed: %s (retry it with `warnd outbox retry "
+                          "%d`)", aid, name, result.reason, aid)
+                continue
+            if result is None:  # its target failed earlier in this round
+                until = round_blocked.get(name, now + backoff)
+                store.hold_delivery(aid, name, until, d.get("last_error") or "target backing off")
+                counts["held"] += 1
+                continue
+            wait = _record(store, d, job.url, result, counts, now=now, backoff=backoff,
+                           max_backoff=max_backoff, expire=expire,
+                           max_retry_after=parse_duration(a.max_retry_after))
+            if wait is not None:
+                round_blocked[name] = wait
+        except sqlite3.Error as e:
+            counts["unrecorded"] += 1
+            log.error("alert=%d target=%s: outcome not recorded (%s); the claim keeps it from "
+                      "being sent again until it expires", aid, name, e)
     return counts
+
+
+def _prepare(
+    config: Config, store: Store, d: dict[str, Any], by_name: dict[str, Any],
+    blocked: dict[str, tuple[datetime, str]], counts: dict[str, int], *, now: datetime,
+    max_backoff: timedelta, lease: timedelta,
+) -> _Job | None:
+    """Silence, quiet hours, missing target, target backoff, claim; a job or None."""
+    t = by_name.get(d["target"])
+    aid, name = int(d["alert_id"]), d["target"]
+    sid = silenced_by(store, d, now)
+    if sid is not None:  # silenced after it was decided (e.g. while it waited)
+        with store.write() as db:
+            db.execute("UPDATE deliveries SET status='silenced' WHERE alert_id=? AND target=?",
+                       (aid, name))
+            db.execute("UPDATE alerts SET status='silenced', silenced_by=? WHERE id=? "
+                       "AND status='open'", (sid, aid))
+        counts["silenced"] += 1
+        log.info("alert=%d target=%s not sent: silence %d", aid, name, sid)
+        return None
+    wait = quiet.due_at(config, d["severity"], now) if d.get("kind") != "digest" else None
+    if wait is not None:  # a retry that fell into quiet hours
+        store.postpone_delivery(aid, name, wait)
+        counts["waiting"] += 1
+        return None
+    if t is None:
+        # kept until the target is configured again or an operator drops it
+        reason = (f'target "{name}" is not configured; kept until it is again '
+                  f"(or `warnd outbox drop {aid}`)")
+        store.hold_delivery(aid, name, now + max_backoff, reason)
+        counts["held"] += 1
+        log.warning("alert=%d target=%s: %s", aid, name, reason)
+        return None
+    if name in blocked:
+        until, why = blocked[name]
+        store.hold_delivery(aid, name, until, why)
+        counts["held"] += 1
+        return None
+    try:
+        url = with_timeouts(target_url(t), t)
+    except Exception as e:
+        store.mark_delivery(aid, name, status="pending", error=str(e),
+                            next_attempt_at=now + max_backoff, now=now)
+        counts["retrying"] += 1
+        log.error("alert=%d target=%s: %s", aid, name, e)
+        return None
+    if not store.claim_delivery(aid, name, owner=OWNER, until=now + lease, now=now):
+        return None  # another dispatcher has it
+    return _Job(d, url, t)
 
 
 def _record(
     store: Store, d: dict[str, Any], url: str, result: Any, counts: dict[str, int], *,
-    now: datetime, backoff: Any, max_backoff: Any, expire: Any,
-) -> None:
+    now: datetime, backoff: Any, max_backoff: Any, expire: Any, max_retry_after: Any,
+) -> datetime | None:
+    """Record one outcome; for a failure, the time the target may be tried again."""
     aid, name = int(d["alert_id"]), d["target"]
     if result.ok:
         crash_point("send")
-        store.mark_delivery(aid, name, status="delivered", now=now)
+        with store.write():
+            store.mark_delivery(aid, name, status="delivered", now=now)
+            targets.record_outcome(store, name, ok=True, now=now)
         counts["delivered"] += 1
         log.info("alert=%d target=%s delivered (%s)", aid, name, mask(url))
-        return
+        return None
     created = datetime.fromisoformat(d.get("due_at") or d["created_at"])
     err = f"{result.status}: {result.detail}".strip(": ")
-    if now - created >= expire:
-        store.mark_delivery(aid, name, status="expired", error=err, now=now)
-        counts["expired"] += 1
-        log.error("alert=%d target=%s expired after %d attempts: %s", aid, name,
-                  int(d["attempts"]) + 1, err)
-        return
+    kind = getattr(result, "kind", "")
+    retry_after = getattr(result, "retry_after", None)
     delay = min(backoff * (2 ** int(d["attempts"])), max_backoff)
-    store.mark_delivery(aid, name, status="pending", error=err,
-                        next_attempt_at=now + delay, now=now)
+    if retry_after is not None:
+        delay = min(max(delay, timedelta(seconds=retry_after)), max_retry_after)
+    # the target itself is unwell (not this one message): its other deliveries wait too
+    detail = str(getattr(result, "detail", ""))
+    whole_target = kind in ("timeout", "refused", "tls", "dns") or (
+        kind == "http" and (retry_after is not None or detail.startswith(("HTTP 429", "HTTP 5"))))
+    with store.write():
+        targets.record_outcome(store, name, ok=False, error=err, now=now,
+                               blocked_until=now + delay if whole_target else None)
+        if now - created >= expire:
+            store.mark_delivery(aid, name, status="expired", error=err, now=now)
+            counts["expired"] += 1
+            log.error("alert=%d target=%s expired after %d attempts: %s", aid, name,
+                      int(d["attempts"]) + 1, err)
+            return now + delay if whole_target else None
+        store.mark_delivery(aid, name, status="pending", error=err,
+                            next_attempt_at=now + delay, now=now)
     counts["retrying"] += 1
     log.warning("alert=%d target=%s not accepted (%s); retry at %s", aid, name, err,
                 iso(now + delay))
+    return now + delay if whole_target else None
+
+
+# -- operator actions (CLI `warnd outbox`, web console) ------------------------------
+#: Delivery states an operator can act on.
+ACTIONABLE = ("pending", "failed", "expired")
+
+
+def list_deliveries(
+    store: Store, *, statuses: tuple[str, ...] = ACTIONABLE, limit: int = 200,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Deliveries in ``statuses``, newest alert first, with the alert's title.
+
+    ``claimed`` says whether a send is in progress (a live claim).
+    """
+    from warnd.store import utcnow
+
+    now_s = iso(now or utcnow())
+    marks = ",".join("?" * len(statuses))
+    rows = store.q(
+        "SELECT d.alert_id, d.target, d.status, d.attempts, d.last_error, d.next_attempt_at, "
+        "d.created_at, d.due_at, d.delivered_at, d.claimed_until, a.title, a.severity, "
+        f"a.kind FROM deliveries d JOIN alerts a ON a.id = d.alert_id WHERE d.status IN ({marks}) "
+        "ORDER BY d.alert_id DESC, d.target LIMIT ?", [*statuses, limit])
+    for r in rows:
+        r["claimed"] = bool(r["claimed_until"] and r["claimed_until"] > now_s)
+    return rows
+
+
+def _select(store: Store, alert_id: int, target: str | None, statuses: tuple[str, ...]
+            ) -> tuple[str, list[Any]]:
+    marks = ",".join("?" * len(statuses))
+    where = f"alert_id=? AND status IN ({marks})"
+    params: list[Any] = [alert_id, *statuses]
+    if target:
+        where += " AND target=?"
+        params.append(target)
+    return where, params
+
+
+def retry_delivery(store: Store, alert_id: int, target: str | None = None, *,
+                   now: datetime | None = None) -> int:
+    """Queue an alert's failed, expired or waiting deliveries (to ``target``, or all) to
+    be sent at the next dispatch, with a fresh retry window; how many were queued.
+
+    A delivery being sent right now (a live claim) is left alone.
+    """
+    from warnd.store import utcnow
+
+    now_s = iso(now or utcnow())
+    where, params = _select(store, alert_id, target, ACTIONABLE)
+    with store.write() as db:
+        cur = db.execute(
+            "UPDATE deliveries SET status='pending', attempts=0, next_attempt_at=?, due_at=?, "
+            "last_error=CASE WHEN last_error IS NULL THEN NULL "
+            "ELSE 'queued again by an operator; before: ' || last_error END "
+            f"WHERE {where} AND (claimed_until IS NULL OR claimed_until <= ?)",
+            (now_s, now_s, *params, now_s))
+        n = int(cur.rowcount)
+    if n:
+        log.info("alert=%d target=%s: %d deliveries queued again by an operator", alert_id,
+                 target or "*", n)
+    return n
+
+
+def drop_delivery(store: Store, alert_id: int, target: str | None = None, *,
+                  now: datetime | None = None) -> int:
+    """Give up an alert's pending, failed or expired deliveries (to ``target``, or all)
+    for good (status ``dropped``); how many were dropped."""
+    from warnd.store import utcnow
+
+    now_s = iso(now or utcnow())
+    where, params = _select(store, alert_id, target, ACTIONABLE)
+    with store.write() as db:
+        cur = db.execute(
+            "UPDATE deliveries SET status='dropped', claimed_until=NULL, claimed_by=NULL, "
+            "last_error='dropped by an operator at ' || ? || COALESCE('; before: ' || "
+            f"last_error, '') WHERE {where} AND (claimed_until IS NULL OR claimed_until <= ?)",
+            (now_s, *params, now_s))
+        n = int(cur.rowcount)
+    if n:
+        log.warning("alert=%d target=%s: %d deliveries dropped by an operator", alert_id,
+                    target or "*", n)
+    return n

@@ -37,6 +37,9 @@ from warnd.alerting.wording import (
 BUILTIN = Path(__file__).parent / "templates"
 #: Power Automate rejects larger request bodies; stay well under them.
 MAX_CARD_BYTES = 28_000
+#: The longest title (email subject, card heading) sent, in UTF-8 bytes; longer ones
+#: are cut and end in "…".
+MAX_TITLE_BYTES = 280
 
 
 @cache
@@ -197,7 +200,9 @@ def teams_card(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
     """The Adaptive Card message as JSON text, under :data:`MAX_CARD_BYTES`."""
     tpl = _env(_templates_dir(config), False).get_template("teams.json.j2")
     v = view(data, config, alert_id=alert_id, title=title, links=links)
-    while True:
+    # Every step makes the card strictly smaller or is skipped, and there are at most
+    # len(headlines) + a fixed number of them: the loop always ends.
+    for _ in range(len(v["headlines"]) + 16):
         text = tpl.render(**v)
         try:
             card = json.loads(text)
@@ -207,17 +212,55 @@ def teams_card(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
         out = json.dumps(card, ensure_ascii=True, separators=(",", ":")).replace("{{", "{ {")
         if len(out.encode()) <= MAX_CARD_BYTES:
             return out
-        # too big: drop headlines, then shorten the notice summary, then the disagreeing list
-        if v["headlines"]:
-            v["headlines"] = v["headlines"][:-1]
-        elif v["notice"] and len(v["notice"].get("summary") or "") > 200:
-            v["notice"] = {**v["notice"], "summary": v["notice"]["summary"][:200] + "…"}
-        elif len(v["disagree"]) > 3:
-            v["disagree"] = [*v["disagree"][:3], "…"]
-        elif len(v["agree"]) > 3:
-            v["agree"] = v["agree"][:3]
-        else:
-            raise ValueError(f"the Teams card is larger than {MAX_CARD_BYTES} bytes")
+        if not _shorten_card_view(v):
+            break
+    raise ValueError(f"the Teams card is larger than {MAX_CARD_BYTES} bytes")
+
+
+def _clip(text: str, n: int) -> str:
+    """``text`` cut to at most ``n`` characters, the last one an ellipsis."""
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _clip_bytes(text: str, n: int) -> str:
+    """``text`` cut to at most ``n`` UTF-8 bytes, ending in an ellipsis when cut."""
+    if len(text.encode()) <= n:
+        return text
+    cut = text.encode()[: n - 3].decode("utf-8", "ignore")
+    return cut + "…"
+
+
+def _shorten_card_view(v: dict[str, Any]) -> bool:
+    """Make the card's view smaller by one step; False when nothing is left to cut.
+
+    In turn: drop headlines, shorten the notice summary, the notice title and link,
+    the disagreeing list, the agreeing list, the digest and health texts, the title.
+    """
+    if v["headlines"]:
+        v["headlines"] = v["headlines"][:-1]
+        return True
+    notice = v.get("notice")
+    if notice:
+        for key, n in (("summary", 200), ("title", 300), ("link", 300)):
+            val = str(notice.get(key) or "")
+            if len(val) > n:
+                v["notice"] = notice = {**notice, key: _clip(val, n)}
+                return True
+    if len(v["disagree"]) > 4:
+        v["disagree"] = [*v["disagree"][:3], "…"]
+        return True
+    if len(v["agree"]) > 3:
+        v["agree"] = v["agree"][:3]
+        return True
+    for key, field, n in (("digest", "text", 20_000), ("health", "last_error", 500)):
+        doc = v.get(key)
+        if doc and len(str(doc.get(field) or "")) > n:
+            v[key] = {**doc, field: _clip(str(doc.get(field) or ""), n)}
+            return True
+    if len(v["title"]) > 300:
+        v["title"] = _clip(v["title"], 300)
+        return True
+    return False
 
 
 def for_target(
@@ -235,6 +278,10 @@ def for_target(
     alert_id = delivery["alert_id"]
     links = _links(config, store, alert_id)
     title, text = render_text(data, lang, alert_id, config=config, links=links)
+    # a title quoting a feed (a notice) can be any length, but mail servers refuse a
+    # header line over 998 characters, and apprise writes the subject as one
+    # quoted-printable line (up to 3 characters per UTF-8 byte)
+    title = _clip_bytes(" ".join(title.split()), MAX_TITLE_BYTES)
     try:
         return _rich(url, alert_id, title, data, config, store, links)
     except Exception as e:  # e.g. a broken template override: send plain text, never nothing

@@ -4,15 +4,33 @@ Each target is its own ``Apprise`` object built per send, so one slow or dead ta
 never holds back another and apprise's per-plugin throttle never sleeps between
 alerts. Passwords can come from an environment variable or a credentials file
 (systemd ``LoadCredential``) instead of sitting in ``config.toml``.
+
+Two things apprise 2.3 does not hand to a caller are taken from inside the send
+(:func:`_install_hooks`, active only within :func:`send`, through a context variable
+that apprise copies into its worker threads):
+
+* the **Message-ID** of an email: apprise's email plugin always writes its own random
+  one (``make_msgid``) after the caller's extra headers, so a header of ours would be
+  a second Message-ID; the plugin's ``make_msgid`` returns ours during a send instead;
+* the **HTTP answer** of a webhook target (status and ``Retry-After``) and the
+  transport error of a failed request (timeout, TLS, refused), which the workflows
+  plugin only logs as text: ``requests``' ``Session.send`` records them.
+
+The recorded reason says which it was: ``timeout``, ``TLS``, ``refused``,
+``HTTP <status>``, ``SMTP <code>`` or the plugin's own words.
 """
 
 from __future__ import annotations
 
+import contextvars
 import ipaddress
 import logging
 import os
+import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import apprise
@@ -29,6 +47,119 @@ class SendResult:
     ok: bool
     status: str  # SUCCESS | FAILURE | TIMEOUT | NOMATCH | PARTIAL | ERROR
     detail: str = ""
+    #: what went wrong, in one word: timeout | tls | refused | http | smtp | error | ""
+    kind: str = ""
+    #: seconds the target asked to wait (HTTP Retry-After), when it did
+    retry_after: float | None = None
+
+
+_CALL: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "warnd_send_call", default=None)
+_HOOKS_LOCK = threading.Lock()
+_hooks_installed = False
+#: apprise records below this level are kept for the send's reason but not logged
+_apprise_threshold = logging.WARNING
+
+
+def _capture_apprise_debug() -> None:
+    """Let apprise make its DEBUG records (the transport error's text) while passing on
+    only those at the level logging was set up with (``warnd.logs.setup`` may set
+    the apprise logger again at any time)."""
+    global _apprise_threshold
+    alog = logging.getLogger("apprise")
+    if alog.level != logging.DEBUG:
+        _apprise_threshold = alog.getEffectiveLevel()
+        alog.setLevel(logging.DEBUG)
+
+
+def _install_hooks() -> None:
+    """Let a send set the email's Message-ID and see the HTTP answer (see module doc)."""
+    global _hooks_installed
+    with _HOOKS_LOCK:
+        if _hooks_installed:
+            return
+        import requests.sessions
+
+        try:
+            from apprise.plugins.email import base as email_base
+        except ImportError:  # pragma: no cover - another apprise layout
+            email_base = None
+        if email_base is not None and hasattr(email_base, "make_msgid"):
+            original_msgid = email_base.make_msgid
+
+            def make_msgid(*a: Any, **kw: Any) -> str:
+                call = _CALL.get()
+                if call and call.get("message_id"):
+                    return str(call["message_id"])
+                return str(original_msgid(*a, **kw))
+
+            email_base.make_msgid = make_msgid
+        original_send = requests.sessions.Session.send
+
+        def session_send(self: Any, request: Any, **kw: Any) -> Any:
+            call = _CALL.get()
+            try:
+                r = original_send(self, request, **kw)
+            except Exception as e:
+                if call is not None:
+                    call["errors"].append(e)
+                raise
+            if call is not None:
+                call["responses"].append((r.status_code, r.headers.get("Retry-After")))
+            return r
+
+        requests.sessions.Session.send = session_send  # type: ignore[method-assign]
+
+        # apprise tells a transport error's text (refused, timed out, certificate) only
+        # at DEBUG: let those records be made, keep them for the send that caused them,
+        # and pass on only what the root level lets through (as before)
+        def keep_socket_errors(record: logging.LogRecord) -> bool:
+            call = _CALL.get()
+            if call is not None and record.levelno < logging.INFO:
+                msg = record.getMessage()
+                if "exception" in msg.lower():
+                    call["errors"].append(msg)
+            return record.levelno >= _apprise_threshold
+
+        logging.getLogger("apprise").addFilter(keep_socket_errors)
+        _hooks_installed = True
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    from datetime import UTC, datetime
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def classify(exc_texts: list[str]) -> tuple[str, str]:
+    """(kind, words) for the transport error texts of a failed send."""
+    text = " ".join(exc_texts)
+    low = text.lower()
+    if "certificate" in low or "ssl" in low or "tls" in low:
+        return "tls", "TLS: the server's certificate or handshake was refused"
+    if "timed out" in low or "timeout" in low:
+        return "timeout", "timeout: the server did not answer in time"
+    if "refused" in low or "errno 111" in low:
+        return "refused", "refused: nothing accepts connections at that address"
+    m = re.search(r"\((\d{3}), b?['\"]([^'\"]*)", text)
+    if m:
+        return "smtp", f"SMTP {m.group(1)}: {m.group(2)[:200]}"
+    if "name or service not known" in low or "getaddrinfo" in low or "resolve" in low:
+        return "dns", "DNS: the server's name does not resolve"
+    return "", ""
 
 
 def _secret(t: object) -> str | None:
@@ -77,6 +208,21 @@ def target_url(t: object, *, check_secret: bool = True) -> str:
     )
 
 
+def message_id(alert_id: Any, target: str, dedupe_key: str, created_at: str) -> str:
+    """The stable Message-ID of one alert to one target: a repeat carries the same one.
+
+    The hash covers the alert's dedupe key and creation time, so a store started
+    afresh (ids counting from 1 again) never reuses one for a different alert.
+    """
+    import hashlib
+    import socket
+
+    digest = hashlib.sha256(f"{dedupe_key}|{created_at}|{target}".encode()).hexdigest()[:16]
+    host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname() or "localhost") or "localhost"
+    name = re.sub(r"[^A-Za-z0-9.-]", "-", target)
+    return f"<warnd.{alert_id}.{name}.{digest}@{host}>"
+
+
 def mask(url: str) -> str:
     """A URL safe for logs and status output (apprise's privacy mode)."""
     ap = apprise.Apprise()
@@ -94,8 +240,14 @@ def send(
     body_format: str = "text",
     attachments: list[str] | None = None,
     timeout: float = 30.0,
+    message_id: str | None = None,
 ) -> SendResult:
-    """Send to one apprise URL and say whether the service accepted it."""
+    """Send to one apprise URL and say whether the service accepted it.
+
+    ``message_id`` becomes the email's Message-ID (other targets ignore it).
+    """
+    _install_hooks()
+    _capture_apprise_debug()
     ap = apprise.Apprise()
     if not ap.add(url) or len(ap) == 0:
         return SendResult(False, "ERROR", "apprise rejected the URL")
@@ -122,25 +274,61 @@ def send(
         attach = apprise.AppriseAttachment()
         for a in attachments:
             attach.add(a)
+    call: dict[str, Any] = {"message_id": message_id, "responses": [], "errors": []}
+    token = _CALL.set(call)
     try:
-        r = ap.notify(title=title, body=body, body_format=fmt, attach=attach, timeout=timeout)
+        r = ap.notify(title=title, body=body, body_format=fmt, attach=attach, timeout=timeout,
+                      log_level=logging.DEBUG)
     except Exception as e:  # a plugin bug must not take the daemon down
-        return SendResult(False, "ERROR", f"{type(e).__name__}: {e}")
+        return SendResult(False, "ERROR", f"{type(e).__name__}: {e}", kind="error")
     finally:
+        _CALL.reset(token)
         if card_file is not None:
             Path(card_file).unlink(missing_ok=True)
     status = getattr(getattr(r, "status", None), "name", "SUCCESS" if r else "FAILURE")
     if r:
         return SendResult(True, "SUCCESS")
-    parts = []
+    return _failure(r, status, call, timeout)
+
+
+def _failure(r: Any, status: str, call: dict[str, Any], timeout: float) -> SendResult:
+    """A failed send, with the reason told apart (timeout, TLS, refused, HTTP status)."""
+    entries: list[Any] = []
+    try:
+        entries = list(r.logs())
+    except Exception:
+        pass
+    warnings = [str(e.message) for e in entries
+                if str(getattr(e, "level", "")).upper() in ("WARNING", "ERROR", "CRITICAL")]
+    sockets = [str(e.message) for e in entries
+               if "exception" in str(getattr(e, "message", "")).lower()]
+    if status == "TIMEOUT":
+        return SendResult(False, status, f"timeout: no answer within {timeout:g} s",
+                          kind="timeout")
+    for code, retry in reversed(call["responses"]):
+        if code >= 300:
+            wait = parse_retry_after(retry)
+            words = f"HTTP {code}"
+            try:
+                from http import HTTPStatus
+
+                words += " " + HTTPStatus(code).phrase
+            except ValueError:
+                pass
+            if wait is not None:
+                words += f" (Retry-After {wait:.0f} s)"
+            return SendResult(False, status, words, kind="http", retry_after=wait)
+    kind, words = classify([e if isinstance(e, str) else f"{type(e).__name__}: {e}"
+                            for e in call["errors"]] + sockets)
+    parts = [words] if words else []
     try:
         # one target is one apprise service (a mailto:// URL with several recipients is
         # still one service, so it is accepted or retried as a whole)
         parts += [f"{s.name}: {s.status.name}" for s in r if not s]
-        parts += [e.message for e in r.logs() if getattr(e, "level", 0) >= 30][-3:]
     except Exception:
         pass
-    return SendResult(False, status, "; ".join(parts)[:500])
+    parts += warnings[-2:]
+    return SendResult(False, status, "; ".join(parts)[:500], kind=kind or "error")
 
 
 def _card_template(ap: apprise.Apprise, card_json: str) -> str | None:

@@ -30,6 +30,10 @@ T = {
         "detected": "oppdaget {d}",
         "resolve": "Avsluttet",
         "resolved_body": "Episoden er over: ingen av kildene viser lenger {what}.",
+        "correct": "Rettelse",
+        "corrected_body": "Tallene et tidligere varsel bygde på, er rettet av kilden. Med de "
+        "rettede tallene viser {series} ikke lenger {what}; se bort fra det varselet.",
+        "stale": "Merk: nyeste data fra {src} er fra {period} ({days} dager gamle).",
         "health": "Kilde feiler",
         "health_ok": "Kilde i orden igjen",
         "health_body": "{n} mislykkede hentinger på rad. Siste feil ({at}): {err}",
@@ -79,6 +83,11 @@ T = {
         "detected": "detected {d}",
         "resolve": "Ended",
         "resolved_body": "The episode is over: no source shows {what} any more.",
+        "correct": "Correction",
+        "corrected_body": "The figures an earlier alert rested on were corrected by the "
+        "source. With the corrected figures {series} no longer shows {what}; disregard that "
+        "alert.",
+        "stale": "Note: the newest data from {src} is from {period} ({days} days old).",
         "health": "Source failing",
         "health_ok": "Source recovered",
         "health_body": "{n} failed polls in a row. Last error ({at}): {err}",
@@ -217,7 +226,7 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
     else:
         head = scale_words(int(data.get("category", 2)), lang).capitalize()
     prefix = {"escalate": t["escalate"] + ": ", "repeat": t["repeat"] + ": ",
-              "resolve": t["resolve"] + ": "}.get(data.get("decision", ""), "")
+              "resolve": t["resolve"] + ": ", "correct": t["correct"] + ": "}.get(data.get("decision", ""), "")
     word = t["sources"][0] if n_src == 1 else t["sources"][1]
     title = f"{prefix}{head}: {label} — {n_src} {word}"
     n_all = max(n_all_sources(data), n_src)
@@ -232,6 +241,13 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
     lines.append("")
     if data.get("decision") == "resolve":
         lines += [t["resolved_body"].format(what=head.lower()), ""]
+    if data.get("decision") == "correct":
+        lines += [t["corrected_body"].format(
+            what=head.lower(), series=", ".join(a["series"] for a in agree)), ""]
+    for st in data.get("stale", []):
+        lines += [t["stale"].format(src=st["source"], period=st["period"], days=st["days"])]
+    if data.get("stale"):
+        lines.append("")
     lines.append(f"{t['agree']}:")
     for a in agree:
         lines.append(f"  - {source_line(a, config, lang)} "

@@ -12,17 +12,22 @@
   :func:`detectors.changepoints.segment` (dashed vertical lines at each change
   point) and the spikes the detectors recorded (red dots).
 
-Both return PNG bytes; :func:`data_uri` embeds them in the HTML.
+Both return PNG bytes; :func:`data_uri` embeds them in the HTML. :class:`ChartCache`
+keeps drawn charts by a hash of their data, so a chart is drawn once and reused.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
+import json
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -100,9 +105,91 @@ def _half_label(d: date) -> str:
 
 
 def _png(fig: Any) -> bytes:
+    # the constrained layout fits everything already; bbox_inches="tight" would draw
+    # the whole figure a second time to measure it
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=fig.dpi)
     return buf.getvalue()
+
+
+#: Raised when a chart's drawing changes, so cached PNGs of the old look are not reused.
+CHART_VERSION = 1
+
+
+class ChartCache:
+    """PNG charts kept by a hash of everything they show, drawn once and reused.
+
+    ``warnd report`` keeps them in ``<state_dir>/charts/``: a second report over
+    the same data (another format run, another ``--out``, the same period next
+    morning) draws nothing. A chart whose data changed gets a new hash; the
+    oldest files beyond ``keep`` are removed. A directory that cannot be written
+    only means charts are drawn each time.
+    """
+
+    def __init__(self, directory: Path | None, *, keep: int = 500) -> None:
+        self.directory = directory
+        self.keep = keep
+        self.hits = 0
+        self.drawn = 0
+
+    def png(self, kind: str, inputs: Any, draw: Callable[[], bytes]) -> bytes:
+        digest = hashlib.sha256(json.dumps(
+            [CHART_VERSION, kind, inputs], default=_plain, sort_keys=True).encode()).hexdigest()
+        path = self.directory / f"{kind}-{digest[:32]}.png" if self.directory else None
+        if path is not None and path.exists():
+            try:
+                data = path.read_bytes()
+                os.utime(path)
+                self.hits += 1
+                return data
+            except OSError:
+                pass
+        data = draw()
+        self.drawn += 1
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                tmp.write_bytes(data)
+                tmp.replace(path)
+                self._prune()
+            except OSError:
+                pass
+        return data
+
+    def _prune(self) -> None:
+        assert self.directory is not None
+        files = sorted(self.directory.glob("*.png"), key=lambda p: p.stat().st_mtime)
+        for old in files[: max(0, len(files) - self.keep)]:
+            old.unlink(missing_ok=True)
+
+
+def _plain(o: Any) -> Any:
+    if isinstance(o, np.ndarray):
+        return [None if not math.isfinite(x) else x for x in o.astype(float).tolist()]
+    if isinstance(o, date):
+        return o.isoformat()
+    if isinstance(o, Series):
+        return [o.key, o.dimension, o.metric, o.periods, o.values, o.denominators]
+    raise TypeError(type(o).__name__)
+
+
+def longterm_png(cache: ChartCache, label: str, index: dict[str, list[tuple[date, float]]],
+                 current: tuple[date, date], lang: str = "no") -> bytes:
+    """:func:`longterm_chart` through the cache."""
+    return cache.png("longterm", [label, index, current, lang],
+                     lambda: longterm_chart(label, index, current, lang))
+
+
+def sources_png(cache: ChartCache, series: Sequence[Series], spikes: dict[str, list[date]],
+                current: tuple[date, date], previous: tuple[date, date],
+                lang: str = "no") -> bytes:
+    """:func:`sources_chart` through the cache."""
+    shown = {s.key for s in series}
+    inputs = [sorted(series, key=lambda s: s.key),
+              {k: v for k, v in sorted(spikes.items()) if k in shown}, current, previous, lang]
+    return cache.png("sources", inputs,
+                     lambda: sources_chart(series, spikes, current, previous, lang))
 
 
 def _figure(width: float, height: float) -> Any:

@@ -319,9 +319,16 @@ def render_html(
     params: DetectionParams | None = None,
     generated: date | None = None,
     charts: bool = True,
+    chart_cache: Any = None,
 ) -> str:
-    """One self-contained HTML page (inline CSS, charts as PNG data URIs)."""
+    """One self-contained HTML page (inline CSS, charts as PNG data URIs).
+
+    ``chart_cache``: a :class:`warnd.report.charts.ChartCache` that keeps charts
+    drawn before (default: none, every chart is drawn).
+    """
     from warnd.report import charts as rc
+
+    cache = chart_cache if chart_cache is not None else rc.ChartCache(None)
 
     params = params or DetectionParams()
     t, e = T[lang], html.escape
@@ -344,8 +351,9 @@ def render_html(
     if charts:
         parts += [f"<h2>{e(t['figure1'])}</h2>", '<div class="grid">']
         for s in rep.substances:
-            png = rc.longterm_chart(s.label, rc.trend_index(rep.series.get(s.substance, []),
-                                                            params), rep.current, lang)
+            png = rc.longterm_png(cache, s.label,
+                                  rc.trend_index(rep.series.get(s.substance, []), params),
+                                  rep.current, lang)
             parts.append(f'<figure class="longterm"><img alt="{e(t["figure1"])}: {e(s.label)}" '
                          f'src="{rc.data_uri(png)}"></figure>')
         parts.append(f'</div><p class="meta">{e(t["figure1_note"])}</p>')
@@ -398,8 +406,8 @@ def render_html(
         else:
             parts.append(f"<p>{e(t['no_notices'])}</p>")
         if charts and rep.series.get(s.substance):
-            png = rc.sources_chart(rep.series[s.substance], rep.spikes, rep.current,
-                                   rep.previous, lang)
+            png = rc.sources_png(cache, rep.series[s.substance], rep.spikes, rep.current,
+                                 rep.previous, lang)
             parts.append(f'<figure class="sources"><img alt="{e(t["figure_sources"])}: '
                          f'{e(s.label)}" src="{rc.data_uri(png)}"><figcaption>'
                          f"{e(t['figure_sources'])} – {e(s.label)}</figcaption></figure>")

@@ -392,7 +392,7 @@ def build_report(
     end: date | None = None,
 ) -> Report:
     """Load every series from the store and compute the tables of the report period."""
-    last = store.q("SELECT MAX(period) AS p FROM observations")[0]["p"]
+    last = store.last_period()
     base_params = cfg.detection_params("")
     current, previous = choose_periods(
         date.fromisoformat(last) if last else None, base_params, start=start, end=end

@@ -7,8 +7,10 @@ that fails validation on reload is logged and the old one stays in force.
 
 Liveness: a heartbeat job runs every few seconds on its own one-thread executor,
 so it proves the scheduler thread still dispatches jobs even when every worker
-is busy with a slow poll. ``WATCHDOG=1`` is sent from the main loop only while
-the scheduler thread is alive and the heartbeat is fresh; a stuck main loop sends
+is busy with a slow poll. Every 30 s the heartbeat also checks that the outbox
+makes progress (no delivery due for longer than ``alerting.stall_after`` without an
+attempt). ``WATCHDOG=1`` is sent from the main loop only while the scheduler thread
+is alive, the heartbeat is fresh and the outbox moves; a stuck main loop sends
 nothing at all. Either way systemd's ``WatchdogSec`` restarts the service.
 """
 
@@ -38,6 +40,8 @@ log = logging.getLogger("warnd.daemon")
 
 DISPATCH_EVERY_S = 30
 HEARTBEAT_EVERY_S = 5.0
+#: How often the heartbeat checks that the outbox makes progress.
+PROGRESS_EVERY_S = 30.0
 
 
 def sd_notify(message: str) -> bool:
@@ -85,15 +89,19 @@ class Daemon:
         self.last_heartbeat_at = time.monotonic()
         self.tick = 5.0
         self.health: Any = None
+        self._anchor: Any = None
         self.n_reloads = 0
         self.last_reload_ok: bool | None = None
+        self.outbox_stalled = 0
+        self._progress_checked_at = 0.0
 
     # -- jobs ----------------------------------------------------------------------
     def poll_job(self, source_name: str) -> None:
-        res = self.pipeline.poll(source_name)
-        if res.series:
-            with self._detect_lock:
-                self.pipeline.detect(res.series)
+        with self.pipeline.session() as store:  # one connection for poll and detect
+            res = self.pipeline.poll(source_name, store=store)
+            if res.series:
+                with self._detect_lock:
+                    self.pipeline.detect(res.series, store=store)
         self.dispatch_job()
 
     def startup_job(self) -> None:
@@ -129,7 +137,34 @@ class Daemon:
             self._dispatch_lock.release()
 
     def heartbeat_job(self) -> None:
-        self.last_heartbeat_at = time.monotonic()
+        self.last_heartbeat_at = now = time.monotonic()
+        if now - self._progress_checked_at >= PROGRESS_EVERY_S:
+            self._progress_checked_at = now
+            self.check_outbox_progress()
+
+    def check_outbox_progress(self) -> None:
+        """Count deliveries due for longer than ``alerting.stall_after`` without an
+        attempt (the outbox makes no progress); liveness turns false while any are."""
+        from warnd.service.health import outbox_progress
+
+        try:
+            store = self.pipeline.open_store()
+        except Exception as e:  # the store cannot be read: say so; polls report it too
+            log.error("outbox progress not checked: %s", e)
+            return
+        try:
+            stalled = int(outbox_progress(self.config, store, datetime.now(UTC))["stalled"])
+        except Exception as e:
+            log.error("outbox progress not checked: %s", e)
+            return
+        finally:
+            store.close()
+        if stalled and not self.outbox_stalled:
+            log.error("outbox makes no progress: %d deliveries due for more than %s without "
+                      "an attempt", stalled, self.config.alerting.stall_after)
+        elif self.outbox_stalled and not stalled:
+            log.info("outbox moving again")
+        self.outbox_stalled = stalled
 
     # -- liveness -------------------------------------------------------------------
     def scheduler_alive(self) -> bool:
@@ -143,8 +178,21 @@ class Daemon:
         loop_age = now - self.last_loop_at
         sched = self.scheduler_alive()
         alive = sched and hb_age <= 3 * HEARTBEAT_EVERY_S and loop_age <= 3 * self.tick + 1
+        reason = None
+        if not sched:
+            reason = "scheduler not running"
+        elif hb_age > 3 * HEARTBEAT_EVERY_S:
+            reason = f"scheduler heartbeat {hb_age:.0f} s old"
+        elif loop_age > 3 * self.tick + 1:
+            reason = f"main loop stuck for {loop_age:.0f} s"
+        elif self.outbox_stalled:
+            reason = (f"outbox makes no progress ({self.outbox_stalled} deliveries due for "
+                      f"more than {self.config.alerting.stall_after})")
+        alive = alive and not self.outbox_stalled
         return {
             "alive": alive,
+            "reason": reason,
+            "outbox_stalled": self.outbox_stalled,
             "pid": os.getpid(),
             "scheduler_running": sched,
             "heartbeat_age_s": round(hb_age, 3),
@@ -266,8 +314,22 @@ class Daemon:
             self.health.stop()
             self.health = None
 
+    def _hold_store(self) -> None:
+        """Keep one store connection open while the daemon runs.
+
+        SQLite checkpoints the WAL into the database file whenever the *last*
+        connection closes; with this one open, a job closing its own connection
+        does not, and the WAL is checkpointed by SQLite's automatic checkpoint
+        (every 1,000 pages written) instead of after every poll.
+        """
+        try:
+            self._anchor = self.pipeline.open_store()
+        except Exception as e:  # the jobs report a store they cannot open themselves
+            log.warning("cannot hold the store open: %s", e)
+
     def run(self) -> int:
         self.install_signal_handlers()
+        self._hold_store()
         self.schedule(self.config, first=True)
         self.scheduler.add_job(self.startup_job, id="startup", name="startup",
                                next_run_time=datetime.now(UTC))
@@ -295,9 +357,7 @@ class Daemon:
                         sd_notify("WATCHDOG=1")
                         last_ping = now
                     else:
-                        log.error("not alive (scheduler running=%s, heartbeat %.0f s ago); "
-                                  "no watchdog ping", live["scheduler_running"],
-                                  live["heartbeat_age_s"])
+                        log.error("not alive (%s); no watchdog ping", live["reason"])
                 if not signum:
                     continue
                 if signum == signal.SIGHUP:
@@ -310,6 +370,8 @@ class Daemon:
             sd_notify("STOPPING=1")
             self._stop_health()
             self._shutdown()
+            if self._anchor is not None:
+                self._anchor.close()
         log.info("warnd stopped")
         return 0
 

@@ -8,8 +8,12 @@ row or is **stale**: no successful poll for more than
 ``general.stale_after_intervals`` (default 3) of its intervals (for a cron
 schedule, the gap between its next two runs). A source
 that has never been polled is neither. Disabled sources are never unhealthy.
-The whole is unhealthy when a source is, or a delivery expired; the daemon adds
-its own liveness (scheduler thread, main loop) on ``/healthz``.
+The whole is unhealthy when a source is, a delivery expired or failed, the outbox
+makes no progress (:func:`outbox_progress`: a delivery due for longer than
+``alerting.stall_after`` without an attempt), or a target's last
+``alerting.failing_after`` attempts failed; ``problems`` says which, in words. The
+daemon adds its own liveness (scheduler thread, main loop, outbox progress) on
+``/healthz``.
 
 The optional HTTP listener (``general.health_listen``) runs in a thread of the
 daemon and serves ``GET /healthz`` (200 or 503, JSON) and ``GET /metrics``
@@ -68,6 +72,7 @@ def _redact_rows(rows: list[dict[str, Any]], *keys: str) -> list[dict[str, Any]]
 def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any]:
     """The state of every source, open alerts and the outbox (``warnd status --json``)."""
     from warnd.alerting.commands import alerting_status
+    from warnd.alerting.decide import stale_data
     from warnd.store import Store
 
     now = now or datetime.now(UTC)
@@ -76,12 +81,12 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
         sources = []
         unhealthy: list[str] = []
         stale_names: list[str] = []
+        stale_data_names: list[str] = []
         factor = cfg.general.stale_after_intervals
+        counts = store.series_counts()
         for s in cfg.sources:
             st = store.source_state(s.name)
-            n_series = store.q(
-                "SELECT COUNT(*) AS n FROM (SELECT DISTINCT substance, region, metric "
-                "FROM observations WHERE source=?)", [s.name])[0]["n"]
+            n_series = counts.get(s.name, {}).get("series", 0)
             problems = _redact_rows(store.q(
                 "SELECT location, message, seen_at FROM problems WHERE source=? "
                 "ORDER BY seen_at DESC, id DESC LIMIT 5", [s.name]), "location", "message")
@@ -92,9 +97,19 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
                 s.enabled and last_ok is not None
                 and (now - last_ok).total_seconds() > factor * interval
             )
-            healthy = not s.enabled or (fails < cfg.general.unhealthy_after and not stale)
+            # a table or export that is fetched and parsed but yields no series at all
+            # (a wrong column name, a term mapped to nothing) is not working either
+            unusable = None
+            if (s.enabled and last_ok is not None and n_series == 0 and problems
+                    and s.kind in ("count_table", "google_trends", "trend_panel")):
+                unusable = f"polled, but no usable data: {problems[0]['message']}"
+            healthy = not s.enabled or (fails < cfg.general.unhealthy_after and not stale
+                                        and unusable is None)
             if stale:
                 stale_names.append(s.name)
+            old_data = stale_data(store, s.name, now=now) if s.enabled else None
+            if old_data:
+                stale_data_names.append(s.name)
             if not healthy:
                 unhealthy.append(s.name)
             sources.append({
@@ -106,10 +121,13 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
                 "stale": stale, "stale_after_s": factor * interval,
                 "n_polls": int(st.get("n_polls") or 0), "n_failures": int(st.get("n_failures") or 0),
                 "recent_problems": problems,
+                "unusable": unusable,
+                "newest_period": old_data["period"] if old_data else None,
+                "data_stale_days": old_data["days"] if old_data else None,
             })
         open_alerts = store.q(
             "SELECT id, substance, kind, severity, title, created_at FROM alerts "
-            "WHERE status='open' ORDER BY id DESC LIMIT 20")
+            "WHERE status='open' AND kind != 'digest' ORDER BY id DESC LIMIT 20")
         outbox = {r["status"]: r["n"] for r in store.q(
             "SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status")}
         failing_targets = _redact_rows(store.q(
@@ -118,6 +136,19 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
             "last_error")
         delivery = alerting_status(store)
         _redact_rows(delivery.get("expired_deliveries", []), "last_error")
+        progress = outbox_progress(cfg, store, now)
+        problems = [f"source {n} unhealthy" for n in unhealthy]
+        if outbox.get("expired"):
+            problems.append(f"{outbox['expired']} expired deliveries (warnd outbox list)")
+        if outbox.get("failed"):
+            problems.append(f"{outbox['failed']} failed deliveries (warnd outbox list)")
+        if progress["stalled"]:
+            problems.append(
+                f"outbox makes no progress: {progress['stalled']} deliveries due for more "
+                f"than {cfg.alerting.stall_after} without an attempt")
+        for t in progress["failing_targets"]:
+            problems.append(f"target {t['target']}: last {t['consecutive_failures']} attempts "
+                            f"failed: {t['last_error']}")
         return {
             "state_dir": str(cfg.state_dir),
             "schema_version": store.schema_version,
@@ -126,12 +157,49 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
             "outbox": outbox,
             "failing_targets": failing_targets,
             **delivery,
-            "healthy": not unhealthy and not outbox.get("expired"),
+            "stalled_deliveries": progress["stalled"],
+            "unconfigured_targets": progress["unconfigured_targets"],
+            "target_health": progress["failing_targets"],
+            "deliveries_by_target": progress["by_target"],
+            "problems": problems,
+            "healthy": not problems,
             "unhealthy_sources": unhealthy,
             "stale_sources": stale_names,
+            "stale_data_sources": stale_data_names,
         }
     finally:
         store.close()
+
+
+def outbox_progress(cfg: Config, store: Any, now: datetime) -> dict[str, Any]:
+    """Whether the outbox moves: stalled deliveries, failing and unconfigured targets.
+
+    A delivery is **stalled** when it has been due for longer than
+    ``alerting.stall_after`` without an attempt and nobody holds a live claim on it:
+    nothing is dispatching (a stuck or dead dispatcher, a store that cannot be
+    written). Deliveries to a target that is no longer configured are held, not
+    stalled; they are listed under ``unconfigured_targets``.
+    """
+    from warnd.alerting.targets import failing_targets
+    from warnd.store import iso
+
+    names = {t.name for t in cfg.targets}
+    since = iso(now - parse_duration(cfg.alerting.stall_after))
+    rows = store.q(
+        "SELECT target, COUNT(*) AS n FROM deliveries WHERE status='pending' AND "
+        "next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?) "
+        "GROUP BY target", [since, iso(now)])
+    stalled = sum(r["n"] for r in rows if r["target"] in names)
+    unconfigured = [
+        r for r in store.q("SELECT target, COUNT(*) AS n FROM deliveries "
+                           "WHERE status='pending' GROUP BY target ORDER BY target")
+        if r["target"] not in names]
+    failing = _redact_rows([r for r in failing_targets(store, cfg.alerting.failing_after)
+                            if r["target"] in names], "last_error")
+    by_target = store.q("SELECT target, status, COUNT(*) AS n FROM deliveries "
+                        "GROUP BY target, status ORDER BY target, status")
+    return {"stalled": stalled, "unconfigured_targets": unconfigured,
+            "failing_targets": failing, "by_target": by_target}
 
 
 class StoreCollector:
@@ -171,8 +239,8 @@ class StoreCollector:
             yield from (polls, fails, consec, last_ok, healthy)
 
             obs = GaugeMetricFamily("warnd_observations", "Observations stored.", labels=["source"])
-            for r in store.q("SELECT source, COUNT(*) AS n FROM observations GROUP BY source"):
-                obs.add_metric([r["source"]], r["n"])
+            for source, c in sorted(store.series_counts().items()):
+                obs.add_metric([source], c["observations"])
             yield obs
             rev = CounterMetricFamily("warnd_observation_revisions",
                                       "Stored observations whose value was revised.")
@@ -204,6 +272,23 @@ class StoreCollector:
             failed.add_metric([], by_status.get("expired", 0) + by_status.get("failed", 0))
             queued = GaugeMetricFamily("warnd_alerts_queued", "Deliveries waiting to be sent.")
             queued.add_metric([], by_status.get("pending", 0))
+            per_target = GaugeMetricFamily(
+                "warnd_deliveries", "Deliveries per target and outcome (status).",
+                labels=["target", "status"])
+            for r in status["deliveries_by_target"]:
+                per_target.add_metric([r["target"], r["status"]], r["n"])
+            yield per_target
+            stalled = GaugeMetricFamily(
+                "warnd_deliveries_stalled",
+                "Deliveries due for longer than alerting.stall_after without an attempt.")
+            stalled.add_metric([], status["stalled_deliveries"])
+            yield stalled
+            tfail = GaugeMetricFamily("warnd_target_consecutive_failures",
+                                      "Failed send attempts in a row per target.",
+                                      labels=["target"])
+            for r in store.q("SELECT target, consecutive_failures FROM target_state"):
+                tfail.add_metric([r["target"]], r["consecutive_failures"])
+            yield tfail
             attempts = CounterMetricFamily("warnd_delivery_attempts", "Send attempts.")
             attempts.add_metric([], store.q(
                 "SELECT COALESCE(SUM(attempts), 0) AS n FROM deliveries")[0]["n"])
@@ -278,7 +363,11 @@ class HealthServer:
             "daemon": live,
             "unhealthy_sources": st["unhealthy_sources"],
             "stale_sources": st["stale_sources"],
+            "problems": st["problems"] + ([] if live.get("alive", True)
+                                          else [live.get("reason") or "daemon not alive"]),
             "outbox": st["outbox"],
+            "stalled_deliveries": st["stalled_deliveries"],
+            "target_health": st["target_health"],
             "sources": [
                 {k: s[k] for k in ("name", "healthy", "stale", "consecutive_failures",
                                    "last_success_at", "last_error")}

@@ -10,7 +10,7 @@
   as chart data.
 
 The expected band comes from the detector's own baseline
-(:func:`detectors.baseline.fit_baseline`, fitted as the engine fits it): for counts the
+(:func:`detectors.engine.expected_levels`, the fits the engine judges with): for counts the
 expected count ± 1.96 predictive standard deviations, for continuous values the
 same on the log scale transformed back. The threshold line is the upper
 ``1 − spike_alpha`` predictive quantile (normal approximation): a value above it
@@ -52,14 +52,17 @@ def newest_period(store: Store) -> date | None:
     weeks, not an empty table.
     """
     row = store.q("SELECT MAX(last_seen_at) AS f FROM findings")[0]
-    return date.fromisoformat(row["f"][:10]) if row["f"] else None
+    obs = store.q("SELECT MAX(last_period) AS p FROM series WHERE source IN "
+                  "(SELECT DISTINCT source FROM findings)")[0] if row["f"] else {"p": None}
+    cands = [x[:10] for x in (row["f"], obs["p"]) if x]
+    return date.fromisoformat(max(cands)) if cands else None
 
 
 def source_series(store: Store, source: str, substance: str) -> list[tuple[str, str]]:
     """``(region, metric)`` of a source's series of a substance (primary key order)."""
     return [(r["region"], r["metric"]) for r in store.q(
-        "SELECT DISTINCT region, metric FROM observations WHERE source=? AND substance=?",
-        [source, substance])]
+        "SELECT region, metric FROM series WHERE source=? AND substance=? "
+        "ORDER BY region, metric", [source, substance])]
 
 
 def _recent(store: Store, source: str, substance: str, region: str, metric: str,

@@ -1,0 +1,230 @@
+"""Schema 5: the ``series`` table, clustered observations, and the way up from schema 2.
+
+The schema-2 store is the one ``make demo`` left behind before schema 5
+(``tests/fixtures/stores/demo-v2.sqlite.gz``), opened by this version.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import sqlite3
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from feeds.base import Observation
+from warnd.config import load_config
+from warnd.pipeline import Pipeline
+from warnd.store import MIGRATIONS, Store
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT / "tests" / "fixtures" / "stores" / "demo-v2.sqlite.gz"
+#: the clock of the demo run that made the fixture
+MADE_AT = datetime(2026, 11, 30, 2, 14, tzinfo=UTC)
+
+
+#: where the checkout lay when the fixture was made (documents are kept by absolute path)
+MADE_IN = "/work/h15/"
+
+
+def _unpack(dest: Path) -> Path:
+    """A copy of the fixture, its documents' paths moved to this checkout (as if the
+    demo had been run here)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    db = dest / "warnd.sqlite"
+    with gzip.open(FIXTURE, "rb") as src, open(db, "wb") as out:
+        shutil.copyfileobj(src, out)
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("UPDATE documents SET location = ? || substr(location, ?) "
+                     "WHERE location LIKE ? || '%'", (f"{ROOT}/", len(MADE_IN) + 1, MADE_IN))
+        conn.commit()
+    finally:
+        conn.close()
+    return db
+
+
+def _rows(db: Path, sql: str) -> list[tuple]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
+    db = _unpack(tmp_path / "state")
+    assert _rows(db, "PRAGMA user_version") == [(2,)]
+    obs_sql = "SELECT * FROM observations ORDER BY source, substance, region, metric, period"
+    before = {t: _rows(db, f"SELECT * FROM {t} ORDER BY 1, 2")
+              for t in ("revisions", "items", "findings", "episodes", "alerts", "deliveries")}
+    obs_before = _rows(db, obs_sql)
+    distinct = _rows(db, "SELECT DISTINCT source, substance, region, metric FROM observations "
+                         "ORDER BY 1, 2, 3, 4")
+    assert len(obs_before) > 6000 and len(distinct) > 40
+
+    store = Store(db)
+    try:
+        assert store.schema_version == len(MIGRATIONS) == 5
+        table_sql = store.db.execute(
+            "SELECT sql FROM sqlite_master WHERE name='observations'").fetchone()[0]
+        assert "WITHOUT ROWID" in table_sql
+        assert store.series_keys() == distinct
+        assert sum(c["observations"] for c in store.series_counts().values()) == len(obs_before)
+        # the demo judged every period: nothing is pending after the upgrade
+        assert store.pending_series() == {}
+    finally:
+        store.close()
+    assert _rows(db, obs_sql) == obs_before
+    for t, rows in before.items():
+        assert _rows(db, f"SELECT * FROM {t} ORDER BY 1, 2") == rows, t
+    again = Store(db)  # re-opening runs no migration again
+    assert again.schema_version == 5
+    again.close()
+
+
+def test_upgraded_store_continues_where_it_stopped(tmp_path, monkeypatch):
+    _unpack(tmp_path / "state")
+    monkeypatch.setenv("WARND_STATE_DIR", str(tmp_path / "state"))
+    cfg = load_config(ROOT / "config.toml")
+    pipeline = Pipeline(cfg, clock=lambda: MADE_AT)
+    n_alerts = len(_rows(tmp_path / "state" / "warnd.sqlite", "SELECT id FROM alerts"))
+
+    res = pipeline.run_once()
+    assert all(p.ok for p in res["polls"]), [p.error for p in res["polls"]]
+    assert all(p.documents == 0 for p in res["polls"])  # every document was seen before
+    assert res["alerts"] == []
+    assert len(_rows(tmp_path / "state" / "warnd.sqlite", "SELECT id FROM alerts")) == n_alerts
+
+    # one new week for one series: only that series is pending and judged
+    store = pipeline.open_store()
+    try:
+        key = ("amk-bergen", "ketamin", "46", "count")
+        assert key in store.series_keys("ketamin")
+        last = date.fromisoformat(store.q(
+            "SELECT last_period FROM series WHERE source=? AND substance=? AND region=? "
+            "AND metric=?", key)[0]["last_period"])
+        new = date.fromordinal(last.toordinal() + 7)
+        store.ingest("amk-bergen", location="late.csv", sha256="late", items=(), problems=(),
+                     observations=[Observation(source="amk-bergen", substance="ketamin",
+                                               region="46", period=new, value=30.0)])
+        assert list(store.pending_series()) == [key]
+        pipeline.detect(store=store)
+        assert store.pending_series() == {}
+        assert store.episode_state("series:amk-bergen:ketamin:46")["last_period"] == new.isoformat()
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "w.sqlite")
+    yield s
+    s.close()
+
+
+def _obs(period: str, value: float, substance: str = "ketamin") -> Observation:
+    return Observation(source="lab", substance=substance, period=date.fromisoformat(period),
+                       value=value)
+
+
+def _row(store: Store, substance: str = "ketamin") -> dict:
+    return store.q("SELECT * FROM series WHERE source='lab' AND substance=?", [substance])[0]
+
+
+def test_series_row_follows_ingest(store):
+    store.ingest("lab", location="a", sha256="a", items=(), problems=(),
+                 observations=[_obs("2026-01-05", 3), _obs("2026-01-12", 4),
+                               _obs("2026-01-05", 2, "heroin")])
+    r = _row(store)
+    assert (r["first_period"], r["last_period"], r["n_observations"]) == (
+        "2026-01-05", "2026-01-12", 2)
+    assert r["key"] == "lab:ketamin" and r["data_version"] == 1 and r["judged_version"] == 0
+    assert set(store.pending_series()) == {("lab", "ketamin", "", "count"),
+                                           ("lab", "heroin", "", "count")}
+    store.mark_judged([(k, v["data_version"], v["last_period"])
+                       for k, v in store.pending_series().items()])
+    assert store.pending_series() == {}
+    assert _row(store)["judged_period"] == "2026-01-12"
+
+    # the same document again changes nothing; a revision and a new week do
+    res = store.ingest("lab", location="a", sha256="a", items=(), problems=(),
+                       observations=[_obs("2026-01-05", 3), _obs("2026-01-12", 4)])
+    assert res["series_touched"] == [] and store.pending_series() == {}
+    res = store.ingest("lab", location="b", sha256="b", items=(), problems=(),
+                       observations=[_obs("2026-01-05", 5), _obs("2026-01-19", 6)])
+    assert (res["observations_new"], res["observations_revised"]) == (1, 1)
+    assert res["series_touched"] == [("lab", "ketamin", "", "count")]
+    r = _row(store)
+    assert (r["last_period"], r["n_observations"], r["data_version"]) == ("2026-01-19", 3, 2)
+    assert r["changed_from"] == "2026-01-05"  # the revised period, for re-judging from it
+    assert store.q("SELECT period, old_value, new_value FROM revisions") == [
+        {"period": "2026-01-05", "old_value": 3.0, "new_value": 5.0}]
+
+
+def test_a_change_while_judging_keeps_the_series_pending(store):
+    store.ingest("lab", location="a", sha256="a", items=(), problems=(),
+                 observations=[_obs("2026-01-05", 3)])
+    seen = store.pending_series()[("lab", "ketamin", "", "count")]
+    # a poll in another thread stores a new week after detection read the series
+    store.ingest("lab", location="b", sha256="b", items=(), problems=(),
+                 observations=[_obs("2026-01-12", 4)])
+    store.mark_judged([(("lab", "ketamin", "", "count"), seen["data_version"], "2026-01-05")])
+    pending = store.pending_series()
+    assert list(pending) == [("lab", "ketamin", "", "count")]
+    assert pending[("lab", "ketamin", "", "count")]["changed_from"] == "2026-01-05"
+
+
+def test_detect_with_nothing_new_reads_no_history(tmp_path, monkeypatch):
+    from tests.conftest import write_config
+    from tests.scenario import LAB_SOURCE, write_lab_csv
+
+    write_lab_csv(tmp_path / "data" / "lab.csv")
+    cfg = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h")))
+    now = datetime(2026, 1, 5, 12, tzinfo=UTC)
+    pipeline = Pipeline(cfg, clock=lambda: now)
+    pipeline.run_once()
+    loads: list[tuple] = []
+    real = Store.load_series
+
+    def counting(self, *a, **kw):
+        loads.append(a)
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(Store, "load_series", counting)
+    assert pipeline.detect() == []
+    assert loads == []
+    # a revision makes exactly that series pending again
+    store = pipeline.open_store()
+    try:
+        store.ingest("lab", location="fix", sha256="fix", items=(), problems=(),
+                     observations=[Observation(source="lab", substance="heroin",
+                                               period=date(2023, 1, 2), value=99.0)])
+    finally:
+        store.close()
+    pipeline.detect()
+    assert [a[:2] for a in loads] == [("lab", "heroin")]
+
+
+def test_hot_queries_use_their_indexes(store):
+    """The plans behind load_series, pending_series, series_keys and the alert look-ups."""
+    def plan(sql: str, n: int) -> str:
+        return " ".join(r[3] for r in store.db.execute("EXPLAIN QUERY PLAN " + sql, ["x"] * n))
+
+    load = plan("SELECT period, value, denominator, dimension FROM observations WHERE source=? "
+                "AND substance=? AND region=? AND metric=? ORDER BY period", 4)
+    assert "USING PRIMARY KEY" in load and "TEMP B-TREE" not in load  # one range, in order
+    assert "series_pending" in plan(
+        "SELECT source, substance, region, metric, data_version, judged_period, "
+        "changed_from, last_period FROM series WHERE data_version > judged_version", 0)
+    assert "COVERING INDEX series_substance" in plan(
+        "SELECT source, substance, region, metric FROM series WHERE substance=? "
+        "ORDER BY 1,2,3,4", 1)
+    assert "alerts_substance" in plan(
+        "SELECT decision FROM alerts WHERE substance=? AND kind=? AND direction=? "
+        "ORDER BY id DESC LIMIT 1", 3)
+    assert "item_substances_substance" in plan(
+        "SELECT i.title FROM items i JOIN item_substances s ON s.key = i.key "
+        "WHERE s.substance=? AND i.week >= ?", 2)
