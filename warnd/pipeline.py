@@ -250,12 +250,12 @@ class Pipeline:
     def _prepare_observations(
         self, store: Store, src: Any, observations: Iterable[Observation]
     ) -> list[Observation]:
-        obs = list(observations)
         dim = src.dimension
+        wanted = None if src.substances is None else set(src.substances)
         out = [
             o if o.dimension else _replace(o, dimension=dim)
-            for o in obs
-            if src.substances is None or o.substance in src.substances
+            for o in observations
+            if wanted is None or o.substance in wanted
         ]
         if src.kind == "google_trends":
             out = self._rescale_trends(store, out)
@@ -444,9 +444,11 @@ class Pipeline:
 
 
 def _replace(o: Observation, **kw: Any) -> Observation:
-    from dataclasses import replace
-
-    return replace(o, **kw)
+    # a shallow copy with new field values (the dataclass has no __post_init__):
+    # dataclasses.replace re-runs __init__, a fifth of a history file's poll
+    new = object.__new__(type(o))
+    new.__dict__.update(o.__dict__, **kw)
+    return new
 
 
 def _one_line(e: BaseException) -> str:
