@@ -34,12 +34,20 @@ comparable. Methods:
 The classic methods have one alarm kind, reported as ``trend``; for them any alert
 counts as a detection and any alert at or after a spike counts as "spike raised as
 trend".
+
+Extra cells, each run with every seed: low counts and steep trends (levels 1 and 3 a
+week, trends -20 % and +25 %/year, same events); monthly positivity series with a
+denominator (:func:`rate_cells`: a x1.5 or x2 rise of positivity at ~100 positives a
+month, or only the number of tests doubling); renormalised, quantised Google-Trends-like
+index series (:func:`index_cells`). ``--seeds`` runs independent replicates; the
+detector's parameters were chosen on the default seed only.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import tempfile
 import time
@@ -74,6 +82,9 @@ EVENTS = [
     ("drop", 0.5),
 ]
 LEVELS = [2, 5, 10, 30, 60, 150]
+#: Extra cells: low counts (at most 3 a week) and steeper trends, scored like the main grid.
+EXTRA_LEVELS = [1, 3]
+EXTRA_TRENDS = [-0.2, 0.25]
 
 
 def simulate(
@@ -245,12 +256,15 @@ def alerts(findings: list[list[Finding]]) -> list[tuple[int, str]]:
     return out
 
 
-def scenarios(reps: int, seed: int = 20240601):
+def scenarios(reps: int, seed: int = 20240601, extra: bool = False):
+    """The main grid (levels 2-150, trend 0 or +10 %/year) or, with ``extra``, the
+    low-count and steep-trend cells (levels 1 and 3 a week, trends -20 % and +25 %/year)."""
     rng = np.random.default_rng(seed)
+    levels = EXTRA_LEVELS if extra else LEVELS
     for rep in range(reps):
-        for level in LEVELS:
+        for level in levels:
             for seasonal in (0.0, 0.4):
-                for trend in (0.0, 0.1):
+                for trend in (EXTRA_TRENDS if extra else (0.0, 0.1)):
                     for phi in (1.0, 2.0):
                         for event, size in EVENTS:
                             onset = int(rng.integers(SCORE_FROM + 8, N - HORIZON + 1))
@@ -268,10 +282,12 @@ def scenarios(reps: int, seed: int = 20240601):
                             )
 
 
-def evaluate(reps: int) -> dict[str, dict[str, object]]:
-    sims = list(scenarios(reps))
+def evaluate(
+    reps: int, seed: int = 20240601, methods: dict | None = None, sims: list | None = None
+) -> dict[str, dict[str, object]]:
+    sims = sims if sims is not None else list(scenarios(reps, seed))
     results: dict[str, dict[str, object]] = {}
-    for name, method in METHODS.items():
+    for name, method in (methods or METHODS).items():
         t0 = time.perf_counter()
         detected: dict[str, list[bool]] = {}
         by_level: dict[tuple[str, int], list[bool]] = {}
@@ -303,6 +319,7 @@ def evaluate(reps: int) -> dict[str, dict[str, object]]:
         elapsed = time.perf_counter() - t0
         results[name] = dict(
             detected={k: float(np.mean(v)) for k, v in detected.items()},
+            all_delays={k: list(v) for k, v in delays.items()},
             delay={k: float(np.median(v)) if v else math.nan for k, v in delays.items()},
             false_per_year=false_alerts / (n_null * YEARS_SCORED),
             spike_as_trend=float(np.mean(spike_trend)),
@@ -315,15 +332,150 @@ def evaluate(reps: int) -> dict[str, dict[str, object]]:
     return results
 
 
-def level_table(results: dict[str, dict[str, object]]) -> str:
+# --- monthly positivity series and renormalised index series (warnd only) -----------
+
+MONTHS = 84
+MONTH_PERIODS = tuple(date(2019 + i // 12, i % 12 + 1, 1) for i in range(MONTHS))
+MONTH_SCORE_FROM = 60
+RATE_EVENTS = [("none", 1.0), ("positivity", 1.5), ("positivity", 2.0), ("tests", 2.0)]
+
+
+def rate_cells(reps: int, seed: int):
+    """Monthly lab series: about 2000 tests a month (seasonal +-20 %), positivity 5 % with
+    month-to-month noise (sd 5 % on the log scale), so about 100 positives a month. At a
+    month drawn in 62-77 the positivity rises x1.5 or x2, or only the number of tests
+    doubles (positivity unchanged: must never alert), or nothing happens."""
+    rng = np.random.default_rng(seed + 1)
+    t = np.arange(MONTHS)
+    for rep in range(reps):
+        for seasonal in (0.0, 0.2):
+            for event, size in RATE_EVENTS:
+                for _ in range(4):
+                    onset = int(rng.integers(MONTH_SCORE_FROM + 2, MONTHS - 6))
+                    tests = 2000 * np.exp(seasonal * np.sin(2 * np.pi * t / 12))
+                    p = 0.05 * np.exp(rng.normal(0, 0.05, MONTHS))
+                    if event == "tests":
+                        tests[onset:] *= size
+                    elif event == "positivity":
+                        p[onset:] *= size
+                    n = rng.poisson(tests).astype(float)
+                    y = rng.binomial(n.astype(int), np.minimum(p, 1)).astype(float)
+                    yield dict(rep=rep, event=event, size=size, onset=onset, y=y, den=n)
+
+
+def index_cells(reps: int, seed: int):
+    """Weekly Google-Trends-like index of low interest (latent level 2, 5 or 15 on the
+    stored scale, lognormal noise sd 0.2, optional yearly cycle), rounded to whole numbers
+    with ``<1`` stored as 0.5. From a week drawn in 110-200 the values come from a new
+    export whose scale is 0.4x, 0.5x or 2x the old one, put back on the old scale by
+    :func:`feeds.trends_csv.rescale_to_overlap` over 52 overlapping weeks (so they are
+    quantised in steps of 2.5, 2 or 0.5). Event: none or a step x2 at a week in 164-234."""
+    from feeds.trends_csv import rescale_to_overlap
+
+    rng = np.random.default_rng(seed + 2)
+    t = np.arange(N)
+
+    def shown(v):
+        r = np.round(v)
+        return np.where((v > 0) & (r < 1), 0.5, r)
+
+    for rep in range(reps):
+        for level in (2.0, 5.0, 15.0):
+            for seasonal in (0.0, 0.3):
+                for event in ("none", "step"):
+                    for f in (0.4, 0.5, 2.0):
+                        onset = int(rng.integers(SCORE_FROM + 8, N - HORIZON + 1))
+                        lam = level * np.exp(seasonal * np.sin(2 * np.pi * t / 52.18))
+                        lam = lam * np.exp(rng.normal(0, 0.2, N))
+                        if event == "step":
+                            lam[onset:] *= 2.0
+                        cut = int(rng.integers(110, 201))
+                        old = {PERIODS[i]: float(v) for i, v in enumerate(shown(lam[:cut]))}
+                        new_raw = shown(lam[cut - 52 :] * f)
+                        new = {PERIODS[cut - 52 + i]: float(v) for i, v in enumerate(new_raw)}
+                        scaled = rescale_to_overlap(new, old)
+                        y = np.array(
+                            [old[p] if i < cut else scaled[p] for i, p in enumerate(PERIODS)]
+                        )
+                        yield dict(rep=rep, event=event, level=level, onset=onset, y=y, f=f)
+
+
+def _warnd_alerts(series: Series, params: DetectionParams, offset: int) -> list[tuple[int, str]]:
+    found = replay(series, params)
+    tracker = EpisodeTracker(params=params)
+    out = []
+    for i, fs in enumerate(found):
+        for d in tracker.update(fs):
+            if d.send and d.episode.endswith(":increase") and d.action != "resolve":
+                if i >= offset:
+                    out.append((i, d.episode.split(":")[0]))
+    return out
+
+
+def evaluate_rates(reps: int, seed: int, params: DetectionParams | None = None) -> dict:
+    params = params or DetectionParams()
+    det: dict[str, list[bool]] = {}
+    delays: dict[str, list[int]] = {}
+    false_alerts, null_years, tests_alerted, n_tests = 0, 0.0, 0, 0
+    for c in rate_cells(reps, seed):
+        s = Series(
+            source="lab", substance="x", periods=MONTH_PERIODS, values=c["y"],
+            denominators=c["den"],
+        )
+        sent = _warnd_alerts(s, params, MONTH_SCORE_FROM)
+        on = c["onset"]
+        if c["event"] == "none":
+            false_alerts += len(sent)
+            null_years += (MONTHS - MONTH_SCORE_FROM) / 12
+        elif c["event"] == "tests":
+            n_tests += 1
+            tests_alerted += bool(sent and any(t >= on for t, _ in sent))
+        else:
+            key = f"positivity x{c['size']:g}"
+            hits = [t for t, k in sent if on <= t < on + 12 and k == "trend"]
+            det.setdefault(key, []).append(bool(hits) and hits[0] - on <= 2)
+            if hits:
+                delays.setdefault(key, []).append(hits[0] - on)
+    return dict(
+        within_2_months={k: float(np.mean(v)) for k, v in det.items()},
+        median_delay_months={k: float(np.median(v)) for k, v in delays.items()},
+        false_per_year=false_alerts / null_years,
+        tests_doubling_alerted=tests_alerted / max(n_tests, 1),
+    )
+
+
+def evaluate_index(reps: int, seed: int, params: DetectionParams | None = None) -> dict:
+    params = params or DetectionParams()
+    det, delays = [], []
+    false_alerts, n_null = 0, 0
+    for c in index_cells(reps, seed):
+        s = Series(source="trends", substance="x", periods=PERIODS, values=c["y"], metric="index")
+        sent = _warnd_alerts(s, params, SCORE_FROM)
+        on = c["onset"]
+        if c["event"] == "none":
+            false_alerts += len(sent)
+            n_null += 1
+        else:
+            hits = [t for t, k in sent if on <= t < on + HORIZON and k == "trend"]
+            det.append(bool(hits))
+            if hits:
+                delays.append(hits[0] - on)
+    return dict(
+        pod_step_x2=float(np.mean(det)),
+        median_delay=float(np.median(delays)) if delays else math.nan,
+        false_per_year=false_alerts / (n_null * YEARS_SCORED),
+    )
+
+
+def level_table(results: dict[str, dict[str, object]], levels=LEVELS) -> str:
     """Probability of detection of x1.5 changes by weekly level, per method."""
     keys = ["step x1.5", "ramp x1.5"]
-    head = ["method", *[f"{k} @ {lv}/week" for k in keys for lv in LEVELS]]
+    head = ["method", *[f"{k} @ {lv}/week" for k in keys for lv in levels]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in results.items():
         bl = r["by_level"]
         lines.append(
-            "| " + " | ".join([name, *[f"{bl[(k, lv)]:.0%}" for k in keys for lv in LEVELS]]) + " |"
+            "| " + " | ".join([name, *[f"{bl[(k, lv)]:.0%}" for k in keys for lv in levels]]) + " |"
         )
     return "\n".join(lines)
 
@@ -386,20 +538,109 @@ def backtest_speed(n_series: int = 256, seed: int = 7) -> tuple[float, int]:
         return time.perf_counter() - t0, len(out)
 
 
+def bar_summary(r: dict[str, object]) -> dict[str, float]:
+    """The headline numbers: PoD by size (steps and ramps pooled), median delays."""
+    det, dl = r["detected"], r["all_delays"]
+
+    def pod(size):
+        return float(np.mean([det[f"{e} x{size:g}"] for e in ("step", "ramp")]))
+
+    steps = [d for k, v in dl.items() if k.startswith("step") for d in v]
+    every = [d for v in dl.values() for d in v]
+    return dict(
+        pod_x1_5=pod(1.5),
+        pod_x2=pod(2),
+        pod_x3=pod(3),
+        delay_steps=float(np.median(steps)) if steps else math.nan,
+        delay_all=float(np.median(every)) if every else math.nan,
+        false_per_year=float(r["false_per_year"]),
+        spike_as_trend=float(r["spike_as_trend"]),
+    )
+
+
+def summary_table(rows: list[tuple[str, dict[str, float]]]) -> str:
+    head = ["seed / cells", "PoD x1.5", "PoD x2", "PoD x3", "median delay steps",
+            "median delay all", "false alerts / series-year", "spikes as trends"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, b in rows:
+        lines.append(
+            f"| {name} | {b['pod_x1_5']:.0%} | {b['pod_x2']:.0%} | {b['pod_x3']:.0%} | "
+            f"{b['delay_steps']:.0f} | {b['delay_all']:.0f} | {b['false_per_year']:.3f} | "
+            f"{b['spike_as_trend']:.0%} |"
+        )
+    return "\n".join(lines)
+
+
+def advance_speed(n_series: int = 32, seed: int = 7) -> tuple[float, float, int]:
+    """Milliseconds per period for :meth:`detectors.engine.SeriesState.advance` (one new
+    week of a 260-week series, JSON round trip of the state included) against a full
+    :func:`replay` of the series, and the state's size in bytes as JSON."""
+    import json as _json
+
+    from detectors.engine import SeriesState, replay_with_state
+
+    rng = np.random.default_rng(seed)
+    params = DetectionParams()
+    t_adv = t_rep = 0.0
+    steps = 0
+    size = 0
+    for i in range(n_series):
+        y = simulate(rng, LEVELS[i % len(LEVELS)], 0.4, 0.1, 2.0, "step", 2.0, 220)
+        s = Series(source="sim", substance="x", periods=PERIODS, values=y)
+        t0 = time.perf_counter()
+        _, state = replay_with_state(s, params)
+        t_rep += time.perf_counter() - t0
+        _, state = replay_with_state(s.upto(N - 26), params)
+        t0 = time.perf_counter()
+        for j in range(N - 26, N):
+            blob = _json.dumps(state.to_dict())
+            size = max(size, len(blob))
+            state = SeriesState.from_dict(_json.loads(blob))
+            state.advance(PERIODS[j], float(y[j]), params)
+            steps += 1
+        t_adv += time.perf_counter() - t0
+    return 1000 * t_adv / steps, 1000 * t_rep / n_series, size
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one replicate per scenario")
     ap.add_argument("--reps", type=int, default=None, help="replicates per scenario")
+    ap.add_argument("--seeds", default="20240601", help="comma-separated seeds, one run each")
+    ap.add_argument("--warnd-only", action="store_true", help="skip the classic methods")
+    ap.add_argument("--no-speed", action="store_true", help="skip the backtest timing")
     args = ap.parse_args(argv)
     reps = args.reps or (1 if args.quick else 3)
-    res = evaluate(reps)
-    n = next(iter(res.values()))["n_series"]
-    print(f"{n} simulated series x {N} weeks, scored weeks {SCORE_FROM}-{N - 1}\n")
-    print(table(res))
-    print()
-    print(level_table(res))
-    secs, n_alerts = backtest_speed()
-    print(f"\nbacktest 256 series x {N} weeks: {secs:.1f} s ({n_alerts} alerts)")
+    methods = {"warnd": m_warnd} if args.warnd_only else METHODS
+    summary = []
+    for seed in [int(x) for x in args.seeds.split(",")]:
+        res = evaluate(reps, seed, methods)
+        n = next(iter(res.values()))["n_series"]
+        print(f"## seed {seed}: {n} simulated series x {N} weeks, scored weeks "
+              f"{SCORE_FROM}-{N - 1}\n")
+        print(table(res))
+        print()
+        print(level_table(res))
+        ext = evaluate(reps, seed, methods, sims=list(scenarios(reps, seed, extra=True)))
+        n = next(iter(ext.values()))["n_series"]
+        print(f"\nlow-count and steep-trend cells (levels {EXTRA_LEVELS}/week, trends "
+              f"{EXTRA_TRENDS}/year): {n} series\n")
+        print(table(ext))
+        print()
+        print(level_table(ext, EXTRA_LEVELS))
+        rates = evaluate_rates(reps, seed)
+        index = evaluate_index(reps, seed)
+        print(f"\nmonthly positivity (warnd): {json.dumps(rates)}")
+        print(f"renormalised index (warnd): {json.dumps(index)}\n")
+        summary.append((f"{seed} main", bar_summary(res["warnd"])))
+        summary.append((f"{seed} low-count/trend", bar_summary(ext["warnd"])))
+    print(summary_table(summary))
+    if not args.no_speed:
+        adv, rep, size = advance_speed()
+        print(f"\nincremental: {adv:.1f} ms per new week (state {size / 1000:.0f} kB as JSON) "
+              f"against {rep:.0f} ms for a replay of 260 weeks")
+        secs, n_alerts = backtest_speed()
+        print(f"\nbacktest 256 series x {N} weeks: {secs:.1f} s ({n_alerts} alerts)")
 
 
 if __name__ == "__main__":

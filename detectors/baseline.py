@@ -1,39 +1,49 @@
-"""Expected values for every period, from data strictly before it (batched over periods).
+"""Expected values from data strictly before a period: baseline fits at refit points.
 
-For period ``t`` the baseline window holds the periods ``t - guard - L + 1 .. t - guard``
-(``L`` = ``baseline_years`` of periods, ``guard`` = ``guard_periods``): the newest
-periods are left out so a change under way does not raise its own expectation. Nothing
-at or after ``t`` is used, so the result for ``t`` is the same on any longer series.
+The baseline is refitted at *refit points*, every ``refit_weeks`` of time on the grid
+(every 4th weekly period, every monthly period, every 28th daily one; positions counted
+from the series' first period). The fit at refit point ``r`` uses the window
+``r - guard - L + 1 .. r - guard`` (``L`` = ``baseline_years`` of periods, ``guard`` =
+``guard_weeks`` of time), so a change under way does not raise its own expectation, and
+it is extrapolated to any later period. Nothing at or after ``r - guard`` is used, so a
+fit is the same on any longer series (what makes replay, detect and the incremental
+state agree).
 
-Two model families share one log-linear design (intercept; a linear time trend; one
-yearly sine/cosine pair), fitted separately for each period:
+Two model families share one log-linear design: intercept, a linear time trend (centred
+on the window), a yearly sine/cosine pair and, with a year more of history, a half-year
+pair (Höhle & Paul 2008, CSDA 52:4357, use harmonics; a second pair follows the
+sharper, asymmetric yearly patterns a single pair cannot):
 
 * **counts** (and positives with a denominator, as a log offset): a quasi-Poisson
-  log-linear GLM by iteratively reweighted least squares, as in the Farrington
-  algorithm (Farrington et al. 1996, J R Stat Soc A 159:547) and its improved version
-  (Noufaily et al. 2013, Stat Med 32:1206): overdispersion ``phi`` from the Pearson
-  statistic (floored at 1), baseline points with Anscombe residuals above 2.58
-  down-weighted by ``(2.58/r)^2`` and the model refitted, the trend kept only when its
-  Wald z exceeds ``trend_z`` and the prediction stays below 1.5 times the window's
-  maximum (Farrington's rule, relaxed). Points may be down-weighted by age
-  (``baseline_half_life_years``). Instead of the same-weeks-of-past-years factor we use one
-  harmonic pair (as in Höhle & Paul 2008, CSDA 52:4357, and the R ``surveillance``
-  package's ``glrnb``), entered only with ``seasonal_min_years`` of history.
-  The predictive variance of a count is ``phi*mu + mu^2 * var(eta)``: sampling noise,
-  overdispersion and the uncertainty of the fitted mean.
-* **continuous values** (indexes, concentrations, quantities, rates without
-  denominator): the same design by weighted least squares on ``log(y + c)`` with
-  ``c`` a tenth of the window's median positive value (identity scale when the window
-  has negative values), robust residual scale (MAD) and the same down-weighting.
+  log-linear GLM by iteratively reweighted least squares, as in the Farrington algorithm
+  (Farrington et al. 1996, J R Stat Soc A 159:547) and its improved version (Noufaily
+  et al. 2013, Stat Med 32:1206): overdispersion ``phi`` from the Pearson statistic
+  (floored at ``min_dispersion``); Anscombe residuals standardised with the leverage,
+  ``r = 3/2 (y^(2/3) - mu^(2/3)) / (mu^(1/6) sqrt(phi (1 - h)))``, and points above
+  ``reweight_threshold`` down-weighted by ``(threshold / r)^2`` before the refit.
+  The trend is never dropped: its coefficient is shrunk by ``z^2 / (z^2 + trend_z^2)``
+  (``z`` its Wald statistic), and set to zero only when the extrapolation would exceed
+  1.5 times the window's largest rate (Farrington's guard against runaway trends).
+* **continuous values** (indexes, concentrations, quantities, rates without a
+  denominator): the same design by weighted least squares on ``log(y + c)`` (``c`` a
+  tenth of the window's median positive value; the identity scale when the window has
+  negative values), robust residual scale (MAD) and the same down-weighting. The scale
+  is floored at 5 % on the log scale and at half a *quantum* (the smallest step between
+  distinct window values, at the window's median level): quantised indexes (a Trends
+  series rounded to whole numbers, or to halves after a renormalisation) cannot make a
+  one-step wobble look significant.
 
-Assumptions: the log mean is linear in time and has one smooth yearly cycle over
-the window; periods are independent given the mean (no autocorrelation model).
+Assumptions: the log mean is linear in time with a smooth yearly cycle over the window;
+periods are independent given the mean (no autocorrelation model).
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -41,35 +51,123 @@ from detectors.params import DetectionParams
 
 #: Smallest expected count: keeps all-zero baselines usable.
 MIN_EXPECTED = 0.1
-#: Periods fitted at once (memory: CHUNK x window x 4 floats per array).
-CHUNK = 256
 #: Largest variance of the fitted log mean used in the predictive variance.
 MAX_VAR_ETA = 0.5
 #: A trend may extrapolate at most this factor above the highest baseline value.
 TREND_HEADROOM = 1.5
 #: Smallest residual sd on the log scale (5 %): keeps constant series usable.
 MIN_LOG_SD = 0.05
+#: Refit points fitted at once (memory: CHUNK x window x parameters floats).
+CHUNK = 512
+#: Columns of the design: intercept, trend, two harmonic pairs.
+N_PAR = 6
+
+
+def periods_of(weeks: float, per_year: float, minimum: int = 0) -> int:
+    """A duration in weeks as a whole number of periods (at least ``minimum``)."""
+    return max(minimum, round(weeks * 7.0 / (365.25 / per_year)))
 
 
 @dataclass(frozen=True)
-class Baseline:
-    """Per-period expectation on the model scale; NaN where no baseline exists.
+class Layout:
+    """How the grid is cut into windows for one series (all in periods)."""
 
-    counts: ``expected`` is the expected count, ``variance`` its predictive variance.
-    continuous: ``expected``/``variance`` are on the transformed scale ``log(y + shift)``
-    (or ``y`` where ``uselog`` is false).
+    per_year: float
+    window: int  # L
+    guard: int
+    refit: int  # R
+
+    @classmethod
+    def of(cls, per_year: float, params: DetectionParams) -> Layout:
+        return cls(
+            per_year=per_year,
+            window=max(params.min_baseline_points, round(params.baseline_years * per_year)),
+            guard=periods_of(params.guard_weeks, per_year),
+            refit=periods_of(params.refit_weeks, per_year, minimum=1),
+        )
+
+    def refit_point(self, t):
+        """The refit point whose fit judges position ``t`` (the latest at or before it)."""
+        return (np.asarray(t) // self.refit) * self.refit
+
+    @property
+    def history(self) -> int:
+        """Positions before a refit point that its fit reads."""
+        return self.guard + self.window
+
+
+@dataclass(frozen=True)
+class Fits:
+    """Baseline fits at refit points (row ``i`` belongs to grid position ``pos[i]``).
+
+    counts: ``scale`` is the dispersion ``phi``; the covariance of ``beta`` is
+    ``phi * ainv``. continuous: ``scale`` is the residual sd ``s`` on the transformed
+    scale ``log(y + shift)`` (or ``y`` where ``uselog`` is false); covariance
+    ``s^2 * ainv``. ``ok`` is false where the window held too few observations.
     """
 
-    family: str  # "counts" | "continuous"
-    expected: np.ndarray
-    variance: np.ndarray
-    dispersion: np.ndarray
-    n_obs: np.ndarray
-    seasonal: np.ndarray
-    trend: np.ndarray
+    family: str
+    pos: np.ndarray
+    ok: np.ndarray
+    beta: np.ndarray
+    ainv: np.ndarray
+    flags: np.ndarray
+    centre: np.ndarray
+    scale: np.ndarray
     shift: np.ndarray
     uselog: np.ndarray
-    window_max: np.ndarray  # largest observed value in the window (rate with an offset)
+    window_max: np.ndarray
+    n_obs: np.ndarray
+    trend_kept: np.ndarray  # fraction of the fitted trend kept after shrinkage
+
+    def take(self, rows) -> Fits:
+        return Fits(
+            self.family, *(getattr(self, f.name)[rows] for f in fields(self)[1:])
+        )
+
+    @classmethod
+    def concat(cls, family: str, parts: list[Fits]) -> Fits:
+        if not parts:
+            return empty_fits(family)
+        return cls(
+            family,
+            *(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)[1:]),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able (floats are stored exactly as their repr)."""
+        out: dict[str, Any] = {"family": self.family}
+        for f in fields(self)[1:]:
+            a = getattr(self, f.name)
+            out[f.name] = {"dtype": str(a.dtype), "shape": list(a.shape), "data": a.ravel().tolist()}
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Fits:
+        vals = []
+        for f in fields(cls)[1:]:
+            e = d[f.name]
+            vals.append(np.asarray(e["data"], dtype=e["dtype"]).reshape(e["shape"]))
+        return cls(d["family"], *vals)
+
+
+def empty_fits(family: str) -> Fits:
+    z = np.zeros(0)
+    return Fits(
+        family,
+        np.zeros(0, dtype=np.int64),
+        np.zeros(0, dtype=bool),
+        np.zeros((0, N_PAR)),
+        np.zeros((0, N_PAR, N_PAR)),
+        np.zeros((0, N_PAR)),
+        z,
+        z,
+        z,
+        np.zeros(0, dtype=bool),
+        z,
+        np.zeros(0, dtype=np.int64),
+        z,
+    )
 
 
 def _nanmedian(a: np.ndarray) -> np.ndarray:
@@ -79,24 +177,23 @@ def _nanmedian(a: np.ndarray) -> np.ndarray:
         return np.nanmedian(a, axis=1)
 
 
-def _windows(n: int, per_year: float, params: DetectionParams) -> tuple[np.ndarray, np.ndarray]:
-    length = max(params.min_baseline_points, round(params.baseline_years * per_year))
-    last = np.arange(n) - params.guard_periods
-    idx = last[:, None] - np.arange(length)[None, :]
-    return idx, idx >= 0
+@functools.lru_cache(maxsize=16)
+def _trig(bits: int, per_year: float) -> tuple[np.ndarray, np.ndarray]:
+    """Yearly sine and cosine of grid positions ``0 .. 2**bits - 1`` (computed once)."""
+    a = 2 * np.pi * np.arange(2**bits, dtype=float) / per_year
+    return np.sin(a), np.cos(a)
 
 
-def _design(idx: np.ndarray, t: np.ndarray, per_year: float) -> tuple[np.ndarray, np.ndarray]:
-    tau = (idx - t[:, None]) / per_year
-    ang = 2 * np.pi * idx / per_year
-    X = np.stack([np.ones_like(tau), tau, np.sin(ang), np.cos(ang)], axis=-1)
-    at = 2 * np.pi * t / per_year
-    xt = np.stack([np.ones_like(at), np.zeros_like(at), np.sin(at), np.cos(at)], axis=-1)
-    return X, xt
-
-
-def _lin(X: np.ndarray, beta: np.ndarray) -> np.ndarray:
-    return np.matmul(X, beta[:, :, None])[:, :, 0]
+def design(s: np.ndarray, centre: np.ndarray, flags: np.ndarray, per_year: float) -> np.ndarray:
+    """Design rows for positions ``s`` (any shape ``S``) under fits with ``centre``/``flags``
+    broadcast to ``S`` (flags with a trailing parameter axis)."""
+    s = np.asarray(s, dtype=float)
+    tau = (s - centre) / per_year
+    si = np.maximum(s.astype(np.int64), 0)  # positions before the grid carry no weight
+    sin_t, cos_t = _trig(int(si.max(initial=0)).bit_length(), per_year)
+    s1, c1 = sin_t[si], cos_t[si]
+    X = np.stack([np.ones_like(s), tau, s1, c1, 2 * s1 * c1, c1 * c1 - s1 * s1], axis=-1)
+    return X * flags
 
 
 def _solve(X: np.ndarray, W: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -109,11 +206,19 @@ def _solve(X: np.ndarray, W: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.
     return np.matmul(Ainv, b[:, :, None])[:, :, 0], Ainv
 
 
-def _fit_counts(Y, Off, M, X, xt, ot, n_par, params, tw):
+def _lin(X: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    return np.matmul(X, beta[:, :, None])[:, :, 0]
+
+
+def _leverage(X, Ainv, W):
+    return np.minimum(W * (np.matmul(X, Ainv) * X).sum(-1), 0.99)
+
+
+def _fit_counts(Y, Off, M, X, n_par, params, tw):
     rate = (Y * M).sum(1) / np.maximum((np.exp(Off) * M).sum(1), 1e-12)
     beta = np.zeros(X.shape[::2])
     beta[:, 0] = np.log(np.maximum(rate, 1e-3))
-    w = tw
+    Mf = M * tw
 
     def irls(beta, w, iters):
         Ainv = None
@@ -121,190 +226,174 @@ def _fit_counts(Y, Off, M, X, xt, ot, n_par, params, tw):
             eta = _lin(X, beta) + Off
             mu = np.exp(np.clip(eta, -30, 30))
             z = (eta - Off) + (Y - mu) / mu
-            beta, Ainv = _solve(X, w * M * mu, z)
+            beta, Ainv = _solve(X, w * mu, z)
         return beta, Ainv
 
     def dispersion(beta, w):
         mu = np.exp(np.clip(_lin(X, beta) + Off, -30, 30))
-        num = (w * M * (Y - mu) ** 2 / mu).sum(1)
-        den = np.maximum((w * M).sum(1) - n_par, 1.0)
+        num = (w * (Y - mu) ** 2 / mu).sum(1)
+        den = np.maximum(w.sum(1) - n_par, 1.0)
         return np.maximum(num / den, params.min_dispersion), mu
 
-    beta, Ainv = irls(beta, w, 6)
-    phi, mu = dispersion(beta, w)
-    r = 1.5 * (Y ** (2 / 3) - mu ** (2 / 3)) / (mu ** (1 / 6) * np.sqrt(phi)[:, None])
+    beta, Ainv = irls(beta, Mf, 3)
+    phi, mu = dispersion(beta, Mf)
+    h = _leverage(X, Ainv, Mf * mu)
+    r = 1.5 * (Y ** (2 / 3) - mu ** (2 / 3)) / (mu ** (1 / 6) * np.sqrt(phi[:, None] * (1 - h)))
     thr = params.reweight_threshold
-    w = tw * np.where(r > thr, (thr / np.maximum(r, thr)) ** 2, 1.0)
-    beta, Ainv = irls(beta, w, 3)
-    phi, mu = dispersion(beta, w)
-    eta_t = np.einsum("rp,rp->r", xt, beta) + ot
-    # Capped: with (nearly) all-zero windows the fitted log mean diverges and its
-    # variance explodes; the expected count is then floored (MIN_EXPECTED) anyway.
-    var_eta = np.minimum(phi * np.einsum("rp,rpq,rq->r", xt, Ainv, xt), MAX_VAR_ETA)
-    cov_trend = phi * Ainv[:, 1, 1]
-    return beta, eta_t, var_eta, phi, cov_trend
+    w = Mf * np.where(r > thr, (thr / np.maximum(r, thr)) ** 2, 1.0)
+    beta, Ainv = irls(beta, w, 1)
+    phi, _ = dispersion(beta, w)
+    return beta, Ainv, phi
 
 
-def _fit_continuous(G, M, X, xt, n_par, params, floor, tw):
+def _fit_continuous(G, M, X, n_par, params, floor, tw):
     W = M * tw
     beta, Ainv = _solve(X, W, G)
     res = G - _lin(X, beta)
     s = 1.4826 * _nanmedian(np.where(M, np.abs(res), np.nan))
     s = np.maximum(s, floor)
-    r = res / s[:, None]
+    h = _leverage(X, Ainv, W)
+    r = res / (s[:, None] * np.sqrt(1 - h))
     thr = params.reweight_threshold
-    w = np.where(np.abs(r) > thr, (thr / np.maximum(np.abs(r), thr)) ** 2, 1.0)
-    beta, Ainv = _solve(X, W * w, G)
+    w = W * np.where(np.abs(r) > thr, (thr / np.maximum(np.abs(r), thr)) ** 2, 1.0)
+    beta, Ainv = _solve(X, w, G)
     res = G - _lin(X, beta)
-    s2 = (w * W * res**2).sum(1) / np.maximum((w * W).sum(1) - n_par, 1.0)
-    s = np.maximum(np.sqrt(s2), floor)
-    eta_t = np.einsum("rp,rp->r", xt, beta)
-    var_pred = s**2 * (1.0 + np.einsum("rp,rpq,rq->r", xt, Ainv, xt))
-    cov_trend = s**2 * Ainv[:, 1, 1]
-    return beta, eta_t, var_pred, s, cov_trend
+    s2 = (w * res**2).sum(1) / np.maximum(w.sum(1) - n_par, 1.0)
+    return beta, Ainv, np.maximum(np.sqrt(s2), floor)
 
 
-def _fit_chunk(
-    rows, idx, safe, M_all, n_obs, y, offset, per_year, params, family, out, seasonal, trend, uselog
-) -> None:
-    idx_r, safe_r, M = idx[rows], safe[rows], M_all[rows]
-    X, xt = _design(idx_r.astype(float), rows.astype(float), per_year)
+def _quantum(V: np.ndarray) -> np.ndarray:
+    """Smallest step between distinct finite values of each row (NaN: none)."""
+    srt = np.sort(V, axis=1)  # NaN sort last
+    d = np.diff(srt, axis=1)
+    d = np.where(d > 1e-9 * (np.abs(srt[:, 1:]) + 1e-9), d, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmin(d, axis=1) if d.shape[1] else np.full(len(V), np.nan)
+
+
+def _fit_rows(rp, y, offset, lay: Layout, params, family) -> Fits:
+    L, py = lay.window, lay.per_year
+    last = rp - lay.guard
+    idx = last[:, None] - np.arange(L)[None, ::-1]
+    valid = idx >= 0
+    safe = np.where(valid, idx, 0)
+    ok_pt = np.isfinite(y) & np.isfinite(offset)
+    M = valid & ok_pt[safe]
+    n_obs = M.sum(1)
+    m = len(rp)
+    centre = (last - (L - 1) / 2.0).astype(float)
+    seas1 = n_obs >= 0.9 * params.seasonal_min_years * py
+    seas2 = n_obs >= 0.9 * (params.seasonal_min_years + 1.0) * py
+    trd = n_obs >= 0.9 * params.trend_min_years * py
+    flags = np.stack([np.ones(m, bool), trd, seas1, seas1, seas2, seas2], axis=-1).astype(float)
+    X = design(idx, centre[:, None], flags[:, None, :], py)
+    n_par = flags.sum(1)
+    Yraw = np.where(M, y[safe], 0.0)
     if params.baseline_half_life_years:
-        age = (rows[:, None] - idx_r) / per_year
-        tw = 0.5 ** (age / params.baseline_half_life_years)
+        tw = 0.5 ** ((rp[:, None] - idx) / py / params.baseline_half_life_years)
     else:
-        tw = np.ones(idx_r.shape)
-    seas = n_obs[rows] >= 0.9 * params.seasonal_min_years * per_year
-    trd = n_obs[rows] >= 0.9 * params.trend_min_years * per_year
-    Yraw = np.where(M, y[safe_r], 0.0)
-
+        tw = np.ones(idx.shape)
+    shift = np.zeros(m)
+    uselog = np.zeros(m, dtype=bool)
     if family == "counts":
         Y = np.maximum(Yraw, 0.0)
-        Off = np.where(M, offset[safe_r], 0.0)
-        ot = offset[rows]
+        Off = np.where(M, offset[safe], 0.0)
+        beta, Ainv, scale = _fit_counts(Y, Off, M, X, n_par, params, tw)
+        rates = np.where(M, Y / np.exp(Off), 0.0)
+        window_max = rates.max(1)
+        lim_hi = np.log(np.maximum(window_max, 1e-12))
+        cov_scale = scale
     else:
         big = np.where(M, Yraw, np.nan)
-        lo = np.nanmin(big, axis=1)
-        logr = (lo >= 0) & (y[rows] >= 0)
-        pos = np.where(M & (Yraw > 0), Yraw, np.nan)
-        med = _nanmedian(pos)
-        c = np.where(np.isfinite(med), 0.1 * med, 1.0)
-        G = np.where(logr[:, None], np.log(np.maximum(Yraw, 0.0) + c[:, None]), Yraw)
-        scale = _nanmedian(np.where(M, np.abs(Yraw), np.nan))
-        floor = np.where(logr, MIN_LOG_SD, 1e-3 * np.maximum(scale, 1e-9))
-
-    def run(sel: np.ndarray, seas_f: np.ndarray, trd_f: np.ndarray):
-        flags = np.stack([np.ones_like(seas_f), trd_f, seas_f, seas_f], axis=-1).astype(float)
-        Xs = X[sel] * flags[:, None, :]
-        xts = xt[sel] * flags
-        n_par = 1 + trd_f.astype(int) + 2 * seas_f.astype(int)
-        if family == "counts":
-            return _fit_counts(Y[sel], Off[sel], M[sel], Xs, xts, ot[sel], n_par, params, tw[sel])
-        return _fit_continuous(G[sel], M[sel], Xs, xts, n_par, params, floor[sel], tw[sel])
-
-    all_rows = np.arange(len(rows))
-    beta, eta_t, var_t, disp, cov_trend = run(all_rows, seas, trd)
-    # Farrington's rule, relaxed: keep the trend only when significant and the prediction
-    # stays below TREND_HEADROOM times the window's maximum (the strict rule drops real
-    # growth trends and then the baseline lags behind).
-    z_trend = beta[:, 1] / np.sqrt(np.maximum(cov_trend, 1e-300))
-    if family == "counts":
-        lim_hi = np.log(np.maximum((Y / np.exp(Off) * M).max(1), 1e-12))
-        pred_rate = eta_t - ot
-    else:
-        lim_hi = np.nanmax(np.where(M, G, np.nan), axis=1)
-        pred_rate = eta_t
-    drop = trd & (
-        (np.abs(z_trend) < params.trend_z) | (pred_rate > lim_hi + np.log(TREND_HEADROOM))
-    )
-    trd2 = trd & ~drop
-    redo = np.flatnonzero(drop)
-    if len(redo):
-        _, e2, v2, d2, _ = run(redo, seas[redo], trd2[redo])
-        eta_t[redo], var_t[redo], disp[redo] = e2, v2, d2
-
-    if family == "counts":
-        mu = np.maximum(np.exp(np.clip(eta_t, -30, 30)), MIN_EXPECTED)
-        out["expected"][rows] = mu
-        out["variance"][rows] = disp * mu + mu**2 * var_t
-        out["shift"][rows] = 0.0
-    else:
-        out["expected"][rows] = eta_t
-        out["variance"][rows] = var_t
-        out["shift"][rows] = c
-        uselog[rows] = logr
-    out["dispersion"][rows] = disp
-    if family == "counts":
-        out["window_max"][rows] = (Y / np.exp(Off) * M).max(1)
-    else:
-        out["window_max"][rows] = np.nanmax(np.where(M, Yraw, np.nan), axis=1)
-    seasonal[rows] = seas
-    trend[rows] = trd2
-
-
-def _make(family, out, n_obs, seasonal, trend, uselog) -> Baseline:
-    return Baseline(
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lo = np.nanmin(big, axis=1)
+            window_max = np.nanmax(big, axis=1)
+        uselog = ~(lo < 0)
+        med = _nanmedian(np.where(M & (Yraw > 0), Yraw, np.nan))
+        shift = np.where(np.isfinite(med), 0.1 * med, 1.0)
+        G = np.where(uselog[:, None], np.log(np.maximum(Yraw, 0.0) + shift[:, None]), Yraw)
+        level = _nanmedian(np.where(M, np.abs(Yraw), np.nan))
+        level = np.where(np.isfinite(level), level, 0.0)
+        q = _quantum(big)
+        q = np.where(np.isfinite(q), q, 0.0)
+        qfloor = np.where(
+            uselog, 0.5 * np.log1p(q / (level + shift)), 0.5 * q
+        )
+        floor = np.where(uselog, MIN_LOG_SD, 1e-3 * np.maximum(level, 1e-9))
+        floor = np.maximum(floor, qfloor)
+        beta, Ainv, scale = _fit_continuous(G, M, X, n_par, params, floor, tw)
+        lim_hi = np.log(np.maximum(window_max, 1e-12) + shift)
+        cov_scale = scale**2
+    # shrink the trend (never drop it on a test); Farrington's guard against runaway trends
+    se = np.sqrt(np.maximum(cov_scale * Ainv[:, 1, 1], 1e-300))
+    z = beta[:, 1] / se
+    keep = np.where(flags[:, 1] > 0, z**2 / (z**2 + params.trend_z**2), 0.0)
+    beta = beta.copy()
+    beta[:, 1] *= keep
+    at_r = design(rp.astype(float), centre, flags, py)
+    pred = np.einsum("rp,rp->r", at_r, beta)
+    if family == "counts" or uselog.any():
+        runaway = (pred > lim_hi + math.log(TREND_HEADROOM)) & (
+            (family == "counts") | uselog
+        )
+        beta[runaway, 1] = 0.0
+        keep = np.where(runaway, 0.0, keep)
+    # the covariance of the shrunken estimate: the trend's row and column scaled by keep
+    Ainv = Ainv.copy()
+    Ainv[:, 1, :] *= keep[:, None]
+    Ainv[:, :, 1] *= keep[:, None]
+    return Fits(
         family=family,
-        expected=out["expected"],
-        variance=out["variance"],
-        dispersion=out["dispersion"],
-        n_obs=n_obs,
-        seasonal=seasonal,
-        trend=trend,
-        shift=out["shift"],
+        pos=rp.astype(np.int64),
+        ok=n_obs >= params.min_baseline_points,
+        beta=beta,
+        ainv=Ainv,
+        flags=flags,
+        centre=centre,
+        scale=scale,
+        shift=shift,
         uselog=uselog,
-        window_max=out["window_max"],
+        window_max=window_max,
+        n_obs=n_obs.astype(np.int64),
+        trend_kept=keep,
     )
 
 
-def fit_baseline(
+def fit_points(
     y: np.ndarray,
-    per_year: float,
+    positions: np.ndarray,
+    lay: Layout,
     params: DetectionParams,
     *,
     family: str,
     offset: np.ndarray | None = None,
-) -> Baseline:
-    """The baseline of every period of ``y`` (a regular grid; NaN = missing).
+) -> Fits:
+    """Baseline fits at grid ``positions`` of ``y`` (a regular grid; NaN = missing).
 
-    ``offset`` (counts only) is the log denominator of each period.
+    ``offset`` (counts only) is the log denominator of each period. Each fit reads only
+    ``y[r - guard - L + 1 : r - guard + 1]``.
     """
-    n = len(y)
-    nan = np.full(n, np.nan)
-    out = {k: nan.copy() for k in ("expected", "variance", "dispersion", "shift", "window_max")}
-    n_obs = np.zeros(n, dtype=np.int64)
-    seasonal = np.zeros(n, dtype=bool)
-    trend = np.zeros(n, dtype=bool)
-    uselog = np.zeros(n, dtype=bool)
+    positions = np.asarray(positions, dtype=np.int64)
     if offset is None:
-        offset = np.zeros(n)
-    ok = np.isfinite(y) & np.isfinite(offset)
-    if n == 0:
-        return _make(family, out, n_obs, seasonal, trend, uselog)
+        offset = np.zeros(len(y))
+    parts = []
+    for lo in range(0, len(positions), CHUNK):
+        parts.append(_fit_rows(positions[lo : lo + CHUNK], y, offset, lay, params, family))
+    return Fits.concat(family, parts)
 
-    idx, valid = _windows(n, per_year, params)
-    safe = np.where(valid, idx, 0)
-    M_all = valid & ok[safe]
-    n_obs = M_all.sum(1)
-    rows = np.flatnonzero(ok & (n_obs >= params.min_baseline_points))
-    if len(rows) == 0:
-        return _make(family, out, n_obs, seasonal, trend, uselog)
-    # Rows are independent: fitting in chunks bounds memory on long daily series.
-    for lo in range(0, len(rows), CHUNK):
-        _fit_chunk(
-            rows[lo : lo + CHUNK],
-            idx,
-            safe,
-            M_all,
-            n_obs,
-            y,
-            offset,
-            per_year,
-            params,
-            family,
-            out,
-            seasonal,
-            trend,
-            uselog,
-        )
-    return _make(family, out, n_obs, seasonal, trend, uselog)
+
+def predict(fits: Fits, rows: np.ndarray, s: np.ndarray, per_year: float):
+    """Prediction of fit ``rows`` at positions ``s`` (same shape): the linear predictor
+    (without offset; on the transformed scale for continuous fits), its variance, and the
+    noise scale (``phi`` or the residual sd)."""
+    flags = fits.flags[rows]
+    X = design(s, fits.centre[rows], flags, per_year)
+    eta = (X * fits.beta[rows]).sum(-1)
+    q = (np.matmul(X[..., None, :], fits.ainv[rows])[..., 0, :] * X).sum(-1)
+    if fits.family == "counts":
+        var_eta = np.minimum(fits.scale[rows] * q, MAX_VAR_ETA)
+    else:
+        var_eta = fits.scale[rows] ** 2 * q
+    return eta, var_eta, fits.scale[rows]

@@ -1,308 +1,394 @@
 """The detection engine: trends and spikes current at the last period of a series.
 
-Method (assumptions in :mod:`detectors.baseline`):
+Method (baseline assumptions in :mod:`detectors.baseline`):
 
-1. **Baseline.** Each period's expected value and predictive variance come from a
-   log-linear regression on the data before it (quasi-Poisson GLM for counts and for
-   positives with a denominator, least squares on ``log(y + c)`` for other values), with
-   a guard gap, trend and yearly seasonality, and down-weighting of past outbreaks
-   (Farrington et al. 1996; Noufaily et al. 2013, Stat Med 32:1206).
-2. **Standardised residuals.** Counts: the mid-p quantile residual
-   ``z = Φ⁻¹(F(y-1) + f(y)/2)`` under a negative binomial with the predictive mean and
-   variance (Dunn & Smyth 1996, J Comput Graph Stat 5:236), which stays well behaved at
-   2-10 counts per week. Other values: ``(g(y) - ĝ) / sd``.
-3. **Trend**: two one-sided CUSUMs (Page 1954, Biometrika 41:100; for surveillance
-   counts Höhle & Paul 2008, CSDA 52:4357) on the residuals capped at
-   ``±residual_cap``, ``S_t = max(0, S_{t-1} + min(z_t, cap) - k)``. A trend is current
-   while ``S_t > h`` and at least ``min_trend_periods`` periods have passed since the
-   sum left zero. Because each residual is capped, one outlier adds at most
-   ``cap - k`` (1.5 by default, against ``h = 5.5``): a one-period excursion that returns
-   to baseline is a spike, never a trend. The onset is then placed by an exact
-   single change point (the least-squares cost of ruptures ``KernelCPD(kernel="linear")``,
-   computed by :func:`detectors.split.best_split` from cumulative sums; Killick et al.
-   2012 for the PELT family) in the log ratio observed/expected
-   around the CUSUM start (once, at the run's first alarm, so the onset and
-   ``Finding.key`` stay fixed); the levels before/after are the mean expected and the mean
-   observed value from the onset on, and the p-value is the tail of the total count
-   from the onset under the baseline (negative binomial with summed mean and variance;
-   normal on the transformed scale for other values).
-4. **Spike** (increase only): the newest value's upper tail probability under the
-   baseline is below ``spike_alpha``, it is at least ``spike_min_ratio`` times the
-   expectation and (counts) at least ``spike_min_excess`` above it, (other values)
-   above every value of the baseline window, in the spirit of
-   the EARS C-methods' one-period threshold (Hutwagner et al. 2003, J Urban Health
-   80:i89). One-period drops are not reported: a lone low value is far more often a
-   reporting gap than a change, and decreases never alert.
+1. **Baseline.** Log-linear fits at refit points (every ``refit_weeks``) on the data
+   before a guard gap: quasi-Poisson for counts and for positives with a denominator
+   (log offset), least squares on ``log(y + c)`` for other values; shrunken trend,
+   harmonics, leverage-aware down-weighting of past outbreaks (Farrington et al. 1996;
+   Noufaily et al. 2013).
+2. **Trend: generalised likelihood ratio** (Höhle & Paul 2008, CSDA 52:4357, the
+   ``glrnb`` detector of the R package ``surveillance``). For every candidate change
+   start ``k`` in the last ``glr_window_weeks`` the in-control means ``mu_s`` of
+   ``s = k..t`` are those of the baseline fitted *before* ``k`` (frozen at the candidate
+   start, so the change never leaks into its own reference), and the mean is allowed to
+   change by a factor ``exp(kappa)`` from ``k`` on. Counts: with ``Y`` the observed and
+   ``E`` the expected total the maximised log likelihood ratio is
+   ``(Y log(Y/E) - (Y - E)) / phi_eff``, the negative-binomial (NB1, variance
+   ``phi * mu``) quasi-likelihood, with ``phi_eff = phi + E * var(log mu)`` adding the
+   uncertainty of the fitted baseline. Other values: ``S^2 / (2 Var S)`` for the sum
+   ``S`` of residuals on the transformed scale. The statistic is the maximum over ``k``.
+   **Spikes are kept out by needing evidence from more than one period**: the same ratio
+   with the window's most extreme period left out must reach ``glr_loo_h``, and the
+   window must span two periods and ``min_trend_days``. A trend is current while
+   ``max_k min(LR/glr_h, LR_loo/glr_loo_h) >= 1``; its onset is the maximising ``k`` at
+   the run's first alarm (kept while the run lasts, so ``Finding.key`` stays fixed).
+   ``level_before``/``level_after`` are the mean expected and observed values from the
+   onset (over the last ``glr_window_weeks`` once the run is longer); the p-value is the
+   signed-root normal tail ``Φ(-√(2 LR))`` at that change time (nominal: it does not
+   count the search over ``k``).
+3. **Spike** (increase only): the newest value's upper tail probability under the
+   baseline (negative binomial with the predictive mean and variance ``phi mu + mu^2
+   var(log mu)``; normal on the transformed scale for other values) is below
+   ``spike_alpha``, it is at least ``spike_min_ratio`` times the expectation and (counts)
+   at least ``spike_min_excess`` above it, (other values) above every value of the
+   baseline window (EARS-like one-period threshold; Hutwagner et al. 2003). One-period
+   drops are not reported.
 
-Missing periods (absent or NaN) leave the CUSUM unchanged. A series with fewer than
-``min_points`` observed values, or without a baseline yet, has no findings. A series with
-metric ``"score"`` or ``"score:<dimension>"`` (trend panel answers) is already on the five-step scale and has no
-findings here; :mod:`detectors.synthesis` sums it.
+Every quantity at grid position ``t`` reads data up to ``t`` only and at most about
+``baseline_years + guard_weeks + glr_window_weeks`` back (plus the run's onset), which is
+what makes :func:`replay`, :func:`detect` and the incremental :class:`SeriesState` give
+the same findings. A series with fewer than ``min_points`` observed values, or without a
+baseline yet, has no findings. A series with metric ``"score"`` or
+``"score:<dimension>"`` (trend panel answers) has no findings here.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass
+from datetime import date
+from typing import Any
 
 import numpy as np
 from scipy import special
 
 from detectors.base import Finding, Series, is_score
-from detectors.baseline import Baseline, fit_baseline
+from detectors.baseline import MIN_EXPECTED, Fits, Layout, empty_fits, fit_points, predict
 from detectors.grid import PER_YEAR, grid_positions, infer_step, on_grid, prefix_steps
 from detectors.params import DetectionParams
 from detectors.scale import categorize
-from detectors.split import best_split
 
-COUNT_METHOD = "quasi-Poisson baseline + capped CUSUM"
-CONT_METHOD = "log-linear baseline + capped CUSUM"
-
-
-def nb_cdf(k, mean, var) -> np.ndarray:
-    """``P(Y <= k)`` for a negative binomial with this mean and variance (Poisson when
-    ``var <= mean``), via the regularised incomplete beta/gamma functions."""
-    k, mean, var, over, size, prob = _nb_args(k, mean, var)
-    kk = np.maximum(k, 0) + 1
-    out = np.where(
-        over,
-        special.betainc(size, kk, prob),
-        special.gammaincc(kk, np.maximum(mean, 1e-300)),
-    )
-    return np.where(k < 0, 0.0, out)
+COUNT_METHOD = "quasi-Poisson baseline + negative-binomial GLR"
+CONT_METHOD = "log-linear baseline + Gaussian GLR"
+STEP_DAYS = {"day": 1.0, "week": 7.0, "month": 365.25 / 12}
+STATE_VERSION = 1
 
 
 def nb_sf(k, mean, var) -> np.ndarray:
-    """``P(Y >= k)`` for a negative binomial with this mean and variance."""
-    k, mean, var, over, size, prob = _nb_args(np.asarray(k, float) - 1, mean, var)
-    kk = np.maximum(k, 0) + 1
-    out = np.where(
-        over,
-        special.betainc(kk, size, 1 - prob),
-        special.gammainc(kk, np.maximum(mean, 1e-300)),
-    )
-    return np.where(k < 0, 1.0, out)
-
-
-def nb_pmf(k, mean, var) -> np.ndarray:
-    """``P(Y == k)`` for a negative binomial with this mean and variance."""
-    k, mean, var, over, size, prob = _nb_args(k, mean, var)
-    kk = np.maximum(k, 0)
-    m = np.maximum(mean, 1e-300)
-    lnb = (
-        special.gammaln(kk + size)
-        - special.gammaln(size)
-        - special.gammaln(kk + 1)
-        + size * np.log(prob)
-        + kk * np.log1p(-prob)
-    )
-    lpo = kk * np.log(m) - m - special.gammaln(kk + 1)
-    return np.where(k < 0, 0.0, np.exp(np.where(over, lnb, lpo)))
-
-
-def _nb_args(k, mean, var):
+    """``P(Y >= k)`` for a negative binomial with this mean and variance (Poisson when
+    ``var <= mean``): the regularised incomplete beta ``I_{1-p}(k, size)`` and gamma
+    ``P(k, mean)`` of ``scipy.special``, the functions behind ``scipy.stats.nbinom.sf``
+    and ``poisson.sf``, without their per-call overhead (this runs for every period)."""
     k, mean, var = np.broadcast_arrays(
         np.asarray(k, float), np.asarray(mean, float), np.asarray(var, float)
     )
     over = var > mean * (1 + 1e-9)
     size = np.where(over, mean**2 / np.where(over, var - mean, 1.0), 1.0)
     prob = np.where(over, size / (size + mean), 0.5)
-    return k, mean, var, over, size, prob
+    kk = np.maximum(np.floor(k), 1.0)
+    out = np.where(
+        over,
+        special.betainc(kk, size, 1 - prob),
+        special.gammainc(kk, np.maximum(mean, 1e-300)),
+    )
+    return np.where(np.floor(k) <= 0, 1.0, out)
+
+
+# -- the series on its grid ---------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class _Track:
-    """Everything the findings at any period need, computed once for the series."""
-
-    pos: np.ndarray  # grid position of each series period
-    y: np.ndarray  # values on the grid
+class _Grid:
+    y: np.ndarray  # values on the grid (NaN: missing)
     den: np.ndarray | None
-    base: Baseline
-    expected: np.ndarray  # expected value in the series' units (count, rate, value)
-    z: np.ndarray  # standardised residual (NaN: not judged)
-    s_up: np.ndarray
-    s_dn: np.ndarray
-    start_up: np.ndarray
-    start_dn: np.ndarray
-    spike_p: np.ndarray
-    spike: np.ndarray
-    n_seen: np.ndarray  # observed values up to each series period
+    off: np.ndarray  # log denominator (0 without)
+    family: str
+    base: int = 0  # grid position of y[0]
 
 
-def _residuals(y, base: Baseline) -> tuple[np.ndarray, np.ndarray]:
-    ok = np.isfinite(y) & np.isfinite(base.expected)
-    z = np.full(len(y), np.nan)
-    p_up = np.full(len(y), np.nan)
-    if not ok.any():
-        return z, p_up
-    mu, var, yy = base.expected[ok], base.variance[ok], y[ok]
-    if base.family == "counts":
-        k = np.floor(np.maximum(yy, 0) + 0.5)
-        u = nb_cdf(k - 1, mu, var) + 0.5 * nb_pmf(k, mu, var)
-        z[ok] = special.ndtri(np.clip(u, 1e-12, 1 - 1e-12))
-        p_up[ok] = nb_sf(k, mu, var)
-    else:
-        g = _transform(yy, base.shift[ok], base.uselog[ok])
-        zz = (g - mu) / np.sqrt(var)
-        z[ok] = zz
-        p_up[ok] = special.ndtr(-zz)
-    return z, p_up
+#: Metrics whose values are counts of events (judged with the count model).
+COUNT_METRICS = frozenset({"count", "visits"})
 
 
-def _transform(y, shift, uselog):
-    return np.where(uselog, np.log(np.maximum(y, 0) + shift), y)
+def _family(series_metric: str, has_den: bool) -> str:
+    return "counts" if (has_den or series_metric in COUNT_METRICS) else "continuous"
 
 
-def _cusum(z: np.ndarray, params: DetectionParams):
-    n = len(z)
-    cap, k = params.residual_cap, params.cusum_k
-    smax = 3.0 * params.cusum_h
-    zc = np.clip(z, -cap, cap)
-    s_up, s_dn = np.zeros(n), np.zeros(n)
-    st_up, st_dn = np.full(n, -1, dtype=np.int64), np.full(n, -1, dtype=np.int64)
-    su = sd = 0.0
-    bu = bd = -1
-    for t, v in enumerate(zc.tolist()):
-        if v == v:  # not NaN
-            nu = min(max(0.0, su + v - k), smax)
-            nd = min(max(0.0, sd - v - k), smax)
-            if nu > 0 and su == 0:
-                bu = t
-            if nd > 0 and sd == 0:
-                bd = t
-            su, sd = nu, nd
-        s_up[t], s_dn[t], st_up[t], st_dn[t] = su, sd, bu, bd
-    return s_up, s_dn, st_up, st_dn
-
-
-def _track(series: Series, params: DetectionParams, step: str) -> _Track:
+def _grid_of(series: Series, step: str) -> tuple[np.ndarray, _Grid]:
     pos = grid_positions(series.periods, step)
     y = on_grid(series.values, pos)
     den = None
-    offset = None
+    off = np.zeros(len(y))
     if series.denominators is not None:
         den = on_grid(series.denominators, pos)
         den = np.where(den > 0, den, np.nan)
         y = np.where(np.isfinite(den), y, np.nan)
-        offset = np.log(den)
-    family = "counts" if (den is not None or series.metric == "count") else "continuous"
-    base = fit_baseline(y, PER_YEAR[step], params, family=family, offset=offset)
-    if family == "counts":
-        expected = base.expected if den is None else base.expected / den
+        off = np.where(np.isfinite(den), np.log(np.where(np.isfinite(den), den, 1.0)), np.nan)
+    return pos, _Grid(y, den, off, _family(series.metric, series.denominators is not None))
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    lay: Layout
+    M: int  # change times searched
+    span: int  # periods a trend's evidence must span
+
+    @classmethod
+    def of(cls, step: str, params: DetectionParams) -> _Geometry:
+        py = PER_YEAR[step]
+        lay = Layout.of(py, params)
+        days = STEP_DAYS[step]
+        M = max(2, round(params.glr_window_weeks * 7 / days))
+        span = max(2, math.ceil(params.min_trend_days / days - 1e-9))
+        return cls(lay, M, span)
+
+
+# -- the GLR table: rows = candidate change start k, columns = d (t = k + d) ---------
+
+
+@dataclass
+class _Table:
+    k0: int  # grid position of row 0
+    valid: np.ndarray  # (K,) a baseline exists at k and y_k observed
+    mu: np.ndarray  # (K, M) in-control mean (counts: expected count; else transformed)
+    var_eta: np.ndarray
+    scale: np.ndarray  # (K,) phi or sd
+    Y: np.ndarray  # cumulative observed (counts: count; else residual sum)
+    E: np.ndarray  # cumulative expected (counts) / unused
+    N: np.ndarray  # cumulative observed periods
+    D: np.ndarray | None  # cumulative denominators
+    Yraw: np.ndarray  # cumulative observed value (units)
+    Eraw: np.ndarray  # cumulative expected value (units)
+    lr_up: np.ndarray
+    lr_dn: np.ndarray
+    st_up: np.ndarray
+    st_dn: np.ndarray
+    # spike inputs at d = 0
+    y0: np.ndarray
+    window_max: np.ndarray
+    shift: np.ndarray  # (K,) continuous transform of each row's fit
+    uselog: np.ndarray
+    spike_p: np.ndarray  # (K,) upper tail of y_k under its baseline
+    spike: np.ndarray  # (K,) the spike rule holds at k
+    before: np.ndarray  # (K,) expected value at k in the series' units
+    after: np.ndarray  # (K,) observed value at k in the series' units
+    z: np.ndarray  # (K,) residual z at k
+
+
+def _lr_counts(Y, E, phi_eff):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lr = (special.xlogy(Y, Y / E) - (Y - E)) / phi_eff
+    return np.where(np.isfinite(lr), np.maximum(lr, 0.0), 0.0)
+
+
+def _table(g: _Grid, fits: Fits, geo: _Geometry, params: DetectionParams, k0: int, k1: int):
+    """Rows ``k0 .. k1 - 1`` (grid positions, relative to ``g.base``-shifted arrays)."""
+    lay, M = geo.lay, geo.M
+    n = g.base + len(g.y)  # grid positions known: < n
+    ks = np.arange(k0, k1)
+    K = len(ks)
+    rp = lay.refit_point(ks)
+    frow = np.searchsorted(fits.pos, rp)
+    frow_c = np.minimum(frow, max(len(fits.pos) - 1, 0))
+    have = (frow < len(fits.pos)) & (fits.pos[frow_c] == rp) if len(fits.pos) else np.zeros(K, bool)
+    have &= fits.ok[frow_c] if len(fits.pos) else False
+    s = ks[:, None] + np.arange(M)[None, :]
+    inside = s < n
+    si = np.where(inside, s - g.base, 0)
+    y = np.where(inside, g.y[si], np.nan)
+    obs = np.isfinite(y) & inside
+    valid = have & obs[:, 0]
+    fr = np.broadcast_to(frow_c[:, None], s.shape)
+    if len(fits.pos):
+        eta, var_eta, sc = predict(fits, fr, s, lay.per_year)
+        scale = fits.scale[frow_c]
     else:
-        expected = np.where(base.uselog, np.exp(base.expected) - base.shift, base.expected)
-    z, p_up = _residuals(y, base)
-    s_up, s_dn, st_up, st_dn = _cusum(z, params)
-    with np.errstate(invalid="ignore"):
-        level = y if den is None else y / den
-        spike = (
-            (p_up < params.spike_alpha)
-            & (level >= params.spike_min_ratio * expected)
-            & (level > expected)
-        )
-        if family == "counts":
-            spike &= y - base.expected >= params.spike_min_excess
+        eta = np.zeros(s.shape)
+        var_eta = np.zeros(s.shape)
+        scale = np.ones(K)
+    obsf = obs & valid[:, None]
+    N = np.cumsum(obsf, axis=1)
+    yv = np.where(obsf, y, 0.0)
+    Yraw = np.cumsum(yv, axis=1)
+    D = None
+    wm = fits.window_max[frow_c] if len(fits.pos) else np.zeros(K)
+    shift_k = fits.shift[frow_c] if len(fits.pos) else np.zeros(K)
+    uselog_k = fits.uselog[frow_c] if len(fits.pos) else np.zeros(K, bool)
+    if g.family == "counts":
+        off = np.where(inside, g.off[si], 0.0)
+        mu = np.maximum(np.exp(np.clip(eta + np.where(obsf, off, 0.0), -30, 30)), MIN_EXPECTED)
+        mu = np.where(obsf, mu, 0.0)
+        Y = Yraw
+        E = np.cumsum(mu, axis=1)
+        phi_eff = scale[:, None] + E * var_eta
+        lr = _lr_counts(Y, E, phi_eff)
+        up = Y > E
+        ex = np.where(obsf, yv - mu, np.nan)
+        if g.den is not None:
+            dv = np.where(obsf, g.den[si], 0.0)
+            D = np.cumsum(dv, axis=1)
+            Eraw = E
         else:
-            # indexes and concentrations are often sparse or quantised: a value the
-            # baseline window has already seen is not exceptional
-            spike &= y > base.window_max
-    n_seen = np.cumsum(np.isfinite(np.asarray(series.values, float)))
-    return _Track(pos, y, den, base, expected, z, s_up, s_dn, st_up, st_dn, p_up, spike, n_seen)
+            Eraw = E
+    else:
+        shift = shift_k[:, None]
+        uselog = uselog_k[:, None]
+        gy = np.where(uselog, np.log(np.maximum(yv, 0.0) + shift), yv)
+        r = np.where(obsf, gy - eta, 0.0)
+        mu = eta
+        Y = np.cumsum(r, axis=1)
+        E = np.zeros_like(Y)
+        var = N * scale[:, None] ** 2 + N**2 * var_eta
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lr = np.where(var > 0, Y**2 / (2 * var), 0.0)
+        up = Y > 0
+        ex = np.where(obsf, r, np.nan)
+        back = np.where(uselog, np.exp(eta) - shift, eta)
+        Eraw = np.cumsum(np.where(obsf, back, 0.0), axis=1)
+    lr_up = np.where(up, lr, 0.0)
+    lr_dn = np.where(up, 0.0, lr)
+    # leave the most extreme period out (running arg-extreme along d)
+    best_hi = np.full(K, -np.inf)
+    best_lo = np.full(K, np.inf)
+    hi_y, hi_m, lo_y, lo_m = (np.zeros((K, M)) for _ in range(4))
+    cur_hy, cur_hm, cur_ly, cur_lm = (np.zeros(K) for _ in range(4))
+    yc = yv if g.family == "counts" else r
+    mc = mu if g.family == "counts" else np.zeros_like(r)
+    for d in range(M):
+        e = ex[:, d]
+        ok = np.isfinite(e)
+        bh = ok & (e > best_hi)
+        bl = ok & (e < best_lo)
+        best_hi = np.where(bh, e, best_hi)
+        best_lo = np.where(bl, e, best_lo)
+        cur_hy = np.where(bh, yc[:, d], cur_hy)
+        cur_hm = np.where(bh, mc[:, d], cur_hm)
+        cur_ly = np.where(bl, yc[:, d], cur_ly)
+        cur_lm = np.where(bl, mc[:, d], cur_lm)
+        hi_y[:, d], hi_m[:, d], lo_y[:, d], lo_m[:, d] = cur_hy, cur_hm, cur_ly, cur_lm
+    if g.family == "counts":
+        Yu, Eu = Y - hi_y, E - hi_m
+        loo_up = np.where(Yu > Eu, _lr_counts(Yu, Eu, scale[:, None] + Eu * var_eta), 0.0)
+        Yd, Ed = Y - lo_y, E - lo_m
+        loo_dn = np.where(Yd < Ed, _lr_counts(Yd, Ed, scale[:, None] + Ed * var_eta), 0.0)
+    else:
+        N1 = N - 1
+        var1 = N1 * scale[:, None] ** 2 + N1**2 * var_eta
+        with np.errstate(divide="ignore", invalid="ignore"):
+            Su, Sd = Y - hi_y, Y - lo_y
+            loo_up = np.where((var1 > 0) & (Su > 0), Su**2 / (2 * var1), 0.0)
+            loo_dn = np.where((var1 > 0) & (Sd < 0), Sd**2 / (2 * var1), 0.0)
+    sp = _spike_rule(g, k0, K, valid, y[:, 0], mu[:, 0], var_eta[:, 0], scale, wm,
+                     shift_k, uselog_k, params)
+    elig = valid[:, None] & (N >= 2) & (np.arange(M)[None, :] + 1 >= geo.span) & obs
+    st_up = np.where(elig, np.minimum(lr_up / params.glr_h, loo_up / params.glr_loo_h), 0.0)
+    st_dn = np.where(elig, np.minimum(lr_dn / params.glr_h, loo_dn / params.glr_loo_h), 0.0)
+    return _Table(
+        k0, valid, mu, var_eta, scale, Y, E, N, D, Yraw, Eraw, lr_up, lr_dn, st_up, st_dn,
+        y[:, 0], wm, shift_k, uselog_k, *sp,
+    )
+
+
+def _spike_rule(g, k0, K, valid, y, mu, v, sc, wm, shift, uselog, params):
+    """Upper-tail probability of each row's own value and the spike rule, vectorised."""
+    yy = np.where(valid, y, 0.0)
+    if g.family == "counts":
+        var = sc * mu + mu * mu * v
+        p = nb_sf(np.floor(np.maximum(yy, 0.0) + 0.5), np.maximum(mu, MIN_EXPECTED), var)
+        if g.den is not None:
+            den = g.den[k0 - g.base : k0 - g.base + K]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                before, after = mu / den, yy / den
+        else:
+            before, after = mu, yy
+        ok = yy - mu >= params.spike_min_excess
+        z = special.ndtri(np.clip(1.0 - p, 1e-12, 1 - 1e-12))
+    else:
+        sd = np.sqrt(sc * sc + v)
+        gy = np.where(uselog, np.log(np.maximum(yy, 0.0) + shift), yy)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = (gy - mu) / sd
+        p = special.ndtr(-z)
+        before = np.where(uselog, np.exp(mu) - shift, mu)
+        after = yy
+        ok = yy > wm
+    with np.errstate(invalid="ignore"):
+        spike = (
+            valid
+            & (p < params.spike_alpha)
+            & ok
+            & (after > before)
+            & (after >= params.spike_min_ratio * before)
+        )
+    return p, spike, before, after, z
+
+
+def _best(tab: _Table, ts: np.ndarray, M: int, st: np.ndarray, lr: np.ndarray):
+    """For each position in ``ts``: the largest statistic over change starts, and the
+    change start with the largest likelihood ratio (the onset estimate; with at least
+    two observed periods, whatever ``min_trend_days`` asks before an alarm)."""
+    d = np.arange(M)[None, :]
+    rows = ts[:, None] - d - tab.k0
+    okr = (rows >= 0) & (rows < st.shape[0])
+    rr = np.where(okr, rows, 0)
+    vals = np.where(okr, st[rr, d], -1.0)
+    j = np.argmax(vals, axis=1)
+    cand = okr & tab.valid[rr] & (tab.N[rr, d] >= 2)
+    lj = np.argmax(np.where(cand, lr[rr, d], -1.0), axis=1)
+    return vals[np.arange(len(ts)), j], ts - lj
+
+
+# -- per-position results ------------------------------------------------------------
+
+
+@dataclass
+class _Eval:
+    """What the findings at positions ``ts`` need."""
+
+    ts: np.ndarray
+    tab: _Table
+    fits: Fits
+    stat_up: np.ndarray
+    stat_dn: np.ndarray
+    kbest_up: np.ndarray
+    kbest_dn: np.ndarray
+    onset_up: np.ndarray
+    onset_dn: np.ndarray
+
+
+def _runs(alarm: np.ndarray, kbest: np.ndarray, prev_alarm: bool, prev_onset: int):
+    onset = np.full(len(alarm), -1, dtype=np.int64)
+    a, o = prev_alarm, prev_onset
+    for i, (al, kb) in enumerate(zip(alarm.tolist(), kbest.tolist(), strict=True)):
+        if al:
+            if not a:
+                o = kb
+            onset[i] = o
+        else:
+            o = -1
+        a = al
+    return onset, a, o
+
+
+def _evaluate(g, fits, geo, params, ts, run_state):
+    M = geo.M
+    k0 = max(int(ts[0]) - M + 1, 0)
+    tab = _table(g, fits, geo, params, k0, int(ts[-1]) + 1)
+    su, ku = _best(tab, ts, M, tab.st_up, tab.lr_up)
+    sd, kd = _best(tab, ts, M, tab.st_dn, tab.lr_dn)
+    ou, au, oou = _runs(su >= 1.0, ku, run_state["up"], run_state["onset_up"])
+    od, ad, ood = _runs(sd >= 1.0, kd, run_state["dn"], run_state["onset_dn"])
+    new_state = {"up": au, "onset_up": oou, "dn": ad, "onset_dn": ood}
+    return _Eval(ts, tab, fits, su, sd, ku, kd, ou, od), new_state
+
+
+# -- findings ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Meta:
+    source: str
+    substance: str
+    region: str
+    metric: str
+    dimension: str
 
 
 def _finite(x: float) -> float:
     return float(x) if math.isfinite(x) else float("inf")
-
-
-def _onset(tr: _Track, start: int, t: int, up: bool) -> int:
-    """Refine the CUSUM start with one exact change point (KernelCPD, linear kernel)."""
-    lo = max(0, start - 12)
-    seg = np.arange(lo, t + 1)
-    y = tr.y[seg]
-    e = tr.expected[seg] if tr.den is None else tr.expected[seg] * tr.den[seg]
-    ok = np.isfinite(y) & np.isfinite(e)
-    if ok.sum() < 6:
-        return start
-    idx = seg[ok]
-    r = np.log((np.maximum(y[ok], 0) + 0.5) / (np.maximum(e[ok], 0) + 0.5))
-    b = best_split(r, min_size=2)  # = ruptures KernelCPD(linear).predict(n_bkps=1)
-    if b <= 0 or b >= len(r):
-        return start
-    before, after = r[:b].mean(), r[b:].mean()
-    if (after > before) != up:
-        return start
-    return int(idx[b])
-
-
-def _trend(series: Series, tr: _Track, t: int, up: bool, params: DetectionParams):
-    s = tr.s_up if up else tr.s_dn
-    start = int((tr.start_up if up else tr.start_dn)[t])
-    if not (s[t] > params.cusum_h) or start < 0 or t - start + 1 < params.min_trend_periods:
-        return None
-    # The onset is placed once, at the first period of this CUSUM run that alarmed, so it
-    # (and Finding.key) stays the same while the run lasts.
-    run = np.arange(start, t + 1)
-    alarmed = run[(s[run] > params.cusum_h) & (run - start + 1 >= params.min_trend_periods)]
-    onset = _onset(tr, start, int(alarmed[0]), up)
-    seg = np.arange(onset, t + 1)
-    ok = np.isfinite(tr.y[seg]) & np.isfinite(tr.base.expected[seg])
-    seg = seg[ok]
-    if len(seg) == 0:
-        return None
-    base = tr.base
-    if base.family == "counts":
-        obs, exp_ = tr.y[seg].sum(), base.expected[seg].sum()
-        var = base.variance[seg].sum()
-        if tr.den is None:
-            before, after = exp_ / len(seg), obs / len(seg)
-        else:
-            d = tr.den[seg].sum()
-            before, after = exp_ / d, obs / d
-        k = np.floor(obs + 0.5)
-        p = nb_sf(k, exp_, var) if up else nb_cdf(k, exp_, var)
-    else:
-        g = _transform(tr.y[seg], base.shift[seg], base.uselog[seg])
-        zsum = (g - base.expected[seg]).sum() / np.sqrt(base.variance[seg].sum())
-        p = special.ndtr(-zsum) if up else special.ndtr(zsum)
-        before, after = float(np.mean(tr.expected[seg])), float(np.nanmean(tr.y[seg]))
-    rel = after / before - 1.0 if before > 0 else float("inf")
-    if (up and rel < params.trend_min_relative_change) or (
-        not up and rel > -params.trend_min_relative_change
-    ):
-        return None
-    p = float(p)
-    recent = np.arange(max(0, t - 7), t + 1)
-    return Finding(
-        source=series.source,
-        substance=series.substance,
-        kind="trend",
-        direction="increase" if up else "decrease",
-        onset=_period_at(series, tr, onset),
-        detected_at=series.periods[_series_index(tr, t)],
-        level_before=float(before),
-        level_after=float(after),
-        relative_change=_finite(rel),
-        strength=float(s[t] / params.cusum_h),
-        p_value=p,
-        category=categorize(rel, p, params),
-        region=series.region,
-        metric=series.metric,
-        dimension=series.dimension,
-        method=COUNT_METHOD if base.family == "counts" else CONT_METHOD,
-        evidence={
-            "cusum": round(float(s[t]), 4),
-            "threshold": params.cusum_h,
-            "k": params.cusum_k,
-            "cusum_start": _period_at(series, tr, start).isoformat(),
-            "periods_since_onset": int(t - onset + 1),
-            "baseline_points": int(base.n_obs[t]),
-            "seasonal": bool(base.seasonal[t]),
-            "trend_in_baseline": bool(base.trend[t]),
-            "dispersion": _round(base.dispersion[t]),
-            "recent_expected": [_round(v) for v in tr.expected[recent]],
-            "recent_values": [_round(v) for v in tr.y[recent]],
-        },
-    )
 
 
 def _round(v: float) -> float | None:
@@ -310,17 +396,75 @@ def _round(v: float) -> float | None:
     return round(v, 4) if math.isfinite(v) else None
 
 
-def _spike(series: Series, tr: _Track, t: int, params: DetectionParams):
-    if not tr.spike[t]:
+def _trend(meta, ev: _Eval, i: int, up: bool, params, date_at, family: str, has_den: bool):
+    t = int(ev.ts[i])
+    stat = ev.stat_up[i] if up else ev.stat_dn[i]
+    onset = int((ev.onset_up if up else ev.onset_dn)[i])
+    if onset < 0:
         return None
-    before = float(tr.expected[t])
-    after = float(tr.y[t] if tr.den is None else tr.y[t] / tr.den[t])
+    tab = ev.tab
+    row = onset if t - onset < len(tab.mu[0]) else int((ev.kbest_up if up else ev.kbest_dn)[i])
+    r, d = row - tab.k0, t - row
+    n_obs = tab.N[r, d]
+    if n_obs <= 0:
+        return None
+    lr = float((tab.lr_up if up else tab.lr_dn)[r, d])
+    if family == "counts":
+        if has_den:
+            before, after = tab.E[r, d] / tab.D[r, d], tab.Y[r, d] / tab.D[r, d]
+        else:
+            before, after = tab.E[r, d] / n_obs, tab.Y[r, d] / n_obs
+    else:
+        before, after = tab.Eraw[r, d] / n_obs, tab.Yraw[r, d] / n_obs
+    before, after = float(before), float(after)
     rel = after / before - 1.0 if before > 0 else float("inf")
-    p = float(tr.spike_p[t])
-    when = series.periods[_series_index(tr, t)]
+    if (up and rel < params.trend_min_relative_change) or (
+        not up and rel > -params.trend_min_relative_change
+    ):
+        return None
+    p = float(special.ndtr(-math.sqrt(2.0 * max(lr, 0.0))))
     return Finding(
-        source=series.source,
-        substance=series.substance,
+        source=meta.source,
+        substance=meta.substance,
+        kind="trend",
+        direction="increase" if up else "decrease",
+        onset=date_at(onset),
+        detected_at=date_at(t),
+        level_before=before,
+        level_after=after,
+        relative_change=_finite(rel),
+        strength=float(stat),
+        p_value=p,
+        category=categorize(rel, p, params),
+        region=meta.region,
+        metric=meta.metric,
+        dimension=meta.dimension,
+        method=COUNT_METHOD if family == "counts" else CONT_METHOD,
+        evidence={
+            "log_likelihood_ratio": round(lr, 4),
+            "threshold": params.glr_h,
+            "leave_one_out_threshold": params.glr_loo_h,
+            "change_window_start": date_at(row).isoformat(),
+            "periods_since_onset": int(t - onset + 1),
+            "observed_periods": int(n_obs),
+            "dispersion": _round(tab.scale[r]),
+        },
+    )
+
+
+def _spike(meta, ev: _Eval, i: int, params, date_at, family: str):
+    t = int(ev.ts[i])
+    tab = ev.tab
+    r = t - tab.k0
+    if not tab.spike[r]:
+        return None
+    before, after = float(tab.before[r]), float(tab.after[r])
+    p, z = float(tab.spike_p[r]), float(tab.z[r])
+    rel = after / before - 1.0 if before > 0 else float("inf")
+    when = date_at(t)
+    return Finding(
+        source=meta.source,
+        substance=meta.substance,
         kind="spike",
         direction="increase",
         onset=when,
@@ -328,50 +472,43 @@ def _spike(series: Series, tr: _Track, t: int, params: DetectionParams):
         level_before=before,
         level_after=after,
         relative_change=_finite(rel),
-        strength=float(tr.z[t]),
+        strength=z,
         p_value=p,
         category=categorize(rel, p, params),
-        region=series.region,
-        metric=series.metric,
-        dimension=series.dimension,
+        region=meta.region,
+        metric=meta.metric,
+        dimension=meta.dimension,
         method=(
             "quasi-Poisson baseline, upper tail"
-            if tr.base.family == "counts"
+            if family == "counts"
             else "log-linear baseline, upper tail"
         ),
         evidence={
             "expected": _round(before),
             "value": _round(after),
             "threshold_p": params.spike_alpha,
-            "residual": _round(tr.z[t]),
-            "baseline_points": int(tr.base.n_obs[t]),
-            "dispersion": _round(tr.base.dispersion[t]),
+            "residual": _round(z),
+            "dispersion": _round(tab.scale[r]),
         },
     )
 
 
-def _series_index(tr: _Track, t: int) -> int:
-    return int(np.searchsorted(tr.pos, t))
-
-
-def _period_at(series: Series, tr: _Track, t: int):
-    i = min(int(np.searchsorted(tr.pos, t)), len(series.periods) - 1)
-    return series.periods[i]
-
-
-def _findings_at(series: Series, tr: _Track, i: int, params: DetectionParams) -> list[Finding]:
-    if tr.n_seen[i] < params.min_points:
+def _findings(meta, ev: _Eval, i: int, params, date_at, g: _Grid) -> list[Finding]:
+    if ev.onset_up[i] < 0 and ev.onset_dn[i] < 0 and not ev.tab.spike[int(ev.ts[i]) - ev.tab.k0]:
         return []
-    t = int(tr.pos[i])
     out = []
+    has_den = g.den is not None
     for f in (
-        _trend(series, tr, t, True, params),
-        _trend(series, tr, t, False, params),
-        _spike(series, tr, t, params),
+        _trend(meta, ev, i, True, params, date_at, g.family, has_den),
+        _trend(meta, ev, i, False, params, date_at, g.family, has_den),
+        _spike(meta, ev, i, params, date_at, g.family),
     ):
         if f is not None:
             out.append(f)
     return out
+
+
+# -- public API -------------------------------------------------------------------------
 
 
 def _step(series: Series, params: DetectionParams) -> str:
@@ -382,30 +519,266 @@ def _usable(series: Series, params: DetectionParams) -> bool:
     return not is_score(series.metric) and len(series.periods) >= params.min_points
 
 
+def _meta(series: Series) -> _Meta:
+    return _Meta(series.source, series.substance, series.region, series.metric, series.dimension)
+
+
+def _all_fits(g: _Grid, geo: _Geometry, params, n: int) -> Fits:
+    rps = np.arange(0, n, geo.lay.refit)
+    return fit_points(g.y, rps, geo.lay, params, family=g.family, offset=g.off)
+
+
+def _full(series: Series, params: DetectionParams, step: str):
+    pos, g = _grid_of(series, step)
+    geo = _Geometry.of(step, params)
+    n = len(g.y)
+    fits = _all_fits(g, geo, params, n)
+    run0 = {"up": False, "onset_up": -1, "dn": False, "onset_dn": -1}
+    ev, run = _evaluate(g, fits, geo, params, np.arange(n), run0)
+    return pos, g, geo, fits, ev, run
+
+
+def _date_fn(series: Series, pos: np.ndarray):
+    periods = series.periods
+
+    def date_at(t: int):
+        i = min(int(np.searchsorted(pos, t)), len(periods) - 1)
+        return periods[i]
+
+    return date_at
+
+
 def detect(series: Series, params: DetectionParams) -> list[Finding]:
     """The findings current at the last period of ``series`` (never raises on short,
     constant, all-zero or gappy input)."""
     if not _usable(series, params):
         return []
-    tr = _track(series, params, _step(series, params))
-    return _findings_at(series, tr, len(series.periods) - 1, params)
+    pos, g, geo, fits, ev, _ = _full(series, params, _step(series, params))
+    n_seen = int(np.isfinite(np.asarray(series.values, float)).sum())
+    if n_seen < params.min_points:
+        return []
+    return _findings(_meta(series), ev, int(pos[-1]), params, _date_fn(series, pos), g)
 
 
 def replay(series: Series, params: DetectionParams) -> list[list[Finding]]:
     """``[detect(series.upto(i + 1), params) for i in range(len(series.periods))]``,
     computed in one pass: every quantity at period i uses data up to i only."""
+    return replay_with_state(series, params)[0]
+
+
+def replay_with_state(
+    series: Series, params: DetectionParams
+) -> tuple[list[list[Finding]], SeriesState | None]:
+    """:func:`replay` and the :class:`SeriesState` after the last period (None when the
+    series cannot be continued incrementally: a score series, or no periods)."""
     n = len(series.periods)
-    if not _usable(series, params):
-        return [[] for _ in range(n)]
+    if is_score(series.metric) or n == 0:
+        return [[] for _ in range(n)], None
     step = _step(series, params)
-    tr = _track(series, params, step)
+    pos, g, geo, fits, ev, run = _full(series, params, step)
     steps = prefix_steps(series.periods) if params.period == "auto" else [step] * n
+    n_seen = np.cumsum(np.isfinite(np.asarray(series.values, float)))
+    meta, date_at = _meta(series), _date_fn(series, pos)
     out: list[list[Finding]] = []
+    busy = (ev.onset_up >= 0) | (ev.onset_dn >= 0) | ev.tab.spike
     for i in range(n):
-        if i + 1 < params.min_points:
+        if i + 1 < params.min_points or n_seen[i] < params.min_points or not busy[pos[i]]:
             out.append([])
         elif steps[i] != step:  # the prefix looks like another period length
             out.append(detect(series.upto(i + 1), params))
         else:
-            out.append(_findings_at(series, tr, i, params))
-    return out
+            out.append(_findings(meta, ev, int(pos[i]), params, date_at, g))
+    state = SeriesState._build(series, params, step, g, geo, fits, run, int(n_seen[-1]))
+    return out, state
+
+
+# -- incremental state ------------------------------------------------------------------
+
+
+class NeedsReplay(Exception):
+    """The state cannot take this period (the period length changed, the params differ,
+    or the period is not after the last one): call :func:`replay_with_state` on the whole
+    series instead."""
+
+
+def params_fingerprint(params: DetectionParams) -> str:
+    return hashlib.sha256(params.model_dump_json().encode()).hexdigest()[:16]
+
+
+class SeriesState:
+    """Everything the next period's findings need, JSON-able (:meth:`to_dict`).
+
+    Holds the series' identity, the period step, the tail of the grid the baseline and
+    the change-time search read (about ``baseline_years + guard_weeks +
+    glr_window_weeks``), the cached baseline fits of the recent refit points and the
+    current alarm runs. :meth:`advance` judges one new period at the cost of at most one
+    baseline fit plus the change-time search, independent of the series' length.
+    """
+
+    def __init__(self, d: dict[str, Any]):
+        self.d = d
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SeriesState:
+        if d.get("version") != STATE_VERSION:
+            raise NeedsReplay("state from another engine version")
+        return cls(d)
+
+    @property
+    def last_period(self) -> date:
+        return date.fromisoformat(self.d["last_period"])
+
+    @classmethod
+    def _build(cls, series, params, step, g: _Grid, geo: _Geometry, fits: Fits, run, n_seen):
+        n = len(g.y)
+        keep_from = max(0, _keep_from(n, geo))
+        fkeep = fits.pos >= geo.lay.refit_point(max(n - geo.M + 1, 0))
+        per = series.periods
+        all_first = all(p.day == 1 for p in per)
+        diffs = [(b - a).days for a, b in zip(per, per[1:], strict=False)]
+        d = {
+            "version": STATE_VERSION,
+            "params": params_fingerprint(params),
+            "meta": [series.source, series.substance, series.region, series.metric,
+                     series.dimension],
+            "has_den": series.denominators is not None,
+            "step": step,
+            "auto": params.period == "auto",
+            "origin": per[0].isoformat(),
+            "last_period": per[-1].isoformat(),
+            "n_periods": len(per),
+            "all_first": all_first,
+            "min_diff": min(diffs) if diffs else None,
+            "all_week": all(x % 7 == 0 for x in diffs),
+            "n_seen": int(n_seen),
+            "n_grid": n,
+            "tail_from": keep_from,
+            "y": [None if not math.isfinite(v) else float(v) for v in g.y[keep_from:].tolist()],
+            "den": None
+            if g.den is None
+            else [None if not math.isfinite(v) else float(v) for v in g.den[keep_from:].tolist()],
+            "fits": fits.take(np.flatnonzero(fkeep)).to_dict(),
+            "run": dict(run),
+        }
+        return cls(d)
+
+    def advance(
+        self, period: date, value: float, params: DetectionParams, denominator: float | None = None
+    ) -> list[Finding]:
+        """The findings current at ``period`` (after the state's last period) given its
+        value, and the state moved on to it; equal to what :func:`replay` gives for that
+        period on the whole series.
+
+        Raises:
+            NeedsReplay: other params, a period not after the last one, or a period that
+                changes the inferred period length.
+        """
+        d = self.d
+        if params_fingerprint(params) != d["params"]:
+            raise NeedsReplay("detection params changed")
+        last = date.fromisoformat(d["last_period"])
+        if period <= last:
+            raise NeedsReplay(f"period {period} is not after the last one ({last})")
+        diff = (period - last).days
+        all_first = d["all_first"] and period.day == 1
+        min_diff = diff if d["min_diff"] is None else min(d["min_diff"], diff)
+        all_week = d["all_week"] and diff % 7 == 0
+        if d["auto"]:
+            step = "month" if all_first and min_diff >= 28 else "week" if all_week else "day"
+            if step != d["step"]:
+                raise NeedsReplay(f"period length changes to {step}")
+        step = d["step"]
+        if d["has_den"] and denominator is None:
+            denominator = float("nan")
+        elif not d["has_den"] and denominator is not None:
+            raise NeedsReplay("the series gains a denominator")
+        origin = date.fromisoformat(d["origin"])
+        t = int(grid_positions([origin, period], step)[1])
+        n_old = d["n_grid"]
+        if t < n_old:
+            raise NeedsReplay("period falls on a position already seen")
+        geo = _Geometry.of(step, params)
+        base = d["tail_from"]
+        yl = [np.nan if v is None else v for v in d["y"]]
+        gap = t - n_old
+        y = np.array(yl + [np.nan] * gap + [float(value)], dtype=float)
+        den = None
+        off = np.zeros(len(y))
+        if d["has_den"]:
+            dl = [np.nan if v is None else v for v in (d["den"] or [])]
+            den = np.array(dl + [np.nan] * gap + [float(denominator)], dtype=float)
+            den = np.where(den > 0, den, np.nan)
+            y = np.where(np.isfinite(den), y, np.nan)
+            off = np.where(np.isfinite(den), np.log(np.where(np.isfinite(den), den, 1.0)), np.nan)
+        family = _family(d["meta"][3], d["has_den"])
+        g = _Grid(y, den, off, family, base)
+        fits = Fits.from_dict(d["fits"]) if d["fits"]["pos"]["data"] else empty_fits(family)
+        new_rp = [r for r in range(n_old, t + 1) if r % geo.lay.refit == 0]
+        if new_rp:
+            # fits read absolute positions: pad the tail back to position 0 virtually
+            yfull, offfull = _absolute(g)
+            nf = fit_points(yfull, np.array(new_rp), geo.lay, params, family=family, offset=offfull)
+            fits = Fits.concat(family, [fits, nf])
+        ts = np.arange(n_old, t + 1)
+        ev, run = _evaluate(g, fits, geo, params, ts, d["run"])
+        n_seen = d["n_seen"] + (1 if math.isfinite(float(value)) else 0)
+        meta = _Meta(*d["meta"])
+        n_periods = d["n_periods"] + 1
+        findings: list[Finding] = []
+        if n_periods >= params.min_points and n_seen >= params.min_points:
+
+            def date_at(pos_: int, _p=period, _t=t):
+                return _p if pos_ >= _t else _date_of(origin, step, pos_)
+
+            findings = _findings(meta, ev, len(ts) - 1, params, date_at, g)
+        # move on
+        n_new = t + 1
+        keep_from = max(0, _keep_from(n_new, geo))
+        cut = keep_from - base
+        fkeep = fits.pos >= geo.lay.refit_point(max(n_new - geo.M + 1, 0))
+        d.update(
+            last_period=period.isoformat(),
+            n_periods=n_periods,
+            all_first=all_first,
+            min_diff=min_diff,
+            all_week=all_week,
+            n_seen=n_seen,
+            n_grid=n_new,
+            tail_from=keep_from,
+            y=[None if not math.isfinite(v) else float(v) for v in y[cut:].tolist()],
+            den=None
+            if den is None
+            else [None if not math.isfinite(v) else float(v) for v in den[cut:].tolist()],
+            fits=fits.take(np.flatnonzero(fkeep)).to_dict(),
+            run=run,
+        )
+        return findings
+
+
+def _keep_from(n: int, geo: _Geometry) -> int:
+    """First grid position the next period can read."""
+    return int(geo.lay.refit_point(max(n - geo.M + 1, 0))) - geo.lay.history - 1
+
+
+def _absolute(g: _Grid) -> tuple[np.ndarray, np.ndarray]:
+    pad = np.full(g.base, np.nan)
+    return np.concatenate([pad, g.y]), np.concatenate([pad, g.off])
+
+
+def _date_of(origin: date, step: str, pos: int) -> date:
+    """The date of grid position ``pos`` (exact for observed periods: they lie on the grid)."""
+    from datetime import timedelta
+
+    if step == "week":
+        return origin + timedelta(weeks=pos)
+    if step == "day":
+        return origin + timedelta(days=pos)
+    m = origin.month - 1 + pos
+    return date(origin.year + m // 12, m % 12 + 1, 1)
+
+
+def state_json(state: SeriesState) -> str:
+    return json.dumps(state.to_dict(), separators=(",", ":"))

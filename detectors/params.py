@@ -49,35 +49,44 @@ class DetectionParams(BaseModel):
         description="Age (in years) at which a baseline point weighs half as much as the "
         "newest; None weighs the whole window equally.",
     )
-    guard_periods: int = Field(
-        8,
-        ge=1,
-        description="The newest periods left out of the baseline, so a change that is "
-        "under way does not raise its own expectation.",
+    guard_weeks: float = Field(
+        8.0,
+        ge=0,
+        description="Time (in weeks) between the end of the baseline window and the period "
+        "judged, so a change that is under way does not raise its own expectation "
+        "(8 weeks: 8 weekly or 2 monthly periods).",
+    )
+    refit_weeks: float = Field(
+        4.0,
+        gt=0,
+        description="The baseline is refitted every this many weeks (at least every period) "
+        "and extrapolated in between.",
     )
     seasonal_min_years: float = Field(
         2.0,
         ge=1.0,
         description="Yearly seasonality (one sine/cosine pair) enters the baseline only "
-        "when the baseline window holds at least this many years of observations.",
+        "when the baseline window holds at least this many years of observations; a second "
+        "pair (half-year cycle) one year later.",
     )
     trend_min_years: float = Field(
         1.0,
         gt=0,
         description="A linear time trend enters the baseline only with at least this "
-        "many years of observations in the window and when it is significant.",
+        "many years of observations in the window.",
     )
     trend_z: float = Field(
         1.96,
         ge=0,
-        description="Absolute Wald z the trend coefficient must exceed to be kept "
-        "(Farrington et al. 1996 use a 5 % test).",
+        description="The fitted trend is shrunk by z²/(z² + trend_z²) (z its Wald statistic): "
+        "halved at z = ±trend_z, kept nearly whole when clearly significant.",
     )
     reweight_threshold: float = Field(
         2.58,
         gt=0,
-        description="Baseline points with an Anscombe residual above this are down-weighted "
-        "(past outbreaks and spikes; Farrington et al. 1996, Noufaily et al. 2013).",
+        description="Baseline points whose leverage-standardised Anscombe residual is above "
+        "this are down-weighted (past outbreaks and spikes; Farrington et al. 1996, "
+        "Noufaily et al. 2013).",
     )
     min_dispersion: float = Field(
         1.0,
@@ -85,27 +94,30 @@ class DetectionParams(BaseModel):
         description="Floor of the estimated overdispersion of counts (1 = Poisson).",
     )
 
-    # --- trend (CUSUM) -----------------------------------------------------------------
-    cusum_k: float = Field(
-        0.5,
+    # --- trend (generalised likelihood ratio) -----------------------------------------
+    glr_h: float = Field(
+        7.0,
+        gt=0,
+        description="Log likelihood ratio (increase or decrease of the mean from a change "
+        "time in the search window against no change) at which a trend is current.",
+    )
+    glr_loo_h: float = Field(
+        5.0,
+        gt=0,
+        description="The same ratio without the window's most extreme period must reach "
+        "this too, so one outlying period (a spike) never makes a trend on its own.",
+    )
+    glr_window_weeks: float = Field(
+        26.0,
+        gt=0,
+        description="How far back (in weeks) a change may have started; the baseline of "
+        "each candidate start is the one fitted before it.",
+    )
+    min_trend_days: float = Field(
+        7.0,
         ge=0,
-        description="CUSUM reference value in standard deviations (detects shifts of about 2k).",
-    )
-    cusum_h: float = Field(
-        5.5,
-        gt=0,
-        description="CUSUM decision threshold: a trend is current while the sum exceeds it.",
-    )
-    residual_cap: float = Field(
-        2.0,
-        gt=0,
-        description="Standardised residuals are capped at ±this before entering the CUSUM, "
-        "so one outlier (a spike) cannot make a trend on its own.",
-    )
-    min_trend_periods: int = Field(
-        3,
-        ge=1,
-        description="A trend needs at least this many periods since its onset.",
+        description="A trend needs evidence from at least two periods spanning at least this "
+        "many days (two weekly or monthly periods, seven daily ones).",
     )
     trend_min_relative_change: float = Field(
         0.10,

@@ -141,3 +141,22 @@ def test_corroboration_across_sources(tmp_path):
     lab = [a for a in default if a["source"] == "lab" and a["kind"] == "trend"]
     assert lab[0]["decision"] == "open" and lab[0]["n_sources"] == 1
     assert any(a["decision"] == "escalate" and a["n_sources"] == 2 for a in lab)
+
+
+def test_overlapping_index_exports_are_put_on_one_scale(tmp_path, capsys):
+    # two exports of one Trends series, the second on half the scale of the first: the
+    # backtest rescales it by the overlap, as the daemon does, instead of reading a halving
+    lines = ["date,substance,source,value,metric"]
+    first = [40 + (i % 5) for i in range(120)]
+    for i, v in enumerate(first):
+        lines.append(f"{(START + timedelta(weeks=i)).isoformat()},ketamin,trends,{v},index")
+    for i in range(60, 160):
+        v = (40 + (i % 5)) / 2
+        lines.append(f"{(START + timedelta(weeks=i)).isoformat()},ketamin,trends,{v:g},index")
+    path = tmp_path / "obs.csv"
+    path.write_text("\n".join(lines) + "\n")
+    (s,) = read_observations_csv(path)
+    assert "duplicate" not in capsys.readouterr().err
+    assert len(s.periods) == 160
+    assert s.values[:120].tolist() == [float(v) for v in first]
+    assert s.values[120:].tolist() == [float(40 + (i % 5)) for i in range(120, 160)]

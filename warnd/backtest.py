@@ -27,7 +27,6 @@ from typing import Any, TextIO
 import numpy as np
 
 from detectors.base import SCALE, Finding, Series
-from detectors.changepoints import segment
 from detectors.engine import replay
 from detectors.episodes import EpisodeTracker
 from detectors.params import DetectionParams
@@ -78,7 +77,14 @@ def read_observations_csv(path: Path | str, *, errors: TextIO | None = None) -> 
                 print(f"{path} line {line}: {exc}; row skipped", file=errors)
                 continue
             key = (rec["substance"], rec["source"], rec["region"], rec["metric"])
-            g = groups.setdefault(key, {"dimension": rec["dimension"], "rows": {}})
+            g = groups.setdefault(key, {"dimension": rec["dimension"], "rows": {}, "last": None})
+            if rec["metric"] == "index" and g["last"] is not None and rec["date"] <= g["last"]:
+                # the dates start again: the next export of an index, on its own scale
+                _fold_export(g)
+            g["last"] = rec["date"]
+            if rec["metric"] == "index" and g.get("stored") is not None:
+                g["rows"][rec["date"]] = (rec["value"], rec["denominator"])
+                continue
             if rec["date"] in g["rows"]:
                 print(
                     f"{path} line {line}: duplicate period {rec['date']} for "
@@ -88,6 +94,9 @@ def read_observations_csv(path: Path | str, *, errors: TextIO | None = None) -> 
             g["rows"][rec["date"]] = (rec["value"], rec["denominator"])
     out = []
     for (substance, source, region, metric), g in groups.items():
+        if g.get("stored") is not None:
+            _fold_export(g)
+            g["rows"] = g["stored"]
         days = sorted(g["rows"])
         vals = np.array([g["rows"][d][0] for d in days], dtype=float)
         dens = [g["rows"][d][1] for d in days]
@@ -108,6 +117,22 @@ def read_observations_csv(path: Path | str, *, errors: TextIO | None = None) -> 
         )
     out.sort(key=lambda s: (s.substance, s.source, s.region, s.metric))
     return out
+
+
+def _fold_export(g: dict[str, Any]) -> None:
+    """Put the export read so far onto the scale of the earlier ones, as the daemon does
+    with each new Google Trends export (:func:`feeds.trends_csv.rescale_to_overlap`:
+    median ratio over the overlapping periods); its values replace the stored ones."""
+    from feeds.trends_csv import rescale_to_overlap
+
+    rows = g["rows"]
+    if g.get("stored") is None:
+        g["stored"] = dict(rows)
+    elif rows:
+        old = {d: v for d, (v, _) in g["stored"].items()}
+        scaled = rescale_to_overlap({d: v for d, (v, _) in rows.items()}, old)
+        g["stored"].update({d: (scaled[d], rows[d][1]) for d in rows})
+    g["rows"] = {}
 
 
 def _parse_row(row: dict[str, str | None]) -> dict[str, Any]:
@@ -298,6 +323,8 @@ def run_changepoints(path: Path | str, params_for: ParamsFor | None = None) -> l
     ``params_for`` is accepted for symmetry with :func:`run_backtest`; segmentation has
     no per-series parameters.
     """
+    from detectors.changepoints import segment  # ruptures: imported only when segmenting
+
     out = []
     for s in read_observations_csv(path):
         vals = np.asarray(s.values, dtype=float)

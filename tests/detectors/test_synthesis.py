@@ -20,10 +20,10 @@ P = DetectionParams()
 
 
 def test_params_merge_later_wins_and_rejects_unknown_keys():
-    p = DetectionParams().merged({"cusum_h": 4.0, "alpha": 0.01}, None, {"cusum_h": 8.0})
-    assert p.cusum_h == 8.0 and p.alpha == 0.01
+    p = DetectionParams().merged({"glr_h": 4.0, "alpha": 0.01}, None, {"glr_h": 8.0})
+    assert p.glr_h == 8.0 and p.alpha == 0.01
     with pytest.raises(ValidationError):
-        DetectionParams().merged({"cusum_hh": 1})
+        DetectionParams().merged({"glr_hh": 1})
     with pytest.raises(ValidationError):
         DetectionParams().merged({"strong_increase": 0.05})  # below small_increase
     for name, field in DetectionParams.model_fields.items():
