@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from detectors.base import Finding, Series
+import numpy as np
+
+from detectors.base import Finding, series_key
 from feeds.base import Observation, SubstanceSpec
 from feeds.registry import FEEDS
 from warnd.alerting import decide, outbox
@@ -357,9 +359,14 @@ class Pipeline:
         judged: list[tuple[SeriesKey, int, str | None]],
     ) -> list[dict[str, Any]]:
         """Judge a substance's series; append to ``judged`` what is judged once the
-        alerts and episode states are committed (by the caller)."""
-        from detectors.engine import replay
+        alerts and episode states are committed (by the caller).
 
+        A series with a stored detector state and only new periods after it is
+        judged incrementally (:meth:`detectors.engine.SeriesState.advance`, reading
+        only the new rows); one without a state, with a revised period, or whose
+        state cannot continue is replayed whole (:func:`detectors.engine.replay_with_state`),
+        and its findings from the revised period on are stored again.
+        """
         firing: list[tuple[Finding, str]] = []
         states: dict[str, dict[str, Any]] = {}
         for key in sorted(set(keys)):
@@ -368,42 +375,82 @@ class Pipeline:
                 src = self.config.source(source)
             except KeyError:
                 continue  # a source removed from config keeps its data but is not judged
-            version = int(pending[key]["data_version"])
+            info = pending[key]
+            version = int(info["data_version"])
             params = self.config.detection_params(sub, source)
-            series: Series = store.load_series(source, sub, region, metric, dimension=src.dimension)
-            if len(series.periods) == 0:
-                continue
-            scope = f"series:{series.key}"
+            scope = "series:" + series_key(*key)
             tracker = decide.tracker_from_state(store.episode_state(scope), params)
             last_done = tracker.last_period
-            todo = [i for i, p in enumerate(series.periods) if last_done is None or p > last_done]
-            if not todo:
-                judged.append((key, version, last_done.isoformat() if last_done else None))
+            changed = info.get("changed_from")
+            revised = bool(changed and last_done and changed <= last_done.isoformat())
+            if last_done is not None and not revised and info["last_period"] <= last_done.isoformat():
+                judged.append((key, version, last_done.isoformat()))
                 continue
-            judged.append((key, version, series.periods[-1].isoformat()))
-            per_period = replay(series, params)
-            n = len(series.periods)
+            periods, per_period, state = self._judge(store, key, src, params, last_done, revised)
+            if not periods:
+                continue
+            todo = [i for i, p in enumerate(periods) if last_done is None or p > last_done]
+            again = [i for i, p in enumerate(periods)
+                     if revised and changed and p.isoformat() >= changed and i not in todo]
+            judged.append((key, version, periods[-1].isoformat(), state))
+            if not todo:
+                store.record_findings((f for i in again for f in per_period[i]), now=self.clock())
+                continue
+            n = len(periods)
             window = max(self.config.general.backfill_current_periods, 1)
             held_back: set[str] = set()
-            store.record_findings((f for i in todo for f in per_period[i]), now=self.clock())
+            store.record_findings((f for i in again + todo for f in per_period[i]),
+                                  now=self.clock())
             for i in todo:
                 findings = list(per_period[i])
-                for action, f in decide.tracker_update(tracker, series.periods[i], findings):
+                for action, f in decide.tracker_update(tracker, periods[i], findings):
                     if i >= n - window:
                         firing.append((f, action))
                     else:
                         held_back.add(f"{f.kind}:{f.direction}")
             # History is recorded, not alerted; an episode from it that is still open
             # at the latest period is current news and alerts once.
-            last = series.periods[-1]
-            sent_now = {f"{f.kind}:{f.direction}" for f, _ in firing if f.series_key == series.key}
+            last = periods[-1]
+            skey = series_key(*key)
+            sent_now = {f"{f.kind}:{f.direction}" for f, _ in firing if f.series_key == skey}
             for f in tracker.active_findings():
-                key = f"{f.kind}:{f.direction}"
-                if key in held_back and key not in sent_now and f.detected_at == last:
+                ep = f"{f.kind}:{f.direction}"
+                if ep in held_back and ep not in sent_now and f.detected_at == last:
                     firing.append((f, "open"))
             states[scope] = decide.tracker_state(tracker)
         return decide.enqueue_findings(self.config, store, substance, firing, states,
                                          now=self.clock())
+
+    def _judge(
+        self, store: Store, key: SeriesKey, src: Any, params: Any, last_done: Any,
+        revised: bool,
+    ) -> tuple[list[Any], list[list[Finding]], dict[str, Any] | None]:
+        """``(periods, findings per period, detector state after them)``: the periods
+        after the stored state when it can continue, else the whole series."""
+        from detectors.engine import NeedsReplay, SeriesState, replay_with_state
+
+        blob = None if revised else store.detector_state(key)
+        if blob is not None:
+            try:
+                state = SeriesState.from_dict(blob)
+                if last_done is None or state.last_period > last_done:
+                    raise NeedsReplay("the episode state is behind the detector state")
+                tail = store.load_series(*key, dimension=src.dimension,
+                                         after=state.last_period)
+                dens = tail.denominators
+                per_period = [
+                    state.advance(p, float(v), params, denominator=None if dens is None
+                                  or not np.isfinite(dens[j]) else float(dens[j]))
+                    for j, (p, v) in enumerate(zip(tail.periods, tail.values, strict=True))
+                ]
+                return list(tail.periods), per_period, state.to_dict()
+            except NeedsReplay as e:
+                log.debug("series=%s replayed: %s", series_key(*key), e)
+        series = store.load_series(*key, dimension=src.dimension)
+        if len(series.periods) == 0:
+            return [], [], None
+        per_period, st = replay_with_state(series, params)
+        return list(series.periods), per_period, st.to_dict() if st is not None else None
 
     # -- stage 3: dispatch ------------------------------------------------------------
     def dispatch(self, *, store: Store | None = None) -> dict[str, int]:
