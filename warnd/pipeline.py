@@ -34,7 +34,7 @@ from warnd.alerting import decide, outbox
 from warnd.config import Config, parse_duration
 from warnd.errors import WarndError
 from warnd.logs import redact
-from warnd.store import Store, iso, store_problem, utcnow
+from warnd.store import Store, iso, pack_state, store_problem, utcnow
 
 log = logging.getLogger("warnd.pipeline")
 
@@ -392,7 +392,9 @@ class Pipeline:
             todo = [i for i, p in enumerate(periods) if last_done is None or p > last_done]
             again = [i for i, p in enumerate(periods)
                      if revised and changed and p.isoformat() >= changed and i not in todo]
-            judged.append((key, version, periods[-1].isoformat(), state))
+            # packed at once: a first cycle holds a substance's states until they are saved
+            judged.append((key, version, periods[-1].isoformat(),
+                           pack_state(state) if state is not None else None))
             if not todo:
                 store.record_findings((f for i in again for f in per_period[i]), now=self.clock())
                 continue

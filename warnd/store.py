@@ -644,7 +644,8 @@ class Store:
 
         ``(key, data_version read before the series was loaded, last judged period)``,
         optionally with a fourth item, the detector's state after it (a JSON-able dict,
-        kept compressed in ``series.detector_state``; None keeps the stored one).
+        or :func:`pack_state` bytes, kept compressed in ``series.detector_state``; None
+        keeps the stored one).
         A change ingested meanwhile has raised ``data_version`` further, so the
         series stays pending and is judged again.
         """
@@ -652,7 +653,7 @@ class Store:
         for k, v, p, *rest in judged:
             rows.append((v, p, v, *k))
             if rest and rest[0] is not None:
-                states.append((_pack(rest[0]), *k))
+                states.append((rest[0] if isinstance(rest[0], bytes) else _pack(rest[0]), *k))
         if not rows:
             return
         with self.write() as db:
@@ -967,8 +968,12 @@ class Store:
         return out
 
 
-def _pack(state: dict[str, Any]) -> bytes:
+def pack_state(state: dict[str, Any]) -> bytes:
+    """A detector state as stored: compact JSON, zlib-compressed (about a third)."""
     return zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 1)
+
+
+_pack = pack_state
 
 
 def _num(x: Any) -> float | None:
