@@ -592,6 +592,36 @@ def replay_with_state(
     return out, state
 
 
+def expected_levels(series: Series, params: DetectionParams) -> dict[str, np.ndarray] | None:
+    """Per period of ``series``: the expected value the engine judged it against, the 95 %
+    predictive band and the ``1 - spike_alpha`` threshold (normal approximation), in the
+    series' units (positives per test with a denominator); NaN where no baseline exists.
+    None for a score series or one without periods."""
+    if is_score(series.metric) or len(series.periods) == 0:
+        return None
+    pos, g, geo, fits, ev, _ = _full(series, params, _step(series, params))
+    tab = ev.tab
+    ok = tab.valid
+    mu, v, sc = tab.mu[:, 0], tab.var_eta[:, 0], tab.scale
+    zt = float(special.ndtri(1 - params.spike_alpha))
+    with np.errstate(all="ignore"):
+        if g.family == "counts":
+            sd = np.sqrt(sc * mu + mu * mu * v)
+            out = {"expected": mu, "lo": np.maximum(mu - 1.96 * sd, 0), "hi": mu + 1.96 * sd,
+                   "thr": mu + zt * sd}
+            if g.den is not None:
+                out = {k: a / g.den for k, a in out.items()}
+        else:
+            sd = np.sqrt(sc * sc + v)
+
+            def back(a):
+                return np.where(tab.uselog, np.exp(a) - tab.shift, a)
+
+            out = {"expected": back(mu), "lo": back(mu - 1.96 * sd), "hi": back(mu + 1.96 * sd),
+                   "thr": back(mu + zt * sd)}
+    return {k: np.where(ok, a, np.nan)[pos] for k, a in out.items()}
+
+
 # -- incremental state ------------------------------------------------------------------
 
 

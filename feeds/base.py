@@ -32,6 +32,8 @@ class SubstanceSpec:
     slang: tuple[str, ...] = ()
     slang_needs_context: bool = True
     exclude: tuple[str, ...] = ()
+    #: Context words of this substance only (besides the shared drug-context words).
+    context: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

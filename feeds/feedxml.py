@@ -111,13 +111,20 @@ def parse_feed(
     kind: str,
     region: str,
     max_items: int,
+    content_type: str | None = None,
 ) -> tuple[list[Item], list[Problem]]:
-    """Items and problems from an RSS/Atom document (see :class:`feeds.rss.RssFeed`)."""
+    """Items and problems from an RSS/Atom document (see :class:`feeds.rss.RssFeed`).
+
+    ``content_type`` is the response's Content-Type header; without it feedparser is
+    told nothing about the transport (as for a file), never an HTTP response lacking it.
+    """
     problems: list[Problem] = []
     reason = refuse_reason(raw)
     if reason:
         return [], [Problem(location, reason)]
-    headers = {"content-location": location} if location.startswith(("http://", "https://")) else {}
+    headers = {}
+    if content_type and location.startswith(("http://", "https://")):
+        headers = {"content-location": location, "content-type": content_type}
     d = feedparser.parse(
         raw, response_headers=headers, sanitize_html=False, resolve_relative_uris=False
     )

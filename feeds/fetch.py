@@ -47,6 +47,8 @@ class Document:
     last_modified: str | None = None
     not_modified: bool = False
     sha256: str = ""
+    #: The response's Content-Type header (None for files).
+    content_type: str | None = None
 
 
 class _Retry(Exception):
@@ -228,6 +230,7 @@ class Fetcher:
                     etag=resp.headers.get("etag"),
                     last_modified=resp.headers.get("last-modified"),
                     sha256=hashlib.sha256(content).hexdigest(),
+                    content_type=resp.headers.get("content-type"),
                 )
         except httpx.TooManyRedirects:
             raise FetchError(url, f"too many redirects (more than {self.max_redirects})") from None

@@ -10,7 +10,10 @@ stripped, Unicode NFKC, case-folded):
 * ``slang`` matches whole words only ("ket" never matches "raket", "pakket", "market").
   A slang word next to a number is not counted ("minus 12 grader", "20 cm snø").
   When ``slang_needs_context`` is true, slang counts only if the text also has one of
-  the drug-context words in :data:`CONTEXT_PATTERNS`.
+  the drug-context words in :data:`CONTEXT_PATTERNS` (the drug vocabulary and the
+  common verbs of the trade: buying, selling, mixing, "påvirket") or one of the
+  substance's own ``context`` words (matched at the start of a word, so "sniff" finds
+  "sniffet").
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from feeds.text import normalise
 #: "solgt" but not "utsolgt" or "mest solgte".
 CONTEXT_PATTERNS: tuple[str, ...] = (
     r"\brus(?:et|en|a)?\b",  # rus, ruset, rusen
+    r"\w-rus(?:en|et)?\b",  # ket-rusen (not "brus", "rusk")
     r"\brus(?:midl|middel|misbruk|bruk|påvirk|avhengig|problem|miljø|felt|omsorg|behandl)\w*",
     r"\w*narko\w*",  # narkotika, narkoman, narkotikabeslag
     r"\bknark\w*",
@@ -37,7 +41,18 @@ CONTEXT_PATTERNS: tuple[str, ...] = (
     r"\bkripos\b",
     r"\btoll(?:et|etaten|vesenet|beslag\w*)\b",
     r"\bselge(?:r|re|rne|s)?\b",
-    r"(?<!mest )\bsolgte?\b",  # solgt, solgte; not "mest solgte" (best-selling)
+    r"\bselg(?:es|er)\b",
+    r"\bkjøp(?:e|er|es|te|t|ere|erne)?\b",  # buying: kjøpe, kjøpes, kjøpte
+    r"\bbland(?:e|er|es|et|a|ing|inger|ingen)\b",  # mixing: blander, blandes, blanding
+    r"\bpåvirke?t\b",  # "påvirket av" (under the influence)
+    r"\bhasj\w*",
+    r"\bcannabis\b",
+    r"\bamfetamin\w*",
+    r"\bmdma\b",
+    r"\w+dop(?:en|et|a)?\b",  # festdop, partydopen
+    r"\brusmidl\w*",
+    # solgt, solgte; not "mest solgte" (best-selling), not "solgt for <price>" (property news)
+    r"(?<!mest )\bsolgte?\b(?!\s+for\b)",
     r"\blang(?:er|ere|et|ing|ingen)\b",  # dealing
     r"\bpusher\w*",
     r"\bdealer\w*",
@@ -78,9 +93,8 @@ class SubstanceMatcher:
 
     def __init__(self, substances: Sequence[SubstanceSpec]) -> None:
         self.substances = tuple(substances)
-        self._rules: list[
-            tuple[str, re.Pattern[str] | None, re.Pattern[str] | None, bool, re.Pattern[str] | None]
-        ] = []
+        self._rules: list[tuple[str, re.Pattern[str] | None, re.Pattern[str] | None, bool,
+                                re.Pattern[str] | None, re.Pattern[str] | None]] = []
         for spec in self.substances:
             names = [_phrase(n) for n in spec.names if n.strip()]
             slang = [_phrase(s) for s in spec.slang if s.strip()]
@@ -92,7 +106,10 @@ class SubstanceMatcher:
                 else None
             )
             exclude_re = re.compile("|".join(exclude)) if exclude else None
-            self._rules.append((spec.id, name_re, slang_re, spec.slang_needs_context, exclude_re))
+            own = [_phrase(c) for c in getattr(spec, "context", ()) if c.strip()]
+            own_re = re.compile(r"(?<![\w])(?:" + "|".join(own) + ")") if own else None
+            self._rules.append((spec.id, name_re, slang_re, spec.slang_needs_context, exclude_re,
+                                own_re))
 
     def match(self, text: str) -> tuple[str, ...]:
         """Ids of the substances named in ``text``, in the order they were configured."""
@@ -101,7 +118,7 @@ class SubstanceMatcher:
             return ()
         has_context: bool | None = None
         found: list[str] = []
-        for sid, name_re, slang_re, needs_context, exclude_re in self._rules:
+        for sid, name_re, slang_re, needs_context, exclude_re, own_re in self._rules:
             t = exclude_re.sub(" ", norm) if exclude_re else norm
             if name_re and name_re.search(t):
                 found.append(sid)
@@ -110,7 +127,7 @@ class SubstanceMatcher:
                 if needs_context:
                     if has_context is None:
                         has_context = _CONTEXT.search(norm) is not None
-                    if not has_context:
+                    if not has_context and not (own_re and own_re.search(t)):
                         continue
                 found.append(sid)
         return tuple(found)

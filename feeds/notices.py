@@ -54,18 +54,22 @@ class NoticePageOptions(FeedOptions):
 class NoticePageFeed(BaseFeed):
     """Warning notices as items with ``kind="notice"``, from a feed or a listing page."""
 
+    #: parse() takes the response's Content-Type.
+    takes_content_type: ClassVar[bool] = True
     kind: ClassVar[str] = "overdosefare"
     Options: ClassVar[type[FeedOptions]] = NoticePageOptions
     produces: ClassVar[str] = "items"
 
     options: NoticePageOptions
 
-    def parse(self, raw: bytes, *, location: str, fetched_at: datetime) -> ParseResult:
+    def parse(self, raw: bytes, *, location: str, fetched_at: datetime,
+              content_type: str | None = None) -> ParseResult:
         matcher = SubstanceMatcher(self.substances)
         opts = self.options
         if looks_like_feed(raw) or (raw.strip() and refuse_reason(raw)):
             items, problems = parse_feed(
                 raw,
+                content_type=content_type,
                 location=location,
                 source=self.name,
                 fetched_at=fetched_at,

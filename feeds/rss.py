@@ -30,16 +30,20 @@ class RssFeed(BaseFeed):
     binary or empty documents give a problem and no items.
     """
 
+    #: parse() takes the response's Content-Type.
+    takes_content_type: ClassVar[bool] = True
     kind: ClassVar[str] = "rss"
     Options: ClassVar[type[FeedOptions]] = RssOptions
     produces: ClassVar[str] = "items"
 
     options: RssOptions
 
-    def parse(self, raw: bytes, *, location: str, fetched_at: datetime) -> ParseResult:
+    def parse(self, raw: bytes, *, location: str, fetched_at: datetime,
+              content_type: str | None = None) -> ParseResult:
         opts = self.options
         items, problems = parse_feed(
             raw,
+            content_type=content_type,
             location=location,
             source=self.name,
             fetched_at=fetched_at,

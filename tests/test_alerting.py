@@ -300,7 +300,7 @@ def test_silenced_alert_is_recorded_not_sent(tmp_path, smtp_server, capsys):
         cfg,
         store,
         "ketamin",
-        [(finding("lab", detected=date(2026, 7, 13)), "escalate")],
+        [(finding("lab", detected=date(2026, 7, 13), rel=5.0), "escalate")],  # grew
         {},
         now=now,
     )
@@ -639,6 +639,9 @@ def test_digest_silence_holds_back_the_digest(tmp_path):
         now=monday,
     )
     sent = []
+    # running since the day before (a first start sends no digest for a time before it)
+    outbox.dispatch_pending(cfg, store, now=monday - timedelta(days=1),
+                            send=lambda *a, **k: sent.append(a))
     counts = outbox.dispatch_pending(cfg, store, now=monday, send=lambda *a, **k: sent.append(a))
     assert counts["silenced"] == 1 and sent == []
     assert store.q("SELECT kind, status FROM alerts") == [{"kind": "digest", "status": "silenced"}]

@@ -143,6 +143,46 @@ def test_corroboration_across_sources(tmp_path):
     assert any(a["decision"] == "escalate" and a["n_sources"] == 2 for a in lab)
 
 
+def test_lt1_in_an_index_series_is_read_as_half(tmp_path, capsys):
+    p = tmp_path / "t.csv"
+    p.write_text("date,substance,source,value,metric\n2026-01-04,ketamin,trends,<1,index\n"
+                 "2026-01-11,ketamin,trends,< 1,index\n2026-01-18,ketamin,trends,3,index\n")
+    (s,) = read_observations_csv(p)
+    assert list(s.values) == [0.5, 0.5, 3.0]
+    assert capsys.readouterr().err == ""
+
+
+def test_as_of_replays_a_revision_as_it_arrived(tmp_path):
+    """A wrong ×4 week, published and corrected three weeks later: judged as published
+    it alerts; the same file without as_of (only the corrected figures) does not."""
+    rng = np.random.default_rng(5)
+    n, wrong = 120, 110
+    vals = rng.poisson(10.0, n)
+    lines = ["date,substance,source,value,as_of"]
+    plain = ["date,substance,source,value"]
+    for i in range(n):
+        d = START + timedelta(weeks=i)
+        pub = d + timedelta(days=7)
+        if i == wrong:
+            lines.append(f"{d},ketamin,lab,{vals[i] * 4},{pub}")
+            lines.append(f"{d},ketamin,lab,{vals[i]},{pub + timedelta(weeks=3)}")
+        else:
+            lines.append(f"{d},ketamin,lab,{vals[i]},{pub}")
+        plain.append(f"{d},ketamin,lab,{vals[i]}")
+    (tmp_path / "asof.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "plain.csv").write_text("\n".join(plain) + "\n")
+    (s,) = read_observations_csv(tmp_path / "asof.csv")
+    assert s.values[wrong] == vals[wrong]  # the series holds the latest version
+    as_arrived = run_backtest(tmp_path / "asof.csv")
+    corrected = run_backtest(tmp_path / "plain.csv")
+    when = (START + timedelta(weeks=wrong)).isoformat()
+    assert any(a["fired_at"] == when for a in as_arrived), as_arrived
+    assert not any(a["fired_at"] == when for a in corrected), corrected
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,substance,source,value,as_of\n2026-01-05,k,lab,3,soon\n")
+    assert read_observations_csv(bad) == []
+
+
 def test_overlapping_index_exports_are_put_on_one_scale(tmp_path, capsys):
     # two exports of one Trends series, the second on half the scale of the first: the
     # backtest rescales it by the overlap, as the daemon does, instead of reading a halving

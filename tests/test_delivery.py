@@ -41,10 +41,11 @@ def test_email_has_subject_html_text_and_chart(tmp_path, smtp_server):
     png = parts["image/png"].get_content()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
     html = parts["text/html"].get_content()
-    # evidence: sources, change, onset, what next
+    # evidence: sources by name (no raw series keys), change, onset, what next
+    assert "lab:ketamin" not in html and "customs:ketamin" not in html
     for needle in (
-        "lab:ketamin",
-        "customs:ketamin",
+        "Lab: antall per periode",
+        "Customs: antall per periode",
         "+180 %",
         "2026-06-22",
         "sterk økning",
@@ -392,7 +393,7 @@ def test_broken_template_override_falls_back_to_plain_text(tmp_path, smtp_server
     assert outbox.dispatch_pending(cfg, store, now=NOW)["delivered"] == 1
     wait_for(lambda: len(smtp_server.messages) == 1, what="the email")
     body = smtp_server.messages[0].get_body(("plain",)).get_content()
-    assert "Kilder som viser økning:" in body and "lab:ketamin" in body
+    assert "Kilder som viser økning:" in body and "Lab: antall per periode" in body
 
 
 def test_teams_card_stays_under_the_size_limit(tmp_path):
@@ -457,7 +458,7 @@ def test_spike_during_a_rise_is_told_in_the_trend_message(tmp_path, smtp_server,
         what="one email and one card",
     )
     html = smtp_server.messages[0].get_body(("html",)).get_content()
-    assert "Enkeltstående topper" in html and "customs:ketamin 2026-07-06" in html
+    assert "Enkeltstående topper" in html and "Customs: antall per periode 2026-07-06" in html
     card = json.dumps(teams_server.payloads()[0], ensure_ascii=False)
     assert "Enkeltstående topper" in card
 

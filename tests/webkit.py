@@ -35,8 +35,8 @@ def demo_config(dir_: Path, *, base_url: str, lang: str = "no") -> Path:
     (dir_ / "sources.toml").write_text(src, encoding="utf-8")
     main = main.replace('include = ["examples/config.sources.toml"]', 'include = ["sources.toml"]')
     main = main.replace('language = "no"', f'language = "{lang}"')
-    main += (f'\n[web]\nbase_url = "{base_url}"\nsecure_cookies = false\n'
-             f'login_attempts = 5\n')
+    assert "\n[web]\n" in main
+    main = main.replace("\n[web]\n", f'\n[web]\nbase_url = "{base_url}"\nlogin_attempts = 5\n')
     p = dir_ / "config.toml"
     p.write_text(main, encoding="utf-8")
     return p

@@ -1,7 +1,9 @@
 """Backtest: replay an observations CSV as the daemon would have seen it.
 
 The CSV header names at least ``date,substance,source,value`` (ISO dates; optional
-``denominator``, ``region``, ``dimension``, ``metric``). Rows are grouped into series by
+``denominator``, ``region``, ``dimension``, ``metric``; a value ``<1``, as in Google
+Trends exports, counts as 0.5; ``as_of``, the date a row was published, so that revised
+values are replayed as they arrived — see :func:`replay_as_arrived`). Rows are grouped into series by
 (substance, source, region, metric). A bad row is reported on stderr with its line
 number and skipped; the rest is used.
 
@@ -49,8 +51,23 @@ def _num(text: str | None) -> float | None:
 def read_observations_csv(path: Path | str, *, errors: TextIO | None = None) -> list[Series]:
     """The series in an observations CSV; bad rows go to ``errors`` (stderr) and are skipped.
 
+    With an ``as_of`` column a period may have several rows (its versions); the series
+    holds each period's latest version (see :func:`read_versions`).
+
     Raises:
         CsvFormatError: the file is missing or its header lacks a required column.
+    """
+    return read_versions(path, errors=errors)[0]
+
+
+Versions = dict[str, dict[date, list[tuple[date, float, float | None]]]]
+
+
+def read_versions(
+    path: Path | str, *, errors: TextIO | None = None
+) -> tuple[list[Series], Versions]:
+    """:func:`read_observations_csv` plus, per series key, the versions of each period
+    that has an ``as_of`` date: ``{series key: {period: [(as_of, value, denominator)]}}``.
     """
     errors = errors or sys.stderr
     path = Path(path)
@@ -77,7 +94,15 @@ def read_observations_csv(path: Path | str, *, errors: TextIO | None = None) -> 
                 print(f"{path} line {line}: {exc}; row skipped", file=errors)
                 continue
             key = (rec["substance"], rec["source"], rec["region"], rec["metric"])
-            g = groups.setdefault(key, {"dimension": rec["dimension"], "rows": {}, "last": None})
+            g = groups.setdefault(key, {"dimension": rec["dimension"], "rows": {}, "ver": {},
+                                        "last": None})
+            if rec["as_of"] is not None:
+                vers = g["ver"].setdefault(rec["date"], [])
+                vers.append((rec["as_of"], rec["value"], rec["denominator"]))
+                vers.sort(key=lambda v: v[0])
+                latest = vers[-1]
+                g["rows"][rec["date"]] = (latest[1], latest[2])
+                continue
             if rec["metric"] == "index" and g["last"] is not None and rec["date"] <= g["last"]:
                 # the dates start again: the next export of an index, on its own scale
                 _fold_export(g)
@@ -93,6 +118,7 @@ def read_observations_csv(path: Path | str, *, errors: TextIO | None = None) -> 
                 )
             g["rows"][rec["date"]] = (rec["value"], rec["denominator"])
     out = []
+    versions: Versions = {}
     for (substance, source, region, metric), g in groups.items():
         if g.get("stored") is not None:
             _fold_export(g)
@@ -115,8 +141,10 @@ def read_observations_csv(path: Path | str, *, errors: TextIO | None = None) -> 
                 else None,
             )
         )
+        if g["ver"]:
+            versions[out[-1].key] = g["ver"]
     out.sort(key=lambda s: (s.substance, s.source, s.region, s.metric))
-    return out
+    return out, versions
 
 
 def _fold_export(g: dict[str, Any]) -> None:
@@ -149,7 +177,8 @@ def _parse_row(row: dict[str, str | None]) -> dict[str, Any]:
         raise ValueError("substance and source must not be empty")
     raw_value = (row.get("value") or "").strip()
     try:
-        value = _num(raw_value)
+        # "<1" in an index series (a Google Trends export) is stored as 0.5, as the feed does
+        value = 0.5 if raw_value.replace(" ", "") == "<1" else _num(raw_value)
     except ValueError:
         raise ValueError(f"value {raw_value!r} is not a number") from None
     if value is None or not math.isfinite(value):
@@ -161,7 +190,13 @@ def _parse_row(row: dict[str, str | None]) -> dict[str, Any]:
         raise ValueError(f"denominator {raw_den!r} is not a number") from None
     if den is not None and not (math.isfinite(den) and den >= 0):
         raise ValueError(f"denominator {raw_den!r} must be a non-negative number")
+    raw_as_of = (row.get("as_of") or "").strip()
+    try:
+        as_of = date.fromisoformat(raw_as_of) if raw_as_of else None
+    except ValueError:
+        raise ValueError(f"as_of {raw_as_of!r} is not an ISO date (YYYY-MM-DD)") from None
     return {
+        "as_of": as_of,
         "date": day,
         "substance": substance,
         "source": source,
@@ -306,15 +341,56 @@ def run_backtest(path: Path | str, params_for: ParamsFor | None = None) -> list[
     """
     params_for = params_for or _default_params
     runs = []
-    for s in read_observations_csv(path):
+    series, versions = read_versions(path)
+    for s in series:
         p = params_for(s.substance, s.source)
-        runs.append((s, p, replay(s, p)))
+        found = (replay_as_arrived(s, versions[s.key], p) if s.key in versions
+                 else replay(s, p))
+        runs.append((s, p, found))
     agree = _agreement([(s, f) for s, _, f in runs])
     alerts: list[dict[str, Any]] = []
     for s, p, found in runs:
         alerts.extend(backtest_series(s, p, findings=found, agreeing=agree[s.substance]))
     alerts.sort(key=lambda a: (a["fired_at"], a["substance"], a["source"], a["region"], a["kind"]))
     return alerts
+
+
+def replay_as_arrived(
+    series: Series, versions: dict[date, list[tuple[date, float, float | None]]],
+    params: DetectionParams,
+) -> list[list[Finding]]:
+    """Findings per period as the daemon would have judged them when each period arrived.
+
+    A period arrives at its first ``as_of`` (a period without one, at its own date); it
+    is judged on the data known then — the periods arrived by that day, each at its
+    latest version by that day — so a value later revised is judged as first published,
+    and a revision counts from the next period judged after it arrived.
+    """
+    arrive = {p: (versions[p][0][0] if p in versions else p) for p in series.periods}
+    cache: dict[date, tuple[Series, list[list[Finding]]]] = {}
+    dens = series.denominators
+    out: list[list[Finding]] = []
+    for p in series.periods:
+        a = arrive[p]
+        if a not in cache:
+            idx = [i for i, q in enumerate(series.periods) if arrive[q] <= a]
+            vals, dvals = [], []
+            for i in idx:
+                q = series.periods[i]
+                known = [v for v in versions.get(q, []) if v[0] <= a]
+                if known:
+                    vals.append(known[-1][1])
+                    dvals.append(np.nan if known[-1][2] is None else known[-1][2])
+                else:
+                    vals.append(float(series.values[i]))
+                    dvals.append(np.nan if dens is None else float(dens[i]))
+            snap = replace(series, periods=tuple(series.periods[i] for i in idx),
+                           values=np.array(vals, dtype=float),
+                           denominators=None if dens is None else np.array(dvals))
+            cache[a] = (snap, replay(snap, params))
+        snap, found = cache[a]
+        out.append(found[snap.periods.index(p)])
+    return out
 
 
 def run_changepoints(path: Path | str, params_for: ParamsFor | None = None) -> list[dict[str, Any]]:

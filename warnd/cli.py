@@ -127,6 +127,12 @@ def cmd_status(args: argparse.Namespace) -> int:
                             or "empty"))
         for t in st["failing_targets"]:
             print(f"  target {t['target']}: {t['n']} waiting, last error: {t['last_error']}")
+        for s in st["sources"]:
+            if s.get("unusable"):
+                print(f"unusable: {s['name']}: {s['unusable']}")
+            if s.get("newest_period"):
+                print(f"old data: {s['name']}: newest period {s['newest_period']} "
+                      f"({s['data_stale_days']} days old)")
         for name in st["stale_sources"]:
             print(f"stale: {name} (no successful poll for more than "
                   f"{cfg.general.stale_after_intervals:g} intervals)")
@@ -283,9 +289,39 @@ def _offline(args: argparse.Namespace, run: Any, table: Any) -> int:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
+    if args.replay:
+        return _replay(args)
+    if not args.observations:
+        print("warnd: backtest: give --observations FILE.csv or --replay store|sources",
+              file=sys.stderr)
+        return 2
     from warnd.backtest import format_backtest_table, run_backtest
 
     return _offline(args, run_backtest, format_backtest_table)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    days = {}
+    for key, flag in (("date_from", "--from"), ("date_to", "--to")):
+        v = getattr(args, key)
+        try:
+            days[key] = date.fromisoformat(v) if v else None
+        except ValueError:
+            print(f"warnd: backtest: {flag} {v!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
+            return 2
+    cfg = _load(args)
+    logs.setup(args.log_level or "WARNING")
+    from warnd.replay import format_replay_table, replay
+
+    msgs = replay(cfg, what=args.replay, start=days["date_from"], end=days["date_to"],
+                  every=args.every)
+    if args.json:
+        _print_json(msgs)
+    else:
+        print(format_replay_table(msgs))
+    return 0
 
 
 def cmd_changepoints(args: argparse.Namespace) -> int:
@@ -410,9 +446,23 @@ def build_parser() -> argparse.ArgumentParser:
         ("changepoints", cmd_changepoints, "offline segmentation of each series"),
     ):
         b = sub.add_parser(name, parents=[common], help=help_)
-        b.add_argument("--observations", required=True, metavar="FILE.csv",
-                       help="CSV with date,substance,source,value[,denominator,region,dimension]")
+        b.add_argument("--observations", required=name != "backtest", metavar="FILE.csv",
+                       help="CSV with date,substance,source,value[,denominator,region,"
+                       "dimension,metric,as_of]")
         b.add_argument("--json", action="store_true")
+        if name == "backtest":
+            b.add_argument("--replay", choices=("store", "sources"),
+                           help="replay the store (or one poll of the configured sources) "
+                           "through the daemon's grouping and routing; print per date the "
+                           "messages it would send")
+            b.add_argument("--from", dest="date_from", metavar="DATE",
+                           help="with --replay: first run date (default: half a year before "
+                           "the newest data)")
+            b.add_argument("--to", dest="date_to", metavar="DATE",
+                           help="with --replay: last run date (default: a week after the "
+                           "newest data)")
+            b.add_argument("--every", type=int, default=7, metavar="DAYS",
+                           help="with --replay: days between runs (default 7)")
         b.set_defaults(func=func)
     rp = sub.add_parser("report", parents=[common],
                         help="half-year report: five-step tables, aggregated difference, charts")

@@ -157,6 +157,11 @@ class SubstanceConfig(_Model):
         True, description="Slang counts only with a drug-context word in the same text."
     )
     exclude: list[str] = Field(default_factory=list, description="Phrases that never count.")
+    context: list[str] = Field(
+        default_factory=list,
+        description="Context words of this substance that let its slang count, besides the "
+        'shared drug-context words (matched at the start of a word: "sniff" finds "sniffet").',
+    )
     muted: bool = Field(False, description="Record findings but send no alerts.")
     detection: dict[str, Any] = Field(
         default_factory=dict, description="Detection parameter overrides for this substance."
@@ -695,6 +700,7 @@ def _cross_check(model: ConfigModel) -> list[str]:
         for sub in s.substances or []:
             if sub not in model.substances:
                 msgs.append(f'{where}.substances: "{sub}" is not a configured substance')
+        msgs += _unknown_substance_ids(s.options_dict, set(model.substances), where)
         msgs += _check_detection(s.detection, f"{where}.detection")
     msgs += _check_detection(model.detection, "detection")
     for sid, sc in model.substances.items():
@@ -729,6 +735,28 @@ def _cross_check(model: ConfigModel) -> list[str]:
         for tgt in model.alerting.digest.targets:
             if tgt not in tnames and tgt not in tags:
                 msgs.append(f'alerting.digest.targets: "{tgt}" matches no target name or tag')
+    return msgs
+
+
+#: Source options that map a name in the data to a substance id (the values are ids).
+SUBSTANCE_MAPS = ("terms", "substance_aliases", "substance_columns")
+
+
+def _unknown_substance_ids(options: dict[str, Any], known: set[str], where: str) -> list[str]:
+    """A mapping to a substance id that is not configured would store data under a
+    substance nobody monitors: an error, with the closest configured id as a hint."""
+    import difflib
+
+    msgs = []
+    for key in SUBSTANCE_MAPS:
+        mapping = options.get(key)
+        if not isinstance(mapping, dict):
+            continue
+        for name, sid in mapping.items():
+            if isinstance(sid, str) and sid not in known:
+                close = difflib.get_close_matches(sid, sorted(known), n=1)
+                hint = f' (did you mean "{close[0]}"?)' if close else ""
+                msgs.append(f'{where}.{key}.{name}: "{sid}" is not a configured substance{hint}')
     return msgs
 
 

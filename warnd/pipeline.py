@@ -22,7 +22,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
@@ -130,6 +130,7 @@ class Pipeline:
                 SubstanceSpec(
                     id=sid, label=sc.label or sid, names=tuple(sc.names), slang=tuple(sc.slang),
                     slang_needs_context=sc.slang_needs_context, exclude=tuple(sc.exclude),
+                    context=tuple(sc.context),
                 )
             )
         return out
@@ -175,7 +176,10 @@ class Pipeline:
                     res.skipped += 1
                     continue
                 try:
-                    parsed = feed.parse(doc.content, location=doc.location, fetched_at=now)
+                    extra = ({"content_type": getattr(doc, "content_type", None)}
+                             if getattr(feed, "takes_content_type", False) else {})
+                    parsed = feed.parse(doc.content, location=doc.location, fetched_at=now,
+                                        **extra)
                 except Exception as e:  # a parser bug or hostile input: report, go on
                     from feeds.base import Problem
 
@@ -358,14 +362,29 @@ class Pipeline:
         pending: dict[SeriesKey, dict[str, Any]],
         judged: list[tuple[SeriesKey, int, str | None]],
     ) -> list[dict[str, Any]]:
-        """Judge a substance's series; append to ``judged`` what is judged once the
-        alerts and episode states are committed (by the caller).
+        """Judge the new (or revised) periods of a substance's series; enqueue alerts.
+
+        Appends to ``judged`` what is judged once the alerts and episode states are
+        committed (by the caller). All periods a run brings are judged in order, but
+        what is told is their net effect (:func:`summarise_batch`): a series catching up
+        several periods at once (history on a first run, a monthly export, a source back
+        after an outage) yields at most one decision per episode — ``open`` for an
+        episode open at its newest period that was not open before, ``escalate``/
+        ``repeat`` for one that was, ``resolve`` for one that was open and ended. On a
+        first run an open episode is told only when its latest finding lies within
+        ``general.backfill_current_periods`` periods of the newest one. When values
+        already judged were revised (the series' ``changed_from`` is not after the last
+        judged period), the series is judged again from its start, and an episode that
+        was told but is gone after the revision is corrected (``correct``). Derived
+        counts of warning notices (metric ``notices``) are judged and recorded for the
+        scale and the report but never alert on their own: a warning is told once, as a
+        warning.
 
         A series with a stored detector state and only new periods after it is
         judged incrementally (:meth:`detectors.engine.SeriesState.advance`, reading
-        only the new rows); one without a state, with a revised period, or whose
-        state cannot continue is replayed whole (:func:`detectors.engine.replay_with_state`),
-        and its findings from the revised period on are stored again.
+        only the new rows); one without a state, a revised one, or one whose state
+        cannot continue is replayed whole (:func:`detectors.engine.replay_with_state`);
+        the state after the last period is stored with the series (:meth:`Store.mark_judged`).
         """
         firing: list[tuple[Finding, str]] = []
         states: dict[str, dict[str, Any]] = {}
@@ -379,49 +398,54 @@ class Pipeline:
             version = int(info["data_version"])
             params = self.config.detection_params(sub, source)
             scope = "series:" + series_key(*key)
-            tracker = decide.tracker_from_state(store.episode_state(scope), params)
+            stored = store.episode_state(scope)
+            tracker = decide.tracker_from_state(stored, params)
             last_done = tracker.last_period
-            changed = info.get("changed_from")
-            revised = bool(changed and last_done and changed <= last_done.isoformat())
-            if last_done is not None and not revised and info["last_period"] <= last_done.isoformat():
+            changed = pending[key].get("changed_from")
+            revised = bool(last_done is not None and changed
+                           and date.fromisoformat(str(changed)[:10]) <= last_done)
+            if (last_done is not None and not revised
+                    and str(pending[key]["last_period"]) <= last_done.isoformat()):
                 judged.append((key, version, last_done.isoformat()))
                 continue
+            before = {k: decide.finding_from_dict(v) for k, v in tracker.active.items()}
+            if revised:
+                log.info("series=%s values already judged were revised: judged again",
+                         scope.removeprefix("series:"))
+                tracker = decide.tracker_from_state(None, params)
+                last_done = None
             periods, per_period, state = self._judge(store, key, src, params, last_done, revised)
             if not periods:
                 continue
-            todo = [i for i, p in enumerate(periods) if last_done is None or p > last_done]
-            again = [i for i, p in enumerate(periods)
-                     if revised and changed and p.isoformat() >= changed and i not in todo]
             # packed at once: a first cycle holds a substance's states until they are saved
-            judged.append((key, version, periods[-1].isoformat(),
-                           pack_state(state) if state is not None else None))
+            packed = pack_state(state) if state is not None else None
+            todo = [i for i, p in enumerate(periods) if last_done is None or p > last_done]
             if not todo:
-                store.record_findings((f for i in again for f in per_period[i]), now=self.clock())
+                judged.append((key, version, last_done.isoformat() if last_done else None,
+                               packed))
                 continue
+            judged.append((key, version, periods[-1].isoformat(), packed))
+            store.record_findings((f for i in todo for f in per_period[i]), now=self.clock())
+            batch: list[tuple[str, Finding]] = []
+            for i in todo:
+                batch += decide.tracker_update(tracker, periods[i], list(per_period[i]))
             n = len(periods)
             window = max(self.config.general.backfill_current_periods, 1)
-            held_back: set[str] = set()
-            store.record_findings((f for i in again + todo for f in per_period[i]),
-                                  now=self.clock())
-            for i in todo:
-                findings = list(per_period[i])
-                for action, f in decide.tracker_update(tracker, periods[i], findings):
-                    if i >= n - window:
-                        firing.append((f, action))
-                    else:
-                        held_back.add(f"{f.kind}:{f.direction}")
-            # History is recorded, not alerted; an episode from it that is still open
-            # at the latest period is current news and alerts once.
-            last = periods[-1]
-            skey = series_key(*key)
-            sent_now = {f"{f.kind}:{f.direction}" for f, _ in firing if f.series_key == skey}
-            for f in tracker.active_findings():
-                ep = f"{f.kind}:{f.direction}"
-                if ep in held_back and ep not in sent_now and f.detected_at == last:
-                    firing.append((f, "open"))
+            recent = (periods[n - window] if n >= window
+                      else store.nth_last_period(key, window) or periods[0])
+            first_run = stored is None or "tracker" not in (stored or {})
+            decisions = summarise_batch(
+                batch, before,
+                [f for f in tracker.active_findings()
+                 if f.direction == "increase" or params.alert_decreases],
+                first_run=first_run, recent=recent, revised=revised,
+            )
             states[scope] = decide.tracker_state(tracker)
+            if metric == "notices":
+                continue  # the warning itself was told; its weekly count only feeds the scale
+            firing += decisions
         return decide.enqueue_findings(self.config, store, substance, firing, states,
-                                         now=self.clock())
+                                       now=self.clock())
 
     def _judge(
         self, store: Store, key: SeriesKey, src: Any, params: Any, last_done: Any,
@@ -484,12 +508,79 @@ class Pipeline:
     # -- one cycle ---------------------------------------------------------------------
     def run_once(self) -> dict[str, Any]:
         """Poll every enabled source, judge what is new, send: one store connection
-        (and so one WAL checkpoint, at its close) for the whole cycle."""
+        (and so one WAL checkpoint, at its close) for the whole cycle. ``alerts`` lists
+        every alert the cycle created — warnings and source-health alerts (made while
+        polling) first, then the detection's — but not the digest."""
         with self._store(None) as store:
+            first_id = _last_alert_id(store)
             polls = [self.poll(s.name, store=store) for s in self.config.sources if s.enabled]
-            alerts = self.detect(store=store)
+            alerts = self._polled_alerts(store, first_id) + self.detect(store=store)
             delivered = self.dispatch(store=store)
         return {"polls": polls, "alerts": alerts, "deliveries": delivered}
+
+    def _polled_alerts(self, store: Store, after: int) -> list[dict[str, Any]]:
+        """Alerts created while polling (warning notices, source health) after id ``after``."""
+        import json
+
+        from warnd.alerting.wording import render_text
+
+        rows = store.q("SELECT * FROM alerts WHERE id > ? AND kind != 'digest' ORDER BY id",
+                       [after])
+        out = []
+        for r in rows:
+            data = json.loads(r["data"] or "{}")
+            targets = [d["target"] for d in store.q(
+                "SELECT target FROM deliveries WHERE alert_id=? ORDER BY target", [r["id"]])]
+            body = (render_text(data, self.config.general.language, r["id"])[1] if data
+                    else r["body"])
+            out.append({**r, "data": data, "body": body, "targets": targets})
+        return out
+
+
+def _last_alert_id(store: Store) -> int:
+    return int(store.q("SELECT COALESCE(MAX(id), 0) AS n FROM alerts")[0]["n"])
+
+
+def summarise_batch(
+    batch: list[tuple[str, Finding]], before: dict[str, Finding], after: list[Finding], *,
+    first_run: bool, recent: Any, revised: bool = False,
+) -> list[tuple[Finding, str]]:
+    """The net decisions of a run that judged one or more periods of one series.
+
+    ``batch`` holds the tracker's sendable decisions in period order, ``before`` the
+    open episodes (latest finding by ``kind:direction``) before the run, ``after`` those
+    open after it (only those that may be sent: decreases only with
+    ``alert_decreases``). See :meth:`Pipeline._detect_substance`.
+    """
+    acted: dict[str, set[str]] = {}
+    last_of: dict[str, Finding] = {}
+    for action, f in batch:
+        key = f"{f.kind}:{f.direction}"
+        acted.setdefault(key, set()).add(action)
+        last_of[key] = f
+    open_after = {f"{f.kind}:{f.direction}": f for f in after}
+    out: list[tuple[Finding, str]] = []
+    for key, f in sorted(open_after.items()):
+        if key not in before:
+            if (first_run or revised) and f.detected_at < recent:
+                continue  # history: recorded, not told
+            if key in acted or first_run or revised:
+                out.append((f, "open"))
+        elif revised:
+            continue  # still open after the revision: nothing new to tell
+        elif acted.get(key, set()) & {"open", "escalate"}:
+            out.append((f, "escalate"))
+        elif "repeat" in acted.get(key, set()):
+            out.append((f, "repeat"))
+    for key, f in sorted(before.items()):
+        if key in open_after:
+            continue
+        if revised and not any(a == "resolve" for a, g in batch
+                               if f"{g.kind}:{g.direction}" == key):
+            out.append((f, "correct"))  # the episode is gone once the values were revised
+        else:
+            out.append((last_of.get(key, f), "resolve"))
+    return out
 
 
 def _replace(o: Observation, **kw: Any) -> Observation:

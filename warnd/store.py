@@ -669,6 +669,14 @@ class Store:
                 states,
             )
 
+    def nth_last_period(self, key: SeriesKey, n: int) -> date | None:
+        """The ``n``-th last period of a series (1: its last), read from the key's end."""
+        row = self.db.execute(
+            "SELECT period FROM observations WHERE source=? AND substance=? AND region=? "
+            "AND metric=? ORDER BY period DESC LIMIT 1 OFFSET ?", [*key, max(n - 1, 0)]
+        ).fetchone()
+        return date.fromisoformat(row[0]) if row else None
+
     def detector_state(self, key: SeriesKey) -> dict[str, Any] | None:
         """The detector state stored with a series by :meth:`mark_judged` (or None)."""
         row = self.db.execute(

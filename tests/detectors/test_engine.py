@@ -342,3 +342,16 @@ def test_renormalised_quantised_index_has_no_false_increases():
         res = replay(count_series(y, metric="index"), P)
         false += any(f.direction == "increase" and f.category == 2 for r in res for f in r)
     assert false <= 1
+
+
+def test_expected_levels_are_the_judged_baseline():
+    from detectors.engine import expected_levels
+
+    s = count_series(nb_counts(np.full(150, 20.0), seed=4))
+    band = expected_levels(s, P)
+    assert np.isnan(band["expected"][:8]).all()  # no baseline yet
+    later = slice(60, None)
+    assert np.nanmean(band["expected"][later]) == pytest.approx(20.0, rel=0.15)
+    assert (band["lo"][later] < band["expected"][later]).all()
+    assert (band["expected"][later] < band["hi"][later]).all()
+    assert (band["hi"][later] < band["thr"][later]).all()

@@ -1,4 +1,12 @@
-"""A small PNG chart of an alert's series, change onset marked (matplotlib, Agg)."""
+"""The chart in an alert email: every agreeing series with its expected band and onset.
+
+One panel per agreeing series (their scales differ): the values of the last two
+years at most (a series with denominators shows the share in per cent), the
+detector's expected level with its 95 % band (:func:`expected_band`, the baseline the
+engine fits, see ``docs/web.md``) and a line at the onset of the change. Rendered
+with matplotlib (Agg) at 2× resolution, so it is sharp on high-DPI screens and in
+print; the email shows it inline (``cid:``) at 640 px width.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +16,32 @@ from typing import Any
 
 import numpy as np
 
-MAX_SERIES = 4
+from detectors.base import Series
+
+#: Panels drawn at most (an alert rarely has more agreeing series).
+MAX_SERIES = 12
 MAX_PERIODS = 104
+#: Pixels per inch: 6.4 in wide → 1280 px, shown at 640 px (2×).
+DPI = 200
+
+
+def expected_band(series: Series, params: Any) -> dict[str, np.ndarray] | None:
+    """Expected level, 95 % band and spike threshold per period of ``series``: the fits
+    the engine judges with (:func:`detectors.engine.expected_levels`)."""
+    from detectors.engine import expected_levels
+
+    if len(series.periods) < 3:
+        return None
+    return expected_levels(series, params)
 
 
 def chart_for_alert(
-    store: Any, data: dict[str, Any], out_dir: Path, *, alert_id: Any, lang: str = "no"
+    store: Any, data: dict[str, Any], out_dir: Path, *, alert_id: Any, lang: str = "no",
+    config: Any = None,
 ) -> Path | None:
-    """Render (once) the agreeing series of an alert; None when there is nothing to plot.
+    """Render (once) the agreeing series of an alert; None when there is nothing to plot."""
+    from warnd.alerting.names import metric_words, region_name
 
-    One panel per series (their scales differ; a series with denominators shows the
-    share), the last two years at most, from the store's observations; a dashed line
-    at each series' onset.
-    """
     path = Path(out_dir) / f"alert-{alert_id}.png"
     if path.exists() and path.stat().st_size > 0:
         return path
@@ -30,14 +51,26 @@ def chart_for_alert(
                               a.get("metric") or "count")
         if len(s.periods) == 0:
             continue
-        values = s.values
-        name = a["series"]
-        if s.denominators is not None:  # the finding is about the share, so plot it
+        share = s.denominators is not None
+        values = np.asarray(s.values, float)
+        if share:  # the finding is about the share, so plot it (per cent)
             with np.errstate(divide="ignore", invalid="ignore"):
-                values = np.where(s.denominators > 0, s.values / s.denominators, np.nan)
-            name += " (andel)" if lang == "no" else " (share)"
-        periods = list(s.periods)[-MAX_PERIODS:]
-        panels.append((name, periods, list(values)[-MAX_PERIODS:], date.fromisoformat(a["onset"])))
+                values = np.where(s.denominators > 0, s.values / s.denominators * 100, np.nan)
+        band = None
+        if config is not None:
+            try:
+                band = expected_band(s, config.detection_params(data["substance"], a["source"]))
+            except Exception:  # the band is a help, never a reason to drop the chart
+                band = None
+        label = config.source_label(a["source"]) if config is not None else a["source"]
+        reg = region_name(a.get("region"), lang)
+        name = (f"{label}, {reg}" if reg else label) + ": " + metric_words(
+            a.get("metric"), lang, share=share)
+        n = min(len(s.periods), MAX_PERIODS)
+        scale = 100.0 if share else 1.0
+        panels.append((name, list(s.periods)[-n:], values[-n:],
+                       {k: v[-n:] * scale for k, v in band.items()} if band else None,
+                       date.fromisoformat(a["onset"])))
     if not panels:
         return None
     import matplotlib
@@ -45,17 +78,28 @@ def chart_for_alert(
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6.4, 1.5 + 1.3 * len(panels)), dpi=80)
+    no = lang == "no"
+    fig = Figure(figsize=(6.4, 0.9 + 1.45 * len(panels)), dpi=DPI)
     axes = fig.subplots(len(panels), 1, squeeze=False, sharex=True)[:, 0]
-    onset_word = "endring fra" if lang == "no" else "change from"
-    for ax, (name, periods, values, onset) in zip(axes, panels, strict=True):
+    onset_word = "endring fra" if no else "change from"
+    for ax, (name, periods, values, band, onset) in zip(axes, panels, strict=True):
+        if band is not None:
+            ax.fill_between(periods, band["lo"], band["hi"], color="#7f7f7f", alpha=0.18,
+                            linewidth=0, label="forventet område" if no else "expected range")
+            ax.plot(periods, band["expected"], color="#7f7f7f", linewidth=1, linestyle="--",
+                    label="forventet" if no else "expected")
         ax.plot(periods, values, color="#1f4e79", linewidth=1.4, marker=".", markersize=3)
-        ax.axvline(onset, color="#c00000", linestyle="--", linewidth=1.2,
+        ax.axvline(onset, color="#c00000", linewidth=1.2,
                    label=f"{onset_word} {onset.isoformat()}")
-        ax.set_title(name, fontsize=9, loc="left")
+        ax.set_title(name, fontsize=8.5, loc="left")
         ax.tick_params(labelsize=7)
-        ax.legend(fontsize=7, loc="upper left", frameon=False)
+        ax.legend(fontsize=6.5, loc="upper left", frameon=False, ncol=3)
         ax.grid(alpha=0.3)
+        if no:
+            from matplotlib.ticker import FuncFormatter
+
+            ax.yaxis.set_major_formatter(FuncFormatter(
+                lambda v, _: f"{v:g}".replace(".", ",").replace("-", "−")))
     fig.suptitle(str(data.get("label") or data["substance"]), fontsize=10)
     fig.autofmt_xdate()
     fig.tight_layout()

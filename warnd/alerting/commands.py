@@ -97,13 +97,25 @@ def cmd_test_notify(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_digest(args: argparse.Namespace, cfg: Config) -> int:
-    """Print the digest for the period ending now (nothing is sent)."""
+    """Print the digest for the period ending now, or at the end of ``--end DATE``
+    (nothing is sent)."""
+    from datetime import date, time, timedelta
+
     from warnd.alerting import digest
     from warnd.store import Store
 
+    end = datetime.now(UTC)
+    if getattr(args, "end", None):
+        try:
+            day = date.fromisoformat(args.end)
+        except ValueError:
+            print(f"warnd: digest: --end {args.end!r} is not a date (YYYY-MM-DD)",
+                  file=sys.stderr)
+            return 2
+        end = datetime.combine(day + timedelta(days=1), time(0), UTC)
     store = Store.in_dir(cfg.state_dir)
     try:
-        data = digest.build(cfg, store, end=datetime.now(UTC))
+        data = digest.build(cfg, store, end=end)
     finally:
         store.close()
     if args.json:
@@ -182,6 +194,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser,
     dg = sub.add_parser("digest", parents=[common],
                         help="print the findings digest for the period ending now (sends nothing)")
     dg.add_argument("--json", action="store_true")
+    dg.add_argument("--end", metavar="DATE",
+                    help="the digest for the period ending with this day (YYYY-MM-DD)")
     dg.set_defaults(func=digest_func)
     if outbox_func is None:
         return

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
@@ -27,7 +28,7 @@ from warnd.store import Store, iso
 
 log = logging.getLogger("warnd.alerting")
 
-SEND_ACTIONS = ("open", "escalate", "repeat", "resolve")
+SEND_ACTIONS = ("open", "escalate", "repeat", "resolve", "correct")
 
 
 # -- episode tracker adapter (the rules themselves live in detectors.episodes) ------
@@ -135,6 +136,30 @@ def severity_for(n_agree: int, category: int) -> str:
     return "info"
 
 
+def substance_scope(substance: str, kind: str = "trend", direction: str = "increase") -> str:
+    """Episode-state scope of what a substance's recipients were told about an episode."""
+    return f"substance:{substance}:{kind}:{direction}"
+
+
+def _evidence(alert: dict[str, Any]) -> dict[str, Any]:
+    data = alert["data"]
+    rels = [a.get("relative_change") for a in data.get("agree", [])]
+    rels = [abs(float(r)) for r in rels if r is not None and math.isfinite(float(r))]
+    return {"n_sources": len({a["source"] for a in data.get("agree", [])}),
+            "category": int(data.get("category") or 0),
+            "magnitude": max(rels) if rels else 0.0}
+
+
+def evidence_grew(new: dict[str, Any], told: dict[str, Any], escalate_factor: float) -> bool:
+    """More agreeing sources, a higher category, or a change ``escalate_factor`` times the
+    largest one told — anything else (a source's episode closing and reopening, the same
+    sources again) is not news."""
+    return (new["n_sources"] > int(told.get("n_sources", 0))
+            or new["category"] > int(told.get("category", 0))
+            or (float(told.get("magnitude", 0)) > 0
+                and new["magnitude"] >= escalate_factor * float(told["magnitude"])))
+
+
 def enqueue_findings(
     config: Config,
     store: Store,
@@ -150,16 +175,23 @@ def enqueue_findings(
     agrees; spikes and decreases are their own messages, except that while the
     substance is rising a spike is told in the trend message (or only recorded); a
     trend whose verdict has severity ``none`` (``require_corroboration`` and too few
-    sources) is held back; ``resolve`` decisions become
-    one "ended" message per episode kind, sent only with ``alerting.send_resolved``
-    (or the detection rule ``send_resolve``) and only when no other source of the
-    substance still has that episode open. A ``repeat`` of an acknowledged
-    substance episode is not sent. Episode states are saved in the same transaction
-    as the first alert (or alone when nothing is sent).
+    sources) is held back. What recipients were told about the substance's rise is
+    kept in its own episode state (:func:`substance_scope`): the first message of an
+    episode is always ``open``, whatever the series decided; later messages are
+    ``escalate`` only when the evidence grew (:func:`evidence_grew`) and are not sent
+    otherwise. ``resolve`` decisions become one "ended" message per episode kind, sent
+    only with ``alerting.send_resolved`` (or the detection rule ``send_resolve``) and
+    only when no other source of the substance still has that episode open;
+    ``correct`` decisions (an episode gone once already judged values were revised)
+    become a correction when a message that was sent rested on that series. A
+    ``repeat`` of an acknowledged substance episode is not sent. The alerts of the
+    round and every episode state (the series' and the substance's) are saved in one
+    transaction.
     """
     created: list[dict[str, Any]] = []
-    live = [(f, a) for f, a in firing if a != "resolve"]
+    live = [(f, a) for f, a in firing if a not in ("resolve", "correct")]
     ends = [(f, a) for f, a in firing if a == "resolve"]
+    corrections = [(f, a) for f, a in firing if a == "correct"]
     if live and all(a == "repeat" for _, a in live) and _acked(store, substance):
         log.info("substance=%s repeat suppressed: the episode is acknowledged", substance)
         live = []
@@ -180,23 +212,42 @@ def enqueue_findings(
         others += [(f, a) for f, a in live if f.kind == "spike"]
     groups: list[list[tuple[Finding, str]]] = [trends] if trends else []
     groups += [[x] for x in others]
+    pending_states = dict(states)
+    told_scope = substance_scope(substance)
+    told = pending_states.get(told_scope) or store.episode_state(told_scope) or _told_before(
+        store, substance)
     by_episode: dict[tuple[str, str], list[tuple[Finding, str]]] = {}
     for f, a in ends:
         by_episode.setdefault((f.kind, f.direction), []).append((f, a))
     for (kind, direction), group in sorted(by_episode.items()):
-        if not _send_resolved(config, substance, group[0][0].source):
-            continue
         if _still_active(config, store, substance, kind, direction, group, states):
+            continue
+        if kind == "trend" and direction == "increase" and told.get("open"):
+            told = {**told, "open": False, "ended": now.date().isoformat()}
+            pending_states[told_scope] = told
+        if not _send_resolved(config, substance, group[0][0].source):
             continue
         if not _substance_alerting(store, substance, kind=kind, direction=direction):
             continue  # the episode was never alerted (e.g. history before the first run)
         groups.append(group)
+    for f, a in corrections:
+        if _told_about(store, f):
+            groups.append([(f, a)])
+            if (f.kind == "trend" and f.direction == "increase" and told.get("open")
+                    and not _still_active(config, store, substance, f.kind, f.direction,
+                                          [(f, a)], states)):
+                told = {**told, "open": False, "ended": now.date().isoformat()}
+                pending_states[told_scope] = told
+        else:
+            log.info("substance=%s series=%s episode withdrawn after a revision; it was "
+                     "never told", substance, f.series_key)
     # One transaction for the whole round: every alert, its deliveries and the episode
-    # states they rest on commit together, or (a crash, a full disk) none of them does
-    # and the next detection decides the same round again.
+    # states they rest on (the series' and what the substance's recipients were told)
+    # commit together, or (a crash, a full disk) none of them does and the next
+    # detection decides the same round again.
     with store.write() as db:
         for group in groups:
-            alert = _build_alert(config, store, substance, group, states, now=now,
+            alert = _build_alert(config, store, substance, group, pending_states, now=now,
                                  spikes=folded if group is trends else ())
             if alert["severity"] == "none":
                 # require_corroboration: too few sources agree yet; the episode state
@@ -204,12 +255,54 @@ def enqueue_findings(
                 log.info("substance=%s %s from %s held back: needs corroboration",
                          substance, alert["kind"], alert["source"])
                 continue
+            if group is trends:
+                ev = _evidence(alert)
+                if not told.get("open"):
+                    if alert["decision"] != "open":  # the first message of an episode opens it
+                        alert = _build_alert(config, store, substance, group, pending_states,
+                                             now=now, spikes=folded, decision="open")
+                    told = {"open": True, "opened": now.date().isoformat(),
+                            "n": int(told.get("n", 0)) + 1, **ev}
+                elif alert["decision"] in ("open", "escalate"):
+                    factor = float(config.detection_params(substance).escalate_factor)
+                    if not evidence_grew(ev, told, factor):
+                        log.info("substance=%s not sent: %d source(s), category %d, no more "
+                                 "than already told", substance, ev["n_sources"],
+                                 ev["category"])
+                        continue
+                    if alert["decision"] != "escalate":
+                        alert = _build_alert(config, store, substance, group, pending_states,
+                                             now=now, spikes=folded, decision="escalate")
+                    told = {**told, "n_sources": max(ev["n_sources"], int(told["n_sources"])),
+                            "category": max(ev["category"], int(told["category"])),
+                            "magnitude": max(ev["magnitude"], float(told.get("magnitude", 0)))}
+                pending_states[told_scope] = told
             if enqueue_alert(config, store, alert, now=now) is not None:
                 created.append(alert)
-        for scope, st in states.items():
+        for scope, st in pending_states.items():
             store.save_episode_state(scope, st, db)
     crash_point("round")
     return created
+
+
+def _told_before(store: Store, substance: str) -> dict[str, Any]:
+    """What a store written before substance episode states existed had told."""
+    rows = store.q(
+        "SELECT decision, data FROM alerts WHERE substance=? AND kind='trend' AND "
+        "direction='increase' ORDER BY id DESC LIMIT 1", [substance])
+    if not rows or rows[0]["decision"] in ("resolve", "correct"):
+        return {}
+    return {"open": True, **_evidence({"data": json.loads(rows[0]["data"] or "{}")})}
+
+
+def _told_about(store: Store, f: Finding) -> bool:
+    """True when a message that was sent (not a resolve) rested on ``f``'s series."""
+    rows = store.q(
+        "SELECT id FROM alerts WHERE substance=? AND kind=? AND decision IN "
+        "('open','escalate','repeat') AND data LIKE ? LIMIT 1",
+        [f.substance, f.kind, f'%"series": "{f.series_key}"%'],
+    )
+    return bool(rows)
 
 
 def _substance_rising(store: Store, substance: str, states: dict[str, dict[str, Any]]) -> bool:
@@ -266,13 +359,16 @@ def _build_alert(
     *,
     now: datetime,
     spikes: Sequence[Finding] = (),
+    decision: str | None = None,
 ) -> dict[str, Any]:
+    forced = decision
     lead, action = max(group, key=lambda fa: (fa[0].category, fa[0].strength))
     agree: dict[str, Finding] = {f.series_key: f for f, _ in group}
     disagree: list[str] = []
     panel: list[dict[str, Any]] = []
     spiking = {f.series_key for f in spikes}
-    if lead.kind == "trend" and lead.direction == "increase" and action != "resolve":
+    if lead.kind == "trend" and lead.direction == "increase" and action not in (
+            "resolve", "correct"):
         stored = store.active_episode_states(substance)
         for source, sub, region, metric in store.series_keys(substance):
             skey = series_key(source, sub, region, metric)
@@ -301,7 +397,7 @@ def _build_alert(
 
         verdict = substance_verdict(agree.values(), config.detection_params(substance))
         category, severity = verdict.category, verdict.severity
-        if action == "resolve" and severity == "none":
+        if action in ("resolve", "correct") and severity == "none":
             severity = "info"  # an end is news even for an uncorroborated episode
     else:
         category = max(f.category for f in agree.values())
@@ -310,9 +406,12 @@ def _build_alert(
     group_series = {f.series_key for f, _ in group}
     if decision == "open" and lead.kind == "trend" and set(agree) - group_series:
         decision = "escalate"  # another source's episode is open already: more sources agree
-    if decision == "resolve":
+    if forced is not None:
+        decision = forced
+    if decision in ("resolve", "correct"):
         disagree = []
     headlines = _headlines(store, substance, since=min(f.onset for f in agree.values()))
+    stale = [st for st in (stale_data(store, src, now=now) for src in sources) if st]
     data = {
         "substance": substance,
         "label": config.substance_label(substance),
@@ -329,6 +428,7 @@ def _build_alert(
         "spikes": [_finding_dict(f) for f in spikes],
         "panel": panel,
         "headlines": headlines,
+        "stale": stale,
     }
     digest = hashlib.sha256(
         json.dumps(
@@ -353,6 +453,26 @@ def _build_alert(
         "data": data,
         "status": "muted" if _muted(config, substance) else "open",
     }
+
+
+def stale_data(store: Store, source: str, *, now: datetime) -> dict[str, Any] | None:
+    """``{"source", "period", "days"}`` when a source's newest data is unusually old.
+
+    Unusual means older than twice the source's usual spacing of periods (its median)
+    plus 14 days of publication lag: a weekly table without a new week for four weeks,
+    a monthly one without a new month for about 2½ months.
+    """
+    rows = store.q("SELECT DISTINCT period FROM observations WHERE source=? "
+                   "ORDER BY period DESC LIMIT 12", [source])
+    if len(rows) < 2:
+        return None
+    days = sorted(date.fromisoformat(r["period"][:10]) for r in rows)
+    gaps = sorted((b - a).days for a, b in zip(days, days[1:], strict=False))
+    spacing = gaps[len(gaps) // 2]
+    age = (now.date() - days[-1]).days
+    if age <= 2 * spacing + 14:
+        return None
+    return {"source": source, "period": days[-1].isoformat(), "days": age}
 
 
 def _substance_alerting(

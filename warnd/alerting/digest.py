@@ -1,18 +1,23 @@
-"""The daily or weekly digest: findings per substance on the five-step scale.
+"""The daily or weekly digest: what is open and what changed, on the five-step scale.
 
 ``[alerting.digest]`` sends, at ``at`` (local time) every day or every ``weekday``,
-one message to its ``targets`` summarising the findings seen in the past period plus
-one detection period (so weekly series are covered): per substance the five-step
+one message to its ``targets`` summarising every episode open at that time, the
+findings recorded and the alerts sent since the previous digest (whatever the period
+of their source), and findings whose data lie in the past period plus one detection
+period (so ``warnd digest --end DATE`` can look back): per substance the five-step
 score of each source (its largest category), the sums per dimension (use,
 availability, interest) and overall with the number of sources — the aggregated
 difference of :func:`detectors.synthesis.aggregate` — and the substance verdict
 (:func:`detectors.synthesis.substance_verdict`). A digest is an alert of kind
 ``digest`` with a dedupe key per scheduled time, so it is sent once even across
-restarts; a scheduled time missed by more than a day is skipped, not sent late.
+restarts; a scheduled time missed by more than a day is skipped, not sent late, and
+so is one before the first start (no digest about a time warnd was not running).
+A digest is not an open alert: ``warnd status`` does not list it.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,7 +25,7 @@ from zoneinfo import ZoneInfo
 from detectors.base import SCALE
 from detectors.synthesis import aggregate, substance_verdict
 from warnd.config import Config, parse_hhmm
-from warnd.store import Store
+from warnd.store import Store, iso
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DIMS = ("use", "availability", "interest")
@@ -44,17 +49,43 @@ def last_scheduled(config: Config, now: datetime) -> datetime | None:
     return None
 
 
-def build(config: Config, store: Store, *, end: datetime) -> dict[str, Any]:
-    """The digest's data for the period ending at ``end``."""
+def build(config: Config, store: Store, *, end: datetime,
+          since: datetime | None = None) -> dict[str, Any]:
+    """The digest's data for the period ending at ``end``.
+
+    It covers what is open and what changed: every episode open at ``end`` (whatever
+    its source's period — a monthly figure dated the 1st is as current as a weekly
+    one), the findings recorded since the previous digest (``since``; by default the
+    time of the last digest sent before ``end``, else since warnd started), and
+    the alerts sent in that time. Findings whose data lie in the last period plus one
+    detection period count too, so ``warnd digest --end DATE`` can look back.
+    """
     dg = config.alerting.digest
     span = timedelta(days=7 if dg is None or dg.schedule == "weekly" else 1)
-    since = (end - span - timedelta(days=7)).date()
+    if since is None:
+        prev = store.q("SELECT data FROM alerts WHERE kind='digest' AND created_at < ? "
+                       "ORDER BY created_at DESC LIMIT 1", [iso(end)])
+        until_at = json.loads(prev[0]["data"] or "{}").get("until_at") if prev else None
+        # the first digest covers everything since warnd started
+        since = datetime.fromisoformat(until_at) if until_at else datetime(1970, 1, 1, tzinfo=UTC)
+    data_since = (end - span - timedelta(days=7)).date()
     rows = store.q(
         "SELECT substance, source, dimension, kind, direction, category, relative_change, onset, "
-        "last_seen_at FROM findings WHERE last_seen_at >= ? AND kind IN ('trend','spike') "
+        "last_seen_at FROM findings WHERE kind IN ('trend','spike') AND ("
+        "(last_seen_at >= ? AND last_seen_at <= ?) OR (recorded_at > ? AND recorded_at <= ?)) "
         "ORDER BY substance, source",
-        [since.isoformat()],
+        [data_since.isoformat(), end.date().isoformat(), iso(since), iso(end)],
     )
+    open_eps: dict[str, dict[str, Any]] = {}
+    for r in store.q("SELECT scope, state FROM episodes WHERE scope LIKE 'series:%'"):
+        st = json.loads(r["state"])
+        for key, f in (st.get("active") or {}).items():
+            if not key.startswith("trend:") or f.get("metric") == "notices":
+                continue
+            rows.append({**f, "kind": "trend"})
+            ep = open_eps.setdefault(f["substance"], {"sources": set(), "onset": f["onset"]})
+            ep["sources"].add(f["source"])
+            ep["onset"] = min(ep["onset"], f["onset"])
     lang = config.general.language
     per: dict[str, dict[str, tuple[str, int]]] = {}
     for r in rows:
@@ -86,13 +117,26 @@ def build(config: Config, store: Store, *, end: datetime) -> dict[str, Any]:
                 "category": cat,
                 "words": SCALE[cat][0 if lang == "no" else 1],
                 "sources": {s: c for s, (_, c) in sorted(sources.items())},
+                "open": sub in open_eps,
             }
         )
+    changed = store.q(
+        "SELECT id, substance, kind, decision, severity, title, created_at FROM alerts "
+        "WHERE kind != 'digest' AND created_at > ? AND created_at <= ? ORDER BY id",
+        [iso(since), iso(end)])
     return {
-        "since": since.isoformat(),
+        "since": (min(since.date(), data_since) if since.year > 1970 else data_since).isoformat(),
         "until": end.date().isoformat(),
+        "since_at": iso(since),
+        "until_at": iso(end),
         "schedule": dg.schedule if dg else "weekly",
         "substances": substances,
+        "open": [
+            {"substance": sub, "label": config.substance_label(sub), "onset": ep["onset"],
+             "sources": sorted(ep["sources"])}
+            for sub, ep in sorted(open_eps.items())
+        ],
+        "changed": changed,
     }
 
 
@@ -117,6 +161,15 @@ def render(data: dict[str, Any], lang: str) -> tuple[str, str]:
         )
     if not data["substances"]:
         lines.append("Ingen funn i perioden." if no else "No findings in the period.")
+    if data.get("open"):
+        lines += ["", "Åpne episoder:" if no else "Open episodes:"]
+        for ep in data["open"]:
+            lines.append(f"  - {ep['label']}: {'siden' if no else 'since'} {ep['onset']} "
+                         f"({', '.join(ep['sources'])})")
+    if data.get("changed"):
+        lines += ["", "Sendt siden forrige oversikt:" if no else "Sent since the last digest:"]
+        for a in data["changed"]:
+            lines.append(f"  - #{a['id']} {a['created_at'][:10]} {a['title']}")
     lines += [
         "",
         (
@@ -133,13 +186,22 @@ def maybe_enqueue(config: Config, store: Store, *, now: datetime) -> int | None:
     from warnd.alerting.routing import resolve_targets
 
     dg = config.alerting.digest
+    if dg is None:
+        return None
+    first = store.episode_state("digest")
+    if first is None:  # the first start: digests begin with the next scheduled time
+        with store.write() as db:
+            store.save_episode_state("digest", {"since": iso(now)}, db)
+        first = {"since": iso(now)}
     at = last_scheduled(config, now)
-    if dg is None or at is None or now - at > timedelta(days=1):
+    if at is None or now - at > timedelta(days=1):
+        return None
+    if at <= datetime.fromisoformat(first["since"]):
         return None
     key = f"digest:{dg.schedule}:{at.isoformat()}"
     if store.q("SELECT 1 FROM alerts WHERE dedupe_key=?", [key]):
         return None
-    data = build(config, store, end=at)
+    data = build(config, store, end=now)  # what is open now, what changed until now
     title, text = render(data, config.general.language)
     data.update(
         kind="digest",

@@ -66,8 +66,10 @@ def num(x: float | int | None, lang: str = "no", digits: int = 1) -> str:
     x = float(x)
     if not math.isfinite(x):
         return "–"
-    if abs(x) >= 100 or float(x).is_integer():
-        digits = 0 if float(round(x, digits)).is_integer() or abs(x) >= 100 else digits
+    if abs(x) >= 100:
+        digits = 0
+    elif 0 < abs(x) < 1:  # small shares and rates: three significant digits
+        digits = max(digits, 2 - math.floor(math.log10(abs(x))))
     text = f"{x:,.{digits}f}"
     if lang == "no":
         text = text.replace(",", " ").replace(".", ",").replace("-", "−")

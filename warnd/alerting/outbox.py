@@ -69,7 +69,8 @@ def enqueue_alert(
         crash_point("enqueue")
     alert.update(id=aid, targets=targets, due_at=iso(due) if due else None)
     if alert.get("data"):  # the stored body says "ID"; show the real one to the caller
-        alert["body"] = render_text(alert["data"], config.general.language, aid)[1]
+        alert["body"] = render_text(alert["data"], config.general.language, aid,
+                                    config=config)[1]
     log.info(
         "alert=%d substance=%s kind=%s severity=%s decision=%s status=%s targets=%s%s: %s",
         aid, alert["substance"] or "-", alert["kind"], alert["severity"], alert["decision"],

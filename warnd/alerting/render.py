@@ -23,7 +23,16 @@ from urllib.parse import urlparse
 
 import jinja2
 
-from warnd.alerting.wording import T, _fmt, _rel, render_text, scale_words, target_kind
+from warnd.alerting.names import agreement, certainty, num, percent
+from warnd.alerting.wording import (
+    T,
+    _fmt,
+    n_all_sources,
+    render_text,
+    scale_words,
+    series_label,
+    target_kind,
+)
 
 BUILTIN = Path(__file__).parent / "templates"
 #: Power Automate rejects larger request bodies; stay well under them.
@@ -72,8 +81,9 @@ def safe_url(url: Any) -> str:
     return u
 
 
-def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str) -> dict[str, Any]:
-    """Everything a template may show, as plain values."""
+def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
+         links: dict[str, str] | None = None, chart_cid: str | None = None) -> dict[str, Any]:
+    """Everything a template may show, as plain values (names, units, words for people)."""
     lang = config.general.language
     t = T.get(lang, T["no"])
     kind = data.get("kind")
@@ -81,27 +91,28 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str) -> dic
     for a in data.get("agree", []):
         agree.append(
             {
-                "series": a["series"],
+                "series": series_label(a, config, lang),
                 "source": a["source"],
                 "dimension": t["dimensions"].get(
                     a.get("dimension") or "", a.get("dimension") or ""
                 ),
-                "before": _fmt(a.get("level_before")),
-                "after": _fmt(a.get("level_after")),
-                "change": _rel(a.get("relative_change")),
+                "before": num(a.get("level_before"), lang),
+                "after": num(a.get("level_after"), lang),
+                "change": percent(a.get("relative_change"), lang),
                 "words": scale_words(int(a.get("category") or 0), lang),
-                "strength": _fmt(a.get("strength"), 2),
-                "p_value": _fmt(a.get("p_value"), 4),
+                "certainty": certainty(a.get("p_value"), lang),
+                "strength": num(a.get("strength"), lang, 2),
+                "p_value": _fmt(a.get("p_value"), 4).replace(".", "," if lang == "no" else "."),
                 "onset": a.get("onset", ""),
             }
         )
     n_sources = len({a["source"] for a in agree})
     spikes = [
         {
-            "series": sp["series"],
+            "series": series_label(sp, config, lang),
             "detected_at": sp.get("detected_at", ""),
-            "before": _fmt(sp.get("level_before")),
-            "after": _fmt(sp.get("level_after")),
+            "before": num(sp.get("level_before"), lang),
+            "after": num(sp.get("level_after"), lang),
         }
         for sp in data.get("spikes") or []
     ]
@@ -114,7 +125,7 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str) -> dic
         n = int(pn["denominator"]) if pn.get("denominator") else "?"
         panel.append(
             {
-                "series": pn.get("series", ""),
+                "series": series_label(pn.get("series", ""), config, lang),
                 "period": pn.get("period", ""),
                 "dimension": t["dimensions"].get(pn.get("dimension") or "", ""),
                 "value": value,
@@ -125,12 +136,14 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str) -> dic
     severity = t["severities"].get(data.get("severity", ""), data.get("severity", ""))
     if kind in ("trend", "spike"):
         facts = [
-            (t["since"], f"{data.get('onset', '?')}"),
+            (t["since"], f"{data.get('onset', '?')} "
+             f"({t['detected'].format(d=data.get('detected_at', '?'))})"),
             (t["words"], scale_words(int(data.get("category") or 0), lang)),
             (t["severity"], severity),
             (
                 t["n_sources"],
-                f"{n_sources} {t['sources'][0] if n_sources == 1 else t['sources'][1]}",
+                agreement(n_sources, max(n_all_sources(data), n_sources), lang,
+                          data.get("direction") or "increase"),
             ),
         ]
     elif kind == "source_health":
@@ -155,7 +168,12 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str) -> dic
         "detected_at": data.get("detected_at"),
         "facts": facts,
         "agree": agree,
-        "disagree": list(data.get("disagree") or []),
+        "disagree": [series_label(k, config, lang) for k in data.get("disagree") or []],
+        "links": links or {},
+        "chart_cid": chart_cid,
+        "why_lower": (kind == "trend" and bool(agree) and max(
+            int(a.get("category") or 0) for a in data.get("agree", []))
+            > int(data.get("category") or 0)),
         "spikes": spikes,
         "panel": panel,
         "headlines": headlines,
@@ -170,15 +188,18 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str) -> dic
     }
 
 
-def email_html(data: dict[str, Any], config: Any, *, alert_id: Any, title: str) -> str:
+def email_html(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
+               links: dict[str, str] | None = None, chart_cid: str | None = None) -> str:
     tpl = _env(_templates_dir(config), True).get_template("email.html.j2")
-    return tpl.render(**view(data, config, alert_id=alert_id, title=title))
+    return tpl.render(**view(data, config, alert_id=alert_id, title=title, links=links,
+                             chart_cid=chart_cid))
 
 
-def teams_card(data: dict[str, Any], config: Any, *, alert_id: Any, title: str) -> str:
+def teams_card(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
+               links: dict[str, str] | None = None) -> str:
     """The Adaptive Card message as JSON text, under :data:`MAX_CARD_BYTES`."""
     tpl = _env(_templates_dir(config), False).get_template("teams.json.j2")
-    v = view(data, config, alert_id=alert_id, title=title)
+    v = view(data, config, alert_id=alert_id, title=title, links=links)
     # Every step makes the card strictly smaller or is skipped, and there are at most
     # len(headlines) + a fixed number of them: the loop always ends.
     for _ in range(len(v["headlines"]) + 16):
@@ -255,13 +276,14 @@ def for_target(
     """
     lang = config.general.language
     alert_id = delivery["alert_id"]
-    title, text = render_text(data, lang, alert_id)
+    links = _links(config, store, alert_id)
+    title, text = render_text(data, lang, alert_id, config=config, links=links)
     # a title quoting a feed (a notice) can be any length, but mail servers refuse a
     # header line over 998 characters, and apprise writes the subject as one
     # quoted-printable line (up to 3 characters per UTF-8 byte)
     title = _clip_bytes(" ".join(title.split()), MAX_TITLE_BYTES)
     try:
-        return _rich(url, alert_id, title, data, config, store)
+        return _rich(url, alert_id, title, data, config, store, links)
     except Exception as e:  # e.g. a broken template override: send plain text, never nothing
         import logging
 
@@ -270,28 +292,49 @@ def for_target(
         return title, text, "text", None
 
 
+def _links(config: Any, store: Any, alert_id: Any) -> dict[str, str]:
+    """Console links (open, acknowledge, silence 14 days) when ``[web] base_url`` is set."""
+    base = getattr(getattr(config, "web", None), "base_url", None)
+    if not base or store is None or not str(alert_id).isdigit():
+        return {}
+    from warnd.alerting.links import action_links
+
+    try:
+        return action_links(store, base, int(alert_id))
+    except Exception as e:  # a link problem must not stop the alert
+        import logging
+
+        logging.getLogger("warnd.messages").warning("alert=%s: no action links: %s",
+                                                    alert_id, e)
+        return {}
+
+
 def _rich(
-    url: str, alert_id: Any, title: str, data: dict[str, Any], config: Any, store: Any
+    url: str, alert_id: Any, title: str, data: dict[str, Any], config: Any, store: Any,
+    links: dict[str, str] | None = None,
 ) -> tuple[str, str, str, list[str] | None]:
     lang = config.general.language
-    text = render_text(data, lang, alert_id)[1]
+    text = render_text(data, lang, alert_id, config=config, links=links)[1]
     kind = target_kind(url)
     if kind == "email":
-        html = email_html(data, config, alert_id=alert_id, title=title)
         attachments = None
+        path = None
         if config.alerting.chart and data.get("agree"):
             try:
                 from warnd.alerting.charts import chart_for_alert
 
                 path = chart_for_alert(store, data, config.state_dir / "charts",
-                                       alert_id=alert_id, lang=lang)
+                                       alert_id=alert_id, lang=lang, config=config)
                 attachments = [str(path)] if path else None
             except Exception as e:  # a chart problem must not stop the alert
                 import logging
 
                 logging.getLogger("warnd.messages").warning(
                     "alert=%s chart not rendered: %s", alert_id, e)
+        html = email_html(data, config, alert_id=alert_id, title=title, links=links,
+                          chart_cid=Path(path).name if path else None)
         return title, html, "html", attachments
     if kind == "teams":
-        return title, teams_card(data, config, alert_id=alert_id, title=title), "card", None
+        return title, teams_card(data, config, alert_id=alert_id, title=title,
+                                 links=links), "card", None
     return title, text, "text", None

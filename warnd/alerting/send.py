@@ -253,6 +253,9 @@ def send(
         return SendResult(False, "ERROR", "apprise rejected the URL")
     for s in ap:
         s.request_rate_per_sec = 0
+        if body_format == "html" and attachments and hasattr(s, "inline"):
+            # email: images referenced as cid:NAME in the HTML go inline (RFC 2387)
+            s.inline = True
     card_file = None
     if body_format == "card":
         # an Adaptive Card for the workflows plugin: handed over as its template file

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from detectors.base import SCALE
+from warnd.alerting.names import agreement, certainty, num, percent, series_name
 
 T = {
     "no": {
@@ -21,7 +22,7 @@ T = {
         "panel": "Trendpanelet, siste runde",
         "answers": "svar",
         "before_after": "nivå før {b} → etter {a} ({rel})",
-        "sure": "styrke {s}, p = {p}",
+        "sure": "{c} (styrke {s}, p = {p})",
         "next": "Neste steg: kvitter med `warnd alerts ack {id}` eller demp med "
         "`warnd silence add --substance {sub} --for 14d --reason ...`.",
         "escalate": "Forverring",
@@ -29,6 +30,10 @@ T = {
         "detected": "oppdaget {d}",
         "resolve": "Avsluttet",
         "resolved_body": "Episoden er over: ingen av kildene viser lenger {what}.",
+        "correct": "Rettelse",
+        "corrected_body": "Tallene et tidligere varsel bygde på, er rettet av kilden. Med de "
+        "rettede tallene viser {series} ikke lenger {what}; se bort fra det varselet.",
+        "stale": "Merk: nyeste data fra {src} er fra {period} ({days} dager gamle).",
         "health": "Kilde feiler",
         "health_ok": "Kilde i orden igjen",
         "health_body": "{n} mislykkede hentinger på rad. Siste feil ({at}): {err}",
@@ -45,6 +50,15 @@ T = {
         "test": "Dette er en testmelding fra warnd. Kom den fram, er målet satt opp riktig.",
         "test_title": "warnd: testmelding",
         "n_sources": "Kilder",
+        "overall": "Samlet vurdering: {words} — {agreement}.",
+        "why_lower": "Hver kilde for seg kan vise mer; en sterk økning samlet krever flere "
+        "kilder som er enige.",
+        "this_source": "for denne kilden",
+        "certain": "sikkerhet",
+        "links": "Åpne: {open}\nKvitter: {ack}\nDemp 14 dager: {silence}",
+        "open": "Åpne",
+        "ack": "Kvitter",
+        "silence14": "Demp 14 dager",
         "severities": {"info": "info", "warning": "advarsel", "critical": "kritisk"},
         "dimensions": {"use": "bruk", "availability": "tilgjengelighet", "interest": "interesse"},
     },
@@ -61,7 +75,7 @@ T = {
         "panel": "Trend panel, latest round",
         "answers": "answers",
         "before_after": "level before {b} → after {a} ({rel})",
-        "sure": "strength {s}, p = {p}",
+        "sure": "{c} (strength {s}, p = {p})",
         "next": "Next: acknowledge with `warnd alerts ack {id}` or silence with "
         "`warnd silence add --substance {sub} --for 14d --reason ...`.",
         "escalate": "Escalation",
@@ -69,6 +83,11 @@ T = {
         "detected": "detected {d}",
         "resolve": "Ended",
         "resolved_body": "The episode is over: no source shows {what} any more.",
+        "correct": "Correction",
+        "corrected_body": "The figures an earlier alert rested on were corrected by the "
+        "source. With the corrected figures {series} no longer shows {what}; disregard that "
+        "alert.",
+        "stale": "Note: the newest data from {src} is from {period} ({days} days old).",
         "health": "Source failing",
         "health_ok": "Source recovered",
         "health_body": "{n} failed polls in a row. Last error ({at}): {err}",
@@ -85,6 +104,15 @@ T = {
         "test": "This is a test message from warnd. If it arrived, the target is set up right.",
         "test_title": "warnd: test message",
         "n_sources": "Sources",
+        "overall": "Overall: {words} — {agreement}.",
+        "why_lower": "A single source may show more; a strong increase overall needs several "
+        "sources that agree.",
+        "this_source": "for this source",
+        "certain": "certainty",
+        "links": "Open: {open}\nAcknowledge: {ack}\nSilence 14 days: {silence}",
+        "open": "Open",
+        "ack": "Acknowledge",
+        "silence14": "Silence 14 days",
         "severities": {"info": "info", "warning": "warning", "critical": "critical"},
         "dimensions": {"use": "use", "availability": "availability", "interest": "interest"},
     },
@@ -125,8 +153,44 @@ def _rel(x: Any) -> str:
     return f"{x * 100:+.0f} %"
 
 
-def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "ID") -> tuple[str, str]:
-    """Plain-text subject and body for an alert's data."""
+def split_key(key: str) -> tuple[str, str, str]:
+    """``source:substance[:region][:metric]`` → (source, region, metric)."""
+    parts = str(key).split(":")
+    return parts[0], parts[2] if len(parts) > 2 else "", parts[3] if len(parts) > 3 else "count"
+
+
+def series_label(a: dict[str, Any] | str, config: Any, lang: str) -> str:
+    """A series as people say it: source label, region name, what is measured."""
+    if isinstance(a, str):
+        src, region, metric = split_key(a)
+    else:
+        src, region, metric = a["source"], a.get("region") or "", a.get("metric") or "count"
+    return series_name(config, src, region, metric, lang)
+
+
+def n_all_sources(data: dict[str, Any]) -> int:
+    agree = {a["source"] for a in data.get("agree", [])}
+    return len(agree | {split_key(k)[0] for k in data.get("disagree") or []})
+
+
+def source_line(a: dict[str, Any], config: Any, lang: str) -> str:
+    """One agreeing source in words: level before → after, change, certainty."""
+    t = T.get(lang, T["no"])
+    return (f"{series_label(a, config, lang)}: "
+            + t["before_after"].format(b=num(a.get("level_before"), lang, 1),
+                                       a=num(a.get("level_after"), lang, 1),
+                                       rel=percent(a.get("relative_change"), lang))
+            + f"; {scale_words(int(a.get('category') or 0), lang)} {t['this_source']}"
+            + f"; {certainty(a.get('p_value'), lang)}")
+
+
+def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "ID", *,
+                config: Any = None, links: dict[str, str] | None = None) -> tuple[str, str]:
+    """Plain-text subject and body for an alert's data.
+
+    ``config`` gives source labels (else source names); ``links`` (open, ack,
+    silence: :func:`warnd.alerting.links.action_links`) adds the console's links.
+    """
     t = T.get(lang, T["no"])
     label = data.get("label") or data["substance"]
     kind = data["kind"]
@@ -147,10 +211,11 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
     if kind == "notice":
         n = data["notice"]
         title = f"{t['notice']}: {label} — {_plain(n['title'])}"
-        body = "\n".join(
-            [f"{n['title']} ({n['published_at']})", n.get("link", ""), "", n.get("summary", ""),
-             "", t["next"].format(id=alert_id, sub=data["substance"])]
-        )
+        parts = [f"{n['title']} ({n['published_at']})", n.get("link", ""), "",
+                 n.get("summary", ""), ""]
+        if links:
+            parts += [t["links"].format(**links), ""]
+        body = "\n".join([*parts, t["next"].format(id=alert_id, sub=data["substance"])])
         return title[:200], body
     agree = data.get("agree", [])
     n_src = len({a["source"] for a in agree})
@@ -161,40 +226,53 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
     else:
         head = scale_words(int(data.get("category", 2)), lang).capitalize()
     prefix = {"escalate": t["escalate"] + ": ", "repeat": t["repeat"] + ": ",
-              "resolve": t["resolve"] + ": "}.get(data.get("decision", ""), "")
+              "resolve": t["resolve"] + ": ", "correct": t["correct"] + ": "}.get(data.get("decision", ""), "")
     word = t["sources"][0] if n_src == 1 else t["sources"][1]
     title = f"{prefix}{head}: {label} — {n_src} {word}"
+    n_all = max(n_all_sources(data), n_src)
+    overall = scale_words(int(data.get("category", 2)), lang) if kind != "spike" else head.lower()
     lines = [f"{t['since']} {data.get('onset', '?')} "
-             f"({t['detected'].format(d=data.get('detected_at', '?'))})", ""]
+             f"({t['detected'].format(d=data.get('detected_at', '?'))})",
+             t["overall"].format(words=overall, agreement=agreement(
+                 n_src, n_all, lang, data.get("direction") or "increase"))]
+    cats = [int(a.get("category") or 0) for a in agree]
+    if kind != "spike" and cats and max(cats) > int(data.get("category", 2)):
+        lines.append(t["why_lower"])
+    lines.append("")
     if data.get("decision") == "resolve":
         lines += [t["resolved_body"].format(what=head.lower()), ""]
+    if data.get("decision") == "correct":
+        lines += [t["corrected_body"].format(
+            what=head.lower(), series=", ".join(a["series"] for a in agree)), ""]
+    for st in data.get("stale", []):
+        lines += [t["stale"].format(src=st["source"], period=st["period"], days=st["days"])]
+    if data.get("stale"):
+        lines.append("")
     lines.append(f"{t['agree']}:")
     for a in agree:
-        lines.append(
-            f"  - {a['series']} [{a.get('dimension') or '-'}]: "
-            + t["before_after"].format(
-                b=_fmt(a["level_before"]), a=_fmt(a["level_after"]), rel=_rel(a["relative_change"])
-            )
-            + f"; {scale_words(int(a.get('category') or 0), lang)}; "
-            + t["sure"].format(s=_fmt(a.get("strength"), 2), p=_fmt(a.get("p_value"), 4))
-        )
+        lines.append(f"  - {source_line(a, config, lang)} "
+                     f"[{t['dimensions'].get(a.get('dimension') or '', '-')}]")
     if data.get("disagree"):
-        lines += ["", f"{t['disagree']}: " + ", ".join(data["disagree"])]
+        lines += ["", f"{t['disagree']}: "
+                  + ", ".join(series_label(k, config, lang) for k in data["disagree"])]
     if data.get("panel"):
         lines += ["", f"{t['panel']}:"]
         for pn in data["panel"]:
             n = int(pn["denominator"]) if pn.get("denominator") else "?"
-            lines.append(f"  - {pn['series']} [{pn.get('dimension') or '-'}] {pn['period']}: "
+            dim = t["dimensions"].get(pn.get("dimension") or "", "")
+            lines.append(f"  - {series_label(pn['series'], config, lang)} [{dim}] {pn['period']}: "
                          f"{float(pn['value']):+.0f} ({n} {t['answers']})")
     if data.get("spikes"):
         lines += ["", f"{t['spikes']}:"]
         for sp in data["spikes"]:
-            lines.append(f"  - {sp['series']} {sp['detected_at']}: {_fmt(sp['level_before'])} → "
-                         f"{_fmt(sp['level_after'])}")
+            lines.append(f"  - {series_label(sp, config, lang)} {sp['detected_at']}: "
+                         f"{num(sp['level_before'], lang)} → {num(sp['level_after'], lang)}")
     if data.get("headlines"):
         lines += ["", f"{t['headlines']}:"]
         for h in data["headlines"]:
             lines.append(f"  - {h['published_at']} {h['title']} {h.get('link') or ''}".rstrip())
+    if links:
+        lines += ["", t["links"].format(**links)]
     lines += ["", t["next"].format(id=alert_id, sub=data["substance"])]
     return title[:200], "\n".join(lines)
 

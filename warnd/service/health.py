@@ -72,6 +72,7 @@ def _redact_rows(rows: list[dict[str, Any]], *keys: str) -> list[dict[str, Any]]
 def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any]:
     """The state of every source, open alerts and the outbox (``warnd status --json``)."""
     from warnd.alerting.commands import alerting_status
+    from warnd.alerting.decide import stale_data
     from warnd.store import Store
 
     now = now or datetime.now(UTC)
@@ -80,6 +81,7 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
         sources = []
         unhealthy: list[str] = []
         stale_names: list[str] = []
+        stale_data_names: list[str] = []
         factor = cfg.general.stale_after_intervals
         counts = store.series_counts()
         for s in cfg.sources:
@@ -95,9 +97,19 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
                 s.enabled and last_ok is not None
                 and (now - last_ok).total_seconds() > factor * interval
             )
-            healthy = not s.enabled or (fails < cfg.general.unhealthy_after and not stale)
+            # a table or export that is fetched and parsed but yields no series at all
+            # (a wrong column name, a term mapped to nothing) is not working either
+            unusable = None
+            if (s.enabled and last_ok is not None and n_series == 0 and problems
+                    and s.kind in ("count_table", "google_trends", "trend_panel")):
+                unusable = f"polled, but no usable data: {problems[0]['message']}"
+            healthy = not s.enabled or (fails < cfg.general.unhealthy_after and not stale
+                                        and unusable is None)
             if stale:
                 stale_names.append(s.name)
+            old_data = stale_data(store, s.name, now=now) if s.enabled else None
+            if old_data:
+                stale_data_names.append(s.name)
             if not healthy:
                 unhealthy.append(s.name)
             sources.append({
@@ -109,10 +121,13 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
                 "stale": stale, "stale_after_s": factor * interval,
                 "n_polls": int(st.get("n_polls") or 0), "n_failures": int(st.get("n_failures") or 0),
                 "recent_problems": problems,
+                "unusable": unusable,
+                "newest_period": old_data["period"] if old_data else None,
+                "data_stale_days": old_data["days"] if old_data else None,
             })
         open_alerts = store.q(
             "SELECT id, substance, kind, severity, title, created_at FROM alerts "
-            "WHERE status='open' ORDER BY id DESC LIMIT 20")
+            "WHERE status='open' AND kind != 'digest' ORDER BY id DESC LIMIT 20")
         outbox = {r["status"]: r["n"] for r in store.q(
             "SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status")}
         failing_targets = _redact_rows(store.q(
@@ -150,6 +165,7 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
             "healthy": not problems,
             "unhealthy_sources": unhealthy,
             "stale_sources": stale_names,
+            "stale_data_sources": stale_data_names,
         }
     finally:
         store.close()

@@ -10,7 +10,7 @@
   as chart data.
 
 The expected band comes from the detector's own baseline
-(:func:`detectors.baseline.fit_baseline`, fitted as the engine fits it): for counts the
+(:func:`detectors.engine.expected_levels`, the fits the engine judges with): for counts the
 expected count ± 1.96 predictive standard deviations, for continuous values the
 same on the log scale transformed back. The threshold line is the upper
 ``1 − spike_alpha`` predictive quantile (normal approximation): a value above it
@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from detectors.base import SCALE, Series
+from detectors.base import SCALE
 from warnd.alerting import digest
+from warnd.alerting.charts import expected_band
 from warnd.alerting.names import metric_words, region_name
 from warnd.config import Config
 from warnd.store import Store
@@ -45,7 +46,11 @@ def _epoch(d: date) -> int:
 
 
 def newest_period(store: Store) -> date | None:
-    """The newest period with data (the end of the overview window)."""
+    """The newest period a finding was seen in (the end of the overview window).
+
+    Findings carry data dates, so a store replaying old data shows its own latest
+    weeks, not an empty table.
+    """
     row = store.q("SELECT MAX(last_seen_at) AS f FROM findings")[0]
     obs = store.q("SELECT MAX(last_period) AS p FROM series WHERE source IN "
                   "(SELECT DISTINCT source FROM findings)")[0] if row["f"] else {"p": None}
@@ -109,9 +114,10 @@ def overview(cfg: Config, store: Store) -> dict[str, Any]:
         cat = d["category"] if d else 0
         lines = []
         for src in sources:
-            keys = source_series(store, src, sid)
-            if keys:
-                region, metric = keys[0]
+            first = store.q("SELECT region, metric FROM observations WHERE source=? AND "
+                            "substance=? LIMIT 1", [src, sid])
+            if first:
+                region, metric = first[0]["region"], first[0]["metric"]
                 lines.append([v for _, v in _recent(store, src, sid, region, metric,
                                                     SPARK_PERIODS)])
             if len(lines) >= 6:
@@ -136,52 +142,36 @@ def overview(cfg: Config, store: Store) -> dict[str, Any]:
 
 
 # -- substance page ------------------------------------------------------------------------
-def expected_band(series: Series, params: Any) -> dict[str, np.ndarray] | None:
-    """Expected level, 95 % band and spike threshold per period of ``series``."""
-    from scipy import special
-
-    from detectors.baseline import fit_baseline
-    from detectors.grid import PER_YEAR, grid_positions, infer_step, on_grid
-
-    if len(series.periods) < 3:
-        return None
-    step = infer_step(series.periods)
-    pos = grid_positions(series.periods, step)
-    y = on_grid(np.asarray(series.values, float), pos)
-    den = offset = None
-    if series.denominators is not None:
-        den = on_grid(np.asarray(series.denominators, float), pos)
-        den = np.where(den > 0, den, np.nan)
-        y = np.where(np.isfinite(den), y, np.nan)
-        offset = np.log(den)
-    family = "counts" if (den is not None or series.metric == "count") else "continuous"
-    with np.errstate(all="ignore"):
-        base = fit_baseline(y, PER_YEAR[step], params, family=family, offset=offset)
-        sd = np.sqrt(base.variance)
-        zt = float(special.ndtri(1 - params.spike_alpha))
-        if family == "counts":
-            mu = base.expected
-            lo, hi, thr = np.maximum(mu - 1.96 * sd, 0), mu + 1.96 * sd, mu + zt * sd
-            if den is not None:
-                mu, lo, hi, thr = mu / den, lo / den, hi / den, thr / den
-        else:
-            g = base.expected
-
-            def back(v: np.ndarray) -> np.ndarray:
-                return np.where(base.uselog, np.exp(v) - base.shift, v)
-
-            mu, lo, hi, thr = back(g), back(g - 1.96 * sd), back(g + 1.96 * sd), back(g + zt * sd)
-    return {k: v[pos] for k, v in (("expected", mu), ("lo", lo), ("hi", hi), ("thr", thr))}
-
-
 def _clean(a: np.ndarray | None, scale: float = 1.0) -> list[float | None]:
     if a is None:
         return []
     return [None if not np.isfinite(v) else round(float(v) * scale, 4) for v in a]
 
 
+#: Chart data kept per series until its observations or findings change (bounded).
+_CACHE: dict[tuple[Any, ...], dict[str, Any] | None] = {}
+_CACHE_MAX = 256
+
+
 def chart_data(cfg: Config, store: Store, source: str, substance: str, region: str,
                metric: str, findings: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Chart data of one series, cached until its data or findings change."""
+    stamp = store.q(
+        "SELECT COUNT(*) AS n, MAX(updated_at) AS u FROM observations WHERE source=? AND "
+        "substance=? AND region=? AND metric=?", [source, substance, region, metric])[0]
+    key = (str(store.path), id(cfg), source, substance, region, metric, stamp["n"], stamp["u"],
+           tuple(sorted((f["kind"], f["onset"]) for f in findings)))
+    if key in _CACHE:
+        return _CACHE[key]
+    out = _chart_data(cfg, store, source, substance, region, metric, findings)
+    if len(_CACHE) >= _CACHE_MAX:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[key] = out
+    return out
+
+
+def _chart_data(cfg: Config, store: Store, source: str, substance: str, region: str,
+                metric: str, findings: list[dict[str, Any]]) -> dict[str, Any] | None:
     from detectors.changepoints import segment
 
     lang = cfg.general.language

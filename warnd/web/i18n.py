@@ -41,7 +41,8 @@ TEXT: dict[str, dict[str, str]] = {
         "level": "nivå før → etter", "detected": "oppdaget", "since": "siden",
         "unknown_substance": "Ukjent stoff.", "back": "Tilbake", "kind": "Type",
         "severity": "Alvor", "open_link": "Åpne", "status_in": "Status",
-        "days": "dager", "date": "Dato", "hours": "timer", "no_data": "Ingen data.",
+        "days": "dager", "date": "Dato", "band_lo": "nedre grense", "band_hi": "øvre grense",
+        "hours": "timer", "no_data": "Ingen data.",
     },
     "en": {
         "overview": "Overview", "alerts": "Alerts", "sources": "Sources", "outbox": "Outbox",
@@ -80,7 +81,8 @@ TEXT: dict[str, dict[str, str]] = {
         "certainty": "certainty", "change": "change", "level": "level before → after",
         "detected": "detected", "since": "since", "unknown_substance": "Unknown substance.",
         "back": "Back", "kind": "Kind", "severity": "Severity", "open_link": "Open",
-        "status_in": "State", "days": "days", "date": "Date", "hours": "hours", "no_data": "No data.",
+        "status_in": "State", "days": "days", "date": "Date", "band_lo": "lower bound",
+        "band_hi": "upper bound", "hours": "hours", "no_data": "No data.",
     },
 }
 

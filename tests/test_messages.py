@@ -1,0 +1,118 @@
+"""Messages for people: names and units, certainty in words, console links, the chart inline."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from PIL import Image
+
+from tests.alerting_env import finding, make_config, seed_series, target
+from tests.servers import wait_for
+from warnd.alerting import decide, links, outbox
+from warnd.alerting.names import agreement, certainty, num, percent, region_name
+from warnd.store import Store
+
+NOW = datetime(2026, 7, 7, 10, 0, tzinfo=UTC)
+LABELS = """
+[[sources]]
+name = "lab"
+label = "Laboratoriet"
+kind = "count_table"
+location = "lab/"
+dimension = "use"
+"""
+WEB = '\n[web]\nbase_url = "https://warnd.example.org"\n'
+
+
+def test_names_numbers_and_words():
+    assert region_name("46") == "Vestland" and region_name("NO", "en") == "Norway"
+    assert num(12.345, "no") == "12,3" and num(12.345, "en") == "12.3"
+    assert num(1234.5, "no") == "1 234" and num(1234.5, "en") == "1,234"
+    assert num(0.0578, "no") == "0,0578" and num(3.0, "en") == "3.0"
+    assert percent(1.097, "no") == "+110 %" and percent(-0.25, "en") == "-25%"
+    assert certainty(3e-8) == "svært sikker" and certainty(0.004) == "sikker"
+    assert certainty(0.2, "en") == "uncertain"
+    assert agreement(4, 9) == "4 av 9 kilder øker"
+    assert agreement(1, 3, "en") == "1 of 3 sources rises"
+
+
+def _sources(n):
+    out = ""
+    for i in range(n):
+        out += (f'\n[[sources]]\nname = "src{i}"\nlabel = "Kilde nummer {i}"\n'
+                f'kind = "count_table"\nlocation = "s{i}/"\ndimension = "use"\n'
+                f'region = "46"\n')
+    return out
+
+
+def test_email_with_links_inline_chart_of_every_source_and_words(tmp_path, smtp_server):
+    n = 6
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()), WEB, sources=_sources(n))
+    store = Store.in_dir(cfg.state_dir)
+    for i in range(n):
+        seed_series(store, f"src{i}")
+    firing = [(finding(f"src{i}"), "open") for i in range(n)]
+    created = decide.enqueue_findings(cfg, store, "ketamin", firing, {}, now=NOW)
+    assert len(created) == 1
+    aid = created[0]["id"]
+    assert outbox.dispatch_pending(cfg, store, now=NOW)["delivered"] == 1
+    wait_for(lambda: len(smtp_server.messages) == 1, what="one email")
+    msg = smtp_server.messages[0]
+    related = [p for p in msg.walk() if p.get_content_type() == "multipart/related"]
+    assert related, "the chart is inline (multipart/related), not only an attachment"
+    parts = {p.get_content_type(): p for p in msg.walk() if not p.is_multipart()}
+    png = parts["image/png"]
+    cid = png["Content-ID"].strip("<>")
+    assert png["Content-Disposition"].startswith("inline")
+    html = parts["text/html"].get_content()
+    assert f'src="cid:{cid}"' in html
+    # every agreeing source has a panel: the picture grows with their number, 2x sharp
+    with Image.open(store.path.parent / "charts" / f"alert-{aid}.png") as img:
+        assert img.width == 1280 and img.height >= 200 * (0.9 + 1.45 * n) - 2
+    # names, regions and units; certainty in words; no raw series keys
+    assert "Kilde nummer 5: antall per periode" in html
+    assert "src0:ketamin" not in html and "svært sikker" not in html
+    assert "sikker" in html and f"{n} av {n} kilder øker" in html
+    # action links, signed, to the console
+    secret = store.secret_key(links.KEY_NAME)
+    hrefs = [h.split('"')[0] for h in html.split('href="')[1:]]
+    assert f"https://warnd.example.org/alerts/{aid}" in hrefs
+    acts = [h for h in hrefs if h.startswith("https://warnd.example.org/a/")]
+    read = [links.read(secret, h.rsplit("/", 1)[1], 3600)[0] for h in acts]
+    assert {r["do"] for r in read} == {"ack", "silence"} and {r["a"] for r in read} == {aid}
+    # the plain-text part carries the links too
+    text = parts["text/plain"].get_content()
+    assert f"https://warnd.example.org/alerts/{aid}" in text
+
+
+def test_teams_card_has_open_ack_silence_buttons(tmp_path, teams_server):
+    cfg = make_config(tmp_path, target("teams", teams_server.url()), WEB, sources=LABELS)
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    created = decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {},
+                                      now=NOW)
+    assert outbox.dispatch_pending(cfg, store, now=NOW)["delivered"] == 1
+    wait_for(lambda: len(teams_server.payloads()) == 1, what="one card")
+    card = teams_server.payloads()[0]["attachments"][0]["content"]
+    acts = card["actions"]
+    assert [a["type"] for a in acts] == ["Action.OpenUrl"] * 3
+    assert [a["title"] for a in acts] == ["Åpne", "Kvitter", "Demp 14 dager"]
+    assert acts[0]["url"] == f"https://warnd.example.org/alerts/{created[0]['id']}"
+    text = json.dumps(card, ensure_ascii=False)
+    assert "Laboratoriet: antall per periode" in text and "lab:ketamin" not in text
+
+
+def test_title_and_body_agree_for_a_single_source(tmp_path, smtp_server):
+    """One source with a strong rise: the title says a small increase, and the body says why."""
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()), sources=LABELS)
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    created = decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {},
+                                      now=NOW)
+    a = created[0]
+    assert a["title"].startswith("Liten økning")
+    body = store.q("SELECT body FROM alerts WHERE id=?", [a["id"]])[0]["body"]
+    assert "Samlet vurdering: liten økning — 1 av 1 kilde øker." in body
+    assert "sterk økning for denne kilden" in body
+    assert "en sterk økning samlet krever flere kilder som er enige" in body
