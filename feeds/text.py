@@ -174,6 +174,11 @@ def parse_date(cell: str, date_format: str | None = None) -> date:
     s = cell.strip().strip('"')
     if date_format:
         return datetime.strptime(s, date_format).date()
+    if len(s) == 10 and s[4] == "-" and s[7] == "-":  # the common case, without strptime
+        try:
+            return date.fromisoformat(s)
+        except ValueError:
+            pass
     m = _ISO_WEEK.match(s)
     if m:
         return date.fromisocalendar(int(m[1]), int(m[2]), 1)

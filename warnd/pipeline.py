@@ -25,14 +25,16 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from detectors.base import Finding, Series
+import numpy as np
+
+from detectors.base import Finding, series_key
 from feeds.base import Observation, SubstanceSpec
 from feeds.registry import FEEDS
 from warnd.alerting import decide, outbox
 from warnd.config import Config, parse_duration
 from warnd.errors import StoreError, WarndError
 from warnd.logs import redact
-from warnd.store import Store, iso, store_problem, utcnow
+from warnd.store import Store, iso, pack_state, store_problem, utcnow
 
 log = logging.getLogger("warnd.pipeline")
 
@@ -260,12 +262,12 @@ class Pipeline:
     def _prepare_observations(
         self, store: Store, src: Any, observations: Iterable[Observation]
     ) -> list[Observation]:
-        obs = list(observations)
         dim = src.dimension
+        wanted = None if src.substances is None else set(src.substances)
         out = [
             o if o.dimension else _replace(o, dimension=dim)
-            for o in obs
-            if src.substances is None or o.substance in src.substances
+            for o in observations
+            if wanted is None or o.substance in wanted
         ]
         if src.kind == "google_trends":
             out = self._rescale_trends(store, out)
@@ -387,9 +389,13 @@ class Pipeline:
         counts of warning notices (metric ``notices``) are judged and recorded for the
         scale and the report but never alert on their own: a warning is told once, as a
         warning.
-        """
-        from detectors.engine import replay
 
+        A series with a stored detector state and only new periods after it is
+        judged incrementally (:meth:`detectors.engine.SeriesState.advance`, reading
+        only the new rows); one without a state, a revised one, or one whose state
+        cannot continue is replayed whole (:func:`detectors.engine.replay_with_state`);
+        the state after the last period is stored with the series (:meth:`Store.mark_judged`).
+        """
         firing: list[tuple[Finding, str]] = []
         states: dict[str, dict[str, Any]] = {}
         for key in sorted(set(keys)):
@@ -398,37 +404,45 @@ class Pipeline:
                 src = self.config.source(source)
             except KeyError:
                 continue  # a source removed from config keeps its data but is not judged
-            version = int(pending[key]["data_version"])
+            info = pending[key]
+            version = int(info["data_version"])
             params = self.config.detection_params(sub, source)
-            series: Series = store.load_series(source, sub, region, metric, dimension=src.dimension)
-            if len(series.periods) == 0:
-                continue
-            scope = f"series:{series.key}"
+            scope = "series:" + series_key(*key)
             stored = store.episode_state(scope)
             tracker = decide.tracker_from_state(stored, params)
             last_done = tracker.last_period
             changed = pending[key].get("changed_from")
             revised = bool(last_done is not None and changed
                            and date.fromisoformat(str(changed)[:10]) <= last_done)
+            if (last_done is not None and not revised
+                    and str(pending[key]["last_period"]) <= last_done.isoformat()):
+                judged.append((key, version, last_done.isoformat()))
+                continue
             before = {k: decide.finding_from_dict(v) for k, v in tracker.active.items()}
             if revised:
                 log.info("series=%s values already judged were revised: judged again",
-                         series.key)
+                         scope.removeprefix("series:"))
                 tracker = decide.tracker_from_state(None, params)
                 last_done = None
-            todo = [i for i, p in enumerate(series.periods) if last_done is None or p > last_done]
-            if not todo:
-                judged.append((key, version, last_done.isoformat() if last_done else None))
+            periods, per_period, state = self._judge(store, key, src, params, last_done, revised)
+            if not periods:
                 continue
-            judged.append((key, version, series.periods[-1].isoformat()))
-            per_period = replay(series, params)
+            # packed at once: a first cycle holds a substance's states until they are saved
+            packed = pack_state(state) if state is not None else None
+            todo = [i for i, p in enumerate(periods) if last_done is None or p > last_done]
+            if not todo:
+                judged.append((key, version, last_done.isoformat() if last_done else None,
+                               packed))
+                continue
+            judged.append((key, version, periods[-1].isoformat(), packed))
             store.record_findings((f for i in todo for f in per_period[i]), now=self.clock())
             batch: list[tuple[str, Finding]] = []
             for i in todo:
-                batch += decide.tracker_update(tracker, series.periods[i], list(per_period[i]))
-            n = len(series.periods)
+                batch += decide.tracker_update(tracker, periods[i], list(per_period[i]))
+            n = len(periods)
             window = max(self.config.general.backfill_current_periods, 1)
-            recent = series.periods[max(n - window, 0)]
+            recent = (periods[n - window] if n >= window
+                      else store.nth_last_period(key, window) or periods[0])
             first_run = stored is None or "tracker" not in (stored or {})
             decisions = summarise_batch(
                 batch, before,
@@ -442,6 +456,37 @@ class Pipeline:
             firing += decisions
         return decide.enqueue_findings(self.config, store, substance, firing, states,
                                        now=self.clock())
+
+    def _judge(
+        self, store: Store, key: SeriesKey, src: Any, params: Any, last_done: Any,
+        revised: bool,
+    ) -> tuple[list[Any], list[list[Finding]], dict[str, Any] | None]:
+        """``(periods, findings per period, detector state after them)``: the periods
+        after the stored state when it can continue, else the whole series."""
+        from detectors.engine import NeedsReplay, SeriesState, replay_with_state
+
+        blob = None if revised else store.detector_state(key)
+        if blob is not None:
+            try:
+                state = SeriesState.from_dict(blob)
+                if last_done is None or state.last_period > last_done:
+                    raise NeedsReplay("the episode state is behind the detector state")
+                tail = store.load_series(*key, dimension=src.dimension,
+                                         after=state.last_period)
+                dens = tail.denominators
+                per_period = [
+                    state.advance(p, float(v), params, denominator=None if dens is None
+                                  or not np.isfinite(dens[j]) else float(dens[j]))
+                    for j, (p, v) in enumerate(zip(tail.periods, tail.values, strict=True))
+                ]
+                return list(tail.periods), per_period, state.to_dict()
+            except NeedsReplay as e:
+                log.debug("series=%s replayed: %s", series_key(*key), e)
+        series = store.load_series(*key, dimension=src.dimension)
+        if len(series.periods) == 0:
+            return [], [], None
+        per_period, st = replay_with_state(series, params)
+        return list(series.periods), per_period, st.to_dict() if st is not None else None
 
     # -- stage 3: dispatch ------------------------------------------------------------
     def dispatch(self, *, store: Store | None = None) -> dict[str, int]:
@@ -552,9 +597,11 @@ def summarise_batch(
 
 
 def _replace(o: Observation, **kw: Any) -> Observation:
-    from dataclasses import replace
-
-    return replace(o, **kw)
+    # a shallow copy with new field values (the dataclass has no __post_init__):
+    # dataclasses.replace re-runs __init__, a fifth of a history file's poll
+    new = object.__new__(type(o))
+    new.__dict__.update(o.__dict__, **kw)
+    return new
 
 
 def _one_line(e: BaseException) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -693,14 +694,21 @@ class Store:
             for r in rows
         }
 
-    def mark_judged(self, judged: Iterable[tuple[SeriesKey, int, str | None]]) -> None:
+    def mark_judged(self, judged: Iterable[tuple[Any, ...]]) -> None:
         """Record that detection judged these series as of ``data_version``.
 
-        ``(key, data_version read before the series was loaded, last judged period)``.
+        ``(key, data_version read before the series was loaded, last judged period)``,
+        optionally with a fourth item, the detector's state after it (a JSON-able dict,
+        or :func:`pack_state` bytes, kept compressed in ``series.detector_state``; None
+        keeps the stored one).
         A change ingested meanwhile has raised ``data_version`` further, so the
         series stays pending and is judged again.
         """
-        rows = [(v, p, v, *k) for k, v, p in judged]
+        rows, states = [], []
+        for k, v, p, *rest in judged:
+            rows.append((v, p, v, *k))
+            if rest and rest[0] is not None:
+                states.append((rest[0] if isinstance(rest[0], bytes) else _pack(rest[0]), *k))
         if not rows:
             return
         with self.write() as db:
@@ -710,6 +718,31 @@ class Store:
                 "WHERE source=? AND substance=? AND region=? AND metric=?",
                 rows,
             )
+            db.conn.executemany(
+                "UPDATE series SET detector_state=? "
+                "WHERE source=? AND substance=? AND region=? AND metric=?",
+                states,
+            )
+
+    def nth_last_period(self, key: SeriesKey, n: int) -> date | None:
+        """The ``n``-th last period of a series (1: its last), read from the key's end."""
+        row = self.db.execute(
+            "SELECT period FROM observations WHERE source=? AND substance=? AND region=? "
+            "AND metric=? ORDER BY period DESC LIMIT 1 OFFSET ?", [*key, max(n - 1, 0)]
+        ).fetchone()
+        return date.fromisoformat(row[0]) if row else None
+
+    def detector_state(self, key: SeriesKey) -> dict[str, Any] | None:
+        """The detector state stored with a series by :meth:`mark_judged` (or None)."""
+        row = self.db.execute(
+            "SELECT detector_state FROM series WHERE source=? AND substance=? AND region=? "
+            "AND metric=?", list(key)).fetchone()
+        if not row or row[0] is None:
+            return None
+        try:
+            return json.loads(zlib.decompress(row[0]))  # type: ignore[no-any-return]
+        except (zlib.error, ValueError):
+            return None  # unreadable: the caller replays the series
 
     def series_counts(self) -> dict[str, dict[str, int]]:
         """Per source: number of series and of observations (from ``series``)."""
@@ -737,12 +770,13 @@ class Store:
 
     def load_series(
         self, source: str, substance: str, region: str = "", metric: str = "count",
-        *, dimension: str = "use",
+        *, dimension: str = "use", after: date | None = None,
     ) -> Series:
+        """A series' observations in period order (only those after ``after``, if given)."""
         rows = self.q(
             "SELECT period, value, denominator, dimension FROM observations WHERE source=? "
-            "AND substance=? AND region=? AND metric=? ORDER BY period",
-            [source, substance, region, metric],
+            "AND substance=? AND region=? AND metric=? AND period > ? ORDER BY period",
+            [source, substance, region, metric, after.isoformat() if after else ""],
         )
         periods = tuple(date.fromisoformat(r["period"]) for r in rows)
         values = np.array([r["value"] for r in rows], dtype=float)
@@ -995,6 +1029,14 @@ class Store:
                 [a["id"]],
             )
         return out
+
+
+def pack_state(state: dict[str, Any]) -> bytes:
+    """A detector state as stored: compact JSON, zlib-compressed (about a third)."""
+    return zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 1)
+
+
+_pack = pack_state
 
 
 def _num(x: Any) -> float | None:

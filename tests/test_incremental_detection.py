@@ -1,0 +1,118 @@
+"""The daemon's incremental detection gives the findings a whole replay gives.
+
+A lab source grows one week per cycle through the real pipeline (poll → store →
+detect with the stored detector state); its stored findings must equal those of
+:func:`detectors.engine.replay` over the final data (what ``warnd backtest``
+runs). A revised week makes the series be replayed from the store and its
+findings from that week on be stored again.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, timedelta
+
+from detectors.engine import replay
+from tests.conftest import write_config
+from tests.scenario import LAB_SOURCE, START, WEEKS, write_lab_csv
+from warnd.config import load_config
+from warnd.pipeline import Pipeline
+from warnd.store import Store
+
+
+def _expected(store: Store, cfg, substance: str) -> dict[str, tuple]:
+    series = store.load_series("lab", substance, dimension="use")
+    out: dict[str, tuple] = {}
+    for per in replay(series, cfg.detection_params(substance, "lab")):
+        for f in per:  # a later sighting of the same finding updates its figures
+            out[f.key] = (f.category, f.detected_at.isoformat(), f.level_after,
+                          f.relative_change)
+    return out
+
+
+def _stored(store: Store, substance: str) -> dict[str, tuple]:
+    return {r["key"]: (r["category"], r["last_seen_at"], r["level_after"], r["relative_change"])
+            for r in store.q("SELECT * FROM findings WHERE substance=?", [substance])}
+
+
+def _same(a: dict[str, tuple], b: dict[str, tuple]) -> bool:
+    def eq(x, y):
+        if isinstance(x, float) or isinstance(y, float):
+            if x is None or y is None:
+                return x is None and (y is None or not math.isfinite(y)) or \
+                    y is None and not math.isfinite(x)
+            return math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12)
+        return x == y
+    return a.keys() == b.keys() and all(
+        all(eq(x, y) for x, y in zip(a[k], b[k], strict=True)) for k in a)
+
+
+def test_week_by_week_equals_a_replay_and_a_revision_is_rejudged(tmp_path, monkeypatch):
+    csv = tmp_path / "data" / "lab.csv"
+    cfg = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h")))
+    first = WEEKS - 12
+    write_lab_csv(csv, weeks=WEEKS)
+    lines = csv.read_text().splitlines()
+    header, rows = lines[0], lines[1:]  # two rows (ketamin, heroin) per week
+
+    advanced: list[int] = []
+    from detectors import engine
+
+    real_advance = engine.SeriesState.advance
+
+    def counting(self, *a, **kw):
+        advanced.append(1)
+        return real_advance(self, *a, **kw)
+
+    monkeypatch.setattr(engine.SeriesState, "advance", counting)
+    for week in range(first, WEEKS + 1):
+        csv.write_text("\n".join([header, *rows[: 2 * week]]) + "\n")
+        now = datetime.combine(START + timedelta(weeks=week), datetime.min.time(), UTC)
+        Pipeline(cfg, clock=lambda now=now: now).run_once()
+    # the first cycle replayed the history; every later week was one advance per series
+    assert len(advanced) == 2 * (WEEKS - first)
+
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        assert store.detector_state(("lab", "ketamin", "", "count")) is not None
+        for sub in ("ketamin", "heroin"):
+            assert _same(_stored(store, sub), _expected(store, cfg, sub)), sub
+        assert any(v[0] >= 1 for v in _stored(store, "ketamin").values())  # it does rise
+
+        # a late correction of a week already judged: replayed, findings stored again
+        revised = START + timedelta(weeks=WEEKS - 6)
+        bumped = [r if not r.startswith(f"{revised.isoformat()},ketamin,") else
+                  f"{revised.isoformat()},ketamin,{int(r.rsplit(',', 1)[1]) + 40}" for r in rows]
+        csv.write_text("\n".join([header, *bumped]) + "\n")
+        n_adv = len(advanced)
+        Pipeline(cfg, clock=lambda: datetime(2030, 1, 1, tzinfo=UTC)).run_once()
+        assert len(advanced) == n_adv  # no advance: a replay
+        assert store.q("SELECT changed_from FROM series WHERE substance='ketamin'") == [
+            {"changed_from": None}]
+        stored, expected = _stored(store, "ketamin"), _expected(store, cfg, "ketamin")
+        # every finding a replay of the corrected data gives at or after the revised week
+        later = {k: v for k, v in expected.items() if v[1] >= revised.isoformat()}
+        assert later and all(_same({k: stored[k]}, {k: v}) for k, v in later.items())
+    finally:
+        store.close()
+
+
+def test_incremental_state_survives_a_new_process(tmp_path):
+    """The state is in the store: a fresh Pipeline (a restarted daemon) continues it."""
+    csv = tmp_path / "data" / "lab.csv"
+    cfg = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h")))
+    write_lab_csv(csv, weeks=WEEKS)
+    lines = csv.read_text().splitlines()
+    csv.write_text("\n".join(lines[:-2]) + "\n")
+    Pipeline(cfg, clock=lambda: datetime(2026, 1, 1, tzinfo=UTC)).run_once()
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        before = store.detector_state(("lab", "heroin", "", "count"))
+        assert date.fromisoformat(before["last_period"]) == START + timedelta(weeks=WEEKS - 2)
+        csv.write_text("\n".join(lines) + "\n")
+        Pipeline(cfg, clock=lambda: datetime(2026, 1, 2, tzinfo=UTC)).run_once()
+        after = store.detector_state(("lab", "heroin", "", "count"))
+        assert date.fromisoformat(after["last_period"]) == START + timedelta(weeks=WEEKS - 1)
+        assert _same(_stored(store, "heroin"), _expected(store, cfg, "heroin"))
+    finally:
+        store.close()
