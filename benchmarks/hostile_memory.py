@@ -23,20 +23,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.service_kit import billion_laughs, child_env, counts_csv, write_service_config
-
-MEASURED = """
-import resource, sys
-from warnd.cli import main
-out = sys.argv.pop(1)
-try:
-    rc = main(sys.argv[1:])
-finally:
-    with open(out, "w") as fh:
-        fh.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
-sys.exit(rc)
-"""
-
+from tests.service_kit import (
+    MEASURED,
+    billion_laughs,
+    child_env,
+    counts_csv,
+    write_service_config,
+)
 
 def make_inputs(work: Path) -> dict[str, tuple[str, str, str]]:
     """name → (kind, location, dimension) of each kind of input."""

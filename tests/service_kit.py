@@ -407,3 +407,18 @@ def write_service_config(path: Path, *, sources: str, targets: str = "", general
         encoding="utf-8",
     )
     return path
+
+
+#: ``python -c MEASURED RSS_FILE ARGS…``: runs ``warnd ARGS…`` and writes the process's
+#: peak RSS (KiB) to RSS_FILE, also when the command fails.
+MEASURED = """
+import resource, sys
+from warnd.cli import main
+out = sys.argv.pop(1)
+try:
+    rc = main(sys.argv[1:])
+finally:
+    with open(out, "w") as fh:
+        fh.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+sys.exit(rc)
+"""

@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 from tests.service_kit import (
+    MEASURED,
     LocalHTTP,
     child_env,
     counts_csv,
@@ -20,19 +21,6 @@ from tests.service_kit import (
     write_service_config,
 )
 from tests.test_service import integrity, n_rows, source
-
-MEASURED = """
-import resource, sys
-from warnd.cli import main
-out = sys.argv.pop(1)
-try:
-    rc = main(sys.argv[1:])
-finally:
-    with open(out, "w") as fh:
-        fh.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
-sys.exit(rc)
-"""
-
 
 def test_hostile_sources_are_bounded_and_isolated(tmp_path):
     http = LocalHTTP()
