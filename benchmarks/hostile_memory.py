@@ -31,6 +31,7 @@ from tests.service_kit import (
     write_service_config,
 )
 
+
 def make_inputs(work: Path) -> dict[str, tuple[str, str, str]]:
     """name → (kind, location, dimension) of each kind of input."""
     d = work / "inputs"

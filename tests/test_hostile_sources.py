@@ -22,6 +22,7 @@ from tests.service_kit import (
 )
 from tests.test_service import integrity, n_rows, source
 
+
 def test_hostile_sources_are_bounded_and_isolated(tmp_path):
     http = LocalHTTP()
     try:
