@@ -116,3 +116,92 @@ def test_title_and_body_agree_for_a_single_source(tmp_path, smtp_server):
     assert "Samlet vurdering: liten økning — 1 av 1 kilde øker." in body
     assert "sterk økning for denne kilden" in body
     assert "en sterk økning samlet krever flere kilder som er enige" in body
+
+
+def _seed_shares(store, source="lab", substance="ketamin", region="46"):
+    """Weekly positives of 100 tests: about 5 % before, 19 % from week 24."""
+    from datetime import date, timedelta
+
+    from feeds.base import Observation
+
+    start = date(2026, 1, 5)
+    obs = [Observation(source=source, substance=substance, region=region,
+                       period=start + timedelta(weeks=i), denominator=100.0,
+                       value=float(5 + (i % 2) + (13 if i >= 24 else 0)))
+           for i in range(27)]
+    store.ingest(source, location=f"{source}.csv", sha256=None, observations=obs, items=(),
+                 problems=())
+
+
+def _share_finding(source="lab"):
+    from dataclasses import replace
+
+    return replace(finding(source), region="46", level_before=0.0534, level_after=0.189,
+                   relative_change=0.189 / 0.0534 - 1)
+
+
+def test_plain_text_part_is_written_by_warnd(tmp_path, smtp_server):
+    """The text/plain alternative is warnd's own (email.txt.j2), not apprise's flattened
+    HTML: title, words, names and units, the detection date, the links as bare URLs;
+    the HTML part and the inline chart are still there. Fails if apprise stops letting
+    us set the text part (send._install_hooks)."""
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()), WEB, sources=LABELS
+                      + _sources(1))
+    store = Store.in_dir(cfg.state_dir)
+    _seed_shares(store)
+    seed_series(store, "src0")
+    created = decide.enqueue_findings(
+        cfg, store, "ketamin", [(_share_finding(), "open"), (finding("src0"), "open")], {},
+        now=NOW)
+    aid = created[0]["id"]
+    assert outbox.dispatch_pending(cfg, store, now=NOW)["delivered"] == 1
+    wait_for(lambda: len(smtp_server.messages) == 1, what="one email")
+    msg = smtp_server.messages[0]
+    alt = [p for p in msg.walk() if p.get_content_type() == "multipart/alternative"]
+    assert len(alt) == 1
+    kinds = [p.get_content_type() for p in alt[0].iter_parts()]
+    assert kinds == ["text/plain", "text/html"]  # plain first: the least preferred
+    parts = {p.get_content_type(): p for p in msg.walk() if not p.is_multipart()}
+    assert parts["image/png"]["Content-Disposition"].startswith("inline")
+    html = parts["text/html"].get_content()
+    assert "andel positive prøver" in html and "5,3 % → 18,9 %" in html
+    text = parts["text/plain"].get_content()
+    lines = text.splitlines()
+    assert lines[0] == created[0]["title"] and set(lines[1]) == {"="}
+    assert "Siden: 2026-06-22 (oppdaget 2026-07-06)" in lines
+    assert "Kilder: 2 av 2 kilder øker" in lines
+    # the links as bare URLs, one per line, with their words
+    secret = store.secret_key(links.KEY_NAME)
+    assert f"Åpne: https://warnd.example.org/alerts/{aid}" in lines
+    ack = next(x for x in lines if x.startswith("Kvitter: "))
+    silence = next(x for x in lines if x.startswith("Demp 14 dager: "))
+    assert links.read(secret, ack.rsplit("/", 1)[1], 3600)[0] == {"a": aid, "do": "ack"}
+    assert links.read(secret, silence.rsplit("/", 1)[1], 3600)[0]["do"] == "silence"
+    # names with units, the share in per cent with a decimal comma, certainty in words
+    assert "  - Laboratoriet, Vestland: andel positive prøver [bruk]" in lines
+    assert ("    Siden 2026-06-22: 5,3 % → 18,9 % (+254 %); sterk økning for denne kilden; "
+            "sikker") in lines
+    assert "  - Kilde nummer 0: antall per periode [bruk]" in lines
+    assert "lab:ketamin" not in text and "src0:ketamin" not in text
+    assert "<" not in text.replace("<1", "")  # no markup left in the text part
+    assert "warnd alerts ack" not in text  # the links, not a shell command
+    assert lines[-1] == f"warnd alert #{aid}"
+
+
+def test_plain_text_template_can_be_overridden(tmp_path, smtp_server):
+    tpl = tmp_path / "tpl"
+    tpl.mkdir()
+    (tpl / "email.txt.j2").write_text("Eget oppsett: {{ title }} ({{ agree | length }})\n",
+                                      encoding="utf-8")
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()),
+                      f'\n[alerting]\ntemplates_dir = "{tpl}"\n', sources=LABELS)
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    created = decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {},
+                                      now=NOW)
+    assert outbox.dispatch_pending(cfg, store, now=NOW)["delivered"] == 1
+    wait_for(lambda: len(smtp_server.messages) == 1, what="one email")
+    parts = {p.get_content_type(): p for p in smtp_server.messages[0].walk()
+             if not p.is_multipart()}
+    assert parts["text/plain"].get_content().strip() == f"Eget oppsett: {created[0]['title']} (1)"
+    assert "Laboratoriet" in parts["text/html"].get_content()

@@ -40,7 +40,7 @@ def chart_for_alert(
     config: Any = None,
 ) -> Path | None:
     """Render (once) the agreeing series of an alert; None when there is nothing to plot."""
-    from warnd.alerting.names import metric_words, region_name
+    from warnd.alerting.names import axis_unit, region_name
 
     path = Path(out_dir) / f"alert-{alert_id}.png"
     if path.exists() and path.stat().st_size > 0:
@@ -64,7 +64,7 @@ def chart_for_alert(
                 band = None
         label = config.source_label(a["source"]) if config is not None else a["source"]
         reg = region_name(a.get("region"), lang)
-        name = (f"{label}, {reg}" if reg else label) + ": " + metric_words(
+        name = (f"{label}, {reg}" if reg else label) + ": " + axis_unit(
             a.get("metric"), lang, share=share)
         n = min(len(s.periods), MAX_PERIODS)
         scale = 100.0 if share else 1.0

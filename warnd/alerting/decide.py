@@ -365,6 +365,7 @@ def _build_alert(
     lead, action = max(group, key=lambda fa: (fa[0].category, fa[0].strength))
     agree: dict[str, Finding] = {f.series_key: f for f, _ in group}
     disagree: list[str] = []
+    disagree_parts: dict[str, tuple[str, str, str, str]] = {}
     panel: list[dict[str, Any]] = []
     spiking = {f.series_key for f in spikes}
     if lead.kind == "trend" and lead.direction == "increase" and action not in (
@@ -391,6 +392,7 @@ def _build_alert(
                 agree[skey] = active[0]
             else:
                 disagree.append(skey)
+                disagree_parts[skey] = (source, sub, region, metric)
     sources = sorted({f.source for f in agree.values()})
     if lead.kind == "trend" and lead.direction == "increase":
         from detectors.synthesis import substance_verdict
@@ -411,6 +413,7 @@ def _build_alert(
     if decision in ("resolve", "correct"):
         disagree = []
     headlines = _headlines(store, substance, since=min(f.onset for f in agree.values()))
+    shares = _share_series(store, [*agree.values(), *spikes], disagree_parts)
     stale = [st for st in (stale_data(store, src, now=now) for src in sources) if st]
     data = {
         "substance": substance,
@@ -423,9 +426,11 @@ def _build_alert(
         "category_words": SCALE[int(max(-2, min(2, category)))],
         "onset": min(f.onset for f in agree.values()).isoformat(),
         "detected_at": max(f.detected_at for f in agree.values()).isoformat(),
-        "agree": [_finding_dict(f) for f in sorted(agree.values(), key=lambda f: f.series_key)],
+        "agree": [_finding_dict(f, shares)
+                  for f in sorted(agree.values(), key=lambda f: f.series_key)],
         "disagree": sorted(disagree),
-        "spikes": [_finding_dict(f) for f in spikes],
+        "disagree_shares": sorted(k for k in disagree if k in shares),
+        "spikes": [_finding_dict(f, shares) for f in spikes],
         "panel": panel,
         "headlines": headlines,
         "stale": stale,
@@ -438,7 +443,7 @@ def _build_alert(
         ).encode()
     ).hexdigest()[:20]
     lang = config.general.language
-    title, body = render_text(data, lang)
+    title, body = render_text(data, lang, config=config)
     return {
         "dedupe_key": f"{substance}:{lead.kind}:{lead.direction}:{decision}:{digest}",
         "substance": substance,
@@ -487,8 +492,20 @@ def _substance_alerting(
     return bool(rows) and rows[0]["decision"] != "resolve"
 
 
-def _finding_dict(f: Finding) -> dict[str, Any]:
-    return {
+def _share_series(store: Store, findings: Sequence[Finding],
+                  others: dict[str, tuple[str, str, str, str]]) -> set[str]:
+    """Which of these series have values with a denominator (positives of so many
+    tests): their levels are shares, shown in per cent."""
+    wanted = {f.series_key: (f.source, f.substance, f.region, f.metric) for f in findings}
+    wanted.update(others)
+    return {k for k, (src, sub, region, metric) in wanted.items() if not is_score(metric)
+            and store.q("SELECT 1 FROM observations WHERE source=? AND substance=? AND "
+                        "region=? AND metric=? AND denominator IS NOT NULL LIMIT 1",
+                        [src, sub, region, metric])}
+
+
+def _finding_dict(f: Finding, shares: set[str] | None = None) -> dict[str, Any]:
+    d = {
         "series": f.series_key,
         "source": f.source,
         "substance": f.substance,
@@ -507,6 +524,10 @@ def _finding_dict(f: Finding) -> dict[str, Any]:
         "category": f.category,
         "method": f.method,
     }
+    if shares is not None:
+        # level_before/after are positives per test: a share, shown in per cent
+        d["share"] = f.series_key in shares
+    return d
 
 
 def _headlines(
@@ -555,7 +576,7 @@ def enqueue_notice(
             "summary": (item.summary or "")[:1000],
         },
     }
-    title, body = render_text(data, config.general.language)
+    title, body = render_text(data, config.general.language, config=config)
     alert = {
         "dedupe_key": f"{substance}:notice:{item.key}",
         "substance": substance,
@@ -615,7 +636,7 @@ def check_source_health(
         "last_error_at": st.get("last_error_at") or "",
         "last_success_at": st.get("last_success_at") or "",
     }
-    title, body = render_text(data, config.general.language)
+    title, body = render_text(data, config.general.language, config=config)
     alert = {
         "dedupe_key": f"source_health:{source}:{new['n']}:{decision}",
         "substance": "",

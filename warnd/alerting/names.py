@@ -28,7 +28,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "quantity": ("beslaglagt mengde (kg)", "quantity seized (kg)"),
     "notices": ("varsler per uke", "warnings per week"),
     "score": ("trendpanel, sum av svar", "trend panel, sum of answers"),
-    "share": ("andel av prøvene positive (%)", "share of tests positive (%)"),
+    "share": ("andel positive prøver", "share of tests positive"),
 }
 
 
@@ -48,6 +48,12 @@ def metric_words(metric: str | None, lang: str = "no", *, share: bool = False) -
     if pair is None:
         return base
     return pair[0] if lang == "no" else pair[1]
+
+
+def axis_unit(metric: str | None, lang: str = "no", *, share: bool = False) -> str:
+    """What a chart's axis shows: the metric in words, ``(%)`` for a share."""
+    words = metric_words(metric, lang, share=share)
+    return f"{words} (%)" if share else words
 
 
 def series_name(config: Any, source: str, region: str | None, metric: str | None,
@@ -74,6 +80,18 @@ def num(x: float | int | None, lang: str = "no", digits: int = 1) -> str:
     if lang == "no":
         text = text.replace(",", " ").replace(".", ",").replace("-", "−")
     return text
+
+
+def level(x: float | int | None, lang: str = "no", *, share: bool = False) -> str:
+    """A level as people read it: a share of tests as per cent ("5,3 %", "5.3%"),
+    anything else as a number in the series' own unit."""
+    if not share or x is None:
+        return num(x, lang)
+    x = float(x)
+    if not math.isfinite(x):
+        return "–"
+    text = num(x * 100, lang, 1)
+    return f"{text} %" if lang == "no" else f"{text}%"
 
 
 def percent(x: float | None, lang: str = "no", digits: int = 0) -> str:

@@ -159,7 +159,8 @@ def _work(job: _Job, config: Config, store_path: Any, send_fn: Callable[..., Any
     try:
         try:
             data = json.loads(d["data"])
-            title, body, fmt, attachments = for_target(job.url, d, data, config, store)
+            msg = for_target(job.url, d, data, config, store)
+            title, body, fmt, attachments = msg.title, msg.body, msg.body_format, msg.attachments
         except Exception as e:
             return RenderFailed(f"message not built: {type(e).__name__}: {e}")
         mid = message_id(d["alert_id"], d["target"], d.get("dedupe_key") or "",
@@ -171,8 +172,9 @@ def _work(job: _Job, config: Config, store_path: Any, send_fn: Callable[..., Any
         job.phase = "send"
         job.deadline = time.monotonic() + timeout + 5
         try:
+            extra = {"text_part": msg.text} if msg.text is not None else {}
             return send_fn(job.url, title=title, body=body, body_format=fmt,
-                           attachments=attachments, timeout=timeout, message_id=mid)
+                           attachments=attachments, timeout=timeout, message_id=mid, **extra)
         except Exception as e:  # a send function must not take the round down
             return SendResult(False, "ERROR", f"{type(e).__name__}: {e}", kind="error")
     finally:

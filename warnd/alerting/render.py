@@ -18,19 +18,22 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
 import jinja2
 
-from warnd.alerting.names import agreement, certainty, num, percent
+from warnd.alerting.names import agreement, certainty, level, num, percent
 from warnd.alerting.wording import (
     T,
     _fmt,
+    disagree_labels,
     n_all_sources,
+    next_step,
     render_text,
     scale_words,
     series_label,
+    source_name,
     target_kind,
 )
 
@@ -42,8 +45,22 @@ MAX_CARD_BYTES = 28_000
 MAX_TITLE_BYTES = 280
 
 
+class Rendered(NamedTuple):
+    """What one target receives."""
+
+    title: str
+    body: str
+    #: text | html | card
+    body_format: str
+    attachments: list[str] | None = None
+    #: an email's plain-text part, written beside its HTML (``email.txt.j2``)
+    text: str | None = None
+
+
 @cache
-def _env(templates_dir: str | None, autoescape: bool) -> jinja2.Environment:
+def _env(templates_dir: str | None, autoescape: bool, lines: bool = False) -> jinja2.Environment:
+    """Templates from ``templates_dir`` first, then the built-in ones. ``lines``: a
+    block tag on its own line leaves no line behind (the plain-text template)."""
     dirs = [str(BUILTIN)]
     if templates_dir:
         dirs.insert(0, templates_dir)
@@ -52,6 +69,8 @@ def _env(templates_dir: str | None, autoescape: bool) -> jinja2.Environment:
         autoescape=autoescape,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
+        trim_blocks=lines,
+        lstrip_blocks=lines,
     )
     env.filters["safe_url"] = safe_url
     return env
@@ -96,8 +115,8 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
                 "dimension": t["dimensions"].get(
                     a.get("dimension") or "", a.get("dimension") or ""
                 ),
-                "before": num(a.get("level_before"), lang),
-                "after": num(a.get("level_after"), lang),
+                "before": level(a.get("level_before"), lang, share=bool(a.get("share"))),
+                "after": level(a.get("level_after"), lang, share=bool(a.get("share"))),
                 "change": percent(a.get("relative_change"), lang),
                 "words": scale_words(int(a.get("category") or 0), lang),
                 "certainty": certainty(a.get("p_value"), lang),
@@ -111,8 +130,8 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
         {
             "series": series_label(sp, config, lang),
             "detected_at": sp.get("detected_at", ""),
-            "before": num(sp.get("level_before"), lang),
-            "after": num(sp.get("level_after"), lang),
+            "before": level(sp.get("level_before"), lang, share=bool(sp.get("share"))),
+            "after": level(sp.get("level_after"), lang, share=bool(sp.get("share"))),
         }
         for sp in data.get("spikes") or []
     ]
@@ -152,9 +171,17 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
     if notice:
         notice = {**notice, "href": safe_url(notice.get("link"))}
     headlines = [{**h, "href": safe_url(h.get("link"))} for h in (data.get("headlines") or [])[:5]]
-    next_steps = [t["next"].format(id=alert_id, sub=data.get("substance") or "...")]
-    if kind == "source_health":
-        next_steps = [t["health_next"].format(src=data.get("source", ""))]
+    next_steps = [next_step(data, lang, alert_id, links)]
+    resolved_what = (
+        t["spike"] if kind == "spike"
+        else t["decrease"] if data.get("direction") == "decrease"
+        else scale_words(int(data.get("category") or 0), lang)
+    ).lower()
+    corrected = (t["corrected_body"].format(
+        what=resolved_what, series=", ".join(a["series"] for a in agree))
+        if data.get("decision") == "correct" else "")
+    stale = [t["stale"].format(src=source_name(st["source"], config), period=st["period"],
+                               days=st["days"]) for st in data.get("stale") or []]
     return {
         "lang": lang,
         "t": t,
@@ -168,7 +195,7 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
         "detected_at": data.get("detected_at"),
         "facts": facts,
         "agree": agree,
-        "disagree": [series_label(k, config, lang) for k in data.get("disagree") or []],
+        "disagree": disagree_labels(data, config, lang),
         "links": links or {},
         "chart_cid": chart_cid,
         "why_lower": (kind == "trend" and bool(agree) and max(
@@ -182,9 +209,9 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
         "digest": data if kind == "digest" else None,
         "next_steps": next_steps,
         "resolved": data.get("decision") == "resolve",
-        "resolved_what": (
-            t["spike"] if kind == "spike" else scale_words(int(data.get("category") or 0), lang)
-        ).lower(),
+        "resolved_what": resolved_what,
+        "corrected": corrected,
+        "stale": stale,
     }
 
 
@@ -193,6 +220,20 @@ def email_html(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
     tpl = _env(_templates_dir(config), True).get_template("email.html.j2")
     return tpl.render(**view(data, config, alert_id=alert_id, title=title, links=links,
                              chart_cid=chart_cid))
+
+
+def email_text(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
+               links: dict[str, str] | None = None) -> str:
+    """The email's plain-text part: the HTML's content as lines, links as bare URLs."""
+    tpl = _env(_templates_dir(config), False, True).get_template("email.txt.j2")
+    text = tpl.render(**view(data, config, alert_id=alert_id, title=title, links=links))
+    # no run of blank lines, whatever a template override leaves behind
+    out: list[str] = []
+    for line in text.splitlines():
+        line = line.rstrip() if line != "-- " else line
+        if line or (out and out[-1]):
+            out.append(line)
+    return "\n".join(out).strip("\n") + "\n"
 
 
 def teams_card(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
@@ -265,10 +306,12 @@ def _shorten_card_view(v: dict[str, Any]) -> bool:
 
 def for_target(
     url: str, delivery: dict[str, Any], data: dict[str, Any], config: Any, store: Any
-) -> tuple[str, str, str, list[str] | None]:
-    """What one target receives: (title, body, body format, attachments).
+) -> Rendered:
+    """What one target receives: title, body, body format, attachments, text part.
 
-    * email: an HTML body (apprise adds the plain-text part) and a PNG chart;
+    * email: an HTML body, its plain-text part (``email.txt.j2``: sent as the
+      text/plain alternative, :func:`warnd.alerting.send.send`) and a PNG chart
+      shown inline;
     * Teams (workflows): body format ``card``: the body is the Adaptive Card JSON
       (:func:`warnd.alerting.send.send` hands it to apprise's workflows plugin as its
       template); no chart (the plugin drops attachments);
@@ -289,7 +332,7 @@ def for_target(
 
         logging.getLogger("warnd.messages").error(
             "alert=%s: rich message failed, sending plain text: %s", alert_id, e)
-        return title, text, "text", None
+        return Rendered(title, text, "text")
 
 
 def _links(config: Any, store: Any, alert_id: Any) -> dict[str, str]:
@@ -312,7 +355,7 @@ def _links(config: Any, store: Any, alert_id: Any) -> dict[str, str]:
 def _rich(
     url: str, alert_id: Any, title: str, data: dict[str, Any], config: Any, store: Any,
     links: dict[str, str] | None = None,
-) -> tuple[str, str, str, list[str] | None]:
+) -> Rendered:
     lang = config.general.language
     text = render_text(data, lang, alert_id, config=config, links=links)[1]
     kind = target_kind(url)
@@ -333,8 +376,9 @@ def _rich(
                     "alert=%s chart not rendered: %s", alert_id, e)
         html = email_html(data, config, alert_id=alert_id, title=title, links=links,
                           chart_cid=Path(path).name if path else None)
-        return title, html, "html", attachments
+        plain = email_text(data, config, alert_id=alert_id, title=title, links=links)
+        return Rendered(title, html, "html", attachments, plain)
     if kind == "teams":
-        return title, teams_card(data, config, alert_id=alert_id, title=title,
-                                 links=links), "card", None
-    return title, text, "text", None
+        return Rendered(title, teams_card(data, config, alert_id=alert_id, title=title,
+                                          links=links), "card")
+    return Rendered(title, text, "text")

@@ -12,6 +12,11 @@ that apprise copies into its worker threads):
 * the **Message-ID** of an email: apprise's email plugin always writes its own random
   one (``make_msgid``) after the caller's extra headers, so a header of ours would be
   a second Message-ID; the plugin's ``make_msgid`` returns ours during a send instead;
+* the **plain-text part** of an HTML email: the plugin makes it from the HTML
+  (``convert_between``: one table cell per line, links dropped); during a send with
+  a ``text_part`` it is ours instead (``email.txt.j2``). Were the hook ever gone (a
+  different apprise), the email still goes, with apprise's own text part, and a
+  warning is logged;
 * the **HTTP answer** of a webhook target (status and ``Retry-After``) and the
   transport error of a failed request (timeout, TLS, refused), which the workflows
   plugin only logs as text: ``requests``' ``Session.send`` records them.
@@ -94,6 +99,20 @@ def _install_hooks() -> None:
                 return str(original_msgid(*a, **kw))
 
             email_base.make_msgid = make_msgid
+        if email_base is not None and hasattr(email_base, "convert_between"):
+            original_convert = email_base.convert_between
+
+            def convert_between(from_format: Any, to_format: Any, content: Any,
+                                *a: Any, **kw: Any) -> Any:
+                call = _CALL.get()
+                if (call and call.get("text_part") is not None
+                        and from_format == apprise.NotifyFormat.HTML
+                        and to_format == apprise.NotifyFormat.TEXT):
+                    call["text_part_used"] = True
+                    return call["text_part"]
+                return original_convert(from_format, to_format, content, *a, **kw)
+
+            email_base.convert_between = convert_between
         original_send = requests.sessions.Session.send
 
         def session_send(self: Any, request: Any, **kw: Any) -> Any:
@@ -241,10 +260,12 @@ def send(
     attachments: list[str] | None = None,
     timeout: float = 30.0,
     message_id: str | None = None,
+    text_part: str | None = None,
 ) -> SendResult:
     """Send to one apprise URL and say whether the service accepted it.
 
-    ``message_id`` becomes the email's Message-ID (other targets ignore it).
+    ``message_id`` becomes the email's Message-ID and ``text_part`` the plain-text
+    alternative of an HTML email (other targets ignore both).
     """
     _install_hooks()
     _capture_apprise_debug()
@@ -274,7 +295,8 @@ def send(
         attach = apprise.AppriseAttachment()
         for a in attachments:
             attach.add(a)
-    call: dict[str, Any] = {"message_id": message_id, "responses": [], "errors": []}
+    call: dict[str, Any] = {"message_id": message_id, "responses": [], "errors": [],
+                            "text_part": text_part if body_format == "html" else None}
     token = _CALL.set(call)
     try:
         r = ap.notify(title=title, body=body, body_format=fmt, attach=attach, timeout=timeout,
@@ -286,6 +308,9 @@ def send(
         if card_file is not None:
             Path(card_file).unlink(missing_ok=True)
     status = getattr(getattr(r, "status", None), "name", "SUCCESS" if r else "FAILURE")
+    if call["text_part"] is not None and not call.get("text_part_used") and r:
+        logging.getLogger("warnd.messages").warning(
+            "this apprise made the email's plain-text part from its HTML, not warnd's")
     if r:
         return SendResult(True, "SUCCESS")
     return _failure(r, status, call, timeout)

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from detectors.base import SCALE
-from warnd.alerting.names import agreement, certainty, num, percent, series_name
+from warnd.alerting.names import agreement, certainty, level, percent, series_name
 
 T = {
     "no": {
@@ -25,6 +25,8 @@ T = {
         "sure": "{c} (styrke {s}, p = {p})",
         "next": "Neste steg: kvitter med `warnd alerts ack {id}` eller demp med "
         "`warnd silence add --substance {sub} --for 14d --reason ...`.",
+        "next_links": "Neste steg: åpne varselet i konsollen, kvitter for at det er sett, "
+        "eller demp stoffet i 14 dager (lenkene over).",
         "escalate": "Forverring",
         "repeat": "Påminnelse",
         "detected": "oppdaget {d}",
@@ -78,6 +80,8 @@ T = {
         "sure": "{c} (strength {s}, p = {p})",
         "next": "Next: acknowledge with `warnd alerts ack {id}` or silence with "
         "`warnd silence add --substance {sub} --for 14d --reason ...`.",
+        "next_links": "Next: open the alert in the console, acknowledge that it was seen, "
+        "or silence the substance for 14 days (the links above).",
         "escalate": "Escalation",
         "repeat": "Reminder",
         "detected": "detected {d}",
@@ -159,13 +163,19 @@ def split_key(key: str) -> tuple[str, str, str]:
     return parts[0], parts[2] if len(parts) > 2 else "", parts[3] if len(parts) > 3 else "count"
 
 
-def series_label(a: dict[str, Any] | str, config: Any, lang: str) -> str:
-    """A series as people say it: source label, region name, what is measured."""
+def series_label(a: dict[str, Any] | str, config: Any, lang: str, *,
+                 share: bool = False) -> str:
+    """A series as people say it: source label, region name, what is measured.
+
+    A finding's dict says itself whether the series is a share of tests (``share``);
+    for a bare series key the caller says it.
+    """
     if isinstance(a, str):
         src, region, metric = split_key(a)
+        return series_name(config, src, region, metric, lang, share=share)
     else:
         src, region, metric = a["source"], a.get("region") or "", a.get("metric") or "count"
-    return series_name(config, src, region, metric, lang)
+    return series_name(config, src, region, metric, lang, share=bool(a.get("share")))
 
 
 def n_all_sources(data: dict[str, Any]) -> int:
@@ -176,12 +186,35 @@ def n_all_sources(data: dict[str, Any]) -> int:
 def source_line(a: dict[str, Any], config: Any, lang: str) -> str:
     """One agreeing source in words: level before → after, change, certainty."""
     t = T.get(lang, T["no"])
+    share = bool(a.get("share"))
     return (f"{series_label(a, config, lang)}: "
-            + t["before_after"].format(b=num(a.get("level_before"), lang, 1),
-                                       a=num(a.get("level_after"), lang, 1),
+            + t["before_after"].format(b=level(a.get("level_before"), lang, share=share),
+                                       a=level(a.get("level_after"), lang, share=share),
                                        rel=percent(a.get("relative_change"), lang))
             + f"; {scale_words(int(a.get('category') or 0), lang)} {t['this_source']}"
             + f"; {certainty(a.get('p_value'), lang)}")
+
+
+def disagree_labels(data: dict[str, Any], config: Any, lang: str) -> list[str]:
+    """The sources without an increase, as people say them."""
+    shares = set(data.get("disagree_shares") or ())
+    return [series_label(k, config, lang, share=k in shares) for k in data.get("disagree") or []]
+
+
+def source_name(source: str, config: Any) -> str:
+    """A source's label (its name without a configuration)."""
+    return config.source_label(source) if config is not None else source
+
+
+def next_step(data: dict[str, Any], lang: str, alert_id: Any,
+              links: dict[str, str] | None) -> str:
+    """What the reader can do now: the links when the message has them, else commands."""
+    t = T.get(lang, T["no"])
+    if data.get("kind") == "source_health":
+        return str(t["health_next"].format(src=data.get("source", "")))
+    if links:
+        return str(t["next_links"])
+    return str(t["next"].format(id=alert_id, sub=data.get("substance") or "..."))
 
 
 def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "ID", *,
@@ -215,7 +248,7 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
                  n.get("summary", ""), ""]
         if links:
             parts += [t["links"].format(**links), ""]
-        body = "\n".join([*parts, t["next"].format(id=alert_id, sub=data["substance"])])
+        body = "\n".join([*parts, next_step(data, lang, alert_id, links)])
         return title[:200], body
     agree = data.get("agree", [])
     n_src = len({a["source"] for a in agree})
@@ -243,9 +276,11 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
         lines += [t["resolved_body"].format(what=head.lower()), ""]
     if data.get("decision") == "correct":
         lines += [t["corrected_body"].format(
-            what=head.lower(), series=", ".join(a["series"] for a in agree)), ""]
+            what=head.lower(), series=", ".join(series_label(a, config, lang) for a in agree)),
+            ""]
     for st in data.get("stale", []):
-        lines += [t["stale"].format(src=st["source"], period=st["period"], days=st["days"])]
+        lines += [t["stale"].format(src=source_name(st["source"], config), period=st["period"],
+                                    days=st["days"])]
     if data.get("stale"):
         lines.append("")
     lines.append(f"{t['agree']}:")
@@ -254,7 +289,7 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
                      f"[{t['dimensions'].get(a.get('dimension') or '', '-')}]")
     if data.get("disagree"):
         lines += ["", f"{t['disagree']}: "
-                  + ", ".join(series_label(k, config, lang) for k in data["disagree"])]
+                  + "; ".join(disagree_labels(data, config, lang))]
     if data.get("panel"):
         lines += ["", f"{t['panel']}:"]
         for pn in data["panel"]:
@@ -266,14 +301,15 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
         lines += ["", f"{t['spikes']}:"]
         for sp in data["spikes"]:
             lines.append(f"  - {series_label(sp, config, lang)} {sp['detected_at']}: "
-                         f"{num(sp['level_before'], lang)} → {num(sp['level_after'], lang)}")
+                         f"{level(sp['level_before'], lang, share=bool(sp.get('share')))} → "
+                         f"{level(sp['level_after'], lang, share=bool(sp.get('share')))}")
     if data.get("headlines"):
         lines += ["", f"{t['headlines']}:"]
         for h in data["headlines"]:
             lines.append(f"  - {h['published_at']} {h['title']} {h.get('link') or ''}".rstrip())
     if links:
         lines += ["", t["links"].format(**links)]
-    lines += ["", t["next"].format(id=alert_id, sub=data["substance"])]
+    lines += ["", next_step(data, lang, alert_id, links)]
     return title[:200], "\n".join(lines)
 
 
