@@ -205,3 +205,42 @@ def test_plain_text_template_can_be_overridden(tmp_path, smtp_server):
              if not p.is_multipart()}
     assert parts["text/plain"].get_content().strip() == f"Eget oppsett: {created[0]['title']} (1)"
     assert "Laboratoriet" in parts["text/html"].get_content()
+
+
+def test_share_of_tests_in_per_cent_through_the_pipeline(tmp_path, smtp_server, teams_server,
+                                                          monkeypatch):
+    """The demo's lab source counts positives of so many tests: a run of the real
+    pipeline tells its levels as a share in per cent, in the stored body, the email's
+    two parts and the Teams card, never as a raw fraction or "antall per periode"."""
+    import re
+
+    from tests.webkit import demo_config
+    from warnd.config import load_config
+    from warnd.pipeline import Pipeline
+
+    path = demo_config(tmp_path, base_url="https://warnd.example.org")
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(target("mail", smtp_server.url()) + target("teams", teams_server.url()))
+    monkeypatch.setenv("WARND_STATE_DIR", str(tmp_path / "state"))
+    cfg = load_config(path)
+    res = Pipeline(cfg).run_once()
+    ketamin = next(a for a in res["alerts"] if a["substance"] == "ketamin"
+                   and a["kind"] == "trend")
+    lab = next(a for a in ketamin["data"]["agree"] if a["source"] == "lab-mbf")
+    assert lab["share"] is True and 0 < lab["level_before"] < lab["level_after"] < 1
+    before = f"{lab['level_before'] * 100:.1f}".replace(".", ",") + " %"
+    after = f"{lab['level_after'] * 100:.1f}".replace(".", ",") + " %"
+    said = f"{before} → {after}"
+    name = "Laboratoriet, Vestland: andel positive prøver"
+    assert f"{name}: nivå før {before} → etter {after}" in ketamin["body"]
+    wait_for(lambda: len(smtp_server.messages) >= 2 and len(teams_server.payloads()) >= 2,
+             what="the demo's alerts sent")
+    mail = next(m for m in smtp_server.messages if "Ketamin" in str(m["Subject"]))
+    parts = {p.get_content_type(): p for p in mail.walk() if not p.is_multipart()}
+    for kind in ("text/plain", "text/html"):
+        body = parts[kind].get_content()
+        assert name in body and said in body, kind
+        assert not re.search(r"0,0\d{2,}", body), kind  # no raw fraction
+    card = next(json.dumps(p, ensure_ascii=False) for p in teams_server.payloads()
+                if "Ketamin" in json.dumps(p, ensure_ascii=False))
+    assert name in card and said in card

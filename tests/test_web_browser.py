@@ -235,3 +235,45 @@ def test_login_is_rate_limited(demo_console):
         # now even the right password is refused for a while
         r = c.post("/login", data={"user": "kari", "password": VIEWER[1], "csrf": token})
         assert r.status_code == 429
+
+
+def _http_login(console, user):
+    c = httpx.Client(base_url=console.url)
+    token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text).group(1)
+    r = c.post("/login", data={"user": user[0], "password": user[1], "csrf": token})
+    assert r.status_code == 303, r.text
+    return c
+
+
+def test_console_tells_a_share_of_tests_in_per_cent(demo_console):
+    """The lab's positives of so many tests: the substance page's caption, its findings
+    and the alert page speak of the share in per cent, as the messages do."""
+    import html as html_lib
+
+    console, _, state, _ = demo_console
+    store = _store(state)
+    try:
+        alert = next(a for a in store.alerts(limit=50) if a["substance"] == "ketamin"
+                     and a["kind"] == "trend")
+        aid = alert["id"]
+    finally:
+        store.close()
+    c = _http_login(console, VIEWER)
+    try:
+        page = html_lib.unescape(c.get("/substances/ketamin").text)
+        assert "Laboratoriet</strong>, Vestland\n      — <span class=\"unit\">andel positive " \
+               "prøver (%)</span>" in page
+        row = next(r for r in page.split("<tr>") if "Laboratoriet, Vestland: andel positive "
+                   "prøver" in r)
+        assert re.search(r"\d+,\d % → \d+,\d %", row), row
+        n = next(i for i, part in enumerate(page.split('<figure class="chart"')[1:])
+                 if "Laboratoriet" in part)
+        chart = c.get(f"/substances/ketamin/charts/{n}.json").json()
+        assert chart["unit"] == "andel positive prøver (%)"
+        assert max(v for v in chart["y"] if v is not None) > 1  # per cent, not a fraction
+        body = html_lib.unescape(c.get(f"/alerts/{aid}").text)
+        assert re.search(r"Laboratoriet, Vestland: andel positive prøver: nivå før \d+,\d % → "
+                         r"etter \d+,\d %", body)
+        assert "warnd alerts ack" not in body  # the page has buttons, not commands
+    finally:
+        c.close()

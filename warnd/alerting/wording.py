@@ -218,8 +218,11 @@ def next_step(data: dict[str, Any], lang: str, alert_id: Any,
 
 
 def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "ID", *,
-                config: Any = None, links: dict[str, str] | None = None) -> tuple[str, str]:
+                config: Any = None, links: dict[str, str] | None = None,
+                next_steps: bool = True) -> tuple[str, str]:
     """Plain-text subject and body for an alert's data.
+
+    ``next_steps=False`` leaves out what to do next (the console has buttons for it).
 
     ``config`` gives source labels (else source names); ``links`` (open, ack,
     silence: :func:`warnd.alerting.links.action_links`) adds the console's links.
@@ -248,7 +251,8 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
                  n.get("summary", ""), ""]
         if links:
             parts += [t["links"].format(**links), ""]
-        body = "\n".join([*parts, next_step(data, lang, alert_id, links)])
+        body = "\n".join([*parts, next_step(data, lang, alert_id, links) if next_steps
+                          else ""]).rstrip("\n")
         return title[:200], body
     agree = data.get("agree", [])
     n_src = len({a["source"] for a in agree})
@@ -309,7 +313,8 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
             lines.append(f"  - {h['published_at']} {h['title']} {h.get('link') or ''}".rstrip())
     if links:
         lines += ["", t["links"].format(**links)]
-    lines += ["", next_step(data, lang, alert_id, links)]
+    if next_steps:
+        lines += ["", next_step(data, lang, alert_id, links)]
     return title[:200], "\n".join(lines)
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from detectors.base import SCALE
 from warnd.alerting import digest
 from warnd.alerting.charts import expected_band
-from warnd.alerting.names import metric_words, region_name
+from warnd.alerting.names import axis_unit, metric_words, region_name
 from warnd.config import Config
 from warnd.store import Store
 
@@ -63,6 +63,16 @@ def source_series(store: Store, source: str, substance: str) -> list[tuple[str, 
     return [(r["region"], r["metric"]) for r in store.q(
         "SELECT region, metric FROM series WHERE source=? AND substance=? "
         "ORDER BY region, metric", [source, substance])]
+
+
+def has_denominator(store: Store, source: str, substance: str, region: str,
+                    metric: str) -> bool:
+    """True for a series of positives with the number of tests: its level is a share."""
+    from detectors.base import is_score
+
+    return not is_score(metric) and bool(store.q(
+        "SELECT 1 FROM observations WHERE source=? AND substance=? AND region=? AND metric=? "
+        "AND denominator IS NOT NULL LIMIT 1", [source, substance, region, metric]))
 
 
 def _recent(store: Store, source: str, substance: str, region: str, metric: str,
@@ -194,7 +204,7 @@ def _chart_data(cfg: Config, store: Store, source: str, substance: str, region: 
         "source": source,
         "source_label": cfg.source_label(source),
         "region": region_name(region, lang),
-        "unit": metric_words(metric, lang, share=share),
+        "unit": axis_unit(metric, lang, share=share),
         "x": [_epoch(p) for p in periods],
         "y": _clean(level[-n:], scale),
         "expected": _clean(band["expected"][-n:], scale) if band else [],
@@ -232,14 +242,19 @@ def substance_page(cfg: Config, store: Store, substance: str, *, light: bool = F
         return (0 if fs and last >= newest[:7] else 1 if fs else 2, "")
 
     ordered = sorted(keys, key=rank)
+    if light:
+        return {"keys": ordered[:MAX_CHARTS]}
+    shares = {k for k in ordered[:MAX_CHARTS] if has_denominator(store, k[0], substance, *k[1:])}
     # the chart data itself is fetched by the page, one request per chart (chart_data)
     charts = [{"n": i, "source": k[0], "source_label": cfg.source_label(k[0]),
                "region": region_name(k[1], lang),
-               "unit": metric_words(k[2], lang),
+               "unit": axis_unit(k[2], lang, share=k in shares),
                "n_findings": len(by_series.get(k, []))}
               for i, k in enumerate(ordered[:MAX_CHARTS])]
-    if light:
-        return {"keys": ordered[:MAX_CHARTS]}
+    for f in findings[:40]:
+        k = (f["source"], f["region"], f["metric"])
+        f["share"] = k in shares if k in ordered[:MAX_CHARTS] else has_denominator(
+            store, f["source"], substance, f["region"], f["metric"])
     rest = [{"source_label": cfg.source_label(k[0]), "region": region_name(k[1], lang),
              "unit": metric_words(k[2], lang)} for k in ordered[MAX_CHARTS:]]
     headlines = store.q(

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from warnd.alerting import actions, links
+from warnd.alerting.wording import render_text
 from warnd.config import parse_duration
 from warnd.web.auth import allowed, guard
 
@@ -56,6 +57,14 @@ def show_alert(request: Request, who: dict[str, Any], store: Any) -> Response:
         a["data"] = json.loads(a["data"])
     except (TypeError, ValueError):
         a["data"] = {}
+    if isinstance(a["data"], dict) and a["data"].get("kind"):
+        # the body as the messages say it now (labels, units, shares in per cent), without
+        # the commands to run: the page has the buttons
+        try:
+            a["body"] = render_text(a["data"], web.lang, aid, config=web.cfg,
+                                    next_steps=False)[1]
+        except (KeyError, TypeError, ValueError):
+            pass  # an alert written by an older warnd: its stored body
     return web.page(request, who, "alert.html", title=f"#{aid}", a=a,
                     history=actions.history(store, alert_id=aid))
 

@@ -7,7 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from warnd.alerting.names import certainty, metric_words, region_name
+from warnd.alerting.names import certainty, level, metric_words, region_name
 from warnd.service.health import collect_status
 from warnd.web import data
 from warnd.web.auth import guard
@@ -33,12 +33,27 @@ def substance(request: Request, who: dict[str, Any], store: Any) -> Response:
     for f in page["findings"]:
         f["series_name"] = (f"{web.cfg.source_label(f['source'])}"
                             + (f", {region_name(f['region'], lang)}" if f["region"] else "")
-                            + f": {metric_words(f['metric'], lang)}")
+                            + f": {metric_words(f['metric'], lang, share=f['share'])}")
+        f["levels"] = (f"{level(f['level_before'], lang, share=f['share'])} → "
+                       f"{level(f['level_after'], lang, share=f['share'])}")
         f["certainty"] = certainty(f["p_value"], lang)
+        f["kind_words"] = _kind_words(f["kind"], f["direction"], lang)
         f["words"] = _cat_words(f["category"], lang)
     silences = [s for s in store.silences(active_only=True) if s["substance"] == sid]
     return web.page(request, who, "substance.html", title=web.cfg.substance_label(sid),
                     sid=sid, label=web.cfg.substance_label(sid), page=page, silences=silences)
+
+
+def _kind_words(kind: str, direction: str, lang: str) -> str:
+    """A finding's kind as people say it: increase, decrease, one-off spike."""
+    from warnd.alerting.wording import T
+
+    t = T.get(lang, T["no"])
+    if kind == "spike":
+        return str(t["spike"])
+    if direction == "decrease":
+        return str(t["decrease"])
+    return "Økning" if lang == "no" else "Increase"
 
 
 def _cat_words(cat: int | None, lang: str) -> str:
