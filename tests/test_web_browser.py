@@ -277,3 +277,48 @@ def test_console_tells_a_share_of_tests_in_per_cent(demo_console):
         assert "warnd alerts ack" not in body  # the page has buttons, not commands
     finally:
         c.close()
+
+
+def test_console_change_points_are_those_of_warnd_changepoints(demo_console, tmp_path):
+    """Every chart of a substance page marks the change points `warnd changepoints`
+    finds in the same series (with its dates: seasons handled the same way)."""
+    import csv
+    import json
+    from datetime import UTC, datetime
+
+    from tests.webkit import warnd
+
+    console, cfg, state, _ = demo_console
+    store = _store(state)
+    try:
+        rows = store.q("SELECT source, substance, region, metric, period, value, denominator "
+                       "FROM observations WHERE substance='kokain' ORDER BY period")
+    finally:
+        store.close()
+    obs = tmp_path / "kokain.csv"
+    with obs.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["date", "substance", "source", "region", "metric", "value", "denominator"])
+        for r in rows:
+            w.writerow([r["period"][:10], r["substance"], r["source"], r["region"], r["metric"],
+                        repr(r["value"]), "" if r["denominator"] is None else r["denominator"]])
+    out = warnd(cfg, state, "changepoints", "--observations", str(obs), "--json")
+    assert out.returncode == 0, out.stderr
+    cli = {(s["source"], s["region"], s["metric"]): s["change_points"]
+           for s in json.loads(out.stdout)}
+    assert sum(len(v) for v in cli.values()) >= 3  # the comparison has something to compare
+    c = _http_login(console, VIEWER)
+    try:
+        compared = 0
+        page = c.get("/substances/kokain").text
+        for n in range(page.count('<figure class="chart"')):
+            chart = c.get(f"/substances/kokain/charts/{n}.json").json()
+            key = (chart["source"], chart["region_code"], chart["metric"])
+            first = datetime.fromtimestamp(chart["x"][0], UTC).date().isoformat()
+            shown = [datetime.fromtimestamp(x, UTC).date().isoformat()
+                     for x in chart["changepoints"]]
+            assert shown == [d for d in cli[key] if d >= first], (key, shown, cli[key])
+            compared += len(shown)
+        assert compared >= 3
+    finally:
+        c.close()

@@ -15,7 +15,8 @@ expected count ± 1.96 predictive standard deviations, for continuous values the
 same on the log scale transformed back. The threshold line is the upper
 ``1 − spike_alpha`` predictive quantile (normal approximation): a value above it
 is unusual enough for a spike when the engine's other spike rules also hold.
-Change points are :func:`detectors.changepoints.segment`'s.
+Change points are :func:`detectors.changepoints.segment`'s on the whole series with its
+dates (so a season is handled), exactly as ``warnd changepoints`` finds them.
 """
 
 from __future__ import annotations
@@ -195,7 +196,10 @@ def _chart_data(cfg: Config, store: Store, source: str, substance: str, region: 
         level = (np.where(s.denominators > 0, s.values / s.denominators, np.nan)
                  if share else np.asarray(s.values, float))
     band = expected_band(s, cfg.detection_params(substance, source))
-    seg = segment(level[-n:])
+    # the whole series with its dates, as `warnd changepoints` segments it (a season
+    # removed where there is one); the chart shows those in its window
+    seg = segment(level, s.periods)
+    first = len(s.periods) - n
     periods = list(s.periods)[-n:]
     onsets = sorted({f["onset"] for f in findings if f["kind"] == "trend"})
     spikes = sorted({f["onset"] for f in findings if f["kind"] == "spike"})
@@ -204,6 +208,8 @@ def _chart_data(cfg: Config, store: Store, source: str, substance: str, region: 
         "source": source,
         "source_label": cfg.source_label(source),
         "region": region_name(region, lang),
+        "region_code": region,
+        "metric": metric,
         "unit": axis_unit(metric, lang, share=share),
         "x": [_epoch(p) for p in periods],
         "y": _clean(level[-n:], scale),
@@ -211,7 +217,7 @@ def _chart_data(cfg: Config, store: Store, source: str, substance: str, region: 
         "lo": _clean(band["lo"][-n:], scale) if band else [],
         "hi": _clean(band["hi"][-n:], scale) if band else [],
         "thr": _clean(band["thr"][-n:], scale) if band else [],
-        "changepoints": [_epoch(periods[i]) for i in seg.change_points if 0 < i < n],
+        "changepoints": [_epoch(s.periods[i]) for i in seg.change_points if i >= first],
         "onsets": [_epoch(date.fromisoformat(o)) for o in onsets
                    if date.fromisoformat(o) >= periods[0]],
         "spikes": [_epoch(date.fromisoformat(o)) for o in spikes
