@@ -85,12 +85,22 @@ def test_action_links_expire_and_resist_tampering():
     assert links.read(secret, old, 7 * 86400) == (None, "expired")
 
 
-def test_login_rate_limit_window():
+def test_login_rate_limit_window(tmp_path):
     now = [1000.0]
-    rl = auth.RateLimit(3, window_s=60, clock=lambda: now[0])
-    for _ in range(3):
+    store = Store.in_dir(tmp_path)
+    try:
+        rl = auth.RateLimit(3, lambda: store, window_s=60, clock=lambda: now[0])
+        for _ in range(3):
+            assert not rl.blocked("a")
+            rl.fail("a")
+        assert rl.blocked("a") and not rl.blocked("b")
+        # another console process on the same store sees the same count
+        assert auth.RateLimit(3, lambda: store, window_s=60, clock=lambda: now[0]).blocked("a")
+        now[0] += 61
         assert not rl.blocked("a")
-        rl.fail("a")
-    assert rl.blocked("a") and not rl.blocked("b")
-    now[0] += 61
-    assert not rl.blocked("a")
+        rl.fail("b")  # a new failure clears those older than the window: the table stays small
+        assert store.q("SELECT key FROM login_failures") == [{"key": "b"}]
+        rl.reset("b")
+        assert not store.q("SELECT 1 FROM login_failures")
+    finally:
+        store.close()

@@ -258,7 +258,7 @@ def test_console_tells_a_share_of_tests_in_per_cent(demo_console):
         aid = alert["id"]
     finally:
         store.close()
-    c = _http_login(console, VIEWER)
+    c = _http_login(console, OPERATOR)
     try:
         page = html_lib.unescape(c.get("/substances/ketamin").text)
         assert "Laboratoriet</strong>, Vestland\n      — <span class=\"unit\">andel positive " \
@@ -307,7 +307,7 @@ def test_console_change_points_are_those_of_warnd_changepoints(demo_console, tmp
     cli = {(s["source"], s["region"], s["metric"]): s["change_points"]
            for s in json.loads(out.stdout)}
     assert sum(len(v) for v in cli.values()) >= 3  # the comparison has something to compare
-    c = _http_login(console, VIEWER)
+    c = _http_login(console, OPERATOR)
     try:
         compared = 0
         page = c.get("/substances/kokain").text

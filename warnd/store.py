@@ -288,8 +288,26 @@ def _m5(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m6(db: sqlite_utils.Database) -> None:
+    """Console sessions kept in the store (listed, ended one by one) and failed logins
+    (the rate limit, shared by every console process and kept over a restart)."""
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS web_sessions (
+            id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, user TEXT NOT NULL,
+            fingerprint TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
+            last_seen_at TEXT NOT NULL, address TEXT, agent TEXT, ended_at TEXT, ended_why TEXT
+        );
+        CREATE INDEX IF NOT EXISTS web_sessions_user ON web_sessions (user);
+        CREATE TABLE IF NOT EXISTS login_failures (key TEXT NOT NULL, at REAL NOT NULL);
+        CREATE INDEX IF NOT EXISTS login_failures_key ON login_failures (key, at);
+        CREATE INDEX IF NOT EXISTS login_failures_at ON login_failures (at);
+        """
+    )
+
+
 #: Forward migrations; index + 1 is the schema version they produce.
-MIGRATIONS = [_m1, _m2, _m3, _m4, _m5]
+MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6]
 
 SeriesKey = tuple[str, str, str, str]  # source, substance, region, metric
 

@@ -50,6 +50,23 @@ def cmd_user(args: argparse.Namespace, store: Store) -> int:
             return 0
         print(f"warnd: no active user {args.name!r}", file=sys.stderr)
         return 1
+    if sub == "remove":
+        if auth.remove_user(store, args.name):
+            print(f"user {args.name} removed (every session ends)")
+            return 0
+        print(f"warnd: no user {args.name!r}", file=sys.stderr)
+        return 1
+    if sub == "sessions":
+        return _sessions(args, store, auth)
+    if sub == "logout":
+        n = auth.end_sessions(store, args.name, session_id=args.session,
+                              why="warnd user logout")
+        if args.session and not n:
+            print(f"warnd: user {args.name!r} has no current session {args.session!r} "
+                  f"(warnd user sessions {args.name})", file=sys.stderr)
+            return 1
+        print(f"{n} session{'' if n == 1 else 's'} of {args.name} ended")
+        return 0
     rows = store.q("SELECT name, role, created_at, disabled_at FROM users ORDER BY name")
     if getattr(args, "json", False):
         print(json.dumps(rows, indent=2))
@@ -58,6 +75,22 @@ def cmd_user(args: argparse.Namespace, store: Store) -> int:
         print(f"{r['name']:20} {r['role']:9} {'disabled' if r['disabled_at'] else 'active'}")
     if not rows:
         print("no users (warnd user add NAME --role operator)")
+    return 0
+
+
+def _sessions(args: argparse.Namespace, store: Store, auth: Any) -> int:
+    rows = auth.list_sessions(store, args.name, all_=args.all)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"no current sessions of {args.name}")
+        return 0
+    print(f"{'id':12}  {'started':19}  {'last used':19}  {'state':7}  address / browser")
+    for r in rows:
+        print(f"{r['id']:12}  {r['created_at'][:19].replace('T', ' '):19}  "
+              f"{r['last_seen_at'][:19].replace('T', ' '):19}  {r['state']:7}  "
+              f"{r['address'] or '-'} {(r['agent'] or '')[:60]}".rstrip())
     return 0
 
 
@@ -96,7 +129,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, web_func: Any, user_f
     w.add_argument("--listen", metavar="HOST:PORT", help="default: [web] listen")
     w.set_defaults(func=web_func)
 
-    u = sub.add_parser("user", parents=[common], help="console accounts: user add|list|disable")
+    u = sub.add_parser("user", parents=[common],
+                       help="console accounts: user add|list|disable|remove|sessions|logout")
     us = u.add_subparsers(dest="user_cmd")
     a = us.add_parser("add", parents=[common], help="add a user (password from a prompt)")
     a.add_argument("name")
@@ -108,6 +142,16 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser, web_func: Any, user_f
     ls.add_argument("--json", action="store_true")
     d = us.add_parser("disable", parents=[common], help="disable a user; their sessions end")
     d.add_argument("name")
+    rm = us.add_parser("remove", parents=[common], help="remove a user; their sessions end")
+    rm.add_argument("name")
+    ss = us.add_parser("sessions", parents=[common], help="a user's console sessions")
+    ss.add_argument("name")
+    ss.add_argument("--all", action="store_true", help="ended and expired ones too")
+    ss.add_argument("--json", action="store_true")
+    lo = us.add_parser("logout", parents=[common],
+                       help="end a user's sessions (all, or one with --session)")
+    lo.add_argument("name")
+    lo.add_argument("--session", metavar="ID", help="the session's id (warnd user sessions)")
     u.set_defaults(func=user_func)
 
     t = sub.add_parser("token", parents=[common], help="API tokens: token create|list|revoke")

@@ -65,7 +65,7 @@ class Web:
             parse_duration(cfg.web.session_lifetime).total_seconds(), secure)
         self.links_secret = store.secret_key("action-links")
         self.link_max_age = parse_duration(cfg.web.link_lifetime).total_seconds()
-        self.logins = auth.RateLimit(cfg.web.login_attempts)
+        self.logins = auth.RateLimit(cfg.web.login_attempts, self.store)
 
     def store(self) -> Store:
         s = getattr(self._local, "store", None)
@@ -133,6 +133,9 @@ def build_app(cfg: Config, *, secure_cookies: bool | None = None) -> Any:
         Route("/outbox/{aid:int}/{target}/{what}", outbox.act, methods=["POST"]),
         Route("/login", session.login, methods=["GET", "POST"]),
         Route("/logout", session.logout, methods=["POST"]),
+        Route("/account", session.account),
+        Route("/account/sessions/{sid}/end", session.end_session, methods=["POST"]),
+        Route("/account/sessions/end-others", session.end_others, methods=["POST"]),
         Route("/api/v1/alerts", api.alerts),
         Route("/api/v1/alerts/{aid:int}/ack", api.ack, methods=["POST"]),
         Route("/api/v1/silences", api.silences, methods=["GET", "POST"]),

@@ -2,15 +2,20 @@
 
 * **Users** (``warnd user add NAME --role viewer|operator``) have an argon2id password
   hash (argon2-cffi's defaults, RFC 9106's second recommended profile).
-* **Sessions** are a signed, expiring cookie (itsdangerous, key kept in the store)
-  holding the user name, a CSRF token and a fingerprint of the password hash: a
-  changed password or a disabled user ends every session at the next request.
-  The cookie is ``HttpOnly``, ``SameSite=Lax`` and ``Secure`` unless
+* **Sessions** are kept in the store (table ``web_sessions``: user, begun, last seen,
+  expires, address, browser, ended): the cookie holds a random token (signed by
+  itsdangerous with a key kept in the store, and a CSRF token beside it); the store
+  only its SHA-256. A user lists and ends their sessions in the console (``/account``)
+  or with ``warnd user sessions NAME`` and ``warnd user logout NAME [--session ID]``;
+  logging out ends the session in the store (a copied cookie is worthless after),
+  and a changed password or a disabled user ends every session of the user. The
+  cookie is ``HttpOnly``, ``SameSite=Lax`` and ``Secure`` unless
   ``[web] secure_cookies = false``.
 * **CSRF**: every POST from a page carries the session's token in a hidden field and
   is refused (403) without it; the login form uses a double-submit cookie.
 * **Login rate limit**: ``[web] login_attempts`` failures per user name and address
-  in 15 minutes, then 429 until the window passes (kept in the process's memory).
+  in 15 minutes, then 429 until the window passes (kept in the store: shared by
+  every console process and kept over a restart).
 * **API tokens** (``warnd token create NAME --role ROLE``): 32 random bytes shown once,
   stored as their SHA-256 (a random token needs no slow hash), sent as
   ``Authorization: Bearer …``.
@@ -25,9 +30,7 @@ import functools
 import hashlib
 import hmac
 import secrets
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -73,6 +76,8 @@ def add_user(store: Store, name: str, role: str, password: str, *, update: bool 
         exists = db.execute("SELECT 1 FROM users WHERE name=?", (name,)).fetchone()
         if exists and not update:
             raise AuthError(f"user {name!r} exists (use --update to change role or password)")
+        if exists:  # a new password or role: whoever is logged in logs in again
+            end_sessions(store, name, why="changed", db=db)
         db.execute(
             "INSERT INTO users (name, role, password_hash, created_at) VALUES (?,?,?,?) "
             "ON CONFLICT(name) DO UPDATE SET role=excluded.role, "
@@ -85,6 +90,17 @@ def disable_user(store: Store, name: str) -> bool:
     with store.write() as db:
         cur = db.execute("UPDATE users SET disabled_at=? WHERE name=? AND disabled_at IS NULL",
                          (iso(datetime.now(UTC)), name))
+        if cur.rowcount:
+            end_sessions(store, name, why="disabled", db=db)
+        return bool(cur.rowcount)
+
+
+def remove_user(store: Store, name: str) -> bool:
+    """Remove a user (what they did stays in the action log, under their name)."""
+    with store.write() as db:
+        cur = db.execute("DELETE FROM users WHERE name=?", (name,))
+        if cur.rowcount:
+            end_sessions(store, name, why="removed", db=db)
         return bool(cur.rowcount)
 
 
@@ -146,24 +162,85 @@ def _fingerprint(password_hash: str) -> str:
     return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+#: A session's last-seen time is written at most this often (seconds).
+SEEN_EVERY_S = 60
+
+
+def end_sessions(store: Store, user: str, *, session_id: str | None = None,
+                 why: str = "logout", db: Any = None) -> int:
+    """End a user's sessions (one with ``session_id``); the number ended.
+
+    ``db``: an open write transaction to do it in (a password change ends them in
+    the same transaction that changes the hash).
+    """
+    sql = "UPDATE web_sessions SET ended_at=?, ended_why=? WHERE user=? AND ended_at IS NULL"
+    args: list[Any] = [iso(_now()), why, user]
+    if session_id is not None:
+        sql += " AND id=?"
+        args.append(session_id)
+    if db is not None:
+        return int(db.execute(sql, args).rowcount)
+    with store.write() as w:
+        return int(w.execute(sql, args).rowcount)
+
+
+def list_sessions(store: Store, user: str, *, all_: bool = False) -> list[dict[str, Any]]:
+    """A user's sessions, newest first: the current ones (``all_``: ended ones too)."""
+    rows = store.q(
+        "SELECT id, user, created_at, last_seen_at, expires_at, address, agent, ended_at, "
+        "ended_why FROM web_sessions WHERE user=? ORDER BY created_at DESC, id", [user])
+    now = iso(_now())
+    for r in rows:
+        r["state"] = ("ended" if r["ended_at"] else "expired" if r["expires_at"] <= now
+                      else "active")
+    return rows if all_ else [r for r in rows if r["state"] == "active"]
+
+
 class Sessions:
+    """Sessions kept in the store: the cookie holds a signed random token, the store
+    its hash with the user, when it began and ends, and where it came from."""
+
     def __init__(self, secret: str, max_age_s: float, secure: bool) -> None:
         self.ser = URLSafeTimedSerializer(secret, salt="warnd.session")
         self.login_ser = URLSafeTimedSerializer(secret, salt="warnd.login")
         self.max_age_s = max_age_s
         self.secure = secure
 
-    def issue(self, response: Response, user: dict[str, Any]) -> None:
-        value = self.ser.dumps({"u": user["name"], "c": secrets.token_urlsafe(24),
-                                "f": _fingerprint(user["password_hash"])})
+    def issue(self, store: Store, request: Request, response: Response,
+              user: dict[str, Any]) -> str:
+        """Begin a session for ``user``; its id (what ``warnd user sessions`` shows)."""
+        from datetime import timedelta
+
+        token = secrets.token_urlsafe(32)
+        sid = secrets.token_hex(6)
+        now = _now()
+        with store.write() as db:
+            db.execute(
+                "INSERT INTO web_sessions (id, token_hash, user, fingerprint, created_at, "
+                "expires_at, last_seen_at, address, agent) VALUES (?,?,?,?,?,?,?,?,?)",
+                (sid, token_hash(token), user["name"], _fingerprint(user["password_hash"]),
+                 iso(now), iso(now + timedelta(seconds=self.max_age_s)), iso(now),
+                 request.client.host if request.client else None,
+                 (request.headers.get("user-agent") or "")[:200] or None))
+            # a session ended or expired a while ago is history no one reads: forget it
+            db.execute("DELETE FROM web_sessions WHERE COALESCE(ended_at, expires_at) < ?",
+                       (iso(now - timedelta(days=30)),))
+        value = self.ser.dumps({"s": token, "c": secrets.token_urlsafe(24)})
         response.set_cookie(SESSION_COOKIE, str(value), max_age=int(self.max_age_s),
                             httponly=True, samesite="lax", secure=self.secure, path="/")
+        return sid
 
     def clear(self, response: Response) -> None:
         response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax",
                                secure=self.secure)
 
     def read(self, store: Store, request: Request) -> dict[str, Any] | None:
+        """Who the session cookie belongs to, while its session is neither ended nor
+        expired, its user active and their password unchanged."""
         raw = request.cookies.get(SESSION_COOKIE)
         if not raw:
             return None
@@ -171,11 +248,25 @@ class Sessions:
             data = self.ser.loads(raw, max_age=self.max_age_s)
         except BadSignature:
             return None
-        user = get_user(store, str(data.get("u")))
-        if user is None or not hmac.compare_digest(
-                _fingerprint(user["password_hash"]), str(data.get("f"))):
+        if not isinstance(data, dict) or not isinstance(data.get("s"), str):
             return None
-        return {"name": user["name"], "role": user["role"], "csrf": data["c"], "via": "web"}
+        now = _now()
+        rows = store.q("SELECT id, user, fingerprint, last_seen_at FROM web_sessions "
+                       "WHERE token_hash=? AND ended_at IS NULL AND expires_at > ?",
+                       [token_hash(data["s"]), iso(now)])
+        if not rows:
+            return None
+        sess = rows[0]
+        user = get_user(store, sess["user"])
+        if user is None or not hmac.compare_digest(
+                _fingerprint(user["password_hash"]), sess["fingerprint"]):
+            return None
+        if (now - datetime.fromisoformat(sess["last_seen_at"])).total_seconds() > SEEN_EVERY_S:
+            with store.write() as db:
+                db.execute("UPDATE web_sessions SET last_seen_at=? WHERE id=?",
+                           (iso(now), sess["id"]))
+        return {"name": user["name"], "role": user["role"], "csrf": data["c"], "via": "web",
+                "session": sess["id"]}
 
     # login form: double-submit token (no session yet)
     def login_token(self, request: Request) -> tuple[str, bool]:
@@ -193,35 +284,34 @@ class Sessions:
 
 
 class RateLimit:
-    """Failed logins per key in a sliding window, in memory (one console process)."""
+    """Failed logins per key in a sliding window, kept in the store (table
+    ``login_failures``): every console process sees the same count, and a restart
+    forgets nothing. Rows older than the window are deleted as new ones come."""
 
-    def __init__(self, limit: int, window_s: float = WINDOW_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    #: Most failures kept at all (the oldest go first): the table stays small.
+    MAX_ROWS = 100_000
+
+    def __init__(self, limit: int, store: Callable[[], Store], window_s: float = WINDOW_S,
+                 clock: Callable[[], float] = time.time) -> None:
         self.limit, self.window_s, self.clock = limit, window_s, clock
-        self._fails: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str) -> deque[float]:
-        q = self._fails.setdefault(key, deque())
-        cutoff = self.clock() - self.window_s
-        while q and q[0] < cutoff:
-            q.popleft()
-        return q
+        self.store = store
 
     def blocked(self, key: str) -> bool:
-        with self._lock:
-            return len(self._recent(key)) >= self.limit
+        n = self.store().q("SELECT COUNT(*) AS n FROM login_failures WHERE key=? AND at>?",
+                           [key, self.clock() - self.window_s])[0]["n"]
+        return bool(n >= self.limit)
 
     def fail(self, key: str) -> None:
-        with self._lock:
-            self._recent(key).append(self.clock())
-            if len(self._fails) > 10_000:  # bounded memory: forget the idle keys
-                for k in [k for k, q in self._fails.items() if not q][:5000]:
-                    del self._fails[k]
+        now = self.clock()
+        with self.store().write() as db:
+            db.execute("INSERT INTO login_failures (key, at) VALUES (?,?)", (key, now))
+            db.execute("DELETE FROM login_failures WHERE at<=?", (now - self.window_s,))
+            db.execute("DELETE FROM login_failures WHERE rowid <= (SELECT MAX(rowid) FROM "
+                       "login_failures) - ?", (self.MAX_ROWS,))
 
     def reset(self, key: str) -> None:
-        with self._lock:
-            self._fails.pop(key, None)
+        with self.store().write() as db:
+            db.execute("DELETE FROM login_failures WHERE key=?", (key,))
 
 
 # -- the one permission check ----------------------------------------------------------

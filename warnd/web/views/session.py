@@ -1,12 +1,14 @@
-"""Log in and out."""
+"""Log in and out; a user's own sessions (``/account``): list them, end one or all others."""
 
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from warnd.store import Store
 from warnd.web import auth
 
 
@@ -49,7 +51,7 @@ def _login(request: Request, form: object) -> Response:
             else:
                 web.logins.reset(key)
                 resp = RedirectResponse(nxt, status_code=303)
-                web.sessions.issue(resp, user)
+                web.sessions.issue(web.store(), request, resp, user)
                 return resp
     resp = web.page(request, None, "login.html", status=status, csrf=token, next=nxt,
                     error=error)
@@ -58,8 +60,40 @@ def _login(request: Request, form: object) -> Response:
 
 
 @auth.guard("viewer")
-def logout(request: Request, who: dict, store: object) -> Response:
+def logout(request: Request, who: dict[str, Any], store: Store) -> Response:
     web = request.app.state.web
+    auth.end_sessions(store, who["name"], session_id=who["session"], why="logout")
     resp = RedirectResponse("/login", status_code=303)
     web.sessions.clear(resp)
     return resp
+
+
+@auth.guard("viewer")
+def account(request: Request, who: dict[str, Any], store: Store) -> Response:
+    web = request.app.state.web
+    return web.page(request, who, "account.html", title=web.t["account"],
+                    sessions=auth.list_sessions(store, who["name"]))
+
+
+@auth.guard("viewer")
+def end_session(request: Request, who: dict[str, Any], store: Store) -> Response:
+    """End one of one's own sessions (ending the current one is logging out)."""
+    web = request.app.state.web
+    sid = request.path_params["sid"]
+    if not auth.end_sessions(store, who["name"], session_id=sid, why="ended in the console"):
+        return web.error(request, who, 404, "not_found")
+    if sid == who["session"]:
+        resp = RedirectResponse("/login", status_code=303)
+        web.sessions.clear(resp)
+        return resp
+    return RedirectResponse("/account", status_code=303)
+
+
+@auth.guard("viewer")
+def end_others(request: Request, who: dict[str, Any], store: Store) -> Response:
+    """End every session of one's own but this one."""
+    for s in auth.list_sessions(store, who["name"]):
+        if s["id"] != who["session"]:
+            auth.end_sessions(store, who["name"], session_id=s["id"],
+                              why="ended in the console")
+    return RedirectResponse("/account", status_code=303)
