@@ -38,7 +38,7 @@ def build(work: Path, *, substances: int, sources: int, regions: int, weeks: int
     subs = [f"s{i:02d}" for i in range(substances)]
     srcs = [f"src-{i:02d}" for i in range(sources)]
     regs = [f"{i:02d}" for i in range(regions)]
-    cfg = ['[general]\nstate_dir = "state"\nlog_level = "WARNING"\n',
+    cfg = ['[general]\nstate_dir = "state"\nlog_level = "WARNING"\nallow_empty = true\n',
            '[web]\nsecure_cookies = false\n']
     for s in subs:
         cfg.append(f'[substances.{s}]\nlabel = "Substance {s}"\nnames = ["{s}"]\n')
