@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from PIL import Image
 
@@ -244,3 +244,18 @@ def test_share_of_tests_in_per_cent_through_the_pipeline(tmp_path, smtp_server, 
     card = next(json.dumps(p, ensure_ascii=False) for p in teams_server.payloads()
                 if "Ketamin" in json.dumps(p, ensure_ascii=False))
     assert name in card and said in card
+    # the digest names the sources of open episodes by their labels, substances in full
+    from datetime import time as dtime
+
+    from warnd.alerting import digest
+
+    st = Store.in_dir(cfg.state_dir)
+    try:
+        end = datetime.combine(date.fromisoformat(ketamin["data"]["detected_at"]),
+                               dtime(23, 59), tzinfo=UTC)
+        _, text = digest.render(digest.build(cfg, st, end=end), "no")
+    finally:
+        st.close()
+    assert "Kokain (inkl. crack) " in text
+    ket = next(x for x in text.splitlines() if x.startswith("  - Ketamin: siden"))
+    assert "Laboratoriet" in ket and "lab-mbf" not in ket

@@ -133,7 +133,8 @@ def build(config: Config, store: Store, *, end: datetime,
         "substances": substances,
         "open": [
             {"substance": sub, "label": config.substance_label(sub), "onset": ep["onset"],
-             "sources": sorted(ep["sources"])}
+             "sources": sorted(ep["sources"]),
+             "source_labels": [config.source_label(s) for s in sorted(ep["sources"])]}
             for sub, ep in sorted(open_eps.items())
         ],
         "changed": changed,
@@ -149,14 +150,16 @@ def render(data: dict[str, Any], lang: str) -> tuple[str, str]:
     )
     title = f"{head}: {data['since']} – {data['until']}"
     cols = ("bruk", "tilgj.", "interesse") if no else ("use", "avail.", "interest")
+    # the substance's whole label where it fits (up to 32 characters)
+    w = max([14] + [min(32, len(s["label"])) for s in data["substances"]])
     lines = [
-        f"{'':14} {cols[0]:>8} {cols[1]:>8} {cols[2]:>9} {'sum':>5} "
+        f"{'':{w}} {cols[0]:>8} {cols[1]:>8} {cols[2]:>9} {'sum':>5} "
         f"{'kilder' if no else 'sources':>7}  {'vurdering' if no else 'assessment'}"
     ]
     for s in data["substances"]:
         d = s["by_dimension"]
         lines.append(
-            f"{s['label'][:14]:14} {d.get('use', 0):>+8d} {d.get('availability', 0):>+8d} "
+            f"{s['label'][:w]:{w}} {d.get('use', 0):>+8d} {d.get('availability', 0):>+8d} "
             f"{d.get('interest', 0):>+9d} {s['total']:>+5d} {s['n_sources']:>7d}  {s['words']}"
         )
     if not data["substances"]:
@@ -165,7 +168,7 @@ def render(data: dict[str, Any], lang: str) -> tuple[str, str]:
         lines += ["", "Åpne episoder:" if no else "Open episodes:"]
         for ep in data["open"]:
             lines.append(f"  - {ep['label']}: {'siden' if no else 'since'} {ep['onset']} "
-                         f"({', '.join(ep['sources'])})")
+                         f"({', '.join(ep.get('source_labels') or ep['sources'])})")
     if data.get("changed"):
         lines += ["", "Sendt siden forrige oversikt:" if no else "Sent since the last digest:"]
         for a in data["changed"]:
