@@ -25,6 +25,7 @@ PAGES = [
     ("web-alert.png", "/alerts/2", False),
     ("web-sources.png", "/sources", False),
     ("web-outbox.png", "/outbox", False),
+    ("web-account.png", "/account", False),
     ("web-confirm.png", None, False),
 ]
 
