@@ -28,8 +28,8 @@ EX_CONFIG = 78
 log = logging.getLogger("warnd")
 
 
-def _load(args: argparse.Namespace) -> Config:
-    cfg = load_config(args.config)
+def _load(args: argparse.Namespace, *, check_targets: bool = True) -> Config:
+    cfg = load_config(args.config, check_targets=check_targets)
     logs.setup(args.log_level or cfg.general.log_level)
     return cfg
 
@@ -137,7 +137,9 @@ def listen_warnings(cfg: Config) -> list[str]:
 
 # -- status --------------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace) -> int:
-    cfg = _load(args)
+    # status reads the store and sends nothing: whether apprise accepts each target's
+    # URL is left to check-config and run (it loads every apprise plugin)
+    cfg = _load(args, check_targets=False)
     st = collect_status(cfg)
     if args.json:
         _print_json(st)

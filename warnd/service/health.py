@@ -28,12 +28,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import CollectorRegistry
 
 from warnd.config import Config, SourceConfig, cron_fields, parse_duration, parse_listen
 from warnd.logs import redact
@@ -72,7 +67,7 @@ def _redact_rows(rows: list[dict[str, Any]], *keys: str) -> list[dict[str, Any]]
 def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any]:
     """The state of every source, open alerts and the outbox (``warnd status --json``)."""
     from warnd.alerting.commands import alerting_status
-    from warnd.alerting.decide import stale_data
+    from warnd.alerting.freshness import stale_data
     from warnd.store import Store
 
     now = now or datetime.now(UTC)
@@ -211,6 +206,8 @@ class StoreCollector:
         self._liveness = liveness
 
     def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         from warnd.store import Store
 
         cfg = self._config()
@@ -311,6 +308,12 @@ class HealthServer:
 
     def __init__(self, listen: str, config_getter: Callable[[], Config],
                  liveness: Callable[[], dict[str, Any]]) -> None:
+        # the listener's modules load with it, not with `warnd status`
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from prometheus_client.registry import CollectorRegistry
+
         self.listen = listen
         self.config_getter = config_getter
         self.liveness = liveness
