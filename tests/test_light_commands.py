@@ -85,6 +85,8 @@ def test_stale_data_follows_the_rule_on_fresh_and_old_data(tmp_path) -> None:
                     now = datetime(2023, 12, 1, tzinfo=UTC) + timedelta(days=days)
                 got = stale_data(store, src, now=now)
                 assert got == _rule(store, src, now), (src, days)
+                assert stale_data(store, src, now=now,
+                                  newest_by_source=store.newest_period_by_source()) == got
                 flagged.setdefault(src, set()).add(got is not None)
         # each kind of source was seen both fresh and with old data (one point: never)
         assert flagged == {"weekly": {False, True}, "monthly": {False, True}, "one": {False}}

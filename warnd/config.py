@@ -7,6 +7,7 @@ Unknown keys are errors. ``warnd check-config`` runs exactly this code.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tomllib
@@ -34,6 +35,7 @@ _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 
+@functools.lru_cache(maxsize=256, typed=True)  # status asks once per source
 def parse_duration(text: str | int | float) -> timedelta:
     """Parse ``"90s"``, ``"30m"``, ``"1h30m"``, ``"2d"``, ``"2w"`` (or a number of seconds)."""
     if isinstance(text, bool):

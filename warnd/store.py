@@ -789,6 +789,11 @@ class Store:
         return self.db.execute(  # type: ignore[no-any-return]
             "SELECT MAX(last_period) FROM series WHERE source=?", [source]).fetchone()[0]
 
+    def newest_period_by_source(self) -> dict[str, str]:
+        """Every source's newest period, in one read of ``series``."""
+        return dict(self.db.execute(
+            "SELECT source, MAX(last_period) FROM series GROUP BY source").fetchall())
+
     def last_period(self) -> str | None:
         """The latest period of any series."""
         return self.db.execute("SELECT MAX(last_period) FROM series").fetchone()[0]

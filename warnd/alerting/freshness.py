@@ -6,6 +6,7 @@ without loading what sending needs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -13,16 +14,19 @@ from typing import Any
 LAG_DAYS = 14
 
 
-def stale_data(store: Any, source: str, *, now: datetime) -> dict[str, Any] | None:
+def stale_data(store: Any, source: str, *, now: datetime,
+               newest_by_source: Mapping[str, str] | None = None) -> dict[str, Any] | None:
     """``{"source", "period", "days"}`` when a source's newest data is unusually old.
 
     Unusual means older than twice the source's usual spacing of periods (the
     median gap between its 12 newest distinct periods) plus 14 days of publication
     lag: a weekly table without a new week for four weeks, a monthly one without a
     new month for about 2½ months. Data no older than the lag is never unusual, so
-    a fresh source costs one read of its newest period.
+    a fresh source costs one read of its newest period (none when the caller read
+    them for all sources: :meth:`Store.newest_period_by_source`).
     """
-    newest = store.newest_period(source)
+    newest = (store.newest_period(source) if newest_by_source is None
+              else newest_by_source.get(source))
     if newest is None or (now.date() - date.fromisoformat(newest[:10])).days <= LAG_DAYS:
         return None
     periods = store.newest_periods(source, 12)

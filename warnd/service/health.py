@@ -78,13 +78,20 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
         stale_names: list[str] = []
         stale_data_names: list[str] = []
         factor = cfg.general.stale_after_intervals
+        # one read of each table for all sources, not a few queries per source
         counts = store.series_counts()
+        states = {r["source"]: r for r in store.q("SELECT * FROM source_state")}
+        recent: dict[str, list[dict[str, Any]]] = {}
+        for r in store.q(
+                "SELECT source, location, message, seen_at FROM (SELECT *, ROW_NUMBER() OVER "
+                "(PARTITION BY source ORDER BY seen_at DESC, id DESC) AS n FROM problems) "
+                "WHERE n <= 5 ORDER BY source, n"):
+            recent.setdefault(r.pop("source"), []).append(r)
+        newest = store.newest_period_by_source()
         for s in cfg.sources:
-            st = store.source_state(s.name)
+            st = states.get(s.name, {})
             n_series = counts.get(s.name, {}).get("series", 0)
-            problems = _redact_rows(store.q(
-                "SELECT location, message, seen_at FROM problems WHERE source=? "
-                "ORDER BY seen_at DESC, id DESC LIMIT 5", [s.name]), "location", "message")
+            problems = _redact_rows(recent.get(s.name, []), "location", "message")
             fails = int(st.get("consecutive_failures") or 0)
             interval = source_interval(s, cfg.general.timezone, now)
             last_ok = _ts(st.get("last_success_at"))
@@ -102,7 +109,8 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
                                         and unusable is None)
             if stale:
                 stale_names.append(s.name)
-            old_data = stale_data(store, s.name, now=now) if s.enabled else None
+            old_data = (stale_data(store, s.name, now=now, newest_by_source=newest)
+                        if s.enabled else None)
             if old_data:
                 stale_data_names.append(s.name)
             if not healthy:
