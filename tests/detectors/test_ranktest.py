@@ -1,4 +1,4 @@
-"""The Mann–Whitney U test written without scipy.stats gives scipy's p-values."""
+"""Tests written without scipy (Mann–Whitney U, the F survival function) give scipy's values."""
 
 from __future__ import annotations
 
@@ -33,3 +33,19 @@ def test_separated_samples_and_empty_input():
     assert mannwhitneyu_p([1, 2, 3], [10, 11, 12]) == pytest.approx(0.1)  # 2 / C(6, 3)
     assert mannwhitneyu_p(range(20), range(100, 120)) < 1e-6
     assert np.isnan(mannwhitneyu_p([], [1.0]))
+
+
+def test_f_survival_for_even_numerator_degrees_equals_scipy():
+    from scipy.special import fdtrc
+
+    from detectors.changepoints import f_sf_even
+
+    rng = np.random.default_rng(5)
+    for _ in range(3000):
+        d1, d2 = 2 * int(rng.integers(1, 6)), float(rng.integers(1, 400))
+        f = float(rng.exponential(3))
+        assert f_sf_even(d1, d2, f) == pytest.approx(float(fdtrc(d1, d2, f)), rel=1e-9,
+                                                     abs=1e-300)
+    assert f_sf_even(4, 10, 0.0) == 1.0
+    with pytest.raises(ValueError, match="even"):
+        f_sf_even(3, 10, 1.0)
