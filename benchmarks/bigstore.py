@@ -3,10 +3,11 @@
 Ingesting five years of weekly history for 100,000 series through the pipeline
 takes hours on a small machine (``benchmarks/load.py --store-only`` measures that
 part), so this benchmark writes the store directly, in the shape ingest leaves it:
-count-table sources of 40 series each (20 substances × 2 regions), 260 weeks of
-observations in the clustered ``observations`` table, one ``series`` row per
-series marked judged, each source's poll state. The store is written once by
-SQL (a few minutes at 100,000 series) and reused with ``--keep``.
+count-table sources of 40 series each (20 substances × 2 regions; ``--substances``,
+``--regions`` change it), 260 weeks of observations ending this week in the
+clustered ``observations`` table, one ``series`` row per series marked judged,
+each source's poll state. The store is written once by SQL (a few minutes at
+100,000 series) and reused with ``--keep``.
 
 Then each command runs ``--repeat`` times in a fresh process (interpreter start
 included); the report gives the median and lowest wall time and the CPU time
@@ -148,14 +149,17 @@ def main() -> int:
             build(work, sources=n_src, substances=args.substances, regions=args.regions,
                   weeks=args.weeks)
             build_s = round(time.perf_counter() - t0, 1)
+            (work / "shape.json").write_text(json.dumps(
+                {"sources": n_src, "series": n_src * args.substances * args.regions,
+                 "weeks": args.weeks}))
+        shape = json.loads((work / "shape.json").read_text())  # a kept store's own
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         env.pop("WARND_STATE_DIR", None)
         cli = [sys.executable, "-m", "warnd.cli", "--config", str(work / "config.toml")]
         # the first run after building reads a cold file; the rest are warm
         first = timed([*cli, "status"], cwd=work, env=env, repeat=1)
         res = {
-            "series": n_src * args.substances * args.regions, "sources": n_src,
-            "weeks": args.weeks, "build_s": build_s,
+            **shape, "build_s": build_s,
             "db_mib": round((work / "state" / "warnd.sqlite").stat().st_size / 2**20, 1),
             "status_first": first,
             "status": timed([*cli, "status"], cwd=work, env=env, repeat=args.repeat),

@@ -50,6 +50,9 @@ class _Feeds(Mapping[str, type]):
             self._loaded[kind] = cls
         return cls
 
+    def __contains__(self, kind: object) -> bool:  # without importing the adapter
+        return kind in self._kinds
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._kinds)
 

@@ -17,7 +17,7 @@ from warnd.alerting.freshness import stale_data
 from warnd.store import Store
 
 HEAVY = ("apprise", "bs4", "feedparser", "jinja2", "matplotlib", "scipy", "ruptures",
-         "prometheus_client", "apscheduler", "detectors.engine")
+         "prometheus_client", "apscheduler", "detectors.engine", "feeds.notices")
 
 
 def _ingest(store: Store, source: str, rows: list[tuple[str, str, date, float]]) -> None:
@@ -94,11 +94,12 @@ def test_stale_data_follows_the_rule_on_fresh_and_old_data(tmp_path) -> None:
         store.close()
 
 
-def test_status_starts_without_heavy_modules_and_skips_only_the_target_url_check(
+def test_status_starts_without_heavy_modules_and_leaves_url_and_option_checks_to_others(
         tmp_path) -> None:
     """``warnd status`` on a real store: its counts, without loading apprise's plugins,
-    HTML and feed parsers, charts or statistics. A target URL apprise refuses does not
-    stop ``status`` (it sends nothing); ``check-config`` still refuses it."""
+    HTML and feed parsers, charts or statistics. A target URL apprise refuses or a
+    source option only its parser can check does not stop ``status`` (it sends and
+    fetches nothing); ``check-config`` still refuses both."""
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "counts.csv").write_bytes(
         counts_csv(["ketamin", "heroin"], weeks=30, start=date.today() - timedelta(weeks=29)))
@@ -126,12 +127,16 @@ def test_status_starts_without_heavy_modules_and_skips_only_the_target_url_check
     assert st["stale_data_sources"] == [] and st["sources"][0]["newest_period"] is None
     assert loaded == []
 
-    cfg.write_text(cfg.read_text().replace("json://127.0.0.1:9/hook", "nosuchscheme://x/y"))
+    # a notice page (HTML parser) and a target URL apprise refuses
+    cfg.write_text(cfg.read_text().replace("json://127.0.0.1:9/hook", "nosuchscheme://x/y")
+                   + source("page", "http://127.0.0.1:9/x", kind="overdosefare")
+                   + 'item_selector = "div[["\n')
     rc, st, loaded = status()
-    assert rc == 0 and [(s["name"], s["series"]) for s in st["sources"]] == [("tab", 2)]
-    assert loaded == []
+    assert [(s["name"], s["series"]) for s in st["sources"]] == [("tab", 2), ("page", 0)]
+    assert loaded == [] and "feeds.notices" not in loaded
     check = subprocess.run([sys.executable, "-m", "warnd.cli", "--config", str(cfg),
                             "check-config"], env=env, cwd=tmp_path, capture_output=True,
                            text=True, timeout=120)
     assert check.returncode == 78
     assert 'target "hook" cannot be used: unknown scheme "nosuchscheme://"' in check.stderr
+    assert "sources[1].item_selector" in check.stderr

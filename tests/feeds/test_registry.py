@@ -24,7 +24,8 @@ def test_each_kind_is_its_class_kind_and_imported_on_use() -> None:
     # a fresh interpreter that asks for count tables only does not load the HTML parser
     out = subprocess.run(
         [sys.executable, "-c", "import sys; from feeds.registry import FEEDS; "
-         "FEEDS['count_table']; sorted(FEEDS); print('bs4' in sys.modules, "
+         "FEEDS['count_table']; sorted(FEEDS); assert 'overdosefare' in FEEDS; "
+         "assert 'atom' not in FEEDS; print('bs4' in sys.modules, "
          "'feeds.notices' in sys.modules)"], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 
