@@ -27,6 +27,7 @@ import numpy as np
 
 from detectors.base import SCALE, Finding, Series, is_score
 from detectors.params import DetectionParams
+from detectors.ranktest import mannwhitneyu_p
 from detectors.scale import categorize
 
 DIMENSIONS = ("use", "availability", "interest")
@@ -129,9 +130,7 @@ def score_change(
         if np.ptp(np.concatenate([a, b])) == 0:
             p = 1.0
         else:
-            from scipy import stats  # only here: scipy.stats costs ~50 MB in every process
-
-            p = float(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
+            p = mannwhitneyu_p(a, b)  # scipy.stats' test without loading scipy.stats
         test = "Mann-Whitney U"
     return SourceChange(float(lb), float(la), float(rel), p, categorize(rel, p, params), test)
 

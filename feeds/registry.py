@@ -1,15 +1,23 @@
 """The kinds of source warnd can read: ``kind`` string -> adapter class.
 
 Built explicitly (no import-time discovery); a kind registered twice is an error.
+An adapter's module is imported the first time its kind is asked for, so a
+command that reads only count tables never loads the HTML and feed parsers.
 """
 
 from __future__ import annotations
 
-from feeds.counts import CountTableFeed
-from feeds.notices import NoticePageFeed
-from feeds.panel import TrendPanelFeed
-from feeds.rss import RssFeed
-from feeds.trends_csv import TrendsCsvFeed
+import importlib
+from collections.abc import Iterator, Mapping
+
+#: kind -> "module:Class"; each class's own ``kind`` must be its key (a test checks)
+_KINDS = {
+    "rss": "feeds.rss:RssFeed",
+    "google_trends": "feeds.trends_csv:TrendsCsvFeed",
+    "overdosefare": "feeds.notices:NoticePageFeed",
+    "count_table": "feeds.counts:CountTableFeed",
+    "trend_panel": "feeds.panel:TrendPanelFeed",
+}
 
 
 def _build(*classes: type) -> dict[str, type]:
@@ -24,9 +32,35 @@ def _build(*classes: type) -> dict[str, type]:
     return feeds
 
 
-FEEDS: dict[str, type] = _build(
-    RssFeed, TrendsCsvFeed, NoticePageFeed, CountTableFeed, TrendPanelFeed
-)
+class _Feeds(Mapping[str, type]):
+    """``FEEDS``: a mapping whose classes are imported on first use."""
+
+    def __init__(self, kinds: dict[str, str]) -> None:
+        self._kinds = kinds
+        self._loaded: dict[str, type] = {}
+
+    def __getitem__(self, kind: str) -> type:
+        cls = self._loaded.get(kind)
+        if cls is None:
+            module, name = self._kinds[kind].split(":")
+            cls = getattr(importlib.import_module(module), name)
+            if cls.kind != kind:  # type: ignore[attr-defined]
+                raise RuntimeError(f"feed kind {kind!r} is registered for {name}, whose "
+                                   f"kind is {cls.kind!r}")  # type: ignore[attr-defined]
+            self._loaded[kind] = cls
+        return cls
+
+    def __contains__(self, kind: object) -> bool:  # without importing the adapter
+        return kind in self._kinds
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._kinds)
+
+    def __len__(self) -> int:
+        return len(self._kinds)
+
+
+FEEDS: Mapping[str, type] = _Feeds(_KINDS)
 
 
 def feed_class(kind: str) -> type:

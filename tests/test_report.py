@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date, timedelta
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -290,7 +291,7 @@ def test_cli_without_store_is_an_error(tmp_path, capsys):
 def test_html_is_self_contained(small):
     cfg, rep = small
     doc = render_html(rep, "no", params=cfg.detection_params(""))
-    assert doc.count('src="data:image/png;base64,') == 2 * len(rep.substances)
+    assert doc.count('src="data:image/svg+xml;base64,') == 2 * len(rep.substances)
     assert "http://" not in doc and "https://" not in doc and "<link" not in doc
     assert "@media print" in doc
 
@@ -345,5 +346,31 @@ def test_source_chart_marks_change_points_and_spikes():
     assert any(abs(cp - 80) <= 2 for cp in m.change_points), m.change_points
     assert m.segments[0][0] == 0 and m.segments[-1][1] == 119
     assert m.segments[-1][2] > 2 * m.segments[0][2]
-    png = sources_chart([s], {}, CUR, PREV, "en")
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    svg = sources_chart([s], {"lab:x": [per[100]]}, CUR, PREV, "en").decode()
+    root = ElementTree.fromstring(svg)  # well-formed SVG
+    assert root.tag == "{http://www.w3.org/2000/svg}svg" and int(root.get("width")) > 300
+    texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert "lab:x [use]" in texts and "count" in texts and "month" in texts  # axes labelled
+    assert "2024-07" in texts  # a tick every half-year on a span of two years
+    assert svg.count('stroke-dasharray="4 3"') >= 1 + len(m.change_points)  # legend + lines
+    assert svg.count('fill="#c0392b"') == 2  # the legend's spike and the one spike
+
+
+def test_chart_numbers_use_the_languages_decimal_mark():
+    from warnd.report.charts import fmt_tick, longterm_chart, nice_ticks, sources_chart
+
+    assert nice_ticks(0, 0.27, 4) == [0.0, 0.1, 0.2, 0.3]
+    assert nice_ticks(60, 140) == [60, 80, 100, 120, 140]
+    assert [fmt_tick(v, 0.1, "no") for v in (0.0, 0.1, 0.2)] == ["0,0", "0,1", "0,2"]
+    assert fmt_tick(0.2, 0.1, "en") == "0.2" and fmt_tick(-10, 10, "en") == "\u221210"
+    assert fmt_tick(20000, 10000, "no") == "20\u00a0000"
+    assert fmt_tick(20000, 10000, "en") == "20,000"
+    per = weeks(date(2024, 1, 1), 60)
+    share = Series(source="lab", substance="x", periods=per, values=np.full(60, 3.0),
+                   denominators=np.full(60, 20.0))
+    no = sources_chart([share], {}, CUR, PREV, "no").decode()
+    assert ">0,1<" in no and ">andel positive<" in no and ">0.1<" not in no
+    assert ">0.1<" in sources_chart([share], {}, CUR, PREV, "en").decode()
+    lt = longterm_chart("Ketamin", {"use": [(date(2024, 1, 1), 80.5), (date(2024, 7, 1), 119.5)]},
+                        CUR, "no").decode()
+    assert ">Langtidstrend – Ketamin<" in lt and ">indeks (eget snitt = 100)<" in lt

@@ -28,7 +28,7 @@ def test_charts_are_drawn_once_and_redrawn_only_when_their_data_changes(tmp_path
         html1 = _html(store, cfg, first)
         n_charts = first.drawn
         assert n_charts >= 4 and first.hits == 0
-        assert len(list((tmp_path / "charts").glob("*.png"))) == n_charts
+        assert len(list((tmp_path / "charts").glob("*.svg"))) == n_charts
 
         again = ChartCache(tmp_path / "charts")
         assert _html(store, cfg, again) == html1
@@ -54,6 +54,6 @@ def test_an_unwritable_cache_only_means_drawing(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     cache = ChartCache(blocker / "charts")
-    assert cache.png("t", [1], lambda: b"png") == b"png"
-    assert cache.png("t", [1], lambda: b"png") == b"png"
+    assert cache.chart("t", [1], lambda: b"svg") == b"svg"
+    assert cache.chart("t", [1], lambda: b"svg") == b"svg"
     assert (cache.drawn, cache.hits) == (2, 0)

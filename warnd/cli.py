@@ -28,8 +28,8 @@ EX_CONFIG = 78
 log = logging.getLogger("warnd")
 
 
-def _load(args: argparse.Namespace) -> Config:
-    cfg = load_config(args.config)
+def _load(args: argparse.Namespace, *, light: bool = False) -> Config:
+    cfg = load_config(args.config, light=light)
     logs.setup(args.log_level or cfg.general.log_level)
     return cfg
 
@@ -137,7 +137,9 @@ def listen_warnings(cfg: Config) -> list[str]:
 
 # -- status --------------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace) -> int:
-    cfg = _load(args)
+    # status reads the store and sends nothing: target URLs and each kind's source
+    # options are checked by check-config and run (they load apprise and the parsers)
+    cfg = _load(args, light=True)
     st = collect_status(cfg)
     if args.json:
         _print_json(st)
@@ -371,7 +373,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     except ReportError as e:
         print(f"warnd: report: {e}", file=sys.stderr)
         return 2
-    cfg = _load(args)
+    cfg = _load(args, light=True)  # the report sends nothing
     from datetime import date
 
     from warnd.report.render import RENDERERS

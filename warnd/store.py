@@ -10,21 +10,27 @@ migrations (:data:`MIGRATIONS`); opening an older file upgrades it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
+import sys
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import sqlite_utils
 
-from detectors.base import Series, series_key
 from feeds.base import Item, Observation, Problem
 from warnd.errors import StoreError
+
+if TYPE_CHECKING:
+    from detectors.base import Series
+
+# numpy and the detectors are imported where a series is built, not here: commands
+# that only read counts (`warnd status`) start without them
 
 DB_NAME = "warnd.sqlite"
 
@@ -260,6 +266,8 @@ def _m5(db: sqlite_utils.Database) -> None:
         CREATE INDEX IF NOT EXISTS item_substances_substance ON item_substances (substance);
         """
     )
+    from detectors.base import series_key
+
     now_s = iso(utcnow())
     rows = db.execute(
         "SELECT source, substance, region, metric, MAX(dimension), MIN(period), MAX(period), "
@@ -574,6 +582,8 @@ class Store:
             "ref=excluded.ref, updated_at=excluded.updated_at",
             (now_s, now_s),
         )
+        from detectors.base import series_key
+
         changed = conn.execute(
             "SELECT source, substance, region, metric, MAX(dimension), MIN(period), MAX(period), "
             "SUM(is_new) FROM temp.incoming GROUP BY source, substance, region, metric"
@@ -772,6 +782,36 @@ class Store:
             ).fetchall()
         }
 
+    def newest_periods(self, source: str, n: int = 12) -> list[str]:
+        """A source's ``n`` newest distinct periods, newest first.
+
+        Read from each of the source's series' newest ``n`` observations (the
+        clustered key's end), not from all of its history: any period among the
+        source's ``n`` newest is among the ``n`` newest of the series it belongs to.
+        """
+        rows = self.db.execute(
+            "WITH f AS MATERIALIZED (SELECT source, substance, region, metric, "
+            "COALESCE((SELECT period FROM observations p WHERE p.source = s.source "
+            "AND p.substance = s.substance AND p.region = s.region AND p.metric = s.metric "
+            "ORDER BY period DESC LIMIT 1 OFFSET ?), '') AS floor FROM series s "
+            "WHERE s.source = ?) "
+            "SELECT DISTINCT o.period FROM f JOIN observations o ON o.source = f.source "
+            "AND o.substance = f.substance AND o.region = f.region AND o.metric = f.metric "
+            "AND o.period >= f.floor ORDER BY o.period DESC LIMIT ?",
+            [max(n - 1, 0), source, n],
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def newest_period(self, source: str) -> str | None:
+        """A source's newest period (from ``series``)."""
+        return self.db.execute(  # type: ignore[no-any-return]
+            "SELECT MAX(last_period) FROM series WHERE source=?", [source]).fetchone()[0]
+
+    def newest_period_by_source(self) -> dict[str, str]:
+        """Every source's newest period, in one read of ``series``."""
+        return dict(self.db.execute(
+            "SELECT source, MAX(last_period) FROM series GROUP BY source").fetchall())
+
     def last_period(self) -> str | None:
         """The latest period of any series."""
         return self.db.execute("SELECT MAX(last_period) FROM series").fetchone()[0]
@@ -791,6 +831,10 @@ class Store:
         *, dimension: str = "use", after: date | None = None,
     ) -> Series:
         """A series' observations in period order (only those after ``after``, if given)."""
+        import numpy as np
+
+        from detectors.base import Series
+
         rows = self.q(
             "SELECT period, value, denominator, dimension FROM observations WHERE source=? "
             "AND substance=? AND region=? AND metric=? AND period > ? ORDER BY period",
@@ -1061,19 +1105,21 @@ def _num(x: Any) -> float | None:
     if x is None:
         return None
     x = float(x)
-    return x if np.isfinite(x) else None
+    return x if math.isfinite(x) else None
 
 
 def _json_default(o: Any) -> Any:
     if isinstance(o, date | datetime):
         return o.isoformat()
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        v = float(o)
-        return v if np.isfinite(v) else None
-    if isinstance(o, np.ndarray):
-        return o.tolist()
+    np = sys.modules.get("numpy")  # a numpy value exists only once numpy is loaded
+    if np is not None:
+        if isinstance(o, np.integer):
+            return int(o)
+        if isinstance(o, np.floating):
+            v = float(o)
+            return v if math.isfinite(v) else None
+        if isinstance(o, np.ndarray):
+            return o.tolist()
     if isinstance(o, set | tuple):
         return list(o)
     raise TypeError(f"not JSON-serialisable: {type(o).__name__}")

@@ -16,6 +16,20 @@ def test_kinds() -> None:
     assert feed_class("rss").__name__ == "RssFeed"
 
 
+def test_each_kind_is_its_class_kind_and_imported_on_use() -> None:
+    import subprocess
+    import sys
+
+    assert _build(*FEEDS.values()) == dict(FEEDS)
+    # a fresh interpreter that asks for count tables only does not load the HTML parser
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys; from feeds.registry import FEEDS; "
+         "FEEDS['count_table']; sorted(FEEDS); assert 'overdosefare' in FEEDS; "
+         "assert 'atom' not in FEEDS; print('bs4' in sys.modules, "
+         "'feeds.notices' in sys.modules)"], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
 def test_unknown_kind_lists_known_kinds() -> None:
     with pytest.raises(
         KeyError, match="unknown source kind 'atom'; known kinds: count_table, google_trends"

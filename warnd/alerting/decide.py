@@ -21,6 +21,7 @@ from datetime import date, datetime
 from typing import Any
 
 from detectors.base import SCALE, Finding, is_score, series_key
+from warnd.alerting.freshness import stale_data
 from warnd.alerting.outbox import crash_point, enqueue_alert
 from warnd.alerting.wording import render_text
 from warnd.config import Config, parse_duration
@@ -458,26 +459,6 @@ def _build_alert(
         "data": data,
         "status": "muted" if _muted(config, substance) else "open",
     }
-
-
-def stale_data(store: Store, source: str, *, now: datetime) -> dict[str, Any] | None:
-    """``{"source", "period", "days"}`` when a source's newest data is unusually old.
-
-    Unusual means older than twice the source's usual spacing of periods (its median)
-    plus 14 days of publication lag: a weekly table without a new week for four weeks,
-    a monthly one without a new month for about 2½ months.
-    """
-    rows = store.q("SELECT DISTINCT period FROM observations WHERE source=? "
-                   "ORDER BY period DESC LIMIT 12", [source])
-    if len(rows) < 2:
-        return None
-    days = sorted(date.fromisoformat(r["period"][:10]) for r in rows)
-    gaps = sorted((b - a).days for a, b in zip(days, days[1:], strict=False))
-    spacing = gaps[len(gaps) // 2]
-    age = (now.date() - days[-1]).days
-    if age <= 2 * spacing + 14:
-        return None
-    return {"source": source, "period": days[-1].isoformat(), "days": age}
 
 
 def _substance_alerting(

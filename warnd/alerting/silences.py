@@ -13,10 +13,12 @@ import argparse
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from warnd.config import parse_duration
-from warnd.store import Store
+
+if TYPE_CHECKING:
+    from warnd.store import Store
 
 
 def matches(silence: dict[str, Any], alert: dict[str, Any]) -> bool:

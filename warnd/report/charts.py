@@ -1,5 +1,5 @@
 
-"""Charts of the half-year report (matplotlib ``Figure`` objects, Agg, no display).
+"""Charts of the half-year report, as SVG.
 
 * :func:`longterm_chart` ("Figur 1 – langtidstrender"): one line per dimension, an
   index per half-year. Each series is averaged per half-year and divided by its own
@@ -12,15 +12,16 @@
   :func:`detectors.changepoints.segment` (dashed vertical lines at each change
   point) and the spikes the detectors recorded (red dots).
 
-Both return PNG bytes; :func:`data_uri` embeds them in the HTML. :class:`ChartCache`
-keeps drawn charts by a hash of their data, so a chart is drawn once and reused.
+Both return SVG written here (no plotting library: a chart takes milliseconds and
+stays sharp in print), with labelled axes, units and the language's decimal mark;
+:func:`data_uri` embeds them in the HTML. :class:`ChartCache` keeps drawn charts by
+a hash of their data, so a chart is drawn once and reused.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import math
 import os
@@ -45,13 +46,21 @@ TEXT = {
         "use": "bruk", "availability": "tilgjengelighet", "interest": "interesse",
         "index": "indeks (eget snitt = 100)", "longterm": "Langtidstrend",
         "period": "rapportperioden", "spike": "topp (spike)", "level": "nivå mellom brudd",
-        "changepoint": "endringspunkt",
+        "changepoint": "endringspunkt", "halfyear": "halvår (første måned)",
+        "sources": "Kildene over tid", "share": "andel positive", "year": "år",
+        "month": "måned",
+        "units": {"count": "antall", "quantity": "mengde", "index": "indeks", "rate": "rate",
+                  "concentration": "konsentrasjon", "score": "skår", "notices": "varsler"},
     },
     "en": {
         "use": "use", "availability": "availability", "interest": "interest",
         "index": "index (own mean = 100)", "longterm": "Long-term trend",
         "period": "report period", "spike": "spike", "level": "level between breaks",
-        "changepoint": "change point",
+        "changepoint": "change point", "halfyear": "half-year (first month)",
+        "sources": "The sources over time", "share": "share positive", "year": "year",
+        "month": "month",
+        "units": {"count": "count", "quantity": "quantity", "index": "index", "rate": "rate",
+                  "concentration": "concentration", "score": "score", "notices": "notices"},
     },
 }
 
@@ -104,20 +113,162 @@ def _half_label(d: date) -> str:
     return f"{d.year}-{d.month:02d}"
 
 
-def _png(fig: Any) -> bytes:
-    # the constrained layout fits everything already; bbox_inches="tight" would draw
-    # the whole figure a second time to measure it
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=fig.dpi)
-    return buf.getvalue()
+# -- SVG ------------------------------------------------------------------------------
+# Charts are SVG written here, not drawn by a plotting library: a report draws its
+# charts in milliseconds, they stay sharp at any zoom and in print, and the text in
+# them is text (searchable, in the page's font).
+
+FONT = "font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\""
 
 
-#: Raised when a chart's drawing changes, so cached PNGs of the old look are not reused.
-CHART_VERSION = 1
+def _esc(text: str) -> str:
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;"))
+
+
+def fmt_tick(x: float, step: float, lang: str) -> str:
+    """A tick value with as many decimals as the step needs, in the language's
+    notation: decimal comma and a space between thousands in Norwegian."""
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9)) if step > 0 else 0
+    text = f"{x:,.{decimals}f}"
+    if lang == "no":
+        return text.replace(",", "\u00a0").replace(".", ",").replace("-", "\u2212")
+    return text.replace("-", "\u2212")
+
+
+def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    """About ``n`` round tick values (1, 2, 2.5 or 5 × 10^k apart) covering lo..hi."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return [0.0]
+    if hi <= lo:
+        hi = lo + (abs(lo) or 1.0)
+    raw = (hi - lo) / max(n - 1, 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    first = math.floor(lo / step) * step
+    ticks = []
+    k = 0
+    while first + k * step <= hi + step * 1e-9:
+        ticks.append(round(first + k * step, 10))
+        k += 1
+    if ticks[-1] < hi:
+        ticks.append(round(first + k * step, 10))
+    return ticks
+
+
+class _Svg:
+    """A tiny SVG writer: shapes and text in pixel coordinates."""
+
+    def __init__(self, width: float, height: float, title: str) -> None:
+        self.width, self.height = width, height
+        self.parts = [
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" '
+            f'height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" {FONT} '
+            f'font-size="11" role="img"><title>{_esc(title)}</title>',
+            f'<rect width="{width:.0f}" height="{height:.0f}" fill="#fff"/>']
+
+    def add(self, element: str) -> None:
+        self.parts.append(element)
+
+    def text(self, x: float, y: float, text: str, *, size: float = 11, anchor: str = "start",
+             weight: str = "normal", rotate: float = 0, color: str = "#222") -> None:
+        rot = f' transform="rotate({rotate:g} {x:.1f} {y:.1f})"' if rotate else ""
+        bold = ' font-weight="bold"' if weight != "normal" else ""
+        self.parts.append(f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size:g}" '
+                          f'text-anchor="{anchor}" fill="{color}"{bold}{rot}>{_esc(text)}</text>')
+
+    def line(self, x1: float, y1: float, x2: float, y2: float, color: str, width: float = 1,
+             dash: str = "") -> None:
+        d = f' stroke-dasharray="{dash}"' if dash else ""
+        self.parts.append(f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
+                          f'stroke="{color}" stroke-width="{width:g}"{d}/>')
+
+    def rect(self, x: float, y: float, w: float, h: float, color: str,
+             opacity: float = 1.0) -> None:
+        self.parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(w, 0):.1f}" '
+                          f'height="{max(h, 0):.1f}" fill="{color}" '
+                          f'fill-opacity="{opacity:g}"/>')
+
+    def polyline(self, points: Sequence[tuple[float, float] | None], color: str,
+                 width: float = 1.0) -> None:
+        """A line through the points; ``None`` (a missing value) breaks it."""
+        run: list[str] = []
+        for pt in [*points, None]:
+            if pt is None:
+                if len(run) > 1:
+                    self.parts.append(f'<polyline points="{" ".join(run)}" fill="none" '
+                                      f'stroke="{color}" stroke-width="{width:g}" '
+                                      'stroke-linejoin="round"/>')
+                run = []
+            else:
+                run.append(f"{pt[0]:.1f},{pt[1]:.1f}")
+
+    def dot(self, x: float, y: float, r: float, color: str) -> None:
+        self.parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r:g}" fill="{color}"/>')
+
+    def bytes(self) -> bytes:
+        return ("".join(self.parts) + "</svg>").encode("utf-8")
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """A plot area: data ranges mapped to pixels."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+    x0: float
+    x1: float
+    y0: float
+    y1: float
+
+    def x(self, v: float) -> float:
+        return self.left + (v - self.x0) / ((self.x1 - self.x0) or 1) * self.width
+
+    def y(self, v: float) -> float:
+        return self.top + self.height - (v - self.y0) / ((self.y1 - self.y0) or 1) * self.height
+
+
+def _y_axis(svg: _Svg, f: _Frame, ticks: list[float], lang: str, *, size: float = 9,
+            grid: bool = True) -> None:
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
+    for v in ticks:
+        y = f.y(v)
+        if grid:
+            svg.line(f.left, y, f.left + f.width, y, "#e3e3e3", 0.8)
+        svg.line(f.left - 3, y, f.left, y, "#444", 0.8)
+        svg.text(f.left - 5, y + size * 0.35, fmt_tick(v, step, lang), size=size, anchor="end")
+
+
+def _frame_box(svg: _Svg, f: _Frame) -> None:
+    svg.add(f'<rect x="{f.left:.1f}" y="{f.top:.1f}" width="{f.width:.1f}" '
+            f'height="{f.height:.1f}" fill="none" stroke="#444" stroke-width="0.8"/>')
+
+
+def _legend(svg: _Svg, x: float, y: float, entries: list[tuple[str, str]],
+            size: float = 10) -> None:
+    """Entries ``(kind, label)`` in a row from (x, y); kind is ``line:color``,
+    ``dash:color``, ``dot:color`` or ``band:color``."""
+    for kind, label in entries:
+        what, color = kind.split(":", 1)
+        if what == "band":
+            svg.rect(x, y - 7, 18, 10, color, 0.5)
+        elif what == "dot":
+            svg.dot(x + 9, y - 2, 3.5, color)
+        else:
+            svg.line(x, y - 2, x + 18, y - 2, color, 2 if what == "line" else 1,
+                     "4 3" if what == "dash" else "")
+        svg.text(x + 23, y + 2, label, size=size)
+        x += 23 + 0.6 * size * len(label) + 18
+
+
+#: Raised when a chart's drawing changes, so cached charts of the old look are not reused.
+CHART_VERSION = 2
 
 
 class ChartCache:
-    """PNG charts kept by a hash of everything they show, drawn once and reused.
+    """Charts (SVG) kept by a hash of everything they show, drawn once and reused.
 
     ``warnd report`` keeps them in ``<state_dir>/charts/``: a second report over
     the same data (another format run, another ``--out``, the same period next
@@ -126,16 +277,18 @@ class ChartCache:
     only means charts are drawn each time.
     """
 
+    suffix = ".svg"
+
     def __init__(self, directory: Path | None, *, keep: int = 500) -> None:
         self.directory = directory
         self.keep = keep
         self.hits = 0
         self.drawn = 0
 
-    def png(self, kind: str, inputs: Any, draw: Callable[[], bytes]) -> bytes:
+    def chart(self, kind: str, inputs: Any, draw: Callable[[], bytes]) -> bytes:
         digest = hashlib.sha256(json.dumps(
             [CHART_VERSION, kind, inputs], default=_plain, sort_keys=True).encode()).hexdigest()
-        path = self.directory / f"{kind}-{digest[:32]}.png" if self.directory else None
+        path = self.directory / f"{kind}-{digest[:32]}{self.suffix}" if self.directory else None
         if path is not None and path.exists():
             try:
                 data = path.read_bytes()
@@ -159,7 +312,8 @@ class ChartCache:
 
     def _prune(self) -> None:
         assert self.directory is not None
-        files = sorted(self.directory.glob("*.png"), key=lambda p: p.stat().st_mtime)
+        files = sorted((p for p in self.directory.iterdir() if p.suffix in (".svg", ".png")),
+                       key=lambda p: p.stat().st_mtime)
         for old in files[: max(0, len(files) - self.keep)]:
             old.unlink(missing_ok=True)
 
@@ -174,31 +328,22 @@ def _plain(o: Any) -> Any:
     raise TypeError(type(o).__name__)
 
 
-def longterm_png(cache: ChartCache, label: str, index: dict[str, list[tuple[date, float]]],
+def longterm_svg(cache: ChartCache, label: str, index: dict[str, list[tuple[date, float]]],
                  current: tuple[date, date], lang: str = "no") -> bytes:
     """:func:`longterm_chart` through the cache."""
-    return cache.png("longterm", [label, index, current, lang],
-                     lambda: longterm_chart(label, index, current, lang))
+    return cache.chart("longterm", [label, index, current, lang],
+                       lambda: longterm_chart(label, index, current, lang))
 
 
-def sources_png(cache: ChartCache, series: Sequence[Series], spikes: dict[str, list[date]],
+def sources_svg(cache: ChartCache, series: Sequence[Series], spikes: dict[str, list[date]],
                 current: tuple[date, date], previous: tuple[date, date],
                 lang: str = "no") -> bytes:
     """:func:`sources_chart` through the cache."""
     shown = {s.key for s in series}
     inputs = [sorted(series, key=lambda s: s.key),
               {k: v for k, v in sorted(spikes.items()) if k in shown}, current, previous, lang]
-    return cache.png("sources", inputs,
-                     lambda: sources_chart(series, spikes, current, previous, lang))
-
-
-def _figure(width: float, height: float) -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=90, layout="constrained")
+    return cache.chart("sources", inputs,
+                       lambda: sources_chart(series, spikes, current, previous, lang))
 
 
 def longterm_chart(
@@ -207,27 +352,40 @@ def longterm_chart(
     current: tuple[date, date],
     lang: str = "no",
 ) -> bytes:
-    """PNG: the half-year index per dimension, the report period shaded."""
+    """SVG: the half-year index per dimension, the report period shaded."""
     t = TEXT[lang]
-    fig = _figure(8.0, 3.2)
-    ax = fig.add_subplot(1, 1, 1)
+    svg = _Svg(720, 300, f"{t['longterm']} – {label}")
     starts = sorted({k for pts in index.values() for k, _ in pts})
     pos = {k: i for i, k in enumerate(starts)}
-    for dim, pts in index.items():
-        ax.plot([pos[k] for k, _ in pts], [v for _, v in pts], marker="o", lw=2,
-                color=COLORS.get(dim, "#555"), label=t.get(dim, dim))
+    values = [v for pts in index.values() for _, v in pts] + [100.0]
+    ticks = nice_ticks(min(values), max(values))
+    f = _Frame(left=62, top=52, width=640, height=176, x0=-0.5,
+               x1=max(len(starts) - 0.5, 0.5), y0=ticks[0], y1=ticks[-1])
+    svg.text(360, 20, f"{t['longterm']} – {label}", size=13, anchor="middle", weight="bold")
+    _y_axis(svg, f, ticks, lang)
     if current[0] in pos:
         i = pos[current[0]]
-        ax.axvspan(i - 0.4, i + 0.4, color="#f2d16b", alpha=0.35, label=t["period"])
-    ax.axhline(100, color="#999", lw=0.8, ls=":")
-    ax.set_xticks(range(len(starts)))
-    ax.set_xticklabels([_half_label(k) for k in starts], rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel(t["index"], fontsize=9)
-    ax.set_title(f"{t['longterm']} – {label}", fontsize=11)
-    ax.grid(axis="y", alpha=0.3)
-    if index:
-        ax.legend(fontsize=8, loc="upper left", frameon=False)
-    return _png(fig)
+        svg.rect(f.x(i - 0.4), f.top, f.x(i + 0.4) - f.x(i - 0.4), f.height, "#f2d16b", 0.35)
+    svg.line(f.left, f.y(100), f.left + f.width, f.y(100), "#999", 0.8, "2 2")
+    for i, k in enumerate(starts):
+        x = f.x(i)
+        svg.line(x, f.top + f.height, x, f.top + f.height + 3, "#444", 0.8)
+        svg.text(x + 3, f.top + f.height + 12, _half_label(k), size=9, anchor="end",
+                 rotate=-45)
+    for dim, pts in index.items():
+        color = COLORS.get(dim, "#555")
+        xy = [(f.x(pos[k]), f.y(v)) for k, v in pts]
+        svg.polyline(xy, color, 2)
+        for x, y in xy:
+            svg.dot(x, y, 3.2, color)
+    _frame_box(svg, f)
+    svg.text(16, f.top + f.height / 2, t["index"], size=10, anchor="middle", rotate=-90)
+    svg.text(f.left + f.width / 2, 296, t["halfyear"], size=10, anchor="middle")
+    entries = [(f"line:{COLORS.get(d, '#555')}", t.get(d, d)) for d in index]
+    if current[0] in pos:
+        entries.append(("band:#f2d16b", t["period"]))
+    _legend(svg, f.left, 40, entries)
+    return svg.bytes()
 
 
 @dataclass(frozen=True)
@@ -258,6 +416,33 @@ def series_marks(s: Series, spikes: dict[str, list[date]]) -> Marks:
     return Marks(y, segments, cps, [j for j, p in enumerate(s.periods) if p in hit])
 
 
+def _unit(s: Series, lang: str) -> str:
+    """The y axis of a series' panel in words."""
+    t = TEXT[lang]
+    if is_score(s.metric):
+        return t["units"]["score"]
+    if s.denominators is not None:
+        return t["share"]
+    return t["units"].get(s.metric, s.metric)
+
+
+def _date_ticks(lo: date, hi: date) -> tuple[list[date], str]:
+    """Years (or half-years, or months on a short span) between lo and hi, and the
+    label format."""
+    span = (hi - lo).days
+    if span > 3 * 365:
+        return [date(y, 1, 1) for y in range(lo.year, hi.year + 1) if date(y, 1, 1) >= lo], "y"
+    step = 6 if span > 400 else (3 if span > 120 else 1)
+    out, y, m = [], lo.year, 1
+    while date(y, m, 1) <= hi:
+        if date(y, m, 1) >= lo:
+            out.append(date(y, m, 1))
+        m += step
+        if m > 12:
+            y, m = y + 1, m - 12
+    return out, "m"
+
+
 def sources_chart(
     series: Sequence[Series],
     spikes: dict[str, list[date]],
@@ -265,48 +450,66 @@ def sources_chart(
     previous: tuple[date, date],
     lang: str = "no",
 ) -> bytes:
-    """PNG: one panel per series with segment levels, change points and spikes."""
+    """SVG: one panel per series with segment levels, change points and spikes."""
     t = TEXT[lang]
     order = {d: i for i, d in enumerate(DIMENSIONS)}  # as in the table: use, availability, …
     shown = sorted((s for s in series if len(s.periods) > 0),
                    key=lambda s: (order.get(s.dimension, 9), s.key))
-    n = max(1, len(shown))
     cols = 2
-    rows = math.ceil(n / cols)
-    fig = _figure(10.0, 1.9 * rows + 0.4)
+    rows = max(1, math.ceil(len(shown) / cols))
+    pw, ph = 450, 172  # one panel
+    svg = _Svg(pw * cols, 36 + ph * rows, t["sources"])
     lo = min([s.periods[0] for s in shown] + [previous[0]])
     hi = max([s.periods[-1] for s in shown] + [current[1]])
+    day0 = lo.toordinal()
+    xticks, fmt = _date_ticks(lo, hi)
+    _legend(svg, 120, 20, [("line:#333", t["level"]), ("dash:#333", t["changepoint"]),
+                           ("dot:#c0392b", t["spike"]), ("band:#f2d16b", t["period"])])
     for i, s in enumerate(shown):
-        ax = fig.add_subplot(rows, cols, i + 1)
+        ox, oy = (i % cols) * pw, 36 + (i // cols) * ph
         m = series_marks(s, spikes)
-        x = np.array(s.periods, dtype="datetime64[D]")
         y = m.values
-        ax.axvspan(np.datetime64(previous[0]), np.datetime64(current[1]) + 1,
-                   color="#f2d16b", alpha=0.18, lw=0)
-        ax.axvline(np.datetime64(current[0]), color="#c9a227", lw=0.8)
-        ax.plot(x, y, color="#1f5f99", lw=0.9, marker="." if len(x) < 30 else None)
+        finite = y[np.isfinite(y)]
+        levels = [lv for _, _, lv in m.segments]
+        ticks = nice_ticks(min([0.0, *finite.tolist(), *levels]),
+                           max([*finite.tolist(), *levels, 0.0]), 4)
+        f = _Frame(left=ox + 62, top=oy + 22, width=pw - 80, height=ph - 62,
+                   x0=0, x1=hi.toordinal() + 1 - day0, y0=ticks[0], y1=ticks[-1])
+        svg.text(ox + pw / 2 + 20, oy + 14, f"{s.key} [{t.get(s.dimension, s.dimension)}]",
+                 size=10, anchor="middle")
+        _y_axis(svg, f, ticks, lang, size=8)
+        svg.rect(f.x(previous[0].toordinal() - day0), f.top,
+                 f.x(current[1].toordinal() + 1 - day0) - f.x(previous[0].toordinal() - day0),
+                 f.height, "#f2d16b", 0.18)
+        xc = f.x(current[0].toordinal() - day0)
+        svg.line(xc, f.top, xc, f.top + f.height, "#c9a227", 0.8)
+        for d in xticks:
+            x = f.x(d.toordinal() - day0)
+            svg.line(x, f.top + f.height, x, f.top + f.height + 3, "#444", 0.8)
+            svg.text(x, f.top + f.height + 13, str(d.year) if fmt == "y" else
+                     f"{d.year}-{d.month:02d}", size=8, anchor="middle")
+        xs = [f.x(p.toordinal() - day0) for p in s.periods]
+        svg.polyline([(x, f.y(v)) if math.isfinite(v) else None for x, v in zip(xs, y.tolist(),
+                      strict=True)], "#1f5f99", 1.0)
+        if len(xs) < 30:
+            for x, v in zip(xs, y.tolist(), strict=True):
+                if math.isfinite(v):
+                    svg.dot(x, f.y(v), 1.6, "#1f5f99")
         for a, b, level in m.segments:
-            ax.hlines(level, x[a], x[b], colors="#333", lw=1.6)
+            svg.line(xs[a], f.y(level), xs[b], f.y(level), "#333", 1.6)
         for cp in m.change_points:
-            ax.axvline(x[cp], color="#333", ls="--", lw=0.9)
-        if m.spikes:
-            ax.plot(x[m.spikes], y[m.spikes], "o", color="#c0392b", ms=4)
-        ax.set_title(f"{s.key} [{t.get(s.dimension, s.dimension)}]", fontsize=8)
-        ax.set_xlim(np.datetime64(lo), np.datetime64(hi))
-        ax.tick_params(labelsize=7)
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
-    handles = [
-        Line2D([], [], color="#333", lw=1.6, label=t["level"]),
-        Line2D([], [], color="#333", ls="--", lw=0.9, label=t["changepoint"]),
-        Line2D([], [], color="#c0392b", marker="o", ls="", ms=4, label=t["spike"]),
-        Patch(color="#f2d16b", alpha=0.5, label=t["period"]),
-    ]
-    fig.legend(handles=handles, loc="outside upper center", ncols=4, fontsize=8,
-               frameon=False)
-    return _png(fig)
+            svg.line(xs[cp], f.top, xs[cp], f.top + f.height, "#333", 0.9, "4 3")
+        for j in m.spikes:
+            if math.isfinite(y[j]):
+                svg.dot(xs[j], f.y(float(y[j])), 3.5, "#c0392b")
+        _frame_box(svg, f)
+        svg.text(ox + 14, f.top + f.height / 2, _unit(s, lang), size=9, anchor="middle",
+                 rotate=-90)
+        svg.text(f.left + f.width / 2, f.top + f.height + 27,
+                 t["year"] if fmt == "y" else t["month"], size=8, anchor="middle",
+                 color="#555")
+    return svg.bytes()
 
 
-def data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+def data_uri(svg: bytes) -> str:
+    return "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")

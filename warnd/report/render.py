@@ -338,7 +338,7 @@ def render_html(
     charts: bool = True,
     chart_cache: Any = None,
 ) -> str:
-    """One self-contained HTML page (inline CSS, charts as PNG data URIs).
+    """One self-contained HTML page (inline CSS, charts as SVG data URIs).
 
     ``chart_cache``: a :class:`warnd.report.charts.ChartCache` that keeps charts
     drawn before (default: none, every chart is drawn).
@@ -368,11 +368,11 @@ def render_html(
     if charts:
         parts += [f"<h2>{e(t['figure1'])}</h2>", '<div class="grid">']
         for s in rep.substances:
-            png = rc.longterm_png(cache, s.label,
+            svg = rc.longterm_svg(cache, s.label,
                                   rc.trend_index(rep.series.get(s.substance, []), params),
                                   rep.current, lang)
             parts.append(f'<figure class="longterm"><img alt="{e(t["figure1"])}: {e(s.label)}" '
-                         f'src="{rc.data_uri(png)}"></figure>')
+                         f'src="{rc.data_uri(svg)}"></figure>')
         parts.append(f'</div><p class="meta">{e(t["figure1_note"])}</p>')
     for i, s in enumerate(rep.substances, 1):
         parts += [f'<section class="substance" id="{e(s.substance)}">',
@@ -423,10 +423,10 @@ def render_html(
         else:
             parts.append(f"<p>{e(t['no_notices'])}</p>")
         if charts and rep.series.get(s.substance):
-            png = rc.sources_png(cache, rep.series[s.substance], rep.spikes, rep.current,
+            svg = rc.sources_svg(cache, rep.series[s.substance], rep.spikes, rep.current,
                                  rep.previous, lang)
             parts.append(f'<figure class="sources"><img alt="{e(t["figure_sources"])}: '
-                         f'{e(s.label)}" src="{rc.data_uri(png)}"><figcaption>'
+                         f'{e(s.label)}" src="{rc.data_uri(svg)}"><figcaption>'
                          f"{e(t['figure_sources'])} – {e(s.label)}</figcaption></figure>")
         parts.append("</section>")
     parts += [f"<h2>{e(t['method'])}</h2>", f"<p>{e(t['method_text'])}</p>", "</body></html>"]

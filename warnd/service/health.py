@@ -28,12 +28,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import CollectorRegistry
 
 from warnd.config import Config, SourceConfig, cron_fields, parse_duration, parse_listen
 from warnd.logs import redact
@@ -72,7 +67,7 @@ def _redact_rows(rows: list[dict[str, Any]], *keys: str) -> list[dict[str, Any]]
 def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any]:
     """The state of every source, open alerts and the outbox (``warnd status --json``)."""
     from warnd.alerting.commands import alerting_status
-    from warnd.alerting.decide import stale_data
+    from warnd.alerting.freshness import stale_data
     from warnd.store import Store
 
     now = now or datetime.now(UTC)
@@ -83,13 +78,20 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
         stale_names: list[str] = []
         stale_data_names: list[str] = []
         factor = cfg.general.stale_after_intervals
+        # one read of each table for all sources, not a few queries per source
         counts = store.series_counts()
+        states = {r["source"]: r for r in store.q("SELECT * FROM source_state")}
+        recent: dict[str, list[dict[str, Any]]] = {}
+        for r in store.q(
+                "SELECT source, location, message, seen_at FROM (SELECT *, ROW_NUMBER() OVER "
+                "(PARTITION BY source ORDER BY seen_at DESC, id DESC) AS n FROM problems) "
+                "WHERE n <= 5 ORDER BY source, n"):
+            recent.setdefault(r.pop("source"), []).append(r)
+        newest = store.newest_period_by_source()
         for s in cfg.sources:
-            st = store.source_state(s.name)
+            st = states.get(s.name, {})
             n_series = counts.get(s.name, {}).get("series", 0)
-            problems = _redact_rows(store.q(
-                "SELECT location, message, seen_at FROM problems WHERE source=? "
-                "ORDER BY seen_at DESC, id DESC LIMIT 5", [s.name]), "location", "message")
+            problems = _redact_rows(recent.get(s.name, []), "location", "message")
             fails = int(st.get("consecutive_failures") or 0)
             interval = source_interval(s, cfg.general.timezone, now)
             last_ok = _ts(st.get("last_success_at"))
@@ -107,7 +109,8 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
                                         and unusable is None)
             if stale:
                 stale_names.append(s.name)
-            old_data = stale_data(store, s.name, now=now) if s.enabled else None
+            old_data = (stale_data(store, s.name, now=now, newest_by_source=newest)
+                        if s.enabled else None)
             if old_data:
                 stale_data_names.append(s.name)
             if not healthy:
@@ -211,6 +214,8 @@ class StoreCollector:
         self._liveness = liveness
 
     def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         from warnd.store import Store
 
         cfg = self._config()
@@ -311,6 +316,12 @@ class HealthServer:
 
     def __init__(self, listen: str, config_getter: Callable[[], Config],
                  liveness: Callable[[], dict[str, Any]]) -> None:
+        # the listener's modules load with it, not with `warnd status`
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from prometheus_client.registry import CollectorRegistry
+
         self.listen = listen
         self.config_getter = config_getter
         self.liveness = liveness

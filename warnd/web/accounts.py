@@ -6,9 +6,11 @@ import argparse
 import getpass
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from warnd.store import Store
+if TYPE_CHECKING:
+    from warnd.store import Store
+
 
 #: as warnd.web.auth.ROLES (not imported here: the command line loads this module)
 ROLES = ("viewer", "operator")

@@ -1,0 +1,174 @@
+"""Light commands on a big store: ``warnd status`` at 10,000 and 100,000 series.
+
+Ingesting five years of weekly history for 100,000 series through the pipeline
+takes hours on a small machine (``benchmarks/load.py --store-only`` measures that
+part), so this benchmark writes the store directly, in the shape ingest leaves it:
+count-table sources of 40 series each (20 substances × 2 regions; ``--substances``,
+``--regions`` change it), 260 weeks of observations ending this week in the
+clustered ``observations`` table, one ``series`` row per series marked judged,
+each source's poll state. The store is written once by SQL (a few minutes at
+100,000 series) and reused with ``--keep``.
+
+Then each command runs ``--repeat`` times in a fresh process (interpreter start
+included); the report gives the median and lowest wall time and the CPU time
+(user + system) of the median run, with the load average at the time, since the
+machine may be shared.
+
+    python -m benchmarks.bigstore --series 10000
+    python -m benchmarks.bigstore --series 100000 --keep /var/tmp/warnd-100k
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _start(weeks: int) -> date:
+    """The first week of a history that ends this week (a store that is kept current)."""
+    today = date.today()
+    return today - timedelta(days=today.weekday(), weeks=weeks - 1)
+
+
+def build(work: Path, *, sources: int, substances: int, regions: int, weeks: int) -> None:
+    """Config and store for ``sources`` count tables, written directly by SQL."""
+    sys.path.insert(0, str(ROOT))
+    from warnd.store import DB_NAME, Store, iso
+
+    subs = [f"s{i:03d}" for i in range(substances)]
+    lines = ['[general]\nstate_dir = "state"\nlog_level = "WARNING"\n']
+    for s in subs:
+        lines.append(f'[substances.{s}]\nnames = ["{s}"]\n')
+    for i in range(sources):
+        lines.append(f'[[sources]]\nname = "src{i:05d}"\nkind = "count_table"\n'
+                     f'location = "data/src{i:05d}"\ninterval = "1w"\ndimension = "use"\n'
+                     'columns = { region = "region" }\n')
+    lines.append('[[targets]]\nname = "hook"\nurl = "json://127.0.0.1:9/hook"\n')
+    (work / "config.toml").write_text("\n".join(lines))
+    (work / "data").mkdir(exist_ok=True)
+    Store(work / "state" / DB_NAME).close()  # the schema, as warnd makes it
+    now = datetime.now(UTC)
+    start = _start(weeks)
+    last = start + timedelta(weeks=weeks - 1)
+    con = sqlite3.connect(work / "state" / DB_NAME)
+    con.execute("PRAGMA journal_mode = WAL")
+    con.execute("PRAGMA synchronous = OFF")
+    con.executescript(
+        "CREATE TEMP TABLE src (i INTEGER, name TEXT);"
+        "CREATE TEMP TABLE sub (j INTEGER, name TEXT);"
+        "CREATE TEMP TABLE reg (k INTEGER, name TEXT);"
+        "CREATE TEMP TABLE wk (w INTEGER, period TEXT);")
+    con.executemany("INSERT INTO src VALUES (?,?)", [(i, f"src{i:05d}") for i in range(sources)])
+    con.executemany("INSERT INTO sub VALUES (?,?)", list(enumerate(subs)))
+    con.executemany("INSERT INTO reg VALUES (?,?)", [(k, f"r{k}") for k in range(regions)])
+    con.executemany("INSERT INTO wk VALUES (?,?)",
+                    [(w, (start + timedelta(weeks=w)).isoformat()) for w in range(weeks)])
+    stamp = iso(now)
+    with con:
+        # in key order, as the clustered table stores it; values 15-25, reproducible
+        con.execute(
+            "INSERT INTO observations (source, substance, region, metric, period, value, "
+            "dimension, first_seen_at, updated_at) "
+            "SELECT src.name, sub.name, reg.name, 'count', wk.period, "
+            "15 + (src.i * 7919 + sub.j * 104729 + reg.k * 31 + wk.w * 13) % 11, 'use', ?, ? "
+            "FROM src, sub, reg, wk ORDER BY src.name, sub.name, reg.name, wk.period",
+            (stamp, stamp))
+        con.execute(
+            "INSERT INTO series (source, substance, region, metric, key, dimension, "
+            "first_period, last_period, n_observations, data_version, judged_version, "
+            "judged_period, updated_at) "
+            "SELECT src.name, sub.name, reg.name, 'count', "
+            "src.name || ':' || sub.name || ':' || reg.name, 'use', ?, ?, ?, 1, 1, ?, ? "
+            "FROM src, sub, reg",
+            (start.isoformat(), last.isoformat(), weeks, last.isoformat(), stamp))
+        con.execute(
+            "INSERT INTO source_state (source, last_poll_at, last_success_at, "
+            "consecutive_failures, n_polls, n_failures) SELECT name, ?, ?, 0, ?, 0 FROM src",
+            (stamp, stamp, weeks))
+        con.execute(
+            "INSERT INTO documents SELECT name, 'data/' || name || '/hist.csv', "
+            "hex(randomblob(32)), ?, ?, 0 FROM src",
+            (stamp, substances * regions * weeks))
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+
+
+def _loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def timed(cmd: list[str], *, cwd: Path, env: dict[str, str], repeat: int) -> dict[str, Any]:
+    """Wall and CPU (user + system) time of ``cmd``, each run a fresh process."""
+    runs = []
+    for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        load = _loadavg()
+        t0 = time.perf_counter()
+        r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if r.returncode not in (0, 1):
+            raise SystemExit(f"{' '.join(cmd)}: exit {r.returncode}\n{r.stderr[-2000:]}")
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        runs.append({"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "load": load,
+                     "peak_rss_mib": round(after.ru_maxrss / 1024, 1)})
+    runs.sort(key=lambda x: x["wall_s"])
+    med = runs[len(runs) // 2]
+    return {"median_wall_s": med["wall_s"], "min_wall_s": runs[0]["wall_s"],
+            "median_cpu_s": med["cpu_s"], "load_average": med["load"]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--series", type=int, default=10000)
+    ap.add_argument("--substances", type=int, default=20)
+    ap.add_argument("--regions", type=int, default=2)
+    ap.add_argument("--weeks", type=int, default=260)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--keep", help="build the store in this folder (reused when it exists)")
+    args = ap.parse_args()
+    n_src = max(1, round(args.series / (args.substances * args.regions)))
+    with tempfile.TemporaryDirectory(prefix="warnd-bigstore-") as tmp:
+        work = Path(args.keep) if args.keep else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        build_s = None
+        if not (work / "config.toml").exists():
+            t0 = time.perf_counter()
+            build(work, sources=n_src, substances=args.substances, regions=args.regions,
+                  weeks=args.weeks)
+            build_s = round(time.perf_counter() - t0, 1)
+            (work / "shape.json").write_text(json.dumps(
+                {"sources": n_src, "series": n_src * args.substances * args.regions,
+                 "weeks": args.weeks}))
+        shape = json.loads((work / "shape.json").read_text())  # a kept store's own
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env.pop("WARND_STATE_DIR", None)
+        cli = [sys.executable, "-m", "warnd.cli", "--config", str(work / "config.toml")]
+        # the first run after building reads a cold file; the rest are warm
+        first = timed([*cli, "status"], cwd=work, env=env, repeat=1)
+        res = {
+            **shape, "build_s": build_s,
+            "db_mib": round((work / "state" / "warnd.sqlite").stat().st_size / 2**20, 1),
+            "status_first": first,
+            "status": timed([*cli, "status"], cwd=work, env=env, repeat=args.repeat),
+            "status_json": timed([*cli, "status", "--json"], cwd=work, env=env,
+                                 repeat=args.repeat),
+        }
+    print(json.dumps(res, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
