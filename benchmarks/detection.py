@@ -595,16 +595,19 @@ def information_bound(
         "ramp x1.5": 1 + 0.5 * np.minimum(w / 12.0, 1.0),
         "ramp x2": 1 + 1.0 * np.minimum(w / 12.0, 1.0),
     }
+    def pod(lv, phi, f):
+        return float(stats.norm.cdf(math.sqrt(2 * lv * info(f) / phi) - math.sqrt(2 * h)))
+
     head = ["level / week", "phi", *[f"{k}: E[LLR] (PoD at bound)" for k in shapes]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for lv in levels:
         for phi in phis:
-            cells = []
-            for f in shapes.values():
-                big_l = lv * info(f) / phi
-                pod = float(stats.norm.cdf(math.sqrt(2 * big_l) - math.sqrt(2 * h)))
-                cells.append(f"{big_l:.1f} ({pod:.0%})")
+            cells = [f"{lv * info(f) / phi:.1f} ({pod(lv, phi, f):.0%})" for f in shapes.values()]
             lines.append(f"| {lv} | {phi:g} | " + " | ".join(cells) + " |")
+    for name, lvs in (("main grid", LEVELS), ("low-count cells", EXTRA_LEVELS)):
+        cells = [f"({np.mean([pod(lv, phi, f) for lv in lvs for phi in phis]):.0%})"
+                 for f in shapes.values()]
+        lines.append(f"| {name}, pooled | 1 and 2 | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
