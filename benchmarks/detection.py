@@ -571,6 +571,46 @@ def summary_table(rows: list[tuple[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+def information_bound(
+    levels=(1, 2, 3, 5, 10, 30), phis=(1.0, 2.0), h: float | None = None, weeks: int = HORIZON
+) -> str:
+    """What any detector can find in the PoD window: the expected log likelihood ratio
+    (Kullback-Leibler information) of the true change against no change with the baseline
+    *known*, summed over the ``weeks`` after the onset, ``sum mu0 (f ln f - f + 1) / phi``
+    for the mean factor ``f`` of each week (a step x1.5 or x2, or the benchmark's 12-week
+    ramp), and the probability that the ratio at the true change time reaches ``h``
+    (``glr_h``) by the end of the window, ``Phi(sqrt(2 L) - sqrt(2 h))`` (2 LR is
+    noncentral chi-square with one degree of freedom and noncentrality ``2 L``; the
+    lower tail of the signed root is ignored). An estimated baseline, the search over
+    change times and the need to alert within the window only lower it."""
+    h = DetectionParams().glr_h if h is None else h
+    w = np.arange(1, weeks + 1)
+
+    def info(f):
+        return float(np.sum(f * np.log(f) - f + 1))
+
+    shapes = {
+        "step x1.5": np.full(weeks, 1.5),
+        "step x2": np.full(weeks, 2.0),
+        "ramp x1.5": 1 + 0.5 * np.minimum(w / 12.0, 1.0),
+        "ramp x2": 1 + 1.0 * np.minimum(w / 12.0, 1.0),
+    }
+    def pod(lv, phi, f):
+        return float(stats.norm.cdf(math.sqrt(2 * lv * info(f) / phi) - math.sqrt(2 * h)))
+
+    head = ["level / week", "phi", *[f"{k}: E[LLR] (PoD at bound)" for k in shapes]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for lv in levels:
+        for phi in phis:
+            cells = [f"{lv * info(f) / phi:.1f} ({pod(lv, phi, f):.0%})" for f in shapes.values()]
+            lines.append(f"| {lv} | {phi:g} | " + " | ".join(cells) + " |")
+    for name, lvs in (("main grid", LEVELS), ("low-count cells", EXTRA_LEVELS)):
+        cells = [f"({np.mean([pod(lv, phi, f) for lv in lvs for phi in phis]):.0%})"
+                 for f in shapes.values()]
+        lines.append(f"| {name}, pooled | 1 and 2 | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def advance_speed(n_series: int = 32, seed: int = 7) -> tuple[float, float, int]:
     """Milliseconds per period for :meth:`detectors.engine.SeriesState.advance` (one new
     week of a 260-week series, JSON round trip of the state included) against a full
@@ -635,6 +675,8 @@ def main(argv: list[str] | None = None) -> None:
         summary.append((f"{seed} main", bar_summary(res["warnd"])))
         summary.append((f"{seed} low-count/trend", bar_summary(ext["warnd"])))
     print(summary_table(summary))
+    print(f"\ninformation bound over {HORIZON} weeks (glr_h {DetectionParams().glr_h:g}):\n")
+    print(information_bound())
     if not args.no_speed:
         adv, rep, size = advance_speed()
         print(f"\nincremental: {adv:.1f} ms per new week (state {size / 1000:.0f} kB as JSON) "

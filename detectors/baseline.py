@@ -230,9 +230,13 @@ def _fit_counts(Y, Off, M, X, n_par, params, tw):
         return beta, Ainv
 
     def dispersion(beta, w):
+        # Farrington et al. 1996: the weights are rescaled to sum to the (time-weighted)
+        # number of points, so down-weighting outliers does not shrink the estimate
         mu = np.exp(np.clip(_lin(X, beta) + Off, -30, 30))
-        num = (w * (Y - mu) ** 2 / mu).sum(1)
-        den = np.maximum(w.sum(1) - n_par, 1.0)
+        n_w = Mf.sum(1)
+        gamma = n_w / np.maximum(w.sum(1), 1e-12)
+        num = gamma * (w * (Y - mu) ** 2 / mu).sum(1)
+        den = np.maximum(n_w - n_par, 1.0)
         return np.maximum(num / den, params.min_dispersion), mu
 
     beta, Ainv = irls(beta, Mf, 3)
@@ -329,7 +333,8 @@ def _fit_rows(rp, y, offset, lay: Layout, params, family) -> Fits:
     # shrink the trend (never drop it on a test); Farrington's guard against runaway trends
     se = np.sqrt(np.maximum(cov_scale * Ainv[:, 1, 1], 1e-300))
     z = beta[:, 1] / se
-    keep = np.where(flags[:, 1] > 0, z**2 / (z**2 + params.trend_z**2), 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        keep = np.where(flags[:, 1] > 0, z**2 / np.maximum(z**2 + params.trend_z**2, 1e-300), 0.0)
     beta = beta.copy()
     beta[:, 1] *= keep
     at_r = design(rp.astype(float), centre, flags, py)
@@ -340,10 +345,16 @@ def _fit_rows(rp, y, offset, lay: Layout, params, family) -> Fits:
         )
         beta[runaway, 1] = 0.0
         keep = np.where(runaway, 0.0, keep)
-    # the covariance of the shrunken estimate: the trend's row and column scaled by keep
+    # the trend's uncertainty is the mean squared error of the shrunken estimate c b
+    # (c = keep), c^2 v + (1 - c)^2 beta^2 with beta^2 estimated by b^2 = z^2 v (c v at
+    # the MSE-optimal trend_z = 1); its covariances with the other coefficients scale
+    # by c. The bias of the shrinkage is uncertainty of the extrapolated baseline.
+    mse = np.where(keep > 0, keep**2 + (1 - keep) ** 2 * z**2, 0.0)
     Ainv = Ainv.copy()
+    v_tr = Ainv[:, 1, 1].copy()
     Ainv[:, 1, :] *= keep[:, None]
     Ainv[:, :, 1] *= keep[:, None]
+    Ainv[:, 1, 1] = v_tr * mse
     return Fits(
         family=family,
         pos=rp.astype(np.int64),

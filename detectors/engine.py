@@ -540,10 +540,12 @@ def _full(series: Series, params: DetectionParams, step: str):
 
 def _date_fn(series: Series, pos: np.ndarray):
     periods = series.periods
+    # index of the first period at or after each grid position (one lookup per call)
+    at = np.minimum(np.searchsorted(pos, np.arange(int(pos[-1]) + 1)), len(periods) - 1).tolist()
+    last = len(periods) - 1
 
     def date_at(t: int):
-        i = min(int(np.searchsorted(pos, t)), len(periods) - 1)
-        return periods[i]
+        return periods[at[t] if 0 <= t < len(at) else (0 if t < 0 else last)]
 
     return date_at
 
@@ -563,7 +565,7 @@ def detect(series: Series, params: DetectionParams) -> list[Finding]:
 def replay(series: Series, params: DetectionParams) -> list[list[Finding]]:
     """``[detect(series.upto(i + 1), params) for i in range(len(series.periods))]``,
     computed in one pass: every quantity at period i uses data up to i only."""
-    return replay_with_state(series, params)[0]
+    return _replay(series, params, with_state=False)[0]
 
 
 def replay_with_state(
@@ -571,6 +573,10 @@ def replay_with_state(
 ) -> tuple[list[list[Finding]], SeriesState | None]:
     """:func:`replay` and the :class:`SeriesState` after the last period (None when the
     series cannot be continued incrementally: a score series, or no periods)."""
+    return _replay(series, params, with_state=True)
+
+
+def _replay(series: Series, params: DetectionParams, with_state: bool):
     n = len(series.periods)
     if is_score(series.metric) or n == 0:
         return [[] for _ in range(n)], None
@@ -588,6 +594,8 @@ def replay_with_state(
             out.append(detect(series.upto(i + 1), params))
         else:
             out.append(_findings(meta, ev, int(pos[i]), params, date_at, g))
+    if not with_state:
+        return out, None
     state = SeriesState._build(series, params, step, g, geo, fits, run, int(n_seen[-1]))
     return out, state
 

@@ -76,10 +76,11 @@ class DetectionParams(BaseModel):
         "many years of observations in the window.",
     )
     trend_z: float = Field(
-        1.96,
+        1.0,
         ge=0,
         description="The fitted trend is shrunk by z²/(z² + trend_z²) (z its Wald statistic): "
-        "halved at z = ±trend_z, kept nearly whole when clearly significant.",
+        "halved at z = ±trend_z, kept nearly whole when clearly significant; 1 minimises "
+        "the estimated mean squared error of the extrapolated trend.",
     )
     reweight_threshold: float = Field(
         2.58,
@@ -96,13 +97,13 @@ class DetectionParams(BaseModel):
 
     # --- trend (generalised likelihood ratio) -----------------------------------------
     glr_h: float = Field(
-        7.0,
+        6.5,
         gt=0,
         description="Log likelihood ratio (increase or decrease of the mean from a change "
         "time in the search window against no change) at which a trend is current.",
     )
     glr_loo_h: float = Field(
-        5.0,
+        4.5,
         gt=0,
         description="The same ratio without the window's most extreme period must reach "
         "this too, so one outlying period (a spike) never makes a trend on its own.",

@@ -238,6 +238,42 @@ def test_empty_grid_baseline():
     assert len(f.pos) == 0 and len(f.window_max) == 0
 
 
+def test_shrunken_trend_carries_its_mean_squared_error():
+    """The extrapolated trend's variance is the MSE of the shrunken estimate c*b,
+    c^2 v + (1 - c)^2 b^2, not c^2 v: the shrinkage bias counts as baseline uncertainty."""
+    from detectors.baseline import Layout, fit_points
+
+    t = np.arange(260)
+    y = np.random.default_rng(3).poisson(3 * np.exp(0.1 * t / 52.18)).astype(float)
+    lay = Layout.of(52.18, P)
+    rps = np.arange(120, 260, 4)
+    raw = fit_points(y, rps, lay, P.merged({"trend_z": 0}), family="counts")
+    shr = fit_points(y, rps, lay, P, family="counts")
+    v = raw.scale * raw.ainv[:, 1, 1]
+    z = raw.beta[:, 1] / np.sqrt(v)
+    c = z**2 / (z**2 + P.trend_z**2)
+    assert np.all(raw.trend_kept == 1.0)
+    np.testing.assert_allclose(shr.trend_kept, c)
+    np.testing.assert_allclose(shr.beta[:, 1], c * raw.beta[:, 1])
+    np.testing.assert_allclose(shr.ainv[:, 1, 1], raw.ainv[:, 1, 1] * (c**2 + (1 - c) ** 2 * z**2))
+    # at trend_z = 1 the MSE is c v: more than the variance c^2 v of c*b alone
+    assert np.all(shr.ainv[:, 1, 1] > c**2 * raw.ainv[:, 1, 1])
+    np.testing.assert_allclose(shr.ainv[:, 0, 1], c * raw.ainv[:, 0, 1])
+
+
+def test_steady_growth_at_low_counts_raises_no_trend():
+    """A real +25 %/year growth at 2-3 a week is the baseline, not an increase: the
+    shrunken trend's bias is counted as uncertainty, so at most 3 of 30 series ever
+    raise an increase in their last two years (7 when the bias was ignored)."""
+    t = np.arange(260)
+    raised = 0
+    for seed in range(30):
+        y = np.random.default_rng(100 + seed).poisson(2 * np.exp(0.25 * t / 52.18)).astype(float)
+        res = replay(count_series(y), P)
+        raised += any(kinds(r, "trend") for r in res[156:])
+    assert raised <= 3
+
+
 def _step_through(series, m0, params=P):
     _, state = replay_with_state(series.upto(m0), params)
     out = []
