@@ -29,6 +29,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "notices": ("varsler per uke", "warnings per week"),
     "score": ("trendpanel, sum av svar", "trend panel, sum of answers"),
     "share": ("andel positive prøver", "share of tests positive"),
+    "articles": ("saker per uke", "articles per week"),
 }
 
 
@@ -58,7 +59,20 @@ def unit_words(config: Any, source: str, metric: str | None, lang: str = "no", *
         unit = config.source_unit(source) if hasattr(config, "source_unit") else None
         if unit:
             return str(unit)
+        if _counts_items(config, source):
+            metric = "articles"  # a media source's count: its articles per week
     return metric_words(metric, lang, share=share)
+
+
+def _counts_items(config: Any, source: str) -> bool:
+    """True for a source of articles or notices (its counts are items per week)."""
+    from feeds.registry import FEEDS
+
+    try:
+        kind = config.source(source).kind
+    except (KeyError, AttributeError):
+        return False
+    return getattr(FEEDS.get(kind), "produces", "") == "items"
 
 
 def axis_unit(metric: str | None, lang: str = "no", *, share: bool = False,
