@@ -324,3 +324,14 @@ def test_console_change_points_are_those_of_warnd_changepoints(demo_console, tmp
         assert compared >= 3
     finally:
         c.close()
+
+
+def test_alerts_page_tells_severity_in_words(demo_console):
+    console, _, _, _ = demo_console
+    c = _http_login(console, OPERATOR)
+    try:
+        page = c.get("/alerts").text
+    finally:
+        c.close()
+    row = page.split('<tr id="alert-1">')[1].split("</tr>")[0]
+    assert "<td>kritisk</td>" in row and "critical" not in row
