@@ -425,7 +425,7 @@ def test_source_health_alert_once_per_failure_episode(tmp_path, smtp_server, roo
             "kind": "source_health",
             "decision": "open",
             "source": "media",
-            "title": "Kilde feiler: media",
+            "title": "Kilde feiler: Media",
         }
     ]
     (tmp_path / "feeds").mkdir()
@@ -434,10 +434,10 @@ def test_source_health_alert_once_per_failure_episode(tmp_path, smtp_server, roo
     assert pipe.poll("media").ok is True
     rows = store.q("SELECT decision, title FROM alerts WHERE kind='source_health' ORDER BY id")
     assert [r["decision"] for r in rows] == ["open", "resolve"]
-    assert rows[1]["title"] == "Kilde i orden igjen: media"
+    assert rows[1]["title"] == "Kilde i orden igjen: Media"
     assert pipe.dispatch()["delivered"] == 2
     wait_for(lambda: len(smtp_server.messages) == 2, what="two emails")
-    failing = next(m for m in smtp_server.messages if m["Subject"] == "Kilde feiler: media")
+    failing = next(m for m in smtp_server.messages if m["Subject"] == "Kilde feiler: Media")
     assert "3 mislykkede hentinger på rad" in failing.get_body(("html",)).get_content()
 
 

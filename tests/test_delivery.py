@@ -325,7 +325,7 @@ def test_hostile_notice_and_source_health_reach_both_targets_escaped(
         p["attachments"][0]["content"]["body"][0]["inlines"][0]["text"]
         for p in teams_server.payloads()
     )
-    assert titles[0] == "Kilde feiler: lab"
+    assert titles[0] == "Kilde feiler: Lab"
     assert titles[1].startswith("Ny advarsel: ketamin — ")
 
 

@@ -233,6 +233,10 @@ def test_share_of_tests_in_per_cent_through_the_pipeline(tmp_path, smtp_server, 
     said = f"{before} → {after}"
     name = "Laboratoriet, Vestland: andel positive prøver"
     assert f"{name}: nivå før {before} → etter {after}" in ketamin["body"]
+    # a source's own unit for its counts ([[sources]] unit)
+    assert "AMK Bergen (ambulanse), Vestland: utrykninger per uke" in ketamin["body"]
+    # a media source's counts are its articles per week
+    assert "Bergens Tidende, Vestland: saker per uke" in ketamin["body"]
     wait_for(lambda: len(smtp_server.messages) >= 2 and len(teams_server.payloads()) >= 2,
              what="the demo's alerts sent")
     mail = next(m for m in smtp_server.messages if "Ketamin" in str(m["Subject"]))

@@ -266,6 +266,8 @@ def test_console_tells_a_share_of_tests_in_per_cent(demo_console):
         row = next(r for r in page.split("<tr>") if "Laboratoriet, Vestland: andel positive "
                    "prøver" in r)
         assert re.search(r"\d+,\d % → \d+,\d %", row), row
+        # the figure behind the words, with the decimal comma too
+        assert re.search(r'title="p = \d,\d+(e-\d+)?, ', row), row
         n = next(i for i, part in enumerate(page.split('<figure class="chart"')[1:])
                  if "Laboratoriet" in part)
         chart = c.get(f"/substances/ketamin/charts/{n}.json").json()
@@ -322,3 +324,14 @@ def test_console_change_points_are_those_of_warnd_changepoints(demo_console, tmp
         assert compared >= 3
     finally:
         c.close()
+
+
+def test_alerts_page_tells_severity_in_words(demo_console):
+    console, _, _, _ = demo_console
+    c = _http_login(console, OPERATOR)
+    try:
+        page = c.get("/alerts").text
+    finally:
+        c.close()
+    row = page.split('<tr id="alert-1">')[1].split("</tr>")[0]
+    assert "<td>kritisk</td>" in row and "critical" not in row

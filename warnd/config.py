@@ -183,6 +183,7 @@ class SourceConfig(BaseModel):
     kind: str
     location: str
     label: str | None = None
+    unit: str | None = None
     interval: str | None = None
     cron: str | None = None
     dimension: Literal["use", "availability", "interest"]
@@ -553,6 +554,13 @@ class Config:
             if s.name == name and s.label:
                 return s.label
         return name.replace("-", " ").replace("_", " ").capitalize() if name else name
+
+    def source_unit(self, name: str) -> str | None:
+        """What a count of the source is, in words (``unit``), when the config says."""
+        for s in self.sources:
+            if s.name == name:
+                return s.unit
+        return None
 
     def substance_label(self, sid: str) -> str:
         sc = self.substances.get(sid)

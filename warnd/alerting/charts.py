@@ -65,7 +65,7 @@ def chart_for_alert(
         label = config.source_label(a["source"]) if config is not None else a["source"]
         reg = region_name(a.get("region"), lang)
         name = (f"{label}, {reg}" if reg else label) + ": " + axis_unit(
-            a.get("metric"), lang, share=share)
+            a.get("metric"), lang, share=share, config=config, source=a["source"])
         n = min(len(s.periods), MAX_PERIODS)
         scale = 100.0 if share else 1.0
         panels.append((name, list(s.periods)[-n:], values[-n:],

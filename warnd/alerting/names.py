@@ -29,6 +29,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "notices": ("varsler per uke", "warnings per week"),
     "score": ("trendpanel, sum av svar", "trend panel, sum of answers"),
     "share": ("andel positive prøver", "share of tests positive"),
+    "articles": ("saker per uke", "articles per week"),
 }
 
 
@@ -50,9 +51,34 @@ def metric_words(metric: str | None, lang: str = "no", *, share: bool = False) -
     return pair[0] if lang == "no" else pair[1]
 
 
-def axis_unit(metric: str | None, lang: str = "no", *, share: bool = False) -> str:
-    """What a chart's axis shows: the metric in words, ``(%)`` for a share."""
-    words = metric_words(metric, lang, share=share)
+def unit_words(config: Any, source: str, metric: str | None, lang: str = "no", *,
+               share: bool = False) -> str:
+    """What a series measures, in words: the source's ``unit`` for its counts when the
+    config gives one ("utrykninger per uke"), else the metric's words."""
+    if not share and (metric or "count") == "count" and config is not None:
+        unit = config.source_unit(source) if hasattr(config, "source_unit") else None
+        if unit:
+            return str(unit)
+        if _counts_items(config, source):
+            metric = "articles"  # a media source's count: its articles per week
+    return metric_words(metric, lang, share=share)
+
+
+def _counts_items(config: Any, source: str) -> bool:
+    """True for a source of articles or notices (its counts are items per week)."""
+    from feeds.registry import FEEDS
+
+    try:
+        kind = config.source(source).kind
+    except (KeyError, AttributeError):
+        return False
+    return getattr(FEEDS.get(kind), "produces", "") == "items"
+
+
+def axis_unit(metric: str | None, lang: str = "no", *, share: bool = False,
+              config: Any = None, source: str = "") -> str:
+    """What a chart's axis shows: what the series measures, ``(%)`` for a share."""
+    words = unit_words(config, source, metric, lang, share=share)
     return f"{words} (%)" if share else words
 
 
@@ -62,7 +88,7 @@ def series_name(config: Any, source: str, region: str | None, metric: str | None
     label = config.source_label(source) if config is not None else source
     reg = region_name(region, lang)
     head = f"{label}, {reg}" if reg else label
-    return f"{head}: {metric_words(metric, lang, share=share)}"
+    return f"{head}: {unit_words(config, source, metric, lang, share=share)}"
 
 
 def num(x: float | int | None, lang: str = "no", digits: int = 1) -> str:

@@ -171,7 +171,7 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
     if notice:
         notice = {**notice, "href": safe_url(notice.get("link"))}
     headlines = [{**h, "href": safe_url(h.get("link"))} for h in (data.get("headlines") or [])[:5]]
-    next_steps = [next_step(data, lang, alert_id, links)]
+    next_steps = [s for s in [next_step(data, lang, alert_id, links)] if s]
     resolved_what = (
         t["spike"] if kind == "spike"
         else t["decrease"] if data.get("direction") == "decrease"

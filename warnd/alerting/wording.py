@@ -212,6 +212,8 @@ def next_step(data: dict[str, Any], lang: str, alert_id: Any,
     t = T.get(lang, T["no"])
     if data.get("kind") == "source_health":
         return str(t["health_next"].format(src=data.get("source", "")))
+    if data.get("kind") == "digest":
+        return ""  # a summary: nothing to acknowledge
     if links:
         return str(t["next_links"])
     return str(t["next"].format(id=alert_id, sub=data.get("substance") or "..."))
@@ -233,7 +235,7 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
     if kind == "source_health":
         src = data.get("source", "")
         if data.get("decision") == "resolve":
-            return f"{t['health_ok']}: {src}", t["health_since"].format(
+            return f"{t['health_ok']}: {source_name(src, config)}", t["health_since"].format(
                 at=data.get("last_success_at") or "?")
         body = "\n".join([
             t["health_body"].format(n=data.get("failures", "?"), at=data.get("last_error_at", "?"),
@@ -241,7 +243,7 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
             t["health_since"].format(at=data.get("last_success_at") or "–"), "",
             t["health_next"].format(src=src),
         ])
-        return f"{t['health']}: {src}"[:200], body
+        return f"{t['health']}: {source_name(src, config)}"[:200], body
     if kind == "digest":
         return data.get("title", "digest"), data.get("text", "")
     if kind == "notice":

@@ -54,6 +54,9 @@ class Web:
                                autoescape=select_autoescape(default=True, default_for_string=True))
         self.env.filters["num"] = lambda x, d=1: num(x, self.lang, d)
         self.env.filters["pct"] = lambda x: percent(x, self.lang)
+        # a p-value with the language's decimal mark ("4,1e-10")
+        self.env.filters["pval"] = lambda p: ("–" if p is None else f"{p:.2g}".replace(
+            ".", "," if self.lang == "no" else "."))
         self.env.filters["signed"] = lambda x: (f"+{x}" if x > 0 else
                                                 (f"−{-x}" if x < 0 else "0"))
         self.env.filters["when"] = lambda s: (s or "")[:16].replace("T", " ")

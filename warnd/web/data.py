@@ -29,7 +29,7 @@ import numpy as np
 from detectors.base import SCALE
 from warnd.alerting import digest
 from warnd.alerting.charts import expected_band
-from warnd.alerting.names import axis_unit, metric_words, region_name
+from warnd.alerting.names import axis_unit, region_name
 from warnd.config import Config
 from warnd.store import Store
 
@@ -210,7 +210,7 @@ def _chart_data(cfg: Config, store: Store, source: str, substance: str, region: 
         "region": region_name(region, lang),
         "region_code": region,
         "metric": metric,
-        "unit": axis_unit(metric, lang, share=share),
+        "unit": axis_unit(metric, lang, share=share, config=cfg, source=source),
         "x": [_epoch(p) for p in periods],
         "y": _clean(level[-n:], scale),
         "expected": _clean(band["expected"][-n:], scale) if band else [],
@@ -254,7 +254,7 @@ def substance_page(cfg: Config, store: Store, substance: str, *, light: bool = F
     # the chart data itself is fetched by the page, one request per chart (chart_data)
     charts = [{"n": i, "source": k[0], "source_label": cfg.source_label(k[0]),
                "region": region_name(k[1], lang),
-               "unit": axis_unit(k[2], lang, share=k in shares),
+               "unit": axis_unit(k[2], lang, share=k in shares, config=cfg, source=k[0]),
                "n_findings": len(by_series.get(k, []))}
               for i, k in enumerate(ordered[:MAX_CHARTS])]
     for f in findings[:40]:
@@ -262,7 +262,8 @@ def substance_page(cfg: Config, store: Store, substance: str, *, light: bool = F
         f["share"] = k in shares if k in ordered[:MAX_CHARTS] else has_denominator(
             store, f["source"], substance, f["region"], f["metric"])
     rest = [{"source_label": cfg.source_label(k[0]), "region": region_name(k[1], lang),
-             "unit": metric_words(k[2], lang)} for k in ordered[MAX_CHARTS:]]
+             "unit": axis_unit(k[2], lang, config=cfg, source=k[0])}
+            for k in ordered[MAX_CHARTS:]]
     headlines = store.q(
         "SELECT i.published_at, i.title, i.link, i.kind, i.source FROM items i "
         "JOIN item_substances s ON s.key = i.key WHERE s.substance=? "

@@ -7,7 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from warnd.alerting.names import certainty, level, metric_words, region_name
+from warnd.alerting.names import certainty, level, series_name
 from warnd.service.health import collect_status
 from warnd.web import data
 from warnd.web.auth import guard
@@ -31,9 +31,8 @@ def substance(request: Request, who: dict[str, Any], store: Any) -> Response:
     lang = web.lang
     page = data.substance_page(web.cfg, store, sid)
     for f in page["findings"]:
-        f["series_name"] = (f"{web.cfg.source_label(f['source'])}"
-                            + (f", {region_name(f['region'], lang)}" if f["region"] else "")
-                            + f": {metric_words(f['metric'], lang, share=f['share'])}")
+        f["series_name"] = series_name(web.cfg, f["source"], f["region"], f["metric"], lang,
+                                       share=f["share"])
         f["levels"] = (f"{level(f['level_before'], lang, share=f['share'])} → "
                        f"{level(f['level_after'], lang, share=f['share'])}")
         f["certainty"] = certainty(f["p_value"], lang)
