@@ -24,7 +24,7 @@ from .conftest import FETCHED_AT
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMON = {"name", "kind", "location", "label", "interval", "cron", "dimension", "region",
-          "weight", "enabled", "substances", "detection"}  # fmt: skip
+          "weight", "enabled", "substances", "detection", "unit"}  # fmt: skip
 BEFORE = (date(2025, 4, 1), date(2025, 9, 30))  # the half year before
 LATE = (date(2026, 1, 5), date(2026, 3, 29))  # after the ramp
 SPRING = (date(2025, 10, 1), date(2026, 3, 29))  # the report's half year
