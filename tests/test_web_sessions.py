@@ -120,6 +120,8 @@ def test_sessions_are_listed_and_ended_one_by_one(tmp_path):
         assert r.returncode == 0, r.stderr
         assert not _in(ola)
         assert [s["ended_why"] for s in _sessions(cfg, state, "ola", "--all")] == ["removed"]
+        r = warnd(cfg, state, "user", "sessions", "nobody")
+        assert r.returncode == 1 and "no user 'nobody'" in r.stderr
     finally:
         for c in clients:
             c.close()

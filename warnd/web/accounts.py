@@ -58,6 +58,11 @@ def cmd_user(args: argparse.Namespace, store: Store) -> int:
             return 0
         print(f"warnd: no user {args.name!r}", file=sys.stderr)
         return 1
+    if sub in ("sessions", "logout") and not store.q(
+            "SELECT 1 FROM users WHERE name=? UNION SELECT 1 FROM web_sessions WHERE user=?",
+            [args.name, args.name]):
+        print(f"warnd: no user {args.name!r} (warnd user list)", file=sys.stderr)
+        return 1
     if sub == "sessions":
         return _sessions(args, store, auth)
     if sub == "logout":
