@@ -42,7 +42,7 @@ TEXT: dict[str, dict[str, str]] = {
         "unknown_substance": "Ukjent stoff.", "back": "Tilbake", "kind": "Type",
         "severity": "Alvor", "open_link": "Åpne", "status_in": "Status",
         "days": "dager", "date": "Dato", "band_lo": "nedre grense", "band_hi": "øvre grense",
-        "hours": "timer", "no_data": "Ingen data.", "account": "Innlogginger",
+        "hours": "timer", "no_data": "Ingen data.", "account": "Innlogginger", "finding": "funn",
         "sessions_help": "Der du er logget inn nå. Avslutt en innlogging du ikke kjenner igjen, "
         "og bytt passord (warnd user add NAVN --update).", "started": "Startet",
         "last_seen": "Sist brukt", "address": "Adresse", "browser": "Nettleser",
@@ -86,7 +86,7 @@ TEXT: dict[str, dict[str, str]] = {
         "detected": "detected", "since": "since", "unknown_substance": "Unknown substance.",
         "back": "Back", "kind": "Kind", "severity": "Severity", "open_link": "Open",
         "status_in": "State", "days": "days", "date": "Date", "band_lo": "lower bound",
-        "band_hi": "upper bound", "hours": "hours", "no_data": "No data.", "account": "Sessions",
+        "band_hi": "upper bound", "hours": "hours", "no_data": "No data.", "account": "Sessions", "finding": "finding",
         "sessions_help": "Where you are logged in now. End a session you do not recognise and "
         "change your password (warnd user add NAME --update).", "started": "Started",
         "last_seen": "Last used", "address": "Address", "browser": "Browser",
