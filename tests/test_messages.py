@@ -10,7 +10,15 @@ from PIL import Image
 from tests.alerting_env import finding, make_config, seed_series, target
 from tests.servers import wait_for
 from warnd.alerting import decide, links, outbox
-from warnd.alerting.names import agreement, certainty, num, percent, region_name
+from warnd.alerting.names import (
+    agreement,
+    certainty,
+    level,
+    metric_words,
+    num,
+    percent,
+    region_name,
+)
 from warnd.store import Store
 
 NOW = datetime(2026, 7, 7, 10, 0, tzinfo=UTC)
@@ -35,6 +43,10 @@ def test_names_numbers_and_words():
     assert certainty(0.2, "en") == "uncertain"
     assert agreement(4, 9) == "4 av 9 kilder øker"
     assert agreement(1, 3, "en") == "1 of 3 sources rises"
+    # a share of tests in per cent, with each language's decimal mark and sign spacing
+    assert level(0.0534, "no", share=True) == "5,3 %" and level(0.189, "en", share=True) == "18.9%"
+    assert level(0.0534, "no") == "0,0534" and level(None, "en", share=True) == "–"
+    assert metric_words("count", "en", share=True) == "share of tests positive"
 
 
 def _sources(n):
