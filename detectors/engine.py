@@ -15,8 +15,9 @@ Method (baseline assumptions in :mod:`detectors.baseline`):
    change by a factor ``exp(kappa)`` from ``k`` on. Counts: with ``Y`` the observed and
    ``E`` the expected total the maximised log likelihood ratio is
    ``(Y log(Y/E) - (Y - E)) / phi_eff``, the negative-binomial (NB1, variance
-   ``phi * mu``) quasi-likelihood, with ``phi_eff = phi + E * var(log mu)`` adding the
-   uncertainty of the fitted baseline. Other values: ``S^2 / (2 Var S)`` for the sum
+   ``phi * mu``) quasi-likelihood, with ``phi_eff = phi + E * var(log E)`` adding the
+   uncertainty of the fitted baseline for the window's total (delta method,
+   :func:`detectors.baseline.window_var`). Other values: ``S^2 / (2 Var S)`` for the sum
    ``S`` of residuals on the transformed scale. The statistic is the maximum over ``k``.
    **Spikes are kept out by needing evidence from more than one period**: the same ratio
    with the window's most extreme period left out must reach ``glr_loo_h``, and the
