@@ -399,6 +399,11 @@ def predict(fits: Fits, rows: np.ndarray, s: np.ndarray, per_year: float):
     """Prediction of fit ``rows`` at positions ``s`` (same shape): the linear predictor
     (without offset; on the transformed scale for continuous fits), its variance, and the
     noise scale (``phi`` or the residual sd)."""
+    eta, var_eta, scale, _ = _predict(fits, rows, s, per_year)
+    return eta, var_eta, scale
+
+
+def _predict(fits: Fits, rows, s, per_year):
     flags = fits.flags[rows]
     X = design(s, fits.centre[rows], flags, per_year)
     eta = (X * fits.beta[rows]).sum(-1)
@@ -407,4 +412,28 @@ def predict(fits: Fits, rows: np.ndarray, s: np.ndarray, per_year: float):
         var_eta = np.minimum(fits.scale[rows] * q, MAX_VAR_ETA)
     else:
         var_eta = fits.scale[rows] ** 2 * q
-    return eta, var_eta, fits.scale[rows]
+    return eta, var_eta, fits.scale[rows], X
+
+
+def predict_with_design(fits: Fits, rows, s, per_year: float):
+    """:func:`predict` and the design rows ``X`` it used (for :func:`window_var`)."""
+    return _predict(fits, rows, s, per_year)
+
+
+def window_var(fits: Fits, rows: np.ndarray, X: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """For windows of shape ``(K, M)`` (row ``k`` a window start, column ``d`` its
+    ``d``-th period; ``X`` their design rows, ``rows`` their fits): the variance of the
+    fitted log of each window's weighted total ``sum_{j<=d} weight_j exp(eta_j)`` (counts,
+    ``weight`` the expected counts) or of its weighted mean of ``eta`` (continuous,
+    ``weight`` 1 for observed periods), by the delta method: ``x̄ᵀ Cov x̄`` with ``x̄`` the
+    weighted mean design row of the window. This is the estimation variance that
+    Farrington's threshold adds, for a sum of periods: errors of the seasonal terms
+    partly cancel over a window, those of the level and the trend do not."""
+    w = np.asarray(weight, float)
+    cw = np.cumsum(w, axis=1)
+    cx = np.cumsum(w[..., None] * X, axis=1)
+    xbar = cx / np.where(cw > 0, cw, 1.0)[..., None]
+    q = (np.matmul(xbar[..., None, :], fits.ainv[rows])[..., 0, :] * xbar).sum(-1)
+    if fits.family == "counts":
+        return np.minimum(fits.scale[rows] * q, MAX_VAR_ETA)
+    return fits.scale[rows] ** 2 * q

@@ -15,8 +15,9 @@ Method (baseline assumptions in :mod:`detectors.baseline`):
    change by a factor ``exp(kappa)`` from ``k`` on. Counts: with ``Y`` the observed and
    ``E`` the expected total the maximised log likelihood ratio is
    ``(Y log(Y/E) - (Y - E)) / phi_eff``, the negative-binomial (NB1, variance
-   ``phi * mu``) quasi-likelihood, with ``phi_eff = phi + E * var(log mu)`` adding the
-   uncertainty of the fitted baseline. Other values: ``S^2 / (2 Var S)`` for the sum
+   ``phi * mu``) quasi-likelihood, with ``phi_eff = phi + E * var(log E)`` adding the
+   uncertainty of the fitted baseline for the window's total (delta method,
+   :func:`detectors.baseline.window_var`). Other values: ``S^2 / (2 Var S)`` for the sum
    ``S`` of residuals on the transformed scale. The statistic is the maximum over ``k``.
    **Spikes are kept out by needing evidence from more than one period**: the same ratio
    with the window's most extreme period left out must reach ``glr_loo_h``, and the
@@ -56,7 +57,15 @@ import numpy as np
 from scipy import special
 
 from detectors.base import Finding, Series, is_score
-from detectors.baseline import MIN_EXPECTED, Fits, Layout, empty_fits, fit_points, predict
+from detectors.baseline import (
+    MIN_EXPECTED,
+    Fits,
+    Layout,
+    empty_fits,
+    fit_points,
+    predict_with_design,
+    window_var,
+)
 from detectors.grid import PER_YEAR, grid_positions, infer_step, on_grid, prefix_steps
 from detectors.params import DetectionParams
 from detectors.scale import categorize
@@ -193,13 +202,19 @@ def _table(g: _Grid, fits: Fits, geo: _Geometry, params: DetectionParams, k0: in
     valid = have & obs[:, 0]
     fr = np.broadcast_to(frow_c[:, None], s.shape)
     if len(fits.pos):
-        eta, var_eta, sc = predict(fits, fr, s, lay.per_year)
+        eta, var_eta, sc, X = predict_with_design(fits, fr, s, lay.per_year)
         scale = fits.scale[frow_c]
     else:
         eta = np.zeros(s.shape)
         var_eta = np.zeros(s.shape)
         scale = np.ones(K)
+        X = None
     obsf = obs & valid[:, None]
+
+    def total_var(weight):
+        # variance of the baseline's estimate for the window's total (see window_var)
+        return window_var(fits, fr, X, weight) if X is not None else np.zeros(s.shape)
+
     N = np.cumsum(obsf, axis=1)
     yv = np.where(obsf, y, 0.0)
     Yraw = np.cumsum(yv, axis=1)
@@ -213,7 +228,8 @@ def _table(g: _Grid, fits: Fits, geo: _Geometry, params: DetectionParams, k0: in
         mu = np.where(obsf, mu, 0.0)
         Y = Yraw
         E = np.cumsum(mu, axis=1)
-        phi_eff = scale[:, None] + E * var_eta
+        var_tot = total_var(mu)
+        phi_eff = scale[:, None] + E * var_tot
         lr = _lr_counts(Y, E, phi_eff)
         up = Y > E
         ex = np.where(obsf, yv - mu, np.nan)
@@ -231,7 +247,8 @@ def _table(g: _Grid, fits: Fits, geo: _Geometry, params: DetectionParams, k0: in
         mu = eta
         Y = np.cumsum(r, axis=1)
         E = np.zeros_like(Y)
-        var = N * scale[:, None] ** 2 + N**2 * var_eta
+        var_tot = total_var(obsf)
+        var = N * scale[:, None] ** 2 + N**2 * var_tot
         with np.errstate(divide="ignore", invalid="ignore"):
             lr = np.where(var > 0, Y**2 / (2 * var), 0.0)
         up = Y > 0
@@ -261,12 +278,12 @@ def _table(g: _Grid, fits: Fits, geo: _Geometry, params: DetectionParams, k0: in
         hi_y[:, d], hi_m[:, d], lo_y[:, d], lo_m[:, d] = cur_hy, cur_hm, cur_ly, cur_lm
     if g.family == "counts":
         Yu, Eu = Y - hi_y, E - hi_m
-        loo_up = np.where(Yu > Eu, _lr_counts(Yu, Eu, scale[:, None] + Eu * var_eta), 0.0)
+        loo_up = np.where(Yu > Eu, _lr_counts(Yu, Eu, scale[:, None] + Eu * var_tot), 0.0)
         Yd, Ed = Y - lo_y, E - lo_m
-        loo_dn = np.where(Yd < Ed, _lr_counts(Yd, Ed, scale[:, None] + Ed * var_eta), 0.0)
+        loo_dn = np.where(Yd < Ed, _lr_counts(Yd, Ed, scale[:, None] + Ed * var_tot), 0.0)
     else:
         N1 = N - 1
-        var1 = N1 * scale[:, None] ** 2 + N1**2 * var_eta
+        var1 = N1 * scale[:, None] ** 2 + N1**2 * var_tot
         with np.errstate(divide="ignore", invalid="ignore"):
             Su, Sd = Y - hi_y, Y - lo_y
             loo_up = np.where((var1 > 0) & (Su > 0), Su**2 / (2 * var1), 0.0)

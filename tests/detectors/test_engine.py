@@ -261,6 +261,26 @@ def test_shrunken_trend_carries_its_mean_squared_error():
     np.testing.assert_allclose(shr.ainv[:, 0, 1], c * raw.ainv[:, 0, 1])
 
 
+def test_window_variance_is_the_delta_method_for_the_total():
+    """The baseline's uncertainty for a window's expected total: one period gives the
+    pointwise variance; a window's is that of its mean design row, so a seasonal
+    term's error that cancels over half a year counts less than at any one week."""
+    from detectors.baseline import Layout, fit_points, predict_with_design, window_var
+
+    y = nb_counts(seasonal_mean(260, 5.0, 0.4), 8)
+    lay = Layout.of(52.18, P)
+    f = fit_points(y, np.array([200]), lay, P, family="counts")
+    s = np.arange(200, 226)[None, :]
+    rows = np.zeros_like(s)
+    eta, var_eta, _, X = predict_with_design(f, rows, s, lay.per_year)
+    w = np.exp(eta)
+    tot = window_var(f, rows, X, w)
+    assert tot[0, 0] == pytest.approx(var_eta[0, 0])
+    xbar = (w[0, :, None] * X[0]).sum(0) / w[0].sum()
+    assert tot[0, -1] == pytest.approx(f.scale[0] * xbar @ f.ainv[0] @ xbar)
+    assert tot[0, -1] < var_eta[0].max()
+
+
 def test_steady_growth_at_low_counts_raises_no_trend():
     """A real +25 %/year growth at 2-3 a week is the baseline, not an increase: the
     shrunken trend's bias is counted as uncertainty, so at most 3 of 30 series ever
