@@ -335,3 +335,38 @@ def test_alerts_page_tells_severity_in_words(demo_console):
         c.close()
     row = page.split('<tr id="alert-1">')[1].split("</tr>")[0]
     assert "<td>kritisk</td>" in row and "critical" not in row
+
+
+def test_console_in_english(demo_console, tmp_path):
+    """The same store read by an English console: units, shares, plurals and severity
+    in English, with the decimal point."""
+    import sqlite3
+
+    from tests.servers import free_port
+    from tests.webkit import Console, demo_config
+
+    console, _, state, _ = demo_console
+    (tmp_path / "state").mkdir()
+    src, dst = sqlite3.connect(state / "warnd.sqlite"), sqlite3.connect(
+        tmp_path / "state" / "warnd.sqlite")
+    src.backup(dst)
+    src.close()
+    dst.close()
+    port = free_port()
+    cfg = demo_config(tmp_path, base_url=f"http://127.0.0.1:{port}", lang="en")
+    en = Console(cfg, tmp_path / "state", port).start()
+    try:
+        c = _http_login(en, OPERATOR)
+        try:
+            page = c.get("/substances/ketamin").text
+            alerts = c.get("/alerts").text
+        finally:
+            c.close()
+    finally:
+        en.stop()
+    assert '<span class="unit">share of tests positive (%)</span>' in page
+    assert "· 1 finding</figcaption>" in page and " 1 findings" not in page
+    row = next(r for r in page.split("<tr>") if "Laboratoriet, Vestland: share of tests "
+               "positive" in r)
+    assert re.search(r"\d+\.\d% → \d+\.\d%", row), row
+    assert "<td>critical</td>" in alerts
