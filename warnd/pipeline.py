@@ -398,6 +398,8 @@ class Pipeline:
         """
         firing: list[tuple[Finding, str]] = []
         states: dict[str, dict[str, Any]] = {}
+        found: list[Finding] = []  # recorded together, before the alerts are decided
+        params_of: dict[str, Any] = {}  # per source: built once, not once per series
         for key in sorted(set(keys)):
             source, sub, region, metric = key
             try:
@@ -406,7 +408,9 @@ class Pipeline:
                 continue  # a source removed from config keeps its data but is not judged
             info = pending[key]
             version = int(info["data_version"])
-            params = self.config.detection_params(sub, source)
+            params = params_of.get(source)
+            if params is None:
+                params = params_of[source] = self.config.detection_params(sub, source)
             scope = "series:" + series_key(*key)
             stored = store.episode_state(scope)
             tracker = decide.tracker_from_state(stored, params)
@@ -435,7 +439,7 @@ class Pipeline:
                                packed))
                 continue
             judged.append((key, version, periods[-1].isoformat(), packed))
-            store.record_findings((f for i in todo for f in per_period[i]), now=self.clock())
+            found += (f for i in todo for f in per_period[i])
             batch: list[tuple[str, Finding]] = []
             for i in todo:
                 batch += decide.tracker_update(tracker, periods[i], list(per_period[i]))
@@ -454,6 +458,8 @@ class Pipeline:
             if metric == "notices":
                 continue  # the warning itself was told; its weekly count only feeds the scale
             firing += decisions
+        if found:
+            store.record_findings(found, now=self.clock())
         return decide.enqueue_findings(self.config, store, substance, firing, states,
                                        now=self.clock())
 
