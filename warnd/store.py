@@ -896,6 +896,19 @@ class Store:
         rows = self.q("SELECT state FROM episodes WHERE scope=?", [scope])
         return json.loads(rows[0]["state"]) if rows else None
 
+    def episode_states(self, scopes: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The stored episode states of these scopes (those that have one), read in
+        chunks instead of one query per scope."""
+        wanted = list(dict.fromkeys(scopes))
+        out: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(wanted), 500):
+            part = wanted[i : i + 500]
+            for scope, state in self.db.execute(
+                    f"SELECT scope, state FROM episodes WHERE scope IN ({','.join('?' * len(part))})",
+                    part).fetchall():
+                out[scope] = json.loads(state)
+        return out
+
     def save_episode_state(self, scope: str, state: dict[str, Any], db: Any = None) -> None:
         (db or self.db).execute(
             "INSERT INTO episodes VALUES (?,?,?) ON CONFLICT(scope) DO UPDATE SET "
