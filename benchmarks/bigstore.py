@@ -9,6 +9,10 @@ clustered ``observations`` table, one ``series`` row per series marked judged,
 each source's poll state. The store is written once by SQL (a few minutes at
 100,000 series) and reused with ``--keep``.
 
+With ``--steady`` it also times the store's side of a steady cycle on it: one new
+week for every series (a file per source) polled, ingested and the series marked
+judged, as ``benchmarks/load.py --store-only`` does, in a process of its own.
+
 Then each command runs ``--repeat`` times in a fresh process (interpreter start
 included); the report gives the median and lowest wall time and the CPU time
 (user + system) of the median run, with the load average at the time, since the
@@ -16,6 +20,7 @@ machine may be shared.
 
     python -m benchmarks.bigstore --series 10000
     python -m benchmarks.bigstore --series 100000 --keep /var/tmp/warnd-100k
+    python -m benchmarks.bigstore --keep /var/tmp/warnd-100k --steady   # + a store-only week
 """
 
 from __future__ import annotations
@@ -105,6 +110,43 @@ def build(work: Path, *, sources: int, substances: int, regions: int, weeks: int
     con.close()
 
 
+def steady(work: Path) -> dict[str, Any]:
+    """The store's side of a steady cycle: one new week for every series in a file of
+    its own per source, polled, ingested and marked judged (no detectors: the kept
+    series have no detector state), in this process; CPU time and peak RSS are its."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.load import cycle
+    from warnd.config import load_config
+    from warnd.pipeline import Pipeline
+
+    os.chdir(work)
+    cfg = load_config(work / "config.toml")
+    shape = json.loads((work / "shape.json").read_text())
+    per_source = shape["series"] // shape["sources"]
+    con = sqlite3.connect(work / "state" / "warnd.sqlite")
+    last = con.execute("SELECT MAX(last_period) FROM series").fetchone()[0]
+    keys = con.execute("SELECT source, substance, region FROM series WHERE source = "
+                       "(SELECT MIN(source) FROM series)").fetchall()
+    con.close()
+    new = (date.fromisoformat(last) + timedelta(weeks=1)).isoformat()
+    for i, src in enumerate(cfg.sources):
+        d = work / "data" / src.name
+        d.mkdir(parents=True, exist_ok=True)
+        rows = ["period,substance,region,value"] + [
+            f"{new},{sub},{reg},{15 + (i + j) % 11}" for j, (_, sub, reg) in enumerate(keys)]
+        (d / f"week-{new}.csv").write_text("\n".join(rows) + "\n")
+    assert len(keys) == per_source
+    pipeline = Pipeline(cfg)
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    out = cycle(pipeline, [s.name for s in cfg.sources], detect=False)
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    out["cpu_s"] = round(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime, 2)
+    out["peak_rss_mib"] = round(r1.ru_maxrss / 1024, 1)
+    out["load_average"] = _loadavg()
+    out["week"] = new
+    return out
+
+
 def _loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -138,7 +180,14 @@ def main() -> int:
     ap.add_argument("--weeks", type=int, default=260)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--keep", help="build the store in this folder (reused when it exists)")
+    ap.add_argument("--steady", action="store_true",
+                    help="also time the store's side of a steady cycle (one new week for "
+                    "every series; the kept store grows by that week)")
+    ap.add_argument("--steady-phase", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.steady_phase:
+        print(json.dumps(steady(Path(args.steady_phase))))
+        return 0
     n_src = max(1, round(args.series / (args.substances * args.regions)))
     with tempfile.TemporaryDirectory(prefix="warnd-bigstore-") as tmp:
         work = Path(args.keep) if args.keep else Path(tmp)
@@ -166,6 +215,13 @@ def main() -> int:
             "status_json": timed([*cli, "status", "--json"], cwd=work, env=env,
                                  repeat=args.repeat),
         }
+        if args.steady:
+            r = subprocess.run([sys.executable, "-m", "benchmarks.bigstore", "--steady-phase",
+                                str(work)], cwd=ROOT, env=env, capture_output=True, text=True,
+                               check=False)
+            if r.returncode != 0:
+                raise SystemExit(r.stderr[-3000:])
+            res["steady_store_only"] = json.loads(r.stdout.strip().splitlines()[-1])
     print(json.dumps(res, indent=2))
     return 0
 

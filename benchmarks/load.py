@@ -141,7 +141,11 @@ def phase(args: argparse.Namespace) -> dict[str, Any]:
         with pipeline.session() as store:
             pipeline.detect(store=store)
         out = {"total_s": round(time.perf_counter() - t0, 3)}
-    out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    out["peak_rss_mib"] = round(ru.ru_maxrss / 1024, 1)
+    # the whole phase process (start-up and reading the config included): user + system
+    out["cpu_s"] = round(ru.ru_utime + ru.ru_stime, 2)
+    out["load_average"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     return out
 
 
@@ -231,9 +235,10 @@ def main() -> int:
         results.append(res)
         f, st, idle = res["first"], res["steady"], res["idle"]
         print(f"{res['series']:>7} series x {res['weeks']} weeks: "
-              f"first cycle {f['total_s']:.1f} s (poll {f['poll_s']}, detect {f['detect_s']}), "
-              f"{f['peak_rss_mib']:.0f} MiB; steady cycle {st['total_s']:.1f} s "
-              f"(poll {st['poll_s']}, detect {st['detect_s']}), {st['peak_rss_mib']:.0f} MiB; "
+              f"first cycle {f['total_s']:.1f} s (poll {f['poll_s']}, detect {f['detect_s']}; "
+              f"CPU {f['cpu_s']} s), {f['peak_rss_mib']:.0f} MiB; steady cycle "
+              f"{st['total_s']:.1f} s (poll {st['poll_s']}, detect {st['detect_s']}; CPU "
+              f"{st['cpu_s']} s, load {st['load_average']}), {st['peak_rss_mib']:.0f} MiB; "
               f"idle detect {idle['total_s']} s, {idle['peak_rss_mib']:.0f} MiB; "
               f"warnd status {res['status_s']} s; "
               f"store {res['db_mib']} MiB; alerts delivered {res['messages_received']}",

@@ -398,6 +398,9 @@ class Pipeline:
         """
         firing: list[tuple[Finding, str]] = []
         states: dict[str, dict[str, Any]] = {}
+        found: list[Finding] = []  # recorded together, before the alerts are decided
+        params_of: dict[str, Any] = {}  # per source: built once, not once per series
+        episodes = store.episode_states("series:" + series_key(*k) for k in keys)
         for key in sorted(set(keys)):
             source, sub, region, metric = key
             try:
@@ -406,9 +409,11 @@ class Pipeline:
                 continue  # a source removed from config keeps its data but is not judged
             info = pending[key]
             version = int(info["data_version"])
-            params = self.config.detection_params(sub, source)
+            params = params_of.get(source)
+            if params is None:
+                params = params_of[source] = self.config.detection_params(sub, source)
             scope = "series:" + series_key(*key)
-            stored = store.episode_state(scope)
+            stored = episodes.get(scope)
             tracker = decide.tracker_from_state(stored, params)
             last_done = tracker.last_period
             changed = pending[key].get("changed_from")
@@ -424,7 +429,8 @@ class Pipeline:
                          scope.removeprefix("series:"))
                 tracker = decide.tracker_from_state(None, params)
                 last_done = None
-            periods, per_period, state = self._judge(store, key, src, params, last_done, revised)
+            periods, per_period, state, before_first = self._judge(
+                store, key, src, params, last_done, revised)
             if not periods:
                 continue
             # packed at once: a first cycle holds a substance's states until they are saved
@@ -435,14 +441,18 @@ class Pipeline:
                                packed))
                 continue
             judged.append((key, version, periods[-1].isoformat(), packed))
-            store.record_findings((f for i in todo for f in per_period[i]), now=self.clock())
+            found += (f for i in todo for f in per_period[i])
             batch: list[tuple[str, Finding]] = []
             for i in todo:
                 batch += decide.tracker_update(tracker, periods[i], list(per_period[i]))
             n = len(periods)
             window = max(self.config.general.backfill_current_periods, 1)
-            recent = (periods[n - window] if n >= window
-                      else store.nth_last_period(key, window) or periods[0])
+            if n >= window:
+                recent = periods[n - window]
+            elif n == window - 1 and before_first is not None:
+                recent = before_first  # the stored period just before these: no query
+            else:
+                recent = store.nth_last_period(key, window) or periods[0]
             first_run = stored is None or "tracker" not in (stored or {})
             decisions = summarise_batch(
                 batch, before,
@@ -454,15 +464,19 @@ class Pipeline:
             if metric == "notices":
                 continue  # the warning itself was told; its weekly count only feeds the scale
             firing += decisions
+        if found:
+            store.record_findings(found, now=self.clock())
         return decide.enqueue_findings(self.config, store, substance, firing, states,
                                        now=self.clock())
 
     def _judge(
         self, store: Store, key: SeriesKey, src: Any, params: Any, last_done: Any,
         revised: bool,
-    ) -> tuple[list[Any], list[list[Finding]], dict[str, Any] | None]:
-        """``(periods, findings per period, detector state after them)``: the periods
-        after the stored state when it can continue, else the whole series."""
+    ) -> tuple[list[Any], list[list[Finding]], dict[str, Any] | None, Any]:
+        """``(periods, findings per period, detector state after them, the stored
+        period just before the first of them or None)``: the periods after the stored
+        state when it can continue (the state's last period comes before them), else
+        the whole series."""
         from detectors.engine import NeedsReplay, SeriesState, replay_with_state
 
         blob = None if revised else store.detector_state(key)
@@ -471,6 +485,7 @@ class Pipeline:
                 state = SeriesState.from_dict(blob)
                 if last_done is None or state.last_period > last_done:
                     raise NeedsReplay("the episode state is behind the detector state")
+                before = state.last_period  # a stored period (never deleted)
                 tail = store.load_series(*key, dimension=src.dimension,
                                          after=state.last_period)
                 dens = tail.denominators
@@ -479,14 +494,15 @@ class Pipeline:
                                   or not np.isfinite(dens[j]) else float(dens[j]))
                     for j, (p, v) in enumerate(zip(tail.periods, tail.values, strict=True))
                 ]
-                return list(tail.periods), per_period, state.to_dict()
+                return list(tail.periods), per_period, state.to_dict(), before
             except NeedsReplay as e:
                 log.debug("series=%s replayed: %s", series_key(*key), e)
         series = store.load_series(*key, dimension=src.dimension)
         if len(series.periods) == 0:
-            return [], [], None
+            return [], [], None, None
         per_period, st = replay_with_state(series, params)
-        return list(series.periods), per_period, st.to_dict() if st is not None else None
+        return (list(series.periods), per_period, st.to_dict() if st is not None else None,
+                None)
 
     # -- stage 3: dispatch ------------------------------------------------------------
     def dispatch(self, *, store: Store | None = None) -> dict[str, int]:

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import sqlite3
+import struct
 import sys
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -727,7 +728,7 @@ class Store:
 
         ``(key, data_version read before the series was loaded, last judged period)``,
         optionally with a fourth item, the detector's state after it (a JSON-able dict,
-        or :func:`pack_state` bytes, kept compressed in ``series.detector_state``; None
+        or :func:`pack_state` bytes, kept packed in ``series.detector_state``; None
         keeps the stored one).
         A change ingested meanwhile has raised ``data_version`` further, so the
         series stays pending and is judged again.
@@ -767,9 +768,11 @@ class Store:
             "AND metric=?", list(key)).fetchone()
         if not row or row[0] is None:
             return None
+        from warnd.statecodec import unpack
+
         try:
-            return json.loads(zlib.decompress(row[0]))  # type: ignore[no-any-return]
-        except (zlib.error, ValueError):
+            return unpack(row[0])  # binary, or the compressed JSON of stores before it
+        except (zlib.error, ValueError, TypeError, KeyError, IndexError, struct.error):
             return None  # unreadable: the caller replays the series
 
     def series_counts(self) -> dict[str, dict[str, int]]:
@@ -892,6 +895,19 @@ class Store:
     def episode_state(self, scope: str) -> dict[str, Any] | None:
         rows = self.q("SELECT state FROM episodes WHERE scope=?", [scope])
         return json.loads(rows[0]["state"]) if rows else None
+
+    def episode_states(self, scopes: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The stored episode states of these scopes (those that have one), read in
+        chunks instead of one query per scope."""
+        wanted = list(dict.fromkeys(scopes))
+        out: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(wanted), 500):
+            part = wanted[i : i + 500]
+            for scope, state in self.db.execute(
+                    f"SELECT scope, state FROM episodes WHERE scope IN ({','.join('?' * len(part))})",
+                    part).fetchall():
+                out[scope] = json.loads(state)
+        return out
 
     def save_episode_state(self, scope: str, state: dict[str, Any], db: Any = None) -> None:
         (db or self.db).execute(
@@ -1094,8 +1110,10 @@ class Store:
 
 
 def pack_state(state: dict[str, Any]) -> bytes:
-    """A detector state as stored: compact JSON, zlib-compressed (about a third)."""
-    return zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 1)
+    """A detector state as stored: its arrays packed binary (:mod:`warnd.statecodec`)."""
+    from warnd.statecodec import pack
+
+    return pack(state)
 
 
 _pack = pack_state

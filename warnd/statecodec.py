@@ -1,0 +1,130 @@
+"""The stored form of a series' detector state: numbers packed as arrays, not JSON text.
+
+A detector state (:class:`detectors.engine.SeriesState`) is a JSON-able dict whose
+bulk is numbers: the tail of the series (a list of floats, ``None`` for a missing
+value) and the baseline fits (``{"dtype", "shape", "data"}`` arrays). Writing and
+reading it as compressed JSON cost about a sixth of a steady cycle (every float
+printed and parsed as text). Here the dict's skeleton stays JSON and every such
+array goes into one binary block, written and read by numpy without a Python
+loop per number:
+
+``b"WSB1"`` · zlib (level 1) of: header length (4 bytes, little-endian) · header
+(JSON: the skeleton with ``{"$": i}`` in place of array ``i``, and per array its
+kind, dtype and shape) · the arrays' bytes, one after another, each in its dtype's
+little-endian layout. Compressed, a five-year weekly state takes about 2.9 kB
+(3.8 kB as compressed JSON); packing and unpacking take about half the time.
+
+Unpacking gives a dict equal to the one packed (``None`` where it had ``None``;
+floats bit for bit), so the engine sees no difference. :func:`unpack` also reads
+the older zlib-compressed JSON, so stores written before keep their states.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import sys
+import zlib
+from typing import Any
+
+MAGIC = b"WSB1"
+#: A list of floats (``None`` allowed) at least this long is packed as an array.
+MIN_LIST = 8
+_ARRAY_KEYS = {"dtype", "shape", "data"}
+
+
+_NONE = type(None)
+_LITTLE = sys.byteorder == "little"
+
+
+def pack(state: dict[str, Any]) -> bytes:
+    """``state`` as stored (see the module docstring)."""
+    import numpy as np
+
+    specs: list[list[Any]] = []
+    blobs: list[bytes] = []
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, dict):
+            if v.keys() == _ARRAY_KEYS and isinstance(v["data"], list):
+                name = v["dtype"]
+                dt = _dtype(name)
+                if dt is not None and len(v["data"]) == math.prod(v["shape"]):
+                    a = np.array(v["data"], dtype=dt)
+                    specs.append(["array", dt.str, list(v["shape"]), name])
+                    blobs.append(a.tobytes() if _LITTLE else a.astype(dt.newbyteorder("<")).tobytes())
+                    return {"$": len(specs) - 1}
+            return {k: walk(x) for k, x in v.items()}
+        if isinstance(v, list):
+            # floats and None only (numpy reads None as NaN); no NaN or infinity of
+            # their own, which could not come back told apart from None
+            if len(v) >= MIN_LIST and set(map(type, v)) <= {float, _NONE}:
+                a = np.array(v, dtype="<f8")
+                if np.count_nonzero(~np.isfinite(a)) == v.count(None):
+                    specs.append(["floats", "<f8", [len(v)], None])
+                    blobs.append(a.tobytes())
+                    return {"$": len(specs) - 1}
+            return [walk(x) for x in v]
+        return v
+
+    skeleton = walk(state)
+    header = json.dumps({"state": skeleton, "arrays": specs}, separators=(",", ":")).encode()
+    return MAGIC + zlib.compress(b"".join([struct.pack("<I", len(header)), header, *blobs]), 1)
+
+
+_DTYPES: dict[str, Any] = {}
+
+
+def _dtype(name: Any) -> Any:
+    """The numpy dtype named ``name`` when it is a plain number or bool type, else None."""
+    if name not in _DTYPES:
+        import numpy as np
+
+        try:
+            dt = np.dtype(name)
+        except TypeError:
+            dt = None
+        _DTYPES[name] = dt if dt is not None and dt.kind in "biuf" else None
+    return _DTYPES[name]
+
+
+def unpack(blob: bytes) -> dict[str, Any]:
+    """The state dict from :func:`pack`'s bytes, or from the older compressed JSON.
+
+    Raises ``ValueError`` (or ``zlib.error``) when ``blob`` is neither.
+    """
+    if not blob.startswith(MAGIC):
+        return json.loads(zlib.decompress(blob))  # type: ignore[no-any-return]
+    import numpy as np
+
+    body = zlib.decompress(memoryview(blob)[len(MAGIC):])
+    (n,) = struct.unpack_from("<I", body, 0)
+    head = json.loads(body[4 : 4 + n])
+    offset = 4 + n
+    arrays: list[Any] = []
+    for kind, dtype, shape, name in head["arrays"]:
+        dt = np.dtype(dtype)
+        count = math.prod(shape)
+        a = np.frombuffer(body, dtype=dt, count=count, offset=offset)
+        offset += count * dt.itemsize
+        if kind == "floats":
+            floats = a.tolist()
+            arrays.append([None if x != x else x for x in floats]
+                          if np.isnan(a).any() else floats)
+        else:
+            arrays.append({"dtype": name, "shape": shape,
+                           "data": a.astype(dt.newbyteorder("="), copy=False).tolist()})
+    if offset != len(body):
+        raise ValueError(f"detector state: {len(body) - offset} bytes left over")
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, dict):
+            if v.keys() == {"$"}:
+                return arrays[v["$"]]
+            return {k: walk(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        return v
+
+    return walk(head["state"])  # type: ignore[no-any-return]
