@@ -46,17 +46,14 @@ def cmd_user(args: argparse.Namespace, store: Store) -> int:
             return 2
         print(f"user {args.name} ({args.role}) {'updated' if args.update else 'added'}")
         return 0
-    if sub == "disable":
-        if auth.disable_user(store, args.name):
-            print(f"user {args.name} disabled (every session ends)")
+    ending = {"disable": (auth.disable_user, "disabled", "active user"),
+              "remove": (auth.remove_user, "removed", "user")}
+    if sub in ending:
+        act, done, who = ending[sub]
+        if act(store, args.name):
+            print(f"user {args.name} {done} (every session ends)")
             return 0
-        print(f"warnd: no active user {args.name!r}", file=sys.stderr)
-        return 1
-    if sub == "remove":
-        if auth.remove_user(store, args.name):
-            print(f"user {args.name} removed (every session ends)")
-            return 0
-        print(f"warnd: no user {args.name!r}", file=sys.stderr)
+        print(f"warnd: no {who} {args.name!r}", file=sys.stderr)
         return 1
     if sub in ("sessions", "logout") and not store.q(
             "SELECT 1 FROM users WHERE name=? UNION SELECT 1 FROM web_sessions WHERE user=?",
