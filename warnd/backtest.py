@@ -399,7 +399,7 @@ def run_changepoints(path: Path | str, params_for: ParamsFor | None = None) -> l
     ``params_for`` is accepted for symmetry with :func:`run_backtest`; segmentation has
     no per-series parameters.
     """
-    from detectors.changepoints import segment  # ruptures: imported only when segmenting
+    from detectors.changepoints import segment
 
     out = []
     for s in read_observations_csv(path):
