@@ -397,27 +397,21 @@ def fit_points(
 
 def predict(fits: Fits, rows: np.ndarray, s: np.ndarray, per_year: float):
     """Prediction of fit ``rows`` at positions ``s`` (same shape): the linear predictor
-    (without offset; on the transformed scale for continuous fits), its variance, and the
-    noise scale (``phi`` or the residual sd)."""
-    eta, var_eta, scale, _ = _predict(fits, rows, s, per_year)
-    return eta, var_eta, scale
-
-
-def _predict(fits: Fits, rows, s, per_year):
-    flags = fits.flags[rows]
-    X = design(s, fits.centre[rows], flags, per_year)
+    (without offset; on the transformed scale for continuous fits), its variance, the
+    noise scale (``phi`` or the residual sd) and the design rows ``X`` it used (for
+    :func:`window_var`)."""
+    X = design(s, fits.centre[rows], fits.flags[rows], per_year)
     eta = (X * fits.beta[rows]).sum(-1)
+    return eta, _variance(fits, rows, X), fits.scale[rows], X
+
+
+def _variance(fits: Fits, rows: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """The variance of the fitted linear predictor ``Xᵀβ``: ``Xᵀ Cov X`` with the fits'
+    unscaled covariance times ``phi`` (counts, capped) or the residual variance."""
     q = (np.matmul(X[..., None, :], fits.ainv[rows])[..., 0, :] * X).sum(-1)
     if fits.family == "counts":
-        var_eta = np.minimum(fits.scale[rows] * q, MAX_VAR_ETA)
-    else:
-        var_eta = fits.scale[rows] ** 2 * q
-    return eta, var_eta, fits.scale[rows], X
-
-
-def predict_with_design(fits: Fits, rows, s, per_year: float):
-    """:func:`predict` and the design rows ``X`` it used (for :func:`window_var`)."""
-    return _predict(fits, rows, s, per_year)
+        return np.minimum(fits.scale[rows] * q, MAX_VAR_ETA)
+    return fits.scale[rows] ** 2 * q
 
 
 def window_var(fits: Fits, rows: np.ndarray, X: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -433,7 +427,4 @@ def window_var(fits: Fits, rows: np.ndarray, X: np.ndarray, weight: np.ndarray) 
     cw = np.cumsum(w, axis=1)
     cx = np.cumsum(w[..., None] * X, axis=1)
     xbar = cx / np.where(cw > 0, cw, 1.0)[..., None]
-    q = (np.matmul(xbar[..., None, :], fits.ainv[rows])[..., 0, :] * xbar).sum(-1)
-    if fits.family == "counts":
-        return np.minimum(fits.scale[rows] * q, MAX_VAR_ETA)
-    return fits.scale[rows] ** 2 * q
+    return _variance(fits, rows, xbar)

@@ -63,7 +63,7 @@ from detectors.baseline import (
     Layout,
     empty_fits,
     fit_points,
-    predict_with_design,
+    predict,
     window_var,
 )
 from detectors.grid import PER_YEAR, grid_positions, infer_step, on_grid, prefix_steps
@@ -202,7 +202,7 @@ def _table(g: _Grid, fits: Fits, geo: _Geometry, params: DetectionParams, k0: in
     valid = have & obs[:, 0]
     fr = np.broadcast_to(frow_c[:, None], s.shape)
     if len(fits.pos):
-        eta, var_eta, sc, X = predict_with_design(fits, fr, s, lay.per_year)
+        eta, var_eta, sc, X = predict(fits, fr, s, lay.per_year)
         scale = fits.scale[frow_c]
     else:
         eta = np.zeros(s.shape)

@@ -265,14 +265,14 @@ def test_window_variance_is_the_delta_method_for_the_total():
     """The baseline's uncertainty for a window's expected total: one period gives the
     pointwise variance; a window's is that of its mean design row, so a seasonal
     term's error that cancels over half a year counts less than at any one week."""
-    from detectors.baseline import Layout, fit_points, predict_with_design, window_var
+    from detectors.baseline import Layout, fit_points, predict, window_var
 
     y = nb_counts(seasonal_mean(260, 5.0, 0.4), 8)
     lay = Layout.of(52.18, P)
     f = fit_points(y, np.array([200]), lay, P, family="counts")
     s = np.arange(200, 226)[None, :]
     rows = np.zeros_like(s)
-    eta, var_eta, _, X = predict_with_design(f, rows, s, lay.per_year)
+    eta, var_eta, _, X = predict(f, rows, s, lay.per_year)
     w = np.exp(eta)
     tot = window_var(f, rows, X, w)
     assert tot[0, 0] == pytest.approx(var_eta[0, 0])
