@@ -40,7 +40,7 @@ def chart_for_alert(
     config: Any = None,
 ) -> Path | None:
     """Render (once) the agreeing series of an alert; None when there is nothing to plot."""
-    from warnd.alerting.names import axis_unit, region_name
+    from warnd.alerting.names import axis_unit, series_head
 
     path = Path(out_dir) / f"alert-{alert_id}.png"
     if path.exists() and path.stat().st_size > 0:
@@ -62,10 +62,8 @@ def chart_for_alert(
                 band = expected_band(s, config.detection_params(data["substance"], a["source"]))
             except Exception:  # the band is a help, never a reason to drop the chart
                 band = None
-        label = config.source_label(a["source"]) if config is not None else a["source"]
-        reg = region_name(a.get("region"), lang)
-        name = (f"{label}, {reg}" if reg else label) + ": " + axis_unit(
-            a.get("metric"), lang, share=share, config=config, source=a["source"])
+        unit = axis_unit(a.get("metric"), lang, share=share, config=config, source=a["source"])
+        name = f"{series_head(config, a['source'], a.get('region'), lang)}: {unit}"
         n = min(len(s.periods), MAX_PERIODS)
         scale = 100.0 if share else 1.0
         panels.append((name, list(s.periods)[-n:], values[-n:],

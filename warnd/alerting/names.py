@@ -82,13 +82,23 @@ def axis_unit(metric: str | None, lang: str = "no", *, share: bool = False,
     return f"{words} (%)" if share else words
 
 
+def source_name(config: Any, source: str) -> str:
+    """A source's label (its name without a configuration)."""
+    return config.source_label(source) if config is not None else source
+
+
+def series_head(config: Any, source: str, region: str | None, lang: str = "no") -> str:
+    """``"AMK Bergen, Vestland"``: a series' source and region as people say them."""
+    label = source_name(config, source)
+    reg = region_name(region, lang)
+    return f"{label}, {reg}" if reg else label
+
+
 def series_name(config: Any, source: str, region: str | None, metric: str | None,
                 lang: str = "no", *, share: bool = False) -> str:
     """``"AMK Bergen, Vestland: antall per periode"`` — a series as people say it."""
-    label = config.source_label(source) if config is not None else source
-    reg = region_name(region, lang)
-    head = f"{label}, {reg}" if reg else label
-    return f"{head}: {unit_words(config, source, metric, lang, share=share)}"
+    return (f"{series_head(config, source, region, lang)}: "
+            f"{unit_words(config, source, metric, lang, share=share)}")
 
 
 def num(x: float | int | None, lang: str = "no", digits: int = 1) -> str:

@@ -27,13 +27,14 @@ from warnd.alerting.names import agreement, certainty, level, num, percent
 from warnd.alerting.wording import (
     T,
     _fmt,
+    corrected_line,
     disagree_labels,
     n_all_sources,
     next_step,
     render_text,
     scale_words,
     series_label,
-    source_name,
+    stale_lines,
     target_kind,
 )
 
@@ -177,11 +178,8 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
         else t["decrease"] if data.get("direction") == "decrease"
         else scale_words(int(data.get("category") or 0), lang)
     ).lower()
-    corrected = (t["corrected_body"].format(
-        what=resolved_what, series=", ".join(a["series"] for a in agree))
-        if data.get("decision") == "correct" else "")
-    stale = [t["stale"].format(src=source_name(st["source"], config), period=st["period"],
-                               days=st["days"]) for st in data.get("stale") or []]
+    corrected = corrected_line(data, config, lang, resolved_what)
+    stale = stale_lines(data, config, lang)
     return {
         "lang": lang,
         "t": t,

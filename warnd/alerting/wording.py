@@ -6,7 +6,14 @@ import re
 from typing import Any
 
 from detectors.base import SCALE
-from warnd.alerting.names import agreement, certainty, level, percent, series_name
+from warnd.alerting.names import (
+    agreement,
+    certainty,
+    level,
+    percent,
+    series_name,
+    source_name,
+)
 
 T = {
     "no": {
@@ -201,9 +208,22 @@ def disagree_labels(data: dict[str, Any], config: Any, lang: str) -> list[str]:
     return [series_label(k, config, lang, share=k in shares) for k in data.get("disagree") or []]
 
 
-def source_name(source: str, config: Any) -> str:
-    """A source's label (its name without a configuration)."""
-    return config.source_label(source) if config is not None else source
+def corrected_line(data: dict[str, Any], config: Any, lang: str, what: str) -> str:
+    """For a correction, the sentence saying which told episode revised data took
+    back and in which series ("" for any other decision)."""
+    if data.get("decision") != "correct":
+        return ""
+    t = T.get(lang, T["no"])
+    return str(t["corrected_body"].format(
+        what=what, series=", ".join(series_label(a, config, lang)
+                                    for a in data.get("agree", []))))
+
+
+def stale_lines(data: dict[str, Any], config: Any, lang: str) -> list[str]:
+    """One line per source whose newest data is unusually old."""
+    t = T.get(lang, T["no"])
+    return [t["stale"].format(src=source_name(config, st["source"]), period=st["period"],
+                              days=st["days"]) for st in data.get("stale") or []]
 
 
 def next_step(data: dict[str, Any], lang: str, alert_id: Any,
@@ -235,7 +255,7 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
     if kind == "source_health":
         src = data.get("source", "")
         if data.get("decision") == "resolve":
-            return f"{t['health_ok']}: {source_name(src, config)}", t["health_since"].format(
+            return f"{t['health_ok']}: {source_name(config, src)}", t["health_since"].format(
                 at=data.get("last_success_at") or "?")
         body = "\n".join([
             t["health_body"].format(n=data.get("failures", "?"), at=data.get("last_error_at", "?"),
@@ -243,7 +263,7 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
             t["health_since"].format(at=data.get("last_success_at") or "–"), "",
             t["health_next"].format(src=src),
         ])
-        return f"{t['health']}: {source_name(src, config)}"[:200], body
+        return f"{t['health']}: {source_name(config, src)}"[:200], body
     if kind == "digest":
         return data.get("title", "digest"), data.get("text", "")
     if kind == "notice":
@@ -281,14 +301,10 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
     if data.get("decision") == "resolve":
         lines += [t["resolved_body"].format(what=head.lower()), ""]
     if data.get("decision") == "correct":
-        lines += [t["corrected_body"].format(
-            what=head.lower(), series=", ".join(series_label(a, config, lang) for a in agree)),
-            ""]
-    for st in data.get("stale", []):
-        lines += [t["stale"].format(src=source_name(st["source"], config), period=st["period"],
-                                    days=st["days"])]
-    if data.get("stale"):
-        lines.append("")
+        lines += [corrected_line(data, config, lang, head.lower()), ""]
+    stale = stale_lines(data, config, lang)
+    if stale:
+        lines += [*stale, ""]
     lines.append(f"{t['agree']}:")
     for a in agree:
         lines.append(f"  - {source_line(a, config, lang)} "
