@@ -542,25 +542,26 @@ class Config:
         d = Path(env.split(":")[0]) if env else self.model.general.state_dir
         return d if d.is_absolute() else (Path.cwd() / d)
 
+    def _find_source(self, name: str) -> SourceConfig | None:
+        return next((s for s in self.sources if s.name == name), None)
+
     def source(self, name: str) -> SourceConfig:
-        for s in self.sources:
-            if s.name == name:
-                return s
-        raise KeyError(name)
+        s = self._find_source(name)
+        if s is None:
+            raise KeyError(name)
+        return s
 
     def source_label(self, name: str) -> str:
         """A source's name for people: its ``label``, else its name in words."""
-        for s in self.sources:
-            if s.name == name and s.label:
-                return s.label
+        s = self._find_source(name)
+        if s is not None and s.label:
+            return s.label
         return name.replace("-", " ").replace("_", " ").capitalize() if name else name
 
     def source_unit(self, name: str) -> str | None:
         """What a count of the source is, in words (``unit``), when the config says."""
-        for s in self.sources:
-            if s.name == name:
-                return s.unit
-        return None
+        s = self._find_source(name)
+        return s.unit if s is not None else None
 
     def substance_label(self, sid: str) -> str:
         sc = self.substances.get(sid)

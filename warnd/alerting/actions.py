@@ -77,13 +77,8 @@ def retry_delivery(store: Store, alert_id: int, target: str, *, who: str, via: s
     window (:func:`warnd.alerting.outbox.retry_delivery`), and log who did it."""
     from warnd.alerting import outbox
 
-    now = now or datetime.now(UTC)
-    with store.write() as db:
-        if not outbox.retry_delivery(store, alert_id, target, now=now):
-            return False
-        store.record_action(db, who=who, via=via, action="retry_delivery", alert_id=alert_id,
-                            detail=target, now=now)
-    return True
+    return _on_delivery(store, outbox.retry_delivery, "retry_delivery", alert_id, target,
+                        who=who, via=via, now=now)
 
 
 def drop_delivery(store: Store, alert_id: int, target: str, *, who: str, via: str,
@@ -92,11 +87,18 @@ def drop_delivery(store: Store, alert_id: int, target: str, *, who: str, via: st
     (:func:`warnd.alerting.outbox.drop_delivery`), and log who did it."""
     from warnd.alerting import outbox
 
+    return _on_delivery(store, outbox.drop_delivery, "drop_delivery", alert_id, target,
+                        who=who, via=via, now=now)
+
+
+def _on_delivery(store: Store, act: Any, action: str, alert_id: int, target: str, *,
+                 who: str, via: str, now: datetime | None) -> bool:
+    """Do ``act`` to one delivery and record who did it, in one transaction."""
     now = now or datetime.now(UTC)
     with store.write() as db:
-        if not outbox.drop_delivery(store, alert_id, target, now=now):
+        if not act(store, alert_id, target, now=now):
             return False
-        store.record_action(db, who=who, via=via, action="drop_delivery", alert_id=alert_id,
+        store.record_action(db, who=who, via=via, action=action, alert_id=alert_id,
                             detail=target, now=now)
     return True
 
