@@ -77,7 +77,7 @@ def add_user(store: Store, name: str, role: str, password: str, *, update: bool 
         if exists and not update:
             raise AuthError(f"user {name!r} exists (use --update to change role or password)")
         if exists:  # a new password or role: whoever is logged in logs in again
-            end_sessions(store, name, why="changed", db=db)
+            end_sessions(store, name, why="changed")
         db.execute(
             "INSERT INTO users (name, role, password_hash, created_at) VALUES (?,?,?,?) "
             "ON CONFLICT(name) DO UPDATE SET role=excluded.role, "
@@ -91,7 +91,7 @@ def disable_user(store: Store, name: str) -> bool:
         cur = db.execute("UPDATE users SET disabled_at=? WHERE name=? AND disabled_at IS NULL",
                          (iso(datetime.now(UTC)), name))
         if cur.rowcount:
-            end_sessions(store, name, why="disabled", db=db)
+            end_sessions(store, name, why="disabled")
         return bool(cur.rowcount)
 
 
@@ -100,7 +100,7 @@ def remove_user(store: Store, name: str) -> bool:
     with store.write() as db:
         cur = db.execute("DELETE FROM users WHERE name=?", (name,))
         if cur.rowcount:
-            end_sessions(store, name, why="removed", db=db)
+            end_sessions(store, name, why="removed")
         return bool(cur.rowcount)
 
 
@@ -171,19 +171,20 @@ SEEN_EVERY_S = 60
 
 
 def end_sessions(store: Store, user: str, *, session_id: str | None = None,
-                 why: str = "logout", db: Any = None) -> int:
-    """End a user's sessions (one with ``session_id``); the number ended.
+                 keep: str | None = None, why: str = "logout") -> int:
+    """End a user's sessions (only ``session_id``; all but ``keep``); the number ended.
 
-    ``db``: an open write transaction to do it in (a password change ends them in
-    the same transaction that changes the hash).
+    Called inside a write (a password change), it joins that transaction
+    (:meth:`Store.write` nests), so the hash and the sessions change together.
     """
     sql = "UPDATE web_sessions SET ended_at=?, ended_why=? WHERE user=? AND ended_at IS NULL"
     args: list[Any] = [iso(_now()), why, user]
     if session_id is not None:
         sql += " AND id=?"
         args.append(session_id)
-    if db is not None:
-        return int(db.execute(sql, args).rowcount)
+    if keep is not None:
+        sql += " AND id<>?"
+        args.append(keep)
     with store.write() as w:
         return int(w.execute(sql, args).rowcount)
 
