@@ -761,6 +761,13 @@ class Store:
         ).fetchone()
         return date.fromisoformat(row[0]) if row else None
 
+    def has_denominator(self, key: SeriesKey) -> bool:
+        """True when a series has values with a denominator (positives of so many tests)."""
+        row = self.db.execute(
+            "SELECT 1 FROM observations WHERE source=? AND substance=? AND region=? "
+            "AND metric=? AND denominator IS NOT NULL LIMIT 1", list(key)).fetchone()
+        return row is not None
+
     def detector_state(self, key: SeriesKey) -> dict[str, Any] | None:
         """The detector state stored with a series by :meth:`mark_judged` (or None)."""
         row = self.db.execute(
@@ -903,9 +910,9 @@ class Store:
         out: dict[str, dict[str, Any]] = {}
         for i in range(0, len(wanted), 500):
             part = wanted[i : i + 500]
+            marks = ",".join("?" * len(part))
             for scope, state in self.db.execute(
-                    f"SELECT scope, state FROM episodes WHERE scope IN ({','.join('?' * len(part))})",
-                    part).fetchall():
+                    f"SELECT scope, state FROM episodes WHERE scope IN ({marks})", part).fetchall():
                 out[scope] = json.loads(state)
         return out
 

@@ -479,10 +479,8 @@ def _share_series(store: Store, findings: Sequence[Finding],
     tests): their levels are shares, shown in per cent."""
     wanted = {f.series_key: (f.source, f.substance, f.region, f.metric) for f in findings}
     wanted.update(others)
-    return {k for k, (src, sub, region, metric) in wanted.items() if not is_score(metric)
-            and store.q("SELECT 1 FROM observations WHERE source=? AND substance=? AND "
-                        "region=? AND metric=? AND denominator IS NOT NULL LIMIT 1",
-                        [src, sub, region, metric])}
+    return {k for k, key in wanted.items()
+            if not is_score(key[3]) and store.has_denominator(key)}
 
 
 def _finding_dict(f: Finding, shares: set[str] | None = None) -> dict[str, Any]:

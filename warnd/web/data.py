@@ -71,9 +71,7 @@ def has_denominator(store: Store, source: str, substance: str, region: str,
     """True for a series of positives with the number of tests: its level is a share."""
     from detectors.base import is_score
 
-    return not is_score(metric) and bool(store.q(
-        "SELECT 1 FROM observations WHERE source=? AND substance=? AND region=? AND metric=? "
-        "AND denominator IS NOT NULL LIMIT 1", [source, substance, region, metric]))
+    return not is_score(metric) and store.has_denominator((source, substance, region, metric))
 
 
 def _recent(store: Store, source: str, substance: str, region: str, metric: str,
