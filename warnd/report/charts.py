@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import json
 import math
 import os
@@ -121,11 +122,6 @@ def _half_label(d: date) -> str:
 FONT = "font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\""
 
 
-def _esc(text: str) -> str:
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace('"', "&quot;"))
-
-
 def fmt_tick(x: float, step: float, lang: str) -> str:
     """A tick value with as many decimals as the step needs, in the language's
     notation: decimal comma and a space between thousands in Norwegian."""
@@ -164,7 +160,7 @@ class _Svg:
         self.parts = [
             f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" '
             f'height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" {FONT} '
-            f'font-size="11" role="img"><title>{_esc(title)}</title>',
+            f'font-size="11" role="img"><title>{html.escape(title)}</title>',
             f'<rect width="{width:.0f}" height="{height:.0f}" fill="#fff"/>']
 
     def add(self, element: str) -> None:
@@ -175,7 +171,7 @@ class _Svg:
         rot = f' transform="rotate({rotate:g} {x:.1f} {y:.1f})"' if rotate else ""
         bold = ' font-weight="bold"' if weight != "normal" else ""
         self.parts.append(f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size:g}" '
-                          f'text-anchor="{anchor}" fill="{color}"{bold}{rot}>{_esc(text)}</text>')
+                          f'text-anchor="{anchor}" fill="{color}"{bold}{rot}>{html.escape(text)}</text>')
 
     def line(self, x1: float, y1: float, x2: float, y2: float, color: str, width: float = 1,
              dash: str = "") -> None:
