@@ -276,14 +276,29 @@ def _quantum(V: np.ndarray) -> np.ndarray:
         return np.nanmin(d, axis=1) if d.shape[1] else np.full(len(V), np.nan)
 
 
+def window_positions(rp: np.ndarray, lay: Layout) -> np.ndarray:
+    """``(len(rp), L)``: the grid positions the fit at each refit point reads, oldest
+    first (negative: before the series' start)."""
+    last = np.asarray(rp) - lay.guard
+    return last[:, None] - np.arange(lay.window)[None, ::-1]
+
+
 def _fit_rows(rp, y, offset, lay: Layout, params, family) -> Fits:
-    L, py = lay.window, lay.per_year
-    last = rp - lay.guard
-    idx = last[:, None] - np.arange(L)[None, ::-1]
+    idx = window_positions(rp, lay)
     valid = idx >= 0
     safe = np.where(valid, idx, 0)
-    ok_pt = np.isfinite(y) & np.isfinite(offset)
-    M = valid & ok_pt[safe]
+    return fit_windows(rp, idx, y[safe], offset[safe], valid, lay, params, family)
+
+
+def fit_windows(rp, idx, yw, offw, valid, lay: Layout, params, family) -> Fits:
+    """Baseline fits at refit points ``rp`` from their windows already gathered:
+    ``yw``/``offw`` the values and log denominators at positions ``idx``
+    (:func:`window_positions`), ``valid`` false where a position is not in the series.
+    Rows are independent: the windows may come from different series (one layout)."""
+    L, py = lay.window, lay.per_year
+    rp = np.asarray(rp, dtype=np.int64)
+    last = rp - lay.guard
+    M = valid & np.isfinite(yw) & np.isfinite(offw)
     n_obs = M.sum(1)
     m = len(rp)
     centre = (last - (L - 1) / 2.0).astype(float)
@@ -293,7 +308,7 @@ def _fit_rows(rp, y, offset, lay: Layout, params, family) -> Fits:
     flags = np.stack([np.ones(m, bool), trd, seas1, seas1, seas2, seas2], axis=-1).astype(float)
     X = design(idx, centre[:, None], flags[:, None, :], py)
     n_par = flags.sum(1)
-    Yraw = np.where(M, y[safe], 0.0)
+    Yraw = np.where(M, yw, 0.0)
     if params.baseline_half_life_years:
         tw = 0.5 ** ((rp[:, None] - idx) / py / params.baseline_half_life_years)
     else:
@@ -302,7 +317,7 @@ def _fit_rows(rp, y, offset, lay: Layout, params, family) -> Fits:
     uselog = np.zeros(m, dtype=bool)
     if family == "counts":
         Y = np.maximum(Yraw, 0.0)
-        Off = np.where(M, offset[safe], 0.0)
+        Off = np.where(M, offw, 0.0)
         beta, Ainv, scale = _fit_counts(Y, Off, M, X, n_par, params, tw)
         rates = np.where(M, Y / np.exp(Off), 0.0)
         window_max = rates.max(1)

@@ -185,20 +185,41 @@ def _lr_counts(Y, E, phi_eff):
 
 def _table(g: _Grid, fits: Fits, geo: _Geometry, params: DetectionParams, k0: int, k1: int):
     """Rows ``k0 .. k1 - 1`` (grid positions, relative to ``g.base``-shifted arrays)."""
-    lay, M = geo.lay, geo.M
     n = g.base + len(g.y)  # grid positions known: < n
     ks = np.arange(k0, k1)
-    K = len(ks)
-    rp = lay.refit_point(ks)
-    frow = np.searchsorted(fits.pos, rp)
-    frow_c = np.minimum(frow, max(len(fits.pos) - 1, 0))
-    have = (frow < len(fits.pos)) & (fits.pos[frow_c] == rp) if len(fits.pos) else np.zeros(K, bool)
-    have &= fits.ok[frow_c] if len(fits.pos) else False
-    s = ks[:, None] + np.arange(M)[None, :]
+    s = ks[:, None] + np.arange(geo.M)[None, :]
     inside = s < n
     si = np.where(inside, s - g.base, 0)
     y = np.where(inside, g.y[si], np.nan)
-    obs = np.isfinite(y) & inside
+    off = np.where(inside, g.off[si], 0.0)
+    den = None if g.den is None else np.where(inside, g.den[si], np.nan)
+    frow, have = _fit_rows_of(fits, geo.lay.refit_point(ks))
+    tab = _table_core(g.family, s, y, off, den, fits, frow, have, geo, params)
+    tab.k0 = k0
+    return tab
+
+
+def _fit_rows_of(fits: Fits, rp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The row of ``fits`` for each refit point in ``rp`` (0 where none) and whether
+    there is a usable fit there."""
+    if not len(fits.pos):
+        return np.zeros(len(rp), dtype=np.int64), np.zeros(len(rp), bool)
+    frow = np.searchsorted(fits.pos, rp)
+    frow_c = np.minimum(frow, len(fits.pos) - 1)
+    have = (frow < len(fits.pos)) & (fits.pos[frow_c] == rp) & fits.ok[frow_c]
+    return frow_c, have
+
+
+def _table_core(family, s, y, off, den, fits: Fits, frow_c, have, geo: _Geometry,
+                params: DetectionParams) -> _Table:
+    """The GLR table from gathered windows: row ``i`` is a change start at position
+    ``s[i, 0]``, column ``d`` the period ``s[i, d]``; ``y``/``off``/``den`` the values,
+    log denominators and denominators there (NaN / 0 / NaN outside the series), and
+    ``fits`` row ``frow_c[i]`` the baseline judging the row (``have``: one exists).
+    Rows are independent, so they may come from different series (one family)."""
+    lay, M = geo.lay, geo.M
+    K = len(s)
+    obs = np.isfinite(y)
     valid = have & obs[:, 0]
     fr = np.broadcast_to(frow_c[:, None], s.shape)
     if len(fits.pos):
@@ -222,8 +243,7 @@ def _table(g: _Grid, fits: Fits, geo: _Geometry, params: DetectionParams, k0: in
     wm = fits.window_max[frow_c] if len(fits.pos) else np.zeros(K)
     shift_k = fits.shift[frow_c] if len(fits.pos) else np.zeros(K)
     uselog_k = fits.uselog[frow_c] if len(fits.pos) else np.zeros(K, bool)
-    if g.family == "counts":
-        off = np.where(inside, g.off[si], 0.0)
+    if family == "counts":
         mu = np.maximum(np.exp(np.clip(eta + np.where(obsf, off, 0.0), -30, 30)), MIN_EXPECTED)
         mu = np.where(obsf, mu, 0.0)
         Y = Yraw
@@ -233,8 +253,8 @@ def _table(g: _Grid, fits: Fits, geo: _Geometry, params: DetectionParams, k0: in
         lr = _lr_counts(Y, E, phi_eff)
         up = Y > E
         ex = np.where(obsf, yv - mu, np.nan)
-        if g.den is not None:
-            dv = np.where(obsf, g.den[si], 0.0)
+        if den is not None:
+            dv = np.where(obsf, den, 0.0)
             D = np.cumsum(dv, axis=1)
             Eraw = E
         else:
@@ -262,8 +282,8 @@ def _table(g: _Grid, fits: Fits, geo: _Geometry, params: DetectionParams, k0: in
     best_lo = np.full(K, np.inf)
     hi_y, hi_m, lo_y, lo_m = (np.zeros((K, M)) for _ in range(4))
     cur_hy, cur_hm, cur_ly, cur_lm = (np.zeros(K) for _ in range(4))
-    yc = yv if g.family == "counts" else r
-    mc = mu if g.family == "counts" else np.zeros_like(r)
+    yc = yv if family == "counts" else r
+    mc = mu if family == "counts" else np.zeros_like(r)
     for d in range(M):
         e = ex[:, d]
         ok = np.isfinite(e)
@@ -276,7 +296,7 @@ def _table(g: _Grid, fits: Fits, geo: _Geometry, params: DetectionParams, k0: in
         cur_ly = np.where(bl, yc[:, d], cur_ly)
         cur_lm = np.where(bl, mc[:, d], cur_lm)
         hi_y[:, d], hi_m[:, d], lo_y[:, d], lo_m[:, d] = cur_hy, cur_hm, cur_ly, cur_lm
-    if g.family == "counts":
+    if family == "counts":
         Yu, Eu = Y - hi_y, E - hi_m
         loo_up = np.where(Yu > Eu, _lr_counts(Yu, Eu, scale[:, None] + Eu * var_tot), 0.0)
         Yd, Ed = Y - lo_y, E - lo_m
@@ -288,25 +308,25 @@ def _table(g: _Grid, fits: Fits, geo: _Geometry, params: DetectionParams, k0: in
             Su, Sd = Y - hi_y, Y - lo_y
             loo_up = np.where((var1 > 0) & (Su > 0), Su**2 / (2 * var1), 0.0)
             loo_dn = np.where((var1 > 0) & (Sd < 0), Sd**2 / (2 * var1), 0.0)
-    sp = _spike_rule(g, k0, K, valid, y[:, 0], mu[:, 0], var_eta[:, 0], scale, wm,
-                     shift_k, uselog_k, params)
+    sp = _spike_rule(family, None if den is None else den[:, 0], valid, y[:, 0], mu[:, 0],
+                     var_eta[:, 0], scale, wm, shift_k, uselog_k, params)
     elig = valid[:, None] & (N >= 2) & (np.arange(M)[None, :] + 1 >= geo.span) & obs
     st_up = np.where(elig, np.minimum(lr_up / params.glr_h, loo_up / params.glr_loo_h), 0.0)
     st_dn = np.where(elig, np.minimum(lr_dn / params.glr_h, loo_dn / params.glr_loo_h), 0.0)
     return _Table(
-        k0, valid, mu, var_eta, scale, Y, E, N, D, Yraw, Eraw, lr_up, lr_dn, st_up, st_dn,
+        0, valid, mu, var_eta, scale, Y, E, N, D, Yraw, Eraw, lr_up, lr_dn, st_up, st_dn,
         y[:, 0], wm, shift_k, uselog_k, *sp,
     )
 
 
-def _spike_rule(g, k0, K, valid, y, mu, v, sc, wm, shift, uselog, params):
-    """Upper-tail probability of each row's own value and the spike rule, vectorised."""
+def _spike_rule(family, den, valid, y, mu, v, sc, wm, shift, uselog, params):
+    """Upper-tail probability of each row's own value and the spike rule, vectorised
+    (``den``: each row's denominator, None without)."""
     yy = np.where(valid, y, 0.0)
-    if g.family == "counts":
+    if family == "counts":
         var = sc * mu + mu * mu * v
         p = nb_sf(np.floor(np.maximum(yy, 0.0) + 0.5), np.maximum(mu, MIN_EXPECTED), var)
-        if g.den is not None:
-            den = g.den[k0 - g.base : k0 - g.base + K]
+        if den is not None:
             with np.errstate(invalid="ignore", divide="ignore"):
                 before, after = mu / den, yy / den
         else:
