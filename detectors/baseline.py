@@ -134,12 +134,15 @@ class Fits:
             *(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)[1:]),
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able (floats are stored exactly as their repr)."""
+    def to_dict(self, *, arrays: bool = False) -> dict[str, Any]:
+        """JSON-able (floats are stored exactly as their repr); with ``arrays`` each
+        ``data`` is left a flat numpy array (for :mod:`warnd.statecodec`)."""
         out: dict[str, Any] = {"family": self.family}
         for f in fields(self)[1:]:
             a = getattr(self, f.name)
-            out[f.name] = {"dtype": str(a.dtype), "shape": list(a.shape), "data": a.ravel().tolist()}
+            flat = a.ravel()
+            out[f.name] = {"dtype": str(a.dtype), "shape": list(a.shape),
+                           "data": flat if arrays else flat.tolist()}
         return out
 
     @classmethod

@@ -56,21 +56,29 @@ def test_week_by_week_equals_a_replay_and_a_revision_is_rejudged(tmp_path, monke
     header, rows = lines[0], lines[1:]  # two rows (ketamin, heroin) per week
 
     advanced: list[int] = []
+    replayed: list[str] = []
     from detectors import engine
 
-    real_advance = engine.SeriesState.advance
+    real_prepare = engine.SeriesState._prepare  # every period a state takes, alone or batched
+    real_replay = engine.replay_with_state
 
     def counting(self, *a, **kw):
         advanced.append(1)
-        return real_advance(self, *a, **kw)
+        return real_prepare(self, *a, **kw)
 
-    monkeypatch.setattr(engine.SeriesState, "advance", counting)
+    def replaying(series, params):
+        replayed.append(series.substance)
+        return real_replay(series, params)
+
+    monkeypatch.setattr(engine.SeriesState, "_prepare", counting)
+    monkeypatch.setattr(engine, "replay_with_state", replaying)
     for week in range(first, WEEKS + 1):
         csv.write_text("\n".join([header, *rows[: 2 * week]]) + "\n")
         now = datetime.combine(START + timedelta(weeks=week), datetime.min.time(), UTC)
         Pipeline(cfg, clock=lambda now=now: now).run_once()
     # the first cycle replayed the history; every later week was one advance per series
     assert len(advanced) == 2 * (WEEKS - first)
+    assert sorted(replayed) == ["heroin", "ketamin"]
 
     store = Store.in_dir(cfg.state_dir)
     try:
@@ -87,6 +95,7 @@ def test_week_by_week_equals_a_replay_and_a_revision_is_rejudged(tmp_path, monke
         n_adv = len(advanced)
         Pipeline(cfg, clock=lambda: datetime(2030, 1, 1, tzinfo=UTC)).run_once()
         assert len(advanced) == n_adv  # no advance: a replay
+        assert sorted(replayed) == ["heroin", "ketamin", "ketamin"]
         assert store.q("SELECT changed_from FROM series WHERE substance='ketamin'") == [
             {"changed_from": None}]
         stored, expected = _stored(store, "ketamin"), _expected(store, cfg, "ketamin")

@@ -401,6 +401,7 @@ class Pipeline:
         found: list[Finding] = []  # recorded together, before the alerts are decided
         params_of: dict[str, Any] = {}  # per source: built once, not once per series
         episodes = store.episode_states("series:" + series_key(*k) for k in keys)
+        plan = []
         for key in sorted(set(keys)):
             source, sub, region, metric = key
             try:
@@ -423,14 +424,20 @@ class Pipeline:
                     and str(pending[key]["last_period"]) <= last_done.isoformat()):
                 judged.append((key, version, last_done.isoformat()))
                 continue
+            plan.append((key, src, params, scope, stored, tracker, last_done, revised, version))
+        advanced = self._advance_all(store, [(p[0], p[1], p[2], p[6]) for p in plan if not p[7]])
+        for key, src, params, scope, stored, tracker, last_done, revised, version in plan:
+            metric = key[3]
             before = {k: decide.finding_from_dict(v) for k, v in tracker.active.items()}
             if revised:
                 log.info("series=%s values already judged were revised: judged again",
                          scope.removeprefix("series:"))
                 tracker = decide.tracker_from_state(None, params)
                 last_done = None
-            periods, per_period, state, before_first = self._judge(
-                store, key, src, params, last_done, revised)
+            judged_now = advanced.get(key)
+            if judged_now is None:
+                judged_now = self._judge(store, key, src, params, last_done, revised)
+            periods, per_period, state, before_first = judged_now
             if not periods:
                 continue
             # packed at once: a first cycle holds a substance's states until they are saved
@@ -469,6 +476,64 @@ class Pipeline:
         return decide.enqueue_findings(self.config, store, substance, firing, states,
                                        now=self.clock())
 
+    def _advance_all(
+        self, store: Store, entries: list[tuple[SeriesKey, Any, Any, Any]],
+    ) -> dict[SeriesKey, tuple[list[Any], list[list[Finding]], dict[str, Any], Any]]:
+        """:meth:`_judge`'s answer for each series of ``entries`` (key, source, params,
+        last judged period) whose stored detector state can take its new periods, all
+        judged together (:func:`detectors.engine.advance_many`, one period at a time
+        across the series that have it). Series without a usable state, or whose state
+        cannot take a period, are left out for :meth:`_judge`."""
+        from detectors.engine import NeedsReplay, SeriesState, advance_many, params_fingerprint
+
+        ready: dict[str, list[list[Any]]] = {}  # by params: equal params share the calls
+        prints: dict[int, str] = {}
+        for key, src, params, last_done in entries:
+            if last_done is None:
+                continue
+            blob = store.detector_state(key, arrays=True)
+            if blob is None:
+                continue
+            try:
+                state = SeriesState.from_dict(blob)
+            except NeedsReplay:
+                continue
+            if state.last_period > last_done:
+                continue  # the episode state is behind the detector state: replayed
+            tail = store.load_series(*key, dimension=src.dimension, after=state.last_period)
+            # the stored period just before the new ones
+            fp = prints.get(id(params))
+            if fp is None:
+                fp = prints[id(params)] = params_fingerprint(params)
+            ready.setdefault(fp, []).append(
+                [key, params, state, tail, [], state.last_period])
+        out = {}
+        for group in ready.values():
+            params = group[0][1]
+            alive, r = [e for e in group if e[3].periods], 0
+            while alive:
+                items = []
+                for _, _, state, tail, _, _ in alive:
+                    dens = tail.denominators
+                    den = None if dens is None or not np.isfinite(dens[r]) else float(dens[r])
+                    items.append((state, tail.periods[r], float(tail.values[r]), den))
+                res = advance_many(items, params)
+                r += 1
+                nxt = []
+                for e, f in zip(alive, res, strict=True):
+                    if isinstance(f, NeedsReplay):
+                        log.debug("series=%s replayed: %s", series_key(*e[0]), f)
+                        e[4] = None
+                        continue
+                    e[4].append(f)
+                    if len(e[3].periods) > r:
+                        nxt.append(e)
+                alive = nxt
+            for key, _, state, tail, per_period, before in group:
+                if per_period is not None:
+                    out[key] = (list(tail.periods), per_period, state.to_store(), before)
+        return out
+
     def _judge(
         self, store: Store, key: SeriesKey, src: Any, params: Any, last_done: Any,
         revised: bool,
@@ -479,7 +544,7 @@ class Pipeline:
         the whole series."""
         from detectors.engine import NeedsReplay, SeriesState, replay_with_state
 
-        blob = None if revised else store.detector_state(key)
+        blob = None if revised else store.detector_state(key, arrays=True)
         if blob is not None:
             try:
                 state = SeriesState.from_dict(blob)
@@ -494,14 +559,14 @@ class Pipeline:
                                   or not np.isfinite(dens[j]) else float(dens[j]))
                     for j, (p, v) in enumerate(zip(tail.periods, tail.values, strict=True))
                 ]
-                return list(tail.periods), per_period, state.to_dict(), before
+                return list(tail.periods), per_period, state.to_store(), before
             except NeedsReplay as e:
                 log.debug("series=%s replayed: %s", series_key(*key), e)
         series = store.load_series(*key, dimension=src.dimension)
         if len(series.periods) == 0:
             return [], [], None, None
         per_period, st = replay_with_state(series, params)
-        return (list(series.periods), per_period, st.to_dict() if st is not None else None,
+        return (list(series.periods), per_period, st.to_store() if st is not None else None,
                 None)
 
     # -- stage 3: dispatch ------------------------------------------------------------

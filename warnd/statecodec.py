@@ -46,7 +46,20 @@ def pack(state: dict[str, Any]) -> bytes:
     blobs: list[bytes] = []
 
     def walk(v: Any) -> Any:
+        if isinstance(v, np.ndarray):  # a tail of floats (NaN: missing) as an array
+            a = np.ascontiguousarray(v, dtype="<f8").ravel()
+            specs.append(["floats", "<f8", [len(a)], None])
+            blobs.append(a.tobytes())
+            return {"$": len(specs) - 1}
         if isinstance(v, dict):
+            if v.keys() == _ARRAY_KEYS and isinstance(v["data"], np.ndarray):
+                name = v["dtype"]
+                dt = _dtype(name)
+                if dt is not None and v["data"].size == math.prod(v["shape"]):
+                    a = np.ascontiguousarray(v["data"], dtype=dt.newbyteorder("<"))
+                    specs.append(["array", dt.str, list(v["shape"]), name])
+                    blobs.append(a.tobytes())
+                    return {"$": len(specs) - 1}
             if v.keys() == _ARRAY_KEYS and isinstance(v["data"], list):
                 name = v["dtype"]
                 dt = _dtype(name)
@@ -89,8 +102,12 @@ def _dtype(name: Any) -> Any:
     return _DTYPES[name]
 
 
-def unpack(blob: bytes) -> dict[str, Any]:
+def unpack(blob: bytes, *, arrays: bool = False) -> dict[str, Any]:
     """The state dict from :func:`pack`'s bytes, or from the older compressed JSON.
+
+    With ``arrays`` the packed arrays come back as numpy arrays: a list of floats as a
+    float array with NaN for None, an array's ``data`` flat (what the engine reads,
+    without a Python object per number).
 
     Raises ``ValueError`` (or ``zlib.error``) when ``blob`` is neither.
     """
@@ -102,18 +119,21 @@ def unpack(blob: bytes) -> dict[str, Any]:
     (n,) = struct.unpack_from("<I", body, 0)
     head = json.loads(body[4 : 4 + n])
     offset = 4 + n
-    arrays: list[Any] = []
+    found: list[Any] = []
     for kind, dtype, shape, name in head["arrays"]:
         dt = np.dtype(dtype)
         count = math.prod(shape)
         a = np.frombuffer(body, dtype=dt, count=count, offset=offset)
         offset += count * dt.itemsize
-        if kind == "floats":
+        if arrays:
+            a = a.astype(dt.newbyteorder("="))  # a copy: the state may be changed in place
+            found.append(a if kind == "floats" else {"dtype": name, "shape": shape, "data": a})
+        elif kind == "floats":
             floats = a.tolist()
-            arrays.append([None if x != x else x for x in floats]
+            found.append([None if x != x else x for x in floats]
                           if np.isnan(a).any() else floats)
         else:
-            arrays.append({"dtype": name, "shape": shape,
+            found.append({"dtype": name, "shape": shape,
                            "data": a.astype(dt.newbyteorder("="), copy=False).tolist()})
     if offset != len(body):
         raise ValueError(f"detector state: {len(body) - offset} bytes left over")
@@ -121,7 +141,7 @@ def unpack(blob: bytes) -> dict[str, Any]:
     def walk(v: Any) -> Any:
         if isinstance(v, dict):
             if v.keys() == {"$"}:
-                return arrays[v["$"]]
+                return found[v["$"]]
             return {k: walk(x) for k, x in v.items()}
         if isinstance(v, list):
             return [walk(x) for x in v]

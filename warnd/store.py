@@ -768,8 +768,9 @@ class Store:
             "AND metric=? AND denominator IS NOT NULL LIMIT 1", list(key)).fetchone()
         return row is not None
 
-    def detector_state(self, key: SeriesKey) -> dict[str, Any] | None:
-        """The detector state stored with a series by :meth:`mark_judged` (or None)."""
+    def detector_state(self, key: SeriesKey, *, arrays: bool = False) -> dict[str, Any] | None:
+        """The detector state stored with a series by :meth:`mark_judged` (or None);
+        with ``arrays`` its packed arrays as numpy arrays (:func:`warnd.statecodec.unpack`)."""
         row = self.db.execute(
             "SELECT detector_state FROM series WHERE source=? AND substance=? AND region=? "
             "AND metric=?", list(key)).fetchone()
@@ -778,7 +779,7 @@ class Store:
         from warnd.statecodec import unpack
 
         try:
-            return unpack(row[0])  # binary, or the compressed JSON of stores before it
+            return unpack(row[0], arrays=arrays)  # or the compressed JSON of older stores
         except (zlib.error, ValueError, TypeError, KeyError, IndexError, struct.error):
             return None  # unreadable: the caller replays the series
 

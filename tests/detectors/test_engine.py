@@ -10,6 +10,7 @@ from detectors.engine import (
     NeedsReplay,
     SeriesState,
     _lr_counts,
+    advance_many,
     detect,
     nb_sf,
     replay,
@@ -333,6 +334,68 @@ def test_incremental_state_gives_the_replay_findings():
     longer = count_series(nb_counts(np.full(800, 5.0), seed=2))
     _, state = replay_with_state(longer, P)
     assert len(state.to_dict()["y"]) < 330
+
+
+def test_many_states_advanced_together_give_each_series_its_replay_findings():
+    """advance_many (the daemon's batch step) equals replay and advance, period by
+    period, for a mix of counts, positives with tests, indexes and monthly counts, with
+    missing values, a skipped period, refits and alarms; a state that cannot take its
+    period gets NeedsReplay in its place and is left unchanged."""
+    rng = np.random.default_rng(21)
+    series = []
+    for i in range(24):
+        mu = seasonal_mean(230, 3.0 + 4 * (i % 5))
+        if i % 3 == 0:
+            mu[205:] *= 2.5
+        y = nb_counts(mu, seed=40 + i)
+        if i % 4 == 1:
+            y[rng.integers(0, 230, 12)] = np.nan
+        if i % 6 == 2:
+            tests = rng.integers(50, 400, size=230).astype(float)
+            pos = rng.binomial(tests.astype(int), 0.05 + 0.05 * (np.arange(230) >= 210))
+            series.append(count_series(pos.astype(float), denominators=tests))
+        elif i % 6 == 4:
+            series.append(count_series(np.clip(np.round(40 + rng.normal(0, 4, 230)), 0, 100)
+                                       + 20 * (np.arange(230) >= 212), metric="index"))
+        else:
+            series.append(count_series(y))
+    per = tuple(date(2012 + i // 12, i % 12 + 1, 1) for i in range(96))
+    mu_m = np.full(96, 30.0)
+    mu_m[84:] = 80.0
+    series.append(Series(source="police", substance="k", periods=per,
+                         values=nb_counts(mu_m, seed=1)))
+    gap = count_series(nb_counts(np.full(230, 9.0), seed=3))
+    keep = [i for i in range(230) if i != 205]  # one week never reported
+    series.append(Series(source=gap.source, substance=gap.substance,
+                         periods=tuple(gap.periods[i] for i in keep), values=gap.values[keep]))
+    m0 = {id(s): len(s.periods) - 26 for s in series}
+    full = [replay(s, P) for s in series]
+    states = [replay_with_state(s.upto(m0[id(s)]), P)[1] for s in series]
+    copies = [SeriesState.from_dict(json.loads(json.dumps(st.to_dict()))) for st in states]
+    for r in range(26):
+        items = []
+        for s, st in zip(series, states, strict=True):
+            i = m0[id(s)] + r
+            den = None if s.denominators is None else float(s.denominators[i])
+            items.append((st, s.periods[i], float(s.values[i]), den))
+        got = advance_many(items, P)
+        for k, (s, copy) in enumerate(zip(series, copies, strict=True)):
+            i = m0[id(s)] + r
+            den = None if s.denominators is None else float(s.denominators[i])
+            one = copy.advance(s.periods[i], float(s.values[i]), P, den)
+            assert got[k] == one == full[k][i], (k, i)
+    assert sum(len(f) for f in full[0][-26:]) > 0 and any(any(f[-26:]) for f in full[1:])
+    # the packed round trip keeps a batch-advanced state equal to the JSON one
+    from warnd.statecodec import pack, unpack
+
+    assert unpack(pack(states[0].to_store())) == json.loads(json.dumps(copies[0].to_dict()))
+    # a period already seen, and other params: refused, the states untouched
+    before = json.dumps(states[0].to_dict())
+    bad = advance_many([(states[0], series[0].periods[-1], 1.0, None)], P)
+    assert isinstance(bad[0], NeedsReplay) and json.dumps(states[0].to_dict()) == before
+    nxt = series[0].periods[-1] + (series[0].periods[1] - series[0].periods[0])
+    other = advance_many([(states[0], nxt, 1.0, None)], P.merged({"glr_h": 9}))
+    assert isinstance(other[0], NeedsReplay) and json.dumps(states[0].to_dict()) == before
 
 
 def test_incremental_state_refuses_what_it_cannot_continue():
