@@ -121,17 +121,14 @@ class Fits:
     trend_kept: np.ndarray  # fraction of the fitted trend kept after shrinkage
 
     def take(self, rows) -> Fits:
-        return Fits(
-            self.family, *(getattr(self, f.name)[rows] for f in fields(self)[1:])
-        )
+        return Fits(self.family, *(getattr(self, name)[rows] for name in _ARRAYS))
 
     @classmethod
     def concat(cls, family: str, parts: list[Fits]) -> Fits:
         if not parts:
             return empty_fits(family)
         return cls(
-            family,
-            *(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)[1:]),
+            family, *(np.concatenate([getattr(p, name) for p in parts]) for name in _ARRAYS)
         )
 
     def to_dict(self, *, arrays: bool = False) -> dict[str, Any]:
@@ -152,6 +149,10 @@ class Fits:
             e = d[f.name]
             vals.append(np.asarray(e["data"], dtype=e["dtype"]).reshape(e["shape"]))
         return cls(d["family"], *vals)
+
+
+#: The array fields of :class:`Fits`, in order.
+_ARRAYS = tuple(f.name for f in fields(Fits)[1:])
 
 
 def empty_fits(family: str) -> Fits:
@@ -414,22 +415,33 @@ def fit_points(
 
 
 def predict(fits: Fits, rows: np.ndarray, s: np.ndarray, per_year: float):
-    """Prediction of fit ``rows`` at positions ``s`` (same shape): the linear predictor
-    (without offset; on the transformed scale for continuous fits), its variance, the
-    noise scale (``phi`` or the residual sd) and the design rows ``X`` it used (for
-    :func:`window_var`)."""
-    X = design(s, fits.centre[rows], fits.flags[rows], per_year)
-    eta = (X * fits.beta[rows]).sum(-1)
-    return eta, _variance(fits, rows, X), fits.scale[rows], X
+    """Prediction of fit ``rows`` at positions ``s``: the linear predictor (without
+    offset; on the transformed scale for continuous fits), its variance, the noise
+    scale (``phi`` or the residual sd) and the design rows ``X`` it used (for
+    :func:`window_var`). ``rows`` names the fit of each position (the shape of ``s``)
+    or of each row of positions (``s``'s shape without its last axis: one fit judges
+    a whole window, computed without gathering its covariance per position)."""
+    rows = np.asarray(rows)
+    r = rows[..., None] if rows.ndim == np.ndim(s) - 1 else rows
+    X = design(s, fits.centre[r], fits.flags[r], per_year)
+    eta = (X * fits.beta[r]).sum(-1)
+    return eta, _variance(fits, rows, X), np.broadcast_to(fits.scale[r], np.shape(s)), X
 
 
 def _variance(fits: Fits, rows: np.ndarray, X: np.ndarray) -> np.ndarray:
     """The variance of the fitted linear predictor ``Xᵀβ``: ``Xᵀ Cov X`` with the fits'
-    unscaled covariance times ``phi`` (counts, capped) or the residual variance."""
-    q = (np.matmul(X[..., None, :], fits.ainv[rows])[..., 0, :] * X).sum(-1)
+    unscaled covariance times ``phi`` (counts, capped) or the residual variance.
+    ``rows``: the fit of each design row, or of each window of rows (see :func:`predict`)."""
+    rows = np.asarray(rows)
+    if rows.ndim == X.ndim - 2:  # one fit per window: (..., M, p) @ (..., p, p)
+        q = (np.matmul(X, fits.ainv[rows]) * X).sum(-1)
+        sc = fits.scale[rows][..., None]
+    else:
+        q = (np.matmul(X[..., None, :], fits.ainv[rows])[..., 0, :] * X).sum(-1)
+        sc = fits.scale[rows]
     if fits.family == "counts":
-        return np.minimum(fits.scale[rows] * q, MAX_VAR_ETA)
-    return fits.scale[rows] ** 2 * q
+        return np.minimum(sc * q, MAX_VAR_ETA)
+    return sc**2 * q
 
 
 def window_var(fits: Fits, rows: np.ndarray, X: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -437,7 +449,8 @@ def window_var(fits: Fits, rows: np.ndarray, X: np.ndarray, weight: np.ndarray) 
     ``d``-th period; ``X`` their design rows, ``rows`` their fits): the variance of the
     fitted log of each window's weighted total ``sum_{j<=d} weight_j exp(eta_j)`` (counts,
     ``weight`` the expected counts) or of its weighted mean of ``eta`` (continuous,
-    ``weight`` 1 for observed periods), by the delta method: ``x̄ᵀ Cov x̄`` with ``x̄`` the
+    ``weight`` 1 for observed periods; ``rows`` per position or per window, as in
+    :func:`predict`), by the delta method: ``x̄ᵀ Cov x̄`` with ``x̄`` the
     weighted mean design row of the window. This is the estimation variance that
     Farrington's threshold adds, for a sum of periods: errors of the seasonal terms
     partly cancel over a window, those of the level and the trend do not."""

@@ -223,7 +223,7 @@ def _table_core(family, s, y, off, den, fits: Fits, frow_c, have, geo: _Geometry
     K = len(s)
     obs = np.isfinite(y)
     valid = have & obs[:, 0]
-    fr = np.broadcast_to(frow_c[:, None], s.shape)
+    fr = frow_c  # one fit judges each row's whole window
     if len(fits.pos):
         eta, var_eta, sc, X = predict(fits, fr, s, lay.per_year)
         scale = fits.scale[frow_c]
@@ -883,6 +883,8 @@ class SeriesState:
         keep_from = max(0, _keep_from(n_new, st.geo))
         cut = keep_from - st.g.base
         fkeep = fits.pos >= st.geo.lay.refit_point(max(n_new - st.geo.M + 1, 0))
+        if not fkeep.all():
+            fits = fits.take(np.flatnonzero(fkeep))
         d.update(
             last_period=st.period.isoformat(),
             n_periods=n_periods,
@@ -894,7 +896,7 @@ class SeriesState:
             tail_from=keep_from,
             y=_finite_or_nan(st.g.y[cut:]),
             den=None if st.g.den is None else _finite_or_nan(st.g.den[cut:]),
-            fits=fits.take(np.flatnonzero(fkeep)),
+            fits=fits,
             run=run,
         )
         return findings
@@ -1059,9 +1061,12 @@ def _advance_batch(sts: list[_Step], params: DetectionParams) -> list[list[Findi
     # each series' own fits, in position order
     starts = np.searchsorted(skey, np.arange(S) * big)
     ends = np.searchsorted(skey, (np.arange(S) + 1) * big)
+    # only the fits the next periods read are kept (as _finish would)
+    kept = fits.pos[order] >= lay.refit_point(np.maximum(t[own[order]] + 2 - M, 0))
     out = []
     for i, st in enumerate(sts):
-        own_fits = fits.take(order[starts[i] : ends[i]])
+        sl = slice(starts[i], ends[i])
+        own_fits = fits.take(order[sl][kept[sl]])
         run = {"up": bool(au[i]), "onset_up": int(ou[i]), "dn": bool(ad[i]),
                "onset_dn": int(od[i])}
         ev = None
