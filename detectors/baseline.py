@@ -135,11 +135,11 @@ class Fits:
         """JSON-able (floats are stored exactly as their repr); with ``arrays`` each
         ``data`` is left a flat numpy array (for :mod:`warnd.statecodec`)."""
         out: dict[str, Any] = {"family": self.family}
-        for f in fields(self)[1:]:
-            a = getattr(self, f.name)
+        for name in _ARRAYS:
+            a = getattr(self, name)
             flat = a.ravel()
-            out[f.name] = {"dtype": str(a.dtype), "shape": list(a.shape),
-                           "data": flat if arrays else flat.tolist()}
+            out[name] = {"dtype": _dtype_name(a.dtype), "shape": list(a.shape),
+                         "data": flat if arrays else flat.tolist()}
         return out
 
     @classmethod
@@ -149,6 +149,17 @@ class Fits:
             e = d[f.name]
             vals.append(np.asarray(e["data"], dtype=e["dtype"]).reshape(e["shape"]))
         return cls(d["family"], *vals)
+
+
+_DTYPE_NAMES: dict[Any, str] = {}
+
+
+def _dtype_name(dt: np.dtype) -> str:
+    """``str(dt)`` (numpy's is slow enough to show in a cycle of many series)."""
+    name = _DTYPE_NAMES.get(dt)
+    if name is None:
+        name = _DTYPE_NAMES[dt] = str(dt)
+    return name
 
 
 #: The array fields of :class:`Fits`, in order.

@@ -52,12 +52,14 @@ def pack(state: dict[str, Any]) -> bytes:
             blobs.append(a.tobytes())
             return {"$": len(specs) - 1}
         if isinstance(v, dict):
-            if v.keys() == _ARRAY_KEYS and isinstance(v["data"], np.ndarray):
+            data = v.get("data")
+            if isinstance(data, np.ndarray) and len(v) == 3 and v.keys() == _ARRAY_KEYS:
                 name = v["dtype"]
                 dt = _dtype(name)
-                if dt is not None and v["data"].size == math.prod(v["shape"]):
-                    a = np.ascontiguousarray(v["data"], dtype=dt.newbyteorder("<"))
-                    specs.append(["array", dt.str, list(v["shape"]), name])
+                if dt is not None and data.size == math.prod(v["shape"]):
+                    little = _LITTLE_OF[name]
+                    a = data if data.dtype == little else data.astype(little)
+                    specs.append(["array", little.str, v["shape"], name])
                     blobs.append(a.tobytes())
                     return {"$": len(specs) - 1}
             if v.keys() == _ARRAY_KEYS and isinstance(v["data"], list):
@@ -87,6 +89,7 @@ def pack(state: dict[str, Any]) -> bytes:
 
 
 _DTYPES: dict[str, Any] = {}
+_LITTLE_OF: dict[str, Any] = {}  # the little-endian form of each dtype _dtype accepts
 
 
 def _dtype(name: Any) -> Any:
@@ -99,6 +102,8 @@ def _dtype(name: Any) -> Any:
         except TypeError:
             dt = None
         _DTYPES[name] = dt if dt is not None and dt.kind in "biuf" else None
+        if _DTYPES[name] is not None:
+            _LITTLE_OF[name] = dt.newbyteorder("<")
     return _DTYPES[name]
 
 
