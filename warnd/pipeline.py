@@ -391,8 +391,9 @@ class Pipeline:
         warning.
 
         A series with a stored detector state and only new periods after it is
-        judged incrementally (:meth:`detectors.engine.SeriesState.advance`, reading
-        only the new rows); one without a state, a revised one, or one whose state
+        judged incrementally, together with the substance's other such series
+        (:meth:`_advance_all`: :func:`detectors.engine.advance_many`, reading only the
+        new rows); one without a state, a revised one, or one whose state
         cannot continue is replayed whole (:func:`detectors.engine.replay_with_state`);
         the state after the last period is stored with the series (:meth:`Store.mark_judged`).
         """
