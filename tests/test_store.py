@@ -124,3 +124,36 @@ def test_alert_dedupe_and_outbox(store, fixed_now):
     assert store.due_deliveries(fixed_now) == []
     assert [d["target"] for d in store.due_deliveries(fixed_now + timedelta(minutes=2))] == ["teams"]
     assert store.episode_state("series:a") == {"x": 1}
+
+
+def test_many_series_tails_and_states_read_together_equal_one_by_one(store):
+    """series_tails/detector_states (a cycle's reads, a few hundred series per query)
+    give what load_series/detector_state give per series; a series without a state or
+    with an unreadable one is left out."""
+    subs = [f"s{i:03d}" for i in range(420)]  # more than one query's worth
+    rows = []
+    for i, sub in enumerate(subs):
+        for w in range(i % 7 + 1):
+            p = (date(2026, 1, 5) + timedelta(weeks=w)).isoformat()
+            rows.append(Observation(source="lab", substance=sub, period=date.fromisoformat(p),
+                                    value=float(i + w),
+                                    denominator=float(100 + w) if i % 3 == 0 else None))
+    store.ingest("lab", location="t.csv", sha256="t", observations=rows, items=(),
+                 problems=())
+    keys = [("lab", sub, "", "count") for sub in subs]
+    after = {k: date(2026, 1, 5) + timedelta(weeks=i % 3) for i, k in enumerate(keys)}
+    tails = store.series_tails((k, after[k], "use") for k in keys)
+    for k in keys:
+        one = store.load_series(*k, dimension="use", after=after[k])
+        got = tails[k]
+        assert got.periods == one.periods and list(got.values) == list(one.values)
+        assert (got.denominators is None) == (one.denominators is None)
+        if one.denominators is not None:
+            assert list(got.denominators) == list(one.denominators)
+    assert sum(len(t.periods) for t in tails.values()) > 0
+    states = {k: {"version": 1, "i": i, "y": [float(i)] * 9} for i, k in enumerate(keys[:300])}
+    store.mark_judged([(k, 1, None, st) for k, st in states.items()])
+    store.db.execute("UPDATE series SET detector_state=x'00' WHERE substance='s005'")
+    got = store.detector_states(keys)
+    assert got == {k: v for k, v in states.items() if k[1] != "s005"}
+    assert store.detector_state(keys[7]) == got[keys[7]]

@@ -489,11 +489,11 @@ class Pipeline:
 
         ready: dict[str, list[list[Any]]] = {}  # by params: equal params share the calls
         prints: dict[int, str] = {}
+        blobs = store.detector_states([e[0] for e in entries if e[3] is not None], arrays=True)
+        usable = []
         for key, src, params, last_done in entries:
-            if last_done is None:
-                continue
-            blob = store.detector_state(key, arrays=True)
-            if blob is None:
+            blob = blobs.get(key)
+            if last_done is None or blob is None:
                 continue
             try:
                 state = SeriesState.from_dict(blob)
@@ -501,13 +501,16 @@ class Pipeline:
                 continue
             if state.last_period > last_done:
                 continue  # the episode state is behind the detector state: replayed
-            tail = store.load_series(*key, dimension=src.dimension, after=state.last_period)
-            # the stored period just before the new ones
+            usable.append((key, src, params, state))
+        tails = store.series_tails((key, state.last_period, src.dimension)
+                                   for key, src, _, state in usable)
+        for key, _, params, state in usable:
             fp = prints.get(id(params))
             if fp is None:
                 fp = prints[id(params)] = params_fingerprint(params)
+            # the last item: the stored period just before the new ones
             ready.setdefault(fp, []).append(
-                [key, params, state, tail, [], state.last_period])
+                [key, params, state, tails[key], [], state.last_period])
         out = {}
         for group in ready.values():
             params = group[0][1]

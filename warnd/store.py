@@ -783,6 +783,63 @@ class Store:
         except (zlib.error, ValueError, TypeError, KeyError, IndexError, struct.error):
             return None  # unreadable: the caller replays the series
 
+    def detector_states(
+        self, keys: Iterable[SeriesKey], *, arrays: bool = False
+    ) -> dict[SeriesKey, dict[str, Any]]:
+        """:meth:`detector_state` of many series in few queries (those with a readable
+        state; the others are left out)."""
+        from warnd.statecodec import unpack
+
+        out: dict[SeriesKey, dict[str, Any]] = {}
+        for part in _chunks(list(keys), _KEYS_PER_QUERY):
+            rows = self.db.execute(
+                f"WITH k(a, b, c, d) AS (VALUES {','.join(['(?,?,?,?)'] * len(part))}) "
+                "SELECT s.source, s.substance, s.region, s.metric, s.detector_state "
+                "FROM k JOIN series s ON s.source=k.a AND s.substance=k.b AND s.region=k.c "
+                "AND s.metric=k.d WHERE s.detector_state IS NOT NULL",
+                [x for key in part for x in key]).fetchall()
+            for *key, blob in rows:
+                try:
+                    out[tuple(key)] = unpack(blob, arrays=arrays)  # type: ignore[index]
+                except (zlib.error, ValueError, TypeError, KeyError, IndexError, struct.error):
+                    continue  # unreadable: the caller replays the series
+        return out
+
+    def series_tails(
+        self, wanted: Iterable[tuple[SeriesKey, date, str]]
+    ) -> dict[SeriesKey, Series]:
+        """For each ``(key, after, dimension)``: :meth:`load_series` of the series'
+        observations after ``after``, read in few queries (each on the primary key)."""
+        import numpy as np
+
+        from detectors.base import Series
+
+        wanted = list(wanted)
+        rows_of: dict[SeriesKey, list[tuple[Any, ...]]] = {w[0]: [] for w in wanted}
+        for part in _chunks(wanted, _KEYS_PER_QUERY):
+            rows = self.db.execute(
+                f"WITH k(a, b, c, d, e) AS (VALUES {','.join(['(?,?,?,?,?)'] * len(part))}) "
+                "SELECT o.source, o.substance, o.region, o.metric, o.period, o.value, "
+                "o.denominator, o.dimension FROM k CROSS JOIN observations o "
+                "ON o.source=k.a AND o.substance=k.b AND o.region=k.c AND o.metric=k.d "
+                "AND o.period > k.e ORDER BY 1, 2, 3, 4, 5",
+                [x for key, after, _ in part for x in (*key, after.isoformat())]).fetchall()
+            for r in rows:
+                rows_of[r[:4]].append(r[4:])
+        out = {}
+        for key, _, dimension in wanted:
+            rows = rows_of[key]
+            dens = [r[2] for r in rows]
+            den = (np.array([np.nan if d is None else d for d in dens], dtype=float)
+                   if any(d is not None for d in dens) else None)
+            dim = next((r[3] for r in rows if r[3]), None) or dimension
+            out[key] = Series(
+                source=key[0], substance=key[1], region=key[2], metric=key[3],
+                periods=tuple(date.fromisoformat(r[0]) for r in rows),
+                values=np.array([r[1] for r in rows], dtype=float), dimension=dim,
+                denominators=den)
+        return out
+
     def series_counts(self) -> dict[str, dict[str, int]]:
         """Per source: number of series and of observations (from ``series``)."""
         return {
@@ -1115,6 +1172,15 @@ class Store:
                 [a["id"]],
             )
         return out
+
+
+#: Series named in one query (5 parameters each: within SQLite's oldest limit of 999).
+_KEYS_PER_QUERY = 190
+
+
+def _chunks(items: list[Any], n: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
 
 
 def pack_state(state: dict[str, Any]) -> bytes:
