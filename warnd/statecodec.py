@@ -70,7 +70,7 @@ def pack(state: dict[str, Any]) -> bytes:
                     specs.append(["array", dt.str, list(v["shape"]), name])
                     blobs.append(a.tobytes() if _LITTLE else a.astype(dt.newbyteorder("<")).tobytes())
                     return {"$": len(specs) - 1}
-            return {k: walk(x) for k, x in v.items()}
+            return {k: (walk(x) if type(x) in _NESTED else x) for k, x in v.items()}
         if isinstance(v, list):
             # floats and None only (numpy reads None as NaN); no NaN or infinity of
             # their own, which could not come back told apart from None
@@ -80,9 +80,10 @@ def pack(state: dict[str, Any]) -> bytes:
                     specs.append(["floats", "<f8", [len(v)], None])
                     blobs.append(a.tobytes())
                     return {"$": len(specs) - 1}
-            return [walk(x) for x in v]
+            return [walk(x) if type(x) in _NESTED else x for x in v]
         return v
 
+    _NESTED = (dict, list, np.ndarray)  # what may hold an array (the rest is kept as is)
     skeleton = walk(state)
     header = json.dumps({"state": skeleton, "arrays": specs}, separators=(",", ":")).encode()
     return MAGIC + zlib.compress(b"".join([struct.pack("<I", len(header)), header, *blobs]), 1)
@@ -147,7 +148,7 @@ def unpack(blob: bytes, *, arrays: bool = False) -> dict[str, Any]:
         if isinstance(v, dict):
             if v.keys() == {"$"}:
                 return found[v["$"]]
-            return {k: walk(x) for k, x in v.items()}
+            return {k: (walk(x) if type(x) in (dict, list) else x) for k, x in v.items()}
         if isinstance(v, list):
             return [walk(x) for x in v]
         return v
