@@ -973,7 +973,7 @@ def advance_many(
 
 
 #: Series advanced in one set of numpy calls (memory: BATCH x M x M floats per array).
-BATCH = 512
+BATCH = 64
 
 
 def _advance_batch(sts: list[_Step], params: DetectionParams) -> list[list[Finding]]:
