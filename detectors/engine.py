@@ -945,8 +945,9 @@ def advance_many(
     """``[state.advance(period, value, params, denominator=den) for state, period,
     value, den in items]`` in shared numpy calls: the baseline refits and the
     change-time search of every series that takes the period right after its last one
-    are computed together, so a new period costs tens of microseconds a series rather
-    than milliseconds. Each state may appear once. A state that cannot take its period
+    are computed together, which takes a fraction of the time of one call per series
+    (``benchmarks/batch.py``; numbers in ``docs/operations.md``). Each state may
+    appear once. A state that cannot take its period
     gets the :class:`NeedsReplay` in its place (and is left unchanged); the others are
     moved on, with the findings :meth:`SeriesState.advance` gives (a test proves them
     equal)."""
