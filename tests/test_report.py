@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import date, timedelta
 from xml.etree import ElementTree
 
@@ -18,6 +19,7 @@ from tests.conftest import write_config
 from tests.scenario import LAB_SOURCE
 from warnd.cli import main
 from warnd.config import load_config
+from warnd.alerting.names import num, percent
 from warnd.report.charts import trend_index
 from warnd.report.render import CSV_COLUMNS, render_csv, render_html, render_markdown
 from warnd.report.tables import (
@@ -238,13 +240,19 @@ def test_markdown_and_csv_carry_the_same_numbers(small):
     assert list(rows[0]) == CSV_COLUMNS
     src = [r for r in rows if r["row_type"] == "source"]
     assert {r["series"] for r in src} == {"lab:ketamin", "trends:ketamin:index", "lab:heroin"}
+    # the tables name a series as people say it (the CSV keeps the key beside the name)
+    assert {r["series_name"] for r in src} == {"Lab: count per period",
+                                               "Trends: search index 0–100"}
+    assert "lab:ketamin" not in md
+    tables = {sec.splitlines()[0].split(" – ", 1)[1]: sec for sec in md.split("## Table ")[1:]}
     for r in src:
-        line = next(x for x in md.splitlines() if x.startswith(f"| {r['series']} |"))
+        line = next(x for x in tables[r["substance_label"]].splitlines()
+                    if x.startswith(f"| {r['series_name']} |"))
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[-1] == r["words"]
-        if r["status"] == "ok":
-            assert cells[2] == f"{float(r['level_before']):.2f}"[:len(cells[2])]
-            assert cells[4] == f"{float(r['relative_change']) * 100:+.0f} %"
+        if r["status"] == "ok":  # numbers written as the alert messages write them
+            assert cells[2] == num(float(r["level_before"]), "en")
+            assert cells[4] == percent(float(r["relative_change"]), "en")
             assert int(cells[6] or 0) == int(r["score"])
     lab = next(r for r in src if r["series"] == "lab:ketamin")
     assert (lab["category"], lab["words"]) == ("2", "strong increase")
@@ -271,7 +279,7 @@ def test_cli_writes_report_files(tmp_path, capsys):
                  "--out", "out"]) == 0
     path = tmp_path / "out" / "report-2025-10-01_2026-03-31-en.md"
     assert (tmp_path / capsys.readouterr().out.strip()) == path
-    assert "| lab:ketamin | use |" in path.read_text()
+    assert "| Lab: count per period | use |" in path.read_text()
     # a period without data: every source says so instead of printing zeros
     assert main(["--config", "config.toml", "report", "--format", "csv",
                  "--from", "2010-01-01", "--to", "2010-06-30"]) == 0
@@ -374,3 +382,45 @@ def test_chart_numbers_use_the_languages_decimal_mark():
     lt = longterm_chart("Ketamin", {"use": [(date(2024, 1, 1), 80.5), (date(2024, 7, 1), 119.5)]},
                         CUR, "no").decode()
     assert ">Langtidstrend – Ketamin<" in lt and ">indeks (eget snitt = 100)<" in lt
+
+
+def test_tables_name_series_and_show_shares_in_per_cent(tmp_path):
+    """The report's source table speaks as the alert messages do: the source's label,
+    the region's name, what is counted, a share of tests in per cent, the Norwegian
+    decimal comma and minus sign; the CSV keeps the key beside the name."""
+    cfg = load_config(write_config(tmp_path, """
+[[sources]]
+name = "lab-mbf"
+label = "Lab MBF"
+kind = "count_table"
+location = "data/lab.csv"
+dimension = "use"
+"""))
+    obs = []
+    for i in range(80):  # weekly, 2024-10-07 … 2026-04-13: 5 % of tests, then 15 %
+        d = date(2024, 10, 7) + timedelta(weeks=i)
+        tests = 200.0
+        share = 0.15 if d >= date(2025, 10, 6) else 0.05
+        obs.append(Observation(source="lab-mbf", substance="ketamin", period=d, region="46",
+                               value=tests * share, denominator=tests))
+        obs.append(Observation(source="lab-mbf", substance="heroin", period=d, region="46",
+                               value=2000.0 - i, metric="quantity"))
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        store.ingest("lab-mbf", location="t", sha256=None, observations=obs, items=(),
+                     problems=())
+        rep = build_report(store, cfg, start=date(2025, 10, 1), end=date(2026, 3, 31))
+    finally:
+        store.close()
+    no, en = render_markdown(rep, "no"), render_markdown(rep, "en")
+    assert "| Lab MBF, Vestland: andel positive prøver | bruk | 5,0 % | 15,0 % | +200 % |" in no
+    assert "| Lab MBF, Vestland: share of tests positive | use | 5.0% | 15.0% | +200% |" in en
+    heroin = next(x for x in no.splitlines()
+                  if x.startswith("| Lab MBF, Vestland: beslaglagt mengde (kg) |"))
+    assert re.search(r"\| 1 9\d\d \| 1 9\d\d \| −1 % \|", heroin)  # thousands, true minus
+    assert "lab-mbf:ketamin:46" not in no
+    rows = [r for r in csv.DictReader(io.StringIO(render_csv(rep, "no")))
+            if r["row_type"] == "source"]
+    assert {(r["series"], r["series_name"]) for r in rows} == {
+        ("lab-mbf:ketamin:46", "Lab MBF, Vestland: andel positive prøver"),
+        ("lab-mbf:heroin:46:quantity", heroin.split(" | ")[0].removeprefix("| "))}

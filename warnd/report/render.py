@@ -20,6 +20,7 @@ from typing import Any
 from detectors.base import SCALE
 from detectors.params import DetectionParams
 from detectors.synthesis import DIMENSIONS
+from warnd.alerting.names import level, num, percent
 from warnd.report.tables import LABELS, Report, SourceRow, SubstanceTable
 
 MONTHS = {
@@ -113,7 +114,7 @@ CSV_COLUMNS = [
     "row_type", "substance", "substance_label", "dimension", "series", "source", "region",
     "metric", "status", "level_before", "level_after", "relative_change", "p_value",
     "category", "score", "words", "n_sources", "n_before", "n_after",
-    "period_from", "period_to", "previous_from", "previous_to",
+    "period_from", "period_to", "previous_from", "previous_to", "series_name",
 ]
 
 
@@ -123,27 +124,20 @@ def period_label(p: tuple[date, date], lang: str) -> str:
     return f"{m[p[0].month - 1]} {p[0].year} – {m[p[1].month - 1]} {p[1].year}"
 
 
-def fmt_num(x: float | None, lang: str) -> str:
-    if x is None or not math.isfinite(x):
-        return "–"
-    a = abs(x)
-    if a >= 100 or x == int(x):
-        s = f"{x:.0f}"
-    elif a >= 10:
-        s = f"{x:.1f}"
-    elif a >= 1:
-        s = f"{x:.2f}"
-    else:
-        s = f"{x:.3g}"
-    return s.replace(".", ",") if lang == "no" else s
+def fmt_level(x: float | None, lang: str, *, share: bool = False) -> str:
+    """A level as the alert messages write it (:func:`warnd.alerting.names.level`: the
+    language's decimal mark and thousands separator, a share of tests in per cent);
+    whole numbers without decimals."""
+    if x is not None and not share and math.isfinite(x) and x == int(x):
+        return num(x, lang, 0)
+    return level(x, lang, share=share)
 
 
 def fmt_rel(x: float | None, lang: str) -> str:
-    if x is None:
-        return "–"
-    if math.isinf(x):
-        return "+∞"
-    return f"{x * 100:+.0f} %"
+    """A relative change as the messages write it ("+54 %", "−12 %"); from nothing "+∞"."""
+    if x is not None and math.isinf(x):
+        return "+∞" if x > 0 else "−∞"
+    return percent(x, lang)
 
 
 def fmt_p(p: float | None, lang: str) -> str:
@@ -165,15 +159,13 @@ def dim_label(d: str, lang: str) -> str:
     return LABELS[lang].get(d, d)
 
 
-def _row_cells(r: SourceRow, lang: str) -> list[str]:
-    if r.status == "panel":
-        change = T[lang]["panel"]
-        before, after = fmt_num(r.level_before, lang), fmt_num(r.level_after, lang)
-    else:
-        change = fmt_rel(r.relative_change, lang)
-        before, after = fmt_num(r.level_before, lang), fmt_num(r.level_after, lang)
+def _row_cells(rep: Report, r: SourceRow, lang: str) -> list[str]:
+    share = r.key in rep.shares
+    before = fmt_level(r.level_before, lang, share=share)
+    after = fmt_level(r.level_after, lang, share=share)
+    change = T[lang]["panel"] if r.status == "panel" else fmt_rel(r.relative_change, lang)
     score = _signed(r.score) if r.counted else "–"
-    return [r.key, dim_label(r.dimension, lang), before, after, change,
+    return [rep.name(r.key, lang), dim_label(r.dimension, lang), before, after, change,
             fmt_p(r.p_value, lang), score, r.words(lang)]
 
 
@@ -230,7 +222,7 @@ def render_markdown(rep: Report, lang: str = "no", *, generated: date | None = N
         lines += _md_table(
             [t["source"], t["dimension"], t["before"], t["after"], t["change"], t["p"],
              t["score"], t["words"]],
-            [_row_cells(r, lang) for r in s.rows])
+            [_row_cells(rep, r, lang) for r in s.rows])
         lines += ["", f"### {t['alerts']}", ""]
         lines += [f"- #{a['id']} {a['detected_at']} \\[{a['severity']}\\] {md_text(a['title'])}"
                   for a in s.alerts] or [t["no_alerts"]]
@@ -270,6 +262,7 @@ def render_csv(rep: Report, lang: str = "no") -> str:
                 "p_value": _raw(r.p_value), "category": r.category if r.counted else "",
                 "score": r.score if r.counted else "", "words": r.words(lang),
                 "n_sources": "", "n_before": r.n_before, "n_after": r.n_after, **per,
+                "series_name": rep.name(r.key, lang),
             })
         for d in DIMENSIONS:
             v = s.dimension_verdicts[d]
@@ -396,7 +389,7 @@ def render_html(
                           _signed(s.aggregate.by_dimension.get(d, 0)), ""], {}, "dimhead"))
             for r in drows:
                 cls = {7: f"cat-{r.category}" if r.counted else "nodata"}
-                body.append((_row_cells(r, lang), cls, ""))
+                body.append((_row_cells(rep, r, lang), cls, ""))
         parts.append(_html_table(
             [t["source"], t["dimension"], t["before"], t["after"], t["change"], t["p"],
              t["score"], t["words"]], body, {2, 3, 4, 5, 6}))

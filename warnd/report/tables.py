@@ -356,6 +356,14 @@ class Report:
     substances: tuple[SubstanceTable, ...]
     series: dict[str, list[Series]] = field(default_factory=dict)  # for the charts
     spikes: dict[str, list[date]] = field(default_factory=dict)  # series key -> periods
+    #: series key -> its name as people say it, per language ("no", "en")
+    names: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: series keys whose levels are shares of tests (shown in per cent)
+    shares: frozenset[str] = frozenset()
+
+    def name(self, key: str, lang: str) -> str:
+        """A series' name for the tables (its key when the report has no names)."""
+        return self.names.get(key, {}).get(lang, key)
 
 
 def _period_alerts(store: Any, substance: str, period: Period) -> list[dict[str, Any]]:
@@ -425,4 +433,15 @@ def build_report(
         all_series[sub] = series
     for r in store.q("SELECT series_key, onset FROM findings WHERE kind='spike'"):
         spikes.setdefault(r["series_key"], []).append(date.fromisoformat(r["onset"]))
-    return Report(current, previous, tuple(tables), all_series, spikes)
+    from warnd.alerting.names import series_name
+
+    names, shares = {}, set()
+    for series in all_series.values():
+        for s in series:
+            share = s.denominators is not None and not is_score(s.metric)
+            if share:
+                shares.add(s.key)
+            names[s.key] = {lang: series_name(cfg, s.source, s.region, s.metric, lang,
+                                              share=share) for lang in ("no", "en")}
+    return Report(current, previous, tuple(tables), all_series, spikes, names,
+                  frozenset(shares))
