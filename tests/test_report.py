@@ -271,6 +271,8 @@ def test_english_and_norwegian_labels(small):
     assert "no data in the period" in en and "sterk" not in en
     assert "## Hovedfunn" in no and "ingen data i perioden" in no
     assert "Aggregert differanse" in no and "Aggregated" not in no
+    # an alert's severity in the report's language, as the messages say it
+    assert "\\[advarsel\\] Sterk økning: ketamin" in no and "\\[warning\\]" in en
 
 
 def test_cli_writes_report_files(tmp_path, capsys):

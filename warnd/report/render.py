@@ -147,6 +147,14 @@ def fmt_p(p: float | None, lang: str) -> str:
     return s.replace(".", ",") if lang == "no" else s
 
 
+def severity(alert: dict[str, Any], lang: str) -> str:
+    """An alert's severity in the report's language, as the messages say it."""
+    from warnd.alerting.wording import T as WORDS
+
+    sev = str(alert.get("severity") or "")
+    return str(WORDS.get(lang, WORDS["en"])["severities"].get(sev, sev))
+
+
 def _signed(n: int) -> str:
     return f"{n:+d}" if n else "0"
 
@@ -224,7 +232,7 @@ def render_markdown(rep: Report, lang: str = "no", *, generated: date | None = N
              t["score"], t["words"]],
             [_row_cells(rep, r, lang) for r in s.rows])
         lines += ["", f"### {t['alerts']}", ""]
-        lines += [f"- #{a['id']} {a['detected_at']} \\[{a['severity']}\\] {md_text(a['title'])}"
+        lines += [f"- #{a['id']} {a['detected_at']} \\[{severity(a, lang)}\\] {md_text(a['title'])}"
                   for a in s.alerts] or [t["no_alerts"]]
         lines += ["", f"### {t['notices']}", ""]
         lines += [f"- {str(n['published_at'])[:10]} {md_text(n['title'])}"
@@ -396,7 +404,7 @@ def render_html(
         parts.append(f"<h3>{e(t['alerts'])}</h3>")
         if s.alerts:
             parts.append("<ul>" + "".join(
-                f"<li>#{a['id']} {e(a['detected_at'])} [{e(a['severity'])}] {e(a['title'])}"
+                f"<li>#{a['id']} {e(a['detected_at'])} [{e(severity(a, lang))}] {e(a['title'])}"
                 + (f" ({e(t['onset'])} {e(a['onset'])})" if a.get("onset") else "") + "</li>"
                 for a in s.alerts) + "</ul>")
         else:
