@@ -131,10 +131,16 @@ def level(x: float | int | None, lang: str = "no", *, share: bool = False) -> st
 
 
 def percent(x: float | None, lang: str = "no", digits: int = 0) -> str:
-    """A relative change as ``"+110 %"`` (Norwegian) or ``"+110%"``."""
+    """A relative change as ``"+110 %"`` (Norwegian) or ``"+110%"``, rounded to
+    ``digits`` decimals ("+1 %" for 0.7 %; a change that rounds to nothing is "0 %")."""
     if x is None or not math.isfinite(float(x)):
         return "–"
-    v = num(abs(x) * 100, lang, digits)
+    pc = round(abs(float(x)) * 100, digits)
+    v = f"{pc:,.{digits}f}"
+    if lang == "no":
+        v = v.replace(",", " ").replace(".", ",")
+    if pc == 0:
+        return "0 %" if lang == "no" else "0%"
     sign = "+" if x >= 0 else ("−" if lang == "no" else "-")
     return f"{sign}{v} %" if lang == "no" else f"{sign}{v}%"
 

@@ -155,8 +155,11 @@ def severity(alert: dict[str, Any], lang: str) -> str:
     return str(WORDS.get(lang, WORDS["en"])["severities"].get(sev, sev))
 
 
-def _signed(n: int) -> str:
-    return f"{n:+d}" if n else "0"
+def _signed(n: int, lang: str) -> str:
+    """A score with its sign ("+2", "−3"; the minus as numbers write it in ``lang``)."""
+    if not n:
+        return "0"
+    return f"+{n}" if n > 0 else ("−" if lang == "no" else "-") + str(-n)
 
 
 def words(cat: int, lang: str) -> str:
@@ -172,7 +175,7 @@ def _row_cells(rep: Report, r: SourceRow, lang: str) -> list[str]:
     before = fmt_level(r.level_before, lang, share=share)
     after = fmt_level(r.level_after, lang, share=share)
     change = T[lang]["panel"] if r.status == "panel" else fmt_rel(r.relative_change, lang)
-    score = _signed(r.score) if r.counted else "–"
+    score = _signed(r.score, lang) if r.counted else "–"
     return [rep.name(r.key, lang), dim_label(r.dimension, lang), before, after, change,
             fmt_p(r.p_value, lang), score, r.words(lang)]
 
@@ -181,9 +184,10 @@ def _summary_rows(t: SubstanceTable, lang: str) -> list[list[str]]:
     out = []
     for d in DIMENSIONS:
         n = t.aggregate.sources_by_dimension.get(d, 0)
-        out.append([dim_label(d, lang).capitalize(), _signed(t.aggregate.by_dimension.get(d, 0)),
-                    str(n), words(t.dimension_verdicts[d].category, lang) if n else "–"])
-    out.append([T[lang]["total"], _signed(t.aggregate.total), str(t.aggregate.n_sources),
+        score = _signed(t.aggregate.by_dimension.get(d, 0), lang)
+        out.append([dim_label(d, lang).capitalize(), score, str(n),
+                    words(t.dimension_verdicts[d].category, lang) if n else "–"])
+    out.append([T[lang]["total"], _signed(t.aggregate.total, lang), str(t.aggregate.n_sources),
                 words(t.verdict.category, lang)])
     return out
 
@@ -394,7 +398,7 @@ def render_html(
             if not drows:
                 continue
             body.append(([f"{dim_label(d, lang).capitalize()}", "", "", "", "", "",
-                          _signed(s.aggregate.by_dimension.get(d, 0)), ""], {}, "dimhead"))
+                          _signed(s.aggregate.by_dimension.get(d, 0), lang), ""], {}, "dimhead"))
             for r in drows:
                 cls = {7: f"cat-{r.category}" if r.counted else "nodata"}
                 body.append((_row_cells(rep, r, lang), cls, ""))
