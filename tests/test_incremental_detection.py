@@ -125,3 +125,49 @@ def test_incremental_state_survives_a_new_process(tmp_path):
         assert _same(_stored(store, "heroin"), _expected(store, cfg, "heroin"))
     finally:
         store.close()
+
+
+def test_states_stored_by_earlier_versions_continue_in_the_batch(tmp_path, monkeypatch):
+    """A state kept as compressed JSON (stores before the binary form) and one packed
+    from lists (before states held arrays) are both taken up by the batch step: the
+    next week is an advance, not a replay, and the findings are a replay's."""
+    import json
+    import zlib
+
+    from detectors import engine
+    from warnd.statecodec import pack
+
+    csv = tmp_path / "data" / "lab.csv"
+    cfg = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h")))
+    write_lab_csv(csv, weeks=WEEKS)
+    lines = csv.read_text().splitlines()
+    csv.write_text("\n".join(lines[:-2]) + "\n")
+    Pipeline(cfg, clock=lambda: datetime(2026, 1, 1, tzinfo=UTC)).run_once()
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        old = {"heroin": lambda d: zlib.compress(json.dumps(d).encode()),
+               "ketamin": pack}
+        for sub, write in old.items():
+            key = ("lab", sub, "", "count")
+            as_lists = engine.SeriesState.from_dict(store.detector_state(key)).to_dict()
+            assert isinstance(as_lists["y"], list)
+            with store.write() as db:
+                db.execute("UPDATE series SET detector_state=? WHERE source=? AND "
+                           "substance=? AND region=? AND metric=?", [write(as_lists), *key])
+        replayed: list[str] = []
+        real = engine.replay_with_state
+
+        def replaying(series, params):
+            replayed.append(series.substance)
+            return real(series, params)
+
+        monkeypatch.setattr(engine, "replay_with_state", replaying)
+        csv.write_text("\n".join(lines) + "\n")
+        Pipeline(cfg, clock=lambda: datetime(2026, 1, 2, tzinfo=UTC)).run_once()
+        assert replayed == []
+        for sub in old:
+            after = store.detector_state(("lab", sub, "", "count"))
+            assert date.fromisoformat(after["last_period"]) == START + timedelta(weeks=WEEKS - 1)
+            assert _same(_stored(store, sub), _expected(store, cfg, sub))
+    finally:
+        store.close()
