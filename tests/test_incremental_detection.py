@@ -162,6 +162,9 @@ def test_states_stored_by_earlier_versions_continue_in_the_batch(tmp_path, monke
             return real(series, params)
 
         monkeypatch.setattr(engine, "replay_with_state", replaying)
+        import warnd.pipeline
+
+        monkeypatch.setattr(warnd.pipeline, "ADVANCE_CHUNK", 1)  # one series a chunk
         csv.write_text("\n".join(lines) + "\n")
         Pipeline(cfg, clock=lambda: datetime(2026, 1, 2, tzinfo=UTC)).run_once()
         assert replayed == []

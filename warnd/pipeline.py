@@ -36,6 +36,9 @@ from warnd.errors import StoreError, WarndError
 from warnd.logs import redact
 from warnd.store import Store, iso, pack_state, store_problem, utcnow
 
+#: Series whose detector states one detect pass holds unpacked at a time (memory).
+ADVANCE_CHUNK = 2048
+
 log = logging.getLogger("warnd.pipeline")
 
 SeriesKey = tuple[str, str, str, str]  # source, substance, region, metric
@@ -442,7 +445,7 @@ class Pipeline:
             if not periods:
                 continue
             # packed at once: a first cycle holds a substance's states until they are saved
-            packed = pack_state(state) if state is not None else None
+            packed = state if state is None or isinstance(state, bytes) else pack_state(state)
             todo = [i for i, p in enumerate(periods) if last_done is None or p > last_done]
             if not todo:
                 judged.append((key, version, last_done.isoformat() if last_done else None,
@@ -479,12 +482,21 @@ class Pipeline:
 
     def _advance_all(
         self, store: Store, entries: list[tuple[SeriesKey, Any, Any, Any]],
-    ) -> dict[SeriesKey, tuple[list[Any], list[list[Finding]], dict[str, Any], Any]]:
+    ) -> dict[SeriesKey, tuple[list[Any], list[list[Finding]], bytes, Any]]:
         """:meth:`_judge`'s answer for each series of ``entries`` (key, source, params,
         last judged period) whose stored detector state can take its new periods, all
         judged together (:func:`detectors.engine.advance_many`, one period at a time
-        across the series that have it). Series without a usable state, or whose state
-        cannot take a period, are left out for :meth:`_judge`."""
+        across the series that have it), the state after them already packed. Series
+        without a usable state, or whose state cannot take a period, are left out for
+        :meth:`_judge`. ``ADVANCE_CHUNK`` series are held unpacked at a time."""
+        out = {}
+        for lo in range(0, len(entries), ADVANCE_CHUNK):
+            out.update(self._advance_part(store, entries[lo : lo + ADVANCE_CHUNK]))
+        return out
+
+    def _advance_part(
+        self, store: Store, entries: list[tuple[SeriesKey, Any, Any, Any]],
+    ) -> dict[SeriesKey, tuple[list[Any], list[list[Finding]], bytes, Any]]:
         from detectors.engine import NeedsReplay, SeriesState, advance_many, params_fingerprint
 
         ready: dict[str, list[list[Any]]] = {}  # by params: equal params share the calls
@@ -535,7 +547,8 @@ class Pipeline:
                 alive = nxt
             for key, _, state, tail, per_period, before in group:
                 if per_period is not None:
-                    out[key] = (list(tail.periods), per_period, state.to_store(), before)
+                    out[key] = (list(tail.periods), per_period, pack_state(state.to_store()),
+                                before)
         return out
 
     def _judge(
