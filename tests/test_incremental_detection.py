@@ -174,3 +174,39 @@ def test_states_stored_by_earlier_versions_continue_in_the_batch(tmp_path, monke
             assert _same(_stored(store, sub), _expected(store, cfg, sub))
     finally:
         store.close()
+
+
+def test_a_state_that_cannot_take_a_later_period_is_replayed_alone(tmp_path, monkeypatch):
+    """Two weeks arrive at once; for ketamin the second is a day after the first (the
+    period length changes), so its state cannot take it: ketamin alone is replayed,
+    heroin advances both weeks in the batch, and both end with a replay's findings."""
+    from detectors import engine
+
+    csv = tmp_path / "data" / "lab.csv"
+    cfg = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h")))
+    write_lab_csv(csv, weeks=WEEKS)
+    Pipeline(cfg, clock=lambda: datetime(2026, 1, 1, tzinfo=UTC)).run_once()
+    replayed: list[str] = []
+    real = engine.replay_with_state
+
+    def replaying(series, params):
+        replayed.append(series.substance)
+        return real(series, params)
+
+    monkeypatch.setattr(engine, "replay_with_state", replaying)
+    nxt = START + timedelta(weeks=WEEKS)
+    with csv.open("a") as fh:
+        fh.write(f"{nxt},ketamin,30\n{nxt + timedelta(days=1)},ketamin,31\n"
+                 f"{nxt},heroin,5\n{nxt + timedelta(weeks=1)},heroin,6\n")
+    Pipeline(cfg, clock=lambda: datetime(2026, 1, 2, tzinfo=UTC)).run_once()
+    assert replayed == ["ketamin"]
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        for sub, last in (("ketamin", nxt + timedelta(days=1)),
+                          ("heroin", nxt + timedelta(weeks=1))):
+            state = store.detector_state(("lab", sub, "", "count"))
+            assert date.fromisoformat(state["last_period"]) == last
+            assert _same(_stored(store, sub), _expected(store, cfg, sub))
+        assert store.detector_state(("lab", "ketamin", "", "count"))["step"] == "day"
+    finally:
+        store.close()

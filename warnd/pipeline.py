@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -42,6 +42,35 @@ ADVANCE_CHUNK = 2048
 log = logging.getLogger("warnd.pipeline")
 
 SeriesKey = tuple[str, str, str, str]  # source, substance, region, metric
+
+
+class _Planned(NamedTuple):
+    """A series a detect pass judges, and what its episode state says of it."""
+
+    key: SeriesKey
+    src: Any
+    params: Any
+    scope: str
+    stored: Any
+    tracker: Any
+    last_done: date | None
+    revised: bool
+    version: int
+
+
+@dataclass
+class _Advancing:
+    """A series judged incrementally in :meth:`Pipeline._advance_all`."""
+
+    key: SeriesKey
+    params: Any
+    state: Any  # detectors.engine.SeriesState
+    tail: Any  # detectors.base.Series: the periods after the state's last one
+    before: date  # the stored period just before them
+    per_period: list[list[Finding]] = field(default_factory=list)
+    failed: bool = False  # the state could not take a period: replayed instead
+
+
 #: Source kinds whose fetched documents are kept under <state_dir>/raw/<source>/.
 KEEP_RAW = ("overdosefare",)
 
@@ -428,8 +457,10 @@ class Pipeline:
                     and str(pending[key]["last_period"]) <= last_done.isoformat()):
                 judged.append((key, version, last_done.isoformat()))
                 continue
-            plan.append((key, src, params, scope, stored, tracker, last_done, revised, version))
-        advanced = self._advance_all(store, [(p[0], p[1], p[2], p[6]) for p in plan if not p[7]])
+            plan.append(_Planned(key, src, params, scope, stored, tracker, last_done, revised,
+                                 version))
+        advanced = self._advance_all(store, [(p.key, p.src, p.params, p.last_done)
+                                             for p in plan if not p.revised])
         for key, src, params, scope, stored, tracker, last_done, revised, version in plan:
             metric = key[3]
             before = {k: decide.finding_from_dict(v) for k, v in tracker.active.items()}
@@ -499,7 +530,7 @@ class Pipeline:
     ) -> dict[SeriesKey, tuple[list[Any], list[list[Finding]], bytes, Any]]:
         from detectors.engine import NeedsReplay, SeriesState, advance_many, params_fingerprint
 
-        ready: dict[str, list[list[Any]]] = {}  # by params: equal params share the calls
+        ready: dict[str, list[_Advancing]] = {}  # by params: equal params share the calls
         prints: dict[int, str] = {}
         blobs = store.detector_states([e[0] for e in entries if e[3] is not None], arrays=True)
         usable = []
@@ -520,35 +551,31 @@ class Pipeline:
             fp = prints.get(id(params))
             if fp is None:
                 fp = prints[id(params)] = params_fingerprint(params)
-            # the last item: the stored period just before the new ones
-            ready.setdefault(fp, []).append(
-                [key, params, state, tails[key], [], state.last_period])
+            ready.setdefault(fp, []).append(_Advancing(key, params, state, tails[key],
+                                                       before=state.last_period))
         out = {}
         for group in ready.values():
-            params = group[0][1]
-            alive, r = [e for e in group if e[3].periods], 0
-            while alive:
+            params = group[0].params
+            alive, r = [a for a in group if a.tail.periods], 0
+            while alive:  # the r-th new period of every series that has one
                 items = []
-                for _, _, state, tail, _, _ in alive:
-                    dens = tail.denominators
+                for a in alive:
+                    dens = a.tail.denominators
                     den = None if dens is None or not np.isfinite(dens[r]) else float(dens[r])
-                    items.append((state, tail.periods[r], float(tail.values[r]), den))
+                    items.append((a.state, a.tail.periods[r], float(a.tail.values[r]), den))
                 res = advance_many(items, params)
                 r += 1
-                nxt = []
-                for e, f in zip(alive, res, strict=True):
-                    if isinstance(f, NeedsReplay):
-                        log.debug("series=%s replayed: %s", series_key(*e[0]), f)
-                        e[4] = None
-                        continue
-                    e[4].append(f)
-                    if len(e[3].periods) > r:
-                        nxt.append(e)
-                alive = nxt
-            for key, _, state, tail, per_period, before in group:
-                if per_period is not None:
-                    out[key] = (list(tail.periods), per_period, pack_state(state.to_store()),
-                                before)
+                for a, found in zip(alive, res, strict=True):
+                    if isinstance(found, NeedsReplay):
+                        log.debug("series=%s replayed: %s", series_key(*a.key), found)
+                        a.failed = True
+                    else:
+                        a.per_period.append(found)
+                alive = [a for a in alive if not a.failed and len(a.tail.periods) > r]
+            for a in group:
+                if not a.failed:
+                    out[a.key] = (list(a.tail.periods), a.per_period,
+                                  pack_state(a.state.to_store()), a.before)
         return out
 
     def _judge(
