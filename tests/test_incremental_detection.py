@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
+
 from detectors.engine import replay
 from tests.conftest import write_config
 from tests.scenario import LAB_SOURCE, START, WEEKS, write_lab_csv
@@ -47,7 +49,35 @@ def _same(a: dict[str, tuple], b: dict[str, tuple]) -> bool:
         all(eq(x, y) for x, y in zip(a[k], b[k], strict=True)) for k in a)
 
 
-def test_week_by_week_equals_a_replay_and_a_revision_is_rejudged(tmp_path, monkeypatch):
+def _lab_without_last_week(tmp_path):
+    """A lab source with all but its last week, judged once: (config, csv, all lines)."""
+    csv = tmp_path / "data" / "lab.csv"
+    cfg = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h")))
+    write_lab_csv(csv, weeks=WEEKS)
+    lines = csv.read_text().splitlines()
+    csv.write_text("\n".join(lines[:-2]) + "\n")
+    Pipeline(cfg, clock=lambda: datetime(2026, 1, 1, tzinfo=UTC)).run_once()
+    return cfg, csv, lines
+
+
+@pytest.fixture
+def replays(monkeypatch) -> list[str]:
+    """The substances of the series replayed whole from now on."""
+    from detectors import engine
+
+    seen: list[str] = []
+    real = engine.replay_with_state
+
+    def replaying(series, params):
+        seen.append(series.substance)
+        return real(series, params)
+
+    monkeypatch.setattr(engine, "replay_with_state", replaying)
+    return seen
+
+
+def test_week_by_week_equals_a_replay_and_a_revision_is_rejudged(tmp_path, monkeypatch,
+                                                                  replays):
     csv = tmp_path / "data" / "lab.csv"
     cfg = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h")))
     first = WEEKS - 12
@@ -56,29 +86,22 @@ def test_week_by_week_equals_a_replay_and_a_revision_is_rejudged(tmp_path, monke
     header, rows = lines[0], lines[1:]  # two rows (ketamin, heroin) per week
 
     advanced: list[int] = []
-    replayed: list[str] = []
     from detectors import engine
 
     real_prepare = engine.SeriesState._prepare  # every period a state takes, alone or batched
-    real_replay = engine.replay_with_state
 
     def counting(self, *a, **kw):
         advanced.append(1)
         return real_prepare(self, *a, **kw)
 
-    def replaying(series, params):
-        replayed.append(series.substance)
-        return real_replay(series, params)
-
     monkeypatch.setattr(engine.SeriesState, "_prepare", counting)
-    monkeypatch.setattr(engine, "replay_with_state", replaying)
     for week in range(first, WEEKS + 1):
         csv.write_text("\n".join([header, *rows[: 2 * week]]) + "\n")
         now = datetime.combine(START + timedelta(weeks=week), datetime.min.time(), UTC)
         Pipeline(cfg, clock=lambda now=now: now).run_once()
     # the first cycle replayed the history; every later week was one advance per series
     assert len(advanced) == 2 * (WEEKS - first)
-    assert sorted(replayed) == ["heroin", "ketamin"]
+    assert sorted(replays) == ["heroin", "ketamin"]
 
     store = Store.in_dir(cfg.state_dir)
     try:
@@ -95,7 +118,7 @@ def test_week_by_week_equals_a_replay_and_a_revision_is_rejudged(tmp_path, monke
         n_adv = len(advanced)
         Pipeline(cfg, clock=lambda: datetime(2030, 1, 1, tzinfo=UTC)).run_once()
         assert len(advanced) == n_adv  # no advance: a replay
-        assert sorted(replayed) == ["heroin", "ketamin", "ketamin"]
+        assert sorted(replays) == ["heroin", "ketamin", "ketamin"]
         assert store.q("SELECT changed_from FROM series WHERE substance='ketamin'") == [
             {"changed_from": None}]
         stored, expected = _stored(store, "ketamin"), _expected(store, cfg, "ketamin")
@@ -108,12 +131,7 @@ def test_week_by_week_equals_a_replay_and_a_revision_is_rejudged(tmp_path, monke
 
 def test_incremental_state_survives_a_new_process(tmp_path):
     """The state is in the store: a fresh Pipeline (a restarted daemon) continues it."""
-    csv = tmp_path / "data" / "lab.csv"
-    cfg = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h")))
-    write_lab_csv(csv, weeks=WEEKS)
-    lines = csv.read_text().splitlines()
-    csv.write_text("\n".join(lines[:-2]) + "\n")
-    Pipeline(cfg, clock=lambda: datetime(2026, 1, 1, tzinfo=UTC)).run_once()
+    cfg, csv, lines = _lab_without_last_week(tmp_path)
     store = Store.in_dir(cfg.state_dir)
     try:
         before = store.detector_state(("lab", "heroin", "", "count"))
@@ -127,7 +145,7 @@ def test_incremental_state_survives_a_new_process(tmp_path):
         store.close()
 
 
-def test_states_stored_by_earlier_versions_continue_in_the_batch(tmp_path, monkeypatch):
+def test_states_stored_by_earlier_versions_continue_in_the_batch(tmp_path, monkeypatch, replays):
     """A state kept as compressed JSON (stores before the binary form) and one packed
     from lists (before states held arrays) are both taken up by the batch step: the
     next week is an advance, not a replay, and the findings are a replay's."""
@@ -137,12 +155,8 @@ def test_states_stored_by_earlier_versions_continue_in_the_batch(tmp_path, monke
     from detectors import engine
     from warnd.statecodec import pack
 
-    csv = tmp_path / "data" / "lab.csv"
-    cfg = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h")))
-    write_lab_csv(csv, weeks=WEEKS)
-    lines = csv.read_text().splitlines()
-    csv.write_text("\n".join(lines[:-2]) + "\n")
-    Pipeline(cfg, clock=lambda: datetime(2026, 1, 1, tzinfo=UTC)).run_once()
+    cfg, csv, lines = _lab_without_last_week(tmp_path)
+    replays.clear()
     store = Store.in_dir(cfg.state_dir)
     try:
         old = {"heroin": lambda d: zlib.compress(json.dumps(d).encode()),
@@ -154,20 +168,12 @@ def test_states_stored_by_earlier_versions_continue_in_the_batch(tmp_path, monke
             with store.write() as db:
                 db.execute("UPDATE series SET detector_state=? WHERE source=? AND "
                            "substance=? AND region=? AND metric=?", [write(as_lists), *key])
-        replayed: list[str] = []
-        real = engine.replay_with_state
-
-        def replaying(series, params):
-            replayed.append(series.substance)
-            return real(series, params)
-
-        monkeypatch.setattr(engine, "replay_with_state", replaying)
         import warnd.pipeline
 
         monkeypatch.setattr(warnd.pipeline, "ADVANCE_CHUNK", 1)  # one series a chunk
         csv.write_text("\n".join(lines) + "\n")
         Pipeline(cfg, clock=lambda: datetime(2026, 1, 2, tzinfo=UTC)).run_once()
-        assert replayed == []
+        assert replays == []
         for sub in old:
             after = store.detector_state(("lab", sub, "", "count"))
             assert date.fromisoformat(after["last_period"]) == START + timedelta(weeks=WEEKS - 1)
@@ -176,30 +182,21 @@ def test_states_stored_by_earlier_versions_continue_in_the_batch(tmp_path, monke
         store.close()
 
 
-def test_a_state_that_cannot_take_a_later_period_is_replayed_alone(tmp_path, monkeypatch):
+def test_a_state_that_cannot_take_a_later_period_is_replayed_alone(tmp_path, replays):
     """Two weeks arrive at once; for ketamin the second is a day after the first (the
     period length changes), so its state cannot take it: ketamin alone is replayed,
     heroin advances both weeks in the batch, and both end with a replay's findings."""
-    from detectors import engine
-
     csv = tmp_path / "data" / "lab.csv"
     cfg = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h")))
     write_lab_csv(csv, weeks=WEEKS)
     Pipeline(cfg, clock=lambda: datetime(2026, 1, 1, tzinfo=UTC)).run_once()
-    replayed: list[str] = []
-    real = engine.replay_with_state
-
-    def replaying(series, params):
-        replayed.append(series.substance)
-        return real(series, params)
-
-    monkeypatch.setattr(engine, "replay_with_state", replaying)
+    replays.clear()
     nxt = START + timedelta(weeks=WEEKS)
     with csv.open("a") as fh:
         fh.write(f"{nxt},ketamin,30\n{nxt + timedelta(days=1)},ketamin,31\n"
                  f"{nxt},heroin,5\n{nxt + timedelta(weeks=1)},heroin,6\n")
     Pipeline(cfg, clock=lambda: datetime(2026, 1, 2, tzinfo=UTC)).run_once()
-    assert replayed == ["ketamin"]
+    assert replays == ["ketamin"]
     store = Store.in_dir(cfg.state_dir)
     try:
         for sub, last in (("ketamin", nxt + timedelta(days=1)),
