@@ -1,8 +1,9 @@
 """The stored form of a series' detector state: numbers packed as arrays, not JSON text.
 
-A detector state (:class:`detectors.engine.SeriesState`) is a JSON-able dict whose
-bulk is numbers: the tail of the series (a list of floats, ``None`` for a missing
-value) and the baseline fits (``{"dtype", "shape", "data"}`` arrays). Writing and
+A detector state (:class:`detectors.engine.SeriesState`) is a dict whose bulk is
+numbers: the tail of the series (a float array with NaN for a missing value, or in
+the JSON-able form a list of floats with ``None``) and the baseline fits
+(``{"dtype", "shape", "data"}`` arrays, ``data`` a numpy array or a list). Writing and
 reading it as compressed JSON cost about a sixth of a steady cycle (every float
 printed and parsed as text). Here the dict's skeleton stays JSON and every such
 array goes into one binary block, written and read by numpy without a Python
@@ -14,8 +15,8 @@ kind, dtype and shape) · the arrays' bytes, one after another, each in its dtyp
 little-endian layout. Compressed, a five-year weekly state takes about 2.9 kB
 (3.8 kB as compressed JSON); packing and unpacking take about half the time.
 
-Unpacking gives a dict equal to the one packed (``None`` where it had ``None``;
-floats bit for bit), so the engine sees no difference. :func:`unpack` also reads
+Unpacking gives the JSON-able dict (``None`` for a missing value; floats bit for bit)
+or, with ``arrays``, the arrays themselves, so the engine sees no difference. :func:`unpack` also reads
 the older zlib-compressed JSON, so stores written before keep their states.
 """
 
