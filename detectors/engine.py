@@ -777,6 +777,10 @@ class SeriesState:
     @classmethod
     def _build(cls, series, params, step, g: _Grid, geo: _Geometry, fits: Fits, run, n_seen):
         n = len(g.y)
+        phase = _phase([series.source, series.substance, series.region, series.metric])
+        ahead = [r for p in range(max(0, n - geo.lay.guard), n)
+                 if (r := _ahead(p, geo.lay, phase)) >= n]
+        fits = _with_fits(fits, g, geo, params, ahead)
         keep_from = max(0, _keep_from(n, geo))
         fkeep = fits.pos >= geo.lay.refit_point(max(n - geo.M + 1, 0))
         per = series.periods
@@ -926,14 +930,11 @@ def _geometry(step: str, params: DetectionParams, fingerprint: str) -> _Geometry
 
 def _advance_one(st: _Step, params: DetectionParams) -> list[Finding]:
     """One state's next period on its own (any gap since its last period)."""
-    g, geo, fits = st.g, st.geo, st.fits
-    new_rp = [r for r in range(st.n_old, st.t + 1) if r % geo.lay.refit == 0]
-    if new_rp:
-        # fits read absolute positions: pad the tail back to position 0 virtually
-        yfull, offfull = _absolute(g)
-        nf = fit_points(yfull, np.array(new_rp), geo.lay, params, family=g.family,
-                        offset=offfull)
-        fits = Fits.concat(g.family, [fits, nf])
+    g, geo = st.g, st.geo
+    lay, phase = geo.lay, _phase(st.state.d["meta"])
+    reached = [r for r in range(st.n_old, st.t + 1) if r % lay.refit == 0]
+    ahead = [r for p in range(st.n_old, st.t + 1) if (r := _ahead(p, lay, phase)) >= 0]
+    fits = _with_fits(st.fits, g, geo, params, reached + ahead)
     ts = np.arange(st.n_old, st.t + 1)
     ev, run = _evaluate(g, fits, geo, params, ts, st.state.d["run"])
     return st.state._finish(st, ev, len(ts) - 1, fits, run, params)
@@ -1003,13 +1004,26 @@ def _advance_batch(sts: list[_Step], params: DetectionParams) -> list[list[Findi
         return np.where(ok, A[rows.reshape(ok.shape[:1] + (1,) * (pos.ndim - 1)),
                               np.clip(local, 0, W - 1)], fill)
 
-    # baseline refits due at the new position, all in one call
-    need = np.flatnonzero(t % lay.refit == 0)
+    # the baseline fits to make now, all in one call: those reached at the new
+    # position that were not made ahead of time, and those made ahead (_ahead)
+    old_pos = [st.fits.pos for st in sts]
+    phase = np.array([_phase(st.state.d["meta"]) for st in sts], dtype=np.int64)
+    ahead = _ahead(t, lay, phase)
+    rows, rps = [], []
+    for j, pos in enumerate(old_pos):
+        tj = int(t[j])
+        if tj % lay.refit == 0 and not (pos == tj).any():
+            rows.append(j)
+            rps.append(tj)
+        if ahead[j] >= 0 and not (pos == ahead[j]).any():
+            rows.append(j)
+            rps.append(int(ahead[j]))
     parts = [st.fits for st in sts]
-    owner = [np.full(len(st.fits.pos), j, dtype=np.int64) for j, st in enumerate(sts)]
-    if len(need):
-        idx = window_positions(t[need], lay)
-        nf = fit_windows(t[need], idx, gather(Y, need, idx, np.nan),
+    owner = [np.full(len(p), j, dtype=np.int64) for j, p in enumerate(old_pos)]
+    if rows:
+        need, rp_new = np.array(rows, dtype=np.int64), np.array(rps, dtype=np.int64)
+        idx = window_positions(rp_new, lay)
+        nf = fit_windows(rp_new, idx, gather(Y, need, idx, np.nan),
                          gather(OFF, need, idx, np.nan), idx >= 0, lay, params, family)
         parts.append(nf)
         owner.append(need)
@@ -1087,6 +1101,41 @@ def _rows(tab: _Table, lo: int, hi: int, k0: int) -> _Table:
         v = getattr(tab, f.name)
         vals[f.name] = k0 if f.name == "k0" else (None if v is None else v[lo:hi])
     return _Table(**vals)
+
+
+def _phase(meta: list[str]) -> int:
+    """A series' place in the staggered refit schedule: a stable hash of its identity
+    (source, substance, region, metric)."""
+    digest = hashlib.blake2b("\x1f".join(meta[:4]).encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "little")
+
+
+def _ahead(t: int | np.ndarray, lay: Layout, phase: int | np.ndarray):
+    """The refit point whose fit a series computes ahead of time at position ``t``
+    (-1: none). A fit at refit point ``r`` reads data up to ``r - guard`` only, so it
+    can be made in any of the ``guard`` periods before ``r``; a series makes it at
+    ``r - guard + phase % spread`` (``spread = min(refit, guard)``), which spreads the
+    refits of series that share their refit points (started the same week) evenly
+    over the weeks before, instead of all of them every ``refit``-th week. The fit is
+    the same whenever it is made, so the findings do not change."""
+    spread = min(lay.refit, lay.guard)
+    if lay.refit < 2 or spread < 1:
+        return np.full(np.shape(t), -1, dtype=np.int64) if np.ndim(t) else -1
+    r = np.asarray(t) + lay.guard - np.asarray(phase) % spread
+    out = np.where(r % lay.refit == 0, r, -1)
+    return out if np.ndim(out) else int(out)
+
+
+def _with_fits(fits: Fits, g: _Grid, geo: _Geometry, params: DetectionParams,
+               rps: list[int]) -> Fits:
+    """``fits`` and the fits at refit points ``rps`` it lacks, in position order."""
+    todo = sorted(set(rps) - set(fits.pos.tolist()))
+    if not todo:
+        return fits
+    yfull, offfull = _absolute(g)  # fits read absolute positions
+    nf = fit_points(yfull, np.array(todo), geo.lay, params, family=g.family, offset=offfull)
+    both = Fits.concat(g.family, [fits, nf])
+    return both.take(np.argsort(both.pos, kind="stable"))
 
 
 def _keep_from(n: int, geo: _Geometry) -> int:

@@ -398,6 +398,35 @@ def test_many_states_advanced_together_give_each_series_its_replay_findings():
     assert isinstance(other[0], NeedsReplay) and json.dumps(states[0].to_dict()) == before
 
 
+def test_refits_of_series_started_together_are_spread_over_the_weeks(monkeypatch):
+    """Forty series that began the same week share their refit points; each makes its
+    fit ahead of time, in a week set by a hash of its key, so a week's refits are about
+    a quarter of them, never all, and every series still makes each fit once."""
+    from detectors import engine
+
+    made: list[int] = []
+    real = engine.fit_windows
+
+    def counting(rp, *a, **kw):
+        made.append(len(rp))
+        return real(rp, *a, **kw)
+
+    series = [Series(source="src", substance=f"s{i}", periods=count_series(y).periods,
+                     values=y)
+              for i, y in enumerate(nb_counts(np.full(210, 6.0), seed=s) for s in range(40))]
+    states = [replay_with_state(s.upto(200), P)[1] for s in series]
+    monkeypatch.setattr(engine, "fit_windows", counting)
+    per_week = []
+    for i in range(200, 208):
+        made.clear()
+        got = advance_many([(st, s.periods[i], float(s.values[i]), None)
+                            for st, s in zip(states, series, strict=True)], P)
+        assert all(isinstance(f, list) for f in got)
+        per_week.append(sum(made))
+    assert sum(per_week) == 2 * len(series)  # 8 weeks: two refit points, one fit each
+    assert max(per_week) <= len(series) // 2 and min(per_week) > 0, per_week
+
+
 def test_incremental_state_refuses_what_it_cannot_continue():
     s = count_series(nb_counts(np.full(60, 5.0), seed=2))
     _, state = replay_with_state(s, P)
