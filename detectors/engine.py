@@ -726,8 +726,8 @@ class SeriesState:
 
     Holds the series' identity, the period step, the tail of the grid the baseline and
     the change-time search read (about ``baseline_years + guard_weeks +
-    glr_window_weeks``), the cached baseline fits of the recent refit points and the
-    current alarm runs. :meth:`advance` judges one new period at the cost of at most one
+    glr_window_weeks``), the cached baseline fits of the recent refit points (and of
+    the next one, made ahead of time: :func:`_ahead`) and the current alarm runs. :meth:`advance` judges one new period at the cost of at most one
     baseline fit plus the change-time search, independent of the series' length;
     :func:`advance_many` does the same for many series in shared numpy calls.
     """
