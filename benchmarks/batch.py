@@ -10,8 +10,9 @@ times one new week three ways, each on a fresh set of states:
   state with arrays, :meth:`SeriesState.from_dict`, then ``to_store`` and
   :func:`warnd.statecodec.pack` (what a cycle does per series besides the step).
 
-Two weeks are timed: a refit week (every series refits its baseline, as every fourth
-week) and the week after. Findings are checked equal between the two ways.
+Two weeks are timed: the week of a refit point (the series started together; their
+fits for it were made ahead of time, and a quarter of them make the next one) and
+the week after. Findings are checked equal between the two ways.
 
     python -m benchmarks.batch                      # 1,000 and 10,000 series, seeds 1 and 2
     python -m benchmarks.batch --sizes 100000 --seeds 1
