@@ -16,6 +16,7 @@ from warnd.alerting.names import (
     level,
     metric_words,
     num,
+    p_value,
     percent,
     region_name,
 )
@@ -39,6 +40,12 @@ def test_names_numbers_and_words():
     assert num(1234.5, "no") == "1 234" and num(1234.5, "en") == "1,234"
     assert num(0.0578, "no") == "0,0578" and num(3.0, "en") == "3.0"
     assert percent(1.097, "no") == "+110 %" and percent(-0.25, "en") == "-25%"
+    # a change rounds to whole per cent; one that rounds to nothing has no sign
+    assert percent(0.00708, "no") == "+1 %" and percent(-0.004, "en") == "0%"
+    assert percent(-12.5, "no") == "−1 250 %"
+    # one way to write a p-value, in messages, report and console
+    assert p_value(0.0123, "no") == "0,012" and p_value(3e-8, "en") == "<0.001"
+    assert p_value(None) == "–"
     assert certainty(3e-8) == "svært sikker" and certainty(0.004) == "sikker"
     assert certainty(0.2, "en") == "uncertain"
     assert agreement(4, 9) == "4 av 9 kilder øker"
@@ -256,7 +263,8 @@ def test_share_of_tests_in_per_cent_through_the_pipeline(tmp_path, smtp_server, 
     for kind in ("text/plain", "text/html"):
         body = parts[kind].get_content()
         assert name in body and said in body, kind
-        assert not re.search(r"0,0\d{2,}", body), kind  # no raw fraction
+        without_p = re.sub(r"p = (<|&lt;)?[\d,]+", "p = ", body)  # p-values are figures
+        assert not re.search(r"0,0\d{2,}", without_p), kind  # no share as a raw fraction
     card = next(json.dumps(p, ensure_ascii=False) for p in teams_server.payloads()
                 if "Ketamin" in json.dumps(p, ensure_ascii=False))
     assert name in card and said in card

@@ -145,6 +145,14 @@ def percent(x: float | None, lang: str = "no", digits: int = 0) -> str:
     return f"{sign}{v} %" if lang == "no" else f"{sign}{v}%"
 
 
+def p_value(p: float | None, lang: str = "no") -> str:
+    """A p-value as every text writes it: three decimals, "<0,001" / "<0.001" below that."""
+    if p is None or not math.isfinite(float(p)):
+        return "–"
+    text = "<0.001" if p < 0.001 else f"{float(p):.3f}"
+    return text.replace(".", ",") if lang == "no" else text
+
+
 def certainty(p_value: float | None, lang: str = "no") -> str:
     """The p-value of a finding in words: "svært sikker", "sikker" or "usikker"."""
     if p_value is None or not math.isfinite(float(p_value)):

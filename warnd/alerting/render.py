@@ -23,10 +23,9 @@ from urllib.parse import urlparse
 
 import jinja2
 
-from warnd.alerting.names import agreement, certainty, level, num, percent
+from warnd.alerting.names import agreement, certainty, level, num, p_value, percent
 from warnd.alerting.wording import (
     T,
-    _fmt,
     corrected_line,
     disagree_labels,
     n_all_sources,
@@ -122,7 +121,7 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
                 "words": scale_words(int(a.get("category") or 0), lang),
                 "certainty": certainty(a.get("p_value"), lang),
                 "strength": num(a.get("strength"), lang, 2),
-                "p_value": _fmt(a.get("p_value"), 4).replace(".", "," if lang == "no" else "."),
+                "p_value": p_value(a.get("p_value"), lang),
                 "onset": a.get("onset", ""),
             }
         )

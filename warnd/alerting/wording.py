@@ -140,21 +140,6 @@ def scale_words(category: int, lang: str) -> str:
     return no if lang == "no" else en
 
 
-def _fmt(x: Any, nd: int = 1) -> str:
-    """Numbers with ``nd`` decimals, or three significant digits when small."""
-    if x is None:
-        return "–"
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    if v != v:
-        return "–"
-    if v != 0 and abs(v) < 1:
-        return f"{v:.3g}"
-    return f"{v:.{nd}f}"
-
-
 def _rel(x: Any) -> str:
     if x is None:
         return "–"

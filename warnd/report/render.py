@@ -20,7 +20,7 @@ from typing import Any
 from detectors.base import SCALE
 from detectors.params import DetectionParams
 from detectors.synthesis import DIMENSIONS
-from warnd.alerting.names import level, num, percent
+from warnd.alerting.names import level, num, p_value, percent
 from warnd.report.tables import LABELS, Report, SourceRow, SubstanceTable
 
 MONTHS = {
@@ -140,13 +140,6 @@ def fmt_rel(x: float | None, lang: str) -> str:
     return percent(x, lang)
 
 
-def fmt_p(p: float | None, lang: str) -> str:
-    if p is None or not math.isfinite(p):
-        return "–"
-    s = "<0.001" if p < 0.001 else f"{p:.3f}"
-    return s.replace(".", ",") if lang == "no" else s
-
-
 def severity(alert: dict[str, Any], lang: str) -> str:
     """An alert's severity in the report's language, as the messages say it."""
     from warnd.alerting.wording import T as WORDS
@@ -177,7 +170,7 @@ def _row_cells(rep: Report, r: SourceRow, lang: str) -> list[str]:
     change = T[lang]["panel"] if r.status == "panel" else fmt_rel(r.relative_change, lang)
     score = _signed(r.score, lang) if r.counted else "–"
     return [rep.name(r.key, lang), dim_label(r.dimension, lang), before, after, change,
-            fmt_p(r.p_value, lang), score, r.words(lang)]
+            p_value(r.p_value, lang), score, r.words(lang)]
 
 
 def _summary_rows(t: SubstanceTable, lang: str) -> list[list[str]]:

@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from warnd.alerting.names import num, percent
+from warnd.alerting.names import num, p_value, percent
 from warnd.config import Config, parse_duration, parse_listen
 from warnd.store import Store
 from warnd.web import auth
@@ -54,9 +54,8 @@ class Web:
                                autoescape=select_autoescape(default=True, default_for_string=True))
         self.env.filters["num"] = lambda x, d=1: num(x, self.lang, d)
         self.env.filters["pct"] = lambda x: percent(x, self.lang)
-        # a p-value with the language's decimal mark ("4,1e-10")
-        self.env.filters["pval"] = lambda p: ("–" if p is None else f"{p:.2g}".replace(
-            ".", "," if self.lang == "no" else "."))
+        # a p-value as every text writes it ("0,012", "<0,001")
+        self.env.filters["pval"] = lambda p: p_value(p, self.lang)
         self.env.filters["signed"] = lambda x: (f"+{x}" if x > 0 else
                                                 (f"−{-x}" if x < 0 else "0"))
         self.env.filters["when"] = lambda s: (s or "")[:16].replace("T", " ")
