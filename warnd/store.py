@@ -733,24 +733,21 @@ class Store:
         A change ingested meanwhile has raised ``data_version`` further, so the
         series stays pending and is judged again.
         """
-        rows, states = [], []
+        rows = []
         for k, v, p, *rest in judged:
-            rows.append((v, p, v, *k))
-            if rest and rest[0] is not None:
-                states.append((rest[0] if isinstance(rest[0], bytes) else _pack(rest[0]), *k))
+            state = rest[0] if rest else None
+            if state is not None and not isinstance(state, bytes):
+                state = _pack(state)
+            rows.append((v, p, v, state, *k))
         if not rows:
             return
-        with self.write() as db:
+        with self.write() as db:  # one statement a series: its judgement and its state
             db.conn.executemany(
                 "UPDATE series SET judged_version=MAX(judged_version, ?), judged_period=?, "
-                "changed_from=CASE WHEN data_version <= ? THEN NULL ELSE changed_from END "
+                "changed_from=CASE WHEN data_version <= ? THEN NULL ELSE changed_from END, "
+                "detector_state=COALESCE(?, detector_state) "
                 "WHERE source=? AND substance=? AND region=? AND metric=?",
                 rows,
-            )
-            db.conn.executemany(
-                "UPDATE series SET detector_state=? "
-                "WHERE source=? AND substance=? AND region=? AND metric=?",
-                states,
             )
 
     def nth_last_period(self, key: SeriesKey, n: int) -> date | None:
