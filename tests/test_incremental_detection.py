@@ -207,3 +207,33 @@ def test_a_state_that_cannot_take_a_later_period_is_replayed_alone(tmp_path, rep
         assert store.detector_state(("lab", "ketamin", "", "count"))["step"] == "day"
     finally:
         store.close()
+
+
+def test_a_damaged_state_is_replayed_and_the_others_go_on(tmp_path, replays, caplog):
+    """A stored state that unpacks but does not hold together (its alarm runs lost) is
+    said in the log with its series and replayed; the substance's other series are
+    still judged from their states, and both end with a replay's findings."""
+    from warnd.statecodec import pack
+
+    cfg, csv, lines = _lab_without_last_week(tmp_path)
+    replays.clear()
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        key = ("lab", "ketamin", "", "count")
+        damaged = store.detector_state(key)
+        del damaged["run"]
+        with store.write() as db:
+            db.execute("UPDATE series SET detector_state=? WHERE source=? AND substance=? "
+                       "AND region=? AND metric=?", [pack(damaged), *key])
+        csv.write_text("\n".join(lines) + "\n")
+        with caplog.at_level("WARNING", logger="warnd.pipeline"):
+            Pipeline(cfg, clock=lambda: datetime(2026, 1, 2, tzinfo=UTC)).run_once()
+        assert replays == ["ketamin"]
+        assert "series=lab:ketamin detector state unusable" in caplog.text
+        for sub in ("ketamin", "heroin"):
+            state = store.detector_state(("lab", sub, "", "count"))
+            assert date.fromisoformat(state["last_period"]) == START + timedelta(weeks=WEEKS - 1)
+            assert "run" in state
+            assert _same(_stored(store, sub), _expected(store, cfg, sub))
+    finally:
+        store.close()

@@ -38,6 +38,8 @@ from warnd.store import Store, iso, pack_state, store_problem, utcnow
 
 #: Series whose detector states one detect pass holds unpacked at a time (memory).
 ADVANCE_CHUNK = 2048
+#: What a stored detector state that unpacked but does not hold together raises.
+BAD_STATE = (KeyError, ValueError, TypeError, IndexError, AttributeError)
 
 log = logging.getLogger("warnd.pipeline")
 
@@ -540,10 +542,10 @@ class Pipeline:
                 continue
             try:
                 state = SeriesState.from_dict(blob)
-            except NeedsReplay:
-                continue
-            if state.last_period > last_done:
-                continue  # the episode state is behind the detector state: replayed
+                if state.last_period > last_done:
+                    continue  # the episode state is behind the detector state: replayed
+            except (NeedsReplay, *BAD_STATE):
+                continue  # left to _judge, which says why
             usable.append((key, src, params, state))
         tails = store.series_tails((key, state.last_period, src.dimension)
                                    for key, src, _, state in usable)
@@ -563,7 +565,14 @@ class Pipeline:
                     dens = a.tail.denominators
                     den = None if dens is None or not np.isfinite(dens[r]) else float(dens[r])
                     items.append((a.state, a.tail.periods[r], float(a.tail.values[r]), den))
-                res = advance_many(items, params)
+                try:
+                    res = advance_many(items, params)
+                except BAD_STATE as e:
+                    # a damaged state among them: each is judged on its own (_judge)
+                    log.warning("%d series judged one by one: %s", len(alive), _one_line(e))
+                    for a in alive:
+                        a.failed = True
+                    break
                 r += 1
                 for a, found in zip(alive, res, strict=True):
                     if isinstance(found, NeedsReplay):
@@ -606,6 +615,9 @@ class Pipeline:
                 return list(tail.periods), per_period, state.to_store(), before
             except NeedsReplay as e:
                 log.debug("series=%s replayed: %s", series_key(*key), e)
+            except BAD_STATE as e:  # a damaged state must not stop the substance's detection
+                log.warning("series=%s detector state unusable (%s): replayed from the store",
+                            series_key(*key), _one_line(e))
         series = store.load_series(*key, dimension=src.dimension)
         if len(series.periods) == 0:
             return [], [], None, None
