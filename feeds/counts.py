@@ -138,27 +138,33 @@ class CountTableFeed(BaseFeed):
             return result
 
         groups: dict[tuple[str, str, str, date], list[tuple[float, float | None, int]]] = {}
+        need = max([i for i in (i_period, i_sub, *(c[0] for c in value_cols)) if i is not None])
+        # a table repeats its dates row after row: each distinct text is parsed once
+        # (a failure is not kept, so each bad row says so)
+        periods: dict[str, date] = {}
         for n, row in enumerate(rows[opts.header_row :], start=opts.header_row + 1):
-            if not any(c.strip() for c in row):
+            if not "".join(row).strip():
                 continue
             where = f"{fname} line {n}"
-            need = max([i for i in (i_period, i_sub, *(c[0] for c in value_cols)) if i is not None])
             if len(row) <= need:
                 result.problems.append(
                     Problem(where, f"{len(row)} cells, expected at least {need + 1}")
                 )
                 continue
-            try:
-                day = parse_date(row[i_period], opts.date_format)  # type: ignore[index]
-            except ValueError:
-                result.problems.append(Problem(where, f"not a date: {row[i_period][:40]!r}"))  # type: ignore[index]
-                continue
-            period = to_period(day, opts.period)
+            text = row[i_period]  # type: ignore[index]
+            period = periods.get(text)  # type: ignore[assignment]
+            if period is None:
+                try:
+                    day = parse_date(text, opts.date_format)
+                except ValueError:
+                    result.problems.append(Problem(where, f"not a date: {text[:40]!r}"))
+                    continue
+                period = periods[text] = to_period(day, opts.period)
             in_row = row[i_region].strip() if i_region is not None and i_region < len(row) else ""
             region = in_row or self.region
             if i_sub is not None:
                 cell = row[i_sub].strip()
-                sid_row = resolver.resolve(cell)
+                sid_row = resolver.resolve(cell)  # (it keeps what it resolved)
                 if sid_row is None:
                     result.problems.append(
                         Problem(where, f"unknown substance {cell[:40]!r}; row skipped")

@@ -107,6 +107,8 @@ def parse_number(cell: str, *, decimal_comma: bool | None = None) -> float:
     ``decimal_comma=None`` guesses: a comma is a decimal comma unless a dot follows it.
     Raises ``ValueError`` for anything else.
     """
+    if cell.isdigit() and len(cell) < 16:  # the common case, a whole number: at once
+        return float(cell)
     s = cell.strip().replace("\u00a0", "").replace("\u202f", "").replace(" ", "")
     if not s:
         raise ValueError("empty")

@@ -172,3 +172,17 @@ def test_empty_region_cell_falls_back_to_source_region() -> None:
     raw = b"period;substance;value;city\n2026-01-05;kokain;3;\n2026-01-05;kokain;4;Oslo\n"
     result = parse("x.csv", raw=raw, columns={"region": "city"})
     assert sorted((o.region, o.value) for o in result.observations) == [("46", 3.0), ("Oslo", 4.0)]
+
+
+def test_repeated_dates_and_numbers_each_row_on_its_own() -> None:
+    """A date text seen before is not parsed again, but a bad one is reported on every
+    row it is on; whole numbers, numbers with a thousands space and decimals all read."""
+    raw = (b"period;substance;value\n2026-01-05;kokain;007\n2026-01-05;ketamin;1 234\n"
+           b"2026-13-05;kokain;3\n2026-13-05;ketamin;4\n2026-01-12;kokain;2,5\n"
+           b"2026-01-12;ketamin;99999999999999999999\n")
+    result = parse("x.csv", raw=raw)
+    assert sorted((o.substance, o.period.isoformat(), o.value) for o in result.observations) == [
+        ("ketamin", "2026-01-05", 1234.0), ("ketamin", "2026-01-12", 1e20),
+        ("kokain", "2026-01-05", 7.0), ("kokain", "2026-01-12", 2.5)]
+    bad = [p for p in result.problems if "not a date" in p.message]
+    assert [p.where for p in bad] == ["x.csv line 4", "x.csv line 5"]
