@@ -64,13 +64,16 @@ class _Planned(NamedTuple):
 class _Advancing:
     """A series judged incrementally in :meth:`Pipeline._advance_all`."""
 
-    key: SeriesKey
-    params: Any
+    entry: tuple[SeriesKey, Any, Any, Any]  # key, source, params, last judged period
     state: Any  # detectors.engine.SeriesState
     tail: Any  # detectors.base.Series: the periods after the state's last one
     before: date  # the stored period just before them
     per_period: list[list[Finding]] = field(default_factory=list)
     failed: bool = False  # the state could not take a period: replayed instead
+
+    @property
+    def key(self) -> SeriesKey:
+        return self.entry[0]
 
 
 #: Source kinds whose fetched documents are kept under <state_dir>/raw/<source>/.
@@ -473,7 +476,7 @@ class Pipeline:
                 last_done = None
             judged_now = advanced.get(key)
             if judged_now is None:
-                judged_now = self._judge(store, key, src, params, last_done, revised)
+                judged_now = self._judge(store, key, src, params)
             periods, per_period, state, before_first = judged_now
             if not periods:
                 continue
@@ -516,12 +519,13 @@ class Pipeline:
     def _advance_all(
         self, store: Store, entries: list[tuple[SeriesKey, Any, Any, Any]],
     ) -> dict[SeriesKey, tuple[list[Any], list[list[Finding]], bytes, Any]]:
-        """:meth:`_judge`'s answer for each series of ``entries`` (key, source, params,
-        last judged period) whose stored detector state can take its new periods, all
+        """For each series of ``entries`` (key, source, params, last judged period)
+        whose stored detector state can take its new periods: ``(periods, findings per
+        period, the state after them packed, the stored period just before them)``, all
         judged together (:func:`detectors.engine.advance_many`, one period at a time
-        across the series that have it), the state after them already packed. Series
-        without a usable state, or whose state cannot take a period, are left out for
-        :meth:`_judge`. ``ADVANCE_CHUNK`` series are held unpacked at a time."""
+        across the series that have it). Series without a usable state, or whose state
+        cannot take a period, are left out: the caller replays them (:meth:`_judge`).
+        ``ADVANCE_CHUNK`` series are held unpacked at a time."""
         out = {}
         for lo in range(0, len(entries), ADVANCE_CHUNK):
             out.update(self._advance_part(store, entries[lo : lo + ADVANCE_CHUNK]))
@@ -536,28 +540,34 @@ class Pipeline:
         prints: dict[int, str] = {}
         blobs = store.detector_states([e[0] for e in entries if e[3] is not None], arrays=True)
         usable = []
-        for key, src, params, last_done in entries:
+        for entry in entries:
+            key, src, params, last_done = entry
             blob = blobs.get(key)
             if last_done is None or blob is None:
                 continue
             try:
                 state = SeriesState.from_dict(blob)
                 if state.last_period > last_done:
-                    continue  # the episode state is behind the detector state: replayed
-            except (NeedsReplay, *BAD_STATE):
-                continue  # left to _judge, which says why
-            usable.append((key, src, params, state))
-        tails = store.series_tails((key, state.last_period, src.dimension)
-                                   for key, src, _, state in usable)
-        for key, _, params, state in usable:
+                    raise NeedsReplay("the episode state is behind the detector state")
+            except NeedsReplay as e:
+                log.debug("series=%s replayed: %s", series_key(*key), e)
+                continue
+            except BAD_STATE as e:
+                _state_unusable(key, e)
+                continue
+            usable.append((entry, state))
+        tails = store.series_tails((entry[0], state.last_period, entry[1].dimension)
+                                   for entry, state in usable)
+        for entry, state in usable:
+            params = entry[2]
             fp = prints.get(id(params))
             if fp is None:
                 fp = prints[id(params)] = params_fingerprint(params)
-            ready.setdefault(fp, []).append(_Advancing(key, params, state, tails[key],
+            ready.setdefault(fp, []).append(_Advancing(entry, state, tails[entry[0]],
                                                        before=state.last_period))
         out = {}
         for group in ready.values():
-            params = group[0].params
+            params = group[0].entry[2]
             alive, r = [a for a in group if a.tail.periods], 0
             while alive:  # the r-th new period of every series that has one
                 items = []
@@ -568,10 +578,15 @@ class Pipeline:
                 try:
                     res = advance_many(items, params)
                 except BAD_STATE as e:
-                    # a damaged state among them: each is judged on its own (_judge)
-                    log.warning("%d series judged one by one: %s", len(alive), _one_line(e))
-                    for a in alive:
+                    for a in group:
                         a.failed = True
+                    if len(group) == 1:
+                        _state_unusable(group[0].key, e)
+                    else:  # a damaged state among them: each again on its own
+                        log.warning("%d series judged one by one: %s", len(group),
+                                    _one_line(e))
+                        for a in group:
+                            out.update(self._advance_part(store, [a.entry]))
                     break
                 r += 1
                 for a, found in zip(alive, res, strict=True):
@@ -588,36 +603,13 @@ class Pipeline:
         return out
 
     def _judge(
-        self, store: Store, key: SeriesKey, src: Any, params: Any, last_done: Any,
-        revised: bool,
-    ) -> tuple[list[Any], list[list[Finding]], dict[str, Any] | None, Any]:
-        """``(periods, findings per period, detector state after them, the stored
-        period just before the first of them or None)``: the periods after the stored
-        state when it can continue (the state's last period comes before them), else
-        the whole series."""
-        from detectors.engine import NeedsReplay, SeriesState, replay_with_state
+        self, store: Store, key: SeriesKey, src: Any, params: Any,
+    ) -> tuple[list[Any], list[list[Finding]], Any, None]:
+        """The whole series replayed (:func:`detectors.engine.replay_with_state`), for
+        one :meth:`_advance_all` left out: ``(periods, findings per period, the state
+        after them, None)``."""
+        from detectors.engine import replay_with_state
 
-        blob = None if revised else store.detector_state(key, arrays=True)
-        if blob is not None:
-            try:
-                state = SeriesState.from_dict(blob)
-                if last_done is None or state.last_period > last_done:
-                    raise NeedsReplay("the episode state is behind the detector state")
-                before = state.last_period  # a stored period (never deleted)
-                tail = store.load_series(*key, dimension=src.dimension,
-                                         after=state.last_period)
-                dens = tail.denominators
-                per_period = [
-                    state.advance(p, float(v), params, denominator=None if dens is None
-                                  or not np.isfinite(dens[j]) else float(dens[j]))
-                    for j, (p, v) in enumerate(zip(tail.periods, tail.values, strict=True))
-                ]
-                return list(tail.periods), per_period, state.to_store(), before
-            except NeedsReplay as e:
-                log.debug("series=%s replayed: %s", series_key(*key), e)
-            except BAD_STATE as e:  # a damaged state must not stop the substance's detection
-                log.warning("series=%s detector state unusable (%s): replayed from the store",
-                            series_key(*key), _one_line(e))
         series = store.load_series(*key, dimension=src.dimension)
         if len(series.periods) == 0:
             return [], [], None, None
@@ -739,6 +731,13 @@ def _replace(o: Observation, **kw: Any) -> Observation:
     new = object.__new__(type(o))
     new.__dict__.update(o.__dict__, **kw)
     return new
+
+
+def _state_unusable(key: SeriesKey, e: BaseException) -> None:
+    """A stored state that unpacked but does not hold together (a damaged store): said,
+    and the series replayed, so the substance's detection goes on."""
+    log.warning("series=%s detector state unusable (%s): replayed from the store",
+                series_key(*key), _one_line(e))
 
 
 def _one_line(e: BaseException) -> str:
