@@ -766,19 +766,10 @@ class Store:
         return row is not None
 
     def detector_state(self, key: SeriesKey, *, arrays: bool = False) -> dict[str, Any] | None:
-        """The detector state stored with a series by :meth:`mark_judged` (or None);
-        with ``arrays`` its packed arrays as numpy arrays (:func:`warnd.statecodec.unpack`)."""
-        row = self.db.execute(
-            "SELECT detector_state FROM series WHERE source=? AND substance=? AND region=? "
-            "AND metric=?", list(key)).fetchone()
-        if not row or row[0] is None:
-            return None
-        from warnd.statecodec import unpack
-
-        try:
-            return unpack(row[0], arrays=arrays)  # or the compressed JSON of older stores
-        except (zlib.error, ValueError, TypeError, KeyError, IndexError, struct.error):
-            return None  # unreadable: the caller replays the series
+        """The detector state stored with a series by :meth:`mark_judged` (None when there
+        is none or it is unreadable); with ``arrays`` its packed arrays as numpy arrays
+        (:func:`warnd.statecodec.unpack`)."""
+        return self.detector_states([key], arrays=arrays).get(key)
 
     def detector_states(
         self, keys: Iterable[SeriesKey], *, arrays: bool = False
@@ -807,10 +798,6 @@ class Store:
     ) -> dict[SeriesKey, Series]:
         """For each ``(key, after, dimension)``: :meth:`load_series` of the series'
         observations after ``after``, read in few queries (each on the primary key)."""
-        import numpy as np
-
-        from detectors.base import Series
-
         wanted = list(wanted)
         rows_of: dict[SeriesKey, list[tuple[Any, ...]]] = {w[0]: [] for w in wanted}
         for part in _chunks(wanted, _KEYS_PER_QUERY):
@@ -823,19 +810,7 @@ class Store:
                 [x for key, after, _ in part for x in (*key, after.isoformat())]).fetchall()
             for r in rows:
                 rows_of[r[:4]].append(r[4:])
-        out = {}
-        for key, _, dimension in wanted:
-            rows = rows_of[key]
-            dens = [r[2] for r in rows]
-            den = (np.array([np.nan if d is None else d for d in dens], dtype=float)
-                   if any(d is not None for d in dens) else None)
-            dim = next((r[3] for r in rows if r[3]), None) or dimension
-            out[key] = Series(
-                source=key[0], substance=key[1], region=key[2], metric=key[3],
-                periods=tuple(date.fromisoformat(r[0]) for r in rows),
-                values=np.array([r[1] for r in rows], dtype=float), dimension=dim,
-                denominators=den)
-        return out
+        return {key: _series_of(key, rows_of[key], dimension) for key, _, dimension in wanted}
 
     def series_counts(self) -> dict[str, dict[str, int]]:
         """Per source: number of series and of observations (from ``series``)."""
@@ -896,28 +871,13 @@ class Store:
         *, dimension: str = "use", after: date | None = None,
     ) -> Series:
         """A series' observations in period order (only those after ``after``, if given)."""
-        import numpy as np
-
-        from detectors.base import Series
-
-        rows = self.q(
+        key = (source, substance, region, metric)
+        rows = self.db.execute(
             "SELECT period, value, denominator, dimension FROM observations WHERE source=? "
             "AND substance=? AND region=? AND metric=? AND period > ? ORDER BY period",
-            [source, substance, region, metric, after.isoformat() if after else ""],
-        )
-        periods = tuple(date.fromisoformat(r["period"]) for r in rows)
-        values = np.array([r["value"] for r in rows], dtype=float)
-        dens = [r["denominator"] for r in rows]
-        den = (
-            np.array([np.nan if d is None else d for d in dens], dtype=float)
-            if any(d is not None for d in dens)
-            else None
-        )
-        dim = next((r["dimension"] for r in rows if r["dimension"]), None) or dimension
-        return Series(
-            source=source, substance=substance, periods=periods, values=values, region=region,
-            metric=metric, dimension=dim, denominators=den,
-        )
+            [*key, after.isoformat() if after else ""],
+        ).fetchall()
+        return _series_of(key, rows, dimension)
 
     # -- findings, episodes -------------------------------------------------------------
     def record_finding(self, f: Any, *, now: datetime | None = None) -> bool:
@@ -1169,6 +1129,23 @@ class Store:
                 [a["id"]],
             )
         return out
+
+
+def _series_of(key: SeriesKey, rows: Sequence[Sequence[Any]], dimension: str) -> Series:
+    """A series from its observation rows ``(period, value, denominator, dimension)`` in
+    period order; ``dimension`` when no row names one."""
+    import numpy as np
+
+    from detectors.base import Series
+
+    dens = [r[2] for r in rows]
+    den = (np.array([np.nan if d is None else d for d in dens], dtype=float)
+           if any(d is not None for d in dens) else None)
+    return Series(
+        source=key[0], substance=key[1], region=key[2], metric=key[3],
+        periods=tuple(date.fromisoformat(r[0]) for r in rows),
+        values=np.array([r[1] for r in rows], dtype=float),
+        dimension=next((r[3] for r in rows if r[3]), None) or dimension, denominators=den)
 
 
 #: Series named in one query (5 parameters each: within SQLite's oldest limit of 999).
