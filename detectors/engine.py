@@ -201,15 +201,20 @@ def _table(g: _Grid, fits: Fits, geo: _Geometry, params: DetectionParams, k0: in
     return tab
 
 
+def _find(keys: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``q`` in the sorted ``keys``: its index (0 where absent) and whether
+    it is there."""
+    if not len(keys):
+        return np.zeros(np.shape(q), dtype=np.int64), np.zeros(np.shape(q), bool)
+    at = np.minimum(np.searchsorted(keys, q), len(keys) - 1)
+    return at, keys[at] == q
+
+
 def _fit_rows_of(fits: Fits, rp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The row of ``fits`` for each refit point in ``rp`` (0 where none) and whether
     there is a usable fit there."""
-    if not len(fits.pos):
-        return np.zeros(len(rp), dtype=np.int64), np.zeros(len(rp), bool)
-    frow = np.searchsorted(fits.pos, rp)
-    frow_c = np.minimum(frow, len(fits.pos) - 1)
-    have = (frow < len(fits.pos)) & (fits.pos[frow_c] == rp) & fits.ok[frow_c]
-    return frow_c, have
+    frow, found = _find(fits.pos, rp)
+    return frow, found & fits.ok[frow] if len(fits.pos) else found
 
 
 def _table_core(family, s, y, off, den, fits: Fits, frow_c, have, geo: _Geometry,
@@ -727,9 +732,10 @@ class SeriesState:
     Holds the series' identity, the period step, the tail of the grid the baseline and
     the change-time search read (about ``baseline_years + guard_weeks +
     glr_window_weeks``), the cached baseline fits of the recent refit points (and of
-    the next one, made ahead of time: :func:`_ahead`) and the current alarm runs. :meth:`advance` judges one new period at the cost of at most one
-    baseline fit plus the change-time search, independent of the series' length;
-    :func:`advance_many` does the same for many series in shared numpy calls.
+    the next one, made ahead of time: :func:`_ahead`) and the current alarm runs.
+    :meth:`advance` judges one new period at the cost of at most one baseline fit plus
+    the change-time search, independent of the series' length; :func:`advance_many`
+    does the same for many series in shared numpy calls.
     """
 
     def __init__(self, d: dict[str, Any]):
@@ -782,7 +788,7 @@ class SeriesState:
                  if (r := _ahead(p, geo.lay, phase)) >= n]
         fits = _with_fits(fits, g, geo, params, ahead)
         keep_from = max(0, _keep_from(n, geo))
-        fkeep = fits.pos >= geo.lay.refit_point(max(n - geo.M + 1, 0))
+        fkeep = fits.pos >= _oldest_fit(n, geo)
         per = series.periods
         all_first = all(p.day == 1 for p in per)
         diffs = [(b - a).days for a, b in zip(per, per[1:], strict=False)]
@@ -886,7 +892,7 @@ class SeriesState:
         n_new = st.t + 1
         keep_from = max(0, _keep_from(n_new, st.geo))
         cut = keep_from - st.g.base
-        fkeep = fits.pos >= st.geo.lay.refit_point(max(n_new - st.geo.M + 1, 0))
+        fkeep = fits.pos >= _oldest_fit(n_new, st.geo)
         if not fkeep.all():
             fits = fits.take(np.flatnonzero(fkeep))
         d.update(
@@ -948,10 +954,9 @@ def advance_many(
     change-time search of every series that takes the period right after its last one
     are computed together, which takes a fraction of the time of one call per series
     (``benchmarks/batch.py``; numbers in ``docs/operations.md``). Each state may
-    appear once. A state that cannot take its period
-    gets the :class:`NeedsReplay` in its place (and is left unchanged); the others are
-    moved on, with the findings :meth:`SeriesState.advance` gives (a test proves them
-    equal)."""
+    appear once. A state that cannot take its period gets the :class:`NeedsReplay` in
+    its place (and is left unchanged); the others are moved on, with the findings
+    :meth:`SeriesState.advance` gives (a test proves them equal)."""
     fp = params_fingerprint(params)
     out: list[list[Finding] | NeedsReplay] = [[] for _ in items]
     groups: dict[tuple[str, bool, str], list[tuple[int, _Step]]] = {}
@@ -1035,11 +1040,8 @@ def _advance_batch(sts: list[_Step], params: DetectionParams) -> list[list[Findi
     skey = key[order]
     # the GLR table: M change starts per series, each with M periods
     ks = t[:, None] - (M - 1) + np.arange(M)[None, :]  # (S, M)
-    q = (np.arange(S)[:, None] * big + lay.refit_point(ks)).ravel()
-    at = np.searchsorted(skey, q)
-    atc = np.minimum(at, max(len(skey) - 1, 0))
-    found = (at < len(skey)) & (skey[atc] == q) if len(skey) else np.zeros(len(q), bool)
-    frow = order[atc] if len(skey) else np.zeros(len(q), dtype=np.int64)
+    at, found = _find(skey, (np.arange(S)[:, None] * big + lay.refit_point(ks)).ravel())
+    frow = order[at] if len(skey) else at
     have = found & fits.ok[frow] if len(skey) else found
     s = (ks[:, :, None] + np.arange(M)[None, None, :]).reshape(S * M, M)
     rows = np.repeat(np.arange(S), M)
@@ -1077,7 +1079,7 @@ def _advance_batch(sts: list[_Step], params: DetectionParams) -> list[list[Findi
     starts = np.searchsorted(skey, np.arange(S) * big)
     ends = np.searchsorted(skey, (np.arange(S) + 1) * big)
     # only the fits the next periods read are kept (as _finish would)
-    kept = fits.pos[order] >= lay.refit_point(np.maximum(t[own[order]] + 2 - M, 0))
+    kept = fits.pos[order] >= _oldest_fit(t[own[order]] + 1, geo)
     out = []
     for i, st in enumerate(sts):
         sl = slice(starts[i], ends[i])
@@ -1138,9 +1140,15 @@ def _with_fits(fits: Fits, g: _Grid, geo: _Geometry, params: DetectionParams,
     return both.take(np.argsort(both.pos, kind="stable"))
 
 
+def _oldest_fit(n, geo: _Geometry):
+    """The oldest refit point whose fit the next period (after ``n`` grid positions;
+    an array of them allowed) can read: the one judging the earliest change start."""
+    return geo.lay.refit_point(np.maximum(np.asarray(n) - geo.M + 1, 0))
+
+
 def _keep_from(n: int, geo: _Geometry) -> int:
     """First grid position the next period can read."""
-    return int(geo.lay.refit_point(max(n - geo.M + 1, 0))) - geo.lay.history - 1
+    return int(_oldest_fit(n, geo)) - geo.lay.history - 1
 
 
 def _absolute(g: _Grid) -> tuple[np.ndarray, np.ndarray]:
