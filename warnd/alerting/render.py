@@ -33,6 +33,7 @@ from warnd.alerting.wording import (
     render_text,
     scale_words,
     series_label,
+    severity_words,
     stale_lines,
     target_kind,
 )
@@ -152,7 +153,7 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
             }
         )
     facts = []
-    severity = t["severities"].get(data.get("severity", ""), data.get("severity", ""))
+    severity = severity_words(data.get("severity", ""), lang)
     if kind in ("trend", "spike"):
         facts = [
             (t["since"], f"{data.get('onset', '?')} "

@@ -135,6 +135,12 @@ def _plain(text: str) -> str:
     return " ".join(re.sub(r"<[^>]*>", " ", str(text)).split())
 
 
+def severity_words(severity: Any, lang: str) -> str:
+    """An alert's severity as the messages say it ("kritisk", "critical")."""
+    sev = str(severity or "")
+    return str(T.get(lang, T["en"])["severities"].get(sev, sev))
+
+
 def scale_words(category: int, lang: str) -> str:
     no, en = SCALE[int(max(-2, min(2, category)))]
     return no if lang == "no" else en

@@ -21,6 +21,7 @@ from detectors.base import SCALE
 from detectors.params import DetectionParams
 from detectors.synthesis import DIMENSIONS
 from warnd.alerting.names import level, num, p_value, percent
+from warnd.alerting.wording import severity_words
 from warnd.report.tables import LABELS, Report, SourceRow, SubstanceTable
 
 MONTHS = {
@@ -140,14 +141,6 @@ def fmt_rel(x: float | None, lang: str) -> str:
     return percent(x, lang)
 
 
-def severity(alert: dict[str, Any], lang: str) -> str:
-    """An alert's severity in the report's language, as the messages say it."""
-    from warnd.alerting.wording import T as WORDS
-
-    sev = str(alert.get("severity") or "")
-    return str(WORDS.get(lang, WORDS["en"])["severities"].get(sev, sev))
-
-
 def _signed(n: int, lang: str) -> str:
     """A score with its sign ("+2", "−3"; the minus as numbers write it in ``lang``)."""
     if not n:
@@ -229,8 +222,8 @@ def render_markdown(rep: Report, lang: str = "no", *, generated: date | None = N
              t["score"], t["words"]],
             [_row_cells(rep, r, lang) for r in s.rows])
         lines += ["", f"### {t['alerts']}", ""]
-        lines += [f"- #{a['id']} {a['detected_at']} \\[{severity(a, lang)}\\] {md_text(a['title'])}"
-                  for a in s.alerts] or [t["no_alerts"]]
+        lines += [f"- #{a['id']} {a['detected_at']} \\[{severity_words(a['severity'], lang)}\\] "
+                  f"{md_text(a['title'])}" for a in s.alerts] or [t["no_alerts"]]
         lines += ["", f"### {t['notices']}", ""]
         lines += [f"- {str(n['published_at'])[:10]} {md_text(n['title'])}"
                   + (f" ({md_link(n['link'])})" if md_link(n.get("link")) else "")
@@ -401,7 +394,7 @@ def render_html(
         parts.append(f"<h3>{e(t['alerts'])}</h3>")
         if s.alerts:
             parts.append("<ul>" + "".join(
-                f"<li>#{a['id']} {e(a['detected_at'])} [{e(severity(a, lang))}] {e(a['title'])}"
+                f"<li>#{a['id']} {e(a['detected_at'])} [{e(severity_words(a['severity'], lang))}] {e(a['title'])}"
                 + (f" ({e(t['onset'])} {e(a['onset'])})" if a.get("onset") else "") + "</li>"
                 for a in s.alerts) + "</ul>")
         else:

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from warnd.alerting import actions, links
-from warnd.alerting.wording import T, render_text
+from warnd.alerting.wording import render_text, severity_words
 from warnd.config import parse_duration
 from warnd.web.auth import allowed, guard
 
@@ -33,10 +33,9 @@ def list_alerts(request: Request, who: dict[str, Any], store: Any) -> Response:
     if state and state not in STATES:
         state = None
     rows = alert_rows(store, state)
-    severities = T.get(web.lang, T["no"])["severities"]
     for r in rows:
         r["label"] = web.cfg.substance_label(r["substance"]) if r["substance"] else ""
-        r["severity_words"] = severities.get(r["severity"], r["severity"])
+        r["severity_words"] = severity_words(r["severity"], web.lang)
     silences = store.silences(active_only=True)
     for s in silences:
         s["label"] = web.cfg.substance_label(s["substance"]) if s["substance"] else ""
