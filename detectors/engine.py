@@ -937,10 +937,8 @@ def _geometry(step: str, params: DetectionParams, fingerprint: str) -> _Geometry
 def _advance_one(st: _Step, params: DetectionParams) -> list[Finding]:
     """One state's next period on its own (any gap since its last period)."""
     g, geo = st.g, st.geo
-    lay, phase = geo.lay, _phase(st.state.d["meta"])
-    reached = [r for r in range(st.n_old, st.t + 1) if r % lay.refit == 0]
-    ahead = [r for p in range(st.n_old, st.t + 1) if (r := _ahead(p, lay, phase)) >= 0]
-    fits = _with_fits(st.fits, g, geo, params, reached + ahead)
+    due = _fits_due(st.n_old, st.t, geo.lay, _phase(st.state.d["meta"]))
+    fits = _with_fits(st.fits, g, geo, params, due)
     ts = np.arange(st.n_old, st.t + 1)
     ev, run = _evaluate(g, fits, geo, params, ts, st.state.d["run"])
     return st.state._finish(st, ev, len(ts) - 1, fits, run, params)
@@ -1012,17 +1010,12 @@ def _advance_batch(sts: list[_Step], params: DetectionParams) -> list[list[Findi
     # the baseline fits to make now, all in one call: those reached at the new
     # position that were not made ahead of time, and those made ahead (_ahead)
     old_pos = [st.fits.pos for st in sts]
-    phase = np.array([_phase(st.state.d["meta"]) for st in sts], dtype=np.int64)
-    ahead = _ahead(t, lay, phase)
     rows, rps = [], []
-    for j, pos in enumerate(old_pos):
-        tj = int(t[j])
-        if tj % lay.refit == 0 and not (pos == tj).any():
-            rows.append(j)
-            rps.append(tj)
-        if ahead[j] >= 0 and not (pos == ahead[j]).any():
-            rows.append(j)
-            rps.append(int(ahead[j]))
+    for j, st in enumerate(sts):
+        for r in _fits_due(st.t, st.t, lay, _phase(st.state.d["meta"])):
+            if not (old_pos[j] == r).any():
+                rows.append(j)
+                rps.append(r)
     parts = [st.fits for st in sts]
     owner = [np.full(len(p), j, dtype=np.int64) for j, p in enumerate(old_pos)]
     if rows:
@@ -1112,7 +1105,7 @@ def _phase(meta: list[str]) -> int:
     return int.from_bytes(digest, "little")
 
 
-def _ahead(t: int | np.ndarray, lay: Layout, phase: int | np.ndarray):
+def _ahead(t: int, lay: Layout, phase: int) -> int:
     """The refit point whose fit a series computes ahead of time at position ``t``
     (-1: none). A fit at refit point ``r`` reads data up to ``r - guard`` only, so it
     can be made in any of the ``guard`` periods before ``r``; a series makes it at
@@ -1122,10 +1115,17 @@ def _ahead(t: int | np.ndarray, lay: Layout, phase: int | np.ndarray):
     the same whenever it is made, so the findings do not change."""
     spread = min(lay.refit, lay.guard)
     if lay.refit < 2 or spread < 1:
-        return np.full(np.shape(t), -1, dtype=np.int64) if np.ndim(t) else -1
-    r = np.asarray(t) + lay.guard - np.asarray(phase) % spread
-    out = np.where(r % lay.refit == 0, r, -1)
-    return out if np.ndim(out) else int(out)
+        return -1
+    r = t + lay.guard - phase % spread
+    return r if r % lay.refit == 0 else -1
+
+
+def _fits_due(first: int, last: int, lay: Layout, phase: int) -> list[int]:
+    """The refit points whose fits are to be made as positions ``first .. last`` arrive:
+    those reached (made then unless made ahead already) and those made ahead
+    (:func:`_ahead`)."""
+    reached = [r for r in range(first, last + 1) if r % lay.refit == 0]
+    return reached + [r for p in range(first, last + 1) if (r := _ahead(p, lay, phase)) >= 0]
 
 
 def _with_fits(fits: Fits, g: _Grid, geo: _Geometry, params: DetectionParams,
