@@ -140,3 +140,35 @@ def test_status_starts_without_heavy_modules_and_leaves_url_and_option_checks_to
     assert check.returncode == 78
     assert 'target "hook" cannot be used: unknown scheme "nosuchscheme://"' in check.stderr
     assert "sources[1].item_selector" in check.stderr
+
+
+def test_backtest_reads_only_the_detection_settings_of_a_config(tmp_path) -> None:
+    """``warnd backtest --observations`` takes its detection settings from the config
+    without loading apprise or the sources' parsers: a source option only a parser can
+    check and a target URL apprise refuses do not stop it, the detection settings do
+    change its findings."""
+    from tests.test_backtest import write_csv
+
+    obs = write_csv(tmp_path / "obs.csv")
+    cfg = write_service_config(
+        tmp_path / "config.toml", sources=source("page", "http://127.0.0.1:9/x",
+                                                 kind="overdosefare")
+        + 'item_selector = "div[["\n',
+        targets='[[targets]]\nname = "hook"\nurl = "nosuchscheme://x/y"\n')
+    probe = ("import json, sys; from warnd.cli import main; rc = main(sys.argv[1:]); "
+             "print(json.dumps([m for m in ('apprise', 'bs4', 'feedparser', 'feeds.notices')"
+             " if m in sys.modules]), file=sys.stderr); sys.exit(rc)")
+
+    def backtest() -> tuple[list[dict], list[str]]:
+        r = subprocess.run([sys.executable, "-c", probe, "--config", str(cfg), "backtest",
+                            "--observations", str(obs), "--json"], env=child_env(),
+                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout), json.loads(r.stderr.strip().splitlines()[-1])
+
+    alerts, loaded = backtest()
+    assert loaded == []
+    assert any(a["substance"] == "cocaine" for a in alerts)
+    cfg.write_text(cfg.read_text() + "\n[detection]\nmin_points = 500\n")
+    alerts, loaded = backtest()
+    assert alerts == [] and loaded == []

@@ -299,8 +299,8 @@ def cmd_token(args: argparse.Namespace) -> int:
 def _params_for(args: argparse.Namespace) -> Any:
     if not args.config and not Path("config.toml").exists():
         return None
-    try:
-        cfg = load_config(args.config)
+    try:  # only the detection settings are read: no source parsers or apprise loaded
+        cfg = load_config(args.config, light=True)
     except ConfigError:
         if args.config:
             raise

@@ -666,8 +666,9 @@ def load_config(
     ``light=True`` leaves out the checks that need the code of other layers: asking
     apprise whether each target's URL is usable (it loads all of its plugins, about
     half a second) and each source's kind-specific options (they load that kind's
-    parsers). For commands that only read the store (``warnd status``, ``warnd
-    report``); ``check-config``, ``run`` and the rest check everything.
+    parsers). For commands that only read the store or a CSV (``warnd status``,
+    ``warnd report``, ``warnd backtest --observations``, ``warnd changepoints``);
+    ``check-config``, ``run`` and the rest check everything.
     """
     p = find_config_path(path)
     data = _read_toml(p)
