@@ -51,6 +51,7 @@ import json
 import math
 from dataclasses import dataclass, fields
 from datetime import date
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -58,6 +59,7 @@ from scipy import special
 
 from detectors.base import Finding, Series, is_score
 from detectors.baseline import (
+    CHUNK,
     MIN_EXPECTED,
     Fits,
     Layout,
@@ -572,11 +574,39 @@ def _all_fits(g: _Grid, geo: _Geometry, params, n: int) -> Fits:
     return fit_points(g.y, rps, geo.lay, params, family=g.family, offset=g.off)
 
 
-def _full(series: Series, params: DetectionParams, step: str):
-    pos, g = _grid_of(series, step)
-    geo = _Geometry.of(step, params)
+@dataclass
+class _Prep:
+    """A series laid out for a whole replay: the step of each prefix, the series' step,
+    grid positions, grid and geometry."""
+
+    steps: list[str]
+    step: str
+    pos: np.ndarray
+    g: _Grid
+    geo: _Geometry
+
+    @classmethod
+    def of(cls, series: Series, params: DetectionParams) -> _Prep:
+        if params.period == "auto":
+            steps = prefix_steps(series.periods)
+            step = steps[-1] if steps else "week"
+        else:
+            step = params.period
+            steps = [step] * len(series.periods)
+        pos, g = _grid_of(series, step)
+        return cls(steps, step, pos, g, _Geometry.of(step, params))
+
+
+def _full(series: Series, params: DetectionParams, step: str, fits: Fits | None = None,
+          prep: _Prep | None = None):
+    if prep is None:
+        pos, g = _grid_of(series, step)
+        geo = _Geometry.of(step, params)
+    else:
+        pos, g, geo = prep.pos, prep.g, prep.geo
     n = len(g.y)
-    fits = _all_fits(g, geo, params, n)
+    if fits is None:
+        fits = _all_fits(g, geo, params, n)
     run0 = {"up": False, "onset_up": -1, "dn": False, "onset_dn": -1}
     ev, run = _evaluate(g, fits, geo, params, np.arange(n), run0)
     return pos, g, geo, fits, ev, run
@@ -620,13 +650,85 @@ def replay_with_state(
     return _replay(series, params, with_state=True)
 
 
-def _replay(series: Series, params: DetectionParams, with_state: bool):
+#: Baseline windows gathered at once by :func:`replay_many` (rows of ``window`` floats).
+MANY_ROWS = 4096
+
+
+def replay_many(
+    items: Iterable[tuple[Series, DetectionParams]], *, with_state: bool = False,
+) -> Iterator[Any]:
+    """:func:`replay` (with ``with_state``: :func:`replay_with_state`) of each
+    ``(series, params)``, in order, with the baseline fits of many series made
+    together: their windows are sorted by the columns they use and fitted
+    :data:`~detectors.baseline.CHUNK` at a time (one call's cost is mostly per window,
+    and a window is as wide as the history before it). The results equal the one-series
+    functions': a fit's arithmetic depends on its own window only. ``items`` is read
+    lazily, about :data:`MANY_ROWS` windows' worth of series at a time."""
+    todo: list[tuple[Series, DetectionParams, Any]] = []
+    rows = 0
+    for series, params in items:
+        plan = _fit_plan(series, params)
+        todo.append((series, params, plan))
+        rows += 0 if plan is None else len(plan[2])
+        if rows >= MANY_ROWS:
+            yield from _replay_planned(todo, with_state)
+            todo, rows = [], 0
+    yield from _replay_planned(todo, with_state)
+
+
+def _fit_plan(series: Series, params: DetectionParams):
+    """``(prep, layout, refit points, family, y, offset)`` of a series to replay (None:
+    nothing to fit)."""
+    if is_score(series.metric) or not series.periods:
+        return None
+    prep = _Prep.of(series, params)
+    g, lay = prep.g, prep.geo.lay
+    return prep, lay, np.arange(0, len(g.y), lay.refit), g.family, g.y, g.off
+
+
+def _replay_planned(todo: list, with_state: bool) -> Iterator[Any]:
+    groups: dict[Any, list[int]] = {}
+    for i, (_, params, plan) in enumerate(todo):
+        if plan is not None and len(plan[2]):
+            groups.setdefault((plan[1], plan[3], id(params)), []).append(i)
+    fits: dict[int, Fits] = {}
+    for (lay, family, _), members in groups.items():
+        params = todo[members[0]][1]
+        idx = np.concatenate([window_positions(todo[i][2][2], lay) for i in members])
+        owner = np.repeat(np.arange(len(members)), [len(todo[i][2][2]) for i in members])
+        valid = idx >= 0
+        yw = np.empty(idx.shape)
+        offw = np.empty(idx.shape)
+        for j, i in enumerate(members):
+            sel = owner == j
+            safe = np.where(valid[sel], idx[sel], 0)
+            yw[sel] = todo[i][2][4][safe]
+            offw[sel] = todo[i][2][5][safe]
+        M = valid & np.isfinite(yw) & np.isfinite(offw)
+        first = np.where(M.any(1), M.argmax(1), M.shape[1])
+        order = np.argsort(first, kind="stable")  # windows of one width together
+        rp = np.concatenate([todo[i][2][2] for i in members])
+        parts = [
+            fit_windows(rp[o], idx[o], yw[o], offw[o], valid[o], lay, params, family)
+            for o in (order[lo : lo + CHUNK] for lo in range(0, len(order), CHUNK))
+        ]
+        every = Fits.concat(family, parts).take(np.argsort(order, kind="stable"))
+        for j, i in enumerate(members):
+            fits[i] = every.take(np.flatnonzero(owner == j))
+    for i, (series, params, plan) in enumerate(todo):
+        prep = None if plan is None else plan[0]
+        out = _replay(series, params, with_state=with_state, fits=fits.get(i), prep=prep)
+        yield out if with_state else out[0]
+
+
+def _replay(series: Series, params: DetectionParams, with_state: bool,
+            fits: Fits | None = None, prep: _Prep | None = None):
     n = len(series.periods)
     if is_score(series.metric) or n == 0:
         return [[] for _ in range(n)], None
-    step = _step(series, params)
-    pos, g, geo, fits, ev, run = _full(series, params, step)
-    steps = prefix_steps(series.periods) if params.period == "auto" else [step] * n
+    prep = prep or _Prep.of(series, params)
+    step, steps = prep.step, prep.steps
+    pos, g, geo, fits, ev, run = _full(series, params, step, fits, prep)
     n_seen = np.cumsum(np.isfinite(np.asarray(series.values, float)))
     meta, date_at = _meta(series), _date_fn(series, pos)
     out: list[list[Finding]] = []
