@@ -287,24 +287,11 @@ def _table_core(family, s, y, off, den, fits: Fits, frow_c, have, geo: _Geometry
     lr_up = np.where(up, lr, 0.0)
     lr_dn = np.where(up, 0.0, lr)
     # leave the most extreme period out (running arg-extreme along d)
-    best_hi = np.full(K, -np.inf)
-    best_lo = np.full(K, np.inf)
-    hi_y, hi_m, lo_y, lo_m = (np.zeros((K, M)) for _ in range(4))
-    cur_hy, cur_hm, cur_ly, cur_lm = (np.zeros(K) for _ in range(4))
     yc = yv if family == "counts" else r
     mc = mu if family == "counts" else np.zeros_like(r)
-    for d in range(M):
-        e = ex[:, d]
-        ok = np.isfinite(e)
-        bh = ok & (e > best_hi)
-        bl = ok & (e < best_lo)
-        best_hi = np.where(bh, e, best_hi)
-        best_lo = np.where(bl, e, best_lo)
-        cur_hy = np.where(bh, yc[:, d], cur_hy)
-        cur_hm = np.where(bh, mc[:, d], cur_hm)
-        cur_ly = np.where(bl, yc[:, d], cur_ly)
-        cur_lm = np.where(bl, mc[:, d], cur_lm)
-        hi_y[:, d], hi_m[:, d], lo_y[:, d], lo_m[:, d] = cur_hy, cur_hm, cur_ly, cur_lm
+    at_hi, at_lo = _running_extreme(ex, True), _running_extreme(ex, False)
+    hi_y, hi_m = _taken(yc, at_hi), _taken(mc, at_hi)
+    lo_y, lo_m = _taken(yc, at_lo), _taken(mc, at_lo)
     if family == "counts":
         Yu, Eu = Y - hi_y, E - hi_m
         loo_up = np.where(Yu > Eu, _lr_counts(Yu, Eu, scale[:, None] + Eu * var_tot), 0.0)
@@ -326,6 +313,25 @@ def _table_core(family, s, y, off, den, fits: Fits, frow_c, have, geo: _Geometry
         0, valid, mu, var_eta, scale, Y, E, N, D, Yraw, Eraw, lr_up, lr_dn, st_up, st_dn,
         y[:, 0], wm, shift_k, uselog_k, *sp,
     )
+
+
+def _running_extreme(ex: np.ndarray, high: bool) -> np.ndarray:
+    """For each row of ``ex`` (NaN: not observed) and each column ``d``: the column of
+    the largest (``high``) or smallest value among columns ``0 .. d``, the first one on
+    a tie; -1 before the first observed."""
+    ok = np.isfinite(ex)
+    none = -np.inf if high else np.inf
+    e = np.where(ok, ex, none)
+    run = (np.maximum if high else np.minimum).accumulate(e, axis=1)
+    prev = np.concatenate([np.full((len(e), 1), none), run[:, :-1]], axis=1)
+    record = ok & ((e > prev) if high else (e < prev))
+    cols = np.where(record, np.arange(e.shape[1])[None, :], -1)
+    return np.maximum.accumulate(cols, axis=1)
+
+
+def _taken(a: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """``a[row, at]`` per row and column, 0 where ``at`` is -1."""
+    return np.where(at >= 0, np.take_along_axis(a, np.maximum(at, 0), axis=1), 0.0)
 
 
 def _spike_rule(family, den, valid, y, mu, v, sc, wm, shift, uselog, params):
@@ -688,9 +694,13 @@ def _fit_plan(series: Series, params: DetectionParams):
 
 def _replay_planned(todo: list, with_state: bool) -> Iterator[Any]:
     groups: dict[Any, list[int]] = {}
+    prints: dict[int, str] = {}  # equal params (not only the same object) share the fits
     for i, (_, params, plan) in enumerate(todo):
         if plan is not None and len(plan[2]):
-            groups.setdefault((plan[1], plan[3], id(params)), []).append(i)
+            fp = prints.get(id(params))
+            if fp is None:
+                fp = prints[id(params)] = params_fingerprint(params)
+            groups.setdefault((plan[1], plan[3], fp), []).append(i)
     fits: dict[int, Fits] = {}
     for (lay, family, _), members in groups.items():
         params = todo[members[0]][1]
