@@ -673,7 +673,7 @@ def replay_many(
     todo: list[tuple[Series, DetectionParams, Any]] = []
     rows = 0
     for series, params in items:
-        plan = _fit_plan(series, params)
+        plan = _fit_plan(series, params, with_state)
         todo.append((series, params, plan))
         rows += 0 if plan is None else len(plan[2])
         if rows >= MANY_ROWS:
@@ -682,14 +682,21 @@ def replay_many(
     yield from _replay_planned(todo, with_state)
 
 
-def _fit_plan(series: Series, params: DetectionParams):
+def _fit_plan(series: Series, params: DetectionParams, with_state: bool):
     """``(prep, layout, refit points, family, y, offset)`` of a series to replay (None:
-    nothing to fit)."""
+    nothing to fit); with the state, its fits made ahead of time (:func:`_ahead`) too."""
     if is_score(series.metric) or not series.periods:
         return None
     prep = _Prep.of(series, params)
     g, lay = prep.g, prep.geo.lay
-    return prep, lay, np.arange(0, len(g.y), lay.refit), g.family, g.y, g.off
+    n = len(g.y)
+    rps = np.arange(0, n, lay.refit)
+    if with_state:
+        phase = _phase(_key_of(series))
+        ahead = sorted({r for p in range(max(0, n - lay.guard), n)
+                        if (r := _ahead(p, lay, phase)) >= n})
+        rps = np.concatenate([rps, np.asarray(ahead, dtype=np.int64)])
+    return prep, lay, rps, g.family, g.y, g.off
 
 
 def _replay_planned(todo: list, with_state: bool) -> Iterator[Any]:
@@ -895,7 +902,7 @@ class SeriesState:
     @classmethod
     def _build(cls, series, params, step, g: _Grid, geo: _Geometry, fits: Fits, run, n_seen):
         n = len(g.y)
-        phase = _phase([series.source, series.substance, series.region, series.metric])
+        phase = _phase(_key_of(series))
         ahead = [r for p in range(max(0, n - geo.lay.guard), n)
                  if (r := _ahead(p, geo.lay, phase)) >= n]
         fits = _with_fits(fits, g, geo, params, ahead)
@@ -1215,6 +1222,11 @@ def _phase(meta: list[str]) -> int:
     (source, substance, region, metric)."""
     digest = hashlib.blake2b("\x1f".join(meta[:4]).encode(), digest_size=4).digest()
     return int.from_bytes(digest, "little")
+
+
+def _key_of(series: Series) -> list[str]:
+    """What a series' refit phase is a hash of."""
+    return [series.source, series.substance, series.region, series.metric]
 
 
 def _ahead(t: int, lay: Layout, phase: int) -> int:
