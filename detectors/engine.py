@@ -180,6 +180,11 @@ class _Table:
     after: np.ndarray  # (K,) observed value at k in the series' units
     z: np.ndarray  # (K,) residual z at k
 
+    def rows(self, lo: int, hi: int) -> _Table:
+        """Rows ``lo .. hi - 1`` (views), as a table whose row 0 is grid position 0."""
+        return _Table(0, *(v[lo:hi] if isinstance(v, np.ndarray) else v
+                           for v in (getattr(self, f.name) for f in fields(self)[1:])))
+
 
 def _lr_counts(Y, E, phi_eff):
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -415,10 +420,12 @@ def _runs(alarm: np.ndarray, kbest: np.ndarray, prev_alarm: bool, prev_onset: in
     return onset, a, o
 
 
-def _evaluate(g, fits, geo, params, ts, run_state):
+def _evaluate(g, fits, geo, params, ts, run_state, tab: _Table | None = None):
+    """``tab``: the table of rows ``k0 .. ts[-1]`` when already made."""
     M = geo.M
     k0 = max(int(ts[0]) - M + 1, 0)
-    tab = _table(g, fits, geo, params, k0, int(ts[-1]) + 1)
+    if tab is None:
+        tab = _table(g, fits, geo, params, k0, int(ts[-1]) + 1)
     su, ku = _best(tab, ts, M, tab.st_up, tab.lr_up)
     sd, kd = _best(tab, ts, M, tab.st_dn, tab.lr_dn)
     ou, au, oou = _runs(su >= 1.0, ku, run_state["up"], run_state["onset_up"])
@@ -604,7 +611,7 @@ class _Prep:
 
 
 def _full(series: Series, params: DetectionParams, step: str, fits: Fits | None = None,
-          prep: _Prep | None = None):
+          prep: _Prep | None = None, tab: _Table | None = None):
     if prep is None:
         pos, g = _grid_of(series, step)
         geo = _Geometry.of(step, params)
@@ -614,7 +621,7 @@ def _full(series: Series, params: DetectionParams, step: str, fits: Fits | None 
     if fits is None:
         fits = _all_fits(g, geo, params, n)
     run0 = {"up": False, "onset_up": -1, "dn": False, "onset_dn": -1}
-    ev, run = _evaluate(g, fits, geo, params, np.arange(n), run0)
+    ev, run = _evaluate(g, fits, geo, params, np.arange(n), run0, tab)
     return pos, g, geo, fits, ev, run
 
 
@@ -709,6 +716,7 @@ def _replay_planned(todo: list, with_state: bool) -> Iterator[Any]:
                 fp = prints[id(params)] = params_fingerprint(params)
             groups.setdefault((plan[1], plan[3], fp), []).append(i)
     fits: dict[int, Fits] = {}
+    tabs: dict[int, _Table] = {}
     for (lay, family, _), members in groups.items():
         params = todo[members[0]][1]
         idx = np.concatenate([window_positions(todo[i][2][2], lay) for i in members])
@@ -732,20 +740,66 @@ def _replay_planned(todo: list, with_state: bool) -> Iterator[Any]:
         every = Fits.concat(family, parts).take(np.argsort(order, kind="stable"))
         for j, i in enumerate(members):
             fits[i] = every.take(np.flatnonzero(owner == j))
+        for has_den in (False, True):
+            same = [i for i in members if (todo[i][2][0].g.den is not None) == has_den]
+            tabs.update(_tables_of(same, [todo[i][2][0] for i in same], fits, params))
     for i, (series, params, plan) in enumerate(todo):
         prep = None if plan is None else plan[0]
-        out = _replay(series, params, with_state=with_state, fits=fits.get(i), prep=prep)
+        out = _replay(series, params, with_state=with_state, fits=fits.get(i), prep=prep,
+                      tab=tabs.pop(i, None))
         yield out if with_state else out[0]
 
 
+#: GLR table rows computed at once by :func:`replay_many` (each ``M`` floats wide).
+TABLE_ROWS = 4096
+
+
+def _tables_of(members: list[int], preps: list[_Prep], fits: dict[int, Fits],
+               params: DetectionParams) -> dict[int, _Table]:
+    """The whole-series GLR tables of ``members`` (one family, geometry and params; all
+    with or all without denominators), :data:`TABLE_ROWS` rows per call of
+    :func:`_table_core`: rows are independent, so each equals :func:`_table`'s."""
+    out: dict[int, _Table] = {}
+    lo = 0
+    while lo < len(members):
+        hi, rows = lo, 0
+        while hi < len(members) and (hi == lo or rows + len(preps[hi].g.y) <= TABLE_ROWS):
+            rows += len(preps[hi].g.y)
+            hi += 1
+        parts, base = [], 0
+        for i, prep in zip(members[lo:hi], preps[lo:hi], strict=True):
+            g, geo, f = prep.g, prep.geo, fits[i]
+            n = len(g.y)
+            ks = np.arange(n)
+            s = ks[:, None] + np.arange(geo.M)[None, :]
+            inside = s < n
+            si = np.where(inside, s, 0)
+            frow, have = _fit_rows_of(f, geo.lay.refit_point(ks))
+            parts.append((s, np.where(inside, g.y[si], np.nan),
+                          np.where(inside, g.off[si], 0.0),
+                          None if g.den is None else np.where(inside, g.den[si], np.nan),
+                          frow + base, have))
+            base += len(f.pos)
+        cat = [np.concatenate(c) if c[0] is not None else None for c in zip(*parts)]
+        every = Fits.concat(preps[lo].g.family, [fits[i] for i in members[lo:hi]])
+        tab = _table_core(preps[lo].g.family, cat[0], cat[1], cat[2], cat[3], every, cat[4],
+                          cat[5], preps[lo].geo, params)
+        at = 0
+        for i, prep in zip(members[lo:hi], preps[lo:hi], strict=True):
+            out[i] = tab.rows(at, at + len(prep.g.y))
+            at += len(prep.g.y)
+        lo = hi
+    return out
+
+
 def _replay(series: Series, params: DetectionParams, with_state: bool,
-            fits: Fits | None = None, prep: _Prep | None = None):
+            fits: Fits | None = None, prep: _Prep | None = None, tab: _Table | None = None):
     n = len(series.periods)
     if is_score(series.metric) or n == 0:
         return [[] for _ in range(n)], None
     prep = prep or _Prep.of(series, params)
     step, steps = prep.step, prep.steps
-    pos, g, geo, fits, ev, run = _full(series, params, step, fits, prep)
+    pos, g, geo, fits, ev, run = _full(series, params, step, fits, prep, tab)
     n_seen = np.cumsum(np.isfinite(np.asarray(series.values, float)))
     meta, date_at = _meta(series), _date_fn(series, pos)
     out: list[list[Finding]] = []
