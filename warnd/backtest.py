@@ -22,6 +22,7 @@ import math
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from functools import cache
 from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
@@ -312,8 +313,13 @@ def _parse_row(row: dict[str, str | None]) -> dict[str, Any]:
     }
 
 
+@cache
+def _defaults() -> DetectionParams:
+    return DetectionParams()  # frozen: one instance serves every series
+
+
 def _default_params(_substance: str, _source: str) -> DetectionParams:
-    return DetectionParams()
+    return _defaults()
 
 
 def _clean(x: float | None) -> float | None:
