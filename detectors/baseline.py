@@ -211,12 +211,17 @@ def design(s: np.ndarray, centre: np.ndarray, flags: np.ndarray, per_year: float
     return X * flags
 
 
-def _solve(X: np.ndarray, W: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    XW = X * W[:, :, None]
-    A = np.matmul(XW.transpose(0, 2, 1), X)
+def _solve(X: np.ndarray, W: np.ndarray, z: np.ndarray,
+           Xt: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted least squares per row; ``Xt``: ``X`` transposed, contiguous (the
+    stacked products then run on contiguous blocks)."""
+    if Xt is None:
+        Xt = np.ascontiguousarray(X.transpose(0, 2, 1))
+    XWt = Xt * W[:, None, :]
+    A = np.matmul(XWt, X)
     ridge = 1e-8 * (A[:, 0, 0] + 1.0)
     A = A + ridge[:, None, None] * np.eye(X.shape[-1])[None]
-    b = np.matmul(XW.transpose(0, 2, 1), z[:, :, None])[:, :, 0]
+    b = np.matmul(XWt, z[:, :, None])[:, :, 0]
     Ainv = np.linalg.inv(A)
     return np.matmul(Ainv, b[:, :, None])[:, :, 0], Ainv
 
@@ -234,6 +239,7 @@ def _fit_counts(Y, Off, M, X, n_par, params, tw):
     beta = np.zeros(X.shape[::2])
     beta[:, 0] = np.log(np.maximum(rate, 1e-3))
     Mf = M * tw
+    Xt = np.ascontiguousarray(X.transpose(0, 2, 1))
 
     def irls(beta, w, iters):
         Ainv = None
@@ -241,7 +247,7 @@ def _fit_counts(Y, Off, M, X, n_par, params, tw):
             eta = _lin(X, beta) + Off
             mu = np.exp(np.clip(eta, -30, 30))
             z = (eta - Off) + (Y - mu) / mu
-            beta, Ainv = _solve(X, w * mu, z)
+            beta, Ainv = _solve(X, w * mu, z, Xt)
         return beta, Ainv
 
     def dispersion(beta, w):
@@ -305,15 +311,47 @@ def _fit_rows(rp, y, offset, lay: Layout, params, family) -> Fits:
     return fit_windows(rp, idx, y[safe], offset[safe], valid, lay, params, family)
 
 
+#: Windows are fitted on their used columns only, rounded up to a multiple of this
+#: (a window's unused start, before the series began, adds nothing to any sum).
+WIDTH_STEP = 32
+
+
 def fit_windows(rp, idx, yw, offw, valid, lay: Layout, params, family) -> Fits:
     """Baseline fits at refit points ``rp`` from their windows already gathered:
     ``yw``/``offw`` the values and log denominators at positions ``idx``
     (:func:`window_positions`), ``valid`` false where a position is not in the series.
-    Rows are independent: the windows may come from different series (one layout)."""
-    L, py = lay.window, lay.per_year
+    Rows are independent: the windows may come from different series (one layout).
+
+    Each row is fitted on its columns from its first observed one, rounded up to a
+    multiple of :data:`WIDTH_STEP` (rows of one width together): the arithmetic a row
+    gets depends on that row alone, so a fit is the same whichever rows it is made with.
+    """
     rp = np.asarray(rp, dtype=np.int64)
-    last = rp - lay.guard
+    yw, offw = np.asarray(yw, dtype=float), np.asarray(offw, dtype=float)
     M = valid & np.isfinite(yw) & np.isfinite(offw)
+    L = M.shape[1]
+    used = np.where(M.any(1), L - M.argmax(1), 0)
+    width = np.minimum(np.maximum(-(-used // WIDTH_STEP), 1) * WIDTH_STEP, L)
+    groups = np.unique(width)
+    if len(groups) == 1:
+        c = L - int(groups[0])
+        return _fit_block(rp, np.ascontiguousarray(idx[:, c:]), np.ascontiguousarray(yw[:, c:]),
+                          np.ascontiguousarray(offw[:, c:]), np.ascontiguousarray(M[:, c:]),
+                          lay, params, family)
+    order, parts = [], []
+    for w in groups.tolist():
+        rows = np.flatnonzero(width == w)
+        c = L - w
+        parts.append(_fit_block(rp[rows], idx[rows, c:], yw[rows, c:], offw[rows, c:],
+                                M[rows, c:], lay, params, family))
+        order.append(rows)
+    return Fits.concat(family, parts).take(np.argsort(np.concatenate(order), kind="stable"))
+
+
+def _fit_block(rp, idx, yw, offw, M, lay: Layout, params, family) -> Fits:
+    """:func:`fit_windows` for rows of one width (``M``: the positions used)."""
+    L, py = lay.window, lay.per_year
+    last = rp - lay.guard
     n_obs = M.sum(1)
     m = len(rp)
     centre = (last - (L - 1) / 2.0).astype(float)

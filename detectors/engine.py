@@ -51,6 +51,7 @@ import json
 import math
 from dataclasses import dataclass, fields
 from datetime import date
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -58,6 +59,7 @@ from scipy import special
 
 from detectors.base import Finding, Series, is_score
 from detectors.baseline import (
+    CHUNK,
     MIN_EXPECTED,
     Fits,
     Layout,
@@ -285,24 +287,11 @@ def _table_core(family, s, y, off, den, fits: Fits, frow_c, have, geo: _Geometry
     lr_up = np.where(up, lr, 0.0)
     lr_dn = np.where(up, 0.0, lr)
     # leave the most extreme period out (running arg-extreme along d)
-    best_hi = np.full(K, -np.inf)
-    best_lo = np.full(K, np.inf)
-    hi_y, hi_m, lo_y, lo_m = (np.zeros((K, M)) for _ in range(4))
-    cur_hy, cur_hm, cur_ly, cur_lm = (np.zeros(K) for _ in range(4))
     yc = yv if family == "counts" else r
     mc = mu if family == "counts" else np.zeros_like(r)
-    for d in range(M):
-        e = ex[:, d]
-        ok = np.isfinite(e)
-        bh = ok & (e > best_hi)
-        bl = ok & (e < best_lo)
-        best_hi = np.where(bh, e, best_hi)
-        best_lo = np.where(bl, e, best_lo)
-        cur_hy = np.where(bh, yc[:, d], cur_hy)
-        cur_hm = np.where(bh, mc[:, d], cur_hm)
-        cur_ly = np.where(bl, yc[:, d], cur_ly)
-        cur_lm = np.where(bl, mc[:, d], cur_lm)
-        hi_y[:, d], hi_m[:, d], lo_y[:, d], lo_m[:, d] = cur_hy, cur_hm, cur_ly, cur_lm
+    at_hi, at_lo = _running_extreme(ex, True), _running_extreme(ex, False)
+    hi_y, hi_m = _taken(yc, at_hi), _taken(mc, at_hi)
+    lo_y, lo_m = _taken(yc, at_lo), _taken(mc, at_lo)
     if family == "counts":
         Yu, Eu = Y - hi_y, E - hi_m
         loo_up = np.where(Yu > Eu, _lr_counts(Yu, Eu, scale[:, None] + Eu * var_tot), 0.0)
@@ -324,6 +313,25 @@ def _table_core(family, s, y, off, den, fits: Fits, frow_c, have, geo: _Geometry
         0, valid, mu, var_eta, scale, Y, E, N, D, Yraw, Eraw, lr_up, lr_dn, st_up, st_dn,
         y[:, 0], wm, shift_k, uselog_k, *sp,
     )
+
+
+def _running_extreme(ex: np.ndarray, high: bool) -> np.ndarray:
+    """For each row of ``ex`` (NaN: not observed) and each column ``d``: the column of
+    the largest (``high``) or smallest value among columns ``0 .. d``, the first one on
+    a tie; -1 before the first observed."""
+    ok = np.isfinite(ex)
+    none = -np.inf if high else np.inf
+    e = np.where(ok, ex, none)
+    run = (np.maximum if high else np.minimum).accumulate(e, axis=1)
+    prev = np.concatenate([np.full((len(e), 1), none), run[:, :-1]], axis=1)
+    record = ok & ((e > prev) if high else (e < prev))
+    cols = np.where(record, np.arange(e.shape[1])[None, :], -1)
+    return np.maximum.accumulate(cols, axis=1)
+
+
+def _taken(a: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """``a[row, at]`` per row and column, 0 where ``at`` is -1."""
+    return np.where(at >= 0, np.take_along_axis(a, np.maximum(at, 0), axis=1), 0.0)
 
 
 def _spike_rule(family, den, valid, y, mu, v, sc, wm, shift, uselog, params):
@@ -572,11 +580,39 @@ def _all_fits(g: _Grid, geo: _Geometry, params, n: int) -> Fits:
     return fit_points(g.y, rps, geo.lay, params, family=g.family, offset=g.off)
 
 
-def _full(series: Series, params: DetectionParams, step: str):
-    pos, g = _grid_of(series, step)
-    geo = _Geometry.of(step, params)
+@dataclass
+class _Prep:
+    """A series laid out for a whole replay: the step of each prefix, the series' step,
+    grid positions, grid and geometry."""
+
+    steps: list[str]
+    step: str
+    pos: np.ndarray
+    g: _Grid
+    geo: _Geometry
+
+    @classmethod
+    def of(cls, series: Series, params: DetectionParams) -> _Prep:
+        if params.period == "auto":
+            steps = prefix_steps(series.periods)
+            step = steps[-1] if steps else "week"
+        else:
+            step = params.period
+            steps = [step] * len(series.periods)
+        pos, g = _grid_of(series, step)
+        return cls(steps, step, pos, g, _Geometry.of(step, params))
+
+
+def _full(series: Series, params: DetectionParams, step: str, fits: Fits | None = None,
+          prep: _Prep | None = None):
+    if prep is None:
+        pos, g = _grid_of(series, step)
+        geo = _Geometry.of(step, params)
+    else:
+        pos, g, geo = prep.pos, prep.g, prep.geo
     n = len(g.y)
-    fits = _all_fits(g, geo, params, n)
+    if fits is None:
+        fits = _all_fits(g, geo, params, n)
     run0 = {"up": False, "onset_up": -1, "dn": False, "onset_dn": -1}
     ev, run = _evaluate(g, fits, geo, params, np.arange(n), run0)
     return pos, g, geo, fits, ev, run
@@ -620,13 +656,96 @@ def replay_with_state(
     return _replay(series, params, with_state=True)
 
 
-def _replay(series: Series, params: DetectionParams, with_state: bool):
+#: Baseline windows gathered at once by :func:`replay_many` (rows of ``window`` floats).
+MANY_ROWS = 4096
+
+
+def replay_many(
+    items: Iterable[tuple[Series, DetectionParams]], *, with_state: bool = False,
+) -> Iterator[Any]:
+    """:func:`replay` (with ``with_state``: :func:`replay_with_state`) of each
+    ``(series, params)``, in order, with the baseline fits of many series made
+    together: their windows are sorted by the columns they use and fitted
+    :data:`~detectors.baseline.CHUNK` at a time (one call's cost is mostly per window,
+    and a window is as wide as the history before it). The results equal the one-series
+    functions': a fit's arithmetic depends on its own window only. ``items`` is read
+    lazily, about :data:`MANY_ROWS` windows' worth of series at a time."""
+    todo: list[tuple[Series, DetectionParams, Any]] = []
+    rows = 0
+    for series, params in items:
+        plan = _fit_plan(series, params, with_state)
+        todo.append((series, params, plan))
+        rows += 0 if plan is None else len(plan[2])
+        if rows >= MANY_ROWS:
+            yield from _replay_planned(todo, with_state)
+            todo, rows = [], 0
+    yield from _replay_planned(todo, with_state)
+
+
+def _fit_plan(series: Series, params: DetectionParams, with_state: bool):
+    """``(prep, layout, refit points, family, y, offset)`` of a series to replay (None:
+    nothing to fit); with the state, its fits made ahead of time (:func:`_ahead`) too."""
+    if is_score(series.metric) or not series.periods:
+        return None
+    prep = _Prep.of(series, params)
+    g, lay = prep.g, prep.geo.lay
+    n = len(g.y)
+    rps = np.arange(0, n, lay.refit)
+    if with_state:
+        phase = _phase(_key_of(series))
+        ahead = sorted({r for p in range(max(0, n - lay.guard), n)
+                        if (r := _ahead(p, lay, phase)) >= n})
+        rps = np.concatenate([rps, np.asarray(ahead, dtype=np.int64)])
+    return prep, lay, rps, g.family, g.y, g.off
+
+
+def _replay_planned(todo: list, with_state: bool) -> Iterator[Any]:
+    groups: dict[Any, list[int]] = {}
+    prints: dict[int, str] = {}  # equal params (not only the same object) share the fits
+    for i, (_, params, plan) in enumerate(todo):
+        if plan is not None and len(plan[2]):
+            fp = prints.get(id(params))
+            if fp is None:
+                fp = prints[id(params)] = params_fingerprint(params)
+            groups.setdefault((plan[1], plan[3], fp), []).append(i)
+    fits: dict[int, Fits] = {}
+    for (lay, family, _), members in groups.items():
+        params = todo[members[0]][1]
+        idx = np.concatenate([window_positions(todo[i][2][2], lay) for i in members])
+        owner = np.repeat(np.arange(len(members)), [len(todo[i][2][2]) for i in members])
+        valid = idx >= 0
+        yw = np.empty(idx.shape)
+        offw = np.empty(idx.shape)
+        for j, i in enumerate(members):
+            sel = owner == j
+            safe = np.where(valid[sel], idx[sel], 0)
+            yw[sel] = todo[i][2][4][safe]
+            offw[sel] = todo[i][2][5][safe]
+        M = valid & np.isfinite(yw) & np.isfinite(offw)
+        first = np.where(M.any(1), M.argmax(1), M.shape[1])
+        order = np.argsort(first, kind="stable")  # windows of one width together
+        rp = np.concatenate([todo[i][2][2] for i in members])
+        parts = [
+            fit_windows(rp[o], idx[o], yw[o], offw[o], valid[o], lay, params, family)
+            for o in (order[lo : lo + CHUNK] for lo in range(0, len(order), CHUNK))
+        ]
+        every = Fits.concat(family, parts).take(np.argsort(order, kind="stable"))
+        for j, i in enumerate(members):
+            fits[i] = every.take(np.flatnonzero(owner == j))
+    for i, (series, params, plan) in enumerate(todo):
+        prep = None if plan is None else plan[0]
+        out = _replay(series, params, with_state=with_state, fits=fits.get(i), prep=prep)
+        yield out if with_state else out[0]
+
+
+def _replay(series: Series, params: DetectionParams, with_state: bool,
+            fits: Fits | None = None, prep: _Prep | None = None):
     n = len(series.periods)
     if is_score(series.metric) or n == 0:
         return [[] for _ in range(n)], None
-    step = _step(series, params)
-    pos, g, geo, fits, ev, run = _full(series, params, step)
-    steps = prefix_steps(series.periods) if params.period == "auto" else [step] * n
+    prep = prep or _Prep.of(series, params)
+    step, steps = prep.step, prep.steps
+    pos, g, geo, fits, ev, run = _full(series, params, step, fits, prep)
     n_seen = np.cumsum(np.isfinite(np.asarray(series.values, float)))
     meta, date_at = _meta(series), _date_fn(series, pos)
     out: list[list[Finding]] = []
@@ -783,7 +902,7 @@ class SeriesState:
     @classmethod
     def _build(cls, series, params, step, g: _Grid, geo: _Geometry, fits: Fits, run, n_seen):
         n = len(g.y)
-        phase = _phase([series.source, series.substance, series.region, series.metric])
+        phase = _phase(_key_of(series))
         ahead = [r for p in range(max(0, n - geo.lay.guard), n)
                  if (r := _ahead(p, geo.lay, phase)) >= n]
         fits = _with_fits(fits, g, geo, params, ahead)
@@ -1103,6 +1222,11 @@ def _phase(meta: list[str]) -> int:
     (source, substance, region, metric)."""
     digest = hashlib.blake2b("\x1f".join(meta[:4]).encode(), digest_size=4).digest()
     return int.from_bytes(digest, "little")
+
+
+def _key_of(series: Series) -> list[str]:
+    """What a series' refit phase is a hash of."""
+    return [series.source, series.substance, series.region, series.metric]
 
 
 def _ahead(t: int, lay: Layout, phase: int) -> int:

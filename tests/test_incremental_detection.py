@@ -66,13 +66,14 @@ def replays(monkeypatch) -> list[str]:
     from detectors import engine
 
     seen: list[str] = []
-    real = engine.replay_with_state
+    real = engine._replay  # under replay_with_state and replay_many
 
-    def replaying(series, params):
-        seen.append(series.substance)
-        return real(series, params)
+    def replaying(series, params, with_state, *a, **kw):
+        if with_state:
+            seen.append(series.substance)
+        return real(series, params, with_state, *a, **kw)
 
-    monkeypatch.setattr(engine, "replay_with_state", replaying)
+    monkeypatch.setattr(engine, "_replay", replaying)
     return seen
 
 

@@ -30,7 +30,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from detectors.base import SCALE, Finding, Series
-from detectors.engine import replay
+from detectors.engine import replay, replay_many
 from detectors.episodes import EpisodeTracker
 from detectors.params import DetectionParams
 
@@ -474,13 +474,12 @@ def run_backtest(path: Path | str, params_for: ParamsFor | None = None) -> list[
     alerts only once ``min_sources_for_strong`` sources agree.
     """
     params_for = params_for or _default_params
-    runs = []
     series, versions = read_versions(path)
-    for s in series:
-        p = params_for(s.substance, s.source)
-        found = (replay_as_arrived(s, versions[s.key], p) if s.key in versions
-                 else replay(s, p))
-        runs.append((s, p, found))
+    params = [params_for(s.substance, s.source) for s in series]
+    plain = replay_many([(s, p) for s, p in zip(series, params, strict=True)
+                         if s.key not in versions])
+    runs = [(s, p, replay_as_arrived(s, versions[s.key], p) if s.key in versions
+             else next(plain)) for s, p in zip(series, params, strict=True)]
     agree = _agreement([(s, f) for s, _, f in runs])
     alerts: list[dict[str, Any]] = []
     for s, p, found in runs:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -431,7 +432,8 @@ class Pipeline:
         judged incrementally, together with the substance's other such series
         (:meth:`_advance_all`: :func:`detectors.engine.advance_many`, reading only the
         new rows); one without a state, a revised one, or one whose state
-        cannot continue is replayed whole (:func:`detectors.engine.replay_with_state`);
+        cannot continue is replayed whole, with the others so replayed
+        (:meth:`_replay_all`: :func:`detectors.engine.replay_many`);
         the state after the last period is stored with the series (:meth:`Store.mark_judged`).
         """
         firing: list[tuple[Finding, str]] = []
@@ -466,6 +468,7 @@ class Pipeline:
                                  version))
         advanced = self._advance_all(store, [(p.key, p.src, p.params, p.last_done)
                                              for p in plan if not p.revised])
+        replayed = self._replay_all(store, [p for p in plan if p.key not in advanced])
         for key, src, params, scope, stored, tracker, last_done, revised, version in plan:
             metric = key[3]
             before = {k: decide.finding_from_dict(v) for k, v in tracker.active.items()}
@@ -476,7 +479,7 @@ class Pipeline:
                 last_done = None
             judged_now = advanced.get(key)
             if judged_now is None:
-                judged_now = self._judge(store, key, src, params)
+                judged_now = next(replayed)
             periods, per_period, state, before_first = judged_now
             if not periods:
                 continue
@@ -524,7 +527,7 @@ class Pipeline:
         period, the state after them packed, the stored period just before them)``, all
         judged together (:func:`detectors.engine.advance_many`, one period at a time
         across the series that have it). Series without a usable state, or whose state
-        cannot take a period, are left out: the caller replays them (:meth:`_judge`).
+        cannot take a period, are left out: the caller replays them (:meth:`_replay_all`).
         ``ADVANCE_CHUNK`` series are held unpacked at a time."""
         out = {}
         for lo in range(0, len(entries), ADVANCE_CHUNK):
@@ -602,20 +605,27 @@ class Pipeline:
                                   pack_state(a.state.to_store()), a.before)
         return out
 
-    def _judge(
-        self, store: Store, key: SeriesKey, src: Any, params: Any,
-    ) -> tuple[list[Any], list[list[Finding]], Any, None]:
-        """The whole series replayed (:func:`detectors.engine.replay_with_state`), for
-        one :meth:`_advance_all` left out: ``(periods, findings per period, the state
-        after them, None)``."""
-        from detectors.engine import replay_with_state
+    def _replay_all(
+        self, store: Store, plan: list[_Planned],
+    ) -> Iterator[tuple[list[Any], list[list[Finding]], Any, None]]:
+        """The series of ``plan`` (those :meth:`_advance_all` left out) replayed whole,
+        in order: ``(periods, findings per period, the state after them, None)`` each.
+        Their baseline fits are made together (:func:`detectors.engine.replay_many`);
+        series are loaded as the replay reaches them, a few dozen at a time."""
+        from detectors.engine import replay_many
 
-        series = store.load_series(*key, dimension=src.dimension)
-        if len(series.periods) == 0:
-            return [], [], None, None
-        per_period, st = replay_with_state(series, params)
-        return (list(series.periods), per_period, st.to_store() if st is not None else None,
-                None)
+        waiting: deque[Any] = deque()  # loaded, not yet given back
+
+        def loaded():
+            for p in plan:
+                series = store.load_series(*p.key, dimension=p.src.dimension)
+                waiting.append(series)
+                yield series, p.params
+
+        for per_period, st in replay_many(loaded(), with_state=True):
+            series = waiting.popleft()
+            yield (list(series.periods), per_period,
+                   st.to_store() if st is not None else None, None)
 
     # -- stage 3: dispatch ------------------------------------------------------------
     def dispatch(self, *, store: Store | None = None) -> dict[str, int]:

@@ -14,6 +14,7 @@ from detectors.engine import (
     detect,
     nb_sf,
     replay,
+    replay_many,
     replay_with_state,
 )
 from detectors.params import DetectionParams
@@ -396,6 +397,55 @@ def test_many_states_advanced_together_give_each_series_its_replay_findings():
     nxt = series[0].periods[-1] + (series[0].periods[1] - series[0].periods[0])
     other = advance_many([(states[0], nxt, 1.0, None)], P.merged({"glr_h": 9}))
     assert isinstance(other[0], NeedsReplay) and json.dumps(states[0].to_dict()) == before
+
+
+def test_many_series_replayed_together_give_each_its_own_replay(monkeypatch):
+    """replay_many (fits of many series made together, windows sorted by width, read
+    lazily in batches) gives each series exactly what replay and replay_with_state
+    give it alone: counts with and without tests, indexes, monthly and daily series,
+    gaps, histories of every length, a score series, an empty one, two params."""
+    from detectors import engine
+
+    monkeypatch.setattr(engine, "MANY_ROWS", 40)  # several batches
+    rng = np.random.default_rng(5)
+    series = []
+    for i in range(30):
+        n = int(rng.integers(12, 330))
+        mu = seasonal_mean(n, 2.0 + 5 * (i % 4))
+        if i % 3 == 0:
+            mu[int(n * 0.8):] *= 2.5
+        y = nb_counts(mu, seed=100 + i)
+        if i % 5 == 1:
+            y[rng.integers(0, n, n // 10)] = np.nan
+        if i % 6 == 2:
+            tests = rng.integers(50, 400, size=n).astype(float)
+            pos = rng.binomial(tests.astype(int), 0.05 + 0.05 * (np.arange(n) >= 0.8 * n))
+            series.append(count_series(pos.astype(float), denominators=tests))
+        elif i % 6 == 4:
+            series.append(count_series(np.clip(np.round(40 + rng.normal(0, 4, n)), 0, 100),
+                                       metric="index"))
+        else:
+            series.append(count_series(y))
+    per = tuple(date(2012 + i // 12, i % 12 + 1, 1) for i in range(96))
+    series.append(Series(source="police", substance="k", periods=per,
+                         values=nb_counts(np.full(96, 30.0), seed=1)))
+    days = count_series(nb_counts(np.full(400, 4.0), seed=4))
+    series.append(Series(source="ems", substance="k", periods=tuple(
+        date.fromordinal(days.periods[0].toordinal() + i) for i in range(400)),
+        values=days.values))
+    series.append(count_series(np.full(40, 3.0), metric="score"))
+    series.append(Series(source="x", substance="k", periods=(), values=np.zeros(0)))
+    other = P.merged({"glr_h": 4.0, "baseline_years": 3.0})
+    items = [(s, other if i % 4 == 3 else P) for i, s in enumerate(series)]
+    got = list(replay_many(iter(items)))
+    assert got == [replay(s, p) for s, p in items]
+    with_state = list(replay_many(items, with_state=True))
+    for (s, p), (found, st) in zip(items, with_state, strict=True):
+        one, st1 = replay_with_state(s, p)
+        assert found == one
+        assert (st is None and st1 is None) or json.dumps(st.to_dict()) == json.dumps(
+            st1.to_dict())
+    assert sum(bool(f) for g in got for f in g) > 20
 
 
 def test_refits_of_series_started_together_are_spread_over_the_weeks(monkeypatch):
