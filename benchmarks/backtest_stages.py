@@ -7,7 +7,8 @@ then measures
 * the whole command in a child process: user + sys CPU seconds (``getrusage``), imports,
   CSV, detection and JSON output included;
 * in this process, CPU seconds of each stage: reading the CSV
-  (:func:`warnd.backtest.read_versions`), the detectors' replay of every series, the
+  (:func:`warnd.backtest.read_versions`), the detectors' replay of every series
+  (:func:`detectors.engine.replay_many`, as the command does), the
   cross-source agreement and the episode rules (:func:`warnd.backtest.backtest_series`),
   and writing the JSON and the table.
 
@@ -62,7 +63,7 @@ def command_seconds(path: Path, cwd: Path) -> tuple[float, str]:
 
 def stages(path: Path) -> tuple[dict[str, float], list[dict]]:
     """CPU seconds of each stage in this process, and the alerts."""
-    from detectors.engine import replay
+    from detectors.engine import replay_many
     from warnd.backtest import (
         _agreement,
         _default_params,
@@ -77,7 +78,7 @@ def stages(path: Path) -> tuple[dict[str, float], list[dict]]:
     t["read CSV"] = time.process_time() - c
     c = time.process_time()
     runs = [(s, _default_params(s.substance, s.source)) for s in series]
-    found = [replay(s, p) for s, p in runs]
+    found = list(replay_many(runs))
     t["replay (detectors)"] = time.process_time() - c
     c = time.process_time()
     agree = _agreement(list(zip(series, found, strict=True)))
