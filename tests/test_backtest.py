@@ -6,7 +6,10 @@ import pytest
 
 from detectors.params import DetectionParams
 from warnd.backtest import (
+    _FIELDS,
     CsvFormatError,
+    _parse_row,
+    _row_parser,
     format_backtest_table,
     format_changepoints_table,
     read_observations_csv,
@@ -200,3 +203,80 @@ def test_overlapping_index_exports_are_put_on_one_scale(tmp_path, capsys):
     assert len(s.periods) == 160
     assert s.values[:120].tolist() == [float(v) for v in first]
     assert s.values[120:].tolist() == [float(40 + (i % 5)) for i in range(120, 160)]
+
+
+# rows of every shape: the short path for well-formed rows and the careful path that names
+# what is wrong must read a row the same way
+ODD_ROWS = [
+    ["2021-01-04", "coke", "lab", "3", "", "Oslo", "use", "count", ""],
+    [" 2021-01-04 ", " coke ", " lab ", " 3 ", "  ", " Oslo ", " use ", " index ", " "],
+    ["20210104", "coke", "lab", "1e1", "100", "", "", "", "2021-01-11"],
+    ["2021-01-04", "coke", "lab", "<1", "0", "", "", "", ""],
+    ["2021-01-04", "coke", "lab", "< 1", " 5.5", "", "", "", ""],
+    ["2021-01-04", "coke", "lab", "1_000", "", "", "", "", ""],
+    ["2021-13-01", "coke", "lab", "3", "", "", "", "", ""],
+    ["2021-01-04", "", "lab", "3", "", "", "", "", ""],
+    ["2021-01-04", "coke", " ", "3", "", "", "", "", ""],
+    ["2021-01-04", "coke", "lab", "", "", "", "", "", ""],
+    ["2021-01-04", "coke", "lab", "three", "", "", "", "", ""],
+    ["2021-01-04", "coke", "lab", "nan", "", "", "", "", ""],
+    ["2021-01-04", "coke", "lab", "-inf", "", "", "", "", ""],
+    ["2021-01-04", "coke", "lab", "<2", "", "", "", "", ""],
+    ["2021-01-04", "coke", "lab", "3", "x", "", "", "", ""],
+    ["2021-01-04", "coke", "lab", "3", "-1", "", "", "", ""],
+    ["2021-01-04", "coke", "lab", "3", "inf", "", "", "", ""],
+    ["2021-01-04", "coke", "lab", "3", "", "", "", "", "2021-02-30"],
+    ["2021-01-04", "coke", "lab", "3", "", "", "", "", "", "extra"],
+    ["2021-01-04", "coke", "lab", "3"],
+    ["2021-01-04", "coke", "lab"],
+]
+
+
+def test_every_row_is_read_alike_on_both_paths():
+    header = ["date", "substance", "source", "value", "denominator", "region", "dimension",
+              "metric", "as_of"]
+    parse = _row_parser(header)
+    for row in ODD_ROWS * 2:  # the second round meets dates and numbers already seen
+        as_dict = dict(zip(header, row))
+        if len(row) > len(header):
+            as_dict[None] = row[len(header):]
+        as_dict.update({h: None for h in header[len(row):]})
+        try:
+            want = _parse_row(as_dict)
+        except ValueError as exc:
+            with pytest.raises(ValueError) as got:
+                parse(row)
+            assert str(got.value) == str(exc), row
+            continue
+        assert parse(row) == tuple(want[f] for f in _FIELDS), row
+
+
+def test_bad_rows_amid_well_formed_rows_keep_their_line_numbers(tmp_path, capsys):
+    good = write_csv(tmp_path / "good.csv")
+    bad = [
+        "2021-13-01,cocaine,lab,3,,Bergen,use,count",
+        "2021-02-01,cocaine,lab,nan,,Bergen,use,count",
+        "2021-02-01,cocaine,lab,3,-2,Bergen,use,count",
+        "2021-02-01,cocaine,lab,3,,Bergen,use,count,surplus",
+        "2021-02-01,cocaine,lab",
+    ]
+    lines = good.read_text().splitlines()
+    for j, row in enumerate(bad):  # far into the file, among rows read on the short path
+        lines.insert(150 + 40 * j, row)
+    (tmp_path / "bad.csv").write_text("\n\n".join(lines[:2]) + "\n" + "\n".join(lines[2:]) + "\n")
+    series = read_observations_csv(tmp_path / "bad.csv")
+    err = capsys.readouterr().err.splitlines()
+    # one blank line after the header: every later row is one line further down
+    assert [e.split(": ", 1)[0].rsplit(" ", 1)[1] for e in err] == [
+        str(150 + 40 * j + 2) for j in range(len(bad))
+    ]
+    assert "date '2021-13-01' is not an ISO date" in err[0]
+    assert "value 'nan' is not a finite number" in err[1]
+    assert "denominator '-2' must be a non-negative number" in err[2]
+    assert "more fields than the header" in err[3]
+    assert "value '' is not a finite number" in err[4]
+    assert all(e.endswith("; row skipped") for e in err)
+    want = read_observations_csv(good)
+    assert [(s.key, s.periods, s.values.tolist(), s.dimension) for s in series] == [
+        (s.key, s.periods, s.values.tolist(), s.dimension) for s in want
+    ]

@@ -172,3 +172,22 @@ def test_backtest_reads_only_the_detection_settings_of_a_config(tmp_path) -> Non
     cfg.write_text(cfg.read_text() + "\n[detection]\nmin_points = 500\n")
     alerts, loaded = backtest()
     assert alerts == [] and loaded == []
+
+
+def test_backtest_without_a_config_never_imports_the_config_module(tmp_path) -> None:
+    """With no config to read, ``warnd backtest --observations`` runs on the default
+    detection settings without importing the config module (its validation models)."""
+    from tests.test_backtest import write_csv
+    from warnd.backtest import run_backtest
+
+    obs = write_csv(tmp_path / "obs.csv")
+    probe = ("import json, sys; from warnd.cli import main; rc = main(sys.argv[1:]); "
+             "print(json.dumps([m for m in ('warnd.config', 'warnd.service.health')"
+             " if m in sys.modules]), file=sys.stderr); sys.exit(rc)")
+    env = {k: v for k, v in child_env().items() if k != "WARND_CONFIG"}
+    r = subprocess.run([sys.executable, "-c", probe, "backtest", "--observations", str(obs),
+                        "--json"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stderr.strip().splitlines()[-1]) == []
+    assert json.loads(r.stdout) == json.loads(json.dumps(run_backtest(obs), default=str))

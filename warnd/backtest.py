@@ -22,6 +22,7 @@ import math
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from functools import cache
 from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
@@ -85,38 +86,43 @@ def read_versions(
                 f"{path} line 1: missing column(s) {', '.join(missing)}; "
                 f"expected at least {','.join(REQUIRED)}"
             )
-        reader.fieldnames = header
-        for row in reader:
-            line = reader.line_num
+        rows = reader.reader  # the plain reader: lists, no dict per row
+        parse = _row_parser(header)
+        for row in rows:
+            if not row:
+                continue  # a blank line
+            line = rows.line_num
             try:
-                rec = _parse_row(row)
+                rec = parse(row)
             except ValueError as exc:
                 print(f"{path} line {line}: {exc}; row skipped", file=errors)
                 continue
-            key = (rec["substance"], rec["source"], rec["region"], rec["metric"])
-            g = groups.setdefault(key, {"dimension": rec["dimension"], "rows": {}, "ver": {},
-                                        "last": None})
-            if rec["as_of"] is not None:
-                vers = g["ver"].setdefault(rec["date"], [])
-                vers.append((rec["as_of"], rec["value"], rec["denominator"]))
+            as_of, day, substance, source, value, den, region, metric, dimension = rec
+            key = (substance, source, region, metric)
+            g = groups.get(key)
+            if g is None:
+                g = groups[key] = {"dimension": dimension, "rows": {}, "ver": {}, "last": None}
+            if as_of is not None:
+                vers = g["ver"].setdefault(day, [])
+                vers.append((as_of, value, den))
                 vers.sort(key=lambda v: v[0])
                 latest = vers[-1]
-                g["rows"][rec["date"]] = (latest[1], latest[2])
+                g["rows"][day] = (latest[1], latest[2])
                 continue
-            if rec["metric"] == "index" and g["last"] is not None and rec["date"] <= g["last"]:
+            if metric == "index" and g["last"] is not None and day <= g["last"]:
                 # the dates start again: the next export of an index, on its own scale
                 _fold_export(g)
-            g["last"] = rec["date"]
-            if rec["metric"] == "index" and g.get("stored") is not None:
-                g["rows"][rec["date"]] = (rec["value"], rec["denominator"])
+            g["last"] = day
+            if metric == "index" and g.get("stored") is not None:
+                g["rows"][day] = (value, den)
                 continue
-            if rec["date"] in g["rows"]:
+            if day in g["rows"]:
                 print(
-                    f"{path} line {line}: duplicate period {rec['date']} for "
-                    f"{rec['substance']}/{rec['source']}; later row used",
+                    f"{path} line {line}: duplicate period {day} for "
+                    f"{substance}/{source}; later row used",
                     file=errors,
                 )
-            g["rows"][rec["date"]] = (rec["value"], rec["denominator"])
+            g["rows"][day] = (value, den)
     out = []
     versions: Versions = {}
     for (substance, source, region, metric), g in groups.items():
@@ -161,6 +167,105 @@ def _fold_export(g: dict[str, Any]) -> None:
         scaled = rescale_to_overlap({d: v for d, (v, _) in rows.items()}, old)
         g["stored"].update({d: (scaled[d], rows[d][1]) for d in rows})
     g["rows"] = {}
+
+
+Record = tuple[date | None, date, str, str, float, float | None, str, str, str | None]
+_MEMO = 4096  # distinct dates or numbers remembered per column (memory bounded)
+_FIELDS = ("as_of", "date", "substance", "source", "value", "denominator", "region",
+           "metric", "dimension")
+
+
+def _row_parser(header: list[str]) -> Callable[[list[str]], Record]:
+    """A parser of the CSV's rows (lists of fields, as ``csv.reader`` gives them) into
+    ``(as_of, date, substance, source, value, denominator, region, metric, dimension)``.
+
+    A row of the header's length whose fields are all well formed takes a short path
+    (dates and numbers looked up in what earlier rows already parsed); any other row is
+    parsed by :func:`_parse_row`, which names what is wrong (``ValueError``). Both read
+    every field the same way, so a row's record does not depend on the path it took.
+    """
+    width = len(header)
+    col = {name: i for i, name in enumerate(header)}  # a repeated column: the last wins
+    i_date, i_sub, i_src, i_val = (col[c] for c in REQUIRED)
+    i_den, i_as_of, i_reg, i_met, i_dim = (
+        col.get(c) for c in ("denominator", "as_of", "region", "metric", "dimension")
+    )
+    days: dict[str, date] = {}
+    values: dict[str, float] = {}
+    dens: dict[str, float | None] = {}
+    isfinite = math.isfinite
+
+    def as_dict(row: list[str]) -> dict[str | None, Any]:
+        # what csv.DictReader makes of the row: missing fields None, extra ones under None
+        d: dict[str | None, Any] = dict(zip(header, row))
+        if len(row) > width:
+            d[None] = row[width:]
+        for name in header[len(row):]:
+            d[name] = None
+        return d
+
+    def slow(row: list[str]) -> Record:
+        rec = _parse_row(as_dict(row))
+        return tuple(rec[f] for f in _FIELDS)  # type: ignore[return-value]
+
+    def parse(row: list[str]) -> Record:
+        if len(row) != width:
+            return slow(row)
+        try:  # a ValueError here sends the row to the careful path
+            raw = row[i_date]
+            day = days.get(raw)
+            if day is None:
+                day = date.fromisoformat(raw.strip())
+                if len(days) < _MEMO:
+                    days[raw] = day
+            substance = row[i_sub].strip()
+            source = row[i_src].strip()
+            if not substance or not source:
+                raise ValueError
+            raw = row[i_val]
+            value = values.get(raw)
+            if value is None:
+                text = raw.strip()
+                value = 0.5 if text.replace(" ", "") == "<1" else float(text)
+                if not isfinite(value):
+                    raise ValueError
+                if len(values) < _MEMO:
+                    values[raw] = value
+            den = None
+            if i_den is not None:
+                raw = row[i_den]
+                if raw in dens:
+                    den = dens[raw]
+                else:
+                    den = None if raw.strip() == "" else float(raw)
+                    if den is not None and not (isfinite(den) and den >= 0):
+                        raise ValueError
+                    if len(dens) < _MEMO:
+                        dens[raw] = den
+            as_of = None
+            if i_as_of is not None:
+                raw = row[i_as_of]
+                if raw.strip():
+                    as_of = days.get(raw)
+                    if as_of is None:
+                        as_of = date.fromisoformat(raw.strip())
+                        if len(days) < _MEMO:
+                            days[raw] = as_of
+        except ValueError:
+            return slow(row)
+        return (
+            as_of,
+            day,
+            substance,
+            source,
+            value,
+            den,
+            "" if i_reg is None else row[i_reg].strip(),
+            ("" if i_met is None else row[i_met].strip()) or "count",
+            ("" if i_dim is None else row[i_dim].strip()) or None,
+        )
+
+    return parse
 
 
 def _parse_row(row: dict[str, str | None]) -> dict[str, Any]:
@@ -208,8 +313,13 @@ def _parse_row(row: dict[str, str | None]) -> dict[str, Any]:
     }
 
 
+@cache
+def _defaults() -> DetectionParams:
+    return DetectionParams()  # frozen: one instance serves every series
+
+
 def _default_params(_substance: str, _source: str) -> DetectionParams:
-    return DetectionParams()
+    return _defaults()
 
 
 def _clean(x: float | None) -> float | None:
@@ -217,6 +327,21 @@ def _clean(x: float | None) -> float | None:
         return None
     x = float(x)
     return x if math.isfinite(x) else None
+
+
+# A Finding is a plain frozen dataclass: a copy with other evidence can be made without
+# dataclasses.replace's walk over the fields (a tenth of its cost, the same object).
+_PLAIN_FINDING = not hasattr(Finding, "__post_init__") and not hasattr(Finding, "__slots__")
+
+
+def _with_evidence(f: Finding, evidence: dict[str, Any]) -> Finding:
+    if not _PLAIN_FINDING:
+        return replace(f, evidence=evidence)
+    new = object.__new__(Finding)
+    attrs = new.__dict__
+    attrs.update(f.__dict__)
+    attrs["evidence"] = evidence
+    return new
 
 
 def _with_sources(findings: list[Finding], sources: tuple[str, ...], params: DetectionParams):
@@ -228,7 +353,7 @@ def _with_sources(findings: list[Finding], sources: tuple[str, ...], params: Det
             if params.require_corroboration and len(sources) < params.min_sources_for_strong:
                 continue
             ev = {**f.evidence, "n_sources": len(sources), "agreeing_sources": list(sources)}
-            f = replace(f, evidence=ev)
+            f = _with_evidence(f, ev)
         out.append(f)
     return out
 
@@ -247,16 +372,20 @@ def backtest_series(
     default only this series' source, when it has one).
     """
     tracker = EpisodeTracker(params=params)
+    state = tracker.state
     out = []
     last: dict[str, Any] = {}
     per_period = findings if findings is not None else replay(series, params)
     for i, found in enumerate(per_period):
+        if not found and not state["open"]:
+            # no finding and no episode open: all update() would do is count the period
+            state["period"] += 1
+            continue
         day = series.periods[i]
-        if agreeing is not None:
-            sources = agreeing(day)
-        else:
-            sources = (series.source,) if any(f.direction == "increase" for f in found) else ()
-        for d in tracker.update(_with_sources(found, sources, params)):
+        if any(f.direction == "increase" for f in found):
+            sources = agreeing(day) if agreeing is not None else (series.source,)
+            found = _with_sources(found, sources, params)
+        for d in tracker.update(found):
             f = d.finding
             if f is not None:
                 last[d.episode] = f
@@ -301,12 +430,17 @@ def _agreement(
     regions or metrics), so weekly and monthly sources can agree; nothing after ``d``
     is used.
     """
+    # only the periods where a series' state changes: in between it holds
     events: dict[str, list[tuple[date, str, str, bool]]] = {}
     for s, per_period in runs:
         key = s.key
+        evs = events.setdefault(s.substance, [])
+        was = False
         for day, found in zip(s.periods, per_period, strict=True):
-            up = any(f.direction == "increase" for f in found)
-            events.setdefault(s.substance, []).append((day, key, s.source, up))
+            up = bool(found) and any(f.direction == "increase" for f in found)
+            if up != was:
+                evs.append((day, key, s.source, up))
+                was = up
     out: dict[str, Callable[[date], tuple[str, ...]]] = {}
     for substance, evs in events.items():
         evs.sort(key=lambda e: e[0])

@@ -14,15 +14,32 @@ import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from warnd import __version__, logs
-from warnd.config import Config, find_config_path, load_config
 from warnd.errors import ConfigError, WarndError
 from warnd.statelock import EX_LOCKED, StateLocked
-from warnd.service.health import collect_status
+
+if TYPE_CHECKING:
+    from warnd.config import Config
 
 __all__ = ["collect_status", "main"]
+
+
+# The config module (its validation models) is imported when a command reads a config:
+# ``backtest`` and ``changepoints`` without one never do.
+def load_config(path: str | Path | None, *, light: bool = False) -> Config:
+    from warnd import config
+
+    return config.load_config(path, light=light)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "collect_status":  # the health module needs the config module
+        from warnd.service.health import collect_status
+
+        return collect_status
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 EX_CONFIG = 78
 log = logging.getLogger("warnd")
@@ -98,6 +115,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(path)
     except ConfigError as e:
+        from warnd.config import find_config_path
+
         for m in e.messages:
             print(f"{e.path or find_config_path(path)}: {m}", file=sys.stderr)
         return EX_CONFIG
@@ -139,6 +158,8 @@ def listen_warnings(cfg: Config) -> list[str]:
 def cmd_status(args: argparse.Namespace) -> int:
     # status reads the store and sends nothing: target URLs and each kind's source
     # options are checked by check-config and run (they load apprise and the parsers)
+    from warnd.service.health import collect_status
+
     cfg = _load(args, light=True)
     st = collect_status(cfg)
     if args.json:

@@ -7,10 +7,12 @@ import json
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from warnd.config import Config, parse_duration
 from warnd.errors import ConfigError
+
+if TYPE_CHECKING:  # the parsers are built for every command; the config module is not needed
+    from warnd.config import Config
 
 
 def alerting_status(store: Any, now: datetime | None = None) -> dict[str, Any]:
@@ -51,6 +53,7 @@ def send_test_messages(
     from warnd.alerting.send import mask, target_url
     from warnd.alerting.send import send as send_message
     from warnd.alerting.wording import T
+    from warnd.config import parse_duration
 
     send_fn = send or send_message
     t = T.get(cfg.general.language, T["no"])

@@ -15,8 +15,6 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from warnd.config import parse_duration
-
 if TYPE_CHECKING:
     from warnd.store import Store
 
@@ -61,6 +59,8 @@ def cmd_silence(
                 print(f'warnd: --source: "{args.source}" is not a configured source '
                       f"({', '.join(sorted(names))})", file=sys.stderr)
                 return 2
+        from warnd.config import parse_duration
+
         try:
             span = parse_duration(args.duration)
         except ValueError as e:

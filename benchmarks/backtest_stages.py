@@ -1,0 +1,125 @@
+"""Where ``warnd backtest --observations FILE --json`` spends its time, stage by stage.
+
+Writes the detection benchmark's 256 simulated weekly series x 260 weeks
+(:func:`benchmarks.detection.simulate`, the recipe of ``backtest_speed``) for each seed,
+then measures
+
+* the whole command in a child process: user + sys CPU seconds (``getrusage``), imports,
+  CSV, detection and JSON output included;
+* in this process, CPU seconds of each stage: reading the CSV
+  (:func:`warnd.backtest.read_versions`), the detectors' replay of every series
+  (:func:`detectors.engine.replay_many`, as the command does), the
+  cross-source agreement and the episode rules (:func:`warnd.backtest.backtest_series`),
+  and writing the JSON and the table.
+
+The command's output is checked equal to the alerts computed here stage by stage.
+
+    python -m benchmarks.backtest_stages                  # seeds 7 and 8, each run twice
+    python -m benchmarks.backtest_stages --seeds 7 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.detection import EVENTS, LEVELS, PERIODS, simulate
+
+COMMAND = "import sys; from warnd.cli import main; raise SystemExit(main(sys.argv[1:]))"
+
+
+def write_csv(path: Path, seed: int, n_series: int = 256) -> None:
+    rng = np.random.default_rng(seed)
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["date", "substance", "source", "value"])
+        for i in range(n_series):
+            event, size = EVENTS[i % len(EVENTS)]
+            y = simulate(rng, LEVELS[i % len(LEVELS)], 0.4 * (i % 2), 0.1 * (i // 2 % 2),
+                         1.0 + (i // 4 % 2), event, size, int(rng.integers(164, 235)))
+            for p, v in zip(PERIODS, y, strict=True):
+                w.writerow([p.isoformat(), f"s{i // 8}", f"src{i % 8}", int(v)])
+
+
+def command_seconds(path: Path, cwd: Path) -> tuple[float, str]:
+    """User + sys CPU seconds of the whole command, and its output."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(
+        [sys.executable, "-c", COMMAND, "backtest", "--observations", str(path), "--json"],
+        cwd=cwd, capture_output=True, text=True, check=True,
+    ).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), out
+
+
+def stages(path: Path) -> tuple[dict[str, float], list[dict]]:
+    """CPU seconds of each stage in this process, and the alerts."""
+    from detectors.engine import replay_many
+    from warnd.backtest import (
+        _agreement,
+        _default_params,
+        backtest_series,
+        format_backtest_table,
+        read_versions,
+    )
+
+    t = {}
+    c = time.process_time()
+    series, _versions = read_versions(path)
+    t["read CSV"] = time.process_time() - c
+    c = time.process_time()
+    runs = [(s, _default_params(s.substance, s.source)) for s in series]
+    found = list(replay_many(runs))
+    t["replay (detectors)"] = time.process_time() - c
+    c = time.process_time()
+    agree = _agreement(list(zip(series, found, strict=True)))
+    alerts = []
+    for (s, p), f in zip(runs, found, strict=True):
+        alerts.extend(backtest_series(s, p, findings=f, agreeing=agree[s.substance]))
+    alerts.sort(key=lambda a: (a["fired_at"], a["substance"], a["source"], a["region"], a["kind"]))
+    t["agreement + episodes"] = time.process_time() - c
+    c = time.process_time()
+    json.dumps(alerts, indent=2, ensure_ascii=False, default=str)
+    t["JSON"] = time.process_time() - c
+    c = time.process_time()
+    format_backtest_table(alerts)
+    t["table"] = time.process_time() - c
+    return t, alerts
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[7, 8])
+    ap.add_argument("--runs", type=int, default=2, help="runs of the whole command per seed")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)  # no config.toml here: the default detection settings
+        for seed in args.seeds:
+            path = tmp / f"obs{seed}.csv"
+            write_csv(path, seed)
+            whole = []
+            for _ in range(args.runs):
+                secs, out = command_seconds(path, tmp)
+                whole.append(secs)
+            t, alerts = stages(path)
+            same = json.loads(out) == json.loads(json.dumps(alerts, default=str))
+            print(f"seed {seed}: whole command {', '.join(f'{s:.2f}' for s in whole)} "
+                  f"CPU-s (user + sys); {len(alerts)} alerts; output equal to the stages': {same}")
+            for name, secs in t.items():
+                print(f"  {name:22s} {secs:6.3f} s")
+            if not same:
+                return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
