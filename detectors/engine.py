@@ -194,6 +194,14 @@ def _lr_counts(Y, E, phi_eff):
 
 def _table(g: _Grid, fits: Fits, geo: _Geometry, params: DetectionParams, k0: int, k1: int):
     """Rows ``k0 .. k1 - 1`` (grid positions, relative to ``g.base``-shifted arrays)."""
+    tab = _table_core(g.family, *_gathered(g, fits, geo, k0, k1), geo, params)
+    tab.k0 = k0
+    return tab
+
+
+def _gathered(g: _Grid, fits: Fits, geo: _Geometry, k0: int, k1: int):
+    """What :func:`_table_core` reads for change starts ``k0 .. k1 - 1``: positions,
+    values, log denominators, denominators, and the fits' rows (``fits`` passed on)."""
     n = g.base + len(g.y)  # grid positions known: < n
     ks = np.arange(k0, k1)
     s = ks[:, None] + np.arange(geo.M)[None, :]
@@ -203,9 +211,7 @@ def _table(g: _Grid, fits: Fits, geo: _Geometry, params: DetectionParams, k0: in
     off = np.where(inside, g.off[si], 0.0)
     den = None if g.den is None else np.where(inside, g.den[si], np.nan)
     frow, have = _fit_rows_of(fits, geo.lay.refit_point(ks))
-    tab = _table_core(g.family, s, y, off, den, fits, frow, have, geo, params)
-    tab.k0 = k0
-    return tab
+    return s, y, off, den, fits, frow, have
 
 
 def _find(keys: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -597,6 +603,7 @@ class _Prep:
     pos: np.ndarray
     g: _Grid
     geo: _Geometry
+    rps: np.ndarray | None = None  # refit points to fit (set by replay_many)
 
     @classmethod
     def of(cls, series: Series, params: DetectionParams) -> _Prep:
@@ -671,83 +678,87 @@ def replay_many(
     items: Iterable[tuple[Series, DetectionParams]], *, with_state: bool = False,
 ) -> Iterator[Any]:
     """:func:`replay` (with ``with_state``: :func:`replay_with_state`) of each
-    ``(series, params)``, in order, with the baseline fits of many series made
-    together: their windows are sorted by the columns they use and fitted
+    ``(series, params)``, in order, with the baseline fits and GLR tables of many
+    series made together: the windows are sorted by the columns they use and fitted
     :data:`~detectors.baseline.CHUNK` at a time (one call's cost is mostly per window,
-    and a window is as wide as the history before it). The results equal the one-series
-    functions': a fit's arithmetic depends on its own window only. ``items`` is read
-    lazily, about :data:`MANY_ROWS` windows' worth of series at a time."""
-    todo: list[tuple[Series, DetectionParams, Any]] = []
+    and a window is as wide as the history before it), the tables made
+    :data:`TABLE_ROWS` rows at a time. The results equal the one-series functions':
+    each fit's and each table row's arithmetic depends on its own data only. ``items``
+    is read lazily, about :data:`MANY_ROWS` windows' worth of series at a time."""
+    todo: list[tuple[Series, DetectionParams, _Prep | None]] = []
     rows = 0
     for series, params in items:
-        plan = _fit_plan(series, params, with_state)
-        todo.append((series, params, plan))
-        rows += 0 if plan is None else len(plan[2])
+        prep = _planned(series, params, with_state)
+        todo.append((series, params, prep))
+        rows += 0 if prep is None else len(prep.rps)
         if rows >= MANY_ROWS:
             yield from _replay_planned(todo, with_state)
             todo, rows = [], 0
     yield from _replay_planned(todo, with_state)
 
 
-def _fit_plan(series: Series, params: DetectionParams, with_state: bool):
-    """``(prep, layout, refit points, family, y, offset)`` of a series to replay (None:
-    nothing to fit); with the state, its fits made ahead of time (:func:`_ahead`) too."""
+def _planned(series: Series, params: DetectionParams, with_state: bool) -> _Prep | None:
+    """A series laid out for :func:`replay_many`, with the refit points to fit (with the
+    state, the fits it makes ahead of time, :func:`_ahead`, too); None: nothing to fit."""
     if is_score(series.metric) or not series.periods:
         return None
     prep = _Prep.of(series, params)
-    g, lay = prep.g, prep.geo.lay
-    n = len(g.y)
-    rps = np.arange(0, n, lay.refit)
+    lay, n = prep.geo.lay, len(prep.g.y)
+    prep.rps = np.arange(0, n, lay.refit)
     if with_state:
         phase = _phase(_key_of(series))
         ahead = sorted({r for p in range(max(0, n - lay.guard), n)
                         if (r := _ahead(p, lay, phase)) >= n})
-        rps = np.concatenate([rps, np.asarray(ahead, dtype=np.int64)])
-    return prep, lay, rps, g.family, g.y, g.off
+        prep.rps = np.concatenate([prep.rps, np.asarray(ahead, dtype=np.int64)])
+    return prep
 
 
 def _replay_planned(todo: list, with_state: bool) -> Iterator[Any]:
     groups: dict[Any, list[int]] = {}
-    prints: dict[int, str] = {}  # equal params (not only the same object) share the fits
-    for i, (_, params, plan) in enumerate(todo):
-        if plan is not None and len(plan[2]):
+    prints: dict[int, str] = {}  # equal params (not only the same object) share the calls
+    for i, (_, params, prep) in enumerate(todo):
+        if prep is not None:
             fp = prints.get(id(params))
             if fp is None:
                 fp = prints[id(params)] = params_fingerprint(params)
-            groups.setdefault((plan[1], plan[3], fp), []).append(i)
+            groups.setdefault((prep.geo.lay, prep.g.family, fp), []).append(i)
     fits: dict[int, Fits] = {}
     tabs: dict[int, _Table] = {}
-    for (lay, family, _), members in groups.items():
+    for members in groups.values():
         params = todo[members[0]][1]
-        idx = np.concatenate([window_positions(todo[i][2][2], lay) for i in members])
-        owner = np.repeat(np.arange(len(members)), [len(todo[i][2][2]) for i in members])
-        valid = idx >= 0
-        yw = np.empty(idx.shape)
-        offw = np.empty(idx.shape)
-        for j, i in enumerate(members):
-            sel = owner == j
-            safe = np.where(valid[sel], idx[sel], 0)
-            yw[sel] = todo[i][2][4][safe]
-            offw[sel] = todo[i][2][5][safe]
-        M = valid & np.isfinite(yw) & np.isfinite(offw)
-        first = np.where(M.any(1), M.argmax(1), M.shape[1])
-        order = np.argsort(first, kind="stable")  # windows of one width together
-        rp = np.concatenate([todo[i][2][2] for i in members])
-        parts = [
-            fit_windows(rp[o], idx[o], yw[o], offw[o], valid[o], lay, params, family)
-            for o in (order[lo : lo + CHUNK] for lo in range(0, len(order), CHUNK))
-        ]
-        every = Fits.concat(family, parts).take(np.argsort(order, kind="stable"))
-        for j, i in enumerate(members):
-            fits[i] = every.take(np.flatnonzero(owner == j))
+        preps = [todo[i][2] for i in members]
+        fits.update(zip(members, _fits_of(preps, params), strict=True))
         for has_den in (False, True):
-            same = [i for i in members if (todo[i][2][0].g.den is not None) == has_den]
-            tabs.update(_tables_of(same, [todo[i][2][0] for i in same], fits, params))
-    for i, (series, params, plan) in enumerate(todo):
-        prep = None if plan is None else plan[0]
-        out = _replay(series, params, with_state=with_state, fits=fits.get(i), prep=prep,
-                      tab=tabs.pop(i, None))
+            same = [i for i in members if (todo[i][2].g.den is not None) == has_den]
+            tabs.update(_tables_of(same, [todo[i][2] for i in same], fits, params))
+    for i, (series, params, prep) in enumerate(todo):
+        out = _replay(series, params, with_state=with_state, fits=fits.pop(i, None),
+                      prep=prep, tab=tabs.pop(i, None))
         yield out if with_state else out[0]
+
+
+def _fits_of(preps: list[_Prep], params: DetectionParams) -> list[Fits]:
+    """The fits at each series' refit points (``prep.rps``; one layout and family)."""
+    lay, family = preps[0].geo.lay, preps[0].g.family
+    idx = np.concatenate([window_positions(p.rps, lay) for p in preps])
+    valid = idx >= 0
+    ends = np.cumsum([len(p.rps) for p in preps])
+    yw, offw = np.empty(idx.shape), np.empty(idx.shape)
+    for p, hi in zip(preps, ends.tolist(), strict=True):
+        lo = hi - len(p.rps)
+        safe = np.where(valid[lo:hi], idx[lo:hi], 0)
+        yw[lo:hi], offw[lo:hi] = p.g.y[safe], p.g.off[safe]
+    M = valid & np.isfinite(yw) & np.isfinite(offw)
+    first = np.where(M.any(1), M.argmax(1), M.shape[1])
+    order = np.argsort(first, kind="stable")  # windows of one width together
+    rp = np.concatenate([p.rps for p in preps])
+    parts = [
+        fit_windows(rp[o], idx[o], yw[o], offw[o], valid[o], lay, params, family)
+        for o in (order[lo : lo + CHUNK] for lo in range(0, len(order), CHUNK))
+    ]
+    every = Fits.concat(family, parts).take(np.argsort(order, kind="stable"))
+    return [every.take(np.arange(hi - len(p.rps), hi)) for p, hi in zip(preps, ends,
+                                                                        strict=True)]
 
 
 #: GLR table rows computed at once by :func:`replay_many` (each ``M`` floats wide).
@@ -768,22 +779,15 @@ def _tables_of(members: list[int], preps: list[_Prep], fits: dict[int, Fits],
             hi += 1
         parts, base = [], 0
         for i, prep in zip(members[lo:hi], preps[lo:hi], strict=True):
-            g, geo, f = prep.g, prep.geo, fits[i]
-            n = len(g.y)
-            ks = np.arange(n)
-            s = ks[:, None] + np.arange(geo.M)[None, :]
-            inside = s < n
-            si = np.where(inside, s, 0)
-            frow, have = _fit_rows_of(f, geo.lay.refit_point(ks))
-            parts.append((s, np.where(inside, g.y[si], np.nan),
-                          np.where(inside, g.off[si], 0.0),
-                          None if g.den is None else np.where(inside, g.den[si], np.nan),
-                          frow + base, have))
-            base += len(f.pos)
-        cat = [np.concatenate(c) if c[0] is not None else None for c in zip(*parts)]
+            s, y, off, den, _, frow, have = _gathered(prep.g, fits[i], prep.geo, 0,
+                                                      len(prep.g.y))
+            parts.append((s, y, off, den, frow + base, have))
+            base += len(fits[i].pos)
+        s, y, off, den, frow, have = (np.concatenate(c) if c[0] is not None else None
+                                      for c in zip(*parts))
         every = Fits.concat(preps[lo].g.family, [fits[i] for i in members[lo:hi]])
-        tab = _table_core(preps[lo].g.family, cat[0], cat[1], cat[2], cat[3], every, cat[4],
-                          cat[5], preps[lo].geo, params)
+        tab = _table_core(preps[lo].g.family, s, y, off, den, every, frow, have,
+                          preps[lo].geo, params)
         at = 0
         for i, prep in zip(members[lo:hi], preps[lo:hi], strict=True):
             out[i] = tab.rows(at, at + len(prep.g.y))
