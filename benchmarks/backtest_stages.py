@@ -14,8 +14,13 @@ then measures
 
 The command's output is checked equal to the alerts computed here stage by stage.
 
+With ``--as-of`` the file holds the first 16 series only, with an ``as_of`` column: each row
+published a week after its period, 5 % of them revised (value + 3) three weeks later;
+the replay stage is then :func:`warnd.backtest.replay_as_arrived` for those series.
+
     python -m benchmarks.backtest_stages                  # seeds 7 and 8, each run twice
     python -m benchmarks.backtest_stages --seeds 7 --runs 3
+    python -m benchmarks.backtest_stages --as-of --seeds 7
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -37,17 +43,25 @@ from benchmarks.detection import EVENTS, LEVELS, PERIODS, simulate
 COMMAND = "import sys; from warnd.cli import main; raise SystemExit(main(sys.argv[1:]))"
 
 
-def write_csv(path: Path, seed: int, n_series: int = 256) -> None:
+def write_csv(path: Path, seed: int, n_series: int = 256, as_of: bool = False) -> None:
     rng = np.random.default_rng(seed)
+    revise = np.random.default_rng(seed + 1000)
+    n_series = 16 if as_of else n_series
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["date", "substance", "source", "value"])
+        w.writerow(["date", "substance", "source", "value"] + (["as_of"] if as_of else []))
         for i in range(n_series):
             event, size = EVENTS[i % len(EVENTS)]
             y = simulate(rng, LEVELS[i % len(LEVELS)], 0.4 * (i % 2), 0.1 * (i // 2 % 2),
                          1.0 + (i // 4 % 2), event, size, int(rng.integers(164, 235)))
             for p, v in zip(PERIODS, y, strict=True):
-                w.writerow([p.isoformat(), f"s{i // 8}", f"src{i % 8}", int(v)])
+                row = [p.isoformat(), f"s{i // 8}", f"src{i % 8}", int(v)]
+                if not as_of:
+                    w.writerow(row)
+                    continue
+                w.writerow([*row, (p + timedelta(weeks=1)).isoformat()])
+                if revise.random() < 0.05:
+                    w.writerow([*row[:3], int(v) + 3, (p + timedelta(weeks=4)).isoformat()])
 
 
 def command_seconds(path: Path, cwd: Path) -> tuple[float, str]:
@@ -70,15 +84,18 @@ def stages(path: Path) -> tuple[dict[str, float], list[dict]]:
         backtest_series,
         format_backtest_table,
         read_versions,
+        replay_as_arrived,
     )
 
     t = {}
     c = time.process_time()
-    series, _versions = read_versions(path)
+    series, versions = read_versions(path)
     t["read CSV"] = time.process_time() - c
     c = time.process_time()
     runs = [(s, _default_params(s.substance, s.source)) for s in series]
-    found = list(replay_many(runs))
+    plain = replay_many([(s, p) for s, p in runs if s.key not in versions])
+    found = [replay_as_arrived(s, versions[s.key], p) if s.key in versions else next(plain)
+             for s, p in runs]
     t["replay (detectors)"] = time.process_time() - c
     c = time.process_time()
     agree = _agreement(list(zip(series, found, strict=True)))
@@ -100,12 +117,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[7, 8])
     ap.add_argument("--runs", type=int, default=2, help="runs of the whole command per seed")
+    ap.add_argument("--as-of", action="store_true",
+                    help="16 series published a week late, 5 %% of the rows revised")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)  # no config.toml here: the default detection settings
         for seed in args.seeds:
             path = tmp / f"obs{seed}.csv"
-            write_csv(path, seed)
+            write_csv(path, seed, as_of=args.as_of)
             whole = []
             for _ in range(args.runs):
                 secs, out = command_seconds(path, tmp)

@@ -498,32 +498,68 @@ def replay_as_arrived(
     is judged on the data known then — the periods arrived by that day, each at its
     latest version by that day — so a value later revised is judged as first published,
     and a revision counts from the next period judged after it arrived.
+
+    A period's findings depend only on the data up to it (:func:`detectors.engine.replay`),
+    so one replay serves every period whose earlier data is still the same when a later
+    one arrives: the series is replayed once per run of arrivals that revises nothing
+    before them (once in all when nothing is revised and nothing arrives late).
     """
-    arrive = {p: (versions[p][0][0] if p in versions else p) for p in series.periods}
-    cache: dict[date, tuple[Series, list[list[Finding]]]] = {}
-    dens = series.denominators
-    out: list[list[Finding]] = []
-    for p in series.periods:
-        a = arrive[p]
-        if a not in cache:
-            idx = [i for i, q in enumerate(series.periods) if arrive[q] <= a]
-            vals, dvals = [], []
-            for i in idx:
-                q = series.periods[i]
-                known = [v for v in versions.get(q, []) if v[0] <= a]
-                if known:
-                    vals.append(known[-1][1])
-                    dvals.append(np.nan if known[-1][2] is None else known[-1][2])
-                else:
-                    vals.append(float(series.values[i]))
-                    dvals.append(np.nan if dens is None else float(dens[i]))
-            snap = replace(series, periods=tuple(series.periods[i] for i in idx),
-                           values=np.array(vals, dtype=float),
-                           denominators=None if dens is None else np.array(dvals))
-            cache[a] = (snap, replay(snap, params))
-        snap, found = cache[a]
-        out.append(found[snap.periods.index(p)])
+    periods = series.periods
+    arrive = [versions[p][0][0] if p in versions else p for p in periods]
+    days = sorted(set(arrive))  # the days something is judged
+    # the earliest period each judging day sees changed: arrivals, and revisions made
+    # since the day before it
+    changed: dict[date, int] = {}
+    for i, p in enumerate(periods):
+        for as_of in [arrive[i], *(v[0] for v in versions.get(p, [])[1:])]:
+            k = bisect.bisect_left(days, as_of)
+            if k < len(days):
+                changed[days[k]] = min(changed.get(days[k], i), i)
+    arriving: dict[date, list[int]] = {}
+    for i, a in enumerate(arrive):
+        arriving.setdefault(a, []).append(i)
+    run_days: list[date] = []  # per run: the day its snapshot is taken
+    run_members: list[list[int]] = []  # and the periods judged from it
+    latest = -1  # the latest period of the current run
+    for day in days:
+        if not run_days or changed[day] <= latest:  # a period of the run would see a change
+            run_days.append(day)
+            run_members.append([])
+            latest = -1
+        run_days[-1] = day
+        run_members[-1].extend(arriving[day])
+        latest = max(latest, *arriving[day])
+    out: list[list[Finding]] = [[] for _ in periods]
+    for day, members in zip(run_days, run_members, strict=True):
+        snap = _known_at(series, versions, arrive, day)
+        found = replay(snap, params)
+        where = {q: j for j, q in enumerate(snap.periods)}
+        for i in members:
+            out[i] = found[where[periods[i]]]
     return out
+
+
+def _known_at(
+    series: Series, versions: dict[date, list[tuple[date, float, float | None]]],
+    arrive: list[date], day: date,
+) -> Series:
+    """The series as known on ``day``: the periods arrived by then, each at its latest
+    version by then."""
+    dens = series.denominators
+    idx = [i for i, a in enumerate(arrive) if a <= day]
+    vals, dvals = [], []
+    for i in idx:
+        q = series.periods[i]
+        known = [v for v in versions.get(q, []) if v[0] <= day]
+        if known:
+            vals.append(known[-1][1])
+            dvals.append(np.nan if known[-1][2] is None else known[-1][2])
+        else:
+            vals.append(float(series.values[i]))
+            dvals.append(np.nan if dens is None else float(dens[i]))
+    return replace(series, periods=tuple(series.periods[i] for i in idx),
+                   values=np.array(vals, dtype=float),
+                   denominators=None if dens is None else np.array(dvals))
 
 
 def run_changepoints(path: Path | str, params_for: ParamsFor | None = None) -> list[dict[str, Any]]:
