@@ -46,6 +46,7 @@ baseline yet, has no findings. A series with metric ``"score"`` or
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -860,7 +861,10 @@ class NeedsReplay(Exception):
     series instead."""
 
 
+@functools.lru_cache(maxsize=1024)
 def params_fingerprint(params: DetectionParams) -> str:
+    """A short digest of every parameter's value (params are frozen, so equal params,
+    whichever object holds them, are looked up once)."""
     return hashlib.sha256(params.model_dump_json().encode()).hexdigest()[:16]
 
 
