@@ -298,10 +298,12 @@ def _as_arrived_by_definition(series, versions, params):
         for j in idx:
             known = [v for v in versions.get(series.periods[j], []) if v[0] <= a]
             vals.append(known[-1][1] if known else float(series.values[j]))
-            d = known[-1][2] if known else float(series.denominators[j])
-            dens.append(np.nan if d is None else d)
+            if series.denominators is not None:
+                d = known[-1][2] if known else float(series.denominators[j])
+                dens.append(np.nan if d is None else d)
         snap = dc_replace(series, periods=tuple(series.periods[j] for j in idx),
-                          values=np.array(vals, dtype=float), denominators=np.array(dens))
+                          values=np.array(vals, dtype=float),
+                          denominators=None if series.denominators is None else np.array(dens))
         out.append(replay(snap, params)[snap.periods.index(p)])
     return out
 
@@ -334,3 +336,39 @@ def test_as_arrived_replays_once_per_run_of_arrivals_with_the_same_findings(tmp_
     got = replay_as_arrived(s, versions[s.key], params)
     assert got == _as_arrived_by_definition(s, versions[s.key], params)
     assert any(got), "the data must give findings to compare"
+
+
+def test_series_with_and_without_versions_replayed_in_one_batch(tmp_path):
+    """A file mixing series with versions and without: each series' alerts equal those
+    from its own findings (replayed alone, or judged period by period as it arrived)."""
+    from detectors.engine import replay
+    from warnd.backtest import _agreement, backtest_series, read_versions
+
+    rng = np.random.default_rng(4)
+    n = 80
+    lines = ["date,substance,source,value,as_of"]
+    for i in range(n):
+        d = START + timedelta(weeks=i)
+        for src, mu in (("lab", 8.0), ("customs", 20.0), ("police", 5.0)):
+            v = rng.poisson(mu * (3 if i >= 60 else 1))
+            if src == "customs":
+                lines.append(f"{d},k,{src},{v},")
+                continue
+            late = 3 if src == "police" and i % 11 == 0 else 1
+            lines.append(f"{d},k,{src},{v * (5 if i % 13 == 0 else 1)},{d + timedelta(weeks=late)}")
+            if i % 13 == 0:
+                lines.append(f"{d},k,{src},{v},{d + timedelta(weeks=late + 2)}")
+    path = tmp_path / "obs.csv"
+    path.write_text("\n".join(lines) + "\n")
+    series, versions = read_versions(path)
+    assert sorted(versions) == ["lab:k", "police:k"]
+    params = DetectionParams()
+    found = [(s, _as_arrived_by_definition(s, versions[s.key], params) if s.key in versions
+              else replay(s, params)) for s in series]
+    agree = _agreement(found)
+    want = [a for s, f in found for a in backtest_series(s, params, findings=f,
+                                                          agreeing=agree[s.substance])]
+    want.sort(key=lambda a: (a["fired_at"], a["substance"], a["source"], a["region"], a["kind"]))
+    got = run_backtest(path)
+    assert got == want
+    assert {a["source"] for a in got} == {"lab", "customs", "police"}

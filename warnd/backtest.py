@@ -20,7 +20,7 @@ import bisect
 import csv
 import math
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from functools import cache
 from datetime import date
@@ -476,10 +476,19 @@ def run_backtest(path: Path | str, params_for: ParamsFor | None = None) -> list[
     params_for = params_for or _default_params
     series, versions = read_versions(path)
     params = [params_for(s.substance, s.source) for s in series]
-    plain = replay_many([(s, p) for s, p in zip(series, params, strict=True)
-                         if s.key not in versions])
-    runs = [(s, p, replay_as_arrived(s, versions[s.key], p) if s.key in versions
-             else next(plain)) for s, p in zip(series, params, strict=True)]
+    plans = {s.key: _ArrivalPlan(s, versions[s.key]) for s in series if s.key in versions}
+
+    def items() -> Iterator[tuple[Series, DetectionParams]]:
+        for s, p in zip(series, params, strict=True):
+            if s.key in plans:
+                yield from plans[s.key].items(p)
+            else:
+                yield s, p
+
+    # one batch for all: whole series, and the snapshots of those with versions
+    found = replay_many(items())
+    runs = [(s, p, plans[s.key].findings(found) if s.key in plans else next(found))
+            for s, p in zip(series, params, strict=True)]
     agree = _agreement([(s, f) for s, _, f in runs])
     alerts: list[dict[str, Any]] = []
     for s, p, found in runs:
@@ -504,39 +513,58 @@ def replay_as_arrived(
     one arrives: the series is replayed once per run of arrivals that revises nothing
     before them (once in all when nothing is revised and nothing arrives late).
     """
-    periods = series.periods
-    arrive = [versions[p][0][0] if p in versions else p for p in periods]
-    days = sorted(set(arrive))  # the days something is judged
-    # the earliest period each judging day sees changed: arrivals, and revisions made
-    # since the day before it
-    changed: dict[date, int] = {}
-    for i, p in enumerate(periods):
-        for as_of in [arrive[i], *(v[0] for v in versions.get(p, [])[1:])]:
-            k = bisect.bisect_left(days, as_of)
-            if k < len(days):
-                changed[days[k]] = min(changed.get(days[k], i), i)
-    arriving: dict[date, list[int]] = {}
-    for i, a in enumerate(arrive):
-        arriving.setdefault(a, []).append(i)
-    run_days: list[date] = []  # per run: the day its snapshot is taken
-    run_members: list[list[int]] = []  # and the periods judged from it
-    latest = -1  # the latest period of the current run
-    for day in days:
-        if not run_days or changed[day] <= latest:  # a period of the run would see a change
-            run_days.append(day)
-            run_members.append([])
-            latest = -1
-        run_days[-1] = day
-        run_members[-1].extend(arriving[day])
-        latest = max(latest, *arriving[day])
-    out: list[list[Finding]] = [[] for _ in periods]
-    for day, members in zip(run_days, run_members, strict=True):
-        snap = _known_at(series, versions, arrive, day)
-        found = replay(snap, params)
-        where = {q: j for j, q in enumerate(snap.periods)}
-        for i in members:
-            out[i] = found[where[periods[i]]]
-    return out
+    plan = _ArrivalPlan(series, versions)
+    return plan.findings(replay_many(plan.items(params)))
+
+
+class _ArrivalPlan:
+    """The runs of arrivals of a series with versions (see :func:`replay_as_arrived`):
+    the snapshots to replay, and which periods each one judges."""
+
+    def __init__(
+        self, series: Series, versions: dict[date, list[tuple[date, float, float | None]]]
+    ) -> None:
+        self.series, self.versions = series, versions
+        periods = series.periods
+        self.arrive = arrive = [versions[p][0][0] if p in versions else p for p in periods]
+        days = sorted(set(arrive))  # the days something is judged
+        # the earliest period each judging day sees changed: arrivals, and revisions
+        # made since the day before it
+        changed: dict[date, int] = {}
+        for i, p in enumerate(periods):
+            for as_of in [arrive[i], *(v[0] for v in versions.get(p, [])[1:])]:
+                k = bisect.bisect_left(days, as_of)
+                if k < len(days):
+                    changed[days[k]] = min(changed.get(days[k], i), i)
+        arriving: dict[date, list[int]] = {}
+        for i, a in enumerate(arrive):
+            arriving.setdefault(a, []).append(i)
+        self.days: list[date] = []  # per run: the day its snapshot is taken
+        self.members: list[list[int]] = []  # and the periods judged from it
+        latest = -1  # the latest period of the current run
+        for day in days:
+            if not self.days or changed[day] <= latest:  # a period of the run would see a change
+                self.days.append(day)
+                self.members.append([])
+                latest = -1
+            self.days[-1] = day
+            self.members[-1].extend(arriving[day])
+            latest = max(latest, *arriving[day])
+
+    def items(self, params: DetectionParams) -> Iterator[tuple[Series, DetectionParams]]:
+        """The snapshots to replay, in order, made as they are asked for."""
+        for day in self.days:
+            yield _known_at(self.series, self.versions, self.arrive, day), params
+
+    def findings(self, replays: Iterator[list[list[Finding]]]) -> list[list[Finding]]:
+        """Each period's findings, from the next replays of :meth:`items`' snapshots."""
+        out: list[list[Finding]] = [[] for _ in self.series.periods]
+        for day, members in zip(self.days, self.members, strict=True):
+            found = next(replays)
+            at = {i: j for j, i in enumerate(i for i, a in enumerate(self.arrive) if a <= day)}
+            for i in members:
+                out[i] = found[at[i]]
+        return out
 
 
 def _known_at(
