@@ -8,7 +8,7 @@ then measures
   CSV, detection and JSON output included;
 * in this process, CPU seconds of each stage: reading the CSV
   (:func:`warnd.backtest.read_versions`), the detectors' replay of every series
-  (:func:`detectors.engine.replay_many`, as the command does), the
+  (:func:`warnd.backtest.replay_all`, as the command does), the
   cross-source agreement and the episode rules (:func:`warnd.backtest.backtest_series`),
   and writing the JSON and the table.
 
@@ -16,7 +16,8 @@ The command's output is checked equal to the alerts computed here stage by stage
 
 With ``--as-of`` the file holds the first 16 series only, with an ``as_of`` column: each row
 published a week after its period, 5 % of them revised (value + 3) three weeks later;
-the replay stage is then :func:`warnd.backtest.replay_as_arrived` for those series.
+the replay stage then replays each series once per run of arrivals (see
+:func:`warnd.backtest.replay_as_arrived`).
 
     python -m benchmarks.backtest_stages                  # seeds 7 and 8, each run twice
     python -m benchmarks.backtest_stages --seeds 7 --runs 3
@@ -77,14 +78,13 @@ def command_seconds(path: Path, cwd: Path) -> tuple[float, str]:
 
 def stages(path: Path) -> tuple[dict[str, float], list[dict]]:
     """CPU seconds of each stage in this process, and the alerts."""
-    from detectors.engine import replay_many
     from warnd.backtest import (
         _agreement,
         _default_params,
         backtest_series,
         format_backtest_table,
         read_versions,
-        replay_as_arrived,
+        replay_all,
     )
 
     t = {}
@@ -92,10 +92,9 @@ def stages(path: Path) -> tuple[dict[str, float], list[dict]]:
     series, versions = read_versions(path)
     t["read CSV"] = time.process_time() - c
     c = time.process_time()
-    runs = [(s, _default_params(s.substance, s.source)) for s in series]
-    plain = replay_many([(s, p) for s, p in runs if s.key not in versions])
-    found = [replay_as_arrived(s, versions[s.key], p) if s.key in versions else next(plain)
-             for s, p in runs]
+    params = [_default_params(s.substance, s.source) for s in series]
+    runs = list(zip(series, params, strict=True))
+    found = replay_all(series, versions, params)
     t["replay (detectors)"] = time.process_time() - c
     c = time.process_time()
     agree = _agreement(list(zip(series, found, strict=True)))

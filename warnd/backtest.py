@@ -476,6 +476,21 @@ def run_backtest(path: Path | str, params_for: ParamsFor | None = None) -> list[
     params_for = params_for or _default_params
     series, versions = read_versions(path)
     params = [params_for(s.substance, s.source) for s in series]
+    runs = list(zip(series, params, replay_all(series, versions, params), strict=True))
+    agree = _agreement([(s, f) for s, _, f in runs])
+    alerts: list[dict[str, Any]] = []
+    for s, p, found in runs:
+        alerts.extend(backtest_series(s, p, findings=found, agreeing=agree[s.substance]))
+    alerts.sort(key=lambda a: (a["fired_at"], a["substance"], a["source"], a["region"], a["kind"]))
+    return alerts
+
+
+def replay_all(
+    series: list[Series], versions: Versions, params: list[DetectionParams]
+) -> list[list[list[Finding]]]:
+    """The findings per period of each series: :func:`detectors.engine.replay`, or for a
+    series with versions :func:`replay_as_arrived` — all in one
+    :func:`~detectors.engine.replay_many` batch (the snapshots made as it reaches them)."""
     plans = {s.key: _ArrivalPlan(s, versions[s.key]) for s in series if s.key in versions}
 
     def items() -> Iterator[tuple[Series, DetectionParams]]:
@@ -485,16 +500,8 @@ def run_backtest(path: Path | str, params_for: ParamsFor | None = None) -> list[
             else:
                 yield s, p
 
-    # one batch for all: whole series, and the snapshots of those with versions
     found = replay_many(items())
-    runs = [(s, p, plans[s.key].findings(found) if s.key in plans else next(found))
-            for s, p in zip(series, params, strict=True)]
-    agree = _agreement([(s, f) for s, _, f in runs])
-    alerts: list[dict[str, Any]] = []
-    for s, p, found in runs:
-        alerts.extend(backtest_series(s, p, findings=found, agreeing=agree[s.substance]))
-    alerts.sort(key=lambda a: (a["fired_at"], a["substance"], a["source"], a["region"], a["kind"]))
-    return alerts
+    return [plans[s.key].findings(found) if s.key in plans else next(found) for s in series]
 
 
 def replay_as_arrived(
