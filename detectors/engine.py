@@ -181,11 +181,6 @@ class _Table:
     after: np.ndarray  # (K,) observed value at k in the series' units
     z: np.ndarray  # (K,) residual z at k
 
-    def rows(self, lo: int, hi: int) -> _Table:
-        """Rows ``lo .. hi - 1`` (views), as a table whose row 0 is grid position 0."""
-        return _Table(0, *(v[lo:hi] if isinstance(v, np.ndarray) else v
-                           for v in (getattr(self, f.name) for f in fields(self)[1:])))
-
 
 def _lr_counts(Y, E, phi_eff):
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -791,7 +786,7 @@ def _tables_of(members: list[int], preps: list[_Prep], fits: dict[int, Fits],
                           preps[lo].geo, params)
         at = 0
         for i, prep in zip(members[lo:hi], preps[lo:hi], strict=True):
-            out[i] = tab.rows(at, at + len(prep.g.y))
+            out[i] = _rows(tab, at, at + len(prep.g.y), 0)
             at += len(prep.g.y)
         lo = hi
     return out
