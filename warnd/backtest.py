@@ -208,49 +208,36 @@ def _row_parser(header: list[str]) -> Callable[[list[str]], Record]:
         rec = _parse_row(as_dict(row))
         return tuple(rec[f] for f in _FIELDS)  # type: ignore[return-value]
 
+    def day_of(raw: str) -> date:
+        return date.fromisoformat(raw.strip())
+
+    def value_of(raw: str) -> float:
+        text = raw.strip()
+        value = 0.5 if text.replace(" ", "") == "<1" else float(text)
+        if not isfinite(value):
+            raise ValueError
+        return value
+
+    def den_of(raw: str) -> float | None:
+        den = None if raw.strip() == "" else float(raw)
+        if den is not None and not (isfinite(den) and den >= 0):
+            raise ValueError
+        return den
+
     def parse(row: list[str]) -> Record:
         if len(row) != width:
             return slow(row)
         try:  # a ValueError here sends the row to the careful path
-            raw = row[i_date]
-            day = days.get(raw)
-            if day is None:
-                day = date.fromisoformat(raw.strip())
-                if len(days) < _MEMO:
-                    days[raw] = day
+            day = _memo(days, row[i_date], day_of)
             substance = row[i_sub].strip()
             source = row[i_src].strip()
             if not substance or not source:
                 raise ValueError
-            raw = row[i_val]
-            value = values.get(raw)
-            if value is None:
-                text = raw.strip()
-                value = 0.5 if text.replace(" ", "") == "<1" else float(text)
-                if not isfinite(value):
-                    raise ValueError
-                if len(values) < _MEMO:
-                    values[raw] = value
-            den = None
-            if i_den is not None:
-                raw = row[i_den]
-                if raw in dens:
-                    den = dens[raw]
-                else:
-                    den = None if raw.strip() == "" else float(raw)
-                    if den is not None and not (isfinite(den) and den >= 0):
-                        raise ValueError
-                    if len(dens) < _MEMO:
-                        dens[raw] = den
+            value = _memo(values, row[i_val], value_of)
+            den = None if i_den is None else _memo(dens, row[i_den], den_of)
             as_of = None
-            if i_as_of is not None:
-                raw = row[i_as_of]
-                if raw.strip():
-                    as_of = days.get(raw)
-                    if as_of is None:
-                        as_of = date.fromisoformat(raw.strip())
-                        if len(days) < _MEMO:
-                            days[raw] = as_of
+            if i_as_of is not None and row[i_as_of].strip():
+                as_of = _memo(days, row[i_as_of], day_of)
         except ValueError:
             return slow(row)
         return (
@@ -266,6 +253,20 @@ def _row_parser(header: list[str]) -> Callable[[list[str]], Record]:
         )
 
     return parse
+
+
+_UNSEEN = object()
+
+
+def _memo(seen: dict[str, Any], raw: str, parse: Callable[[str], Any]) -> Any:
+    """``parse(raw)``, looked up in ``seen`` first (and kept there while it holds fewer
+    than ``_MEMO`` texts); ``parse``'s ``ValueError`` passes through."""
+    got = seen.get(raw, _UNSEEN)
+    if got is _UNSEEN:
+        got = parse(raw)
+        if len(seen) < _MEMO:
+            seen[raw] = got
+    return got
 
 
 def _parse_row(row: dict[str, str | None]) -> dict[str, Any]:
