@@ -9,6 +9,7 @@ findings from that week on be stored again.
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, date, datetime, timedelta
 
@@ -236,5 +237,66 @@ def test_a_damaged_state_is_replayed_and_the_others_go_on(tmp_path, replays, cap
             assert date.fromisoformat(state["last_period"]) == START + timedelta(weeks=WEEKS - 1)
             assert "run" in state
             assert _same(_stored(store, sub), _expected(store, cfg, sub))
+    finally:
+        store.close()
+
+
+def test_a_first_cycle_replays_many_series_a_batch_at_a_time(tmp_path, monkeypatch):
+    """A first cycle replays a substance's series together (``replay_many``), loading
+    them from the store only as the batch reaches them: with batches of about two
+    series, never more than a batch is loaded and not yet judged. Each series gets the
+    state and the findings a replay of it alone gives."""
+    import random
+
+    from detectors import engine
+    from tests.service_kit import write_service_config
+    from tests.test_service import source
+
+    rnd = random.Random(4)
+    regions = [f"r{i:02d}" for i in range(12)]
+    rows = ["period,substance,region,value"]
+    for w in range(60):
+        day = (date(2024, 1, 1) + timedelta(weeks=w)).isoformat()
+        rows += [f"{day},ketamin,{r},{rnd.randint(8, 14) * (3 if w >= 50 and i % 4 == 0 else 1)}"
+                 for i, r in enumerate(regions)]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "tab.csv").write_text("\n".join(rows) + "\n")
+    cfg = load_config(write_service_config(
+        tmp_path / "config.toml",
+        sources=source("tab", "data") + 'columns = { region = "region" }\n'))
+    monkeypatch.chdir(tmp_path)
+    loaded, judged, most = [], [], [0]
+    real_load, real_replay = Store.load_series, engine._replay
+
+    def load(self, *a, **kw):
+        loaded.append(a)
+        most[0] = max(most[0], len(loaded) - len(judged))
+        return real_load(self, *a, **kw)
+
+    def replaying(series, params, with_state, *a, **kw):
+        judged.append(series.region)
+        return real_replay(series, params, with_state, *a, **kw)
+
+    with monkeypatch.context() as m:
+        m.setattr(engine, "MANY_ROWS", 20)  # 60 weeks: 15-16 windows a series
+        m.setattr(Store, "load_series", load)
+        m.setattr(engine, "_replay", replaying)
+        Pipeline(cfg, clock=lambda: datetime(2025, 3, 1, tzinfo=UTC)).run_once()
+    assert sorted(judged) == regions and len(loaded) == len(regions)
+    assert most[0] == 2
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        params = cfg.detection_params("ketamin", "tab")
+        keys = set()
+        for r in regions:
+            series = store.load_series("tab", "ketamin", r, "count", dimension="use")
+            found, state = engine.replay_with_state(series, params)
+            keys |= {f.key for per in found for f in per}
+            key = ("tab", "ketamin", r, "count")
+            assert store.detector_state(key) == json.loads(json.dumps(state.to_dict())), r
+        rows = store.q("SELECT key, region FROM findings WHERE substance='ketamin'")
+        assert {row["key"] for row in rows} == keys
+        assert {row["region"] for row in rows} >= {r for i, r in enumerate(regions)
+                                                   if i % 4 == 0}
     finally:
         store.close()
