@@ -123,9 +123,11 @@ def cycle(pipeline: Any, names: list[str], *, detect: bool = True) -> dict[str, 
 def phase(args: argparse.Namespace) -> dict[str, Any]:
     """One phase in this process (its peak RSS is its own)."""
     sys.path.insert(0, str(ROOT))
+    from warnd.allocator import keep_freed_blocks
     from warnd.config import load_config
     from warnd.pipeline import Pipeline
 
+    keep_freed_blocks()  # as every warnd command does first
     work = Path(args.work)
     os.chdir(work)
     cfg = load_config(work / "config.toml")

@@ -532,6 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from warnd.allocator import keep_freed_blocks
+
+    keep_freed_blocks()  # the detectors' temporary arrays reused without page faults
     parser = build_parser()
     args = parser.parse_args(argv)
     for name in ("config", "log_level"):
