@@ -44,3 +44,32 @@ def test_a_warnd_command_reuses_freed_array_blocks() -> None:
     # block), so every block's pages (about 950 each) fault in again
     assert plain > 50 * 6 * 900 * 0.5
     assert tuned * 20 < plain, (plain, tuned)
+
+
+RELEASE = """
+import json
+import numpy as np
+from warnd.allocator import keep_freed_blocks, release_freed_blocks
+def rss_kib():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+keep_freed_blocks()
+base = rss_kib()
+block = [np.ones((512, 160, 6)) * k for k in range(6)]  # 23 MB
+del block
+kept = rss_kib()
+release_freed_blocks()
+print(json.dumps([base, kept, rss_kib()]))
+"""
+
+
+def test_what_a_pass_freed_is_given_back_after_it() -> None:
+    """The freed blocks the heap keeps for reuse (up to 32 MiB) are given back when
+    the daemon's detect pass ends, so the idle process does not hold them."""
+    r = subprocess.run([sys.executable, "-c", RELEASE], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    base, kept, released = json.loads(r.stdout)
+    assert kept - base > 15 * 1024  # kept for reuse after the arrays were freed
+    assert released - base < 5 * 1024  # and given back

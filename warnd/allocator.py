@@ -8,7 +8,8 @@ top is given back above twice that), so each new array costs page faults — mea
 at several times the arithmetic it holds. :func:`keep_freed_blocks` asks glibc to
 serve blocks below ``MMAP_THRESHOLD`` from its heap and to give the heap's free top
 back only beyond ``TRIM_THRESHOLD``: freed blocks are reused without faults, and at
-most ``TRIM_THRESHOLD`` of freed memory stays with the process. Elsewhere (another C
+most ``TRIM_THRESHOLD`` of freed memory stays with the process (the daemon gives it
+back after each detect pass, :func:`release_freed_blocks`). Elsewhere (another C
 library) nothing changes.
 """
 
@@ -38,3 +39,17 @@ def keep_freed_blocks() -> bool:
     mallopt.restype = ctypes.c_int
     return (mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
             and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1)
+
+
+def release_freed_blocks() -> None:
+    """Give the freed memory the heap keeps back to the system (``malloc_trim``): for
+    a process that idles between cycles, so what a cycle freed does not stay with
+    it. Nothing elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim.argtypes = [ctypes.c_size_t]
+    trim(0)

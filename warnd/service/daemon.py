@@ -100,9 +100,17 @@ class Daemon:
         with self.pipeline.session() as store:  # one connection for poll and detect
             res = self.pipeline.poll(source_name, store=store)
             if res.series:
-                with self._detect_lock:
-                    self.pipeline.detect(res.series, store=store)
+                self._detect(res.series, store=store)
         self.dispatch_job()
+
+    def _detect(self, *args: Any, **kw: Any) -> None:
+        """A detect pass (one at a time); then what it freed goes back to the system,
+        so the idle daemon does not keep a cycle's arrays."""
+        from warnd.allocator import release_freed_blocks
+
+        with self._detect_lock:
+            self.pipeline.detect(*args, **kw)
+        release_freed_blocks()
 
     def startup_job(self) -> None:
         """First cycle after start: poll every source, then judge once.
@@ -118,15 +126,13 @@ class Daemon:
         names = [s.name for s in self.config.sources if s.enabled]
         with Pool(max_workers=4, thread_name_prefix="startup") as pool:
             results = list(pool.map(self.pipeline.poll, names))
-        with self._detect_lock:
-            self.pipeline.detect()
+        self._detect()
         self.dispatch_job()
         log.info("startup cycle done: %d sources polled, %d failed", len(results),
                  sum(not r.ok for r in results))
 
     def detect_job(self) -> None:
-        with self._detect_lock:
-            self.pipeline.detect()
+        self._detect()
 
     def dispatch_job(self) -> None:
         if not self._dispatch_lock.acquire(blocking=False):
