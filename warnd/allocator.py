@@ -16,7 +16,9 @@ library) nothing changes.
 from __future__ import annotations
 
 import ctypes
+import functools
 import sys
+from typing import Any
 
 #: Blocks smaller than this come from the heap (glibc's default starts at 128 kB).
 MMAP_THRESHOLD = 16 << 20
@@ -27,29 +29,31 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 
 
+@functools.cache
+def _glibc() -> Any:
+    """glibc, or None (another system or C library)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")  # glibc's name on Linux
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    except (OSError, AttributeError):
+        return None  # not glibc
+    return libc
+
+
 def keep_freed_blocks() -> bool:
     """Set the thresholds above; True when glibc took them (False elsewhere)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt  # glibc's name on Linux
-    except (OSError, AttributeError):
-        return False  # not glibc
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return (mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
-            and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1)
+    libc = _glibc()  # mallopt returns 1 when it took the value
+    return libc is not None and (libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+                                 and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1)
 
 
 def release_freed_blocks() -> None:
     """Give the freed memory the heap keeps back to the system (``malloc_trim``): for
     a process that idles between cycles, so what a cycle freed does not stay with
     it. Nothing elsewhere."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        trim = ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return
-    trim.argtypes = [ctypes.c_size_t]
-    trim(0)
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
