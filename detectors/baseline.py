@@ -304,11 +304,19 @@ def window_positions(rp: np.ndarray, lay: Layout) -> np.ndarray:
     return last[:, None] - np.arange(lay.window)[None, ::-1]
 
 
-def _fit_rows(rp, y, offset, lay: Layout, params, family) -> Fits:
+def gathered_windows(rp, y: np.ndarray, offset: np.ndarray, lay: Layout):
+    """What :func:`fit_windows` reads for refit points ``rp`` of one series (``y`` and
+    ``offset`` on its grid): the windows' positions, values, log denominators, and
+    whether each position is in the series."""
     idx = window_positions(rp, lay)
     valid = idx >= 0
     safe = np.where(valid, idx, 0)
-    return fit_windows(rp, idx, y[safe], offset[safe], valid, lay, params, family)
+    return idx, y[safe], offset[safe], valid
+
+
+def _fit_rows(rp, y, offset, lay: Layout, params, family) -> Fits:
+    idx, yw, offw, valid = gathered_windows(rp, y, offset, lay)
+    return fit_windows(rp, idx, yw, offw, valid, lay, params, family)
 
 
 #: Windows are fitted on their used columns only, rounded up to a multiple of this

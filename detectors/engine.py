@@ -50,9 +50,9 @@ import functools
 import hashlib
 import json
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from datetime import date
-from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -67,6 +67,7 @@ from detectors.baseline import (
     empty_fits,
     fit_points,
     fit_windows,
+    gathered_windows,
     predict,
     window_positions,
     window_var,
@@ -710,14 +711,11 @@ def _planned(series: Series, params: DetectionParams, with_state: bool) -> _Prep
 
 
 def _replay_planned(todo: list, with_state: bool) -> Iterator[Any]:
-    groups: dict[Any, list[int]] = {}
-    prints: dict[int, str] = {}  # equal params (not only the same object) share the calls
+    groups: dict[Any, list[int]] = {}  # equal params (not only one object) share the calls
     for i, (_, params, prep) in enumerate(todo):
         if prep is not None:
-            fp = prints.get(id(params))
-            if fp is None:
-                fp = prints[id(params)] = params_fingerprint(params)
-            groups.setdefault((prep.geo.lay, prep.g.family, fp), []).append(i)
+            key = (prep.geo.lay, prep.g.family, params_fingerprint(params))
+            groups.setdefault(key, []).append(i)
     fits: dict[int, Fits] = {}
     tabs: dict[int, _Table] = {}
     for members in groups.values():
@@ -736,14 +734,9 @@ def _replay_planned(todo: list, with_state: bool) -> Iterator[Any]:
 def _fits_of(preps: list[_Prep], params: DetectionParams) -> list[Fits]:
     """The fits at each series' refit points (``prep.rps``; one layout and family)."""
     lay, family = preps[0].geo.lay, preps[0].g.family
-    idx = np.concatenate([window_positions(p.rps, lay) for p in preps])
-    valid = idx >= 0
+    idx, yw, offw, valid = (np.concatenate(c) for c in zip(
+        *(gathered_windows(p.rps, p.g.y, p.g.off, lay) for p in preps)))
     ends = np.cumsum([len(p.rps) for p in preps])
-    yw, offw = np.empty(idx.shape), np.empty(idx.shape)
-    for p, hi in zip(preps, ends.tolist(), strict=True):
-        lo = hi - len(p.rps)
-        safe = np.where(valid[lo:hi], idx[lo:hi], 0)
-        yw[lo:hi], offw[lo:hi] = p.g.y[safe], p.g.off[safe]
     M = valid & np.isfinite(yw) & np.isfinite(offw)
     first = np.where(M.any(1), M.argmax(1), M.shape[1])
     order = np.argsort(first, kind="stable")  # windows of one width together

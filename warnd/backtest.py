@@ -29,7 +29,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from detectors.base import SCALE, Finding, Series
+from detectors.base import SCALE, Finding, Series, replaced
 from detectors.engine import replay, replay_many
 from detectors.episodes import EpisodeTracker
 from detectors.params import DetectionParams
@@ -330,21 +330,6 @@ def _clean(x: float | None) -> float | None:
     return x if math.isfinite(x) else None
 
 
-# A Finding is a plain frozen dataclass: a copy with other evidence can be made without
-# dataclasses.replace's walk over the fields (a tenth of its cost, the same object).
-_PLAIN_FINDING = not hasattr(Finding, "__post_init__") and not hasattr(Finding, "__slots__")
-
-
-def _with_evidence(f: Finding, evidence: dict[str, Any]) -> Finding:
-    if not _PLAIN_FINDING:
-        return replace(f, evidence=evidence)
-    new = object.__new__(Finding)
-    attrs = new.__dict__
-    attrs.update(f.__dict__)
-    attrs["evidence"] = evidence
-    return new
-
-
 def _with_sources(findings: list[Finding], sources: tuple[str, ...], params: DetectionParams):
     """Increase findings carry the agreeing sources; without enough of them they are
     dropped when ``require_corroboration``."""
@@ -354,7 +339,7 @@ def _with_sources(findings: list[Finding], sources: tuple[str, ...], params: Det
             if params.require_corroboration and len(sources) < params.min_sources_for_strong:
                 continue
             ev = {**f.evidence, "n_sources": len(sources), "agreeing_sources": list(sources)}
-            f = _with_evidence(f, ev)
+            f = replaced(f, evidence=ev)
         out.append(f)
     return out
 

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from detectors.base import Finding, series_key
+from detectors.base import Finding, replaced, series_key
 from feeds.base import Observation, SubstanceSpec
 from feeds.registry import FEEDS
 from warnd.alerting import decide, outbox
@@ -303,7 +303,7 @@ class Pipeline:
         dim = src.dimension
         wanted = None if src.substances is None else set(src.substances)
         out = [
-            o if o.dimension else _replace(o, dimension=dim)
+            o if o.dimension else replaced(o, dimension=dim)
             for o in observations
             if wanted is None or o.substance in wanted
         ]
@@ -328,7 +328,7 @@ class Pipeline:
                 continue
             new = {o.period: o.value for o in group}
             scaled = rescale_to_overlap(new, old)
-            out.extend(_replace(o, value=float(scaled.get(o.period, o.value))) for o in group)
+            out.extend(replaced(o, value=float(scaled.get(o.period, o.value))) for o in group)
         return out
 
     def _notice_alerts(self, store: Store, src: Any, items: Iterable[Any], now: datetime) -> None:
@@ -540,7 +540,6 @@ class Pipeline:
         from detectors.engine import NeedsReplay, SeriesState, advance_many, params_fingerprint
 
         ready: dict[str, list[_Advancing]] = {}  # by params: equal params share the calls
-        prints: dict[int, str] = {}
         blobs = store.detector_states([e[0] for e in entries if e[3] is not None], arrays=True)
         usable = []
         for entry in entries:
@@ -562,12 +561,8 @@ class Pipeline:
         tails = store.series_tails((entry[0], state.last_period, entry[1].dimension)
                                    for entry, state in usable)
         for entry, state in usable:
-            params = entry[2]
-            fp = prints.get(id(params))
-            if fp is None:
-                fp = prints[id(params)] = params_fingerprint(params)
-            ready.setdefault(fp, []).append(_Advancing(entry, state, tails[entry[0]],
-                                                       before=state.last_period))
+            ready.setdefault(params_fingerprint(entry[2]), []).append(
+                _Advancing(entry, state, tails[entry[0]], before=state.last_period))
         out = {}
         for group in ready.values():
             params = group[0].entry[2]
@@ -733,14 +728,6 @@ def summarise_batch(
         else:
             out.append((last_of.get(key, f), "resolve"))
     return out
-
-
-def _replace(o: Observation, **kw: Any) -> Observation:
-    # a shallow copy with new field values (the dataclass has no __post_init__):
-    # dataclasses.replace re-runs __init__, a fifth of a history file's poll
-    new = object.__new__(type(o))
-    new.__dict__.update(o.__dict__, **kw)
-    return new
 
 
 def _state_unusable(key: SeriesKey, e: BaseException) -> None:
