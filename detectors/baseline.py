@@ -482,10 +482,10 @@ def predict(fits: Fits, rows: np.ndarray, s: np.ndarray, per_year: float):
     r = rows[..., None] if rows.ndim == np.ndim(s) - 1 else rows
     X = design(s, fits.centre[r], fits.flags[r], per_year)
     eta = (X * fits.beta[r]).sum(-1)
-    return eta, _variance(fits, rows, X), np.broadcast_to(fits.scale[r], np.shape(s)), X
+    return eta, predictor_variance(fits, rows, X), np.broadcast_to(fits.scale[r], np.shape(s)), X
 
 
-def _variance(fits: Fits, rows: np.ndarray, X: np.ndarray) -> np.ndarray:
+def predictor_variance(fits: Fits, rows: np.ndarray, X: np.ndarray) -> np.ndarray:
     """The variance of the fitted linear predictor ``Xᵀβ``: ``Xᵀ Cov X`` with the fits'
     unscaled covariance times ``phi`` (counts, capped) or the residual variance.
     ``rows``: the fit of each design row, or of each window of rows (see :func:`predict`)."""
@@ -515,4 +515,4 @@ def window_var(fits: Fits, rows: np.ndarray, X: np.ndarray, weight: np.ndarray) 
     cw = np.cumsum(w, axis=1)
     cx = np.cumsum(w[..., None] * X, axis=1)
     xbar = cx / np.where(cw > 0, cw, 1.0)[..., None]
-    return _variance(fits, rows, xbar)
+    return predictor_variance(fits, rows, xbar)

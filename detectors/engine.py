@@ -64,11 +64,13 @@ from detectors.baseline import (
     MIN_EXPECTED,
     Fits,
     Layout,
+    design,
     empty_fits,
     fit_points,
     fit_windows,
     gathered_windows,
     predict,
+    predictor_variance,
     window_positions,
     window_var,
 )
@@ -342,9 +344,12 @@ def _taken(a: np.ndarray, at: np.ndarray) -> np.ndarray:
     return np.where(at >= 0, np.take_along_axis(a, np.maximum(at, 0), axis=1), 0.0)
 
 
-def _spike_rule(family, den, valid, y, mu, v, sc, wm, shift, uselog, params):
+def _spike_rule(family, den, valid, y, mu, v, sc, wm, shift, uselog, params, slack=0.0):
     """Upper-tail probability of each row's own value and the spike rule, vectorised
-    (``den``: each row's denominator, None without)."""
+    (``den``: each row's denominator, None without). ``slack`` > 0 loosens every
+    comparison on a computed number by that relative amount: the rule then holds
+    wherever it could hold for inputs that differ from these by rounding
+    (:func:`_screen`)."""
     yy = np.where(valid, y, 0.0)
     if family == "counts":
         var = sc * mu + mu * mu * v
@@ -354,7 +359,10 @@ def _spike_rule(family, den, valid, y, mu, v, sc, wm, shift, uselog, params):
                 before, after = mu / den, yy / den
         else:
             before, after = mu, yy
-        ok = yy - mu >= params.spike_min_excess
+        excess = params.spike_min_excess
+        if slack:
+            excess = excess - slack * (np.abs(mu) + 1.0)
+        ok = yy - mu >= excess
         z = special.ndtri(np.clip(1.0 - p, 1e-12, 1 - 1e-12))
     else:
         sd = np.sqrt(sc * sc + v)
@@ -365,13 +373,16 @@ def _spike_rule(family, den, valid, y, mu, v, sc, wm, shift, uselog, params):
         before = np.where(uselog, np.exp(mu) - shift, mu)
         after = yy
         ok = yy > wm
+    alpha, low = params.spike_alpha, before
+    if slack:
+        alpha, low = alpha * (1.0 + slack), before - slack * (np.abs(before) + 1.0)
     with np.errstate(invalid="ignore"):
         spike = (
             valid
-            & (p < params.spike_alpha)
+            & (p < alpha)
             & ok
-            & (after > before)
-            & (after >= params.spike_min_ratio * before)
+            & (after > low)
+            & (after >= params.spike_min_ratio * low)
         )
     return p, spike, before, after, z
 
@@ -1200,43 +1211,59 @@ def _advance_batch(sts: list[_Step], params: DetectionParams) -> list[list[Findi
     key = own * big + fits.pos
     order = np.argsort(key, kind="stable")
     skey = key[order]
-    # the GLR table: M change starts per series, each with M periods
+    # the change-time search: M change starts per series, each with M periods; the
+    # series the screen finds quiet need none of it (no run on, no findings)
     ks = t[:, None] - (M - 1) + np.arange(M)[None, :]  # (S, M)
     at, found = _find(skey, (np.arange(S)[:, None] * big + lay.refit_point(ks)).ravel())
     frow = order[at] if len(skey) else at
     have = found & fits.ok[frow] if len(skey) else found
-    s = (ks[:, :, None] + np.arange(M)[None, None, :]).reshape(S * M, M)
-    rows = np.repeat(np.arange(S), M)
-    y = gather(Y, rows, s, np.nan)
-    off = gather(OFF, rows, s, 0.0)
-    den = gather(DEN, rows, s, np.nan) if DEN is not None else None
-    tab = _table_core(family, s, y, off, den, fits, frow, have, geo, params)
-    # the best change start for the new position (the anti-diagonal of each block)
-    d = np.arange(M)
-    j = M - 1 - d
-    valid = tab.valid.reshape(S, M)[:, j]
-    n_obs = tab.N.reshape(S, M, M)[:, j, d]
+    loud = np.flatnonzero(~_screen(family, t, M, Y, OFF, DEN, base, W, fits, frow, have,
+                                   geo, params))
+    au, ad = np.zeros(S, bool), np.zeros(S, bool)
+    ou, od = np.full(S, -1, dtype=np.int64), np.full(S, -1, dtype=np.int64)
+    busy = np.zeros(S, bool)
+    ev_of: dict[int, _Eval] = {}
+    if len(loud):
+        L = len(loud)
+        lrows = (loud[:, None] * M + np.arange(M)[None, :]).ravel()
+        s = (ks[loud][:, :, None] + np.arange(M)[None, None, :]).reshape(L * M, M)
+        rows = np.repeat(loud, M)
+        y = gather(Y, rows, s, np.nan)
+        off = gather(OFF, rows, s, 0.0)
+        den = gather(DEN, rows, s, np.nan) if DEN is not None else None
+        tab = _table_core(family, s, y, off, den, fits, frow[lrows], have[lrows], geo, params)
+        # the best change start for the new position (the anti-diagonal of each block)
+        d = np.arange(M)
+        j = M - 1 - d
+        valid = tab.valid.reshape(L, M)[:, j]
+        n_obs = tab.N.reshape(L, M, M)[:, j, d]
+        tl = t[loud]
 
-    def best(st_, lr_):
-        vals = st_.reshape(S, M, M)[:, j, d]
-        stat = vals[np.arange(S), np.argmax(vals, axis=1)]
-        lr = np.where(valid & (n_obs >= 2), lr_.reshape(S, M, M)[:, j, d], -1.0)
-        return stat, t - np.argmax(lr, axis=1)
+        def best(st_, lr_):
+            vals = st_.reshape(L, M, M)[:, j, d]
+            stat = vals[np.arange(L), np.argmax(vals, axis=1)]
+            lr = np.where(valid & (n_obs >= 2), lr_.reshape(L, M, M)[:, j, d], -1.0)
+            return stat, tl - np.argmax(lr, axis=1)
 
-    su, ku = best(tab.st_up, tab.lr_up)
-    sd, kd = best(tab.st_dn, tab.lr_dn)
-    runs = [st.state.d["run"] for st in sts]
+        su, ku = best(tab.st_up, tab.lr_up)
+        sd, kd = best(tab.st_dn, tab.lr_dn)
+        runs = [sts[i].state.d["run"] for i in loud.tolist()]
 
-    def onsets(stat, kbest, a_key, o_key):
-        prev_a = np.array([bool(r[a_key]) for r in runs])
-        prev_o = np.array([int(r[o_key]) for r in runs], dtype=np.int64)
-        alarm = stat >= 1.0
-        return alarm, np.where(alarm, np.where(prev_a, prev_o, kbest), -1)
+        def onsets(stat, kbest, a_key, o_key):
+            prev_a = np.array([bool(r[a_key]) for r in runs])
+            prev_o = np.array([int(r[o_key]) for r in runs], dtype=np.int64)
+            alarm = stat >= 1.0
+            return alarm, np.where(alarm, np.where(prev_a, prev_o, kbest), -1)
 
-    au, ou = onsets(su, ku, "up", "onset_up")
-    ad, od = onsets(sd, kd, "dn", "onset_dn")
-    spike_now = tab.spike.reshape(S, M)[:, M - 1]
-    busy = (ou >= 0) | (od >= 0) | spike_now
+        au[loud], ou[loud] = onsets(su, ku, "up", "onset_up")
+        ad[loud], od[loud] = onsets(sd, kd, "dn", "onset_dn")
+        spike_now = tab.spike.reshape(L, M)[:, M - 1]
+        busy[loud] = (ou[loud] >= 0) | (od[loud] >= 0) | spike_now
+        for m, i in enumerate(loud.tolist()):
+            if busy[i]:
+                view = _rows(tab, m * M, (m + 1) * M, int(t[i]) - M + 1)
+                ev_of[i] = _Eval(np.array([t[i]]), view, fits, su[m : m + 1], sd[m : m + 1],
+                                 ku[m : m + 1], kd[m : m + 1], ou[i : i + 1], od[i : i + 1])
     # each series' own fits, in position order
     starts = np.searchsorted(skey, np.arange(S) * big)
     ends = np.searchsorted(skey, (np.arange(S) + 1) * big)
@@ -1248,14 +1275,148 @@ def _advance_batch(sts: list[_Step], params: DetectionParams) -> list[list[Findi
         own_fits = fits.take(order[sl][kept[sl]])
         run = {"up": bool(au[i]), "onset_up": int(ou[i]), "dn": bool(ad[i]),
                "onset_dn": int(od[i])}
-        ev = None
-        if busy[i]:
-            view = _rows(tab, i * M, (i + 1) * M, int(t[i]) - M + 1)
-            one = np.array([t[i]])
-            ev = _Eval(one, view, own_fits, su[i : i + 1], sd[i : i + 1], ku[i : i + 1],
-                       kd[i : i + 1], ou[i : i + 1], od[i : i + 1])
+        ev = ev_of.get(i)
+        if ev is not None:
+            ev.fits = own_fits
         out.append(st.state._finish(st, ev, 0, own_fits, run, params))
     return out
+
+
+#: How far below 1 a statistic computed by :func:`_screen` must be for the series to
+#: count as quiet. Its sums are added in another order than the table's, so they
+#: differ from the table's by rounding (relative 1e-13 or less): this margin is
+#: ten million times that.
+SCREEN_MARGIN = 1e-6
+
+
+def _suffix(a: np.ndarray) -> np.ndarray:
+    """Sums from each column to the last, along axis 1."""
+    return np.cumsum(a[:, ::-1], axis=1)[:, ::-1]
+
+
+def _suffix_extreme(ex: np.ndarray, high: bool) -> np.ndarray:
+    """For each row of ``ex`` (NaN: not observed) and column ``j``: the column of the
+    largest (``high``) or smallest value among columns ``j ..`` the last, the first
+    one on a tie (as :func:`_running_extreme` picks for a window starting at ``j``);
+    -1 where none is observed."""
+    ok = np.isfinite(ex)
+    none = -np.inf if high else np.inf
+    e = np.where(ok, ex, none)[:, ::-1]
+    run = (np.maximum if high else np.minimum).accumulate(e, axis=1)
+    prev = np.concatenate([np.full((len(e), 1), none), run[:, :-1]], axis=1)
+    record = ok[:, ::-1] & ((e >= prev) if high else (e <= prev))
+    W = e.shape[1]
+    cols = np.where(record, W - 1 - np.arange(W)[None, :], W)
+    at = np.minimum.accumulate(cols, axis=1)[:, ::-1]
+    return np.where(at < W, at, -1)
+
+
+def _screen(family, t, M, Y, OFF, DEN, base, W, fits: Fits, frow, have,
+            geo: _Geometry, params: DetectionParams) -> np.ndarray:
+    """Which series of a batch step are certainly quiet at their new position ``t``:
+    no trend statistic within :data:`SCREEN_MARGIN` of 1 and no spike possible, so
+    neither run is on and there are no findings. The rest get the exact table.
+
+    The statistic at ``t`` reads, per change start ``k``, sums over ``k .. t`` under
+    the fit judging ``k``. Here each fit's cells are computed once for the ``M``
+    positions up to ``t`` and summed from the end (``M`` cells a fit, a handful of
+    fits a series), instead of the table's ``M`` by ``M`` cells a series. The numbers
+    are those of :func:`_table_core` up to rounding, which the margin covers; a test
+    checks that the batch step's findings and states equal one series' replay."""
+    S = len(t)
+    rows = np.arange(S * M)
+    owner_of_row = rows // M
+    F1 = len(fits.pos) + 1
+    # one block of cells per (series, fit): the series' last M positions
+    key = owner_of_row * F1 + np.where(have, frow, -1) + 1
+    pair = np.unique(key)
+    p_owner, p_fit = pair // F1, pair % F1 - 1
+    real = p_fit >= 0
+    fr = np.where(real, p_fit, 0)
+    s_pos = t[p_owner, None] - (M - 1) + np.arange(M)[None, :]
+    local = s_pos - base[p_owner, None]
+    inside = (local >= 0) & (local < W)
+    li = np.clip(local, 0, W - 1)
+    y = np.where(inside, Y[p_owner[:, None], li], np.nan)
+    off = np.where(inside, OFF[p_owner[:, None], li], 0.0)
+    obs = np.isfinite(y) & real[:, None]
+    if len(fits.pos):
+        X = design(s_pos, fits.centre[fr][:, None], fits.flags[fr][:, None, :],
+                   geo.lay.per_year)
+        eta = (X * fits.beta[fr][:, None, :]).sum(-1)
+    else:
+        eta, X = np.zeros(s_pos.shape), np.zeros(s_pos.shape + (1,))
+    yv = np.where(obs, y, 0.0)
+    if family == "counts":
+        mu = np.where(obs, np.maximum(np.exp(np.clip(eta + np.where(obs, off, 0.0), -30, 30)),
+                                      MIN_EXPECTED), 0.0)
+        val, wgt, ex_val = yv, mu, np.where(obs, yv - mu, np.nan)
+    else:
+        shift = fits.shift[fr][:, None]
+        uselog = fits.uselog[fr][:, None]
+        gy = np.where(uselog, np.log(np.maximum(yv, 0.0) + shift), yv)
+        r = np.where(obs, gy - eta, 0.0)
+        mu = np.zeros_like(r)
+        val, wgt, ex_val = r, obs.astype(float), np.where(obs, r, np.nan)
+    Vs, Ws, Ns = _suffix(val), _suffix(wgt), _suffix(obs.astype(float))
+    WXs = _suffix(wgt[..., None] * X)
+    at_hi, at_lo = _suffix_extreme(ex_val, True), _suffix_extreme(ex_val, False)
+    # each (series, change start) row reads its fit's block at its own column
+    blk = np.searchsorted(pair, key)
+    j = rows % M
+    Ysum, Wsum, N = Vs[blk, j], Ws[blk, j], Ns[blk, j]
+    valid = have & obs[blk, j]
+    xbar = WXs[blk, j] / np.where(Wsum > 0, Wsum, 1.0)[:, None]
+    fr_row = np.where(have, frow, 0)
+    var_tot = predictor_variance(fits, fr_row, xbar) if len(fits.pos) else np.zeros(S * M)
+    scale = fits.scale[fr_row] if len(fits.pos) else np.ones(S * M)
+
+    def taken(a, at):
+        return np.where(at >= 0, a[blk, np.maximum(at, 0)], 0.0)
+
+    hi, lo = at_hi[blk, j], at_lo[blk, j]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if family == "counts":
+            lr = _lr_counts(Ysum, Wsum, scale + Wsum * var_tot)
+            up = Ysum > Wsum
+            Yu, Eu = Ysum - taken(val, hi), Wsum - taken(mu, hi)
+            loo_up = np.where(Yu > Eu, _lr_counts(Yu, Eu, scale + Eu * var_tot), 0.0)
+            Yd, Ed = Ysum - taken(val, lo), Wsum - taken(mu, lo)
+            loo_dn = np.where(Yd < Ed, _lr_counts(Yd, Ed, scale + Ed * var_tot), 0.0)
+        else:
+            var = N * scale**2 + N**2 * var_tot
+            lr = np.where(var > 0, Ysum**2 / (2 * var), 0.0)
+            up = Ysum > 0
+            N1 = N - 1
+            var1 = N1 * scale**2 + N1**2 * var_tot
+            Su, Sd = Ysum - taken(val, hi), Ysum - taken(val, lo)
+            loo_up = np.where((var1 > 0) & (Su > 0), Su**2 / (2 * var1), 0.0)
+            loo_dn = np.where((var1 > 0) & (Sd < 0), Sd**2 / (2 * var1), 0.0)
+    d = M - 1 - j
+    obs_t = np.isfinite(Y[np.arange(S), np.clip(t - base, 0, W - 1)])
+    elig = valid & (N >= 2) & (d + 1 >= geo.span) & obs_t[owner_of_row]
+    lr_up, lr_dn = np.where(up, lr, 0.0), np.where(up, 0.0, lr)
+    st_up = np.where(elig, np.minimum(lr_up / params.glr_h, loo_up / params.glr_loo_h), 0.0)
+    st_dn = np.where(elig, np.minimum(lr_dn / params.glr_h, loo_dn / params.glr_loo_h), 0.0)
+    calm = (st_up < 1.0 - SCREEN_MARGIN) & (st_dn < 1.0 - SCREEN_MARGIN)
+    calm = calm.reshape(S, M).all(axis=1)
+    # the spike rule at t (the change start k = t, its first period), loosened
+    last = rows[j == M - 1]
+    b_last, c_last = blk[last], M - 1
+    if len(fits.pos):
+        v_last = predictor_variance(fits, fr_row[last], X[b_last, c_last])
+        wm, sh, ul = (fits.window_max[fr_row[last]], fits.shift[fr_row[last]],
+                      fits.uselog[fr_row[last]])
+    else:
+        v_last, wm = np.zeros(S), np.zeros(S)
+        sh, ul = np.zeros(S), np.zeros(S, bool)
+    den_t = None
+    if DEN is not None:
+        den_t = DEN[np.arange(S), np.clip(t - base, 0, W - 1)]
+    mu_t = mu[b_last, c_last] if family == "counts" else eta[b_last, c_last]
+    spike = _spike_rule(family, den_t, valid[last], y[b_last, c_last], mu_t, v_last,
+                        scale[last], wm, sh, ul, params, slack=SCREEN_MARGIN)[1]
+    return calm & ~spike
 
 
 def _rows(tab: _Table, lo: int, hi: int, k0: int) -> _Table:

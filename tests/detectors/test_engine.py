@@ -399,6 +399,87 @@ def test_many_states_advanced_together_give_each_series_its_replay_findings():
     assert isinstance(other[0], NeedsReplay) and json.dumps(states[0].to_dict()) == before
 
 
+def test_the_batch_step_makes_change_time_tables_only_for_series_that_may_alarm(monkeypatch):
+    """The batch step first screens each series at its new period (each fit's sums
+    made once, summed from the end): a series whose statistics are clearly below the
+    threshold, with no spike possible, is quiet and gets no change-time table. Every
+    series with a run on or a spike is among the rest, the findings equal replay's,
+    and most quiet weeks are screened out. Fails if the screen lets an alarm through
+    (findings lost) or screens nothing out."""
+    from detectors import engine
+
+    built: list[int] = []
+    loud: list[np.ndarray] = []
+    real_core, real_screen = engine._table_core, engine._screen
+
+    def counting(family, s, *a, **kw):
+        built.append(len(s))
+        return real_core(family, s, *a, **kw)
+
+    def recording(*a, **kw):
+        calm = real_screen(*a, **kw)
+        loud.append(~calm)
+        return calm
+
+    rng = np.random.default_rng(8)
+    series = []
+    for i in range(36):
+        mu = seasonal_mean(222, 2.0 + 3 * (i % 6))
+        if i % 6 == 0:
+            mu[202:] *= 3.0
+        y = nb_counts(mu, seed=300 + i)
+        if i % 9 == 4:
+            y[rng.integers(0, 222, 15)] = np.nan
+        if i % 9 == 7:
+            series.append(count_series(np.round(50 * np.exp(rng.normal(0, 0.2, 222))
+                                                * (1 + (np.arange(222) >= 206)), 1),
+                                       metric="kg"))
+        else:
+            series.append(count_series(y))
+    full = [replay(s, P) for s in series]
+    states = [replay_with_state(s.upto(196), P)[1] for s in series]
+    monkeypatch.setattr(engine, "_table_core", counting)
+    monkeypatch.setattr(engine, "_screen", recording)
+    M = engine._Geometry.of("week", P).M
+    alarms = quiet_weeks = screened = 0
+    for i in range(196, 222):
+        built.clear()
+        loud.clear()
+        got = advance_many([(st, s.periods[i], float(s.values[i]), None)
+                            for st, s in zip(states, series, strict=True)], P)
+        flags = np.concatenate(loud)  # one batch a family (counts, then kg)
+        order = [k for k, s in enumerate(series) if s.metric == "count"] + [
+            k for k, s in enumerate(series) if s.metric == "kg"]
+        was_loud = dict(zip(order, flags.tolist(), strict=True))
+        assert sum(built) == M * int(flags.sum())  # a table for the loud ones only
+        for k, (st, s) in enumerate(zip(states, series, strict=True)):
+            assert got[k] == full[k][i], (k, i)
+            run = st.d["run"]
+            busy = bool(got[k]) or run["up"] or run["dn"]
+            alarms += busy
+            assert was_loud[k] or not busy, (k, i)
+            if not busy:
+                quiet_weeks += 1
+                screened += not was_loud[k]
+    assert alarms > 30 and quiet_weeks > 500
+    assert screened > 0.9 * quiet_weeks, (screened, quiet_weeks)
+
+
+def test_the_screen_picks_the_period_left_out_as_the_table_does():
+    """For a window from each column to the last, the screen's arg-extreme is the one
+    the table's running extreme reaches at the window's end: the first on a tie."""
+    from detectors.engine import _running_extreme, _suffix_extreme
+
+    rng = np.random.default_rng(3)
+    ex = rng.integers(-3, 4, size=(200, 12)).astype(float)  # many ties
+    ex[rng.random(ex.shape) < 0.2] = np.nan
+    for high in (True, False):
+        got = _suffix_extreme(ex, high)
+        for j in range(12):
+            want = _running_extreme(ex[:, j:], high)[:, -1]
+            assert np.array_equal(got[:, j], np.where(want >= 0, want + j, -1)), (high, j)
+
+
 def test_many_series_replayed_together_give_each_its_own_replay(monkeypatch):
     """replay_many (fits of many series made together, windows sorted by width, read
     lazily in batches) gives each series exactly what replay and replay_with_state
