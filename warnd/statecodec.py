@@ -58,12 +58,15 @@ def pack(state: dict[str, Any]) -> bytes:
             # an array: its data a numpy array or a list of numbers
             if isinstance(data, (np.ndarray, list)) and v.keys() == _ARRAY_KEYS:
                 name = v["dtype"]
-                if _dtype(name) is not None and np.size(data) == math.prod(v["shape"]):
-                    little = _LITTLE_OF[name]
-                    a = np.asarray(data, dtype=little)
-                    specs.append(["array", little.str, list(v["shape"]), name])
-                    blobs.append(a.tobytes())
-                    return {"$": len(specs) - 1}
+                if _dtype(name) is not None:
+                    shape = v["shape"]
+                    size = data.size if type(data) is np.ndarray else np.size(data)
+                    if size == math.prod(shape):
+                        little, little_str = _LITTLE_OF[name]
+                        a = np.asarray(data, dtype=little)
+                        specs.append(["array", little_str, list(shape), name])
+                        blobs.append(a.tobytes())
+                        return {"$": len(specs) - 1}
             return {k: (walk(x) if type(x) in _NESTED else x) for k, x in v.items()}
         if isinstance(v, list):
             # floats and None only (numpy reads None as NaN); no NaN or infinity of
@@ -83,7 +86,8 @@ def pack(state: dict[str, Any]) -> bytes:
 
 
 _DTYPES: dict[str, Any] = {}
-_LITTLE_OF: dict[str, Any] = {}  # the little-endian form of each dtype _dtype accepts
+#: The little-endian form of each dtype :func:`_dtype` accepts, and its name.
+_LITTLE_OF: dict[str, Any] = {}
 
 
 def _dtype(name: Any) -> Any:
@@ -97,8 +101,23 @@ def _dtype(name: Any) -> Any:
             dt = None
         _DTYPES[name] = dt if dt is not None and dt.kind in "biuf" else None
         if _DTYPES[name] is not None:
-            _LITTLE_OF[name] = dt.newbyteorder("<")
+            little = dt.newbyteorder("<")
+            _LITTLE_OF[name] = (little, little.str)
     return _DTYPES[name]
+
+
+_STORED: dict[str, Any] = {}
+
+
+def _stored(dtype: str) -> tuple[Any, Any]:
+    """A stored array's dtype and its native-order form (looked up once each)."""
+    got = _STORED.get(dtype)
+    if got is None:
+        import numpy as np
+
+        dt = np.dtype(dtype)
+        got = _STORED[dtype] = (dt, dt.newbyteorder("="))
+    return got
 
 
 def unpack(blob: bytes, *, arrays: bool = False) -> dict[str, Any]:
@@ -120,12 +139,12 @@ def unpack(blob: bytes, *, arrays: bool = False) -> dict[str, Any]:
     offset = 4 + n
     found: list[Any] = []
     for kind, dtype, shape, name in head["arrays"]:
-        dt = np.dtype(dtype)
+        dt, native = _stored(dtype)
         count = math.prod(shape)
         a = np.frombuffer(body, dtype=dt, count=count, offset=offset)
         offset += count * dt.itemsize
         if arrays:
-            a = a.astype(dt.newbyteorder("="))  # a copy: the state may be changed in place
+            a = a.astype(native)  # a copy: the state may be changed in place
             found.append(a if kind == "floats" else {"dtype": name, "shape": shape, "data": a})
         elif kind == "floats":
             floats = a.tolist()
@@ -133,17 +152,22 @@ def unpack(blob: bytes, *, arrays: bool = False) -> dict[str, Any]:
                           if np.isnan(a).any() else floats)
         else:
             found.append({"dtype": name, "shape": shape,
-                           "data": a.astype(dt.newbyteorder("="), copy=False).tolist()})
+                           "data": a.astype(native, copy=False).tolist()})
     if offset != len(body):
         raise ValueError(f"detector state: {len(body) - offset} bytes left over")
 
-    def walk(v: Any) -> Any:
-        if isinstance(v, dict):
-            if v.keys() == {"$"}:
+    def filled(v: Any) -> Any:
+        # the header was parsed here, so its dicts and lists are filled in place
+        if type(v) is dict:
+            if len(v) == 1 and "$" in v:
                 return found[v["$"]]
-            return {k: (walk(x) if type(x) in (dict, list) else x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [walk(x) for x in v]
+            for k, x in v.items():
+                if type(x) is dict or type(x) is list:
+                    v[k] = filled(x)
+        elif type(v) is list:
+            for i, x in enumerate(v):
+                if type(x) is dict or type(x) is list:
+                    v[i] = filled(x)
         return v
 
-    return walk(head["state"])  # type: ignore[no-any-return]
+    return filled(head["state"])  # type: ignore[no-any-return]
