@@ -1269,10 +1269,16 @@ def _advance_batch(sts: list[_Step], params: DetectionParams) -> list[list[Findi
     ends = np.searchsorted(skey, (np.arange(S) + 1) * big)
     # only the fits the next periods read are kept (as _finish would)
     kept = fits.pos[order] >= _oldest_fit(t[own[order]] + 1, geo)
+    c_kept = np.concatenate([[0], np.cumsum(kept)])
+    n_kept = c_kept[ends] - c_kept[starts]
+    same = (n_kept == np.array([len(p) for p in old_pos])) & (ends - starts == n_kept)
     out = []
     for i, st in enumerate(sts):
-        sl = slice(starts[i], ends[i])
-        own_fits = fits.take(order[sl][kept[sl]])
+        if same[i]:  # no fit made or dropped: the state's own, unchanged
+            own_fits = st.fits
+        else:
+            sl = slice(starts[i], ends[i])
+            own_fits = fits.take(order[sl][kept[sl]])
         run = {"up": bool(au[i]), "onset_up": int(ou[i]), "dn": bool(ad[i]),
                "onset_dn": int(od[i])}
         ev = ev_of.get(i)
@@ -1478,6 +1484,8 @@ def _with_fits(fits: Fits, g: _Grid, geo: _Geometry, params: DetectionParams,
 def _oldest_fit(n, geo: _Geometry):
     """The oldest refit point whose fit the next period (after ``n`` grid positions;
     an array of them allowed) can read: the one judging the earliest change start."""
+    if isinstance(n, int):  # one series (in Python: numpy costs more per scalar)
+        return max(n - geo.M + 1, 0) // geo.lay.refit * geo.lay.refit
     return geo.lay.refit_point(np.maximum(np.asarray(n) - geo.M + 1, 0))
 
 
