@@ -387,19 +387,23 @@ def _spike_rule(family, den, valid, y, mu, v, sc, wm, shift, uselog, params, sla
     return p, spike, before, after, z
 
 
-def _best(tab: _Table, ts: np.ndarray, M: int, st: np.ndarray, lr: np.ndarray):
-    """For each position in ``ts``: the largest statistic over change starts, and the
-    change start with the largest likelihood ratio (the onset estimate; with at least
-    two observed periods, whatever ``min_trend_days`` asks before an alarm)."""
+def _best(tab: _Table, ts: np.ndarray, M: int):
+    """For each position in ``ts`` and each direction (up, then down): the largest
+    statistic over change starts, and the change start with the largest likelihood
+    ratio (the onset estimate; with at least two observed periods, whatever
+    ``min_trend_days`` asks before an alarm)."""
     d = np.arange(M)[None, :]
     rows = ts[:, None] - d - tab.k0
-    okr = (rows >= 0) & (rows < st.shape[0])
-    rr = np.where(okr, rows, 0)
-    vals = np.where(okr, st[rr, d], -1.0)
-    j = np.argmax(vals, axis=1)
-    cand = okr & tab.valid[rr] & (tab.N[rr, d] >= 2)
-    lj = np.argmax(np.where(cand, lr[rr, d], -1.0), axis=1)
-    return vals[np.arange(len(ts)), j], ts - lj
+    okr = (rows >= 0) & (rows < tab.st_up.shape[0])
+    flat = np.where(okr, rows, 0) * M + d  # the anti-diagonal of each position
+    cand = okr & tab.valid[flat // M] & (tab.N.ravel()[flat] >= 2)
+    out = []
+    for st, lr in ((tab.st_up, tab.lr_up), (tab.st_dn, tab.lr_dn)):
+        vals = np.where(okr, st.ravel()[flat], -1.0)
+        j = np.argmax(vals, axis=1)
+        lj = np.argmax(np.where(cand, lr.ravel()[flat], -1.0), axis=1)
+        out += [vals[np.arange(len(ts)), j], ts - lj]
+    return out
 
 
 # -- per-position results ------------------------------------------------------------
@@ -440,8 +444,7 @@ def _evaluate(g, fits, geo, params, ts, run_state, tab: _Table | None = None):
     k0 = max(int(ts[0]) - M + 1, 0)
     if tab is None:
         tab = _table(g, fits, geo, params, k0, int(ts[-1]) + 1)
-    su, ku = _best(tab, ts, M, tab.st_up, tab.lr_up)
-    sd, kd = _best(tab, ts, M, tab.st_dn, tab.lr_dn)
+    su, ku, sd, kd = _best(tab, ts, M)
     ou, au, oou = _runs(su >= 1.0, ku, run_state["up"], run_state["onset_up"])
     od, ad, ood = _runs(sd >= 1.0, kd, run_state["dn"], run_state["onset_dn"])
     new_state = {"up": au, "onset_up": oou, "dn": ad, "onset_dn": ood}

@@ -87,8 +87,10 @@ class EpisodeTracker:
         """Feed the findings of the next period; returns one decision per episode touched."""
         p = self.params
         self.state["period"] += 1
-        now = self.state["period"]
         episodes: dict[str, dict[str, Any]] = self.state["open"]
+        if not findings and not episodes:
+            return []  # a quiet period with no episode open: nothing to decide
+        now = self.state["period"]
         seen: dict[str, Finding] = {}
         for f in findings:
             if abs(f.category) < p.min_alert_category:
