@@ -13,6 +13,12 @@ With ``--steady`` it also times the store's side of a steady cycle on it: one ne
 week for every series (a file per source) polled, ingested and the series marked
 judged, as ``benchmarks/load.py --store-only`` does, in a process of its own.
 
+With ``--detect`` the detectors run too, each phase in a process of its own: first
+every series is judged from its whole history (the first detect pass after an
+install: every series replayed, its detector state stored), then a steady cycle
+with one new week for every series, polled, ingested and judged incrementally (what
+the daemon does each week). Each phase reports its time, CPU and peak RSS.
+
 Then each command runs ``--repeat`` times in a fresh process (interpreter start
 included); the report gives the median and lowest wall time and the CPU time
 (user + system) of the median run, with the load average at the time, since the
@@ -21,6 +27,7 @@ machine may be shared.
     python -m benchmarks.bigstore --series 10000
     python -m benchmarks.bigstore --series 100000 --keep /var/tmp/warnd-100k
     python -m benchmarks.bigstore --keep /var/tmp/warnd-100k --steady   # + a store-only week
+    python -m benchmarks.bigstore --series 100000 --keep /var/tmp/warnd-100k-d --detect
 """
 
 from __future__ import annotations
@@ -110,15 +117,47 @@ def build(work: Path, *, sources: int, substances: int, regions: int, weeks: int
     con.close()
 
 
-def steady(work: Path) -> dict[str, Any]:
-    """The store's side of a steady cycle: one new week for every series in a file of
-    its own per source, polled, ingested and marked judged (no detectors: the kept
-    series have no detector state), in this process; CPU time and peak RSS are its."""
+def judge_all(work: Path) -> dict[str, Any]:
+    """The first detect pass over the kept store: every series pending (as after an
+    install's first polls), judged from its whole history, its state stored; in this
+    process, whose CPU time and peak RSS are the pass's."""
     sys.path.insert(0, str(ROOT))
-    from benchmarks.load import cycle
+    from warnd.allocator import keep_freed_blocks
     from warnd.config import load_config
     from warnd.pipeline import Pipeline
 
+    keep_freed_blocks()  # as every warnd command does first
+    os.chdir(work)
+    con = sqlite3.connect(work / "state" / "warnd.sqlite")
+    with con:
+        con.execute("UPDATE series SET judged_version = 0, judged_period = NULL, "
+                    "detector_state = NULL")
+    con.close()
+    pipeline = Pipeline(load_config(work / "config.toml"))
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    with pipeline.session() as store:
+        alerts = pipeline.detect(store=store)
+    out: dict[str, Any] = {"detect_s": round(time.perf_counter() - t0, 1),
+                           "alerts": len(alerts)}
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    out["cpu_s"] = round(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime, 1)
+    out["peak_rss_mib"] = round(r1.ru_maxrss / 1024, 1)
+    out["load_average"] = _loadavg()
+    return out
+
+
+def steady(work: Path, detect: bool = False) -> dict[str, Any]:
+    """A steady cycle: one new week for every series in a file of its own per source,
+    polled, ingested and marked judged (without ``detect``: the store's side only)
+    or judged by the detectors, in this process; CPU time and peak RSS are its."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.load import cycle
+    from warnd.allocator import keep_freed_blocks
+    from warnd.config import load_config
+    from warnd.pipeline import Pipeline
+
+    keep_freed_blocks()
     os.chdir(work)
     cfg = load_config(work / "config.toml")
     shape = json.loads((work / "shape.json").read_text())
@@ -138,7 +177,7 @@ def steady(work: Path) -> dict[str, Any]:
     assert len(keys) == per_source
     pipeline = Pipeline(cfg)
     r0 = resource.getrusage(resource.RUSAGE_SELF)
-    out = cycle(pipeline, [s.name for s in cfg.sources], detect=False)
+    out = cycle(pipeline, [s.name for s in cfg.sources], detect=detect)
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     out["cpu_s"] = round(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime, 2)
     out["peak_rss_mib"] = round(r1.ru_maxrss / 1024, 1)
@@ -183,10 +222,22 @@ def main() -> int:
     ap.add_argument("--steady", action="store_true",
                     help="also time the store's side of a steady cycle (one new week for "
                     "every series; the kept store grows by that week)")
+    ap.add_argument("--detect", action="store_true",
+                    help="run the detectors: judge every series from its history, then a "
+                    "steady cycle with one new week judged (hours at 100,000 series on a "
+                    "small machine)")
     ap.add_argument("--steady-phase", help=argparse.SUPPRESS)
+    ap.add_argument("--judge-phase", help=argparse.SUPPRESS)
+    ap.add_argument("--detect-phase", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.steady_phase:
         print(json.dumps(steady(Path(args.steady_phase))))
+        return 0
+    if args.judge_phase:
+        print(json.dumps(judge_all(Path(args.judge_phase))))
+        return 0
+    if args.detect_phase:
+        print(json.dumps(steady(Path(args.detect_phase), detect=True)))
         return 0
     n_src = max(1, round(args.series / (args.substances * args.regions)))
     with tempfile.TemporaryDirectory(prefix="warnd-bigstore-") as tmp:
@@ -215,13 +266,16 @@ def main() -> int:
             "status_json": timed([*cli, "status", "--json"], cwd=work, env=env,
                                  repeat=args.repeat),
         }
-        if args.steady:
-            r = subprocess.run([sys.executable, "-m", "benchmarks.bigstore", "--steady-phase",
-                                str(work)], cwd=ROOT, env=env, capture_output=True, text=True,
-                               check=False)
+        phases = [("steady_store_only", "--steady-phase")] if args.steady else []
+        if args.detect:
+            phases += [("first_detect", "--judge-phase"), ("steady_detect", "--detect-phase")]
+        for name, flag in phases:
+            r = subprocess.run([sys.executable, "-m", "benchmarks.bigstore", flag, str(work)],
+                               cwd=ROOT, env=env, capture_output=True, text=True, check=False)
             if r.returncode != 0:
                 raise SystemExit(r.stderr[-3000:])
-            res["steady_store_only"] = json.loads(r.stdout.strip().splitlines()[-1])
+            res[name] = json.loads(r.stdout.strip().splitlines()[-1])
+            print(json.dumps({name: res[name]}), file=sys.stderr, flush=True)
     print(json.dumps(res, indent=2))
     return 0
 
