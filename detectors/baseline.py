@@ -207,8 +207,13 @@ def design(s: np.ndarray, centre: np.ndarray, flags: np.ndarray, per_year: float
     si = np.maximum(s.astype(np.int64), 0)  # positions before the grid carry no weight
     sin_t, cos_t = _trig(int(si.max(initial=0)).bit_length(), per_year)
     s1, c1 = sin_t[si], cos_t[si]
-    X = np.stack([np.ones_like(s), tau, s1, c1, 2 * s1 * c1, c1 * c1 - s1 * s1], axis=-1)
-    return X * flags
+    flags = np.asarray(flags, dtype=float)
+    shape = np.broadcast_shapes(s.shape + (N_PAR,), flags.shape)
+    X = np.empty(shape)
+    # each column times its flag, written in place (equal to stacking, then multiplying)
+    for i, col in enumerate((1.0, tau, s1, c1, 2 * s1 * c1, c1 * c1 - s1 * s1)):
+        np.multiply(col, flags[..., i], out=X[..., i])
+    return X
 
 
 def _solve(X: np.ndarray, W: np.ndarray, z: np.ndarray,
