@@ -107,7 +107,7 @@ def cycle(pipeline: Any, names: list[str], *, detect: bool = True) -> dict[str, 
             alerts = pipeline.detect(store=store)
         else:
             alerts = []
-            store.mark_judged([(k, v["data_version"], v["last_period"])
+            store.mark_judged([(k, v.data_version, v.last_period)
                                for k, v in store.pending_series().items()])
         t2 = time.perf_counter()
         sent = pipeline.dispatch(store=store)

@@ -144,7 +144,7 @@ def test_series_row_follows_ingest(store):
     assert r["key"] == "lab:ketamin" and r["data_version"] == 1 and r["judged_version"] == 0
     assert set(store.pending_series()) == {("lab", "ketamin", "", "count"),
                                            ("lab", "heroin", "", "count")}
-    store.mark_judged([(k, v["data_version"], v["last_period"])
+    store.mark_judged([(k, v.data_version, v.last_period)
                        for k, v in store.pending_series().items()])
     assert store.pending_series() == {}
     assert _row(store)["judged_period"] == "2026-01-12"
@@ -171,10 +171,10 @@ def test_a_change_while_judging_keeps_the_series_pending(store):
     # a poll in another thread stores a new week after detection read the series
     store.ingest("lab", location="b", sha256="b", items=(), problems=(),
                  observations=[_obs("2026-01-12", 4)])
-    store.mark_judged([(("lab", "ketamin", "", "count"), seen["data_version"], "2026-01-05")])
+    store.mark_judged([(("lab", "ketamin", "", "count"), seen.data_version, "2026-01-05")])
     pending = store.pending_series()
     assert list(pending) == [("lab", "ketamin", "", "count")]
-    assert pending[("lab", "ketamin", "", "count")]["changed_from"] == "2026-01-05"
+    assert pending[("lab", "ketamin", "", "count")].changed_from == "2026-01-05"
 
 
 def test_detect_with_nothing_new_reads_no_history(tmp_path, monkeypatch):

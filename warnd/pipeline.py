@@ -35,7 +35,7 @@ from warnd.alerting import decide, outbox
 from warnd.config import Config, parse_duration
 from warnd.errors import StoreError, WarndError
 from warnd.logs import redact
-from warnd.store import Store, iso, pack_state, store_problem, utcnow
+from warnd.store import Pending, Store, iso, pack_state, store_problem, utcnow
 
 #: Series whose detector states one detect pass holds unpacked at a time (memory).
 ADVANCE_CHUNK = 2048
@@ -407,7 +407,7 @@ class Pipeline:
 
     def _detect_substance(
         self, store: Store, substance: str, keys: list[SeriesKey],
-        pending: dict[SeriesKey, dict[str, Any]],
+        pending: dict[SeriesKey, Pending],
         judged: list[tuple[SeriesKey, int, str | None]],
     ) -> list[dict[str, Any]]:
         """Judge the new (or revised) periods of a substance's series; enqueue alerts.
@@ -449,7 +449,7 @@ class Pipeline:
             except KeyError:
                 continue  # a source removed from config keeps its data but is not judged
             info = pending[key]
-            version = int(info["data_version"])
+            version = int(info.data_version)
             params = params_of.get(source)
             if params is None:
                 params = params_of[source] = self.config.detection_params(sub, source)
@@ -457,11 +457,11 @@ class Pipeline:
             stored = episodes.get(scope)
             tracker = decide.tracker_from_state(stored, params)
             last_done = tracker.last_period
-            changed = pending[key].get("changed_from")
+            changed = info.changed_from
             revised = bool(last_done is not None and changed
                            and date.fromisoformat(str(changed)[:10]) <= last_done)
             if (last_done is not None and not revised
-                    and str(pending[key]["last_period"]) <= last_done.isoformat()):
+                    and str(info.last_period) <= last_done.isoformat()):
                 judged.append((key, version, last_done.isoformat()))
                 continue
             plan.append(_Planned(key, src, params, scope, stored, tracker, last_done, revised,
