@@ -130,3 +130,27 @@ def test_check_config_command(tmp_path, capsys):
     assert main(["check-config", str(bad)]) == EX_CONFIG
     err = capsys.readouterr().err
     assert f'{bad}: sources[0].interval: "10 parsecs" is not a duration' in err
+
+
+def test_detection_params_apply_each_table_in_order_and_are_made_once_per_pair(tmp_path):
+    """[detection] < [substances.<id>.detection] < a source's own table; series whose
+    tables are the same share one params object (a detect pass asks for every source
+    and substance), and a source is found by name however many there are."""
+    body = '[detection]\nglr_h = 7.0\n' + "".join(
+        f'\n[[sources]]\nname = "src{i}"\nkind = "count_table"\nlocation = "c{i}.csv"\n'
+        f'dimension = "use"\n' + ('detection = { glr_h = 9.0 }\n' if i == 3 else "")
+        for i in range(40))
+    subs = ('\n[substances.ketamin]\nnames = ["ketamin"]\n'
+            '[substances.ketamin.detection]\nspike_alpha = 0.0005\n'
+            '\n[substances.kokain]\nnames = ["kokain"]\n')
+    cfg = load_config(write_config(tmp_path, body, substances=subs))
+    assert cfg.source("src39").location.endswith("c39.csv")
+    with pytest.raises(KeyError):
+        cfg.source("nowhere")
+    k0, k1, k3 = (cfg.detection_params("ketamin", f"src{i}") for i in (0, 1, 3))
+    assert (k0.glr_h, k0.spike_alpha) == (7.0, 0.0005) and k0 is k1
+    assert (k3.glr_h, k3.spike_alpha) == (9.0, 0.0005)
+    c0, c3 = cfg.detection_params("kokain", "src0"), cfg.detection_params("kokain", "src3")
+    assert (c0.glr_h, c3.glr_h) == (7.0, 9.0) and c0.spike_alpha != 0.0005
+    assert cfg.detection_params("kokain", "nowhere") is c0  # an unknown source: no table
+    assert cfg.detection_params("kokain") is c0
