@@ -191,6 +191,39 @@ def _lr_counts(Y, E, phi_eff):
     return np.where(np.isfinite(lr), np.maximum(lr, 0.0), 0.0)
 
 
+def _glr(family, Y, E, N, sc, var_tot, hi, lo, elig, params: DetectionParams):
+    """The likelihood ratios of increase and decrease from window sums (``Y`` observed,
+    ``E`` expected for counts; ``Y`` the residual sum otherwise; ``N`` observed
+    periods; ``sc`` phi or the residual sd; ``var_tot`` the baseline's variance for the
+    window's total), the same without the window's most extreme period (``hi``/``lo``:
+    its observed and expected value or residual), and the statistics
+    ``min(LR / glr_h, LR_loo / glr_loo_h)`` where ``elig``. Elementwise, so the table and
+    the screen share it: ``(lr_up, lr_dn, st_up, st_dn)``."""
+    (hi_y, hi_m), (lo_y, lo_m) = hi, lo
+    if family == "counts":
+        lr = _lr_counts(Y, E, sc + E * var_tot)
+        up = Y > E
+        Yu, Eu = Y - hi_y, E - hi_m
+        loo_up = np.where(Yu > Eu, _lr_counts(Yu, Eu, sc + Eu * var_tot), 0.0)
+        Yd, Ed = Y - lo_y, E - lo_m
+        loo_dn = np.where(Yd < Ed, _lr_counts(Yd, Ed, sc + Ed * var_tot), 0.0)
+    else:
+        var = N * sc**2 + N**2 * var_tot
+        N1 = N - 1
+        var1 = N1 * sc**2 + N1**2 * var_tot
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lr = np.where(var > 0, Y**2 / (2 * var), 0.0)
+            Su, Sd = Y - hi_y, Y - lo_y
+            loo_up = np.where((var1 > 0) & (Su > 0), Su**2 / (2 * var1), 0.0)
+            loo_dn = np.where((var1 > 0) & (Sd < 0), Sd**2 / (2 * var1), 0.0)
+        up = Y > 0
+    lr_up = np.where(up, lr, 0.0)
+    lr_dn = np.where(up, 0.0, lr)
+    st_up = np.where(elig, np.minimum(lr_up / params.glr_h, loo_up / params.glr_loo_h), 0.0)
+    st_dn = np.where(elig, np.minimum(lr_dn / params.glr_h, loo_dn / params.glr_loo_h), 0.0)
+    return lr_up, lr_dn, st_up, st_dn
+
+
 def _table(g: _Grid, fits: Fits, geo: _Geometry, params: DetectionParams, k0: int, k1: int):
     """Rows ``k0 .. k1 - 1`` (grid positions, relative to ``g.base``-shifted arrays)."""
     tab = _table_core(g.family, *_gathered(g, fits, geo, k0, k1), geo, params)
@@ -268,9 +301,6 @@ def _table_core(family, s, y, off, den, fits: Fits, frow_c, have, geo: _Geometry
         Y = Yraw
         E = np.cumsum(mu, axis=1)
         var_tot = total_var(mu)
-        phi_eff = scale[:, None] + E * var_tot
-        lr = _lr_counts(Y, E, phi_eff)
-        up = Y > E
         ex = np.where(obsf, yv - mu, np.nan)
         if den is not None:
             dv = np.where(obsf, den, 0.0)
@@ -287,38 +317,19 @@ def _table_core(family, s, y, off, den, fits: Fits, frow_c, have, geo: _Geometry
         Y = np.cumsum(r, axis=1)
         E = np.zeros_like(Y)
         var_tot = total_var(obsf)
-        var = N * scale[:, None] ** 2 + N**2 * var_tot
-        with np.errstate(divide="ignore", invalid="ignore"):
-            lr = np.where(var > 0, Y**2 / (2 * var), 0.0)
-        up = Y > 0
         ex = np.where(obsf, r, np.nan)
         back = np.where(uselog, np.exp(eta) - shift, eta)
         Eraw = np.cumsum(np.where(obsf, back, 0.0), axis=1)
-    lr_up = np.where(up, lr, 0.0)
-    lr_dn = np.where(up, 0.0, lr)
     # leave the most extreme period out (running arg-extreme along d)
     yc = yv if family == "counts" else r
     mc = mu if family == "counts" else np.zeros_like(r)
     at_hi, at_lo = _running_extreme(ex, True), _running_extreme(ex, False)
-    hi_y, hi_m = _taken(yc, at_hi), _taken(mc, at_hi)
-    lo_y, lo_m = _taken(yc, at_lo), _taken(mc, at_lo)
-    if family == "counts":
-        Yu, Eu = Y - hi_y, E - hi_m
-        loo_up = np.where(Yu > Eu, _lr_counts(Yu, Eu, scale[:, None] + Eu * var_tot), 0.0)
-        Yd, Ed = Y - lo_y, E - lo_m
-        loo_dn = np.where(Yd < Ed, _lr_counts(Yd, Ed, scale[:, None] + Ed * var_tot), 0.0)
-    else:
-        N1 = N - 1
-        var1 = N1 * scale[:, None] ** 2 + N1**2 * var_tot
-        with np.errstate(divide="ignore", invalid="ignore"):
-            Su, Sd = Y - hi_y, Y - lo_y
-            loo_up = np.where((var1 > 0) & (Su > 0), Su**2 / (2 * var1), 0.0)
-            loo_dn = np.where((var1 > 0) & (Sd < 0), Sd**2 / (2 * var1), 0.0)
     sp = _spike_rule(family, None if den is None else den[:, 0], valid, y[:, 0], mu[:, 0],
                      var_eta[:, 0], scale, wm, shift_k, uselog_k, params)
     elig = valid[:, None] & (N >= 2) & (np.arange(M)[None, :] + 1 >= geo.span) & obs
-    st_up = np.where(elig, np.minimum(lr_up / params.glr_h, loo_up / params.glr_loo_h), 0.0)
-    st_dn = np.where(elig, np.minimum(lr_dn / params.glr_h, loo_dn / params.glr_loo_h), 0.0)
+    lr_up, lr_dn, st_up, st_dn = _glr(
+        family, Y, E, N, scale[:, None], var_tot, (_taken(yc, at_hi), _taken(mc, at_hi)),
+        (_taken(yc, at_lo), _taken(mc, at_lo)), elig, params)
     return _Table(
         0, valid, mu, var_eta, scale, Y, E, N, D, Yraw, Eraw, lr_up, lr_dn, st_up, st_dn,
         y[:, 0], wm, shift_k, uselog_k, *sp,
@@ -1225,7 +1236,7 @@ def _advance_batch(sts: list[_Step], params: DetectionParams) -> list[list[Findi
     au, ad = np.zeros(S, bool), np.zeros(S, bool)
     ou, od = np.full(S, -1, dtype=np.int64), np.full(S, -1, dtype=np.int64)
     busy = np.zeros(S, bool)
-    ev_of: dict[int, _Eval] = {}
+    ev_of: dict[int, Any] = {}  # a busy series: its rows of the table and its results
     if len(loud):
         L = len(loud)
         lrows = (loud[:, None] * M + np.arange(M)[None, :]).ravel()
@@ -1264,9 +1275,8 @@ def _advance_batch(sts: list[_Step], params: DetectionParams) -> list[list[Findi
         busy[loud] = (ou[loud] >= 0) | (od[loud] >= 0) | spike_now
         for m, i in enumerate(loud.tolist()):
             if busy[i]:
-                view = _rows(tab, m * M, (m + 1) * M, int(t[i]) - M + 1)
-                ev_of[i] = _Eval(np.array([t[i]]), view, fits, su[m : m + 1], sd[m : m + 1],
-                                 ku[m : m + 1], kd[m : m + 1], ou[i : i + 1], od[i : i + 1])
+                ev_of[i] = (_rows(tab, m * M, (m + 1) * M, int(t[i]) - M + 1),
+                            su[m : m + 1], sd[m : m + 1], ku[m : m + 1], kd[m : m + 1])
     # each series' own fits, in position order
     starts = np.searchsorted(skey, np.arange(S) * big)
     ends = np.searchsorted(skey, (np.arange(S) + 1) * big)
@@ -1284,9 +1294,10 @@ def _advance_batch(sts: list[_Step], params: DetectionParams) -> list[list[Findi
             own_fits = fits.take(order[sl][kept[sl]])
         run = {"up": bool(au[i]), "onset_up": int(ou[i]), "dn": bool(ad[i]),
                "onset_dn": int(od[i])}
-        ev = ev_of.get(i)
-        if ev is not None:
-            ev.fits = own_fits
+        ev = None
+        if i in ev_of:
+            view, *stats = ev_of[i]
+            ev = _Eval(t[i : i + 1], view, own_fits, *stats, ou[i : i + 1], od[i : i + 1])
         out.append(st.state._finish(st, ev, 0, own_fits, run, params))
     return out
 
@@ -1384,29 +1395,12 @@ def _screen(family, t, M, Y, OFF, DEN, base, W, fits: Fits, frow, have,
         return np.where(at >= 0, a[blk, np.maximum(at, 0)], 0.0)
 
     hi, lo = at_hi[blk, j], at_lo[blk, j]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if family == "counts":
-            lr = _lr_counts(Ysum, Wsum, scale + Wsum * var_tot)
-            up = Ysum > Wsum
-            Yu, Eu = Ysum - taken(val, hi), Wsum - taken(mu, hi)
-            loo_up = np.where(Yu > Eu, _lr_counts(Yu, Eu, scale + Eu * var_tot), 0.0)
-            Yd, Ed = Ysum - taken(val, lo), Wsum - taken(mu, lo)
-            loo_dn = np.where(Yd < Ed, _lr_counts(Yd, Ed, scale + Ed * var_tot), 0.0)
-        else:
-            var = N * scale**2 + N**2 * var_tot
-            lr = np.where(var > 0, Ysum**2 / (2 * var), 0.0)
-            up = Ysum > 0
-            N1 = N - 1
-            var1 = N1 * scale**2 + N1**2 * var_tot
-            Su, Sd = Ysum - taken(val, hi), Ysum - taken(val, lo)
-            loo_up = np.where((var1 > 0) & (Su > 0), Su**2 / (2 * var1), 0.0)
-            loo_dn = np.where((var1 > 0) & (Sd < 0), Sd**2 / (2 * var1), 0.0)
     d = M - 1 - j
     obs_t = np.isfinite(Y[np.arange(S), np.clip(t - base, 0, W - 1)])
     elig = valid & (N >= 2) & (d + 1 >= geo.span) & obs_t[owner_of_row]
-    lr_up, lr_dn = np.where(up, lr, 0.0), np.where(up, 0.0, lr)
-    st_up = np.where(elig, np.minimum(lr_up / params.glr_h, loo_up / params.glr_loo_h), 0.0)
-    st_dn = np.where(elig, np.minimum(lr_dn / params.glr_h, loo_dn / params.glr_loo_h), 0.0)
+    _, _, st_up, st_dn = _glr(family, Ysum, Wsum, N, scale, var_tot,
+                              (taken(val, hi), taken(mu, hi)), (taken(val, lo), taken(mu, lo)),
+                              elig, params)
     calm = (st_up < 1.0 - SCREEN_MARGIN) & (st_dn < 1.0 - SCREEN_MARGIN)
     calm = calm.reshape(S, M).all(axis=1)
     # the spike rule at t (the change start k = t, its first period), loosened
