@@ -465,6 +465,27 @@ def test_the_batch_step_makes_change_time_tables_only_for_series_that_may_alarm(
     assert screened > 0.9 * quiet_weeks, (screened, quiet_weeks)
 
 
+def test_daily_series_advanced_together_give_their_replay_findings():
+    """Daily series search 182 change starts: the batch step with its screen still
+    gives each day what replay gives, through a doubling that alarms."""
+    series = []
+    for i in range(6):
+        mu = np.full(480, 3.0 + 2 * i)
+        if i % 2 == 0:
+            mu[455:] *= 2.0
+        per = tuple(date(2023, 1, 1).fromordinal(date(2023, 1, 1).toordinal() + d)
+                    for d in range(480))
+        series.append(Series(source="ems", substance=f"k{i}", periods=per,
+                             values=nb_counts(mu, seed=900 + i)))
+    full = [replay(s, P) for s in series]
+    states = [replay_with_state(s.upto(450), P)[1] for s in series]
+    for i in range(450, 480):
+        got = advance_many([(st, s.periods[i], float(s.values[i]), None)
+                            for st, s in zip(states, series, strict=True)], P)
+        assert got == [f[i] for f in full], i
+    assert any(f[-1] for f in full) and not all(f[-1] for f in full)
+
+
 def test_the_screen_picks_the_period_left_out_as_the_table_does():
     """For a window from each column to the last, the screen's arg-extreme is the one
     the table's running extreme reaches at the window's end: the first on a tie."""
