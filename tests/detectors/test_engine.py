@@ -473,8 +473,7 @@ def test_daily_series_advanced_together_give_their_replay_findings():
         mu = np.full(480, 3.0 + 2 * i)
         if i % 2 == 0:
             mu[455:] *= 2.0
-        per = tuple(date(2023, 1, 1).fromordinal(date(2023, 1, 1).toordinal() + d)
-                    for d in range(480))
+        per = tuple(date.fromordinal(date(2023, 1, 1).toordinal() + d) for d in range(480))
         series.append(Series(source="ems", substance=f"k{i}", periods=per,
                              values=nb_counts(mu, seed=900 + i)))
     full = [replay(s, P) for s in series]
