@@ -336,16 +336,19 @@ def _table_core(family, s, y, off, den, fits: Fits, frow_c, have, geo: _Geometry
     )
 
 
-def _running_extreme(ex: np.ndarray, high: bool) -> np.ndarray:
+def _running_extreme(ex: np.ndarray, high: bool, last_on_tie: bool = False) -> np.ndarray:
     """For each row of ``ex`` (NaN: not observed) and each column ``d``: the column of
     the largest (``high``) or smallest value among columns ``0 .. d``, the first one on
-    a tie; -1 before the first observed."""
+    a tie (the last with ``last_on_tie``); -1 before the first observed."""
     ok = np.isfinite(ex)
     none = -np.inf if high else np.inf
     e = np.where(ok, ex, none)
     run = (np.maximum if high else np.minimum).accumulate(e, axis=1)
     prev = np.concatenate([np.full((len(e), 1), none), run[:, :-1]], axis=1)
-    record = ok & ((e > prev) if high else (e < prev))
+    if last_on_tie:
+        record = ok & ((e >= prev) if high else (e <= prev))
+    else:
+        record = ok & ((e > prev) if high else (e < prev))
     cols = np.where(record, np.arange(e.shape[1])[None, :], -1)
     return np.maximum.accumulate(cols, axis=1)
 
@@ -1246,21 +1249,11 @@ def _advance_batch(sts: list[_Step], params: DetectionParams) -> list[list[Findi
         off = gather(OFF, rows, s, 0.0)
         den = gather(DEN, rows, s, np.nan) if DEN is not None else None
         tab = _table_core(family, s, y, off, den, fits, frow[lrows], have[lrows], geo, params)
-        # the best change start for the new position (the anti-diagonal of each block)
-        d = np.arange(M)
-        j = M - 1 - d
-        valid = tab.valid.reshape(L, M)[:, j]
-        n_obs = tab.N.reshape(L, M, M)[:, j, d]
-        tl = t[loud]
-
-        def best(st_, lr_):
-            vals = st_.reshape(L, M, M)[:, j, d]
-            stat = vals[np.arange(L), np.argmax(vals, axis=1)]
-            lr = np.where(valid & (n_obs >= 2), lr_.reshape(L, M, M)[:, j, d], -1.0)
-            return stat, tl - np.argmax(lr, axis=1)
-
-        su, ku = best(tab.st_up, tab.lr_up)
-        sd, kd = best(tab.st_dn, tab.lr_dn)
+        # the best change start for the new position: each block's last row stands for
+        # its series' t (the anti-diagonal of the block), shifted back to t after
+        last_row = np.arange(L) * M + M - 1
+        su, ku, sd, kd = _best(tab, last_row, M)
+        ku, kd = ku - last_row + t[loud], kd - last_row + t[loud]
         runs = [sts[i].state.d["run"] for i in loud.tolist()]
 
         def onsets(stat, kbest, a_key, o_key):
@@ -1318,17 +1311,10 @@ def _suffix_extreme(ex: np.ndarray, high: bool) -> np.ndarray:
     """For each row of ``ex`` (NaN: not observed) and column ``j``: the column of the
     largest (``high``) or smallest value among columns ``j ..`` the last, the first
     one on a tie (as :func:`_running_extreme` picks for a window starting at ``j``);
-    -1 where none is observed."""
-    ok = np.isfinite(ex)
-    none = -np.inf if high else np.inf
-    e = np.where(ok, ex, none)[:, ::-1]
-    run = (np.maximum if high else np.minimum).accumulate(e, axis=1)
-    prev = np.concatenate([np.full((len(e), 1), none), run[:, :-1]], axis=1)
-    record = ok[:, ::-1] & ((e >= prev) if high else (e <= prev))
-    W = e.shape[1]
-    cols = np.where(record, W - 1 - np.arange(W)[None, :], W)
-    at = np.minimum.accumulate(cols, axis=1)[:, ::-1]
-    return np.where(at < W, at, -1)
+    -1 where none is observed. The running extreme of the reversed row, whose last
+    on a tie is the first here."""
+    at = _running_extreme(ex[:, ::-1], high, last_on_tie=True)[:, ::-1]
+    return np.where(at >= 0, ex.shape[1] - 1 - at, -1)
 
 
 def _screen(family, t, M, Y, OFF, DEN, base, W, fits: Fits, frow, have,
@@ -1396,7 +1382,8 @@ def _screen(family, t, M, Y, OFF, DEN, base, W, fits: Fits, frow, have,
 
     hi, lo = at_hi[blk, j], at_lo[blk, j]
     d = M - 1 - j
-    obs_t = np.isfinite(Y[np.arange(S), np.clip(t - base, 0, W - 1)])
+    now = t - base  # the new position in each series' row of Y (its last)
+    obs_t = np.isfinite(Y[np.arange(S), now])
     elig = valid & (N >= 2) & (d + 1 >= geo.span) & obs_t[owner_of_row]
     _, _, st_up, st_dn = _glr(family, Ysum, Wsum, N, scale, var_tot,
                               (taken(val, hi), taken(mu, hi)), (taken(val, lo), taken(mu, lo)),
@@ -1415,7 +1402,7 @@ def _screen(family, t, M, Y, OFF, DEN, base, W, fits: Fits, frow, have,
         sh, ul = np.zeros(S), np.zeros(S, bool)
     den_t = None
     if DEN is not None:
-        den_t = DEN[np.arange(S), np.clip(t - base, 0, W - 1)]
+        den_t = DEN[np.arange(S), now]
     mu_t = mu[b_last, c_last] if family == "counts" else eta[b_last, c_last]
     spike = _spike_rule(family, den_t, valid[last], y[b_last, c_last], mu_t, v_last,
                         scale[last], wm, sh, ul, params, slack=SCREEN_MARGIN)[1]
