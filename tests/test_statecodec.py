@@ -105,3 +105,90 @@ def test_a_truncated_blob_is_refused(cut):
     blob = pack(_states()[0])
     with pytest.raises((ValueError, zlib.error)):
         unpack(blob[:cut])
+
+
+def _same(a, b) -> bool:
+    """:func:`_identical`, with numpy arrays equal in dtype, shape and every bit."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (type(a) is type(b) and a.dtype == b.dtype and a.shape == b.shape
+                and a.tobytes() == b.tobytes())
+    if isinstance(a, dict):
+        return (type(b) is dict and list(a) == list(b)
+                and all(_same(a[k], b[k]) for k in a))
+    if isinstance(a, list):
+        return (type(b) is list and len(a) == len(b)
+                and all(_same(x, y) for x, y in zip(a, b, strict=True)))
+    return _identical(a, b)
+
+
+def test_series_states_use_the_fixed_layout_and_read_back_as_before():
+    """What the engine stores (``to_store``) is packed in the fixed layout; it unpacks
+    to exactly what the generic layout gives, in both forms, and continues alike."""
+    from warnd.statecodec import MAGIC2
+
+    for st in _states():
+        state = SeriesState.from_dict(st)
+        stored = state.to_store()
+        blob, generic = pack(stored), pack(st)
+        assert blob.startswith(MAGIC2) and generic.startswith(MAGIC)
+        assert _identical(unpack(blob), st)  # the JSON-able form, floats bit for bit
+        assert _same(unpack(blob, arrays=True), unpack(generic, arrays=True))
+        # the fits take one float block uncompressed and the tail zlib: bounded size
+        assert len(blob) < 2 * len(generic)
+        a, b = SeriesState.from_dict(unpack(generic, arrays=True)), SeriesState.from_dict(
+            unpack(blob, arrays=True))
+        nxt = date.fromisoformat(st["last_period"]) + timedelta(weeks=1)
+        den = 250.0 if st["has_den"] else None
+        fa = a.advance(nxt, 60.0, DetectionParams(), denominator=den)
+        fb = b.advance(nxt, 60.0, DetectionParams(), denominator=den)
+        assert [(f.key, f.strength) for f in fa] == [(f.key, f.strength) for f in fb]
+        assert _same(a.to_store(), b.to_store())
+        # the arrays handed out are the state's own: changing one changes no other
+        got = unpack(blob, arrays=True)
+        got["fits"]["beta"]["data"][:] = 0.0
+        assert not np.array_equal(got["fits"]["ainv"]["data"], 0.0 * got["fits"]["ainv"]["data"])
+        assert _same(unpack(blob, arrays=True)["fits"]["beta"],
+                     unpack(generic, arrays=True)["fits"]["beta"])
+
+
+def test_fixed_layout_keeps_flags_that_are_not_zero_or_one_and_empty_fits():
+    from warnd.statecodec import MAGIC2
+
+    stored = SeriesState.from_dict(_states()[0]).to_store()
+    flags = stored["fits"]["flags"]
+    odd = {**stored, "fits": {**stored["fits"], "flags": {**flags,
+                                                          "data": flags["data"] * 0.5}}}
+    odd["fits"]["flags"]["data"][0] = -0.0
+    for st in (stored, odd):
+        assert _same(unpack(pack(st), arrays=True), unpack(pack(_generic(st)), arrays=True))
+    assert len(pack(odd)) > len(pack(stored))  # the flags as floats, not one byte each
+    empty = {**stored, "fits": {"family": "counts", **{
+        name: {**v, "shape": [0, *v["shape"][1:]], "data": v["data"][:0]}
+        for name, v in stored["fits"].items() if name != "family"}}}
+    blob = pack(empty)
+    assert blob.startswith(MAGIC2)
+    assert _same(unpack(blob, arrays=True), unpack(pack(_generic(empty)), arrays=True))
+
+
+def _generic(st: dict) -> dict:
+    """The same state in a form the fixed layout does not take (the tail as a list),
+    so :func:`pack` writes the generic layout."""
+    return {**st, "y": [None if x != x else x for x in st["y"].tolist()]}
+
+
+def test_a_state_of_another_shape_is_packed_generically():
+    stored = SeriesState.from_dict(_states()[0]).to_store()
+    other = {**stored, "fits": {**stored["fits"], "extra": stored["fits"]["pos"]}}
+    wrong = {**stored, "fits": {**stored["fits"], "pos": {
+        **stored["fits"]["pos"], "dtype": "int32"}}}
+    for st in (other, wrong, {**stored, "y": stored["y"].astype(np.float32)}):
+        blob = pack(st)
+        assert blob.startswith(MAGIC)
+        assert unpack(blob, arrays=True).keys() == st.keys()
+
+
+@pytest.mark.parametrize("cut", [5, 9, 40, -1])
+def test_a_truncated_fixed_layout_blob_is_refused(cut):
+    blob = pack(SeriesState.from_dict(_states()[2]).to_store())
+    with pytest.raises((ValueError, zlib.error)):
+        unpack(blob[:cut])
