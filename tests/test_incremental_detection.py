@@ -97,13 +97,33 @@ def test_week_by_week_equals_a_replay_and_a_revision_is_rejudged(tmp_path, monke
         return real_prepare(self, *a, **kw)
 
     monkeypatch.setattr(engine.SeriesState, "_prepare", counting)
+    rows_seen: dict[str, list[tuple]] = {"heroin": [], "ketamin": []}
     for week in range(first, WEEKS + 1):
         csv.write_text("\n".join([header, *rows[: 2 * week]]) + "\n")
         now = datetime.combine(START + timedelta(weeks=week), datetime.min.time(), UTC)
         Pipeline(cfg, clock=lambda now=now: now).run_once()
+        store = Store.in_dir(cfg.state_dir)
+        try:
+            for sub in rows_seen:
+                ep = store.q("SELECT state, updated_at FROM episodes WHERE scope=?",
+                             [f"series:lab:{sub}"])[0]
+                judged = store.q("SELECT judged_period FROM series WHERE substance=?",
+                                 [sub])[0]["judged_period"]
+                rows_seen[sub].append((ep["state"], ep["updated_at"], judged))
+        finally:
+            store.close()
     # the first cycle replayed the history; every later week was one advance per series
     assert len(advanced) == 2 * (WEEKS - first)
     assert sorted(replays) == ["heroin", "ketamin"]
+    # every week judged; the quiet series' episode row written once, not each week
+    for sub, seen in rows_seen.items():
+        assert [r[2] for r in seen] == [(START + timedelta(weeks=w - 1)).isoformat()
+                                        for w in range(first, WEEKS + 1)], sub
+    assert not any(json.loads(r[0])["active"] for r in rows_seen["heroin"])
+    assert len({r[:2] for r in rows_seen["heroin"]}) == 1
+    ket = [json.loads(r[0]) for r in rows_seen["ketamin"]]
+    assert any(k["active"] for k in ket)  # its rise opened an episode: that row moves
+    assert len({r[:2] for r in rows_seen["ketamin"]}) > 1
 
     store = Store.in_dir(cfg.state_dir)
     try:

@@ -113,7 +113,8 @@ def test_upgraded_store_continues_where_it_stopped(tmp_path, monkeypatch):
         assert list(store.pending_series()) == [key]
         pipeline.detect(store=store)
         assert store.pending_series() == {}
-        assert store.episode_state("series:amk-bergen:ketamin:46")["last_period"] == new.isoformat()
+        assert store.q("SELECT judged_period FROM series WHERE key=?",
+                       ["amk-bergen:ketamin:46"])[0]["judged_period"] == new.isoformat()
     finally:
         store.close()
 

@@ -457,6 +457,12 @@ class Pipeline:
             stored = episodes.get(scope)
             tracker = decide.tracker_from_state(stored, params)
             last_done = tracker.last_period
+            if info.judged_period and decide.tracker_quiet(stored):
+                # a quiet series' state is not rewritten each period (see below): the
+                # series' last judged period says how far it was judged
+                judged_to = date.fromisoformat(str(info.judged_period)[:10])
+                if last_done is None or judged_to > last_done:
+                    last_done = tracker.last_period = judged_to
             changed = info.changed_from
             revised = bool(last_done is not None and changed
                            and date.fromisoformat(str(changed)[:10]) <= last_done)
@@ -510,7 +516,11 @@ class Pipeline:
                  if f.direction == "increase" or params.alert_decreases],
                 first_run=first_run, recent=recent, revised=revised,
             )
-            states[scope] = decide.tracker_state(tracker)
+            after = decide.tracker_state(tracker)
+            if not (decide.tracker_quiet(stored) and decide.tracker_quiet(after)):
+                # written when its episodes change; a series quiet before and after keeps
+                # its row, and its last judged period is the series' (mark_judged)
+                states[scope] = after
             if metric == "notices":
                 continue  # the warning itself was told; its weekly count only feeds the scale
             firing += decisions

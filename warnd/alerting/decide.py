@@ -75,6 +75,13 @@ def tracker_state(tracker: SeriesEpisodes) -> dict[str, Any]:
     }
 
 
+def tracker_quiet(state: dict[str, Any] | None) -> bool:
+    """True for a stored series state with no episode open: all it holds that matters is
+    its last judged period (the period count only matters while an episode is open)."""
+    return bool(state and "tracker" in state and not state["tracker"].get("open")
+                and not state.get("active"))
+
+
 def tracker_update(
     tracker: SeriesEpisodes, period: date, findings: list[Finding]
 ) -> list[tuple[str, Finding]]:
