@@ -145,9 +145,12 @@ class Fits:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Fits:
         vals = []
-        for f in fields(cls)[1:]:
-            e = d[f.name]
-            vals.append(np.asarray(e["data"], dtype=e["dtype"]).reshape(e["shape"]))
+        for name in _ARRAYS:
+            e = d[name]
+            data = e["data"]
+            if type(data) is not np.ndarray or _dtype_name(data.dtype) != e["dtype"]:
+                data = np.asarray(data, dtype=e["dtype"])
+            vals.append(data.reshape(e["shape"]))
         return cls(d["family"], *vals)
 
 

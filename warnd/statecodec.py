@@ -189,6 +189,19 @@ def _layout(k: int, p: int, flag_bytes: bool) -> tuple[
                                       sum(math.prod(s) for _, _, s, _ in small))
 
 
+@functools.lru_cache(maxsize=64)
+def _slices(order: tuple[tuple[str, str, tuple[int, ...], str], ...]) -> tuple[
+        tuple[str, str, tuple[int, ...], str, int, int], ...]:
+    """:func:`_layout`'s arrays with where each lies in its block."""
+    at = {"f": 0, "i": 0, "b": 0}
+    out = []
+    for name, dtype, shape, block in order:
+        lo = at[block]
+        at[block] = lo + math.prod(shape)
+        out.append((name, dtype, shape, block, lo, at[block]))
+    return tuple(out)
+
+
 def _unpack_series_state(blob: bytes, arrays: bool) -> dict[str, Any]:
     """The state dict from the fixed layout (:func:`_pack_series_state`)."""
     import numpy as np
@@ -216,13 +229,9 @@ def _unpack_series_state(blob: bytes, arrays: bool) -> dict[str, Any]:
     blocks = {"f": np.frombuffer(blob, "<f8", nf, at).astype(np.float64),
               "i": np.frombuffer(body, "<i8", ni, offset).astype(np.int64),
               "b": np.frombuffer(body, np.uint8, nb, offset + 8 * ni)}
-    used = {"f": 0, "i": 0, "b": 0}
     got: dict[str, Any] = {}
-    for name, dtype, shape, block in order:  # views of one copy of each block
-        i = used[block]
-        count = math.prod(shape)
-        a = blocks[block][i : i + count]
-        used[block] = i + count
+    for name, dtype, shape, block, lo, hi in _slices(order):  # views of one copy a block
+        a = blocks[block][lo:hi]
         if block == "b":
             a = a.astype(dtype)
         got[name] = {"dtype": dtype, "shape": list(shape),
