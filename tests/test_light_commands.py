@@ -16,7 +16,7 @@ from tests.test_service import source
 from warnd.alerting.freshness import stale_data
 from warnd.store import Store
 
-HEAVY = ("apprise", "bs4", "feedparser", "jinja2", "matplotlib", "scipy", "ruptures",
+HEAVY = ("apprise", "bs4", "feedparser", "jinja2", "matplotlib", "numpy", "scipy", "ruptures",
          "prometheus_client", "apscheduler", "detectors.engine", "feeds.notices")
 
 

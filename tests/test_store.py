@@ -157,3 +157,18 @@ def test_many_series_tails_and_states_read_together_equal_one_by_one(store):
     got = store.detector_states(keys)
     assert got == {k: v for k, v in states.items() if k[1] != "s005"}
     assert store.detector_state(keys[7]) == got[keys[7]]
+
+
+def test_the_store_loads_without_numpy_which_still_imports_after():
+    """sqlite_utils is imported without numpy (a light command never loads it); numpy
+    and the store both work afterwards in the same process."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; import warnd.store as s; assert 'numpy' not in sys.modules; "
+             "import numpy; st = s.Store(':memory:'); "
+             "print(numpy.float64(2.5) * 2, st.q('SELECT 1 AS one')[0]['one'])")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["5.0", "1"]

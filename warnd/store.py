@@ -22,10 +22,42 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import sqlite_utils
-
 from feeds.base import Item, Observation, Problem
 from warnd.errors import StoreError
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+
+def _import_sqlite_utils() -> Any:
+    """``sqlite_utils``, without letting it import numpy or pandas.
+
+    At import, sqlite_utils imports numpy (and tries pandas) only to map their scalar
+    types to column types in its insert helpers, which warnd does not use (every write
+    here is SQL with plain values). numpy is a fifth of a second of every process's
+    start, so a command that needs no numpy (``status``, ``check-config``, the web
+    pages) would pay it for nothing. While sqlite_utils is imported, both names are
+    marked as not importable; then they are what they were before, so numpy imports
+    as usual when the detectors need it. When numpy is loaded already, sqlite_utils
+    is imported as is."""
+    if "sqlite_utils" in sys.modules or "numpy" in sys.modules:
+        import sqlite_utils as mod
+
+        return mod
+    saved = {name: sys.modules.get(name) for name in ("numpy", "pandas")}
+    sys.modules.update(dict.fromkeys(saved))  # None: "import numpy" raises ImportError
+    try:
+        import sqlite_utils as mod
+    finally:
+        for name, was in saved.items():
+            if was is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = was
+    return mod
+
+
+sqlite_utils = _import_sqlite_utils()  # noqa: F811
 
 if TYPE_CHECKING:
     from detectors.base import Series
