@@ -67,12 +67,21 @@ def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 6
+        assert store.schema_version == len(MIGRATIONS) == 7
         table_sql = store.db.execute(
             "SELECT sql FROM sqlite_master WHERE name='observations'").fetchone()[0]
         assert "WITHOUT ROWID" in table_sql
         assert store.series_keys() == distinct
         assert sum(c["observations"] for c in store.series_counts().values()) == len(obs_before)
+        # the per-source figures are read from a covering index, not the series' rows
+        seen: list[str] = []
+        store.db.conn.set_trace_callback(seen.append)
+        store.series_counts(), store.newest_period_by_source()
+        store.db.conn.set_trace_callback(None)
+        assert len(seen) == 2
+        for sql in seen:
+            plan = " ".join(r[3] for r in store.db.execute("EXPLAIN QUERY PLAN " + sql))
+            assert "COVERING INDEX series_source" in plan, (sql, plan)
         # the demo judged every period: nothing is pending after the upgrade
         assert store.pending_series() == {}
     finally:
@@ -81,7 +90,7 @@ def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
     for t, rows in before.items():
         assert _rows(db, f"SELECT * FROM {t} ORDER BY 1, 2") == rows, t
     again = Store(db)  # re-opening runs no migration again
-    assert again.schema_version == 6
+    assert again.schema_version == 7
     again.close()
 
 

@@ -347,8 +347,17 @@ def _m6(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m7(db: sqlite_utils.Database) -> None:
+    """A covering index for the per-source figures ``status``, the console and the
+    freshness check read (series and observations counted, newest period): the
+    ``series`` rows hold each series' packed detector state (about 4 kB), so a scan of
+    the table read 100 MB at 100,000 series; the index holds only these columns."""
+    db.execute("CREATE INDEX IF NOT EXISTS series_source ON series "
+               "(source, last_period, n_observations)")
+
+
 #: Forward migrations; index + 1 is the schema version they produce.
-MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6]
+MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6, _m7]
 
 SeriesKey = tuple[str, str, str, str]  # source, substance, region, metric
 
