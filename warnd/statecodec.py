@@ -31,8 +31,8 @@ then, uncompressed, the fits: ``beta`` (k·p), ``ainv`` (k·p·p), ``flags`` (k�
 ``flags`` are one byte each when they are all exactly 0 or 1 (the header says which).
 The fits are left uncompressed because their floats hardly compress (3.4 kB to 2.4 kB
 for five years of weekly data) while zlib spent most of a state's packing on them:
-a state takes about 4.0 kB instead of 3.4 kB, and packing and unpacking it take about
-a sixth of the time ``WSB1`` took (``benchmarks/batch.py``, numbers in
+a state takes about 4.2 kB instead of 3.6 kB, packing it about a third of the time
+``WSB1`` took and unpacking it about half (``benchmarks/batch.py``, numbers in
 ``docs/operations.md``). Any other dict is packed as ``WSB1``.
 
 Unpacking gives the JSON-able dict (``None`` for a missing value; floats bit for bit)

@@ -35,8 +35,8 @@ def _import_sqlite_utils() -> Any:
     At import, sqlite_utils imports numpy (and tries pandas) only to map their scalar
     types to column types in its insert helpers, which warnd does not use (every write
     here is SQL with plain values). numpy is a fifth of a second of every process's
-    start, so a command that needs no numpy (``status``, ``check-config``, the web
-    pages) would pay it for nothing. While sqlite_utils is imported, both names are
+    start, so a command that needs no numpy (``status``, ``check-config``) would pay
+    it for nothing. While sqlite_utils is imported, both names are
     marked as not importable; then they are what they were before, so numpy imports
     as usual when the detectors need it. When numpy is loaded already, sqlite_utils
     is imported as is."""
