@@ -59,17 +59,27 @@ class LocalDocument:
     never whole) and each file's bytes are held only while that one is parsed, so a
     poll's memory is bounded by one file (``max_bytes``), not by the folder.
     ``sha256`` is that of the bytes last read.
+
+    ``stat`` identifies the file's version without reading it: size, modification and
+    status-change times (nanoseconds) and inode, taken before the file is read. A file
+    whose ``stat`` equals the one its caller knew from an earlier poll is not read at
+    all (``unchanged``: no ``sha256``, no ``content``). Writing to a file always moves
+    its status-change time, which no tool can set back (restoring the modification
+    time, as ``cp -p`` or ``rsync -t`` do, moves it too), and a file replaced by
+    another has another inode; so an equal ``stat`` means the same bytes.
     """
 
     etag: str | None = None
     last_modified: str | None = None
     not_modified = False
 
-    def __init__(self, path: Path, max_bytes: int) -> None:
+    def __init__(self, path: Path, max_bytes: int, known: str | None = None) -> None:
         self.location = str(path)
         self.path = path
         self.max_bytes = max_bytes
-        self.sha256 = self._hash()
+        self.stat = file_stat(path)
+        self.unchanged = known is not None and self.stat == known
+        self.sha256 = None if self.unchanged else self._hash()
 
     def _hash(self) -> str:
         h = hashlib.sha256()
@@ -96,6 +106,15 @@ class LocalDocument:
             raise FetchError(self.location, f"larger than max_bytes={self.max_bytes}")
         self.sha256 = hashlib.sha256(data).hexdigest()
         return data
+
+
+def file_stat(path: Path) -> str | None:
+    """``size:mtime_ns:ctime_ns:inode`` of a file (None when it cannot be read)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
 
 
 class _Retry(Exception):
@@ -144,45 +163,49 @@ class Fetcher:
         self.transport = transport
 
     def fetch(
-        self, location: str, *, etag: str | None = None, last_modified: str | None = None
+        self, location: str, *, etag: str | None = None, last_modified: str | None = None,
+        known: dict[str, str] | None = None,
     ) -> list[Any]:
         """Fetch ``location``: one document for a URL or file, one per file for a folder/glob.
 
         ``etag``/``last_modified`` make an HTTP GET conditional; a 304 answer gives one
         document with ``not_modified=True``. Local files ignore them (the runner skips
-        documents whose sha256 it already ingested).
+        documents whose sha256 it already ingested); ``known`` maps a file's location to
+        its :attr:`LocalDocument.stat` when it was last ingested, and a file that still
+        has that stat is listed ``unchanged`` without being read.
         """
         scheme = urllib.parse.urlsplit(location).scheme.lower()
         if scheme in ("http", "https"):
             return [self._fetch_http(location, etag, last_modified)]
         if scheme == "file":
             path = urllib.request.url2pathname(urllib.parse.urlsplit(location).path)
-            return self._fetch_local(path, location)
+            return self._fetch_local(path, location, known or {})
         if scheme and len(scheme) > 1:
             raise FetchError(
                 location, f"unsupported scheme {scheme!r} (use http, https, file or a path)"
             )
-        return self._fetch_local(location, location)
+        return self._fetch_local(location, location, known or {})
 
     # -- local -------------------------------------------------------------------------
 
-    def _fetch_local(self, path: str, location: str) -> list[Any]:
+    def _fetch_local(self, path: str, location: str,
+                     known: dict[str, str]) -> list[Any]:
         if _GLOB_CHARS & set(path):
             files = sorted(p for p in glob.glob(path) if os.path.isfile(p))
-            return [self._read_file(Path(p)) for p in files if _wanted(Path(p))]
+            return [self._read_file(Path(p), known) for p in files if _wanted(Path(p))]
         p = Path(path)
         if p.is_dir():
             try:
                 files = sorted(c for c in p.iterdir() if c.is_file() and _wanted(c))
             except OSError as err:
                 raise FetchError(location, f"cannot list folder: {err.strerror or err}") from err
-            return [self._read_file(c) for c in files]
+            return [self._read_file(c, known) for c in files]
         if not p.exists():
             raise FetchError(location, "no such file or folder")
-        return [self._read_file(p)]
+        return [self._read_file(p, known)]
 
-    def _read_file(self, path: Path) -> LocalDocument:
-        return LocalDocument(path, self.max_bytes)
+    def _read_file(self, path: Path, known: dict[str, str]) -> LocalDocument:
+        return LocalDocument(path, self.max_bytes, known.get(str(path)))
 
     # -- http --------------------------------------------------------------------------
 

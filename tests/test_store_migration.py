@@ -67,7 +67,7 @@ def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 7
+        assert store.schema_version == len(MIGRATIONS) == 8
         table_sql = store.db.execute(
             "SELECT sql FROM sqlite_master WHERE name='observations'").fetchone()[0]
         assert "WITHOUT ROWID" in table_sql
@@ -90,7 +90,7 @@ def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
     for t, rows in before.items():
         assert _rows(db, f"SELECT * FROM {t} ORDER BY 1, 2") == rows, t
     again = Store(db)  # re-opening runs no migration again
-    assert again.schema_version == 7
+    assert again.schema_version == 8
     again.close()
 
 

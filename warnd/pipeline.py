@@ -203,9 +203,11 @@ class Pipeline:
             feed = self.build_feed(source_name)
             state = store.source_state(source_name)
             location = self.config.resolve_location(src.location)
+            known = store.document_stats(source_name)
             try:
                 docs = self.fetcher.fetch(
-                    location, etag=state.get("etag"), last_modified=state.get("last_modified")
+                    location, etag=state.get("etag"), last_modified=state.get("last_modified"),
+                    known=known,
                 )
             except Exception as e:  # FetchError and anything a transport raises
                 res.error = _one_line(e)
@@ -214,10 +216,17 @@ class Pipeline:
                 self._source_health(store, source_name, now)
                 return res
             etag = last_mod = None
+            stats: list[tuple[str, str]] = []  # files ingested (or found so) this poll
             for doc in docs:
                 etag, last_mod = doc.etag or etag, doc.last_modified or last_mod
-                if doc.not_modified or store.document_seen(source_name, doc.location, doc.sha256):
+                if doc.not_modified or getattr(doc, "unchanged", False):
+                    res.skipped += 1  # a file with the version last ingested is not read
+                    continue
+                stat = getattr(doc, "stat", None)
+                if store.document_seen(source_name, doc.location, doc.sha256):
                     res.skipped += 1
+                    if stat and known.get(doc.location) != stat:
+                        stats.append((doc.location, stat))
                     continue
                 try:
                     extra = ({"content_type": getattr(doc, "content_type", None)}
@@ -239,6 +248,8 @@ class Pipeline:
                     source_name, location=doc.location, sha256=doc.sha256, observations=obs,
                     items=parsed.items, problems=parsed.problems, now=now,
                 )
+                if stat:
+                    stats.append((doc.location, stat))
                 res.documents += 1
                 if src.kind in KEEP_RAW:
                     self._keep_raw(source_name, doc)
@@ -258,7 +269,8 @@ class Pipeline:
                         source_name, subs, region=src.region, now=now, kind=kind
                     ):
                         res.series.add(tuple(k))
-            store.record_poll(source_name, ok=True, etag=etag, last_modified=last_mod, now=now)
+            store.record_poll(source_name, ok=True, etag=etag, last_modified=last_mod, now=now,
+                              stats=stats)
             self._source_health(store, source_name, now)
             res.ok = True
             log.info(

@@ -356,8 +356,16 @@ def _m7(db: sqlite_utils.Database) -> None:
                "(source, last_period, n_observations)")
 
 
+def _m8(db: sqlite_utils.Database) -> None:
+    """Each ingested file's version (:func:`feeds.fetch.file_stat`), so a poll of a folder
+    reads only its new and changed files, not every file it ever held."""
+    db.execute("CREATE TABLE IF NOT EXISTS document_stats (source TEXT NOT NULL, "
+               "location TEXT NOT NULL, stat TEXT NOT NULL, PRIMARY KEY (source, location)) "
+               "WITHOUT ROWID")
+
+
 #: Forward migrations; index + 1 is the schema version they produce.
-MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6, _m7]
+MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8]
 
 SeriesKey = tuple[str, str, str, str]  # source, substance, region, metric
 
@@ -719,12 +727,25 @@ class Store:
         }
 
     # -- source health ------------------------------------------------------------
+    def document_stats(self, source: str) -> dict[str, str]:
+        """The version (:func:`feeds.fetch.file_stat`) of each of a source's files when
+        it was last ingested or found already ingested, by location."""
+        return dict(self.db.execute(
+            "SELECT location, stat FROM document_stats WHERE source=?", [source]).fetchall())
+
     def record_poll(
         self, source: str, *, ok: bool, error: str | None = None, etag: str | None = None,
         last_modified: str | None = None, now: datetime | None = None,
+        stats: Iterable[tuple[str, str]] = (),
     ) -> None:
+        """The poll's outcome; ``stats``: ``(location, file_stat)`` of the files the poll
+        ingested or found ingested (written with the outcome, after their documents, so
+        a crash between the two reads those files again rather than skip them)."""
         now_s = iso(now or utcnow())
         with self.write() as db:
+            db.conn.executemany(
+                "INSERT INTO document_stats VALUES (?,?,?) ON CONFLICT (source, location) "
+                "DO UPDATE SET stat=excluded.stat", [(source, loc, st) for loc, st in stats])
             db.execute("INSERT OR IGNORE INTO source_state (source) VALUES (?)", (source,))
             if ok:
                 db.execute(

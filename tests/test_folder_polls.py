@@ -1,0 +1,131 @@
+"""A folder source's poll reads only its new and changed files.
+
+Each file's version (size, modification and status-change times, inode) is kept when
+it is ingested; a later poll that finds the same version does not open the file. A
+file rewritten in place, even to the same size with its modification time set back,
+is read again and its new values are stored; a file replaced by a copy of the same
+bytes is read, found ingested, and adds nothing."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from feeds import fetch
+from tests.service_kit import write_service_config
+from tests.test_service import source
+from warnd.config import load_config
+from warnd.pipeline import Pipeline
+from warnd.store import Store
+
+START = date(2025, 1, 6)
+
+
+def _week(folder: Path, i: int, value: int) -> Path:
+    p = folder / f"week{i:03d}.csv"
+    day = (START + timedelta(weeks=i)).isoformat()
+    p.write_text(f"period,substance,value\n{day},ketamin,{value}\n{day},heroin,{value + 1}\n")
+    return p
+
+
+@pytest.fixture
+def reads(monkeypatch) -> list[str]:
+    """The files whose bytes a poll read (hashed), by name."""
+    seen: list[str] = []
+    real = fetch.LocalDocument._hash
+
+    def hashing(self):
+        seen.append(self.path.name)
+        return real(self)
+
+    monkeypatch.setattr(fetch.LocalDocument, "_hash", hashing)
+    return seen
+
+
+def _values(store: Store, substance: str) -> dict[str, float]:
+    return {r["period"]: r["value"] for r in store.q(
+        "SELECT period, value FROM observations WHERE substance=? ORDER BY period",
+        [substance])}
+
+
+def test_a_folder_poll_reads_only_new_and_changed_files(tmp_path, reads):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for i in range(5):
+        _week(folder, i, 10 + i)
+    cfg = load_config(write_service_config(tmp_path / "config.toml",
+                                           sources=source("lab", str(folder))))
+    pipe = Pipeline(cfg, clock=lambda: datetime(2025, 3, 1, tzinfo=UTC))
+
+    first = pipe.poll("lab")
+    assert first.ok and first.documents == 5 and sorted(reads) == [
+        f"week{i:03d}.csv" for i in range(5)]
+
+    # nothing changed: no file is opened
+    reads.clear()
+    again = pipe.poll("lab")
+    assert again.ok and again.documents == 0 and again.skipped == 5
+    assert reads == []
+
+    # one new file: only it is read
+    _week(folder, 5, 15)
+    new = pipe.poll("lab")
+    assert (new.documents, new.observations) == (1, 2) and reads == ["week005.csv"]
+
+    # a file rewritten in place to the same size, its modification time set back
+    reads.clear()
+    old = folder / "week002.csv"
+    st = os.stat(old)
+    text = old.read_text()
+    old.write_text(text.replace(",12\n", ",42\n"))
+    os.utime(old, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(old).st_size == st.st_size and os.stat(old).st_mtime_ns == st.st_mtime_ns
+    changed = pipe.poll("lab")
+    assert reads == ["week002.csv"] and changed.observations == 1
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        assert _values(store, "ketamin")[(START + timedelta(weeks=2)).isoformat()] == 42.0
+        assert store.q("SELECT COUNT(*) AS n FROM revisions")[0]["n"] == 1
+    finally:
+        store.close()
+
+    # a file replaced by a copy of the same bytes (a new inode): read, found, nothing new
+    reads.clear()
+    copy = folder / "week003.tmp"
+    copy.write_bytes((folder / "week003.csv").read_bytes())
+    os.replace(copy, folder / "week003.csv")
+    same = pipe.poll("lab")
+    assert reads == ["week003.csv"] and same.documents == 0 and same.observations == 0
+    reads.clear()
+    assert pipe.poll("lab").skipped == 6 and reads == []  # its new version was kept
+
+
+def test_a_file_whose_parse_fails_is_read_again_at_each_poll(tmp_path, reads, monkeypatch):
+    """Only files that were ingested (or found so) are skipped by their version; one
+    whose parser failed is read and reported again at the next poll (a file with
+    problems in some rows is ingested, and skipped like any other)."""
+    from feeds.counts import CountTableFeed
+
+    real = CountTableFeed.parse
+
+    def failing(self, raw, *, location, **kw):
+        if location.endswith("broken.csv"):
+            raise RuntimeError("parser failure")
+        return real(self, raw, location=location, **kw)
+
+    monkeypatch.setattr(CountTableFeed, "parse", failing)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    _week(folder, 0, 10)
+    (folder / "broken.csv").write_text("period,substance,value\n")
+    (folder / "odd.csv").write_text("period,substance,value\n2025-01-06,ketamin,x\n")
+    cfg = load_config(write_service_config(tmp_path / "config.toml",
+                                           sources=source("lab", str(folder))))
+    pipe = Pipeline(cfg, clock=lambda: datetime(2025, 3, 1, tzinfo=UTC))
+    assert pipe.poll("lab").problems == 2
+    reads.clear()
+    res = pipe.poll("lab")
+    assert reads == ["broken.csv"] and res.problems == 1 and res.skipped == 2
