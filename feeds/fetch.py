@@ -66,7 +66,9 @@ class LocalDocument:
     all (``unchanged``: no ``sha256``, no ``content``). Writing to a file always moves
     its status-change time, which no tool can set back (restoring the modification
     time, as ``cp -p`` or ``rsync -t`` do, moves it too), and a file replaced by
-    another has another inode; so an equal ``stat`` means the same bytes.
+    another has another inode or other times; so on a filesystem that keeps these
+    times to the nanosecond an equal ``stat`` means the same bytes (what a coarser
+    network share allows is in ``docs/sources.md``).
     """
 
     etag: str | None = None
