@@ -65,7 +65,7 @@ class LocalDocument:
     whose ``stat`` equals the one its caller knew from an earlier poll is not read at
     all (``unchanged``: no ``sha256``, no ``content``). Writing to a file always moves
     its status-change time, which no tool can set back (restoring the modification
-    time, as ``cp -p`` or ``rsync -t`` do, moves it too), and a file replaced by
+    time, as copies that keep times do, moves it too), and a file replaced by
     another has another inode or other times; so on a filesystem that keeps these
     times to the nanosecond an equal ``stat`` means the same bytes (what a coarser
     network share allows is in ``docs/sources.md``).
