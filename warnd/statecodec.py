@@ -206,7 +206,7 @@ def _unpack_series_state(blob: bytes, arrays: bool) -> dict[str, Any]:
     """The state dict from the fixed layout (:func:`_pack_series_state`)."""
     import numpy as np
 
-    if len(blob) < 8 or blob[:4] != MAGIC2:
+    if len(blob) < 8:  # the caller has checked the magic
         raise ValueError("detector state: too short")
     (zlen,) = struct.unpack_from("<I", blob, 4)
     body = zlib.decompress(memoryview(blob)[8 : 8 + zlen])
@@ -250,7 +250,7 @@ _ORDER = ("pos", "ok", "beta", "ainv", "flags", "centre", "scale", "shift", "use
 
 
 def _float_list(a: Any) -> list[float | None]:
-    """A float array as JSON-able floats, None for NaN (as ``WSB1`` gives them)."""
+    """A float array as JSON-able floats, None for NaN (both layouts' list form)."""
     import numpy as np
 
     floats = a.tolist()
@@ -321,9 +321,7 @@ def unpack(blob: bytes, *, arrays: bool = False) -> dict[str, Any]:
             a = a.astype(native)  # a copy: the state may be changed in place
             found.append(a if kind == "floats" else {"dtype": name, "shape": shape, "data": a})
         elif kind == "floats":
-            floats = a.tolist()
-            found.append([None if x != x else x for x in floats]
-                          if np.isnan(a).any() else floats)
+            found.append(_float_list(a))
         else:
             found.append({"dtype": name, "shape": shape,
                            "data": a.astype(native, copy=False).tolist()})
