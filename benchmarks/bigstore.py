@@ -140,11 +140,7 @@ def judge_all(work: Path) -> dict[str, Any]:
         alerts = pipeline.detect(store=store)
     out: dict[str, Any] = {"detect_s": round(time.perf_counter() - t0, 1),
                            "alerts": len(alerts)}
-    r1 = resource.getrusage(resource.RUSAGE_SELF)
-    out["cpu_s"] = round(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime, 1)
-    out["peak_rss_mib"] = round(r1.ru_maxrss / 1024, 1)
-    out["load_average"] = _loadavg()
-    return out
+    return {**out, **_usage_since(r0, digits=1)}
 
 
 def steady(work: Path, detect: bool = False) -> dict[str, Any]:
@@ -178,12 +174,14 @@ def steady(work: Path, detect: bool = False) -> dict[str, Any]:
     pipeline = Pipeline(cfg)
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     out = cycle(pipeline, [s.name for s in cfg.sources], detect=detect)
+    return {**out, **_usage_since(r0, digits=2), "week": new}
+
+
+def _usage_since(r0: Any, *, digits: int) -> dict[str, Any]:
+    """This process's CPU time (user + system) since ``r0``, its peak RSS and the load."""
     r1 = resource.getrusage(resource.RUSAGE_SELF)
-    out["cpu_s"] = round(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime, 2)
-    out["peak_rss_mib"] = round(r1.ru_maxrss / 1024, 1)
-    out["load_average"] = _loadavg()
-    out["week"] = new
-    return out
+    return {"cpu_s": round(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime, digits),
+            "peak_rss_mib": round(r1.ru_maxrss / 1024, 1), "load_average": _loadavg()}
 
 
 def _loadavg() -> str:
