@@ -7,8 +7,9 @@ times one new week three ways, each on a fresh set of states:
 * ``advance``: :meth:`detectors.engine.SeriesState.advance`, one series at a time;
 * ``advance_many``: :func:`detectors.engine.advance_many` on all of them;
 * the store's round trip of a state: :func:`warnd.statecodec.unpack` of the packed
-  state with arrays, :meth:`SeriesState.from_dict`, then ``to_store`` and
-  :func:`warnd.statecodec.pack` (what a cycle does per series besides the step).
+  state with arrays and its fits made as :class:`detectors.baseline.Fits`,
+  :meth:`SeriesState.from_dict`, then :func:`warnd.store.pack_series` (what a cycle
+  does per series besides the step).
 
 Two weeks are timed: the week of a refit point (the series started together; their
 fits for it were made ahead of time, and a quarter of them make the next one) and
@@ -30,9 +31,11 @@ from datetime import date, timedelta
 import numpy as np
 
 from detectors.base import Series
+from detectors.baseline import Fits
 from detectors.engine import SeriesState, advance_many, replay_with_state
 from detectors.params import DetectionParams
 from warnd.statecodec import pack, unpack
+from warnd.store import pack_series
 
 START = date(2021, 1, 4)
 
@@ -85,10 +88,11 @@ def run(size: int, n_distinct: int, weeks: int, seed: int) -> dict[str, float]:
         res[f"{label}_findings"] = sum(len(f) for f in a)
     packed = [blobs[r] for r in reps]
     t0 = time.perf_counter()
-    loaded = [SeriesState.from_dict(unpack(bl, arrays=True)) for bl in packed]
+    loaded = [SeriesState.from_dict(unpack(bl, arrays=True, make_fits=Fits.from_arrays))
+              for bl in packed]
     t1 = time.perf_counter()
     for st in loaded:
-        pack(st.to_store())
+        pack_series(st)
     t2 = time.perf_counter()
     res["state_unpack_us"] = round(1e6 * (t1 - t0) / size, 1)
     res["state_pack_us"] = round(1e6 * (t2 - t1) / size, 1)

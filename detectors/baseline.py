@@ -142,6 +142,16 @@ class Fits:
                          "data": flat if arrays else flat.tolist()}
         return out
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays by name, as they are (what :meth:`from_arrays` takes)."""
+        return {name: getattr(self, name) for name in _ARRAYS}
+
+    @classmethod
+    def from_arrays(cls, family: str, arrays: dict[str, np.ndarray]) -> Fits:
+        """From arrays by name of the right shapes and dtypes, taken as they are (as
+        :mod:`warnd.statecodec` reads a stored state's)."""
+        return cls(family, *(arrays[name] for name in _ARRAYS))
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Fits:
         vals = []

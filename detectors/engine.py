@@ -960,9 +960,22 @@ class SeriesState:
         d["fits"] = fits.to_dict(arrays=True)
         return d
 
+    def parts(self) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None, str,
+                             dict[str, np.ndarray]]:
+        """:meth:`to_store`'s content without building the fits' dict: the state's
+        items (the tail, denominators and fits among them, as held), the tail and the
+        denominators as :meth:`to_store` gives them, and the fits' family and arrays
+        by name (for :func:`warnd.statecodec.pack_series_state`)."""
+        d = self.d
+        y = _finite_or_nan(_floats(d["y"]))
+        den = None if d["den"] is None else _finite_or_nan(_floats(d["den"]))
+        fits = d["fits"] if isinstance(d["fits"], Fits) else Fits.from_dict(d["fits"])
+        return d, y, den, fits.family, fits.arrays()
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SeriesState:
-        """From :meth:`to_dict`'s data, or from :meth:`to_store`'s (arrays allowed)."""
+        """From :meth:`to_dict`'s data, or from :meth:`to_store`'s (arrays allowed, and
+        the fits as :class:`Fits`)."""
         if d.get("version") != STATE_VERSION:
             raise NeedsReplay("state from another engine version")
         return cls(d)

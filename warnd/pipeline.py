@@ -35,7 +35,7 @@ from warnd.alerting import decide, outbox
 from warnd.config import Config, parse_duration
 from warnd.errors import StoreError, WarndError
 from warnd.logs import redact
-from warnd.store import Pending, Store, iso, pack_state, store_problem, utcnow
+from warnd.store import Pending, Store, iso, pack_series, pack_state, store_problem, utcnow
 
 #: Series whose detector states one detect pass holds unpacked at a time (memory).
 ADVANCE_CHUNK = 2048
@@ -559,10 +559,12 @@ class Pipeline:
     def _advance_part(
         self, store: Store, entries: list[tuple[SeriesKey, Any, Any, Any]],
     ) -> dict[SeriesKey, tuple[list[Any], list[list[Finding]], bytes, Any]]:
+        from detectors.baseline import Fits
         from detectors.engine import NeedsReplay, SeriesState, advance_many, params_fingerprint
 
         ready: dict[str, list[_Advancing]] = {}  # by params: equal params share the calls
-        blobs = store.detector_states([e[0] for e in entries if e[3] is not None], arrays=True)
+        blobs = store.detector_states([e[0] for e in entries if e[3] is not None], arrays=True,
+                                      make_fits=Fits.from_arrays)
         usable = []
         for entry in entries:
             key, src, params, last_done = entry
@@ -619,7 +621,7 @@ class Pipeline:
             for a in group:
                 if not a.failed:
                     out[a.key] = (list(a.tail.periods), a.per_period,
-                                  pack_state(a.state.to_store()), a.before)
+                                  pack_series(a.state), a.before)
         return out
 
     def _replay_all(

@@ -124,11 +124,7 @@ def _pack_series_state(state: dict[str, Any]) -> bytes | None:
     import numpy as np
 
     y, den, fits = state.get("y"), state.get("den", 0), state.get("fits")
-    if (type(y) is not np.ndarray or y.dtype != np.float64 or y.ndim != 1
-            or not (den is None or (type(den) is np.ndarray and den.dtype == np.float64
-                                    and den.ndim == 1))
-            or type(fits) is not dict or fits.keys() != _FIT_NAMES
-            or not isinstance(fits["family"], str)):
+    if type(fits) is not dict or fits.keys() != _FIT_NAMES or not isinstance(fits["family"], str):
         return None
     beta = fits["beta"]
     if type(beta) is not dict or len(beta.get("shape") or ()) != 2:
@@ -145,6 +141,35 @@ def _pack_series_state(state: dict[str, Any]) -> bytes | None:
         a = np.asarray(v["data"], dtype=dtype)
         if a.size != math.prod(shape):
             return None
+        parts[name] = a.reshape(shape)
+    return pack_series_state(state, y, den, fits["family"], parts)
+
+
+def pack_series_state(skeleton: dict[str, Any], y: Any, den: Any, family: str,
+                      fits: dict[str, Any]) -> bytes | None:
+    """A series' state in the fixed layout ``WSB2`` from its parts: ``skeleton`` (the
+    state's other items; its ``y``, ``den`` and ``fits`` are written as ``null``), the
+    tail ``y`` and denominators ``den`` (float64 arrays, ``den`` may be None) and the
+    fits' twelve arrays by name (``fits["beta"]`` of shape ``(k, p)``, the others of
+    the shape and dtype :func:`_layout` says). The same bytes as
+    :func:`pack` of the whole dict; None when a part does not have that shape.
+
+    Lets a caller that holds the arrays pack them without building the dict."""
+    import numpy as np
+
+    if (type(y) is not np.ndarray or y.dtype != np.float64 or y.ndim != 1
+            or not (den is None or (type(den) is np.ndarray and den.dtype == np.float64
+                                    and den.ndim == 1))):
+        return None
+    beta = fits.get("beta")
+    if type(beta) is not np.ndarray or beta.ndim != 2:
+        return None
+    k, p = beta.shape
+    parts = {}
+    for name, dtype, shape, _ in _layout(k, p, False)[0]:
+        a = fits.get(name)
+        if type(a) is not np.ndarray or a.dtype != dtype or a.shape != shape:
+            return None
         parts[name] = a.ravel()
     flags = parts["flags"]
     small = None
@@ -152,10 +177,10 @@ def _pack_series_state(state: dict[str, Any]) -> bytes | None:
         small = flags.astype(np.uint8)
     flag_bytes = small is not None and small.astype(np.float64).tobytes() == flags.tobytes()
     order, _ = _layout(k, p, flag_bytes)
-    skeleton = dict(state)
+    skeleton = dict(skeleton)
     skeleton["y"] = skeleton["den"] = skeleton["fits"] = None
     head = {"s": skeleton, "y": len(y), "d": None if den is None else len(den),
-            "f": {"family": fits["family"], "k": k, "p": p, "flags": "u1" if flag_bytes else "f8"}}
+            "f": {"family": family, "k": k, "p": p, "flags": "u1" if flag_bytes else "f8"}}
     header = json.dumps(head, separators=(",", ":")).encode()
     if flag_bytes:
         parts["flags"] = small
@@ -202,8 +227,9 @@ def _slices(order: tuple[tuple[str, str, tuple[int, ...], str], ...]) -> tuple[
     return tuple(out)
 
 
-def _unpack_series_state(blob: bytes, arrays: bool) -> dict[str, Any]:
-    """The state dict from the fixed layout (:func:`_pack_series_state`)."""
+def _unpack_series_state(blob: bytes, arrays: bool, make_fits: Any = None) -> dict[str, Any]:
+    """The state dict from the fixed layout (:func:`_pack_series_state`); with
+    ``make_fits`` (and ``arrays``) its fits are ``make_fits(family, arrays by name)``."""
     import numpy as np
 
     if len(blob) < 8:  # the caller has checked the magic
@@ -230,13 +256,20 @@ def _unpack_series_state(blob: bytes, arrays: bool) -> dict[str, Any]:
               "i": np.frombuffer(body, "<i8", ni, offset).astype(np.int64),
               "b": np.frombuffer(body, np.uint8, nb, offset + 8 * ni)}
     got: dict[str, Any] = {}
+    shaped = arrays and make_fits is not None and int(f["k"]) > 0
     for name, dtype, shape, block, lo, hi in _slices(order):  # views of one copy a block
         a = blocks[block][lo:hi]
         if block == "b":
             a = a.astype(dtype)
-        got[name] = {"dtype": dtype, "shape": list(shape),
-                     "data": a if arrays else a.tolist()}
-    fits = {"family": f["family"], **{name: got[name] for name in _ORDER}}
+        if shaped:
+            got[name] = a.reshape(shape)
+        else:
+            got[name] = {"dtype": dtype, "shape": list(shape),
+                         "data": a if arrays else a.tolist()}
+    if shaped:
+        fits = make_fits(f["family"], got)
+    else:
+        fits = {"family": f["family"], **{name: got[name] for name in _ORDER}}
     state = head["s"]
     state["y"] = y if arrays else _float_list(y)
     state["den"] = den if arrays or den is None else _float_list(den)
@@ -292,17 +325,20 @@ def _stored(dtype: str) -> tuple[Any, Any]:
     return got
 
 
-def unpack(blob: bytes, *, arrays: bool = False) -> dict[str, Any]:
+def unpack(blob: bytes, *, arrays: bool = False, make_fits: Any = None) -> dict[str, Any]:
     """The state dict from :func:`pack`'s bytes, or from the older compressed JSON.
 
     With ``arrays`` the packed arrays come back as numpy arrays: a list of floats as a
     float array with NaN for None, an array's ``data`` flat (what the engine reads,
-    without a Python object per number).
+    without a Python object per number). With ``make_fits`` too, the fits of a state
+    in the fixed layout (with at least one row) come back as ``make_fits(family,
+    {name: array of its shape})`` instead of a dict of arrays (the engine's
+    :meth:`detectors.baseline.Fits.from_arrays`: no dict built and read again).
 
     Raises ``ValueError`` (or ``zlib.error``) when ``blob`` is neither.
     """
     if blob.startswith(MAGIC2):
-        return _unpack_series_state(blob, arrays)
+        return _unpack_series_state(blob, arrays, make_fits)
     if not blob.startswith(MAGIC):
         return json.loads(zlib.decompress(blob))  # type: ignore[no-any-return]
     import numpy as np

@@ -847,10 +847,11 @@ class Store:
         return self.detector_states([key], arrays=arrays).get(key)
 
     def detector_states(
-        self, keys: Iterable[SeriesKey], *, arrays: bool = False
+        self, keys: Iterable[SeriesKey], *, arrays: bool = False, make_fits: Any = None
     ) -> dict[SeriesKey, dict[str, Any]]:
         """:meth:`detector_state` of many series in few queries (those with a readable
-        state; the others are left out)."""
+        state; the others are left out); ``make_fits`` as :func:`warnd.statecodec.unpack`
+        takes it."""
         from warnd.statecodec import unpack
 
         out: dict[SeriesKey, dict[str, Any]] = {}
@@ -863,7 +864,8 @@ class Store:
                 [x for key in part for x in key]).fetchall()
             for *key, blob in rows:
                 try:
-                    out[tuple(key)] = unpack(blob, arrays=arrays)  # type: ignore[index]
+                    out[tuple(key)] = unpack(  # type: ignore[index]
+                        blob, arrays=arrays, make_fits=make_fits)
                 except (zlib.error, ValueError, TypeError, KeyError, IndexError, struct.error):
                     continue  # unreadable: the caller replays the series
         return out
@@ -1240,6 +1242,16 @@ def pack_state(state: dict[str, Any]) -> bytes:
 
 
 _pack = pack_state
+
+
+def pack_series(state: Any) -> bytes:
+    """A series' detector state (:class:`detectors.engine.SeriesState`) as stored: the
+    bytes of ``pack_state(state.to_store())``, written from its arrays without
+    building that dict."""
+    from warnd.statecodec import pack_series_state
+
+    packed = pack_series_state(*state.parts())
+    return packed if packed is not None else pack_state(state.to_store())
 
 
 def _num(x: Any) -> float | None:
