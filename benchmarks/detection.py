@@ -1,6 +1,7 @@
 """Detection benchmark: simulated weekly drug-trend counts, warnd against classic methods.
 
-Run: ``python -m benchmarks.detection [--quick]``.
+Run: ``python -m benchmarks.detection [--quick]``; ``--null-reps N --seeds 1,2,3`` gives
+only warnd's false-alert rate, on the event-free series of ``N`` replicates per seed.
 
 Simulation in the style of Noufaily et al. 2013 (Stat Med 32:1206), adapted: 260 weeks
 (5 years) of counts with mean ``level · exp(trend·years + seasonal·sin(2πt/52.18))``,
@@ -467,6 +468,29 @@ def evaluate_index(reps: int, seed: int, params: DetectionParams | None = None) 
     )
 
 
+def evaluate_null(reps: int, seed: int, extra: bool = False,
+                  params: DetectionParams | None = None) -> dict:
+    """warnd's false increase alerts on the event-free series of ``reps`` replicates of
+    the main grid (or, with ``extra``, the low-count and steep-trend cells): the same
+    simulations as :func:`scenarios` (their other series drawn but not judged), so
+    more replicates than the detection run can afford narrow the rate's estimate. Per
+    series-year, overall and by cell (level, trend, phi) where any were raised."""
+    params = params or DetectionParams()
+    n, alerts_n = 0, 0
+    by_cell: dict[str, int] = {}
+    for s in scenarios(reps, seed, extra=extra):
+        if s["event"] != "none":
+            continue
+        k = len(alerts(m_warnd(s["y"], params)))
+        n += 1
+        alerts_n += k
+        if k:
+            cell = f"level {s['level']:g}, trend {s['trend']:+g}, phi {s['phi']:g}"
+            by_cell[cell] = by_cell.get(cell, 0) + k
+    return dict(series=n, series_years=n * YEARS_SCORED, alerts=alerts_n,
+                false_per_year=alerts_n / (n * YEARS_SCORED), alerts_by_cell=by_cell)
+
+
 def level_table(results: dict[str, dict[str, object]], levels=LEVELS) -> str:
     """Probability of detection of x1.5 changes by weekly level, per method."""
     keys = ["step x1.5", "ramp x1.5"]
@@ -649,7 +673,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", default="20240601", help="comma-separated seeds, one run each")
     ap.add_argument("--warnd-only", action="store_true", help="skip the classic methods")
     ap.add_argument("--no-speed", action="store_true", help="skip the backtest timing")
+    ap.add_argument("--null-reps", type=int, default=None, metavar="N",
+                    help="only the false-alert rate of warnd: the event-free series of N "
+                         "replicates of both grids, per seed")
     args = ap.parse_args(argv)
+    if args.null_reps:
+        for seed in [int(x) for x in args.seeds.split(",")]:
+            for extra, label in ((False, "main"), (True, "low-count/trend")):
+                print(f"seed {seed} {label}: "
+                      f"{json.dumps(evaluate_null(args.null_reps, seed, extra))}")
+        return
     reps = args.reps or (1 if args.quick else 3)
     methods = {"warnd": m_warnd} if args.warnd_only else METHODS
     summary = []
