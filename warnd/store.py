@@ -855,6 +855,16 @@ class Store:
         from warnd.statecodec import unpack
 
         out: dict[SeriesKey, dict[str, Any]] = {}
+        for key, blob in self.state_blobs(keys):
+            try:
+                out[key] = unpack(blob, arrays=arrays, make_fits=make_fits)
+            except (zlib.error, ValueError, TypeError, KeyError, IndexError, struct.error):
+                continue  # unreadable: the caller replays the series
+        return out
+
+    def state_blobs(self, keys: Iterable[SeriesKey]) -> Iterator[tuple[SeriesKey, bytes]]:
+        """The stored detector states of these series as stored (those that have one),
+        read a few hundred series a query, each on the primary key."""
         for part in _chunks(list(keys), _KEYS_PER_QUERY):
             rows = self.db.execute(
                 f"WITH k(a, b, c, d) AS (VALUES {','.join(['(?,?,?,?)'] * len(part))}) "
@@ -863,12 +873,7 @@ class Store:
                 "AND s.metric=k.d WHERE s.detector_state IS NOT NULL",
                 [x for key in part for x in key]).fetchall()
             for *key, blob in rows:
-                try:
-                    out[tuple(key)] = unpack(  # type: ignore[index]
-                        blob, arrays=arrays, make_fits=make_fits)
-                except (zlib.error, ValueError, TypeError, KeyError, IndexError, struct.error):
-                    continue  # unreadable: the caller replays the series
-        return out
+                yield tuple(key), blob  # type: ignore[misc]
 
     def series_tails(
         self, wanted: Iterable[tuple[SeriesKey, date, str]]

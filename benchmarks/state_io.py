@@ -1,0 +1,77 @@
+"""The store's floor for a steady week: reading and writing every series' detector state.
+
+A steady cycle reads each series' packed state (:meth:`warnd.store.Store.state_blobs`,
+a few hundred series a query on the primary key) and writes it back with the series'
+judgement (:meth:`warnd.store.Store.mark_judged`). This benchmark does only that, on
+a real store with ``--series`` rows and states of random bytes of each ``--sizes``
+(4,100 bytes: a five-year weekly state as stored today; 800: its tail, counters and
+alarm runs without the baseline fits), for ``--weeks`` weeks, and reports the CPU
+and wall time a series: what any detection that keeps one state a series in the
+store pays before it computes anything.
+
+    python -m benchmarks.state_io                          # 100,000 series
+    python -m benchmarks.state_io --series 10000 --sizes 4100,2000,800
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(n_series: int, size: int, weeks: int, per_source: int = 40) -> list[dict[str, float]]:
+    """``weeks`` rounds of reading and writing ``n_series`` states of ``size`` bytes."""
+    sys.path.insert(0, str(ROOT))
+    from warnd.store import Store
+
+    out = []
+    with tempfile.TemporaryDirectory(prefix="warnd-stateio-") as tmp:
+        store = Store(Path(tmp) / "warnd.sqlite")
+        keys = [(f"src{i // per_source:05d}", f"s{(i % per_source) // 2:03d}", f"r{i % 2}",
+                 "count") for i in range(n_series)]
+        with store.write() as db:
+            db.conn.executemany(
+                "INSERT INTO series (source, substance, region, metric, key, dimension, "
+                "first_period, last_period, n_observations, data_version, judged_version, "
+                "judged_period, detector_state, updated_at) VALUES (?,?,?,?,?,'use','2021-01-04',"
+                "'2025-12-22',260,1,1,'2025-12-22',?,'2025-12-22T00:00:00Z')",
+                [(*k, "|".join(k), os.urandom(size)) for k in keys])
+        store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        for week in range(weeks):
+            new = os.urandom(size)  # the same bytes for all: the write is measured, not urandom
+            t0, c0 = time.perf_counter(), time.process_time()
+            got = sum(1 for _ in store.state_blobs(keys))
+            c1 = time.process_time()
+            store.mark_judged([(k, 2 + week, "2025-12-29", new) for k in keys])
+            c2, t2 = time.process_time(), time.perf_counter()
+            assert got == n_series
+            out.append({"series": n_series, "bytes": size, "week": week + 1,
+                        "read_cpu_us": round(1e6 * (c1 - c0) / n_series, 1),
+                        "read_write_cpu_us": round(1e6 * (c2 - c0) / n_series, 1),
+                        "wall_s": round(t2 - t0, 2),
+                        "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg())})
+        store.close()
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--series", type=int, default=100_000)
+    ap.add_argument("--sizes", default="4100,800", help="state sizes in bytes, comma-separated")
+    ap.add_argument("--weeks", type=int, default=2)
+    args = ap.parse_args()
+    for size in (int(x) for x in args.sizes.split(",")):
+        for row in run(args.series, size, args.weeks):
+            print(json.dumps(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
