@@ -1,7 +1,8 @@
 """Detection benchmark: simulated weekly drug-trend counts, warnd against classic methods.
 
 Run: ``python -m benchmarks.detection [--quick]``; ``--null-reps N --seeds 1,2,3`` gives
-only warnd's false-alert rate, on the event-free series of ``N`` replicates per seed.
+only warnd's false-alert rate, on the event-free series of ``N`` replicates per seed (and
+the renormalised index cells of ``N`` replicates, detection included).
 
 Simulation in the style of Noufaily et al. 2013 (Stat Med 32:1206), adapted: 260 weeks
 (5 years) of counts with mean ``level · exp(trend·years + seasonal·sin(2πt/52.18))``,
@@ -675,13 +676,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-speed", action="store_true", help="skip the backtest timing")
     ap.add_argument("--null-reps", type=int, default=None, metavar="N",
                     help="only the false-alert rate of warnd: the event-free series of N "
-                         "replicates of both grids, per seed")
+                         "replicates of both grids, and N replicates of the index cells, "
+                         "per seed")
     args = ap.parse_args(argv)
     if args.null_reps:
         for seed in [int(x) for x in args.seeds.split(",")]:
             for extra, label in ((False, "main"), (True, "low-count/trend")):
                 print(f"seed {seed} {label}: "
                       f"{json.dumps(evaluate_null(args.null_reps, seed, extra))}")
+            print(f"seed {seed} renormalised index: "
+                  f"{json.dumps(evaluate_index(args.null_reps, seed))}")
         return
     reps = args.reps or (1 if args.quick else 3)
     methods = {"warnd": m_warnd} if args.warnd_only else METHODS

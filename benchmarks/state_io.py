@@ -9,8 +9,13 @@ alarm runs without the baseline fits), for ``--weeks`` weeks, and reports the CP
 and wall time a series: what any detection that keeps one state a series in the
 store pays before it computes anything.
 
+With ``--group N`` the same bytes are kept ``N`` states to a row instead, in a table
+of its own (a layout warnd does not have), read and written back a row at a time in
+the same transactions: whether fewer, larger rows would make the week cheaper.
+
     python -m benchmarks.state_io                          # 100,000 series
     python -m benchmarks.state_io --series 10000 --sizes 4100,2000,800
+    python -m benchmarks.state_io --group 40 --sizes 4100
 """
 
 from __future__ import annotations
@@ -61,14 +66,55 @@ def run(n_series: int, size: int, weeks: int, per_source: int = 40) -> list[dict
     return out
 
 
+def run_grouped(n_series: int, size: int, weeks: int, group: int) -> list[dict[str, float]]:
+    """:func:`run` with ``group`` states side by side in one row of a table of its own."""
+    sys.path.insert(0, str(ROOT))
+    from warnd.store import Store
+
+    out = []
+    n_rows = -(-n_series // group)
+    with tempfile.TemporaryDirectory(prefix="warnd-stateio-") as tmp:
+        store = Store(Path(tmp) / "warnd.sqlite")
+        with store.write() as db:
+            db.conn.execute("CREATE TABLE state_groups (grp INTEGER PRIMARY KEY, states BLOB)")
+            db.conn.executemany("INSERT INTO state_groups VALUES (?, ?)",
+                                [(g, os.urandom(size * group)) for g in range(n_rows)])
+        store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        for week in range(weeks):
+            new = os.urandom(size * group)
+            t0, c0 = time.perf_counter(), time.process_time()
+            got = 0
+            for lo in range(0, n_rows, 190):
+                ids = list(range(lo, min(lo + 190, n_rows)))
+                got += len(store.db.execute(
+                    f"SELECT states FROM state_groups WHERE grp IN ({','.join('?' * len(ids))})",
+                    ids).fetchall())
+            c1 = time.process_time()
+            with store.write() as db:
+                db.conn.executemany("UPDATE state_groups SET states=? WHERE grp=?",
+                                    [(new, g) for g in range(n_rows)])
+            c2, t2 = time.process_time(), time.perf_counter()
+            assert got == n_rows
+            out.append({"series": n_series, "bytes": size, "group": group, "week": week + 1,
+                        "read_cpu_us": round(1e6 * (c1 - c0) / n_series, 1),
+                        "read_write_cpu_us": round(1e6 * (c2 - c0) / n_series, 1),
+                        "wall_s": round(t2 - t0, 2),
+                        "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg())})
+        store.close()
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--series", type=int, default=100_000)
     ap.add_argument("--sizes", default="4100,800", help="state sizes in bytes, comma-separated")
     ap.add_argument("--weeks", type=int, default=2)
+    ap.add_argument("--group", type=int, default=1, help="states to a row (1: warnd's layout)")
     args = ap.parse_args()
     for size in (int(x) for x in args.sizes.split(",")):
-        for row in run(args.series, size, args.weeks):
+        rows = (run(args.series, size, args.weeks) if args.group == 1
+                else run_grouped(args.series, size, args.weeks, args.group))
+        for row in rows:
             print(json.dumps(row), flush=True)
     return 0
 

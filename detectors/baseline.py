@@ -27,8 +27,12 @@ sharper, asymmetric yearly patterns a single pair cannot):
 * **continuous values** (indexes, concentrations, quantities, rates without a
   denominator): the same design by weighted least squares on ``log(y + c)`` (``c`` a
   tenth of the window's median positive value; the identity scale when the window has
-  negative values), robust residual scale (MAD) and the same down-weighting. The scale
-  is floored at 5 % on the log scale and at half a *quantum* (the smallest step between
+  negative values) and the same down-weighting (points standardised by a robust
+  scale, the MAD). The residual scale is that of the refit over every point, each
+  residual winsorised at ``SCALE_CAP`` times the threshold (a point the fit
+  down-weights still counts in full below that: on a rounded index it is usually one
+  quantum, not an outlier). The scale is floored at 5 % on the log scale and at half
+  a *quantum* (the smallest step between
   distinct window values, at the window's median level): quantised indexes (a Trends
   series rounded to whole numbers, or to halves after a renormalisation) cannot make a
   one-step wobble look significant.
@@ -57,6 +61,10 @@ MAX_VAR_ETA = 0.5
 TREND_HEADROOM = 1.5
 #: Smallest residual sd on the log scale (5 %): keeps constant series usable.
 MIN_LOG_SD = 0.05
+#: Other values: residuals beyond this many times ``reweight_threshold`` (standardised
+#: by the robust scale) count in the residual scale as if at that bound (winsorised);
+#: the rest count in full, including those the fit down-weights.
+SCALE_CAP = 2.0
 #: Refit points fitted at once (memory: CHUNK x window x parameters floats).
 CHUNK = 512
 #: Columns of the design: intercept, trend, two harmonic pairs.
@@ -301,7 +309,12 @@ def _fit_continuous(G, M, X, n_par, params, floor, tw):
     w = W * np.where(np.abs(r) > thr, (thr / np.maximum(np.abs(r), thr)) ** 2, 1.0)
     beta, Ainv = _solve(X, w, G)
     res = G - _lin(X, beta)
-    s2 = (w * res**2).sum(1) / np.maximum(w.sum(1) - n_par, 1.0)
+    # the scale counts every point in full up to SCALE_CAP times the threshold: a
+    # point down-weighted in the fit is often just the data's resolution (a quantum
+    # of a rounded index), and leaving it out of the scale made sums look significant
+    cap = SCALE_CAP * thr
+    ws = W * np.where(np.abs(r) > cap, (cap / np.maximum(np.abs(r), cap)) ** 2, 1.0)
+    s2 = (ws * res**2).sum(1) / np.maximum(W.sum(1) - n_par, 1.0)
     return beta, Ainv, np.maximum(np.sqrt(s2), floor)
 
 

@@ -81,7 +81,11 @@ from detectors.scale import categorize
 COUNT_METHOD = "quasi-Poisson baseline + negative-binomial GLR"
 CONT_METHOD = "log-linear baseline + Gaussian GLR"
 STEP_DAYS = {"day": 1.0, "week": 7.0, "month": 365.25 / 12}
-STATE_VERSION = 1
+#: The engine's version in a state; a state of another version is replayed, except
+#: a counts state of a version in :data:`COUNTS_SAME_SINCE` or later (counts baselines
+#: have not changed since: version 2 changed only the residual scale of other values).
+STATE_VERSION = 2
+COUNTS_SAME_SINCE = 1
 
 
 def nb_sf(k, mean, var) -> np.ndarray:
@@ -976,7 +980,10 @@ class SeriesState:
     def from_dict(cls, d: dict[str, Any]) -> SeriesState:
         """From :meth:`to_dict`'s data, or from :meth:`to_store`'s (arrays allowed, and
         the fits as :class:`Fits`)."""
-        if d.get("version") != STATE_VERSION:
+        version = d.get("version")
+        if version != STATE_VERSION and not (
+                type(version) is int and COUNTS_SAME_SINCE <= version < STATE_VERSION
+                and _family(d["meta"][3], d["has_den"]) == "counts"):
             raise NeedsReplay("state from another engine version")
         return cls(d)
 

@@ -591,6 +591,39 @@ def test_incremental_state_refuses_what_it_cannot_continue():
         state.advance(s.periods[-1] + timedelta(days=1), 3.0, P)
 
 
+def test_states_of_the_previous_engine_version_continue_only_for_counts():
+    """Version 2 changed the residual scale of other values only: a counts state (with
+    or without tests) stored by version 1 continues, with the findings the current
+    replay gives; an index state of version 1 is replayed; so is any other version."""
+    from detectors.engine import STATE_VERSION
+
+    assert STATE_VERSION == 2
+    n = 120
+    cases = [count_series(nb_counts(np.full(n, 8.0), seed=5)),
+             count_series(nb_counts(np.full(n, 100.0), seed=6),
+                          denominators=np.full(n, 2000.0)),
+             count_series(np.round(20 * np.exp(np.random.default_rng(7).normal(0, 0.2, n))),
+                          metric="index")]
+    for s, continues in zip(cases, (True, True, False), strict=True):
+        head = Series(source=s.source, substance=s.substance, periods=s.periods[:-1],
+                      values=s.values[:-1], metric=s.metric,
+                      denominators=None if s.denominators is None else s.denominators[:-1])
+        _, state = replay_with_state(head, P)
+        old = state.to_dict()
+        old["version"] = 1
+        den = None if s.denominators is None else float(s.denominators[-1])
+        if continues:
+            got = SeriesState.from_dict(old).advance(s.periods[-1], float(s.values[-1]), P,
+                                                    denominator=den)
+            assert got == replay(s, P)[-1]
+        else:
+            with pytest.raises(NeedsReplay):
+                SeriesState.from_dict(old)
+        for other in (0, 3, None, "2"):
+            with pytest.raises(NeedsReplay):
+                SeriesState.from_dict({**old, "version": other})
+
+
 def _monthly_lab(seed, *, positivity_from=None, tests_from=None, n=84):
     rng = np.random.default_rng(seed)
     per = tuple(date(2019 + i // 12, i % 12 + 1, 1) for i in range(n))
