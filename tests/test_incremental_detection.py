@@ -23,19 +23,21 @@ from warnd.pipeline import Pipeline
 from warnd.store import Store
 
 
-def _expected(store: Store, cfg, substance: str) -> dict[str, tuple]:
-    series = store.load_series("lab", substance, dimension="use")
+def _expected(store: Store, cfg, substance: str, source: str = "lab",
+              metric: str = "count") -> dict[str, tuple]:
+    series = store.load_series(source, substance, metric=metric, dimension="use")
     out: dict[str, tuple] = {}
-    for per in replay(series, cfg.detection_params(substance, "lab")):
+    for per in replay(series, cfg.detection_params(substance, source)):
         for f in per:  # a later sighting of the same finding updates its figures
             out[f.key] = (f.category, f.detected_at.isoformat(), f.level_after,
                           f.relative_change)
     return out
 
 
-def _stored(store: Store, substance: str) -> dict[str, tuple]:
+def _stored(store: Store, substance: str, source: str | None = None) -> dict[str, tuple]:
     return {r["key"]: (r["category"], r["last_seen_at"], r["level_after"], r["relative_change"])
-            for r in store.q("SELECT * FROM findings WHERE substance=?", [substance])}
+            for r in store.q("SELECT * FROM findings WHERE substance=?", [substance])
+            if source is None or r["source"] == source}
 
 
 def _same(a: dict[str, tuple], b: dict[str, tuple]) -> bool:
@@ -200,6 +202,55 @@ def test_states_stored_by_earlier_versions_continue_in_the_batch(tmp_path, monke
             after = store.detector_state(("lab", sub, "", "count"))
             assert date.fromisoformat(after["last_period"]) == START + timedelta(weeks=WEEKS - 1)
             assert _same(_stored(store, sub), _expected(store, cfg, sub))
+    finally:
+        store.close()
+
+
+def test_after_an_engine_version_change_only_the_changed_family_is_replayed(tmp_path,
+                                                                            replays):
+    """States stored by version 1 of the engine: the lab's counts continue in the
+    batch (their baselines did not change), the wastewater quantities (another
+    family, whose residual scale did) are replayed once and stored as the current
+    version; every series ends with a replay's findings."""
+    from warnd.statecodec import pack
+
+    lab = tmp_path / "data" / "lab.csv"
+    ww = tmp_path / "data" / "ww.csv"
+    cfg = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h") + """
+[[sources]]
+name = "ww"
+kind = "count_table"
+location = "data/ww.csv"
+interval = "1h"
+dimension = "use"
+metric = "quantity"
+"""))
+    write_lab_csv(lab, weeks=WEEKS)
+    lines = lab.read_text().splitlines()
+    for path in (lab, ww):
+        path.write_text("\n".join(lines[:-2]) + "\n")
+    Pipeline(cfg, clock=lambda: datetime(2026, 1, 1, tzinfo=UTC)).run_once()
+    replays.clear()
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        keys = [(src, sub, "", metric) for src, metric in (("lab", "count"), ("ww", "quantity"))
+                for sub in ("ketamin", "heroin")]
+        for key in keys:
+            state = store.detector_state(key)
+            assert state["version"] == 2
+            with store.write() as db:
+                db.execute("UPDATE series SET detector_state=? WHERE source=? AND "
+                           "substance=? AND region=? AND metric=?",
+                           [pack({**state, "version": 1}), *key])
+        for path in (lab, ww):
+            path.write_text("\n".join(lines) + "\n")
+        Pipeline(cfg, clock=lambda: datetime(2026, 1, 2, tzinfo=UTC)).run_once()
+        assert sorted(replays) == ["heroin", "ketamin"]  # the two ww series, once each
+        for src, sub, _, metric in keys:
+            state = store.detector_state((src, sub, "", metric))
+            assert state["version"] == (1 if src == "lab" else 2)
+            assert date.fromisoformat(state["last_period"]) == START + timedelta(weeks=WEEKS - 1)
+            assert _same(_stored(store, sub, src), _expected(store, cfg, sub, src, metric))
     finally:
         store.close()
 
