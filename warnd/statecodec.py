@@ -48,6 +48,7 @@ import json
 import math
 import struct
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 MAGIC = b"WSB1"
@@ -56,6 +57,8 @@ MAGIC2 = b"WSB2"
 #: A list of floats (``None`` allowed) at least this long is packed as an array.
 MIN_LIST = 8
 _ARRAY_KEYS = {"dtype", "shape", "data"}
+#: Makes a state's fits from their family and arrays by name (:func:`unpack`).
+MakeFits = Callable[[str, dict[str, Any]], Any]
 
 
 _NONE = type(None)
@@ -227,7 +230,8 @@ def _slices(order: tuple[tuple[str, str, tuple[int, ...], str], ...]) -> tuple[
     return tuple(out)
 
 
-def _unpack_series_state(blob: bytes, arrays: bool, make_fits: Any = None) -> dict[str, Any]:
+def _unpack_series_state(blob: bytes, arrays: bool,
+                         make_fits: MakeFits | None = None) -> dict[str, Any]:
     """The state dict from the fixed layout (:func:`_pack_series_state`); with
     ``make_fits`` (and ``arrays``) its fits are ``make_fits(family, arrays by name)``."""
     import numpy as np
@@ -325,7 +329,8 @@ def _stored(dtype: str) -> tuple[Any, Any]:
     return got
 
 
-def unpack(blob: bytes, *, arrays: bool = False, make_fits: Any = None) -> dict[str, Any]:
+def unpack(blob: bytes, *, arrays: bool = False,
+           make_fits: MakeFits | None = None) -> dict[str, Any]:
     """The state dict from :func:`pack`'s bytes, or from the older compressed JSON.
 
     With ``arrays`` the packed arrays come back as numpy arrays: a list of floats as a

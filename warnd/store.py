@@ -28,6 +28,8 @@ from warnd.errors import StoreError
 if TYPE_CHECKING:
     import sqlite_utils
 
+    from warnd.statecodec import MakeFits
+
 
 def _import_sqlite_utils() -> Any:
     """``sqlite_utils``, without letting it import numpy or pandas.
@@ -847,7 +849,8 @@ class Store:
         return self.detector_states([key], arrays=arrays).get(key)
 
     def detector_states(
-        self, keys: Iterable[SeriesKey], *, arrays: bool = False, make_fits: Any = None
+        self, keys: Iterable[SeriesKey], *, arrays: bool = False,
+        make_fits: MakeFits | None = None,
     ) -> dict[SeriesKey, dict[str, Any]]:
         """:meth:`detector_state` of many series in few queries (those with a readable
         state; the others are left out); ``make_fits`` as :func:`warnd.statecodec.unpack`
