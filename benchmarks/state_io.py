@@ -27,11 +27,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run(n_series: int, size: int, weeks: int, per_source: int = 40) -> list[dict[str, float]]:
+def run(n_series: int, size: int, weeks: int, per_source: int = 40) -> list[dict[str, Any]]:
     """``weeks`` rounds of reading and writing ``n_series`` states of ``size`` bytes."""
     sys.path.insert(0, str(ROOT))
     from warnd.store import Store
@@ -58,15 +59,21 @@ def run(n_series: int, size: int, weeks: int, per_source: int = 40) -> list[dict
             c2, t2 = time.process_time(), time.perf_counter()
             assert got == n_series
             out.append({"series": n_series, "bytes": size, "week": week + 1,
-                        "read_cpu_us": round(1e6 * (c1 - c0) / n_series, 1),
-                        "read_write_cpu_us": round(1e6 * (c2 - c0) / n_series, 1),
-                        "wall_s": round(t2 - t0, 2),
-                        "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg())})
+                        **_timing(n_series, t0, c0, c1, c2, t2)})
         store.close()
     return out
 
 
-def run_grouped(n_series: int, size: int, weeks: int, group: int) -> list[dict[str, float]]:
+def _timing(n_series: int, t0: float, c0: float, c1: float, c2: float,
+            t2: float) -> dict[str, Any]:
+    """A week's figures: CPU a series reading, and reading and writing; wall time."""
+    return {"read_cpu_us": round(1e6 * (c1 - c0) / n_series, 1),
+            "read_write_cpu_us": round(1e6 * (c2 - c0) / n_series, 1),
+            "wall_s": round(t2 - t0, 2),
+            "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg())}
+
+
+def run_grouped(n_series: int, size: int, weeks: int, group: int) -> list[dict[str, Any]]:
     """:func:`run` with ``group`` states side by side in one row of a table of its own."""
     sys.path.insert(0, str(ROOT))
     from warnd.store import Store
@@ -96,10 +103,7 @@ def run_grouped(n_series: int, size: int, weeks: int, group: int) -> list[dict[s
             c2, t2 = time.process_time(), time.perf_counter()
             assert got == n_rows
             out.append({"series": n_series, "bytes": size, "group": group, "week": week + 1,
-                        "read_cpu_us": round(1e6 * (c1 - c0) / n_series, 1),
-                        "read_write_cpu_us": round(1e6 * (c2 - c0) / n_series, 1),
-                        "wall_s": round(t2 - t0, 2),
-                        "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg())})
+                        **_timing(n_series, t0, c0, c1, c2, t2)})
         store.close()
     return out
 
