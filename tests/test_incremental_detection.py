@@ -207,11 +207,12 @@ def test_states_stored_by_earlier_versions_continue_in_the_batch(tmp_path, monke
 
 
 def test_after_an_engine_version_change_only_the_changed_family_is_replayed(tmp_path,
-                                                                            replays):
+                                                                            replays, caplog):
     """States stored by version 1 of the engine: the lab's counts continue in the
     batch (their baselines did not change), the wastewater quantities (another
     family, whose residual scale did) are replayed once and stored as the current
-    version; every series ends with a replay's findings."""
+    version, which the log says once for the pass; every series ends with a replay's
+    findings."""
     from warnd.statecodec import pack
 
     lab = tmp_path / "data" / "lab.csv"
@@ -244,13 +245,39 @@ metric = "quantity"
                            [pack({**state, "version": 1}), *key])
         for path in (lab, ww):
             path.write_text("\n".join(lines) + "\n")
-        Pipeline(cfg, clock=lambda: datetime(2026, 1, 2, tzinfo=UTC)).run_once()
+        with caplog.at_level("INFO", logger="warnd.pipeline"):
+            Pipeline(cfg, clock=lambda: datetime(2026, 1, 2, tzinfo=UTC)).run_once()
         assert sorted(replays) == ["heroin", "ketamin"]  # the two ww series, once each
+        told = [r.getMessage() for r in caplog.records if "replayed whole" in r.getMessage()]
+        assert told == ["2 series replayed whole: state from another engine version"]
         for src, sub, _, metric in keys:
             state = store.detector_state((src, sub, "", metric))
             assert state["version"] == (1 if src == "lab" else 2)
             assert date.fromisoformat(state["last_period"]) == START + timedelta(weeks=WEEKS - 1)
             assert _same(_stored(store, sub, src), _expected(store, cfg, sub, src, metric))
+    finally:
+        store.close()
+
+
+def test_changed_detection_params_replay_every_series_and_say_so_once(tmp_path, replays,
+                                                                      caplog):
+    """A config change of the detection params makes every stored state unusable: the
+    next cycle replays both series (told once for the pass, not per series at the
+    default level) and ends with a replay's findings under the new params."""
+    cfg, csv, lines = _lab_without_last_week(tmp_path)
+    replays.clear()
+    changed = load_config(write_config(tmp_path, "[detection]\nglr_h = 7.0\n"
+                                       + LAB_SOURCE.format(interval="1h")))
+    csv.write_text("\n".join(lines) + "\n")
+    with caplog.at_level("INFO", logger="warnd.pipeline"):
+        Pipeline(changed, clock=lambda: datetime(2026, 1, 2, tzinfo=UTC)).run_once()
+    assert sorted(replays) == ["heroin", "ketamin"]
+    told = [r.getMessage() for r in caplog.records if "replayed whole" in r.getMessage()]
+    assert told == ["2 series replayed whole: detection params changed"]
+    store = Store.in_dir(changed.state_dir)
+    try:
+        for sub in ("ketamin", "heroin"):
+            assert _same(_stored(store, sub), _expected(store, changed, sub))
     finally:
         store.close()
 

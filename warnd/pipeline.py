@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,6 +39,8 @@ from warnd.store import Pending, Store, iso, pack_series, pack_state, store_prob
 
 #: Series whose detector states one detect pass holds unpacked at a time (memory).
 ADVANCE_CHUNK = 2048
+#: Why a stored state cannot continue, for reasons that come for many series at once.
+BULK_REPLAYS = frozenset(["state from another engine version", "detection params changed"])
 #: What a stored detector state that unpacked but does not hold together raises.
 BAD_STATE = (KeyError, ValueError, TypeError, IndexError, AttributeError)
 
@@ -109,6 +111,8 @@ class Pipeline:
         self.clock = clock
         self._fetcher = fetcher
         self._send = send
+        #: series replayed in this detect pass, by the reasons of BULK_REPLAYS
+        self._replayed_for: Counter[str] = Counter()
 
     # -- helpers --------------------------------------------------------------------
     def open_store(self) -> Store:
@@ -398,6 +402,7 @@ class Pipeline:
 
     def _detect(self, store: Store, series: Iterable[SeriesKey] | None) -> list[dict[str, Any]]:
         sent: list[dict[str, Any]] = []
+        self._replayed_for.clear()
         pending = store.pending_series()
         keys = list(pending) if series is None else [k for k in set(series) if k in pending]
         log.debug("detection started: %d series with something new", len(keys))
@@ -414,6 +419,8 @@ class Pipeline:
                           store_problem(e, self.config.state_dir))
             except Exception as e:
                 log.exception("substance=%s detection failed: %s", substance, _one_line(e))
+        for reason, n in sorted(self._replayed_for.items()):
+            log.info("%d series replayed whole: %s", n, reason)
         log.debug("detection finished: %d alerts", len(sent))
         return sent
 
@@ -576,7 +583,7 @@ class Pipeline:
                 if state.last_period > last_done:
                     raise NeedsReplay("the episode state is behind the detector state")
             except NeedsReplay as e:
-                log.debug("series=%s replayed: %s", series_key(*key), e)
+                self._replayed(key, e)
                 continue
             except BAD_STATE as e:
                 _state_unusable(key, e)
@@ -613,7 +620,7 @@ class Pipeline:
                 r += 1
                 for a, found in zip(alive, res, strict=True):
                     if isinstance(found, NeedsReplay):
-                        log.debug("series=%s replayed: %s", series_key(*a.key), found)
+                        self._replayed(a.key, found)
                         a.failed = True
                     else:
                         a.per_period.append(found)
@@ -623,6 +630,15 @@ class Pipeline:
                     out[a.key] = (list(a.tail.periods), a.per_period,
                                   pack_series(a.state), a.before)
         return out
+
+    def _replayed(self, key: SeriesKey, why: Exception) -> None:
+        """A series whose stored state cannot continue, so it is replayed whole: said
+        for the series at debug level; the reasons that come for many series at once
+        (an engine version or changed detection params, after an upgrade or a config
+        change that makes a cycle slower) are counted and told once a pass."""
+        log.debug("series=%s replayed: %s", series_key(*key), why)
+        if str(why) in BULK_REPLAYS:
+            self._replayed_for[str(why)] += 1
 
     def _replay_all(
         self, store: Store, plan: list[_Planned],
