@@ -76,9 +76,10 @@ def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
         # the per-source figures are read from a covering index, not the series' rows
         seen: list[str] = []
         store.db.conn.set_trace_callback(seen.append)
-        store.series_counts(), store.newest_period_by_source()
+        counts, newest = store.series_counts(), store.newest_period_by_source()
         store.db.conn.set_trace_callback(None)
         assert len(seen) == 2
+        assert {src: c["newest_period"] for src, c in counts.items()} == newest
         for sql in seen:
             plan = " ".join(r[3] for r in store.db.execute("EXPLAIN QUERY PLAN " + sql))
             assert "COVERING INDEX series_source" in plan, (sql, plan)

@@ -897,13 +897,15 @@ class Store:
                 rows_of[r[:4]].append(r[4:])
         return {key: _series_of(key, rows_of[key], dimension) for key, _, dimension in wanted}
 
-    def series_counts(self) -> dict[str, dict[str, int]]:
-        """Per source: number of series and of observations (from ``series``)."""
+    def series_counts(self) -> dict[str, dict[str, Any]]:
+        """Per source: number of series and of observations, and its newest period (as
+        :meth:`newest_period_by_source` gives it), in one read of ``series``' covering
+        index."""
         return {
-            r[0]: {"series": int(r[1]), "observations": int(r[2])}
+            r[0]: {"series": int(r[1]), "observations": int(r[2]), "newest_period": r[3]}
             for r in self.db.execute(
-                "SELECT source, COUNT(*), COALESCE(SUM(n_observations), 0) FROM series "
-                "GROUP BY source"
+                "SELECT source, COUNT(*), COALESCE(SUM(n_observations), 0), "
+                "MAX(last_period) FROM series GROUP BY source"
             ).fetchall()
         }
 

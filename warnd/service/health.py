@@ -78,7 +78,8 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
         stale_names: list[str] = []
         stale_data_names: list[str] = []
         factor = cfg.general.stale_after_intervals
-        # one read of each table for all sources, not a few queries per source
+        # one read of each table for all sources, not a few queries per source (the
+        # series' counts and newest periods in one scan of an index)
         counts = store.series_counts()
         states = {r["source"]: r for r in store.q("SELECT * FROM source_state")}
         recent: dict[str, list[dict[str, Any]]] = {}
@@ -87,7 +88,7 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
                 "(PARTITION BY source ORDER BY seen_at DESC, id DESC) AS n FROM problems) "
                 "WHERE n <= 5 ORDER BY source, n"):
             recent.setdefault(r.pop("source"), []).append(r)
-        newest = store.newest_period_by_source()
+        newest = {name: c["newest_period"] for name, c in counts.items()}
         for s in cfg.sources:
             st = states.get(s.name, {})
             n_series = counts.get(s.name, {}).get("series", 0)
