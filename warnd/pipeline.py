@@ -474,14 +474,18 @@ class Pipeline:
                 params = params_of[source] = self.config.detection_params(sub, source)
             scope = "series:" + series_key(*key)
             stored = episodes.get(scope)
-            tracker = decide.tracker_from_state(stored, params)
-            last_done = tracker.last_period
-            if info.judged_period and decide.tracker_quiet(stored):
-                # a quiet series' state is not rewritten each period (see below): the
-                # series' last judged period says how far it was judged
-                judged_to = date.fromisoformat(str(info.judged_period)[:10])
-                if last_done is None or judged_to > last_done:
-                    last_done = tracker.last_period = judged_to
+            tracker = None  # a quiet series' tracker is made only if a finding comes
+            if decide.tracker_quiet(stored):
+                last_done = decide.last_period_of(stored)
+                if info.judged_period:
+                    # a quiet series' state is not rewritten each period (see below): the
+                    # series' last judged period says how far it was judged
+                    judged_to = date.fromisoformat(str(info.judged_period)[:10])
+                    if last_done is None or judged_to > last_done:
+                        last_done = judged_to
+            else:
+                tracker = decide.tracker_from_state(stored, params)
+                last_done = tracker.last_period
             changed = info.changed_from
             revised = bool(last_done is not None and changed
                            and date.fromisoformat(str(changed)[:10]) <= last_done)
@@ -496,7 +500,8 @@ class Pipeline:
         replayed = self._replay_all(store, [p for p in plan if p.key not in advanced])
         for key, src, params, scope, stored, tracker, last_done, revised, version in plan:
             metric = key[3]
-            before = {k: decide.finding_from_dict(v) for k, v in tracker.active.items()}
+            before = ({} if tracker is None else  # quiet: no episode open
+                      {k: decide.finding_from_dict(v) for k, v in tracker.active.items()})
             if revised:
                 log.info("series=%s values already judged were revised: judged again",
                          scope.removeprefix("series:"))
@@ -517,6 +522,13 @@ class Pipeline:
                 continue
             judged.append((key, version, periods[-1].isoformat(), packed))
             found += (f for i in todo for f in per_period[i])
+            if tracker is None:
+                if not any(per_period[i] for i in todo):
+                    # quiet before, no finding now: no episode opens, nothing to tell,
+                    # and its episode row is kept as it is (below)
+                    continue
+                tracker = decide.tracker_from_state(stored, params)
+                tracker.last_period = last_done
             batch: list[tuple[str, Finding]] = []
             for i in todo:
                 batch += decide.tracker_update(tracker, periods[i], list(per_period[i]))

@@ -59,12 +59,17 @@ def tracker_from_state(state: dict[str, Any] | None, params: Any) -> SeriesEpiso
 
     if not state or "tracker" not in state:
         return SeriesEpisodes(EpisodeTracker(params=params), None, {})
-    last = state.get("last_period")
     return SeriesEpisodes(
         EpisodeTracker.from_dict(state["tracker"], params=params),
-        date.fromisoformat(last) if last else None,
+        last_period_of(state),
         dict(state.get("active") or {}),
     )
+
+
+def last_period_of(state: dict[str, Any] | None) -> date | None:
+    """The last period a stored series state was judged to (as its tracker has it)."""
+    last = (state or {}).get("last_period")
+    return date.fromisoformat(last) if last else None
 
 
 def tracker_state(tracker: SeriesEpisodes) -> dict[str, Any]:
