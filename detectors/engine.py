@@ -956,25 +956,19 @@ class SeriesState:
         """:meth:`to_dict` with the tail and the fits' data as numpy arrays, for
         :func:`warnd.statecodec.pack` (no Python loop per number); it unpacks to the
         same dict as :meth:`to_dict`."""
-        d = dict(self.d)
-        d["y"] = _finite_or_nan(_floats(d["y"]))
-        if d["den"] is not None:
-            d["den"] = _finite_or_nan(_floats(d["den"]))
-        fits = d["fits"] if isinstance(d["fits"], Fits) else Fits.from_dict(d["fits"])
-        d["fits"] = fits.to_dict(arrays=True)
-        return d
+        d, y, den, fits = self.parts()
+        return {**d, "y": y, "den": den, "fits": fits.to_dict(arrays=True)}
 
-    def parts(self) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None, str,
-                             dict[str, np.ndarray]]:
-        """:meth:`to_store`'s content without building the fits' dict: the state's
-        items (the tail, denominators and fits among them, as held), the tail and the
-        denominators as :meth:`to_store` gives them, and the fits' family and arrays
-        by name (for :func:`warnd.statecodec.pack_series_state`)."""
+    def parts(self) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None, Fits]:
+        """What :meth:`to_store` is made of, without the fits' dict: the state's items
+        (the tail, denominators and fits among them, as held), the tail and the
+        denominators as float arrays with NaN for missing, and the fits (for
+        :func:`warnd.statecodec.pack_series_state`)."""
         d = self.d
         y = _finite_or_nan(_floats(d["y"]))
         den = None if d["den"] is None else _finite_or_nan(_floats(d["den"]))
         fits = d["fits"] if isinstance(d["fits"], Fits) else Fits.from_dict(d["fits"])
-        return d, y, den, fits.family, fits.arrays()
+        return d, y, den, fits
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SeriesState:

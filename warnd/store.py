@@ -1260,7 +1260,8 @@ def pack_series(state: Any) -> bytes:
     building that dict."""
     from warnd.statecodec import pack_series_state
 
-    packed = pack_series_state(*state.parts())
+    skeleton, y, den, fits = state.parts()
+    packed = pack_series_state(skeleton, y, den, fits.family, fits.arrays())
     return packed if packed is not None else pack_state(state.to_store())
 
 
