@@ -86,6 +86,10 @@ STEP_DAYS = {"day": 1.0, "week": 7.0, "month": 365.25 / 12}
 #: have not changed since: version 2 changed only the residual scale of other values).
 STATE_VERSION = 2
 COUNTS_SAME_SINCE = 1
+#: Why a stored state cannot continue, for the two reasons that come for many series
+#: at once (an upgrade, a config change): the daemon counts these and says so once.
+OTHER_VERSION = "state from another engine version"
+OTHER_PARAMS = "detection params changed"
 
 
 def nb_sf(k, mean, var) -> np.ndarray:
@@ -978,7 +982,7 @@ class SeriesState:
         if version != STATE_VERSION and not (
                 type(version) is int and COUNTS_SAME_SINCE <= version < STATE_VERSION
                 and _family(d["meta"][3], d["has_den"]) == "counts"):
-            raise NeedsReplay("state from another engine version")
+            raise NeedsReplay(OTHER_VERSION)
         return cls(d)
 
     @property
@@ -1047,7 +1051,7 @@ class SeriesState:
         changed); raises :class:`NeedsReplay` as :meth:`advance` does."""
         d = self.d
         if fingerprint != d["params"]:
-            raise NeedsReplay("detection params changed")
+            raise NeedsReplay(OTHER_PARAMS)
         last = date.fromisoformat(d["last_period"])
         if period <= last:
             raise NeedsReplay(f"period {period} is not after the last one ({last})")

@@ -39,8 +39,6 @@ from warnd.store import Pending, Store, iso, pack_series, pack_state, store_prob
 
 #: Series whose detector states one detect pass holds unpacked at a time (memory).
 ADVANCE_CHUNK = 2048
-#: Why a stored state cannot continue, for reasons that come for many series at once.
-BULK_REPLAYS = frozenset(["state from another engine version", "detection params changed"])
 #: What a stored detector state that unpacked but does not hold together raises.
 BAD_STATE = (KeyError, ValueError, TypeError, IndexError, AttributeError)
 
@@ -111,7 +109,7 @@ class Pipeline:
         self.clock = clock
         self._fetcher = fetcher
         self._send = send
-        #: series replayed in this detect pass, by the reasons of BULK_REPLAYS
+        #: series replayed in this detect pass, by the reasons that come for many at once
         self._replayed_for: Counter[str] = Counter()
 
     # -- helpers --------------------------------------------------------------------
@@ -648,8 +646,10 @@ class Pipeline:
         for the series at debug level; the reasons that come for many series at once
         (an engine version or changed detection params, after an upgrade or a config
         change that makes a cycle slower) are counted and told once a pass."""
+        from detectors.engine import OTHER_PARAMS, OTHER_VERSION  # loaded by the caller
+
         log.debug("series=%s replayed: %s", series_key(*key), why)
-        if str(why) in BULK_REPLAYS:
+        if str(why) in (OTHER_VERSION, OTHER_PARAMS):
             self._replayed_for[str(why)] += 1
 
     def _replay_all(
