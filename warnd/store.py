@@ -898,9 +898,8 @@ class Store:
         return {key: _series_of(key, rows_of[key], dimension) for key, _, dimension in wanted}
 
     def series_counts(self) -> dict[str, dict[str, Any]]:
-        """Per source: number of series and of observations, and its newest period (as
-        :meth:`newest_period_by_source` gives it), in one read of ``series``' covering
-        index."""
+        """Per source: number of series and of observations, and its newest period, in
+        one read of ``series``' covering index."""
         return {
             r[0]: {"series": int(r[1]), "observations": int(r[2]), "newest_period": r[3]}
             for r in self.db.execute(
@@ -935,9 +934,8 @@ class Store:
             "SELECT MAX(last_period) FROM series WHERE source=?", [source]).fetchone()[0]
 
     def newest_period_by_source(self) -> dict[str, str]:
-        """Every source's newest period, in one read of ``series``."""
-        return dict(self.db.execute(
-            "SELECT source, MAX(last_period) FROM series GROUP BY source").fetchall())
+        """Every source's newest period (:meth:`series_counts`' ``newest_period``)."""
+        return {source: c["newest_period"] for source, c in self.series_counts().items()}
 
     def last_period(self) -> str | None:
         """The latest period of any series."""
