@@ -237,49 +237,97 @@ def design(s: np.ndarray, centre: np.ndarray, flags: np.ndarray, per_year: float
     return X
 
 
-def _solve(X: np.ndarray, W: np.ndarray, z: np.ndarray,
-           Xt: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted least squares per row; ``Xt``: ``X`` transposed, contiguous (the
-    stacked products then run on contiguous blocks)."""
-    if Xt is None:
-        Xt = np.ascontiguousarray(X.transpose(0, 2, 1))
-    XWt = Xt * W[:, None, :]
-    A = np.matmul(XWt, X)
-    ridge = 1e-8 * (A[:, 0, 0] + 1.0)
-    A = A + ridge[:, None, None] * np.eye(X.shape[-1])[None]
-    b = np.matmul(XWt, z[:, :, None])[:, :, 0]
-    Ainv = np.linalg.inv(A)
-    return np.matmul(Ainv, b[:, :, None])[:, :, 0], Ainv
+@functools.lru_cache(maxsize=32)
+def _basis(width: int, L: int, per_year: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The design of a window's last ``width`` of ``L`` positions before it is turned
+    to the window's place in the year: for ``j = L - width .. L - 1``, the intercept,
+    the centred time ``(j - (L - 1) / 2) / per_year`` and the two harmonic pairs at
+    the angle ``2 pi j / per_year``; with its products ``x_a x_b`` for ``a <= b`` (the
+    21 distinct entries of ``x xᵀ``) and all 36 of them. Made once per width."""
+    j = np.arange(L - width, L, dtype=float)
+    a = 2 * np.pi * j / per_year
+    X0 = np.stack([np.ones(width), (j - (L - 1) / 2.0) / per_year,
+                   np.sin(a), np.cos(a), np.sin(2 * a), np.cos(2 * a)], axis=1)
+    iu = np.triu_indices(N_PAR)
+    P21 = np.ascontiguousarray(X0[:, iu[0]] * X0[:, iu[1]])
+    P36 = np.ascontiguousarray((X0[:, :, None] * X0[:, None, :]).reshape(width, -1))
+    for arr in (X0, P21, P36):
+        arr.setflags(write=False)
+    return X0, P21, P36
 
 
-def _lin(X: np.ndarray, beta: np.ndarray) -> np.ndarray:
-    return np.matmul(X, beta[:, :, None])[:, :, 0]
+_IU = np.triu_indices(N_PAR)
 
 
-def _leverage(X, Ainv, W):
-    return np.minimum(W * (np.matmul(X, Ainv) * X).sum(-1), 0.99)
+class _Windows:
+    """The design of windows of one width, each the shared basis (:func:`_basis`) times
+    a 6 x 6 matrix ``T`` of its own: the harmonic pairs turned by the angle of the
+    window's first position (``sin(a + b) = sin a cos b + cos a sin b``) and each
+    column times its flag. So ``X = X0 T`` and the weighted sums a fit needs are
+    ``Tᵀ (X0ᵀ W X0) T``: one product of each window's weights with the basis' 21
+    products instead of a ``window x 6`` design per window. Every product is made one
+    window at a time (a stacked product), so a window's arithmetic does not depend on
+    the other windows fitted with it."""
+
+    def __init__(self, start: np.ndarray, flags: np.ndarray, width: int, L: int,
+                 per_year: float):
+        self.X0, self.P21, self.P36 = _basis(width, L, per_year)
+        m = len(start)
+        b = 2 * np.pi * np.asarray(start, float) / per_year
+        c1, s1, c2, s2 = np.cos(b), np.sin(b), np.cos(2 * b), np.sin(2 * b)
+        T = np.zeros((m, N_PAR, N_PAR))
+        T[:, 0, 0] = T[:, 1, 1] = 1.0
+        T[:, 2, 2], T[:, 2, 3], T[:, 3, 2], T[:, 3, 3] = c1, -s1, s1, c1
+        T[:, 4, 4], T[:, 4, 5], T[:, 5, 4], T[:, 5, 5] = c2, -s2, s2, c2
+        self.T = T * np.asarray(flags, float)[:, None, :]
+        self.Tt = np.ascontiguousarray(self.T.transpose(0, 2, 1))
+
+    def lin(self, beta: np.ndarray) -> np.ndarray:
+        """``X β`` for each window: the basis times ``T β``."""
+        u = np.matmul(self.T, beta[:, :, None])
+        return np.matmul(self.X0, u)[:, :, 0]
+
+    def solve(self, W: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Weighted least squares of each window: its coefficients and ``(XᵀWX)⁻¹``."""
+        a21 = np.matmul(W[:, None, :], self.P21)[:, 0, :]
+        A0 = np.empty((len(W), N_PAR, N_PAR))
+        A0[:, _IU[0], _IU[1]] = a21
+        A0[:, _IU[1], _IU[0]] = a21
+        A = np.matmul(np.matmul(self.Tt, A0), self.T)
+        ridge = 1e-8 * (A[:, 0, 0] + 1.0)
+        A = A + ridge[:, None, None] * np.eye(N_PAR)[None]
+        b0 = np.matmul((W * z)[:, None, :], self.X0)[:, 0, :]
+        b = np.matmul(self.Tt, b0[:, :, None])
+        Ainv = np.linalg.inv(A)
+        return np.matmul(Ainv, b)[:, :, 0], Ainv
+
+    def leverage(self, Ainv: np.ndarray, W: np.ndarray) -> np.ndarray:
+        """Each point's leverage ``w xᵀ (XᵀWX)⁻¹ x`` (capped at 0.99)."""
+        Q = np.matmul(np.matmul(self.T, Ainv), self.Tt)
+        q = np.matmul(self.P36, Q.reshape(len(Q), -1, 1))[:, :, 0]
+        return np.minimum(W * q, 0.99)
 
 
-def _fit_counts(Y, Off, M, X, n_par, params, tw):
-    rate = (Y * M).sum(1) / np.maximum((np.exp(Off) * M).sum(1), 1e-12)
-    beta = np.zeros(X.shape[::2])
+def _fit_counts(Y, Off, M, X: _Windows, n_par, params, tw):
+    exposure = (np.exp(Off) * M).sum(1) if Off.any() else M.sum(1)
+    rate = (Y * M).sum(1) / np.maximum(exposure, 1e-12)
+    beta = np.zeros((len(Y), N_PAR))
     beta[:, 0] = np.log(np.maximum(rate, 1e-3))
     Mf = M * tw
-    Xt = np.ascontiguousarray(X.transpose(0, 2, 1))
 
     def irls(beta, w, iters):
         Ainv = None
         for _ in range(iters):
-            eta = _lin(X, beta) + Off
+            eta = X.lin(beta) + Off
             mu = np.exp(np.clip(eta, -30, 30))
             z = (eta - Off) + (Y - mu) / mu
-            beta, Ainv = _solve(X, w * mu, z, Xt)
+            beta, Ainv = X.solve(w * mu, z)
         return beta, Ainv
 
     def dispersion(beta, w):
         # Farrington et al. 1996: the weights are rescaled to sum to the (time-weighted)
         # number of points, so down-weighting outliers does not shrink the estimate
-        mu = np.exp(np.clip(_lin(X, beta) + Off, -30, 30))
+        mu = np.exp(np.clip(X.lin(beta) + Off, -30, 30))
         n_w = Mf.sum(1)
         gamma = n_w / np.maximum(w.sum(1), 1e-12)
         num = gamma * (w * (Y - mu) ** 2 / mu).sum(1)
@@ -288,8 +336,9 @@ def _fit_counts(Y, Off, M, X, n_par, params, tw):
 
     beta, Ainv = irls(beta, Mf, 3)
     phi, mu = dispersion(beta, Mf)
-    h = _leverage(X, Ainv, Mf * mu)
-    r = 1.5 * (Y ** (2 / 3) - mu ** (2 / 3)) / (mu ** (1 / 6) * np.sqrt(phi[:, None] * (1 - h)))
+    h = X.leverage(Ainv, Mf * mu)
+    mu23 = mu ** (2 / 3)
+    r = 1.5 * (Y ** (2 / 3) - mu23) / (np.sqrt(np.sqrt(mu23)) * np.sqrt(phi[:, None] * (1 - h)))
     thr = params.reweight_threshold
     w = Mf * np.where(r > thr, (thr / np.maximum(r, thr)) ** 2, 1.0)
     beta, Ainv = irls(beta, w, 1)
@@ -297,18 +346,18 @@ def _fit_counts(Y, Off, M, X, n_par, params, tw):
     return beta, Ainv, phi
 
 
-def _fit_continuous(G, M, X, n_par, params, floor, tw):
+def _fit_continuous(G, M, X: _Windows, n_par, params, floor, tw):
     W = M * tw
-    beta, Ainv = _solve(X, W, G)
-    res = G - _lin(X, beta)
+    beta, Ainv = X.solve(W, G)
+    res = G - X.lin(beta)
     s = 1.4826 * _nanmedian(np.where(M, np.abs(res), np.nan))
     s = np.maximum(s, floor)
-    h = _leverage(X, Ainv, W)
+    h = X.leverage(Ainv, W)
     r = res / (s[:, None] * np.sqrt(1 - h))
     thr = params.reweight_threshold
     w = W * np.where(np.abs(r) > thr, (thr / np.maximum(np.abs(r), thr)) ** 2, 1.0)
-    beta, Ainv = _solve(X, w, G)
-    res = G - _lin(X, beta)
+    beta, Ainv = X.solve(w, G)
+    res = G - X.lin(beta)
     # the scale counts every point in full up to SCALE_CAP times the threshold: a
     # point down-weighted in the fit is often just the data's resolution (a quantum
     # of a rounded index), and leaving it out of the scale made sums look significant
@@ -398,7 +447,7 @@ def _fit_block(rp, idx, yw, offw, M, lay: Layout, params, family) -> Fits:
     seas2 = n_obs >= 0.9 * (params.seasonal_min_years + 1.0) * py
     trd = n_obs >= 0.9 * params.trend_min_years * py
     flags = np.stack([np.ones(m, bool), trd, seas1, seas1, seas2, seas2], axis=-1).astype(float)
-    X = design(idx, centre[:, None], flags[:, None, :], py)
+    X = _Windows(last - (L - 1), flags, idx.shape[1], L, py)
     n_par = flags.sum(1)
     Yraw = np.where(M, yw, 0.0)
     if params.baseline_half_life_years:
