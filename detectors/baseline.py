@@ -237,20 +237,21 @@ def design(s: np.ndarray, centre: np.ndarray, flags: np.ndarray, per_year: float
     return X
 
 
-@functools.lru_cache(maxsize=32)
-def _basis(width: int, L: int, per_year: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The design of a window's last ``width`` of ``L`` positions before it is turned
-    to the window's place in the year: for ``j = L - width .. L - 1``, the intercept,
-    the centred time ``(j - (L - 1) / 2) / per_year`` and the two harmonic pairs at
-    the angle ``2 pi j / per_year``; with its products ``x_a x_b`` for ``a <= b`` (the
-    21 distinct entries of ``x xᵀ``) and all 36 of them. Made once per width."""
-    j = np.arange(L - width, L, dtype=float)
+@functools.lru_cache(maxsize=16)
+def _basis(L: int, per_year: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The design of a window's ``L`` positions before it is turned to the window's
+    place in the year: for ``j = 0 .. L - 1``, the intercept, the centred time
+    ``(j - (L - 1) / 2) / per_year`` and the two harmonic pairs at the angle
+    ``2 pi j / per_year``; with its products ``x_a x_b`` for ``a <= b`` (the 21
+    distinct entries of ``x xᵀ``) and all 36 of them. Made once per layout (a window
+    fitted on its last ``w`` positions reads the last ``w`` rows)."""
+    j = np.arange(L, dtype=float)
     a = 2 * np.pi * j / per_year
-    X0 = np.stack([np.ones(width), (j - (L - 1) / 2.0) / per_year,
+    X0 = np.stack([np.ones(L), (j - (L - 1) / 2.0) / per_year,
                    np.sin(a), np.cos(a), np.sin(2 * a), np.cos(2 * a)], axis=1)
     iu = np.triu_indices(N_PAR)
     P21 = np.ascontiguousarray(X0[:, iu[0]] * X0[:, iu[1]])
-    P36 = np.ascontiguousarray((X0[:, :, None] * X0[:, None, :]).reshape(width, -1))
+    P36 = np.ascontiguousarray((X0[:, :, None] * X0[:, None, :]).reshape(L, -1))
     for arr in (X0, P21, P36):
         arr.setflags(write=False)
     return X0, P21, P36
@@ -260,10 +261,10 @@ _IU = np.triu_indices(N_PAR)
 
 
 class _Windows:
-    """The design of windows of one width, each the shared basis (:func:`_basis`) times
-    a 6 x 6 matrix ``T`` of its own: the harmonic pairs turned by the angle of the
-    window's first position (``sin(a + b) = sin a cos b + cos a sin b``) and each
-    column times its flag. So ``X = X0 T`` and the weighted sums a fit needs are
+    """The design of windows of one width, each the shared basis (:func:`_basis`, its
+    last ``width`` rows) times a 6 x 6 matrix ``T`` of its own: the harmonic pairs
+    turned by the angle of the window's first position (``sin(a + b) = sin a cos b +
+    cos a sin b``) and each column times its flag. So ``X = X0 T`` and the weighted sums a fit needs are
     ``Tᵀ (X0ᵀ W X0) T``: one product of each window's weights with the basis' 21
     products instead of a ``window x 6`` design per window. Every product is made one
     window at a time (a stacked product), so a window's arithmetic does not depend on
@@ -271,7 +272,7 @@ class _Windows:
 
     def __init__(self, start: np.ndarray, flags: np.ndarray, width: int, L: int,
                  per_year: float):
-        self.X0, self.P21, self.P36 = _basis(width, L, per_year)
+        self.X0, self.P21, self.P36 = (b[L - width:] for b in _basis(L, per_year))
         m = len(start)
         b = 2 * np.pi * np.asarray(start, float) / per_year
         c1, s1, c2, s2 = np.cos(b), np.sin(b), np.cos(2 * b), np.sin(2 * b)
