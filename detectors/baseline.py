@@ -264,15 +264,15 @@ class _Windows:
     """The design of windows of one width, each the shared basis (:func:`_basis`, its
     last ``width`` rows) times a 6 x 6 matrix ``T`` of its own: the harmonic pairs
     turned by the angle of the window's first position (``sin(a + b) = sin a cos b +
-    cos a sin b``) and each column times its flag. So ``X = X0 T`` and the weighted sums a fit needs are
-    ``Tᵀ (X0ᵀ W X0) T``: one product of each window's weights with the basis' 21
-    products instead of a ``window x 6`` design per window. Every product is made one
-    window at a time (a stacked product), so a window's arithmetic does not depend on
-    the other windows fitted with it."""
+    cos a sin b``) and each column times its flag. So ``X = X0 T``, and the weighted
+    sums a fit needs are ``Tᵀ (X0ᵀ W X0) T``: one product of each window's weights
+    with the basis' 21 products instead of a ``window x 6`` design per window. Every
+    product is made one window at a time (a stacked product), so a window's
+    arithmetic does not depend on the other windows fitted with it."""
 
     def __init__(self, start: np.ndarray, flags: np.ndarray, width: int, L: int,
                  per_year: float):
-        self.X0, self.P21, self.P36 = (b[L - width:] for b in _basis(L, per_year))
+        self.X0, self.P21, self.P36 = (arr[L - width:] for arr in _basis(L, per_year))
         m = len(start)
         b = 2 * np.pi * np.asarray(start, float) / per_year
         c1, s1, c2, s2 = np.cos(b), np.sin(b), np.cos(2 * b), np.sin(2 * b)

@@ -6,7 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detectors.baseline import N_PAR, Layout, _Windows, design, fit_points, fit_windows, window_positions
+from detectors.baseline import (
+    N_PAR,
+    Layout,
+    _Windows,
+    design,
+    fit_points,
+    fit_windows,
+    window_positions,
+)
 from detectors.params import DetectionParams
 
 P = DetectionParams()
