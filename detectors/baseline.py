@@ -237,6 +237,10 @@ def design(s: np.ndarray, centre: np.ndarray, flags: np.ndarray, per_year: float
     return X
 
 
+#: The 21 distinct entries ``(a, b)``, ``a <= b``, of a symmetric 6 x 6 matrix.
+_IU = np.triu_indices(N_PAR)
+
+
 @functools.lru_cache(maxsize=16)
 def _basis(L: int, per_year: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The design of a window's ``L`` positions before it is turned to the window's
@@ -249,15 +253,11 @@ def _basis(L: int, per_year: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     a = 2 * np.pi * j / per_year
     X0 = np.stack([np.ones(L), (j - (L - 1) / 2.0) / per_year,
                    np.sin(a), np.cos(a), np.sin(2 * a), np.cos(2 * a)], axis=1)
-    iu = np.triu_indices(N_PAR)
-    P21 = np.ascontiguousarray(X0[:, iu[0]] * X0[:, iu[1]])
+    P21 = np.ascontiguousarray(X0[:, _IU[0]] * X0[:, _IU[1]])
     P36 = np.ascontiguousarray((X0[:, :, None] * X0[:, None, :]).reshape(L, -1))
     for arr in (X0, P21, P36):
         arr.setflags(write=False)
     return X0, P21, P36
-
-
-_IU = np.triu_indices(N_PAR)
 
 
 class _Windows:
@@ -309,6 +309,12 @@ class _Windows:
         return np.minimum(W * q, 0.99)
 
 
+def _down_weight(r: np.ndarray, bound: float) -> np.ndarray:
+    """Weights of standardised residuals ``r``: 1 up to ``bound``, ``(bound / r)²``
+    beyond it (Farrington's down-weighting; as a scale weight, a winsorised square)."""
+    return np.where(r > bound, (bound / np.maximum(r, bound)) ** 2, 1.0)
+
+
 def _fit_counts(Y, Off, M, X: _Windows, n_par, params, tw):
     exposure = (np.exp(Off) * M).sum(1) if Off.any() else M.sum(1)
     rate = (Y * M).sum(1) / np.maximum(exposure, 1e-12)
@@ -341,7 +347,7 @@ def _fit_counts(Y, Off, M, X: _Windows, n_par, params, tw):
     mu23 = mu ** (2 / 3)
     r = 1.5 * (Y ** (2 / 3) - mu23) / (np.sqrt(np.sqrt(mu23)) * np.sqrt(phi[:, None] * (1 - h)))
     thr = params.reweight_threshold
-    w = Mf * np.where(r > thr, (thr / np.maximum(r, thr)) ** 2, 1.0)
+    w = Mf * _down_weight(r, thr)
     beta, Ainv = irls(beta, w, 1)
     phi, _ = dispersion(beta, w)
     return beta, Ainv, phi
@@ -356,14 +362,13 @@ def _fit_continuous(G, M, X: _Windows, n_par, params, floor, tw):
     h = X.leverage(Ainv, W)
     r = res / (s[:, None] * np.sqrt(1 - h))
     thr = params.reweight_threshold
-    w = W * np.where(np.abs(r) > thr, (thr / np.maximum(np.abs(r), thr)) ** 2, 1.0)
+    w = W * _down_weight(np.abs(r), thr)
     beta, Ainv = X.solve(w, G)
     res = G - X.lin(beta)
     # the scale counts every point in full up to SCALE_CAP times the threshold: a
     # point down-weighted in the fit is often just the data's resolution (a quantum
     # of a rounded index), and leaving it out of the scale made sums look significant
-    cap = SCALE_CAP * thr
-    ws = W * np.where(np.abs(r) > cap, (cap / np.maximum(np.abs(r), cap)) ** 2, 1.0)
+    ws = W * _down_weight(np.abs(r), SCALE_CAP * thr)
     s2 = (ws * res**2).sum(1) / np.maximum(W.sum(1) - n_par, 1.0)
     return beta, Ainv, np.maximum(np.sqrt(s2), floor)
 
