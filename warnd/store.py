@@ -933,9 +933,13 @@ class Store:
         return self.db.execute(  # type: ignore[no-any-return]
             "SELECT MAX(last_period) FROM series WHERE source=?", [source]).fetchone()[0]
 
-    def newest_period_by_source(self) -> dict[str, str]:
-        """Every source's newest period (:meth:`series_counts`' ``newest_period``)."""
-        return {source: c["newest_period"] for source, c in self.series_counts().items()}
+    def newest_period_by_source(
+        self, counts: dict[str, dict[str, Any]] | None = None
+    ) -> dict[str, str]:
+        """Every source's newest period (:meth:`series_counts`' ``newest_period``; from
+        ``counts`` when the caller has read them already)."""
+        counts = self.series_counts() if counts is None else counts
+        return {source: c["newest_period"] for source, c in counts.items()}
 
     def last_period(self) -> str | None:
         """The latest period of any series."""

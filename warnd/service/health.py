@@ -88,7 +88,7 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
                 "(PARTITION BY source ORDER BY seen_at DESC, id DESC) AS n FROM problems) "
                 "WHERE n <= 5 ORDER BY source, n"):
             recent.setdefault(r.pop("source"), []).append(r)
-        newest = {name: c["newest_period"] for name, c in counts.items()}  # same read
+        newest = store.newest_period_by_source(counts)  # from the same read
         for s in cfg.sources:
             st = states.get(s.name, {})
             n_series = counts.get(s.name, {}).get("series", 0)
