@@ -130,8 +130,8 @@ def judge_all(work: Path) -> dict[str, Any]:
     os.chdir(work)
     con = sqlite3.connect(work / "state" / "warnd.sqlite")
     with con:
-        con.execute("UPDATE series SET judged_version = 0, judged_period = NULL, "
-                    "detector_state = NULL")
+        con.execute("UPDATE series SET judged_version = 0, judged_period = NULL")
+        con.execute("DELETE FROM series_states")
     con.close()
     pipeline = Pipeline(load_config(work / "config.toml"))
     r0 = resource.getrusage(resource.RUSAGE_SELF)

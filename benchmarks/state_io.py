@@ -1,8 +1,10 @@
 """The store's floor for a steady week: reading and writing every series' detector state.
 
-A steady cycle reads each series' packed state (:meth:`warnd.store.Store.state_blobs`,
-a few hundred series a query on the primary key) and writes it back with the series'
-judgement (:meth:`warnd.store.Store.mark_judged`). This benchmark does only that, on
+A steady cycle's polls bump the counters of each series row they touch (one
+transaction a source), then detection reads each series' packed state
+(:meth:`warnd.store.Store.state_blobs`, a few hundred series a query on the key) and
+writes it back with the series' judgement (:meth:`warnd.store.Store.mark_judged`).
+This benchmark does only that, on
 a real store with ``--series`` rows and states of random bytes of each ``--sizes``
 (4,100 bytes: a five-year weekly state as stored today; 800: its tail, counters and
 alarm runs without the baseline fits), for ``--weeks`` weeks, and reports the CPU
@@ -11,11 +13,14 @@ store pays before it computes anything.
 
 With ``--group N`` the same bytes are kept ``N`` states to a row instead, in a table
 of its own (a layout warnd does not have), read and written back a row at a time in
-the same transactions: whether fewer, larger rows would make the week cheaper.
+the same transactions: whether fewer, larger rows would make the week cheaper. With
+``--inline`` the states are kept in a column of the ``series`` rows, as before schema
+9 (``warnd/store.py`` ``_m9``).
 
     python -m benchmarks.state_io                          # 100,000 series
     python -m benchmarks.state_io --series 10000 --sizes 4100,2000,800
     python -m benchmarks.state_io --group 40 --sizes 4100
+    python -m benchmarks.state_io --inline --sizes 4100     # the layout before schema 9
 """
 
 from __future__ import annotations
@@ -32,8 +37,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run(n_series: int, size: int, weeks: int, per_source: int = 40) -> list[dict[str, Any]]:
-    """``weeks`` rounds of reading and writing ``n_series`` states of ``size`` bytes."""
+def run(n_series: int, size: int, weeks: int, per_source: int = 40,
+        inline: bool = False) -> list[dict[str, Any]]:
+    """``weeks`` rounds of a poll's update of every series row (one transaction a
+    source of ``per_source`` series, as ingest bumps their counters) and of reading and
+    writing ``n_series`` states of ``size`` bytes. ``inline``: the states kept in a
+    column of the ``series`` rows, as before schema 9."""
     sys.path.insert(0, str(ROOT))
     from warnd.store import Store
 
@@ -43,22 +52,56 @@ def run(n_series: int, size: int, weeks: int, per_source: int = 40) -> list[dict
         keys = [(f"src{i // per_source:05d}", f"s{(i % per_source) // 2:03d}", f"r{i % 2}",
                  "count") for i in range(n_series)]
         with store.write() as db:
+            if inline:
+                db.conn.execute("ALTER TABLE series ADD COLUMN detector_state BLOB")
             db.conn.executemany(
                 "INSERT INTO series (source, substance, region, metric, key, dimension, "
                 "first_period, last_period, n_observations, data_version, judged_version, "
-                "judged_period, detector_state, updated_at) VALUES (?,?,?,?,?,'use','2021-01-04',"
-                "'2025-12-22',260,1,1,'2025-12-22',?,'2025-12-22T00:00:00Z')",
-                [(*k, "|".join(k), os.urandom(size)) for k in keys])
+                "judged_period, updated_at) VALUES (?,?,?,?,?,'use','2021-01-04',"
+                "'2025-12-22',260,1,1,'2025-12-22','2025-12-22T00:00:00Z')",
+                [(*k, "|".join(k)) for k in keys])
+            db.conn.executemany(
+                "UPDATE series SET detector_state=? WHERE source=? AND substance=? AND "
+                "region=? AND metric=?" if inline else
+                "INSERT INTO series_states (state, source, substance, region, metric) "
+                "VALUES (?,?,?,?,?)", [(os.urandom(size), *k) for k in keys])
         store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         for week in range(weeks):
             new = os.urandom(size)  # the same bytes for all: the write is measured, not urandom
+            period = f"2025-12-{29 + week}"
+            p0 = time.process_time()
+            for lo in range(0, n_series, per_source):  # the polls: a source at a time
+                with store.write() as db:
+                    db.conn.executemany(
+                        "UPDATE series SET data_version=data_version + 1, last_period=?, "
+                        "n_observations=n_observations + 1, updated_at=? WHERE source=? AND "
+                        "substance=? AND region=? AND metric=?",
+                        [(period, period, *k) for k in keys[lo : lo + per_source]])
             t0, c0 = time.perf_counter(), time.process_time()
-            got = sum(1 for _ in store.state_blobs(keys))
-            c1 = time.process_time()
-            store.mark_judged([(k, 2 + week, "2025-12-29", new) for k in keys])
+            if inline:
+                got = 0
+                for lo in range(0, n_series, 190):  # as Store.state_blobs reads them
+                    part = keys[lo : lo + 190]
+                    got += len(store.db.execute(
+                        f"WITH k(a, b, c, d) AS (VALUES {','.join(['(?,?,?,?)'] * len(part))}) "
+                        "SELECT s.detector_state FROM k JOIN series s ON s.source=k.a AND "
+                        "s.substance=k.b AND s.region=k.c AND s.metric=k.d",
+                        [x for k in part for x in k]).fetchall())
+                c1 = time.process_time()
+                with store.write() as db:
+                    db.conn.executemany(
+                        "UPDATE series SET judged_version=data_version, judged_period=?, "
+                        "detector_state=? WHERE source=? AND substance=? AND region=? "
+                        "AND metric=?", [(period, new, *k) for k in keys])
+            else:
+                got = sum(1 for _ in store.state_blobs(keys))
+                c1 = time.process_time()
+                store.mark_judged([(k, 2 + week, period, new) for k in keys])
             c2, t2 = time.process_time(), time.perf_counter()
             assert got == n_series
             out.append({"series": n_series, "bytes": size, "week": week + 1,
+                        "layout": "inline" if inline else "series_states",
+                        "poll_update_cpu_us": round(1e6 * (c0 - p0) / n_series, 1),
                         **_timing(n_series, t0, c0, c1, c2, t2)})
         store.close()
     return out
@@ -114,9 +157,11 @@ def main() -> int:
     ap.add_argument("--sizes", default="4100,800", help="state sizes in bytes, comma-separated")
     ap.add_argument("--weeks", type=int, default=2)
     ap.add_argument("--group", type=int, default=1, help="states to a row (1: warnd's layout)")
+    ap.add_argument("--inline", action="store_true",
+                    help="the states in a column of the series rows (the layout before schema 9)")
     args = ap.parse_args()
     for size in (int(x) for x in args.sizes.split(",")):
-        rows = (run(args.series, size, args.weeks) if args.group == 1
+        rows = (run(args.series, size, args.weeks, inline=args.inline) if args.group == 1
                 else run_grouped(args.series, size, args.weeks, args.group))
         for row in rows:
             print(json.dumps(row), flush=True)

@@ -190,7 +190,7 @@ def test_states_stored_by_earlier_versions_continue_in_the_batch(tmp_path, monke
             as_lists = engine.SeriesState.from_dict(store.detector_state(key)).to_dict()
             assert isinstance(as_lists["y"], list)
             with store.write() as db:
-                db.execute("UPDATE series SET detector_state=? WHERE source=? AND "
+                db.execute("UPDATE series_states SET state=? WHERE source=? AND "
                            "substance=? AND region=? AND metric=?", [write(as_lists), *key])
         import warnd.pipeline
 
@@ -240,7 +240,7 @@ metric = "quantity"
             state = store.detector_state(key)
             assert state["version"] == 2
             with store.write() as db:
-                db.execute("UPDATE series SET detector_state=? WHERE source=? AND "
+                db.execute("UPDATE series_states SET state=? WHERE source=? AND "
                            "substance=? AND region=? AND metric=?",
                            [pack({**state, "version": 1}), *key])
         for path in (lab, ww):
@@ -323,7 +323,7 @@ def test_a_damaged_state_is_replayed_and_the_others_go_on(tmp_path, replays, cap
         damaged = store.detector_state(key)
         del damaged["run"]
         with store.write() as db:
-            db.execute("UPDATE series SET detector_state=? WHERE source=? AND substance=? "
+            db.execute("UPDATE series_states SET state=? WHERE source=? AND substance=? "
                        "AND region=? AND metric=?", [pack(damaged), *key])
         csv.write_text("\n".join(lines) + "\n")
         with caplog.at_level("WARNING", logger="warnd.pipeline"):

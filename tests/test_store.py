@@ -153,7 +153,7 @@ def test_many_series_tails_and_states_read_together_equal_one_by_one(store):
     assert sum(len(t.periods) for t in tails.values()) > 0
     states = {k: {"version": 1, "i": i, "y": [float(i)] * 9} for i, k in enumerate(keys[:300])}
     store.mark_judged([(k, 1, None, st) for k, st in states.items()])
-    store.db.execute("UPDATE series SET detector_state=x'00' WHERE substance='s005'")
+    store.db.execute("UPDATE series_states SET state=x'00' WHERE substance='s005'")
     got = store.detector_states(keys)
     assert got == {k: v for k, v in states.items() if k[1] != "s005"}
     assert store.detector_state(keys[7]) == got[keys[7]]

@@ -1,7 +1,10 @@
-"""Schema 5: the ``series`` table, clustered observations, and the way up from schema 2.
+"""Schema 5: the ``series`` table, clustered observations, and the way up from schema 2;
+schema 9: the detector states in a table of their own, and the way up from schema 8.
 
 The schema-2 store is the one ``make demo`` left behind before schema 5
-(``tests/fixtures/stores/demo-v2.sqlite.gz``), opened by this version.
+(``tests/fixtures/stores/demo-v2.sqlite.gz``), the schema-8 store the one it left
+behind before schema 9 (``demo-v8.sqlite.gz``, every series with its detector state),
+each opened by this version.
 """
 
 from __future__ import annotations
@@ -27,19 +30,21 @@ MADE_AT = datetime(2026, 11, 30, 2, 14, tzinfo=UTC)
 
 #: where the checkout lay when the fixture was made (documents are kept by absolute path)
 MADE_IN = "/work/h15/"
+FIXTURE_V8 = ROOT / "tests" / "fixtures" / "stores" / "demo-v8.sqlite.gz"
+MADE_IN_V8 = "/tmp/headrev/"
 
 
-def _unpack(dest: Path) -> Path:
+def _unpack(dest: Path, fixture: Path = FIXTURE, made_in: str = MADE_IN) -> Path:
     """A copy of the fixture, its documents' paths moved to this checkout (as if the
     demo had been run here)."""
     dest.mkdir(parents=True, exist_ok=True)
     db = dest / "warnd.sqlite"
-    with gzip.open(FIXTURE, "rb") as src, open(db, "wb") as out:
+    with gzip.open(fixture, "rb") as src, open(db, "wb") as out:
         shutil.copyfileobj(src, out)
     conn = sqlite3.connect(db)
     try:
         conn.execute("UPDATE documents SET location = ? || substr(location, ?) "
-                     "WHERE location LIKE ? || '%'", (f"{ROOT}/", len(MADE_IN) + 1, MADE_IN))
+                     "WHERE location LIKE ? || '%'", (f"{ROOT}/", len(made_in) + 1, made_in))
         conn.commit()
     finally:
         conn.close()
@@ -67,7 +72,7 @@ def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 8
+        assert store.schema_version == len(MIGRATIONS) == 9
         table_sql = store.db.execute(
             "SELECT sql FROM sqlite_master WHERE name='observations'").fetchone()[0]
         assert "WITHOUT ROWID" in table_sql
@@ -91,7 +96,7 @@ def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
     for t, rows in before.items():
         assert _rows(db, f"SELECT * FROM {t} ORDER BY 1, 2") == rows, t
     again = Store(db)  # re-opening runs no migration again
-    assert again.schema_version == 8
+    assert again.schema_version == 9
     again.close()
 
 
@@ -125,6 +130,81 @@ def test_upgraded_store_continues_where_it_stopped(tmp_path, monkeypatch):
         assert store.pending_series() == {}
         assert store.q("SELECT judged_period FROM series WHERE key=?",
                        ["amk-bergen:ketamin:46"])[0]["judged_period"] == new.isoformat()
+    finally:
+        store.close()
+
+
+def _columns(db: Path, table: str) -> list[str]:
+    return [r[1] for r in _rows(db, f"PRAGMA table_info({table})")]
+
+
+def test_schema_8_states_move_to_their_own_table_unchanged(tmp_path):
+    """Upgrading a store that kept each series' detector state in its ``series`` row:
+    every state is in ``series_states`` with the same bytes, the column is gone, every
+    other column of every series is as it was, and the states read back."""
+    db = _unpack(tmp_path / "state", FIXTURE_V8, MADE_IN_V8)
+    assert _rows(db, "PRAGMA user_version") == [(8,)]
+    key = "source, substance, region, metric"
+    states = dict((tuple(r[:4]), r[4]) for r in _rows(
+        db, f"SELECT {key}, detector_state FROM series WHERE detector_state IS NOT NULL"))
+    others = [c for c in _columns(db, "series") if c != "detector_state"]
+    series_before = _rows(db, f"SELECT {', '.join(others)} FROM series ORDER BY {key}")
+    assert len(states) >= 40 and all(len(b) > 1000 for b in states.values())
+
+    store = Store(db)
+    try:
+        assert store.schema_version == len(MIGRATIONS) == 9
+        assert "detector_state" not in _columns(db, "series")
+        moved = dict((tuple(r[:4]), r[4]) for r in _rows(
+            db, f"SELECT {key}, state FROM series_states"))
+        assert moved == states
+        assert _rows(db, f"SELECT {', '.join(others)} FROM series ORDER BY {key}") == \
+            series_before
+        read = store.detector_states(list(states), arrays=True)
+        assert read.keys() == states.keys()
+        assert all(st["version"] >= 1 and len(st["y"]) > 0 for st in read.values())
+        assert store.pending_series() == {}
+    finally:
+        store.close()
+
+
+def test_schema_8_store_continues_incrementally(tmp_path, monkeypatch):
+    """After the upgrade a new week is judged from the moved state (an advance, not a
+    replay of the series' history), and only that series' state is rewritten."""
+    from detectors import engine
+
+    db = _unpack(tmp_path / "state", FIXTURE_V8, MADE_IN_V8)
+    monkeypatch.setenv("WARND_STATE_DIR", str(tmp_path / "state"))
+    pipeline = Pipeline(load_config(ROOT / "config.toml"),
+                        clock=lambda: datetime(2026, 11, 30, 20, tzinfo=UTC))
+    replayed: list[tuple[str, ...]] = []
+    real = engine._replay
+
+    def replaying(series, params, with_state, *a, **kw):
+        replayed.append((series.source, series.substance, series.region))
+        return real(series, params, with_state, *a, **kw)
+
+    monkeypatch.setattr(engine, "_replay", replaying)
+    store = pipeline.open_store()
+    try:
+        key = ("amk-bergen", "ketamin", "46", "count")
+        before = store.detector_states(store.series_keys())
+        blobs_before = dict(store.state_blobs(list(before)))
+        last = date.fromisoformat(before[key]["last_period"])
+        new = date.fromordinal(last.toordinal() + 7)
+        store.ingest("amk-bergen", location="late.csv", sha256="late", items=(), problems=(),
+                     observations=[Observation(source="amk-bergen", substance="ketamin",
+                                               region="46", period=new, value=30.0)])
+        assert list(store.pending_series()) == [key]
+        pipeline.detect(store=store)
+        assert replayed == []
+        assert store.pending_series() == {}
+        after = store.detector_states(list(before), arrays=False)
+        assert after[key]["last_period"] == new.isoformat()
+        assert after[key]["n_periods"] == before[key]["n_periods"] + 1
+        # the other series' states are not written again (their stored bytes)
+        assert {k: b for k, b in store.state_blobs(list(before)) if k != key} == \
+            {k: b for k, b in blobs_before.items() if k != key}
     finally:
         store.close()
 

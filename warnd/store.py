@@ -366,8 +366,36 @@ def _m8(db: sqlite_utils.Database) -> None:
                "WITHOUT ROWID")
 
 
+def _m9(db: sqlite_utils.Database) -> None:
+    """Each series' packed detector state in a table of its own, ``series_states``,
+    instead of a column of ``series``.
+
+    ``series`` is a WITHOUT ROWID table, and such a table keeps a row larger than about
+    a quarter of a page partly on overflow pages: a five-year weekly state (about
+    4 kB) made every row of it span two or three pages. A poll bumps the counters of
+    the series it touches (``data_version``, ``last_period``), and SQLite writes a
+    whole row again when one of its columns changes, so every new week of a series
+    rewrote its state's pages too. ``series_states`` is an ordinary table (a state
+    fits in one of its pages), written only when detection judges the series; the
+    ``series`` rows are a few dozen bytes. The states move as they are (the same
+    bytes), so detection continues incrementally after the upgrade."""
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS series_states (
+            source TEXT NOT NULL, substance TEXT NOT NULL, region TEXT NOT NULL,
+            metric TEXT NOT NULL, state BLOB NOT NULL,
+            UNIQUE (source, substance, region, metric)
+        );
+        INSERT OR REPLACE INTO series_states (source, substance, region, metric, state)
+            SELECT source, substance, region, metric, detector_state FROM series
+            WHERE detector_state IS NOT NULL ORDER BY source, substance, region, metric;
+        ALTER TABLE series DROP COLUMN detector_state;
+        """
+    )
+
+
 #: Forward migrations; index + 1 is the schema version they produce.
-MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8]
+MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8, _m9]
 
 SeriesKey = tuple[str, str, str, str]  # source, substance, region, metric
 
@@ -805,27 +833,36 @@ class Store:
 
         ``(key, data_version read before the series was loaded, last judged period)``,
         optionally with a fourth item, the detector's state after it (a JSON-able dict,
-        or :func:`pack_state` bytes, kept packed in ``series.detector_state``; None
+        or :func:`pack_state` bytes, kept packed in ``series_states``; None
         keeps the stored one).
         A change ingested meanwhile has raised ``data_version`` further, so the
         series stays pending and is judged again.
         """
-        rows = []
+        rows, states = [], []
         for k, v, p, *rest in judged:
             state = rest[0] if rest else None
-            if state is not None and not isinstance(state, bytes):
-                state = _pack(state)
-            rows.append((v, p, v, state, *k))
+            if state is not None:
+                states.append((*k, state if isinstance(state, bytes) else _pack(state)))
+            rows.append((v, p, v, *k))
         if not rows:
             return
-        with self.write() as db:  # one statement a series: its judgement and its state
+        with self.write() as db:  # one transaction: the judgements and the states
             db.conn.executemany(
                 "UPDATE series SET judged_version=MAX(judged_version, ?), judged_period=?, "
-                "changed_from=CASE WHEN data_version <= ? THEN NULL ELSE changed_from END, "
-                "detector_state=COALESCE(?, detector_state) "
+                "changed_from=CASE WHEN data_version <= ? THEN NULL ELSE changed_from END "
                 "WHERE source=? AND substance=? AND region=? AND metric=?",
                 rows,
             )
+            if states:  # most series have one already; the first judgement adds it
+                cur = db.conn.executemany(
+                    "UPDATE series_states SET state=?5 WHERE source=?1 AND substance=?2 "
+                    "AND region=?3 AND metric=?4", states)
+                if cur.rowcount < len(states):  # kept only beside its series' row
+                    db.conn.executemany(
+                        "INSERT OR IGNORE INTO series_states (source, substance, region, "
+                        "metric, state) SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 "
+                        "FROM series WHERE source=?1 AND substance=?2 AND region=?3 AND "
+                        "metric=?4)", states)
 
     def nth_last_period(self, key: SeriesKey, n: int) -> date | None:
         """The ``n``-th last period of a series (1: its last), read from the key's end."""
@@ -871,9 +908,9 @@ class Store:
         for part in _chunks(list(keys), _KEYS_PER_QUERY):
             rows = self.db.execute(
                 f"WITH k(a, b, c, d) AS (VALUES {','.join(['(?,?,?,?)'] * len(part))}) "
-                "SELECT s.source, s.substance, s.region, s.metric, s.detector_state "
-                "FROM k JOIN series s ON s.source=k.a AND s.substance=k.b AND s.region=k.c "
-                "AND s.metric=k.d WHERE s.detector_state IS NOT NULL",
+                "SELECT s.source, s.substance, s.region, s.metric, s.state "
+                "FROM k JOIN series_states s ON s.source=k.a AND s.substance=k.b "
+                "AND s.region=k.c AND s.metric=k.d",
                 [x for key in part for x in key]).fetchall()
             for *key, blob in rows:
                 yield tuple(key), blob  # type: ignore[misc]
