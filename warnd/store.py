@@ -428,11 +428,15 @@ class Store:
                 if mode.lower() != "wal":
                     raise StoreError(f"{path}: cannot switch to WAL mode (got {mode})")
             self.db.execute("PRAGMA synchronous = NORMAL")
-            self.db.execute("PRAGMA temp_store = MEMORY")  # the ingest's staging table
+            # a migration that rewrites a table (schema 5's observations, schema 9's
+            # series) sorts it in temporary files, not in memory (470 MB at 100,000
+            # series); after them, the ingest's staging table is kept in memory
+            self.db.execute("PRAGMA temp_store = FILE")
             if on_disk and self.schema_version == 0 and self.marker.exists():
                 conn.close()
                 self._refuse_lost_store(empty=True)
             self.migrate()
+            self.db.execute("PRAGMA temp_store = MEMORY")
             if on_disk and not self.marker.exists():
                 self._write_marker()
         except sqlite3.Error as e:
