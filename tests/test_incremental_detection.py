@@ -398,3 +398,45 @@ def test_a_first_cycle_replays_many_series_a_batch_at_a_time(tmp_path, monkeypat
                                                    if i % 4 == 0}
     finally:
         store.close()
+
+
+def test_a_detect_pass_leaves_older_objects_to_the_end_and_frees_them_after(
+        tmp_path, monkeypatch):
+    """While a pass judges, the objects that existed before it are frozen (the cycle
+    collector's full collections skip them), after it they are not, and an object
+    cycle that became garbage during the pass is freed by the next collection, and
+    the week is judged as without the freeze (the findings a replay gives)."""
+    import gc
+    import weakref
+
+    cfg, csv, lines = _lab_without_last_week(tmp_path)
+
+    class Node:
+        pass
+
+    old = Node()
+    old.me = old  # a cycle: only the collector frees it
+    gone = weakref.ref(old)
+    frozen_while: list[int] = []
+    real = Pipeline._detect_substance
+
+    def judging(self, *a, **kw):
+        nonlocal old
+        frozen_while.append(gc.get_freeze_count())
+        old = None  # garbage now, made before the pass: frozen until it ends
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(Pipeline, "_detect_substance", judging)
+    assert gc.get_freeze_count() == 0
+    csv.write_text("\n".join(lines) + "\n")
+    Pipeline(cfg, clock=lambda: datetime(2026, 1, 2, tzinfo=UTC)).run_once()
+    assert frozen_while and all(n > 1000 for n in frozen_while)
+    assert gc.get_freeze_count() == 0
+    gc.collect()
+    assert gone() is None
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        for sub in ("ketamin", "heroin"):
+            assert _same(_stored(store, sub), _expected(store, cfg, sub)), sub
+    finally:
+        store.close()
