@@ -59,6 +59,19 @@ def _rows(db: Path, sql: str) -> list[tuple]:
         conn.close()
 
 
+def _judge_a_late_week(pipeline: Pipeline, store: Store, key: tuple, last: date) -> date:
+    """One new week for one series (``key``, whose last period is ``last``), ingested
+    and judged: only that series is pending, and then none. Returns the week."""
+    new = date.fromordinal(last.toordinal() + 7)
+    store.ingest(key[0], location="late.csv", sha256="late", items=(), problems=(),
+                 observations=[Observation(source=key[0], substance=key[1], region=key[2],
+                                           period=new, value=30.0)])
+    assert list(store.pending_series()) == [key]
+    pipeline.detect(store=store)
+    assert store.pending_series() == {}
+    return new
+
+
 def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
     db = _unpack(tmp_path / "state")
     assert _rows(db, "PRAGMA user_version") == [(2,)]
@@ -121,13 +134,7 @@ def test_upgraded_store_continues_where_it_stopped(tmp_path, monkeypatch):
         last = date.fromisoformat(store.q(
             "SELECT last_period FROM series WHERE source=? AND substance=? AND region=? "
             "AND metric=?", key)[0]["last_period"])
-        new = date.fromordinal(last.toordinal() + 7)
-        store.ingest("amk-bergen", location="late.csv", sha256="late", items=(), problems=(),
-                     observations=[Observation(source="amk-bergen", substance="ketamin",
-                                               region="46", period=new, value=30.0)])
-        assert list(store.pending_series()) == [key]
-        pipeline.detect(store=store)
-        assert store.pending_series() == {}
+        new = _judge_a_late_week(pipeline, store, key, last)
         assert store.q("SELECT judged_period FROM series WHERE key=?",
                        ["amk-bergen:ketamin:46"])[0]["judged_period"] == new.isoformat()
     finally:
@@ -205,14 +212,8 @@ def test_schema_8_store_continues_incrementally(tmp_path, monkeypatch):
         before = store.detector_states(store.series_keys())
         blobs_before = dict(store.state_blobs(list(before)))
         last = date.fromisoformat(before[key]["last_period"])
-        new = date.fromordinal(last.toordinal() + 7)
-        store.ingest("amk-bergen", location="late.csv", sha256="late", items=(), problems=(),
-                     observations=[Observation(source="amk-bergen", substance="ketamin",
-                                               region="46", period=new, value=30.0)])
-        assert list(store.pending_series()) == [key]
-        pipeline.detect(store=store)
+        new = _judge_a_late_week(pipeline, store, key, last)
         assert replayed == []
-        assert store.pending_series() == {}
         after = store.detector_states(list(before), arrays=False)
         assert after[key]["last_period"] == new.isoformat()
         assert after[key]["n_periods"] == before[key]["n_periods"] + 1
