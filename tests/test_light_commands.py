@@ -191,3 +191,26 @@ def test_backtest_without_a_config_never_imports_the_config_module(tmp_path) -> 
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stderr.strip().splitlines()[-1]) == []
     assert json.loads(r.stdout) == json.loads(json.dumps(run_backtest(obs), default=str))
+
+
+def test_status_and_check_config_run_without_the_cycle_collector(tmp_path, monkeypatch):
+    """``status`` and ``check-config`` (short, read only) run with Python's cycle
+    collector off and leave it on after them; other commands keep it on."""
+    import gc
+
+    import warnd.cli as cli
+
+    (tmp_path / "data").mkdir()
+    cfg = write_service_config(tmp_path / "config.toml", sources=source("tab", "data"))
+    collecting: list[tuple[str, bool]] = []
+    real = cli.load_config
+
+    def loading(*a, **kw):
+        collecting.append((command, gc.isenabled()))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(cli, "load_config", loading)
+    for command in ("status", "check-config", "alerts"):
+        cli.main(["--config", str(cfg), command])
+        assert gc.isenabled(), command
+    assert collecting == [("status", False), ("check-config", False), ("alerts", True)]

@@ -9,6 +9,7 @@ state directory (``run``, ``run --once``), 78 (EX_CONFIG) an invalid config.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import sys
@@ -540,6 +541,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("config", "log_level"):
         if not hasattr(args, name):
             setattr(args, name, None)
+    # status and check-config are short and read only: Python's cycle collector is off
+    # while they run (it walked the objects of the imports and the config again and
+    # again as they were made: 35-50 ms of `status` with 2,500 sources, of about 0.9 s)
+    short = args.func in (cmd_status, cmd_check_config) and gc.isenabled()
+    if short:
+        gc.disable()
     try:
         return int(args.func(args) or 0)
     except ConfigError as e:
@@ -554,6 +561,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        if short:
+            gc.enable()
 
 
 if __name__ == "__main__":  # pragma: no cover
