@@ -57,8 +57,8 @@ def _older_objects_frozen() -> Iterator[None]:
     period's findings). Every few hundred series that outlive a young collection, the
     collector makes a full one, which walks every tracked object of the process: the
     modules, the config (at 100,000 series its 2,500 sources) and whatever else is
-    alive, about 80-90 ms each here (a steady 1,000-series pass made one: a tenth of
-    its time). Frozen, those objects are skipped; what the pass makes is collected as
+    alive, 67-92 ms each here (a steady 1,000-series pass made one: a tenth of its
+    time). Frozen, those objects are skipped; what the pass makes is collected as
     usual, and after the block the frozen objects are collected as before, so nothing
     is kept that would otherwise be freed."""
     gc.freeze()
@@ -66,6 +66,7 @@ def _older_objects_frozen() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
+
 
 class _Planned(NamedTuple):
     """A series a detect pass judges, and what its episode state says of it."""

@@ -371,14 +371,14 @@ def _m9(db: sqlite_utils.Database) -> None:
     instead of a column of ``series``.
 
     ``series`` is a WITHOUT ROWID table, and such a table keeps a row larger than about
-    a quarter of a page partly on overflow pages: a five-year weekly state (about
-    4 kB) made every row of it span two or three pages. A poll bumps the counters of
+    a quarter of a page partly on overflow pages: with a five-year weekly state (about
+    4 kB) every row of it spilled onto an overflow page. A poll bumps the counters of
     the series it touches (``data_version``, ``last_period``), and SQLite writes a
     whole row again when one of its columns changes, so every new week of a series
-    rewrote its state's pages too. ``series_states`` is an ordinary table (a state
-    fits in one of its pages), written only when detection judges the series; the
-    ``series`` rows are a few dozen bytes. The states move as they are (the same
-    bytes), so detection continues incrementally after the upgrade."""
+    rewrote its state's pages too. ``series_states`` is an ordinary table, written
+    only when detection judges the series; the ``series`` rows are a few dozen bytes.
+    The states move as they are (the same bytes), so detection continues
+    incrementally after the upgrade."""
     db.executescript(
         """
         CREATE TABLE IF NOT EXISTS series_states (
