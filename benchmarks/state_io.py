@@ -31,6 +31,7 @@ import os
 import sys
 import tempfile
 import time
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,7 @@ def run(n_series: int, size: int, weeks: int, per_source: int = 40,
         store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         for week in range(weeks):
             new = os.urandom(size)  # the same bytes for all: the write is measured, not urandom
-            period = f"2025-12-{29 + week}"
+            period = (date(2025, 12, 29) + timedelta(weeks=week)).isoformat()
             p0 = time.process_time()
             for lo in range(0, n_series, per_source):  # the polls: a source at a time
                 with store.write() as db:
