@@ -193,22 +193,41 @@ class _Table:
     z: np.ndarray  # (K,) residual z at k
 
 
+def rate_dispersion(sc, mean_mu, kappa):
+    """The dispersion that judges positives with a denominator: the fitted ``phi``, but
+    at least ``1 + kappa * mean_mu``, the variance-to-mean ratio of binomial positives
+    whose positivity itself varies with relative variance ``kappa`` (negative binomial
+    with variance ``mu + kappa mu^2``, as the beta-binomial for small positivities).
+    ``kappa`` 0 (no denominator) leaves ``phi`` as it is."""
+    if not np.any(kappa):
+        return sc
+    return np.maximum(sc, 1.0 + kappa * mean_mu)
+
+
+def _rate_kappa(params: DetectionParams, has_den: bool) -> float:
+    return params.rate_min_variation**2 if has_den else 0.0
+
+
 def _lr_counts(Y, E, phi_eff):
     with np.errstate(divide="ignore", invalid="ignore"):
         lr = (special.xlogy(Y, Y / E) - (Y - E)) / phi_eff
     return np.where(np.isfinite(lr), np.maximum(lr, 0.0), 0.0)
 
 
-def _glr(family, Y, E, N, sc, var_tot, hi, lo, elig, params: DetectionParams):
+def _glr(family, Y, E, N, sc, var_tot, hi, lo, elig, params: DetectionParams, kappa=0.0):
     """The likelihood ratios of increase and decrease from window sums (``Y`` observed,
     ``E`` expected for counts; ``Y`` the residual sum otherwise; ``N`` observed
     periods; ``sc`` phi or the residual sd; ``var_tot`` the baseline's variance for the
     window's total), the same without the window's most extreme period (``hi``/``lo``:
     its observed and expected value or residual), and the statistics
-    ``min(LR / glr_h, LR_loo / glr_loo_h)`` where ``elig``. Elementwise, so the table and
-    the screen share it: ``(lr_up, lr_dn, st_up, st_dn)``."""
+    ``min(LR / glr_h, LR_loo / glr_loo_h)`` where ``elig``. ``kappa`` > 0 (positives with
+    a denominator) floors ``phi`` at the window's mean expected count
+    (:func:`rate_dispersion`). Elementwise, so the table and the screen share it:
+    ``(lr_up, lr_dn, st_up, st_dn)``."""
     (hi_y, hi_m), (lo_y, lo_m) = hi, lo
     if family == "counts":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sc = rate_dispersion(sc, np.where(N > 0, E / np.maximum(N, 1), 0.0), kappa)
         lr = _lr_counts(Y, E, sc + E * var_tot)
         up = Y > E
         Yu, Eu = Y - hi_y, E - hi_m
@@ -332,12 +351,13 @@ def _table_core(family, s, y, off, den, fits: Fits, frow_c, have, geo: _Geometry
     yc = yv if family == "counts" else r
     mc = mu if family == "counts" else np.zeros_like(r)
     at_hi, at_lo = _running_extreme(ex, True), _running_extreme(ex, False)
+    kappa = _rate_kappa(params, den is not None)
     sp = _spike_rule(family, None if den is None else den[:, 0], valid, y[:, 0], mu[:, 0],
                      var_eta[:, 0], scale, wm, shift_k, uselog_k, params)
     elig = valid[:, None] & (N >= 2) & (np.arange(M)[None, :] + 1 >= geo.span) & obs
     lr_up, lr_dn, st_up, st_dn = _glr(
         family, Y, E, N, scale[:, None], var_tot, (_taken(yc, at_hi), _taken(mc, at_hi)),
-        (_taken(yc, at_lo), _taken(mc, at_lo)), elig, params)
+        (_taken(yc, at_lo), _taken(mc, at_lo)), elig, params, kappa)
     return _Table(
         0, valid, mu, var_eta, scale, Y, E, N, D, Yraw, Eraw, lr_up, lr_dn, st_up, st_dn,
         y[:, 0], wm, shift_k, uselog_k, *sp,
@@ -374,6 +394,7 @@ def _spike_rule(family, den, valid, y, mu, v, sc, wm, shift, uselog, params, sla
     (:func:`_screen`)."""
     yy = np.where(valid, y, 0.0)
     if family == "counts":
+        sc = rate_dispersion(sc, mu, _rate_kappa(params, den is not None))
         var = sc * mu + mu * mu * v
         p = nb_sf(np.floor(np.maximum(yy, 0.0) + 0.5), np.maximum(mu, MIN_EXPECTED), var)
         if den is not None:
@@ -860,6 +881,7 @@ def expected_levels(series: Series, params: DetectionParams) -> dict[str, np.nda
     zt = float(special.ndtri(1 - params.spike_alpha))
     with np.errstate(all="ignore"):
         if g.family == "counts":
+            sc = rate_dispersion(sc, mu, _rate_kappa(params, g.den is not None))
             sd = np.sqrt(sc * mu + mu * mu * v)
             out = {"expected": mu, "lo": np.maximum(mu - 1.96 * sd, 0), "hi": mu + 1.96 * sd,
                    "thr": mu + zt * sd}
@@ -885,11 +907,24 @@ class NeedsReplay(Exception):
     series instead."""
 
 
+#: parameters that only judge series with a denominator: a state without one does not
+#: depend on them, so they stay out of its fingerprint (changing them, or a version
+#: that added them, does not replay such series)
+DENOMINATOR_ONLY = frozenset({"rate_min_variation"})
+
+
 @functools.lru_cache(maxsize=1024)
-def params_fingerprint(params: DetectionParams) -> str:
-    """A short digest of every parameter's value (params are frozen, so equal params,
-    whichever object holds them, are looked up once)."""
-    return hashlib.sha256(params.model_dump_json().encode()).hexdigest()[:16]
+def params_fingerprint(params: DetectionParams, has_den: bool = True) -> str:
+    """A short digest of every parameter's value that can change the findings of a
+    series with (``has_den``) or without a denominator (params are frozen, so equal
+    params, whichever object holds them, are looked up once)."""
+    dump = params.model_dump_json(exclude=None if has_den else set(DENOMINATOR_ONLY))
+    return hashlib.sha256(dump.encode()).hexdigest()[:16]
+
+
+def _fingerprints(params: DetectionParams) -> tuple[str, str]:
+    """The fingerprints of a state without and with a denominator (index ``has_den``)."""
+    return params_fingerprint(params, False), params_fingerprint(params, True)
 
 
 def _floats(v: Any) -> np.ndarray:
@@ -1009,7 +1044,7 @@ class SeriesState:
         diffs = [(b - a).days for a, b in zip(per, per[1:], strict=False)]
         d = {
             "version": STATE_VERSION,
-            "params": params_fingerprint(params),
+            "params": params_fingerprint(params, series.denominators is not None),
             "meta": [series.source, series.substance, series.region, series.metric,
                      series.dimension],
             "has_den": series.denominators is not None,
@@ -1042,14 +1077,16 @@ class SeriesState:
             NeedsReplay: other params, a period not after the last one, or a period that
                 changes the inferred period length.
         """
-        st = self._prepare(period, value, params, denominator, params_fingerprint(params))
+        st = self._prepare(period, value, params, denominator, _fingerprints(params))
         return _advance_one(st, params)
 
     def _prepare(self, period: date, value: float, params: DetectionParams,
-                 denominator: float | None, fingerprint: str) -> _Step:
+                 denominator: float | None, fingerprints: tuple[str, str]) -> _Step:
         """Check that the state can take ``period`` and lay it out (the state is not
-        changed); raises :class:`NeedsReplay` as :meth:`advance` does."""
+        changed); raises :class:`NeedsReplay` as :meth:`advance` does. ``fingerprints``:
+        :func:`_fingerprints` of ``params``."""
         d = self.d
+        fingerprint = fingerprints[bool(d["has_den"])]
         if fingerprint != d["params"]:
             raise NeedsReplay(OTHER_PARAMS)
         last = date.fromisoformat(d["last_period"])
@@ -1170,7 +1207,7 @@ def advance_many(
     appear once. A state that cannot take its period gets the :class:`NeedsReplay` in
     its place (and is left unchanged); the others are moved on, with the findings
     :meth:`SeriesState.advance` gives (a test proves them equal)."""
-    fp = params_fingerprint(params)
+    fp = _fingerprints(params)
     out: list[list[Finding] | NeedsReplay] = [[] for _ in items]
     groups: dict[tuple[str, bool, str], list[tuple[int, _Step]]] = {}
     for i, (state, period, value, den) in enumerate(items):
@@ -1405,7 +1442,7 @@ def _screen(family, t, M, Y, OFF, DEN, base, W, fits: Fits, frow, have,
     elig = valid & (N >= 2) & (d + 1 >= geo.span) & obs_t[owner_of_row]
     _, _, st_up, st_dn = _glr(family, Ysum, Wsum, N, scale, var_tot,
                               (taken(val, hi), taken(mu, hi)), (taken(val, lo), taken(mu, lo)),
-                              elig, params)
+                              elig, params, _rate_kappa(params, DEN is not None))
     calm = (st_up < 1.0 - SCREEN_MARGIN) & (st_dn < 1.0 - SCREEN_MARGIN)
     calm = calm.reshape(S, M).all(axis=1)
     # the spike rule at t (the change start k = t, its first period), loosened

@@ -94,6 +94,14 @@ class DetectionParams(BaseModel):
         gt=0,
         description="Floor of the estimated overdispersion of counts (1 = Poisson).",
     )
+    rate_min_variation: float = Field(
+        0.05,
+        ge=0,
+        description="Positives with a denominator: the least period-to-period variation "
+        "(relative sd) assumed of the positivity itself, beyond the binomial noise of the "
+        "positives. It adds variance that grows with the square of the expected count, so "
+        "more tests at the same positivity do not read as a rise. 0 turns it off.",
+    )
 
     # --- trend (generalised likelihood ratio) -----------------------------------------
     glr_h: float = Field(

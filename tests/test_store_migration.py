@@ -224,6 +224,39 @@ def test_schema_8_store_continues_incrementally(tmp_path, monkeypatch):
         store.close()
 
 
+def test_schema_8_store_replays_only_the_series_with_tests(tmp_path, monkeypatch):
+    """The version that added ``rate_min_variation`` judges positives with tests
+    differently, so such a series is replayed once on its next week; a series without a
+    denominator continues (the test above)."""
+    from detectors import engine
+
+    db = _unpack(tmp_path / "state", FIXTURE_V8, MADE_IN_V8)
+    monkeypatch.setenv("WARND_STATE_DIR", str(tmp_path / "state"))
+    pipeline = Pipeline(load_config(ROOT / "config.toml"),
+                        clock=lambda: datetime(2026, 11, 30, 20, tzinfo=UTC))
+    replayed: list[tuple[str, ...]] = []
+    real = engine._replay
+
+    def replaying(series, params, with_state, *a, **kw):
+        replayed.append((series.source, series.substance, series.region))
+        return real(series, params, with_state, *a, **kw)
+
+    monkeypatch.setattr(engine, "_replay", replaying)
+    store = pipeline.open_store()
+    try:
+        key = ("lab-mbf", "ketamin", "46", "count")
+        before = store.detector_states([key])
+        assert before[key]["has_den"]
+        new = _judge_a_late_week(pipeline, store, key, date.fromisoformat(
+            before[key]["last_period"]))
+        assert replayed == [key[:3]]
+        after = store.detector_states([key], arrays=False)[key]
+        assert after["last_period"] == new.isoformat()
+        assert after["params"] != before[key]["params"]
+    finally:
+        store.close()
+
+
 @pytest.fixture
 def store(tmp_path):
     s = Store(tmp_path / "w.sqlite")

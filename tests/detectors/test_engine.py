@@ -653,6 +653,57 @@ def test_more_tests_alone_never_alert():
         assert not any(f.direction == "increase" for r in res[30:] for f in r), seed
 
 
+def _lab_wobble(tests_after: float, *, lift: float, months=range(72, 76), n=84) -> Series:
+    """Monthly positives out of 2000 tests (``tests_after`` from month 70), positivity
+    5 % +-5 % month to month, and ``lift`` times 5 % in ``months``."""
+    per = tuple(date(2019 + i // 12, i % 12 + 1, 1) for i in range(n))
+    tests = np.full(n, 2000.0)
+    tests[70:] = tests_after
+    p = 0.05 * np.where(np.arange(n) % 2 == 0, 1.05, 0.95)
+    p[list(months)] = 0.05 * lift
+    return Series(source="lab", substance="x", periods=per, values=np.round(tests * p),
+                  denominators=tests)
+
+
+def test_positivity_wobble_reads_the_same_on_more_tests():
+    # four months of positivity 17 % up: within what a positivity varies, so no trend at
+    # 2000 tests a month. Binomial noise alone would call it a trend once the tests
+    # double (twice the positives, half the relative noise); the positivity's own
+    # variation (rate_min_variation) grows with the count and keeps it quiet.
+    def trends(s, params):
+        return [i for i, r in enumerate(replay(s, params)) for f in r
+                if f.kind == "trend" and f.direction == "increase"]
+
+    binomial_only = DetectionParams(rate_min_variation=0.0)
+    assert P.rate_min_variation > 0
+    assert not trends(_lab_wobble(2000.0, lift=1.17), P)
+    assert not trends(_lab_wobble(2000.0, lift=1.17), binomial_only)
+    assert trends(_lab_wobble(4000.0, lift=1.17), binomial_only)
+    assert not trends(_lab_wobble(4000.0, lift=1.17), P)
+    # a real rise on the doubled tests is still found in its second month
+    rise = trends(_lab_wobble(4000.0, lift=1.5, months=range(72, 84)), P)
+    assert rise and rise[0] <= 73
+
+
+def test_rate_min_variation_replays_only_series_with_a_denominator():
+    n = 120
+    counts = count_series(nb_counts(np.full(n, 8.0), seed=5))
+    lab = count_series(nb_counts(np.full(n, 100.0), seed=6), denominators=np.full(n, 2000.0))
+    other = DetectionParams(rate_min_variation=0.1)
+    for s in (counts, lab):
+        head = Series(source=s.source, substance=s.substance, periods=s.periods[:-1],
+                      values=s.values[:-1], metric=s.metric,
+                      denominators=None if s.denominators is None else s.denominators[:-1])
+        _, state = replay_with_state(head, P)
+        den = None if s.denominators is None else float(s.denominators[-1])
+        if s is counts:  # the parameter cannot change its findings: it continues
+            assert state.advance(s.periods[-1], float(s.values[-1]), other) == \
+                replay(s, other)[-1]
+        else:
+            with pytest.raises(NeedsReplay):
+                state.advance(s.periods[-1], float(s.values[-1]), other, denominator=den)
+
+
 def test_renormalised_quantised_index_has_no_false_increases():
     # a low-interest index rounded to whole numbers (<1 stored as 0.5); from week 150 a
     # new export on 0.4x the scale, put back by the overlap factor: steps of 2.5
