@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import math
 import tempfile
@@ -442,7 +443,9 @@ def evaluate_rates(reps: int, seed: int, params: DetectionParams | None = None) 
         within_2_months={k: float(np.mean(v)) for k, v in det.items()},
         median_delay_months={k: float(np.median(v)) for k, v in delays.items()},
         false_per_year=false_alerts / null_years,
+        false_alerts=false_alerts,
         tests_doubling_alerted=tests_alerted / max(n_tests, 1),
+        tests_doubling_series=f"{tests_alerted} of {n_tests}",
     )
 
 
@@ -667,6 +670,21 @@ def advance_speed(n_series: int = 32, seed: int = 7) -> tuple[float, float, int]
     return 1000 * t_adv / steps, 1000 * t_rep / n_series, size
 
 
+def _params(pairs: list[str]) -> DetectionParams:
+    """``DetectionParams`` with ``KEY=VALUE`` overrides (the value read as JSON, else as
+    text)."""
+    over: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--param {pair!r}: expected KEY=VALUE")
+        try:
+            over[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            over[key.strip()] = raw
+    return DetectionParams(**over)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one replicate per scenario")
@@ -678,17 +696,32 @@ def main(argv: list[str] | None = None) -> None:
                     help="only the false-alert rate of warnd: the event-free series of N "
                          "replicates of both grids, and N replicates of the index cells, "
                          "per seed")
+    ap.add_argument("--rate-reps", type=int, default=None, metavar="N",
+                    help="only warnd's monthly positivity cells: N replicates (32 series "
+                         "each) per seed")
+    ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                    help="a detection parameter for warnd other than its default (JSON "
+                         "value, e.g. rate_min_variation=0); repeatable")
     args = ap.parse_args(argv)
+    params = _params(args.param)
+    if args.rate_reps:
+        for seed in [int(x) for x in args.seeds.split(",")]:
+            print(f"seed {seed} monthly positivity: "
+                  f"{json.dumps(evaluate_rates(args.rate_reps, seed, params))}")
+        return
     if args.null_reps:
         for seed in [int(x) for x in args.seeds.split(",")]:
             for extra, label in ((False, "main"), (True, "low-count/trend")):
                 print(f"seed {seed} {label}: "
-                      f"{json.dumps(evaluate_null(args.null_reps, seed, extra))}")
+                      f"{json.dumps(evaluate_null(args.null_reps, seed, extra, params))}")
             print(f"seed {seed} renormalised index: "
-                  f"{json.dumps(evaluate_index(args.null_reps, seed))}")
+                  f"{json.dumps(evaluate_index(args.null_reps, seed, params))}")
         return
     reps = args.reps or (1 if args.quick else 3)
-    methods = {"warnd": m_warnd} if args.warnd_only else METHODS
+    methods = dict(METHODS)
+    methods["warnd"] = functools.partial(m_warnd, params=params)
+    if args.warnd_only:
+        methods = {"warnd": methods["warnd"]}
     summary = []
     for seed in [int(x) for x in args.seeds.split(",")]:
         res = evaluate(reps, seed, methods)
@@ -705,8 +738,8 @@ def main(argv: list[str] | None = None) -> None:
         print(table(ext))
         print()
         print(level_table(ext, EXTRA_LEVELS))
-        rates = evaluate_rates(reps, seed)
-        index = evaluate_index(reps, seed)
+        rates = evaluate_rates(reps, seed, params)
+        index = evaluate_index(reps, seed, params)
         print(f"\nmonthly positivity (warnd): {json.dumps(rates)}")
         print(f"renormalised index (warnd): {json.dumps(index)}\n")
         summary.append((f"{seed} main", bar_summary(res["warnd"])))
