@@ -682,7 +682,10 @@ def _params(pairs: list[str]) -> DetectionParams:
             over[key.strip()] = json.loads(raw)
         except json.JSONDecodeError:
             over[key.strip()] = raw
-    return DetectionParams(**over)
+    try:
+        return DetectionParams(**over)
+    except ValueError as e:  # pydantic's ValidationError: an unknown key or a bad value
+        raise SystemExit(f"--param: {e}") from None
 
 
 def main(argv: list[str] | None = None) -> None:
