@@ -191,6 +191,7 @@ class _Table:
     before: np.ndarray  # (K,) expected value at k in the series' units
     after: np.ndarray  # (K,) observed value at k in the series' units
     z: np.ndarray  # (K,) residual z at k
+    recurring: np.ndarray  # (K,) counts: the factor a recurring peak raised k's expectation by
 
 
 def rate_dispersion(sc, mean_mu, kappa):
@@ -253,9 +254,24 @@ def _glr(family, Y, E, N, sc, var_tot, hi, lo, elig, params: DetectionParams, ka
 
 def _table(g: _Grid, fits: Fits, geo: _Geometry, params: DetectionParams, k0: int, k1: int):
     """Rows ``k0 .. k1 - 1`` (grid positions, relative to ``g.base``-shifted arrays)."""
-    tab = _table_core(g.family, *_gathered(g, fits, geo, k0, k1), geo, params)
+    tab = _table_core(g.family, *_gathered(g, fits, geo, k0, k1), geo, params,
+                      past=_past_of(g))
     tab.k0 = k0
     return tab
+
+
+def _past_of(g: _Grid):
+    """What :func:`_table_core` reads of earlier years for one series: ``past(rows,
+    pos)`` gives the values and log denominators at grid positions ``pos`` (NaN / 0
+    outside the series; ``rows``, the table rows asking, are all this series')."""
+
+    def past(rows: np.ndarray, pos: np.ndarray):
+        local = pos - g.base
+        inside = (local >= 0) & (local < len(g.y))
+        at = np.clip(local, 0, max(len(g.y) - 1, 0))
+        return np.where(inside, g.y[at], np.nan), np.where(inside, g.off[at], 0.0)
+
+    return past
 
 
 def _gathered(g: _Grid, fits: Fits, geo: _Geometry, k0: int, k1: int):
@@ -290,12 +306,15 @@ def _fit_rows_of(fits: Fits, rp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _table_core(family, s, y, off, den, fits: Fits, frow_c, have, geo: _Geometry,
-                params: DetectionParams) -> _Table:
+                params: DetectionParams, past=None) -> _Table:
     """The GLR table from gathered windows: row ``i`` is a change start at position
     ``s[i, 0]``, column ``d`` the period ``s[i, d]``; ``y``/``off``/``den`` the values,
     log denominators and denominators there (NaN / 0 / NaN outside the series), and
     ``fits`` row ``frow_c[i]`` the baseline judging the row (``have``: one exists).
-    Rows are independent, so they may come from different series (one family)."""
+    Rows are independent, so they may come from different series (one family).
+    ``past(rows, pos)``: the values and log denominators of those rows' series at
+    earlier grid positions ``pos`` (for recurring peaks, :func:`_recurring_spikes`);
+    None leaves them out."""
     lay, M = geo.lay, geo.M
     K = len(s)
     obs = np.isfinite(y)
@@ -352,15 +371,19 @@ def _table_core(family, s, y, off, den, fits: Fits, frow_c, have, geo: _Geometry
     mc = mu if family == "counts" else np.zeros_like(r)
     at_hi, at_lo = _running_extreme(ex, True), _running_extreme(ex, False)
     kappa = _rate_kappa(params, den is not None)
-    sp = _spike_rule(family, None if den is None else den[:, 0], valid, y[:, 0], mu[:, 0],
-                     var_eta[:, 0], scale, wm, shift_k, uselog_k, params)
+    den0 = None if den is None else den[:, 0]
+    sp = _spike_rule(family, den0, valid, y[:, 0], mu[:, 0], var_eta[:, 0], scale, wm,
+                     shift_k, uselog_k, params)
+    sp, recurring = _recurring_spikes(sp, family, past, s[:, 0], den0, valid, y[:, 0],
+                                      mu[:, 0], var_eta[:, 0], scale, fits, frow_c, geo,
+                                      params)
     elig = valid[:, None] & (N >= 2) & (np.arange(M)[None, :] + 1 >= geo.span) & obs
     lr_up, lr_dn, st_up, st_dn = _glr(
         family, Y, E, N, scale[:, None], var_tot, (_taken(yc, at_hi), _taken(mc, at_hi)),
         (_taken(yc, at_lo), _taken(mc, at_lo)), elig, params, kappa)
     return _Table(
         0, valid, mu, var_eta, scale, Y, E, N, D, Yraw, Eraw, lr_up, lr_dn, st_up, st_dn,
-        y[:, 0], wm, shift_k, uselog_k, *sp,
+        y[:, 0], wm, shift_k, uselog_k, *sp, recurring,
     )
 
 
@@ -384,6 +407,81 @@ def _running_extreme(ex: np.ndarray, high: bool, last_on_tie: bool = False) -> n
 def _taken(a: np.ndarray, at: np.ndarray) -> np.ndarray:
     """``a[row, at]`` per row and column, 0 where ``at`` is -1."""
     return np.where(at >= 0, np.take_along_axis(a, np.maximum(at, 0), axis=1), 0.0)
+
+
+@functools.lru_cache(maxsize=64)
+def _recurring_back(per_year: float, window: int, years: int) -> np.ndarray | None:
+    """How far back the same period of each earlier year lies, ``(J, D)``: ``J`` the
+    whole years the baseline window spans (so every position is within what a state
+    keeps), ``D`` the period itself and, for weeks and days, one on either side (a
+    holiday on a fixed date moves between neighbouring weeks from year to year). None
+    when fewer than ``years`` earlier years are within reach."""
+    J = int(window // per_year)
+    if years <= 0 or J < years:
+        return None
+    near = (0,) if per_year == 12 else (-1, 0, 1)
+    return np.array([[round(j * per_year) - d for d in near] for j in range(1, J + 1)],
+                    dtype=np.int64)
+
+
+def _recurring_factor(fits: Fits, fr, pos, py, poff, per_year: float,
+                      params: DetectionParams, has_den: bool) -> np.ndarray:
+    """For change starts ``k`` judged by fits ``fr``, with ``pos`` ``(C, J, D)`` the same
+    period in earlier years and ``py``/``poff`` the values and log denominators there:
+    the median of the years in which that period stood out above the baseline
+    (upper tail below ``spike_recurring_alpha`` under the fit judging ``k``, taken back
+    to those positions) of their largest observed / expected ratio, at least 1; 1 when
+    fewer than ``spike_recurring_years`` years stood out."""
+    obs = np.isfinite(py) & (pos >= 0)
+    X = design(np.maximum(pos, 0), fits.centre[fr][:, None, None],
+               fits.flags[fr][:, None, None, :], per_year)
+    eta = (X * fits.beta[fr][:, None, None, :]).sum(-1)
+    mu = np.maximum(np.exp(np.clip(eta + np.where(obs, poff, 0.0), -30, 30)), MIN_EXPECTED)
+    sc = rate_dispersion(fits.scale[fr][:, None, None], mu, _rate_kappa(params, has_den))
+    yv = np.where(obs, py, 0.0)
+    tail = nb_sf(np.floor(np.maximum(yv, 0.0) + 0.5), mu, sc * mu)
+    stood = obs & (tail < params.spike_recurring_alpha)
+    ratio = np.where(stood, yv / mu, -np.inf).max(axis=2)  # (C, J)
+    years = np.isfinite(ratio).sum(axis=1)
+    f = np.ones(len(fr))
+    ok = years >= params.spike_recurring_years
+    if ok.any():
+        r = ratio[ok]
+        f[ok] = np.maximum(np.nanmedian(np.where(np.isfinite(r), r, np.nan), axis=1), 1.0)
+    return f
+
+
+def _recurring_spikes(sp, family, past, k, den0, valid, y0, mu0, v0, scale, fits: Fits,
+                      fr, geo: _Geometry, params: DetectionParams):
+    """The spike rule's results ``sp`` with recurring peaks taken into account: a row
+    whose value is a spike is judged again against its expectation times
+    :func:`_recurring_factor` (counts only; other values already need to exceed every
+    value of their baseline window, which holds the earlier years' peaks). Only rows
+    that are spikes are looked at, and a raised expectation can only take a spike
+    away, so :func:`_screen` needs none of it. Returns ``(sp, factor per row)``."""
+    factor = np.ones(len(k))
+    if family != "counts" or past is None or not len(fits.pos):
+        return sp, factor
+    back = _recurring_back(geo.lay.per_year, geo.lay.window, params.spike_recurring_years)
+    p, spike, before, after, z = sp
+    cand = np.flatnonzero(spike)
+    if back is None or not len(cand):
+        return sp, factor
+    pos = k[cand, None, None] - back[None, :, :]
+    py, poff = past(cand, pos)
+    f = _recurring_factor(fits, fr[cand], pos, py, poff, geo.lay.per_year, params,
+                          den0 is not None)
+    up = f > 1.0
+    if not up.any():
+        return sp, factor
+    c, fu = cand[up], f[up]
+    again = _spike_rule(family, None if den0 is None else den0[c], valid[c], y0[c],
+                        mu0[c] * fu, v0[c], scale[c], None, None, None, params)
+    out = [a.copy() for a in (p, spike, before, after, z)]  # before may be a view of mu
+    for a, b in zip(out, again, strict=True):
+        a[c] = b
+    factor[c] = fu
+    return tuple(out), factor
 
 
 def _spike_rule(family, den, valid, y, mu, v, sc, wm, shift, uselog, params, slack=0.0):
@@ -608,6 +706,7 @@ def _spike(meta, ev: _Eval, i: int, params, date_at, family: str):
             "threshold_p": params.spike_alpha,
             "residual": _round(z),
             "dispersion": _round(tab.scale[r]),
+            **({"recurring_factor": _round(tab.recurring[r])} if tab.recurring[r] > 1 else {}),
         },
     )
 
@@ -771,7 +870,7 @@ def _replay_planned(todo: list, with_state: bool) -> Iterator[Any]:
     groups: dict[Any, list[int]] = {}  # equal params (not only one object) share the calls
     for i, (_, params, prep) in enumerate(todo):
         if prep is not None:
-            key = (prep.geo.lay, prep.g.family, params_fingerprint(params))
+            key = (prep.geo.lay, prep.g.family, params_digest(params))
             groups.setdefault(key, []).append(i)
     fits: dict[int, Fits] = {}
     tabs: dict[int, _Table] = {}
@@ -833,13 +932,31 @@ def _tables_of(members: list[int], preps: list[_Prep], fits: dict[int, Fits],
                                       for c in zip(*parts))
         every = Fits.concat(preps[lo].g.family, [fits[i] for i in members[lo:hi]])
         tab = _table_core(preps[lo].g.family, s, y, off, den, every, frow, have,
-                          preps[lo].geo, params)
+                          preps[lo].geo, params, past=_past_of_many(preps[lo:hi]))
         at = 0
         for i, prep in zip(members[lo:hi], preps[lo:hi], strict=True):
             out[i] = _rows(tab, at, at + len(prep.g.y), 0)
             at += len(prep.g.y)
         lo = hi
     return out
+
+
+def _past_of_many(preps: list[_Prep]):
+    """:func:`_past_of` for a table whose rows are the whole grids of ``preps``, one
+    after another."""
+    ends = np.cumsum([len(p.g.y) for p in preps])
+    pasts = [_past_of(p.g) for p in preps]
+
+    def past(rows: np.ndarray, pos: np.ndarray):
+        owner = np.searchsorted(ends, rows, side="right")
+        py = np.full(pos.shape, np.nan)
+        poff = np.zeros(pos.shape)
+        for o in np.unique(owner).tolist():
+            mine = owner == o
+            py[mine], poff[mine] = pasts[o](rows[mine], pos[mine])
+        return py, poff
+
+    return past
 
 
 def _replay(series: Series, params: DetectionParams, with_state: bool,
@@ -911,15 +1028,31 @@ class NeedsReplay(Exception):
 #: depend on them, so they stay out of its fingerprint (changing them, or a version
 #: that added them, does not replay such series)
 DENOMINATOR_ONLY = frozenset({"rate_min_variation"})
+#: parameters that only decide whether a period is a spike: no state depends on them
+#: (a state holds the tail, the fits and the trend's run), so changing them replays
+#: nothing. They are hashed at their defaults, and those added after states were first
+#: stored are left out, so states stored before keep their fingerprint.
+SPIKE_ONLY = ("spike_alpha", "spike_min_ratio", "spike_min_excess")
+SPIKE_ADDED = frozenset({"spike_recurring_years", "spike_recurring_alpha"})
 
 
 @functools.lru_cache(maxsize=1024)
 def params_fingerprint(params: DetectionParams, has_den: bool = True) -> str:
-    """A short digest of every parameter's value that can change the findings of a
+    """A short digest of every parameter's value that can change the stored state of a
     series with (``has_den``) or without a denominator (params are frozen, so equal
     params, whichever object holds them, are looked up once)."""
-    dump = params.model_dump_json(exclude=None if has_den else set(DENOMINATOR_ONLY))
+    fields = DetectionParams.model_fields
+    fixed = params.model_copy(update={n: fields[n].default for n in SPIKE_ONLY})
+    dump = fixed.model_dump_json(
+        exclude=set(SPIKE_ADDED) | (set() if has_den else set(DENOMINATOR_ONLY)))
     return hashlib.sha256(dump.encode()).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=1024)
+def params_digest(params: DetectionParams) -> str:
+    """A short digest of every parameter's value: series judged together share it
+    (unlike :func:`params_fingerprint`, which leaves out what a state does not hold)."""
+    return hashlib.sha256(params.model_dump_json().encode()).hexdigest()[:16]
 
 
 def _fingerprints(params: DetectionParams) -> tuple[str, str]:
@@ -1303,7 +1436,9 @@ def _advance_batch(sts: list[_Step], params: DetectionParams) -> list[list[Findi
         y = gather(Y, rows, s, np.nan)
         off = gather(OFF, rows, s, 0.0)
         den = gather(DEN, rows, s, np.nan) if DEN is not None else None
-        tab = _table_core(family, s, y, off, den, fits, frow[lrows], have[lrows], geo, params)
+        tab = _table_core(family, s, y, off, den, fits, frow[lrows], have[lrows], geo, params,
+                          past=lambda r, pos: (gather(Y, rows[r], pos, np.nan),
+                                               gather(OFF, rows[r], pos, 0.0)))
         # the best change start for the new position: each block's last row stands for
         # its series' t (the anti-diagonal of the block), shifted back to t after
         last_row = np.arange(L) * M + M - 1

@@ -151,6 +151,21 @@ class DetectionParams(BaseModel):
         ge=0,
         description="A count spike must exceed the expected count by at least this much.",
     )
+    spike_recurring_years: int = Field(
+        2,
+        ge=0,
+        description="Counts: when the same period stood out in at least this many of the "
+        "earlier years the baseline covers (a New Year's or festival week), a spike is "
+        "judged against the median excess those years showed, so a peak that comes back "
+        "every year is not a spike unless it is larger. 0 turns it off.",
+    )
+    spike_recurring_alpha: float = Field(
+        0.01,
+        gt=0,
+        lt=1,
+        description="A period of an earlier year stood out when its upper-tail probability "
+        "under the baseline was below this.",
+    )
 
     # --- five-step scale ---------------------------------------------------------------
     alpha: float = Field(

@@ -282,6 +282,67 @@ def test_changed_detection_params_replay_every_series_and_say_so_once(tmp_path, 
         store.close()
 
 
+def test_changed_spike_params_replay_nothing(tmp_path, replays):
+    """A state holds no spike decision: other spike thresholds (or the recurring-peak
+    rule) continue every stored state. The new week is judged as a replay under them
+    judges it; the findings of earlier weeks stay as they were judged."""
+    cfg, csv, lines = _lab_without_last_week(tmp_path)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        earlier = {sub: _stored(store, sub) for sub in ("ketamin", "heroin")}
+    finally:
+        store.close()
+    replays.clear()
+    changed = load_config(write_config(
+        tmp_path, "[detection]\nspike_alpha = 1e-9\nspike_min_ratio = 5.0\n"
+        "spike_recurring_years = 3\n" + LAB_SOURCE.format(interval="1h")))
+    csv.write_text("\n".join(lines) + "\n")
+    Pipeline(changed, clock=lambda: datetime(2026, 1, 2, tzinfo=UTC)).run_once()
+    assert replays == []
+    store = Store.in_dir(changed.state_dir)
+    try:
+        for sub in ("ketamin", "heroin"):
+            series = store.load_series("lab", sub, metric="count", dimension="use")
+            last = series.periods[-1].isoformat()
+            now = {f.key: (f.category, last, f.level_after, f.relative_change)
+                   for f in replay(series, changed.detection_params(sub, "lab"))[-1]}
+            stored = _stored(store, sub)
+            assert _same({k: v for k, v in stored.items() if v[1] == last}, now)
+            assert {k: v for k, v in stored.items() if v[1] != last} == \
+                {k: v for k, v in earlier[sub].items() if k not in now}
+            if sub == "ketamin":  # a spike under the old thresholds, not the new
+                assert now and not any(":spike:" in k for k in now)
+                assert any(f.kind == "spike" for f in
+                           replay(series, cfg.detection_params(sub, "lab"))[-1])
+    finally:
+        store.close()
+
+
+def test_sources_with_other_spike_params_are_judged_with_their_own(tmp_path):
+    """Two sources whose states share a fingerprint (they differ only in spike
+    thresholds) are advanced in one pass, each with its own params."""
+    two = LAB_SOURCE.format(interval="1h") + LAB_SOURCE.format(interval="1h").replace(
+        'name = "lab"', 'name = "lab2"').replace(
+        'dimension = "use"', 'dimension = "use"\ndetection = { spike_alpha = 0.05, '
+        'spike_min_ratio = 1.2, spike_min_excess = 0.0 }')
+    csv = tmp_path / "data" / "lab.csv"
+    cfg = load_config(write_config(tmp_path, two))
+    write_lab_csv(csv, weeks=WEEKS)
+    lines = csv.read_text().splitlines()
+    for cut in (8, 6, 4, 2, 0):  # the last weeks one cycle at a time
+        csv.write_text("\n".join(lines[:len(lines) - cut]) + "\n")
+        Pipeline(cfg, clock=lambda c=cut: datetime(2026, 1, 10 - c, tzinfo=UTC)).run_once()
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        own = {src: _stored(store, "ketamin", src) for src in ("lab", "lab2")}
+        for src in ("lab", "lab2"):
+            assert _same(own[src], _expected(store, cfg, "ketamin", source=src))
+        spikes = {src: {k for k in own[src] if ":spike:" in k} for src in own}
+        assert len(spikes["lab2"]) > len(spikes["lab"])
+    finally:
+        store.close()
+
+
 def test_a_state_that_cannot_take_a_later_period_is_replayed_alone(tmp_path, replays):
     """Two weeks arrive at once; for ketamin the second is a day after the first (the
     period length changes), so its state cannot take it: ketamin alone is replayed,

@@ -600,7 +600,7 @@ class Pipeline:
         self, store: Store, entries: list[tuple[SeriesKey, Any, Any, Any]],
     ) -> dict[SeriesKey, tuple[list[Any], list[list[Finding]], bytes, Any]]:
         from detectors.baseline import Fits
-        from detectors.engine import NeedsReplay, SeriesState, advance_many, params_fingerprint
+        from detectors.engine import NeedsReplay, SeriesState, advance_many, params_digest
 
         ready: dict[str, list[_Advancing]] = {}  # by params: equal params share the calls
         blobs = store.detector_states([e[0] for e in entries if e[3] is not None], arrays=True,
@@ -625,7 +625,7 @@ class Pipeline:
         tails = store.series_tails((entry[0], state.last_period, entry[1].dimension)
                                    for entry, state in usable)
         for entry, state in usable:
-            ready.setdefault(params_fingerprint(entry[2]), []).append(
+            ready.setdefault(params_digest(entry[2]), []).append(
                 _Advancing(entry, state, tails[entry[0]], before=state.last_period))
         out = {}
         for group in ready.values():

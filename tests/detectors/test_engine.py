@@ -19,7 +19,7 @@ from detectors.engine import (
 )
 from detectors.params import DetectionParams
 
-from .helpers import count_series, nb_counts, seasonal_mean
+from .helpers import count_series, nb_counts, seasonal_mean, weeks
 
 P = DetectionParams()
 
@@ -702,6 +702,88 @@ def test_rate_min_variation_replays_only_series_with_a_denominator():
         else:
             with pytest.raises(NeedsReplay):
                 state.advance(s.periods[-1], float(s.values[-1]), other, denominator=den)
+
+
+def _new_year_peaks(level: float, peak: float, seed: int, n: int = 260,
+                    last_peak: float | None = None,
+                    extra: int | None = None) -> tuple[Series, list[int]]:
+    """Weekly Poisson counts whose first ISO week of every year is ``peak`` times the
+    level (``last_peak`` in the final year; ``extra``: one more week x6)."""
+    rng = np.random.default_rng(seed)
+    per = weeks(n, date(2021, 1, 4))
+    mu = np.full(n, level)
+    firsts = [i for i, p in enumerate(per) if p.isocalendar()[1] == 1]
+    mu[firsts] *= peak
+    if last_peak is not None:
+        mu[firsts[-1]] = level * last_peak
+    if extra is not None:
+        mu[extra] *= 6
+    return Series(source="ambulance", substance="x", periods=per,
+                  values=rng.poisson(mu).astype(float)), firsts
+
+
+def _spikes(s, params):
+    return [i for i, r in enumerate(replay(s, params)) for f in r if f.kind == "spike"]
+
+
+def test_a_peak_that_comes_back_every_year_is_not_a_spike():
+    # the New Year week at 2.5 times the usual 20: a spike every year without the
+    # earlier years (the rule before), none once two earlier years stood out too
+    off = DetectionParams(spike_recurring_years=0)
+    quiet, before = 0, 0
+    for seed in range(6):
+        s, firsts = _new_year_peaks(20.0, 2.5, seed)
+        later = [i for i in firsts if i >= 156]  # the fourth year on: three earlier
+        before += sum(i in later for i in _spikes(s, off))
+        quiet += not any(i in later for i in _spikes(s, P))
+    assert before >= 8  # of 12 peaks
+    assert quiet == 6
+
+
+def test_a_larger_peak_or_another_week_is_still_a_spike():
+    s, firsts = _new_year_peaks(20.0, 2.5, seed=3, last_peak=7.0, extra=200)
+    found = _spikes(s, P)
+    assert firsts[-1] in found and 200 in found
+    f = next(f for f in replay(s, P)[firsts[-1]] if f.kind == "spike")
+    # judged against the usual peak: expected about 2.5 x 20, not 20
+    assert 35 < f.level_before < 65 and f.evidence["recurring_factor"] > 1.5
+    g = next(f for f in replay(s, P)[200] if f.kind == "spike")
+    assert "recurring_factor" not in g.evidence and g.level_before < 25
+
+
+def test_recurring_peaks_incremental_equals_replay():
+    s, firsts = _new_year_peaks(20.0, 2.5, seed=4, last_peak=7.0, extra=230)
+    full = replay(s, P)
+    cut = 150
+    head = Series(source=s.source, substance=s.substance, periods=s.periods[:cut],
+                  values=s.values[:cut])
+    _, state = replay_with_state(head, P)
+    one = [state.advance(p, float(v), P) for p, v in zip(s.periods[cut:], s.values[cut:],
+                                                        strict=True)]
+    assert one == full[cut:]
+    _, other = replay_with_state(head, P)
+    many = [advance_many([(other, p, float(v), None)], P)[0]
+            for p, v in zip(s.periods[cut:], s.values[cut:], strict=True)]
+    assert many == full[cut:]
+    assert any(f.kind == "spike" for r in full[cut:] for f in r)
+    # many series replayed together: each its own earlier years
+    others = [_new_year_peaks(level, 2.5, seed=seed)[0]
+              for level, seed in ((5.0, 6), (60.0, 7), (20.0, 8))]
+    together = list(replay_many([(x, P) for x in (s, *others)]))
+    assert together == [full, *(replay(x, P) for x in others)]
+
+
+def test_spike_parameters_replay_nothing():
+    # a state holds no spike decision: other spike thresholds continue it
+    s, _ = _new_year_peaks(20.0, 2.5, seed=5, extra=259)
+    head = Series(source=s.source, substance=s.substance, periods=s.periods[:-1],
+                  values=s.values[:-1])
+    _, state = replay_with_state(head, P)
+    other = DetectionParams(spike_alpha=0.01, spike_min_ratio=1.5, spike_recurring_years=3)
+    assert state.advance(s.periods[-1], float(s.values[-1]), other) == replay(s, other)[-1]
+    _, again = replay_with_state(head, P)
+    with pytest.raises(NeedsReplay):
+        again.advance(s.periods[-1], float(s.values[-1]), DetectionParams(glr_h=7.0))
 
 
 def test_renormalised_quantised_index_has_no_false_increases():
