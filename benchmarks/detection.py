@@ -403,6 +403,72 @@ def index_cells(reps: int, seed: int):
                         yield dict(rep=rep, event=event, level=level, onset=onset, y=y, f=f)
 
 
+#: the recurring peaks: the first ISO week of the year (New Year) and week 28 (a summer
+#: festival), each its own factor
+PEAK_WEEKS = (1, 28)
+RECURRING_EVENTS = ("none", "spike", "larger")
+
+
+def recurring_cells(reps: int, seed: int):
+    """Weekly counts (Poisson or variance 2x the mean; level 5, 20 or 60 a week, flat
+    or with the yearly cycle) whose New Year week and a summer week are 1.5-3 times
+    the level every year. Event: none (every message is a false alert); a one-week x8
+    spike at another week drawn in 164-250 (should alert); or the last scored New Year
+    at six times its usual peak (should alert)."""
+    rng = np.random.default_rng(seed + 3)
+    t = np.arange(N)
+    iso = np.array([p.isocalendar()[1] for p in PERIODS])
+    for rep in range(reps):
+        for level in (5.0, 20.0, 60.0):
+            for seasonal in (0.0, 0.4):
+                for phi in (1.0, 2.0):
+                    for event in RECURRING_EVENTS:
+                        mu = level * np.exp(seasonal * np.sin(2 * np.pi * t / 52.18))
+                        peaks = {w: float(rng.uniform(1.5, 3.0)) for w in PEAK_WEEKS}
+                        for w, f in peaks.items():
+                            mu[iso == w] *= f
+                        onset = -1
+                        if event == "spike":
+                            free = [i for i in range(SCORE_FROM + 8, N - 10)
+                                    if all(abs(int(iso[i]) - w) > 1 for w in PEAK_WEEKS)]
+                            onset = int(rng.choice(free))
+                            mu[onset] *= 8.0
+                        elif event == "larger":
+                            onset = int(np.flatnonzero(iso == PEAK_WEEKS[0])[-1])
+                            mu[onset] *= 6.0
+                        if phi <= 1.0:
+                            y = rng.poisson(mu).astype(float)
+                        else:
+                            r = mu / (phi - 1)
+                            y = rng.negative_binomial(r, r / (r + mu)).astype(float)
+                        yield dict(rep=rep, event=event, level=level, onset=onset, y=y)
+
+
+def evaluate_recurring(reps: int, seed: int, params: DetectionParams | None = None) -> dict:
+    params = params or DetectionParams()
+    false_alerts, n_null = 0, 0
+    by_level: dict[str, int] = {}
+    found: dict[str, list[bool]] = {"spike": [], "larger": []}
+    for c in recurring_cells(reps, seed):
+        s = Series(source="ambulance", substance="x", periods=PERIODS, values=c["y"])
+        sent = _warnd_alerts(s, params, SCORE_FROM)
+        if c["event"] == "none":
+            false_alerts += len(sent)
+            n_null += 1
+            if sent:
+                by_level[f"level {c['level']:g}"] = by_level.get(
+                    f"level {c['level']:g}", 0) + len(sent)
+        else:
+            found[c["event"]].append(any(t == c["onset"] for t, _ in sent))
+    return dict(
+        false_per_year=false_alerts / (n_null * YEARS_SCORED),
+        false_alerts=false_alerts,
+        false_by_level=by_level,
+        other_week_spike_alerted=float(np.mean(found["spike"])),
+        larger_peak_alerted=float(np.mean(found["larger"])),
+    )
+
+
 def _warnd_alerts(series: Series, params: DetectionParams, offset: int) -> list[tuple[int, str]]:
     found = replay(series, params)
     tracker = EpisodeTracker(params=params)
@@ -702,11 +768,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rate-reps", type=int, default=None, metavar="N",
                     help="only warnd's monthly positivity cells: N replicates (32 series "
                          "each) per seed")
+    ap.add_argument("--recurring-reps", type=int, default=None, metavar="N",
+                    help="only warnd's cells with peaks that come back every year: N "
+                         "replicates (36 series each) per seed")
     ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                     help="a detection parameter for warnd other than its default (JSON "
                          "value, e.g. rate_min_variation=0); repeatable")
     args = ap.parse_args(argv)
     params = _params(args.param)
+    if args.recurring_reps:
+        for seed in [int(x) for x in args.seeds.split(",")]:
+            print(f"seed {seed} recurring peaks: "
+                  f"{json.dumps(evaluate_recurring(args.recurring_reps, seed, params))}")
+        return
     if args.rate_reps:
         for seed in [int(x) for x in args.seeds.split(",")]:
             print(f"seed {seed} monthly positivity: "
@@ -743,8 +817,10 @@ def main(argv: list[str] | None = None) -> None:
         print(level_table(ext, EXTRA_LEVELS))
         rates = evaluate_rates(reps, seed, params)
         index = evaluate_index(reps, seed, params)
+        recurring = evaluate_recurring(reps, seed, params)
         print(f"\nmonthly positivity (warnd): {json.dumps(rates)}")
-        print(f"renormalised index (warnd): {json.dumps(index)}\n")
+        print(f"renormalised index (warnd): {json.dumps(index)}")
+        print(f"recurring peaks (warnd): {json.dumps(recurring)}\n")
         summary.append((f"{seed} main", bar_summary(res["warnd"])))
         summary.append((f"{seed} low-count/trend", bar_summary(ext["warnd"])))
     print(summary_table(summary))
