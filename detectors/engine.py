@@ -313,7 +313,7 @@ def _table_core(family, s, y, off, den, fits: Fits, frow_c, have, geo: _Geometry
     ``fits`` row ``frow_c[i]`` the baseline judging the row (``have``: one exists).
     Rows are independent, so they may come from different series (one family).
     ``past(rows, pos)``: the values and log denominators of those rows' series at
-    earlier grid positions ``pos`` (for recurring peaks, :func:`_recurring_spikes`);
+    earlier grid positions ``pos`` (for recurring peaks, :func:`_recurring_rows`);
     None leaves them out."""
     lay, M = geo.lay, geo.M
     K = len(s)
@@ -341,9 +341,18 @@ def _table_core(family, s, y, off, den, fits: Fits, frow_c, have, geo: _Geometry
     wm = fits.window_max[frow_c] if len(fits.pos) else np.zeros(K)
     shift_k = fits.shift[frow_c] if len(fits.pos) else np.zeros(K)
     uselog_k = fits.uselog[frow_c] if len(fits.pos) else np.zeros(K, bool)
+    recurring = np.ones(K)
     if family == "counts":
         mu = np.maximum(np.exp(np.clip(eta + np.where(obsf, off, 0.0), -30, 30)), MIN_EXPECTED)
         mu = np.where(obsf, mu, 0.0)
+        # a period that stood out in earlier years too: its expectation raised (rows are
+        # consecutive positions of a series, so cell (i, d) is the position of row i + d;
+        # past a series' last row the cells are not observed)
+        recurring = _recurring_rows(past, s[:, 0], valid, y[:, 0], mu[:, 0], scale, fits,
+                                    frow_c, geo, params, den is not None)
+        if (recurring > 1.0).any():
+            cell = np.arange(K)[:, None] + np.arange(M)[None, :]
+            mu = mu * np.where(cell < K, recurring[np.minimum(cell, K - 1)], 1.0)
         Y = Yraw
         E = np.cumsum(mu, axis=1)
         var_tot = total_var(mu)
@@ -374,9 +383,6 @@ def _table_core(family, s, y, off, den, fits: Fits, frow_c, have, geo: _Geometry
     den0 = None if den is None else den[:, 0]
     sp = _spike_rule(family, den0, valid, y[:, 0], mu[:, 0], var_eta[:, 0], scale, wm,
                      shift_k, uselog_k, params)
-    sp, recurring = _recurring_spikes(sp, family, past, s[:, 0], den0, valid, y[:, 0],
-                                      mu[:, 0], var_eta[:, 0], scale, fits, frow_c, geo,
-                                      params)
     elig = valid[:, None] & (N >= 2) & (np.arange(M)[None, :] + 1 >= geo.span) & obs
     lr_up, lr_dn, st_up, st_dn = _glr(
         family, Y, E, N, scale[:, None], var_tot, (_taken(yc, at_hi), _taken(mc, at_hi)),
@@ -429,9 +435,9 @@ def _recurring_factor(fits: Fits, fr, pos, py, poff, per_year: float,
     """For change starts ``k`` judged by fits ``fr``, with ``pos`` ``(C, J, D)`` the same
     period in earlier years and ``py``/``poff`` the values and log denominators there:
     the median of the years in which that period stood out above the baseline
-    (upper tail below ``spike_recurring_alpha`` under the fit judging ``k``, taken back
+    (upper tail below ``recurring_alpha`` under the fit judging ``k``, taken back
     to those positions) of their largest observed / expected ratio, at least 1; 1 when
-    fewer than ``spike_recurring_years`` years stood out."""
+    fewer than ``recurring_years`` years stood out."""
     obs = np.isfinite(py) & (pos >= 0)
     X = design(np.maximum(pos, 0), fits.centre[fr][:, None, None],
                fits.flags[fr][:, None, None, :], per_year)
@@ -440,48 +446,47 @@ def _recurring_factor(fits: Fits, fr, pos, py, poff, per_year: float,
     sc = rate_dispersion(fits.scale[fr][:, None, None], mu, _rate_kappa(params, has_den))
     yv = np.where(obs, py, 0.0)
     tail = nb_sf(np.floor(np.maximum(yv, 0.0) + 0.5), mu, sc * mu)
-    stood = obs & (tail < params.spike_recurring_alpha)
+    stood = obs & (tail < params.recurring_alpha)
     ratio = np.where(stood, yv / mu, -np.inf).max(axis=2)  # (C, J)
     years = np.isfinite(ratio).sum(axis=1)
     f = np.ones(len(fr))
-    ok = years >= params.spike_recurring_years
+    ok = years >= params.recurring_years
     if ok.any():
         r = ratio[ok]
         f[ok] = np.maximum(np.nanmedian(np.where(np.isfinite(r), r, np.nan), axis=1), 1.0)
     return f
 
 
-def _recurring_spikes(sp, family, past, k, den0, valid, y0, mu0, v0, scale, fits: Fits,
-                      fr, geo: _Geometry, params: DetectionParams):
-    """The spike rule's results ``sp`` with recurring peaks taken into account: a row
-    whose value is a spike is judged again against its expectation times
-    :func:`_recurring_factor` (counts only; other values already need to exceed every
-    value of their baseline window, which holds the earlier years' peaks). Only rows
-    that are spikes are looked at, and a raised expectation can only take a spike
-    away, so :func:`_screen` needs none of it. Returns ``(sp, factor per row)``."""
-    factor = np.ones(len(k))
-    if family != "counts" or past is None or not len(fits.pos):
-        return sp, factor
-    back = _recurring_back(geo.lay.per_year, geo.lay.window, params.spike_recurring_years)
-    p, spike, before, after, z = sp
-    cand = np.flatnonzero(spike)
-    if back is None or not len(cand):
-        return sp, factor
+#: A period's value is looked at for a recurring peak when it is this many standard
+#: deviations (``sqrt(phi mu)``) above its baseline.
+RECURRING_GATE_Z = 2.0
+
+
+def _recurring_rows(past, k, valid, y0, mu0, scale, fits: Fits, fr, geo: _Geometry,
+                    params: DetectionParams, has_den: bool) -> np.ndarray:
+    """The factor by which each position ``k`` (a table row's own period, judged by fit
+    ``fr``, with value ``y0`` and expected count ``mu0``) is raised because the same
+    period stood out in earlier years (:func:`_recurring_factor`); 1 where it did not,
+    where ``k``'s own value is not at least :data:`RECURRING_GATE_Z` standard deviations
+    above its baseline (so a usual period costs nothing), or without ``past``. The
+    table and :func:`_screen` both use it on the same inputs, so they agree."""
+    f = np.ones(len(k))
+    if past is None or not len(fits.pos):
+        return f
+    back = _recurring_back(geo.lay.per_year, geo.lay.window, params.recurring_years)
+    if back is None:
+        return f
+    sc = rate_dispersion(scale, mu0, _rate_kappa(params, has_den))
+    with np.errstate(invalid="ignore"):
+        gate = valid & (np.where(valid, y0, 0.0) - mu0 > RECURRING_GATE_Z * np.sqrt(sc * mu0))
+    cand = np.flatnonzero(gate)
+    if not len(cand):
+        return f
     pos = k[cand, None, None] - back[None, :, :]
     py, poff = past(cand, pos)
-    f = _recurring_factor(fits, fr[cand], pos, py, poff, geo.lay.per_year, params,
-                          den0 is not None)
-    up = f > 1.0
-    if not up.any():
-        return sp, factor
-    c, fu = cand[up], f[up]
-    again = _spike_rule(family, None if den0 is None else den0[c], valid[c], y0[c],
-                        mu0[c] * fu, v0[c], scale[c], None, None, None, params)
-    out = [a.copy() for a in (p, spike, before, after, z)]  # before may be a view of mu
-    for a, b in zip(out, again, strict=True):
-        a[c] = b
-    factor[c] = fu
-    return tuple(out), factor
+    f[cand] = _recurring_factor(fits, fr[cand], pos, py, poff, geo.lay.per_year, params,
+                                has_den)
+    return f
 
 
 def _spike_rule(family, den, valid, y, mu, v, sc, wm, shift, uselog, params, slack=0.0):
@@ -1028,23 +1033,28 @@ class NeedsReplay(Exception):
 #: depend on them, so they stay out of its fingerprint (changing them, or a version
 #: that added them, does not replay such series)
 DENOMINATOR_ONLY = frozenset({"rate_min_variation"})
+#: parameters that only judge counts (recurring peaks): out of other values' states'
+#: fingerprints in the same way
+COUNTS_ONLY = frozenset({"recurring_years", "recurring_alpha"})
 #: parameters that only decide whether a period is a spike: no state depends on them
 #: (a state holds the tail, the fits and the trend's run), so changing them replays
-#: nothing. They are hashed at their defaults, and those added after states were first
-#: stored are left out, so states stored before keep their fingerprint.
+#: nothing. They are hashed at their defaults, so states stored before keep their
+#: fingerprint.
 SPIKE_ONLY = ("spike_alpha", "spike_min_ratio", "spike_min_excess")
-SPIKE_ADDED = frozenset({"spike_recurring_years", "spike_recurring_alpha"})
 
 
 @functools.lru_cache(maxsize=1024)
-def params_fingerprint(params: DetectionParams, has_den: bool = True) -> str:
+def params_fingerprint(params: DetectionParams, has_den: bool = True,
+                       family: str = "counts") -> str:
     """A short digest of every parameter's value that can change the stored state of a
-    series with (``has_den``) or without a denominator (params are frozen, so equal
-    params, whichever object holds them, are looked up once)."""
+    series of ``family`` with (``has_den``) or without a denominator (params are
+    frozen, so equal params, whichever object holds them, are looked up once)."""
     fields = DetectionParams.model_fields
     fixed = params.model_copy(update={n: fields[n].default for n in SPIKE_ONLY})
-    dump = fixed.model_dump_json(
-        exclude=set(SPIKE_ADDED) | (set() if has_den else set(DENOMINATOR_ONLY)))
+    exclude = set() if has_den else set(DENOMINATOR_ONLY)
+    if family != "counts":
+        exclude |= COUNTS_ONLY
+    dump = fixed.model_dump_json(exclude=exclude or None)
     return hashlib.sha256(dump.encode()).hexdigest()[:16]
 
 
@@ -1055,9 +1065,10 @@ def params_digest(params: DetectionParams) -> str:
     return hashlib.sha256(params.model_dump_json().encode()).hexdigest()[:16]
 
 
-def _fingerprints(params: DetectionParams) -> tuple[str, str]:
-    """The fingerprints of a state without and with a denominator (index ``has_den``)."""
-    return params_fingerprint(params, False), params_fingerprint(params, True)
+def _fingerprints(params: DetectionParams) -> dict[tuple[str, bool], str]:
+    """The fingerprints of a state by its family and whether it has a denominator."""
+    return {(fam, den): params_fingerprint(params, den, fam)
+            for fam, den in (("counts", True), ("counts", False), ("continuous", False))}
 
 
 def _floats(v: Any) -> np.ndarray:
@@ -1177,7 +1188,7 @@ class SeriesState:
         diffs = [(b - a).days for a, b in zip(per, per[1:], strict=False)]
         d = {
             "version": STATE_VERSION,
-            "params": params_fingerprint(params, series.denominators is not None),
+            "params": params_fingerprint(params, series.denominators is not None, g.family),
             "meta": [series.source, series.substance, series.region, series.metric,
                      series.dimension],
             "has_den": series.denominators is not None,
@@ -1214,12 +1225,14 @@ class SeriesState:
         return _advance_one(st, params)
 
     def _prepare(self, period: date, value: float, params: DetectionParams,
-                 denominator: float | None, fingerprints: tuple[str, str]) -> _Step:
+                 denominator: float | None,
+                 fingerprints: dict[tuple[str, bool], str]) -> _Step:
         """Check that the state can take ``period`` and lay it out (the state is not
         changed); raises :class:`NeedsReplay` as :meth:`advance` does. ``fingerprints``:
         :func:`_fingerprints` of ``params``."""
         d = self.d
-        fingerprint = fingerprints[bool(d["has_den"])]
+        has_den = bool(d["has_den"])
+        fingerprint = fingerprints[(_family(d["meta"][3], has_den), has_den)]
         if fingerprint != d["params"]:
             raise NeedsReplay(OTHER_PARAMS)
         last = date.fromisoformat(d["last_period"])
@@ -1543,9 +1556,28 @@ def _screen(family, t, M, Y, OFF, DEN, base, W, fits: Fits, frow, have,
     else:
         eta, X = np.zeros(s_pos.shape), np.zeros(s_pos.shape + (1,))
     yv = np.where(obs, y, 0.0)
+    blk = np.searchsorted(pair, key)  # each (series, change start) row: its fit's block
+    j = rows % M
     if family == "counts":
         mu = np.where(obs, np.maximum(np.exp(np.clip(eta + np.where(obs, off, 0.0), -30, 30)),
                                       MIN_EXPECTED), 0.0)
+        # recurring peaks as the table has them: each position judged by its own fit
+        # (the fit of the change start there), the factor then raising every block
+        fr_own = np.where(have, frow, 0)
+        scale_own = fits.scale[fr_own] if len(fits.pos) else np.ones(S * M)
+
+        def past(r, pos):
+            o = owner_of_row[r]
+            loc = pos - base[o][:, None, None]
+            ok = (loc >= 0) & (loc < W)
+            at = (o[:, None, None], np.clip(loc, 0, W - 1))
+            return np.where(ok, Y[at], np.nan), np.where(ok, OFF[at], 0.0)
+
+        own = _recurring_rows(past, t[owner_of_row] - (M - 1) + j, have & obs[blk, j],
+                              y[blk, j], mu[blk, j], scale_own, fits, fr_own, geo, params,
+                              DEN is not None)
+        if (own > 1.0).any():
+            mu = mu * own.reshape(S, M)[p_owner]
         val, wgt, ex_val = yv, mu, np.where(obs, yv - mu, np.nan)
     else:
         shift = fits.shift[fr][:, None]
@@ -1558,8 +1590,6 @@ def _screen(family, t, M, Y, OFF, DEN, base, W, fits: Fits, frow, have,
     WXs = _suffix(wgt[..., None] * X)
     at_hi, at_lo = _suffix_extreme(ex_val, True), _suffix_extreme(ex_val, False)
     # each (series, change start) row reads its fit's block at its own column
-    blk = np.searchsorted(pair, key)
-    j = rows % M
     Ysum, Wsum, N = Vs[blk, j], Ws[blk, j], Ns[blk, j]
     valid = have & obs[blk, j]
     xbar = WXs[blk, j] / np.where(Wsum > 0, Wsum, 1.0)[:, None]

@@ -94,6 +94,22 @@ class DetectionParams(BaseModel):
         gt=0,
         description="Floor of the estimated overdispersion of counts (1 = Poisson).",
     )
+    recurring_years: int = Field(
+        2,
+        ge=0,
+        description="Counts: when a period's value is high and the same period stood out "
+        "in at least this many of the earlier years the baseline covers (a New Year's "
+        "week, a festival summer), its expected value is raised by the median excess "
+        "those years showed, for spikes and trends alike, so a peak that comes back "
+        "every year is no alarm unless it is larger. 0 turns it off.",
+    )
+    recurring_alpha: float = Field(
+        0.01,
+        gt=0,
+        lt=1,
+        description="A period of an earlier year stood out when its upper-tail probability "
+        "under the baseline was below this.",
+    )
     rate_min_variation: float = Field(
         0.05,
         ge=0,
@@ -151,22 +167,6 @@ class DetectionParams(BaseModel):
         ge=0,
         description="A count spike must exceed the expected count by at least this much.",
     )
-    spike_recurring_years: int = Field(
-        2,
-        ge=0,
-        description="Counts: when the same period stood out in at least this many of the "
-        "earlier years the baseline covers (a New Year's or festival week), a spike is "
-        "judged against the median excess those years showed, so a peak that comes back "
-        "every year is not a spike unless it is larger. 0 turns it off.",
-    )
-    spike_recurring_alpha: float = Field(
-        0.01,
-        gt=0,
-        lt=1,
-        description="A period of an earlier year stood out when its upper-tail probability "
-        "under the baseline was below this.",
-    )
-
     # --- five-step scale ---------------------------------------------------------------
     alpha: float = Field(
         0.05,

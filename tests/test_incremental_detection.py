@@ -283,8 +283,8 @@ def test_changed_detection_params_replay_every_series_and_say_so_once(tmp_path, 
 
 
 def test_changed_spike_params_replay_nothing(tmp_path, replays):
-    """A state holds no spike decision: other spike thresholds (or the recurring-peak
-    rule) continue every stored state. The new week is judged as a replay under them
+    """A state holds no spike decision: other spike thresholds continue every stored
+    state. The new week is judged as a replay under them
     judges it; the findings of earlier weeks stay as they were judged."""
     cfg, csv, lines = _lab_without_last_week(tmp_path)
     store = Store.in_dir(cfg.state_dir)
@@ -295,7 +295,7 @@ def test_changed_spike_params_replay_nothing(tmp_path, replays):
     replays.clear()
     changed = load_config(write_config(
         tmp_path, "[detection]\nspike_alpha = 1e-9\nspike_min_ratio = 5.0\n"
-        "spike_recurring_years = 3\n" + LAB_SOURCE.format(interval="1h")))
+        + LAB_SOURCE.format(interval="1h")))
     csv.write_text("\n".join(lines) + "\n")
     Pipeline(changed, clock=lambda: datetime(2026, 1, 2, tzinfo=UTC)).run_once()
     assert replays == []

@@ -65,7 +65,7 @@ def _judge_a_late_week(pipeline: Pipeline, store: Store, key: tuple, last: date)
     new = date.fromordinal(last.toordinal() + 7)
     store.ingest(key[0], location="late.csv", sha256="late", items=(), problems=(),
                  observations=[Observation(source=key[0], substance=key[1], region=key[2],
-                                           period=new, value=30.0)])
+                                           metric=key[3], period=new, value=30.0)])
     assert list(store.pending_series()) == [key]
     pipeline.detect(store=store)
     assert store.pending_series() == {}
@@ -191,7 +191,9 @@ def test_schema_8_states_move_to_their_own_table_unchanged(tmp_path, monkeypatch
 
 def test_schema_8_store_continues_incrementally(tmp_path, monkeypatch):
     """After the upgrade a new week is judged from the moved state (an advance, not a
-    replay of the series' history), and only that series' state is rewritten."""
+    replay of the series' history), and only that series' state is rewritten. (An
+    index series: the version that added the recurring-peak rule replays counts once,
+    below.)"""
     from detectors import engine
 
     db = _unpack(tmp_path / "state", FIXTURE_V8, MADE_IN_V8)
@@ -208,7 +210,7 @@ def test_schema_8_store_continues_incrementally(tmp_path, monkeypatch):
     monkeypatch.setattr(engine, "_replay", replaying)
     store = pipeline.open_store()
     try:
-        key = ("amk-bergen", "ketamin", "46", "count")
+        key = ("google-trends", "ketamin", "NO", "index")
         before = store.detector_states(store.series_keys())
         blobs_before = dict(store.state_blobs(list(before)))
         last = date.fromisoformat(before[key]["last_period"])
@@ -224,10 +226,12 @@ def test_schema_8_store_continues_incrementally(tmp_path, monkeypatch):
         store.close()
 
 
-def test_schema_8_store_replays_only_the_series_with_tests(tmp_path, monkeypatch):
-    """The version that added ``rate_min_variation`` judges positives with tests
-    differently, so such a series is replayed once on its next week; a series without a
-    denominator continues (the test above)."""
+@pytest.mark.parametrize("key", [("lab-mbf", "ketamin", "46", "count"),
+                                 ("amk-bergen", "ketamin", "46", "count")])
+def test_schema_8_store_replays_the_counts_once(tmp_path, monkeypatch, key):
+    """The version that added ``rate_min_variation`` (positives with tests) and the
+    recurring-peak rule (counts) judges counts differently, so a count series is
+    replayed once on its next week; an index series continues (the test above)."""
     from detectors import engine
 
     db = _unpack(tmp_path / "state", FIXTURE_V8, MADE_IN_V8)
@@ -244,9 +248,8 @@ def test_schema_8_store_replays_only_the_series_with_tests(tmp_path, monkeypatch
     monkeypatch.setattr(engine, "_replay", replaying)
     store = pipeline.open_store()
     try:
-        key = ("lab-mbf", "ketamin", "46", "count")
         before = store.detector_states([key])
-        assert before[key]["has_den"]
+        assert before[key]["has_den"] == (key[0] == "lab-mbf")
         new = _judge_a_late_week(pipeline, store, key, date.fromisoformat(
             before[key]["last_period"]))
         assert replayed == [key[:3]]

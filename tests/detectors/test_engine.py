@@ -17,6 +17,7 @@ from detectors.engine import (
     replay_many,
     replay_with_state,
 )
+from detectors.episodes import EpisodeTracker
 from detectors.params import DetectionParams
 
 from .helpers import count_series, nb_counts, seasonal_mean, weeks
@@ -726,10 +727,51 @@ def _spikes(s, params):
     return [i for i, r in enumerate(replay(s, params)) for f in r if f.kind == "spike"]
 
 
+def _summer_season(level: float, factor: float, weeks_long: int, seed: int,
+                   n: int = 260) -> Series:
+    """Weekly Poisson counts whose ISO weeks 27 .. 27 + ``weeks_long`` - 1 are
+    ``factor`` times the level every year (a festival summer)."""
+    rng = np.random.default_rng(seed)
+    per = weeks(n, date(2021, 1, 4))
+    iso = np.array([p.isocalendar()[1] for p in per])
+    mu = np.full(n, level)
+    mu[(iso >= 27) & (iso < 27 + weeks_long)] *= factor
+    return Series(source="ambulance", substance="x", periods=per,
+                  values=rng.poisson(mu).astype(float))
+
+
+def _increase_messages(s: Series, params: DetectionParams, since: int) -> int:
+    tracker = EpisodeTracker(params=params)
+    sent = 0
+    for i, found in enumerate(replay(s, params)):
+        for d in tracker.update(found):
+            sent += (i >= since and d.send and d.episode.endswith(":increase")
+                     and d.action != "resolve")
+    return sent
+
+
+def test_a_season_of_a_few_weeks_every_year_is_not_a_trend():
+    # three summer weeks at twice the level of 20: the smooth baseline does not follow
+    # them, so without the earlier years they made trend messages; with them none
+    off = DetectionParams(recurring_years=0)
+    before = sum(_increase_messages(_summer_season(20.0, 2.0, 3, seed), off, 156)
+                 for seed in range(16))
+    after = sum(_increase_messages(_summer_season(20.0, 2.0, 3, seed), P, 156)
+                for seed in range(16))
+    assert before >= 3 and after == 0
+    # a real rise from the start of a summer is still found
+    s = _summer_season(20.0, 2.0, 3, seed=2)
+    y = s.values.copy()
+    y[-30:] = np.random.default_rng(9).poisson(60.0, 30)
+    rising = Series(source=s.source, substance=s.substance, periods=s.periods, values=y)
+    assert any(f.kind == "trend" and f.direction == "increase"
+               for r in replay(rising, P)[-28:] for f in r)
+
+
 def test_a_peak_that_comes_back_every_year_is_not_a_spike():
     # the New Year week at 2.5 times the usual 20: a spike every year without the
     # earlier years (the rule before), none once two earlier years stood out too
-    off = DetectionParams(spike_recurring_years=0)
+    off = DetectionParams(recurring_years=0)
     quiet, before = 0, 0
     for seed in range(6):
         s, firsts = _new_year_peaks(20.0, 2.5, seed)
@@ -766,11 +808,27 @@ def test_recurring_peaks_incremental_equals_replay():
             for p, v in zip(s.periods[cut:], s.values[cut:], strict=True)]
     assert many == full[cut:]
     assert any(f.kind == "spike" for r in full[cut:] for f in r)
-    # many series replayed together: each its own earlier years
+    # many series replayed together, and advanced together week by week: each its
+    # own earlier years
     others = [_new_year_peaks(level, 2.5, seed=seed)[0]
               for level, seed in ((5.0, 6), (60.0, 7), (20.0, 8))]
+    others += [_summer_season(level, 2.0, wk, seed) for level, wk, seed in
+               ((20.0, 3, 1), (60.0, 2, 2), (5.0, 4, 3))]
     together = list(replay_many([(x, P) for x in (s, *others)]))
     assert together == [full, *(replay(x, P) for x in others)]
+    states = []
+    for x in (s, *others):
+        h = Series(source=x.source, substance=x.substance, periods=x.periods[:cut],
+                   values=x.values[:cut])
+        states.append(replay_with_state(h, P)[1])
+    got = [[] for _ in states]
+    for i in range(cut, len(s.periods)):
+        step = advance_many([(st, x.periods[i], float(x.values[i]), None)
+                             for st, x in zip(states, (s, *others), strict=True)], P)
+        for g, found in zip(got, step, strict=True):
+            g.append(found)
+    assert got == [r[cut:] for r in together]
+    assert any(f.kind == "spike" for r in got[0] for f in r)
 
 
 def test_spike_parameters_replay_nothing():
@@ -779,11 +837,23 @@ def test_spike_parameters_replay_nothing():
     head = Series(source=s.source, substance=s.substance, periods=s.periods[:-1],
                   values=s.values[:-1])
     _, state = replay_with_state(head, P)
-    other = DetectionParams(spike_alpha=0.01, spike_min_ratio=1.5, spike_recurring_years=3)
+    other = DetectionParams(spike_alpha=0.01, spike_min_ratio=1.5)
     assert state.advance(s.periods[-1], float(s.values[-1]), other) == replay(s, other)[-1]
-    _, again = replay_with_state(head, P)
-    with pytest.raises(NeedsReplay):
-        again.advance(s.periods[-1], float(s.values[-1]), DetectionParams(glr_h=7.0))
+    for changed in (DetectionParams(glr_h=7.0), DetectionParams(recurring_years=3)):
+        _, again = replay_with_state(head, P)
+        with pytest.raises(NeedsReplay):
+            again.advance(s.periods[-1], float(s.values[-1]), changed)
+
+
+def test_recurring_parameters_replay_only_counts():
+    # the recurring-peak rule judges counts only: an index state continues
+    n = 120
+    y = np.round(20 * np.exp(np.random.default_rng(7).normal(0, 0.2, n)))
+    s = count_series(y, metric="index")
+    head = count_series(y[:-1], metric="index")
+    _, state = replay_with_state(head, P)
+    other = DetectionParams(recurring_years=0)
+    assert state.advance(s.periods[-1], float(y[-1]), other) == replay(s, other)[-1]
 
 
 def test_renormalised_quantised_index_has_no_false_increases():
