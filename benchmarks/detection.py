@@ -403,18 +403,18 @@ def index_cells(reps: int, seed: int):
                         yield dict(rep=rep, event=event, level=level, onset=onset, y=y, f=f)
 
 
-#: the recurring peaks: the first ISO week of the year (New Year) and week 28 (a summer
-#: festival), each its own factor
-PEAK_WEEKS = (1, 28)
+#: the recurring peaks: the first ISO week of the year (New Year) and a summer season
+#: of one to four weeks from ISO week 27 (festivals), each its own factor
+NEW_YEAR, SUMMER = 1, 27
 RECURRING_EVENTS = ("none", "spike", "larger")
 
 
 def recurring_cells(reps: int, seed: int):
     """Weekly counts (Poisson or variance 2x the mean; level 5, 20 or 60 a week, flat
-    or with the yearly cycle) whose New Year week and a summer week are 1.5-3 times
-    the level every year. Event: none (every message is a false alert); a one-week x8
-    spike at another week drawn in 164-250 (should alert); or the last scored New Year
-    at six times its usual peak (should alert)."""
+    or with the yearly cycle) whose New Year week and a summer season of one to four
+    weeks are 1.5-3 times the level every year. Event: none (every message is a false
+    alert); a one-week x8 spike at another week drawn in 164-250 (should alert); or the
+    last scored New Year at six times its usual peak (should alert)."""
     rng = np.random.default_rng(seed + 3)
     t = np.arange(N)
     iso = np.array([p.isocalendar()[1] for p in PERIODS])
@@ -424,17 +424,19 @@ def recurring_cells(reps: int, seed: int):
                 for phi in (1.0, 2.0):
                     for event in RECURRING_EVENTS:
                         mu = level * np.exp(seasonal * np.sin(2 * np.pi * t / 52.18))
-                        peaks = {w: float(rng.uniform(1.5, 3.0)) for w in PEAK_WEEKS}
-                        for w, f in peaks.items():
-                            mu[iso == w] *= f
+                        summer = int(rng.integers(1, 5))
+                        mu[iso == NEW_YEAR] *= float(rng.uniform(1.5, 3.0))
+                        mu[(iso >= SUMMER) & (iso < SUMMER + summer)] *= float(
+                            rng.uniform(1.5, 3.0))
+                        peaks = (NEW_YEAR, *range(SUMMER, SUMMER + summer))
                         onset = -1
                         if event == "spike":
                             free = [i for i in range(SCORE_FROM + 8, N - 10)
-                                    if all(abs(int(iso[i]) - w) > 1 for w in PEAK_WEEKS)]
+                                    if all(abs(int(iso[i]) - w) > 1 for w in peaks)]
                             onset = int(rng.choice(free))
                             mu[onset] *= 8.0
                         elif event == "larger":
-                            onset = int(np.flatnonzero(iso == PEAK_WEEKS[0])[-1])
+                            onset = int(np.flatnonzero(iso == NEW_YEAR)[-1])
                             mu[onset] *= 6.0
                         if phi <= 1.0:
                             y = rng.poisson(mu).astype(float)
