@@ -367,6 +367,16 @@ def _table_core(family, s, y, off, den, fits: Fits, frow_c, have, geo: _Geometry
         shift = shift_k[:, None]
         uselog = uselog_k[:, None]
         gy = np.where(uselog, np.log(np.maximum(yv, 0.0) + shift), yv)
+        # a recurring peak raises the position's linear predictor (see the counts)
+        lift = _recurring_shift(past, s[:, 0], valid, y[:, 0], eta[:, 0], scale, fits,
+                                frow_c, geo, params)
+        if (lift > 0.0).any():
+            cell = np.arange(K)[:, None] + np.arange(M)[None, :]
+            before0 = np.where(uselog_k, np.exp(eta[:, 0]) - shift_k, eta[:, 0])
+            eta = eta + np.where(cell < K, lift[np.minimum(cell, K - 1)], 0.0)
+            after0 = np.where(uselog_k, np.exp(eta[:, 0]) - shift_k, eta[:, 0])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                recurring = np.where((lift > 0.0) & (before0 > 0), after0 / before0, 1.0)
         r = np.where(obsf, gy - eta, 0.0)
         mu = eta
         Y = np.cumsum(r, axis=1)
@@ -487,6 +497,50 @@ def _recurring_rows(past, k, valid, y0, mu0, scale, fits: Fits, fr, geo: _Geomet
     f[cand] = _recurring_factor(fits, fr[cand], pos, py, poff, geo.lay.per_year, params,
                                 has_den)
     return f
+
+
+def _recurring_shift(past, k, valid, y0, eta0, scale, fits: Fits, fr, geo: _Geometry,
+                     params: DetectionParams) -> np.ndarray:
+    """Other values' counterpart of :func:`_recurring_rows`, on the transformed scale
+    (``log(y + c)`` or ``y``) of the fit ``fr`` judging each position ``k``: where
+    ``k``'s residual is at least :data:`RECURRING_GATE_Z` residual sds, the median over
+    the earlier years in which the same period (give or take one) stood out — its
+    residual above the normal quantile of ``1 - recurring_alpha`` — of their largest
+    residual, when at least ``recurring_years`` years did; 0 elsewhere. The table and
+    :func:`_screen` add it to the position's linear predictor."""
+    d = np.zeros(len(k))
+    if past is None or not len(fits.pos):
+        return d
+    back = _recurring_back(geo.lay.per_year, geo.lay.window, params.recurring_years)
+    if back is None:
+        return d
+    sh, ul = fits.shift[fr], fits.uselog[fr]
+    yv = np.where(valid, y0, 0.0)
+    g0 = np.where(ul, np.log(np.maximum(yv, 0.0) + sh), yv)
+    with np.errstate(invalid="ignore"):
+        gate = valid & (scale > 0) & (g0 - eta0 > RECURRING_GATE_Z * scale)
+    cand = np.flatnonzero(gate)
+    if not len(cand):
+        return d
+    fc = fr[cand]
+    pos = k[cand, None, None] - back[None, :, :]
+    py, _ = past(cand, pos)
+    obs = np.isfinite(py) & (pos >= 0)
+    X = design(np.maximum(pos, 0), fits.centre[fc][:, None, None],
+               fits.flags[fc][:, None, None, :], geo.lay.per_year)
+    eta = (X * fits.beta[fc][:, None, None, :]).sum(-1)
+    pv = np.where(obs, py, 0.0)
+    gp = np.where(ul[cand][:, None, None], np.log(np.maximum(pv, 0.0) + sh[cand][:, None, None]),
+                  pv)
+    r = gp - eta
+    stood = obs & (r > float(special.ndtri(1.0 - params.recurring_alpha))
+                   * scale[cand][:, None, None])
+    best = np.where(stood, r, -np.inf).max(axis=2)  # (C, J)
+    ok = np.isfinite(best).sum(axis=1) >= params.recurring_years
+    if ok.any():
+        b = best[ok]
+        d[cand[ok]] = np.maximum(np.nanmedian(np.where(np.isfinite(b), b, np.nan), axis=1), 0.0)
+    return d
 
 
 def _spike_rule(family, den, valid, y, mu, v, sc, wm, shift, uselog, params, slack=0.0):
@@ -1033,9 +1087,11 @@ class NeedsReplay(Exception):
 #: depend on them, so they stay out of its fingerprint (changing them, or a version
 #: that added them, does not replay such series)
 DENOMINATOR_ONLY = frozenset({"rate_min_variation"})
-#: parameters that only judge counts (recurring peaks): out of other values' states'
-#: fingerprints in the same way
-COUNTS_ONLY = frozenset({"recurring_years", "recurring_alpha"})
+#: parameters added with a rule that each of them can turn off: while the rule is off
+#: (its switch at 0) they are left out of the fingerprint, so a state stored before
+#: the rule existed continues under params that keep it off
+SWITCHED = {"recurring_years": ("recurring_years", "recurring_alpha"),
+            "rate_min_variation": ("rate_min_variation",)}
 #: parameters that only decide whether a period is a spike: no state depends on them
 #: (a state holds the tail, the fits and the trend's run), so changing them replays
 #: nothing. They are hashed at their defaults, so states stored before keep their
@@ -1044,16 +1100,16 @@ SPIKE_ONLY = ("spike_alpha", "spike_min_ratio", "spike_min_excess")
 
 
 @functools.lru_cache(maxsize=1024)
-def params_fingerprint(params: DetectionParams, has_den: bool = True,
-                       family: str = "counts") -> str:
+def params_fingerprint(params: DetectionParams, has_den: bool = True) -> str:
     """A short digest of every parameter's value that can change the stored state of a
-    series of ``family`` with (``has_den``) or without a denominator (params are
-    frozen, so equal params, whichever object holds them, are looked up once)."""
+    series with (``has_den``) or without a denominator (params are frozen, so equal
+    params, whichever object holds them, are looked up once)."""
     fields = DetectionParams.model_fields
     fixed = params.model_copy(update={n: fields[n].default for n in SPIKE_ONLY})
     exclude = set() if has_den else set(DENOMINATOR_ONLY)
-    if family != "counts":
-        exclude |= COUNTS_ONLY
+    for switch, names in SWITCHED.items():
+        if not getattr(params, switch):
+            exclude.update(names)
     dump = fixed.model_dump_json(exclude=exclude or None)
     return hashlib.sha256(dump.encode()).hexdigest()[:16]
 
@@ -1065,10 +1121,9 @@ def params_digest(params: DetectionParams) -> str:
     return hashlib.sha256(params.model_dump_json().encode()).hexdigest()[:16]
 
 
-def _fingerprints(params: DetectionParams) -> dict[tuple[str, bool], str]:
-    """The fingerprints of a state by its family and whether it has a denominator."""
-    return {(fam, den): params_fingerprint(params, den, fam)
-            for fam, den in (("counts", True), ("counts", False), ("continuous", False))}
+def _fingerprints(params: DetectionParams) -> tuple[str, str]:
+    """The fingerprints of a state without and with a denominator (index ``has_den``)."""
+    return params_fingerprint(params, False), params_fingerprint(params, True)
 
 
 def _floats(v: Any) -> np.ndarray:
@@ -1188,7 +1243,7 @@ class SeriesState:
         diffs = [(b - a).days for a, b in zip(per, per[1:], strict=False)]
         d = {
             "version": STATE_VERSION,
-            "params": params_fingerprint(params, series.denominators is not None, g.family),
+            "params": params_fingerprint(params, series.denominators is not None),
             "meta": [series.source, series.substance, series.region, series.metric,
                      series.dimension],
             "has_den": series.denominators is not None,
@@ -1225,14 +1280,12 @@ class SeriesState:
         return _advance_one(st, params)
 
     def _prepare(self, period: date, value: float, params: DetectionParams,
-                 denominator: float | None,
-                 fingerprints: dict[tuple[str, bool], str]) -> _Step:
+                 denominator: float | None, fingerprints: tuple[str, str]) -> _Step:
         """Check that the state can take ``period`` and lay it out (the state is not
         changed); raises :class:`NeedsReplay` as :meth:`advance` does. ``fingerprints``:
         :func:`_fingerprints` of ``params``."""
         d = self.d
-        has_den = bool(d["has_den"])
-        fingerprint = fingerprints[(_family(d["meta"][3], has_den), has_den)]
+        fingerprint = fingerprints[bool(d["has_den"])]
         if fingerprint != d["params"]:
             raise NeedsReplay(OTHER_PARAMS)
         last = date.fromisoformat(d["last_period"])
@@ -1558,28 +1611,32 @@ def _screen(family, t, M, Y, OFF, DEN, base, W, fits: Fits, frow, have,
     yv = np.where(obs, y, 0.0)
     blk = np.searchsorted(pair, key)  # each (series, change start) row: its fit's block
     j = rows % M
+    # recurring peaks as the table has them: each position judged by its own fit (the
+    # fit of the change start there), what it gives then raising every block
+    fr_own = np.where(have, frow, 0)
+    scale_own = fits.scale[fr_own] if len(fits.pos) else np.ones(S * M)
+    k_own = t[owner_of_row] - (M - 1) + j
+
+    def past(r, pos):
+        o = owner_of_row[r]
+        loc = pos - base[o][:, None, None]
+        ok = (loc >= 0) & (loc < W)
+        at = (o[:, None, None], np.clip(loc, 0, W - 1))
+        return np.where(ok, Y[at], np.nan), np.where(ok, OFF[at], 0.0)
+
     if family == "counts":
         mu = np.where(obs, np.maximum(np.exp(np.clip(eta + np.where(obs, off, 0.0), -30, 30)),
                                       MIN_EXPECTED), 0.0)
-        # recurring peaks as the table has them: each position judged by its own fit
-        # (the fit of the change start there), the factor then raising every block
-        fr_own = np.where(have, frow, 0)
-        scale_own = fits.scale[fr_own] if len(fits.pos) else np.ones(S * M)
-
-        def past(r, pos):
-            o = owner_of_row[r]
-            loc = pos - base[o][:, None, None]
-            ok = (loc >= 0) & (loc < W)
-            at = (o[:, None, None], np.clip(loc, 0, W - 1))
-            return np.where(ok, Y[at], np.nan), np.where(ok, OFF[at], 0.0)
-
-        own = _recurring_rows(past, t[owner_of_row] - (M - 1) + j, have & obs[blk, j],
-                              y[blk, j], mu[blk, j], scale_own, fits, fr_own, geo, params,
-                              DEN is not None)
+        own = _recurring_rows(past, k_own, have & obs[blk, j], y[blk, j], mu[blk, j],
+                              scale_own, fits, fr_own, geo, params, DEN is not None)
         if (own > 1.0).any():
             mu = mu * own.reshape(S, M)[p_owner]
         val, wgt, ex_val = yv, mu, np.where(obs, yv - mu, np.nan)
     else:
+        lift = _recurring_shift(past, k_own, have & obs[blk, j], y[blk, j], eta[blk, j],
+                                scale_own, fits, fr_own, geo, params)
+        if (lift > 0.0).any():
+            eta = eta + lift.reshape(S, M)[p_owner]
         shift = fits.shift[fr][:, None]
         uselog = fits.uselog[fr][:, None]
         gy = np.where(uselog, np.log(np.maximum(yv, 0.0) + shift), yv)

@@ -97,11 +97,11 @@ class DetectionParams(BaseModel):
     recurring_years: int = Field(
         2,
         ge=0,
-        description="Counts: when a period's value is high and the same period stood out "
-        "in at least this many of the earlier years the baseline covers (a New Year's "
-        "week, a festival summer), its expected value is raised by the median excess "
-        "those years showed, for spikes and trends alike, so a peak that comes back "
-        "every year is no alarm unless it is larger. 0 turns it off.",
+        description="When a period's value is high and the same period stood out in at "
+        "least this many of the earlier years the baseline covers (a New Year's week, a "
+        "festival summer), its expected value is raised by the median excess those years "
+        "showed, for spikes and trends alike, so a peak that comes back every year is no "
+        "alarm unless it is larger. 0 turns it off.",
     )
     recurring_alpha: float = Field(
         0.01,

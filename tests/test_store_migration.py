@@ -189,16 +189,30 @@ def test_schema_8_states_move_to_their_own_table_unchanged(tmp_path, monkeypatch
         store.close()
 
 
+def _config_without_new_rules(tmp_path):
+    """The shipped config with the rules added since the fixture's version switched
+    off (``recurring_years`` 0, ``rate_min_variation`` 0): the engine then judges as
+    that version did, so its states keep their fingerprint."""
+    text = (ROOT / "config.toml").read_text(encoding="utf-8")
+    assert "\n[detection]\n" in text
+    text = text.replace('include = ["examples/config.sources.toml"]',
+                        f'include = ["{ROOT / "examples" / "config.sources.toml"}"]')
+    path = tmp_path / "config.toml"
+    path.write_text(text.replace("\n[detection]\n", "\n[detection]\nrecurring_years = 0\n"
+                                 "rate_min_variation = 0.0\n", 1), encoding="utf-8")
+    return load_config(path)
+
+
 def test_schema_8_store_continues_incrementally(tmp_path, monkeypatch):
     """After the upgrade a new week is judged from the moved state (an advance, not a
-    replay of the series' history), and only that series' state is rewritten. (An
-    index series: the version that added the recurring-peak rule replays counts once,
+    replay of the series' history), and only that series' state is rewritten. (With
+    the rules added since switched off; with them on, every series is replayed once,
     below.)"""
     from detectors import engine
 
     db = _unpack(tmp_path / "state", FIXTURE_V8, MADE_IN_V8)
     monkeypatch.setenv("WARND_STATE_DIR", str(tmp_path / "state"))
-    pipeline = Pipeline(load_config(ROOT / "config.toml"),
+    pipeline = Pipeline(_config_without_new_rules(tmp_path),
                         clock=lambda: datetime(2026, 11, 30, 20, tzinfo=UTC))
     replayed: list[tuple[str, ...]] = []
     real = engine._replay
@@ -210,7 +224,7 @@ def test_schema_8_store_continues_incrementally(tmp_path, monkeypatch):
     monkeypatch.setattr(engine, "_replay", replaying)
     store = pipeline.open_store()
     try:
-        key = ("google-trends", "ketamin", "NO", "index")
+        key = ("amk-bergen", "ketamin", "46", "count")
         before = store.detector_states(store.series_keys())
         blobs_before = dict(store.state_blobs(list(before)))
         last = date.fromisoformat(before[key]["last_period"])
@@ -227,11 +241,12 @@ def test_schema_8_store_continues_incrementally(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("key", [("lab-mbf", "ketamin", "46", "count"),
-                                 ("amk-bergen", "ketamin", "46", "count")])
-def test_schema_8_store_replays_the_counts_once(tmp_path, monkeypatch, key):
+                                 ("amk-bergen", "ketamin", "46", "count"),
+                                 ("google-trends", "ketamin", "NO", "index")])
+def test_schema_8_store_replays_every_series_once(tmp_path, monkeypatch, key):
     """The version that added ``rate_min_variation`` (positives with tests) and the
-    recurring-peak rule (counts) judges counts differently, so a count series is
-    replayed once on its next week; an index series continues (the test above)."""
+    recurring-peak rule judges differently, so with the shipped config each series is
+    replayed once on its next period (the test above: with both off, none is)."""
     from detectors import engine
 
     db = _unpack(tmp_path / "state", FIXTURE_V8, MADE_IN_V8)

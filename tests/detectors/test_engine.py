@@ -768,6 +768,37 @@ def test_a_season_of_a_few_weeks_every_year_is_not_a_trend():
                for r in replay(rising, P)[-28:] for f in r)
 
 
+def _index_season(level: float, factor: float, weeks_long: int, seed: int,
+                  n: int = 260) -> Series:
+    """A weekly index (rounded, lognormal noise) with a New Year week and a summer
+    season of ``weeks_long`` weeks at ``factor`` times the level every year."""
+    rng = np.random.default_rng(seed)
+    per = weeks(n, date(2021, 1, 4))
+    iso = np.array([p.isocalendar()[1] for p in per])
+    lam = np.full(n, level)
+    lam[(iso == 1) | ((iso >= 27) & (iso < 27 + weeks_long))] *= factor
+    return Series(source="trends", substance="x", periods=per, metric="index",
+                  values=np.round(lam * np.exp(rng.normal(0, 0.15, n))))
+
+
+def test_an_index_that_peaks_every_year_is_quiet():
+    # a search index high every New Year and summer: spikes when a year's peak topped
+    # the earlier ones, trends from the summer, without the earlier years; none with
+    off = DetectionParams(recurring_years=0)
+    cases = [_index_season(level, 2.0, wk, seed)
+             for level, wk, seed in ((5.0, 3, 1), (20.0, 3, 2), (20.0, 1, 3), (50.0, 3, 4))]
+    assert sum(_increase_messages(x, off, 156) for x in cases) >= 3
+    assert sum(_increase_messages(x, P, 156) for x in cases) == 0
+    # a real rise of the index is still found
+    x = cases[1]
+    y = x.values.copy()
+    y[-20:] *= 2.5
+    risen = Series(source=x.source, substance=x.substance, periods=x.periods, values=y,
+                   metric="index")
+    assert any(f.kind == "trend" and f.direction == "increase"
+               for r in replay(risen, P)[-20:] for f in r)
+
+
 def test_a_peak_that_comes_back_every_year_is_not_a_spike():
     # the New Year week at 2.5 times the usual 20: a spike every year without the
     # earlier years (the rule before), none once two earlier years stood out too
@@ -814,12 +845,14 @@ def test_recurring_peaks_incremental_equals_replay():
               for level, seed in ((5.0, 6), (60.0, 7), (20.0, 8))]
     others += [_summer_season(level, 2.0, wk, seed) for level, wk, seed in
                ((20.0, 3, 1), (60.0, 2, 2), (5.0, 4, 3))]
+    others += [_index_season(level, 2.0, wk, seed) for level, wk, seed in
+               ((20.0, 3, 5), (5.0, 1, 6))]
     together = list(replay_many([(x, P) for x in (s, *others)]))
     assert together == [full, *(replay(x, P) for x in others)]
     states = []
     for x in (s, *others):
         h = Series(source=x.source, substance=x.substance, periods=x.periods[:cut],
-                   values=x.values[:cut])
+                   values=x.values[:cut], metric=x.metric)
         states.append(replay_with_state(h, P)[1])
     got = [[] for _ in states]
     for i in range(cut, len(s.periods)):
@@ -845,15 +878,18 @@ def test_spike_parameters_replay_nothing():
             again.advance(s.periods[-1], float(s.values[-1]), changed)
 
 
-def test_recurring_parameters_replay_only_counts():
-    # the recurring-peak rule judges counts only: an index state continues
-    n = 120
-    y = np.round(20 * np.exp(np.random.default_rng(7).normal(0, 0.2, n)))
-    s = count_series(y, metric="index")
-    head = count_series(y[:-1], metric="index")
-    _, state = replay_with_state(head, P)
-    other = DetectionParams(recurring_years=0)
-    assert state.advance(s.periods[-1], float(y[-1]), other) == replay(s, other)[-1]
+def test_a_rule_switched_off_keeps_the_fingerprint_of_states_from_before_it():
+    # with recurring_years 0 and rate_min_variation 0 the engine judges as before those
+    # rules existed, and a state stored then (its fingerprint made without them) goes on
+    import hashlib
+
+    from detectors.engine import params_fingerprint
+
+    before = DetectionParams(recurring_years=0, rate_min_variation=0.0)
+    dump = before.model_dump_json(exclude={"recurring_years", "recurring_alpha",
+                                           "rate_min_variation"})
+    assert params_fingerprint(before, True) == hashlib.sha256(dump.encode()).hexdigest()[:16]
+    assert params_fingerprint(P, True) != params_fingerprint(before, True)
 
 
 def test_renormalised_quantised_index_has_no_false_increases():
