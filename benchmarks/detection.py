@@ -412,9 +412,11 @@ RECURRING_EVENTS = ("none", "spike", "larger")
 def recurring_cells(reps: int, seed: int):
     """Weekly counts (Poisson or variance 2x the mean; level 5, 20 or 60 a week, flat
     or with the yearly cycle) whose New Year week and a summer season of one to four
-    weeks are 1.5-3 times the level every year. Event: none (every message is a false
-    alert); a one-week x8 spike at another week drawn in 164-250 (should alert); or the
-    last scored New Year at six times its usual peak (should alert)."""
+    weeks are 1.5-3 times the level every year, and the same as a search index
+    (rounded, lognormal noise of sd 0.1 or 0.2 in place of the two count noises).
+    Event: none (every message is a false alert); a one-week x8 spike at another week
+    drawn in 164-250 (should alert); or the last scored New Year at six times its usual
+    peak (should alert)."""
     rng = np.random.default_rng(seed + 3)
     t = np.arange(N)
     iso = np.array([p.isocalendar()[1] for p in PERIODS])
@@ -443,32 +445,42 @@ def recurring_cells(reps: int, seed: int):
                         else:
                             r = mu / (phi - 1)
                             y = rng.negative_binomial(r, r / (r + mu)).astype(float)
-                        yield dict(rep=rep, event=event, level=level, onset=onset, y=y)
+                        yield dict(rep=rep, event=event, level=level, onset=onset, y=y,
+                                   metric="count")
+                        noise = rng.normal(0, 0.1 * phi, N)
+                        yield dict(rep=rep, event=event, level=level, onset=onset,
+                                   y=np.round(mu * np.exp(noise)), metric="index")
 
 
 def evaluate_recurring(reps: int, seed: int, params: DetectionParams | None = None) -> dict:
     params = params or DetectionParams()
-    false_alerts, n_null = 0, 0
-    by_level: dict[str, int] = {}
-    found: dict[str, list[bool]] = {"spike": [], "larger": []}
-    for c in recurring_cells(reps, seed):
-        s = Series(source="ambulance", substance="x", periods=PERIODS, values=c["y"])
-        sent = _warnd_alerts(s, params, SCORE_FROM)
-        if c["event"] == "none":
-            false_alerts += len(sent)
-            n_null += 1
-            if sent:
-                by_level[f"level {c['level']:g}"] = by_level.get(
-                    f"level {c['level']:g}", 0) + len(sent)
-        else:
-            found[c["event"]].append(any(t == c["onset"] for t, _ in sent))
-    return dict(
-        false_per_year=false_alerts / (n_null * YEARS_SCORED),
-        false_alerts=false_alerts,
-        false_by_level=by_level,
-        other_week_spike_alerted=float(np.mean(found["spike"])),
-        larger_peak_alerted=float(np.mean(found["larger"])),
-    )
+    out = {}
+    for metric in ("count", "index"):
+        false_alerts, n_null = 0, 0
+        by_level: dict[str, int] = {}
+        found: dict[str, list[bool]] = {"spike": [], "larger": []}
+        for c in recurring_cells(reps, seed):
+            if c["metric"] != metric:
+                continue
+            s = Series(source="ambulance", substance="x", periods=PERIODS, values=c["y"],
+                       metric=metric)
+            sent = _warnd_alerts(s, params, SCORE_FROM)
+            if c["event"] == "none":
+                false_alerts += len(sent)
+                n_null += 1
+                if sent:
+                    by_level[f"level {c['level']:g}"] = by_level.get(
+                        f"level {c['level']:g}", 0) + len(sent)
+            else:
+                found[c["event"]].append(any(t == c["onset"] for t, _ in sent))
+        out[metric] = dict(
+            false_per_year=false_alerts / (n_null * YEARS_SCORED),
+            false_alerts=false_alerts,
+            false_by_level=by_level,
+            other_week_spike_alerted=float(np.mean(found["spike"])),
+            larger_peak_alerted=float(np.mean(found["larger"])),
+        )
+    return out
 
 
 def _warnd_alerts(series: Series, params: DetectionParams, offset: int) -> list[tuple[int, str]]:
@@ -772,7 +784,7 @@ def main(argv: list[str] | None = None) -> None:
                          "each) per seed")
     ap.add_argument("--recurring-reps", type=int, default=None, metavar="N",
                     help="only warnd's cells with peaks that come back every year: N "
-                         "replicates (36 series each) per seed")
+                         "replicates (36 count and 36 index series each) per seed")
     ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                     help="a detection parameter for warnd other than its default (JSON "
                          "value, e.g. rate_min_variation=0); repeatable")
