@@ -467,6 +467,14 @@ def _recurring_factor(fits: Fits, fr, pos, py, poff, per_year: float,
     return f
 
 
+def _recurring_reach(past, fits: Fits, geo: _Geometry, params: DetectionParams):
+    """:func:`_recurring_back` for this geometry and params, or None when there is
+    nothing to look at (no earlier values given, no fits, or too few years)."""
+    if past is None or not len(fits.pos):
+        return None
+    return _recurring_back(geo.lay.per_year, geo.lay.window, params.recurring_years)
+
+
 #: A period's value is looked at for a recurring peak when it is this many standard
 #: deviations (``sqrt(phi mu)``) above its baseline.
 RECURRING_GATE_Z = 2.0
@@ -481,9 +489,7 @@ def _recurring_rows(past, k, valid, y0, mu0, scale, fits: Fits, fr, geo: _Geomet
     above its baseline (so a usual period costs nothing), or without ``past``. The
     table and :func:`_screen` both use it on the same inputs, so they agree."""
     f = np.ones(len(k))
-    if past is None or not len(fits.pos):
-        return f
-    back = _recurring_back(geo.lay.per_year, geo.lay.window, params.recurring_years)
+    back = _recurring_reach(past, fits, geo, params)
     if back is None:
         return f
     sc = rate_dispersion(scale, mu0, _rate_kappa(params, has_den))
@@ -509,9 +515,7 @@ def _recurring_shift(past, k, valid, y0, eta0, scale, fits: Fits, fr, geo: _Geom
     residual, when at least ``recurring_years`` years did; 0 elsewhere. The table and
     :func:`_screen` add it to the position's linear predictor."""
     d = np.zeros(len(k))
-    if past is None or not len(fits.pos):
-        return d
-    back = _recurring_back(geo.lay.per_year, geo.lay.window, params.recurring_years)
+    back = _recurring_reach(past, fits, geo, params)
     if back is None:
         return d
     sh, ul = fits.shift[fr], fits.uselog[fr]

@@ -203,17 +203,13 @@ def _config_without_new_rules(tmp_path):
     return load_config(path)
 
 
-def test_schema_8_store_continues_incrementally(tmp_path, monkeypatch):
-    """After the upgrade a new week is judged from the moved state (an advance, not a
-    replay of the series' history), and only that series' state is rewritten. (With
-    the rules added since switched off; with them on, every series is replayed once,
-    below.)"""
+def _upgraded(tmp_path, monkeypatch, cfg) -> tuple[Pipeline, list[tuple[str, ...]]]:
+    """A pipeline on the schema-8 fixture's state, and the series it replays whole."""
     from detectors import engine
 
-    db = _unpack(tmp_path / "state", FIXTURE_V8, MADE_IN_V8)
+    _unpack(tmp_path / "state", FIXTURE_V8, MADE_IN_V8)
     monkeypatch.setenv("WARND_STATE_DIR", str(tmp_path / "state"))
-    pipeline = Pipeline(_config_without_new_rules(tmp_path),
-                        clock=lambda: datetime(2026, 11, 30, 20, tzinfo=UTC))
+    pipeline = Pipeline(cfg, clock=lambda: datetime(2026, 11, 30, 20, tzinfo=UTC))
     replayed: list[tuple[str, ...]] = []
     real = engine._replay
 
@@ -222,6 +218,15 @@ def test_schema_8_store_continues_incrementally(tmp_path, monkeypatch):
         return real(series, params, with_state, *a, **kw)
 
     monkeypatch.setattr(engine, "_replay", replaying)
+    return pipeline, replayed
+
+
+def test_schema_8_store_continues_incrementally(tmp_path, monkeypatch):
+    """After the upgrade a new week is judged from the moved state (an advance, not a
+    replay of the series' history), and only that series' state is rewritten. (With
+    the rules added since switched off; with them on, every series is replayed once,
+    below.)"""
+    pipeline, replayed = _upgraded(tmp_path, monkeypatch, _config_without_new_rules(tmp_path))
     store = pipeline.open_store()
     try:
         key = ("amk-bergen", "ketamin", "46", "count")
@@ -247,20 +252,7 @@ def test_schema_8_store_replays_every_series_once(tmp_path, monkeypatch, key):
     """The version that added ``rate_min_variation`` (positives with tests) and the
     recurring-peak rule judges differently, so with the shipped config each series is
     replayed once on its next period (the test above: with both off, none is)."""
-    from detectors import engine
-
-    db = _unpack(tmp_path / "state", FIXTURE_V8, MADE_IN_V8)
-    monkeypatch.setenv("WARND_STATE_DIR", str(tmp_path / "state"))
-    pipeline = Pipeline(load_config(ROOT / "config.toml"),
-                        clock=lambda: datetime(2026, 11, 30, 20, tzinfo=UTC))
-    replayed: list[tuple[str, ...]] = []
-    real = engine._replay
-
-    def replaying(series, params, with_state, *a, **kw):
-        replayed.append((series.source, series.substance, series.region))
-        return real(series, params, with_state, *a, **kw)
-
-    monkeypatch.setattr(engine, "_replay", replaying)
+    pipeline, replayed = _upgraded(tmp_path, monkeypatch, load_config(ROOT / "config.toml"))
     store = pipeline.open_store()
     try:
         before = store.detector_states([key])
