@@ -191,7 +191,7 @@ class _Table:
     before: np.ndarray  # (K,) expected value at k in the series' units
     after: np.ndarray  # (K,) observed value at k in the series' units
     z: np.ndarray  # (K,) residual z at k
-    recurring: np.ndarray  # (K,) counts: the factor a recurring peak raised k's expectation by
+    recurring: np.ndarray  # (K,) the factor a recurring peak raised k's expected value by
 
 
 def rate_dispersion(sc, mean_mu, kappa):
@@ -306,15 +306,14 @@ def _fit_rows_of(fits: Fits, rp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _table_core(family, s, y, off, den, fits: Fits, frow_c, have, geo: _Geometry,
-                params: DetectionParams, past=None) -> _Table:
+                params: DetectionParams, past) -> _Table:
     """The GLR table from gathered windows: row ``i`` is a change start at position
     ``s[i, 0]``, column ``d`` the period ``s[i, d]``; ``y``/``off``/``den`` the values,
     log denominators and denominators there (NaN / 0 / NaN outside the series), and
     ``fits`` row ``frow_c[i]`` the baseline judging the row (``have``: one exists).
     Rows are independent, so they may come from different series (one family).
     ``past(rows, pos)``: the values and log denominators of those rows' series at
-    earlier grid positions ``pos`` (for recurring peaks, :func:`_recurring_rows`);
-    None leaves them out."""
+    earlier grid positions ``pos`` (for recurring peaks, :func:`_recurring_rows`)."""
     lay, M = geo.lay, geo.M
     K = len(s)
     obs = np.isfinite(y)
@@ -351,8 +350,7 @@ def _table_core(family, s, y, off, den, fits: Fits, frow_c, have, geo: _Geometry
         recurring = _recurring_rows(past, s[:, 0], valid, y[:, 0], mu[:, 0], scale, fits,
                                     frow_c, geo, params, den is not None)
         if (recurring > 1.0).any():
-            cell = np.arange(K)[:, None] + np.arange(M)[None, :]
-            mu = mu * np.where(cell < K, recurring[np.minimum(cell, K - 1)], 1.0)
+            mu = mu * _by_cell(recurring, M, 1.0)
         Y = Yraw
         E = np.cumsum(mu, axis=1)
         var_tot = total_var(mu)
@@ -371,9 +369,8 @@ def _table_core(family, s, y, off, den, fits: Fits, frow_c, have, geo: _Geometry
         lift = _recurring_shift(past, s[:, 0], valid, y[:, 0], eta[:, 0], scale, fits,
                                 frow_c, geo, params)
         if (lift > 0.0).any():
-            cell = np.arange(K)[:, None] + np.arange(M)[None, :]
             before0 = np.where(uselog_k, np.exp(eta[:, 0]) - shift_k, eta[:, 0])
-            eta = eta + np.where(cell < K, lift[np.minimum(cell, K - 1)], 0.0)
+            eta = eta + _by_cell(lift, M, 0.0)
             after0 = np.where(uselog_k, np.exp(eta[:, 0]) - shift_k, eta[:, 0])
             with np.errstate(divide="ignore", invalid="ignore"):
                 recurring = np.where((lift > 0.0) & (before0 > 0), after0 / before0, 1.0)
@@ -401,6 +398,15 @@ def _table_core(family, s, y, off, den, fits: Fits, frow_c, have, geo: _Geometry
         0, valid, mu, var_eta, scale, Y, E, N, D, Yraw, Eraw, lr_up, lr_dn, st_up, st_dn,
         y[:, 0], wm, shift_k, uselog_k, *sp, recurring,
     )
+
+
+def _by_cell(per_row: np.ndarray, M: int, beyond: float) -> np.ndarray:
+    """A value per table row spread to the cells ``(i, d)`` of the position of row
+    ``i + d``: the rows are consecutive positions of a series, and a cell past the last
+    row (``beyond``) is past the series' end, not observed."""
+    K = len(per_row)
+    cell = np.arange(K)[:, None] + np.arange(M)[None, :]
+    return np.where(cell < K, per_row[np.minimum(cell, K - 1)], beyond)
 
 
 def _running_extreme(ex: np.ndarray, high: bool, last_on_tie: bool = False) -> np.ndarray:
@@ -449,28 +455,39 @@ def _recurring_factor(fits: Fits, fr, pos, py, poff, per_year: float,
     to those positions) of their largest observed / expected ratio, at least 1; 1 when
     fewer than ``recurring_years`` years stood out."""
     obs = np.isfinite(py) & (pos >= 0)
-    X = design(np.maximum(pos, 0), fits.centre[fr][:, None, None],
-               fits.flags[fr][:, None, None, :], per_year)
-    eta = (X * fits.beta[fr][:, None, None, :]).sum(-1)
+    eta = _eta_back(fits, fr, pos, per_year)
     mu = np.maximum(np.exp(np.clip(eta + np.where(obs, poff, 0.0), -30, 30)), MIN_EXPECTED)
     sc = rate_dispersion(fits.scale[fr][:, None, None], mu, _rate_kappa(params, has_den))
     yv = np.where(obs, py, 0.0)
     tail = nb_sf(np.floor(np.maximum(yv, 0.0) + 0.5), mu, sc * mu)
-    stood = obs & (tail < params.recurring_alpha)
-    ratio = np.where(stood, yv / mu, -np.inf).max(axis=2)  # (C, J)
-    years = np.isfinite(ratio).sum(axis=1)
-    f = np.ones(len(fr))
-    ok = years >= params.recurring_years
+    return _median_of_years(obs & (tail < params.recurring_alpha), yv / mu, params, 1.0)
+
+
+def _eta_back(fits: Fits, fr, pos, per_year: float) -> np.ndarray:
+    """The linear predictor of fit ``fr[c]`` at the earlier positions ``pos[c]``
+    (``(C, J, D)``; a negative position gives a number no one reads)."""
+    X = design(np.maximum(pos, 0), fits.centre[fr][:, None, None],
+               fits.flags[fr][:, None, None, :], per_year)
+    return (X * fits.beta[fr][:, None, None, :]).sum(-1)
+
+
+def _median_of_years(stood, excess, params: DetectionParams, floor: float) -> np.ndarray:
+    """Per row of ``(C, J, D)`` arrays: the median over the earlier years in which a
+    period ``stood`` out of its largest ``excess``, at least ``floor``, when at least
+    ``recurring_years`` years did; ``floor`` otherwise."""
+    best = np.where(stood, excess, -np.inf).max(axis=2)  # (C, J)
+    out = np.full(len(best), floor)
+    ok = np.isfinite(best).sum(axis=1) >= params.recurring_years
     if ok.any():
-        r = ratio[ok]
-        f[ok] = np.maximum(np.nanmedian(np.where(np.isfinite(r), r, np.nan), axis=1), 1.0)
-    return f
+        b = best[ok]
+        out[ok] = np.maximum(np.nanmedian(np.where(np.isfinite(b), b, np.nan), axis=1), floor)
+    return out
 
 
-def _recurring_reach(past, fits: Fits, geo: _Geometry, params: DetectionParams):
+def _recurring_reach(fits: Fits, geo: _Geometry, params: DetectionParams):
     """:func:`_recurring_back` for this geometry and params, or None when there is
-    nothing to look at (no earlier values given, no fits, or too few years)."""
-    if past is None or not len(fits.pos):
+    nothing to look at (no fits, or too few years)."""
+    if not len(fits.pos):
         return None
     return _recurring_back(geo.lay.per_year, geo.lay.window, params.recurring_years)
 
@@ -486,10 +503,10 @@ def _recurring_rows(past, k, valid, y0, mu0, scale, fits: Fits, fr, geo: _Geomet
     ``fr``, with value ``y0`` and expected count ``mu0``) is raised because the same
     period stood out in earlier years (:func:`_recurring_factor`); 1 where it did not,
     where ``k``'s own value is not at least :data:`RECURRING_GATE_Z` standard deviations
-    above its baseline (so a usual period costs nothing), or without ``past``. The
-    table and :func:`_screen` both use it on the same inputs, so they agree."""
+    above its baseline (so a usual period costs nothing). The table and
+    :func:`_screen` both use it on the same inputs, so they agree."""
     f = np.ones(len(k))
-    back = _recurring_reach(past, fits, geo, params)
+    back = _recurring_reach(fits, geo, params)
     if back is None:
         return f
     sc = rate_dispersion(scale, mu0, _rate_kappa(params, has_den))
@@ -515,7 +532,7 @@ def _recurring_shift(past, k, valid, y0, eta0, scale, fits: Fits, fr, geo: _Geom
     residual, when at least ``recurring_years`` years did; 0 elsewhere. The table and
     :func:`_screen` add it to the position's linear predictor."""
     d = np.zeros(len(k))
-    back = _recurring_reach(past, fits, geo, params)
+    back = _recurring_reach(fits, geo, params)
     if back is None:
         return d
     sh, ul = fits.shift[fr], fits.uselog[fr]
@@ -526,24 +543,16 @@ def _recurring_shift(past, k, valid, y0, eta0, scale, fits: Fits, fr, geo: _Geom
     cand = np.flatnonzero(gate)
     if not len(cand):
         return d
-    fc = fr[cand]
     pos = k[cand, None, None] - back[None, :, :]
     py, _ = past(cand, pos)
     obs = np.isfinite(py) & (pos >= 0)
-    X = design(np.maximum(pos, 0), fits.centre[fc][:, None, None],
-               fits.flags[fc][:, None, None, :], geo.lay.per_year)
-    eta = (X * fits.beta[fc][:, None, None, :]).sum(-1)
     pv = np.where(obs, py, 0.0)
     gp = np.where(ul[cand][:, None, None], np.log(np.maximum(pv, 0.0) + sh[cand][:, None, None]),
                   pv)
-    r = gp - eta
+    r = gp - _eta_back(fits, fr[cand], pos, geo.lay.per_year)
     stood = obs & (r > float(special.ndtri(1.0 - params.recurring_alpha))
                    * scale[cand][:, None, None])
-    best = np.where(stood, r, -np.inf).max(axis=2)  # (C, J)
-    ok = np.isfinite(best).sum(axis=1) >= params.recurring_years
-    if ok.any():
-        b = best[ok]
-        d[cand[ok]] = np.maximum(np.nanmedian(np.where(np.isfinite(b), b, np.nan), axis=1), 0.0)
+    d[cand] = _median_of_years(stood, r, params, 0.0)
     return d
 
 
@@ -1492,8 +1501,11 @@ def _advance_batch(sts: list[_Step], params: DetectionParams) -> list[list[Findi
     at, found = _find(skey, (np.arange(S)[:, None] * big + lay.refit_point(ks)).ravel())
     frow = order[at] if len(skey) else at
     have = found & fits.ok[frow] if len(skey) else found
+    def past_of(series_rows, pos):  # the values and log denominators of earlier periods
+        return gather(Y, series_rows, pos, np.nan), gather(OFF, series_rows, pos, 0.0)
+
     loud = np.flatnonzero(~_screen(family, t, M, Y, OFF, DEN, base, W, fits, frow, have,
-                                   geo, params))
+                                   geo, params, past_of))
     au, ad = np.zeros(S, bool), np.zeros(S, bool)
     ou, od = np.full(S, -1, dtype=np.int64), np.full(S, -1, dtype=np.int64)
     busy = np.zeros(S, bool)
@@ -1507,8 +1519,7 @@ def _advance_batch(sts: list[_Step], params: DetectionParams) -> list[list[Findi
         off = gather(OFF, rows, s, 0.0)
         den = gather(DEN, rows, s, np.nan) if DEN is not None else None
         tab = _table_core(family, s, y, off, den, fits, frow[lrows], have[lrows], geo, params,
-                          past=lambda r, pos: (gather(Y, rows[r], pos, np.nan),
-                                               gather(OFF, rows[r], pos, 0.0)))
+                          past=lambda r, pos: past_of(rows[r], pos))
         # the best change start for the new position: each block's last row stands for
         # its series' t (the anti-diagonal of the block), shifted back to t after
         last_row = np.arange(L) * M + M - 1
@@ -1578,7 +1589,7 @@ def _suffix_extreme(ex: np.ndarray, high: bool) -> np.ndarray:
 
 
 def _screen(family, t, M, Y, OFF, DEN, base, W, fits: Fits, frow, have,
-            geo: _Geometry, params: DetectionParams) -> np.ndarray:
+            geo: _Geometry, params: DetectionParams, past_of) -> np.ndarray:
     """Which series of a batch step are certainly quiet at their new position ``t``:
     no trend statistic within :data:`SCREEN_MARGIN` of 1 and no spike possible, so
     neither run is on and there are no findings. The rest get the exact table.
@@ -1617,28 +1628,24 @@ def _screen(family, t, M, Y, OFF, DEN, base, W, fits: Fits, frow, have,
     j = rows % M
     # recurring peaks as the table has them: each position judged by its own fit (the
     # fit of the change start there), what it gives then raising every block
-    fr_own = np.where(have, frow, 0)
-    scale_own = fits.scale[fr_own] if len(fits.pos) else np.ones(S * M)
+    fr_row = np.where(have, frow, 0)
+    scale = fits.scale[fr_row] if len(fits.pos) else np.ones(S * M)
     k_own = t[owner_of_row] - (M - 1) + j
 
     def past(r, pos):
-        o = owner_of_row[r]
-        loc = pos - base[o][:, None, None]
-        ok = (loc >= 0) & (loc < W)
-        at = (o[:, None, None], np.clip(loc, 0, W - 1))
-        return np.where(ok, Y[at], np.nan), np.where(ok, OFF[at], 0.0)
+        return past_of(owner_of_row[r], pos)
 
     if family == "counts":
         mu = np.where(obs, np.maximum(np.exp(np.clip(eta + np.where(obs, off, 0.0), -30, 30)),
                                       MIN_EXPECTED), 0.0)
         own = _recurring_rows(past, k_own, have & obs[blk, j], y[blk, j], mu[blk, j],
-                              scale_own, fits, fr_own, geo, params, DEN is not None)
+                              scale, fits, fr_row, geo, params, DEN is not None)
         if (own > 1.0).any():
             mu = mu * own.reshape(S, M)[p_owner]
         val, wgt, ex_val = yv, mu, np.where(obs, yv - mu, np.nan)
     else:
         lift = _recurring_shift(past, k_own, have & obs[blk, j], y[blk, j], eta[blk, j],
-                                scale_own, fits, fr_own, geo, params)
+                                scale, fits, fr_row, geo, params)
         if (lift > 0.0).any():
             eta = eta + lift.reshape(S, M)[p_owner]
         shift = fits.shift[fr][:, None]
@@ -1654,9 +1661,7 @@ def _screen(family, t, M, Y, OFF, DEN, base, W, fits: Fits, frow, have,
     Ysum, Wsum, N = Vs[blk, j], Ws[blk, j], Ns[blk, j]
     valid = have & obs[blk, j]
     xbar = WXs[blk, j] / np.where(Wsum > 0, Wsum, 1.0)[:, None]
-    fr_row = np.where(have, frow, 0)
     var_tot = predictor_variance(fits, fr_row, xbar) if len(fits.pos) else np.zeros(S * M)
-    scale = fits.scale[fr_row] if len(fits.pos) else np.ones(S * M)
 
     def taken(a, at):
         return np.where(at >= 0, a[blk, np.maximum(at, 0)], 0.0)
