@@ -454,33 +454,27 @@ def recurring_cells(reps: int, seed: int):
 
 def evaluate_recurring(reps: int, seed: int, params: DetectionParams | None = None) -> dict:
     params = params or DetectionParams()
-    out = {}
-    for metric in ("count", "index"):
-        false_alerts, n_null = 0, 0
-        by_level: dict[str, int] = {}
-        found: dict[str, list[bool]] = {"spike": [], "larger": []}
-        for c in recurring_cells(reps, seed):
-            if c["metric"] != metric:
-                continue
-            s = Series(source="ambulance", substance="x", periods=PERIODS, values=c["y"],
-                       metric=metric)
-            sent = _warnd_alerts(s, params, SCORE_FROM)
-            if c["event"] == "none":
-                false_alerts += len(sent)
-                n_null += 1
-                if sent:
-                    by_level[f"level {c['level']:g}"] = by_level.get(
-                        f"level {c['level']:g}", 0) + len(sent)
-            else:
-                found[c["event"]].append(any(t == c["onset"] for t, _ in sent))
-        out[metric] = dict(
-            false_per_year=false_alerts / (n_null * YEARS_SCORED),
-            false_alerts=false_alerts,
-            false_by_level=by_level,
-            other_week_spike_alerted=float(np.mean(found["spike"])),
-            larger_peak_alerted=float(np.mean(found["larger"])),
-        )
-    return out
+    tally = {m: dict(false=0, null=0, by_level={}, spike=[], larger=[]) for m in ("count", "index")}
+    for c in recurring_cells(reps, seed):
+        s = Series(source="ambulance", substance="x", periods=PERIODS, values=c["y"],
+                   metric=c["metric"])
+        sent = _warnd_alerts(s, params, SCORE_FROM)
+        m = tally[c["metric"]]
+        if c["event"] == "none":
+            m["false"] += len(sent)
+            m["null"] += 1
+            if sent:
+                level = f"level {c['level']:g}"
+                m["by_level"][level] = m["by_level"].get(level, 0) + len(sent)
+        else:
+            m[c["event"]].append(any(t == c["onset"] for t, _ in sent))
+    return {metric: dict(
+        false_per_year=m["false"] / (m["null"] * YEARS_SCORED),
+        false_alerts=m["false"],
+        false_by_level=m["by_level"],
+        other_week_spike_alerted=float(np.mean(m["spike"])),
+        larger_peak_alerted=float(np.mean(m["larger"])),
+    ) for metric, m in tally.items()}
 
 
 def _warnd_alerts(series: Series, params: DetectionParams, offset: int) -> list[tuple[int, str]]:
