@@ -460,7 +460,7 @@ def _recurring_factor(fits: Fits, fr, pos, py, poff, per_year: float,
     sc = rate_dispersion(fits.scale[fr][:, None, None], mu, _rate_kappa(params, has_den))
     yv = np.where(obs, py, 0.0)
     tail = nb_sf(np.floor(np.maximum(yv, 0.0) + 0.5), mu, sc * mu)
-    return _median_of_years(obs & (tail < params.recurring_alpha), yv / mu, params, 1.0)
+    return _median_of_years(obs, np.where(obs, tail, 1.0), yv / mu, params, 1.0)
 
 
 def _eta_back(fits: Fits, fr, pos, per_year: float) -> np.ndarray:
@@ -471,17 +471,37 @@ def _eta_back(fits: Fits, fr, pos, per_year: float) -> np.ndarray:
     return (X * fits.beta[fr][:, None, None, :]).sum(-1)
 
 
-def _median_of_years(stood, excess, params: DetectionParams, floor: float) -> np.ndarray:
-    """Per row of ``(C, J, D)`` arrays: the median over the earlier years in which a
-    period ``stood`` out of its largest ``excess``, at least ``floor``, when at least
-    ``recurring_years`` years did; ``floor`` otherwise."""
-    best = np.where(stood, excess, -np.inf).max(axis=2)  # (C, J)
-    out = np.full(len(best), floor)
+def _median_of_years(obs, tail, excess, params: DetectionParams, floor: float) -> np.ndarray:
+    """Per row of ``(C, J, D)`` arrays (``obs``: observed; ``tail``: upper-tail
+    probability under the baseline): the median over the earlier years in which the
+    period stood out of its largest ``excess``, at least ``floor``; ``floor`` when it
+    did not come back. It came back when at least ``recurring_years`` years stood out
+    at ``recurring_alpha``, or every observed year, at least
+    :data:`RECURRING_EVERY_MIN_YEARS` of them, at ``recurring_every_alpha`` (then
+    the median is over those)."""
+    tail = np.where(obs, tail, 1.0)
+    best = np.where(tail < params.recurring_alpha, excess, -np.inf).max(axis=2)  # (C, J)
     ok = np.isfinite(best).sum(axis=1) >= params.recurring_years
+    loose = params.recurring_every_alpha
+    if loose > 0:
+        seen = obs.any(axis=2)
+        every = ((seen.sum(axis=1) >= RECURRING_EVERY_MIN_YEARS)
+                 & np.all(~seen | (tail.min(axis=2) < loose), axis=1) & ~ok)
+        if every.any():
+            wide = np.where(tail < loose, excess, -np.inf).max(axis=2)
+            best = np.where(every[:, None], wide, best)
+            ok = ok | every
+    out = np.full(len(best), floor)
     if ok.any():
         b = best[ok]
         out[ok] = np.maximum(np.nanmedian(np.where(np.isfinite(b), b, np.nan), axis=1), floor)
     return out
+
+
+#: The looser test of :func:`_median_of_years` (every earlier year at
+#: ``recurring_every_alpha``) needs at least this many observed earlier years: with two,
+#: chance alone would pass it about once in fifty periods.
+RECURRING_EVERY_MIN_YEARS = 3
 
 
 def _recurring_reach(fits: Fits, geo: _Geometry, params: DetectionParams):
@@ -550,9 +570,8 @@ def _recurring_shift(past, k, valid, y0, eta0, scale, fits: Fits, fr, geo: _Geom
     gp = np.where(ul[cand][:, None, None], np.log(np.maximum(pv, 0.0) + sh[cand][:, None, None]),
                   pv)
     r = gp - _eta_back(fits, fr[cand], pos, geo.lay.per_year)
-    stood = obs & (r > float(special.ndtri(1.0 - params.recurring_alpha))
-                   * scale[cand][:, None, None])
-    d[cand] = _median_of_years(stood, r, params, 0.0)
+    tail = special.ndtr(-r / np.maximum(scale[cand][:, None, None], 1e-300))
+    d[cand] = _median_of_years(obs, tail, r, params, 0.0)
     return d
 
 
@@ -1103,7 +1122,8 @@ DENOMINATOR_ONLY = frozenset({"rate_min_variation"})
 #: parameters added with a rule that each of them can turn off: while the rule is off
 #: (its switch at 0) they are left out of the fingerprint, so a state stored before
 #: the rule existed continues under params that keep it off
-SWITCHED = {"recurring_years": ("recurring_years", "recurring_alpha"),
+SWITCHED = {"recurring_years": ("recurring_years", "recurring_alpha", "recurring_every_alpha"),
+            "recurring_every_alpha": ("recurring_every_alpha",),
             "rate_min_variation": ("rate_min_variation",)}
 #: parameters that only decide whether a period is a spike: no state depends on them
 #: (a state holds the tail, the fits and the trend's run), so changing them replays

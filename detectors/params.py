@@ -110,6 +110,15 @@ class DetectionParams(BaseModel):
         description="A period of an earlier year stood out when its upper-tail probability "
         "under the baseline was below this.",
     )
+    recurring_every_alpha: float = Field(
+        0.05,
+        ge=0,
+        lt=1,
+        description="A high period also counts as coming back every year when the same "
+        "period stood out at this looser level in every earlier year the baseline covers, "
+        "at least three of them (a modest peak, such as a festival summer of a few weeks, "
+        "that no single year shows clearly). 0 turns it off.",
+    )
     rate_min_variation: float = Field(
         0.05,
         ge=0,

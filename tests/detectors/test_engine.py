@@ -768,6 +768,43 @@ def test_a_season_of_a_few_weeks_every_year_is_not_a_trend():
                for r in replay(rising, P)[-28:] for f in r)
 
 
+def _modest_summers(peak: tuple[float, ...], last: tuple[float, ...],
+                    gap_year: int | None = None, n: int = 260) -> Series:
+    """Weekly counts near 20 (a fixed wiggle, no randomness) whose ISO weeks 27-30 are
+    ``peak`` every year, ``last`` in the final year (``gap_year``: that year has none)."""
+    per = weeks(n, date(2021, 1, 4))
+    iso = np.array([p.isocalendar()[1] for p in per])
+    y = np.array([20.0 + (-2, 1, 3, -1, 0, 2, -3, 0)[i % 8] for i in range(n)])
+    at = np.flatnonzero((iso >= 27) & (iso < 31))
+    years = [at[j:j + 4] for j in range(0, len(at), 4)]
+    for j, w in enumerate(years[:-1]):
+        if j != gap_year:
+            y[w] = peak
+    y[years[-1]] = last
+    return Series(source="ambulance", substance="x", periods=per, values=y)
+
+
+def test_a_modest_season_back_every_year_is_not_a_trend():
+    # four summer weeks at about 1.8 times the level every year: no single year stands
+    # out at recurring_alpha (the dispersion includes the peaks), so without the
+    # looser every-year test the fifth summer was a trend; with it, none
+    usual = (36.0, 37.0, 36.0, 37.0)
+    s = _modest_summers(usual, usual)
+    loose_off = DetectionParams(recurring_every_alpha=0.0)
+    assert _increase_messages(s, loose_off, 156) >= 1
+    assert _increase_messages(s, P, 156) == 0
+    # a summer well above the usual one is still a rise
+    assert _increase_messages(_modest_summers(usual, (60.0, 61.0, 60.0, 61.0)), P, 156) >= 1
+    # every earlier year must have had it: one summer missing, the rule does not apply
+    assert _increase_messages(_modest_summers(usual, usual, gap_year=1), P, 156) >= 1
+    # incremental detection agrees with the replay
+    head = Series(source=s.source, substance=s.substance, periods=s.periods[:200],
+                  values=s.values[:200])
+    _, state = replay_with_state(head, P)
+    assert [state.advance(p, float(v), P) for p, v in
+            zip(s.periods[200:], s.values[200:], strict=True)] == replay(s, P)[200:]
+
+
 def _index_season(level: float, factor: float, weeks_long: int, seed: int,
                   n: int = 260) -> Series:
     """A weekly index (rounded, lognormal noise) with a New Year week and a summer
@@ -887,9 +924,15 @@ def test_a_rule_switched_off_keeps_the_fingerprint_of_states_from_before_it():
 
     before = DetectionParams(recurring_years=0, rate_min_variation=0.0)
     dump = before.model_dump_json(exclude={"recurring_years", "recurring_alpha",
-                                           "rate_min_variation"})
+                                           "recurring_every_alpha", "rate_min_variation"})
     assert params_fingerprint(before, True) == hashlib.sha256(dump.encode()).hexdigest()[:16]
     assert params_fingerprint(P, True) != params_fingerprint(before, True)
+    # the every-year test of recurring peaks came later: at 0 the states stored with
+    # the first rule for recurring peaks go on
+    first = DetectionParams(recurring_every_alpha=0.0)
+    dump = first.model_dump_json(exclude={"recurring_every_alpha"})
+    assert params_fingerprint(first, True) == hashlib.sha256(dump.encode()).hexdigest()[:16]
+    assert params_fingerprint(P, True) != params_fingerprint(first, True)
 
 
 def test_renormalised_quantised_index_has_no_false_increases():
