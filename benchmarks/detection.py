@@ -452,6 +452,58 @@ def recurring_cells(reps: int, seed: int):
                                    y=np.round(mu * np.exp(noise)), metric="index")
 
 
+def recurring_rise_cells(reps: int, seed: int):
+    """Rises in series with recurring peaks, and the same without them: weekly counts at
+    5, 20 or 60 a week (flat or with the yearly cycle, Poisson or variance 2x the mean)
+    stepping up x1.5 or x2 at a week drawn in 164-234, once with a New Year week and a
+    summer season of one to four weeks at 1.5-3 times the level (as
+    :func:`recurring_cells`) and once without them (other random numbers than
+    :func:`recurring_cells`, so its figures stay as they were)."""
+    rng = np.random.default_rng(seed + 5)
+    t = np.arange(N)
+    iso = np.array([p.isocalendar()[1] for p in PERIODS])
+    for rep in range(reps):
+        for level in (5.0, 20.0, 60.0):
+            for seasonal in (0.0, 0.4):
+                for phi in (1.0, 2.0):
+                    for size in (1.5, 2.0):
+                        base = level * np.exp(seasonal * np.sin(2 * np.pi * t / 52.18))
+                        summer = int(rng.integers(1, 5))
+                        peaked = base.copy()
+                        peaked[iso == NEW_YEAR] *= float(rng.uniform(1.5, 3.0))
+                        peaked[(iso >= SUMMER) & (iso < SUMMER + summer)] *= float(
+                            rng.uniform(1.5, 3.0))
+                        onset = int(rng.integers(164, 235))
+                        for peaks, mu in ((True, peaked), (False, base)):
+                            mu = mu.copy()
+                            mu[onset:] *= size
+                            if phi <= 1.0:
+                                y = rng.poisson(mu).astype(float)
+                            else:
+                                r = mu / (phi - 1)
+                                y = rng.negative_binomial(r, r / (r + mu)).astype(float)
+                            yield dict(rep=rep, size=size, peaks=peaks, onset=onset, y=y)
+
+
+def _rises(reps: int, seed: int, params: DetectionParams) -> dict:
+    """Share of :func:`recurring_rise_cells` found by a trend message within
+    :data:`HORIZON` weeks of the onset, and the median delay, with and without peaks."""
+    found: dict[str, list[bool]] = {}
+    delays: dict[str, list[int]] = {}
+    for c in recurring_rise_cells(reps, seed):
+        s = Series(source="ambulance", substance="x", periods=PERIODS, values=c["y"])
+        on = c["onset"]
+        hits = [t for t, k in _warnd_alerts(s, params, SCORE_FROM)
+                if on <= t < on + HORIZON and k == "trend"]
+        key = f"x{c['size']:g} {'with' if c['peaks'] else 'without'} peaks"
+        found.setdefault(key, []).append(bool(hits))
+        if hits:
+            delays.setdefault(key, []).append(hits[0] - on)
+    return {k: dict(found=float(np.mean(v)),
+                    median_delay=float(np.median(delays[k])) if k in delays else None)
+            for k, v in found.items()}
+
+
 def evaluate_recurring(reps: int, seed: int, params: DetectionParams | None = None) -> dict:
     params = params or DetectionParams()
     tally = {m: dict(false=0, null=0, by_level={}, spike=[], larger=[]) for m in ("count", "index")}
@@ -468,13 +520,15 @@ def evaluate_recurring(reps: int, seed: int, params: DetectionParams | None = No
                 m["by_level"][level] = m["by_level"].get(level, 0) + len(sent)
         else:
             m[c["event"]].append(any(t == c["onset"] for t, _ in sent))
-    return {metric: dict(
+    out = {metric: dict(
         false_per_year=m["false"] / (m["null"] * YEARS_SCORED),
         false_alerts=m["false"],
         false_by_level=m["by_level"],
         other_week_spike_alerted=float(np.mean(m["spike"])),
         larger_peak_alerted=float(np.mean(m["larger"])),
     ) for metric, m in tally.items()}
+    out["count"]["rises"] = _rises(reps, seed, params)
+    return out
 
 
 def _warnd_alerts(series: Series, params: DetectionParams, offset: int) -> list[tuple[int, str]]:
@@ -778,7 +832,8 @@ def main(argv: list[str] | None = None) -> None:
                          "each) per seed")
     ap.add_argument("--recurring-reps", type=int, default=None, metavar="N",
                     help="only warnd's cells with peaks that come back every year: N "
-                         "replicates (36 count and 36 index series each) per seed")
+                         "replicates (36 count and 36 index series each, and 48 count "
+                         "series with a rise, with and without the peaks) per seed")
     ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                     help="a detection parameter for warnd other than its default (JSON "
                          "value, e.g. rate_min_variation=0); repeatable")
