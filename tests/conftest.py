@@ -65,6 +65,14 @@ def write_config(dir_: Path, body: str, *, substances: str = SUBSTANCES,
     return p
 
 
+@pytest.fixture(scope="session")
+def browser():
+    """A real browser (Debian's chromium, Playwright), shared by every test module."""
+    from tests.webkit import launch_browser
+
+    yield from launch_browser()
+
+
 @pytest.fixture
 def fixed_now():
     return datetime(2026, 4, 6, 8, 0, tzinfo=UTC)

@@ -472,3 +472,35 @@ def test_backtest_never_sends(tmp_path, smtp_server, root):
     assert rc == 0
     assert smtp_server.messages == []
     assert not (cfg.state_dir / "warnd.sqlite").exists()  # no outbox either
+
+
+def test_a_peak_usual_for_the_time_of_year_is_said(tmp_path, smtp_server, teams_server):
+    # a spike judged against the peak its week shows every year (New Year): the
+    # expected level holds that peak, and the message says so, with its size
+    from dataclasses import replace
+
+    cfg = make_config(
+        tmp_path, target("mail", smtp_server.url()) + target("teams", teams_server.url())
+    )
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    spike = replace(finding("lab", kind="spike", rel=3.0), evidence={"recurring_factor": 2.4})
+    (a,) = decide.enqueue_findings(cfg, store, "ketamin", [(spike, "open")], {}, now=NOW)
+    assert a["kind"] == "spike" and a["data"]["agree"][0]["usual_peak"] == 2.4
+    assert outbox.dispatch_pending(cfg, store, now=NOW)["delivered"] == 2
+    wait_for(
+        lambda: len(smtp_server.messages) == 1 and len(teams_server.requests) == 1,
+        what="one email and one card",
+    )
+    said = "forventet med den vanlige toppen på denne tiden av året (2,4 × grunnlinjen)"
+    msg = smtp_server.messages[0]
+    assert said in msg.get_body(("html",)).get_content()
+    assert said in msg.get_body(("plain",)).get_content()
+    assert said in json.dumps(teams_server.payloads()[0], ensure_ascii=False)
+    # a spike in any other week says nothing of the kind
+    plain = decide._finding_dict(finding("lab", kind="spike", rel=3.0))
+    assert "usual_peak" not in plain
+    # an open episode's finding, stored as a dict and read back, keeps it
+    back = decide.finding_from_dict(decide._finding_dict(spike))
+    assert back.evidence == {"recurring_factor": 2.4}
+    assert decide.finding_from_dict(plain).evidence == {}

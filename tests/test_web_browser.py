@@ -7,7 +7,7 @@ import re
 import httpx
 
 from tests.servers import wait_for
-from tests.webkit import OPERATOR, VIEWER, browser, demo_console, login  # noqa: F401
+from tests.webkit import OPERATOR, VIEWER, demo_console, login  # noqa: F401
 from warnd.alerting import links
 from warnd.store import Store
 
@@ -16,7 +16,7 @@ def _store(state):
     return Store(state / "warnd.sqlite")
 
 
-def test_login_overview_and_substance_charts(demo_console, browser):  # noqa: F811
+def test_login_overview_and_substance_charts(demo_console, browser):
     console, _, _, _ = demo_console
     page = login(browser, console, OPERATOR)
     row = page.locator("table.overview tr", has_text="Kokain (inkl. crack)")
@@ -49,7 +49,7 @@ def test_login_overview_and_substance_charts(demo_console, browser):  # noqa: F8
     assert page.errors == []
 
 
-def test_operator_acks_and_silences_recorded_in_the_store(demo_console, browser):  # noqa: F811
+def test_operator_acks_and_silences_recorded_in_the_store(demo_console, browser):
     console, _, state, _ = demo_console
     page = login(browser, console, OPERATOR)
     page.goto("/alerts?state=open")
@@ -85,7 +85,7 @@ def test_operator_acks_and_silences_recorded_in_the_store(demo_console, browser)
     assert page.errors == []
 
 
-def test_signed_action_link_confirms_before_acting(demo_console, browser):  # noqa: F811
+def test_signed_action_link_confirms_before_acting(demo_console, browser):
     console, _, state, _ = demo_console
     store = _store(state)
     try:
@@ -120,7 +120,7 @@ def test_signed_action_link_confirms_before_acting(demo_console, browser):  # no
         store.close()
 
 
-def test_viewer_cannot_act(demo_console, browser):  # noqa: F811
+def test_viewer_cannot_act(demo_console, browser):
     console, _, state, _ = demo_console
     page = login(browser, console, VIEWER)
     page.goto("/alerts")
@@ -147,7 +147,7 @@ def test_viewer_cannot_act(demo_console, browser):  # noqa: F811
         store.close()
 
 
-def test_post_without_csrf_token_is_refused(demo_console, browser):  # noqa: F811
+def test_post_without_csrf_token_is_refused(demo_console, browser):
     console, _, state, _ = demo_console
     page = login(browser, console, OPERATOR)
     r = page.request.post(console.url + "/silences", form={
@@ -160,7 +160,7 @@ def test_post_without_csrf_token_is_refused(demo_console, browser):  # noqa: F81
         store.close()
 
 
-def test_pages_render_and_escape_feed_text(demo_console, browser):  # noqa: F811
+def test_pages_render_and_escape_feed_text(demo_console, browser):
     console, _, state, _ = demo_console
     store = _store(state)
     try:

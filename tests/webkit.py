@@ -115,8 +115,10 @@ def demo_console(tmp_path_factory) -> Any:
         console.stop()
 
 
-@pytest.fixture(scope="session")
-def browser() -> Any:
+def launch_browser() -> Any:
+    """Debian's chromium through Playwright, for the ``browser`` fixture of
+    ``tests/conftest.py`` (one for the whole run: a second Playwright cannot start in
+    the same process while one is open)."""
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         pytest.fail("chromium is not installed: run `make test` or `apt-get install chromium`")
     from playwright.sync_api import sync_playwright

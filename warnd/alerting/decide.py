@@ -130,6 +130,7 @@ def finding_from_dict(d: dict[str, Any]) -> Finding:
         p_value=d.get("p_value"), category=int(d.get("category") or 0),
         region=d.get("region") or "", metric=d.get("metric") or "count",
         dimension=d.get("dimension") or "use", method=d.get("method") or "",
+        evidence={"recurring_factor": d["usual_peak"]} if d.get("usual_peak") else {},
     )
 
 
@@ -518,6 +519,11 @@ def _finding_dict(f: Finding, shares: set[str] | None = None) -> dict[str, Any]:
     if shares is not None:
         # level_before/after are positives per test: a share, shown in per cent
         d["share"] = f.series_key in shares
+    peak = f.evidence.get("recurring_factor") if f.evidence else None
+    if peak and peak > 1:
+        # the expected level holds the peak this period shows every year (New Year, a
+        # festival summer): the reader is told, or 'before' looks too high
+        d["usual_peak"] = peak
     return d
 
 

@@ -36,6 +36,7 @@ from warnd.alerting.wording import (
     severity_words,
     stale_lines,
     target_kind,
+    usual_peak,
 )
 
 BUILTIN = Path(__file__).parent / "templates"
@@ -124,6 +125,7 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
                 "strength": num(a.get("strength"), lang, 2),
                 "p_value": p_value(a.get("p_value"), lang),
                 "onset": a.get("onset", ""),
+                "usual_peak": usual_peak(a, lang),
             }
         )
     n_sources = len({a["source"] for a in agree})
@@ -133,6 +135,7 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
             "detected_at": sp.get("detected_at", ""),
             "before": level(sp.get("level_before"), lang, share=bool(sp.get("share"))),
             "after": level(sp.get("level_after"), lang, share=bool(sp.get("share"))),
+            "usual_peak": usual_peak(sp, lang),
         }
         for sp in data.get("spikes") or []
     ]

@@ -10,6 +10,7 @@ from warnd.alerting.names import (
     agreement,
     certainty,
     level,
+    num,
     percent,
     series_name,
     source_name,
@@ -29,6 +30,8 @@ T = {
         "panel": "Trendpanelet, siste runde",
         "answers": "svar",
         "before_after": "nivå før {b} → etter {a} ({rel})",
+        "usual_peak": "forventet med den vanlige toppen på denne tiden av året "
+        "({x} × grunnlinjen)",
         "sure": "{c} (styrke {s}, p = {p})",
         "next": "Neste steg: kvitter med `warnd alerts ack {id}` eller demp med "
         "`warnd silence add --substance {sub} --for 14d --reason ...`.",
@@ -84,6 +87,7 @@ T = {
         "panel": "Trend panel, latest round",
         "answers": "answers",
         "before_after": "level before {b} → after {a} ({rel})",
+        "usual_peak": "expected with this time of year's usual peak ({x} × the baseline)",
         "sure": "{c} (strength {s}, p = {p})",
         "next": "Next: acknowledge with `warnd alerts ack {id}` or silence with "
         "`warnd silence add --substance {sub} --for 14d --reason ...`.",
@@ -181,14 +185,26 @@ def n_all_sources(data: dict[str, Any]) -> int:
     return len(agree | {split_key(k)[0] for k in data.get("disagree") or []})
 
 
+def usual_peak(a: dict[str, Any], lang: str) -> str:
+    """For a finding judged against the peak its period shows every year (New Year, a
+    festival summer): that the expected level holds it, and how large it is; "" for
+    any other."""
+    x = a.get("usual_peak")
+    if not x:
+        return ""
+    return str(T.get(lang, T["no"])["usual_peak"].format(x=num(x, lang, 1)))
+
+
 def source_line(a: dict[str, Any], config: Any, lang: str) -> str:
     """One agreeing source in words: level before → after, change, certainty."""
     t = T.get(lang, T["no"])
     share = bool(a.get("share"))
+    peak = usual_peak(a, lang)
     return (f"{series_label(a, config, lang)}: "
             + t["before_after"].format(b=level(a.get("level_before"), lang, share=share),
                                        a=level(a.get("level_after"), lang, share=share),
                                        rel=percent(a.get("relative_change"), lang))
+            + (f"; {peak}" if peak else "")
             + f"; {scale_words(int(a.get('category') or 0), lang)} {t['this_source']}"
             + f"; {certainty(a.get('p_value'), lang)}")
 
@@ -313,9 +329,11 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
     if data.get("spikes"):
         lines += ["", f"{t['spikes']}:"]
         for sp in data["spikes"]:
+            peak = usual_peak(sp, lang)
             lines.append(f"  - {series_label(sp, config, lang)} {sp['detected_at']}: "
                          f"{level(sp['level_before'], lang, share=bool(sp.get('share')))} → "
-                         f"{level(sp['level_after'], lang, share=bool(sp.get('share')))}")
+                         f"{level(sp['level_after'], lang, share=bool(sp.get('share')))}"
+                         + (f" ({peak})" if peak else ""))
     if data.get("headlines"):
         lines += ["", f"{t['headlines']}:"]
         for h in data["headlines"]:

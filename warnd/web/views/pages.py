@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from warnd.alerting.names import certainty, level, series_name
+from warnd.alerting.wording import usual_peak
 from warnd.service.health import collect_status
 from warnd.web import data
 from warnd.web.auth import guard
@@ -35,6 +37,11 @@ def substance(request: Request, who: dict[str, Any], store: Any) -> Response:
                                        share=f["share"])
         f["levels"] = (f"{level(f['level_before'], lang, share=f['share'])} → "
                        f"{level(f['level_after'], lang, share=f['share'])}")
+        try:
+            peak = json.loads(f.get("evidence") or "{}").get("recurring_factor")
+        except (ValueError, AttributeError):
+            peak = None
+        f["usual_peak"] = usual_peak({"usual_peak": peak}, lang)
         f["certainty"] = certainty(f["p_value"], lang)
         f["kind_words"] = _kind_words(f["kind"], f["direction"], lang)
         f["words"] = _cat_words(f["category"], lang)
