@@ -731,6 +731,8 @@ def _trend(meta, ev: _Eval, i: int, up: bool, params, date_at, family: str, has_
     ):
         return None
     p = float(special.ndtr(-math.sqrt(2.0 * max(lr, 0.0))))
+    # periods of the window whose expectation holds their usual yearly peak
+    peaks = int(np.count_nonzero(tab.recurring[r:r + d + 1] > 1.0))
     return Finding(
         source=meta.source,
         substance=meta.substance,
@@ -756,6 +758,7 @@ def _trend(meta, ev: _Eval, i: int, up: bool, params, date_at, family: str, has_
             "periods_since_onset": int(t - onset + 1),
             "observed_periods": int(n_obs),
             "dispersion": _round(tab.scale[r]),
+            **({"usual_peak_periods": peaks} if peaks else {}),
         },
     )
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from tests.alerting_env import HOSTILE, finding, make_config, seed_headline, seed_series, target
 from tests.servers import free_port, wait_for
 from warnd.alerting import decide, outbox
+from warnd.alerting.wording import render_text
 from warnd.store import Store
 
 NOW = datetime(2026, 7, 7, 10, 0, tzinfo=UTC)  # a Tuesday, working hours
@@ -504,3 +505,9 @@ def test_a_peak_usual_for_the_time_of_year_is_said(tmp_path, smtp_server, teams_
     back = decide.finding_from_dict(decide._finding_dict(spike))
     assert back.evidence == {"recurring_factor": 2.4}
     assert decide.finding_from_dict(plain).evidence == {}
+    # a trend says in how many periods of its window the usual peak was expected
+    trend = replace(finding("lab"), evidence={"usual_peak_periods": 3, "observed_periods": 8})
+    data = {**a["data"], "kind": "trend", "agree": [decide._finding_dict(trend)]}
+    _, text = render_text(data, "en", 1)
+    assert "expected with this time of year's usual peak in 3 of its 8 periods" in text
+    assert decide.finding_from_dict(decide._finding_dict(trend)).evidence == trend.evidence

@@ -764,8 +764,14 @@ def test_a_season_of_a_few_weeks_every_year_is_not_a_trend():
     y = s.values.copy()
     y[-30:] = np.random.default_rng(9).poisson(60.0, 30)
     rising = Series(source=s.source, substance=s.substance, periods=s.periods, values=y)
-    assert any(f.kind == "trend" and f.direction == "increase"
-               for r in replay(rising, P)[-28:] for f in r)
+    trends = [f for r in replay(rising, P)[-28:] for f in r
+              if f.kind == "trend" and f.direction == "increase"]
+    assert trends
+    # its evidence says how many periods of the window held their usual summer peak
+    # (the summer's weeks and the next, as a week either side is looked at)
+    assert max(f.evidence.get("usual_peak_periods", 0) for f in trends) == 4
+    assert all(f.evidence.get("usual_peak_periods", 0) <= f.evidence["observed_periods"]
+               for f in trends)
 
 
 def _modest_summers(peak: tuple[float, ...], last: tuple[float, ...],

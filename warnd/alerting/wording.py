@@ -32,6 +32,8 @@ T = {
         "before_after": "nivå før {b} → etter {a} ({rel})",
         "usual_peak": "forventet med den vanlige toppen på denne tiden av året "
         "({x} × grunnlinjen)",
+        "usual_peak_periods": "forventet med den vanlige toppen på denne tiden av året "
+        "i {n} av {m} perioder",
         "sure": "{c} (styrke {s}, p = {p})",
         "next": "Neste steg: kvitter med `warnd alerts ack {id}` eller demp med "
         "`warnd silence add --substance {sub} --for 14d --reason ...`.",
@@ -88,6 +90,8 @@ T = {
         "answers": "answers",
         "before_after": "level before {b} → after {a} ({rel})",
         "usual_peak": "expected with this time of year's usual peak ({x} × the baseline)",
+        "usual_peak_periods": "expected with this time of year's usual peak in {n} of its "
+        "{m} periods",
         "sure": "{c} (strength {s}, p = {p})",
         "next": "Next: acknowledge with `warnd alerts ack {id}` or silence with "
         "`warnd silence add --substance {sub} --for 14d --reason ...`.",
@@ -187,12 +191,15 @@ def n_all_sources(data: dict[str, Any]) -> int:
 
 def usual_peak(a: dict[str, Any], lang: str) -> str:
     """For a finding judged against the peak its period shows every year (New Year, a
-    festival summer): that the expected level holds it, and how large it is; "" for
-    any other."""
-    x = a.get("usual_peak")
-    if not x:
-        return ""
-    return str(T.get(lang, T["no"])["usual_peak"].format(x=num(x, lang, 1)))
+    festival summer): that the expected level holds it, and how large it is (a spike)
+    or in how many periods of the trend's window; "" for any other."""
+    t = T.get(lang, T["no"])
+    if a.get("usual_peak"):
+        return str(t["usual_peak"].format(x=num(a["usual_peak"], lang, 1)))
+    if a.get("usual_peak_periods"):
+        return str(t["usual_peak_periods"].format(n=a["usual_peak_periods"],
+                                                  m=a.get("observed_periods") or "?"))
+    return ""
 
 
 def source_line(a: dict[str, Any], config: Any, lang: str) -> str:

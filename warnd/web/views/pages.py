@@ -38,10 +38,13 @@ def substance(request: Request, who: dict[str, Any], store: Any) -> Response:
         f["levels"] = (f"{level(f['level_before'], lang, share=f['share'])} → "
                        f"{level(f['level_after'], lang, share=f['share'])}")
         try:
-            peak = json.loads(f.get("evidence") or "{}").get("recurring_factor")
-        except (ValueError, AttributeError):
-            peak = None
-        f["usual_peak"] = usual_peak({"usual_peak": peak}, lang)
+            ev = json.loads(f.get("evidence") or "{}")
+        except ValueError:
+            ev = {}
+        ev = ev if isinstance(ev, dict) else {}
+        f["usual_peak"] = usual_peak({"usual_peak": ev.get("recurring_factor"),
+                                      "usual_peak_periods": ev.get("usual_peak_periods"),
+                                      "observed_periods": ev.get("observed_periods")}, lang)
         f["certainty"] = certainty(f["p_value"], lang)
         f["kind_words"] = _kind_words(f["kind"], f["direction"], lang)
         f["words"] = _cat_words(f["category"], lang)
