@@ -110,7 +110,12 @@ def simulate(
         mult[onset:] = 1 + (size - 1) * ramp
     elif event in ("spike", "drop"):
         mult[onset] = size
-    mu = mu * mult
+    return _counts(rng, mu * mult, phi)
+
+
+def _counts(rng: np.random.Generator, mu: np.ndarray, phi: float) -> np.ndarray:
+    """Counts with mean ``mu``: Poisson, or negative binomial with variance ``phi``
+    times the mean."""
     if phi <= 1.0:
         return rng.poisson(mu).astype(float)
     r = mu / (phi - 1)
@@ -409,6 +414,32 @@ NEW_YEAR, SUMMER = 1, 27
 RECURRING_EVENTS = ("none", "spike", "larger")
 
 
+#: the ISO week of each period
+ISO_WEEKS = np.array([p.isocalendar()[1] for p in PERIODS])
+
+
+def _recurring_grid(reps: int):
+    """The cells of the recurring-peak series: ``(rep, level, phi, mean)`` for levels 5,
+    20 and 60 a week, flat or with the yearly cycle, Poisson or variance 2x the mean."""
+    t = np.arange(N)
+    for rep in range(reps):
+        for level in (5.0, 20.0, 60.0):
+            for seasonal in (0.0, 0.4):
+                for phi in (1.0, 2.0):
+                    yield rep, level, phi, level * np.exp(seasonal * np.sin(2 * np.pi * t / 52.18))
+
+
+def _with_peaks(rng: np.random.Generator, mu: np.ndarray):
+    """``mu`` with its New Year week and a summer season of one to four weeks from ISO
+    week :data:`SUMMER` each 1.5-3 times as high (a copy), and the summer's length."""
+    summer = int(rng.integers(1, 5))
+    mu = mu.copy()
+    iso = ISO_WEEKS
+    mu[iso == NEW_YEAR] *= float(rng.uniform(1.5, 3.0))
+    mu[(iso >= SUMMER) & (iso < SUMMER + summer)] *= float(rng.uniform(1.5, 3.0))
+    return mu, summer
+
+
 def recurring_cells(reps: int, seed: int):
     """Weekly counts (Poisson or variance 2x the mean; level 5, 20 or 60 a week, flat
     or with the yearly cycle) whose New Year week and a summer season of one to four
@@ -418,38 +449,25 @@ def recurring_cells(reps: int, seed: int):
     drawn in 164-250 (should alert); or the last scored New Year at six times its usual
     peak (should alert)."""
     rng = np.random.default_rng(seed + 3)
-    t = np.arange(N)
-    iso = np.array([p.isocalendar()[1] for p in PERIODS])
-    for rep in range(reps):
-        for level in (5.0, 20.0, 60.0):
-            for seasonal in (0.0, 0.4):
-                for phi in (1.0, 2.0):
-                    for event in RECURRING_EVENTS:
-                        mu = level * np.exp(seasonal * np.sin(2 * np.pi * t / 52.18))
-                        summer = int(rng.integers(1, 5))
-                        mu[iso == NEW_YEAR] *= float(rng.uniform(1.5, 3.0))
-                        mu[(iso >= SUMMER) & (iso < SUMMER + summer)] *= float(
-                            rng.uniform(1.5, 3.0))
-                        peaks = (NEW_YEAR, *range(SUMMER, SUMMER + summer))
-                        onset = -1
-                        if event == "spike":
-                            free = [i for i in range(SCORE_FROM + 8, N - 10)
-                                    if all(abs(int(iso[i]) - w) > 1 for w in peaks)]
-                            onset = int(rng.choice(free))
-                            mu[onset] *= 8.0
-                        elif event == "larger":
-                            onset = int(np.flatnonzero(iso == NEW_YEAR)[-1])
-                            mu[onset] *= 6.0
-                        if phi <= 1.0:
-                            y = rng.poisson(mu).astype(float)
-                        else:
-                            r = mu / (phi - 1)
-                            y = rng.negative_binomial(r, r / (r + mu)).astype(float)
-                        yield dict(rep=rep, event=event, level=level, onset=onset, y=y,
-                                   metric="count")
-                        noise = rng.normal(0, 0.1 * phi, N)
-                        yield dict(rep=rep, event=event, level=level, onset=onset,
-                                   y=np.round(mu * np.exp(noise)), metric="index")
+    iso = ISO_WEEKS
+    for rep, level, phi, base in _recurring_grid(reps):
+        for event in RECURRING_EVENTS:
+            mu, summer = _with_peaks(rng, base)
+            peaks = (NEW_YEAR, *range(SUMMER, SUMMER + summer))
+            onset = -1
+            if event == "spike":
+                free = [i for i in range(SCORE_FROM + 8, N - 10)
+                        if all(abs(int(iso[i]) - w) > 1 for w in peaks)]
+                onset = int(rng.choice(free))
+                mu[onset] *= 8.0
+            elif event == "larger":
+                onset = int(np.flatnonzero(iso == NEW_YEAR)[-1])
+                mu[onset] *= 6.0
+            yield dict(rep=rep, event=event, level=level, onset=onset,
+                       y=_counts(rng, mu, phi), metric="count")
+            noise = rng.normal(0, 0.1 * phi, N)
+            yield dict(rep=rep, event=event, level=level, onset=onset,
+                       y=np.round(mu * np.exp(noise)), metric="index")
 
 
 def recurring_rise_cells(reps: int, seed: int):
@@ -460,29 +478,14 @@ def recurring_rise_cells(reps: int, seed: int):
     :func:`recurring_cells`) and once without them (other random numbers than
     :func:`recurring_cells`, so its figures stay as they were)."""
     rng = np.random.default_rng(seed + 5)
-    t = np.arange(N)
-    iso = np.array([p.isocalendar()[1] for p in PERIODS])
-    for rep in range(reps):
-        for level in (5.0, 20.0, 60.0):
-            for seasonal in (0.0, 0.4):
-                for phi in (1.0, 2.0):
-                    for size in (1.5, 2.0):
-                        base = level * np.exp(seasonal * np.sin(2 * np.pi * t / 52.18))
-                        summer = int(rng.integers(1, 5))
-                        peaked = base.copy()
-                        peaked[iso == NEW_YEAR] *= float(rng.uniform(1.5, 3.0))
-                        peaked[(iso >= SUMMER) & (iso < SUMMER + summer)] *= float(
-                            rng.uniform(1.5, 3.0))
-                        onset = int(rng.integers(164, 235))
-                        for peaks, mu in ((True, peaked), (False, base)):
-                            mu = mu.copy()
-                            mu[onset:] *= size
-                            if phi <= 1.0:
-                                y = rng.poisson(mu).astype(float)
-                            else:
-                                r = mu / (phi - 1)
-                                y = rng.negative_binomial(r, r / (r + mu)).astype(float)
-                            yield dict(rep=rep, size=size, peaks=peaks, onset=onset, y=y)
+    for rep, _, phi, base in _recurring_grid(reps):
+        for size in (1.5, 2.0):
+            peaked, _ = _with_peaks(rng, base)
+            onset = int(rng.integers(164, 235))
+            step = np.where(np.arange(N) >= onset, size, 1.0)
+            for peaks, mu in ((True, peaked), (False, base)):
+                yield dict(rep=rep, size=size, peaks=peaks, onset=onset,
+                           y=_counts(rng, mu * step, phi))
 
 
 def _rises(reps: int, seed: int, params: DetectionParams) -> dict:
