@@ -23,7 +23,7 @@ from typing import Any
 from detectors.base import SCALE, Finding, is_score, series_key
 from warnd.alerting.freshness import stale_data
 from warnd.alerting.outbox import crash_point, enqueue_alert
-from warnd.alerting.wording import render_text
+from warnd.alerting.wording import USUAL_PEAK_EVIDENCE, render_text, usual_peak_fields
 from warnd.config import Config, parse_duration
 from warnd.store import Store, iso
 
@@ -130,19 +130,9 @@ def finding_from_dict(d: dict[str, Any]) -> Finding:
         p_value=d.get("p_value"), category=int(d.get("category") or 0),
         region=d.get("region") or "", metric=d.get("metric") or "count",
         dimension=d.get("dimension") or "use", method=d.get("method") or "",
-        evidence=_usual_peak_evidence(d),
+        # what _finding_dict kept of the evidence, as evidence again
+        evidence={ev: d[k] for k, ev in USUAL_PEAK_EVIDENCE.items() if k in d},
     )
-
-
-def _usual_peak_evidence(d: dict[str, Any]) -> dict[str, Any]:
-    """What :func:`_finding_dict` kept of a finding's evidence, as evidence again."""
-    ev: dict[str, Any] = {}
-    if d.get("usual_peak"):
-        ev["recurring_factor"] = d["usual_peak"]
-    if d.get("usual_peak_periods"):
-        ev["usual_peak_periods"] = d["usual_peak_periods"]
-        ev["observed_periods"] = d.get("observed_periods")
-    return ev
 
 
 def _f(x: Any) -> float:
@@ -530,14 +520,9 @@ def _finding_dict(f: Finding, shares: set[str] | None = None) -> dict[str, Any]:
     if shares is not None:
         # level_before/after are positives per test: a share, shown in per cent
         d["share"] = f.series_key in shares
-    ev = f.evidence or {}
     # the expected level holds the peak the period shows every year (New Year, a
     # festival summer): the reader is told, or 'before' looks too high
-    if (ev.get("recurring_factor") or 0) > 1:
-        d["usual_peak"] = ev["recurring_factor"]
-    if ev.get("usual_peak_periods"):  # a trend: that many periods of its window
-        d["usual_peak_periods"] = ev["usual_peak_periods"]
-        d["observed_periods"] = ev.get("observed_periods")
+    d.update(usual_peak_fields(f.evidence or {}))
     return d
 
 

@@ -189,6 +189,26 @@ def n_all_sources(data: dict[str, Any]) -> int:
     return len(agree | {split_key(k)[0] for k in data.get("disagree") or []})
 
 
+#: A finding's evidence of its usual yearly peak, by the alert data's key: the factor of
+#: a spike's period, or the periods of a trend's window that held the peak (of those
+#: observed). Engine findings carry the factor only where it is above 1.
+USUAL_PEAK_EVIDENCE = {"usual_peak": "recurring_factor",
+                       "usual_peak_periods": "usual_peak_periods",
+                       "observed_periods": "observed_periods"}
+
+
+def usual_peak_fields(evidence: dict[str, Any]) -> dict[str, Any]:
+    """The alert data's keys for a finding's ``evidence`` of its usual yearly peak
+    (:data:`USUAL_PEAK_EVIDENCE`); {} when it has none."""
+    out: dict[str, Any] = {}
+    if (evidence.get("recurring_factor") or 0) > 1:
+        out["usual_peak"] = evidence["recurring_factor"]
+    if evidence.get("usual_peak_periods"):  # a trend: that many periods of its window
+        out["usual_peak_periods"] = evidence["usual_peak_periods"]
+        out["observed_periods"] = evidence.get("observed_periods")
+    return out
+
+
 def usual_peak(a: dict[str, Any], lang: str) -> str:
     """For a finding judged against the peak its period shows every year (New Year, a
     festival summer): that the expected level holds it, and how large it is (a spike)

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from warnd.alerting.names import certainty, level, series_name
-from warnd.alerting.wording import usual_peak
+from warnd.alerting.wording import usual_peak, usual_peak_fields
 from warnd.service.health import collect_status
 from warnd.web import data
 from warnd.web.auth import guard
@@ -42,9 +42,7 @@ def substance(request: Request, who: dict[str, Any], store: Any) -> Response:
         except ValueError:
             ev = {}
         ev = ev if isinstance(ev, dict) else {}
-        f["usual_peak"] = usual_peak({"usual_peak": ev.get("recurring_factor"),
-                                      "usual_peak_periods": ev.get("usual_peak_periods"),
-                                      "observed_periods": ev.get("observed_periods")}, lang)
+        f["usual_peak"] = usual_peak(usual_peak_fields(ev), lang)
         f["certainty"] = certainty(f["p_value"], lang)
         f["kind_words"] = _kind_words(f["kind"], f["direction"], lang)
         f["words"] = _cat_words(f["category"], lang)
