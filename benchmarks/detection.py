@@ -101,7 +101,7 @@ def simulate(
     onset: int,
 ) -> np.ndarray:
     t = np.arange(N)
-    mu = level * np.exp(trend * t / 52.18 + seasonal * np.sin(2 * np.pi * t / 52.18))
+    mu = mean_of(level, seasonal, trend)
     mult = np.ones(N)
     if event == "step":
         mult[onset:] = size
@@ -111,6 +111,12 @@ def simulate(
     elif event in ("spike", "drop"):
         mult[onset] = size
     return _counts(rng, mu * mult, phi)
+
+
+def mean_of(level: float, seasonal: float, trend: float) -> np.ndarray:
+    """The weekly mean before any event: ``level · exp(trend·years + seasonal·sin(2πt/52.18))``."""
+    t = np.arange(N)
+    return level * np.exp(trend * t / 52.18 + seasonal * np.sin(2 * np.pi * t / 52.18))
 
 
 def _counts(rng: np.random.Generator, mu: np.ndarray, phi: float) -> np.ndarray:
