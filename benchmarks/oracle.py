@@ -30,6 +30,13 @@ only do worse than this reference, up to the budget's allocation between cells (
 bar pools the false alerts of a grid; spending them where counts are low would move
 the reference's pooled figures a little, see the docs).
 
+Two more references (``--size-unknown``, ``--spike-guard``): without the rise's shape
+and size, one step likelihood ratio maximised over size and start for every event and
+one threshold a cell (warnd's statistic with the true mean); and that one with warnd's
+spike guard (the ratio without the window's largest excess must reach
+``glr_loo_h / glr_h`` of the threshold), its threshold raised where needed so that at
+most ``--max-spikes`` of one-week x8 spikes are followed by an alarm within 26 weeks.
+
 Scored as the benchmark scores warnd: detected when an alarm falls within 26 weeks
 of the onset (weeks ``onset .. onset + 25``), the delay from the onset to the first
 such alarm; figures pooled over cells with equal weight, steps and ramps pooled by
@@ -38,6 +45,8 @@ size, the median delay over every detected step and ramp.
     python -m benchmarks.oracle                     # seed 1, 500 event-free series a cell
     python -m benchmarks.oracle --seeds 1,2,3 --null 1000 --events 200
     python -m benchmarks.oracle --rates 0.05,0.1,0.2   # the same at other false-alert rates
+    python -m benchmarks.oracle --size-unknown         # one statistic for every rise
+    python -m benchmarks.oracle --spike-guard --max-spikes 0.05
 """
 
 from __future__ import annotations
@@ -63,6 +72,9 @@ from benchmarks.detection import (
 #: The event shapes: kind and size, as :data:`benchmarks.detection.EVENTS` has them.
 SHAPES = [("step", 1.5), ("step", 2.0), ("step", 3.0), ("ramp", 1.5), ("ramp", 2.0),
           ("ramp", 3.0)]
+#: A one-week spike (as the benchmark's): judged by the size-unknown reference only,
+#: where an alarm within 26 weeks is a spike read as a trend.
+SPIKE = ("spike", 8.0)
 #: The statistic's window: starts up to this many weeks back (the PoD window's length).
 WINDOW = HORIZON
 #: Weeks before the scored part the statistic starts from: it looks back ``WINDOW``
@@ -112,27 +124,48 @@ class SizeUnknown:
     """The reference without the rise's size: the step likelihood ratio maximised over
     the size as well (``f >= 1``) — warnd's statistic (``docs/detection.md`` 1.3) with
     the true mean in place of the estimated baseline. For ``phi`` above 1 it is the
-    quasi-Poisson ratio (the Poisson ratio divided by ``phi``), as in warnd."""
+    quasi-Poisson ratio (the Poisson ratio divided by ``phi``), as in warnd.
 
-    def __init__(self, y: np.ndarray, mu: np.ndarray, phi: float) -> None:
-        self.y, self.mu, self.phi = y, mu, phi
+    With ``guard`` (a fraction of ``h``) it has warnd's spike guard as well: the same
+    ratio with the window's most extreme week (the largest ``y - mu``) left out must
+    reach ``guard · h``, so a single week never alarms alone."""
+
+    def __init__(self, y: np.ndarray, mu: np.ndarray, phi: float,
+                 guard: float | None = None) -> None:
+        self.y, self.mu, self.phi, self.guard = y, mu, phi, guard
         self.shape = (y.shape[0], y.shape[1], WINDOW)
+
+
+def _ratio(ys: np.ndarray, ms: np.ndarray, phi: float) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ys > ms, ys * np.log(ys / ms) - (ys - ms), 0.0) / phi
 
 
 def _glr_alarms(t: SizeUnknown, h: float) -> list[np.ndarray]:
     n, weeks, width = t.shape
     ys = np.zeros((n, width))
     ms = np.full((n, width), np.inf)  # no start yet: a ratio of 0
+    # the most extreme week of each window: its excess, value and mean
+    hx, hy, hm = np.full((n, width), -np.inf), np.zeros((n, width)), np.zeros((n, width))
     hits = np.zeros((n, weeks), dtype=bool)
     for w in range(weeks):
-        ys[:, 1:] = ys[:, :-1] + t.y[:, w, None]
-        ms[:, 1:] = ms[:, :-1] + t.mu[:, w, None]
-        ys[:, 0], ms[:, 0] = t.y[:, w], t.mu[:, w]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(ys > ms, ys * np.log(ys / ms) - (ys - ms), 0.0) / t.phi
-        hit = ratio.max(axis=1) >= h
+        y, m = t.y[:, w], t.mu[:, w]
+        ys[:, 1:] = ys[:, :-1] + y[:, None]
+        ms[:, 1:] = ms[:, :-1] + m[:, None]
+        ys[:, 0], ms[:, 0] = y, m
+        ok = _ratio(ys, ms, t.phi) >= h
+        if t.guard is not None:
+            x = (y - m)[:, None]
+            hx[:, 1:], hy[:, 1:], hm[:, 1:] = hx[:, :-1], hy[:, :-1], hm[:, :-1]
+            hx[:, 0], hy[:, 0], hm[:, 0] = -np.inf, 0.0, 0.0
+            new = x > hx
+            hx = np.where(new, x, hx)
+            hy = np.where(new, y[:, None], hy)
+            hm = np.where(new, m[:, None], hm)
+            ok &= _ratio(ys - hy, ms - hm, t.phi) >= t.guard * h
+        hit = ok.any(axis=1)
         hits[:, w] = hit
-        ys[hit], ms[hit] = 0.0, np.inf
+        ys[hit], ms[hit], hx[hit] = 0.0, np.inf, -np.inf
     return [np.flatnonzero(row) for row in hits]
 
 
@@ -168,27 +201,56 @@ def cells(extra: bool) -> list[tuple[float, float, float, float]]:
             for phi in (1.0, 2.0)]
 
 
+def _events(rng: np.random.Generator, mu: np.ndarray, phi: float, kind: str, size: float,
+            n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` series of mean ``mu`` with the event from an onset drawn as the benchmark
+    draws it: counts and onsets."""
+    onsets = rng.integers(SCORE_FROM + 8, N - HORIZON + 1, size=n)
+    k = np.arange(N)[None, :] - onsets[:, None]
+    mult = np.ones((n, N))
+    rising = k >= 0
+    if kind == "spike":
+        mult[k == 0] = size
+    else:
+        mult[rising] = (size if kind == "step" else
+                        1 + (size - 1) * np.minimum((k[rising] + 1) / 12.0, 1.0))
+    return _counts(rng, mu[None, :] * mult, phi), onsets
+
+
+def _delays(table: np.ndarray | SizeUnknown, onsets: np.ndarray, h: float) -> list[int | None]:
+    """Weeks from each onset to the first alarm within the PoD window (None: none)."""
+    out: list[int | None] = []
+    for on, when in zip(onsets, _alarms(table, h), strict=True):
+        late = when[(when + FROM >= on) & (when + FROM < on + HORIZON)]
+        out.append(int(late[0] + FROM - on) if late.size else None)
+    return out
+
+
 def evaluate(seed: int, n_null: int, n_events: int, rates: list[float],
-             extra: bool = False, size_known: bool = True) -> dict:
+             extra: bool = False, size_known: bool = True, guard: float | None = None,
+             max_spikes: float | None = None) -> dict:
     """Per (level, phi) cell and shape: the threshold for each rate, and per rate the
     detections and delays of the events (``n_events`` a cell of the grid, onsets drawn
-    as the benchmark draws them)."""
+    as the benchmark draws them). With ``max_spikes`` (size unknown only) the threshold
+    is raised where needed so that at most that share of one-week spikes is followed by
+    an alarm within the PoD window (a spike read as a trend)."""
     rng = np.random.default_rng(seed)
     groups: dict[tuple[float, float], list] = {}
     for cell in cells(extra):
         groups.setdefault((cell[0], cell[3]), []).append(cell)
     out: dict = {}
-    weeks = np.arange(N)
     for (level, phi), members in groups.items():
         mus = [mean_of(level, s, tr) for lv, s, tr, _ in members]
         nulls = [_counts(rng, np.broadcast_to(mu, (n_null, N)), phi) for mu in mus]
+        shapes = SHAPES if size_known else [SPIKE, *SHAPES]
         if not size_known:  # one statistic, one threshold for every shape
             null_table = SizeUnknown(np.concatenate([y[:, FROM:] for y in nulls]),
                                      np.concatenate([np.broadcast_to(mu[FROM:], (n_null, N - FROM))
-                                                     for mu in mus]), phi)
+                                                     for mu in mus]), phi, guard)
             shared = {rate: threshold(null_table, rate) for rate in rates}
-        for kind, size in SHAPES:
-            f = factors(kind, size)
+            del null_table
+        for kind, size in shapes:
+            f = factors(kind, size) if size_known else None
             if size_known:
                 null_table = np.concatenate([llr(y[:, FROM:], mu[FROM:], phi, f)
                                              for y, mu in zip(nulls, mus, strict=True)])
@@ -196,48 +258,56 @@ def evaluate(seed: int, n_null: int, n_events: int, rates: list[float],
                 del null_table
             else:
                 hs = shared
-            found: dict[float, list[int | None]] = {rate: [] for rate in rates}
-            for mu in mus:
-                onsets = rng.integers(SCORE_FROM + 8, N - HORIZON + 1, size=n_events)
-                k = weeks[None, :] - onsets[:, None]
-                mult = np.ones((n_events, N))
-                rising = k >= 0
-                mult[rising] = (size if kind == "step"
-                                else 1 + (size - 1) * np.minimum((k[rising] + 1) / 12.0, 1.0))
-                y = _counts(rng, mu[None, :] * mult, phi)
-                table = (llr(y[:, FROM:], mu[FROM:], phi, f) if size_known else
-                         SizeUnknown(y[:, FROM:], np.broadcast_to(mu[FROM:], y[:, FROM:].shape),
-                                     phi))
-                for rate, h in hs.items():
-                    for on, when in zip(onsets, _alarms(table, h), strict=True):
-                        late = when[(when + FROM >= on) & (when + FROM < on + HORIZON)]
-                        found[rate].append(int(late[0] + FROM - on) if late.size else None)
+            drawn = [_events(rng, mu, phi, kind, size, n_events) for mu in mus]
+            tables = [(llr(y[:, FROM:], mu[FROM:], phi, f) if size_known else
+                       SizeUnknown(y[:, FROM:], np.broadcast_to(mu[FROM:], y[:, FROM:].shape),
+                                   phi, guard), onsets)
+                      for (y, onsets), mu in zip(drawn, mus, strict=True)]
+            if kind == "spike" and max_spikes is not None:
+                def spikes_read(h: float) -> float:
+                    got = [d for t, on in tables for d in _delays(t, on, h)]
+                    return float(np.mean([d is not None for d in got]))
+
+                lo, hi = 0.0, 40.0
+                while hi - lo > 0.01:
+                    mid = (lo + hi) / 2
+                    lo, hi = (mid, hi) if spikes_read(mid) > max_spikes else (lo, mid)
+                shared = hs = {rate: max(h, hi) for rate, h in shared.items()}
+            found = {rate: [d for t, on in tables for d in _delays(t, on, h)]
+                     for rate, h in hs.items()}
             out[(level, phi, kind, size)] = {"h": hs, "delays": found}
     return out
 
 
 def summary(res: dict, rate: float) -> dict[str, float]:
     """The bar's figures at ``rate``: PoD by size (steps and ramps pooled over cells with
-    equal weight) and the median delays."""
+    equal weight), the median delays, and (when judged) the share of spikes read as
+    trends."""
+    rises = {k: v for k, v in res.items() if k[2] != "spike"}
+
     def pod(size: float) -> float:
         per = [np.mean([d is not None for d in v["delays"][rate]])
-               for (_, _, _, s), v in res.items() if s == size]
+               for (_, _, _, s), v in rises.items() if s == size]
         return float(np.mean(per))
 
-    every = [d for v in res.values() for d in v["delays"][rate] if d is not None]
-    steps = [d for (_, _, kind, _), v in res.items() if kind == "step"
+    every = [d for v in rises.values() for d in v["delays"][rate] if d is not None]
+    steps = [d for (_, _, kind, _), v in rises.items() if kind == "step"
              for d in v["delays"][rate] if d is not None]
+    spikes = [d is not None for (_, _, kind, _), v in res.items() if kind == "spike"
+              for d in v["delays"][rate]]
     return {"pod_x1_5": pod(1.5), "pod_x2": pod(2.0), "pod_x3": pod(3.0),
-            "delay_steps": float(np.median(steps)), "delay_all": float(np.median(every))}
+            "delay_steps": float(np.median(steps)), "delay_all": float(np.median(every)),
+            "spikes_as_trends": float(np.mean(spikes)) if spikes else math.nan}
 
 
 def cell_table(res: dict, rate: float) -> str:
     """PoD (and median delay) by (level, phi) and shape at ``rate``, with ``h``."""
-    head = ["level / week", "phi", *[f"{k} x{s:g}" for k, s in SHAPES]]
+    shapes = [sh for sh in [*SHAPES, SPIKE] if (*next(iter(res))[:2], *sh) in res]
+    head = ["level / week", "phi", *[f"{k} x{s:g}" for k, s in shapes]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for level, phi in sorted({(lv, phi) for lv, phi, _, _ in res}):
         row = []
-        for kind, size in SHAPES:
+        for kind, size in shapes:
             v = res[(level, phi, kind, size)]
             d = v["delays"][rate]
             got = [x for x in d if x is not None]
@@ -261,14 +331,32 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--size-unknown", action="store_true",
                     help="the reference that does not know the rise's size or shape: one "
                          "step likelihood ratio maximised over size and start, one threshold")
+    ap.add_argument("--spike-guard", nargs="?", type=float, const=-1.0, metavar="FRACTION",
+                    help="the size-unknown reference with warnd's spike guard: the ratio "
+                         "without the window's most extreme week must reach FRACTION of h "
+                         "(default glr_loo_h / glr_h, as warnd)")
+    ap.add_argument("--max-spikes", type=float, default=None, metavar="SHARE",
+                    help="the size-unknown reference's threshold raised, where needed, so "
+                         "that at most SHARE of one-week spikes are read as trends")
     args = ap.parse_args(argv)
+    guard = args.spike_guard
+    if guard is not None:
+        if guard < 0:
+            from detectors.params import DetectionParams
+
+            d = DetectionParams()
+            guard = d.glr_loo_h / d.glr_h
+        args.size_unknown = True
+    if args.max_spikes is not None:
+        args.size_unknown = True
     rates = [float(x) for x in args.rates.split(",")]
     groups = [(False, "main")] + ([(True, "low-count/trend")] if args.low_count else [])
     rows = []
     for seed in [int(x) for x in args.seeds.split(",")]:
         for extra, label in groups:
             res = evaluate(seed, args.null, args.events, rates, extra,
-                           size_known=not args.size_unknown)
+                           size_known=not args.size_unknown, guard=guard,
+                           max_spikes=args.max_spikes)
             for rate in rates:
                 print(f"## seed {seed} {label}, {rate:g} false alerts per series-year: "
                       f"PoD (median delay in weeks; threshold h)\n")
@@ -276,11 +364,12 @@ def main(argv: list[str] | None = None) -> None:
                 print()
                 rows.append((f"{seed} {label} at {rate:g}", summary(res, rate)))
     print("| seed / cells / false alerts per series-year | PoD x1.5 | PoD x2 | PoD x3 | "
-          "median delay steps | median delay all |")
-    print("|---|---|---|---|---|---|")
+          "median delay steps | median delay all | spikes as trends |")
+    print("|---|---|---|---|---|---|---|")
     for name, b in rows:
+        spikes = "-" if math.isnan(b["spikes_as_trends"]) else f"{b['spikes_as_trends']:.0%}"
         print(f"| {name} | {b['pod_x1_5']:.0%} | {b['pod_x2']:.0%} | {b['pod_x3']:.0%} | "
-              f"{b['delay_steps']:.0f} | {b['delay_all']:.0f} |")
+              f"{b['delay_steps']:.0f} | {b['delay_all']:.0f} | {spikes} |")
 
 
 if __name__ == "__main__":

@@ -12,9 +12,11 @@ from benchmarks.oracle import (
     SizeUnknown,
     _glr_alarms,
     alarms,
+    evaluate,
     factors,
     false_rate,
     llr,
+    summary,
     threshold,
 )
 
@@ -55,16 +57,26 @@ def test_an_alarm_needs_the_window_sum_and_starts_afresh():
     assert alarms(table, 1.0)[0].size == 0
 
 
-def _brute_force(y: np.ndarray, mu: np.ndarray, h: float) -> list[int]:
-    """The step ratio maximised over size and start, by loops; fresh after an alarm."""
+def _ratio(ys: float, ms: float) -> float:
+    return ys * np.log(ys / ms) - (ys - ms) if ys > ms else 0.0
+
+
+def _brute_force(y: np.ndarray, mu: np.ndarray, h: float, guard: float | None = None
+                 ) -> list[int]:
+    """The step ratio maximised over size and start, by loops; fresh after an alarm;
+    with ``guard``, the same without the window's largest ``y - mu`` must reach
+    ``guard * h`` for the same start."""
     out, start = [], 0
     for t in range(len(y)):
-        best = 0.0
+        hit = False
         for tau in range(max(start, t - WINDOW + 1), t + 1):
-            ys, ms = y[tau : t + 1].sum(), mu[tau : t + 1].sum()
-            if ys > ms:
-                best = max(best, ys * np.log(ys / ms) - (ys - ms))
-        if best >= h:
+            yw, mw = y[tau : t + 1], mu[tau : t + 1]
+            ok = _ratio(yw.sum(), mw.sum()) >= h
+            if guard is not None:
+                j = int(np.argmax(yw - mw))  # the first on a tie, as the running max keeps
+                ok = ok and _ratio(yw.sum() - yw[j], mw.sum() - mw[j]) >= guard * h
+            hit = hit or ok
+        if hit:
             out.append(t)
             start = t + 1
     return out
@@ -82,6 +94,19 @@ def test_the_size_unknown_ratio_is_maximised_over_size_and_start():
     assert _glr_alarms(SizeUnknown(flat, flat, 1.0), 0.01)[0].size == 0
 
 
+def test_the_spike_guard_needs_more_than_one_week():
+    mu = np.full((1, 60), 4.0)
+    y = mu.copy()
+    y[0, 30] = 40.0  # one week ten times the mean
+    assert _glr_alarms(SizeUnknown(y, mu, 1.0), 6.0)[0].tolist() == [30]
+    assert _glr_alarms(SizeUnknown(y, mu, 1.0, guard=0.7), 6.0)[0].size == 0
+    rng = np.random.default_rng(11)
+    y = rng.poisson(np.where(np.arange(60) >= 30, 9.0, 4.0)).astype(float)[None, :]
+    got = _glr_alarms(SizeUnknown(y, mu, 1.0, guard=0.7), 6.0)[0].tolist()
+    assert got == _brute_force(y[0], mu[0], 6.0, guard=0.7)
+    assert got and got[0] > 30  # a lasting rise is found, from its second week on
+
+
 def test_the_threshold_holds_the_false_alert_rate():
     rng = np.random.default_rng(7)
     weeks = 260 - FROM
@@ -90,3 +115,15 @@ def test_the_threshold_holds_the_false_alert_rate():
     h = threshold(null, 0.05)
     assert false_rate(null, h) <= 0.05 < false_rate(null, h - 0.02)
     assert SCORE_FROM - FROM == 2 * WINDOW  # the statistic has a window's history first
+
+
+def test_a_spike_limit_raises_the_threshold_until_spikes_stay_under_it():
+    free = evaluate(5, 60, 40, [0.05], extra=True, size_known=False, guard=0.7)
+    held = evaluate(5, 60, 40, [0.05], extra=True, size_known=False, guard=0.7,
+                    max_spikes=0.02)
+    for key, v in held.items():
+        assert v["h"][0.05] >= free[key]["h"][0.05]
+        if key[2] == "spike":
+            read = np.mean([d is not None for d in v["delays"][0.05]])
+            assert read <= 0.02
+    assert summary(held, 0.05)["spikes_as_trends"] <= 0.02
