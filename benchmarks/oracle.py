@@ -36,6 +36,8 @@ one threshold a cell (warnd's statistic with the true mean); and that one with w
 spike guard (the ratio without the window's largest excess must reach
 ``glr_loo_h / glr_h`` of the threshold), its threshold raised where needed so that at
 most ``--max-spikes`` of one-week x8 spikes are followed by an alarm within 26 weeks.
+``--sizes`` replaces the maximised size by the mean of the ratios of the given step
+factors (one factor: Page's CUSUM for that step within the window).
 
 Scored as the benchmark scores warnd: detected when an alarm falls within 26 weeks
 of the onset (weeks ``onset .. onset + 25``), the delay from the onset to the first
@@ -47,6 +49,7 @@ size, the median delay over every detected step and ramp.
     python -m benchmarks.oracle --rates 0.05,0.1,0.2   # the same at other false-alert rates
     python -m benchmarks.oracle --size-unknown         # one statistic for every rise
     python -m benchmarks.oracle --spike-guard --max-spikes 0.05
+    python -m benchmarks.oracle --sizes 1.5 --spike-guard --max-spikes 0.05
 """
 
 from __future__ import annotations
@@ -128,17 +131,29 @@ class SizeUnknown:
 
     With ``guard`` (a fraction of ``h``) it has warnd's spike guard as well: the same
     ratio with the window's most extreme week (the largest ``y - mu``) left out must
-    reach ``guard · h``, so a single week never alarms alone."""
+    reach ``guard · h``, so a single week never alarms alone.
+
+    With ``sizes`` the size is not maximised over but averaged: the log of the mean of
+    the step likelihood ratios for those factors (a mixture alternative; one size is
+    Page's CUSUM for that step, restricted to the window)."""
 
     def __init__(self, y: np.ndarray, mu: np.ndarray, phi: float,
-                 guard: float | None = None) -> None:
-        self.y, self.mu, self.phi, self.guard = y, mu, phi, guard
+                 guard: float | None = None, sizes: tuple[float, ...] = ()) -> None:
+        self.y, self.mu, self.phi, self.guard, self.sizes = y, mu, phi, guard, sizes
         self.shape = (y.shape[0], y.shape[1], WINDOW)
 
 
-def _ratio(ys: np.ndarray, ms: np.ndarray, phi: float) -> np.ndarray:
+def _ratio(ys: np.ndarray, ms: np.ndarray, phi: float, sizes: tuple[float, ...] = ()
+           ) -> np.ndarray:
+    """The log likelihood ratio of a step from window sums: maximised over the size
+    (``sizes`` empty) or the log mean over ``sizes``; quasi-Poisson (divided by ``phi``)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(ys > ms, ys * np.log(ys / ms) - (ys - ms), 0.0) / phi
+        if not sizes:
+            return np.where(ys > ms, ys * np.log(ys / ms) - (ys - ms), 0.0) / phi
+        each = np.stack([(ys * math.log(f) - (f - 1.0) * ms) / phi for f in sizes])
+        top = each.max(axis=0)
+        mean = top + np.log(np.exp(each - top).mean(axis=0))
+        return np.where(np.isfinite(top), mean, -np.inf)
 
 
 def _glr_alarms(t: SizeUnknown, h: float) -> list[np.ndarray]:
@@ -153,7 +168,7 @@ def _glr_alarms(t: SizeUnknown, h: float) -> list[np.ndarray]:
         ys[:, 1:] = ys[:, :-1] + y[:, None]
         ms[:, 1:] = ms[:, :-1] + m[:, None]
         ys[:, 0], ms[:, 0] = y, m
-        ok = _ratio(ys, ms, t.phi) >= h
+        ok = _ratio(ys, ms, t.phi, t.sizes) >= h
         if t.guard is not None:
             x = (y - m)[:, None]
             hx[:, 1:], hy[:, 1:], hm[:, 1:] = hx[:, :-1], hy[:, :-1], hm[:, :-1]
@@ -162,7 +177,7 @@ def _glr_alarms(t: SizeUnknown, h: float) -> list[np.ndarray]:
             hx = np.where(new, x, hx)
             hy = np.where(new, y[:, None], hy)
             hm = np.where(new, m[:, None], hm)
-            ok &= _ratio(ys - hy, ms - hm, t.phi) >= t.guard * h
+            ok &= _ratio(ys - hy, ms - hm, t.phi, t.sizes) >= t.guard * h
         hit = ok.any(axis=1)
         hits[:, w] = hit
         ys[hit], ms[hit], hx[hit] = 0.0, np.inf, -np.inf
@@ -228,7 +243,7 @@ def _delays(table: np.ndarray | SizeUnknown, onsets: np.ndarray, h: float) -> li
 
 def evaluate(seed: int, n_null: int, n_events: int, rates: list[float],
              extra: bool = False, size_known: bool = True, guard: float | None = None,
-             max_spikes: float | None = None) -> dict:
+             max_spikes: float | None = None, sizes: tuple[float, ...] = ()) -> dict:
     """Per (level, phi) cell and shape: the threshold for each rate, and per rate the
     detections and delays of the events (``n_events`` a cell of the grid, onsets drawn
     as the benchmark draws them). With ``max_spikes`` (size unknown only) the threshold
@@ -246,7 +261,7 @@ def evaluate(seed: int, n_null: int, n_events: int, rates: list[float],
         if not size_known:  # one statistic, one threshold for every shape
             null_table = SizeUnknown(np.concatenate([y[:, FROM:] for y in nulls]),
                                      np.concatenate([np.broadcast_to(mu[FROM:], (n_null, N - FROM))
-                                                     for mu in mus]), phi, guard)
+                                                     for mu in mus]), phi, guard, sizes)
             shared = {rate: threshold(null_table, rate) for rate in rates}
             del null_table
         for kind, size in shapes:
@@ -261,7 +276,7 @@ def evaluate(seed: int, n_null: int, n_events: int, rates: list[float],
             drawn = [_events(rng, mu, phi, kind, size, n_events) for mu in mus]
             tables = [(llr(y[:, FROM:], mu[FROM:], phi, f) if size_known else
                        SizeUnknown(y[:, FROM:], np.broadcast_to(mu[FROM:], y[:, FROM:].shape),
-                                   phi, guard), onsets)
+                                   phi, guard, sizes), onsets)
                       for (y, onsets), mu in zip(drawn, mus, strict=True)]
             if kind == "spike" and max_spikes is not None:
                 def spikes_read(h: float) -> float:
@@ -335,6 +350,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="the size-unknown reference with warnd's spike guard: the ratio "
                          "without the window's most extreme week must reach FRACTION of h "
                          "(default glr_loo_h / glr_h, as warnd)")
+    ap.add_argument("--sizes", default="", metavar="F,F,...",
+                    help="the size-unknown reference with the likelihood ratio averaged over "
+                         "these step factors instead of maximised over the size")
     ap.add_argument("--max-spikes", type=float, default=None, metavar="SHARE",
                     help="the size-unknown reference's threshold raised, where needed, so "
                          "that at most SHARE of one-week spikes are read as trends")
@@ -347,7 +365,8 @@ def main(argv: list[str] | None = None) -> None:
             d = DetectionParams()
             guard = d.glr_loo_h / d.glr_h
         args.size_unknown = True
-    if args.max_spikes is not None:
+    sizes = tuple(float(x) for x in args.sizes.split(",") if x)
+    if args.max_spikes is not None or sizes:
         args.size_unknown = True
     rates = [float(x) for x in args.rates.split(",")]
     groups = [(False, "main")] + ([(True, "low-count/trend")] if args.low_count else [])
@@ -356,7 +375,7 @@ def main(argv: list[str] | None = None) -> None:
         for extra, label in groups:
             res = evaluate(seed, args.null, args.events, rates, extra,
                            size_known=not args.size_unknown, guard=guard,
-                           max_spikes=args.max_spikes)
+                           max_spikes=args.max_spikes, sizes=sizes)
             for rate in rates:
                 print(f"## seed {seed} {label}, {rate:g} false alerts per series-year: "
                       f"PoD (median delay in weeks; threshold h)\n")

@@ -107,6 +107,30 @@ def test_the_spike_guard_needs_more_than_one_week():
     assert got and got[0] > 30  # a lasting rise is found, from its second week on
 
 
+def test_sizes_average_the_ratio_instead_of_maximising_it():
+    rng = np.random.default_rng(13)
+    mu = np.full(70, 5.0)
+    y = rng.poisson(np.where(np.arange(70) >= 35, 8.0, 5.0)).astype(float)
+
+    def by_loops(h: float, sizes: tuple[float, ...]) -> list[int]:
+        out, start = [], 0
+        for t in range(len(y)):
+            best = -np.inf
+            for tau in range(max(start, t - WINDOW + 1), t + 1):
+                ys, ms = y[tau : t + 1].sum(), mu[tau : t + 1].sum()
+                each = [ys * np.log(f) - (f - 1) * ms for f in sizes]
+                best = max(best, np.log(np.mean(np.exp(each))))
+            if best >= h:
+                out.append(t)
+                start = t + 1
+        return out
+
+    for sizes in ((1.5,), (1.5, 2.0)):
+        got = _glr_alarms(SizeUnknown(y[None, :], mu[None, :], 1.0, sizes=sizes), 4.0)[0]
+        assert got.tolist() == by_loops(4.0, sizes)
+        assert got.size and got[0] >= 35
+
+
 def test_the_threshold_holds_the_false_alert_rate():
     rng = np.random.default_rng(7)
     weeks = 260 - FROM
