@@ -28,6 +28,11 @@ machine may be shared.
     python -m benchmarks.bigstore --series 100000 --keep /var/tmp/warnd-100k
     python -m benchmarks.bigstore --keep /var/tmp/warnd-100k --steady   # + a store-only week
     python -m benchmarks.bigstore --series 100000 --keep /var/tmp/warnd-100k-d --detect
+    python -m benchmarks.bigstore --series 10000 --detect --burst   # + the daemon's way
+
+With ``--burst`` one more week is taken as the daemon takes it when every source is
+due at once (each source's poll job on the scheduler's four threads), with the number
+of detect passes that judged it.
 """
 
 from __future__ import annotations
@@ -143,19 +148,8 @@ def judge_all(work: Path) -> dict[str, Any]:
     return {**out, **_usage_since(r0, digits=1)}
 
 
-def steady(work: Path, detect: bool = False) -> dict[str, Any]:
-    """A steady cycle: one new week for every series in a file of its own per source,
-    polled, ingested and marked judged (without ``detect``: the store's side only)
-    or judged by the detectors, in this process; CPU time and peak RSS are its."""
-    sys.path.insert(0, str(ROOT))
-    from benchmarks.load import cycle
-    from warnd.allocator import keep_freed_blocks
-    from warnd.config import load_config
-    from warnd.pipeline import Pipeline
-
-    keep_freed_blocks()
-    os.chdir(work)
-    cfg = load_config(work / "config.toml")
+def _new_week(work: Path, cfg: Any) -> str:
+    """One new week for every series, in a file of its own per source; the week."""
     shape = json.loads((work / "shape.json").read_text())
     per_source = shape["series"] // shape["sources"]
     con = sqlite3.connect(work / "state" / "warnd.sqlite")
@@ -171,10 +165,67 @@ def steady(work: Path, detect: bool = False) -> dict[str, Any]:
             f"{new},{sub},{reg},{15 + (i + j) % 11}" for j, (_, sub, reg) in enumerate(keys)]
         (d / f"week-{new}.csv").write_text("\n".join(rows) + "\n")
     assert len(keys) == per_source
+    return new
+
+
+def _week_ready(work: Path) -> tuple[Any, str]:
+    """In this process, as a warnd command starts: the kept store's config, and one new
+    week written for every series (:func:`_new_week`)."""
+    sys.path.insert(0, str(ROOT))
+    from warnd.allocator import keep_freed_blocks
+    from warnd.config import load_config
+
+    keep_freed_blocks()
+    os.chdir(work)
+    cfg = load_config(work / "config.toml")
+    return cfg, _new_week(work, cfg)
+
+
+def steady(work: Path, detect: bool = False) -> dict[str, Any]:
+    """A steady cycle: one new week for every series in a file of its own per source,
+    polled, ingested and marked judged (without ``detect``: the store's side only)
+    or judged by the detectors, in this process; CPU time and peak RSS are its."""
+    cfg, new = _week_ready(work)
+    from benchmarks.load import cycle
+    from warnd.pipeline import Pipeline
+
     pipeline = Pipeline(cfg)
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     out = cycle(pipeline, [s.name for s in cfg.sources], detect=detect)
     return {**out, **_usage_since(r0, digits=2), "week": new}
+
+
+def burst(work: Path, threads: int = 4) -> dict[str, Any]:
+    """The same week as the daemon takes it when every source is due at once: each
+    source's poll job (:meth:`warnd.service.daemon.Daemon.poll_job`: the poll, then the
+    detection of its series) on a pool of ``threads``, as the scheduler's executor runs
+    jobs due together; how many detect passes judged the week, and the series left
+    unjudged (none expected)."""
+    cfg, new = _week_ready(work)
+    from concurrent.futures import ThreadPoolExecutor
+
+    from warnd.service.daemon import Daemon
+
+    daemon = Daemon(cfg)
+    passes: list[int | None] = []
+    judge = daemon.pipeline.detect
+
+    def counted(series: Any = None, **kw: Any) -> Any:
+        passes.append(None if series is None else len(series))
+        return judge(series, **kw)
+
+    daemon.pipeline.detect = counted  # type: ignore[method-assign]
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(daemon.poll_job, [s.name for s in cfg.sources]))
+    wall = time.perf_counter() - t0
+    usage = _usage_since(r0, digits=2)
+    with daemon.pipeline.session() as store:
+        left = len(store.pending_series())
+    return {"total_s": round(wall, 2), **usage, "detect_passes": len(passes),
+            "largest_pass": max((n or 0 for n in passes), default=0),
+            "series_left_unjudged": left, "week": new}
 
 
 def _usage_since(r0: Any, *, digits: int) -> dict[str, Any]:
@@ -224,7 +275,12 @@ def main() -> int:
                     help="run the detectors: judge every series from its history, then a "
                     "steady cycle with one new week judged (hours at 100,000 series on a "
                     "small machine)")
+    ap.add_argument("--burst", action="store_true",
+                    help="with --detect, one more week taken as the daemon takes it when "
+                    "every source is due at once: each source's poll job (poll, then "
+                    "detection) on the scheduler's four threads")
     ap.add_argument("--steady-phase", help=argparse.SUPPRESS)
+    ap.add_argument("--burst-phase", help=argparse.SUPPRESS)
     ap.add_argument("--judge-phase", help=argparse.SUPPRESS)
     ap.add_argument("--detect-phase", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -236,6 +292,9 @@ def main() -> int:
         return 0
     if args.detect_phase:
         print(json.dumps(steady(Path(args.detect_phase), detect=True)))
+        return 0
+    if args.burst_phase:
+        print(json.dumps(burst(Path(args.burst_phase))))
         return 0
     n_src = max(1, round(args.series / (args.substances * args.regions)))
     with tempfile.TemporaryDirectory(prefix="warnd-bigstore-") as tmp:
@@ -267,6 +326,8 @@ def main() -> int:
         phases = [("steady_store_only", "--steady-phase")] if args.steady else []
         if args.detect:
             phases += [("first_detect", "--judge-phase"), ("steady_detect", "--detect-phase")]
+            if args.burst:
+                phases.append(("burst_detect", "--burst-phase"))
         for name, flag in phases:
             r = subprocess.run([sys.executable, "-m", "benchmarks.bigstore", flag, str(work)],
                                cwd=ROOT, env=env, capture_output=True, text=True, check=False)

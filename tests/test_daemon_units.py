@@ -1,9 +1,11 @@
-"""Daemon units in-process: signals only enqueue; liveness gates the watchdog."""
+"""Daemon units in-process: signals only enqueue; liveness gates the watchdog; polls that
+finish while a detect pass runs are judged together after it."""
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 
 from tests.service_kit import counts_csv, write_service_config
@@ -58,3 +60,63 @@ def test_liveness_needs_scheduler_thread_and_fresh_heartbeat(tmp_path):
     finally:
         d.scheduler.shutdown(wait=False)
     assert d.liveness()["alive"] is False  # scheduler gone
+
+
+def _three_sources(tmp_path) -> Daemon:
+    sources = ""
+    for i, name in enumerate("abc"):
+        (tmp_path / f"{name}.csv").write_bytes(counts_csv(["ketamin"], weeks=60, seed=i + 1))
+        sources += (f'\n[[sources]]\nname = "{name}"\nkind = "count_table"\n'
+                    f'location = "{name}.csv"\ninterval = "1h"\ndimension = "use"\n')
+    return Daemon(load_config(write_service_config(tmp_path / "config.toml", sources=sources)))
+
+
+def _recorded(d: Daemon, hold: threading.Event | None = None,
+              started: threading.Event | None = None) -> list:
+    """The sources of the series each detect pass was asked to judge; the first pass
+    waits for ``hold`` once it has said so on ``started``."""
+    passes: list = []
+    real = d.pipeline.detect
+
+    def detect(series=None, **kw):
+        passes.append(None if series is None else sorted({k[0] for k in series}))
+        if hold is not None and len(passes) == 1:
+            started.set()
+            assert hold.wait(60)
+        return real(series, **kw)
+
+    d.pipeline.detect = detect
+    return passes
+
+
+def test_a_poll_alone_is_judged_before_its_job_returns(tmp_path):
+    d = _three_sources(tmp_path)
+    passes = _recorded(d)
+    d.poll_job("a")
+    assert passes == [["a"]]
+    with d.pipeline.session() as store:
+        assert store.pending_series() == {}
+
+
+def test_polls_that_finish_while_a_pass_runs_are_judged_together_after_it(tmp_path):
+    d = _three_sources(tmp_path)
+    hold, started = threading.Event(), threading.Event()
+    passes = _recorded(d, hold, started)
+    first = threading.Thread(target=d.poll_job, args=("a",))
+    first.start()
+    try:
+        assert started.wait(60)  # a's pass is running (and held)
+        d.poll_job("b")  # these return at once: their series wait for the running pass
+        d.poll_job("c")
+        assert passes == [["a"]]
+        with d.pipeline.session() as store:  # stored, not yet judged
+            assert {k[0] for k in store.pending_series()} == {"a", "b", "c"}
+    finally:
+        hold.set()
+        first.join(60)
+    assert not first.is_alive()
+    assert passes == [["a"], ["b", "c"]]  # one more pass, for both
+    with d.pipeline.session() as store:
+        assert store.pending_series() == {}
+    d.detect_job()  # the hourly pass: every series with something new, none now
+    assert passes[-1] is None

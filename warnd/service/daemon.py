@@ -61,6 +61,36 @@ def sd_notify(message: str) -> bool:
         return False
 
 
+class _Queued:
+    """Series waiting for a detect pass, shared by the daemon's threads: a set of keys,
+    or everything with something new (:meth:`add` of None)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: set[Any] = set()
+        self._all = False
+        self._any = False
+
+    def add(self, series: Any) -> None:
+        with self._lock:
+            if series is None:
+                self._all = True
+            else:
+                self._keys.update(series)
+            self._any = True
+
+    def take(self) -> Any:
+        """What is queued (None: every series), leaving nothing queued."""
+        with self._lock:
+            got = None if self._all else self._keys
+            self._keys, self._all, self._any = set(), False, False
+            return got
+
+    def __bool__(self) -> bool:
+        with self._lock:
+            return self._any
+
+
 class Daemon:
     """Owns the scheduler; jobs call the pipeline's stages."""
 
@@ -75,6 +105,7 @@ class Daemon:
         self.pipeline = Pipeline(config)
         self.events: queue.Queue[int] = queue.Queue()
         self._detect_lock = threading.Lock()
+        self._queued = _Queued()
         self._dispatch_lock = threading.Lock()
         self.scheduler = BackgroundScheduler(
             timezone=config.general.timezone,
@@ -103,13 +134,25 @@ class Daemon:
                 self._detect(res.series, store=store)
         self.dispatch_job()
 
-    def _detect(self, *args: Any, **kw: Any) -> None:
-        """A detect pass (one at a time); then what it freed goes back to the system,
-        so the idle daemon does not keep a cycle's arrays."""
+    def _detect(self, series: Any = None, *, store: Any = None) -> None:
+        """Judge ``series`` (every series with something new when None), coalesced:
+        one detect pass runs at a time, and a pass asked for while another runs is
+        not waited for but queued, so the running one's thread judges everything
+        queued meanwhile in one more pass (polls that finish together, such as many
+        sources on one schedule, are judged together: the batch step's cost is per
+        pass and substance, not only per series). Then what the passes freed goes
+        back to the system, so the idle daemon does not keep a cycle's arrays."""
         from warnd.allocator import release_freed_blocks
 
-        with self._detect_lock:
-            self.pipeline.detect(*args, **kw)
+        self._queued.add(series)
+        while self._queued and self._detect_lock.acquire(blocking=False):
+            # whoever holds the lock judges what is queued; after releasing it looks
+            # again, so nothing queued while it judged is left behind
+            try:
+                while self._queued:
+                    self.pipeline.detect(self._queued.take(), store=store)
+            finally:
+                self._detect_lock.release()
         release_freed_blocks()
 
     def startup_job(self) -> None:
