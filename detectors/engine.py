@@ -460,7 +460,7 @@ def _recurring_factor(fits: Fits, fr, pos, py, poff, per_year: float,
     sc = rate_dispersion(fits.scale[fr][:, None, None], mu, _rate_kappa(params, has_den))
     yv = np.where(obs, py, 0.0)
     tail = nb_sf(np.floor(np.maximum(yv, 0.0) + 0.5), mu, sc * mu)
-    return _median_of_years(obs, np.where(obs, tail, 1.0), yv / mu, params, 1.0)
+    return _median_of_years(obs, tail, yv / mu, params, 1.0)
 
 
 def _eta_back(fits: Fits, fr, pos, per_year: float) -> np.ndarray:
