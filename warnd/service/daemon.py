@@ -69,7 +69,6 @@ class _Queued:
         self._lock = threading.Lock()
         self._keys: set[Any] = set()
         self._all = False
-        self._any = False
 
     def add(self, series: Any) -> None:
         with self._lock:
@@ -77,18 +76,17 @@ class _Queued:
                 self._all = True
             else:
                 self._keys.update(series)
-            self._any = True
 
     def take(self) -> Any:
         """What is queued (None: every series), leaving nothing queued."""
         with self._lock:
             got = None if self._all else self._keys
-            self._keys, self._all, self._any = set(), False, False
+            self._keys, self._all = set(), False
             return got
 
     def __bool__(self) -> bool:
         with self._lock:
-            return self._any
+            return self._all or bool(self._keys)
 
 
 class Daemon:
