@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 
 import numpy as np
 from scipy.special import gammaln
@@ -195,17 +196,20 @@ def false_rate(null_table: np.ndarray | SizeUnknown, h: float) -> float:
     return n / (null_table.shape[0] * YEARS_SCORED)
 
 
-def threshold(null_table: np.ndarray | SizeUnknown, rate: float) -> float:
-    """The lowest ``h`` (to 0.01) at which the event-free series raise at most ``rate``
-    alarms per series-year."""
+def _lowest(too_many: Callable[[float], bool]) -> float:
+    """The lowest threshold in 0-40 (to 0.01, by bisection) at which ``too_many`` (of
+    alarms, falling as the threshold rises) is false."""
     lo, hi = 0.0, 40.0
     while hi - lo > 0.01:
         mid = (lo + hi) / 2
-        if false_rate(null_table, mid) > rate:
-            lo = mid
-        else:
-            hi = mid
+        lo, hi = (mid, hi) if too_many(mid) else (lo, mid)
     return hi
+
+
+def threshold(null_table: np.ndarray | SizeUnknown, rate: float) -> float:
+    """The lowest ``h`` (to 0.01) at which the event-free series raise at most ``rate``
+    alarms per series-year."""
+    return _lowest(lambda h: false_rate(null_table, h) > rate)
 
 
 def cells(extra: bool) -> list[tuple[float, float, float, float]]:
@@ -239,6 +243,11 @@ def _delays(table: np.ndarray | SizeUnknown, onsets: np.ndarray, h: float) -> li
         late = when[(when + FROM >= on) & (when + FROM < on + HORIZON)]
         out.append(int(late[0] + FROM - on) if late.size else None)
     return out
+
+
+def _all_delays(tables: list, h: float) -> list[int | None]:
+    """:func:`_delays` of every ``(table, onsets)`` of ``tables``, one list."""
+    return [d for t, on in tables for d in _delays(t, on, h)]
 
 
 def evaluate(seed: int, n_null: int, n_events: int, rates: list[float],
@@ -279,17 +288,10 @@ def evaluate(seed: int, n_null: int, n_events: int, rates: list[float],
                                    phi, guard, sizes), onsets)
                       for (y, onsets), mu in zip(drawn, mus, strict=True)]
             if kind == "spike" and max_spikes is not None:
-                def spikes_read(h: float) -> float:
-                    got = [d for t, on in tables for d in _delays(t, on, h)]
-                    return float(np.mean([d is not None for d in got]))
-
-                lo, hi = 0.0, 40.0
-                while hi - lo > 0.01:
-                    mid = (lo + hi) / 2
-                    lo, hi = (mid, hi) if spikes_read(mid) > max_spikes else (lo, mid)
-                shared = hs = {rate: max(h, hi) for rate, h in shared.items()}
-            found = {rate: [d for t, on in tables for d in _delays(t, on, h)]
-                     for rate, h in hs.items()}
+                h_spikes = _lowest(lambda h, tables=tables: float(np.mean(
+                    [d is not None for d in _all_delays(tables, h)])) > max_spikes)
+                shared = hs = {rate: max(h, h_spikes) for rate, h in shared.items()}
+            found = {rate: _all_delays(tables, h) for rate, h in hs.items()}
             out[(level, phi, kind, size)] = {"h": hs, "delays": found}
     return out
 
