@@ -1180,6 +1180,66 @@ def _finite_or_nan(a: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(a), a, np.nan)
 
 
+def _version_ok(d: dict[str, Any]) -> None:
+    """Raises :class:`NeedsReplay` for a state of another engine version (a counts state
+    of :data:`COUNTS_SAME_SINCE` or later continues)."""
+    version = d.get("version")
+    if version != STATE_VERSION and not (
+            type(version) is int and COUNTS_SAME_SINCE <= version < STATE_VERSION
+            and _family(d["meta"][3], d["has_den"]) == "counts"):
+        raise NeedsReplay(OTHER_VERSION)
+
+
+@dataclass
+class _Checked:
+    """A state's next period, checked (:func:`_check`)."""
+
+    t: int  # the period's grid position
+    n_old: int  # grid positions seen before it
+    step: str
+    origin: date
+    geo: _Geometry
+    family: str
+    all_first: bool
+    min_diff: int
+    all_week: bool
+    denominator: float | None
+
+
+def _check(d: dict[str, Any], period: date, params: DetectionParams,
+           denominator: float | None, fingerprints: tuple[str, str]) -> _Checked:
+    """Whether the state ``d`` can take ``period`` (raises :class:`NeedsReplay` as
+    :meth:`SeriesState.advance` does) and where the period lies on its grid; the state
+    is not changed."""
+    fingerprint = fingerprints[bool(d["has_den"])]
+    if fingerprint != d["params"]:
+        raise NeedsReplay(OTHER_PARAMS)
+    last = date.fromisoformat(d["last_period"])
+    if period <= last:
+        raise NeedsReplay(f"period {period} is not after the last one ({last})")
+    diff = (period - last).days
+    all_first = d["all_first"] and period.day == 1
+    min_diff = diff if d["min_diff"] is None else min(d["min_diff"], diff)
+    all_week = d["all_week"] and diff % 7 == 0
+    if d["auto"]:
+        step = "month" if all_first and min_diff >= 28 else "week" if all_week else "day"
+        if step != d["step"]:
+            raise NeedsReplay(f"period length changes to {step}")
+    step = d["step"]
+    if d["has_den"] and denominator is None:
+        denominator = float("nan")
+    elif not d["has_den"] and denominator is not None:
+        raise NeedsReplay("the series gains a denominator")
+    origin = date.fromisoformat(d["origin"])
+    t = _position(origin, period, step)
+    n_old = d["n_grid"]
+    if t < n_old:
+        raise NeedsReplay("period falls on a position already seen")
+    return _Checked(t, n_old, step, origin, _geometry(step, params, fingerprint),
+                    _family(d["meta"][3], d["has_den"]), all_first, min_diff, all_week,
+                    denominator)
+
+
 @dataclass
 class _Step:
     """A state's next period, checked and laid out on its grid (see
@@ -1248,11 +1308,7 @@ class SeriesState:
     def from_dict(cls, d: dict[str, Any]) -> SeriesState:
         """From :meth:`to_dict`'s data, or from :meth:`to_store`'s (arrays allowed, and
         the fits as :class:`Fits`)."""
-        version = d.get("version")
-        if version != STATE_VERSION and not (
-                type(version) is int and COUNTS_SAME_SINCE <= version < STATE_VERSION
-                and _family(d["meta"][3], d["has_den"]) == "counts"):
-            raise NeedsReplay(OTHER_VERSION)
+        _version_ok(d)
         return cls(d)
 
     @property
@@ -1321,31 +1377,8 @@ class SeriesState:
         changed); raises :class:`NeedsReplay` as :meth:`advance` does. ``fingerprints``:
         :func:`_fingerprints` of ``params``."""
         d = self.d
-        fingerprint = fingerprints[bool(d["has_den"])]
-        if fingerprint != d["params"]:
-            raise NeedsReplay(OTHER_PARAMS)
-        last = date.fromisoformat(d["last_period"])
-        if period <= last:
-            raise NeedsReplay(f"period {period} is not after the last one ({last})")
-        diff = (period - last).days
-        all_first = d["all_first"] and period.day == 1
-        min_diff = diff if d["min_diff"] is None else min(d["min_diff"], diff)
-        all_week = d["all_week"] and diff % 7 == 0
-        if d["auto"]:
-            step = "month" if all_first and min_diff >= 28 else "week" if all_week else "day"
-            if step != d["step"]:
-                raise NeedsReplay(f"period length changes to {step}")
-        step = d["step"]
-        if d["has_den"] and denominator is None:
-            denominator = float("nan")
-        elif not d["has_den"] and denominator is not None:
-            raise NeedsReplay("the series gains a denominator")
-        origin = date.fromisoformat(d["origin"])
-        t = _position(origin, period, step)
-        n_old = d["n_grid"]
-        if t < n_old:
-            raise NeedsReplay("period falls on a position already seen")
-        geo = _geometry(step, params, fingerprint)
+        c = _check(d, period, params, denominator, fingerprints)
+        denominator, t, n_old, geo = c.denominator, c.t, c.n_old, c.geo
         gap = t - n_old
         pad = np.full(gap, np.nan)
         y = np.concatenate([_floats(d["y"]), pad, [float(value)]])
@@ -1357,10 +1390,9 @@ class SeriesState:
             den = np.where(den > 0, den, np.nan)
             y = np.where(np.isfinite(den), y, np.nan)
             off = np.where(np.isfinite(den), np.log(np.where(np.isfinite(den), den, 1.0)), np.nan)
-        family = _family(d["meta"][3], d["has_den"])
-        g = _Grid(y, den, off, family, d["tail_from"])
-        return _Step(self, period, float(value), t, n_old, step, origin, geo, g,
-                     self._fits(family), all_first, min_diff, all_week)
+        g = _Grid(y, den, off, c.family, d["tail_from"])
+        return _Step(self, period, float(value), t, n_old, c.step, c.origin, geo, g,
+                     self._fits(c.family), c.all_first, c.min_diff, c.all_week)
 
     def _finish(self, st: _Step, ev: _Eval | None, i: int, fits: Fits, run: dict[str, Any],
                 params: DetectionParams) -> list[Finding]:
@@ -1468,12 +1500,140 @@ def advance_many(
 BATCH = 64
 
 
+@dataclass
+class BlockStep:
+    """What :func:`advance_block` did with each state (index ``i``): ``found[i]`` its
+    findings at the new period, the :class:`NeedsReplay` it raised, or None when the
+    period is not the position right after its last one or the series is too short
+    for the batch step (the caller advances those as :class:`SeriesState`); for the
+    states taken, ``tails[i]`` the new tail and ``fits`` their fits, ``counts[i]`` rows
+    each, one series after another (in index order)."""
+
+    found: list[list[Finding] | NeedsReplay | None]
+    tails: list[np.ndarray | None]
+    fits: Fits
+    counts: np.ndarray
+
+
+def advance_block(states: list[dict[str, Any]], tails: list[np.ndarray], fits: Fits,
+                  counts: np.ndarray, items: list[tuple[date, float]],
+                  params: DetectionParams) -> BlockStep:
+    """:func:`advance_many` for states held as arrays rather than as
+    :class:`SeriesState`: state ``i`` is the dict ``states[i]`` (its tail, denominators
+    and fits left out; changed in place), its tail ``tails[i]`` and its ``counts[i]``
+    fits, the rows of ``fits`` one series after another; ``items[i]`` its next period
+    and value. No denominators. The same findings, and the same state after, as
+    :func:`advance_many` gives for these states (a test proves it), without a Python
+    object per series and fit: what a steady detect pass does for most series."""
+    fp = _fingerprints(params)
+    S = len(states)
+    found: list[list[Finding] | NeedsReplay | None] = [None] * S
+    new_tails: list[np.ndarray | None] = [None] * S
+    checked: list[_Checked | None] = [None] * S
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, d in enumerate(states):
+        try:
+            _version_ok(d)
+            if d["has_den"]:
+                raise ValueError("denominators")
+            c = checked[i] = _check(d, items[i][0], params, None, fp)
+        except NeedsReplay as e:
+            found[i] = e
+            continue
+        except ValueError:
+            continue
+        if c.t == c.n_old and c.t >= c.geo.M - 1 and c.family == fits.family:
+            groups.setdefault((c.family, c.step), []).append(i)
+    starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    new_counts = np.zeros(S, dtype=np.int64)
+    parts: list[Fits] = []
+    owners: list[np.ndarray] = []
+    for (family, _), members in groups.items():
+        for lo in range(0, len(members), BATCH):
+            chunk = np.array(members[lo : lo + BATCH], dtype=np.int64)
+            got = _advance_chunk(states, tails, fits, counts, starts, items, checked, chunk,
+                                 family, params, found, new_tails)
+            parts.append(got[0])
+            owners.append(got[1])
+            new_counts[chunk] = got[2]
+    if parts:
+        kept = Fits.concat(fits.family, parts)
+        owner = np.concatenate(owners)
+        kept = kept.take(np.argsort(owner, kind="stable"))  # series after series
+    else:
+        kept = fits.take(np.zeros(0, dtype=np.int64))
+    return BlockStep(found, new_tails, kept, new_counts)
+
+
+def _advance_chunk(states, tails, fits: Fits, counts, starts, items, checked, chunk,
+                   family: str, params: DetectionParams, found, new_tails):
+    """One batch of :func:`advance_block`: the states of ``chunk`` (indexes) step
+    together; their findings and tails are set in ``found`` and ``new_tails``, their
+    dicts moved on; returns their kept fits (by series, then position), the series
+    each row belongs to, and each series' number of rows."""
+    cs = [checked[i] for i in chunk.tolist()]
+    geo = cs[0].geo
+    S = len(chunk)
+    t = np.array([c.t for c in cs], dtype=np.int64)
+    base = np.array([states[i]["tail_from"] for i in chunk.tolist()], dtype=np.int64)
+    lens = np.array([len(tails[i]) + 1 for i in chunk.tolist()], dtype=np.int64)
+    W = int(lens.max())
+    Y = np.full((S, W), np.nan)
+    for j, i in enumerate(chunk.tolist()):
+        n = lens[j] - 1
+        Y[j, :n] = tails[i]
+        Y[j, n] = float(items[i][1])
+    OFF = np.zeros((S, W))
+    n_old = counts[chunk]
+    rows = np.repeat(starts[chunk] - np.concatenate([[0], np.cumsum(n_old)[:-1]]),
+                     n_old) + np.arange(int(n_old.sum()))
+    old = fits.take(rows)
+    old_own = np.repeat(np.arange(S), n_old)
+    phases = np.array([_phase(states[i]["meta"]) for i in chunk.tolist()], dtype=np.int64)
+    b = _batch_step(family, geo, params, t, base, Y, OFF, None, old, old_own, phases,
+                    [states[i]["run"] for i in chunk.tolist()])
+    n_new = t + 1
+    keep_from = np.maximum(0, _oldest_fit(n_new, geo) - geo.lay.history - 1)
+    cut = keep_from - base
+    Yf = _finite_or_nan(Y)
+    for j, i in enumerate(chunk.tolist()):
+        d, c = states[i], cs[j]
+        period, value = items[i][0], float(items[i][1])
+        n_seen = d["n_seen"] + (1 if math.isfinite(value) else 0)
+        n_periods = d["n_periods"] + 1
+        findings: list[Finding] = []
+        ev = b.eval_of(j, b.own_fits(j)) if j in b.ev_of else None
+        if ev is not None and n_periods >= params.min_points and n_seen >= params.min_points:
+            n = int(lens[j])
+
+            def date_at(pos_: int, _p=period, _t=c.t, _c=c):
+                return _p if pos_ >= _t else _date_of(_c.origin, _c.step, pos_)
+
+            g = _Grid(Y[j, :n].copy(), None, OFF[j, :n], family, int(base[j]))
+            findings = _findings(_Meta(*d["meta"]), ev, 0, params, date_at, g)
+        found[i] = findings
+        new_tails[i] = Yf[j, int(cut[j]) : int(lens[j])]
+        d.update(
+            last_period=period.isoformat(),
+            n_periods=n_periods,
+            all_first=c.all_first,
+            min_diff=c.min_diff,
+            all_week=c.all_week,
+            n_seen=n_seen,
+            n_grid=c.t + 1,
+            tail_from=int(keep_from[j]),
+            run=b.run(j),
+        )
+    sel = b.order[b.kept]
+    return b.fits.take(sel), chunk[b.own_of(sel)], b.n_kept
+
+
 def _advance_batch(sts: list[_Step], params: DetectionParams) -> list[list[Finding]]:
     """:func:`_advance_one` for states that all take the position right after their
     last one and share family, denominators and period length."""
     first = sts[0]
     geo, family, has_den = first.geo, first.g.family, first.g.den is not None
-    lay, M, S = geo.lay, geo.M, len(sts)
+    S = len(sts)
     t = np.array([st.t for st in sts], dtype=np.int64)
     base = np.array([st.g.base for st in sts], dtype=np.int64)
     lens = np.array([len(st.g.y) for st in sts], dtype=np.int64)
@@ -1487,6 +1647,70 @@ def _advance_batch(sts: list[_Step], params: DetectionParams) -> list[list[Findi
         OFF[j, :n] = st.g.off
         if DEN is not None:
             DEN[j, :n] = st.g.den
+    old = Fits.concat(family, [st.fits for st in sts])
+    old_own = np.repeat(np.arange(S), [len(st.fits.pos) for st in sts])
+    phases = np.array([_phase(st.state.d["meta"]) for st in sts], dtype=np.int64)
+    b = _batch_step(family, geo, params, t, base, Y, OFF, DEN, old, old_own, phases,
+                    [st.state.d["run"] for st in sts])
+    out = []
+    for i, st in enumerate(sts):
+        own_fits = st.fits if b.same[i] else b.own_fits(i)  # unchanged: the state's own
+        out.append(st.state._finish(st, b.eval_of(i, own_fits), 0, own_fits, b.run(i),
+                                    params))
+    return out
+
+
+@dataclass
+class _Batched:
+    """What :func:`_batch_step` found for each series of a batch (row ``i``)."""
+
+    t: np.ndarray
+    fits: Fits  # the series' fits before and the ones made now, in no order
+    order: np.ndarray  # rows of ``fits`` by series, then position
+    starts: np.ndarray  # each series' first place in ``order``
+    ends: np.ndarray
+    kept: np.ndarray  # along ``order``: kept for the next periods
+    n_kept: np.ndarray  # each series' kept fits
+    same: np.ndarray  # no fit made or dropped: the series' fits as before
+    au: np.ndarray
+    ou: np.ndarray
+    ad: np.ndarray
+    od: np.ndarray
+    ev_of: dict[int, Any]  # a busy series: its rows of the table and its results
+    own: np.ndarray  # the series each row of ``fits`` belongs to
+
+    def own_of(self, rows: np.ndarray) -> np.ndarray:
+        return self.own[rows]
+
+    def own_fits(self, i: int) -> Fits:
+        """Series ``i``'s fits for the next periods, in position order."""
+        sl = slice(self.starts[i], self.ends[i])
+        return self.fits.take(self.order[sl][self.kept[sl]])
+
+    def run(self, i: int) -> dict[str, Any]:
+        return {"up": bool(self.au[i]), "onset_up": int(self.ou[i]),
+                "dn": bool(self.ad[i]), "onset_dn": int(self.od[i])}
+
+    def eval_of(self, i: int, own_fits: Fits) -> _Eval | None:
+        """What series ``i``'s findings need (None: it is quiet, it has none)."""
+        if i not in self.ev_of:
+            return None
+        view, *stats = self.ev_of[i]
+        return _Eval(self.t[i : i + 1], view, own_fits, *stats, self.ou[i : i + 1],
+                     self.od[i : i + 1])
+
+
+def _batch_step(family: str, geo: _Geometry, params: DetectionParams, t: np.ndarray,
+                base: np.ndarray, Y: np.ndarray, OFF: np.ndarray, DEN: np.ndarray | None,
+                old: Fits, old_own: np.ndarray, phases: np.ndarray,
+                runs: list[dict[str, Any]]) -> _Batched:
+    """The batch step of :func:`_advance_batch` on arrays: series ``i`` takes grid
+    position ``t[i]``, right after its last one; row ``i`` of ``Y`` (``OFF``, ``DEN``)
+    holds its grid from position ``base[i]`` with the new value last; ``old`` its
+    fits (the rows ``old_own == i``), ``phases[i]`` its refit phase and ``runs[i]``
+    its alarm runs."""
+    lay, M, S = geo.lay, geo.M, len(t)
+    W = Y.shape[1]
 
     def gather(A, rows, pos, fill):
         local = pos - base[rows].reshape(rows.shape + (1,) * (pos.ndim - 1))
@@ -1495,18 +1719,21 @@ def _advance_batch(sts: list[_Step], params: DetectionParams) -> list[list[Findi
                               np.clip(local, 0, W - 1)], fill)
 
     # the baseline fits to make now, all in one call: those reached at the new
-    # position that were not made ahead of time, and those made ahead (_ahead)
-    old_pos = [st.fits.pos for st in sts]
-    rows, rps = [], []
-    for j, st in enumerate(sts):
-        for r in _fits_due(st.t, st.t, lay, _phase(st.state.d["meta"])):
-            if not (old_pos[j] == r).any():
-                rows.append(j)
-                rps.append(r)
-    parts = [st.fits for st in sts]
-    owner = [np.full(len(p), j, dtype=np.int64) for j, p in enumerate(old_pos)]
-    if rows:
-        need, rp_new = np.array(rows, dtype=np.int64), np.array(rps, dtype=np.int64)
+    # position that were not made ahead of time, and those made ahead (_ahead); by
+    # series, the reached one first (as _fits_due gives them)
+    series = np.arange(S)
+    cand_row = np.concatenate([series, series])
+    cand_rp = np.concatenate([t, t + lay.guard - phases % max(min(lay.refit, lay.guard), 1)])
+    valid = np.concatenate([t % lay.refit == 0,
+                            (cand_rp[S:] % lay.refit == 0)
+                            & (lay.refit >= 2) & (min(lay.refit, lay.guard) >= 1)])
+    big = int(max(int(t.max()), int(cand_rp.max()), int(old.pos.max(initial=0)))) + 1
+    valid &= ~np.isin(cand_row * big + cand_rp, old_own * big + old.pos)
+    pick = np.flatnonzero(valid)
+    pick = pick[np.lexsort((pick // S, cand_row[pick]))]
+    parts, owner = [old], [old_own]
+    if len(pick):
+        need, rp_new = cand_row[pick], cand_rp[pick]
         idx = window_positions(rp_new, lay)
         nf = fit_windows(rp_new, idx, gather(Y, need, idx, np.nan),
                          gather(OFF, need, idx, np.nan), idx >= 0, lay, params, family)
@@ -1514,16 +1741,16 @@ def _advance_batch(sts: list[_Step], params: DetectionParams) -> list[list[Findi
         owner.append(need)
     fits = Fits.concat(family, parts)
     own = np.concatenate(owner)
-    big = int(max(int(t.max()), int(fits.pos.max(initial=0)))) + 1
     key = own * big + fits.pos
     order = np.argsort(key, kind="stable")
     skey = key[order]
     # the change-time search: M change starts per series, each with M periods; the
     # series the screen finds quiet need none of it (no run on, no findings)
     ks = t[:, None] - (M - 1) + np.arange(M)[None, :]  # (S, M)
-    at, found = _find(skey, (np.arange(S)[:, None] * big + lay.refit_point(ks)).ravel())
+    at, found = _find(skey, (series[:, None] * big + lay.refit_point(ks)).ravel())
     frow = order[at] if len(skey) else at
     have = found & fits.ok[frow] if len(skey) else found
+
     def past_of(series_rows, pos):  # the values and log denominators of earlier periods
         return gather(Y, series_rows, pos, np.nan), gather(OFF, series_rows, pos, 0.0)
 
@@ -1532,7 +1759,7 @@ def _advance_batch(sts: list[_Step], params: DetectionParams) -> list[list[Findi
     au, ad = np.zeros(S, bool), np.zeros(S, bool)
     ou, od = np.full(S, -1, dtype=np.int64), np.full(S, -1, dtype=np.int64)
     busy = np.zeros(S, bool)
-    ev_of: dict[int, Any] = {}  # a busy series: its rows of the table and its results
+    ev_of: dict[int, Any] = {}
     if len(loud):
         L = len(loud)
         lrows = (loud[:, None] * M + np.arange(M)[None, :]).ravel()
@@ -1548,11 +1775,11 @@ def _advance_batch(sts: list[_Step], params: DetectionParams) -> list[list[Findi
         last_row = np.arange(L) * M + M - 1
         su, ku, sd, kd = _best(tab, last_row, M)
         ku, kd = ku - last_row + t[loud], kd - last_row + t[loud]
-        runs = [sts[i].state.d["run"] for i in loud.tolist()]
+        lruns = [runs[i] for i in loud.tolist()]
 
         def onsets(stat, kbest, a_key, o_key):
-            prev_a = np.array([bool(r[a_key]) for r in runs])
-            prev_o = np.array([int(r[o_key]) for r in runs], dtype=np.int64)
+            prev_a = np.array([bool(r[a_key]) for r in lruns])
+            prev_o = np.array([int(r[o_key]) for r in lruns], dtype=np.int64)
             alarm = stat >= 1.0
             return alarm, np.where(alarm, np.where(prev_a, prev_o, kbest), -1)
 
@@ -1565,28 +1792,15 @@ def _advance_batch(sts: list[_Step], params: DetectionParams) -> list[list[Findi
                 ev_of[i] = (_rows(tab, m * M, (m + 1) * M, int(t[i]) - M + 1),
                             su[m : m + 1], sd[m : m + 1], ku[m : m + 1], kd[m : m + 1])
     # each series' own fits, in position order
-    starts = np.searchsorted(skey, np.arange(S) * big)
-    ends = np.searchsorted(skey, (np.arange(S) + 1) * big)
+    starts = np.searchsorted(skey, series * big)
+    ends = np.searchsorted(skey, (series + 1) * big)
     # only the fits the next periods read are kept (as _finish would)
     kept = fits.pos[order] >= _oldest_fit(t[own[order]] + 1, geo)
     c_kept = np.concatenate([[0], np.cumsum(kept)])
     n_kept = c_kept[ends] - c_kept[starts]
-    same = (n_kept == np.array([len(p) for p in old_pos])) & (ends - starts == n_kept)
-    out = []
-    for i, st in enumerate(sts):
-        if same[i]:  # no fit made or dropped: the state's own, unchanged
-            own_fits = st.fits
-        else:
-            sl = slice(starts[i], ends[i])
-            own_fits = fits.take(order[sl][kept[sl]])
-        run = {"up": bool(au[i]), "onset_up": int(ou[i]), "dn": bool(ad[i]),
-               "onset_dn": int(od[i])}
-        ev = None
-        if i in ev_of:
-            view, *stats = ev_of[i]
-            ev = _Eval(t[i : i + 1], view, own_fits, *stats, ou[i : i + 1], od[i : i + 1])
-        out.append(st.state._finish(st, ev, 0, own_fits, run, params))
-    return out
+    same = (n_kept == np.bincount(old_own, minlength=S)) & (ends - starts == n_kept)
+    return _Batched(t, fits, order, starts, ends, kept, n_kept, same, au, ou, ad, od, ev_of,
+                    own)
 
 
 #: How far below 1 a statistic computed by :func:`_screen` must be for the series to

@@ -239,3 +239,48 @@ def test_a_series_state_packed_from_its_arrays_is_the_same_bytes_and_reads_back_
     blob = pack_series(empty)
     assert blob.startswith(MAGIC2) and blob == pack(empty.to_store())
     assert isinstance(unpack(blob, arrays=True, make_fits=Fits.from_arrays)["fits"], dict)
+
+
+def test_states_read_and_packed_together_are_the_ones_read_and_packed_one_by_one():
+    """:func:`read_many` gives, for each state in the fixed layout without
+    denominators, what :func:`unpack` gives (values, dtypes, the other items), grouped
+    by the fits' shape; other layouts, states with denominators and damaged bytes are
+    left to :func:`unpack`. :func:`pack_many` writes each state's bytes exactly as
+    :func:`warnd.store.pack_series` does, also where one state's flags need floats."""
+    from detectors.baseline import Fits
+    from warnd.statecodec import pack_many, read_many
+    from warnd.store import pack_series
+
+    states = [SeriesState.from_dict(st) for st in _states()]  # counts, gaps, denominators
+    blobs = [pack_series(s) for s in states]
+    damaged = blobs[0][:-9]
+    blobs += [damaged, pack(states[0].to_dict()), blobs[0]]
+    groups, rest = read_many(blobs)
+    assert sorted(rest) == [2, 3, 4]  # denominators, damaged, the generic layout
+    assert sorted(i for g in groups for i in g.index) == [0, 1, 5]
+    for g in groups:
+        k = g.fits["beta"].shape[1]
+        for r, i in enumerate(g.index):
+            one = unpack(blobs[i], arrays=True, make_fits=Fits.from_arrays)
+            assert np.array_equal(one["y"], g.tails[r], equal_nan=True)
+            assert g.tails[r].dtype == np.float64
+            for name, a in one["fits"].arrays().items():
+                assert a.dtype == g.fits[name].dtype and a.shape == g.fits[name][r].shape
+                assert np.array_equal(a, g.fits[name][r], equal_nan=True), name
+            assert {**one, "y": None, "den": None, "fits": None} == g.skeletons[r]
+        again = pack_many(g.skeletons, g.tails, g.family, g.fits)
+        assert again == [blobs[i] for i in g.index]
+        assert k > 0
+    # flags a byte cannot hold, next to ones it can: each packed as pack_series packs it
+    g = next(g for g in groups if 5 in g.index)
+    odd = {n: a.copy() for n, a in g.fits.items()}
+    odd["flags"][1, 0, 0] = -0.0
+    odd["flags"][1, 1, 1] = 0.5
+    got = pack_many(g.skeletons, g.tails, g.family, odd)
+    st = SeriesState.from_dict({**g.skeletons[1], "y": g.tails[1], "den": None,
+                                "fits": Fits.from_arrays(g.family,
+                                                         {n: a[1] for n, a in odd.items()})})
+    assert got[1] == pack_series(st) and got[0] == blobs[g.index[0]]
+    # fits of other dtypes: not this layout, the caller packs them one by one
+    odd["pos"] = odd["pos"].astype(np.int32)
+    assert pack_many(g.skeletons, g.tails, g.family, odd) is None

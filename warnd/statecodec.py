@@ -49,6 +49,7 @@ import math
 import struct
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 MAGIC = b"WSB1"
@@ -280,6 +281,127 @@ def _unpack_series_state(blob: bytes, arrays: bool,
     state["fits"] = fits
     return state  # type: ignore[no-any-return]
 
+
+
+@dataclass
+class StateGroup:
+    """States in the fixed layout whose fits have the same shape, read together by
+    :func:`read_many`: ``index`` their places in the list read, ``skeletons`` each
+    state's other items (its tail, denominators and fits ``None``), ``tails`` each
+    state's tail (float64), and the fits' twelve arrays by name with the states stacked
+    first (``beta`` of shape ``(S, k, p)``, and so on)."""
+
+    index: list[int]
+    skeletons: list[dict[str, Any]]
+    tails: list[Any]
+    family: str
+    fits: dict[str, Any]
+
+
+def read_many(blobs: list[bytes]) -> tuple[list[StateGroup], list[int]]:
+    """The states of ``blobs`` that are in the fixed layout, without denominators and
+    with at least one fit, grouped by their fits' shape, each group's fits read in a
+    few numpy calls for all of its states (what :func:`unpack` gives one by one, value
+    for value); and the places of the other blobs (another layout, denominators, or
+    bytes that do not hold together), which :func:`unpack` reads or refuses."""
+    import numpy as np
+
+    found: dict[tuple[str, int, int, bool], list[tuple[int, Any, bytes, int, int, bytes, int]]] = {}
+    rest = []
+    for i, blob in enumerate(blobs):
+        try:
+            if not blob.startswith(MAGIC2) or len(blob) < 8:
+                raise ValueError("not the fixed layout")
+            (zlen,) = struct.unpack_from("<I", blob, 4)
+            body = zlib.decompress(memoryview(blob)[8 : 8 + zlen])
+            (n,) = struct.unpack_from("<I", body, 0)
+            head = json.loads(body[4 : 4 + n])
+            ny, f = head["y"], head["f"]
+            k, p, flag_bytes = int(f["k"]), int(f["p"]), f["flags"] == "u1"
+            if head["d"] is not None or k <= 0 or type(ny) is not int:
+                raise ValueError("denominators or no fits")
+            _, (nf, ni, nb) = _layout(k, p, flag_bytes)
+            if (4 + n + 8 * (ny + ni) + nb != len(body)
+                    or len(blob) - 8 - zlen != 8 * nf or type(head["s"]) is not dict):
+                raise ValueError("blocks do not fill the state")
+        except (zlib.error, ValueError, struct.error, KeyError, TypeError):
+            rest.append(i)
+            continue
+        found.setdefault((f["family"], k, p, flag_bytes), []).append(
+            (i, head["s"], body, 4 + n, ny, blob, zlen))
+    groups = []
+    for (family, k, p, flag_bytes), members in found.items():
+        order, (nf, ni, nb) = _layout(k, p, flag_bytes)
+        S = len(members)
+        tails = [np.frombuffer(body, "<f8", ny, at).astype(np.float64)
+                 for _, _, body, at, ny, _, _ in members]
+        ints = np.frombuffer(b"".join(body[at + 8 * ny : at + 8 * (ny + ni)]
+                                      for _, _, body, at, ny, _, _ in members), "<i8")
+        small = np.frombuffer(b"".join(body[at + 8 * (ny + ni) :]
+                                       for _, _, body, at, ny, _, _ in members), np.uint8)
+        floats = np.frombuffer(b"".join(memoryview(blob)[8 + zlen :]
+                                        for *_, blob, zlen in members), "<f8")
+        blocks = {"f": floats.astype(np.float64).reshape(S, nf),
+                  "i": ints.astype(np.int64).reshape(S, ni), "b": small.reshape(S, nb)}
+        fits = {}
+        for name, dtype, shape, block, lo, hi in _slices(order):
+            a = blocks[block][:, lo:hi]
+            if block == "b":
+                a = a.astype(dtype)
+            fits[name] = a.reshape((S, *shape))
+        groups.append(StateGroup([m[0] for m in members], [m[1] for m in members], tails,
+                                 family, fits))
+    return groups, rest
+
+
+def pack_many(skeletons: list[dict[str, Any]], tails: list[Any], family: str,
+              fits: dict[str, Any]) -> list[bytes] | None:
+    """:func:`pack_series_state` of many states without denominators whose fits have
+    the same shape (``fits`` as :class:`StateGroup` holds them: the states stacked
+    first), the same bytes for each, with the fits' blocks made in a few numpy calls
+    for all of them. None when the fits are not of the layout's dtypes (the caller
+    packs them one by one)."""
+    import numpy as np
+
+    beta = fits.get("beta")
+    if type(beta) is not np.ndarray or beta.ndim != 3:
+        return None
+    S, k, p = beta.shape
+    for name, dtype, shape, _ in _layout(k, p, False)[0]:
+        a = fits.get(name)
+        if type(a) is not np.ndarray or a.dtype != dtype or a.shape != (S, *shape):
+            return None
+    if S != len(skeletons) or S != len(tails) or k == 0:
+        return None
+    F = fits["flags"].reshape(S, -1)
+    # one byte each unless that loses a bit (-0.0), as pack_series_state decides
+    byte_ok = ((F == 1.0) | ((F == 0.0) & ~np.signbit(F))).all(axis=1)
+    out: list[bytes] = [b""] * S
+    for flag_bytes in (True, False):
+        rows = np.flatnonzero(byte_ok == flag_bytes)
+        if not len(rows):
+            continue
+        order, _ = _layout(k, p, flag_bytes)
+        part = {n: fits[n][rows].reshape(len(rows), -1) for n, _, _, _ in order}
+        fl = np.concatenate([part[n] for n, _, _, b in order if b == "f"],
+                            axis=1).astype("<f8", copy=False)
+        ints = np.concatenate([part[n] for n, _, _, b in order if b == "i"],
+                              axis=1).astype("<i8", copy=False)
+        small = np.concatenate([part[n].astype(np.uint8, copy=False)
+                                for n, _, _, b in order if b == "b"], axis=1)
+        f = {"family": family, "k": k, "p": p, "flags": "u1" if flag_bytes else "f8"}
+        for r, j in enumerate(rows.tolist()):
+            skeleton = dict(skeletons[j])
+            skeleton["y"] = skeleton["den"] = skeleton["fits"] = None
+            y = tails[j]
+            header = json.dumps({"s": skeleton, "y": len(y), "d": None, "f": f},
+                                separators=(",", ":")).encode()
+            packed = zlib.compress(b"".join([struct.pack("<I", len(header)), header,
+                                             y.astype("<f8", copy=False).tobytes(),
+                                             ints[r].tobytes(), small[r].tobytes()]), 1)
+            out[j] = b"".join([MAGIC2, struct.pack("<I", len(packed)), packed,
+                               fl[r].tobytes()])
+    return out
 
 #: The fits' arrays in :class:`detectors.baseline.Fits` order (as ``Fits.to_dict`` gives).
 _ORDER = ("pos", "ok", "beta", "ainv", "flags", "centre", "scale", "shift", "uselog",
