@@ -92,13 +92,13 @@ def test_week_by_week_equals_a_replay_and_a_revision_is_rejudged(tmp_path, monke
     advanced: list[int] = []
     from detectors import engine
 
-    real_prepare = engine.SeriesState._prepare  # every period a state takes, alone or batched
+    real_check = engine._check  # every period a state takes: alone, batched or as arrays
 
-    def counting(self, *a, **kw):
+    def counting(*a, **kw):
         advanced.append(1)
-        return real_prepare(self, *a, **kw)
+        return real_check(*a, **kw)
 
-    monkeypatch.setattr(engine.SeriesState, "_prepare", counting)
+    monkeypatch.setattr(engine, "_check", counting)
     rows_seen: dict[str, list[tuple]] = {"heroin": [], "ketamin": []}
     for week in range(first, WEEKS + 1):
         csv.write_text("\n".join([header, *rows[: 2 * week]]) + "\n")
@@ -501,3 +501,130 @@ def test_a_detect_pass_leaves_older_objects_to_the_end_and_frees_them_after(
             assert _same(_stored(store, sub), _expected(store, cfg, sub)), sub
     finally:
         store.close()
+
+
+def test_states_stepped_as_arrays_give_what_series_states_give():
+    """:func:`detectors.engine.advance_block` (what a steady pass runs for most series)
+    against :func:`detectors.engine.advance_many` on the same stored states: the same
+    findings (trends opening and going on, a spike, quiet series) and, packed, the
+    same bytes; a state of other params is replayed, and a period after a gap, a
+    series too short for the batch step and one with denominators are left to the
+    per-state path."""
+    import dataclasses
+
+    import numpy as np
+
+    from detectors.base import Series
+    from detectors.baseline import Fits
+    from detectors.engine import (NeedsReplay, SeriesState, advance_block, advance_many,
+                                  replay_with_state)
+    from detectors.params import DetectionParams
+    from warnd.statecodec import read_many, unpack
+    from warnd.store import pack_series
+
+    params = DetectionParams()
+    rng = np.random.default_rng(5)
+    n = 200
+    per = tuple(START + timedelta(weeks=i) for i in range(n + 1))
+    cases = []  # (values, next value, next period, denominators)
+    for i in range(40):
+        mean = np.full(n + 1, 12.0 + i % 5)
+        if i % 4 == 1:  # a doubling ramp under way: the trend goes on from its onset
+            mean *= 1 + np.clip(np.arange(n + 1) - (n - 14), 0, 14) / 14.0
+        y = rng.poisson(mean).astype(float)
+        if i % 4 == 2:
+            y[n] = 90.0  # a spike in the new week
+        if i % 7 == 3:
+            y[n - 30] = np.nan  # a missing week in the tail
+        if i % 9 == 4:
+            y[n] = np.nan  # the new week itself missing
+        cases.append((y[:n], y[n], per[n], None))
+    short = rng.poisson(10, 21).astype(float)
+    cases.append((short[:20], short[20], per[20], None))  # too short for the batch step
+    cases.append((rng.poisson(10, n).astype(float), 11.0, per[n] + timedelta(weeks=1), None))
+    cases.append((rng.poisson(10, n).astype(float), 11.0, per[n], rng.poisson(200, n) + 1.0))
+    blobs, starts = [], []
+    for i, (y, _, _, den) in enumerate(cases):
+        s = Series(source="lab", substance=f"s{i}", periods=per[: len(y)], values=y,
+                   denominators=None if den is None else den.astype(float))
+        _, st = replay_with_state(s, params)
+        if i == 0:
+            st.d["params"] = "another"
+        blobs.append(pack_series(st))
+    # one by one (the per-state path)
+    one = [None] + [SeriesState.from_dict(unpack(b, arrays=True, make_fits=Fits.from_arrays))
+                    for b in blobs[1:]]
+    want = advance_many([(st, c[2], float(c[1]), None if c[3] is None else 210.0)
+                         for st, c in zip(one, cases, strict=True) if st is not None], params)
+    want.insert(0, NeedsReplay("detection params changed"))
+    # as arrays
+    groups, rest = read_many(blobs)
+    assert rest == [len(cases) - 1]  # the denominators: another layout of the tail
+    taken = 0
+    for g in groups:
+        k = g.fits["beta"].shape[1]
+        fits = Fits.from_arrays(g.family, {n_: a.reshape((len(g.index) * k, *a.shape[2:]))
+                                           for n_, a in g.fits.items()})
+        step = advance_block(g.skeletons, g.tails, fits, np.full(len(g.index), k),
+                             [(cases[i][2], float(cases[i][1])) for i in g.index], params)
+        packed = Pipeline._pack_block(g.skeletons, step, g.family)
+        for r, i in enumerate(g.index):
+            got = step.found[r]
+            if i == 0:
+                assert isinstance(got, NeedsReplay) and str(got) == "detection params changed"
+            elif i in (len(cases) - 3, len(cases) - 2):  # short, gap: not taken here
+                assert got is None and step.tails[r] is None
+            else:
+                taken += 1
+                assert [repr(dataclasses.asdict(f)) for f in got] == [
+                    repr(dataclasses.asdict(f)) for f in want[i]], i
+                assert packed[r] == pack_series(one[i]), i
+    assert taken == 39
+    kinds = [f.kind for fs in want[1:40] for f in fs]
+    assert "trend" in kinds and "spike" in kinds  # busy series among them, not only quiet
+
+
+def test_a_steady_week_judged_as_arrays_stores_what_one_by_one_stores(tmp_path, monkeypatch):
+    """Through the real pipeline: the new week of a store's series is judged as arrays
+    (:func:`detectors.engine.advance_block`, every series of it), and the store after
+    it (states, findings, episodes, alerts) is byte for byte the store the per-state
+    path leaves from the same start."""
+    import shutil
+
+    import warnd.statecodec
+    from detectors import engine
+
+    cfg, csv, lines = _lab_without_last_week(tmp_path)
+    shutil.copytree(cfg.state_dir, tmp_path / "before")
+    csv.write_text("\n".join(lines) + "\n")
+    taken: list[str] = []
+    real_block = engine.advance_block
+
+    def spying(states, *a, **kw):
+        step = real_block(states, *a, **kw)
+        taken.extend(d["meta"][1] for d, f in zip(states, step.found, strict=True)
+                     if isinstance(f, list))
+        return step
+
+    monkeypatch.setattr(engine, "advance_block", spying)
+
+    def week() -> dict[str, list]:
+        Pipeline(cfg, clock=lambda: datetime(2026, 1, 2, tzinfo=UTC)).run_once()
+        store = Store.in_dir(cfg.state_dir)
+        try:
+            return {t: [tuple(r.values()) for r in store.q(f"SELECT * FROM {t} ORDER BY 1, 2")]
+                    for t in ("series_states", "findings", "episodes", "alerts")}
+        finally:
+            store.close()
+
+    as_arrays = week()
+    assert sorted(taken) == ["heroin", "ketamin"]
+    assert as_arrays["findings"] and as_arrays["alerts"]  # the rise: found and told
+    shutil.rmtree(cfg.state_dir)
+    shutil.copytree(tmp_path / "before", cfg.state_dir)
+    taken.clear()
+    monkeypatch.setattr(warnd.statecodec, "read_many",
+                        lambda blobs: ([], list(range(len(blobs)))))
+    one_by_one = week()
+    assert taken == []
+    assert one_by_one == as_arrays

@@ -20,6 +20,8 @@ from __future__ import annotations
 import gc
 import logging
 import sqlite3
+import struct
+import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -599,17 +601,138 @@ class Pipeline:
     def _advance_part(
         self, store: Store, entries: list[tuple[SeriesKey, Any, Any, Any]],
     ) -> dict[SeriesKey, tuple[list[Any], list[list[Finding]], bytes, Any]]:
+        entries = [e for e in entries if e[3] is not None]
+        raw = dict(store.state_blobs([e[0] for e in entries]))
+        out, rest = self._advance_blocks(store, [e for e in entries if e[0] in raw], raw)
+        out.update(self._advance_states(store, [e for e in entries if e[0] in rest], raw))
+        return out
+
+    def _advance_blocks(
+        self, store: Store, entries: list[tuple[SeriesKey, Any, Any, Any]],
+        raw: dict[SeriesKey, bytes],
+    ) -> tuple[dict[SeriesKey, tuple[list[Any], list[list[Finding]], bytes, Any]],
+               set[SeriesKey]]:
+        """The series of ``entries`` with one new period whose stored states are in the
+        fixed layout (most of a steady pass), judged as arrays: the states read
+        together (:func:`warnd.statecodec.read_many`), stepped together
+        (:func:`detectors.engine.advance_block`) and packed together
+        (:func:`warnd.statecodec.pack_many`), with no Python object per series; the
+        same findings and stored bytes as :meth:`_advance_states` gives them (tested).
+        Returns what :meth:`_advance_all` returns for those, and the keys of the rest
+        (other layouts, several new periods, a state the batch step cannot take), for
+        :meth:`_advance_states`."""
+        from detectors.baseline import Fits
+        from detectors.engine import NeedsReplay, advance_block, params_digest
+        from warnd.statecodec import pack_many, read_many
+
+        groups, unread = read_many([raw[e[0]] for e in entries])
+        rest = {entries[i][0] for i in unread}
+        member: list[tuple[Any, int, int]] = []  # (group, row in it, entry index)
+        for g in groups:
+            member += [(g, r, i) for r, i in enumerate(g.index)]
+        afters = []
+        for g, r, i in member:
+            key, src, _, last_done = entries[i]
+            try:
+                last = date.fromisoformat(g.skeletons[r]["last_period"])
+            except (KeyError, TypeError, ValueError):
+                rest.add(key)
+                continue
+            afters.append((g, r, i, last))
+        behind = [a for a in afters if a[3] > entries[a[2]][3]]
+        rest.update(entries[a[2]][0] for a in behind)  # told and replayed by the other path
+        afters = [a for a in afters if a[3] <= entries[a[2]][3]]
+        tails = store.series_tails((entries[i][0], last, entries[i][1].dimension)
+                                   for _, _, i, last in afters)
+        ready: dict[tuple[int, str], list[tuple[Any, int, int, Any, Any]]] = {}
+        for g, r, i, last in afters:
+            key, _, params, _ = entries[i]
+            tail = tails[key]
+            if len(tail.periods) != 1 or tail.denominators is not None:
+                rest.add(key)
+                continue
+            ready.setdefault((id(g), params_digest(params)), []).append((g, r, i, last, tail))
+        out: dict[SeriesKey, tuple[list[Any], list[list[Finding]], bytes, Any]] = {}
+        for todo in ready.values():
+            g, params = todo[0][0], entries[todo[0][2]][2]
+            rows = np.array([r for _, r, _, _, _ in todo], dtype=np.int64)
+            k = g.fits["beta"].shape[1]
+            fits = Fits.from_arrays(g.family, {n: a[rows].reshape((len(rows) * k, *a.shape[2:]))
+                                               for n, a in g.fits.items()})
+            states = [g.skeletons[r] for _, r, _, _, _ in todo]
+            try:
+                step = advance_block(states, [g.tails[r] for _, r, _, _, _ in todo], fits,
+                                     np.full(len(todo), k), [(a[4].periods[0],
+                                                              float(a[4].values[0]))
+                                                             for a in todo], params)
+            except BAD_STATE as e:  # a damaged state among them: each on its own
+                log.warning("%d series judged one by one: %s", len(todo), _one_line(e))
+                rest.update(entries[a[2]][0] for a in todo)
+                continue
+            packed = self._pack_block(states, step, g.family)
+            for j, (_, _, i, last, tail) in enumerate(todo):
+                key, found = entries[i][0], step.found[j]
+                if isinstance(found, NeedsReplay):
+                    self._replayed(key, found)
+                elif found is None:
+                    rest.add(key)
+                else:
+                    out[key] = ([tail.periods[0]], [found], packed[j], last)
+        return out, rest
+
+    @staticmethod
+    def _pack_block(states: list[dict[str, Any]], step: Any, family: str) -> list[Any]:
+        """The states :func:`detectors.engine.advance_block` moved on, packed: those
+        with the same number of fits together (:func:`warnd.statecodec.pack_many`),
+        any it cannot take one by one."""
+        from detectors.engine import SeriesState
+        from warnd.statecodec import pack_many
+
+        counts = step.counts
+        starts = np.concatenate([[0], np.cumsum(counts)])
+        packed: list[Any] = [None] * len(states)
+        taken = np.array([t is not None for t in step.tails], dtype=bool)
+        for k in np.unique(counts[taken]).tolist():
+            sel = np.flatnonzero(taken & (counts == k))
+            rows = (starts[sel][:, None] + np.arange(k)[None, :]).ravel()
+            fits = step.fits.take(rows)
+            got = pack_many([states[j] for j in sel.tolist()],
+                            [step.tails[j] for j in sel.tolist()], family,
+                            {n: a.reshape((len(sel), k, *a.shape[1:]))
+                             for n, a in fits.arrays().items()}) if k else None
+            for m, j in enumerate(sel.tolist()):
+                if got is not None:
+                    packed[j] = got[m]
+                else:  # fits the fixed layout cannot take as one: as a SeriesState
+                    d = dict(states[j])
+                    d.update(y=step.tails[j], den=None,
+                             fits=fits.take(np.arange(m * k, (m + 1) * k)))
+                    packed[j] = pack_series(SeriesState(d))
+        return packed
+
+    def _advance_states(
+        self, store: Store, entries: list[tuple[SeriesKey, Any, Any, Any]],
+        raw: dict[SeriesKey, bytes],
+    ) -> dict[SeriesKey, tuple[list[Any], list[list[Finding]], bytes, Any]]:
+        """:meth:`_advance_all` for series whose states are read and stepped one
+        :class:`detectors.engine.SeriesState` each (:func:`detectors.engine.advance_many`):
+        any layout and any number of new periods."""
         from detectors.baseline import Fits
         from detectors.engine import NeedsReplay, SeriesState, advance_many, params_digest
+        from warnd.statecodec import unpack
 
         ready: dict[str, list[_Advancing]] = {}  # by params: equal params share the calls
-        blobs = store.detector_states([e[0] for e in entries if e[3] is not None], arrays=True,
-                                      make_fits=Fits.from_arrays)
+        blobs = {}
+        for key in (e[0] for e in entries):
+            try:
+                blobs[key] = unpack(raw[key], arrays=True, make_fits=Fits.from_arrays)
+            except (*BAD_STATE, zlib.error, struct.error):
+                continue  # unreadable: replayed, as one without a state
         usable = []
         for entry in entries:
             key, src, params, last_done = entry
             blob = blobs.get(key)
-            if last_done is None or blob is None:
+            if blob is None:
                 continue
             try:
                 state = SeriesState.from_dict(blob)
@@ -648,7 +771,7 @@ class Pipeline:
                         log.warning("%d series judged one by one: %s", len(group),
                                     _one_line(e))
                         for a in group:
-                            out.update(self._advance_part(store, [a.entry]))
+                            out.update(self._advance_states(store, [a.entry], raw))
                     break
                 r += 1
                 for a, found in zip(alive, res, strict=True):
