@@ -35,6 +35,11 @@ a state takes about 4.2 kB instead of 3.6 kB, packing it about a third of the ti
 ``WSB1`` took and unpacking it about half (``benchmarks/batch.py``, numbers in
 ``docs/operations.md``). Any other dict is packed as ``WSB1``.
 
+:func:`read_many` reads the fixed-layout states of many series at once, grouped by
+their fits' shape (a group's fits in a few numpy calls over the joined bytes), and
+:func:`pack_many` writes many, the same bytes as one by one: what a steady detect
+pass uses for most series (``Pipeline._advance_blocks``).
+
 Unpacking gives the JSON-able dict (``None`` for a missing value; floats bit for bit)
 or, with ``arrays``, the arrays themselves, so the engine sees no difference; both
 layouts unpack to the same dict. :func:`unpack` also reads the older zlib-compressed
