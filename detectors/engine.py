@@ -1504,8 +1504,9 @@ BATCH = 64
 class BlockStep:
     """What :func:`advance_block` did with each state (index ``i``): ``found[i]`` its
     findings at the new period, the :class:`NeedsReplay` it raised, or None when the
-    period is not the position right after its last one or the series is too short
-    for the batch step (the caller advances those as :class:`SeriesState`); for the
+    period is not the position right after its last one, the series is too short
+    for the batch step, has denominators or its state does not hold together (the
+    caller advances those as :class:`SeriesState`, which says what is wrong); for the
     states taken, ``tails[i]`` the new tail and ``fits`` their fits, ``counts[i]`` rows
     each, one series after another (in index order)."""
 
@@ -1537,11 +1538,12 @@ def advance_block(states: list[dict[str, Any]], tails: list[np.ndarray], fits: F
             if d["has_den"]:
                 raise ValueError("denominators")
             c = checked[i] = _check(d, items[i][0], params, None, fp)
+            _holds_together(d)
         except NeedsReplay as e:
             found[i] = e
             continue
-        except ValueError:
-            continue
+        except (KeyError, TypeError, IndexError, ValueError, AttributeError):
+            continue  # denominators, or a damaged state: the per-state path says which
         if c.t == c.n_old and c.t >= c.geo.M - 1 and c.family == fits.family:
             groups.setdefault((c.family, c.step), []).append(i)
     starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
@@ -1563,6 +1565,20 @@ def advance_block(states: list[dict[str, Any]], tails: list[np.ndarray], fits: F
     else:
         kept = fits.take(np.zeros(0, dtype=np.int64))
     return BlockStep(found, new_tails, kept, new_counts)
+
+
+def _holds_together(d: dict[str, Any]) -> None:
+    """Raises (KeyError, TypeError, ...) unless the state's items that the batch step
+    reads beyond :func:`_check`'s are there and of their types."""
+    run = d["run"]
+    for flag, onset in (("up", "onset_up"), ("dn", "onset_dn")):
+        if type(run[flag]) is not bool or type(run[onset]) is not int:
+            raise TypeError(f"run {flag}")
+    for name in ("tail_from", "n_seen", "n_periods"):
+        if type(d[name]) is not int:
+            raise TypeError(name)
+    if len(d["meta"]) != 5 or not all(type(m) is str for m in d["meta"]):
+        raise TypeError("meta")
 
 
 def _advance_chunk(states, tails, fits: Fits, counts, starts, items, checked, chunk,
