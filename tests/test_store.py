@@ -157,6 +157,19 @@ def test_many_series_tails_and_states_read_together_equal_one_by_one(store):
     got = store.detector_states(keys)
     assert got == {k: v for k, v in states.items() if k[1] != "s005"}
     assert store.detector_state(keys[7]) == got[keys[7]]
+    # a state and the rows after a period in one read: the states as stored (an
+    # unreadable one too), the rows as load_series has them, none after the last
+    both = store.states_with_rows((k, after[k]) for k in keys)
+    blobs = dict(store.state_blobs(keys))
+    assert both.keys() == blobs.keys() == set(keys[:300])
+    for k, (blob, new_rows) in both.items():
+        assert blob == blobs[k]
+        one = store.load_series(*k, dimension="use", after=after[k])
+        assert [date.fromisoformat(r[0]) for r in new_rows] == list(one.periods)
+        assert [r[1] for r in new_rows] == list(one.values)
+        assert [r[2] for r in new_rows] == (
+            [None] * len(one.periods) if one.denominators is None else list(one.denominators))
+    assert any(not r for _, r in both.values()) and any(len(r) > 1 for _, r in both.values())
 
 
 def test_the_store_loads_without_numpy_which_still_imports_after():

@@ -602,14 +602,15 @@ class Pipeline:
         self, store: Store, entries: list[tuple[SeriesKey, Any, Any, Any]],
     ) -> dict[SeriesKey, tuple[list[Any], list[list[Finding]], bytes, Any]]:
         entries = [e for e in entries if e[3] is not None]
-        raw = dict(store.state_blobs([e[0] for e in entries]))
-        out, rest = self._advance_blocks(store, [e for e in entries if e[0] in raw], raw)
+        got = store.states_with_rows((e[0], e[3]) for e in entries)  # rows after last_done
+        raw = {key: blob for key, (blob, _) in got.items()}
+        out, rest = self._advance_blocks([e for e in entries if e[0] in raw], got)
         out.update(self._advance_states(store, [e for e in entries if e[0] in rest], raw))
         return out
 
     def _advance_blocks(
-        self, store: Store, entries: list[tuple[SeriesKey, Any, Any, Any]],
-        raw: dict[SeriesKey, bytes],
+        self, entries: list[tuple[SeriesKey, Any, Any, Any]],
+        got: dict[SeriesKey, tuple[bytes, list[tuple[Any, ...]]]],
     ) -> tuple[dict[SeriesKey, tuple[list[Any], list[list[Finding]], bytes, Any]],
                set[SeriesKey]]:
         """The series of ``entries`` with one new period whose stored states are in the
@@ -618,14 +619,15 @@ class Pipeline:
         (:func:`detectors.engine.advance_block`) and packed together
         (:func:`warnd.statecodec.pack_many`), with no Python object per series; the
         same findings and stored bytes as :meth:`_advance_states` gives them (tested).
-        Returns what :meth:`_advance_all` returns for those, and the keys of the rest
-        (other layouts, several new periods, a state the batch step cannot take), for
-        :meth:`_advance_states`."""
+        ``got`` holds each series' stored state and its rows after its last judged
+        period. Returns what :meth:`_advance_all` returns for those, and the keys of the
+        rest (other layouts, several new periods, a state not at the last judged period,
+        a state the batch step cannot take), for :meth:`_advance_states`."""
         from detectors.baseline import Fits
         from detectors.engine import NeedsReplay, advance_block, params_digest
         from warnd.statecodec import pack_many, read_many
 
-        groups, unread = read_many([raw[e[0]] for e in entries])
+        groups, unread = read_many([got[e[0]][0] for e in entries])
         rest = {entries[i][0] for i in unread}
         member: list[tuple[Any, int, int]] = []  # (group, row in it, entry index)
         for g in groups:
@@ -639,19 +641,18 @@ class Pipeline:
                 rest.add(key)
                 continue
             afters.append((g, r, i, last))
-        behind = [a for a in afters if a[3] > entries[a[2]][3]]
-        rest.update(entries[a[2]][0] for a in behind)  # told and replayed by the other path
-        afters = [a for a in afters if a[3] <= entries[a[2]][3]]
-        tails = store.series_tails((entries[i][0], last, entries[i][1].dimension)
-                                   for _, _, i, last in afters)
         ready: dict[tuple[int, str], list[tuple[Any, int, int, Any, Any]]] = {}
         for g, r, i, last in afters:
-            key, _, params, _ = entries[i]
-            tail = tails[key]
-            if len(tail.periods) != 1 or tail.denominators is not None:
+            key, _, params, last_done = entries[i]
+            rows = got[key][1]
+            # a state behind or ahead of the last judged period, several new rows or a
+            # denominator: the other path (which also says why a state cannot go on)
+            if last != last_done or len(rows) != 1 or rows[0][2] is not None:
                 rest.add(key)
                 continue
-            ready.setdefault((id(g), params_digest(params)), []).append((g, r, i, last, tail))
+            value = float("nan") if rows[0][1] is None else float(rows[0][1])
+            new = (date.fromisoformat(rows[0][0]), value)
+            ready.setdefault((id(g), params_digest(params)), []).append((g, r, i, last, new))
         out: dict[SeriesKey, tuple[list[Any], list[list[Finding]], bytes, Any]] = {}
         for todo in ready.values():
             g, params = todo[0][0], entries[todo[0][2]][2]
@@ -662,22 +663,20 @@ class Pipeline:
             states = [g.skeletons[r] for _, r, _, _, _ in todo]
             try:
                 step = advance_block(states, [g.tails[r] for _, r, _, _, _ in todo], fits,
-                                     np.full(len(todo), k), [(a[4].periods[0],
-                                                              float(a[4].values[0]))
-                                                             for a in todo], params)
+                                     np.full(len(todo), k), [a[4] for a in todo], params)
             except BAD_STATE as e:  # a damaged state among them: each on its own
                 log.warning("%d series judged one by one: %s", len(todo), _one_line(e))
                 rest.update(entries[a[2]][0] for a in todo)
                 continue
             packed = self._pack_block(states, step, g.family)
-            for j, (_, _, i, last, tail) in enumerate(todo):
+            for j, (_, _, i, last, new) in enumerate(todo):
                 key, found = entries[i][0], step.found[j]
                 if isinstance(found, NeedsReplay):
                     self._replayed(key, found)
                 elif found is None:
                     rest.add(key)
                 else:
-                    out[key] = ([tail.periods[0]], [found], packed[j], last)
+                    out[key] = ([new[0]], [found], packed[j], last)
         return out, rest
 
     @staticmethod

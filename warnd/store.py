@@ -906,6 +906,32 @@ class Store:
                 continue  # unreadable: the caller replays the series
         return out
 
+    def states_with_rows(
+        self, wanted: Iterable[tuple[SeriesKey, date]]
+    ) -> dict[SeriesKey, tuple[bytes, list[tuple[Any, ...]]]]:
+        """For each ``(key, after)`` of a series with a stored detector state: the state
+        as stored (:meth:`state_blobs`) and the series' observation rows after
+        ``after``, ``(period, value, denominator, dimension)`` in period order, read
+        together in few queries (each on the primary keys)."""
+        out: dict[SeriesKey, tuple[bytes, list[tuple[Any, ...]]]] = {}
+        for part in _chunks(list(wanted), _KEYS_PER_QUERY):
+            rows = self.db.execute(
+                f"WITH k(a, b, c, d, e) AS (VALUES {','.join(['(?,?,?,?,?)'] * len(part))}) "
+                "SELECT s.source, s.substance, s.region, s.metric, s.state, o.period, "
+                "o.value, o.denominator, o.dimension FROM k CROSS JOIN series_states s "
+                "ON s.source=k.a AND s.substance=k.b AND s.region=k.c AND s.metric=k.d "
+                "LEFT JOIN observations o ON o.source=k.a AND o.substance=k.b "
+                "AND o.region=k.c AND o.metric=k.d AND o.period > k.e "
+                "ORDER BY 1, 2, 3, 4, 6",
+                [x for key, after in part for x in (*key, after.isoformat())]).fetchall()
+            for r in rows:
+                got = out.get(r[:4])
+                if got is None:
+                    got = out[r[:4]] = (r[4], [])
+                if r[5] is not None:
+                    got[1].append(r[5:])
+        return out
+
     def state_blobs(self, keys: Iterable[SeriesKey]) -> Iterator[tuple[SeriesKey, bytes]]:
         """The stored detector states of these series as stored (those that have one),
         read a few hundred series a query, each on the primary key."""
