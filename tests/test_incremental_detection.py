@@ -506,8 +506,8 @@ def test_a_detect_pass_leaves_older_objects_to_the_end_and_frees_them_after(
 def test_states_stepped_as_arrays_give_what_series_states_give():
     """:func:`detectors.engine.advance_block` (what a steady pass runs for most series)
     against :func:`detectors.engine.advance_many` on the same stored states: the same
-    findings (trends opening and going on, a spike, quiet series) and, packed, the
-    same bytes; a state of other params is replayed, and a period after a gap, a
+    findings (trends opening and going on, a spike, quiet series; counts and an index)
+    and, packed, the same bytes; a state of other params is replayed, and a period after a gap, a
     series too short for the batch step and one with denominators are left to the
     per-state path."""
     import dataclasses
@@ -538,6 +538,8 @@ def test_states_stepped_as_arrays_give_what_series_states_give():
             y[n - 30] = np.nan  # a missing week in the tail
         if i % 9 == 4:
             y[n] = np.nan  # the new week itself missing
+        if i % 5 == 3:
+            y = y * 0.5  # an index (other values): judged on the log scale
         cases.append((y[:n], y[n], per[n], None))
     short = rng.poisson(10, 21).astype(float)
     cases.append((short[:20], short[20], per[20], None))  # too short for the batch step
@@ -546,7 +548,8 @@ def test_states_stepped_as_arrays_give_what_series_states_give():
     blobs, starts = [], []
     for i, (y, _, _, den) in enumerate(cases):
         s = Series(source="lab", substance=f"s{i}", periods=per[: len(y)], values=y,
-                   denominators=None if den is None else den.astype(float))
+                   denominators=None if den is None else den.astype(float),
+                   metric="interest" if i < 40 and i % 5 == 3 else "count")
         _, st = replay_with_state(s, params)
         if i == 0:
             st.d["params"] = "another"
@@ -586,6 +589,8 @@ def test_states_stepped_as_arrays_give_what_series_states_give():
     assert taken == 38
     kinds = [f.kind for fs in want[1:40] if fs for f in fs]
     assert "trend" in kinds and "spike" in kinds  # busy series among them, not only quiet
+    assert {g.family for g in groups} == {"continuous", "counts"}
+    assert any(want[i] for i in range(40) if i % 5 == 3)  # an index with findings too
 
 
 def test_a_steady_week_judged_as_arrays_stores_what_one_by_one_stores(tmp_path, monkeypatch):
