@@ -541,13 +541,22 @@ def test_states_stepped_as_arrays_give_what_series_states_give():
         if i % 5 == 3:
             y = y * 0.5  # an index (other values): judged on the log scale
         cases.append((y[:n], y[n], per[n], None))
+    # monthly and daily series (other grids, other change-time windows), one rising
+    months = tuple(date(2015 + m // 12, m % 12 + 1, 1) for m in range(121))
+    days = tuple(START + timedelta(days=d) for d in range(401))
+    for j, grid in enumerate((months, months, days, days)):
+        y = rng.poisson(40.0, len(grid)).astype(float)
+        if j % 2:
+            y[-5:] *= 2.5
+        cases.append((y[:-1], y[-1], grid[-1], None, grid[:-1]))
     short = rng.poisson(10, 21).astype(float)
     cases.append((short[:20], short[20], per[20], None))  # too short for the batch step
     cases.append((rng.poisson(10, n).astype(float), 11.0, per[n] + timedelta(weeks=1), None))
     cases.append((rng.poisson(10, n).astype(float), 11.0, per[n], rng.poisson(200, n) + 1.0))
     blobs, starts = [], []
-    for i, (y, _, _, den) in enumerate(cases):
-        s = Series(source="lab", substance=f"s{i}", periods=per[: len(y)], values=y,
+    for i, (y, _, _, den, *grid) in enumerate(cases):
+        s = Series(source="lab", substance=f"s{i}", periods=grid[0] if grid else per[: len(y)],
+                   values=y,
                    denominators=None if den is None else den.astype(float),
                    metric="interest" if i < 40 and i % 5 == 3 else "count")
         _, st = replay_with_state(s, params)
@@ -586,11 +595,12 @@ def test_states_stepped_as_arrays_give_what_series_states_give():
                 assert [repr(dataclasses.asdict(f)) for f in got] == [
                     repr(dataclasses.asdict(f)) for f in want[i]], i
                 assert packed[r] == pack_series(one[i]), i
-    assert taken == 38
+    assert taken == 42
     kinds = [f.kind for fs in want[1:40] if fs for f in fs]
     assert "trend" in kinds and "spike" in kinds  # busy series among them, not only quiet
     assert {g.family for g in groups} == {"continuous", "counts"}
     assert any(want[i] for i in range(40) if i % 5 == 3)  # an index with findings too
+    assert all(want[i] for i in (41, 43))  # the rising monthly and daily ones
 
 
 def test_a_steady_week_judged_as_arrays_stores_what_one_by_one_stores(tmp_path, monkeypatch):
