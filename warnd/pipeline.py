@@ -629,30 +629,25 @@ class Pipeline:
 
         groups, unread = read_many([got[e[0]][0] for e in entries])
         rest = {entries[i][0] for i in unread}
-        member: list[tuple[Any, int, int]] = []  # (group, row in it, entry index)
-        for g in groups:
-            member += [(g, r, i) for r, i in enumerate(g.index)]
-        afters = []
-        for g, r, i in member:
-            key, src, _, last_done = entries[i]
-            try:
-                last = date.fromisoformat(g.skeletons[r]["last_period"])
-            except (KeyError, TypeError, ValueError):
-                rest.add(key)
-                continue
-            afters.append((g, r, i, last))
+        # by group and params: (group, row in it, entry index, state's last period, new)
         ready: dict[tuple[int, str], list[tuple[Any, int, int, Any, Any]]] = {}
-        for g, r, i, last in afters:
-            key, _, params, last_done = entries[i]
-            rows = got[key][1]
-            # a state behind or ahead of the last judged period, several new rows or a
-            # denominator: the other path (which also says why a state cannot go on)
-            if last != last_done or len(rows) != 1 or rows[0][2] is not None:
-                rest.add(key)
-                continue
-            value = float("nan") if rows[0][1] is None else float(rows[0][1])
-            new = (date.fromisoformat(rows[0][0]), value)
-            ready.setdefault((id(g), params_digest(params)), []).append((g, r, i, last, new))
+        for g in groups:
+            for r, i in enumerate(g.index):
+                key, _, params, last_done = entries[i]
+                rows = got[key][1]
+                try:
+                    last = date.fromisoformat(g.skeletons[r]["last_period"])
+                except (KeyError, TypeError, ValueError):
+                    last = None
+                # a state behind or ahead of the last judged period, several new rows or
+                # a denominator: the other path (which also says why a state cannot go on)
+                if last != last_done or len(rows) != 1 or rows[0][2] is not None:
+                    rest.add(key)
+                    continue
+                value = float("nan") if rows[0][1] is None else float(rows[0][1])
+                new = (date.fromisoformat(rows[0][0]), value)
+                ready.setdefault((id(g), params_digest(params)), []).append(
+                    (g, r, i, last, new))
         out: dict[SeriesKey, tuple[list[Any], list[list[Finding]], bytes, Any]] = {}
         for todo in ready.values():
             g, params = todo[0][0], entries[todo[0][2]][2]
