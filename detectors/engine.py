@@ -1606,7 +1606,7 @@ def _advance_chunk(states, tails, fits: Fits, counts, starts, items, checked, ch
     old = fits.take(rows)
     old_own = np.repeat(np.arange(S), n_old)
     phases = np.array([_phase(states[i]["meta"]) for i in chunk.tolist()], dtype=np.int64)
-    b = _batch_step(family, geo, params, t, base, Y, OFF, None, old, old_own, phases,
+    b = _batch_step(family, geo, params, t, base, Y, OFF, None, [old], old_own, phases,
                     [states[i]["run"] for i in chunk.tolist()])
     n_new = t + 1
     keep_from = np.maximum(0, _oldest_fit(n_new, geo) - geo.lay.history - 1)
@@ -1663,11 +1663,10 @@ def _advance_batch(sts: list[_Step], params: DetectionParams) -> list[list[Findi
         OFF[j, :n] = st.g.off
         if DEN is not None:
             DEN[j, :n] = st.g.den
-    old = Fits.concat(family, [st.fits for st in sts])
     old_own = np.repeat(np.arange(S), [len(st.fits.pos) for st in sts])
     phases = np.array([_phase(st.state.d["meta"]) for st in sts], dtype=np.int64)
-    b = _batch_step(family, geo, params, t, base, Y, OFF, DEN, old, old_own, phases,
-                    [st.state.d["run"] for st in sts])
+    b = _batch_step(family, geo, params, t, base, Y, OFF, DEN, [st.fits for st in sts],
+                    old_own, phases, [st.state.d["run"] for st in sts])
     out = []
     for i, st in enumerate(sts):
         own_fits = st.fits if b.same[i] else b.own_fits(i)  # unchanged: the state's own
@@ -1718,15 +1717,16 @@ class _Batched:
 
 def _batch_step(family: str, geo: _Geometry, params: DetectionParams, t: np.ndarray,
                 base: np.ndarray, Y: np.ndarray, OFF: np.ndarray, DEN: np.ndarray | None,
-                old: Fits, old_own: np.ndarray, phases: np.ndarray,
+                old_parts: list[Fits], old_own: np.ndarray, phases: np.ndarray,
                 runs: list[dict[str, Any]]) -> _Batched:
     """The batch step of :func:`_advance_batch` on arrays: series ``i`` takes grid
     position ``t[i]``, right after its last one; row ``i`` of ``Y`` (``OFF``, ``DEN``)
-    holds its grid from position ``base[i]`` with the new value last; ``old`` its
-    fits (the rows ``old_own == i``), ``phases[i]`` its refit phase and ``runs[i]``
-    its alarm runs."""
+    holds its grid from position ``base[i]`` with the new value last; the fits of
+    ``old_parts`` one after another are the series' (row ``r`` is series
+    ``old_own[r]``'s), ``phases[i]`` its refit phase and ``runs[i]`` its alarm runs."""
     lay, M, S = geo.lay, geo.M, len(t)
     W = Y.shape[1]
+    old_pos = np.concatenate([p.pos for p in old_parts])
 
     def gather(A, rows, pos, fill):
         local = pos - base[rows].reshape(rows.shape + (1,) * (pos.ndim - 1))
@@ -1743,11 +1743,11 @@ def _batch_step(family: str, geo: _Geometry, params: DetectionParams, t: np.ndar
     valid = np.concatenate([t % lay.refit == 0,
                             (cand_rp[S:] % lay.refit == 0)
                             & (lay.refit >= 2) & (min(lay.refit, lay.guard) >= 1)])
-    big = int(max(int(t.max()), int(cand_rp.max()), int(old.pos.max(initial=0)))) + 1
-    valid &= ~np.isin(cand_row * big + cand_rp, old_own * big + old.pos)
+    big = int(max(int(t.max()), int(cand_rp.max()), int(old_pos.max(initial=0)))) + 1
+    valid &= ~_find(np.sort(old_own * big + old_pos), cand_row * big + cand_rp)[1]
     pick = np.flatnonzero(valid)
     pick = pick[np.lexsort((pick // S, cand_row[pick]))]
-    parts, owner = [old], [old_own]
+    parts, owner = list(old_parts), [old_own]
     if len(pick):
         need, rp_new = cand_row[pick], cand_rp[pick]
         idx = window_positions(rp_new, lay)

@@ -610,9 +610,12 @@ def test_a_steady_week_judged_as_arrays_stores_what_one_by_one_stores(tmp_path, 
     path leaves from the same start."""
     import shutil
 
+    import warnd.pipeline
     import warnd.statecodec
     from detectors import engine
 
+    # the array path from one series on (a pass of fewer than ARRAY_MIN takes the other)
+    monkeypatch.setattr(warnd.pipeline, "ARRAY_MIN", 1)
     cfg, csv, lines = _lab_without_last_week(tmp_path)
     shutil.copytree(cfg.state_dir, tmp_path / "before")
     csv.write_text("\n".join(lines) + "\n")

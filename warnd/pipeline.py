@@ -42,6 +42,10 @@ from warnd.store import Pending, Store, iso, pack_series, pack_state, store_prob
 
 #: Series whose detector states one detect pass holds unpacked at a time (memory).
 ADVANCE_CHUNK = 2048
+#: Fewer series than this in a detect pass's chunk are stepped one state each: the
+#: array path's fixed cost (reading, stacking and packing a group) exceeds what it saves
+#: on a handful of series, such as the two a substance has in one source's poll.
+ARRAY_MIN = 16
 #: What a stored detector state that unpacked but does not hold together raises.
 BAD_STATE = (KeyError, ValueError, TypeError, IndexError, AttributeError)
 
@@ -602,6 +606,9 @@ class Pipeline:
         self, store: Store, entries: list[tuple[SeriesKey, Any, Any, Any]],
     ) -> dict[SeriesKey, tuple[list[Any], list[list[Finding]], bytes, Any]]:
         entries = [e for e in entries if e[3] is not None]
+        if len(entries) < ARRAY_MIN:
+            raw = dict(store.state_blobs([e[0] for e in entries]))
+            return self._advance_states(store, [e for e in entries if e[0] in raw], raw)
         got = store.states_with_rows((e[0], e[3]) for e in entries)  # rows after last_done
         raw = {key: blob for key, (blob, _) in got.items()}
         out, rest = self._advance_blocks([e for e in entries if e[0] in raw], got)
