@@ -664,3 +664,34 @@ def test_spike_alone_after_the_rise_has_ended_is_sent(tmp_path):
                     detected=d0 + timedelta(weeks=8))
     (a,) = _period(cfg, store, d0 + timedelta(weeks=8), {"lab": [later]})
     assert a["kind"] == "spike"
+
+
+def test_a_round_without_spikes_does_not_read_the_substance_and_a_quiet_one_nothing(
+        tmp_path, monkeypatch):
+    """Whether a substance is rising (a read of every series of it with an episode
+    open, which grows with the series watched) is asked only to fold a spike into a
+    trend; a round with nothing to tell and nothing to save does not touch the store.
+    The daemon runs a round per substance for every poll, so both are most rounds."""
+    cfg = make_config(tmp_path, ROUTED)
+    store = Store.in_dir(cfg.state_dir)
+    for s in ("lab", "customs"):
+        seed_series(store, s)
+    asked: list[str] = []
+    real = store.active_episode_states
+    monkeypatch.setattr(store, "active_episode_states",
+                        lambda substance: asked.append(substance) or real(substance))
+    # a decrease alone: told, and the substance's other series never read
+    (d,) = decide.enqueue_findings(
+        cfg, store, "ketamin", [(finding("lab", direction="decrease", rel=-0.6), "open")], {},
+        now=NOW)
+    assert d["direction"] == "decrease" and asked == []
+    # a spike: the question is asked (is it part of a rise?) and, with none, it is told
+    (sp,) = decide.enqueue_findings(
+        cfg, store, "ketamin", [(finding("customs", kind="spike"), "open")], {}, now=NOW)
+    assert sp["kind"] == "spike" and asked == ["ketamin"]
+
+    class Untouchable:
+        def __getattr__(self, name):
+            raise AssertionError(f"a quiet round used the store: {name}")
+
+    assert decide.enqueue_findings(cfg, Untouchable(), "ketamin", [], {}, now=NOW) == []

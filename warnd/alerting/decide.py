@@ -204,6 +204,9 @@ def enqueue_findings(
     transaction.
     """
     created: list[dict[str, Any]] = []
+    if not firing and not states:  # a quiet round: nothing to tell, nothing to save
+        crash_point("round")
+        return created
     live = [(f, a) for f, a in firing if a not in ("resolve", "correct")]
     ends = [(f, a) for f, a in firing if a == "resolve"]
     corrections = [(f, a) for f, a in firing if a == "correct"]
@@ -216,7 +219,9 @@ def enqueue_findings(
         f.kind == "trend" and f.direction == "increase")]
     # While the substance is rising, a one-off spike in any of its series is part of
     # that story: it is told in the trend message (or recorded only), not sent alone.
-    rising = bool(trends) or _substance_rising(store, substance, states)
+    # (Asked only when there is a spike: the question reads every series of the
+    # substance with an episode open.)
+    rising = bool(trends) or (bool(spikes) and _substance_rising(store, substance, states))
     folded: list[Finding] = []
     if rising:
         folded = spikes
