@@ -677,9 +677,10 @@ def test_a_round_without_spikes_does_not_read_the_substance_and_a_quiet_one_noth
     for s in ("lab", "customs"):
         seed_series(store, s)
     asked: list[str] = []
-    real = store.active_episode_states
-    monkeypatch.setattr(store, "active_episode_states",
-                        lambda substance: asked.append(substance) or real(substance))
+    real = store.open_episode_scopes
+    monkeypatch.setattr(store, "open_episode_scopes",
+                        lambda substance, episode: asked.append(substance)
+                        or real(substance, episode))
     # a decrease alone: told, and the substance's other series never read
     (d,) = decide.enqueue_findings(
         cfg, store, "ketamin", [(finding("lab", direction="decrease", rel=-0.6), "open")], {},
@@ -695,3 +696,34 @@ def test_a_round_without_spikes_does_not_read_the_substance_and_a_quiet_one_noth
             raise AssertionError(f"a quiet round used the store: {name}")
 
     assert decide.enqueue_findings(cfg, Untouchable(), "ketamin", [], {}, now=NOW) == []
+
+
+def test_open_episodes_of_a_substance_are_found_by_their_kind_and_direction(tmp_path):
+    """``Store.open_episode_scopes`` names the series of a substance whose stored state
+    has that episode open, and no others; a round's own states override the stored
+    ones and the series ending now do not count (``_episode_open``)."""
+    cfg = make_config(tmp_path, ROUTED)
+    store = Store.in_dir(cfg.state_dir)
+    for s in ("lab", "customs", "media"):
+        seed_series(store, s)
+    seed_series(store, "lab", substance="heroin")
+    up = {"trend:increase": {"kind": "trend", "direction": "increase"}}
+    spike = {"spike:increase": {"kind": "spike", "direction": "increase"}}
+    with store.write() as db:
+        store.save_episode_state("series:lab:ketamin", {"tracker": {}, "active": up}, db)
+        store.save_episode_state("series:customs:ketamin", {"tracker": {}, "active": spike}, db)
+        store.save_episode_state("series:media:ketamin", {"tracker": {}, "active": {}}, db)
+        store.save_episode_state("series:lab:heroin", {"tracker": {}, "active": up}, db)
+    assert store.open_episode_scopes("ketamin", "trend:increase") == {"series:lab:ketamin"}
+    assert store.open_episode_scopes("ketamin", "spike:increase") == {"series:customs:ketamin"}
+    assert store.open_episode_scopes("ketamin", "trend:decrease") == set()
+    assert decide._episode_open(store, "ketamin", "trend:increase", {}, done=set())
+    assert not decide._episode_open(store, "ketamin", "trend:increase", {}, done={"lab:ketamin"})
+    # this round's state of lab says the rise is over; media's says it opened
+    assert not decide._episode_open(
+        store, "ketamin", "trend:increase",
+        {"series:lab:ketamin": {"tracker": {}, "active": {}}}, done=set())
+    assert decide._episode_open(
+        store, "ketamin", "trend:increase",
+        {"series:lab:ketamin": {"tracker": {}, "active": {}},
+         "series:media:ketamin": {"tracker": {}, "active": up}}, done=set())

@@ -1022,6 +1022,19 @@ class Store:
         ).fetchall()
         return {scope: json.loads(state) for scope, state in rows}
 
+    def open_episode_scopes(self, substance: str, episode: str) -> set[str]:
+        """Scopes (``series:<key>``) of a substance's series whose stored episode state
+        has ``episode`` (``kind:direction``, e.g. ``trend:increase``) open: only their
+        scopes are read back, not every open state of the substance."""
+        if '"' in episode or "\\" in episode:
+            raise ValueError(f"episode {episode!r}")
+        rows = self.db.execute(
+            "SELECT e.scope FROM series s JOIN episodes e ON e.scope = 'series:' || s.key "
+            "WHERE s.substance = ? AND json_extract(e.state, ?) IS NOT NULL",
+            [substance, f'$.active."{episode}"'],
+        ).fetchall()
+        return {r[0] for r in rows}
+
     def load_series(
         self, source: str, substance: str, region: str = "", metric: str = "count",
         *, dimension: str = "use", after: date | None = None,

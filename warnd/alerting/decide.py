@@ -327,12 +327,19 @@ def _told_about(store: Store, f: Finding) -> bool:
 
 def _substance_rising(store: Store, substance: str, states: dict[str, dict[str, Any]]) -> bool:
     """True when any series of the substance has a trend-increase episode open."""
-    stored = store.active_episode_states(substance)
-    for scope in set(states) | set(stored):
-        st = states.get(scope) or stored.get(scope) or {}
-        if "trend:increase" in (st.get("active") or {}):
+    return _episode_open(store, substance, "trend:increase", states, done=set())
+
+
+def _episode_open(store: Store, substance: str, episode: str,
+                  states: dict[str, dict[str, Any]], *, done: set[str]) -> bool:
+    """True when a series of the substance other than those of ``done`` (series keys)
+    has ``episode`` (``kind:direction``) open: its state in ``states`` (this round's)
+    or else the stored one."""
+    for scope, st in states.items():
+        if scope.removeprefix("series:") not in done and episode in (st.get("active") or {}):
             return True
-    return False
+    return any(scope not in states and scope.removeprefix("series:") not in done
+               for scope in store.open_episode_scopes(substance, episode))
 
 
 def _acked(store: Store, substance: str) -> bool:
@@ -358,16 +365,8 @@ def _still_active(
     ending: list[tuple[Finding, str]], states: dict[str, dict[str, Any]],
 ) -> bool:
     """True when another series of the substance still has this episode open."""
-    done = {f.series_key for f, _ in ending}
-    stored = store.active_episode_states(substance)
-    for scope in set(states) | set(stored):
-        if scope.removeprefix("series:") in done:
-            continue
-        st = states.get(scope) or stored.get(scope)
-        if any(f.kind == kind and f.direction == direction
-               for f in tracker_active(st)):
-            return True
-    return False
+    return _episode_open(store, substance, f"{kind}:{direction}", states,
+                         done={f.series_key for f, _ in ending})
 
 
 def _build_alert(
