@@ -52,6 +52,18 @@ def _same(a: dict[str, tuple], b: dict[str, tuple]) -> bool:
         all(eq(x, y) for x, y in zip(a[k], b[k], strict=True)) for k in a)
 
 
+def _judged_week(cfg) -> dict[str, list]:
+    """One cycle (a week's data written), then what the store holds of detection: the
+    states, findings, episodes, alerts and series rows, row by row."""
+    Pipeline(cfg, clock=lambda: datetime(2026, 1, 2, tzinfo=UTC)).run_once()
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        return {t: [tuple(r.values()) for r in store.q(f"SELECT * FROM {t} ORDER BY 1, 2")]
+                for t in ("series_states", "findings", "episodes", "alerts", "series")}
+    finally:
+        store.close()
+
+
 def _lab_without_last_week(tmp_path):
     """A lab source with all but its last week, judged once: (config, csv, all lines)."""
     csv = tmp_path / "data" / "lab.csv"
@@ -485,7 +497,7 @@ def test_a_detect_pass_leaves_older_objects_to_the_end_and_frees_them_after(
     old.me = old  # a cycle: only the collector frees it
     gone = weakref.ref(old)
     frozen_while: list[int] = []
-    real = Pipeline._detect_substance
+    real = Pipeline._decide_substance  # every substance's, one at a time or together
 
     def judging(self, *a, **kw):
         nonlocal old
@@ -493,7 +505,7 @@ def test_a_detect_pass_leaves_older_objects_to_the_end_and_frees_them_after(
         old = None  # garbage now, made before the pass: frozen until it ends
         return real(self, *a, **kw)
 
-    monkeypatch.setattr(Pipeline, "_detect_substance", judging)
+    monkeypatch.setattr(Pipeline, "_decide_substance", judging)
     assert gc.get_freeze_count() == 0
     csv.write_text("\n".join(lines) + "\n")
     Pipeline(cfg, clock=lambda: datetime(2026, 1, 2, tzinfo=UTC)).run_once()
@@ -637,13 +649,7 @@ def test_a_steady_week_judged_as_arrays_stores_what_one_by_one_stores(tmp_path, 
     monkeypatch.setattr(engine, "advance_block", spying)
 
     def week() -> dict[str, list]:
-        Pipeline(cfg, clock=lambda: datetime(2026, 1, 2, tzinfo=UTC)).run_once()
-        store = Store.in_dir(cfg.state_dir)
-        try:
-            return {t: [tuple(r.values()) for r in store.q(f"SELECT * FROM {t} ORDER BY 1, 2")]
-                    for t in ("series_states", "findings", "episodes", "alerts")}
-        finally:
-            store.close()
+        return _judged_week(cfg)
 
     as_arrays = week()
     assert sorted(taken) == ["heroin", "ketamin"]
@@ -656,3 +662,58 @@ def test_a_steady_week_judged_as_arrays_stores_what_one_by_one_stores(tmp_path, 
     one_by_one = week()
     assert taken == []
     assert one_by_one == as_arrays
+
+
+def test_a_small_pass_advances_every_substance_together_and_stores_the_same(
+        tmp_path, monkeypatch, caplog):
+    """A pass over a few series of several substances (a poll's own) advances them in
+    one step, then decides substance by substance; the store after it is the one a
+    substance-at-a-time pass leaves. When advancing them together fails, each
+    substance is judged on its own and the week is still judged."""
+    import shutil
+
+    import warnd.pipeline
+
+    cfg, csv, lines = _lab_without_last_week(tmp_path)
+    shutil.copytree(cfg.state_dir, tmp_path / "before")
+    csv.write_text("\n".join(lines) + "\n")
+    steps: list[list[str]] = []
+    real = Pipeline._advance_all
+
+    def spying(self, store, entries):
+        steps.append(sorted(e[0][1] for e in entries))
+        return real(self, store, entries)
+
+    monkeypatch.setattr(Pipeline, "_advance_all", spying)
+
+    def week() -> dict[str, list]:
+        return _judged_week(cfg)
+
+    def again() -> None:
+        shutil.rmtree(cfg.state_dir)
+        shutil.copytree(tmp_path / "before", cfg.state_dir)
+        steps.clear()
+
+    together = week()
+    assert steps == [["heroin", "ketamin"]]  # one step for both substances
+    again()
+    monkeypatch.setattr(warnd.pipeline, "TOGETHER_MAX", 0)
+    one_at_a_time = week()
+    assert steps == [["heroin"], ["ketamin"]]
+    assert one_at_a_time == together
+    # advancing together fails: a substance at a time, with the same result
+    again()
+    monkeypatch.setattr(warnd.pipeline, "TOGETHER_MAX", 512)
+    calls = {"n": 0}
+
+    def failing_once(self, store, entries):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("advance broke")
+        return spying(self, store, entries)
+
+    monkeypatch.setattr(Pipeline, "_advance_all", failing_once)
+    with caplog.at_level("WARNING", logger="warnd.pipeline"):
+        assert week() == together
+    assert "2 substances judged one at a time: RuntimeError: advance broke" in caplog.text
+    assert steps == [["heroin"], ["ketamin"]]

@@ -46,6 +46,10 @@ ADVANCE_CHUNK = 2048
 #: array path's fixed cost (reading, stacking and packing a group) exceeds what it saves
 #: on a handful of series, such as the two a substance has in one source's poll.
 ARRAY_MIN = 16
+#: A detect pass over at most this many series (a poll's own pass) advances them all in
+#: one batch step, then decides substance by substance; a larger one goes a substance
+#: at a time (:meth:`Pipeline._detect_together`).
+TOGETHER_MAX = 512
 #: What a stored detector state that unpacked but does not hold together raises.
 BAD_STATE = (KeyError, ValueError, TypeError, IndexError, AttributeError)
 
@@ -435,20 +439,70 @@ class Pipeline:
         for k in keys:
             by_substance.setdefault(k[1], []).append(k)
         with _older_objects_frozen():
-            for substance, skeys in sorted(by_substance.items()):
-                judged: list[tuple[SeriesKey, int, str | None]] = []
-                try:
-                    sent += self._detect_substance(store, substance, skeys, pending, judged)
-                    store.mark_judged(judged)
-                except sqlite3.Error as e:
-                    log.error("substance=%s detection not stored: %s", substance,
-                              store_problem(e, self.config.state_dir))
-                except Exception as e:
-                    log.exception("substance=%s detection failed: %s", substance,
-                                  _one_line(e))
+            if len(by_substance) > 1 and len(keys) <= TOGETHER_MAX:
+                sent += self._detect_together(store, by_substance, pending)
+            else:
+                for substance, skeys in sorted(by_substance.items()):
+                    sent += self._judge_substance(
+                        store, substance,
+                        lambda judged, sub=substance, sk=skeys: self._detect_substance(
+                            store, sub, sk, pending, judged))
         for reason, n in sorted(self._replayed_for.items()):
             log.info("%d series replayed whole: %s", n, reason)
         log.debug("detection finished: %d alerts", len(sent))
+        return sent
+
+    def _judge_substance(
+        self, store: Store, substance: str,
+        judge: Callable[[list[tuple[SeriesKey, int, str | None]]], list[dict[str, Any]]],
+    ) -> list[dict[str, Any]]:
+        """``judge(judged)`` for one substance, then its series marked judged: one
+        substance's failure is logged and leaves the others' work standing."""
+        judged: list[tuple[SeriesKey, int, str | None]] = []
+        try:
+            sent = judge(judged)
+            store.mark_judged(judged)
+            return sent
+        except sqlite3.Error as e:
+            log.error("substance=%s detection not stored: %s", substance,
+                      store_problem(e, self.config.state_dir))
+        except Exception as e:
+            log.exception("substance=%s detection failed: %s", substance, _one_line(e))
+        return []
+
+    def _detect_together(
+        self, store: Store, by_substance: dict[str, list[SeriesKey]],
+        pending: dict[SeriesKey, Pending],
+    ) -> list[dict[str, Any]]:
+        """A small pass (a poll's own: its source's series of every substance): every
+        substance planned first, all their series advanced in one batch step instead of a
+        step of a few series per substance, then each substance decided and committed on
+        its own as :meth:`_detect_substance` does. A failure to advance them together
+        falls back to one substance at a time."""
+        plans: dict[str, tuple[list[_Planned], list[tuple[SeriesKey, int, str | None]]]] = {}
+        for substance, skeys in sorted(by_substance.items()):
+            judged: list[tuple[SeriesKey, int, str | None]] = []
+            try:
+                plans[substance] = (self._plan_substance(store, skeys, pending, judged), judged)
+            except sqlite3.Error as e:
+                log.error("substance=%s detection not stored: %s", substance,
+                          store_problem(e, self.config.state_dir))
+            except Exception as e:
+                log.exception("substance=%s detection failed: %s", substance, _one_line(e))
+        try:
+            advanced = self._advance_planned(store, [p for plan, _ in plans.values() for p in plan])
+        except Exception as e:  # each substance again on its own, which says what failed
+            log.warning("%d substances judged one at a time: %s", len(plans), _one_line(e))
+            advanced = None
+        sent: list[dict[str, Any]] = []
+        for substance, (plan, judged) in plans.items():
+
+            def decide(judged_now, sub=substance, plan=plan, done=judged):
+                judged_now += done
+                got = advanced if advanced is not None else self._advance_planned(store, plan)
+                return self._decide_substance(store, sub, plan, got, judged_now)
+
+            sent += self._judge_substance(store, substance, decide)
         return sent
 
     def _detect_substance(
@@ -482,9 +536,17 @@ class Pipeline:
         (:meth:`_replay_all`: :func:`detectors.engine.replay_many`);
         the state after the last period is stored with the series (:meth:`Store.mark_judged`).
         """
-        firing: list[tuple[Finding, str]] = []
-        states: dict[str, dict[str, Any]] = {}
-        found: list[Finding] = []  # recorded together, before the alerts are decided
+        plan = self._plan_substance(store, keys, pending, judged)
+        return self._decide_substance(store, substance, plan, self._advance_planned(store, plan),
+                                      judged)
+
+    def _plan_substance(
+        self, store: Store, keys: list[SeriesKey], pending: dict[SeriesKey, Pending],
+        judged: list[tuple[SeriesKey, int, str | None]],
+    ) -> list[_Planned]:
+        """What :meth:`_detect_substance` judges of a substance's series (``keys``): each
+        series with something new, its params and what its episode state says; those with
+        nothing new since their last judged period go to ``judged`` as they are."""
         params_of: dict[str, Any] = {}  # per source: built once, not once per series
         episodes = store.episode_states("series:" + series_key(*k) for k in keys)
         plan = []
@@ -522,8 +584,26 @@ class Pipeline:
                 continue
             plan.append(_Planned(key, src, params, scope, stored, tracker, last_done, revised,
                                  version))
-        advanced = self._advance_all(store, [(p.key, p.src, p.params, p.last_done)
-                                             for p in plan if not p.revised])
+        return plan
+
+    def _advance_planned(
+        self, store: Store, plan: list[_Planned],
+    ) -> dict[SeriesKey, tuple[list[Any], list[list[Finding]], bytes, Any]]:
+        """:meth:`_advance_all` of the planned series that were not revised."""
+        return self._advance_all(store, [(p.key, p.src, p.params, p.last_done)
+                                         for p in plan if not p.revised])
+
+    def _decide_substance(
+        self, store: Store, substance: str, plan: list[_Planned],
+        advanced: dict[SeriesKey, tuple[list[Any], list[list[Finding]], bytes, Any]],
+        judged: list[tuple[SeriesKey, int, str | None]],
+    ) -> list[dict[str, Any]]:
+        """The rest of :meth:`_detect_substance` once the series of ``plan`` that could
+        be were advanced (``advanced``, of these series or more): the others replayed,
+        the episode rules run, the findings recorded and the alerts enqueued."""
+        firing: list[tuple[Finding, str]] = []
+        states: dict[str, dict[str, Any]] = {}
+        found: list[Finding] = []  # recorded together, before the alerts are decided
         replayed = self._replay_all(store, [p for p in plan if p.key not in advanced])
         for key, src, params, scope, stored, tracker, last_done, revised, version in plan:
             metric = key[3]
