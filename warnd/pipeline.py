@@ -463,12 +463,18 @@ class Pipeline:
             sent = judge(judged)
             store.mark_judged(judged)
             return sent
-        except sqlite3.Error as e:
+        except Exception as e:
+            self._substance_failed(substance, e)
+        return []
+
+    def _substance_failed(self, substance: str, e: Exception) -> None:
+        """Says why a substance's detection was not stored (the store) or failed."""
+        if isinstance(e, sqlite3.Error):
             log.error("substance=%s detection not stored: %s", substance,
                       store_problem(e, self.config.state_dir))
-        except Exception as e:
-            log.exception("substance=%s detection failed: %s", substance, _one_line(e))
-        return []
+        else:
+            log.error("substance=%s detection failed: %s", substance, _one_line(e),
+                      exc_info=e)
 
     def _detect_together(
         self, store: Store, by_substance: dict[str, list[SeriesKey]],
@@ -484,11 +490,8 @@ class Pipeline:
             judged: list[tuple[SeriesKey, int, str | None]] = []
             try:
                 plans[substance] = (self._plan_substance(store, skeys, pending, judged), judged)
-            except sqlite3.Error as e:
-                log.error("substance=%s detection not stored: %s", substance,
-                          store_problem(e, self.config.state_dir))
             except Exception as e:
-                log.exception("substance=%s detection failed: %s", substance, _one_line(e))
+                self._substance_failed(substance, e)
         try:
             advanced = self._advance_planned(store, [p for plan, _ in plans.values() for p in plan])
         except Exception as e:  # each substance again on its own, which says what failed
