@@ -195,12 +195,15 @@ def steady(work: Path, detect: bool = False) -> dict[str, Any]:
     return {**out, **_usage_since(r0, digits=2), "week": new}
 
 
-def burst(work: Path, threads: int = 4) -> dict[str, Any]:
+def burst(work: Path, threads: int = 4, sources: int | None = None) -> dict[str, Any]:
     """The same week as the daemon takes it when every source is due at once: each
     source's poll job (:meth:`warnd.service.daemon.Daemon.poll_job`: the poll, then the
     detection of its series) on a pool of ``threads``, as the scheduler's executor runs
     jobs due together; how many detect passes judged the week, and the series left
-    unjudged (none expected)."""
+    unjudged (none expected). With ``threads`` 1 the jobs run one after another, as
+    when sources come due one at a time, each job's pass judging its own source's
+    series; ``sources`` takes only the first so many sources' jobs (their series are
+    the ones judged; the others stay pending)."""
     cfg, new = _week_ready(work)
     from concurrent.futures import ThreadPoolExecutor
 
@@ -217,13 +220,15 @@ def burst(work: Path, threads: int = 4) -> dict[str, Any]:
     daemon.pipeline.detect = counted  # type: ignore[method-assign]
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
+    names = [s.name for s in cfg.sources][:sources]
     with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(daemon.poll_job, [s.name for s in cfg.sources]))
+        list(pool.map(daemon.poll_job, names))
     wall = time.perf_counter() - t0
     usage = _usage_since(r0, digits=2)
     with daemon.pipeline.session() as store:
-        left = len(store.pending_series())
-    return {"total_s": round(wall, 2), **usage, "detect_passes": len(passes),
+        left = sum(1 for k in store.pending_series() if k[0] in set(names))
+    return {"total_s": round(wall, 2), **usage, "jobs": len(names), "threads": threads,
+            "detect_passes": len(passes),
             "largest_pass": max((n or 0 for n in passes), default=0),
             "series_left_unjudged": left, "week": new}
 
@@ -279,6 +284,11 @@ def main() -> int:
                     help="with --detect, one more week taken as the daemon takes it when "
                     "every source is due at once: each source's poll job (poll, then "
                     "detection) on the scheduler's four threads")
+    ap.add_argument("--burst-threads", type=int, default=4,
+                    help="the burst's poll jobs on this many threads (1: one source at a "
+                    "time, each job's detect pass judging its own source's series)")
+    ap.add_argument("--burst-sources", type=int,
+                    help="the burst with only the first this many sources' jobs")
     ap.add_argument("--steady-phase", help=argparse.SUPPRESS)
     ap.add_argument("--burst-phase", help=argparse.SUPPRESS)
     ap.add_argument("--judge-phase", help=argparse.SUPPRESS)
@@ -294,7 +304,8 @@ def main() -> int:
         print(json.dumps(steady(Path(args.detect_phase), detect=True)))
         return 0
     if args.burst_phase:
-        print(json.dumps(burst(Path(args.burst_phase))))
+        print(json.dumps(burst(Path(args.burst_phase), threads=args.burst_threads,
+                               sources=args.burst_sources)))
         return 0
     n_src = max(1, round(args.series / (args.substances * args.regions)))
     with tempfile.TemporaryDirectory(prefix="warnd-bigstore-") as tmp:
@@ -328,8 +339,13 @@ def main() -> int:
             phases += [("first_detect", "--judge-phase"), ("steady_detect", "--detect-phase")]
             if args.burst:
                 phases.append(("burst_detect", "--burst-phase"))
+        burst_opts = ["--burst-threads", str(args.burst_threads)]
+        if args.burst_sources:
+            burst_opts += ["--burst-sources", str(args.burst_sources)]
         for name, flag in phases:
-            r = subprocess.run([sys.executable, "-m", "benchmarks.bigstore", flag, str(work)],
+            extra = burst_opts if flag == "--burst-phase" else []
+            r = subprocess.run([sys.executable, "-m", "benchmarks.bigstore", flag, str(work),
+                                *extra],
                                cwd=ROOT, env=env, capture_output=True, text=True, check=False)
             if r.returncode != 0:
                 raise SystemExit(r.stderr[-3000:])
