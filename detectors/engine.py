@@ -1641,7 +1641,7 @@ def _advance_chunk(states, tails, fits: Fits, counts, starts, items, checked, ch
             run=b.run(j),
         )
     sel = b.order[b.kept]
-    return b.fits.take(sel), chunk[b.own_of(sel)], b.n_kept
+    return b.fits.take(sel), chunk[b.own[sel]], b.n_kept
 
 
 def _advance_batch(sts: list[_Step], params: DetectionParams) -> list[list[Finding]]:
@@ -1693,9 +1693,6 @@ class _Batched:
     od: np.ndarray
     ev_of: dict[int, Any]  # a busy series: its rows of the table and its results
     own: np.ndarray  # the series each row of ``fits`` belongs to
-
-    def own_of(self, rows: np.ndarray) -> np.ndarray:
-        return self.own[rows]
 
     def own_fits(self, i: int) -> Fits:
         """Series ``i``'s fits for the next periods, in position order."""

@@ -20,8 +20,6 @@ from __future__ import annotations
 import gc
 import logging
 import sqlite3
-import struct
-import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -38,7 +36,8 @@ from warnd.alerting import decide, outbox
 from warnd.config import Config, parse_duration
 from warnd.errors import StoreError, WarndError
 from warnd.logs import redact
-from warnd.store import Pending, Store, iso, pack_series, pack_state, store_problem, utcnow
+from warnd.store import (Pending, Store, iso, pack_series, pack_state, readable_states,
+                         store_problem, utcnow)
 
 #: Series whose detector states one detect pass holds unpacked at a time (memory).
 ADVANCE_CHUNK = 2048
@@ -803,15 +802,11 @@ class Pipeline:
         any layout and any number of new periods."""
         from detectors.baseline import Fits
         from detectors.engine import NeedsReplay, SeriesState, advance_many, params_digest
-        from warnd.statecodec import unpack
 
         ready: dict[str, list[_Advancing]] = {}  # by params: equal params share the calls
-        blobs = {}
-        for key in (e[0] for e in entries):
-            try:
-                blobs[key] = unpack(raw[key], arrays=True, make_fits=Fits.from_arrays)
-            except (*BAD_STATE, zlib.error, struct.error):
-                continue  # unreadable: replayed, as one without a state
+        # unreadable states are left out: replayed, as series without one
+        blobs = readable_states(((e[0], raw[e[0]]) for e in entries), arrays=True,
+                                make_fits=Fits.from_arrays)
         usable = []
         for entry in entries:
             key, src, params, last_done = entry

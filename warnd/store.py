@@ -891,20 +891,10 @@ class Store:
 
     def detector_states(
         self, keys: Iterable[SeriesKey], *, arrays: bool = False,
-        make_fits: MakeFits | None = None,
     ) -> dict[SeriesKey, dict[str, Any]]:
         """:meth:`detector_state` of many series in few queries (those with a readable
-        state; the others are left out); ``make_fits`` as :func:`warnd.statecodec.unpack`
-        takes it."""
-        from warnd.statecodec import unpack
-
-        out: dict[SeriesKey, dict[str, Any]] = {}
-        for key, blob in self.state_blobs(keys):
-            try:
-                out[key] = unpack(blob, arrays=arrays, make_fits=make_fits)
-            except (zlib.error, ValueError, TypeError, KeyError, IndexError, struct.error):
-                continue  # unreadable: the caller replays the series
-        return out
+        state; the others are left out)."""
+        return readable_states(self.state_blobs(keys), arrays=arrays)
 
     def states_with_rows(
         self, wanted: Iterable[tuple[SeriesKey, date]]
@@ -1334,6 +1324,24 @@ def pack_state(state: dict[str, Any]) -> bytes:
 
 
 _pack = pack_state
+
+
+def readable_states(
+    blobs: Iterable[tuple[SeriesKey, bytes]], *, arrays: bool = False,
+    make_fits: MakeFits | None = None,
+) -> dict[SeriesKey, dict[str, Any]]:
+    """Stored detector states ``(key, bytes)`` unpacked (:func:`warnd.statecodec.unpack`,
+    ``arrays`` and ``make_fits`` as it takes them); those that do not unpack are left
+    out: the caller replays their series."""
+    from warnd.statecodec import unpack
+
+    out: dict[SeriesKey, dict[str, Any]] = {}
+    for key, blob in blobs:
+        try:
+            out[key] = unpack(blob, arrays=arrays, make_fits=make_fits)
+        except (zlib.error, ValueError, TypeError, KeyError, IndexError, struct.error):
+            continue
+    return out
 
 
 def pack_series(state: Any) -> bytes:
