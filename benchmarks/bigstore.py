@@ -148,21 +148,34 @@ def judge_all(work: Path) -> dict[str, Any]:
     return {**out, **_usage_since(r0, digits=1)}
 
 
+def _value(i: int, j: int, k: int, w: int) -> int:
+    """Series (source ``i``, substance ``j``, region ``k``)'s value in week ``w`` of its
+    history: 15-25, a pattern that repeats every eleven weeks, each series at its own
+    phase (:func:`build` writes the same by SQL)."""
+    return 15 + (i * 7919 + j * 104729 + k * 31 + w * 13) % 11
+
+
 def _new_week(work: Path, cfg: Any) -> str:
-    """One new week for every series, in a file of its own per source; the week."""
+    """One new week for every series, in a file of its own per source; the week. Each
+    series goes on with its own pattern (:func:`_value`), so every new week is as quiet
+    as the history and a kept store can be taken on week after week in the same steady
+    state."""
     shape = json.loads((work / "shape.json").read_text())
     per_source = shape["series"] // shape["sources"]
     con = sqlite3.connect(work / "state" / "warnd.sqlite")
-    last = con.execute("SELECT MAX(last_period) FROM series").fetchone()[0]
-    keys = con.execute("SELECT source, substance, region FROM series WHERE source = "
+    first, last = con.execute("SELECT MIN(first_period), MAX(last_period) FROM series").fetchone()
+    keys = con.execute("SELECT substance, region FROM series WHERE source = "
                        "(SELECT MIN(source) FROM series)").fetchall()
     con.close()
-    new = (date.fromisoformat(last) + timedelta(weeks=1)).isoformat()
-    for i, src in enumerate(cfg.sources):
+    new_day = date.fromisoformat(last) + timedelta(weeks=1)
+    w = (new_day - date.fromisoformat(first)).days // 7
+    new = new_day.isoformat()
+    for src in cfg.sources:
+        i = int(src.name.removeprefix("src"))
         d = work / "data" / src.name
         d.mkdir(parents=True, exist_ok=True)
         rows = ["period,substance,region,value"] + [
-            f"{new},{sub},{reg},{15 + (i + j) % 11}" for j, (_, sub, reg) in enumerate(keys)]
+            f"{new},{sub},{reg},{_value(i, int(sub[1:]), int(reg[1:]), w)}" for sub, reg in keys]
         (d / f"week-{new}.csv").write_text("\n".join(rows) + "\n")
     assert len(keys) == per_source
     return new
