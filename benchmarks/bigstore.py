@@ -122,10 +122,11 @@ def build(work: Path, *, sources: int, substances: int, regions: int, weeks: int
     con.close()
 
 
-def judge_all(work: Path) -> dict[str, Any]:
+def judge_all(work: Path, workers: int = 1) -> dict[str, Any]:
     """The first detect pass over the kept store: every series pending (as after an
     install's first polls), judged from its whole history, its state stored; in this
-    process, whose CPU time and peak RSS are the pass's."""
+    process (and ``workers - 1`` worker processes), whose CPU time and peak RSS are the
+    pass's."""
     sys.path.insert(0, str(ROOT))
     from warnd.allocator import keep_freed_blocks
     from warnd.config import load_config
@@ -138,14 +139,14 @@ def judge_all(work: Path) -> dict[str, Any]:
         con.execute("UPDATE series SET judged_version = 0, judged_period = NULL")
         con.execute("DELETE FROM series_states")
     con.close()
-    pipeline = Pipeline(load_config(work / "config.toml"))
+    pipeline = Pipeline(load_config(_config_path(work, workers)))
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     with pipeline.session() as store:
         alerts = pipeline.detect(store=store)
     out: dict[str, Any] = {"detect_s": round(time.perf_counter() - t0, 1),
-                           "alerts": len(alerts)}
-    return {**out, **_usage_since(r0, digits=1)}
+                           "alerts": len(alerts), "detect_workers": workers}
+    return {**out, **_usage_since(r0, digits=1), "children": _children(workers)}
 
 
 def _value(i: int, j: int, k: int, w: int) -> int:
@@ -181,34 +182,50 @@ def _new_week(work: Path, cfg: Any) -> str:
     return new
 
 
-def _week_ready(work: Path) -> tuple[Any, str]:
-    """In this process, as a warnd command starts: the kept store's config, and one new
-    week written for every series (:func:`_new_week`)."""
+def _week_ready(work: Path, workers: int = 1) -> tuple[Any, str]:
+    """In this process, as a warnd command starts: the kept store's config (with
+    ``general.detect_workers`` set to ``workers``, in a copy of the file beside it), and
+    one new week written for every series (:func:`_new_week`)."""
     sys.path.insert(0, str(ROOT))
     from warnd.allocator import keep_freed_blocks
     from warnd.config import load_config
 
     keep_freed_blocks()
     os.chdir(work)
-    cfg = load_config(work / "config.toml")
+    cfg = load_config(_config_path(work, workers))
     return cfg, _new_week(work, cfg)
 
 
-def steady(work: Path, detect: bool = False) -> dict[str, Any]:
+def _config_path(work: Path, workers: int) -> Path:
+    """The kept store's config, or a copy beside it with ``general.detect_workers``."""
+    path = work / "config.toml"
+    if workers == 1:
+        return path
+    text = path.read_text().replace("[general]\n", f"[general]\ndetect_workers = {workers}\n", 1)
+    copy = work / f"config-{workers}-workers.toml"
+    copy.write_text(text)
+    return copy
+
+
+def steady(work: Path, detect: bool = False, workers: int = 1) -> dict[str, Any]:
     """A steady cycle: one new week for every series in a file of its own per source,
     polled, ingested and marked judged (without ``detect``: the store's side only)
-    or judged by the detectors, in this process; CPU time and peak RSS are its."""
-    cfg, new = _week_ready(work)
+    or judged by the detectors, in this process (and ``workers - 1`` worker processes
+    of the detect pass); CPU time and peak RSS are this process's and, after
+    ``children``, its workers' (their sum and the largest)."""
+    cfg, new = _week_ready(work, workers)
     from benchmarks.load import cycle
     from warnd.pipeline import Pipeline
 
     pipeline = Pipeline(cfg)
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     out = cycle(pipeline, [s.name for s in cfg.sources], detect=detect)
-    return {**out, **_usage_since(r0, digits=2), "week": new}
+    return {**out, **_usage_since(r0, digits=2), "detect_workers": workers,
+            "children": _children(workers), "week": new}
 
 
-def burst(work: Path, threads: int = 4, sources: int | None = None) -> dict[str, Any]:
+def burst(work: Path, threads: int = 4, sources: int | None = None,
+          workers: int = 1) -> dict[str, Any]:
     """The same week as the daemon takes it when every source is due at once: each
     source's poll job (:meth:`warnd.service.daemon.Daemon.poll_job`: the poll, then the
     detection of its series) on a pool of ``threads``, as the scheduler's executor runs
@@ -216,8 +233,9 @@ def burst(work: Path, threads: int = 4, sources: int | None = None) -> dict[str,
     unjudged (none expected). With ``threads`` 1 the jobs run one after another, as
     when sources come due one at a time, each job's pass judging its own source's
     series; ``sources`` takes only the first so many sources' jobs (their series are
-    the ones judged; the others stay pending)."""
-    cfg, new = _week_ready(work)
+    the ones judged; the others stay pending); ``workers`` is the config's
+    ``general.detect_workers``."""
+    cfg, new = _week_ready(work, workers)
     from concurrent.futures import ThreadPoolExecutor
 
     from warnd.service.daemon import Daemon
@@ -244,6 +262,16 @@ def burst(work: Path, threads: int = 4, sources: int | None = None) -> dict[str,
             "detect_passes": len(passes),
             "largest_pass": max((n or 0 for n in passes), default=0),
             "series_left_unjudged": left, "week": new}
+
+
+def _children(workers: int) -> dict[str, Any] | None:
+    """The worker processes' CPU time (in all) and the largest one's peak RSS (this
+    process's children: a phase runs in a process of its own)."""
+    if workers == 1:
+        return None
+    c = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"cpu_s": round(c.ru_utime + c.ru_stime, 2),
+            "peak_rss_mib": round(c.ru_maxrss / 1024, 1)}
 
 
 def _usage_since(r0: Any, *, digits: int) -> dict[str, Any]:
@@ -302,6 +330,9 @@ def main() -> int:
                     "time, each job's detect pass judging its own source's series)")
     ap.add_argument("--burst-sources", type=int,
                     help="the burst with only the first this many sources' jobs")
+    ap.add_argument("--detect-workers", type=int, default=1,
+                    help="general.detect_workers for the detect phases (processes a large "
+                    "detect pass is split over)")
     ap.add_argument("--steady-phase", help=argparse.SUPPRESS)
     ap.add_argument("--burst-phase", help=argparse.SUPPRESS)
     ap.add_argument("--judge-phase", help=argparse.SUPPRESS)
@@ -311,14 +342,15 @@ def main() -> int:
         print(json.dumps(steady(Path(args.steady_phase))))
         return 0
     if args.judge_phase:
-        print(json.dumps(judge_all(Path(args.judge_phase))))
+        print(json.dumps(judge_all(Path(args.judge_phase), workers=args.detect_workers)))
         return 0
     if args.detect_phase:
-        print(json.dumps(steady(Path(args.detect_phase), detect=True)))
+        print(json.dumps(steady(Path(args.detect_phase), detect=True,
+                                workers=args.detect_workers)))
         return 0
     if args.burst_phase:
         print(json.dumps(burst(Path(args.burst_phase), threads=args.burst_threads,
-                               sources=args.burst_sources)))
+                               sources=args.burst_sources, workers=args.detect_workers)))
         return 0
     n_src = max(1, round(args.series / (args.substances * args.regions)))
     with tempfile.TemporaryDirectory(prefix="warnd-bigstore-") as tmp:
@@ -352,11 +384,14 @@ def main() -> int:
             phases += [("first_detect", "--judge-phase"), ("steady_detect", "--detect-phase")]
             if args.burst:
                 phases.append(("burst_detect", "--burst-phase"))
-        burst_opts = ["--burst-threads", str(args.burst_threads)]
+        burst_opts = ["--burst-threads", str(args.burst_threads),
+                      "--detect-workers", str(args.detect_workers)]
         if args.burst_sources:
             burst_opts += ["--burst-sources", str(args.burst_sources)]
         for name, flag in phases:
-            extra = burst_opts if flag == "--burst-phase" else []
+            extra = (burst_opts if flag == "--burst-phase" else
+                     ["--detect-workers", str(args.detect_workers)]
+                     if flag in ("--detect-phase", "--judge-phase") else [])
             r = subprocess.run([sys.executable, "-m", "benchmarks.bigstore", flag, str(work),
                                 *extra],
                                cwd=ROOT, env=env, capture_output=True, text=True, check=False)

@@ -72,6 +72,14 @@ class GeneralConfig(_Model):
     detect_interval: str = Field(
         "1h", description="How often detection runs over all series besides after each poll."
     )
+    detect_workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Processes a large detect pass (at least 20,000 series) is split over, "
+        "by substance: 2 on a two-core machine judges such a pass in a little over half "
+        "the time, each process with a pass's memory; 1 judges every pass in one process.",
+    )
     backfill_current_periods: int = Field(
         4,
         ge=0,

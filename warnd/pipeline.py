@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import sqlite3
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -49,6 +50,13 @@ ARRAY_MIN = 16
 #: one batch step, then decides substance by substance; a larger one goes a substance
 #: at a time (:meth:`Pipeline._detect_together`).
 TOGETHER_MAX = 512
+#: A detect pass over at least this many series is split by substance over
+#: ``general.detect_workers`` processes; a smaller one gains less than starting a
+#: process costs (about a second: Python, numpy and the detectors imported anew).
+PARALLEL_MIN = 20_000
+#: Set in a worker process of a split pass (:func:`_worker_start`): it judges its own
+#: substances in one process and splits nothing further.
+_IN_WORKER = False
 #: What a stored detector state that unpacked but does not hold together raises.
 BAD_STATE = (KeyError, ValueError, TypeError, IndexError, AttributeError)
 
@@ -429,27 +437,119 @@ class Pipeline:
             return []
 
     def _detect(self, store: Store, series: Iterable[SeriesKey] | None) -> list[dict[str, Any]]:
-        sent: list[dict[str, Any]] = []
         self._replayed_for.clear()
         pending = store.pending_series()
         keys = list(pending) if series is None else [k for k in set(series) if k in pending]
         log.debug("detection started: %d series with something new", len(keys))
+        sent = self._judge(store, keys, pending)
+        for reason, n in sorted(self._replayed_for.items()):
+            log.info("%d series replayed whole: %s", n, reason)
+        log.debug("detection finished: %d alerts", len(sent))
+        return sent
+
+    def _judge(self, store: Store, keys: list[SeriesKey],
+               pending: dict[SeriesKey, Pending]) -> list[dict[str, Any]]:
+        """Judge ``keys`` (pending series): a small pass all together, a large one a
+        substance at a time, split over worker processes when configured
+        (:meth:`_detect_split`)."""
         by_substance: dict[str, list[SeriesKey]] = {}
         for k in keys:
             by_substance.setdefault(k[1], []).append(k)
         with _older_objects_frozen():
             if len(by_substance) > 1 and len(keys) <= TOGETHER_MAX:
-                sent += self._detect_together(store, by_substance, pending)
-            else:
-                for substance, skeys in sorted(by_substance.items()):
-                    sent += self._judge_substance(
-                        store, substance,
-                        lambda judged, sub=substance, sk=skeys: self._detect_substance(
-                            store, sub, sk, pending, judged))
-        for reason, n in sorted(self._replayed_for.items()):
-            log.info("%d series replayed whole: %s", n, reason)
-        log.debug("detection finished: %d alerts", len(sent))
+                return self._detect_together(store, by_substance, pending)
+            groups = self._worker_groups(by_substance)
+            if len(groups) > 1:
+                return self._detect_split(store, groups, by_substance, pending)
+            return self._detect_substances(store, by_substance, pending)
+
+    def _detect_substances(
+        self, store: Store, by_substance: dict[str, list[SeriesKey]],
+        pending: dict[SeriesKey, Pending],
+    ) -> list[dict[str, Any]]:
+        """Each substance judged and committed on its own, in the order of their names."""
+        sent: list[dict[str, Any]] = []
+        for substance, skeys in sorted(by_substance.items()):
+            sent += self._judge_substance(
+                store, substance,
+                lambda judged, sub=substance, sk=skeys: self._detect_substance(
+                    store, sub, sk, pending, judged))
         return sent
+
+    def _worker_groups(self, by_substance: dict[str, list[SeriesKey]]) -> list[list[str]]:
+        """The substances of a pass in groups of about as many series each, one group a
+        process (``general.detect_workers``; the first is this process's own): a single
+        group for a pass under :data:`PARALLEL_MIN` series, of one substance, or in a
+        worker already. Largest substances first, each to the group with fewest series."""
+        n = min(self.config.general.detect_workers, len(by_substance))
+        if n <= 1 or _IN_WORKER or sum(map(len, by_substance.values())) < PARALLEL_MIN:
+            return [sorted(by_substance)]
+        groups: list[list[str]] = [[] for _ in range(n)]
+        sizes = [0] * n
+        for sub in sorted(by_substance, key=lambda s: (-len(by_substance[s]), s)):
+            i = sizes.index(min(sizes))
+            groups[i].append(sub)
+            sizes[i] += len(by_substance[sub])
+        return [sorted(g) for g in groups]
+
+    def _detect_split(
+        self, store: Store, groups: list[list[str]], by_substance: dict[str, list[SeriesKey]],
+        pending: dict[SeriesKey, Pending],
+    ) -> list[dict[str, Any]]:
+        """A large pass split by substance: each group but the first judged in a worker
+        process of its own (started afresh, its own store connection), the first here
+        meanwhile. Substances are independent and each is committed on its own, so the
+        store ends as one process would leave it; SQLite takes the commits one at a
+        time. A group whose worker fails or cannot start is judged here afterwards (its
+        series still pending: a substance its worker committed is not judged twice).
+        The alerts come back in the order one process gives them (by substance).
+        A worker is a fresh interpreter (multiprocessing's *spawn*, safe in the daemon's
+        threads) that imports the program's main module again, so a program that embeds
+        warnd and splits passes keeps its own work under ``if __name__ == "__main__"``
+        (warnd's commands do)."""
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        now = self.clock()
+        try:
+            pool = ProcessPoolExecutor(
+                len(groups) - 1, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_start, initargs=(os.getpid(), logging.getLogger().level))
+        except (OSError, ValueError, ImportError) as e:  # no processes here: all in this one
+            log.warning("detection in one process: worker processes cannot start: %s",
+                        _one_line(e))
+            return self._detect_substances(store, by_substance, pending)
+        log.info("detection of %d series split over %d processes (%s)",
+                 sum(map(len, by_substance.values())), len(groups),
+                 "; ".join(f"{sum(len(by_substance[s]) for s in g)} series" for g in groups))
+        sent: list[dict[str, Any]] = []
+        with pool:
+            futures = []
+            for g in groups[1:]:
+                try:  # a worker starts here: it may be refused (a sandbox, no memory)
+                    fut: Any = pool.submit(_judge_elsewhere, self.config, now,
+                                           [k for s in g for k in by_substance[s]])
+                except Exception as e:
+                    fut = e
+                futures.append((g, fut))
+            sent += self._detect_substances(store, {s: by_substance[s] for s in groups[0]},
+                                            pending)
+            for g, fut in futures:
+                try:
+                    if isinstance(fut, Exception):
+                        raise fut
+                    got, replayed = fut.result()
+                except Exception as e:  # the worker failed, was killed or did not start
+                    log.error("substances %s: detection in a worker process failed (%s); "
+                              "judged in this one", ", ".join(g), _one_line(e))
+                    left = store.pending_series()
+                    todo = {s: [k for k in by_substance[s] if k in left] for s in g}
+                    got = self._detect_substances(store, {s: v for s, v in todo.items() if v},
+                                                  left)
+                    replayed = {}
+                sent += got
+                self._replayed_for.update(replayed)
+        return sorted(sent, key=lambda a: str(a.get("substance") or ""))
 
     def _judge_substance(
         self, store: Store, substance: str,
@@ -1005,6 +1105,41 @@ def summarise_batch(
         else:
             out.append((last_of.get(key, f), "resolve"))
     return out
+
+
+def _worker_start(parent: int, level: int) -> None:
+    """A worker process of a split detect pass, as it starts: it splits nothing further,
+    logs as its parent does, ends at once and without a traceback on Ctrl-C (as its
+    parent stops; what it had not committed is rolled back), and on Linux is killed
+    when its parent ends (even by SIGKILL), so none goes on writing to the store alone."""
+    global _IN_WORKER
+    import signal
+
+    from warnd import logs
+
+    _IN_WORKER = True
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent ended before that took hold
+        os._exit(1)
+    logs.setup(logging.getLevelName(level))
+
+
+def _judge_elsewhere(config: Config, now: datetime,
+                     keys: list[SeriesKey]) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """In a worker process: judge those of ``keys`` still pending, at the pass's time
+    ``now``, on a store connection of its own; the alerts made and the series replayed
+    whole (by reason; the parent says them once for the pass)."""
+    pipeline = Pipeline(config, clock=lambda: now)
+    with pipeline.session() as store:
+        pending = store.pending_series()
+        sent = pipeline._judge(store, [k for k in keys if k in pending], pending)
+    return sent, dict(pipeline._replayed_for)
 
 
 def _state_unusable(key: SeriesKey, e: BaseException) -> None:
