@@ -233,3 +233,19 @@ def test_worker_processes_refused_judges_the_pass_in_one_process(lab, here, monk
     assert "detection in one process: worker processes cannot start: PermissionError" in (
         caplog.text)
     assert here == ["heroin", "ketamin"]
+
+
+def test_check_config_warns_of_more_processes_than_cores(tmp_path, capsys, monkeypatch):
+    """``check-config`` says when ``detect_workers`` asks for more processes than the
+    machine runs at once, and accepts the config; as many as it has: no warning."""
+    from warnd.cli import main
+
+    p = write_config(tmp_path, "", name="c.toml")
+    p.write_text(p.read_text().replace("[general]\n", "[general]\ndetect_workers = 3\n", 1))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert main(["check-config", str(p)]) == 0
+    assert ("general.detect_workers = 3, but this machine runs 2 processes at once"
+            in capsys.readouterr().err)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    assert main(["check-config", str(p)]) == 0
+    assert "detect_workers" not in capsys.readouterr().err

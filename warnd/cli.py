@@ -133,7 +133,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         for m in problems:
             print(f"{cfg.path}: {m}", file=sys.stderr)
         return EX_CONFIG
-    for w in listen_warnings(cfg):
+    for w in listen_warnings(cfg) + workers_warnings(cfg):
         print(f"{cfg.path}: warning: {w}", file=sys.stderr)
     print(f"{cfg.path}: OK — {len(cfg.substances)} substances, {len(cfg.sources)} sources, "
           f"{len(cfg.targets)} targets, {len(cfg.routes)} routes")
@@ -152,6 +152,19 @@ def listen_warnings(cfg: Config) -> list[str]:
         return [f"general.health_listen = \"{listen}\" accepts connections from every "
                 "network, and the listener has no authentication; bind it to 127.0.0.1 or a "
                 "management address"]
+    return []
+
+
+def workers_warnings(cfg: Config) -> list[str]:
+    """A warning when a large detect pass would run in more processes than this machine
+    runs at once: the extra ones only wait, each with a pass's memory."""
+    import os
+
+    workers = cfg.general.detect_workers
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if cores and workers > cores:
+        return [f"general.detect_workers = {workers}, but this machine runs {cores} processes "
+                "at once: the others only wait, each holding a detect pass's memory"]
     return []
 
 
