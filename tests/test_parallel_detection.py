@@ -78,18 +78,26 @@ def here(monkeypatch) -> list[str]:
     return seen
 
 
+def _one_process_first(lab, here, monkeypatch) -> tuple[dict[str, list], list[tuple]]:
+    """The week judged in one process (what a split pass must leave); then the store
+    back as before it, and every pass from now on large enough to split."""
+    cfg, again = lab
+    monkeypatch.setattr(warnd.pipeline, "PARALLEL_MIN", 10**9)
+    one = _store_after_week(cfg)
+    assert here == ["heroin", "ketamin"]
+    again()
+    here.clear()
+    monkeypatch.setattr(warnd.pipeline, "PARALLEL_MIN", 1)
+    return one
+
+
 def test_a_split_pass_stores_what_one_process_stores(lab, here, monkeypatch):
     """The week judged with one substance in a worker process leaves the store one
     process leaves (states, findings, episodes, alerts, series), and the cycle lists
     the same alerts in the same order, the worker's among them."""
-    cfg, again = lab
-    monkeypatch.setattr(warnd.pipeline, "PARALLEL_MIN", 10**9)  # every pass in one process
-    one, listed_one = _store_after_week(cfg)
-    assert here == ["heroin", "ketamin"]
+    cfg, _ = lab
+    one, listed_one = _one_process_first(lab, here, monkeypatch)
     assert one["alerts"] and listed_one  # the rise: found and told
-    again()
-    here.clear()
-    monkeypatch.setattr(warnd.pipeline, "PARALLEL_MIN", 1)
     split, listed_split = _store_after_week(cfg)
     assert here == ["heroin"]  # ketamin was judged in the worker process
     assert split == one
@@ -107,12 +115,8 @@ def test_a_worker_that_dies_leaves_its_substances_to_this_process(lab, here, mon
     """A worker process that dies mid-pass commits nothing: its substances are still
     pending, judged in this process after the others, and the store ends as one
     process leaves it; the log says which substances and why."""
-    cfg, again = lab
-    monkeypatch.setattr(warnd.pipeline, "PARALLEL_MIN", 10**9)
-    one, listed_one = _store_after_week(cfg)
-    again()
-    here.clear()
-    monkeypatch.setattr(warnd.pipeline, "PARALLEL_MIN", 1)
+    cfg, _ = lab
+    one, listed_one = _one_process_first(lab, here, monkeypatch)
     monkeypatch.setattr(warnd.pipeline, "_judge_elsewhere", _crash)
     with caplog.at_level("ERROR", logger="warnd.pipeline"):
         split, listed_split = _store_after_week(cfg)
@@ -217,12 +221,8 @@ def test_worker_processes_refused_judges_the_pass_in_one_process(lab, here, monk
     is judged in its own process, with the same store, and the log says why."""
     import concurrent.futures
 
-    cfg, again = lab
-    monkeypatch.setattr(warnd.pipeline, "PARALLEL_MIN", 10**9)
-    one, listed_one = _store_after_week(cfg)
-    again()
-    here.clear()
-    monkeypatch.setattr(warnd.pipeline, "PARALLEL_MIN", 1)
+    cfg, _ = lab
+    one, listed_one = _one_process_first(lab, here, monkeypatch)
 
     def refused(*a, **kw):
         raise PermissionError(1, "Operation not permitted", "/dev/shm")
