@@ -717,3 +717,35 @@ def test_a_small_pass_advances_every_substance_together_and_stores_the_same(
         assert week() == together
     assert "2 substances judged one at a time: RuntimeError: advance broke" in caplog.text
     assert steps == [["heroin"], ["ketamin"]]
+
+
+def test_a_large_pass_says_how_far_it_is_and_a_small_one_keeps_quiet(tmp_path, monkeypatch,
+                                                                      caplog):
+    """A pass over PROGRESS_MIN series or more logs at INFO when it starts and ends and,
+    every PROGRESS_EVERY seconds between, how many series and substances it has judged;
+    a smaller one (a poll's own) says nothing at INFO about itself."""
+    import shutil
+
+    import warnd.pipeline
+
+    cfg, csv, lines = _lab_without_last_week(tmp_path)
+    shutil.copytree(cfg.state_dir, tmp_path / "before")
+    csv.write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(warnd.pipeline, "TOGETHER_MAX", 0)  # a substance at a time
+    with caplog.at_level("INFO", logger="warnd.pipeline"):
+        Pipeline(cfg, clock=lambda: datetime(2026, 1, 2, tzinfo=UTC)).run_once()
+    assert "detection" not in " ".join(r.getMessage() for r in caplog.records
+                                       if r.levelname == "INFO")
+    shutil.rmtree(cfg.state_dir)
+    shutil.copytree(tmp_path / "before", cfg.state_dir)
+    caplog.clear()
+    monkeypatch.setattr(warnd.pipeline, "PROGRESS_MIN", 2)
+    monkeypatch.setattr(warnd.pipeline, "PROGRESS_EVERY", 0.0)
+    with caplog.at_level("INFO", logger="warnd.pipeline"):
+        Pipeline(cfg, clock=lambda: datetime(2026, 1, 2, tzinfo=UTC)).run_once()
+    said = [r.getMessage() for r in caplog.records if r.levelname == "INFO"
+            and r.getMessage().startswith("detection")]
+    assert said[0] == "detection started: 2 series with something new"
+    assert said[1].startswith("detection under way: 1 of 2 series judged (1 of 2 substances) in ")
+    assert said[2].startswith("detection finished: ") and "(2 series in " in said[2]
+    assert len(said) == 3  # nothing "under way" once every series is judged

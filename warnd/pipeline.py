@@ -21,6 +21,7 @@ import gc
 import logging
 import os
 import sqlite3
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -54,6 +55,11 @@ TOGETHER_MAX = 512
 #: ``general.detect_workers`` processes; a smaller one gains less than starting a
 #: process costs (about a second: Python, numpy and the detectors imported anew).
 PARALLEL_MIN = 20_000
+#: A detect pass over at least this many series says at INFO level when it starts and
+#: ends and, every :data:`PROGRESS_EVERY` seconds between, how far it is (a first pass
+#: over 100,000 series takes minutes); smaller ones, such as a poll's own, only at DEBUG.
+PROGRESS_MIN = 5_000
+PROGRESS_EVERY = 30.0
 #: Set in a worker process of a split pass (:func:`_worker_start`): it judges its own
 #: substances in one process and splits nothing further.
 _IN_WORKER = False
@@ -440,11 +446,14 @@ class Pipeline:
         self._replayed_for.clear()
         pending = store.pending_series()
         keys = list(pending) if series is None else [k for k in set(series) if k in pending]
-        log.debug("detection started: %d series with something new", len(keys))
+        level = logging.INFO if len(keys) >= PROGRESS_MIN else logging.DEBUG
+        log.log(level, "detection started: %d series with something new", len(keys))
+        t0 = time.monotonic()
         sent = self._judge(store, keys, pending)
         for reason, n in sorted(self._replayed_for.items()):
             log.info("%d series replayed whole: %s", n, reason)
-        log.debug("detection finished: %d alerts", len(sent))
+        log.log(level, "detection finished: %d alerts (%d series in %.1f s)", len(sent),
+                len(keys), time.monotonic() - t0)
         return sent
 
     def _judge(self, store: Store, keys: list[SeriesKey],
@@ -467,13 +476,24 @@ class Pipeline:
         self, store: Store, by_substance: dict[str, list[SeriesKey]],
         pending: dict[SeriesKey, Pending],
     ) -> list[dict[str, Any]]:
-        """Each substance judged and committed on its own, in the order of their names."""
+        """Each substance judged and committed on its own, in the order of their names;
+        a large pass (:data:`PROGRESS_MIN`) says how far it is every
+        :data:`PROGRESS_EVERY` seconds."""
         sent: list[dict[str, Any]] = []
-        for substance, skeys in sorted(by_substance.items()):
+        total = sum(map(len, by_substance.values()))
+        t0 = last = time.monotonic()
+        done = 0
+        for i, (substance, skeys) in enumerate(sorted(by_substance.items()), start=1):
             sent += self._judge_substance(
                 store, substance,
                 lambda judged, sub=substance, sk=skeys: self._detect_substance(
                     store, sub, sk, pending, judged))
+            done += len(skeys)
+            now = time.monotonic()
+            if total >= PROGRESS_MIN and now - last >= PROGRESS_EVERY and done < total:
+                log.info("detection under way: %d of %d series judged (%d of %d substances) "
+                         "in %.0f s", done, total, i, len(by_substance), now - t0)
+                last = now
         return sent
 
     def _worker_groups(self, by_substance: dict[str, list[SeriesKey]]) -> list[list[str]]:
