@@ -4,6 +4,7 @@ and secrets kept out of logs and status output."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -117,6 +118,9 @@ def test_health_listener_and_metrics(tmp_path):
             assert 'warnd_source_last_success_timestamp_seconds{source="lab"}' in text
             assert 'warnd_source_healthy{source="broken"} 0.0' in text
             assert "warnd_healthy 0.0" in text
+            assert "warnd_series_pending 0.0" in text  # every series polled was judged
+            assert "warnd_series_pending_age_seconds 0.0" in text
+            assert re.search(r"^warnd_series [1-9]\d*\.0$", text, re.M)
             assert get(f"http://127.0.0.1:{port}/nope")[0] == 404
 
             # drop the broken source with a reload: healthy again (200)
@@ -194,3 +198,49 @@ def test_healthz_answers_503_when_the_store_cannot_be_opened(tmp_path):
         assert get(f"http://{host}:{port}/metrics")[0] == 503
     finally:
         srv.stop()
+
+
+def test_detection_that_keeps_failing_makes_warnd_unhealthy_after_three_intervals(
+        tmp_path, monkeypatch):
+    """Hour by hour through the real pipeline: a substance whose detection fails every
+    pass keeps its series waiting to be judged; for up to three detect intervals that is
+    shown but healthy, after that ``warnd status`` is unhealthy and says why, and once
+    detection works again the series is judged and warnd is healthy."""
+    from tests.conftest import write_config
+    from tests.scenario import LAB_SOURCE, write_lab_csv
+    from warnd.pipeline import Pipeline
+
+    cfg = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h")))
+    write_lab_csv(tmp_path / "data" / "lab.csv")
+    real = Pipeline._decide_substance
+
+    def ketamin_breaks(self, store, substance, *a, **kw):
+        if substance == "ketamin":
+            raise RuntimeError("a detector bug")
+        return real(self, store, substance, *a, **kw)
+
+    monkeypatch.setattr(Pipeline, "_decide_substance", ketamin_breaks)
+    t0 = datetime(2026, 1, 5, 6, tzinfo=UTC)
+    seen = []
+    for hours in range(5):  # the daemon's hourly poll and pass, detection failing
+        now = t0 + timedelta(hours=hours)
+        Pipeline(cfg, clock=lambda now=now: now).run_once()
+        st = collect_status(cfg, now=now + timedelta(minutes=1))
+        seen.append((st["detection"]["pending"], st["detection"]["behind"], st["healthy"]))
+    assert seen == [(1, False, True)] * 3 + [(1, True, False)] * 2  # past 3 hours: behind
+    det = st["detection"]
+    assert det["series"] == 2 and det["waited_s"] == 4 * 3600 + 60
+    assert det["oldest_pending_at"].startswith("2026-01-05T06:00")
+    assert st["problems"] == ["detection is behind: 1 series with data not judged yet, the "
+                              "oldest waiting for 4 h (more than 3 × general.detect_interval); "
+                              "the log says why"]
+    r = cli(tmp_path / "config.toml", "status")
+    assert r.returncode == 1 and "detection is behind: 1 series" in r.stdout
+    assert "detection: 2 series, 1 with data not judged yet (the oldest since 2026-01-05T06:00" \
+        in r.stdout
+    monkeypatch.setattr(Pipeline, "_decide_substance", real)  # mended
+    now = t0 + timedelta(hours=5)
+    Pipeline(cfg, clock=lambda: now).run_once()
+    st = collect_status(cfg, now=now + timedelta(minutes=1))
+    assert st["detection"]["pending"] == 0 and not st["detection"]["behind"] and st["healthy"]
+    assert "detection: 2 series, all judged" in cli(tmp_path / "config.toml", "status").stdout

@@ -202,6 +202,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         for name in st["stale_sources"]:
             print(f"stale: {name} (no successful poll for more than "
                   f"{cfg.general.stale_after_intervals:g} intervals)")
+        det = st["detection"]
+        print(f"detection: {det['series']} series, " + (
+            f"{det['pending']} with data not judged yet (the oldest since "
+            f"{det['oldest_pending_at'][:19]})" if det["pending"] else "all judged"))
         from warnd.alerting.commands import print_alerting_status
 
         print_alerting_status(st)

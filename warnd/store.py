@@ -832,6 +832,15 @@ class Store:
             for a, b, c, d, v, jp, cf, lp in cur
         }
 
+    def pending_summary(self) -> tuple[int, str | None]:
+        """How many series have data detection has not judged yet, and the oldest time
+        one of them was changed (``updated_at``, set by the ingest that changed it):
+        through the same partial index as :meth:`pending_series`."""
+        n, oldest = self.db.execute(
+            "SELECT COUNT(*), MIN(updated_at) FROM series WHERE data_version > judged_version"
+        ).fetchone()
+        return int(n), oldest
+
     def mark_judged(self, judged: Iterable[tuple[Any, ...]]) -> None:
         """Record that detection judged these series as of ``data_version``.
 

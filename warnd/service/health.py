@@ -141,7 +141,13 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
         delivery = alerting_status(store)
         _redact_rows(delivery.get("expired_deliveries", []), "last_error")
         progress = outbox_progress(cfg, store, now)
+        detection = detection_backlog(cfg, store, counts, now)
         problems = [f"source {n} unhealthy" for n in unhealthy]
+        if detection["behind"]:
+            problems.append(
+                f"detection is behind: {detection['pending']} series with data not judged "
+                f"yet, the oldest waiting for {_duration(detection['waited_s'])} (more than "
+                f"{DETECTION_BEHIND_INTERVALS} × general.detect_interval); the log says why")
         if outbox.get("expired"):
             problems.append(f"{outbox['expired']} expired deliveries (warnd outbox list)")
         if outbox.get("failed"):
@@ -165,6 +171,7 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
             "unconfigured_targets": progress["unconfigured_targets"],
             "target_health": progress["failing_targets"],
             "deliveries_by_target": progress["by_target"],
+            "detection": detection,
             "problems": problems,
             "healthy": not problems,
             "unhealthy_sources": unhealthy,
@@ -173,6 +180,39 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
         }
     finally:
         store.close()
+
+
+#: Series waiting longer than this many ``general.detect_interval`` to be judged make
+#: warnd unhealthy: every poll's series are judged when it ends and every series with
+#: something new each interval, so such a wait means detection fails (or does not run).
+DETECTION_BEHIND_INTERVALS = 3
+
+
+def detection_backlog(cfg: Config, store: Any, counts: dict[str, dict[str, Any]],
+                      now: datetime) -> dict[str, Any]:
+    """The series watched, those with data not judged yet, and how long the oldest of
+    those has waited (``behind`` when longer than :data:`DETECTION_BEHIND_INTERVALS`
+    detect intervals)."""
+    from warnd.config import parse_duration
+
+    pending, oldest = store.pending_summary()
+    since = _ts(oldest)
+    waited = max(0.0, (now - since).total_seconds()) if pending and since else 0.0
+    interval = parse_duration(cfg.general.detect_interval).total_seconds()
+    limit = DETECTION_BEHIND_INTERVALS * interval
+    return {"series": sum(int(c.get("series", 0)) for c in counts.values()),
+            "pending": pending, "oldest_pending_at": oldest if pending else None,
+            "waited_s": round(waited, 1), "behind": bool(pending) and waited > limit,
+            "behind_after_s": limit}
+
+
+def _duration(seconds: float) -> str:
+    """A wait in words: minutes under two hours, hours under two days, else days."""
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"
 
 
 def outbox_progress(cfg: Config, store: Any, now: datetime) -> dict[str, Any]:
@@ -299,6 +339,17 @@ class StoreCollector:
             attempts.add_metric([], store.q(
                 "SELECT COALESCE(SUM(attempts), 0) AS n FROM deliveries")[0]["n"])
             yield from (sent, failed, queued, attempts)
+            det = status["detection"]
+            watched = GaugeMetricFamily("warnd_series", "Series watched.")
+            watched.add_metric([], det["series"])
+            waiting = GaugeMetricFamily("warnd_series_pending",
+                                        "Series with data detection has not judged yet.")
+            waiting.add_metric([], det["pending"])
+            age = GaugeMetricFamily("warnd_series_pending_age_seconds",
+                                    "How long the oldest series with data not judged has "
+                                    "waited (0: none waits).")
+            age.add_metric([], det["waited_s"])
+            yield from (watched, waiting, age)
         finally:
             store.close()
         live = self._liveness() if self._liveness else {}
