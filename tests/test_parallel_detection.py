@@ -147,9 +147,14 @@ BLOCKER = '''
 import os, threading
 
 def block(config, now, keys):
-    """A worker that says it runs, then waits for ever."""
+    """A worker that says it runs, waits for a word on a FIFO and says it heard it,
+    then waits for ever."""
     with open(os.environ["SPLIT_WORKER_PIDFILE"], "w") as f:
         f.write(str(os.getpid()))
+    with open(os.environ["SPLIT_WORKER_FIFO"]) as f:
+        f.read(1)
+    with open(os.environ["SPLIT_WORKER_PIDFILE"] + ".heard", "w") as f:
+        f.write("heard")
     threading.Event().wait()
 '''
 
@@ -176,9 +181,11 @@ def _gone(pid: int) -> bool:
 
 
 def test_a_worker_ends_with_its_parent_even_killed_and_nothing_is_lost(lab, tmp_path):
-    """SIGKILL to a real process whose split pass waits on its worker: the worker ends
-    with it (it never goes on writing to the store alone), and the next pass judges what
-    the worker had, so the rise is still told."""
+    """A real process whose split pass waits on its worker. SIGTERM to the worker (as
+    systemd sends it to every process of a stopping service) leaves it working for its
+    parent; SIGKILL to the parent ends the worker with it (it never goes on writing to
+    the store alone), and the next pass judges what the worker had, so the rise is
+    still told."""
     import signal
     import subprocess
     import sys
@@ -189,8 +196,10 @@ def test_a_worker_ends_with_its_parent_even_killed_and_nothing_is_lost(lab, tmp_
     (tmp_path / "blocker.py").write_text(BLOCKER)
     (tmp_path / "parent.py").write_text(PARENT)
     pidfile = tmp_path / "worker.pid"
+    fifo = tmp_path / "worker.fifo"
+    os.mkfifo(fifo)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "SPLIT_WORKER_PIDFILE": str(pidfile),
+    env = {**os.environ, "SPLIT_WORKER_PIDFILE": str(pidfile), "SPLIT_WORKER_FIFO": str(fifo),
            "PYTHONPATH": os.pathsep.join([str(tmp_path), root])}
     parent = subprocess.Popen([sys.executable, str(tmp_path / "parent.py"),
                                str(tmp_path / "config.toml")], cwd=tmp_path, env=env)
@@ -198,6 +207,16 @@ def test_a_worker_ends_with_its_parent_even_killed_and_nothing_is_lost(lab, tmp_
         wait_for(lambda: pidfile.exists() and pidfile.read_text(), timeout=60,
                  what="the worker process to start")
         worker = int(pidfile.read_text())
+        os.kill(worker, signal.SIGTERM)
+        # a word for the worker (read and write here, so this never blocks): only a
+        # worker alive after SIGTERM reads it and says so
+        word = os.open(fifo, os.O_RDWR)
+        try:
+            os.write(word, b"x")
+            heard = tmp_path / "worker.pid.heard"
+            wait_for(heard.exists, timeout=30, what="the worker to go on after SIGTERM")
+        finally:
+            os.close(word)
         assert not _gone(worker)
         parent.send_signal(signal.SIGKILL)
         assert parent.wait(timeout=30) == -signal.SIGKILL

@@ -1130,8 +1130,11 @@ def summarise_batch(
 def _worker_start(parent: int, level: int) -> None:
     """A worker process of a split detect pass, as it starts: it splits nothing further,
     logs as its parent does, ends at once and without a traceback on Ctrl-C (as its
-    parent stops; what it had not committed is rolled back), and on Linux is killed
-    when its parent ends (even by SIGKILL), so none goes on writing to the store alone."""
+    parent stops; what it had not committed is rolled back), leaves SIGTERM to its
+    parent (a stopping daemon gives its running pass, workers included, until
+    ``general.stop_timeout``; systemd sends SIGTERM to every process of the service),
+    and on Linux is killed when its parent ends (even by SIGKILL), so none goes on
+    writing to the store alone."""
     global _IN_WORKER
     import signal
 
@@ -1139,6 +1142,7 @@ def _worker_start(parent: int, level: int) -> None:
 
     _IN_WORKER = True
     signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         import ctypes
 
