@@ -11,7 +11,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from tests.service_kit import (
     DaemonProcess,
@@ -241,6 +241,16 @@ def test_detection_that_keeps_failing_makes_warnd_unhealthy_after_three_interval
     monkeypatch.setattr(Pipeline, "_decide_substance", real)  # mended
     now = t0 + timedelta(hours=5)
     Pipeline(cfg, clock=lambda: now).run_once()
+    # a source no longer in the config keeps its series, which are not judged: not a wait
+    from feeds.base import Observation
+
+    store = Store.in_dir(cfg.state_dir)
+    store.ingest("gone", location="x.csv", sha256="0" * 64, items=(), problems=(), now=t0,
+                 observations=[Observation(source="gone", substance="ketamin", region="",
+                                           metric="count", period=date(2025, 12, 1),
+                                           value=3.0)])
+    assert len(store.pending_series()) == 1
+    store.close()
     st = collect_status(cfg, now=now + timedelta(minutes=1))
     assert st["detection"]["pending"] == 0 and not st["detection"]["behind"] and st["healthy"]
     assert "detection: 2 series, all judged" in cli(tmp_path / "config.toml", "status").stdout

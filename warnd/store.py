@@ -832,12 +832,14 @@ class Store:
             for a, b, c, d, v, jp, cf, lp in cur
         }
 
-    def pending_summary(self) -> tuple[int, str | None]:
-        """How many series have data detection has not judged yet, and the oldest time
-        one of them was changed (``updated_at``, set by the ingest that changed it):
-        through the same partial index as :meth:`pending_series`."""
+    def pending_summary(self, sources: Iterable[str]) -> tuple[int, str | None]:
+        """How many series of ``sources`` have data detection has not judged yet, and
+        the oldest time one of them was changed (``updated_at``, set by the ingest that
+        changed it): through the same partial index as :meth:`pending_series`. (A source
+        removed from the config keeps its series, which are no longer judged.)"""
         n, oldest = self.db.execute(
-            "SELECT COUNT(*), MIN(updated_at) FROM series WHERE data_version > judged_version"
+            "SELECT COUNT(*), MIN(updated_at) FROM series WHERE data_version > judged_version "
+            "AND source IN (SELECT value FROM json_each(?))", [json.dumps(sorted(sources))]
         ).fetchone()
         return int(n), oldest
 

@@ -190,17 +190,17 @@ DETECTION_BEHIND_INTERVALS = 3
 
 def detection_backlog(cfg: Config, store: Any, counts: dict[str, dict[str, Any]],
                       now: datetime) -> dict[str, Any]:
-    """The series watched, those with data not judged yet, and how long the oldest of
-    those has waited (``behind`` when longer than :data:`DETECTION_BEHIND_INTERVALS`
-    detect intervals)."""
+    """The series watched, those of configured sources with data not judged yet, and
+    how long the oldest of those has waited (``behind`` when longer than
+    :data:`DETECTION_BEHIND_INTERVALS` detect intervals)."""
     from warnd.config import parse_duration
 
-    pending, oldest = store.pending_summary()
+    pending, oldest = store.pending_summary(s.name for s in cfg.sources)
     since = _ts(oldest)
     waited = max(0.0, (now - since).total_seconds()) if pending and since else 0.0
     interval = parse_duration(cfg.general.detect_interval).total_seconds()
     limit = DETECTION_BEHIND_INTERVALS * interval
-    return {"series": sum(int(c.get("series", 0)) for c in counts.values()),
+    return {"series": sum(int(counts.get(s.name, {}).get("series", 0)) for s in cfg.sources),
             "pending": pending, "oldest_pending_at": oldest if pending else None,
             "waited_s": round(waited, 1), "behind": bool(pending) and waited > limit,
             "behind_after_s": limit}
