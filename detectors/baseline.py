@@ -237,6 +237,26 @@ def design(s: np.ndarray, centre: np.ndarray, flags: np.ndarray, per_year: float
     return X
 
 
+def design_columns(s: np.ndarray, centre: np.ndarray, per_year: float) -> np.ndarray:
+    """:func:`design` before the fits' flags, with the parameter axis first: ``(6, *S)``
+    for positions ``s`` (any shape ``S``) and ``centre`` broadcast to it, each column
+    contiguous (what sums along the positions read fastest). Column ``i`` times
+    ``flags[..., i]`` is :func:`design`'s column ``i``, value for value."""
+    shape = np.broadcast_shapes(np.shape(s), np.shape(centre))
+    s = np.broadcast_to(np.asarray(s, dtype=float), shape)
+    si = np.maximum(s.astype(np.int64), 0)
+    sin_t, cos_t = _trig(int(si.max(initial=0)).bit_length(), per_year)
+    cols = np.empty((N_PAR, *shape))
+    cols[0] = 1.0
+    np.divide(s - centre, per_year, out=cols[1])
+    s1, c1 = cols[2], cols[3]
+    np.take(sin_t, si, out=s1)
+    np.take(cos_t, si, out=c1)
+    np.multiply(2 * s1, c1, out=cols[4])
+    np.subtract(c1 * c1, s1 * s1, out=cols[5])
+    return cols
+
+
 #: The 21 distinct entries ``(a, b)``, ``a <= b``, of a symmetric 6 x 6 matrix.
 _IU = np.triu_indices(N_PAR)
 

@@ -65,6 +65,7 @@ from detectors.baseline import (
     Fits,
     Layout,
     design,
+    design_columns,
     empty_fits,
     fit_points,
     fit_windows,
@@ -215,6 +216,20 @@ def _lr_counts(Y, E, phi_eff):
     return np.where(np.isfinite(lr), np.maximum(lr, 0.0), 0.0)
 
 
+def _lr(family, Y, E, N, sc, var_tot, kappa=0.0):
+    """:func:`_glr`'s likelihood ratio of a change against none from window sums, with
+    whether the change is an increase, and the dispersion it used (counts: ``phi``
+    floored by :func:`rate_dispersion`; otherwise the residual sd)."""
+    if family == "counts":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sc = rate_dispersion(sc, np.where(N > 0, E / np.maximum(N, 1), 0.0), kappa)
+        return _lr_counts(Y, E, sc + E * var_tot), Y > E, sc
+    var = N * sc**2 + N**2 * var_tot
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lr = np.where(var > 0, Y**2 / (2 * var), 0.0)
+    return lr, Y > 0, sc
+
+
 def _glr(family, Y, E, N, sc, var_tot, hi, lo, elig, params: DetectionParams, kappa=0.0):
     """The likelihood ratios of increase and decrease from window sums (``Y`` observed,
     ``E`` expected for counts; ``Y`` the residual sum otherwise; ``N`` observed
@@ -226,25 +241,19 @@ def _glr(family, Y, E, N, sc, var_tot, hi, lo, elig, params: DetectionParams, ka
     (:func:`rate_dispersion`). Elementwise, so the table and the screen share it:
     ``(lr_up, lr_dn, st_up, st_dn)``."""
     (hi_y, hi_m), (lo_y, lo_m) = hi, lo
+    lr, up, sc = _lr(family, Y, E, N, sc, var_tot, kappa)
     if family == "counts":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sc = rate_dispersion(sc, np.where(N > 0, E / np.maximum(N, 1), 0.0), kappa)
-        lr = _lr_counts(Y, E, sc + E * var_tot)
-        up = Y > E
         Yu, Eu = Y - hi_y, E - hi_m
         loo_up = np.where(Yu > Eu, _lr_counts(Yu, Eu, sc + Eu * var_tot), 0.0)
         Yd, Ed = Y - lo_y, E - lo_m
         loo_dn = np.where(Yd < Ed, _lr_counts(Yd, Ed, sc + Ed * var_tot), 0.0)
     else:
-        var = N * sc**2 + N**2 * var_tot
         N1 = N - 1
         var1 = N1 * sc**2 + N1**2 * var_tot
         with np.errstate(divide="ignore", invalid="ignore"):
-            lr = np.where(var > 0, Y**2 / (2 * var), 0.0)
             Su, Sd = Y - hi_y, Y - lo_y
             loo_up = np.where((var1 > 0) & (Su > 0), Su**2 / (2 * var1), 0.0)
             loo_dn = np.where((var1 > 0) & (Sd < 0), Sd**2 / (2 * var1), 0.0)
-        up = Y > 0
     lr_up = np.where(up, lr, 0.0)
     lr_dn = np.where(up, 0.0, lr)
     st_up = np.where(elig, np.minimum(lr_up / params.glr_h, loo_up / params.glr_loo_h), 0.0)
@@ -1867,12 +1876,15 @@ def _screen(family, t, M, Y, OFF, DEN, base, W, fits: Fits, frow, have,
     y = np.where(inside, Y[p_owner[:, None], li], np.nan)
     off = np.where(inside, OFF[p_owner[:, None], li], 0.0)
     obs = np.isfinite(y) & real[:, None]
+    # the design by column (parameter, block, position) and each block's flags: the
+    # sums below run along the positions, which this layout keeps contiguous
     if len(fits.pos):
-        X = design(s_pos, fits.centre[fr][:, None], fits.flags[fr][:, None, :],
-                   geo.lay.per_year)
-        eta = (X * fits.beta[fr][:, None, :]).sum(-1)
+        cols = design_columns(s_pos, fits.centre[fr][:, None], geo.lay.per_year)
+        flags = fits.flags[fr]
+        eta = np.einsum("ipm,pi->pm", cols, flags * fits.beta[fr])
     else:
-        eta, X = np.zeros(s_pos.shape), np.zeros(s_pos.shape + (1,))
+        cols, flags = np.ones((1, *s_pos.shape)), np.zeros((len(pair), 1))
+        eta = np.zeros(s_pos.shape)
     yv = np.where(obs, y, 0.0)
     blk = np.searchsorted(pair, key)  # each (series, change start) row: its fit's block
     j = rows % M
@@ -1904,33 +1916,48 @@ def _screen(family, t, M, Y, OFF, DEN, base, W, fits: Fits, frow, have,
         r = np.where(obs, gy - eta, 0.0)
         mu = np.zeros_like(r)
         val, wgt, ex_val = r, obs.astype(float), np.where(obs, r, np.nan)
-    Vs, Ws, Ns = _suffix(val), _suffix(wgt), _suffix(obs.astype(float))
-    WXs = _suffix(wgt[..., None] * X)
-    at_hi, at_lo = _suffix_extreme(ex_val, True), _suffix_extreme(ex_val, False)
-    # each (series, change start) row reads its fit's block at its own column
-    Ysum, Wsum, N = Vs[blk, j], Ws[blk, j], Ns[blk, j]
+    # sums from each position to t of the values, the weights and the observed; each
+    # (series, change start) row reads its fit's block at its own column
+    Ysum, Wsum, N = np.cumsum(np.stack([val, wgt, obs])[..., ::-1], axis=-1)[..., ::-1][:, blk, j]
     valid = have & obs[blk, j]
-    xbar = WXs[blk, j] / np.where(Wsum > 0, Wsum, 1.0)[:, None]
-    var_tot = predictor_variance(fits, fr_row, xbar) if len(fits.pos) else np.zeros(S * M)
-
-    def taken(a, at):
-        return np.where(at >= 0, a[blk, np.maximum(at, 0)], 0.0)
-
-    hi, lo = at_hi[blk, j], at_lo[blk, j]
     d = M - 1 - j
     now = t - base  # the new position in each series' row of Y (its last)
     obs_t = np.isfinite(Y[np.arange(S), now])
     elig = valid & (N >= 2) & (d + 1 >= geo.span) & obs_t[owner_of_row]
-    _, _, st_up, st_dn = _glr(family, Ysum, Wsum, N, scale, var_tot,
-                              (taken(val, hi), taken(mu, hi)), (taken(val, lo), taken(mu, lo)),
-                              elig, params, _rate_kappa(params, DEN is not None))
-    calm = (st_up < 1.0 - SCREEN_MARGIN) & (st_dn < 1.0 - SCREEN_MARGIN)
-    calm = calm.reshape(S, M).all(axis=1)
+    kappa = _rate_kappa(params, DEN is not None)
+    # first a bound on the statistic (most series are calm by it, most weeks)
+    bound = _screen_bound(family, Ysum, Wsum, N, scale, elig, params, kappa)
+    calm = (bound < 1.0 - SCREEN_MARGIN).reshape(S, M).all(axis=1)
+    left = np.flatnonzero(~calm)
+    if len(left):  # the statistic itself, for the series and blocks the bound left
+        rr = np.flatnonzero(~calm[owner_of_row])  # their rows, series after series
+        pk = np.flatnonzero(~calm[p_owner])
+        at_pk = np.full(len(pair), -1)
+        at_pk[pk] = np.arange(len(pk))
+        b2, j2 = at_pk[blk[rr]], j[rr]
+        # the weighted design summed from each position to t, for the window's mean row
+        WXs = np.cumsum((wgt[pk] * cols[:, pk])[..., ::-1], axis=-1)[..., ::-1]
+        W2 = Wsum[rr]
+        xbar = (WXs[:, b2, j2].T * flags[blk[rr]]) / np.where(W2 > 0, W2, 1.0)[:, None]
+        var_tot = (predictor_variance(fits, fr_row[rr], xbar) if len(fits.pos)
+                   else np.zeros(len(rr)))
+        v2, m2 = val[pk], mu[pk]
+
+        def taken(a, at):
+            return np.where(at >= 0, a[b2, np.maximum(at, 0)], 0.0)
+
+        hi = _suffix_extreme(ex_val[pk], True)[b2, j2]
+        lo = _suffix_extreme(ex_val[pk], False)[b2, j2]
+        _, _, st_up, st_dn = _glr(family, Ysum[rr], W2, N[rr], scale[rr], var_tot,
+                                  (taken(v2, hi), taken(m2, hi)), (taken(v2, lo), taken(m2, lo)),
+                                  elig[rr], params, kappa)
+        ok = (st_up < 1.0 - SCREEN_MARGIN) & (st_dn < 1.0 - SCREEN_MARGIN)
+        calm[left] = ok.reshape(len(left), M).all(axis=1)
     # the spike rule at t (the change start k = t, its first period), loosened
     last = rows[j == M - 1]
     b_last, c_last = blk[last], M - 1
     if len(fits.pos):
-        v_last = predictor_variance(fits, fr_row[last], X[b_last, c_last])
+        v_last = predictor_variance(fits, fr_row[last], cols[:, b_last, c_last].T * flags[b_last])
         wm, sh, ul = (fits.window_max[fr_row[last]], fits.shift[fr_row[last]],
                       fits.uselog[fr_row[last]])
     else:
@@ -1943,6 +1970,17 @@ def _screen(family, t, M, Y, OFF, DEN, base, W, fits: Fits, frow, have,
     spike = _spike_rule(family, den_t, valid[last], y[b_last, c_last], mu_t, v_last,
                         scale[last], wm, sh, ul, params, slack=SCREEN_MARGIN)[1]
     return calm & ~spike
+
+
+def _screen_bound(family, Y, E, N, sc, elig, params: DetectionParams, kappa):
+    """At least each row's statistic (:func:`_glr`), cheaply: the likelihood ratio with
+    the baseline taken as exact (its variance left out, which only lowers the ratio:
+    the dispersion it divides by or the variance of the sum grow with it) and with the
+    window's most extreme period kept (the statistic is at most ``LR / glr_h``), over
+    ``glr_h``. Infinite where the dispersion is not positive (there the ratio without
+    the baseline's variance says nothing); 0 where the row is not eligible."""
+    lr, _, _ = _lr(family, Y, E, N, sc, 0.0, kappa)
+    return np.where(elig, np.where(sc > 0, lr / params.glr_h, np.inf), 0.0)
 
 
 def _rows(tab: _Table, lo: int, hi: int, k0: int) -> _Table:

@@ -466,6 +466,87 @@ def test_the_batch_step_makes_change_time_tables_only_for_series_that_may_alarm(
     assert screened > 0.9 * quiet_weeks, (screened, quiet_weeks)
 
 
+def test_the_screens_bound_is_never_under_the_statistic():
+    """The screen's first, cheap step (the ratio with the baseline's variance left out
+    and the extreme period kept, over glr_h) is at least the statistic the table
+    computes from the same sums, for counts (with and without a denominator's floor)
+    and for other values, so a series calm by it is calm. Fails if the bound drops a
+    term that can raise the statistic."""
+    from detectors.engine import _glr, _screen_bound
+
+    rng = np.random.default_rng(11)
+    n = 20000
+    N = rng.integers(0, 27, n).astype(float)
+    E = N * rng.gamma(2.0, 5.0, n)
+    Y = rng.poisson(E * rng.choice([0.3, 1.0, 1.5, 3.0], n)).astype(float)
+    hi = (rng.random(n) * Y, rng.random(n) * E)
+    lo = (rng.random(n) * Y, rng.random(n) * E)
+    var_tot = rng.choice([0.0, 1e-4, 0.01, 0.3], n)
+    elig = rng.random(n) < 0.9
+    for family, kappa, sc in (("counts", 0.0, rng.uniform(1.0, 4.0, n)),
+                              ("counts", 0.0025, rng.uniform(1.0, 4.0, n)),
+                              ("values", 0.0, rng.uniform(0.05, 2.0, n))):
+        y = Y if family == "counts" else rng.normal(0, 3, n) * np.sqrt(N)
+        _, _, up, dn = _glr(family, y, E, N, sc, var_tot, hi, lo, elig, P, kappa)
+        bound = _screen_bound(family, y, E, N, sc, elig, P, kappa)
+        assert (bound >= np.maximum(up, dn) * (1 - 1e-12)).all(), family
+        assert (bound[~elig] == 0).all() and (np.maximum(up, dn) > 1).any()
+    # no dispersion: the bound says nothing, so the row goes on to the statistic
+    assert _screen_bound("values", np.ones(1), np.ones(1), np.full(1, 5.0), np.zeros(1),
+                         np.ones(1, bool), P, 0.0)[0] == np.inf
+
+
+def test_the_screen_decides_as_its_exact_step_alone(monkeypatch):
+    """The screen judges most series by the bound and the rest by the statistic
+    itself; with the bound switched off (every series to the statistic) the same
+    series are loud, week after week, through rises, drops, gaps and quiet weeks, and
+    both steps decided some series calm. Fails if the bound lets a loud series pass or
+    if the second step decides otherwise than the statistic."""
+    from detectors import engine
+
+    rng = np.random.default_rng(21)
+    series = []
+    for i in range(30):
+        mu = seasonal_mean(220, 3.0 + 4 * (i % 5))
+        if i % 3 == 0:
+            mu[200:] *= (1.4, 2.0, 0.5)[i % 9 // 3]
+        y = nb_counts(mu, seed=700 + i)
+        if i % 7 == 2:
+            y[rng.integers(150, 220, 10)] = np.nan
+        series.append(count_series(y))
+    real_screen, real_bound = engine._screen, engine._screen_bound
+    seen: dict[str, list[np.ndarray]] = {}
+    M = engine._Geometry.of("week", P).M
+    left = [0, 0]  # series the bound decided calm, series it left to the statistic
+
+    def counting_bound(*a, **kw):
+        b = real_bound(*a, **kw)
+        calm = (b < 1.0 - engine.SCREEN_MARGIN).reshape(-1, M).all(axis=1)
+        left[0] += int(calm.sum())
+        left[1] += int((~calm).sum())
+        return b
+
+    def recording(label):
+        def screen(*a, **kw):
+            calm = real_screen(*a, **kw)
+            seen.setdefault(label, []).append(calm.copy())
+            return calm
+        return screen
+
+    for label, bound in (("with", counting_bound),
+                         ("without", lambda *a, **kw: np.where(a[5], np.inf, 0.0))):
+        monkeypatch.setattr(engine, "_screen_bound", bound)
+        monkeypatch.setattr(engine, "_screen", recording(label))
+        states = [replay_with_state(s.upto(190), P)[1] for s in series]
+        for i in range(190, 220):
+            advance_many([(st, s.periods[i], float(s.values[i]), None)
+                          for st, s in zip(states, series, strict=True)], P)
+    got, want = np.concatenate(seen["with"]), np.concatenate(seen["without"])
+    assert np.array_equal(got, want)
+    # calm series decided by the bound, and by the statistic where the bound could not
+    assert left[0] > 0 and int(got.sum()) > left[0] and (~got).sum() > 0
+
+
 def test_daily_series_advanced_together_give_their_replay_findings():
     """Daily series search 182 change starts: the batch step with its screen still
     gives each day what replay gives, through a doubling that alarms."""
