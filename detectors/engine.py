@@ -264,7 +264,7 @@ def _glr(family, Y, E, N, sc, var_tot, hi, lo, elig, params: DetectionParams, ka
 def _table(g: _Grid, fits: Fits, geo: _Geometry, params: DetectionParams, k0: int, k1: int):
     """Rows ``k0 .. k1 - 1`` (grid positions, relative to ``g.base``-shifted arrays)."""
     tab = _table_core(g.family, *_gathered(g, fits, geo, k0, k1), geo, params,
-                      past=_past_of(g))
+                      past=_past_of(g), series_of=np.zeros(max(k1 - k0, 0), dtype=np.int64))
     tab.k0 = k0
     return tab
 
@@ -315,14 +315,22 @@ def _fit_rows_of(fits: Fits, rp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _table_core(family, s, y, off, den, fits: Fits, frow_c, have, geo: _Geometry,
-                params: DetectionParams, past) -> _Table:
+                params: DetectionParams, past, series_of: np.ndarray | None = None) -> _Table:
     """The GLR table from gathered windows: row ``i`` is a change start at position
     ``s[i, 0]``, column ``d`` the period ``s[i, d]``; ``y``/``off``/``den`` the values,
     log denominators and denominators there (NaN / 0 / NaN outside the series), and
     ``fits`` row ``frow_c[i]`` the baseline judging the row (``have``: one exists).
     Rows are independent, so they may come from different series (one family).
     ``past(rows, pos)``: the values and log denominators of those rows' series at
-    earlier grid positions ``pos`` (for recurring peaks, :func:`_recurring_rows`)."""
+    earlier grid positions ``pos`` (for recurring peaks, :func:`_recurring_rows`).
+
+    ``series_of`` (each row's series) says the rows are consecutive positions of their
+    series, so position ``t`` is judged on the anti-diagonal of cells ``(k, t - k)``.
+    Then the likelihood ratios and statistics are computed only for the rows whose
+    cells lie on the anti-diagonal of a position that may alarm: one with a cell whose
+    bound (:func:`_screen_bound`) reaches the screen's margin. The other rows get 0:
+    every cell of a position that cannot alarm is under 1 whatever it holds, and the
+    findings read cells of alarming positions only."""
     lay, M = geo.lay, geo.M
     K = len(s)
     obs = np.isfinite(y)
@@ -337,11 +345,6 @@ def _table_core(family, s, y, off, den, fits: Fits, frow_c, have, geo: _Geometry
         scale = np.ones(K)
         X = None
     obsf = obs & valid[:, None]
-
-    def total_var(weight):
-        # variance of the baseline's estimate for the window's total (see window_var)
-        return window_var(fits, fr, X, weight) if X is not None else np.zeros(s.shape)
-
     N = np.cumsum(obsf, axis=1)
     yv = np.where(obsf, y, 0.0)
     Yraw = np.cumsum(yv, axis=1)
@@ -362,7 +365,7 @@ def _table_core(family, s, y, off, den, fits: Fits, frow_c, have, geo: _Geometry
             mu = mu * _by_cell(recurring, M, 1.0)
         Y = Yraw
         E = np.cumsum(mu, axis=1)
-        var_tot = total_var(mu)
+        weight = mu
         ex = np.where(obsf, yv - mu, np.nan)
         if den is not None:
             dv = np.where(obsf, den, 0.0)
@@ -387,26 +390,61 @@ def _table_core(family, s, y, off, den, fits: Fits, frow_c, have, geo: _Geometry
         mu = eta
         Y = np.cumsum(r, axis=1)
         E = np.zeros_like(Y)
-        var_tot = total_var(obsf)
+        weight = obsf
         ex = np.where(obsf, r, np.nan)
         back = np.where(uselog, np.exp(eta) - shift, eta)
         Eraw = np.cumsum(np.where(obsf, back, 0.0), axis=1)
-    # leave the most extreme period out (running arg-extreme along d)
     yc = yv if family == "counts" else r
     mc = mu if family == "counts" else np.zeros_like(r)
-    at_hi, at_lo = _running_extreme(ex, True), _running_extreme(ex, False)
     kappa = _rate_kappa(params, den is not None)
     den0 = None if den is None else den[:, 0]
     sp = _spike_rule(family, den0, valid, y[:, 0], mu[:, 0], var_eta[:, 0], scale, wm,
                      shift_k, uselog_k, params)
     elig = valid[:, None] & (N >= 2) & (np.arange(M)[None, :] + 1 >= geo.span) & obs
-    lr_up, lr_dn, st_up, st_dn = _glr(
-        family, Y, E, N, scale[:, None], var_tot, (_taken(yc, at_hi), _taken(mc, at_hi)),
-        (_taken(yc, at_lo), _taken(mc, at_lo)), elig, params, kappa)
+    rows = np.arange(K)
+    if series_of is not None and K:
+        rows = _rows_that_may_alarm(family, Y, E, N, scale, elig, params, kappa, series_of)
+    X_r = None if X is None else X[rows]
+    fits_rows = fr[rows]
+    var_tot = (window_var(fits, fits_rows, X_r, weight[rows]) if X_r is not None
+               else np.zeros((len(rows), M)))
+    # leave the most extreme period out (running arg-extreme along d)
+    at_hi, at_lo = _running_extreme(ex[rows], True), _running_extreme(ex[rows], False)
+    yr, mr = yc[rows], mc[rows]
+    got = _glr(family, Y[rows], E[rows], N[rows], scale[rows, None], var_tot,
+               (_taken(yr, at_hi), _taken(mr, at_hi)), (_taken(yr, at_lo), _taken(mr, at_lo)),
+               elig[rows], params, kappa)
+    if len(rows) == K:
+        lr_up, lr_dn, st_up, st_dn = got
+    else:
+        lr_up, lr_dn, st_up, st_dn = (np.zeros((K, M)) for _ in range(4))
+        for whole, part in zip((lr_up, lr_dn, st_up, st_dn), got, strict=True):
+            whole[rows] = part
     return _Table(
         0, valid, mu, var_eta, scale, Y, E, N, D, Yraw, Eraw, lr_up, lr_dn, st_up, st_dn,
         y[:, 0], wm, shift_k, uselog_k, *sp, recurring,
     )
+
+
+def _rows_that_may_alarm(family, Y, E, N, scale, elig, params: DetectionParams, kappa,
+                         series_of: np.ndarray) -> np.ndarray:
+    """For a table whose rows are consecutive positions of their series (``series_of``),
+    the rows whose cells lie on the anti-diagonal of a position that may alarm: a
+    position ``t`` with a cell ``(k, t - k)`` whose :func:`_screen_bound` reaches
+    ``1 - SCREEN_MARGIN``; every row ``t - M + 1 .. t`` of its series then."""
+    K, M = Y.shape
+    hot = _screen_bound(family, Y, E, N, scale[:, None], elig, params, kappa) >= 1.0 - SCREEN_MARGIN
+    i, d = np.nonzero(hot)
+    t = i + d
+    same = t < K
+    same[same] = series_of[t[same]] == series_of[i[same]]
+    loud = np.zeros(K + 1, dtype=np.int64)
+    loud[t[same] + 1] = 1  # a cell past its series is not observed, so never hot
+    # row r is needed when a loud position lies in r .. r + M - 1 (the same series)
+    c = np.cumsum(loud)  # c[j]: loud positions among rows < j
+    last = np.minimum(np.arange(K) + M, K)
+    ends = np.searchsorted(series_of, series_of, side="right")  # series_of is sorted
+    return np.flatnonzero(c[np.minimum(last, ends)] - c[np.arange(K)] > 0)
 
 
 def _by_cell(per_row: np.ndarray, M: int, beyond: float) -> np.ndarray:
@@ -1035,7 +1073,9 @@ def _tables_of(members: list[int], preps: list[_Prep], fits: dict[int, Fits],
                                       for c in zip(*parts))
         every = Fits.concat(preps[lo].g.family, [fits[i] for i in members[lo:hi]])
         tab = _table_core(preps[lo].g.family, s, y, off, den, every, frow, have,
-                          preps[lo].geo, params, past=_past_of_many(preps[lo:hi]))
+                          preps[lo].geo, params, past=_past_of_many(preps[lo:hi]),
+                          series_of=np.repeat(np.arange(hi - lo),
+                                              [len(p.g.y) for p in preps[lo:hi]]))
         at = 0
         for i, prep in zip(members[lo:hi], preps[lo:hi], strict=True):
             out[i] = _rows(tab, at, at + len(prep.g.y), 0)

@@ -521,9 +521,10 @@ def test_the_screen_decides_as_its_exact_step_alone(monkeypatch):
 
     def counting_bound(*a, **kw):
         b = real_bound(*a, **kw)
-        calm = (b < 1.0 - engine.SCREEN_MARGIN).reshape(-1, M).all(axis=1)
-        left[0] += int(calm.sum())
-        left[1] += int((~calm).sum())
+        if b.ndim == 1:  # the screen's (a table's rows are 2-d)
+            calm = (b < 1.0 - engine.SCREEN_MARGIN).reshape(-1, M).all(axis=1)
+            left[0] += int(calm.sum())
+            left[1] += int((~calm).sum())
         return b
 
     def recording(label):
@@ -535,6 +536,7 @@ def test_the_screen_decides_as_its_exact_step_alone(monkeypatch):
 
     for label, bound in (("with", counting_bound),
                          ("without", lambda *a, **kw: np.where(a[5], np.inf, 0.0))):
+        # (the tables of the replays below then compute every row: the same findings)
         monkeypatch.setattr(engine, "_screen_bound", bound)
         monkeypatch.setattr(engine, "_screen", recording(label))
         states = [replay_with_state(s.upto(190), P)[1] for s in series]
@@ -545,6 +547,83 @@ def test_the_screen_decides_as_its_exact_step_alone(monkeypatch):
     assert np.array_equal(got, want)
     # calm series decided by the bound, and by the statistic where the bound could not
     assert left[0] > 0 and int(got.sum()) > left[0] and (~got).sum() > 0
+
+
+def test_a_replays_table_computes_the_ratios_only_where_a_position_may_alarm(monkeypatch):
+    """A whole-history table (replay) computes the likelihood ratios only for the rows
+    on the anti-diagonal of a position whose bound reaches the screen's margin; with
+    every row computed instead, the findings and the states after are the same, for
+    counts through rises, spikes and gaps, positives with tests, an index and daily
+    series, and most rows of a quiet history are left out. Fails if a row a finding
+    or an alarm reads is left out, or if nothing is."""
+    from detectors import engine
+
+    rng = np.random.default_rng(31)
+    series = []
+    for i in range(24):
+        n = 240
+        mu = seasonal_mean(n, (2.0, 8.0, 40.0, 150.0)[i % 4])
+        if i % 3 == 0:
+            mu[200:] *= (1.6, 2.5)[i % 2]
+        y = nb_counts(mu, seed=1100 + i)
+        if i % 5 == 1:
+            y[rng.integers(0, n, 12)] = np.nan
+        if i % 7 == 3:
+            y[180] *= 6
+        series.append(count_series(y))
+    tests = rng.integers(200, 400, 240).astype(float)
+    pos = rng.binomial(tests.astype(int), 0.05 * (1 + (np.arange(240) >= 210))).astype(float)
+    series.append(count_series(pos, denominators=tests))
+    series.append(count_series(np.round(30 + rng.normal(0, 3, 240) + 15 * (np.arange(240) >= 220)),
+                               metric="index"))
+    days = nb_counts(np.r_[np.full(380, 4.0), np.full(20, 9.0)], seed=5)
+    series.append(Series(source="ems", substance="k", values=days, periods=tuple(
+        date.fromordinal(date(2023, 1, 1).toordinal() + d) for d in range(400))))
+    quiet = count_series(nb_counts(np.full(240, 20.0), seed=77))
+    series.append(quiet)
+    real = engine._rows_that_may_alarm
+    share: list[float] = []
+
+    def counting(*a, **kw):
+        got = real(*a, **kw)
+        share.append(len(got) / len(a[1]))
+        return got
+
+    monkeypatch.setattr(engine, "_rows_that_may_alarm", counting)
+    screened = list(replay_many(((s, P) for s in series), with_state=True))
+    alone = replay_with_state(quiet, P)
+    quiet_share = share[-1]  # the last table made: the quiet series on its own
+    monkeypatch.setattr(engine, "_rows_that_may_alarm",
+                        lambda *a, **kw: np.arange(len(a[1])))
+    every = list(replay_many(((s, P) for s in series), with_state=True))
+    for (f1, st1), (f2, st2) in zip(screened, every, strict=True):
+        assert f1 == f2
+        assert (st1 is None) == (st2 is None)
+        if st1 is not None:
+            assert json.dumps(st1.to_dict()) == json.dumps(st2.to_dict())
+    assert alone[0] == every[-1][0]
+    assert sum(any(w for w in f[190:]) for f, _ in every) >= 8  # alarms were there to keep
+    assert quiet_share < 0.3 and not any(f for f in alone[0])
+
+
+def test_rows_that_may_alarm_are_the_rows_of_a_loud_positions_anti_diagonal(monkeypatch):
+    """Row ``r`` is kept when a position ``r .. r + M - 1`` of the same series has a
+    cell at or over the bound; a cell is never carried into the next series."""
+    from detectors import engine
+
+    K, M = 12, 4
+    hot = np.zeros((K, M))
+    hot[3, 2] = 5.0  # position 5 of the first series (rows 0-7)
+    hot[9, 1] = 5.0  # position 10 of the second series (rows 8-11)
+    monkeypatch.setattr(engine, "_screen_bound", lambda *a, **kw: hot)
+    series_of = np.array([0] * 8 + [1] * 4)
+    z = np.zeros((K, M))
+    got = engine._rows_that_may_alarm("counts", z, z, z, np.ones(K), z > 0, P, 0.0, series_of)
+    assert got.tolist() == [2, 3, 4, 5, 8, 9, 10]
+    hot[:] = 0.0
+    hot[6, 3] = 5.0  # position 9 lies in the next series: not this series' position
+    got = engine._rows_that_may_alarm("counts", z, z, z, np.ones(K), z > 0, P, 0.0, series_of)
+    assert got.tolist() == []
 
 
 def test_daily_series_advanced_together_give_their_replay_findings():
