@@ -696,6 +696,9 @@ def test_a_small_pass_advances_every_substance_together_and_stores_the_same(
 
     together = week()
     assert steps == [["heroin", "ketamin"]]  # one step for both substances
+    # episode rows are stamped by the pass's clock (so two passes compare equal)
+    assert together["episodes"] and {r[2] for r in together["episodes"]} <= {
+        "2026-01-01T00:00:00+00:00", "2026-01-02T00:00:00+00:00"}
     again()
     monkeypatch.setattr(warnd.pipeline, "TOGETHER_MAX", 0)
     one_at_a_time = week()

@@ -1101,11 +1101,14 @@ class Store:
                 out[scope] = json.loads(state)
         return out
 
-    def save_episode_state(self, scope: str, state: dict[str, Any], db: Any = None) -> None:
+    def save_episode_state(self, scope: str, state: dict[str, Any], db: Any = None,
+                           now: datetime | None = None) -> None:
+        """Store an episode's state, stamped ``now`` (the caller's clock; the wall
+        clock when None)."""
         (db or self.db).execute(
             "INSERT INTO episodes VALUES (?,?,?) ON CONFLICT(scope) DO UPDATE SET "
             "state=excluded.state, updated_at=excluded.updated_at",
-            (scope, json.dumps(state, default=_json_default), iso(utcnow())),
+            (scope, json.dumps(state, default=_json_default), iso(now or utcnow())),
         )
 
     # -- alerts and outbox -------------------------------------------------------------
@@ -1134,7 +1137,7 @@ class Store:
                  alert.get("status", "open"), alert.get("silenced_by")),
             )
             for scope, state in (episodes or {}).items():
-                self.save_episode_state(scope, state, db)
+                self.save_episode_state(scope, state, db, now=now)
             if not cur.rowcount:
                 return None
             alert_id = int(cur.lastrowid or 0)

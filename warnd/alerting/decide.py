@@ -300,7 +300,7 @@ def enqueue_findings(
             if enqueue_alert(config, store, alert, now=now) is not None:
                 created.append(alert)
         for scope, st in pending_states.items():
-            store.save_episode_state(scope, st, db)
+            store.save_episode_state(scope, st, db, now=now)
     crash_point("round")
     return created
 
@@ -618,7 +618,7 @@ def check_source_health(
         decision = "resolve"
         if not config.alerting.send_resolved:
             with store.write() as db:
-                store.save_episode_state(scope, new, db)
+                store.save_episode_state(scope, new, db, now=now)
             log.info("source=%s recovered", source)
             return None
     else:

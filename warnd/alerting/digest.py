@@ -194,7 +194,7 @@ def maybe_enqueue(config: Config, store: Store, *, now: datetime) -> int | None:
     first = store.episode_state("digest")
     if first is None:  # the first start: digests begin with the next scheduled time
         with store.write() as db:
-            store.save_episode_state("digest", {"since": iso(now)}, db)
+            store.save_episode_state("digest", {"since": iso(now)}, db, now=now)
         first = {"since": iso(now)}
     at = last_scheduled(config, now)
     if at is None or now - at > timedelta(days=1):
