@@ -1872,11 +1872,6 @@ def _batch_step(family: str, geo: _Geometry, params: DetectionParams, t: np.ndar
 SCREEN_MARGIN = 1e-6
 
 
-def _suffix(a: np.ndarray) -> np.ndarray:
-    """Sums from each column to the last, along axis 1."""
-    return np.cumsum(a[:, ::-1], axis=1)[:, ::-1]
-
-
 def _suffix_extreme(ex: np.ndarray, high: bool) -> np.ndarray:
     """For each row of ``ex`` (NaN: not observed) and column ``j``: the column of the
     largest (``high``) or smallest value among columns ``j ..`` the last, the first
