@@ -220,40 +220,37 @@ def _trig(bits: int, per_year: float) -> tuple[np.ndarray, np.ndarray]:
     return np.sin(a), np.cos(a)
 
 
-def design(s: np.ndarray, centre: np.ndarray, flags: np.ndarray, per_year: float) -> np.ndarray:
-    """Design rows for positions ``s`` (any shape ``S``) under fits with ``centre``/``flags``
-    broadcast to ``S`` (flags with a trailing parameter axis)."""
+def _columns(s: np.ndarray, centre: np.ndarray, per_year: float) -> tuple[Any, ...]:
+    """The design's six columns at positions ``s`` before the fits' flags: the intercept
+    (1.0), the centred time and the two harmonic pairs (the time with ``centre``'s
+    shape broadcast in, the harmonics with ``s``'s)."""
     s = np.asarray(s, dtype=float)
     tau = (s - centre) / per_year
     si = np.maximum(s.astype(np.int64), 0)  # positions before the grid carry no weight
     sin_t, cos_t = _trig(int(si.max(initial=0)).bit_length(), per_year)
     s1, c1 = sin_t[si], cos_t[si]
+    return 1.0, tau, s1, c1, 2 * s1 * c1, c1 * c1 - s1 * s1
+
+
+def design(s: np.ndarray, centre: np.ndarray, flags: np.ndarray, per_year: float) -> np.ndarray:
+    """Design rows for positions ``s`` (any shape ``S``) under fits with ``centre``/``flags``
+    broadcast to ``S`` (flags with a trailing parameter axis)."""
     flags = np.asarray(flags, dtype=float)
-    shape = np.broadcast_shapes(s.shape + (N_PAR,), flags.shape)
-    X = np.empty(shape)
+    X = np.empty(np.broadcast_shapes(np.shape(s) + (N_PAR,), flags.shape))
     # each column times its flag, written in place (equal to stacking, then multiplying)
-    for i, col in enumerate((1.0, tau, s1, c1, 2 * s1 * c1, c1 * c1 - s1 * s1)):
+    for i, col in enumerate(_columns(s, centre, per_year)):
         np.multiply(col, flags[..., i], out=X[..., i])
     return X
 
 
 def design_columns(s: np.ndarray, centre: np.ndarray, per_year: float) -> np.ndarray:
-    """:func:`design` before the fits' flags, with the parameter axis first: ``(6, *S)``
-    for positions ``s`` (any shape ``S``) and ``centre`` broadcast to it, each column
-    contiguous (what sums along the positions read fastest). Column ``i`` times
-    ``flags[..., i]`` is :func:`design`'s column ``i``, value for value."""
-    shape = np.broadcast_shapes(np.shape(s), np.shape(centre))
-    s = np.broadcast_to(np.asarray(s, dtype=float), shape)
-    si = np.maximum(s.astype(np.int64), 0)
-    sin_t, cos_t = _trig(int(si.max(initial=0)).bit_length(), per_year)
-    cols = np.empty((N_PAR, *shape))
-    cols[0] = 1.0
-    np.divide(s - centre, per_year, out=cols[1])
-    s1, c1 = cols[2], cols[3]
-    np.take(sin_t, si, out=s1)
-    np.take(cos_t, si, out=c1)
-    np.multiply(2 * s1, c1, out=cols[4])
-    np.subtract(c1 * c1, s1 * s1, out=cols[5])
+    """The design's columns before the fits' flags, with the parameter axis first:
+    ``(6, *S)`` for positions ``s`` (any shape ``S``) and ``centre`` broadcast to it,
+    each column contiguous (what sums along the positions read fastest); :func:`design`
+    multiplies column ``i`` by ``flags[..., i]``."""
+    cols = np.empty((N_PAR, *np.broadcast_shapes(np.shape(s), np.shape(centre))))
+    for i, col in enumerate(_columns(s, centre, per_year)):
+        cols[i] = col
     return cols
 
 
