@@ -1872,6 +1872,11 @@ def _batch_step(family: str, geo: _Geometry, params: DetectionParams, t: np.ndar
 SCREEN_MARGIN = 1e-6
 
 
+def _suffix(a: np.ndarray) -> np.ndarray:
+    """Sums from each position to the last, along the last axis."""
+    return np.cumsum(a[..., ::-1], axis=-1)[..., ::-1]
+
+
 def _suffix_extreme(ex: np.ndarray, high: bool) -> np.ndarray:
     """For each row of ``ex`` (NaN: not observed) and column ``j``: the column of the
     largest (``high``) or smallest value among columns ``j ..`` the last, the first
@@ -1953,7 +1958,7 @@ def _screen(family, t, M, Y, OFF, DEN, base, W, fits: Fits, frow, have,
         val, wgt, ex_val = r, obs.astype(float), np.where(obs, r, np.nan)
     # sums from each position to t of the values, the weights and the observed; each
     # (series, change start) row reads its fit's block at its own column
-    Ysum, Wsum, N = np.cumsum(np.stack([val, wgt, obs])[..., ::-1], axis=-1)[..., ::-1][:, blk, j]
+    Ysum, Wsum, N = _suffix(np.stack([val, wgt, obs]))[:, blk, j]
     valid = have & obs[blk, j]
     d = M - 1 - j
     now = t - base  # the new position in each series' row of Y (its last)
@@ -1971,7 +1976,7 @@ def _screen(family, t, M, Y, OFF, DEN, base, W, fits: Fits, frow, have,
         at_pk[pk] = np.arange(len(pk))
         b2, j2 = at_pk[blk[rr]], j[rr]
         # the weighted design summed from each position to t, for the window's mean row
-        WXs = np.cumsum((wgt[pk] * cols[:, pk])[..., ::-1], axis=-1)[..., ::-1]
+        WXs = _suffix(wgt[pk] * cols[:, pk])
         W2 = Wsum[rr]
         xbar = (WXs[:, b2, j2].T * flags[blk[rr]]) / np.where(W2 > 0, W2, 1.0)[:, None]
         var_tot = (predictor_variance(fits, fr_row[rr], xbar) if len(fits.pos)
@@ -1981,8 +1986,8 @@ def _screen(family, t, M, Y, OFF, DEN, base, W, fits: Fits, frow, have,
         def taken(a, at):
             return np.where(at >= 0, a[b2, np.maximum(at, 0)], 0.0)
 
-        hi = _suffix_extreme(ex_val[pk], True)[b2, j2]
-        lo = _suffix_extreme(ex_val[pk], False)[b2, j2]
+        ex2 = ex_val[pk]
+        hi, lo = _suffix_extreme(ex2, True)[b2, j2], _suffix_extreme(ex2, False)[b2, j2]
         _, _, st_up, st_dn = _glr(family, Ysum[rr], W2, N[rr], scale[rr], var_tot,
                                   (taken(v2, hi), taken(m2, hi)), (taken(v2, lo), taken(m2, lo)),
                                   elig[rr], params, kappa)
