@@ -534,6 +534,9 @@ def _fit_block(rp, idx, yw, offw, M, lay: Layout, params, family) -> Fits:
     Ainv[:, 1, :] *= keep[:, None]
     Ainv[:, :, 1] *= keep[:, None]
     Ainv[:, 1, 1] = v_tr * mse
+    # exactly symmetric, as (XᵀWX)⁻¹ is (the inverse's rounding leaves its two triangles
+    # up to about 1e-12 apart): the stored state keeps one triangle (warnd.statecodec)
+    Ainv = 0.5 * (Ainv + Ainv.transpose(0, 2, 1))
     return Fits(
         family=family,
         pos=rp.astype(np.int64),
