@@ -35,6 +35,12 @@ def _states() -> list[dict]:
     return out
 
 
+def _fixed(blob: bytes) -> bool:
+    """Whether ``blob`` is a state in the fixed layout (its first part compressed or
+    stored as is)."""
+    return blob[:4] in (b"WSB2", b"WSB3")
+
+
 def _identical(a, b) -> bool:
     """Equal, with floats equal bit for bit and types kept (int stays int)."""
     if type(a) is not type(b):
@@ -125,13 +131,11 @@ def _same(a, b) -> bool:
 def test_series_states_use_the_fixed_layout_and_read_back_as_before():
     """What the engine stores (``to_store``) is packed in the fixed layout; it unpacks
     to exactly what the generic layout gives, in both forms, and continues alike."""
-    from warnd.statecodec import MAGIC2
-
     for st in _states():
         state = SeriesState.from_dict(st)
         stored = state.to_store()
         blob, generic = pack(stored), pack(st)
-        assert blob.startswith(MAGIC2) and generic.startswith(MAGIC)
+        assert _fixed(blob) and generic.startswith(MAGIC)
         assert _identical(unpack(blob), st)  # the JSON-able form, floats bit for bit
         assert _same(unpack(blob, arrays=True), unpack(generic, arrays=True))
         # the fits take one float block uncompressed and the tail zlib: bounded size
@@ -153,8 +157,6 @@ def test_series_states_use_the_fixed_layout_and_read_back_as_before():
 
 
 def test_fixed_layout_keeps_flags_that_are_not_zero_or_one_and_empty_fits():
-    from warnd.statecodec import MAGIC2
-
     stored = SeriesState.from_dict(_states()[0]).to_store()
     flags = stored["fits"]["flags"]
     odd = {**stored, "fits": {**stored["fits"], "flags": {**flags,
@@ -167,7 +169,7 @@ def test_fixed_layout_keeps_flags_that_are_not_zero_or_one_and_empty_fits():
         name: {**v, "shape": [0, *v["shape"][1:]], "data": v["data"][:0]}
         for name, v in stored["fits"].items() if name != "family"}}}
     blob = pack(empty)
-    assert blob.startswith(MAGIC2)
+    assert _fixed(blob)
     assert _same(unpack(blob, arrays=True), unpack(pack(_generic(empty)), arrays=True))
 
 
@@ -201,13 +203,12 @@ def test_a_series_state_packed_from_its_arrays_is_the_same_bytes_and_reads_back_
     gives (with flags that need floats too); read back with ``make_fits`` the fits are
     a :class:`Fits` of the same arrays, and the state continues alike."""
     from detectors.baseline import Fits
-    from warnd.statecodec import MAGIC2
     from warnd.store import pack_series
 
     for st in _states():
         state = SeriesState.from_dict(st)  # the fits as a dict of lists
         blob = pack_series(state)
-        assert blob.startswith(MAGIC2) and blob == pack(state.to_store())
+        assert _fixed(blob) and blob == pack(state.to_store())
         back = unpack(blob, arrays=True, make_fits=Fits.from_arrays)
         fits = back["fits"]
         assert isinstance(fits, Fits)
@@ -237,7 +238,7 @@ def test_a_series_state_packed_from_its_arrays_is_the_same_bytes_and_reads_back_
     empty = SeriesState.from_dict(_states()[0])
     empty.d["fits"] = Fits.from_dict(empty.to_store()["fits"]).take(np.zeros(0, dtype=np.int64))
     blob = pack_series(empty)
-    assert blob.startswith(MAGIC2) and blob == pack(empty.to_store())
+    assert _fixed(blob) and blob == pack(empty.to_store())
     assert isinstance(unpack(blob, arrays=True, make_fits=Fits.from_arrays)["fits"], dict)
 
 
@@ -284,3 +285,134 @@ def test_states_read_and_packed_together_are_the_ones_read_and_packed_one_by_one
     # fits of other dtypes: not this layout, the caller packs them one by one
     odd["pos"] = odd["pos"].astype(np.int32)
     assert pack_many(g.skeletons, g.tails, g.family, odd) is None
+
+
+def _head(blob: bytes) -> dict:
+    """The header of a state in the fixed layout."""
+    import struct
+
+    (zlen,) = struct.unpack_from("<I", blob, 4)
+    body = blob[8 : 8 + zlen] if blob.startswith(b"WSB3") else zlib.decompress(blob[8 : 8 + zlen])
+    (n,) = struct.unpack_from("<I", body, 0)
+    return json.loads(body[4 : 4 + n])
+
+
+def _bits(a: np.ndarray) -> bytes:
+    return np.ascontiguousarray(a, dtype=np.float64).tobytes()
+
+
+@pytest.mark.parametrize(("change", "code"), [
+    (lambda y: y, "u1"),  # counts with gaps
+    (lambda y: np.where(np.isnan(y), y, 254.0), "u1"),  # the largest a byte holds
+    (lambda y: np.where(np.isnan(y), y, 255.0), "u2"),  # 255 stands for a missing value
+    (lambda y: y * 300.0, "u2"),
+    (lambda y: np.where(np.isnan(y), y, 65534.0), "u2"),
+    (lambda y: np.where(np.isnan(y), y, 65535.0), None),
+    (lambda y: np.full_like(y, np.nan), "u1"),
+    (lambda y: y + 0.5, None),  # not whole numbers
+    (lambda y: np.where(np.isnan(y), y, -y), None),  # below zero (and -0.0)
+    (lambda y: np.where(np.arange(len(y)) == 3, -0.0, y), None),  # -0.0 would read as 0.0
+])
+def test_whole_number_tails_take_a_byte_or_two_a_period_and_read_back_bit_for_bit(change, code):
+    """A tail of whole numbers from 0 to 254 (65,534) is stored as one (two) bytes a
+    period, a missing value as the largest; any tail that would not read back bit for
+    bit stays float64. One by one and together, the same bytes and the same values."""
+    from detectors.baseline import Fits
+    from warnd.statecodec import pack_many, read_many
+    from warnd.store import pack_series
+
+    state = SeriesState.from_dict(_states()[1])  # counts with gaps
+    y = change(np.asarray(state.to_store()["y"], dtype=np.float64))
+    state.d["y"] = y
+    blob = pack_series(state)
+    assert _head(blob).get("yt") == code
+    # whole numbers: the first part as is (no zlib); a float64 tail: compressed
+    assert blob[:4] == (b"WSB3" if code else b"WSB2")
+    assert _bits(unpack(blob, arrays=True)["y"]) == _bits(y)
+    back = unpack(blob)["y"]  # the JSON-able form: None for a missing value
+    assert [x is None for x in back] == np.isnan(y).tolist()
+    groups, rest = read_many([blob])
+    assert rest == [] and _bits(groups[0].tails[0]) == _bits(y)
+    g = groups[0]
+    assert pack_many(g.skeletons, g.tails, g.family, g.fits) == [blob]
+    fits = unpack(blob, arrays=True, make_fits=Fits.from_arrays)["fits"]
+    assert pack_series(SeriesState.from_dict({**g.skeletons[0], "y": g.tails[0],
+                                              "den": None, "fits": fits})) == blob
+
+
+def test_symmetric_fits_keep_one_triangle_and_others_the_whole_matrix():
+    """The baseline's fits are exactly symmetric and stored as one triangle: the state
+    is over a kilobyte smaller and reads back bit for bit. A state whose matrices are
+    not (fits made before they were) keeps them whole, also next to symmetric ones."""
+    from detectors.baseline import Fits
+    from warnd.statecodec import AS_IS_MAX, pack_many, read_many
+    from warnd.store import pack_series
+
+    state = SeriesState.from_dict(_states()[0])
+    fits = Fits.from_dict(state.to_store()["fits"])
+    k, p = fits.beta.shape
+    assert k > 0 and np.array_equal(fits.ainv, fits.ainv.transpose(0, 2, 1))
+    blob = pack_series(state)
+    assert _head(blob)["f"].get("ainv") == "tri"
+    skewed = fits.ainv.copy()
+    skewed[0, 0, 1] = np.nextafter(skewed[0, 0, 1], np.inf)
+    old = SeriesState.from_dict(state.to_dict())
+    old.d["fits"] = dataclasses.replace(fits, ainv=skewed)
+    old_blob = pack_series(old)
+    assert "ainv" not in _head(old_blob)["f"]
+    # the other triangle's floats left out, the state fits a page with its first part
+    # as is; with the whole matrices it would not, so that part stays compressed
+    assert blob[:4] == b"WSB3" and old_blob[:4] == b"WSB2"
+    assert len(blob) <= AS_IS_MAX < len(old_blob)
+    assert len(old_blob) - len(blob) >= 0.5 * k * (p * p - p * (p + 1) // 2) * 8
+    for b, ainv in ((blob, fits.ainv), (old_blob, skewed)):
+        got = unpack(b, arrays=True, make_fits=Fits.from_arrays)["fits"]
+        assert _bits(got.ainv) == _bits(ainv)
+        assert np.array_equal(unpack(b, arrays=True)["fits"]["ainv"]["data"], ainv.ravel())
+    groups, rest = read_many([blob, old_blob, blob])
+    assert rest == [] and sorted(len(g.index) for g in groups) == [1, 2]
+    for g in groups:
+        for r, i in enumerate(g.index):
+            assert _bits(g.fits["ainv"][r]) == _bits(fits.ainv if i != 1 else skewed)
+    # packed together: each as it is packed alone
+    both = {n: np.stack([a, b]) for (n, a), b in zip(fits.arrays().items(),
+                                                     old.d["fits"].arrays().values(),
+                                                     strict=True)}
+    skeleton = {**state.to_store(), "y": None, "den": None, "fits": None}
+    tail = np.asarray(state.to_store()["y"], dtype=np.float64)
+    assert pack_many([skeleton, skeleton], [tail, tail], "counts", both) == [blob, old_blob]
+
+
+def test_a_tail_with_a_nan_of_another_payload_stays_float64():
+    """Packed together, tails are taken as given: a missing value whose NaN has
+    another payload than the one a byte's missing value reads back as keeps float64."""
+    from warnd.statecodec import pack_many, read_many
+    from warnd.store import pack_series
+
+    blob = pack_series(SeriesState.from_dict(_states()[1]))
+    g = read_many([blob])[0][0]
+    odd = g.tails[0].copy()
+    odd.view(np.uint64)[np.isnan(odd)] |= np.uint64(1)
+    assert np.isnan(odd).any() and _bits(odd) != _bits(g.tails[0])
+    plain, other = pack_many(g.skeletons * 2, [g.tails[0], odd], g.family,
+                             {n: np.concatenate([a, a]) for n, a in g.fits.items()})
+    assert plain == blob and _head(plain)["yt"] == "u1" and "yt" not in _head(other)
+    assert _bits(read_many([other])[0][0].tails[0]) == _bits(odd)
+
+
+@pytest.mark.parametrize(("scale", "code", "magic"), [(3.0, "u2", b"WSB3"),
+                                                      (0.5, None, b"WSB2")])
+def test_denominators_are_stored_as_the_tail_is(scale, code, magic):
+    """Tests counted in whole numbers take two bytes a period (the first part then
+    stored as is); other denominators keep float64 and the first part is compressed.
+    Either reads back bit for bit."""
+    from warnd.store import pack_series
+
+    state = SeriesState.from_dict(_states()[2])
+    den = np.asarray(state.to_store()["den"], dtype=np.float64) * scale
+    state.d["den"] = den
+    blob = pack_series(state)
+    assert blob[:4] == magic and _head(blob).get("dt") == code
+    assert _head(blob)["yt"] == "u1"
+    assert _bits(unpack(blob, arrays=True)["den"]) == _bits(den)
+    assert _bits(unpack(blob, arrays=True)["y"]) == _bits(np.asarray(state.to_store()["y"]))

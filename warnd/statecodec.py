@@ -35,6 +35,30 @@ a state takes about 4.2 kB instead of 3.6 kB, packing it about a third of the ti
 ``WSB1`` took and unpacking it about half (``benchmarks/batch.py``, numbers in
 ``docs/operations.md``). Any other dict is packed as ``WSB1``.
 
+Two parts of that layout are smaller when they can be, each said in the header, and
+read back bit for bit either way:
+
+* ``ainv`` is the inverse of a symmetric matrix, and the baseline makes it exactly
+  symmetric (``_fit_block`` in :mod:`detectors.baseline`), so when every row's is, only its
+  upper triangle is stored, row by row (``"ainv": "tri"`` among the fits' items:
+  ``p (p + 1) / 2`` floats a row instead of ``p²``, 1,080 bytes less for nine fits of
+  six parameters). States whose fits were made before keep the whole matrices.
+* A tail (and the denominators) of whole numbers from 0 to 254 (65,534) with NaN for
+  a missing value is stored as one (two) unsigned bytes a period, the largest value
+  standing for a missing one (``"yt"`` / ``"dt"``: ``"u1"`` or ``"u2"``); -0.0 or a
+  NaN of another payload keeps float64.
+
+When every tail is stored so and the state then takes at most :data:`AS_IS_MAX`
+bytes (within one page of the store), the first part (about 0.9 kB) is not compressed
+at all: ``b"WSB3"`` in place of ``b"WSB2"``, the length word then the first part's
+length. (A state whose fits keep their whole matrices would take about 4.3 kB so,
+more than compressed; it stays ``WSB2``.) zlib's set-up alone cost about as much as compressing the whole float64
+tail (about 24 µs a state here, whatever its size), more than the 0.4 kB it saved.
+A five-year weekly state of counts then takes about 3.0 kB instead of 3.4–3.8
+(less than one page of the store; before, most took a page of their own), and
+reading and packing the 10,000-series store's states took 0.21 and 0.20 s instead
+of 0.24 and 0.35 s (fastest of ten rounds in one process, taking turns).
+
 :func:`read_many` reads the fixed-layout states of many series at once, grouped by
 their fits' shape (a group's fits in a few numpy calls over the joined bytes), and
 :func:`pack_many` writes many, the same bytes as one by one: what a steady detect
@@ -60,6 +84,11 @@ from typing import Any
 MAGIC = b"WSB1"
 #: The fixed layout of a series' detector state (see the module docstring).
 MAGIC2 = b"WSB2"
+#: The same layout with its first part stored as is (see the module docstring).
+MAGIC3 = b"WSB3"
+#: A fixed-layout state whose tails are stored as whole numbers is written as ``WSB3``
+#: when it then takes at most this many bytes (with its key, within a 4 kB page).
+AS_IS_MAX = 3500
 #: A list of floats (``None`` allowed) at least this long is packed as an array.
 MIN_LIST = 8
 _ARRAY_KEYS = {"dtype", "shape", "data"}
@@ -189,36 +218,71 @@ def pack_series_state(skeleton: dict[str, Any], y: Any, den: Any, family: str,
     if ((flags == 0.0) | (flags == 1.0)).all():  # one byte each unless that loses a bit (-0.0)
         small = flags.astype(np.uint8)
     flag_bytes = small is not None and small.astype(np.float64).tobytes() == flags.tobytes()
-    order, _ = _layout(k, p, flag_bytes)
+    ainv = parts["ainv"].reshape(k, p, p)
+    tri = bool(_symmetric(ainv[None]).all())
+    order, _ = _layout(k, p, flag_bytes, tri)
     skeleton = dict(skeleton)
     skeleton["y"] = skeleton["den"] = skeleton["fits"] = None
-    head = {"s": skeleton, "y": len(y), "d": None if den is None else len(den),
-            "f": {"family": family, "k": k, "p": p, "flags": "u1" if flag_bytes else "f8"}}
+    f = {"family": family, "k": k, "p": p, "flags": "u1" if flag_bytes else "f8"}
+    if tri:
+        f["ainv"] = "tri"
+        parts["ainv"] = _triangle_of(ainv).ravel()
+    (code, tail), = _encode_tails([y])
+    dcode, dtail = _encode_tails([den])[0] if den is not None else (None, b"")
+    head = {"s": skeleton, "y": len(y), "d": None if den is None else len(den), "f": f}
+    if code is not None:
+        head["yt"] = code
+    if dcode is not None:
+        head["dt"] = dcode
     header = _ENCODE(head).encode()
     if flag_bytes:
         parts["flags"] = small
     ints = np.concatenate([parts[n] for n, _, _, block in order if block == "i"])
     small_ones = np.concatenate([parts[n].astype(np.uint8, copy=False)
                                  for n, _, _, block in order if block == "b"])
-    body = [struct.pack("<I", len(header)), header, y.astype("<f8", copy=False).tobytes()]
-    if den is not None:
-        body.append(den.astype("<f8", copy=False).tobytes())
-    body += [ints.astype("<i8", copy=False).tobytes(), small_ones.tobytes()]
-    packed = zlib.compress(b"".join(body), 1)
+    first = b"".join([struct.pack("<I", len(header)), header, tail, dtail,
+                      ints.astype("<i8", copy=False).tobytes(), small_ones.tobytes()])
     floats = np.concatenate([parts[n] for n, _, _, block in order if block == "f"])
-    return b"".join([MAGIC2, struct.pack("<I", len(packed)), packed,
-                     floats.astype("<f8", copy=False).tobytes()])
+    return _sealed(first, code is not None and (den is None or dcode is not None),
+                   floats.astype("<f8", copy=False).tobytes())
+
+
+def _sealed(first: bytes, coded: bool, floats: bytes) -> bytes:
+    """A state in the fixed layout from its first part (header, tails, the fits'
+    integers and bytes) and its fits' floats: the first part as is (``WSB3``) when
+    its tails are ``coded`` as whole numbers and the state stays within
+    :data:`AS_IS_MAX` bytes, else compressed (``WSB2``)."""
+    as_is = coded and 8 + len(first) + len(floats) <= AS_IS_MAX
+    part = first if as_is else zlib.compress(first, 1)
+    return b"".join([MAGIC3 if as_is else MAGIC2, struct.pack("<I", len(part)), part, floats])
+
+
+def _first_part(blob: bytes) -> tuple[bytes, int]:
+    """A fixed-layout state's first part (decompressed for ``WSB2``) and its stored
+    length (the fits' floats follow it)."""
+    if len(blob) < 8:
+        raise ValueError("detector state: too short")
+    (zlen,) = struct.unpack_from("<I", blob, 4)
+    if blob.startswith(MAGIC3):
+        if len(blob) < 8 + zlen:
+            raise ValueError("detector state: too short")
+        return blob[8 : 8 + zlen], zlen
+    if not blob.startswith(MAGIC2):
+        raise ValueError("not the fixed layout")
+    return zlib.decompress(memoryview(blob)[8 : 8 + zlen]), zlen
 
 
 @functools.lru_cache(maxsize=64)
-def _layout(k: int, p: int, flag_bytes: bool) -> tuple[
+def _layout(k: int, p: int, flag_bytes: bool, tri: bool = False) -> tuple[
         tuple[tuple[str, str, tuple[int, ...], str], ...], tuple[int, int, int]]:
     """The fits' arrays in the order stored, each ``(name, dtype, shape, block)``: the
     float64 block ``f``, the int64 block ``i``, then the one-byte block ``b`` (the
     flags when ``flag_bytes``, and the bools); and the number of floats, ints and
-    bytes."""
+    bytes. With ``tri``, ``ainv`` is stored as its upper triangle, shape ``(k, t)``
+    with ``t = p (p + 1) / 2`` (:func:`_triangle`)."""
     dims = {"p": p}
-    floats = [(n, "float64", (k, *(dims[t] for t in tail)), "f") for n, tail in _FIT_FLOATS
+    floats = [(n, "float64", (k, p * (p + 1) // 2) if tri and n == "ainv"
+               else (k, *(dims[t] for t in tail)), "f") for n, tail in _FIT_FLOATS
               if not (flag_bytes and n == "flags")]
     ints = [(n, "int64", (k,), "i") for n in _FIT_INTS]
     small = [("flags", "float64", (k, p), "b")] if flag_bytes else []
@@ -240,29 +304,122 @@ def _slices(order: tuple[tuple[str, str, tuple[int, ...], str], ...]) -> tuple[
     return tuple(out)
 
 
+@functools.lru_cache(maxsize=16)
+def _triangle(p: int) -> tuple[Any, Any]:
+    """The row and column indices of a ``p × p`` matrix's upper triangle, row by row."""
+    import numpy as np
+
+    return np.triu_indices(p)
+
+
+def _symmetric(ainv: Any) -> Any:
+    """For fits stacked ``(S, k, p, p)``: whether each state's ``ainv`` is symmetric
+    bit for bit (so its upper triangle gives it back exactly)."""
+    import numpy as np
+
+    bits = np.ascontiguousarray(ainv, dtype=np.float64).view(np.uint64)
+    return (bits == bits.swapaxes(-1, -2)).all(axis=(-3, -2, -1))
+
+
+def _triangle_of(ainv: Any) -> Any:
+    """The upper triangles of ``ainv`` (``(..., p, p)``) as ``(..., t)``."""
+    iu0, iu1 = _triangle(ainv.shape[-1])
+    return ainv[..., iu0, iu1]
+
+
+def _from_triangle(tri: Any, p: int) -> Any:
+    """Symmetric ``(..., p, p)`` matrices from their upper triangles ``(..., t)``."""
+    import numpy as np
+
+    iu0, iu1 = _triangle(p)
+    full = np.empty((*tri.shape[:-1], p, p))
+    full[..., iu0, iu1] = tri
+    full[..., iu1, iu0] = tri
+    return full
+
+
+#: A tail of whole numbers is stored as one or two bytes a period (a missing value as
+#: the largest one), the header's ``"yt"`` naming which; any other tail as float64.
+_TAIL_CODES = {"u1": ("u1", 255.0), "u2": ("<u2", 65535.0)}
+
+
+def _encode_tails(tails: list[Any]) -> list[tuple[str | None, bytes]]:
+    """Each float64 tail's code and stored bytes: ``u1`` or ``u2`` when its values are
+    whole numbers (or NaN) that read back from it bit for bit (not -0.0, not another
+    NaN), else ``None`` and its float64 bytes. Tails of one length are checked together."""
+    import numpy as np
+
+    out: list[tuple[str | None, bytes]] = [(None, b"")] * len(tails)
+    by_len: dict[int, list[int]] = {}
+    for j, y in enumerate(tails):
+        by_len.setdefault(len(y), []).append(j)
+    for n, idx in by_len.items():
+        Y = np.array([tails[j] for j in idx], dtype=np.float64).reshape(len(idx), n)
+        nan = np.isnan(Y)
+        hi = np.where(nan, 0.0, Y).max(axis=1, initial=0.0)
+        lo = np.where(nan, 0.0, Y).min(axis=1, initial=0.0)
+        code = np.where(lo < 0, "", np.where(hi < 255, "u1", np.where(hi < 65535, "u2", "")))
+        for name, (dt, top) in _TAIL_CODES.items():
+            rows = np.flatnonzero(code == name)
+            if not len(rows):
+                continue
+            enc = np.where(nan[rows], top, Y[rows]).astype(dt)
+            back = np.where(enc == top, np.nan, enc.astype(np.float64))
+            exact = (back.view(np.uint64) == Y[rows].view(np.uint64)).all(axis=1)
+            code[rows[~exact]] = ""
+            for r in np.flatnonzero(exact).tolist():
+                out[idx[rows[r]]] = (name, enc[r].tobytes())
+        for r in np.flatnonzero(code == "").tolist():
+            out[idx[r]] = (None, Y[r].astype("<f8", copy=False).tobytes())
+    return out
+
+
+def _tail_size(code: Any, n: int) -> int:
+    """The bytes a tail of ``n`` periods stored under ``code`` takes (ValueError for
+    a code this version does not know)."""
+    if code is None:
+        return 8 * n
+    if code not in _TAIL_CODES:
+        raise ValueError(f"detector state: tail of unknown kind {code!r}")
+    return n * (1 if code == "u1" else 2)
+
+
+def _decode_tail(buf: Any, code: str | None, n: int, offset: int) -> Any:
+    """A tail stored under ``code`` as float64 (NaN for a missing value)."""
+    import numpy as np
+
+    if code is None:
+        return np.frombuffer(buf, "<f8", n, offset).astype(np.float64)
+    dt, top = _TAIL_CODES[code]
+    a = np.frombuffer(buf, dt, n, offset)
+    y = a.astype(np.float64)
+    y[a == top] = np.nan
+    return y
+
+
 def _unpack_series_state(blob: bytes, arrays: bool,
                          make_fits: MakeFits | None = None) -> dict[str, Any]:
     """The state dict from the fixed layout (:func:`_pack_series_state`); with
     ``make_fits`` (and ``arrays``) its fits are ``make_fits(family, arrays by name)``."""
     import numpy as np
 
-    if len(blob) < 8:  # the caller has checked the magic
-        raise ValueError("detector state: too short")
-    (zlen,) = struct.unpack_from("<I", blob, 4)
-    body = zlib.decompress(memoryview(blob)[8 : 8 + zlen])
+    body, zlen = _first_part(blob)
     (n,) = struct.unpack_from("<I", body, 0)
     head = _DECODE(body[4 : 4 + n].decode())
     offset = 4 + n
     ny, nd, f = head["y"], head["d"], head["f"]
-    order, (nf, ni, nb) = _layout(int(f["k"]), int(f["p"]), f["flags"] == "u1")
-    if offset + 8 * (ny + (nd or 0) + ni) + nb != len(body):
+    k, p, tri = int(f["k"]), int(f["p"]), f.get("ainv") == "tri"
+    order, (nf, ni, nb) = _layout(k, p, f["flags"] == "u1", tri)
+    code, size = head.get("yt"), _tail_size(head.get("yt"), ny)
+    dsize = 0 if nd is None else _tail_size(head.get("dt"), nd)
+    if offset + size + dsize + 8 * ni + nb != len(body):
         raise ValueError("detector state: the tails and fits' integers do not fill their block")
-    y = np.frombuffer(body, dtype="<f8", count=ny, offset=offset).astype(np.float64)
-    offset += 8 * ny
+    y = _decode_tail(body, code, ny, offset)
+    offset += size
     den = None
     if nd is not None:
-        den = np.frombuffer(body, dtype="<f8", count=nd, offset=offset).astype(np.float64)
-        offset += 8 * nd
+        den = _decode_tail(body, head.get("dt"), nd, offset)
+        offset += dsize
     at = 8 + zlen
     if len(blob) - at != 8 * nf:
         raise ValueError(f"detector state: fits of {len(blob) - at} bytes, {8 * nf} expected")
@@ -270,11 +427,14 @@ def _unpack_series_state(blob: bytes, arrays: bool,
               "i": np.frombuffer(body, "<i8", ni, offset).astype(np.int64),
               "b": np.frombuffer(body, np.uint8, nb, offset + 8 * ni)}
     got: dict[str, Any] = {}
-    shaped = arrays and make_fits is not None and int(f["k"]) > 0
+    shaped = arrays and make_fits is not None and k > 0
     for name, dtype, shape, block, lo, hi in _slices(order):  # views of one copy a block
         a = blocks[block][lo:hi]
         if block == "b":
             a = a.astype(dtype)
+        elif tri and name == "ainv":
+            shape = (k, p, p)
+            a = _from_triangle(a.reshape(k, p * (p + 1) // 2), p).ravel()
         if shaped:
             got[name] = a.reshape(shape)
         else:
@@ -319,35 +479,36 @@ def read_many(blobs: list[bytes]) -> tuple[list[StateGroup], list[int]]:
     rest = []
     for i, blob in enumerate(blobs):
         try:
-            if not blob.startswith(MAGIC2) or len(blob) < 8:
-                raise ValueError("not the fixed layout")
-            (zlen,) = struct.unpack_from("<I", blob, 4)
-            body = zlib.decompress(memoryview(blob)[8 : 8 + zlen])
+            body, zlen = _first_part(blob)
             (n,) = struct.unpack_from("<I", body, 0)
             head = _DECODE(body[4 : 4 + n].decode())
             ny, f = head["y"], head["f"]
             k, p, flag_bytes = int(f["k"]), int(f["p"]), f["flags"] == "u1"
+            tri = f.get("ainv") == "tri"
             if head["d"] is not None or k <= 0 or type(ny) is not int:
                 raise ValueError("denominators or no fits")
-            _, (nf, ni, nb) = _layout(k, p, flag_bytes)
-            if (4 + n + 8 * (ny + ni) + nb != len(body)
+            _, (nf, ni, nb) = _layout(k, p, flag_bytes, tri)
+            code = head.get("yt")
+            size = _tail_size(code, ny)
+            if (4 + n + size + 8 * ni + nb != len(body)
                     or len(blob) - 8 - zlen != 8 * nf or type(head["s"]) is not dict):
                 raise ValueError("blocks do not fill the state")
         except (zlib.error, ValueError, struct.error, KeyError, TypeError):
             rest.append(i)
             continue
-        found.setdefault((f["family"], k, p, flag_bytes), []).append(
-            (i, head["s"], body, 4 + n, ny, blob, zlen))
+        found.setdefault((f["family"], k, p, flag_bytes, tri), []).append(
+            (i, head["s"], body, 4 + n, (ny, code, size), blob, zlen))
     groups = []
-    for (family, k, p, flag_bytes), members in found.items():
-        order, (nf, ni, nb) = _layout(k, p, flag_bytes)
+    for (family, k, p, flag_bytes, tri), members in found.items():
+        order, (nf, ni, nb) = _layout(k, p, flag_bytes, tri)
         S = len(members)
-        tails = [np.frombuffer(body, "<f8", ny, at).astype(np.float64)
-                 for _, _, body, at, ny, _, _ in members]
-        ints = np.frombuffer(b"".join(body[at + 8 * ny : at + 8 * (ny + ni)]
-                                      for _, _, body, at, ny, _, _ in members), "<i8")
-        small = np.frombuffer(b"".join(body[at + 8 * (ny + ni) :]
-                                       for _, _, body, at, ny, _, _ in members), np.uint8)
+        tails = [_decode_tail(body, code, ny, at)
+                 for _, _, body, at, (ny, code, _), _, _ in members]
+        ints = np.frombuffer(b"".join(body[at + size : at + size + 8 * ni]
+                                      for _, _, body, at, (_, _, size), _, _ in members), "<i8")
+        small = np.frombuffer(b"".join(body[at + size + 8 * ni :]
+                                       for _, _, body, at, (_, _, size), _, _ in members),
+                              np.uint8)
         floats = np.frombuffer(b"".join(memoryview(blob)[8 + zlen :]
                                         for *_, blob, zlen in members), "<f8")
         blocks = {"f": floats.astype(np.float64).reshape(S, nf),
@@ -357,6 +518,8 @@ def read_many(blobs: list[bytes]) -> tuple[list[StateGroup], list[int]]:
             a = blocks[block][:, lo:hi]
             if block == "b":
                 a = a.astype(dtype)
+            elif tri and name == "ainv":
+                a, shape = _from_triangle(a.reshape(S, k, -1), p), (k, p, p)
             fits[name] = a.reshape((S, *shape))
         groups.append(StateGroup([m[0] for m in members], [m[1] for m in members], tails,
                                  family, fits))
@@ -385,13 +548,16 @@ def pack_many(skeletons: list[dict[str, Any]], tails: list[Any], family: str,
     F = fits["flags"].reshape(S, -1)
     # one byte each unless that loses a bit (-0.0), as pack_series_state decides
     byte_ok = ((F == 1.0) | ((F == 0.0) & ~np.signbit(F))).all(axis=1)
+    tri_ok = _symmetric(fits["ainv"])
+    coded = _encode_tails(tails)
     out: list[bytes] = [b""] * S
-    for flag_bytes in (True, False):
-        rows = np.flatnonzero(byte_ok == flag_bytes)
+    for flag_bytes, tri in ((True, True), (True, False), (False, True), (False, False)):
+        rows = np.flatnonzero((byte_ok == flag_bytes) & (tri_ok == tri))
         if not len(rows):
             continue
-        order, _ = _layout(k, p, flag_bytes)
-        part = {n: fits[n][rows].reshape(len(rows), -1) for n, _, _, _ in order}
+        order, _ = _layout(k, p, flag_bytes, tri)
+        part = {n: (_triangle_of(fits[n][rows]) if tri and n == "ainv" else fits[n][rows])
+                .reshape(len(rows), -1) for n, _, _, _ in order}
         fl = np.concatenate([part[n] for n, _, _, b in order if b == "f"],
                             axis=1).astype("<f8", copy=False)
         ints = np.concatenate([part[n] for n, _, _, b in order if b == "i"],
@@ -399,16 +565,19 @@ def pack_many(skeletons: list[dict[str, Any]], tails: list[Any], family: str,
         small = np.concatenate([part[n].astype(np.uint8, copy=False)
                                 for n, _, _, b in order if b == "b"], axis=1)
         f = {"family": family, "k": k, "p": p, "flags": "u1" if flag_bytes else "f8"}
+        if tri:
+            f["ainv"] = "tri"
         for r, j in enumerate(rows.tolist()):
             skeleton = dict(skeletons[j])
             skeleton["y"] = skeleton["den"] = skeleton["fits"] = None
-            y = tails[j]
-            header = _ENCODE({"s": skeleton, "y": len(y), "d": None, "f": f}).encode()
-            packed = zlib.compress(b"".join([struct.pack("<I", len(header)), header,
-                                             y.astype("<f8", copy=False).tobytes(),
-                                             ints[r].tobytes(), small[r].tobytes()]), 1)
-            out[j] = b"".join([MAGIC2, struct.pack("<I", len(packed)), packed,
-                               fl[r].tobytes()])
+            code, tail = coded[j]
+            head = {"s": skeleton, "y": len(tails[j]), "d": None, "f": f}
+            if code is not None:
+                head["yt"] = code
+            header = _ENCODE(head).encode()
+            out[j] = _sealed(b"".join([struct.pack("<I", len(header)), header, tail,
+                                       ints[r].tobytes(), small[r].tobytes()]),
+                             code is not None, fl[r].tobytes())
     return out
 
 #: The fits' arrays in :class:`detectors.baseline.Fits` order (as ``Fits.to_dict`` gives).
@@ -472,7 +641,7 @@ def unpack(blob: bytes, *, arrays: bool = False,
 
     Raises ``ValueError`` (or ``zlib.error``) when ``blob`` is neither.
     """
-    if blob.startswith(MAGIC2):
+    if blob.startswith(MAGIC2) or blob.startswith(MAGIC3):
         return _unpack_series_state(blob, arrays, make_fits)
     if not blob.startswith(MAGIC):
         return json.loads(zlib.decompress(blob))  # type: ignore[no-any-return]
