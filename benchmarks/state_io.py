@@ -6,8 +6,9 @@ transaction a source), then detection reads each series' packed state
 writes it back with the series' judgement (:meth:`warnd.store.Store.mark_judged`).
 This benchmark does only that, on
 a real store with ``--series`` rows and states of random bytes of each ``--sizes``
-(4,100 bytes: a five-year weekly state as stored today; 800: its tail, counters and
-alarm runs without the baseline fits), for ``--weeks`` weeks, and reports the CPU
+(4,100 bytes: a five-year weekly state of counts as stored before ``WSB3``; about
+3,000 in ``WSB3``, ``warnd/statecodec.py``; 800: its tail, counters and alarm runs
+without the baseline fits), for ``--weeks`` weeks, and reports the CPU
 and wall time a series: what any detection that keeps one state a series in the
 store pays before it computes anything.
 
@@ -18,7 +19,7 @@ the same transactions: whether fewer, larger rows would make the week cheaper. W
 9 (``warnd/store.py`` ``_m9``).
 
     python -m benchmarks.state_io                          # 100,000 series
-    python -m benchmarks.state_io --series 10000 --sizes 4100,2000,800
+    python -m benchmarks.state_io --series 10000 --sizes 4100,3000,800
     python -m benchmarks.state_io --group 40 --sizes 4100
     python -m benchmarks.state_io --inline --sizes 4100     # the layout before schema 9
 """
@@ -155,7 +156,7 @@ def run_grouped(n_series: int, size: int, weeks: int, group: int) -> list[dict[s
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--series", type=int, default=100_000)
-    ap.add_argument("--sizes", default="4100,800", help="state sizes in bytes, comma-separated")
+    ap.add_argument("--sizes", default="3000,800", help="state sizes in bytes, comma-separated")
     ap.add_argument("--weeks", type=int, default=2)
     ap.add_argument("--group", type=int, default=1, help="states to a row (1: warnd's layout)")
     ap.add_argument("--inline", action="store_true",
