@@ -52,8 +52,9 @@ When every tail is stored so and the state then takes at most :data:`AS_IS_MAX`
 bytes (within one page of the store), the first part (about 0.9 kB) is not compressed
 at all: ``b"WSB3"`` in place of ``b"WSB2"``, the length word then the first part's
 length. (A state whose fits keep their whole matrices would take about 4.3 kB so,
-more than compressed; it stays ``WSB2``.) zlib's set-up alone cost about as much as compressing the whole float64
-tail (about 24 µs a state here, whatever its size), more than the 0.4 kB it saved.
+more than compressed; it stays ``WSB2``.) zlib's set-up alone cost about as much as
+compressing the whole float64 tail (about 24 µs a state here, whatever its size),
+more than the 0.4 kB it saved.
 A five-year weekly state of counts then takes about 3.0 kB instead of 3.4–3.8
 (less than one page of the store; before, most took a page of their own), and
 reading and packing the 10,000-series store's states took 0.21 and 0.20 s instead
