@@ -222,20 +222,12 @@ def pack_series_state(skeleton: dict[str, Any], y: Any, den: Any, family: str,
     ainv = parts["ainv"].reshape(k, p, p)
     tri = bool(_symmetric(ainv[None]).all())
     order, _ = _layout(k, p, flag_bytes, tri)
-    skeleton = dict(skeleton)
-    skeleton["y"] = skeleton["den"] = skeleton["fits"] = None
-    f = {"family": family, "k": k, "p": p, "flags": "u1" if flag_bytes else "f8"}
     if tri:
-        f["ainv"] = "tri"
         parts["ainv"] = _triangle_of(ainv).ravel()
     (code, tail), = _encode_tails([y])
     dcode, dtail = _encode_tails([den])[0] if den is not None else (None, b"")
-    head = {"s": skeleton, "y": len(y), "d": None if den is None else len(den), "f": f}
-    if code is not None:
-        head["yt"] = code
-    if dcode is not None:
-        head["dt"] = dcode
-    header = _ENCODE(head).encode()
+    header = _header(skeleton, _fits_head(family, k, p, flag_bytes, tri), len(y),
+                     None if den is None else len(den), code, dcode)
     if flag_bytes:
         parts["flags"] = small
     ints = np.concatenate([parts[n] for n, _, _, block in order if block == "i"])
@@ -246,6 +238,29 @@ def pack_series_state(skeleton: dict[str, Any], y: Any, den: Any, family: str,
     floats = np.concatenate([parts[n] for n, _, _, block in order if block == "f"])
     return _sealed(first, code is not None and (den is None or dcode is not None),
                    floats.astype("<f8", copy=False).tobytes())
+
+
+def _fits_head(family: str, k: int, p: int, flag_bytes: bool, tri: bool) -> dict[str, Any]:
+    """The header's item for the fits: family, rows, parameters and how the flags and
+    ``ainv`` are stored."""
+    f = {"family": family, "k": k, "p": p, "flags": "u1" if flag_bytes else "f8"}
+    if tri:
+        f["ainv"] = "tri"
+    return f
+
+
+def _header(skeleton: dict[str, Any], f: dict[str, Any], ny: int, nd: int | None,
+            code: str | None, dcode: str | None) -> bytes:
+    """A fixed-layout state's header: the state's other items (its tail, denominators
+    and fits ``null``), the fits' item ``f``, the tails' lengths and how they are stored
+    (``"yt"``/``"dt"`` only when not float64)."""
+    head = {"s": {**skeleton, "y": None, "den": None, "fits": None}, "y": ny, "d": nd,
+            "f": f}
+    if code is not None:
+        head["yt"] = code
+    if dcode is not None:
+        head["dt"] = dcode
+    return _ENCODE(head).encode()
 
 
 def _sealed(first: bytes, coded: bool, floats: bytes) -> bytes:
@@ -341,7 +356,7 @@ def _from_triangle(tri: Any, p: int) -> Any:
 
 #: A tail of whole numbers is stored as one or two bytes a period (a missing value as
 #: the largest one), the header's ``"yt"`` naming which; any other tail as float64.
-_TAIL_CODES = {"u1": ("u1", 255.0), "u2": ("<u2", 65535.0)}
+_TAIL_CODES = {"u1": ("u1", 255.0, 1), "u2": ("<u2", 65535.0, 2)}
 
 
 def _encode_tails(tails: list[Any]) -> list[tuple[str | None, bytes]]:
@@ -360,7 +375,7 @@ def _encode_tails(tails: list[Any]) -> list[tuple[str | None, bytes]]:
         hi = np.where(nan, 0.0, Y).max(axis=1, initial=0.0)
         lo = np.where(nan, 0.0, Y).min(axis=1, initial=0.0)
         code = np.where(lo < 0, "", np.where(hi < 255, "u1", np.where(hi < 65535, "u2", "")))
-        for name, (dt, top) in _TAIL_CODES.items():
+        for name, (dt, top, _) in _TAIL_CODES.items():
             rows = np.flatnonzero(code == name)
             if not len(rows):
                 continue
@@ -382,7 +397,7 @@ def _tail_size(code: Any, n: int) -> int:
         return 8 * n
     if code not in _TAIL_CODES:
         raise ValueError(f"detector state: tail of unknown kind {code!r}")
-    return n * (1 if code == "u1" else 2)
+    return n * _TAIL_CODES[code][2]
 
 
 def _decode_tail(buf: Any, code: str | None, n: int, offset: int) -> Any:
@@ -391,11 +406,36 @@ def _decode_tail(buf: Any, code: str | None, n: int, offset: int) -> Any:
 
     if code is None:
         return np.frombuffer(buf, "<f8", n, offset).astype(np.float64)
-    dt, top = _TAIL_CODES[code]
+    dt, top, _ = _TAIL_CODES[code]
     a = np.frombuffer(buf, dt, n, offset)
     y = a.astype(np.float64)
     y[a == top] = np.nan
     return y
+
+
+def _fixed(blob: bytes) -> tuple[dict[str, Any], bytes, int, int, int, int, bool, bool, int,
+                                 int]:
+    """A state in the fixed layout read as far as its header: ``(head, body, zlen, at,
+    k, p, flag_bytes, tri, ysize, dsize)``, the header, the first part (decompressed,
+    :func:`_first_part`; the fits' floats follow ``zlen`` bytes of it in the blob), where
+    the tail starts in it, the fits' rows and parameters, how the flags and ``ainv`` are
+    stored, and the bytes of the tail and the denominators. ``ValueError`` when the
+    tails, the fits' integers and bytes do not fill the first part or the fits' floats
+    the rest."""
+    body, zlen = _first_part(blob)
+    (n,) = struct.unpack_from("<I", body, 0)
+    head = _DECODE(body[4 : 4 + n].decode())
+    ny, nd, f = head["y"], head["d"], head["f"]
+    k, p, flag_bytes, tri = int(f["k"]), int(f["p"]), f["flags"] == "u1", f.get("ainv") == "tri"
+    _, (nf, ni, nb) = _layout(k, p, flag_bytes, tri)
+    ysize = _tail_size(head.get("yt"), ny)
+    dsize = 0 if nd is None else _tail_size(head.get("dt"), nd)
+    if 4 + n + ysize + dsize + 8 * ni + nb != len(body):
+        raise ValueError("detector state: the tails and fits' integers do not fill their block")
+    if len(blob) - 8 - zlen != 8 * nf:
+        raise ValueError(f"detector state: fits of {len(blob) - 8 - zlen} bytes, "
+                         f"{8 * nf} expected")
+    return head, body, zlen, 4 + n, k, p, flag_bytes, tri, ysize, dsize
 
 
 def _unpack_series_state(blob: bytes, arrays: bool,
@@ -404,26 +444,16 @@ def _unpack_series_state(blob: bytes, arrays: bool,
     ``make_fits`` (and ``arrays``) its fits are ``make_fits(family, arrays by name)``."""
     import numpy as np
 
-    body, zlen = _first_part(blob)
-    (n,) = struct.unpack_from("<I", body, 0)
-    head = _DECODE(body[4 : 4 + n].decode())
-    offset = 4 + n
+    head, body, zlen, offset, k, p, flag_bytes, tri, ysize, dsize = _fixed(blob)
     ny, nd, f = head["y"], head["d"], head["f"]
-    k, p, tri = int(f["k"]), int(f["p"]), f.get("ainv") == "tri"
-    order, (nf, ni, nb) = _layout(k, p, f["flags"] == "u1", tri)
-    code, size = head.get("yt"), _tail_size(head.get("yt"), ny)
-    dsize = 0 if nd is None else _tail_size(head.get("dt"), nd)
-    if offset + size + dsize + 8 * ni + nb != len(body):
-        raise ValueError("detector state: the tails and fits' integers do not fill their block")
-    y = _decode_tail(body, code, ny, offset)
-    offset += size
+    order, (nf, ni, nb) = _layout(k, p, flag_bytes, tri)
+    y = _decode_tail(body, head.get("yt"), ny, offset)
+    offset += ysize
     den = None
     if nd is not None:
         den = _decode_tail(body, head.get("dt"), nd, offset)
         offset += dsize
     at = 8 + zlen
-    if len(blob) - at != 8 * nf:
-        raise ValueError(f"detector state: fits of {len(blob) - at} bytes, {8 * nf} expected")
     blocks = {"f": np.frombuffer(blob, "<f8", nf, at).astype(np.float64),
               "i": np.frombuffer(body, "<i8", ni, offset).astype(np.int64),
               "b": np.frombuffer(body, np.uint8, nb, offset + 8 * ni)}
@@ -480,25 +510,16 @@ def read_many(blobs: list[bytes]) -> tuple[list[StateGroup], list[int]]:
     rest = []
     for i, blob in enumerate(blobs):
         try:
-            body, zlen = _first_part(blob)
-            (n,) = struct.unpack_from("<I", body, 0)
-            head = _DECODE(body[4 : 4 + n].decode())
-            ny, f = head["y"], head["f"]
-            k, p, flag_bytes = int(f["k"]), int(f["p"]), f["flags"] == "u1"
-            tri = f.get("ainv") == "tri"
-            if head["d"] is not None or k <= 0 or type(ny) is not int:
+            head, body, zlen, at, k, p, flag_bytes, tri, size, _ = _fixed(blob)
+            ny = head["y"]
+            if (head["d"] is not None or k <= 0 or type(ny) is not int
+                    or type(head["s"]) is not dict):
                 raise ValueError("denominators or no fits")
-            _, (nf, ni, nb) = _layout(k, p, flag_bytes, tri)
-            code = head.get("yt")
-            size = _tail_size(code, ny)
-            if (4 + n + size + 8 * ni + nb != len(body)
-                    or len(blob) - 8 - zlen != 8 * nf or type(head["s"]) is not dict):
-                raise ValueError("blocks do not fill the state")
         except (zlib.error, ValueError, struct.error, KeyError, TypeError):
             rest.append(i)
             continue
-        found.setdefault((f["family"], k, p, flag_bytes, tri), []).append(
-            (i, head["s"], body, 4 + n, (ny, code, size), blob, zlen))
+        found.setdefault((head["f"]["family"], k, p, flag_bytes, tri), []).append(
+            (i, head["s"], body, at, (ny, head.get("yt"), size), blob, zlen))
     groups = []
     for (family, k, p, flag_bytes, tri), members in found.items():
         order, (nf, ni, nb) = _layout(k, p, flag_bytes, tri)
@@ -565,17 +586,10 @@ def pack_many(skeletons: list[dict[str, Any]], tails: list[Any], family: str,
                               axis=1).astype("<i8", copy=False)
         small = np.concatenate([part[n].astype(np.uint8, copy=False)
                                 for n, _, _, b in order if b == "b"], axis=1)
-        f = {"family": family, "k": k, "p": p, "flags": "u1" if flag_bytes else "f8"}
-        if tri:
-            f["ainv"] = "tri"
+        f = _fits_head(family, k, p, flag_bytes, tri)
         for r, j in enumerate(rows.tolist()):
-            skeleton = dict(skeletons[j])
-            skeleton["y"] = skeleton["den"] = skeleton["fits"] = None
             code, tail = coded[j]
-            head = {"s": skeleton, "y": len(tails[j]), "d": None, "f": f}
-            if code is not None:
-                head["yt"] = code
-            header = _ENCODE(head).encode()
+            header = _header(skeletons[j], f, len(tails[j]), None, code, None)
             out[j] = _sealed(b"".join([struct.pack("<I", len(header)), header, tail,
                                        ints[r].tobytes(), small[r].tobytes()]),
                              code is not None, fl[r].tobytes())
