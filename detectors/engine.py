@@ -401,20 +401,22 @@ def _table_core(family, s, y, off, den, fits: Fits, frow_c, have, geo: _Geometry
     sp = _spike_rule(family, den0, valid, y[:, 0], mu[:, 0], var_eta[:, 0], scale, wm,
                      shift_k, uselog_k, params)
     elig = valid[:, None] & (N >= 2) & (np.arange(M)[None, :] + 1 >= geo.span) & obs
-    rows = np.arange(K)
+    rows: Any = slice(None)  # every row, as views (no copies), unless only some may alarm
     if series_of is not None and K:
-        rows = _rows_that_may_alarm(family, Y, E, N, scale, elig, params, kappa, series_of)
+        some = _rows_that_may_alarm(family, Y, E, N, scale, elig, params, kappa, series_of)
+        if len(some) < K:
+            rows = some
     X_r = None if X is None else X[rows]
     fits_rows = fr[rows]
     var_tot = (window_var(fits, fits_rows, X_r, weight[rows]) if X_r is not None
-               else np.zeros((len(rows), M)))
+               else np.zeros(Y[rows].shape))
     # leave the most extreme period out (running arg-extreme along d)
     at_hi, at_lo = _running_extreme(ex[rows], True), _running_extreme(ex[rows], False)
     yr, mr = yc[rows], mc[rows]
     got = _glr(family, Y[rows], E[rows], N[rows], scale[rows, None], var_tot,
                (_taken(yr, at_hi), _taken(mr, at_hi)), (_taken(yr, at_lo), _taken(mr, at_lo)),
                elig[rows], params, kappa)
-    if len(rows) == K:
+    if isinstance(rows, slice):
         lr_up, lr_dn, st_up, st_dn = got
     else:
         lr_up, lr_dn, st_up, st_dn = (np.zeros((K, M)) for _ in range(4))
