@@ -621,6 +621,69 @@ def test_states_stepped_as_arrays_give_what_series_states_give():
     assert all(want[i] for i in (41, 43))  # the rising monthly and daily ones
 
 
+def test_states_with_and_without_a_fit_made_ahead_step_together(tmp_path, monkeypatch):
+    """Stored states with a fit made ahead of time (nine fits) and without (eight) are
+    read in two groups and judged in one batch step (a poll's own pass then takes one
+    step, not two; :func:`warnd.pipeline.joined_fits`), which finds and packs for each
+    series what :func:`detectors.engine.advance_many` gives it one by one."""
+    import dataclasses
+
+    import numpy as np
+
+    from detectors import engine
+    from detectors.base import Series
+    from detectors.baseline import Fits
+    from detectors.engine import SeriesState, advance_many, replay_with_state
+    from detectors.params import DetectionParams
+    from warnd.statecodec import read_many, unpack
+    from warnd.store import pack_series
+
+    params = DetectionParams()
+    rng = np.random.default_rng(11)
+    cases = []  # (key, values, next period, next value)
+    for i in range(24):
+        n = 196 + i % 8  # the series stand at different places between refit points
+        mean = np.full(n + 1, 10.0 + i % 3)
+        if i % 3 == 1:  # a doubling under way
+            mean[n - 6 :] *= 2
+        y = rng.poisson(mean).astype(float)
+        cases.append((("lab", f"s{i}", "", "count"), y[:n], START + timedelta(weeks=n), y[n]))
+    blobs = []
+    for key, y, _, _ in cases:
+        s = Series(source=key[0], substance=key[1],
+                   periods=tuple(START + timedelta(weeks=w) for w in range(len(y))), values=y)
+        blobs.append(pack_series(replay_with_state(s, params)[1]))
+    groups, rest = read_many(blobs)
+    assert rest == [] and sorted(g.fits["beta"].shape[1] for g in groups) == [8, 9]
+
+    steps: list[list[int]] = []
+    real_block = engine.advance_block
+
+    def spying(states, tails, fits, counts, *a, **kw):
+        steps.append(sorted(set(counts.tolist())))
+        return real_block(states, tails, fits, counts, *a, **kw)
+
+    monkeypatch.setattr(engine, "advance_block", spying)
+    pipeline = Pipeline(load_config(write_config(tmp_path, "")))
+    entries = [(key, None, params, nxt - timedelta(weeks=1)) for key, _, nxt, _ in cases]
+    got = {key: (blob, [(nxt.isoformat(), float(v), None)])
+           for (key, _, nxt, v), blob in zip(cases, blobs, strict=True)}
+    out, left = pipeline._advance_blocks(entries, got)
+    assert left == set() and steps == [[8, 9]]  # one step for all of them
+
+    one = [SeriesState.from_dict(unpack(b, arrays=True, make_fits=Fits.from_arrays))
+           for b in blobs]
+    want = advance_many([(st, nxt, float(v), None)
+                         for st, (_, _, nxt, v) in zip(one, cases, strict=True)], params)
+    for (key, _, nxt, _), st, found in zip(cases, one, want, strict=True):
+        periods, findings, packed, last = out[key]
+        assert periods == [nxt] and last == nxt - timedelta(weeks=1)
+        assert [repr(dataclasses.asdict(f)) for f in findings[0]] == [
+            repr(dataclasses.asdict(f)) for f in found], key
+        assert packed == pack_series(st), key
+    assert any(want)  # a rise among them, not only quiet series
+
+
 def test_a_steady_week_judged_as_arrays_stores_what_one_by_one_stores(tmp_path, monkeypatch):
     """Through the real pipeline: the new week of a store's series is judged as arrays
     (:func:`detectors.engine.advance_block`, every series of it), and the store after

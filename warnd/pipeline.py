@@ -825,21 +825,23 @@ class Pipeline:
         """The series of ``entries`` with one new period whose stored states are in the
         fixed layout (most of a steady pass), judged as arrays: the states read
         together (:func:`warnd.statecodec.read_many`), stepped together
-        (:func:`detectors.engine.advance_block`) and packed together
+        (:func:`detectors.engine.advance_block`; states with a fit made ahead of time
+        and those without in one step, :func:`joined_fits`) and packed together
         (:func:`warnd.statecodec.pack_many`), with no Python object per series; the
         same findings and stored bytes as :meth:`_advance_states` gives them (tested).
         ``got`` holds each series' stored state and its rows after its last judged
         period. Returns what :meth:`_advance_all` returns for those, and the keys of the
         rest (other layouts, several new periods, a state not at the last judged period,
         a state the batch step cannot take), for :meth:`_advance_states`."""
-        from detectors.baseline import Fits
         from detectors.engine import NeedsReplay, advance_block, params_digest
-        from warnd.statecodec import pack_many, read_many
+        from warnd.statecodec import read_many
 
         groups, unread = read_many([got[e[0]][0] for e in entries])
         rest = {entries[i][0] for i in unread}
-        # by group and params: (group, row in it, entry index, state's last period, new)
-        ready: dict[tuple[int, str], list[tuple[Any, int, int, Any, Any]]] = {}
+        # by family, parameters in a fit and params (states with eight fits and those
+        # with a ninth made ahead step together): (group, row in it, entry index, state's
+        # last period, new)
+        ready: dict[tuple[str, int, str], list[tuple[Any, int, int, Any, Any]]] = {}
         for g in groups:
             for r, i in enumerate(g.index):
                 key, _, params, last_done = entries[i]
@@ -855,24 +857,22 @@ class Pipeline:
                     continue
                 value = float("nan") if rows[0][1] is None else float(rows[0][1])
                 new = (date.fromisoformat(rows[0][0]), value)
-                ready.setdefault((id(g), params_digest(params)), []).append(
-                    (g, r, i, last, new))
+                ready.setdefault((g.family, g.fits["beta"].shape[2], params_digest(params)),
+                                 []).append((g, r, i, last, new))
         out: dict[SeriesKey, tuple[list[Any], list[list[Finding]], bytes, Any]] = {}
-        for todo in ready.values():
-            g, params = todo[0][0], entries[todo[0][2]][2]
-            rows = np.array([r for _, r, _, _, _ in todo], dtype=np.int64)
-            k = g.fits["beta"].shape[1]
-            fits = Fits.from_arrays(g.family, {n: a[rows].reshape((len(rows) * k, *a.shape[2:]))
-                                               for n, a in g.fits.items()})
-            states = [g.skeletons[r] for _, r, _, _, _ in todo]
+        for (family, _, _), todo in ready.items():
+            params = entries[todo[0][2]][2]
+            todo.sort(key=lambda a: a[0].index[0])  # each group's states together
+            fits, counts = joined_fits(family, [(g, r) for g, r, _, _, _ in todo])
+            states = [g.skeletons[r] for g, r, _, _, _ in todo]
             try:
-                step = advance_block(states, [g.tails[r] for _, r, _, _, _ in todo], fits,
-                                     np.full(len(todo), k), [a[4] for a in todo], params)
+                step = advance_block(states, [g.tails[r] for g, r, _, _, _ in todo], fits,
+                                     counts, [a[4] for a in todo], params)
             except BAD_STATE as e:  # a damaged state among them: each on its own
                 log.warning("%d series judged one by one: %s", len(todo), _one_line(e))
                 rest.update(entries[a[2]][0] for a in todo)
                 continue
-            packed = self._pack_block(states, step, g.family)
+            packed = self._pack_block(states, step, family)
             for j, (_, _, i, last, new) in enumerate(todo):
                 key, found = entries[i][0], step.found[j]
                 if isinstance(found, NeedsReplay):
@@ -1079,6 +1079,32 @@ class Pipeline:
                     else r["body"])
             out.append({**r, "data": data, "body": body, "targets": targets})
         return out
+
+
+def joined_fits(family: str, picks: list[tuple[Any, int]]) -> tuple[Any, np.ndarray]:
+    """The fits of the states ``picks`` (each a :class:`warnd.statecodec.StateGroup` and
+    a row of it; a group's rows next to each other) as one
+    :class:`detectors.baseline.Fits`, series after series, and each series' number of
+    fits: what :func:`detectors.engine.advance_block` takes. The groups may differ in
+    their number of fits (a fit made ahead of time), not in their family or a fit's
+    parameters."""
+    from detectors.baseline import Fits
+
+    parts, counts = [], []
+    lo = 0
+    while lo < len(picks):
+        g = picks[lo][0]
+        hi = lo + 1
+        while hi < len(picks) and picks[hi][0] is g:
+            hi += 1
+        rows = np.array([r for _, r in picks[lo:hi]], dtype=np.int64)
+        k = g.fits["beta"].shape[1]
+        parts.append(Fits.from_arrays(family, {n: a[rows].reshape((len(rows) * k, *a.shape[2:]))
+                                               for n, a in g.fits.items()}))
+        counts.append(np.full(len(rows), k, dtype=np.int64))
+        lo = hi
+    fits = parts[0] if len(parts) == 1 else Fits.concat(family, parts)
+    return fits, np.concatenate(counts)
 
 
 def _last_alert_id(store: Store) -> int:
