@@ -730,10 +730,13 @@ def test_a_steady_week_judged_as_arrays_stores_what_one_by_one_stores(tmp_path, 
 def test_a_small_pass_advances_every_substance_together_and_stores_the_same(
         tmp_path, monkeypatch, caplog):
     """A pass over a few series of several substances (a poll's own) advances them in
-    one step, then decides substance by substance; the store after it is the one a
-    substance-at-a-time pass leaves. When advancing them together fails, each
-    substance is judged on its own and the week is still judged."""
+    one step, then decides substance by substance and marks them all judged in one
+    transaction; the store after it is the one a substance-at-a-time pass leaves. When
+    advancing them together fails, each substance is judged on its own and the week is
+    still judged; when marking them fails, they stay pending and the next pass judges
+    them, to the same store, nothing told twice."""
     import shutil
+    import sqlite3
 
     import warnd.pipeline
 
@@ -748,6 +751,15 @@ def test_a_small_pass_advances_every_substance_together_and_stores_the_same(
         return real(self, store, entries)
 
     monkeypatch.setattr(Pipeline, "_advance_all", spying)
+    marks: list[list[str]] = []
+    real_mark = Store.mark_judged
+
+    def marking(self, judged):
+        judged = list(judged)
+        marks.append(sorted({j[0][1] for j in judged}))
+        return real_mark(self, judged)
+
+    monkeypatch.setattr(Store, "mark_judged", marking)
 
     def week() -> dict[str, list]:
         return _judged_week(cfg)
@@ -759,6 +771,7 @@ def test_a_small_pass_advances_every_substance_together_and_stores_the_same(
 
     together = week()
     assert steps == [["heroin", "ketamin"]]  # one step for both substances
+    assert marks == [["heroin", "ketamin"]]  # and one transaction marking them judged
     # episode rows are stamped by the pass's clock (so two passes compare equal)
     assert together["episodes"] and {r[2] for r in together["episodes"]} <= {
         "2026-01-01T00:00:00+00:00", "2026-01-02T00:00:00+00:00"}
@@ -783,6 +796,28 @@ def test_a_small_pass_advances_every_substance_together_and_stores_the_same(
         assert week() == together
     assert "2 substances judged one at a time: RuntimeError: advance broke" in caplog.text
     assert steps == [["heroin"], ["ketamin"]]
+    # marking them judged fails once: pending still, judged again by the next pass
+    again()
+    monkeypatch.setattr(Pipeline, "_advance_all", spying)
+    failed = {"n": 0}
+
+    def mark_failing_once(self, judged):
+        if not failed["n"]:
+            failed["n"] += 1
+            raise sqlite3.OperationalError("disk I/O error")
+        return marking(self, judged)
+
+    monkeypatch.setattr(Store, "mark_judged", mark_failing_once)
+    caplog.clear()
+    with caplog.at_level("ERROR", logger="warnd.pipeline"):
+        Pipeline(cfg, clock=lambda: datetime(2026, 1, 2, tzinfo=UTC)).run_once()
+    assert "substance=heroin,ketamin detection not stored" in caplog.text
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        assert {k[1] for k in store.pending_series()} == {"heroin", "ketamin"}
+    finally:
+        store.close()
+    assert week() == together  # the same states, episodes and alerts: nothing told twice
 
 
 def test_a_large_pass_says_how_far_it_is_and_a_small_one_keeps_quiet(tmp_path, monkeypatch,

@@ -574,13 +574,18 @@ class Pipeline:
     def _judge_substance(
         self, store: Store, substance: str,
         judge: Callable[[list[tuple[SeriesKey, int, str | None]]], list[dict[str, Any]]],
+        later: list[tuple[Any, ...]] | None = None,
     ) -> list[dict[str, Any]]:
-        """``judge(judged)`` for one substance, then its series marked judged: one
-        substance's failure is logged and leaves the others' work standing."""
+        """``judge(judged)`` for one substance, then its series marked judged (or, with
+        ``later``, added to it for the caller to mark): one substance's failure is
+        logged and leaves the others' work standing."""
         judged: list[tuple[SeriesKey, int, str | None]] = []
         try:
             sent = judge(judged)
-            store.mark_judged(judged)
+            if later is None:
+                store.mark_judged(judged)
+            else:
+                later += judged
             return sent
         except Exception as e:
             self._substance_failed(substance, e)
@@ -602,8 +607,11 @@ class Pipeline:
         """A small pass (a poll's own: its source's series of every substance): every
         substance planned first, all their series advanced in one batch step instead of a
         step of a few series per substance, then each substance decided and committed on
-        its own as :meth:`_detect_substance` does. A failure to advance them together
-        falls back to one substance at a time."""
+        its own as :meth:`_detect_substance` does, and the series of every substance
+        decided marked judged (with their new states) in one transaction at the end
+        instead of one a substance. A failure to advance them together falls back to one
+        substance at a time; a failure to mark them leaves them pending, to be judged
+        again (what was decided is kept: the episode rules tell nothing twice)."""
         plans: dict[str, tuple[list[_Planned], list[tuple[SeriesKey, int, str | None]]]] = {}
         for substance, skeys in sorted(by_substance.items()):
             judged: list[tuple[SeriesKey, int, str | None]] = []
@@ -617,6 +625,8 @@ class Pipeline:
             log.warning("%d substances judged one at a time: %s", len(plans), _one_line(e))
             advanced = None
         sent: list[dict[str, Any]] = []
+        marks: list[tuple[Any, ...]] = []
+        decided = []
         for substance, (plan, judged) in plans.items():
 
             def decide(judged_now, sub=substance, plan=plan, done=judged):
@@ -624,7 +634,14 @@ class Pipeline:
                 got = advanced if advanced is not None else self._advance_planned(store, plan)
                 return self._decide_substance(store, sub, plan, got, judged_now)
 
-            sent += self._judge_substance(store, substance, decide)
+            n = len(marks)
+            sent += self._judge_substance(store, substance, decide, marks)
+            if len(marks) > n:
+                decided.append(substance)
+        try:
+            store.mark_judged(marks)
+        except Exception as e:
+            self._substance_failed(",".join(decided), e)
         return sent
 
     def _detect_substance(
