@@ -229,18 +229,20 @@ def burst(work: Path, threads: int = 4, sources: int | None = None,
     """The same week as the daemon takes it when every source is due at once: each
     source's poll job (:meth:`warnd.service.daemon.Daemon.poll_job`: the poll, then the
     detection of its series) on a pool of ``threads``, as the scheduler's executor runs
-    jobs due together; how many detect passes judged the week, and the series left
-    unjudged (none expected). With ``threads`` 1 the jobs run one after another, as
-    when sources come due one at a time, each job's pass judging its own source's
-    series; ``sources`` takes only the first so many sources' jobs (their series are
-    the ones judged; the others stay pending); ``workers`` is the config's
-    ``general.detect_workers``."""
+    jobs due together, with a store connection held open as the daemon holds one (so a
+    job closing its own connection does not checkpoint the WAL); how many detect passes
+    judged the week, and the series left unjudged (none expected). With ``threads`` 1
+    the jobs run one after another, as when sources come due one at a time, each job's
+    pass judging its own source's series; ``sources`` takes only the first so many
+    sources' jobs (their series are the ones judged; the others stay pending);
+    ``workers`` is the config's ``general.detect_workers``."""
     cfg, new = _week_ready(work, workers)
     from concurrent.futures import ThreadPoolExecutor
 
     from warnd.service.daemon import Daemon
 
     daemon = Daemon(cfg)
+    daemon._hold_store()  # as the running daemon does: a job's close is no checkpoint
     passes: list[int | None] = []
     judge = daemon.pipeline.detect
 
@@ -258,6 +260,8 @@ def burst(work: Path, threads: int = 4, sources: int | None = None,
     usage = _usage_since(r0, digits=2)
     with daemon.pipeline.session() as store:
         left = sum(1 for k in store.pending_series() if k[0] in set(names))
+    if daemon._anchor is not None:
+        daemon._anchor.close()
     return {"total_s": round(wall, 2), **usage, "jobs": len(names), "threads": threads,
             "detect_passes": len(passes),
             "largest_pass": max((n or 0 for n in passes), default=0),
