@@ -760,6 +760,15 @@ def test_a_small_pass_advances_every_substance_together_and_stores_the_same(
         return real_mark(self, judged)
 
     monkeypatch.setattr(Store, "mark_judged", marking)
+    reads: list[list[str]] = []
+    real_episodes = Store.episode_states
+
+    def reading(self, scopes):
+        scopes = list(scopes)
+        reads.append(sorted({s.split(":")[2] for s in scopes if s.startswith("series:")}))
+        return real_episodes(self, scopes)
+
+    monkeypatch.setattr(Store, "episode_states", reading)
 
     def week() -> dict[str, list]:
         return _judged_week(cfg)
@@ -772,6 +781,8 @@ def test_a_small_pass_advances_every_substance_together_and_stores_the_same(
     together = week()
     assert steps == [["heroin", "ketamin"]]  # one step for both substances
     assert marks == [["heroin", "ketamin"]]  # and one transaction marking them judged
+    assert reads[0] == ["heroin", "ketamin"], reads  # their episode states in one query
+    assert not any(r == ["heroin"] or r == ["ketamin"] for r in reads[1:]), reads
     # episode rows are stamped by the pass's clock (so two passes compare equal)
     assert together["episodes"] and {r[2] for r in together["episodes"]} <= {
         "2026-01-01T00:00:00+00:00", "2026-01-02T00:00:00+00:00"}

@@ -613,10 +613,16 @@ class Pipeline:
         substance at a time; a failure to mark them leaves them pending, to be judged
         again (what was decided is kept: the episode rules tell nothing twice)."""
         plans: dict[str, tuple[list[_Planned], list[tuple[SeriesKey, int, str | None]]]] = {}
+        try:  # every substance's episode states in one query, not one a substance
+            episodes = store.episode_states("series:" + series_key(*k)
+                                            for keys in by_substance.values() for k in keys)
+        except sqlite3.Error:
+            episodes = None  # each substance reads its own, and says what fails
         for substance, skeys in sorted(by_substance.items()):
             judged: list[tuple[SeriesKey, int, str | None]] = []
             try:
-                plans[substance] = (self._plan_substance(store, skeys, pending, judged), judged)
+                plans[substance] = (self._plan_substance(store, skeys, pending, judged,
+                                                         episodes), judged)
             except Exception as e:
                 self._substance_failed(substance, e)
         try:
@@ -682,12 +688,16 @@ class Pipeline:
     def _plan_substance(
         self, store: Store, keys: list[SeriesKey], pending: dict[SeriesKey, Pending],
         judged: list[tuple[SeriesKey, int, str | None]],
+        episodes: dict[str, dict[str, Any]] | None = None,
     ) -> list[_Planned]:
         """What :meth:`_detect_substance` judges of a substance's series (``keys``): each
-        series with something new, its params and what its episode state says; those with
-        nothing new since their last judged period go to ``judged`` as they are."""
+        series with something new, its params and what its episode state says (read
+        here unless ``episodes`` holds them, as :meth:`Store.episode_states` gives
+        them); those with nothing new since their last judged period go to ``judged``
+        as they are."""
         params_of: dict[str, Any] = {}  # per source: built once, not once per series
-        episodes = store.episode_states("series:" + series_key(*k) for k in keys)
+        if episodes is None:
+            episodes = store.episode_states("series:" + series_key(*k) for k in keys)
         plan = []
         for key in sorted(set(keys)):
             source, sub, region, metric = key
