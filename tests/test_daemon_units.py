@@ -98,6 +98,30 @@ def test_a_poll_alone_is_judged_before_its_job_returns(tmp_path):
         assert store.pending_series() == {}
 
 
+def test_a_poll_job_polls_judges_and_dispatches_on_one_store_connection(tmp_path):
+    d = _three_sources(tmp_path)
+    opened, used = [], []
+    real_open, real_poll, real_dispatch = (d.pipeline.open_store, d.pipeline.poll,
+                                           d.pipeline.dispatch)
+
+    def open_store(*a, **kw):
+        opened.append(real_open(*a, **kw))
+        return opened[-1]
+
+    def poll(name, *, store=None):
+        used.append(("poll", store))
+        return real_poll(name, store=store)
+
+    def dispatch(*, store=None):
+        used.append(("dispatch", store))
+        return real_dispatch(store=store)
+
+    d.pipeline.open_store, d.pipeline.poll, d.pipeline.dispatch = open_store, poll, dispatch
+    d.poll_job("a")
+    assert len(opened) == 1  # one connection for the whole job
+    assert used == [("poll", opened[0]), ("dispatch", opened[0])]
+
+
 def test_polls_that_finish_while_a_pass_runs_are_judged_together_after_it(tmp_path):
     d = _three_sources(tmp_path)
     hold, started = threading.Event(), threading.Event()

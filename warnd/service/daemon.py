@@ -126,11 +126,11 @@ class Daemon:
 
     # -- jobs ----------------------------------------------------------------------
     def poll_job(self, source_name: str) -> None:
-        with self.pipeline.session() as store:  # one connection for poll and detect
+        with self.pipeline.session() as store:  # one connection for poll, detect, dispatch
             res = self.pipeline.poll(source_name, store=store)
             if res.series:
                 self._detect(res.series, store=store)
-        self.dispatch_job()
+            self.dispatch_job(store=store)
 
     def _detect(self, series: Any = None, *, store: Any = None) -> None:
         """Judge ``series`` (every series with something new when None), coalesced:
@@ -175,11 +175,13 @@ class Daemon:
     def detect_job(self) -> None:
         self._detect()
 
-    def dispatch_job(self) -> None:
+    def dispatch_job(self, store: Any = None) -> None:
+        """Send what is due (on ``store``, the calling job's connection, or one of its
+        own)."""
         if not self._dispatch_lock.acquire(blocking=False):
             return  # another thread is dispatching; it will pick ours up
         try:
-            self.pipeline.dispatch()
+            self.pipeline.dispatch(store=store)
         finally:
             self._dispatch_lock.release()
 
