@@ -1547,8 +1547,9 @@ def advance_many(
     return out
 
 
-#: Series advanced in one set of numpy calls (memory: BATCH x M x M floats per array).
-BATCH = 64
+#: Series advanced in one set of numpy calls (memory: BATCH x M x M floats per array of
+#: the table, built only for the series the screen leaves; docs/detection.md 1.5).
+BATCH = 256
 
 
 @dataclass

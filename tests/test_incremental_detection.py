@@ -670,6 +670,17 @@ def test_states_with_and_without_a_fit_made_ahead_step_together(tmp_path, monkey
            for (key, _, nxt, v), blob in zip(cases, blobs, strict=True)}
     out, left = pipeline._advance_blocks(entries, got)
     assert left == set() and steps == [[8, 9]]  # one step for all of them
+    chunks: list[int] = []
+    real_chunk = engine._advance_chunk
+
+    def chunk(*a, **kw):
+        chunks.append(len(a[7]))
+        return real_chunk(*a, **kw)
+
+    monkeypatch.setattr(engine, "_advance_chunk", chunk)
+    monkeypatch.setattr(engine, "BATCH", 5)  # the same in batches of five series
+    assert pipeline._advance_blocks(entries, got) == (out, left)
+    assert chunks == [5, 5, 5, 5, 4]
 
     one = [SeriesState.from_dict(unpack(b, arrays=True, make_fits=Fits.from_arrays))
            for b in blobs]
