@@ -14,7 +14,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from feeds.base import BaseFeed, FeedOptions, Observation, ParseResult, Problem
-from feeds.resolve import SubstanceResolver
+from feeds.resolve import resolver_for
 from feeds.tables import read_table
 from feeds.text import parse_date, parse_number, to_period
 
@@ -96,7 +96,7 @@ class CountTableFeed(BaseFeed):
                 )
             return i
 
-        resolver = SubstanceResolver(self.substances, opts.substance_aliases)
+        resolver = resolver_for(self.substances, opts.substance_aliases)
         try:
             i_period = index(cols.period, "period", True)
             i_den = index(cols.denominator, "denominator", True)

@@ -21,7 +21,7 @@ from feeds.base import (
     ParseResult,
     Problem,
 )
-from feeds.resolve import SubstanceResolver
+from feeds.resolve import resolver_for
 from feeds.tables import read_table
 from feeds.text import normalise, parse_date
 
@@ -100,7 +100,7 @@ class TrendPanelFeed(BaseFeed):
             return result
         header = [h.strip().casefold() for h in rows[0]]
         col = {h: i for i, h in reversed(list(enumerate(header))) if h}
-        resolver = SubstanceResolver(self.substances, opts.substance_aliases)
+        resolver = resolver_for(self.substances, opts.substance_aliases)
         cols = opts.columns
         i_period = col.get(cols.period.casefold()) if cols.period else None
         if i_period is None and opts.round_date is None:

@@ -45,6 +45,20 @@ def test_rising_substance_alerts_and_stable_one_does_not(tmp_path):
     assert any("ketamin" in h["title"] for h in ket["data"]["headlines"])
 
 
+def test_a_source_feed_is_made_once_and_anew_with_a_new_config(tmp_path):
+    """A pipeline makes each source's feed on its first poll and keeps it; the pipeline
+    of a changed (reloaded) config makes its own, with the new options."""
+    cfg = make_config(tmp_path)
+    pipeline = Pipeline(cfg, clock=lambda: NOW)
+    feed = pipeline.build_feed("lab")
+    assert pipeline.poll("lab").ok and pipeline.poll("lab").ok
+    assert pipeline.build_feed("lab") is feed and feed.options.metric == "count"
+    changed = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h")
+                                       + 'metric = "positives"\n', name="changed.toml"))
+    other = Pipeline(changed).build_feed("lab")
+    assert other is not feed and other.options.metric == "positives"
+
+
 def test_second_run_is_idempotent_and_sends_nothing_new(tmp_path):
     cfg = make_config(tmp_path)
     Pipeline(cfg, clock=lambda: NOW).run_once()

@@ -155,6 +155,9 @@ class Pipeline:
         self._send = send
         #: series replayed in this detect pass, by the reasons that come for many at once
         self._replayed_for: Counter[str] = Counter()
+        #: each source's feed, made once (feeds keep no state between documents; a
+        #: reloaded config makes a new pipeline)
+        self._feeds: dict[str, Any] = {}
 
     # -- helpers --------------------------------------------------------------------
     def open_store(self) -> Store:
@@ -222,14 +225,19 @@ class Pipeline:
         return out
 
     def build_feed(self, source_name: str) -> Any:
-        src = self.config.source(source_name)
-        cls = FEEDS[src.kind]
-        return cls(
-            name=src.name,
-            options=cls.Options.model_validate(src.options_dict),
-            substances=self.substance_specs(src.substances),
-            region=src.region,
-        )
+        """The source's feed (its adapter with its options and substances), made on the
+        source's first poll and kept for the next."""
+        feed = self._feeds.get(source_name)
+        if feed is None:
+            src = self.config.source(source_name)
+            cls = FEEDS[src.kind]
+            feed = self._feeds[source_name] = cls(
+                name=src.name,
+                options=cls.Options.model_validate(src.options_dict),
+                substances=self.substance_specs(src.substances),
+                region=src.region,
+            )
+        return feed
 
     # -- stage 1: poll ------------------------------------------------------------------
     def poll(self, source_name: str, *, store: Store | None = None) -> PollResult:

@@ -53,3 +53,21 @@ def test_folder_source_holds_one_file_at_a_time(tmp_path):
     assert sizes == [2_000_000] * 10
     assert after_listing < 3_000_000  # ten 2 MB files hashed, none kept
     assert peak < 6_000_000  # one file (plus its copy) at a time, not 20 MB
+
+
+def test_a_shared_resolver_remembers_a_bounded_number_of_cells(monkeypatch):
+    """Tables of one shape share a resolver (made once, not once a poll), whose memory
+    of cells it resolved starts afresh past CACHE_MAX, still resolving each right."""
+    import feeds.resolve as resolve
+    from feeds.base import SubstanceSpec
+
+    subs = [SubstanceSpec(id="ketamin", label="Ketamin", names=("ketamin",)),
+            SubstanceSpec(id="kokain", label="Kokain", names=("kokain",))]
+    one = resolve.resolver_for(subs, {"K": "ketamin"})
+    assert resolve.resolver_for(list(subs), {"K": "ketamin"}) is one  # equal specs: shared
+    assert resolve.resolver_for(subs, {"K": "kokain"}) is not one
+    monkeypatch.setattr(resolve, "CACHE_MAX", 50)
+    for i in range(120):  # ever-new texts, as a hostile table might hold
+        assert one.resolve(f"prøve {i} kokain") == "kokain"
+        assert len(one.cache) <= 50
+    assert one.resolve("K") == "ketamin" and one.resolve("ukjent") is None
