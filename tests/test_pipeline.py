@@ -46,13 +46,16 @@ def test_rising_substance_alerts_and_stable_one_does_not(tmp_path):
 
 
 def test_a_source_feed_is_made_once_and_anew_with_a_new_config(tmp_path):
-    """A pipeline makes each source's feed on its first poll and keeps it; the pipeline
-    of a changed (reloaded) config makes its own, with the new options."""
+    """A pipeline makes each source's feed on its first poll and keeps it (the
+    substances, when the same, shared between sources); the pipeline of a changed
+    (reloaded) config makes its own, with the new options."""
     cfg = make_config(tmp_path)
     pipeline = Pipeline(cfg, clock=lambda: NOW)
     feed = pipeline.build_feed("lab")
     assert pipeline.poll("lab").ok and pipeline.poll("lab").ok
     assert pipeline.build_feed("lab") is feed and feed.options.metric == "count"
+    # sources watching the same substances share one list of them
+    assert pipeline.build_feed("media").substances is feed.substances
     changed = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h")
                                        + 'metric = "positives"\n', name="changed.toml"))
     other = Pipeline(changed).build_feed("lab")
