@@ -41,8 +41,10 @@ from warnd.logs import redact
 from warnd.store import (Pending, Store, iso, pack_series, pack_state, readable_states,
                          store_problem, utcnow)
 
-#: Series whose detector states one detect pass holds unpacked at a time (memory).
-ADVANCE_CHUNK = 2048
+#: Series whose detector states one detect pass holds unpacked at a time (memory: a
+#: 100,000-series week peaked at 229-231 MiB with 512 against 273-286 with 2,048, in the
+#: same time; docs/operations.md).
+ADVANCE_CHUNK = 512
 #: Fewer series than this in a detect pass's chunk are stepped one state each: the
 #: array path's fixed cost (reading, stacking and packing a group) exceeds what it saves
 #: on a handful of series, such as the two a substance has in one source's poll.
