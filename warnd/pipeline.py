@@ -220,22 +220,16 @@ class Pipeline:
         key = None if only is None else tuple(only)
         specs = self._specs.get(key)
         if specs is None:
-            specs = self._specs[key] = tuple(self._make_specs(only))
-        return specs
-
-    def _make_specs(self, only: list[str] | None) -> list[SubstanceSpec]:
-        out = []
-        for sid, sc in self.config.substances.items():
-            if only is not None and sid not in only:
-                continue
-            out.append(
+            specs = self._specs[key] = tuple(
                 SubstanceSpec(
                     id=sid, label=sc.label or sid, names=tuple(sc.names), slang=tuple(sc.slang),
                     slang_needs_context=sc.slang_needs_context, exclude=tuple(sc.exclude),
                     context=tuple(sc.context),
                 )
+                for sid, sc in self.config.substances.items()
+                if only is None or sid in only
             )
-        return out
+        return specs
 
     def build_feed(self, source_name: str) -> Any:
         """The source's feed (its adapter with its options and substances), made on the
@@ -653,7 +647,6 @@ class Pipeline:
             advanced = None
         sent: list[dict[str, Any]] = []
         marks: list[tuple[Any, ...]] = []
-        decided = []
         for substance, (plan, judged) in plans.items():
 
             def decide(judged_now, sub=substance, plan=plan, done=judged):
@@ -661,14 +654,11 @@ class Pipeline:
                 got = advanced if advanced is not None else self._advance_planned(store, plan)
                 return self._decide_substance(store, sub, plan, got, judged_now)
 
-            n = len(marks)
             sent += self._judge_substance(store, substance, decide, marks)
-            if len(marks) > n:
-                decided.append(substance)
         try:
             store.mark_judged(marks)
-        except Exception as e:
-            self._substance_failed(",".join(decided), e)
+        except Exception as e:  # named by the substances of the series left pending
+            self._substance_failed(",".join(sorted({m[0][1] for m in marks})), e)
         return sent
 
     def _detect_substance(
