@@ -112,12 +112,15 @@ def cycle(pipeline: Any, names: list[str], *, detect: bool = True) -> dict[str, 
         t2 = time.perf_counter()
         sent = pipeline.dispatch(store=store)
         t3 = time.perf_counter()
-    t4 = time.perf_counter()  # closing the last connection checkpoints the WAL
+        from warnd.checkpointer import stats_of
+
+        checkpoints = stats_of(store.path)  # the session's checkpointing thread
+    t4 = time.perf_counter()  # closing the last connection checkpoints what is left
     return {"poll_s": round(t1 - t0, 2), "detect_s": round(t2 - t1, 2),
             "dispatch_s": round(t3 - t2, 2), "close_s": round(t4 - t3, 2),
             "total_s": round(t4 - t0, 2), "series_touched": len(touched),
             "failed_polls": failed, "alerts": len(alerts),
-            "delivered": sent.get("delivered", 0)}
+            "delivered": sent.get("delivered", 0), "checkpoints": checkpoints}
 
 
 def phase(args: argparse.Namespace) -> dict[str, Any]:

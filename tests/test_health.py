@@ -121,6 +121,8 @@ def test_health_listener_and_metrics(tmp_path):
             assert "warnd_series_pending 0.0" in text  # every series polled was judged
             assert "warnd_series_pending_age_seconds 0.0" in text
             assert re.search(r"^warnd_series [1-9]\d*\.0$", text, re.M)
+            wal = re.search(r"^warnd_store_wal_bytes (\d+)\.0$", text, re.M)
+            assert wal and 0 < int(wal[1]) <= 64 * 2**20 + 2**20  # written, and bounded
             assert get(f"http://127.0.0.1:{port}/nope")[0] == 404
 
             # drop the broken source with a reload: healthy again (200)

@@ -181,9 +181,14 @@ class Pipeline:
         finally:
             store.close()
 
-    def session(self) -> Any:
-        """A store connection for several stages in a row (closed at the end)."""
-        return self._store(None)
+    @contextmanager
+    def session(self) -> Iterator[Store]:
+        """A store connection for several stages in a row (closed at the end), its WAL
+        checkpointed on a thread of its own meanwhile (:mod:`warnd.checkpointer`; the
+        one already running in this process, such as the daemon's, if any)."""
+        with self._store(None) as store:
+            store.checkpoint_in_background()
+            yield store
 
     @contextmanager
     def _store(self, store: Store | None) -> Iterator[Store]:
@@ -1090,10 +1095,11 @@ class Pipeline:
     # -- one cycle ---------------------------------------------------------------------
     def run_once(self) -> dict[str, Any]:
         """Poll every enabled source, judge what is new, send: one store connection
-        (and so one WAL checkpoint, at its close) for the whole cycle. ``alerts`` lists
+        for the whole cycle (:meth:`session`: its WAL checkpointed on a thread of its
+        own, and whatever is left at its close). ``alerts`` lists
         every alert the cycle created — warnings and source-health alerts (made while
         polling) first, then the detection's — but not the digest."""
-        with self._store(None) as store:
+        with self.session() as store:
             first_id = _last_alert_id(store)
             polls = [self.poll(s.name, store=store) for s in self.config.sources if s.enabled]
             alerts = self._polled_alerts(store, first_id) + self.detect(store=store)

@@ -10,6 +10,7 @@ migrations (:data:`MIGRATIONS`); opening an older file upgrades it.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import sqlite3
@@ -23,7 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from feeds.base import Item, Observation, Problem
+from warnd import checkpointer
 from warnd.errors import StoreError
+
+log = logging.getLogger("warnd.store")
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -415,6 +419,8 @@ class Store:
     def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
         self.path = Path(path)
         self._depth = 0
+        self._checkpoints: checkpointer.Checkpointer | None = None
+        self._owns_checkpoints = False
         on_disk = str(path) != ":memory:"
         try:
             if on_disk:
@@ -439,6 +445,8 @@ class Store:
             self.db.execute("PRAGMA temp_store = MEMORY")
             if on_disk and not self.marker.exists():
                 self._write_marker()
+            if on_disk and (ck := checkpointer.running(self.path)) is not None:
+                self._use_checkpointer(ck)
         except sqlite3.Error as e:
             raise StoreError(
                 f"{path}: cannot open the store: "
@@ -498,7 +506,48 @@ class Store:
         return cls(Path(state_dir) / DB_NAME, timeout=timeout)
 
     def close(self) -> None:
+        if self._owns_checkpoints and self._checkpoints is not None:
+            self._checkpoints.close()
         self.db.conn.close()
+
+    # -- the WAL checkpointed on a thread of its own ---------------------------------
+    def checkpoint_in_background(self, *, limit_pages: int = checkpointer.LIMIT_PAGES,
+                                 wait: float = 5.0) -> checkpointer.Checkpointer | None:
+        """Checkpoint the WAL on a thread of its own (:mod:`warnd.checkpointer`) until
+        this store is closed: for a connection held for a whole cycle or the daemon's
+        life. The process's other connections to this store opened meanwhile use it too.
+        None for a store in memory, or when the thread's connection cannot be opened
+        (then SQLite's own checkpoints go on as before)."""
+        if str(self.path) == ":memory:":
+            return None
+        ck = checkpointer.running(self.path)
+        if ck is None:
+            try:
+                mine = checkpointer.Checkpointer(
+                    self.path, wait=wait, limit_pages=limit_pages,
+                    explain=lambda e: store_problem(e, self.path.parent))
+            except sqlite3.Error as e:
+                log.warning("store=%s checkpoints stay in the writers' commits: %s",
+                            self.path, store_problem(e, self.path.parent))
+                return None
+            ck = mine.register()
+            if ck is mine:
+                self._owns_checkpoints = True
+            else:  # another thread's came first
+                mine.close()
+        self._use_checkpointer(ck)
+        return ck
+
+    def _use_checkpointer(self, ck: checkpointer.Checkpointer) -> None:
+        self.db.execute("PRAGMA wal_autocheckpoint = 0")
+        self.db.execute("PRAGMA journal_size_limit = %d" % (ck.limit_pages * checkpointer.PAGE))
+        self._checkpoints = ck
+
+    def _checkpoint_nudge(self) -> None:
+        ck = self._checkpoints
+        if ck is not None and not ck.nudge():  # it stopped: checkpoint as by default
+            self._checkpoints = None
+            self.db.execute("PRAGMA wal_autocheckpoint = 1000")
 
     # -- plumbing ---------------------------------------------------------------
     @contextmanager
@@ -527,6 +576,8 @@ class Store:
         else:
             self._depth = 0
             conn.commit()
+            if self._checkpoints is not None:
+                self._checkpoint_nudge()
 
     @property
     def schema_version(self) -> int:

@@ -373,11 +373,12 @@ class Daemon:
 
         SQLite checkpoints the WAL into the database file whenever the *last*
         connection closes; with this one open, a job closing its own connection
-        does not, and the WAL is checkpointed by SQLite's automatic checkpoint
-        (every 1,000 pages written) instead of after every poll.
+        does not. This connection's checkpointing thread (:mod:`warnd.checkpointer`)
+        copies the WAL back while the jobs go on; their connections use it.
         """
         try:
             self._anchor = self.pipeline.open_store()
+            self._anchor.checkpoint_in_background()
         except Exception as e:  # the jobs report a store they cannot open themselves
             log.warning("cannot hold the store open: %s", e)
 

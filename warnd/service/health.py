@@ -246,6 +246,13 @@ def outbox_progress(cfg: Config, store: Any, now: datetime) -> dict[str, Any]:
             "failing_targets": failing, "by_target": by_target}
 
 
+def _size(path: Any) -> int:
+    try:
+        return int(path.stat().st_size)
+    except OSError:  # no WAL at this moment
+        return 0
+
+
 class StoreCollector:
     """Prometheus collector: every number read from the store at scrape time."""
 
@@ -350,6 +357,10 @@ class StoreCollector:
                                     "waited (0: none waits).")
             age.add_metric([], det["waited_s"])
             yield from (watched, waiting, age)
+            wal = GaugeMetricFamily("warnd_store_wal_bytes",
+                                    "Size of the store's write-ahead log (warnd.sqlite-wal).")
+            wal.add_metric([], _size(store.path.with_name(store.path.name + "-wal")))
+            yield wal
         finally:
             store.close()
         live = self._liveness() if self._liveness else {}
