@@ -9,9 +9,12 @@ places of a large file and synced (at 100,000 series most of a commit's time).
 A :class:`Checkpointer` does it on a thread with its own connection instead, while
 the daemon or a ``run --once`` cycle goes on with the next source (SQLite releases
 the GIL while it writes). Connections of this process that use it turn their own
-automatic checkpoints off and nudge it after each commit; nudges that come while it
-works are served by one checkpoint. Each checkpoint is ``PASSIVE`` (never in a
-writer's way). A writer that never pauses would let the WAL grow as long as it writes,
+automatic checkpoints off and nudge it after each commit. It checkpoints once
+``min_pages`` wait to be copied back (1,000, as SQLite's own automatic checkpoint;
+read from the WAL index, without touching the database), so a daemon committing a
+few pages at a time does not pay a checkpoint's syncs for each; nudges that come
+while it works are served by one checkpoint. Each checkpoint is ``PASSIVE`` (never in
+a writer's way). A writer that never pauses would let the WAL grow as long as it writes,
 so past ``limit_pages`` the thread makes a ``RESTART`` checkpoint: it waits (at most
 ``wait``) for the writer's commit and the readers of older pages, copies everything and
 lets the next commit start the WAL from its beginning (``journal_size_limit`` then
@@ -30,6 +33,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import struct
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +43,9 @@ log = logging.getLogger("warnd.store")
 
 #: WAL pages (4 KiB) above which a checkpoint restarts the WAL: 64 MiB
 LIMIT_PAGES = 16_384
+#: pages waiting to be copied back before a checkpoint is worth its syncs (SQLite's
+#: own automatic checkpoint waits for as many)
+MIN_PAGES = 1000
 PAGE = 4096
 
 #: the running checkpointer of each store file in this process
@@ -67,8 +74,11 @@ class Checkpointer:
     """
 
     def __init__(self, path: Path, *, wait: float = 5.0, limit_pages: int = LIMIT_PAGES,
+                 min_pages: int = MIN_PAGES,
                  explain: Callable[[sqlite3.Error], str] = str) -> None:
         self.path = Path(path)
+        self.min_pages = min_pages
+        self._index = self.path.with_name(self.path.name + "-shm")
         self._explain = explain  # an SQLite error in the operator's words
         self.pid = os.getpid()
         self.limit_pages = limit_pages
@@ -100,7 +110,8 @@ class Checkpointer:
         return True
 
     def settle(self, timeout: float | None = None) -> bool:
-        """Wait until every nudge so far has been served by a checkpoint."""
+        """Wait until every nudge so far has been served (by a checkpoint, where at
+        least ``min_pages`` waited)."""
         with self._cond:
             target = self._asked
             return self._cond.wait_for(lambda: self._served >= target or self._closing,
@@ -131,7 +142,9 @@ class Checkpointer:
                     if self._closing:
                         return
                     target = self._asked
-                self._checkpoint()
+                backlog = self._backlog()
+                if backlog is None or backlog >= self.min_pages:
+                    self._checkpoint()
                 with self._cond:
                     self._served = target
                     self._cond.notify_all()
@@ -164,6 +177,21 @@ class Checkpointer:
             self.stats["errors"] += 1
             self._report(f"checkpoint failed: {self._explain(e)}; "
                          "the next commit tries again, nothing committed is lost")
+
+    def _backlog(self) -> int | None:
+        """WAL pages not yet copied back, read from the WAL index's header (the ``-shm``
+        file: ``mxFrame`` in both copies of the header, ``nBackfill`` after them; SQLite's
+        documented file format); None when it cannot be read consistently."""
+        try:
+            with open(self._index, "rb") as f:
+                head = f.read(100)
+        except OSError:
+            return None
+        if len(head) < 100 or head[:48] != head[48:96]:  # none yet, or being written
+            return None
+        (frames,) = struct.unpack_from("=I", head, 16)
+        (copied,) = struct.unpack_from("=I", head, 96)
+        return max(frames - copied, 0)
 
     def _report(self, what: str, *, level: int = logging.ERROR,
                 kind: str | None = None) -> None:

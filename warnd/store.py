@@ -512,6 +512,7 @@ class Store:
 
     # -- the WAL checkpointed on a thread of its own ---------------------------------
     def checkpoint_in_background(self, *, limit_pages: int = checkpointer.LIMIT_PAGES,
+                                 min_pages: int = checkpointer.MIN_PAGES,
                                  wait: float = 5.0) -> checkpointer.Checkpointer | None:
         """Checkpoint the WAL on a thread of its own (:mod:`warnd.checkpointer`) until
         this store is closed: for a connection held for a whole cycle or the daemon's
@@ -524,7 +525,7 @@ class Store:
         if ck is None:
             try:
                 mine = checkpointer.Checkpointer(
-                    self.path, wait=wait, limit_pages=limit_pages,
+                    self.path, wait=wait, limit_pages=limit_pages, min_pages=min_pages,
                     explain=lambda e: store_problem(e, self.path.parent))
             except sqlite3.Error as e:
                 log.warning("store=%s checkpoints stay in the writers' commits: %s",
