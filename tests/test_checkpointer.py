@@ -92,6 +92,28 @@ def test_a_connection_outliving_the_thread_checkpoints_as_sqlite_does(tmp_path):
     job.close()
 
 
+def test_a_thread_that_breaks_hands_checkpoints_back_to_the_writers(tmp_path, caplog,
+                                                                     monkeypatch):
+    db = tmp_path / "warnd.sqlite"
+    store = Store(db)
+    ck = store.checkpoint_in_background(min_pages=1)
+
+    def broken(self):  # a bug in the thread, which nothing real here can cause
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(checkpointer.Checkpointer, "_checkpoint", broken)
+    caplog.set_level(logging.ERROR, logger="warnd.store")
+    commit_pages(store, 5)
+    assert ck.settle(timeout=30)
+    ck._thread.join(30)
+    assert not ck._thread.is_alive() and checkpointer.running(db) is None
+    assert any("checkpointing thread stopped" in r.getMessage() for r in caplog.records)
+    commit_pages(store, 5)  # the store notices and checkpoints as SQLite does
+    assert store.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    store.close()
+    assert count(db) == 10
+
+
 def test_a_reader_holding_old_pages_is_reported_once_and_the_wal_shrinks_after(
         tmp_path, caplog):
     db = tmp_path / "warnd.sqlite"

@@ -120,13 +120,16 @@ class Checkpointer:
     def close(self, timeout: float | None = 30.0) -> None:
         """Stop after the checkpoint under way (pending nudges are left to the last
         connection's close, which checkpoints everything)."""
-        with _RUNNING_LOCK:
-            if _RUNNING.get(_key(self.path)) is self:
-                del _RUNNING[_key(self.path)]
+        self._unregister()
         with self._cond:
             self._closing = True
             self._cond.notify_all()
         self._thread.join(timeout)
+
+    def _unregister(self) -> None:
+        with _RUNNING_LOCK:
+            if _RUNNING.get(_key(self.path)) is self:
+                del _RUNNING[_key(self.path)]
 
     def register(self) -> Checkpointer:
         """This process's checkpointer for its store: this one, or one already running."""
@@ -148,7 +151,14 @@ class Checkpointer:
                 with self._cond:
                     self._served = target
                     self._cond.notify_all()
+        except Exception:  # a bug: say so, and let the writers checkpoint again
+            log.exception("store=%s the checkpointing thread stopped; the writers' commits "
+                          "checkpoint the WAL again, as SQLite does by default", self.path)
         finally:
+            self._unregister()
+            with self._cond:
+                self._closing = True  # nudge() says False: the store turns its own on
+                self._cond.notify_all()
             self._con.close()
 
     def _checkpoint(self) -> None:
