@@ -2,14 +2,15 @@
 
 What the thread did is read where SQLite keeps it: the WAL index (``-shm``) says how
 many frames the log holds (``mxFrame``) and how many are copied back into the database
-file (``nBackfill``), and the ``-wal`` file's size is what the disk holds.
+file (``nBackfill``), and the ``-wal`` file's size is what the disk holds. The index is
+read by a process of its own: closing a descriptor of that file in this one would drop
+the POSIX locks this process's connections hold on it.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-import struct
 import subprocess
 import sys
 import textwrap
@@ -20,12 +21,20 @@ from warnd import checkpointer
 from warnd.store import Store
 
 
+READ_INDEX = """
+import struct, sys
+head = open(sys.argv[1], "rb").read(136)
+print(struct.unpack_from("=I", head, 16)[0],  # WalIndexHdr.mxFrame
+      struct.unpack_from("=I", head, 96)[0])  # WalCkptInfo.nBackfill
+"""
+
+
 def wal_index(db: Path) -> tuple[int, int]:
     """(frames in the WAL, frames copied back) from the WAL index's header."""
-    head = db.with_name(db.name + "-shm").read_bytes()[:136]
-    (mx_frame,) = struct.unpack_from("=I", head, 16)  # WalIndexHdr.mxFrame
-    (n_backfill,) = struct.unpack_from("=I", head, 96)  # WalCkptInfo.nBackfill
-    return mx_frame, n_backfill
+    out = subprocess.run([sys.executable, "-c", READ_INDEX, str(db.with_name(db.name + "-shm"))],
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    frames, copied = map(int, out.split())
+    return frames, copied
 
 
 def commit_pages(store: Store, n: int, tag: str = "x") -> None:
@@ -61,7 +70,7 @@ def test_the_thread_copies_commits_back_and_the_writers_do_not(tmp_path):
         commit_pages(store if i % 2 else other, 60)
         assert ck.settle(timeout=30)
         frames, copied = wal_index(db)
-        if i % 2 == 0:  # 60 pages wait: fewer than min_pages, not worth a checkpoint yet
+        if i % 2 == 0:  # 60 rows wait: fewer than min_pages, not worth a checkpoint yet
             assert frames - copied >= 60
         else:  # 120: copied back, all that was committed is in the database file
             assert frames and copied == frames

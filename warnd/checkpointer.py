@@ -9,12 +9,15 @@ places of a large file and synced (at 100,000 series most of a commit's time).
 A :class:`Checkpointer` does it on a thread with its own connection instead, while
 the daemon or a ``run --once`` cycle goes on with the next source (SQLite releases
 the GIL while it writes). Connections of this process that use it turn their own
-automatic checkpoints off and nudge it after each commit. It checkpoints once
-``min_pages`` wait to be copied back (1,000, as SQLite's own automatic checkpoint;
-read from the WAL index, without touching the database), so a daemon committing a
-few pages at a time does not pay a checkpoint's syncs for each; nudges that come
-while it works are served by one checkpoint. Each checkpoint is ``PASSIVE`` (never in
-a writer's way). A writer that never pauses would let the WAL grow as long as it writes,
+automatic checkpoints off and nudge it after each commit with the rows it changed.
+It checkpoints once about ``min_pages`` wait to be copied back (1,000, as SQLite's own
+automatic checkpoint; counted as rows changed, about a page each here: a state, an
+observation in its series' leaf), so a daemon committing a few rows at a time does
+not pay a checkpoint's syncs for each; nudges that come while it works are served by
+one checkpoint. (The exact count of pages is in the WAL index, the ``-shm`` file, but
+a process must not open and close that file itself: closing any descriptor of it
+drops every POSIX lock the process's SQLite connections hold on it.) Each checkpoint
+is ``PASSIVE`` (never in a writer's way). A writer that never pauses would let the WAL grow as long as it writes,
 so past ``limit_pages`` the thread makes a ``RESTART`` checkpoint: it waits (at most
 ``wait``) for the writer's commit and the readers of older pages, copies everything and
 lets the next commit start the WAL from its beginning (``journal_size_limit`` then
@@ -33,7 +36,6 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-import struct
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -78,7 +80,7 @@ class Checkpointer:
                  explain: Callable[[sqlite3.Error], str] = str) -> None:
         self.path = Path(path)
         self.min_pages = min_pages
-        self._index = self.path.with_name(self.path.name + "-shm")
+        self._waiting = 0  # rows committed since the last checkpoint
         self._explain = explain  # an SQLite error in the operator's words
         self.pid = os.getpid()
         self.limit_pages = limit_pages
@@ -99,13 +101,15 @@ class Checkpointer:
         self._thread.start()
 
     # -- used by the store's connections -----------------------------------------------
-    def nudge(self) -> bool:
-        """Ask for a checkpoint of what has been committed; False once it has stopped
-        (the caller then checkpoints as SQLite does by default)."""
+    def nudge(self, rows: int = 1) -> bool:
+        """Say that a commit changed ``rows`` rows (a checkpoint follows once about
+        ``min_pages`` wait); False once it has stopped (the caller then checkpoints as
+        SQLite does by default)."""
         with self._cond:
             if self._closing:
                 return False
             self._asked += 1
+            self._waiting += max(rows, 1)
             self._cond.notify_all()
         return True
 
@@ -145,8 +149,10 @@ class Checkpointer:
                     if self._closing:
                         return
                     target = self._asked
-                backlog = self._backlog()
-                if backlog is None or backlog >= self.min_pages:
+                    due = self._waiting >= self.min_pages
+                    if due:
+                        self._waiting = 0
+                if due:
                     self._checkpoint()
                 with self._cond:
                     self._served = target
@@ -187,21 +193,6 @@ class Checkpointer:
             self.stats["errors"] += 1
             self._report(f"checkpoint failed: {self._explain(e)}; "
                          "the next commit tries again, nothing committed is lost")
-
-    def _backlog(self) -> int | None:
-        """WAL pages not yet copied back, read from the WAL index's header (the ``-shm``
-        file: ``mxFrame`` in both copies of the header, ``nBackfill`` after them; SQLite's
-        documented file format); None when it cannot be read consistently."""
-        try:
-            with open(self._index, "rb") as f:
-                head = f.read(100)
-        except OSError:
-            return None
-        if len(head) < 100 or head[:48] != head[48:96]:  # none yet, or being written
-            return None
-        (frames,) = struct.unpack_from("=I", head, 16)
-        (copied,) = struct.unpack_from("=I", head, 96)
-        return max(frames - copied, 0)
 
     def _report(self, what: str, *, level: int = logging.ERROR,
                 kind: str | None = None) -> None:

@@ -421,6 +421,7 @@ class Store:
         self._depth = 0
         self._checkpoints: checkpointer.Checkpointer | None = None
         self._owns_checkpoints = False
+        self._changes = 0  # the connection's rows changed when the checkpointer last heard
         on_disk = str(path) != ":memory:"
         try:
             if on_disk:
@@ -543,10 +544,13 @@ class Store:
         self.db.execute("PRAGMA wal_autocheckpoint = 0")
         self.db.execute("PRAGMA journal_size_limit = %d" % (ck.limit_pages * checkpointer.PAGE))
         self._checkpoints = ck
+        self._changes = self.db.conn.total_changes
 
     def _checkpoint_nudge(self) -> None:
         ck = self._checkpoints
-        if ck is not None and not ck.nudge():  # it stopped: checkpoint as by default
+        changes = self.db.conn.total_changes
+        rows, self._changes = changes - self._changes, changes
+        if ck is not None and not ck.nudge(rows):  # it stopped: checkpoint as by default
             self._checkpoints = None
             self.db.execute("PRAGMA wal_autocheckpoint = 1000")
 
