@@ -170,19 +170,19 @@ from tests.test_checkpointer import commit_pages, wal_index
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 db = Path({db!r})
 store = Store(db)
-ck = store.checkpoint_in_background(min_pages=1)
+ck = store.checkpoint_in_background(min_pages=50)
 commit_pages(store, 200, "first")  # the WAL file now has room for 200 frames
 assert ck.settle(timeout=30)
 size = db.stat().st_size
 # the database file cannot grow (EFBIG); the WAL is rewritten from its start in place
 resource.setrlimit(resource.RLIMIT_FSIZE, (size, resource.RLIM_INFINITY))
-for i in range(3):
-    commit_pages(store, 10, "while-full")
+for i in range(3):  # the third commit brings 60 rows, past min_pages: a checkpoint
+    commit_pages(store, 20, "while-full")
     assert ck.settle(timeout=30)
 frames, copied = wal_index(db)
 print("stuck", frames, copied, ck.stats["errors"], flush=True)
 resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
-commit_pages(store, 1, "after")
+commit_pages(store, 1, "after")  # one row: a checkpoint only because the last one failed
 assert ck.settle(timeout=30)
 frames, copied = wal_index(db)
 print("after", frames, copied, flush=True)
@@ -207,7 +207,7 @@ def test_a_checkpoint_that_fails_is_reported_and_the_next_one_catches_up(tmp_pat
     assert "checkpoints work again" in r.stderr and not stray_tracebacks(r.stderr)
     frames, copied = map(int, out["after"])
     assert copied == frames
-    assert (count(db, "first"), count(db, "while-full"), count(db, "after")) == (200, 30, 1)
+    assert (count(db, "first"), count(db, "while-full"), count(db, "after")) == (200, 60, 1)
     con = sqlite3.connect(db)
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     con.close()

@@ -17,8 +17,8 @@ not pay a checkpoint's syncs for each; nudges that come while it works are serve
 one checkpoint. (The exact count of pages is in the WAL index, the ``-shm`` file, but
 a process must not open and close that file itself: closing any descriptor of it
 drops every POSIX lock the process's SQLite connections hold on it.) Each checkpoint
-is ``PASSIVE`` (never in a writer's way). A writer that never pauses would let the WAL grow as long as it writes,
-so past ``limit_pages`` the thread makes a ``RESTART`` checkpoint: it waits (at most
+is ``PASSIVE`` (never in a writer's way). A writer that never pauses would let the WAL
+grow as long as it writes, so past ``limit_pages`` the thread makes a ``RESTART`` checkpoint: it waits (at most
 ``wait``) for the writer's commit and the readers of older pages, copies everything and
 lets the next commit start the WAL from its beginning (``journal_size_limit`` then
 truncates the file to the limit). A reader that holds an old snapshot for longer (a
@@ -152,8 +152,9 @@ class Checkpointer:
                     due = self._waiting >= self.min_pages
                     if due:
                         self._waiting = 0
-                if due:
-                    self._checkpoint()
+                if due and not self._checkpoint():
+                    with self._cond:  # failed: the next commit tries again
+                        self._waiting += self.min_pages
                 with self._cond:
                     self._served = target
                     self._cond.notify_all()
@@ -167,7 +168,8 @@ class Checkpointer:
                 self._cond.notify_all()
             self._con.close()
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self) -> bool:
+        """One checkpoint (and a ``RESTART`` past the limit); False when it failed."""
         try:
             busy, frames, done = self._con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             self.stats["checkpoints"] += 1
@@ -183,16 +185,18 @@ class Checkpointer:
                         "that could not be copied back while another connection used older "
                         "pages (a long report, a backup or a long write); it shrinks once "
                         "that ends", level=logging.WARNING, kind="held back")
-                    return
+                    return True
                 self.stats["restarts"] += 1
             elif busy or done < frames:
-                return  # a reader holds older pages: copied by a later checkpoint
+                return True  # a reader holds older pages: copied by a later checkpoint
             self._restart_at = self.limit_pages
             self._recovered()
+            return True
         except sqlite3.Error as e:
             self.stats["errors"] += 1
             self._report(f"checkpoint failed: {self._explain(e)}; "
                          "the next commit tries again, nothing committed is lost")
+            return False
 
     def _report(self, what: str, *, level: int = logging.ERROR,
                 kind: str | None = None) -> None:
