@@ -209,9 +209,6 @@ class Checkpointer:
             log.info("store=%s checkpoints work again", self.path)
             self._failing = None
 
-    def __repr__(self) -> str:  # pragma: no cover - for debugging
-        return f"Checkpointer({self.path!s}, stats={self.stats!r})"
-
 
 def stats_of(path: Path) -> dict[str, Any] | None:
     """The running checkpointer's counts for the store at ``path`` (None: none runs)."""

@@ -546,11 +546,10 @@ class Store:
         self._checkpoints = ck
         self._changes = self.db.conn.total_changes
 
-    def _checkpoint_nudge(self) -> None:
-        ck = self._checkpoints
+    def _checkpoint_nudge(self, ck: checkpointer.Checkpointer) -> None:
         changes = self.db.conn.total_changes
         rows, self._changes = changes - self._changes, changes
-        if ck is not None and not ck.nudge(rows):  # it stopped: checkpoint as by default
+        if not ck.nudge(rows):  # it stopped: checkpoint as SQLite does by default
             self._checkpoints = None
             self.db.execute("PRAGMA wal_autocheckpoint = 1000")
 
@@ -582,7 +581,7 @@ class Store:
             self._depth = 0
             conn.commit()
             if self._checkpoints is not None:
-                self._checkpoint_nudge()
+                self._checkpoint_nudge(self._checkpoints)
 
     @property
     def schema_version(self) -> int:
