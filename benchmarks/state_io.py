@@ -18,10 +18,19 @@ the same transactions: whether fewer, larger rows would make the week cheaper. W
 ``--inline`` the states are kept in a column of the ``series`` rows, as before schema
 9 (``warnd/store.py`` ``_m9``).
 
+With ``--fits-apart`` three layouts take turns week by week in one process (this
+machine's speed changes by more than their differences within minutes): one row a
+series of ``--sizes`` bytes as warnd keeps it; and each state's first part (980 bytes:
+header, tail, the fits' integers) in one row and its fits' floats (the rest, which
+change only in the weeks a fit is made or dropped: a quarter of the series) in a
+second table, the floats either sent for every series and compared in SQL
+(``... WHERE fits IS NOT ?``) or sent only for the series whose floats changed.
+
     python -m benchmarks.state_io                          # 100,000 series
     python -m benchmarks.state_io --series 10000 --sizes 4100,3000,800
     python -m benchmarks.state_io --group 40 --sizes 4100
     python -m benchmarks.state_io --inline --sizes 4100     # the layout before schema 9
+    python -m benchmarks.state_io --fits-apart --sizes 3200 --weeks 4
 """
 
 from __future__ import annotations
@@ -153,6 +162,85 @@ def run_grouped(n_series: int, size: int, weeks: int, group: int) -> list[dict[s
     return out
 
 
+#: ``--fits-apart``: a state's first part (header, tail, the fits' integers and bytes),
+#: and the share of the series whose fits' floats change a week.
+FIRST_PART = 980
+FITS_CHANGED = 0.25
+
+
+def run_fits_apart(n_series: int, size: int, weeks: int,
+                   per_source: int = 40) -> list[dict[str, Any]]:
+    """``weeks`` rounds of reading and writing ``n_series`` states, the three layouts of
+    ``--fits-apart`` taking turns within each round, each in a store of its own."""
+    sys.path.insert(0, str(ROOT))
+    from warnd.store import Store, _chunks
+
+    keys = [(f"src{i // per_source:05d}", f"s{(i % per_source) // 2:03d}", f"r{i % 2}",
+             "count") for i in range(n_series)]
+    where = "source=?1 AND substance=?2 AND region=?3 AND metric=?4"
+    on = "{t}.source=k.a AND {t}.substance=k.b AND {t}.region=k.c AND {t}.metric=k.d"
+    n_floats = size - FIRST_PART
+    every = round(1 / FITS_CHANGED)
+    floats = [os.urandom(n_floats) for _ in range(16)]
+    fits = [floats[i % 16] for i in range(n_series)]  # each series' floats as stored
+    out = []
+    with tempfile.TemporaryDirectory(prefix="warnd-stateio-") as tmp:
+        stores = {}
+        for layout in ("one row", "apart, compared in SQL", "apart, changed ones sent"):
+            store = stores[layout] = Store(Path(tmp) / f"{len(stores)}.sqlite")
+            with store.write() as db:
+                db.conn.execute("CREATE TABLE series_fits (source TEXT NOT NULL, substance "
+                                "TEXT NOT NULL, region TEXT NOT NULL, metric TEXT NOT NULL, "
+                                "fits BLOB NOT NULL, UNIQUE (source, substance, region, metric))")
+                whole = layout == "one row"
+                db.conn.executemany(
+                    "INSERT INTO series_states (source, substance, region, metric, state) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5)",
+                    [(*k, os.urandom(size if whole else FIRST_PART)) for k in keys])
+                if not whole:
+                    db.conn.executemany(
+                        "INSERT INTO series_fits (source, substance, region, metric, fits) "
+                        "VALUES (?, ?, ?, ?, ?)", [(*k, fits[i]) for i, k in enumerate(keys)])
+            store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        for week in range(weeks):
+            fresh = os.urandom(n_floats)  # the floats of the series whose fits changed
+            changed = [i for i in range(week % every, n_series, every)]
+            for i in changed:
+                fits[i] = fresh
+            for layout, store in stores.items():
+                whole = layout == "one row"
+                t0, c0 = time.perf_counter(), time.process_time()
+                got = 0
+                for part in _chunks(keys, 190):  # as Store.state_blobs reads them
+                    got += len(store.db.execute(
+                        f"WITH k(a, b, c, d) AS (VALUES {','.join(['(?,?,?,?)'] * len(part))}) "
+                        + ("SELECT s.state FROM k JOIN series_states s ON " + on.format(t="s")
+                           if whole else
+                           "SELECT s.state, f.fits FROM k JOIN series_states s ON "
+                           + on.format(t="s") + " LEFT JOIN series_fits f ON "
+                           + on.format(t="f")),
+                        [x for k in part for x in k]).fetchall())
+                c1 = time.process_time()
+                new = os.urandom(size if whole else FIRST_PART)
+                with store.write() as db:
+                    db.conn.executemany(f"UPDATE series_states SET state=?5 WHERE {where}",
+                                        [(*k, new) for k in keys])
+                    if layout == "apart, compared in SQL":
+                        db.conn.executemany(
+                            f"UPDATE series_fits SET fits=?5 WHERE {where} AND fits IS NOT ?5",
+                            [(*k, fits[i]) for i, k in enumerate(keys)])
+                    elif layout == "apart, changed ones sent":
+                        db.conn.executemany(f"UPDATE series_fits SET fits=?5 WHERE {where}",
+                                            [(*keys[i], fresh) for i in changed])
+                c2, t2 = time.process_time(), time.perf_counter()
+                assert got == n_series
+                out.append({"series": n_series, "bytes": size, "layout": layout,
+                            "week": week + 1, **_timing(n_series, t0, c0, c1, c2, t2)})
+        for store in stores.values():
+            store.close()
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--series", type=int, default=100_000)
@@ -161,9 +249,13 @@ def main() -> int:
     ap.add_argument("--group", type=int, default=1, help="states to a row (1: warnd's layout)")
     ap.add_argument("--inline", action="store_true",
                     help="the states in a column of the series rows (the layout before schema 9)")
+    ap.add_argument("--fits-apart", action="store_true",
+                    help="one row a series against the fits' floats in rows of their own, "
+                         "taking turns")
     args = ap.parse_args()
     for size in (int(x) for x in args.sizes.split(",")):
-        rows = (run(args.series, size, args.weeks, inline=args.inline) if args.group == 1
+        rows = (run_fits_apart(args.series, size, args.weeks) if args.fits_apart
+                else run(args.series, size, args.weeks, inline=args.inline) if args.group == 1
                 else run_grouped(args.series, size, args.weeks, args.group))
         for row in rows:
             print(json.dumps(row), flush=True)
