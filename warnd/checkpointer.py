@@ -84,9 +84,9 @@ class Checkpointer:
         self._explain = explain  # an SQLite error in the operator's words
         self.pid = os.getpid()
         self.limit_pages = limit_pages
+        # timeout: SQLite's busy timeout, how long a RESTART waits for the others
         self._con = sqlite3.connect(str(path), timeout=wait, check_same_thread=False,
                                     isolation_level=None)
-        self._con.execute("PRAGMA busy_timeout = %d" % int(wait * 1000))
         self._cond = threading.Condition()
         self._asked = 0  # nudges so far
         self._served = 0  # nudges a finished checkpoint has covered
