@@ -204,7 +204,7 @@ def run_fits_apart(n_series: int, size: int, weeks: int,
             store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         for week in range(weeks):
             fresh = os.urandom(n_floats)  # the floats of the series whose fits changed
-            changed = [i for i in range(week % every, n_series, every)]
+            changed = list(range(week % every, n_series, every))
             for i in changed:
                 fits[i] = fresh
             for layout, store in stores.items():
