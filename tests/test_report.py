@@ -242,7 +242,7 @@ def test_markdown_and_csv_carry_the_same_numbers(small):
     assert {r["series"] for r in src} == {"lab:ketamin", "trends:ketamin:index", "lab:heroin"}
     # the tables name a series as people say it (the CSV keeps the key beside the name)
     assert {r["series_name"] for r in src} == {"Lab: count per period",
-                                               "Trends: search index 0–100"}
+                                               "Trends: relative search index"}
     assert "lab:ketamin" not in md
     tables = {sec.splitlines()[0].split(" – ", 1)[1]: sec for sec in md.split("## Table ")[1:]}
     for r in src:

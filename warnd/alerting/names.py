@@ -23,7 +23,9 @@ COUNTRY = {"no": "hele landet", "en": "Norway"}
 METRICS: dict[str, tuple[str, str]] = {
     "count": ("antall per periode", "count per period"),
     "visits": ("besøk per uke", "visits per week"),
-    "index": ("søkeindeks 0–100", "search index 0–100"),
+    # relative to an export's peak week (100), but above 100 once the terms of one
+    # substance are added up or a later export is put on the stored scale
+    "index": ("relativ søkeindeks", "relative search index"),
     "concentration": ("mg per 1 000 innbyggere per dag", "mg per 1,000 inhabitants per day"),
     "quantity": ("beslaglagt mengde (kg)", "quantity seized (kg)"),
     "notices": ("varsler per uke", "warnings per week"),
