@@ -185,3 +185,36 @@ def test_the_store_loads_without_numpy_which_still_imports_after():
                        timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["5.0", "1"]
+
+
+def test_open_episodes_are_read_from_their_mark_whatever_floats_they_hold(store):
+    """Episode states are marked open when they have an episode open and found by that
+    mark (an index), not by reading JSON in SQL: a rise from nothing (an infinite
+    change, written ``Infinity``) and an unknown p-value (``NaN``) are found like any,
+    and closing an episode takes it out."""
+    import math
+
+    from detectors.base import series_key
+
+    for sub, region in (("ketamin", "46"), ("ketamin", "03"), ("kokain", "46")):
+        store.ingest("lab", location=f"{sub}{region}", sha256=None, items=(), problems=(),
+                     observations=[Observation(source="lab", substance=sub, region=region,
+                                               period=date(2026, 1, 5), value=3.0)])
+    a, b, c = (f"series:{series_key('lab', s, r, 'count')}"
+               for s, r in (("ketamin", "46"), ("ketamin", "03"), ("kokain", "46")))
+    rise = {"source": "lab", "relative_change": math.inf, "p_value": math.nan, "category": 2}
+    with store.write() as db:
+        store.save_episode_state(a, {"tracker": {}, "active": {"trend:increase": rise}}, db)
+        store.save_episode_state(b, {"tracker": {}, "active": {}}, db)
+        store.save_episode_state(c, {"tracker": {}, "active": {"trend:decrease": rise}}, db)
+        store.save_episode_state("digest", {"since": "2026-01-01"}, db)
+    assert store.open_episode_scopes("ketamin", "trend:increase") == {a}
+    assert store.open_episode_scopes("ketamin", "trend:decrease") == set()
+    assert store.open_episode_scopes("kokain", "trend:decrease") == {c}
+    got = store.active_episode_states("ketamin")
+    assert list(got) == [a] and math.isinf(got[a]["active"]["trend:increase"]["relative_change"])
+    assert list(store.open_episode_states()) == [a, c]  # in the order first stored
+    with store.write() as db:  # the rise ends
+        store.save_episode_state(a, {"tracker": {}, "active": {}}, db)
+    assert store.active_episode_states("ketamin") == {}
+    assert list(store.open_episode_states()) == [c]

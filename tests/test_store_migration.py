@@ -1,5 +1,6 @@
 """Schema 5: the ``series`` table, clustered observations, and the way up from schema 2;
-schema 9: the detector states in a table of their own, and the way up from schema 8.
+schema 9: the detector states in a table of their own, and the way up from schema 8;
+schema 10: the index of open episodes.
 
 The schema-2 store is the one ``make demo`` left behind before schema 5
 (``tests/fixtures/stores/demo-v2.sqlite.gz``), the schema-8 store the one it left
@@ -10,6 +11,7 @@ each opened by this version.
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 import sqlite3
 from datetime import UTC, date, datetime
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from detectors.base import series_key
 from feeds.base import Observation
 from warnd.config import load_config
 from warnd.pipeline import Pipeline
@@ -78,6 +81,10 @@ def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
     obs_sql = "SELECT * FROM observations ORDER BY source, substance, region, metric, period"
     before = {t: _rows(db, f"SELECT * FROM {t} ORDER BY 1, 2")
               for t in ("revisions", "items", "findings", "episodes", "alerts", "deliveries")}
+    opened = {r[0] for r in _rows(db, "SELECT scope FROM episodes")
+              if json.loads(_rows(db, f"SELECT state FROM episodes WHERE scope = '{r[0]}'")[0][0])
+              .get("active")}
+    assert opened
     obs_before = _rows(db, obs_sql)
     distinct = _rows(db, "SELECT DISTINCT source, substance, region, metric FROM observations "
                          "ORDER BY 1, 2, 3, 4")
@@ -85,7 +92,7 @@ def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 9
+        assert store.schema_version == len(MIGRATIONS) == 10
         table_sql = store.db.execute(
             "SELECT sql FROM sqlite_master WHERE name='observations'").fetchone()[0]
         assert "WITHOUT ROWID" in table_sql
@@ -106,10 +113,12 @@ def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
     finally:
         store.close()
     assert _rows(db, obs_sql) == obs_before
-    for t, rows in before.items():
-        assert _rows(db, f"SELECT * FROM {t} ORDER BY 1, 2") == rows, t
+    for t, rows in before.items():  # episodes: with schema 10's mark of the open ones
+        cols = "scope, state, updated_at" if t == "episodes" else "*"
+        assert _rows(db, f"SELECT {cols} FROM {t} ORDER BY 1, 2") == rows, t
+    assert {r[0] for r in _rows(db, "SELECT scope FROM episodes WHERE is_open")} == opened
     again = Store(db)  # re-opening runs no migration again
-    assert again.schema_version == 9
+    assert again.schema_version == 10
     again.close()
 
 
@@ -161,7 +170,7 @@ def test_schema_8_states_move_to_their_own_table_unchanged(tmp_path, monkeypatch
         temp_store.append(sdb.execute("PRAGMA temp_store").fetchone()[0])
         real_m9(sdb)
 
-    monkeypatch.setattr(warnd.store, "MIGRATIONS", [*MIGRATIONS[:8], m9])
+    monkeypatch.setattr(warnd.store, "MIGRATIONS", [*MIGRATIONS[:8], m9, *MIGRATIONS[9:]])
     assert _rows(db, "PRAGMA user_version") == [(8,)]
     key = "source, substance, region, metric"
     states = dict((tuple(r[:4]), r[4]) for r in _rows(
@@ -172,7 +181,7 @@ def test_schema_8_states_move_to_their_own_table_unchanged(tmp_path, monkeypatch
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 9
+        assert store.schema_version == len(MIGRATIONS) == 10
         assert temp_store == [1]  # FILE while migrating
         assert store.db.execute("PRAGMA temp_store").fetchone()[0] == 2  # then MEMORY
         assert "detector_state" not in _columns(db, "series")
@@ -185,6 +194,58 @@ def test_schema_8_states_move_to_their_own_table_unchanged(tmp_path, monkeypatch
         assert read.keys() == states.keys()
         assert all(st["version"] >= 1 and len(st["y"]) > 0 for st in read.values())
         assert store.pending_series() == {}
+    finally:
+        store.close()
+
+
+def test_schema_10_answers_open_episodes_from_an_index_of_them(tmp_path):
+    """The demo store of schema 8 (its ketamine and cocaine rises open) upgraded through
+    schema 10: the open episodes of a substance's series are found in the index of open
+    episodes, not by reading every series' state, and they are the ones a read of every
+    state finds; a state that is not JSON counts as none open and breaks nothing."""
+    import json
+
+    db = _unpack(tmp_path / "state", FIXTURE_V8, MADE_IN_V8)
+    store = Store(db)
+    try:
+        assert store.schema_version == 10
+        assert "episodes_open" in {r[0] for r in store.db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'episodes'")}
+        keys = {}
+        for source, substance, region, metric in store.series_keys():
+            keys[f"series:{series_key(source, substance, region, metric)}"] = substance
+        closed = next(sc for sc, st in store.db.execute("SELECT scope, state FROM episodes")
+                      if sc in keys and not json.loads(st).get("active"))
+        with store.write():  # a damaged state among them
+            store.db.execute("UPDATE episodes SET state = '{not json' WHERE scope = ?", [closed])
+        every = {scope: json.loads(state) for scope, state in store.db.execute(
+            "SELECT scope, state FROM episodes ORDER BY rowid")
+            if scope in keys and scope != closed}
+        seen: list[str] = []
+        store.db.conn.set_trace_callback(seen.append)
+        assert list(store.open_episode_states().items()) == [  # in the order stored
+            (sc, st) for sc, st in every.items() if st.get("active")]
+        store.db.conn.set_trace_callback(None)
+        assert "SCAN episodes USING INDEX episodes_open" in " ".join(
+            r[3] for r in store.db.execute("EXPLAIN QUERY PLAN " + seen[-1]))
+        rising = set()
+        for substance in sorted(set(keys.values())):
+            seen: list[str] = []
+            store.db.conn.set_trace_callback(seen.append)
+            active = store.active_episode_states(substance)
+            scopes = store.open_episode_scopes(substance, "trend:increase")
+            store.db.conn.set_trace_callback(None)
+            assert active == {sc: st for sc, st in every.items()
+                              if keys[sc] == substance and st.get("active")}
+            assert scopes == {sc for sc, st in active.items()
+                              if "trend:increase" in st["active"]}
+            rising |= {substance} if scopes else set()
+            for sql in seen:
+                plan = " ".join(r[3] for r in store.db.execute(
+                    "EXPLAIN QUERY PLAN " + sql, [substance, "$.x"][:sql.count("?")]))
+                assert "SCAN e USING INDEX episodes_open" in plan, (sql, plan)
+                assert "series_substance" not in plan, plan
+        assert rising == {"ketamin", "kokain"}
     finally:
         store.close()
 

@@ -77,8 +77,7 @@ def build(config: Config, store: Store, *, end: datetime,
         [data_since.isoformat(), end.date().isoformat(), iso(since), iso(end)],
     )
     open_eps: dict[str, dict[str, Any]] = {}
-    for r in store.q("SELECT scope, state FROM episodes WHERE scope LIKE 'series:%'"):
-        st = json.loads(r["state"])
+    for st in store.open_episode_states().values():
         for key, f in (st.get("active") or {}).items():
             if not key.startswith("trend:") or f.get("metric") == "notices":
                 continue
