@@ -318,10 +318,18 @@ def _m5(db: sqlite_utils.Database) -> None:
         "changed_from, updated_at) VALUES (?,?,?,?,?,?,?,?,?,1,0,?,?)",
         [(*r[:4], series_key(*r[:4]), r[4], r[5], r[6], r[7], r[5], now_s) for r in rows],
     )
-    db.execute(
-        "UPDATE series SET judged_period = (SELECT json_extract(e.state, '$.last_period') "
-        "FROM episodes e WHERE e.scope = 'series:' || series.key)"
-    )
+    # each series judged up to its episode state's last period; read by Python's JSON,
+    # as written (SQLite before 3.42 refuses the Infinity of a rise from nothing)
+    judged = []
+    for scope, state in db.conn.execute(
+            "SELECT scope, state FROM episodes WHERE substr(scope, 1, 7) = 'series:'"):
+        try:
+            last = json.loads(state).get("last_period")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(last, str):
+            judged.append((last, scope.removeprefix("series:")))
+    db.conn.executemany("UPDATE series SET judged_period = ? WHERE key = ?", judged)
     db.execute(
         "UPDATE series SET judged_version = data_version, changed_from = NULL "
         "WHERE judged_period >= last_period"
