@@ -231,6 +231,27 @@ def test_acknowledged_episode_gets_no_reminder(tmp_path):
     }
 
 
+def test_alerts_as_json_any_parser_reads_a_rise_from_nothing(tmp_path, capsys):
+    """``warnd alerts --json`` for scripts: a rise from nothing (an infinite change) is
+    ``null`` there, not Python's ``Infinity``, which is not JSON."""
+    cfg = make_config(
+        tmp_path, target("mail", "mailto://127.0.0.1:2525?from=a@example.org&to=o@example.org")
+    )
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    (a,) = _period(cfg, store, date(2026, 7, 6), {"lab": [finding("lab", rel=float("inf"))]})
+    capsys.readouterr()
+    assert main(["--config", str(cfg.path), "alerts", "--json"]) == 0
+
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    rows = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert [r["id"] for r in rows] == [a["id"]]
+    (told,) = rows[0]["data"]["agree"]
+    assert told["relative_change"] is None and told["level_before"] == 6.0
+
+
 # -- silences -------------------------------------------------------------------------
 def test_silenced_alert_is_recorded_not_sent(tmp_path, smtp_server, capsys):
     cfg = make_config(tmp_path, target("mail", smtp_server.url()))

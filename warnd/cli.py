@@ -12,6 +12,7 @@ import argparse
 import gc
 import json
 import logging
+import math
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,7 +54,21 @@ def _load(args: argparse.Namespace, *, light: bool = False) -> Config:
 
 
 def _print_json(obj: Any) -> None:
-    print(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+    """``obj`` as JSON that any parser reads: a number that is not finite (the change
+    of a rise from nothing is infinite) as ``null``, not Python's ``Infinity`` or
+    ``NaN``, which are not JSON."""
+    print(json.dumps(_finite_or_null(obj), indent=2, ensure_ascii=False, default=str,
+                     allow_nan=False))
+
+
+def _finite_or_null(v: Any) -> Any:
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: _finite_or_null(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_finite_or_null(x) for x in v]
+    return v
 
 
 # -- run ---------------------------------------------------------------------------
