@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+import math
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
 
 from tests.conftest import write_config
-from tests.scenario import LAB_SOURCE, MEDIA_SOURCE, media_titles, write_lab_csv, write_rss
+from tests.scenario import (
+    LAB_SOURCE,
+    MEDIA_SOURCE,
+    START,
+    media_titles,
+    write_lab_csv,
+    write_rss,
+)
 from warnd.cli import collect_status, main
 from warnd.config import load_config
 from warnd.pipeline import Pipeline
@@ -191,8 +202,6 @@ def test_daemon_and_backtest_find_the_same_changes(tmp_path):
     """The daemon's stored findings are those of the one-pass replay and of the
     incremental state on the same data, and `warnd backtest` on that data fires the
     trends the daemon recorded."""
-    import json
-
     from detectors.engine import SeriesState, replay, replay_with_state
     from warnd.backtest import run_backtest
 
@@ -221,3 +230,64 @@ def test_daemon_and_backtest_find_the_same_changes(tmp_path):
     trend_keys = {f"lab:{a['substance']}:trend:increase:{a['onset']}" for a in fired
                   if a["kind"] == "trend"}
     assert trend_keys and trend_keys <= set(stored)
+
+
+WASTEWATER_SOURCE = """
+[[sources]]
+name = "ww"
+kind = "count_table"
+location = "data/ww.csv"
+interval = "1h"
+dimension = "use"
+metric = "concentration"
+"""
+
+
+def test_a_substance_rising_from_nothing_is_told_and_every_later_round_judged(tmp_path, caplog,
+                                                                             capsys):
+    """Wastewater that held no ketamine until it appears (its change infinite: nothing
+    before) and, while that rise is open, a spike in the lab's ketamine counts: week by
+    week through the pipeline, every week's series are judged (none left pending, no
+    detection error; SQLite before 3.42 does not read the ``Infinity`` Python writes for
+    that change as JSON, which stalled the substance), the rise is told within two weeks,
+    and ``alerts --json`` stays JSON."""
+    weeks, appears, spike = 112, 100, 108
+    rng = np.random.default_rng(5)
+    ww = [0.0 if i < appears else round(3.0 + 0.4 * (i - appears) + rng.uniform(0, 1), 1)
+          for i in range(weeks)]
+    lab = [int(x) for x in rng.poisson(5.0, weeks)]
+    lab[spike] = 40
+    cfg = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h")
+                                   + WASTEWATER_SOURCE))
+    (tmp_path / "data").mkdir()
+
+    def write(upto: int) -> None:
+        for name, vals in (("lab", lab), ("ww", ww)):
+            rows = ["period,substance,value"] + [
+                f"{(START + timedelta(weeks=i)).isoformat()},ketamin,{vals[i]}"
+                for i in range(upto + 1)]
+            (tmp_path / "data" / f"{name}.csv").write_text("\n".join(rows) + "\n")
+
+    told = []
+    for w in range(appears - 2, weeks):
+        write(w)
+        now = datetime.combine(START + timedelta(weeks=w + 1), datetime.min.time(), UTC)
+        res = Pipeline(cfg, clock=lambda now=now: now + timedelta(hours=12)).run_once()
+        assert all(p.ok for p in res["polls"]), [p.error for p in res["polls"]]
+        told += [(w, a["kind"], a["decision"]) for a in res["alerts"]]
+        store = Store.in_dir(cfg.state_dir)
+        try:
+            assert store.pending_series() == {}, w  # every series judged this week
+            rise = store.episode_state("series:ww:ketamin:concentration")
+        finally:
+            store.close()
+        if w > appears:
+            assert math.isinf(rise["active"]["trend:increase"]["relative_change"]), w
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == []
+    first = [(w, d) for w, k, d in told if k == "trend"][0]
+    assert first[1] == "open" and appears <= first[0] <= appears + 2
+    capsys.readouterr()
+    assert main(["--config", str(cfg.path), "alerts", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out, parse_constant=lambda c: 1 / 0)
+    assert {a["substance"] for a in listed} == {"ketamin"}
