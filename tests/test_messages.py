@@ -43,6 +43,8 @@ def test_names_numbers_and_words():
     # a change rounds to whole per cent; one that rounds to nothing has no sign
     assert percent(0.00708, "no") == "+1 %" and percent(-0.004, "en") == "0%"
     assert percent(-12.5, "no") == "−1 250 %"
+    # a rise from nothing, and a change not known
+    assert percent(float("inf"), "no") == "+∞" and percent(float("nan"), "en") == "–"
     # one way to write a p-value, in messages, report and console
     assert p_value(0.0123, "no") == "0,012" and p_value(3e-8, "en") == "<0.001"
     assert p_value(None) == "–"

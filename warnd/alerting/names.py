@@ -134,7 +134,10 @@ def level(x: float | int | None, lang: str = "no", *, share: bool = False) -> st
 
 def percent(x: float | None, lang: str = "no", digits: int = 0) -> str:
     """A relative change as ``"+110 %"`` (Norwegian) or ``"+110%"``, rounded to
-    ``digits`` decimals ("+1 %" for 0.7 %; a change that rounds to nothing is "0 %")."""
+    ``digits`` decimals ("+1 %" for 0.7 %; a change that rounds to nothing is "0 %");
+    a rise from nothing (infinite) as "+∞", in messages as in the report."""
+    if x is not None and math.isinf(float(x)):
+        return "+∞" if x > 0 else ("−∞" if lang == "no" else "-∞")
     if x is None or not math.isfinite(float(x)):
         return "–"
     pc = round(abs(float(x)) * 100, digits)

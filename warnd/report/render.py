@@ -136,8 +136,6 @@ def fmt_level(x: float | None, lang: str, *, share: bool = False) -> str:
 
 def fmt_rel(x: float | None, lang: str) -> str:
     """A relative change as the messages write it ("+54 %", "−12 %"); from nothing "+∞"."""
-    if x is not None and math.isinf(x):
-        return "+∞" if x > 0 else "−∞"
     return percent(x, lang)
 
 
