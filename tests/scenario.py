@@ -72,6 +72,16 @@ interval = "{interval}"
 dimension = "use"
 """
 
+WASTEWATER_SOURCE = """
+[[sources]]
+name = "ww"
+kind = "count_table"
+location = "data/ww.csv"
+interval = "1h"
+dimension = "use"
+metric = "{metric}"
+"""
+
 MEDIA_SOURCE = """
 [[sources]]
 name = "media"

@@ -17,7 +17,7 @@ import pytest
 
 from detectors.engine import replay
 from tests.conftest import write_config
-from tests.scenario import LAB_SOURCE, START, WEEKS, write_lab_csv
+from tests.scenario import LAB_SOURCE, START, WASTEWATER_SOURCE, WEEKS, write_lab_csv
 from warnd.config import load_config
 from warnd.pipeline import Pipeline
 from warnd.store import Store
@@ -235,15 +235,8 @@ def test_after_an_engine_version_change_only_the_changed_family_is_replayed(tmp_
 
     lab = tmp_path / "data" / "lab.csv"
     ww = tmp_path / "data" / "ww.csv"
-    cfg = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h") + """
-[[sources]]
-name = "ww"
-kind = "count_table"
-location = "data/ww.csv"
-interval = "1h"
-dimension = "use"
-metric = "quantity"
-"""))
+    cfg = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h")
+                                   + WASTEWATER_SOURCE.format(metric="quantity")))
     write_lab_csv(lab, weeks=WEEKS)
     lines = lab.read_text().splitlines()
     for path in (lab, ww):

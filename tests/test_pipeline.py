@@ -13,6 +13,7 @@ from tests.scenario import (
     LAB_SOURCE,
     MEDIA_SOURCE,
     START,
+    WASTEWATER_SOURCE,
     media_titles,
     write_lab_csv,
     write_rss,
@@ -232,17 +233,6 @@ def test_daemon_and_backtest_find_the_same_changes(tmp_path):
     assert trend_keys and trend_keys <= set(stored)
 
 
-WASTEWATER_SOURCE = """
-[[sources]]
-name = "ww"
-kind = "count_table"
-location = "data/ww.csv"
-interval = "1h"
-dimension = "use"
-metric = "concentration"
-"""
-
-
 def test_a_substance_rising_from_nothing_is_told_and_every_later_round_judged(tmp_path, caplog,
                                                                              capsys):
     """Wastewater that held no ketamine until it appears (its change infinite: nothing
@@ -258,7 +248,7 @@ def test_a_substance_rising_from_nothing_is_told_and_every_later_round_judged(tm
     lab = [int(x) for x in rng.poisson(5.0, weeks)]
     lab[spike] = 40
     cfg = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h")
-                                   + WASTEWATER_SOURCE))
+                                   + WASTEWATER_SOURCE.format(metric="concentration")))
     (tmp_path / "data").mkdir()
 
     def write(upto: int) -> None:
