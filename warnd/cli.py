@@ -12,7 +12,6 @@ import argparse
 import gc
 import json
 import logging
-import math
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,21 +53,9 @@ def _load(args: argparse.Namespace, *, light: bool = False) -> Config:
 
 
 def _print_json(obj: Any) -> None:
-    """``obj`` as JSON that any parser reads: a number that is not finite (the change
-    of a rise from nothing is infinite) as ``null``, not Python's ``Infinity`` or
-    ``NaN``, which are not JSON."""
-    print(json.dumps(_finite_or_null(obj), indent=2, ensure_ascii=False, default=str,
-                     allow_nan=False))
+    from warnd.jsonout import print_json
 
-
-def _finite_or_null(v: Any) -> Any:
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
-    if isinstance(v, dict):
-        return {k: _finite_or_null(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_finite_or_null(x) for x in v]
-    return v
+    print_json(obj)
 
 
 # -- run ---------------------------------------------------------------------------

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from warnd.errors import ConfigError
+from warnd.jsonout import print_json
 
 if TYPE_CHECKING:  # the parsers are built for every command; the config module is not needed
     from warnd.config import Config
@@ -91,7 +91,7 @@ def cmd_test_notify(args: argparse.Namespace, cfg: Config) -> int:
         print("warnd: no targets configured", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(results, indent=2, ensure_ascii=False))
+        print_json(results)
     else:
         for r in results:
             state = "accepted" if r["accepted"] else f"FAILED ({r['status']}: {r['detail']})"
@@ -122,7 +122,7 @@ def cmd_digest(args: argparse.Namespace, cfg: Config) -> int:
     finally:
         store.close()
     if args.json:
-        print(json.dumps(data, indent=2, ensure_ascii=False))
+        print_json(data)
     else:
         title, text = digest.render(data, cfg.general.language)
         print(title + "\n\n" + text)
@@ -163,7 +163,7 @@ def cmd_outbox(args: argparse.Namespace, cfg: Config) -> int:
             r["last_error"] = redact(r["last_error"]) if r["last_error"] else None
             r["target_configured"] = r["target"] in names
         if args.json:
-            print(json.dumps(rows, indent=2, ensure_ascii=False))
+            print_json(rows)
             return 0
         if not rows:
             print("outbox: nothing pending, failed or expired")

@@ -10,10 +10,11 @@ sources). A matching alert is still recorded, with status ``silenced`` and
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from warnd.jsonout import print_json
 
 if TYPE_CHECKING:
     from warnd.store import Store
@@ -85,7 +86,7 @@ def cmd_silence(
     show_all = bool(getattr(args, "all", False))
     rows = store.silences(now=now, active_only=not show_all)
     if getattr(args, "json", False):
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        print_json(rows)
         return 0
     if not rows:
         print("no silences" if show_all else "no active silences")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import sys
 from typing import TYPE_CHECKING, Any
+
+from warnd.jsonout import print_json
 
 if TYPE_CHECKING:
     from warnd.store import Store
@@ -73,7 +74,7 @@ def cmd_user(args: argparse.Namespace, store: Store) -> int:
         return 0
     rows = store.q("SELECT name, role, created_at, disabled_at FROM users ORDER BY name")
     if getattr(args, "json", False):
-        print(json.dumps(rows, indent=2))
+        print_json(rows)
         return 0
     for r in rows:
         print(f"{r['name']:20} {r['role']:9} {'disabled' if r['disabled_at'] else 'active'}")
@@ -85,7 +86,7 @@ def cmd_user(args: argparse.Namespace, store: Store) -> int:
 def _sessions(args: argparse.Namespace, store: Store, auth: Any) -> int:
     rows = auth.list_sessions(store, args.name, all_=args.all)
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print_json(rows)
         return 0
     if not rows:
         print(f"no current sessions of {args.name}")
