@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from tests.alerting_env import finding, make_config, seed_series, target
+from tests.alerting_env import SOURCES, finding, make_config, seed_series, target
 from tests.servers import wait_for
 from warnd.alerting import decide, outbox, quiet, routing
 from warnd.cli import main
@@ -700,8 +700,8 @@ def test_a_round_without_spikes_does_not_read_the_substance_and_a_quiet_one_noth
     asked: list[str] = []
     real = store.open_episode_scopes
     monkeypatch.setattr(store, "open_episode_scopes",
-                        lambda substance, episode: asked.append(substance)
-                        or real(substance, episode))
+                        lambda substance, episode, **kw: asked.append(substance)
+                        or real(substance, episode, **kw))
     # a decrease alone: told, and the substance's other series never read
     (d,) = decide.enqueue_findings(
         cfg, store, "ketamin", [(finding("lab", direction="decrease", rel=-0.6), "open")], {},
@@ -722,10 +722,11 @@ def test_a_round_without_spikes_does_not_read_the_substance_and_a_quiet_one_noth
 def test_open_episodes_of_a_substance_are_found_by_their_kind_and_direction(tmp_path):
     """``Store.open_episode_scopes`` names the series of a substance whose stored state
     has that episode open, and no others; a round's own states override the stored
-    ones and the series ending now do not count (``_episode_open``)."""
+    ones, the series ending now do not count, and nor does a source no longer in the
+    config, whose series are no longer judged (``_episode_open``)."""
     cfg = make_config(tmp_path, ROUTED)
     store = Store.in_dir(cfg.state_dir)
-    for s in ("lab", "customs", "media"):
+    for s in ("lab", "customs", "media", "retired"):
         seed_series(store, s)
     seed_series(store, "lab", substance="heroin")
     up = {"trend:increase": {"kind": "trend", "direction": "increase"}}
@@ -735,16 +736,29 @@ def test_open_episodes_of_a_substance_are_found_by_their_kind_and_direction(tmp_
         store.save_episode_state("series:customs:ketamin", {"tracker": {}, "active": spike}, db)
         store.save_episode_state("series:media:ketamin", {"tracker": {}, "active": {}}, db)
         store.save_episode_state("series:lab:heroin", {"tracker": {}, "active": up}, db)
-    assert store.open_episode_scopes("ketamin", "trend:increase") == {"series:lab:ketamin"}
+        store.save_episode_state("series:retired:ketamin", {"tracker": {}, "active": up}, db)
+    assert "retired" not in cfg.watched_sources()
+    assert store.open_episode_scopes("ketamin", "trend:increase") == {
+        "series:lab:ketamin", "series:retired:ketamin"}
+    assert store.open_episode_scopes("ketamin", "trend:increase",
+                                     sources=cfg.watched_sources()) == {"series:lab:ketamin"}
     assert store.open_episode_scopes("ketamin", "spike:increase") == {"series:customs:ketamin"}
     assert store.open_episode_scopes("ketamin", "trend:decrease") == set()
-    assert decide._episode_open(store, "ketamin", "trend:increase", {}, done=set())
-    assert not decide._episode_open(store, "ketamin", "trend:increase", {}, done={"lab:ketamin"})
+    assert decide._episode_open(cfg, store, "ketamin", "trend:increase", {}, done=set())
+    assert not decide._episode_open(cfg, store, "ketamin", "trend:increase", {},
+                                    done={"lab:ketamin"})
+    # a paused source is not watched either
+    (tmp_path / "paused").mkdir()
+    paused = make_config(tmp_path / "paused", ROUTED, sources=SOURCES.replace(
+        'location = "customs/"', 'location = "customs/"\nenabled = false'))
+    assert paused.watched_sources() == {"lab", "media"}
+    assert decide._episode_open(cfg, store, "ketamin", "spike:increase", {}, done=set())
+    assert not decide._episode_open(paused, store, "ketamin", "spike:increase", {}, done=set())
     # this round's state of lab says the rise is over; media's says it opened
     assert not decide._episode_open(
-        store, "ketamin", "trend:increase",
+        cfg, store, "ketamin", "trend:increase",
         {"series:lab:ketamin": {"tracker": {}, "active": {}}}, done=set())
     assert decide._episode_open(
-        store, "ketamin", "trend:increase",
+        cfg, store, "ketamin", "trend:increase",
         {"series:lab:ketamin": {"tracker": {}, "active": {}},
          "series:media:ketamin": {"tracker": {}, "active": up}}, done=set())

@@ -281,3 +281,54 @@ def test_a_substance_rising_from_nothing_is_told_and_every_later_round_judged(tm
     assert main(["--config", str(cfg.path), "alerts", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out, parse_constant=lambda c: 1 / 0)
     assert {a["substance"] for a in listed} == {"ketamin"}
+
+
+CUSTOMS_SOURCE = """
+[[sources]]
+name = "customs"
+kind = "count_table"
+location = "data/customs.csv"
+interval = "1h"
+dimension = "availability"
+"""
+
+
+def test_a_source_taken_out_of_the_config_no_longer_holds_its_substance_open(tmp_path):
+    """Lab and customs both see ketamine rise, and customs is then taken out of the
+    config (its series stay in the store, no longer judged, their episode left open).
+    Week by week through the pipeline: when the lab's rise ends the substance's episode
+    ends (told, as ``send_resolved`` asks), and the lab's next rise months later is told
+    as a new one. Before, the removed source's episode held the substance open for good:
+    no end was told and the next rise was not told at all."""
+    weeks, rise, calm, again, removed = 160, 100, 112, 140, 106
+    rng = np.random.default_rng(7)
+    lam = np.full(weeks, 5.0)
+    lam[rise:calm] *= 3.0
+    lam[again:] *= 3.0
+    data = {"lab": [int(x) for x in rng.poisson(lam)],
+            "customs": [int(x) for x in rng.poisson(np.where(np.arange(weeks) < removed, lam, 5.0))]}
+    (tmp_path / "data").mkdir()
+    extra = "\n[alerting]\nsend_resolved = true\n"
+    both = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h") + CUSTOMS_SOURCE
+                                    + extra))
+    lab_only = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h") + extra,
+                                        name="lab-only.toml"))
+    told = []
+    for w in range(rise - 4, weeks):
+        for name, vals in data.items():
+            rows = ["period,substance,value"] + [
+                f"{(START + timedelta(weeks=i)).isoformat()},ketamin,{vals[i]}"
+                for i in range(min(w, removed - 1 if name == "customs" else w) + 1)]
+            (tmp_path / "data" / f"{name}.csv").write_text("\n".join(rows) + "\n")
+        now = datetime.combine(START + timedelta(weeks=w + 1), datetime.min.time(), UTC)
+        cfg = both if w < removed else lab_only
+        res = Pipeline(cfg, clock=lambda now=now: now + timedelta(hours=12)).run_once()
+        assert all(p.ok for p in res["polls"]), [p.error for p in res["polls"]]
+        told += [(w, a["decision"]) for a in res["alerts"]
+                 if a["kind"] == "trend" and a["substance"] == "ketamin"]
+    decisions = [d for _, d in told]
+    assert decisions[0] == "open" and told[0][0] < removed  # both sources' rise
+    ends = [w for w, d in told if d == "resolve"]
+    assert ends and calm <= ends[0] < again  # the lab's rise ended: the episode ends
+    assert [d for w, d in told if w > ends[0]][:1] == ["open"]  # the next rise: news
+    assert min(w for w, d in told if w > ends[0]) >= again

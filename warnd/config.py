@@ -560,6 +560,14 @@ class Config:
             object.__setattr__(self, "_source_index", index)  # the first of a name wins
         return index[2].get(name)
 
+    def watched_sources(self) -> frozenset[str]:
+        """The sources warnd polls and judges: configured and enabled. The series of a
+        source taken out of the config (or paused) stay in the store, no longer judged,
+        so an episode open there would stay open for good: it does not hold its
+        substance's episode open, count as a source in a message, or stand in the
+        digest (:mod:`warnd.alerting.decide`, :mod:`warnd.alerting.digest`)."""
+        return frozenset(s.name for s in self.sources if s.enabled)
+
     def source(self, name: str) -> SourceConfig:
         s = self._find_source(name)
         if s is None:

@@ -1107,13 +1107,17 @@ class Store:
         """The latest period of any series."""
         return self.db.execute("SELECT MAX(last_period) FROM series").fetchone()[0]
 
-    def active_episode_states(self, substance: str) -> dict[str, dict[str, Any]]:
-        """Episode states (by scope ``series:<key>``) of a substance's series that have an
-        episode open, read from the index of open episodes (:func:`_m10`): the cost
-        grows with the episodes open, not with the series watched."""
-        rows = self.db.execute("SELECT e.scope, e.state " + _OPEN_OF_SUBSTANCE,
-                               [substance]).fetchall()
-        return {scope: json.loads(state) for scope, state in rows}
+    def active_episode_states(self, substance: str, *, sources: Iterable[str] | None = None,
+                              ) -> dict[str, dict[str, Any]]:
+        """Episode states (by scope ``series:<key>``) of a substance's series (of
+        ``sources`` only, when given) that have an episode open, read from the index of
+        open episodes (:func:`_m10`): the cost grows with the episodes open, not with
+        the series watched."""
+        sql, args = "SELECT e.scope, e.state " + _OPEN_OF_SUBSTANCE, [substance]
+        if sources is not None:
+            sql += " AND s.source IN (SELECT value FROM json_each(?))"
+            args.append(json.dumps(sorted(sources)))
+        return {scope: json.loads(state) for scope, state in self.db.execute(sql, args)}
 
     def open_episode_states(self) -> dict[str, dict[str, Any]]:
         """Every series' episode state (by scope ``series:<key>``) with an episode open,
@@ -1125,11 +1129,13 @@ class Store:
             "AND substr(scope, 1, 7) = 'series:' ORDER BY rowid").fetchall()
         return {scope: json.loads(state) for scope, state in rows}
 
-    def open_episode_scopes(self, substance: str, episode: str) -> set[str]:
-        """Scopes (``series:<key>``) of a substance's series whose stored episode state
-        has ``episode`` (``kind:direction``, e.g. ``trend:increase``) open, among the
-        open ones (:meth:`active_episode_states`)."""
-        return {scope for scope, st in self.active_episode_states(substance).items()
+    def open_episode_scopes(self, substance: str, episode: str, *,
+                            sources: Iterable[str] | None = None) -> set[str]:
+        """Scopes (``series:<key>``) of a substance's series (of ``sources`` only, when
+        given) whose stored episode state has ``episode`` (``kind:direction``, e.g.
+        ``trend:increase``) open, among the open ones (:meth:`active_episode_states`)."""
+        return {scope for scope, st in self.active_episode_states(
+                    substance, sources=sources).items()
                 if episode in (st.get("active") or {})}
 
     def load_series(

@@ -221,7 +221,7 @@ def enqueue_findings(
     # that story: it is told in the trend message (or recorded only), not sent alone.
     # (Asked only when there is a spike: the question reads every series of the
     # substance with an episode open.)
-    rising = bool(trends) or (bool(spikes) and _substance_rising(store, substance, states))
+    rising = bool(trends) or (bool(spikes) and _substance_rising(config, store, substance, states))
     folded: list[Finding] = []
     if rising:
         folded = spikes
@@ -325,21 +325,23 @@ def _told_about(store: Store, f: Finding) -> bool:
     return bool(rows)
 
 
-def _substance_rising(store: Store, substance: str, states: dict[str, dict[str, Any]]) -> bool:
-    """True when any series of the substance has a trend-increase episode open."""
-    return _episode_open(store, substance, "trend:increase", states, done=set())
+def _substance_rising(config: Config, store: Store, substance: str,
+                      states: dict[str, dict[str, Any]]) -> bool:
+    """True when any watched series of the substance has a trend-increase episode open."""
+    return _episode_open(config, store, substance, "trend:increase", states, done=set())
 
 
-def _episode_open(store: Store, substance: str, episode: str,
+def _episode_open(config: Config, store: Store, substance: str, episode: str,
                   states: dict[str, dict[str, Any]], *, done: set[str]) -> bool:
-    """True when a series of the substance other than those of ``done`` (series keys)
-    has ``episode`` (``kind:direction``) open: its state in ``states`` (this round's)
-    or else the stored one."""
+    """True when a watched series of the substance other than those of ``done`` (series
+    keys) has ``episode`` (``kind:direction``) open: its state in ``states`` (this
+    round's) or else the stored one."""
     for scope, st in states.items():
         if scope.removeprefix("series:") not in done and episode in (st.get("active") or {}):
             return True
     return any(scope not in states and scope.removeprefix("series:") not in done
-               for scope in store.open_episode_scopes(substance, episode))
+               for scope in store.open_episode_scopes(substance, episode,
+                                                      sources=config.watched_sources()))
 
 
 def _acked(store: Store, substance: str) -> bool:
@@ -365,7 +367,7 @@ def _still_active(
     ending: list[tuple[Finding, str]], states: dict[str, dict[str, Any]],
 ) -> bool:
     """True when another series of the substance still has this episode open."""
-    return _episode_open(store, substance, f"{kind}:{direction}", states,
+    return _episode_open(config, store, substance, f"{kind}:{direction}", states,
                          done={f.series_key for f, _ in ending})
 
 
@@ -389,10 +391,11 @@ def _build_alert(
     spiking = {f.series_key for f in spikes}
     if lead.kind == "trend" and lead.direction == "increase" and action not in (
             "resolve", "correct"):
-        stored = store.active_episode_states(substance)
+        watched = config.watched_sources()
+        stored = store.active_episode_states(substance, sources=watched)
         for source, sub, region, metric in store.series_keys(substance):
             skey = series_key(source, sub, region, metric)
-            if skey in agree or skey in spiking or metric == "notices":
+            if skey in agree or skey in spiking or metric == "notices" or source not in watched:
                 continue
             if is_score(metric):  # panel answers: their latest round, not a detector verdict
                 last = store.q(

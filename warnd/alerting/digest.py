@@ -77,9 +77,11 @@ def build(config: Config, store: Store, *, end: datetime,
         [data_since.isoformat(), end.date().isoformat(), iso(since), iso(end)],
     )
     open_eps: dict[str, dict[str, Any]] = {}
+    watched = config.watched_sources()
     for st in store.open_episode_states().values():
         for key, f in (st.get("active") or {}).items():
-            if not key.startswith("trend:") or f.get("metric") == "notices":
+            if (not key.startswith("trend:") or f.get("metric") == "notices"
+                    or f.get("source") not in watched):
                 continue
             rows.append({**f, "kind": "trend"})
             ep = open_eps.setdefault(f["substance"], {"sources": set(), "onset": f["onset"]})
