@@ -293,20 +293,15 @@ dimension = "availability"
 """
 
 
-def test_a_source_taken_out_of_the_config_no_longer_holds_its_substance_open(tmp_path):
-    """Lab and customs both see ketamine rise, and customs is then taken out of the
-    config (its series stay in the store, no longer judged, their episode left open).
-    Week by week through the pipeline: when the lab's rise ends the substance's episode
-    ends (told, as ``send_resolved`` asks), and the lab's next rise months later is told
-    as a new one. Before, the removed source's episode held the substance open for good:
-    no end was told and the next rise was not told at all."""
-    weeks, rise, calm, again, removed = 160, 100, 112, 140, 106
+def _weeks_with_customs_taken_out(tmp_path, lab: list[float], customs: list[float],
+                                  first: int, removed: int) -> list[tuple[int, str]]:
+    """Weeks ``first`` … of ketamine counts drawn around ``lab`` and ``customs`` (weekly
+    means), each week's data written and a ``run --once`` cycle run at the week's end;
+    customs is taken out of the config from week ``removed`` on (its data stops there).
+    The substance's trend messages, as ``(week, decision)``."""
     rng = np.random.default_rng(7)
-    lam = np.full(weeks, 5.0)
-    lam[rise:calm] *= 3.0
-    lam[again:] *= 3.0
-    data = {"lab": [int(x) for x in rng.poisson(lam)],
-            "customs": [int(x) for x in rng.poisson(np.where(np.arange(weeks) < removed, lam, 5.0))]}
+    data = {"lab": [int(x) for x in rng.poisson(lab)],
+            "customs": [int(x) for x in rng.poisson(customs)]}
     (tmp_path / "data").mkdir()
     extra = "\n[alerting]\nsend_resolved = true\n"
     both = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h") + CUSTOMS_SOURCE
@@ -314,7 +309,7 @@ def test_a_source_taken_out_of_the_config_no_longer_holds_its_substance_open(tmp
     lab_only = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h") + extra,
                                         name="lab-only.toml"))
     told = []
-    for w in range(rise - 4, weeks):
+    for w in range(first, len(lab)):
         for name, vals in data.items():
             rows = ["period,substance,value"] + [
                 f"{(START + timedelta(weeks=i)).isoformat()},ketamin,{vals[i]}"
@@ -326,9 +321,44 @@ def test_a_source_taken_out_of_the_config_no_longer_holds_its_substance_open(tmp
         assert all(p.ok for p in res["polls"]), [p.error for p in res["polls"]]
         told += [(w, a["decision"]) for a in res["alerts"]
                  if a["kind"] == "trend" and a["substance"] == "ketamin"]
-    decisions = [d for _, d in told]
-    assert decisions[0] == "open" and told[0][0] < removed  # both sources' rise
+    return told
+
+
+def _level(weeks: int, *rises: tuple[int, int]) -> list[float]:
+    """Weekly means: 5, three times that over each ``(from, to)`` week range."""
+    lam = np.full(weeks, 5.0)
+    for lo, hi in rises:
+        lam[lo:hi] *= 3.0
+    return lam.tolist()
+
+
+def test_a_source_taken_out_of_the_config_no_longer_holds_its_substance_open(tmp_path):
+    """Lab and customs both see ketamine rise, and customs is then taken out of the
+    config while its rise is on (its series stay in the store, no longer judged, their
+    episode left open). Week by week through the pipeline: when the lab's rise ends the
+    substance's episode ends (told, as ``send_resolved`` asks), and the lab's next rise
+    months later is told as a new one. Before, the removed source's episode held the
+    substance open for good: no end was told and the next rise was not told at all."""
+    weeks, rise, calm, again, removed = 160, 100, 112, 140, 106
+    told = _weeks_with_customs_taken_out(
+        tmp_path, _level(weeks, (rise, calm), (again, weeks)),
+        _level(weeks, (rise, removed)), rise - 4, removed)
+    assert told[0][1] == "open" and told[0][0] < removed  # both sources' rise
     ends = [w for w, d in told if d == "resolve"]
     assert ends and calm <= ends[0] < again  # the lab's rise ended: the episode ends
     assert [d for w, d in told if w > ends[0]][:1] == ["open"]  # the next rise: news
     assert min(w for w, d in told if w > ends[0]) >= again
+
+
+def test_a_rise_after_the_last_open_source_was_taken_out_is_told_anew(tmp_path):
+    """The lab's rise ends while customs' goes on (no end told: customs still rises);
+    customs is then taken out of the config with its episode open. The lab's next rise
+    is a new episode, told as one, though no end was ever told for the last."""
+    weeks, rise, calm, removed, again = 175, 100, 112, 135, 150
+    told = _weeks_with_customs_taken_out(
+        tmp_path, _level(weeks, (rise, calm), (again, weeks)),
+        _level(weeks, (rise, weeks)), rise - 4, removed)
+    print(told)
+    assert told[0][1] == "open" and told[0][0] < calm
+    assert [d for w, d in told if calm <= w < again] == []  # customs kept it open
+    assert [d for w, d in told if w >= again][:1] == ["open"]
