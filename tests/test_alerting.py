@@ -196,6 +196,26 @@ def test_episode_sends_once_then_on_escalation_then_resolve(tmp_path, smtp_serve
     )
 
 
+def test_a_source_taking_over_the_rise_as_another_ends_is_not_told_as_new(tmp_path):
+    """The lab's episode ends in the very round customs' opens: the substance's rise goes
+    on, so customs' is not a new episode (nothing is sent: no more evidence than told)."""
+    cfg = make_config(
+        tmp_path, target("mail", "mailto://127.0.0.1:2525?from=a@example.org&to=o@example.org")
+    )
+    store = Store.in_dir(cfg.state_dir)
+    for s in ("lab", "customs"):
+        seed_series(store, s)
+    quiet = cfg.detection_params("ketamin", "lab").resolve_after_periods
+    d0 = date(2026, 7, 6)
+    sent = [_period(cfg, store, d0, {"lab": [finding("lab")]})]
+    for k in range(1, quiet + 1):
+        # the lab quiet from week 1 on: its episode ends at week ``quiet``, as customs' opens
+        per = {"customs": [finding("customs")]} if k == quiet else {}
+        sent.append(_period(cfg, store, d0 + timedelta(weeks=k), per))
+    assert [[a["decision"] for a in s] for s in sent] == [["open"]] + [[]] * quiet
+    assert store.open_episode_scopes("ketamin", "trend:increase") == {"series:customs:ketamin"}
+
+
 def test_resolve_not_sent_by_default_and_rerun_is_deduplicated(tmp_path):
     cfg = make_config(
         tmp_path, target("mail", "mailto://127.0.0.1:2525?from=a@example.org&to=o@example.org")

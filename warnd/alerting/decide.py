@@ -237,11 +237,11 @@ def enqueue_findings(
     told = pending_states.get(told_scope) or store.episode_state(told_scope) or _told_before(
         store, substance)
     if (told.get("open") and trends and all(a == "open" for _, a in trends)
-            and not _still_active(config, store, substance, "trend", "increase", trends,
-                                  states)):
-        # what was told is still open, but no watched series holds it open any more: the
-        # series that did were taken out of the config (or paused) before theirs ended,
-        # so no end was told. These rises open a new episode.
+            and not store.open_episode_scopes(substance, "trend:increase",
+                                              sources=config.watched_sources())):
+        # what was told is still open, but before this round no watched series held it
+        # open: the series that did were taken out of the config (or paused) before
+        # theirs ended, so no end was told. These rises open a new episode.
         told = {**told, "open": False}
     by_episode: dict[tuple[str, str], list[tuple[Finding, str]]] = {}
     for f, a in ends:
