@@ -565,8 +565,14 @@ class Config:
         source taken out of the config (or paused) stay in the store, no longer judged,
         so an episode open there would stay open for good: it does not hold its
         substance's episode open, count as a source in a message, or stand in the
-        digest (:mod:`warnd.alerting.decide`, :mod:`warnd.alerting.digest`)."""
-        return frozenset(s.name for s in self.sources if s.enabled)
+        digest (:mod:`warnd.alerting.decide`, :mod:`warnd.alerting.digest`). Made once
+        (a round of the episode rules asks, at 2,500 sources)."""
+        sources = self.sources
+        made = self.__dict__.get("_watched")
+        if made is None or made[0] is not sources or made[1] != len(sources):
+            made = (sources, len(sources), frozenset(s.name for s in sources if s.enabled))
+            object.__setattr__(self, "_watched", made)
+        return made[2]
 
     def source(self, name: str) -> SourceConfig:
         s = self._find_source(name)

@@ -1113,11 +1113,11 @@ class Store:
         ``sources`` only, when given) that have an episode open, read from the index of
         open episodes (:func:`_m10`): the cost grows with the episodes open, not with
         the series watched."""
-        sql, args = "SELECT e.scope, e.state " + _OPEN_OF_SUBSTANCE, [substance]
-        if sources is not None:
-            sql += " AND s.source IN (SELECT value FROM json_each(?))"
-            args.append(json.dumps(sorted(sources)))
-        return {scope: json.loads(state) for scope, state in self.db.execute(sql, args)}
+        rows = self.db.execute("SELECT e.scope, e.state, s.source " + _OPEN_OF_SUBSTANCE,
+                               [substance]).fetchall()
+        keep = None if sources is None else set(sources)
+        return {scope: json.loads(state) for scope, state, source in rows
+                if keep is None or source in keep}
 
     def open_episode_states(self) -> dict[str, dict[str, Any]]:
         """Every series' episode state (by scope ``series:<key>``) with an episode open,
