@@ -350,6 +350,29 @@ def test_silenced_alert_is_recorded_not_sent(tmp_path, smtp_server, capsys):
     assert all("ketamin" in m["Subject"] or "heroin" in m["Subject"] for m in smtp_server.messages)
 
 
+def test_a_rise_begun_and_ended_within_a_silence_is_told_nothing(tmp_path):
+    """Its opening message is silenced; it ends before the silence does: no end is told
+    of an episode nobody heard of, and after the silence nothing is told either."""
+    cfg = make_config(
+        tmp_path, target("mail", "mailto://127.0.0.1:2525?from=a@example.org&to=o@example.org"),
+        "\n[alerting]\nsend_resolved = true\n",
+    )
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    d0 = date(2026, 7, 6)
+    t0 = datetime(2026, 7, 7, 12, tzinfo=UTC)
+    store.add_silence(substance="ketamin", kind=None, source=None, reason="festival",
+                      until=t0 + timedelta(weeks=12), now=t0)
+    told = []
+    for k in range(16):
+        per = ({"lab": [finding("lab", detected=d0 + timedelta(weeks=k))]} if k < 3 else {})
+        told += [(k, a["decision"], a.get("status", "open"))
+                 for a in _period(cfg, store, d0 + timedelta(weeks=k), per,
+                                  now=t0 + timedelta(weeks=k))]
+    assert told == [(0, "open", "silenced")]
+    assert not store.episode_state("substance:ketamin:trend:increase").get("silenced")
+
+
 def test_silence_added_while_waiting_stops_the_delivery(tmp_path):
     cfg = make_config(
         tmp_path, target("mail", "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org")

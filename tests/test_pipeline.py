@@ -358,7 +358,43 @@ def test_a_rise_after_the_last_open_source_was_taken_out_is_told_anew(tmp_path):
     told = _weeks_with_customs_taken_out(
         tmp_path, _level(weeks, (rise, calm), (again, weeks)),
         _level(weeks, (rise, weeks)), rise - 4, removed)
-    print(told)
     assert told[0][1] == "open" and told[0][0] < calm
     assert [d for w, d in told if calm <= w < again] == []  # customs kept it open
     assert [d for w, d in told if w >= again][:1] == ["open"]
+
+
+def test_a_rise_whose_message_was_silenced_is_told_when_the_silence_ends(tmp_path):
+    """Week by week through the pipeline: ketamine's rise opens under a silence of eight
+    weeks (its message recorded, sent to nobody). The first week no silence covers it,
+    the rise, still on, is told, once, as an episode's first message; its end is told
+    when it comes. Before, nobody heard of it unless it grew."""
+    weeks, rise, silence_from, silence_days = 165, 100, 99, 56
+    lab = [int(x) for x in np.random.default_rng(3).poisson(_level(weeks, (rise, 125)))]
+    (tmp_path / "data").mkdir()
+    cfg = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h")
+                                   + "\n[alerting]\nsend_resolved = true\n"))
+
+    def week_end(w: int) -> datetime:
+        return datetime.combine(START + timedelta(weeks=w + 1), datetime.min.time(),
+                                UTC) + timedelta(hours=12)
+
+    until = week_end(silence_from) + timedelta(days=silence_days)
+    told = []
+    for w in range(rise - 2, weeks):
+        if w == silence_from:
+            store = Store.in_dir(cfg.state_dir)
+            store.add_silence(substance="ketamin", kind=None, source=None, reason="festival",
+                              until=until, now=week_end(w))
+            store.close()
+        rows = ["period,substance,value"] + [
+            f"{(START + timedelta(weeks=i)).isoformat()},ketamin,{lab[i]}" for i in range(w + 1)]
+        (tmp_path / "data" / "lab.csv").write_text("\n".join(rows) + "\n")
+        res = Pipeline(cfg, clock=lambda w=w: week_end(w)).run_once()
+        told += [(w, a["decision"], a.get("status", "open")) for a in res["alerts"]
+                 if a["kind"] == "trend" and a["substance"] == "ketamin"]
+    silenced = [w for w, _, s in told if s == "silenced"]
+    sent = [(w, d) for w, d, s in told if s == "open"]
+    assert silenced and all(week_end(w) < until for w in silenced)  # under the silence
+    first_free = min(w for w in range(rise, weeks) if week_end(w) >= until)
+    assert sent[0] == (first_free, "open")  # told the first week no silence covers it
+    assert [d for _, d in sent] == ["open", "resolve"]  # once, then its end

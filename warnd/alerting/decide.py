@@ -23,6 +23,7 @@ from typing import Any
 from detectors.base import SCALE, Finding, is_score, series_key
 from warnd.alerting.freshness import stale_data
 from warnd.alerting.outbox import crash_point, enqueue_alert
+from warnd.alerting.silences import silenced_by
 from warnd.alerting.wording import USUAL_PEAK_EVIDENCE, render_text, usual_peak_fields
 from warnd.config import Config, parse_duration
 from warnd.store import Store, iso
@@ -243,12 +244,28 @@ def enqueue_findings(
         # open: the series that did were taken out of the config (or paused) before
         # theirs ended, so no end was told. These rises open a new episode.
         told = {**told, "open": False}
+    if told.get("silenced"):
+        # a trend message was silenced: what recipients were told is what they knew
+        # before it. Once no silence covers the substance, its rise, if it still holds,
+        # is told (as the message an episode opens with, or as more than was told).
+        told = {k: v for k, v in told.items() if k != "silenced"}
+        pending_states[told_scope] = told
+        if not trends:
+            held = _held_by_silence(config, store, substance, states, now=now)
+            if held is None:  # still silenced: keep the mark
+                told = pending_states[told_scope] = {**told, "silenced": True}
+            elif held:
+                trends = held
+                groups.insert(0, trends)
     by_episode: dict[tuple[str, str], list[tuple[Finding, str]]] = {}
     for f, a in ends:
         by_episode.setdefault((f.kind, f.direction), []).append((f, a))
     for (kind, direction), group in sorted(by_episode.items()):
         if _still_active(config, store, substance, kind, direction, group, states):
             continue
+        if (kind == "trend" and direction == "increase" and not told.get("open")
+                and _only_silenced(store, substance)):
+            continue  # it ended before anyone was told of it (a silence): no end to tell
         if kind == "trend" and direction == "increase" and told.get("open"):
             told = {**told, "open": False, "ended": now.date().isoformat()}
             pending_states[told_scope] = told
@@ -282,6 +299,7 @@ def enqueue_findings(
                 log.info("substance=%s %s from %s held back: needs corroboration",
                          substance, alert["kind"], alert["source"])
                 continue
+            told_before = told
             if group is trends:
                 ev = _evidence(alert)
                 if not told.get("open"):
@@ -306,10 +324,50 @@ def enqueue_findings(
                 pending_states[told_scope] = told
             if enqueue_alert(config, store, alert, now=now) is not None:
                 created.append(alert)
+            if group is trends and alert.get("status") == "silenced":
+                # nobody was told: recipients know what they knew, and hear of the rise
+                # once the silence has ended
+                told = pending_states[told_scope] = {**told_before, "silenced": True}
         for scope, st in pending_states.items():
             store.save_episode_state(scope, st, db, now=now)
     crash_point("round")
     return created
+
+
+def _held_by_silence(config: Config, store: Store, substance: str,
+                     states: dict[str, dict[str, Any]], *, now: datetime,
+                     ) -> list[tuple[Finding, str]] | None:
+    """The substance's rise as it stands (the open trend-increase episodes of its
+    watched series, this round's states over the stored ones), to be told now that the
+    silence that held back its message has ended; ``[]`` when no rise is open any
+    more, ``None`` while a silence still covers it."""
+    stored = store.active_episode_states(substance, sources=config.watched_sources())
+    watched = config.watched_sources()
+    found = []
+    for scope, st in {**stored, **states}.items():
+        if not scope.startswith("series:"):
+            continue
+        for f in tracker_active(st):
+            if f.kind == "trend" and f.direction == "increase" and f.source in watched:
+                found.append((f, "open"))
+    if not found:
+        return []
+    probe = {"substance": substance, "kind": "trend",
+             "source": ",".join(sorted({f.source for f, _ in found}))}
+    if silenced_by(store, probe, now) is not None:
+        return None
+    return found
+
+
+def _only_silenced(store: Store, substance: str) -> bool:
+    """Whether the substance's latest trend-increase message was silenced (its episode
+    told to nobody)."""
+    rows = store.q(
+        "SELECT status FROM alerts WHERE substance=? AND kind='trend' AND direction='increase' "
+        "AND decision IN ('open','escalate','repeat') ORDER BY id DESC LIMIT 1",
+        [substance],
+    )
+    return bool(rows) and rows[0]["status"] == "silenced"
 
 
 def _told_before(store: Store, substance: str) -> dict[str, Any]:
