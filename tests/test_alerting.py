@@ -373,6 +373,30 @@ def test_a_rise_begun_and_ended_within_a_silence_is_told_nothing(tmp_path):
     assert not store.episode_state("substance:ketamin:trend:increase").get("silenced")
 
 
+def test_more_sources_agreeing_under_a_silence_are_told_when_it_ends(tmp_path):
+    """The rise was told; a second source agrees while a silence covers the substance
+    (the escalation recorded, sent to nobody): when the silence ends it is told as an
+    escalation, once."""
+    cfg = make_config(
+        tmp_path, target("mail", "mailto://127.0.0.1:2525?from=a@example.org&to=o@example.org"))
+    store = Store.in_dir(cfg.state_dir)
+    for s in ("lab", "customs"):
+        seed_series(store, s)
+    d0 = date(2026, 7, 6)
+    t0 = datetime(2026, 7, 7, 12, tzinfo=UTC)
+    told = []
+    for k in range(8):
+        if k == 1:
+            store.add_silence(substance="ketamin", kind=None, source=None, reason="festival",
+                              until=t0 + timedelta(weeks=4), now=t0 + timedelta(weeks=1))
+        per = {src: [finding(src, detected=d0 + timedelta(weeks=k))]
+               for src in (("lab", "customs") if k >= 2 else ("lab",))}
+        told += [(k, a["decision"], a.get("status", "open"))
+                 for a in _period(cfg, store, d0 + timedelta(weeks=k), per,
+                                  now=t0 + timedelta(weeks=k))]
+    assert told == [(0, "open", "open"), (2, "escalate", "silenced"), (4, "escalate", "open")]
+
+
 def test_silence_added_while_waiting_stops_the_delivery(tmp_path):
     cfg = make_config(
         tmp_path, target("mail", "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org")
