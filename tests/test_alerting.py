@@ -422,6 +422,33 @@ def test_silence_added_while_waiting_stops_the_delivery(tmp_path):
     }
 
 
+def test_an_opening_silenced_while_it_waited_is_told_when_the_silence_ends(tmp_path):
+    """A rise's opening message waits for its delivery (quiet hours, a retry) and a
+    silence is added meanwhile: nobody heard it, so when the silence has ended the
+    rise, still on, is told, as an episode's first message."""
+    cfg = make_config(
+        tmp_path, target("mail", "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org"))
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    d0 = date(2026, 7, 6)
+    t0 = datetime(2026, 7, 7, 12, tzinfo=UTC)
+    (a,) = _period(cfg, store, d0, {"lab": [finding("lab")]}, now=t0)
+    store.add_silence(substance="ketamin", kind=None, source=None, reason="festival",
+                      until=t0 + timedelta(days=10), now=t0)
+    sent = []
+    counts = outbox.dispatch_pending(cfg, store, now=t0, send=lambda *x, **k: sent.append(x))
+    assert counts["silenced"] == 1 and sent == []
+    told = store.episode_state(decide.substance_scope("ketamin"))
+    assert told["silenced"] and not told["open"]
+    later = []
+    for k in (1, 2, 3):  # the rise goes on; the silence ends after the tenth day
+        week = d0 + timedelta(weeks=k)
+        got = _period(cfg, store, week, {"lab": [finding("lab", detected=week)]},
+                      now=t0 + timedelta(weeks=k))
+        later += [(k, b["decision"], b.get("status", "open")) for b in got]
+    assert later == [(2, "open", "open")]
+
+
 # -- quiet hours ------------------------------------------------------------------------
 QUIET = '\n[alerting]\nquiet_hours = "17:00-08:00"\nquiet_days = ["sat", "sun"]\n'
 

@@ -355,6 +355,32 @@ def dispatch_pending(
     return counts
 
 
+#: What a substance's recipients were told of its rise (:func:`warnd.alerting.decide.
+#: substance_scope` of a trend increase).
+_TOLD_SCOPE = "substance:{}:trend:increase"
+
+
+def _opening_unheard(store: Store, d: dict[str, Any], db: Any, now: datetime) -> None:
+    """A rise's opening message silenced before any of its deliveries went out: its
+    recipients heard nothing, so the rise counts as not told yet, to be told when the
+    silence ends (:func:`warnd.alerting.decide.enqueue_findings`)."""
+    try:
+        data = json.loads(d.get("data") or "{}")
+    except ValueError:
+        return
+    if (d.get("kind") != "trend" or data.get("direction") != "increase"
+            or data.get("decision") != "open" or not d.get("substance")):
+        return
+    if db.execute("SELECT 1 FROM deliveries WHERE alert_id=? AND status='delivered'",
+                  (int(d["alert_id"]),)).fetchone():
+        return  # someone heard it
+    scope = _TOLD_SCOPE.format(d["substance"])
+    told = store.episode_state(scope)
+    if told and told.get("open"):
+        store.save_episode_state(scope, {**told, "open": False, "silenced": True}, db,
+                                 now=now)
+
+
 def _prepare(
     config: Config, store: Store, d: dict[str, Any], by_name: dict[str, Any],
     blocked: dict[str, tuple[datetime, str]], counts: dict[str, int], *, now: datetime,
@@ -370,6 +396,7 @@ def _prepare(
                        (aid, name))
             db.execute("UPDATE alerts SET status='silenced', silenced_by=? WHERE id=? "
                        "AND status='open'", (sid, aid))
+            _opening_unheard(store, d, db, now)
         counts["silenced"] += 1
         log.info("alert=%d target=%s not sent: silence %d", aid, name, sid)
         return None
