@@ -373,6 +373,29 @@ def test_a_rise_begun_and_ended_within_a_silence_is_told_nothing(tmp_path):
     assert not store.episode_state("substance:ketamin:trend:increase").get("silenced")
 
 
+def test_a_rise_silenced_and_quiet_since_is_told_when_the_silence_ends(tmp_path):
+    """The rise's only finding came under the silence; the weeks after bring none, but
+    its episode is still open (it ends only after ``resolve_after_periods`` quiet
+    weeks). Told when the silence ends, from that same finding: not taken for the
+    silenced message again."""
+    cfg = make_config(
+        tmp_path, target("mail", "mailto://127.0.0.1:2525?from=a@example.org&to=o@example.org"))
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    assert cfg.detection_params("ketamin", "lab").resolve_after_periods >= 3
+    d0 = date(2026, 7, 6)
+    t0 = datetime(2026, 7, 7, 12, tzinfo=UTC)
+    store.add_silence(substance="ketamin", kind=None, source=None, reason="festival",
+                      until=t0 + timedelta(days=10), now=t0)
+    told = []
+    for k in range(3):
+        per = {"lab": [finding("lab")]} if k == 0 else {}
+        told += [(k, a["decision"], a.get("status", "open"))
+                 for a in _period(cfg, store, d0 + timedelta(weeks=k), per,
+                                  now=t0 + timedelta(weeks=k))]
+    assert told == [(0, "open", "silenced"), (2, "open", "open")]
+
+
 def test_more_sources_agreeing_under_a_silence_are_told_when_it_ends(tmp_path):
     """The rise was told; a second source agrees while a silence covers the substance
     (the escalation recorded, sent to nobody): when the silence ends it is told as an

@@ -244,6 +244,7 @@ def enqueue_findings(
         # open: the series that did were taken out of the config (or paused) before
         # theirs ended, so no end was told. These rises open a new episode.
         told = {**told, "open": False}
+    retold = False
     if told.get("silenced"):
         # a trend message was silenced: what recipients were told is what they knew
         # before it. Once no silence covers the substance, its rise, if it still holds,
@@ -255,7 +256,7 @@ def enqueue_findings(
             if held is None:  # still silenced: keep the mark
                 told = pending_states[told_scope] = {**told, "silenced": True}
             elif held:
-                trends = held
+                trends, retold = held, True
                 groups.insert(0, trends)
     by_episode: dict[tuple[str, str], list[tuple[Finding, str]]] = {}
     for f, a in ends:
@@ -322,6 +323,9 @@ def enqueue_findings(
                             "category": max(ev["category"], int(told["category"])),
                             "magnitude": max(ev["magnitude"], float(told.get("magnitude", 0)))}
                 pending_states[told_scope] = told
+            if group is trends and retold:
+                # its findings may be those of the silenced message: not a duplicate
+                alert["dedupe_key"] += ":after-silence"
             if enqueue_alert(config, store, alert, now=now) is not None:
                 created.append(alert)
             if group is trends and alert.get("status") == "silenced":
