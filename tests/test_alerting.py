@@ -350,25 +350,38 @@ def test_silenced_alert_is_recorded_not_sent(tmp_path, smtp_server, capsys):
     assert all("ketamin" in m["Subject"] or "heroin" in m["Subject"] for m in smtp_server.messages)
 
 
+def _weeks_under_silence(tmp_path, findings_of, *, weeks: int, silence_from: int,
+                         silence_for: timedelta, sources=("lab",), extra: str = ""):
+    """Ketamine's weeks of episode rules (``findings_of(k, week)`` gives week ``k``'s
+    findings by source), a silence of the substance added at week ``silence_from`` for
+    ``silence_for``: every trend message as ``(week, decision, status)``, and the store."""
+    cfg = make_config(
+        tmp_path, target("mail", "mailto://127.0.0.1:2525?from=a@example.org&to=o@example.org"),
+        extra)
+    store = Store.in_dir(cfg.state_dir)
+    for s in sources:
+        seed_series(store, s)
+    d0 = date(2026, 7, 6)
+    t0 = datetime(2026, 7, 7, 12, tzinfo=UTC)
+    told = []
+    for k in range(weeks):
+        now = t0 + timedelta(weeks=k)
+        if k == silence_from:
+            store.add_silence(substance="ketamin", kind=None, source=None, reason="festival",
+                              until=now + silence_for, now=now)
+        week = d0 + timedelta(weeks=k)
+        told += [(k, a["decision"], a.get("status", "open"))
+                 for a in _period(cfg, store, week, findings_of(k, week), now=now)]
+    return told, store
+
+
 def test_a_rise_begun_and_ended_within_a_silence_is_told_nothing(tmp_path):
     """Its opening message is silenced; it ends before the silence does: no end is told
     of an episode nobody heard of, and after the silence nothing is told either."""
-    cfg = make_config(
-        tmp_path, target("mail", "mailto://127.0.0.1:2525?from=a@example.org&to=o@example.org"),
-        "\n[alerting]\nsend_resolved = true\n",
-    )
-    store = Store.in_dir(cfg.state_dir)
-    seed_series(store, "lab")
-    d0 = date(2026, 7, 6)
-    t0 = datetime(2026, 7, 7, 12, tzinfo=UTC)
-    store.add_silence(substance="ketamin", kind=None, source=None, reason="festival",
-                      until=t0 + timedelta(weeks=12), now=t0)
-    told = []
-    for k in range(16):
-        per = ({"lab": [finding("lab", detected=d0 + timedelta(weeks=k))]} if k < 3 else {})
-        told += [(k, a["decision"], a.get("status", "open"))
-                 for a in _period(cfg, store, d0 + timedelta(weeks=k), per,
-                                  now=t0 + timedelta(weeks=k))]
+    told, store = _weeks_under_silence(
+        tmp_path, lambda k, week: {"lab": [finding("lab", detected=week)]} if k < 3 else {},
+        weeks=16, silence_from=0, silence_for=timedelta(weeks=12),
+        extra="\n[alerting]\nsend_resolved = true\n")
     assert told == [(0, "open", "silenced")]
     assert not store.episode_state("substance:ketamin:trend:increase").get("silenced")
 
@@ -378,21 +391,9 @@ def test_a_rise_silenced_and_quiet_since_is_told_when_the_silence_ends(tmp_path)
     its episode is still open (it ends only after ``resolve_after_periods`` quiet
     weeks). Told when the silence ends, from that same finding: not taken for the
     silenced message again."""
-    cfg = make_config(
-        tmp_path, target("mail", "mailto://127.0.0.1:2525?from=a@example.org&to=o@example.org"))
-    store = Store.in_dir(cfg.state_dir)
-    seed_series(store, "lab")
-    assert cfg.detection_params("ketamin", "lab").resolve_after_periods >= 3
-    d0 = date(2026, 7, 6)
-    t0 = datetime(2026, 7, 7, 12, tzinfo=UTC)
-    store.add_silence(substance="ketamin", kind=None, source=None, reason="festival",
-                      until=t0 + timedelta(days=10), now=t0)
-    told = []
-    for k in range(3):
-        per = {"lab": [finding("lab")]} if k == 0 else {}
-        told += [(k, a["decision"], a.get("status", "open"))
-                 for a in _period(cfg, store, d0 + timedelta(weeks=k), per,
-                                  now=t0 + timedelta(weeks=k))]
+    told, store = _weeks_under_silence(
+        tmp_path, lambda k, week: {"lab": [finding("lab")]} if k == 0 else {},
+        weeks=3, silence_from=0, silence_for=timedelta(days=10))
     assert told == [(0, "open", "silenced"), (2, "open", "open")]
 
 
@@ -400,23 +401,10 @@ def test_more_sources_agreeing_under_a_silence_are_told_when_it_ends(tmp_path):
     """The rise was told; a second source agrees while a silence covers the substance
     (the escalation recorded, sent to nobody): when the silence ends it is told as an
     escalation, once."""
-    cfg = make_config(
-        tmp_path, target("mail", "mailto://127.0.0.1:2525?from=a@example.org&to=o@example.org"))
-    store = Store.in_dir(cfg.state_dir)
-    for s in ("lab", "customs"):
-        seed_series(store, s)
-    d0 = date(2026, 7, 6)
-    t0 = datetime(2026, 7, 7, 12, tzinfo=UTC)
-    told = []
-    for k in range(8):
-        if k == 1:
-            store.add_silence(substance="ketamin", kind=None, source=None, reason="festival",
-                              until=t0 + timedelta(weeks=4), now=t0 + timedelta(weeks=1))
-        per = {src: [finding(src, detected=d0 + timedelta(weeks=k))]
-               for src in (("lab", "customs") if k >= 2 else ("lab",))}
-        told += [(k, a["decision"], a.get("status", "open"))
-                 for a in _period(cfg, store, d0 + timedelta(weeks=k), per,
-                                  now=t0 + timedelta(weeks=k))]
+    told, _ = _weeks_under_silence(
+        tmp_path, lambda k, week: {src: [finding(src, detected=week)]
+                                   for src in (("lab", "customs") if k >= 2 else ("lab",))},
+        weeks=8, silence_from=1, silence_for=timedelta(weeks=3), sources=("lab", "customs"))
     assert told == [(0, "open", "open"), (2, "escalate", "silenced"), (4, "escalate", "open")]
 
 
