@@ -11,6 +11,7 @@ import pytest
 from tests.alerting_env import SOURCES, finding, make_config, seed_series, target
 from tests.servers import wait_for
 from warnd.alerting import decide, outbox, quiet, routing
+from warnd.alerting.commands import alerting_status
 from warnd.cli import main
 from warnd.store import Store
 
@@ -433,7 +434,7 @@ def test_silence_added_while_waiting_stops_the_delivery(tmp_path):
     }
 
 
-def test_an_opening_silenced_while_it_waited_is_told_when_the_silence_ends(tmp_path):
+def test_an_opening_silenced_while_it_waited_is_told_when_the_silence_ends(tmp_path, capsys):
     """A rise's opening message waits for its delivery (quiet hours, a retry) and a
     silence is added meanwhile: nobody heard it, so when the silence has ended the
     rise, still on, is told, as an episode's first message."""
@@ -451,6 +452,10 @@ def test_an_opening_silenced_while_it_waited_is_told_when_the_silence_ends(tmp_p
     assert counts["silenced"] == 1 and sent == []
     told = store.episode_state(decide.substance_scope("ketamin"))
     assert told["silenced"] and not told["open"]
+    assert alerting_status(store)["held_back_by_silence"] == ["ketamin"]
+    capsys.readouterr()
+    assert main(["--config", str(cfg.path), "status"]) in (0, 1)
+    assert "rises held back by a silence, told when it ends: ketamin" in capsys.readouterr().out
     later = []
     for k in (1, 2, 3):  # the rise goes on; the silence ends after the tenth day
         week = d0 + timedelta(weeks=k)
@@ -458,6 +463,7 @@ def test_an_opening_silenced_while_it_waited_is_told_when_the_silence_ends(tmp_p
                       now=t0 + timedelta(weeks=k))
         later += [(k, b["decision"], b.get("status", "open")) for b in got]
     assert later == [(2, "open", "open")]
+    assert alerting_status(store)["held_back_by_silence"] == []
 
 
 # -- quiet hours ------------------------------------------------------------------------

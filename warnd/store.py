@@ -1119,6 +1119,21 @@ class Store:
         return {scope: json.loads(state) for scope, state, source in rows
                 if keep is None or source in keep}
 
+    def rises_held_back(self) -> list[str]:
+        """The substances whose rise's message a silence held back, so that their
+        recipients have not been told it yet (:mod:`warnd.alerting.decide`: told when
+        the silence ends, if the rise still holds)."""
+        out = []
+        for scope, state in self.db.execute(
+                "SELECT scope, state FROM episodes WHERE scope LIKE 'substance:%:trend:increase' "
+                "ORDER BY scope"):
+            try:
+                if json.loads(state).get("silenced"):
+                    out.append(scope.removeprefix("substance:").removesuffix(":trend:increase"))
+            except (ValueError, AttributeError):
+                continue
+        return out
+
     def open_episode_states(self) -> dict[str, dict[str, Any]]:
         """Every series' episode state (by scope ``series:<key>``) with an episode open,
         in the order they were first stored, from the index of open episodes

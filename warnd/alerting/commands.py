@@ -31,6 +31,7 @@ def alerting_status(store: Any, now: datetime | None = None) -> dict[str, Any]:
         "expired_deliveries": expired,
         "active_silences": store.silences(now=now, active_only=True),
         "waiting_deliveries": {"n": waiting["n"], "until": waiting["until"]},
+        "held_back_by_silence": store.rises_held_back(),
     }
 
 
@@ -44,6 +45,9 @@ def print_alerting_status(st: dict[str, Any]) -> None:
         print(f"  {w['n']} waiting for the end of quiet hours (first at {w['until']})")
     if st.get("active_silences"):
         print(f"active silences: {len(st['active_silences'])} (warnd silence list)")
+    if st.get("held_back_by_silence"):
+        print("rises held back by a silence, told when it ends: "
+              + ", ".join(st["held_back_by_silence"]))
 
 
 def send_test_messages(
