@@ -1124,9 +1124,11 @@ class Store:
         recipients have not been told it yet (:mod:`warnd.alerting.decide`: told when
         the silence ends, if the rise still holds)."""
         out = []
-        for scope, state in self.db.execute(
-                "SELECT scope, state FROM episodes WHERE scope LIKE 'substance:%:trend:increase' "
-                "ORDER BY scope"):
+        for scope, state in self.db.execute(  # a range of the key ("substance:" … ";")
+                "SELECT scope, state FROM episodes WHERE scope >= 'substance:' "
+                "AND scope < 'substance;' ORDER BY scope"):
+            if not scope.endswith(":trend:increase"):
+                continue
             try:
                 if json.loads(state).get("silenced"):
                     out.append(scope.removeprefix("substance:").removesuffix(":trend:increase"))
