@@ -1124,7 +1124,8 @@ class Store:
         recipients have not been told it yet (:mod:`warnd.alerting.decide`: told when
         the silence ends, if the rise still holds)."""
         out = []
-        for scope, state in self.db.execute(  # a range of the key ("substance:" … ";")
+        # the scopes substance_scope makes, a range of the key ("substance:" … ";")
+        for scope, state in self.db.execute(
                 "SELECT scope, state FROM episodes WHERE scope >= 'substance:' "
                 "AND scope < 'substance;' ORDER BY scope"):
             if not scope.endswith(":trend:increase"):
@@ -1495,6 +1496,12 @@ def _num(x: Any) -> float | None:
         return None
     x = float(x)
     return x if math.isfinite(x) else None
+
+
+def substance_scope(substance: str, kind: str = "trend", direction: str = "increase") -> str:
+    """Episode-state scope of what a substance's recipients were told about an episode
+    (beside the series' own, ``series:<key>``)."""
+    return f"substance:{substance}:{kind}:{direction}"
 
 
 #: The open episodes of a substance's series: the index of open episodes scanned, each

@@ -26,7 +26,7 @@ from warnd.alerting.outbox import crash_point, enqueue_alert
 from warnd.alerting.silences import silenced_by
 from warnd.alerting.wording import USUAL_PEAK_EVIDENCE, render_text, usual_peak_fields
 from warnd.config import Config, parse_duration
-from warnd.store import Store, iso
+from warnd.store import Store, iso, substance_scope
 
 log = logging.getLogger("warnd.alerting")
 
@@ -150,11 +150,6 @@ def severity_for(n_agree: int, category: int) -> str:
     if n_agree >= 2 or category >= 2:
         return "warning"
     return "info"
-
-
-def substance_scope(substance: str, kind: str = "trend", direction: str = "increase") -> str:
-    """Episode-state scope of what a substance's recipients were told about an episode."""
-    return f"substance:{substance}:{kind}:{direction}"
 
 
 def _evidence(alert: dict[str, Any]) -> dict[str, Any]:

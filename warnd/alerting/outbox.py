@@ -36,7 +36,7 @@ from warnd.alerting.send import send as send_message
 from warnd.alerting.silences import silenced_by
 from warnd.alerting.wording import render_text
 from warnd.config import Config, parse_duration
-from warnd.store import Store, iso
+from warnd.store import Store, iso, substance_scope
 
 log = logging.getLogger("warnd.alerting")
 
@@ -355,11 +355,6 @@ def dispatch_pending(
     return counts
 
 
-#: What a substance's recipients were told of its rise (:func:`warnd.alerting.decide.
-#: substance_scope` of a trend increase).
-_TOLD_SCOPE = "substance:{}:trend:increase"
-
-
 def _opening_unheard(store: Store, d: dict[str, Any], db: Any, now: datetime) -> None:
     """A rise's opening message silenced before any of its deliveries went out: its
     recipients heard nothing, so the rise counts as not told yet, to be told when the
@@ -374,7 +369,7 @@ def _opening_unheard(store: Store, d: dict[str, Any], db: Any, now: datetime) ->
     if db.execute("SELECT 1 FROM deliveries WHERE alert_id=? AND status='delivered'",
                   (int(d["alert_id"]),)).fetchone():
         return  # someone heard it
-    scope = _TOLD_SCOPE.format(d["substance"])
+    scope = substance_scope(d["substance"])
     told = store.episode_state(scope)
     if told and told.get("open"):
         store.save_episode_state(scope, {**told, "open": False, "silenced": True}, db,
