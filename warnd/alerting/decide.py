@@ -260,7 +260,7 @@ def enqueue_findings(
         if _still_active(config, store, substance, kind, direction, group, states):
             continue
         if (kind == "trend" and direction == "increase" and not told.get("open")
-                and _only_silenced(store, substance)):
+                and _latest_rise_status(store, substance) == "silenced"):
             continue  # it ended before anyone was told of it (a silence): no end to tell
         if kind == "trend" and direction == "increase" and told.get("open"):
             told = {**told, "open": False, "ended": now.date().isoformat()}
@@ -340,8 +340,8 @@ def _held_by_silence(config: Config, store: Store, substance: str,
     watched series, this round's states over the stored ones), to be told now that the
     silence that held back its message has ended; ``[]`` when no rise is open any
     more, ``None`` while a silence still covers it."""
-    stored = store.active_episode_states(substance, sources=config.watched_sources())
     watched = config.watched_sources()
+    stored = store.active_episode_states(substance, sources=watched)
     found = []
     for scope, st in {**stored, **states}.items():
         if not scope.startswith("series:"):
@@ -356,17 +356,6 @@ def _held_by_silence(config: Config, store: Store, substance: str,
     if silenced_by(store, probe, now) is not None:
         return None
     return found
-
-
-def _only_silenced(store: Store, substance: str) -> bool:
-    """Whether the substance's latest trend-increase message was silenced (its episode
-    told to nobody)."""
-    rows = store.q(
-        "SELECT status FROM alerts WHERE substance=? AND kind='trend' AND direction='increase' "
-        "AND decision IN ('open','escalate','repeat') ORDER BY id DESC LIMIT 1",
-        [substance],
-    )
-    return bool(rows) and rows[0]["status"] == "silenced"
 
 
 def _told_before(store: Store, substance: str) -> dict[str, Any]:
@@ -409,12 +398,18 @@ def _episode_open(config: Config, store: Store, substance: str, episode: str,
 
 
 def _acked(store: Store, substance: str) -> bool:
+    return _latest_rise_status(store, substance) == "acked"
+
+
+def _latest_rise_status(store: Store, substance: str) -> str | None:
+    """The status of the substance's latest message of a rising trend (``acked``,
+    ``silenced``: told to nobody, …), None when there is none."""
     rows = store.q(
         "SELECT status FROM alerts WHERE substance=? AND kind='trend' AND direction='increase' "
         "AND decision IN ('open','escalate','repeat') ORDER BY id DESC LIMIT 1",
         [substance],
     )
-    return bool(rows) and rows[0]["status"] == "acked"
+    return rows[0]["status"] if rows else None
 
 
 def _send_resolved(config: Config, substance: str, source: str) -> bool:
