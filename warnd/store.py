@@ -17,7 +17,7 @@ import sqlite3
 import struct
 import sys
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -1107,7 +1107,7 @@ class Store:
         """The latest period of any series."""
         return self.db.execute("SELECT MAX(last_period) FROM series").fetchone()[0]
 
-    def active_episode_states(self, substance: str, *, sources: Iterable[str] | None = None,
+    def active_episode_states(self, substance: str, *, sources: Collection[str] | None = None,
                               ) -> dict[str, dict[str, Any]]:
         """Episode states (by scope ``series:<key>``) of a substance's series (of
         ``sources`` only, when given) that have an episode open, read from the index of
@@ -1115,9 +1115,8 @@ class Store:
         the series watched."""
         rows = self.db.execute("SELECT e.scope, e.state, s.source " + _OPEN_OF_SUBSTANCE,
                                [substance]).fetchall()
-        keep = None if sources is None else set(sources)
         return {scope: json.loads(state) for scope, state, source in rows
-                if keep is None or source in keep}
+                if sources is None or source in sources}
 
     def rises_held_back(self) -> list[str]:
         """The substances whose rise's message a silence held back, so that their
@@ -1148,7 +1147,7 @@ class Store:
         return {scope: json.loads(state) for scope, state in rows}
 
     def open_episode_scopes(self, substance: str, episode: str, *,
-                            sources: Iterable[str] | None = None) -> set[str]:
+                            sources: Collection[str] | None = None) -> set[str]:
         """Scopes (``series:<key>``) of a substance's series (of ``sources`` only, when
         given) whose stored episode state has ``episode`` (``kind:direction``, e.g.
         ``trend:increase``) open, among the open ones (:meth:`active_episode_states`)."""
