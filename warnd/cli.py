@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from warnd import __version__, logs
 from warnd.errors import ConfigError, WarndError
+from warnd.jsonout import print_json
 from warnd.statelock import EX_LOCKED, StateLocked
 
 if TYPE_CHECKING:
@@ -52,12 +53,6 @@ def _load(args: argparse.Namespace, *, light: bool = False) -> Config:
     return cfg
 
 
-def _print_json(obj: Any) -> None:
-    from warnd.jsonout import print_json
-
-    print_json(obj)
-
-
 # -- run ---------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load(args)
@@ -80,7 +75,7 @@ def _run_locked(args: argparse.Namespace, cfg: Config) -> int:
         polls = res["polls"]
         failed = [p for p in polls if not p.ok]
         if args.json:
-            _print_json(
+            print_json(
                 {
                     "polls": [
                         {k: v for k, v in vars(p).items() if k != "series"} for p in polls
@@ -179,7 +174,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     cfg = _load(args, light=True)
     st = collect_status(cfg)
     if args.json:
-        _print_json(st)
+        print_json(st)
     else:
         print(f"state: {st['state_dir']} (schema v{st['schema_version']})")
         print(f"{'source':24} {'kind':14} {'last poll':20} {'series':>6} {'fails':>5}  last error")
@@ -227,7 +222,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     cfg = _load(args)
     res = backup(cfg.state_dir, Path(args.file))
     if args.json:
-        _print_json(res)
+        print_json(res)
     else:
         print(f"backup of {res['source']} written to {res['file']}: {res['bytes']} bytes, "
               f"{res['pages']} pages, integrity {res['integrity']}")
@@ -255,7 +250,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         if args.json:
             for r in rows:
                 r["data"] = json.loads(r["data"])
-            _print_json(rows)
+            print_json(rows)
             return 0
         if not rows:
             print("no alerts")
@@ -354,7 +349,7 @@ def _offline(args: argparse.Namespace, run: Any, table: Any) -> int:
     logs.setup(args.log_level or "WARNING")
     results = run(Path(args.observations), _params_for(args))
     if args.json:
-        _print_json(results)
+        print_json(results)
     else:
         print(table(results))
     return 0
@@ -390,7 +385,7 @@ def _replay(args: argparse.Namespace) -> int:
     msgs = replay(cfg, what=args.replay, start=days["date_from"], end=days["date_to"],
                   every=args.every)
     if args.json:
-        _print_json(msgs)
+        print_json(msgs)
     else:
         print(format_replay_table(msgs))
     return 0
