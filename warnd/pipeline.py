@@ -1189,7 +1189,9 @@ def summarise_batch(
     for key, f in sorted(before.items()):
         if key in open_after:
             continue
-        if revised and not any(a == "resolve" for a, g in batch
+        # a revised series is judged from its start: only an end of an episode that was
+        # still on when the told one began is its end, not one of an older episode
+        if revised and not any(a == "resolve" and g.detected_at >= f.onset for a, g in batch
                                if f"{g.kind}:{g.direction}" == key):
             out.append((f, "correct"))  # the episode is gone once the values were revised
         else:
