@@ -225,11 +225,12 @@ def test_resolve_not_sent_by_default_and_rerun_is_deduplicated(tmp_path):
     seed_series(store, "lab")
     d0 = date(2026, 7, 6)
     assert len(_period(cfg, store, d0, {"lab": [finding("lab")]})) == 1
+    # the same round decided again from the states before it (a crash before its commit)
+    firing = [(finding("lab"), "open")]
+    told_before = {decide.substance_scope("ketamin"): {"open": False, "n": 0}}
+    assert decide.enqueue_findings(cfg, store, "ketamin", firing, told_before, now=NOW) == []
     for k in range(1, 6):
         assert _period(cfg, store, d0 + timedelta(weeks=k), {}) == []
-    # the same decision computed again (e.g. after a crash before the state was saved)
-    firing = [(finding("lab"), "open")]
-    assert decide.enqueue_findings(cfg, store, "ketamin", firing, {}, now=NOW) == []
     assert store.q("SELECT COUNT(*) AS n FROM alerts")[0]["n"] == 1
 
 

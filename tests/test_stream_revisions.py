@@ -59,3 +59,33 @@ def test_a_rise_revised_away_is_corrected_though_an_older_episode_had_ended(tmp_
     _put(cfg, usual)  # the last weeks revised down: the rise told is gone
     assert _told(cfg, weeks) == ["correct"]
     assert _told(cfg, weeks) == []
+
+
+def test_a_rise_revised_away_and_back_is_told_again_each_time(tmp_path):
+    """A source that cannot make up its mind: the lab's last weeks show a rise (told),
+    are revised down (corrected), then back up, then down again. Each revision changes
+    what is true, and the recipients hear each change: open, correction, open,
+    correction. Before, the second opening and the second correction rested on the
+    same findings as the first ones and were dropped as their duplicates, while the
+    substance's state said the rise was told: the recipients were left believing it
+    withdrawn while it stood."""
+    cfg = make_config(tmp_path, MAIL)
+    weeks, rise = 120, 110
+    usual = np.random.default_rng(11).poisson(5.0, weeks).astype(float)
+    risen = usual.copy()
+    risen[rise:] = np.random.default_rng(6).poisson(15.0, weeks - rise)
+    told = []
+    for w in range(rise - 1, weeks):
+        _put(cfg, risen, w + 1)
+        told += _told(cfg, w)
+    assert told == ["open"]
+    for values, decision in [(usual, "correct"), (risen, "open"), (usual, "correct")]:
+        _put(cfg, values)
+        assert _told(cfg, weeks) == [decision]
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        sent = store.q("SELECT decision FROM alerts a JOIN deliveries d ON d.alert_id = a.id "
+                       "WHERE a.kind = 'trend' ORDER BY a.id")
+    finally:
+        store.close()
+    assert [r["decision"] for r in sent] == ["open", "correct", "open", "correct"]

@@ -318,6 +318,11 @@ def enqueue_findings(
                             "category": max(ev["category"], int(told["category"])),
                             "magnitude": max(ev["magnitude"], float(told.get("magnitude", 0)))}
                 pending_states[told_scope] = told
+            if (alert["kind"] == "trend" and alert["direction"] == "increase"
+                    and told.get("n")):
+                # the episode told: a rise revised away and back is told again on the
+                # same findings, and that is news, not a duplicate
+                alert["dedupe_key"] += f":{told['n']}"
             if group is trends and retold:
                 # its findings may be those of the silenced message: not a duplicate
                 alert["dedupe_key"] += ":after-silence"
