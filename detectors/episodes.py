@@ -51,6 +51,18 @@ def _n_sources(f: Finding) -> int:
         return 1
 
 
+def episode_grew(new: dict[str, Any], told: dict[str, Any], params: DetectionParams) -> bool:
+    """True when ``new`` evidence (``category``, ``magnitude``, ``n_sources``, as an open
+    episode keeps them) is more than an episode's ``told``: a higher category, a change
+    ``escalate_factor`` times as large, or more sources — the rule of ``escalate``."""
+    factor = params.escalate_factor
+    return bool(
+        new["category"] > told["category"]
+        or (told["magnitude"] > 0 and new["magnitude"] >= factor * told["magnitude"])
+        or new["n_sources"] > told["n_sources"]
+    )
+
+
 class EpisodeTracker:
     """Episode state of one series (or one substance).
 
@@ -120,12 +132,8 @@ class EpisodeTracker:
                 out.append(Decision("open", key, send_ok, f, now))
                 continue
             ep["last_seen"] = now
-            grew = (
-                cat > ep["category"]
-                or (mag >= p.escalate_factor * ep["magnitude"] and ep["magnitude"] > 0)
-                or _n_sources(f) > ep["n_sources"]
-            )
-            if grew:
+            if episode_grew({"category": cat, "magnitude": mag, "n_sources": _n_sources(f)},
+                            ep, p):
                 ep.update(
                     category=max(cat, ep["category"]),
                     magnitude=max(mag, ep["magnitude"]),

@@ -8,7 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 
 from feeds.base import Observation
-from tests.alerting_env import make_config, target
+from tests.alerting_env import SOURCES, make_config, target
+from tests.conftest import write_config
+from warnd.config import load_config
 from warnd.pipeline import Pipeline
 from warnd.store import Store
 
@@ -89,3 +91,38 @@ def test_a_rise_revised_away_and_back_is_told_again_each_time(tmp_path):
     finally:
         store.close()
     assert [r["decision"] for r in sent] == ["open", "correct", "open", "correct"]
+
+
+def _weekly_stream(tmp_path, *, preliminary: bool) -> list[tuple[int, str]]:
+    """Ketamine doubles at week 110 and is five times its level from week 118: the
+    lab's trend messages week by week, as ``(week, decision)``. With ``preliminary``
+    the lab's newest week is two short each time, and is revised up the week after."""
+    tmp_path.mkdir()
+    cfg = load_config(write_config(tmp_path, SOURCES + MAIL, state_dir=str(tmp_path / "state")))
+    weeks, rise = 150, 110
+    lam = np.full(weeks, 5.0)
+    lam[rise:rise + 8] *= 2
+    lam[rise + 8:] *= 5
+    true = np.random.default_rng(11).poisson(lam).astype(float)
+    told = []
+    for w in range(rise - 1, weeks):
+        shown = true[: w + 1].copy()
+        if preliminary:
+            shown[-1] = max(shown[-1] - 2, 0)
+        _put(cfg, shown)
+        told += [(w, d) for d in _told(cfg, w)]
+    return told
+
+
+def test_a_table_revising_its_newest_week_escalates_as_one_that_does_not(tmp_path):
+    """Many tables publish their newest week short and complete it the week after, so
+    every poll revises a week already judged. Such a lab's rise is told as that of a lab
+    that does not: opened, and escalated as it grows (each a week later, when the week
+    is complete). Before, a revised series told only an episode's opening and end: every
+    escalation was lost, as the series judged again from its start showed its episode
+    open before and after."""
+    plain = _weekly_stream(tmp_path / "plain", preliminary=False)
+    late = _weekly_stream(tmp_path / "late", preliminary=True)
+    assert [d for _, d in plain] == ["open", "escalate", "escalate"]
+    assert [d for _, d in late] == [d for _, d in plain]
+    assert all(0 <= w2 - w1 <= 1 for (w1, _), (w2, _) in zip(plain, late, strict=True))

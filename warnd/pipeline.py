@@ -23,7 +23,7 @@ import os
 import sqlite3
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from detectors.base import Finding, replaced, series_key
+from detectors.episodes import episode_grew
 from feeds.base import Observation, SubstanceSpec
 from feeds.registry import FEEDS
 from warnd.alerting import decide, outbox
@@ -774,9 +775,12 @@ class Pipeline:
             metric = key[3]
             before = ({} if tracker is None else  # quiet: no episode open
                       {k: decide.finding_from_dict(v) for k, v in tracker.active.items()})
+            told_open = {}  # a revised series' open episodes as they were told
             if revised:
                 log.info("series=%s values already judged were revised: judged again",
                          scope.removeprefix("series:"))
+                if tracker is not None:
+                    told_open = tracker.tracker.state["open"]
                 tracker = decide.tracker_from_state(None, params)
                 last_done = None
             judged_now = advanced.get(key)
@@ -818,6 +822,8 @@ class Pipeline:
                 [f for f in tracker.active_findings()
                  if f.direction == "increase" or params.alert_decreases],
                 first_run=first_run, recent=recent, revised=revised,
+                grown={k for k, ep in tracker.tracker.state["open"].items()
+                       if k in told_open and episode_grew(ep, told_open[k], params)},
             )
             after = decide.tracker_state(tracker)
             if not (decide.tracker_quiet(stored) and decide.tracker_quiet(after)):
@@ -1157,14 +1163,17 @@ def _last_alert_id(store: Store) -> int:
 
 def summarise_batch(
     batch: list[tuple[str, Finding]], before: dict[str, Finding], after: list[Finding], *,
-    first_run: bool, recent: Any, revised: bool = False,
+    first_run: bool, recent: Any, revised: bool = False, grown: Collection[str] = (),
 ) -> list[tuple[Finding, str]]:
     """The net decisions of a run that judged one or more periods of one series.
 
     ``batch`` holds the tracker's sendable decisions in period order, ``before`` the
     open episodes (latest finding by ``kind:direction``) before the run, ``after`` those
     open after it (only those that may be sent: decreases only with
-    ``alert_decreases``). See :meth:`Pipeline._detect_substance`.
+    ``alert_decreases``). A revised series' ``batch`` holds its whole history, so what
+    tells that an episode open before and after it grew is ``grown`` (those whose
+    evidence is more than the series' state had before: ``episode_grew``). See
+    :meth:`Pipeline._detect_substance`.
     """
     acted: dict[str, set[str]] = {}
     last_of: dict[str, Finding] = {}
@@ -1181,7 +1190,8 @@ def summarise_batch(
             if key in acted or first_run or revised:
                 out.append((f, "open"))
         elif revised:
-            continue  # still open after the revision: nothing new to tell
+            if key in grown:  # more than was told, its new periods or the revision shows
+                out.append((f, "escalate"))
         elif acted.get(key, set()) & {"open", "escalate"}:
             out.append((f, "escalate"))
         elif "repeat" in acted.get(key, set()):
