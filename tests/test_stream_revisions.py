@@ -10,6 +10,7 @@ import numpy as np
 from feeds.base import Observation
 from tests.alerting_env import SOURCES, make_config, target
 from tests.conftest import write_config
+from warnd.backtest import run_backtest
 from warnd.config import load_config
 from warnd.pipeline import Pipeline
 from warnd.store import Store
@@ -93,17 +94,25 @@ def test_a_rise_revised_away_and_back_is_told_again_each_time(tmp_path):
     assert [r["decision"] for r in sent] == ["open", "correct", "open", "correct"]
 
 
+WEEKS, RISE = 150, 110
+
+
+def _growing() -> np.ndarray:
+    """Ketamine at the lab: doubled from week 110, five times its level from week 118."""
+    lam = np.full(WEEKS, 5.0)
+    lam[RISE:RISE + 8] *= 2
+    lam[RISE + 8:] *= 5
+    return np.random.default_rng(11).poisson(lam).astype(float)
+
+
 def _weekly_stream(tmp_path, *, preliminary: bool) -> list[tuple[int, str]]:
-    """Ketamine doubles at week 110 and is five times its level from week 118: the
-    lab's trend messages week by week, as ``(week, decision)``. With ``preliminary``
-    the lab's newest week is two short each time, and is revised up the week after."""
+    """The lab's trend messages week by week (:func:`_growing`), as ``(week,
+    decision)``. With ``preliminary`` the lab's newest week is two short each time, and
+    is revised up the week after."""
     tmp_path.mkdir()
     cfg = load_config(write_config(tmp_path, SOURCES + MAIL, state_dir=str(tmp_path / "state")))
-    weeks, rise = 150, 110
-    lam = np.full(weeks, 5.0)
-    lam[rise:rise + 8] *= 2
-    lam[rise + 8:] *= 5
-    true = np.random.default_rng(11).poisson(lam).astype(float)
+    weeks, rise = WEEKS, RISE
+    true = _growing()
     told = []
     for w in range(rise - 1, weeks):
         shown = true[: w + 1].copy()
@@ -120,9 +129,19 @@ def test_a_table_revising_its_newest_week_escalates_as_one_that_does_not(tmp_pat
     that does not: opened, and escalated as it grows (each a week later, when the week
     is complete). Before, a revised series told only an episode's opening and end: every
     escalation was lost, as the series judged again from its start showed its episode
-    open before and after."""
+    open before and after; `warnd backtest` on the same versions told both."""
     plain = _weekly_stream(tmp_path / "plain", preliminary=False)
     late = _weekly_stream(tmp_path / "late", preliminary=True)
     assert [d for _, d in plain] == ["open", "escalate", "escalate"]
     assert [d for _, d in late] == [d for _, d in plain]
     assert all(0 <= w2 - w1 <= 1 for (w1, _), (w2, _) in zip(plain, late, strict=True))
+    # `warnd backtest` on the same versions (as_of) tells the same rise the same way
+    lines = ["as_of,date,substance,source,value"]
+    for i, v in enumerate(_growing()):
+        p = START + timedelta(weeks=i)
+        lines.append(f"{p + timedelta(weeks=1)},{p},ketamin,lab,{max(v - 2, 0):g}")
+        lines.append(f"{p + timedelta(weeks=2)},{p},ketamin,lab,{v:g}")
+    (tmp_path / "lab.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    fired = [a for a in run_backtest(tmp_path / "lab.csv")
+             if a["kind"] == "trend" and a["fired_at"] >= f"{START + timedelta(weeks=RISE)}"]
+    assert [a["decision"] for a in fired] == [d for _, d in late]
