@@ -3,7 +3,9 @@ revises periods already judged (week by week through detection, a real store).""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import numpy as np
 
@@ -145,3 +147,85 @@ def test_a_table_revising_its_newest_week_escalates_as_one_that_does_not(tmp_pat
     fired = [a for a in run_backtest(tmp_path / "lab.csv")
              if a["kind"] == "trend" and a["fired_at"] >= f"{START + timedelta(weeks=RISE)}"]
     assert [a["decision"] for a in fired] == [d for _, d in late]
+
+
+ROUTED = target("desk", "mailto://127.0.0.1:1?from=a@example.org&to=d@example.org") + target(
+    "ops", "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org") + """
+[[routes]]
+min_severity = "warning"
+targets = ["desk"]
+
+[alerting]
+default_targets = ["ops"]
+send_resolved = true
+"""
+
+
+def _two_sources(tmp_path, weeks: int,
+                 ) -> tuple[Any, Callable[[str, np.ndarray], None], dict[str, np.ndarray]]:
+    """Lab and customs watch ketamine; warnings and worse go to the desk, anything else
+    to ops. The config, ``put(source, values)`` and each source's usual values."""
+    cfg = make_config(tmp_path, ROUTED)
+    usual = {s: np.random.default_rng(i).poisson(5.0, weeks).astype(float)
+             for i, s in enumerate(("lab", "customs"))}
+
+    def put(source: str, values: np.ndarray) -> None:
+        store = Store.in_dir(cfg.state_dir)
+        try:
+            store.ingest(source, location=f"{source}.csv", sha256=None, problems=(), items=(),
+                         observations=[Observation(source=source, substance="ketamin",
+                                                   period=START + timedelta(weeks=i),
+                                                   value=float(v))
+                                       for i, v in enumerate(values)])
+        finally:
+            store.close()
+
+    return cfg, put, usual
+
+
+def _risen(usual: dict[str, np.ndarray], lo: int, hi: int) -> dict[str, np.ndarray]:
+    """Both sources' values tripled from week ``lo`` to before ``hi``."""
+    out = {s: v.copy() for s, v in usual.items()}
+    for i, v in enumerate(out.values()):
+        v[lo:hi] = np.random.default_rng(10 + i).poisson(15.0, hi - lo)
+    return out
+
+
+def _trend_messages(cfg, put, values, weeks: range) -> list[tuple[str, str, list[str]]]:
+    """Week by week: the trend messages, as ``(decision, severity, targets)``."""
+    told = []
+    for w in weeks:
+        for source, v in values.items():
+            put(source, v[: w + 1])
+        told += [(a["decision"], a["severity"], a["targets"])
+                 for a in Pipeline(cfg, clock=lambda w=w: _week_end(w)).detect()
+                 if a["kind"] == "trend"]
+    return told
+
+
+def test_a_correction_reaches_everyone_who_had_the_rise_it_corrects(tmp_path):
+    """The lab's rise opens (a small increase, to ops); customs agrees (a warning, to the
+    desk); customs then revises its weeks away. The correction, a small matter by its
+    own severity, goes to ops and to the desk, which had the warning that rested on
+    customs. Before, it was routed by its own severity to ops alone, and the desk kept
+    a warning whose figures were gone."""
+    weeks = 120
+    cfg, put, usual = _two_sources(tmp_path, weeks)
+    risen = _risen(usual, 110, weeks)
+    told = _trend_messages(cfg, put, risen, range(109, weeks))
+    assert told == [("open", "info", ["ops"]), ("escalate", "warning", ["desk"])]
+    put("customs", usual["customs"])
+    (c,) = Pipeline(cfg, clock=lambda: _week_end(weeks)).detect()
+    assert (c["decision"], c["source"]) == ("correct", "customs")
+    assert sorted(c["targets"]) == ["desk", "ops"]
+
+
+def test_the_end_of_a_rise_reaches_everyone_who_had_it(tmp_path):
+    """As above, but the rise is real and ends after twelve weeks: its end, told with
+    ``send_resolved``, goes to ops and to the desk, which was warned of it. Before, the
+    end went by its own severity to ops alone: for the desk the rise never ended."""
+    weeks = 150
+    cfg, put, usual = _two_sources(tmp_path, weeks)
+    told = _trend_messages(cfg, put, _risen(usual, 110, 122), range(109, weeks))
+    assert [(d, sorted(t)) for d, _, t in told] == [
+        ("open", ["ops"]), ("escalate", ["desk"]), ("resolve", ["desk", "ops"])]

@@ -253,6 +253,7 @@ def enqueue_findings(
             elif held:
                 trends, retold = held, True
                 groups.insert(0, trends)
+    told_to: dict[int, list[str]] = {}  # by id(group): targets of what an end/correction is about
     by_episode: dict[tuple[str, str], list[tuple[Finding, str]]] = {}
     for f, a in ends:
         by_episode.setdefault((f.kind, f.direction), []).append((f, a))
@@ -270,9 +271,14 @@ def enqueue_findings(
         if not _substance_alerting(store, substance, kind=kind, direction=direction):
             continue  # the episode was never alerted (e.g. history before the first run)
         groups.append(group)
+        told_to[id(group)] = _told_targets(
+            store, substance, kind, direction,
+            since=told.get("opened") if (kind, direction) == ("trend", "increase") else None)
     for f, a in corrections:
         if _told_about(store, f):
             groups.append([(f, a)])
+            told_to[id(groups[-1])] = _told_targets(store, substance, f.kind, f.direction,
+                                                    since=f.onset.isoformat(), series=f)
             if (f.kind == "trend" and f.direction == "increase" and told.get("open")
                     and not _still_active(config, store, substance, f.kind, f.direction,
                                           [(f, a)], states)):
@@ -326,7 +332,10 @@ def enqueue_findings(
             if group is trends and retold:
                 # its findings may be those of the silenced message: not a duplicate
                 alert["dedupe_key"] += ":after-silence"
-            if enqueue_alert(config, store, alert, now=now) is not None:
+            # an end or a correction goes to whoever had the messages it ends or corrects,
+            # however it routes itself (its severity is often lower than theirs)
+            if enqueue_alert(config, store, alert, now=now,
+                             also=told_to.get(id(group), ())) is not None:
                 created.append(alert)
             if group is trends and alert.get("status") == "silenced":
                 # nobody was told: recipients know what they knew, and hear of the rise
@@ -381,6 +390,27 @@ def _told_about(store: Store, f: Finding) -> bool:
         [f.substance, f.kind, f'%"series": "{f.series_key}"%'],
     )
     return bool(rows)
+
+
+def _told_targets(store: Store, substance: str, kind: str, direction: str, *,
+                  since: str | None, series: Finding | None = None) -> list[str]:
+    """The targets sent (or still to be sent) the substance's messages of an episode
+    (``kind``, ``direction``) since ``since`` (by default since its last end), only
+    those that rested on ``series``' series when given."""
+    if since is None:
+        last = store.q(
+            "SELECT MAX(created_at) AS t FROM alerts WHERE substance=? AND kind=? AND "
+            "direction=? AND decision='resolve'", [substance, kind, direction])
+        since = last[0]["t"] or ""
+    sql = ("SELECT DISTINCT d.target FROM alerts a JOIN deliveries d ON d.alert_id = a.id "
+           "WHERE a.substance=? AND a.kind=? AND a.direction=? AND a.created_at >= ? "
+           "AND a.decision IN ('open','escalate','repeat') "
+           "AND d.status IN ('pending','delivered')")
+    args: list[Any] = [substance, kind, direction, since]
+    if series is not None:
+        sql += " AND a.data LIKE ?"
+        args.append(f'%"series": "{series.series_key}"%')
+    return [r["target"] for r in store.q(sql + " ORDER BY d.target", args)]
 
 
 def _substance_rising(config: Config, store: Store, substance: str,

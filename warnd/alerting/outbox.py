@@ -23,14 +23,14 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from warnd.alerting import digest, quiet, targets
 from warnd.alerting.render import for_target
-from warnd.alerting.routing import route
+from warnd.alerting.routing import resolve_targets, route
 from warnd.alerting.send import SendResult, mask, message_id, target_url
 from warnd.alerting.send import send as send_message
 from warnd.alerting.silences import silenced_by
@@ -48,10 +48,12 @@ OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 def enqueue_alert(
     config: Config, store: Store, alert: dict[str, Any], *, now: datetime,
-    episodes: dict[str, dict[str, Any]] | None = None,
+    episodes: dict[str, dict[str, Any]] | None = None, also: Iterable[str] = (),
 ) -> int | None:
     """Silence, route, apply quiet hours and write the alert with its deliveries.
 
+    ``also``: targets it goes to besides those it is routed to (those configured and not
+    muted), as a correction goes to those who had the message it corrects.
     Sets ``alert["id"]``, ``["targets"]`` and ``["due_at"]``; returns the id, or None
     when the same alert (same dedupe key) exists already.
     """
@@ -61,6 +63,8 @@ def enqueue_alert(
             alert["status"] = "silenced"
             alert["silenced_by"] = sid
     targets = route(config, alert) if alert.get("status", "open") == "open" else []
+    if alert.get("status", "open") == "open":
+        targets += [t for t in resolve_targets(config, also) if t not in targets]
     due = quiet.due_at(config, alert["severity"], now) if targets else None
     aid = store.add_alert(alert, targets, episodes=episodes, now=now, due_at=due)
     if aid is None:
