@@ -31,6 +31,9 @@ from warnd.store import Store, iso, substance_scope
 log = logging.getLogger("warnd.alerting")
 
 SEND_ACTIONS = ("open", "escalate", "repeat", "resolve", "correct")
+#: statuses of a message told to nobody, held back: its substance's recipients hear of
+#: the rise once nothing holds it back (a silence ended, the substance no longer muted)
+HELD = ("silenced", "muted")
 
 
 # -- episode tracker adapter (the rules themselves live in detectors.episodes) ------
@@ -253,16 +256,17 @@ def enqueue_findings(
             elif held:
                 trends, retold = held, True
                 groups.insert(0, trends)
-    told_to: dict[int, list[str]] = {}  # by id(group): targets of what an end/correction is about
+    told_to: dict[int, list[str]] = {}  # by id(group): who had what an end or correction is about
     by_episode: dict[tuple[str, str], list[tuple[Finding, str]]] = {}
     for f, a in ends:
         by_episode.setdefault((f.kind, f.direction), []).append((f, a))
     for (kind, direction), group in sorted(by_episode.items()):
         if _still_active(config, store, substance, kind, direction, group, states):
             continue
-        if (kind == "trend" and direction == "increase" and not told.get("open")
-                and _latest_rise_status(store, substance) == "silenced"):
-            continue  # it ended before anyone was told of it (a silence): no end to tell
+        rise = (kind, direction) == ("trend", "increase")
+        if ((not rise or not told.get("open"))
+                and _latest_status(store, substance, kind, direction) in HELD):
+            continue  # it ended before anyone was told of it (silenced, muted): no end to tell
         if kind == "trend" and direction == "increase" and told.get("open"):
             told = {**told, "open": False, "ended": now.date().isoformat()}
             pending_states[told_scope] = told
@@ -337,9 +341,9 @@ def enqueue_findings(
             if enqueue_alert(config, store, alert, now=now,
                              also=told_to.get(id(group), ())) is not None:
                 created.append(alert)
-            if group is trends and alert.get("status") == "silenced":
+            if group is trends and alert.get("status") in HELD:
                 # nobody was told: recipients know what they knew, and hear of the rise
-                # once the silence has ended
+                # once the silence (or the substance's mute) has ended
                 told = pending_states[told_scope] = {**told_before, "silenced": True}
         for scope, st in pending_states.items():
             store.save_episode_state(scope, st, db, now=now)
@@ -353,7 +357,7 @@ def _held_by_silence(config: Config, store: Store, substance: str,
     """The substance's rise as it stands (the open trend-increase episodes of its
     watched series, this round's states over the stored ones), to be told now that the
     silence that held back its message has ended; ``[]`` when no rise is open any
-    more, ``None`` while a silence still covers it."""
+    more, ``None`` while a silence still covers it or the substance is muted."""
     watched = config.watched_sources()
     stored = store.active_episode_states(substance, sources=watched)
     found = []
@@ -367,7 +371,7 @@ def _held_by_silence(config: Config, store: Store, substance: str,
         return []
     probe = {"substance": substance, "kind": "trend",
              "source": ",".join(sorted({f.source for f, _ in found}))}
-    if silenced_by(store, probe, now) is not None:
+    if _muted(config, substance) or silenced_by(store, probe, now) is not None:
         return None
     return found
 
@@ -433,16 +437,18 @@ def _episode_open(config: Config, store: Store, substance: str, episode: str,
 
 
 def _acked(store: Store, substance: str) -> bool:
-    return _latest_rise_status(store, substance) == "acked"
+    return _latest_status(store, substance) == "acked"
 
 
-def _latest_rise_status(store: Store, substance: str) -> str | None:
-    """The status of the substance's latest message of a rising trend (``acked``,
-    ``silenced``: told to nobody, …), None when there is none."""
+def _latest_status(store: Store, substance: str, kind: str = "trend",
+                   direction: str = "increase") -> str | None:
+    """The status of the substance's latest message of an episode (by default of a
+    rising trend: ``acked``, ``silenced`` or ``muted``: told to nobody, …), None when
+    there is none."""
     rows = store.q(
-        "SELECT status FROM alerts WHERE substance=? AND kind='trend' AND direction='increase' "
+        "SELECT status FROM alerts WHERE substance=? AND kind=? AND direction=? "
         "AND decision IN ('open','escalate','repeat') ORDER BY id DESC LIMIT 1",
-        [substance],
+        [substance, kind, direction],
     )
     return rows[0]["status"] if rows else None
 
