@@ -281,8 +281,10 @@ def enqueue_findings(
     for f, a in corrections:
         if _told_about(store, f):
             groups.append([(f, a)])
-            told_to[id(groups[-1])] = _told_targets(store, substance, f.kind, f.direction,
-                                                    since=f.onset.isoformat(), series=f)
+            told_to[id(groups[-1])] = _told_targets(
+                store, substance, f.kind, f.direction, series=f,
+                since=told.get("opened") if (f.kind, f.direction) == ("trend", "increase")
+                else None)
             if (f.kind == "trend" and f.direction == "increase" and told.get("open")
                     and not _still_active(config, store, substance, f.kind, f.direction,
                                           [(f, a)], states)):
