@@ -107,12 +107,13 @@ def _growing() -> np.ndarray:
     return np.random.default_rng(11).poisson(lam).astype(float)
 
 
-def _weekly_stream(tmp_path, *, preliminary: bool) -> list[tuple[int, str]]:
+def _weekly_stream(tmp_path, *, preliminary: bool, extra: str = "") -> list[tuple[int, str]]:
     """The lab's trend messages week by week (:func:`_growing`), as ``(week,
     decision)``. With ``preliminary`` the lab's newest week is two short each time, and
-    is revised up the week after."""
+    is revised up the week after. ``extra``: more of the config."""
     tmp_path.mkdir()
-    cfg = load_config(write_config(tmp_path, SOURCES + MAIL, state_dir=str(tmp_path / "state")))
+    cfg = load_config(write_config(tmp_path, SOURCES + MAIL + extra,
+                                   state_dir=str(tmp_path / "state")))
     weeks, rise = WEEKS, RISE
     true = _growing()
     told = []
@@ -147,6 +148,18 @@ def test_a_table_revising_its_newest_week_escalates_as_one_that_does_not(tmp_pat
     fired = [a for a in run_backtest(tmp_path / "lab.csv")
              if a["kind"] == "trend" and a["fired_at"] >= f"{START + timedelta(weeks=RISE)}"]
     assert [a["decision"] for a in fired] == [d for _, d in late]
+
+
+def test_a_table_revising_its_newest_week_reminds_as_one_that_does_not(tmp_path):
+    """With ``repeat_after_periods``, the rise of a lab whose newest week is revised each
+    week is recalled as often as that of a lab whose weeks are final. Before, a revised
+    series never reminded."""
+    extra = "\n[detection]\nrepeat_after_periods = 4\n"
+    plain = _weekly_stream(tmp_path / "plain", preliminary=False, extra=extra)
+    late = _weekly_stream(tmp_path / "late", preliminary=True, extra=extra)
+    assert [d for _, d in plain].count("repeat") >= 5
+    assert [d for _, d in late] == [d for _, d in plain]
+    assert all(0 <= w2 - w1 <= 1 for (w1, _), (w2, _) in zip(plain, late, strict=True))
 
 
 ROUTED = target("desk", "mailto://127.0.0.1:1?from=a@example.org&to=d@example.org") + target(

@@ -775,6 +775,7 @@ class Pipeline:
             metric = key[3]
             before = ({} if tracker is None else  # quiet: no episode open
                       {k: decide.finding_from_dict(v) for k, v in tracker.active.items()})
+            judged_to = last_done  # the last period judged before this pass
             told_open = {}  # a revised series' open episodes as they were told
             if revised:
                 log.info("series=%s values already judged were revised: judged again",
@@ -806,8 +807,12 @@ class Pipeline:
                 tracker = decide.tracker_from_state(stored, params)
                 tracker.last_period = last_done
             batch: list[tuple[str, Finding]] = []
+            fresh: list[tuple[str, Finding]] = []  # those of periods not judged before
             for i in todo:
-                batch += decide.tracker_update(tracker, periods[i], list(per_period[i]))
+                got = decide.tracker_update(tracker, periods[i], list(per_period[i]))
+                batch += got
+                if judged_to is None or periods[i] > judged_to:
+                    fresh += got
             n = len(periods)
             window = max(self.config.general.backfill_current_periods, 1)
             if n >= window:
@@ -824,6 +829,7 @@ class Pipeline:
                 first_run=first_run, recent=recent, revised=revised,
                 grown={k for k, ep in tracker.tracker.state["open"].items()
                        if k in told_open and episode_grew(ep, told_open[k], params)},
+                fresh=fresh,
             )
             after = decide.tracker_state(tracker)
             if not (decide.tracker_quiet(stored) and decide.tracker_quiet(after)):
@@ -1164,6 +1170,7 @@ def _last_alert_id(store: Store) -> int:
 def summarise_batch(
     batch: list[tuple[str, Finding]], before: dict[str, Finding], after: list[Finding], *,
     first_run: bool, recent: Any, revised: bool = False, grown: Collection[str] = (),
+    fresh: list[tuple[str, Finding]] | None = None,
 ) -> list[tuple[Finding, str]]:
     """The net decisions of a run that judged one or more periods of one series.
 
@@ -1172,8 +1179,9 @@ def summarise_batch(
     open after it (only those that may be sent: decreases only with
     ``alert_decreases``). A revised series' ``batch`` holds its whole history, so what
     tells that an episode open before and after it grew is ``grown`` (those whose
-    evidence is more than the series' state had before: ``episode_grew``). See
-    :meth:`Pipeline._detect_substance`.
+    evidence is more than the series' state had before: ``episode_grew``), and what
+    tells that a reminder is due a ``repeat`` among ``fresh``, the decisions of its
+    periods not judged before. See :meth:`Pipeline._detect_substance`.
     """
     acted: dict[str, set[str]] = {}
     last_of: dict[str, Finding] = {}
@@ -1192,6 +1200,8 @@ def summarise_batch(
         elif revised:
             if key in grown:  # more than was told, its new periods or the revision shows
                 out.append((f, "escalate"))
+            elif any(a == "repeat" and f"{g.kind}:{g.direction}" == key for a, g in fresh or ()):
+                out.append((f, "repeat"))
         elif acted.get(key, set()) & {"open", "escalate"}:
             out.append((f, "escalate"))
         elif "repeat" in acted.get(key, set()):
