@@ -10,6 +10,10 @@
 * **Silences, quiet hours** (:mod:`warnd.alerting.silences`,
   :mod:`warnd.alerting.quiet`) are applied when an alert is decided and again
   before each send.
+* **Order** — the messages of one substance's episode (open, escalate, repeat, resolve,
+  correct) reach each target in the order they were decided: a later one that is due
+  brings the earlier ones still waiting (quiet hours, a retry) along, first, and waits
+  while an earlier one is being retried.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ log = logging.getLogger("warnd.alerting")
 SEND_WORKERS = 4
 #: Who holds a delivery's claim: this process (host, pid and a random part).
 OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+#: Alert kinds whose messages follow a substance's episode, kept in order per target.
+EPISODE_KINDS = ("trend", "spike")
 
 
 def enqueue_alert(
@@ -155,8 +161,48 @@ def _lazy_store(path: Any) -> Any:
     return Lazy()
 
 
+def _episode(d: dict[str, Any]) -> tuple[str, ...] | None:
+    """The (target, substance, kind, direction) whose messages go in order, if any."""
+    if d.get("kind") in EPISODE_KINDS and d.get("substance"):
+        return (d["target"], d["substance"], d["kind"], d.get("direction") or "")
+    return None
+
+
+def _bring_earlier_along(store: Store, now: datetime) -> set[tuple[int, str]]:
+    """Make an episode's earlier messages to a target due now when a later one to it
+    is due (an urgent escalation in quiet hours, a message decided while an earlier one
+    waits for its retry), so the target gets them first; their (alert, target) keys,
+    which quiet hours do not hold back again."""
+    now_s = iso(now)
+    kinds = ",".join("?" * len(EPISODE_KINDS))
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for r in store.q(
+        "SELECT d.alert_id, d.target, d.next_attempt_at, d.claimed_until, a.substance, "
+        "a.kind, a.direction FROM deliveries d JOIN alerts a ON a.id = d.alert_id "
+        f"WHERE d.status='pending' AND a.kind IN ({kinds}) ORDER BY d.alert_id",
+        list(EPISODE_KINDS),
+    ):
+        ep = _episode(r)
+        if ep is not None and not (r["claimed_until"] and r["claimed_until"] > now_s):
+            groups.setdefault(ep, []).append(r)
+    bring = []
+    for group in groups.values():
+        due = [i for i, r in enumerate(group) if r["next_attempt_at"] <= now_s]
+        if due:
+            bring += [(int(r["alert_id"]), r["target"]) for r in group[:due[-1]]
+                      if r["next_attempt_at"] > now_s]
+    if bring:
+        with store.write() as db:
+            for aid, name in bring:
+                db.execute("UPDATE deliveries SET next_attempt_at=? WHERE alert_id=? AND "
+                           "target=? AND status='pending'", (now_s, aid, name))
+        log.info("sent now, before a later message of the same episode: %s",
+                 ", ".join(f"alert={aid} target={name}" for aid, name in bring[:10]))
+    return set(bring)
+
+
 def _work(job: _Job, config: Config, store_path: Any, send_fn: Callable[..., Any],
-          timeout: float, blocked: dict[str, datetime], now: datetime) -> Any:
+          timeout: float, blocked: dict[Any, datetime], now: datetime) -> Any:
     """Render and send one delivery (runs in a worker thread)."""
     d = job.d
     store = _lazy_store(store_path)
@@ -171,8 +217,10 @@ def _work(job: _Job, config: Config, store_path: Any, send_fn: Callable[..., Any
                          d.get("alert_created_at") or d["created_at"])
         if fmt == "card":
             body = _with_message_id(body, mid)
-        if d["target"] in blocked and blocked[d["target"]] > now:
-            return None  # the target failed earlier in this round: wait for its backoff
+        if any(k in blocked and blocked[k] > now for k in (d["target"], _episode(d))):
+            # the target, or an earlier message of the episode to it, failed earlier in
+            # this round: wait for its next attempt
+            return None
         job.phase = "send"
         job.deadline = time.monotonic() + timeout + 5
         try:
@@ -306,11 +354,17 @@ def dispatch_pending(
         except Exception as e:  # the digest must never block alerts
             log.error("digest not built: %s", e)
     blocked = targets.blocked_targets(store, now)
+    try:
+        along = _bring_earlier_along(store, now)
+    except sqlite3.Error as e:
+        log.error("earlier messages not brought along: store error: %s", e)
+        along = set()
     jobs: list[_Job] = []
     for d in store.due_deliveries(now):
         try:
             job = _prepare(config, store, d, by_name, blocked, counts, now=now,
-                           max_backoff=max_backoff, lease=lease)
+                           max_backoff=max_backoff, lease=lease,
+                           quiet_applies=(int(d["alert_id"]), d["target"]) not in along)
         except sqlite3.Error as e:
             log.error("alert=%s target=%s not dispatched: store error: %s", d["alert_id"],
                       d["target"], e)
@@ -321,7 +375,9 @@ def dispatch_pending(
         return counts
     # targets are sent in parallel, so a slow or dead one never holds back another;
     # the outcomes are recorded here, in this thread (the store is per thread)
-    round_blocked: dict[str, datetime] = {}
+    # a target (by name) or an episode's messages to it (by _episode) that wait in
+    # this round, until when
+    round_blocked: dict[Any, datetime] = {}
     for job, result in _bounded(
         jobs,
         lambda j: _work(j, config, store.path, send_fn, timeout, round_blocked, now),
@@ -342,16 +398,22 @@ def dispatch_pending(
                 log.error("alert=%d target=%s failed: %s (retry it with `warnd outbox retry "
                           "%d`)", aid, name, result.reason, aid)
                 continue
-            if result is None:  # its target failed earlier in this round
-                until = round_blocked.get(name, now + backoff)
-                store.hold_delivery(aid, name, until, d.get("last_error") or "target backing off")
+            if result is None:  # its target or an earlier message failed in this round
+                if name in round_blocked:
+                    until, why = round_blocked[name], d.get("last_error") or "target backing off"
+                else:
+                    until = round_blocked.get(_episode(d), now + backoff)
+                    why = "waits for an earlier message of the episode, sent first"
+                store.hold_delivery(aid, name, until, why)
                 counts["held"] += 1
                 continue
-            wait = _record(store, d, job.url, result, counts, now=now, backoff=backoff,
-                           max_backoff=max_backoff, expire=expire,
-                           max_retry_after=parse_duration(a.max_retry_after))
+            wait, retry_at = _record(store, d, job.url, result, counts, now=now,
+                                     backoff=backoff, max_backoff=max_backoff, expire=expire,
+                                     max_retry_after=parse_duration(a.max_retry_after))
             if wait is not None:
                 round_blocked[name] = wait
+            if retry_at is not None and _episode(d) is not None:
+                round_blocked[_episode(d)] = retry_at
         except sqlite3.Error as e:
             counts["unrecorded"] += 1
             log.error("alert=%d target=%s: outcome not recorded (%s); the claim keeps it from "
@@ -383,9 +445,12 @@ def _opening_unheard(store: Store, d: dict[str, Any], db: Any, now: datetime) ->
 def _prepare(
     config: Config, store: Store, d: dict[str, Any], by_name: dict[str, Any],
     blocked: dict[str, tuple[datetime, str]], counts: dict[str, int], *, now: datetime,
-    max_backoff: timedelta, lease: timedelta,
+    max_backoff: timedelta, lease: timedelta, quiet_applies: bool = True,
 ) -> _Job | None:
-    """Silence, quiet hours, missing target, target backoff, claim; a job or None."""
+    """Silence, quiet hours, missing target, target backoff, claim; a job or None.
+
+    ``quiet_applies`` False: the delivery goes with a later message of its episode
+    that is due now (:func:`_bring_earlier_along`), in quiet hours too."""
     t = by_name.get(d["target"])
     aid, name = int(d["alert_id"]), d["target"]
     sid = silenced_by(store, d, now)
@@ -399,7 +464,8 @@ def _prepare(
         counts["silenced"] += 1
         log.info("alert=%d target=%s not sent: silence %d", aid, name, sid)
         return None
-    wait = quiet.due_at(config, d["severity"], now) if d.get("kind") != "digest" else None
+    wait = (quiet.due_at(config, d["severity"], now)
+            if d.get("kind") != "digest" and quiet_applies else None)
     if wait is not None:  # a retry that fell into quiet hours
         store.postpone_delivery(aid, name, wait)
         counts["waiting"] += 1
@@ -433,8 +499,10 @@ def _prepare(
 def _record(
     store: Store, d: dict[str, Any], url: str, result: Any, counts: dict[str, int], *,
     now: datetime, backoff: Any, max_backoff: Any, expire: Any, max_retry_after: Any,
-) -> datetime | None:
-    """Record one outcome; for a failure, the time the target may be tried again."""
+) -> tuple[datetime | None, datetime | None]:
+    """Record one outcome: for a failure, the time the target may be tried again (when
+    the target itself is unwell) and the time of this delivery's next attempt (unless
+    it expired)."""
     aid, name = int(d["alert_id"]), d["target"]
     if result.ok:
         crash_point("send")
@@ -443,7 +511,7 @@ def _record(
             targets.record_outcome(store, name, ok=True, now=now)
         counts["delivered"] += 1
         log.info("alert=%d target=%s delivered (%s)", aid, name, mask(url))
-        return None
+        return None, None
     created = datetime.fromisoformat(d.get("due_at") or d["created_at"])
     err = f"{result.status}: {result.detail}".strip(": ")
     kind = getattr(result, "kind", "")
@@ -465,13 +533,13 @@ def _record(
             counts["expired"] += 1
             log.error("alert=%d target=%s expired after %d attempts: %s", aid, name,
                       int(d["attempts"]) + 1, err)
-            return now + delay if whole_target else None
+            return (now + delay if whole_target else None), None
         store.mark_delivery(aid, name, status="pending", error=err,
                             next_attempt_at=now + delay, now=now)
     counts["retrying"] += 1
     log.warning("alert=%d target=%s not accepted (%s); retry at %s", aid, name, err,
                 iso(now + delay))
-    return now + delay if whole_target else None
+    return (now + delay if whole_target else None), now + delay
 
 
 # -- operator actions (CLI `warnd outbox`, web console) ------------------------------

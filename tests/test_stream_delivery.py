@@ -1,0 +1,118 @@
+"""Delivery over time: the order of one substance's messages to a target when quiet
+hours or retries hold some of them, moved through the real decide and outbox on a
+real store, sent to a real SMTP server."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from tests.alerting_env import finding, make_config, seed_series, target
+from tests.servers import SmtpServer, _Handler, wait_for
+from warnd.alerting import decide, outbox
+from warnd.store import Store
+
+D0 = date(2026, 7, 6)
+#: Tuesday 23:00 in Oslo: quiet time
+EVENING = datetime(2026, 7, 7, 21, 0, tzinfo=UTC)
+
+
+def _period(cfg, store, period, per_source, *, now):
+    """What Pipeline._detect_substance does for one period of ketamine's series."""
+    firing, states = [], {}
+    for src in ("lab", "customs"):
+        scope = f"series:{src}:ketamin"
+        tr = decide.tracker_from_state(
+            store.episode_state(scope), cfg.detection_params("ketamin", src))
+        for action, f in decide.tracker_update(tr, period, per_source.get(src, [])):
+            if action in decide.SEND_ACTIONS:
+                firing.append((f, action))
+        states[scope] = decide.tracker_state(tr)
+    return decide.enqueue_findings(cfg, store, "ketamin", firing, states, now=now)
+
+
+def _subjects(smtp_server):
+    return [m["Subject"] for m in smtp_server.messages]
+
+
+def test_an_urgent_escalation_in_quiet_hours_brings_its_waiting_opening_along(
+        tmp_path, smtp_server):
+    """A rise opens at 23:00 (not urgent: it waits for 07:00); at 03:00 a second source
+    agrees and the escalation is urgent. The recipient gets the opening first and the
+    escalation right after it, at 03:00 — never the escalation alone with the opening
+    coming hours later."""
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()),
+                      '\n[alerting]\nquiet_hours = "22:00-07:00"\nurgent_severity = "warning"\n')
+    store = Store.in_dir(cfg.state_dir)
+    for s in ("lab", "customs"):
+        seed_series(store, s)
+    lab = [finding("lab", category=1, rel=1.0)]
+    (a,) = _period(cfg, store, D0, {"lab": lab}, now=EVENING)
+    assert (a["decision"], a["severity"]) == ("open", "info") and a["due_at"]
+    assert outbox.dispatch_pending(cfg, store, now=EVENING)["delivered"] == 0
+    night = EVENING + timedelta(hours=4)  # 03:00 in Oslo
+    (b,) = _period(cfg, store, D0 + timedelta(weeks=1),
+                   {"lab": lab, "customs": [finding("customs")]}, now=night)
+    assert (b["decision"], b["severity"], b["due_at"]) == ("escalate", "warning", None)
+    assert outbox.dispatch_pending(cfg, store, now=night)["delivered"] == 2
+    wait_for(lambda: len(smtp_server.messages) == 2, what="two emails")
+    morning = EVENING + timedelta(hours=8)  # 07:00 in Oslo
+    assert outbox.dispatch_pending(cfg, store, now=morning)["delivered"] == 0
+    assert _subjects(smtp_server) == [
+        "Liten økning: ketamin — 1 kilde",
+        "Forverring: Sterk økning: ketamin — 2 kilder",
+    ]
+
+
+class _Deferring(_Handler):
+    """A mail relay that answers the first ``n`` messages with a temporary 451."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.deferred = n
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            if self.deferred:
+                self.deferred -= 1
+                return "451 4.3.0 try again later"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_an_escalation_waits_for_its_opening_being_retried(tmp_path):
+    """The relay defers the opening twice (a 451 for that message, not the target
+    being down); the escalation decided meanwhile does not overtake it: it waits and
+    goes right after the opening is accepted."""
+    srv = SmtpServer()
+    srv.handler = _Deferring(2)
+    srv.start()
+    try:
+        cfg = make_config(tmp_path, target("mail", srv.url()))
+        store = Store.in_dir(cfg.state_dir)
+        for s in ("lab", "customs"):
+            seed_series(store, s)
+        t0 = datetime(2026, 7, 7, 10, 0, tzinfo=UTC)  # Tuesday noon in Oslo
+        lab = [finding("lab", category=1, rel=1.0)]
+        (a,) = _period(cfg, store, D0, {"lab": lab}, now=t0)
+        assert outbox.dispatch_pending(cfg, store, now=t0)["retrying"] == 1  # retry at +1 min
+        t1 = t0 + timedelta(seconds=30)
+        (b,) = _period(cfg, store, D0 + timedelta(weeks=1),
+                       {"lab": lab, "customs": [finding("customs")]}, now=t1)
+        assert b["decision"] == "escalate"
+        # the opening goes first, is deferred again (retry in 2 min); the escalation waits
+        assert outbox.dispatch_pending(cfg, store, now=t1) == {
+            **_NOTHING, "retrying": 1, "held": 1}
+        assert outbox.dispatch_pending(cfg, store, now=t0 + timedelta(minutes=2)) == _NOTHING
+        assert srv.messages == []
+        t2 = t1 + timedelta(minutes=2)
+        assert outbox.dispatch_pending(cfg, store, now=t2)["delivered"] == 2
+        wait_for(lambda: len(srv.messages) == 2, what="two emails")
+        assert [m["Subject"] for m in srv.messages] == [
+            "Liten økning: ketamin — 1 kilde",
+            "Forverring: Sterk økning: ketamin — 2 kilder",
+        ]
+    finally:
+        srv.stop()
+
+
+_NOTHING = {"delivered": 0, "retrying": 0, "expired": 0, "failed": 0, "silenced": 0,
+            "waiting": 0, "held": 0, "unrecorded": 0}
