@@ -116,3 +116,40 @@ def test_an_escalation_waits_for_its_opening_being_retried(tmp_path):
 
 _NOTHING = {"delivered": 0, "retrying": 0, "expired": 0, "failed": 0, "silenced": 0,
             "waiting": 0, "held": 0, "unrecorded": 0}
+
+
+def test_a_message_to_a_dead_relay_expires_despite_nightly_quiet_hours(tmp_path):
+    """The relay refuses every connection from Monday morning on. Retries that fall
+    into the quiet hours wait for the morning, but that does not restart the expiry
+    window each night: the message expires ``expire_after`` (2 days) after it became
+    due, health says so, and it is not sent days late when the relay is back."""
+    from warnd.service.health import collect_status
+
+    srv = SmtpServer()  # not started yet: nothing listens on its port
+    cfg = make_config(tmp_path, target("mail", srv.url()),
+                      '\n[alerting]\nquiet_hours = "17:00-08:00"\n')
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    t0 = datetime(2026, 7, 6, 8, 0, tzinfo=UTC)  # Monday 10:00 in Oslo
+    (a,) = _period(cfg, store, D0, {"lab": [finding("lab", category=1, rel=1.0)]}, now=t0)
+    assert a["due_at"] is None
+    expired_at = None
+    t = t0
+    while t < t0 + timedelta(days=5):  # dispatch every 20 minutes for five days
+        if outbox.dispatch_pending(cfg, store, now=t)["expired"]:
+            expired_at = t
+            break
+        t += timedelta(minutes=20)
+    # due Monday 10:00; quiet from 17:00 to 08:00: Wednesday 10:00 is after the
+    # evening's quiet hours began, so the last retry is Wednesday morning
+    assert expired_at is not None, "never expired"
+    assert t0 + timedelta(days=2) <= expired_at <= t0 + timedelta(days=2, hours=2)
+    status = collect_status(cfg, now=expired_at)
+    assert "1 expired deliveries (warnd outbox list)" in status["problems"]
+    srv.start()
+    try:
+        later = expired_at + timedelta(days=1)
+        assert outbox.dispatch_pending(cfg, store, now=later)["delivered"] == 0
+        assert srv.messages == []
+    finally:
+        srv.stop()

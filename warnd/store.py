@@ -1334,12 +1334,14 @@ class Store:
             )
 
     def postpone_delivery(self, alert_id: int, target: str, until: datetime) -> None:
-        """Move a pending delivery's next attempt (and its expiry start) without an attempt."""
+        """Move a pending delivery's next attempt without an attempt (a retry that fell
+        into quiet hours); its expiry still counts from when it first became due, so
+        quiet nights do not keep a message to a dead target alive for ever."""
         with self.write() as db:
             db.execute(
-                "UPDATE deliveries SET next_attempt_at=?, due_at=?, claimed_until=NULL, "
+                "UPDATE deliveries SET next_attempt_at=?, claimed_until=NULL, "
                 "claimed_by=NULL WHERE alert_id=? AND target=? AND status='pending'",
-                (iso(until), iso(until), alert_id, target),
+                (iso(until), alert_id, target),
             )
 
     def hold_delivery(self, alert_id: int, target: str, until: datetime, reason: str) -> None:
