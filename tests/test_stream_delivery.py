@@ -4,6 +4,7 @@ real store, sent to a real SMTP server."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 
 from tests.alerting_env import finding, make_config, seed_series, target
@@ -153,3 +154,42 @@ def test_a_message_to_a_dead_relay_expires_despite_nightly_quiet_hours(tmp_path)
         assert srv.messages == []
     finally:
         srv.stop()
+
+
+# -- digests over time ------------------------------------------------------------------
+DEAD = "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org"
+DAILY = '\n[alerting.digest]\nschedule = "daily"\nat = "08:00"\ntargets = ["mail"]\n'
+
+
+def _digests(store):
+    return [json.loads(r["data"]) for r in store.q(
+        "SELECT data FROM alerts WHERE kind='digest' ORDER BY id")]
+
+
+def test_a_digest_lists_as_sent_only_what_was_sent(tmp_path, smtp_server):
+    """Between two daily digests ketamine's rise is told and heroin's is silenced: the
+    digest's "sent since the last digest" names ketamine's message, not heroin's,
+    which nobody got."""
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()), DAILY)
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    seed_series(store, "lab", substance="heroin")
+    start = datetime(2026, 7, 6, 5, 0, tzinfo=UTC)  # Monday 07:00 in Oslo
+    assert outbox.dispatch_pending(cfg, store, now=start)["delivered"] == 0
+    assert outbox.dispatch_pending(cfg, store, now=start + timedelta(hours=1))["delivered"] == 1
+    noon = start + timedelta(hours=5)
+    store.add_silence(substance="heroin", kind=None, source=None, reason="known",
+                      until=noon + timedelta(days=7), now=noon)
+    (k,) = decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {},
+                                   now=noon)
+    (h,) = decide.enqueue_findings(
+        cfg, store, "heroin", [(finding("lab", substance="heroin"), "open")], {}, now=noon)
+    assert (k["status"], h["status"]) == ("open", "silenced")
+    assert outbox.dispatch_pending(cfg, store, now=noon)["delivered"] == 1
+    tuesday = start + timedelta(days=1, hours=1)  # 08:00
+    assert outbox.dispatch_pending(cfg, store, now=tuesday)["delivered"] == 1
+    wait_for(lambda: len(smtp_server.messages) == 3, what="two digests and the alert")
+    dg = _digests(store)[-1]
+    assert [a["id"] for a in dg["changed"]] == [k["id"]]
+    body = smtp_server.messages[2].get_body(("plain", "html")).get_content()
+    assert k["title"] in body and h["title"] not in body

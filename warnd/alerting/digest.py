@@ -11,7 +11,9 @@ difference of :func:`detectors.synthesis.aggregate` — and the substance verdic
 (:func:`detectors.synthesis.substance_verdict`). A digest is an alert of kind
 ``digest`` with a dedupe key per scheduled time, so it is sent once even across
 restarts; a scheduled time missed by more than a day is skipped, not sent late, and
-so is one before the first start (no digest about a time warnd was not running).
+so is one before the first start (no digest about a time warnd was not running). The
+alerts it lists as sent leave out those a silence or a muted substance kept from
+everyone.
 A digest is not an open alert: ``warnd status`` does not list it.
 """
 
@@ -121,9 +123,11 @@ def build(config: Config, store: Store, *, end: datetime,
                 "open": sub in open_eps,
             }
         )
+    # what was sent: not the alerts a silence or a muted substance kept from everyone
     changed = store.q(
         "SELECT id, substance, kind, decision, severity, title, created_at FROM alerts "
-        "WHERE kind != 'digest' AND created_at > ? AND created_at <= ? ORDER BY id",
+        "WHERE kind != 'digest' AND status NOT IN ('silenced','muted') AND created_at > ? "
+        "AND created_at <= ? ORDER BY id",
         [iso(since), iso(end)])
     return {
         "since": (min(since.date(), data_since) if since.year > 1970 else data_since).isoformat(),
