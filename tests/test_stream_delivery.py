@@ -193,3 +193,33 @@ def test_a_digest_lists_as_sent_only_what_was_sent(tmp_path, smtp_server):
     assert [a["id"] for a in dg["changed"]] == [k["id"]]
     body = smtp_server.messages[2].get_body(("plain", "html")).get_content()
     assert k["title"] in body and h["title"] not in body
+
+
+def test_the_first_digest_after_a_year_without_one_covers_its_own_period(tmp_path):
+    """warnd ran a year without a digest; one is configured. The first daily digest
+    covers its day (what is open, what changed since the day before), not the year:
+    it does not list a year of messages as sent since the last digest, nor count a
+    year-old finding in its table."""
+    plain = make_config(tmp_path, target("mail", DEAD))
+    store = Store.in_dir(plain.state_dir)
+    seed_series(store, "lab", substance="heroin")
+    year_ago = datetime(2025, 7, 1, 10, 0, tzinfo=UTC)
+    store.record_finding(finding("lab", substance="heroin", onset=date(2025, 6, 2),
+                                 detected=date(2025, 6, 30)), now=year_ago)
+    (old,) = decide.enqueue_findings(
+        plain, store, "heroin",
+        [(finding("lab", substance="heroin", onset=date(2025, 6, 2),
+                  detected=date(2025, 6, 30)), "open")], {}, now=year_ago)
+    with store.write() as db:
+        db.execute("UPDATE deliveries SET status='delivered'")
+    cfg = make_config(tmp_path, target("mail", DEAD),
+                      DAILY)
+    enabled = datetime(2026, 7, 6, 10, 0, tzinfo=UTC)  # Monday noon: the digest configured
+    outbox.dispatch_pending(cfg, store, now=enabled, send=lambda *a, **k: None)
+    assert _digests(store) == []
+    tuesday = datetime(2026, 7, 7, 6, 0, tzinfo=UTC)  # 08:00 in Oslo
+    outbox.dispatch_pending(cfg, store, now=tuesday, send=lambda *a, **k: None)
+    (dg,) = _digests(store)
+    assert dg["changed"] == []
+    assert dg["substances"] == []
+    assert dg["since"] >= "2026-06-01"

@@ -12,8 +12,8 @@ difference of :func:`detectors.synthesis.aggregate` — and the substance verdic
 ``digest`` with a dedupe key per scheduled time, so it is sent once even across
 restarts; a scheduled time missed by more than a day is skipped, not sent late, and
 so is one before the first start (no digest about a time warnd was not running). The
-alerts it lists as sent leave out those a silence or a muted substance kept from
-everyone.
+first digest covers one schedule period (a day, a week) before its time. The alerts
+it lists as sent leave out those a silence or a muted substance kept from everyone.
 A digest is not an open alert: ``warnd status`` does not list it.
 """
 
@@ -209,7 +209,13 @@ def maybe_enqueue(config: Config, store: Store, *, now: datetime) -> int | None:
     key = f"digest:{dg.schedule}:{at.isoformat()}"
     if store.q("SELECT 1 FROM alerts WHERE dedupe_key=?", [key]):
         return None
-    data = build(config, store, end=now)  # what is open now, what changed until now
+    # what is open now, what changed until now: since the previous digest, or for the
+    # first one (also when digests are first configured after a year of running),
+    # since one schedule period before it, not since warnd's first alert
+    earlier = store.q("SELECT 1 FROM alerts WHERE kind='digest' AND created_at < ? LIMIT 1",
+                      [iso(now)])
+    span = timedelta(days=7 if dg.schedule == "weekly" else 1)
+    data = build(config, store, end=now, since=None if earlier else at - span)
     title, text = render(data, config.general.language)
     data.update(
         kind="digest",
