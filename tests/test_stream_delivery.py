@@ -65,17 +65,23 @@ def test_an_urgent_escalation_in_quiet_hours_brings_its_waiting_opening_along(
 
 
 class _Deferring(_Handler):
-    """A mail relay that answers the first ``n`` messages with a temporary 451."""
+    """A mail relay that answers the first ``n`` messages with ``reply`` (by default a
+    temporary 451), or every message whose subject contains ``subject``."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, reply: str = "451 4.3.0 try again later",
+                 subject: str | None = None) -> None:
         super().__init__()
         self.deferred = n
+        self.reply = reply
+        self.subject = subject
 
     async def handle_DATA(self, server, session, envelope):
         with self.lock:
+            if self.subject is not None and self.subject in envelope.content.decode():
+                return self.reply
             if self.deferred:
                 self.deferred -= 1
-                return "451 4.3.0 try again later"
+                return self.reply
         return await super().handle_DATA(server, session, envelope)
 
 
@@ -111,6 +117,32 @@ def test_an_escalation_waits_for_its_opening_being_retried(tmp_path):
             "Liten økning: ketamin — 1 kilde",
             "Forverring: Sterk økning: ketamin — 2 kilder",
         ]
+    finally:
+        srv.stop()
+
+
+def test_an_escalation_does_not_wait_for_an_opening_refused_for_good(tmp_path):
+    """The relay refuses the opening for good (550, whatever the retries); the
+    escalation is not held back behind that opening's two days of retries."""
+    srv = SmtpServer()
+    srv.handler = _Deferring(0, "550 5.7.1 message rejected", subject="Liten")
+    srv.start()
+    try:
+        cfg = make_config(tmp_path, target("mail", srv.url()))
+        store = Store.in_dir(cfg.state_dir)
+        for s in ("lab", "customs"):
+            seed_series(store, s)
+        t0 = datetime(2026, 7, 7, 10, 0, tzinfo=UTC)
+        lab = [finding("lab", category=1, rel=1.0)]
+        _period(cfg, store, D0, {"lab": lab}, now=t0)
+        assert outbox.dispatch_pending(cfg, store, now=t0)["retrying"] == 1
+        t1 = t0 + timedelta(seconds=30)
+        _period(cfg, store, D0 + timedelta(weeks=1),
+                {"lab": lab, "customs": [finding("customs")]}, now=t1)
+        assert outbox.dispatch_pending(cfg, store, now=t1) == {
+            **_NOTHING, "retrying": 1, "delivered": 1}
+        wait_for(lambda: len(srv.messages) == 1, what="the escalation")
+        assert srv.messages[0]["Subject"] == "Forverring: Sterk økning: ketamin — 2 kilder"
     finally:
         srv.stop()
 

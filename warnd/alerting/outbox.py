@@ -501,8 +501,9 @@ def _record(
     now: datetime, backoff: Any, max_backoff: Any, expire: Any, max_retry_after: Any,
 ) -> tuple[datetime | None, datetime | None]:
     """Record one outcome: for a failure, the time the target may be tried again (when
-    the target itself is unwell) and the time of this delivery's next attempt (unless
-    it expired)."""
+    the target itself is unwell) and the time of this delivery's next attempt, which
+    the episode's later messages to the target wait for (unless it expired, or the
+    target refused this message for good: SMTP 5xx, an HTTP 4xx other than 429)."""
     aid, name = int(d["alert_id"]), d["target"]
     if result.ok:
         crash_point("send")
@@ -525,6 +526,9 @@ def _record(
     detail = str(getattr(result, "detail", ""))
     whole_target = kind in ("timeout", "refused", "tls", "dns") or (
         kind == "http" and (retry_after is not None or detail.startswith(("HTTP 429", "HTTP 5"))))
+    # refused for good: retried all the same, but the episode's next messages do not wait
+    for_good = (kind == "smtp" and detail.startswith("SMTP 5")) or (
+        kind == "http" and detail.startswith("HTTP 4") and not whole_target)
     with store.write():
         targets.record_outcome(store, name, ok=False, error=err, now=now,
                                blocked_until=now + delay if whole_target else None)
@@ -539,7 +543,7 @@ def _record(
     counts["retrying"] += 1
     log.warning("alert=%d target=%s not accepted (%s); retry at %s", aid, name, err,
                 iso(now + delay))
-    return (now + delay if whole_target else None), now + delay
+    return (now + delay if whole_target else None), None if for_good else now + delay
 
 
 # -- operator actions (CLI `warnd outbox`, web console) ------------------------------
