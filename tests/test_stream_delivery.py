@@ -255,3 +255,29 @@ def test_the_first_digest_after_a_year_without_one_covers_its_own_period(tmp_pat
     assert dg["changed"] == []
     assert dg["substances"] == []
     assert dg["since"] >= "2026-06-01"
+
+
+def test_status_does_not_blame_quiet_hours_for_a_dead_target(tmp_path, capsys):
+    """No quiet hours are configured and the relay is down: the messages held behind
+    its back-off are not reported as waiting for the end of quiet hours; a message
+    that does wait for them is."""
+    from warnd.alerting.commands import alerting_status, print_alerting_status
+
+    srv = SmtpServer()  # not started: nothing listens on its port
+    cfg = make_config(tmp_path, target("mail", srv.url()))
+    store = Store.in_dir(cfg.state_dir)
+    for sub in ("ketamin", "heroin"):
+        seed_series(store, "lab", substance=sub)
+        decide.enqueue_findings(cfg, store, sub, [(finding("lab", substance=sub), "open")],
+                                {}, now=EVENING)
+    assert outbox.dispatch_pending(cfg, store, now=EVENING) == {
+        **_NOTHING, "retrying": 1, "held": 1}
+    print_alerting_status(alerting_status(store, now=EVENING))
+    assert "quiet hours" not in capsys.readouterr().out
+    quiet = make_config(tmp_path, target("mail", srv.url()),
+                        '\n[alerting]\nquiet_hours = "22:00-07:00"\n')
+    seed_series(store, "lab", substance="kokain")
+    decide.enqueue_findings(quiet, store, "kokain",
+                            [(finding("lab", substance="kokain"), "open")], {}, now=EVENING)
+    st = alerting_status(store, now=EVENING)
+    assert st["waiting_deliveries"] == {"n": 1, "until": "2026-07-08T05:00:00+00:00"}
