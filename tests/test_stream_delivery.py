@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime, timedelta
 
-from tests.alerting_env import finding, make_config, seed_series, target
+from tests.alerting_env import SOURCES, finding, make_config, seed_series, target
+from tests.conftest import SUBSTANCES, write_config
 from tests.servers import SmtpServer, _Handler, wait_for
 from warnd.alerting import decide, outbox
+from warnd.config import load_config
 from warnd.store import Store
 
 D0 = date(2026, 7, 6)
@@ -148,7 +150,7 @@ def test_an_escalation_does_not_wait_for_an_opening_refused_for_good(tmp_path):
 
 
 _NOTHING = {"delivered": 0, "retrying": 0, "expired": 0, "failed": 0, "silenced": 0,
-            "waiting": 0, "held": 0, "unrecorded": 0}
+            "waiting": 0, "held": 0, "unrecorded": 0, "muted": 0}
 
 
 def test_a_message_to_a_dead_relay_expires_despite_nightly_quiet_hours(tmp_path):
@@ -281,3 +283,43 @@ def test_status_does_not_blame_quiet_hours_for_a_dead_target(tmp_path, capsys):
                             [(finding("lab", substance="kokain"), "open")], {}, now=EVENING)
     st = alerting_status(store, now=EVENING)
     assert st["waiting_deliveries"] == {"n": 1, "until": "2026-07-08T05:00:00+00:00"}
+
+
+def test_a_target_muted_while_its_message_waits_gets_nothing(tmp_path, smtp_server):
+    """A message waits for the end of the quiet hours for two targets; in the night
+    one of them is muted (the config reloaded): in the morning only the other gets it,
+    and the muted one's delivery is closed with the reason, not kept pending."""
+    quiet = '\n[alerting]\nquiet_hours = "22:00-07:00"\n'
+    two = (target("ops", smtp_server.url("ops@example.org"))
+           + target("away", smtp_server.url("away@example.org")))
+    cfg = make_config(tmp_path, two, quiet)
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    (a,) = _period(cfg, store, D0, {"lab": [finding("lab", category=1, rel=1.0)]}, now=EVENING)
+    assert a["targets"] == ["ops", "away"] and a["due_at"]
+    muted = make_config(tmp_path, two.replace(
+        'name = "away"\n', 'name = "away"\nmuted = true\n'), quiet)
+    morning = EVENING + timedelta(hours=8)
+    assert outbox.dispatch_pending(muted, store, now=morning)["delivered"] == 1
+    wait_for(lambda: len(smtp_server.messages) == 1, what="the email to ops")
+    assert [m["To"] for m in smtp_server.messages] == ["ops@example.org"]
+    rows = {r["target"]: r for r in store.q("SELECT target, status, last_error FROM deliveries")}
+    assert rows["ops"]["status"] == "delivered"
+    assert rows["away"]["status"] == "dropped" and "muted" in rows["away"]["last_error"]
+    assert outbox.dispatch_pending(muted, store, now=morning + timedelta(days=1)) == _NOTHING
+
+
+def test_a_substance_muted_while_its_message_waits_is_not_sent(tmp_path, smtp_server):
+    quiet = '\n[alerting]\nquiet_hours = "22:00-07:00"\n'
+    cfg = make_config(tmp_path, target("ops", smtp_server.url()), quiet)
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    _period(cfg, store, D0, {"lab": [finding("lab", category=1, rel=1.0)]}, now=EVENING)
+    muted = load_config(write_config(
+        tmp_path, SOURCES + target("ops", smtp_server.url()) + quiet,
+        substances=SUBSTANCES.replace('slang = ["ket"]\n', 'slang = ["ket"]\nmuted = true\n')))
+    assert muted.substances["ketamin"].muted
+    morning = EVENING + timedelta(hours=8)
+    assert outbox.dispatch_pending(muted, store, now=morning) == {**_NOTHING, "muted": 1}
+    assert store.q("SELECT status FROM deliveries") == [{"status": "dropped"}]
+    assert smtp_server.messages == []

@@ -347,7 +347,7 @@ def dispatch_pending(
     lease = max(parse_duration(a.claim_lease),
                 timedelta(seconds=render_limit + timeout + 60))
     counts = {"delivered": 0, "retrying": 0, "expired": 0, "failed": 0, "silenced": 0,
-              "waiting": 0, "held": 0, "unrecorded": 0}
+              "waiting": 0, "held": 0, "unrecorded": 0, "muted": 0}
     if config.alerting.digest is not None:
         try:
             digest.maybe_enqueue(config, store, now=now)
@@ -442,12 +442,22 @@ def _opening_unheard(store: Store, d: dict[str, Any], db: Any, now: datetime) ->
                                  now=now)
 
 
+def _muted_now(config: Config, t: Any, d: dict[str, Any]) -> str | None:
+    """What of a waiting delivery is muted now (its target or its substance), if any."""
+    if t is not None and t.muted:
+        return f'target "{t.name}"'
+    sc = config.substances.get(d.get("substance") or "")
+    if sc is not None and sc.muted and d.get("kind") != "digest":
+        return f'substance "{d["substance"]}"'
+    return None
+
+
 def _prepare(
     config: Config, store: Store, d: dict[str, Any], by_name: dict[str, Any],
     blocked: dict[str, tuple[datetime, str]], counts: dict[str, int], *, now: datetime,
     max_backoff: timedelta, lease: timedelta, quiet_applies: bool = True,
 ) -> _Job | None:
-    """Silence, quiet hours, missing target, target backoff, claim; a job or None.
+    """Silence, mute, quiet hours, missing target, target backoff, claim; a job or None.
 
     ``quiet_applies`` False: the delivery goes with a later message of its episode
     that is due now (:func:`_bring_earlier_along`), in quiet hours too."""
@@ -463,6 +473,16 @@ def _prepare(
             _opening_unheard(store, d, db, now)
         counts["silenced"] += 1
         log.info("alert=%d target=%s not sent: silence %d", aid, name, sid)
+        return None
+    muted = _muted_now(config, t, d)
+    if muted:  # muted after it was decided (a reload while it waited): never sent
+        with store.write() as db:
+            db.execute("UPDATE deliveries SET status='dropped', claimed_until=NULL, "
+                       "claimed_by=NULL, last_error=? WHERE alert_id=? AND target=? AND "
+                       "status='pending'", (f"not sent: {muted} is muted in the configuration",
+                                            aid, name))
+        counts["muted"] += 1
+        log.info("alert=%d target=%s not sent: %s is muted", aid, name, muted)
         return None
     wait = (quiet.due_at(config, d["severity"], now)
             if d.get("kind") != "digest" and quiet_applies else None)
