@@ -323,3 +323,37 @@ def test_a_substance_muted_while_its_message_waits_is_not_sent(tmp_path, smtp_se
     assert outbox.dispatch_pending(muted, store, now=morning) == {**_NOTHING, "muted": 1}
     assert store.q("SELECT status FROM deliveries") == [{"status": "dropped"}]
     assert smtp_server.messages == []
+
+
+def test_an_urgent_escalation_in_quiet_hours_takes_along_an_opening_due_for_a_retry(
+        tmp_path):
+    """The opening was deferred by the relay just before the quiet hours began, so its
+    retry falls into them; the urgent escalation decided in the night takes it along
+    (opening first), rather than going alone while the opening waits for morning."""
+    srv = SmtpServer()
+    srv.handler = _Deferring(1)
+    srv.start()
+    try:
+        cfg = make_config(tmp_path, target("mail", srv.url()),
+                          '\n[alerting]\nquiet_hours = "22:00-07:00"\n'
+                          'urgent_severity = "warning"\n')
+        store = Store.in_dir(cfg.state_dir)
+        for s in ("lab", "customs"):
+            seed_series(store, s)
+        before = datetime(2026, 7, 7, 19, 58, tzinfo=UTC)  # 21:58 in Oslo
+        lab = [finding("lab", category=1, rel=1.0)]
+        (a,) = _period(cfg, store, D0, {"lab": lab}, now=before)
+        assert a["due_at"] is None
+        assert outbox.dispatch_pending(cfg, store, now=before)["retrying"] == 1
+        night = datetime(2026, 7, 7, 20, 30, tzinfo=UTC)  # 22:30 in Oslo
+        (b,) = _period(cfg, store, D0 + timedelta(weeks=1),
+                       {"lab": lab, "customs": [finding("customs")]}, now=night)
+        assert (b["decision"], b["severity"]) == ("escalate", "warning")
+        assert outbox.dispatch_pending(cfg, store, now=night)["delivered"] == 2
+        wait_for(lambda: len(srv.messages) == 2, what="two emails")
+        assert [m["Subject"] for m in srv.messages] == [
+            "Liten økning: ketamin — 1 kilde",
+            "Forverring: Sterk økning: ketamin — 2 kilder",
+        ]
+    finally:
+        srv.stop()

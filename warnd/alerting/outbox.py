@@ -168,29 +168,31 @@ def _episode(d: dict[str, Any]) -> tuple[str, ...] | None:
     return None
 
 
-def _bring_earlier_along(store: Store, now: datetime) -> set[tuple[int, str]]:
-    """Make an episode's earlier messages to a target due now when a later one to it
-    is due (an urgent escalation in quiet hours, a message decided while an earlier one
-    waits for its retry), so the target gets them first; their (alert, target) keys,
-    which quiet hours do not hold back again."""
+def _bring_earlier_along(config: Config, store: Store, now: datetime
+                         ) -> set[tuple[int, str]]:
+    """When a message of an episode goes to a target now (due, and not held by quiet
+    hours: urgent, or working time), the episode's earlier messages still waiting for
+    that target (quiet hours, a retry) go with it, first: made due now. Their (alert,
+    target) keys, which quiet hours do not hold back."""
     now_s = iso(now)
     kinds = ",".join("?" * len(EPISODE_KINDS))
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for r in store.q(
         "SELECT d.alert_id, d.target, d.next_attempt_at, d.claimed_until, a.substance, "
-        "a.kind, a.direction FROM deliveries d JOIN alerts a ON a.id = d.alert_id "
+        "a.kind, a.direction, a.severity FROM deliveries d JOIN alerts a ON a.id = d.alert_id "
         f"WHERE d.status='pending' AND a.kind IN ({kinds}) ORDER BY d.alert_id",
         list(EPISODE_KINDS),
     ):
         ep = _episode(r)
         if ep is not None and not (r["claimed_until"] and r["claimed_until"] > now_s):
             groups.setdefault(ep, []).append(r)
-    bring = []
+    along: list[dict[str, Any]] = []
     for group in groups.values():
-        due = [i for i, r in enumerate(group) if r["next_attempt_at"] <= now_s]
-        if due:
-            bring += [(int(r["alert_id"]), r["target"]) for r in group[:due[-1]]
-                      if r["next_attempt_at"] > now_s]
+        goes = [i for i, r in enumerate(group) if r["next_attempt_at"] <= now_s
+                and quiet.due_at(config, r["severity"], now) is None]
+        if goes:
+            along += group[:goes[-1]]
+    bring = [(int(r["alert_id"]), r["target"]) for r in along if r["next_attempt_at"] > now_s]
     if bring:
         with store.write() as db:
             for aid, name in bring:
@@ -198,7 +200,7 @@ def _bring_earlier_along(store: Store, now: datetime) -> set[tuple[int, str]]:
                            "target=? AND status='pending'", (now_s, aid, name))
         log.info("sent now, before a later message of the same episode: %s",
                  ", ".join(f"alert={aid} target={name}" for aid, name in bring[:10]))
-    return set(bring)
+    return {(int(r["alert_id"]), r["target"]) for r in along}
 
 
 def _work(job: _Job, config: Config, store_path: Any, send_fn: Callable[..., Any],
@@ -355,7 +357,7 @@ def dispatch_pending(
             log.error("digest not built: %s", e)
     blocked = targets.blocked_targets(store, now)
     try:
-        along = _bring_earlier_along(store, now)
+        along = _bring_earlier_along(config, store, now)
     except sqlite3.Error as e:
         log.error("earlier messages not brought along: store error: %s", e)
         along = set()
