@@ -11,6 +11,7 @@ from tests.alerting_env import SOURCES, finding, make_config, seed_series, targe
 from tests.conftest import SUBSTANCES, write_config
 from tests.servers import SmtpServer, _Handler, wait_for
 from warnd.alerting import decide, outbox
+from warnd.alerting.send import SendResult
 from warnd.config import load_config
 from warnd.store import Store
 
@@ -31,6 +32,11 @@ def _period(cfg, store, period, per_source, *, now):
                 firing.append((f, action))
         states[scope] = decide.tracker_state(tr)
     return decide.enqueue_findings(cfg, store, "ketamin", firing, states, now=now)
+
+
+def _accepted(url, **kw):
+    """A target that accepts every message (where what is sent is not the point)."""
+    return SendResult(True, "SUCCESS")
 
 
 def _subjects(smtp_server):
@@ -249,10 +255,10 @@ def test_the_first_digest_after_a_year_without_one_covers_its_own_period(tmp_pat
     cfg = make_config(tmp_path, target("mail", DEAD),
                       DAILY)
     enabled = datetime(2026, 7, 6, 10, 0, tzinfo=UTC)  # Monday noon: the digest configured
-    outbox.dispatch_pending(cfg, store, now=enabled, send=lambda *a, **k: None)
+    outbox.dispatch_pending(cfg, store, now=enabled, send=_accepted)
     assert _digests(store) == []
     tuesday = datetime(2026, 7, 7, 6, 0, tzinfo=UTC)  # 08:00 in Oslo
-    outbox.dispatch_pending(cfg, store, now=tuesday, send=lambda *a, **k: None)
+    outbox.dispatch_pending(cfg, store, now=tuesday, send=_accepted)
     (dg,) = _digests(store)
     assert dg["changed"] == []
     assert dg["substances"] == []
@@ -357,3 +363,26 @@ def test_an_urgent_escalation_in_quiet_hours_takes_along_an_opening_due_for_a_re
         ]
     finally:
         srv.stop()
+
+
+def test_daily_digests_across_the_spring_change_and_two_outages(tmp_path):
+    """A daily 08:00 digest from Thursday to Wednesday across the change to summer time
+    (Sunday 2026-03-29), with warnd down on Friday 07:00-11:00 (that digest is sent
+    once at 11:00) and from Monday 07:00 to Tuesday 09:00 (Monday's is skipped, more
+    than a day late): one digest per day otherwise, at 08:00 local time each day."""
+    from zoneinfo import ZoneInfo
+
+    oslo = ZoneInfo("Europe/Oslo")
+    cfg = make_config(tmp_path, target("mail", DEAD), DAILY)
+    store = Store.in_dir(cfg.state_dir)
+    down = [(datetime(2026, 3, 27, 7, tzinfo=oslo), datetime(2026, 3, 27, 11, tzinfo=oslo)),
+            (datetime(2026, 3, 30, 7, tzinfo=oslo), datetime(2026, 3, 31, 9, tzinfo=oslo))]
+    t = datetime(2026, 3, 26, 7, 0, tzinfo=oslo)
+    while t < datetime(2026, 4, 1, 12, 0, tzinfo=oslo):
+        if not any(a <= t < b for a, b in down):
+            outbox.dispatch_pending(cfg, store, now=t.astimezone(UTC), send=_accepted)
+        t += timedelta(minutes=30)
+    made = [datetime.fromisoformat(r["created_at"]).astimezone(oslo).strftime("%a %d %H:%M")
+            for r in store.q("SELECT created_at FROM alerts WHERE kind='digest' ORDER BY id")]
+    assert made == ["Thu 26 08:00", "Fri 27 11:00", "Sat 28 08:00", "Sun 29 08:00",
+                    "Tue 31 09:00", "Wed 01 08:00"]
