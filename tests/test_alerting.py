@@ -568,6 +568,8 @@ def test_source_health_alert_once_per_failure_episode(tmp_path, smtp_server, roo
     rows = store.q("SELECT decision, title FROM alerts WHERE kind='source_health' ORDER BY id")
     assert [r["decision"] for r in rows] == ["open", "resolve"]
     assert rows[1]["title"] == "Kilde i orden igjen: Media"
+    # the failure is over: neither message is an open alert any more, and both are sent
+    assert {r["status"] for r in store.q("SELECT status FROM alerts")} == {"resolved"}
     assert pipe.dispatch()["delivered"] == 2
     wait_for(lambda: len(smtp_server.messages) == 2, what="two emails")
     failing = next(m for m in smtp_server.messages if m["Subject"] == "Kilde feiler: Media")

@@ -1367,6 +1367,25 @@ class Store:
             )
             return int(cur.lastrowid or 0)
 
+    def resolve_alerts(self, db: Any, *, kind: str, substance: str = "",
+                       direction: str | None = None, source: str | None = None,
+                       keep: Collection[int] = ()) -> int:
+        """Mark the ``open`` alerts of an episode that ended ``resolved`` (inside the
+        caller's write transaction ``db``): a substance's ``kind``/``direction``, or a
+        source's ``source_health``; alerts ``keep`` (ids) stay open. How many."""
+        sql = "UPDATE alerts SET status='resolved' WHERE status='open' AND kind=? AND substance=?"
+        params: list[Any] = [kind, substance]
+        if direction is not None:
+            sql += " AND direction=?"
+            params.append(direction)
+        if source is not None:
+            sql += " AND source=?"
+            params.append(source)
+        if keep:
+            sql += f" AND id NOT IN ({','.join('?' * len(keep))})"
+            params += [int(k) for k in keep]
+        return int(db.execute(sql, params).rowcount or 0)
+
     def silences(self, *, now: datetime | None = None, active_only: bool = False
                  ) -> list[dict[str, Any]]:
         now_s = iso(now or utcnow())

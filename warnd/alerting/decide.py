@@ -232,6 +232,7 @@ def enqueue_findings(
     groups: list[list[tuple[Finding, str]]] = [trends] if trends else []
     groups += [[x] for x in others]
     pending_states = dict(states)
+    ended: set[tuple[str, str]] = set()  # episodes that end this round: their alerts resolve
     told_scope = substance_scope(substance)
     told = pending_states.get(told_scope) or store.episode_state(told_scope) or _told_before(
         store, substance)
@@ -242,6 +243,7 @@ def enqueue_findings(
         # open: the series that did were taken out of the config (or paused) before
         # theirs ended, so no end was told. These rises open a new episode.
         told = {**told, "open": False}
+        ended.add(("trend", "increase"))
     retold = False
     if told.get("silenced"):
         # a trend message was silenced: what recipients were told is what they knew
@@ -264,12 +266,15 @@ def enqueue_findings(
         if _still_active(config, store, substance, kind, direction, group, states):
             continue
         rise = (kind, direction) == ("trend", "increase")
+        if not rise:
+            ended.add((kind, direction))
         if ((not rise or not told.get("open"))
                 and _latest_status(store, substance, kind, direction) in HELD):
             continue  # it ended before anyone was told of it (silenced, muted): no end to tell
         if kind == "trend" and direction == "increase" and told.get("open"):
             told = {**told, "open": False, "ended": now.date().isoformat()}
             pending_states[told_scope] = told
+            ended.add((kind, direction))
         if not _send_resolved(config, substance, group[0][0].source):
             continue
         if not _substance_alerting(store, substance, kind=kind, direction=direction):
@@ -290,6 +295,7 @@ def enqueue_findings(
                                           [(f, a)], states)):
                 told = {**told, "open": False, "ended": now.date().isoformat()}
                 pending_states[told_scope] = told
+                ended.add((f.kind, f.direction))
         else:
             log.info("substance=%s series=%s episode withdrawn after a revision; it was "
                      "never told", substance, f.series_key)
@@ -347,6 +353,12 @@ def enqueue_findings(
                 # nobody was told: recipients know what they knew, and hear of the rise
                 # once the silence (or the substance's mute) has ended
                 told = pending_states[told_scope] = {**told_before, "silenced": True}
+        # the alerts of an episode that ended are no longer open (`warnd status`, the
+        # console), the end's own message included; a new episode's stay open
+        new = [a["id"] for a in created if a["decision"] in ("open", "escalate", "repeat")]
+        for kind, direction in sorted(ended):
+            store.resolve_alerts(db, kind=kind, direction=direction, substance=substance,
+                                 keep=new)
         for scope, st in pending_states.items():
             store.save_episode_state(scope, st, db, now=now)
     crash_point("round")
@@ -724,6 +736,7 @@ def check_source_health(
         if not config.alerting.send_resolved:
             with store.write() as db:
                 store.save_episode_state(scope, new, db, now=now)
+                store.resolve_alerts(db, kind="source_health", source=source)
             log.info("source=%s recovered", source)
             return None
     else:
@@ -756,6 +769,11 @@ def check_source_health(
         "data": data,
         "status": "open",
     }
-    return enqueue_alert(config, store, alert, now=now, episodes={scope: new})
+    if decision == "open":
+        return enqueue_alert(config, store, alert, now=now, episodes={scope: new})
+    with store.write() as db:  # the failure's alerts, and this one, are no longer open
+        aid = enqueue_alert(config, store, alert, now=now, episodes={scope: new})
+        store.resolve_alerts(db, kind="source_health", source=source)
+    return aid
 
 

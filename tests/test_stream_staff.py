@@ -1,0 +1,114 @@
+"""What staff see and do over time: acknowledging, silencing, the states the alerts are
+shown in. Week by week through the real pipeline (the clock passed in), with the
+console's and the command line's own functions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from tests.conftest import write_config
+from tests.scenario import LAB_SOURCE, START
+from warnd.config import load_config
+from warnd.pipeline import Pipeline
+from warnd.service.health import collect_status
+from warnd.store import Store
+
+
+def _level(weeks: int, *rises: tuple[int, int]) -> list[float]:
+    """Weekly means: 5, three times that over each ``(from, to)`` week range."""
+    lam = np.full(weeks, 5.0)
+    for lo, hi in rises:
+        lam[lo:hi] *= 3.0
+    return lam.tolist()
+
+
+def week_end(w: int) -> datetime:
+    return datetime.combine(START + timedelta(weeks=w + 1), datetime.min.time(),
+                            UTC) + timedelta(hours=12)
+
+
+class Weeks:
+    """The lab's ketamine counts written week by week, a ``run --once`` at each week's end."""
+
+    def __init__(self, tmp_path, lab: list[int], extra: str = "") -> None:
+        self.tmp, self.lab = tmp_path, lab
+        (tmp_path / "data").mkdir()
+        self.cfg = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h") + extra))
+        self.told: list[tuple[int, str, int]] = []  # week, decision, alert id
+
+    def run(self, w: int) -> list[dict]:
+        rows = ["period,substance,value"] + [
+            f"{(START + timedelta(weeks=i)).isoformat()},ketamin,{self.lab[i]}"
+            for i in range(w + 1)]
+        (self.tmp / "data" / "lab.csv").write_text("\n".join(rows) + "\n")
+        res = Pipeline(self.cfg, clock=lambda: week_end(w)).run_once()
+        out = [a for a in res["alerts"] if a["kind"] == "trend" and a["substance"] == "ketamin"]
+        self.told += [(w, a["decision"], a["id"]) for a in out]
+        return out
+
+    def status_of(self, aid: int) -> str:
+        store = Store.in_dir(self.cfg.state_dir)
+        try:
+            return store.q("SELECT status FROM alerts WHERE id=?", [aid])[0]["status"]
+        finally:
+            store.close()
+
+    def open_in_status(self) -> set[int]:
+        return {a["id"] for a in collect_status(self.cfg)["open_alerts"]}
+
+
+def test_an_alert_whose_rise_ended_is_no_longer_shown_open(tmp_path):
+    """Ketamine rises, its rise ends (no end is sent: ``send_resolved`` is off), and
+    rises again months later. Once the first rise has ended, its message is
+    ``resolved``: ``warnd status`` and the console no longer list it among the open
+    alerts, while the next rise's message is open. Before, every message stayed
+    ``open`` for good (no alert ever became ``resolved``): `warnd status` listed rises
+    that had ended a year ago, and the console's "resolved" list was always empty."""
+    weeks, rise, calm, again = 170, 100, 112, 150
+    lab = [int(x) for x in np.random.default_rng(3).poisson(
+        _level(weeks, (rise, calm), (again, weeks)))]
+    run = Weeks(tmp_path, lab)
+    for w in range(rise - 2, again):
+        run.run(w)
+    first = [aid for w, d, aid in run.told if d in ("open", "escalate")]
+    assert first and run.told[0][1] == "open"
+    store = Store.in_dir(run.cfg.state_dir)
+    told = store.episode_state("substance:ketamin:trend:increase")
+    store.close()
+    assert not told["open"]  # the rise has ended
+    assert {run.status_of(a) for a in first} == {"resolved"}
+    assert run.open_in_status().isdisjoint(first)
+    for w in range(again, weeks):
+        run.run(w)
+    new = [(w, d, aid) for w, d, aid in run.told if w >= again]
+    assert new and new[0][1] == "open"
+    assert run.status_of(new[0][2]) == "open" and new[0][2] in run.open_in_status()
+
+
+def test_a_source_failure_that_ended_is_no_longer_shown_open(tmp_path, root):
+    """A feed fails poll after poll (one ``source_health`` alert), then is back. With
+    ``send_resolved`` off nothing more is sent, and `warnd status` no longer lists the
+    failure's alert as open. Before, it stayed open after the source had recovered."""
+    import shutil
+
+    from tests.test_alerting import RSS_SOURCE
+
+    cfg = load_config(write_config(tmp_path, RSS_SOURCE))
+    t0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    clock = {"t": t0}
+    pipe = Pipeline(cfg, clock=lambda: clock["t"])
+    for k in range(4):
+        clock["t"] = t0 + timedelta(hours=k)
+        assert pipe.poll("media").ok is False
+    assert [a["kind"] for a in collect_status(cfg)["open_alerts"]] == ["source_health"]
+    (tmp_path / "feeds").mkdir()
+    shutil.copy(root / "tests/fixtures/rss/ba_2026-03.xml", tmp_path / "feeds/ba.xml")
+    clock["t"] = t0 + timedelta(hours=5)
+    assert pipe.poll("media").ok is True
+    assert collect_status(cfg)["open_alerts"] == []
+    store = Store.in_dir(cfg.state_dir)
+    assert store.q("SELECT decision, status FROM alerts") == [
+        {"decision": "open", "status": "resolved"}]
+    store.close()
