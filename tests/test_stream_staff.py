@@ -112,3 +112,42 @@ def test_a_source_failure_that_ended_is_no_longer_shown_open(tmp_path, root):
     assert store.q("SELECT decision, status FROM alerts") == [
         {"decision": "open", "status": "resolved"}]
     store.close()
+
+
+def test_the_command_line_acts_as_the_console_does(tmp_path, capsys):
+    """An alert acknowledged in the console, then again on the command line (a second
+    person, a script run twice); a silence added and ended on the command line. The
+    store ends as the console leaves it: the first acknowledgement is kept, and every
+    action is in the action log (the alert's history), ``via = cli``. Before, `warnd
+    alerts ack` overwrote who had acknowledged and when, and neither it nor `warnd
+    silence add|expire` was logged."""
+    from tests.alerting_env import finding, make_config, seed_series, target
+    from warnd.alerting import actions, decide
+    from warnd.cli import main
+
+    cfg = make_config(
+        tmp_path, target("mail", "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org"))
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    t0 = datetime(2026, 7, 7, 10, tzinfo=UTC)
+    (a,) = decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {},
+                                   now=t0)
+    assert actions.ack_alert(store, a["id"], who="kari", via="web", now=t0)
+    first = store.q("SELECT status, acked_by, acked_at FROM alerts")[0]
+    conf = ["--config", str(cfg.path)]
+    assert main([*conf, "alerts", "ack", str(a["id"]), "--by", "ola"]) == 0
+    assert store.q("SELECT status, acked_by, acked_at FROM alerts")[0] == first
+    assert main([*conf, "alerts", "ack", "99", "--by", "ola"]) == 1  # no such alert
+    assert main([*conf, "silence", "add", "--substance", "ketamin", "--for", "2d",
+                 "--reason", "festival", "--by", "ola"]) == 0
+    (sid,) = [s["id"] for s in store.silences(active_only=True)]
+    assert main([*conf, "silence", "expire", str(sid)]) == 0
+    assert store.silences(active_only=True) == []
+    log = [(r["who"], r["via"], r["action"], r["silence_id"])
+           for r in reversed(actions.history(store))]
+    assert log[0] == ("kari", "web", "ack", None)  # the second acknowledgement: no action
+    assert [(via, act, s) for _, via, act, s in log[1:]] == [
+        ("cli", "silence", sid), ("cli", "expire_silence", sid)]
+    assert log[1][0] == "ola" and log[2][0]  # the user who ran it when --by is not given
+    store.close()
+    capsys.readouterr()

@@ -13,7 +13,6 @@ import gc
 import json
 import logging
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -232,16 +231,16 @@ def cmd_backup(args: argparse.Namespace) -> int:
 # -- alerts --------------------------------------------------------------------------
 def cmd_alerts(args: argparse.Namespace) -> int:
     cfg = _load(args)
-    from warnd.store import Store, iso
+    from warnd.store import Store
 
     store = Store.in_dir(cfg.state_dir)
     try:
         if getattr(args, "alerts_cmd", None) == "ack":
-            with store.write() as db:
-                cur = db.execute(
-                    "UPDATE alerts SET status='acked', acked_at=?, acked_by=? WHERE id=?",
-                    (iso(datetime.now(UTC)), args.by, args.id))
-            if not cur.rowcount:
+            # as the console does it: the first acknowledgement is kept, and logged
+            from warnd.alerting.actions import ack_alert
+            from warnd.alerting.commands import cli_user
+
+            if not ack_alert(store, args.id, who=args.by or cli_user(), via="cli"):
                 print(f"no alert with id {args.id}", file=sys.stderr)
                 return 1
             print(f"alert {args.id} acknowledged")
@@ -284,7 +283,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
 def cmd_silence(args: argparse.Namespace) -> int:
     cfg = _load(args)
-    from warnd.alerting.silences import cmd_silence as run
+    from warnd.alerting.commands import cmd_silence as run
     from warnd.store import Store
 
     store = Store.in_dir(cfg.state_dir)

@@ -13,6 +13,7 @@ from warnd.jsonout import print_json
 
 if TYPE_CHECKING:  # the parsers are built for every command; the config module is not needed
     from warnd.config import Config
+    from warnd.store import Store
 
 
 def alerting_status(store: Any, now: datetime | None = None) -> dict[str, Any]:
@@ -51,6 +52,78 @@ def print_alerting_status(st: dict[str, Any]) -> None:
     if st.get("held_back_by_silence"):
         print("rises held back by a silence, told when it ends: "
               + ", ".join(st["held_back_by_silence"]))
+
+
+def cli_user() -> str:
+    """Who runs a command, for the action log when ``--by`` does not say."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for the uid (a container, a dynamic user)
+        return "cli"
+
+
+def cmd_silence(
+    args: argparse.Namespace, store: Store, *, config: Any = None, now: datetime | None = None
+) -> int:
+    """``warnd silence add|list|expire``: adding and ending are the console's own
+    actions (:mod:`warnd.alerting.actions`), logged with ``via = cli``."""
+    from warnd.alerting import actions
+
+    now = now or datetime.now(UTC)
+    sub = getattr(args, "silence_cmd", None) or "list"
+    if sub == "add":
+        if not (args.substance or args.kind or args.source):
+            print("warnd: silence add needs --substance, --kind or --source", file=sys.stderr)
+            return 2
+        if config is not None:  # a typo would silence nothing, silently
+            if args.substance and args.substance not in config.substances:
+                print(f'warnd: --substance: "{args.substance}" is not a configured substance '
+                      f"({', '.join(sorted(config.substances))})", file=sys.stderr)
+                return 2
+            names = [s.name for s in config.sources]
+            if args.source and args.source not in names:
+                print(f'warnd: --source: "{args.source}" is not a configured source '
+                      f"({', '.join(sorted(names))})", file=sys.stderr)
+                return 2
+        from warnd.config import parse_duration
+
+        try:
+            span = parse_duration(args.duration)
+        except ValueError as e:
+            print(f"warnd: --for: {e}", file=sys.stderr)
+            return 2
+        sid = actions.add_silence(
+            store, substance=args.substance, kind=args.kind, source=args.source,
+            duration=span, reason=args.reason, who=args.by or cli_user(), via="cli", now=now,
+        )
+        what = ", ".join(
+            f"{k}={v}" for k, v in (("substance", args.substance), ("kind", args.kind),
+                                     ("source", args.source)) if v
+        )
+        print(f"silence {sid} added: {what} until {(now + span).isoformat(timespec='minutes')}")
+        return 0
+    if sub == "expire":
+        if actions.expire_silence(store, args.id, who=cli_user(), via="cli", now=now):
+            print(f"silence {args.id} expired")
+            return 0
+        print(f"warnd: no active silence with id {args.id}", file=sys.stderr)
+        return 1
+    show_all = bool(getattr(args, "all", False))
+    rows = store.silences(now=now, active_only=not show_all)
+    if getattr(args, "json", False):
+        print_json(rows)
+        return 0
+    if not rows:
+        print("no silences" if show_all else "no active silences")
+    for r in rows:
+        what = ", ".join(
+            f"{k}={r[k]}" for k in ("substance", "kind", "source") if r.get(k)
+        )
+        state = "active" if r["active"] else "ended"
+        print(f"#{r['id']} {state:6} {what}  until {r['until'][:16]}  — {r['reason']}")
+    return 0
 
 
 def send_test_messages(

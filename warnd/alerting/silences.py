@@ -1,4 +1,5 @@
-"""Silences: ``warnd silence add|list|expire``, and which alerts they hold back.
+"""Silences: which alerts they hold back, and the parser of ``warnd silence
+add|list|expire`` (the command: :func:`warnd.alerting.commands.cmd_silence`).
 
 A silence matches an alert when every field it sets matches: ``substance``, ``kind``
 (trend, spike, notice, source_health, digest) and ``source`` (any of the alert's
@@ -10,11 +11,8 @@ sources). A matching alert is still recorded, with status ``silenced`` and
 from __future__ import annotations
 
 import argparse
-import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
-
-from warnd.jsonout import print_json
 
 if TYPE_CHECKING:
     from warnd.store import Store
@@ -40,65 +38,7 @@ def silenced_by(store: Store, alert: dict[str, Any], now: datetime) -> int | Non
     return None
 
 
-# -- commands ---------------------------------------------------------------------
-def cmd_silence(
-    args: argparse.Namespace, store: Store, *, config: Any = None, now: datetime | None = None
-) -> int:
-    now = now or datetime.now(UTC)
-    sub = getattr(args, "silence_cmd", None) or "list"
-    if sub == "add":
-        if not (args.substance or args.kind or args.source):
-            print("warnd: silence add needs --substance, --kind or --source", file=sys.stderr)
-            return 2
-        if config is not None:  # a typo would silence nothing, silently
-            if args.substance and args.substance not in config.substances:
-                print(f'warnd: --substance: "{args.substance}" is not a configured substance '
-                      f"({', '.join(sorted(config.substances))})", file=sys.stderr)
-                return 2
-            names = [s.name for s in config.sources]
-            if args.source and args.source not in names:
-                print(f'warnd: --source: "{args.source}" is not a configured source '
-                      f"({', '.join(sorted(names))})", file=sys.stderr)
-                return 2
-        from warnd.config import parse_duration
-
-        try:
-            span = parse_duration(args.duration)
-        except ValueError as e:
-            print(f"warnd: --for: {e}", file=sys.stderr)
-            return 2
-        sid = store.add_silence(
-            substance=args.substance, kind=args.kind, source=args.source, reason=args.reason,
-            until=now + span, created_by=args.by, now=now,
-        )
-        what = ", ".join(
-            f"{k}={v}" for k, v in (("substance", args.substance), ("kind", args.kind),
-                                     ("source", args.source)) if v
-        )
-        print(f"silence {sid} added: {what} until {(now + span).isoformat(timespec='minutes')}")
-        return 0
-    if sub == "expire":
-        if store.expire_silence(args.id, now=now):
-            print(f"silence {args.id} expired")
-            return 0
-        print(f"warnd: no active silence with id {args.id}", file=sys.stderr)
-        return 1
-    show_all = bool(getattr(args, "all", False))
-    rows = store.silences(now=now, active_only=not show_all)
-    if getattr(args, "json", False):
-        print_json(rows)
-        return 0
-    if not rows:
-        print("no silences" if show_all else "no active silences")
-    for r in rows:
-        what = ", ".join(
-            f"{k}={r[k]}" for k in ("substance", "kind", "source") if r.get(k)
-        )
-        state = "active" if r["active"] else "ended"
-        print(f"#{r['id']} {state:6} {what}  until {r['until'][:16]}  — {r['reason']}")
-    return 0
-
-
+# -- command line (the command itself: warnd.alerting.commands.cmd_silence) -------
 def add_parser(sub: Any, common: argparse.ArgumentParser, func: Any) -> None:
     s = sub.add_parser("silence", parents=[common],
                        help="hold back alerts for a while: silence add|list|expire")
