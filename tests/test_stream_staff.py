@@ -10,6 +10,7 @@ import numpy as np
 
 from tests.conftest import write_config
 from tests.scenario import LAB_SOURCE, START
+from tests.servers import wait_for
 from warnd.config import load_config
 from warnd.pipeline import Pipeline
 from warnd.service.health import collect_status
@@ -151,3 +152,48 @@ def test_the_command_line_acts_as_the_console_does(tmp_path, capsys):
     assert log[1][0] == "ola" and log[2][0]  # the user who ran it when --by is not given
     store.close()
     capsys.readouterr()
+
+
+def test_an_escalation_silenced_while_it_waited_is_told_when_the_silence_ends(
+        tmp_path, smtp_server):
+    """The rise is told (the lab); in the evening customs agrees, and the escalation
+    waits for the end of quiet hours; a silence is added that night and covers it
+    when it is due, so nobody hears of it. When the silence has ended and both
+    sources still rise, the escalation is told, once, as one made under the silence
+    is. Before, a silence that came while an escalation waited made it count as told:
+    recipients never heard that a second source agreed."""
+    from tests.alerting_env import finding, make_config, seed_series, target
+    from tests.test_alerting import QUIET, _period
+    from warnd.alerting import actions, outbox
+
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()), QUIET)
+    store = Store.in_dir(cfg.state_dir)
+    for s in ("lab", "customs"):
+        seed_series(store, s)
+    d0 = datetime(2026, 7, 6).date()
+    noon = datetime(2026, 7, 7, 10, tzinfo=UTC)  # Tuesday 12:00 in Oslo
+    told = []
+
+    def week(k: int, now: datetime, sources: tuple[str, ...]) -> None:
+        period = d0 + timedelta(weeks=k)
+        got = _period(cfg, store, period, {s: [finding(s, detected=period)] for s in sources},
+                      now=now)
+        told.extend((k, a["decision"], a.get("status", "open"), len(a["data"]["agree"]))
+                    for a in got)
+        assert outbox.dispatch_pending(cfg, store, now=now)["failed"] == 0
+
+    week(0, noon, ("lab",))
+    evening = noon + timedelta(weeks=1, hours=8)  # Tuesday 20:00: quiet hours
+    week(1, evening, ("lab", "customs"))
+    assert told == [(0, "open", "open", 1), (1, "escalate", "open", 2)]
+    actions.add_silence(store, substance="ketamin", duration=timedelta(days=3),
+                        reason="known", who="kari", via="web", now=evening + timedelta(hours=1))
+    morning = noon + timedelta(weeks=1, days=1, hours=-4)  # Wednesday 08:00
+    assert outbox.dispatch_pending(cfg, store, now=morning)["silenced"] == 1
+    for k in (2, 3):  # the silence is over; both sources still rise
+        week(k, noon + timedelta(weeks=k), ("lab", "customs"))
+    assert told[2:] == [(2, "escalate", "open", 2)]
+    store.close()
+    wait_for(lambda: len(smtp_server.messages) == 2, what="two emails")
+    assert [m["Subject"].split(":")[0] for m in smtp_server.messages] == [
+        "Liten økning", "Forverring"]

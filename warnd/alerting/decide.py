@@ -249,7 +249,9 @@ def enqueue_findings(
         # a trend message was silenced: what recipients were told is what they knew
         # before it. Once no silence covers the substance, its rise, if it still holds,
         # is told (as the message an episode opens with, or as more than was told).
-        told = {k: v for k, v in told.items() if k != "silenced"}
+        if told.get("unheard"):  # an escalation silenced while it waited for delivery
+            told = {**told, **_heard_evidence(store, substance)}
+        told = {k: v for k, v in told.items() if k not in ("silenced", "unheard")}
         pending_states[told_scope] = told
         if not trends:
             held = _held_by_silence(config, store, substance, states, now=now)
@@ -388,6 +390,23 @@ def _held_by_silence(config: Config, store: Store, substance: str,
     if _muted(config, substance) or silenced_by(store, probe, now) is not None:
         return None
     return found
+
+
+def _heard_evidence(store: Store, substance: str) -> dict[str, Any]:
+    """The evidence of the messages of the substance's current rise that were heard (or
+    still go out): the largest of each (:func:`_evidence`); zero when there is none."""
+    rows = store.q(
+        "SELECT a.data FROM alerts a WHERE a.substance=? AND a.kind='trend' AND "
+        "a.direction='increase' AND a.decision IN ('open','escalate','repeat') AND a.id >= "
+        "(SELECT COALESCE(MAX(id), 0) FROM alerts WHERE substance=? AND kind='trend' AND "
+        "direction='increase' AND decision='open') AND EXISTS (SELECT 1 FROM deliveries d "
+        "WHERE d.alert_id=a.id AND d.status IN ('delivered','pending'))",
+        [substance, substance])
+    told = {"n_sources": 0, "category": 0, "magnitude": 0.0}
+    for r in rows:
+        ev = _evidence({"data": json.loads(r["data"] or "{}")})
+        told = {k: max(told[k], ev[k]) for k in told}
+    return told
 
 
 def _told_before(store: Store, substance: str) -> dict[str, Any]:

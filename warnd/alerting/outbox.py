@@ -423,25 +423,31 @@ def dispatch_pending(
     return counts
 
 
-def _opening_unheard(store: Store, d: dict[str, Any], db: Any, now: datetime) -> None:
-    """A rise's opening message silenced before any of its deliveries went out: its
-    recipients heard nothing, so the rise counts as not told yet, to be told when the
-    silence ends (:func:`warnd.alerting.decide.enqueue_findings`)."""
+def _rise_unheard(store: Store, d: dict[str, Any], db: Any, now: datetime) -> None:
+    """A rise's message silenced before any of its deliveries went out: its recipients
+    know what they knew before it, and are told when the silence ends
+    (:func:`warnd.alerting.decide.enqueue_findings`). An opening: the rise counts as
+    not told yet; an escalation: the evidence told is that of the episode's messages
+    heard (``unheard``: decide reads it again from them)."""
     try:
         data = json.loads(d.get("data") or "{}")
     except ValueError:
         return
     if (d.get("kind") != "trend" or data.get("direction") != "increase"
-            or data.get("decision") != "open" or not d.get("substance")):
+            or data.get("decision") not in ("open", "escalate") or not d.get("substance")):
         return
     if db.execute("SELECT 1 FROM deliveries WHERE alert_id=? AND status='delivered'",
                   (int(d["alert_id"]),)).fetchone():
         return  # someone heard it
     scope = substance_scope(d["substance"])
     told = store.episode_state(scope)
-    if told and told.get("open"):
-        store.save_episode_state(scope, {**told, "open": False, "silenced": True}, db,
-                                 now=now)
+    if not (told and told.get("open")):
+        return
+    if data["decision"] == "open":
+        told = {**told, "open": False, "silenced": True}
+    else:
+        told = {**told, "silenced": True, "unheard": True}
+    store.save_episode_state(scope, told, db, now=now)
 
 
 def _muted_now(config: Config, t: Any, d: dict[str, Any]) -> str | None:
@@ -472,7 +478,7 @@ def _prepare(
                        (aid, name))
             db.execute("UPDATE alerts SET status='silenced', silenced_by=? WHERE id=? "
                        "AND status='open'", (sid, aid))
-            _opening_unheard(store, d, db, now)
+            _rise_unheard(store, d, db, now)
         counts["silenced"] += 1
         log.info("alert=%d target=%s not sent: silence %d", aid, name, sid)
         return None
