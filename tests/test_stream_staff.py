@@ -4,6 +4,7 @@ console's and the command line's own functions."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -197,3 +198,40 @@ def test_an_escalation_silenced_while_it_waited_is_told_when_the_silence_ends(
     wait_for(lambda: len(smtp_server.messages) == 2, what="two emails")
     assert [m["Subject"].split(":")[0] for m in smtp_server.messages] == [
         "Liten økning", "Forverring"]
+
+
+def test_the_digest_lists_as_sent_only_what_went_out(tmp_path, smtp_server):
+    """Over a day: heroin's rise is told; ketamine's is held back by a silence (and a
+    muted substance's is recorded only). The next morning's digest lists under "sent
+    since the last digest" heroin's message only. Before, it listed every alert
+    recorded, so the silenced rise reached the silenced recipients through the digest,
+    said to have been sent."""
+    from tests.alerting_env import finding, make_config, seed_series, target
+    from warnd.alerting import actions, decide, outbox
+
+    cfg = make_config(
+        tmp_path, target("mail", smtp_server.url()),
+        '\n[alerting.digest]\nschedule = "daily"\nat = "07:00"\ntargets = ["mail"]\n'
+        "\n[substances.amfetamin]\nnames = [\"amfetamin\"]\nmuted = true\n")
+    store = Store.in_dir(cfg.state_dir)
+    monday = datetime(2026, 7, 13, 8, tzinfo=UTC)  # 10:00 in Oslo
+    outbox.dispatch_pending(cfg, store, now=monday)  # running since: digests from now on
+    actions.add_silence(store, substance="ketamin", duration=timedelta(days=3),
+                        reason="known", who="kari", via="web", now=monday)
+    got = {}
+    for sub in ("heroin", "ketamin", "amfetamin"):
+        seed_series(store, "lab", substance=sub)
+        (a,) = decide.enqueue_findings(cfg, store, sub, [(finding("lab", substance=sub),
+                                                          "open")], {}, now=monday)
+        got[sub] = a
+    assert [got[s]["status"] for s in got] == ["open", "silenced", "muted"]
+    assert outbox.dispatch_pending(cfg, store, now=monday)["delivered"] == 1
+    tuesday = monday + timedelta(days=1, hours=-3)  # 07:00 in Oslo
+    assert outbox.dispatch_pending(cfg, store, now=tuesday)["delivered"] == 1
+    (dg,) = store.q("SELECT data FROM alerts WHERE kind='digest'")
+    listed = [a["id"] for a in json.loads(dg["data"])["changed"]]
+    assert listed == [got["heroin"]["id"]]
+    store.close()
+    wait_for(lambda: len(smtp_server.messages) == 2, what="two emails")
+    text = smtp_server.messages[1].get_body(("plain", "html")).get_content()
+    assert got["heroin"]["title"] in text and got["ketamin"]["title"] not in text

@@ -59,8 +59,9 @@ def build(config: Config, store: Store, *, end: datetime,
     its source's period — a monthly figure dated the 1st is as current as a weekly
     one), the findings recorded since the previous digest (``since``; by default the
     time of the last digest sent before ``end``, else since warnd started), and
-    the alerts sent in that time. Findings whose data lie in the last period plus one
-    detection period count too, so ``warnd digest --end DATE`` can look back.
+    the alerts sent in that time (delivered or on their way). Findings whose data lie
+    in the last period plus one detection period count too, so ``warnd digest --end
+    DATE`` can look back.
     """
     dg = config.alerting.digest
     span = timedelta(days=7 if dg is None or dg.schedule == "weekly" else 1)
@@ -123,12 +124,13 @@ def build(config: Config, store: Store, *, end: datetime,
                 "open": sub in open_eps,
             }
         )
-    # what was sent: not the alerts a silence or a muted substance kept from everyone
+    # sent: delivered to a target, or on its way (quiet hours, a retry); not one held
+    # back by a silence or a mute, dropped, or never delivered
     changed = store.q(
-        "SELECT id, substance, kind, decision, severity, title, created_at FROM alerts "
-        "WHERE kind != 'digest' AND status NOT IN ('silenced','muted') AND created_at > ? "
-        "AND created_at <= ? ORDER BY id",
-        [iso(since), iso(end)])
+        "SELECT id, substance, kind, decision, severity, title, created_at FROM alerts a "
+        "WHERE kind != 'digest' AND created_at > ? AND created_at <= ? AND EXISTS (SELECT 1 "
+        "FROM deliveries d WHERE d.alert_id=a.id AND d.status IN ('delivered','pending')) "
+        "ORDER BY id", [iso(since), iso(end)])
     return {
         "since": (min(since.date(), data_since) if since.year > 1970 else data_since).isoformat(),
         "until": end.date().isoformat(),
