@@ -235,3 +235,34 @@ def test_the_digest_lists_as_sent_only_what_went_out(tmp_path, smtp_server):
     wait_for(lambda: len(smtp_server.messages) == 2, what="two emails")
     text = smtp_server.messages[1].get_body(("plain", "html")).get_content()
     assert got["heroin"]["title"] in text and got["ketamin"]["title"] not in text
+
+
+def test_a_message_one_target_had_is_not_shown_silenced(tmp_path, smtp_server):
+    """A rise's message reaches the mail target; the second target refuses and is
+    retried. Someone who read the mail follows its "silence 14 days" link. The
+    retry is then held back (silenced), but the message was told: it stays open in
+    `warnd status` and the console (where it can be acknowledged) and its rise counts
+    as told. Before, the whole alert was shown silenced, told to nobody, and could not
+    be acknowledged in the console."""
+    from tests.alerting_env import finding, make_config, seed_series, target
+    from warnd.alerting import actions, decide, outbox
+
+    cfg = make_config(tmp_path, target("mail", smtp_server.url())
+                      + target("pager", "mailto://127.0.0.1:1?from=a@example.org&to=p@x.org"))
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    t0 = datetime(2026, 7, 7, 10, tzinfo=UTC)
+    (a,) = decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {},
+                                   now=t0)
+    counts = outbox.dispatch_pending(cfg, store, now=t0)
+    assert counts["delivered"] == 1 and counts["retrying"] == 1
+    actions.add_silence(store, substance="ketamin", duration=timedelta(days=14),
+                        reason=f"#{a['id']}", who="kari", via="link", alert_id=a["id"],
+                        now=t0 + timedelta(minutes=5))
+    assert outbox.dispatch_pending(cfg, store, now=t0 + timedelta(hours=1))["silenced"] == 1
+    assert {d["target"]: d["status"] for d in store.alerts()[0]["deliveries"]} == {
+        "mail": "delivered", "pager": "silenced"}
+    assert store.q("SELECT status FROM alerts")[0]["status"] == "open"
+    assert [x["id"] for x in collect_status(cfg)["open_alerts"]] == [a["id"]]
+    assert not store.rises_held_back()
+    store.close()
