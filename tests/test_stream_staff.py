@@ -266,3 +266,30 @@ def test_a_message_one_target_had_is_not_shown_silenced(tmp_path, smtp_server):
     assert [x["id"] for x in collect_status(cfg)["open_alerts"]] == [a["id"]]
     assert not store.rises_held_back()
     store.close()
+
+
+def test_a_substance_taken_out_of_the_config_leaves_the_digest(tmp_path):
+    """Ketamine rises and its rise is told; then ketamine is taken out of the config
+    (its rows are skipped from then on, its series stay in the store, no longer
+    judged, their episode left open). Weeks later the digest no longer lists it among
+    the open episodes. Before, every digest listed it as open for good, though nothing
+    watched it and nothing could end it."""
+    from warnd.alerting import digest
+
+    weeks, rise, removed = 125, 100, 108
+    lab = [int(x) for x in np.random.default_rng(3).poisson(_level(weeks, (rise, weeks)))]
+    run = Weeks(tmp_path, lab)
+    for w in range(rise - 2, removed):
+        run.run(w)
+    assert [d for _, d, _ in run.told][:1] == ["open"]
+    store = Store.in_dir(run.cfg.state_dir)
+    assert [e["substance"] for e in digest.build(run.cfg, store, end=week_end(removed))[
+        "open"]] == ["ketamin"]
+    run.cfg = load_config(write_config(
+        tmp_path, LAB_SOURCE.format(interval="1h"), name="heroin-only.toml",
+        substances='\n[substances.heroin]\nlabel = "heroin"\nnames = ["heroin"]\n'))
+    for w in range(removed, weeks):
+        assert run.run(w) == []
+    assert digest.build(run.cfg, store, end=week_end(weeks - 1))["open"] == []
+    store.close()
+

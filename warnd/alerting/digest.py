@@ -83,8 +83,11 @@ def build(config: Config, store: Store, *, end: datetime,
     watched = config.watched_sources()
     for st in store.open_episode_states().values():
         for key, f in (st.get("active") or {}).items():
+            # only what warnd watches: a source or a substance taken out of the config
+            # keeps its series, no longer judged, and their episodes never end
             if (not key.startswith("trend:") or f.get("metric") == "notices"
-                    or f.get("source") not in watched):
+                    or f.get("source") not in watched
+                    or f.get("substance") not in config.substances):
                 continue
             rows.append({**f, "kind": "trend"})
             ep = open_eps.setdefault(f["substance"], {"sources": set(), "onset": f["onset"]})
