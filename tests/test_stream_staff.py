@@ -293,3 +293,30 @@ def test_a_substance_taken_out_of_the_config_leaves_the_digest(tmp_path):
     assert digest.build(run.cfg, store, end=week_end(weeks - 1))["open"] == []
     store.close()
 
+
+def test_the_overview_shows_the_latest_weeks_not_every_rise_ever(tmp_path):
+    """Ketamine rose a year and a half ago and has been calm since; no digest is
+    configured. The console's overview, "the live Føre Var table" of the window it
+    names, shows ketamine stable, while it rose it showed the rise. Before, without
+    a digest sent, it scored every finding ever recorded: the old rise was shown as
+    current, under the dates of the latest weeks."""
+    from warnd.web import data
+
+    weeks, rise = 190, 100
+    lab = [int(x) for x in np.random.default_rng(3).poisson(_level(weeks, (rise, 112)))]
+    run = Weeks(tmp_path, lab)
+    store = Store.in_dir(run.cfg.state_dir)
+
+    def ketamine() -> dict:
+        return next(r for r in data.overview(run.cfg, store)["rows"]
+                    if r["substance"] == "ketamin")
+
+    for w in range(rise - 2, 108):
+        run.run(w)
+    assert ketamine()["total"] > 0  # rising
+    for w in range(108, weeks):
+        run.run(w)
+    ov = data.overview(run.cfg, store)
+    assert ov["since"] > (START + timedelta(weeks=weeks - 4)).isoformat()
+    assert (ketamine()["total"], ketamine()["words"]) == (0, "stabil")
+    store.close()

@@ -20,7 +20,7 @@ A digest is not an open alert: ``warnd status`` does not list it.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -51,6 +51,14 @@ def last_scheduled(config: Config, now: datetime) -> datetime | None:
     return None
 
 
+def data_window_start(config: Config, end: datetime) -> date:
+    """The first data date a digest ending at ``end`` looks at: its period (a week or
+    a day) and one more week, so data published late is not missed."""
+    dg = config.alerting.digest
+    span = timedelta(days=7 if dg is None or dg.schedule == "weekly" else 1)
+    return (end - span - timedelta(days=7)).date()
+
+
 def build(config: Config, store: Store, *, end: datetime,
           since: datetime | None = None) -> dict[str, Any]:
     """The digest's data for the period ending at ``end``.
@@ -64,14 +72,13 @@ def build(config: Config, store: Store, *, end: datetime,
     DATE`` can look back.
     """
     dg = config.alerting.digest
-    span = timedelta(days=7 if dg is None or dg.schedule == "weekly" else 1)
     if since is None:
         prev = store.q("SELECT data FROM alerts WHERE kind='digest' AND created_at < ? "
                        "ORDER BY created_at DESC LIMIT 1", [iso(end)])
         until_at = json.loads(prev[0]["data"] or "{}").get("until_at") if prev else None
         # the first digest covers everything since warnd started
         since = datetime.fromisoformat(until_at) if until_at else datetime(1970, 1, 1, tzinfo=UTC)
-    data_since = (end - span - timedelta(days=7)).date()
+    data_since = data_window_start(config, end)
     rows = store.q(
         "SELECT substance, source, dimension, kind, direction, category, relative_change, onset, "
         "last_seen_at FROM findings WHERE kind IN ('trend','spike') AND ("

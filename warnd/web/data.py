@@ -1,7 +1,8 @@
 """What the console's pages show, read from the store.
 
 * :func:`overview` — the live Føre Var table: per substance the five-step score of
-  each source over the findings seen in the latest weeks, summed per dimension and
+  each source over the findings seen or recorded in the latest weeks of data (the
+  digest's window) and the open episodes, summed per dimension and
   overall (:func:`detectors.synthesis.aggregate` through
   :func:`warnd.alerting.digest.build`, the same numbers as the digest), the verdict
   in words, the number of agreeing sources, open alerts and a small trend line.
@@ -111,8 +112,15 @@ def sparkline(lines: list[list[float]], width: int = 120, height: int = 28) -> s
 def overview(cfg: Config, store: Store) -> dict[str, Any]:
     lang = cfg.general.language
     end = newest_period(store)
-    data = (digest.build(cfg, store, end=datetime.combine(end, time(23, 59), tzinfo=UTC))
-            if end else {"substances": [], "since": None, "until": None})
+    if end:
+        # the findings of the window shown (seen or recorded in it), not every finding
+        # recorded since the last digest: without one sent, that is all of them, and a
+        # rise that ended years ago would be shown as now
+        until = datetime.combine(end, time(23, 59), tzinfo=UTC)
+        since = datetime.combine(digest.data_window_start(cfg, until), time(0), tzinfo=UTC)
+        data = digest.build(cfg, store, end=until, since=since)
+    else:
+        data = {"substances": [], "since": None, "until": None}
     by_sub = {s["substance"]: s for s in data["substances"]}
     open_alerts = {r["substance"]: r["n"] for r in store.q(
         "SELECT substance, COUNT(*) AS n FROM alerts WHERE status='open' GROUP BY substance")}
