@@ -320,3 +320,60 @@ def test_the_overview_shows_the_latest_weeks_not_every_rise_ever(tmp_path):
     assert ov["since"] > (START + timedelta(weeks=weeks - 4)).isoformat()
     assert (ketamine()["total"], ketamine()["words"]) == (0, "stabil")
     store.close()
+
+
+def test_silencing_a_source_failure_from_its_message_silences_that_only(tmp_path,
+                                                                         smtp_server):
+    """A source fails and its message (with the console's links) arrives; an operator
+    follows its "Demp 14 dager" link and confirms in the console. That silences the
+    source's failure messages, and ketamine's rise the next day is sent. Before, the
+    alert had no substance, so the link made a silence with no field at all, which
+    matches every alert: nothing at all was sent for two weeks, digests included."""
+    import re
+
+    import httpx
+
+    from tests.servers import free_port
+    from tests.test_alerting import RSS_SOURCE
+    from tests.webkit import Console, warnd
+    from tests.alerting_env import finding, seed_series
+    from warnd.alerting import decide, outbox
+
+    port = free_port()
+    body = (RSS_SOURCE + LAB_SOURCE.format(interval="1h")
+            + f'\n[[targets]]\nname = "mail"\nurl = "{smtp_server.url()}"\n'
+            + f'\n[web]\nbase_url = "http://127.0.0.1:{port}"\nsecure_cookies = false\n')
+    path = write_config(tmp_path, body, state_dir=str(tmp_path / "state"))
+    cfg = load_config(path)
+    t0 = datetime.now(UTC)
+    pipe = Pipeline(cfg, clock=lambda: t0)
+    for _ in range(3):
+        assert pipe.poll("media").ok is False
+    assert pipe.dispatch()["delivered"] == 1
+    wait_for(lambda: len(smtp_server.messages) == 1, what="the failure's email")
+    text = smtp_server.messages[0].get_body(("plain",)).get_content()
+    link = re.search(r"Demp 14 dager: (\S+)", text).group(1)
+    r = warnd(path, tmp_path / "state", "user", "add", "ola", "--role", "operator",
+              "--password-stdin", stdin="operator-pass-1\n")
+    assert r.returncode == 0, r.stderr
+    console = Console(path, tmp_path / "state", port).start()
+    try:
+        with httpx.Client(base_url=console.url) as c:
+            page = c.get("/login").text
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+            assert c.post("/login", data={"user": "ola", "password": "operator-pass-1",
+                                          "csrf": csrf}).status_code == 303
+            page = c.get(link).text
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+            assert c.post(link, data={"csrf": csrf}).status_code == 200
+    finally:
+        console.stop()
+    store = Store.in_dir(cfg.state_dir)
+    (s,) = store.silences(active_only=True)
+    assert (s["substance"], s["kind"], s["source"]) == (None, "source_health", "media")
+    seed_series(store, "lab")
+    (a,) = decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {},
+                                   now=t0 + timedelta(days=1))
+    assert a["status"] == "open"
+    assert outbox.dispatch_pending(cfg, store, now=t0 + timedelta(days=1))["delivered"] == 1
+    store.close()

@@ -40,7 +40,10 @@ def add_silence(
     duration: timedelta, reason: str, who: str, via: str, alert_id: int | None = None,
     now: datetime | None = None,
 ) -> int:
-    """Add a silence from now for ``duration``; returns its id."""
+    """Add a silence from now for ``duration``; returns its id. It needs a substance, a
+    kind or a source: a silence of no field would hold back every alert."""
+    if not (substance or kind or source):
+        raise ValueError("a silence needs a substance, a kind or a source")
     now = now or datetime.now(UTC)
     with store.write() as db:
         cur = db.execute(

@@ -143,7 +143,8 @@ def action_link(request: Request, who: dict[str, Any], store: Any) -> Response:
         return web.error(request, who, 410 if problem == "expired" else 400,
                          f"link_{problem}")
     aid = int(payload["a"])
-    rows = store.q("SELECT id, substance, title, status FROM alerts WHERE id=?", [aid])
+    rows = store.q("SELECT id, substance, kind, source, title, status FROM alerts WHERE id=?",
+                   [aid])
     if not rows:
         return web.error(request, who, 404, "not_found")
     a = rows[0]
@@ -163,7 +164,11 @@ def action_link(request: Request, who: dict[str, Any], store: Any) -> Response:
     else:
         now = datetime.now(UTC)
         span = timedelta(days=links.SILENCE_DAYS)
-        actions.add_silence(store, substance=a["substance"] or None, duration=span,
+        # the alert's substance; an alert of none (a source's failure, a digest): its
+        # kind, of its source — never a silence of no field, which would match everything
+        what = ({"substance": a["substance"]} if a["substance"]
+                else {"substance": None, "kind": a["kind"], "source": a["source"] or None})
+        actions.add_silence(store, **what, duration=span,
                             reason=f"#{aid}: {a['title']}"[:500], who=who["name"], via="link",
                             alert_id=aid, now=now)
         msg = web.t["done_silence"].format(label=label, who=who["name"],
