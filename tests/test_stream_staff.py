@@ -377,3 +377,29 @@ def test_silencing_a_source_failure_from_its_message_silences_that_only(tmp_path
     assert a["status"] == "open"
     assert outbox.dispatch_pending(cfg, store, now=t0 + timedelta(days=1))["delivered"] == 1
     store.close()
+
+
+def test_an_acknowledgement_ends_the_reminders_of_its_rise_only(tmp_path):
+    """Reminders every four weeks. Ketamine's rise is told and acknowledged in the
+    console at once: no reminders follow. The rise ends, and a new one months later
+    is told as new (open) and reminded of as usual: the old acknowledgement does not
+    swallow it. The acknowledged message ends ``acked``, the new one is open."""
+    from warnd.alerting import actions
+
+    weeks, rise, calm, again = 185, 100, 116, 150
+    lab = [int(x) for x in np.random.default_rng(3).poisson(
+        _level(weeks, (rise, calm), (again, weeks)))]
+    run = Weeks(tmp_path, lab, "\n[detection]\nrepeat_after_periods = 4\n")
+    store = Store.in_dir(run.cfg.state_dir)
+    for w in range(rise - 2, again):
+        for a in run.run(w):
+            if a["decision"] == "open":
+                assert actions.ack_alert(store, a["id"], who="kari", via="web")
+    first = [(d, aid) for w, d, aid in run.told if w < again]
+    assert first[0][0] == "open" and "repeat" not in [d for d, _ in first]
+    for w in range(again, weeks):
+        run.run(w)
+    new = [d for w, d, _ in run.told if w >= again]
+    assert new[0] == "open" and "repeat" in new
+    assert run.status_of(first[0][1]) == "acked"
+    store.close()
