@@ -403,3 +403,37 @@ def test_an_acknowledgement_ends_the_reminders_of_its_rise_only(tmp_path):
     assert new[0] == "open" and "repeat" in new
     assert run.status_of(first[0][1]) == "acked"
     store.close()
+
+
+def test_a_silence_ended_before_a_waiting_message_is_due_holds_nothing_back(
+        tmp_path, smtp_server):
+    """Friday evening a rise's message waits for the end of quiet hours (Monday 08:00).
+    On Saturday a silence is added for a week and on Sunday ended early in the
+    console: on Monday the message goes out; one whose silence is still on is held
+    back."""
+    from tests.alerting_env import finding, make_config, seed_series, target
+    from tests.test_alerting import QUIET
+    from warnd.alerting import actions, decide, outbox
+
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()), QUIET)
+    store = Store.in_dir(cfg.state_dir)
+    friday = datetime(2026, 7, 10, 16, 30, tzinfo=UTC)  # 18:30 in Oslo
+    got = {}
+    for sub in ("ketamin", "heroin"):
+        seed_series(store, "lab", substance=sub)
+        (got[sub],) = decide.enqueue_findings(
+            cfg, store, sub, [(finding("lab", substance=sub), "open")], {}, now=friday)
+    assert got["ketamin"]["due_at"] == "2026-07-13T06:00:00+00:00"
+    sids = {sub: actions.add_silence(store, substance=sub, duration=timedelta(days=7),
+                                     reason="r", who="kari", via="web",
+                                     now=friday + timedelta(days=1)) for sub in got}
+    assert actions.expire_silence(store, sids["ketamin"], who="kari", via="web",
+                                  now=friday + timedelta(days=2))
+    counts = outbox.dispatch_pending(cfg, store, now=datetime(2026, 7, 13, 6, tzinfo=UTC))
+    assert (counts["delivered"], counts["silenced"]) == (1, 1)
+    assert {r["substance"]: r["status"] for r in store.q("SELECT substance, status "
+                                                          "FROM alerts")} == {
+        "ketamin": "open", "heroin": "silenced"}
+    store.close()
+    wait_for(lambda: len(smtp_server.messages) == 1, what="one email")
+    assert "ketamin" in smtp_server.messages[0]["Subject"]
