@@ -437,3 +437,39 @@ def test_a_silence_ended_before_a_waiting_message_is_due_holds_nothing_back(
     store.close()
     wait_for(lambda: len(smtp_server.messages) == 1, what="one email")
     assert "ketamin" in smtp_server.messages[0]["Subject"]
+
+
+def test_acknowledging_a_silenced_message_does_not_make_its_rise_told(tmp_path):
+    """A rise opens under a silence (its message recorded, sent to nobody), and an
+    operator acknowledges that message in the console. Four weeks later the rise ends
+    in the week the silence is ended early: no end is told of a rise nobody heard of,
+    and the message is still shown as silenced (acknowledged by whom is kept). Before,
+    the acknowledgement turned it into an ``acked`` message, as if it had gone out, and
+    an "ended" message was sent for it."""
+    from tests.alerting_env import finding, make_config, seed_series, target
+    from tests.test_alerting import _period
+    from warnd.alerting import actions
+
+    cfg = make_config(
+        tmp_path, target("mail", "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org"),
+        "\n[alerting]\nsend_resolved = true\n")
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    d0 = datetime(2026, 7, 6).date()
+    t0 = datetime(2026, 7, 7, 12, tzinfo=UTC)
+    sid = actions.add_silence(store, substance="ketamin", duration=timedelta(weeks=20),
+                              reason="festival", who="kari", via="web", now=t0)
+    told = []
+    for k in range(8):
+        now = t0 + timedelta(weeks=k)
+        if k == 4:
+            assert actions.expire_silence(store, sid, who="kari", via="web", now=now)
+        got = _period(cfg, store, d0 + timedelta(weeks=k),
+                      {"lab": [finding("lab")]} if k == 0 else {}, now=now)
+        told += [(k, a["decision"], a.get("status", "open")) for a in got]
+        if k == 0:
+            assert actions.ack_alert(store, got[0]["id"], who="ola", via="api", now=now)
+    assert told == [(0, "open", "silenced")]
+    assert store.q("SELECT status, acked_by FROM alerts") == [
+        {"status": "silenced", "acked_by": "ola"}]
+    store.close()

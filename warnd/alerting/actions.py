@@ -20,17 +20,21 @@ def ack_alert(store: Store, alert_id: int, *, who: str, via: str,
     """Acknowledge an alert; False when there is no such alert.
 
     Acknowledging an acknowledged alert keeps the first who and when and is not
-    logged again (a second click, a retried API call).
+    logged again (a second click, a retried API call). Only an open alert becomes
+    ``acked``: one held back (``silenced``, ``muted``) or ``resolved`` keeps its status,
+    with who acknowledged it and when — a silenced message acknowledged is still one
+    nobody was told (:mod:`warnd.alerting.decide` tells its rise after the silence).
     """
     now = now or datetime.now(UTC)
     with store.write() as db:
-        row = db.execute("SELECT status FROM alerts WHERE id=?", (alert_id,)).fetchone()
+        row = db.execute("SELECT status, acked_at FROM alerts WHERE id=?",
+                         (alert_id,)).fetchone()
         if row is None:
             return False
-        if row[0] == "acked":
+        if row[0] == "acked" or row[1]:
             return True
-        db.execute("UPDATE alerts SET status='acked', acked_at=?, acked_by=? WHERE id=?",
-                   (iso(now), who, alert_id))
+        db.execute("UPDATE alerts SET status=CASE status WHEN 'open' THEN 'acked' ELSE status "
+                   "END, acked_at=?, acked_by=? WHERE id=?", (iso(now), who, alert_id))
         store.record_action(db, who=who, via=via, action="ack", alert_id=alert_id, now=now)
     return True
 
