@@ -473,3 +473,33 @@ def test_acknowledging_a_silenced_message_does_not_make_its_rise_told(tmp_path):
     assert store.q("SELECT status, acked_by FROM alerts") == [
         {"status": "silenced", "acked_by": "ola"}]
     store.close()
+
+
+def test_the_end_of_a_told_rise_held_back_by_a_silence_is_told_after_it(tmp_path):
+    """Ketamine's rise is told (``send_resolved`` on); a silence of four weeks comes,
+    and the rise ends under it (its end recorded, sent to nobody). The first round
+    after the silence tells the end, once: recipients last heard that ketamine rises.
+    Before, nothing told them it had ended."""
+    from tests.alerting_env import finding, make_config, seed_series, target
+    from tests.test_alerting import _period
+    from warnd.alerting import actions
+
+    cfg = make_config(
+        tmp_path, target("mail", "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org"),
+        "\n[alerting]\nsend_resolved = true\n")
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    d0 = datetime(2026, 7, 6).date()
+    t0 = datetime(2026, 7, 7, 12, tzinfo=UTC)
+    told = []
+    for k in range(12):
+        now = t0 + timedelta(weeks=k)
+        if k == 2:
+            actions.add_silence(store, substance="ketamin", duration=timedelta(weeks=4),
+                                reason="festival", who="kari", via="web", now=now)
+        period = d0 + timedelta(weeks=k)
+        got = _period(cfg, store, period,
+                      {"lab": [finding("lab", detected=period)]} if k < 2 else {}, now=now)
+        told += [(k, a["decision"], a.get("status", "open")) for a in got]
+    assert told == [(0, "open", "open"), (5, "resolve", "silenced"), (6, "resolve", "open")]
+    store.close()

@@ -261,6 +261,17 @@ def enqueue_findings(
                 trends, retold = held, True
                 groups.insert(0, trends)
     told_to: dict[int, list[str]] = {}  # by id(group): who had what an end or correction is about
+    late_ends: list[dict[str, Any]] = []
+    if told.get("end_silenced") and not told.get("open"):
+        # the end of a told rise was held back by a silence: told once none covers it
+        # (moot when a new rise opens this round: its message says since when)
+        end = _end_held(config, store, int(told["end_silenced"]), now=now)
+        if end is not None or trends:
+            told = pending_states[told_scope] = {
+                k: v for k, v in told.items() if k != "end_silenced"}
+            if end and not trends:
+                late_ends.append(end)
+                ended.add(("trend", "increase"))
     by_episode: dict[tuple[str, str], list[tuple[Finding, str]]] = {}
     for f, a in ends:
         by_episode.setdefault((f.kind, f.direction), []).append((f, a))
@@ -355,6 +366,16 @@ def enqueue_findings(
                 # nobody was told: recipients know what they knew, and hear of the rise
                 # once the silence (or the substance's mute) has ended
                 told = pending_states[told_scope] = {**told_before, "silenced": True}
+            elif (alert["decision"] == "resolve" and alert["kind"] == "trend"
+                  and alert["direction"] == "increase" and alert.get("status") == "silenced"
+                  and alert.get("id")):
+                # the end of a told rise, held back: told when the silence has ended
+                told = pending_states[told_scope] = {**told, "end_silenced": alert["id"]}
+        for alert in late_ends:
+            also = _told_targets(store, substance, "trend", "increase",
+                                 since=told.get("opened"))
+            if enqueue_alert(config, store, alert, now=now, also=also) is not None:
+                created.append(alert)
         # the alerts of an episode that ended are no longer open (`warnd status`, the
         # console), the end's own message included; a new episode's stay open
         new = [a["id"] for a in created if a["decision"] in ("open", "escalate", "repeat")]
@@ -390,6 +411,25 @@ def _held_by_silence(config: Config, store: Store, substance: str,
     if _muted(config, substance) or silenced_by(store, probe, now) is not None:
         return None
     return found
+
+
+def _end_held(config: Config, store: Store, alert_id: int, *, now: datetime,
+              ) -> dict[str, Any] | None:
+    """The "ended" message a silence held back (alert ``alert_id``), to be sent now
+    that no silence covers it; None while one does, ``{}`` when it is gone."""
+    rows = store.q("SELECT * FROM alerts WHERE id=?", [alert_id])
+    if not rows:
+        return {}
+    a = rows[0]
+    if silenced_by(store, a, now) is not None:
+        return None
+    return {
+        "dedupe_key": f"{a['dedupe_key']}:after-silence", "substance": a["substance"],
+        "source": a["source"], "region": a["region"], "kind": a["kind"],
+        "direction": a["direction"], "severity": a["severity"], "decision": a["decision"],
+        "title": a["title"], "body": a["body"], "data": json.loads(a["data"] or "{}"),
+        "status": "muted" if _muted(config, a["substance"]) else "open",
+    }
 
 
 def _heard_evidence(store: Store, substance: str) -> dict[str, Any]:
