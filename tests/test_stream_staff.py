@@ -503,3 +503,47 @@ def test_the_end_of_a_told_rise_held_back_by_a_silence_is_told_after_it(tmp_path
         told += [(k, a["decision"], a.get("status", "open")) for a in got]
     assert told == [(0, "open", "open"), (5, "resolve", "silenced"), (6, "resolve", "open")]
     store.close()
+
+
+def test_a_source_failure_nobody_heard_of_gets_no_recovery_message(tmp_path, root):
+    """A feed is being moved: the operator silences its failure messages for a day,
+    the feed fails (its failure message held back) and is back after the silence has
+    ended. No "recovered" message goes out for a failure nobody was told of (with
+    ``send_resolved``); a failure that was told gets its recovery as before."""
+    import shutil
+
+    from tests.test_alerting import RSS_SOURCE
+    from warnd.alerting import actions
+
+    cfg = load_config(write_config(tmp_path, RSS_SOURCE + '\n[[targets]]\nname = "mail"\n'
+                                   'url = "mailto://127.0.0.1:1?from=a@x.org&to=o@x.org"\n'
+                                   "\n[alerting]\nsend_resolved = true\n"))
+    t0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    clock = {"t": t0}
+    pipe = Pipeline(cfg, clock=lambda: clock["t"])
+    store = Store.in_dir(cfg.state_dir)
+    actions.add_silence(store, substance=None, kind="source_health", source="media",
+                        duration=timedelta(days=1), reason="moving the feed", who="kari",
+                        via="web", now=t0)
+    feed = root / "tests/fixtures/rss/ba_2026-03.xml"
+
+    def poll(at: datetime, ok: bool) -> None:
+        clock["t"] = at
+        assert pipe.poll("media").ok is ok
+
+    for k in range(3):
+        poll(t0 + timedelta(hours=k), False)
+    (tmp_path / "feeds").mkdir()
+    shutil.copy(feed, tmp_path / "feeds/ba.xml")
+    poll(t0 + timedelta(days=2), True)
+    rows = store.q("SELECT decision, status FROM alerts ORDER BY id")
+    assert rows == [{"decision": "open", "status": "silenced"}]
+    (tmp_path / "feeds/ba.xml").unlink()  # later a failure that is told, and its end
+    for k in range(3):
+        poll(t0 + timedelta(days=3, hours=k), False)
+    shutil.copy(feed, tmp_path / "feeds/ba.xml")
+    poll(t0 + timedelta(days=4), True)
+    rows = store.q("SELECT decision, status FROM alerts ORDER BY id")
+    assert [r["decision"] for r in rows] == ["open", "open", "resolve"]
+    assert [r["status"] for r in rows][1:] == ["resolved", "resolved"]
+    store.close()

@@ -792,7 +792,10 @@ def check_source_health(
     elif fails == 0 and ep.get("open"):
         new = {"open": False, "n": int(ep.get("n", 0)), "since": None}
         decision = "resolve"
-        if not config.alerting.send_resolved:
+        told = store.q("SELECT status FROM alerts WHERE dedupe_key=?",
+                       [f"source_health:{source}:{new['n']}:open"])
+        # no recovery for a failure nobody was told of (its message held by a silence)
+        if not config.alerting.send_resolved or (told and told[0]["status"] == "silenced"):
             with store.write() as db:
                 store.save_episode_state(scope, new, db, now=now)
                 store.resolve_alerts(db, kind="source_health", source=source)
