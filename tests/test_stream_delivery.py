@@ -386,3 +386,31 @@ def test_daily_digests_across_the_spring_change_and_two_outages(tmp_path):
             for r in store.q("SELECT created_at FROM alerts WHERE kind='digest' ORDER BY id")]
     assert made == ["Thu 26 08:00", "Fri 27 11:00", "Sat 28 08:00", "Sun 29 08:00",
                     "Tue 31 09:00", "Wed 01 08:00"]
+
+
+def test_an_episode_ends_for_those_who_were_told_of_it(tmp_path, smtp_server):
+    """The rise is told at ``warning`` and routed to the on-call desk; its end, an
+    ``info`` message by its own severity, goes to the on-call desk too — not to the
+    desk for lesser alerts, which never heard of the rise."""
+    cfg = make_config(
+        tmp_path,
+        target("desk", smtp_server.url("desk@example.org"))
+        + target("oncall", smtp_server.url("oncall@example.org"))
+        + '\n[[routes]]\nmin_severity = "warning"\ntargets = ["oncall"]\n'
+        + '\n[alerting]\nsend_resolved = true\ndefault_targets = ["desk"]\n')
+    store = Store.in_dir(cfg.state_dir)
+    for s in ("lab", "customs"):
+        seed_series(store, s)
+    t0 = datetime(2026, 7, 7, 10, 0, tzinfo=UTC)  # Tuesdays at noon in Oslo
+    both = {"lab": [finding("lab")], "customs": [finding("customs")]}
+    weeks = [both, both, {"customs": [finding("customs")]}] + [{}] * 8
+    told = []
+    for k, per in enumerate(weeks):
+        now = t0 + timedelta(weeks=k)
+        told += [(a["decision"], a["targets"])
+                 for a in _period(cfg, store, D0 + timedelta(weeks=k), per, now=now)]
+        outbox.dispatch_pending(cfg, store, now=now)
+    assert told == [("open", ["oncall"]), ("resolve", ["oncall"])]
+    wait_for(lambda: len(smtp_server.messages) == 2, what="two emails")
+    assert [(m["To"], m["Subject"].split(":")[0]) for m in smtp_server.messages] == [
+        ("oncall@example.org", "Sterk økning"), ("oncall@example.org", "Avsluttet")]

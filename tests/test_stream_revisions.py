@@ -216,12 +216,12 @@ def _trend_messages(cfg, put, values, weeks: range) -> list[tuple[str, str, list
     return told
 
 
-def test_a_correction_reaches_everyone_who_had_the_rise_it_corrects(tmp_path):
+def test_a_correction_reaches_those_who_had_the_rise_it_corrects(tmp_path):
     """The lab's rise opens (a small increase, to ops); customs agrees (a warning, to the
     desk); customs then revises its weeks away. The correction, a small matter by its
-    own severity, goes to ops and to the desk, which had the warning that rested on
-    customs. Before, it was routed by its own severity to ops alone, and the desk kept
-    a warning whose figures were gone."""
+    own severity, goes to the desk, which had the warning that rested on customs, and
+    not to ops, whose message rested on the lab alone. Before, it was routed by its own
+    severity to ops alone, and the desk kept a warning whose figures were gone."""
     weeks = 120
     cfg, put, usual = _two_sources(tmp_path, weeks)
     risen = _risen(usual, 110, weeks)
@@ -230,7 +230,7 @@ def test_a_correction_reaches_everyone_who_had_the_rise_it_corrects(tmp_path):
     put("customs", usual["customs"])
     (c,) = Pipeline(cfg, clock=lambda: _week_end(weeks)).detect()
     assert (c["decision"], c["source"]) == ("correct", "customs")
-    assert sorted(c["targets"]) == ["desk", "ops"]
+    assert c["targets"] == ["desk"]
 
 
 def test_the_end_of_a_rise_reaches_everyone_who_had_it(tmp_path):

@@ -357,10 +357,10 @@ def enqueue_findings(
             if group is trends and retold:
                 # its findings may be those of the silenced message: not a duplicate
                 alert["dedupe_key"] += ":after-silence"
-            # an end or a correction goes to whoever had the messages it ends or corrects,
-            # however it routes itself (its severity is often lower than theirs)
+            # an end or a correction goes to those who had the messages it ends or
+            # corrects, not where its own (often lower) severity routes
             if enqueue_alert(config, store, alert, now=now,
-                             also=told_to.get(id(group), ())) is not None:
+                             told_to=told_to.get(id(group))) is not None:
                 created.append(alert)
             if group is trends and alert.get("status") in HELD:
                 # nobody was told: recipients know what they knew, and hear of the rise
@@ -372,9 +372,9 @@ def enqueue_findings(
                 # the end of a told rise, held back: told when the silence has ended
                 told = pending_states[told_scope] = {**told, "end_silenced": alert["id"]}
         for alert in late_ends:
-            also = _told_targets(store, substance, "trend", "increase",
-                                 since=told.get("opened"))
-            if enqueue_alert(config, store, alert, now=now, also=also) is not None:
+            had = _told_targets(store, substance, "trend", "increase",
+                                since=told.get("opened"))
+            if enqueue_alert(config, store, alert, now=now, told_to=had) is not None:
                 created.append(alert)
         # the alerts of an episode that ended are no longer open (`warnd status`, the
         # console), the end's own message included; a new episode's stay open

@@ -54,12 +54,13 @@ EPISODE_KINDS = ("trend", "spike")
 
 def enqueue_alert(
     config: Config, store: Store, alert: dict[str, Any], *, now: datetime,
-    episodes: dict[str, dict[str, Any]] | None = None, also: Iterable[str] = (),
+    episodes: dict[str, dict[str, Any]] | None = None, told_to: Iterable[str] | None = None,
 ) -> int | None:
     """Silence, route, apply quiet hours and write the alert with its deliveries.
 
-    ``also``: targets it goes to besides those it is routed to (those configured and not
-    muted), as a correction goes to those who had the message it corrects.
+    ``told_to``: for an end or a correction, the targets that had the messages it ends
+    or corrects. It goes to those (still configured and not muted) instead of where a
+    message of its own, often lower, severity routes; routed as usual when none is left.
     Sets ``alert["id"]``, ``["targets"]`` and ``["due_at"]``; returns the id, or None
     when the same alert (same dedupe key) exists already.
     """
@@ -68,9 +69,9 @@ def enqueue_alert(
         if sid is not None:
             alert["status"] = "silenced"
             alert["silenced_by"] = sid
-    targets = route(config, alert) if alert.get("status", "open") == "open" else []
+    targets: list[str] = []
     if alert.get("status", "open") == "open":
-        targets += [t for t in resolve_targets(config, also) if t not in targets]
+        targets = resolve_targets(config, told_to or ()) or route(config, alert)
     due = quiet.due_at(config, alert["severity"], now) if targets else None
     aid = store.add_alert(alert, targets, episodes=episodes, now=now, due_at=due)
     if aid is None:
