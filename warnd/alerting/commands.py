@@ -25,11 +25,11 @@ def alerting_status(store: Any, now: datetime | None = None) -> dict[str, Any]:
         "SELECT d.alert_id, d.target, d.attempts, d.last_error, a.title FROM deliveries d "
         "JOIN alerts a ON a.id = d.alert_id WHERE d.status='expired' "
         "ORDER BY d.alert_id DESC LIMIT 20")
-    # first attempts put off to the end of the quiet time (their due time); not those
-    # held behind a target's back-off or a target no longer configured
+    # first attempts put off to the end of the quiet time; not those held (with the
+    # reason) behind a target's back-off or a target no longer configured
     waiting = store.q(
         "SELECT COUNT(*) AS n, MIN(next_attempt_at) AS until FROM deliveries "
-        "WHERE status='pending' AND attempts=0 AND next_attempt_at = due_at "
+        "WHERE status='pending' AND attempts=0 AND last_error IS NULL "
         "AND next_attempt_at > ?", [iso(now)])[0]
     return {
         "expired_deliveries": expired,
