@@ -1,6 +1,7 @@
-"""Delivery over time: the order of one substance's messages to a target when quiet
-hours or retries hold some of them, moved through the real decide and outbox on a
-real store, sent to a real SMTP server."""
+"""Delivery over time, moved through the real decide and outbox on a real store and
+sent to a real SMTP server: the order of one substance's messages to a target when
+quiet hours or retries hold some of them, who hears an episode's end, expiry over
+quiet nights, mutes while a message waits, what status says, digests over days."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from warnd.store import Store
 D0 = date(2026, 7, 6)
 #: Tuesday 23:00 in Oslo: quiet time
 EVENING = datetime(2026, 7, 7, 21, 0, tzinfo=UTC)
+#: dispatch_pending's counts when nothing happened
+_NOTHING = {"delivered": 0, "retrying": 0, "expired": 0, "failed": 0, "silenced": 0,
+            "waiting": 0, "held": 0, "unrecorded": 0, "muted": 0}
 
 
 def _period(cfg, store, period, per_source, *, now):
@@ -154,9 +158,6 @@ def test_an_escalation_does_not_wait_for_an_opening_refused_for_good(tmp_path):
     finally:
         srv.stop()
 
-
-_NOTHING = {"delivered": 0, "retrying": 0, "expired": 0, "failed": 0, "silenced": 0,
-            "waiting": 0, "held": 0, "unrecorded": 0, "muted": 0}
 
 
 def test_a_message_to_a_dead_relay_expires_despite_nightly_quiet_hours(tmp_path):
