@@ -547,3 +547,25 @@ def test_a_source_failure_nobody_heard_of_gets_no_recovery_message(tmp_path, roo
     assert [r["decision"] for r in rows] == ["open", "open", "resolve"]
     assert [r["status"] for r in rows][1:] == ["resolved", "resolved"]
     store.close()
+
+
+def test_ending_a_silence_that_has_run_out_changes_nothing(tmp_path):
+    """A silence of two days; three days later an operator asks to end it (from an old
+    list): it has ended already, so nothing is changed or logged, and the console says
+    there is no such active silence. Before, it was "expired" a day after it had ended, and
+    the history showed an operator ending it."""
+    from tests.alerting_env import make_config, target
+    from warnd.alerting import actions
+
+    cfg = make_config(
+        tmp_path, target("mail", "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org"))
+    store = Store.in_dir(cfg.state_dir)
+    t0 = datetime(2026, 7, 7, 10, tzinfo=UTC)
+    sid = actions.add_silence(store, substance="ketamin", duration=timedelta(days=2),
+                              reason="r", who="kari", via="web", now=t0)
+    later = t0 + timedelta(days=3)
+    assert not actions.expire_silence(store, sid, who="ola", via="web", now=later)
+    (s,) = store.silences(now=later)
+    assert s["expired_at"] is None and not s["active"]
+    assert [r["action"] for r in actions.history(store)] == ["silence"]
+    store.close()

@@ -1397,8 +1397,9 @@ class Store:
     def expire_silence(self, silence_id: int, *, now: datetime | None = None) -> bool:
         with self.write() as db:
             cur = db.execute(
-                "UPDATE silences SET expired_at=? WHERE id=? AND expired_at IS NULL",
-                (iso(now or utcnow()), silence_id),
+                "UPDATE silences SET expired_at=? WHERE id=? AND expired_at IS NULL "
+                "AND until > ?",
+                (iso(now or utcnow()), silence_id, iso(now or utcnow())),
             )
             return bool(cur.rowcount)
 

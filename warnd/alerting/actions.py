@@ -69,8 +69,9 @@ def expire_silence(store: Store, silence_id: int, *, who: str, via: str,
     """End an active silence now; False when there is no active silence with that id."""
     now = now or datetime.now(UTC)
     with store.write() as db:
-        cur = db.execute("UPDATE silences SET expired_at=? WHERE id=? AND expired_at IS NULL",
-                         (iso(now), silence_id))
+        # one that has run out has ended already: nothing to end, nothing to log
+        cur = db.execute("UPDATE silences SET expired_at=? WHERE id=? AND expired_at IS NULL "
+                         "AND until > ?", (iso(now), silence_id, iso(now)))
         if not cur.rowcount:
             return False
         store.record_action(db, who=who, via=via, action="expire_silence",
