@@ -25,6 +25,50 @@ def _week_end(w: int) -> datetime:
                             UTC) + timedelta(hours=12)
 
 
+def _weeks(configs, values: np.ndarray, weeks: range) -> list[tuple[int, str, str, str]]:
+    """Week by week through detection with ``configs(week)``: the alerts, as ``(week,
+    kind, decision, status)``."""
+    told = []
+    for w in weeks:
+        cfg = configs(w)
+        store = Store.in_dir(cfg.state_dir)
+        try:
+            store.ingest("lab", location="lab.csv", sha256=None, problems=(), items=(),
+                         observations=[Observation(source="lab", substance="ketamin",
+                                                   period=START + timedelta(weeks=i),
+                                                   value=float(v))
+                                       for i, v in enumerate(values[: w + 1])])
+        finally:
+            store.close()
+        told += [(w, a["kind"], a["decision"], a["status"])
+                 for a in Pipeline(cfg, clock=lambda w=w: _week_end(w)).detect()]
+    return told
+
+
+def _lab_rise(weeks: int, rise: int, calm: int) -> np.ndarray:
+    """The lab's ketamine counts, tripled from week ``rise`` to before ``calm``."""
+    lam = np.full(weeks, 5.0)
+    lam[rise:calm] *= 3
+    return np.random.default_rng(3).poisson(lam).astype(float)
+
+
+def test_a_rise_held_for_corroboration_is_told_once_the_config_no_longer_asks_it(tmp_path):
+    """With ``require_corroboration`` the lab's lone rise is held back; the config is
+    then reloaded without it while the rise goes on. The first week after, the rise is
+    told (an episode's first message), and its end when it comes. Before, a rise held
+    back was never told unless a series' episode opened or grew again."""
+    loose = load_config(write_config(tmp_path, SOURCES + MAIL))
+    strict = load_config(write_config(
+        tmp_path, SOURCES + MAIL + "\n[detection]\nrequire_corroboration = true\n",
+        name="strict.toml"))
+    weeks, rise, calm, loosened = 160, 110, 125, 116
+    told = _weeks(lambda w: strict if w < loosened else loose,
+                  _lab_rise(weeks, rise, calm), range(rise - 2, weeks))
+    trend = [(w, d) for w, k, d, _ in told if k == "trend"]
+    assert [d for _, d in trend] == ["open", "resolve"]
+    assert trend[0][0] == loosened and trend[1][0] > calm
+
+
 def test_a_rise_muted_when_it_opened_is_told_once_the_substance_is_unmuted(tmp_path):
     """Ketamine is muted (``[substances.ketamin] muted = true``) when its rise at the lab
     opens, and unmuted while the rise goes on. The first week it is unmuted, the rise is
@@ -36,23 +80,8 @@ def test_a_rise_muted_when_it_opened_is_told_once_the_substance_is_unmuted(tmp_p
         tmp_path, SOURCES + MAIL, name="muted.toml",
         substances=SUBSTANCES.replace('slang = ["ket"]', 'slang = ["ket"]\nmuted = true')))
     weeks, rise, calm, unmuted = 160, 110, 125, 116
-    lam = np.full(weeks, 5.0)
-    lam[rise:calm] *= 3
-    values = np.random.default_rng(3).poisson(lam).astype(float)
-    told = []
-    for w in range(rise - 2, weeks):
-        store = Store.in_dir(loud.state_dir)
-        try:
-            store.ingest("lab", location="lab.csv", sha256=None, problems=(), items=(),
-                         observations=[Observation(source="lab", substance="ketamin",
-                                                   period=START + timedelta(weeks=i),
-                                                   value=float(v))
-                                       for i, v in enumerate(values[: w + 1])])
-        finally:
-            store.close()
-        cfg = muted if w < unmuted else loud
-        told += [(w, a["kind"], a["decision"], a["status"])
-                 for a in Pipeline(cfg, clock=lambda w=w: _week_end(w)).detect()]
+    told = _weeks(lambda w: muted if w < unmuted else loud, _lab_rise(weeks, rise, calm),
+                  range(rise - 2, weeks))
     assert told[0][0] < unmuted and {s for w, *_, s in told if w < unmuted} == {"muted"}
     sent = [(w, k, d) for w, k, d, s in told if s == "open"]
     assert [(k, d) for _, k, d in sent] == [("trend", "open"), ("trend", "resolve")]

@@ -245,7 +245,8 @@ def enqueue_findings(
         told = {**told, "open": False}
         ended.add(("trend", "increase"))
     retold = False
-    if told.get("silenced"):
+    held_back = bool(told.get("silenced"))  # the rise's message told to nobody yet
+    if held_back:
         # a trend message was silenced: what recipients were told is what they knew
         # before it. Once no silence covers the substance, its rise, if it still holds,
         # is told (as the message an episode opens with, or as more than was told).
@@ -281,9 +282,12 @@ def enqueue_findings(
         rise = (kind, direction) == ("trend", "increase")
         if not rise:
             ended.add((kind, direction))
+        # it ended before anyone was told of it (silenced, muted, held back for
+        # corroboration): no end to tell
         if ((not rise or not told.get("open"))
-                and _latest_status(store, substance, kind, direction) in HELD):
-            continue  # it ended before anyone was told of it (silenced, muted): no end to tell
+                and (rise and held_back
+                     or _latest_status(store, substance, kind, direction) in HELD)):
+            continue
         if kind == "trend" and direction == "increase" and told.get("open"):
             told = {**told, "open": False, "ended": now.date().isoformat()}
             pending_states[told_scope] = told
@@ -325,6 +329,10 @@ def enqueue_findings(
                 # is kept
                 log.info("substance=%s %s from %s held back: needs corroboration",
                          substance, alert["kind"], alert["source"])
+                if group is trends and not told.get("open"):
+                    # held back as a silence holds it: told once it needs no more
+                    # (another source agrees, or the config no longer asks for it)
+                    told = pending_states[told_scope] = {**told, "silenced": True}
                 continue
             told_before = told
             if group is trends:
