@@ -776,7 +776,7 @@ class Pipeline:
             before = ({} if tracker is None else  # quiet: no episode open
                       {k: decide.finding_from_dict(v) for k, v in tracker.active.items()})
             judged_to = last_done  # the last period judged before this pass
-            told_open = {}  # a revised series' open episodes as they were told
+            told_open: dict[str, Any] = {}  # a revised series' open episodes as they were told
             if revised:
                 log.info("series=%s values already judged were revised: judged again",
                          scope.removeprefix("series:"))
