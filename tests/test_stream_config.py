@@ -25,9 +25,11 @@ def _week_end(w: int) -> datetime:
                             UTC) + timedelta(hours=12)
 
 
-def _weeks(configs, values: np.ndarray, weeks: range) -> list[tuple[int, str, str, str]]:
+def _weeks(configs, values: np.ndarray, weeks: range,
+           held: dict[int, list[str]] | None = None) -> list[tuple[int, str, str, str]]:
     """Week by week through detection with ``configs(week)``: the alerts, as ``(week,
-    kind, decision, status)``."""
+    kind, decision, status)``; in ``held``, what `warnd status` lists each week as rises
+    held back by a silence."""
     told = []
     for w in weeks:
         cfg = configs(w)
@@ -42,6 +44,12 @@ def _weeks(configs, values: np.ndarray, weeks: range) -> list[tuple[int, str, st
             store.close()
         told += [(w, a["kind"], a["decision"], a["status"])
                  for a in Pipeline(cfg, clock=lambda w=w: _week_end(w)).detect()]
+        if held is not None:
+            store = Store.in_dir(cfg.state_dir)
+            try:
+                held[w] = store.rises_held_back()
+            finally:
+                store.close()
     return told
 
 
@@ -62,8 +70,10 @@ def test_a_rise_held_for_corroboration_is_told_once_the_config_no_longer_asks_it
         tmp_path, SOURCES + MAIL + "\n[detection]\nrequire_corroboration = true\n",
         name="strict.toml"))
     weeks, rise, calm, loosened = 160, 110, 125, 116
+    held: dict[int, list[str]] = {}
     told = _weeks(lambda w: strict if w < loosened else loose,
-                  _lab_rise(weeks, rise, calm), range(rise - 2, weeks))
+                  _lab_rise(weeks, rise, calm), range(rise - 2, weeks), held)
+    assert not any(held.values())  # not said to wait for the end of a silence
     trend = [(w, d) for w, k, d, _ in told if k == "trend"]
     assert [d for _, d in trend] == ["open", "resolve"]
     assert trend[0][0] == loosened and trend[1][0] > calm
@@ -80,8 +90,10 @@ def test_a_rise_muted_when_it_opened_is_told_once_the_substance_is_unmuted(tmp_p
         tmp_path, SOURCES + MAIL, name="muted.toml",
         substances=SUBSTANCES.replace('slang = ["ket"]', 'slang = ["ket"]\nmuted = true')))
     weeks, rise, calm, unmuted = 160, 110, 125, 116
+    held: dict[int, list[str]] = {}
     told = _weeks(lambda w: muted if w < unmuted else loud, _lab_rise(weeks, rise, calm),
-                  range(rise - 2, weeks))
+                  range(rise - 2, weeks), held)
+    assert not any(held.values())  # not said to wait for the end of a silence
     assert told[0][0] < unmuted and {s for w, *_, s in told if w < unmuted} == {"muted"}
     sent = [(w, k, d) for w, k, d, s in told if s == "open"]
     assert [(k, d) for _, k, d in sent] == [("trend", "open"), ("trend", "resolve")]

@@ -1130,7 +1130,8 @@ class Store:
             if not scope.endswith(":trend:increase"):
                 continue
             try:
-                if json.loads(state).get("silenced"):
+                # held by a silence (not by a mute, or for corroboration: decide._held_by)
+                if json.loads(state).get("silenced") is True:
                     out.append(scope.removeprefix("substance:").removesuffix(":trend:increase"))
             except (ValueError, AttributeError):
                 continue

@@ -256,8 +256,9 @@ def enqueue_findings(
         pending_states[told_scope] = told
         if not trends:
             held = _held_by_silence(config, store, substance, states, now=now)
-            if held is None:  # still silenced: keep the mark
-                told = pending_states[told_scope] = {**told, "silenced": True}
+            if held is None:  # still silenced (or muted): keep the mark
+                told = pending_states[told_scope] = {**told, "silenced": _held_by(
+                    config, substance, "muted")}
             elif held:
                 trends, retold = held, True
                 groups.insert(0, trends)
@@ -332,7 +333,7 @@ def enqueue_findings(
                 if group is trends and not told.get("open"):
                     # held back as a silence holds it: told once it needs no more
                     # (another source agrees, or the config no longer asks for it)
-                    told = pending_states[told_scope] = {**told, "silenced": True}
+                    told = pending_states[told_scope] = {**told, "silenced": "corroboration"}
                 continue
             told_before = told
             if group is trends:
@@ -373,7 +374,8 @@ def enqueue_findings(
             if group is trends and alert.get("status") in HELD:
                 # nobody was told: recipients know what they knew, and hear of the rise
                 # once the silence (or the substance's mute) has ended
-                told = pending_states[told_scope] = {**told_before, "silenced": True}
+                told = pending_states[told_scope] = {
+                    **told_before, "silenced": _held_by(config, substance, alert["status"])}
             elif (alert["decision"] == "resolve" and alert["kind"] == "trend"
                   and alert["direction"] == "increase" and alert.get("status") == "silenced"
                   and alert.get("id")):
@@ -455,6 +457,13 @@ def _heard_evidence(store: Store, substance: str) -> dict[str, Any]:
         ev = _evidence({"data": json.loads(r["data"] or "{}")})
         told = {k: max(told[k], ev[k]) for k in told}
     return told
+
+
+def _held_by(config: Config, substance: str, status: str) -> bool | str:
+    """The mark of a rise whose message was told to nobody, in the substance's episode
+    state: ``True`` for a silence (``warnd status`` lists such rises, told when the
+    silence ends), else what held it back (``"muted"``, ``"corroboration"``)."""
+    return "muted" if status == "muted" or _muted(config, substance) else True
 
 
 def _told_before(store: Store, substance: str) -> dict[str, Any]:
