@@ -11,6 +11,7 @@ import numpy as np
 from feeds.base import Observation
 from tests.alerting_env import SOURCES, target
 from tests.conftest import SUBSTANCES, write_config
+from warnd.alerting import digest
 from warnd.config import load_config
 from warnd.pipeline import Pipeline
 from warnd.store import Store
@@ -98,3 +99,51 @@ def test_a_rise_muted_when_it_opened_is_told_once_the_substance_is_unmuted(tmp_p
     sent = [(w, k, d) for w, k, d, s in told if s == "open"]
     assert [(k, d) for _, k, d in sent] == [("trend", "open"), ("trend", "resolve")]
     assert sent[0][0] == unmuted and sent[1][0] > calm
+
+
+LAB_IN = """
+[[sources]]
+name = "lab"
+kind = "count_table"
+location = "data/lab.csv"
+interval = "1h"
+dimension = "use"
+region = "{region}"
+"""
+
+
+def test_a_source_whose_region_changed_no_longer_holds_the_old_series_open(tmp_path):
+    """The lab's region is corrected in the config (Vestland → the whole country) while
+    its ketamine rise is open and told: its table now makes a new series, and the old
+    one gets no more data. The rise's end is told when the new series' episode ends, and
+    the next rise is told as a new one. Before, the old series' episode stayed open for
+    good: no end was told, and the next rise was taken for the same episode and not told
+    at all; and the digest listed the rise as open for good."""
+    (tmp_path / "data").mkdir()
+    vestland = load_config(write_config(tmp_path, LAB_IN.format(region="46") + MAIL))
+    country = load_config(write_config(tmp_path, LAB_IN.format(region="NO") + MAIL,
+                                       name="country.toml"))
+    weeks, changed, again = 175, 118, 155
+    lam = np.full(weeks, 5.0)
+    lam[110:125] *= 3
+    lam[again:] *= 3
+    values = np.random.default_rng(3).poisson(lam)
+    told = []
+    for w in range(108, weeks):
+        rows = ["period,substance,value"] + [
+            f"{START + timedelta(weeks=i)},ketamin,{values[i]}" for i in range(w + 1)]
+        (tmp_path / "data" / "lab.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+        cfg = vestland if w < changed else country
+        res = Pipeline(cfg, clock=lambda w=w: _week_end(w)).run_once()
+        told += [(w, a["decision"]) for a in res["alerts"] if a["kind"] == "trend"]
+        if w == again - 1:  # between the rises, the digest shows nothing open either
+            store = Store.in_dir(cfg.state_dir)
+            try:
+                assert digest.build(cfg, store, end=_week_end(w))["open"] == []
+            finally:
+                store.close()
+    assert told[0][1] == "open" and told[0][0] < changed
+    ends = [w for w, d in told if d == "resolve"]
+    assert len(ends) == 1 and ends[0] < again
+    assert [d for w, d in told if w > ends[0]][:1] == ["open"]
+    assert min(w for w, _ in told if w > ends[0]) >= again

@@ -1110,13 +1110,16 @@ class Store:
     def active_episode_states(self, substance: str, *, sources: Collection[str] | None = None,
                               ) -> dict[str, dict[str, Any]]:
         """Episode states (by scope ``series:<key>``) of a substance's series (of
-        ``sources`` only, when given) that have an episode open, read from the index of
-        open episodes (:func:`_m10`): the cost grows with the episodes open, not with
-        the series watched."""
-        rows = self.db.execute("SELECT e.scope, e.state, s.source " + _OPEN_OF_SUBSTANCE,
-                               [substance]).fetchall()
-        return {scope: json.loads(state) for scope, state, source in rows
-                if sources is None or source in sources}
+        ``sources`` only, when given, and then only series their source still feeds:
+        :func:`no_longer_fed`) that have an episode open, read from the index of open
+        episodes (:func:`_m10`): the cost grows with the episodes open, not with the
+        series watched."""
+        rows = self.db.execute(
+            "SELECT e.scope, e.state, s.source, s.first_period, s.last_period, "
+            "s.n_observations, (SELECT MAX(o.last_period) FROM series o "
+            "WHERE o.source = s.source) " + _OPEN_OF_SUBSTANCE, [substance]).fetchall()
+        return {scope: json.loads(state) for scope, state, source, *span in rows
+                if sources is None or (source in sources and not no_longer_fed(*span))}
 
     def rises_held_back(self) -> list[str]:
         """The substances whose rise's message a silence held back, so that their
@@ -1137,15 +1140,25 @@ class Store:
                 continue
         return out
 
-    def open_episode_states(self) -> dict[str, dict[str, Any]]:
+    def open_episode_states(self, *, fed_only: bool = False) -> dict[str, dict[str, Any]]:
         """Every series' episode state (by scope ``series:<key>``) with an episode open,
         in the order they were first stored, from the index of open episodes
-        (:func:`_m10`) rather than every series' state."""
+        (:func:`_m10`) rather than every series' state; with ``fed_only``, only those of
+        series their source still feeds (:func:`no_longer_fed`)."""
         rows = self.db.execute(
             # named: in rowid order a scan of the whole table looks cheaper to SQLite
             "SELECT scope, state FROM episodes INDEXED BY episodes_open WHERE is_open "
             "AND substr(scope, 1, 7) = 'series:' ORDER BY rowid").fetchall()
-        return {scope: json.loads(state) for scope, state in rows}
+        left: set[str] = set()
+        keys = [scope.removeprefix("series:") for scope, _ in rows] if fed_only else []
+        for lo in range(0, len(keys), 500):
+            part = keys[lo : lo + 500]
+            left.update("series:" + r[0] for r in self.db.execute(
+                "SELECT s.key, s.first_period, s.last_period, s.n_observations, "
+                "(SELECT MAX(o.last_period) FROM series o WHERE o.source = s.source) "
+                f"FROM series s WHERE s.key IN ({','.join('?' * len(part))})", part)
+                if no_longer_fed(*r[1:]))
+        return {scope: json.loads(state) for scope, state in rows if scope not in left}
 
     def open_episode_scopes(self, substance: str, episode: str, *,
                             sources: Collection[str] | None = None) -> set[str]:
@@ -1529,6 +1542,26 @@ def substance_scope(substance: str, kind: str = "trend", direction: str = "incre
 #: The open episodes of a substance's series: the index of open episodes scanned, each
 #: one's series looked up by key. Not driven from the substance's series: that read
 #: every series' state.
+#: days a series may lag behind the newest period of its source beyond twice its usual
+#: spacing of periods (as ``warnd.alerting.freshness`` allows a source's publication)
+FED_LAG_DAYS = 14
+
+
+def no_longer_fed(first: str | None, last: str | None, n: int | None,
+                  newest: str | None) -> bool:
+    """True for a series its source has gone on without: its newest period is older than
+    its source's newest by more than twice its usual spacing of periods plus
+    ``FED_LAG_DAYS`` (a weekly series four weeks behind the rest of its source). So is a
+    series left behind when a source's region, metric or substances change, or when a
+    table stops listing a substance: an episode open there would otherwise stay open for
+    good and hold its substance's episode open (:mod:`warnd.alerting.decide`)."""
+    if not (first and last and newest and n and n > 1):
+        return False
+    a, b, c = (date.fromisoformat(x[:10]) for x in (first, last, newest))
+    spacing = (b - a).days / (n - 1)
+    return (c - b).days > 2 * spacing + FED_LAG_DAYS
+
+
 _OPEN_OF_SUBSTANCE = (
     "FROM episodes e JOIN series s ON s.key = substr(e.scope, 8) "
     "WHERE e.is_open AND substr(e.scope, 1, 7) = 'series:' AND s.substance = ?"

@@ -88,7 +88,7 @@ def build(config: Config, store: Store, *, end: datetime,
     )
     open_eps: dict[str, dict[str, Any]] = {}
     watched = config.watched_sources()
-    for st in store.open_episode_states().values():
+    for st in store.open_episode_states(fed_only=True).values():
         for key, f in (st.get("active") or {}).items():
             # only what warnd watches: a source or a substance taken out of the config
             # keeps its series, no longer judged, and their episodes never end
