@@ -896,14 +896,20 @@ class Store:
         return rows[0] if rows else {}
 
     # -- series ---------------------------------------------------------------------
-    def series_keys(self, substance: str | None = None) -> list[SeriesKey]:
-        """Every stored series (of one substance), from the ``series`` table."""
-        sql = "SELECT source, substance, region, metric FROM series"
+    def series_keys(self, substance: str | None = None, *,
+                    fed_only: bool = False) -> list[SeriesKey]:
+        """Every stored series (of one substance), from the ``series`` table; with
+        ``fed_only``, only those their source still feeds (:func:`no_longer_fed`)."""
+        sql = ("SELECT source, substance, region, metric, first_period, last_period, "
+               "n_observations, (SELECT MAX(o.last_period) FROM series o "
+               "WHERE o.source = series.source) FROM series" if fed_only
+               else "SELECT source, substance, region, metric FROM series")
         params: list[Any] = []
         if substance:
             sql += " WHERE substance=?"
             params.append(substance)
-        return [tuple(r) for r in self.db.execute(sql + " ORDER BY 1,2,3,4", params).fetchall()]
+        rows = self.db.execute(sql + " ORDER BY 1,2,3,4", params).fetchall()
+        return [tuple(r[:4]) for r in rows if not (fed_only and no_longer_fed(*r[4:]))]
 
     def pending_series(self) -> dict[SeriesKey, Pending]:
         """Series with data detection has not judged yet (``data_version > judged_version``).

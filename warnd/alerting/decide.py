@@ -583,7 +583,7 @@ def _build_alert(
             "resolve", "correct"):
         watched = config.watched_sources()
         stored = store.active_episode_states(substance, sources=watched)
-        for source, sub, region, metric in store.series_keys(substance):
+        for source, sub, region, metric in store.series_keys(substance, fed_only=True):
             skey = series_key(source, sub, region, metric)
             if skey in agree or skey in spiking or metric == "notices" or source not in watched:
                 continue
