@@ -1120,12 +1120,25 @@ class Store:
         :func:`no_longer_fed`) that have an episode open, read from the index of open
         episodes (:func:`_m10`): the cost grows with the episodes open, not with the
         series watched."""
-        rows = self.db.execute(
-            "SELECT e.scope, e.state, s.source, s.first_period, s.last_period, "
-            "s.n_observations, (SELECT MAX(o.last_period) FROM series o "
-            "WHERE o.source = s.source) " + _OPEN_OF_SUBSTANCE, [substance]).fetchall()
-        return {scope: json.loads(state) for scope, state, source, *span in rows
-                if sources is None or (source in sources and not no_longer_fed(*span))}
+        rows = [(scope, state) for scope, state, source in self.db.execute(
+                    "SELECT e.scope, e.state, s.source " + _OPEN_OF_SUBSTANCE, [substance])
+                if sources is None or source in sources]
+        left = set() if sources is None else self._left_behind(scope for scope, _ in rows)
+        return {scope: json.loads(state) for scope, state in rows if scope not in left}
+
+    def _left_behind(self, scopes: Iterable[str]) -> set[str]:
+        """Of these series' scopes (``series:<key>``), those their source no longer
+        feeds (:func:`no_longer_fed`), in a few queries by the ``series`` key."""
+        keys = [scope.removeprefix("series:") for scope in scopes]
+        left: set[str] = set()
+        for lo in range(0, len(keys), 500):
+            part = keys[lo : lo + 500]
+            left.update("series:" + r[0] for r in self.db.execute(
+                "SELECT s.key, s.first_period, s.last_period, s.n_observations, "
+                "(SELECT MAX(o.last_period) FROM series o WHERE o.source = s.source) "
+                f"FROM series s WHERE s.key IN ({','.join('?' * len(part))})", part)
+                if no_longer_fed(*r[1:]))
+        return left
 
     def rises_held_back(self) -> list[str]:
         """The substances whose rise's message a silence held back, so that their
@@ -1155,15 +1168,7 @@ class Store:
             # named: in rowid order a scan of the whole table looks cheaper to SQLite
             "SELECT scope, state FROM episodes INDEXED BY episodes_open WHERE is_open "
             "AND substr(scope, 1, 7) = 'series:' ORDER BY rowid").fetchall()
-        left: set[str] = set()
-        keys = [scope.removeprefix("series:") for scope, _ in rows] if fed_only else []
-        for lo in range(0, len(keys), 500):
-            part = keys[lo : lo + 500]
-            left.update("series:" + r[0] for r in self.db.execute(
-                "SELECT s.key, s.first_period, s.last_period, s.n_observations, "
-                "(SELECT MAX(o.last_period) FROM series o WHERE o.source = s.source) "
-                f"FROM series s WHERE s.key IN ({','.join('?' * len(part))})", part)
-                if no_longer_fed(*r[1:]))
+        left = self._left_behind(scope for scope, _ in rows) if fed_only else set()
         return {scope: json.loads(state) for scope, state in rows if scope not in left}
 
     def open_episode_scopes(self, substance: str, episode: str, *,
