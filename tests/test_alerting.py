@@ -454,6 +454,8 @@ def test_an_opening_silenced_while_it_waited_is_told_when_the_silence_ends(tmp_p
     told = store.episode_state(decide.substance_scope("ketamin"))
     assert told["silenced"] and not told["open"]
     assert alerting_status(store)["held_back_by_silence"] == ["ketamin"]
+    # a substance taken out of the config is not listed: nothing will tell its rise
+    assert alerting_status(store, substances={"heroin": None})["held_back_by_silence"] == []
     capsys.readouterr()
     assert main(["--config", str(cfg.path), "status"]) in (0, 1)
     assert "rises held back by a silence, told when it ends: ketamin" in capsys.readouterr().out

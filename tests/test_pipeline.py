@@ -398,3 +398,48 @@ def test_a_rise_whose_message_was_silenced_is_told_when_the_silence_ends(tmp_pat
     first_free = min(w for w in range(rise, weeks) if week_end(w) >= until)
     assert sent[0] == (first_free, "open")  # told the first week no silence covers it
     assert [d for _, d in sent] == ["open", "resolve"]  # once, then its end
+
+
+def test_a_rise_held_by_a_silence_is_told_when_it_ends_without_waiting_for_new_data(
+        tmp_path):
+    """Ketamine's rise opens under a silence. The lab publishes no more weeks for a while
+    (as a monthly table would not), and the silence ends meanwhile: the daemon's hourly
+    pass over all series (``detect()``, nothing new to judge) tells the rise within the
+    hour, once, as the episode's first message, and the next data add no second
+    opening. Before, it waited for the substance's next data: weeks, or a month."""
+    weeks, rise = 106, 100
+    lab = [int(x) for x in np.random.default_rng(3).poisson(_level(weeks, (rise, weeks)))]
+    (tmp_path / "data").mkdir()
+    cfg = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h")))
+
+    def week_end(w: int) -> datetime:
+        return datetime.combine(START + timedelta(weeks=w + 1), datetime.min.time(),
+                                UTC) + timedelta(hours=12)
+
+    def publish(upto: int) -> None:
+        rows = ["period,substance,value"] + [
+            f"{(START + timedelta(weeks=i)).isoformat()},ketamin,{lab[i]}"
+            for i in range(upto + 1)]
+        (tmp_path / "data" / "lab.csv").write_text("\n".join(rows) + "\n")
+
+    def trends(alerts: list[dict]) -> list[tuple[str, str]]:
+        return [(a["decision"], a.get("status", "open")) for a in alerts
+                if a["kind"] == "trend" and a["substance"] == "ketamin"]
+
+    until = week_end(weeks - 2) + timedelta(days=3)  # the silence ends between two weeks
+    store = Store.in_dir(cfg.state_dir)
+    store.add_silence(substance="ketamin", kind=None, source=None, reason="festival",
+                      until=until, now=week_end(rise - 3))
+    store.close()
+    told = []
+    for w in range(rise - 2, weeks - 1):
+        publish(w)
+        told += trends(Pipeline(cfg, clock=lambda w=w: week_end(w)).run_once()["alerts"])
+    assert told and {s for _, s in told} == {"silenced"}  # the rise, held back
+    assert trends(Pipeline(cfg, clock=lambda: until - timedelta(hours=1)).detect()) == []
+    hour = until + timedelta(minutes=30)
+    assert trends(Pipeline(cfg, clock=lambda: hour).detect()) == [("open", "open")]
+    assert trends(Pipeline(cfg, clock=lambda: hour + timedelta(hours=1)).detect()) == []
+    publish(weeks - 1)  # the lab's next week
+    later = Pipeline(cfg, clock=lambda: week_end(weeks - 1)).run_once()["alerts"]
+    assert ("open", "open") not in trends(later)

@@ -471,10 +471,26 @@ class Pipeline:
         log.log(level, "detection started: %d series with something new", len(keys))
         t0 = time.monotonic()
         sent = self._judge(store, keys, pending)
+        if series is None:  # a whole pass (start-up, `run --once`, the hourly job)
+            sent += self._tell_held(store, judged={k[1] for k in keys})
         for reason, n in sorted(self._replayed_for.items()):
             log.info("%d series replayed whole: %s", n, reason)
         log.log(level, "detection finished: %d alerts (%d series in %.1f s)", len(sent),
                 len(keys), time.monotonic() - t0)
+        return sent
+
+    def _tell_held(self, store: Store, *, judged: set[str]) -> list[dict[str, Any]]:
+        """What a silence held back of the configured substances not judged in this
+        pass, told if it has ended (:func:`warnd.alerting.decide.tell_held`): a
+        substance whose data come monthly is told within the hour the silence ends,
+        not with its next data; so is a rise held for corroboration once the config no
+        longer asks for it. A muted substance stays as it is."""
+        sent: list[dict[str, Any]] = []
+        for substance in store.held_back():
+            if (substance in judged or substance not in self.config.substances
+                    or self.config.substances[substance].muted):
+                continue
+            sent += decide.tell_held(self.config, store, substance, now=self.clock())
         return sent
 
     def _judge(self, store: Store, keys: list[SeriesKey],

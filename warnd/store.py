@@ -1144,7 +1144,13 @@ class Store:
         """The substances whose rise's message a silence held back, so that their
         recipients have not been told it yet (:mod:`warnd.alerting.decide`: told when
         the silence ends, if the rise still holds)."""
-        out = []
+        # held by a silence (not by a mute, or for corroboration: decide._held_by)
+        return [sub for sub, st in self.held_back().items() if st.get("silenced") is True]
+
+    def held_back(self) -> dict[str, dict[str, Any]]:
+        """The told state of each substance with a message about its rise held back: the
+        rise's (a silence, a mute, corroboration) or the end of a told rise (a silence)."""
+        out = {}
         # the scopes substance_scope makes, a range of the key ("substance:" … ";")
         for scope, state in self.db.execute(
                 "SELECT scope, state FROM episodes WHERE scope >= 'substance:' "
@@ -1152,9 +1158,9 @@ class Store:
             if not scope.endswith(":trend:increase"):
                 continue
             try:
-                # held by a silence (not by a mute, or for corroboration: decide._held_by)
-                if json.loads(state).get("silenced") is True:
-                    out.append(scope.removeprefix("substance:").removesuffix(":trend:increase"))
+                st = json.loads(state)
+                if st.get("silenced") or st.get("end_silenced"):
+                    out[scope.removeprefix("substance:").removesuffix(":trend:increase")] = st
             except (ValueError, AttributeError):
                 continue
         return out

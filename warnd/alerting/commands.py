@@ -16,8 +16,10 @@ if TYPE_CHECKING:  # the parsers are built for every command; the config module 
     from warnd.store import Store
 
 
-def alerting_status(store: Any, now: datetime | None = None) -> dict[str, Any]:
-    """The alert-delivery part of ``warnd status --json``."""
+def alerting_status(store: Any, now: datetime | None = None, *,
+                    substances: Any = None) -> dict[str, Any]:
+    """The alert-delivery part of ``warnd status --json`` (rises held back of
+    ``substances`` only, when given: the configured ones)."""
     from warnd.store import iso
 
     now = now or datetime.now(UTC)
@@ -35,7 +37,8 @@ def alerting_status(store: Any, now: datetime | None = None) -> dict[str, Any]:
         "expired_deliveries": expired,
         "active_silences": store.silences(now=now, active_only=True),
         "waiting_deliveries": {"n": waiting["n"], "until": waiting["until"]},
-        "held_back_by_silence": store.rises_held_back(),
+        "held_back_by_silence": [s for s in store.rises_held_back()
+                                 if substances is None or s in substances],
     }
 
 

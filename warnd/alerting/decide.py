@@ -182,6 +182,7 @@ def enqueue_findings(
     states: dict[str, dict[str, Any]],
     *,
     now: datetime,
+    release: bool = False,
 ) -> list[dict[str, Any]]:
     """Turn the series decisions of one substance into alerts in the outbox.
 
@@ -200,10 +201,11 @@ def enqueue_findings(
     become a correction when a message that was sent rested on that series. A
     ``repeat`` of an acknowledged substance episode is not sent. The alerts of the
     round and every episode state (the series' and the substance's) are saved in one
-    transaction.
+    transaction. ``release``: a round without new data, to tell what a silence held
+    back once it has ended (:func:`tell_held`).
     """
     created: list[dict[str, Any]] = []
-    if not firing and not states:  # a quiet round: nothing to tell, nothing to save
+    if not firing and not states and not release:  # a quiet round: nothing to tell
         crash_point("round")
         return created
     live = [(f, a) for f, a in firing if a not in ("resolve", "correct")]
@@ -396,6 +398,15 @@ def enqueue_findings(
             store.save_episode_state(scope, st, db, now=now)
     crash_point("round")
     return created
+
+
+def tell_held(config: Config, store: Store, substance: str, *, now: datetime,
+              ) -> list[dict[str, Any]]:
+    """The messages of a substance that a silence held back (its rise's, or the end of a
+    told rise), told now if no silence covers them any more and the rise still holds,
+    without waiting for the substance's next data: a round of :func:`enqueue_findings`
+    with no new decision. Nothing when they are still held."""
+    return enqueue_findings(config, store, substance, [], {}, now=now, release=True)
 
 
 def _held_by_silence(config: Config, store: Store, substance: str,

@@ -138,7 +138,7 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
             "SELECT target, COUNT(*) AS n, MAX(last_error) AS last_error FROM deliveries "
             "WHERE status IN ('pending','expired') AND attempts > 0 GROUP BY target"),
             "last_error")
-        delivery = alerting_status(store)
+        delivery = alerting_status(store, substances=cfg.substances)
         _redact_rows(delivery.get("expired_deliveries", []), "last_error")
         progress = outbox_progress(cfg, store, now)
         detection = detection_backlog(cfg, store, counts, now)
