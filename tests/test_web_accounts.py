@@ -104,3 +104,16 @@ def test_login_rate_limit_window(tmp_path):
         assert not store.q("SELECT 1 FROM login_failures")
     finally:
         store.close()
+
+
+def test_the_console_shows_times_in_the_configured_zone(tmp_path):
+    """Stored times are UTC; the console shows them as staff read them, in
+    ``general.timezone`` with the zone's name, across the autumn change of the clocks."""
+    from warnd.config import load_config
+    from warnd.web.app import Web
+
+    web = Web(load_config(_cfg(tmp_path)), secure_cookies=False)
+    when = web.env.from_string("{{ t|when }}")
+    assert when.render(t="2026-10-24T22:30:00+00:00") == "2026-10-25 00:30 CEST"
+    assert when.render(t="2026-10-25T07:00:00+00:00") == "2026-10-25 08:00 CET"
+    assert when.render(t=None) == ""

@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
@@ -45,9 +47,22 @@ SECURITY_HEADERS = {
 class Web:
     """What every view needs: config, a store per thread, templates, sessions."""
 
+    def when(self, text: str | None) -> str:
+        """A stored time (ISO, UTC) as staff read it: in ``general.timezone``, to the
+        minute, with the zone's short name ("2026-10-26 08:00 CET")."""
+        if not text:
+            return ""
+        try:
+            t = datetime.fromisoformat(text)
+        except ValueError:
+            return text[:16].replace("T", " ")
+        t = (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(self.tz)
+        return t.strftime("%Y-%m-%d %H:%M %Z")
+
     def __init__(self, cfg: Config, *, secure_cookies: bool | None = None) -> None:
         self.cfg = cfg
         self.lang = cfg.general.language
+        self.tz = ZoneInfo(cfg.general.timezone)
         self.t = texts(self.lang)
         self._local = threading.local()
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"),
@@ -58,7 +73,7 @@ class Web:
         self.env.filters["pval"] = lambda p: p_value(p, self.lang)
         self.env.filters["signed"] = lambda x: (f"+{x}" if x > 0 else
                                                 (f"−{-x}" if x < 0 else "0"))
-        self.env.filters["when"] = lambda s: (s or "")[:16].replace("T", " ")
+        self.env.filters["when"] = self.when
         self.env.globals.update(t=self.t, lang=self.lang)
         store = self.store()
         secure = cfg.web.secure_cookies if secure_cookies is None else secure_cookies
