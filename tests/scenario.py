@@ -90,3 +90,27 @@ location = "data/media/"
 interval = "{interval}"
 dimension = "interest"
 """
+
+
+def put_weekly(state_dir: Path, values, *, start: date, source: str = "lab",
+               substance: str = "ketamin") -> None:
+    """Store one series' weekly values from ``start`` as a poll of its table would (a
+    value already stored and changed is a revision)."""
+    from feeds.base import Observation
+    from warnd.store import Store
+
+    store = Store.in_dir(state_dir)
+    try:
+        store.ingest(source, location=f"{source}.csv", sha256=None, problems=(), items=(),
+                     observations=[Observation(source=source, substance=substance,
+                                               period=start + timedelta(weeks=i),
+                                               value=float(v))
+                                   for i, v in enumerate(values)])
+    finally:
+        store.close()
+
+
+def noon_after_week(start: date, w: int) -> datetime:
+    """Noon of the day after week ``w`` (from ``start``) ended: when it is judged."""
+    return datetime.combine(start + timedelta(weeks=w + 1), datetime.min.time(),
+                            UTC) + timedelta(hours=12)

@@ -5,13 +5,13 @@ does) while an episode is open (week by week through detection, a real store).""
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 
-from feeds.base import Observation
 from tests.alerting_env import SOURCES, target
 from tests.conftest import SUBSTANCES, write_config
+from tests.scenario import noon_after_week, put_weekly
 from warnd.alerting import digest
 from warnd.config import load_config
 from warnd.pipeline import Pipeline
@@ -23,8 +23,7 @@ MAIL = target("mail", "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org"
 
 
 def _week_end(w: int) -> datetime:
-    return datetime.combine(START + timedelta(weeks=w + 1), datetime.min.time(),
-                            UTC) + timedelta(hours=12)
+    return noon_after_week(START, w)
 
 
 def _weeks(configs, values: np.ndarray, weeks: range,
@@ -35,15 +34,7 @@ def _weeks(configs, values: np.ndarray, weeks: range,
     told = []
     for w in weeks:
         cfg = configs(w)
-        store = Store.in_dir(cfg.state_dir)
-        try:
-            store.ingest("lab", location="lab.csv", sha256=None, problems=(), items=(),
-                         observations=[Observation(source="lab", substance="ketamin",
-                                                   period=START + timedelta(weeks=i),
-                                                   value=float(v))
-                                       for i, v in enumerate(values[: w + 1])])
-        finally:
-            store.close()
+        put_weekly(cfg.state_dir, values[: w + 1], start=START)
         told += [(w, a["kind"], a["decision"], a["status"])
                  for a in Pipeline(cfg, clock=lambda w=w: _week_end(w)).detect()]
         if held is not None:

@@ -4,14 +4,14 @@ revises periods already judged (week by week through detection, a real store).""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
 
-from feeds.base import Observation
 from tests.alerting_env import SOURCES, make_config, target
 from tests.conftest import write_config
+from tests.scenario import noon_after_week, put_weekly
 from warnd.backtest import run_backtest
 from warnd.config import load_config
 from warnd.pipeline import Pipeline
@@ -22,20 +22,11 @@ MAIL = target("mail", "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org"
 
 
 def _put(cfg, values, upto: int | None = None) -> None:
-    store = Store.in_dir(cfg.state_dir)
-    try:
-        store.ingest("lab", location="lab.csv", sha256=None, problems=(), items=(),
-                     observations=[Observation(source="lab", substance="ketamin",
-                                               period=START + timedelta(weeks=i),
-                                               value=float(v))
-                                   for i, v in enumerate(values[:upto])])
-    finally:
-        store.close()
+    put_weekly(cfg.state_dir, values[:upto], start=START)
 
 
 def _week_end(w: int) -> datetime:
-    return datetime.combine(START + timedelta(weeks=w + 1), datetime.min.time(),
-                            UTC) + timedelta(hours=12)
+    return noon_after_week(START, w)
 
 
 def _told(cfg, w: int) -> list[str]:
@@ -183,15 +174,7 @@ def _two_sources(tmp_path, weeks: int,
              for i, s in enumerate(("lab", "customs"))}
 
     def put(source: str, values: np.ndarray) -> None:
-        store = Store.in_dir(cfg.state_dir)
-        try:
-            store.ingest(source, location=f"{source}.csv", sha256=None, problems=(), items=(),
-                         observations=[Observation(source=source, substance="ketamin",
-                                                   period=START + timedelta(weeks=i),
-                                                   value=float(v))
-                                       for i, v in enumerate(values)])
-        finally:
-            store.close()
+        put_weekly(cfg.state_dir, values, start=START, source=source)
 
     return cfg, put, usual
 
