@@ -330,6 +330,11 @@ def test_a_substance_muted_while_its_message_waits_is_not_sent(tmp_path, smtp_se
     assert outbox.dispatch_pending(muted, store, now=morning) == {**_NOTHING, "muted": 1}
     assert store.q("SELECT status FROM deliveries") == [{"status": "dropped"}]
     assert smtp_server.messages == []
+    # nobody heard it: once the substance is no longer muted, the rise, still on, is told
+    later = EVENING + timedelta(weeks=1, hours=-8)
+    told = _period(cfg, store, D0 + timedelta(weeks=1),
+                   {"lab": [finding("lab", category=1, rel=1.0)]}, now=later)
+    assert [(a["decision"], a["targets"]) for a in told] == [("open", ["ops"])]
 
 
 def test_an_urgent_escalation_in_quiet_hours_takes_along_an_opening_due_for_a_retry(

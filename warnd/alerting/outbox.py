@@ -424,12 +424,14 @@ def dispatch_pending(
     return counts
 
 
-def _rise_unheard(store: Store, d: dict[str, Any], db: Any, now: datetime) -> None:
+def _rise_unheard(store: Store, d: dict[str, Any], db: Any, now: datetime, *,
+                  mark: bool | str = True) -> None:
     """A rise's message silenced before any of its deliveries went out: its recipients
     know what they knew before it, and are told when the silence ends
     (:func:`warnd.alerting.decide.enqueue_findings`). An opening: the rise counts as
     not told yet; an escalation: the evidence told is that of the episode's messages
-    heard (``unheard``: decide reads it again from them)."""
+    heard (``unheard``: decide reads it again from them). ``mark``: what held it back
+    (``True``, a silence; ``"muted"``, its substance muted)."""
     try:
         data = json.loads(d.get("data") or "{}")
     except ValueError:
@@ -445,9 +447,9 @@ def _rise_unheard(store: Store, d: dict[str, Any], db: Any, now: datetime) -> No
     if not (told and told.get("open")):
         return
     if data["decision"] == "open":
-        told = {**told, "open": False, "silenced": True}
+        told = {**told, "open": False, "silenced": mark}
     else:
-        told = {**told, "silenced": True, "unheard": True}
+        told = {**told, "silenced": mark, "unheard": True}
     store.save_episode_state(scope, told, db, now=now)
 
 
@@ -492,6 +494,8 @@ def _prepare(
                        "claimed_by=NULL, last_error=? WHERE alert_id=? AND target=? AND "
                        "status='pending'", (f"not sent: {muted} is muted in the configuration",
                                             aid, name))
+            if muted.startswith("substance"):  # told once it is no longer muted
+                _rise_unheard(store, d, db, now, mark="muted")
         counts["muted"] += 1
         log.info("alert=%d target=%s not sent: %s is muted", aid, name, muted)
         return None
