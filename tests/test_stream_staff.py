@@ -569,3 +569,30 @@ def test_ending_a_silence_that_has_run_out_changes_nothing(tmp_path):
     assert s["expired_at"] is None and not s["active"]
     assert [r["action"] for r in actions.history(store)] == ["silence"]
     store.close()
+
+
+def test_an_alert_of_the_digest_s_own_second_is_listed_by_the_next_one(tmp_path,
+                                                                       smtp_server):
+    """Times are kept to the second. The morning's digest is made at 07:00:00.2; a rise's
+    message is committed at 07:00:00.6 (another job, the same second). The next
+    morning's digest lists it as sent; before, it fell between the two digests' times
+    and was in neither."""
+    from tests.alerting_env import finding, make_config, seed_series, target
+    from warnd.alerting import decide, outbox
+
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()),
+                      '\n[alerting.digest]\nschedule = "daily"\nat = "07:00"\n'
+                      'targets = ["mail"]\n')
+    store = Store.in_dir(cfg.state_dir)
+    outbox.dispatch_pending(cfg, store, now=datetime(2026, 7, 13, 8, tzinfo=UTC))
+    seven = datetime(2026, 7, 14, 5, 0, 0, 200_000, tzinfo=UTC)  # 07:00 in Oslo
+    assert outbox.dispatch_pending(cfg, store, now=seven)["delivered"] == 1  # the digest
+    seed_series(store, "lab")
+    (a,) = decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {},
+                                   now=seven + timedelta(milliseconds=400))
+    outbox.dispatch_pending(cfg, store, now=seven + timedelta(seconds=1))
+    outbox.dispatch_pending(cfg, store, now=seven + timedelta(days=1))
+    digests = [json.loads(r["data"]) for r in
+               store.q("SELECT data FROM alerts WHERE kind='digest' ORDER BY id")]
+    store.close()
+    assert [[c["id"] for c in d["changed"]] for d in digests] == [[], [a["id"]]]

@@ -72,10 +72,13 @@ def build(config: Config, store: Store, *, end: datetime,
     DATE`` can look back.
     """
     dg = config.alerting.digest
+    after_id = None  # the alerts listed: those after the last the previous digest saw
     if since is None:
         prev = store.q("SELECT data FROM alerts WHERE kind='digest' AND created_at < ? "
                        "ORDER BY created_at DESC LIMIT 1", [iso(end)])
-        until_at = json.loads(prev[0]["data"] or "{}").get("until_at") if prev else None
+        before = json.loads(prev[0]["data"] or "{}") if prev else {}
+        until_at = before.get("until_at")
+        after_id = before.get("last_alert_id")
         # the first digest covers everything since warnd started
         since = datetime.fromisoformat(until_at) if until_at else datetime(1970, 1, 1, tzinfo=UTC)
     data_since = data_window_start(config, end)
@@ -135,17 +138,22 @@ def build(config: Config, store: Store, *, end: datetime,
             }
         )
     # sent: delivered to a target, or on its way (quiet hours, a retry); not one held
-    # back by a silence or a mute, dropped, or never delivered
+    # back by a silence or a mute, dropped, or never delivered. Bounded by alert ids
+    # where the previous digest said which it saw: times are kept to the second, and an
+    # alert of the previous digest's second committed after it read is listed here
+    last_id = store.q("SELECT COALESCE(MAX(id), 0) AS n FROM alerts")[0]["n"]
+    low, arg = ("id > ?", after_id) if after_id is not None else ("created_at > ?", iso(since))
     changed = store.q(
         "SELECT id, substance, kind, decision, severity, title, created_at FROM alerts a "
-        "WHERE kind != 'digest' AND created_at > ? AND created_at <= ? AND EXISTS (SELECT 1 "
-        "FROM deliveries d WHERE d.alert_id=a.id AND d.status IN ('delivered','pending')) "
-        "ORDER BY id", [iso(since), iso(end)])
+        f"WHERE kind != 'digest' AND {low} AND id <= ? AND created_at <= ? AND EXISTS "
+        "(SELECT 1 FROM deliveries d WHERE d.alert_id=a.id AND d.status IN "
+        "('delivered','pending')) ORDER BY id", [arg, last_id, iso(end)])
     return {
         "since": (min(since.date(), data_since) if since.year > 1970 else data_since).isoformat(),
         "until": end.date().isoformat(),
         "since_at": iso(since),
         "until_at": iso(end),
+        "last_alert_id": last_id,
         "schedule": dg.schedule if dg else "weekly",
         "substances": substances,
         "open": [
