@@ -141,3 +141,28 @@ def test_a_source_whose_region_changed_no_longer_holds_the_old_series_open(tmp_p
     assert len(ends) == 1 and ends[0] < again
     assert [d for w, d in told if w > ends[0]][:1] == ["open"]
     assert min(w for w, _ in told if w > ends[0]) >= again
+
+
+def test_a_substance_taken_out_of_the_config_leaves_the_open_alerts(tmp_path):
+    """Ketamine's rise is told and open; the config is then reloaded without ketamine.
+    Nothing judges its data any more, so its episode never ends: the next whole
+    detection pass resolves its open alerts, and `warnd status` no longer lists them as
+    open. Before, the rise stayed open for good."""
+    from tests.alerting_env import finding, make_config, seed_series
+    from warnd.alerting import decide
+    from warnd.service.health import collect_status
+
+    cfg = make_config(tmp_path, MAIL)
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    now = _week_end(10)
+    (a,) = decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {},
+                                   now=now)
+    store.close()
+    assert [r["id"] for r in collect_status(cfg, now=now)["open_alerts"]] == [a["id"]]
+    without = load_config(write_config(tmp_path, SOURCES + MAIL, substances="""
+[substances.heroin]
+names = ["heroin"]
+"""))
+    Pipeline(without, clock=lambda: now + timedelta(hours=1)).detect()
+    assert collect_status(without, now=now)["open_alerts"] == []

@@ -473,6 +473,8 @@ class Pipeline:
         sent = self._judge(store, keys, pending)
         if series is None:  # a whole pass (start-up, `run --once`, the hourly job)
             sent += self._tell_held(store, judged={k[1] for k in keys})
+            if store.resolve_alerts_of_removed(self.config.substances):
+                log.info("the open alerts of substances taken out of the config are resolved")
         for reason, n in sorted(self._replayed_for.items()):
             log.info("%d series replayed whole: %s", n, reason)
         log.log(level, "detection finished: %d alerts (%d series in %.1f s)", len(sent),

@@ -1398,6 +1398,21 @@ class Store:
             )
             return int(cur.lastrowid or 0)
 
+    def resolve_alerts_of_removed(self, substances: Collection[str]) -> int:
+        """Resolve the open trend and spike alerts of substances no longer configured
+        (not ``substances``): nothing judges their data any more, so their episodes
+        never end, and `warnd status` and the console would list them as open for good.
+        Notices stay open until acknowledged. How many."""
+        keep = sorted(substances)
+        where = ("status='open' AND kind IN ('trend','spike') AND substance != '' AND "
+                 f"substance NOT IN ({','.join('?' * len(keep)) or 'NULL'})")
+        if not self.db.execute(f"SELECT 1 FROM alerts WHERE {where} LIMIT 1",
+                               keep).fetchone():
+            return 0  # the usual case: no write
+        with self.write() as db:
+            return db.execute(f"UPDATE alerts SET status='resolved' WHERE {where}",
+                              keep).rowcount
+
     def resolve_alerts(self, db: Any, *, kind: str, substance: str = "",
                        direction: str | None = None, source: str | None = None,
                        keep: Collection[int] = ()) -> int:
