@@ -9,7 +9,8 @@ clock set to that date. Warning notices published up to the date are alerted the
 poll alerts them (when they appear: the page is polled often). Nothing is sent: each message is returned with its date, decision
 (open / escalate / repeat / resolve / correct), severity and the targets it would go
 to. The first date behaves like an installation on that day (history recorded, what is
-open at the newest period opens).
+open at the newest period opens, warnings older than ``alerting.notice_max_age`` on that
+day are not told).
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
     out: list[dict[str, Any]] = []
     i_obs = i_not = 0
     day = start
+    installed = datetime.combine(start, time(12), UTC)
     while day <= end:
         now = datetime.combine(day, time(12), UTC)
         p = _ScratchPipeline(config, scratch, clock=lambda now=now: now)
@@ -113,14 +115,15 @@ def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
                 it = _item(r)
                 store.ingest(r["source"], location="replay", sha256=None, observations=(),
                              items=[it], problems=(), now=now)
-                # the warnings page is polled often: a notice is told when it appears
-                aid = decide.enqueue_notice(config, store, src_cfg, it, r["sub"],
-                                            now=it.published_at)
+                # the warnings page is polled often: a notice is told when it appears;
+                # one published before the first date is history the installation reads
+                seen = max(it.published_at, installed)
+                aid = decide.enqueue_notice(config, store, src_cfg, it, r["sub"], now=seen)
                 if aid is not None:
                     alert = store.q("SELECT * FROM alerts WHERE id=?", [aid])[0]
                     alert["targets"] = [d["target"] for d in store.q(
                         "SELECT target FROM deliveries WHERE alert_id=?", [aid])]
-                    out.append(_message(it.published_at.date(), alert))
+                    out.append(_message(seen.date(), alert))
         finally:
             store.close()
         made += p.detect()

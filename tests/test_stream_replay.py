@@ -1,0 +1,47 @@
+"""`warnd backtest --replay` over time: what it prints against what the daemon sent."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from feeds.base import Item
+from tests.alerting_env import make_config, target
+from warnd.replay import replay
+from warnd.store import Store
+
+NOTICES = """
+[[sources]]
+name = "overdosefare"
+kind = "overdosefare"
+location = "varsler.html"
+dimension = "availability"
+"""
+
+
+def _notice(store: Store, key: str, when: datetime) -> None:
+    it = Item(key=key, source="overdosefare", published_at=when, title=f"Varsel {key}",
+              link=f"https://overdosefare.example/{key}", summary="Farlig ketamin",
+              substances=("ketamin",), kind="notice")
+    store.ingest("overdosefare", location="varsler.html", sha256=None, observations=(),
+                 items=[it], problems=(), now=when)
+
+
+def test_replay_from_a_date_treats_older_warnings_as_an_installation_would(tmp_path):
+    """A replay that starts on a date acts as an installation on that day: warnings
+    published long before it are history (stored, not told), one published a few days
+    before is told on the first date, and no message is dated before the first date."""
+    cfg = make_config(tmp_path, target("ops", "json://localhost/x"), sources=NOTICES)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        _notice(store, "old", datetime(2026, 1, 10, 9, tzinfo=UTC))  # months before
+        _notice(store, "recent", datetime(2026, 5, 28, 9, tzinfo=UTC))  # 4 days before
+        _notice(store, "later", datetime(2026, 6, 10, 9, tzinfo=UTC))  # after the start
+    finally:
+        store.close()
+    start = date(2026, 6, 1)
+    msgs = replay(cfg, start=start, end=date(2026, 6, 22), every=7)
+    told = [(m["date"], m["title"]) for m in msgs if m["kind"] == "notice"]
+    assert all(m["date"] >= start.isoformat() for m in msgs), told
+    assert len(told) == 2, told
+    assert told[0][0] == start.isoformat() and "recent" in told[0][1], told
+    assert told[1][0] == "2026-06-10" and "later" in told[1][1], told
