@@ -29,7 +29,7 @@ import json
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -101,15 +101,20 @@ def choose_periods(
 
     Without ``start``/``end``: the latest complete half-year in the data (the half-year
     months come from ``params.half_year_start_months``) and the half-year before.
-    With both: that range and the equally long range right before it. With only one of
-    them: the half-year that contains it.
+    With both: that range and the equally long range right before it; a range of whole
+    calendar months (a half-year, a month) is compared with as many whole months before
+    it. With only one of them: the half-year that contains it.
     """
     if start is not None and end is not None:
         if end < start:
             raise ReportError(f"--from {start} is after --to {end}")
-        length = end - start
-        prev_end = start.fromordinal(start.toordinal() - 1)
-        return (start, end), (prev_end - length, prev_end)
+        prev_end = start - timedelta(days=1)
+        after = end + timedelta(days=1)
+        if start.day == 1 and after.day == 1:
+            months = (after.year - start.year) * 12 + after.month - start.month
+            first = start.year * 12 + start.month - 1 - months
+            return (start, end), (date(first // 12, first % 12 + 1, 1), prev_end)
+        return (start, end), (prev_end - (end - start), prev_end)
     if start is not None or end is not None:
         cur, prev = half_years(start or end, params)  # type: ignore[arg-type]
         return cur, prev

@@ -1,0 +1,58 @@
+"""The half-year report over consecutive periods, from a store filled week by week."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from feeds.base import Observation
+from tests.conftest import write_config
+from tests.scenario import LAB_SOURCE
+from warnd.config import load_config
+from warnd.report.tables import build_report
+from warnd.store import Store
+
+
+def _store(tmp_path):
+    """A weekly and a monthly source of one substance, 2024-01 … 2026-09."""
+    cfg = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h")))
+    obs = []
+    d = date(2024, 1, 1)
+    while d <= date(2026, 9, 28):
+        obs.append(Observation(source="lab", substance="ketamin", period=d,
+                               value=float(10 + d.month % 3)))
+        d += timedelta(weeks=1)
+    for y in (2024, 2025, 2026):
+        for m in range(1, 13):
+            if date(y, m, 1) <= date(2026, 9, 1):
+                obs.append(Observation(source="toll", substance="ketamin", period=date(y, m, 1),
+                                       value=float(20 + m), dimension="availability"))
+    store = Store.in_dir(cfg.state_dir)
+    store.ingest("lab", location="test", sha256=None, observations=obs, items=(), problems=())
+    return cfg, store
+
+
+def test_a_half_year_given_by_its_dates_is_the_half_years_report(tmp_path):
+    """`--from` and `--to` on a half-year's first and last day give the same periods and
+    numbers as the half-year's own report, for each of consecutive half-years: the period
+    before is the half-year before, whole months, not a count of days that cuts off a
+    month's first day or takes in the week before it."""
+    cfg, store = _store(tmp_path)
+    try:
+        for start, end in [(date(2025, 4, 1), date(2025, 9, 30)),
+                           (date(2025, 10, 1), date(2026, 3, 31)),
+                           (date(2026, 4, 1), date(2026, 9, 30))]:
+            own = build_report(store, cfg, start=start)
+            given = build_report(store, cfg, start=start, end=end)
+            assert (given.current, given.previous) == (own.current, own.previous), start
+            rows = {r.key: r for t in given.substances for r in t.rows}
+            for r in (r for t in own.substances for r in t.rows):
+                assert (rows[r.key].n_before, rows[r.key].n_after) == (r.n_before, r.n_after)
+                assert rows[r.key].level_before == r.level_before, (start, r.key)
+            toll = rows["toll:ketamin"]
+            assert toll.n_before == toll.n_after == 6, (start, toll)
+        # the newest complete half-year is the default, and a month compares with a month
+        assert build_report(store, cfg).current == (date(2026, 4, 1), date(2026, 9, 30))
+        march = build_report(store, cfg, start=date(2026, 3, 1), end=date(2026, 3, 31))
+        assert march.previous == (date(2026, 2, 1), date(2026, 2, 28))
+    finally:
+        store.close()
