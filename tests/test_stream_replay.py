@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
+
 from feeds.base import Item
 from tests.alerting_env import make_config, target
+from tests.scenario import noon_after_week, put_weekly
+from warnd.pipeline import Pipeline
 from warnd.replay import replay
 from warnd.store import Store
+
+START = date(2024, 1, 1)  # a Monday
 
 NOTICES = """
 [[sources]]
@@ -45,3 +51,26 @@ def test_replay_from_a_date_treats_older_warnings_as_an_installation_would(tmp_p
     assert len(told) == 2, told
     assert told[0][0] == start.isoformat() and "recent" in told[0][1], told
     assert told[1][0] == "2026-06-10" and "later" in told[1][1], told
+
+
+def test_replay_of_the_store_tells_a_rise_on_the_daemons_dates(tmp_path):
+    """The daemon judged the lab's weekly ketamine counts each Tuesday, when the week
+    before had ended and been polled; a rise came in its last weeks. `backtest --replay
+    store` on the same Tuesdays gives the same trend messages on the same dates: a week
+    is fed to the replay once it has ended, never on its Monday (which told the rise a
+    week before anyone could have known it)."""
+    cfg = make_config(tmp_path, target("ops", "json://localhost/x"))
+    weeks, rise = 120, 108
+    values = np.random.default_rng(3).poisson(6.0, weeks).astype(float)
+    values[rise:] = np.random.default_rng(4).poisson(20.0, weeks - rise)
+    sent = []
+    for w in range(100, weeks):
+        put_weekly(cfg.state_dir, values[:w + 1], start=START)
+        now = noon_after_week(START, w)
+        sent += [(now.date().isoformat(), a["decision"])
+                 for a in Pipeline(cfg, clock=lambda now=now: now).detect()
+                 if a["kind"] == "trend"]
+    assert sent and sent[0][1] == "open", sent
+    first, last = noon_after_week(START, 100).date(), noon_after_week(START, weeks - 1).date()
+    msgs = replay(cfg, start=first, end=last, every=7)
+    assert [(m["date"], m["decision"]) for m in msgs if m["kind"] == "trend"] == sent

@@ -525,8 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="with --replay: first run date (default: half a year before "
                            "the newest data)")
             b.add_argument("--to", dest="date_to", metavar="DATE",
-                           help="with --replay: last run date (default: a week after the "
-                           "newest data)")
+                           help="with --replay: last run date (default: the day after the "
+                           "newest period ended)")
             b.add_argument("--every", type=int, default=7, metavar="DAYS",
                            help="with --replay: days between runs (default 7)")
         b.set_defaults(func=func)

@@ -2,15 +2,16 @@
 
 ``warnd backtest --replay store`` (or ``sources``) answers "what would staff have
 received?": the observations of the store (or of one fresh poll of every configured
-source) are fed, date by date, into a scratch store, and at each date the real
-:meth:`warnd.pipeline.Pipeline.detect` judges them — the same episode rules, grouping
-per substance, severity, routing and silencing-free outbox as the daemon — with the
-clock set to that date. Warning notices published up to the date are alerted the way a
-poll alerts them (when they appear: the page is polled often). Nothing is sent: each message is returned with its date, decision
-(open / escalate / repeat / resolve / correct), severity and the targets it would go
-to. The first date behaves like an installation on that day (history recorded, what is
-open at the newest period opens, warnings older than ``alerting.notice_max_age`` on that
-day are not told).
+source) are fed, date by date, into a scratch store (each period once it has ended),
+and at each date the real :meth:`warnd.pipeline.Pipeline.detect` judges them — the
+same episode rules, grouping per substance, severity, routing and silencing-free outbox
+as the daemon — with the clock set to that date. Warning notices published up to the
+date are alerted the way a poll alerts them (when they appear: the page is polled
+often). Nothing is sent: each message is returned with its date, decision (open /
+escalate / repeat / resolve / correct), severity and the targets it would go to. The
+first date behaves like an installation on that day (history recorded, what is open at
+the newest period opens, warnings older than ``alerting.notice_max_age`` on that day
+are not told).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from detectors.grid import infer_step
 from feeds.base import Item, Observation
 from warnd.config import Config
 from warnd.pipeline import Pipeline
@@ -70,9 +72,10 @@ def replay(
             src.close()
         if not obs and not notices:
             return []
-        newest = max([date.fromisoformat(r["period"][:10]) for r in obs]
+        obs = _by_arrival(obs)
+        newest = max([r["arrives"] for r in obs]
                      + [datetime.fromisoformat(r["published_at"]).date() for r in notices])
-        end = end or newest + timedelta(days=7)
+        end = end or newest
         start = start or end - timedelta(weeks=26)
         scratch = work / "replay"
         scratch.mkdir()
@@ -94,7 +97,7 @@ def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
         store = p.open_store()
         try:
             batch: dict[str, list[Observation]] = {}
-            while i_obs < len(obs) and date.fromisoformat(obs[i_obs]["period"][:10]) <= day:
+            while i_obs < len(obs) and obs[i_obs]["arrives"] <= day:
                 r = obs[i_obs]
                 batch.setdefault(r["source"], []).append(_observation(r))
                 i_obs += 1
@@ -130,6 +133,26 @@ def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
         out += [_message(day, a) for a in made]
         day += timedelta(days=every)
     return out
+
+
+def _by_arrival(obs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The observations in the order they can arrive, each with the day it can
+    (``arrives``): the day after its period ended (a week on the Monday after it, a
+    month on the first of the next), as no source publishes a period before its end."""
+    periods: dict[tuple[str, ...], list[date]] = {}
+    for r in obs:
+        r["_period"] = date.fromisoformat(r["period"][:10])
+        key = (r["source"], r["substance"], r["region"] or "", r["metric"])
+        periods.setdefault(key, []).append(r["_period"])
+    steps = {key: infer_step(sorted(set(ps))) for key, ps in periods.items()}
+    for r in obs:
+        p = r.pop("_period")
+        step = steps[(r["source"], r["substance"], r["region"] or "", r["metric"])]
+        if step == "month":
+            r["arrives"] = date(p.year + p.month // 12, p.month % 12 + 1, 1)
+        else:
+            r["arrives"] = p + timedelta(days=7 if step == "week" else 1)
+    return sorted(obs, key=lambda r: r["arrives"])
 
 
 def _observation(r: dict[str, Any]) -> Observation:
