@@ -803,9 +803,11 @@ class Store:
     ) -> list[tuple[str, str, str, str]]:
         """Weekly counts of a source's items per substance, upserted as observations.
 
-        Weeks run from the source's first item to its latest one, with zeros in
-        between; the current, incomplete week is left out. Returns the series keys
-        whose values changed.
+        Weeks run from the source's first item to the last complete week before
+        ``now``, with zeros for weeks without items: the caller has just read the
+        source, so a week after its latest item had none (a series ending at the
+        latest item would keep a burst as its newest value for good). The current,
+        incomplete week is left out. Returns the series keys whose values changed.
         """
         rows = self.q(
             "SELECT MIN(week) AS a, MAX(week) AS b FROM items WHERE source=? AND kind=?",
@@ -814,10 +816,7 @@ class Store:
         if not rows or rows[0]["a"] is None:
             return []
         first = date.fromisoformat(rows[0]["a"])
-        last = date.fromisoformat(rows[0]["b"])
-        this_week = week_start((now or utcnow()).astimezone(UTC).date())
-        if last >= this_week:
-            last = this_week - timedelta(days=7)
+        last = week_start((now or utcnow()).astimezone(UTC).date()) - timedelta(days=7)
         if last < first:
             return []
         counts: dict[tuple[str, str], int] = {}
