@@ -6,7 +6,11 @@ checks what is stored against what a reader of the source would expect.
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from tests.scenario import write_rss
 from tests.service_kit import write_service_config
@@ -58,3 +62,80 @@ def test_weeks_without_articles_after_the_last_one_count_as_zero(tmp_path):
     media = next(s for s in collect_status(cfg, now=now - timedelta(days=1))["sources"]
                  if s["name"] == "media")
     assert media["data_stale_days"] is None, media  # not "old data": it was read today
+
+
+class _FeedServer:
+    """Feeds over loopback HTTP that answer conditional requests as a web server does:
+    ``304`` when ``If-None-Match`` names the ETag or ``If-Modified-Since`` is not
+    older than the document."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, tuple[bytes, str, str]] = {}  # path -> body, ETag, Last-Modified
+        self.answers: list[tuple[str, int]] = []
+        docs, answers = self.docs, self.answers
+
+        class H(BaseHTTPRequestHandler):
+            def do_GET(self):
+                body, etag, modified = docs[self.path.lstrip("/")]
+                since = self.headers.get("If-Modified-Since")
+                if self.headers.get("If-None-Match") == etag or (
+                        since and parsedate_to_datetime(since) >= parsedate_to_datetime(modified)):
+                    answers.append((self.path, 304))
+                    self.send_response(304)
+                    self.end_headers()
+                    return
+                answers.append((self.path, 200))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/rss+xml")
+                self.send_header("ETag", etag)
+                self.send_header("Last-Modified", modified)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def put(self, path: str, titles: list[tuple[datetime, str]], *, etag: str,
+            modified: datetime, tmp: Path) -> str:
+        body = write_rss(tmp / path, titles, base=f"https://{etag}.example").read_bytes()
+        self.docs[path] = (body, f'"{etag}"', format_datetime(modified, usegmt=True))
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{path}"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_a_feed_moved_to_a_new_address_is_read_there(tmp_path):
+    """The operator points a source at a feed's new address (a reload). The new feed's
+    document is older than the last one read at the old address; a conditional request
+    carrying the old address's validators would be answered "not modified", and the
+    new feed would go unread until it next changes. The new address is read in full."""
+    server = _FeedServer()
+    try:
+        day = MONDAY - timedelta(days=7)
+        old = server.put("old.xml", [(day, "Politiet beslagla ketamin i Bergen")],
+                         etag="old", modified=MONDAY, tmp=tmp_path)
+        new = server.put("new.xml", [(day + timedelta(days=1), "Beslag av heroin i Oslo")],
+                         etag="new", modified=MONDAY - timedelta(days=3), tmp=tmp_path)
+
+        def config(url: str, name: str):
+            return load_config(write_service_config(
+                tmp_path / name, sources=source("media", url, kind="rss",
+                                                dimension="interest")))
+
+        first = Pipeline(config(old, "a.toml"), clock=lambda: MONDAY).poll("media")
+        assert first.ok and first.items == 1
+        moved = Pipeline(config(new, "b.toml"), clock=lambda: MONDAY + timedelta(hours=1))
+        res = moved.poll("media")
+        assert res.ok, res.error
+        assert server.answers[-1] == ("/new.xml", 200)
+        assert res.items == 1
+        # at the same address, the validators do their work again
+        assert moved.poll("media").ok and server.answers[-1] == ("/new.xml", 304)
+    finally:
+        server.stop()

@@ -271,11 +271,14 @@ class Pipeline:
             state = store.source_state(source_name)
             location = self.config.resolve_location(src.location)
             known = store.document_stats(source_name)
+            etag, last_mod = state.get("etag"), state.get("last_modified")
+            if (etag or last_mod) and not store.location_read(source_name, location):
+                # validators of another address (the source was moved): a 304 there
+                # would say nothing about this one, whose document was never read
+                etag = last_mod = None
             try:
-                docs = self.fetcher.fetch(
-                    location, etag=state.get("etag"), last_modified=state.get("last_modified"),
-                    known=known,
-                )
+                docs = self.fetcher.fetch(location, etag=etag, last_modified=last_mod,
+                                          known=known)
             except Exception as e:  # FetchError and anything a transport raises
                 res.error = _one_line(e)
                 store.record_poll(source_name, ok=False, error=res.error, now=now)

@@ -650,6 +650,11 @@ class Store:
             )
         )
 
+    def location_read(self, source: str, location: str) -> bool:
+        """Whether the source has ingested a document from this location."""
+        return bool(self.q("SELECT 1 FROM documents WHERE source=? AND location=? LIMIT 1",
+                           [source, location]))
+
     def ingest(
         self,
         source: str,
