@@ -101,7 +101,7 @@ class _FeedServer:
 
     def put(self, path: str, titles: list[tuple[datetime, str]], *, etag: str,
             modified: datetime, tmp: Path) -> str:
-        body = write_rss(tmp / path, titles, base=f"https://{etag}.example").read_bytes()
+        body = write_rss(tmp / path, titles, base=f"https://news.example/{path}").read_bytes()
         self.docs[path] = (body, f'"{etag}"', format_datetime(modified, usegmt=True))
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/{path}"
 
@@ -137,5 +137,46 @@ def test_a_feed_moved_to_a_new_address_is_read_there(tmp_path):
         assert res.items == 1
         # at the same address, the validators do their work again
         assert moved.poll("media").ok and server.answers[-1] == ("/new.xml", 304)
+    finally:
+        server.stop()
+
+
+def test_a_feed_document_whose_parse_failed_is_asked_for_again(tmp_path, monkeypatch):
+    """A feed document the parser failed on is read again at the next poll, as a file
+    is: its ETag and Last-Modified are not kept, so the server does not answer "not
+    modified" to a warnd whose parser (fixed by an upgrade) could now read it; the
+    document is read, and its items stored, once the parser works."""
+    from feeds.rss import RssFeed
+
+    real = RssFeed.parse
+    broken = {"on": True}
+
+    def parse(self, raw, **kw):
+        if broken["on"] and b"Oslo" in raw:
+            raise RuntimeError("parser failure")
+        return real(self, raw, **kw)
+
+    monkeypatch.setattr(RssFeed, "parse", parse)
+    server = _FeedServer()
+    try:
+        day = MONDAY - timedelta(days=7)
+        first = [(day, "Politiet beslagla ketamin i Bergen")]
+        url = server.put("feed.xml", first, etag="v1", modified=MONDAY, tmp=tmp_path)
+        cfg = load_config(write_service_config(
+            tmp_path / "c.toml", sources=source("media", url, kind="rss", dimension="interest")))
+        pipe = Pipeline(cfg, clock=lambda: MONDAY)
+        assert pipe.poll("media").items == 1
+        assert pipe.poll("media").ok and server.answers[-1] == ("/feed.xml", 304)
+        # the feed's next version trips the parser
+        server.put("feed.xml", [*first, (day + timedelta(days=1), "Beslag av heroin i Oslo")],
+                   etag="v2", modified=MONDAY + timedelta(hours=1), tmp=tmp_path)
+        res = pipe.poll("media")
+        assert res.ok and res.problems == 1 and res.items == 0
+        res = pipe.poll("media")
+        assert server.answers[-1] == ("/feed.xml", 200) and res.problems == 1
+        broken["on"] = False  # the parser is fixed
+        res = pipe.poll("media")
+        assert server.answers[-1] == ("/feed.xml", 200) and res.items == 1
+        assert pipe.poll("media").ok and server.answers[-1] == ("/feed.xml", 304)
     finally:
         server.stop()

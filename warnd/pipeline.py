@@ -312,6 +312,9 @@ class Pipeline:
                                  problems=[Problem(doc.location, msg)], now=now)
                     log.error("source=%s document=%s %s", source_name, doc.location, msg)
                     res.problems += 1
+                    # its validators are not kept, so that the next poll asks for it
+                    # again rather than hear "not modified" (as a file is read again)
+                    etag = last_mod = None
                     continue
                 obs = self._prepare_observations(store, src, parsed.observations)
                 r = store.ingest(
