@@ -6,11 +6,13 @@ checks what is stored against what a reader of the source would expect.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 from tests.scenario import write_rss
 from tests.service_kit import write_service_config
@@ -180,3 +182,59 @@ def test_a_feed_document_whose_parse_failed_is_asked_for_again(tmp_path, monkeyp
         assert pipe.poll("media").ok and server.answers[-1] == ("/feed.xml", 304)
     finally:
         server.stop()
+
+
+def _write_feed(path: Path, articles: list[tuple[datetime, str]]) -> None:
+    """An RSS document whose articles each have a link of their own (from the title)."""
+    entries = "".join(
+        f"<item><title>{escape(title)}</title><link>https://news.example/"
+        f"{hashlib.sha256(title.encode()).hexdigest()[:12]}</link>"
+        f"<pubDate>{when.strftime('%a, %d %b %Y %H:%M:%S +0000')}</pubDate></item>"
+        for when, title in articles)
+    path.write_text('<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+                    f"{entries}</channel></rss>", encoding="utf-8")
+
+
+def test_a_substance_a_source_begins_to_watch_is_not_taken_for_a_rise(tmp_path):
+    """A news source watched ketamin for a year; heroin, named in two articles every week
+    all along, is added to its substances. Its articles before then were not kept (an
+    article naming no watched substance is dropped), so its weeks before it was watched
+    are not known: they are not counted as zero, and heroin's steady mentions are not
+    told as a rise. (Before, its series began with a year of zeros and the steady
+    mentions opened "Liten økning: heroin" two weeks after it was added.)"""
+    start = datetime(2025, 1, 6, 10, tzinfo=UTC)
+
+    def articles(weeks: range) -> list[tuple[datetime, str]]:
+        out = []
+        for w in weeks:
+            day = start + timedelta(weeks=w)
+            out += [(day + timedelta(hours=i), f"Politiet beslagla ketamin {w}.{i}")
+                    for i in range(3)]
+            out += [(day + timedelta(days=1, hours=i), f"Beslag av heroin {w}.{i}")
+                    for i in range(2)]
+        return out
+
+    feed = tmp_path / "feed.xml"
+
+    def config(substances: str, name: str):
+        return load_config(write_service_config(
+            tmp_path / name, sources=source("media", str(feed), kind="rss", dimension="interest")
+            + f"substances = {substances}\n"))
+
+    _write_feed(feed, articles(range(52)))
+    now = start + timedelta(weeks=52)
+    assert Pipeline(config('["ketamin"]', "a.toml"), clock=lambda: now).run_once()["alerts"] == []
+    both = config('["ketamin", "heroin"]', "b.toml")
+    for k in range(1, 6):  # weekly, the feed showing its last two weeks
+        _write_feed(feed, articles(range(50 + k, 52 + k)))
+        res = Pipeline(both, clock=lambda k=k: now + timedelta(weeks=k)).run_once()
+        assert res["alerts"] == [], [a["title"] for a in res["alerts"]]
+    st = Store.in_dir(both.state_dir)
+    try:
+        heroin = {r["period"]: r["value"] for r in st.q(
+            "SELECT period, value FROM observations WHERE substance='heroin' ORDER BY period")}
+    finally:
+        st.close()
+    # from the week of its first article read, two a week
+    assert heroin == {(start + timedelta(weeks=w)).date().isoformat(): 2.0
+                      for w in range(51, 57)}

@@ -812,7 +812,12 @@ class Store:
         ``now``, with zeros for weeks without items: the caller has just read the
         source, so a week after its latest item had none (a series ending at the
         latest item would keep a burst as its newest value for good). The current,
-        incomplete week is left out. Returns the series keys whose values changed.
+        incomplete week is left out. A substance the source has begun to watch since
+        (its series is new while others of the source exist) starts at its own first
+        item, at most at the last complete week: the weeks before it was watched are
+        not known to be zero (its articles were not kept), and counting them as zero
+        would make a substance talked about all along look like a rise. Returns the
+        series keys whose values changed.
         """
         rows = self.q(
             "SELECT MIN(week) AS a, MAX(week) AS b FROM items WHERE source=? AND kind=?",
@@ -833,9 +838,20 @@ class Store:
         ):
             counts[(r["sub"], r["week"])] = int(r["n"])
         metric = "count" if kind == "article" else "notices"
+        started = {r["substance"]: date.fromisoformat(r["first_period"]) for r in self.q(
+            "SELECT substance, first_period FROM series WHERE source=? AND region=? AND metric=?",
+            [source, region, metric])}
+        own_first: dict[str, date] = {}
+        for sub, wk in counts:
+            d = date.fromisoformat(wk)
+            own_first[sub] = min(own_first.get(sub, d), d)
         obs = []
         for sub in substances:
             d = first
+            if sub in started:  # its own start, or earlier with an older item of its own
+                d = min(started[sub], own_first.get(sub, started[sub]))
+            elif started:  # watched since another substance's series began: from now on
+                d = min(own_first.get(sub, last), last)
             while d <= last:
                 obs.append(
                     Observation(
