@@ -238,3 +238,47 @@ def test_a_substance_a_source_begins_to_watch_is_not_taken_for_a_rise(tmp_path):
     # from the week of its first article read, two a week
     assert heroin == {(start + timedelta(weeks=w)).date().isoformat(): 2.0
                       for w in range(51, 57)}
+
+
+def test_an_older_trends_export_read_after_a_newer_one_revises_nothing(tmp_path):
+    """Google Trends exports dropped into a folder week by week; then an older export is
+    dropped again (a re-synced folder, a download saved twice). Its weeks are no news:
+    the newer export's values stand, and nothing is revised back to what Google showed
+    before. (Before, the last export read won, even an older one: the week the newer
+    export showed higher was revised back, a rise it showed taken away again.)"""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    sunday = datetime(2025, 1, 5).date()
+    level = [40 + (w * 7) % 23 for w in range(60)]
+
+    def export(name: str, weeks: range, *, peak_week: int | None = None) -> None:
+        vals = {w: (95 if w == peak_week else level[w]) for w in weeks}
+        rows = "".join(f"{(sunday + timedelta(weeks=w)).isoformat()},{vals[w]}\n" for w in weeks)
+        (drop / name).write_text(
+            f"Category: All categories\n\nWeek,ketamin: (Norway)\n{rows}", encoding="utf-8")
+
+    cfg = load_config(write_service_config(
+        tmp_path / "c.toml", sources=source("trends", str(drop), kind="google_trends",
+                                            dimension="interest")))
+    now = datetime(2025, 12, 1, 12, tzinfo=UTC)
+    export("multiTimeline.csv", range(0, 48))
+    assert Pipeline(cfg, clock=lambda: now).poll("trends").ok
+    # a week later: Google's newer export shows week 45 higher
+    export("multiTimeline (1).csv", range(1, 49), peak_week=45)
+    assert Pipeline(cfg, clock=lambda: now + timedelta(days=7)).poll("trends").ok
+
+    def stored() -> dict[str, float]:
+        st = Store.in_dir(cfg.state_dir)
+        try:
+            return {r["period"]: r["value"] for r in st.q(
+                "SELECT period, value FROM observations WHERE substance='ketamin'")}
+        finally:
+            st.close()
+
+    after_newer = stored()
+    assert after_newer["2025-11-17"] == 95  # week 45 (Sunday 2025-11-16)
+    # a week later still, the first export is dropped again under another name
+    (drop / "multiTimeline (2).csv").write_bytes((drop / "multiTimeline.csv").read_bytes())
+    res = Pipeline(cfg, clock=lambda: now + timedelta(days=14)).poll("trends")
+    assert res.ok and res.documents == 1
+    assert res.observations == 0 and stored() == after_newer

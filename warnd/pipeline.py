@@ -397,7 +397,11 @@ class Pipeline:
         return out
 
     def _rescale_trends(self, store: Store, obs: list[Observation]) -> list[Observation]:
-        """Each export is relative to its own peak: map it onto the stored scale."""
+        """Each export is relative to its own peak: map it onto the stored scale.
+
+        An export ending before the stored values do is older than one already read
+        (a re-dropped file): it only adds periods not stored, and revises none back
+        to what an older export showed."""
         try:
             from feeds.trends_csv import rescale_to_overlap
         except ImportError:  # pragma: no cover
@@ -413,7 +417,9 @@ class Pipeline:
                 continue
             new = {o.period: o.value for o in group}
             scaled = rescale_to_overlap(new, old)
-            out.extend(replaced(o, value=float(scaled.get(o.period, o.value))) for o in group)
+            older = max(new) < max(old)
+            out.extend(replaced(o, value=float(scaled.get(o.period, o.value))) for o in group
+                       if not (older and o.period in old))
         return out
 
     def _notice_alerts(self, store: Store, src: Any, items: Iterable[Any], now: datetime) -> None:
