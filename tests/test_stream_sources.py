@@ -282,3 +282,33 @@ def test_an_older_trends_export_read_after_a_newer_one_revises_nothing(tmp_path)
     res = Pipeline(cfg, clock=lambda: now + timedelta(days=14)).poll("trends")
     assert res.ok and res.documents == 1
     assert res.observations == 0 and stored() == after_newer
+
+
+def test_a_feed_that_turned_into_a_web_page_is_not_read_as_weeks_without_articles(tmp_path):
+    """A news feed's address starts serving a web page instead (a site redesign). The
+    page is no feed: its weeks are not counted as weeks without articles, so the series
+    keeps its last counts and the source is reported with old data, as it is when no
+    document can be read; once the feed is back, the weeks are counted again."""
+    feed = tmp_path / "data" / "feed.xml"
+    burst = [(MONDAY + timedelta(days=d, hours=h), f"Politiet beslagla ketamin {d} {h}")
+             for d in range(0, 14) for h in range(2)]
+    write_rss(feed, burst)
+    cfg = load_config(write_service_config(
+        tmp_path / "config.toml", sources=source("media", str(feed), kind="rss",
+                                                 dimension="interest")))
+    now = MONDAY + timedelta(days=14)
+    assert Pipeline(cfg, clock=lambda: now).poll("media").ok
+    feed.write_text("<!doctype html><html><body><h1>Ny forside</h1></body></html>")
+    for _ in range(5 * 7):  # five weeks of daily polls of the page
+        now += timedelta(days=1)
+        res = Pipeline(cfg, clock=lambda now=now: now).poll("media")
+        assert res.ok
+    assert max(_counts(cfg, "ketamin")) == "2026-01-12"
+    media = next(s for s in collect_status(cfg, now=now)["sources"] if s["name"] == "media")
+    assert media["data_stale_days"] is not None and any(
+        "not an RSS/Atom feed" in p["message"] for p in media["recent_problems"])
+    write_rss(feed, burst)  # the feed is back
+    now += timedelta(days=1)
+    assert Pipeline(cfg, clock=lambda: now).poll("media").ok
+    counts = _counts(cfg, "ketamin")
+    assert max(counts) == "2026-02-16" and counts["2026-02-16"] == 0

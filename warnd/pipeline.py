@@ -287,14 +287,20 @@ class Pipeline:
                 return res
             etag = last_mod = None
             stats: list[tuple[str, str]] = []  # files ingested (or found so) this poll
+            items_kind = getattr(feed, "produces", "observations") == "items"
+            read = False  # a document of the source was read as one (weeks without items)
             for doc in docs:
                 etag, last_mod = doc.etag or etag, doc.last_modified or last_mod
                 if doc.not_modified or getattr(doc, "unchanged", False):
                     res.skipped += 1  # a file with the version last ingested is not read
+                    read = read or (items_kind and not store.unreadable(source_name,
+                                                                        doc.location))
                     continue
                 stat = getattr(doc, "stat", None)
                 if store.document_seen(source_name, doc.location, doc.sha256):
                     res.skipped += 1
+                    read = read or (items_kind and not store.unreadable(
+                        source_name, doc.location, doc.sha256))
                     if stat and known.get(doc.location) != stat:
                         stats.append((doc.location, stat))
                     continue
@@ -323,6 +329,8 @@ class Pipeline:
                 )
                 if stat:
                     stats.append((doc.location, stat))
+                read = read or (items_kind and not store.unreadable(
+                    source_name, doc.location, doc.sha256))
                 res.documents += 1
                 if src.kind in KEEP_RAW:
                     self._keep_raw(source_name, doc)
@@ -334,12 +342,12 @@ class Pipeline:
                     log.warning("source=%s problem at %s: %s", source_name, p.where, p.message)
                 if r["items_new"]:
                     self._notice_alerts(store, src, parsed.items, now)
-            if getattr(feed, "produces", "observations") == "items":
+            if items_kind:
                 self._missing_notice_alerts(store, src, now)
                 subs = [s.id for s in self.substance_specs(src.substances)]
                 for kind in ("article", "notice"):
                     for k in store.derive_item_counts(
-                        source_name, subs, region=src.region, now=now, kind=kind
+                        source_name, subs, region=src.region, now=now, kind=kind, read=read
                     ):
                         res.series.add(tuple(k))
             store.record_poll(source_name, ok=True, etag=etag, last_modified=last_mod, now=now,

@@ -650,6 +650,20 @@ class Store:
             )
         )
 
+    def unreadable(self, source: str, location: str, sha256: str | None = None) -> bool:
+        """Whether the document at ``location`` (that of ``sha256``, else the latest) gave
+        no new item and a problem naming the whole document (not a feed, empty, ...)
+        when it was ingested."""
+        doc = self.q(
+            "SELECT n_items, ingested_at FROM documents WHERE source=? AND location=? "
+            + ("AND sha256=? " if sha256 else "") + "ORDER BY ingested_at DESC LIMIT 1",
+            [source, location, *([sha256] if sha256 else [])])
+        if not doc or doc[0]["n_items"]:
+            return False
+        return bool(self.q(
+            "SELECT 1 FROM problems WHERE source=? AND location=? AND seen_at >= ? LIMIT 1",
+            [source, location, doc[0]["ingested_at"]]))
+
     def location_read(self, source: str, location: str) -> bool:
         """Whether the source has ingested a document from this location."""
         return bool(self.q("SELECT 1 FROM documents WHERE source=? AND location=? LIMIT 1",
@@ -805,6 +819,7 @@ class Store:
         region: str = "",
         now: datetime | None = None,
         kind: str = "article",
+        read: bool = True,
     ) -> list[tuple[str, str, str, str]]:
         """Weekly counts of a source's items per substance, upserted as observations.
 
@@ -812,7 +827,9 @@ class Store:
         ``now``, with zeros for weeks without items: the caller has just read the
         source, so a week after its latest item had none (a series ending at the
         latest item would keep a burst as its newest value for good). The current,
-        incomplete week is left out. A substance the source has begun to watch since
+        incomplete week is left out. When the poll could not ``read`` the source (its
+        documents were no feed), the weeks after its latest item are not counted. A
+        substance the source has begun to watch since
         (its series is new while others of the source exist) starts at its own first
         item, at most at the last complete week: the weeks before it was watched are
         not known to be zero (its articles were not kept), and counting them as zero
@@ -827,6 +844,8 @@ class Store:
             return []
         first = date.fromisoformat(rows[0]["a"])
         last = week_start((now or utcnow()).astimezone(UTC).date()) - timedelta(days=7)
+        if not read:
+            last = min(last, date.fromisoformat(rows[0]["b"]))
         if last < first:
             return []
         counts: dict[tuple[str, str], int] = {}
