@@ -154,6 +154,7 @@ def parse_feed(
             summary = strip_html(" ".join(c.get("value", "") for c in entry["content"]))
         link = entry.get("link") or None
         published = _entry_time(entry)
+        when = published.isoformat() if published else "undated\x1f" + summary
         if published is None:
             if undated == "fetched_at":
                 published = fetched_at.astimezone(UTC)
@@ -173,7 +174,9 @@ def parse_feed(
             continue
         items.append(
             Item(
-                key=item_key(link, entry.get("id"), title, published.isoformat()),
+                # an undated entry's key holds its text, not the time it was read,
+                # so that every later read of the feed finds it again
+                key=item_key(link, entry.get("id"), title, when),
                 source=source,
                 published_at=published,
                 title=title,

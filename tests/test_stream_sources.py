@@ -312,3 +312,27 @@ def test_a_feed_that_turned_into_a_web_page_is_not_read_as_weeks_without_article
     assert Pipeline(cfg, clock=lambda: now).poll("media").ok
     counts = _counts(cfg, "ketamin")
     assert max(counts) == "2026-02-16" and counts["2026-02-16"] == 0
+
+
+def test_an_undated_article_without_link_or_guid_is_counted_once(tmp_path):
+    """A feed of entries without date, link or guid, read with `undated = "fetched_at"`:
+    each article is dated when first read and counted once, also when the feed changes
+    (a new article on top) and is read again days later. (Before, its key held the
+    time it was read, so every new version of the feed counted it again.)"""
+    feed = tmp_path / "feed.xml"
+
+    def write(titles: list[str]) -> None:
+        entries = "".join(f"<item><title>{escape(t)}</title></item>" for t in titles)
+        feed.write_text('<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+                        f"{entries}</channel></rss>", encoding="utf-8")
+
+    cfg = load_config(write_service_config(
+        tmp_path / "c.toml", sources=source("media", str(feed), kind="rss", dimension="interest")
+        + 'undated = "fetched_at"\n'))
+    write(["Politiet beslagla ketamin i Bergen"])
+    assert Pipeline(cfg, clock=lambda: MONDAY).poll("media").items == 1
+    write(["Ketamin solgt på fest", "Politiet beslagla ketamin i Bergen"])
+    later = MONDAY + timedelta(days=2)
+    assert Pipeline(cfg, clock=lambda: later).poll("media").items == 1  # only the new one
+    assert Pipeline(cfg, clock=lambda: MONDAY + timedelta(days=7)).poll("media").ok
+    assert _counts(cfg, "ketamin") == {"2026-01-05": 2.0}
