@@ -81,6 +81,9 @@ class Problem:
 
     where: str  # "file.csv line 12", "https://.../feed item 7"
     message: str
+    #: Nothing of the document was read: it is not of its kind at all (a web page
+    #: where a feed was expected, an empty or refused document).
+    fatal: bool = False
 
 
 @dataclass

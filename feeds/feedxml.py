@@ -121,7 +121,7 @@ def parse_feed(
     problems: list[Problem] = []
     reason = refuse_reason(raw)
     if reason:
-        return [], [Problem(location, reason)]
+        return [], [Problem(location, reason, fatal=True)]
     headers = {}
     if content_type and location.startswith(("http://", "https://")):
         headers = {"content-location": location, "content-type": content_type}
@@ -132,7 +132,7 @@ def parse_feed(
         why = (
             _first_line(d.get("bozo_exception")) if d.get("bozo") else "no RSS or Atom root element"
         )
-        return [], [Problem(location, f"not an RSS/Atom feed ({why})")]
+        return [], [Problem(location, f"not an RSS/Atom feed ({why})", fatal=True)]
     if d.get("bozo"):
         problems.append(
             Problem(

@@ -87,11 +87,11 @@ class NoticePageFeed(BaseFeed):
     def _parse_html(self, raw: bytes, location: str, matcher: SubstanceMatcher) -> ParseResult:
         result = ParseResult()
         if not raw.strip():
-            result.problems.append(Problem(location, "empty document"))
+            result.problems.append(Problem(location, "empty document", fatal=True))
             return result
         too_big = markup_too_big(raw)
         if too_big:
-            result.problems.append(Problem(location, too_big))
+            result.problems.append(Problem(location, too_big, fatal=True))
             return result
         text, _ = decode_bytes(raw)
         with warnings.catch_warnings():
@@ -110,7 +110,8 @@ class NoticePageFeed(BaseFeed):
                     )
                 )
             else:
-                result.problems.append(Problem(location, "no notices found (not a notice page?)"))
+                result.problems.append(
+                    Problem(location, "no notices found (not a notice page?)", fatal=True))
                 return result
         blocks = blocks[: opts.max_items]
         notices: list[tuple[int, Item]] = []

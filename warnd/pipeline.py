@@ -288,19 +288,19 @@ class Pipeline:
             etag = last_mod = None
             stats: list[tuple[str, str]] = []  # files ingested (or found so) this poll
             items_kind = getattr(feed, "produces", "observations") == "items"
-            read = False  # a document of the source was read as one (weeks without items)
+            # whether a document was read as one of the source's kind, so that its
+            # weeks without items are known (one ingested before was: see `unread`)
+            read = False
             for doc in docs:
                 etag, last_mod = doc.etag or etag, doc.last_modified or last_mod
                 if doc.not_modified or getattr(doc, "unchanged", False):
                     res.skipped += 1  # a file with the version last ingested is not read
-                    read = read or (items_kind and not store.unreadable(source_name,
-                                                                        doc.location))
+                    read = True
                     continue
                 stat = getattr(doc, "stat", None)
                 if store.document_seen(source_name, doc.location, doc.sha256):
                     res.skipped += 1
-                    read = read or (items_kind and not store.unreadable(
-                        source_name, doc.location, doc.sha256))
+                    read = True
                     if stat and known.get(doc.location) != stat:
                         stats.append((doc.location, stat))
                     continue
@@ -323,14 +323,22 @@ class Pipeline:
                     etag = last_mod = None
                     continue
                 obs = self._prepare_observations(store, src, parsed.observations)
+                # a document none of which was read (a web page where a feed was
+                # expected) is not marked ingested: it is read again at the next poll,
+                # as one whose parser failed, and its validators are not kept
+                unread = any(p.fatal for p in parsed.problems) and not (
+                    parsed.items or obs)
                 r = store.ingest(
-                    source_name, location=doc.location, sha256=doc.sha256, observations=obs,
+                    source_name, location=doc.location,
+                    sha256=None if unread else doc.sha256, observations=obs,
                     items=parsed.items, problems=parsed.problems, now=now,
                 )
-                if stat:
-                    stats.append((doc.location, stat))
-                read = read or (items_kind and not store.unreadable(
-                    source_name, doc.location, doc.sha256))
+                if unread:
+                    etag = last_mod = None
+                else:
+                    read = True
+                    if stat:
+                        stats.append((doc.location, stat))
                 res.documents += 1
                 if src.kind in KEEP_RAW:
                     self._keep_raw(source_name, doc)

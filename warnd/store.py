@@ -650,20 +650,6 @@ class Store:
             )
         )
 
-    def unreadable(self, source: str, location: str, sha256: str | None = None) -> bool:
-        """Whether the document at ``location`` (that of ``sha256``, else the latest) gave
-        no new item and a problem naming the whole document (not a feed, empty, ...)
-        when it was ingested."""
-        doc = self.q(
-            "SELECT n_items, ingested_at FROM documents WHERE source=? AND location=? "
-            + ("AND sha256=? " if sha256 else "") + "ORDER BY ingested_at DESC LIMIT 1",
-            [source, location, *([sha256] if sha256 else [])])
-        if not doc or doc[0]["n_items"]:
-            return False
-        return bool(self.q(
-            "SELECT 1 FROM problems WHERE source=? AND location=? AND seen_at >= ? LIMIT 1",
-            [source, location, doc[0]["ingested_at"]]))
-
     def location_read(self, source: str, location: str) -> bool:
         """Whether the source has ingested a document from this location."""
         return bool(self.q("SELECT 1 FROM documents WHERE source=? AND location=? LIMIT 1",
