@@ -337,3 +337,31 @@ def test_an_undated_article_without_link_or_guid_is_counted_once(tmp_path):
     assert Pipeline(cfg, clock=lambda: later).poll("media").items == 1  # only the new one
     assert Pipeline(cfg, clock=lambda: MONDAY + timedelta(days=7)).poll("media").ok
     assert _counts(cfg, "ketamin") == {"2026-01-05": 2.0}
+
+
+def test_a_malformed_feed_read_leniently_still_counts_its_quiet_weeks(tmp_path):
+    """A feed with an XML error (an HTML entity XML does not know) is read leniently,
+    with a problem naming the document: its entries are read, so its weeks without
+    articles count as zero, as a well-formed feed's do."""
+    feed = tmp_path / "feed.xml"
+    articles = [(MONDAY + timedelta(hours=h), f"Politiet beslagla ketamin {h}")
+                for h in range(3)]
+
+    def write() -> None:
+        _write_feed(feed, articles)
+        feed.write_text(feed.read_text().replace("ketamin 0", "ketamin&nbsp;0"))
+
+    write()
+    cfg = load_config(write_service_config(
+        tmp_path / "c.toml", sources=source("media", str(feed), kind="rss", dimension="interest")))
+    now = MONDAY + timedelta(days=7)
+    first = Pipeline(cfg, clock=lambda: now).poll("media")
+    assert first.items == 3 and first.problems == 1
+    for _ in range(3):  # each week a new version of the feed, with no article of ours
+        articles.append((now, f"Været blir fint {now:%d.%m}"))
+        write()
+        now += timedelta(days=7)
+        res = Pipeline(cfg, clock=lambda now=now: now).poll("media")
+        assert res.documents == 1 and res.items == 0 and res.problems == 1
+    assert _counts(cfg, "ketamin") == {"2026-01-05": 3.0, "2026-01-12": 0.0,
+                                       "2026-01-19": 0.0, "2026-01-26": 0.0}
