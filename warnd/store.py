@@ -814,13 +814,13 @@ class Store:
         source, so a week after its latest item had none (a series ending at the
         latest item would keep a burst as its newest value for good). The current,
         incomplete week is left out. When the poll could not ``read`` the source (its
-        documents were no feed), the weeks after its latest item are not counted. A
-        substance the source has begun to watch since
-        (its series is new while others of the source exist) starts at its own first
-        item, at most at the last complete week: the weeks before it was watched are
-        not known to be zero (its articles were not kept), and counting them as zero
-        would make a substance talked about all along look like a rise. Returns the
-        series keys whose values changed.
+        documents were no feed), the weeks after its latest item are not counted.
+
+        A substance the source has begun to watch since (its series is new while others
+        of the source exist) starts at its own first item, at most at the last complete
+        week: the weeks before it was watched are not known to be zero (its articles
+        were not kept), and counting them as zero would make a substance talked about
+        all along look like a rise. Returns the series keys whose values changed.
         """
         rows = self.q(
             "SELECT MIN(week) AS a, MAX(week) AS b FROM items WHERE source=? AND kind=?",
