@@ -123,6 +123,7 @@ class Daemon:
         self.last_reload_ok: bool | None = None
         self.outbox_stalled = 0
         self._progress_checked_at = 0.0
+        self._when: dict[str, Any] = {}  # each job's schedule as last configured
 
     # -- jobs ----------------------------------------------------------------------
     def poll_job(self, source_name: str) -> None:
@@ -268,12 +269,23 @@ class Daemon:
 
         On ``first`` (start-up) every source is polled by the start-up cycle and its
         own job first runs one interval later; a source added by a reload is polled
-        at once.
+        at once. A job whose schedule a reload leaves as it was keeps its next run
+        time: reloading does not put off a source's poll (nor the detect pass) by up
+        to an interval each time; a changed schedule counts from the reload.
         """
         tz = config.general.timezone
         wanted: set[str] = set()
         now = datetime.now(UTC)
         existing = {j.id for j in self.scheduler.get_jobs()}
+
+        def add(jid: str, func: Any, trigger: Any, when: Any, **kwargs: Any) -> None:
+            """Add or replace job ``jid``, unless it exists with the same ``when``."""
+            if jid in existing and self._when.get(jid) == when:
+                return
+            self._when[jid] = when
+            self.scheduler.add_job(func, trigger, id=jid, name=jid, replace_existing=True,
+                                   **kwargs)
+
         for src in config.sources:
             if not src.enabled:
                 continue
@@ -288,29 +300,21 @@ class Daemon:
             kwargs: dict[str, Any] = {}
             if jid not in existing and not first:
                 kwargs["next_run_time"] = now  # poll a source added by a reload at once
-            self.scheduler.add_job(
-                self.poll_job, trigger, args=[src.name], id=jid, name=jid,
-                replace_existing=True, **kwargs,
-            )
+            add(jid, self.poll_job, trigger, (src.cron, src.interval, tz), args=[src.name],
+                **kwargs)
         wanted |= {"detect", "dispatch", "startup", "heartbeat"}
-        self.scheduler.add_job(
-            self.heartbeat_job, IntervalTrigger(seconds=HEARTBEAT_EVERY_S), id="heartbeat",
-            name="heartbeat", executor="heartbeat", replace_existing=True,
-        )
-        self.scheduler.add_job(
-            self.detect_job,
+        add("heartbeat", self.heartbeat_job, IntervalTrigger(seconds=HEARTBEAT_EVERY_S),
+            HEARTBEAT_EVERY_S, executor="heartbeat")
+        add("detect", self.detect_job,
             IntervalTrigger(seconds=parse_duration(config.general.detect_interval).total_seconds()),
-            id="detect", name="detect", replace_existing=True,
-        )
+            config.general.detect_interval)
         # At start, deliveries a previous process left pending go out at once, not
         # only after the start-up cycle has polled every source.
-        self.scheduler.add_job(
-            self.dispatch_job, IntervalTrigger(seconds=DISPATCH_EVERY_S), id="dispatch",
-            name="dispatch", replace_existing=True,
-            **({} if "dispatch" in existing else {"next_run_time": now}),
-        )
+        add("dispatch", self.dispatch_job, IntervalTrigger(seconds=DISPATCH_EVERY_S),
+            DISPATCH_EVERY_S, **({} if "dispatch" in existing else {"next_run_time": now}))
         for jid in existing - wanted:
             self.scheduler.remove_job(jid)
+            self._when.pop(jid, None)
             log.info("job=%s removed (source no longer configured or disabled)", jid)
 
     # -- signals and main loop ----------------------------------------------------------
