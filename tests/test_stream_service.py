@@ -1,13 +1,17 @@
 """The service over time, in-process: what reloads do to the schedule of jobs already
-running (the scheduler started paused, a job's next run moved to stand for time passed)."""
+running (the scheduler started paused, a job's next run moved to stand for time passed);
+when a source counts as stale as the days of its schedule go by."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from tests.service_kit import counts_csv, write_service_config
 from warnd.config import load_config
 from warnd.service.daemon import Daemon
+from warnd.service.health import collect_status
+from warnd.store import Store
 
 SOURCE = ('\n[[sources]]\nname = "{name}"\nkind = "count_table"\nlocation = "{name}.csv"\n'
           'interval = "{interval}"\ndimension = "use"\n')
@@ -54,3 +58,29 @@ def test_reloads_do_not_put_off_the_polls_of_sources_whose_schedule_stayed(tmp_p
         assert "poll:c" not in _next_runs(d)
     finally:
         d.scheduler.shutdown(wait=False)
+
+
+def test_a_cron_source_polled_on_every_run_is_not_stale_over_the_weekend(tmp_path):
+    """``0 6,18 * * 1-5``: polled each weekday morning and evening. The gap between its
+    next two runs is 12 hours on a Saturday, but the last poll (Friday 18:00) missed no
+    run: it is stale only once three runs in a row went without a successful poll."""
+    src = ('\n[[sources]]\nname = "twice"\nkind = "count_table"\nlocation = "a.csv"\n'
+           'cron = "0 6,18 * * 1-5"\ndimension = "use"\n')
+    cfg = load_config(write_service_config(tmp_path / "config.toml", sources=src))
+    oslo = ZoneInfo(cfg.general.timezone)
+    friday = datetime(2026, 11, 27, 18, 0, 5, tzinfo=oslo)
+    store = Store.in_dir(cfg.state_dir)
+    store.record_poll("twice", ok=True, now=friday.astimezone(UTC))
+    store.close()
+
+    def stale(at: datetime) -> bool:
+        (st,) = collect_status(cfg, now=at.astimezone(UTC))["sources"]
+        assert st["healthy"] is not st["stale"]
+        return bool(st["stale"])
+
+    hours = [12, 24, 36, 38, 48, 60, 61, 65]  # to Monday 07:00
+    assert [stale(friday + timedelta(hours=h)) for h in hours] == [False] * len(hours)
+    monday = datetime(2026, 11, 30, tzinfo=oslo)
+    assert not stale(monday + timedelta(hours=18, minutes=30))  # two runs missed
+    assert not stale(monday + timedelta(days=1, hours=5, minutes=59))
+    assert stale(monday + timedelta(days=1, hours=6, minutes=1))  # the third one too

@@ -6,7 +6,7 @@ so the numbers survive restarts and agree between the CLI and the HTTP listener.
 A source is **unhealthy** when it failed ``general.unhealthy_after`` (3) polls in a
 row or is **stale**: no successful poll for more than
 ``general.stale_after_intervals`` (default 3) of its intervals (for a cron
-schedule, the gap between its next two runs). A source
+schedule, of its runs since the last successful poll: :func:`stale_at`). A source
 that has never been polled is neither. Disabled sources are never unhealthy.
 The whole is unhealthy when a source is, a delivery expired or failed, the outbox
 makes no progress (:func:`outbox_progress`: a delivery due for longer than
@@ -47,6 +47,38 @@ def source_interval(src: SourceConfig, tz: str = "UTC", now: datetime | None = N
     a = trig.get_next_fire_time(None, t0)
     b = trig.get_next_fire_time(a, a + timedelta(seconds=1)) if a else None
     return (b - a).total_seconds() if a and b else 86400.0
+
+
+#: Most runs of a cron schedule walked to find when a source turns stale.
+STALE_RUNS_MAX = 1000
+
+
+def stale_at(src: SourceConfig, last_ok: datetime, factor: float, tz: str = "UTC") -> datetime:
+    """When ``src``, last polled successfully at ``last_ok``, turns stale: ``factor``
+    intervals later; for a cron schedule, once ``factor`` of its runs have passed
+    since (a fraction of a run: that share of the gap to the next), so the long gaps
+    of a schedule (a weekend, a night) count as one run, as they are; and not before
+    ``factor`` times the gap between its next two runs after ``last_ok`` (a poll
+    between two runs, such as the start-up's, does not shorten the wait)."""
+    if not src.cron:
+        return last_ok + timedelta(seconds=factor * source_interval(src, tz))
+    from apscheduler.triggers.cron import CronTrigger
+
+    trig = CronTrigger(**cron_fields(src.cron), timezone=tz)
+    floor = last_ok + timedelta(seconds=factor * source_interval(src, tz, last_ok))
+    whole = min(int(factor), STALE_RUNS_MAX)
+    at: datetime = last_ok
+    for _ in range(whole):
+        nxt = trig.get_next_fire_time(None, at + timedelta(microseconds=1))
+        if nxt is None:
+            return max(at, floor)
+        at = nxt
+    part = factor - int(factor)
+    if part:
+        nxt = trig.get_next_fire_time(None, at + timedelta(microseconds=1))
+        if nxt is not None:
+            at = at + (nxt - at) * part
+    return max(at, floor)
 
 
 def _ts(text: str | None) -> datetime | None:
@@ -98,7 +130,7 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
             last_ok = _ts(st.get("last_success_at"))
             stale = bool(
                 s.enabled and last_ok is not None
-                and (now - last_ok).total_seconds() > factor * interval
+                and now > stale_at(s, last_ok, factor, cfg.general.timezone)
             )
             # a table or export that is fetched and parsed but yields no series at all
             # (a wrong column name, a term mapped to nothing) is not working either
