@@ -7,7 +7,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from tests.alerting_env import make_config, target
 from tests.service_kit import counts_csv, write_service_config
+from tests.test_outbox_robust import NOW, _notice
+from warnd.alerting import outbox
 from warnd.config import load_config
 from warnd.service.daemon import Daemon
 from warnd.service.health import collect_status
@@ -84,3 +87,36 @@ def test_a_cron_source_polled_on_every_run_is_not_stale_over_the_weekend(tmp_pat
     assert not stale(monday + timedelta(hours=18, minutes=30))  # two runs missed
     assert not stale(monday + timedelta(days=1, hours=5, minutes=59))
     assert stale(monday + timedelta(days=1, hours=6, minutes=1))  # the third one too
+
+
+def test_a_failing_target_muted_by_a_reload_no_longer_keeps_warnd_unhealthy(
+        tmp_path, teams_server):
+    """A Teams workflow that refuses every post is muted while it is mended: it is sent
+    nothing from then on, so its failures before can never clear and must not keep
+    `warnd status` (and /healthz) red for as long as the mute lasts; unmuted, a send
+    that goes through shows it healthy."""
+    teams_server.status = 500
+    extra = '\n[alerting]\nfailing_after = 2\nretry_backoff = "1m"\n'
+    cfg = make_config(tmp_path, target("teams", teams_server.url()), extra)
+    store = Store.in_dir(cfg.state_dir)
+    _notice(cfg, store, "n1", "Advarsel")
+    t = NOW
+    for _ in range(2):
+        outbox.dispatch_pending(cfg, store, now=t)
+        t += timedelta(hours=1)
+    st = collect_status(cfg, now=t)
+    assert [h["target"] for h in st["target_health"]] == ["teams"] and not st["healthy"]
+
+    muted = make_config(tmp_path, target("teams", teams_server.url()) + "muted = true\n",
+                        extra)
+    assert outbox.dispatch_pending(muted, store, now=t)["muted"] == 1
+    for days in (0, 1, 7):
+        st = collect_status(muted, now=t + timedelta(days=days))
+        assert st["target_health"] == [] and st["healthy"], st["problems"]
+
+    teams_server.status = 202
+    _notice(cfg, store, "n2", "Advarsel 2")
+    t += timedelta(days=7)
+    assert outbox.dispatch_pending(cfg, store, now=t)["delivered"] == 1
+    st = collect_status(cfg, now=t)
+    assert st["target_health"] == [] and st["healthy"], st["problems"]

@@ -254,7 +254,9 @@ def outbox_progress(cfg: Config, store: Any, now: datetime) -> dict[str, Any]:
     ``alerting.stall_after`` without an attempt and nobody holds a live claim on it:
     nothing is dispatching (a stuck or dead dispatcher, a store that cannot be
     written). Deliveries to a target that is no longer configured are held, not
-    stalled; they are listed under ``unconfigured_targets``.
+    stalled; they are listed under ``unconfigured_targets``. A muted target is sent
+    nothing, so the failures it had before its mute (which no attempt can clear
+    while it lasts) do not count as failing.
     """
     from warnd.alerting.targets import failing_targets
     from warnd.store import iso
@@ -270,8 +272,9 @@ def outbox_progress(cfg: Config, store: Any, now: datetime) -> dict[str, Any]:
         r for r in store.q("SELECT target, COUNT(*) AS n FROM deliveries "
                            "WHERE status='pending' GROUP BY target ORDER BY target")
         if r["target"] not in names]
+    sent_to = {t.name for t in cfg.targets if not t.muted}
     failing = _redact_rows([r for r in failing_targets(store, cfg.alerting.failing_after)
-                            if r["target"] in names], "last_error")
+                            if r["target"] in sent_to], "last_error")
     by_target = store.q("SELECT target, status, COUNT(*) AS n FROM deliveries "
                         "GROUP BY target, status ORDER BY target, status")
     return {"stalled": stalled, "unconfigured_targets": unconfigured,
