@@ -120,3 +120,24 @@ def test_a_failing_target_muted_by_a_reload_no_longer_keeps_warnd_unhealthy(
     assert outbox.dispatch_pending(cfg, store, now=t)["delivered"] == 1
     st = collect_status(cfg, now=t)
     assert st["target_health"] == [] and st["healthy"], st["problems"]
+
+
+def test_a_reload_naming_another_state_directory_keeps_the_running_one(tmp_path, caplog):
+    """The store, the lock that keeps a second dispatcher out and the connection held
+    open belong to the directory the daemon started on. A reload that names another
+    is refused as a whole (a fresh store there would tell every current episode again);
+    the daemon goes on with its store, and a restart takes the new directory."""
+    cfg_path = _write(tmp_path, a="1h")
+    d = Daemon(load_config(cfg_path))
+    started_on = d.config.state_dir
+    text = cfg_path.read_text(encoding="utf-8")
+    cfg_path.write_text(text.replace('state_dir = "state"', 'state_dir = "moved"')
+                        .replace('interval = "1h"', 'interval = "2h"'), encoding="utf-8")
+    assert d.reload() is False and d.last_reload_ok is False
+    assert d.config.state_dir == d.pipeline.config.state_dir == started_on
+    assert d.config.source("a").interval == "1h"
+    assert "another state directory needs a restart" in caplog.text
+    d.poll_job("a")
+    with d.pipeline.session() as store:
+        assert store.source_state("a")["n_polls"] == 1
+    assert load_config(cfg_path).state_dir != started_on  # what a restart would take

@@ -326,9 +326,19 @@ class Daemon:
             signal.signal(sig, self._enqueue_signal)
 
     def reload(self) -> bool:
+        """Validate the config file again and swap to it; keep the running one when it
+        is invalid or names another state directory (the store, its lock and the
+        connection held open stay with the directory the daemon started on: a new one
+        needs a restart, or its fresh store would tell current episodes again, beside a
+        `run --once` no lock keeps out)."""
         sd_notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
         try:
             new = load_config(self.config_path)
+            if new.state_dir != self.config.state_dir:
+                raise ConfigError(
+                    f"general.state_dir: {new.state_dir} is not the running "
+                    f"{self.config.state_dir}; another state directory needs a restart",
+                    path=self.config_path)
         except ConfigError as e:
             for m in e.messages:
                 log.error("reload rejected, keeping the running config: %s: %s", e.path, m)
