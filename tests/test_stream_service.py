@@ -141,3 +141,46 @@ def test_a_reload_naming_another_state_directory_keeps_the_running_one(tmp_path,
     with d.pipeline.session() as store:
         assert store.source_state("a")["n_polls"] == 1
     assert load_config(cfg_path).state_dir != started_on  # what a restart would take
+
+
+def test_detection_failing_while_new_data_keep_coming_is_behind_all_the_same(
+        tmp_path, monkeypatch):
+    """Hour by hour through the real pipeline, a source whose table changes at every poll
+    (a week more each time) and a substance whose detection fails every pass: its series
+    has waited since the first change not judged, not since the latest, so warnd turns
+    unhealthy after three detect intervals as it does for data that stand still."""
+    from tests.conftest import write_config
+    from tests.scenario import LAB_SOURCE, WEEKS, write_lab_csv
+    from warnd.pipeline import Pipeline
+
+    cfg = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h")))
+    real = Pipeline._decide_substance
+
+    def ketamin_breaks(self, store, substance, *a, **kw):
+        if substance == "ketamin":
+            raise RuntimeError("a detector bug")
+        return real(self, store, substance, *a, **kw)
+
+    t0 = datetime(2026, 1, 5, 6, tzinfo=UTC)
+    write_lab_csv(tmp_path / "data" / "lab.csv")
+    Pipeline(cfg, clock=lambda: t0).run_once()  # judged: nothing waits
+    monkeypatch.setattr(Pipeline, "_decide_substance", ketamin_breaks)
+    seen = []
+    for hours in range(1, 6):
+        now = t0 + timedelta(hours=hours)
+        write_lab_csv(tmp_path / "data" / "lab.csv", weeks=WEEKS + hours)
+        Pipeline(cfg, clock=lambda now=now: now).run_once()
+        st = collect_status(cfg, now=now + timedelta(minutes=1))
+        seen.append((st["detection"]["pending"], st["detection"]["behind"]))
+    assert seen == [(1, False)] * 3 + [(1, True)] * 2
+    assert st["detection"]["oldest_pending_at"].startswith("2026-01-05T07:00")
+    monkeypatch.setattr(Pipeline, "_decide_substance", real)  # mended
+    now = t0 + timedelta(hours=6)
+    write_lab_csv(tmp_path / "data" / "lab.csv", weeks=WEEKS + 6)
+    Pipeline(cfg, clock=lambda: now).run_once()
+    st = collect_status(cfg, now=now + timedelta(minutes=1))
+    assert st["detection"]["pending"] == 0 and not st["detection"]["behind"]
+    write_lab_csv(tmp_path / "data" / "lab.csv", weeks=WEEKS + 7)  # a later change: anew
+    now += timedelta(hours=1)
+    Pipeline(cfg, clock=lambda: now).run_once()
+    assert collect_status(cfg, now=now)["detection"]["pending"] == 0

@@ -790,7 +790,8 @@ class Store:
             "n_observations=series.n_observations + excluded.n_observations, "
             "data_version=series.data_version + 1, "
             "changed_from=MIN(COALESCE(series.changed_from, excluded.changed_from), "
-            "excluded.changed_from), updated_at=excluded.updated_at",
+            "excluded.changed_from), updated_at=CASE WHEN series.data_version > "
+            "series.judged_version THEN series.updated_at ELSE excluded.updated_at END",
             [(*r[:4], series_key(*r[:4]), r[4], r[5], r[6], int(r[7]), r[5], now_s)
              for r in changed],
         )
@@ -960,7 +961,9 @@ class Store:
     def pending_summary(self, sources: Iterable[str]) -> tuple[int, str | None]:
         """How many series of ``sources`` have data detection has not judged yet, and
         the oldest time one of them was changed (``updated_at``, set by the ingest that
-        changed it): through the same partial index as :meth:`pending_series`. (A source
+        changed it, and kept by further changes until it is judged: a series whose
+        detection keeps failing while new data keep coming has waited since the first
+        of them): through the same partial index as :meth:`pending_series`. (A source
         removed from the config keeps its series, which are no longer judged.)"""
         n, oldest = self.db.execute(
             "SELECT COUNT(*), MIN(updated_at) FROM series WHERE data_version > judged_version "
