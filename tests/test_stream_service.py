@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from tests.alerting_env import make_config, target
-from tests.service_kit import counts_csv, write_service_config
+from tests.service_kit import counts_csv, wait_until, write_service_config
 from tests.test_outbox_robust import NOW, _notice
 from warnd.alerting import outbox
 from warnd.config import load_config
@@ -184,3 +184,33 @@ def test_detection_failing_while_new_data_keep_coming_is_behind_all_the_same(
     now += timedelta(hours=1)
     Pipeline(cfg, clock=lambda: now).run_once()
     assert collect_status(cfg, now=now)["detection"]["pending"] == 0
+
+
+def test_a_poll_whose_time_passed_while_the_daemon_stood_still_runs_late_once(tmp_path):
+    """The host was suspended (or the process stopped) over a weekly source's Monday
+    06:00 run: on waking, the poll runs at once — once, however many runs it missed —
+    rather than being skipped until the next week."""
+    src = ('\n[[sources]]\nname = "weekly"\nkind = "count_table"\nlocation = "a.csv"\n'
+           'cron = "0 6 * * 1"\ndimension = "use"\n')
+    (tmp_path / "a.csv").write_bytes(counts_csv(["ketamin"], weeks=12))
+    d = Daemon(load_config(write_service_config(tmp_path / "config.toml", sources=src)))
+    d.pipeline.open_store().close()  # made before the jobs, as the daemon's start does
+    d.schedule(d.config, first=True)
+    d.scheduler.start(paused=True)
+    try:
+        for jid in ("detect", "dispatch", "heartbeat"):
+            d.scheduler.pause_job(jid)
+        d.scheduler.modify_job("poll:weekly",
+                               next_run_time=datetime.now(UTC) - timedelta(hours=2))
+        d.scheduler.resume()
+
+        def polled() -> int:
+            with d.pipeline.session() as store:
+                return int(store.source_state("weekly").get("n_polls") or 0)
+
+        assert wait_until(polled, 30, "the late poll")
+        nxt = d.scheduler.get_job("poll:weekly").next_run_time
+        assert nxt > datetime.now(UTC) and nxt.weekday() == 0 and nxt.hour == 6
+    finally:
+        d.scheduler.shutdown(wait=True)
+    assert polled() == 1

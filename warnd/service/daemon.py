@@ -108,7 +108,10 @@ class Daemon:
         self.scheduler = BackgroundScheduler(
             timezone=config.general.timezone,
             executors={"default": ThreadPoolExecutor(4), "heartbeat": ThreadPoolExecutor(1)},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
+            # a run whose time passed while the process stood still (a suspended host, a
+            # stopped process) runs late, once, rather than waiting for the next: a
+            # weekly source's poll is not put off a week
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         self.scheduler.add_listener(
             self._on_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
