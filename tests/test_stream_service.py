@@ -214,3 +214,36 @@ def test_a_poll_whose_time_passed_while_the_daemon_stood_still_runs_late_once(tm
     finally:
         d.scheduler.shutdown(wait=True)
     assert polled() == 1
+
+
+def test_two_processes_opening_a_store_to_upgrade_at_once_both_open_it(tmp_path):
+    """The daemon and the console started together after an upgrade both find the store
+    of the version before and upgrade it: one does, the other waits and finds it done,
+    rather than running the same steps again and failing to open the store."""
+    import threading
+
+    from tests.test_store_migration import FIXTURE_V8, MADE_IN_V8, _unpack
+    from warnd.store import MIGRATIONS
+
+    failures: list[str] = []
+    for round_ in range(4):
+        path = _unpack(tmp_path / str(round_), FIXTURE_V8, MADE_IN_V8)
+        ready = threading.Barrier(3)
+
+        def open_it(path=path, ready=ready) -> None:
+            ready.wait()
+            try:
+                Store(path).close()
+            except Exception as e:
+                failures.append(str(e))
+
+        threads = [threading.Thread(target=open_it) for _ in range(3)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(60)
+        assert failures == []
+        s = Store(path)
+        assert s.schema_version == len(MIGRATIONS)
+        assert s.q("SELECT COUNT(*) AS n FROM series_states")[0]["n"] > 0
+        s.close()

@@ -633,10 +633,36 @@ class Store:
                 f"{self.path}: schema version {version} is newer than this warnd "
                 f"({len(MIGRATIONS)}); upgrade warnd"
             )
-        for i in range(version, len(MIGRATIONS)):
-            with self.write():
-                MIGRATIONS[i](self.db)
-                self.db.execute(f"PRAGMA user_version = {i + 1}")
+        if version == len(MIGRATIONS):
+            return
+        with self._upgrading():
+            # read again: another connection (the daemon and the console opening an
+            # old store together) may have upgraded it meanwhile
+            for i in range(self.schema_version, len(MIGRATIONS)):
+                with self.write():
+                    MIGRATIONS[i](self.db)
+                    self.db.execute(f"PRAGMA user_version = {i + 1}")
+
+    @contextmanager
+    def _upgrading(self) -> Iterator[None]:
+        """One connection at a time upgrades the store, in this process or another.
+
+        A migration's ``executescript`` commits the write transaction it runs in, so
+        the store's own lock does not keep a second connection from starting the same
+        step; an exclusive ``flock`` on ``warnd.sqlite.upgrade`` next to the store
+        does (taken only when there is something to upgrade)."""
+        if str(self.path) == ":memory:":
+            yield
+            return
+        import fcntl
+
+        fd = os.open(self.path.with_name(self.path.name + ".upgrade"),
+                     os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # drops the lock
 
     def q(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         return list(self.db.query(sql, params))
