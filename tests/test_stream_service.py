@@ -5,12 +5,13 @@ when a source counts as stale as the days of its schedule go by."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 from tests.alerting_env import make_config, target
 from tests.service_kit import counts_csv, wait_until, write_service_config
 from tests.test_outbox_robust import NOW, _notice
-from warnd.alerting import outbox
+from warnd.alerting import decide, outbox
 from warnd.config import load_config
 from warnd.service.daemon import Daemon
 from warnd.service.health import collect_status
@@ -247,3 +248,43 @@ def test_two_processes_opening_a_store_to_upgrade_at_once_both_open_it(tmp_path)
         assert s.schema_version == len(MIGRATIONS)
         assert s.q("SELECT COUNT(*) AS n FROM series_states")[0]["n"] > 0
         s.close()
+
+
+def test_a_message_waiting_for_quiet_hours_goes_when_a_reload_ends_them(
+        tmp_path, smtp_server):
+    """A warning decided on Friday evening waits for Monday 08:00. A reload that lets
+    warnings through at night (or takes quiet hours away) sends it with the next
+    dispatch; one that ends the quiet time earlier brings its first attempt forward;
+    one that keeps the quiet time as it was changes nothing."""
+    quiet = '\n[alerting]\nquiet_hours = "17:00-08:00"\nquiet_days = ["sat", "sun"]\n'
+    mail = target("mail", smtp_server.url())
+    cfg = make_config(tmp_path, mail, quiet)
+    friday = datetime(2026, 7, 10, 16, 0, tzinfo=UTC)  # 18:00 in Oslo
+    store = Store.in_dir(cfg.state_dir)
+
+    def notice(key: str, at: datetime) -> None:
+        src = SimpleNamespace(name="overdosefare", region="")
+        item = SimpleNamespace(key=key, title=f"Advarsel {key}", region="", summary="",
+                               link="https://overdosefare.example/" + key,
+                               published_at=at - timedelta(hours=1))
+        assert decide.enqueue_notice(cfg, store, src, item, "ketamin", now=at) is not None
+
+    def next_attempt(key: str) -> str:
+        return store.q("SELECT d.next_attempt_at AS t FROM deliveries d JOIN alerts a ON "
+                       "a.id = d.alert_id WHERE a.title LIKE ?", [f"%{key}%"])[0]["t"]
+
+    notice("n1", friday)
+    notice("n2", friday)
+    assert next_attempt("n1") == "2026-07-13T06:00:00+00:00"  # Monday 08:00 in Oslo
+    same = make_config(tmp_path, mail, quiet)
+    assert outbox.dispatch_pending(same, store, now=friday + timedelta(minutes=5)) == \
+        outbox.dispatch_pending(same, store, now=friday + timedelta(minutes=6))
+    assert smtp_server.messages == [] and next_attempt("n1") == "2026-07-13T06:00:00+00:00"
+
+    earlier = make_config(tmp_path, mail, quiet.replace('["sat", "sun"]', '["sun"]'))
+    outbox.dispatch_pending(earlier, store, now=friday + timedelta(minutes=10))
+    assert smtp_server.messages == [] and next_attempt("n1") == "2026-07-11T06:00:00+00:00"
+
+    urgent = make_config(tmp_path, mail, quiet + 'urgent_severity = "warning"\n')
+    counts = outbox.dispatch_pending(urgent, store, now=friday + timedelta(minutes=20))
+    assert counts["delivered"] == 2 and len(smtp_server.messages) == 2

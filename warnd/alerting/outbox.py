@@ -169,6 +169,31 @@ def _episode(d: dict[str, Any]) -> tuple[str, ...] | None:
     return None
 
 
+def _quiet_as_configured(config: Config, store: Store, now: datetime) -> None:
+    """First attempts put off to the end of the quiet time, brought forward to when
+    the quiet hours now configured let them go (at once, when they no longer hold
+    them back): a reload that takes quiet hours away, shortens them or lets their
+    severity through does not leave messages waiting for the old ones' end."""
+    now_s = iso(now)
+    earlier = []
+    for r in store.q(
+        "SELECT d.alert_id, d.target, d.next_attempt_at, a.severity, a.kind FROM deliveries d "
+        "JOIN alerts a ON a.id = d.alert_id WHERE d.status='pending' AND d.attempts=0 AND "
+        "d.last_error IS NULL AND d.next_attempt_at > ?", [now_s]):
+        if r["kind"] == "digest":
+            continue
+        goes = iso(quiet.due_at(config, r["severity"], now) or now)
+        if goes < r["next_attempt_at"]:
+            earlier.append((goes, goes, int(r["alert_id"]), r["target"]))
+    if earlier:
+        with store.write() as db:
+            db.conn.executemany(
+                "UPDATE deliveries SET next_attempt_at=?, due_at=MIN(due_at, ?) WHERE "
+                "alert_id=? AND target=? AND status='pending'", earlier)
+        log.info("%d deliveries waiting for the end of quiet hours go earlier, as the quiet "
+                 "hours now configured allow", len(earlier))
+
+
 def _bring_earlier_along(config: Config, store: Store, now: datetime
                          ) -> set[tuple[int, str]]:
     """When a message of an episode goes to a target now (due, and not held by quiet
@@ -356,6 +381,10 @@ def dispatch_pending(
             digest.maybe_enqueue(config, store, now=now)
         except Exception as e:  # the digest must never block alerts
             log.error("digest not built: %s", e)
+    try:
+        _quiet_as_configured(config, store, now)
+    except sqlite3.Error as e:
+        log.error("waiting deliveries not checked against quiet hours: store error: %s", e)
     blocked = targets.blocked_targets(store, now)
     try:
         along = _bring_earlier_along(config, store, now)
