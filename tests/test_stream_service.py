@@ -1,6 +1,9 @@
 """The service over time, in-process: what reloads do to the schedule of jobs already
-running (the scheduler started paused, a job's next run moved to stand for time passed);
-when a source counts as stale as the days of its schedule go by."""
+running (the scheduler started paused, a job's next run moved to stand for time passed),
+to the state directory and to messages waiting for quiet hours; a run time passed while
+the process stood still; when a source counts as stale as the days of its schedule go
+by, a muted target's old failures, detection that keeps failing while data keep coming;
+an old store opened by two processes at once."""
 
 from __future__ import annotations
 
