@@ -91,6 +91,9 @@ class ParseResult:
     observations: list[Observation] = field(default_factory=list)
     items: list[Item] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    #: how far a feed document reaches: its newest dated entry, matched or not (None
+    #: when it has none, or for other documents)
+    newest: datetime | None = None
 
 
 class FeedOptions(BaseModel):

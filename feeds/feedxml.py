@@ -17,7 +17,7 @@ from typing import Any
 
 import feedparser
 
-from feeds.base import Item, Problem
+from feeds.base import Item, ParseResult, Problem
 from feeds.text import looks_binary, markup_too_big, strip_html
 
 _ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
@@ -112,8 +112,9 @@ def parse_feed(
     region: str,
     max_items: int,
     content_type: str | None = None,
-) -> tuple[list[Item], list[Problem]]:
-    """Items and problems from an RSS/Atom document (see :class:`feeds.rss.RssFeed`).
+) -> ParseResult:
+    """Items and problems from an RSS/Atom document (see :class:`feeds.rss.RssFeed`),
+    and how far it reaches: its newest dated entry, matched or not (``newest``).
 
     ``content_type`` is the response's Content-Type header; without it feedparser is
     told nothing about the transport (as for a file), never an HTTP response lacking it.
@@ -121,7 +122,7 @@ def parse_feed(
     problems: list[Problem] = []
     reason = refuse_reason(raw)
     if reason:
-        return [], [Problem(location, reason, fatal=True)]
+        return ParseResult(problems=[Problem(location, reason, fatal=True)])
     headers = {}
     if content_type and location.startswith(("http://", "https://")):
         headers = {"content-location": location, "content-type": content_type}
@@ -132,7 +133,8 @@ def parse_feed(
         why = (
             _first_line(d.get("bozo_exception")) if d.get("bozo") else "no RSS or Atom root element"
         )
-        return [], [Problem(location, f"not an RSS/Atom feed ({why})", fatal=True)]
+        return ParseResult(
+            problems=[Problem(location, f"not an RSS/Atom feed ({why})", fatal=True)])
     if d.get("bozo"):
         problems.append(
             Problem(
@@ -146,6 +148,7 @@ def parse_feed(
         )
         entries = entries[:max_items]
     items: list[Item] = []
+    newest: datetime | None = None
     for n, entry in enumerate(entries, start=1):
         where = f"{location} item {n}"
         title = strip_html(entry.get("title", ""))
@@ -154,6 +157,8 @@ def parse_feed(
             summary = strip_html(" ".join(c.get("value", "") for c in entry["content"]))
         link = entry.get("link") or None
         published = _entry_time(entry)
+        if published is not None and (newest is None or published > newest):
+            newest = published
         when = published.isoformat() if published else "undated\x1f" + summary
         if published is None:
             if undated == "fetched_at":
@@ -187,7 +192,7 @@ def parse_feed(
                 region=region,
             )
         )
-    return items, problems
+    return ParseResult(items=items, problems=problems, newest=newest)
 
 
 def _first_line(err: object) -> str:

@@ -67,7 +67,7 @@ class NoticePageFeed(BaseFeed):
         matcher = SubstanceMatcher(self.substances)
         opts = self.options
         if looks_like_feed(raw) or (raw.strip() and refuse_reason(raw)):
-            items, problems = parse_feed(
+            return parse_feed(
                 raw,
                 content_type=content_type,
                 location=location,
@@ -81,7 +81,6 @@ class NoticePageFeed(BaseFeed):
                 region=self.region,
                 max_items=opts.max_items,
             )
-            return ParseResult(items=items, problems=problems)
         return self._parse_html(raw, location, matcher)
 
     def _parse_html(self, raw: bytes, location: str, matcher: SubstanceMatcher) -> ParseResult:

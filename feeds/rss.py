@@ -41,7 +41,7 @@ class RssFeed(BaseFeed):
     def parse(self, raw: bytes, *, location: str, fetched_at: datetime,
               content_type: str | None = None) -> ParseResult:
         opts = self.options
-        items, problems = parse_feed(
+        return parse_feed(
             raw,
             content_type=content_type,
             location=location,
@@ -55,4 +55,3 @@ class RssFeed(BaseFeed):
             region=self.region,
             max_items=opts.max_items,
         )
-        return ParseResult(items=items, problems=problems)

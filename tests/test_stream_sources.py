@@ -36,11 +36,14 @@ def _counts(cfg, substance: str) -> dict[str, float]:
 
 
 def test_weeks_without_articles_after_the_last_one_count_as_zero(tmp_path):
-    """A news feed that stops naming the monitored substances, polled fine every day,
-    has weeks with no articles: those weeks are zero, up to the last complete week,
-    not missing. (Before, the weekly counts ran only to the week of the source's latest
-    article, so after a burst the series stayed at the burst for good: its rise could
-    never end and the source was reported as having old data while it was polled.)"""
+    """A news feed that stops naming the monitored substances, polled fine every day and
+    bringing other news every day, has weeks with no articles of ours: those weeks are
+    zero, up to the last complete week, not missing. (Before, the weekly counts ran
+    only to the week of the source's latest article, so after a burst the series stayed
+    at the burst for good: its rise could never end and the source was reported as
+    having old data while it was polled.) A feed that brings nothing new at all (a feed
+    no longer kept, a sample file) reaches no further than its newest entry: no weeks
+    are counted after it, and the source shows old data."""
     feed = tmp_path / "data" / "feed.xml"
     burst = [(MONDAY + timedelta(days=d, hours=h), f"Politiet beslagla ketamin {d} {h}")
              for d in range(0, 14) for h in range(3)]
@@ -49,7 +52,10 @@ def test_weeks_without_articles_after_the_last_one_count_as_zero(tmp_path):
         tmp_path / "config.toml", sources=source("media", str(feed), kind="rss",
                                                  dimension="interest")))
     now = MONDAY + timedelta(days=14)  # the Monday after the burst's second week
-    for _ in range(6 * 7):  # six weeks of daily polls; the feed shows the same articles
+    other = []
+    for _ in range(6 * 7):  # six weeks of daily polls; each day other news
+        other.append((now - timedelta(hours=2), f"Været blir fint {now:%d.%m}"))
+        write_rss(feed, burst + other)
         res = Pipeline(cfg, clock=lambda now=now: now).poll("media")
         assert res.ok, res.error
         now += timedelta(days=1)
@@ -64,6 +70,30 @@ def test_weeks_without_articles_after_the_last_one_count_as_zero(tmp_path):
     media = next(s for s in collect_status(cfg, now=now - timedelta(days=1))["sources"]
                  if s["name"] == "media")
     assert media["data_stale_days"] is None, media  # not "old data": it was read today
+    # the same feed, never changed again, read for six more weeks: nothing counted after
+    # its newest entry, and its data are old
+    for _ in range(6):
+        now += timedelta(days=7)
+        assert Pipeline(cfg, clock=lambda now=now: now).poll("media").ok
+    assert max(_counts(cfg, "ketamin")) == weeks_after[-1]
+    media = next(s for s in collect_status(cfg, now=now)["sources"] if s["name"] == "media")
+    assert media["data_stale_days"] is not None, media
+
+
+def test_a_feed_that_no_longer_brings_news_reaches_no_further_than_its_newest_entry(
+        tmp_path):
+    """A sample feed, or one its publisher stopped, read for the first time long after
+    its newest entry: its weeks run to that entry's week, not to now (they are not known
+    to be without articles), so its rise is judged where its data end."""
+    feed = tmp_path / "data" / "feed.xml"
+    write_rss(feed, [(MONDAY + timedelta(days=d), f"Politiet beslagla ketamin {d}")
+                     for d in range(0, 21)])
+    cfg = load_config(write_service_config(
+        tmp_path / "config.toml", sources=source("media", str(feed), kind="rss",
+                                                 dimension="interest")))
+    later = MONDAY + timedelta(weeks=30)
+    assert Pipeline(cfg, clock=lambda: later).poll("media").ok
+    assert max(_counts(cfg, "ketamin")) == "2026-01-19"
 
 
 class _FeedServer:
@@ -308,8 +338,8 @@ def test_a_feed_that_turned_into_a_web_page_is_not_read_as_weeks_without_article
     media = next(s for s in collect_status(cfg, now=now)["sources"] if s["name"] == "media")
     assert media["data_stale_days"] is not None and any(
         "not an RSS/Atom feed" in p["message"] for p in media["recent_problems"])
-    write_rss(feed, burst)  # the feed is back
     now += timedelta(days=1)
+    write_rss(feed, [*burst, (now, "Været blir fint")])  # the feed is back, with news
     assert Pipeline(cfg, clock=lambda: now).poll("media").ok
     counts = _counts(cfg, "ketamin")
     assert max(counts) == "2026-02-16" and counts["2026-02-16"] == 0

@@ -291,6 +291,7 @@ class Pipeline:
             # whether a document was read as one of the source's kind, so that its
             # weeks without items are known (one ingested before was: see `unread`)
             read = False
+            reach = None  # the newest entry of the feed documents read now, matched or not
             for doc in docs:
                 etag, last_mod = doc.etag or etag, doc.last_modified or last_mod
                 if doc.not_modified or getattr(doc, "unchanged", False):
@@ -337,6 +338,8 @@ class Pipeline:
                     etag = last_mod = None
                 else:
                     read = True
+                    if parsed.newest is not None:
+                        reach = max(reach or parsed.newest, parsed.newest)
                     if stat:
                         stats.append((doc.location, stat))
                 res.documents += 1
@@ -355,7 +358,8 @@ class Pipeline:
                 subs = [s.id for s in self.substance_specs(src.substances)]
                 for kind in ("article", "notice"):
                     for k in store.derive_item_counts(
-                        source_name, subs, region=src.region, now=now, kind=kind, read=read
+                        source_name, subs, region=src.region, now=now, kind=kind, read=read,
+                        reach=reach,
                     ):
                         res.series.add(tuple(k))
             store.record_poll(source_name, ok=True, etag=etag, last_modified=last_mod, now=now,

@@ -833,6 +833,7 @@ class Store:
         now: datetime | None = None,
         kind: str = "article",
         read: bool = True,
+        reach: datetime | None = None,
     ) -> list[tuple[str, str, str, str]]:
         """Weekly counts of a source's items per substance, upserted as observations.
 
@@ -842,6 +843,10 @@ class Store:
         latest item would keep a burst as its newest value for good). The current,
         incomplete week is left out. When the poll could not ``read`` the source (its
         documents were no feed), the weeks after its latest item are not counted.
+        Articles are counted only as far as the feed reaches: to the week of its newest
+        entry, matched or not, in the documents read now (``reach``), or as far as they
+        were counted before: a feed whose newest entry is months old (a feed no longer
+        kept, a sample file) has no known weeks after it, and its source shows old data.
 
         A substance the source has begun to watch since (its series is new while others
         of the source exist) starts at its own first item, at most at the last complete
@@ -857,7 +862,15 @@ class Store:
             return []
         first = date.fromisoformat(rows[0]["a"])
         last = week_start((now or utcnow()).astimezone(UTC).date()) - timedelta(days=7)
-        if not read:
+        if kind == "article":
+            before = self.db.execute(
+                "SELECT MAX(last_period) FROM series WHERE source=? AND region=? AND "
+                "metric='count'", [source, region]).fetchone()[0]
+            ends = [date.fromisoformat(rows[0]["b"])]
+            ends += [date.fromisoformat(before[:10])] if before else []
+            ends += [week_start(reach.astimezone(UTC).date())] if read and reach else []
+            last = min(last, max(ends))
+        elif not read:
             last = min(last, date.fromisoformat(rows[0]["b"]))
         if last < first:
             return []
@@ -1164,8 +1177,11 @@ class Store:
         return {source: c["newest_period"] for source, c in counts.items()}
 
     def last_period(self) -> str | None:
-        """The latest period of any series."""
-        return self.db.execute("SELECT MAX(last_period) FROM series").fetchone()[0]
+        """The latest period of any measured series: not of the weekly counts of warning
+        notices, which run to the last complete week whenever their page is read (weeks
+        without a warning are zero), so that a report's period follows the data."""
+        return self.db.execute(
+            "SELECT MAX(last_period) FROM series WHERE metric != 'notices'").fetchone()[0]
 
     def active_episode_states(self, substance: str, *, sources: Collection[str] | None = None,
                               ) -> dict[str, dict[str, Any]]:
