@@ -589,6 +589,33 @@ period = "week"
 """
 
 
+def test_a_failing_source_taken_out_and_added_again_is_told_when_it_fails_again(tmp_path):
+    """The media feed fails (told); the source is taken out of the config and, months
+    later, added again, and fails again: that failure is told, as a new episode. Before,
+    the first failure's episode stayed open for good, and the second was told to
+    nobody. The whole detection pass after the removal ends the old episode quietly."""
+    from warnd.pipeline import Pipeline
+
+    mail = target("mail", "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org")
+    cfg = make_config(tmp_path, mail, sources=RSS_SOURCE)
+    lab_and_customs = SOURCES.split('\n[[sources]]\nname = "media"')[0]
+    without = make_config(tmp_path, mail, sources=lab_and_customs)
+    for k in range(3):
+        assert Pipeline(cfg, clock=lambda k=k: NOW + timedelta(hours=k)).poll("media").ok is False
+    Pipeline(without, clock=lambda: NOW + timedelta(days=1)).detect()
+    later = NOW + timedelta(days=120)
+    for k in range(3):
+        assert Pipeline(cfg, clock=lambda k=k: later + timedelta(hours=k)).poll(
+            "media").ok is False
+    store = Store.in_dir(cfg.state_dir)
+    rows = store.q("SELECT decision, status, created_at FROM alerts "
+                   "WHERE kind='source_health' ORDER BY id")
+    store.close()
+    assert [(r["decision"], r["status"]) for r in rows] == [("open", "resolved"),
+                                                            ("open", "open")]
+    assert rows[1]["created_at"] >= later.isoformat()[:10]
+
+
 def write_counts(
     dir_,
     n: int,

@@ -1468,6 +1468,21 @@ class Store:
             )
             return int(cur.lastrowid or 0)
 
+    def failing_sources(self) -> dict[str, dict[str, Any]]:
+        """The failure episode state of each source with one open (scope
+        ``source:<name>``, :func:`warnd.alerting.decide.check_source_health`)."""
+        out = {}
+        for scope, state in self.db.execute(
+                "SELECT scope, state FROM episodes WHERE scope >= 'source:' AND "
+                "scope < 'source;' AND instr(state, 'true') > 0"):
+            try:
+                st = json.loads(state)
+            except ValueError:
+                continue
+            if isinstance(st, dict) and st.get("open") is True:
+                out[scope.removeprefix("source:")] = st
+        return out
+
     def resolve_alerts_of_removed(self, substances: Collection[str]) -> int:
         """Resolve the open trend and spike alerts of substances no longer configured
         (not ``substances``): nothing judges their data any more, so their episodes

@@ -798,6 +798,26 @@ def enqueue_notice(
     return enqueue_alert(config, store, alert, now=now)
 
 
+def close_removed_failures(config: Config, store: Store, *, now: datetime) -> list[str]:
+    """End, without a message, the failure episodes of sources taken out of the config:
+    nothing polls them any more, so the episode would stay open for good, and a source
+    of that name added again later would fail without anyone being told (its failures
+    then counted on from the old ones). Their alerts are resolved. The names."""
+    configured = {s.name for s in config.sources}
+    gone = [name for name in store.failing_sources() if name not in configured]
+    for name in gone:
+        ep = store.episode_state(f"source:{name}") or {}
+        with store.write() as db:
+            store.save_episode_state(
+                f"source:{name}", {"open": False, "n": int(ep.get("n", 0)), "since": None},
+                db, now=now)
+            store.resolve_alerts(db, kind="source_health", source=name)
+            db.execute("UPDATE source_state SET consecutive_failures=0 WHERE source=?",
+                       (name,))
+        log.info("source=%s taken out of the config: its failure episode ended", name)
+    return gone
+
+
 def check_source_health(
     config: Config, store: Store, source: str, *, now: datetime
 ) -> int | None:
