@@ -653,20 +653,30 @@ def retry_delivery(store: Store, alert_id: int, target: str | None = None, *,
     """Queue an alert's failed, expired or waiting deliveries (to ``target``, or all) to
     be sent at the next dispatch, with a fresh retry window; how many were queued.
 
-    A delivery being sent right now (a live claim) is left alone.
+    A delivery being sent right now (a live claim) is left alone. The back-off its
+    target earned by failing (:mod:`warnd.alerting.targets`) ends: the operator says
+    the target is worth trying now (a relay repaired, an address corrected), and the
+    delivery would otherwise wait for the end of the back-off, up to an hour or a
+    ``Retry-After``.
     """
     from warnd.store import utcnow
 
     now_s = iso(now or utcnow())
     where, params = _select(store, alert_id, target, ACTIONABLE)
+    live = "(claimed_until IS NULL OR claimed_until <= ?)"
     with store.write() as db:
+        names = [r[0] for r in db.execute(
+            f"SELECT DISTINCT target FROM deliveries WHERE {where} AND {live}",
+            (*params, now_s))]
         cur = db.execute(
             "UPDATE deliveries SET status='pending', attempts=0, next_attempt_at=?, due_at=?, "
             "last_error=CASE WHEN last_error IS NULL THEN NULL "
             "ELSE 'queued again by an operator; before: ' || last_error END "
-            f"WHERE {where} AND (claimed_until IS NULL OR claimed_until <= ?)",
+            f"WHERE {where} AND {live}",
             (now_s, now_s, *params, now_s))
         n = int(cur.rowcount)
+        db.conn.executemany("UPDATE target_state SET blocked_until=NULL, block_reason=NULL "
+                            "WHERE target=?", [(name,) for name in names])
     if n:
         log.info("alert=%d target=%s: %d deliveries queued again by an operator", alert_id,
                  target or "*", n)
