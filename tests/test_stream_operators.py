@@ -4,8 +4,10 @@ the real outbox and a real SMTP server; the clock is passed in)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
+
+import pytest
 
 from tests.alerting_env import make_config, target
 from tests.servers import wait_for
@@ -64,3 +66,51 @@ def test_a_retry_after_the_target_is_repaired_goes_at_the_next_dispatch(
     assert store.q("SELECT status FROM deliveries") == [{"status": "delivered"}]
     st = collect_status(fixed)
     assert st["healthy"], st["problems"]
+
+
+@pytest.mark.parametrize("action", ["drop", "retry"])
+def test_an_escalation_held_behind_its_opening_goes_when_the_operator_acts(
+        tmp_path, capsys, action):
+    """The relay keeps deferring a rise's opening (451); the escalation decided meanwhile
+    waits behind it, held until the opening's next attempt, up to an hour away. The
+    operator gives the opening up (`warnd outbox drop`), or has the relay let it through
+    and re-queues it (`warnd outbox retry`): the escalation goes with the next dispatch
+    (after the opening, when that goes), not at the time the opening would have been
+    tried again."""
+    from tests.alerting_env import finding, seed_series
+    from tests.servers import SmtpServer
+    from tests.test_stream_delivery import _Deferring, _period
+
+    srv = SmtpServer()
+    srv.handler = _Deferring(0, subject="Liten")
+    srv.start()
+    try:
+        cfg = make_config(tmp_path, target("mail", srv.url()))
+        store = Store.in_dir(cfg.state_dir)
+        for s in ("lab", "customs"):
+            seed_series(store, s)
+        t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=70)
+        lab = [finding("lab", category=1, rel=1.0)]
+        (a,) = _period(cfg, store, date(2026, 7, 6), {"lab": lab}, now=t0)
+        _dispatch_until_settled(cfg, store, t0, t0 + timedelta(minutes=64))
+        t1 = t0 + timedelta(minutes=65)
+        (b,) = _period(cfg, store, date(2026, 7, 13),
+                       {"lab": lab, "customs": [finding("customs")]}, now=t1)
+        assert b["decision"] == "escalate"
+        counts = outbox.dispatch_pending(cfg, store, now=t1)
+        assert (counts["retrying"], counts["held"]) == (1, 1), counts
+        assert srv.messages == []
+        if action == "retry":
+            srv.handler.subject = None  # the relay's postmaster let it through
+        assert main(["--config", str(cfg.path), "outbox", action, str(a["id"])]) == 0
+        capsys.readouterr()
+        counts = outbox.dispatch_pending(cfg, store, now=datetime.now(UTC))
+        subjects = ["Forverring: Sterk økning: ketamin — 2 kilder"]
+        if action == "retry":
+            subjects.insert(0, "Liten økning: ketamin — 1 kilde")
+        assert counts["delivered"] == len(subjects), (
+            counts, store.q("SELECT * FROM deliveries"))
+        wait_for(lambda: len(srv.messages) == len(subjects), what="the messages")
+        assert [m["Subject"] for m in srv.messages] == subjects
+    finally:
+        srv.stop()

@@ -50,6 +50,8 @@ SEND_WORKERS = 4
 OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 #: Alert kinds whose messages follow a substance's episode, kept in order per target.
 EPISODE_KINDS = ("trend", "spike")
+#: Why a delivery is held: an earlier message of its episode to the target is retried.
+WAITS_FOR_EARLIER = "waits for an earlier message of the episode, sent first"
 
 
 def enqueue_alert(
@@ -435,7 +437,7 @@ def dispatch_pending(
                     until, why = round_blocked[name], d.get("last_error") or "target backing off"
                 else:
                     until = round_blocked.get(_episode(d), now + backoff)
-                    why = "waits for an earlier message of the episode, sent first"
+                    why = WAITS_FOR_EARLIER
                 store.hold_delivery(aid, name, until, why)
                 counts["held"] += 1
                 continue
@@ -648,6 +650,23 @@ def _select(store: Store, alert_id: int, target: str | None, statuses: tuple[str
     return where, params
 
 
+def _release_later(db: Any, alert_id: int, names: list[str], now_s: str) -> None:
+    """The later messages of ``alert_id``'s episode to ``names``, held until its next
+    attempt (:data:`WAITS_FOR_EARLIER`), made due now: an operator re-queued or dropped
+    it, so that attempt is not what they wait for any more. An earlier message still
+    waiting goes first with them (:func:`_bring_earlier_along`), and they wait again
+    should it fail."""
+    kinds = ",".join("?" * len(EPISODE_KINDS))
+    db.conn.executemany(
+        "UPDATE deliveries SET next_attempt_at=? WHERE status='pending' AND target=? AND "
+        "last_error=? AND next_attempt_at>? AND alert_id>? AND alert_id IN (SELECT l.id "
+        "FROM alerts l JOIN alerts e ON e.id=? WHERE l.substance=e.substance AND "
+        "l.kind=e.kind AND COALESCE(l.direction, '')=COALESCE(e.direction, '') AND "
+        f"e.kind IN ({kinds}))",
+        [(now_s, name, WAITS_FOR_EARLIER, now_s, alert_id, alert_id, *EPISODE_KINDS)
+         for name in names])
+
+
 def retry_delivery(store: Store, alert_id: int, target: str | None = None, *,
                    now: datetime | None = None) -> int:
     """Queue an alert's failed, expired or waiting deliveries (to ``target``, or all) to
@@ -677,6 +696,7 @@ def retry_delivery(store: Store, alert_id: int, target: str | None = None, *,
         n = int(cur.rowcount)
         db.conn.executemany("UPDATE target_state SET blocked_until=NULL, block_reason=NULL "
                             "WHERE target=?", [(name,) for name in names])
+        _release_later(db, alert_id, names, now_s)
     if n:
         log.info("alert=%d target=%s: %d deliveries queued again by an operator", alert_id,
                  target or "*", n)
@@ -691,13 +711,18 @@ def drop_delivery(store: Store, alert_id: int, target: str | None = None, *,
 
     now_s = iso(now or utcnow())
     where, params = _select(store, alert_id, target, ACTIONABLE)
+    live = "(claimed_until IS NULL OR claimed_until <= ?)"
     with store.write() as db:
+        names = [r[0] for r in db.execute(
+            f"SELECT DISTINCT target FROM deliveries WHERE {where} AND {live}",
+            (*params, now_s))]
         cur = db.execute(
             "UPDATE deliveries SET status='dropped', claimed_until=NULL, claimed_by=NULL, "
             "last_error='dropped by an operator at ' || ? || COALESCE('; before: ' || "
-            f"last_error, '') WHERE {where} AND (claimed_until IS NULL OR claimed_until <= ?)",
+            f"last_error, '') WHERE {where} AND {live}",
             (now_s, *params, now_s))
         n = int(cur.rowcount)
+        _release_later(db, alert_id, names, now_s)
     if n:
         log.warning("alert=%d target=%s: %d deliveries dropped by an operator", alert_id,
                     target or "*", n)
