@@ -4,6 +4,7 @@ the real outbox and a real SMTP server; the clock is passed in)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 
@@ -114,3 +115,28 @@ def test_an_escalation_held_behind_its_opening_goes_when_the_operator_acts(
         assert [m["Subject"] for m in srv.messages] == subjects
     finally:
         srv.stop()
+
+
+def test_status_counts_every_open_alert_after_months_of_notices(tmp_path, capsys):
+    """A warning notice a week for half a year, none acknowledged (a notice stays open
+    until it is): a script reading `warnd status --json` every week, and the operator
+    reading its text, learn how many alerts are open — not 20, the most it lists."""
+    cfg = make_config(tmp_path, target("mail", DEAD))
+    store = Store.in_dir(cfg.state_dir)
+    conf = ["--config", str(cfg.path)]
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(weeks=26)
+    for week in range(26):
+        _notice(cfg, store, f"n{week}", start + timedelta(weeks=week))
+        main([*conf, "status", "--json"])
+        st = json.loads(capsys.readouterr().out)
+        assert st["open_alerts_count"] == week + 1
+        assert len(st["open_alerts"]) == min(week + 1, 20)
+    main([*conf, "status"])
+    out = capsys.readouterr().out
+    assert "open alerts: 26 (the newest 20 listed)" in out
+    assert out.count("Ny advarsel: ketamin — Advarsel") == 20, out
+    # acknowledged ones are no longer open
+    assert main([*conf, "alerts", "ack", "1"]) == 0
+    capsys.readouterr()
+    main([*conf, "status", "--json"])
+    assert json.loads(capsys.readouterr().out)["open_alerts_count"] == 25

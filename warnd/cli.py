@@ -182,7 +182,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                   f"{s['series']:>6} {s['consecutive_failures']:>5}  {s['last_error'] or ''}")
             for p in s["recent_problems"][:3]:
                 print(f"{'':26}problem: {p['location']}: {p['message']}")
-        print(f"\nopen alerts: {len(st['open_alerts'])}")
+        shown = len(st["open_alerts"])
+        print(f"\nopen alerts: {st['open_alerts_count']}"
+              + (f" (the newest {shown} listed)" if shown < st["open_alerts_count"] else ""))
         for a in st["open_alerts"]:
             print(f"  #{a['id']} [{a['severity']}] {a['title']}")
         print("outbox: " + (", ".join(f"{k} {v}" for k, v in sorted(st["outbox"].items()))

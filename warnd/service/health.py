@@ -164,6 +164,9 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
         open_alerts = store.q(
             "SELECT id, substance, kind, severity, title, created_at FROM alerts "
             "WHERE status='open' AND kind != 'digest' ORDER BY id DESC LIMIT 20")
+        # the list shows the newest; how many there are, however many that is
+        open_count = store.q("SELECT COUNT(*) AS n FROM alerts WHERE status='open' "
+                             "AND kind != 'digest'")[0]["n"]
         outbox = {r["status"]: r["n"] for r in store.q(
             "SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status")}
         failing_targets = _redact_rows(store.q(
@@ -196,6 +199,7 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
             "schema_version": store.schema_version,
             "sources": sources,
             "open_alerts": open_alerts,
+            "open_alerts_count": open_count,
             "outbox": outbox,
             "failing_targets": failing_targets,
             **delivery,
