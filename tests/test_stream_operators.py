@@ -140,3 +140,38 @@ def test_status_counts_every_open_alert_after_months_of_notices(tmp_path, capsys
     capsys.readouterr()
     main([*conf, "status", "--json"])
     assert json.loads(capsys.readouterr().out)["open_alerts_count"] == 25
+
+
+def test_a_message_re_queued_after_a_digest_is_listed_by_the_next_one(tmp_path, smtp_server):
+    """A notice to a dead relay expires before Tuesday's digest, which rightly does not
+    list it as sent. On Tuesday the relay is repaired and the notice re-queued and
+    delivered: Wednesday's digest lists it under "sent since the last digest" (it was
+    sent in that time), and Thursday's does not list it again."""
+    from warnd.alerting import actions
+
+    digest = ('\n[alerting.digest]\nschedule = "daily"\nat = "07:00"\ntargets = ["mail"]\n'
+              '\n[alerting]\nexpire_after = "2h"\ndefault_targets = ["desk"]\n')
+    dead = make_config(tmp_path, target("desk", DEAD) + target("mail", smtp_server.url()),
+                       digest)
+    store = Store.in_dir(dead.state_dir)
+    monday = datetime(2026, 7, 13, 8, tzinfo=UTC)  # 10:00 in Oslo
+    outbox.dispatch_pending(dead, store, now=monday)  # running since: digests from now on
+    aid = _notice(dead, store, "n1", monday)
+    _dispatch_until_settled(dead, store, monday, monday + timedelta(hours=3))
+    assert store.q("SELECT status FROM deliveries WHERE alert_id=?", [aid]) == [
+        {"status": "expired"}]
+
+    def digest_lists(day: datetime) -> list[int]:
+        outbox.dispatch_pending(fixed, store, now=day)
+        rows = store.q("SELECT data FROM alerts WHERE kind='digest' ORDER BY id DESC LIMIT 1")
+        return [a["id"] for a in json.loads(rows[0]["data"])["changed"]]
+
+    fixed = make_config(tmp_path, target("desk", smtp_server.url())
+                        + target("mail", smtp_server.url()), digest)
+    tuesday = monday + timedelta(days=1, hours=-3)  # 07:00 in Oslo
+    assert digest_lists(tuesday) == []
+    later = tuesday + timedelta(hours=4)
+    assert actions.retry_delivery(store, aid, "desk", who="kari", via="cli", now=later)
+    assert outbox.dispatch_pending(fixed, store, now=later)["delivered"] == 1
+    assert digest_lists(tuesday + timedelta(days=1)) == [aid]
+    assert digest_lists(tuesday + timedelta(days=2)) == []

@@ -73,6 +73,7 @@ def build(config: Config, store: Store, *, end: datetime,
     """
     dg = config.alerting.digest
     after_id = None  # the alerts listed: those after the last the previous digest saw
+    before: dict[str, Any] = {}
     if since is None:
         prev = store.q("SELECT data FROM alerts WHERE kind='digest' AND created_at < ? "
                        "ORDER BY created_at DESC LIMIT 1", [iso(end)])
@@ -148,6 +149,16 @@ def build(config: Config, store: Store, *, end: datetime,
         f"WHERE kind != 'digest' AND {low} AND id <= ? AND created_at <= ? AND EXISTS "
         "(SELECT 1 FROM deliveries d WHERE d.alert_id=a.id AND d.status IN "
         "('delivered','pending')) ORDER BY id", [arg, last_id, iso(end)])
+    if after_id is not None:
+        # an older alert the previous digest did not list (its deliveries had expired
+        # or failed) that went out since, re-queued by an operator: sent in this time
+        listed = {a.get("id") for a in before.get("changed", [])}
+        late = store.q(
+            "SELECT id, substance, kind, decision, severity, title, created_at FROM alerts a "
+            "WHERE kind != 'digest' AND id <= ? AND EXISTS (SELECT 1 FROM deliveries d "
+            "WHERE d.alert_id=a.id AND d.status='delivered' AND d.delivered_at > ? AND "
+            "d.delivered_at <= ?) ORDER BY id", [after_id, iso(since), iso(end)])
+        changed = [a for a in late if a["id"] not in listed] + changed
     return {
         "since": (min(since.date(), data_since) if since.year > 1970 else data_since).isoformat(),
         "until": end.date().isoformat(),
