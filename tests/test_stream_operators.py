@@ -175,3 +175,42 @@ def test_a_message_re_queued_after_a_digest_is_listed_by_the_next_one(tmp_path, 
     assert outbox.dispatch_pending(fixed, store, now=later)["delivered"] == 1
     assert digest_lists(tuesday + timedelta(days=1)) == [aid]
     assert digest_lists(tuesday + timedelta(days=2)) == []
+
+
+def test_the_console_does_not_show_digests_as_open_alerts(tmp_path, smtp_server):
+    """A daily digest for a week, and one warning notice nobody acknowledged: the
+    console's open alerts (its page and the API a script reads every day) are that
+    notice alone, as `warnd status` says — not the notice and every digest sent,
+    piling up day by day."""
+    import httpx
+
+    from tests.servers import free_port
+    from tests.webkit import Console
+    from warnd.web.auth import create_token
+
+    cfg = make_config(
+        tmp_path, target("mail", smtp_server.url()),
+        '\n[alerting.digest]\nschedule = "daily"\nat = "07:00"\ntargets = ["mail"]\n'
+        "\n[web]\nsecure_cookies = false\n")
+    store = Store.in_dir(cfg.state_dir)
+    monday = datetime(2026, 7, 13, 8, tzinfo=UTC)  # 10:00 in Oslo
+    outbox.dispatch_pending(cfg, store, now=monday)  # running since: digests from now on
+    aid = _notice(cfg, store, "n1", monday)
+    token = create_token(store, "nightly", "viewer")
+    bearer = {"Authorization": f"Bearer {token}"}
+    console = Console(cfg.path, cfg.state_dir, free_port()).start()
+    try:
+        with httpx.Client(base_url=console.url, timeout=30) as web:
+            for day in range(1, 8):
+                outbox.dispatch_pending(cfg, store, now=monday + timedelta(days=day, hours=-3))
+                assert store.q("SELECT COUNT(*) AS n FROM alerts "
+                               "WHERE kind='digest'")[0]["n"] == day
+                r = web.get("/api/v1/alerts?state=open", headers=bearer)
+                assert r.status_code == 200
+                assert [a["id"] for a in r.json()] == [aid]
+                assert [a["id"] for a in collect_status(cfg)["open_alerts"]] == [aid]
+            # the digests are still there to read, under all alerts
+            every = web.get("/api/v1/alerts", headers=bearer).json()
+            assert sorted(a["kind"] for a in every) == ["digest"] * 7 + ["notice"]
+    finally:
+        console.stop()

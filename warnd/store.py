@@ -1561,10 +1561,12 @@ class Store:
         return str(self.q("SELECT value FROM secret_keys WHERE name=?", [name])[0]["value"])
 
     def alerts(self, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
+        """The newest alerts (of ``status``), with their deliveries. A digest is not an
+        open alert (``warnd status`` leaves it out too): ``status="open"`` lists none."""
         sql = "SELECT * FROM alerts"
         params: list[Any] = []
         if status:
-            sql += " WHERE status=?"
+            sql += " WHERE status=?" + (" AND kind != 'digest'" if status == "open" else "")
             params.append(status)
         sql += " ORDER BY id DESC LIMIT ?"
         params.append(limit)
