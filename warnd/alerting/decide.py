@@ -199,7 +199,8 @@ def enqueue_findings(
     only when no other source of the substance still has that episode open;
     ``correct`` decisions (an episode gone once already judged values were revised)
     become a correction when a message that was sent rested on that series. A
-    ``repeat`` of an acknowledged substance episode is not sent. The alerts of the
+    ``repeat`` of an episode (kind and direction) whose latest message is acknowledged
+    is not sent, whatever else the round brings. The alerts of the
     round and every episode state (the series' and the substance's) are saved in one
     transaction. ``release``: a round without new data, to tell what a silence held
     back once it has ended (:func:`tell_held`).
@@ -211,9 +212,13 @@ def enqueue_findings(
     live = [(f, a) for f, a in firing if a not in ("resolve", "correct")]
     ends = [(f, a) for f, a in firing if a == "resolve"]
     corrections = [(f, a) for f, a in firing if a == "correct"]
-    if live and all(a == "repeat" for _, a in live) and _acked(store, substance):
-        log.info("substance=%s repeat suppressed: the episode is acknowledged", substance)
-        live = []
+    for f, a in [x for x in live if x[1] == "repeat"]:
+        # a reminder of an acknowledged episode (its own kind and direction) is not sent,
+        # whatever else the round brings
+        if _acked(store, substance, f.kind, f.direction):
+            log.info("substance=%s %s:%s repeat suppressed: the episode is acknowledged",
+                     substance, f.kind, f.direction)
+            live.remove((f, a))
     trends = [(f, a) for f, a in live if f.kind == "trend" and f.direction == "increase"]
     spikes = [f for f, _ in live if f.kind == "spike"]
     others = [(f, a) for f, a in live if f.kind != "spike" and not (
@@ -537,8 +542,9 @@ def _episode_open(config: Config, store: Store, substance: str, episode: str,
                                                       sources=config.watched_sources()))
 
 
-def _acked(store: Store, substance: str) -> bool:
-    return _latest_status(store, substance) == "acked"
+def _acked(store: Store, substance: str, kind: str = "trend",
+           direction: str = "increase") -> bool:
+    return _latest_status(store, substance, kind, direction) == "acked"
 
 
 def _latest_status(store: Store, substance: str, kind: str = "trend",

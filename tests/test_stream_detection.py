@@ -1,0 +1,99 @@
+"""Detection decisions carried over weeks: reminders of an episode and what an
+acknowledgement stops. Week by week through the real episode rules
+(``detectors/episodes.py``), the real deciding (``warnd/alerting/decide.py``) and a real
+store; the clock passed in."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from tests.alerting_env import finding, make_config, seed_series, target
+from warnd.alerting import actions, decide
+from warnd.store import Store
+
+MAIL = target("mail", "mailto://127.0.0.1:2525?from=a@example.org&to=o@example.org")
+D0 = date(2026, 7, 6)
+
+
+def _week(cfg, store, w: int, per_source: dict) -> list[dict]:
+    """Week ``w`` of every series of ketamine, as ``Pipeline._detect_substance`` judges
+    one new period: each series' episode rules, then the substance's messages."""
+    period = D0 + timedelta(weeks=w)
+    firing, states = [], {}
+    for src in ("lab", "customs"):
+        scope = f"series:{src}:ketamin"
+        tr = decide.tracker_from_state(
+            store.episode_state(scope), cfg.detection_params("ketamin", src))
+        for action, f in decide.tracker_update(tr, period, per_source.get(src, [])):
+            if action in decide.SEND_ACTIONS:
+                firing.append((f, action))
+        states[scope] = decide.tracker_state(tr)
+    now = datetime.combine(period + timedelta(days=1), datetime.min.time(), UTC)
+    return decide.enqueue_findings(cfg, store, "ketamin", firing, states, now=now)
+
+
+def _at(w: int, **kw):
+    return finding("lab", detected=D0 + timedelta(weeks=w), **kw)
+
+
+def test_a_spike_during_an_acknowledged_rise_brings_no_reminder(tmp_path):
+    """Reminders every four weeks. The lab's rise is told and acknowledged at once; in
+    the week a reminder would fall due the lab also has a one-off spike. Nothing is
+    sent: the rise is acknowledged, and a spike while the substance rises is part of
+    that rise's story (recorded, not told alone). Before, the spike in the round made
+    the reminder go out despite the acknowledgement."""
+    cfg = make_config(tmp_path, MAIL, "\n[detection]\nrepeat_after_periods = 4\n")
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    told = []
+    for w in range(12):
+        per = [_at(w)] + ([_at(w, kind="spike", rel=2.5)] if w == 4 else [])
+        for a in _week(cfg, store, w, {"lab": per}):
+            told.append((w, a["kind"], a["decision"]))
+            if a["decision"] == "open":
+                assert actions.ack_alert(store, a["id"], who="kari", via="web")
+    assert told == [(0, "trend", "open")]
+    store.close()
+
+
+def test_an_acknowledged_decrease_is_not_reminded_of(tmp_path):
+    """Decreases are told (``alert_decreases``), reminders every four weeks. A fall in
+    the lab is told and acknowledged: no reminders follow while it lasts. Before, only
+    an acknowledged rise stopped reminders, so an acknowledged fall was reminded of
+    every four weeks for as long as it lasted."""
+    cfg = make_config(tmp_path, MAIL, "\n[detection]\nrepeat_after_periods = 4\n"
+                      "alert_decreases = true\n")
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    told = []
+    for w in range(14):
+        down = _at(w, direction="decrease", rel=-0.6, category=-2)
+        for a in _week(cfg, store, w, {"lab": [down]}):
+            told.append((w, a["direction"], a["decision"]))
+            if a["decision"] == "open":
+                assert actions.ack_alert(store, a["id"], who="kari", via="web")
+    assert told == [(0, "decrease", "open")]
+    store.close()
+
+
+def test_an_acknowledged_rise_does_not_silence_a_fall_elsewhere(tmp_path):
+    """Decreases told, reminders every four weeks. The lab's rise is told and
+    acknowledged; customs (another source of the substance) falls from the same week,
+    unacknowledged: its fall is reminded of every four weeks, the acknowledged rise
+    not. Before, the rise's acknowledgement also swallowed the fall's reminders."""
+    cfg = make_config(tmp_path, MAIL, "\n[detection]\nrepeat_after_periods = 4\n"
+                      "alert_decreases = true\n")
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    seed_series(store, "customs")
+    told = []
+    for w in range(10):
+        down = finding("customs", detected=D0 + timedelta(weeks=w), direction="decrease",
+                       rel=-0.6, category=-2)
+        for a in _week(cfg, store, w, {"lab": [_at(w)], "customs": [down]}):
+            told.append((w, a["direction"], a["decision"]))
+            if a["decision"] == "open" and a["direction"] == "increase":
+                assert actions.ack_alert(store, a["id"], who="kari", via="web")
+    assert told == [(0, "increase", "open"), (0, "decrease", "open"),
+                    (4, "decrease", "repeat"), (8, "decrease", "repeat")]
+    store.close()
