@@ -97,3 +97,23 @@ def test_an_acknowledged_rise_does_not_silence_a_fall_elsewhere(tmp_path):
     assert told == [(0, "increase", "open"), (0, "decrease", "open"),
                     (4, "decrease", "repeat"), (8, "decrease", "repeat")]
     store.close()
+
+
+def test_reminders_of_a_rise_from_two_sources_keep_their_cadence(tmp_path):
+    """Reminders every four weeks. The lab's rise opens in week 0, customs agrees from
+    week 2 (an escalation): the recipients are reminded four weeks after the last
+    message, every four weeks. Before, each source reminded on its own cadence (the
+    lab in weeks 4, 8, 12, customs in 6, 10, 14): a reminder every two weeks."""
+    cfg = make_config(tmp_path, MAIL, "\n[detection]\nrepeat_after_periods = 4\n")
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    seed_series(store, "customs")
+    told = []
+    for w in range(16):
+        per = {"lab": [_at(w)]}
+        if w >= 2:
+            per["customs"] = [finding("customs", detected=D0 + timedelta(weeks=w))]
+        told += [(w, a["decision"]) for a in _week(cfg, store, w, per)]
+    assert told == [(0, "open"), (2, "escalate"), (6, "repeat"), (10, "repeat"),
+                    (14, "repeat")]
+    store.close()

@@ -393,6 +393,10 @@ def enqueue_findings(
                                 since=told.get("opened"))
             if enqueue_alert(config, store, alert, now=now, told_to=had) is not None:
                 created.append(alert)
+        if any(a["kind"] == "trend" and a["direction"] == "increase"
+               and a["decision"] in ("open", "escalate", "repeat")
+               and a.get("status") not in HELD for a in created):
+            _remind_from_now(config, store, substance, pending_states)
         # the alerts of an episode that ended are no longer open (`warnd status`, the
         # console), the end's own message included; a new episode's stay open
         new = [a["id"] for a in created if a["decision"] in ("open", "escalate", "repeat")]
@@ -403,6 +407,23 @@ def enqueue_findings(
             store.save_episode_state(scope, st, db, now=now)
     crash_point("round")
     return created
+
+
+def _remind_from_now(config: Config, store: Store, substance: str,
+                     states: dict[str, dict[str, Any]]) -> None:
+    """The substance's rise was just told: every watched series with that episode open
+    counts ``repeat_after_periods`` from now (its latest period), so the recipients
+    are reminded that long after the last message they had, whichever source it came
+    from, not on each source's own cadence. The changed states go into ``states``
+    (saved with the round)."""
+    stored = store.active_episode_states(substance, sources=config.watched_sources())
+    for scope, st in {**stored, **states}.items():
+        tracker = st.get("tracker") if scope.startswith("series:") else None
+        ep = (tracker or {}).get("open", {}).get("trend:increase")
+        if ep is None or ep.get("last_sent") == tracker["period"]:
+            continue
+        states[scope] = {**st, "tracker": {**tracker, "open": {
+            **tracker["open"], "trend:increase": {**ep, "last_sent": tracker["period"]}}}}
 
 
 def tell_held(config: Config, store: Store, substance: str, *, now: datetime,
