@@ -117,3 +117,23 @@ def test_reminders_of_a_rise_from_two_sources_keep_their_cadence(tmp_path):
     assert told == [(0, "open"), (2, "escalate"), (6, "repeat"), (10, "repeat"),
                     (14, "repeat")]
     store.close()
+
+
+def test_a_spike_after_a_rise_is_told_though_one_during_it_was_only_recorded(tmp_path):
+    """The lab rises (weeks 0-9) and has one-off spikes in weeks 8 and 11, while the
+    substance rises: they are part of the rise's story, recorded and not told alone.
+    The rise ends (week 13); a spike in week 14 is the first spike anyone hears of and
+    is told as its own message. Before, the spikes three weeks apart kept one spike
+    episode going, so the spike after the rise was taken for an ongoing one and never
+    told."""
+    cfg = make_config(tmp_path, MAIL)
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    told = []
+    for w in range(18):
+        per = [_at(w)] if w <= 9 else []
+        if w in (8, 11, 14):
+            per.append(_at(w, kind="spike", rel=2.5))
+        told += [(w, a["kind"], a["decision"]) for a in _week(cfg, store, w, {"lab": per})]
+    assert told == [(0, "trend", "open"), (14, "spike", "open")]
+    store.close()

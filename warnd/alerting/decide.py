@@ -397,6 +397,13 @@ def enqueue_findings(
                and a["decision"] in ("open", "escalate", "repeat")
                and a.get("status") not in HELD for a in created):
             _remind_from_now(config, store, substance, pending_states)
+        else:
+            # a spike that opened within the rise and was only recorded (no message told
+            # it) leaves no episode behind: the next spike, once the rise is over, is
+            # told as the first anyone hears of
+            for f, a in live:
+                if f.kind == "spike" and a == "open" and any(f is g for g in folded):
+                    _forget_episode(pending_states, f)
         # the alerts of an episode that ended are no longer open (`warnd status`, the
         # console), the end's own message included; a new episode's stay open
         new = [a["id"] for a in created if a["decision"] in ("open", "escalate", "repeat")]
@@ -424,6 +431,22 @@ def _remind_from_now(config: Config, store: Store, substance: str,
             continue
         states[scope] = {**st, "tracker": {**tracker, "open": {
             **tracker["open"], "trend:increase": {**ep, "last_sent": tracker["period"]}}}}
+
+
+def _forget_episode(states: dict[str, dict[str, Any]], f: Finding) -> None:
+    """Drop the episode of ``f`` (its kind and direction) from its series' state in
+    ``states``, as if it had not opened."""
+    scope = "series:" + f.series_key
+    st = states.get(scope)
+    key = f"{f.kind}:{f.direction}"
+    if not st or key not in (st.get("tracker") or {}).get("open", {}):
+        return
+    tracker = st["tracker"]
+    states[scope] = {
+        **st,
+        "tracker": {**tracker, "open": {k: v for k, v in tracker["open"].items() if k != key}},
+        "active": {k: v for k, v in (st.get("active") or {}).items() if k != key},
+    }
 
 
 def tell_held(config: Config, store: Store, substance: str, *, now: datetime,
