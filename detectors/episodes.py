@@ -4,7 +4,8 @@ An *episode* is a run of periods in which a series (or substance) has a finding 
 kind and direction (``trend:increase``, ``spike:increase``, ``trend:decrease``). The
 tracker is fed the findings of each period in order and answers with decisions:
 
-* ``open``: a new episode (send);
+* ``open``: a new episode (send); also an episode that opened while its direction was
+  not sent (a decrease without ``alert_decreases``), at its first period once it is;
 * ``escalate``: the category grew, the relative change grew by ``escalate_factor``
   since the last message, or more sources agree (``evidence["n_sources"]``) (send);
 * ``ongoing``: nothing new (suppressed);
@@ -128,10 +129,23 @@ class EpisodeTracker:
                     "category": cat,
                     "magnitude": mag,
                     "n_sources": _n_sources(f),
+                    "sent": send_ok,
                 }
                 out.append(Decision("open", key, send_ok, f, now))
                 continue
             ep["last_seen"] = now
+            if send_ok and not ep.get("sent", True):
+                # opened while its direction was not sent (``alert_decreases`` turned on
+                # since): it opens now for those who hear of it
+                ep.update(
+                    category=max(cat, ep["category"]),
+                    magnitude=max(mag, ep["magnitude"]),
+                    n_sources=max(_n_sources(f), ep["n_sources"]),
+                    last_sent=now,
+                    sent=True,
+                )
+                out.append(Decision("open", key, True, f, ep["opened"]))
+                continue
             if episode_grew({"category": cat, "magnitude": mag, "n_sources": _n_sources(f)},
                             ep, p):
                 ep.update(

@@ -7,8 +7,14 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
+
 from tests.alerting_env import finding, make_config, seed_series, target
+from tests.conftest import write_config
+from tests.scenario import LAB_SOURCE
+from tests.test_stream_staff import Weeks
 from warnd.alerting import actions, decide
+from warnd.config import load_config
 from warnd.store import Store
 
 MAIL = target("mail", "mailto://127.0.0.1:2525?from=a@example.org&to=o@example.org")
@@ -137,3 +143,40 @@ def test_a_spike_after_a_rise_is_told_though_one_during_it_was_only_recorded(tmp
         told += [(w, a["kind"], a["decision"]) for a in _week(cfg, store, w, {"lab": per})]
     assert told == [(0, "trend", "open"), (14, "spike", "open")]
     store.close()
+
+
+def test_a_fall_going_on_when_decreases_are_turned_on_is_told(tmp_path):
+    """The lab's counts fall from week 0; decreases are not told. In week 5 the
+    operator turns ``alert_decreases`` on (a reload) while the fall goes on: its next
+    week tells it, as a rise held back for corroboration is told once the config no
+    longer asks for corroboration."""
+    cfg = make_config(tmp_path, MAIL)
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    told = []
+    for w in range(10):
+        if w == 5:
+            cfg = make_config(tmp_path, MAIL, "\n[detection]\nalert_decreases = true\n")
+        down = _at(w, direction="decrease", rel=-0.6, category=-2)
+        told += [(w, a["direction"], a["decision"])
+                 for a in _week(cfg, store, w, {"lab": [down]})]
+    assert told == [(5, "decrease", "open")]
+    store.close()
+
+
+def test_a_fall_going_on_when_decreases_are_turned_on_is_told_by_the_pipeline(tmp_path):
+    """The same through the pipeline, week by week (``run --once``, a new process each
+    week): the lab's ketamine counts fall from 40 to 8 a week in week 100; decreases
+    are not told until the config is reloaded with ``alert_decreases`` in week 102,
+    while the fall's episode is open. That week tells it (``open``); before, nothing
+    was told of it at all."""
+    lam = np.full(106, 40.0)
+    lam[100:] = 8.0
+    run = Weeks(tmp_path, [int(x) for x in np.random.default_rng(5).poisson(lam)])
+    told = []
+    for w in range(98, 106):
+        if w == 102:
+            run.cfg = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h")
+                                               + "\n[detection]\nalert_decreases = true\n"))
+        told += [(w, a["direction"], a["decision"]) for a in run.run(w)]
+    assert told == [(102, "decrease", "open")]

@@ -825,7 +825,8 @@ class Pipeline:
         for key, src, params, scope, stored, tracker, last_done, revised, version in plan:
             metric = key[3]
             before = ({} if tracker is None else  # quiet: no episode open
-                      {k: decide.finding_from_dict(v) for k, v in tracker.active.items()})
+                      {k: decide.finding_from_dict(v) for k, v in tracker.active.items()
+                       if tracker.tracker.state["open"].get(k, {}).get("sent", True)})
             judged_to = last_done  # the last period judged before this pass
             told_open: dict[str, Any] = {}  # a revised series' open episodes as they were told
             if revised:
@@ -1226,7 +1227,8 @@ def summarise_batch(
     """The net decisions of a run that judged one or more periods of one series.
 
     ``batch`` holds the tracker's sendable decisions in period order, ``before`` the
-    open episodes (latest finding by ``kind:direction``) before the run, ``after`` those
+    open episodes (latest finding by ``kind:direction``) before the run that were sent
+    (a decrease opened without ``alert_decreases`` is not among them), ``after`` those
     open after it (only those that may be sent: decreases only with
     ``alert_decreases``). A revised series' ``batch`` holds its whole history, so what
     tells that an episode open before and after it grew is ``grown`` (those whose
