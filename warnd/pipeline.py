@@ -829,11 +829,14 @@ class Pipeline:
                        if tracker.tracker.state["open"].get(k, {}).get("sent", True)})
             judged_to = last_done  # the last period judged before this pass
             told_open: dict[str, Any] = {}  # a revised series' open episodes as they were told
+            since_sent: dict[str, int] = {}  # and the periods since each last counted as told
             if revised:
                 log.info("series=%s values already judged were revised: judged again",
                          scope.removeprefix("series:"))
                 if tracker is not None:
                     told_open = tracker.tracker.state["open"]
+                    since_sent = {k: tracker.tracker.state["period"] - ep["last_sent"]
+                                  for k, ep in told_open.items()}
                 tracker = decide.tracker_from_state(None, params)
                 last_done = None
             judged_now = advanced.get(key)
@@ -861,10 +864,15 @@ class Pipeline:
             batch: list[tuple[str, Finding]] = []
             fresh: list[tuple[str, Finding]] = []  # those of periods not judged before
             for i in todo:
+                if since_sent and (judged_to is None or periods[i] > judged_to):
+                    _carry_reminders(tracker, since_sent)
+                    since_sent = {}
                 got = decide.tracker_update(tracker, periods[i], list(per_period[i]))
                 batch += got
                 if judged_to is None or periods[i] > judged_to:
                     fresh += got
+            if since_sent:
+                _carry_reminders(tracker, since_sent)
             n = len(periods)
             window = max(self.config.general.backfill_current_periods, 1)
             if n >= window:
@@ -1217,6 +1225,21 @@ def joined_fits(family: str, picks: list[tuple[Any, int]]) -> tuple[Any, np.ndar
 
 def _last_alert_id(store: Store) -> int:
     return int(store.q("SELECT COALESCE(MAX(id), 0) AS n FROM alerts")[0]["n"])
+
+
+def _carry_reminders(tracker: Any, since_sent: dict[str, int]) -> None:
+    """A revised series' episodes judged again from its start, up to the last period
+    judged before: an episode still open counts its reminder from the last message as
+    the stored state had it (``since_sent``: periods since then, by ``kind:direction``;
+    a message of the substance from another source counts, see
+    :func:`warnd.alerting.decide.enqueue_findings`), not from the replay's own, which
+    may be a reminder nobody had (it fell in a period judged before, when none was
+    due)."""
+    state = tracker.tracker.state
+    for key, since in since_sent.items():
+        ep = state["open"].get(key)
+        if ep is not None:
+            ep["last_sent"] = state["period"] - since
 
 
 def summarise_batch(
