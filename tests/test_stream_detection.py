@@ -180,3 +180,20 @@ def test_a_fall_going_on_when_decreases_are_turned_on_is_told_by_the_pipeline(tm
                                                + "\n[detection]\nalert_decreases = true\n"))
         told += [(w, a["direction"], a["decision"]) for a in run.run(w)]
     assert told == [(102, "decrease", "open")]
+
+
+def test_a_reminder_after_a_catch_up_counts_from_the_catch_up_message(tmp_path):
+    """Reminders every four weeks of a rise that lasts, ``run --once`` week by week (a
+    new process each week); the daemon stands still for twelve weeks (115-126) and
+    catches up in week 127. The catch-up tells one reminder, and the next comes four
+    weeks after it. Before, it came the week after the catch-up, four weeks after the
+    last reminder the catch-up had judged but not sent."""
+    from tests.test_stream_staff import _level
+
+    lab = [int(x) for x in np.random.default_rng(3).poisson(_level(140, (100, 140)))]
+    run = Weeks(tmp_path, lab, "\n[detection]\nrepeat_after_periods = 4\n")
+    for w in [*range(98, 115), *range(127, 140)]:
+        run.run(w)
+    assert [(w, d) for w, d, _ in run.told] == [
+        (104, "open"), (108, "repeat"), (112, "repeat"), (127, "repeat"), (131, "repeat"),
+        (135, "repeat"), (139, "repeat")]
