@@ -181,7 +181,7 @@ def test_episode_sends_once_then_on_escalation_then_resolve(tmp_path, smtp_serve
         [],
         [],
         [],
-        [("resolve", 1)],
+        [("resolve", 2)],  # the rise told ended: both sources it named
     ]
     store = Store.in_dir(cfg.state_dir)
     assert outbox.dispatch_pending(cfg, store, now=NOW)["delivered"] == 4
@@ -192,7 +192,7 @@ def test_episode_sends_once_then_on_escalation_then_resolve(tmp_path, smtp_serve
             "Liten økning: ketamin — 1 kilde",
             "Forverring: Liten økning: ketamin — 2 kilder",
             "Forverring: Sterk økning: ketamin — 2 kilder",
-            "Avsluttet: Liten økning: ketamin — 1 kilde",
+            "Avsluttet: Sterk økning: ketamin — 2 kilder",
         ]
     )
 

@@ -519,6 +519,28 @@ def _heard_evidence(store: Store, substance: str) -> dict[str, Any]:
     return told
 
 
+def _rise_told(store: Store, substance: str) -> dict[str, Any]:
+    """What the messages of the substance's current rise told (delivered or still going
+    out): each series' latest figures (``agree``, by series key), the earliest onset and
+    the highest category; empty when none was told."""
+    rows = store.q(
+        "SELECT a.data FROM alerts a WHERE a.substance=? AND a.kind='trend' AND "
+        "a.direction='increase' AND a.decision IN ('open','escalate','repeat') AND a.id >= "
+        "(SELECT COALESCE(MAX(id), 0) FROM alerts WHERE substance=? AND kind='trend' AND "
+        "direction='increase' AND decision='open') AND EXISTS (SELECT 1 FROM deliveries d "
+        "WHERE d.alert_id=a.id AND d.status IN ('delivered','pending')) ORDER BY a.id",
+        [substance, substance])
+    told: dict[str, Any] = {"agree": {}, "onset": None, "category": 0}
+    for r in rows:
+        data = json.loads(r["data"] or "{}")
+        for a in data.get("agree", []):
+            told["agree"][a["series"]] = a
+        if data.get("onset") and (told["onset"] is None or data["onset"] < told["onset"]):
+            told["onset"] = data["onset"]
+        told["category"] = max(told["category"], int(data.get("category") or 0))
+    return told
+
+
 def _held_by(config: Config, substance: str, status: str) -> bool | str:
     """The mark of a rise whose message was told to nobody, in the substance's episode
     state: ``True`` for a silence (``warnd status`` lists such rises, told when the
@@ -685,8 +707,21 @@ def _build_alert(
         decision = forced
     if decision in ("resolve", "correct"):
         disagree = []
-    headlines = _headlines(store, substance, since=min(f.onset for f in agree.values()))
+    onset = min(f.onset for f in agree.values()).isoformat()
     shares = _share_series(store, [*agree.values(), *spikes], disagree_parts)
+    agree_dicts = [_finding_dict(f, shares)
+                   for f in sorted(agree.values(), key=lambda f: f.series_key)]
+    if decision == "resolve" and lead.kind == "trend" and lead.direction == "increase":
+        # what ended is the rise as told: every series its messages named (one that
+        # ended earlier too), since its first onset, in the words of its strongest message
+        told = _rise_told(store, substance)
+        agree_dicts = sorted([*agree_dicts, *(d for k, d in told["agree"].items()
+                                                if k not in agree)],
+                             key=lambda d: str(d["series"]))
+        sources = sorted({str(d["source"]) for d in agree_dicts})
+        category = max(category, told["category"])
+        onset = min(onset, told["onset"] or onset)
+    headlines = _headlines(store, substance, since=date.fromisoformat(onset))
     stale = [st for st in (stale_data(store, src, now=now) for src in sources) if st]
     data = {
         "substance": substance,
@@ -697,10 +732,9 @@ def _build_alert(
         "severity": severity,
         "category": category,
         "category_words": SCALE[int(max(-2, min(2, category)))],
-        "onset": min(f.onset for f in agree.values()).isoformat(),
+        "onset": onset,
         "detected_at": max(f.detected_at for f in agree.values()).isoformat(),
-        "agree": [_finding_dict(f, shares)
-                  for f in sorted(agree.values(), key=lambda f: f.series_key)],
+        "agree": agree_dicts,
         "disagree": sorted(disagree),
         "disagree_shares": sorted(k for k in disagree if k in shares),
         "spikes": [_finding_dict(f, shares) for f in spikes],

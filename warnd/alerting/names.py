@@ -169,12 +169,15 @@ def certainty(p_value: float | None, lang: str = "no") -> str:
     return "usikker" if lang == "no" else "uncertain"
 
 
-def agreement(n_agree: int, n_all: int, lang: str = "no", direction: str = "increase") -> str:
-    """``"4 av 9 kilder øker"``."""
+def agreement(n_agree: int, n_all: int, lang: str = "no", direction: str = "increase", *,
+              past: bool = False) -> str:
+    """``"4 av 9 kilder øker"``; ``past`` (an end, a correction): ``"4 av 9 kilder økte"``."""
+    up = direction == "increase"
     if lang == "no":
-        verb = "øker" if direction == "increase" else "synker"
+        verb = ("økte" if up else "sank") if past else ("øker" if up else "synker")
         return f"{n_agree} av {n_all} {'kilde' if n_all == 1 else 'kilder'} {verb}"
-    verb = "rise" if direction == "increase" else "fall"
-    if n_agree == 1:
-        verb += "s"
+    if past:
+        verb = "rose" if up else "fell"
+    else:
+        verb = ("rise" if up else "fall") + ("s" if n_agree == 1 else "")
     return f"{n_agree} of {n_all} {'source' if n_all == 1 else 'sources'} {verb}"

@@ -23,12 +23,13 @@ from urllib.parse import urlparse
 
 import jinja2
 
-from warnd.alerting.names import agreement, certainty, level, num, p_value, percent
+from warnd.alerting.names import certainty, level, num, p_value, percent
 from warnd.alerting.wording import (
     T,
+    agree_title,
+    agreement_words,
     corrected_line,
     disagree_labels,
-    n_all_sources,
     next_step,
     render_text,
     scale_words,
@@ -165,8 +166,7 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
             (t["severity"], severity),
             (
                 t["n_sources"],
-                agreement(n_sources, max(n_all_sources(data), n_sources), lang,
-                          data.get("direction") or "increase"),
+                agreement_words(data, n_sources, lang),
             ),
         ]
     elif kind == "source_health":
@@ -196,6 +196,7 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
         "detected_at": data.get("detected_at"),
         "facts": facts,
         "agree": agree,
+        "agree_title": agree_title(data, lang),
         "disagree": disagree_labels(data, config, lang),
         "links": links or {},
         "chart_cid": chart_cid,

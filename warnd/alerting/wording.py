@@ -24,6 +24,9 @@ T = {
         "decrease": "Nedgang",
         "since": "Siden",
         "agree": "Kilder som viser økning",
+        "agree_down": "Kilder som viser nedgang",
+        "agreed": "Kilder som viste økning",
+        "agreed_down": "Kilder som viste nedgang",
         "disagree": "Kilder uten økning",
         "headlines": "Siste saker og varsler",
         "spikes": "Enkeltstående topper (ikke regnet som trend)",
@@ -83,6 +86,9 @@ T = {
         "decrease": "Decrease",
         "since": "Since",
         "agree": "Sources showing an increase",
+        "agree_down": "Sources showing a decrease",
+        "agreed": "Sources that showed an increase",
+        "agreed_down": "Sources that showed a decrease",
         "disagree": "Sources without an increase",
         "headlines": "Latest articles and notices",
         "spikes": "One-off spikes (not counted as a trend)",
@@ -182,6 +188,26 @@ def series_label(a: dict[str, Any] | str, config: Any, lang: str, *,
     else:
         src, region, metric = a["source"], a.get("region") or "", a.get("metric") or "count"
     return series_name(config, src, region, metric, lang, share=bool(a.get("share")))
+
+
+def told_ended(data: dict[str, Any]) -> bool:
+    """True for an end or a correction: its sources are told as they were (past tense)."""
+    return data.get("decision") in ("resolve", "correct")
+
+
+def agree_title(data: dict[str, Any], lang: str) -> str:
+    """The heading of the agreeing sources: "Kilder som viser økning", for a decrease
+    "… nedgang", for an end or a correction in the past tense ("Kilder som viste …")."""
+    t = T.get(lang, T["no"])
+    key = "agreed" if told_ended(data) else "agree"
+    return str(t[key + "_down" if data.get("direction") == "decrease" else key])
+
+
+def agreement_words(data: dict[str, Any], n_agree: int, lang: str) -> str:
+    """How many sources agree, of all (``"2 av 3 kilder øker"``; for an end or a
+    correction ``"2 av 2 kilder økte"``)."""
+    return agreement(n_agree, max(n_all_sources(data), n_agree), lang,
+                     data.get("direction") or "increase", past=told_ended(data))
 
 
 def n_all_sources(data: dict[str, Any]) -> int:
@@ -326,8 +352,7 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
     overall = scale_words(int(data.get("category", 2)), lang) if kind != "spike" else head.lower()
     lines = [f"{t['since']} {data.get('onset', '?')} "
              f"({t['detected'].format(d=data.get('detected_at', '?'))})",
-             t["overall"].format(words=overall, agreement=agreement(
-                 n_src, n_all, lang, data.get("direction") or "increase"))]
+             t["overall"].format(words=overall, agreement=agreement_words(data, n_src, lang))]
     cats = [int(a.get("category") or 0) for a in agree]
     if kind != "spike" and cats and max(cats) > int(data.get("category", 2)):
         lines.append(t["why_lower"])
@@ -339,7 +364,7 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
     stale = stale_lines(data, config, lang)
     if stale:
         lines += [*stale, ""]
-    lines.append(f"{t['agree']}:")
+    lines.append(f"{agree_title(data, lang)}:")
     for a in agree:
         lines.append(f"  - {source_line(a, config, lang)} "
                      f"[{t['dimensions'].get(a.get('dimension') or '', '-')}]")

@@ -1,0 +1,111 @@
+"""What recipients read, message after message: one substance's episode followed week
+by week through the real decide and outbox on a real store, sent to a real SMTP server
+and a Teams workflow stand-in, and read as each recipient gets it (subject, HTML, plain
+text, card), in Norwegian and English."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from tests.alerting_env import finding, make_config, seed_series, target
+from tests.servers import wait_for
+from tests.test_stream_delivery import D0, _period
+from warnd.alerting import outbox
+from warnd.store import Store
+
+#: Tuesdays at noon in Oslo
+T0 = datetime(2026, 7, 7, 10, 0, tzinfo=UTC)
+
+
+def _language(cfg_path, lang: str):
+    from warnd.config import load_config
+
+    cfg_path.write_text(cfg_path.read_text().replace(
+        'log_level = "DEBUG"', f'log_level = "DEBUG"\nlanguage = "{lang}"'))
+    return load_config(cfg_path)
+
+
+def _run(cfg, weeks) -> list[str]:
+    """Week by week: ketamine's findings per source, each week's messages sent."""
+    store = Store.in_dir(cfg.state_dir)
+    for s in ("lab", "customs"):
+        seed_series(store, s)
+    told = []
+    for k, per in enumerate(weeks):
+        now = T0 + timedelta(weeks=k)
+        told += [a["decision"] for a in _period(cfg, store, D0 + timedelta(weeks=k), per,
+                                                 now=now)]
+        outbox.dispatch_pending(cfg, store, now=now)
+    return told
+
+
+def _lab():
+    return finding("lab", rel=0.5, category=1)
+
+
+def _customs():
+    return finding("customs", onset=date(2026, 6, 29), detected=date(2026, 7, 13), rel=1.8)
+
+
+@pytest.mark.parametrize("lang", ["no", "en"])
+def test_an_end_tells_the_rise_that_was_told(tmp_path, smtp_server, teams_server, lang):
+    """The lab's small rise opens; customs agrees, and the substance's rise is told as a
+    strong increase of two sources; the lab's episode ends first, then customs'. The end
+    names what its recipients were told of — "Avsluttet: Sterk økning: ketamin — 2
+    kilder", since the lab's onset, both sources as they were — and speaks of them in the
+    past. Before, it told the end of customs' series alone: "Avsluttet: Liten økning:
+    ketamin — 1 kilde", since customs' later onset, "1 av 1 kilde øker" in an end, and
+    "ingen av kildene viser lenger liten økning" above customs' strong increase."""
+    make_config(tmp_path, target("mail", smtp_server.url())
+                + target("teams", teams_server.url())
+                + '\n[alerting]\nsend_resolved = true\n')
+    cfg = _language(tmp_path / "config.toml", lang)
+    both = {"lab": [_lab()], "customs": [_customs()]}
+    weeks = [{"lab": [_lab()]}, both, {"customs": [_customs()]}] + [{}] * 8
+    assert _run(cfg, weeks) == ["open", "escalate", "resolve"]
+    wait_for(lambda: len(smtp_server.messages) == 3 and len(teams_server.payloads()) == 3,
+             what="three emails and three cards")
+    no = lang == "no"
+    escalation, end = smtp_server.messages[1:]
+    told = "Sterk økning: ketamin — 2 kilder" if no else "Strong increase: ketamin — 2 sources"
+    assert escalation["Subject"] == ("Forverring: " if no else "Escalation: ") + told
+    assert end["Subject"] == ("Avsluttet: " if no else "Ended: ") + told
+    card = teams_server.payloads()[2]["attachments"][0]["content"]
+    card_text = "\n".join(
+        str(x.get("text", "")) for b in card["body"]
+        for x in [b, *b.get("inlines", []), *b.get("facts", [])]) + json.dumps(
+        [[f["title"], f["value"]] for b in card["body"] for f in b.get("facts", [])],
+        ensure_ascii=False)
+    for body in (end.get_body(("plain",)).get_content(),
+                 end.get_body(("html",)).get_content(), card_text):
+        if no:
+            assert "2026-06-22" in body and "2 av 2 kilder økte" in body
+            assert "ingen av kildene viser lenger sterk økning" in body
+            assert "Kilder som viste økning" in body
+            assert "øker" not in body and "Kilder som viser økning" not in body
+        else:
+            assert "2026-06-22" in body and "2 of 2 sources rose" in body
+            assert "no source shows strong increase any more" in body
+            assert "Sources that showed an increase" in body
+            assert "rise" not in body and "Sources showing" not in body
+        for series in ("Lab: ", "Customs: "):
+            assert series in body
+
+
+def test_a_decrease_lists_its_sources_as_falling(tmp_path, smtp_server):
+    """With ``alert_decreases`` the lab's fall is told and, months of quiet later, its end:
+    the sources are headed "Kilder som viser nedgang", then "… viste nedgang". Before,
+    a decrease listed its sources under "Kilder som viser økning"."""
+    cfg = make_config(tmp_path, target("mail", smtp_server.url())
+                      + '\n[detection]\nalert_decreases = true\n'
+                      + '\n[alerting]\nsend_resolved = true\n')
+    fall = finding("lab", rel=-0.6, category=-2, direction="decrease")
+    assert _run(cfg, [{"lab": [fall]}] + [{}] * 6) == ["open", "resolve"]
+    wait_for(lambda: len(smtp_server.messages) == 2, what="two emails")
+    opened, ended = (m.get_body(("plain",)).get_content() for m in smtp_server.messages)
+    assert "Kilder som viser nedgang:" in opened and "1 av 1 kilde synker" in opened
+    assert "Kilder som viste nedgang:" in ended and "1 av 1 kilde sank" in ended
+    assert "økning" not in opened + ended
