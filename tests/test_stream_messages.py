@@ -13,7 +13,7 @@ import pytest
 from tests.alerting_env import finding, make_config, seed_series, target
 from tests.servers import wait_for
 from tests.test_stream_delivery import D0, _period
-from warnd.alerting import outbox
+from warnd.alerting import decide, outbox
 from warnd.store import Store
 
 #: Tuesdays at noon in Oslo
@@ -109,3 +109,37 @@ def test_a_decrease_lists_its_sources_as_falling(tmp_path, smtp_server):
     assert "Kilder som viser nedgang:" in opened and "1 av 1 kilde synker" in opened
     assert "Kilder som viste nedgang:" in ended and "1 av 1 kilde sank" in ended
     assert "økning" not in opened + ended
+
+
+def test_a_source_recovered_is_not_told_as_failing(tmp_path, smtp_server, teams_server):
+    """The lab fails three polls in a row (told), then polls again an hour later (told,
+    with ``send_resolved``). The recovery, by email and in Teams, says the source is
+    well again and since when, not what the failure said. Before, its HTML and card
+    repeated the failure — "0 mislykkede hentinger på rad. Siste feil …: HTTP 503" — and
+    told the reader to check the source and the log, as if it still failed, at severity
+    "advarsel", and said "Episoden er over: ingen av kildene viser lenger stabil"."""
+    cfg = make_config(tmp_path, target("mail", smtp_server.url())
+                      + target("teams", teams_server.url())
+                      + '\n[alerting]\nsend_resolved = true\n')
+    store = Store.in_dir(cfg.state_dir)
+    for k in range(3):
+        store.record_poll("lab", ok=False, error="HTTP 503", now=T0 + timedelta(minutes=k))
+    assert decide.check_source_health(cfg, store, "lab", now=T0) is not None
+    outbox.dispatch_pending(cfg, store, now=T0)
+    later = T0 + timedelta(hours=1)
+    store.record_poll("lab", ok=True, now=later)
+    assert decide.check_source_health(cfg, store, "lab", now=later) is not None
+    outbox.dispatch_pending(cfg, store, now=later)
+    wait_for(lambda: len(smtp_server.messages) == 2 and len(teams_server.payloads()) == 2,
+             what="two emails and two cards")
+    failing, recovered = smtp_server.messages
+    assert failing["Subject"] == "Kilde feiler: Lab"
+    assert recovered["Subject"] == "Kilde i orden igjen: Lab"
+    card = json.dumps(teams_server.payloads()[1], ensure_ascii=False)
+    for body in (recovered.get_body(("plain",)).get_content(),
+                 recovered.get_body(("html",)).get_content(), card):
+        assert "Siste vellykkede henting" in body
+        assert "mislykkede hentinger" not in body and "HTTP 503" not in body
+        assert "Sjekk kilden" not in body and "Episoden er over" not in body
+        assert "advarsel" not in body
+    assert "3 mislykkede hentinger på rad" in failing.get_body(("plain",)).get_content()

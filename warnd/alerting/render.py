@@ -169,7 +169,7 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
                 agreement_words(data, n_sources, lang),
             ),
         ]
-    elif kind == "source_health":
+    elif kind == "source_health" and data.get("decision") != "resolve":
         facts = [(t["severity"], severity)]
     notice = data.get("notice")
     if notice:
@@ -181,6 +181,8 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
         else t["decrease"] if data.get("direction") == "decrease"
         else scale_words(int(data.get("category") or 0), lang)
     ).lower()
+    # an episode of findings ended (a source's recovery is told as such, below)
+    resolved = data.get("decision") == "resolve" and kind != "source_health"
     corrected = corrected_line(data, config, lang, resolved_what)
     stale = stale_lines(data, config, lang)
     return {
@@ -207,10 +209,15 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
         "panel": panel,
         "headlines": headlines,
         "notice": notice,
-        "health": data if kind == "source_health" else None,
+        # a failing source's failure; its recovery says since when it polls again
+        "health": (data if kind == "source_health" and data.get("decision") != "resolve"
+                   else None),
+        "recovered": (t["health_since"].format(at=data.get("last_success_at") or "?")
+                      if kind == "source_health" and data.get("decision") == "resolve"
+                      else ""),
         "digest": data if kind == "digest" else None,
         "next_steps": next_steps,
-        "resolved": data.get("decision") == "resolve",
+        "resolved": resolved,
         "resolved_what": resolved_what,
         "corrected": corrected,
         "stale": stale,

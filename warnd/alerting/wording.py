@@ -291,6 +291,8 @@ def next_step(data: dict[str, Any], lang: str, alert_id: Any,
     """What the reader can do now: the links when the message has them, else commands."""
     t = T.get(lang, T["no"])
     if data.get("kind") == "source_health":
+        if data.get("decision") == "resolve":
+            return ""  # recovered: nothing to check
         return str(t["health_next"].format(src=data.get("source", "")))
     if data.get("kind") == "digest":
         return ""  # a summary: nothing to acknowledge
