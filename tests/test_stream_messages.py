@@ -143,3 +143,41 @@ def test_a_source_recovered_is_not_told_as_failing(tmp_path, smtp_server, teams_
         assert "Sjekk kilden" not in body and "Episoden er over" not in body
         assert "advarsel" not in body
     assert "3 mislykkede hentinger på rad" in failing.get_body(("plain",)).get_content()
+
+
+def test_a_correction_withdraws_one_source_and_not_the_rise(tmp_path, smtp_server):
+    """Week by week through the pipeline: the lab's rise opens, customs agrees (a
+    strong increase of two sources), then customs revises its weeks back to the usual
+    level. The correction says customs no longer shows an increase and to disregard what
+    the alert said of customs — the lab's rise stands. Before, it said customs no longer
+    showed a "liten økning" (it had been listed with a strong one) and "se bort fra det
+    varselet": disregard the whole alert, the lab's rise with it."""
+    import numpy as np
+
+    from tests.scenario import noon_after_week, put_weekly
+    from warnd.pipeline import Pipeline
+
+    start, weeks = date(2023, 6, 5), 120
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()))
+    usual = {s: np.random.default_rng(i).poisson(5.0, weeks).astype(float)
+             for i, s in enumerate(("lab", "customs"))}
+    risen = {s: v.copy() for s, v in usual.items()}
+    for i, v in enumerate(risen.values()):
+        v[110:] = np.random.default_rng(10 + i).poisson(15.0, weeks - 110)
+    told = []
+    for w in range(109, weeks + 1):
+        for source, v in (risen if w < weeks else {**risen, "customs": usual["customs"]}
+                          ).items():
+            put_weekly(cfg.state_dir, v[: min(w + 1, weeks)], start=start, source=source)
+        pipe = Pipeline(cfg, clock=lambda w=w: noon_after_week(start, w))
+        told += [(a["kind"], a["decision"]) for a in pipe.detect()]
+        pipe.dispatch()
+    assert [d for k, d in told if k == "trend"] == ["open", "escalate", "correct"]
+    wait_for(lambda: len(smtp_server.messages) == len(told), what="every email")
+    correction = smtp_server.messages[-1]
+    assert correction["Subject"].startswith("Rettelse: ")
+    for body in (correction.get_body(("plain",)).get_content(),
+                 correction.get_body(("html",)).get_content()):
+        body = " ".join(body.split())
+        assert ("viser Customs: antall per periode ikke lenger økning: se bort fra det "
+                "varselet sa om denne kilden.") in body

@@ -183,7 +183,7 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
     ).lower()
     # an episode of findings ended (a source's recovery is told as such, below)
     resolved = data.get("decision") == "resolve" and kind != "source_health"
-    corrected = corrected_line(data, config, lang, resolved_what)
+    corrected = corrected_line(data, config, lang)
     stale = stale_lines(data, config, lang)
     return {
         "lang": lang,

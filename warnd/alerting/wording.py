@@ -49,7 +49,10 @@ T = {
         "resolved_body": "Episoden er over: ingen av kildene viser lenger {what}.",
         "correct": "Rettelse",
         "corrected_body": "Tallene et tidligere varsel bygde på, er rettet av kilden. Med de "
-        "rettede tallene viser {series} ikke lenger {what}; se bort fra det varselet.",
+        "rettede tallene viser {series} ikke lenger {what}: se bort fra det varselet sa om "
+        "denne kilden.",
+        "corrected_what": {"increase": "økning", "decrease": "nedgang",
+                           "spike": "en enkeltstående topp"},
         "stale": "Merk: nyeste data fra {src} er fra {period} ({days} dager gamle).",
         "health": "Kilde feiler",
         "health_ok": "Kilde i orden igjen",
@@ -110,8 +113,10 @@ T = {
         "resolved_body": "The episode is over: no source shows {what} any more.",
         "correct": "Correction",
         "corrected_body": "The figures an earlier alert rested on were corrected by the "
-        "source. With the corrected figures {series} no longer shows {what}; disregard that "
-        "alert.",
+        "source. With the corrected figures {series} no longer shows {what}: disregard what "
+        "that alert said of this source.",
+        "corrected_what": {"increase": "an increase", "decrease": "a decrease",
+                           "spike": "a one-off spike"},
         "stale": "Note: the newest data from {src} is from {period} ({days} days old).",
         "health": "Source failing",
         "health_ok": "Source recovered",
@@ -268,12 +273,16 @@ def disagree_labels(data: dict[str, Any], config: Any, lang: str) -> list[str]:
     return [series_label(k, config, lang, share=k in shares) for k in data.get("disagree") or []]
 
 
-def corrected_line(data: dict[str, Any], config: Any, lang: str, what: str) -> str:
+def corrected_line(data: dict[str, Any], config: Any, lang: str) -> str:
     """For a correction, the sentence saying which told episode revised data took
-    back and in which series ("" for any other decision)."""
+    back and in which series ("" for any other decision). It names no category: with
+    the corrected figures the series shows no increase at all (not merely a smaller
+    one), and another source's rise told in the same alert may stand."""
     if data.get("decision") != "correct":
         return ""
     t = T.get(lang, T["no"])
+    what = t["corrected_what"]["spike" if data.get("kind") == "spike"
+                               else str(data.get("direction") or "increase")]
     return str(t["corrected_body"].format(
         what=what, series=", ".join(series_label(a, config, lang)
                                     for a in data.get("agree", []))))
@@ -362,7 +371,7 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
     if data.get("decision") == "resolve":
         lines += [t["resolved_body"].format(what=head.lower()), ""]
     if data.get("decision") == "correct":
-        lines += [corrected_line(data, config, lang, head.lower()), ""]
+        lines += [corrected_line(data, config, lang), ""]
     stale = stale_lines(data, config, lang)
     if stale:
         lines += [*stale, ""]
