@@ -181,3 +181,38 @@ def test_a_correction_withdraws_one_source_and_not_the_rise(tmp_path, smtp_serve
         body = " ".join(body.split())
         assert ("viser Customs: antall per periode ikke lenger økning: se bort fra det "
                 "varselet sa om denne kilden.") in body
+
+
+def test_the_chart_shows_two_years_of_monthly_and_weekly_series_alike(tmp_path, smtp_server):
+    """Ketamine rises at the monthly lab (nine years of months) and in customs' weekly
+    table (three years of weeks); the email's chart shares one time axis. Each panel
+    shows the last two years, so the weekly one is not squeezed into a corner. Before,
+    each panel took its last 104 periods: two years of weeks, but more than eight years
+    of months, and the shared axis spread over all of them."""
+    from feeds.base import Observation
+    from warnd.alerting.charts import WINDOW_DAYS, chart_panels
+
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()))
+    store = Store.in_dir(cfg.state_dir)
+    months = [date(2017 + m // 12, 1 + m % 12, 1) for m in range(9 * 12 + 6)]  # to 2026-06
+    store.ingest("lab", location="lab.csv", sha256=None, items=(), problems=(),
+                 observations=[Observation(source="lab", substance="ketamin", period=p,
+                                           value=float(20 + (i % 4) + (30 if i > 100 else 0)))
+                               for i, p in enumerate(months)])
+    seed_series(store, "customs", n=160, jump_at=150, start=date(2023, 8, 7))
+    lab = finding("lab", onset=date(2026, 3, 1), detected=date(2026, 6, 1))
+    customs = finding("customs", onset=date(2026, 6, 22), detected=date(2026, 7, 6))
+    (alert,) = decide.enqueue_findings(cfg, store, "ketamin",
+                                       [(lab, "open"), (customs, "open")], {}, now=T0)
+    assert outbox.dispatch_pending(cfg, store, now=T0)["delivered"] == 1
+    wait_for(lambda: len(smtp_server.messages) == 1, what="one email")
+    (png,) = [p for p in smtp_server.messages[0].walk() if p.get_content_type() == "image/png"]
+    assert png.get_content()[:4] == b"\x89PNG"
+    panels = chart_panels(store, alert["data"], lang="no", config=cfg)
+    names = [p[0] for p in panels]
+    assert names == ["Customs: antall per periode", "Lab: antall per periode"]
+    newest = max(p[1][-1] for p in panels)
+    for _, periods, values, _, onset in panels:
+        assert (newest - periods[0]).days <= WINDOW_DAYS and periods[0] < onset
+        assert len(values) == len(periods)
+    assert len(panels[0][1]) > 100 and 20 <= len(panels[1][1]) <= 25  # weeks, months

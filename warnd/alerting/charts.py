@@ -1,7 +1,8 @@
 """The chart in an alert email: every agreeing series with its expected band and onset.
 
-One panel per agreeing series (their scales differ): the values of the last two
-years at most (a series with denominators shows the share in per cent), the
+One panel per agreeing series (their scales differ), on one time axis: the values of
+the last two years before the newest period of the alert's series, weekly and monthly
+alike (a series with denominators shows the share in per cent), the
 detector's expected level with its 95 % band (:func:`expected_band`, the baseline the
 engine fits, see ``docs/web.md``) and a line at the onset of the change. Rendered
 with matplotlib (Agg) at 2× resolution, so it is sharp on high-DPI screens and in
@@ -10,7 +11,7 @@ print; the email shows it inline (``cid:``) at 640 px width.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ from detectors.base import Series
 
 #: Panels drawn at most (an alert rarely has more agreeing series).
 MAX_SERIES = 12
-MAX_PERIODS = 104
+#: The window shown: this many days back from the newest period of the alert's series
+#: (two years, whatever the spacing of their periods: the panels share their time axis).
+WINDOW_DAYS = 731
 #: Pixels per inch: 6.4 in wide → 1280 px, shown at 640 px (2×).
 DPI = 200
 
@@ -40,12 +43,23 @@ def chart_for_alert(
     config: Any = None,
 ) -> Path | None:
     """Render (once) the agreeing series of an alert; None when there is nothing to plot."""
-    from warnd.alerting.names import axis_unit, series_head
-
     path = Path(out_dir) / f"alert-{alert_id}.png"
     if path.exists() and path.stat().st_size > 0:
         return path
-    panels = []
+    panels = chart_panels(store, data, lang=lang, config=config)
+    if not panels:
+        return None
+    return _draw(panels, data, lang, path)
+
+
+def chart_panels(store: Any, data: dict[str, Any], *, lang: str = "no",
+                 config: Any = None) -> list[tuple[Any, ...]]:
+    """The panels of an alert's chart, one per agreeing series: its name with unit, the
+    periods and values of the window (:data:`WINDOW_DAYS`), the expected band and the
+    onset."""
+    from warnd.alerting.names import axis_unit, series_head
+
+    series = []
     for a in (data.get("agree") or [])[:MAX_SERIES]:
         s = store.load_series(a["source"], data["substance"], a.get("region") or "",
                               a.get("metric") or "count")
@@ -64,13 +78,23 @@ def chart_for_alert(
                 band = None
         unit = axis_unit(a.get("metric"), lang, share=share, config=config, source=a["source"])
         name = f"{series_head(config, a['source'], a.get('region'), lang)}: {unit}"
-        n = min(len(s.periods), MAX_PERIODS)
         scale = 100.0 if share else 1.0
-        panels.append((name, list(s.periods)[-n:], values[-n:],
-                       {k: v[-n:] * scale for k, v in band.items()} if band else None,
+        series.append((name, list(s.periods), values,
+                       {k: v * scale for k, v in band.items()} if band else None,
                        date.fromisoformat(a["onset"])))
-    if not panels:
-        return None
+    if not series:
+        return []
+    start = max(p[1][-1] for p in series) - timedelta(days=WINDOW_DAYS)
+    panels = []
+    for name, periods, values, band, onset in series:
+        i = next((k for k, p in enumerate(periods) if p >= start), len(periods))
+        panels.append((name, periods[i:], values[i:],
+                       {k: v[i:] for k, v in band.items()} if band else None, onset))
+    return panels
+
+
+def _draw(panels: list[tuple[Any, ...]], data: dict[str, Any], lang: str,
+          path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
