@@ -58,7 +58,9 @@ def test_an_end_tells_the_rise_that_was_told(tmp_path, smtp_server, teams_server
     kilder", since the lab's onset, both sources as they were — and speaks of them in the
     past. Before, it told the end of customs' series alone: "Avsluttet: Liten økning:
     ketamin — 1 kilde", since customs' later onset, "1 av 1 kilde øker" in an end, and
-    "ingen av kildene viser lenger liten økning" above customs' strong increase."""
+    "ingen av kildene viser lenger liten økning" above customs' strong increase.
+    The escalation says what grew beyond the opening (before, it did not: its reader
+    had to compare it with the opening to find out)."""
     make_config(tmp_path, target("mail", smtp_server.url())
                 + target("teams", teams_server.url())
                 + '\n[alerting]\nsend_resolved = true\n')
@@ -72,6 +74,14 @@ def test_an_end_tells_the_rise_that_was_told(tmp_path, smtp_server, teams_server
     escalation, end = smtp_server.messages[1:]
     told = "Sterk økning: ketamin — 2 kilder" if no else "Strong increase: ketamin — 2 sources"
     assert escalation["Subject"] == ("Forverring: " if no else "Escalation: ") + told
+    grew = ("Mer enn sist varslet: 2 kilder (før 1); sterk økning (før liten økning); "
+            "største endring +180 % (før +50 %)." if no else
+            "More than last told: 2 sources (before 1); strong increase (before small "
+            "increase); largest change +180% (before +50%).")
+    escalation_card = json.dumps(teams_server.payloads()[1], ensure_ascii=False)
+    for body in (escalation.get_body(("plain",)).get_content(),
+                 escalation.get_body(("html",)).get_content(), escalation_card):
+        assert grew in " ".join(body.split())
     assert end["Subject"] == ("Avsluttet: " if no else "Ended: ") + told
     card = teams_server.payloads()[2]["attachments"][0]["content"]
     card_text = "\n".join(

@@ -361,6 +361,11 @@ def enqueue_findings(
                     if alert["decision"] != "escalate":
                         alert = _build_alert(config, store, substance, group, pending_states,
                                              now=now, spikes=folded, decision="escalate")
+                    # the message says what grew beyond what was told
+                    alert["data"]["told_before"] = {k: told.get(k) for k in (
+                        "n_sources", "category", "magnitude")}
+                    alert["title"], alert["body"] = render_text(
+                        alert["data"], config.general.language, config=config)
                     told = {**told, "n_sources": max(ev["n_sources"], int(told["n_sources"])),
                             "category": max(ev["category"], int(told["category"])),
                             "magnitude": max(ev["magnitude"], float(told.get("magnitude", 0)))}

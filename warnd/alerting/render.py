@@ -30,6 +30,7 @@ from warnd.alerting.wording import (
     agreement_words,
     corrected_line,
     disagree_labels,
+    grew_line,
     next_step,
     render_text,
     scale_words,
@@ -205,6 +206,7 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
         "why_lower": (kind == "trend" and bool(agree) and max(
             int(a.get("category") or 0) for a in data.get("agree", []))
             > int(data.get("category") or 0)),
+        "grew": grew_line(data, lang),
         "spikes": spikes,
         "panel": panel,
         "headlines": headlines,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -43,6 +44,10 @@ T = {
         "next_links": "Neste steg: åpne varselet i konsollen, kvitter for at det er sett, "
         "eller demp stoffet i 14 dager (lenkene over).",
         "escalate": "Forverring",
+        "grew": "Mer enn sist varslet: {parts}.",
+        "grew_sources": "{n} {sources} (før {m})",
+        "grew_words": "{words} (før {was})",
+        "grew_change": "største endring {new} (før {old})",
         "repeat": "Påminnelse",
         "detected": "oppdaget {d}",
         "resolve": "Avsluttet",
@@ -107,6 +112,10 @@ T = {
         "next_links": "Next: open the alert in the console, acknowledge that it was seen, "
         "or silence the substance for 14 days (the links above).",
         "escalate": "Escalation",
+        "grew": "More than last told: {parts}.",
+        "grew_sources": "{n} {sources} (before {m})",
+        "grew_words": "{words} (before {was})",
+        "grew_change": "largest change {new} (before {old})",
         "repeat": "Reminder",
         "detected": "detected {d}",
         "resolve": "Ended",
@@ -267,6 +276,33 @@ def source_line(a: dict[str, Any], config: Any, lang: str) -> str:
             + f"; {certainty(a.get('p_value'), lang)}")
 
 
+def grew_line(data: dict[str, Any], lang: str) -> str:
+    """For an escalation, what grew beyond what its recipients were told before (more
+    sources, a higher category, a larger change); "" for any other message."""
+    before = data.get("told_before")
+    if data.get("decision") != "escalate" or not before:
+        return ""
+    t = T.get(lang, T["no"])
+    agree = data.get("agree", [])
+    n = len({a["source"] for a in agree})
+    rels = [abs(float(a["relative_change"])) for a in agree
+            if a.get("relative_change") is not None
+            and math.isfinite(float(a["relative_change"]))]
+    parts = []
+    if n > int(before.get("n_sources") or 0):
+        parts.append(t["grew_sources"].format(n=n, sources=t["sources"][n != 1],
+                                              m=int(before.get("n_sources") or 0)))
+    if int(data.get("category") or 0) > int(before.get("category") or 0):
+        parts.append(t["grew_words"].format(
+            words=scale_words(int(data.get("category") or 0), lang),
+            was=scale_words(int(before.get("category") or 0), lang)))
+    old = float(before.get("magnitude") or 0)
+    if rels and old > 0 and max(rels) > old:
+        parts.append(t["grew_change"].format(new=percent(max(rels), lang),
+                                             old=percent(old, lang)))
+    return str(t["grew"].format(parts="; ".join(parts))) if parts else ""
+
+
 def disagree_labels(data: dict[str, Any], config: Any, lang: str) -> list[str]:
     """The sources without an increase, as people say them."""
     shares = set(data.get("disagree_shares") or ())
@@ -367,6 +403,8 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
     cats = [int(a.get("category") or 0) for a in agree]
     if kind != "spike" and cats and max(cats) > int(data.get("category", 2)):
         lines.append(t["why_lower"])
+    if grew_line(data, lang):
+        lines.append(grew_line(data, lang))
     lines.append("")
     if data.get("decision") == "resolve":
         lines += [t["resolved_body"].format(what=head.lower()), ""]
