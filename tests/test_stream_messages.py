@@ -226,3 +226,43 @@ def test_the_chart_shows_two_years_of_monthly_and_weekly_series_alike(tmp_path, 
         assert (newest - periods[0]).days <= WINDOW_DAYS and periods[0] < onset
         assert len(values) == len(periods)
     assert len(panels[0][1]) > 100 and 20 <= len(panels[1][1]) <= 25  # weeks, months
+
+
+def test_an_end_leaves_out_a_source_taken_out_of_the_config(tmp_path, smtp_server):
+    """As in the first test, but customs is taken out of the config after it agreed: the
+    end, told when the lab's episode ends, does not list customs (its series is no
+    longer judged), as no other message of the substance does once it is gone."""
+    make_config(tmp_path, target("mail", smtp_server.url())
+                + '\n[alerting]\nsend_resolved = true\n')
+    cfg = _language(tmp_path / "config.toml", "no")
+    store = Store.in_dir(cfg.state_dir)
+    for s in ("lab", "customs"):
+        seed_series(store, s)
+    both = {"lab": [_lab()], "customs": [_customs()]}
+    told = []
+    for k, per in enumerate([{"lab": [_lab()]}, both] + [{}] * 6):
+        if k == 2:  # customs taken out: its episode no longer holds the rise open
+            path = tmp_path / "config.toml"
+            text = path.read_text()
+            cut = text.index('[[sources]]\nname = "customs"')
+            path.write_text(text[:cut] + text[text.index("[[sources]]", cut + 1):])
+            from warnd.config import load_config
+
+            cfg = load_config(path)
+        now = T0 + timedelta(weeks=k)
+        firing, states = [], {}
+        for src in sorted(cfg.watched_sources() & {"lab", "customs"}):  # as the pipeline
+            scope = f"series:{src}:ketamin"
+            tr = decide.tracker_from_state(store.episode_state(scope),
+                                           cfg.detection_params("ketamin", src))
+            firing += [(f, a) for a, f in decide.tracker_update(
+                tr, D0 + timedelta(weeks=k), per.get(src, [])) if a in decide.SEND_ACTIONS]
+            states[scope] = decide.tracker_state(tr)
+        told += [a["decision"] for a in decide.enqueue_findings(
+            cfg, store, "ketamin", firing, states, now=now)]
+        outbox.dispatch_pending(cfg, store, now=now)
+    assert told == ["open", "escalate", "resolve"]
+    wait_for(lambda: len(smtp_server.messages) == 3, what="three emails")
+    end = smtp_server.messages[2]
+    assert end["Subject"] == "Avsluttet: Sterk økning: ketamin — 1 kilde"
+    assert "Customs" not in end.get_body(("plain",)).get_content()

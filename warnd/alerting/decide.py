@@ -717,11 +717,13 @@ def _build_alert(
     agree_dicts = [_finding_dict(f, shares)
                    for f in sorted(agree.values(), key=lambda f: f.series_key)]
     if decision == "resolve" and lead.kind == "trend" and lead.direction == "increase":
-        # what ended is the rise as told: every series its messages named (one that
-        # ended earlier too), since its first onset, in the words of its strongest message
+        # what ended is the rise as told: every series of a watched source its messages
+        # named (one that ended earlier too), since its first onset, in the words of its
+        # strongest message
         told = _rise_told(store, substance)
+        watched = config.watched_sources()
         agree_dicts = sorted([*agree_dicts, *(d for k, d in told["agree"].items()
-                                                if k not in agree)],
+                                                if k not in agree and d["source"] in watched)],
                              key=lambda d: str(d["series"]))
         sources = sorted({str(d["source"]) for d in agree_dicts})
         category = max(category, told["category"])
