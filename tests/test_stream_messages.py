@@ -266,3 +266,25 @@ def test_an_end_leaves_out_a_source_taken_out_of_the_config(tmp_path, smtp_serve
     end = smtp_server.messages[2]
     assert end["Subject"] == "Avsluttet: Sterk økning: ketamin — 1 kilde"
     assert "Customs" not in end.get_body(("plain",)).get_content()
+
+
+def test_a_new_episode_months_later_ends_as_itself(tmp_path, smtp_server):
+    """The rise of two sources is told and ends; half a year later the lab alone rises
+    again and that ends too. The second episode's messages speak of it alone: opened as
+    a small increase of one source since its own onset, and ended as such — not as the
+    strong increase of two sources the first episode was."""
+    cfg = make_config(tmp_path, target("mail", smtp_server.url())
+                      + '\n[alerting]\nsend_resolved = true\n')
+    both = {"lab": [_lab()], "customs": [_customs()]}
+    again = finding("lab", rel=0.5, category=1, onset=date(2027, 1, 4),
+                    detected=date(2027, 1, 18))
+    weeks = [{"lab": [_lab()]}, both, {"customs": [_customs()]}] + [{}] * 24
+    weeks += [{"lab": [again]}] * 2 + [{}] * 6
+    assert _run(cfg, weeks) == ["open", "escalate", "resolve", "open", "resolve"]
+    wait_for(lambda: len(smtp_server.messages) == 5, what="five emails")
+    opened, ended = smtp_server.messages[3:]
+    assert opened["Subject"] == "Liten økning: ketamin — 1 kilde"
+    assert ended["Subject"] == "Avsluttet: Liten økning: ketamin — 1 kilde"
+    body = ended.get_body(("plain",)).get_content()
+    assert "Siden: 2027-01-04" in body and "1 av 1 kilde økte" in body
+    assert "Customs" not in body and "2026-06-22" not in body
