@@ -98,7 +98,7 @@ def test_an_end_tells_the_rise_that_was_told(tmp_path, smtp_server, teams_server
             assert "øker" not in body and "Kilder som viser økning" not in body
         else:
             assert "2026-06-22" in body and "2 of 2 sources rose" in body
-            assert "no source shows strong increase any more" in body
+            assert "no source shows a strong increase any more" in body
             assert "Sources that showed an increase" in body
             assert "rise" not in body and "Sources showing" not in body
         for series in ("Lab: ", "Customs: "):

@@ -119,7 +119,7 @@ T = {
         "repeat": "Reminder",
         "detected": "detected {d}",
         "resolve": "Ended",
-        "resolved_body": "The episode is over: no source shows {what} any more.",
+        "resolved_body": "The episode is over: no source shows a {what} any more.",
         "correct": "Correction",
         "corrected_body": "The figures an earlier alert rested on were corrected by the "
         "source. With the corrected figures {series} no longer shows {what}: disregard what "
