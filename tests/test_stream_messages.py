@@ -60,7 +60,9 @@ def test_an_end_tells_the_rise_that_was_told(tmp_path, smtp_server, teams_server
     ketamin — 1 kilde", since customs' later onset, "1 av 1 kilde øker" in an end, and
     "ingen av kildene viser lenger liten økning" above customs' strong increase.
     The escalation says what grew beyond the opening (before, it did not: its reader
-    had to compare it with the opening to find out)."""
+    had to compare it with the opening to find out). The end asks nothing of its reader:
+    before, it said to acknowledge it (its alert is resolved at once: that does nothing)
+    or to silence the substance for 14 days (which would hold back its next rise)."""
     make_config(tmp_path, target("mail", smtp_server.url())
                 + target("teams", teams_server.url())
                 + '\n[alerting]\nsend_resolved = true\n')
@@ -103,6 +105,9 @@ def test_an_end_tells_the_rise_that_was_told(tmp_path, smtp_server, teams_server
             assert "rise" not in body and "Sources showing" not in body
         for series in ("Lab: ", "Customs: "):
             assert series in body
+        assert ("Ingenting å gjøre: episoden er over" if no else
+                "Nothing to do: the episode is over") in body
+        assert "silence add" not in body
 
 
 def test_a_decrease_lists_its_sources_as_falling(tmp_path, smtp_server):

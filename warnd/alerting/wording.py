@@ -51,6 +51,7 @@ T = {
         "repeat": "Påminnelse",
         "detected": "oppdaget {d}",
         "resolve": "Avsluttet",
+        "next_ended": "Ingenting å gjøre: episoden er over; en ny varsles som en ny episode.",
         "resolved_body": "Episoden er over: ingen av kildene viser lenger {what}.",
         "correct": "Rettelse",
         "corrected_body": "Tallene et tidligere varsel bygde på, er rettet av kilden. Med de "
@@ -119,6 +120,7 @@ T = {
         "repeat": "Reminder",
         "detected": "detected {d}",
         "resolve": "Ended",
+        "next_ended": "Nothing to do: the episode is over; a new one is told as a new episode.",
         "resolved_body": "The episode is over: no source shows a {what} any more.",
         "correct": "Correction",
         "corrected_body": "The figures an earlier alert rested on were corrected by the "
@@ -341,6 +343,10 @@ def next_step(data: dict[str, Any], lang: str, alert_id: Any,
         return str(t["health_next"].format(src=data.get("source", "")))
     if data.get("kind") == "digest":
         return ""  # a summary: nothing to acknowledge
+    if data.get("decision") == "resolve":
+        # the end's alert is resolved at once: acknowledging it does nothing, and a
+        # silence of the substance would hold back its next rise
+        return str(t["next_ended"])
     if links:
         return str(t["next_links"])
     return str(t["next"].format(id=alert_id, sub=data.get("substance") or "..."))
