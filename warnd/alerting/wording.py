@@ -176,15 +176,6 @@ def scale_words(category: int, lang: str) -> str:
     return no if lang == "no" else en
 
 
-def _rel(x: Any) -> str:
-    if x is None:
-        return "–"
-    x = float(x)
-    if x == float("inf"):
-        return "fra 0"
-    return f"{x * 100:+.0f} %"
-
-
 def split_key(key: str) -> tuple[str, str, str]:
     """``source:substance[:region][:metric]`` → (source, region, metric)."""
     parts = str(key).split(":")
