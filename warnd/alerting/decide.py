@@ -507,19 +507,25 @@ def _end_held(config: Config, store: Store, alert_id: int, *, now: datetime,
     }
 
 
-def _heard_evidence(store: Store, substance: str) -> dict[str, Any]:
-    """The evidence of the messages of the substance's current rise that were heard (or
-    still go out): the largest of each (:func:`_evidence`); zero when there is none."""
+def _heard(store: Store, substance: str) -> list[dict[str, Any]]:
+    """The data of the messages of the substance's current rise that were heard (or
+    still go out), oldest first."""
     rows = store.q(
         "SELECT a.data FROM alerts a WHERE a.substance=? AND a.kind='trend' AND "
         "a.direction='increase' AND a.decision IN ('open','escalate','repeat') AND a.id >= "
         "(SELECT COALESCE(MAX(id), 0) FROM alerts WHERE substance=? AND kind='trend' AND "
         "direction='increase' AND decision='open') AND EXISTS (SELECT 1 FROM deliveries d "
-        "WHERE d.alert_id=a.id AND d.status IN ('delivered','pending'))",
+        "WHERE d.alert_id=a.id AND d.status IN ('delivered','pending')) ORDER BY a.id",
         [substance, substance])
+    return [json.loads(r["data"] or "{}") for r in rows]
+
+
+def _heard_evidence(store: Store, substance: str) -> dict[str, Any]:
+    """The evidence of the messages of the substance's current rise that were heard (or
+    still go out): the largest of each (:func:`_evidence`); zero when there is none."""
     told = {"n_sources": 0, "category": 0, "magnitude": 0.0}
-    for r in rows:
-        ev = _evidence({"data": json.loads(r["data"] or "{}")})
+    for data in _heard(store, substance):
+        ev = _evidence({"data": data})
         told = {k: max(told[k], ev[k]) for k in told}
     return told
 
@@ -528,16 +534,8 @@ def _rise_told(store: Store, substance: str) -> dict[str, Any]:
     """What the messages of the substance's current rise told (delivered or still going
     out): each series' latest figures (``agree``, by series key), the earliest onset and
     the highest category; empty when none was told."""
-    rows = store.q(
-        "SELECT a.data FROM alerts a WHERE a.substance=? AND a.kind='trend' AND "
-        "a.direction='increase' AND a.decision IN ('open','escalate','repeat') AND a.id >= "
-        "(SELECT COALESCE(MAX(id), 0) FROM alerts WHERE substance=? AND kind='trend' AND "
-        "direction='increase' AND decision='open') AND EXISTS (SELECT 1 FROM deliveries d "
-        "WHERE d.alert_id=a.id AND d.status IN ('delivered','pending')) ORDER BY a.id",
-        [substance, substance])
     told: dict[str, Any] = {"agree": {}, "onset": None, "category": 0}
-    for r in rows:
-        data = json.loads(r["data"] or "{}")
+    for data in _heard(store, substance):
         for a in data.get("agree", []):
             told["agree"][a["series"]] = a
         if data.get("onset") and (told["onset"] is None or data["onset"] < told["onset"]):
