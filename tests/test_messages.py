@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from PIL import Image
 
@@ -122,6 +122,30 @@ def test_teams_card_has_open_ack_silence_buttons(tmp_path, teams_server):
     assert acts[0]["url"] == f"https://warnd.example.org/alerts/{created[0]['id']}"
     text = json.dumps(card, ensure_ascii=False)
     assert "Laboratoriet: antall per periode" in text and "lab:ketamin" not in text
+
+
+def test_an_end_carries_only_the_link_that_opens_it(tmp_path, teams_server):
+    """The end of a rise (with ``send_resolved``): its Teams card has one button, to open
+    it, and neither "Kvitter" (its alert is resolved: nothing to acknowledge) nor "Demp
+    14 dager" (a silence from it would hold back the substance's next rise); the
+    opening before it had all three."""
+    cfg = make_config(tmp_path, target("teams", teams_server.url()),
+                      WEB + "\n[alerting]\nsend_resolved = true\n", sources=LABELS)
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    (opened,) = decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")],
+                                        {}, now=NOW)
+    later = NOW + timedelta(weeks=20)
+    (ended,) = decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "resolve")],
+                                       {}, now=later)
+    assert ended["decision"] == "resolve"
+    assert outbox.dispatch_pending(cfg, store, now=later)["delivered"] == 2
+    wait_for(lambda: len(teams_server.payloads()) == 2, what="two cards")
+    acts = [[a["title"] for a in p["attachments"][0]["content"]["actions"]]
+            for p in teams_server.payloads()]
+    assert acts == [["Åpne", "Kvitter", "Demp 14 dager"], ["Åpne"]]
+    end = teams_server.payloads()[1]["attachments"][0]["content"]
+    assert end["actions"][0]["url"] == f"https://warnd.example.org/alerts/{ended['id']}"
 
 
 def test_title_and_body_agree_for_a_single_source(tmp_path, smtp_server):

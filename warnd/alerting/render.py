@@ -31,6 +31,7 @@ from warnd.alerting.wording import (
     corrected_line,
     disagree_labels,
     grew_line,
+    link_lines,
     next_step,
     render_text,
     scale_words,
@@ -202,6 +203,7 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
         "agree_title": agree_title(data, lang),
         "disagree": disagree_labels(data, config, lang),
         "links": links or {},
+        "link_lines": link_lines(links, lang) if links else "",
         "chart_cid": chart_cid,
         "why_lower": (kind == "trend" and bool(agree) and max(
             int(a.get("category") or 0) for a in data.get("agree", []))
@@ -331,6 +333,10 @@ def for_target(
     lang = config.general.language
     alert_id = delivery["alert_id"]
     links = _links(config, store, alert_id)
+    if data.get("decision") in ("resolve", "correct"):
+        # an end or a correction: nothing to acknowledge (its alert is resolved), and
+        # a silence from it would hold back the substance's next rise; open it only
+        links = {k: v for k, v in links.items() if k == "open"}
     title, text = render_text(data, lang, alert_id, config=config, links=links)
     # a title quoting a feed (a notice) can be any length, but mail servers refuse a
     # header line over 998 characters, and apprise writes the subject as one
