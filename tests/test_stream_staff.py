@@ -366,6 +366,10 @@ def test_silencing_a_source_failure_from_its_message_silences_that_only(tmp_path
             page = c.get(link).text
             csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
             assert c.post(link, data={"csrf": csrf}).status_code == 200
+            # the same link followed again (a second click, a colleague's copy of the
+            # email) finds the silence it made: no second, overlapping one
+            again = c.post(link, data={"csrf": csrf})
+            assert again.status_code == 200 and "er dempet til" in again.text
     finally:
         console.stop()
     store = Store.in_dir(cfg.state_dir)

@@ -168,10 +168,18 @@ def action_link(request: Request, who: dict[str, Any], store: Any) -> Response:
         # kind, of its source — never a silence of no field, which would match everything
         what = ({"substance": a["substance"]} if a["substance"]
                 else {"substance": None, "kind": a["kind"], "source": a["source"] or None})
-        actions.add_silence(store, **what, duration=span,
-                            reason=f"#{aid}: {a['title']}"[:500], who=who["name"], via="link",
-                            alert_id=aid, now=now)
-        msg = web.t["done_silence"].format(label=label, who=who["name"],
-                                           until=(now + span).date().isoformat())
+        reason = f"#{aid}: {a['title']}"[:500]
+        # the link followed again (a second click, a colleague's copy of the message)
+        # finds the silence it made, rather than adding an overlapping one
+        made = [x for x in store.silences(now=now, active_only=True)
+                if x["reason"] == reason and (x["substance"], x["kind"], x["source"])
+                == (what["substance"], what.get("kind"), what.get("source"))]
+        if made:
+            by, until = made[0]["created_by"] or who["name"], made[0]["until"][:10]
+        else:
+            actions.add_silence(store, **what, duration=span, reason=reason,
+                                who=who["name"], via="link", alert_id=aid, now=now)
+            by, until = who["name"], (now + span).date().isoformat()
+        msg = web.t["done_silence"].format(label=label, who=by, until=until)
     return web.page(request, who, "message.html", title=web.t["confirm"], message=msg,
                     link=f"/alerts/{aid}")
