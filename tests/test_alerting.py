@@ -377,6 +377,18 @@ def _weeks_under_silence(tmp_path, findings_of, *, weeks: int, silence_from: int
     return told, store
 
 
+def test_a_rise_held_by_a_silence_is_listed_as_such_for_as_long_as_it_lasts(tmp_path):
+    """Ketamine's rise opens under a silence of twelve weeks and goes on, week after
+    week: `warnd status` lists it as held back by the silence each week the silence
+    lasts, not only in the week its message was silenced."""
+    told, store = _weeks_under_silence(
+        tmp_path, lambda k, week: {"lab": [finding("lab", detected=week)]},
+        weeks=6, silence_from=0, silence_for=timedelta(weeks=12))
+    assert [d for _, d, s in told if s == "silenced"] == ["open"]
+    assert alerting_status(store)["held_back_by_silence"] == ["ketamin"]
+    store.close()
+
+
 def test_a_rise_begun_and_ended_within_a_silence_is_told_nothing(tmp_path):
     """Its opening message is silenced; it ends before the silence does: no end is told
     of an episode nobody heard of, and after the silence nothing is told either."""

@@ -265,7 +265,7 @@ def enqueue_findings(
             held = _held_by_silence(config, store, substance, states, now=now)
             if held is None:  # still silenced (or muted): keep the mark
                 told = pending_states[told_scope] = {**told, "silenced": _held_by(
-                    config, substance, "muted")}
+                    config, substance, "silenced")}
             elif held:
                 trends, retold = held, True
                 groups.insert(0, trends)
