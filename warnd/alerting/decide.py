@@ -305,16 +305,12 @@ def enqueue_findings(
         if not _substance_alerting(store, substance, kind=kind, direction=direction):
             continue  # the episode was never alerted (e.g. history before the first run)
         groups.append(group)
-        told_to[id(group)] = _told_targets(
-            store, substance, kind, direction,
-            since=told.get("opened") if (kind, direction) == ("trend", "increase") else None)
+        told_to[id(group)] = _told_targets(store, substance, kind, direction, told)
     for f, a in corrections:
         if _told_about(store, f):
             groups.append([(f, a)])
-            told_to[id(groups[-1])] = _told_targets(
-                store, substance, f.kind, f.direction, series=f,
-                since=told.get("opened") if (f.kind, f.direction) == ("trend", "increase")
-                else None)
+            told_to[id(groups[-1])] = _told_targets(store, substance, f.kind, f.direction,
+                                                    told, series=f)
             if (f.kind == "trend" and f.direction == "increase" and told.get("open")
                     and not _still_active(config, store, substance, f.kind, f.direction,
                                           [(f, a)], states)):
@@ -394,8 +390,7 @@ def enqueue_findings(
                 # the end of a told rise, held back: told when the silence has ended
                 told = pending_states[told_scope] = {**told, "end_silenced": alert["id"]}
         for alert in late_ends:
-            had = _told_targets(store, substance, "trend", "increase",
-                                since=told.get("opened"))
+            had = _told_targets(store, substance, "trend", "increase", told)
             if enqueue_alert(config, store, alert, now=now, told_to=had) is not None:
                 created.append(alert)
         if any(a["kind"] == "trend" and a["direction"] == "increase"
@@ -571,11 +566,13 @@ def _told_about(store: Store, f: Finding) -> bool:
     return bool(rows)
 
 
-def _told_targets(store: Store, substance: str, kind: str, direction: str, *,
-                  since: str | None, series: Finding | None = None) -> list[str]:
+def _told_targets(store: Store, substance: str, kind: str, direction: str,
+                  told: dict[str, Any], *, series: Finding | None = None) -> list[str]:
     """The targets sent (or still to be sent) the substance's messages of an episode
-    (``kind``, ``direction``) since ``since`` (by default since its last end), only
-    those that rested on ``series``' series when given."""
+    (``kind``, ``direction``): of its rise, since the episode ``told`` opened; of
+    another episode, since its last end. Only those that rested on ``series``' series
+    when given."""
+    since = told.get("opened") if (kind, direction) == ("trend", "increase") else None
     if since is None:
         last = store.q(
             "SELECT MAX(created_at) AS t FROM alerts WHERE substance=? AND kind=? AND "
@@ -895,16 +892,22 @@ def close_removed_failures(config: Config, store: Store, *, now: datetime) -> li
     configured = {s.name for s in config.sources}
     gone = [name for name in store.failing_sources() if name not in configured]
     for name in gone:
-        ep = store.episode_state(f"source:{name}") or {}
         with store.write() as db:
-            store.save_episode_state(
-                f"source:{name}", {"open": False, "n": int(ep.get("n", 0)), "since": None},
-                db, now=now)
-            store.resolve_alerts(db, kind="source_health", source=name)
+            _end_failure(store, name, store.episode_state(f"source:{name}") or {}, db,
+                         now=now)
             db.execute("UPDATE source_state SET consecutive_failures=0 WHERE source=?",
                        (name,))
         log.info("source=%s taken out of the config: its failure episode ended", name)
     return gone
+
+
+def _end_failure(store: Store, source: str, ep: dict[str, Any], db: Any, *,
+                 now: datetime) -> None:
+    """A source's failure episode ``ep`` ended without a message (in the caller's
+    transaction ``db``): its state closed, its alerts resolved."""
+    store.save_episode_state(f"source:{source}", {"open": False, "n": int(ep.get("n", 0)),
+                                                   "since": None}, db, now=now)
+    store.resolve_alerts(db, kind="source_health", source=source)
 
 
 def check_source_health(
@@ -934,8 +937,7 @@ def check_source_health(
         # no recovery for a failure nobody was told of (its message held by a silence)
         if not config.alerting.send_resolved or (told and told[0]["status"] == "silenced"):
             with store.write() as db:
-                store.save_episode_state(scope, new, db, now=now)
-                store.resolve_alerts(db, kind="source_health", source=source)
+                _end_failure(store, source, ep, db, now=now)
             log.info("source=%s recovered", source)
             return None
     else:
