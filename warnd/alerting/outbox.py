@@ -639,15 +639,21 @@ def list_deliveries(
     return rows
 
 
-def _select(store: Store, alert_id: int, target: str | None, statuses: tuple[str, ...]
-            ) -> tuple[str, list[Any]]:
-    marks = ",".join("?" * len(statuses))
-    where = f"alert_id=? AND status IN ({marks})"
-    params: list[Any] = [alert_id, *statuses]
+def _select(db: Any, alert_id: int, target: str | None, now_s: str
+            ) -> tuple[str, list[Any], list[str]]:
+    """The deliveries of ``alert_id`` (to ``target``, or all) an operator may act on:
+    in an :data:`ACTIONABLE` state and not being sent right now (a live claim). Their
+    ``WHERE`` clause, its parameters and the targets they go to."""
+    marks = ",".join("?" * len(ACTIONABLE))
+    where = (f"alert_id=? AND status IN ({marks}) "
+             "AND (claimed_until IS NULL OR claimed_until <= ?)")
+    params: list[Any] = [alert_id, *ACTIONABLE, now_s]
     if target:
         where += " AND target=?"
         params.append(target)
-    return where, params
+    names = [r[0] for r in db.execute(
+        f"SELECT DISTINCT target FROM deliveries WHERE {where}", params)]
+    return where, params, names
 
 
 def _release_later(db: Any, alert_id: int, names: list[str], now_s: str) -> None:
@@ -681,18 +687,14 @@ def retry_delivery(store: Store, alert_id: int, target: str | None = None, *,
     from warnd.store import utcnow
 
     now_s = iso(now or utcnow())
-    where, params = _select(store, alert_id, target, ACTIONABLE)
-    live = "(claimed_until IS NULL OR claimed_until <= ?)"
     with store.write() as db:
-        names = [r[0] for r in db.execute(
-            f"SELECT DISTINCT target FROM deliveries WHERE {where} AND {live}",
-            (*params, now_s))]
+        where, params, names = _select(db, alert_id, target, now_s)
         cur = db.execute(
             "UPDATE deliveries SET status='pending', attempts=0, next_attempt_at=?, due_at=?, "
             "last_error=CASE WHEN last_error IS NULL THEN NULL "
             "ELSE 'queued again by an operator; before: ' || last_error END "
-            f"WHERE {where} AND {live}",
-            (now_s, now_s, *params, now_s))
+            f"WHERE {where}",
+            (now_s, now_s, *params))
         n = int(cur.rowcount)
         db.conn.executemany("UPDATE target_state SET blocked_until=NULL, block_reason=NULL "
                             "WHERE target=?", [(name,) for name in names])
@@ -710,17 +712,13 @@ def drop_delivery(store: Store, alert_id: int, target: str | None = None, *,
     from warnd.store import utcnow
 
     now_s = iso(now or utcnow())
-    where, params = _select(store, alert_id, target, ACTIONABLE)
-    live = "(claimed_until IS NULL OR claimed_until <= ?)"
     with store.write() as db:
-        names = [r[0] for r in db.execute(
-            f"SELECT DISTINCT target FROM deliveries WHERE {where} AND {live}",
-            (*params, now_s))]
+        where, params, names = _select(db, alert_id, target, now_s)
         cur = db.execute(
             "UPDATE deliveries SET status='dropped', claimed_until=NULL, claimed_by=NULL, "
             "last_error='dropped by an operator at ' || ? || COALESCE('; before: ' || "
-            f"last_error, '') WHERE {where} AND {live}",
-            (now_s, *params, now_s))
+            f"last_error, '') WHERE {where}",
+            (now_s, *params))
         n = int(cur.rowcount)
         _release_later(db, alert_id, names, now_s)
     if n:
