@@ -965,10 +965,8 @@ class Store:
                     fed_only: bool = False) -> list[SeriesKey]:
         """Every stored series (of one substance), from the ``series`` table; with
         ``fed_only``, only those their source still feeds (:func:`no_longer_fed`)."""
-        sql = ("SELECT source, substance, region, metric, first_period, last_period, "
-               "n_observations, (SELECT MAX(o.last_period) FROM series o "
-               "WHERE o.source = series.source) FROM series" if fed_only
-               else "SELECT source, substance, region, metric FROM series")
+        sql = "SELECT source, substance, region, metric" + (
+            f", {_FED_SPAN} FROM series s" if fed_only else " FROM series")
         params: list[Any] = []
         if substance:
             sql += " WHERE substance=?"
@@ -1204,8 +1202,7 @@ class Store:
         for lo in range(0, len(keys), 500):
             part = keys[lo : lo + 500]
             left.update("series:" + r[0] for r in self.db.execute(
-                "SELECT s.key, s.first_period, s.last_period, s.n_observations, "
-                "(SELECT MAX(o.last_period) FROM series o WHERE o.source = s.source) "
+                f"SELECT s.key, {_FED_SPAN} "
                 f"FROM series s WHERE s.key IN ({','.join('?' * len(part))})", part)
                 if no_longer_fed(*r[1:]))
         return left
@@ -1220,19 +1217,25 @@ class Store:
     def held_back(self) -> dict[str, dict[str, Any]]:
         """The told state of each substance with a message about its rise held back: the
         rise's (a silence, a mute, corroboration) or the end of a told rise (a silence)."""
+        return {name.removesuffix(":trend:increase"): st
+                for name, st in self._states_of("substance").items()
+                if name.endswith(":trend:increase")
+                and (st.get("silenced") or st.get("end_silenced"))}
+
+    def _states_of(self, prefix: str, *, having: str = "") -> dict[str, dict[str, Any]]:
+        """The episode states whose scope is ``<prefix>:<name>`` (a range of the key),
+        by name; only those whose text holds ``having``, when given (read before any is
+        parsed); a state that is not a JSON object is left out."""
         out = {}
-        # the scopes substance_scope makes, a range of the key ("substance:" … ";")
         for scope, state in self.db.execute(
-                "SELECT scope, state FROM episodes WHERE scope >= 'substance:' "
-                "AND scope < 'substance;' ORDER BY scope"):
-            if not scope.endswith(":trend:increase"):
-                continue
+                "SELECT scope, state FROM episodes WHERE scope >= ? AND scope < ? "
+                "AND instr(state, ?) > 0 ORDER BY scope", [f"{prefix}:", f"{prefix};", having]):
             try:
                 st = json.loads(state)
-                if st.get("silenced") or st.get("end_silenced"):
-                    out[scope.removeprefix("substance:").removesuffix(":trend:increase")] = st
-            except (ValueError, AttributeError):
+            except ValueError:
                 continue
+            if isinstance(st, dict):
+                out[scope.removeprefix(f"{prefix}:")] = st
         return out
 
     def open_episode_states(self, *, fed_only: bool = False) -> dict[str, dict[str, Any]]:
@@ -1471,17 +1474,8 @@ class Store:
     def failing_sources(self) -> dict[str, dict[str, Any]]:
         """The failure episode state of each source with one open (scope
         ``source:<name>``, :func:`warnd.alerting.decide.check_source_health`)."""
-        out = {}
-        for scope, state in self.db.execute(
-                "SELECT scope, state FROM episodes WHERE scope >= 'source:' AND "
-                "scope < 'source;' AND instr(state, 'true') > 0"):
-            try:
-                st = json.loads(state)
-            except ValueError:
-                continue
-            if isinstance(st, dict) and st.get("open") is True:
-                out[scope.removeprefix("source:")] = st
-        return out
+        return {name: st for name, st in self._states_of("source", having="true").items()
+                if st.get("open") is True}
 
     def resolve_alerts_of_removed(self, substances: Collection[str]) -> int:
         """Resolve the open trend and spike alerts of substances no longer configured
@@ -1664,6 +1658,12 @@ def substance_scope(substance: str, kind: str = "trend", direction: str = "incre
 #: days a series may lag behind the newest period of its source beyond twice its usual
 #: spacing of periods (as ``warnd.alerting.freshness`` allows a source's publication)
 FED_LAG_DAYS = 14
+
+
+#: what :func:`no_longer_fed` reads of a series ``s``: its span, its number of periods
+#: and its source's newest period
+_FED_SPAN = ("s.first_period, s.last_period, s.n_observations, "
+             "(SELECT MAX(o.last_period) FROM series o WHERE o.source = s.source)")
 
 
 def no_longer_fed(first: str | None, last: str | None, n: int | None,
