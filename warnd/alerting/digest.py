@@ -51,12 +51,16 @@ def last_scheduled(config: Config, now: datetime) -> datetime | None:
     return None
 
 
+def schedule_span(config: Config) -> timedelta:
+    """The period a digest covers: a week (also without digests configured) or a day."""
+    dg = config.alerting.digest
+    return timedelta(days=7 if dg is None or dg.schedule == "weekly" else 1)
+
+
 def data_window_start(config: Config, end: datetime) -> date:
     """The first data date a digest ending at ``end`` looks at: its period (a week or
     a day) and one more week, so data published late is not missed."""
-    dg = config.alerting.digest
-    span = timedelta(days=7 if dg is None or dg.schedule == "weekly" else 1)
-    return (end - span - timedelta(days=7)).date()
+    return (end - schedule_span(config) - timedelta(days=7)).date()
 
 
 def build(config: Config, store: Store, *, end: datetime,
@@ -245,8 +249,8 @@ def maybe_enqueue(config: Config, store: Store, *, now: datetime) -> int | None:
     # since one schedule period before it, not since warnd's first alert
     earlier = store.q("SELECT 1 FROM alerts WHERE kind='digest' AND created_at < ? LIMIT 1",
                       [iso(now)])
-    span = timedelta(days=7 if dg.schedule == "weekly" else 1)
-    data = build(config, store, end=now, since=None if earlier else at - span)
+    data = build(config, store, end=now,
+                 since=None if earlier else at - schedule_span(config))
     title, text = render(data, config.general.language)
     data.update(
         kind="digest",
