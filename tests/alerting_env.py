@@ -120,3 +120,22 @@ def finding(
         dimension=dimension,
         method="test",
     )
+
+
+def judge_period(cfg, store: Store, period: date, per_source: dict, *, now: datetime,
+                 ) -> list[dict]:
+    """What ``Pipeline._detect_substance`` does for one period of ketamine's lab and
+    customs series: each series' episode rules on its findings (``per_source``), then
+    the substance's messages."""
+    from warnd.alerting import decide
+
+    firing, states = [], {}
+    for src in ("lab", "customs"):
+        scope = f"series:{src}:ketamin"
+        tr = decide.tracker_from_state(
+            store.episode_state(scope), cfg.detection_params("ketamin", src))
+        for action, f in decide.tracker_update(tr, period, per_source.get(src, [])):
+            if action in decide.SEND_ACTIONS:
+                firing.append((f, action))
+        states[scope] = decide.tracker_state(tr)
+    return decide.enqueue_findings(cfg, store, "ketamin", firing, states, now=now)

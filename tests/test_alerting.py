@@ -8,7 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from tests.alerting_env import SOURCES, finding, make_config, seed_series, target
+from tests.alerting_env import (
+    SOURCES, finding, judge_period, make_config, seed_series, target,
+)
 from tests.servers import wait_for
 from warnd.alerting import decide, outbox, quiet, routing
 from warnd.alerting.commands import alerting_status
@@ -121,18 +123,7 @@ def test_route_tag_matching_no_target_is_a_config_error(tmp_path):
 
 # -- episodes -------------------------------------------------------------------------
 def _period(cfg, store, period, per_source, now=NOW):
-    """What Pipeline._detect_substance does for one period of every series."""
-    firing, states = [], {}
-    for src in ("lab", "customs"):
-        scope = f"series:{src}:ketamin"
-        tr = decide.tracker_from_state(
-            store.episode_state(scope), cfg.detection_params("ketamin", src)
-        )
-        for action, f in decide.tracker_update(tr, period, per_source.get(src, [])):
-            if action in decide.SEND_ACTIONS:
-                firing.append((f, action))
-        states[scope] = decide.tracker_state(tr)
-    return decide.enqueue_findings(cfg, store, "ketamin", firing, states, now=now)
+    return judge_period(cfg, store, period, per_source, now=now)
 
 
 def test_episode_sends_once_then_on_escalation_then_resolve(tmp_path, smtp_server):

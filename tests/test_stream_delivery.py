@@ -9,6 +9,7 @@ import json
 from datetime import UTC, date, datetime, timedelta
 
 from tests.alerting_env import SOURCES, finding, make_config, seed_series, target
+from tests.alerting_env import judge_period as _period
 from tests.conftest import SUBSTANCES, write_config
 from tests.servers import SmtpServer, _Handler, wait_for
 from warnd.alerting import decide, outbox
@@ -22,20 +23,6 @@ EVENING = datetime(2026, 7, 7, 21, 0, tzinfo=UTC)
 #: dispatch_pending's counts when nothing happened
 _NOTHING = {"delivered": 0, "retrying": 0, "expired": 0, "failed": 0, "silenced": 0,
             "waiting": 0, "held": 0, "unrecorded": 0, "muted": 0}
-
-
-def _period(cfg, store, period, per_source, *, now):
-    """What Pipeline._detect_substance does for one period of ketamine's series."""
-    firing, states = [], {}
-    for src in ("lab", "customs"):
-        scope = f"series:{src}:ketamin"
-        tr = decide.tracker_from_state(
-            store.episode_state(scope), cfg.detection_params("ketamin", src))
-        for action, f in decide.tracker_update(tr, period, per_source.get(src, [])):
-            if action in decide.SEND_ACTIONS:
-                firing.append((f, action))
-        states[scope] = decide.tracker_state(tr)
-    return decide.enqueue_findings(cfg, store, "ketamin", firing, states, now=now)
 
 
 def _accepted(url, **kw):

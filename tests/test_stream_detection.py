@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 
-from tests.alerting_env import finding, make_config, seed_series, target
+from tests.alerting_env import finding, judge_period, make_config, seed_series, target
 from tests.conftest import write_config
 from tests.scenario import LAB_SOURCE
 from tests.test_stream_staff import Weeks
@@ -22,20 +22,11 @@ D0 = date(2026, 7, 6)
 
 
 def _week(cfg, store, w: int, per_source: dict) -> list[dict]:
-    """Week ``w`` of every series of ketamine, as ``Pipeline._detect_substance`` judges
-    one new period: each series' episode rules, then the substance's messages."""
+    """Week ``w`` of every series of ketamine, judged the day after it ended."""
     period = D0 + timedelta(weeks=w)
-    firing, states = [], {}
-    for src in ("lab", "customs"):
-        scope = f"series:{src}:ketamin"
-        tr = decide.tracker_from_state(
-            store.episode_state(scope), cfg.detection_params("ketamin", src))
-        for action, f in decide.tracker_update(tr, period, per_source.get(src, [])):
-            if action in decide.SEND_ACTIONS:
-                firing.append((f, action))
-        states[scope] = decide.tracker_state(tr)
-    now = datetime.combine(period + timedelta(days=1), datetime.min.time(), UTC)
-    return decide.enqueue_findings(cfg, store, "ketamin", firing, states, now=now)
+    return judge_period(cfg, store, period, per_source,
+                        now=datetime.combine(period + timedelta(days=1), datetime.min.time(),
+                                             UTC))
 
 
 def _at(w: int, **kw):
