@@ -400,8 +400,8 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
     cats = [int(a.get("category") or 0) for a in agree]
     if kind != "spike" and cats and max(cats) > int(data.get("category", 2)):
         lines.append(t["why_lower"])
-    if grew_line(data, lang):
-        lines.append(grew_line(data, lang))
+    if grew := grew_line(data, lang):
+        lines.append(grew)
     lines.append("")
     if data.get("decision") == "resolve":
         lines += [t["resolved_body"].format(what=head.lower()), ""]
