@@ -253,6 +253,52 @@ def test_two_processes_opening_a_store_to_upgrade_at_once_both_open_it(tmp_path)
         s.close()
 
 
+def test_a_store_in_rollback_mode_opens_while_another_connection_writes_it(
+        tmp_path, monkeypatch):
+    """A store copied from a backup (or just made) is in rollback mode; switching it to
+    WAL needs every other connection out, and SQLite does not wait for a writer's lock
+    there by itself. The open waits for the other writer, as for any lock, instead of
+    failing with "database is locked" at once (seen when two processes open such a
+    store together)."""
+    import sqlite3
+    import threading
+    import time
+
+    from tests.test_store_migration import FIXTURE_V8, MADE_IN_V8, _unpack
+
+    path = _unpack(tmp_path, FIXTURE_V8, MADE_IN_V8)
+    other = sqlite3.connect(path, isolation_level=None)
+    assert other.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    other.execute("BEGIN IMMEDIATE")  # about to write: SQLite's busy handler is not asked
+    waiting = threading.Event()
+    real_sleep = time.sleep
+
+    def sleep(s: float) -> None:
+        waiting.set()
+        real_sleep(s)
+
+    monkeypatch.setattr(time, "sleep", sleep)  # the store pausing between its tries
+    opened: list[object] = []
+
+    def open_it() -> None:
+        try:
+            Store(path).close()
+            opened.append("ok")
+        except Exception as e:
+            opened.append(e)
+
+    th = threading.Thread(target=open_it)
+    th.start()
+    assert waiting.wait(30), "the open did not wait for the writer"
+    other.execute("COMMIT")
+    other.close()
+    th.join(60)
+    assert opened == ["ok"]
+    s = Store(path)
+    assert s.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    s.close()
+
+
 def test_a_message_waiting_for_quiet_hours_goes_when_a_reload_ends_them(
         tmp_path, smtp_server):
     """A warning decided on Friday evening waits for Monday 08:00. A reload that lets

@@ -16,6 +16,7 @@ import os
 import sqlite3
 import struct
 import sys
+import time
 import zlib
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -470,7 +471,7 @@ class Store:
             self.db = sqlite_utils.Database(conn)
             self.db.execute("PRAGMA busy_timeout = %d" % int(timeout * 1000))
             if str(path) != ":memory:":
-                mode = self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                mode = self._enter_wal(timeout)
                 if mode.lower() != "wal":
                     raise StoreError(f"{path}: cannot switch to WAL mode (got {mode})")
             self.db.execute("PRAGMA synchronous = NORMAL")
@@ -494,6 +495,25 @@ class Store:
             ) from None
         except OSError as e:
             raise StoreError(f"{path}: cannot open the store: {e.strerror}") from None
+
+    def _enter_wal(self, timeout: float) -> str:
+        """``PRAGMA journal_mode = WAL``, waiting for another connection's lock.
+
+        Switching a store out of rollback mode (one just made, or copied from a
+        backup) needs an exclusive lock, and SQLite asks for it without calling the
+        busy handler: the daemon and the console opening such a store together would
+        see "database is locked" at once. The switch is tried again for as long as
+        any other lock is waited for."""
+        deadline = time.monotonic() + timeout
+        pause = 0.005
+        while True:
+            try:
+                return str(self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
     # -- a store that existed is never silently replaced by an empty one ---------------
     @property
