@@ -225,3 +225,39 @@ def test_the_end_of_a_rise_reaches_everyone_who_had_it(tmp_path):
     told = _trend_messages(cfg, put, _risen(usual, 110, 122), range(109, weeks))
     assert [(d, sorted(t)) for d, _, t in told] == [
         ("open", ["ops"]), ("escalate", ["desk"]), ("resolve", ["desk", "ops"])]
+
+
+def test_a_rise_revised_away_while_its_opening_waits_for_quiet_hours_is_not_sent(
+        tmp_path, smtp_server):
+    """The lab's rise is told at midday, inside quiet hours (11:00–15:00), so its opening
+    waits; within the hour the lab revises the weeks down to the usual level. When the
+    quiet time ends the recipient gets nothing: neither the rise nor its withdrawal.
+    Before, the opening and its correction went out together at 15:00."""
+    from warnd.alerting import outbox
+
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()),
+                      '\n[alerting]\nquiet_hours = "11:00-15:00"\n')
+    weeks, rise = 130, 120
+    usual = np.random.default_rng(11).poisson(5.0, weeks).astype(float)
+    risen = usual.copy()
+    risen[rise:] = np.random.default_rng(6).poisson(15.0, weeks - rise)
+    for w in range(rise - 1, weeks):
+        _put(cfg, risen, w + 1)
+        if _told(cfg, w):
+            break
+    assert w < weeks - 1, "the rise was never told"
+    opened = _week_end(w)
+    store = Store.in_dir(cfg.state_dir)
+    (o,) = store.q("SELECT d.status, d.next_attempt_at FROM deliveries d JOIN alerts a "
+                   "ON a.id = d.alert_id WHERE a.decision = 'open'")
+    assert o["status"] == "pending" and o["next_attempt_at"] > opened.isoformat()
+    _put(cfg, usual, w + 1)  # revised down half an hour later
+    later = opened + timedelta(minutes=30)
+    assert [a["decision"] for a in Pipeline(cfg, clock=lambda: later).detect()] == []
+    after_quiet = opened + timedelta(hours=4)
+    assert outbox.dispatch_pending(cfg, store, now=after_quiet)["delivered"] == 0
+    assert smtp_server.messages == []
+    (o,) = store.q("SELECT d.status, d.last_error FROM deliveries d JOIN alerts a "
+                   "ON a.id = d.alert_id WHERE a.decision = 'open'")
+    assert o["status"] == "dropped" and "revised away" in o["last_error"]
+    store.close()

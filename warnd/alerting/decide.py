@@ -306,17 +306,19 @@ def enqueue_findings(
             continue  # the episode was never alerted (e.g. history before the first run)
         groups.append(group)
         told_to[id(group)] = _told_targets(store, substance, kind, direction, told)
+    gone: dict[int, Finding] = {}  # corrections that leave nothing of their episode
     for f, a in corrections:
         if _told_about(store, f):
             groups.append([(f, a)])
             told_to[id(groups[-1])] = _told_targets(store, substance, f.kind, f.direction,
                                                     told, series=f)
-            if (f.kind == "trend" and f.direction == "increase" and told.get("open")
-                    and not _still_active(config, store, substance, f.kind, f.direction,
-                                          [(f, a)], states)):
-                told = {**told, "open": False, "ended": now.date().isoformat()}
-                pending_states[told_scope] = told
-                ended.add((f.kind, f.direction))
+            if not _still_active(config, store, substance, f.kind, f.direction, [(f, a)],
+                                 states):
+                gone[id(groups[-1])] = f
+                if f.kind == "trend" and f.direction == "increase" and told.get("open"):
+                    told = {**told, "open": False, "ended": now.date().isoformat()}
+                    pending_states[told_scope] = told
+                    ended.add((f.kind, f.direction))
         else:
             log.info("substance=%s series=%s episode withdrawn after a revision; it was "
                      "never told", substance, f.series_key)
@@ -374,6 +376,18 @@ def enqueue_findings(
             if group is trends and retold:
                 # its findings may be those of the silenced message: not a duplicate
                 alert["dedupe_key"] += ":after-silence"
+            if id(group) in gone:
+                # a target whose messages of the episode all still wait (quiet hours)
+                # hears neither them nor their withdrawal
+                f = gone[id(group)]
+                had = told_to.get(id(group)) or []
+                told_to[id(group)] = _withdraw_unsent(
+                    store, db, substance, f.kind, f.direction, told_before, series=f,
+                    targets=had, now=now)
+                if had and not told_to[id(group)]:
+                    log.info("substance=%s correction of %s not sent: no recipient had "
+                             "heard of it yet", substance, f.series_key)
+                    continue
             # an end or a correction goes to those who had the messages it ends or
             # corrects, not where its own (often lower) severity routes
             if enqueue_alert(config, store, alert, now=now,
@@ -566,19 +580,22 @@ def _told_about(store: Store, f: Finding) -> bool:
     return bool(rows)
 
 
-def _told_targets(store: Store, substance: str, kind: str, direction: str,
-                  told: dict[str, Any], *, series: Finding | None = None) -> list[str]:
-    """The targets sent (or still to be sent) the substance's messages of an episode
-    (``kind``, ``direction``): of its rise, since the episode ``told`` opened; of
-    another episode, since its last end. Only those that rested on ``series``' series
-    when given."""
+def _told_deliveries(store: Store, substance: str, kind: str, direction: str,
+                     told: dict[str, Any], *, series: Finding | None = None
+                     ) -> list[dict[str, Any]]:
+    """The deliveries sent (or still to be sent) of the substance's messages of an
+    episode (``kind``, ``direction``): of its rise, since the episode ``told`` opened;
+    of another episode, since its last end. Only those that rested on ``series``'
+    series when given."""
     since = told.get("opened") if (kind, direction) == ("trend", "increase") else None
     if since is None:
         last = store.q(
             "SELECT MAX(created_at) AS t FROM alerts WHERE substance=? AND kind=? AND "
             "direction=? AND decision='resolve'", [substance, kind, direction])
         since = last[0]["t"] or ""
-    sql = ("SELECT DISTINCT d.target FROM alerts a JOIN deliveries d ON d.alert_id = a.id "
+    sql = ("SELECT d.alert_id, d.target, d.status, d.attempts, d.claimed_until, "
+           "d.next_attempt_at "
+           "FROM alerts a JOIN deliveries d ON d.alert_id = a.id "
            "WHERE a.substance=? AND a.kind=? AND a.direction=? AND a.created_at >= ? "
            "AND a.decision IN ('open','escalate','repeat') "
            "AND d.status IN ('pending','delivered')")
@@ -586,7 +603,40 @@ def _told_targets(store: Store, substance: str, kind: str, direction: str,
     if series is not None:
         sql += " AND a.data LIKE ?"
         args.append(f'%"series": "{series.series_key}"%')
-    return [r["target"] for r in store.q(sql + " ORDER BY d.target", args)]
+    return store.q(sql + " ORDER BY d.target, d.alert_id", args)
+
+
+def _told_targets(store: Store, substance: str, kind: str, direction: str,
+                  told: dict[str, Any], *, series: Finding | None = None) -> list[str]:
+    """The targets of :func:`_told_deliveries`."""
+    return sorted({d["target"] for d in _told_deliveries(store, substance, kind, direction,
+                                                         told, series=series)})
+
+
+def _withdraw_unsent(store: Store, db: Any, substance: str, kind: str, direction: str,
+                     told: dict[str, Any], *, series: Finding, targets: Sequence[str],
+                     now: datetime) -> list[str]:
+    """Of ``targets``, those that have heard, or are about to hear, of the episode a
+    correction withdraws whole (a delivery made, tried, being tried or due). The others'
+    messages of it all wait for later (the end of quiet hours): they are dropped, and
+    the correction does not go to them."""
+    now_s = iso(now)
+    rows = _told_deliveries(store, substance, kind, direction, told, series=series)
+    heard = {d["target"] for d in rows if d["status"] == "delivered" or d["attempts"]
+             or (d["claimed_until"] and d["claimed_until"] > now_s)
+             or d["next_attempt_at"] <= now_s}
+    unsent = [(int(d["alert_id"]), d["target"]) for d in rows
+              if d["target"] in targets and d["target"] not in heard]
+    if unsent:
+        db.conn.executemany(
+            "UPDATE deliveries SET status='dropped', last_error=? WHERE alert_id=? AND "
+            "target=? AND status='pending' AND attempts=0 AND next_attempt_at > ?",
+            [(f"not sent: withdrawn at {now_s} before it went out (the values it rested "
+              "on were revised away)", aid, name, now_s) for aid, name in unsent])
+        log.info("substance=%s %s: messages not yet sent withdrawn before they went out: %s",
+                 substance, series.series_key,
+                 ", ".join(f"alert={aid} target={name}" for aid, name in unsent))
+    return [t for t in targets if t in heard]
 
 
 def _substance_rising(config: Config, store: Store, substance: str,
