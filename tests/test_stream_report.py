@@ -56,3 +56,40 @@ def test_a_half_year_given_by_its_dates_is_the_half_years_report(tmp_path):
         assert march.previous == (date(2026, 2, 1), date(2026, 2, 28))
     finally:
         store.close()
+
+
+def test_a_report_made_after_a_source_revised_its_figures_says_which(tmp_path):
+    """The customs table's July is revised from 27 to 54 seizures in August. The report
+    made afterwards counts July as 54, and says under its table that the source revised
+    one value of those two half-years after warnd first read it, and when; the CSV says
+    it per series. The lab, never revised, is not named; nor is a revision of a period
+    outside the two compared."""
+    from warnd.report.render import render_csv, render_html, render_markdown
+
+    cfg, store = _store(tmp_path)
+    try:
+        before = build_report(store, cfg, start=date(2026, 4, 1))
+        assert before.revised == {}
+        july = Observation(source="toll", substance="ketamin", period=date(2026, 7, 1),
+                           value=54.0, dimension="availability")
+        old = Observation(source="toll", substance="ketamin", period=date(2024, 2, 1),
+                          value=1.0, dimension="availability")
+        store.ingest("lab", location="test2", sha256=None, observations=[july, old],
+                     items=(), problems=())
+        rep = build_report(store, cfg, start=date(2026, 4, 1))
+        then = {r.key: r.level_after for t in before.substances for r in t.rows}
+        now = {r.key: r.level_after for t in rep.substances for r in t.rows}
+        assert now["toll:ketamin"] == then["toll:ketamin"] + (54 - 27) / 6  # July revised
+        (day,) = {d for _, d in rep.revised.values()}
+        assert rep.revised == {"toll:ketamin": (1, day)}
+        md = render_markdown(rep, "no")
+        note = next(line for line in md.splitlines() if line.startswith("Reviderte tall"))
+        assert rep.name("toll:ketamin", "no") in note and "1 verdi " in note and day in note
+        assert rep.name("lab:ketamin", "no") not in note
+        assert "Revised figures" in render_html(rep, "en", charts=False)
+        csv_rows = {r.split(",")[4]: r for r in render_csv(rep, "no").splitlines()[1:]
+                    if r.startswith("source,")}
+        assert csv_rows["toll:ketamin"].endswith(f",1,{day}")
+        assert csv_rows["lab:ketamin"].endswith(",0,")
+    finally:
+        store.close()

@@ -56,6 +56,11 @@ T = {
         "per_source": "Kildene",
         "alerts": "Varsler fra warnd i perioden",
         "no_alerts": "Ingen varsler i perioden.",
+        "revised": "Reviderte tall",
+        "revised_one": "{name}: {n} {periods} i de to periodene endret av kilden etter at "
+        "de først ble lest inn (sist {day})",
+        "period_one": "verdi",
+        "period_many": "verdier",
         "notices": "Varsler på overdosefare.no som nevner stoffet",
         "no_notices": "Ingen varsler i perioden.",
         "figure_sources": "Kildene over tid med endringspunkter og topper",
@@ -94,6 +99,11 @@ T = {
         "per_source": "The sources",
         "alerts": "warnd alerts in the period",
         "no_alerts": "No alerts in the period.",
+        "revised": "Revised figures",
+        "revised_one": "{name}: {n} {periods} in the two periods changed by the source after "
+        "they were first read (last on {day})",
+        "period_one": "value",
+        "period_many": "values",
         "notices": "Warnings on overdosefare.no naming the substance",
         "no_notices": "No warnings in the period.",
         "figure_sources": "The sources over time with change points and spikes",
@@ -116,6 +126,7 @@ CSV_COLUMNS = [
     "metric", "status", "level_before", "level_after", "relative_change", "p_value",
     "category", "score", "words", "n_sources", "n_before", "n_after",
     "period_from", "period_to", "previous_from", "previous_to", "series_name",
+    "revised_periods", "last_revised",
 ]
 
 
@@ -162,6 +173,20 @@ def _row_cells(rep: Report, r: SourceRow, lang: str) -> list[str]:
     score = _signed(r.score, lang) if r.counted else "–"
     return [rep.name(r.key, lang), dim_label(r.dimension, lang), before, after, change,
             p_value(r.p_value, lang), score, r.words(lang)]
+
+
+def revised_note(rep: Report, t: SubstanceTable, lang: str) -> str:
+    """"Revised figures: …" for the table's series a source revised in the compared
+    periods (the figures are the revised ones), or ""."""
+    w = T[lang]
+    said = []
+    for r in t.rows:
+        if r.key in rep.revised:
+            n, day = rep.revised[r.key]
+            said.append(w["revised_one"].format(
+                name=rep.name(r.key, lang), n=n, day=day,
+                periods=w["period_one"] if n == 1 else w["period_many"]))
+    return f"{w['revised']}: " + "; ".join(said) + "." if said else ""
 
 
 def _summary_rows(t: SubstanceTable, lang: str) -> list[list[str]]:
@@ -219,6 +244,8 @@ def render_markdown(rep: Report, lang: str = "no", *, generated: date | None = N
             [t["source"], t["dimension"], t["before"], t["after"], t["change"], t["p"],
              t["score"], t["words"]],
             [_row_cells(rep, r, lang) for r in s.rows])
+        if note := revised_note(rep, s, lang):
+            lines += ["", md_text(note)]
         lines += ["", f"### {t['alerts']}", ""]
         lines += [f"- #{a['id']} {a['detected_at']} \\[{severity_words(a['severity'], lang)}\\] "
                   f"{md_text(a['title'])}" for a in s.alerts] or [t["no_alerts"]]
@@ -259,6 +286,8 @@ def render_csv(rep: Report, lang: str = "no") -> str:
                 "score": r.score if r.counted else "", "words": r.words(lang),
                 "n_sources": "", "n_before": r.n_before, "n_after": r.n_after, **per,
                 "series_name": rep.name(r.key, lang),
+                "revised_periods": rep.revised.get(r.key, (0, ""))[0],
+                "last_revised": rep.revised.get(r.key, (0, ""))[1],
             })
         for d in DIMENSIONS:
             v = s.dimension_verdicts[d]
@@ -389,6 +418,8 @@ def render_html(
         parts.append(_html_table(
             [t["source"], t["dimension"], t["before"], t["after"], t["change"], t["p"],
              t["score"], t["words"]], body, {2, 3, 4, 5, 6}))
+        if note := revised_note(rep, s, lang):
+            parts.append(f'<p class="meta">{e(note)}</p>')
         parts.append(f"<h3>{e(t['alerts'])}</h3>")
         if s.alerts:
             parts.append("<ul>" + "".join(

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.base import SCALE, Series, is_score
+from detectors.base import SCALE, Series, is_score, series_key
 from detectors.params import DetectionParams
 from detectors.synthesis import (
     DIMENSIONS,
@@ -365,6 +365,9 @@ class Report:
     names: dict[str, dict[str, str]] = field(default_factory=dict)
     #: series keys whose levels are shares of tests (shown in per cent)
     shares: frozenset[str] = frozenset()
+    #: series key -> (periods of the two compared periods whose values were revised
+    #: after they were first read, the day of the latest revision)
+    revised: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     def name(self, key: str, lang: str) -> str:
         """A series' name for the tables (its key when the report has no names)."""
@@ -395,6 +398,21 @@ def _period_notices(store: Any, substance: str, period: Period) -> list[dict[str
         "AND substr(i.published_at, 1, 10) BETWEEN ? AND ? ORDER BY i.published_at DESC",
         [substance, period[0].isoformat(), period[1].isoformat()],
     )
+
+
+def _revised(store: Any, current: Period, previous: Period) -> dict[str, tuple[int, str]]:
+    """The series whose values in the compared periods a source revised after they were
+    first read (the ``revisions`` table): how many periods, and the latest day."""
+    first, last = min(current[0], previous[0]), max(current[1], previous[1])
+    return {
+        series_key(r["source"], r["substance"], r["region"], r["metric"]):
+            (int(r["n"]), str(r["at"])[:10])
+        for r in store.q(
+            "SELECT source, substance, region, metric, COUNT(DISTINCT period) AS n, "
+            "MAX(revised_at) AS at FROM revisions WHERE period BETWEEN ? AND ? "
+            "GROUP BY source, substance, region, metric",
+            [first.isoformat(), last.isoformat()])
+    }
 
 
 def build_report(
@@ -449,4 +467,4 @@ def build_report(
             names[s.key] = {lang: series_name(cfg, s.source, s.region, s.metric, lang,
                                               share=share) for lang in ("no", "en")}
     return Report(current, previous, tuple(tables), all_series, spikes, names,
-                  frozenset(shares))
+                  frozenset(shares), _revised(store, current, previous))
