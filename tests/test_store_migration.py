@@ -101,7 +101,7 @@ def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 10
+        assert store.schema_version == len(MIGRATIONS) == 11
         table_sql = store.db.execute(
             "SELECT sql FROM sqlite_master WHERE name='observations'").fetchone()[0]
         assert "WITHOUT ROWID" in table_sql
@@ -127,7 +127,7 @@ def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
         assert _rows(db, f"SELECT {cols} FROM {t} ORDER BY 1, 2") == rows, t
     assert {r[0] for r in _rows(db, "SELECT scope FROM episodes WHERE is_open")} == opened
     again = Store(db)  # re-opening runs no migration again
-    assert again.schema_version == 10
+    assert again.schema_version == 11
     again.close()
 
 
@@ -190,7 +190,7 @@ def test_schema_8_states_move_to_their_own_table_unchanged(tmp_path, monkeypatch
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 10
+        assert store.schema_version == len(MIGRATIONS) == 11
         assert temp_store == [1]  # FILE while migrating
         assert store.db.execute("PRAGMA temp_store").fetchone()[0] == 2  # then MEMORY
         assert "detector_state" not in _columns(db, "series")
@@ -217,7 +217,7 @@ def test_schema_10_answers_open_episodes_from_an_index_of_them(tmp_path):
     db = _unpack(tmp_path / "state", FIXTURE_V8, MADE_IN_V8)
     store = Store(db)
     try:
-        assert store.schema_version == 10
+        assert store.schema_version == 11
         assert "episodes_open" in {r[0] for r in store.db.execute(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'episodes'")}
         keys = {}
@@ -447,3 +447,50 @@ def test_hot_queries_use_their_indexes(store):
     assert "item_substances_substance" in plan(
         "SELECT i.title FROM items i JOIN item_substances s ON s.key = i.key "
         "WHERE s.substance=? AND i.week >= ?", 2)
+
+
+def _delivery_counters(cfg) -> dict[str, float]:
+    """The delivery counters a scrape of ``/metrics`` reads (the listener's collector)."""
+    from prometheus_client.registry import CollectorRegistry
+
+    from warnd.service.health import StoreCollector
+
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(StoreCollector(lambda: cfg, lambda: {"alive": True}))
+    wanted = ("warnd_delivery_attempts", "warnd_alerts_failed", "warnd_alerts_sent")
+    return {fam.name: fam.samples[0].value for fam in reg.collect() if fam.name in wanted}
+
+
+def test_schema_11_delivery_counters_go_on_from_what_the_rows_showed(tmp_path):
+    """A store from before schema 11 whose outbox sent one message, gave two up (one
+    expired after five attempts, one failed) and has one waiting: after the upgrade
+    /metrics reads the counters it read before (its first scrape does not drop), and an
+    operator's retry and drop, which took them down before, leave them where they are."""
+    from tests.service_kit import write_service_config
+    from warnd.alerting.outbox import drop_delivery, retry_delivery
+
+    db = _unpack(tmp_path / "state", FIXTURE_V8, MADE_IN_V8)
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.executemany(
+            "INSERT INTO deliveries (alert_id, target, status, attempts, next_attempt_at, "
+            "created_at, due_at) VALUES (?, ?, ?, ?, '2026-11-30', '2026-11-30', '2026-11-30')",
+            [(1, "mail", "delivered", 1), (1, "desk", "expired", 5), (2, "mail", "failed", 1),
+             (2, "desk", "pending", 2)])
+    conn.close()
+    # what /metrics read from these rows before schema 11
+    before = {"warnd_delivery_attempts": 9, "warnd_alerts_failed": 2, "warnd_alerts_sent": 1}
+    cfg = load_config(write_service_config(tmp_path / "config.toml", sources=""))
+    store = Store(db)
+    try:
+        assert store.schema_version == 11
+        assert _delivery_counters(cfg) == before
+        assert retry_delivery(store, 1) == 1  # the expired one
+        assert retry_delivery(store, 2) == 2  # the failed and the waiting one
+        assert drop_delivery(store, 1, "desk") == 1
+        assert store.q("SELECT status, attempts FROM deliveries ORDER BY alert_id, target") == [
+            {"status": "dropped", "attempts": 0}, {"status": "delivered", "attempts": 1},
+            {"status": "pending", "attempts": 0}, {"status": "pending", "attempts": 0}]
+        assert _delivery_counters(cfg) == before
+    finally:
+        store.close()

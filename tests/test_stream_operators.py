@@ -4,9 +4,11 @@ the real outbox and a real SMTP server; the clock is passed in)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -214,3 +216,73 @@ def test_the_console_does_not_show_digests_as_open_alerts(tmp_path, smtp_server)
             assert sorted(a["kind"] for a in every) == ["digest"] * 7 + ["notice"]
     finally:
         console.stop()
+
+
+def _counters(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every counter sample a scrape of the real ``/metrics`` answers, by name and labels."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url + "/metrics", timeout=30) as r:
+        text = r.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for fam in text_string_to_metric_families(text) if fam.type == "counter"
+            for s in fam.samples if s.name.endswith("_total")}
+
+
+def _went_down(scrapes: list[tuple[str, dict[Any, float]]]) -> list[str]:
+    """The counters that are lower in a scrape than in the one before it (a series that
+    is not there any more is not lower: Prometheus no longer has it)."""
+    down = []
+    for (_, before), (step, after) in itertools.pairwise(scrapes):
+        down += [f"{name}{dict(labels)} {v} -> {after[name, labels]} after {step}"
+                 for (name, labels), v in before.items()
+                 if (name, labels) in after and after[name, labels] < v]
+    return down
+
+
+def test_counters_on_metrics_never_go_down_when_an_operator_retries_or_drops(
+        tmp_path, smtp_server, capsys):
+    """Two notices to a dead relay expire after a few attempts each. The operator repairs
+    the relay, re-queues one (`warnd outbox retry`), which goes, and gives the other up
+    (`warnd outbox drop`). Prometheus scrapes /metrics after each step: no counter
+    goes down (a decrease is read as a restart, and `increase()` would count every
+    attempt and every expiry again), and they count what happened: every attempt made,
+    each message given up when it expired, the one delivered."""
+    from warnd.service.health import HealthServer
+
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=5)
+    dead = make_config(tmp_path, target("mail", DEAD), SHORT)
+    store = Store.in_dir(dead.state_dir)
+    first, second = (_notice(dead, store, key, start) for key in ("n1", "n2"))
+    _dispatch_until_settled(dead, store, start, start + timedelta(hours=5))
+    rows = store.q("SELECT status, attempts FROM deliveries")
+    assert [r["status"] for r in rows] == ["expired", "expired"], store.q(
+        "SELECT * FROM deliveries")
+    tried = sum(r["attempts"] for r in rows)
+    assert tried >= 4
+    fixed = make_config(tmp_path, target("mail", smtp_server.url()), SHORT)
+    conf = ["--config", str(fixed.path)]
+    srv = HealthServer("127.0.0.1:0", lambda: fixed, lambda: {"alive": True}).start()
+    url = "http://{}:{}".format(*srv.address)
+    try:
+        scrapes = [("both expired", _counters(url))]
+        assert scrapes[0][1]["warnd_delivery_attempts_total", ()] == tried
+        assert scrapes[0][1]["warnd_alerts_failed_total", ()] == 2
+        assert main([*conf, "outbox", "retry", str(first)]) == 0
+        scrapes.append(("outbox retry", _counters(url)))
+        counts = outbox.dispatch_pending(fixed, store, now=datetime.now(UTC))
+        assert counts["delivered"] == 1, (counts, store.q("SELECT * FROM deliveries"))
+        wait_for(lambda: len(smtp_server.messages) == 1, what="the re-queued notice")
+        scrapes.append(("the dispatch", _counters(url)))
+        assert main([*conf, "outbox", "drop", str(second)]) == 0
+        scrapes.append(("outbox drop", _counters(url)))
+        capsys.readouterr()
+    finally:
+        srv.stop()
+    assert _went_down(scrapes) == []
+    last = scrapes[-1][1]
+    assert last["warnd_delivery_attempts_total", ()] == tried + 1
+    assert last["warnd_alerts_failed_total", ()] == 2  # each expired once
+    assert last["warnd_alerts_sent_total", ()] == 1

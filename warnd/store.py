@@ -433,13 +433,32 @@ def _m10(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS episodes_open ON episodes (scope) WHERE is_open")
 
 
+def _m11(db: sqlite_utils.Database) -> None:
+    """Counts an operator's action took out of the rows a counter of ``/metrics`` is read
+    from (``counters``: :data:`CARRIED`), kept so the counter does not go down.
+
+    ``warnd outbox retry`` starts a delivery afresh (no attempts, not expired), and
+    ``warnd outbox drop`` takes an expired one out of the expired: ``/metrics`` counted
+    the attempts and the giving up from those rows, so each went down, which Prometheus
+    reads as a restart. Nothing was carried before, so an upgraded store's counters
+    start from what its rows showed."""
+    db.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, "
+               "value INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID")
+
+
 def _has_open(state: Any) -> bool:
     """Whether an episode state has an episode open (its ``active`` not empty)."""
     return isinstance(state, dict) and bool(state.get("active"))
 
 
 #: Forward migrations; index + 1 is the schema version they produce.
-MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8, _m9, _m10]
+MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8, _m9, _m10, _m11]
+
+#: The counters of ``/metrics`` read from rows an operator may change, and what each
+#: keeps in the ``counters`` table: the send attempts of deliveries queued again (their
+#: ``attempts`` start from 0), and the deliveries given up (expired, failed) that were
+#: queued again or dropped since. Each counter is its rows' count plus this.
+CARRIED = ("delivery_attempts", "deliveries_given_up")
 
 SeriesKey = tuple[str, str, str, str]  # source, substance, region, metric
 
@@ -1559,6 +1578,36 @@ class Store:
             "VALUES (?,?,?,?,?,?,?)",
             (iso(now or utcnow()), who, via, action, alert_id, silence_id, detail),
         )
+
+    def carry(self, db: Any, **counts: int) -> None:
+        """Add ``counts`` (names of :data:`CARRIED`) to the ``counters`` table, inside the
+        caller's write transaction ``db``: what the change it makes takes out of the
+        rows a counter is read from."""
+        unknown = set(counts) - set(CARRIED)
+        if unknown:
+            raise ValueError(f"not a carried counter: {', '.join(sorted(unknown))}")
+        db.conn.executemany(
+            "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) "
+            "DO UPDATE SET value = value + excluded.value",
+            [(name, int(n)) for name, n in counts.items() if n])
+
+    def delivery_counts(self) -> dict[str, Any]:
+        """``by_status``: the deliveries in each status; ``attempts``: every send attempt
+        made (those of deliveries queued again since included); ``given_up``: every time
+        a delivery expired or failed (also one queued again or dropped since). Read in
+        one statement, so a change committed meanwhile is in all of them or in none."""
+        rows = self.db.execute(
+            "SELECT 'status', status, COUNT(*) FROM deliveries GROUP BY status "
+            "UNION ALL SELECT 'sum', 'attempts', COALESCE(SUM(attempts), 0) FROM deliveries "
+            "UNION ALL SELECT 'carried', name, value FROM counters").fetchall()
+        by: dict[str, dict[str, int]] = {"status": {}, "sum": {}, "carried": {}}
+        for part, name, n in rows:
+            by[part][name] = int(n)
+        status, carried = by["status"], by["carried"]
+        return {"by_status": status,
+                "attempts": by["sum"].get("attempts", 0) + carried.get("delivery_attempts", 0),
+                "given_up": (status.get("expired", 0) + status.get("failed", 0)
+                             + carried.get("deliveries_given_up", 0))}
 
     def secret_key(self, name: str) -> str:
         """A random key kept in the store (made on first use): signs sessions and links."""

@@ -656,6 +656,18 @@ def _select(db: Any, alert_id: int, target: str | None, now_s: str
     return where, params, names
 
 
+def _counted(db: Any, where: str, params: list[Any]) -> tuple[int, int]:
+    """The send attempts of the deliveries ``where`` selects, and how many of them were
+    given up (expired, failed): what ``/metrics`` counts of them
+    (``warnd_delivery_attempts``, ``warnd_alerts_failed``), carried in the store
+    (:meth:`Store.carry`) before a retry or a drop changes them, so that those counters
+    never go down."""
+    attempts, given_up = db.execute(
+        "SELECT COALESCE(SUM(attempts), 0), COALESCE(SUM(status IN ('expired', 'failed')), 0) "
+        f"FROM deliveries WHERE {where}", params).fetchone()
+    return int(attempts), int(given_up)
+
+
 def _release_later(db: Any, alert_id: int, names: list[str], now_s: str) -> None:
     """The later messages of ``alert_id``'s episode to ``names``, held until its next
     attempt (:data:`WAITS_FOR_EARLIER`), made due now: an operator re-queued or dropped
@@ -682,13 +694,16 @@ def retry_delivery(store: Store, alert_id: int, target: str | None = None, *,
     target earned by failing (:mod:`warnd.alerting.targets`) ends: the operator says
     the target is worth trying now (a relay repaired, an address corrected), and the
     delivery would otherwise wait for the end of the back-off, up to an hour or a
-    ``Retry-After``.
+    ``Retry-After``. Its attempts count from 0 again (its back-off grows with them);
+    what ``/metrics`` counted of them is kept (:func:`_counted`).
     """
     from warnd.store import utcnow
 
     now_s = iso(now or utcnow())
     with store.write() as db:
         where, params, names = _select(db, alert_id, target, now_s)
+        attempts, given_up = _counted(db, where, params)
+        store.carry(db, delivery_attempts=attempts, deliveries_given_up=given_up)
         cur = db.execute(
             "UPDATE deliveries SET status='pending', attempts=0, next_attempt_at=?, due_at=?, "
             "last_error=CASE WHEN last_error IS NULL THEN NULL "
@@ -714,6 +729,7 @@ def drop_delivery(store: Store, alert_id: int, target: str | None = None, *,
     now_s = iso(now or utcnow())
     with store.write() as db:
         where, params, names = _select(db, alert_id, target, now_s)
+        store.carry(db, deliveries_given_up=_counted(db, where, params)[1])
         cur = db.execute(
             "UPDATE deliveries SET status='dropped', claimed_until=NULL, claimed_by=NULL, "
             "last_error='dropped by an operator at ' || ? || COALESCE('; before: ' || "

@@ -17,7 +17,9 @@ daemon adds its own liveness (scheduler thread, main loop, outbox progress) on
 
 The optional HTTP listener (``general.health_listen``) runs in a thread of the
 daemon and serves ``GET /healthz`` (200 or 503, JSON) and ``GET /metrics``
-(Prometheus text format).
+(Prometheus text format). Its counters never go down: each is read from rows that
+only grow, or, for the outbox's, from the deliveries plus what an operator's retry or
+drop took out of them (:meth:`warnd.store.Store.delivery_counts`).
 """
 
 from __future__ import annotations
@@ -355,13 +357,15 @@ class StoreCollector:
                              "GROUP BY kind, severity"):
                 alerts.add_metric([r["kind"], r["severity"]], r["n"])
             yield alerts
-            by_status = {r["status"]: r["n"] for r in store.q(
-                "SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status")}
+            # one read: a retry or a drop moves counts from the rows to the carried ones
+            delivery = store.delivery_counts()
+            by_status = delivery["by_status"]
             sent = CounterMetricFamily("warnd_alerts_sent", "Deliveries accepted by a target.")
             sent.add_metric([], by_status.get("delivered", 0))
-            failed = CounterMetricFamily("warnd_alerts_failed",
-                                         "Deliveries given up (expired or target removed).")
-            failed.add_metric([], by_status.get("expired", 0) + by_status.get("failed", 0))
+            failed = CounterMetricFamily(
+                "warnd_alerts_failed", "Deliveries given up (expired or failed), each time; "
+                "one queued again or dropped since still counts.")
+            failed.add_metric([], delivery["given_up"])
             queued = GaugeMetricFamily("warnd_alerts_queued", "Deliveries waiting to be sent.")
             queued.add_metric([], by_status.get("pending", 0))
             per_target = GaugeMetricFamily(
@@ -381,9 +385,10 @@ class StoreCollector:
             for r in store.q("SELECT target, consecutive_failures FROM target_state"):
                 tfail.add_metric([r["target"]], r["consecutive_failures"])
             yield tfail
-            attempts = CounterMetricFamily("warnd_delivery_attempts", "Send attempts.")
-            attempts.add_metric([], store.q(
-                "SELECT COALESCE(SUM(attempts), 0) AS n FROM deliveries")[0]["n"])
+            attempts = CounterMetricFamily(
+                "warnd_delivery_attempts",
+                "Send attempts (also those of deliveries queued again since).")
+            attempts.add_metric([], delivery["attempts"])
             yield from (sent, failed, queued, attempts)
             det = status["detection"]
             watched = GaugeMetricFamily("warnd_series", "Series watched.")
