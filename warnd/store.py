@@ -1416,7 +1416,8 @@ class Store:
     def due_deliveries(self, now: datetime | None = None) -> list[dict[str, Any]]:
         return self.q(
             "SELECT d.*, a.title, a.body, a.data, a.substance, a.kind, a.direction, a.severity, "
-            "a.source, a.status AS alert_status, a.dedupe_key, a.created_at AS alert_created_at "
+            "a.source, a.decision, a.status AS alert_status, a.dedupe_key, "
+            "a.created_at AS alert_created_at "
             "FROM deliveries d JOIN alerts a ON a.id = d.alert_id "
             "WHERE d.status='pending' AND d.next_attempt_at <= ? "
             "AND (d.claimed_until IS NULL OR d.claimed_until <= ?) ORDER BY d.alert_id, d.target",

@@ -133,6 +133,8 @@ class _Job:
         self.d = d
         self.url = url
         self.target = target
+        #: the Message-ID of the first message of its episode to the target, if any
+        self.thread: str | None = None
         self.phase = "render"
         self.started = 0.0
         #: monotonic time by which the current phase must end
@@ -169,6 +171,47 @@ def _episode(d: dict[str, Any]) -> tuple[str, ...] | None:
     if d.get("kind") in EPISODE_KINDS and d.get("substance"):
         return (d["target"], d["substance"], d["kind"], d.get("direction") or "")
     return None
+
+
+def thread_root(store: Store, d: dict[str, Any]) -> str | None:
+    """The Message-ID a delivery's email replies to: that of the first message of its
+    episode (a substance's trend or spike in one direction, a source's failure)
+    addressed to the same target; None for a message that starts a thread (an
+    opening, the first of the episode that target was sent, any other kind).
+
+    The episode is the one opened by the latest opening before it; an escalation or
+    a reminder after that episode's end (its opening held back, never an alert) starts
+    a thread of its own. Read from the alerts and the delivery rows alone, which a send
+    never changes, so a message sent again (a retry, a re-send after a crash) carries
+    the same reference; an opening the target never got (it expired, was dropped) is
+    still the one referred to, and all the episode's later messages share it.
+    """
+    if d.get("decision") in (None, "open"):
+        return None
+    if d.get("kind") in EPISODE_KINDS and d.get("substance"):
+        where = "substance=? AND kind=? AND COALESCE(direction, '')=?"
+        args: list[Any] = [d["substance"], d["kind"], d.get("direction") or ""]
+    elif d.get("kind") == "source_health" and d.get("source"):
+        where, args = "kind='source_health' AND source=?", [d["source"]]
+    else:
+        return None
+    aid = int(d["alert_id"])
+    opened = store.q(f"SELECT MAX(id) AS id FROM alerts WHERE {where} AND id < ? AND "
+                     "decision='open'", [*args, aid])[0]["id"]
+    if opened is None:
+        return None
+    if d["decision"] in ("escalate", "repeat") and store.q(
+            f"SELECT 1 FROM alerts WHERE {where} AND id > ? AND id < ? AND "
+            "decision='resolve' LIMIT 1", [*args, opened, aid]):
+        return None
+    first = store.q(
+        f"SELECT id, dedupe_key, created_at FROM alerts WHERE {where} AND id >= ? AND id < ? "
+        "AND EXISTS (SELECT 1 FROM deliveries t WHERE t.alert_id = alerts.id AND t.target=?) "
+        "ORDER BY id LIMIT 1", [*args, opened, aid, d["target"]])
+    if not first:
+        return None
+    r = first[0]
+    return message_id(r["id"], d["target"], r["dedupe_key"], r["created_at"])
 
 
 def _quiet_as_configured(config: Config, store: Store, now: datetime) -> None:
@@ -254,7 +297,9 @@ def _work(job: _Job, config: Config, store_path: Any, send_fn: Callable[..., Any
         job.phase = "send"
         job.deadline = time.monotonic() + timeout + 5
         try:
-            extra = {"text_part": msg.text} if msg.text is not None else {}
+            extra: dict[str, Any] = {"text_part": msg.text} if msg.text is not None else {}
+            if job.thread is not None:
+                extra["thread"] = job.thread
             return send_fn(job.url, title=title, body=body, body_format=fmt,
                            attachments=attachments, timeout=timeout, message_id=mid, **extra)
         except Exception as e:  # a send function must not take the round down
@@ -557,9 +602,12 @@ def _prepare(
         counts["retrying"] += 1
         log.error("alert=%d target=%s: %s", aid, name, e)
         return None
+    thread = thread_root(store, d)
     if not store.claim_delivery(aid, name, owner=OWNER, until=now + lease, now=now):
         return None  # another dispatcher has it
-    return _Job(d, url, t)
+    job = _Job(d, url, t)
+    job.thread = thread
+    return job
 
 
 def _record(

@@ -23,6 +23,11 @@ that apprise copies into its worker threads):
 
 The recorded reason says which it was: ``timeout``, ``TLS``, ``refused``,
 ``HTTP <status>``, ``SMTP <code>`` or the plugin's own words.
+
+The **thread** of an email (``In-Reply-To`` and ``References`` naming the first message
+of its episode) needs no hook: the plugin writes its ``headers`` (which a URL's
+``+Name=value`` fills) into each email, before its own Subject, From, To, Message-ID
+and Date; a send sets them on its own plugin instance.
 """
 
 from __future__ import annotations
@@ -261,11 +266,13 @@ def send(
     timeout: float = 30.0,
     message_id: str | None = None,
     text_part: str | None = None,
+    thread: str | None = None,
 ) -> SendResult:
     """Send to one apprise URL and say whether the service accepted it.
 
-    ``message_id`` becomes the email's Message-ID and ``text_part`` the plain-text
-    alternative of an HTML email (other targets ignore both).
+    ``message_id`` becomes the email's Message-ID, ``text_part`` the plain-text
+    alternative of an HTML email and ``thread`` (a Message-ID) its ``In-Reply-To``
+    and ``References`` (other targets ignore all three).
     """
     _install_hooks()
     _capture_apprise_debug()
@@ -274,6 +281,10 @@ def send(
         return SendResult(False, "ERROR", "apprise rejected the URL")
     for s in ap:
         s.request_rate_per_sec = 0
+        if thread and _is_email(s):
+            # a reply to the episode's first message (RFC 5322 3.6.4): its References
+            # are the parent's (none: it starts the thread) and the parent's own id
+            s.headers.update({"In-Reply-To": thread, "References": thread})
         if body_format == "html" and attachments and hasattr(s, "inline"):
             # email: images referenced as cid:NAME in the HTML go inline (RFC 2387)
             s.inline = True
@@ -354,6 +365,17 @@ def _failure(r: Any, status: str, call: dict[str, Any], timeout: float) -> SendR
         pass
     parts += warnings[-2:]
     return SendResult(False, status, "; ".join(parts)[:500], kind=kind or "error")
+
+
+def _is_email(service: Any) -> bool:
+    """True for apprise's email plugin (whose ``headers`` go into the message; another
+    plugin's ``headers`` may be HTTP headers)."""
+    try:
+        from apprise.plugins.email.base import NotifyEmail
+    except ImportError:  # pragma: no cover - another apprise layout
+        return False
+    return isinstance(service, NotifyEmail) and isinstance(getattr(service, "headers", None),
+                                                           dict)
 
 
 def _card_template(ap: apprise.Apprise, card_json: str) -> str | None:
