@@ -79,11 +79,13 @@ def test_an_episodes_emails_reply_to_its_opening_and_the_next_episode_starts_ane
     store.close()
 
 
-def test_a_source_failure_and_its_recovery_are_one_thread(tmp_path, smtp_server):
+def test_a_source_failure_and_its_recovery_are_one_thread(tmp_path, smtp_server,
+                                                         teams_server):
     """The lab fails (told), recovers (told), fails again weeks later. The recovery
-    replies to the failure that opened its episode; the next failure starts a thread
-    of its own."""
-    cfg = make_config(tmp_path, target("mail", smtp_server.url()) + RESOLVED)
+    replies to the failure that opened its episode, by email and, in the card, as
+    ``warnd_thread_id``; the next failure starts a thread of its own."""
+    cfg = make_config(tmp_path, target("mail", smtp_server.url())
+                      + target("teams", teams_server.url()) + RESOLVED)
     store = Store.in_dir(cfg.state_dir)
 
     def poll(now, ok: bool) -> None:
@@ -96,12 +98,16 @@ def test_a_source_failure_and_its_recovery_are_one_thread(tmp_path, smtp_server)
     poll(T0 + timedelta(hours=1), ok=True)
     for k in range(3):
         poll(T0 + timedelta(weeks=3, minutes=k), ok=False)
-    wait_for(lambda: len(smtp_server.messages) == 3, what="three emails")
+    wait_for(lambda: len(smtp_server.messages) == 3 and len(teams_server.payloads()) == 3,
+             what="three emails and three cards")
     failing, recovered, again = smtp_server.messages
     assert recovered["Subject"] == "Kilde i orden igjen: Lab"
     assert _thread(failing) == (None, None)
     assert _thread(recovered) == (failing["Message-ID"], failing["Message-ID"])
     assert _thread(again) == (None, None)
+    cards = teams_server.payloads()
+    assert "warnd_thread_id" not in cards[0] and "warnd_thread_id" not in cards[2]
+    assert cards[1]["warnd_thread_id"] == cards[0]["warnd_message_id"]
     store.close()
 
 

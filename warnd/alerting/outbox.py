@@ -289,7 +289,7 @@ def _work(job: _Job, config: Config, store_path: Any, send_fn: Callable[..., Any
         mid = message_id(d["alert_id"], d["target"], d.get("dedupe_key") or "",
                          d.get("alert_created_at") or d["created_at"])
         if fmt == "card":
-            body = _with_message_id(body, mid)
+            body = _with_message_id(body, mid, job.thread)
         if any(k in blocked and blocked[k] > now for k in (d["target"], _episode(d))):
             # the target, or an earlier message of the episode to it, failed earlier in
             # this round: wait for its next attempt
@@ -308,14 +308,17 @@ def _work(job: _Job, config: Config, store_path: Any, send_fn: Callable[..., Any
         store.close()
 
 
-def _with_message_id(card_json: str, mid: str) -> str:
-    """The Teams message with the delivery's stable identity (``warnd_message_id``)."""
+def _with_message_id(card_json: str, mid: str, thread: str | None = None) -> str:
+    """The Teams message with the delivery's stable identity (``warnd_message_id``) and,
+    for a later message of an episode, that of its first (``warnd_thread_id``)."""
     try:
         doc = json.loads(card_json)
     except ValueError:
         return card_json
     if isinstance(doc, dict):
         doc["warnd_message_id"] = mid
+        if thread is not None:
+            doc["warnd_thread_id"] = thread
     return json.dumps(doc, ensure_ascii=True, separators=(",", ":")).replace("{{", "{ {")
 
 
