@@ -191,6 +191,10 @@ def test_a_correction_withdraws_one_source_and_not_the_rise(tmp_path, smtp_serve
     wait_for(lambda: len(smtp_server.messages) == len(told), what="every email")
     correction = smtp_server.messages[-1]
     assert correction["Subject"].startswith("Rettelse: ")
+    # in the rise's thread: a reply to its opening (tests/test_stream_threads.py)
+    opening = next(m for m, kd in zip(smtp_server.messages, told, strict=True)
+                   if kd == ("trend", "open"))
+    assert (correction["In-Reply-To"], correction["References"]) == (opening["Message-ID"],) * 2
     for body in (correction.get_body(("plain",)).get_content(),
                  correction.get_body(("html",)).get_content()):
         body = " ".join(body.split())

@@ -188,11 +188,12 @@ def thread_root(store: Store, d: dict[str, Any]) -> str | None:
     """
     if d.get("decision") in (None, "open"):
         return None
+    # (both read through the index alerts_substance)
     if d.get("kind") in EPISODE_KINDS and d.get("substance"):
-        where = "substance=? AND kind=? AND COALESCE(direction, '')=?"
-        args: list[Any] = [d["substance"], d["kind"], d.get("direction") or ""]
+        where = "substance=? AND kind=? AND direction IS ?"
+        args: list[Any] = [d["substance"], d["kind"], d.get("direction")]
     elif d.get("kind") == "source_health" and d.get("source"):
-        where, args = "kind='source_health' AND source=?", [d["source"]]
+        where, args = "substance='' AND kind='source_health' AND source=?", [d["source"]]
     else:
         return None
     aid = int(d["alert_id"])
