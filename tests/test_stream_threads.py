@@ -72,6 +72,7 @@ def test_an_episodes_emails_reply_to_its_opening_and_the_next_episode_starts_ane
     assert _thread(opening) == (None, None)
     for later in msgs[1:4]:
         assert _thread(later) == (opening["Message-ID"], opening["Message-ID"])
+        assert len(later.get_all("In-Reply-To")) == len(later.get_all("References")) == 1
     assert second["Subject"] == opening["Subject"]
     assert _thread(second) == (None, None)
     assert _thread(msgs[5]) == (second["Message-ID"], second["Message-ID"])
