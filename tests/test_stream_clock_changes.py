@@ -86,3 +86,90 @@ def test_quiet_hours_ending_in_the_repeated_hour_end_at_its_first_pass(tmp_path,
     wait_for(lambda: len(smtp_server.messages) == 2, what="two emails")
     assert _delivered(store) == {a["title"]: "Sun 25 02:30 CEST",
                                  b["title"]: "Sun 25 02:10 CET"}
+
+
+# -- silences -----------------------------------------------------------------------------
+def _silence(cfg, store: Store, now: datetime, substance: str, duration: str) -> str:
+    """``warnd silence add --substance S --for DURATION`` at ``now``; what it printed."""
+    import contextlib
+    import io
+
+    from warnd.alerting.commands import cmd_silence
+    from warnd.cli import build_parser
+
+    args = build_parser().parse_args(["--config", str(cfg.path), "silence", "add",
+                                      "--substance", substance, "--for", duration,
+                                      "--reason", "festival", "--by", "kari"])
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cmd_silence(args, store, config=cfg, now=now) == 0
+    return out.getvalue()
+
+
+def test_a_silence_in_days_ends_at_the_clock_time_it_began(tmp_path, smtp_server):
+    """``warnd silence add --for 14d`` on Monday 19 October at 09:00 ends Monday 2
+    November at 09:00, though the autumn change makes those 14 days 337 hours: a rise
+    decided at 08:30 that morning is still held back. A silence in hours is elapsed
+    time: ``--for 336h`` from the same moment ends at 08:00 by the clock, and a rise
+    then goes out. In spring, 7 days from Monday 09:00 winter time end Monday 09:00
+    summer time (before, a silence was days × 24 hours: 08:00 in autumn, 10:00 in
+    spring)."""
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()))
+    store = Store.in_dir(cfg.state_dir)
+    for sub in ("ketamin", "heroin"):
+        seed_series(store, "lab", sub)
+    monday = datetime(2026, 10, 19, 9, 0, tzinfo=OSLO).astimezone(UTC)
+    said = _silence(cfg, store, monday, "ketamin", "14d")
+    assert "until 2026-11-02T08:00+00:00" in said  # 09:00 CET
+    _silence(cfg, store, monday, "heroin", "336h")
+    ends = {s["substance"]: _local(datetime.fromisoformat(s["until"]))
+            for s in store.silences(now=monday, active_only=True)}
+    assert ends == {"ketamin": "Mon 02 09:00 CET", "heroin": "Mon 02 08:00 CET"}
+    morning = datetime(2026, 11, 2, 8, 30, tzinfo=OSLO).astimezone(UTC)
+    for sub in ("ketamin", "heroin"):
+        decide.enqueue_findings(cfg, store, sub,
+                                [(finding("lab", substance=sub), "open")], {}, now=morning)
+    outbox.dispatch_pending(cfg, store, now=morning)
+    wait_for(lambda: len(smtp_server.messages) == 1, what="one email")
+    assert {r["substance"]: r["status"] for r in store.q(
+        "SELECT substance, status FROM alerts")} == {"ketamin": "silenced", "heroin": "open"}
+    assert [m["Subject"] for m in smtp_server.messages] == ["Liten økning: heroin — 1 kilde"]
+    spring = datetime(2026, 3, 23, 9, 0, tzinfo=OSLO).astimezone(UTC)
+    assert "until 2026-03-30T07:00+00:00" in _silence(cfg, store, spring, "heroin", "7d")
+
+
+def test_a_silence_in_days_from_the_console_ends_at_the_clock_time_it_began(tmp_path):
+    """A script adds a silence through the console's API (the console's form and a
+    message's "silence 14 days" link work out its end the same way) for as many days
+    as reach past the next change of the clock from today: it ends at the clock time
+    it was added, not an hour off."""
+    import httpx
+
+    from tests.servers import free_port
+    from tests.webkit import Console
+    from warnd.web.auth import create_token
+
+    cfg = make_config(tmp_path, "", "\n[web]\nsecure_cookies = false\n")
+    today = datetime.now(OSLO)
+
+    def across(n: int) -> bool:  # n days on, at this clock time: the other offset, a time
+        later = today + timedelta(days=n)  # that exists (not in the hour skipped)
+        back = later.astimezone(UTC).astimezone(OSLO)
+        return later.utcoffset() != today.utcoffset() and back.hour == later.hour
+
+    days = next(n for n in range(1, 366) if across(n))
+    store = Store.in_dir(cfg.state_dir)
+    token = create_token(store, "nightly", "operator")
+    console = Console(cfg.path, cfg.state_dir, free_port()).start()
+    try:
+        r = httpx.post(console.url + "/api/v1/silences", timeout=30,
+                       headers={"Authorization": f"Bearer {token}"},
+                       json={"substance": "ketamin", "duration": f"{days}d",
+                             "reason": "festival"})
+    finally:
+        console.stop()
+    assert r.status_code == 201, r.text
+    began = datetime.fromisoformat(r.json()["created_at"]).astimezone(OSLO)
+    ends = datetime.fromisoformat(r.json()["until"]).astimezone(OSLO)
+    assert ends.utcoffset() != began.utcoffset()  # a change of the clock between
+    assert ends.replace(tzinfo=None) == began.replace(tzinfo=None) + timedelta(days=days)

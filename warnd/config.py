@@ -56,6 +56,20 @@ def parse_duration(text: str | int | float) -> timedelta:
     return timedelta(seconds=total)
 
 
+def split_duration(text: str) -> tuple[int, timedelta]:
+    """A duration as whole days (its ``d`` and ``w``) and the rest as elapsed time:
+    ``"14d"`` → (14, 0), ``"1w2d12h"`` → (9, 12 h), ``"1.5d"`` → (1, 12 h), ``"36h"`` →
+    (0, 36 h). For what ends at the same clock time some days later (a silence)."""
+    total = parse_duration(text)  # the same checks and messages
+    s = str(text).strip().replace(" ", "")
+    days = 0.0
+    for m in _DURATION_RE.finditer(s):
+        if m.group(2).lower() in ("d", "w"):
+            days += float(m.group(1)) * _UNITS[m.group(2).lower()] / 86400
+    whole = int(days)
+    return whole, total - timedelta(days=whole)
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

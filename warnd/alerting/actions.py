@@ -41,25 +41,31 @@ def ack_alert(store: Store, alert_id: int, *, who: str, via: str,
 
 def add_silence(
     store: Store, *, substance: str | None, kind: str | None = None, source: str | None = None,
-    duration: timedelta, reason: str, who: str, via: str, alert_id: int | None = None,
-    now: datetime | None = None,
+    duration: timedelta | None = None, until: datetime | None = None, reason: str, who: str,
+    via: str, alert_id: int | None = None, now: datetime | None = None,
 ) -> int:
-    """Add a silence from now for ``duration``; returns its id. It needs a substance, a
-    kind or a source: a silence of no field would hold back every alert."""
+    """Add a silence from now until ``until`` (a duration in days ends at the same clock
+    time: :func:`warnd.alerting.silences.silence_end`), or for ``duration`` of elapsed
+    time; returns its id. It needs a substance, a kind or a source: a silence of no
+    field would hold back every alert."""
     if not (substance or kind or source):
         raise ValueError("a silence needs a substance, a kind or a source")
     now = now or datetime.now(UTC)
+    if until is None:
+        if duration is None:
+            raise ValueError("a silence needs an end: until or duration")
+        until = now + duration
     with store.write() as db:
         cur = db.execute(
             "INSERT INTO silences (substance, kind, source, reason, created_by, created_at, "
             "until) VALUES (?,?,?,?,?,?,?)",
-            (substance, kind, source, reason, who, iso(now), iso(now + duration)),
+            (substance, kind, source, reason, who, iso(now), iso(until)),
         )
         sid = int(cur.lastrowid or 0)
         what = ", ".join(f"{k}={v}" for k, v in (("substance", substance), ("kind", kind),
                                                   ("source", source)) if v)
         store.record_action(db, who=who, via=via, action="silence", alert_id=alert_id,
-                            silence_id=sid, detail=f"{what} until {iso(now + duration)}: {reason}",
+                            silence_id=sid, detail=f"{what} until {iso(until)}: {reason}",
                             now=now)
     return sid
 

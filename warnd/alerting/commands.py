@@ -90,22 +90,26 @@ def cmd_silence(
                 print(f'warnd: --source: "{args.source}" is not a configured source '
                       f"({', '.join(sorted(names))})", file=sys.stderr)
                 return 2
-        from warnd.config import parse_duration
+        from warnd.alerting.silences import silence_end
+        from warnd.config import GeneralConfig
 
+        # days and weeks end at the clock time the silence begins, in general.timezone
+        tz = (config.general.timezone if config is not None
+              else GeneralConfig.model_fields["timezone"].default)
         try:
-            span = parse_duration(args.duration)
+            until = silence_end(now, args.duration, tz)
         except ValueError as e:
             print(f"warnd: --for: {e}", file=sys.stderr)
             return 2
         sid = actions.add_silence(
             store, substance=args.substance, kind=args.kind, source=args.source,
-            duration=span, reason=args.reason, who=args.by or cli_user(), via="cli", now=now,
+            until=until, reason=args.reason, who=args.by or cli_user(), via="cli", now=now,
         )
         what = ", ".join(
             f"{k}={v}" for k, v in (("substance", args.substance), ("kind", args.kind),
                                      ("source", args.source)) if v
         )
-        print(f"silence {sid} added: {what} until {(now + span).isoformat(timespec='minutes')}")
+        print(f"silence {sid} added: {what} until {until.isoformat(timespec='minutes')}")
         return 0
     if sub == "expire":
         if actions.expire_silence(store, args.id, who=cli_user(), via="cli", now=now):

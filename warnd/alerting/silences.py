@@ -5,7 +5,8 @@ A silence matches an alert when every field it sets matches: ``substance``, ``ki
 (trend, spike, notice, source_health, digest) and ``source`` (any of the alert's
 sources). A matching alert is still recorded, with status ``silenced`` and
 ``silenced_by`` = the silence id, but gets no deliveries; a delivery still waiting
-(quiet hours, retries) when a matching silence is added is not sent either.
+(quiet hours, retries) when a matching silence is added is not sent either. A silence
+given in days or weeks ends at the clock time it began (:func:`silence_end`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,22 @@ def matches(silence: dict[str, Any], alert: dict[str, Any]) -> bool:
         if silence["source"] not in sources:
             return False
     return True
+
+
+def silence_end(start: datetime, duration: str, timezone: str) -> datetime:
+    """When a silence from ``start`` for ``duration`` ends (UTC). Its days and weeks count
+    on the clock in ``timezone``: "14d" from Monday 09:00 ends Monday 09:00 two weeks
+    later, a change of the clock between or not (on a day whose clock skips that time,
+    at the jump: :func:`warnd.alerting.localtime.instant`). Its hours, minutes and
+    seconds are elapsed time: "336h" is 336 hours, 08:00 by the clock after the autumn
+    change."""
+    from zoneinfo import ZoneInfo  # (the command-line parser below is built for every command)
+
+    from warnd.alerting.localtime import add_days
+    from warnd.config import split_duration
+
+    days, rest = split_duration(duration)
+    return add_days(start, days, ZoneInfo(timezone)) + rest
 
 
 def silenced_by(store: Store, alert: dict[str, Any], now: datetime) -> int | None:

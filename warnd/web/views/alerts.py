@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from warnd.alerting import actions, links
+from warnd.alerting.silences import silence_end
 from warnd.alerting.wording import render_text, severity_words
 from warnd.config import parse_duration
 from warnd.web.auth import allowed, guard
@@ -85,7 +86,8 @@ def ack(request: Request, who: dict[str, Any], store: Any) -> Response:
     return RedirectResponse(_back(request, f"/alerts/{aid}"), status_code=303)
 
 
-def parse_silence(form: Any, cfg: Any) -> tuple[dict[str, Any] | None, str | None]:
+def parse_silence(form: Any, cfg: Any, now: datetime
+                  ) -> tuple[dict[str, Any] | None, str | None]:
     """Check a silence form or API body; ``(fields, None)`` or ``(None, what is wrong)``."""
     substance = str(form.get("substance") or "").strip() or None
     kind = str(form.get("kind") or "").strip() or None
@@ -108,18 +110,20 @@ def parse_silence(form: Any, cfg: Any) -> tuple[dict[str, Any] | None, str | Non
         return None, f"duration {dur[:20]!r} (e.g. 14d, 12h)"
     if not timedelta(minutes=1) <= span <= MAX_SILENCE:
         return None, "duration (1 minute to 365 days)"
+    # days and weeks end at the clock time the silence begins, in general.timezone
     return {"substance": substance, "kind": kind, "source": source, "reason": reason,
-            "duration": span}, None
+            "until": silence_end(now, dur, cfg.general.timezone)}, None
 
 
 @guard("operator")
 def add_silence(request: Request, who: dict[str, Any], store: Any) -> Response:
     web = request.app.state.web
-    fields, bad = parse_silence(request.state.form, web.cfg)
+    now = datetime.now(UTC)
+    fields, bad = parse_silence(request.state.form, web.cfg, now)
     if fields is None:
         return web.error(request, who, 400, "bad_input", what=bad)
     aid = request.state.form.get("alert_id")
-    actions.add_silence(store, **fields, who=who["name"], via="web",
+    actions.add_silence(store, **fields, who=who["name"], via="web", now=now,
                         alert_id=int(aid) if aid and str(aid).isdigit() else None)
     return RedirectResponse(_back(request, "/alerts"), status_code=303)
 
@@ -163,7 +167,8 @@ def action_link(request: Request, who: dict[str, Any], store: Any) -> Response:
         msg = web.t["done_ack"].format(id=aid, who=who["name"])
     else:
         now = datetime.now(UTC)
-        span = timedelta(days=links.SILENCE_DAYS)
+        # SILENCE_DAYS days on the clock: it ends at the time of day it was made
+        until = silence_end(now, f"{links.SILENCE_DAYS}d", web.cfg.general.timezone)
         # the alert's substance; an alert of none (a source's failure, a digest): its
         # kind, of its source — never a silence of no field, which would match everything
         what = ({"substance": a["substance"]} if a["substance"]
@@ -175,11 +180,11 @@ def action_link(request: Request, who: dict[str, Any], store: Any) -> Response:
                 if x["reason"] == reason and (x["substance"], x["kind"], x["source"])
                 == (what["substance"], what.get("kind"), what.get("source"))]
         if made:
-            by, until = made[0]["created_by"] or who["name"], made[0]["until"][:10]
+            by, ends = made[0]["created_by"] or who["name"], made[0]["until"]
         else:
-            actions.add_silence(store, **what, duration=span, reason=reason,
+            actions.add_silence(store, **what, until=until, reason=reason,
                                 who=who["name"], via="link", alert_id=aid, now=now)
-            by, until = who["name"], (now + span).date().isoformat()
-        msg = web.t["done_silence"].format(label=label, who=by, until=until)
+            by, ends = who["name"], until.isoformat()
+        msg = web.t["done_silence"].format(label=label, who=by, until=web.when(ends)[:10])
     return web.page(request, who, "message.html", title=web.t["confirm"], message=msg,
                     link=f"/alerts/{aid}")

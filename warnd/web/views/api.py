@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -48,10 +49,11 @@ def silences(request: Request, who: dict[str, Any], store: Any) -> Response:
             raise ValueError
     except ValueError:
         return JSONResponse({"error": "the body must be a JSON object"}, 400)
-    fields, bad = parse_silence(body, web.cfg)
+    now = datetime.now(UTC)
+    fields, bad = parse_silence(body, web.cfg, now)
     if fields is None:
         return JSONResponse({"error": f"invalid {bad}"}, 400)
-    sid = actions.add_silence(store, **fields, who=who["name"], via="api")
+    sid = actions.add_silence(store, **fields, who=who["name"], via="api", now=now)
     row = store.q("SELECT * FROM silences WHERE id=?", [sid])[0]
     return JSONResponse(row, 201)
 
