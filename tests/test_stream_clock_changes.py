@@ -173,3 +173,70 @@ def test_a_silence_in_days_from_the_console_ends_at_the_clock_time_it_began(tmp_
     ends = datetime.fromisoformat(r.json()["until"]).astimezone(OSLO)
     assert ends.utcoffset() != began.utcoffset()  # a change of the clock between
     assert ends.replace(tzinfo=None) == began.replace(tzinfo=None) + timedelta(days=days)
+
+
+# -- digests ------------------------------------------------------------------------------
+DEAD = "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org"
+
+
+def _digests_made(tmp_path, digest: str, start: datetime, end: datetime) -> list[str]:
+    """Dispatch every 10 minutes (elapsed time) from ``start`` to ``end`` with the
+    ``[alerting.digest]`` ``digest``; when each digest was made, on the clock in Oslo."""
+    from tests.alerting_env import SOURCES
+    from tests.conftest import write_config
+    from warnd.alerting.send import SendResult
+    from warnd.config import load_config
+
+    tmp_path.mkdir()
+    cfg = load_config(write_config(
+        tmp_path, SOURCES + target("mail", DEAD)
+        + f'\n[alerting.digest]\n{digest}\ntargets = ["mail"]\n',
+        state_dir=str(tmp_path / "state")))
+    store = Store.in_dir(cfg.state_dir)
+    t = start.astimezone(UTC)
+    while t < end:
+        outbox.dispatch_pending(cfg, store, now=t,
+                                send=lambda url, **kw: SendResult(True, "SUCCESS"))
+        t += timedelta(minutes=10)
+    return [_local(datetime.fromisoformat(r["created_at"])) for r in store.q(
+        "SELECT created_at FROM alerts WHERE kind='digest' ORDER BY id")]
+
+
+def test_a_daily_digest_in_the_hour_the_clock_changes_goes_once_a_day(tmp_path):
+    """A daily digest at 02:30 goes once each day across both changes: on the spring
+    Sunday, when 02:30 never comes, at 03:00 (the jump); on the autumn Sunday once, at
+    the first 02:30, not again when the clock shows 02:30 a second time. The day's
+    time is that instant, also for the rule that skips a time before the first start."""
+    made = _digests_made(tmp_path / "spring", 'schedule = "daily"\nat = "02:30"',
+                         datetime(2026, 3, 27, 12, tzinfo=OSLO),
+                         datetime(2026, 3, 31, 12, tzinfo=OSLO))
+    assert made == ["Sat 28 02:30 CET", "Sun 29 03:00 CEST", "Mon 30 02:30 CEST",
+                    "Tue 31 02:30 CEST"]
+    made = _digests_made(tmp_path / "autumn", 'schedule = "daily"\nat = "02:30"',
+                         datetime(2026, 10, 23, 12, tzinfo=OSLO),
+                         datetime(2026, 10, 27, 12, tzinfo=OSLO))
+    assert made == ["Sat 24 02:30 CEST", "Sun 25 02:30 CEST", "Mon 26 02:30 CET",
+                    "Tue 27 02:30 CET"]
+    # warnd first started at 03:10 that spring Sunday: its 02:30 (the jump at 03:00)
+    # came before the start, and a time before the first start is skipped (before, the
+    # day's time was taken as 03:30, after the start, and a digest went out at 03:10)
+    made = _digests_made(tmp_path / "started", 'schedule = "daily"\nat = "02:30"',
+                         datetime(2026, 3, 29, 3, 10, tzinfo=OSLO),
+                         datetime(2026, 3, 30, 12, tzinfo=OSLO))
+    assert made == ["Mon 30 02:30 CEST"]
+
+
+def test_daily_and_weekly_digests_keep_their_clock_time_across_the_autumn_change(tmp_path):
+    """A daily digest at 08:00 and a weekly one on Sundays at 08:00 across the autumn
+    change (the spring one: tests/test_stream_delivery.py): each once per day or week,
+    at 08:00 by the clock before and after it, none skipped, none twice."""
+    made = _digests_made(tmp_path / "daily", 'schedule = "daily"\nat = "08:00"',
+                         datetime(2026, 10, 23, 12, tzinfo=OSLO),
+                         datetime(2026, 10, 27, 12, tzinfo=OSLO))
+    assert made == ["Sat 24 08:00 CEST", "Sun 25 08:00 CET", "Mon 26 08:00 CET",
+                    "Tue 27 08:00 CET"]
+    made = _digests_made(tmp_path / "weekly",
+                         'schedule = "weekly"\nweekday = "sun"\nat = "08:00"',
+                         datetime(2026, 10, 17, 12, tzinfo=OSLO),
+                         datetime(2026, 11, 2, 12, tzinfo=OSLO))
+    assert made == ["Sun 18 08:00 CEST", "Sun 25 08:00 CET", "Sun 01 08:00 CET"]

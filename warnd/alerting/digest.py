@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from detectors.base import SCALE
 from detectors.synthesis import aggregate, substance_verdict
+from warnd.alerting.localtime import instant
 from warnd.config import Config, parse_hhmm
 from warnd.store import Store, iso
 
@@ -34,20 +35,23 @@ DIMS = ("use", "availability", "interest")
 
 
 def last_scheduled(config: Config, now: datetime) -> datetime | None:
-    """The latest scheduled digest time at or before ``now`` (UTC), if configured."""
+    """The latest scheduled digest time at or before ``now`` (UTC), if configured: the
+    first moment the clock shows ``at`` (on the night of a change of the clock, a time
+    in the hour skipped is the jump, one in the hour repeated its first pass:
+    :func:`warnd.alerting.localtime.instant`)."""
     dg = config.alerting.digest
     if dg is None:
         return None
     tz = ZoneInfo(config.general.timezone)
-    local = now.astimezone(tz)
+    now = now.astimezone(UTC)
     h, m = parse_hhmm(dg.at)
     for back in range(0, 8):
-        day = local.date() - timedelta(days=back)
+        day = now.astimezone(tz).date() - timedelta(days=back)
         if dg.schedule == "weekly" and WEEKDAYS[day.weekday()] != dg.weekday:
             continue
-        t = datetime.combine(day, time(h, m), tzinfo=tz)
-        if t <= local:
-            return t.astimezone(UTC)
+        t = instant(day, time(h, m), tz)
+        if t <= now:  # instants, not clock times
+            return t
     return None
 
 
