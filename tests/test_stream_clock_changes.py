@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from tests.alerting_env import finding, make_config, seed_series, target
 from tests.alerting_env import judge_period as _period
 from tests.servers import wait_for
@@ -179,19 +181,24 @@ def test_a_silence_in_days_from_the_console_ends_at_the_clock_time_it_began(tmp_
 DEAD = "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org"
 
 
-def _digests_made(tmp_path, digest: str, start: datetime, end: datetime) -> list[str]:
-    """Dispatch every 10 minutes (elapsed time) from ``start`` to ``end`` with the
-    ``[alerting.digest]`` ``digest``; when each digest was made, on the clock in Oslo."""
+def _own_config(tmp_path, extra: str):
+    """A config with a target nobody listens on and ``extra``, with its own state
+    directory in ``tmp_path`` (made): several in one test."""
     from tests.alerting_env import SOURCES
     from tests.conftest import write_config
-    from warnd.alerting.send import SendResult
     from warnd.config import load_config
 
     tmp_path.mkdir()
-    cfg = load_config(write_config(
-        tmp_path, SOURCES + target("mail", DEAD)
-        + f'\n[alerting.digest]\n{digest}\ntargets = ["mail"]\n',
-        state_dir=str(tmp_path / "state")))
+    return load_config(write_config(tmp_path, SOURCES + target("mail", DEAD) + extra,
+                                    state_dir=str(tmp_path / "state")))
+
+
+def _digests_made(tmp_path, digest: str, start: datetime, end: datetime) -> list[str]:
+    """Dispatch every 10 minutes (elapsed time) from ``start`` to ``end`` with the
+    ``[alerting.digest]`` ``digest``; when each digest was made, on the clock in Oslo."""
+    from warnd.alerting.send import SendResult
+
+    cfg = _own_config(tmp_path, f'\n[alerting.digest]\n{digest}\ntargets = ["mail"]\n')
     store = Store.in_dir(cfg.state_dir)
     t = start.astimezone(UTC)
     while t < end:
@@ -240,3 +247,61 @@ def test_daily_and_weekly_digests_keep_their_clock_time_across_the_autumn_change
                          datetime(2026, 10, 17, 12, tzinfo=OSLO),
                          datetime(2026, 11, 2, 12, tzinfo=OSLO))
     assert made == ["Sun 18 08:00 CEST", "Sun 25 08:00 CET", "Sun 01 08:00 CET"]
+
+
+# -- delivery expiry ----------------------------------------------------------------------
+def _attempts_to_a_dead_relay(tmp_path, due: datetime) -> tuple[list[str], str]:
+    """A rise decided at ``due`` (working time) for a relay nobody listens on, quiet hours
+    "17:00-08:00", dispatched each time it is due again, for up to three days: when each
+    attempt was made and when the delivery expired, on the clock in Oslo."""
+    cfg = _own_config(tmp_path, '\n[alerting]\nquiet_hours = "17:00-08:00"\n')
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab")
+    (a,) = decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {},
+                                   now=due)
+    assert a["due_at"] is None
+    attempts, expired, t, n = [], "", due, 0
+    while t < due + timedelta(days=3) and not expired:
+        outbox.dispatch_pending(cfg, store, now=t)
+        (d,) = store.q("SELECT status, attempts, next_attempt_at FROM deliveries")
+        if d["attempts"] > n:
+            attempts.append(_local(t))
+            n = d["attempts"]
+        expired = _local(t) if d["status"] == "expired" else ""
+        # the next dispatch when the delivery is due again (a retry, the end of quiet time)
+        t = max(t + timedelta(seconds=1), datetime.fromisoformat(d["next_attempt_at"]))
+    return attempts, expired
+
+
+@pytest.mark.parametrize(("due", "ends"), [
+    (datetime(2026, 3, 28, 10, tzinfo=OSLO), "Mon 30 11:00 CEST"),
+    (datetime(2026, 10, 24, 10, tzinfo=OSLO), "Mon 26 09:00 CET"),
+], ids=["spring", "autumn"])
+def test_retries_keep_to_quiet_hours_and_expire_by_elapsed_time_across_a_change(
+        tmp_path, due, ends):
+    """Retries to a dead relay wait for the end of the quiet hours at 08:00 by the clock
+    on the Sunday of the change (not 07:00 or 09:00), and the delivery expires
+    ``expire_after`` (2 days: elapsed time, 48 hours) after it became due, at the first
+    attempt after that — never in quiet time."""
+    attempts, expired = _attempts_to_a_dead_relay(tmp_path / "run", due.astimezone(UTC))
+    mornings = [a for a in attempts if " 08:00 " in a]
+    assert [m[:3] for m in mornings] == ["Sun", "Mon"], attempts
+    assert all(8 <= int(a.split()[2][:2]) < 17 for a in attempts), attempts
+    assert expired == ends and attempts[-1] == ends
+
+
+# -- the console's times ------------------------------------------------------------------
+def test_the_console_tells_the_two_runs_through_the_repeated_hour_apart(tmp_path):
+    """Stored times are UTC; the console shows them on the clock in Oslo with the zone's
+    name, so the two moments the autumn clock shows 02:30 read apart (CEST, then CET)
+    and the spring night goes from 01:59 CET to 03:00 CEST."""
+    from warnd.web.app import Web
+
+    cfg = make_config(tmp_path, "", "\n[web]\nsecure_cookies = false\n")
+    when = Web(cfg, secure_cookies=False).env.from_string("{{ t|when }}")
+    assert [when.render(t=t) for t in ("2026-10-25T00:30:00+00:00",
+                                       "2026-10-25T01:30:00+00:00")] == [
+        "2026-10-25 02:30 CEST", "2026-10-25 02:30 CET"]
+    assert [when.render(t=t) for t in ("2026-03-29T00:59:00+00:00",
+                                       "2026-03-29T01:00:00+00:00")] == [
+        "2026-03-29 01:59 CET", "2026-03-29 03:00 CEST"]
