@@ -3,7 +3,9 @@
 ``[alerting] quiet_hours = "17:00-08:00"`` (local time in ``general.timezone``, may
 wrap past midnight) and ``quiet_days = ["sat", "sun"]``. An alert below
 ``urgent_severity`` that is decided in quiet time gets its deliveries' first attempt
-at the end of the quiet time; an urgent one goes out at once.
+at the end of the quiet time; an urgent one goes out at once. On the nights the clock
+changes, a quiet time ends the first moment the clock shows its end
+(:func:`quiet_until`).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def _spans(config: Config, tz: ZoneInfo, around: date) -> list[tuple[datetime, d
             (sh, sm), (eh, em) = hours
             end_day = day if (sh, sm) < (eh, em) else day + timedelta(days=1)
             spans.append((instant(day, time(sh, sm), tz), instant(end_day, time(eh, em), tz)))
-    # one of the night of a clock change may be empty (both bounds in the missing hour)
+    # on the spring night a span may be empty (both its bounds in the skipped hour)
     return sorted(s for s in spans if s[0] < s[1])
 
 
@@ -55,7 +57,7 @@ def quiet_until(config: Config, now: datetime) -> datetime | None:
         return None
     tz = ZoneInfo(config.general.timezone)
     now = now.astimezone(UTC)
-    end = None
+    end: datetime | None = None
     for s, e in _spans(config, tz, now.astimezone(tz).date()):
         if end is None:
             if s <= now < e:
