@@ -61,7 +61,11 @@ class Item:
     """A dated document that names substances: a media article or a warning notice.
 
     ``key`` is stable across polls and across feeds that syndicate the same article
-    (the link without tracking parameters, else the guid, else a content hash).
+    (the link without tracking parameters, else the guid, else a content hash): the
+    item is stored under it when it is new. ``ids`` are all the identities the
+    document has, strongest first (a feed's guid within its source, the normalised
+    link): the store takes a document one of whose identities it knows for the item
+    it holds, so an article whose link changed keeps its guid's item. Empty: the key.
     """
 
     key: str
@@ -73,6 +77,7 @@ class Item:
     substances: tuple[str, ...]
     kind: str = "article"  # article | notice
     region: str = ""
+    ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -77,13 +77,34 @@ def content_key(*parts: str) -> str:
     return "sha256:" + hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
 
 
-def item_key(link: str | None, guid: str | None, title: str, when: str) -> str:
-    """Link (normalised) if it is http(s), else the guid, else a hash of title and date."""
-    if link and urllib.parse.urlsplit(link).scheme.lower() in ("http", "https"):
-        return "url:" + normalise_link(link)
+def _is_web(link: str | None) -> bool:
+    return bool(link) and urllib.parse.urlsplit(str(link).strip()).scheme.lower() in (
+        "http", "https")
+
+
+def guid_id(source: str, guid: str) -> str:
+    """The identity a feed's ``guid`` (Atom ``id``) gives an entry: within its source only
+    (two feeds may both number their entries 1, 2, 3), a URL normalised as a link is."""
+    guid = guid.strip()
+    return f"guid@{source}:" + (normalise_link(guid) if _is_web(guid) else guid)
+
+
+def item_ids(source: str, link: str | None, guid: str | None, title: str,
+             when: str) -> tuple[str, ...]:
+    """An entry's identities, strongest first: its guid within the source, its normalised
+    http(s) link; without both, a hash of title and date."""
+    ids = []
     if guid and guid.strip():
-        return "guid:" + guid.strip()
-    return content_key(title, when)
+        ids.append(guid_id(source, guid))
+    if link and _is_web(link):
+        ids.append("url:" + normalise_link(link))
+    return tuple(ids) or (content_key(title, when),)
+
+
+def item_key(ids: Sequence[str]) -> str:
+    """The key an entry is stored under when it is new: its link identity when it has
+    one (an article syndicated by two feeds is one item), else its first identity."""
+    return next((i for i in ids if i.startswith("url:")), ids[0])
 
 
 def _entry_time(entry: Any) -> datetime | None:
@@ -177,11 +198,13 @@ def parse_feed(
         substances = matcher(" \n ".join(texts[f] for f in match_fields))
         if not substances and not keep_unmatched:
             continue
+        # an undated entry's key holds its text, not the time it was read, so that
+        # every later read of the feed finds it again
+        ids = item_ids(source, link, entry.get("id"), title, when)
         items.append(
             Item(
-                # an undated entry's key holds its text, not the time it was read,
-                # so that every later read of the feed finds it again
-                key=item_key(link, entry.get("id"), title, when),
+                key=item_key(ids),
+                ids=ids,
                 source=source,
                 published_at=published,
                 title=title,

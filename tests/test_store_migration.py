@@ -1,6 +1,7 @@
 """Schema 5: the ``series`` table, clustered observations, and the way up from schema 2;
 schema 9: the detector states in a table of their own, and the way up from schema 8;
-schema 10: the index of open episodes.
+schema 10: the index of open episodes; schema 11: the counters of /metrics an operator's
+action would lower; schema 12: every identity of each item.
 
 The schema-2 store is the one ``make demo`` left behind before schema 5
 (``tests/fixtures/stores/demo-v2.sqlite.gz``), the schema-8 store the one it left
@@ -101,7 +102,7 @@ def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 11
+        assert store.schema_version == len(MIGRATIONS) == 12
         table_sql = store.db.execute(
             "SELECT sql FROM sqlite_master WHERE name='observations'").fetchone()[0]
         assert "WITHOUT ROWID" in table_sql
@@ -127,7 +128,7 @@ def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
         assert _rows(db, f"SELECT {cols} FROM {t} ORDER BY 1, 2") == rows, t
     assert {r[0] for r in _rows(db, "SELECT scope FROM episodes WHERE is_open")} == opened
     again = Store(db)  # re-opening runs no migration again
-    assert again.schema_version == 11
+    assert again.schema_version == len(MIGRATIONS)
     again.close()
 
 
@@ -190,7 +191,7 @@ def test_schema_8_states_move_to_their_own_table_unchanged(tmp_path, monkeypatch
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 11
+        assert store.schema_version == len(MIGRATIONS) == 12
         assert temp_store == [1]  # FILE while migrating
         assert store.db.execute("PRAGMA temp_store").fetchone()[0] == 2  # then MEMORY
         assert "detector_state" not in _columns(db, "series")
@@ -209,7 +210,7 @@ def test_schema_8_states_move_to_their_own_table_unchanged(tmp_path, monkeypatch
 
 def test_schema_10_answers_open_episodes_from_an_index_of_them(tmp_path):
     """The demo store of schema 8 (its ketamine and cocaine rises open) upgraded through
-    schema 10: the open episodes of a substance's series are found in the index of open
+    schema 10 and on: the open episodes of a substance's series are found in the index of open
     episodes, not by reading every series' state, and they are the ones a read of every
     state finds; a state that is not JSON counts as none open and breaks nothing."""
     import json
@@ -217,7 +218,7 @@ def test_schema_10_answers_open_episodes_from_an_index_of_them(tmp_path):
     db = _unpack(tmp_path / "state", FIXTURE_V8, MADE_IN_V8)
     store = Store(db)
     try:
-        assert store.schema_version == 11
+        assert store.schema_version == len(MIGRATIONS)
         assert "episodes_open" in {r[0] for r in store.db.execute(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'episodes'")}
         keys = {}
@@ -353,6 +354,60 @@ def _row(store: Store, substance: str = "ketamin") -> dict:
     return store.q("SELECT * FROM series WHERE source='lab' AND substance=?", [substance])[0]
 
 
+def test_schema_12_items_stored_before_keep_counting_once(tmp_path):
+    """The demo store of schema 8, with an article stored as the version before stored
+    one without a link (``guid:<guid>``), upgraded: every article of the demo's feeds
+    read again is the one stored (none new, no count changed); the linkless article is
+    found by its guid within its source; an article stored by its link, read with its
+    guid and then with a new link, is still the one stored."""
+    from feeds.base import SubstanceSpec
+    from feeds.rss import RssFeed, RssOptions
+
+    db = _unpack(tmp_path / "state", FIXTURE_V8, MADE_IN_V8)
+    con = sqlite3.connect(db)
+    with con:
+        con.execute("INSERT INTO items (key, source, kind, published_at, week, title, link, "
+                    "summary, region, first_seen_at) VALUES ('guid:bt-beslag-7', 'media-bt', "
+                    "'article', '2026-03-03T09:00:00+00:00', '2026-03-02', 'Ketamin i posten', "
+                    "NULL, '', '', '2026-03-03T10:00:00+00:00')")
+        con.execute("INSERT INTO item_substances VALUES ('guid:bt-beslag-7', 'ketamin')")
+    con.close()
+    count_sql = ("SELECT i.source, s.substance, i.week, COUNT(*) FROM items i JOIN "
+                 "item_substances s ON s.key = i.key GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
+    counts = _rows(db, count_sql)
+    subs = [SubstanceSpec(id=r[0], label=r[0], names=(r[0],)) for r in _rows(
+        db, "SELECT DISTINCT substance FROM item_substances")]
+    subs += [SubstanceSpec(id="xanor", label="xanor", names=("xanor", "alprazolam", "ksalol"))]
+    store = Store(db)
+    try:
+        assert store.schema_version == len(MIGRATIONS) == 12
+        n_read = 0
+        for name in ("ba", "bt"):
+            feed = RssFeed(name=f"media-{name}", options=RssOptions(), substances=subs)
+            for path in sorted((ROOT / "examples" / "data" / "media" / name).glob("*.xml")):
+                res = feed.parse(path.read_bytes(), location=str(path), fetched_at=MADE_AT)
+                n_read += len(res.items)
+                got = store.ingest(feed.name, location="again", sha256=None, observations=(),
+                                   items=res.items, problems=())
+                assert got["items_new"] == 0, path
+        assert n_read > 1000
+        bt = RssFeed(name="media-bt", options=RssOptions(), substances=subs)
+        stored = "https://www.bt.no/nyheter/lokalt/i/000002/heroin"
+        assert _rows(db, f"SELECT COUNT(*) FROM items WHERE link = '{stored}'") == [(1,)]
+        for guid, link in (("bt-beslag-7", None), ("bt-2", stored),
+                           ("bt-2", "https://bt.no/nyheter/2021/heroin-lar?utm_source=rss")):
+            raw = ("<rss version='2.0'><channel><title>t</title><item><title>ketamin "
+                   f"heroin</title><guid>{guid}</guid>" + (f"<link>{link}</link>" if link else "")
+                   + "<pubDate>Tue, 03 Mar 2026 09:00:00 +0000</pubDate></item></channel></rss>")
+            res = bt.parse(raw.encode(), location="x", fetched_at=MADE_AT)
+            got = store.ingest("media-bt", location="x", sha256=None, observations=(),
+                               items=res.items, problems=())
+            assert got["items_new"] == 0, (guid, link)
+    finally:
+        store.close()
+    assert _rows(db, count_sql) == counts
+
+
 def test_series_row_follows_ingest(store):
     store.ingest("lab", location="a", sha256="a", items=(), problems=(),
                  observations=[_obs("2026-01-05", 3), _obs("2026-01-12", 4),
@@ -483,7 +538,7 @@ def test_schema_11_delivery_counters_go_on_from_what_the_rows_showed(tmp_path):
     cfg = load_config(write_service_config(tmp_path / "config.toml", sources=""))
     store = Store(db)
     try:
-        assert store.schema_version == 11
+        assert store.schema_version == len(MIGRATIONS)
         assert _delivery_counters(cfg) == before
         assert retry_delivery(store, 1) == 1  # the expired one
         assert retry_delivery(store, 2) == 2  # the failed and the waiting one

@@ -395,3 +395,176 @@ def test_a_malformed_feed_read_leniently_still_counts_its_quiet_weeks(tmp_path):
         assert res.documents == 1 and res.items == 0 and res.problems == 1
     assert _counts(cfg, "ketamin") == {"2026-01-05": 3.0, "2026-01-12": 0.0,
                                        "2026-01-19": 0.0, "2026-01-26": 0.0}
+
+
+def _rss(entries: list[tuple[datetime, str, str | None, str]]) -> bytes:
+    """An RSS document of ``(published, title, guid or None, link)`` entries."""
+    items = "".join(
+        f"<item><title>{escape(title)}</title><link>{escape(link)}</link>"
+        + (f'<guid isPermaLink="false">{escape(guid)}</guid>' if guid else "")
+        + f"<pubDate>{when.strftime('%a, %d %b %Y %H:%M:%S +0000')}</pubDate></item>"
+        for when, title, guid, link in entries)
+    return ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+            f"<title>t</title>{items}</channel></rss>").encode()
+
+
+def _serve(server: _FeedServer, path: str, body: bytes, when: datetime) -> str:
+    server.docs[path] = (body, f'"{hashlib.sha256(body).hexdigest()[:16]}"',
+                         format_datetime(when, usegmt=True))
+    return f"http://127.0.0.1:{server.httpd.server_address[1]}/{path}"
+
+
+#: a year of weekly articles naming ketamin, three a week, before the first poll
+_YEAR = datetime(2025, 1, 6, 10, tzinfo=UTC)
+#: the weeks a feed document shows (about a hundred entries with the other news)
+_SHOWN = 10
+
+
+def _weekly_articles(weeks: range, link, *, guid=lambda w, i: f"bt-{w}-{i}"):
+    """Three ketamin articles a week and the day's other news (``link(w, i)``: the
+    article's address; ``guid(w, i)``: its guid, or None)."""
+    out = []
+    for w in weeks:
+        day = _YEAR + timedelta(weeks=w)
+        out += [(day + timedelta(days=i, hours=i), f"Politiet beslagla ketamin {w}.{i}",
+                 guid(w, i), link(w, i)) for i in range(3)]
+        out += [(day + timedelta(days=d, hours=8), f"Været {w}.{d}", f"v-{w}-{d}",
+                 f"https://www.bt.no/vaer/{w}-{d}") for d in range(7)]
+    return out
+
+
+def _ketamin_weeks(cfg, source: str = "media") -> dict[str, float]:
+    st = Store.in_dir(cfg.state_dir)
+    try:
+        return {r["period"]: r["value"] for r in st.q(
+            "SELECT period, value FROM observations WHERE source=? AND substance='ketamin' "
+            "AND metric='count' ORDER BY period", [source])}
+    finally:
+        st.close()
+
+
+def _a_year_then_a_move(tmp_path, smtp_server, old_link, new_link, *, guid=None):
+    """A news feed read weekly over loopback HTTP (each week a full cycle: poll, judge,
+    send to a real SMTP server), showing its last ten weeks: a year of three ketamin
+    articles a week, then from the fifth week on every article in the feed under a new
+    address (``new_link``), the ones read before too. Returns the config and each
+    cycle's result."""
+    from tests.alerting_env import target
+
+    guid = guid or (lambda w, i: f"bt-{w}-{i}")
+    server = _FeedServer()
+    try:
+        url = _serve(server, "feed.xml", _rss(_weekly_articles(range(52), old_link, guid=guid)),
+                     _YEAR)
+        cfg = load_config(write_service_config(
+            tmp_path / "c.toml",
+            sources=source("media", url, kind="rss", dimension="interest"),
+            targets=target("mail", smtp_server.url())))
+        runs = []
+        for k in range(9):
+            now = _YEAR + timedelta(weeks=52 + k)
+            if k:
+                link = new_link if k >= 4 else old_link
+                shown = range(52 + k - _SHOWN, 52 + k)
+                _serve(server, "feed.xml", _rss(_weekly_articles(shown, link, guid=guid)), now)
+            runs.append(Pipeline(cfg, clock=lambda now=now: now).run_once())
+            assert all(p.ok for p in runs[-1]["polls"]), runs[-1]["polls"]
+        return cfg, runs
+    finally:
+        server.stop()
+
+
+def test_articles_whose_links_change_are_not_counted_again(tmp_path, smtp_server):
+    """A year of a news feed's articles, three naming ketamin each week; then the site
+    moves to a new domain with new slugs (and tracking parameters), and its feed shows
+    the same articles, with the same guids, under their new links. The articles are the
+    ones already counted: each week stays at three, no rise is told, and an article's
+    stored link is its new one. A new article (a new guid) still counts. (Before, an
+    article was known by its link alone: the weeks the feed showed were counted again,
+    six a week, and "Liten økning: ketamin" was sent.)"""
+    cfg, runs = _a_year_then_a_move(
+        tmp_path, smtp_server,
+        old_link=lambda w, i: f"http://www.bt.no/nyheter/i/{w}{i}/beslag",
+        new_link=lambda w, i: f"https://nyheter.bt-media.no/{w}-{i}/politiet-beslagla-ketamin"
+                              "?utm_source=rss&utm_medium=feed")
+    assert [a["title"] for r in runs for a in r["alerts"]] == []
+    assert smtp_server.messages == []
+    weeks = _ketamin_weeks(cfg)
+    assert len(weeks) == 52 + 8 and set(weeks.values()) == {3.0}, weeks
+    st = Store.in_dir(cfg.state_dir)
+    try:
+        links = dict(st.db.execute("SELECT title, link FROM items").fetchall())
+        n_items = st.db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+    finally:
+        st.close()
+    assert n_items == 3 * (52 + 8)  # each guid once (the weather names no substance)
+    assert links["Politiet beslagla ketamin 50.1"] == (  # read before the move, and after
+        "https://nyheter.bt-media.no/50-1/politiet-beslagla-ketamin"
+        "?utm_source=rss&utm_medium=feed")
+    assert links["Politiet beslagla ketamin 40.1"] == "http://www.bt.no/nyheter/i/401/beslag"
+
+
+def test_articles_without_guid_whose_links_gain_tracking_parameters_count_once(
+        tmp_path, smtp_server):
+    """A feed without guids whose links gain tracking parameters, https, no `www.`, a
+    trailing slash and a fragment: the normalised link is the same, and the articles
+    already counted are not counted again."""
+    cfg, runs = _a_year_then_a_move(
+        tmp_path, smtp_server,
+        old_link=lambda w, i: f"http://www.ba.no/a/{w}-{i}",
+        new_link=lambda w, i: f"https://ba.no/a/{w}-{i}/?utm_source=rss&fbclid=x1&gclid=y2"
+                              "#kommentarer",
+        guid=lambda w, i: None)
+    assert [a["title"] for r in runs for a in r["alerts"]] == []
+    assert smtp_server.messages == []
+    assert set(_ketamin_weeks(cfg).values()) == {3.0}
+
+
+def test_the_first_source_to_read_an_article_keeps_it_when_its_link_changes(tmp_path):
+    """Two feeds over loopback HTTP: a newspaper's, and an aggregator's carrying the
+    same articles under its own guids. The newspaper read first owns them: the
+    aggregator counts none of them, neither before nor after the newspaper moves its
+    articles to new links (the aggregator following), as the newspaper's guids tie the
+    new links to the articles it holds. Guids are the feed's own: two police bulletins,
+    each numbered 1 in its feed, are two articles. (Before, the aggregator counted the
+    moved articles again under their new links, and the second bulletin numbered 1
+    was taken for the first.)"""
+    day = MONDAY - timedelta(days=7)
+    arts = [(day + timedelta(hours=h), f"Politiet beslagla ketamin i Bergen {h}") for h in range(4)]
+
+    def feeds(link, agg_guid: str) -> tuple[bytes, bytes]:
+        own = [(when, t, f"bt-{h}", link(h)) for h, (when, t) in enumerate(arts)]
+        agg = [(when, t, f"{agg_guid}-{h}", link(h)) for h, (when, t) in enumerate(arts)]
+        return _rss([*own, (day, "Ketamin i posten", "1", "")]), _rss(
+            [*agg, (day, "Heroin på Nygårdsplass", "1", "")])
+
+    def old(h: int) -> str:
+        return f"https://www.bt.no/nyheter/{h}/beslag"
+
+    def new(h: int) -> str:
+        return f"https://www.bt.no/nyheter/lokalt/i/{h}/politiet-beslagla-ketamin"
+
+    server = _FeedServer()
+    try:
+        bt, agg = feeds(old, "agg")
+        cfg = load_config(write_service_config(tmp_path / "c.toml", sources=(
+            source("bt", _serve(server, "bt.xml", bt, day), kind="rss", dimension="interest")
+            + source("agg", _serve(server, "agg.xml", agg, day), kind="rss",
+                     dimension="interest"))))
+        pipe = Pipeline(cfg, clock=lambda: MONDAY)
+        assert pipe.poll("bt").items == 5  # four articles and bulletin 1
+        assert pipe.poll("agg").items == 1  # its own bulletin 1 only
+        bt, agg = feeds(new, "agg-v2")  # the aggregator gives its entries new guids too
+        _serve(server, "bt.xml", bt, MONDAY)
+        _serve(server, "agg.xml", agg, MONDAY)
+        later = Pipeline(cfg, clock=lambda: MONDAY + timedelta(days=1))
+        assert later.poll("bt").items == 0 and later.poll("agg").items == 0
+    finally:
+        server.stop()
+    st = Store.in_dir(cfg.state_dir)
+    try:
+        owners = st.db.execute("SELECT source, COUNT(*) FROM items GROUP BY source "
+                               "ORDER BY source").fetchall()
+    finally:
+        st.close()
+    assert owners == [("agg", 1), ("bt", 5)]

@@ -451,8 +451,28 @@ def _has_open(state: Any) -> bool:
     return isinstance(state, dict) and bool(state.get("active"))
 
 
+def _m12(db: sqlite_utils.Database) -> None:
+    """Every identity of each item (``item_ids``: a feed's guid within its source, the
+    normalised link, a content hash), each naming the key the item is stored under.
+
+    An item was known by its key alone, the link when it had one: an article whose link
+    changed (an edited slug, a site moved to a new domain, an aggregator's redirect)
+    came back under a new key and was counted again, although its feed's guid was the
+    same. The items stored before are known by their keys; an item stored under a guid
+    (``guid:<guid>``, when it had no link) also by that guid within its source. The
+    guid of an item stored by its link is learnt when its feed is next read."""
+    from feeds.feedxml import guid_id
+
+    db.execute("CREATE TABLE IF NOT EXISTS item_ids (id TEXT PRIMARY KEY, key TEXT NOT NULL) "
+               "WITHOUT ROWID")
+    db.execute("INSERT OR IGNORE INTO item_ids (id, key) SELECT key, key FROM items")
+    rows = db.execute("SELECT key, source FROM items WHERE key LIKE 'guid:%'").fetchall()
+    db.conn.executemany("INSERT OR IGNORE INTO item_ids (id, key) VALUES (?, ?)",
+                        [(guid_id(source, key[5:]), key) for key, source in rows])
+
+
 #: Forward migrations; index + 1 is the schema version they produce.
-MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8, _m9, _m10, _m11]
+MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8, _m9, _m10, _m11, _m12]
 
 #: The counters of ``/metrics`` read from rows an operator may change, and what each
 #: keeps in the ``counters`` table: the send attempts of deliveries queued again (their
@@ -734,30 +754,47 @@ class Store:
         """Store one parsed document atomically; return what changed.
 
         Observations upsert on their natural key; a changed value or denominator is
-        kept in ``revisions``. Items insert once by key (the first source to see an
-        article owns it). The document's hash is recorded in the same transaction,
-        so a crash never leaves a half-ingested file marked as done.
+        kept in ``revisions``. Items insert once (the first source to see an article
+        owns it): an item one of whose identities (``Item.ids``: its guid within its
+        source, its normalised link) is known is the item stored under that identity,
+        the strongest first, and its other identities are recorded for it. When its
+        own source gives it a new link, the stored link becomes that one.
+        ``items_added`` lists the keys of the items stored now. The document's hash is
+        recorded in the same transaction, so a crash never leaves a half-ingested file
+        marked as done.
         """
         now_s = iso(now or utcnow())
-        n_items = 0
+        added: list[str] = []
         new_item_weeks: set[tuple[str, str]] = set()
         with self.write() as db:
             n_new_obs, n_rev, touched = self._upsert_observations(observations, now_s)
             for it in items:
-                wk = week_start(it.published_at.astimezone(UTC).date()).isoformat()
-                cur = db.execute(
-                    "INSERT OR IGNORE INTO items (key, source, kind, published_at, week, title, "
-                    "link, summary, region, first_seen_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (it.key, it.source, it.kind, iso(it.published_at), wk, it.title, it.link,
-                     it.summary, it.region, now_s),
-                )
-                if cur.rowcount:
-                    n_items += 1
-                    for sub in it.substances:
-                        db.execute(
-                            "INSERT OR IGNORE INTO item_substances VALUES (?, ?)", (it.key, sub)
-                        )
-                    new_item_weeks.add((it.source, it.region))
+                ids = tuple(dict.fromkeys((*it.ids, it.key)))
+                known = dict(db.execute(
+                    f"SELECT id, key FROM item_ids WHERE id IN ({','.join('?' * len(ids))})",
+                    ids).fetchall())
+                key = next((known[i] for i in ids if i in known), None)
+                if key is None:
+                    key = it.key
+                    wk = week_start(it.published_at.astimezone(UTC).date()).isoformat()
+                    cur = db.execute(
+                        "INSERT OR IGNORE INTO items (key, source, kind, published_at, week, "
+                        "title, link, summary, region, first_seen_at) "
+                        "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                        (it.key, it.source, it.kind, iso(it.published_at), wk, it.title,
+                         it.link, it.summary, it.region, now_s),
+                    )
+                    if cur.rowcount:
+                        added.append(it.key)
+                        for sub in it.substances:
+                            db.execute("INSERT OR IGNORE INTO item_substances VALUES (?, ?)",
+                                       (it.key, sub))
+                        new_item_weeks.add((it.source, it.region))
+                elif it.link and any(i.startswith("url:") and i not in known for i in ids):
+                    db.execute("UPDATE items SET link=? WHERE key=? AND source=?",
+                               (it.link, key, it.source))
+                db.conn.executemany("INSERT OR IGNORE INTO item_ids (id, key) VALUES (?, ?)",
+                                    [(i, key) for i in ids if i not in known])
             for p in problems:
                 db.execute(
                     "INSERT INTO problems (source, location, message, seen_at) VALUES (?,?,?,?) "
@@ -767,12 +804,13 @@ class Store:
             if sha256 is not None:
                 db.execute(
                     "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?)",
-                    (source, location, sha256, now_s, n_new_obs + n_rev, n_items),
+                    (source, location, sha256, now_s, n_new_obs + n_rev, len(added)),
                 )
         return {
             "observations_new": n_new_obs,
             "observations_revised": n_rev,
-            "items_new": n_items,
+            "items_new": len(added),
+            "items_added": added,
             "series_touched": touched,
             "item_sources": sorted(new_item_weeks),
         }

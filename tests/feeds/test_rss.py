@@ -39,29 +39,30 @@ def test_items_from_a_norwegian_feed() -> None:
 
 def test_item_keys_fall_back_to_guid_then_hash() -> None:
     items = {i.title: i for i in parse("bt_2026-03.xml").items}
-    assert items["Falske Xanor-tabletter i omløp"].key == "guid:bt-xanor-1"
+    assert items["Falske Xanor-tabletter i omløp"].key == "guid@bt:bt-xanor-1"
     assert items["Heroinmisbrukere får nytt tilbud"].key.startswith("sha256:")
 
 
-def test_undated_item_is_a_problem_and_skipped() -> None:
-    result = parse("bt_2026-03.xml")
-    assert "Heroin funnet i leilighet" not in [i.title for i in result.items]
-    assert [p.where for p in result.problems] == ["tests/bt_2026-03.xml item 5"]
-    assert "en gang i forrige uke" in result.problems[0].message
+def test_item_identities_are_the_guid_within_the_source_then_the_link() -> None:
+    items = {i.title: i for i in parse("bt_2026-03.xml").items}
+    crack = items["Politiet: Mer crackkokain på gata i Bergen"]
+    assert crack.ids == ("guid@bt:bt-abc123", "url:https://bt.no/nyheter/lokalt/i/abc123/mer-crack")
+    assert items["Ketaminbeslag på Flesland"].ids == (
+        "url:https://bt.no/nyheter/lokalt/i/def456/ketaminbeslag",)
+    assert items["Falske Xanor-tabletter i omløp"].ids == ("guid@bt:bt-xanor-1",)
+    heroin = items["Heroinmisbrukere får nytt tilbud"]
+    assert heroin.ids == (heroin.key,)
 
 
-def test_undated_item_can_take_fetch_time() -> None:
-    result = parse("bt_2026-03.xml", undated="fetched_at")
-    undated = [i for i in result.items if i.title == "Heroin funnet i leilighet"]
-    assert undated[0].published_at == FETCHED_AT
-    assert result.problems == []
+def test_a_guid_that_is_a_url_is_normalised_as_a_link_is() -> None:
+    def ids(guid: str) -> tuple[str, ...]:
+        raw = (f"<rss version='2.0'><channel><title>t</title><item><title>Ketamin</title>"
+               f"<guid>{guid}</guid><pubDate>Mon, 02 Mar 2026 09:00:00 +0000</pubDate>"
+               "</item></channel></rss>").encode()
+        return make().parse(raw, location="x", fetched_at=FETCHED_AT).items[0].ids
 
-
-def test_syndicated_article_has_the_same_key_in_both_feeds() -> None:
-    bt = {i.title: i.key for i in parse("bt_2026-03.xml").items}
-    ba = {i.title: i.key for i in parse("ba_2026-03.xml").items}
-    title = "Politiet: Mer crackkokain på gata i Bergen"
-    assert ba[title] == bt[title]
+    assert ids("http://www.bt.no/a/1/") == ids("https://bt.no/a/1?utm_source=rss") == (
+        "guid@bt:https://bt.no/a/1", "url:https://bt.no/a/1")
 
 
 @pytest.mark.parametrize(
@@ -89,7 +90,7 @@ def test_atom_with_html_title() -> None:
     assert [(i.title, i.key, i.published_at) for i in result.items] == [
         (
             "Økt bruk av ketamin blant unge",
-            "guid:urn:rusinfo:2026:17",
+            "guid@bt:urn:rusinfo:2026:17",
             datetime(2026, 3, 10, 11, 0, tzinfo=UTC),
         )
     ]
