@@ -568,3 +568,42 @@ def test_the_first_source_to_read_an_article_keeps_it_when_its_link_changes(tmp_
     finally:
         st.close()
     assert owners == [("agg", 1), ("bt", 5)]
+
+
+def test_a_warning_notice_whose_link_changes_is_not_told_again(tmp_path, smtp_server):
+    """A warnings site's feed over loopback HTTP: a notice on ketamine is told. The site
+    then moves its notices to new addresses (same guids) and publishes a new notice on
+    heroin: only the heroin notice is told; the ketamine notice is the one told before.
+    (Before, the moved notice was stored and told a second time.)"""
+    from tests.alerting_env import target
+
+    now = datetime(2026, 3, 3, 10, tzinfo=UTC)
+    ketamin = (now - timedelta(days=1), "Ketamin med høy styrke", "od-17")
+    heroin = (now + timedelta(days=1), "Heroin blandet med nitazener", "od-18")
+
+    def feed(notices, link) -> bytes:
+        return _rss([(when, title, guid, link(guid)) for when, title, guid in notices])
+
+    server = _FeedServer()
+    try:
+        url = _serve(server, "varsler.xml",
+                     feed([ketamin], lambda g: f"https://overdosefare.no/varsler/{g}"), now)
+        cfg = load_config(write_service_config(
+            tmp_path / "c.toml",
+            sources=source("overdosefare", url, kind="overdosefare", dimension="availability"),
+            targets=target("mail", smtp_server.url())))
+        first = Pipeline(cfg, clock=lambda: now).run_once()
+        assert [a["title"] for a in first["alerts"]] == [
+            "Ny advarsel: ketamin — Ketamin med høy styrke"]
+        later = now + timedelta(days=2)
+        _serve(server, "varsler.xml", feed(
+            [heroin, ketamin], lambda g: f"https://www.overdosefare.no/advarsler/2026/{g}/"
+                                         "?utm_campaign=flytting"), later)
+        second = Pipeline(cfg, clock=lambda: later).run_once()
+    finally:
+        server.stop()
+    assert [a["title"] for a in second["alerts"]] == [
+        "Ny advarsel: heroin — Heroin blandet med nitazener"]
+    assert [m["Subject"] for m in smtp_server.messages] == [
+        "Ny advarsel: ketamin — Ketamin med høy styrke",
+        "Ny advarsel: heroin — Heroin blandet med nitazener"]

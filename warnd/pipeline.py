@@ -351,8 +351,11 @@ class Pipeline:
                 res.series.update(tuple(k) for k in r["series_touched"])
                 for p in parsed.problems[:20]:
                     log.warning("source=%s problem at %s: %s", source_name, p.where, p.message)
-                if r["items_new"]:
-                    self._notice_alerts(store, src, parsed.items, now)
+                if r["items_new"]:  # only the new ones: one already stored is known by
+                    # its stored key, which a parsed item's may not be (a changed link)
+                    added = set(r["items_added"])
+                    self._notice_alerts(store, src,
+                                        [it for it in parsed.items if it.key in added], now)
             if items_kind:
                 self._missing_notice_alerts(store, src, now)
                 subs = [s.id for s in self.substance_specs(src.substances)]
