@@ -93,7 +93,7 @@ def item_ids(source: str, link: str | None, guid: str | None, title: str,
              when: str) -> tuple[str, ...]:
     """An entry's identities, strongest first: its guid within the source, its normalised
     http(s) link; without both, a hash of title and date."""
-    ids = []
+    ids: list[str] = []
     if guid and guid.strip():
         ids.append(guid_id(source, guid))
     if link and _is_web(link):
