@@ -54,6 +54,10 @@ class Observation:
     dimension: str | None = None  # overrides the source's dimension (trend panel answers)
     flag: str | None = None  # e.g. "lt1" for a Google Trends "<1"
     ref: str | None = None  # where it came from: file name, line, URL
+    #: how many rows of its document were combined into it, and how many of them had a
+    #: denominator: the weights of a mean when several documents add to one period
+    rows: int = 1
+    denominator_rows: int = 1
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,11 @@ class CountTableOptions(FeedOptions):
     period: Literal["week", "month", "day", "as_is"] = "as_is"
     #: How rows landing on one period combine: ``sum`` (counts) or ``mean`` (concentrations).
     aggregate: Literal["sum", "mean"] = "sum"
+    #: What a later file giving a period already read means: ``replace``, the period's
+    #: whole new value (a correction file); ``add``, one more share of it (one file a day
+    #: summed into weeks): a period's value is then aggregated over the latest version
+    #: of every file giving it (kept per file by the store).
+    files: Literal["replace", "add"] = "replace"
     #: strptime format of the period column; default: ISO dates, ISO weeks, DD.MM.YYYY, ...
     date_format: str | None = None
     delimiter: Literal["auto", ",", ";", "\t"] = "auto"
@@ -216,6 +221,8 @@ class CountTableFeed(BaseFeed):
                     region=region,
                     denominator=den,
                     ref=f"{fname} {lines}",
+                    rows=len(values),
+                    denominator_rows=len(dens),
                 )
             )
         return result

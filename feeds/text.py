@@ -215,5 +215,17 @@ def to_period(d: date, granularity: str) -> date:
     return d
 
 
+def period_end(start: date, granularity: str) -> date | None:
+    """The day after a period that starts on ``start`` (a ``week``, ``month`` or ``day``);
+    None for ``as_is``, whose length is not known."""
+    if granularity == "week":
+        return start + timedelta(days=7)
+    if granularity == "month":
+        return month_start(start + timedelta(days=31))
+    if granularity == "day":
+        return start + timedelta(days=1)
+    return None
+
+
 def normalise_space(text: str) -> str:
     return _SPACE.sub(" ", text.replace("\u00ad", "")).strip()

@@ -66,6 +66,8 @@ def test_shipped_config_is_valid(root):
         ('[[targets]]\nname = "ops"\nurl = "mailto://127.0.0.1?from=a@b.org&to=c@d.org"\n'
          '[[routes]]\ntargets = ["nobody"]\n', 'routes[0].targets: "nobody" matches no target'),
         (RSS + 'substances = ["kokain"]\n', 'sources[0].substances: "kokain" is not a configured'),
+        (RSS.replace('"rss"', '"count_table"') + 'files = "sum"\n',
+         "sources[0].files: 'sum' is not allowed; input should be 'replace' or 'add'"),
     ],
 )
 def test_each_error_names_the_key(tmp_path, body, expected):

@@ -129,3 +129,38 @@ def test_a_file_whose_parse_fails_is_read_again_at_each_poll(tmp_path, reads, mo
     reads.clear()
     res = pipe.poll("lab")
     assert reads == ["broken.csv"] and res.problems == 1 and res.skipped == 2
+
+
+def test_files_that_add_up_are_opened_once_and_once_more_when_switched_to(tmp_path, reads):
+    """A folder read with each file giving its periods' whole value, then switched to
+    ``files = "add"``: the next poll opens each file once more to learn its share (the
+    values stay, nothing is revised); after that only new and changed files are opened,
+    and a new file's share adds to its week."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for i in range(5):
+        _week(folder, i, 10 + i)
+    config = tmp_path / "config.toml"
+    cfg = load_config(write_service_config(config, sources=source("lab", str(folder))))
+    clock = lambda: datetime(2025, 3, 1, tzinfo=UTC)  # noqa: E731
+    assert Pipeline(cfg, clock=clock).poll("lab").documents == 5
+    cfg = load_config(write_service_config(
+        config, sources=source("lab", str(folder)) + 'period = "week"\nfiles = "add"\n'))
+    pipe = Pipeline(cfg, clock=clock)
+    reads.clear()
+    switched = pipe.poll("lab")
+    assert sorted(reads) == [f"week{i:03d}.csv" for i in range(5)]
+    assert switched.ok and switched.observations == 0
+    reads.clear()
+    assert pipe.poll("lab").skipped == 5 and reads == []
+    (folder / "extra.csv").write_text(
+        f"period,substance,value\n{(START + timedelta(days=2)).isoformat()},ketamin,5\n")
+    added = pipe.poll("lab")
+    assert reads == ["extra.csv"] and added.observations == 1
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        assert _values(store, "ketamin")[START.isoformat()] == 15.0
+        assert _values(store, "heroin")[START.isoformat()] == 11.0
+        assert store.q("SELECT COUNT(*) AS n FROM revisions")[0]["n"] == 1
+    finally:
+        store.close()

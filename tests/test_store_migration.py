@@ -1,7 +1,8 @@
 """Schema 5: the ``series`` table, clustered observations, and the way up from schema 2;
 schema 9: the detector states in a table of their own, and the way up from schema 8;
 schema 10: the index of open episodes; schema 11: the counters of /metrics an operator's
-action would lower; schema 12: every identity of each item.
+action would lower; schema 12: every identity of each item; schema 13: each file's share
+of a period (sources whose files add up), empty at first.
 
 The schema-2 store is the one ``make demo`` left behind before schema 5
 (``tests/fixtures/stores/demo-v2.sqlite.gz``), the schema-8 store the one it left
@@ -102,7 +103,7 @@ def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 12
+        assert store.schema_version == len(MIGRATIONS) == 13
         table_sql = store.db.execute(
             "SELECT sql FROM sqlite_master WHERE name='observations'").fetchone()[0]
         assert "WITHOUT ROWID" in table_sql
@@ -191,7 +192,7 @@ def test_schema_8_states_move_to_their_own_table_unchanged(tmp_path, monkeypatch
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 12
+        assert store.schema_version == len(MIGRATIONS) == 13
         assert temp_store == [1]  # FILE while migrating
         assert store.db.execute("PRAGMA temp_store").fetchone()[0] == 2  # then MEMORY
         assert "detector_state" not in _columns(db, "series")
@@ -380,7 +381,7 @@ def test_schema_12_items_stored_before_keep_counting_once(tmp_path):
     subs += [SubstanceSpec(id="xanor", label="xanor", names=("xanor", "alprazolam", "ksalol"))]
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 12
+        assert store.schema_version == len(MIGRATIONS)
         n_read = 0
         for name in ("ba", "bt"):
             feed = RssFeed(name=f"media-{name}", options=RssOptions(), substances=subs)

@@ -39,7 +39,7 @@ from warnd.alerting import decide, outbox
 from warnd.config import Config, parse_duration
 from warnd.errors import StoreError, WarndError
 from warnd.logs import redact
-from warnd.store import (Pending, Store, iso, pack_series, pack_state, readable_states,
+from warnd.store import (Pending, Shares, Store, iso, pack_series, pack_state, readable_states,
                          store_problem, utcnow)
 
 #: Series whose detector states one detect pass holds unpacked at a time (memory: a
@@ -270,7 +270,10 @@ class Pipeline:
             feed = self.build_feed(source_name)
             state = store.source_state(source_name)
             location = self.config.resolve_location(src.location)
-            known = store.document_stats(source_name)
+            # a count table whose files add up: each file's share of its periods is kept
+            shares = (Shares(feed.options.aggregate, feed.options.period)
+                      if getattr(feed.options, "files", None) == "add" else None)
+            known = store.document_stats(source_name, shared=shares is not None)
             etag, last_mod = state.get("etag"), state.get("last_modified")
             if (etag or last_mod) and not store.location_read(source_name, location):
                 # validators of another address (the source was moved): a 304 there
@@ -299,7 +302,8 @@ class Pipeline:
                     read = True
                     continue
                 stat = getattr(doc, "stat", None)
-                if store.document_seen(source_name, doc.location, doc.sha256):
+                if (store.shares_read(source_name, doc.location, doc.sha256) if shares
+                        else store.document_seen(source_name, doc.location, doc.sha256)):
                     res.skipped += 1
                     read = True
                     if stat and known.get(doc.location) != stat:
@@ -333,6 +337,7 @@ class Pipeline:
                     source_name, location=doc.location,
                     sha256=None if unread else doc.sha256, observations=obs,
                     items=parsed.items, problems=parsed.problems, now=now,
+                    shares=None if unread else shares,
                 )
                 if unread:
                     etag = last_mod = None
@@ -356,6 +361,10 @@ class Pipeline:
                     added = set(r["items_added"])
                     self._notice_alerts(store, src,
                                         [it for it in parsed.items if it.key in added], now)
+            if shares:  # the periods whose shares changed and that have ended
+                n, touched = store.settle_shares(source_name, shares, now=now)
+                res.observations += n
+                res.series.update(tuple(k) for k in touched)
             if items_kind:
                 self._missing_notice_alerts(store, src, now)
                 subs = [s.id for s in self.substance_specs(src.substances)]

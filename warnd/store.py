@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from feeds.base import Item, Observation, Problem
+from feeds.text import period_end
 from warnd import checkpointer
 from warnd.errors import StoreError
 
@@ -471,8 +472,46 @@ def _m12(db: sqlite_utils.Database) -> None:
                         [(guid_id(source, key[5:]), key) for key, source in rows])
 
 
+def _m13(db: sqlite_utils.Database) -> None:
+    """Each file's share of a period, for the sources whose files add up (a count table
+    with ``files = "add"``: one file a day summed into weeks).
+
+    * ``shares``: what the latest version of each file gave each period (its sum or
+      mean, with the rows the mean was taken over), so that a period's value is
+      aggregated over all of its files and a file read again replaces only its own
+      share (before, each file's value was taken as the period's whole value, and a
+      week of daily files kept only its last day);
+    * ``share_documents``: the version (sha256) of each file whose shares are kept, so
+      that a source switched to adding reads each of its files once more;
+    * ``shares_due``: the periods whose value waits for the period to end (a week still
+      being filled is not stored as the week's value)."""
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS shares (
+            source TEXT NOT NULL, location TEXT NOT NULL, substance TEXT NOT NULL,
+            region TEXT NOT NULL, metric TEXT NOT NULL, period TEXT NOT NULL,
+            value REAL NOT NULL, rows INTEGER NOT NULL, denominator REAL,
+            denominator_rows INTEGER NOT NULL, dimension TEXT, ref TEXT,
+            PRIMARY KEY (source, location, substance, region, metric, period)
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS shares_period ON shares
+            (source, substance, region, metric, period);
+        CREATE TABLE IF NOT EXISTS share_documents (
+            source TEXT NOT NULL, location TEXT NOT NULL, sha256 TEXT NOT NULL,
+            PRIMARY KEY (source, location)
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS shares_due (
+            source TEXT NOT NULL, substance TEXT NOT NULL, region TEXT NOT NULL,
+            metric TEXT NOT NULL, period TEXT NOT NULL, due TEXT NOT NULL,
+            PRIMARY KEY (source, substance, region, metric, period)
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS shares_due_at ON shares_due (source, due);
+        """
+    )
+
+
 #: Forward migrations; index + 1 is the schema version they produce.
-MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8, _m9, _m10, _m11, _m12]
+MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8, _m9, _m10, _m11, _m12, _m13]
 
 #: The counters of ``/metrics`` read from rows an operator may change, and what each
 #: keeps in the ``counters`` table: the send attempts of deliveries queued again (their
@@ -481,6 +520,13 @@ MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8, _m9, _m10, _m11, _m12]
 CARRIED = ("delivery_attempts", "deliveries_given_up")
 
 SeriesKey = tuple[str, str, str, str]  # source, substance, region, metric
+
+
+class Shares(NamedTuple):
+    """How a source's files add up to a period's value (``files = "add"``)."""
+
+    aggregate: str  # sum | mean
+    period: str  # week | month | day | as_is: a period is stored once it has ended
 
 
 class Pending(NamedTuple):
@@ -750,6 +796,7 @@ class Store:
         items: Iterable[Item],
         problems: Iterable[Problem],
         now: datetime | None = None,
+        shares: Shares | None = None,
     ) -> dict[str, Any]:
         """Store one parsed document atomically; return what changed.
 
@@ -762,11 +809,19 @@ class Store:
         ``items_added`` lists the keys of the items stored now. The document's hash is
         recorded in the same transaction, so a crash never leaves a half-ingested file
         marked as done.
+
+        With ``shares`` the observations are the document's shares of their periods:
+        they replace what this location gave before, and each period it gives or gave
+        waits to be stored as the aggregate over every location's share by
+        :meth:`settle_shares`, once the period has ended.
         """
         now_s = iso(now or utcnow())
         added: list[str] = []
         new_item_weeks: set[tuple[str, str]] = set()
         with self.write() as db:
+            if shares is not None:
+                self._take_shares(source, location, sha256, observations, shares)
+                observations = ()
             n_new_obs, n_rev, touched = self._upsert_observations(observations, now_s)
             for it in items:
                 ids = tuple(dict.fromkeys((*it.ids, it.key)))
@@ -814,6 +869,92 @@ class Store:
             "series_touched": touched,
             "item_sources": sorted(new_item_weeks),
         }
+
+    def shares_read(self, source: str, location: str, sha256: str) -> bool:
+        """Whether this version of a document is the one whose shares are kept."""
+        return bool(self.db.execute(
+            "SELECT 1 FROM share_documents WHERE source=? AND location=? AND sha256=?",
+            [source, location, sha256]).fetchone())
+
+    def settle_shares(self, source: str, shares: Shares, *,
+                      now: datetime | None = None) -> tuple[int, list[SeriesKey]]:
+        """Store the value of each of the source's periods whose shares changed, once the
+        period has ended by ``now`` (called after a poll's documents: a period that many
+        files of one poll give is stored once). Returns the number of values new or
+        changed and the series they belong to."""
+        now_dt = now or utcnow()
+        today = now_dt.astimezone(UTC).date().isoformat()
+        ask = "SELECT substance, region, metric, period FROM shares_due WHERE source=? AND due <= ?"
+        if self.db.execute(ask + " LIMIT 1", [source, today]).fetchone() is None:
+            return 0, []
+        with self.write() as db:
+            keys = [tuple(r) for r in db.execute(ask, [source, today]).fetchall()]
+            n_new, n_rev, touched = self._upsert_observations(
+                self._combined(source, keys, shares.aggregate), iso(now_dt))
+        return n_new + n_rev, touched
+
+    def _take_shares(self, source: str, location: str, sha256: str | None,
+                     observations: Iterable[Observation], shares: Shares) -> None:
+        """Replace a document's shares (inside :meth:`ingest`'s transaction); the periods
+        it gives or gave wait for :meth:`settle_shares`, each until it has ended."""
+        conn = self.db.conn
+        old = conn.execute("SELECT substance, region, metric, period FROM shares "
+                           "WHERE source=? AND location=?", (source, location)).fetchall()
+        conn.execute("DELETE FROM shares WHERE source=? AND location=?", (source, location))
+        new = {(o.substance, o.region, o.metric, o.period.isoformat()): o for o in observations}
+        conn.executemany(
+            "INSERT INTO shares VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            [(source, location, *k, o.value, o.rows, o.denominator, o.denominator_rows,
+              o.dimension, o.ref) for k, o in new.items()])
+        if sha256 is not None:
+            conn.execute("INSERT OR REPLACE INTO share_documents VALUES (?,?,?)",
+                         (source, location, sha256))
+        waiting = []
+        for k in {tuple(r) for r in old} | set(new):
+            end = period_end(date.fromisoformat(k[3]), shares.period)
+            waiting.append((source, *k, "" if end is None else end.isoformat()))
+        conn.executemany("INSERT OR REPLACE INTO shares_due VALUES (?,?,?,?,?,?)", waiting)
+
+    def _combined(self, source: str, keys: list[tuple[Any, ...]],
+                  aggregate: str) -> list[Observation]:
+        """The value of each period ``(substance, region, metric, period)`` over the
+        shares of all of the source's documents: their sum, or their mean weighted by
+        the rows each was taken over. A period no document gives any more has none
+        (its stored value stays). The periods are no longer waiting."""
+        if not keys:
+            return []
+        conn = self.db.conn
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS share_keys (substance TEXT, region TEXT, "
+                     "metric TEXT, period TEXT, PRIMARY KEY (substance, region, metric, period)) "
+                     "WITHOUT ROWID")
+        conn.execute("DELETE FROM temp.share_keys")
+        conn.executemany("INSERT OR IGNORE INTO temp.share_keys VALUES (?,?,?,?)", keys)
+        conn.execute("DELETE FROM shares_due WHERE source = ? AND EXISTS (SELECT 1 FROM "
+                     "temp.share_keys k WHERE k.substance = shares_due.substance "
+                     "AND k.region = shares_due.region AND k.metric = shares_due.metric "
+                     "AND k.period = shares_due.period)", (source,))
+        if aggregate == "mean":
+            value = "SUM(s.value * s.rows) / SUM(s.rows)"
+            den = ("SUM(s.denominator * s.denominator_rows) / SUM(CASE WHEN s.denominator "
+                   "IS NOT NULL THEN s.denominator_rows END)")
+        else:
+            value, den = "SUM(s.value)", "SUM(s.denominator)"
+        rows = conn.execute(
+            f"SELECT s.substance, s.region, s.metric, s.period, {value}, {den}, "
+            "MAX(s.dimension), COUNT(*), MIN(s.location), MAX(s.location), MAX(s.ref) "
+            "FROM temp.share_keys k JOIN main.shares s ON s.source = ? "
+            "AND s.substance = k.substance AND s.region = k.region AND s.metric = k.metric "
+            "AND s.period = k.period GROUP BY s.substance, s.region, s.metric, s.period "
+            "HAVING SUM(s.rows) > 0", (source,)).fetchall()
+        conn.execute("DELETE FROM temp.share_keys")
+        return [
+            Observation(source=source, substance=sub, region=region, metric=metric,
+                        period=date.fromisoformat(period), value=float(v),
+                        denominator=None if d is None else float(d), dimension=dim,
+                        ref=ref if n == 1 else
+                        f"{n} files, {first.rsplit('/', 1)[-1]} to {last.rsplit('/', 1)[-1]}")
+            for sub, region, metric, period, v, d, dim, n, first, last, ref in rows
+        ]
 
     def _upsert_observations(
         self, observations: Iterable[Observation], now_s: str
@@ -997,9 +1138,14 @@ class Store:
         }
 
     # -- source health ------------------------------------------------------------
-    def document_stats(self, source: str) -> dict[str, str]:
+    def document_stats(self, source: str, *, shared: bool = False) -> dict[str, str]:
         """The version (:func:`feeds.fetch.file_stat`) of each of a source's files when
-        it was last ingested or found already ingested, by location."""
+        it was last ingested or found already ingested, by location; ``shared``: only of
+        the files whose shares are kept (a source whose files add up)."""
+        if shared:
+            return dict(self.db.execute(
+                "SELECT d.location, d.stat FROM document_stats d JOIN share_documents s "
+                "USING (source, location) WHERE d.source=?", [source]).fetchall())
         return dict(self.db.execute(
             "SELECT location, stat FROM document_stats WHERE source=?", [source]).fetchall())
 

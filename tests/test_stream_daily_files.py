@@ -1,0 +1,148 @@
+"""A folder that gets one file a day, summed into weeks (``files = "add"``): an ambulance
+service's daily call-out export, day by day through the real pipeline (a folder, a real
+store, detection and the messages decided).
+
+Before, each file's weekly sum was stored as the week's value and the next day's file
+was taken for a revision of it: a week held only its last day (a seventh of the
+call-outs), with a revision recorded every day."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from tests.alerting_env import make_config, target
+from warnd.pipeline import Pipeline
+from warnd.store import Store
+
+MAIL = target("mail", "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org")
+HISTORY_START = date(2024, 3, 4)  # a Monday
+DAILY_START = HISTORY_START + timedelta(weeks=104)  # the first day of the daily files
+
+
+def _source(aggregate: str = "sum", files: str | None = "add") -> str:
+    return (
+        '\n[[sources]]\nname = "amk"\nkind = "count_table"\nlocation = "amk/"\n'
+        'interval = "1d"\ndimension = "use"\n'
+        'columns = { period = "dato", substance = "rusmiddel", value = "utrykninger" }\n'
+        f'period = "week"\naggregate = "{aggregate}"\n'
+        + (f'files = "{files}"\n' if files else "")
+    )
+
+
+def _config(tmp_path: Path, **kw):
+    (tmp_path / "amk").mkdir()
+    return make_config(tmp_path, MAIL, sources=_source(**kw))
+
+
+def _write(folder: Path, name: str, rows: list[tuple[date, float]]) -> Path:
+    p = folder / name
+    p.write_text("dato,rusmiddel,utrykninger\n"
+                 + "".join(f"{d.isoformat()},ketamin,{v:g}\n" for d, v in rows))
+    return p
+
+
+def _weeks(cfg) -> dict[date, float]:
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        return {date.fromisoformat(r["period"]): r["value"] for r in store.q(
+            "SELECT period, value FROM observations WHERE source = 'amk' ORDER BY period")}
+    finally:
+        store.close()
+
+
+def _revised(cfg) -> list[str]:
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        return [r["period"] for r in store.q("SELECT period FROM revisions ORDER BY id")]
+    finally:
+        store.close()
+
+
+def _day(cfg, day: date) -> list[str]:
+    """The morning after ``day``: its file has been dropped; poll, judge, tell."""
+    pipe = Pipeline(cfg, clock=lambda: datetime.combine(day + timedelta(days=1),
+                                                        datetime.min.time(), UTC)
+                    + timedelta(hours=7))
+    assert pipe.poll("amk").ok
+    return [a["decision"] for a in pipe.detect() if a["kind"] == "trend"]
+
+
+def test_a_week_of_daily_files_is_stored_as_the_sum_of_its_days(tmp_path):
+    """Two years of weekly totals (one export), then one file a day: each week's value
+    is the sum of its seven days, stored once the week is over, never revised; a steady
+    level tells nothing, and a rise in the daily counts is told once."""
+    cfg = _config(tmp_path)
+    folder = tmp_path / "amk"
+    rng = np.random.default_rng(5)
+    _write(folder, "amk_2024-2026.csv",
+           [(HISTORY_START + timedelta(weeks=w), float(rng.poisson(70))) for w in range(104)])
+    told: list[str] = []
+    daily: dict[date, float] = {}
+    for i in range(5 * 7):
+        day = DAILY_START + timedelta(days=i)
+        daily[day] = float(rng.poisson(10 if i < 3 * 7 else 30))
+        _write(folder, f"amk_{day.isoformat()}.csv", [(day, daily[day])])
+        told += _day(cfg, day)
+        weeks = _weeks(cfg)
+        monday = day - timedelta(days=day.weekday())
+        if day.weekday() < 6:  # a week still being filled is not stored yet
+            assert monday not in weeks
+        else:
+            assert weeks[monday] == sum(daily[monday + timedelta(days=k)] for k in range(7))
+        if i == 3 * 7 - 1:
+            assert told == []  # three weeks at the usual level (a seventh of it before)
+    assert len(weeks) == 104 + 5
+    assert _revised(cfg) == []
+    assert told == ["open"]
+
+
+def test_a_daily_file_rewritten_replaces_its_own_share_and_one_removed_keeps_it(tmp_path):
+    """A day's file corrected in place changes the week by the difference (one revision);
+    a new file for a past day adds its share; a file taken out of the folder (an
+    archived day) takes nothing away."""
+    cfg = _config(tmp_path)
+    folder = tmp_path / "amk"
+    monday = DAILY_START
+    files = [_write(folder, f"amk_{monday + timedelta(days=k)}.csv",
+                    [(monday + timedelta(days=k), 10.0 + k)]) for k in range(6)]
+    sunday = monday + timedelta(days=6)
+    _write(folder, f"amk_{sunday}.csv", [(sunday, 20.0)])
+    _day(cfg, sunday)
+    assert _weeks(cfg) == {monday: 10 + 11 + 12 + 13 + 14 + 15 + 20}
+    _write(folder, files[2].name, [(monday + timedelta(days=2), 2.0)])  # 12 corrected to 2
+    _day(cfg, sunday + timedelta(days=1))
+    assert _weeks(cfg) == {monday: 85.0}
+    # a second export of Tuesday's late call-outs, under a name of its own
+    _write(folder, "amk_2026-03-03_etterregistrert.csv", [(monday + timedelta(days=1), 4.0)])
+    files[0].unlink()  # Monday's file archived elsewhere
+    _day(cfg, sunday + timedelta(days=2))
+    assert _weeks(cfg) == {monday: 89.0}
+    assert _revised(cfg) == [monday.isoformat()] * 2
+
+
+def test_a_mean_over_daily_files_is_weighted_by_their_samples(tmp_path):
+    """Wastewater samples, several a day in some files: the week's mean is over all of
+    its samples, not a mean of each file's mean."""
+    cfg = _config(tmp_path, aggregate="mean")
+    folder = tmp_path / "amk"
+    monday = DAILY_START
+    _write(folder, "a.csv", [(monday, 10.0), (monday, 10.0), (monday, 10.0)])
+    _write(folder, "b.csv", [(monday + timedelta(days=1), 30.0)])
+    _day(cfg, monday + timedelta(days=6))
+    assert _weeks(cfg) == {monday: 15.0}
+
+
+def test_correction_files_still_replace_a_period_by_default(tmp_path):
+    """Without ``files = "add"`` a later file gives a period's whole value: the lab's
+    correction file replaces the week, kept as a revision, as before."""
+    cfg = _config(tmp_path, files=None)
+    folder = tmp_path / "amk"
+    monday = DAILY_START
+    _write(folder, "lab_2026-03.csv", [(monday, 40.0)])
+    _write(folder, "lab_2026-03_revisjon.csv", [(monday, 44.0)])
+    _day(cfg, monday + timedelta(days=6))
+    assert _weeks(cfg) == {monday: 44.0}
+    assert _revised(cfg) == [monday.isoformat()]
