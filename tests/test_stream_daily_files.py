@@ -101,8 +101,9 @@ def test_a_week_of_daily_files_is_stored_as_the_sum_of_its_days(tmp_path):
 
 def test_a_daily_file_rewritten_replaces_its_own_share_and_one_removed_keeps_it(tmp_path):
     """A day's file corrected in place changes the week by the difference (one revision);
-    a new file for a past day adds its share; a file taken out of the folder (an
-    archived day) takes nothing away."""
+    one emptied while it is rewritten takes nothing away meanwhile; a new file for a past
+    day adds its share; a file taken out of the folder (an archived day) takes nothing
+    away."""
     cfg = _config(tmp_path)
     folder = tmp_path / "amk"
     monday = DAILY_START
@@ -112,7 +113,11 @@ def test_a_daily_file_rewritten_replaces_its_own_share_and_one_removed_keeps_it(
     _write(folder, f"amk_{sunday}.csv", [(sunday, 20.0)])
     _day(cfg, sunday)
     assert _weeks(cfg) == {monday: 10 + 11 + 12 + 13 + 14 + 15 + 20}
+    files[3].write_text("")  # being rewritten (emptied first): it gives nothing, takes nothing
+    _day(cfg, sunday)
+    assert _weeks(cfg) == {monday: 95.0}
     _write(folder, files[2].name, [(monday + timedelta(days=2), 2.0)])  # 12 corrected to 2
+    _write(folder, files[3].name, [(monday + timedelta(days=3), 13.0)])
     _day(cfg, sunday + timedelta(days=1))
     assert _weeks(cfg) == {monday: 85.0}
     # a second export of Tuesday's late call-outs, under a name of its own

@@ -896,12 +896,17 @@ class Store:
     def _take_shares(self, source: str, location: str, sha256: str | None,
                      observations: Iterable[Observation], shares: Shares) -> None:
         """Replace a document's shares (inside :meth:`ingest`'s transaction); the periods
-        it gives or gave wait for :meth:`settle_shares`, each until it has ended."""
+        it gives or gave wait for :meth:`settle_shares`, each until it has ended. A
+        document that gives nothing (empty, half written, every row a problem) leaves
+        the shares it gave before as they were, as it would leave the values of a
+        document read whole."""
         conn = self.db.conn
-        old = conn.execute("SELECT substance, region, metric, period FROM shares "
-                           "WHERE source=? AND location=?", (source, location)).fetchall()
-        conn.execute("DELETE FROM shares WHERE source=? AND location=?", (source, location))
         new = {(o.substance, o.region, o.metric, o.period.isoformat()): o for o in observations}
+        old = [] if not new else conn.execute(
+            "SELECT substance, region, metric, period FROM shares WHERE source=? AND location=?",
+            (source, location)).fetchall()
+        conn.execute("DELETE FROM shares WHERE source=? AND location=? AND ?",
+                     (source, location, bool(new)))
         conn.executemany(
             "INSERT INTO shares VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             [(source, location, *k, o.value, o.rows, o.denominator, o.denominator_rows,
