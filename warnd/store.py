@@ -902,11 +902,11 @@ class Store:
         document read whole."""
         conn = self.db.conn
         new = {(o.substance, o.region, o.metric, o.period.isoformat()): o for o in observations}
-        old = [] if not new else conn.execute(
-            "SELECT substance, region, metric, period FROM shares WHERE source=? AND location=?",
-            (source, location)).fetchall()
-        conn.execute("DELETE FROM shares WHERE source=? AND location=? AND ?",
-                     (source, location, bool(new)))
+        old: list[Any] = []
+        if new:
+            old = conn.execute("SELECT substance, region, metric, period FROM shares "
+                               "WHERE source=? AND location=?", (source, location)).fetchall()
+            conn.execute("DELETE FROM shares WHERE source=? AND location=?", (source, location))
         conn.executemany(
             "INSERT INTO shares VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             [(source, location, *k, o.value, o.rows, o.denominator, o.denominator_rows,
@@ -914,7 +914,7 @@ class Store:
         if sha256 is not None:
             conn.execute("INSERT OR REPLACE INTO share_documents VALUES (?,?,?)",
                          (source, location, sha256))
-        waiting = []
+        waiting: list[tuple[Any, ...]] = []
         for k in {tuple(r) for r in old} | set(new):
             end = period_end(date.fromisoformat(k[3]), shares.period)
             waiting.append((source, *k, "" if end is None else end.isoformat()))
