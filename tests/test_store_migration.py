@@ -1,6 +1,6 @@
 """Schema 5: the ``series`` table, clustered observations, and the way up from schema 2;
 schema 9: the detector states in a table of their own, and the way up from schema 8;
-schema 10: the index of open episodes.
+schema 10: the index of open episodes; schema 11: the matching terms of the substances.
 
 The schema-2 store is the one ``make demo`` left behind before schema 5
 (``tests/fixtures/stores/demo-v2.sqlite.gz``), the schema-8 store the one it left
@@ -101,7 +101,7 @@ def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 10
+        assert store.schema_version == len(MIGRATIONS) == 11
         table_sql = store.db.execute(
             "SELECT sql FROM sqlite_master WHERE name='observations'").fetchone()[0]
         assert "WITHOUT ROWID" in table_sql
@@ -127,7 +127,7 @@ def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
         assert _rows(db, f"SELECT {cols} FROM {t} ORDER BY 1, 2") == rows, t
     assert {r[0] for r in _rows(db, "SELECT scope FROM episodes WHERE is_open")} == opened
     again = Store(db)  # re-opening runs no migration again
-    assert again.schema_version == 10
+    assert again.schema_version == 11
     again.close()
 
 
@@ -136,13 +136,21 @@ def test_upgraded_store_continues_where_it_stopped(tmp_path, monkeypatch):
     monkeypatch.setenv("WARND_STATE_DIR", str(tmp_path / "state"))
     cfg = load_config(ROOT / "config.toml")
     pipeline = Pipeline(cfg, clock=lambda: MADE_AT)
-    n_alerts = len(_rows(tmp_path / "state" / "warnd.sqlite", "SELECT id FROM alerts"))
+    db = tmp_path / "state" / "warnd.sqlite"
+    n_alerts = len(_rows(db, "SELECT id FROM alerts"))
+    matched = _rows(db, "SELECT * FROM item_substances ORDER BY 1, 2")
+    assert matched
 
     res = pipeline.run_once()
     assert all(p.ok for p in res["polls"]), [p.error for p in res["polls"]]
     assert all(p.documents == 0 for p in res["polls"])  # every document was seen before
     assert res["alerts"] == []
-    assert len(_rows(tmp_path / "state" / "warnd.sqlite", "SELECT id FROM alerts")) == n_alerts
+    assert len(_rows(db, "SELECT id FROM alerts")) == n_alerts
+    # the terms are recorded at the first poll of a source of items, as they are now;
+    # nothing is matched again (they are not known to have changed)
+    assert _rows(db, "SELECT substance, changed_at, counted_from FROM substance_terms "
+                     "ORDER BY 1") == [(s, None, None) for s in sorted(cfg.substances)]
+    assert _rows(db, "SELECT * FROM item_substances ORDER BY 1, 2") == matched
 
     # one new week for one series: only that series is pending and judged
     store = pipeline.open_store()
@@ -190,7 +198,7 @@ def test_schema_8_states_move_to_their_own_table_unchanged(tmp_path, monkeypatch
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 10
+        assert store.schema_version == len(MIGRATIONS) == 11
         assert temp_store == [1]  # FILE while migrating
         assert store.db.execute("PRAGMA temp_store").fetchone()[0] == 2  # then MEMORY
         assert "detector_state" not in _columns(db, "series")
@@ -217,7 +225,7 @@ def test_schema_10_answers_open_episodes_from_an_index_of_them(tmp_path):
     db = _unpack(tmp_path / "state", FIXTURE_V8, MADE_IN_V8)
     store = Store(db)
     try:
-        assert store.schema_version == 10
+        assert store.schema_version == 11
         assert "episodes_open" in {r[0] for r in store.db.execute(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'episodes'")}
         keys = {}

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
+
+import numpy as np
 
 from tests.scenario import write_rss
 from tests.service_kit import write_service_config
@@ -134,6 +137,11 @@ class _FeedServer:
     def put(self, path: str, titles: list[tuple[datetime, str]], *, etag: str,
             modified: datetime, tmp: Path) -> str:
         body = write_rss(tmp / path, titles, base=f"https://news.example/{path}").read_bytes()
+        self.docs[path] = (body, f'"{etag}"', format_datetime(modified, usegmt=True))
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{path}"
+
+    def serve(self, path: str, body: bytes, *, etag: str, modified: datetime) -> str:
+        """Serve ``body`` at ``path`` from now on; its address."""
         self.docs[path] = (body, f'"{etag}"', format_datetime(modified, usegmt=True))
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/{path}"
 
@@ -395,3 +403,160 @@ def test_a_malformed_feed_read_leniently_still_counts_its_quiet_weeks(tmp_path):
         assert res.documents == 1 and res.items == 0 and res.problems == 1
     assert _counts(cfg, "ketamin") == {"2026-01-05": 3.0, "2026-01-12": 0.0,
                                        "2026-01-19": 0.0, "2026-01-26": 0.0}
+
+
+def _terms_config(tmp_path: Path, name: str, ketamin: str, *, location: str,
+                  kind: str = "rss") -> Any:
+    """A config watching ketamin (its matching keys: ``ketamin``) and heroin."""
+    return load_config(write_service_config(
+        tmp_path / name, sources=source("media", location, kind=kind, dimension="interest"),
+        substances=f'[substances.ketamin]\n{ketamin}\n\n[substances.heroin]\n'
+                   'names = ["heroin"]\n'))
+
+
+def _street_articles(start: datetime, weeks: range) -> list[tuple[datetime, str]]:
+    """Each week two to four articles naming ketamin and six to ten naming it only by its
+    street name "ket" (seeded)."""
+    rng = np.random.default_rng(7)
+    n = np.stack([rng.integers(2, 5, size=100), rng.integers(6, 11, size=100)], axis=1)
+    out = []
+    for w in weeks:
+        day = start + timedelta(weeks=w)
+        out += [(day + timedelta(hours=i), f"Politiet beslagla ketamin {w}.{i}")
+                for i in range(n[w, 0])]
+        out += [(day + timedelta(days=1, hours=i), f"Politiet fant ket på festen {w}.{i}")
+                for i in range(n[w, 1])]
+    return out
+
+
+def test_a_street_name_added_to_a_substance_is_not_taken_for_a_rise(tmp_path):
+    """A news feed (over HTTP) has named ketamin by name and by its street name "ket"
+    all along, and the operator adds "ket" to ketamin's slang (a reload) after a year.
+    The articles naming it only as "ket" were never kept (an article naming no watched
+    substance is dropped), so the year before cannot be counted again with the new
+    word: ketamin's count of that source starts afresh from the week of the change,
+    and the counts that jump with the new word are not told as a rise. (Before, the
+    year counted with the old terms and the weeks after with the new ones made one
+    series, and the jump was told as "økning: ketamin".)"""
+    start = datetime(2025, 1, 6, 10, tzinfo=UTC)
+    server = _FeedServer()
+    try:
+        def publish(weeks: range, k: int) -> str:
+            _write_feed(tmp_path / "feed.xml", _street_articles(start, weeks))
+            return server.serve("feed.xml", (tmp_path / "feed.xml").read_bytes(), etag=f"v{k}",
+                                modified=start + timedelta(weeks=52 + k))
+
+        url = publish(range(52), 0)
+        now = start + timedelta(weeks=52)
+        before = _terms_config(tmp_path, "a.toml", 'names = ["ketamin"]', location=url)
+        assert Pipeline(before, clock=lambda: now).run_once()["alerts"] == []
+        first = _counts(before, "ketamin")
+        after = _terms_config(tmp_path, "b.toml", 'names = ["ketamin"]\nslang = ["ket"]',
+                              location=url)
+        told = []
+        for k in range(1, 6):  # weekly, the feed showing its last two weeks
+            publish(range(50 + k, 52 + k), k)
+            res = Pipeline(after, clock=lambda k=k: now + timedelta(weeks=k, hours=k)).run_once()
+            told += [a["title"] for a in res["alerts"]]
+        assert told == []
+        counts = _counts(after, "ketamin")
+    finally:
+        server.stop()
+    changed = (start + timedelta(weeks=53)).date()  # the week of the first poll after it
+    # counted with the new word from the week of the change on, nothing before it
+    assert min(counts) == changed.isoformat() and len(counts) == 4
+    articles = _street_articles(start, range(60))
+    for period, value in counts.items():
+        week = date.fromisoformat(period)
+        assert value == sum(1 for when, _ in articles
+                            if week <= when.date() < week + timedelta(days=7)), period
+    assert len(first) == 52
+
+
+def _findings(cfg, substance: str) -> list[tuple[str, str]]:
+    st = Store.in_dir(cfg.state_dir)
+    try:
+        return [(r["kind"], r["direction"]) for r in st.q(
+            "SELECT kind, direction FROM findings WHERE substance=?", [substance])]
+    finally:
+        st.close()
+
+
+def test_a_street_name_taken_out_of_a_substance_is_not_taken_for_a_fall(tmp_path):
+    """The operator takes the street name "ket" out of ketamin's slang after a year of
+    a news feed naming ketamin both ways. Every article that names ketamin with the
+    terms left named it before, so it was kept: the year is counted again without the
+    street name (a revision), and the whole series counts the articles naming ketamin
+    by name. No fall is found. (Before, the year kept the old counts and the weeks after
+    counted a third of them: a fall of ketamin, and a rise told from it would end.)"""
+    start = datetime(2025, 1, 6, 10, tzinfo=UTC)
+    feed = tmp_path / "feed.xml"
+    _write_feed(feed, _street_articles(start, range(52)))
+    now = start + timedelta(weeks=52)
+    both = _terms_config(tmp_path, "a.toml", 'names = ["ketamin"]\nslang = ["ket"]',
+                         location=str(feed))
+    assert Pipeline(both, clock=lambda: now).run_once()["alerts"] == []
+    assert _counts(both, "ketamin")["2025-01-06"] > 6  # both ways
+    named = _terms_config(tmp_path, "b.toml", 'names = ["ketamin"]', location=str(feed))
+    for k in range(1, 6):  # weekly, the feed showing its last two weeks
+        _write_feed(feed, _street_articles(start, range(50 + k, 52 + k)))
+        res = Pipeline(named, clock=lambda k=k: now + timedelta(weeks=k, hours=k)).run_once()
+        assert res["alerts"] == []
+    assert _findings(named, "ketamin") == []
+    counts = _counts(named, "ketamin")
+    assert len(counts) == 57 and min(counts) == "2025-01-06"
+    articles = [a for a in _street_articles(start, range(60)) if "ketamin" in a[1]]
+    for period, value in counts.items():
+        week = date.fromisoformat(period)
+        assert value == sum(1 for when, _ in articles
+                            if week <= when.date() < week + timedelta(days=7)), period
+
+
+def _notice_page(path: Path, start: datetime, weeks: range) -> None:
+    """Warnings of a notice page: each week one naming ketamin and one naming only "ket"."""
+    blocks = []
+    for w in weeks:
+        for i, text in enumerate(("Ketamin med høy styrke", "Ket med høy styrke")):
+            when = start + timedelta(weeks=w, days=i)
+            blocks.append(f'<article><h2><a href="/v/{w}-{i}">{text} {w}</a></h2>'
+                          f'<time datetime="{when.isoformat()}">{when:%d.%m}</time>'
+                          "<p>Fare for overdose.</p></article>")
+    path.write_text(f"<html><body>{''.join(blocks)}</body></html>", encoding="utf-8")
+
+
+def test_a_street_name_added_counts_the_warnings_kept_since_the_start(tmp_path):
+    """A notice page keeps every warning it reads, also those naming no watched
+    substance. When "ket" is added to ketamin's slang, the warnings already stored are
+    matched again: ketamin's weekly count of warnings is counted again over its whole
+    history with the new word (a revision), not only from the change on. The warnings
+    matched again are counted, not told again as new warnings."""
+    start = datetime(2025, 6, 2, 10, tzinfo=UTC)  # a Monday
+    page = tmp_path / "varsler.html"
+    _notice_page(page, start, range(30))
+    before = _terms_config(tmp_path, "a.toml", 'names = ["ketamin"]', location=str(page),
+                           kind="overdosefare")
+    now = start + timedelta(weeks=30)
+    first = Pipeline(before, clock=lambda: now).run_once()
+    assert {a["kind"] for a in first["alerts"]} <= {"notice"}
+    st = Store.in_dir(before.state_dir)
+    try:
+        counts = {r["period"]: r["value"] for r in st.q(
+            "SELECT period, value FROM observations WHERE substance='ketamin' "
+            "AND metric='notices'")}
+    finally:
+        st.close()
+    assert set(counts.values()) == {1.0}
+    after = _terms_config(tmp_path, "b.toml", 'names = ["ketamin"]\nslang = ["ket"]',
+                          location=str(page), kind="overdosefare")
+    res = Pipeline(after, clock=lambda: now + timedelta(hours=1)).run_once()
+    assert res["alerts"] == []
+    st = Store.in_dir(after.state_dir)
+    try:
+        again = {r["period"]: r["value"] for r in st.q(
+            "SELECT period, value FROM observations WHERE substance='ketamin' "
+            "AND metric='notices'")}
+        revised = st.q("SELECT COUNT(*) AS n FROM revisions WHERE substance='ketamin' "
+                       "AND metric='notices'")[0]["n"]
+    finally:
+        st.close()
+    assert len(counts) == 30 and again == dict.fromkeys(counts, 2.0) and revised == 30

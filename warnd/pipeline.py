@@ -162,6 +162,8 @@ class Pipeline:
         #: reloaded config makes a new pipeline)
         self._feeds: dict[str, Any] = {}
         self._specs: dict[tuple[str, ...] | None, tuple[SubstanceSpec, ...]] = {}
+        #: whether the stored items were matched with this config's terms (once)
+        self._terms_matched = False
 
     # -- helpers --------------------------------------------------------------------
     def open_store(self) -> Store:
@@ -354,12 +356,16 @@ class Pipeline:
                 if r["items_new"]:
                     self._notice_alerts(store, src, parsed.items, now)
             if items_kind:
+                self._match_terms(store, now)
                 self._missing_notice_alerts(store, src, now)
                 subs = [s.id for s in self.substance_specs(src.substances)]
+                # a source keeping only the items that name a watched substance cannot
+                # count a substance again with terms added since: afresh from then on
+                afresh = None if _keeps_all(feed) else store.counted_from()
                 for kind in ("article", "notice"):
                     for k in store.derive_item_counts(
                         source_name, subs, region=src.region, now=now, kind=kind, read=read,
-                        reach=reach,
+                        reach=reach, counted_from=afresh,
                     ):
                         res.series.add(tuple(k))
             store.record_poll(source_name, ok=True, etag=etag, last_modified=last_mod, now=now,
@@ -385,6 +391,64 @@ class Pipeline:
             except Exception:
                 pass
             return res
+
+    def _match_terms(self, store: Store, now: datetime) -> None:
+        """The stored items matched again for each substance whose matching terms (names,
+        slang, exclude, context) changed since they were recorded: by a reload, or in a
+        config edited while warnd was stopped (:meth:`Store.match_terms`). Once per
+        config, at the first poll of a source of items; each source's counts are then
+        counted again at its poll, a revision judged as any other."""
+        if self._terms_matched:
+            return
+        from feeds.matching import SubstanceMatcher, terms_of, widened
+
+        specs = {s.id: s for s in self.substance_specs()}
+
+        def matcher(changed: list[str]) -> Callable[[str, str, str], Collection[str]]:
+            by_source: dict[str, Callable[[str], tuple[str, ...]]] = {}
+
+            def names(source: str, title: str, summary: str) -> Collection[str]:
+                match = by_source.get(source)
+                if match is None:
+                    watched = self._watched_by(source)
+                    match = by_source[source] = SubstanceMatcher(
+                        [specs[s] for s in changed if watched is None or s in watched]).match
+                return match(f"{title} \n {summary}")
+
+            return names
+
+        def whole(source: str, summary: str) -> bool:
+            if len(summary) >= SUMMARY_KEPT:
+                return False  # cut short when stored: the rest may have named it
+            try:
+                fields = self.config.source(source).options_dict.get("match_fields", ())
+            except KeyError:
+                return True
+            return "tags" not in fields  # the tags matched are not kept
+
+        changes = store.match_terms({sid: terms_of(s) for sid, s in specs.items()}, now=now,
+                                    widened=widened, matcher=matcher, whole=whole)
+        self._terms_matched = True
+        for sub, (added, dropped, wide) in changes.items():
+            log.warning("substance=%s matching terms changed: the stored items matched again "
+                        "(%d now name it, %d no longer do); each source's counts of it are "
+                        "counted again at its next poll", sub, added, dropped)
+            partial = [s.name for s in self.config.sources if s.enabled
+                       and FEEDS[s.kind].produces == "items"
+                       and (s.substances is None or sub in s.substances)
+                       and not _keeps_all(self.build_feed(s.name))]
+            if wide and partial:
+                log.warning("substance=%s counted afresh from the week of %s by %s: these "
+                            "sources keep only the items that name a watched substance, so "
+                            "the items naming it only by the new terms cannot be matched "
+                            "again", sub, now.date(), ", ".join(partial))
+
+    def _watched_by(self, source: str) -> list[str] | None:
+        """The substances a source watches (None: all, or a source no longer configured)."""
+        try:
+            return self.config.source(source).substances
+        except KeyError:
+            return None
 
     def _source_health(self, store: Store, source_name: str, now: datetime) -> None:
         try:
@@ -457,12 +521,16 @@ class Pipeline:
         """
         from feeds.base import Item
 
-        # only notices young enough to be alerted at all (alerting.notice_max_age)
+        # only notices young enough to be alerted at all (alerting.notice_max_age), and
+        # not those that name the substance only since its terms changed: matched again,
+        # they are counted, not news
         since = iso(now - parse_duration(self.config.alerting.notice_max_age))
         rows = store.q(
             "SELECT i.*, s.substance AS sub FROM items i JOIN item_substances s ON s.key = i.key "
             "LEFT JOIN alerts a ON a.dedupe_key = s.substance || ':notice:' || i.key "
+            "LEFT JOIN substance_terms t ON t.substance = s.substance "
             "WHERE i.source=? AND i.kind='notice' AND i.published_at >= ? AND a.id IS NULL "
+            "AND (t.changed_at IS NULL OR i.first_seen_at >= t.changed_at) "
             "ORDER BY i.published_at",
             [src.name, since],
         )
@@ -1339,6 +1407,16 @@ def _state_unusable(key: SeriesKey, e: BaseException) -> None:
     and the series replayed, so the substance's detection goes on."""
     log.warning("series=%s detector state unusable (%s): replayed from the store",
                 series_key(*key), _one_line(e))
+
+
+#: The characters of a summary an item keeps (``feeds/feedxml.py``, ``feeds/notices.py``).
+SUMMARY_KEPT = 2000
+
+
+def _keeps_all(feed: Any) -> bool:
+    """Whether a source of items keeps every item it reads, also those naming no watched
+    substance (a notice page's ``keep_unmatched``; a news feed keeps only those that do)."""
+    return bool(getattr(feed.options, "keep_unmatched", False))
 
 
 def _one_line(e: BaseException) -> str:
