@@ -560,3 +560,52 @@ def test_a_street_name_added_counts_the_warnings_kept_since_the_start(tmp_path):
     finally:
         st.close()
     assert len(counts) == 30 and again == dict.fromkeys(counts, 2.0) and revised == 30
+
+
+def test_an_alias_added_to_a_table_source_reads_its_files_again(tmp_path):
+    """A lab drops one file a week into a folder, each with a row for cocaine ("Kokain")
+    and one for crack ("Crack"), which names no watched substance and is skipped with a
+    problem. After a year the operator maps "Crack" to kokain (``substance_aliases``; a
+    reload), so that its rows are added to kokain's. A file is read once, so the year's
+    files would keep their values without crack and the weeks after would add it: the
+    jump told as a rise. The source's files are read again at its first poll with the new
+    mapping, so the whole series counts crack (a revision of each week), and nothing is
+    told. (Before, "Liten økning: kokain" was told two weeks after the change.)"""
+    start = date(2025, 1, 6)
+    rng = np.random.default_rng(11)
+    rows = [(int(rng.poisson(5)), int(rng.poisson(10))) for _ in range(60)]
+    folder = tmp_path / "lab"
+    folder.mkdir()
+
+    def drop(w: int) -> None:
+        period = start + timedelta(weeks=w)
+        (folder / f"lab_{period}.csv").write_text(
+            f"period,substance,value\n{period},Kokain,{rows[w][0]}\n{period},Crack,{rows[w][1]}\n",
+            encoding="utf-8")
+
+    def config(name: str, aliases: str):
+        return load_config(write_service_config(
+            tmp_path / name, sources=source("lab", str(folder)) + aliases,
+            substances='[substances.kokain]\nnames = ["kokain"]\n'))
+
+    for w in range(52):
+        drop(w)
+    now = datetime.combine(start + timedelta(weeks=52), datetime.min.time(), UTC)
+    assert Pipeline(config("a.toml", ""), clock=lambda: now).run_once()["alerts"] == []
+    mapped = config("b.toml", 'substance_aliases = { "Crack" = "kokain" }\n')
+    told = []
+    for k in range(5):
+        drop(52 + k)
+        res = Pipeline(mapped, clock=lambda k=k: now + timedelta(weeks=k, hours=12)).run_once()
+        told += [a["title"] for a in res["alerts"]]
+    assert told == []
+    st = Store.in_dir(mapped.state_dir)
+    try:
+        values = {r["period"]: r["value"] for r in st.q(
+            "SELECT period, value FROM observations WHERE substance='kokain'")}
+        revised = st.q("SELECT COUNT(*) AS n FROM revisions WHERE substance='kokain'")[0]["n"]
+    finally:
+        st.close()
+    assert values == {(start + timedelta(weeks=w)).isoformat(): float(sum(rows[w]))
+                      for w in range(57)}
+    assert revised == sum(1 for w in range(52) if rows[w][1])

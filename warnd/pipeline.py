@@ -18,9 +18,11 @@ health; it never stops another source.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import sqlite3
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -162,8 +164,11 @@ class Pipeline:
         #: reloaded config makes a new pipeline)
         self._feeds: dict[str, Any] = {}
         self._specs: dict[tuple[str, ...] | None, tuple[SubstanceSpec, ...]] = {}
-        #: whether the stored items were matched with this config's terms (once)
+        #: whether the stored items were matched with this config's terms (once: the
+        #: first poll of a source of items does it, polls at the same time wait for it)
         self._terms_matched = False
+        self._terms_lock = threading.Lock()
+        self._read_with: dict[str, str] = {}  # per source of tables: _source_terms
 
     # -- helpers --------------------------------------------------------------------
     def open_store(self) -> Store:
@@ -270,13 +275,25 @@ class Pipeline:
         log.debug("source=%s poll started", source_name)
         try:
             feed = self.build_feed(source_name)
+            items_kind = getattr(feed, "produces", "observations") == "items"
+            # a source of tables or exports read before with other options or other
+            # terms of its substances: its documents are all read again, so that its
+            # history is read as it is read now (a file is otherwise read once)
+            terms = None if items_kind else self._source_terms(src)
+            kept = None if terms is None else store.source_terms(source_name)
+            again = kept is not None and kept != terms
+            if again:
+                log.warning("source=%s read with other options or substance terms than "
+                            "before: every document read again", source_name)
             state = store.source_state(source_name)
             location = self.config.resolve_location(src.location)
-            known = store.document_stats(source_name)
+            known = {} if again else store.document_stats(source_name)
             etag, last_mod = state.get("etag"), state.get("last_modified")
-            if (etag or last_mod) and not store.location_read(source_name, location):
+            if again or ((etag or last_mod) and not store.location_read(source_name,
+                                                                       location)):
                 # validators of another address (the source was moved): a 304 there
-                # would say nothing about this one, whose document was never read
+                # would say nothing about this one, whose document was never read; or
+                # of a document read with other terms, to be read again
                 etag = last_mod = None
             try:
                 docs = self.fetcher.fetch(location, etag=etag, last_modified=last_mod,
@@ -289,7 +306,6 @@ class Pipeline:
                 return res
             etag = last_mod = None
             stats: list[tuple[str, str]] = []  # files ingested (or found so) this poll
-            items_kind = getattr(feed, "produces", "observations") == "items"
             # whether a document was read as one of the source's kind, so that its
             # weeks without items are known (one ingested before was: see `unread`)
             read = False
@@ -301,7 +317,7 @@ class Pipeline:
                     read = True
                     continue
                 stat = getattr(doc, "stat", None)
-                if store.document_seen(source_name, doc.location, doc.sha256):
+                if not again and store.document_seen(source_name, doc.location, doc.sha256):
                     res.skipped += 1
                     read = True
                     if stat and known.get(doc.location) != stat:
@@ -370,6 +386,8 @@ class Pipeline:
                         res.series.add(tuple(k))
             store.record_poll(source_name, ok=True, etag=etag, last_modified=last_mod, now=now,
                               stats=stats)
+            if terms is not None and kept != terms:
+                store.keep_source_terms(source_name, terms)
             self._source_health(store, source_name, now)
             res.ok = True
             log.info(
@@ -400,6 +418,12 @@ class Pipeline:
         counted again at its poll, a revision judged as any other."""
         if self._terms_matched:
             return
+        with self._terms_lock:
+            if not self._terms_matched:
+                self._match_terms_now(store, now)
+                self._terms_matched = True
+
+    def _match_terms_now(self, store: Store, now: datetime) -> None:
         from feeds.matching import SubstanceMatcher, terms_of, widened
 
         specs = {s.id: s for s in self.substance_specs()}
@@ -428,7 +452,6 @@ class Pipeline:
 
         changes = store.match_terms({sid: terms_of(s) for sid, s in specs.items()}, now=now,
                                     widened=widened, matcher=matcher, whole=whole)
-        self._terms_matched = True
         for sub, (added, dropped, wide) in changes.items():
             log.warning("substance=%s matching terms changed: the stored items matched again "
                         "(%d now name it, %d no longer do); each source's counts of it are "
@@ -442,6 +465,19 @@ class Pipeline:
                             "sources keep only the items that name a watched substance, so "
                             "the items naming it only by the new terms cannot be matched "
                             "again", sub, now.date(), ", ".join(partial))
+
+    def _source_terms(self, src: Any) -> str:
+        """What a source of tables or exports is read with: its kind's options (aliases,
+        columns, Trends terms ...) and its substances' ids, labels and terms."""
+        terms = self._read_with.get(src.name)
+        if terms is None:
+            from feeds.matching import terms_of
+
+            terms = self._read_with[src.name] = json.dumps({
+                "kind": src.kind, "options": src.options_dict, "substances": {
+                    s.id: [s.label, terms_of(s)] for s in self.substance_specs(src.substances)}},
+                sort_keys=True, ensure_ascii=False, default=str)
+        return terms
 
     def _watched_by(self, source: str) -> list[str] | None:
         """The substances a source watches (None: all, or a source no longer configured)."""

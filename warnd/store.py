@@ -445,9 +445,13 @@ def _m11(db: sqlite_utils.Database) -> None:
     (:meth:`Store.match_terms`). ``changed_at`` is when they last changed, and
     ``counted_from`` the week from which a source keeping only the items that name a
     watched substance counts the substance afresh (terms added to it: what it did not
-    keep cannot be matched again)."""
+    keep cannot be matched again). ``source_terms``: what a source of tables or exports
+    was last read with (its options and its substances' terms), so that a change of
+    them has its documents read again (:meth:`Store.source_terms`)."""
     db.execute("CREATE TABLE IF NOT EXISTS substance_terms (substance TEXT PRIMARY KEY, "
                "terms TEXT NOT NULL, changed_at TEXT, counted_from TEXT) WITHOUT ROWID")
+    db.execute("CREATE TABLE IF NOT EXISTS source_terms (source TEXT PRIMARY KEY, "
+               "terms TEXT NOT NULL) WITHOUT ROWID")
 
 
 #: Forward migrations; index + 1 is the schema version they produce.
@@ -882,51 +886,74 @@ class Store:
         :meth:`derive_item_counts`). A substance recorded for the first time (newly
         watched, or a store from before the terms were kept) is not matched again.
 
-        The items are read in chunks by key, so what is held in memory does not grow
-        with the store, and it is one transaction: two polls at once match them once.
-        Returns, per changed substance, (items that now name it, items that no longer
-        do, whether its terms were widened).
+        The items are read in chunks by key and each chunk's changes written in a
+        transaction of its own, so what is held in memory does not grow with the store
+        and the write lock is held a chunk at a time (about 40 µs an item; one process
+        at a time: the caller's). The terms are recorded last: a crash part-way leaves
+        the old ones, and the items are matched again at the next start. Returns, per
+        changed substance, (items that now name it, items that no longer do, whether its
+        terms were widened).
         """
+        db = self.db
+        stored = dict(db.execute("SELECT substance, terms FROM substance_terms").fetchall())
+        if first := [(sub, t) for sub, t in terms.items() if sub not in stored]:
+            with self.write():
+                db.conn.executemany("INSERT OR IGNORE INTO substance_terms (substance, terms) "
+                                    "VALUES (?, ?)", first)
+        changed = sorted(sub for sub, t in terms.items() if sub in stored and stored[sub] != t)
+        if not changed:
+            return {}
+        names = matcher(changed)
+        marks = ",".join("?" * len(changed))
+        added = dict.fromkeys(changed, 0)
+        dropped = dict.fromkeys(changed, 0)
+        after = ""
+        while rows := db.execute(
+                "SELECT key, source, title, summary FROM items WHERE key > ? ORDER BY key "
+                "LIMIT ?", (after, MATCH_CHUNK)).fetchall():
+            after = rows[-1][0]
+            had = set(db.execute(
+                "SELECT key, substance FROM item_substances WHERE key >= ? AND key <= ? "
+                f"AND substance IN ({marks})", (rows[0][0], after, *changed)).fetchall())
+            add, drop = [], []
+            for key, source, title, summary in rows:
+                named = names(source, title, summary or "")
+                for sub in changed:
+                    if sub in named:
+                        if (key, sub) not in had:
+                            add.append((key, sub))
+                            added[sub] += 1
+                    elif (key, sub) in had and whole(source, summary or ""):
+                        drop.append((key, sub))
+                        dropped[sub] += 1
+            if add or drop:  # a chunk at a time: the write lock is not held for long
+                with self.write():
+                    db.conn.executemany("INSERT OR IGNORE INTO item_substances VALUES (?, ?)",
+                                        add)
+                    db.conn.executemany(
+                        "DELETE FROM item_substances WHERE key = ? AND substance = ?", drop)
+        # the terms last, once every item is matched with them: after a crash part-way
+        # the items are matched again (the same outcome)
+        wide = {sub: widened(stored[sub], terms[sub]) for sub in changed}
         week = week_start(now.astimezone(UTC).date()).isoformat()
-        with self.write() as db:
-            stored = dict(db.execute("SELECT substance, terms FROM substance_terms").fetchall())
-            db.conn.executemany("INSERT INTO substance_terms (substance, terms) VALUES (?, ?)",
-                                [(sub, t) for sub, t in terms.items() if sub not in stored])
-            changed = sorted(sub for sub, t in terms.items() if sub in stored and stored[sub] != t)
-            if not changed:
-                return {}
-            wide = {sub: widened(stored[sub], terms[sub]) for sub in changed}
+        with self.write():
             db.conn.executemany(
                 "UPDATE substance_terms SET terms = ?, changed_at = ?, counted_from = "
                 "CASE WHEN ? THEN ? ELSE counted_from END WHERE substance = ?",
                 [(terms[sub], iso(now), wide[sub], week, sub) for sub in changed])
-            names = matcher(changed)
-            marks = ",".join("?" * len(changed))
-            added = dict.fromkeys(changed, 0)
-            dropped = dict.fromkeys(changed, 0)
-            after = ""
-            while rows := db.execute(
-                    "SELECT key, source, title, summary FROM items WHERE key > ? ORDER BY key "
-                    "LIMIT ?", (after, MATCH_CHUNK)).fetchall():
-                after = rows[-1][0]
-                had = set(db.execute(
-                    "SELECT key, substance FROM item_substances WHERE key >= ? AND key <= ? "
-                    f"AND substance IN ({marks})", (rows[0][0], after, *changed)).fetchall())
-                add, drop = [], []
-                for key, source, title, summary in rows:
-                    named = names(source, title, summary or "")
-                    for sub in changed:
-                        if sub in named:
-                            if (key, sub) not in had:
-                                add.append((key, sub))
-                                added[sub] += 1
-                        elif (key, sub) in had and whole(source, summary or ""):
-                            drop.append((key, sub))
-                            dropped[sub] += 1
-                db.conn.executemany("INSERT OR IGNORE INTO item_substances VALUES (?, ?)", add)
-                db.conn.executemany("DELETE FROM item_substances WHERE key = ? AND substance = ?",
-                                    drop)
         return {sub: (added[sub], dropped[sub], wide[sub]) for sub in changed}
+
+    def source_terms(self, source: str) -> str | None:
+        """What a source of tables or exports was last read with (None: not recorded)."""
+        row = self.db.execute("SELECT terms FROM source_terms WHERE source = ?",
+                              [source]).fetchone()
+        return None if row is None else str(row[0])
+
+    def keep_source_terms(self, source: str, terms: str) -> None:
+        """Record what a source was read with (after a poll that read it so)."""
+        with self.write() as db:
+            db.execute("INSERT INTO source_terms VALUES (?, ?) ON CONFLICT (source) "
+                       "DO UPDATE SET terms = excluded.terms", (source, terms))
 
     def counted_from(self) -> dict[str, date]:
         """Per substance, the week from which a source keeping only the items that name
