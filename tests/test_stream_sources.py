@@ -609,3 +609,33 @@ def test_an_alias_added_to_a_table_source_reads_its_files_again(tmp_path):
     assert values == {(start + timedelta(weeks=w)).isoformat(): float(sum(rows[w]))
                       for w in range(57)}
     assert revised == sum(1 for w in range(52) if rows[w][1])
+
+
+def test_a_rise_told_on_a_word_since_excluded_is_corrected(tmp_path):
+    """A race called "Ket-løpet" fills the news for eight weeks, and ketamin's slang
+    "ket" counts it: a rise of ketamin is told. The operator adds "ket-løpet" to
+    ketamin's excludes. The articles are matched again, the weeks counted again
+    without the race, and the rise, which the recount withdraws, is corrected. (Before,
+    the weeks already counted kept the race, and the rise stayed open.)"""
+    start = datetime(2025, 1, 6, 10, tzinfo=UTC)
+    rng = np.random.default_rng(5)
+    articles = []
+    for w in range(52):
+        day = start + timedelta(weeks=w)
+        articles += [(day + timedelta(hours=i), f"Politiet beslagla ketamin {w}.{i}")
+                     for i in range(int(rng.integers(2, 5)))]
+        if w >= 44:
+            articles += [(day + timedelta(days=2, hours=i),
+                          f"Politiet stenger veier for Ket-løpet {w}.{i}") for i in range(8)]
+    feed = tmp_path / "feed.xml"
+    _write_feed(feed, articles)
+    now = start + timedelta(weeks=52)
+    slang = 'names = ["ketamin"]\nslang = ["ket"]'
+    told = Pipeline(_terms_config(tmp_path, "a.toml", slang, location=str(feed)),
+                    clock=lambda: now).run_once()["alerts"]
+    assert [(a["kind"], a["decision"]) for a in told] == [("trend", "open")]
+    excluded = _terms_config(tmp_path, "b.toml", slang + '\nexclude = ["ket-løpet"]',
+                             location=str(feed))
+    told = Pipeline(excluded, clock=lambda: now + timedelta(hours=1)).run_once()["alerts"]
+    assert [(a["kind"], a["decision"]) for a in told] == [("trend", "correct")]
+    assert max(_counts(excluded, "ketamin").values()) <= 4
