@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from feeds.base import SubstanceSpec
 from feeds.text import normalise
@@ -164,3 +165,12 @@ def widened(old: str, new: str) -> bool:
             or not set(now["context"]) <= set(was["context"])
             or not set(was["exclude"]) <= set(now["exclude"])
             or (was["slang_needs_context"] and not now["slang_needs_context"]))
+
+
+def read_with(kind: str, options: Mapping[str, Any], substances: Sequence[SubstanceSpec]) -> str:
+    """What a source of tables or exports is read with, as one text: its kind, its kind's
+    options (aliases, columns, Trends terms ...) and its substances' ids, labels and
+    terms (:func:`terms_of`)."""
+    return json.dumps({"kind": kind, "options": dict(options), "substances": {
+        s.id: [s.label, terms_of(s)] for s in substances}},
+        sort_keys=True, ensure_ascii=False, default=str)

@@ -20,7 +20,7 @@ import numpy as np
 from tests.scenario import write_rss
 from tests.service_kit import write_service_config
 from tests.test_service import source
-from warnd.cli import collect_status
+from warnd.cli import collect_status, main
 from warnd.config import load_config
 from warnd.pipeline import Pipeline
 from warnd.store import Store
@@ -429,7 +429,7 @@ def _street_articles(start: datetime, weeks: range) -> list[tuple[datetime, str]
     return out
 
 
-def test_a_street_name_added_to_a_substance_is_not_taken_for_a_rise(tmp_path):
+def test_a_street_name_added_to_a_substance_is_not_taken_for_a_rise(tmp_path, capsys):
     """A news feed (over HTTP) has named ketamin by name and by its street name "ket"
     all along, and the operator adds "ket" to ketamin's slang (a reload) after a year.
     The articles naming it only as "ket" were never kept (an article naming no watched
@@ -453,6 +453,14 @@ def test_a_street_name_added_to_a_substance_is_not_taken_for_a_rise(tmp_path):
         first = _counts(before, "ketamin")
         after = _terms_config(tmp_path, "b.toml", 'names = ["ketamin"]\nslang = ["ket"]',
                               location=url)
+        # check-config says what the next poll does
+        capsys.readouterr()
+        assert main(["check-config", str(after.path)]) == 0
+        assert ("warning: substances.ketamin: its matching terms are not those its stored "
+                "articles and notices were counted with; at the next poll they are matched "
+                "again and its counts revised; media kept only the items naming a watched "
+                "substance, so its counts there start afresh from that week"
+                ) in capsys.readouterr().err
         told = []
         for k in range(1, 6):  # weekly, the feed showing its last two weeks
             publish(range(50 + k, 52 + k), k)
@@ -562,7 +570,7 @@ def test_a_street_name_added_counts_the_warnings_kept_since_the_start(tmp_path):
     assert len(counts) == 30 and again == dict.fromkeys(counts, 2.0) and revised == 30
 
 
-def test_an_alias_added_to_a_table_source_reads_its_files_again(tmp_path):
+def test_an_alias_added_to_a_table_source_reads_its_files_again(tmp_path, capsys):
     """A lab drops one file a week into a folder, each with a row for cocaine ("Kokain")
     and one for crack ("Crack"), which names no watched substance and is skipped with a
     problem. After a year the operator maps "Crack" to kokain (``substance_aliases``; a
@@ -593,6 +601,10 @@ def test_an_alias_added_to_a_table_source_reads_its_files_again(tmp_path):
     now = datetime.combine(start + timedelta(weeks=52), datetime.min.time(), UTC)
     assert Pipeline(config("a.toml", ""), clock=lambda: now).run_once()["alerts"] == []
     mapped = config("b.toml", 'substance_aliases = { "Crack" = "kokain" }\n')
+    capsys.readouterr()
+    assert main(["check-config", str(mapped.path)]) == 0
+    assert ("warning: sources.lab: read before with other options or substance terms; "
+            "every document of it is read again at its next poll") in capsys.readouterr().err
     told = []
     for k in range(5):
         drop(52 + k)
@@ -609,6 +621,8 @@ def test_an_alias_added_to_a_table_source_reads_its_files_again(tmp_path):
     assert values == {(start + timedelta(weeks=w)).isoformat(): float(sum(rows[w]))
                       for w in range(57)}
     assert revised == sum(1 for w in range(52) if rows[w][1])
+    assert main(["check-config", str(mapped.path)]) == 0
+    assert "warning" not in capsys.readouterr().err  # read as it is read now
 
 
 def test_a_rise_told_on_a_word_since_excluded_is_corrected(tmp_path):

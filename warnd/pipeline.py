@@ -18,7 +18,6 @@ health; it never stops another source.
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import os
 import sqlite3
@@ -233,15 +232,7 @@ class Pipeline:
         key = None if only is None else tuple(only)
         specs = self._specs.get(key)
         if specs is None:
-            specs = self._specs[key] = tuple(
-                SubstanceSpec(
-                    id=sid, label=sc.label or sid, names=tuple(sc.names), slang=tuple(sc.slang),
-                    slang_needs_context=sc.slang_needs_context, exclude=tuple(sc.exclude),
-                    context=tuple(sc.context),
-                )
-                for sid, sc in self.config.substances.items()
-                if only is None or sid in only
-            )
+            specs = self._specs[key] = self.config.substance_specs(only)
         return specs
 
     def build_feed(self, source_name: str) -> Any:
@@ -471,12 +462,10 @@ class Pipeline:
         columns, Trends terms ...) and its substances' ids, labels and terms."""
         terms = self._read_with.get(src.name)
         if terms is None:
-            from feeds.matching import terms_of
+            from feeds.matching import read_with
 
-            terms = self._read_with[src.name] = json.dumps({
-                "kind": src.kind, "options": src.options_dict, "substances": {
-                    s.id: [s.label, terms_of(s)] for s in self.substance_specs(src.substances)}},
-                sort_keys=True, ensure_ascii=False, default=str)
+            terms = self._read_with[src.name] = read_with(
+                src.kind, src.options_dict, self.substance_specs(src.substances))
         return terms
 
     def _watched_by(self, source: str) -> list[str] | None:
