@@ -432,9 +432,12 @@ class Pipeline:
 
             return names
 
-        def whole(source: str, summary: str) -> bool:
+        def losable(source: str, summary: str, substance: str) -> bool:
             if len(summary) >= SUMMARY_KEPT:
                 return False  # cut short when stored: the rest may have named it
+            watched = self._watched_by(source)
+            if watched is not None and substance not in watched:
+                return False  # not the source's to match (no longer)
             try:
                 fields = self.config.source(source).options_dict.get("match_fields", ())
             except KeyError:
@@ -442,7 +445,7 @@ class Pipeline:
             return "tags" not in fields  # the tags matched are not kept
 
         changes = store.match_terms({sid: terms_of(s) for sid, s in specs.items()}, now=now,
-                                    widened=widened, matcher=matcher, whole=whole)
+                                    widened=widened, matcher=matcher, losable=losable)
         for sub, (added, dropped, wide) in changes.items():
             log.warning("substance=%s matching terms changed: the stored items matched again "
                         "(%d now name it, %d no longer do); each source's counts of it are "

@@ -870,7 +870,7 @@ class Store:
         now: datetime,
         widened: Callable[[str, str], bool],
         matcher: Callable[[list[str]], Callable[[str, str, str], Collection[str]]],
-        whole: Callable[[str, str], bool],
+        losable: Callable[[str, str, str], bool],
     ) -> dict[str, tuple[int, int, bool]]:
         """Record the substances' matching terms (``terms``: id → their
         :func:`feeds.matching.terms_of`) and match the stored items again for each
@@ -879,9 +879,10 @@ class Store:
         ``matcher(changed)`` gives a function telling which of the ``changed`` substances
         an item's stored text names (its source, title and summary), as its source
         matches them now. An item that now names one of them gets it; one that no longer
-        does loses it, unless its stored text is not all that was matched
-        (``whole(source, summary)`` false: a summary cut short when stored, tags not
-        kept), which keeps it. A substance whose terms were ``widened(old, new)`` gets
+        does loses it if ``losable(source, summary, substance)``: not when its stored
+        text is not all that was matched (a summary cut short when stored, tags not
+        kept), nor when its source does not watch the substance (now), which keep it.
+        A substance whose terms were ``widened(old, new)`` gets
         the week of ``now`` as its ``counted_from`` (see
         :meth:`derive_item_counts`). A substance recorded for the first time (newly
         watched, or a store from before the terms were kept) is not matched again.
@@ -923,7 +924,7 @@ class Store:
                         if (key, sub) not in had:
                             add.append((key, sub))
                             added[sub] += 1
-                    elif (key, sub) in had and whole(source, summary or ""):
+                    elif (key, sub) in had and losable(source, summary or "", sub):
                         drop.append((key, sub))
                         dropped[sub] += 1
             if add or drop:  # a chunk at a time: the write lock is not held for long
