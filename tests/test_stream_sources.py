@@ -662,3 +662,44 @@ def test_a_rise_told_on_a_word_since_excluded_is_corrected(tmp_path):
     told = Pipeline(excluded, clock=lambda: now + timedelta(hours=1)).run_once()["alerts"]
     assert [(a["kind"], a["decision"]) for a in told] == [("trend", "correct")]
     assert max(_counts(excluded, "ketamin").values()) <= 4
+
+
+def test_a_rise_told_before_a_substance_is_counted_afresh_ends_uncorrected(tmp_path):
+    """Ketamin's articles in a news feed tripled and the rise was told; then "ket" is
+    added to its slang, and the feed's counts of it start afresh from that week. The
+    rise told is not "corrected" (its figures were not wrong, only counted with other
+    terms): the restarted series has too few weeks to show a finding, and the episode
+    ends as any does after ``resolve_after_periods`` weeks without one, its alert
+    resolved. (A version that judged the restarted series as a revision told
+    "Rettelse: Liten økning: ketamin", asking staff to disregard a real rise.)"""
+    start = datetime(2025, 1, 6, 10, tzinfo=UTC)
+
+    def articles(weeks: range) -> list[tuple[datetime, str]]:
+        out = []
+        for w in weeks:
+            day = start + timedelta(weeks=w)
+            out += [(day + timedelta(hours=i), f"Politiet beslagla ketamin {w}.{i}")
+                    for i in range(3 if w < 44 else 9)]
+            out += [(day + timedelta(days=1, hours=i), f"Politiet fant ket på festen {w}.{i}")
+                    for i in range(3)]
+        return out
+
+    feed = tmp_path / "feed.xml"
+    _write_feed(feed, articles(range(52)))
+    now = start + timedelta(weeks=52)
+    before = _terms_config(tmp_path, "a.toml", 'names = ["ketamin"]', location=str(feed))
+    told = Pipeline(before, clock=lambda: now).run_once()["alerts"]
+    assert [(a["kind"], a["decision"]) for a in told] == [("trend", "open")]
+    after = _terms_config(tmp_path, "b.toml", 'names = ["ketamin"]\nslang = ["ket"]',
+                          location=str(feed))
+    told = []
+    for k in range(1, 7):
+        _write_feed(feed, articles(range(50 + k, 52 + k)))
+        told += Pipeline(after, clock=lambda k=k: now + timedelta(weeks=k, hours=k)).run_once(
+            )["alerts"]
+    assert told == []
+    st = Store.in_dir(after.state_dir)
+    try:
+        assert [r["status"] for r in st.q("SELECT status FROM alerts")] == ["resolved"]
+    finally:
+        st.close()

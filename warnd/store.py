@@ -995,8 +995,8 @@ class Store:
         all along look like a rise. So does a substance in ``counted_from`` (its terms
         were widened that week, and the source did not keep the items it did not name
         then): from that week on, its weeks before it removed once a week after it can
-        be counted, so that the whole series is counted with the same terms (a revision:
-        judged again from its start). Returns the series keys whose values changed.
+        be counted, so that the whole series is counted with the same terms
+        (:meth:`_restart_series`). Returns the series keys whose values changed.
         """
         rows = self.q(
             "SELECT MIN(week) AS a, MAX(week) AS b FROM items WHERE source=? AND kind=?",
@@ -1064,17 +1064,20 @@ class Store:
 
     def _restart_series(self, key: SeriesKey, since: date, *,
                         now: datetime | None) -> SeriesKey | None:
-        """Remove a series' values before ``since`` (inside a write); the series is marked
-        revised from its old start, so that detection judges what is left from its
-        start again. Returns the key when values were removed."""
+        """Remove a series' values before ``since`` (inside a write), and its detector
+        state, which holds them: the series is judged from its new start (replayed whole),
+        from the periods not judged before on. What it told stays told: an episode open
+        on the old values ends as its periods from ``since`` show no change (it is not
+        corrected: they were not shown wrong, only counted with other terms). Returns
+        the key when values were removed."""
         where = "source=? AND substance=? AND region=? AND metric=?"
         gone = self.db.execute(f"DELETE FROM observations WHERE {where} AND period < ?",
                                (*key, since.isoformat())).rowcount
         if not gone:
             return None
+        self.db.execute(f"DELETE FROM series_states WHERE {where}", key)
         self.db.execute(
-            "UPDATE series SET changed_from = MIN(COALESCE(changed_from, first_period), "
-            "first_period), first_period = ?, n_observations = n_observations - ?, "
+            "UPDATE series SET first_period = ?, n_observations = n_observations - ?, "
             "data_version = data_version + 1, updated_at = CASE WHEN data_version > "
             f"judged_version THEN updated_at ELSE ? END WHERE {where}",
             (since.isoformat(), gone, iso(now or utcnow()), *key))
