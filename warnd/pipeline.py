@@ -27,7 +27,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -458,7 +458,8 @@ class Pipeline:
                 log.warning("substance=%s counted afresh from the week of %s by %s: these "
                             "sources keep only the items that name a watched substance, so "
                             "the items naming it only by the new terms cannot be matched "
-                            "again", sub, now.date(), ", ".join(partial))
+                            "again", sub, now.date() - timedelta(days=now.weekday()),
+                            ", ".join(partial))
 
     def _source_terms(self, src: Any) -> str:
         """What a source of tables or exports is read with: its kind's options (aliases,
