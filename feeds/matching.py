@@ -18,8 +18,10 @@ stripped, Unicode NFKC, case-folded):
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from feeds.base import SubstanceSpec
 from feeds.text import normalise
@@ -136,3 +138,39 @@ class SubstanceMatcher:
     def has_context(text: str) -> bool:
         """True when ``text`` has a drug-context word (see :data:`CONTEXT_PATTERNS`)."""
         return _CONTEXT.search(normalise(text)) is not None
+
+
+def terms_of(spec: SubstanceSpec) -> str:
+    """A substance's matching terms as one text (JSON, normalised and sorted): two specs
+    with the same text name the same substance in every text."""
+
+    def words(terms: Sequence[str]) -> list[str]:
+        return sorted({" ".join(normalise(t).split()) for t in terms if t.strip()})
+
+    return json.dumps({"names": words(spec.names), "slang": words(spec.slang),
+                       "exclude": words(spec.exclude), "context": words(spec.context),
+                       "slang_needs_context": bool(spec.slang_needs_context)},
+                      ensure_ascii=False, sort_keys=True)
+
+
+def widened(old: str, new: str) -> bool:
+    """Whether a text may name the substance with the terms ``new`` (:func:`terms_of`)
+    and not with ``old``: a name, slang or context word added, an exclude taken away,
+    slang no longer needing context. Otherwise every text named with ``new`` was named
+    with ``old`` too (terms only taken away, excludes only added; but for an exclude
+    whose blanking leaves a slang word standing alone, as "x" does in "xket")."""
+    was, now = json.loads(old), json.loads(new)
+    return (not set(now["names"]) <= set(was["names"])
+            or not set(now["slang"]) <= set(was["slang"])
+            or not set(now["context"]) <= set(was["context"])
+            or not set(was["exclude"]) <= set(now["exclude"])
+            or (was["slang_needs_context"] and not now["slang_needs_context"]))
+
+
+def read_with(kind: str, options: Mapping[str, Any], substances: Sequence[SubstanceSpec]) -> str:
+    """What a source of tables or exports is read with, as one text: its kind, its kind's
+    options (aliases, columns, Trends terms ...) and its substances' ids, labels and
+    terms (:func:`terms_of`)."""
+    return json.dumps({"kind": kind, "options": dict(options), "substances": {
+        s.id: [s.label, terms_of(s)] for s in substances}},
+        sort_keys=True, ensure_ascii=False, default=str)

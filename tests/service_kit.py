@@ -396,14 +396,14 @@ names = ["heroin"]
 
 
 def write_service_config(path: Path, *, sources: str, targets: str = "", general: str = "",
-                         state_dir: str = "state") -> Path:
+                         state_dir: str = "state", substances: str = SUBSTANCES_TOML) -> Path:
     level = "" if "log_level" in general else 'log_level = "INFO"\n'
     if ("[[sources]]" not in sources or "[[targets]]" not in targets) and \
             "allow_empty" not in general:
         level += "allow_empty = true\n"  # refused otherwise (nothing monitored or told)
     path.write_text(
         f'[general]\nstate_dir = "{state_dir}"\n{level}{general}\n'
-        + SUBSTANCES_TOML + sources + targets,
+        + substances + sources + targets,
         encoding="utf-8",
     )
     return path

@@ -2,7 +2,8 @@
 schema 9: the detector states in a table of their own, and the way up from schema 8;
 schema 10: the index of open episodes; schema 11: the counters of /metrics an operator's
 action would lower; schema 12: every identity of each item; schema 13: each file's share
-of a period (sources whose files add up), empty at first.
+of a period (sources whose files add up), empty at first;
+schema 14: the matching terms of the substances.
 
 The schema-2 store is the one ``make demo`` left behind before schema 5
 (``tests/fixtures/stores/demo-v2.sqlite.gz``), the schema-8 store the one it left
@@ -103,7 +104,7 @@ def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 13
+        assert store.schema_version == len(MIGRATIONS) == 14
         table_sql = store.db.execute(
             "SELECT sql FROM sqlite_master WHERE name='observations'").fetchone()[0]
         assert "WITHOUT ROWID" in table_sql
@@ -138,13 +139,21 @@ def test_upgraded_store_continues_where_it_stopped(tmp_path, monkeypatch):
     monkeypatch.setenv("WARND_STATE_DIR", str(tmp_path / "state"))
     cfg = load_config(ROOT / "config.toml")
     pipeline = Pipeline(cfg, clock=lambda: MADE_AT)
-    n_alerts = len(_rows(tmp_path / "state" / "warnd.sqlite", "SELECT id FROM alerts"))
+    db = tmp_path / "state" / "warnd.sqlite"
+    n_alerts = len(_rows(db, "SELECT id FROM alerts"))
+    matched = _rows(db, "SELECT * FROM item_substances ORDER BY 1, 2")
+    assert matched
 
     res = pipeline.run_once()
     assert all(p.ok for p in res["polls"]), [p.error for p in res["polls"]]
     assert all(p.documents == 0 for p in res["polls"])  # every document was seen before
     assert res["alerts"] == []
-    assert len(_rows(tmp_path / "state" / "warnd.sqlite", "SELECT id FROM alerts")) == n_alerts
+    assert len(_rows(db, "SELECT id FROM alerts")) == n_alerts
+    # the terms are recorded at the first poll of a source of items, as they are now;
+    # nothing is matched again (they are not known to have changed)
+    assert _rows(db, "SELECT substance, changed_at, counted_from FROM substance_terms "
+                     "ORDER BY 1") == [(s, None, None) for s in sorted(cfg.substances)]
+    assert _rows(db, "SELECT * FROM item_substances ORDER BY 1, 2") == matched
 
     # one new week for one series: only that series is pending and judged
     store = pipeline.open_store()
@@ -192,7 +201,7 @@ def test_schema_8_states_move_to_their_own_table_unchanged(tmp_path, monkeypatch
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 13
+        assert store.schema_version == len(MIGRATIONS) == 14
         assert temp_store == [1]  # FILE while migrating
         assert store.db.execute("PRAGMA temp_store").fetchone()[0] == 2  # then MEMORY
         assert "detector_state" not in _columns(db, "series")

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
+
+import numpy as np
 
 from tests.scenario import write_rss
 from tests.service_kit import write_service_config
 from tests.test_service import source
-from warnd.cli import collect_status
+from warnd.cli import collect_status, main
 from warnd.config import load_config
 from warnd.pipeline import Pipeline
 from warnd.store import Store
@@ -137,6 +140,11 @@ class _FeedServer:
         self.docs[path] = (body, f'"{etag}"', format_datetime(modified, usegmt=True))
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/{path}"
 
+    def serve(self, path: str, body: bytes, *, etag: str, modified: datetime) -> str:
+        """Serve ``body`` at ``path`` from now on; its address."""
+        self.docs[path] = (body, f'"{etag}"', format_datetime(modified, usegmt=True))
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{path}"
+
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
@@ -214,12 +222,16 @@ def test_a_feed_document_whose_parse_failed_is_asked_for_again(tmp_path, monkeyp
         server.stop()
 
 
-def _write_feed(path: Path, articles: list[tuple[datetime, str]]) -> None:
-    """An RSS document whose articles each have a link of their own (from the title)."""
+def _write_feed(path: Path, articles: list[tuple[datetime, str]],
+                summaries: dict[str, str] | None = None) -> None:
+    """An RSS document whose articles each have a link of their own (from the title),
+    and the ``summaries`` given by title."""
     entries = "".join(
         f"<item><title>{escape(title)}</title><link>https://news.example/"
         f"{hashlib.sha256(title.encode()).hexdigest()[:12]}</link>"
-        f"<pubDate>{when.strftime('%a, %d %b %Y %H:%M:%S +0000')}</pubDate></item>"
+        + (f"<description>{escape(summaries[title])}</description>"
+           if summaries and title in summaries else "")
+        + f"<pubDate>{when.strftime('%a, %d %b %Y %H:%M:%S +0000')}</pubDate></item>"
         for when, title in articles)
     path.write_text('<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
                     f"{entries}</channel></rss>", encoding="utf-8")
@@ -607,3 +619,301 @@ def test_a_warning_notice_whose_link_changes_is_not_told_again(tmp_path, smtp_se
     assert [m["Subject"] for m in smtp_server.messages] == [
         "Ny advarsel: ketamin — Ketamin med høy styrke",
         "Ny advarsel: heroin — Heroin blandet med nitazener"]
+
+
+
+
+def _terms_config(tmp_path: Path, name: str, ketamin: str, *, location: str,
+                  kind: str = "rss") -> Any:
+    """A config watching ketamin (its matching keys: ``ketamin``) and heroin."""
+    return load_config(write_service_config(
+        tmp_path / name, sources=source("media", location, kind=kind, dimension="interest"),
+        substances=f'[substances.ketamin]\n{ketamin}\n\n[substances.heroin]\n'
+                   'names = ["heroin"]\n'))
+
+
+def _street_articles(start: datetime, weeks: range) -> list[tuple[datetime, str]]:
+    """Each week two to four articles naming ketamin and six to ten naming it only by its
+    street name "ket" (seeded)."""
+    rng = np.random.default_rng(7)
+    n = np.stack([rng.integers(2, 5, size=100), rng.integers(6, 11, size=100)], axis=1)
+    out = []
+    for w in weeks:
+        day = start + timedelta(weeks=w)
+        out += [(day + timedelta(hours=i), f"Politiet beslagla ketamin {w}.{i}")
+                for i in range(n[w, 0])]
+        out += [(day + timedelta(days=1, hours=i), f"Politiet fant ket på festen {w}.{i}")
+                for i in range(n[w, 1])]
+    return out
+
+
+def test_a_street_name_added_to_a_substance_is_not_taken_for_a_rise(tmp_path, capsys):
+    """A news feed (over HTTP) has named ketamin by name and by its street name "ket"
+    all along, and the operator adds "ket" to ketamin's slang (a reload) after a year.
+    The articles naming it only as "ket" were never kept (an article naming no watched
+    substance is dropped), so the year before cannot be counted again with the new
+    word: ketamin's count of that source starts afresh from the week of the change,
+    and the counts that jump with the new word are not told as a rise. (Before, the
+    year counted with the old terms and the weeks after with the new ones made one
+    series, and the jump was told as "økning: ketamin".)"""
+    start = datetime(2025, 1, 6, 10, tzinfo=UTC)
+    server = _FeedServer()
+    try:
+        def publish(weeks: range, k: int) -> str:
+            _write_feed(tmp_path / "feed.xml", _street_articles(start, weeks))
+            return server.serve("feed.xml", (tmp_path / "feed.xml").read_bytes(), etag=f"v{k}",
+                                modified=start + timedelta(weeks=52 + k))
+
+        url = publish(range(52), 0)
+        now = start + timedelta(weeks=52)
+        before = _terms_config(tmp_path, "a.toml", 'names = ["ketamin"]', location=url)
+        assert Pipeline(before, clock=lambda: now).run_once()["alerts"] == []
+        first = _counts(before, "ketamin")
+        after = _terms_config(tmp_path, "b.toml", 'names = ["ketamin"]\nslang = ["ket"]',
+                              location=url)
+        # check-config says what the next poll does
+        capsys.readouterr()
+        assert main(["check-config", str(after.path)]) == 0
+        assert ("warning: substances.ketamin: its matching terms are not those its stored "
+                "articles and notices were counted with; at the next poll they are matched "
+                "again and its counts revised; media kept only the items naming a watched "
+                "substance, so its counts there start afresh from that week"
+                ) in capsys.readouterr().err
+        told = []
+        for k in range(1, 6):  # weekly, the feed showing its last two weeks
+            publish(range(50 + k, 52 + k), k)
+            res = Pipeline(after, clock=lambda k=k: now + timedelta(weeks=k, hours=k)).run_once()
+            told += [a["title"] for a in res["alerts"]]
+        assert told == []
+        counts = _counts(after, "ketamin")
+    finally:
+        server.stop()
+    changed = (start + timedelta(weeks=53)).date()  # the week of the first poll after it
+    # counted with the new word from the week of the change on, nothing before it
+    assert min(counts) == changed.isoformat() and len(counts) == 4
+    articles = _street_articles(start, range(60))
+    for period, value in counts.items():
+        week = date.fromisoformat(period)
+        assert value == sum(1 for when, _ in articles
+                            if week <= when.date() < week + timedelta(days=7)), period
+    assert len(first) == 52
+
+
+def _findings(cfg, substance: str) -> list[tuple[str, str]]:
+    st = Store.in_dir(cfg.state_dir)
+    try:
+        return [(r["kind"], r["direction"]) for r in st.q(
+            "SELECT kind, direction FROM findings WHERE substance=?", [substance])]
+    finally:
+        st.close()
+
+
+def test_a_street_name_taken_out_of_a_substance_is_not_taken_for_a_fall(tmp_path):
+    """The operator takes the street name "ket" out of ketamin's slang after a year of
+    a news feed naming ketamin both ways. Every article that names ketamin with the
+    terms left named it before, so it was kept: the year is counted again without the
+    street name (a revision), and the whole series counts the articles naming ketamin
+    by name. No fall is found. (Before, the year kept the old counts and the weeks after
+    counted a third of them: a fall of ketamin, and a rise told from it would end.)
+    An article whose summary was cut when stored, naming "ket" only past the cut, keeps
+    ketamin: what it was matched on is not all kept."""
+    start = datetime(2025, 1, 6, 10, tzinfo=UTC)
+    feed = tmp_path / "feed.xml"
+    long = {"Fest i byen": "Politiet var til stede. " * 100 + "Mye ket."}
+    _write_feed(feed, [*_street_articles(start, range(52)),
+                       (start + timedelta(weeks=3, days=3), "Fest i byen")], long)
+    now = start + timedelta(weeks=52)
+    both = _terms_config(tmp_path, "a.toml", 'names = ["ketamin"]\nslang = ["ket"]',
+                         location=str(feed))
+    assert Pipeline(both, clock=lambda: now).run_once()["alerts"] == []
+    assert _counts(both, "ketamin")["2025-01-06"] > 6  # both ways
+    named = _terms_config(tmp_path, "b.toml", 'names = ["ketamin"]', location=str(feed))
+    for k in range(1, 6):  # weekly, the feed showing its last two weeks
+        _write_feed(feed, _street_articles(start, range(50 + k, 52 + k)))
+        res = Pipeline(named, clock=lambda k=k: now + timedelta(weeks=k, hours=k)).run_once()
+        assert res["alerts"] == []
+    assert _findings(named, "ketamin") == []
+    counts = _counts(named, "ketamin")
+    assert len(counts) == 57 and min(counts) == "2025-01-06"
+    articles = [a for a in _street_articles(start, range(60)) if "ketamin" in a[1]]
+    articles.append((start + timedelta(weeks=3, days=3), "Fest i byen"))
+    for period, value in counts.items():
+        week = date.fromisoformat(period)
+        assert value == sum(1 for when, _ in articles
+                            if week <= when.date() < week + timedelta(days=7)), period
+
+
+def _notice_page(path: Path, start: datetime, weeks: range) -> None:
+    """Warnings of a notice page: each week one naming ketamin and one naming only "ket"."""
+    blocks = []
+    for w in weeks:
+        for i, text in enumerate(("Ketamin med høy styrke", "Ket med høy styrke")):
+            when = start + timedelta(weeks=w, days=i)
+            blocks.append(f'<article><h2><a href="/v/{w}-{i}">{text} {w}</a></h2>'
+                          f'<time datetime="{when.isoformat()}">{when:%d.%m}</time>'
+                          "<p>Fare for overdose.</p></article>")
+    path.write_text(f"<html><body>{''.join(blocks)}</body></html>", encoding="utf-8")
+
+
+def test_a_street_name_added_counts_the_warnings_kept_since_the_start(tmp_path):
+    """A notice page keeps every warning it reads, also those naming no watched
+    substance. When "ket" is added to ketamin's slang, the warnings already stored are
+    matched again: ketamin's weekly count of warnings is counted again over its whole
+    history with the new word (a revision), not only from the change on. The warnings
+    matched again are counted, not told again as new warnings."""
+    start = datetime(2025, 6, 2, 10, tzinfo=UTC)  # a Monday
+    page = tmp_path / "varsler.html"
+    _notice_page(page, start, range(30))
+    before = _terms_config(tmp_path, "a.toml", 'names = ["ketamin"]', location=str(page),
+                           kind="overdosefare")
+    now = start + timedelta(weeks=30)
+    first = Pipeline(before, clock=lambda: now).run_once()
+    assert {a["kind"] for a in first["alerts"]} <= {"notice"}
+    st = Store.in_dir(before.state_dir)
+    try:
+        counts = {r["period"]: r["value"] for r in st.q(
+            "SELECT period, value FROM observations WHERE substance='ketamin' "
+            "AND metric='notices'")}
+    finally:
+        st.close()
+    assert set(counts.values()) == {1.0}
+    after = _terms_config(tmp_path, "b.toml", 'names = ["ketamin"]\nslang = ["ket"]',
+                          location=str(page), kind="overdosefare")
+    res = Pipeline(after, clock=lambda: now + timedelta(hours=1)).run_once()
+    assert res["alerts"] == []
+    st = Store.in_dir(after.state_dir)
+    try:
+        again = {r["period"]: r["value"] for r in st.q(
+            "SELECT period, value FROM observations WHERE substance='ketamin' "
+            "AND metric='notices'")}
+        revised = st.q("SELECT COUNT(*) AS n FROM revisions WHERE substance='ketamin' "
+                       "AND metric='notices'")[0]["n"]
+    finally:
+        st.close()
+    assert len(counts) == 30 and again == dict.fromkeys(counts, 2.0) and revised == 30
+
+
+def test_an_alias_added_to_a_table_source_reads_its_files_again(tmp_path, capsys):
+    """A lab drops one file a week into a folder, each with a row for cocaine ("Kokain")
+    and one for crack ("Crack"), which names no watched substance and is skipped with a
+    problem. After a year the operator maps "Crack" to kokain (``substance_aliases``; a
+    reload), so that its rows are added to kokain's. A file is read once, so the year's
+    files would keep their values without crack and the weeks after would add it: the
+    jump told as a rise. The source's files are read again at its first poll with the new
+    mapping, so the whole series counts crack (a revision of each week), and nothing is
+    told. (Before, "Liten økning: kokain" was told two weeks after the change.)"""
+    start = date(2025, 1, 6)
+    rng = np.random.default_rng(11)
+    rows = [(int(rng.poisson(5)), int(rng.poisson(10))) for _ in range(60)]
+    folder = tmp_path / "lab"
+    folder.mkdir()
+
+    def drop(w: int) -> None:
+        period = start + timedelta(weeks=w)
+        (folder / f"lab_{period}.csv").write_text(
+            f"period,substance,value\n{period},Kokain,{rows[w][0]}\n{period},Crack,{rows[w][1]}\n",
+            encoding="utf-8")
+
+    def config(name: str, aliases: str):
+        return load_config(write_service_config(
+            tmp_path / name, sources=source("lab", str(folder)) + aliases,
+            substances='[substances.kokain]\nnames = ["kokain"]\n'))
+
+    for w in range(52):
+        drop(w)
+    now = datetime.combine(start + timedelta(weeks=52), datetime.min.time(), UTC)
+    assert Pipeline(config("a.toml", ""), clock=lambda: now).run_once()["alerts"] == []
+    mapped = config("b.toml", 'substance_aliases = { "Crack" = "kokain" }\n')
+    capsys.readouterr()
+    assert main(["check-config", str(mapped.path)]) == 0
+    assert ("warning: sources.lab: read before with other options or substance terms; "
+            "every document of it is read again at its next poll") in capsys.readouterr().err
+    told = []
+    for k in range(5):
+        drop(52 + k)
+        res = Pipeline(mapped, clock=lambda k=k: now + timedelta(weeks=k, hours=12)).run_once()
+        told += [a["title"] for a in res["alerts"]]
+    assert told == []
+    st = Store.in_dir(mapped.state_dir)
+    try:
+        values = {r["period"]: r["value"] for r in st.q(
+            "SELECT period, value FROM observations WHERE substance='kokain'")}
+        revised = st.q("SELECT COUNT(*) AS n FROM revisions WHERE substance='kokain'")[0]["n"]
+    finally:
+        st.close()
+    assert values == {(start + timedelta(weeks=w)).isoformat(): float(sum(rows[w]))
+                      for w in range(57)}
+    assert revised == sum(1 for w in range(52) if rows[w][1])
+    assert main(["check-config", str(mapped.path)]) == 0
+    assert "warning" not in capsys.readouterr().err  # read as it is read now
+
+
+def test_a_rise_told_on_a_word_since_excluded_is_corrected(tmp_path):
+    """A race called "Ket-løpet" fills the news for eight weeks, and ketamin's slang
+    "ket" counts it: a rise of ketamin is told. The operator adds "ket-løpet" to
+    ketamin's excludes. The articles are matched again, the weeks counted again
+    without the race, and the rise, which the recount withdraws, is corrected. (Before,
+    the weeks already counted kept the race, and the rise stayed open.)"""
+    start = datetime(2025, 1, 6, 10, tzinfo=UTC)
+    rng = np.random.default_rng(5)
+    articles = []
+    for w in range(52):
+        day = start + timedelta(weeks=w)
+        articles += [(day + timedelta(hours=i), f"Politiet beslagla ketamin {w}.{i}")
+                     for i in range(int(rng.integers(2, 5)))]
+        if w >= 44:
+            articles += [(day + timedelta(days=2, hours=i),
+                          f"Politiet stenger veier for Ket-løpet {w}.{i}") for i in range(8)]
+    feed = tmp_path / "feed.xml"
+    _write_feed(feed, articles)
+    now = start + timedelta(weeks=52)
+    slang = 'names = ["ketamin"]\nslang = ["ket"]'
+    told = Pipeline(_terms_config(tmp_path, "a.toml", slang, location=str(feed)),
+                    clock=lambda: now).run_once()["alerts"]
+    assert [(a["kind"], a["decision"]) for a in told] == [("trend", "open")]
+    excluded = _terms_config(tmp_path, "b.toml", slang + '\nexclude = ["ket-løpet"]',
+                             location=str(feed))
+    told = Pipeline(excluded, clock=lambda: now + timedelta(hours=1)).run_once()["alerts"]
+    assert [(a["kind"], a["decision"]) for a in told] == [("trend", "correct")]
+    assert max(_counts(excluded, "ketamin").values()) <= 4
+
+
+def test_a_rise_told_before_a_substance_is_counted_afresh_ends_uncorrected(tmp_path):
+    """Ketamin's articles in a news feed tripled and the rise was told; then "ket" is
+    added to its slang, and the feed's counts of it start afresh from that week. The
+    rise told is not "corrected" (its figures were not wrong, only counted with other
+    terms): the restarted series has too few weeks to show a finding, and the episode
+    ends as any does after ``resolve_after_periods`` weeks without one, its alert
+    resolved. (A version that judged the restarted series as a revision told
+    "Rettelse: Liten økning: ketamin", asking staff to disregard a real rise.)"""
+    start = datetime(2025, 1, 6, 10, tzinfo=UTC)
+
+    def articles(weeks: range) -> list[tuple[datetime, str]]:
+        out = []
+        for w in weeks:
+            day = start + timedelta(weeks=w)
+            out += [(day + timedelta(hours=i), f"Politiet beslagla ketamin {w}.{i}")
+                    for i in range(3 if w < 44 else 9)]
+            out += [(day + timedelta(days=1, hours=i), f"Politiet fant ket på festen {w}.{i}")
+                    for i in range(3)]
+        return out
+
+    feed = tmp_path / "feed.xml"
+    _write_feed(feed, articles(range(52)))
+    now = start + timedelta(weeks=52)
+    before = _terms_config(tmp_path, "a.toml", 'names = ["ketamin"]', location=str(feed))
+    told = Pipeline(before, clock=lambda: now).run_once()["alerts"]
+    assert [(a["kind"], a["decision"]) for a in told] == [("trend", "open")]
+    after = _terms_config(tmp_path, "b.toml", 'names = ["ketamin"]\nslang = ["ket"]',
+                          location=str(feed))
+    told = []
+    for k in range(1, 7):
+        _write_feed(feed, articles(range(50 + k, 52 + k)))
+        told += Pipeline(after, clock=lambda k=k: now + timedelta(weeks=k, hours=k)).run_once(
+            )["alerts"]
+    assert told == []
+    st = Store.in_dir(after.state_dir)
+    try:
+        assert [r["status"] for r in st.q("SELECT status FROM alerts")] == ["resolved"]
+    finally:
+        st.close()

@@ -129,7 +129,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         for m in problems:
             print(f"{cfg.path}: {m}", file=sys.stderr)
         return EX_CONFIG
-    for w in listen_warnings(cfg) + workers_warnings(cfg):
+    for w in listen_warnings(cfg) + workers_warnings(cfg) + terms_warnings(cfg):
         print(f"{cfg.path}: warning: {w}", file=sys.stderr)
     print(f"{cfg.path}: OK — {len(cfg.substances)} substances, {len(cfg.sources)} sources, "
           f"{len(cfg.targets)} targets, {len(cfg.routes)} routes")
@@ -162,6 +162,55 @@ def workers_warnings(cfg: Config) -> list[str]:
         return [f"general.detect_workers = {workers}, but this machine runs {cores} processes "
                 "at once: the others only wait, each holding a detect pass's memory"]
     return []
+
+
+def terms_warnings(cfg: Config) -> list[str]:
+    """What the next polls count or read again: the substances whose matching terms, and
+    the sources of tables whose options or substance terms, differ from those the store
+    was counted or read with (docs/sources.md, "When the terms change"). The store is
+    only read; without one, or one from before it kept them, there is nothing to say."""
+    import sqlite3
+
+    from feeds.matching import read_with, terms_of, widened
+    from feeds.registry import FEEDS
+    from warnd.store import DB_NAME
+
+    db = cfg.state_dir / DB_NAME
+    if not db.is_file():
+        return []
+    try:
+        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            counted = dict(conn.execute("SELECT substance, terms FROM substance_terms"))
+            read = dict(conn.execute("SELECT source, terms FROM source_terms"))
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return []
+    out = []
+    for spec in cfg.substance_specs():
+        old, new = counted.get(spec.id), terms_of(spec)
+        if old is None or old == new:
+            continue
+        msg = (f"substances.{spec.id}: its matching terms are not those its stored articles "
+               "and notices were counted with; at the next poll they are matched again and "
+               "its counts revised")
+        kept_some = [s.name for s in cfg.sources if FEEDS[s.kind].produces == "items"
+                     and (s.substances is None or spec.id in s.substances)
+                     and not getattr(FEEDS[s.kind].Options.model_validate(s.options_dict),
+                                     "keep_unmatched", False)]
+        if widened(old, new) and kept_some:
+            msg += (f"; {', '.join(kept_some)} kept only the items naming a watched "
+                    "substance, so its counts there start afresh from that week")
+        out.append(msg)
+    for src in cfg.sources:
+        if FEEDS[src.kind].produces == "items" or src.name not in read:
+            continue
+        if read[src.name] != read_with(src.kind, src.options_dict,
+                                       cfg.substance_specs(src.substances)):
+            out.append(f"sources.{src.name}: read before with other options or substance "
+                       "terms; every document of it is read again at its next poll")
+    return out
 
 
 # -- status --------------------------------------------------------------------------

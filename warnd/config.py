@@ -588,6 +588,17 @@ class Config:
             object.__setattr__(self, "_watched", made)
         return made[2]
 
+    def substance_specs(self, only: list[str] | None = None) -> tuple[Any, ...]:
+        """The monitored substances (``only`` these, when given) as the feeds see them
+        (:class:`feeds.base.SubstanceSpec`)."""
+        from feeds.base import SubstanceSpec
+
+        return tuple(
+            SubstanceSpec(id=sid, label=sc.label or sid, names=tuple(sc.names),
+                          slang=tuple(sc.slang), slang_needs_context=sc.slang_needs_context,
+                          exclude=tuple(sc.exclude), context=tuple(sc.context))
+            for sid, sc in self.substances.items() if only is None or sid in only)
+
     def source(self, name: str) -> SourceConfig:
         s = self._find_source(name)
         if s is None:

@@ -21,12 +21,13 @@ import gc
 import logging
 import os
 import sqlite3
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -162,6 +163,11 @@ class Pipeline:
         #: reloaded config makes a new pipeline)
         self._feeds: dict[str, Any] = {}
         self._specs: dict[tuple[str, ...] | None, tuple[SubstanceSpec, ...]] = {}
+        #: whether the stored items were matched with this config's terms (once: the
+        #: first poll of a source of items does it, polls at the same time wait for it)
+        self._terms_matched = False
+        self._terms_lock = threading.Lock()
+        self._read_with: dict[str, str] = {}  # per source of tables: _source_terms
 
     # -- helpers --------------------------------------------------------------------
     def open_store(self) -> Store:
@@ -226,15 +232,7 @@ class Pipeline:
         key = None if only is None else tuple(only)
         specs = self._specs.get(key)
         if specs is None:
-            specs = self._specs[key] = tuple(
-                SubstanceSpec(
-                    id=sid, label=sc.label or sid, names=tuple(sc.names), slang=tuple(sc.slang),
-                    slang_needs_context=sc.slang_needs_context, exclude=tuple(sc.exclude),
-                    context=tuple(sc.context),
-                )
-                for sid, sc in self.config.substances.items()
-                if only is None or sid in only
-            )
+            specs = self._specs[key] = self.config.substance_specs(only)
         return specs
 
     def build_feed(self, source_name: str) -> Any:
@@ -268,16 +266,29 @@ class Pipeline:
         log.debug("source=%s poll started", source_name)
         try:
             feed = self.build_feed(source_name)
+            items_kind = getattr(feed, "produces", "observations") == "items"
+            # a source of tables or exports read before with other options or other
+            # terms of its substances: its documents are all read again, so that its
+            # history is read as it is read now (a file is otherwise read once)
+            terms = None if items_kind else self._source_terms(src)
+            kept = None if terms is None else store.source_terms(source_name)
+            again = kept is not None and kept != terms
+            if again:
+                log.warning("source=%s read with other options or substance terms than "
+                            "before: every document read again", source_name)
             state = store.source_state(source_name)
             location = self.config.resolve_location(src.location)
             # a count table whose files add up: each file's share of its periods is kept
             shares = (Shares(feed.options.aggregate, feed.options.period)
                       if getattr(feed.options, "files", None) == "add" else None)
-            known = store.document_stats(source_name, shared=shares is not None)
+            known = {} if again else store.document_stats(source_name,
+                                                          shared=shares is not None)
             etag, last_mod = state.get("etag"), state.get("last_modified")
-            if (etag or last_mod) and not store.location_read(source_name, location):
+            if again or ((etag or last_mod) and not store.location_read(source_name,
+                                                                       location)):
                 # validators of another address (the source was moved): a 304 there
-                # would say nothing about this one, whose document was never read
+                # would say nothing about this one, whose document was never read; or
+                # of a document read with other terms, to be read again
                 etag = last_mod = None
             try:
                 docs = self.fetcher.fetch(location, etag=etag, last_modified=last_mod,
@@ -290,7 +301,6 @@ class Pipeline:
                 return res
             etag = last_mod = None
             stats: list[tuple[str, str]] = []  # files ingested (or found so) this poll
-            items_kind = getattr(feed, "produces", "observations") == "items"
             # whether a document was read as one of the source's kind, so that its
             # weeks without items are known (one ingested before was: see `unread`)
             read = False
@@ -302,7 +312,8 @@ class Pipeline:
                     read = True
                     continue
                 stat = getattr(doc, "stat", None)
-                if (store.shares_read(source_name, doc.location, doc.sha256) if shares
+                if not again and (
+                        store.shares_read(source_name, doc.location, doc.sha256) if shares
                         else store.document_seen(source_name, doc.location, doc.sha256)):
                     res.skipped += 1
                     read = True
@@ -366,16 +377,22 @@ class Pipeline:
                 res.observations += n
                 res.series.update(tuple(k) for k in touched)
             if items_kind:
+                self._match_terms(store, now)
                 self._missing_notice_alerts(store, src, now)
                 subs = [s.id for s in self.substance_specs(src.substances)]
+                # a source keeping only the items that name a watched substance cannot
+                # count a substance again with terms added since: afresh from then on
+                afresh = None if _keeps_all(feed) else store.counted_from()
                 for kind in ("article", "notice"):
                     for k in store.derive_item_counts(
                         source_name, subs, region=src.region, now=now, kind=kind, read=read,
-                        reach=reach,
+                        reach=reach, counted_from=afresh,
                     ):
                         res.series.add(tuple(k))
             store.record_poll(source_name, ok=True, etag=etag, last_modified=last_mod, now=now,
                               stats=stats)
+            if terms is not None and kept != terms:
+                store.keep_source_terms(source_name, terms)
             self._source_health(store, source_name, now)
             res.ok = True
             log.info(
@@ -397,6 +414,84 @@ class Pipeline:
             except Exception:
                 pass
             return res
+
+    def _match_terms(self, store: Store, now: datetime) -> None:
+        """The stored items matched again for each substance whose matching terms (names,
+        slang, exclude, context) changed since they were recorded: by a reload, or in a
+        config edited while warnd was stopped (:meth:`Store.match_terms`). Once per
+        config, at the first poll of a source of items; each source's counts are then
+        counted again at its poll, a revision judged as any other."""
+        if self._terms_matched:
+            return
+        with self._terms_lock:
+            if not self._terms_matched:
+                self._match_terms_now(store, now)
+                self._terms_matched = True
+
+    def _match_terms_now(self, store: Store, now: datetime) -> None:
+        from feeds.matching import SubstanceMatcher, terms_of, widened
+
+        specs = {s.id: s for s in self.substance_specs()}
+
+        def matcher(changed: list[str]) -> Callable[[str, str, str], Collection[str]]:
+            by_source: dict[str, Callable[[str], tuple[str, ...]]] = {}
+
+            def names(source: str, title: str, summary: str) -> Collection[str]:
+                match = by_source.get(source)
+                if match is None:
+                    watched = self._watched_by(source)
+                    match = by_source[source] = SubstanceMatcher(
+                        [specs[s] for s in changed if watched is None or s in watched]).match
+                return match(f"{title} \n {summary}")
+
+            return names
+
+        def losable(source: str, summary: str, substance: str) -> bool:
+            if len(summary) >= SUMMARY_KEPT:
+                return False  # cut short when stored: the rest may have named it
+            watched = self._watched_by(source)
+            if watched is not None and substance not in watched:
+                return False  # not the source's to match (no longer)
+            try:
+                fields = self.config.source(source).options_dict.get("match_fields", ())
+            except KeyError:
+                return True
+            return "tags" not in fields  # the tags matched are not kept
+
+        changes = store.match_terms({sid: terms_of(s) for sid, s in specs.items()}, now=now,
+                                    widened=widened, matcher=matcher, losable=losable)
+        for sub, (added, dropped, wide) in changes.items():
+            log.warning("substance=%s matching terms changed: the stored items matched again "
+                        "(%d now name it, %d no longer do); each source's counts of it are "
+                        "counted again at its next poll", sub, added, dropped)
+            partial = [s.name for s in self.config.sources if s.enabled
+                       and FEEDS[s.kind].produces == "items"
+                       and (s.substances is None or sub in s.substances)
+                       and not _keeps_all(self.build_feed(s.name))]
+            if wide and partial:
+                log.warning("substance=%s counted afresh from the week of %s by %s: these "
+                            "sources keep only the items that name a watched substance, so "
+                            "the items naming it only by the new terms cannot be matched "
+                            "again", sub, now.date() - timedelta(days=now.weekday()),
+                            ", ".join(partial))
+
+    def _source_terms(self, src: Any) -> str:
+        """What a source of tables or exports is read with: its kind's options (aliases,
+        columns, Trends terms ...) and its substances' ids, labels and terms."""
+        terms = self._read_with.get(src.name)
+        if terms is None:
+            from feeds.matching import read_with
+
+            terms = self._read_with[src.name] = read_with(
+                src.kind, src.options_dict, self.substance_specs(src.substances))
+        return terms
+
+    def _watched_by(self, source: str) -> list[str] | None:
+        """The substances a source watches (None: all, or a source no longer configured)."""
+        try:
+            return self.config.source(source).substances
+        except KeyError:
+            return None
 
     def _source_health(self, store: Store, source_name: str, now: datetime) -> None:
         try:
@@ -469,12 +564,16 @@ class Pipeline:
         """
         from feeds.base import Item
 
-        # only notices young enough to be alerted at all (alerting.notice_max_age)
+        # only notices young enough to be alerted at all (alerting.notice_max_age), and
+        # not those that name the substance only since its terms changed: matched again,
+        # they are counted, not news
         since = iso(now - parse_duration(self.config.alerting.notice_max_age))
         rows = store.q(
             "SELECT i.*, s.substance AS sub FROM items i JOIN item_substances s ON s.key = i.key "
             "LEFT JOIN alerts a ON a.dedupe_key = s.substance || ':notice:' || i.key "
+            "LEFT JOIN substance_terms t ON t.substance = s.substance "
             "WHERE i.source=? AND i.kind='notice' AND i.published_at >= ? AND a.id IS NULL "
+            "AND (t.changed_at IS NULL OR i.first_seen_at >= t.changed_at) "
             "ORDER BY i.published_at",
             [src.name, since],
         )
@@ -1351,6 +1450,16 @@ def _state_unusable(key: SeriesKey, e: BaseException) -> None:
     and the series replayed, so the substance's detection goes on."""
     log.warning("series=%s detector state unusable (%s): replayed from the store",
                 series_key(*key), _one_line(e))
+
+
+#: The characters of a summary an item keeps (``feeds/feedxml.py``, ``feeds/notices.py``).
+SUMMARY_KEPT = 2000
+
+
+def _keeps_all(feed: Any) -> bool:
+    """Whether a source of items keeps every item it reads, also those naming no watched
+    substance (a notice page's ``keep_unmatched``; a news feed keeps only those that do)."""
+    return bool(getattr(feed.options, "keep_unmatched", False))
 
 
 def _one_line(e: BaseException) -> str:

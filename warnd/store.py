@@ -18,7 +18,7 @@ import struct
 import sys
 import time
 import zlib
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -510,8 +510,24 @@ def _m13(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m14(db: sqlite_utils.Database) -> None:
+    """The terms each substance's items were matched with (``substance_terms``:
+    :func:`feeds.matching.terms_of`), so that a change of them, by a reload or while
+    warnd was stopped, is found and the stored items are matched again
+    (:meth:`Store.match_terms`). ``changed_at`` is when they last changed, and
+    ``counted_from`` the week from which a source keeping only the items that name a
+    watched substance counts the substance afresh (terms added to it: what it did not
+    keep cannot be matched again). ``source_terms``: what a source of tables or exports
+    was last read with (its options and its substances' terms), so that a change of
+    them has its documents read again (:meth:`Store.source_terms`)."""
+    db.execute("CREATE TABLE IF NOT EXISTS substance_terms (substance TEXT PRIMARY KEY, "
+               "terms TEXT NOT NULL, changed_at TEXT, counted_from TEXT) WITHOUT ROWID")
+    db.execute("CREATE TABLE IF NOT EXISTS source_terms (source TEXT PRIMARY KEY, "
+               "terms TEXT NOT NULL) WITHOUT ROWID")
+
+
 #: Forward migrations; index + 1 is the schema version they produce.
-MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8, _m9, _m10, _m11, _m12, _m13]
+MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8, _m9, _m10, _m11, _m12, _m13, _m14]
 
 #: The counters of ``/metrics`` read from rows an operator may change, and what each
 #: keeps in the ``counters`` table: the send attempts of deliveries queued again (their
@@ -520,6 +536,9 @@ MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8, _m9, _m10, _m11, _m12, _m1
 CARRIED = ("delivery_attempts", "deliveries_given_up")
 
 SeriesKey = tuple[str, str, str, str]  # source, substance, region, metric
+
+#: Items matched again at a time when a substance's terms change (:meth:`Store.match_terms`).
+MATCH_CHUNK = 2000
 
 
 class Shares(NamedTuple):
@@ -1047,6 +1066,106 @@ class Store:
         conn.execute("DELETE FROM temp.incoming")
         return int(n_new), int(n_rev), [tuple(r[:4]) for r in changed]
 
+    def match_terms(
+        self,
+        terms: dict[str, str],
+        *,
+        now: datetime,
+        widened: Callable[[str, str], bool],
+        matcher: Callable[[list[str]], Callable[[str, str, str], Collection[str]]],
+        losable: Callable[[str, str, str], bool],
+    ) -> dict[str, tuple[int, int, bool]]:
+        """Record the substances' matching terms (``terms``: id → their
+        :func:`feeds.matching.terms_of`) and match the stored items again for each
+        substance whose terms changed since they were recorded.
+
+        ``matcher(changed)`` gives a function telling which of the ``changed`` substances
+        an item's stored text names (its source, title and summary), as its source
+        matches them now. An item that now names one of them gets it; one that no longer
+        does loses it if ``losable(source, summary, substance)``: not when its stored
+        text is not all that was matched (a summary cut short when stored, tags not
+        kept), nor when its source does not watch the substance (now), which keep it.
+        A substance whose terms were ``widened(old, new)`` gets
+        the week of ``now`` as its ``counted_from`` (see
+        :meth:`derive_item_counts`). A substance recorded for the first time (newly
+        watched, or a store from before the terms were kept) is not matched again.
+
+        The items are read in chunks by key and each chunk's changes written in a
+        transaction of its own, so what is held in memory does not grow with the store
+        and the write lock is held a chunk at a time (about 40 µs an item; one process
+        at a time: the caller's). The terms are recorded last: a crash part-way leaves
+        the old ones, and the items are matched again at the next start. Returns, per
+        changed substance, (items that now name it, items that no longer do, whether its
+        terms were widened).
+        """
+        db = self.db
+        stored = dict(db.execute("SELECT substance, terms FROM substance_terms").fetchall())
+        if first := [(sub, t) for sub, t in terms.items() if sub not in stored]:
+            with self.write():
+                db.conn.executemany("INSERT OR IGNORE INTO substance_terms (substance, terms) "
+                                    "VALUES (?, ?)", first)
+        changed = sorted(sub for sub, t in terms.items() if sub in stored and stored[sub] != t)
+        if not changed:
+            return {}
+        names = matcher(changed)
+        marks = ",".join("?" * len(changed))
+        added = dict.fromkeys(changed, 0)
+        dropped = dict.fromkeys(changed, 0)
+        after = ""
+        while rows := db.execute(
+                "SELECT key, source, title, summary FROM items WHERE key > ? ORDER BY key "
+                "LIMIT ?", (after, MATCH_CHUNK)).fetchall():
+            after = rows[-1][0]
+            had = set(db.execute(
+                "SELECT key, substance FROM item_substances WHERE key >= ? AND key <= ? "
+                f"AND substance IN ({marks})", (rows[0][0], after, *changed)).fetchall())
+            add, drop = [], []
+            for key, source, title, summary in rows:
+                named = names(source, title, summary or "")
+                for sub in changed:
+                    if sub in named:
+                        if (key, sub) not in had:
+                            add.append((key, sub))
+                            added[sub] += 1
+                    elif (key, sub) in had and losable(source, summary or "", sub):
+                        drop.append((key, sub))
+                        dropped[sub] += 1
+            if add or drop:  # a chunk at a time: the write lock is not held for long
+                with self.write():
+                    db.conn.executemany("INSERT OR IGNORE INTO item_substances VALUES (?, ?)",
+                                        add)
+                    db.conn.executemany(
+                        "DELETE FROM item_substances WHERE key = ? AND substance = ?", drop)
+        # the terms last, once every item is matched with them: after a crash part-way
+        # the items are matched again (the same outcome)
+        wide = {sub: widened(stored[sub], terms[sub]) for sub in changed}
+        week = week_start(now.astimezone(UTC).date()).isoformat()
+        with self.write():
+            db.conn.executemany(
+                "UPDATE substance_terms SET terms = ?, changed_at = ?, counted_from = "
+                "CASE WHEN ? THEN ? ELSE counted_from END WHERE substance = ?",
+                [(terms[sub], iso(now), wide[sub], week, sub) for sub in changed])
+        return {sub: (added[sub], dropped[sub], wide[sub]) for sub in changed}
+
+    def source_terms(self, source: str) -> str | None:
+        """What a source of tables or exports was last read with (None: not recorded)."""
+        row = self.db.execute("SELECT terms FROM source_terms WHERE source = ?",
+                              [source]).fetchone()
+        return None if row is None else str(row[0])
+
+    def keep_source_terms(self, source: str, terms: str) -> None:
+        """Record what a source was read with (after a poll that read it so)."""
+        with self.write() as db:
+            db.execute("INSERT INTO source_terms VALUES (?, ?) ON CONFLICT (source) "
+                       "DO UPDATE SET terms = excluded.terms", (source, terms))
+
+    def counted_from(self) -> dict[str, date]:
+        """Per substance, the week from which a source keeping only the items that name
+        a watched substance counts it (its terms were widened then: :meth:`match_terms`)."""
+        return {r[0]: date.fromisoformat(r[1]) for r in self.db.execute(
+            "SELECT substance, counted_from FROM substance_terms "
+            "WHERE counted_from IS NOT NULL")}
+
     def derive_item_counts(
         self,
         source: str,
@@ -1057,6 +1176,7 @@ class Store:
         kind: str = "article",
         read: bool = True,
         reach: datetime | None = None,
+        counted_from: dict[str, date] | None = None,
     ) -> list[tuple[str, str, str, str]]:
         """Weekly counts of a source's items per substance, upserted as observations.
 
@@ -1075,7 +1195,11 @@ class Store:
         of the source exist) starts at its own first item, at most at the last complete
         week: the weeks before it was watched are not known to be zero (its articles
         were not kept), and counting them as zero would make a substance talked about
-        all along look like a rise. Returns the series keys whose values changed.
+        all along look like a rise. So does a substance in ``counted_from`` (its terms
+        were widened that week, and the source did not keep the items it did not name
+        then): from that week on, its weeks before it removed once a week after it can
+        be counted, so that the whole series is counted with the same terms
+        (:meth:`_restart_series`). Returns the series keys whose values changed.
         """
         rows = self.q(
             "SELECT MIN(week) AS a, MAX(week) AS b FROM items WHERE source=? AND kind=?",
@@ -1114,12 +1238,18 @@ class Store:
             d = date.fromisoformat(wk)
             own_first[sub] = min(own_first.get(sub, d), d)
         obs = []
+        restart: list[tuple[str, date]] = []
         for sub in substances:
             d = first
             if sub in started:  # its own start, or earlier with an older item of its own
                 d = min(started[sub], own_first.get(sub, started[sub]))
             elif started:  # watched since another substance's series began: from now on
                 d = min(own_first.get(sub, last), last)
+            since = (counted_from or {}).get(sub)
+            if since is not None and d < since:  # counted afresh from its terms' change
+                d = since
+                if since <= last and started.get(sub, since) < since:
+                    restart.append((sub, since))
             while d <= last:
                 obs.append(
                     Observation(
@@ -1128,9 +1258,37 @@ class Store:
                     )
                 )
                 d += timedelta(days=7)
-        res = self.ingest(source, location="items", sha256=None, observations=obs, items=(),
-                          problems=(), now=now)
-        return list(res["series_touched"])
+        with self.write():
+            restarted = [self._restart_series((source, sub, region, metric), since, now=now)
+                         for sub, since in restart]
+            res = self.ingest(source, location="items", sha256=None, observations=obs,
+                              items=(), problems=(), now=now)
+        return list(dict.fromkeys([*res["series_touched"], *filter(None, restarted)]))
+
+    def _restart_series(self, key: SeriesKey, since: date, *,
+                        now: datetime | None) -> SeriesKey | None:
+        """Remove a series' values before ``since`` (inside a write), and its detector
+        state, which holds them: the series is judged from its new start (replayed whole),
+        from the periods not judged before on. What it told stays told: an episode open
+        on the old values ends as its periods from ``since`` show no change (it is not
+        corrected: they were not shown wrong, only counted with other terms). Returns
+        the key when values were removed."""
+        where = "source=? AND substance=? AND region=? AND metric=?"
+        gone = self.db.execute(f"DELETE FROM observations WHERE {where} AND period < ?",
+                               (*key, since.isoformat())).rowcount
+        if not gone:
+            return None
+        self.db.execute(f"DELETE FROM series_states WHERE {where}", key)
+        self.db.execute(
+            "UPDATE series SET first_period = ?, n_observations = n_observations - ?, "
+            "data_version = data_version + 1, updated_at = CASE WHEN data_version > "
+            f"judged_version THEN updated_at ELSE ? END WHERE {where}",
+            (since.isoformat(), gone, iso(now or utcnow()), *key))
+        from detectors.base import series_key
+
+        log.info("series=%s counted afresh from %s: %d earlier weeks, counted with other "
+                 "terms, removed", series_key(*key), since, gone)
+        return key
 
     def index_points(self, source: str, substance: str, region: str) -> dict[date, float]:
         return {
