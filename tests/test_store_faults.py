@@ -279,3 +279,43 @@ def test_fallbacks_without_root_are_real_errors_too(tmp_path, force_fallback):
     assert integrity(db) == "ok" and n_rows(db, "observations") == before
     wait_until(lambda: run_once(cfg).returncode == 0, 60, "a run without the limit to succeed")
     assert n_rows(db, "observations") == before + 2 * 400
+
+
+def test_run_once_exits_1_when_a_substances_detection_is_not_stored(tmp_path, monkeypatch,
+                                                                   capsys):
+    """The store refuses ketamine's detection (a disk error after the poll was stored:
+    aimed at that one write, which a real full disk cannot be): `run --once` says so and
+    exits 1, so a script running it sees the cycle was not whole, although every poll
+    succeeded; heroin's detection stands. The next run judges ketamine and exits 0.
+    Before, such a run exited 0 and only the log told."""
+    import json
+
+    from warnd.cli import main
+    from warnd.pipeline import Pipeline
+    from warnd.store import Store
+
+    state = tmp_path / "state"
+    cfg = _config(tmp_path, state)
+    monkeypatch.chdir(tmp_path)
+    real = Pipeline._decide_substance
+
+    def refused(self, store, substance, *args, **kwargs):
+        if substance == "ketamin":
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(self, store, substance, *args, **kwargs)
+
+    monkeypatch.setattr(Pipeline, "_decide_substance", refused)
+    assert main(["--config", str(cfg), "run", "--once", "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["detect_failed"] == ["ketamin"]
+    assert all(p["ok"] for p in out["polls"])
+    assert main(["--config", str(cfg), "run", "--once"]) == 1
+    assert "detection FAILED for ketamin" in capsys.readouterr().out
+    monkeypatch.setattr(Pipeline, "_decide_substance", real)  # the disk has room again
+    assert main(["--config", str(cfg), "run", "--once", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["detect_failed"] == []
+    store = Store(state / "warnd.sqlite")
+    try:
+        assert not store.q("SELECT 1 FROM series WHERE data_version > judged_version")
+    finally:
+        store.close()

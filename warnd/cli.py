@@ -85,6 +85,7 @@ def _run_locked(args: argparse.Namespace, cfg: Config) -> int:
                         for a in res["alerts"]
                     ],
                     "deliveries": res["deliveries"],
+                    "detect_failed": res["detect_failed"],
                 }
             )
         else:
@@ -100,7 +101,11 @@ def _run_locked(args: argparse.Namespace, cfg: Config) -> int:
             d = res["deliveries"]
             print(f"\ndeliveries: {d['delivered']} delivered, {d['retrying']} to retry, "
                   f"{d['expired']} expired")
-        return 1 if failed and len(failed) == len(polls) else 0
+            if res["detect_failed"]:
+                print(f"detection FAILED for {', '.join(res['detect_failed'])} (the log "
+                      "says why; judged again at the next run)")
+        # every poll failed, or a substance's detection failed: a script sees it
+        return 1 if (failed and len(failed) == len(polls)) or res["detect_failed"] else 0
     from warnd.service.daemon import Daemon
 
     return Daemon(cfg, config_path=str(cfg.path)).run()

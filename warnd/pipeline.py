@@ -166,6 +166,8 @@ class Pipeline:
         #: whether the stored items were matched with this config's terms (once: the
         #: first poll of a source of items does it, polls at the same time wait for it)
         self._terms_matched = False
+        #: the substances whose detection failed in a :meth:`run_once` (None outside one)
+        self._detect_failed: list[str] | None = None
         self._terms_lock = threading.Lock()
         self._read_with: dict[str, str] = {}  # per source of tables: _source_terms
 
@@ -776,6 +778,8 @@ class Pipeline:
 
     def _substance_failed(self, substance: str, e: Exception) -> None:
         """Says why a substance's detection was not stored (the store) or failed."""
+        if self._detect_failed is not None:
+            self._detect_failed.append(substance)
         if isinstance(e, sqlite3.Error):
             log.error("substance=%s detection not stored: %s", substance,
                       store_problem(e, self.config.state_dir))
@@ -1281,13 +1285,21 @@ class Pipeline:
         for the whole cycle (:meth:`session`: its WAL checkpointed on a thread of its
         own, and whatever is left at its close). ``alerts`` lists
         every alert the cycle created — warnings and source-health alerts (made while
-        polling) first, then the detection's — but not the digest."""
-        with self.session() as store:
-            first_id = _last_alert_id(store)
-            polls = [self.poll(s.name, store=store) for s in self.config.sources if s.enabled]
-            alerts = self._polled_alerts(store, first_id) + self.detect(store=store)
-            delivered = self.dispatch(store=store)
-        return {"polls": polls, "alerts": alerts, "deliveries": delivered}
+        polling) first, then the detection's — but not the digest; ``detect_failed``
+        the substances whose detection failed or could not be stored (logged with why)."""
+        self._detect_failed = []
+        try:
+            with self.session() as store:
+                first_id = _last_alert_id(store)
+                polls = [self.poll(s.name, store=store)
+                         for s in self.config.sources if s.enabled]
+                alerts = self._polled_alerts(store, first_id) + self.detect(store=store)
+                delivered = self.dispatch(store=store)
+            failed = sorted({s for names in self._detect_failed for s in names.split(",")})
+        finally:
+            self._detect_failed = None
+        return {"polls": polls, "alerts": alerts, "deliveries": delivered,
+                "detect_failed": failed}
 
     def _polled_alerts(self, store: Store, after: int) -> list[dict[str, Any]]:
         """Alerts created while polling (warning notices, source health) after id ``after``."""
