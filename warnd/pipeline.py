@@ -18,6 +18,7 @@ health; it never stops another source.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import sqlite3
@@ -444,36 +445,40 @@ class Pipeline:
 
     def _notice_alerts(self, store: Store, src: Any, items: Iterable[Any], now: datetime) -> None:
         for it in items:
-            if getattr(it, "kind", "article") != "notice":
-                continue
-            for sub in it.substances:
-                decide.enqueue_notice(self.config, store, src, it, sub, now=now)
+            if getattr(it, "kind", "article") == "notice" and it.substances:
+                # one alert for the notice, naming every substance it names
+                decide.enqueue_notice(self.config, store, src, it, it.substances, now=now)
 
     def _missing_notice_alerts(self, store: Store, src: Any, now: datetime) -> None:
         """Alert notices stored without their alert (a crash between the two commits).
 
         A document's items are committed with its hash, its notice alerts right after;
         a restart skips the already-seen document, so this catches up from the store.
+        A notice told by an older warnd (an alert per substance it names) has its alert.
         """
         from feeds.base import Item
 
         # only notices young enough to be alerted at all (alerting.notice_max_age)
         since = iso(now - parse_duration(self.config.alerting.notice_max_age))
         rows = store.q(
-            "SELECT i.*, s.substance AS sub FROM items i JOIN item_substances s ON s.key = i.key "
-            "LEFT JOIN alerts a ON a.dedupe_key = s.substance || ':notice:' || i.key "
-            "WHERE i.source=? AND i.kind='notice' AND i.published_at >= ? AND a.id IS NULL "
-            "ORDER BY i.published_at",
+            "SELECT i.*, json_group_array(s.substance) AS subs FROM items i "
+            "JOIN item_substances s ON s.key = i.key "
+            "WHERE i.source=? AND i.kind='notice' AND i.published_at >= ? AND NOT EXISTS "
+            "(SELECT 1 FROM alerts a WHERE a.dedupe_key = 'notice:' || i.key) AND NOT EXISTS "
+            "(SELECT 1 FROM item_substances o JOIN alerts a ON a.dedupe_key = "
+            "o.substance || ':notice:' || o.key WHERE o.key = i.key) "
+            "GROUP BY i.key ORDER BY i.published_at",
             [src.name, since],
         )
         for r in rows:
-            if r["sub"] not in self.config.substances:
+            subs = decide.notice_substances(self.config, json.loads(r["subs"]))
+            if not subs:
                 continue
             it = Item(key=r["key"], source=r["source"],
                       published_at=datetime.fromisoformat(r["published_at"]), title=r["title"],
-                      link=r["link"], summary=r["summary"] or "", substances=(r["sub"],),
+                      link=r["link"], summary=r["summary"] or "", substances=tuple(subs),
                       kind="notice", region=r["region"] or "")
-            aid = decide.enqueue_notice(self.config, store, src, it, r["sub"], now=now)
+            aid = decide.enqueue_notice(self.config, store, src, it, subs, now=now)
             if aid is not None:
                 log.warning("source=%s alert=%d for a notice stored before a restart",
                             src.name, aid)
@@ -1180,8 +1185,6 @@ class Pipeline:
 
     def _polled_alerts(self, store: Store, after: int) -> list[dict[str, Any]]:
         """Alerts created while polling (warning notices, source health) after id ``after``."""
-        import json
-
         from warnd.alerting.wording import render_text
 
         rows = store.q("SELECT * FROM alerts WHERE id > ? AND kind != 'digest' ORDER BY id",

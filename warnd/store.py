@@ -1397,8 +1397,8 @@ class Store:
     def due_deliveries(self, now: datetime | None = None) -> list[dict[str, Any]]:
         return self.q(
             "SELECT d.*, a.title, a.body, a.data, a.substance, a.kind, a.direction, a.severity, "
-            "a.source, a.status AS alert_status, a.dedupe_key, a.created_at AS alert_created_at "
-            "FROM deliveries d JOIN alerts a ON a.id = d.alert_id "
+            "a.source, a.region, a.status AS alert_status, a.dedupe_key, "
+            "a.created_at AS alert_created_at FROM deliveries d JOIN alerts a ON a.id = d.alert_id "
             "WHERE d.status='pending' AND d.next_attempt_at <= ? "
             "AND (d.claimed_until IS NULL OR d.claimed_until <= ?) ORDER BY d.alert_id, d.target",
             [iso(now or utcnow())] * 2,
@@ -1575,8 +1575,9 @@ class Store:
         return str(self.q("SELECT value FROM secret_keys WHERE name=?", [name])[0]["value"])
 
     def alerts(self, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
-        """The newest alerts (of ``status``), with their deliveries. A digest is not an
-        open alert (``warnd status`` leaves it out too): ``status="open"`` lists none."""
+        """The newest alerts (of ``status``), with their deliveries and the substances
+        each names (:func:`alert_substances`). A digest is not an open alert (``warnd
+        status`` leaves it out too): ``status="open"`` lists none."""
         sql = "SELECT * FROM alerts"
         params: list[Any] = []
         if status:
@@ -1586,12 +1587,34 @@ class Store:
         params.append(limit)
         out = self.q(sql, params)
         for a in out:
+            a["substances"] = alert_substances(a)
             a["deliveries"] = self.q(
                 "SELECT target, status, attempts, last_error, delivered_at FROM deliveries "
                 "WHERE alert_id=? ORDER BY target",
                 [a["id"]],
             )
         return out
+
+
+#: an alert that names a substance (two parameters, the substance twice): an alert of
+#: the substance, or a warning notice naming it among others (``data["substances"]``)
+NAMES_SUBSTANCE = ("(substance=? OR (kind='notice' AND EXISTS (SELECT 1 FROM "
+                   "json_each(data, '$.substances') WHERE value=?)))")
+
+
+def alert_substances(alert: dict[str, Any]) -> list[str]:
+    """The substances an alert names: a notice every one it concerns, any other alert
+    its own (none for a source's failure or a digest). ``data`` parsed or as stored."""
+    data = alert.get("data")
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            data = None
+    named = data.get("substances") if isinstance(data, dict) else None
+    if isinstance(named, list) and named:
+        return [str(s) for s in named]
+    return [alert["substance"]] if alert.get("substance") else []
 
 
 def _series_of(key: SeriesKey, rows: Sequence[Sequence[Any]], dimension: str) -> Series:
