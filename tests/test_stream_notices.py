@@ -4,9 +4,11 @@ substances is one message to each recipient, naming both, and is never told agai
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import json
+from datetime import UTC, date, datetime, timedelta
 
 from tests.conftest import write_config
+from warnd.cli import main
 from warnd.config import load_config
 from warnd.pipeline import Pipeline
 from warnd.store import Store
@@ -258,3 +260,98 @@ def test_a_store_with_notices_told_per_substance_tells_none_again(tmp_path, smtp
     assert _inbox(smtp_server) == {
         "ops@example.org": ["Ny advarsel: heroin — Heroin med høy styrke"]}
 
+
+def test_one_notice_is_read_under_each_substance_it_names(tmp_path, smtp_server, capsys):
+    """The notice's one alert is listed under both substances (the console's substance
+    pages and open counts, the report's "Alerts and warnings"), once in the digest, with
+    both in `warnd alerts --json` (`substance` as before, `substances` beside it);
+    acknowledged once, it is no longer open under either."""
+    from warnd.alerting import actions, digest
+    from warnd.report.tables import _period_alerts
+    from warnd.web import data
+
+    path = _config(tmp_path, smtp_server)
+    cfg = load_config(path)
+    _page(tmp_path, MIXED)
+    _round(cfg, T0)
+    assert main(["--config", str(path), "alerts", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["substance"], row["substances"]) == ("kokain", ["kokain", "fentanyl"])
+    aid = row["id"]
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        for sub in ("kokain", "fentanyl"):
+            page = data.substance_page(cfg, store, sub)
+            assert [m["id"] for m in page["messages"]] == [aid], sub
+            period = (date(2026, 1, 1), date(2026, 6, 30))
+            assert [a["id"] for a in _period_alerts(store, sub, period)] == [aid], sub
+        assert _period_alerts(store, "heroin", period) == []
+        counts = {r["substance"]: r["open_alerts"] for r in data.overview(cfg, store)["rows"]}
+        assert (counts["kokain"], counts["fentanyl"], counts["heroin"]) == (1, 1, 0), counts
+        dg = digest.build(cfg, store, end=T0 + timedelta(days=1), since=T0 - timedelta(days=1))
+        assert [a["id"] for a in dg["changed"]] == [aid]
+        assert actions.ack_alert(store, aid, who="kari", via="cli")
+        counts = {r["substance"]: r["open_alerts"] for r in data.overview(cfg, store)["rows"]}
+        assert (counts["kokain"], counts["fentanyl"]) == (0, 0), counts
+    finally:
+        store.close()
+
+
+def test_the_console_names_both_and_its_silence_link_silences_both(tmp_path, smtp_server):
+    """In the console (a real `warnd web` on loopback, httpx as the browser) the notice's
+    alert links both substances in the list and on its page, whose silence form offers
+    either; the message's "silence 14 days" link, confirmed, silences both (one alone
+    would not hold the next such notice back)."""
+    import re
+
+    import httpx
+
+    from tests.servers import free_port
+    from tests.webkit import Console, warnd
+    from warnd.alerting import links
+
+    port = free_port()
+    path = _config(tmp_path, smtp_server)
+    path.write_text(path.read_text(encoding="utf-8") + f'\n[web]\nsecure_cookies = false\n'
+                    f'base_url = "http://127.0.0.1:{port}"\n', encoding="utf-8")
+    cfg = load_config(path)
+    _page(tmp_path, MIXED)
+    _round(cfg, T0)
+    r = warnd(path, cfg.state_dir, "user", "add", "ola", "--role", "operator",
+              "--password-stdin", stdin="ola-password-12\n")
+    assert r.returncode == 0, r.stderr
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        (a,) = store.alerts()
+        urls = links.action_links(store, f"http://127.0.0.1:{port}", a["id"])
+    finally:
+        store.close()
+    console = Console(path, cfg.state_dir, port).start()
+    try:
+        def csrf(html: str) -> str:
+            return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+
+        with httpx.Client(base_url=console.url) as c:
+            r = c.post("/login", data={"user": "ola", "password": "ola-password-12",
+                                       "csrf": csrf(c.get("/login").text)})
+            assert r.status_code == 303, r.text
+            both = ('<a href="/substances/kokain">kokain</a>, '
+                    '<a href="/substances/fentanyl">fentanyl</a>')
+            assert both in c.get("/alerts").text
+            page = c.get(f"/alerts/{a['id']}").text
+            assert both in page
+            assert ('<option value="kokain">kokain</option><option value="fentanyl">fentanyl'
+                    '</option>') in page
+            confirm = c.get(urls["silence"]).text
+            assert "«kokain og fentanyl»" in confirm
+            r = c.post(urls["silence"], data={"csrf": csrf(confirm)})
+            assert r.status_code == 200, r.text
+            c.post(urls["silence"], data={"csrf": csrf(confirm)})  # the link followed again
+    finally:
+        console.stop()
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        assert sorted(s["substance"] for s in store.silences(active_only=True)) == [
+            "fentanyl", "kokain"]
+    finally:
+        store.close()
