@@ -31,8 +31,8 @@ T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)  # a Tuesday, working hours
 
 
 def _config(tmp_path, smtp, *, fentanyl_muted: bool = False):
-    """Three desks: ops hears of cocaine and fentanyl (and what no route takes), the
-    cocaine desk of cocaine, the opioid desk of fentanyl."""
+    """Four desks: ops hears of cocaine and fentanyl (and what no route takes), the
+    cocaine desk of cocaine, the opioid desk of fentanyl, the heroin desk of heroin."""
     subs = SUBSTANCES.replace('names = ["fentanyl"]\n', 'names = ["fentanyl"]\nmuted = true\n'
                               ) if fentanyl_muted else SUBSTANCES
     body = f'''
@@ -54,6 +54,10 @@ url = "{smtp.url("kokain@example.org")}"
 name = "opioid-desk"
 url = "{smtp.url("opioid@example.org")}"
 
+[[targets]]
+name = "heroin-desk"
+url = "{smtp.url("heroin@example.org")}"
+
 [[routes]]
 substances = ["kokain", "fentanyl"]
 targets = ["ops"]
@@ -65,6 +69,10 @@ targets = ["cocaine-desk"]
 [[routes]]
 substances = ["fentanyl"]
 targets = ["opioid-desk"]
+
+[[routes]]
+substances = ["heroin"]
+targets = ["heroin-desk"]
 
 [alerting]
 default_targets = ["ops"]
@@ -109,9 +117,9 @@ def test_a_notice_naming_two_substances_is_one_message_to_each_recipient(tmp_pat
                                                                          smtp_server):
     """A notice naming cocaine and fentanyl is one message to each desk either routes
     to, naming both ("kokain og fentanyl"): ops, routed by both, has it once (before,
-    twice: one alert per substance). Seen again at later polls, read again after its
-    text was edited to name heroin too (with a new notice on the page), and after a
-    restart, it is never told again; the new notice is."""
+    twice: one alert per substance). Seen again at later polls it is not told again.
+    Its text edited to name heroin too, it is told once to the heroin desk, naming all
+    three, and to no desk that had it; after a restart, nothing is told again."""
     cfg = load_config(_config(tmp_path, smtp_server))
     _page(tmp_path, MIXED)
     _round(cfg, T0)
@@ -140,15 +148,21 @@ def test_a_notice_naming_two_substances_is_one_message_to_each_recipient(tmp_pat
     _page(tmp_path, edited, heroin, news)
     _round(cfg, T0 + timedelta(hours=3))
     _round(cfg, T0 + timedelta(hours=4))  # a restart: nothing left to tell
-    inbox = _inbox(smtp_server)
-    assert sorted(inbox["ops@example.org"]) == [
-        "Ny advarsel: heroin — Heroin med høy styrke",
-        "Ny advarsel: kokain og fentanyl — Kokain blandet med fentanyl"], inbox
-    assert len(inbox["kokain@example.org"]) == len(inbox["opioid@example.org"]) == 1, inbox
+    _page(tmp_path, edited, heroin, news, ("v/5", "Nytt varsel", "Ingenting kjent.",
+                                           T0 + timedelta(hours=4)))
+    _round(cfg, T0 + timedelta(hours=5))  # read again: nothing left to tell
+    told = "Ny advarsel: kokain og fentanyl — Kokain blandet med fentanyl"
+    assert _inbox(smtp_server) == {
+        "ops@example.org": [told], "kokain@example.org": [told],
+        "opioid@example.org": [told],
+        "heroin@example.org": [
+            "Ny advarsel: heroin — Heroin med høy styrke",
+            "Ny advarsel: kokain, fentanyl og heroin — Kokain blandet med fentanyl"],
+    }, _inbox(smtp_server)
     store = Store.in_dir(cfg.state_dir)
     try:
         assert [(a["substance"], a["substances"]) for a in store.alerts()] == [
-            ("heroin", ["heroin"]), ("kokain", ["kokain", "fentanyl"])]
+            ("heroin", ["heroin"]), ("kokain", ["kokain", "fentanyl", "heroin"])]
     finally:
         store.close()
 
@@ -228,6 +242,36 @@ def test_a_notice_stored_before_a_crash_is_told_once_naming_both(tmp_path, smtp_
     assert "kokain og fentanyl" in inbox["ops@example.org"][0]
 
 
+def test_an_edit_stored_before_a_crash_is_told_to_the_desk_it_brings(tmp_path, smtp_server):
+    """A notice's edit naming heroin committed, then a crash before it was told: the
+    next poll tells the heroin desk, once, and no desk that had the notice."""
+    from feeds.base import Item
+
+    cfg = load_config(_config(tmp_path, smtp_server))
+    _page(tmp_path, MIXED)
+    _round(cfg, T0)
+    text = "Det er funnet kokain blandet med fentanyl og heroin."
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        r = store.ingest("overdosefare", location="earlier", sha256=None, observations=(),
+                         problems=(), now=T0 + timedelta(minutes=30), items=[Item(
+                             key="url:https://overdosefare.example/v/1", source="overdosefare",
+                             published_at=MIXED[3], title=MIXED[1],
+                             link="https://overdosefare.example/v/1", summary=text,
+                             substances=("kokain", "fentanyl", "heroin"), kind="notice")])
+        assert r["notices_renamed"] == ["url:https://overdosefare.example/v/1"]
+    finally:
+        store.close()
+    _page(tmp_path, (*MIXED[:2], text, MIXED[3]))
+    _round(cfg, T0 + timedelta(hours=1))
+    _round(cfg, T0 + timedelta(hours=2))
+    inbox = _inbox(smtp_server)
+    assert {k: len(v) for k, v in inbox.items()} == {
+        "ops@example.org": 1, "kokain@example.org": 1, "opioid@example.org": 1,
+        "heroin@example.org": 1}, inbox
+    assert "kokain, fentanyl og heroin" in inbox["heroin@example.org"][0]
+
+
 def test_a_store_with_notices_told_per_substance_tells_none_again(tmp_path, smtp_server):
     """A store made by a warnd that told a notice as one alert per substance it names:
     after the upgrade, that notice is not told again (read again with a new notice on
@@ -258,7 +302,7 @@ def test_a_store_with_notices_told_per_substance_tells_none_again(tmp_path, smtp
     _round(cfg, T0)
     _round(cfg, T0 + timedelta(hours=1))
     assert _inbox(smtp_server) == {
-        "ops@example.org": ["Ny advarsel: heroin — Heroin med høy styrke"]}
+        "heroin@example.org": ["Ny advarsel: heroin — Heroin med høy styrke"]}
 
 
 def test_one_notice_is_read_under_each_substance_it_names(tmp_path, smtp_server, capsys):

@@ -354,6 +354,9 @@ class Pipeline:
                     log.warning("source=%s problem at %s: %s", source_name, p.where, p.message)
                 if r["items_new"]:
                     self._notice_alerts(store, src, parsed.items, now)
+                renamed = set(r["notices_renamed"])  # notices edited to name another substance
+                for it in (it for it in parsed.items if it.key in renamed):
+                    decide.enqueue_renamed_notice(self.config, store, src, it, now=now)
             if items_kind:
                 self._missing_notice_alerts(store, src, now)
                 subs = [s.id for s in self.substance_specs(src.substances)]
@@ -482,6 +485,20 @@ class Pipeline:
             if aid is not None:
                 log.warning("source=%s alert=%d for a notice stored before a restart",
                             src.name, aid)
+        # a notice edited to name another substance, stored before a restart without
+        # being told to the targets that substance brings
+        for r in store.q(
+            "SELECT i.* FROM items i JOIN alerts a ON a.dedupe_key = 'notice:' || i.key "
+            "WHERE i.source=? AND i.kind='notice' AND i.published_at >= ? AND EXISTS "
+            "(SELECT 1 FROM item_substances s WHERE s.key = i.key AND s.substance NOT IN "
+            "(SELECT value FROM json_each(a.data, '$.substances')))",
+            [src.name, since],
+        ):
+            it = Item(key=r["key"], source=r["source"],
+                      published_at=datetime.fromisoformat(r["published_at"]), title=r["title"],
+                      link=r["link"], summary=r["summary"] or "", substances=(),
+                      kind="notice", region=r["region"] or "")
+            decide.enqueue_renamed_notice(self.config, store, src, it, now=now)
 
     # -- stage 2: detect ------------------------------------------------------------
     def detect(

@@ -716,11 +716,15 @@ class Store:
 
         Observations upsert on their natural key; a changed value or denominator is
         kept in ``revisions``. Items insert once by key (the first source to see an
-        article owns it). The document's hash is recorded in the same transaction,
-        so a crash never leaves a half-ingested file marked as done.
+        article owns it); a notice of the same source whose text was edited since
+        (its title or summary differ) also records the substances the edit names
+        (``notices_renamed``: the keys of those that named one more). The document's
+        hash is recorded in the same transaction, so a crash never leaves a
+        half-ingested file marked as done.
         """
         now_s = iso(now or utcnow())
         n_items = 0
+        renamed: list[str] = []
         new_item_weeks: set[tuple[str, str]] = set()
         with self.write() as db:
             n_new_obs, n_rev, touched = self._upsert_observations(observations, now_s)
@@ -739,6 +743,16 @@ class Store:
                             "INSERT OR IGNORE INTO item_substances VALUES (?, ?)", (it.key, sub)
                         )
                     new_item_weeks.add((it.source, it.region))
+                elif it.kind == "notice" and it.substances and db.execute(
+                        "SELECT 1 FROM items WHERE key=? AND source=? AND kind='notice' AND "
+                        "(title IS NOT ? OR summary IS NOT ?)",
+                        (it.key, it.source, it.title, it.summary)).fetchone():
+                    # an edited notice: the substances it names now are named by it
+                    added = sum(db.execute("INSERT OR IGNORE INTO item_substances VALUES "
+                                           "(?, ?)", (it.key, sub)).rowcount
+                                for sub in it.substances)
+                    if added:
+                        renamed.append(it.key)
             for p in problems:
                 db.execute(
                     "INSERT INTO problems (source, location, message, seen_at) VALUES (?,?,?,?) "
@@ -754,6 +768,7 @@ class Store:
             "observations_new": n_new_obs,
             "observations_revised": n_rev,
             "items_new": n_items,
+            "notices_renamed": renamed,
             "series_touched": touched,
             "item_sources": sorted(new_item_weeks),
         }
@@ -1393,6 +1408,34 @@ class Store:
                     (alert_id, t, "pending", 0, due_s, now_s, due_s),
                 )
             return alert_id
+
+    def extend_alert(
+        self, alert_id: int, alert: dict[str, Any], targets: Sequence[str], *,
+        now: datetime | None = None, due_at: datetime | None = None,
+    ) -> list[str]:
+        """An alert that names more than it did (a notice edited to name another
+        substance): its title, body, data and status as in ``alert``, and pending
+        deliveries to those of ``targets`` that have none of it yet, atomically.
+        Which targets were added."""
+        now_s = iso(now or utcnow())
+        due_s = iso(due_at) if due_at else now_s
+        added: list[str] = []
+        with self.write() as db:
+            db.execute(
+                "UPDATE alerts SET title=?, body=?, data=?, status=CASE WHEN status IN "
+                "('silenced', 'muted') THEN ? ELSE status END, silenced_by=CASE WHEN status "
+                "IN ('silenced', 'muted') AND ?='open' THEN NULL ELSE silenced_by END "
+                "WHERE id=?",
+                (alert["title"], alert["body"],
+                 json.dumps(alert.get("data", {}), default=_json_default),
+                 alert.get("status", "open"), alert.get("status", "open"), alert_id))
+            for t in targets:
+                if db.execute(
+                        "INSERT OR IGNORE INTO deliveries (alert_id, target, status, attempts, "
+                        "next_attempt_at, created_at, due_at) VALUES (?,?,?,?,?,?,?)",
+                        (alert_id, t, "pending", 0, due_s, now_s, due_s)).rowcount:
+                    added.append(t)
+        return added
 
     def due_deliveries(self, now: datetime | None = None) -> list[dict[str, Any]]:
         return self.q(

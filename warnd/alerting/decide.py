@@ -22,6 +22,7 @@ from datetime import date, datetime
 from typing import Any
 
 from detectors.base import SCALE, Finding, is_score, series_key
+from warnd.alerting import quiet
 from warnd.alerting.freshness import stale_data
 from warnd.alerting.outbox import crash_point, enqueue_alert
 from warnd.alerting.routing import route
@@ -997,6 +998,44 @@ def enqueue_notice(
     if sid is not None:
         alert["silenced_by"] = sid
     return enqueue_alert(config, store, alert, now=now, routed=targets)
+
+
+def enqueue_renamed_notice(
+    config: Config, store: Store, src: Any, item: Any, *, now: datetime
+) -> list[str]:
+    """A notice told before, edited since to name another configured substance: told to
+    the targets that substance brings (:func:`notice_targets`), those that had the notice
+    not again. Its alert names every substance it names now and gets the new deliveries;
+    which targets. Nothing for a notice too old to be alerted, or told by an older warnd
+    (one alert per substance)."""
+    if now - item.published_at > parse_duration(config.alerting.notice_max_age):
+        return []
+    rows = store.q("SELECT id, data FROM alerts WHERE dedupe_key=?", [f"notice:{item.key}"])
+    if not rows:
+        return []
+    aid, data = int(rows[0]["id"]), json.loads(rows[0]["data"] or "{}")
+    before = list(data.get("substances") or [data["substance"]])
+    named = [r["substance"] for r in store.q(
+        "SELECT substance FROM item_substances WHERE key=?", [item.key])]
+    added = [s for s in notice_substances(config, named) if s not in before]
+    if not added:
+        return []
+    subs = before + added
+    data = {**data, "substances": subs,
+            "label": joined([config.substance_label(s) for s in subs], config.general.language)}
+    title, body = render_text(data, config.general.language, config=config)
+    alert = {"substance": subs[0], "source": src.name, "region": item.region or src.region,
+             "kind": "notice", "severity": "warning", "title": title, "body": body,
+             "data": data}
+    targets, alert["status"], _ = notice_targets(config, store, alert, subs, now=now)
+    had = {r["target"] for r in store.q("SELECT target FROM deliveries WHERE alert_id=?",
+                                         [aid])}
+    new = [t for t in targets if t not in had]
+    told = store.extend_alert(aid, alert, new, now=now,
+                              due_at=quiet.due_at(config, "warning", now) if new else None)
+    log.info("alert=%d notice edited to name %s: told to %s", aid, ",".join(added),
+             ",".join(told) or "-")
+    return told
 
 
 def close_removed_failures(config: Config, store: Store, *, now: datetime) -> list[str]:
