@@ -74,3 +74,22 @@ def test_replay_of_the_store_tells_a_rise_on_the_daemons_dates(tmp_path):
     first, last = noon_after_week(START, 100).date(), noon_after_week(START, weeks - 1).date()
     msgs = replay(cfg, start=first, end=last, every=7)
     assert [(m["date"], m["decision"]) for m in msgs if m["kind"] == "trend"] == sent
+
+
+def test_replay_tells_a_warning_naming_two_substances_once(tmp_path):
+    """A warning naming ketamine and heroin is one message in the replay, as the daemon
+    sends it: naming both, to the target once (before, one per substance)."""
+    cfg = make_config(tmp_path, target("ops", "json://localhost/x"), sources=NOTICES)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        when = datetime(2026, 6, 10, 9, tzinfo=UTC)
+        it = Item(key="both", source="overdosefare", published_at=when,
+                  title="Ketamin blandet med heroin", link="https://overdosefare.example/both",
+                  summary="", substances=("ketamin", "heroin"), kind="notice")
+        store.ingest("overdosefare", location="varsler.html", sha256=None, observations=(),
+                     items=[it], problems=(), now=when)
+    finally:
+        store.close()
+    msgs = replay(cfg, start=date(2026, 6, 8), end=date(2026, 6, 15), every=7)
+    told = [(m["title"], m["targets"]) for m in msgs if m["kind"] == "notice"]
+    assert told == [("Ny advarsel: ketamin og heroin — Ketamin blandet med heroin", ["ops"])]

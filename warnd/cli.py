@@ -67,6 +67,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run_locked(args: argparse.Namespace, cfg: Config) -> int:
     from warnd.pipeline import Pipeline
+    from warnd.store import alert_substances
 
     Pipeline(cfg).prepare_store()
     if args.once:
@@ -80,8 +81,9 @@ def _run_locked(args: argparse.Namespace, cfg: Config) -> int:
                         {k: v for k, v in vars(p).items() if k != "series"} for p in polls
                     ],
                     "alerts": [
-                        {k: a[k] for k in ("id", "substance", "kind", "severity", "decision",
-                                           "title", "targets")}
+                        {**{k: a[k] for k in ("id", "substance", "kind", "severity",
+                                              "decision", "title", "targets")},
+                         "substances": alert_substances(a)}
                         for a in res["alerts"]
                     ],
                     "deliveries": res["deliveries"],

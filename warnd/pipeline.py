@@ -18,6 +18,7 @@ health; it never stops another source.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import sqlite3
@@ -26,7 +27,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -374,6 +375,11 @@ class Pipeline:
                     added = set(r["items_added"])
                     self._notice_alerts(store, src,
                                         [it for it in parsed.items if it.key in added], now)
+                # notices edited to name another substance (parsed key -> stored key)
+                renamed = dict(r["notices_renamed"])
+                for it in (it for it in parsed.items if it.key in renamed):
+                    decide.enqueue_renamed_notice(self.config, store, src,
+                                                  replace(it, key=renamed[it.key]), now=now)
             if shares:  # the periods whose shares changed and that have ended
                 n, touched = store.settle_shares(source_name, shares, now=now)
                 res.observations += n
@@ -553,16 +559,16 @@ class Pipeline:
 
     def _notice_alerts(self, store: Store, src: Any, items: Iterable[Any], now: datetime) -> None:
         for it in items:
-            if getattr(it, "kind", "article") != "notice":
-                continue
-            for sub in it.substances:
-                decide.enqueue_notice(self.config, store, src, it, sub, now=now)
+            if getattr(it, "kind", "article") == "notice" and it.substances:
+                # one alert for the notice, naming every substance it names
+                decide.enqueue_notice(self.config, store, src, it, it.substances, now=now)
 
     def _missing_notice_alerts(self, store: Store, src: Any, now: datetime) -> None:
         """Alert notices stored without their alert (a crash between the two commits).
 
         A document's items are committed with its hash, its notice alerts right after;
         a restart skips the already-seen document, so this catches up from the store.
+        A notice told by an older warnd (an alert per substance it names) has its alert.
         """
         from feeds.base import Item
 
@@ -571,25 +577,45 @@ class Pipeline:
         # they are counted, not news
         since = iso(now - parse_duration(self.config.alerting.notice_max_age))
         rows = store.q(
-            "SELECT i.*, s.substance AS sub FROM items i JOIN item_substances s ON s.key = i.key "
-            "LEFT JOIN alerts a ON a.dedupe_key = s.substance || ':notice:' || i.key "
+            "SELECT i.*, json_group_array(s.substance) AS subs FROM items i "
+            "JOIN item_substances s ON s.key = i.key "
             "LEFT JOIN substance_terms t ON t.substance = s.substance "
-            "WHERE i.source=? AND i.kind='notice' AND i.published_at >= ? AND a.id IS NULL "
-            "AND (t.changed_at IS NULL OR i.first_seen_at >= t.changed_at) "
-            "ORDER BY i.published_at",
+            "WHERE i.source=? AND i.kind='notice' AND i.published_at >= ? "
+            "AND (t.changed_at IS NULL OR i.first_seen_at >= t.changed_at) AND NOT EXISTS "
+            "(SELECT 1 FROM alerts a WHERE a.dedupe_key = 'notice:' || i.key) AND NOT EXISTS "
+            "(SELECT 1 FROM item_substances o JOIN alerts a ON a.dedupe_key = "
+            "o.substance || ':notice:' || o.key WHERE o.key = i.key) "
+            "GROUP BY i.key ORDER BY i.published_at",
             [src.name, since],
         )
         for r in rows:
-            if r["sub"] not in self.config.substances:
+            subs = decide.notice_substances(self.config, json.loads(r["subs"]))
+            if not subs:
                 continue
             it = Item(key=r["key"], source=r["source"],
                       published_at=datetime.fromisoformat(r["published_at"]), title=r["title"],
-                      link=r["link"], summary=r["summary"] or "", substances=(r["sub"],),
+                      link=r["link"], summary=r["summary"] or "", substances=tuple(subs),
                       kind="notice", region=r["region"] or "")
-            aid = decide.enqueue_notice(self.config, store, src, it, r["sub"], now=now)
+            aid = decide.enqueue_notice(self.config, store, src, it, subs, now=now)
             if aid is not None:
                 log.warning("source=%s alert=%d for a notice stored before a restart",
                             src.name, aid)
+        # a notice edited to name another substance, stored before a restart without
+        # being told to the targets that substance brings
+        for r in store.q(
+            "SELECT i.* FROM items i JOIN alerts a ON a.dedupe_key = 'notice:' || i.key "
+            "WHERE i.source=? AND i.kind='notice' AND i.published_at >= ? AND EXISTS "
+            "(SELECT 1 FROM item_substances s LEFT JOIN substance_terms t ON t.substance = "
+            "s.substance WHERE s.key = i.key AND s.substance NOT IN "
+            "(SELECT value FROM json_each(a.data, '$.substances')) "
+            "AND (t.changed_at IS NULL OR i.first_seen_at >= t.changed_at))",
+            [src.name, since],
+        ):
+            it = Item(key=r["key"], source=r["source"],
+                      published_at=datetime.fromisoformat(r["published_at"]), title=r["title"],
+                      link=r["link"], summary=r["summary"] or "", substances=(),
+                      kind="notice", region=r["region"] or "")
+            decide.enqueue_renamed_notice(self.config, store, src, it, now=now)
 
     # -- stage 2: detect ------------------------------------------------------------
     def detect(
@@ -1303,8 +1329,6 @@ class Pipeline:
 
     def _polled_alerts(self, store: Store, after: int) -> list[dict[str, Any]]:
         """Alerts created while polling (warning notices, source health) after id ``after``."""
-        import json
-
         from warnd.alerting.wording import render_text
 
         rows = store.q("SELECT * FROM alerts WHERE id > ? AND kind != 'digest' ORDER BY id",

@@ -16,6 +16,7 @@ are not told).
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
@@ -66,8 +67,9 @@ def replay(
         try:
             obs = src.q("SELECT * FROM observations ORDER BY period")
             notices = src.q(
-                "SELECT i.*, s.substance AS sub FROM items i JOIN item_substances s "
-                "ON s.key = i.key WHERE i.kind='notice' ORDER BY i.published_at")
+                "SELECT i.*, json_group_array(s.substance) AS subs FROM items i JOIN "
+                "item_substances s ON s.key = i.key WHERE i.kind='notice' GROUP BY i.key "
+                "ORDER BY i.published_at")
         finally:
             src.close()
         if not obs and not notices:
@@ -113,15 +115,16 @@ def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
                     src_cfg = config.source(r["source"])
                 except KeyError:
                     continue
-                if r["sub"] not in config.substances:
+                subs = decide.notice_substances(config, json.loads(r["subs"]))
+                if not subs:
                     continue
-                it = _item(r)
+                it = _item(r, subs)
                 store.ingest(r["source"], location="replay", sha256=None, observations=(),
                              items=[it], problems=(), now=now)
                 # the warnings page is polled often: a notice is told when it appears;
                 # one published before the first date is history the installation reads
                 seen = max(it.published_at, installed)
-                aid = decide.enqueue_notice(config, store, src_cfg, it, r["sub"], now=seen)
+                aid = decide.enqueue_notice(config, store, src_cfg, it, subs, now=seen)
                 if aid is not None:
                     alert = store.q("SELECT * FROM alerts WHERE id=?", [aid])[0]
                     alert["targets"] = [d["target"] for d in store.q(
@@ -163,10 +166,10 @@ def _observation(r: dict[str, Any]) -> Observation:
         dimension=r["dimension"], flag=r["flag"], ref=r["ref"])
 
 
-def _item(r: dict[str, Any]) -> Item:
+def _item(r: dict[str, Any], substances: list[str]) -> Item:
     return Item(key=r["key"], source=r["source"],
                 published_at=datetime.fromisoformat(r["published_at"]), title=r["title"],
-                link=r["link"], summary=r["summary"] or "", substances=(r["sub"],),
+                link=r["link"], summary=r["summary"] or "", substances=tuple(substances),
                 kind="notice", region=r["region"] or "")
 
 

@@ -825,9 +825,11 @@ class Store:
         source, its normalised link) is known is the item stored under that identity,
         the strongest first, and its other identities are recorded for it. When its
         own source gives it a new link, the stored link becomes that one.
-        ``items_added`` lists the keys of the items stored now. The document's hash is
-        recorded in the same transaction, so a crash never leaves a half-ingested file
-        marked as done.
+        ``items_added`` lists the keys of the items stored now. A notice of the same
+        source whose text was edited since (its title or summary differ) also records
+        the substances the edit names (``notices_renamed``: (parsed key, stored key) of
+        those that named one more). The document's hash is recorded in the same
+        transaction, so a crash never leaves a half-ingested file marked as done.
 
         With ``shares`` the observations are the document's shares of their periods:
         they replace what this location gave before, and each period it gives or gave
@@ -836,6 +838,7 @@ class Store:
         """
         now_s = iso(now or utcnow())
         added: list[str] = []
+        renamed: list[tuple[str, str]] = []
         new_item_weeks: set[tuple[str, str]] = set()
         with self.write() as db:
             if shares is not None:
@@ -864,9 +867,19 @@ class Store:
                             db.execute("INSERT OR IGNORE INTO item_substances VALUES (?, ?)",
                                        (it.key, sub))
                         new_item_weeks.add((it.source, it.region))
-                elif it.link and any(i.startswith("url:") and i not in known for i in ids):
-                    db.execute("UPDATE items SET link=? WHERE key=? AND source=?",
-                               (it.link, key, it.source))
+                else:
+                    if it.kind == "notice" and it.substances and db.execute(
+                            "SELECT 1 FROM items WHERE key=? AND source=? AND kind='notice' "
+                            "AND (title IS NOT ? OR summary IS NOT ?)",
+                            (key, it.source, it.title, it.summary)).fetchone():
+                        # an edited notice: the substances it names now are named by it
+                        if sum(db.execute("INSERT OR IGNORE INTO item_substances VALUES "
+                                          "(?, ?)", (key, sub)).rowcount
+                               for sub in it.substances):
+                            renamed.append((it.key, key))
+                    if it.link and any(i.startswith("url:") and i not in known for i in ids):
+                        db.execute("UPDATE items SET link=? WHERE key=? AND source=?",
+                                   (it.link, key, it.source))
                 db.conn.executemany("INSERT OR IGNORE INTO item_ids (id, key) VALUES (?, ?)",
                                     [(i, key) for i in ids if i not in known])
             for p in problems:
@@ -885,6 +898,7 @@ class Store:
             "observations_revised": n_rev,
             "items_new": len(added),
             "items_added": added,
+            "notices_renamed": renamed,
             "series_touched": touched,
             "item_sources": sorted(new_item_weeks),
         }
@@ -1760,10 +1774,38 @@ class Store:
                 )
             return alert_id
 
+    def extend_alert(
+        self, alert_id: int, alert: dict[str, Any], targets: Sequence[str], *,
+        now: datetime | None = None, due_at: datetime | None = None,
+    ) -> list[str]:
+        """An alert that names more than it did (a notice edited to name another
+        substance): its title, body, data and status as in ``alert``, and pending
+        deliveries to those of ``targets`` that have none of it yet, atomically.
+        Which targets were added."""
+        now_s = iso(now or utcnow())
+        due_s = iso(due_at) if due_at else now_s
+        added: list[str] = []
+        with self.write() as db:
+            db.execute(
+                "UPDATE alerts SET title=?, body=?, data=?, status=CASE WHEN status IN "
+                "('silenced', 'muted') THEN ? ELSE status END, silenced_by=CASE WHEN status "
+                "IN ('silenced', 'muted') AND ?='open' THEN NULL ELSE silenced_by END "
+                "WHERE id=?",
+                (alert["title"], alert["body"],
+                 json.dumps(alert.get("data", {}), default=_json_default),
+                 alert.get("status", "open"), alert.get("status", "open"), alert_id))
+            for t in targets:
+                if db.execute(
+                        "INSERT OR IGNORE INTO deliveries (alert_id, target, status, attempts, "
+                        "next_attempt_at, created_at, due_at) VALUES (?,?,?,?,?,?,?)",
+                        (alert_id, t, "pending", 0, due_s, now_s, due_s)).rowcount:
+                    added.append(t)
+        return added
+
     def due_deliveries(self, now: datetime | None = None) -> list[dict[str, Any]]:
         return self.q(
             "SELECT d.*, a.title, a.body, a.data, a.substance, a.kind, a.direction, a.severity, "
-            "a.source, a.decision, a.status AS alert_status, a.dedupe_key, "
+            "a.source, a.region, a.decision, a.status AS alert_status, a.dedupe_key, "
             "a.created_at AS alert_created_at "
             "FROM deliveries d JOIN alerts a ON a.id = d.alert_id "
             "WHERE d.status='pending' AND d.next_attempt_at <= ? "
@@ -1972,8 +2014,9 @@ class Store:
         return str(self.q("SELECT value FROM secret_keys WHERE name=?", [name])[0]["value"])
 
     def alerts(self, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
-        """The newest alerts (of ``status``), with their deliveries. A digest is not an
-        open alert (``warnd status`` leaves it out too): ``status="open"`` lists none."""
+        """The newest alerts (of ``status``), with their deliveries and the substances
+        each names (:func:`alert_substances`). A digest is not an open alert (``warnd
+        status`` leaves it out too): ``status="open"`` lists none."""
         sql = "SELECT * FROM alerts"
         params: list[Any] = []
         if status:
@@ -1983,12 +2026,34 @@ class Store:
         params.append(limit)
         out = self.q(sql, params)
         for a in out:
+            a["substances"] = alert_substances(a)
             a["deliveries"] = self.q(
                 "SELECT target, status, attempts, last_error, delivered_at FROM deliveries "
                 "WHERE alert_id=? ORDER BY target",
                 [a["id"]],
             )
         return out
+
+
+#: an alert that names a substance (two parameters, the substance twice): an alert of
+#: the substance, or a warning notice naming it among others (``data["substances"]``)
+NAMES_SUBSTANCE = ("(substance=? OR (kind='notice' AND EXISTS (SELECT 1 FROM "
+                   "json_each(data, '$.substances') WHERE value=?)))")
+
+
+def alert_substances(alert: dict[str, Any]) -> list[str]:
+    """The substances an alert names: a notice every one it concerns, any other alert
+    its own (none for a source's failure or a digest). ``data`` parsed or as stored."""
+    data = alert.get("data")
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            data = None
+    named = data.get("substances") if isinstance(data, dict) else None
+    if isinstance(named, list) and named:
+        return [str(s) for s in named]
+    return [alert["substance"]] if alert.get("substance") else []
 
 
 def _series_of(key: SeriesKey, rows: Sequence[Sequence[Any]], dimension: str) -> Series:

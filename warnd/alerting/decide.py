@@ -4,7 +4,8 @@
   (the same rules ``warnd backtest`` applies). A substance message is sent when a
   series opens an episode, escalates or repeats; a second source opening while the
   substance is already alerting is an escalation ("more sources agree").
-* **Notices** — one warning alert per overdosefare notice (:func:`enqueue_notice`).
+* **Notices** — one warning alert per overdosefare notice, naming every substance it
+  concerns (:func:`enqueue_notice`).
 * **Source health** — :func:`check_source_health`, one alert per failure episode.
 
 Every alert goes into the outbox through :func:`warnd.alerting.outbox.enqueue_alert`.
@@ -21,10 +22,17 @@ from datetime import date, datetime
 from typing import Any
 
 from detectors.base import SCALE, Finding, is_score, series_key
+from warnd.alerting import quiet
 from warnd.alerting.freshness import stale_data
 from warnd.alerting.outbox import crash_point, enqueue_alert
+from warnd.alerting.routing import route
 from warnd.alerting.silences import silenced_by
-from warnd.alerting.wording import USUAL_PEAK_EVIDENCE, render_text, usual_peak_fields
+from warnd.alerting.wording import (
+    USUAL_PEAK_EVIDENCE,
+    joined,
+    render_text,
+    usual_peak_fields,
+)
 from warnd.config import Config, parse_duration
 from warnd.store import Store, iso, substance_scope
 
@@ -891,19 +899,75 @@ def _muted(config: Config, substance: str) -> bool:
     return bool(sc and sc.muted)
 
 
-def enqueue_notice(
-    config: Config, store: Store, src: Any, item: Any, substance: str, *, now: datetime
-) -> int | None:
-    """A new warning notice naming a monitored substance is an alert by itself.
+def notice_substances(config: Config, named: str | Sequence[str]) -> list[str]:
+    """The configured substances a notice names, in the config's order (the first is
+    the alert's ``substance``)."""
+    wanted = {named} if isinstance(named, str) else set(named)
+    return [s for s in config.substances if s in wanted]
 
-    Notices published more than ``alerting.notice_max_age`` before now (history
-    read on a first poll) are stored and counted, not alerted.
+
+def notice_told(store: Store, key: str, substances: Sequence[str] = ()) -> bool:
+    """True when the notice ``key`` has its alert: the one alert of the notice, or
+    (written by an older warnd) one alert per substance it names."""
+    older = [f"{s}:notice:{key}" for s in substances]
+    marks = ",".join("?" * (1 + len(older)))
+    return bool(store.q(
+        f"SELECT 1 FROM alerts WHERE dedupe_key IN ({marks}) OR dedupe_key IN (SELECT "
+        "substance || ':notice:' || key FROM item_substances WHERE key=?) LIMIT 1",
+        [f"notice:{key}", *older, key]))
+
+
+def notice_targets(config: Config, store: Store, alert: dict[str, Any],
+                   substances: Sequence[str], *, now: datetime
+                   ) -> tuple[list[str], str, int | None]:
+    """Who hears of a notice naming these substances: ``(targets, status, silence id)``.
+
+    Each substance routes as an alert of its own would; a substance that is muted or
+    silenced routes nowhere. A target hears of the notice when any substance that routes
+    to it is neither (once: the targets are joined); the notice is held back
+    (``silenced``, else ``muted``) only when every substance it names is."""
+    targets: list[str] = []
+    heard = False
+    silence: int | None = None
+    for sub in substances:
+        one = {**alert, "substance": sub, "status": "open"}
+        if _muted(config, sub):
+            continue
+        sid = silenced_by(store, one, now)
+        if sid is not None:
+            silence = silence or sid
+            continue
+        heard = True
+        targets += [t for t in route(config, one) if t not in targets]
+    if heard:
+        return targets, "open", None
+    return [], "silenced" if silence is not None else "muted", silence
+
+
+def enqueue_notice(
+    config: Config, store: Store, src: Any, item: Any, substances: str | Sequence[str], *,
+    now: datetime,
+) -> int | None:
+    """A new warning notice naming monitored substances is one alert by itself.
+
+    One alert per notice, however many substances it names: its message names them
+    all ("kokain og fentanyl") and goes once to every target any of them routes to
+    (:func:`notice_targets`). Its ``substance`` is the first of them in the config's
+    order, ``data["substances"]`` all of them. A notice that has its alert already (also
+    one per substance, from an older warnd: :func:`notice_told`) is not told again.
+    Notices published more than ``alerting.notice_max_age`` before now (history read on
+    a first poll) are stored and counted, not alerted.
     """
-    if now - item.published_at > parse_duration(config.alerting.notice_max_age):
+    subs = notice_substances(config, substances)
+    if not subs or now - item.published_at > parse_duration(config.alerting.notice_max_age):
         return None
+    if notice_told(store, item.key, subs):
+        return None
+    lead = subs[0]
     data = {
-        "substance": substance,
-        "label": config.substance_label(substance),
+        "substance": lead,
+        "substances": subs,
+        "label": joined([config.substance_label(s) for s in subs], config.general.language),
         "kind": "notice",
         "direction": "increase",
         "decision": "open",
@@ -918,8 +982,8 @@ def enqueue_notice(
     }
     title, body = render_text(data, config.general.language, config=config)
     alert = {
-        "dedupe_key": f"{substance}:notice:{item.key}",
-        "substance": substance,
+        "dedupe_key": f"notice:{item.key}",
+        "substance": lead,
         "source": src.name,
         "region": item.region or src.region,
         "kind": "notice",
@@ -929,9 +993,53 @@ def enqueue_notice(
         "title": title,
         "body": body,
         "data": data,
-        "status": "muted" if _muted(config, substance) else "open",
     }
-    return enqueue_alert(config, store, alert, now=now)
+    targets, alert["status"], sid = notice_targets(config, store, alert, subs, now=now)
+    if sid is not None:
+        alert["silenced_by"] = sid
+    return enqueue_alert(config, store, alert, now=now, routed=targets)
+
+
+def enqueue_renamed_notice(
+    config: Config, store: Store, src: Any, item: Any, *, now: datetime
+) -> list[str]:
+    """A notice told before, edited since to name another configured substance: told to
+    the targets that substance brings (:func:`notice_targets`), those that had the notice
+    not again. Its alert names every substance it names now and gets the new deliveries;
+    which targets. Nothing for a notice too old to be alerted, or told by an older warnd
+    (one alert per substance)."""
+    if now - item.published_at > parse_duration(config.alerting.notice_max_age):
+        return []
+    rows = store.q("SELECT id, data FROM alerts WHERE dedupe_key=?", [f"notice:{item.key}"])
+    if not rows:
+        return []
+    aid, data = int(rows[0]["id"]), json.loads(rows[0]["data"] or "{}")
+    before = list(data.get("substances") or [data["substance"]])
+    # not a substance that names it only since its terms changed (matched again: counted,
+    # not news)
+    named = [r["substance"] for r in store.q(
+        "SELECT s.substance FROM item_substances s JOIN items i ON i.key = s.key "
+        "LEFT JOIN substance_terms t ON t.substance = s.substance WHERE s.key=? "
+        "AND (t.changed_at IS NULL OR i.first_seen_at >= t.changed_at)", [item.key])]
+    added = [s for s in notice_substances(config, named) if s not in before]
+    if not added:
+        return []
+    subs = before + added
+    data = {**data, "substances": subs,
+            "label": joined([config.substance_label(s) for s in subs], config.general.language)}
+    title, body = render_text(data, config.general.language, config=config)
+    alert = {"substance": subs[0], "source": src.name, "region": item.region or src.region,
+             "kind": "notice", "severity": "warning", "title": title, "body": body,
+             "data": data}
+    targets, alert["status"], _ = notice_targets(config, store, alert, subs, now=now)
+    had = {r["target"] for r in store.q("SELECT target FROM deliveries WHERE alert_id=?",
+                                         [aid])}
+    new = [t for t in targets if t not in had]
+    told = store.extend_alert(aid, alert, new, now=now,
+                              due_at=quiet.due_at(config, "warning", now) if new else None)
+    log.info("alert=%d notice edited to name %s: told to %s", aid, ",".join(added),
+             ",".join(told) or "-")
+    return told
 
 
 def close_removed_failures(config: Config, store: Store, *, now: datetime) -> list[str]:

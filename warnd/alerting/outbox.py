@@ -57,23 +57,27 @@ WAITS_FOR_EARLIER = "waits for an earlier message of the episode, sent first"
 def enqueue_alert(
     config: Config, store: Store, alert: dict[str, Any], *, now: datetime,
     episodes: dict[str, dict[str, Any]] | None = None, told_to: Iterable[str] | None = None,
+    routed: Iterable[str] | None = None,
 ) -> int | None:
     """Silence, route, apply quiet hours and write the alert with its deliveries.
 
     ``told_to``: for an end or a correction, the targets that had the messages it ends
     or corrects. It goes to those (still configured and not muted) instead of where a
     message of its own, often lower, severity routes; routed as usual when none is left.
+    ``routed``: the targets the caller chose, silences and mutes already applied (a
+    notice naming several substances: :func:`warnd.alerting.decide.notice_targets`).
     Sets ``alert["id"]``, ``["targets"]`` and ``["due_at"]``; returns the id, or None
     when the same alert (same dedupe key) exists already.
     """
-    if alert.get("status", "open") == "open":
+    if alert.get("status", "open") == "open" and routed is None:
         sid = silenced_by(store, alert, now)
         if sid is not None:
             alert["status"] = "silenced"
             alert["silenced_by"] = sid
     targets: list[str] = []
     if alert.get("status", "open") == "open":
-        targets = resolve_targets(config, told_to or ()) or route(config, alert)
+        targets = (list(routed) if routed is not None
+                   else resolve_targets(config, told_to or ()) or route(config, alert))
     due = quiet.due_at(config, alert["severity"], now) if targets else None
     aid = store.add_alert(alert, targets, episodes=episodes, now=now, due_at=due)
     if aid is None:
@@ -533,6 +537,30 @@ def _rise_unheard(store: Store, d: dict[str, Any], db: Any, now: datetime, *,
     store.save_episode_state(scope, told, db, now=now)
 
 
+def _speaking_for(config: Config, store: Store, d: dict[str, Any], now: datetime
+                  ) -> dict[str, Any]:
+    """The waiting delivery as silences and mutes judge it. A notice naming several
+    substances is held back from its target only when every one of them that routes to
+    the target is silenced or muted: it is judged as the first that is neither (else
+    the first that routes there, or its own substance)."""
+    if d.get("kind") != "notice":
+        return d
+    try:
+        subs = json.loads(d.get("data") or "{}").get("substances") or []
+    except (ValueError, AttributeError):
+        return d
+    if len(subs) < 2:
+        return d
+    routing = [s for s in subs
+               if d["target"] in route(config, {**d, "substance": s, "status": "open"})]
+    for sub in routing:
+        one = {**d, "substance": sub}
+        sc = config.substances.get(sub)
+        if not (sc is not None and sc.muted) and silenced_by(store, one, now) is None:
+            return one
+    return {**d, "substance": routing[0]} if routing else d
+
+
 def _muted_now(config: Config, t: Any, d: dict[str, Any]) -> str | None:
     """What of a waiting delivery is muted now (its target or its substance), if any."""
     if t is not None and t.muted:
@@ -554,7 +582,8 @@ def _prepare(
     that is due now (:func:`_bring_earlier_along`), in quiet hours too."""
     t = by_name.get(d["target"])
     aid, name = int(d["alert_id"]), d["target"]
-    sid = silenced_by(store, d, now)
+    held = _speaking_for(config, store, d, now)
+    sid = silenced_by(store, held, now)
     if sid is not None:  # silenced after it was decided (e.g. while it waited)
         with store.write() as db:
             db.execute("UPDATE deliveries SET status='silenced' WHERE alert_id=? AND target=?",
@@ -567,7 +596,7 @@ def _prepare(
         counts["silenced"] += 1
         log.info("alert=%d target=%s not sent: silence %d", aid, name, sid)
         return None
-    muted = _muted_now(config, t, d)
+    muted = _muted_now(config, t, held)
     if muted:  # muted after it was decided (a reload while it waited): never sent
         with store.write() as db:
             db.execute("UPDATE deliveries SET status='dropped', claimed_until=NULL, "

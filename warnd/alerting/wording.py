@@ -165,6 +165,22 @@ def _plain(text: str) -> str:
     return " ".join(re.sub(r"<[^>]*>", " ", str(text)).split())
 
 
+def joined(words: list[str], lang: str) -> str:
+    """Words as a list is said: "kokain", "kokain og fentanyl", "a, b og c"."""
+    if len(words) < 2:
+        return "".join(words)
+    return f"{', '.join(words[:-1])} {'og' if lang == 'no' else 'and'} {words[-1]}"
+
+
+def substance_labels(data: dict[str, Any], config: Any, lang: str) -> str:
+    """The substances an alert names, as people say them: a notice names every
+    substance it concerns ("kokain og fentanyl"), any other alert its own."""
+    subs = [str(s) for s in data.get("substances") or () if s]
+    if len(subs) < 2 or config is None:
+        return str(data.get("label") or data.get("substance") or "")
+    return joined([config.substance_label(s) for s in subs], lang)
+
+
 def severity_words(severity: Any, lang: str) -> str:
     """An alert's severity as the messages say it ("kritisk", "critical")."""
     sev = str(severity or "")
@@ -372,6 +388,7 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
         return data.get("title", "digest"), data.get("text", "")
     if kind == "notice":
         n = data["notice"]
+        label = substance_labels(data, config, lang)  # every substance the notice names
         title = f"{t['notice']}: {label} — {_plain(n['title'])}"
         parts = [f"{n['title']} ({n['published_at']})", n.get("link", ""), "",
                  n.get("summary", ""), ""]

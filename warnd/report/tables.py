@@ -48,6 +48,7 @@ from detectors.synthesis import (
     substance_verdict,
 )
 from warnd.errors import WarndError
+from warnd.store import NAMES_SUBSTANCE
 
 Period = tuple[date, date]
 
@@ -378,7 +379,7 @@ def _period_alerts(store: Any, substance: str, period: Period) -> list[dict[str,
     out = []
     for a in store.q(
         "SELECT id, substance, source, kind, direction, severity, title, created_at, status, "
-        "data FROM alerts WHERE substance=? ORDER BY id", [substance],
+        f"data FROM alerts WHERE {NAMES_SUBSTANCE} ORDER BY id", [substance, substance],
     ):
         try:
             data = json.loads(a.pop("data") or "{}")

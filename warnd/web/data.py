@@ -32,7 +32,7 @@ from warnd.alerting import digest
 from warnd.alerting.charts import expected_band
 from warnd.alerting.names import axis_unit, region_name
 from warnd.config import Config
-from warnd.store import Store
+from warnd.store import NAMES_SUBSTANCE, Store
 
 #: Periods in an overview trend line.
 SPARK_PERIODS = 52
@@ -122,8 +122,11 @@ def overview(cfg: Config, store: Store) -> dict[str, Any]:
     else:
         data = {"substances": [], "since": None, "until": None}
     by_sub = {s["substance"]: s for s in data["substances"]}
+    # a notice counts under every substance it names
     open_alerts = {r["substance"]: r["n"] for r in store.q(
-        "SELECT substance, COUNT(*) AS n FROM alerts WHERE status='open' GROUP BY substance")}
+        "SELECT COALESCE(j.value, a.substance) AS substance, COUNT(*) AS n FROM alerts a "
+        "LEFT JOIN json_each(CASE WHEN a.kind='notice' THEN a.data END, '$.substances') j "
+        "WHERE a.status='open' GROUP BY 1")}
     rows = []
     sources = [s.name for s in cfg.sources]
     for sid in list(cfg.substances) + sorted(set(by_sub) - set(cfg.substances)):
@@ -276,7 +279,7 @@ def substance_page(cfg: Config, store: Store, substance: str, *, light: bool = F
         "ORDER BY i.published_at DESC LIMIT 15", [substance])
     messages = store.q(
         "SELECT id, created_at, kind, severity, status, title, acked_at, acked_by "
-        "FROM alerts WHERE substance=? ORDER BY id DESC LIMIT 50", [substance])
+        f"FROM alerts WHERE {NAMES_SUBSTANCE} ORDER BY id DESC LIMIT 50", [substance] * 2)
     for m in messages:
         m["deliveries"] = store.q(
             "SELECT target, status, attempts, delivered_at FROM deliveries WHERE alert_id=? "

@@ -11,8 +11,9 @@ from starlette.responses import RedirectResponse, Response
 
 from warnd.alerting import actions, links
 from warnd.alerting.silences import silence_end
-from warnd.alerting.wording import render_text, severity_words
+from warnd.alerting.wording import joined, render_text, severity_words
 from warnd.config import parse_duration
+from warnd.store import alert_substances
 from warnd.web.auth import allowed, guard
 
 STATES = ("open", "acked", "silenced", "resolved")
@@ -27,6 +28,11 @@ def alert_rows(store: Any, state: str | None, limit: int = 200) -> list[dict[str
     return rows
 
 
+def named(cfg: Any, substances: list[str]) -> list[tuple[str, str]]:
+    """The substances an alert names with their labels (a notice: every one it concerns)."""
+    return [(s, cfg.substance_label(s)) for s in substances]
+
+
 @guard("viewer")
 def list_alerts(request: Request, who: dict[str, Any], store: Any) -> Response:
     web = request.app.state.web
@@ -35,7 +41,8 @@ def list_alerts(request: Request, who: dict[str, Any], store: Any) -> Response:
         state = None
     rows = alert_rows(store, state)
     for r in rows:
-        r["label"] = web.cfg.substance_label(r["substance"]) if r["substance"] else ""
+        r["named"] = named(web.cfg, r["substances"])
+        r["label"] = joined([label for _, label in r["named"]], web.lang)
         r["severity_words"] = severity_words(r["severity"], web.lang)
     silences = store.silences(active_only=True)
     for s in silences:
@@ -55,11 +62,12 @@ def show_alert(request: Request, who: dict[str, Any], store: Any) -> Response:
         return web.error(request, who, 404, "not_found")
     a = rows[0]
     a["deliveries"] = store.q("SELECT * FROM deliveries WHERE alert_id=? ORDER BY target", [aid])
-    a["label"] = web.cfg.substance_label(a["substance"]) if a["substance"] else ""
     try:
         a["data"] = json.loads(a["data"])
     except (TypeError, ValueError):
         a["data"] = {}
+    a["named"] = named(web.cfg, alert_substances(a))
+    a["label"] = joined([label for _, label in a["named"]], web.lang)
     if isinstance(a["data"], dict) and a["data"].get("kind"):
         # the body as the messages say it now (labels, units, shares in per cent), without
         # the commands to run: the page has the buttons
@@ -147,12 +155,14 @@ def action_link(request: Request, who: dict[str, Any], store: Any) -> Response:
         return web.error(request, who, 410 if problem == "expired" else 400,
                          f"link_{problem}")
     aid = int(payload["a"])
-    rows = store.q("SELECT id, substance, kind, source, title, status FROM alerts WHERE id=?",
-                   [aid])
+    rows = store.q("SELECT id, substance, kind, source, title, status, data FROM alerts "
+                   "WHERE id=?", [aid])
     if not rows:
         return web.error(request, who, 404, "not_found")
     a = rows[0]
-    label = web.cfg.substance_label(a["substance"]) if a["substance"] else a["title"]
+    subs = alert_substances(a)  # a notice: every substance it names
+    label = (joined([web.cfg.substance_label(s) for s in subs], web.lang) if subs
+             else a["title"])
     what = payload["do"]
     if request.method == "GET":
         key = "confirm_ack" if what == "ack" else "confirm_silence"
@@ -169,22 +179,25 @@ def action_link(request: Request, who: dict[str, Any], store: Any) -> Response:
         now = datetime.now(UTC)
         # SILENCE_DAYS days on the clock: it ends at the time of day it was made
         until = silence_end(now, f"{links.SILENCE_DAYS}d", web.cfg.general.timezone)
-        # the alert's substance; an alert of none (a source's failure, a digest): its
-        # kind, of its source — never a silence of no field, which would match everything
-        what = ({"substance": a["substance"]} if a["substance"]
-                else {"substance": None, "kind": a["kind"], "source": a["source"] or None})
+        # the alert's substance (a notice: each it names, as it is held back only when
+        # all are); an alert of none (a source's failure, a digest): its kind, of its
+        # source — never a silence of no field, which would match everything
+        whats = ([{"substance": s} for s in subs] if subs
+                 else [{"substance": None, "kind": a["kind"], "source": a["source"] or None}])
         reason = f"#{aid}: {a['title']}"[:500]
-        # the link followed again (a second click, a colleague's copy of the message)
-        # finds the silence it made, rather than adding an overlapping one
-        made = [x for x in store.silences(now=now, active_only=True)
-                if x["reason"] == reason and (x["substance"], x["kind"], x["source"])
-                == (what["substance"], what.get("kind"), what.get("source"))]
-        if made:
-            by, ends = made[0]["created_by"] or who["name"], made[0]["until"]
-        else:
-            actions.add_silence(store, **what, until=until, reason=reason,
-                                who=who["name"], via="link", alert_id=aid, now=now)
-            by, ends = who["name"], until.isoformat()
+        active = store.silences(now=now, active_only=True)
+        for what in whats:
+            # the link followed again (a second click, a colleague's copy of the message)
+            # finds the silence it made, rather than adding an overlapping one
+            made = [x for x in active
+                    if x["reason"] == reason and (x["substance"], x["kind"], x["source"])
+                    == (what["substance"], what.get("kind"), what.get("source"))]
+            if made:
+                by, ends = made[0]["created_by"] or who["name"], made[0]["until"]
+            else:
+                actions.add_silence(store, **what, until=until, reason=reason,
+                                    who=who["name"], via="link", alert_id=aid, now=now)
+                by, ends = who["name"], until.isoformat()
         msg = web.t["done_silence"].format(label=label, who=by, until=web.when(ends)[:10])
     return web.page(request, who, "message.html", title=web.t["confirm"], message=msg,
                     link=f"/alerts/{aid}")

@@ -1,0 +1,401 @@
+"""Warning notices through the real pipeline: the notices page read from a file, a real
+SMTP server on localhost, the clock moved on from poll to poll. A notice naming two
+substances is one message to each recipient, naming both, and is never told again."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+
+from tests.conftest import write_config
+from warnd.cli import main
+from warnd.config import load_config
+from warnd.pipeline import Pipeline
+from warnd.store import Store
+
+SUBSTANCES = """
+[substances.kokain]
+label = "kokain"
+names = ["kokain"]
+
+[substances.fentanyl]
+label = "fentanyl"
+names = ["fentanyl"]
+
+[substances.heroin]
+label = "heroin"
+names = ["heroin"]
+"""
+
+T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)  # a Tuesday, working hours
+
+
+def _config(tmp_path, smtp, *, fentanyl_muted: bool = False):
+    """Four desks: ops hears of cocaine and fentanyl (and what no route takes), the
+    cocaine desk of cocaine, the opioid desk of fentanyl, the heroin desk of heroin."""
+    subs = SUBSTANCES.replace('names = ["fentanyl"]\n', 'names = ["fentanyl"]\nmuted = true\n'
+                              ) if fentanyl_muted else SUBSTANCES
+    body = f'''
+[[sources]]
+name = "overdosefare"
+kind = "overdosefare"
+location = "od/varsler.html"
+dimension = "availability"
+
+[[targets]]
+name = "ops"
+url = "{smtp.url("ops@example.org")}"
+
+[[targets]]
+name = "cocaine-desk"
+url = "{smtp.url("kokain@example.org")}"
+
+[[targets]]
+name = "opioid-desk"
+url = "{smtp.url("opioid@example.org")}"
+
+[[targets]]
+name = "heroin-desk"
+url = "{smtp.url("heroin@example.org")}"
+
+[[routes]]
+substances = ["kokain", "fentanyl"]
+targets = ["ops"]
+
+[[routes]]
+substances = ["kokain"]
+targets = ["cocaine-desk"]
+
+[[routes]]
+substances = ["fentanyl"]
+targets = ["opioid-desk"]
+
+[[routes]]
+substances = ["heroin"]
+targets = ["heroin-desk"]
+
+[alerting]
+default_targets = ["ops"]
+'''
+    return write_config(tmp_path, body, substances=subs)
+
+
+def _page(tmp_path, *notices: tuple[str, str, str, datetime]) -> None:
+    """The notices page: (path, title, text, published) per notice."""
+    arts = "".join(
+        f'<article><h2><a href="https://overdosefare.example/{path}">{title}</a></h2>'
+        f'<time datetime="{when.isoformat()}">{when:%d.%m.%Y}</time><p>{text}</p></article>'
+        for path, title, text, when in notices)
+    d = tmp_path / "od"
+    d.mkdir(exist_ok=True)
+    (d / "varsler.html").write_text(f"<html><body>{arts}</body></html>", encoding="utf-8")
+
+
+def _inbox(smtp) -> dict[str, list[str]]:
+    """Subjects received, per recipient."""
+    out: dict[str, list[str]] = {}
+    for env, msg in zip(smtp.handler.envelopes, smtp.messages, strict=True):
+        for rcpt in env.rcpt_tos:
+            out.setdefault(rcpt, []).append(str(msg["Subject"]))
+    return out
+
+
+def _round(cfg, now: datetime) -> Pipeline:
+    """One poll of the notices page and one dispatch at ``now`` (a fresh pipeline, as
+    after a restart)."""
+    p = Pipeline(cfg, clock=lambda: now)
+    assert p.poll("overdosefare").ok
+    p.dispatch()
+    return p
+
+
+MIXED = ("v/1", "Kokain blandet med fentanyl",
+         "Det er funnet kokain blandet med fentanyl i Oslo.", T0 - timedelta(hours=2))
+
+
+def test_a_notice_naming_two_substances_is_one_message_to_each_recipient(tmp_path,
+                                                                         smtp_server):
+    """A notice naming cocaine and fentanyl is one message to each desk either routes
+    to, naming both ("kokain og fentanyl"): ops, routed by both, has it once (before,
+    twice: one alert per substance). Seen again at later polls it is not told again.
+    Its text edited to name heroin too, it is told once to the heroin desk, naming all
+    three, and to no desk that had it; after a restart, nothing is told again."""
+    cfg = load_config(_config(tmp_path, smtp_server))
+    _page(tmp_path, MIXED)
+    _round(cfg, T0)
+    inbox = _inbox(smtp_server)
+    assert inbox == {
+        "ops@example.org": ["Ny advarsel: kokain og fentanyl — Kokain blandet med fentanyl"],
+        "kokain@example.org": ["Ny advarsel: kokain og fentanyl — Kokain blandet med fentanyl"],
+        "opioid@example.org": ["Ny advarsel: kokain og fentanyl — Kokain blandet med fentanyl"],
+    }, inbox
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        (a,) = store.alerts()
+        assert (a["kind"], a["substance"], a["substances"]) == (
+            "notice", "kokain", ["kokain", "fentanyl"])
+    finally:
+        store.close()
+
+    _round(cfg, T0 + timedelta(minutes=30))  # the same page again
+    heroin = ("v/2", "Heroin med høy styrke", "Heroin med uvanlig høy styrke.",
+              T0 + timedelta(minutes=40))
+    _page(tmp_path, MIXED, heroin)
+    _round(cfg, T0 + timedelta(hours=1))
+    edited = (MIXED[0], MIXED[1], "Det er funnet kokain blandet med fentanyl og heroin.",
+              MIXED[3])
+    news = ("v/3", "Ukjent tablett", "Ukjente tabletter i omløp.", T0 + timedelta(hours=2))
+    _page(tmp_path, edited, heroin, news)
+    _round(cfg, T0 + timedelta(hours=3))
+    _round(cfg, T0 + timedelta(hours=4))  # a restart: nothing left to tell
+    _page(tmp_path, edited, heroin, news, ("v/5", "Nytt varsel", "Ingenting kjent.",
+                                           T0 + timedelta(hours=4)))
+    _round(cfg, T0 + timedelta(hours=5))  # read again: nothing left to tell
+    told = "Ny advarsel: kokain og fentanyl — Kokain blandet med fentanyl"
+    assert _inbox(smtp_server) == {
+        "ops@example.org": [told], "kokain@example.org": [told],
+        "opioid@example.org": [told],
+        "heroin@example.org": [
+            "Ny advarsel: heroin — Heroin med høy styrke",
+            "Ny advarsel: kokain, fentanyl og heroin — Kokain blandet med fentanyl"],
+    }, _inbox(smtp_server)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        assert [(a["substance"], a["substances"]) for a in store.alerts()] == [
+            ("heroin", ["heroin"]), ("kokain", ["kokain", "fentanyl", "heroin"])]
+    finally:
+        store.close()
+
+
+def test_a_notice_is_held_back_from_a_desk_only_when_every_substance_routing_it_is(
+        tmp_path, smtp_server):
+    """Cocaine silenced: a notice naming cocaine and fentanyl still reaches ops (fentanyl
+    routes it there too) and the opioid desk, not the cocaine desk, which hears of cocaine
+    alone; the silence is judged again when the message goes. Both silenced: the notice
+    is recorded, silenced, and sent to nobody."""
+    cfg = load_config(_config(tmp_path, smtp_server))
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        store.add_silence(substance="kokain", kind=None, source=None, reason="festival",
+                          until=T0 + timedelta(days=14), now=T0 - timedelta(days=1))
+    finally:
+        store.close()
+    _page(tmp_path, MIXED)
+    _round(cfg, T0)
+    inbox = _inbox(smtp_server)
+    assert sorted(inbox) == ["opioid@example.org", "ops@example.org"], inbox
+    assert all(len(v) == 1 for v in inbox.values()), inbox
+
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        store.add_silence(substance="fentanyl", kind=None, source=None, reason="festival",
+                          until=T0 + timedelta(days=14), now=T0)
+    finally:
+        store.close()
+    both = ("v/4", "Fentanyl i kokain", "Fentanyl funnet i kokain.", T0 + timedelta(hours=1))
+    _page(tmp_path, MIXED, both)
+    _round(cfg, T0 + timedelta(hours=2))
+    assert _inbox(smtp_server) == inbox
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        newest = store.alerts()[0]
+        assert (newest["substances"], newest["status"], newest["deliveries"]) == (
+            ["kokain", "fentanyl"], "silenced", []), newest
+    finally:
+        store.close()
+
+
+def test_a_muted_substance_holds_back_only_the_desks_it_alone_routes_to(tmp_path,
+                                                                        smtp_server):
+    """Fentanyl muted: the notice naming cocaine and fentanyl goes to ops and the cocaine
+    desk, not to the opioid desk (only fentanyl routes there)."""
+    cfg = load_config(_config(tmp_path, smtp_server, fentanyl_muted=True))
+    assert cfg.substances["fentanyl"].muted
+    _page(tmp_path, MIXED)
+    _round(cfg, T0)
+    inbox = _inbox(smtp_server)
+    assert sorted(inbox) == ["kokain@example.org", "ops@example.org"], inbox
+    assert "kokain og fentanyl" in inbox["ops@example.org"][0]
+
+
+def test_a_notice_stored_before_a_crash_is_told_once_naming_both(tmp_path, smtp_server):
+    """A notice committed without its alert (a crash between the two commits) is told
+    at the next poll, as one message naming both substances."""
+    from feeds.base import Item
+
+    cfg = load_config(_config(tmp_path, smtp_server))
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        store.ingest("overdosefare", location="earlier", sha256=None, observations=(),
+                     problems=(), now=T0 - timedelta(hours=1), items=[Item(
+                         key="url:https://overdosefare.example/v/1", source="overdosefare",
+                         published_at=MIXED[3], title=MIXED[1], link="https://overdosefare"
+                         ".example/v/1", summary=MIXED[2], substances=("kokain", "fentanyl"),
+                         kind="notice")])
+    finally:
+        store.close()
+    _page(tmp_path, MIXED)
+    _round(cfg, T0)
+    inbox = _inbox(smtp_server)
+    assert {k: len(v) for k, v in inbox.items()} == {
+        "ops@example.org": 1, "kokain@example.org": 1, "opioid@example.org": 1}, inbox
+    assert "kokain og fentanyl" in inbox["ops@example.org"][0]
+
+
+def test_an_edit_stored_before_a_crash_is_told_to_the_desk_it_brings(tmp_path, smtp_server):
+    """A notice's edit naming heroin committed, then a crash before it was told: the
+    next poll tells the heroin desk, once, and no desk that had the notice."""
+    from feeds.base import Item
+
+    cfg = load_config(_config(tmp_path, smtp_server))
+    _page(tmp_path, MIXED)
+    _round(cfg, T0)
+    text = "Det er funnet kokain blandet med fentanyl og heroin."
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        r = store.ingest("overdosefare", location="earlier", sha256=None, observations=(),
+                         problems=(), now=T0 + timedelta(minutes=30), items=[Item(
+                             key="url:https://overdosefare.example/v/1", source="overdosefare",
+                             published_at=MIXED[3], title=MIXED[1],
+                             link="https://overdosefare.example/v/1", summary=text,
+                             substances=("kokain", "fentanyl", "heroin"), kind="notice")])
+        assert r["notices_renamed"] == ["url:https://overdosefare.example/v/1"]
+    finally:
+        store.close()
+    _page(tmp_path, (*MIXED[:2], text, MIXED[3]))
+    _round(cfg, T0 + timedelta(hours=1))
+    _round(cfg, T0 + timedelta(hours=2))
+    inbox = _inbox(smtp_server)
+    assert {k: len(v) for k, v in inbox.items()} == {
+        "ops@example.org": 1, "kokain@example.org": 1, "opioid@example.org": 1,
+        "heroin@example.org": 1}, inbox
+    assert "kokain, fentanyl og heroin" in inbox["heroin@example.org"][0]
+
+
+def test_a_store_with_notices_told_per_substance_tells_none_again(tmp_path, smtp_server):
+    """A store made by a warnd that told a notice as one alert per substance it names:
+    after the upgrade, that notice is not told again (read again with a new notice on
+    the page, and by the catch-up of notices stored without an alert); the new one is."""
+    from feeds.base import Item
+
+    cfg = load_config(_config(tmp_path, smtp_server))
+    key = "url:https://overdosefare.example/v/1"
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        store.ingest("overdosefare", location="earlier", sha256=None, observations=(),
+                     problems=(), now=T0 - timedelta(hours=1), items=[Item(
+                         key=key, source="overdosefare", published_at=MIXED[3],
+                         title=MIXED[1], link="https://overdosefare.example/v/1",
+                         summary=MIXED[2], substances=("kokain", "fentanyl"), kind="notice")])
+        for sub in ("kokain", "fentanyl"):  # as the older warnd wrote them
+            store.add_alert({"dedupe_key": f"{sub}:notice:{key}", "substance": sub,
+                             "source": "overdosefare", "kind": "notice",
+                             "direction": "increase", "severity": "warning",
+                             "decision": "open", "title": f"Ny advarsel: {sub} — {MIXED[1]}",
+                             "body": "", "data": {"substance": sub, "kind": "notice"}},
+                            [], now=T0 - timedelta(hours=1))
+    finally:
+        store.close()
+    heroin = ("v/2", "Heroin med høy styrke", "Heroin med uvanlig høy styrke.",
+              T0 - timedelta(minutes=30))
+    _page(tmp_path, MIXED, heroin)
+    _round(cfg, T0)
+    _round(cfg, T0 + timedelta(hours=1))
+    assert _inbox(smtp_server) == {
+        "heroin@example.org": ["Ny advarsel: heroin — Heroin med høy styrke"]}
+
+
+def test_one_notice_is_read_under_each_substance_it_names(tmp_path, smtp_server, capsys):
+    """The notice's one alert is listed under both substances (the console's substance
+    pages and open counts, the report's "Alerts and warnings"), once in the digest, with
+    both in `warnd alerts --json` (`substance` as before, `substances` beside it);
+    acknowledged once, it is no longer open under either."""
+    from warnd.alerting import actions, digest
+    from warnd.report.tables import _period_alerts
+    from warnd.web import data
+
+    path = _config(tmp_path, smtp_server)
+    cfg = load_config(path)
+    _page(tmp_path, MIXED)
+    _round(cfg, T0)
+    assert main(["--config", str(path), "alerts", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["substance"], row["substances"]) == ("kokain", ["kokain", "fentanyl"])
+    aid = row["id"]
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        for sub in ("kokain", "fentanyl"):
+            page = data.substance_page(cfg, store, sub)
+            assert [m["id"] for m in page["messages"]] == [aid], sub
+            period = (date(2026, 1, 1), date(2026, 6, 30))
+            assert [a["id"] for a in _period_alerts(store, sub, period)] == [aid], sub
+        assert _period_alerts(store, "heroin", period) == []
+        counts = {r["substance"]: r["open_alerts"] for r in data.overview(cfg, store)["rows"]}
+        assert (counts["kokain"], counts["fentanyl"], counts["heroin"]) == (1, 1, 0), counts
+        dg = digest.build(cfg, store, end=T0 + timedelta(days=1), since=T0 - timedelta(days=1))
+        assert [a["id"] for a in dg["changed"]] == [aid]
+        assert actions.ack_alert(store, aid, who="kari", via="cli")
+        counts = {r["substance"]: r["open_alerts"] for r in data.overview(cfg, store)["rows"]}
+        assert (counts["kokain"], counts["fentanyl"]) == (0, 0), counts
+    finally:
+        store.close()
+
+
+def test_the_console_names_both_and_its_silence_link_silences_both(tmp_path, smtp_server):
+    """In the console (a real `warnd web` on loopback, httpx as the browser) the notice's
+    alert links both substances in the list and on its page, whose silence form offers
+    either; the message's "silence 14 days" link, confirmed, silences both (one alone
+    would not hold the next such notice back)."""
+    import re
+
+    import httpx
+
+    from tests.servers import free_port
+    from tests.webkit import Console, warnd
+    from warnd.alerting import links
+
+    port = free_port()
+    path = _config(tmp_path, smtp_server)
+    path.write_text(path.read_text(encoding="utf-8") + f'\n[web]\nsecure_cookies = false\n'
+                    f'base_url = "http://127.0.0.1:{port}"\n', encoding="utf-8")
+    cfg = load_config(path)
+    _page(tmp_path, MIXED)
+    _round(cfg, T0)
+    r = warnd(path, cfg.state_dir, "user", "add", "ola", "--role", "operator",
+              "--password-stdin", stdin="ola-password-12\n")
+    assert r.returncode == 0, r.stderr
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        (a,) = store.alerts()
+        urls = links.action_links(store, f"http://127.0.0.1:{port}", a["id"])
+    finally:
+        store.close()
+    console = Console(path, cfg.state_dir, port).start()
+    try:
+        def csrf(html: str) -> str:
+            return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+
+        with httpx.Client(base_url=console.url) as c:
+            r = c.post("/login", data={"user": "ola", "password": "ola-password-12",
+                                       "csrf": csrf(c.get("/login").text)})
+            assert r.status_code == 303, r.text
+            both = ('<a href="/substances/kokain">kokain</a>, '
+                    '<a href="/substances/fentanyl">fentanyl</a>')
+            assert both in c.get("/alerts").text
+            page = c.get(f"/alerts/{a['id']}").text
+            assert both in page
+            assert ('<option value="kokain">kokain</option><option value="fentanyl">fentanyl'
+                    '</option>') in page
+            confirm = c.get(urls["silence"]).text
+            assert "«kokain og fentanyl»" in confirm
+            r = c.post(urls["silence"], data={"csrf": csrf(confirm)})
+            assert r.status_code == 200, r.text
+            c.post(urls["silence"], data={"csrf": csrf(confirm)})  # the link followed again
+    finally:
+        console.stop()
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        assert sorted(s["substance"] for s in store.silences(active_only=True)) == [
+            "fentanyl", "kokain"]
+    finally:
+        store.close()
