@@ -259,7 +259,8 @@ def test_an_edit_stored_before_a_crash_is_told_to_the_desk_it_brings(tmp_path, s
                              published_at=MIXED[3], title=MIXED[1],
                              link="https://overdosefare.example/v/1", summary=text,
                              substances=("kokain", "fentanyl", "heroin"), kind="notice")])
-        assert r["notices_renamed"] == ["url:https://overdosefare.example/v/1"]
+        key = "url:https://overdosefare.example/v/1"
+        assert r["notices_renamed"] == [(key, key)]  # as parsed, as stored
     finally:
         store.close()
     _page(tmp_path, (*MIXED[:2], text, MIXED[3]))
@@ -397,5 +398,34 @@ def test_the_console_names_both_and_its_silence_link_silences_both(tmp_path, smt
     try:
         assert sorted(s["substance"] for s in store.silences(active_only=True)) == [
             "fentanyl", "kokain"]
+    finally:
+        store.close()
+
+
+def test_a_word_added_to_a_substance_does_not_tell_a_notice_told_before_again(
+        tmp_path, smtp_server):
+    """A warning naming cocaine and "dop" was told to the cocaine desks. Heroin gets the
+    slang word "dop" (a reload): the notices kept are matched again, and this one now
+    names heroin too. It is counted under heroin, but the heroin desk is not told a
+    warning of last week as news, as it is not told any other warning matched again."""
+    text = "Det er funnet kokain i dop solgt i Bergen."
+    notice = ("v/2", "Farlig kokain i omløp", text, T0 - timedelta(days=1))
+    path = _config(tmp_path, smtp_server)
+    _page(tmp_path, notice)
+    _round(load_config(path), T0)
+    assert {k: len(v) for k, v in _inbox(smtp_server).items()} == {
+        "ops@example.org": 1, "kokain@example.org": 1}
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        'names = ["heroin"]\n', 'names = ["heroin"]\nslang = ["dop"]\n'
+        'slang_needs_context = false\n'), encoding="utf-8")
+    cfg = load_config(path)
+    for hours in (1, 2):
+        _round(cfg, T0 + timedelta(hours=hours))
+    assert {k: len(v) for k, v in _inbox(smtp_server).items()} == {
+        "ops@example.org": 1, "kokain@example.org": 1}
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        assert {r["substance"] for r in store.q("SELECT substance FROM item_substances")} == {
+            "kokain", "heroin"}
     finally:
         store.close()
