@@ -28,12 +28,12 @@ from warnd.store import Store
 MONDAY = datetime(2026, 1, 5, 12, tzinfo=UTC)
 
 
-def _counts(cfg, substance: str) -> dict[str, float]:
+def _counts(cfg, substance: str, source: str = "media") -> dict[str, float]:
     st = Store.in_dir(cfg.state_dir)
     try:
         return {r["period"]: r["value"] for r in st.q(
-            "SELECT period, value FROM observations WHERE source='media' AND substance=? "
-            "AND metric='count' ORDER BY period", [substance])}
+            "SELECT period, value FROM observations WHERE source=? AND substance=? "
+            "AND metric='count' ORDER BY period", [source, substance])}
     finally:
         st.close()
 
@@ -445,16 +445,6 @@ def _weekly_articles(weeks: range, link, *, guid=lambda w, i: f"bt-{w}-{i}"):
     return out
 
 
-def _ketamin_weeks(cfg, source: str = "media") -> dict[str, float]:
-    st = Store.in_dir(cfg.state_dir)
-    try:
-        return {r["period"]: r["value"] for r in st.q(
-            "SELECT period, value FROM observations WHERE source=? AND substance='ketamin' "
-            "AND metric='count' ORDER BY period", [source])}
-    finally:
-        st.close()
-
-
 def _a_year_then_a_move(tmp_path, smtp_server, old_link, new_link, *, guid=None):
     """A news feed read weekly over loopback HTTP (each week a full cycle: poll, judge,
     send to a real SMTP server), showing its last ten weeks: a year of three ketamin
@@ -501,7 +491,7 @@ def test_articles_whose_links_change_are_not_counted_again(tmp_path, smtp_server
                               "?utm_source=rss&utm_medium=feed")
     assert [a["title"] for r in runs for a in r["alerts"]] == []
     assert smtp_server.messages == []
-    weeks = _ketamin_weeks(cfg)
+    weeks = _counts(cfg, "ketamin")
     assert len(weeks) == 52 + 8 and set(weeks.values()) == {3.0}, weeks
     st = Store.in_dir(cfg.state_dir)
     try:
@@ -529,7 +519,7 @@ def test_articles_without_guid_whose_links_gain_tracking_parameters_count_once(
         guid=lambda w, i: None)
     assert [a["title"] for r in runs for a in r["alerts"]] == []
     assert smtp_server.messages == []
-    assert set(_ketamin_weeks(cfg).values()) == {3.0}
+    assert set(_counts(cfg, "ketamin").values()) == {3.0}
 
 
 def test_the_first_source_to_read_an_article_keeps_it_when_its_link_changes(tmp_path):
