@@ -103,6 +103,12 @@ class ParseResult:
     #: how far a feed document reaches: its newest dated entry, matched or not (None
     #: when it has none, or for other documents)
     newest: datetime | None = None
+    #: a table's periods some row of which could not be read (a value or denominator
+    #: that is not a number): what the document does not give for them is not taken
+    #: as withdrawn (a row naming no watched substance gives none of their series).
+    #: None when a row's period itself could not be read (a bad date, too few cells,
+    #: a table cut at its row limit): then nothing it leaves out is.
+    unread_periods: set[date] | None = field(default_factory=set)
 
 
 class FeedOptions(BaseModel):

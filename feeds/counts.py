@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from feeds.base import BaseFeed, FeedOptions, Observation, ParseResult, Problem
 from feeds.resolve import resolver_for
-from feeds.tables import read_table
+from feeds.tables import MAX_ROWS, read_table
 from feeds.text import parse_date, parse_number, to_period
 
 
@@ -53,6 +53,11 @@ class CountTableOptions(FeedOptions):
     #: summed into weeks): a period's value is then aggregated over the latest version
     #: of every file giving it (kept per file by the store).
     files: Literal["replace", "add"] = "replace"
+    #: A source read from one file or address (not a folder or glob) whose new version no
+    #: longer gives a period inside the span it gives for a series (between its first and
+    #: last period): ``withdraw``, the stored value is withdrawn (a revision to missing);
+    #: ``keep``, it stays. Periods outside that span (a table showing a window) stay.
+    removed_rows: Literal["withdraw", "keep"] = "withdraw"
     #: strptime format of the period column; default: ISO dates, ISO weeks, DD.MM.YYYY, ...
     date_format: str | None = None
     delimiter: Literal["auto", ",", ";", "\t"] = "auto"
@@ -147,6 +152,9 @@ class CountTableFeed(BaseFeed):
         # a table repeats its dates row after row: each distinct text is parsed once
         # (a failure is not kept, so each bad row says so)
         periods: dict[str, date] = {}
+        unread: set[date] | None = result.unread_periods
+        if len(rows) >= MAX_ROWS:
+            unread = None  # cut short: the periods of its rows left unread are not known
         for n, row in enumerate(rows[opts.header_row :], start=opts.header_row + 1):
             if not "".join(row).strip():
                 continue
@@ -155,6 +163,7 @@ class CountTableFeed(BaseFeed):
                 result.problems.append(
                     Problem(where, f"{len(row)} cells, expected at least {need + 1}")
                 )
+                unread = None
                 continue
             text = row[i_period]  # type: ignore[index]
             period = periods.get(text)  # type: ignore[assignment]
@@ -163,6 +172,7 @@ class CountTableFeed(BaseFeed):
                     day = parse_date(text, opts.date_format)
                 except ValueError:
                     result.problems.append(Problem(where, f"not a date: {text[:40]!r}"))
+                    unread = None
                     continue
                 period = periods[text] = to_period(day, opts.period)
             in_row = row[i_region].strip() if i_region is not None and i_region < len(row) else ""
@@ -183,6 +193,8 @@ class CountTableFeed(BaseFeed):
                     result.problems.append(
                         Problem(where, f"denominator not a number: {row[i_den][:20]!r}")
                     )
+                    if unread is not None:
+                        unread.add(period)
                     continue
             row_metric = (
                 row[i_metric].strip() if i_metric is not None and i_metric < len(row) else ""
@@ -195,10 +207,13 @@ class CountTableFeed(BaseFeed):
                     value = parse_number(cell, decimal_comma=opts.decimal_comma)
                 except ValueError:
                     result.problems.append(Problem(where, f"not a number: {cell[:20]!r}"))
+                    if unread is not None:
+                        unread.add(period)
                     continue
                 key = (sid or sid_row, region, row_metric or metric, period)
                 groups.setdefault(key, []).append((value, denominator, n))
 
+        result.unread_periods = unread
         for (sid, region, metric, period), parts in sorted(groups.items()):
             values = [v for v, _, _ in parts]
             dens = [d for _, d, _ in parts if d is not None]

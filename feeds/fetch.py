@@ -321,6 +321,17 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0][:200]
 
 
+def single_document(location: str) -> bool:
+    """Whether ``location`` is one document (an http(s) address, a file) rather than a
+    folder or glob of files: a new version of it is the whole of what it gives."""
+    parts = urllib.parse.urlsplit(location)
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https"):
+        return True
+    path = urllib.request.url2pathname(parts.path) if scheme == "file" else location
+    return not (_GLOB_CHARS & set(path)) and not Path(path).is_dir()
+
+
 def _wanted(path: Path) -> bool:
     """Skip hidden files and office lock files (".~lock.x.csv#", "~$x.xlsx") in folders."""
     name = path.name

@@ -68,6 +68,8 @@ def test_shipped_config_is_valid(root):
         (RSS + 'substances = ["kokain"]\n', 'sources[0].substances: "kokain" is not a configured'),
         (RSS.replace('"rss"', '"count_table"') + 'files = "sum"\n',
          "sources[0].files: 'sum' is not allowed; input should be 'replace' or 'add'"),
+        (RSS.replace('"rss"', '"count_table"') + 'removed_rows = "drop"\n',
+         "sources[0].removed_rows: 'drop' is not allowed; input should be 'withdraw' or 'keep'"),
     ],
 )
 def test_each_error_names_the_key(tmp_path, body, expected):

@@ -261,3 +261,111 @@ def test_a_rise_revised_away_while_its_opening_waits_for_quiet_hours_is_not_sent
                    "ON a.id = d.alert_id WHERE a.decision = 'open'")
     assert o["status"] == "dropped" and "revised away" in o["last_error"]
     store.close()
+
+
+TABLE_START = date(2024, 1, 1)  # a Monday
+
+
+def _table_config(tmp_path, location: str, extra: str = "", targets: str = ""):
+    from tests.service_kit import write_service_config
+    from tests.test_service import source
+
+    return load_config(write_service_config(
+        tmp_path / "config.toml", sources=source("lab", location, interval="1d") + extra,
+        targets=targets))
+
+
+def _write_table(path, rows: dict[int, str]) -> None:
+    """The lab's table as a single CSV file: ``rows`` maps a week to its value cell."""
+    path.write_text("period,substance,value\n" + "".join(
+        f"{TABLE_START + timedelta(weeks=w)},ketamin,{v}\n" for w, v in sorted(rows.items())),
+        encoding="utf-8")
+
+
+def _stored(cfg) -> tuple[dict[int, float], list[tuple[str, float | None, float | None]]]:
+    """The lab's stored weekly values (by week) and its revisions (period, old, new)."""
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        values = {(date.fromisoformat(r["period"]) - TABLE_START).days // 7: r["value"]
+                  for r in store.q("SELECT period, value FROM observations WHERE source='lab'")}
+        revised = [(r["period"], r["old_value"], r["new_value"]) for r in store.q(
+            "SELECT period, old_value, new_value FROM revisions ORDER BY id")]
+    finally:
+        store.close()
+    return values, revised
+
+
+def test_a_week_removed_from_a_rewritten_table_is_withdrawn_and_its_spike_corrected(
+        tmp_path, smtp_server):
+    """The lab re-exports its whole table to one CSV file each week. Week 108's ketamine
+    positives were typed as 60 instead of 6; the spike is told. A week later the lab
+    has deleted the wrong row (and added the new week). The value the source withdrew
+    is withdrawn from the store too (kept in ``revisions``, a gap to the detectors, not
+    a zero), the series is judged again, and the recipient gets the correction. Before,
+    the store only upserted what the file gave: the 60 stayed for good, uncorrected, and
+    the report kept it."""
+    table = tmp_path / "lab.csv"
+    cfg = _table_config(tmp_path, str(table), targets=target("mail", smtp_server.url()))
+    weeks, wrong = 112, 108
+    rows = {w: f"{v:g}" for w, v in enumerate(np.random.default_rng(11).poisson(5.0, weeks))}
+    rows[wrong] = "60"
+    told = []
+    for w in range(100, weeks):
+        _write_table(table, {k: v for k, v in rows.items()
+                             if k <= w and not (k == wrong and w > wrong)})
+        res = Pipeline(cfg, clock=lambda w=w: noon_after_week(TABLE_START, w)).run_once()
+        told += [(w, a["kind"], a["decision"]) for a in res["alerts"]]
+    assert told == [(wrong, "spike", "open"), (wrong + 1, "spike", "correct")]
+    subjects = [m["Subject"] for m in smtp_server.messages]
+    assert len(subjects) == 2 and "ketamin" in subjects[1], subjects
+    values, revised = _stored(cfg)
+    assert wrong not in values and sorted(values) == [w for w in range(weeks) if w != wrong]
+    assert revised == [((TABLE_START + timedelta(weeks=wrong)).isoformat(), 60.0, None)]
+
+
+def test_weeks_a_table_no_longer_shows_outside_its_span_or_unreadable_are_kept(tmp_path):
+    """A lab's file shows only its last 12 weeks: the weeks that fall out of its window
+    are not withdrawn. A week whose cell cannot be read ("12a") is not withdrawn either,
+    nor is anything while a row's date cannot be read (the rows it hides are not known).
+    A row deleted from inside the window is withdrawn once the file reads cleanly."""
+    table = tmp_path / "lab.csv"
+    cfg = _table_config(tmp_path, str(table))
+    values = {w: float(5 + w % 4) for w in range(30)}
+
+    def poll(w: int, rows: dict[int, str], extra: str = "") -> None:
+        _write_table(table, rows)
+        if extra:
+            with table.open("a", encoding="utf-8") as fh:
+                fh.write(extra)
+        assert Pipeline(cfg, clock=lambda: noon_after_week(TABLE_START, w)).poll("lab").ok
+
+    def window(w: int) -> dict[int, str]:
+        return {k: f"{values[k]:g}" for k in range(max(0, w - 11), w + 1)}
+
+    for w in range(25):
+        poll(w, window(w))
+    poll(25, {**window(25), 20: "12a"})  # a cell typed wrong: a problem, not a withdrawal
+    poll(26, {k: v for k, v in window(26).items() if k != 21}, "31.02.2024,ketamin,4\n")
+    stored, revised = _stored(cfg)
+    assert stored == {w: values[w] for w in range(27)} and revised == []
+    poll(27, {k: v for k, v in window(27).items() if k != 21})
+    stored, revised = _stored(cfg)
+    assert sorted(stored) == [w for w in range(28) if w != 21]
+    assert revised == [((TABLE_START + timedelta(weeks=21)).isoformat(), values[21], None)]
+
+
+def test_a_folder_and_a_table_set_to_keep_removed_rows_keep_them(tmp_path):
+    """A source reading a folder (each file holds only its own periods) and a single
+    file with ``removed_rows = "keep"`` both keep a week their file no longer gives."""
+    for name, extra in [("folder", ""), ("keep", 'removed_rows = "keep"\n')]:
+        where = tmp_path / name
+        where.mkdir()
+        table = where / "lab.csv"
+        cfg = _table_config(where, str(where if name == "folder" else table), extra)
+        rows = {w: str(5 + w % 3) for w in range(10)}
+        for w, shown in [(9, rows), (10, {k: v for k, v in rows.items() if k != 5})]:
+            _write_table(table, shown)
+            assert Pipeline(cfg, clock=lambda w=w: noon_after_week(TABLE_START, w)
+                            ).poll("lab").ok
+        stored, revised = _stored(cfg)
+        assert sorted(stored) == list(range(10)) and revised == [], name

@@ -41,8 +41,8 @@ from warnd.alerting import decide, outbox
 from warnd.config import Config, parse_duration
 from warnd.errors import StoreError, WarndError
 from warnd.logs import redact
-from warnd.store import (Pending, Shares, Store, iso, pack_series, pack_state, readable_states,
-                         store_problem, utcnow)
+from warnd.store import (Pending, Shares, Store, Whole, iso, pack_series, pack_state,
+                         readable_states, store_problem, utcnow)
 
 #: Series whose detector states one detect pass holds unpacked at a time (memory: a
 #: 100,000-series week peaked at 229-231 MiB with 512 against 273-286 with 2,048, in the
@@ -284,6 +284,12 @@ class Pipeline:
             # a count table whose files add up: each file's share of its periods is kept
             shares = (Shares(feed.options.aggregate, feed.options.period)
                       if getattr(feed.options, "files", None) == "add" else None)
+            # a count table read from one file or address: its new version is the whole
+            # table, and a period it no longer gives inside its span is withdrawn
+            from feeds.fetch import single_document
+
+            whole = (shares is None and getattr(feed.options, "removed_rows", None)
+                     == "withdraw" and single_document(location))
             known = {} if again else store.document_stats(source_name,
                                                           shared=shares is not None)
             etag, last_mod = state.get("etag"), state.get("last_modified")
@@ -352,7 +358,17 @@ class Pipeline:
                     sha256=None if unread else doc.sha256, observations=obs,
                     items=parsed.items, problems=parsed.problems, now=now,
                     shares=None if unread else shares,
+                    whole=Whole(frozenset(parsed.unread_periods))
+                    if whole and parsed.unread_periods is not None else None,
                 )
+                if r["observations_withdrawn"]:
+                    gone = r["observations_withdrawn"]
+                    log.warning(
+                        "source=%s %d value(s) no longer given by %s withdrawn: %s",
+                        source_name, len(gone), doc.location,
+                        ", ".join(f"{g[1]}{'/' + g[2] if g[2] else ''} {g[3]} {g[4]} (was "
+                                  f"{g[5]:g})" for g in gone[:10])
+                        + (", ..." if len(gone) > 10 else ""))
                 if unread:
                     etag = last_mod = None
                 else:
@@ -364,7 +380,8 @@ class Pipeline:
                 res.documents += 1
                 if src.kind in KEEP_RAW:
                     self._keep_raw(source_name, doc)
-                res.observations += r["observations_new"] + r["observations_revised"]
+                res.observations += (r["observations_new"] + r["observations_revised"]
+                                     + len(r["observations_withdrawn"]))
                 res.items += r["items_new"]
                 res.problems += len(parsed.problems)
                 res.series.update(tuple(k) for k in r["series_touched"])

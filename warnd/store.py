@@ -548,6 +548,14 @@ class Shares(NamedTuple):
     period: str  # week | month | day | as_is: a period is stored once it has ended
 
 
+class Whole(NamedTuple):
+    """A document that is the whole of what its source gives (a count table read from one
+    file or address): a period it no longer gives inside the span it gives for a series
+    (between its first and last period) is withdrawn."""
+
+    unread: frozenset[date]  # periods some row of which could not be read: kept as stored
+
+
 class Pending(NamedTuple):
     """What detection needs of a series with something new (:meth:`Store.pending_series`)."""
 
@@ -816,6 +824,7 @@ class Store:
         problems: Iterable[Problem],
         now: datetime | None = None,
         shares: Shares | None = None,
+        whole: Whole | None = None,
     ) -> dict[str, Any]:
         """Store one parsed document atomically; return what changed.
 
@@ -835,6 +844,10 @@ class Store:
         they replace what this location gave before, and each period it gives or gave
         waits to be stored as the aggregate over every location's share by
         :meth:`settle_shares`, once the period has ended.
+
+        With ``whole`` the document is all its source gives: a stored value of a series
+        it gives, inside the span it gives for that series and not given by it any more,
+        is withdrawn (:meth:`_withdraw_removed`; ``observations_withdrawn`` lists them).
         """
         now_s = iso(now or utcnow())
         added: list[str] = []
@@ -844,7 +857,12 @@ class Store:
             if shares is not None:
                 self._take_shares(source, location, sha256, observations, shares)
                 observations = ()
+            observations = list(observations)
             n_new_obs, n_rev, touched = self._upsert_observations(observations, now_s)
+            withdrawn: list[tuple[Any, ...]] = []
+            if whole is not None:
+                withdrawn = self._withdraw_removed(observations, whole, location, now_s)
+                touched = list(dict.fromkeys([*touched, *(tuple(w[:4]) for w in withdrawn)]))
             for it in items:
                 ids = tuple(dict.fromkeys((*it.ids, it.key)))
                 known = dict(db.execute(
@@ -891,11 +909,13 @@ class Store:
             if sha256 is not None:
                 db.execute(
                     "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?)",
-                    (source, location, sha256, now_s, n_new_obs + n_rev, len(added)),
+                    (source, location, sha256, now_s, n_new_obs + n_rev + len(withdrawn),
+                     len(added)),
                 )
         return {
             "observations_new": n_new_obs,
             "observations_revised": n_rev,
+            "observations_withdrawn": withdrawn,
             "items_new": len(added),
             "items_added": added,
             "notices_renamed": renamed,
@@ -993,6 +1013,53 @@ class Store:
                         f"{n} files, {first.rsplit('/', 1)[-1]} to {last.rsplit('/', 1)[-1]}")
             for sub, region, metric, period, v, d, dim, n, first, last, ref in rows
         ]
+
+    def _withdraw_removed(self, observations: list[Observation], whole: Whole,
+                          location: str, now_s: str) -> list[tuple[Any, ...]]:
+        """Withdraw what a document that is the whole of its source's table no longer
+        gives (inside :meth:`ingest`'s transaction): for each series it gives, a stored
+        period between its first and last period for that series that it does not give
+        (a row deleted, a week taken back). The value is kept in ``revisions`` with no
+        new value, the observation removed (a gap to the detectors, not a zero), and the
+        series marked changed from there, so that it is judged again as after any
+        revision. Periods outside that span (a table showing only its latest weeks, a
+        file of one period) and the periods some row of which could not be read stay.
+        Returns the withdrawn ``(source, substance, region, metric, period, value)``."""
+        given: dict[SeriesKey, set[str]] = {}
+        for o in observations:
+            given.setdefault((o.source, o.substance, o.region, o.metric),
+                             set()).add(o.period.isoformat())
+        unread = {p.isoformat() for p in whole.unread}
+        conn = self.db.conn
+        gone: list[tuple[Any, ...]] = []
+        for key, periods in given.items():
+            gone += [
+                tuple(r) for r in conn.execute(
+                    "SELECT source, substance, region, metric, period, value, denominator "
+                    "FROM observations WHERE source=? AND substance=? AND region=? AND metric=? "
+                    "AND period > ? AND period < ? ORDER BY period",
+                    (*key, min(periods), max(periods))).fetchall()
+                if r[4] not in periods and r[4] not in unread]
+        if not gone:
+            return []
+        ref = f"{location.rsplit('/', 1)[-1]}: no longer given"
+        conn.executemany(
+            "INSERT INTO revisions (source, substance, region, metric, period, old_value, "
+            "new_value, old_denominator, new_denominator, ref, revised_at) "
+            "VALUES (?,?,?,?,?,?,NULL,?,NULL,?,?)", [(*g, ref, now_s) for g in gone])
+        conn.executemany("DELETE FROM observations WHERE source=? AND substance=? AND region=? "
+                         "AND metric=? AND period=?", [g[:5] for g in gone])
+        by_series: dict[tuple[Any, ...], list[str]] = {}
+        for g in gone:
+            by_series.setdefault(g[:4], []).append(g[4])
+        # the span's ends are stored, so the series' first and last periods stay
+        conn.executemany(
+            "UPDATE series SET n_observations = n_observations - ?, "
+            "data_version = data_version + 1, changed_from = MIN(COALESCE(changed_from, ?), ?), "
+            "updated_at = CASE WHEN data_version > judged_version THEN updated_at ELSE ? END "
+            "WHERE source=? AND substance=? AND region=? AND metric=?",
+            [(len(ps), min(ps), min(ps), now_s, *k) for k, ps in by_series.items()])
+        return [g[:6] for g in gone]
 
     def _upsert_observations(
         self, observations: Iterable[Observation], now_s: str
