@@ -271,3 +271,17 @@ def test_file_too_large(drop: Path) -> None:
 def test_unsupported_scheme() -> None:
     with pytest.raises(FetchError, match="unsupported scheme 'ftp'"):
         fetcher().fetch("ftp://example.org/x")
+
+
+def test_single_document_tells_one_file_or_address_from_a_folder_or_glob(tmp_path):
+    """A new version of one file or address is the whole of what it gives (a count table
+    withdraws the rows it no longer has); a folder's or glob's files each give a part."""
+    from feeds.fetch import single_document
+
+    (tmp_path / "lab.csv").write_text("period,substance,value\n", encoding="utf-8")
+    assert single_document(str(tmp_path / "lab.csv"))
+    assert single_document((tmp_path / "lab.csv").as_uri())
+    assert single_document("https://example.org/lab.csv")
+    assert not single_document(str(tmp_path))
+    assert not single_document(tmp_path.as_uri())
+    assert not single_document(str(tmp_path / "*.csv"))
