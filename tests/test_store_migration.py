@@ -104,7 +104,7 @@ def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 14
+        assert store.schema_version == len(MIGRATIONS) == 15
         table_sql = store.db.execute(
             "SELECT sql FROM sqlite_master WHERE name='observations'").fetchone()[0]
         assert "WITHOUT ROWID" in table_sql
@@ -201,7 +201,7 @@ def test_schema_8_states_move_to_their_own_table_unchanged(tmp_path, monkeypatch
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 14
+        assert store.schema_version == len(MIGRATIONS) == 15
         assert temp_store == [1]  # FILE while migrating
         assert store.db.execute("PRAGMA temp_store").fetchone()[0] == 2  # then MEMORY
         assert "detector_state" not in _columns(db, "series")

@@ -526,8 +526,21 @@ def _m14(db: sqlite_utils.Database) -> None:
                "terms TEXT NOT NULL) WITHOUT ROWID")
 
 
+def _m15(db: sqlite_utils.Database) -> None:
+    """Whether a delivery of an escalation or a reminder was, when it was first sent,
+    the first message of its episode its target was sent (``deliveries.opens``: 1, it
+    reads as the episode's opening for that target and starts its thread; 0, it reads
+    as decided; NULL, not sent yet or another decision). Recorded before the send, so
+    a retry or a send again after a crash reads the same (:mod:`warnd.alerting.outbox`).
+    Deliveries sent before have none; their threads are worked out as before."""
+    cols = {r[1] for r in db.execute("PRAGMA table_info(deliveries)").fetchall()}
+    if "opens" not in cols:
+        db.execute("ALTER TABLE deliveries ADD COLUMN opens INTEGER")
+
+
 #: Forward migrations; index + 1 is the schema version they produce.
-MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8, _m9, _m10, _m11, _m12, _m13, _m14]
+MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8, _m9, _m10, _m11, _m12, _m13, _m14,
+              _m15]
 
 #: The counters of ``/metrics`` read from rows an operator may change, and what each
 #: keeps in the ``counters`` table: the send attempts of deliveries queued again (their
@@ -1898,6 +1911,17 @@ class Store:
                 (iso(until), owner, alert_id, target, now_s, now_s),
             )
             return bool(cur.rowcount)
+
+    def record_opens(self, alert_id: int, target: str, opens: bool) -> bool:
+        """Record, before a delivery is first sent, whether it is the first message of
+        its episode its target is sent (it then reads as the opening); a value recorded
+        before (a retry, a send again after a crash) stands. The value recorded."""
+        with self.write() as db:
+            db.execute("UPDATE deliveries SET opens=? WHERE alert_id=? AND target=? AND "
+                       "opens IS NULL", (int(opens), alert_id, target))
+            row = db.execute("SELECT opens FROM deliveries WHERE alert_id=? AND target=?",
+                             (alert_id, target)).fetchone()
+        return bool(row and row[0])
 
     def release_claims(self, *, except_owner: str | None = None) -> list[dict[str, Any]]:
         """Free every claim not held by ``except_owner``; return the deliveries freed.
