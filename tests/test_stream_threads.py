@@ -114,11 +114,11 @@ def test_a_source_failure_and_its_recovery_are_one_thread(tmp_path, smtp_server,
 
 def test_each_target_threads_from_the_first_message_it_was_sent(tmp_path, smtp_server):
     """Two targets: the desk had the opening, but an operator dropped it before it went
-    out; the on-call desk was added to the config after the opening. The desk's
-    escalation replies to the opening all the same (the reference depends on what was
-    addressed to it, not on what became of it, so all the episode's later messages
-    share it); the on-call desk's escalation, the first message of the episode it got,
-    starts its thread, and its end replies to that escalation."""
+    out; the on-call desk was added to the config after the opening. For each, the
+    escalation is the first message of the episode it gets: it reads as the opening
+    (not "Forverring", no "more than last told"), starts its thread, and the end
+    replies to it. Before, the desk's escalation read as one and replied to the opening
+    it never had."""
     desk = target("desk", smtp_server.url("desk@example.org"))
     cfg = make_config(tmp_path, desk, RESOLVED)
     store = Store.in_dir(cfg.state_dir)
@@ -134,15 +134,13 @@ def test_each_target_threads_from_the_first_message_it_was_sent(tmp_path, smtp_s
     told = _weeks(cfg, store, [both, {}, {}, {}, {}, {}, {}], start=1)
     assert told == ["escalate", "resolve"]
     wait_for(lambda: len(smtp_server.messages) == 4, what="four emails")
-    got = {(m["To"], m["Subject"].split(":")[0]): m for m in smtp_server.messages}
-    row = store.q("SELECT dedupe_key, created_at FROM alerts WHERE id=?", [opening["id"]])[0]
-    dropped = message_id(opening["id"], "desk", row["dedupe_key"], row["created_at"])
-    for kind in ("Forverring", "Avsluttet"):
-        assert _thread(got[("desk@example.org", kind)]) == (dropped, dropped)
-    first = got[("oncall@example.org", "Forverring")]
-    assert _thread(first) == (None, None)
-    assert _thread(got[("oncall@example.org", "Avsluttet")]) == (
-        first["Message-ID"], first["Message-ID"])
+    for to in ("desk@example.org", "oncall@example.org"):
+        first, end = [m for m in smtp_server.messages if m["To"] == to]
+        assert first["Subject"] == "Sterk økning: ketamin — 2 kilder"
+        assert "Mer enn sist varslet" not in first.get_body(("plain",)).get_content()
+        assert _thread(first) == (None, None)
+        assert end["Subject"].startswith("Avsluttet: ")
+        assert _thread(end) == (first["Message-ID"], first["Message-ID"])
     store.close()
 
 

@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from warnd.alerting import digest, quiet, targets
-from warnd.alerting.render import for_target
+from warnd.alerting.render import as_opening, for_target
 from warnd.alerting.routing import resolve_targets, route
 from warnd.alerting.send import SendResult, mask, message_id, target_url
 from warnd.alerting.send import send as send_message
@@ -153,7 +153,8 @@ class RenderFailed:
 
 
 def _lazy_store(path: Any) -> Any:
-    """A store opened only when a chart needs one (each worker thread has its own)."""
+    """A store opened only when needed: a chart, a later message of an episode (its
+    thread, whether it reads as the opening). Each worker thread has its own."""
 
     class Lazy:
         _s: Store | None = None
@@ -177,29 +178,69 @@ def _episode(d: dict[str, Any]) -> tuple[str, ...] | None:
     return None
 
 
+def _scope(d: dict[str, Any]) -> tuple[str, list[Any]] | None:
+    """The alerts of a delivery's episode kind (a substance's trend or spike in one
+    direction, a source's failure): their ``WHERE`` clause and its parameters, read
+    through the index alerts_substance; None for any other kind."""
+    if d.get("kind") in EPISODE_KINDS and d.get("substance"):
+        return ("substance=? AND kind=? AND direction IS ?",
+                [d["substance"], d["kind"], d.get("direction")])
+    if d.get("kind") == "source_health" and d.get("source"):
+        return "substance='' AND kind='source_health' AND source=?", [d["source"]]
+    return None
+
+
+def opens_for_target(store: Store, d: dict[str, Any]) -> bool:
+    """Whether a delivery of an escalation or a reminder is the first message of its
+    episode its target gets: no earlier message of the episode (from its opening, or
+    from the end before it when it has no opening since) was delivered to that target.
+    Its opening expired on a dead relay, was dropped (by an operator, a mute, a
+    withdrawal), or went elsewhere (a route by severity that adds the target only at
+    the escalation). Such a delivery reads as the episode's opening for that target
+    (:func:`warnd.alerting.render.as_opening`) and starts its thread.
+
+    Asked when the delivery is first sent, after the episode's earlier messages to the
+    target went or were given up (they go first: :func:`_bring_earlier_along`), and
+    recorded before the send (:meth:`Store.record_opens`), so that a retry or a send
+    again after a crash reads the same, whatever becomes of the earlier ones."""
+    scope = _scope(d)
+    if d.get("decision") not in ("escalate", "repeat") or d.get("kind") not in EPISODE_KINDS \
+            or scope is None:
+        return False
+    where, args = scope
+    aid = int(d["alert_id"])
+    start = store.q(f"SELECT MAX(id) AS id FROM alerts WHERE {where} AND id < ? AND "
+                    "decision IN ('open', 'resolve')", [*args, aid])[0]["id"]
+    return not store.q(
+        f"SELECT 1 FROM alerts WHERE {where} AND id >= ? AND id < ? AND decision != 'resolve' "
+        "AND EXISTS (SELECT 1 FROM deliveries t WHERE t.alert_id = alerts.id AND t.target=? "
+        "AND t.status='delivered') LIMIT 1", [*args, start or 0, aid, d["target"]])
+
+
 def thread_root(store: Store, d: dict[str, Any]) -> str | None:
-    """The Message-ID a delivery's email replies to: that of the first message of its
-    episode (a substance's trend or spike in one direction, a source's failure)
-    addressed to the same target; None for a message that starts a thread (an
-    opening, the first of the episode that target was sent, any other kind).
+    """The Message-ID a delivery's email replies to: that of the message that started
+    its target's thread of the episode (a substance's trend or spike in one direction,
+    a source's failure); None for a message that starts a thread (an opening, an
+    escalation or a reminder that reads as one for its target: ``opens``, any other
+    kind).
 
     The episode is the one opened by the latest opening before it; an escalation or
     a reminder after that episode's end (its opening held back, never an alert) starts
-    a thread of its own. Read from the alerts and the delivery rows alone, which a send
-    never changes, so a message sent again (a retry, a re-send after a crash) carries
-    the same reference; an opening the target never got (it expired, was dropped) is
-    still the one referred to, and all the episode's later messages share it.
+    a thread of its own. Its thread to the target starts with the latest of the
+    episode's earlier messages addressed to the target that is an opening or read as
+    one (:func:`opens_for_target`); else (messages sent before that was recorded) with
+    the first addressed to it. Read from the alerts and the delivery rows alone, as
+    recorded before each was first sent, so a message sent again (a retry, a re-send
+    after a crash) carries the same reference; an opening the target never got, with
+    none of the episode's messages read as an opening since (an operator dropped one
+    after the next went out), is still the one referred to.
     """
-    if d.get("decision") in (None, "open"):
+    if d.get("decision") in (None, "open") or d.get("opens"):
         return None
-    # (both read through the index alerts_substance)
-    if d.get("kind") in EPISODE_KINDS and d.get("substance"):
-        where = "substance=? AND kind=? AND direction IS ?"
-        args: list[Any] = [d["substance"], d["kind"], d.get("direction")]
-    elif d.get("kind") == "source_health" and d.get("source"):
-        where, args = "substance='' AND kind='source_health' AND source=?", [d["source"]]
-    else:
+    scope = _scope(d)
+    if scope is None:
         return None
+    where, args = scope
     aid = int(d["alert_id"])
     opened = store.q(f"SELECT MAX(id) AS id FROM alerts WHERE {where} AND id < ? AND "
                      "decision='open'", [*args, aid])[0]["id"]
@@ -209,13 +250,16 @@ def thread_root(store: Store, d: dict[str, Any]) -> str | None:
             f"SELECT 1 FROM alerts WHERE {where} AND id > ? AND id < ? AND "
             "decision='resolve' LIMIT 1", [*args, opened, aid]):
         return None
-    first = store.q(
-        f"SELECT id, dedupe_key, created_at FROM alerts WHERE {where} AND id >= ? AND id < ? "
-        "AND EXISTS (SELECT 1 FROM deliveries t WHERE t.alert_id = alerts.id AND t.target=?) "
-        "ORDER BY id LIMIT 1", [*args, opened, aid, d["target"]])
-    if not first:
+    told = store.q(
+        f"SELECT id, dedupe_key, created_at, decision, (SELECT t.opens FROM deliveries t "
+        "WHERE t.alert_id = alerts.id AND t.target=?) AS opens FROM alerts WHERE "
+        f"{where} AND id >= ? AND id < ? AND EXISTS (SELECT 1 FROM deliveries t WHERE "
+        "t.alert_id = alerts.id AND t.target=?) ORDER BY id",
+        [d["target"], *args, opened, aid, d["target"]])
+    if not told:
         return None
-    r = first[0]
+    starts = [r for r in told if r["decision"] == "open" or r["opens"]]
+    r = starts[-1] if starts else told[0]
     return message_id(r["id"], d["target"], r["dedupe_key"], r["created_at"])
 
 
@@ -283,10 +327,24 @@ def _work(job: _Job, config: Config, store_path: Any, send_fn: Callable[..., Any
           timeout: float, blocked: dict[Any, datetime], now: datetime) -> Any:
     """Render and send one delivery (runs in a worker thread)."""
     d = job.d
+    if any(k in blocked and blocked[k] > now for k in (d["target"], _episode(d))):
+        # the target, or an earlier message of the episode to it, failed earlier in this
+        # round: wait for its next attempt
+        return None
     store = _lazy_store(store_path)
     try:
+        # (a store error here is a failed attempt, retried: the message is not at fault)
+        opens = d.get("opens")
+        if opens is None and d.get("decision") in ("escalate", "repeat") \
+                and _episode(d) is not None:
+            opens = store.record_opens(int(d["alert_id"]), d["target"],
+                                       opens_for_target(store, d))
+        d = {**d, "opens": opens}
+        job.thread = thread_root(store, d)
         try:
             data = json.loads(d["data"])
+            if opens:  # the first message of its episode this target gets
+                data = as_opening(data)
             msg = for_target(job.url, d, data, config, store)
             title, body, fmt, attachments = msg.title, msg.body, msg.body_format, msg.attachments
         except Exception as e:
@@ -295,10 +353,6 @@ def _work(job: _Job, config: Config, store_path: Any, send_fn: Callable[..., Any
                          d.get("alert_created_at") or d["created_at"])
         if fmt == "card":
             body = _with_message_id(body, mid, job.thread)
-        if any(k in blocked and blocked[k] > now for k in (d["target"], _episode(d))):
-            # the target, or an earlier message of the episode to it, failed earlier in
-            # this round: wait for its next attempt
-            return None
         job.phase = "send"
         job.deadline = time.monotonic() + timeout + 5
         try:
@@ -635,12 +689,9 @@ def _prepare(
         counts["retrying"] += 1
         log.error("alert=%d target=%s: %s", aid, name, e)
         return None
-    thread = thread_root(store, d)
     if not store.claim_delivery(aid, name, owner=OWNER, until=now + lease, now=now):
         return None  # another dispatcher has it
-    job = _Job(d, url, t)
-    job.thread = thread
-    return job
+    return _Job(d, url, t)
 
 
 def _record(

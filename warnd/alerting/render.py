@@ -318,6 +318,14 @@ def _shorten_card_view(v: dict[str, Any]) -> bool:
     return False
 
 
+def as_opening(data: dict[str, Any]) -> dict[str, Any]:
+    """An escalation's or a reminder's data as its episode's opening, for a target that
+    had none of the episode's earlier messages (:func:`warnd.alerting.outbox.
+    opens_for_target`): the same evidence, titled and told as an opening, without what
+    grew beyond a message that target never had."""
+    return {**{k: v for k, v in data.items() if k != "told_before"}, "decision": "open"}
+
+
 def for_target(
     url: str, delivery: dict[str, Any], data: dict[str, Any], config: Any, store: Any
 ) -> Rendered:
