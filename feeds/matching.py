@@ -174,3 +174,25 @@ def read_with(kind: str, options: Mapping[str, Any], substances: Sequence[Substa
     return json.dumps({"kind": kind, "options": dict(options), "substances": {
         s.id: [s.label, terms_of(s)] for s in substances}},
         sort_keys=True, ensure_ascii=False, default=str)
+
+
+def same_reading(kept: str, now: str) -> bool:
+    """Whether a source read with ``kept`` (:func:`read_with`) reads each of its documents
+    as it does with ``now``. ``files`` (whether a count table's files add up) is left
+    out: it says how a file's values make up a period, not what a file gives, and each
+    way keeps what it needs (a source switched to adding reads each file once more by
+    itself, one switched back reads nothing again)."""
+    was, new = json.loads(kept), json.loads(now)
+    for terms in (was, new):
+        terms["options"].pop("files", None)
+    return bool(was == new)
+
+
+def period_change(options: Any, kept: str) -> tuple[str, str]:
+    """The ``period`` a source of tables was read with (``kept``: :func:`read_with`) and
+    the one it reads with now (``options``: its kind's options); both empty for a kind
+    without one."""
+    field = type(options).model_fields.get("period")
+    if field is None:
+        return "", ""
+    return str(json.loads(kept)["options"].get("period", field.default)), str(options.period)

@@ -36,10 +36,11 @@ import numpy as np
 from detectors.base import Finding, replaced, series_key
 from detectors.episodes import episode_grew
 from feeds.base import Observation, SubstanceSpec
+from feeds.matching import period_change, same_reading
 from feeds.registry import FEEDS
 from warnd.alerting import decide, outbox
 from warnd.config import Config, parse_duration
-from warnd.errors import StoreError, WarndError
+from warnd.errors import ConfigError, StoreError, WarndError
 from warnd.logs import redact
 from warnd.store import (Pending, Shares, Store, iso, pack_series, pack_state, readable_states,
                          store_problem, utcnow)
@@ -275,7 +276,9 @@ class Pipeline:
             # history is read as it is read now (a file is otherwise read once)
             terms = None if items_kind else self._source_terms(src)
             kept = None if terms is None else store.source_terms(source_name)
-            again = kept is not None and kept != terms
+            again = kept is not None and not same_reading(kept, terms)
+            if kept is not None:
+                self._refuse_new_period(store, source_name, feed, kept)
             if again:
                 log.warning("source=%s read with other options or substance terms than "
                             "before: every document read again", source_name)
@@ -482,6 +485,21 @@ class Pipeline:
                             "the items naming it only by the new terms cannot be matched "
                             "again", sub, now.date() - timedelta(days=now.weekday()),
                             ", ".join(partial))
+
+    @staticmethod
+    def _refuse_new_period(store: Store, source_name: str, feed: Any, kept: str) -> None:
+        """A source whose files' shares are kept (``files = "add"``, now or before) is
+        not read with another ``period``: its stored values and shares are of the old
+        periods, and the new ones would be added to the same series (weeks and months
+        mixed, a file no longer in the folder still giving its share of a week to the
+        month beginning that Monday)."""
+        was, now = period_change(feed.options, kept)
+        if was != now and store.has_shares(source_name):
+            raise ConfigError(
+                f"not polled: its period is {now!r}, but its files' shares were kept by "
+                f"{was!r}, and the two would mix in one series; put period = {was!r} "
+                "back, or give the source a new name to count its files afresh by "
+                f"{now!r} (docs/sources.md, Files that add up)")
 
     def _source_terms(self, src: Any) -> str:
         """What a source of tables or exports is read with: its kind's options (aliases,

@@ -909,6 +909,11 @@ class Store:
             "SELECT 1 FROM share_documents WHERE source=? AND location=? AND sha256=?",
             [source, location, sha256]).fetchone())
 
+    def has_shares(self, source: str) -> bool:
+        """Whether a share of a period is kept of any of the source's files."""
+        return self.db.execute("SELECT 1 FROM shares WHERE source=? LIMIT 1",
+                               [source]).fetchone() is not None
+
     def settle_shares(self, source: str, shares: Shares, *,
                       now: datetime | None = None) -> tuple[int, list[SeriesKey]]:
         """Store the value of each of the source's periods whose shares changed, once the
