@@ -282,6 +282,54 @@ def test_a_substance_a_source_begins_to_watch_is_not_taken_for_a_rise(tmp_path):
                       for w in range(51, 57)}
 
 
+def test_a_substance_a_source_watches_again_is_not_taken_for_a_rise(tmp_path):
+    """A news source watched ketamin and heroin (named in four articles every week) for a
+    year; heroin is taken out of its substances for 32 weeks and put back. The articles
+    naming only heroin meanwhile were not kept, so those weeks are not known: they stay
+    without a value (a gap) rather than zeros, and its four a week after it is watched
+    again are not told as a rise. (Before, the weeks away were counted as zero and its
+    return opened "Liten økning: heroin" the week after.)"""
+    start = datetime(2025, 1, 6, 10, tzinfo=UTC)
+
+    def articles(weeks: range) -> list[tuple[datetime, str]]:
+        out = []
+        for w in weeks:
+            day = start + timedelta(weeks=w)
+            out += [(day + timedelta(hours=i), f"Politiet beslagla ketamin {w}.{i}")
+                    for i in range(3)]
+            out += [(day + timedelta(days=1, hours=i), f"Beslag av heroin {w}.{i}")
+                    for i in range(4)]
+        return out
+
+    feed = tmp_path / "feed.xml"
+
+    def config(substances: str, name: str):
+        return load_config(write_service_config(
+            tmp_path / name, sources=source("media", str(feed), kind="rss", dimension="interest")
+            + f"substances = {substances}\n"))
+
+    both, ketamin = config('["ketamin", "heroin"]', "b.toml"), config('["ketamin"]', "a.toml")
+    _write_feed(feed, articles(range(52)))
+    now = start + timedelta(weeks=52)
+    assert Pipeline(both, clock=lambda: now).run_once()["alerts"] == []
+    told = []
+    for k in range(1, 45):  # weekly, the feed showing its last two weeks
+        _write_feed(feed, articles(range(50 + k, 52 + k)))
+        res = Pipeline(ketamin if k < 33 else both,
+                       clock=lambda k=k: now + timedelta(weeks=k)).run_once()
+        told += [a["title"] for a in res["alerts"]]
+    assert told == []
+    st = Store.in_dir(both.state_dir)
+    try:
+        heroin = {r["period"]: r["value"] for r in st.q(
+            "SELECT period, value FROM observations WHERE substance='heroin' ORDER BY period")}
+    finally:
+        st.close()
+    # before it was taken out, and from the week it was watched again
+    weeks = [*range(52), *range(84, 96)]
+    assert heroin == {(start + timedelta(weeks=w)).date().isoformat(): 4.0 for w in weeks}
+
+
 def test_an_older_trends_export_read_after_a_newer_one_revises_nothing(tmp_path):
     """Google Trends exports dropped into a folder week by week; then an older export is
     dropped again (a re-synced folder, a download saved twice). Its weeks are no news:

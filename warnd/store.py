@@ -1249,9 +1249,10 @@ class Store:
         ):
             counts[(r["sub"], r["week"])] = int(r["n"])
         metric = "count" if kind == "article" else "notices"
-        started = {r["substance"]: date.fromisoformat(r["first_period"]) for r in self.q(
-            "SELECT substance, first_period FROM series WHERE source=? AND region=? AND metric=?",
-            [source, region, metric])}
+        spans = self.q("SELECT substance, first_period, last_period, n_observations FROM series "
+                       "WHERE source=? AND region=? AND metric=?", [source, region, metric])
+        started = {r["substance"]: date.fromisoformat(r["first_period"]) for r in spans}
+        unwatched = self._unwatched_weeks(source, region, metric, spans, substances)
         own_first: dict[str, date] = {}
         for sub, wk in counts:
             d = date.fromisoformat(wk)
@@ -1269,13 +1270,16 @@ class Store:
                 d = since
                 if since <= last and started.get(sub, since) < since:
                     restart.append((sub, since))
+            skip = unwatched.get(sub, ())
             while d <= last:
-                obs.append(
-                    Observation(
-                        source=source, substance=sub, period=d, region=region, metric=metric,
-                        value=float(counts.get((sub, d.isoformat()), 0)), ref="items",
+                if d not in skip:
+                    obs.append(
+                        Observation(
+                            source=source, substance=sub, period=d, region=region,
+                            metric=metric, value=float(counts.get((sub, d.isoformat()), 0)),
+                            ref="items",
+                        )
                     )
-                )
                 d += timedelta(days=7)
         with self.write():
             restarted = [self._restart_series((source, sub, region, metric), since, now=now)
@@ -1283,6 +1287,43 @@ class Store:
             res = self.ingest(source, location="items", sha256=None, observations=obs,
                               items=(), problems=(), now=now)
         return list(dict.fromkeys([*res["series_touched"], *filter(None, restarted)]))
+
+    def _unwatched_weeks(self, source: str, region: str, metric: str,
+                         spans: list[dict[str, Any]],
+                         substances: Sequence[str]) -> dict[str, set[date]]:
+        """Per substance of ``substances`` with a series of the source's counts, the weeks
+        within it that the source counted for its other substances and not for it: it
+        was not watched then (taken out of the config or of the source's
+        ``substances``, and put back), so its items were not kept, and those weeks are
+        not known to be zero. They stay without a value (a gap, which the detectors
+        leave out), rather than zeros that make its return look like a rise: weeks
+        after its last counted one up to the newest the source counted, and weeks
+        missing within it (left out so at an earlier poll)."""
+        if not spans:
+            return {}
+        frontier = max(r["last_period"] for r in spans)
+        out: dict[str, set[date]] = {}
+        wanted = set(substances)
+        for r in spans:
+            sub = r["substance"]
+            if sub not in wanted:
+                continue
+            first, own_last = (date.fromisoformat(r[k][:10]) for k in ("first_period",
+                                                                         "last_period"))
+            weeks: set[date] = set()
+            if r["n_observations"] < (own_last - first).days // 7 + 1:  # a gap within it
+                stored = {date.fromisoformat(p[0][:10]) for p in self.db.execute(
+                    "SELECT period FROM observations WHERE source=? AND substance=? AND "
+                    "region=? AND metric=?", [source, sub, region, metric])}
+                weeks |= {first + timedelta(weeks=k) for k in range(
+                    (own_last - first).days // 7 + 1)} - stored
+            d, end = own_last + timedelta(days=7), date.fromisoformat(frontier[:10])
+            while d <= end:  # counted for the others since, not for it
+                weeks.add(d)
+                d += timedelta(days=7)
+            if weeks:
+                out[sub] = weeks
+        return out
 
     def _restart_series(self, key: SeriesKey, since: date, *,
                         now: datetime | None) -> SeriesKey | None:
