@@ -526,8 +526,19 @@ def _m14(db: sqlite_utils.Database) -> None:
                "terms TEXT NOT NULL) WITHOUT ROWID")
 
 
+def _m15(db: sqlite_utils.Database) -> None:
+    """``substance_terms.counted_before``: the terms a substance counted afresh (its
+    ``counted_from`` set) was counted with before, so that terms changed back, or to
+    ones naming nothing those did not, count its whole history again (before, the
+    history was removed for good, though every item the terms name had been kept)."""
+    cols = {r[1] for r in db.execute("PRAGMA table_info(substance_terms)").fetchall()}
+    if "counted_before" not in cols:
+        db.execute("ALTER TABLE substance_terms ADD COLUMN counted_before TEXT")
+
+
 #: Forward migrations; index + 1 is the schema version they produce.
-MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8, _m9, _m10, _m11, _m12, _m13, _m14]
+MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8, _m9, _m10, _m11, _m12, _m13, _m14,
+              _m15]
 
 #: The counters of ``/metrics`` read from rows an operator may change, and what each
 #: keeps in the ``counters`` table: the send attempts of deliveries queued again (their
@@ -1106,7 +1117,9 @@ class Store:
         kept), nor when its source does not watch the substance (now), which keep it.
         A substance whose terms were ``widened(old, new)`` gets
         the week of ``now`` as its ``counted_from`` (see
-        :meth:`derive_item_counts`). A substance recorded for the first time (newly
+        :meth:`derive_item_counts`), and, the first time, ``old`` as its
+        ``counted_before``; one whose terms name nothing its ``counted_before`` did not
+        (changed back) loses both, and is counted whole again. A substance recorded for the first time (newly
         watched, or a store from before the terms were kept) is not matched again.
 
         The items are read in chunks by key and each chunk's changes written in a
@@ -1159,11 +1172,21 @@ class Store:
         # the items are matched again (the same outcome)
         wide = {sub: widened(stored[sub], terms[sub]) for sub in changed}
         week = week_start(now.astimezone(UTC).date()).isoformat()
+        # a substance counted afresh whose terms now name nothing the terms before it did
+        # not (changed back): every item they name was kept all along, and its whole
+        # history is counted again
+        before = dict(db.execute("SELECT substance, counted_before FROM substance_terms "
+                                 "WHERE counted_before IS NOT NULL").fetchall())
+        whole = {sub for sub in changed
+                 if not wide[sub] and sub in before and not widened(before[sub], terms[sub])}
         with self.write():
             db.conn.executemany(
-                "UPDATE substance_terms SET terms = ?, changed_at = ?, counted_from = "
-                "CASE WHEN ? THEN ? ELSE counted_from END WHERE substance = ?",
-                [(terms[sub], iso(now), wide[sub], week, sub) for sub in changed])
+                "UPDATE substance_terms SET terms = ?, changed_at = ?, counted_before = CASE "
+                "WHEN ? THEN NULL WHEN ? AND counted_from IS NULL THEN ? ELSE counted_before "
+                "END, counted_from = CASE WHEN ? THEN NULL WHEN ? THEN ? ELSE counted_from "
+                "END WHERE substance = ?",
+                [(terms[sub], iso(now), sub in whole, wide[sub], stored[sub], sub in whole,
+                  wide[sub], week, sub) for sub in changed])
         return {sub: (added[sub], dropped[sub], wide[sub]) for sub in changed}
 
     def source_terms(self, source: str) -> str | None:
@@ -1298,10 +1321,16 @@ class Store:
         not known to be zero. They stay without a value (a gap, which the detectors
         leave out), rather than zeros that make its return look like a rise: weeks
         after its last counted one up to the newest the source counted, and weeks
-        missing within it (left out so at an earlier poll)."""
+        missing within it (left out so at an earlier poll). The weeks from the one before
+        its terms last changed are not among them: those a substance counted afresh
+        waits for (:meth:`match_terms`) are counted when its terms are changed back."""
         if not spans:
             return {}
         frontier = max(r["last_period"] for r in spans)
+        changed = {sub: week_start(datetime.fromisoformat(at).astimezone(UTC).date())
+                   for sub, at in self.db.execute(
+                       "SELECT substance, changed_at FROM substance_terms "
+                       "WHERE changed_at IS NOT NULL")}
         out: dict[str, set[date]] = {}
         wanted = set(substances)
         for r in spans:
@@ -1318,6 +1347,8 @@ class Store:
                 weeks |= {first + timedelta(weeks=k) for k in range(
                     (own_last - first).days // 7 + 1)} - stored
             d, end = own_last + timedelta(days=7), date.fromisoformat(frontier[:10])
+            if sub in changed:
+                end = min(end, changed[sub] - timedelta(days=14))
             while d <= end:  # counted for the others since, not for it
                 weeks.add(d)
                 d += timedelta(days=7)
