@@ -188,11 +188,18 @@ def same_reading(kept: str, now: str) -> bool:
     return bool(was == new)
 
 
-def period_change(options: Any, kept: str) -> tuple[str, str]:
-    """The ``period`` a source of tables was read with (``kept``: :func:`read_with`) and
-    the one it reads with now (``options``: its kind's options); both empty for a kind
-    without one."""
-    field = type(options).model_fields.get("period")
+def option_change(options: Any, kept: str, name: str) -> tuple[str, str]:
+    """An option (``period``, ``aggregate``) as a source of tables was read with it
+    (``kept``: :func:`read_with`) and as it reads with it now (``options``: its kind's
+    options); both empty for a kind without it."""
+    field = type(options).model_fields.get(name)
     if field is None:
         return "", ""
-    return str(json.loads(kept)["options"].get("period", field.default)), str(options.period)
+    return str(json.loads(kept)["options"].get(name, field.default)), str(getattr(options, name))
+
+
+def with_option(kept: str, name: str, value: str) -> str:
+    """``kept`` (:func:`read_with`) with one option as it is now."""
+    terms = json.loads(kept)
+    terms["options"][name] = value
+    return json.dumps(terms, sort_keys=True, ensure_ascii=False, default=str)

@@ -209,3 +209,28 @@ def test_another_period_for_files_that_add_up_is_refused(tmp_path, capsys):
     _day(cfg, later)
     assert _weeks(cfg) == weeks
     assert _revised(cfg) == []
+
+
+def test_an_aggregate_changed_takes_the_share_of_a_file_taken_out_as_the_new_one(tmp_path):
+    """Wastewater samples in daily files, Monday's archived once its week is stored; the
+    operator turns ``aggregate`` from ``sum`` to ``mean``, then the source to
+    ``replace`` and ``sum``, then back to ``add``: the archived file's share is taken as
+    the aggregate in force each time (a file's sum is its mean times its samples), and
+    switched back to adding up the week is the sum of both files' shares again. Before,
+    its share kept as a sum was read as a mean (the week's mean was 30, not 20), and a
+    week given a whole value in ``replace`` mode kept it."""
+    cfg = _config(tmp_path)
+    folder = tmp_path / "amk"
+    monday = DAILY_START
+    _write(folder, "a.csv", [(monday, 10.0), (monday, 20.0)])
+    _write(folder, "b.csv", [(monday + timedelta(days=1), 30.0)])
+    sunday = monday + timedelta(days=6)
+    _day(cfg, sunday)
+    assert _weeks(cfg) == {monday: 60.0}
+    (folder / "a.csv").unlink()
+    _day(_config(tmp_path, aggregate="mean"), sunday + timedelta(days=1))
+    assert _weeks(cfg) == {monday: 20.0}  # (10 + 20 + 30) / 3
+    _day(_config(tmp_path, files="replace"), sunday + timedelta(days=2))
+    assert _weeks(cfg) == {monday: 30.0}  # b.csv read again, its whole value
+    _day(_config(tmp_path), sunday + timedelta(days=3))
+    assert _weeks(cfg) == {monday: 60.0}

@@ -213,7 +213,7 @@ def terms_warnings(cfg: Config) -> list[str]:
 def period_errors(cfg: Config) -> list[str]:
     """The sources whose files' shares are kept (``files = "add"``) given another
     ``period`` than the one they were read with: they would not be polled."""
-    from feeds.matching import period_change
+    from feeds.matching import option_change
     from feeds.registry import FEEDS
 
     kept = _kept_terms(cfg)
@@ -225,7 +225,7 @@ def period_errors(cfg: Config) -> list[str]:
         if src.name not in read or src.name not in shared:
             continue
         options = FEEDS[src.kind].Options.model_validate(src.options_dict)
-        was, now = period_change(options, read[src.name])
+        was, now = option_change(options, read[src.name], "period")
         if was != now:
             out.append(f"sources.{src.name}: period = {now!r}, but the shares its files gave "
                        f"were kept by {was!r}, and the two would mix in one series (it is "

@@ -925,6 +925,42 @@ class Store:
         return self.db.execute("SELECT 1 FROM shares WHERE source=? LIMIT 1",
                                [source]).fetchone() is not None
 
+    def convert_shares(self, source: str, was: str, aggregate: str, terms: str, *,
+                       period: str | None) -> None:
+        """Take the source's shares kept as ``was`` (``sum`` or ``mean``) as
+        ``aggregate`` (a file's sum is its mean times its rows), so that the shares of
+        files no longer read (taken out of the folder) add up with those read again;
+        with ``period`` (the source adds its files up now) its periods wait for
+        :meth:`settle_shares` to be stored over them. ``terms``: what the source is read
+        with once they are converted, recorded in the same transaction, so that they are
+        converted once."""
+        if {was, aggregate} != {"sum", "mean"}:
+            return
+        op = "/" if aggregate == "mean" else "*"
+        with self.write() as db:
+            db.execute(f"UPDATE shares SET value = CASE WHEN rows > 0 THEN value {op} rows "
+                       "ELSE value END, denominator = CASE WHEN denominator_rows > 0 THEN "
+                       f"denominator {op} denominator_rows ELSE denominator END "
+                       "WHERE source = ?", (source,))
+            if period is not None:
+                self.shares_all_due(source, period)
+            db.execute("INSERT INTO source_terms VALUES (?, ?) ON CONFLICT (source) "
+                       "DO UPDATE SET terms = excluded.terms", (source, terms))
+
+    def shares_all_due(self, source: str, period: str) -> None:
+        """Every period the source's files' shares give waits for :meth:`settle_shares`
+        to be stored over them (a source switched back to adding its files up, whose
+        periods were given whole values meanwhile)."""
+        with self.write() as db:
+            keys = db.execute("SELECT DISTINCT substance, region, metric, period FROM shares "
+                              "WHERE source = ?", (source,)).fetchall()
+            waiting = []
+            for k in keys:
+                end = period_end(date.fromisoformat(k[3]), period)
+                waiting.append((source, *k, "" if end is None else end.isoformat()))
+            db.conn.executemany("INSERT OR REPLACE INTO shares_due VALUES (?,?,?,?,?,?)",
+                                waiting)
+
     def settle_shares(self, source: str, shares: Shares, *,
                       now: datetime | None = None) -> tuple[int, list[SeriesKey]]:
         """Store the value of each of the source's periods whose shares changed, once the
