@@ -198,8 +198,11 @@ def option_change(options: Any, kept: str, name: str) -> tuple[str, str]:
     return str(json.loads(kept)["options"].get(name, field.default)), str(getattr(options, name))
 
 
-def with_option(kept: str, name: str, value: str) -> str:
-    """``kept`` (:func:`read_with`) with one option as it is now."""
+def with_option(kept: str, name: str, value: Any) -> str:
+    """``kept`` (:func:`read_with`) with one option as it is given now (None: not given)."""
     terms = json.loads(kept)
-    terms["options"][name] = value
+    if value is None:
+        terms["options"].pop(name, None)
+    else:
+        terms["options"][name] = value
     return json.dumps(terms, sort_keys=True, ensure_ascii=False, default=str)

@@ -211,7 +211,8 @@ def test_another_period_for_files_that_add_up_is_refused(tmp_path, capsys):
     assert _revised(cfg) == []
 
 
-def test_an_aggregate_changed_takes_the_share_of_a_file_taken_out_as_the_new_one(tmp_path):
+def test_an_aggregate_changed_takes_the_share_of_a_file_taken_out_as_the_new_one(tmp_path,
+                                                                                 capsys):
     """Wastewater samples in daily files, Monday's archived once its week is stored; the
     operator turns ``aggregate`` from ``sum`` to ``mean``, then the source to
     ``replace`` and ``sum``, then back to ``add``: the archived file's share is taken as
@@ -228,7 +229,12 @@ def test_an_aggregate_changed_takes_the_share_of_a_file_taken_out_as_the_new_one
     _day(cfg, sunday)
     assert _weeks(cfg) == {monday: 60.0}
     (folder / "a.csv").unlink()
-    _day(_config(tmp_path, aggregate="mean"), sunday + timedelta(days=1))
+    capsys.readouterr()
+    assert main(["check-config", str(_config(tmp_path, aggregate="mean").path)]) == 0
+    assert "read again" not in capsys.readouterr().err
+    mean = Pipeline(_config(tmp_path, aggregate="mean"), clock=lambda: datetime.combine(
+        sunday + timedelta(days=2), datetime.min.time(), UTC)).poll("amk")
+    assert mean.ok and mean.documents == 0  # the shares kept are taken as means
     assert _weeks(cfg) == {monday: 20.0}  # (10 + 20 + 30) / 3
     _day(_config(tmp_path, files="replace"), sunday + timedelta(days=2))
     assert _weeks(cfg) == {monday: 30.0}  # b.csv read again, its whole value

@@ -177,13 +177,13 @@ def terms_warnings(cfg: Config) -> list[str]:
     the sources of tables whose options or substance terms, differ from those the store
     was counted or read with (docs/sources.md, "When the terms change"). The store is
     only read; without one, or one from before it kept them, there is nothing to say."""
-    from feeds.matching import read_with, same_reading, terms_of, widened
+    from feeds.matching import read_with, same_reading, terms_of, widened, with_option
     from feeds.registry import FEEDS
 
     kept = _kept_terms(cfg)
     if kept is None:
         return []
-    counted, read, _ = kept
+    counted, read, shared = kept
     out = []
     for spec in cfg.substance_specs():
         old, new = counted.get(spec.id), terms_of(spec)
@@ -203,8 +203,12 @@ def terms_warnings(cfg: Config) -> list[str]:
     for src in cfg.sources:
         if FEEDS[src.kind].produces == "items" or src.name not in read:
             continue
-        if not same_reading(read[src.name], read_with(src.kind, src.options_dict,
-                                                      cfg.substance_specs(src.substances))):
+        was = read[src.name]
+        if src.name in shared and src.options_dict.get("files") == "add":
+            # the shares kept are taken as a new aggregate: nothing is read again for it
+            was = with_option(was, "aggregate", src.options_dict.get("aggregate"))
+        if not same_reading(was, read_with(src.kind, src.options_dict,
+                                           cfg.substance_specs(src.substances))):
             out.append(f"sources.{src.name}: read before with other options or substance "
                        "terms; every document of it is read again at its next poll")
     return out

@@ -289,7 +289,7 @@ class Pipeline:
                 if was != agg and store.has_shares(source_name):
                     convert = (was, agg)
                     if shares:
-                        kept = with_option(kept, "aggregate", agg)
+                        kept = with_option(kept, "aggregate", src.options_dict.get("aggregate"))
                         store.convert_shares(source_name, was, agg, kept, period=shares.period)
                         convert = None
                 if shares and option_change(feed.options, kept, "files")[0] != "add":
