@@ -168,7 +168,7 @@ def _two_weeks(cfg, folder: Path) -> tuple[date, dict[date, float]]:
     return monday, weeks
 
 
-def test_switching_files_back_to_replace_reads_no_file_again(tmp_path):
+def test_switching_files_back_to_replace_reads_no_file_again(tmp_path, capsys):
     """A source switched from ``add`` back to ``replace`` (a restart on the edited
     config) reads none of its files again, and switched to ``add`` once more neither:
     its weeks keep the sums of their days. Before, every file was read again in
@@ -178,9 +178,15 @@ def test_switching_files_back_to_replace_reads_no_file_again(tmp_path):
     cfg = _config(tmp_path)
     monday, weeks = _two_weeks(cfg, tmp_path / "amk")
     cfg = _config(tmp_path, files="replace")
+    capsys.readouterr()
+    assert main(["check-config", str(cfg.path)]) == 0
+    assert "amk" not in capsys.readouterr().err
     _day(cfg, monday + timedelta(days=14))
     assert _weeks(cfg) == weeks
     cfg = _config(tmp_path, files="add")
+    assert main(["check-config", str(cfg.path)]) == 0
+    assert ("warning: sources.amk: its files now add up; each of them is read once more at "
+            "its next poll to learn its share") in capsys.readouterr().err
     _day(cfg, monday + timedelta(days=15))
     assert _weeks(cfg) == weeks
     assert _revised(cfg) == []

@@ -211,6 +211,10 @@ def terms_warnings(cfg: Config) -> list[str]:
                                            cfg.substance_specs(src.substances))):
             out.append(f"sources.{src.name}: read before with other options or substance "
                        "terms; every document of it is read again at its next poll")
+        elif (src.options_dict.get("files") == "add"
+              and json.loads(was)["options"].get("files") != "add"):
+            out.append(f"sources.{src.name}: its files now add up; each of them is read once "
+                       "more at its next poll to learn its share")
     return out
 
 
