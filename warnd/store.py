@@ -1151,12 +1151,12 @@ class Store:
         does loses it if ``losable(source, summary, substance)``: not when its stored
         text is not all that was matched (a summary cut short when stored, tags not
         kept), nor when its source does not watch the substance (now), which keep it.
-        A substance whose terms were ``widened(old, new)`` gets
-        the week of ``now`` as its ``counted_from`` (see
-        :meth:`derive_item_counts`), and, the first time, ``old`` as its
-        ``counted_before``; one whose terms name nothing its ``counted_before`` did not
-        (changed back) loses both, and is counted whole again. A substance recorded for the first time (newly
-        watched, or a store from before the terms were kept) is not matched again.
+        A substance whose terms were ``widened(old, new)`` gets the week of ``now`` as its
+        ``counted_from`` (see :meth:`derive_item_counts`), and, the first time, ``old``
+        as its ``counted_before``; one whose terms name nothing its ``counted_before``
+        did not (changed back) loses both, and is counted whole again. A substance
+        recorded for the first time (newly watched, or a store from before the terms
+        were kept) is not matched again.
 
         The items are read in chunks by key and each chunk's changes written in a
         transaction of its own, so what is held in memory does not grow with the store
