@@ -174,3 +174,35 @@ def read_with(kind: str, options: Mapping[str, Any], substances: Sequence[Substa
     return json.dumps({"kind": kind, "options": dict(options), "substances": {
         s.id: [s.label, terms_of(s)] for s in substances}},
         sort_keys=True, ensure_ascii=False, default=str)
+
+
+def same_reading(kept: str, now: str) -> bool:
+    """Whether a source read with ``kept`` (:func:`read_with`) reads each of its documents
+    as it does with ``now``. ``files`` (whether a count table's files add up) is left
+    out: it says how a file's values make up a period, not what a file gives, and each
+    way keeps what it needs (a source switched to adding reads each file once more by
+    itself, one switched back reads nothing again)."""
+    was, new = json.loads(kept), json.loads(now)
+    for terms in (was, new):
+        terms["options"].pop("files", None)
+    return bool(was == new)
+
+
+def option_change(options: Any, kept: str, name: str) -> tuple[str, str]:
+    """An option (``period``, ``aggregate``) as a source of tables was read with it
+    (``kept``: :func:`read_with`) and as it reads with it now (``options``: its kind's
+    options); both empty for a kind without it."""
+    field = type(options).model_fields.get(name)
+    if field is None:
+        return "", ""
+    return str(json.loads(kept)["options"].get(name, field.default)), str(getattr(options, name))
+
+
+def with_option(kept: str, name: str, value: Any) -> str:
+    """``kept`` (:func:`read_with`) with one option as it is given now (None: not given)."""
+    terms = json.loads(kept)
+    if value is None:
+        terms["options"].pop(name, None)
+    else:
+        terms["options"][name] = value
+    return json.dumps(terms, sort_keys=True, ensure_ascii=False, default=str)

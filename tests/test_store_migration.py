@@ -3,7 +3,9 @@ schema 9: the detector states in a table of their own, and the way up from schem
 schema 10: the index of open episodes; schema 11: the counters of /metrics an operator's
 action would lower; schema 12: every identity of each item; schema 13: each file's share
 of a period (sources whose files add up), empty at first;
-schema 14: the matching terms of the substances.
+schema 14: the matching terms of the substances; schema 15: whether a later message
+of an episode read as its opening; schema 16: the terms a substance counted afresh was
+counted with before.
 
 The schema-2 store is the one ``make demo`` left behind before schema 5
 (``tests/fixtures/stores/demo-v2.sqlite.gz``), the schema-8 store the one it left
@@ -104,7 +106,7 @@ def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 15
+        assert store.schema_version == len(MIGRATIONS) == 16
         table_sql = store.db.execute(
             "SELECT sql FROM sqlite_master WHERE name='observations'").fetchone()[0]
         assert "WITHOUT ROWID" in table_sql
@@ -151,8 +153,9 @@ def test_upgraded_store_continues_where_it_stopped(tmp_path, monkeypatch):
     assert len(_rows(db, "SELECT id FROM alerts")) == n_alerts
     # the terms are recorded at the first poll of a source of items, as they are now;
     # nothing is matched again (they are not known to have changed)
-    assert _rows(db, "SELECT substance, changed_at, counted_from FROM substance_terms "
-                     "ORDER BY 1") == [(s, None, None) for s in sorted(cfg.substances)]
+    assert _rows(db, "SELECT substance, changed_at, counted_from, counted_before FROM "
+                     "substance_terms ORDER BY 1") == [(s, None, None, None)
+                                                       for s in sorted(cfg.substances)]
     assert _rows(db, "SELECT * FROM item_substances ORDER BY 1, 2") == matched
 
     # one new week for one series: only that series is pending and judged
@@ -201,7 +204,7 @@ def test_schema_8_states_move_to_their_own_table_unchanged(tmp_path, monkeypatch
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 15
+        assert store.schema_version == len(MIGRATIONS) == 16
         assert temp_store == [1]  # FILE while migrating
         assert store.db.execute("PRAGMA temp_store").fetchone()[0] == 2  # then MEMORY
         assert "detector_state" not in _columns(db, "series")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from tests.alerting_env import make_config, target
+from warnd.cli import EX_CONFIG, main
 from warnd.pipeline import Pipeline
 from warnd.store import Store
 
@@ -32,9 +33,10 @@ def _source(aggregate: str = "sum", files: str | None = "add") -> str:
     )
 
 
-def _config(tmp_path: Path, **kw):
-    (tmp_path / "amk").mkdir()
-    return make_config(tmp_path, MAIL, sources=_source(**kw))
+def _config(tmp_path: Path, period: str = "week", **kw):
+    (tmp_path / "amk").mkdir(exist_ok=True)
+    return make_config(tmp_path, MAIL, sources=_source(**kw).replace(
+        'period = "week"', f'period = "{period}"'))
 
 
 def _write(folder: Path, name: str, rows: list[tuple[date, float]]) -> Path:
@@ -151,3 +153,96 @@ def test_correction_files_still_replace_a_period_by_default(tmp_path):
     _day(cfg, monday + timedelta(days=6))
     assert _weeks(cfg) == {monday: 44.0}
     assert _revised(cfg) == [monday.isoformat()]
+
+
+def _two_weeks(cfg, folder: Path) -> tuple[date, dict[date, float]]:
+    """Two weeks of daily files, both weeks stored as the sums of their days."""
+    monday = DAILY_START
+    for k in range(14):
+        day = monday + timedelta(days=k)
+        _write(folder, f"amk_{day}.csv", [(day, 10.0 + k)])
+    _day(cfg, monday + timedelta(days=13))
+    weeks = {monday: float(sum(range(10, 17))), monday + timedelta(weeks=1): float(
+        sum(range(17, 24)))}
+    assert _weeks(cfg) == weeks
+    return monday, weeks
+
+
+def test_switching_files_back_to_replace_reads_no_file_again(tmp_path, capsys):
+    """A source switched from ``add`` back to ``replace`` (a restart on the edited
+    config) reads none of its files again, and switched to ``add`` once more neither:
+    its weeks keep the sums of their days. Before, every file was read again in
+    ``replace`` mode, each day's file taken for its week's whole value: each week ended
+    as its last day, with seven revisions, and switched back to ``add`` it was revised
+    once more to its sum."""
+    cfg = _config(tmp_path)
+    monday, weeks = _two_weeks(cfg, tmp_path / "amk")
+    cfg = _config(tmp_path, files="replace")
+    capsys.readouterr()
+    assert main(["check-config", str(cfg.path)]) == 0
+    assert "amk" not in capsys.readouterr().err
+    _day(cfg, monday + timedelta(days=14))
+    assert _weeks(cfg) == weeks
+    cfg = _config(tmp_path, files="add")
+    assert main(["check-config", str(cfg.path)]) == 0
+    assert ("warning: sources.amk: its files now add up; each of them is read once more at "
+            "its next poll to learn its share") in capsys.readouterr().err
+    _day(cfg, monday + timedelta(days=15))
+    assert _weeks(cfg) == weeks
+    assert _revised(cfg) == []
+
+
+def test_another_period_for_files_that_add_up_is_refused(tmp_path, capsys):
+    """A source whose files' shares are kept by week, given ``period = "month"``, is not
+    polled (its stored weeks and the new months would be one series) and check-config
+    says why; with its period put back it is polled as before. Before, the months were
+    stored next to the weeks in one series."""
+    cfg = _config(tmp_path)
+    monday, weeks = _two_weeks(cfg, tmp_path / "amk")
+    cfg = _config(tmp_path, period="month")
+    capsys.readouterr()
+    assert main(["check-config", str(cfg.path)]) == EX_CONFIG
+    err = capsys.readouterr().err
+    assert ("sources.amk: period = 'month', but the shares its files gave were kept by "
+            "'week'") in err
+    later = date(2026, 4, 2)  # March has ended: its month would be stored
+    pipe = Pipeline(cfg, clock=lambda: datetime.combine(later, datetime.min.time(), UTC))
+    res = pipe.poll("amk")
+    assert not res.ok and "put period = 'week' back" in (res.error or "")
+    assert _weeks(cfg) == weeks
+    cfg = _config(tmp_path)
+    assert main(["check-config", str(cfg.path)]) == 0
+    _day(cfg, later)
+    assert _weeks(cfg) == weeks
+    assert _revised(cfg) == []
+
+
+def test_an_aggregate_changed_takes_the_share_of_a_file_taken_out_as_the_new_one(tmp_path,
+                                                                                 capsys):
+    """Wastewater samples in daily files, Monday's archived once its week is stored; the
+    operator turns ``aggregate`` from ``sum`` to ``mean``, then the source to
+    ``replace`` and ``sum``, then back to ``add``: the archived file's share is taken as
+    the aggregate in force each time (a file's sum is its mean times its samples), and
+    switched back to adding up the week is the sum of both files' shares again. Before,
+    its share kept as a sum was read as a mean (the week's mean was 30, not 20), and a
+    week given a whole value in ``replace`` mode kept it."""
+    cfg = _config(tmp_path)
+    folder = tmp_path / "amk"
+    monday = DAILY_START
+    _write(folder, "a.csv", [(monday, 10.0), (monday, 20.0)])
+    _write(folder, "b.csv", [(monday + timedelta(days=1), 30.0)])
+    sunday = monday + timedelta(days=6)
+    _day(cfg, sunday)
+    assert _weeks(cfg) == {monday: 60.0}
+    (folder / "a.csv").unlink()
+    capsys.readouterr()
+    assert main(["check-config", str(_config(tmp_path, aggregate="mean").path)]) == 0
+    assert "read again" not in capsys.readouterr().err
+    mean = Pipeline(_config(tmp_path, aggregate="mean"), clock=lambda: datetime.combine(
+        sunday + timedelta(days=2), datetime.min.time(), UTC)).poll("amk")
+    assert mean.ok and mean.documents == 0  # the shares kept are taken as means
+    assert _weeks(cfg) == {monday: 20.0}  # (10 + 20 + 30) / 3
+    _day(_config(tmp_path, files="replace"), sunday + timedelta(days=2))
+    assert _weeks(cfg) == {monday: 30.0}  # b.csv read again, its whole value
+    _day(_config(tmp_path), sunday + timedelta(days=3))
+    assert _weeks(cfg) == {monday: 60.0}

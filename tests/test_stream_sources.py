@@ -16,6 +16,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import numpy as np
+import pytest
 
 from tests.scenario import write_rss
 from tests.service_kit import write_service_config
@@ -280,6 +281,54 @@ def test_a_substance_a_source_begins_to_watch_is_not_taken_for_a_rise(tmp_path):
     # from the week of its first article read, two a week
     assert heroin == {(start + timedelta(weeks=w)).date().isoformat(): 2.0
                       for w in range(51, 57)}
+
+
+def test_a_substance_a_source_watches_again_is_not_taken_for_a_rise(tmp_path):
+    """A news source watched ketamin and heroin (named in four articles every week) for a
+    year; heroin is taken out of its substances for 32 weeks and put back. The articles
+    naming only heroin meanwhile were not kept, so those weeks are not known: they stay
+    without a value (a gap) rather than zeros, and its four a week after it is watched
+    again are not told as a rise. (Before, the weeks away were counted as zero and its
+    return opened "Liten økning: heroin" the week after.)"""
+    start = datetime(2025, 1, 6, 10, tzinfo=UTC)
+
+    def articles(weeks: range) -> list[tuple[datetime, str]]:
+        out = []
+        for w in weeks:
+            day = start + timedelta(weeks=w)
+            out += [(day + timedelta(hours=i), f"Politiet beslagla ketamin {w}.{i}")
+                    for i in range(3)]
+            out += [(day + timedelta(days=1, hours=i), f"Beslag av heroin {w}.{i}")
+                    for i in range(4)]
+        return out
+
+    feed = tmp_path / "feed.xml"
+
+    def config(substances: str, name: str):
+        return load_config(write_service_config(
+            tmp_path / name, sources=source("media", str(feed), kind="rss", dimension="interest")
+            + f"substances = {substances}\n"))
+
+    both, ketamin = config('["ketamin", "heroin"]', "b.toml"), config('["ketamin"]', "a.toml")
+    _write_feed(feed, articles(range(52)))
+    now = start + timedelta(weeks=52)
+    assert Pipeline(both, clock=lambda: now).run_once()["alerts"] == []
+    told = []
+    for k in range(1, 45):  # weekly, the feed showing its last two weeks
+        _write_feed(feed, articles(range(50 + k, 52 + k)))
+        res = Pipeline(ketamin if k < 33 else both,
+                       clock=lambda k=k: now + timedelta(weeks=k)).run_once()
+        told += [a["title"] for a in res["alerts"]]
+    assert told == []
+    st = Store.in_dir(both.state_dir)
+    try:
+        heroin = {r["period"]: r["value"] for r in st.q(
+            "SELECT period, value FROM observations WHERE substance='heroin' ORDER BY period")}
+    finally:
+        st.close()
+    # before it was taken out, and from the week it was watched again
+    weeks = [*range(52), *range(84, 96)]
+    assert heroin == {(start + timedelta(weeks=w)).date().isoformat(): 4.0 for w in weeks}
 
 
 def test_an_older_trends_export_read_after_a_newer_one_revises_nothing(tmp_path):
@@ -687,6 +736,50 @@ def test_a_street_name_added_to_a_substance_is_not_taken_for_a_rise(tmp_path, ca
         assert value == sum(1 for when, _ in articles
                             if week <= when.date() < week + timedelta(days=7)), period
     assert len(first) == 52
+
+
+@pytest.mark.parametrize("weeks_after", [0, 3])
+def test_a_street_name_added_and_taken_out_again_counts_the_whole_history(tmp_path,
+                                                                          weeks_after):
+    """The operator adds "ket" to ketamin's slang and takes it out again, in the same
+    week or three weeks later (its counts in the news feed already started afresh):
+    every article the terms name was kept all along, so ketamin is counted again over
+    its whole history, by name, with no week missing, and nothing is told. (Before, its
+    counts stayed afresh from the week of the change, and the year before was removed
+    for good.)"""
+    start = datetime(2025, 1, 6, 10, tzinfo=UTC)
+    server = _FeedServer()
+    try:
+        def publish(weeks: range, k: int) -> str:
+            _write_feed(tmp_path / "feed.xml", _street_articles(start, weeks))
+            return server.serve("feed.xml", (tmp_path / "feed.xml").read_bytes(), etag=f"v{k}",
+                                modified=start + timedelta(weeks=52 + k))
+
+        url = publish(range(52), 0)
+        now = start + timedelta(weeks=52)
+        before = _terms_config(tmp_path, "a.toml", 'names = ["ketamin"]', location=url)
+        assert Pipeline(before, clock=lambda: now).run_once()["alerts"] == []
+        after = _terms_config(tmp_path, "b.toml", 'names = ["ketamin"]\nslang = ["ket"]',
+                              location=url)
+        told = []
+        for k in range(1, 2 + weeks_after):  # weekly, the feed showing its last two weeks
+            publish(range(50 + k, 52 + k), k)
+            res = Pipeline(after, clock=lambda k=k: now + timedelta(weeks=k, hours=1)).run_once()
+            told += [a["title"] for a in res["alerts"]]
+        for k in range(1 + weeks_after, 6 + weeks_after):  # "ket" taken out again
+            publish(range(50 + k, 52 + k), 10 + k)
+            res = Pipeline(before, clock=lambda k=k: now + timedelta(weeks=k, days=2)).run_once()
+            told += [a["title"] for a in res["alerts"]]
+        counts = _counts(before, "ketamin")
+    finally:
+        server.stop()
+    assert told == []
+    by_name = [(when, title) for when, title in _street_articles(start, range(70))
+               if "ketamin" in title]
+    assert counts == {
+        (start + timedelta(weeks=w)).date().isoformat(): float(sum(
+            1 for when, _ in by_name if 0 <= (when - start).days - 7 * w < 7))
+        for w in range(57 + weeks_after)}
 
 
 def _findings(cfg, substance: str) -> list[tuple[str, str]]:

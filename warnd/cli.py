@@ -132,6 +132,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             target_url(t)
         except ConfigError as e:
             problems += [f"targets[{i}]: {m}" for m in e.messages]
+    problems += period_errors(cfg)
     if problems:
         for m in problems:
             print(f"{cfg.path}: {m}", file=sys.stderr)
@@ -176,24 +177,13 @@ def terms_warnings(cfg: Config) -> list[str]:
     the sources of tables whose options or substance terms, differ from those the store
     was counted or read with (docs/sources.md, "When the terms change"). The store is
     only read; without one, or one from before it kept them, there is nothing to say."""
-    import sqlite3
-
-    from feeds.matching import read_with, terms_of, widened
+    from feeds.matching import read_with, same_reading, terms_of, widened, with_option
     from feeds.registry import FEEDS
-    from warnd.store import DB_NAME
 
-    db = cfg.state_dir / DB_NAME
-    if not db.is_file():
+    kept = _kept_terms(cfg)
+    if kept is None:
         return []
-    try:
-        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            counted = dict(conn.execute("SELECT substance, terms FROM substance_terms"))
-            read = dict(conn.execute("SELECT source, terms FROM source_terms"))
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return []
+    counted, read, shared = kept
     out = []
     for spec in cfg.substance_specs():
         old, new = counted.get(spec.id), terms_of(spec)
@@ -213,11 +203,67 @@ def terms_warnings(cfg: Config) -> list[str]:
     for src in cfg.sources:
         if FEEDS[src.kind].produces == "items" or src.name not in read:
             continue
-        if read[src.name] != read_with(src.kind, src.options_dict,
-                                       cfg.substance_specs(src.substances)):
+        was = read[src.name]
+        if src.name in shared and src.options_dict.get("files") == "add":
+            # the shares kept are taken as a new aggregate: nothing is read again for it
+            was = with_option(was, "aggregate", src.options_dict.get("aggregate"))
+        if not same_reading(was, read_with(src.kind, src.options_dict,
+                                           cfg.substance_specs(src.substances))):
             out.append(f"sources.{src.name}: read before with other options or substance "
                        "terms; every document of it is read again at its next poll")
+        elif (src.options_dict.get("files") == "add"
+              and json.loads(was)["options"].get("files") != "add"):
+            out.append(f"sources.{src.name}: its files now add up; each of them is read once "
+                       "more at its next poll to learn its share")
     return out
+
+
+def period_errors(cfg: Config) -> list[str]:
+    """The sources whose files' shares are kept (``files = "add"``) given another
+    ``period`` than the one they were read with: they would not be polled."""
+    from feeds.matching import option_change
+    from feeds.registry import FEEDS
+
+    kept = _kept_terms(cfg)
+    if kept is None:
+        return []
+    _, read, shared = kept
+    out = []
+    for src in cfg.sources:
+        if src.name not in read or src.name not in shared:
+            continue
+        options = FEEDS[src.kind].Options.model_validate(src.options_dict)
+        was, now = option_change(options, read[src.name], "period")
+        if was != now:
+            out.append(f"sources.{src.name}: period = {now!r}, but the shares its files gave "
+                       f"were kept by {was!r}, and the two would mix in one series (it is "
+                       f"not polled so); put period = {was!r} back, or give the source a "
+                       f"new name to count its files afresh by {now!r}")
+    return out
+
+
+def _kept_terms(cfg: Config) -> tuple[dict[str, str], dict[str, str], set[str]] | None:
+    """From the store, read only: the terms each substance was counted with, what each
+    source of tables was read with, and the sources whose files' shares are kept (None:
+    no store, or one from before it kept them)."""
+    import sqlite3
+
+    from warnd.store import DB_NAME
+
+    db = cfg.state_dir / DB_NAME
+    if not db.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            counted = dict(conn.execute("SELECT substance, terms FROM substance_terms"))
+            read = dict(conn.execute("SELECT source, terms FROM source_terms"))
+            shared = {r[0] for r in conn.execute("SELECT DISTINCT source FROM shares")}
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return counted, read, shared
 
 
 # -- status --------------------------------------------------------------------------

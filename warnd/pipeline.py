@@ -36,10 +36,11 @@ import numpy as np
 from detectors.base import Finding, replaced, series_key
 from detectors.episodes import episode_grew
 from feeds.base import Observation, SubstanceSpec
+from feeds.matching import option_change, same_reading, with_option
 from feeds.registry import FEEDS
 from warnd.alerting import decide, outbox
 from warnd.config import Config, parse_duration
-from warnd.errors import StoreError, WarndError
+from warnd.errors import ConfigError, StoreError, WarndError
 from warnd.logs import redact
 from warnd.store import (Pending, Shares, Store, Whole, iso, pack_series, pack_state,
                          readable_states, store_problem, utcnow)
@@ -275,15 +276,32 @@ class Pipeline:
             # history is read as it is read now (a file is otherwise read once)
             terms = None if items_kind else self._source_terms(src)
             kept = None if terms is None else store.source_terms(source_name)
-            again = kept is not None and kept != terms
+            # a count table whose files add up: each file's share of its periods is kept
+            shares = (Shares(feed.options.aggregate, feed.options.period)
+                      if getattr(feed.options, "files", None) == "add" else None)
+            # shares kept with another aggregate: a source adding its files up takes them
+            # as the new one now (nothing read again for it); one that no longer does at
+            # the end of the poll, which reads its files again as whole values
+            convert = None
+            if kept is not None:
+                self._refuse_new_period(store, source_name, feed, kept)
+                was, agg = option_change(feed.options, kept, "aggregate")
+                if was != agg and store.has_shares(source_name):
+                    convert = (was, agg)
+                    if shares:
+                        kept = with_option(kept, "aggregate", src.options_dict.get("aggregate"))
+                        store.convert_shares(source_name, was, agg, kept, period=shares.period)
+                        convert = None
+                if shares and option_change(feed.options, kept, "files")[0] != "add":
+                    # switched back to adding up: the periods given whole values meanwhile
+                    # are stored over the shares kept again
+                    store.shares_all_due(source_name, shares.period)
+            again = kept is not None and not same_reading(kept, terms)
             if again:
                 log.warning("source=%s read with other options or substance terms than "
                             "before: every document read again", source_name)
             state = store.source_state(source_name)
             location = self.config.resolve_location(src.location)
-            # a count table whose files add up: each file's share of its periods is kept
-            shares = (Shares(feed.options.aggregate, feed.options.period)
-                      if getattr(feed.options, "files", None) == "add" else None)
             # a count table read from one file or address: its new version is the whole
             # table, and a period it no longer gives inside its span is withdrawn
             from feeds.fetch import single_document
@@ -416,7 +434,9 @@ class Pipeline:
                         res.series.add(tuple(k))
             store.record_poll(source_name, ok=True, etag=etag, last_modified=last_mod, now=now,
                               stats=stats)
-            if terms is not None and kept != terms:
+            if convert and terms is not None:
+                store.convert_shares(source_name, *convert, terms, period=None)
+            elif terms is not None and kept != terms:
                 store.keep_source_terms(source_name, terms)
             self._source_health(store, source_name, now)
             res.ok = True
@@ -499,6 +519,21 @@ class Pipeline:
                             "the items naming it only by the new terms cannot be matched "
                             "again", sub, now.date() - timedelta(days=now.weekday()),
                             ", ".join(partial))
+
+    @staticmethod
+    def _refuse_new_period(store: Store, source_name: str, feed: Any, kept: str) -> None:
+        """A source whose files' shares are kept (``files = "add"``, now or before) is
+        not read with another ``period``: its stored values and shares are of the old
+        periods, and the new ones would be added to the same series (weeks and months
+        mixed, a file no longer in the folder still giving its share of a week to the
+        month beginning that Monday)."""
+        was, now = option_change(feed.options, kept, "period")
+        if was != now and store.has_shares(source_name):
+            raise ConfigError(
+                f"not polled: its period is {now!r}, but its files' shares were kept by "
+                f"{was!r}, and the two would mix in one series; put period = {was!r} "
+                "back, or give the source a new name to count its files afresh by "
+                f"{now!r} (docs/sources.md, Files that add up)")
 
     def _source_terms(self, src: Any) -> str:
         """What a source of tables or exports is read with: its kind's options (aliases,

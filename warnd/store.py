@@ -538,9 +538,19 @@ def _m15(db: sqlite_utils.Database) -> None:
         db.execute("ALTER TABLE deliveries ADD COLUMN opens INTEGER")
 
 
+def _m16(db: sqlite_utils.Database) -> None:
+    """``substance_terms.counted_before``: the terms a substance counted afresh (its
+    ``counted_from`` set) was counted with before, so that terms changed back, or to
+    ones naming nothing those did not, count its whole history again (before, the
+    history was removed for good, though every item the terms name had been kept)."""
+    cols = {r[1] for r in db.execute("PRAGMA table_info(substance_terms)").fetchall()}
+    if "counted_before" not in cols:
+        db.execute("ALTER TABLE substance_terms ADD COLUMN counted_before TEXT")
+
+
 #: Forward migrations; index + 1 is the schema version they produce.
 MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8, _m9, _m10, _m11, _m12, _m13, _m14,
-              _m15]
+              _m15, _m16]
 
 #: The counters of ``/metrics`` read from rows an operator may change, and what each
 #: keeps in the ``counters`` table: the send attempts of deliveries queued again (their
@@ -942,6 +952,47 @@ class Store:
             "SELECT 1 FROM share_documents WHERE source=? AND location=? AND sha256=?",
             [source, location, sha256]).fetchone())
 
+    def has_shares(self, source: str) -> bool:
+        """Whether a share of a period is kept of any of the source's files."""
+        return self.db.execute("SELECT 1 FROM shares WHERE source=? LIMIT 1",
+                               [source]).fetchone() is not None
+
+    def convert_shares(self, source: str, was: str, aggregate: str, terms: str, *,
+                       period: str | None) -> None:
+        """Take the source's shares kept as ``was`` (``sum`` or ``mean``) as
+        ``aggregate`` (a file's sum is its mean times its rows), so that the shares of
+        files no longer read (taken out of the folder) add up with those read again;
+        with ``period`` (the source adds its files up now) its periods wait for
+        :meth:`settle_shares` to be stored over them. ``terms``: what the source is read
+        with once they are converted, recorded in the same transaction, so that they are
+        converted once."""
+        if {was, aggregate} != {"sum", "mean"}:
+            return
+        op = "/" if aggregate == "mean" else "*"
+        with self.write() as db:
+            db.execute(f"UPDATE shares SET value = CASE WHEN rows > 0 THEN value {op} rows "
+                       "ELSE value END, denominator = CASE WHEN denominator_rows > 0 THEN "
+                       f"denominator {op} denominator_rows ELSE denominator END "
+                       "WHERE source = ?", (source,))
+            if period is not None:
+                self.shares_all_due(source, period)
+            db.execute("INSERT INTO source_terms VALUES (?, ?) ON CONFLICT (source) "
+                       "DO UPDATE SET terms = excluded.terms", (source, terms))
+
+    def shares_all_due(self, source: str, period: str) -> None:
+        """Every period the source's files' shares give waits for :meth:`settle_shares`
+        to be stored over them (a source switched back to adding its files up, whose
+        periods were given whole values meanwhile)."""
+        with self.write() as db:
+            keys = db.execute("SELECT DISTINCT substance, region, metric, period FROM shares "
+                              "WHERE source = ?", (source,)).fetchall()
+            waiting = []
+            for k in keys:
+                end = period_end(date.fromisoformat(k[3]), period)
+                waiting.append((source, *k, "" if end is None else end.isoformat()))
+            db.conn.executemany("INSERT OR REPLACE INTO shares_due VALUES (?,?,?,?,?,?)",
+                                waiting)
+
     def settle_shares(self, source: str, shares: Shares, *,
                       now: datetime | None = None) -> tuple[int, list[SeriesKey]]:
         """Store the value of each of the source's periods whose shares changed, once the
@@ -1179,10 +1230,12 @@ class Store:
         does loses it if ``losable(source, summary, substance)``: not when its stored
         text is not all that was matched (a summary cut short when stored, tags not
         kept), nor when its source does not watch the substance (now), which keep it.
-        A substance whose terms were ``widened(old, new)`` gets
-        the week of ``now`` as its ``counted_from`` (see
-        :meth:`derive_item_counts`). A substance recorded for the first time (newly
-        watched, or a store from before the terms were kept) is not matched again.
+        A substance whose terms were ``widened(old, new)`` gets the week of ``now`` as its
+        ``counted_from`` (see :meth:`derive_item_counts`), and, the first time, ``old``
+        as its ``counted_before``; one whose terms name nothing its ``counted_before``
+        did not (changed back) loses both, and is counted whole again. A substance
+        recorded for the first time (newly watched, or a store from before the terms
+        were kept) is not matched again.
 
         The items are read in chunks by key and each chunk's changes written in a
         transaction of its own, so what is held in memory does not grow with the store
@@ -1234,11 +1287,21 @@ class Store:
         # the items are matched again (the same outcome)
         wide = {sub: widened(stored[sub], terms[sub]) for sub in changed}
         week = week_start(now.astimezone(UTC).date()).isoformat()
+        # a substance counted afresh whose terms now name nothing the terms before it did
+        # not (changed back): every item they name was kept all along, and its whole
+        # history is counted again
+        before = dict(db.execute("SELECT substance, counted_before FROM substance_terms "
+                                 "WHERE counted_before IS NOT NULL").fetchall())
+        whole = {sub for sub in changed
+                 if not wide[sub] and sub in before and not widened(before[sub], terms[sub])}
         with self.write():
             db.conn.executemany(
-                "UPDATE substance_terms SET terms = ?, changed_at = ?, counted_from = "
-                "CASE WHEN ? THEN ? ELSE counted_from END WHERE substance = ?",
-                [(terms[sub], iso(now), wide[sub], week, sub) for sub in changed])
+                "UPDATE substance_terms SET terms = ?, changed_at = ?, counted_before = CASE "
+                "WHEN ? THEN NULL WHEN ? AND counted_from IS NULL THEN ? ELSE counted_before "
+                "END, counted_from = CASE WHEN ? THEN NULL WHEN ? THEN ? ELSE counted_from "
+                "END WHERE substance = ?",
+                [(terms[sub], iso(now), sub in whole, wide[sub], stored[sub], sub in whole,
+                  wide[sub], week, sub) for sub in changed])
         return {sub: (added[sub], dropped[sub], wide[sub]) for sub in changed}
 
     def source_terms(self, source: str) -> str | None:
@@ -1324,9 +1387,10 @@ class Store:
         ):
             counts[(r["sub"], r["week"])] = int(r["n"])
         metric = "count" if kind == "article" else "notices"
-        started = {r["substance"]: date.fromisoformat(r["first_period"]) for r in self.q(
-            "SELECT substance, first_period FROM series WHERE source=? AND region=? AND metric=?",
-            [source, region, metric])}
+        spans = self.q("SELECT substance, first_period, last_period, n_observations FROM series "
+                       "WHERE source=? AND region=? AND metric=?", [source, region, metric])
+        started = {r["substance"]: date.fromisoformat(r["first_period"]) for r in spans}
+        unwatched = self._unwatched_weeks(source, region, metric, spans, substances)
         own_first: dict[str, date] = {}
         for sub, wk in counts:
             d = date.fromisoformat(wk)
@@ -1344,13 +1408,16 @@ class Store:
                 d = since
                 if since <= last and started.get(sub, since) < since:
                     restart.append((sub, since))
+            skip = unwatched.get(sub, ())
             while d <= last:
-                obs.append(
-                    Observation(
-                        source=source, substance=sub, period=d, region=region, metric=metric,
-                        value=float(counts.get((sub, d.isoformat()), 0)), ref="items",
+                if d not in skip:
+                    obs.append(
+                        Observation(
+                            source=source, substance=sub, period=d, region=region,
+                            metric=metric, value=float(counts.get((sub, d.isoformat()), 0)),
+                            ref="items",
+                        )
                     )
-                )
                 d += timedelta(days=7)
         with self.write():
             restarted = [self._restart_series((source, sub, region, metric), since, now=now)
@@ -1358,6 +1425,51 @@ class Store:
             res = self.ingest(source, location="items", sha256=None, observations=obs,
                               items=(), problems=(), now=now)
         return list(dict.fromkeys([*res["series_touched"], *filter(None, restarted)]))
+
+    def _unwatched_weeks(self, source: str, region: str, metric: str,
+                         spans: list[dict[str, Any]],
+                         substances: Sequence[str]) -> dict[str, set[date]]:
+        """Per substance of ``substances`` with a series of the source's counts, the weeks
+        within it that the source counted for its other substances and not for it: it
+        was not watched then (taken out of the config or of the source's
+        ``substances``, and put back), so its items were not kept, and those weeks are
+        not known to be zero. They stay without a value (a gap, which the detectors
+        leave out), rather than zeros that make its return look like a rise: weeks
+        after its last counted one up to the newest the source counted, and weeks
+        missing within it (left out so at an earlier poll). The weeks from the one before
+        its terms last changed are not among them: those a substance counted afresh
+        waits for (:meth:`match_terms`) are counted when its terms are changed back."""
+        if not spans:
+            return {}
+        frontier = max(r["last_period"] for r in spans)
+        changed = {sub: week_start(datetime.fromisoformat(at).astimezone(UTC).date())
+                   for sub, at in self.db.execute(
+                       "SELECT substance, changed_at FROM substance_terms "
+                       "WHERE changed_at IS NOT NULL")}
+        out: dict[str, set[date]] = {}
+        wanted = set(substances)
+        for r in spans:
+            sub = r["substance"]
+            if sub not in wanted:
+                continue
+            first, own_last = (date.fromisoformat(r[k][:10]) for k in ("first_period",
+                                                                         "last_period"))
+            weeks: set[date] = set()
+            if r["n_observations"] < (own_last - first).days // 7 + 1:  # a gap within it
+                stored = {date.fromisoformat(p[0][:10]) for p in self.db.execute(
+                    "SELECT period FROM observations WHERE source=? AND substance=? AND "
+                    "region=? AND metric=?", [source, sub, region, metric])}
+                weeks |= {first + timedelta(weeks=k) for k in range(
+                    (own_last - first).days // 7 + 1)} - stored
+            d, end = own_last + timedelta(days=7), date.fromisoformat(frontier[:10])
+            if sub in changed:
+                end = min(end, changed[sub] - timedelta(days=14))
+            while d <= end:  # counted for the others since, not for it
+                weeks.add(d)
+                d += timedelta(days=7)
+            if weeks:
+                out[sub] = weeks
+        return out
 
     def _restart_series(self, key: SeriesKey, since: date, *,
                         now: datetime | None) -> SeriesKey | None:
