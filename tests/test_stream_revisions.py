@@ -261,3 +261,45 @@ def test_a_rise_revised_away_while_its_opening_waits_for_quiet_hours_is_not_sent
                    "ON a.id = d.alert_id WHERE a.decision = 'open'")
     assert o["status"] == "dropped" and "revised away" in o["last_error"]
     store.close()
+
+
+def test_a_rise_revised_away_while_its_escalation_waits_is_corrected_without_it(
+        tmp_path, smtp_server):
+    """The lab's rise is told (its opening waits out the quiet hours, 11:00–15:00, and
+    goes at 15:00); a later week it grows fivefold, told at midday, so the escalation
+    waits. Within the hour the lab revises the weeks down to the usual level. When the
+    quiet time ends the recipient, who had the opening, gets its correction, replying to
+    the opening, and not the escalation of a rise already withdrawn. Before, the
+    escalation and then the correction went out together at 15:00."""
+    from warnd.alerting import outbox
+
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()),
+                      '\n[alerting]\nquiet_hours = "11:00-15:00"\n')
+    risen = _growing()
+    usual = np.random.default_rng(11).poisson(5.0, WEEKS).astype(float)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        told: list[str] = []
+        for w in range(RISE - 1, WEEKS):
+            _put(cfg, risen, w + 1)
+            told += _told(cfg, w)
+            if "escalate" in told:
+                break
+            outbox.dispatch_pending(cfg, store, now=_week_end(w) + timedelta(hours=4))
+        assert told == ["open", "escalate"], told
+        assert [str(m["Subject"]) for m in smtp_server.messages] == [
+            "Liten økning: ketamin — 1 kilde"]
+        _put(cfg, usual, w + 1)  # revised down half an hour later
+        later = _week_end(w) + timedelta(minutes=30)
+        assert [a["decision"] for a in Pipeline(cfg, clock=lambda: later).detect()] == [
+            "correct"]
+        outbox.dispatch_pending(cfg, store, now=_week_end(w) + timedelta(hours=4))
+        (e,) = store.q("SELECT d.status, d.last_error FROM deliveries d JOIN alerts a "
+                       "ON a.id = d.alert_id WHERE a.decision = 'escalate'")
+    finally:
+        store.close()
+    subjects = [str(m["Subject"]) for m in smtp_server.messages]
+    assert len(subjects) == 2 and subjects[1].startswith("Rettelse"), subjects
+    opening, correction = smtp_server.messages
+    assert correction["In-Reply-To"] == opening["Message-ID"]
+    assert e["status"] == "dropped" and "revised away" in e["last_error"]

@@ -625,16 +625,21 @@ def _withdraw_unsent(store: Store, db: Any, substance: str, kind: str, direction
                      told: dict[str, Any], *, series: Finding, targets: Sequence[str],
                      now: datetime) -> list[str]:
     """Of ``targets``, those that have heard, or are about to hear, of the episode a
-    correction withdraws whole (a delivery made, tried, being tried or due). The others'
-    messages of it all wait for later (the end of quiet hours): they are dropped, and
-    the correction does not go to them."""
+    correction withdraws whole (a delivery made, tried, being tried or due). Its messages
+    to ``targets`` that all wait for later (the end of quiet hours) are dropped: a target
+    with no other of them hears neither them nor the correction, and one that heard of
+    the episode gets the correction without them (an escalation of a rise withdrawn)."""
     now_s = iso(now)
     rows = _told_deliveries(store, substance, kind, direction, told, series=series)
-    heard = {d["target"] for d in rows if d["status"] == "delivered" or d["attempts"]
-             or (d["claimed_until"] and d["claimed_until"] > now_s)
-             or d["next_attempt_at"] <= now_s}
+
+    def going(d: dict[str, Any]) -> bool:
+        return bool(d["status"] == "delivered" or d["attempts"]
+                    or (d["claimed_until"] and d["claimed_until"] > now_s)
+                    or d["next_attempt_at"] <= now_s)
+
+    heard = {d["target"] for d in rows if going(d)}
     unsent = [(int(d["alert_id"]), d["target"]) for d in rows
-              if d["target"] in targets and d["target"] not in heard]
+              if d["target"] in targets and not going(d)]
     if unsent:
         db.conn.executemany(
             "UPDATE deliveries SET status='dropped', last_error=? WHERE alert_id=? AND "
