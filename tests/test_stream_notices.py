@@ -243,6 +243,32 @@ def test_a_notice_silenced_for_one_desk_while_it_waits_stays_open_for_the_others
         store.close()
 
 
+def test_an_edit_after_a_silence_ended_tells_only_the_desk_the_new_substance_brings(
+        tmp_path, smtp_server):
+    """Cocaine silenced for a day: the notice naming cocaine and fentanyl reaches ops and
+    the opioid desk, not the cocaine desk. Two days later the silence has ended and the
+    notice is edited to name heroin: the heroin desk is told, and no other desk. The
+    cocaine desk, which a silence kept from the notice, is not told it because of an
+    edit about heroin (before, it was, two days late, as news)."""
+    cfg = load_config(_config(tmp_path, smtp_server))
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        store.add_silence(substance="kokain", kind=None, source=None, reason="festival",
+                          until=T0 + timedelta(days=1), now=T0 - timedelta(hours=1))
+    finally:
+        store.close()
+    _page(tmp_path, MIXED)
+    _round(cfg, T0)
+    assert sorted(_inbox(smtp_server)) == ["opioid@example.org", "ops@example.org"]
+    _page(tmp_path, (*MIXED[:2], "Det er funnet kokain blandet med fentanyl og heroin.",
+                     MIXED[3]))
+    _round(cfg, T0 + timedelta(days=2))
+    inbox = _inbox(smtp_server)
+    assert {k: len(v) for k, v in inbox.items()} == {
+        "ops@example.org": 1, "opioid@example.org": 1, "heroin@example.org": 1}, inbox
+    assert "kokain, fentanyl og heroin" in inbox["heroin@example.org"][0]
+
+
 def test_a_muted_substance_holds_back_only_the_desks_it_alone_routes_to(tmp_path,
                                                                         smtp_server):
     """Fentanyl muted: the notice naming cocaine and fentanyl goes to ops and the cocaine

@@ -1009,8 +1009,8 @@ def enqueue_renamed_notice(
     config: Config, store: Store, src: Any, item: Any, *, now: datetime
 ) -> list[str]:
     """A notice told before, edited since to name another configured substance: told to
-    the targets that substance brings (:func:`notice_targets`), those that had the notice
-    not again. Its alert names every substance it names now and gets the new deliveries;
+    the targets that substance brings (:func:`notice_targets` of the added substances),
+    those that had the notice not again. Its alert names every substance it names now and gets the new deliveries;
     which targets. Nothing for a notice too old to be alerted, or told by an older warnd
     (one alert per substance)."""
     if now - item.published_at > parse_duration(config.alerting.notice_max_age):
@@ -1036,7 +1036,9 @@ def enqueue_renamed_notice(
     alert = {"substance": subs[0], "source": src.name, "region": item.region or src.region,
              "kind": "notice", "severity": "warning", "title": title, "body": body,
              "data": data}
-    targets, alert["status"], _ = notice_targets(config, store, alert, subs, now=now)
+    # the targets the added substances bring, not one an earlier substance routes to that
+    # a silence or a mute kept from the notice (held back, it is not told later)
+    targets, alert["status"], _ = notice_targets(config, store, alert, added, now=now)
     had = {r["target"] for r in store.q("SELECT target FROM deliveries WHERE alert_id=?",
                                          [aid])}
     new = [t for t in targets if t not in had]
