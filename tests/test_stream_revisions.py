@@ -303,3 +303,60 @@ def test_a_rise_revised_away_while_its_escalation_waits_is_corrected_without_it(
     opening, correction = smtp_server.messages
     assert correction["In-Reply-To"] == opening["Message-ID"]
     assert e["status"] == "dropped" and "revised away" in e["last_error"]
+
+
+def test_a_source_revised_away_while_its_escalation_waits_is_not_told_at_all(
+        tmp_path, smtp_server):
+    """The lab's rise is told (after the quiet hours, 11:00–15:00); weeks later customs
+    agrees, told at midday, so the escalation ("2 kilder") waits. Within the hour customs
+    revises its weeks down: the lab's rise goes on, customs never rose. At 15:00 the
+    recipient, who heard only of the lab, gets nothing: neither the escalation resting on
+    customs nor its correction. When customs does rise later, that is told as what it is,
+    more than was told. Before, "Forverring: Sterk økning: ketamin — 2 kilder" and its
+    "Rettelse" went out together at 15:00, and a later rise of customs was not told."""
+    from warnd.alerting import outbox
+
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()),
+                      '\n[alerting]\nquiet_hours = "11:00-15:00"\n')
+    weeks = 130
+    usual = {s: np.random.default_rng(i).poisson(5.0, weeks).astype(float)
+             for i, s in enumerate(("lab", "customs"))}
+    risen = {s: v.copy() for s, v in usual.items()}
+    risen["lab"][110:] = np.random.default_rng(10).poisson(15.0, weeks - 110)
+    risen["customs"][114:] = np.random.default_rng(11).poisson(15.0, weeks - 114)
+
+    def put(values: dict[str, np.ndarray], upto: int) -> None:
+        for source, v in values.items():
+            put_weekly(cfg.state_dir, v[:upto], start=START, source=source)
+
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        told: list[str] = []
+        for w in range(109, weeks):
+            put(risen, w + 1)
+            told += _told(cfg, w)
+            if "escalate" in told:
+                break
+            outbox.dispatch_pending(cfg, store, now=_week_end(w) + timedelta(hours=4))
+        assert told == ["open", "escalate"], told
+        heard = [str(m["Subject"]) for m in smtp_server.messages]
+        assert heard[-1] == "Liten økning: ketamin — 1 kilde", heard
+        put({"customs": usual["customs"]}, w + 1)  # revised down half an hour later
+        later = _week_end(w) + timedelta(minutes=30)
+        assert [a["decision"] for a in Pipeline(cfg, clock=lambda: later).detect()] == []
+        outbox.dispatch_pending(cfg, store, now=_week_end(w) + timedelta(hours=4))
+        assert [str(m["Subject"]) for m in smtp_server.messages] == heard
+        (e,) = store.q("SELECT d.status, d.last_error FROM deliveries d JOIN alerts a "
+                       "ON a.id = d.alert_id WHERE a.decision = 'escalate'")
+        assert e["status"] == "dropped" and "revised away" in e["last_error"]
+        # customs does rise: told as more than was told, replying to the lab's opening
+        put(risen, w + 1)
+        again = _week_end(w) + timedelta(days=1)
+        assert [a["decision"] for a in Pipeline(cfg, clock=lambda: again).detect()] == [
+            "escalate"]
+        outbox.dispatch_pending(cfg, store, now=again + timedelta(hours=4))
+    finally:
+        store.close()
+    last = smtp_server.messages[-1]
+    assert str(last["Subject"]).startswith("Forverring"), str(last["Subject"])
+    assert last["In-Reply-To"] == smtp_server.messages[len(heard) - 1]["Message-ID"]

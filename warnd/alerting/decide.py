@@ -314,15 +314,17 @@ def enqueue_findings(
             continue  # the episode was never alerted (e.g. history before the first run)
         groups.append(group)
         told_to[id(group)] = _told_targets(store, substance, kind, direction, told)
-    gone: dict[int, Finding] = {}  # corrections that leave nothing of their episode
+    withdrawn: dict[int, Finding] = {}  # by id(group): the series a correction withdraws
+    gone: set[int] = set()  # corrections that leave nothing of their episode
     for f, a in corrections:
         if _told_about(store, f):
             groups.append([(f, a)])
+            withdrawn[id(groups[-1])] = f
             told_to[id(groups[-1])] = _told_targets(store, substance, f.kind, f.direction,
                                                     told, series=f)
             if not _still_active(config, store, substance, f.kind, f.direction, [(f, a)],
                                  states):
-                gone[id(groups[-1])] = f
+                gone.add(id(groups[-1]))
                 if f.kind == "trend" and f.direction == "increase" and told.get("open"):
                     told = {**told, "open": False, "ended": now.date().isoformat()}
                     pending_states[told_scope] = told
@@ -381,17 +383,28 @@ def enqueue_findings(
                 # the episode told: a rise revised away and back is told again on the
                 # same findings, and that is news, not a duplicate
                 alert["dedupe_key"] += f":{told['n']}"
+                if told.get("withdrawn"):
+                    alert["dedupe_key"] += f"w{told['withdrawn']}"
             if group is trends and retold:
                 # its findings may be those of the silenced message: not a duplicate
                 alert["dedupe_key"] += ":after-silence"
-            if id(group) in gone:
-                # a target whose messages of the episode all still wait (quiet hours)
-                # hears neither them nor their withdrawal
-                f = gone[id(group)]
+            if id(group) in withdrawn:
+                # the messages resting on the series that still wait (quiet hours) are not
+                # sent; a target that had none of them go out hears nothing of the series,
+                # neither them nor their withdrawal
+                f = withdrawn[id(group)]
                 had = told_to.get(id(group)) or []
-                told_to[id(group)] = _withdraw_unsent(
+                told_to[id(group)], dropped = _withdraw_unsent(
                     store, db, substance, f.kind, f.direction, told_before, series=f,
                     targets=had, now=now)
+                if (dropped and id(group) not in gone and (f.kind, f.direction)
+                        == ("trend", "increase") and told.get("open")):
+                    # the rise goes on: what its recipients were told is what went out,
+                    # and the series rising again is news, not a duplicate of what was
+                    # dropped (its key counts the withdrawals)
+                    told = pending_states[told_scope] = {
+                        **told, **_heard_evidence(store, substance),
+                        "withdrawn": int(told.get("withdrawn", 0)) + 1}
                 if had and not told_to[id(group)]:
                     log.info("substance=%s correction of %s not sent: no recipient had "
                              "heard of it yet", substance, f.series_key)
@@ -623,12 +636,13 @@ def _told_targets(store: Store, substance: str, kind: str, direction: str,
 
 def _withdraw_unsent(store: Store, db: Any, substance: str, kind: str, direction: str,
                      told: dict[str, Any], *, series: Finding, targets: Sequence[str],
-                     now: datetime) -> list[str]:
-    """Of ``targets``, those that have heard, or are about to hear, of the episode a
-    correction withdraws whole (a delivery made, tried, being tried or due). Its messages
-    to ``targets`` that all wait for later (the end of quiet hours) are dropped: a target
-    with no other of them hears neither them nor the correction, and one that heard of
-    the episode gets the correction without them (an escalation of a rise withdrawn)."""
+                     now: datetime) -> tuple[list[str], int]:
+    """Of ``targets``, those that have heard, or are about to hear, of ``series`` in the
+    episode a correction withdraws it from (a delivery made, tried, being tried or due,
+    of a message resting on it); and how many deliveries were dropped. Its messages to
+    ``targets`` that wait for later (the end of quiet hours) are dropped: a target with
+    no other of them hears neither them nor the correction, and one that heard of the
+    series gets the correction without them (an escalation resting on it)."""
     now_s = iso(now)
     rows = _told_deliveries(store, substance, kind, direction, told, series=series)
 
@@ -649,7 +663,7 @@ def _withdraw_unsent(store: Store, db: Any, substance: str, kind: str, direction
         log.info("substance=%s %s: messages not yet sent withdrawn before they went out: %s",
                  substance, series.series_key,
                  ", ".join(f"alert={aid} target={name}" for aid, name in unsent))
-    return [t for t in targets if t in heard]
+    return [t for t in targets if t in heard], len(unsent)
 
 
 def _substance_rising(config: Config, store: Store, substance: str,
