@@ -360,3 +360,30 @@ def test_a_source_revised_away_while_its_escalation_waits_is_not_told_at_all(
     last = smtp_server.messages[-1]
     assert str(last["Subject"]).startswith("Forverring"), str(last["Subject"])
     assert last["In-Reply-To"] == smtp_server.messages[len(heard) - 1]["Message-ID"]
+
+
+def test_one_source_of_a_rise_revised_away_and_back_is_told_each_time(tmp_path):
+    """The lab's rise is told; customs agrees (an escalation, "2 kilder"); customs revises
+    its weeks down (a correction: customs no longer shows an increase, the lab's rise goes
+    on), then back up, then down again. Each change is told: escalation, correction,
+    escalation, correction. Before, customs rising again after its correction was not
+    told: the recipients had been told two sources agreed, and customs agreeing again
+    was "no more than already told", so they were left believing it withdrawn."""
+    cfg = make_config(tmp_path, MAIL)
+    weeks = 130
+    usual = {s: np.random.default_rng(i).poisson(5.0, weeks).astype(float)
+             for i, s in enumerate(("lab", "customs"))}
+    risen = {s: v.copy() for s, v in usual.items()}
+    risen["lab"][110:] = np.random.default_rng(10).poisson(15.0, weeks - 110)
+    risen["customs"][114:] = np.random.default_rng(11).poisson(15.0, weeks - 114)
+    told: list[str] = []
+    for w in range(109, weeks):
+        for source, v in risen.items():
+            put_weekly(cfg.state_dir, v[:w + 1], start=START, source=source)
+        told += _told(cfg, w)
+        if "escalate" in told:
+            break
+    assert told == ["open", "escalate"], told
+    for values, decision in [(usual, "correct"), (risen, "escalate"), (usual, "correct")]:
+        put_weekly(cfg.state_dir, values["customs"][:w + 1], start=START, source="customs")
+        assert _told(cfg, w) == [decision]

@@ -17,7 +17,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -394,16 +394,17 @@ def enqueue_findings(
                 # neither them nor their withdrawal
                 f = withdrawn[id(group)]
                 had = told_to.get(id(group)) or []
-                told_to[id(group)], dropped = _withdraw_unsent(
+                told_to[id(group)] = _withdraw_unsent(
                     store, db, substance, f.kind, f.direction, told_before, series=f,
                     targets=had, now=now)
-                if (dropped and id(group) not in gone and (f.kind, f.direction)
-                        == ("trend", "increase") and told.get("open")):
+                if (id(group) not in gone and (f.kind, f.direction) == ("trend", "increase")
+                        and told.get("open")):
                     # the rise goes on: what its recipients were told is what went out,
-                    # and the series rising again is news, not a duplicate of what was
-                    # dropped (its key counts the withdrawals)
+                    # less the series withdrawn (told it no longer rises, or told nothing of
+                    # it), and the series rising again is news, not a duplicate of what was
+                    # told or dropped before (its key counts the withdrawals)
                     told = pending_states[told_scope] = {
-                        **told, **_heard_evidence(store, substance),
+                        **told, **_heard_evidence(store, substance, without={f.series_key}),
                         "withdrawn": int(told.get("withdrawn", 0)) + 1}
                 if had and not told_to[id(group)]:
                     log.info("substance=%s correction of %s not sent: no recipient had "
@@ -550,12 +551,15 @@ def _heard(store: Store, substance: str) -> list[dict[str, Any]]:
     return [json.loads(r["data"] or "{}") for r in rows]
 
 
-def _heard_evidence(store: Store, substance: str) -> dict[str, Any]:
+def _heard_evidence(store: Store, substance: str, *, without: Collection[str] = ()
+                    ) -> dict[str, Any]:
     """The evidence of the messages of the substance's current rise that were heard (or
-    still go out): the largest of each (:func:`_evidence`); zero when there is none."""
+    still go out): the largest of each (:func:`_evidence`), of their sources but the
+    series ``without`` (withdrawn by a correction); zero when there is none."""
     told = {"n_sources": 0, "category": 0, "magnitude": 0.0}
     for data in _heard(store, substance):
-        ev = _evidence({"data": data})
+        agree = [a for a in data.get("agree", []) if a.get("series") not in without]
+        ev = _evidence({"data": {**data, "agree": agree}})
         told = {k: max(told[k], ev[k]) for k in told}
     return told
 
@@ -636,10 +640,10 @@ def _told_targets(store: Store, substance: str, kind: str, direction: str,
 
 def _withdraw_unsent(store: Store, db: Any, substance: str, kind: str, direction: str,
                      told: dict[str, Any], *, series: Finding, targets: Sequence[str],
-                     now: datetime) -> tuple[list[str], int]:
+                     now: datetime) -> list[str]:
     """Of ``targets``, those that have heard, or are about to hear, of ``series`` in the
     episode a correction withdraws it from (a delivery made, tried, being tried or due,
-    of a message resting on it); and how many deliveries were dropped. Its messages to
+    of a message resting on it). Its messages to
     ``targets`` that wait for later (the end of quiet hours) are dropped: a target with
     no other of them hears neither them nor the correction, and one that heard of the
     series gets the correction without them (an escalation resting on it)."""
@@ -663,7 +667,7 @@ def _withdraw_unsent(store: Store, db: Any, substance: str, kind: str, direction
         log.info("substance=%s %s: messages not yet sent withdrawn before they went out: %s",
                  substance, series.series_key,
                  ", ".join(f"alert={aid} target={name}" for aid, name in unsent))
-    return [t for t in targets if t in heard], len(unsent)
+    return [t for t in targets if t in heard]
 
 
 def _substance_rising(config: Config, store: Store, substance: str,
@@ -1024,8 +1028,8 @@ def enqueue_renamed_notice(
 ) -> list[str]:
     """A notice told before, edited since to name another configured substance: told to
     the targets that substance brings (:func:`notice_targets` of the added substances),
-    those that had the notice not again. Its alert names every substance it names now and gets the new deliveries;
-    which targets. Nothing for a notice too old to be alerted, or told by an older warnd
+    those that had the notice not again. Its alert names every substance it names now
+    and gets the new deliveries; which targets. Nothing for a notice too old to be alerted, or told by an older warnd
     (one alert per substance)."""
     if now - item.published_at > parse_duration(config.alerting.notice_max_age):
         return []
