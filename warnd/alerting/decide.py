@@ -643,10 +643,10 @@ def _withdraw_unsent(store: Store, db: Any, substance: str, kind: str, direction
                      now: datetime) -> list[str]:
     """Of ``targets``, those that have heard, or are about to hear, of ``series`` in the
     episode a correction withdraws it from (a delivery made, tried, being tried or due,
-    of a message resting on it). Its messages to
-    ``targets`` that wait for later (the end of quiet hours) are dropped: a target with
-    no other of them hears neither them nor the correction, and one that heard of the
-    series gets the correction without them (an escalation resting on it)."""
+    of a message resting on it). Its messages to ``targets`` that wait for later (the end
+    of quiet hours) are dropped: a target with no other of them hears neither them nor
+    the correction, and one that heard of the series gets the correction without them
+    (an escalation resting on it)."""
     now_s = iso(now)
     rows = _told_deliveries(store, substance, kind, direction, told, series=series)
 
@@ -1029,8 +1029,8 @@ def enqueue_renamed_notice(
     """A notice told before, edited since to name another configured substance: told to
     the targets that substance brings (:func:`notice_targets` of the added substances),
     those that had the notice not again. Its alert names every substance it names now
-    and gets the new deliveries; which targets. Nothing for a notice too old to be alerted, or told by an older warnd
-    (one alert per substance)."""
+    and gets the new deliveries; which targets. Nothing for a notice too old to be
+    alerted, or told by an older warnd (one alert per substance)."""
     if now - item.published_at > parse_duration(config.alerting.notice_max_age):
         return []
     rows = store.q("SELECT id, data FROM alerts WHERE dedupe_key=?", [f"notice:{item.key}"])
