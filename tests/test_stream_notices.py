@@ -269,6 +269,41 @@ def test_an_edit_after_a_silence_ended_tells_only_the_desk_the_new_substance_bri
     assert "kokain, fentanyl og heroin" in inbox["heroin@example.org"][0]
 
 
+def test_an_edit_tells_a_desk_the_new_substance_brings_that_a_silence_kept_it_from(
+        tmp_path, smtp_server):
+    """The cocaine desk hears of cocaine and of heroin. A notice naming cocaine and
+    fentanyl waits out the night; cocaine is silenced, so in the morning it is held back
+    from the cocaine desk. Edited at noon to name heroin, it is told to the heroin desk
+    and to the cocaine desk, which heroin brings it to, naming all three (before, the
+    desk counted as one that had the notice, and was not told)."""
+    path = _config(tmp_path, smtp_server, alerting='quiet_hours = "17:00-08:00"')
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        'substances = ["heroin"]\ntargets = ["heroin-desk"]',
+        'substances = ["heroin"]\ntargets = ["heroin-desk", "cocaine-desk"]'),
+        encoding="utf-8")
+    cfg = load_config(path)
+    night = datetime(2026, 3, 10, 20, 0, tzinfo=UTC)  # 21:00 in Oslo
+    _page(tmp_path, (*MIXED[:3], night - timedelta(hours=1)))
+    _round(cfg, night)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        store.add_silence(substance="kokain", kind=None, source=None, reason="festival",
+                          until=night + timedelta(days=14), now=night + timedelta(hours=1))
+    finally:
+        store.close()
+    morning = datetime(2026, 3, 11, 7, 30, tzinfo=UTC)  # 08:30 in Oslo
+    _round(cfg, morning)
+    assert sorted(_inbox(smtp_server)) == ["opioid@example.org", "ops@example.org"]
+    _page(tmp_path, (*MIXED[:2], "Det er funnet kokain blandet med fentanyl og heroin.",
+                     night - timedelta(hours=1)))
+    _round(cfg, morning + timedelta(hours=4))
+    inbox = _inbox(smtp_server)
+    assert {k: len(v) for k, v in inbox.items()} == {
+        "ops@example.org": 1, "opioid@example.org": 1, "heroin@example.org": 1,
+        "kokain@example.org": 1}, inbox
+    assert "kokain, fentanyl og heroin" in inbox["kokain@example.org"][0]
+
+
 def test_a_muted_substance_holds_back_only_the_desks_it_alone_routes_to(tmp_path,
                                                                         smtp_server):
     """Fentanyl muted: the notice naming cocaine and fentanyl goes to ops and the cocaine

@@ -1057,8 +1057,11 @@ def enqueue_renamed_notice(
     # the targets the added substances bring, not one an earlier substance routes to that
     # a silence or a mute kept from the notice (held back, it is not told later)
     targets, alert["status"], _ = notice_targets(config, store, alert, added, now=now)
-    had = {r["target"] for r in store.q("SELECT target FROM deliveries WHERE alert_id=?",
-                                         [aid])}
+    # a target the notice was held back from while it waited (silenced, or dropped as
+    # muted) did not have it
+    had = {r["target"] for r in store.q(
+        "SELECT target FROM deliveries WHERE alert_id=? AND status<>'silenced' AND NOT "
+        "(status='dropped' AND last_error LIKE 'not sent:%')", [aid])}
     new = [t for t in targets if t not in had]
     told = store.extend_alert(aid, alert, new, now=now,
                               due_at=quiet.due_at(config, "warning", now) if new else None)
