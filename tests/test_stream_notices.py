@@ -30,9 +30,10 @@ names = ["heroin"]
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)  # a Tuesday, working hours
 
 
-def _config(tmp_path, smtp, *, fentanyl_muted: bool = False):
+def _config(tmp_path, smtp, *, fentanyl_muted: bool = False, alerting: str = ""):
     """Four desks: ops hears of cocaine and fentanyl (and what no route takes), the
-    cocaine desk of cocaine, the opioid desk of fentanyl, the heroin desk of heroin."""
+    cocaine desk of cocaine, the opioid desk of fentanyl, the heroin desk of heroin.
+    ``alerting``: more lines of ``[alerting]``."""
     subs = SUBSTANCES.replace('names = ["fentanyl"]\n', 'names = ["fentanyl"]\nmuted = true\n'
                               ) if fentanyl_muted else SUBSTANCES
     body = f'''
@@ -76,6 +77,7 @@ targets = ["heroin-desk"]
 
 [alerting]
 default_targets = ["ops"]
+{alerting}
 '''
     return write_config(tmp_path, body, substances=subs)
 
@@ -203,6 +205,103 @@ def test_a_notice_is_held_back_from_a_desk_only_when_every_substance_routing_it_
             ["kokain", "fentanyl"], "silenced", []), newest
     finally:
         store.close()
+
+
+def test_a_notice_silenced_for_one_desk_while_it_waits_stays_open_for_the_others(
+        tmp_path, smtp_server):
+    """A notice naming cocaine and fentanyl decided in quiet hours waits for the morning;
+    cocaine is silenced in the night. In the morning ops and the opioid desk have it, the
+    cocaine desk not, and the alert stays open: told, to be acknowledged, in `warnd
+    status` and the console's open alerts (before, the cocaine desk's delivery, judged
+    first, marked the whole alert silenced while the other desks still waited for it)."""
+    from warnd.alerting import actions
+
+    cfg = load_config(_config(tmp_path, smtp_server, alerting='quiet_hours = "17:00-08:00"'))
+    night = datetime(2026, 3, 10, 20, 0, tzinfo=UTC)  # 21:00 in Oslo
+    _page(tmp_path, (*MIXED[:3], night - timedelta(hours=1)))
+    _round(cfg, night)
+    assert _inbox(smtp_server) == {}
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        store.add_silence(substance="kokain", kind=None, source=None, reason="festival",
+                          until=night + timedelta(days=14), now=night + timedelta(hours=1))
+    finally:
+        store.close()
+    _round(cfg, datetime(2026, 3, 11, 7, 30, tzinfo=UTC))  # 08:30 in Oslo
+    inbox = _inbox(smtp_server)
+    assert {k: len(v) for k, v in inbox.items()} == {
+        "ops@example.org": 1, "opioid@example.org": 1}, inbox
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        (a,) = store.alerts()
+        assert a["status"] == "open", a
+        assert {d["target"]: d["status"] for d in a["deliveries"]} == {
+            "ops": "delivered", "opioid-desk": "delivered", "cocaine-desk": "silenced"}
+        assert actions.ack_alert(store, a["id"], who="kari", via="cli")
+        assert store.alerts()[0]["status"] == "acked"
+    finally:
+        store.close()
+
+
+def test_an_edit_after_a_silence_ended_tells_only_the_desk_the_new_substance_brings(
+        tmp_path, smtp_server):
+    """Cocaine silenced for a day: the notice naming cocaine and fentanyl reaches ops and
+    the opioid desk, not the cocaine desk. Two days later the silence has ended and the
+    notice is edited to name heroin: the heroin desk is told, and no other desk. The
+    cocaine desk, which a silence kept from the notice, is not told it because of an
+    edit about heroin (before, it was, two days late, as news)."""
+    cfg = load_config(_config(tmp_path, smtp_server))
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        store.add_silence(substance="kokain", kind=None, source=None, reason="festival",
+                          until=T0 + timedelta(days=1), now=T0 - timedelta(hours=1))
+    finally:
+        store.close()
+    _page(tmp_path, MIXED)
+    _round(cfg, T0)
+    assert sorted(_inbox(smtp_server)) == ["opioid@example.org", "ops@example.org"]
+    _page(tmp_path, (*MIXED[:2], "Det er funnet kokain blandet med fentanyl og heroin.",
+                     MIXED[3]))
+    _round(cfg, T0 + timedelta(days=2))
+    inbox = _inbox(smtp_server)
+    assert {k: len(v) for k, v in inbox.items()} == {
+        "ops@example.org": 1, "opioid@example.org": 1, "heroin@example.org": 1}, inbox
+    assert "kokain, fentanyl og heroin" in inbox["heroin@example.org"][0]
+
+
+def test_an_edit_tells_a_desk_the_new_substance_brings_that_a_silence_kept_it_from(
+        tmp_path, smtp_server):
+    """The cocaine desk hears of cocaine and of heroin. A notice naming cocaine and
+    fentanyl waits out the night; cocaine is silenced, so in the morning it is held back
+    from the cocaine desk. Edited at noon to name heroin, it is told to the heroin desk
+    and to the cocaine desk, which heroin brings it to, naming all three (before, the
+    desk counted as one that had the notice, and was not told)."""
+    path = _config(tmp_path, smtp_server, alerting='quiet_hours = "17:00-08:00"')
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        'substances = ["heroin"]\ntargets = ["heroin-desk"]',
+        'substances = ["heroin"]\ntargets = ["heroin-desk", "cocaine-desk"]'),
+        encoding="utf-8")
+    cfg = load_config(path)
+    night = datetime(2026, 3, 10, 20, 0, tzinfo=UTC)  # 21:00 in Oslo
+    _page(tmp_path, (*MIXED[:3], night - timedelta(hours=1)))
+    _round(cfg, night)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        store.add_silence(substance="kokain", kind=None, source=None, reason="festival",
+                          until=night + timedelta(days=14), now=night + timedelta(hours=1))
+    finally:
+        store.close()
+    morning = datetime(2026, 3, 11, 7, 30, tzinfo=UTC)  # 08:30 in Oslo
+    _round(cfg, morning)
+    assert sorted(_inbox(smtp_server)) == ["opioid@example.org", "ops@example.org"]
+    _page(tmp_path, (*MIXED[:2], "Det er funnet kokain blandet med fentanyl og heroin.",
+                     night - timedelta(hours=1)))
+    _round(cfg, morning + timedelta(hours=4))
+    inbox = _inbox(smtp_server)
+    assert {k: len(v) for k, v in inbox.items()} == {
+        "ops@example.org": 1, "opioid@example.org": 1, "heroin@example.org": 1,
+        "kokain@example.org": 1}, inbox
+    assert "kokain, fentanyl og heroin" in inbox["kokain@example.org"][0]
 
 
 def test_a_muted_substance_holds_back_only_the_desks_it_alone_routes_to(tmp_path,

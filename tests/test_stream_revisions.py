@@ -369,3 +369,129 @@ def test_a_folder_and_a_table_set_to_keep_removed_rows_keep_them(tmp_path):
                             ).poll("lab").ok
         stored, revised = _stored(cfg)
         assert sorted(stored) == list(range(10)) and revised == [], name
+
+
+def test_a_rise_revised_away_while_its_escalation_waits_is_corrected_without_it(
+        tmp_path, smtp_server):
+    """The lab's rise is told (its opening waits out the quiet hours, 11:00–15:00, and
+    goes at 15:00); a later week it grows fivefold, told at midday, so the escalation
+    waits. Within the hour the lab revises the weeks down to the usual level. When the
+    quiet time ends the recipient, who had the opening, gets its correction, replying to
+    the opening, and not the escalation of a rise already withdrawn. Before, the
+    escalation and then the correction went out together at 15:00."""
+    from warnd.alerting import outbox
+
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()),
+                      '\n[alerting]\nquiet_hours = "11:00-15:00"\n')
+    risen = _growing()
+    usual = np.random.default_rng(11).poisson(5.0, WEEKS).astype(float)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        told: list[str] = []
+        for w in range(RISE - 1, WEEKS):
+            _put(cfg, risen, w + 1)
+            told += _told(cfg, w)
+            if "escalate" in told:
+                break
+            outbox.dispatch_pending(cfg, store, now=_week_end(w) + timedelta(hours=4))
+        assert told == ["open", "escalate"], told
+        assert [str(m["Subject"]) for m in smtp_server.messages] == [
+            "Liten økning: ketamin — 1 kilde"]
+        _put(cfg, usual, w + 1)  # revised down half an hour later
+        later = _week_end(w) + timedelta(minutes=30)
+        assert [a["decision"] for a in Pipeline(cfg, clock=lambda: later).detect()] == [
+            "correct"]
+        outbox.dispatch_pending(cfg, store, now=_week_end(w) + timedelta(hours=4))
+        (e,) = store.q("SELECT d.status, d.last_error FROM deliveries d JOIN alerts a "
+                       "ON a.id = d.alert_id WHERE a.decision = 'escalate'")
+    finally:
+        store.close()
+    subjects = [str(m["Subject"]) for m in smtp_server.messages]
+    assert len(subjects) == 2 and subjects[1].startswith("Rettelse"), subjects
+    opening, correction = smtp_server.messages
+    assert correction["In-Reply-To"] == opening["Message-ID"]
+    assert e["status"] == "dropped" and "revised away" in e["last_error"]
+
+
+def test_a_source_revised_away_while_its_escalation_waits_is_not_told_at_all(
+        tmp_path, smtp_server):
+    """The lab's rise is told (after the quiet hours, 11:00–15:00); weeks later customs
+    agrees, told at midday, so the escalation ("2 kilder") waits. Within the hour customs
+    revises its weeks down: the lab's rise goes on, customs never rose. At 15:00 the
+    recipient, who heard only of the lab, gets nothing: neither the escalation resting on
+    customs nor its correction. When customs does rise later, that is told as what it is,
+    more than was told. Before, "Forverring: Sterk økning: ketamin — 2 kilder" and its
+    "Rettelse" went out together at 15:00, and a later rise of customs was not told."""
+    from warnd.alerting import outbox
+
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()),
+                      '\n[alerting]\nquiet_hours = "11:00-15:00"\n')
+    weeks = 130
+    usual = {s: np.random.default_rng(i).poisson(5.0, weeks).astype(float)
+             for i, s in enumerate(("lab", "customs"))}
+    risen = {s: v.copy() for s, v in usual.items()}
+    risen["lab"][110:] = np.random.default_rng(10).poisson(15.0, weeks - 110)
+    risen["customs"][114:] = np.random.default_rng(11).poisson(15.0, weeks - 114)
+
+    def put(values: dict[str, np.ndarray], upto: int) -> None:
+        for source, v in values.items():
+            put_weekly(cfg.state_dir, v[:upto], start=START, source=source)
+
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        told: list[str] = []
+        for w in range(109, weeks):
+            put(risen, w + 1)
+            told += _told(cfg, w)
+            if "escalate" in told:
+                break
+            outbox.dispatch_pending(cfg, store, now=_week_end(w) + timedelta(hours=4))
+        assert told == ["open", "escalate"], told
+        heard = [str(m["Subject"]) for m in smtp_server.messages]
+        assert heard[-1] == "Liten økning: ketamin — 1 kilde", heard
+        put({"customs": usual["customs"]}, w + 1)  # revised down half an hour later
+        later = _week_end(w) + timedelta(minutes=30)
+        assert [a["decision"] for a in Pipeline(cfg, clock=lambda: later).detect()] == []
+        outbox.dispatch_pending(cfg, store, now=_week_end(w) + timedelta(hours=4))
+        assert [str(m["Subject"]) for m in smtp_server.messages] == heard
+        (e,) = store.q("SELECT d.status, d.last_error FROM deliveries d JOIN alerts a "
+                       "ON a.id = d.alert_id WHERE a.decision = 'escalate'")
+        assert e["status"] == "dropped" and "revised away" in e["last_error"]
+        # customs does rise: told as more than was told, replying to the lab's opening
+        put(risen, w + 1)
+        again = _week_end(w) + timedelta(days=1)
+        assert [a["decision"] for a in Pipeline(cfg, clock=lambda: again).detect()] == [
+            "escalate"]
+        outbox.dispatch_pending(cfg, store, now=again + timedelta(hours=4))
+    finally:
+        store.close()
+    last = smtp_server.messages[-1]
+    assert str(last["Subject"]).startswith("Forverring"), str(last["Subject"])
+    assert last["In-Reply-To"] == smtp_server.messages[len(heard) - 1]["Message-ID"]
+
+
+def test_one_source_of_a_rise_revised_away_and_back_is_told_each_time(tmp_path):
+    """The lab's rise is told; customs agrees (an escalation, "2 kilder"); customs revises
+    its weeks down (a correction: customs no longer shows an increase, the lab's rise goes
+    on), then back up, then down again. Each change is told: escalation, correction,
+    escalation, correction. Before, customs rising again after its correction was not
+    told: the recipients had been told two sources agreed, and customs agreeing again
+    was "no more than already told", so they were left believing it withdrawn."""
+    cfg = make_config(tmp_path, MAIL)
+    weeks = 130
+    usual = {s: np.random.default_rng(i).poisson(5.0, weeks).astype(float)
+             for i, s in enumerate(("lab", "customs"))}
+    risen = {s: v.copy() for s, v in usual.items()}
+    risen["lab"][110:] = np.random.default_rng(10).poisson(15.0, weeks - 110)
+    risen["customs"][114:] = np.random.default_rng(11).poisson(15.0, weeks - 114)
+    told: list[str] = []
+    for w in range(109, weeks):
+        for source, v in risen.items():
+            put_weekly(cfg.state_dir, v[:w + 1], start=START, source=source)
+        told += _told(cfg, w)
+        if "escalate" in told:
+            break
+    assert told == ["open", "escalate"], told
+    for values, decision in [(usual, "correct"), (risen, "escalate"), (usual, "correct")]:
+        put_weekly(cfg.state_dir, values["customs"][:w + 1], start=START, source="customs")
+        assert _told(cfg, w) == [decision]

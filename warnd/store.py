@@ -1972,7 +1972,8 @@ class Store:
     ) -> list[str]:
         """An alert that names more than it did (a notice edited to name another
         substance): its title, body, data and status as in ``alert``, and pending
-        deliveries to those of ``targets`` that have none of it yet, atomically.
+        deliveries to those of ``targets`` that have none of it yet, or had it held back
+        while it waited (``silenced``, or ``dropped`` as muted: "not sent: …"), atomically.
         Which targets were added."""
         now_s = iso(now or utcnow())
         due_s = iso(due_at) if due_at else now_s
@@ -1987,10 +1988,17 @@ class Store:
                  json.dumps(alert.get("data", {}), default=_json_default),
                  alert.get("status", "open"), alert.get("status", "open"), alert_id))
             for t in targets:
-                if db.execute(
-                        "INSERT OR IGNORE INTO deliveries (alert_id, target, status, attempts, "
-                        "next_attempt_at, created_at, due_at) VALUES (?,?,?,?,?,?,?)",
-                        (alert_id, t, "pending", 0, due_s, now_s, due_s)).rowcount:
+                fresh = db.execute(
+                    "INSERT OR IGNORE INTO deliveries (alert_id, target, status, attempts, "
+                    "next_attempt_at, created_at, due_at) VALUES (?,?,?,?,?,?,?)",
+                    (alert_id, t, "pending", 0, due_s, now_s, due_s)).rowcount
+                # (its attempts stay: what /metrics counted of them never goes down)
+                held = not fresh and db.execute(
+                    "UPDATE deliveries SET status='pending', next_attempt_at=?, due_at=?, "
+                    "last_error=NULL, claimed_until=NULL, claimed_by=NULL WHERE alert_id=? "
+                    "AND target=? AND (status='silenced' OR status='dropped' AND "
+                    "last_error LIKE 'not sent:%')", (due_s, due_s, alert_id, t)).rowcount
+                if fresh or held:
                     added.append(t)
         return added
 

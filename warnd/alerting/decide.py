@@ -17,7 +17,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -314,15 +314,17 @@ def enqueue_findings(
             continue  # the episode was never alerted (e.g. history before the first run)
         groups.append(group)
         told_to[id(group)] = _told_targets(store, substance, kind, direction, told)
-    gone: dict[int, Finding] = {}  # corrections that leave nothing of their episode
+    withdrawn: dict[int, Finding] = {}  # by id(group): the series a correction withdraws
+    gone: set[int] = set()  # corrections that leave nothing of their episode
     for f, a in corrections:
         if _told_about(store, f):
             groups.append([(f, a)])
+            withdrawn[id(groups[-1])] = f
             told_to[id(groups[-1])] = _told_targets(store, substance, f.kind, f.direction,
                                                     told, series=f)
             if not _still_active(config, store, substance, f.kind, f.direction, [(f, a)],
                                  states):
-                gone[id(groups[-1])] = f
+                gone.add(id(groups[-1]))
                 if f.kind == "trend" and f.direction == "increase" and told.get("open"):
                     told = {**told, "open": False, "ended": now.date().isoformat()}
                     pending_states[told_scope] = told
@@ -381,17 +383,29 @@ def enqueue_findings(
                 # the episode told: a rise revised away and back is told again on the
                 # same findings, and that is news, not a duplicate
                 alert["dedupe_key"] += f":{told['n']}"
+                if told.get("withdrawn"):
+                    alert["dedupe_key"] += f"w{told['withdrawn']}"
             if group is trends and retold:
                 # its findings may be those of the silenced message: not a duplicate
                 alert["dedupe_key"] += ":after-silence"
-            if id(group) in gone:
-                # a target whose messages of the episode all still wait (quiet hours)
-                # hears neither them nor their withdrawal
-                f = gone[id(group)]
+            if id(group) in withdrawn:
+                # the messages resting on the series that still wait (quiet hours) are not
+                # sent; a target that had none of them go out hears nothing of the series,
+                # neither them nor their withdrawal
+                f = withdrawn[id(group)]
                 had = told_to.get(id(group)) or []
                 told_to[id(group)] = _withdraw_unsent(
                     store, db, substance, f.kind, f.direction, told_before, series=f,
                     targets=had, now=now)
+                if (id(group) not in gone and (f.kind, f.direction) == ("trend", "increase")
+                        and told.get("open")):
+                    # the rise goes on: what its recipients were told is what went out,
+                    # less the series withdrawn (told it no longer rises, or told nothing of
+                    # it), and the series rising again is news, not a duplicate of what was
+                    # told or dropped before (its key counts the withdrawals)
+                    told = pending_states[told_scope] = {
+                        **told, **_heard_evidence(store, substance, without={f.series_key}),
+                        "withdrawn": int(told.get("withdrawn", 0)) + 1}
                 if had and not told_to[id(group)]:
                     log.info("substance=%s correction of %s not sent: no recipient had "
                              "heard of it yet", substance, f.series_key)
@@ -537,12 +551,15 @@ def _heard(store: Store, substance: str) -> list[dict[str, Any]]:
     return [json.loads(r["data"] or "{}") for r in rows]
 
 
-def _heard_evidence(store: Store, substance: str) -> dict[str, Any]:
+def _heard_evidence(store: Store, substance: str, *, without: Collection[str] = ()
+                    ) -> dict[str, Any]:
     """The evidence of the messages of the substance's current rise that were heard (or
-    still go out): the largest of each (:func:`_evidence`); zero when there is none."""
+    still go out): the largest of each (:func:`_evidence`), of their sources but the
+    series ``without`` (withdrawn by a correction); zero when there is none."""
     told = {"n_sources": 0, "category": 0, "magnitude": 0.0}
     for data in _heard(store, substance):
-        ev = _evidence({"data": data})
+        agree = [a for a in data.get("agree", []) if a.get("series") not in without]
+        ev = _evidence({"data": {**data, "agree": agree}})
         told = {k: max(told[k], ev[k]) for k in told}
     return told
 
@@ -624,17 +641,23 @@ def _told_targets(store: Store, substance: str, kind: str, direction: str,
 def _withdraw_unsent(store: Store, db: Any, substance: str, kind: str, direction: str,
                      told: dict[str, Any], *, series: Finding, targets: Sequence[str],
                      now: datetime) -> list[str]:
-    """Of ``targets``, those that have heard, or are about to hear, of the episode a
-    correction withdraws whole (a delivery made, tried, being tried or due). The others'
-    messages of it all wait for later (the end of quiet hours): they are dropped, and
-    the correction does not go to them."""
+    """Of ``targets``, those that have heard, or are about to hear, of ``series`` in the
+    episode a correction withdraws it from (a delivery made, tried, being tried or due,
+    of a message resting on it). Its messages to ``targets`` that wait for later (the end
+    of quiet hours) are dropped: a target with no other of them hears neither them nor
+    the correction, and one that heard of the series gets the correction without them
+    (an escalation resting on it)."""
     now_s = iso(now)
     rows = _told_deliveries(store, substance, kind, direction, told, series=series)
-    heard = {d["target"] for d in rows if d["status"] == "delivered" or d["attempts"]
-             or (d["claimed_until"] and d["claimed_until"] > now_s)
-             or d["next_attempt_at"] <= now_s}
+
+    def going(d: dict[str, Any]) -> bool:
+        return bool(d["status"] == "delivered" or d["attempts"]
+                    or (d["claimed_until"] and d["claimed_until"] > now_s)
+                    or d["next_attempt_at"] <= now_s)
+
+    heard = {d["target"] for d in rows if going(d)}
     unsent = [(int(d["alert_id"]), d["target"]) for d in rows
-              if d["target"] in targets and d["target"] not in heard]
+              if d["target"] in targets and not going(d)]
     if unsent:
         db.conn.executemany(
             "UPDATE deliveries SET status='dropped', last_error=? WHERE alert_id=? AND "
@@ -1004,10 +1027,10 @@ def enqueue_renamed_notice(
     config: Config, store: Store, src: Any, item: Any, *, now: datetime
 ) -> list[str]:
     """A notice told before, edited since to name another configured substance: told to
-    the targets that substance brings (:func:`notice_targets`), those that had the notice
-    not again. Its alert names every substance it names now and gets the new deliveries;
-    which targets. Nothing for a notice too old to be alerted, or told by an older warnd
-    (one alert per substance)."""
+    the targets that substance brings (:func:`notice_targets` of the added substances),
+    those that had the notice not again. Its alert names every substance it names now
+    and gets the new deliveries; which targets. Nothing for a notice too old to be
+    alerted, or told by an older warnd (one alert per substance)."""
     if now - item.published_at > parse_duration(config.alerting.notice_max_age):
         return []
     rows = store.q("SELECT id, data FROM alerts WHERE dedupe_key=?", [f"notice:{item.key}"])
@@ -1031,9 +1054,14 @@ def enqueue_renamed_notice(
     alert = {"substance": subs[0], "source": src.name, "region": item.region or src.region,
              "kind": "notice", "severity": "warning", "title": title, "body": body,
              "data": data}
-    targets, alert["status"], _ = notice_targets(config, store, alert, subs, now=now)
-    had = {r["target"] for r in store.q("SELECT target FROM deliveries WHERE alert_id=?",
-                                         [aid])}
+    # the targets the added substances bring, not one an earlier substance routes to that
+    # a silence or a mute kept from the notice (held back, it is not told later)
+    targets, alert["status"], _ = notice_targets(config, store, alert, added, now=now)
+    # a target the notice was held back from while it waited (silenced, or dropped as
+    # muted) did not have it
+    had = {r["target"] for r in store.q(
+        "SELECT target FROM deliveries WHERE alert_id=? AND status<>'silenced' AND NOT "
+        "(status='dropped' AND last_error LIKE 'not sent:%')", [aid])}
     new = [t for t in targets if t not in had]
     told = store.extend_alert(aid, alert, new, now=now,
                               due_at=quiet.due_at(config, "warning", now) if new else None)

@@ -642,10 +642,13 @@ def _prepare(
         with store.write() as db:
             db.execute("UPDATE deliveries SET status='silenced' WHERE alert_id=? AND target=?",
                        (aid, name))
-            # the alert is silenced when none of it went out; a target that had it told it
+            # the alert is silenced when none of it went out nor still goes: a target that
+            # had it told it, and one still waiting for it (a notice whose other
+            # substances route it there, judged on its own when due) may yet
             db.execute("UPDATE alerts SET status='silenced', silenced_by=? WHERE id=? "
                        "AND status='open' AND NOT EXISTS (SELECT 1 FROM deliveries WHERE "
-                       "alert_id=? AND status='delivered')", (sid, aid, aid))
+                       "alert_id=? AND (status='delivered' OR status='pending' AND "
+                       "target<>?))", (sid, aid, aid, name))
             _rise_unheard(store, d, db, now)
         counts["silenced"] += 1
         log.info("alert=%d target=%s not sent: silence %d", aid, name, sid)
