@@ -495,3 +495,46 @@ def test_one_source_of_a_rise_revised_away_and_back_is_told_each_time(tmp_path):
     for values, decision in [(usual, "correct"), (risen, "escalate"), (usual, "correct")]:
         put_weekly(cfg.state_dir, values["customs"][:w + 1], start=START, source="customs")
         assert _told(cfg, w) == [decision]
+
+
+def test_one_source_revised_away_while_the_opening_waits_leaves_the_rise_told(
+        tmp_path, smtp_server):
+    """Lab and customs rise together; the opening ("2 kilder") is decided at midday and
+    waits out the quiet hours (11:00–15:00). Within the hour customs revises its weeks
+    down, while the lab's rise goes on. At 15:00 the recipient hears of the rise, then
+    that customs is withdrawn from it. Before, the waiting opening was dropped with
+    customs, and the lab's rise, going on, was never told."""
+    from warnd.alerting import outbox
+
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()),
+                      '\n[alerting]\nquiet_hours = "11:00-15:00"\n')
+    weeks = 130
+    usual = {s: np.random.default_rng(i).poisson(5.0, weeks).astype(float)
+             for i, s in enumerate(("lab", "customs"))}
+    risen = {s: v.copy() for s, v in usual.items()}
+    for i, v in enumerate(risen.values()):
+        v[110:] = np.random.default_rng(10 + i).poisson(30.0, weeks - 110)
+
+    def put(values: dict[str, np.ndarray], upto: int) -> None:
+        for source, v in values.items():
+            put_weekly(cfg.state_dir, v[:upto], start=START, source=source)
+
+    for w in range(109, weeks):
+        put(risen, w + 1)
+        if _told(cfg, w):
+            break
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        (o,) = store.q("SELECT title FROM alerts WHERE kind='trend' AND decision='open'")
+        assert o["title"] == "Sterk økning: ketamin — 2 kilder"
+        put({"customs": usual["customs"]}, w + 1)  # revised down half an hour later
+        later = _week_end(w) + timedelta(minutes=30)
+        assert "correct" in [a["decision"] for a in Pipeline(cfg, clock=lambda: later).detect()
+                             if a["kind"] == "trend"]
+        outbox.dispatch_pending(cfg, store, now=_week_end(w) + timedelta(hours=4))
+    finally:
+        store.close()
+    trend = [str(m["Subject"]) for m in smtp_server.messages
+             if "økning" in str(m["Subject"])]
+    assert trend[0] == "Sterk økning: ketamin — 2 kilder", trend
+    assert [s.startswith("Rettelse") for s in trend] == [False, True], trend

@@ -396,7 +396,7 @@ def enqueue_findings(
                 had = told_to.get(id(group)) or []
                 told_to[id(group)] = _withdraw_unsent(
                     store, db, substance, f.kind, f.direction, told_before, series=f,
-                    targets=had, now=now)
+                    targets=had, now=now, whole=id(group) in gone)
                 if (id(group) not in gone and (f.kind, f.direction) == ("trend", "increase")
                         and told.get("open")):
                     # the rise goes on: what its recipients were told is what went out,
@@ -619,7 +619,7 @@ def _told_deliveries(store: Store, substance: str, kind: str, direction: str,
             "direction=? AND decision='resolve'", [substance, kind, direction])
         since = last[0]["t"] or ""
     sql = ("SELECT d.alert_id, d.target, d.status, d.attempts, d.claimed_until, "
-           "d.next_attempt_at "
+           "d.next_attempt_at, a.decision "
            "FROM alerts a JOIN deliveries d ON d.alert_id = a.id "
            "WHERE a.substance=? AND a.kind=? AND a.direction=? AND a.created_at >= ? "
            "AND a.decision IN ('open','escalate','repeat') "
@@ -640,20 +640,23 @@ def _told_targets(store: Store, substance: str, kind: str, direction: str,
 
 def _withdraw_unsent(store: Store, db: Any, substance: str, kind: str, direction: str,
                      told: dict[str, Any], *, series: Finding, targets: Sequence[str],
-                     now: datetime) -> list[str]:
+                     now: datetime, whole: bool) -> list[str]:
     """Of ``targets``, those that have heard, or are about to hear, of ``series`` in the
     episode a correction withdraws it from (a delivery made, tried, being tried or due,
     of a message resting on it). Its messages to ``targets`` that wait for later (the end
     of quiet hours) are dropped: a target with no other of them hears neither them nor
     the correction, and one that heard of the series gets the correction without them
-    (an escalation resting on it)."""
+    (an escalation resting on it). An opening still waiting goes all the same unless
+    the correction withdraws the ``whole`` episode: the rise goes on in its other
+    series, and its recipients hear of it, then of the withdrawal of this one."""
     now_s = iso(now)
     rows = _told_deliveries(store, substance, kind, direction, told, series=series)
 
     def going(d: dict[str, Any]) -> bool:
         return bool(d["status"] == "delivered" or d["attempts"]
                     or (d["claimed_until"] and d["claimed_until"] > now_s)
-                    or d["next_attempt_at"] <= now_s)
+                    or d["next_attempt_at"] <= now_s
+                    or (not whole and d["decision"] == "open"))
 
     heard = {d["target"] for d in rows if going(d)}
     unsent = [(int(d["alert_id"]), d["target"]) for d in rows
