@@ -39,6 +39,15 @@ def _counts(cfg, substance: str, source: str = "media") -> dict[str, float]:
         st.close()
 
 
+def _media(tmp_path: Path, location: str | Path, name: str = "config.toml", *,
+           kind: str = "rss", extra: str = "", **config: str) -> Any:
+    """A config whose one source, ``media``, reads ``location`` (``extra``: more of the
+    source's keys; ``config``: more of the config, its targets or substances)."""
+    return load_config(write_service_config(
+        tmp_path / name, sources=source("media", str(location), kind=kind,
+                                        dimension="interest") + extra, **config))
+
+
 def test_weeks_without_articles_after_the_last_one_count_as_zero(tmp_path):
     """A news feed that stops naming the monitored substances, polled fine every day and
     bringing other news every day, has weeks with no articles of ours: those weeks are
@@ -52,9 +61,7 @@ def test_weeks_without_articles_after_the_last_one_count_as_zero(tmp_path):
     burst = [(MONDAY + timedelta(days=d, hours=h), f"Politiet beslagla ketamin {d} {h}")
              for d in range(0, 14) for h in range(3)]
     write_rss(feed, burst)
-    cfg = load_config(write_service_config(
-        tmp_path / "config.toml", sources=source("media", str(feed), kind="rss",
-                                                 dimension="interest")))
+    cfg = _media(tmp_path, feed)
     now = MONDAY + timedelta(days=14)  # the Monday after the burst's second week
     other = []
     for _ in range(6 * 7):  # six weeks of daily polls; each day other news
@@ -92,9 +99,7 @@ def test_a_feed_that_no_longer_brings_news_reaches_no_further_than_its_newest_en
     feed = tmp_path / "data" / "feed.xml"
     write_rss(feed, [(MONDAY + timedelta(days=d), f"Politiet beslagla ketamin {d}")
                      for d in range(0, 21)])
-    cfg = load_config(write_service_config(
-        tmp_path / "config.toml", sources=source("media", str(feed), kind="rss",
-                                                 dimension="interest")))
+    cfg = _media(tmp_path, feed)
     later = MONDAY + timedelta(weeks=30)
     assert Pipeline(cfg, clock=lambda: later).poll("media").ok
     assert max(_counts(cfg, "ketamin")) == "2026-01-19"
@@ -164,14 +169,9 @@ def test_a_feed_moved_to_a_new_address_is_read_there(tmp_path):
         new = server.put("new.xml", [(day + timedelta(days=1), "Beslag av heroin i Oslo")],
                          etag="new", modified=MONDAY - timedelta(days=3), tmp=tmp_path)
 
-        def config(url: str, name: str):
-            return load_config(write_service_config(
-                tmp_path / name, sources=source("media", url, kind="rss",
-                                                dimension="interest")))
-
-        first = Pipeline(config(old, "a.toml"), clock=lambda: MONDAY).poll("media")
+        first = Pipeline(_media(tmp_path, old, "a.toml"), clock=lambda: MONDAY).poll("media")
         assert first.ok and first.items == 1
-        moved = Pipeline(config(new, "b.toml"), clock=lambda: MONDAY + timedelta(hours=1))
+        moved = Pipeline(_media(tmp_path, new, "b.toml"), clock=lambda: MONDAY + timedelta(hours=1))
         res = moved.poll("media")
         assert res.ok, res.error
         assert server.answers[-1] == ("/new.xml", 200)
@@ -203,8 +203,7 @@ def test_a_feed_document_whose_parse_failed_is_asked_for_again(tmp_path, monkeyp
         day = MONDAY - timedelta(days=7)
         first = [(day, "Politiet beslagla ketamin i Bergen")]
         url = server.put("feed.xml", first, etag="v1", modified=MONDAY, tmp=tmp_path)
-        cfg = load_config(write_service_config(
-            tmp_path / "c.toml", sources=source("media", url, kind="rss", dimension="interest")))
+        cfg = _media(tmp_path, url, "c.toml")
         pipe = Pipeline(cfg, clock=lambda: MONDAY)
         assert pipe.poll("media").items == 1
         assert pipe.poll("media").ok and server.answers[-1] == ("/feed.xml", 304)
@@ -221,6 +220,20 @@ def test_a_feed_document_whose_parse_failed_is_asked_for_again(tmp_path, monkeyp
         assert pipe.poll("media").ok and server.answers[-1] == ("/feed.xml", 304)
     finally:
         server.stop()
+
+
+def _ketamin_and_heroin(start: datetime, weeks: range, *, heroin: int
+                        ) -> list[tuple[datetime, str]]:
+    """Each week of ``weeks`` from ``start``, three articles naming ketamin and ``heroin``
+    naming heroin."""
+    out = []
+    for w in weeks:
+        day = start + timedelta(weeks=w)
+        out += [(day + timedelta(hours=i), f"Politiet beslagla ketamin {w}.{i}")
+                for i in range(3)]
+        out += [(day + timedelta(days=1, hours=i), f"Beslag av heroin {w}.{i}")
+                for i in range(heroin)]
+    return out
 
 
 def _write_feed(path: Path, articles: list[tuple[datetime, str]],
@@ -248,21 +261,12 @@ def test_a_substance_a_source_begins_to_watch_is_not_taken_for_a_rise(tmp_path):
     start = datetime(2025, 1, 6, 10, tzinfo=UTC)
 
     def articles(weeks: range) -> list[tuple[datetime, str]]:
-        out = []
-        for w in weeks:
-            day = start + timedelta(weeks=w)
-            out += [(day + timedelta(hours=i), f"Politiet beslagla ketamin {w}.{i}")
-                    for i in range(3)]
-            out += [(day + timedelta(days=1, hours=i), f"Beslag av heroin {w}.{i}")
-                    for i in range(2)]
-        return out
+        return _ketamin_and_heroin(start, weeks, heroin=2)
 
     feed = tmp_path / "feed.xml"
 
     def config(substances: str, name: str):
-        return load_config(write_service_config(
-            tmp_path / name, sources=source("media", str(feed), kind="rss", dimension="interest")
-            + f"substances = {substances}\n"))
+        return _media(tmp_path, feed, name, extra=f"substances = {substances}\n")
 
     _write_feed(feed, articles(range(52)))
     now = start + timedelta(weeks=52)
@@ -293,21 +297,12 @@ def test_a_substance_a_source_watches_again_is_not_taken_for_a_rise(tmp_path):
     start = datetime(2025, 1, 6, 10, tzinfo=UTC)
 
     def articles(weeks: range) -> list[tuple[datetime, str]]:
-        out = []
-        for w in weeks:
-            day = start + timedelta(weeks=w)
-            out += [(day + timedelta(hours=i), f"Politiet beslagla ketamin {w}.{i}")
-                    for i in range(3)]
-            out += [(day + timedelta(days=1, hours=i), f"Beslag av heroin {w}.{i}")
-                    for i in range(4)]
-        return out
+        return _ketamin_and_heroin(start, weeks, heroin=4)
 
     feed = tmp_path / "feed.xml"
 
     def config(substances: str, name: str):
-        return load_config(write_service_config(
-            tmp_path / name, sources=source("media", str(feed), kind="rss", dimension="interest")
-            + f"substances = {substances}\n"))
+        return _media(tmp_path, feed, name, extra=f"substances = {substances}\n")
 
     both, ketamin = config('["ketamin", "heroin"]', "b.toml"), config('["ketamin"]', "a.toml")
     _write_feed(feed, articles(range(52)))
@@ -385,9 +380,7 @@ def test_a_feed_that_turned_into_a_web_page_is_not_read_as_weeks_without_article
     burst = [(MONDAY + timedelta(days=d, hours=h), f"Politiet beslagla ketamin {d} {h}")
              for d in range(0, 14) for h in range(2)]
     write_rss(feed, burst)
-    cfg = load_config(write_service_config(
-        tmp_path / "config.toml", sources=source("media", str(feed), kind="rss",
-                                                 dimension="interest")))
+    cfg = _media(tmp_path, feed)
     now = MONDAY + timedelta(days=14)
     assert Pipeline(cfg, clock=lambda: now).poll("media").ok
     feed.write_text("<!doctype html><html><body><h1>Ny forside</h1></body></html>")
@@ -418,9 +411,7 @@ def test_an_undated_article_without_link_or_guid_is_counted_once(tmp_path):
         feed.write_text('<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
                         f"{entries}</channel></rss>", encoding="utf-8")
 
-    cfg = load_config(write_service_config(
-        tmp_path / "c.toml", sources=source("media", str(feed), kind="rss", dimension="interest")
-        + 'undated = "fetched_at"\n'))
+    cfg = _media(tmp_path, feed, "c.toml", extra='undated = "fetched_at"\n')
     write(["Politiet beslagla ketamin i Bergen"])
     assert Pipeline(cfg, clock=lambda: MONDAY).poll("media").items == 1
     write(["Ketamin solgt på fest", "Politiet beslagla ketamin i Bergen"])
@@ -443,8 +434,7 @@ def test_a_malformed_feed_read_leniently_still_counts_its_quiet_weeks(tmp_path):
         feed.write_text(feed.read_text().replace("ketamin 0", "ketamin&nbsp;0"))
 
     write()
-    cfg = load_config(write_service_config(
-        tmp_path / "c.toml", sources=source("media", str(feed), kind="rss", dimension="interest")))
+    cfg = _media(tmp_path, feed, "c.toml")
     now = MONDAY + timedelta(days=7)
     first = Pipeline(cfg, clock=lambda: now).poll("media")
     assert first.items == 3 and first.problems == 1
@@ -507,10 +497,7 @@ def _a_year_then_a_move(tmp_path, smtp_server, old_link, new_link, *, guid=None)
     try:
         url = _serve(server, "feed.xml", _rss(_weekly_articles(range(52), old_link, guid=guid)),
                      _YEAR)
-        cfg = load_config(write_service_config(
-            tmp_path / "c.toml",
-            sources=source("media", url, kind="rss", dimension="interest"),
-            targets=target("mail", smtp_server.url())))
+        cfg = _media(tmp_path, url, "c.toml", targets=target("mail", smtp_server.url()))
         runs = []
         for k in range(9):
             now = _YEAR + timedelta(weeks=52 + k)
@@ -660,15 +647,12 @@ def test_a_warning_notice_whose_link_changes_is_not_told_again(tmp_path, smtp_se
         "Ny advarsel: heroin — Heroin blandet med nitazener"]
 
 
-
-
 def _terms_config(tmp_path: Path, name: str, ketamin: str, *, location: str,
                   kind: str = "rss") -> Any:
     """A config watching ketamin (its matching keys: ``ketamin``) and heroin."""
-    return load_config(write_service_config(
-        tmp_path / name, sources=source("media", location, kind=kind, dimension="interest"),
-        substances=f'[substances.ketamin]\n{ketamin}\n\n[substances.heroin]\n'
-                   'names = ["heroin"]\n'))
+    return _media(tmp_path, location, name, kind=kind,
+                  substances=f'[substances.ketamin]\n{ketamin}\n\n[substances.heroin]\n'
+                             'names = ["heroin"]\n')
 
 
 def _street_articles(start: datetime, weeks: range) -> list[tuple[datetime, str]]:
