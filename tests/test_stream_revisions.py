@@ -3,7 +3,6 @@ revises periods already judged (week by week through detection, a real store).""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -165,34 +164,45 @@ send_resolved = true
 """
 
 
-def _two_sources(tmp_path, weeks: int,
-                 ) -> tuple[Any, Callable[[str, np.ndarray], None], dict[str, np.ndarray]]:
-    """Lab and customs watch ketamine; warnings and worse go to the desk, anything else
-    to ops. The config, ``put(source, values)`` and each source's usual values."""
-    cfg = make_config(tmp_path, ROUTED)
-    usual = {s: np.random.default_rng(i).poisson(5.0, weeks).astype(float)
-             for i, s in enumerate(("lab", "customs"))}
-
-    def put(source: str, values: np.ndarray) -> None:
-        put_weekly(cfg.state_dir, values, start=START, source=source)
-
-    return cfg, put, usual
+#: quiet hours around midday, when the tests' weeks are judged
+QUIET = '\n[alerting]\nquiet_hours = "11:00-15:00"\n'
 
 
-def _risen(usual: dict[str, np.ndarray], lo: int, hi: int) -> dict[str, np.ndarray]:
-    """Both sources' values tripled from week ``lo`` to before ``hi``."""
+def _usual(weeks: int) -> dict[str, np.ndarray]:
+    """The lab's and customs' usual weekly counts of ketamine (about five)."""
+    return {s: np.random.default_rng(i).poisson(5.0, weeks).astype(float)
+            for i, s in enumerate(("lab", "customs"))}
+
+
+def _rising(usual: dict[str, np.ndarray], starts: dict[str, int], *, level: float = 15.0,
+            until: int | None = None) -> dict[str, np.ndarray]:
+    """``usual`` with each source of ``starts`` at about ``level`` from its week there to
+    before ``until`` (the end when None)."""
     out = {s: v.copy() for s, v in usual.items()}
-    for i, v in enumerate(out.values()):
-        v[lo:hi] = np.random.default_rng(10 + i).poisson(15.0, hi - lo)
+    for i, (s, v) in enumerate(out.items()):
+        if s in starts:
+            hi = len(v) if until is None else until
+            v[starts[s]:hi] = np.random.default_rng(10 + i).poisson(level, hi - starts[s])
     return out
 
 
-def _trend_messages(cfg, put, values, weeks: range) -> list[tuple[str, str, list[str]]]:
+def _put_each(cfg, values: dict[str, np.ndarray], upto: int | None = None) -> None:
+    """Each source's values (up to week ``upto``) as its table now stands."""
+    for source, v in values.items():
+        put_weekly(cfg.state_dir, v[:upto], start=START, source=source)
+
+
+def _two_sources(tmp_path, weeks: int) -> tuple[Any, dict[str, np.ndarray]]:
+    """Lab and customs watch ketamine; warnings and worse go to the desk, anything else
+    to ops. The config and each source's usual values."""
+    return make_config(tmp_path, ROUTED), _usual(weeks)
+
+
+def _trend_messages(cfg, values, weeks: range) -> list[tuple[str, str, list[str]]]:
     """Week by week: the trend messages, as ``(decision, severity, targets)``."""
     told = []
     for w in weeks:
-        for source, v in values.items():
-            put(source, v[: w + 1])
+        _put_each(cfg, values, w + 1)
         told += [(a["decision"], a["severity"], a["targets"])
                  for a in Pipeline(cfg, clock=lambda w=w: _week_end(w)).detect()
                  if a["kind"] == "trend"]
@@ -206,11 +216,11 @@ def test_a_correction_reaches_those_who_had_the_rise_it_corrects(tmp_path):
     not to ops, whose message rested on the lab alone. Before, it was routed by its own
     severity to ops alone, and the desk kept a warning whose figures were gone."""
     weeks = 120
-    cfg, put, usual = _two_sources(tmp_path, weeks)
-    risen = _risen(usual, 110, weeks)
-    told = _trend_messages(cfg, put, risen, range(109, weeks))
+    cfg, usual = _two_sources(tmp_path, weeks)
+    risen = _rising(usual, {"lab": 110, "customs": 110})
+    told = _trend_messages(cfg, risen, range(109, weeks))
     assert told == [("open", "info", ["ops"]), ("escalate", "warning", ["desk"])]
-    put("customs", usual["customs"])
+    _put_each(cfg, {"customs": usual["customs"]})
     (c,) = Pipeline(cfg, clock=lambda: _week_end(weeks)).detect()
     assert (c["decision"], c["source"]) == ("correct", "customs")
     assert c["targets"] == ["desk"]
@@ -221,8 +231,9 @@ def test_the_end_of_a_rise_reaches_everyone_who_had_it(tmp_path):
     ``send_resolved``, goes to ops and to the desk, which was warned of it. Before, the
     end went by its own severity to ops alone: for the desk the rise never ended."""
     weeks = 150
-    cfg, put, usual = _two_sources(tmp_path, weeks)
-    told = _trend_messages(cfg, put, _risen(usual, 110, 122), range(109, weeks))
+    cfg, usual = _two_sources(tmp_path, weeks)
+    risen = _rising(usual, {"lab": 110, "customs": 110}, until=122)
+    told = _trend_messages(cfg, risen, range(109, weeks))
     assert [(d, sorted(t)) for d, _, t in told] == [
         ("open", ["ops"]), ("escalate", ["desk"]), ("resolve", ["desk", "ops"])]
 
@@ -235,8 +246,7 @@ def test_a_rise_revised_away_while_its_opening_waits_for_quiet_hours_is_not_sent
     Before, the opening and its correction went out together at 15:00."""
     from warnd.alerting import outbox
 
-    cfg = make_config(tmp_path, target("mail", smtp_server.url()),
-                      '\n[alerting]\nquiet_hours = "11:00-15:00"\n')
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()), QUIET)
     weeks, rise = 130, 120
     usual = np.random.default_rng(11).poisson(5.0, weeks).astype(float)
     risen = usual.copy()
@@ -381,8 +391,7 @@ def test_a_rise_revised_away_while_its_escalation_waits_is_corrected_without_it(
     escalation and then the correction went out together at 15:00."""
     from warnd.alerting import outbox
 
-    cfg = make_config(tmp_path, target("mail", smtp_server.url()),
-                      '\n[alerting]\nquiet_hours = "11:00-15:00"\n')
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()), QUIET)
     risen = _growing()
     usual = np.random.default_rng(11).poisson(5.0, WEEKS).astype(float)
     store = Store.in_dir(cfg.state_dir)
@@ -424,24 +433,15 @@ def test_a_source_revised_away_while_its_escalation_waits_is_not_told_at_all(
     "Rettelse" went out together at 15:00, and a later rise of customs was not told."""
     from warnd.alerting import outbox
 
-    cfg = make_config(tmp_path, target("mail", smtp_server.url()),
-                      '\n[alerting]\nquiet_hours = "11:00-15:00"\n')
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()), QUIET)
     weeks = 130
-    usual = {s: np.random.default_rng(i).poisson(5.0, weeks).astype(float)
-             for i, s in enumerate(("lab", "customs"))}
-    risen = {s: v.copy() for s, v in usual.items()}
-    risen["lab"][110:] = np.random.default_rng(10).poisson(15.0, weeks - 110)
-    risen["customs"][114:] = np.random.default_rng(11).poisson(15.0, weeks - 114)
-
-    def put(values: dict[str, np.ndarray], upto: int) -> None:
-        for source, v in values.items():
-            put_weekly(cfg.state_dir, v[:upto], start=START, source=source)
-
+    usual = _usual(weeks)
+    risen = _rising(usual, {"lab": 110, "customs": 114})
     store = Store.in_dir(cfg.state_dir)
     try:
         told: list[str] = []
         for w in range(109, weeks):
-            put(risen, w + 1)
+            _put_each(cfg, risen, w + 1)
             told += _told(cfg, w)
             if "escalate" in told:
                 break
@@ -449,7 +449,7 @@ def test_a_source_revised_away_while_its_escalation_waits_is_not_told_at_all(
         assert told == ["open", "escalate"], told
         heard = [str(m["Subject"]) for m in smtp_server.messages]
         assert heard[-1] == "Liten økning: ketamin — 1 kilde", heard
-        put({"customs": usual["customs"]}, w + 1)  # revised down half an hour later
+        _put_each(cfg, {"customs": usual["customs"]}, w + 1)  # revised down half an hour later
         later = _week_end(w) + timedelta(minutes=30)
         assert [a["decision"] for a in Pipeline(cfg, clock=lambda: later).detect()] == []
         outbox.dispatch_pending(cfg, store, now=_week_end(w) + timedelta(hours=4))
@@ -458,7 +458,7 @@ def test_a_source_revised_away_while_its_escalation_waits_is_not_told_at_all(
                        "ON a.id = d.alert_id WHERE a.decision = 'escalate'")
         assert e["status"] == "dropped" and "revised away" in e["last_error"]
         # customs does rise: told as more than was told, replying to the lab's opening
-        put(risen, w + 1)
+        _put_each(cfg, risen, w + 1)
         again = _week_end(w) + timedelta(days=1)
         assert [a["decision"] for a in Pipeline(cfg, clock=lambda: again).detect()] == [
             "escalate"]
@@ -479,21 +479,17 @@ def test_one_source_of_a_rise_revised_away_and_back_is_told_each_time(tmp_path):
     was "no more than already told", so they were left believing it withdrawn."""
     cfg = make_config(tmp_path, MAIL)
     weeks = 130
-    usual = {s: np.random.default_rng(i).poisson(5.0, weeks).astype(float)
-             for i, s in enumerate(("lab", "customs"))}
-    risen = {s: v.copy() for s, v in usual.items()}
-    risen["lab"][110:] = np.random.default_rng(10).poisson(15.0, weeks - 110)
-    risen["customs"][114:] = np.random.default_rng(11).poisson(15.0, weeks - 114)
+    usual = _usual(weeks)
+    risen = _rising(usual, {"lab": 110, "customs": 114})
     told: list[str] = []
     for w in range(109, weeks):
-        for source, v in risen.items():
-            put_weekly(cfg.state_dir, v[:w + 1], start=START, source=source)
+        _put_each(cfg, risen, w + 1)
         told += _told(cfg, w)
         if "escalate" in told:
             break
     assert told == ["open", "escalate"], told
     for values, decision in [(usual, "correct"), (risen, "escalate"), (usual, "correct")]:
-        put_weekly(cfg.state_dir, values["customs"][:w + 1], start=START, source="customs")
+        _put_each(cfg, {"customs": values["customs"]}, w + 1)
         assert _told(cfg, w) == [decision]
 
 
@@ -506,28 +502,19 @@ def test_one_source_revised_away_while_the_opening_waits_leaves_the_rise_told(
     customs, and the lab's rise, going on, was never told."""
     from warnd.alerting import outbox
 
-    cfg = make_config(tmp_path, target("mail", smtp_server.url()),
-                      '\n[alerting]\nquiet_hours = "11:00-15:00"\n')
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()), QUIET)
     weeks = 130
-    usual = {s: np.random.default_rng(i).poisson(5.0, weeks).astype(float)
-             for i, s in enumerate(("lab", "customs"))}
-    risen = {s: v.copy() for s, v in usual.items()}
-    for i, v in enumerate(risen.values()):
-        v[110:] = np.random.default_rng(10 + i).poisson(30.0, weeks - 110)
-
-    def put(values: dict[str, np.ndarray], upto: int) -> None:
-        for source, v in values.items():
-            put_weekly(cfg.state_dir, v[:upto], start=START, source=source)
-
+    usual = _usual(weeks)
+    risen = _rising(usual, {"lab": 110, "customs": 110}, level=30.0)
     for w in range(109, weeks):
-        put(risen, w + 1)
+        _put_each(cfg, risen, w + 1)
         if _told(cfg, w):
             break
     store = Store.in_dir(cfg.state_dir)
     try:
         (o,) = store.q("SELECT title FROM alerts WHERE kind='trend' AND decision='open'")
         assert o["title"] == "Sterk økning: ketamin — 2 kilder"
-        put({"customs": usual["customs"]}, w + 1)  # revised down half an hour later
+        _put_each(cfg, {"customs": usual["customs"]}, w + 1)  # revised down half an hour later
         later = _week_end(w) + timedelta(minutes=30)
         assert "correct" in [a["decision"] for a in Pipeline(cfg, clock=lambda: later).detect()
                              if a["kind"] == "trend"]
