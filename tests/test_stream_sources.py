@@ -647,6 +647,15 @@ def test_a_warning_notice_whose_link_changes_is_not_told_again(tmp_path, smtp_se
         "Ny advarsel: heroin — Heroin blandet med nitazener"]
 
 
+def _publish_street(server: Any, tmp_path: Path, start: datetime, weeks: range, k: int
+                    ) -> str:
+    """The feed of :func:`_street_articles` over ``weeks``, served as its ``k``-th version
+    (published ``k`` weeks after the year from ``start``); its address."""
+    _write_feed(tmp_path / "feed.xml", _street_articles(start, weeks))
+    return server.serve("feed.xml", (tmp_path / "feed.xml").read_bytes(), etag=f"v{k}",
+                        modified=start + timedelta(weeks=52 + k))
+
+
 def _terms_config(tmp_path: Path, name: str, ketamin: str, *, location: str,
                   kind: str = "rss") -> Any:
     """A config watching ketamin (its matching keys: ``ketamin``) and heroin."""
@@ -682,12 +691,7 @@ def test_a_street_name_added_to_a_substance_is_not_taken_for_a_rise(tmp_path, ca
     start = datetime(2025, 1, 6, 10, tzinfo=UTC)
     server = _FeedServer()
     try:
-        def publish(weeks: range, k: int) -> str:
-            _write_feed(tmp_path / "feed.xml", _street_articles(start, weeks))
-            return server.serve("feed.xml", (tmp_path / "feed.xml").read_bytes(), etag=f"v{k}",
-                                modified=start + timedelta(weeks=52 + k))
-
-        url = publish(range(52), 0)
+        url = _publish_street(server, tmp_path, start, range(52), 0)
         now = start + timedelta(weeks=52)
         before = _terms_config(tmp_path, "a.toml", 'names = ["ketamin"]', location=url)
         assert Pipeline(before, clock=lambda: now).run_once()["alerts"] == []
@@ -704,7 +708,7 @@ def test_a_street_name_added_to_a_substance_is_not_taken_for_a_rise(tmp_path, ca
                 ) in capsys.readouterr().err
         told = []
         for k in range(1, 6):  # weekly, the feed showing its last two weeks
-            publish(range(50 + k, 52 + k), k)
+            _publish_street(server, tmp_path, start, range(50 + k, 52 + k), k)
             res = Pipeline(after, clock=lambda k=k: now + timedelta(weeks=k, hours=k)).run_once()
             told += [a["title"] for a in res["alerts"]]
         assert told == []
@@ -734,12 +738,7 @@ def test_a_street_name_added_and_taken_out_again_counts_the_whole_history(tmp_pa
     start = datetime(2025, 1, 6, 10, tzinfo=UTC)
     server = _FeedServer()
     try:
-        def publish(weeks: range, k: int) -> str:
-            _write_feed(tmp_path / "feed.xml", _street_articles(start, weeks))
-            return server.serve("feed.xml", (tmp_path / "feed.xml").read_bytes(), etag=f"v{k}",
-                                modified=start + timedelta(weeks=52 + k))
-
-        url = publish(range(52), 0)
+        url = _publish_street(server, tmp_path, start, range(52), 0)
         now = start + timedelta(weeks=52)
         before = _terms_config(tmp_path, "a.toml", 'names = ["ketamin"]', location=url)
         assert Pipeline(before, clock=lambda: now).run_once()["alerts"] == []
@@ -747,11 +746,11 @@ def test_a_street_name_added_and_taken_out_again_counts_the_whole_history(tmp_pa
                               location=url)
         told = []
         for k in range(1, 2 + weeks_after):  # weekly, the feed showing its last two weeks
-            publish(range(50 + k, 52 + k), k)
+            _publish_street(server, tmp_path, start, range(50 + k, 52 + k), k)
             res = Pipeline(after, clock=lambda k=k: now + timedelta(weeks=k, hours=1)).run_once()
             told += [a["title"] for a in res["alerts"]]
         for k in range(1 + weeks_after, 6 + weeks_after):  # "ket" taken out again
-            publish(range(50 + k, 52 + k), 10 + k)
+            _publish_street(server, tmp_path, start, range(50 + k, 52 + k), 10 + k)
             res = Pipeline(before, clock=lambda k=k: now + timedelta(weeks=k, days=2)).run_once()
             told += [a["title"] for a in res["alerts"]]
         counts = _counts(before, "ketamin")
