@@ -142,9 +142,9 @@ class _FeedServer:
 
     def put(self, path: str, titles: list[tuple[datetime, str]], *, etag: str,
             modified: datetime, tmp: Path) -> str:
+        """Serve an RSS feed of ``titles`` at ``path`` from now on; its address."""
         body = write_rss(tmp / path, titles, base=f"https://news.example/{path}").read_bytes()
-        self.docs[path] = (body, f'"{etag}"', format_datetime(modified, usegmt=True))
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{path}"
+        return self.serve(path, body, etag=etag, modified=modified)
 
     def serve(self, path: str, body: bytes, *, etag: str, modified: datetime) -> str:
         """Serve ``body`` at ``path`` from now on; its address."""
