@@ -276,12 +276,7 @@ def test_a_substance_a_source_begins_to_watch_is_not_taken_for_a_rise(tmp_path):
         _write_feed(feed, articles(range(50 + k, 52 + k)))
         res = Pipeline(both, clock=lambda k=k: now + timedelta(weeks=k)).run_once()
         assert res["alerts"] == [], [a["title"] for a in res["alerts"]]
-    st = Store.in_dir(both.state_dir)
-    try:
-        heroin = {r["period"]: r["value"] for r in st.q(
-            "SELECT period, value FROM observations WHERE substance='heroin' ORDER BY period")}
-    finally:
-        st.close()
+    heroin = _counts(both, "heroin")
     # from the week of its first article read, two a week
     assert heroin == {(start + timedelta(weeks=w)).date().isoformat(): 2.0
                       for w in range(51, 57)}
@@ -315,12 +310,7 @@ def test_a_substance_a_source_watches_again_is_not_taken_for_a_rise(tmp_path):
                        clock=lambda k=k: now + timedelta(weeks=k)).run_once()
         told += [a["title"] for a in res["alerts"]]
     assert told == []
-    st = Store.in_dir(both.state_dir)
-    try:
-        heroin = {r["period"]: r["value"] for r in st.q(
-            "SELECT period, value FROM observations WHERE substance='heroin' ORDER BY period")}
-    finally:
-        st.close()
+    heroin = _counts(both, "heroin")
     # before it was taken out, and from the week it was watched again
     weeks = [*range(52), *range(84, 96)]
     assert heroin == {(start + timedelta(weeks=w)).date().isoformat(): 4.0 for w in weeks}
