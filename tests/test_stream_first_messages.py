@@ -187,3 +187,126 @@ def test_a_desk_routed_warnings_only_gets_the_escalation_as_the_opening(
     assert "warnd_thread_id" not in first_card
     assert reminder_card["warnd_thread_id"] == first_card["warnd_message_id"]
     store.close()
+
+
+def _digest_text(msg) -> str:
+    return msg.get_body(("plain",)).get_content()
+
+
+def _card_text(payload) -> str:
+    return json.dumps(payload["attachments"][0]["content"], ensure_ascii=False)
+
+
+def test_a_desk_s_digest_lists_the_escalation_it_had_as_its_opening(
+        tmp_path, smtp_server, teams_server, capsys):
+    """As above, the desk (email and Teams) is routed warnings and above and ops
+    everything; a daily digest at 08:00 goes to all three. The lab's small rise goes to
+    ops alone; a week later customs agrees and the desk gets the escalation as the
+    episode's opening. The next morning's digest lists that alert, for the desk's email
+    and card, under the title the desk got ("Sterk økning: ketamin — 2 kilder"), and for
+    ops as decided ("Forverring: …"); `warnd digest --json` keeps the stored title and
+    says for whom it read as the opening, under which title. Before, every digest listed
+    "Forverring: Sterk økning: …", naming to the desk a message it never had."""
+    from warnd.cli import main
+
+    cfg = make_config(
+        tmp_path, target("desk", smtp_server.url("desk@example.org"), '"warn"')
+        + target("teams", teams_server.url(), '"warn"')
+        + target("ops", smtp_server.url("ops@example.org")),
+        '\n[[routes]]\nmin_severity = "warning"\ntargets = ["warn"]\n'
+        '\n[[routes]]\ntargets = ["ops"]\n\n[alerting]\nchart = false\n'
+        '\n[alerting.digest]\nschedule = "daily"\nat = "08:00"\n'
+        'targets = ["desk", "teams", "ops"]\n')
+    store = Store.in_dir(cfg.state_dir)
+    for s in ("lab", "customs"):
+        seed_series(store, s)
+    outbox.dispatch_pending(cfg, store, now=T0)  # running since: digests from now on
+    (opening,) = judge_period(cfg, store, D0, {"lab": [_lab(0, rel=0.5, category=1)]},
+                              now=T0)
+    assert outbox.dispatch_pending(cfg, store, now=T0)["delivered"] == 1  # ops
+    week = T0 + timedelta(weeks=1)
+    # Tuesday's digest, listing the opening
+    assert outbox.dispatch_pending(cfg, store, now=week - timedelta(hours=1))["delivered"] == 3
+    (esc,) = judge_period(cfg, store, D0 + timedelta(weeks=1),
+                          {"lab": [_lab(1)], "customs": [finding("customs")]}, now=week)
+    assert sorted(esc["targets"]) == ["desk", "ops", "teams"]
+    assert outbox.dispatch_pending(cfg, store, now=week)["delivered"] == 3
+    morning = week + timedelta(hours=20)  # Wednesday 08:00 in Oslo
+    assert outbox.dispatch_pending(cfg, store, now=morning)["delivered"] == 3
+    wait_for(lambda: len(smtp_server.messages) == 7 and len(teams_server.payloads()) == 3,
+             what="seven emails and three cards")
+    by = {}
+    for m in smtp_server.messages:
+        by.setdefault(m["To"], []).append(m)
+    listed = f"#{esc['id']} {iso_day(week)} "
+    desk_digest = _digest_text(by["desk@example.org"][-1])
+    assert listed + FIRST in desk_digest and "Forverring" not in desk_digest
+    card = _card_text(teams_server.payloads()[-1])
+    assert listed + FIRST in card and "Forverring" not in card
+    ops_digest = _digest_text(by["ops@example.org"][-1])
+    assert listed + "Forverring: " + FIRST in ops_digest
+
+    stored = store.q("SELECT data FROM alerts WHERE kind='digest' ORDER BY id")[-1]
+    (entry,) = json.loads(stored["data"])["changed"]
+    assert entry["title"] == "Forverring: " + FIRST
+    assert (entry["opened_for"], entry["opening_title"]) == (["desk", "teams"], FIRST)
+    store.close()
+    assert main(["--config", str(tmp_path / "config.toml"), "digest", "--end",
+                 iso_day(week), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert [(a["id"], a["title"], a["opened_for"], a["opening_title"])
+            for a in printed["changed"]] == [
+        (esc["id"], "Forverring: " + FIRST, ["desk", "teams"], FIRST)]
+    assert main(["--config", str(tmp_path / "config.toml"), "digest", "--end",
+                 iso_day(week - timedelta(days=1)), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert [(a["id"], a["title"], a["opened_for"], a["opening_title"])
+            for a in printed["changed"]] == [(opening["id"], OPENING, [], None)]
+
+
+def iso_day(t: datetime) -> str:
+    return t.date().isoformat()
+
+
+def test_an_escalation_held_by_quiet_hours_is_listed_as_the_opening_by_the_digest_beside_it(
+        tmp_path, smtp_server):
+    """Quiet hours 17:00–08:00, a daily digest at 08:00 to the desk (routed warnings and
+    above) and ops. Customs agrees on Tuesday evening: the escalation waits for the end
+    of the quiet hours and goes at 08:00 in the same dispatch as the digest, which was
+    built while it still waited, before anything told whether it reads as the desk's
+    opening. That is told when it goes, before the digest to the desk goes: the desk's
+    digest lists it under the title the desk got, ops's as "Forverring: …"."""
+    cfg = make_config(
+        tmp_path, target("desk", smtp_server.url("desk@example.org"), '"warn"')
+        + target("ops", smtp_server.url("ops@example.org")),
+        '\n[[routes]]\nmin_severity = "warning"\ntargets = ["warn"]\n'
+        '\n[[routes]]\ntargets = ["ops"]\n'
+        '\n[alerting]\nchart = false\nquiet_hours = "17:00-08:00"\n'
+        '\n[alerting.digest]\nschedule = "daily"\nat = "08:00"\ntargets = ["desk", "ops"]\n')
+    store = Store.in_dir(cfg.state_dir)
+    for s in ("lab", "customs"):
+        seed_series(store, s)
+    outbox.dispatch_pending(cfg, store, now=T0)  # running since: digests from now on
+    judge_period(cfg, store, D0, {"lab": [_lab(0, rel=0.5, category=1)]}, now=T0)
+    assert outbox.dispatch_pending(cfg, store, now=T0)["delivered"] == 1  # ops
+    evening = T0 + timedelta(weeks=1, hours=8)  # Tuesday 20:00 in Oslo
+    assert outbox.dispatch_pending(cfg, store, now=evening - timedelta(hours=1))[
+        "delivered"] == 2  # Tuesday's digests
+    (esc,) = judge_period(cfg, store, D0 + timedelta(weeks=1),
+                          {"lab": [_lab(1)], "customs": [finding("customs")]}, now=evening)
+    assert outbox.dispatch_pending(cfg, store, now=evening)["delivered"] == 0  # quiet
+    morning = evening + timedelta(hours=12)  # Wednesday 08:00
+    assert outbox.dispatch_pending(cfg, store, now=morning)["delivered"] == 4
+    wait_for(lambda: len(smtp_server.messages) == 7, what="seven emails")
+    by = {}
+    for m in smtp_server.messages:
+        by.setdefault(m["To"], []).append(m)
+    desk_esc, desk_digest = by["desk@example.org"][-2:]
+    assert desk_esc["Subject"] == FIRST and desk_digest["Subject"].startswith("Dagsoversikt")
+    listed = f"#{esc['id']} {iso_day(evening)} "
+    text = _digest_text(desk_digest)
+    assert listed + FIRST in text and "Forverring" not in text
+    ops_esc, ops_digest = by["ops@example.org"][-2:]
+    assert ops_esc["Subject"] == "Forverring: " + FIRST
+    assert listed + "Forverring: " + FIRST in _digest_text(ops_digest)
+    store.close()

@@ -14,6 +14,9 @@ restarts; a scheduled time missed by more than a day is skipped, not sent late, 
 so is one before the first start (no digest about a time warnd was not running). The
 first digest covers one schedule period (a day, a week) before its time. The alerts
 it lists as sent leave out those a silence or a muted substance kept from everyone.
+Each target's copy lists an alert as that target got it: an escalation or a reminder
+that read as the episode's opening for it under the opening's title
+(:func:`for_target`, when the digest goes to that target).
 A digest is not an open alert: ``warnd status`` does not list it.
 """
 
@@ -167,6 +170,9 @@ def build(config: Config, store: Store, *, end: datetime,
             "WHERE d.alert_id=a.id AND d.status='delivered' AND d.delivered_at > ? AND "
             "d.delivered_at <= ?) ORDER BY id", [after_id, iso(since), iso(end)])
         changed = [a for a in late if a["id"] not in listed] + changed
+    openings = _read_as_openings(config, store, [a["id"] for a in changed])
+    for a in changed:
+        a["opened_for"], a["opening_title"] = openings.get(a["id"], ([], None))
     return {
         "since": (min(since.date(), data_since) if since.year > 1970 else data_since).isoformat(),
         "until": end.date().isoformat(),
@@ -183,6 +189,57 @@ def build(config: Config, store: Store, *, end: datetime,
         ],
         "changed": changed,
     }
+
+
+def _read_as_openings(config: Config, store: Store, ids: list[int], target: str | None = None
+                      ) -> dict[int, tuple[list[str], str]]:
+    """Of the alerts ``ids``, those that read as their episode's opening for a target
+    (an escalation or a reminder that target had as the first message of the episode:
+    the ``opens`` recorded with its delivery, :func:`warnd.alerting.outbox.
+    opens_for_target`): per alert the targets (only ``target``, when given) and the
+    title that target got."""
+    if not ids:
+        return {}
+    from warnd.alerting.render import as_opening
+    from warnd.alerting.wording import render_text
+
+    got: dict[int, tuple[list[str], str]] = {}
+    for chunk in range(0, len(ids), 500):
+        part = ids[chunk:chunk + 500]
+        marks = ",".join("?" * len(part))
+        rows = store.q(
+            "SELECT a.id, a.data, d.target FROM alerts a JOIN deliveries d ON "
+            f"d.alert_id = a.id WHERE a.id IN ({marks}) AND d.opens = 1"
+            + (" AND d.target = ?" if target is not None else "")
+            + " ORDER BY a.id, d.target", [*part, *([target] if target is not None else [])])
+        for r in rows:
+            if r["id"] not in got:
+                data = as_opening(json.loads(r["data"] or "{}"))
+                title = render_text(data, config.general.language, r["id"], config=config)[0]
+                got[r["id"]] = ([], title)
+            got[r["id"]][0].append(r["target"])
+    return got
+
+
+def for_target(config: Config, store: Store, data: dict[str, Any], target: str
+               ) -> dict[str, Any]:
+    """The digest's data as ``target`` gets it: an alert it lists that read as its
+    episode's opening for that target (:func:`_read_as_openings`) is listed under the
+    title that target got, not the one stored ("Forverring: …", a message the target
+    never had); its text is written again where that changes it. Read from the
+    deliveries when the digest goes to the target, as the alerts it lists went out
+    before it (the same dispatch sends a target's messages in the order decided)."""
+    changed = data.get("changed") or []
+    openings = _read_as_openings(
+        config, store, [int(a["id"]) for a in changed if str(a.get("id", "")).isdigit()],
+        target)
+    if not openings:
+        return data
+    told = [{**a, "title": openings[a["id"]][1]} if a.get("id") in openings else a
+            for a in changed]
+    out = {**data, "changed": told}
+    out["text"] = render(out, config.general.language)[1]
+    return out
 
 
 def render(data: dict[str, Any], lang: str) -> tuple[str, str]:

@@ -343,6 +343,11 @@ def _work(job: _Job, config: Config, store_path: Any, send_fn: Callable[..., Any
         job.thread = thread_root(store, d)
         try:
             data = json.loads(d["data"])
+        except Exception as e:
+            return RenderFailed(f"message not built: {type(e).__name__}: {e}")
+        if d.get("kind") == "digest":  # the alerts it lists as this target got them
+            data = digest.for_target(config, store, data, d["target"])
+        try:
             if opens:  # the first message of its episode this target gets
                 data = as_opening(data)
             msg = for_target(job.url, d, data, config, store)
