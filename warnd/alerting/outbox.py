@@ -346,7 +346,13 @@ def _work(job: _Job, config: Config, store_path: Any, send_fn: Callable[..., Any
         except Exception as e:
             return RenderFailed(f"message not built: {type(e).__name__}: {e}")
         if d.get("kind") == "digest":  # the alerts it lists as this target got them
-            data = digest.for_target(config, store, data, d["target"])
+            try:
+                data = digest.for_target(config, store, data, d["target"])
+            except sqlite3.Error:
+                raise
+            except Exception as e:  # a listed alert's text: the digest goes as written
+                log.warning("alert=%d target=%s digest listed as stored: %s: %s",
+                            d["alert_id"], d["target"], type(e).__name__, e)
         try:
             if opens:  # the first message of its episode this target gets
                 data = as_opening(data)
