@@ -5,7 +5,7 @@ action would lower; schema 12: every identity of each item; schema 13: each file
 of a period (sources whose files add up), empty at first;
 schema 14: the matching terms of the substances; schema 15: whether a later message
 of an episode read as its opening; schema 16: the terms a substance counted afresh was
-counted with before.
+counted with before; schema 17: the file a file whose share is kept is a copy of.
 
 The schema-2 store is the one ``make demo`` left behind before schema 5
 (``tests/fixtures/stores/demo-v2.sqlite.gz``), the schema-8 store the one it left
@@ -106,7 +106,7 @@ def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 16
+        assert store.schema_version == len(MIGRATIONS) == 17
         table_sql = store.db.execute(
             "SELECT sql FROM sqlite_master WHERE name='observations'").fetchone()[0]
         assert "WITHOUT ROWID" in table_sql
@@ -204,7 +204,7 @@ def test_schema_8_states_move_to_their_own_table_unchanged(tmp_path, monkeypatch
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 16
+        assert store.schema_version == len(MIGRATIONS) == 17
         assert temp_store == [1]  # FILE while migrating
         assert store.db.execute("PRAGMA temp_store").fetchone()[0] == 2  # then MEMORY
         assert "detector_state" not in _columns(db, "series")
@@ -562,3 +562,32 @@ def test_schema_11_delivery_counters_go_on_from_what_the_rows_showed(tmp_path):
         assert _delivery_counters(cfg) == before
     finally:
         store.close()
+
+
+def test_schema_17_keeps_the_shares_and_finds_copies_of_their_files(tmp_path, monkeypatch):
+    """A store of schema 16 whose source adds its files up (one file's share kept): after
+    the upgrade its file's version kept is still known as read, and a copy of it under
+    another name is found as one, standing for its share."""
+    import warnd.store
+
+    db = tmp_path / "warnd.sqlite"
+    monkeypatch.setattr(warnd.store, "MIGRATIONS", MIGRATIONS[:16])
+    old = Store(db)
+    try:
+        assert old.schema_version == 16
+        old.db.execute("INSERT INTO share_documents VALUES ('amk', '/d/amk_1.csv', 'abc')")
+        old.db.conn.commit()
+    finally:
+        old.close()
+    monkeypatch.setattr(warnd.store, "MIGRATIONS", MIGRATIONS)
+    store = Store(db)
+    try:
+        assert store.schema_version == len(MIGRATIONS) == 17
+        assert store.shares_read("amk", "/d/amk_1.csv", "abc")
+        assert store.kept_copy("amk", "/d/amk_1 (1).csv", "abc") == ("/d/amk_1.csv",) * 2
+        assert store.kept_copy("amk", "/d/amk_1.csv", "abc") is None
+    finally:
+        store.close()
+    again = Store(db)  # re-opening runs no migration again
+    assert again.schema_version == len(MIGRATIONS)
+    again.close()

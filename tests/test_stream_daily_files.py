@@ -246,3 +246,108 @@ def test_an_aggregate_changed_takes_the_share_of_a_file_taken_out_as_the_new_one
     assert _weeks(cfg) == {monday: 30.0}  # b.csv read again, its whole value
     _day(_config(tmp_path), sunday + timedelta(days=3))
     assert _weeks(cfg) == {monday: 60.0}
+
+
+def _poll(cfg, day: date):
+    """The poll of the morning after ``day``, and the messages it decided."""
+    pipe = Pipeline(cfg, clock=lambda: datetime.combine(day + timedelta(days=1),
+                                                        datetime.min.time(), UTC)
+                    + timedelta(hours=7))
+    res = pipe.poll("amk")
+    assert res.ok
+    pipe.detect()
+    return res
+
+
+def _problems(cfg) -> dict[str, str]:
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        return {r["location"].rsplit("/", 1)[-1]: r["message"] for r in store.q(
+            "SELECT location, message FROM problems WHERE source = 'amk' ORDER BY id")}
+    finally:
+        store.close()
+
+
+def test_a_copy_of_a_days_file_is_counted_once_and_said_so(tmp_path, caplog, capsys):
+    """A day's file saved twice by a browser (``amk_… (1).csv``, read before the original,
+    whose name sorts after it) and one dropped again by a transfer retried under a
+    timestamped name once its week was stored: each day is counted once, the week is not
+    revised, and the poll, its log and ``warnd status`` name both files. Before, a copy
+    was one more share: its day counted twice, and a week of daily call-outs told a rise
+    that was not there."""
+    cfg = _config(tmp_path)
+    folder = tmp_path / "amk"
+    monday = DAILY_START
+    days = [monday + timedelta(days=k) for k in range(7)]
+    for k, day in enumerate(days):
+        _write(folder, f"amk_{day}.csv", [(day, 10.0 + k)])
+    (folder / f"amk_{days[1]} (1).csv").write_bytes((folder / f"amk_{days[1]}.csv").read_bytes())
+    res = _poll(cfg, days[6])
+    week = float(sum(range(10, 17)))
+    assert _weeks(cfg) == {monday: week}
+    assert res.documents == 8 and res.problems == 1
+    assert _problems(cfg) == {f"amk_{days[1]}.csv": f"a copy of amk_{days[1]} (1).csv (the "
+                              "same bytes): counted once, not again"}
+    retried = folder / f"amk_{days[2]}_20260306T070112.csv"
+    retried.write_bytes((folder / f"amk_{days[2]}.csv").read_bytes())
+    caplog.clear()
+    res = _poll(cfg, days[6] + timedelta(days=1))
+    assert _weeks(cfg) == {monday: week}
+    assert _revised(cfg) == []
+    said = f"a copy of amk_{days[2]}.csv (the same bytes): counted once, not again"
+    assert res.documents == 1 and res.problems == 1
+    assert f"source=amk problem at {retried}: {said}" in caplog.text
+    assert _problems(cfg)[retried.name] == said
+    res = _poll(cfg, days[6] + timedelta(days=2))  # found a copy once, not read again
+    assert res.documents == 0 and res.problems == 0
+    capsys.readouterr()
+    main(["--config", str(cfg.path), "status"])
+    assert f"problem: {retried}: {said}" in capsys.readouterr().out
+
+
+def test_a_day_corrected_after_its_copy_was_found_is_counted_once_corrected(tmp_path):
+    """A day's file and its copy are one share, whichever was read first: the day
+    corrected in place is its corrected value once, the stale copy left in the folder
+    (and a further copy of its old bytes) adding nothing; the original taken out of the
+    folder leaves the share to its copy, which neither drops nor doubles, and the copy
+    written again with a correction replaces it. Before, each copy added its day once
+    more, and a corrected day was counted both corrected and as it was."""
+    cfg = _config(tmp_path)
+    folder = tmp_path / "amk"
+    monday = DAILY_START
+    days = [monday + timedelta(days=k) for k in range(7)]
+    files = [_write(folder, f"amk_{day}.csv", [(day, 10.0 + k)]) for k, day in enumerate(days)]
+    # Tuesday's copy is read first (its name sorts before the original's), Wednesday's
+    # retried transfer after it
+    tuesday = folder / f"amk_{days[1]} (1).csv"
+    tuesday.write_bytes(files[1].read_bytes())
+    wednesday = folder / f"amk_{days[2]}_retry.csv"
+    wednesday.write_bytes(files[2].read_bytes())
+    _poll(cfg, days[6])
+    week = float(sum(range(10, 17)))
+    assert _weeks(cfg) == {monday: week}
+    monday_copy = folder / f"amk_{days[0]} (1).csv"  # Monday's copy comes a day later
+    monday_copy.write_bytes(files[0].read_bytes())
+    _poll(cfg, days[6] + timedelta(days=1))
+    assert _weeks(cfg) == {monday: week}
+    # Monday (read before its copy) and Tuesday (read after its copy) corrected in place
+    _write(folder, files[0].name, [(days[0], 5.0)])
+    _write(folder, files[1].name, [(days[1], 6.0)])
+    _poll(cfg, days[6] + timedelta(days=2))
+    assert _weeks(cfg) == {monday: week - 5 - 5}
+    assert _revised(cfg) == [monday.isoformat()]
+    # one more copy of Monday's old bytes: a copy of the stale copy, counted nowhere
+    (folder / f"amk_{days[0]} (2).csv").write_bytes(monday_copy.read_bytes())
+    files[2].unlink()  # Wednesday's original archived: its copy stays
+    wednesday.write_bytes(wednesday.read_bytes())  # and is touched (read again)
+    res = _poll(cfg, days[6] + timedelta(days=3))
+    assert _weeks(cfg) == {monday: week - 10}
+    assert res.documents == 1 and res.problems == 1
+    assert _problems(cfg)[f"amk_{days[0]} (2).csv"] == (
+        f"a copy of amk_{days[0]} (1).csv (the same bytes), which stands for "
+        f"amk_{days[0]}.csv's share: counted once, not again")
+    _write(folder, wednesday.name, [(days[2], 2.0)])  # the copy corrected: 12 -> 2
+    _poll(cfg, days[6] + timedelta(days=4))
+    assert _weeks(cfg) == {monday: week - 20}
+    assert _revised(cfg) == [monday.isoformat()] * 2
+

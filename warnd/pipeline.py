@@ -35,7 +35,7 @@ import numpy as np
 
 from detectors.base import Finding, replaced, series_key
 from detectors.episodes import episode_grew
-from feeds.base import Observation, SubstanceSpec
+from feeds.base import Observation, Problem, SubstanceSpec
 from feeds.matching import option_change, same_reading, with_option
 from feeds.registry import FEEDS
 from warnd.alerting import decide, outbox
@@ -353,8 +353,6 @@ class Pipeline:
                     parsed = feed.parse(doc.content, location=doc.location, fetched_at=now,
                                         **extra)
                 except Exception as e:  # a parser bug or hostile input: report, go on
-                    from feeds.base import Problem
-
                     msg = f"cannot parse: {_one_line(e)}"
                     store.ingest(source_name, location=doc.location, sha256=None,
                                  observations=(), items=(),
@@ -371,11 +369,19 @@ class Pipeline:
                 # as one whose parser failed, and its validators are not kept
                 unread = any(p.fatal for p in parsed.problems) and not (
                     parsed.items or obs)
+                problems = list(parsed.problems)
+                # a file of a source adding its files up with the same bytes as another
+                # one's version kept (a download saved twice, a transfer retried under
+                # another name) is a copy of it: counted once, and said so
+                copy = (store.kept_copy(source_name, doc.location, doc.sha256)
+                        if shares and obs and not unread else None)
+                if copy:
+                    problems.insert(0, Problem(doc.location, _copy_problem(doc.location, *copy)))
                 r = store.ingest(
                     source_name, location=doc.location,
                     sha256=None if unread else doc.sha256, observations=obs,
-                    items=parsed.items, problems=parsed.problems, now=now,
-                    shares=None if unread else shares,
+                    items=parsed.items, problems=problems, now=now,
+                    shares=None if unread else shares, copy_of=copy[1] if copy else None,
                     whole=Whole(frozenset(parsed.unread_periods))
                     if whole and parsed.unread_periods is not None else None,
                 )
@@ -401,9 +407,9 @@ class Pipeline:
                 res.observations += (r["observations_new"] + r["observations_revised"]
                                      + len(r["observations_withdrawn"]))
                 res.items += r["items_new"]
-                res.problems += len(parsed.problems)
+                res.problems += len(problems)
                 res.series.update(tuple(k) for k in r["series_touched"])
-                for p in parsed.problems[:20]:
+                for p in problems[:20]:
                     log.warning("source=%s problem at %s: %s", source_name, p.where, p.message)
                 if r["items_new"]:  # only the new ones: one already stored is known by
                     # its stored key, which a parsed item's may not be (a changed link)
@@ -1548,6 +1554,18 @@ def _keeps_all(feed: Any) -> bool:
     """Whether a source of items keeps every item it reads, also those naming no watched
     substance (a notice page's ``keep_unmatched``; a news feed keeps only those that do)."""
     return bool(getattr(feed.options, "keep_unmatched", False))
+
+
+def _copy_problem(location: str, of: str, holder: str) -> str:
+    """What a poll says of the file at ``location``, found a copy of the version kept of
+    the file at ``of``, which stands for ``holder``'s share (``of`` itself, or the file
+    ``of`` is a copy of); files of the copy's folder by their names."""
+    def name(loc: str) -> str:
+        folder, _, base = loc.rpartition("/")
+        return base if folder == location.rpartition("/")[0] else loc
+
+    stands = "" if holder == of else f", which stands for {name(holder)}'s share"
+    return f"a copy of {name(of)} (the same bytes){stands}: counted once, not again"
 
 
 def _one_line(e: BaseException) -> str:

@@ -548,9 +548,21 @@ def _m16(db: sqlite_utils.Database) -> None:
         db.execute("ALTER TABLE substance_terms ADD COLUMN counted_before TEXT")
 
 
+def _m17(db: sqlite_utils.Database) -> None:
+    """``share_documents.copy_of``: the file whose share a file of a source adding its
+    files up stands for, when it was found a copy of it (the same bytes as that file's
+    version whose share is kept, under another name: a browser's ``amk (1).csv``, a
+    transfer retried under a timestamped name). A copy gives no share of its own, and
+    written again it replaces the share it stands for (before, a copy was one more
+    share: its periods counted twice)."""
+    cols = {r[1] for r in db.execute("PRAGMA table_info(share_documents)").fetchall()}
+    if "copy_of" not in cols:
+        db.execute("ALTER TABLE share_documents ADD COLUMN copy_of TEXT")
+
+
 #: Forward migrations; index + 1 is the schema version they produce.
 MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8, _m9, _m10, _m11, _m12, _m13, _m14,
-              _m15, _m16]
+              _m15, _m16, _m17]
 
 #: The counters of ``/metrics`` read from rows an operator may change, and what each
 #: keeps in the ``counters`` table: the send attempts of deliveries queued again (their
@@ -847,6 +859,7 @@ class Store:
         problems: Iterable[Problem],
         now: datetime | None = None,
         shares: Shares | None = None,
+        copy_of: str | None = None,
         whole: Whole | None = None,
     ) -> dict[str, Any]:
         """Store one parsed document atomically; return what changed.
@@ -866,7 +879,8 @@ class Store:
         With ``shares`` the observations are the document's shares of their periods:
         they replace what this location gave before, and each period it gives or gave
         waits to be stored as the aggregate over every location's share by
-        :meth:`settle_shares`, once the period has ended.
+        :meth:`settle_shares`, once the period has ended; with ``copy_of`` too, the
+        document is a copy of that file (:meth:`kept_copy`) and gives no share of its own.
 
         With ``whole`` the document is all its source gives: a stored value of a series
         it gives, inside the span it gives for that series and not given by it any more,
@@ -878,7 +892,7 @@ class Store:
         new_item_weeks: set[tuple[str, str]] = set()
         with self.write() as db:
             if shares is not None:
-                self._take_shares(source, location, sha256, observations, shares)
+                self._take_shares(source, location, sha256, observations, shares, copy_of)
                 observations = ()
             observations = list(observations)
             n_new_obs, n_rev, touched = self._upsert_observations(observations, now_s)
@@ -952,6 +966,19 @@ class Store:
             "SELECT 1 FROM share_documents WHERE source=? AND location=? AND sha256=?",
             [source, location, sha256]).fetchone())
 
+    def kept_copy(self, source: str, location: str, sha256: str) -> tuple[str, str] | None:
+        """The file of the source whose version kept has these bytes, when it is not
+        ``location`` (its own version kept is :meth:`shares_read`), and the file whose
+        share it stands for: itself, or the file it was found a copy of. ``None`` when
+        no other file kept has them, or they stand for ``location``'s own share (a file
+        written back to the bytes its copies still have)."""
+        row = self.db.execute(
+            "SELECT location, COALESCE(copy_of, location) FROM share_documents WHERE "
+            "source=? AND sha256=? AND location != ? AND COALESCE(copy_of, '') != ? "
+            "ORDER BY copy_of IS NOT NULL, location LIMIT 1",
+            [source, sha256, location, location]).fetchone()
+        return None if row is None else (row[0], row[1])
+
     def has_shares(self, source: str) -> bool:
         """Whether a share of a period is kept of any of the source's files."""
         return self.db.execute("SELECT 1 FROM shares WHERE source=? LIMIT 1",
@@ -1011,26 +1038,51 @@ class Store:
         return n_new + n_rev, touched
 
     def _take_shares(self, source: str, location: str, sha256: str | None,
-                     observations: Iterable[Observation], shares: Shares) -> None:
+                     observations: Iterable[Observation], shares: Shares,
+                     copy_of: str | None = None) -> None:
         """Replace a document's shares (inside :meth:`ingest`'s transaction); the periods
         it gives or gave wait for :meth:`settle_shares`, each until it has ended. A
         document that gives nothing (empty, half written, every row a problem) leaves
         the shares it gave before as they were, as it would leave the values of a
-        document read whole."""
+        document read whole.
+
+        ``copy_of``: the document is a copy of that file's version kept (the same bytes,
+        :meth:`kept_copy`): it gives no share of its own, and it and the copies of it
+        stand for that file's share. A copy that gives a share of its own when written
+        again is that file written again: its share replaces the one it stood for, and
+        that file and the other copies stand for it from then on."""
         conn = self.db.conn
         new = {(o.substance, o.region, o.metric, o.period.isoformat()): o for o in observations}
+        row = conn.execute("SELECT copy_of FROM share_documents WHERE source=? AND location=?",
+                           (source, location)).fetchone()
+        was_copy_of = None if row is None else row[0]
+        gone: list[str] = []  # the files whose shares this document's replace
+        if copy_of is not None or new:
+            gone.append(location)
+        if copy_of is None and new and was_copy_of is not None:
+            gone.append(was_copy_of)
         old: list[Any] = []
-        if new:
-            old = conn.execute("SELECT substance, region, metric, period FROM shares "
-                               "WHERE source=? AND location=?", (source, location)).fetchall()
-            conn.execute("DELETE FROM shares WHERE source=? AND location=?", (source, location))
+        for loc in gone:
+            old += conn.execute("SELECT substance, region, metric, period FROM shares "
+                                "WHERE source=? AND location=?", (source, loc)).fetchall()
+            conn.execute("DELETE FROM shares WHERE source=? AND location=?", (source, loc))
+        if copy_of is not None:
+            new = {}
         conn.executemany(
             "INSERT INTO shares VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             [(source, location, *k, o.value, o.rows, o.denominator, o.denominator_rows,
               o.dimension, o.ref) for k, o in new.items()])
+        holder = copy_of if copy_of is not None else was_copy_of if not new else None
+        if len(gone) > 1:  # the file whose share a copy stood for, and its other copies
+            conn.execute("UPDATE share_documents SET copy_of=? WHERE source=? AND "
+                         "(copy_of=? OR location=?) AND location != ?",
+                         (location, source, gone[1], gone[1], location))
+        if copy_of is not None:  # the copies of this document stand for its holder's share
+            conn.execute("UPDATE share_documents SET copy_of=? WHERE source=? AND copy_of=?",
+                         (copy_of, source, location))
         if sha256 is not None:
-            conn.execute("INSERT OR REPLACE INTO share_documents VALUES (?,?,?)",
-                         (source, location, sha256))
+            conn.execute("INSERT OR REPLACE INTO share_documents (source, location, sha256, "
+                         "copy_of) VALUES (?,?,?,?)", (source, location, sha256, holder))
         waiting: list[tuple[Any, ...]] = []
         for k in {tuple(r) for r in old} | set(new):
             end = period_end(date.fromisoformat(k[3]), shares.period)
