@@ -9,6 +9,7 @@ call-outs), with a revision recorded every day."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from hashlib import sha256
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import numpy as np
 from tests.alerting_env import make_config, target
 from warnd.cli import EX_CONFIG, main
 from warnd.pipeline import Pipeline
-from warnd.store import Store
+from warnd.store import Shares, Store
 
 MAIL = target("mail", "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org")
 HISTORY_START = date(2024, 3, 4)  # a Monday
@@ -351,3 +352,47 @@ def test_a_day_corrected_after_its_copy_was_found_is_counted_once_corrected(tmp_
     assert _weeks(cfg) == {monday: week - 20}
     assert _revised(cfg) == [monday.isoformat()] * 2
 
+
+def test_a_copy_counted_twice_before_is_counted_once_at_the_next_poll(tmp_path):
+    """A store in which a copy of a day's file was kept as a share of its own (as every
+    copy was before copies were found): the next poll makes the two one share, the week
+    is stored again with the day once (a revision) and the copy is named as a problem;
+    the poll after it changes nothing."""
+    cfg = _config(tmp_path)
+    folder = tmp_path / "amk"
+    monday = DAILY_START
+    days = [monday + timedelta(days=k) for k in range(7)]
+    files = [_write(folder, f"amk_{day}.csv", [(day, 10.0 + k)]) for k, day in enumerate(days)]
+    _poll(cfg, days[6])
+    week = float(sum(range(10, 17)))
+    copy = folder / f"amk_{days[1]}-copy.csv"
+    copy.write_bytes(files[1].read_bytes())
+    # the copy's share kept as the store kept any file's share before
+    at = datetime.combine(days[6] + timedelta(days=1), datetime.min.time(), UTC) + timedelta(
+        hours=12)  # after the poll of that morning
+    pipe = Pipeline(cfg, clock=lambda: at)
+    parsed = pipe.build_feed("amk").parse(copy.read_bytes(), location=str(copy),
+                                          fetched_at=at)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        shares = Shares("sum", "week")
+        obs = pipe._prepare_observations(store, cfg.source("amk"), parsed.observations)
+        store.ingest("amk", location=str(copy), sha256=sha256(copy.read_bytes()).hexdigest(),
+                     observations=obs, items=(), problems=(), now=at, shares=shares)
+        store.settle_shares("amk", shares, now=at)
+    finally:
+        store.close()
+    assert _weeks(cfg) == {monday: week + 11}
+    res = _poll(cfg, days[6] + timedelta(days=2))
+    assert _weeks(cfg) == {monday: week}
+    assert _revised(cfg) == [monday.isoformat()] * 2
+    assert res.problems == 1
+    assert _problems(cfg)[copy.name] == (
+        f"a copy of amk_{days[1]}.csv (the same bytes), counted as a share of its own "
+        "before: counted once from now on")
+    res = _poll(cfg, days[6] + timedelta(days=3))
+    assert res.problems == 0 and res.documents == 0
+    assert _weeks(cfg) == {monday: week}
+    _write(folder, copy.name, [(days[1], 1.0)])  # the copy written again is the day's file
+    _poll(cfg, days[6] + timedelta(days=4))
+    assert _weeks(cfg) == {monday: week - 10}

@@ -421,7 +421,15 @@ class Pipeline:
                 for it in (it for it in parsed.items if it.key in renamed):
                     decide.enqueue_renamed_notice(self.config, store, src,
                                                   replace(it, key=renamed[it.key]), now=now)
-            if shares:  # the periods whose shares changed and that have ended
+            if shares:
+                # copies counted as shares of their own before copies were found
+                for dup, of in store.fold_copies(source_name, shares.period):
+                    msg = _copy_problem(dup, of, of, before=True)
+                    store.ingest(source_name, location=dup, sha256=None, observations=(),
+                                 items=(), problems=[Problem(dup, msg)], now=now)
+                    log.warning("source=%s problem at %s: %s", source_name, dup, msg)
+                    res.problems += 1
+                # the periods whose shares changed and that have ended
                 n, touched = store.settle_shares(source_name, shares, now=now)
                 res.observations += n
                 res.series.update(tuple(k) for k in touched)
@@ -1556,15 +1564,19 @@ def _keeps_all(feed: Any) -> bool:
     return bool(getattr(feed.options, "keep_unmatched", False))
 
 
-def _copy_problem(location: str, of: str, holder: str) -> str:
+def _copy_problem(location: str, of: str, holder: str, *, before: bool = False) -> str:
     """What a poll says of the file at ``location``, found a copy of the version kept of
     the file at ``of``, which stands for ``holder``'s share (``of`` itself, or the file
-    ``of`` is a copy of); files of the copy's folder by their names."""
+    ``of`` is a copy of); files of the copy's folder by their names. ``before``:
+    the copy was counted as a share of its own before copies were found."""
     def name(loc: str) -> str:
         folder, _, base = loc.rpartition("/")
         return base if folder == location.rpartition("/")[0] else loc
 
     stands = "" if holder == of else f", which stands for {name(holder)}'s share"
+    if before:
+        return (f"a copy of {name(of)} (the same bytes), counted as a share of its own "
+                "before: counted once from now on")
     return f"a copy of {name(of)} (the same bytes){stands}: counted once, not again"
 
 

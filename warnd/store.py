@@ -979,6 +979,49 @@ class Store:
             [source, sha256, location, location]).fetchone()
         return None if row is None else (row[0], row[1])
 
+    def fold_copies(self, source: str, period: str) -> list[tuple[str, str]]:
+        """Files of the source counted as shares of their own while they are copies of
+        each other (the same bytes kept, the same shares: a copy read before copies were
+        found, by an earlier version) made one share: the file first read with these
+        bytes keeps it, and the others and their copies stand for it. Their periods wait
+        for :meth:`settle_shares` (to be stored counted once). Returns ``(copy, file)``."""
+        conn = self.db.conn
+        ask = ("SELECT s.location FROM share_documents s LEFT JOIN documents d USING "
+               "(source, location, sha256) WHERE s.source=? AND s.copy_of IS NULL "
+               "AND s.sha256=? GROUP BY s.location ORDER BY MIN(d.ingested_at), s.location")
+        twice = conn.execute("SELECT sha256 FROM share_documents WHERE source=? AND copy_of "
+                             "IS NULL GROUP BY sha256 HAVING COUNT(*) > 1", (source,)).fetchall()
+        if not twice:
+            return []
+
+        def given(loc: str) -> list[tuple[Any, ...]]:
+            return sorted(conn.execute(
+                "SELECT substance, region, metric, period, value, rows, denominator, "
+                "denominator_rows FROM shares WHERE source=? AND location=?",
+                (source, loc)).fetchall())
+
+        folded: list[tuple[str, str]] = []
+        waiting: set[tuple[Any, ...]] = set()
+        with self.write():
+            for (sha,) in twice:
+                keep, *others = [r[0] for r in conn.execute(ask, (source, sha)).fetchall()]
+                kept = given(keep)
+                for loc in others if kept else ():  # files that give nothing add nothing
+                    if given(loc) != kept:  # the same bytes read otherwise: not one share
+                        continue
+                    conn.execute("DELETE FROM shares WHERE source=? AND location=?",
+                                 (source, loc))
+                    conn.execute("UPDATE share_documents SET copy_of=? WHERE source=? AND "
+                                 "(location=? OR copy_of=?)", (keep, source, loc, loc))
+                    folded.append((loc, keep))
+                    waiting.update(tuple(k[:4]) for k in kept)
+            rows = []
+            for k in waiting:
+                end = period_end(date.fromisoformat(k[3]), period)
+                rows.append((source, *k, "" if end is None else end.isoformat()))
+            conn.executemany("INSERT OR REPLACE INTO shares_due VALUES (?,?,?,?,?,?)", rows)
+        return folded
+
     def has_shares(self, source: str) -> bool:
         """Whether a share of a period is kept of any of the source's files."""
         return self.db.execute("SELECT 1 FROM shares WHERE source=? LIMIT 1",
