@@ -554,10 +554,14 @@ def _m17(db: sqlite_utils.Database) -> None:
     version whose share is kept, under another name: a browser's ``amk (1).csv``, a
     transfer retried under a timestamped name). A copy gives no share of its own, and
     written again it replaces the share it stands for (before, a copy was one more
-    share: its periods counted twice)."""
+    share: its periods counted twice). The files' versions are indexed by their hash
+    (with ``copy_of``: the index answers the look-up alone), so that a copy is found
+    without reading the row of every file of its source."""
     cols = {r[1] for r in db.execute("PRAGMA table_info(share_documents)").fetchall()}
     if "copy_of" not in cols:
         db.execute("ALTER TABLE share_documents ADD COLUMN copy_of TEXT")
+    db.execute("CREATE INDEX IF NOT EXISTS share_documents_sha256 ON share_documents "
+               "(source, sha256, copy_of)")
 
 
 #: Forward migrations; index + 1 is the schema version they produce.
@@ -1099,7 +1103,7 @@ class Store:
         row = conn.execute("SELECT copy_of FROM share_documents WHERE source=? AND location=?",
                            (source, location)).fetchone()
         was_copy_of = None if row is None else row[0]
-        gone: list[str] = []  # the files whose shares this document's replace
+        gone: list[str] = []  # the files whose shares this document replaces
         if copy_of is not None or new:
             gone.append(location)
         if copy_of is None and new and was_copy_of is not None:
