@@ -311,8 +311,10 @@ def test_a_day_corrected_after_its_copy_was_found_is_counted_once_corrected(tmp_
     corrected in place is its corrected value once, the stale copy left in the folder
     (and a further copy of its old bytes) adding nothing; the original taken out of the
     folder leaves the share to its copy, which neither drops nor doubles, and the copy
-    written again with a correction replaces it. Before, each copy added its day once
-    more, and a corrected day was counted both corrected and as it was."""
+    written again with a correction replaces it; a correction taken back (the file
+    given its copies' bytes again) is the day's share again, not a copy. Before, each
+    copy added its day once more, and a corrected day was counted both corrected and as
+    it was."""
     cfg = _config(tmp_path)
     folder = tmp_path / "amk"
     monday = DAILY_START
@@ -351,6 +353,10 @@ def test_a_day_corrected_after_its_copy_was_found_is_counted_once_corrected(tmp_
     _poll(cfg, days[6] + timedelta(days=4))
     assert _weeks(cfg) == {monday: week - 20}
     assert _revised(cfg) == [monday.isoformat()] * 2
+    # Monday's correction taken back: its file has its copies' bytes again, its own share
+    files[0].write_bytes(monday_copy.read_bytes())
+    _poll(cfg, days[6] + timedelta(days=5))
+    assert _weeks(cfg) == {monday: week - 15}
 
 
 def test_a_copy_counted_twice_before_is_counted_once_at_the_next_poll(tmp_path):
