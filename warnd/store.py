@@ -18,7 +18,7 @@ import struct
 import sys
 import time
 import zlib
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -2031,13 +2031,14 @@ class Store:
     def add_alert(
         self, alert: dict[str, Any], targets: Sequence[str], *,
         episodes: dict[str, dict[str, Any]] | None = None, now: datetime | None = None,
-        due_at: datetime | None = None,
+        due_at: datetime | None = None, unsent: Mapping[str, str] | None = None,
     ) -> int | None:
         """Write an alert and its pending deliveries (and the episode state) atomically.
 
         Returns the new alert id, or None when an alert with the same dedupe key
         exists already (a re-run after a crash never alerts twice). ``due_at`` delays
-        the first attempt (quiet hours); expiry counts from it.
+        the first attempt (quiet hours); expiry counts from it. ``unsent``: targets the
+        alert is recorded for as not sent (``dropped``), each with the reason.
         """
         now_s = iso(now or utcnow())
         due_s = iso(due_at) if due_at else now_s
@@ -2062,6 +2063,12 @@ class Store:
                     "INSERT OR IGNORE INTO deliveries (alert_id, target, status, attempts, "
                     "next_attempt_at, created_at, due_at) VALUES (?,?,?,?,?,?,?)",
                     (alert_id, t, "pending", 0, due_s, now_s, due_s),
+                )
+            for t, why in (unsent or {}).items():
+                db.execute(
+                    "INSERT OR IGNORE INTO deliveries (alert_id, target, status, attempts, "
+                    "next_attempt_at, created_at, due_at, last_error) VALUES (?,?,?,?,?,?,?,?)",
+                    (alert_id, t, "dropped", 0, now_s, now_s, now_s, why),
                 )
             return alert_id
 

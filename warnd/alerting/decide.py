@@ -278,6 +278,7 @@ def enqueue_findings(
                 trends, retold = held, True
                 groups.insert(0, trends)
     told_to: dict[int, list[str]] = {}  # by id(group): who had what an end or correction is about
+    unheard: dict[int, list[str]] = {}  # by id(group): to whom all of that failed to go
     late_ends: list[dict[str, Any]] = []
     if told.get("end_silenced") and not told.get("open"):
         # the end of a told rise was held back by a silence: told once none covers it
@@ -314,6 +315,7 @@ def enqueue_findings(
             continue  # the episode was never alerted (e.g. history before the first run)
         groups.append(group)
         told_to[id(group)] = _told_targets(store, substance, kind, direction, told)
+        unheard[id(group)] = _unheard_targets(store, substance, kind, direction, told)
     withdrawn: dict[int, Finding] = {}  # by id(group): the series a correction withdraws
     gone: set[int] = set()  # corrections that leave nothing of their episode
     for f, a in corrections:
@@ -322,6 +324,8 @@ def enqueue_findings(
             withdrawn[id(groups[-1])] = f
             told_to[id(groups[-1])] = _told_targets(store, substance, f.kind, f.direction,
                                                     told, series=f)
+            unheard[id(groups[-1])] = _unheard_targets(store, substance, f.kind,
+                                                       f.direction, told, series=f)
             if not _still_active(config, store, substance, f.kind, f.direction, [(f, a)],
                                  states):
                 gone.add(id(groups[-1]))
@@ -411,9 +415,10 @@ def enqueue_findings(
                              "heard of it yet", substance, f.series_key)
                     continue
             # an end or a correction goes to those who had the messages it ends or
-            # corrects, not where its own (often lower) severity routes
-            if enqueue_alert(config, store, alert, now=now,
-                             told_to=told_to.get(id(group))) is not None:
+            # corrects, not where its own (often lower) severity routes, and to nobody
+            # when none had them (every delivery of them expired, failed or was dropped)
+            if enqueue_alert(config, store, alert, now=now, told_to=told_to.get(id(group)),
+                             unheard=unheard.get(id(group), ())) is not None:
                 created.append(alert)
             if group is trends and alert.get("status") in HELD:
                 # nobody was told: recipients know what they knew, and hear of the rise
@@ -427,7 +432,8 @@ def enqueue_findings(
                 told = pending_states[told_scope] = {**told, "end_silenced": alert["id"]}
         for alert in late_ends:
             had = _told_targets(store, substance, "trend", "increase", told)
-            if enqueue_alert(config, store, alert, now=now, told_to=had) is not None:
+            if enqueue_alert(config, store, alert, now=now, told_to=had, unheard=(
+                    _unheard_targets(store, substance, "trend", "increase", told))) is not None:
                 created.append(alert)
         if any(a["kind"] == "trend" and a["direction"] == "increase"
                and a["decision"] in ("open", "escalate", "repeat")
@@ -606,12 +612,14 @@ def _told_about(store: Store, f: Finding) -> bool:
 
 
 def _told_deliveries(store: Store, substance: str, kind: str, direction: str,
-                     told: dict[str, Any], *, series: Finding | None = None
+                     told: dict[str, Any], *, series: Finding | None = None,
+                     statuses: Sequence[str] = ("pending", "delivered"),
                      ) -> list[dict[str, Any]]:
     """The deliveries sent (or still to be sent) of the substance's messages of an
     episode (``kind``, ``direction``): of its rise, since the episode ``told`` opened;
     of another episode, since its last end. Only those that rested on ``series``'
-    series when given."""
+    series when given; those in ``statuses`` (other than sent or to be sent: given up,
+    ``expired`` or ``failed``, for :func:`_unheard_targets`)."""
     since = told.get("opened") if (kind, direction) == ("trend", "increase") else None
     if since is None:
         last = store.q(
@@ -623,8 +631,8 @@ def _told_deliveries(store: Store, substance: str, kind: str, direction: str,
            "FROM alerts a JOIN deliveries d ON d.alert_id = a.id "
            "WHERE a.substance=? AND a.kind=? AND a.direction=? AND a.created_at >= ? "
            "AND a.decision IN ('open','escalate','repeat') "
-           "AND d.status IN ('pending','delivered')")
-    args: list[Any] = [substance, kind, direction, since]
+           f"AND d.status IN ({','.join('?' * len(statuses))})")
+    args: list[Any] = [substance, kind, direction, since, *statuses]
     if series is not None:
         sql += " AND a.data LIKE ?"
         args.append(f'%"series": "{series.series_key}"%')
@@ -636,6 +644,18 @@ def _told_targets(store: Store, substance: str, kind: str, direction: str,
     """The targets of :func:`_told_deliveries`."""
     return sorted({d["target"] for d in _told_deliveries(store, substance, kind, direction,
                                                          told, series=series)})
+
+
+def _unheard_targets(store: Store, substance: str, kind: str, direction: str,
+                     told: dict[str, Any], *, series: Finding | None = None) -> list[str]:
+    """The targets that never had the messages :func:`_told_targets` reads, though they
+    were addressed to them: each delivery of them to the target was given up (expired
+    on a dead relay, refused for good). An end or a correction is recorded for them as
+    not sent, and goes after one of those messages an operator queues again."""
+    heard = set(_told_targets(store, substance, kind, direction, told, series=series))
+    return sorted({d["target"] for d in _told_deliveries(
+        store, substance, kind, direction, told, series=series,
+        statuses=("expired", "failed"))} - heard)
 
 
 def _withdraw_unsent(store: Store, db: Any, substance: str, kind: str, direction: str,

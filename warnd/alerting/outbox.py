@@ -34,7 +34,7 @@ from typing import Any
 
 from warnd.alerting import digest, quiet, targets
 from warnd.alerting.render import as_opening, for_target
-from warnd.alerting.routing import resolve_targets, route
+from warnd.alerting.routing import route, route_told
 from warnd.alerting.send import SendResult, mask, message_id, target_url
 from warnd.alerting.send import send as send_message
 from warnd.alerting.silences import silenced_by
@@ -52,18 +52,27 @@ OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 EPISODE_KINDS = ("trend", "spike")
 #: Why a delivery is held: an earlier message of its episode to the target is retried.
 WAITS_FOR_EARLIER = "waits for an earlier message of the episode, sent first"
+#: Why an end or a correction was not sent to a target: the messages it ends or corrects
+#: never reached it (their deliveries expired or failed).
+UNHEARD = ("not sent: the target never had the messages it ends or corrects (their "
+           "deliveries expired or failed)")
 
 
 def enqueue_alert(
     config: Config, store: Store, alert: dict[str, Any], *, now: datetime,
     episodes: dict[str, dict[str, Any]] | None = None, told_to: Iterable[str] | None = None,
-    routed: Iterable[str] | None = None,
+    routed: Iterable[str] | None = None, unheard: Iterable[str] = (),
 ) -> int | None:
     """Silence, route, apply quiet hours and write the alert with its deliveries.
 
     ``told_to``: for an end or a correction, the targets that had the messages it ends
     or corrects. It goes to those (still configured and not muted) instead of where a
-    message of its own, often lower, severity routes; routed as usual when none is left.
+    message of its own, often lower, severity routes; routed as usual only when none of
+    them is configured any more, and to nobody when there are none
+    (:func:`warnd.alerting.routing.route_told`). ``unheard``: for an end or a
+    correction, the targets whose deliveries of those messages were all given up
+    (expired, failed): it is recorded for them as not sent (``dropped``,
+    :data:`UNHEARD`).
     ``routed``: the targets the caller chose, silences and mutes already applied (a
     notice naming several substances: :func:`warnd.alerting.decide.notice_targets`).
     Sets ``alert["id"]``, ``["targets"]`` and ``["due_at"]``; returns the id, or None
@@ -74,14 +83,30 @@ def enqueue_alert(
         if sid is not None:
             alert["status"] = "silenced"
             alert["silenced_by"] = sid
+    had = None if told_to is None else list(told_to)
     targets: list[str] = []
+    unsent: list[str] = []
     if alert.get("status", "open") == "open":
-        targets = (list(routed) if routed is not None
-                   else resolve_targets(config, told_to or ()) or route(config, alert))
+        if routed is not None:
+            targets = list(routed)
+        elif had is not None:
+            targets = route_told(config, alert, had)
+            by_name = {t.name: t for t in config.targets}
+            unsent = [n for n in dict.fromkeys(unheard)
+                      if n in by_name and not by_name[n].muted and n not in targets]
+        else:
+            targets = route(config, alert)
     due = quiet.due_at(config, alert["severity"], now) if targets else None
-    aid = store.add_alert(alert, targets, episodes=episodes, now=now, due_at=due)
+    aid = store.add_alert(alert, targets, episodes=episodes, now=now, due_at=due,
+                          unsent={n: UNHEARD for n in unsent})
     if aid is None:
         return None
+    if had is not None and not targets and alert.get("status", "open") == "open":
+        what = "corrects" if alert["decision"] == "correct" else "ends"
+        log.info("alert=%d substance=%s %s not sent: %s%s", aid, alert["substance"] or "-",
+                 alert["decision"], f"the targets that had what it {what} are muted" if had
+                 else f"no target had what it {what}",
+                 f" (recorded as not sent to {','.join(unsent)})" if unsent else "")
     if targets:
         crash_point("enqueue")
     alert.update(id=aid, targets=targets, due_at=iso(due) if due else None)

@@ -3,7 +3,8 @@
 ``[[routes]]`` are tried in order; the first match (or every match until one with
 ``stop = true``) names targets or tags; no match goes to
 ``alerting.default_targets`` (all targets when unset). Muted targets and substances
-get no deliveries; the alert is still recorded.
+get no deliveries; the alert is still recorded. An end or a correction goes to the
+targets that had what it ends or corrects (:func:`route_told`).
 """
 
 from __future__ import annotations
@@ -62,3 +63,17 @@ def route(config: Config, alert: dict[str, Any]) -> list[str]:
     return [n for n in chosen if not by_name[n].muted and not (n in seen or seen.add(n))]
 
 
+def route_told(config: Config, alert: dict[str, Any], had: Iterable[str]) -> list[str]:
+    """Target names for an end or a correction: of ``had`` (the targets that had the
+    messages it ends or corrects, delivered or still waiting), those still configured
+    and not muted. Routed as usual (:func:`route`) only when none of ``had`` is in the
+    config any more (taken out, or renamed); none when ``had`` is empty: nobody heard
+    of what it ends or corrects (its deliveries expired, failed or were dropped), and a
+    recipient who never heard of a rise is not told that it ended or was withdrawn."""
+    had = list(had)
+    by_name = {t.name: t for t in config.targets}
+    kept = [n for n in had if n in by_name]
+    if had and not kept:
+        return route(config, alert)
+    seen: set[str] = set()
+    return [n for n in kept if not by_name[n].muted and not (n in seen or seen.add(n))]

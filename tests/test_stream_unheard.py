@@ -1,0 +1,147 @@
+"""The end or the correction of a rise nobody heard of. Week by week through detection on
+a real store, sent to real SMTP servers (aiosmtpd): the desk's mail relay is dead when
+the lab's rise is told, and the opening expires (``expire_after``); the relay is back
+when the rise ends or is revised away. Nobody is told of the end or the withdrawal of a
+rise they never heard of."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pytest
+
+from tests.alerting_env import make_config, target
+from tests.scenario import noon_after_week, put_weekly
+from tests.servers import SmtpServer, wait_for
+from warnd.alerting import outbox
+from warnd.pipeline import Pipeline
+from warnd.store import Store
+
+START = date(2023, 6, 5)  # a Monday
+RISE, WEEKS = 120, 156
+#: warnings (a strong rise, one source is enough) go to the desk, anything else to ops
+ROUTED = """
+[[routes]]
+min_severity = "warning"
+targets = ["desk"]
+
+[alerting]
+default_targets = ["ops"]
+send_resolved = true
+expire_after = "1h"
+chart = false
+
+[detection]
+min_sources_for_strong = 1
+"""
+
+
+def _lab(*, until: int | None = None, revised: bool = False) -> np.ndarray:
+    """The lab's weekly ketamine counts: about five, about fifteen from week ``RISE`` to
+    before ``until`` (unless ``revised``: then the usual five throughout)."""
+    values = np.random.default_rng(11).poisson(5.0, WEEKS).astype(float)
+    if not revised:
+        hi = WEEKS if until is None else until
+        values[RISE:hi] = np.random.default_rng(6).poisson(15.0, hi - RISE)
+    return values
+
+
+def _weeks(cfg, store: Store, values: np.ndarray, weeks: range) -> list[tuple[str, list]]:
+    """Week by week: the lab's table as it stands up to the week, judged the day after,
+    the outbox sent then and again two hours later (a delivery to a dead relay expires).
+    The trend messages decided, as ``(decision, targets)``."""
+    told = []
+    for w in weeks:
+        put_weekly(cfg.state_dir, values[:w + 1], start=START)
+        now = noon_after_week(START, w)
+        told += [(a["decision"], a["targets"])
+                 for a in Pipeline(cfg, clock=lambda now=now: now).detect()
+                 if a["kind"] == "trend"]
+        outbox.dispatch_pending(cfg, store, now=now)
+        outbox.dispatch_pending(cfg, store, now=now + timedelta(hours=2))
+    return told
+
+
+def _opening_expired(tmp_path, relay: SmtpServer, ops: SmtpServer, values: np.ndarray
+                     ) -> tuple[object, Store, int]:
+    """The rise told to the desk while its relay is dead, until its opening expired;
+    then the relay is back. The config, the store and the week after the opening."""
+    cfg = make_config(tmp_path, target("desk", relay.url("desk@example.org"))
+                      + target("ops", ops.url("ops@example.org")), ROUTED)
+    store = Store.in_dir(cfg.state_dir)
+    assert _weeks(cfg, store, values, range(RISE - 1, RISE + 2)) == [("open", ["desk"])]
+    assert store.q("SELECT target, status FROM deliveries") == [
+        {"target": "desk", "status": "expired"}]
+    relay.start()
+    return cfg, store, RISE + 2
+
+
+def _records(store: Store, decision: str) -> list[dict]:
+    return store.q("SELECT d.target, d.status, d.last_error FROM deliveries d JOIN alerts a "
+                   "ON a.id = d.alert_id WHERE a.decision=? ORDER BY d.target", [decision])
+
+
+def test_the_end_of_a_rise_whose_opening_expired_is_told_to_nobody(tmp_path, smtp_server):
+    """The lab's rise is told to the desk, whose relay is dead: the opening expires. The
+    relay is back, and the rise ends weeks later: nobody gets "Avsluttet", neither the
+    desk nor ops. The end is recorded, as not sent to the desk and why. Before, nobody
+    having had the opening counted as "none of its targets is left", and the end went
+    by usual routing: the desk was told the end of a rise it never heard of."""
+    relay = SmtpServer()  # not started: nothing listens on its port
+    values = _lab(until=RISE + 12)
+    cfg, store, week = _opening_expired(tmp_path, relay, smtp_server, values)
+    try:
+        assert _weeks(cfg, store, values, range(week, WEEKS)) == [("resolve", [])]
+        assert relay.messages == [] and smtp_server.messages == []
+        assert _records(store, "resolve") == [
+            {"target": "desk", "status": "dropped", "last_error": outbox.UNHEARD}]
+        assert store.q("SELECT status FROM alerts WHERE decision='resolve'") == [
+            {"status": "resolved"}]
+    finally:
+        relay.stop()
+        store.close()
+
+
+def test_the_correction_of_a_rise_whose_opening_expired_is_told_to_nobody(
+        tmp_path, smtp_server):
+    """As above, but the lab revises the weeks of the rise down to the usual level: the
+    correction is recorded, and sent to nobody. Before, it went by usual routing, and
+    the desk was told the withdrawal of a rise it never heard of."""
+    relay = SmtpServer()
+    cfg, store, week = _opening_expired(tmp_path, relay, smtp_server, _lab())
+    try:
+        told = _weeks(cfg, store, _lab(revised=True), range(week, week + 1))
+        assert told == [("correct", [])]
+        assert relay.messages == [] and smtp_server.messages == []
+        assert _records(store, "correct") == [
+            {"target": "desk", "status": "dropped", "last_error": outbox.UNHEARD}]
+    finally:
+        relay.stop()
+        store.close()
+
+
+@pytest.mark.parametrize(("name", "muted", "routed", "told"), [
+    ("duty", "", '["duty"]', ["duty"]), ("desk", "muted = true\n", '["desk", "ops"]', [])],
+    ids=["renamed", "muted"])
+def test_an_end_is_routed_as_usual_only_when_its_recipients_left_the_config(
+        tmp_path, smtp_server, name, muted, routed, told):
+    """The desk had the opening; the config is then reloaded with the desk renamed
+    ("duty"): the end goes by usual routing, to the duty desk. With the desk muted
+    instead, and warnings now routed to ops too, the end goes to nobody, not to ops,
+    which never heard of the rise. Before, a muted desk counted as gone, and ops was
+    told the end by usual routing."""
+    values = _lab(until=RISE + 12)
+    desk = smtp_server.url("desk@example.org")
+    ops = target("ops", smtp_server.url("ops@example.org"))
+    cfg = make_config(tmp_path, target("desk", desk) + ops, ROUTED)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        assert _weeks(cfg, store, values, range(RISE - 1, RISE + 2)) == [("open", ["desk"])]
+        cfg = make_config(tmp_path, target(name, desk) + muted + ops,
+                          ROUTED.replace('["desk"]', routed))
+        assert _weeks(cfg, store, values, range(RISE + 2, WEEKS)) == [("resolve", told)]
+    finally:
+        store.close()
+    wait_for(lambda: len(smtp_server.messages) == 1 + len(told), what="the emails")
+    assert [m["To"] for m in smtp_server.messages] == ["desk@example.org"] * (1 + len(told))
