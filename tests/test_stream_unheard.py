@@ -2,7 +2,8 @@
 a real store, sent to real SMTP servers (aiosmtpd): the desk's mail relay is dead when
 the lab's rise is told, and the opening expires (``expire_after``); the relay is back
 when the rise ends or is revised away. Nobody is told of the end or the withdrawal of a
-rise they never heard of."""
+rise they never heard of, and an operator who queues the expired opening again sends
+its end or its correction after it."""
 
 from __future__ import annotations
 
@@ -116,6 +117,72 @@ def test_the_correction_of_a_rise_whose_opening_expired_is_told_to_nobody(
         assert relay.messages == [] and smtp_server.messages == []
         assert _records(store, "correct") == [
             {"target": "desk", "status": "dropped", "last_error": outbox.UNHEARD}]
+    finally:
+        relay.stop()
+        store.close()
+
+
+def test_an_expired_opening_queued_again_brings_its_correction_after_it(
+        tmp_path, smtp_server):
+    """The correction above was sent to nobody. An operator then queues the expired
+    opening again (``warnd outbox retry``): the desk gets the opening, then its
+    correction, replying to it, and nothing goes to ops. Before, the desk had had the
+    correction first, and the opening after it as if the rise still held."""
+    relay = SmtpServer()
+    cfg, store, week = _opening_expired(tmp_path, relay, smtp_server, _lab())
+    try:
+        assert _weeks(cfg, store, _lab(revised=True), range(week, week + 1)) == [
+            ("correct", [])]
+        (opening,) = store.q("SELECT id FROM alerts WHERE decision='open'")
+        later = noon_after_week(START, week) + timedelta(hours=3)
+        assert outbox.retry_delivery(store, opening["id"], "desk", now=later) == 1
+        assert outbox.dispatch_pending(cfg, store, now=later)["delivered"] == 2
+        wait_for(lambda: len(relay.messages) == 2, what="two emails to the desk")
+        first, correction = relay.messages
+        assert first["Subject"] == "Sterk økning: ketamin — 1 kilde"
+        assert correction["Subject"].startswith("Rettelse")
+        assert correction["In-Reply-To"] == first["Message-ID"]
+        assert smtp_server.messages == []
+        assert [r["status"] for r in _records(store, "correct")] == ["delivered"]
+    finally:
+        relay.stop()
+        store.close()
+
+
+def test_an_end_goes_to_those_who_had_the_rise_and_after_an_opening_queued_again(
+        tmp_path, smtp_server):
+    """Warnings go to the desk and to ops; the desk's relay is dead when the rise is told,
+    ops has the opening. The rise ends: ops is told, the desk is not, and the end is
+    recorded as not sent to it. An operator then queues the desk's expired opening
+    again: the desk gets the opening, then the end, replying to it. Before, the desk
+    never had the end (nothing recorded it), so the opening queued again told it of a
+    rise long over as if it still held."""
+    relay = SmtpServer()
+    values = _lab(until=RISE + 12)
+    both = ROUTED.replace('targets = ["desk"]', 'targets = ["desk", "ops"]')
+    cfg = make_config(tmp_path, target("desk", relay.url("desk@example.org"))
+                      + target("ops", smtp_server.url("ops@example.org")), both)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        assert _weeks(cfg, store, values, range(RISE - 1, RISE + 2)) == [
+            ("open", ["desk", "ops"])]
+        relay.start()
+        assert _weeks(cfg, store, values, range(RISE + 2, WEEKS)) == [("resolve", ["ops"])]
+        wait_for(lambda: len(smtp_server.messages) == 2, what="the opening and end to ops")
+        assert relay.messages == []
+        assert _records(store, "resolve") == [
+            {"target": "desk", "status": "dropped", "last_error": outbox.UNHEARD},
+            {"target": "ops", "status": "delivered", "last_error": None}]
+        (opening,) = store.q("SELECT id FROM alerts WHERE decision='open'")
+        later = noon_after_week(START, WEEKS)
+        assert outbox.retry_delivery(store, opening["id"], "desk", now=later) == 1
+        assert outbox.dispatch_pending(cfg, store, now=later)["delivered"] == 2
+        wait_for(lambda: len(relay.messages) == 2, what="two emails to the desk")
+        first, end = relay.messages
+        assert first["Subject"] == "Sterk økning: ketamin — 1 kilde"
+        assert end["Subject"].startswith("Avsluttet: ")
+        assert end["In-Reply-To"] == first["Message-ID"]
+        assert len(smtp_server.messages) == 2
     finally:
         relay.stop()
         store.close()

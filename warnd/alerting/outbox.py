@@ -53,7 +53,8 @@ EPISODE_KINDS = ("trend", "spike")
 #: Why a delivery is held: an earlier message of its episode to the target is retried.
 WAITS_FOR_EARLIER = "waits for an earlier message of the episode, sent first"
 #: Why an end or a correction was not sent to a target: the messages it ends or corrects
-#: never reached it (their deliveries expired or failed).
+#: never reached it (their deliveries expired or failed). It goes after one of them that
+#: an operator queues again (:func:`retry_delivery`).
 UNHEARD = ("not sent: the target never had the messages it ends or corrects (their "
            "deliveries expired or failed)")
 
@@ -72,7 +73,8 @@ def enqueue_alert(
     (:func:`warnd.alerting.routing.route_told`). ``unheard``: for an end or a
     correction, the targets whose deliveries of those messages were all given up
     (expired, failed): it is recorded for them as not sent (``dropped``,
-    :data:`UNHEARD`).
+    :data:`UNHEARD`), and goes after such a message an operator queues again
+    (:func:`retry_delivery`).
     ``routed``: the targets the caller chose, silences and mutes already applied (a
     notice naming several substances: :func:`warnd.alerting.decide.notice_targets`).
     Sets ``alert["id"]``, ``["targets"]`` and ``["due_at"]``; returns the id, or None
@@ -856,6 +858,29 @@ def _release_later(db: Any, alert_id: int, names: list[str], now_s: str) -> None
          for name in names])
 
 
+def _requeue_unheard(db: Any, alert_id: int, names: list[str], now_s: str) -> int:
+    """The ends and corrections of ``alert_id``'s episode (up to its next opening)
+    recorded as not sent to ``names`` because those targets never had its messages
+    (:data:`UNHEARD`), queued again: an operator queued ``alert_id`` again for them, so
+    they hear of the episode now and are told its end or its withdrawal after it (the
+    messages of an episode go in order: :func:`_bring_earlier_along`). How many."""
+    kinds = ",".join("?" * len(EPISODE_KINDS))
+    same = ("{0}.substance=e.substance AND {0}.kind=e.kind AND "
+            "COALESCE({0}.direction, '')=COALESCE(e.direction, '')")
+    n = 0
+    for name in names:
+        n += int(db.execute(
+            "UPDATE deliveries SET status='pending', attempts=0, next_attempt_at=?, due_at=?, "
+            "last_error='queued again with an earlier message of its episode; before: ' || "
+            "last_error WHERE status='dropped' AND target=? AND last_error=? AND alert_id>? "
+            f"AND alert_id IN (SELECT l.id FROM alerts l JOIN alerts e ON e.id=? WHERE "
+            f"{same.format('l')} AND e.kind IN ({kinds}) AND l.id < COALESCE((SELECT MIN(o.id) "
+            f"FROM alerts o WHERE {same.format('o')} AND o.decision='open' AND o.id>e.id), "
+            "l.id + 1))",
+            (now_s, now_s, name, UNHEARD, alert_id, alert_id, *EPISODE_KINDS)).rowcount)
+    return n
+
+
 def retry_delivery(store: Store, alert_id: int, target: str | None = None, *,
                    now: datetime | None = None) -> int:
     """Queue an alert's failed, expired or waiting deliveries (to ``target``, or all) to
@@ -866,7 +891,10 @@ def retry_delivery(store: Store, alert_id: int, target: str | None = None, *,
     the target is worth trying now (a relay repaired, an address corrected), and the
     delivery would otherwise wait for the end of the back-off, up to an hour or a
     ``Retry-After``. Its attempts count from 0 again (its back-off grows with them);
-    what ``/metrics`` counted of them is kept (:func:`_counted`).
+    what ``/metrics`` counted of them is kept (:func:`_counted`). The end or the
+    correction of its episode that a target was not sent, as it never had the episode's
+    messages (:data:`UNHEARD`), is queued again with it for that target, and goes after
+    it (:func:`_requeue_unheard`).
     """
     from warnd.store import utcnow
 
@@ -885,9 +913,11 @@ def retry_delivery(store: Store, alert_id: int, target: str | None = None, *,
         db.conn.executemany("UPDATE target_state SET blocked_until=NULL, block_reason=NULL "
                             "WHERE target=?", [(name,) for name in names])
         _release_later(db, alert_id, names, now_s)
+        after = _requeue_unheard(db, alert_id, names, now_s) if n else 0
     if n:
-        log.info("alert=%d target=%s: %d deliveries queued again by an operator", alert_id,
-                 target or "*", n)
+        log.info("alert=%d target=%s: %d deliveries queued again by an operator%s", alert_id,
+                 target or "*", n, f", with {after} later message(s) of the episode not sent "
+                 "before as the target had not heard of it" if after else "")
     return n
 
 
