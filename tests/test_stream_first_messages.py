@@ -310,3 +310,75 @@ def test_an_escalation_held_by_quiet_hours_is_listed_as_the_opening_by_the_diges
     assert ops_esc["Subject"] == "Forverring: " + FIRST
     assert listed + "Forverring: " + FIRST in _digest_text(ops_digest)
     store.close()
+
+
+def test_an_expired_opening_is_not_queued_again_after_the_escalation_read_as_it(
+        tmp_path, smtp_server):
+    """The mail relay is dead when the lab's rise opens, and the opening to mail expires.
+    The relay is back; customs agrees, and mail gets the escalation as the episode's
+    opening ("Sterk økning: ketamin — 2 kilder"). An operator then queues the expired
+    opening again, from the command line and from the console: it is not queued, and
+    both say why (mail has had the later alert since) and what to do. Before, it was
+    sent: mail got a second, older opening, "Liten økning: ketamin — 1 kilde", after
+    the strong increase, as if a new, smaller rise had begun."""
+    from tests.servers import free_port
+    from tests.test_web_sessions import _csrf, _login
+    from tests.webkit import Console, warnd
+    from warnd.cli import main
+
+    relay = SmtpServer()  # not started: nothing listens on its port
+    cfg = make_config(tmp_path, target("mail", relay.url("mail@example.org"))
+                      + target("ops", smtp_server.url("ops@example.org")),
+                      '\n[alerting]\nexpire_after = "1h"\nchart = false\n'
+                      "\n[web]\nsecure_cookies = false\n")
+    store = Store.in_dir(cfg.state_dir)
+    console = web = None
+    try:
+        for s in ("lab", "customs"):
+            seed_series(store, s)
+        (opening,) = judge_period(cfg, store, D0, {"lab": [_lab(0, rel=0.5, category=1)]},
+                                  now=T0)
+        assert outbox.dispatch_pending(cfg, store, now=T0)["delivered"] == 1  # ops
+        assert outbox.dispatch_pending(cfg, store, now=T0 + timedelta(hours=2))["expired"] == 1
+        relay.start()
+        week = T0 + timedelta(weeks=1)
+        (esc,) = judge_period(cfg, store, D0 + timedelta(weeks=1),
+                              {"lab": [_lab(1)], "customs": [finding("customs")]}, now=week)
+        assert outbox.dispatch_pending(cfg, store, now=week)["delivered"] == 2
+        wait_for(lambda: len(relay.messages) == 1, what="the escalation to mail")
+        assert relay.messages[0]["Subject"] == FIRST  # read as mail's opening
+
+        conf = ["--config", str(cfg.path)]
+        assert main([*conf, "outbox", "retry", str(opening["id"])]) == 1
+        assert outbox.superseded(store, opening["id"]) == {"mail": esc["id"]}
+        assert main([*conf, "outbox", "retry", str(opening["id"]), "--target", "mail"]) == 1
+        r = warnd(cfg.path, cfg.state_dir, "outbox", "retry", str(opening["id"]))
+        assert r.returncode == 1
+        assert (f"alert {opening['id']} to mail not queued again: mail has had a later "
+                f"message of its episode since (alert {esc['id']})") in r.stderr
+        assert f"warnd outbox drop {opening['id']} --target mail" in r.stderr
+
+        r = warnd(cfg.path, cfg.state_dir, "user", "add", "ola", "--role", "operator",
+                  "--password-stdin", stdin="operator-pass-1\n")
+        assert r.returncode == 0, r.stderr
+        console = Console(cfg.path, cfg.state_dir, free_port()).start()
+        web = _login(console, ("ola", "operator-pass-1"))
+        page = web.post(f"/outbox/{opening['id']}/mail/retry",
+                        data={"csrf": _csrf(web.get("/outbox").text)})
+        assert page.status_code == 409
+        assert f"varsel #{esc['id']}" in page.text and "Forkast" in page.text
+
+        later = week + timedelta(minutes=5)
+        assert outbox.dispatch_pending(cfg, store, now=later)["delivered"] == 0
+        assert [m["Subject"] for m in relay.messages] == [FIRST]  # no second, older opening
+        assert store.q("SELECT status FROM deliveries WHERE alert_id=? AND target='mail'",
+                       [opening["id"]]) == [{"status": "expired"}]
+        # dropping it stays possible, as the message says
+        assert main([*conf, "outbox", "drop", str(opening["id"]), "--target", "mail"]) == 0
+    finally:
+        if web is not None:
+            web.close()
+        if console is not None:
+            console.stop()
+        relay.stop()
+        store.close()

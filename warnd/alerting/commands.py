@@ -236,6 +236,14 @@ def cmd_outbox(args: argparse.Namespace, cfg: Config) -> int:
                                         action=f"{action}_delivery", alert_id=args.id,
                                         detail=args.target or "*")
             what = f"alert {args.id}" + (f" to {args.target}" if args.target else "")
+            stale = outbox.superseded(store, args.id, args.target) if action == "retry" else {}
+            for name, later in stale.items():
+                print(f"warnd: outbox: alert {args.id} to {name} not queued again: {name} "
+                      f"has had a later message of its episode since (alert {later}), and "
+                      "this one would arrive after it, out of date; drop it with `warnd "
+                      f"outbox drop {args.id} --target {name}`", file=sys.stderr)
+            if not n and stale:
+                return 1
             if not n:
                 print(f"warnd: outbox: no pending, failed or expired delivery of {what} "
                       "(or it is being sent right now)", file=sys.stderr)

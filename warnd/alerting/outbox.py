@@ -881,6 +881,38 @@ def _requeue_unheard(db: Any, alert_id: int, names: list[str], now_s: str) -> in
     return n
 
 
+def _superseded(db: Any, where: str, params: list[Any]) -> dict[str, int]:
+    """Of the deliveries ``where`` selects (:func:`_select`), those whose target has had
+    a later message of the same episode kind delivered since (a substance's trend or
+    spike in one direction, a source's failure; an escalation read as its opening, the
+    end, a new opening): by target, the latest such alert. What they told is out of
+    date for that target, and sent now it would arrive after what replaced it."""
+    kinds = ",".join("?" * len(EPISODE_KINDS))
+    rows = db.execute(
+        "SELECT d.target, MAX(l.id) FROM deliveries d JOIN alerts e ON e.id = d.alert_id "
+        "JOIN alerts l ON l.id > e.id AND ("
+        f"(e.kind IN ({kinds}) AND e.substance != '' AND l.substance = e.substance AND "
+        "l.kind = e.kind AND COALESCE(l.direction, '') = COALESCE(e.direction, '')) OR "
+        "(e.kind = 'source_health' AND e.substance = '' AND l.kind = 'source_health' AND "
+        "l.source = e.source)) "
+        "JOIN deliveries ld ON ld.alert_id = l.id AND ld.target = d.target "
+        "AND ld.status = 'delivered' "
+        f"WHERE (d.alert_id, d.target) IN (SELECT alert_id, target FROM deliveries "
+        f"WHERE {where}) GROUP BY d.target", (*EPISODE_KINDS, *params)).fetchall()
+    return {str(t): int(later) for t, later in rows}
+
+
+def superseded(store: Store, alert_id: int, target: str | None = None, *,
+               now: datetime | None = None) -> dict[str, int]:
+    """The failed, expired or waiting deliveries of ``alert_id`` (to ``target``, or all)
+    that :func:`retry_delivery` does not queue again, as their targets have had a later
+    message of the episode since: by target, that later alert's id."""
+    from warnd.store import utcnow
+
+    where, params, _ = _select(store.db, alert_id, target, iso(now or utcnow()))
+    return _superseded(store.db, where, params)
+
+
 def retry_delivery(store: Store, alert_id: int, target: str | None = None, *,
                    now: datetime | None = None) -> int:
     """Queue an alert's failed, expired or waiting deliveries (to ``target``, or all) to
@@ -894,13 +926,21 @@ def retry_delivery(store: Store, alert_id: int, target: str | None = None, *,
     what ``/metrics`` counted of them is kept (:func:`_counted`). The end or the
     correction of its episode that a target was not sent, as it never had the episode's
     messages (:data:`UNHEARD`), is queued again with it for that target, and goes after
-    it (:func:`_requeue_unheard`).
+    it (:func:`_requeue_unheard`). A delivery whose target has had a later message of
+    the episode since (:func:`_superseded`: an escalation that read as its opening, the
+    end) is not queued again: it would arrive after what replaced it, a second and
+    older opening (:func:`superseded` says which).
     """
     from warnd.store import utcnow
 
     now_s = iso(now or utcnow())
     with store.write() as db:
         where, params, names = _select(db, alert_id, target, now_s)
+        stale = _superseded(db, where, params)
+        if stale:
+            where += f" AND target NOT IN ({','.join('?' * len(stale))})"
+            params = [*params, *stale]
+            names = [n for n in names if n not in stale]
         attempts, given_up = _counted(db, where, params)
         store.carry(db, delivery_attempts=attempts, deliveries_given_up=given_up)
         cur = db.execute(
@@ -918,6 +958,9 @@ def retry_delivery(store: Store, alert_id: int, target: str | None = None, *,
         log.info("alert=%d target=%s: %d deliveries queued again by an operator%s", alert_id,
                  target or "*", n, f", with {after} later message(s) of the episode not sent "
                  "before as the target had not heard of it" if after else "")
+    for name, later in stale.items():
+        log.info("alert=%d target=%s not queued again: the target had the episode's later "
+                 "alert %d since", alert_id, name, later)
     return n
 
 

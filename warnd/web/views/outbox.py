@@ -7,7 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from warnd.alerting import actions
+from warnd.alerting import actions, outbox
 from warnd.logs import redact
 from warnd.web.auth import guard
 
@@ -35,5 +35,8 @@ def act(request: Request, who: dict[str, Any], store: Any) -> Response:
         return web.error(request, who, 404, "not_found")
     fn = actions.retry_delivery if what == "retry" else actions.drop_delivery
     if not fn(store, aid, target, who=who["name"], via="web"):
+        later = outbox.superseded(store, aid, target).get(target) if what == "retry" else None
+        if later is not None:  # out of date for the target: said, and why
+            return web.error(request, who, 409, "superseded", target=target, later=later)
         return web.error(request, who, 404, "not_found")
     return RedirectResponse("/outbox", status_code=303)
