@@ -1203,9 +1203,42 @@ class Store:
                     "AND period > ? AND period < ? ORDER BY period",
                     (*key, min(periods), max(periods))).fetchall()
                 if r[4] not in periods and r[4] not in unread]
+        return self._withdraw_rows(gone, f"{location.rsplit('/', 1)[-1]}: no longer given",
+                                   now_s)
+
+    def withdraw(self, keys: Iterable[tuple[str, str, str, str, date]], *, ref: str,
+                 now: datetime | None = None) -> list[tuple[Any, ...]]:
+        """Withdraw the stored values of these ``(source, substance, region, metric,
+        period)`` as a document that no longer gives them does (:meth:`_withdraw_removed`:
+        kept in ``revisions`` with no new value, removed, the series judged again from
+        there); a key with no stored value is left. Returns what was withdrawn, as
+        :meth:`ingest`'s ``observations_withdrawn``."""
+        conn = self.db.conn
+        with self.write():
+            gone = [tuple(r) for k in keys for r in conn.execute(
+                "SELECT source, substance, region, metric, period, value, denominator "
+                "FROM observations WHERE source=? AND substance=? AND region=? AND metric=? "
+                "AND period=?", (*k[:4], k[4].isoformat())).fetchall()]
+            out = self._withdraw_rows(gone, ref, iso(now or utcnow()))
+            # unlike a document's, these may be a series' first or last periods
+            conn.executemany(
+                "UPDATE series SET first_period = COALESCE((SELECT MIN(period) FROM "
+                "observations o WHERE o.source=series.source AND o.substance=series.substance "
+                "AND o.region=series.region AND o.metric=series.metric), first_period), "
+                "last_period = COALESCE((SELECT MAX(period) FROM observations o WHERE "
+                "o.source=series.source AND o.substance=series.substance "
+                "AND o.region=series.region AND o.metric=series.metric), last_period) "
+                "WHERE source=? AND substance=? AND region=? AND metric=?",
+                list(dict.fromkeys(g[:4] for g in gone)))
+            return out
+
+    def _withdraw_rows(self, gone: list[tuple[Any, ...]], ref: str,
+                       now_s: str) -> list[tuple[Any, ...]]:
+        """Withdraw these stored ``(source, substance, region, metric, period, value,
+        denominator)`` rows (inside a write transaction)."""
         if not gone:
             return []
-        ref = f"{location.rsplit('/', 1)[-1]}: no longer given"
+        conn = self.db.conn
         conn.executemany(
             "INSERT INTO revisions (source, substance, region, metric, period, old_value, "
             "new_value, old_denominator, new_denominator, ref, revised_at) "
