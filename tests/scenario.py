@@ -93,9 +93,9 @@ dimension = "interest"
 
 
 def put_weekly(state_dir: Path, values, *, start: date, source: str = "lab",
-               substance: str = "ketamin") -> None:
-    """Store one series' weekly values from ``start`` as a poll of its table would (a
-    value already stored and changed is a revision)."""
+               substance: str = "ketamin", now: datetime | None = None) -> None:
+    """Store one series' weekly values from ``start`` as a poll of its table would at
+    ``now`` (default: the wall clock; a value already stored and changed is a revision)."""
     from feeds.base import Observation
     from warnd.store import Store
 
@@ -105,7 +105,7 @@ def put_weekly(state_dir: Path, values, *, start: date, source: str = "lab",
                      observations=[Observation(source=source, substance=substance,
                                                period=start + timedelta(weeks=i),
                                                value=float(v))
-                                   for i, v in enumerate(values)])
+                                   for i, v in enumerate(values)], now=now)
     finally:
         store.close()
 

@@ -8,7 +8,8 @@ import numpy as np
 
 from feeds.base import Item
 from tests.alerting_env import make_config, target
-from tests.scenario import noon_after_week, put_weekly
+from tests.scenario import LAB_SOURCE, noon_after_week, put_weekly
+from warnd.config import Config
 from warnd.pipeline import Pipeline
 from warnd.replay import replay
 from warnd.store import Store
@@ -65,8 +66,8 @@ def test_replay_of_the_store_tells_a_rise_on_the_daemons_dates(tmp_path):
     values[rise:] = np.random.default_rng(4).poisson(20.0, weeks - rise)
     sent = []
     for w in range(100, weeks):
-        put_weekly(cfg.state_dir, values[:w + 1], start=START)
         now = noon_after_week(START, w)
+        put_weekly(cfg.state_dir, values[:w + 1], start=START, now=now)
         sent += [(now.date().isoformat(), a["decision"])
                  for a in Pipeline(cfg, clock=lambda now=now: now).detect()
                  if a["kind"] == "trend"]
@@ -93,3 +94,75 @@ def test_replay_tells_a_warning_naming_two_substances_once(tmp_path):
     msgs = replay(cfg, start=date(2026, 6, 8), end=date(2026, 6, 15), every=7)
     told = [(m["title"], m["targets"]) for m in msgs if m["kind"] == "notice"]
     assert told == [("Ny advarsel: ketamin og heroin — Ketamin blandet med heroin", ["ops"])]
+
+
+def _publish(path, values, weeks) -> None:
+    """The lab's table as it is published: the given weeks of ``values``."""
+    lines = ["period,substance,value"]
+    lines += [f"{(START + timedelta(weeks=w)).isoformat()},ketamin,{int(values[w])}"
+              for w in weeks]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _daemon(tmp_path, values, shown) -> tuple[Config, list[tuple[str, str, str]]]:
+    """The daemon installed on the Monday after week 100 with the lab's table, polling
+    and judging every Monday after that; ``shown(w)`` the weeks the table gives then.
+    Its messages as (date, decision, title)."""
+    (tmp_path / "data").mkdir()
+    table = tmp_path / "data" / "lab.csv"
+    cfg = make_config(tmp_path, target("ops", "json://localhost/x"),
+                      sources=LAB_SOURCE.format(interval="1d"))
+    sent = []
+    for w in range(100, len(values)):
+        now = noon_after_week(START, w)
+        _publish(table, values, shown(w))
+        p = Pipeline(cfg, clock=lambda now=now: now)
+        assert p.poll("lab").ok
+        sent += [(now.date().isoformat(), a["decision"], a["title"]) for a in p.detect()]
+    return cfg, sent
+
+
+def _told(msgs: list[dict]) -> list[tuple[str, str, str]]:
+    return [(m["date"], m["decision"], m["title"]) for m in msgs]
+
+
+def test_store_replay_tells_a_late_source_when_the_daemon_could(tmp_path):
+    """The lab publishes each week a week after it ended. The daemon told its rise on
+    the Monday after the table first showed it; `backtest --replay store` tells it on
+    the same Monday with the same decisions and titles, as each value comes when warnd
+    stored it. Fed each period once it had ended (`--latest-values`, the only way
+    before), the replay told the rise a week before anyone could have known it."""
+    weeks, rise = 116, 106
+    values = np.random.default_rng(3).poisson(6.0, weeks).astype(float)
+    values[rise:] = np.random.default_rng(4).poisson(20.0, weeks - rise)
+    cfg, sent = _daemon(tmp_path, values, lambda w: range(w))
+    assert sent and sent[0][1] == "open", sent
+    first, last = noon_after_week(START, 100).date(), noon_after_week(START, weeks - 1).date()
+    assert _told(replay(cfg, start=first, end=last, every=7)) == sent
+    before = _told(replay(cfg, start=first, end=last, every=7, as_known=False))
+    week_early = (date.fromisoformat(sent[0][0]) - timedelta(weeks=1)).isoformat()
+    assert before[0] == (week_early, *sent[0][1:]), (before, sent)
+
+
+def test_store_replay_gives_the_messages_the_daemon_sent_from_late_and_withdrawn_weeks(
+        tmp_path):
+    """The lab publishes each week a week after it ended, and later withdraws the weeks
+    of a rise (mis-coded samples). The daemon, installed with two years of history and
+    polling and judging every Monday, told the rise when the table first showed it and
+    corrected it when the weeks were withdrawn. `backtest --replay store` gives the same
+    dates, decisions and titles: each value comes when warnd stored it and the
+    withdrawal when it was made. Fed each period's latest value when the period ended
+    (`--latest-values`, the only way before), the replay knew nothing of the rise (its
+    weeks are gone) and sent nothing of what the daemon sent."""
+    weeks, rise, pulled = 124, 108, 120
+    values = np.random.default_rng(3).poisson(6.0, weeks).astype(float)
+    values[rise:pulled - 2] = np.random.default_rng(4).poisson(20.0, pulled - 2 - rise)
+    # from the run after week `pulled` on, the rise's weeks are withdrawn
+    cfg, sent = _daemon(tmp_path, values, lambda w: [
+        x for x in range(w) if w < pulled or not rise <= x < pulled - 2])
+    decisions = [d for _, d, _ in sent]
+    assert decisions[0] == "open" and decisions[-1] == "correct", sent
+    first, last = noon_after_week(START, 100).date(), noon_after_week(START, weeks - 1).date()
+    assert _told(replay(cfg, start=first, end=last, every=7)) == sent
+    before = _told(replay(cfg, start=first, end=last, every=7, as_known=False))
+    assert not set(before) & set(sent), before

@@ -254,6 +254,34 @@ def test_backtest_replays_the_store_as_the_daemon_would_send_it(stream, capsys):
     assert stream.deliveries == json.loads(json.dumps(stream.deliveries))
 
 
+def test_store_replay_gives_what_the_daemon_sent(stream, capsys):
+    """Run on the daemon's own dates (every 14 days from the installation), `warnd
+    backtest --replay store` gives the messages the daemon sent, on the same dates with
+    the same decisions and titles (apart from the weekly digests, which a replay does
+    not make): the Trends exports come every four weeks and each rescales the series
+    (revisions), the monthly lab 12 days after its month, the Xanor figure is corrected
+    weeks later, the warning told when it was polled. With `--latest-values` (each
+    period's latest value once it ended, the only way before) it differs: the rises are
+    told weeks early, the corrected Xanor rise never."""
+    from warnd.cli import main
+
+    sc = stream.scenario
+    daemon = [(m.sent_on.isoformat(), m.decision, m.title) for m in stream.messages
+              if m.kind != "digest"]
+    assert {"open", "escalate", "correct"} <= {d for _, d, _ in daemon}, daemon
+    args = ["--config", str(stream.config_path), "backtest", "--replay", "store",
+            "--from", sc.install.isoformat(), "--to", sc.until.isoformat(), "--every", "14",
+            "--json"]
+    assert main(args) == 0
+    replayed = [(m["date"], m["decision"], m["title"])
+                for m in json.loads(capsys.readouterr().out)]
+    assert replayed == daemon
+    assert main([*args, "--latest-values"]) == 0
+    latest = [(m["date"], m["decision"], m["title"])
+              for m in json.loads(capsys.readouterr().out)]
+    assert latest != daemon and not [m for m in latest if m[1] == "correct"], latest
+
+
 def test_digest_end_date_looks_back(stream, capsys):
     from warnd.cli import main
 

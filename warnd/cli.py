@@ -486,7 +486,7 @@ def _replay(args: argparse.Namespace) -> int:
     from warnd.replay import format_replay_table, replay
 
     msgs = replay(cfg, what=args.replay, start=days["date_from"], end=days["date_to"],
-                  every=args.every)
+                  every=args.every, as_known=not args.latest_values)
     if args.json:
         print_json(msgs)
     else:
@@ -633,6 +633,10 @@ def build_parser() -> argparse.ArgumentParser:
                            "newest period ended)")
             b.add_argument("--every", type=int, default=7, metavar="DAYS",
                            help="with --replay: days between runs (default 7)")
+            b.add_argument("--latest-values", action="store_true",
+                           help="with --replay store: feed each period's latest stored value "
+                           "once the period has ended, not each value and revision when "
+                           "warnd learned it")
         b.set_defaults(func=func)
     rp = sub.add_parser("report", parents=[common],
                         help="half-year report: five-step tables, aggregated difference, charts")

@@ -2,21 +2,27 @@
 
 ``warnd backtest --replay store`` (or ``sources``) answers "what would staff have
 received?": the observations of the store (or of one fresh poll of every configured
-source) are fed, date by date, into a scratch store (each period once it has ended),
-and at each date the real :meth:`warnd.pipeline.Pipeline.detect` judges them — the
-same episode rules, grouping per substance, severity, routing and silencing-free outbox
-as the daemon — with the clock set to that date. Warning notices published up to the
-date are alerted the way a poll alerts them (when they appear: the page is polled
-often). Nothing is sent: each message is returned with its date, decision (open /
-escalate / repeat / resolve / correct), severity and the targets it would go to. The
-first date behaves like an installation on that day (history recorded, what is open at
-the newest period opens, warnings older than ``alerting.notice_max_age`` on that day
-are not told).
+source) are fed, date by date, into a scratch store, and at each date the real
+:meth:`warnd.pipeline.Pipeline.detect` judges them — the same episode rules, grouping
+per substance, severity, routing and silencing-free outbox as the daemon — with the
+clock set to that date. The store's values are fed as warnd learned them
+(:func:`_as_known`): each when it was first stored, but not before its period ended,
+then each of its revisions when it was made, a withdrawal as a removal; the values a
+series' first poll stored (history read at installation, or when the source or series
+came) once their period has ended, as are all values of ``sources`` and, with
+``as_known=False``, of the store (each period's latest value, :func:`_by_arrival`).
+Warning notices published up to the date are alerted the way a poll alerts them (when
+they appear: the page is polled often). Nothing is sent: each message is returned with
+its date, decision (open / escalate / repeat / resolve / correct), severity and the
+targets it would go to. The first date behaves like an installation on that day
+(what was known by then is history, what is open at the newest period opens, warnings
+older than ``alerting.notice_max_age`` on that day are not told).
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import tempfile
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
@@ -54,10 +60,12 @@ def _polled_store(config: Config, workdir: Path) -> Path:
 
 def replay(
     config: Config, *, what: str = "store", start: date | None = None,
-    end: date | None = None, every: int = 7,
+    end: date | None = None, every: int = 7, as_known: bool = True,
 ) -> list[dict[str, Any]]:
     """The messages the daemon would have sent, run every ``every`` days from ``start``
-    to ``end`` (default: the last half-year of the data), in date order."""
+    to ``end`` (default: the last half-year of the data), in date order. The store's
+    values come as warnd learned them (``as_known``, :func:`_as_known`) or, with
+    ``as_known=False``, each period's latest value once the period has ended."""
     if what not in ("store", "sources"):
         raise ValueError(f"replay: {what!r} is not 'store' or 'sources'")
     with tempfile.TemporaryDirectory(prefix="warnd-replay-") as tmp:
@@ -66,6 +74,8 @@ def replay(
         src = Store.in_dir(src_dir)
         try:
             obs = src.q("SELECT * FROM observations ORDER BY period")
+            known = as_known and what == "store"
+            revs = src.q("SELECT * FROM revisions ORDER BY id") if known else []
             notices = src.q(
                 "SELECT i.*, json_group_array(s.substance) AS subs FROM items i JOIN "
                 "item_substances s ON s.key = i.key WHERE i.kind='notice' GROUP BY i.key "
@@ -74,7 +84,10 @@ def replay(
             src.close()
         if not obs and not notices:
             return []
-        obs = _by_arrival(obs)
+        # the store's first poll: warnd's installation
+        first = min((_when(r["first_seen_at"]) for r in [*obs, *notices]), default=None)
+        obs = _as_known(obs, revs) if known else _by_arrival(obs)
+        notices = _notices_as_known(notices, first if known else None)
         newest = max([r["arrives"] for r in obs]
                      + [datetime.fromisoformat(r["published_at"]).date() for r in notices])
         end = end or newest
@@ -98,17 +111,24 @@ def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
         p = _ScratchPipeline(config, scratch, clock=lambda now=now: now)
         store = p.open_store()
         try:
-            batch: dict[str, list[Observation]] = {}
+            due: dict[tuple[str, ...], dict[str, Any]] = {}
             while i_obs < len(obs) and obs[i_obs]["arrives"] <= day:
                 r = obs[i_obs]
-                batch.setdefault(r["source"], []).append(_observation(r))
+                due[_key(r)] = r  # a value's latest version by this date
                 i_obs += 1
+            batch: dict[str, list[Observation]] = {}
+            for r in due.values():
+                if r["value"] is not None:
+                    batch.setdefault(r["source"], []).append(_observation(r))
             for source, group in batch.items():
                 store.ingest(source, location="replay", sha256=None, observations=group,
                              items=(), problems=(), now=now)
+            gone = [(*k[:4], date.fromisoformat(k[4][:10]))
+                    for k, r in due.items() if r["value"] is None]
+            if gone:
+                store.withdraw(gone, ref="replay: withdrawn", now=now)
             made: list[dict[str, Any]] = []
-            while (i_not < len(notices)
-                   and datetime.fromisoformat(notices[i_not]["published_at"]) <= now):
+            while i_not < len(notices) and notices[i_not]["_due"] <= now:
                 r = notices[i_not]
                 i_not += 1
                 try:
@@ -123,7 +143,7 @@ def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
                              items=[it], problems=(), now=now)
                 # the warnings page is polled often: a notice is told when it appears;
                 # one published before the first date is history the installation reads
-                seen = max(it.published_at, installed)
+                seen = max(it.published_at, installed, notices[i_not - 1]["_seen"])
                 aid = decide.enqueue_notice(config, store, src_cfg, it, subs, now=seen)
                 if aid is not None:
                     alert = store.q("SELECT * FROM alerts WHERE id=?", [aid])[0]
@@ -138,24 +158,132 @@ def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
     return out
 
 
+def _notices_as_known(notices: list[dict[str, Any]],
+                      installed_at: datetime | None) -> list[dict[str, Any]]:
+    """The notices in the order they are told, each with the time its run is due
+    (``_due``) and the time it was seen (``_seen``): when published (the page is polled
+    often) or, given when the store's first poll was (``installed_at``), when warnd
+    first stored it (``first_seen_at``: its run is the first on or after that day),
+    unless that first poll stored it (history read at installation)."""
+    for r in notices:
+        published, stored = _when(r["published_at"]), _when(r["first_seen_at"])
+        r["_due"] = r["_seen"] = published
+        if installed_at is not None and stored > installed_at and stored > published:
+            r["_seen"] = stored
+            r["_due"] = max(published, datetime.combine(stored.date(), time(), UTC))
+    return sorted(notices, key=lambda r: r["_due"])
+
+
+def _key(r: dict[str, Any]) -> tuple[str, ...]:
+    return (r["source"], r["substance"], r["region"] or "", r["metric"], r["period"])
+
+
+def _ends(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, ...], date]:
+    """For each value's key, the day after its period ended (a week on the Monday after
+    it, a month on the first of the next, a day the next day): no source publishes a
+    period before its end. A series' period length is inferred from its periods."""
+    periods: dict[tuple[str, ...], set[str]] = {}
+    for r in rows:
+        k = _key(r)
+        periods.setdefault(k[:4], set()).add(k[4])
+    out: dict[tuple[str, ...], date] = {}
+    for series, ps in periods.items():
+        step = infer_step(sorted({date.fromisoformat(p[:10]) for p in ps}))
+        for p in ps:
+            d = date.fromisoformat(p[:10])
+            if step == "month":
+                out[(*series, p)] = date(d.year + d.month // 12, d.month % 12 + 1, 1)
+            else:
+                out[(*series, p)] = d + timedelta(days=7 if step == "week" else 1)
+    return out
+
+
 def _by_arrival(obs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The observations in the order they can arrive, each with the day it can
-    (``arrives``): the day after its period ended (a week on the Monday after it, a
-    month on the first of the next), as no source publishes a period before its end."""
-    periods: dict[tuple[str, ...], list[date]] = {}
+    (``arrives``): the day after its period ended."""
+    ends = _ends(obs)
     for r in obs:
-        r["_period"] = date.fromisoformat(r["period"][:10])
-        key = (r["source"], r["substance"], r["region"] or "", r["metric"])
-        periods.setdefault(key, []).append(r["_period"])
-    steps = {key: infer_step(sorted(set(ps))) for key, ps in periods.items()}
-    for r in obs:
-        p = r.pop("_period")
-        step = steps[(r["source"], r["substance"], r["region"] or "", r["metric"])]
-        if step == "month":
-            r["arrives"] = date(p.year + p.month // 12, p.month % 12 + 1, 1)
-        else:
-            r["arrives"] = p + timedelta(days=7 if step == "week" else 1)
+        r["arrives"] = ends[_key(r)]
     return sorted(obs, key=lambda r: r["arrives"])
+
+
+def _when(s: str) -> datetime:
+    t = datetime.fromisoformat(s)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _as_known(obs: list[dict[str, Any]],
+              revs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every version of every value the store knows, in the order warnd learned them,
+    each with the day it did (``arrives``; a withdrawal has ``value`` None).
+
+    A value comes when it was first stored (``first_seen_at``) but not before its
+    period ended (:func:`_ends`); then each of its revisions (``revisions``, in order)
+    when it was made, the value first stored being the first revision's old value. The
+    values stored by a series' first poll (its earliest ``first_seen_at``: the history
+    read at installation, or when the source or the series came) were not learned
+    live: they come when their period ended. A value withdrawn since has no
+    ``first_seen_at`` left: it is taken to have come as long after its period's end as
+    the series' other values did (the median), not after it was withdrawn. A value
+    withdrawn and stored again comes back when it was (``first_seen_at`` of the stored
+    row) or, if withdrawn again since, with its next change."""
+    rows = {_key(r): r for r in obs}
+    changes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for v in revs:
+        changes.setdefault(_key(v), []).append(v)
+    ends = _ends([*obs, *revs])
+    first_poll: dict[tuple[str, ...], datetime] = {}
+    dims: dict[tuple[str, ...], str | None] = {}
+    for k, r in rows.items():
+        t = _when(r["first_seen_at"])
+        if k[:4] not in first_poll or t < first_poll[k[:4]]:
+            first_poll[k[:4]] = t
+        dims.setdefault(k[:4], r["dimension"])
+    lags: dict[tuple[str, ...], list[int]] = {}
+    for k, r in rows.items():
+        t = _when(r["first_seen_at"])
+        if t > first_poll[k[:4]] and not any(v["new_value"] is None
+                                             for v in changes.get(k, ())):
+            lags.setdefault(k[:4], []).append(max((t.date() - ends[k]).days, 0))
+
+    out: list[dict[str, Any]] = []
+    for k in dict.fromkeys([*rows, *changes]):
+        cur, vs, end = rows.get(k), changes.get(k, []), ends[k]
+        base = dict(cur) if cur is not None else {
+            **vs[0], "dimension": dims.get(k[:4]), "flag": None, "value": None,
+            "denominator": None}
+        versions: list[tuple[date, float | None, float | None, str | None]] = []
+        seen = _when(cur["first_seen_at"]) if cur is not None else None
+        changed = _when(vs[0]["revised_at"]) if vs else None
+        if seen is not None and (changed is None or seen <= changed):
+            day = end if seen <= first_poll[k[:4]] else max(end, seen.date())
+        else:  # first stored, then withdrawn: when it came is not kept
+            guess = end + timedelta(days=int(statistics.median(lags.get(k[:4]) or [0])))
+            history = k[:4] not in first_poll or guess <= first_poll[k[:4]].date()
+            cap = changed.date() if changed is not None else guess
+            day = end if history else max(end, min(guess, cap))
+        if vs:
+            versions.append((day, vs[0]["old_value"], vs[0]["old_denominator"], base["ref"]))
+        else:
+            versions.append((day, base["value"], base["denominator"], base["ref"]))
+        for i, v in enumerate(vs):
+            at = _when(v["revised_at"])
+            versions.append((max(end, at.date()), v["new_value"], v["new_denominator"],
+                             v["ref"] if v["new_value"] is not None else base["ref"]))
+            if v["new_value"] is not None:
+                continue
+            nxt = vs[i + 1] if i + 1 < len(vs) else None
+            if (cur is not None and seen is not None and seen > at
+                    and (nxt is None or seen <= _when(nxt["revised_at"]))):
+                value = cur["value"] if nxt is None else nxt["old_value"]
+                denominator = cur["denominator"] if nxt is None else nxt["old_denominator"]
+                versions.append((max(end, seen.date()), value, denominator, base["ref"]))
+        last = end
+        for day, value, denominator, ref in versions:
+            last = max(last, day)
+            out.append({**base, "value": value, "denominator": denominator, "ref": ref,
+                        "arrives": last})
+    return sorted(out, key=lambda r: r["arrives"])
 
 
 def _observation(r: dict[str, Any]) -> Observation:
