@@ -212,3 +212,50 @@ def test_an_end_is_routed_as_usual_only_when_its_recipients_left_the_config(
         store.close()
     wait_for(lambda: len(smtp_server.messages) == 1 + len(told), what="the emails")
     assert [m["To"] for m in smtp_server.messages] == ["desk@example.org"] * (1 + len(told))
+
+
+def test_a_correction_decided_while_the_opening_was_retried_is_not_sent_once_it_expired(
+        tmp_path, smtp_server):
+    """The desk's relay is dead when the lab's rise is told; its opening is being retried
+    when the lab revises the week the same day: the correction is decided for the desk,
+    as the opening may yet reach it. The opening then expires, and the relay is back:
+    the correction is not sent, as the desk never heard of the rise; it is recorded as
+    not sent and why, and an operator queuing the opening again sends the opening, then
+    the correction, replying to it. Before, the desk got "Rettelse: …" of a rise it
+    never had, and the opening could not be queued again after it."""
+    relay = SmtpServer()  # not started: nothing listens on its port
+    cfg = make_config(tmp_path, target("desk", relay.url("desk@example.org"))
+                      + target("ops", smtp_server.url("ops@example.org")), ROUTED)
+    store = Store.in_dir(cfg.state_dir)
+    values = _lab()
+    try:
+        put_weekly(cfg.state_dir, values[:RISE + 2], start=START)
+        now = noon_after_week(START, RISE + 1)
+        assert [a["decision"] for a in Pipeline(cfg, clock=lambda: now).detect()] == ["open"]
+        assert outbox.dispatch_pending(cfg, store, now=now)["retrying"] == 1
+        put_weekly(cfg.state_dir, _lab(revised=True)[:RISE + 2], start=START)
+        soon = now + timedelta(minutes=20)
+        assert [(a["decision"], a["targets"]) for a in Pipeline(
+            cfg, clock=lambda: soon).detect()] == [("correct", ["desk"])]
+        assert outbox.dispatch_pending(cfg, store, now=now + timedelta(hours=2))[
+            "expired"] == 1
+        relay.start()
+        back = now + timedelta(hours=3)
+        counts = outbox.dispatch_pending(cfg, store, now=back)
+        assert (counts["delivered"], counts.get("unheard")) == (0, 1)
+        assert relay.messages == [] and smtp_server.messages == []
+        assert _records(store, "correct") == [
+            {"target": "desk", "status": "dropped", "last_error": outbox.UNHEARD}]
+
+        (opening,) = store.q("SELECT id FROM alerts WHERE decision='open'")
+        assert outbox.retry_delivery(store, opening["id"], "desk", now=back) == 1
+        assert outbox.dispatch_pending(cfg, store, now=back)["delivered"] == 2
+        wait_for(lambda: len(relay.messages) == 2, what="two emails to the desk")
+        first, correction = relay.messages
+        assert first["Subject"] == "Sterk økning: ketamin — 1 kilde"
+        assert correction["Subject"].startswith("Rettelse")
+        assert correction["In-Reply-To"] == first["Message-ID"]
+        assert smtp_server.messages == []
+    finally:
+        relay.stop()
+        store.close()

@@ -244,6 +244,43 @@ def opens_for_target(store: Store, d: dict[str, Any]) -> bool:
         "AND t.status='delivered') LIMIT 1", [*args, start or 0, aid, d["target"]])
 
 
+def never_heard(store: Store, d: dict[str, Any]) -> bool:
+    """Whether a delivery of an end or a correction goes to a target that never had the
+    messages it ends or corrects: each delivery of them to that target was given up
+    (expired on a dead relay, failed), none delivered nor still to go. Asked when it is
+    due: a message still being retried when the end or the correction was decided
+    counted as heard then (:func:`warnd.alerting.decide._told_targets`), and may have
+    expired since. The messages are the episode's opening, escalations and reminders
+    since its opening (or its last end); for a correction, those of them that rest on a
+    series it names."""
+    if d.get("decision") not in ("resolve", "correct") or _episode(d) is None:
+        return False
+    where, args = _scope(d) or ("", [])
+    aid = int(d["alert_id"])
+    start = store.q(f"SELECT MAX(id) AS id FROM alerts WHERE {where} AND id < ? AND "
+                    "decision IN ('open', 'resolve')", [*args, aid])[0]["id"]
+    rows = store.q(
+        "SELECT data, (SELECT t.status FROM deliveries t WHERE t.alert_id = alerts.id AND "
+        f"t.target=?) AS status FROM alerts WHERE {where} AND id >= ? AND id < ? AND "
+        "decision IN ('open', 'escalate', 'repeat')",
+        [d["target"], *args, start or 0, aid])
+    if d["decision"] == "correct":
+        named = _series_named(d.get("data"))
+        if named:
+            rows = [r for r in rows if named & _series_named(r["data"])]
+    got = {r["status"] for r in rows if r["status"] is not None}
+    return bool(got) and got <= {"expired", "failed"}
+
+
+def _series_named(data: Any) -> set[str]:
+    """The series an alert's data names among its agreeing sources."""
+    try:
+        agree = json.loads(data or "{}").get("agree") or []
+        return {str(a["series"]) for a in agree if isinstance(a, dict) and a.get("series")}
+    except (ValueError, AttributeError):
+        return set()
+
+
 def thread_root(store: Store, d: dict[str, Any]) -> str | None:
     """The Message-ID a delivery's email replies to: that of the message that started
     its target's thread of the episode (a substance's trend or spike in one direction,
@@ -522,7 +559,7 @@ def dispatch_pending(
     lease = max(parse_duration(a.claim_lease),
                 timedelta(seconds=render_limit + timeout + 60))
     counts = {"delivered": 0, "retrying": 0, "expired": 0, "failed": 0, "silenced": 0,
-              "waiting": 0, "held": 0, "unrecorded": 0, "muted": 0}
+              "waiting": 0, "held": 0, "unrecorded": 0, "muted": 0, "unheard": 0}
     if config.alerting.digest is not None:
         try:
             digest.maybe_enqueue(config, store, now=now)
@@ -702,6 +739,16 @@ def _prepare(
                 _rise_unheard(store, d, db, now, mark="muted")
         counts["muted"] += 1
         log.info("alert=%d target=%s not sent: %s is muted", aid, name, muted)
+        return None
+    if never_heard(store, d):  # what it ends or corrects expired since it was decided
+        with store.write() as db:
+            db.execute("UPDATE deliveries SET status='dropped', claimed_until=NULL, "
+                       "claimed_by=NULL, last_error=? WHERE alert_id=? AND target=? AND "
+                       "status='pending'", (UNHEARD, aid, name))
+        counts["unheard"] += 1
+        log.info("alert=%d target=%s %s not sent: the target never had the messages it %s",
+                 aid, name, d["decision"],
+                 "corrects" if d["decision"] == "correct" else "ends")
         return None
     wait = (quiet.due_at(config, d["severity"], now)
             if d.get("kind") != "digest" and quiet_applies else None)
