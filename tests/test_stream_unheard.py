@@ -259,3 +259,56 @@ def test_a_correction_decided_while_the_opening_was_retried_is_not_sent_once_it_
     finally:
         relay.stop()
         store.close()
+
+
+def test_an_opening_queued_again_after_its_escalation_expired_is_what_the_end_replies_to(
+        tmp_path, smtp_server):
+    """Through decide and the outbox: the mail relay is dead for the whole of ketamine's
+    rise: the lab's opening, customs' escalation (read as mail's opening when first
+    tried) and the end all fail to reach mail, while ops has each. The relay is back and
+    an operator queues the opening again for every target it failed for: mail gets the
+    opening, then the end, which replies to that opening; the escalation, never had,
+    cannot be queued again after the end. Before, the end replied to the escalation's
+    Message-ID, a message mail never had, so it was no part of the opening's thread."""
+    from tests.alerting_env import finding, judge_period, seed_series
+    from tests.test_stream_first_messages import D0, OPENING, T0, _lab as _lab_finding
+
+    relay = SmtpServer()  # not started: nothing listens on its port
+    cfg = make_config(tmp_path, target("mail", relay.url("mail@example.org"))
+                      + target("ops", smtp_server.url("ops@example.org")),
+                      '\n[alerting]\nexpire_after = "1h"\nsend_resolved = true\n'
+                      "chart = false\n")
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        for s in ("lab", "customs"):
+            seed_series(store, s)
+        told = []
+        for k in range(9):  # opening, escalation, then weeks without a finding: the end
+            now = T0 + timedelta(weeks=k)
+            found = ({"lab": [_lab_finding(0, rel=0.5, category=1)]} if k == 0 else
+                     {"lab": [_lab_finding(1)], "customs": [finding("customs")]} if k == 1
+                     else {})
+            told += judge_period(cfg, store, D0 + timedelta(weeks=k), found, now=now)
+            outbox.dispatch_pending(cfg, store, now=now)
+            outbox.dispatch_pending(cfg, store, now=now + timedelta(hours=2))
+        opening, esc, end = told
+        assert [a["decision"] for a in told] == ["open", "escalate", "resolve"]
+        assert store.q("SELECT alert_id, status FROM deliveries WHERE target='mail' "
+                       "ORDER BY alert_id") == [
+            {"alert_id": opening["id"], "status": "expired"},
+            {"alert_id": esc["id"], "status": "expired"},
+            {"alert_id": end["id"], "status": "dropped"}]
+        relay.start()
+        later = now + timedelta(hours=3)
+        assert outbox.retry_delivery(store, opening["id"], now=later) == 1
+        assert outbox.dispatch_pending(cfg, store, now=later)["delivered"] == 2
+        wait_for(lambda: len(relay.messages) == 2, what="two emails to mail")
+        first, last = relay.messages
+        assert first["Subject"] == OPENING
+        assert last["Subject"].startswith("Avsluttet: ")
+        assert (last["In-Reply-To"], last["References"]) == (first["Message-ID"],) * 2
+        assert outbox.retry_delivery(store, esc["id"], "mail", now=later) == 0
+        assert outbox.superseded(store, esc["id"], "mail") == {"mail": end["id"]}
+    finally:
+        relay.stop()
+        store.close()

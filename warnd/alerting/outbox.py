@@ -292,8 +292,9 @@ def thread_root(store: Store, d: dict[str, Any]) -> str | None:
     a reminder after that episode's end (its opening held back, never an alert) starts
     a thread of its own. Its thread to the target starts with the latest of the
     episode's earlier messages addressed to the target that is an opening or read as
-    one (:func:`opens_for_target`); else (messages sent before that was recorded) with
-    the first addressed to it. Read from the alerts and the delivery rows alone, as
+    one (:func:`opens_for_target`), one the target got or still gets before one given up
+    (expired, failed, dropped); else (messages sent before that was recorded) with the
+    first addressed to it. Read from the alerts and the delivery rows alone, as
     recorded before each was first sent, so a message sent again (a retry, a re-send
     after a crash) carries the same reference; an opening the target never got, with
     none of the episode's messages read as an opening since (an operator dropped one
@@ -315,15 +316,17 @@ def thread_root(store: Store, d: dict[str, Any]) -> str | None:
             "decision='resolve' LIMIT 1", [*args, opened, aid]):
         return None
     told = store.q(
-        f"SELECT id, dedupe_key, created_at, decision, (SELECT t.opens FROM deliveries t "
-        "WHERE t.alert_id = alerts.id AND t.target=?) AS opens FROM alerts WHERE "
-        f"{where} AND id >= ? AND id < ? AND EXISTS (SELECT 1 FROM deliveries t WHERE "
-        "t.alert_id = alerts.id AND t.target=?) ORDER BY id",
-        [d["target"], *args, opened, aid, d["target"]])
+        "SELECT a.id, a.dedupe_key, a.created_at, a.decision, t.opens, t.status FROM "
+        "deliveries t JOIN alerts a ON a.id = t.alert_id WHERE t.target=? AND a.id IN "
+        f"(SELECT id FROM alerts WHERE {where} AND id >= ? AND id < ?) ORDER BY a.id",
+        [d["target"], *args, opened, aid])
     if not told:
         return None
     starts = [r for r in told if r["decision"] == "open" or r["opens"]]
-    r = starts[-1] if starts else told[0]
+    # one the target never got (given up) yields to one it got or still gets: an
+    # escalation read as the opening expired, and the opening queued again went since
+    got = [r for r in starts if r["status"] not in ("expired", "failed", "dropped")]
+    r = (got or starts)[-1] if starts else told[0]
     return message_id(r["id"], d["target"], r["dedupe_key"], r["created_at"])
 
 
