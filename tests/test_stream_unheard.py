@@ -312,3 +312,38 @@ def test_an_opening_queued_again_after_its_escalation_expired_is_what_the_end_re
     finally:
         relay.stop()
         store.close()
+
+
+def test_an_opening_queued_again_that_expires_again_takes_its_correction_back_with_it(
+        tmp_path, smtp_server):
+    """The correction above was sent to nobody; an operator queues the desk's expired
+    opening again while the relay is still dead, and it expires again. The relay is
+    back: the correction queued with it is not sent on its own, but recorded as not sent
+    again, and the next time the opening is queued again both go, in order. Before, the
+    correction went all the same: the desk was told the withdrawal of a rise it never
+    heard of."""
+    relay = SmtpServer()
+    cfg, store, week = _opening_expired(tmp_path, relay, smtp_server, _lab())
+    relay.stop()  # dead again
+    try:
+        assert _weeks(cfg, store, _lab(revised=True), range(week, week + 1)) == [
+            ("correct", [])]
+        (opening,) = store.q("SELECT id FROM alerts WHERE decision='open'")
+        later = noon_after_week(START, week) + timedelta(hours=3)
+        assert outbox.retry_delivery(store, opening["id"], "desk", now=later) == 1
+        outbox.dispatch_pending(cfg, store, now=later)
+        assert outbox.dispatch_pending(cfg, store, now=later + timedelta(hours=2))[
+            "expired"] == 1
+        relay.start()
+        back = later + timedelta(hours=2, minutes=5)
+        counts = outbox.dispatch_pending(cfg, store, now=back)
+        assert (counts["delivered"], counts.get("unheard")) == (0, 1)
+        assert _records(store, "correct") == [
+            {"target": "desk", "status": "dropped", "last_error": outbox.UNHEARD}]
+        assert outbox.retry_delivery(store, opening["id"], "desk", now=back) == 1
+        assert outbox.dispatch_pending(cfg, store, now=back)["delivered"] == 2
+        wait_for(lambda: len(relay.messages) == 2, what="two emails to the desk")
+        assert [m["Subject"][:8] for m in relay.messages] == ["Sterk øk", "Rettelse"]
+    finally:
+        relay.stop()
+        store.close()
