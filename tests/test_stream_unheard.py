@@ -347,3 +347,37 @@ def test_an_opening_queued_again_that_expires_again_takes_its_correction_back_wi
     finally:
         relay.stop()
         store.close()
+
+
+def test_a_correction_decided_while_the_desk_was_muted_goes_after_its_opening_queued_again(
+        tmp_path, smtp_server):
+    """The desk's opening expired on its dead relay; the relay is back, and the desk is
+    muted by a reload when the lab revises the rise away: the correction goes to nobody.
+    The mute is taken away and an operator queues the desk's opening again: the desk
+    gets the opening, then the correction. Before, the correction was recorded as not
+    sent only for targets not muted, so the desk got the opening of a rise withdrawn
+    long before as if it still held, and never its correction."""
+    relay = SmtpServer()
+    cfg, store, week = _opening_expired(tmp_path, relay, smtp_server, _lab())
+    desk = target("desk", relay.url("desk@example.org"))
+    ops = target("ops", smtp_server.url("ops@example.org"))
+    try:
+        muted = make_config(tmp_path, desk + "muted = true\n" + ops, ROUTED)
+        assert _weeks(muted, store, _lab(revised=True), range(week, week + 1)) == [
+            ("correct", [])]
+        assert _records(store, "correct") == [
+            {"target": "desk", "status": "dropped", "last_error": outbox.UNHEARD}]
+        cfg = make_config(tmp_path, desk + ops, ROUTED)
+        (opening,) = store.q("SELECT id FROM alerts WHERE decision='open'")
+        later = noon_after_week(START, week) + timedelta(hours=3)
+        assert outbox.retry_delivery(store, opening["id"], "desk", now=later) == 1
+        assert outbox.dispatch_pending(cfg, store, now=later)["delivered"] == 2
+        wait_for(lambda: len(relay.messages) == 2, what="two emails to the desk")
+        first, correction = relay.messages
+        assert first["Subject"] == "Sterk økning: ketamin — 1 kilde"
+        assert correction["Subject"].startswith("Rettelse")
+        assert correction["In-Reply-To"] == first["Message-ID"]
+        assert smtp_server.messages == []
+    finally:
+        relay.stop()
+        store.close()

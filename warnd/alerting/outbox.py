@@ -72,7 +72,7 @@ def enqueue_alert(
     them is configured any more, and to nobody when there are none
     (:func:`warnd.alerting.routing.route_told`). ``unheard``: for an end or a
     correction, the targets whose deliveries of those messages were all given up
-    (expired, failed): it is recorded for them as not sent (``dropped``,
+    (expired, failed), muted or not: it is recorded for them as not sent (``dropped``,
     :data:`UNHEARD`), and goes after such a message an operator queues again
     (:func:`retry_delivery`).
     ``routed``: the targets the caller chose, silences and mutes already applied (a
@@ -94,8 +94,8 @@ def enqueue_alert(
         elif had is not None:
             targets = route_told(config, alert, had)
             by_name = {t.name: t for t in config.targets}
-            unsent = [n for n in dict.fromkeys(unheard)
-                      if n in by_name and not by_name[n].muted and n not in targets]
+            # a muted target too: queued again with an opening once it is not muted
+            unsent = [n for n in dict.fromkeys(unheard) if n in by_name and n not in targets]
         else:
             targets = route(config, alert)
     due = quiet.due_at(config, alert["severity"], now) if targets else None
