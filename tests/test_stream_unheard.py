@@ -381,3 +381,49 @@ def test_a_correction_decided_while_the_desk_was_muted_goes_after_its_opening_qu
     finally:
         relay.stop()
         store.close()
+
+
+def test_a_source_s_recovery_goes_to_those_who_had_its_failure(tmp_path, smtp_server):
+    """The lab fails three polls in a row while the mail relay is dead: ops is told, and
+    the failure's message to mail expires. The relay is back and the lab polls again
+    (``send_resolved``): ops is told it recovered, mail is not, as it never heard that
+    it failed, and the recovery is recorded as not sent to mail and why. An operator
+    queues the failure's message to mail again: mail gets it, then the recovery,
+    replying to it. Before, mail was told a source it never heard fail was well again,
+    and the failure could not be queued again after it."""
+    from warnd.alerting import decide
+
+    relay = SmtpServer()  # not started: nothing listens on its port
+    cfg = make_config(tmp_path, target("mail", relay.url("mail@example.org"))
+                      + target("ops", smtp_server.url("ops@example.org")),
+                      '\n[alerting]\nexpire_after = "1h"\nsend_resolved = true\n')
+    store = Store.in_dir(cfg.state_dir)
+    t0 = noon_after_week(START, 0)
+    try:
+        for k in range(3):
+            store.record_poll("lab", ok=False, error="HTTP 503", now=t0 + timedelta(minutes=k))
+        failure = decide.check_source_health(cfg, store, "lab", now=t0)
+        assert outbox.dispatch_pending(cfg, store, now=t0)["delivered"] == 1  # ops
+        assert outbox.dispatch_pending(cfg, store, now=t0 + timedelta(hours=2))[
+            "expired"] == 1
+        relay.start()
+        later = t0 + timedelta(hours=3)
+        store.record_poll("lab", ok=True, now=later)
+        recovery = decide.check_source_health(cfg, store, "lab", now=later)
+        assert outbox.dispatch_pending(cfg, store, now=later)["delivered"] == 1  # ops
+        wait_for(lambda: len(smtp_server.messages) == 2, what="two emails to ops")
+        assert store.q("SELECT target, status, last_error FROM deliveries WHERE alert_id=? "
+                       "ORDER BY target", [recovery]) == [
+            {"target": "mail", "status": "dropped", "last_error": outbox.UNHEARD},
+            {"target": "ops", "status": "delivered", "last_error": None}]
+        assert relay.messages == []
+
+        assert outbox.retry_delivery(store, failure, "mail", now=later) == 1
+        assert outbox.dispatch_pending(cfg, store, now=later)["delivered"] == 2
+        wait_for(lambda: len(relay.messages) == 2, what="two emails to mail")
+        failed, recovered = relay.messages
+        assert recovered["Subject"] == "Kilde i orden igjen: Lab"
+        assert recovered["In-Reply-To"] == failed["Message-ID"]
+    finally:
+        relay.stop()
+        store.close()

@@ -1181,8 +1181,19 @@ def check_source_health(
     }
     if decision == "open":
         return enqueue_alert(config, store, alert, now=now, episodes={scope: new})
+    # the recovery goes to those the failure's message reached or still goes to, not to
+    # one it never reached (expired on a dead relay, failed): it is recorded as not sent
+    # to that one, and goes after the failure's message queued again
+    had = store.q("SELECT d.target, d.status FROM deliveries d JOIN alerts a ON "
+                  "a.id = d.alert_id WHERE a.dedupe_key=?",
+                  [f"source_health:{source}:{new['n']}:open"])
+    told_to = None if not had else sorted(
+        {r["target"] for r in had if r["status"] in ("pending", "delivered")})
+    unheard = sorted({r["target"] for r in had if r["status"] in ("expired", "failed")}
+                     - set(told_to or ()))
     with store.write() as db:  # the failure's alerts, and this one, are no longer open
-        aid = enqueue_alert(config, store, alert, now=now, episodes={scope: new})
+        aid = enqueue_alert(config, store, alert, now=now, episodes={scope: new},
+                            told_to=told_to, unheard=unheard)
         store.resolve_alerts(db, kind="source_health", source=source)
     return aid
 

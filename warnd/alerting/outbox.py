@@ -253,9 +253,10 @@ def never_heard(store: Store, d: dict[str, Any]) -> bool:
     expired since. The messages are the episode's opening, escalations and reminders
     since its opening (or its last end); for a correction, those of them that rest on a
     series it names."""
-    if d.get("decision") not in ("resolve", "correct") or _episode(d) is None:
+    scope = _scope(d)
+    if d.get("decision") not in ("resolve", "correct") or scope is None:
         return False
-    where, args = _scope(d) or ("", [])
+    where, args = scope
     aid = int(d["alert_id"])
     start = store.q(f"SELECT MAX(id) AS id FROM alerts WHERE {where} AND id < ? AND "
                     "decision IN ('open', 'resolve')", [*args, aid])[0]["id"]
@@ -909,14 +910,16 @@ def _release_later(db: Any, alert_id: int, names: list[str], now_s: str) -> None
 
 
 def _requeue_unheard(db: Any, alert_id: int, names: list[str], now_s: str) -> int:
-    """The ends and corrections of ``alert_id``'s episode (up to its next opening)
+    """The ends and corrections of ``alert_id``'s episode (up to its next opening; a
+    source's recovery after its failure)
     recorded as not sent to ``names`` because those targets never had its messages
     (:data:`UNHEARD`), queued again: an operator queued ``alert_id`` again for them, so
     they hear of the episode now and are told its end or its withdrawal after it (the
     messages of an episode go in order: :func:`_bring_earlier_along`). How many."""
     kinds = ",".join("?" * len(EPISODE_KINDS))
     same = ("{0}.substance=e.substance AND {0}.kind=e.kind AND "
-            "COALESCE({0}.direction, '')=COALESCE(e.direction, '')")
+            "COALESCE({0}.direction, '')=COALESCE(e.direction, '') AND "
+            f"(e.kind IN ({kinds}) OR e.kind='source_health' AND {{0}}.source=e.source)")
     n = 0
     for name in names:
         n += int(db.execute(
@@ -924,10 +927,11 @@ def _requeue_unheard(db: Any, alert_id: int, names: list[str], now_s: str) -> in
             "last_error='queued again with an earlier message of its episode; before: ' || "
             "last_error WHERE status='dropped' AND target=? AND last_error=? AND alert_id>? "
             f"AND alert_id IN (SELECT l.id FROM alerts l JOIN alerts e ON e.id=? WHERE "
-            f"{same.format('l')} AND e.kind IN ({kinds}) AND l.id < COALESCE((SELECT MIN(o.id) "
+            f"{same.format('l')} AND l.id < COALESCE((SELECT MIN(o.id) "
             f"FROM alerts o WHERE {same.format('o')} AND o.decision='open' AND o.id>e.id), "
             "l.id + 1))",
-            (now_s, now_s, name, UNHEARD, alert_id, alert_id, *EPISODE_KINDS)).rowcount)
+            (now_s, now_s, name, UNHEARD, alert_id, alert_id, *EPISODE_KINDS,
+             *EPISODE_KINDS)).rowcount)
     return n
 
 
