@@ -269,8 +269,8 @@ def never_heard(store: Store, d: dict[str, Any]) -> bool:
         named = _series_named(d.get("data"))
         if named:
             rows = [r for r in rows if named & _series_named(r["data"])]
-    got = {r["status"] for r in rows if r["status"] is not None}
-    return bool(got) and got <= {"expired", "failed"}
+    got = {r["status"] for r in rows}
+    return not got & {"delivered", "pending"} and bool(got & {"expired", "failed"})
 
 
 def _series_named(data: Any) -> set[str]:
