@@ -355,7 +355,7 @@ def test_an_expired_opening_is_not_queued_again_after_the_escalation_read_as_it(
         r = warnd(cfg.path, cfg.state_dir, "outbox", "retry", str(opening["id"]))
         assert r.returncode == 1
         assert (f"alert {opening['id']} to mail not queued again: mail has had a later "
-                f"message of its episode since (alert {esc['id']})") in r.stderr
+                f"message on the same matter since (alert {esc['id']})") in r.stderr
         assert f"warnd outbox drop {opening['id']} --target mail" in r.stderr
 
         r = warnd(cfg.path, cfg.state_dir, "user", "add", "ola", "--role", "operator",

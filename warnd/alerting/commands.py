@@ -239,7 +239,7 @@ def cmd_outbox(args: argparse.Namespace, cfg: Config) -> int:
             stale = outbox.superseded(store, args.id, args.target) if action == "retry" else {}
             for name, later in stale.items():
                 print(f"warnd: outbox: alert {args.id} to {name} not queued again: {name} "
-                      f"has had a later message of its episode since (alert {later}), and "
+                      f"has had a later message on the same matter since (alert {later}), and "
                       "this one would arrive after it, out of date; drop it with `warnd "
                       f"outbox drop {args.id} --target {name}`", file=sys.stderr)
             if not n and stale:

@@ -35,9 +35,10 @@ TEXT: dict[str, dict[str, str]] = {
         "forbidden": "Din rolle kan ikke gjøre dette.", "csrf": "Skjemaet var utløpt eller "
         "ugyldig. Last siden på nytt og prøv igjen.", "login_needed": "Du må logge inn.",
         "login_failed": "Feil brukernavn eller passord.", "login_blocked": "For mange "
-        "mislykkede forsøk. Vent et kvarter og prøv igjen.", "not_found": "Finnes ikke.", "superseded": "Ikke sendt på nytt: {target} har fått en "
-        "senere melding om samme episode (varsel #{later}), og denne ville kommet etter "
-        "den, utdatert. Forkast den i stedet.",
+        "mislykkede forsøk. Vent et kvarter og prøv igjen.", "not_found": "Finnes ikke.",
+        "superseded": "Ikke sendt på nytt: {target} har fått en senere melding om samme "
+        "sak (varsel #{later}), og denne ville kommet etter den, utdatert. Forkast den "
+        "i stedet.",
         "bad_input": "Ugyldig: {what}", "history": "Historikk", "actions": "Handlinger",
         "role": "rolle", "certainty": "sikkerhet", "change": "endring",
         "level": "nivå før → etter", "detected": "oppdaget", "since": "siden",
@@ -82,9 +83,10 @@ TEXT: dict[str, dict[str, str]] = {
         "Your role may not do this.", "csrf": "The form had expired or was invalid. Reload "
         "the page and try again.", "login_needed": "Please log in.", "login_failed":
         "Wrong user name or password.", "login_blocked": "Too many failed attempts. Wait a "
-        "quarter of an hour and try again.", "not_found": "Not found.", "superseded": "Not queued again: {target} has had a later "
-        "message of the same episode since (alert #{later}), and this one would arrive "
-        "after it, out of date. Drop it instead.", "bad_input":
+        "quarter of an hour and try again.", "not_found": "Not found.",
+        "superseded": "Not queued again: {target} has had a later message on the same "
+        "matter since (alert #{later}), and this one would arrive after it, out of date. "
+        "Drop it instead.", "bad_input":
         "Invalid: {what}", "history": "History", "actions": "Actions", "role": "role",
         "certainty": "certainty", "change": "change", "level": "level before → after",
         "detected": "detected", "since": "since", "unknown_substance": "Unknown substance.",
