@@ -297,3 +297,127 @@ def test_a_new_episode_months_later_ends_as_itself(tmp_path, smtp_server):
     body = ended.get_body(("plain",)).get_content()
     assert "Siden: 2027-01-04" in body and "1 av 1 kilde økte" in body
     assert "Customs" not in body and "2026-06-22" not in body
+
+
+#: warnings go to the desk (email), everything to ops; one strong source is a warning
+DESK_ROUTED = ('\n[[routes]]\nmin_severity = "warning"\ntargets = ["warn"]\n'
+               '\n[[routes]]\ntargets = ["ops"]\n'
+               '\n[alerting]\nchart = false\nsend_resolved = true\nexpire_after = "1h"\n'
+               '\n[detection]\nmin_sources_for_strong = 1\n')
+TOLD_ALL = "Avsluttet: Sterk økning: ketamin — 2 kilder"
+
+
+def _by_to(messages) -> dict[str, list]:
+    by: dict[str, list] = {}
+    for m in messages:
+        by.setdefault(m["To"], []).append(m)
+    return by
+
+
+def _bodies(msg) -> list[str]:
+    return [" ".join(msg.get_body((part,)).get_content().split()) for part in ("plain", "html")]
+
+
+def test_a_desk_routed_warnings_only_is_told_the_end_of_the_rise_it_had(
+        tmp_path, smtp_server):
+    """The desk is routed warnings and above, ops everything. Ketamine's rise opens in
+    the lab and customs, small (``info``): ops alone hears of it, "Liten økning: ketamin
+    — 2 kilder". Customs' episode ends, and the lab alone grows strong (``warning``): the
+    desk gets that escalation as the episode's opening, "Sterk økning: ketamin — 1
+    kilde", naming the lab alone. The rise ends: ops hears the end of the rise it was
+    told, both sources; the desk the end of the rise it was told, the lab alone, "1 av 1
+    kilde økte". The alert is stored as decided (both sources). Before, the desk got
+    "Avsluttet: Sterk økning: ketamin — 2 kilder", "2 av 2 kilder økte", naming customs,
+    a source no message to it had named."""
+    from tests.alerting_env import judge_period
+    from tests.test_stream_first_messages import _lab
+
+    cfg = make_config(tmp_path, target("desk", smtp_server.url("desk@example.org"), '"warn"')
+                      + target("ops", smtp_server.url("ops@example.org")), DESK_ROUTED)
+    store = Store.in_dir(cfg.state_dir)
+    for s in ("lab", "customs"):
+        seed_series(store, s)
+    told = []
+    for k in range(12):
+        now = T0 + timedelta(weeks=k)
+        small = [_lab(k, rel=0.5, category=1)]
+        found = ({"lab": small, "customs": [finding("customs", rel=0.4, category=1)]}
+                 if k == 0 else {"lab": small} if k < 6 else {"lab": [_lab(k)]} if k < 8
+                 else {})
+        told += judge_period(cfg, store, D0 + timedelta(weeks=k), found, now=now)
+        outbox.dispatch_pending(cfg, store, now=now)
+    assert [(a["decision"], sorted(a["targets"])) for a in told] == [
+        ("open", ["ops"]), ("escalate", ["desk", "ops"]), ("resolve", ["desk", "ops"])]
+    wait_for(lambda: len(smtp_server.messages) == 5, what="five emails")
+    by = _by_to(smtp_server.messages)
+    desk_first, desk_end = by["desk@example.org"]
+    assert desk_first["Subject"] == "Sterk økning: ketamin — 1 kilde"
+    assert desk_end["Subject"] == "Avsluttet: Sterk økning: ketamin — 1 kilde"
+    for body in _bodies(desk_end):
+        assert "1 av 1 kilde økte" in body and "Lab: " in body
+        assert "Customs" not in body and "2 kilder" not in body
+    ops_opening, _ops_esc, ops_end = by["ops@example.org"]
+    assert ops_opening["Subject"] == "Liten økning: ketamin — 2 kilder"
+    assert ops_end["Subject"] == TOLD_ALL
+    for body in _bodies(ops_end):
+        assert "2 av 2 kilder økte" in body and "Customs: " in body
+    (stored,) = store.q("SELECT title, data FROM alerts WHERE decision='resolve'")
+    assert stored["title"] == TOLD_ALL
+    assert len(json.loads(stored["data"])["agree"]) == 2
+    store.close()
+
+
+def test_an_opening_queued_again_is_ended_as_it_was_told(tmp_path, smtp_server):
+    """The mail relay is dead for the whole of ketamine's rise: the lab's small opening,
+    customs' escalation to a strong rise of two sources and the end all fail to reach
+    mail, while ops has each. The relay is back and an operator queues the opening again
+    for mail: mail gets "Liten økning: ketamin — 1 kilde", then the end of that rise,
+    "Avsluttet: Liten økning: ketamin — 1 kilde", the lab alone as told, "1 av 1 kilde
+    økte". The relay defers the end's first attempt: the retry reads the same. Ops's end
+    tells the rise it had, "Avsluttet: Sterk økning: ketamin — 2 kilder". Before, mail's
+    end named customs and a strong rise, neither of which it was ever told."""
+    from tests.alerting_env import judge_period
+    from tests.servers import SmtpServer
+    from tests.test_stream_first_messages import _DeferFirst, _lab
+
+    ended = "Avsluttet: Liten økning: ketamin — 1 kilde"
+    relay = SmtpServer()  # not started: nothing listens on its port
+    relay.handler = _DeferFirst(ended)
+    cfg = make_config(tmp_path, target("mail", relay.url("mail@example.org"))
+                      + target("ops", smtp_server.url("ops@example.org")),
+                      '\n[alerting]\nexpire_after = "1h"\nsend_resolved = true\n'
+                      "chart = false\n")
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        for s in ("lab", "customs"):
+            seed_series(store, s)
+        told = []
+        for k in range(9):  # opening, escalation, then weeks without a finding: the end
+            now = T0 + timedelta(weeks=k)
+            found = ({"lab": [_lab(0, rel=0.5, category=1)]} if k == 0 else
+                     {"lab": [_lab(1)], "customs": [finding("customs")]} if k == 1 else {})
+            told += judge_period(cfg, store, D0 + timedelta(weeks=k), found, now=now)
+            outbox.dispatch_pending(cfg, store, now=now)
+            outbox.dispatch_pending(cfg, store, now=now + timedelta(hours=2))
+        opening, _esc, _end = told
+        assert [a["decision"] for a in told] == ["open", "escalate", "resolve"]
+        relay.start()
+        later = now + timedelta(hours=3)
+        assert outbox.retry_delivery(store, opening["id"], "mail", now=later) == 1
+        counts = outbox.dispatch_pending(cfg, store, now=later)
+        assert (counts["delivered"], counts["retrying"]) == (1, 1)  # the end deferred
+        assert outbox.dispatch_pending(cfg, store, now=later + timedelta(minutes=2))[
+            "delivered"] == 1
+        wait_for(lambda: len(relay.messages) == 2 and len(smtp_server.messages) == 3,
+                 what="two emails to mail, three to ops")
+        first, end, retry = relay.handler.seen
+        assert first["Subject"] == "Liten økning: ketamin — 1 kilde"
+        assert (end["Subject"], retry["Subject"]) == (ended, ended)
+        assert _bodies(end) == _bodies(retry)
+        for body in _bodies(end):
+            assert "1 av 1 kilde økte" in body and "Lab: " in body
+            assert "Customs" not in body and "sterk økning" not in body
+        assert smtp_server.messages[-1]["Subject"] == TOLD_ALL
+    finally:
+        relay.stop()
+        store.close()

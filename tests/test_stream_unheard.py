@@ -7,6 +7,7 @@ its end or its correction after it."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 import numpy as np
@@ -424,6 +425,49 @@ def test_a_source_s_recovery_goes_to_those_who_had_its_failure(tmp_path, smtp_se
         failed, recovered = relay.messages
         assert recovered["Subject"] == "Kilde i orden igjen: Lab"
         assert recovered["In-Reply-To"] == failed["Message-ID"]
+    finally:
+        relay.stop()
+        store.close()
+
+
+def test_a_correction_tells_each_target_what_it_was_told_of_the_series(
+        tmp_path, smtp_server):
+    """Week by week through the pipeline: the lab's rise is told to the desk and to ops
+    (+238 %); three weeks on its reminder (+219 %) reaches ops, while the desk's relay is
+    dead and it expires. The relay is back, and the lab revises the rise away: the
+    desk's correction lists the lab as the desk was told it, "4,1 → 14,0 (+238 %)", and
+    ops's as ops was last told it, "+219 %"; the alert is stored as decided (the lab's
+    last finding, +241 %). Before, both were told to disregard figures neither had."""
+    relay = SmtpServer()
+    relay.start()
+    both = (ROUTED.replace('targets = ["desk"]', 'targets = ["desk", "ops"]')
+            + "repeat_after_periods = 3\n")
+    cfg = make_config(tmp_path, target("desk", relay.url("desk@example.org"))
+                      + target("ops", smtp_server.url("ops@example.org")), both)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        assert _weeks(cfg, store, _lab(), range(RISE - 1, RISE + 2)) == [
+            ("open", ["desk", "ops"])]
+        wait_for(lambda: len(relay.messages) == 1, what="the opening to the desk")
+        relay.stop()
+        assert _weeks(cfg, store, _lab(), range(RISE + 2, RISE + 6)) == [
+            ("repeat", ["desk", "ops"])]
+        relay.start()
+        assert _weeks(cfg, store, _lab(revised=True), range(RISE + 6, RISE + 7)) == [
+            ("correct", ["desk", "ops"])]
+        wait_for(lambda: len(relay.messages) == 2 and len(smtp_server.messages) == 3,
+                 what="the corrections")
+        opening, desk = (" ".join(m.get_body(("plain",)).get_content().split())
+                         for m in relay.messages)
+        ops = " ".join(smtp_server.messages[-1].get_body(("plain",)).get_content().split())
+        assert "4,1 → 14,0 (+238 %)" in opening
+        assert "Rettelse" in desk and "Rettelse" in ops
+        assert "4,1 → 14,0 (+238 %)" in desk and "+219 %" not in desk
+        assert "4,3 → 13,6 (+219 %)" in ops and "+238 %" not in ops
+        assert [r["status"] for r in _records(store, "repeat")] == ["expired", "delivered"]
+        (stored,) = store.q("SELECT data FROM alerts WHERE decision='correct'")
+        (lab,) = json.loads(stored["data"])["agree"]
+        assert round(lab["relative_change"], 2) == 2.41  # the lab's last finding, never told
     finally:
         relay.stop()
         store.close()

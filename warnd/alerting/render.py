@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 
 import jinja2
 
+from detectors.base import SCALE
 from warnd.alerting.names import certainty, level, num, p_value, percent
 from warnd.alerting.wording import (
     T,
@@ -324,6 +325,48 @@ def as_opening(data: dict[str, Any]) -> dict[str, Any]:
     opens_for_target`): the same evidence, titled and told as an opening, without what
     grew beyond a message that target never had."""
     return {**{k: v for k, v in data.items() if k != "told_before"}, "decision": "open"}
+
+
+def as_told(data: dict[str, Any], told: list[dict[str, Any]]) -> dict[str, Any]:
+    """An end's or a correction's data as its target was told the rise: ``told`` is the
+    data of the episode's messages that target had (:func:`warnd.alerting.outbox.
+    told_to_target`), oldest first. An end of a rise names the sources those messages
+    named (of those the end names), with their figures as last told to that target,
+    since their earliest onset, in the words of the strongest of them; a correction
+    names its series as last told to that target, in words no stronger than the
+    strongest of them. Unchanged when that is what the data says, or when the target
+    was told nothing of it (the data as stored)."""
+    if not told or data.get("kind") != "trend" or data.get("direction") != "increase":
+        return data
+    named = [str(a.get("series")) for a in data.get("agree", [])]
+    last: dict[str, dict[str, Any]] = {}
+    onset, category = None, 0
+    for m in told:
+        if data.get("decision") == "correct" and not set(named) & {
+                str(a.get("series")) for a in m.get("agree", [])}:
+            continue  # a message that did not rest on the corrected series
+        for a in m.get("agree", []):
+            last[str(a.get("series"))] = a
+        if m.get("onset") and (onset is None or m["onset"] < onset):
+            onset = m["onset"]
+        category = max(category, int(m.get("category") or 0))
+    heard = [last[k] for k in sorted(named) if k in last]
+    stored = int(data.get("category") or 0)
+    if data.get("decision") == "resolve":
+        if not heard or (heard == data.get("agree") and category >= stored):
+            return data
+        sources = {a.get("source") for a in heard}
+        return {**data, "agree": heard, "category": category,
+                "category_words": SCALE[max(-2, min(2, category))],
+                "onset": onset or data.get("onset"),
+                "stale": [s for s in data.get("stale") or [] if s.get("source") in sources]}
+    if data.get("decision") == "correct" and len(heard) == len(named):
+        category = min(category, stored)
+        if heard == data.get("agree") and category == stored:
+            return data
+        return {**data, "agree": heard, "category": category,
+                "category_words": SCALE[max(-2, min(2, category))]}
+    return data
 
 
 def for_target(
