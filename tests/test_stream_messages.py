@@ -318,23 +318,13 @@ def _bodies(msg) -> list[str]:
     return [" ".join(msg.get_body((part,)).get_content().split()) for part in ("plain", "html")]
 
 
-def test_a_desk_routed_warnings_only_is_told_the_end_of_the_rise_it_had(
-        tmp_path, smtp_server):
-    """The desk is routed warnings and above, ops everything. Ketamine's rise opens in
-    the lab and customs, small (``info``): ops alone hears of it, "Liten økning: ketamin
-    — 2 kilder". Customs' episode ends, and the lab alone grows strong (``warning``): the
-    desk gets that escalation as the episode's opening, "Sterk økning: ketamin — 1
-    kilde", naming the lab alone. The rise ends: ops hears the end of the rise it was
-    told, both sources; the desk the end of the rise it was told, the lab alone, "1 av 1
-    kilde økte". The alert is stored as decided (both sources). Before, the desk got
-    "Avsluttet: Sterk økning: ketamin — 2 kilder", "2 av 2 kilder økte", naming customs,
-    a source no message to it had named."""
+def _desk_rise(cfg, store: Store) -> list[dict]:
+    """Week by week, each week's messages sent: ketamine's rise opens small in the lab
+    and customs (``info``), customs' episode ends, the lab alone grows strong
+    (``warning``), then the lab's episode ends. The trend messages decided."""
     from tests.alerting_env import judge_period
     from tests.test_stream_first_messages import _lab
 
-    cfg = make_config(tmp_path, target("desk", smtp_server.url("desk@example.org"), '"warn"')
-                      + target("ops", smtp_server.url("ops@example.org")), DESK_ROUTED)
-    store = Store.in_dir(cfg.state_dir)
     for s in ("lab", "customs"):
         seed_series(store, s)
     told = []
@@ -348,6 +338,24 @@ def test_a_desk_routed_warnings_only_is_told_the_end_of_the_rise_it_had(
         outbox.dispatch_pending(cfg, store, now=now)
     assert [(a["decision"], sorted(a["targets"])) for a in told] == [
         ("open", ["ops"]), ("escalate", ["desk", "ops"]), ("resolve", ["desk", "ops"])]
+    return told
+
+
+def test_a_desk_routed_warnings_only_is_told_the_end_of_the_rise_it_had(
+        tmp_path, smtp_server):
+    """The desk is routed warnings and above, ops everything. Ketamine's rise opens in
+    the lab and customs, small (``info``): ops alone hears of it, "Liten økning: ketamin
+    — 2 kilder". Customs' episode ends, and the lab alone grows strong (``warning``): the
+    desk gets that escalation as the episode's opening, "Sterk økning: ketamin — 1
+    kilde", naming the lab alone. The rise ends: ops hears the end of the rise it was
+    told, both sources; the desk the end of the rise it was told, the lab alone, "1 av 1
+    kilde økte". The alert is stored as decided (both sources). Before, the desk got
+    "Avsluttet: Sterk økning: ketamin — 2 kilder", "2 av 2 kilder økte", naming customs,
+    a source no message to it had named."""
+    cfg = make_config(tmp_path, target("desk", smtp_server.url("desk@example.org"), '"warn"')
+                      + target("ops", smtp_server.url("ops@example.org")), DESK_ROUTED)
+    store = Store.in_dir(cfg.state_dir)
+    _desk_rise(cfg, store)
     wait_for(lambda: len(smtp_server.messages) == 5, what="five emails")
     by = _by_to(smtp_server.messages)
     desk_first, desk_end = by["desk@example.org"]
@@ -364,6 +372,31 @@ def test_a_desk_routed_warnings_only_is_told_the_end_of_the_rise_it_had(
     (stored,) = store.q("SELECT title, data FROM alerts WHERE decision='resolve'")
     assert stored["title"] == TOLD_ALL
     assert len(json.loads(stored["data"])["agree"]) == 2
+    store.close()
+
+
+def test_a_desk_s_digest_lists_the_end_as_the_desk_was_told_it(tmp_path, smtp_server):
+    """As above, with a daily digest at 08:00 to the desk and to ops. The digest that
+    lists the end lists it for the desk under the title the desk got, "Avsluttet: Sterk
+    økning: ketamin — 1 kilde", and for ops as ops got it ("… — 2 kilder"). Before, the
+    desk's digest listed the end as stored, naming two sources."""
+    cfg = make_config(tmp_path, target("desk", smtp_server.url("desk@example.org"), '"warn"')
+                      + target("ops", smtp_server.url("ops@example.org")), DESK_ROUTED
+                      + '\n[alerting.digest]\nschedule = "daily"\nat = "08:00"\n'
+                      'targets = ["desk", "ops"]\n')
+    store = Store.in_dir(cfg.state_dir)
+    end = _desk_rise(cfg, store)[-1]  # sent with the day's digest, which lists it
+    n = len(store.q("SELECT 1 FROM deliveries WHERE status='delivered'"))
+    wait_for(lambda: len(smtp_server.messages) == n, what="every email")
+    listed = f"#{end['id']} {(T0 + timedelta(weeks=11)).date().isoformat()} "
+    digests = {to: [m.get_body(("plain",)).get_content() for m in msgs
+                    if m["Subject"].startswith("Dagsoversikt")]
+               for to, msgs in _by_to(smtp_server.messages).items()}
+    (desk,) = [t for t in digests["desk@example.org"] if listed in t]
+    (ops,) = [t for t in digests["ops@example.org"] if listed in t]
+    assert listed + "Avsluttet: Sterk økning: ketamin — 1 kilde" in desk
+    assert listed + TOLD_ALL not in desk
+    assert listed + TOLD_ALL in ops
     store.close()
 
 

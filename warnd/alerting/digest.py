@@ -15,7 +15,8 @@ so is one before the first start (no digest about a time warnd was not running).
 first digest covers one schedule period (a day, a week) before its time. The alerts
 it lists as sent leave out those a silence or a muted substance kept from everyone.
 Each target's copy lists an alert as that target got it: an escalation or a reminder
-that read as the episode's opening for it under the opening's title
+that read as the episode's opening for it under the opening's title, an end or a
+correction of a rise under the title it had, told as that target was told the rise
 (:func:`for_target`, when the digest goes to that target).
 A digest is not an open alert: ``warnd status`` does not list it.
 """
@@ -221,21 +222,50 @@ def _read_as_openings(config: Config, store: Store, ids: list[int], target: str 
     return got
 
 
+def _ends_as_told(config: Config, store: Store, ids: list[int], target: str
+                  ) -> dict[int, str]:
+    """Of the alerts ``ids``, the ends and corrections of a rise that ``target`` got
+    told otherwise than stored, as it was told the rise
+    (:func:`warnd.alerting.render.as_told`): per alert the title that target got."""
+    from warnd.alerting.render import as_told
+    from warnd.alerting.told import told_to_target
+    from warnd.alerting.wording import render_text
+
+    got: dict[int, str] = {}
+    for chunk in range(0, len(ids), 500):
+        part = ids[chunk:chunk + 500]
+        rows = store.q(
+            "SELECT a.id, a.data, a.substance, a.kind, a.direction, a.decision FROM alerts a "
+            f"JOIN deliveries d ON d.alert_id = a.id WHERE a.id IN ({','.join('?' * len(part))})"
+            " AND a.kind = 'trend' AND a.decision IN ('resolve', 'correct') AND d.target = ?"
+            " AND d.status IN ('delivered', 'pending') ORDER BY a.id", [*part, target])
+        for r in rows:
+            data = json.loads(r["data"] or "{}")
+            told = as_told(data, told_to_target(store, {**r, "alert_id": r["id"],
+                                                        "target": target}))
+            if told is not data:
+                got[r["id"]] = render_text(told, config.general.language, r["id"],
+                                           config=config)[0]
+    return got
+
+
 def for_target(config: Config, store: Store, data: dict[str, Any], target: str
                ) -> dict[str, Any]:
     """The digest's data as ``target`` gets it: an alert it lists that read as its
     episode's opening for that target (:func:`_read_as_openings`) is listed under the
     title that target got, not the one stored ("Forverring: …", a message the target
-    never had); its text is written again where that changes it. Read from the
-    deliveries when the digest goes to the target, as the alerts it lists went out
-    before it (the same dispatch sends a target's messages in the order decided)."""
+    never had), and so is an end or a correction told to that target as it was told
+    the rise (:func:`_ends_as_told`); its text is written again where that changes it.
+    Read from the deliveries when the digest goes to the target, as the alerts it lists
+    went out before it (the same dispatch sends a target's messages in the order
+    decided)."""
     changed = data.get("changed") or []
-    openings = _read_as_openings(
-        config, store, [int(a["id"]) for a in changed if str(a.get("id", "")).isdigit()],
-        target)
-    if not openings:
+    ids = [int(a["id"]) for a in changed if str(a.get("id", "")).isdigit()]
+    titles = {k: v[1] for k, v in _read_as_openings(config, store, ids, target).items()}
+    titles.update(_ends_as_told(config, store, ids, target))
+    if not titles:
         return data
-    told = [{**a, "title": openings[a["id"]][1]} if a.get("id") in openings else a
+    told = [{**a, "title": titles[a["id"]]} if a.get("id") in titles else a
             for a in changed]
     out = {**data, "changed": told}
     out["text"] = render(out, config.general.language)[1]

@@ -38,6 +38,7 @@ from warnd.alerting.routing import route, route_told
 from warnd.alerting.send import SendResult, mask, message_id, target_url
 from warnd.alerting.send import send as send_message
 from warnd.alerting.silences import silenced_by
+from warnd.alerting.told import told_to_target
 from warnd.alerting.wording import render_text
 from warnd.config import Config, parse_duration
 from warnd.store import Store, iso, substance_scope
@@ -271,41 +272,6 @@ def never_heard(store: Store, d: dict[str, Any]) -> bool:
             rows = [r for r in rows if named & _series_named(r["data"])]
     got = {r["status"] for r in rows}
     return not got & {"delivered", "pending"} and bool(got & {"expired", "failed"})
-
-
-def told_to_target(store: Store, d: dict[str, Any]) -> list[dict[str, Any]]:
-    """The data of the messages a delivery of an end or a correction of a rise ends or
-    corrects that its target had (delivered, or still to go before it), oldest first:
-    the episode's opening, escalations and reminders since its opening, as in
-    :func:`never_heard`. What the end or the correction tells that target is the rise
-    as those messages told it (:func:`warnd.alerting.render.as_told`), not as others
-    were told it.
-
-    Read when it is sent: the episode's earlier messages to the target went or were
-    given up before it (:func:`_bring_earlier_along`), and none of them goes again
-    unless an operator queues it again (then the end or the correction goes after it,
-    and tells what the target has had by then); so a retry or a send again after a
-    crash reads the same."""
-    scope = _scope(d)
-    if d.get("decision") not in ("resolve", "correct") or d.get("kind") != "trend" \
-            or scope is None:
-        return []
-    where, args = scope
-    aid = int(d["alert_id"])
-    start = store.q(f"SELECT MAX(id) AS id FROM alerts WHERE {where} AND id < ? AND "
-                    "decision IN ('open', 'resolve')", [*args, aid])[0]["id"]
-    rows = store.q(
-        "SELECT a.data FROM alerts a JOIN deliveries t ON t.alert_id = a.id WHERE "
-        "t.target=? AND t.status IN ('delivered', 'pending') AND a.decision IN "
-        f"('open', 'escalate', 'repeat') AND a.id IN (SELECT id FROM alerts WHERE {where} "
-        "AND id >= ? AND id < ?) ORDER BY a.id", [d["target"], *args, start or 0, aid])
-    told = []
-    for r in rows:
-        try:
-            told.append(json.loads(r["data"] or "{}"))
-        except ValueError:
-            continue
-    return told
 
 
 def _series_named(data: Any) -> set[str]:

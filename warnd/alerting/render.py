@@ -329,7 +329,7 @@ def as_opening(data: dict[str, Any]) -> dict[str, Any]:
 
 def as_told(data: dict[str, Any], told: list[dict[str, Any]]) -> dict[str, Any]:
     """An end's or a correction's data as its target was told the rise: ``told`` is the
-    data of the episode's messages that target had (:func:`warnd.alerting.outbox.
+    data of the episode's messages that target had (:func:`warnd.alerting.told.
     told_to_target`), oldest first. An end of a rise names the sources those messages
     named (of those the end names), with their figures as last told to that target,
     since their earliest onset, in the words of the strongest of them; a correction

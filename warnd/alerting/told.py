@@ -1,0 +1,50 @@
+"""What a target was told of a substance's rise: the messages of its episode that
+reached that target, read from the alerts and their deliveries.
+
+An end or a correction tells each target the rise as that target was told it
+(:func:`warnd.alerting.render.as_told`), in the message itself
+(:mod:`warnd.alerting.outbox`) and in the digest's list of what was sent
+(:mod:`warnd.alerting.digest`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from warnd.store import Store
+
+
+def told_to_target(store: Store, d: dict[str, Any]) -> list[dict[str, Any]]:
+    """The data of the messages a delivery ``d`` of an end or a correction of a trend
+    ends or corrects that its target had (delivered, or still to go before it), oldest
+    first: the episode's opening, escalations and reminders since its opening (or its
+    last end), as :func:`warnd.alerting.outbox.never_heard` reads them. What the end or
+    the correction tells that target is the rise as those messages told it, not as
+    others were told it.
+
+    Read when it is sent: the episode's earlier messages to the target went or were
+    given up before it (the outbox sends them first), and none of them goes again
+    unless an operator queues it again (then the end or the correction goes after it,
+    and tells what the target has had by then); so a retry or a send again after a
+    crash reads the same."""
+    if d.get("decision") not in ("resolve", "correct") or d.get("kind") != "trend" \
+            or not d.get("substance"):
+        return []
+    where = "substance=? AND kind=? AND direction IS ?"
+    args = [d["substance"], d["kind"], d.get("direction")]
+    aid = int(d["alert_id"])
+    start = store.q(f"SELECT MAX(id) AS id FROM alerts WHERE {where} AND id < ? AND "
+                    "decision IN ('open', 'resolve')", [*args, aid])[0]["id"]
+    rows = store.q(
+        "SELECT a.data FROM alerts a JOIN deliveries t ON t.alert_id = a.id WHERE "
+        "t.target=? AND t.status IN ('delivered', 'pending') AND a.decision IN "
+        f"('open', 'escalate', 'repeat') AND a.id IN (SELECT id FROM alerts WHERE {where} "
+        "AND id >= ? AND id < ?) ORDER BY a.id", [d["target"], *args, start or 0, aid])
+    told = []
+    for r in rows:
+        try:
+            told.append(json.loads(r["data"] or "{}"))
+        except ValueError:
+            continue
+    return told
