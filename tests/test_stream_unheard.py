@@ -84,6 +84,20 @@ def _records(store: Store, decision: str) -> list[dict]:
                    "ON a.id = d.alert_id WHERE a.decision=? ORDER BY d.target", [decision])
 
 
+def _queued_again(cfg, store, relay, now, then: str) -> None:
+    """An operator queues the desk's expired opening again at ``now``: the desk gets it,
+    then the message recorded as not sent after it (its subject starting with ``then``),
+    replying to it."""
+    (opening,) = store.q("SELECT id FROM alerts WHERE decision='open'")
+    assert outbox.retry_delivery(store, opening["id"], "desk", now=now) == 1
+    assert outbox.dispatch_pending(cfg, store, now=now)["delivered"] == 2
+    wait_for(lambda: len(relay.messages) == 2, what="two emails to the desk")
+    first, after = relay.messages
+    assert first["Subject"] == "Sterk økning: ketamin — 1 kilde"
+    assert after["Subject"].startswith(then)
+    assert after["In-Reply-To"] == first["Message-ID"]
+
+
 def test_the_end_of_a_rise_whose_opening_expired_is_told_to_nobody(tmp_path, smtp_server):
     """The lab's rise is told to the desk, whose relay is dead: the opening expires. The
     relay is back, and the rise ends weeks later: nobody gets "Avsluttet", neither the
@@ -134,15 +148,8 @@ def test_an_expired_opening_queued_again_brings_its_correction_after_it(
     try:
         assert _weeks(cfg, store, _lab(revised=True), range(week, week + 1)) == [
             ("correct", [])]
-        (opening,) = store.q("SELECT id FROM alerts WHERE decision='open'")
         later = noon_after_week(START, week) + timedelta(hours=3)
-        assert outbox.retry_delivery(store, opening["id"], "desk", now=later) == 1
-        assert outbox.dispatch_pending(cfg, store, now=later)["delivered"] == 2
-        wait_for(lambda: len(relay.messages) == 2, what="two emails to the desk")
-        first, correction = relay.messages
-        assert first["Subject"] == "Sterk økning: ketamin — 1 kilde"
-        assert correction["Subject"].startswith("Rettelse")
-        assert correction["In-Reply-To"] == first["Message-ID"]
+        _queued_again(cfg, store, relay, later, "Rettelse")
         assert smtp_server.messages == []
         assert [r["status"] for r in _records(store, "correct")] == ["delivered"]
     finally:
@@ -174,15 +181,8 @@ def test_an_end_goes_to_those_who_had_the_rise_and_after_an_opening_queued_again
         assert _records(store, "resolve") == [
             {"target": "desk", "status": "dropped", "last_error": outbox.UNHEARD},
             {"target": "ops", "status": "delivered", "last_error": None}]
-        (opening,) = store.q("SELECT id FROM alerts WHERE decision='open'")
         later = noon_after_week(START, WEEKS)
-        assert outbox.retry_delivery(store, opening["id"], "desk", now=later) == 1
-        assert outbox.dispatch_pending(cfg, store, now=later)["delivered"] == 2
-        wait_for(lambda: len(relay.messages) == 2, what="two emails to the desk")
-        first, end = relay.messages
-        assert first["Subject"] == "Sterk økning: ketamin — 1 kilde"
-        assert end["Subject"].startswith("Avsluttet: ")
-        assert end["In-Reply-To"] == first["Message-ID"]
+        _queued_again(cfg, store, relay, later, "Avsluttet: ")
         assert len(smtp_server.messages) == 2
     finally:
         relay.stop()
@@ -248,14 +248,7 @@ def test_a_correction_decided_while_the_opening_was_retried_is_not_sent_once_it_
         assert _records(store, "correct") == [
             {"target": "desk", "status": "dropped", "last_error": outbox.UNHEARD}]
 
-        (opening,) = store.q("SELECT id FROM alerts WHERE decision='open'")
-        assert outbox.retry_delivery(store, opening["id"], "desk", now=back) == 1
-        assert outbox.dispatch_pending(cfg, store, now=back)["delivered"] == 2
-        wait_for(lambda: len(relay.messages) == 2, what="two emails to the desk")
-        first, correction = relay.messages
-        assert first["Subject"] == "Sterk økning: ketamin — 1 kilde"
-        assert correction["Subject"].startswith("Rettelse")
-        assert correction["In-Reply-To"] == first["Message-ID"]
+        _queued_again(cfg, store, relay, back, "Rettelse")
         assert smtp_server.messages == []
     finally:
         relay.stop()
@@ -369,15 +362,8 @@ def test_a_correction_decided_while_the_desk_was_muted_goes_after_its_opening_qu
         assert _records(store, "correct") == [
             {"target": "desk", "status": "dropped", "last_error": outbox.UNHEARD}]
         cfg = make_config(tmp_path, desk + ops, ROUTED)
-        (opening,) = store.q("SELECT id FROM alerts WHERE decision='open'")
         later = noon_after_week(START, week) + timedelta(hours=3)
-        assert outbox.retry_delivery(store, opening["id"], "desk", now=later) == 1
-        assert outbox.dispatch_pending(cfg, store, now=later)["delivered"] == 2
-        wait_for(lambda: len(relay.messages) == 2, what="two emails to the desk")
-        first, correction = relay.messages
-        assert first["Subject"] == "Sterk økning: ketamin — 1 kilde"
-        assert correction["Subject"].startswith("Rettelse")
-        assert correction["In-Reply-To"] == first["Message-ID"]
+        _queued_again(cfg, store, relay, later, "Rettelse")
         assert smtp_server.messages == []
     finally:
         relay.stop()
