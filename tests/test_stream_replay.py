@@ -8,8 +8,9 @@ import numpy as np
 
 from feeds.base import Item
 from tests.alerting_env import make_config, target
+from tests.conftest import write_config
 from tests.scenario import LAB_SOURCE, noon_after_week, put_weekly
-from warnd.config import Config
+from warnd.config import Config, load_config
 from warnd.pipeline import Pipeline
 from warnd.replay import replay
 from warnd.store import Store
@@ -166,3 +167,85 @@ def test_store_replay_gives_the_messages_the_daemon_sent_from_late_and_withdrawn
     assert _told(replay(cfg, start=first, end=last, every=7)) == sent
     before = _told(replay(cfg, start=first, end=last, every=7, as_known=False))
     assert not set(before) & set(sent), before
+
+
+def _two_labs(tmp_path, values, shown, added: int) -> tuple[Config, list[tuple[str, str, str]]]:
+    """The daemon installed on the Monday after week 100 with the lab's heroin table,
+    polling and judging every Monday; from week ``added`` on, a second lab's ketamin
+    table is in the config too (``shown(w)``: the weeks it gives then, history
+    included). Its messages as (date, decision, title)."""
+    (tmp_path / "data").mkdir()
+    heroin = np.random.default_rng(5).poisson(6.0, len(values)).astype(float)
+    one = LAB_SOURCE.format(interval="1d").replace("data/", f"{tmp_path}/data/")
+    two = one + one.replace('"lab"', '"lab2"').replace("lab.csv", "lab2.csv")
+    cfgs = []
+    for name, sources in (("before", one), ("after", two)):
+        (tmp_path / name).mkdir()
+        cfgs.append(load_config(write_config(
+            tmp_path / name, sources + target("ops", "json://localhost/x"),
+            state_dir=str(tmp_path / "state"))))
+    sent = []
+    for w in range(100, len(values)):
+        now = noon_after_week(START, w)
+        lines = [f"{(START + timedelta(weeks=x)).isoformat()},heroin,{int(heroin[x])}"
+                 for x in range(w)]
+        (tmp_path / "data" / "lab.csv").write_text(
+            "\n".join(["period,substance,value", *lines]) + "\n", encoding="utf-8")
+        cfg = cfgs[w >= added]
+        if w >= added:
+            _publish(tmp_path / "data" / "lab2.csv", values, shown(w))
+        p = Pipeline(cfg, clock=lambda now=now: now)
+        for s in cfg.sources:
+            assert p.poll(s.name).ok
+        sent += [(now.date().isoformat(), a["decision"], a["title"]) for a in p.detect()]
+    return cfgs[1], sent
+
+
+def test_store_replay_tells_a_source_added_later_when_the_daemon_read_it(tmp_path):
+    """A second lab is added to the config three months after the installation; its
+    first poll reads two years of ketamin counts with a rise that began two months
+    before. The daemon judged that history on the day it read it (one opening, the rise
+    still under way). `backtest --replay store` gives the same: the added source's first
+    poll comes on the day of that poll. Before, its history came period by period as if
+    warnd had watched the lab all along, and the rise was told two months early."""
+    weeks, rise, added = 124, 104, 112
+    values = np.random.default_rng(3).poisson(6.0, weeks).astype(float)
+    values[rise:] = np.random.default_rng(4).poisson(20.0, weeks - rise)
+    cfg, sent = _two_labs(tmp_path, values, lambda w: range(w), added)
+    assert sent and sent[0][:2] == (noon_after_week(START, added).date().isoformat(),
+                                    "open"), sent
+    first, last = noon_after_week(START, 100).date(), noon_after_week(START, weeks - 1).date()
+    assert _told(replay(cfg, start=first, end=last, every=7)) == sent
+
+
+def test_store_replay_tells_a_region_new_in_a_table_when_the_daemon_read_it(tmp_path):
+    """Three months after the installation the lab's table gains a column of counts
+    for Bergen, two years of them, with a rise that began two months before. The
+    daemon judged the new series on the day it first read it; `backtest --replay store`
+    gives the same messages on the same dates (before, the new region's rise was told
+    two months early)."""
+    weeks, rise, added = 124, 104, 112
+    national = np.random.default_rng(3).poisson(6.0, weeks).astype(float)
+    bergen = np.random.default_rng(5).poisson(6.0, weeks).astype(float)
+    bergen[rise:] = np.random.default_rng(4).poisson(20.0, weeks - rise)
+    (tmp_path / "data").mkdir()
+    cfg = make_config(tmp_path, target("ops", "json://localhost/x"),
+                      sources=LAB_SOURCE.format(interval="1d") + 'columns = { period = '
+                      '"period", substance = "substance", value = "value", region = '
+                      '"region" }\n')
+    sent = []
+    for w in range(100, weeks):
+        now = noon_after_week(START, w)
+        rows = [(x, "", national) for x in range(w)]
+        rows += [(x, "Bergen", bergen) for x in range(w) if w >= added]
+        (tmp_path / "data" / "lab.csv").write_text("\n".join(
+            ["period,substance,value,region"]
+            + [f"{(START + timedelta(weeks=x)).isoformat()},ketamin,{int(v[x])},{r}"
+               for x, r, v in rows]) + "\n", encoding="utf-8")
+        p = Pipeline(cfg, clock=lambda now=now: now)
+        assert p.poll("lab").ok
+        sent += [(now.date().isoformat(), a["decision"], a["title"]) for a in p.detect()]
+    assert sent and sent[0][:2] == (noon_after_week(START, added).date().isoformat(),
+                                    "open"), sent
+    first, last = noon_after_week(START, 100).date(), noon_after_week(START, weeks - 1).date()
+    assert _told(replay(cfg, start=first, end=last, every=7)) == sent

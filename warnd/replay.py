@@ -7,10 +7,12 @@ source) are fed, date by date, into a scratch store, and at each date the real
 per substance, severity, routing and silencing-free outbox as the daemon — with the
 clock set to that date. The store's values are fed as warnd learned them
 (:func:`_as_known`): each when it was first stored, but not before its period ended,
-then each of its revisions when it was made, a withdrawal as a removal; the values a
-series' first poll stored (history read at installation, or when the source or series
-came) once their period has ended, as are all values of ``sources`` and, with
-``as_known=False``, of the store (each period's latest value, :func:`_by_arrival`).
+then each of its revisions when it was made, a withdrawal as a removal; the values the
+store's first poll stored (history read at installation) once their period has ended,
+those of a series first polled later (a source or series that came since) on the day
+of that poll, all at once. All values of ``sources`` and, with ``as_known=False``, of
+the store come once their period has ended (each period's latest value,
+:func:`_by_arrival`).
 Warning notices published up to the date are alerted the way a poll alerts them (when
 they appear: the page is polled often). Nothing is sent: each message is returned with
 its date, decision (open / escalate / repeat / resolve / correct), severity and the
@@ -86,7 +88,7 @@ def replay(
             return []
         # the store's first poll: warnd's installation
         first = min((_when(r["first_seen_at"]) for r in [*obs, *notices]), default=None)
-        obs = _as_known(obs, revs) if known else _by_arrival(obs)
+        obs = _as_known(obs, revs, first) if known else _by_arrival(obs)
         notices = _notices_as_known(notices, first if known else None)
         newest = max([r["arrives"] for r in obs]
                      + [datetime.fromisoformat(r["published_at"]).date() for r in notices])
@@ -212,19 +214,22 @@ def _when(s: str) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-def _as_known(obs: list[dict[str, Any]],
-              revs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _as_known(obs: list[dict[str, Any]], revs: list[dict[str, Any]],
+              installed_at: datetime | None = None) -> list[dict[str, Any]]:
     """Every version of every value the store knows, in the order warnd learned them,
     each with the day it did (``arrives``; a withdrawal has ``value`` None).
 
     A value comes when it was first stored (``first_seen_at``) but not before its
     period ended (:func:`_ends`); then each of its revisions (``revisions``, in order)
     when it was made, the value first stored being the first revision's old value. The
-    values stored by a series' first poll (its earliest ``first_seen_at``: the history
-    read at installation, or when the source or the series came) were not learned
-    live: they come when their period ended. A value withdrawn since has no
-    ``first_seen_at`` left: it is taken to have come as long after its period's end as
-    the series' other values did (the median), not after it was withdrawn. A value
+    values stored by the store's first poll (``installed_at``: the history read at
+    installation) were not learned live: they come when their period ended. Those of a
+    series' first poll on a later day (a source added to the config, a new region or
+    substance in a table) come on that day, all at once, as the daemon read them: its
+    history is then judged as the daemon judged it, not told as if it had been watched
+    all along. A value withdrawn since has no ``first_seen_at`` left: it is taken to
+    have come as long after its period's end as the series' other values did (the
+    median), not after it was withdrawn. A value
     withdrawn and stored again comes back when it was (``first_seen_at`` of the stored
     row) or, if withdrawn again since, with its next change."""
     rows = {_key(r): r for r in obs}
@@ -239,6 +244,10 @@ def _as_known(obs: list[dict[str, Any]],
         if k[:4] not in first_poll or t < first_poll[k[:4]]:
             first_poll[k[:4]] = t
         dims.setdefault(k[:4], r["dimension"])
+    # the day a series' first poll was learned: None for the installation's (history)
+    came: dict[tuple[str, ...], date | None] = {
+        s: (t.date() if installed_at is not None and t.date() > installed_at.date()
+            else None) for s, t in first_poll.items()}
     lags: dict[tuple[str, ...], list[int]] = {}
     for k, r in rows.items():
         t = _when(r["first_seen_at"])
@@ -255,13 +264,15 @@ def _as_known(obs: list[dict[str, Any]],
         versions: list[tuple[date, float | None, float | None, str | None]] = []
         seen = _when(cur["first_seen_at"]) if cur is not None else None
         changed = _when(vs[0]["revised_at"]) if vs else None
+        added = came.get(k[:4])
         if seen is not None and (changed is None or seen <= changed):
-            day = end if seen <= first_poll[k[:4]] else max(end, seen.date())
+            day = (max(end, added or end) if seen <= first_poll[k[:4]]
+                   else max(end, seen.date()))
         else:  # first stored, then withdrawn: when it came is not kept
             guess = end + timedelta(days=int(statistics.median(lags.get(k[:4]) or [0])))
             history = k[:4] not in first_poll or guess <= first_poll[k[:4]].date()
             cap = changed.date() if changed is not None else guess
-            day = end if history else max(end, min(guess, cap))
+            day = max(end, added or end) if history else max(end, min(guess, cap))
         if vs:
             versions.append((day, vs[0]["old_value"], vs[0]["old_denominator"], base["ref"]))
         else:
