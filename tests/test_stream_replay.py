@@ -105,10 +105,11 @@ def _publish(path, values, weeks) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _daemon(tmp_path, values, shown) -> tuple[Config, list[tuple[str, str, str]]]:
+def _daemon(tmp_path, values, shown, before=None) -> tuple[Config, list[tuple[str, str, str]]]:
     """The daemon installed on the Monday after week 100 with the lab's table, polling
-    and judging every Monday after that; ``shown(w)`` the weeks the table gives then.
-    Its messages as (date, decision, title)."""
+    and judging every Monday after that; ``shown(w)`` the weeks the table gives then;
+    ``before(cfg, now)`` what staff do before the run at ``now``. Its messages as
+    (date, decision, title)."""
     (tmp_path / "data").mkdir()
     table = tmp_path / "data" / "lab.csv"
     cfg = make_config(tmp_path, target("ops", "json://localhost/x"),
@@ -117,6 +118,8 @@ def _daemon(tmp_path, values, shown) -> tuple[Config, list[tuple[str, str, str]]
     for w in range(100, len(values)):
         now = noon_after_week(START, w)
         _publish(table, values, shown(w))
+        if before is not None:
+            before(cfg, now)
         p = Pipeline(cfg, clock=lambda now=now: now)
         assert p.poll("lab").ok
         sent += [(now.date().isoformat(), a["decision"], a["title"]) for a in p.detect()]
@@ -249,3 +252,41 @@ def test_store_replay_tells_a_region_new_in_a_table_when_the_daemon_read_it(tmp_
                                     "open"), sent
     first, last = noon_after_week(START, 100).date(), noon_after_week(START, weeks - 1).date()
     assert _told(replay(cfg, start=first, end=last, every=7)) == sent
+
+
+def test_store_replay_holds_back_what_a_silence_held_back(tmp_path):
+    """Staff silenced ketamin for six weeks on the day its spike was first told. The
+    daemon recorded the spike and the rise that followed as silenced (sent to nobody)
+    and told the rise when the silence had ended. `backtest --replay store` on the
+    daemon's dates gives the same messages, dates and targets: the store's silences
+    apply from when they were added until they ended. Before, the replay knew no
+    silence: it gave the spike and the rise to ops weeks early and never told the rise
+    after the silence."""
+    weeks, rise = 124, 106
+    values = np.random.default_rng(3).poisson(6.0, weeks).astype(float)
+    values[rise:] = np.random.default_rng(4).poisson(20.0, weeks - rise)
+    day = noon_after_week(START, rise)
+
+    def silence(cfg, now):
+        if now == day:
+            store = Store.in_dir(cfg.state_dir)
+            try:
+                store.add_silence(substance="ketamin", kind=None, source=None, reason="test",
+                                  until=now + timedelta(weeks=6), now=now)
+            finally:
+                store.close()
+
+    cfg, _ = _daemon(tmp_path, values, lambda w: range(w), silence)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        sent = [(a["created_at"][:10], a["decision"], a["title"], sorted(
+            d["target"] for d in store.q("SELECT target FROM deliveries WHERE alert_id=?",
+                                         [a["id"]]))) for a in store.q(
+            "SELECT * FROM alerts ORDER BY id")]
+    finally:
+        store.close()
+    assert [t for *_, t in sent] == [[], [], ["ops"]], sent
+    first, last = noon_after_week(START, 100).date(), noon_after_week(START, weeks - 1).date()
+    msgs = replay(cfg, start=first, end=last, every=7)
+    assert [(m["date"], m["decision"], m["title"], sorted(m["targets"]))
+            for m in msgs] == sent

@@ -4,8 +4,9 @@
 received?": the observations of the store (or of one fresh poll of every configured
 source) are fed, date by date, into a scratch store, and at each date the real
 :meth:`warnd.pipeline.Pipeline.detect` judges them — the same episode rules, grouping
-per substance, severity, routing and silencing-free outbox as the daemon — with the
-clock set to that date. The store's values are fed as warnd learned them
+per substance, severity, routing and outbox as the daemon, the store's silences as they
+were on that date (none for ``sources`` or ``as_known=False``) — with the clock set to
+that date. The store's values are fed as warnd learned them
 (:func:`_as_known`): each when it was first stored, but not before its period ended,
 then each of its revisions when it was made, a withdrawal as a removal; the values the
 store's first poll stored (history read at installation) once their period has ended,
@@ -82,6 +83,7 @@ def replay(
                 "SELECT i.*, json_group_array(s.substance) AS subs FROM items i JOIN "
                 "item_substances s ON s.key = i.key WHERE i.kind='notice' GROUP BY i.key "
                 "ORDER BY i.published_at")
+            silences = src.q("SELECT * FROM silences ORDER BY id") if known else []
         finally:
             src.close()
         if not obs and not notices:
@@ -96,12 +98,27 @@ def replay(
         start = start or end - timedelta(weeks=26)
         scratch = work / "replay"
         scratch.mkdir()
-        return _run(config, scratch, obs, notices, start, end, max(int(every), 1))
+        return _run(config, scratch, obs, notices, start, end, max(int(every), 1),
+                    silences)
+
+
+def _silences_at(store: Store, silences: list[dict[str, Any]], at: datetime) -> None:
+    """The scratch store's silences as the store's were at ``at``: those added by then,
+    ended if they had been ended (``expired_at``) by then."""
+    rows = [(r["id"], r["substance"], r["kind"], r["source"], r["reason"], r["created_by"],
+             r["created_at"], r["until"],
+             r["expired_at"] if r["expired_at"] and _when(r["expired_at"]) <= at else None)
+            for r in silences if _when(r["created_at"]) <= at]
+    with store.write() as db:
+        db.execute("DELETE FROM silences")
+        db.conn.executemany("INSERT INTO silences (id, substance, kind, source, reason, "
+                            "created_by, created_at, until, expired_at) VALUES "
+                            "(?,?,?,?,?,?,?,?,?)", rows)
 
 
 def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
          notices: list[dict[str, Any]], start: date, end: date,
-         every: int) -> list[dict[str, Any]]:
+         every: int, silences: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     from warnd.alerting import decide
 
     out: list[dict[str, Any]] = []
@@ -146,12 +163,16 @@ def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
                 # the warnings page is polled often: a notice is told when it appears;
                 # one published before the first date is history the installation reads
                 seen = max(it.published_at, installed, notices[i_not - 1]["_seen"])
+                if silences:
+                    _silences_at(store, silences, seen)
                 aid = decide.enqueue_notice(config, store, src_cfg, it, subs, now=seen)
                 if aid is not None:
                     alert = store.q("SELECT * FROM alerts WHERE id=?", [aid])[0]
                     alert["targets"] = [d["target"] for d in store.q(
                         "SELECT target FROM deliveries WHERE alert_id=?", [aid])]
                     out.append(_message(seen.date(), alert))
+            if silences:
+                _silences_at(store, silences, now)
         finally:
             store.close()
         made += p.detect()
