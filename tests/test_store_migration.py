@@ -106,7 +106,7 @@ def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 17
+        assert store.schema_version == len(MIGRATIONS) == 18
         table_sql = store.db.execute(
             "SELECT sql FROM sqlite_master WHERE name='observations'").fetchone()[0]
         assert "WITHOUT ROWID" in table_sql
@@ -124,6 +124,9 @@ def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
             assert "COVERING INDEX series_source" in plan, (sql, plan)
         # the demo judged every period: nothing is pending after the upgrade
         assert store.pending_series() == {}
+        # schema 18: no edit of a notice is known from before (each names its
+        # substances from the start), and the notices keep them
+        assert store.q("SELECT COUNT(*) AS n FROM notice_edits") == [{"n": 0}]
     finally:
         store.close()
     assert _rows(db, obs_sql) == obs_before
@@ -204,7 +207,7 @@ def test_schema_8_states_move_to_their_own_table_unchanged(tmp_path, monkeypatch
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 17
+        assert store.schema_version == len(MIGRATIONS) == 18
         assert temp_store == [1]  # FILE while migrating
         assert store.db.execute("PRAGMA temp_store").fetchone()[0] == 2  # then MEMORY
         assert "detector_state" not in _columns(db, "series")
@@ -582,7 +585,7 @@ def test_schema_17_keeps_the_shares_and_finds_copies_of_their_files(tmp_path, mo
     monkeypatch.setattr(warnd.store, "MIGRATIONS", MIGRATIONS)
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 17
+        assert store.schema_version == len(MIGRATIONS) == 18
         assert store.shares_read("amk", "/d/amk_1.csv", "abc")
         assert store.kept_copy("amk", "/d/amk_1 (1).csv", "abc") == ("/d/amk_1.csv",) * 2
         assert store.kept_copy("amk", "/d/amk_1.csv", "abc") is None

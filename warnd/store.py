@@ -564,9 +564,19 @@ def _m17(db: sqlite_utils.Database) -> None:
                "(source, sha256, copy_of)")
 
 
+def _m18(db: sqlite_utils.Database) -> None:
+    """``notice_edits``: when an edit of a warning notice first named a substance (the
+    notice's ``item_substances`` row says only that it names it now), so that
+    ``warnd backtest --replay store`` tells the edit when the daemon did, to the targets
+    the substance brings, instead of the notice naming it from the start. Notices
+    edited before have none: their substances read as named from the start."""
+    db.execute("CREATE TABLE IF NOT EXISTS notice_edits (key TEXT NOT NULL, substance TEXT "
+               "NOT NULL, named_at TEXT NOT NULL, PRIMARY KEY (key, substance))")
+
+
 #: Forward migrations; index + 1 is the schema version they produce.
 MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8, _m9, _m10, _m11, _m12, _m13, _m14,
-              _m15, _m16, _m17]
+              _m15, _m16, _m17, _m18]
 
 #: The counters of ``/metrics`` read from rows an operator may change, and what each
 #: keeps in the ``counters`` table: the send attempts of deliveries queued again (their
@@ -932,10 +942,14 @@ class Store:
                             "AND (title IS NOT ? OR summary IS NOT ?)",
                             (key, it.source, it.title, it.summary)).fetchone():
                         # an edited notice: the substances it names now are named by it
-                        if sum(db.execute("INSERT OR IGNORE INTO item_substances VALUES "
-                                          "(?, ?)", (key, sub)).rowcount
-                               for sub in it.substances):
+                        named = [sub for sub in it.substances if db.execute(
+                            "INSERT OR IGNORE INTO item_substances VALUES (?, ?)",
+                            (key, sub)).rowcount]
+                        if named:
                             renamed.append((it.key, key))
+                            db.conn.executemany(
+                                "INSERT OR IGNORE INTO notice_edits VALUES (?, ?, ?)",
+                                [(key, sub, now_s) for sub in named])
                     if it.link and any(i.startswith("url:") and i not in known for i in ids):
                         db.execute("UPDATE items SET link=? WHERE key=? AND source=?",
                                    (it.link, key, it.source))
