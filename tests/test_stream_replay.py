@@ -290,3 +290,38 @@ def test_store_replay_holds_back_what_a_silence_held_back(tmp_path):
     msgs = replay(cfg, start=first, end=last, every=7)
     assert [(m["date"], m["decision"], m["title"], sorted(m["targets"]))
             for m in msgs] == sent
+
+
+def test_store_replay_tells_an_edited_warning_when_and_to_whom_the_daemon_did(
+        tmp_path, smtp_server):
+    """A warning naming cocaine and fentanyl went to the three desks they route to; a
+    week later its text was edited to name heroin too, and the heroin desk alone was
+    told then, the warning naming all three. `backtest --replay store` gives the same
+    messages, dates, titles and recipients. Before, it told the warning naming heroin
+    from the start, to all four desks on the first day, and nothing on the day of the
+    edit (when a substance came to be named was not kept)."""
+    from tests.test_stream_notices import MIXED, T0, _config, _inbox, _page, _round
+
+    cfg = load_config(_config(tmp_path, smtp_server))
+    _page(tmp_path, MIXED)
+    _round(cfg, T0)
+    edited = (MIXED[0], MIXED[1], "Det er funnet kokain blandet med fentanyl og heroin.",
+              MIXED[3])
+    _page(tmp_path, edited)
+    _round(cfg, T0 + timedelta(days=8))
+    inbox = _inbox(smtp_server)
+    assert inbox["heroin@example.org"] == [
+        "Ny advarsel: kokain, fentanyl og heroin — Kokain blandet med fentanyl"], inbox
+    address = {"ops": "ops@example.org", "cocaine-desk": "kokain@example.org",
+               "opioid-desk": "opioid@example.org", "heroin-desk": "heroin@example.org"}
+    msgs = replay(cfg, start=T0.date(), end=T0.date() + timedelta(days=14), every=7)
+    assert [(m["date"], m["title"], sorted(m["targets"])) for m in msgs] == [
+        ("2026-03-10", "Ny advarsel: kokain og fentanyl — Kokain blandet med fentanyl",
+         ["cocaine-desk", "opioid-desk", "ops"]),
+        ("2026-03-18", "Ny advarsel: kokain, fentanyl og heroin — Kokain blandet med fentanyl",
+         ["heroin-desk"])]
+    told: dict[str, list[str]] = {}
+    for m in msgs:
+        for t in m["targets"]:
+            told.setdefault(address[t], []).append(m["title"])
+    assert told == inbox

@@ -80,8 +80,10 @@ def replay(
             known = as_known and what == "store"
             revs = src.q("SELECT * FROM revisions ORDER BY id") if known else []
             notices = src.q(
-                "SELECT i.*, json_group_array(s.substance) AS subs FROM items i JOIN "
-                "item_substances s ON s.key = i.key WHERE i.kind='notice' GROUP BY i.key "
+                "SELECT i.*, json_group_array(s.substance) AS subs, "
+                "json_group_array(e.named_at) AS named FROM items i JOIN item_substances s "
+                "ON s.key = i.key LEFT JOIN notice_edits e ON e.key = s.key AND "
+                "e.substance = s.substance WHERE i.kind='notice' GROUP BY i.key "
                 "ORDER BY i.published_at")
             silences = src.q("SELECT * FROM silences ORDER BY id") if known else []
         finally:
@@ -91,7 +93,8 @@ def replay(
         # the store's first poll: warnd's installation
         first = min((_when(r["first_seen_at"]) for r in [*obs, *notices]), default=None)
         obs = _as_known(obs, revs, first) if known else _by_arrival(obs)
-        notices = _notices_as_known(notices, first if known else None)
+        notices = _notices_as_known(_edits(notices) if known else notices,
+                                    first if known else None)
         newest = max([r["arrives"] for r in obs]
                      + [datetime.fromisoformat(r["published_at"]).date() for r in notices])
         end = end or newest
@@ -158,6 +161,11 @@ def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
                 if not subs:
                     continue
                 it = _item(r, subs)
+                if r.get("_edit"):  # an edit naming more substances, told as the daemon did
+                    told = _edit_told(config, store, src_cfg, it, r["_seen"])
+                    if told is not None:
+                        out.append(_message(r["_seen"].date(), told))
+                    continue
                 store.ingest(r["source"], location="replay", sha256=None, observations=(),
                              items=[it], problems=(), now=now)
                 # the warnings page is polled often: a notice is told when it appears;
@@ -179,6 +187,38 @@ def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
         out += [_message(day, a) for a in made]
         day += timedelta(days=every)
     return out
+
+
+def _edits(notices: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each notice with the substances it named when first stored, and after it each of
+    its edits (``_edit``) with the substances it named then, stored then
+    (``notice_edits``)."""
+    out = []
+    for r in notices:
+        by: dict[str | None, list[str]] = {}
+        for sub, at in zip(json.loads(r["subs"]), json.loads(r["named"]), strict=True):
+            by.setdefault(at, []).append(sub)
+        out.append({**r, "subs": json.dumps(by.pop(None, []))})
+        out += [{**r, "subs": json.dumps(subs), "first_seen_at": at, "_edit": True}
+                for at, subs in sorted(by.items())]
+    return out
+
+
+def _edit_told(config: Config, store: Store, src: Any, it: Item,
+               at: datetime) -> dict[str, Any] | None:
+    """A notice's edit naming ``it.substances`` besides what it named: the alert as
+    told then (:func:`warnd.alerting.decide.enqueue_renamed_notice`) with the targets
+    it went to, or None when it went to none."""
+    from warnd.alerting import decide
+
+    with store.write() as db:
+        db.conn.executemany("INSERT OR IGNORE INTO item_substances VALUES (?, ?)",
+                            [(it.key, sub) for sub in it.substances])
+    told = decide.enqueue_renamed_notice(config, store, src, it, now=at)
+    if not told:
+        return None
+    alert = store.q("SELECT * FROM alerts WHERE dedupe_key=?", [f"notice:{it.key}"])[0]
+    return {**alert, "targets": told}
 
 
 def _notices_as_known(notices: list[dict[str, Any]],
