@@ -8,7 +8,7 @@ import numpy as np
 
 from feeds.base import Item
 from tests.alerting_env import make_config, target
-from tests.conftest import write_config
+from tests.conftest import ROOT, write_config
 from tests.scenario import LAB_SOURCE, noon_after_week, put_weekly
 from warnd.config import Config, load_config
 from warnd.pipeline import Pipeline
@@ -325,3 +325,75 @@ def test_store_replay_tells_an_edited_warning_when_and_to_whom_the_daemon_did(
         for t in m["targets"]:
             told.setdefault(address[t], []).append(m["title"])
     assert told == inbox
+
+
+def test_store_replay_of_an_installation_from_trends_exports_reads_them_as_history(tmp_path):
+    """warnd is installed on a folder of Google Trends exports made every four weeks,
+    each scaled to its own peak, and a warnings page: its first poll reads the exports
+    all, each after the first rescaling the weeks it shares with the others (revisions
+    made by that poll), then the page a minute later. Everything was read at the
+    installation, so `backtest --replay store` (by default the half-year up to the day
+    after the newest week ended) gives what `--latest-values` gives: the rise as its
+    weeks ended, the warning when published. Before, the rescaling came as news on the
+    day of the installation, a month after the data (the default half-year ran up to
+    it, the weeks before it judged on the first export's scale), and the warning, read
+    a minute after the installation's first poll, was taken for one learned then."""
+    from tests.test_stream_notices import _page
+
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    sunday = date(2024, 1, 7)
+    weeks = 150
+    level = np.random.default_rng(3).gamma(40.0, 1 / 40.0, weeks) * 30
+    level[136:] *= 3.0
+    for end in range(104, weeks + 1, 4):  # an export of the 104 weeks up to `end`
+        span = level[end - 104:end]
+        rows = "".join(f"{(sunday + timedelta(weeks=end - 104 + i)).isoformat()},"
+                       f"{round(100 * v / span.max())}\n" for i, v in enumerate(span))
+        (drop / f"multiTimeline_{end}.csv").write_text(
+            f"Category: All categories\n\nWeek,ketamin: (Norway)\n{rows}", encoding="utf-8")
+    cfg = make_config(tmp_path, target("ops", "json://localhost/x"), sources=f"""
+[[sources]]
+name = "trends"
+kind = "google_trends"
+location = "{drop}/*.csv"
+dimension = "interest"
+""" + NOTICES.replace("varsler.html", f"{tmp_path}/od/varsler.html"))
+    _page(tmp_path, ("v/1", "Sterk ketamin", "Farlig ketamin i omløp.", datetime.combine(
+        sunday + timedelta(weeks=weeks - 3), datetime.min.time(), UTC)))
+    installed = datetime.combine(sunday + timedelta(weeks=weeks + 4), datetime.min.time(),
+                                 UTC)
+    assert Pipeline(cfg, clock=lambda: installed).poll("trends").ok
+    a_minute_later = installed + timedelta(minutes=1)
+    assert Pipeline(cfg, clock=lambda: a_minute_later).poll("overdosefare").ok
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        assert store.q("SELECT COUNT(*) AS n FROM revisions")[0]["n"] >= 50
+    finally:
+        store.close()
+    latest = _told(replay(cfg, as_known=False))
+    assert latest[-1][0] < installed.date().isoformat(), latest
+    assert {"trend", "notice"} <= {m["kind"] for m in replay(cfg, as_known=False)}
+    assert _told(replay(cfg)) == latest, (_told(replay(cfg)), latest)
+
+
+def test_store_replay_of_an_upgraded_demo_store_is_what_its_data_tell(tmp_path, monkeypatch):
+    """A store made by an older warnd (schema 8: the demo, whose one run read years of
+    history files, Trends exports rescaling each other, and the warnings page) is
+    upgraded and replayed. Nothing in it was learned live, so `backtest --replay store`
+    gives what `--latest-values` gives: the rises and the warnings of its last
+    half-year. Before, its default half-year ran up to the day of that run, months
+    after its data, and told two rises and no warning."""
+    from tests.test_store_migration import FIXTURE_V8, MADE_IN_V8, _unpack
+
+    _unpack(tmp_path / "state", FIXTURE_V8, MADE_IN_V8)
+    monkeypatch.setenv("WARND_STATE_DIR", str(tmp_path / "state"))
+    text = (ROOT / "config.toml").read_text(encoding="utf-8").replace(
+        'include = ["examples/config.sources.toml"]',
+        f'include = ["{ROOT / "examples" / "config.sources.toml"}"]')
+    (tmp_path / "config.toml").write_text(text, encoding="utf-8")
+    cfg = load_config(tmp_path / "config.toml")
+    latest = replay(cfg, as_known=False)
+    assert {"open", "escalate"} <= {m["decision"] for m in latest}
+    assert len([m for m in latest if m["kind"] == "notice"]) >= 4, latest
+    assert replay(cfg) == latest

@@ -227,11 +227,13 @@ def _notices_as_known(notices: list[dict[str, Any]],
     (``_due``) and the time it was seen (``_seen``): when published (the page is polled
     often) or, given when the store's first poll was (``installed_at``), when warnd
     first stored it (``first_seen_at``: its run is the first on or after that day),
-    unless that first poll stored it (history read at installation)."""
+    unless it was stored on the day of that first poll (history read at installation:
+    the installation's polls of its sources take a while)."""
     for r in notices:
         published, stored = _when(r["published_at"]), _when(r["first_seen_at"])
         r["_due"] = r["_seen"] = published
-        if installed_at is not None and stored > installed_at and stored > published:
+        if (installed_at is not None and stored.date() > installed_at.date()
+                and stored > published):
             r["_seen"] = stored
             r["_due"] = max(published, datetime.combine(stored.date(), time(), UTC))
     return sorted(notices, key=lambda r: r["_due"])
@@ -284,9 +286,11 @@ def _as_known(obs: list[dict[str, Any]], revs: list[dict[str, Any]],
     period ended (:func:`_ends`); then each of its revisions (``revisions``, in order)
     when it was made, the value first stored being the first revision's old value. The
     values stored by the store's first poll (``installed_at``: the history read at
-    installation) were not learned live: they come when their period ended. Those of a
-    series' first poll on a later day (a source added to the config, a new region or
-    substance in a table) come on that day, all at once, as the daemon read them: its
+    installation) were not learned live: they come when their period ended, with the
+    revisions made on the day of that poll (exports read together rescaling each
+    other). Those of a series' first poll on a later day (a source added to the config,
+    a new region or substance in a table) come on that day, all at once (with that
+    day's revisions), as the daemon read them: its
     history is then judged as the daemon judged it, not told as if it had been watched
     all along. A value withdrawn since has no ``first_seen_at`` left: it is taken to
     have come as long after its period's end as the series' other values did (the
@@ -338,9 +342,14 @@ def _as_known(obs: list[dict[str, Any]], revs: list[dict[str, Any]],
             versions.append((day, vs[0]["old_value"], vs[0]["old_denominator"], base["ref"]))
         else:
             versions.append((day, base["value"], base["denominator"], base["ref"]))
+        polled = first_poll.get(k[:4])
         for i, v in enumerate(vs):
             at = _when(v["revised_at"])
-            versions.append((max(end, at.date()), v["new_value"], v["new_denominator"],
+            # made on the day of the series' first poll (the exports or files it read
+            # then revising each other): part of what that poll read
+            first = polled is not None and at.date() <= polled.date()
+            versions.append((max(end, added or end) if first else max(end, at.date()),
+                             v["new_value"], v["new_denominator"],
                              v["ref"] if v["new_value"] is not None else base["ref"]))
             if v["new_value"] is not None:
                 continue
