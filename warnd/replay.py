@@ -15,7 +15,8 @@ of that poll, all at once. All values of ``sources`` and, with ``as_known=False`
 the store come once their period has ended (each period's latest value,
 :func:`_by_arrival`).
 Warning notices published up to the date are alerted the way a poll alerts them (when
-they appear: the page is polled often). Nothing is sent: each message is returned with
+they appear: the page is polled often), an edit naming another substance when it was
+made (:func:`_edits`). Nothing is sent: each message is returned with
 its date, decision (open / escalate / repeat / resolve / correct), severity and the
 targets it would go to. The first date behaves like an installation on that day
 (what was known by then is history, what is open at the newest period opens, warnings
