@@ -629,8 +629,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="with --replay: first run date (default: half a year before "
                            "the newest data)")
             b.add_argument("--to", dest="date_to", metavar="DATE",
-                           help="with --replay: last run date (default: the day after the "
-                           "newest period ended)")
+                           help="with --replay: last run date (default: the day the newest "
+                           "value is fed: the day after its period ended, or the day warnd "
+                           "stored it if later)")
             b.add_argument("--every", type=int, default=7, metavar="DAYS",
                            help="with --replay: days between runs (default 7)")
             b.add_argument("--latest-values", action="store_true",
