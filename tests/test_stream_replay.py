@@ -105,14 +105,15 @@ def _publish(path, values, weeks) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _daemon(tmp_path, values, shown, before=None) -> tuple[Config, list[tuple[str, str, str]]]:
+def _daemon(tmp_path, values, shown, before=None,
+            extra: str = "") -> tuple[Config, list[tuple[str, str, str]]]:
     """The daemon installed on the Monday after week 100 with the lab's table, polling
     and judging every Monday after that; ``shown(w)`` the weeks the table gives then;
-    ``before(cfg, now)`` what staff do before the run at ``now``. Its messages as
-    (date, decision, title)."""
+    ``before(cfg, now)`` what staff do before the run at ``now``; ``extra`` more of
+    the config. Its messages as (date, decision, title)."""
     (tmp_path / "data").mkdir()
     table = tmp_path / "data" / "lab.csv"
-    cfg = make_config(tmp_path, target("ops", "json://localhost/x"),
+    cfg = make_config(tmp_path, target("ops", "json://localhost/x"), extra,
                       sources=LAB_SOURCE.format(interval="1d"))
     sent = []
     for w in range(100, len(values)):
@@ -286,6 +287,55 @@ def test_store_replay_holds_back_what_a_silence_held_back(tmp_path):
     finally:
         store.close()
     assert [t for *_, t in sent] == [[], [], ["ops"]], sent
+    first, last = noon_after_week(START, 100).date(), noon_after_week(START, weeks - 1).date()
+    msgs = replay(cfg, start=first, end=last, every=7)
+    assert [(m["date"], m["decision"], m["title"], sorted(m["targets"]))
+            for m in msgs] == sent
+
+
+def _sent(cfg: Config) -> list[tuple[str, str, str, list[str]]]:
+    """The daemon's messages as (date, decision, title, targets), from its store."""
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        return [(a["created_at"][:10], a["decision"], a["title"], sorted(
+            d["target"] for d in store.q("SELECT target FROM deliveries WHERE alert_id=?",
+                                         [a["id"]]))) for a in store.q(
+            "SELECT * FROM alerts ORDER BY id")]
+    finally:
+        store.close()
+
+
+def test_store_replay_sends_no_reminder_an_acknowledgement_stopped(tmp_path):
+    """With ``repeat_after_periods = 2`` the daemon reminded ops of ketamin's rise every
+    two weeks until Ana acknowledged the latest reminder (the console, on the Tuesday
+    after it): no reminder came after. `backtest --replay store` on the daemon's dates
+    gives the same messages, dates and targets: the store's acknowledgements apply
+    from when they were made, each to the replay's message of the same episode.
+    Before, acknowledgements were not replayed: the replay listed the reminders the
+    acknowledgement had stopped."""
+    from warnd.alerting.actions import ack_alert
+
+    weeks, rise, acked = 124, 106, 113
+    values = np.random.default_rng(3).poisson(6.0, weeks).astype(float)
+    values[rise:] = np.random.default_rng(4).poisson(20.0, weeks - rise)
+
+    def ack(cfg, now):
+        if now == noon_after_week(START, acked):
+            store = Store.in_dir(cfg.state_dir)
+            try:
+                latest = store.q("SELECT id FROM alerts WHERE kind='trend' "
+                                 "ORDER BY id DESC LIMIT 1")[0]["id"]
+                assert ack_alert(store, latest, who="ana", via="web",
+                                 now=now - timedelta(days=6))
+            finally:
+                store.close()
+
+    cfg, _ = _daemon(tmp_path, values, lambda w: range(w), ack,
+                     "\n[detection]\nrepeat_after_periods = 2\n")
+    sent = _sent(cfg)
+    repeats = [d for d, decision, *_ in sent if decision == "repeat"]
+    acked_day = noon_after_week(START, acked).date().isoformat()
+    assert repeats and max(repeats) < acked_day, sent
     first, last = noon_after_week(START, 100).date(), noon_after_week(START, weeks - 1).date()
     msgs = replay(cfg, start=first, end=last, every=7)
     assert [(m["date"], m["decision"], m["title"], sorted(m["targets"]))

@@ -4,9 +4,9 @@
 received?": the observations of the store (or of one fresh poll of every configured
 source) are fed, date by date, into a scratch store, and at each date the real
 :meth:`warnd.pipeline.Pipeline.detect` judges them — the same episode rules, grouping
-per substance, severity, routing and outbox as the daemon, the store's silences as they
-were on that date (none for ``sources`` or ``as_known=False``) — with the clock set to
-that date. The store's values are fed as warnd learned them
+per substance, severity, routing and outbox as the daemon, the store's silences and
+acknowledgements as they were on that date (none for ``sources`` or ``as_known=False``)
+— with the clock set to that date. The store's values are fed as warnd learned them
 (:func:`_as_known`): each when it was first stored, but not before its period ended,
 then each of its revisions when it was made, a withdrawal as a removal; the values the
 store's first poll stored (history read at installation) once their period has ended,
@@ -16,11 +16,11 @@ the store come once their period has ended (each period's latest value,
 :func:`_by_arrival`).
 Warning notices published up to the date are alerted the way a poll alerts them (when
 they appear: the page is polled often), an edit naming another substance when it was
-made (:func:`_edits`). Nothing is sent: each message is returned with
-its date, decision (open / escalate / repeat / resolve / correct), severity and the
-targets it would go to. The first date behaves like an installation on that day
-(what was known by then is history, what is open at the newest period opens, warnings
-older than ``alerting.notice_max_age`` on that day are not told).
+made (:func:`_edits`). Nothing is sent: each
+message is returned with its date, decision (open / escalate / repeat / resolve /
+correct), severity and the targets it would go to. The first date behaves like an
+installation on that day (what was known by then is history, what is open at the newest
+period opens, warnings older than ``alerting.notice_max_age`` on that day are not told).
 """
 
 from __future__ import annotations
@@ -87,6 +87,9 @@ def replay(
                 "e.substance = s.substance WHERE i.kind='notice' GROUP BY i.key "
                 "ORDER BY i.published_at")
             silences = src.q("SELECT * FROM silences ORDER BY id") if known else []
+            acks = src.q(
+                "SELECT substance, kind, direction, decision, acked_at, acked_by "
+                "FROM alerts WHERE acked_at IS NOT NULL ORDER BY acked_at") if known else []
         finally:
             src.close()
         if not obs and not notices:
@@ -103,7 +106,7 @@ def replay(
         scratch = work / "replay"
         scratch.mkdir()
         return _run(config, scratch, obs, notices, start, end, max(int(every), 1),
-                    silences)
+                    silences, acks)
 
 
 def _silences_at(store: Store, silences: list[dict[str, Any]], at: datetime) -> None:
@@ -120,10 +123,33 @@ def _silences_at(store: Store, silences: list[dict[str, Any]], at: datetime) -> 
                             "(?,?,?,?,?,?,?,?,?)", rows)
 
 
+def _acks_at(store: Store, acks: list[dict[str, Any]], at: datetime) -> None:
+    """The store's acknowledgements made by ``at`` that are not yet applied, each to the
+    scratch store's message of the same episode (substance, kind, direction) with the
+    same decision, the latest made by the day of the acknowledgement (the daemon's
+    alert ids are not the replay's); applied ones are taken out of ``acks``. One whose
+    message the replay has not made (yet) waits."""
+    from warnd.alerting.actions import ack_alert
+
+    for a in [a for a in acks if _when(a["acked_at"]) <= at]:
+        day = _when(a["acked_at"]).date() + timedelta(days=1)
+        rows = store.q(
+            "SELECT id FROM alerts WHERE substance IS ? AND kind=? AND direction IS ? AND "
+            "decision=? AND created_at < ? ORDER BY id DESC LIMIT 1",
+            [a["substance"], a["kind"], a["direction"], a["decision"], day.isoformat()])
+        if rows:
+            ack_alert(store, int(rows[0]["id"]), who=a["acked_by"] or "?", via="replay",
+                      now=_when(a["acked_at"]))
+            acks.remove(a)
+
+
 def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
          notices: list[dict[str, Any]], start: date, end: date,
-         every: int, silences: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+         every: int, silences: list[dict[str, Any]] | None = None,
+         acks: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     from warnd.alerting import decide
+
+    acks = list(acks or [])
 
     out: list[dict[str, Any]] = []
     i_obs = i_not = 0
@@ -182,6 +208,8 @@ def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
                     out.append(_message(seen.date(), alert))
             if silences:
                 _silences_at(store, silences, now)
+            if acks:
+                _acks_at(store, acks, now)
         finally:
             store.close()
         made += p.detect()
