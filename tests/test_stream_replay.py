@@ -377,6 +377,48 @@ def test_store_replay_tells_an_edited_warning_when_and_to_whom_the_daemon_did(
     assert told == inbox
 
 
+def test_store_replay_does_not_tell_a_warning_a_new_word_matched_again(
+        tmp_path, smtp_server):
+    """A warning naming cocaine and "dop" went to the cocaine desks; then heroin got the
+    slang word "dop" (a reload), the warnings kept were matched again and this one came
+    to name heroin, counted but not told to the heroin desk. A week later a new warning
+    of "dop" went to the heroin desk. `backtest --replay store` gives the same
+    messages, dates, titles and recipients: a substance that names a warning only
+    since its terms changed is not told, as the daemon does not tell it. Before, the
+    replay told the first warning naming heroin too, to the heroin desk as well."""
+    from tests.test_stream_notices import T0, _config, _inbox, _page, _round
+
+    old = ("v/2", "Farlig kokain i omløp", "Det er funnet kokain i dop solgt i Bergen.",
+           T0 - timedelta(days=1))
+    path = _config(tmp_path, smtp_server)
+    _page(tmp_path, old)
+    _round(load_config(path), T0)
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        'names = ["heroin"]\n', 'names = ["heroin"]\nslang = ["dop"]\n'
+        'slang_needs_context = false\n'), encoding="utf-8")
+    cfg = load_config(path)
+    _round(cfg, T0 + timedelta(hours=1))
+    new = ("v/3", "Sterk dop i Bergen", "Det selges sterk dop i Bergen.",
+           T0 + timedelta(days=7))
+    _page(tmp_path, old, new)
+    _round(cfg, T0 + timedelta(days=7, hours=1))
+    inbox = _inbox(smtp_server)
+    assert inbox == {"ops@example.org": ["Ny advarsel: kokain — Farlig kokain i omløp"],
+                     "kokain@example.org": ["Ny advarsel: kokain — Farlig kokain i omløp"],
+                     "heroin@example.org": ["Ny advarsel: heroin — Sterk dop i Bergen"]}, inbox
+    address = {"ops": "ops@example.org", "cocaine-desk": "kokain@example.org",
+               "opioid-desk": "opioid@example.org", "heroin-desk": "heroin@example.org"}
+    msgs = replay(cfg, start=T0.date(), end=T0.date() + timedelta(days=14), every=7)
+    assert [(m["date"], m["title"], sorted(m["targets"])) for m in msgs] == [
+        ("2026-03-10", "Ny advarsel: kokain — Farlig kokain i omløp", ["cocaine-desk", "ops"]),
+        ("2026-03-17", "Ny advarsel: heroin — Sterk dop i Bergen", ["heroin-desk"])], msgs
+    told: dict[str, list[str]] = {}
+    for m in msgs:
+        for t in m["targets"]:
+            told.setdefault(address[t], []).append(m["title"])
+    assert told == inbox
+
+
 def test_store_replay_of_an_installation_from_trends_exports_reads_them_as_history(tmp_path):
     """warnd is installed on a folder of Google Trends exports made every four weeks,
     each scaled to its own peak, and a warnings page: its first poll reads the exports

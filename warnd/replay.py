@@ -16,7 +16,8 @@ the store come once their period has ended (each period's latest value,
 :func:`_by_arrival`).
 Warning notices published up to the date are alerted the way a poll alerts them (when
 they appear: the page is polled often), an edit naming another substance when it was
-made (:func:`_edits`). Nothing is sent: each
+made (:func:`_edits`); a substance that names a notice only since its terms changed
+(matched again) is not told, as the daemon does not tell it. Nothing is sent: each
 message is returned with its date, decision (open / escalate / repeat / resolve /
 correct), severity and the targets it would go to. The first date behaves like an
 installation on that day (what was known by then is history, what is open at the newest
@@ -80,11 +81,17 @@ def replay(
             obs = src.q("SELECT * FROM observations ORDER BY period")
             known = as_known and what == "store"
             revs = src.q("SELECT * FROM revisions ORDER BY id") if known else []
+            # as learned, not a substance that names a notice only since its terms changed
+            # (matched again: counted, not told, as the daemon does not tell it:
+            # :func:`warnd.alerting.decide.enqueue_renamed_notice`)
+            renamed = ("AND (t.changed_at IS NULL OR i.first_seen_at >= t.changed_at) "
+                       if known else "")
             notices = src.q(
                 "SELECT i.*, json_group_array(s.substance) AS subs, "
                 "json_group_array(e.named_at) AS named FROM items i JOIN item_substances s "
                 "ON s.key = i.key LEFT JOIN notice_edits e ON e.key = s.key AND "
-                "e.substance = s.substance WHERE i.kind='notice' GROUP BY i.key "
+                "e.substance = s.substance LEFT JOIN substance_terms t ON t.substance = "
+                f"s.substance WHERE i.kind='notice' {renamed}GROUP BY i.key "
                 "ORDER BY i.published_at")
             silences = src.q("SELECT * FROM silences ORDER BY id") if known else []
             acks = src.q(
