@@ -3,6 +3,7 @@ revises periods already judged (week by week through detection, a real store).""
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -525,3 +526,67 @@ def test_one_source_revised_away_while_the_opening_waits_leaves_the_rise_told(
              if "økning" in str(m["Subject"])]
     assert trend[0] == "Sterk økning: ketamin — 2 kilder", trend
     assert [s.startswith("Rettelse") for s in trend] == [False, True], trend
+
+
+#: warnings go to the desk, everything to ops; each end is sent
+DESK_AND_OPS = ('\n[[routes]]\nmin_severity = "warning"\ntargets = ["desk"]\n'
+                '\n[[routes]]\ntargets = ["ops"]\n'
+                '\n[alerting]\nsend_resolved = true\nchart = false\n')
+
+
+def test_the_end_of_a_rise_does_not_name_a_source_its_correction_withdrew(
+        tmp_path, smtp_server):
+    """Week by week through the pipeline, to two real mailboxes: the lab's small rise is
+    told to ops ("Liten økning: ketamin — 1 kilde"); customs agrees, and the desk (routed
+    warnings) and ops hear "Sterk økning: ketamin — 2 kilder"; customs revises its weeks
+    down and both are told to disregard it ("Rettelse: …"). The lab's rise then ends:
+    each is told the end of the lab's rise, "Avsluttet: Liten økning: ketamin — 1 kilde",
+    customs named nowhere, the lab's figures as last told. Before, both were told
+    "Avsluttet: Sterk økning: ketamin — 2 kilder", "2 av 2 kilder økte", listing customs
+    again after its correction."""
+    from warnd.alerting import outbox
+
+    cfg = make_config(tmp_path, target("desk", smtp_server.url("desk@example.org"))
+                      + target("ops", smtp_server.url("ops@example.org")), DESK_AND_OPS)
+    weeks = 150
+    usual = _usual(weeks)
+    risen = _rising(usual, {"lab": 110, "customs": 114}, until=130)
+    store = Store.in_dir(cfg.state_dir)
+    told = []
+    try:
+        for w in range(109, weeks):
+            _put_each(cfg, risen if w < 120 else {"lab": risen["lab"],
+                                                  "customs": usual["customs"]}, w + 1)
+            told += [(a["decision"], sorted(a["targets"]))
+                     for a in Pipeline(cfg, clock=lambda w=w: _week_end(w)).detect()
+                     if a["kind"] == "trend"]
+            outbox.dispatch_pending(cfg, store, now=_week_end(w) + timedelta(minutes=5))
+        assert told == [("open", ["ops"]), ("escalate", ["desk", "ops"]),
+                        ("correct", ["desk", "ops"]), ("resolve", ["desk", "ops"])]
+        (stored,) = store.q("SELECT title, data FROM alerts WHERE decision='resolve'")
+        assert stored["title"] == "Avsluttet: Liten økning: ketamin — 1 kilde"
+        assert [a["source"] for a in json.loads(stored["data"])["agree"]] == ["lab"]
+    finally:
+        store.close()
+    trend = [m for m in smtp_server.messages if "økning" in str(m["Subject"])]
+    by = {to: [m for m in trend if m["To"] == to] for to in ("desk@example.org",
+                                                            "ops@example.org")}
+    assert [[str(m["Subject"]).split(":")[0] for m in got] for got in by.values()] == [
+        ["Sterk økning", "Rettelse", "Avsluttet"],
+        ["Liten økning", "Forverring", "Rettelse", "Avsluttet"]]
+    told_lab = _lab_figures(by["ops@example.org"][1])  # the lab as last told, both
+    assert told_lab == _lab_figures(by["desk@example.org"][0])
+    for end in (by["desk@example.org"][-1], by["ops@example.org"][-1]):
+        assert end["Subject"] == "Avsluttet: Liten økning: ketamin — 1 kilde"
+        for part in ("plain", "html"):
+            body = " ".join(end.get_body((part,)).get_content().split())
+            assert "1 av 1 kilde økte" in body and told_lab in body
+            assert "Customs" not in body and "2 kilder" not in body
+
+
+def _lab_figures(msg) -> str:
+    """The lab's figures ("… → … (+… %)") in a message's plain text."""
+    body = " ".join(msg.get_body(("plain",)).get_content().split())
+    start = body.index("Lab: ")
+    end = body.index("%)", start) + 2
+    return body[body.rindex(": ", start, end) + 2:end]

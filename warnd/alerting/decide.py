@@ -27,6 +27,7 @@ from warnd.alerting.freshness import stale_data
 from warnd.alerting.outbox import crash_point, enqueue_alert
 from warnd.alerting.routing import route
 from warnd.alerting.silences import silenced_by
+from warnd.alerting.told import rise_told
 from warnd.alerting.wording import (
     USUAL_PEAK_EVIDENCE,
     joined,
@@ -572,16 +573,17 @@ def _heard_evidence(store: Store, substance: str, *, without: Collection[str] = 
 
 def _rise_told(store: Store, substance: str) -> dict[str, Any]:
     """What the messages of the substance's current rise told (delivered or still going
-    out): each series' latest figures (``agree``, by series key), the earliest onset and
-    the highest category; empty when none was told."""
-    told: dict[str, Any] = {"agree": {}, "onset": None, "category": 0}
-    for data in _heard(store, substance):
-        for a in data.get("agree", []):
-            told["agree"][a["series"]] = a
-        if data.get("onset") and (told["onset"] is None or data["onset"] < told["onset"]):
-            told["onset"] = data["onset"]
-        told["category"] = max(told["category"], int(data.get("category") or 0))
-    return told
+    out), less the series a correction of them withdrew (:func:`rise_told`): each
+    series' latest figures (``agree``, by series key), the earliest onset and the
+    highest category; empty when none was told."""
+    rows = store.q(
+        "SELECT a.data FROM alerts a WHERE a.substance=? AND a.kind='trend' AND "
+        "a.direction='increase' AND a.decision IN ('open','escalate','repeat','correct') "
+        "AND a.id >= (SELECT COALESCE(MAX(id), 0) FROM alerts WHERE substance=? AND "
+        "kind='trend' AND direction='increase' AND decision='open') AND EXISTS (SELECT 1 "
+        "FROM deliveries d WHERE d.alert_id=a.id AND d.status IN ('delivered','pending')) "
+        "ORDER BY a.id", [substance, substance])
+    return rise_told([json.loads(r["data"] or "{}") for r in rows])
 
 
 def _held_by(config: Config, substance: str, status: str) -> bool | str:

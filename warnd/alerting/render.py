@@ -25,6 +25,7 @@ import jinja2
 
 from detectors.base import SCALE
 from warnd.alerting.names import certainty, level, num, p_value, percent
+from warnd.alerting.told import rise_told
 from warnd.alerting.wording import (
     T,
     agree_title,
@@ -339,17 +340,11 @@ def as_told(data: dict[str, Any], told: list[dict[str, Any]]) -> dict[str, Any]:
     if not told or data.get("kind") != "trend" or data.get("direction") != "increase":
         return data
     named = [str(a.get("series")) for a in data.get("agree", [])]
-    last: dict[str, dict[str, Any]] = {}
-    onset, category = None, 0
-    for m in told:
-        if data.get("decision") == "correct" and not set(named) & {
-                str(a.get("series")) for a in m.get("agree", [])}:
-            continue  # a message that did not rest on the corrected series
-        for a in m.get("agree", []):
-            last[str(a.get("series"))] = a
-        if m.get("onset") and (onset is None or m["onset"] < onset):
-            onset = m["onset"]
-        category = max(category, int(m.get("category") or 0))
+    if data.get("decision") == "correct":  # the messages that rested on the series
+        told = [m for m in told if m.get("decision") == "correct" or set(named) & {
+            str(a.get("series")) for a in m.get("agree", [])}]
+    rise = rise_told(told)
+    last, onset, category = rise["agree"], rise["onset"], rise["category"]
     heard = [last[k] for k in sorted(named) if k in last]
     stored = int(data.get("category") or 0)
     if data.get("decision") == "resolve":

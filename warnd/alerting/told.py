@@ -15,13 +15,44 @@ from typing import Any
 from warnd.store import Store
 
 
+def rise_told(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """What ``messages`` (the data of a rise's messages someone had, oldest first: its
+    opening, escalations, reminders and corrections) told of the rise: each series'
+    latest figures (``agree``, by series key), the earliest onset and the highest
+    category. A correction withdraws its series: it is no longer told, and the messages
+    that rested on it no longer give the words (when none is left, the words are the
+    correction's, no stronger than theirs); a later message naming the series again
+    tells it again."""
+    last: dict[str, dict[str, Any]] = {}
+    heard: list[tuple[set[str], int, Any]] = []  # (series, category, onset) per message
+    for m in messages:
+        series = {str(a.get("series")) for a in m.get("agree", [])}
+        category = int(m.get("category") or 0)
+        if m.get("decision") == "correct":
+            for k in series:
+                last.pop(k, None)
+            kept = [h for h in heard if not h[0] & series]
+            if heard and not kept and last:
+                onsets = [h[2] for h in heard if h[2]]
+                kept = [(set(last), min(category, max(h[1] for h in heard)),
+                         min(onsets) if onsets else None)]
+            heard = kept
+            continue
+        for a in m.get("agree", []):
+            last[str(a.get("series"))] = a
+        heard.append((series, category, m.get("onset")))
+    onsets = [h[2] for h in heard if h[2]]
+    return {"agree": last, "onset": min(onsets) if onsets else None,
+            "category": max((h[1] for h in heard), default=0)}
+
+
 def told_to_target(store: Store, d: dict[str, Any]) -> list[dict[str, Any]]:
     """The data of the messages a delivery ``d`` of an end or a correction of a trend
     ends or corrects that its target had (delivered, or still to go before it), oldest
     first: the episode's opening, escalations and reminders since its opening (or its
-    last end), as :func:`warnd.alerting.outbox.never_heard` reads them. What the end or
-    the correction tells that target is the rise as those messages told it, not as
-    others were told it.
+    last end), as :func:`warnd.alerting.outbox.never_heard` reads them, and the
+    corrections it had among them. What the end or the correction tells that target is
+    the rise as those messages told it (:func:`rise_told`), not as others were told it.
 
     Read when it is sent: the episode's earlier messages to the target went or were
     given up before it (the outbox sends them first), and none of them goes again
@@ -39,8 +70,9 @@ def told_to_target(store: Store, d: dict[str, Any]) -> list[dict[str, Any]]:
     rows = store.q(
         "SELECT a.data FROM alerts a JOIN deliveries t ON t.alert_id = a.id WHERE "
         "t.target=? AND t.status IN ('delivered', 'pending') AND a.decision IN "
-        f"('open', 'escalate', 'repeat') AND a.id IN (SELECT id FROM alerts WHERE {where} "
-        "AND id >= ? AND id < ?) ORDER BY a.id", [d["target"], *args, start or 0, aid])
+        "('open', 'escalate', 'repeat', 'correct') AND a.id IN (SELECT id FROM alerts "
+        f"WHERE {where} AND id >= ? AND id < ?) ORDER BY a.id",
+        [d["target"], *args, start or 0, aid])
     told = []
     for r in rows:
         try:
