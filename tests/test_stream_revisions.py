@@ -530,24 +530,25 @@ def test_one_source_revised_away_while_the_opening_waits_leaves_the_rise_told(
 
 #: warnings go to the desk, everything to ops; each end is sent
 DESK_AND_OPS = ('\n[[routes]]\nmin_severity = "warning"\ntargets = ["desk"]\n'
-                '\n[[routes]]\ntargets = ["ops"]\n'
+                '\n[[routes]]\ntargets = ["ops", "teams"]\n'
                 '\n[alerting]\nsend_resolved = true\nchart = false\n')
 
 
 def test_the_end_of_a_rise_does_not_name_a_source_its_correction_withdrew(
-        tmp_path, smtp_server):
+        tmp_path, smtp_server, teams_server):
     """Week by week through the pipeline, to two real mailboxes: the lab's small rise is
-    told to ops ("Liten økning: ketamin — 1 kilde"); customs agrees, and the desk (routed
-    warnings) and ops hear "Sterk økning: ketamin — 2 kilder"; customs revises its weeks
+    told to ops and its Teams channel ("Liten økning: ketamin — 1 kilde"); customs
+    agrees, and the desk (routed warnings) and ops hear "Sterk økning: ketamin — 2 kilder"; customs revises its weeks
     down and both are told to disregard it ("Rettelse: …"). The lab's rise then ends:
     each is told the end of the lab's rise, "Avsluttet: Liten økning: ketamin — 1 kilde",
-    customs named nowhere, the lab's figures as last told. Before, both were told
+    customs named nowhere, the lab's figures as last told; so too the Teams card. Before, both were told
     "Avsluttet: Sterk økning: ketamin — 2 kilder", "2 av 2 kilder økte", listing customs
     again after its correction."""
     from warnd.alerting import outbox
 
     cfg = make_config(tmp_path, target("desk", smtp_server.url("desk@example.org"))
-                      + target("ops", smtp_server.url("ops@example.org")), DESK_AND_OPS)
+                      + target("ops", smtp_server.url("ops@example.org"))
+                      + target("teams", teams_server.url()), DESK_AND_OPS)
     weeks = 150
     usual = _usual(weeks)
     risen = _rising(usual, {"lab": 110, "customs": 114}, until=130)
@@ -561,8 +562,10 @@ def test_the_end_of_a_rise_does_not_name_a_source_its_correction_withdrew(
                      for a in Pipeline(cfg, clock=lambda w=w: _week_end(w)).detect()
                      if a["kind"] == "trend"]
             outbox.dispatch_pending(cfg, store, now=_week_end(w) + timedelta(minutes=5))
-        assert told == [("open", ["ops"]), ("escalate", ["desk", "ops"]),
-                        ("correct", ["desk", "ops"]), ("resolve", ["desk", "ops"])]
+        assert [(d, [n for n in names if n != "teams"]) for d, names in told] == [
+            ("open", ["ops"]), ("escalate", ["desk", "ops"]), ("correct", ["desk", "ops"]),
+            ("resolve", ["desk", "ops"])]
+        assert all("teams" in names for _, names in told)
         (stored,) = store.q("SELECT title, data FROM alerts WHERE decision='resolve'")
         assert stored["title"] == "Avsluttet: Liten økning: ketamin — 1 kilde"
         assert [a["source"] for a in json.loads(stored["data"])["agree"]] == ["lab"]
@@ -582,6 +585,11 @@ def test_the_end_of_a_rise_does_not_name_a_source_its_correction_withdrew(
             body = " ".join(end.get_body((part,)).get_content().split())
             assert "1 av 1 kilde økte" in body and told_lab in body
             assert "Customs" not in body and "2 kilder" not in body
+    cards = [json.dumps(p, ensure_ascii=False) for p in teams_server.payloads()
+             if "økning" in json.dumps(p, ensure_ascii=False)]
+    assert "Avsluttet: Liten økning: ketamin — 1 kilde" in cards[-1]
+    assert "1 av 1 kilde økte" in cards[-1] and told_lab in cards[-1]
+    assert "Customs" not in cards[-1] and "2 kilder" not in cards[-1]
 
 
 def _lab_figures(msg) -> str:
