@@ -38,7 +38,8 @@ from warnd.alerting.routing import route, route_told
 from warnd.alerting.send import SendResult, mask, message_id, target_url
 from warnd.alerting.send import send as send_message
 from warnd.alerting.silences import silenced_by
-from warnd.alerting.told import told_to_target
+from warnd.alerting.told import EPISODE_KINDS, episode_start, told_to_target
+from warnd.alerting.told import episode_scope as _scope
 from warnd.alerting.wording import render_text
 from warnd.config import Config, parse_duration
 from warnd.store import Store, iso, substance_scope
@@ -50,7 +51,6 @@ SEND_WORKERS = 4
 #: Who holds a delivery's claim: this process (host, pid and a random part).
 OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 #: Alert kinds whose messages follow a substance's episode, kept in order per target.
-EPISODE_KINDS = ("trend", "spike")
 #: Why a delivery is held: an earlier message of its episode to the target is retried.
 WAITS_FOR_EARLIER = "waits for an earlier message of the episode, sent first"
 #: Why an end or a correction was not sent to a target: the messages it ends or corrects
@@ -206,18 +206,6 @@ def _episode(d: dict[str, Any]) -> tuple[str, ...] | None:
     return None
 
 
-def _scope(d: dict[str, Any]) -> tuple[str, list[Any]] | None:
-    """The alerts of a delivery's episode kind (a substance's trend or spike in one
-    direction, a source's failure): their ``WHERE`` clause and its parameters, read
-    through the index alerts_substance; None for any other kind."""
-    if d.get("kind") in EPISODE_KINDS and d.get("substance"):
-        return ("substance=? AND kind=? AND direction IS ?",
-                [d["substance"], d["kind"], d.get("direction")])
-    if d.get("kind") == "source_health" and d.get("source"):
-        return "substance='' AND kind='source_health' AND source=?", [d["source"]]
-    return None
-
-
 def opens_for_target(store: Store, d: dict[str, Any]) -> bool:
     """Whether a delivery of an escalation or a reminder is the first message of its
     episode its target gets: no earlier message of the episode (from its opening, or
@@ -237,12 +225,11 @@ def opens_for_target(store: Store, d: dict[str, Any]) -> bool:
         return False
     where, args = scope
     aid = int(d["alert_id"])
-    start = store.q(f"SELECT MAX(id) AS id FROM alerts WHERE {where} AND id < ? AND "
-                    "decision IN ('open', 'resolve')", [*args, aid])[0]["id"]
+    start = episode_start(store, scope, aid)
     return not store.q(
         f"SELECT 1 FROM alerts WHERE {where} AND id >= ? AND id < ? AND decision != 'resolve' "
         "AND EXISTS (SELECT 1 FROM deliveries t WHERE t.alert_id = alerts.id AND t.target=? "
-        "AND t.status='delivered') LIMIT 1", [*args, start or 0, aid, d["target"]])
+        "AND t.status='delivered') LIMIT 1", [*args, start, aid, d["target"]])
 
 
 def never_heard(store: Store, d: dict[str, Any]) -> bool:
@@ -259,13 +246,12 @@ def never_heard(store: Store, d: dict[str, Any]) -> bool:
         return False
     where, args = scope
     aid = int(d["alert_id"])
-    start = store.q(f"SELECT MAX(id) AS id FROM alerts WHERE {where} AND id < ? AND "
-                    "decision IN ('open', 'resolve')", [*args, aid])[0]["id"]
+    start = episode_start(store, scope, aid)
     rows = store.q(
         "SELECT data, (SELECT t.status FROM deliveries t WHERE t.alert_id = alerts.id AND "
         f"t.target=?) AS status FROM alerts WHERE {where} AND id >= ? AND id < ? AND "
         "decision IN ('open', 'escalate', 'repeat')",
-        [d["target"], *args, start or 0, aid])
+        [d["target"], *args, start, aid])
     if d["decision"] == "correct":
         named = _series_named(d.get("data"))
         if named:

@@ -1,5 +1,6 @@
 """What a target was told of a substance's rise: the messages of its episode that
-reached that target, read from the alerts and their deliveries.
+reached that target, read from the alerts and their deliveries; and what an episode's
+messages are (:func:`episode_scope`, :func:`episode_start`), which the outbox asks too.
 
 An end or a correction tells each target the rise as that target was told it
 (:func:`warnd.alerting.render.as_told`), in the message itself
@@ -13,6 +14,30 @@ import json
 from typing import Any
 
 from warnd.store import Store
+
+#: The kinds of a substance's alerts whose messages make episodes (told in order).
+EPISODE_KINDS = ("trend", "spike")
+
+
+def episode_scope(d: dict[str, Any]) -> tuple[str, list[Any]] | None:
+    """The alerts of a delivery's episode kind (a substance's trend or spike in one
+    direction, a source's failure): their ``WHERE`` clause and its parameters, read
+    through the index alerts_substance; None for any other kind."""
+    if d.get("kind") in EPISODE_KINDS and d.get("substance"):
+        return ("substance=? AND kind=? AND direction IS ?",
+                [d["substance"], d["kind"], d.get("direction")])
+    if d.get("kind") == "source_health" and d.get("source"):
+        return "substance='' AND kind='source_health' AND source=?", [d["source"]]
+    return None
+
+
+def episode_start(store: Store, scope: tuple[str, list[Any]], alert_id: int) -> int:
+    """The id the episode of alert ``alert_id`` (of ``scope``: :func:`episode_scope`)
+    starts from: its latest opening or end before it (0 when none): the messages of the
+    episode are those of the scope from there up to the alert."""
+    where, args = scope
+    return int(store.q(f"SELECT MAX(id) AS id FROM alerts WHERE {where} AND id < ? AND "
+                       "decision IN ('open', 'resolve')", [*args, alert_id])[0]["id"] or 0)
 
 
 def rise_told(messages: list[dict[str, Any]]) -> dict[str, Any]:
@@ -59,20 +84,19 @@ def told_to_target(store: Store, d: dict[str, Any]) -> list[dict[str, Any]]:
     unless an operator queues it again (then the end or the correction goes after it,
     and tells what the target has had by then); so a retry or a send again after a
     crash reads the same."""
+    scope = episode_scope(d)
     if d.get("decision") not in ("resolve", "correct") or d.get("kind") != "trend" \
-            or not d.get("substance"):
+            or scope is None:
         return []
-    where = "substance=? AND kind=? AND direction IS ?"
-    args = [d["substance"], d["kind"], d.get("direction")]
+    where, args = scope
     aid = int(d["alert_id"])
-    start = store.q(f"SELECT MAX(id) AS id FROM alerts WHERE {where} AND id < ? AND "
-                    "decision IN ('open', 'resolve')", [*args, aid])[0]["id"]
+    start = episode_start(store, scope, aid)
     rows = store.q(
         "SELECT a.data FROM alerts a JOIN deliveries t ON t.alert_id = a.id WHERE "
         "t.target=? AND t.status IN ('delivered', 'pending') AND a.decision IN "
         "('open', 'escalate', 'repeat', 'correct') AND a.id IN (SELECT id FROM alerts "
         f"WHERE {where} AND id >= ? AND id < ?) ORDER BY a.id",
-        [d["target"], *args, start or 0, aid])
+        [d["target"], *args, start, aid])
     told = []
     for r in rows:
         try:
