@@ -416,6 +416,61 @@ def test_a_source_s_recovery_goes_to_those_who_had_its_failure(tmp_path, smtp_se
         store.close()
 
 
+def test_a_source_s_recovery_is_not_told_to_those_muted_during_its_failure(
+        tmp_path, smtp_server):
+    """Both desks are muted while the lab fails three polls in a row: its failure is
+    recorded, told to nobody. They are unmuted, then the lab polls again
+    (``send_resolved``): nobody is told it recovered, as nobody heard that it failed; the
+    recovery is recorded, with no deliveries. Before, the recovery went where a new alert
+    routes, to both desks. The desk muted at the next failure, which ops hears, is not
+    told of that recovery either."""
+    from warnd.alerting import decide
+
+    def config(muted: tuple[str, ...]):
+        return make_config(tmp_path, "".join(
+            target(n, smtp_server.url(f"{n}@example.org"))
+            + ("muted = true\n" if n in muted else "") for n in ("mail", "ops")),
+            '\n[alerting]\nsend_resolved = true\n')
+
+    cfg = config(("mail", "ops"))
+    store = Store.in_dir(cfg.state_dir)
+    t0 = noon_after_week(START, 0)
+    try:
+        for k in range(3):
+            store.record_poll("lab", ok=False, error="HTTP 503", now=t0 + timedelta(minutes=k))
+        failure = decide.check_source_health(cfg, store, "lab", now=t0)
+        assert outbox.dispatch_pending(cfg, store, now=t0)["delivered"] == 0
+        assert store.q("SELECT * FROM deliveries WHERE alert_id=?", [failure]) == []
+
+        cfg = config(())
+        later = t0 + timedelta(hours=3)
+        store.record_poll("lab", ok=True, now=later)
+        recovery = decide.check_source_health(cfg, store, "lab", now=later)
+        assert store.q("SELECT decision, status FROM alerts WHERE id=?", [recovery]) == [
+            {"decision": "resolve", "status": "resolved"}]
+        assert store.q("SELECT * FROM deliveries WHERE alert_id=?", [recovery]) == []
+        assert outbox.dispatch_pending(cfg, store, now=later)["delivered"] == 0
+
+        cfg = config(("mail",))  # the next failure: ops hears of it, mail does not
+        t1 = later + timedelta(days=1)
+        for k in range(3):
+            store.record_poll("lab", ok=False, error="HTTP 503", now=t1 + timedelta(minutes=k))
+        decide.check_source_health(cfg, store, "lab", now=t1)
+        assert outbox.dispatch_pending(cfg, store, now=t1)["delivered"] == 1
+        cfg = config(())
+        store.record_poll("lab", ok=True, now=t1 + timedelta(hours=1))
+        again = decide.check_source_health(cfg, store, "lab", now=t1 + timedelta(hours=1))
+        assert [r["target"] for r in store.q(
+            "SELECT target FROM deliveries WHERE alert_id=?", [again])] == ["ops"]
+        assert outbox.dispatch_pending(cfg, store, now=t1 + timedelta(hours=1))[
+            "delivered"] == 1
+        wait_for(lambda: len(smtp_server.messages) == 2, what="two emails to ops")
+        assert [m["To"] for m in smtp_server.messages] == ["ops@example.org"] * 2
+        assert smtp_server.messages[-1]["Subject"] == "Kilde i orden igjen: Lab"
+    finally:
+        store.close()
+
+
 def test_a_correction_tells_each_target_what_it_was_told_of_the_series(
         tmp_path, smtp_server):
     """Week by week through the pipeline: the lab's rise is told to the desk and to ops

@@ -1185,8 +1185,9 @@ def check_source_health(
         return enqueue_alert(config, store, alert, now=now, episodes={scope: new})
     # the recovery goes to those the failure's message reached or still goes to, not to
     # one it never reached (expired on a dead relay, failed): it is recorded as not sent
-    # to that one, and goes after the failure's message queued again
-    had = store.q("SELECT d.target, d.status FROM deliveries d JOIN alerts a ON "
+    # to that one, and goes after the failure's message queued again; to nobody when the
+    # failure went to nobody (every target muted then, unmuted since or not)
+    had = store.q("SELECT d.target, d.status FROM alerts a LEFT JOIN deliveries d ON "
                   "a.id = d.alert_id WHERE a.dedupe_key=?",
                   [f"source_health:{source}:{new['n']}:open"])
     told_to = None if not had else sorted(
