@@ -375,6 +375,26 @@ def test_a_desk_routed_warnings_only_is_told_the_end_of_the_rise_it_had(
     store.close()
 
 
+def test_a_correction_is_no_more_severe_than_what_its_target_was_told():
+    """A target had only the lab's small opening (``info``); the correction withdrawing
+    the lab's series is stored as a ``warning`` (decided on what everyone was told). As
+    that target was told the rise, the correction says "liten økning" and ``info``, the
+    lab's figures as the opening gave them."""
+    from warnd.alerting.render import as_told
+
+    lab = {"series": "lab:k", "source": "lab", "category": 1, "detected_at": "2026-07-06"}
+    opening = {"kind": "trend", "direction": "increase", "decision": "open",
+               "severity": "info", "category": 1, "onset": "2026-06-22", "agree": [lab]}
+    stored = {**opening, "decision": "correct", "severity": "warning", "category": 2,
+              "agree": [{**lab, "category": 2, "detected_at": "2026-07-13"}]}
+    told = as_told(stored, [opening])
+    assert (told["severity"], told["category"], told["agree"]) == ("info", 1, [lab])
+    assert stored["severity"] == "warning"
+    assert as_told(stored, [opening, {**opening, "decision": "escalate",
+                                      "severity": "critical", "category": 2}])[
+        "severity"] == "warning"  # no stronger than the correction itself
+
+
 def test_a_desk_s_digest_lists_the_end_as_the_desk_was_told_it(tmp_path, smtp_server):
     """As above, with a daily digest at 08:00 to the desk and to ops. The digest that
     lists the end lists it for the desk under the title the desk got, "Avsluttet: Sterk
@@ -406,9 +426,12 @@ def test_an_opening_queued_again_is_ended_as_it_was_told(tmp_path, smtp_server):
     mail, while ops has each. The relay is back and an operator queues the opening again
     for mail: mail gets "Liten økning: ketamin — 1 kilde", then the end of that rise,
     "Avsluttet: Liten økning: ketamin — 1 kilde", the lab alone as told, "1 av 1 kilde
-    økte". The relay defers the end's first attempt: the retry reads the same. Ops's end
-    tells the rise it had, "Avsluttet: Sterk økning: ketamin — 2 kilder". Before, mail's
-    end named customs and a strong rise, neither of which it was ever told."""
+    økte", with the severity and the detection date of that opening ("Alvorlighet: info",
+    "oppdaget 2026-07-06"). The relay defers the end's first attempt: the retry reads the
+    same. Ops's end tells the rise it had, "Avsluttet: Sterk økning: ketamin — 2 kilder",
+    "Alvorlighet: advarsel"; the end is stored as decided. Before, mail's end named
+    customs and a strong rise, neither of which it was ever told, and then still showed
+    the alert's own severity ("advarsel") and detection date (2026-07-13)."""
     from tests.alerting_env import judge_period
     from tests.servers import SmtpServer
     from tests.test_stream_first_messages import _DeferFirst, _lab
@@ -432,7 +455,7 @@ def test_an_opening_queued_again_is_ended_as_it_was_told(tmp_path, smtp_server):
             told += judge_period(cfg, store, D0 + timedelta(weeks=k), found, now=now)
             outbox.dispatch_pending(cfg, store, now=now)
             outbox.dispatch_pending(cfg, store, now=now + timedelta(hours=2))
-        opening, _esc, _end = told
+        opening, _esc, end_alert = told
         assert [a["decision"] for a in told] == ["open", "escalate", "resolve"]
         relay.start()
         later = now + timedelta(hours=3)
@@ -450,7 +473,16 @@ def test_an_opening_queued_again_is_ended_as_it_was_told(tmp_path, smtp_server):
         for body in _bodies(end):
             assert "1 av 1 kilde økte" in body and "Lab: " in body
             assert "Customs" not in body and "sterk økning" not in body
+            assert "advarsel" not in body and "(oppdaget 2026-07-06)" in body
+        plain, html = _bodies(end)
+        assert "Alvorlighet: info" in plain and "Alvorlighet:</b> info" in html
         assert smtp_server.messages[-1]["Subject"] == TOLD_ALL
+        plain, html = _bodies(smtp_server.messages[-1])
+        assert "Alvorlighet: advarsel" in plain and "Alvorlighet:</b> advarsel" in html
+        assert "(oppdaget 2026-07-13)" in plain and "(oppdaget 2026-07-13)" in html
+        (row,) = store.q("SELECT data FROM alerts WHERE id=?", [end_alert["id"]])
+        stored = json.loads(row["data"])
+        assert (stored["severity"], stored["detected_at"]) == ("warning", "2026-07-13")
     finally:
         relay.stop()
         store.close()

@@ -25,7 +25,7 @@ import jinja2
 
 from detectors.base import SCALE
 from warnd.alerting.names import certainty, level, num, p_value, percent
-from warnd.alerting.told import rise_told
+from warnd.alerting.told import rise_told, severity_rank
 from warnd.alerting.wording import (
     T,
     agree_title,
@@ -333,10 +333,11 @@ def as_told(data: dict[str, Any], told: list[dict[str, Any]]) -> dict[str, Any]:
     data of the episode's messages that target had (:func:`warnd.alerting.told.
     told_to_target`), oldest first. An end of a rise names the sources those messages
     named (of those the end names), with their figures as last told to that target,
-    since their earliest onset, in the words of the strongest of them; a correction
-    names its series as last told to that target, in words no stronger than the
-    strongest of them. Unchanged when that is what the data says, or when the target
-    was told nothing of it (the data as stored)."""
+    since their earliest onset, in the words and the severity of the strongest of them,
+    detected when the latest of those figures was; a correction names its series as
+    last told to that target, in words and a severity no stronger than the strongest of
+    them. Unchanged when that is what the data says, or when the target was told
+    nothing of it (the data as stored)."""
     if not told or data.get("kind") != "trend" or data.get("direction") != "increase":
         return data
     named = [str(a.get("series")) for a in data.get("agree", [])]
@@ -347,20 +348,27 @@ def as_told(data: dict[str, Any], told: list[dict[str, Any]]) -> dict[str, Any]:
     last, onset, category = rise["agree"], rise["onset"], rise["category"]
     heard = [last[k] for k in sorted(named) if k in last]
     stored = int(data.get("category") or 0)
+    severity = rise["severity"] or data.get("severity")
     if data.get("decision") == "resolve":
-        if not heard or (heard == data.get("agree") and category >= stored):
+        if not heard or (heard == data.get("agree") and category >= stored
+                         and severity == data.get("severity")):
             return data
         sources = {a.get("source") for a in heard}
+        detected = [str(a["detected_at"]) for a in heard if a.get("detected_at")]
         return {**data, "agree": heard, "category": category,
                 "category_words": SCALE[max(-2, min(2, category))],
+                "severity": severity,
                 "onset": onset or data.get("onset"),
+                "detected_at": max(detected) if detected else data.get("detected_at"),
                 "stale": [s for s in data.get("stale") or [] if s.get("source") in sources]}
     if data.get("decision") == "correct" and len(heard) == len(named):
         category = min(category, stored)
-        if heard == data.get("agree") and category == stored:
+        severity = min(severity, data.get("severity"), key=severity_rank)
+        if heard == data.get("agree") and category == stored \
+                and severity == data.get("severity"):
             return data
         return {**data, "agree": heard, "category": category,
-                "category_words": SCALE[max(-2, min(2, category))]}
+                "category_words": SCALE[max(-2, min(2, category))], "severity": severity}
     return data
 
 

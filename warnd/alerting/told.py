@@ -18,6 +18,9 @@ from warnd.store import Store
 #: The kinds of a substance's alerts whose messages make episodes (told in order).
 EPISODE_KINDS = ("trend", "spike")
 
+#: An alert's severities, weakest first.
+SEVERITIES = ("info", "warning", "critical")
+
 
 def episode_scope(d: dict[str, Any]) -> tuple[str, list[Any]] | None:
     """The alerts of a delivery's episode kind (a substance's trend or spike in one
@@ -43,16 +46,18 @@ def episode_start(store: Store, scope: tuple[str, list[Any]], alert_id: int) -> 
 def rise_told(messages: list[dict[str, Any]]) -> dict[str, Any]:
     """What ``messages`` (the data of a rise's messages someone had, oldest first: its
     opening, escalations, reminders and corrections) told of the rise: each series'
-    latest figures (``agree``, by series key), the earliest onset and the highest
-    category. A correction withdraws its series: it is no longer told, and the messages
-    that rested on it no longer give the words (when none is left, the words are the
-    correction's, no stronger than theirs); a later message naming the series again
-    tells it again."""
+    latest figures (``agree``, by series key), the earliest onset, the highest category
+    and the highest severity (``severity``: "" when none). A correction withdraws its
+    series: it is no longer told, and the messages that rested on it no longer give the
+    words nor the severity (when none is left, they are the correction's, no stronger
+    than theirs); a later message naming the series again tells it again."""
     last: dict[str, dict[str, Any]] = {}
-    heard: list[tuple[set[str], int, Any]] = []  # (series, category, onset) per message
+    # (series, category, onset, severity rank) per message
+    heard: list[tuple[set[str], int, Any, int]] = []
     for m in messages:
         series = {str(a.get("series")) for a in m.get("agree", [])}
         category = int(m.get("category") or 0)
+        rank = severity_rank(m.get("severity"))
         if m.get("decision") == "correct":
             for k in series:
                 last.pop(k, None)
@@ -60,15 +65,23 @@ def rise_told(messages: list[dict[str, Any]]) -> dict[str, Any]:
             if heard and not kept and last:
                 onsets = [h[2] for h in heard if h[2]]
                 kept = [(set(last), min(category, max(h[1] for h in heard)),
-                         min(onsets) if onsets else None)]
+                         min(onsets) if onsets else None,
+                         min(rank, max(h[3] for h in heard)))]
             heard = kept
             continue
         for a in m.get("agree", []):
             last[str(a.get("series"))] = a
-        heard.append((series, category, m.get("onset")))
+        heard.append((series, category, m.get("onset"), rank))
     onsets = [h[2] for h in heard if h[2]]
+    rank = max((h[3] for h in heard), default=-1)
     return {"agree": last, "onset": min(onsets) if onsets else None,
-            "category": max((h[1] for h in heard), default=0)}
+            "category": max((h[1] for h in heard), default=0),
+            "severity": SEVERITIES[rank] if rank >= 0 else ""}
+
+
+def severity_rank(severity: Any) -> int:
+    """A message's severity as its place in :data:`SEVERITIES` (-1 when none of them)."""
+    return SEVERITIES.index(severity) if severity in SEVERITIES else -1
 
 
 def told_to_target(store: Store, d: dict[str, Any]) -> list[dict[str, Any]]:
