@@ -887,19 +887,27 @@ def _counted(db: Any, where: str, params: list[Any]) -> tuple[int, int]:
     return int(attempts), int(given_up)
 
 
+def _same_matter(a: str) -> str:
+    """SQL: alert ``a`` is about the same matter as alert ``e`` (a substance's trend or
+    spike in one direction, or a source's failure), whichever episode of it; its
+    parameters are :data:`EPISODE_KINDS`."""
+    kinds = ",".join("?" * len(EPISODE_KINDS))
+    return (f"({a}.substance = e.substance AND {a}.kind = e.kind AND "
+            f"COALESCE({a}.direction, '') = COALESCE(e.direction, '') AND "
+            f"(e.kind IN ({kinds}) AND e.substance != '' OR "
+            f"e.kind = 'source_health' AND {a}.source = e.source))")
+
+
 def _release_later(db: Any, alert_id: int, names: list[str], now_s: str) -> None:
     """The later messages of ``alert_id``'s episode to ``names``, held until its next
     attempt (:data:`WAITS_FOR_EARLIER`), made due now: an operator re-queued or dropped
     it, so that attempt is not what they wait for any more. An earlier message still
     waiting goes first with them (:func:`_bring_earlier_along`), and they wait again
     should it fail."""
-    kinds = ",".join("?" * len(EPISODE_KINDS))
     db.conn.executemany(
         "UPDATE deliveries SET next_attempt_at=? WHERE status='pending' AND target=? AND "
         "last_error=? AND next_attempt_at>? AND alert_id>? AND alert_id IN (SELECT l.id "
-        "FROM alerts l JOIN alerts e ON e.id=? WHERE l.substance=e.substance AND "
-        "l.kind=e.kind AND COALESCE(l.direction, '')=COALESCE(e.direction, '') AND "
-        f"e.kind IN ({kinds}))",
+        f"FROM alerts l JOIN alerts e ON e.id=? WHERE {_same_matter('l')})",
         [(now_s, name, WAITS_FOR_EARLIER, now_s, alert_id, alert_id, *EPISODE_KINDS)
          for name in names])
 
@@ -911,10 +919,6 @@ def _requeue_unheard(db: Any, alert_id: int, names: list[str], now_s: str) -> in
     (:data:`UNHEARD`), queued again: an operator queued ``alert_id`` again for them, so
     they hear of the episode now and are told its end or its withdrawal after it (the
     messages of an episode go in order: :func:`_bring_earlier_along`). How many."""
-    kinds = ",".join("?" * len(EPISODE_KINDS))
-    same = ("{0}.substance=e.substance AND {0}.kind=e.kind AND "
-            "COALESCE({0}.direction, '')=COALESCE(e.direction, '') AND "
-            f"(e.kind IN ({kinds}) OR e.kind='source_health' AND {{0}}.source=e.source)")
     n = 0
     for name in names:
         n += int(db.execute(
@@ -922,8 +926,8 @@ def _requeue_unheard(db: Any, alert_id: int, names: list[str], now_s: str) -> in
             "last_error='queued again with an earlier message of its episode; before: ' || "
             "last_error WHERE status='dropped' AND target=? AND last_error=? AND alert_id>? "
             f"AND alert_id IN (SELECT l.id FROM alerts l JOIN alerts e ON e.id=? WHERE "
-            f"{same.format('l')} AND l.id < COALESCE((SELECT MIN(o.id) "
-            f"FROM alerts o WHERE {same.format('o')} AND o.decision='open' AND o.id>e.id), "
+            f"{_same_matter('l')} AND l.id < COALESCE((SELECT MIN(o.id) "
+            f"FROM alerts o WHERE {_same_matter('o')} AND o.decision='open' AND o.id>e.id), "
             "l.id + 1))",
             (now_s, now_s, name, UNHEARD, alert_id, alert_id, *EPISODE_KINDS,
              *EPISODE_KINDS)).rowcount)
@@ -936,14 +940,9 @@ def _superseded(db: Any, where: str, params: list[Any]) -> dict[str, int]:
     spike in one direction, a source's failure; an escalation read as its opening, the
     end, a new opening): by target, the latest such alert. What they told is out of
     date for that target, and sent now it would arrive after what replaced it."""
-    kinds = ",".join("?" * len(EPISODE_KINDS))
     rows = db.execute(
         "SELECT d.target, MAX(l.id) FROM deliveries d JOIN alerts e ON e.id = d.alert_id "
-        "JOIN alerts l ON l.id > e.id AND ("
-        f"(e.kind IN ({kinds}) AND e.substance != '' AND l.substance = e.substance AND "
-        "l.kind = e.kind AND COALESCE(l.direction, '') = COALESCE(e.direction, '')) OR "
-        "(e.kind = 'source_health' AND e.substance = '' AND l.kind = 'source_health' AND "
-        "l.source = e.source)) "
+        f"JOIN alerts l ON l.id > e.id AND {_same_matter('l')} "
         "JOIN deliveries ld ON ld.alert_id = l.id AND ld.target = d.target "
         "AND ld.status = 'delivered' "
         f"WHERE (d.alert_id, d.target) IN (SELECT alert_id, target FROM deliveries "
