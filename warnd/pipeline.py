@@ -47,7 +47,7 @@ from warnd.store import (Pending, Shares, Store, Whole, iso, pack_series, pack_s
 
 #: Series whose detector states one detect pass holds unpacked at a time (memory: a
 #: 100,000-series week peaked at 229-231 MiB with 512 against 273-286 with 2,048, in the
-#: same time; docs/operations.md).
+#: same time; docs/load-history.md).
 ADVANCE_CHUNK = 512
 #: Fewer series than this in a detect pass's chunk are stepped one state each: the
 #: array path's fixed cost (reading, stacking and packing a group) exceeds what it saves

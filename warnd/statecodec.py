@@ -33,7 +33,7 @@ The fits are left uncompressed because their floats hardly compress (3.4 kB to 2
 for five years of weekly data) while zlib spent most of a state's packing on them:
 a state takes about 4.2 kB instead of 3.6 kB, packing it about a third of the time
 ``WSB1`` took and unpacking it about half (``benchmarks/batch.py``, numbers in
-``docs/operations.md``). Any other dict is packed as ``WSB1``.
+``docs/load-history.md``). Any other dict is packed as ``WSB1``.
 
 Two parts of that layout are smaller when they can be, each said in the header, and
 read back bit for bit either way:
