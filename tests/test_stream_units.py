@@ -125,6 +125,8 @@ dimension = "availability"
     out = capsys.readouterr().out
     assert "ALERT #1 [warning] Ny advarsel: ketamin — Ketamin med høy styrke" in out
     assert "no new alerts" not in out
+    # the poll's line counts in words people write: one document, not "1 documents"
+    assert "poll overdosefare: ok (1 document, 0 observations, 1 item, 0 problems)" in out
     assert load_config(p).substances
 
 

@@ -93,8 +93,9 @@ def _run_locked(args: argparse.Namespace, cfg: Config) -> int:
         else:
             for p in polls:
                 state = "ok" if p.ok else f"FAILED: {logs.redact(p.error or '')}"
-                print(f"poll {p.source}: {state} ({p.documents} documents, {p.observations} "
-                      f"observations, {p.items} items, {p.problems} problems)")
+                print(f"poll {p.source}: {state} ({_count(p.documents, 'document')}, "
+                      f"{_count(p.observations, 'observation')}, {_count(p.items, 'item')}, "
+                      f"{_count(p.problems, 'problem')})")
             if not res["alerts"]:
                 print("no new alerts")
             for a in res["alerts"]:
@@ -114,6 +115,11 @@ def _run_locked(args: argparse.Namespace, cfg: Config) -> int:
 
 
 # -- check-config ---------------------------------------------------------------------
+def _count(n: int, noun: str) -> str:
+    """``"1 document"``, ``"3 documents"``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     path = args.file or args.config
     try:
