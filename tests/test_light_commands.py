@@ -5,10 +5,12 @@ drawing need."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from feeds.base import Observation
 from tests.service_kit import child_env, counts_csv, write_service_config
@@ -214,3 +216,26 @@ def test_status_and_check_config_run_without_the_cycle_collector(tmp_path, monke
         cli.main(["--config", str(cfg), command])
         assert gc.isenabled(), command
     assert collecting == [("status", False), ("check-config", False), ("alerts", True)]
+
+
+def test_output_closed_by_its_reader_ends_the_command_quietly(tmp_path) -> None:
+    """``warnd status | head -1``: the reader of the output goes away before the command
+    has written it. The command ends with the shell's code for a process ended by
+    SIGPIPE (141) and nothing on stderr, not a traceback; its output to a reader that
+    stays is whole (the real console script, with the pipe's reading end closed before
+    the command writes)."""
+    cfg = write_service_config(tmp_path / "config.toml", sources=source("tab", "data"))
+    env = child_env()
+    script = str(Path(sys.executable).parent / "warnd")
+    cmd = [script, "--config", str(cfg), "status"]
+    read, write = os.pipe()
+    os.close(read)  # nobody reads: the first write fails with EPIPE
+    try:
+        r = subprocess.run(cmd, env=env, cwd=tmp_path, stdout=write,
+                           stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert (r.returncode, r.stderr) == (141, "")
+    whole = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True,
+                           timeout=120)
+    assert whole.returncode == 0 and whole.stdout.startswith("state: "), whole.stderr

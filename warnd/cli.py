@@ -689,9 +689,40 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        if _stdout_open():
+            raise  # another pipe (a socket): a failure like any other
+        # the reader of the output went away (`warnd alerts | head`): nothing more to
+        # say, and no traceback; the shell's code for a process ended by SIGPIPE
+        return EX_PIPE
     finally:
         if short:
             gc.enable()
+
+
+#: the exit code of a command whose output was closed under it (128 + SIGPIPE)
+EX_PIPE = 141
+
+
+def _stdout_open() -> bool:
+    """Whether standard output still has a reader (a pipe whose reader went away polls
+    as an error); if not, it is pointed at /dev/null, so that Python's own flush at
+    exit does not fail again."""
+    import os
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+        poll = select.poll()
+        poll.register(fd, select.POLLOUT)
+        if not any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poll.poll(0)):
+            return True
+    except (OSError, ValueError):  # no descriptor (output captured): take it as open
+        return True
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+    return False
 
 
 if __name__ == "__main__":  # pragma: no cover
