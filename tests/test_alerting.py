@@ -710,7 +710,9 @@ def test_weekly_digest_sent_once_with_the_five_step_table(tmp_path, smtp_server,
     assert outbox.dispatch_pending(cfg, store, now=monday + timedelta(hours=3))["delivered"] == 0
     wait_for(lambda: len(smtp_server.messages) == 1, what="the digest")
     msg = smtp_server.messages[0]
-    assert msg["Subject"] == "Ukeoversikt: 2026-06-29 – 2026-07-13"
+    # the week it is about (the first digest: one schedule period), in local dates;
+    # its table also takes in findings on the data of the week before (late data)
+    assert msg["Subject"] == "Ukeoversikt: 2026-07-06 – 2026-07-13"
     html = msg.get_body(("html",)).get_content()
     ket = next(line for line in html.splitlines() if line.startswith("ketamin"))
     assert ket.split()[1:6] == ["+2", "+1", "+0", "+3", "2"] and "sterk økning" in ket
@@ -719,7 +721,14 @@ def test_weekly_digest_sent_once_with_the_five_step_table(tmp_path, smtp_server,
     rows = store.q("SELECT kind, target FROM alerts JOIN deliveries ON alert_id = id")
     assert rows == [{"kind": "digest", "target": "mail"}]
     assert main(["--config", str(cfg.path), "digest", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["schedule"] == "weekly"
+    got = json.loads(capsys.readouterr().out)
+    assert got["schedule"] == "weekly"
+    # the next week's digest starts where this one ended: no two name the same days
+    # (before, each weekly digest named two weeks, the week before its own included)
+    assert outbox.dispatch_pending(cfg, store, now=monday + timedelta(weeks=1))[
+        "delivered"] == 1
+    wait_for(lambda: len(smtp_server.messages) == 2, what="the second digest")
+    assert smtp_server.messages[1]["Subject"] == "Ukeoversikt: 2026-07-13 – 2026-07-20"
 
 
 TWO_COUNTS = (

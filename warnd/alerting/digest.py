@@ -174,9 +174,16 @@ def build(config: Config, store: Store, *, end: datetime,
     openings = _read_as_openings(config, store, [a["id"] for a in changed])
     for a in changed:
         a["opened_for"], a["opening_title"] = openings.get(a["id"], ([], None))
+    tz = ZoneInfo(config.general.timezone)
     return {
         "since": (min(since.date(), data_since) if since.year > 1970 else data_since).isoformat(),
         "until": end.date().isoformat(),
+        # the time the digest is about, as its title names it (local dates): since the
+        # previous digest, or one schedule period for the first; the table also takes in
+        # findings on data of the week before it (`since`), which may come late
+        "covers_from": (since if since.year > 1970 else end - schedule_span(config))
+        .astimezone(tz).date().isoformat(),
+        "covers_until": end.astimezone(tz).date().isoformat(),
         "since_at": iso(since),
         "until_at": iso(end),
         "last_alert_id": last_id,
@@ -279,7 +286,9 @@ def render(data: dict[str, Any], lang: str) -> tuple[str, str]:
         if no
         else ("Weekly digest" if data["schedule"] == "weekly" else "Daily digest")
     )
-    title = f"{head}: {data['since']} – {data['until']}"
+    # a digest stored before `covers_from` was kept is named by its data window
+    title = (f"{head}: {data.get('covers_from', data['since'])} – "
+             f"{data.get('covers_until', data['until'])}")
     cols = ("bruk", "tilgj.", "interesse") if no else ("use", "avail.", "interest")
     # the substance's whole label where it fits (up to 32 characters)
     w = max([14] + [min(32, len(s["label"])) for s in data["substances"]])
