@@ -126,11 +126,15 @@ def score_change(
     if use_counts:
         p = _quasi_poisson(b, a, eb, ea)
         test = "quasi-Poisson rate ratio"
+    elif np.ptp(np.concatenate([a, b])) == 0:
+        p, test = 1.0, "Mann-Whitney U"
+    elif 2 / math.comb(len(a) + len(b), len(a)) >= params.alpha:
+        # so few values (one wastewater campaign a half-year) that the test cannot
+        # reach `alpha` whatever they are: no test applies, the size of the change
+        # decides (`categorize`), as a change of the mean is judged with one value
+        p, test = None, "none: too few values"
     else:
-        if np.ptp(np.concatenate([a, b])) == 0:
-            p = 1.0
-        else:
-            p = mannwhitneyu_p(a, b)  # scipy.stats' test without loading scipy.stats
+        p = mannwhitneyu_p(a, b)  # scipy.stats' test without loading scipy.stats
         test = "Mann-Whitney U"
     return SourceChange(float(lb), float(la), float(rel), p, categorize(rel, p, params), test)
 

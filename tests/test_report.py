@@ -125,6 +125,37 @@ def test_from_nothing_is_an_infinite_increase():
     assert "| notices:x | use | 0 | 2 | +∞ |" in render_markdown(rep, "en")
 
 
+def test_a_campaign_a_half_year_is_scored_by_the_size_of_its_change():
+    """Wastewater: one campaign's mean a half-year (mg per 1,000 inhabitants a day).
+    With one value on each side the rank test cannot reach `alpha` whatever the values
+    (its smallest p-value is 1), nor with three: no test applies (p shown as "–"), and
+    the size of the change decides, as for a change of the mean. From four values on
+    each side the test applies again. Before, cocaine in Bergen's wastewater up 172 %
+    was scored a small increase, under "p 1,000"."""
+    ww = Series(source="ww", substance="x", periods=(date(2025, 9, 22), date(2026, 3, 9)),
+                values=np.array([200.7, 545.8]), dimension="use", metric="concentration")
+    (row,) = substance_table("x", [ww], CUR, PREV, PARAMS).rows
+    assert row.relative_change == pytest.approx(1.7195, abs=1e-4)
+    assert (row.p_value, row.score) == (None, 2)
+    rep = Report(CUR, PREV, (substance_table("x", [ww], CUR, PREV, PARAMS),))
+    md = render_markdown(rep, "en")
+    assert "| ww:x:concentration | use | 201 | 546 | +172% | – | +2 | strong increase |" in md
+    # the months keep their capitals in English (before: "October 2025 – march 2026")
+    assert "\n\nOctober 2025 – March 2026, compared with April 2025 – September 2025." in md
+    small = Series(source="ww", substance="x", periods=(date(2025, 9, 22), date(2026, 3, 9)),
+                   values=np.array([200.0, 216.0]), dimension="use", metric="concentration")
+    assert substance_table("x", [small], CUR, PREV, PARAMS).rows[0].score == 0
+    three = Series(
+        source="idx", substance="x", periods=PREV_WEEKS[:3] + CUR_WEEKS[:3],
+        values=np.array([1.0, 1.1, 0.9, 2.0, 2.1, 1.9]), metric="index")
+    (row,) = substance_table("x", [three], CUR, PREV, PARAMS).rows
+    assert (row.p_value, row.score) == (None, 2)
+    four = Series(source="idx", substance="x", periods=PREV_WEEKS[:4] + CUR_WEEKS[:4],
+                  values=np.array([1.0, 1.1, 0.9, 1.05, 2.0, 2.1, 1.9, 2.05]), metric="index")
+    (row,) = substance_table("x", [four], CUR, PREV, PARAMS).rows
+    assert row.p_value == pytest.approx(0.0286, abs=1e-4) and row.score == 2
+
+
 def test_no_data_before_is_said_and_not_counted():
     s = Series(source="notices", substance="x", periods=CUR_WEEKS, values=np.ones(26),
                dimension="availability")

@@ -131,6 +131,13 @@ CSV_COLUMNS = [
 
 
 # -- formatting ----------------------------------------------------------------------------
+
+def _upper_first(text: str) -> str:
+    """The text with its first letter upper-case and the rest as it is
+    (``str.capitalize`` would write "October 2025 – march 2026")."""
+    return text[:1].upper() + text[1:]
+
+
 def period_label(p: tuple[date, date], lang: str) -> str:
     m = MONTHS[lang]
     return f"{m[p[0].month - 1]} {p[0].year} – {m[p[1].month - 1]} {p[1].year}"
@@ -229,7 +236,7 @@ def render_markdown(rep: Report, lang: str = "no", *, generated: date | None = N
     t = T[lang]
     cur = period_label(rep.current, lang)
     lines = [f"# {t['title']}: {cur}", "",
-             f"{cur.capitalize()}, {t['compared']} {period_label(rep.previous, lang)}."
+             f"{_upper_first(cur)}, {t['compared']} {period_label(rep.previous, lang)}."
              + (f" {t['generated'].capitalize()} {generated.isoformat()}." if generated else ""),
              "", f"## {t['findings']}", ""]
     lines += [f"- **{s.label}** – {s.headline(lang).split(' – ', 1)[1]}" for s in rep.substances]
@@ -374,7 +381,7 @@ def render_html(
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{e(t['title'])}: {e(cur)}</title><style>{CSS}</style></head><body>",
         f"<h1>{e(t['title'])}: {e(cur)}</h1>",
-        f'<p class="meta">{e(cur.capitalize())}, {e(t["compared"])} '
+        f'<p class="meta">{e(_upper_first(cur))}, {e(t["compared"])} '
         f"{e(period_label(rep.previous, lang))}."
         + (f" {e(t['generated'].capitalize())} {generated.isoformat()}." if generated else "")
         + "</p>",
