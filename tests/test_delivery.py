@@ -511,3 +511,63 @@ def test_a_peak_usual_for_the_time_of_year_is_said(tmp_path, smtp_server, teams_
     _, text = render_text(data, "en", 1)
     assert "expected with this time of year's usual peak in 3 of its 8 periods" in text
     assert decide.finding_from_dict(decide._finding_dict(trend)).evidence == trend.evidence
+
+
+def test_a_failed_send_tells_whether_the_message_can_have_reached_the_target(teams_server):
+    """Sent to real servers: a failure shows that the message did not reach the target
+    (``unsent``) only when the connection was refused, or the server refused it (an SMTP
+    error reply for a message to one address, an HTTP 4xx); not after a timeout, a
+    connection dropped once the message was read, an HTTP 5xx, nor an SMTP refusal of
+    the second of two addresses (the first took it)."""
+    from tests.servers import BlackHole, SmtpServer, _Handler
+    from warnd.alerting.send import send
+
+    class Relay(_Handler):
+        def __init__(self, reply: str) -> None:
+            super().__init__()
+            self.reply = reply
+
+        async def handle_RCPT(self, server, session, envelope, address, options):
+            if self.reply.startswith("550") and address.startswith("b@"):
+                return self.reply
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+        async def handle_DATA(self, server, session, envelope):
+            if self.reply == "drop":
+                server.transport.close()
+            elif not self.reply.startswith("550"):
+                return self.reply
+            return await super().handle_DATA(server, session, envelope)
+
+    def mail(reply: str | None, to: str = "a@example.org") -> object:
+        relay = SmtpServer()
+        if reply is None:  # nothing listens on its port
+            return send(relay.url(to), title="t", body="b", timeout=5)
+        relay.handler = Relay(reply)
+        relay.start()
+        try:
+            return send(relay.url(to), title="t", body="b", timeout=5)
+        finally:
+            relay.stop()
+
+    def card(status: int) -> object:
+        teams_server.status = status
+        return send(teams_server.url(), title="t", body="b", timeout=5)
+
+    hole = BlackHole()
+    try:
+        hung = send(f"mailto://127.0.0.1:{hole.port}?from=a@example.org&to=o@example.org"
+                    "&mode=insecure&cto=1", title="t", body="b", timeout=5)
+    finally:
+        hole.release()
+    outcomes = {
+        "refused": mail(None), "451": mail("451 4.3.0 try again later"),
+        "dropped": mail("drop"), "second refused": mail("550 no such user",
+                                                        "a@example.org,b@example.org"),
+        "hung": hung, "HTTP 400": card(400), "HTTP 429": card(429), "HTTP 502": card(502),
+    }
+    assert not any(r.ok for r in outcomes.values())
+    assert {k: r.unsent for k, r in outcomes.items()} == {
+        "refused": True, "451": True, "dropped": False, "second refused": False,
+        "hung": False, "HTTP 400": True, "HTTP 429": True, "HTTP 502": False}

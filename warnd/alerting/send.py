@@ -61,6 +61,9 @@ class SendResult:
     kind: str = ""
     #: seconds the target asked to wait (HTTP Retry-After), when it did
     retry_after: float | None = None
+    #: the failure shows that the message did not reach the target
+    #: (:func:`not_taken`); False when it may have
+    unsent: bool = False
 
 
 _CALL: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
@@ -324,11 +327,46 @@ def send(
             "this apprise made the email's plain-text part from its HTML, not warnd's")
     if r:
         return SendResult(True, "SUCCESS")
-    return _failure(r, status, call, timeout)
+    single = all(_addresses(s) <= 1 for s in ap if _is_email(s))
+    return _failure(r, status, call, timeout, single=single)
 
 
-def _failure(r: Any, status: str, call: dict[str, Any], timeout: float) -> SendResult:
-    """A failed send, with the reason told apart (timeout, TLS, refused, HTTP status)."""
+def _addresses(service: Any) -> int:
+    """How many addresses an email service sends to (To, Cc, Bcc)."""
+    return sum(len(getattr(service, name, None) or ()) for name in ("targets", "cc", "bcc"))
+
+
+#: A transport error that ended a send before the target was reached at all.
+_NOT_REACHED = re.compile(r"connection refused|errno 111\b|name or service not known|"
+                          r"nodename nor servname|getaddrinfo failed|name resolution", re.I)
+_SMTP_REPLY = re.compile(r"\(([45])\d\d, b?['\"]")
+
+
+def not_taken(texts: list[str], codes: list[int], *, single: bool) -> bool:
+    """Whether a failed send shows that the message did not reach its target, from the
+    transport errors' ``texts`` and the HTTP status ``codes`` it met: each was a
+    connection refused or a name that does not resolve, an SMTP error reply when the
+    email goes to one address (with several, an address before it may have taken it:
+    the plugin sends to each in turn), or an HTTP 4xx (the service refused the
+    request). Not so after a timeout, a connection dropped, an HTTP 5xx (a gateway may
+    have passed the request on), a TLS error or anything else, nor when nothing was told:
+    the target may have taken the message before the send failed."""
+    if not texts and not codes:
+        return False
+    if any(not 400 <= c < 500 for c in codes):
+        return False
+    for t in texts:
+        if "timed out" in t.lower() or "timeout" in t.lower():
+            return False
+        if not (_NOT_REACHED.search(t) or single and _SMTP_REPLY.search(t)):
+            return False
+    return True
+
+
+def _failure(r: Any, status: str, call: dict[str, Any], timeout: float, *,
+             single: bool = True) -> SendResult:
+    """A failed send, with the reason told apart (timeout, TLS, refused, HTTP status),
+    and whether it shows that the message did not reach the target (``unsent``)."""
     entries: list[Any] = []
     try:
         entries = list(r.logs())
@@ -341,6 +379,9 @@ def _failure(r: Any, status: str, call: dict[str, Any], timeout: float) -> SendR
     if status == "TIMEOUT":
         return SendResult(False, status, f"timeout: no answer within {timeout:g} s",
                           kind="timeout")
+    texts = [e if isinstance(e, str) else f"{type(e).__name__}: {e}" for e in call["errors"]]
+    unsent = not_taken(texts + sockets, [code for code, _ in call["responses"]],
+                       single=single)
     for code, retry in reversed(call["responses"]):
         if code >= 300:
             wait = parse_retry_after(retry)
@@ -353,9 +394,9 @@ def _failure(r: Any, status: str, call: dict[str, Any], timeout: float) -> SendR
                 pass
             if wait is not None:
                 words += f" (Retry-After {wait:.0f} s)"
-            return SendResult(False, status, words, kind="http", retry_after=wait)
-    kind, words = classify([e if isinstance(e, str) else f"{type(e).__name__}: {e}"
-                            for e in call["errors"]] + sockets)
+            return SendResult(False, status, words, kind="http", retry_after=wait,
+                              unsent=unsent)
+    kind, words = classify(texts + sockets)
     parts = [words] if words else []
     try:
         # one target is one apprise service (a mailto:// URL with several recipients is
@@ -364,7 +405,8 @@ def _failure(r: Any, status: str, call: dict[str, Any], timeout: float) -> SendR
     except Exception:
         pass
     parts += warnings[-2:]
-    return SendResult(False, status, "; ".join(parts)[:500], kind=kind or "error")
+    return SendResult(False, status, "; ".join(parts)[:500], kind=kind or "error",
+                      unsent=unsent)
 
 
 def _is_email(service: Any) -> bool:
