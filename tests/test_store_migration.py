@@ -5,7 +5,9 @@ action would lower; schema 12: every identity of each item; schema 13: each file
 of a period (sources whose files add up), empty at first;
 schema 14: the matching terms of the substances; schema 15: whether a later message
 of an episode read as its opening; schema 16: the terms a substance counted afresh was
-counted with before; schema 17: the file a file whose share is kept is a copy of.
+counted with before; schema 17: the file a file whose share is kept is a copy of;
+schema 19: whether an attempt of a message read as its target's opening may have reached
+it.
 
 The schema-2 store is the one ``make demo`` left behind before schema 5
 (``tests/fixtures/stores/demo-v2.sqlite.gz``), the schema-8 store the one it left
@@ -106,7 +108,7 @@ def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 18
+        assert store.schema_version == len(MIGRATIONS) == 19
         table_sql = store.db.execute(
             "SELECT sql FROM sqlite_master WHERE name='observations'").fetchone()[0]
         assert "WITHOUT ROWID" in table_sql
@@ -207,7 +209,7 @@ def test_schema_8_states_move_to_their_own_table_unchanged(tmp_path, monkeypatch
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 18
+        assert store.schema_version == len(MIGRATIONS) == 19
         assert temp_store == [1]  # FILE while migrating
         assert store.db.execute("PRAGMA temp_store").fetchone()[0] == 2  # then MEMORY
         assert "detector_state" not in _columns(db, "series")
@@ -585,10 +587,43 @@ def test_schema_17_keeps_the_shares_and_finds_copies_of_their_files(tmp_path, mo
     monkeypatch.setattr(warnd.store, "MIGRATIONS", MIGRATIONS)
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 18
+        assert store.schema_version == len(MIGRATIONS) == 19
         assert store.shares_read("amk", "/d/amk_1.csv", "abc")
         assert store.kept_copy("amk", "/d/amk_1 (1).csv", "abc") == ("/d/amk_1.csv",) * 2
         assert store.kept_copy("amk", "/d/amk_1.csv", "abc") is None
+    finally:
+        store.close()
+    again = Store(db)  # re-opening runs no migration again
+    assert again.schema_version == len(MIGRATIONS)
+    again.close()
+
+
+def test_schema_19_counts_an_opening_sent_before_as_possibly_received(tmp_path, monkeypatch):
+    """A store of schema 18 with an escalation that read as a target's opening and
+    expired, and another that read as decided: after the upgrade the first counts as
+    possibly received (its attempts were not recorded), so queuing it again keeps its
+    reading; the other has no such record."""
+    import warnd.store
+
+    db = tmp_path / "warnd.sqlite"
+    monkeypatch.setattr(warnd.store, "MIGRATIONS", MIGRATIONS[:18])
+    old = Store(db)
+    try:
+        assert old.schema_version == 18
+        old.db.conn.executemany(
+            "INSERT INTO deliveries (alert_id, target, status, attempts, next_attempt_at, "
+            "created_at, opens) VALUES (?, ?, 'expired', 3, '2026-07-14T10:00:00+00:00', "
+            "'2026-07-14T10:00:00+00:00', ?)", [(2, "mail", 1), (2, "ops", 0)])
+        old.db.conn.commit()
+    finally:
+        old.close()
+    monkeypatch.setattr(warnd.store, "MIGRATIONS", MIGRATIONS)
+    store = Store(db)
+    try:
+        assert store.schema_version == len(MIGRATIONS) == 19
+        assert store.q("SELECT target, opens, maybe_sent FROM deliveries ORDER BY target") == [
+            {"target": "mail", "opens": 1, "maybe_sent": 1},
+            {"target": "ops", "opens": 0, "maybe_sent": None}]
     finally:
         store.close()
     again = Store(db)  # re-opening runs no migration again

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
+
 from tests.alerting_env import finding, judge_period, make_config, seed_series, target
 from tests.servers import SmtpServer, _Handler, wait_for
 from warnd.alerting import outbox
@@ -51,11 +53,14 @@ def _thread(msg) -> tuple[str | None, str | None]:
 
 class _DeferFirst(_Handler):
     """A relay that defers (451) the first attempt of each subject in ``defer``, keeping
-    every message it read, so a retry is seen as sent twice."""
+    every message it read, so a retry is seen as sent twice; with ``drop``, it closes
+    the connection instead of answering, the message read: the sender cannot tell
+    whether it was taken."""
 
-    def __init__(self, *defer: str) -> None:
+    def __init__(self, *defer: str, drop: bool = False) -> None:
         super().__init__()
         self.defer = set(defer)
+        self.drop = drop
         self.seen: list = []
 
     async def handle_DATA(self, server, session, envelope):
@@ -66,6 +71,8 @@ class _DeferFirst(_Handler):
             self.seen.append(msg)
             if msg["Subject"] in self.defer:
                 self.defer.discard(msg["Subject"])
+                if self.drop:
+                    server.transport.close()
                 return "451 4.3.0 try again later"
         return await super().handle_DATA(server, session, envelope)
 
@@ -77,14 +84,15 @@ def test_an_opening_expired_on_a_dead_relay_the_escalation_reads_as_the_opening(
     is the first message of the episode it gets and reads as its opening, "Sterk
     økning: ketamin — 2 kilder" with no "Mer enn sist varslet", starting a thread; the
     end replies to it. The ops target, which had the opening, gets "Forverring: …" with
-    what grew, replying to the opening. The relay defers the escalation's first
-    attempt, and meanwhile an operator re-queues the expired opening, which goes first:
-    the retry reads as the first attempt did (same subject, Message-ID and no thread),
-    as recorded before its first send. Before, the mail target got "Forverring: Sterk
+    what grew, replying to the opening. The relay drops the connection on the
+    escalation's first attempt, after reading it (it may have reached mail), and
+    meanwhile an operator re-queues the expired opening, which goes first: the retry
+    reads as the first attempt did (same subject, Message-ID and no thread), as
+    recorded before its first send. Before, the mail target got "Forverring: Sterk
     økning: ketamin — 2 kilder", "Mer enn sist varslet: 2 kilder (før 1) …", replying
     to an opening it never had."""
     relay = SmtpServer()  # not started: nothing listens on its port
-    relay.handler = _DeferFirst(FIRST)
+    relay.handler = _DeferFirst(FIRST, drop=True)
     cfg = make_config(tmp_path, target("mail", relay.url("mail@example.org"))
                       + target("ops", smtp_server.url("ops@example.org")),
                       '\n[alerting]\nexpire_after = "1h"\nsend_resolved = true\n'
@@ -103,7 +111,7 @@ def test_an_opening_expired_on_a_dead_relay_the_escalation_reads_as_the_opening(
                               {"lab": [_lab(1)], "customs": [finding("customs")]}, now=week)
         assert esc["decision"] == "escalate"
         counts = outbox.dispatch_pending(cfg, store, now=week)
-        assert (counts["delivered"], counts["retrying"]) == (1, 1)  # ops; mail deferred
+        assert (counts["delivered"], counts["retrying"]) == (1, 1)  # ops; mail dropped
         assert outbox.retry_delivery(store, opening["id"], "mail", now=week) == 1
         assert outbox.dispatch_pending(cfg, store, now=week + timedelta(minutes=2))[
             "delivered"] == 2
@@ -380,5 +388,161 @@ def test_an_expired_opening_is_not_queued_again_after_the_escalation_read_as_it(
             web.close()
         if console is not None:
             console.stop()
+        relay.stop()
+        store.close()
+
+
+def _opening_expired(tmp_path, relay: SmtpServer, ops: SmtpServer):
+    """The lab's opening, while the mail relay is dead: it expires for mail, ops has it.
+    A week later customs agrees: the escalation, not sent yet. Config, store, opening
+    and escalation."""
+    cfg = make_config(tmp_path, target("mail", relay.url("mail@example.org"))
+                      + target("ops", ops.url("ops@example.org")),
+                      '\n[alerting]\nexpire_after = "1h"\nsend_resolved = true\n'
+                      "chart = false\n")
+    store = Store.in_dir(cfg.state_dir)
+    for s in ("lab", "customs"):
+        seed_series(store, s)
+    (opening,) = judge_period(cfg, store, D0, {"lab": [_lab(0, rel=0.5, category=1)]},
+                              now=T0)
+    assert outbox.dispatch_pending(cfg, store, now=T0)["delivered"] == 1  # ops
+    assert outbox.dispatch_pending(cfg, store, now=T0 + timedelta(hours=2))["expired"] == 1
+    (esc,) = judge_period(cfg, store, D0 + timedelta(weeks=1),
+                          {"lab": [_lab(1)], "customs": [finding("customs")]},
+                          now=T0 + timedelta(weeks=1))
+    assert esc["decision"] == "escalate"
+    return cfg, store, opening, esc
+
+
+def _both_expired(tmp_path, relay: SmtpServer, ops: SmtpServer):
+    """The mail relay is dead for the lab's opening and customs' escalation: both expire
+    for mail (the escalation, first tried after the opening was given up, recorded as
+    mail's opening), while ops has each. Config, store, opening, escalation and the time
+    the escalation expired."""
+    cfg, store, opening, esc = _opening_expired(tmp_path, relay, ops)
+    for when in (T0 + timedelta(weeks=1), T0 + timedelta(weeks=1, hours=2)):
+        outbox.dispatch_pending(cfg, store, now=when)
+    assert store.q("SELECT alert_id, status, opens FROM deliveries WHERE target='mail' "
+                   "ORDER BY alert_id") == [
+        {"alert_id": opening["id"], "status": "expired", "opens": None},
+        {"alert_id": esc["id"], "status": "expired", "opens": 1}]
+    return cfg, store, opening, esc, T0 + timedelta(weeks=1, hours=2)
+
+
+def _to_the_end(cfg, store) -> None:
+    """Weeks without a finding until the rise ends, the outbox sent each week."""
+    for k in range(2, 9):
+        now = T0 + timedelta(weeks=k)
+        judge_period(cfg, store, D0 + timedelta(weeks=k), {}, now=now)
+        outbox.dispatch_pending(cfg, store, now=now)
+
+
+@pytest.mark.parametrize("order", ["opening first", "escalation first"])
+def test_an_opening_and_its_escalation_queued_again_go_as_opening_and_escalation(
+        tmp_path, smtp_server, order):
+    """The mail relay is dead while the lab's rise opens and customs agrees: the opening
+    and the escalation (read as mail's opening when first tried, the opening given up)
+    both expire, each attempt refused. The relay is repaired; an operator queues both
+    again, in either order, and the service restarts before the next dispatch. Mail
+    gets the opening, then the escalation as decided ("Forverring: …", "Mer enn sist
+    varslet: 2 kilder (før 1)") replying to the opening, as if both had gone in order
+    the first time; the end replies to the opening and tells the rise
+    as mail had it, as ops is told it. Before, mail got the escalation as a second
+    opening ("Sterk økning: ketamin — 2 kilder", a thread of its own)."""
+    relay = SmtpServer()  # not started: nothing listens on its port
+    cfg, store, opening, esc, expired_at = _both_expired(tmp_path, relay, smtp_server)
+    relay.start()
+    try:
+        later = expired_at + timedelta(hours=1)
+        ids = [opening["id"], esc["id"]]
+        for aid in ids if order == "opening first" else ids[::-1]:
+            assert outbox.retry_delivery(store, aid, now=later) == 1
+        store.close()  # a restart before the next dispatch
+        store = Store.in_dir(cfg.state_dir)
+        assert outbox.dispatch_pending(cfg, store, now=later)["delivered"] == 2
+        wait_for(lambda: len(relay.messages) == 2, what="two emails to mail")
+        first, then = relay.messages
+        assert first["Subject"] == OPENING and _thread(first) == (None, None)
+        assert then["Subject"] == "Forverring: " + FIRST
+        assert "Mer enn sist varslet: 2 kilder (før 1)" in _text(then)
+        assert _thread(then) == (first["Message-ID"],) * 2
+
+        _to_the_end(cfg, store)
+        wait_for(lambda: len(relay.messages) == 3 and len(smtp_server.messages) == 3,
+                 what="three emails to each")
+        end = relay.messages[-1]
+        ops_opening, _, ops_end = smtp_server.messages
+        assert end["Subject"] == ops_end["Subject"] == "Avsluttet: " + FIRST
+        assert _thread(end) == (first["Message-ID"],) * 2
+        assert _thread(ops_end) == (ops_opening["Message-ID"],) * 2
+        assert _text(end) == _text(ops_end)
+    finally:
+        relay.stop()
+        store.close()
+
+
+def test_an_escalation_refused_once_goes_as_decided_after_its_opening_queued_again(
+        tmp_path, smtp_server):
+    """The opening to mail expired on a dead relay. The relay is back and defers (451)
+    the escalation's first attempt, which read as mail's opening; an operator then
+    queues the opening again. The relay refused that attempt, so it never reached mail:
+    mail gets the opening, then the escalation as decided ("Forverring: …", with what
+    grew), replying to it. Before, the retry went as a second opening, a thread of its
+    own, as recorded at the refused attempt."""
+    relay = SmtpServer()  # not started: nothing listens on its port
+    relay.handler = _DeferFirst(FIRST)
+    cfg, store, opening, esc = _opening_expired(tmp_path, relay, smtp_server)
+    relay.start()
+    try:
+        week = T0 + timedelta(weeks=1)
+        counts = outbox.dispatch_pending(cfg, store, now=week)
+        assert (counts["delivered"], counts["retrying"]) == (1, 1)  # ops; mail deferred
+        assert outbox.retry_delivery(store, opening["id"], "mail", now=week) == 1
+        assert outbox.dispatch_pending(cfg, store, now=week + timedelta(minutes=2))[
+            "delivered"] == 2
+        wait_for(lambda: len(relay.messages) == 2, what="two emails to mail")
+        refused, first, then = relay.handler.seen
+        assert refused["Subject"] == FIRST  # as first tried, not taken
+        assert first["Subject"] == OPENING and _thread(first) == (None, None)
+        assert then["Subject"] == "Forverring: " + FIRST and GREW in _text(then)
+        assert _thread(then) == (first["Message-ID"],) * 2
+        assert store.q("SELECT opens FROM deliveries WHERE alert_id=? AND target='mail'",
+                       [esc["id"]]) == [{"opens": 0}]
+    finally:
+        relay.stop()
+        store.close()
+
+
+def test_an_escalation_that_may_have_reached_the_target_keeps_its_opening_when_queued_again(
+        tmp_path, smtp_server):
+    """As above, but the relay drops the connection after reading the escalation's first
+    attempt (it may have reached mail), then dies until the escalation expires, its
+    later attempts refused. An operator queues the opening and the escalation again:
+    mail gets the opening, then the escalation as first tried, its opening (same
+    subject, text, Message-ID, no thread): a second version under the same Message-ID
+    could contradict the one mail may hold."""
+    relay = SmtpServer()  # not started: nothing listens on its port
+    relay.handler = _DeferFirst(FIRST, drop=True)
+    cfg, store, opening, esc = _opening_expired(tmp_path, relay, smtp_server)
+    relay.start()
+    try:
+        week = T0 + timedelta(weeks=1)
+        assert outbox.dispatch_pending(cfg, store, now=week)["retrying"] == 1  # dropped
+        relay.stop()
+        assert outbox.dispatch_pending(cfg, store, now=week + timedelta(hours=2))[
+            "expired"] == 1  # refused
+        relay.start()
+        later = week + timedelta(hours=3)
+        for aid in (opening["id"], esc["id"]):
+            assert outbox.retry_delivery(store, aid, "mail", now=later) == 1
+        assert outbox.dispatch_pending(cfg, store, now=later)["delivered"] == 2
+        wait_for(lambda: len(relay.messages) == 2, what="two emails to mail")
+        maybe, first, again = relay.handler.seen
+        assert first["Subject"] == OPENING
+        assert (maybe["Subject"], again["Subject"]) == (FIRST, FIRST)
+        assert _text(maybe) == _text(again) and GREW not in _text(again)
+        assert maybe["Message-ID"] == again["Message-ID"]
+        assert _thread(again) == (None, None)
+    finally:
         relay.stop()
         store.close()

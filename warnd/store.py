@@ -574,9 +574,23 @@ def _m18(db: sqlite_utils.Database) -> None:
                "NOT NULL, named_at TEXT NOT NULL, PRIMARY KEY (key, substance))")
 
 
+def _m19(db: sqlite_utils.Database) -> None:
+    """``deliveries.maybe_sent``: for a delivery that reads as its target's opening
+    (``opens`` 1), whether an attempt of it may have reached the target (1: one was
+    under way, or ended without showing that the target did not take it; 0: each attempt
+    so far was refused before the target took it; NULL: none was sent). Only while none
+    may have, an operator's re-queue of the episode's messages has its reading asked
+    again (:func:`warnd.alerting.outbox.retry_delivery`). Deliveries that read as the
+    opening before have no record of their attempts: they count as possibly sent (1)."""
+    cols = {r[1] for r in db.execute("PRAGMA table_info(deliveries)").fetchall()}
+    if "maybe_sent" not in cols:
+        db.execute("ALTER TABLE deliveries ADD COLUMN maybe_sent INTEGER")
+        db.execute("UPDATE deliveries SET maybe_sent=1 WHERE opens=1")
+
+
 #: Forward migrations; index + 1 is the schema version they produce.
 MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8, _m9, _m10, _m11, _m12, _m13, _m14,
-              _m15, _m16, _m17, _m18]
+              _m15, _m16, _m17, _m18, _m19]
 
 #: The counters of ``/metrics`` read from rows an operator may change, and what each
 #: keeps in the ``counters`` table: the send attempts of deliveries queued again (their
@@ -2188,13 +2202,36 @@ class Store:
     def record_opens(self, alert_id: int, target: str, opens: bool) -> bool:
         """Record, before a delivery is first sent, whether it is the first message of
         its episode its target is sent (it then reads as the opening); a value recorded
-        before (a retry, a send again after a crash) stands. The value recorded."""
+        before (a retry, a send again after a crash) stands, unless an operator's re-queue
+        had it asked again (:func:`warnd.alerting.outbox._reconsider`). The value
+        recorded."""
         with self.write() as db:
             db.execute("UPDATE deliveries SET opens=? WHERE alert_id=? AND target=? AND "
                        "opens IS NULL", (int(opens), alert_id, target))
             row = db.execute("SELECT opens FROM deliveries WHERE alert_id=? AND target=?",
                              (alert_id, target)).fetchone()
         return bool(row and row[0])
+
+    def record_attempt(self, alert_id: int, target: str) -> bool:
+        """Record, before an attempt of a delivery that reads as its target's opening is
+        sent, that it may reach the target (``maybe_sent`` 1: so it stays after a crash
+        or an outcome not recorded). Whether no attempt of it before could have (none
+        was 1), which :meth:`record_not_taken` restores after a failure showing that the
+        target did not take this one."""
+        with self.write() as db:
+            row = db.execute("SELECT maybe_sent FROM deliveries WHERE alert_id=? AND "
+                             "target=?", (alert_id, target)).fetchone()
+            db.execute("UPDATE deliveries SET maybe_sent=1 WHERE alert_id=? AND target=?",
+                       (alert_id, target))
+        return not (row and row[0])
+
+    def record_not_taken(self, alert_id: int, target: str) -> None:
+        """Record that no attempt of a delivery that reads as its target's opening can
+        have reached the target (``maybe_sent`` 0): each failed showing that the target
+        did not take it (:meth:`record_attempt`)."""
+        with self.write() as db:
+            db.execute("UPDATE deliveries SET maybe_sent=0 WHERE alert_id=? AND target=?",
+                       (alert_id, target))
 
     def release_claims(self, *, except_owner: str | None = None) -> list[dict[str, Any]]:
         """Free every claim not held by ``except_owner``; return the deliveries freed.

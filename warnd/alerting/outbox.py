@@ -167,6 +167,9 @@ class _Job:
         self.target = target
         #: the Message-ID of the first message of its episode to the target, if any
         self.thread: str | None = None
+        #: it reads as its target's opening, and no attempt of it before this one can
+        #: have reached the target (:meth:`Store.record_attempt`)
+        self.unreached = False
         self.phase = "render"
         self.started = 0.0
         #: monotonic time by which the current phase must end
@@ -218,7 +221,10 @@ def opens_for_target(store: Store, d: dict[str, Any]) -> bool:
     Asked when the delivery is first sent, after the episode's earlier messages to the
     target went or were given up (they go first: :func:`_bring_earlier_along`), and
     recorded before the send (:meth:`Store.record_opens`), so that a retry or a send
-    again after a crash reads the same, whatever becomes of the earlier ones."""
+    again after a crash reads the same, whatever becomes of the earlier ones. Asked
+    again only when an operator queues the episode's messages to the target again and
+    no attempt of it can have reached the target (:func:`_reconsider`): an earlier one
+    queued again then goes first, and it reads as decided, in that one's thread."""
     scope = _scope(d)
     if d.get("decision") not in ("escalate", "repeat") or d.get("kind") not in EPISODE_KINDS \
             or scope is None:
@@ -390,10 +396,14 @@ def _work(job: _Job, config: Config, store_path: Any, send_fn: Callable[..., Any
     try:
         # (a store error here is a failed attempt, retried: the message is not at fault)
         opens = d.get("opens")
-        if opens is None and d.get("decision") in ("escalate", "repeat") \
-                and _episode(d) is not None:
-            opens = store.record_opens(int(d["alert_id"]), d["target"],
-                                       opens_for_target(store, d))
+        if d.get("decision") in ("escalate", "repeat") and _episode(d) is not None:
+            # read under the claim: an operator's re-queue may have had it asked again
+            # since this round read it (:func:`_reconsider`)
+            opens = store.q("SELECT opens FROM deliveries WHERE alert_id=? AND target=?",
+                            [int(d["alert_id"]), d["target"]])[0]["opens"]
+            if opens is None:
+                opens = store.record_opens(int(d["alert_id"]), d["target"],
+                                           opens_for_target(store, d))
         d = {**d, "opens": opens}
         job.thread = thread_root(store, d)
         try:
@@ -427,6 +437,8 @@ def _work(job: _Job, config: Config, store_path: Any, send_fn: Callable[..., Any
                          d.get("alert_created_at") or d["created_at"])
         if fmt == "card":
             body = _with_message_id(body, mid, job.thread)
+        if opens:  # whether it may yet read otherwise: only while no attempt can have reached
+            job.unreached = store.record_attempt(int(d["alert_id"]), d["target"])
         job.phase = "send"
         job.deadline = time.monotonic() + timeout + 5
         try:
@@ -624,7 +636,8 @@ def dispatch_pending(
                 continue
             wait, retry_at = _record(store, d, job.url, result, counts, now=now,
                                      backoff=backoff, max_backoff=max_backoff, expire=expire,
-                                     max_retry_after=parse_duration(a.max_retry_after))
+                                     max_retry_after=parse_duration(a.max_retry_after),
+                                     unreached=job.unreached)
             if wait is not None:
                 round_blocked[name] = wait
             if retry_at is not None and _episode(d) is not None:
@@ -784,11 +797,15 @@ def _prepare(
 def _record(
     store: Store, d: dict[str, Any], url: str, result: Any, counts: dict[str, int], *,
     now: datetime, backoff: Any, max_backoff: Any, expire: Any, max_retry_after: Any,
+    unreached: bool = False,
 ) -> tuple[datetime | None, datetime | None]:
     """Record one outcome: for a failure, the time the target may be tried again (when
     the target itself is unwell) and the time of this delivery's next attempt, which
     the episode's later messages to the target wait for (unless it expired, or the
-    target refused this message for good: SMTP 5xx, an HTTP 4xx other than 429)."""
+    target refused this message for good: SMTP 5xx, an HTTP 4xx other than 429).
+    ``unreached``: the delivery reads as its target's opening and no earlier attempt
+    of it can have reached the target; a failure showing that this one did not either
+    (``SendResult.unsent``) keeps it so (:meth:`Store.record_not_taken`)."""
     aid, name = int(d["alert_id"]), d["target"]
     if result.ok:
         crash_point("send")
@@ -817,6 +834,8 @@ def _record(
     with store.write():
         targets.record_outcome(store, name, ok=False, error=err, now=now,
                                blocked_until=now + delay if whole_target else None)
+        if unreached and getattr(result, "unsent", False):
+            store.record_not_taken(aid, name)
         if now - created >= expire:
             store.mark_delivery(aid, name, status="expired", error=err, now=now)
             counts["expired"] += 1
@@ -934,6 +953,30 @@ def _requeue_unheard(db: Any, alert_id: int, names: list[str], now_s: str) -> in
     return n
 
 
+def _reconsider(db: Any, alert_id: int, names: list[str], now_s: str) -> int:
+    """The messages of ``alert_id``'s episode to ``names`` from it on (up to its next
+    opening) that wait to be sent (the one queued again, a later one being retried)
+    and read as their target's opening, with no attempt of them that can have reached
+    it (``maybe_sent`` 0 or none: each was refused, :meth:`Store.record_attempt`):
+    whether they read as the opening is asked again when each is next sent (``opens``
+    NULL, :func:`opens_for_target`). An operator queued ``alert_id`` again for those targets:
+    an earlier message of the episode may now reach them first, and a later one then
+    reads as decided, in its thread, as if each had gone in order the first time. One
+    that may have reached its target (a timeout, a connection dropped, a crash during
+    its send) keeps its text, Message-ID and thread. How many."""
+    n = 0
+    for name in names:
+        n += int(db.execute(
+            "UPDATE deliveries SET opens=NULL, maybe_sent=NULL WHERE status='pending' AND "
+            "target=? AND opens=1 AND COALESCE(maybe_sent, 0)=0 AND (claimed_until IS NULL "
+            "OR claimed_until <= ?) AND alert_id>=? AND alert_id IN (SELECT l.id FROM alerts l "
+            f"JOIN alerts e ON e.id=? WHERE {_same_matter('l')} AND l.id < COALESCE((SELECT "
+            f"MIN(o.id) FROM alerts o WHERE {_same_matter('o')} AND o.decision='open' AND "
+            "o.id>e.id), l.id + 1))",
+            (name, now_s, alert_id, alert_id, *EPISODE_KINDS, *EPISODE_KINDS)).rowcount)
+    return n
+
+
 def _superseded(db: Any, where: str, params: list[Any]) -> dict[str, int]:
     """Of the deliveries ``where`` selects (:func:`_select`), those whose target has had
     a later message of the same episode kind delivered since (a substance's trend or
@@ -977,7 +1020,11 @@ def retry_delivery(store: Store, alert_id: int, target: str | None = None, *,
     it (:func:`_requeue_unheard`). A delivery whose target has had a later message of
     the episode since (:func:`_superseded`: an escalation that read as its opening, the
     end) is not queued again: it would arrive after what replaced it, a second and
-    older opening (:func:`superseded` says which).
+    older opening (:func:`superseded` says which). A message of the episode, from this
+    one on, that read as its target's opening when first tried and waits to be sent
+    again, none of its attempts able to have reached the target, has that asked again
+    when it goes (:func:`_reconsider`): after an earlier one queued again that reached
+    the target it reads as decided, in its thread, not as a second opening.
     """
     from warnd.store import utcnow
 
@@ -1002,6 +1049,8 @@ def retry_delivery(store: Store, alert_id: int, target: str | None = None, *,
                             "WHERE target=?", [(name,) for name in names])
         _release_later(db, alert_id, names, now_s)
         after = _requeue_unheard(db, alert_id, names, now_s) if n else 0
+        if n:
+            _reconsider(db, alert_id, names, now_s)
     if n:
         log.info("alert=%d target=%s: %d deliveries queued again by an operator%s", alert_id,
                  target or "*", n, f", with {after} later message(s) of the episode not sent "
