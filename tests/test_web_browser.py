@@ -337,6 +337,35 @@ def test_alerts_page_tells_severity_in_words(demo_console):
     assert "<td>kritisk</td>" in row and "critical" not in row
 
 
+def test_sources_page_tells_the_schedule_in_its_language_and_flags_old_data(demo_console):
+    """The sources page, in Norwegian: each source's schedule in words ("hver 6h", not
+    the English of `warnd status`) and its newest data, flagged with its age where
+    `warnd status` calls it old (the demo's data stopped in March 2026). Before, the
+    page said "every 6h" and gave the date with nothing to tell that it was months
+    old."""
+    import json
+
+    from tests.webkit import warnd
+
+    console, cfg, state, _ = demo_console
+    c = _http_login(console, OPERATOR)
+    try:
+        page = c.get("/sources").text
+    finally:
+        c.close()
+    st = json.loads(warnd(cfg, state, "status", "--json").stdout)
+    lab = next(s for s in st["sources"] if s["name"] == "lab-mbf")
+    row = page.split('<tr id="source-lab-mbf">')[1].split("</tr>")[0]
+    assert "count_table, hver 6h" in row and "every" not in row
+    assert lab["data_stale_days"] > 14 and lab["newest_data"] == lab["newest_period"]
+    assert f"<td>{lab['newest_data']}<br>" in row
+    assert f'<span class="badge bad">{lab["data_stale_days"]} dager gamle</span>' in row
+    fresh = next(s for s in st["sources"] if s["data_stale_days"] is None
+                 and s["newest_data"])  # newest data not unusually old: no flag
+    row = page.split(f'<tr id="source-{fresh["name"]}">')[1].split("</tr>")[0]
+    assert f"<td>{fresh['newest_data']}</td>" in row and "dager gamle" not in row
+
+
 def test_console_in_english(demo_console, tmp_path):
     """The same store read by an English console: units, shares, plurals and severity
     in English, with the decimal point."""
@@ -360,10 +389,12 @@ def test_console_in_english(demo_console, tmp_path):
         try:
             page = c.get("/substances/ketamin").text
             alerts = c.get("/alerts").text
+            sources = c.get("/sources").text
         finally:
             c.close()
     finally:
         en.stop()
+    assert "count_table, every 6h" in sources and " days old</span>" in sources
     assert '<span class="unit">share of tests positive (%)</span>' in page
     assert "· 1 finding</figcaption>" in page and " 1 findings" not in page
     row = next(r for r in page.split("<tr>") if "Laboratoriet, Vestland: share of tests "

@@ -162,6 +162,8 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
                 "unusable": unusable,
                 "newest_period": old_data["period"] if old_data else None,
                 "data_stale_days": old_data["days"] if old_data else None,
+                # the newest period of its data, old or not (None: no data yet)
+                "newest_data": str(newest[s.name])[:10] if newest.get(s.name) else None,
             })
         open_alerts = store.q(
             "SELECT id, substance, kind, severity, title, created_at FROM alerts "

@@ -23,7 +23,8 @@ TEXT: dict[str, dict[str, str]] = {
         "expire": "Avslutt demping", "no_alerts": "Ingen varsler.", "no_silences":
         "Ingen aktive dempinger.", "healthy": "i orden", "unhealthy": "feiler", "stale":
         "utdatert", "last_fetch": "Siste henting", "last_ok": "Siste vellykkede",
-        "newest": "Nyeste data", "problems": "Problemer", "never": "aldri",
+        "newest": "Nyeste data", "problems": "Problemer", "never": "aldri", "every": "hver",
+        "days_old": "{n} dager gamle",
         "target": "Mottaker", "attempts": "Forsøk", "error": "Feil", "retry": "Prøv igjen",
         "drop": "Forkast", "pending": "venter", "failed": "feilet", "expired": "utløpt",
         "delivered": "levert", "dropped": "forkastet", "no_deliveries": "Ingen leveringer "
@@ -72,6 +73,7 @@ TEXT: dict[str, dict[str, str]] = {
         "no_alerts": "No alerts.", "no_silences": "No active silences.", "healthy": "healthy",
         "unhealthy": "failing", "stale": "stale", "last_fetch": "Last fetch", "last_ok":
         "Last success", "newest": "Newest data", "problems": "Problems", "never": "never",
+        "every": "every", "days_old": "{n} days old",
         "target": "Target", "attempts": "Attempts", "error": "Error", "retry": "Retry",
         "drop": "Drop", "pending": "pending", "failed": "failed", "expired": "expired",
         "delivered": "delivered", "dropped": "dropped", "no_deliveries": "No deliveries "

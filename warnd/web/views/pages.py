@@ -81,10 +81,11 @@ def chart_json(request: Request, who: dict[str, Any], store: Any) -> Response:
 @guard("viewer")
 def sources(request: Request, who: dict[str, Any], store: Any) -> Response:
     web = request.app.state.web
-    st = collect_status(web.cfg)
-    newest = {r["source"]: r["p"] for r in store.q(
-        "SELECT source, MAX(period) AS p FROM observations GROUP BY source")}
+    st = collect_status(web.cfg)  # the newest data from the series, not a scan of all rows
     for s in st["sources"]:
         s["label"] = web.cfg.source_label(s["name"])
-        s["newest"] = newest.get(s["name"])
+        s["newest"] = s["newest_data"]
+        # "every 6h" in the console's language (`warnd status` keeps its own words)
+        how, _, rest = str(s["schedule"]).partition(" ")
+        s["schedule"] = f"{web.t['every']} {rest}" if how == "every" else s["schedule"]
     return web.page(request, who, "sources.html", title=web.t["sources"], st=st)
