@@ -41,6 +41,18 @@ window.addEventListener("load", function () {
     var r = t.getBoundingClientRect();
     out.tables.push({rows: t.rows.length, width: r.width, height: r.height});
   });
+  // the lines each number in a table takes ("2 479", "3,3 %": one, not broken)
+  out.numberLines = [];
+  document.querySelectorAll("td.num:not(.words)").forEach(function (td) {
+    if (!td.textContent.trim()) return;
+    var range = document.createRange();
+    range.selectNodeContents(td);
+    var tops = {};
+    Array.prototype.forEach.call(range.getClientRects(), function (r) {
+      tops[Math.round(r.top)] = true;
+    });
+    out.numberLines.push([td.textContent, Object.keys(tops).length]);
+  });
   var pre = document.createElement("pre");
   pre.id = "warnd-check";
   pre.textContent = JSON.stringify(out);
@@ -114,6 +126,9 @@ def test_html_report_renders_in_headless_chromium(demo_report, tmp_path):
     assert len(seen["tables"]) == 2 * len(rep.substances)
     for tab in seen["tables"]:
         assert tab["rows"] >= 5 and tab["width"] > 200 and tab["height"] > 80, tab
+    # every number on one line (before, "2 479" and "3,3 %" broke at their spaces)
+    assert any(" " in text for text, _ in seen["numberLines"])
+    assert [(t, n) for t, n in seen["numberLines"] if n != 1] == []
 
     shot = tmp_path / "shot.png"
     subprocess.run(

@@ -317,7 +317,8 @@ h2 { font-size: 1.3em; margin-top: 1.6em; color: #1f5f99; }
 h3 { font-size: 1.05em; margin-bottom: .3em; }
 table { border-collapse: collapse; margin: .4em 0 1em; font-size: .92em; }
 th, td { border: 1px solid #c8ccd2; padding: .25em .6em; text-align: left; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.num.words { white-space: normal; }
 thead th { background: #e8eef5; }
 tr.total td { font-weight: bold; background: #f4f6f8; }
 tr.dimhead td { background: #f7f3e3; font-weight: bold; }
@@ -421,6 +422,8 @@ def render_html(
                           _signed(s.aggregate.by_dimension.get(d, 0), lang), ""], {}, "dimhead"))
             for r in drows:
                 cls = {7: f"cat-{r.category}" if r.counted else "nodata"}
+                if r.status == "panel":  # words, not a number, in the change column
+                    cls[4] = "words"
                 body.append((_row_cells(rep, r, lang), cls, ""))
         parts.append(_html_table(
             [t["source"], t["dimension"], t["before"], t["after"], t["change"], t["p"],
