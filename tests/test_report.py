@@ -406,6 +406,11 @@ def test_chart_numbers_use_the_languages_decimal_mark():
     assert fmt_tick(0.2, 0.1, "en") == "0.2" and fmt_tick(-10, 10, "en") == "\u221210"
     assert fmt_tick(20000, 10000, "no") == "20\u00a0000"
     assert fmt_tick(20000, 10000, "en") == "20,000"
+    # ticks 2.5 apart keep their half (before: "−2" and "−8" for −2.5 and −7.5)
+    assert nice_ticks(-7.2, 0, 4) == [-7.5, -5.0, -2.5, 0.0]
+    assert [fmt_tick(v, 2.5, "no") for v in (-7.5, -5.0, -2.5, 0.0)] == [
+        "\u22127,5", "\u22125,0", "\u22122,5", "0,0"]
+    assert fmt_tick(250, 250, "en") == "250" and fmt_tick(0.25, 0.25, "en") == "0.25"
     per = weeks(date(2024, 1, 1), 60)
     share = Series(source="lab", substance="x", periods=per, values=np.full(60, 3.0),
                    denominators=np.full(60, 20.0))
@@ -457,3 +462,20 @@ dimension = "use"
     assert {(r["series"], r["series_name"]) for r in rows} == {
         ("lab-mbf:ketamin:46", "Lab MBF, Vestland: andel positive prøver"),
         ("lab-mbf:heroin:46:quantity", heroin.split(" | ")[0].removeprefix("| "))}
+    # the charts' panels too: titled by source and region, the axis saying what is
+    # measured in the report's language, a share in per cent as in the table (before:
+    # "lab-mbf:ketamin:46 [bruk]" over "andel positive" from 0,00 to 0,20)
+    from warnd.report.charts import ChartCache, sources_svg
+
+    for lang, title, axis in (
+            ("no", "Lab MBF, Vestland [bruk]", "andel positive prøver (%)"),
+            ("en", "Lab MBF, Vestland [use]", "share of tests positive (%)")):
+        svg = sources_svg(ChartCache(None), rep.series["ketamin"], rep.spikes, rep.current,
+                          rep.previous, lang, rep.panels(lang)).decode()
+        assert f">{title}<" in svg and f">{axis}<" in svg and "lab-mbf:" not in svg
+        ticks = [float(t.replace("\u2212", "-").replace(",", "."))
+                 for t in re.findall(r'text-anchor="end"[^>]*>([^<]+)<', svg)]
+        assert 15 <= max(ticks) <= 20, ticks  # per cent, not 0.15 of one
+    svg = sources_svg(ChartCache(None), rep.series["heroin"], rep.spikes, rep.current,
+                      rep.previous, "no", rep.panels("no")).decode()
+    assert ">beslaglagt mengde (kg)<" in svg and ">quantity<" not in svg

@@ -27,7 +27,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -125,7 +125,9 @@ FONT = "font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\""
 def fmt_tick(x: float, step: float, lang: str) -> str:
     """A tick value with as many decimals as the step needs, in the language's
     notation: decimal comma and a space between thousands in Norwegian."""
-    decimals = max(0, -math.floor(math.log10(step) + 1e-9)) if step > 0 else 0
+    # as many as the step has: 2.5 apart needs one ("−2,5", "−7,5"; not "−2", "−8")
+    decimals = next((d for d in range(7) if abs(round(step, d) - step) <= 1e-9 * step), 6) \
+        if step > 0 else 0
     text = f"{x:,.{decimals}f}"
     if lang == "no":
         return text.replace(",", "\u00a0").replace(".", ",").replace("-", "\u2212")
@@ -333,13 +335,14 @@ def longterm_svg(cache: ChartCache, label: str, index: dict[str, list[tuple[date
 
 def sources_svg(cache: ChartCache, series: Sequence[Series], spikes: dict[str, list[date]],
                 current: tuple[date, date], previous: tuple[date, date],
-                lang: str = "no") -> bytes:
+                lang: str = "no", panels: dict[str, tuple[str, str]] | None = None) -> bytes:
     """:func:`sources_chart` through the cache."""
     shown = {s.key for s in series}
     inputs = [sorted(series, key=lambda s: s.key),
-              {k: v for k, v in sorted(spikes.items()) if k in shown}, current, previous, lang]
+              {k: v for k, v in sorted(spikes.items()) if k in shown}, current, previous, lang,
+              {k: list(v) for k, v in sorted((panels or {}).items()) if k in shown}]
     return cache.chart("sources", inputs,
-                       lambda: sources_chart(series, spikes, current, previous, lang))
+                       lambda: sources_chart(series, spikes, current, previous, lang, panels))
 
 
 def longterm_chart(
@@ -445,8 +448,12 @@ def sources_chart(
     current: tuple[date, date],
     previous: tuple[date, date],
     lang: str = "no",
+    panels: dict[str, tuple[str, str]] | None = None,
 ) -> bytes:
-    """SVG: one panel per series with segment levels, change points and spikes."""
+    """SVG: one panel per series with segment levels, change points and spikes. A
+    series in ``panels`` is titled with its source and region and its axis says what it
+    measures, as the report's tables name it (a share of tests in per cent, as the tables
+    give it); without, the title is its key and the axis its metric."""
     t = TEXT[lang]
     order = {d: i for i, d in enumerate(DIMENSIONS)}  # as in the table: use, availability, …
     shown = sorted((s for s in series if len(s.periods) > 0),
@@ -464,14 +471,18 @@ def sources_chart(
     for i, s in enumerate(shown):
         ox, oy = (i % cols) * pw, 36 + (i // cols) * ph
         m = series_marks(s, spikes)
-        y = m.values
+        title, unit = (panels or {}).get(s.key) or (s.key, _unit(s, lang))
+        # a share of tests on an axis "(%)" in per cent, as the tables give it
+        scale = 100.0 if s.key in (panels or {}) and unit.endswith("(%)") else 1.0
+        y = m.values * scale
+        m = replace(m, segments=[(a, b, lv * scale) for a, b, lv in m.segments])
         finite = y[np.isfinite(y)]
         levels = [lv for _, _, lv in m.segments]
         ticks = nice_ticks(min([0.0, *finite.tolist(), *levels]),
                            max([*finite.tolist(), *levels, 0.0]), 4)
         f = _Frame(left=ox + 62, top=oy + 22, width=pw - 80, height=ph - 62,
                    x0=0, x1=hi.toordinal() + 1 - day0, y0=ticks[0], y1=ticks[-1])
-        svg.text(ox + pw / 2 + 20, oy + 14, f"{s.key} [{t.get(s.dimension, s.dimension)}]",
+        svg.text(ox + pw / 2 + 20, oy + 14, f"{title} [{t.get(s.dimension, s.dimension)}]",
                  size=10, anchor="middle")
         _y_axis(svg, f, ticks, lang, size=8)
         svg.rect(f.x(previous[0].toordinal() - day0), f.top,
@@ -499,8 +510,7 @@ def sources_chart(
             if math.isfinite(y[j]):
                 svg.dot(xs[j], f.y(float(y[j])), 3.5, "#c0392b")
         _frame_box(svg, f)
-        svg.text(ox + 14, f.top + f.height / 2, _unit(s, lang), size=9, anchor="middle",
-                 rotate=-90)
+        svg.text(ox + 14, f.top + f.height / 2, unit, size=9, anchor="middle", rotate=-90)
         svg.text(f.left + f.width / 2, f.top + f.height + 27,
                  t["year"] if fmt == "y" else t["month"], size=8, anchor="middle",
                  color="#555")

@@ -454,7 +454,7 @@ def render_html(
             parts.append(f"<p>{e(t['no_notices'])}</p>")
         if charts and rep.series.get(s.substance):
             svg = rc.sources_svg(cache, rep.series[s.substance], rep.spikes, rep.current,
-                                 rep.previous, lang)
+                                 rep.previous, lang, rep.panels(lang))
             parts.append(f'<figure class="sources"><img alt="{e(t["figure_sources"])}: '
                          f'{e(s.label)}" src="{rc.data_uri(svg)}"><figcaption>'
                          f"{e(t['figure_sources'])} – {e(s.label)}</figcaption></figure>")

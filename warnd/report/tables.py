@@ -369,10 +369,18 @@ class Report:
     #: series key -> (periods of the two compared periods whose values were revised
     #: after they were first read, the day of the latest revision)
     revised: dict[str, tuple[int, str]] = field(default_factory=dict)
+    #: series key -> (its source and region, what its axis shows) per language, for
+    #: the charts' panels ("AMK Bergen (ambulanse), Vestland", "utrykninger per uke")
+    axes: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
 
     def name(self, key: str, lang: str) -> str:
         """A series' name for the tables (its key when the report has no names)."""
         return self.names.get(key, {}).get(lang, key)
+
+    def panels(self, lang: str) -> dict[str, tuple[str, str]]:
+        """Each series' panel title and axis in ``lang`` (none when the report has no
+        names: the charts then say the series' key)."""
+        return {key: by_lang[lang] for key, by_lang in self.axes.items() if lang in by_lang}
 
 
 def _period_alerts(store: Any, substance: str, period: Period) -> list[dict[str, Any]]:
@@ -457,9 +465,9 @@ def build_report(
         all_series[sub] = series
     for r in store.q("SELECT series_key, onset FROM findings WHERE kind='spike'"):
         spikes.setdefault(r["series_key"], []).append(date.fromisoformat(r["onset"]))
-    from warnd.alerting.names import series_name
+    from warnd.alerting.names import axis_unit, series_head, series_name
 
-    names, shares = {}, set()
+    names, shares, axes = {}, set(), {}
     for series in all_series.values():
         for s in series:
             share = s.denominators is not None and not is_score(s.metric)
@@ -467,5 +475,8 @@ def build_report(
                 shares.add(s.key)
             names[s.key] = {lang: series_name(cfg, s.source, s.region, s.metric, lang,
                                               share=share) for lang in ("no", "en")}
+            axes[s.key] = {lang: (series_head(cfg, s.source, s.region, lang),
+                                  axis_unit(s.metric, lang, share=share, config=cfg,
+                                            source=s.source)) for lang in ("no", "en")}
     return Report(current, previous, tuple(tables), all_series, spikes, names,
-                  frozenset(shares), _revised(store, current, previous))
+                  frozenset(shares), _revised(store, current, previous), axes)
