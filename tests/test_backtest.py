@@ -118,6 +118,25 @@ def test_changepoints_per_series(tmp_path):
     assert "heroin" in format_changepoints_table(res)
 
 
+def test_changepoint_and_backtest_tables_tell_a_source_s_metrics_apart():
+    """A trend panel's answers on use and on availability are two series of one source,
+    substance and region: the text tables name each row's metric (before, two rows read
+    alike but for their numbers)."""
+    seg = {"start": "2021-03-15", "end": "2026-03-15", "level": 0.1}
+    res = [{"substance": "heroin", "source": "trendpanel", "region": "46", "metric": m,
+            "change_points": [], "segments": [seg]} for m in ("score:use", "score:availability")]
+    lines = format_changepoints_table(res).splitlines()
+    assert lines[0].split()[:4] == ["substance", "source", "region", "metric"]
+    assert [line.split()[3] for line in lines[2:]] == ["score:use", "score:availability"]
+    alert = {"fired_at": "2026-03-16", "substance": "heroin", "source": "toll-beslag",
+             "region": None, "kind": "trend", "decision": "open", "onset": "2026-01-05",
+             "level_before": 2.0, "level_after": 4.0, "relative_change": 1.0,
+             "p_value": 0.001, "category_words": "strong increase"}
+    rows = format_backtest_table([{**alert, "metric": "quantity"}, alert]).splitlines()
+    assert rows[0].split()[4] == "metric"
+    assert [r.split()[4] for r in rows[2:]] == ["quantity", "count"]
+
+
 def write_two_sources(path, customs_steps: bool):
     rng = np.random.default_rng(5)
     lines = ["date,substance,source,value"]

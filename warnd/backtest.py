@@ -644,6 +644,7 @@ def format_backtest_table(alerts: list[dict[str, Any]]) -> str:
             "substance",
             "source",
             "region",
+            "metric",
             "kind",
             "decision",
             "onset",
@@ -659,6 +660,7 @@ def format_backtest_table(alerts: list[dict[str, Any]]) -> str:
                 a["substance"],
                 a["source"],
                 a["region"] or "-",
+                a.get("metric") or "count",
                 a["kind"],
                 a["decision"],
                 a["onset"] or "-",
@@ -685,9 +687,12 @@ def format_changepoints_table(results: list[dict[str, Any]]) -> str:
                     r["substance"],
                     r["source"],
                     r["region"] or "-",
+                    r.get("metric") or "count",
                     seg["start"],
                     seg["end"],
                     _fmt(seg["level"]),
                 ]
             )
-    return _table(["substance", "source", "region", "start", "end", "level"], rows)
+    # the metric tells a source's series of one substance and region apart (a panel's
+    # answers on use and on availability, seizures counted and weighed)
+    return _table(["substance", "source", "region", "metric", "start", "end", "level"], rows)
