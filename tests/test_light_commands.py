@@ -225,6 +225,9 @@ def test_output_closed_by_its_reader_ends_the_command_quietly(tmp_path) -> None:
     stays is whole (the real console script, with the pipe's reading end closed before
     the command writes)."""
     cfg = write_service_config(tmp_path / "config.toml", sources=source("tab", "data"))
+    from warnd.config import load_config
+
+    Store.in_dir(load_config(cfg).state_dir).close()  # status reads a store that exists
     env = child_env()
     script = str(Path(sys.executable).parent / "warnd")
     cmd = [script, "--config", str(cfg), "status"]
@@ -239,3 +242,25 @@ def test_output_closed_by_its_reader_ends_the_command_quietly(tmp_path) -> None:
     whole = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True,
                            timeout=120)
     assert whole.returncode == 0 and whole.stdout.startswith("state: "), whole.stderr
+
+
+def test_reading_commands_make_no_store_where_there_is_none(tmp_path) -> None:
+    """`status`, `alerts`, `outbox`, `digest`, `silence list` and `report` pointed at a
+    state directory without a store (a mistyped $WARND_STATE_DIR) say so and exit 1,
+    leaving the directory as it was. Before, each made a new, empty store there, and
+    `status` then called it healthy. `silence add` may come before the first run: it
+    makes the store."""
+    cfg = write_service_config(tmp_path / "config.toml", sources=source("tab", "data"))
+    env = child_env(WARND_STATE_DIR=str(tmp_path / "nowhere"))
+    for command in (["status"], ["status", "--json"], ["alerts"], ["outbox"], ["digest"],
+                    ["silence", "list"], ["report"]):
+        r = subprocess.run([sys.executable, "-m", "warnd.cli", "--config", str(cfg), *command],
+                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 1 and r.stdout == "", (command, r.stdout)
+        assert r.stderr.startswith(f"warnd: {command[0]}: no store in {tmp_path / 'nowhere'}")
+        assert not (tmp_path / "nowhere").exists(), command
+    r = subprocess.run([sys.executable, "-m", "warnd.cli", "--config", str(cfg), "silence",
+                        "add", "--substance", "ketamin", "--for", "1d", "--reason", "before"],
+                       env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "nowhere" / "warnd.sqlite").exists()

@@ -272,6 +272,20 @@ def _kept_terms(cfg: Config) -> tuple[dict[str, str], dict[str, str], set[str]] 
     return counted, read, shared
 
 
+def _has_store(cfg: Config, command: str) -> bool:
+    """Whether the state directory holds a store; if not, says so for ``command`` (a
+    command that only reads or changes what is stored makes none: a mistyped
+    directory would otherwise get a new, empty store, and `status` would call it
+    healthy)."""
+    from warnd.store import DB_NAME
+
+    if (Path(cfg.state_dir) / DB_NAME).exists():
+        return True
+    print(f"warnd: {command}: no store in {cfg.state_dir} (set general.state_dir or "
+          "$WARND_STATE_DIR, or run `warnd run --once` first)", file=sys.stderr)
+    return False
+
+
 # -- status --------------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace) -> int:
     # status reads the store and sends nothing: target URLs and each kind's source
@@ -279,6 +293,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     from warnd.service.health import collect_status
 
     cfg = _load(args, light=True)
+    if not _has_store(cfg, "status"):
+        return 1
     st = collect_status(cfg)
     if args.json:
         print_json(st)
@@ -343,6 +359,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     cfg = _load(args)
     from warnd.store import Store
 
+    if not _has_store(cfg, "alerts"):
+        return 1
     store = Store.in_dir(cfg.state_dir)
     try:
         if getattr(args, "alerts_cmd", None) == "ack":
@@ -382,13 +400,15 @@ def cmd_test_notify(args: argparse.Namespace) -> int:
 def cmd_digest(args: argparse.Namespace) -> int:
     from warnd.alerting.commands import cmd_digest as run
 
-    return run(args, _load(args))
+    cfg = _load(args)
+    return run(args, cfg) if _has_store(cfg, "digest") else 1
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
     from warnd.alerting.commands import cmd_outbox as run
 
-    return run(args, _load(args))
+    cfg = _load(args)
+    return run(args, cfg) if _has_store(cfg, "outbox") else 1
 
 
 def cmd_silence(args: argparse.Namespace) -> int:
@@ -396,6 +416,10 @@ def cmd_silence(args: argparse.Namespace) -> int:
     from warnd.alerting.commands import cmd_silence as run
     from warnd.store import Store
 
+    # a silence may be added before the first run (it makes the store); nothing else
+    if (getattr(args, "silence_cmd", None) or "list") != "add" and not _has_store(
+            cfg, "silence"):
+        return 1
     store = Store.in_dir(cfg.state_dir)
     try:
         return run(args, store, config=cfg)
@@ -523,12 +547,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from warnd.report.render import RENDERERS
     from warnd.report.tables import build_report
-    from warnd.store import DB_NAME, Store
+    from warnd.store import Store
 
     lang = args.lang or cfg.general.language
-    if not (Path(cfg.state_dir) / DB_NAME).exists():
-        print(f"warnd: report: no store in {cfg.state_dir} (set general.state_dir or "
-              "$WARND_STATE_DIR, or run `warnd run --once` first)", file=sys.stderr)
+    if not _has_store(cfg, "report"):
         return 1
     store = Store.in_dir(cfg.state_dir)
     try:
