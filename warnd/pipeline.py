@@ -709,7 +709,7 @@ class Pipeline:
         t0 = time.monotonic()
         sent = self._judge(store, keys, pending)
         if series is None:  # a whole pass (start-up, `run --once`, the hourly job)
-            sent += self._tell_held(store, judged={k[1] for k in keys})
+            sent += self._tell_held(store)
             if store.resolve_alerts_of_removed(self.config.substances):
                 log.info("the open alerts of substances taken out of the config are resolved")
             decide.close_removed_failures(self.config, store, now=self.clock())
@@ -719,15 +719,17 @@ class Pipeline:
                 len(keys), time.monotonic() - t0)
         return sent
 
-    def _tell_held(self, store: Store, *, judged: set[str]) -> list[dict[str, Any]]:
-        """What a silence held back of the configured substances not judged in this
-        pass, told if it has ended (:func:`warnd.alerting.decide.tell_held`): a
-        substance whose data come monthly is told within the hour the silence ends,
-        not with its next data; so is a rise held for corroboration once the config no
-        longer asks for it. A muted substance stays as it is."""
+    def _tell_held(self, store: Store) -> list[dict[str, Any]]:
+        """What a silence or a mute held back of the configured substances, told if it
+        has ended (:func:`warnd.alerting.decide.tell_held`): a substance whose data come
+        monthly is told within the hour the silence ends, not with its next data; so is
+        a rise held for corroboration once the config no longer asks for it. Also a
+        substance judged in this pass: a round with no decision and no episode open (the
+        end of its rise held back, its series quiet since) tells nothing of its own. A
+        muted substance stays as it is."""
         sent: list[dict[str, Any]] = []
         for substance in store.held_back():
-            if (substance in judged or substance not in self.config.substances
+            if (substance not in self.config.substances
                     or self.config.substances[substance].muted):
                 continue
             sent += decide.tell_held(self.config, store, substance, now=self.clock())
