@@ -7,10 +7,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.alerting_env import SOURCES
-from tests.conftest import write_config
+from tests.conftest import SUBSTANCES, write_config
 from tests.test_stream_config import MAIL, _lab_rise, _week_end, _weeks
 from warnd.config import load_config
 from warnd.store import Store
+
+MUTED = SUBSTANCES.replace('slang = ["ket"]', 'slang = ["ket"]\nmuted = true')
 
 
 def test_the_end_of_a_told_rise_held_back_by_a_silence_is_told_by_the_first_pass_after(
@@ -43,3 +45,23 @@ def test_the_end_of_a_told_rise_held_back_by_a_silence_is_told_by_the_first_pass
     assert [(d, s) for _, d, s in trend] == [
         ("open", "open"), ("resolve", "silenced"), ("resolve", "open")]
     assert trend[0][0] < silenced < trend[1][0] < ends == trend[2][0]
+
+
+def test_the_end_of_a_told_rise_held_back_by_a_mute_is_told_once_unmuted(tmp_path):
+    """Ketamine's rise at the lab is told; the substance is then muted (week 118), the
+    rise ends while it is muted (week 147: recorded as muted, sent to nobody), and the
+    config is reloaded without the mute (week 160). The recipients, told of the rise, are
+    told it ended by the first round after the unmuting, as the end of a told rise held
+    back by a silence is. Before, the end was never told: they were left believing the
+    rise went on."""
+    loud = load_config(write_config(tmp_path, SOURCES + MAIL))
+    muted = load_config(write_config(tmp_path, SOURCES + MAIL, name="muted.toml",
+                                     substances=MUTED))
+    weeks, rise, calm = 175, 110, 125
+    mute, unmute = 118, 160
+    told = _weeks(lambda w: muted if mute <= w < unmute else loud,
+                  _lab_rise(weeks, rise, calm), range(rise - 2, weeks))
+    trend = [(w, d, s) for w, k, d, s in told if k == "trend"]
+    assert [(d, s) for _, d, s in trend] == [
+        ("open", "open"), ("resolve", "muted"), ("resolve", "open")]
+    assert trend[0][0] < mute < trend[1][0] < unmute == trend[2][0]

@@ -427,9 +427,10 @@ def enqueue_findings(
                 told = pending_states[told_scope] = {
                     **told_before, "silenced": _held_by(config, substance, alert["status"])}
             elif (alert["decision"] == "resolve" and alert["kind"] == "trend"
-                  and alert["direction"] == "increase" and alert.get("status") == "silenced"
+                  and alert["direction"] == "increase" and alert.get("status") in HELD
                   and alert.get("id")):
-                # the end of a told rise, held back: told when the silence has ended
+                # the end of a told rise, held back (a silence, the substance muted): told
+                # when the silence has ended, or the substance is no longer muted
                 told = pending_states[told_scope] = {**told, "end_silenced": alert["id"]}
         for alert in late_ends:
             had = _told_targets(store, substance, "trend", "increase", told)
@@ -528,20 +529,21 @@ def _held_by_silence(config: Config, store: Store, substance: str,
 
 def _end_held(config: Config, store: Store, alert_id: int, *, now: datetime,
               ) -> dict[str, Any] | None:
-    """The "ended" message a silence held back (alert ``alert_id``), to be sent now
-    that no silence covers it; None while one does, ``{}`` when it is gone."""
+    """The "ended" message a silence or a mute held back (alert ``alert_id``), to be
+    sent now that no silence covers it and its substance is not muted; None while one
+    does or it is, ``{}`` when it is gone."""
     rows = store.q("SELECT * FROM alerts WHERE id=?", [alert_id])
     if not rows:
         return {}
     a = rows[0]
-    if silenced_by(store, a, now) is not None:
+    if _muted(config, a["substance"]) or silenced_by(store, a, now) is not None:
         return None
     return {
         "dedupe_key": f"{a['dedupe_key']}:after-silence", "substance": a["substance"],
         "source": a["source"], "region": a["region"], "kind": a["kind"],
         "direction": a["direction"], "severity": a["severity"], "decision": a["decision"],
         "title": a["title"], "body": a["body"], "data": json.loads(a["data"] or "{}"),
-        "status": "muted" if _muted(config, a["substance"]) else "open",
+        "status": "open",
     }
 
 
