@@ -4,9 +4,9 @@ reload does): what its recipients are told afterwards."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-from tests.alerting_env import SOURCES
+from tests.alerting_env import SOURCES, target
 from tests.conftest import SUBSTANCES, write_config
 from tests.test_stream_config import MAIL, _lab_rise, _week_end, _weeks
 from warnd.config import load_config
@@ -65,3 +65,55 @@ def test_the_end_of_a_told_rise_held_back_by_a_mute_is_told_once_unmuted(tmp_pat
     assert [(d, s) for _, d, s in trend] == [
         ("open", "open"), ("resolve", "muted"), ("resolve", "open")]
     assert trend[0][0] < mute < trend[1][0] < unmute == trend[2][0]
+
+
+DEAD = "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org"
+DAILY = '\n[alerting.digest]\nschedule = "daily"\nat = "08:00"\ntargets = ["mail"]\n'
+
+
+def _digests_across_reload(tmp_path, before: str, after: str, reload_at: datetime,
+                           days: int) -> list[str]:
+    """Dispatch every 10 minutes for ``days`` days from Monday 2 March 2026, 00:00 UTC,
+    with a daily digest at 08:00 and the ``[general]`` lines ``before``, then ``after``
+    from ``reload_at`` on (a reload); when each digest was made (UTC)."""
+    from warnd.alerting import outbox
+    from warnd.alerting.send import SendResult
+
+    def config(general: str, name: str):
+        return load_config(write_config(
+            tmp_path, SOURCES + target("mail", DEAD) + DAILY, name=name,
+            substances=general + SUBSTANCES, state_dir=str(tmp_path / "state")))
+
+    tmp_path.mkdir()
+    old, new = config(before, "before.toml"), config(after, "after.toml")
+    store = Store.in_dir(old.state_dir)
+    try:
+        t = datetime(2026, 3, 2, tzinfo=UTC)
+        while t < datetime(2026, 3, 2, tzinfo=UTC) + timedelta(days=days):
+            outbox.dispatch_pending(old if t < reload_at else new, store, now=t,
+                                    send=lambda url, **kw: SendResult(True, "SUCCESS"))
+            t += timedelta(minutes=10)
+        return [r["created_at"][:16] for r in store.q(
+            "SELECT created_at FROM alerts WHERE kind='digest' ORDER BY id")]
+    finally:
+        store.close()
+
+
+def test_a_daily_digest_goes_once_on_the_day_the_time_zone_changes(tmp_path):
+    """A daily digest at 08:00 in Oslo (07:00 UTC in winter); on Wednesday at 07:30 UTC,
+    after that day's digest, the config is reloaded with ``timezone = "Europe/London"``
+    (08:00 there is 08:00 UTC). Wednesday has its one digest, and the digests go at
+    08:00 London time from Thursday; so too the other way, London to Oslo after London's
+    digest. Before, Wednesday had three: at the reload one for Tuesday's 08:00 by the new
+    clock (less than a day before, never sent), and at 08:00 another; a time of the new
+    clock not sent yet counted as a digest due."""
+    west = _digests_across_reload(
+        tmp_path / "west", 'timezone = "Europe/Oslo"\n', 'timezone = "Europe/London"\n',
+        datetime(2026, 3, 4, 7, 30, tzinfo=UTC), days=5)
+    assert west == ["2026-03-02T07:00", "2026-03-03T07:00", "2026-03-04T07:00",
+                    "2026-03-05T08:00", "2026-03-06T08:00"]
+    east = _digests_across_reload(
+        tmp_path / "east", 'timezone = "Europe/London"\n', 'timezone = "Europe/Oslo"\n',
+        datetime(2026, 3, 4, 8, 30, tzinfo=UTC), days=5)
+    assert east == ["2026-03-02T08:00", "2026-03-03T08:00", "2026-03-04T08:00",
+                    "2026-03-05T07:00", "2026-03-06T07:00"]

@@ -11,7 +11,9 @@ difference of :func:`detectors.synthesis.aggregate` — and the substance verdic
 (:func:`detectors.synthesis.substance_verdict`). A digest is an alert of kind
 ``digest`` with a dedupe key per scheduled time, so it is sent once even across
 restarts; a scheduled time missed by more than a day is skipped, not sent late, and
-so is one before the first start (no digest about a time warnd was not running). The
+so is one before the first start (no digest about a time warnd was not running), or
+one on the day of the latest digest or before it (a reload that changed the time zone
+or ``at``: :func:`_sent_that_day`). The
 first digest covers one schedule period (a day, a week) before its time. The alerts
 it lists as sent leave out those a silence or a muted substance kept from everyone.
 Each target's copy lists an alert as that target got it: an escalation or a reminder
@@ -324,6 +326,23 @@ def render(data: dict[str, Any], lang: str) -> tuple[str, str]:
     return title, "\n".join(lines)
 
 
+def _sent_that_day(config: Config, store: Store, at: datetime) -> bool:
+    """True when the latest digest was made for a time on the day of ``at`` or later,
+    on the clock now configured: a reload that changed ``general.timezone`` or the
+    digest's ``at`` moves its times, and a time of the new clock not sent yet on a day
+    that had its digest (or one before it) is not another digest."""
+    rows = store.q("SELECT dedupe_key FROM alerts WHERE kind='digest' ORDER BY id DESC "
+                   "LIMIT 1")
+    if not rows:
+        return False
+    try:  # digest:<schedule>:<the scheduled instant>
+        last = datetime.fromisoformat(str(rows[0]["dedupe_key"]).split(":", 2)[2])
+    except (IndexError, ValueError):
+        return False
+    tz = ZoneInfo(config.general.timezone)
+    return last.astimezone(tz).date() >= at.astimezone(tz).date()
+
+
 def maybe_enqueue(config: Config, store: Store, *, now: datetime) -> int | None:
     """Enqueue the digest when a scheduled time has passed and it was not sent yet."""
     from warnd.alerting.routing import resolve_targets
@@ -343,6 +362,8 @@ def maybe_enqueue(config: Config, store: Store, *, now: datetime) -> int | None:
         return None
     key = f"digest:{dg.schedule}:{at.isoformat()}"
     if store.q("SELECT 1 FROM alerts WHERE dedupe_key=?", [key]):
+        return None
+    if _sent_that_day(config, store, at):
         return None
     # what is open now, what changed until now: since the previous digest, or for the
     # first one (also when digests are first configured after a year of running),
