@@ -1097,6 +1097,28 @@ def enqueue_renamed_notice(
     return told
 
 
+def resolve_unwatched(config: Config, store: Store) -> int:
+    """Resolve the open trend and spike alerts of configured substances whose episode
+    (kind and direction) no watched series holds open any more: the sources whose series
+    held it were taken out of the config, paused, or no longer feed those series
+    (:meth:`Store.active_episode_states`), so nothing judged ends it, and `warnd status`
+    and the console would list its alerts as open for good. No end is told (a rise of a
+    watched source opens a new episode). How many."""
+    watched = config.watched_sources()
+    n = 0
+    for r in store.q("SELECT DISTINCT substance, kind, direction FROM alerts WHERE "
+                     "status='open' AND kind IN ('trend','spike') AND substance != ''"):
+        sub, kind, direction = r["substance"], r["kind"], r["direction"]
+        if sub not in config.substances or store.open_episode_scopes(
+                sub, f"{kind}:{direction}", sources=watched):
+            continue
+        with store.write() as db:
+            n += store.resolve_alerts(db, kind=kind, substance=sub, direction=direction)
+        log.info("substance=%s %s:%s no watched source holds the episode open any more: "
+                 "its alerts are resolved", sub, kind, direction)
+    return n
+
+
 def close_removed_failures(config: Config, store: Store, *, now: datetime) -> list[str]:
     """End, without a message, the failure episodes of sources taken out of the config:
     nothing polls them any more, so the episode would stay open for good, and a source
