@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tests.alerting_env import SOURCES, target
 from tests.conftest import SUBSTANCES, write_config
 from tests.test_stream_config import MAIL, _lab_rise, _week_end, _weeks
@@ -142,3 +144,53 @@ def test_a_rise_whose_source_was_taken_out_of_the_config_is_no_longer_listed_ope
     for w in range(removed, weeks):
         assert _weeks(lambda _: cut, lab, range(w, w + 1)) == []
         assert collect_status(cut, now=_week_end(w))["open_alerts"] == []
+
+
+
+QUIET_NOON = '\n[alerting]\nsend_resolved = true\nquiet_hours = "12:00-18:00"\n'
+
+
+@pytest.mark.parametrize("held", ["muted", "silenced"])
+def test_the_end_of_a_told_rise_held_back_while_it_waited_is_told_after(tmp_path, held):
+    """Ketamine's rise at the lab is told. Its end is decided at noon, in quiet hours
+    (until 18:00 in Oslo), and waits; before it goes, the config is reloaded with
+    ketamine muted (or an operator silences ketamine for three days), so it is not sent.
+    The next week, the mute lifted (the silence over), the end is told to the target
+    that had the rise, once. Before, it was never told: the recipients were left
+    believing the rise went on, as with an end held back when it was decided."""
+    from tests.scenario import START, put_weekly
+    from warnd.alerting import actions, outbox
+    from warnd.alerting.send import SendResult
+    from warnd.pipeline import Pipeline
+
+    mail = target("mail", DEAD)
+    loud = load_config(write_config(tmp_path, SOURCES + mail + QUIET_NOON))
+    muted = load_config(write_config(tmp_path, SOURCES + mail + QUIET_NOON,
+                                     name="muted.toml", substances=MUTED))
+    weeks, rise, calm = 155, 110, 125
+    lab = _lab_rise(weeks, rise, calm)
+    store = Store.in_dir(loud.state_dir)
+    ended = None
+    try:
+        for w in range(rise - 2, weeks):
+            put_weekly(loud.state_dir, lab[: w + 1], start=START)
+            noon = _week_end(w)
+            for a in Pipeline(loud, clock=lambda t=noon: t).detect():
+                if (a["kind"], a["decision"]) == ("trend", "resolve") and ended is None:
+                    ended = w
+                    if held == "silenced":
+                        actions.add_silence(store, substance="ketamin", reason="x", who="kari",
+                                            via="cli", duration=timedelta(days=3),
+                                            now=noon + timedelta(hours=1))
+            outbox.dispatch_pending(muted if w == ended and held == "muted" else loud, store,
+                                    now=noon + timedelta(hours=6),
+                                    send=lambda url, **kw: SendResult(True, "SUCCESS"))
+        rows = store.q("SELECT a.decision, d.status, d.delivered_at FROM alerts a JOIN "
+                       "deliveries d ON d.alert_id = a.id WHERE a.kind = 'trend' "
+                       "ORDER BY a.id")
+    finally:
+        store.close()
+    assert [(r["decision"], r["status"]) for r in rows] == [
+        ("open", "delivered"), ("resolve", "dropped" if held == "muted" else "silenced"),
+        ("resolve", "delivered")]
+    assert rows[2]["delivered_at"] == (_week_end(ended + 1) + timedelta(hours=6)).isoformat()

@@ -655,20 +655,28 @@ def _rise_unheard(store: Store, d: dict[str, Any], db: Any, now: datetime, *,
     know what they knew before it, and are told when the silence ends
     (:func:`warnd.alerting.decide.enqueue_findings`). An opening: the rise counts as
     not told yet; an escalation: the evidence told is that of the episode's messages
-    heard (``unheard``: decide reads it again from them). ``mark``: what held it back
-    (``True``, a silence; ``"muted"``, its substance muted)."""
+    heard (``unheard``: decide reads it again from them); the end of a told rise: told
+    once the silence has ended or the mute is lifted, unless a new rise opens first
+    (``end_silenced``, as for an end held back when it was decided). ``mark``: what held
+    it back (``True``, a silence; ``"muted"``, its substance muted)."""
     try:
         data = json.loads(d.get("data") or "{}")
     except ValueError:
         return
     if (d.get("kind") != "trend" or data.get("direction") != "increase"
-            or data.get("decision") not in ("open", "escalate") or not d.get("substance")):
+            or data.get("decision") not in ("open", "escalate", "resolve")
+            or not d.get("substance")):
         return
     if db.execute("SELECT 1 FROM deliveries WHERE alert_id=? AND status='delivered'",
                   (int(d["alert_id"]),)).fetchone():
         return  # someone heard it
     scope = substance_scope(d["substance"])
     told = store.episode_state(scope)
+    if data["decision"] == "resolve":
+        if told is not None and not told.get("open") and not told.get("end_silenced"):
+            store.save_episode_state(scope, {**told, "end_silenced": int(d["alert_id"])},
+                                     db, now=now)
+        return
     if not (told and told.get("open")):
         return
     if data["decision"] == "open":
