@@ -122,18 +122,23 @@ def test_a_daily_digest_goes_once_on_the_day_the_time_zone_changes(tmp_path):
 
 
 
+@pytest.mark.parametrize("how", ["removed", "paused"])
 def test_a_rise_whose_source_was_taken_out_of_the_config_is_no_longer_listed_open(
-        tmp_path):
+        tmp_path, how):
     """Ketamine's rise at the lab is told (with a spike of the lab's before it); the lab
     is then taken out of the config (week 118) while the rise goes on, customs and the
     media staying. Nothing judges the lab's series any more, so nothing ends its
     episodes (and no end is told): the next whole pass resolves their open alerts, and
     `warnd status` no longer lists them. Before, it listed the rise and the spike as
-    open for as long as warnd ran, as it did a substance taken out of the config."""
+    open for as long as warnd ran, as it did a substance taken out of the config. A lab
+    paused instead (``enabled = false``) keeps them listed: resumed, its rise goes on."""
+    from warnd.pipeline import Pipeline
     from warnd.service.health import collect_status
 
     parts = SOURCES.split("[[sources]]")
-    without_lab = "[[sources]]".join([parts[0], *parts[2:]])
+    without_lab = ("[[sources]]".join([parts[0], *parts[2:]]) if how == "removed" else
+                   SOURCES.replace('location = "lab/"\n', 'location = "lab/"\nenabled = false\n'))
+    assert without_lab != SOURCES
     full = load_config(write_config(tmp_path, SOURCES + MAIL))
     cut = load_config(write_config(tmp_path, without_lab + MAIL, name="cut.toml"))
     weeks, rise, calm, removed = 150, 110, 125, 118
@@ -141,9 +146,10 @@ def test_a_rise_whose_source_was_taken_out_of_the_config_is_no_longer_listed_ope
     told = _weeks(lambda w: full if w < removed else cut, lab, range(rise - 2, removed))
     assert [(k, d) for _, k, d, _ in told] == [("spike", "open"), ("trend", "open")]
     assert len(collect_status(full, now=_week_end(removed - 1))["open_alerts"]) == 2
-    for w in range(removed, weeks):
-        assert _weeks(lambda _: cut, lab, range(w, w + 1)) == []
-        assert collect_status(cut, now=_week_end(w))["open_alerts"] == []
+    for w in range(removed, weeks):  # the lab no longer polled
+        assert Pipeline(cut, clock=lambda w=w: _week_end(w)).detect() == []
+        listed = collect_status(cut, now=_week_end(w))["open_alerts"]
+        assert len(listed) == (0 if how == "removed" else 2)
 
 
 

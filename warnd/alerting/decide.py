@@ -1099,12 +1099,13 @@ def enqueue_renamed_notice(
 
 def resolve_unwatched(config: Config, store: Store) -> int:
     """Resolve the open trend and spike alerts of configured substances whose episode
-    (kind and direction) no watched series holds open any more: the sources whose series
-    held it were taken out of the config, paused, or no longer feed those series
-    (:meth:`Store.active_episode_states`), so nothing judged ends it, and `warnd status`
-    and the console would list its alerts as open for good. No end is told (a rise of a
-    watched source opens a new episode). How many."""
-    watched = config.watched_sources()
+    (kind and direction) no series of a configured source holds open any more: the
+    sources whose series held it were taken out of the config, or no longer feed those
+    series (:meth:`Store.active_episode_states`), so nothing judged ends it, and `warnd
+    status` and the console would list its alerts as open for good. No end is told (a
+    rise of a watched source opens a new episode). A paused source (``enabled = false``)
+    still holds them: resumed, its episode goes on. How many."""
+    watched = {s.name for s in config.sources}
     n = 0
     for r in store.q("SELECT DISTINCT substance, kind, direction FROM alerts WHERE "
                      "status='open' AND kind IN ('trend','spike') AND substance != ''"):
@@ -1114,8 +1115,8 @@ def resolve_unwatched(config: Config, store: Store) -> int:
             continue
         with store.write() as db:
             n += store.resolve_alerts(db, kind=kind, substance=sub, direction=direction)
-        log.info("substance=%s %s:%s no watched source holds the episode open any more: "
-                 "its alerts are resolved", sub, kind, direction)
+        log.info("substance=%s %s:%s no configured source holds the episode open any "
+                 "more: its alerts are resolved", sub, kind, direction)
     return n
 
 
