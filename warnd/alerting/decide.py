@@ -294,8 +294,15 @@ def enqueue_findings(
     by_episode: dict[tuple[str, str], list[tuple[Finding, str]]] = {}
     for f, a in ends:
         by_episode.setdefault((f.kind, f.direction), []).append((f, a))
+    # a spike that opens this round within the rise is only recorded (or told in the trend
+    # message): it does not keep a told spike that ends this round from being told ended
+    recorded: dict[tuple[str, str], list[tuple[Finding, str]]] = {}
+    for f, a in live:
+        if f.kind == "spike" and a == "open" and any(f is g for g in folded):
+            recorded.setdefault((f.kind, f.direction), []).append((f, a))
     for (kind, direction), group in sorted(by_episode.items()):
-        if _still_active(config, store, substance, kind, direction, group, states):
+        if _still_active(config, store, substance, kind, direction,
+                         [*group, *recorded.get((kind, direction), [])], states):
             continue
         rise = (kind, direction) == ("trend", "increase")
         if not rise:
