@@ -200,3 +200,53 @@ def test_the_end_of_a_told_rise_held_back_while_it_waited_is_told_after(tmp_path
         ("open", "delivered"), ("resolve", "dropped" if held == "muted" else "silenced"),
         ("resolve", "delivered")]
     assert rows[2]["delivered_at"] == (_week_end(ended + 1) + timedelta(hours=6)).isoformat()
+
+
+def test_a_target_taken_out_while_the_opening_waits_gets_the_end_after_it_when_back(
+        tmp_path):
+    """Ketamine's rise is told: ops has the opening, while mail's relay is down and the
+    opening waits for it. The operator takes mail out of the config (a reload); its
+    opening is kept waiting, as for any target taken out. The rise ends (ops is told),
+    and mail is configured again with its relay repaired: it gets the opening it waited
+    for, and then the end, replying to it. Before, it got the opening alone, weeks
+    late, and never heard that the rise had ended."""
+    from tests.scenario import START, put_weekly
+    from warnd.alerting import outbox
+    from warnd.alerting.send import SendResult
+    from warnd.pipeline import Pipeline
+
+    ops = target("ops", "mailto://127.0.0.1:1?from=a@example.org&to=ops@example.org")
+    mail = target("mail", "mailto://127.0.0.2:1?from=a@example.org&to=o@example.org")
+    extra = "\n[alerting]\nsend_resolved = true\n"
+    both = load_config(write_config(tmp_path, SOURCES + ops + mail + extra))
+    no_mail = load_config(write_config(tmp_path, SOURCES + ops + extra, name="ops.toml"))
+    weeks, rise, calm, out, back = 155, 110, 125, 113, 150
+    lab = _lab_rise(weeks, rise, calm)
+    store = Store.in_dir(both.state_dir)
+
+    got: list[tuple[int, str, str | None]] = []  # mail's messages: week, title, thread
+
+    def send(url, *, title, thread=None, message_id=None, **kw):
+        if "127.0.0.2" not in url:
+            return SendResult(True, "SUCCESS")
+        if w < back:
+            return SendResult(False, "ERROR", "refused: relay down", kind="refused")
+        got.append((w, title, thread, message_id))
+        return SendResult(True, "SUCCESS")
+
+    try:
+        for w in range(rise - 2, weeks):
+            cfg = no_mail if out <= w < back else both
+            put_weekly(cfg.state_dir, lab[: w + 1], start=START)
+            noon = _week_end(w)
+            Pipeline(cfg, clock=lambda t=noon: t).detect()
+            outbox.dispatch_pending(cfg, store, now=noon + timedelta(hours=1), send=send)
+        to_ops = [r["decision"] for r in store.q(
+            "SELECT a.decision FROM alerts a JOIN deliveries d ON d.alert_id = a.id WHERE "
+            "a.kind = 'trend' AND d.target = 'ops' AND d.status = 'delivered' ORDER BY a.id")]
+    finally:
+        store.close()
+    assert to_ops == ["open", "resolve"]
+    assert [(w, t.split(":")[0]) for w, t, _, _ in got] == [(back, "Liten økning"),
+                                                             (back, "Avsluttet")]
+    assert got[0][2] is None and got[1][2] == got[0][3]  # the end replies to the opening

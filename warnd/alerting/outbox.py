@@ -97,6 +97,11 @@ def enqueue_alert(
             by_name = {t.name: t for t in config.targets}
             # a muted target too: queued again with an opening once it is not muted
             unsent = [n for n in dict.fromkeys(unheard) if n in by_name and n not in targets]
+            # a target taken out of the config (or renamed) that a message of the episode
+            # still waits for (kept until it is configured again): this waits with it, and
+            # goes after it
+            targets += _waiting_for(store, alert, [n for n in dict.fromkeys(had)
+                                                   if n not in by_name and n not in targets])
         else:
             targets = route(config, alert)
     due = quiet.due_at(config, alert["severity"], now) if targets else None
@@ -123,6 +128,20 @@ def enqueue_alert(
         f" (quiet hours: waits until {iso(due)})" if due else "", alert["title"],
     )
     return aid
+
+
+def _waiting_for(store: Store, alert: dict[str, Any], names: list[str]) -> list[str]:
+    """Of ``names``, the targets an earlier message of ``alert``'s matter (a substance's
+    trend or spike in one direction, a source's failure) still waits for."""
+    scope = _scope(alert)
+    if scope is None or not names:
+        return []
+    where, args = scope
+    waiting = {r["target"] for r in store.q(
+        "SELECT DISTINCT d.target FROM deliveries d WHERE d.status='pending' AND d.target IN "
+        f"({','.join('?' * len(names))}) AND d.alert_id IN (SELECT id FROM alerts WHERE "
+        f"{where})", [*names, *args])}
+    return [n for n in names if n in waiting]
 
 
 # -- delivery ----------------------------------------------------------------------
