@@ -244,23 +244,24 @@ def test_output_closed_by_its_reader_ends_the_command_quietly(tmp_path) -> None:
     assert whole.returncode == 0 and whole.stdout.startswith("state: "), whole.stderr
 
 
-def test_reading_commands_make_no_store_where_there_is_none(tmp_path) -> None:
+def test_reading_commands_make_no_store_where_there_is_none(tmp_path, monkeypatch,
+                                                            capsys) -> None:
     """`status`, `alerts`, `outbox`, `digest`, `silence list` and `report` pointed at a
     state directory without a store (a mistyped $WARND_STATE_DIR) say so and exit 1,
     leaving the directory as it was. Before, each made a new, empty store there, and
     `status` then called it healthy. `silence add` may come before the first run: it
     makes the store."""
+    from warnd.cli import main
+
     cfg = write_service_config(tmp_path / "config.toml", sources=source("tab", "data"))
-    env = child_env(WARND_STATE_DIR=str(tmp_path / "nowhere"))
+    monkeypatch.setenv("WARND_STATE_DIR", str(tmp_path / "nowhere"))
     for command in (["status"], ["status", "--json"], ["alerts"], ["outbox"], ["digest"],
                     ["silence", "list"], ["report"]):
-        r = subprocess.run([sys.executable, "-m", "warnd.cli", "--config", str(cfg), *command],
-                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-        assert r.returncode == 1 and r.stdout == "", (command, r.stdout)
-        assert r.stderr.startswith(f"warnd: {command[0]}: no store in {tmp_path / 'nowhere'}")
+        assert main(["--config", str(cfg), *command]) == 1, command
+        out = capsys.readouterr()
+        assert out.out == "", (command, out.out)
+        assert out.err.startswith(f"warnd: {command[0]}: no store in {tmp_path / 'nowhere'}")
         assert not (tmp_path / "nowhere").exists(), command
-    r = subprocess.run([sys.executable, "-m", "warnd.cli", "--config", str(cfg), "silence",
-                        "add", "--substance", "ketamin", "--for", "1d", "--reason", "before"],
-                       env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
+    assert main(["--config", str(cfg), "silence", "add", "--substance", "ketamin", "--for",
+                 "1d", "--reason", "before the first run"]) == 0
     assert (tmp_path / "nowhere" / "warnd.sqlite").exists()
