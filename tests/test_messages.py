@@ -309,3 +309,32 @@ def test_share_of_tests_in_per_cent_through_the_pipeline(tmp_path, smtp_server, 
     assert "Kokain (inkl. crack) " in text
     ket = next(x for x in text.splitlines() if x.startswith("  - Ketamin: siden"))
     assert "Laboratoriet" in ket and "lab-mbf" not in ket
+
+
+def test_plain_text_lists_each_spike_on_a_line_of_its_own(tmp_path):
+    """A rise told with one-off spikes of other sources: the plain-text part gives each
+    spike a line of its own and keeps the next heading apart. Before, the spikes ran
+    together on one line and the headlines' heading was glued to them (a block tag at
+    the end of a template line took its line break)."""
+    from warnd.alerting.render import email_text
+
+    cfg = make_config(tmp_path, target(
+        "mail", "mailto://127.0.0.1:1?from=w@example.org&to=a@example.org"),
+        sources=_sources(3))
+    store = Store.in_dir(cfg.state_dir)
+    for s in ("src0", "src1", "src2"):
+        seed_series(store, s)
+    created = decide.enqueue_findings(
+        cfg, store, "ketamin",
+        [(finding("src0"), "open"),
+         (finding("src1", kind="spike", onset=date(2026, 7, 6)), "open"),
+         (finding("src2", kind="spike", onset=date(2026, 7, 6)), "open")], {}, now=NOW)
+    alert = next(a for a in created if a["kind"] == "trend")
+    data = json.loads(store.q("SELECT data FROM alerts WHERE id=?", [alert["id"]])[0]["data"])
+    assert len(data["spikes"]) == 2
+    lines = email_text(data, cfg, alert_id=alert["id"], title=alert["title"]).splitlines()
+    at = lines.index("Enkeltstående topper (ikke regnet som trend):")
+    spikes = lines[at + 1 : at + 3]
+    assert [x.split(":")[0] for x in spikes] == ["  - Kilde nummer 1", "  - Kilde nummer 2"]
+    assert all(x.endswith("6,0 → 16,8") for x in spikes), spikes
+    assert lines[at + 3] == ""  # the next part starts on a line of its own
