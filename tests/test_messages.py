@@ -338,3 +338,25 @@ def test_plain_text_lists_each_spike_on_a_line_of_its_own(tmp_path):
     assert [x.split(":")[0] for x in spikes] == ["  - Kilde nummer 1", "  - Kilde nummer 2"]
     assert all(x.endswith("6,0 → 16,8") for x in spikes), spikes
     assert lines[at + 3] == ""  # the next part starts on a line of its own
+
+
+def test_sources_with_old_data_of_one_day_share_a_line(tmp_path):
+    """The note on old data names the sources whose newest data is of one day in one
+    line ("… fra Laboratoriet og Kilde nummer 0 er fra …"), and a source with data of
+    another day in a line of its own. Before, a rise of five sources whose data had all
+    stopped the same day opened with five notes alike but for the name."""
+    from warnd.alerting.wording import stale_lines
+
+    cfg = make_config(tmp_path, "", sources=LABELS + _sources(2))
+    data = {"stale": [
+        {"source": "lab", "period": "2026-03-23", "days": 254},
+        {"source": "src1", "period": "2026-03-01", "days": 276},
+        {"source": "src0", "period": "2026-03-23", "days": 254}]}
+    assert stale_lines(data, cfg, "no") == [
+        "Merk: nyeste data fra Laboratoriet og Kilde nummer 0 er fra 2026-03-23 "
+        "(254 dager gamle).",
+        "Merk: nyeste data fra Kilde nummer 1 er fra 2026-03-01 (276 dager gamle)."]
+    three = {"stale": [{**s, "period": "2026-03-23", "days": 254} for s in data["stale"]]}
+    assert stale_lines(three, cfg, "en") == [
+        "Note: the newest data from Laboratoriet, Kilde nummer 1 and Kilde nummer 0 is "
+        "from 2026-03-23 (254 days old)."]

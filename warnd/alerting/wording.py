@@ -334,10 +334,19 @@ def corrected_line(data: dict[str, Any], config: Any, lang: str) -> str:
 
 
 def stale_lines(data: dict[str, Any], config: Any, lang: str) -> list[str]:
-    """One line per source whose newest data is unusually old."""
+    """The sources whose newest data is unusually old: one line for the sources whose
+    newest data is of one day ("… fra Brukerrommet, Google-søk og Laboratoriet er fra
+    2026-03-23 (254 dager gamle)"), in the order they are listed."""
     t = T.get(lang, T["no"])
-    return [t["stale"].format(src=source_name(config, st["source"]), period=st["period"],
-                              days=st["days"]) for st in data.get("stale") or []]
+    by_day: dict[tuple[Any, Any], list[str]] = {}
+    for st in data.get("stale") or []:
+        by_day.setdefault((st["period"], st["days"]), []).append(
+            source_name(config, st["source"]))
+    last = " og " if lang == "no" else " and "
+    return [t["stale"].format(src=names[0] if len(names) == 1 else
+                              ", ".join(names[:-1]) + last + names[-1],
+                              period=period, days=days)
+            for (period, days), names in by_day.items()]
 
 
 def next_step(data: dict[str, Any], lang: str, alert_id: Any,
