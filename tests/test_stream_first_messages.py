@@ -93,23 +93,10 @@ def test_an_opening_expired_on_a_dead_relay_the_escalation_reads_as_the_opening(
     to an opening it never had."""
     relay = SmtpServer()  # not started: nothing listens on its port
     relay.handler = _DeferFirst(FIRST, drop=True)
-    cfg = make_config(tmp_path, target("mail", relay.url("mail@example.org"))
-                      + target("ops", smtp_server.url("ops@example.org")),
-                      '\n[alerting]\nexpire_after = "1h"\nsend_resolved = true\n'
-                      "chart = false\n")
-    store = Store.in_dir(cfg.state_dir)
-    for s in ("lab", "customs"):
-        seed_series(store, s)
-    (opening,) = judge_period(cfg, store, D0, {"lab": [_lab(0, rel=0.5, category=1)]},
-                              now=T0)
-    assert outbox.dispatch_pending(cfg, store, now=T0)["delivered"] == 1  # ops
-    assert outbox.dispatch_pending(cfg, store, now=T0 + timedelta(hours=2))["expired"] == 1
+    cfg, store, opening, esc = _opening_expired(tmp_path, relay, smtp_server)
     relay.start()
     try:
         week = T0 + timedelta(weeks=1)
-        (esc,) = judge_period(cfg, store, D0 + timedelta(weeks=1),
-                              {"lab": [_lab(1)], "customs": [finding("customs")]}, now=week)
-        assert esc["decision"] == "escalate"
         counts = outbox.dispatch_pending(cfg, store, now=week)
         assert (counts["delivered"], counts["retrying"]) == (1, 1)  # ops; mail dropped
         assert outbox.retry_delivery(store, opening["id"], "mail", now=week) == 1
