@@ -873,6 +873,9 @@ def _build_alert(
         "substance": substance,
         "source": lead.source if len(sources) == 1 else ",".join(sources),
         "region": lead.region,
+        # routed by the region of every series it names as rising or spiking, not only
+        # by the strongest one's
+        "regions": sorted({f.region for f in agree.values()}),
         "kind": lead.kind,
         "direction": lead.direction,
         "severity": severity,

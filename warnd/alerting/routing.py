@@ -31,9 +31,22 @@ def resolve_targets(config: Config, names: Iterable[str]) -> list[str]:
 
 
 def route(config: Config, alert: dict[str, Any]) -> list[str]:
-    """Target names for an alert (none when muted)."""
+    """Target names for an alert (none when muted). An alert about series of several
+    regions (``regions``: a substance's message naming a rise in each) goes where each
+    region routes, as an alert of its own would (the targets joined, in order)."""
     if alert.get("status") == "muted":
         return []
+    regions = list(dict.fromkeys([alert.get("region") or "", *(alert.get("regions") or ())]))
+    if len(regions) > 1:
+        out: list[str] = []
+        for region in regions:
+            out += [n for n in _route_one(config, {**alert, "region": region}) if n not in out]
+        return out
+    return _route_one(config, alert)
+
+
+def _route_one(config: Config, alert: dict[str, Any]) -> list[str]:
+    """Target names for an alert of one region."""
     by_name = {t.name: t for t in config.targets}
     resolve = lambda names: resolve_targets(config, names)
 
