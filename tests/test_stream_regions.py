@@ -53,6 +53,9 @@ send_resolved = true
 chart = false
 """
 
+#: reminders every four weeks
+REMIND = "\n[detection]\nrepeat_after_periods = 4\n"
+
 
 def _desks(smtp) -> str:
     """Vestland's desk, Oslo's, the national desk (national sources: region "NO") and
@@ -113,6 +116,33 @@ def _trend(desk: list[str]) -> list[str]:
     return [s.split(":")[0] for s in desk if "topp" not in s]
 
 
+def test_a_rise_spreading_from_a_region_escalates_and_reminds_each_desk_it_names(
+        tmp_path, smtp_server):
+    """Ketamine rises at the lab's Vestland series (week 90); from week 100 customs,
+    a national source, sees it too, and more strongly; reminders every four weeks.
+    Vestland's desk and ops have the opening. When customs agrees, both hear
+    "Forverring" that week, and the national desk has it as its opening; the reminders
+    that follow name Vestland's rise and reach Vestland's desk as they reach the others.
+    Before, the week customs' rise opened was also a week the lab's spike was reminded
+    of: the lab's series was left out of the rising sources, customs was judged alone,
+    no more than told, and the escalation was lost (ops heard of the strong rise only in
+    a reminder); and every message whose strongest series was customs' went only where
+    region "NO" routes: Vestland's desk never heard that the rise it had been told of
+    grew, nor any reminder of it."""
+    cfg = make_config(tmp_path, _desks(smtp_server) + REMIND, sources=SOURCES)
+    series = {("lab", "46"): _series(1, 90), ("customs", "NO"): _series(3, 100, factor=8.0)}
+    stream = _run(cfg, smtp_server, series, range(88, 110))
+    assert [(w, d) for w, k, d, _ in stream if k == "trend"] == [
+        (92, "open"), (96, "repeat"), (100, "repeat"), (101, "escalate"), (105, "repeat"),
+        (109, "repeat")]
+    desks = _by_desk(smtp_server)
+    for desk in ("v", "ops"):
+        assert _trend(desks[desk]) == ["Liten økning", "Påminnelse", "Påminnelse",
+                                       "Forverring", "Påminnelse", "Påminnelse"]
+    assert _trend(desks["n"]) == ["Sterk økning", "Påminnelse", "Påminnelse"]
+    assert "o" not in desks  # Oslo's series never rose: its desk hears nothing
+
+
 def test_a_rise_opening_in_two_regions_at_once_reaches_both_desks(tmp_path, smtp_server):
     """Customs (national) and the lab's Vestland series rise the same week; customs'
     rise is the stronger. The opening names both, and reaches Vestland's desk as well as
@@ -125,3 +155,26 @@ def test_a_rise_opening_in_two_regions_at_once_reaches_both_desks(tmp_path, smtp
     assert stream == [(100, "spike", "open", ["national", "ops"]),
                       (101, "trend", "open", ["national", "ops", "vestland"])]
     assert _by_desk(smtp_server)["v"] == ["Sterk økning: ketamin — 2 kilder"]
+
+
+def test_a_second_region_of_one_source_is_told_to_its_desk_with_the_escalation(
+        tmp_path, smtp_server):
+    """The lab's Vestland series rises from week 90, its Oslo series from week 98, and
+    customs (national) from week 102; all fall back at week 112. The lab's second region
+    is no second source (nothing is sent for it alone); the escalation customs brings
+    names both of the lab's regions, and Oslo's desk has it as its opening. The end goes
+    to every desk that had the rise, once no series holds it open."""
+    cfg = make_config(tmp_path, _desks(smtp_server), sources=SOURCES)
+    series = {
+        ("lab", "46"): _series(1, 90, until=112),
+        ("lab", "03"): _series(2, 98, until=112),
+        ("customs", "NO"): _series(3, 102, until=112),
+    }
+    stream = _run(cfg, smtp_server, series, range(88, 140))
+    assert [(w, d, t) for w, k, d, t in stream if k == "trend"] == [
+        (92, "open", ["vestland", "ops"]),
+        (103, "escalate", ["national", "ops", "oslo", "vestland"]),
+        (136, "resolve", ["national", "ops", "oslo", "vestland"])]
+    desks = _by_desk(smtp_server)
+    assert _trend(desks["o"]) == ["Sterk økning", "Avsluttet"]
+    assert _trend(desks["v"]) == ["Liten økning", "Forverring", "Avsluttet"]

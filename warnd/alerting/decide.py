@@ -783,7 +783,7 @@ def _build_alert(
         stored = store.active_episode_states(substance, sources=watched)
         for source, sub, region, metric in store.series_keys(substance, fed_only=True):
             skey = series_key(source, sub, region, metric)
-            if skey in agree or skey in spiking or metric == "notices" or source not in watched:
+            if skey in agree or metric == "notices" or source not in watched:
                 continue
             if is_score(metric):  # panel answers: their latest round, not a detector verdict
                 last = store.q(
@@ -799,8 +799,9 @@ def _build_alert(
                 if f.kind == "trend" and f.direction == "increase"
             ]
             if active:
+                # also a series whose spike this message tells: its rise still agrees
                 agree[skey] = active[0]
-            else:
+            elif skey not in spiking:
                 disagree.append(skey)
                 disagree_parts[skey] = (source, sub, region, metric)
     sources = sorted({f.source for f in agree.values()})
