@@ -4,14 +4,17 @@ routed by `regions`, a national desk, and ops for everything."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 
 from feeds.base import Observation
-from tests.alerting_env import make_config
+from tests.alerting_env import SOURCES as LAB_CUSTOMS
+from tests.alerting_env import finding, judge_period, make_config, seed_series, target
 from tests.scenario import noon_after_week
 from tests.servers import wait_for
+from warnd.alerting import decide
 from warnd.pipeline import Pipeline
 from warnd.store import Store
 
@@ -65,6 +68,12 @@ def _desks(smtp) -> str:
                      ("national", "n@example.org"), ("ops", "ops@example.org")):
         out += f'\n[[targets]]\nname = "{name}"\nurl = "{smtp.url(to)}"\n'
     return out + ROUTES
+
+
+def _desks_no_server() -> str:
+    """The same desks and routes, at an address nothing listens on."""
+    return "".join(target(n, f"mailto://127.0.0.1:1?from=a@example.org&to={n}@example.org")
+                   for n in ("vestland", "oslo", "national", "ops")) + ROUTES
 
 
 def _series(seed: int, rise: int | None, *, base: float = 5.0, factor: float = 4.0,
@@ -178,3 +187,80 @@ def test_a_second_region_of_one_source_is_told_to_its_desk_with_the_escalation(
     desks = _by_desk(smtp_server)
     assert _trend(desks["o"]) == ["Sterk økning", "Avsluttet"]
     assert _trend(desks["v"]) == ["Liten økning", "Forverring", "Avsluttet"]
+
+
+def test_a_source_agreeing_the_week_a_reminder_is_due_is_told_as_an_escalation(tmp_path):
+    """The lab's rise is told (one source), reminders every four weeks; customs agrees
+    for the first time the very week the lab's reminder is due, and the lab's series
+    leads the round. The recipients hear "Forverring" (two sources now), as they do any
+    other week, and the reminder after it counts from it. Before, the round was sent
+    as a reminder ("Påminnelse … 2 kilder") and what was told stayed one source: which
+    of the two the recipients got hung on which series led the round."""
+    mail = target("mail", "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org")
+    cfg = make_config(tmp_path, mail, REMIND, sources=LAB_CUSTOMS)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        for s in ("lab", "customs"):
+            seed_series(store, s)
+        told = []
+        for w in range(10):
+            per = {"lab": [finding("lab", category=1, rel=1.0)]}
+            if w >= 4:
+                per["customs"] = [finding("customs", category=1, rel=1.0)]
+            now = datetime.combine(START + timedelta(weeks=w), datetime.min.time(), UTC)
+            told += [(w, a["decision"], a["title"].split(":")[0]) for a in judge_period(
+                cfg, store, START + timedelta(weeks=w), per, now=now + timedelta(hours=12))]
+        told_state = store.episode_state("substance:ketamin:trend:increase")
+    finally:
+        store.close()
+    assert told == [(0, "open", "Liten økning"), (4, "escalate", "Forverring"),
+                    (8, "repeat", "Påminnelse")]
+    assert told_state["n_sources"] == 2
+
+
+def _judge(cfg, store: Store, period: date, per_series: dict, *, now: datetime) -> list[dict]:
+    """:func:`tests.alerting_env.judge_period` for ketamine series by ``(source,
+    region)``, judged in the order given."""
+    firing, states = [], {}
+    for (src, region), found in per_series.items():
+        scope = "series:" + ":".join([src, "ketamin", region])
+        tr = decide.tracker_from_state(
+            store.episode_state(scope), cfg.detection_params("ketamin", src))
+        for action, f in decide.tracker_update(tr, period, found):
+            if action in decide.SEND_ACTIONS:
+                firing.append((f, action))
+        states[scope] = decide.tracker_state(tr)
+    return decide.enqueue_findings(cfg, store, "ketamin", firing, states, now=now)
+
+
+def test_a_series_opening_the_week_a_reminder_is_due_keeps_the_reminder(tmp_path):
+    """The lab's Vestland series' rise is told, reminders every four weeks. The week the
+    reminder is due, the lab's Oslo series' rise opens and leads the round; it is no
+    second source and tells no more than was told. The reminder is sent all the same,
+    to Vestland's desk and ops, and to Oslo's desk, whose first message of the rise it
+    is. Before, the round was judged by its leading series alone, as an escalation
+    telling nothing new, and nothing was sent: the reminder was lost."""
+    cfg = make_config(tmp_path, _desks_no_server() + REMIND, sources=LAB_CUSTOMS)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        for region in ("46", "03"):
+            store.ingest("lab", location="lab.csv", sha256=None, problems=(), items=(),
+                         observations=[Observation(source="lab", substance="ketamin",
+                                                   region=region, value=5.0 + i % 3,
+                                                   period=START + timedelta(weeks=i))
+                                       for i in range(12)])
+        told = []
+        for w in range(10):
+            period = START + timedelta(weeks=w)
+            lab = replace(finding("lab", category=1, rel=1.0, detected=period), region="46")
+            per = {("lab", "46"): [lab]}
+            if w >= 4:  # Oslo's series first: it leads the round
+                per = {("lab", "03"): [replace(lab, region="03")], **per}
+            now = datetime.combine(START + timedelta(weeks=w), datetime.min.time(), UTC)
+            told += [(w, a["decision"], a["targets"]) for a in _judge(
+                cfg, store, START + timedelta(weeks=w), per, now=now + timedelta(hours=12))]
+    finally:
+        store.close()
+    assert told == [(0, "open", ["vestland", "ops"]),
+                    (4, "repeat", ["oslo", "ops", "vestland"]),
+                    (8, "repeat", ["oslo", "ops", "vestland"])]

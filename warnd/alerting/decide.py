@@ -365,19 +365,27 @@ def enqueue_findings(
             told_before = told
             if group is trends:
                 ev = _evidence(alert)
+                # a series' rise opened or grew this round: an escalation if it tells more
+                # than was told, whichever series (one whose reminder is due) leads it
+                news = any(a in ("open", "escalate") for _, a in group)
+                factor = float(config.detection_params(substance).escalate_factor)
                 if not told.get("open"):
                     if alert["decision"] != "open":  # the first message of an episode opens it
                         alert = _build_alert(config, store, substance, group, pending_states,
                                              now=now, spikes=folded, decision="open")
                     told = {"open": True, "opened": now.date().isoformat(),
                             "n": int(told.get("n", 0)) + 1, **ev}
-                elif alert["decision"] in ("open", "escalate"):
-                    factor = float(config.detection_params(substance).escalate_factor)
-                    if not evidence_grew(ev, told, factor):
+                elif news and not evidence_grew(ev, told, factor):
+                    if not any(a == "repeat" for _, a in group):
                         log.info("substance=%s not sent: %d source(s), category %d, no more "
                                  "than already told", substance, ev["n_sources"],
                                  ev["category"])
                         continue
+                    # no more than told, and a reminder is due: it is sent as one
+                    if alert["decision"] != "repeat":
+                        alert = _build_alert(config, store, substance, group, pending_states,
+                                             now=now, spikes=folded, decision="repeat")
+                elif news:
                     if alert["decision"] != "escalate":
                         alert = _build_alert(config, store, substance, group, pending_states,
                                              now=now, spikes=folded, decision="escalate")
