@@ -1,6 +1,7 @@
 """One substance's rise that starts in one region and spreads, week by week through
 detection on a real store and out to a real SMTP server, read per desk: a regional desk
-routed by `regions`, a national desk, and ops for everything."""
+routed by `regions`, a national desk, and ops for everything; and what the messages of
+several sources of one substance tell over the weeks."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from warnd.pipeline import Pipeline
 from warnd.store import Store
 
 START = date(2023, 6, 5)  # a Monday
+D0 = date(2026, 7, 6)  # a Monday after the series seed_series writes
 WEEKS = 150
 
 SOURCES = """
@@ -264,3 +266,44 @@ def test_a_series_opening_the_week_a_reminder_is_due_keeps_the_reminder(tmp_path
     assert told == [(0, "open", ["vestland", "ops"]),
                     (4, "repeat", ["oslo", "ops", "vestland"]),
                     (8, "repeat", ["oslo", "ops", "vestland"])]
+
+
+def test_the_end_of_a_spike_tells_the_spikes_its_messages_told(tmp_path):
+    """Customs' ketamine spikes (told: "Enkeltstående topp", since week 0). The week
+    after, the lab's rise opens with a spike of its own, told in the rise's message.
+    Customs' spike is over by week 3 but the lab's holds the spike episode open; when
+    that ends, the end tells the spikes the recipients were told of: customs' and the
+    lab's, since week 0. Before, it told the lab's spike alone, since week 1 ("1 av 1
+    kilde"): to a desk that had only customs' spike message, the end of a spike it never
+    had, and no word that customs' had ended."""
+    cfg = make_config(tmp_path, target(
+        "mail", "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org"),
+        "\n[alerting]\nsend_resolved = true\n", sources=LAB_CUSTOMS)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        for s in ("lab", "customs"):
+            seed_series(store, s)
+        told = []
+        for w in range(10):
+            period = D0 + timedelta(weeks=w)
+            per: dict[str, list] = {"lab": []}
+            if w < 3:
+                per["customs"] = [finding("customs", kind="spike", onset=D0,
+                                          detected=period)]
+            if 1 <= w < 6:
+                per["lab"].append(finding("lab", kind="spike", detected=period,
+                                          onset=D0 + timedelta(weeks=1)))
+            if w >= 1:
+                per["lab"].append(finding("lab", onset=D0 + timedelta(weeks=1),
+                                          detected=period, category=1, rel=1.0))
+            now = datetime.combine(period, datetime.min.time(), UTC) + timedelta(hours=12)
+            told += [(w, a["kind"], a["decision"], a["title"], a["data"]["onset"],
+                      [d["source"] for d in a["data"]["agree"]])
+                     for a in judge_period(cfg, store, period, per, now=now)]
+    finally:
+        store.close()
+    assert [t for t in told if t[1] == "spike"] == [
+        (0, "spike", "open", "Enkeltstående topp: ketamin — 1 kilde", str(D0),
+         ["customs"]),
+        (9, "spike", "resolve", "Avsluttet: Enkeltstående topp: ketamin — 2 kilder",
+         str(D0), ["customs", "lab"])]

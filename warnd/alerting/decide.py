@@ -588,18 +588,20 @@ def _heard_evidence(store: Store, substance: str, *, without: Collection[str] = 
     return told
 
 
-def _rise_told(store: Store, substance: str) -> dict[str, Any]:
-    """What the messages of the substance's current rise told (delivered or still going
-    out), less the series a correction of them withdrew (:func:`rise_told`): each
-    series' latest figures (``agree``, by series key), the earliest onset and the
-    highest category; empty when none was told."""
+def _rise_told(store: Store, substance: str, kind: str = "trend",
+               direction: str = "increase") -> dict[str, Any]:
+    """What the messages of the substance's current rise (or of its episode of another
+    kind and direction: a spike) told (delivered or still going out), less the series a
+    correction of them withdrew (:func:`rise_told`): each series' latest figures
+    (``agree``, by series key), the earliest onset and the highest category; empty when
+    none was told."""
     rows = store.q(
-        "SELECT a.data FROM alerts a WHERE a.substance=? AND a.kind='trend' AND "
-        "a.direction='increase' AND a.decision IN ('open','escalate','repeat','correct') "
+        "SELECT a.data FROM alerts a WHERE a.substance=? AND a.kind=? AND "
+        "a.direction=? AND a.decision IN ('open','escalate','repeat','correct') "
         "AND a.id >= (SELECT COALESCE(MAX(id), 0) FROM alerts WHERE substance=? AND "
-        "kind='trend' AND direction='increase' AND decision='open') AND EXISTS (SELECT 1 "
+        "kind=? AND direction=? AND decision='open') AND EXISTS (SELECT 1 "
         "FROM deliveries d WHERE d.alert_id=a.id AND d.status IN ('delivered','pending')) "
-        "ORDER BY a.id", [substance, substance])
+        "ORDER BY a.id", [substance, kind, direction, substance, kind, direction])
     return rise_told([json.loads(r["data"] or "{}") for r in rows])
 
 
@@ -835,11 +837,12 @@ def _build_alert(
     shares = _share_series(store, [*agree.values(), *spikes], disagree_parts)
     agree_dicts = [_finding_dict(f, shares)
                    for f in sorted(agree.values(), key=lambda f: f.series_key)]
-    if decision == "resolve" and lead.kind == "trend" and lead.direction == "increase":
-        # what ended is the rise as told: every series of a watched source its messages
-        # named (one that ended earlier too), since its first onset, in the words of its
-        # strongest message
-        told = _rise_told(store, substance)
+    if decision == "resolve" and (lead.kind == "spike" or (
+            lead.kind == "trend" and lead.direction == "increase")):
+        # what ended is the rise (or the spike) as told: every series of a watched source
+        # its messages named (one that ended earlier too), since its first onset, in the
+        # words of its strongest message
+        told = _rise_told(store, substance, lead.kind, lead.direction)
         watched = config.watched_sources()
         agree_dicts = sorted([*agree_dicts, *(d for k, d in told["agree"].items()
                                                 if k not in agree and d["source"] in watched)],
