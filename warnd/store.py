@@ -1968,11 +1968,20 @@ class Store:
 
     def held_back(self) -> dict[str, dict[str, Any]]:
         """The told state of each substance with a message about its rise held back: the
-        rise's (a silence, a mute, corroboration) or the end of a told rise (a silence)."""
-        return {name.removesuffix(":trend:increase"): st
-                for name, st in self._states_of("substance").items()
-                if name.endswith(":trend:increase")
-                and (st.get("silenced") or st.get("end_silenced"))}
+        rise's (a silence, a mute, corroboration) or the end of a told rise (a silence, a
+        mute); also, with its rise's told state (else ``{}``), each whose end of a told
+        spike or fall was held back."""
+        held: dict[str, dict[str, Any]] = {}
+        for name, st in self._states_of("substance").items():
+            substance, _, episode = name.partition(":")
+            if episode == "trend:increase":
+                if st.get("silenced") or st.get("end_silenced"):
+                    held[substance] = st
+                elif substance in held:
+                    held[substance] = st
+            elif st.get("end_silenced"):
+                held.setdefault(substance, {})
+        return held
 
     def _states_of(self, prefix: str, *, having: str = "") -> dict[str, dict[str, Any]]:
         """The episode states whose scope is ``<prefix>:<name>`` (a range of the key),

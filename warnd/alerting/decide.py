@@ -27,7 +27,7 @@ from warnd.alerting.freshness import stale_data
 from warnd.alerting.outbox import crash_point, enqueue_alert
 from warnd.alerting.routing import route
 from warnd.alerting.silences import silenced_by
-from warnd.alerting.told import rise_told
+from warnd.alerting.told import OTHER_EPISODES, rise_told
 from warnd.alerting.wording import (
     USUAL_PEAK_EVIDENCE,
     joined,
@@ -280,7 +280,7 @@ def enqueue_findings(
                 groups.insert(0, trends)
     told_to: dict[int, list[str]] = {}  # by id(group): who had what an end or correction is about
     unheard: dict[int, list[str]] = {}  # by id(group): to whom all of that failed to go
-    late_ends: list[dict[str, Any]] = []
+    late_ends: list[tuple[dict[str, Any], int | None]] = []  # with the held end's id
     if told.get("end_silenced") and not told.get("open"):
         # the end of a told rise was held back by a silence: told once none covers it
         # (moot when a new rise opens this round: its message says since when)
@@ -289,8 +289,21 @@ def enqueue_findings(
             told = pending_states[told_scope] = {
                 k: v for k, v in told.items() if k != "end_silenced"}
             if end and not trends:
-                late_ends.append(end)
+                late_ends.append((end, None))
                 ended.add(("trend", "increase"))
+    for kind, direction in OTHER_EPISODES:
+        # so too the end of a told spike (or fall): moot when the same kind opens anew
+        scope = substance_scope(substance, kind, direction)
+        held_end = (pending_states.get(scope) or store.episode_state(scope) or {}).get(
+            "end_silenced")
+        end = None if not held_end else _end_held(config, store, int(held_end), now=now)
+        if end is None:
+            continue
+        pending_states[scope] = {}
+        if end and not any(f.kind == kind and f.direction == direction and a == "open"
+                           and not any(f is g for g in folded) for f, a in live):
+            late_ends.append((end, int(held_end)))
+            ended.add((kind, direction))
     by_episode: dict[tuple[str, str], list[tuple[Finding, str]]] = {}
     for f, a in ends:
         by_episode.setdefault((f.kind, f.direction), []).append((f, a))
@@ -441,16 +454,22 @@ def enqueue_findings(
                 # once the silence (or the substance's mute) has ended
                 told = pending_states[told_scope] = {
                     **told_before, "silenced": _held_by(config, substance, alert["status"])}
-            elif (alert["decision"] == "resolve" and alert["kind"] == "trend"
-                  and alert["direction"] == "increase" and alert.get("status") in HELD
+            elif (alert["decision"] == "resolve" and alert.get("status") in HELD
                   and alert.get("id")):
-                # the end of a told rise, held back (a silence, the substance muted): told
-                # when the silence has ended, or the substance is no longer muted
-                told = pending_states[told_scope] = {**told, "end_silenced": alert["id"]}
-        for alert in late_ends:
-            had = _told_targets(store, substance, "trend", "increase", told)
+                # the end of a told rise (spike, fall), held back (a silence, the substance
+                # muted): told when the silence has ended, or the substance is no longer
+                # muted
+                if (alert["kind"], alert["direction"]) == ("trend", "increase"):
+                    told = pending_states[told_scope] = {**told, "end_silenced": alert["id"]}
+                else:
+                    pending_states[substance_scope(substance, alert["kind"], alert[
+                        "direction"])] = {"end_silenced": alert["id"]}
+        for alert, held_end in late_ends:
+            kind, direction = alert["kind"], alert["direction"]
+            had = _told_targets(store, substance, kind, direction, told, before=held_end)
             if enqueue_alert(config, store, alert, now=now, told_to=had, unheard=(
-                    _unheard_targets(store, substance, "trend", "increase", told))) is not None:
+                    _unheard_targets(store, substance, kind, direction, told,
+                                     before=held_end))) is not None:
                 created.append(alert)
         if any(a["kind"] == "trend" and a["direction"] == "increase"
                and a["decision"] in ("open", "escalate", "repeat")
@@ -635,17 +654,20 @@ def _told_about(store: Store, f: Finding) -> bool:
 def _told_deliveries(store: Store, substance: str, kind: str, direction: str,
                      told: dict[str, Any], *, series: Finding | None = None,
                      statuses: Sequence[str] = ("pending", "delivered"),
-                     ) -> list[dict[str, Any]]:
+                     before: int | None = None) -> list[dict[str, Any]]:
     """The deliveries sent (or still to be sent) of the substance's messages of an
     episode (``kind``, ``direction``): of its rise, since the episode ``told`` opened;
-    of another episode, since its last end. Only those that rested on ``series``'
+    of another episode, since its last end (with ``before``, an end held back: its last
+    end before that alert, and only messages before it). Only those that rested on ``series``'
     series when given; those in ``statuses`` (other than sent or to be sent: given up,
     ``expired`` or ``failed``, for :func:`_unheard_targets`)."""
     since = told.get("opened") if (kind, direction) == ("trend", "increase") else None
+    upto = [] if before is None else [before]
     if since is None:
         last = store.q(
             "SELECT MAX(created_at) AS t FROM alerts WHERE substance=? AND kind=? AND "
-            "direction=? AND decision='resolve'", [substance, kind, direction])
+            "direction=? AND decision='resolve'" + " AND id < ?" * len(upto),
+            [substance, kind, direction, *upto])
         since = last[0]["t"] or ""
     sql = ("SELECT d.alert_id, d.target, d.status, d.attempts, d.claimed_until, "
            "d.next_attempt_at, a.decision "
@@ -654,6 +676,9 @@ def _told_deliveries(store: Store, substance: str, kind: str, direction: str,
            "AND a.decision IN ('open','escalate','repeat') "
            f"AND d.status IN ({','.join('?' * len(statuses))})")
     args: list[Any] = [substance, kind, direction, since, *statuses]
+    if before is not None:
+        sql += " AND a.id < ?"
+        args.append(before)
     if series is not None:
         sql += " AND a.data LIKE ?"
         args.append(f'%"series": "{series.series_key}"%')
@@ -661,22 +686,25 @@ def _told_deliveries(store: Store, substance: str, kind: str, direction: str,
 
 
 def _told_targets(store: Store, substance: str, kind: str, direction: str,
-                  told: dict[str, Any], *, series: Finding | None = None) -> list[str]:
+                  told: dict[str, Any], *, series: Finding | None = None,
+                  before: int | None = None) -> list[str]:
     """The targets of :func:`_told_deliveries`."""
-    return sorted({d["target"] for d in _told_deliveries(store, substance, kind, direction,
-                                                         told, series=series)})
+    return sorted({d["target"] for d in _told_deliveries(
+        store, substance, kind, direction, told, series=series, before=before)})
 
 
 def _unheard_targets(store: Store, substance: str, kind: str, direction: str,
-                     told: dict[str, Any], *, series: Finding | None = None) -> list[str]:
+                     told: dict[str, Any], *, series: Finding | None = None,
+                     before: int | None = None) -> list[str]:
     """The targets that never had the messages :func:`_told_targets` reads, though they
     were addressed to them: each delivery of them to the target was given up (expired
     on a dead relay, refused for good). An end or a correction is recorded for them as
     not sent, and goes after one of those messages an operator queues again."""
-    heard = set(_told_targets(store, substance, kind, direction, told, series=series))
+    heard = set(_told_targets(store, substance, kind, direction, told, series=series,
+                              before=before))
     return sorted({d["target"] for d in _told_deliveries(
         store, substance, kind, direction, told, series=series,
-        statuses=("expired", "failed"))} - heard)
+        statuses=("expired", "failed"), before=before)} - heard)
 
 
 def _withdraw_unsent(store: Store, db: Any, substance: str, kind: str, direction: str,

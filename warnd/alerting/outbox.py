@@ -38,7 +38,7 @@ from warnd.alerting.routing import route, route_told
 from warnd.alerting.send import SendResult, mask, message_id, target_url
 from warnd.alerting.send import send as send_message
 from warnd.alerting.silences import silenced_by
-from warnd.alerting.told import EPISODE_KINDS, episode_start, told_to_target
+from warnd.alerting.told import EPISODE_KINDS, OTHER_EPISODES, episode_start, told_to_target
 from warnd.alerting.told import episode_scope as _scope
 from warnd.alerting.wording import render_text
 from warnd.config import Config, parse_duration
@@ -677,18 +677,29 @@ def _rise_unheard(store: Store, d: dict[str, Any], db: Any, now: datetime, *,
     heard (``unheard``: decide reads it again from them); the end of a told rise: told
     once the silence has ended or the mute is lifted, unless a new rise opens first
     (``end_silenced``, as for an end held back when it was decided). ``mark``: what held
-    it back (``True``, a silence; ``"muted"``, its substance muted)."""
+    it back (``True``, a silence; ``"muted"``, its substance muted). So too the end of a
+    told spike or fall, unless the same kind opened again since."""
     try:
         data = json.loads(d.get("data") or "{}")
     except ValueError:
         return
-    if (d.get("kind") != "trend" or data.get("direction") != "increase"
-            or data.get("decision") not in ("open", "escalate", "resolve")
-            or not d.get("substance")):
+    episode = (d.get("kind"), data.get("direction"))
+    if (episode not in (("trend", "increase"), *OTHER_EPISODES) or not d.get("substance")
+            or data.get("decision") not in (
+                ("open", "escalate", "resolve") if episode == ("trend", "increase")
+                else ("resolve",))):
         return
     if db.execute("SELECT 1 FROM deliveries WHERE alert_id=? AND status='delivered'",
                   (int(d["alert_id"]),)).fetchone():
         return  # someone heard it
+    if episode != ("trend", "increase"):
+        scope = substance_scope(d["substance"], *episode)
+        if not (store.episode_state(scope) or {}).get("end_silenced") and not db.execute(
+                "SELECT 1 FROM alerts WHERE substance=? AND kind=? AND direction=? AND id>? "
+                "AND decision='open'", (d["substance"], *episode, int(d["alert_id"]))
+                ).fetchone():
+            store.save_episode_state(scope, {"end_silenced": int(d["alert_id"])}, db, now=now)
+        return
     scope = substance_scope(d["substance"])
     told = store.episode_state(scope)
     if data["decision"] == "resolve":

@@ -18,6 +18,11 @@ from warnd.store import Store
 #: The kinds of a substance's alerts whose messages make episodes (told in order).
 EPISODE_KINDS = ("trend", "spike")
 
+#: A substance's episodes other than its rise (kind, direction): the end of one that was
+#: told, held back by a silence or a mute, is told once nothing holds it back, as the
+#: rise's is.
+OTHER_EPISODES = (("spike", "increase"), ("trend", "decrease"))
+
 #: An alert's severities, weakest first.
 SEVERITIES = ("info", "warning", "critical")
 

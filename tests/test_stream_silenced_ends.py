@@ -1,0 +1,106 @@
+"""What a silence or a mute holds back of a substance's told spike, week by week through
+detection with a real store: its end is told once nothing holds it back, as a rise's."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from tests.alerting_env import SOURCES, target
+from tests.conftest import write_config
+from tests.scenario import START, put_weekly
+from tests.test_stream_config import MAIL, _week_end, _weeks
+from tests.test_stream_config_changes import DEAD, MUTED, QUIET_NOON
+from warnd.alerting import actions
+from warnd.config import load_config
+from warnd.store import Store
+
+
+def _lab_spike(weeks: int, at: int) -> np.ndarray:
+    """The lab's ketamine counts, steady but for one week eight times as high."""
+    values = np.random.default_rng(3).poisson(np.full(weeks, 5.0)).astype(float)
+    values[at] = 40
+    return values
+
+
+def _silence(cfg, *, at: int, until: int) -> None:
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        actions.add_silence(store, substance="ketamin", reason="x", who="kari", via="cli",
+                            until=_week_end(until) - timedelta(hours=1),
+                            now=_week_end(at) - timedelta(hours=1))
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("held", ["silenced", "muted"])
+def test_the_end_of_a_told_spike_held_back_is_told_once_nothing_holds_it_back(
+        tmp_path, held):
+    """The lab's one-off spike of ketamine is told ("Enkeltstående topp"); ketamine is
+    then silenced (or muted by a reload) from week 116 to week 130, and the spike ends
+    under it (recorded, sent to nobody). The first round after, its end is told to the
+    target that had the spike, once, as the end of a told rise held back is. Before, it
+    was never told: the recipients were left believing the spike went on."""
+    loud = load_config(write_config(tmp_path, SOURCES + MAIL))
+    muted = load_config(write_config(tmp_path, SOURCES + MAIL, name="muted.toml",
+                                     substances=MUTED))
+    weeks, spike, start, stop = 140, 115, 116, 130
+
+    def configs(w: int):
+        if held == "muted":
+            return muted if start <= w < stop else loud
+        if w == start:
+            _silence(loud, at=w, until=stop)
+        return loud
+
+    told = _weeks(configs, _lab_spike(weeks, spike), range(spike - 2, weeks))
+    spikes = [(w, d, s) for w, k, d, s in told if k == "spike"]
+    assert [(d, s) for _, d, s in spikes] == [
+        ("open", "open"), ("resolve", held), ("resolve", "open")]
+    assert spikes[0][0] == spike and start < spikes[1][0] < stop == spikes[2][0]
+    store = Store.in_dir(loud.state_dir)
+    try:
+        rows = store.q("SELECT a.decision, d.target, d.status FROM alerts a JOIN deliveries "
+                       "d ON d.alert_id = a.id WHERE a.kind = 'spike' ORDER BY a.id")
+        assert store.held_back() == {}
+    finally:
+        store.close()
+    assert [(r["decision"], r["target"]) for r in rows if r["status"] == "pending"] == [
+        ("open", "mail"), ("resolve", "mail")]
+
+
+def test_the_end_of_a_told_spike_silenced_while_it_waited_is_told_after(tmp_path):
+    """The lab's spike is told; its end is decided at noon, in quiet hours, and waits;
+    before it goes, an operator silences ketamine for three days. The next week, the
+    silence over, the end is told, once. Before, it was never told."""
+    from warnd.alerting import outbox
+    from warnd.alerting.send import SendResult
+    from warnd.pipeline import Pipeline
+
+    cfg = load_config(write_config(tmp_path, SOURCES + target("mail", DEAD) + QUIET_NOON))
+    weeks, spike = 135, 115
+    lab = _lab_spike(weeks, spike)
+    store = Store.in_dir(cfg.state_dir)
+    ended = None
+    try:
+        for w in range(spike - 2, weeks):
+            put_weekly(cfg.state_dir, lab[: w + 1], start=START)
+            noon = _week_end(w)
+            for a in Pipeline(cfg, clock=lambda t=noon: t).detect():
+                if (a["kind"], a["decision"]) == ("spike", "resolve") and ended is None:
+                    ended = w
+                    actions.add_silence(store, substance="ketamin", reason="x", who="kari",
+                                        via="cli", duration=timedelta(days=3),
+                                        now=noon + timedelta(hours=1))
+            outbox.dispatch_pending(cfg, store, now=noon + timedelta(hours=6),
+                                    send=lambda url, **kw: SendResult(True, "SUCCESS"))
+        rows = store.q("SELECT a.decision, d.status, d.delivered_at FROM alerts a JOIN "
+                       "deliveries d ON d.alert_id = a.id WHERE a.kind = 'spike' "
+                       "ORDER BY a.id")
+    finally:
+        store.close()
+    assert [(r["decision"], r["status"]) for r in rows] == [
+        ("open", "delivered"), ("resolve", "silenced"), ("resolve", "delivered")]
+    assert rows[2]["delivered_at"] == (_week_end(ended + 1) + timedelta(hours=6)).isoformat()
