@@ -250,3 +250,43 @@ def test_a_target_taken_out_while_the_opening_waits_gets_the_end_after_it_when_b
     assert [(w, t.split(":")[0]) for w, t, _, _ in got] == [(back, "Liten økning"),
                                                              (back, "Avsluttet")]
     assert got[0][2] is None and got[1][2] == got[0][3]  # the end replies to the opening
+
+
+NO_KETAMINE = '\n[substances.heroin]\nlabel = "heroin"\nnames = ["heroin"]\n'
+
+
+@pytest.mark.parametrize("what", ["substance", "source"])
+def test_a_rise_taken_out_of_the_config_and_put_back_while_it_goes_on_is_listed_open(
+        tmp_path, what):
+    """Ketamine's rise at the lab is told (with a spike of the lab's before it); ketamine
+    (or the lab) is taken out of the config in week 114, and the next whole pass
+    resolves its open alerts; it is put back in week 117 while the rise goes on. From
+    then, `warnd status` lists the rise (and the spike, until its end) as open again,
+    nothing is told anew, and the end is told when it comes. Before, nothing was listed
+    open from the removal to the end, though the recipients were told the rise goes
+    on."""
+    from warnd.service.health import collect_status
+
+    parts = SOURCES.split("[[sources]]")
+    full = load_config(write_config(tmp_path, SOURCES + MAIL))
+    cut = load_config(write_config(
+        tmp_path, ("[[sources]]".join([parts[0], *parts[2:]]) if what == "source"
+                   else SOURCES) + MAIL, name="cut.toml",
+        substances=NO_KETAMINE if what == "substance" else SUBSTANCES))
+    weeks, rise, calm, out, back = 150, 110, 125, 114, 117
+    lab = _lab_rise(weeks, rise, calm)
+    told, listed = [], {}
+    for w in range(rise - 2, weeks):
+        cfg = cut if out <= w < back else full
+        told += _weeks(lambda _, cfg=cfg: cfg, lab, range(w, w + 1))
+        listed[w] = sorted(a["kind"] for a in collect_status(cfg, now=_week_end(w))[
+            "open_alerts"])
+    assert [(k, d, s) for _, k, d, s in told] == [
+        ("spike", "open", "open"), ("trend", "open", "open"),
+        ("spike", "resolve", "open"), ("trend", "resolve", "open")]
+    spike_end, end = (w for w, _, d, _ in told if d == "resolve")
+    assert back < spike_end < end
+    assert listed[out] == []
+    assert all(listed[w] == ["spike", "trend"] for w in range(back, spike_end))
+    assert all(listed[w] == ["trend"] for w in range(spike_end, end))
+    assert listed[end] == []

@@ -713,6 +713,7 @@ class Pipeline:
             if store.resolve_alerts_of_removed(self.config.substances):
                 log.info("the open alerts of substances taken out of the config are resolved")
             decide.resolve_unwatched(self.config, store)
+            decide.reopen_returned(self.config, store)
             decide.close_removed_failures(self.config, store, now=self.clock())
         for reason, n in sorted(self._replayed_for.items()):
             log.info("%d series replayed whole: %s", n, reason)

@@ -1170,6 +1170,44 @@ def resolve_unwatched(config: Config, store: Store) -> int:
     return n
 
 
+def reopen_returned(config: Config, store: Store) -> int:
+    """Open again the resolved trend and spike alerts of an episode that goes on: a
+    substance (a source) taken out of the config and put back while its episode was
+    open had them resolved (:meth:`Store.resolve_alerts_of_removed`,
+    :func:`resolve_unwatched`), and a watched series holds the episode open again. Only
+    the messages of that episode since it was told (a rise: since its opening, while
+    its recipients were told it goes on; a spike, a fall: since the last end of its
+    kind), so that `warnd status` and the console list them until it ends. How many."""
+    watched = config.watched_sources()
+    n = 0
+    for r in store.q(
+            "SELECT DISTINCT substance, kind, direction FROM alerts a WHERE "
+            "status='resolved' AND kind IN ('trend','spike') AND substance != '' AND "
+            "decision IN ('open','escalate','repeat') AND NOT EXISTS (SELECT 1 FROM alerts "
+            "b WHERE b.substance=a.substance AND b.kind=a.kind AND b.direction IS "
+            "a.direction AND b.id > a.id AND b.decision='resolve')"):
+        sub, kind, direction = r["substance"], r["kind"], r["direction"]
+        rise = (kind, direction) == ("trend", "increase")
+        if (sub not in config.substances or (rise and not (
+                store.episode_state(substance_scope(sub)) or {}).get("open"))
+                or not store.open_episode_scopes(sub, f"{kind}:{direction}",
+                                                 sources=watched)):
+            continue
+        since = "id >= (SELECT COALESCE(MAX(id), 0) FROM alerts WHERE substance=? AND " + (
+            "kind=? AND direction IS ? AND decision='open')" if rise else
+            "kind=? AND direction IS ? AND decision='resolve') + 1")
+        with store.write() as db:
+            k = int(db.execute(
+                "UPDATE alerts SET status='open' WHERE status='resolved' AND substance=? "
+                "AND kind=? AND direction IS ? AND decision IN ('open','escalate','repeat') "
+                f"AND {since}", [sub, kind, direction, sub, kind, direction]).rowcount or 0)
+        if k:
+            n += k
+            log.info("substance=%s %s:%s goes on in a configured source again: its alerts "
+                     "are open again", sub, kind, direction)
+    return n
+
+
 def close_removed_failures(config: Config, store: Store, *, now: datetime) -> list[str]:
     """End, without a message, the failure episodes of sources taken out of the config:
     nothing polls them any more, so the episode would stay open for good, and a source
