@@ -104,3 +104,46 @@ def test_the_end_of_a_told_spike_silenced_while_it_waited_is_told_after(tmp_path
     assert [(r["decision"], r["status"]) for r in rows] == [
         ("open", "delivered"), ("resolve", "silenced"), ("resolve", "delivered")]
     assert rows[2]["delivered_at"] == (_week_end(ended + 1) + timedelta(hours=6)).isoformat()
+
+
+def test_a_told_spike_ends_told_when_another_source_s_spike_was_silenced(tmp_path):
+    """The lab's one-off spike of ketamine is told; an operator has silenced for ten weeks
+    what customs says of ketamine, and customs' spike the week after is held back. When
+    both have ended, the end is decided; naming customs, the last to end, it is held
+    back by that silence and told to the target that had the lab's spike once the
+    silence is over. Before, the latest spike message, customs' held back, was taken for
+    the whole spike told to nobody, and the end was never told."""
+    from warnd.pipeline import Pipeline
+
+    cfg = load_config(write_config(tmp_path, SOURCES + MAIL))
+    weeks, spike = 135, 115
+    lab = _lab_spike(weeks, spike)
+    customs = np.random.default_rng(5).poisson(np.full(weeks, 8.0)).astype(float)
+    customs[spike + 1] = 60
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        silence_end = _week_end(spike - 3) + timedelta(weeks=10)
+        actions.add_silence(store, substance="ketamin", source="customs", reason="x",
+                            who="kari", via="cli", until=silence_end, now=_week_end(spike - 3))
+    finally:
+        store.close()
+    told = []
+    for w in range(spike - 2, weeks):
+        put_weekly(cfg.state_dir, lab[: w + 1], start=START)
+        put_weekly(cfg.state_dir, customs[: w + 1], start=START, source="customs")
+        told += [(w, a["source"], a["decision"], a["status"])
+                 for a in Pipeline(cfg, clock=lambda w=w: _week_end(w)).detect()
+                 if a["kind"] == "spike"]
+    assert [(w, s, d, st) for w, s, d, st in told] == [
+        (spike, "lab", "open", "open"), (spike + 1, "customs", "open", "silenced"),
+        (spike + 5, "customs", "resolve", "silenced"), (spike + 7, "customs", "resolve", "open")]
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        to = [(r["decision"], r["target"]) for r in store.q(
+            "SELECT a.decision, d.target FROM alerts a JOIN deliveries d ON d.alert_id = a.id "
+            "WHERE a.kind = 'spike' ORDER BY a.id")]
+    finally:
+        store.close()
+    assert to == [("open", "mail"), ("resolve", "mail")]
+    assert silence_end == _week_end(spike + 7)  # told by the first round after it
+

@@ -321,10 +321,11 @@ def enqueue_findings(
         if not rise:
             ended.add((kind, direction))
         # it ended before anyone was told of it (silenced, muted, held back for
-        # corroboration): no end to tell
-        if ((not rise or not told.get("open"))
-                and (rise and held_back
-                     or _latest_status(store, substance, kind, direction) in HELD)):
+        # corroboration): no end to tell. A spike or a fall was told when any of its
+        # messages was, not only its latest (another source's, silenced by its source)
+        if (rise and not told.get("open") and (
+                held_back or _latest_status(store, substance, kind, direction) in HELD)
+                or not rise and _told_nobody(store, substance, kind, direction)):
             continue
         if kind == "trend" and direction == "increase" and told.get("open"):
             told = {**told, "open": False, "ended": now.date().isoformat()}
@@ -777,6 +778,17 @@ def _latest_status(store: Store, substance: str, kind: str = "trend",
         [substance, kind, direction],
     )
     return rows[0]["status"] if rows else None
+
+
+def _told_nobody(store: Store, substance: str, kind: str, direction: str) -> bool:
+    """True when every message of the substance's episode (``kind``, ``direction``)
+    since its last end was held back (``silenced``, ``muted``): nobody was told of it."""
+    return not store.q(
+        "SELECT 1 FROM alerts WHERE substance=? AND kind=? AND direction=? AND decision IN "
+        "('open','escalate','repeat') AND status NOT IN ('silenced','muted') AND id > "
+        "(SELECT COALESCE(MAX(id), 0) FROM alerts WHERE substance=? AND kind=? AND "
+        "direction=? AND decision='resolve') LIMIT 1",
+        [substance, kind, direction, substance, kind, direction])
 
 
 def _send_resolved(config: Config, substance: str, source: str) -> bool:
