@@ -1,5 +1,6 @@
-"""What a silence or a mute holds back of a substance's told spike, week by week through
-detection with a real store: its end is told once nothing holds it back, as a rise's."""
+"""What a silence or a mute holds back of a substance's told spike or fall, week by week
+through detection with a real store: its end is told once nothing holds it back, as a
+rise's."""
 
 from __future__ import annotations
 
@@ -147,3 +148,26 @@ def test_a_told_spike_ends_told_when_another_source_s_spike_was_silenced(tmp_pat
     assert to == [("open", "mail"), ("resolve", "mail")]
     assert silence_end == _week_end(spike + 7)  # told by the first round after it
 
+
+def test_the_end_of_a_told_fall_held_back_by_a_silence_is_told_after(tmp_path):
+    """Falls are told (``alert_decreases``): the lab's ketamine counts fall to a third
+    from week 110 to 125, and the fall is told; a silence covers ketamine from week 118
+    to week 160, and the fall ends under it. The first round after the silence tells
+    the end, once. Before, it was never told."""
+    cfg = load_config(write_config(
+        tmp_path, SOURCES + MAIL + "\n[detection]\nalert_decreases = true\n"))
+    weeks, fall, calm, start, stop = 165, 110, 125, 118, 160
+    lam = np.full(weeks, 15.0)
+    lam[fall:calm] /= 3
+    lab = np.random.default_rng(3).poisson(lam).astype(float)
+
+    def configs(w: int):
+        if w == start:
+            _silence(cfg, at=w, until=stop)
+        return cfg
+
+    told = _weeks(configs, lab, range(fall - 2, weeks))
+    falls = [(w, d, s) for w, k, d, s in told if k == "trend"]
+    assert [(d, s) for _, d, s in falls] == [
+        ("open", "open"), ("resolve", "silenced"), ("resolve", "open")]
+    assert falls[0][0] < start < falls[1][0] < stop == falls[2][0]
