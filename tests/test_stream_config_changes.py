@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from tests.alerting_env import SOURCES, target
@@ -290,3 +291,22 @@ def test_a_rise_taken_out_of_the_config_and_put_back_while_it_goes_on_is_listed_
     assert all(listed[w] == ["spike", "trend"] for w in range(back, spike_end))
     assert all(listed[w] == ["trend"] for w in range(spike_end, end))
     assert listed[end] == []
+
+
+def test_an_earlier_spike_is_not_listed_open_again_by_a_later_one(tmp_path):
+    """Without ``send_resolved``: the lab's spike of ketamine in week 115 is told and
+    ends (no message); another in week 135 is told. `warnd status` lists the second
+    alone: an alert resolved as its episode ended stays resolved while a later episode
+    of its kind is open (only those resolved as their substance or source was taken
+    out of the config are opened again)."""
+    from warnd.service.health import collect_status
+
+    cfg = load_config(write_config(tmp_path, SOURCES + target("mail", DEAD)))
+    weeks = 137
+    lab = np.random.default_rng(3).poisson(np.full(weeks, 5.0)).astype(float)
+    lab[[115, 135]] = 40
+    told = _weeks(lambda _: cfg, lab, range(113, weeks))
+    assert [(w, k, d) for w, k, d, _ in told] == [(115, "spike", "open"),
+                                                  (135, "spike", "open")]
+    listed = collect_status(cfg, now=_week_end(weeks - 1))["open_alerts"]
+    assert [a["id"] for a in listed] == [2]

@@ -2324,12 +2324,35 @@ class Store:
         keep = sorted(substances)
         where = ("status='open' AND kind IN ('trend','spike') AND substance != '' AND "
                  f"substance NOT IN ({','.join('?' * len(keep)) or 'NULL'})")
-        if not self.db.execute(f"SELECT 1 FROM alerts WHERE {where} LIMIT 1",
-                               keep).fetchone():
+        rows = self.db.execute(f"SELECT id, substance FROM alerts WHERE {where}",
+                               keep).fetchall()
+        if not rows:
             return 0  # the usual case: no write
         with self.write() as db:
+            self.set_aside(db, rows)
             return db.execute(f"UPDATE alerts SET status='resolved' WHERE {where}",
                               keep).rowcount
+
+    def set_aside(self, db: Any, alerts: Iterable[tuple[int, str]]) -> None:
+        """Remember these alerts (id, substance), resolved as nothing judges their episode
+        any more (their substance or source taken out of the config), in their
+        substance's ``substance:<id>:set-aside`` state: they are opened again when their
+        episode goes on in a configured source (:func:`warnd.alerting.decide.
+        reopen_returned`)."""
+        by: dict[str, set[int]] = {}
+        for aid, sub in alerts:
+            by.setdefault(sub, set()).add(int(aid))
+        for sub, ids in by.items():
+            scope = f"substance:{sub}:set-aside"
+            row = db.execute("SELECT state FROM episodes WHERE scope=?", (scope,)).fetchone()
+            had = set(json.loads(row[0]).get("alerts") or []) if row else set()
+            self.save_episode_state(scope, {"alerts": sorted(had | ids)}, db)
+
+    def set_aside_alerts(self) -> dict[str, list[int]]:
+        """The alerts :meth:`set_aside` remembers, by substance."""
+        return {name.removesuffix(":set-aside"): list(st.get("alerts") or [])
+                for name, st in self._states_of("substance", having="alerts").items()
+                if name.endswith(":set-aside")}
 
     def resolve_alerts(self, db: Any, *, kind: str, substance: str = "",
                        direction: str | None = None, source: str | None = None,

@@ -1176,6 +1176,9 @@ def resolve_unwatched(config: Config, store: Store) -> int:
                 sub, f"{kind}:{direction}", sources=watched):
             continue
         with store.write() as db:
+            store.set_aside(db, [(int(r["id"]), sub) for r in store.q(
+                "SELECT id FROM alerts WHERE status='open' AND substance=? AND kind=? AND "
+                "direction IS ?", [sub, kind, direction])])
             n += store.resolve_alerts(db, kind=kind, substance=sub, direction=direction)
         log.info("substance=%s %s:%s no configured source holds the episode open any "
                  "more: its alerts are resolved", sub, kind, direction)
@@ -1183,40 +1186,40 @@ def resolve_unwatched(config: Config, store: Store) -> int:
 
 
 def reopen_returned(config: Config, store: Store) -> int:
-    """Open again the resolved trend and spike alerts of an episode that goes on: a
-    substance (a source) taken out of the config and put back while its episode was
-    open had them resolved (:meth:`Store.resolve_alerts_of_removed`,
-    :func:`resolve_unwatched`), and a watched series holds the episode open again. Only
-    the messages of that episode since it was told (a rise: since its opening, while
-    its recipients were told it goes on; a spike, a fall: since the last end of its
-    kind), so that `warnd status` and the console list them until it ends. How many."""
+    """Open again the alerts resolved as their substance (or the sources holding their
+    episode) were taken out of the config (:meth:`Store.set_aside`), once it is back
+    and a watched series holds their episode open (a rise: while its recipients were
+    told it goes on), so that `warnd status` and the console list them until it ends.
+    Those of an episode no series holds open any more are forgotten. How many."""
     watched = config.watched_sources()
     n = 0
-    for r in store.q(
-            "SELECT DISTINCT substance, kind, direction FROM alerts a WHERE "
-            "status='resolved' AND kind IN ('trend','spike') AND substance != '' AND "
-            "decision IN ('open','escalate','repeat') AND NOT EXISTS (SELECT 1 FROM alerts "
-            "b WHERE b.substance=a.substance AND b.kind=a.kind AND b.direction IS "
-            "a.direction AND b.id > a.id AND b.decision='resolve')"):
-        sub, kind, direction = r["substance"], r["kind"], r["direction"]
-        rise = (kind, direction) == ("trend", "increase")
-        if (sub not in config.substances or (rise and not (
-                store.episode_state(substance_scope(sub)) or {}).get("open"))
-                or not store.open_episode_scopes(sub, f"{kind}:{direction}",
-                                                 sources=watched)):
+    for sub, ids in store.set_aside_alerts().items():
+        if sub not in config.substances:
             continue
-        since = "id >= (SELECT COALESCE(MAX(id), 0) FROM alerts WHERE substance=? AND " + (
-            "kind=? AND direction IS ? AND decision='open')" if rise else
-            "kind=? AND direction IS ? AND decision='resolve') + 1")
+        told_open = bool((store.episode_state(substance_scope(sub)) or {}).get("open"))
+        again, kept = [], []
+        for r in store.q(f"SELECT id, kind, direction FROM alerts WHERE id IN "
+                         f"({','.join('?' * len(ids)) or 'NULL'}) AND status='resolved'", ids):
+            episode = f"{r['kind']}:{r['direction']}"
+            if store.open_episode_scopes(sub, episode, sources=watched):
+                if told_open or episode != "trend:increase":
+                    again.append(int(r["id"]))
+            elif store.open_episode_scopes(sub, episode):
+                kept.append(int(r["id"]))  # held open by a source out of the config
+        if len(kept) == len(ids):
+            continue
         with store.write() as db:
-            k = int(db.execute(
-                "UPDATE alerts SET status='open' WHERE status='resolved' AND substance=? "
-                "AND kind=? AND direction IS ? AND decision IN ('open','escalate','repeat') "
-                f"AND {since}", [sub, kind, direction, sub, kind, direction]).rowcount or 0)
-        if k:
-            n += k
-            log.info("substance=%s %s:%s goes on in a configured source again: its alerts "
-                     "are open again", sub, kind, direction)
+            if again:
+                db.execute(f"UPDATE alerts SET status='open' WHERE id IN "
+                           f"({','.join('?' * len(again))})", again)
+            if kept:
+                store.save_episode_state(f"substance:{sub}:set-aside", {"alerts": kept}, db)
+            else:
+                db.execute("DELETE FROM episodes WHERE scope=?", (f"substance:{sub}:set-aside",))
+        if again:
+            n += len(again)
+            log.info("substance=%s: %d alert(s) of episodes that go on in a configured "
+                     "source are open again", sub, len(again))
     return n
 
 
