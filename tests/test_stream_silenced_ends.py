@@ -171,3 +171,34 @@ def test_the_end_of_a_told_fall_held_back_by_a_silence_is_told_after(tmp_path):
     assert [(d, s) for _, d, s in falls] == [
         ("open", "open"), ("resolve", "silenced"), ("resolve", "open")]
     assert falls[0][0] < start < falls[1][0] < stop == falls[2][0]
+
+
+
+@pytest.mark.parametrize("stop", [165, 175])
+def test_a_rise_that_ends_and_a_new_one_that_opens_within_one_silence(tmp_path, stop):
+    """Ketamine's rise at the lab is told; a silence covers ketamine from week 118. The
+    rise ends under it (week 147), and a second rise opens under it (week 158) and ends
+    in week 174. With the silence over in week 165, the second rise still goes on: it is
+    told as an opening (which says since when), not the first one's end, and its end is
+    told when it comes. With the silence over in week 175, both rises ended under it:
+    the first one's end is told, and nothing of the second, told to nobody. Before, the
+    second rise opening under the silence dropped the first one's held end: with both
+    ended, the recipients were never told that the rise they knew of had ended."""
+    cfg = load_config(write_config(tmp_path, SOURCES + MAIL))
+    weeks, start = 185, 118
+    lam = np.full(weeks, 5.0)
+    lam[110:125] *= 3
+    lam[155:170] *= 3
+    lab = np.random.default_rng(3).poisson(lam).astype(float)
+
+    def configs(w: int):
+        if w == start:
+            _silence(cfg, at=w, until=stop)
+        return cfg
+
+    told = _weeks(configs, lab, range(108, weeks))
+    trend = [(w, d, s) for w, k, d, s in told if k == "trend"]
+    held = [(112, "open", "open"), (147, "resolve", "silenced"), (158, "open", "silenced")]
+    assert trend == held + ([(165, "open", "open"), (174, "resolve", "open")] if stop == 165
+                            else [(175, "resolve", "open")])
+    assert all(s != "open" for w, _, _, s in told if start <= w < stop)

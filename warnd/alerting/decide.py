@@ -283,12 +283,13 @@ def enqueue_findings(
     late_ends: list[tuple[dict[str, Any], int | None]] = []  # with the held end's id
     if told.get("end_silenced") and not told.get("open"):
         # the end of a told rise was held back by a silence: told once none covers it
-        # (moot when a new rise opens this round: its message says since when)
+        # (moot when a new rise is told this round, its opening says since when: the
+        # state it opens leaves the mark behind; a new rise held back as well keeps it)
         end = _end_held(config, store, int(told["end_silenced"]), now=now)
-        if end is not None or trends:
+        if end is not None and not trends:
             told = pending_states[told_scope] = {
                 k: v for k, v in told.items() if k != "end_silenced"}
-            if end and not trends:
+            if end:
                 late_ends.append((end, None))
                 ended.add(("trend", "increase"))
     for kind, direction in OTHER_EPISODES:
