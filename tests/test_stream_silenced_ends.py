@@ -11,8 +11,8 @@ import pytest
 
 from tests.alerting_env import SOURCES, target
 from tests.conftest import write_config
-from tests.scenario import START, put_weekly
-from tests.test_stream_config import MAIL, _week_end, _weeks
+from tests.scenario import put_weekly
+from tests.test_stream_config import MAIL, START, _lab_rise, _week_end, _weeks
 from tests.test_stream_config_changes import DEAD, MUTED, QUIET_NOON
 from warnd.alerting import actions
 from warnd.config import load_config
@@ -202,3 +202,56 @@ def test_a_rise_that_ends_and_a_new_one_that_opens_within_one_silence(tmp_path, 
     assert trend == held + ([(165, "open", "open"), (174, "resolve", "open")] if stop == 165
                             else [(175, "resolve", "open")])
     assert all(s != "open" for w, _, _, s in told if start <= w < stop)
+
+
+def test_a_reminder_held_back_by_a_silence_is_not_listed_as_a_rise_to_tell(tmp_path):
+    """Reminders every four weeks: ketamine's rise at the lab is told in week 112, and a
+    silence covers ketamine from week 114 to week 122, holding back the reminders of
+    weeks 116 and 120. The rise was told as it stands: `warnd status` does not list it
+    among the rises a silence held back, to be told when it ends, and nothing is told
+    of it when the silence ends; the reminders go on after it. Before, it was listed so
+    for the whole silence, and then nothing was told."""
+    cfg = load_config(write_config(
+        tmp_path, SOURCES + MAIL + "\n[detection]\nrepeat_after_periods = 4\n"))
+    start, stop = 114, 122
+
+    def configs(w: int):
+        if w == start:
+            _silence(cfg, at=w, until=stop)
+        return cfg
+
+    held: dict[int, list[str]] = {}
+    told = _weeks(configs, _lab_rise(130, 110, 125), range(108, 130), held)
+    assert [(w, d, s) for w, k, d, s in told if k == "trend"] == [
+        (112, "open", "open"), (116, "repeat", "silenced"), (120, "repeat", "silenced"),
+        (124, "repeat", "open"), (128, "repeat", "open")]
+    assert not any(held.values())
+
+
+def test_an_escalation_held_back_is_told_after_the_silence_also_after_a_held_reminder(
+        tmp_path):
+    """Reminders every four weeks: ketamine's rise at the lab is told; a silence covers
+    ketamine from week 114 to week 130, and customs agreeing (told in the lab's
+    reminder of week 116) and the reminders after it are held back under it. The first
+    round after the silence tells customs agreeing, as an escalation: neither the
+    reminder that carried it nor those after it make it told."""
+    cfg = load_config(write_config(
+        tmp_path, SOURCES + MAIL + "\n[detection]\nrepeat_after_periods = 4\n"))
+    weeks, start, stop = 132, 114, 130
+    lab = _lab_rise(weeks, 110, 125)
+    lam = np.full(weeks, 8.0)
+    lam[114:] *= 3
+    customs = np.random.default_rng(5).poisson(lam).astype(float)
+
+    def configs(w: int):
+        if w == start:
+            _silence(cfg, at=w, until=stop)
+        return cfg
+
+    told = []
+    for w in range(108, weeks):
+        put_weekly(cfg.state_dir, customs[: w + 1], start=START, source="customs")
+        told += _weeks(configs, lab, range(w, w + 1))
+    trend = [(w, d, s) for w, k, d, s in told if k == "trend"]
+    assert trend[0] == (112, "open", "open") and trend[-1] == (stop, "escalate", "open")
+    assert {(d, s) for _, d, s in trend[1:-1]} == {("repeat", "silenced")}

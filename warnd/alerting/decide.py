@@ -451,9 +451,14 @@ def enqueue_findings(
             if enqueue_alert(config, store, alert, now=now, told_to=told_to.get(id(group)),
                              unheard=unheard.get(id(group), ())) is not None:
                 created.append(alert)
-            if group is trends and alert.get("status") in HELD:
+            if group is trends and alert.get("status") in HELD and (
+                    alert["decision"] != "repeat" or held_back or evidence_grew(
+                        _evidence(alert), told_before,
+                        float(config.detection_params(substance).escalate_factor))):
                 # nobody was told: recipients know what they knew, and hear of the rise
-                # once the silence (or the substance's mute) has ended
+                # once the silence (or the substance's mute) has ended (a reminder held
+                # back of no more than they were told leaves nothing to tell, unless a
+                # message before it was held back too)
                 told = pending_states[told_scope] = {
                     **told_before, "silenced": _held_by(config, substance, alert["status"])}
             elif (alert["decision"] == "resolve" and alert.get("status") in HELD
