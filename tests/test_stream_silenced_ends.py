@@ -255,3 +255,49 @@ def test_an_escalation_held_back_is_told_after_the_silence_also_after_a_held_rem
     trend = [(w, d, s) for w, k, d, s in told if k == "trend"]
     assert trend[0] == (112, "open", "open") and trend[-1] == (stop, "escalate", "open")
     assert {(d, s) for _, d, s in trend[1:-1]} == {("repeat", "silenced")}
+
+
+def test_the_recovery_of_a_told_failure_held_back_by_a_silence_is_told_after(tmp_path,
+                                                                              root):
+    """The media feed fails and its failure is told. The operator then silences the
+    feed's health messages for a day (it is being moved), and it polls again within
+    the day: its recovery is held back. The first poll after the silence tells the
+    recovery, once, to the target that had the failure. Before, it was never told: the
+    recipients were left believing the feed still failed."""
+    import shutil
+    from datetime import UTC, datetime
+
+    from tests.test_alerting import RSS_SOURCE
+    from warnd.pipeline import Pipeline
+
+    cfg = load_config(write_config(tmp_path, RSS_SOURCE + target("mail", DEAD)
+                                   + "\n[alerting]\nsend_resolved = true\n"))
+    t0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    clock = {"t": t0}
+    pipe = Pipeline(cfg, clock=lambda: clock["t"])
+    feed = root / "tests/fixtures/rss/ba_2026-03.xml"
+
+    def poll(at: datetime, ok: bool) -> None:
+        clock["t"] = at
+        assert pipe.poll("media").ok is ok
+
+    for k in range(3):
+        poll(t0 + timedelta(hours=k), False)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        actions.add_silence(store, substance=None, kind="source_health", source="media",
+                            duration=timedelta(days=1), reason="moving the feed", who="kari",
+                            via="web", now=t0 + timedelta(hours=3))
+        (tmp_path / "feeds").mkdir()
+        shutil.copy(feed, tmp_path / "feeds/ba.xml")
+        for h in (4, 12, 26, 27, 28):  # the silence ends at 27:00
+            poll(t0 + timedelta(hours=h), True)
+        rows = store.q("SELECT a.decision, a.status, d.target, d.status AS sent, "
+                       "a.created_at FROM alerts a LEFT JOIN deliveries d ON "
+                       "d.alert_id = a.id ORDER BY a.id")
+    finally:
+        store.close()
+    assert [(r["decision"], r["status"], r["target"], r["sent"]) for r in rows] == [
+        ("open", "resolved", "mail", "pending"), ("resolve", "silenced", None, None),
+        ("resolve", "resolved", "mail", "pending")]
+    assert rows[2]["created_at"] == (t0 + timedelta(hours=27)).isoformat()

@@ -1285,6 +1285,8 @@ def check_source_health(
                 _end_failure(store, source, ep, db, now=now)
             log.info("source=%s recovered", source)
             return None
+    elif ep.get("end_silenced") and not ep.get("open"):
+        return _tell_held_recovery(config, store, source, ep, now=now)
     else:
         return None
     data = {
@@ -1321,15 +1323,54 @@ def check_source_health(
     # one it never reached (expired on a dead relay, failed): it is recorded as not sent
     # to that one, and goes after the failure's message queued again; to nobody when the
     # failure went to nobody (every target muted then, unmuted since or not)
+    told_to, unheard = _failure_told(store, source, int(new["n"]))
+    with store.write() as db:  # the failure's alerts, and this one, are no longer open
+        aid = enqueue_alert(config, store, alert, now=now, episodes={scope: new},
+                            told_to=told_to, unheard=unheard)
+        if aid is not None and alert.get("status") == "silenced":
+            # the recovery of a told failure held back by a silence: told once it ended
+            store.save_episode_state(scope, {**new, "end_silenced": aid}, db, now=now)
+        store.resolve_alerts(db, kind="source_health", source=source)
+    return aid
+
+
+def _failure_told(store: Store, source: str, n: int) -> tuple[list[str] | None, list[str]]:
+    """Who had the message of the source's failure ``n``: the targets it reached or
+    still goes to (None when it had no deliveries recorded), and those it never reached
+    (expired, failed)."""
     had = store.q("SELECT d.target, d.status FROM alerts a LEFT JOIN deliveries d ON "
                   "a.id = d.alert_id WHERE a.dedupe_key=?",
-                  [f"source_health:{source}:{new['n']}:open"])
+                  [f"source_health:{source}:{n}:open"])
     told_to = None if not had else sorted(
         {r["target"] for r in had if r["status"] in ("pending", "delivered")})
     unheard = sorted({r["target"] for r in had if r["status"] in ("expired", "failed")}
                      - set(told_to or ()))
-    with store.write() as db:  # the failure's alerts, and this one, are no longer open
-        aid = enqueue_alert(config, store, alert, now=now, episodes={scope: new},
+    return told_to, unheard
+
+
+def _tell_held_recovery(config: Config, store: Store, source: str, ep: dict[str, Any], *,
+                        now: datetime) -> int | None:
+    """The recovery of a told failure that a silence held back (``end_silenced`` in the
+    source's episode state), told now that no silence covers it, to those who had the
+    failure; None while one does."""
+    rows = store.q("SELECT * FROM alerts WHERE id=?", [int(ep["end_silenced"])])
+    if rows and silenced_by(store, rows[0], now) is not None:
+        return None
+    scope, rest = f"source:{source}", {k: v for k, v in ep.items() if k != "end_silenced"}
+    if not rows:
+        with store.write() as db:
+            store.save_episode_state(scope, rest, db, now=now)
+        return None
+    a = rows[0]
+    alert = {
+        "dedupe_key": f"{a['dedupe_key']}:after-silence", "substance": "", "source": source,
+        "region": "", "kind": "source_health", "direction": None, "severity": a["severity"],
+        "decision": "resolve", "title": a["title"], "body": a["body"],
+        "data": json.loads(a["data"] or "{}"), "status": "open",
+    }
+    told_to, unheard = _failure_told(store, source, int(ep.get("n", 0)))
+    with store.write() as db:
+        aid = enqueue_alert(config, store, alert, now=now, episodes={scope: rest},
                             told_to=told_to, unheard=unheard)
         store.resolve_alerts(db, kind="source_health", source=source)
     return aid
