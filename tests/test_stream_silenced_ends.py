@@ -231,10 +231,10 @@ def test_a_reminder_held_back_by_a_silence_is_not_listed_as_a_rise_to_tell(tmp_p
 def test_an_escalation_held_back_is_told_after_the_silence_also_after_a_held_reminder(
         tmp_path):
     """Reminders every four weeks: ketamine's rise at the lab is told; a silence covers
-    ketamine from week 114 to week 130, and customs agreeing (told in the lab's
-    reminder of week 116) and the reminders after it are held back under it. The first
-    round after the silence tells customs agreeing, as an escalation: neither the
-    reminder that carried it nor those after it make it told."""
+    ketamine from week 114 to week 130, and customs agreeing (an escalation, week 115)
+    and the reminders after it are held back under it. The first round after the
+    silence tells customs agreeing, as an escalation: neither the held escalation nor
+    the reminders after it make it told."""
     cfg = load_config(write_config(
         tmp_path, SOURCES + MAIL + "\n[detection]\nrepeat_after_periods = 4\n"))
     weeks, start, stop = 132, 114, 130
@@ -254,7 +254,9 @@ def test_an_escalation_held_back_is_told_after_the_silence_also_after_a_held_rem
         told += _weeks(configs, lab, range(w, w + 1))
     trend = [(w, d, s) for w, k, d, s in told if k == "trend"]
     assert trend[0] == (112, "open", "open") and trend[-1] == (stop, "escalate", "open")
-    assert {(d, s) for _, d, s in trend[1:-1]} == {("repeat", "silenced")}
+    # customs agreeing is an escalation, held back too; the lab's reminders after it
+    assert trend[1] == (115, "escalate", "silenced")
+    assert {(d, s) for _, d, s in trend[2:-1]} == {("repeat", "silenced")}
 
 
 def test_the_recovery_of_a_told_failure_held_back_by_a_silence_is_told_after(tmp_path,
