@@ -303,3 +303,68 @@ def test_the_recovery_of_a_told_failure_held_back_by_a_silence_is_told_after(tmp
         ("open", "resolved", "mail", "pending"), ("resolve", "silenced", None, None),
         ("resolve", "resolved", "mail", "pending")]
     assert rows[2]["created_at"] == (t0 + timedelta(hours=27)).isoformat()
+
+
+def test_an_end_one_target_had_and_a_silence_held_from_another_is_told_to_it_after(
+        tmp_path):
+    """Ketamine's rise at the lab is told to ops and to mail (two real relays). Its end
+    goes to ops at once, while mail's relay is down and its end waits for a retry;
+    before the retry an operator silences ketamine for three days, and mail's end is
+    held back (``silenced``). The next week, the silence over and mail's relay back,
+    mail is told the end, once, replying to the rise it had; ops is not told it again.
+    Before, ops having had the end marked it told: mail was never told, and was left
+    believing the rise went on."""
+    from tests.servers import SmtpServer, wait_for
+    from warnd.alerting import outbox
+    from warnd.pipeline import Pipeline
+
+    ops_relay, mail_relay = SmtpServer().start(), SmtpServer().start()
+    try:
+        cfg = load_config(write_config(tmp_path, SOURCES + target(
+            "ops", ops_relay.url("ops@example.org")) + target(
+            "mail", mail_relay.url("mail@example.org")) + (
+            "\n[alerting]\nsend_resolved = true\n")))
+        weeks, rise, calm = 150, 110, 125
+        lab = _lab_rise(weeks, rise, calm)
+        store = Store.in_dir(cfg.state_dir)
+        ended = None
+        try:
+            for w in range(rise - 2, weeks):
+                put_weekly(cfg.state_dir, lab[: w + 1], start=START)
+                noon = _week_end(w)
+                for a in Pipeline(cfg, clock=lambda t=noon: t).detect():
+                    if (a["kind"], a["decision"]) == ("trend", "resolve") and ended is None:
+                        ended = w
+                        mail_relay.stop()
+                        assert outbox.dispatch_pending(
+                            cfg, store, now=noon + timedelta(minutes=30))["retrying"] == 1
+                        actions.add_silence(store, substance="ketamin", reason="x",
+                                            who="kari", via="cli", duration=timedelta(days=3),
+                                            now=noon + timedelta(hours=1))
+                counts = outbox.dispatch_pending(cfg, store, now=noon + timedelta(hours=6))
+                if w == ended:
+                    assert counts["silenced"] == 1
+                    mail_relay.start()
+            rows = store.q("SELECT a.decision, d.target, d.status FROM alerts a JOIN "
+                           "deliveries d ON d.alert_id = a.id WHERE a.kind = 'trend' "
+                           "ORDER BY a.id, d.target")
+        finally:
+            store.close()
+        assert ended is not None
+        assert [(r["decision"], r["target"], r["status"]) for r in rows] == [
+            ("open", "mail", "delivered"), ("open", "ops", "delivered"),
+            ("resolve", "mail", "silenced"), ("resolve", "ops", "delivered"),
+            ("resolve", "mail", "delivered")]
+        wait_for(lambda: len(mail_relay.messages) == 4, what="mail's end")
+
+        def rise(relay):
+            return [m for m in relay.messages if "økning" in m["Subject"]]
+
+        opening, end = rise(mail_relay)
+        assert end["Subject"] == "Avsluttet: " + opening["Subject"]
+        assert end["In-Reply-To"] == opening["Message-ID"]
+        assert [m["Subject"] for m in rise(ops_relay)] == [
+            opening["Subject"], end["Subject"]]
+    finally:
+        ops_relay.stop()
+        mail_relay.stop()

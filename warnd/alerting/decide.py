@@ -280,17 +280,20 @@ def enqueue_findings(
                 groups.insert(0, trends)
     told_to: dict[int, list[str]] = {}  # by id(group): who had what an end or correction is about
     unheard: dict[int, list[str]] = {}  # by id(group): to whom all of that failed to go
-    late_ends: list[tuple[dict[str, Any], int | None]] = []  # with the held end's id
+    # with the held end's id (to bound the episode: a spike's, a fall's) and that of the
+    # alert held back (its targets that had it or still will are not told it again)
+    late_ends: list[tuple[dict[str, Any], int | None, int]] = []
     if told.get("end_silenced") and not told.get("open"):
         # the end of a told rise was held back by a silence: told once none covers it
         # (moot when a new rise is told this round, its opening says since when: the
         # state it opens leaves the mark behind; a new rise held back as well keeps it)
-        end = _end_held(config, store, int(told["end_silenced"]), now=now)
+        held_id = int(told["end_silenced"])
+        end = _end_held(config, store, held_id, now=now)
         if end is not None and not trends:
             told = pending_states[told_scope] = {
                 k: v for k, v in told.items() if k != "end_silenced"}
             if end:
-                late_ends.append((end, None))
+                late_ends.append((end, None, held_id))
                 ended.add(("trend", "increase"))
     for kind, direction in OTHER_EPISODES:
         # so too the end of a told spike (or fall): moot when the same kind opens anew
@@ -303,7 +306,7 @@ def enqueue_findings(
         pending_states[scope] = {}
         if end and not any(f.kind == kind and f.direction == direction and a == "open"
                            and not any(f is g for g in folded) for f, a in live):
-            late_ends.append((end, int(held_end)))
+            late_ends.append((end, int(held_end), int(held_end)))
             ended.add((kind, direction))
     by_episode: dict[tuple[str, str], list[tuple[Finding, str]]] = {}
     for f, a in ends:
@@ -471,9 +474,17 @@ def enqueue_findings(
                 else:
                     pending_states[substance_scope(substance, alert["kind"], alert[
                         "direction"])] = {"end_silenced": alert["id"]}
-        for alert, held_end in late_ends:
+        for alert, held_end, held_id in late_ends:
             kind, direction = alert["kind"], alert["direction"]
-            had = _told_targets(store, substance, kind, direction, told, before=held_end)
+            # the held end goes to those that had the episode and not the end itself: a
+            # target that had it before the silence (or still will) is not told it twice
+            got = {r["target"] for r in store.q(
+                "SELECT target FROM deliveries WHERE alert_id=? AND status IN "
+                "('delivered','pending')", [held_id])}
+            had = [t for t in _told_targets(store, substance, kind, direction, told,
+                                            before=held_end) if t not in got]
+            if got and not had:
+                continue  # every target that had the episode had its end too
             if enqueue_alert(config, store, alert, now=now, told_to=had, unheard=(
                     _unheard_targets(store, substance, kind, direction, told,
                                      before=held_end))) is not None:

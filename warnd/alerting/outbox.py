@@ -678,7 +678,8 @@ def _rise_unheard(store: Store, d: dict[str, Any], db: Any, now: datetime, *,
     once the silence has ended or the mute is lifted, unless a new rise opens first
     (``end_silenced``, as for an end held back when it was decided). ``mark``: what held
     it back (``True``, a silence; ``"muted"``, its substance muted). So too the end of a
-    told spike or fall, unless the same kind opened again since."""
+    told spike or fall, unless the same kind opened again since. An end is marked so
+    also when another target already had it: told after to the targets that did not."""
     try:
         data = json.loads(d.get("data") or "{}")
     except ValueError:
@@ -689,9 +690,12 @@ def _rise_unheard(store: Store, d: dict[str, Any], db: Any, now: datetime, *,
                 ("open", "escalate", "resolve") if episode == ("trend", "increase")
                 else ("resolve",))):
         return
-    if db.execute("SELECT 1 FROM deliveries WHERE alert_id=? AND status='delivered'",
-                  (int(d["alert_id"]),)).fetchone():
+    if data["decision"] != "resolve" and db.execute(
+            "SELECT 1 FROM deliveries WHERE alert_id=? AND status='delivered'",
+            (int(d["alert_id"]),)).fetchone():
         return  # someone heard it
+    # an end is held back from this target even when another had it: told to those
+    # that did not (decide reads who had it)
     if episode != ("trend", "increase"):
         scope = substance_scope(d["substance"], *episode)
         if not (store.episode_state(scope) or {}).get("end_silenced") and not db.execute(
