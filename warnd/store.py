@@ -2222,11 +2222,17 @@ class Store:
         return bool(row and row[0])
 
     def record_attempt(self, alert_id: int, target: str) -> bool:
-        """Record, before an attempt of a delivery that reads as its target's opening is
-        sent, that it may reach the target (``maybe_sent`` 1: so it stays after a crash
-        or an outcome not recorded). Whether no attempt of it before could have (none
-        was 1), which :meth:`record_not_taken` restores after a failure showing that the
-        target did not take this one."""
+        """Record, before an attempt of a delivery of a substance's trend or spike message
+        is sent, that it may reach the target (``maybe_sent`` 1: so it stays after a crash
+        or an outcome not recorded). Whether no attempt of it before could have (none was
+        1), which :meth:`record_not_taken` restores after a failure showing that the
+        target did not take this one. Read for
+        a delivery that reads as its target's opening (an operator's re-queue asks again
+        whether it does only while none may have reached the target) and for one a
+        silence holds back (one that may have reached its target counts as heard:
+        :func:`warnd.alerting.told.maybe_heard`). Deliveries tried before it was recorded
+        for each such message (it was, only for one read as the opening) have none
+        (NULL)."""
         with self.write() as db:
             row = db.execute("SELECT maybe_sent FROM deliveries WHERE alert_id=? AND "
                              "target=?", (alert_id, target)).fetchone()
@@ -2235,9 +2241,9 @@ class Store:
         return not (row and row[0])
 
     def record_not_taken(self, alert_id: int, target: str) -> None:
-        """Record that no attempt of a delivery that reads as its target's opening can
-        have reached the target (``maybe_sent`` 0): each failed showing that the target
-        did not take it (:meth:`record_attempt`)."""
+        """Record that no attempt of a delivery can have reached the target
+        (``maybe_sent`` 0): each failed showing that the target did not take it
+        (:meth:`record_attempt`)."""
         with self.write() as db:
             db.execute("UPDATE deliveries SET maybe_sent=0 WHERE alert_id=? AND target=?",
                        (alert_id, target))

@@ -456,7 +456,11 @@ def _work(job: _Job, config: Config, store_path: Any, send_fn: Callable[..., Any
                          d.get("alert_created_at") or d["created_at"])
         if fmt == "card":
             body = _with_message_id(body, mid, job.thread)
-        if opens:  # whether it may yet read otherwise: only while no attempt can have reached
+        if _episode(d) is not None:
+            # whether an attempt may have reached the target, recorded before it: a
+            # silence that holds a retry of a substance's message back leaves it as
+            # possibly heard; one read as its target's opening may yet read otherwise only
+            # while none can have (_reconsider)
             job.unreached = store.record_attempt(int(d["alert_id"]), d["target"])
         job.phase = "send"
         job.deadline = time.monotonic() + timeout + 5
@@ -845,9 +849,9 @@ def _record(
     the target itself is unwell) and the time of this delivery's next attempt, which
     the episode's later messages to the target wait for (unless it expired, or the
     target refused this message for good: SMTP 5xx, an HTTP 4xx other than 429).
-    ``unreached``: the delivery reads as its target's opening and no earlier attempt
-    of it can have reached the target; a failure showing that this one did not either
-    (``SendResult.unsent``) keeps it so (:meth:`Store.record_not_taken`)."""
+    ``unreached``: no earlier attempt of the delivery can have reached the target; a
+    failure showing that this one did not either (``SendResult.unsent``) keeps it so
+    (:meth:`Store.record_not_taken`)."""
     aid, name = int(d["alert_id"]), d["target"]
     if result.ok:
         crash_point("send")
