@@ -533,3 +533,126 @@ def test_an_escalation_that_may_have_reached_the_target_keeps_its_opening_when_q
     finally:
         relay.stop()
         store.close()
+
+
+def test_an_opening_that_may_have_reached_its_target_silenced_while_retried_is_not_told_again(
+        tmp_path):
+    """The relay reads the lab's opening and drops the connection before it answers: it
+    may have reached mail, and a retry is due. Before the retry a silence of ketamin
+    begins; the retry is held back. A week later the silence has ended and customs
+    agrees: mail gets "Forverring: …" with what grew, replying to the opening, not the
+    rise again as an opening of a new thread. Before, the rise counted as told to
+    nobody, and mail got a second opening, "Sterk økning: ketamin — 2 kilder"."""
+    from warnd.alerting import actions
+
+    relay = SmtpServer()
+    relay.handler = _DeferFirst(OPENING, drop=True)
+    relay.start()
+    cfg = make_config(tmp_path, target("mail", relay.url("mail@example.org")),
+                      '\n[alerting]\nchart = false\n')
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        for s in ("lab", "customs"):
+            seed_series(store, s)
+        (opening,) = judge_period(cfg, store, D0, {"lab": [_lab(0, rel=0.5, category=1)]},
+                                  now=T0)
+        assert outbox.dispatch_pending(cfg, store, now=T0)["retrying"] == 1
+        assert store.q("SELECT maybe_sent FROM deliveries WHERE alert_id=?",
+                       [opening["id"]]) == [{"maybe_sent": 1}]
+        actions.add_silence(store, substance="ketamin", reason="x", who="kari", via="cli",
+                            until=T0 + timedelta(days=3), now=T0 + timedelta(seconds=1))
+        assert outbox.dispatch_pending(cfg, store, now=T0 + timedelta(hours=1))[
+            "silenced"] == 1
+        assert store.q("SELECT status FROM alerts WHERE id=?", [opening["id"]]) == [
+            {"status": "open"}]  # it may have reached mail: to be acknowledged
+        (esc,) = judge_period(cfg, store, D0 + timedelta(weeks=1),
+                              {"lab": [_lab(1)], "customs": [finding("customs")]},
+                              now=T0 + timedelta(weeks=1))
+        assert esc["decision"] == "escalate"
+        assert outbox.dispatch_pending(cfg, store, now=T0 + timedelta(weeks=1))[
+            "delivered"] == 1
+        wait_for(lambda: len(relay.handler.seen) == 2, what="the escalation")
+        first, later = relay.handler.seen
+        assert first["Subject"] == OPENING
+        assert later["Subject"] == "Forverring: " + FIRST
+        assert "Mer enn sist varslet: 2 kilder (før 1)" in _text(later)
+        assert _thread(later) == (first["Message-ID"], first["Message-ID"])
+    finally:
+        relay.stop()
+        store.close()
+
+
+def test_the_end_of_a_rise_whose_opening_may_have_reached_its_target_before_a_silence(
+        tmp_path):
+    """As above, the relay reads the opening and drops the connection, and a silence
+    holds the retry back; nothing grows after it, and the rise ends: mail, which may have
+    had the opening, is told the end, replying to it, and no opening after the silence.
+    Before, the rise was told again as an opening after the silence (a second one, of a
+    thread of its own), and its end replied to that one."""
+    from warnd.alerting import actions
+
+    relay = SmtpServer()
+    relay.handler = _DeferFirst(OPENING, drop=True)
+    relay.start()
+    cfg = make_config(tmp_path, target("mail", relay.url("mail@example.org")),
+                      '\n[alerting]\nsend_resolved = true\nchart = false\n')
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        seed_series(store, "lab")
+        judge_period(cfg, store, D0, {"lab": [_lab(0, rel=0.5, category=1)]}, now=T0)
+        assert outbox.dispatch_pending(cfg, store, now=T0)["retrying"] == 1
+        actions.add_silence(store, substance="ketamin", reason="x", who="kari", via="cli",
+                            until=T0 + timedelta(days=3), now=T0 + timedelta(seconds=1))
+        assert outbox.dispatch_pending(cfg, store, now=T0 + timedelta(hours=1))[
+            "silenced"] == 1
+        _to_the_end(cfg, store)
+        assert [a["decision"] for a in store.q("SELECT decision FROM alerts ORDER BY id")] \
+            == ["open", "resolve"]
+        wait_for(lambda: len(relay.handler.seen) == 2, what="the end")
+        first, end = relay.handler.seen
+        assert first["Subject"] == OPENING
+        assert end["Subject"].startswith("Avsluttet: ")
+        assert _thread(end) == (first["Message-ID"], first["Message-ID"])
+    finally:
+        relay.stop()
+        store.close()
+
+
+def test_an_opening_refused_before_a_silence_is_told_after_it_as_the_opening(tmp_path):
+    """The relay defers the lab's opening (451: it did not take it), and a silence holds
+    the retry back: mail never had it, so after the silence the rise, customs agreeing,
+    is told to it as the episode's opening, "Sterk økning: ketamin — 2 kilder", starting
+    a thread, with no "Mer enn sist varslet"."""
+    from warnd.alerting import actions
+
+    relay = SmtpServer()
+    relay.handler = _DeferFirst(OPENING)
+    relay.start()
+    cfg = make_config(tmp_path, target("mail", relay.url("mail@example.org")),
+                      '\n[alerting]\nchart = false\n')
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        for s in ("lab", "customs"):
+            seed_series(store, s)
+        (opening,) = judge_period(cfg, store, D0, {"lab": [_lab(0, rel=0.5, category=1)]},
+                                  now=T0)
+        assert outbox.dispatch_pending(cfg, store, now=T0)["retrying"] == 1
+        assert store.q("SELECT maybe_sent FROM deliveries WHERE alert_id=?",
+                       [opening["id"]]) == [{"maybe_sent": 0}]
+        actions.add_silence(store, substance="ketamin", reason="x", who="kari", via="cli",
+                            until=T0 + timedelta(days=3), now=T0 + timedelta(seconds=1))
+        assert outbox.dispatch_pending(cfg, store, now=T0 + timedelta(hours=1))[
+            "silenced"] == 1
+        (again,) = judge_period(cfg, store, D0 + timedelta(weeks=1),
+                                {"lab": [_lab(1)], "customs": [finding("customs")]},
+                                now=T0 + timedelta(weeks=1))
+        assert again["decision"] == "open"
+        assert outbox.dispatch_pending(cfg, store, now=T0 + timedelta(weeks=1))[
+            "delivered"] == 1
+        wait_for(lambda: len(relay.messages) == 1, what="the opening")
+        (told,) = relay.messages
+        assert told["Subject"] == FIRST and GREW not in _text(told)
+        assert _thread(told) == (None, None)
+    finally:
+        relay.stop()
+        store.close()

@@ -27,7 +27,7 @@ from warnd.alerting.freshness import stale_data
 from warnd.alerting.outbox import crash_point, enqueue_alert
 from warnd.alerting.routing import route
 from warnd.alerting.silences import silenced_by
-from warnd.alerting.told import OTHER_EPISODES, rise_told
+from warnd.alerting.told import OTHER_EPISODES, had, maybe_heard, rise_told
 from warnd.alerting.wording import (
     USUAL_PEAK_EVIDENCE,
     joined,
@@ -601,13 +601,14 @@ def _end_held(config: Config, store: Store, alert_id: int, *, now: datetime,
 
 def _heard(store: Store, substance: str) -> list[dict[str, Any]]:
     """The data of the messages of the substance's current rise that were heard (or
-    still go out), oldest first."""
+    may have been: :func:`warnd.alerting.told.maybe_heard`; or still go out), oldest
+    first."""
     rows = store.q(
         "SELECT a.data FROM alerts a WHERE a.substance=? AND a.kind='trend' AND "
         "a.direction='increase' AND a.decision IN ('open','escalate','repeat') AND a.id >= "
         "(SELECT COALESCE(MAX(id), 0) FROM alerts WHERE substance=? AND kind='trend' AND "
         "direction='increase' AND decision='open') AND EXISTS (SELECT 1 FROM deliveries d "
-        "WHERE d.alert_id=a.id AND d.status IN ('delivered','pending')) ORDER BY a.id",
+        f"WHERE d.alert_id=a.id AND {had('d')}) ORDER BY a.id",
         [substance, substance])
     return [json.loads(r["data"] or "{}") for r in rows]
 
@@ -637,7 +638,7 @@ def _rise_told(store: Store, substance: str, kind: str = "trend",
         "a.direction=? AND a.decision IN ('open','escalate','repeat','correct') "
         "AND a.id >= (SELECT COALESCE(MAX(id), 0) FROM alerts WHERE substance=? AND "
         "kind=? AND direction=? AND decision='open') AND EXISTS (SELECT 1 "
-        "FROM deliveries d WHERE d.alert_id=a.id AND d.status IN ('delivered','pending')) "
+        f"FROM deliveries d WHERE d.alert_id=a.id AND {had('d')}) "
         "ORDER BY a.id", [substance, kind, direction, substance, kind, direction])
     return rise_told([json.loads(r["data"] or "{}") for r in rows])
 
@@ -678,7 +679,9 @@ def _told_deliveries(store: Store, substance: str, kind: str, direction: str,
     of another episode, since its last end (with ``before``, an end held back: its last
     end before that alert, and only messages before it). Only those that rested on ``series``'
     series when given; those in ``statuses`` (other than sent or to be sent: given up,
-    ``expired`` or ``failed``, for :func:`_unheard_targets`)."""
+    ``expired`` or ``failed``, for :func:`_unheard_targets`). Sent includes one a silence
+    held back after an attempt that may have reached its target
+    (:func:`warnd.alerting.told.maybe_heard`)."""
     since = told.get("opened") if (kind, direction) == ("trend", "increase") else None
     upto = [] if before is None else [before]
     if since is None:
@@ -692,7 +695,8 @@ def _told_deliveries(store: Store, substance: str, kind: str, direction: str,
            "FROM alerts a JOIN deliveries d ON d.alert_id = a.id "
            "WHERE a.substance=? AND a.kind=? AND a.direction=? AND a.created_at >= ? "
            "AND a.decision IN ('open','escalate','repeat') "
-           f"AND d.status IN ({','.join('?' * len(statuses))})")
+           f"AND (d.status IN ({','.join('?' * len(statuses))})"
+           + (f" OR {maybe_heard('d')})" if "delivered" in statuses else ")"))
     args: list[Any] = [substance, kind, direction, since, *statuses]
     if before is not None:
         sql += " AND a.id < ?"

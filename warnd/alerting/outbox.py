@@ -38,7 +38,8 @@ from warnd.alerting.routing import route, route_told
 from warnd.alerting.send import SendResult, mask, message_id, target_url
 from warnd.alerting.send import send as send_message
 from warnd.alerting.silences import silenced_by
-from warnd.alerting.told import EPISODE_KINDS, OTHER_EPISODES, episode_start, told_to_target
+from warnd.alerting.told import (EPISODE_KINDS, OTHER_EPISODES, episode_start, maybe_heard,
+                                 told_to_target)
 from warnd.alerting.told import episode_scope as _scope
 from warnd.alerting.wording import render_text
 from warnd.config import Config, parse_duration
@@ -231,7 +232,9 @@ def _episode(d: dict[str, Any]) -> tuple[str, ...] | None:
 def opens_for_target(store: Store, d: dict[str, Any]) -> bool:
     """Whether a delivery of an escalation or a reminder is the first message of its
     episode its target gets: no earlier message of the episode (from its opening, or
-    from the end before it when it has no opening since) was delivered to that target.
+    from the end before it when it has no opening since) was delivered to that target,
+    nor held back by a silence after an attempt that may have reached it
+    (:func:`warnd.alerting.told.maybe_heard`).
     Its opening expired on a dead relay, was dropped (by an operator, a mute, a
     withdrawal), or went elsewhere (a route by severity that adds the target only at
     the escalation). Such a delivery reads as the episode's opening for that target
@@ -254,7 +257,8 @@ def opens_for_target(store: Store, d: dict[str, Any]) -> bool:
     return not store.q(
         f"SELECT 1 FROM alerts WHERE {where} AND id >= ? AND id < ? AND decision != 'resolve' "
         "AND EXISTS (SELECT 1 FROM deliveries t WHERE t.alert_id = alerts.id AND t.target=? "
-        "AND t.status='delivered') LIMIT 1", [*args, start, aid, d["target"]])
+        f"AND (t.status='delivered' OR {maybe_heard()})) LIMIT 1",
+        [*args, start, aid, d["target"]])
 
 
 def never_heard(store: Store, d: dict[str, Any]) -> bool:
@@ -674,7 +678,9 @@ def dispatch_pending(
 
 def _rise_unheard(store: Store, d: dict[str, Any], db: Any, now: datetime, *,
                   mark: bool | str = True) -> None:
-    """A rise's message silenced before any of its deliveries went out: its recipients
+    """A rise's message silenced before any of its deliveries went out (none delivered,
+    none held back after an attempt that may have reached its target:
+    :func:`warnd.alerting.told.maybe_heard`, a duplicate opening otherwise): its recipients
     know what they knew before it, and are told when the silence ends
     (:func:`warnd.alerting.decide.enqueue_findings`). An opening: the rise counts as
     not told yet; an escalation: the evidence told is that of the episode's messages
@@ -695,9 +701,9 @@ def _rise_unheard(store: Store, d: dict[str, Any], db: Any, now: datetime, *,
                 else ("resolve",))):
         return
     if data["decision"] != "resolve" and db.execute(
-            "SELECT 1 FROM deliveries WHERE alert_id=? AND status='delivered'",
-            (int(d["alert_id"]),)).fetchone():
-        return  # someone heard it
+            f"SELECT 1 FROM deliveries t WHERE alert_id=? AND (status='delivered' OR "
+            f"{maybe_heard()})", (int(d["alert_id"]),)).fetchone():
+        return  # someone heard it, or may have: an attempt of it may have reached them
     # an end is held back from this target even when another had it: told to those
     # that did not (decide reads who had it)
     if episode != ("trend", "increase"):
@@ -776,12 +782,13 @@ def _prepare(
             db.execute("UPDATE deliveries SET status='silenced' WHERE alert_id=? AND target=?",
                        (aid, name))
             # the alert is silenced when none of it went out nor still goes: a target that
-            # had it told it, and one still waiting for it (a notice whose other
-            # substances route it there, judged on its own when due) may yet
+            # had it (or may have: an attempt reached it, perhaps) told it, and one still
+            # waiting for it (a notice whose other substances route it there, judged on
+            # its own when due) may yet
             db.execute("UPDATE alerts SET status='silenced', silenced_by=? WHERE id=? "
-                       "AND status='open' AND NOT EXISTS (SELECT 1 FROM deliveries WHERE "
-                       "alert_id=? AND (status='delivered' OR status='pending' AND "
-                       "target<>?))", (sid, aid, aid, name))
+                       "AND status='open' AND NOT EXISTS (SELECT 1 FROM deliveries t WHERE "
+                       f"alert_id=? AND (status='delivered' OR {maybe_heard()} OR "
+                       "status='pending' AND target<>?))", (sid, aid, aid, name))
             _rise_unheard(store, d, db, now)
         counts["silenced"] += 1
         log.info("alert=%d target=%s not sent: silence %d", aid, name, sid)

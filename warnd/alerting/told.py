@@ -23,6 +23,22 @@ EPISODE_KINDS = ("trend", "spike")
 #: rise's is.
 OTHER_EPISODES = (("spike", "increase"), ("trend", "decrease"))
 
+
+def maybe_heard(alias: str = "t") -> str:
+    """SQL, of the deliveries' table ``alias``: a delivery a silence held back after an
+    attempt of it that may have reached its target (one was under way, or ended without
+    showing that the target did not take it: a timeout, a connection dropped after the
+    message was read; ``maybe_sent`` 1, recorded by the outbox before each attempt). Its
+    message counts as one the target may have, as a delivered one does."""
+    return f"({alias}.status = 'silenced' AND {alias}.maybe_sent = 1)"
+
+
+def had(alias: str = "t") -> str:
+    """SQL, of the deliveries' table ``alias``: a delivery whose message its target had
+    or still gets (delivered, still to go, or :func:`maybe_heard`)."""
+    return f"({alias}.status IN ('delivered', 'pending') OR {maybe_heard(alias)})"
+
+
 #: An alert's severities, weakest first.
 SEVERITIES = ("info", "warning", "critical")
 
@@ -91,7 +107,8 @@ def severity_rank(severity: Any) -> int:
 
 def told_to_target(store: Store, d: dict[str, Any]) -> list[dict[str, Any]]:
     """The data of the messages a delivery ``d`` of an end or a correction of a trend
-    ends or corrects that its target had (delivered, or still to go before it), oldest
+    ends or corrects that its target had (delivered, still to go before it, or held back
+    by a silence after an attempt that may have reached it: :func:`maybe_heard`), oldest
     first: the episode's opening, escalations and reminders since its opening (or its
     last end), as :func:`warnd.alerting.outbox.never_heard` reads them, and the
     corrections it had among them. What the end or the correction tells that target is
@@ -111,7 +128,7 @@ def told_to_target(store: Store, d: dict[str, Any]) -> list[dict[str, Any]]:
     start = episode_start(store, scope, aid)
     rows = store.q(
         "SELECT a.data FROM alerts a JOIN deliveries t ON t.alert_id = a.id WHERE "
-        "t.target=? AND t.status IN ('delivered', 'pending') AND a.decision IN "
+        f"t.target=? AND {had()} AND a.decision IN "
         "('open', 'escalate', 'repeat', 'correct') AND a.id IN (SELECT id FROM alerts "
         f"WHERE {where} AND id >= ? AND id < ?) ORDER BY a.id",
         [d["target"], *args, start, aid])
