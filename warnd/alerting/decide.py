@@ -431,10 +431,10 @@ def enqueue_findings(
                 # sent; a target that had none of them go out hears nothing of the series,
                 # neither them nor their withdrawal
                 f = withdrawn[id(group)]
-                had = told_to.get(id(group)) or []
+                addressed = told_to.get(id(group)) or []
                 told_to[id(group)] = _withdraw_unsent(
                     store, db, substance, f.kind, f.direction, told_before, series=f,
-                    targets=had, now=now, whole=id(group) in gone)
+                    targets=addressed, now=now, whole=id(group) in gone)
                 if (id(group) not in gone and (f.kind, f.direction) == ("trend", "increase")
                         and told.get("open")):
                     # the rise goes on: what its recipients were told is what went out,
@@ -444,7 +444,7 @@ def enqueue_findings(
                     told = pending_states[told_scope] = {
                         **told, **_heard_evidence(store, substance, without={f.series_key}),
                         "withdrawn": int(told.get("withdrawn", 0)) + 1}
-                if had and not told_to[id(group)]:
+                if addressed and not told_to[id(group)]:
                     log.info("substance=%s correction of %s not sent: no recipient had "
                              "heard of it yet", substance, f.series_key)
                     continue
@@ -479,13 +479,12 @@ def enqueue_findings(
             # the held end goes to those that had the episode and not the end itself: a
             # target that had it before the silence (or still will) is not told it twice
             got = {r["target"] for r in store.q(
-                "SELECT target FROM deliveries WHERE alert_id=? AND status IN "
-                "('delivered','pending')", [held_id])}
-            had = [t for t in _told_targets(store, substance, kind, direction, told,
-                                            before=held_end) if t not in got]
-            if got and not had:
+                f"SELECT target FROM deliveries t WHERE alert_id=? AND {had()}", [held_id])}
+            owed = [t for t in _told_targets(store, substance, kind, direction, told,
+                                             before=held_end) if t not in got]
+            if got and not owed:
                 continue  # every target that had the episode had its end too
-            if enqueue_alert(config, store, alert, now=now, told_to=had, unheard=(
+            if enqueue_alert(config, store, alert, now=now, told_to=owed, unheard=(
                     _unheard_targets(store, substance, kind, direction, told,
                                      before=held_end))) is not None:
                 created.append(alert)
