@@ -368,3 +368,58 @@ def test_an_end_one_target_had_and_a_silence_held_from_another_is_told_to_it_aft
     finally:
         ops_relay.stop()
         mail_relay.stop()
+
+
+def test_an_end_that_may_have_reached_a_target_before_a_silence_is_not_told_to_it_again(
+        tmp_path):
+    """As above, but mail's relay reads the end and then drops the connection: the end
+    may have reached mail. A silence then holds back its retry. After the silence mail
+    is not told the end again (it may have it; a second "Avsluttet: …" would be a
+    duplicate), and ops, which had it, is not told it again either."""
+    from tests.servers import SmtpServer
+    from tests.test_stream_first_messages import _DeferFirst
+    from warnd.alerting import outbox
+    from warnd.pipeline import Pipeline
+
+    ops_relay, mail_relay = SmtpServer().start(), SmtpServer()
+    mail_relay.handler = _DeferFirst(drop=True)
+    mail_relay.start()
+    try:
+        cfg = load_config(write_config(tmp_path, SOURCES + target(
+            "ops", ops_relay.url("ops@example.org")) + target(
+            "mail", mail_relay.url("mail@example.org")) + (
+            "\n[alerting]\nsend_resolved = true\n")))
+        weeks, rise, calm = 150, 110, 125
+        lab = _lab_rise(weeks, rise, calm)
+        store = Store.in_dir(cfg.state_dir)
+        ended = None
+        try:
+            for w in range(rise - 2, weeks):
+                put_weekly(cfg.state_dir, lab[: w + 1], start=START)
+                noon = _week_end(w)
+                for a in Pipeline(cfg, clock=lambda t=noon: t).detect():
+                    if (a["kind"], a["decision"]) == ("trend", "resolve") and ended is None:
+                        ended = w
+                        mail_relay.handler.defer.add(a["title"])  # read, then dropped
+                        assert outbox.dispatch_pending(
+                            cfg, store, now=noon + timedelta(minutes=30))["retrying"] == 1
+                        actions.add_silence(store, substance="ketamin", reason="x",
+                                            who="kari", via="cli", duration=timedelta(days=3),
+                                            now=noon + timedelta(hours=1))
+                outbox.dispatch_pending(cfg, store, now=noon + timedelta(hours=6))
+            rows = store.q("SELECT a.decision, d.target, d.status, d.maybe_sent FROM alerts a "
+                           "JOIN deliveries d ON d.alert_id = a.id WHERE a.kind = 'trend' "
+                           "ORDER BY a.id, d.target")
+        finally:
+            store.close()
+        assert ended is not None
+        assert [(r["decision"], r["target"], r["status"]) for r in rows] == [
+            ("open", "mail", "delivered"), ("open", "ops", "delivered"),
+            ("resolve", "mail", "silenced"), ("resolve", "ops", "delivered")]
+        assert rows[2]["maybe_sent"] == 1
+        ends = [m for m in mail_relay.handler.seen
+                if m["Subject"].startswith("Avsluttet") and "økning" in m["Subject"]]
+        assert len(ends) == 1  # the attempt that may have reached mail, and no other
+    finally:
+        ops_relay.stop()
+        mail_relay.stop()
