@@ -82,6 +82,20 @@ def test_each_error_names_the_key(tmp_path, body, expected):
     assert any(expected in m for m in msgs), msgs
 
 
+def test_a_table_written_as_an_array_or_the_other_way_round_says_how_to_write_it(tmp_path):
+    """`[[substances]]` where warnd asks for one table a substance, and `[sources]`
+    where it asks for an array of tables: each error says how to write it. Before, it
+    said "Input should be a valid dictionary" with the parsed list."""
+    p = tmp_path / "c.toml"
+    p.write_text('[[substances]]\nid = "ketamin"\nnames = ["ketamin"]\n'
+                 '[sources]\nname = "x"\nkind = "count_table"\nlocation = "x.csv"\n'
+                 'dimension = "use"\n')
+    assert errors_of(p) == [
+        "substances: give each as a table of its own, [substances.<id>] (an array of "
+        "tables, [[substances]], was given)",
+        "sources: give each as [[sources]] (a single table, [sources], was given)"]
+
+
 def test_kind_specific_option_is_checked_by_the_feed(tmp_path):
     p = write_config(tmp_path, RSS + "no_such_option = 1\n")
     assert any(m.startswith("sources[0].no_such_option: unknown key") for m in errors_of(p))

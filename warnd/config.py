@@ -689,6 +689,14 @@ def _format_errors(err: ValidationError, data: Mapping[str, Any]) -> list[str]:
             msgs.append(f"{path}: {e['input']!r} is not allowed; {msg.lower()}")
         elif typ == "value_error":
             msgs.append(f"{path}: {msg}")
+        elif typ == "dict_type" and isinstance(e.get("input"), list) and len(loc) == 1:
+            # `[[substances]]` where a table of tables is asked for
+            msgs.append(f"{path}: give each as a table of its own, [{path}.<id>] (an "
+                        f"array of tables, [[{path}]], was given)")
+        elif typ == "list_type" and isinstance(e.get("input"), dict) and len(loc) == 1:
+            # `[sources]` where an array of tables is asked for
+            msgs.append(f"{path}: give each as [[{path}]] (a single table, [{path}], "
+                        "was given)")
         else:
             msgs.append(f"{path}: {msg} (got {e.get('input')!r})")
     return msgs
