@@ -305,6 +305,49 @@ def test_the_recovery_of_a_told_failure_held_back_by_a_silence_is_told_after(tmp
     assert rows[2]["created_at"] == (t0 + timedelta(hours=27)).isoformat()
 
 
+def _end_held_from_mail(tmp_path, ops_relay, mail_relay, *, fail, back=lambda: None):
+    """Ketamine's rise at the lab, told to ops and to mail week by week (two real
+    relays). When it ends, ``fail(end)`` keeps mail's end from going (a relay down, or
+    one that reads it and drops the connection): ops has the end at once, mail's waits
+    for a retry, and before the retry an operator silences ketamine for three days, so
+    the week's dispatch holds mail's end back; then ``back()``. The trend deliveries
+    at the end (decision, target, status, maybe_sent), in order."""
+    from warnd.alerting import outbox
+    from warnd.pipeline import Pipeline
+
+    cfg = load_config(write_config(tmp_path, SOURCES + target(
+        "ops", ops_relay.url("ops@example.org")) + target(
+        "mail", mail_relay.url("mail@example.org")) + (
+        "\n[alerting]\nsend_resolved = true\n")))
+    weeks, rise, calm = 150, 110, 125
+    lab = _lab_rise(weeks, rise, calm)
+    store = Store.in_dir(cfg.state_dir)
+    ended = None
+    try:
+        for w in range(rise - 2, weeks):
+            put_weekly(cfg.state_dir, lab[: w + 1], start=START)
+            noon = _week_end(w)
+            for a in Pipeline(cfg, clock=lambda t=noon: t).detect():
+                if (a["kind"], a["decision"]) == ("trend", "resolve") and ended is None:
+                    ended = w
+                    fail(a)
+                    assert outbox.dispatch_pending(
+                        cfg, store, now=noon + timedelta(minutes=30))["retrying"] == 1
+                    actions.add_silence(store, substance="ketamin", reason="x",
+                                        who="kari", via="cli", duration=timedelta(days=3),
+                                        now=noon + timedelta(hours=1))
+            counts = outbox.dispatch_pending(cfg, store, now=noon + timedelta(hours=6))
+            if w == ended:
+                assert counts["silenced"] == 1
+                back()
+        assert ended is not None
+        return store.q("SELECT a.decision, d.target, d.status, d.maybe_sent FROM alerts a "
+                       "JOIN deliveries d ON d.alert_id = a.id WHERE a.kind = 'trend' "
+                       "ORDER BY a.id, d.target")
+    finally:
+        store.close()
+
+
 def test_an_end_one_target_had_and_a_silence_held_from_another_is_told_to_it_after(
         tmp_path):
     """Ketamine's rise at the lab is told to ops and to mail (two real relays). Its end
@@ -315,42 +358,11 @@ def test_an_end_one_target_had_and_a_silence_held_from_another_is_told_to_it_aft
     Before, ops having had the end marked it told: mail was never told, and was left
     believing the rise went on."""
     from tests.servers import SmtpServer, wait_for
-    from warnd.alerting import outbox
-    from warnd.pipeline import Pipeline
 
     ops_relay, mail_relay = SmtpServer().start(), SmtpServer().start()
     try:
-        cfg = load_config(write_config(tmp_path, SOURCES + target(
-            "ops", ops_relay.url("ops@example.org")) + target(
-            "mail", mail_relay.url("mail@example.org")) + (
-            "\n[alerting]\nsend_resolved = true\n")))
-        weeks, rise, calm = 150, 110, 125
-        lab = _lab_rise(weeks, rise, calm)
-        store = Store.in_dir(cfg.state_dir)
-        ended = None
-        try:
-            for w in range(rise - 2, weeks):
-                put_weekly(cfg.state_dir, lab[: w + 1], start=START)
-                noon = _week_end(w)
-                for a in Pipeline(cfg, clock=lambda t=noon: t).detect():
-                    if (a["kind"], a["decision"]) == ("trend", "resolve") and ended is None:
-                        ended = w
-                        mail_relay.stop()
-                        assert outbox.dispatch_pending(
-                            cfg, store, now=noon + timedelta(minutes=30))["retrying"] == 1
-                        actions.add_silence(store, substance="ketamin", reason="x",
-                                            who="kari", via="cli", duration=timedelta(days=3),
-                                            now=noon + timedelta(hours=1))
-                counts = outbox.dispatch_pending(cfg, store, now=noon + timedelta(hours=6))
-                if w == ended:
-                    assert counts["silenced"] == 1
-                    mail_relay.start()
-            rows = store.q("SELECT a.decision, d.target, d.status FROM alerts a JOIN "
-                           "deliveries d ON d.alert_id = a.id WHERE a.kind = 'trend' "
-                           "ORDER BY a.id, d.target")
-        finally:
-            store.close()
-        assert ended is not None
+        rows = _end_held_from_mail(tmp_path, ops_relay, mail_relay,
+                                   fail=lambda end: mail_relay.stop(), back=mail_relay.start)
         assert [(r["decision"], r["target"], r["status"]) for r in rows] == [
             ("open", "mail", "delivered"), ("open", "ops", "delivered"),
             ("resolve", "mail", "silenced"), ("resolve", "ops", "delivered"),
@@ -378,41 +390,14 @@ def test_an_end_that_may_have_reached_a_target_before_a_silence_is_not_told_to_i
     duplicate), and ops, which had it, is not told it again either."""
     from tests.servers import SmtpServer
     from tests.test_stream_first_messages import _DeferFirst
-    from warnd.alerting import outbox
-    from warnd.pipeline import Pipeline
 
     ops_relay, mail_relay = SmtpServer().start(), SmtpServer()
     mail_relay.handler = _DeferFirst(drop=True)
     mail_relay.start()
     try:
-        cfg = load_config(write_config(tmp_path, SOURCES + target(
-            "ops", ops_relay.url("ops@example.org")) + target(
-            "mail", mail_relay.url("mail@example.org")) + (
-            "\n[alerting]\nsend_resolved = true\n")))
-        weeks, rise, calm = 150, 110, 125
-        lab = _lab_rise(weeks, rise, calm)
-        store = Store.in_dir(cfg.state_dir)
-        ended = None
-        try:
-            for w in range(rise - 2, weeks):
-                put_weekly(cfg.state_dir, lab[: w + 1], start=START)
-                noon = _week_end(w)
-                for a in Pipeline(cfg, clock=lambda t=noon: t).detect():
-                    if (a["kind"], a["decision"]) == ("trend", "resolve") and ended is None:
-                        ended = w
-                        mail_relay.handler.defer.add(a["title"])  # read, then dropped
-                        assert outbox.dispatch_pending(
-                            cfg, store, now=noon + timedelta(minutes=30))["retrying"] == 1
-                        actions.add_silence(store, substance="ketamin", reason="x",
-                                            who="kari", via="cli", duration=timedelta(days=3),
-                                            now=noon + timedelta(hours=1))
-                outbox.dispatch_pending(cfg, store, now=noon + timedelta(hours=6))
-            rows = store.q("SELECT a.decision, d.target, d.status, d.maybe_sent FROM alerts a "
-                           "JOIN deliveries d ON d.alert_id = a.id WHERE a.kind = 'trend' "
-                           "ORDER BY a.id, d.target")
-        finally:
-            store.close()
-        assert ended is not None
+        rows = _end_held_from_mail(  # the end read, then the connection dropped
+            tmp_path, ops_relay, mail_relay,
+            fail=lambda end: mail_relay.handler.defer.add(end["title"]))
         assert [(r["decision"], r["target"], r["status"]) for r in rows] == [
             ("open", "mail", "delivered"), ("open", "ops", "delivered"),
             ("resolve", "mail", "silenced"), ("resolve", "ops", "delivered")]
