@@ -535,6 +535,28 @@ def test_an_escalation_that_may_have_reached_the_target_keeps_its_opening_when_q
         store.close()
 
 
+def _opening_held_by_silence(cfg, store, *, maybe_sent: int | None,
+                             seeded=("lab", "customs")) -> dict:
+    """The lab's opening: its first attempt fails (the relay's handler says how) and a
+    retry is due (with ``maybe_sent``, as recorded for it); before the retry a silence
+    of ketamin begins, and the retry is held back. The opening."""
+    from warnd.alerting import actions
+
+    for s in seeded:
+        seed_series(store, s)
+    (opening,) = judge_period(cfg, store, D0, {"lab": [_lab(0, rel=0.5, category=1)]},
+                              now=T0)
+    assert outbox.dispatch_pending(cfg, store, now=T0)["retrying"] == 1
+    if maybe_sent is not None:
+        assert store.q("SELECT maybe_sent FROM deliveries WHERE alert_id=?",
+                       [opening["id"]]) == [{"maybe_sent": maybe_sent}]
+    actions.add_silence(store, substance="ketamin", reason="x", who="kari", via="cli",
+                        until=T0 + timedelta(days=3), now=T0 + timedelta(seconds=1))
+    assert outbox.dispatch_pending(cfg, store, now=T0 + timedelta(hours=1))[
+        "silenced"] == 1
+    return opening
+
+
 def test_an_opening_that_may_have_reached_its_target_silenced_while_retried_is_not_told_again(
         tmp_path):
     """The relay reads the lab's opening and drops the connection before it answers: it
@@ -543,8 +565,6 @@ def test_an_opening_that_may_have_reached_its_target_silenced_while_retried_is_n
     agrees: mail gets "Forverring: …" with what grew, replying to the opening, not the
     rise again as an opening of a new thread. Before, the rise counted as told to
     nobody, and mail got a second opening, "Sterk økning: ketamin — 2 kilder"."""
-    from warnd.alerting import actions
-
     relay = SmtpServer()
     relay.handler = _DeferFirst(OPENING, drop=True)
     relay.start()
@@ -552,17 +572,7 @@ def test_an_opening_that_may_have_reached_its_target_silenced_while_retried_is_n
                       '\n[alerting]\nchart = false\n')
     store = Store.in_dir(cfg.state_dir)
     try:
-        for s in ("lab", "customs"):
-            seed_series(store, s)
-        (opening,) = judge_period(cfg, store, D0, {"lab": [_lab(0, rel=0.5, category=1)]},
-                                  now=T0)
-        assert outbox.dispatch_pending(cfg, store, now=T0)["retrying"] == 1
-        assert store.q("SELECT maybe_sent FROM deliveries WHERE alert_id=?",
-                       [opening["id"]]) == [{"maybe_sent": 1}]
-        actions.add_silence(store, substance="ketamin", reason="x", who="kari", via="cli",
-                            until=T0 + timedelta(days=3), now=T0 + timedelta(seconds=1))
-        assert outbox.dispatch_pending(cfg, store, now=T0 + timedelta(hours=1))[
-            "silenced"] == 1
+        opening = _opening_held_by_silence(cfg, store, maybe_sent=1)
         assert store.q("SELECT status FROM alerts WHERE id=?", [opening["id"]]) == [
             {"status": "open"}]  # it may have reached mail: to be acknowledged
         (esc,) = judge_period(cfg, store, D0 + timedelta(weeks=1),
@@ -589,8 +599,6 @@ def test_the_end_of_a_rise_whose_opening_may_have_reached_its_target_before_a_si
     had the opening, is told the end, replying to it, and no opening after the silence.
     Before, the rise was told again as an opening after the silence (a second one, of a
     thread of its own), and its end replied to that one."""
-    from warnd.alerting import actions
-
     relay = SmtpServer()
     relay.handler = _DeferFirst(OPENING, drop=True)
     relay.start()
@@ -598,13 +606,7 @@ def test_the_end_of_a_rise_whose_opening_may_have_reached_its_target_before_a_si
                       '\n[alerting]\nsend_resolved = true\nchart = false\n')
     store = Store.in_dir(cfg.state_dir)
     try:
-        seed_series(store, "lab")
-        judge_period(cfg, store, D0, {"lab": [_lab(0, rel=0.5, category=1)]}, now=T0)
-        assert outbox.dispatch_pending(cfg, store, now=T0)["retrying"] == 1
-        actions.add_silence(store, substance="ketamin", reason="x", who="kari", via="cli",
-                            until=T0 + timedelta(days=3), now=T0 + timedelta(seconds=1))
-        assert outbox.dispatch_pending(cfg, store, now=T0 + timedelta(hours=1))[
-            "silenced"] == 1
+        _opening_held_by_silence(cfg, store, maybe_sent=None, seeded=("lab",))
         _to_the_end(cfg, store)
         assert [a["decision"] for a in store.q("SELECT decision FROM alerts ORDER BY id")] \
             == ["open", "resolve"]
@@ -623,8 +625,6 @@ def test_an_opening_refused_before_a_silence_is_told_after_it_as_the_opening(tmp
     the retry back: mail never had it, so after the silence the rise, customs agreeing,
     is told to it as the episode's opening, "Sterk økning: ketamin — 2 kilder", starting
     a thread, with no "Mer enn sist varslet"."""
-    from warnd.alerting import actions
-
     relay = SmtpServer()
     relay.handler = _DeferFirst(OPENING)
     relay.start()
@@ -632,17 +632,7 @@ def test_an_opening_refused_before_a_silence_is_told_after_it_as_the_opening(tmp
                       '\n[alerting]\nchart = false\n')
     store = Store.in_dir(cfg.state_dir)
     try:
-        for s in ("lab", "customs"):
-            seed_series(store, s)
-        (opening,) = judge_period(cfg, store, D0, {"lab": [_lab(0, rel=0.5, category=1)]},
-                                  now=T0)
-        assert outbox.dispatch_pending(cfg, store, now=T0)["retrying"] == 1
-        assert store.q("SELECT maybe_sent FROM deliveries WHERE alert_id=?",
-                       [opening["id"]]) == [{"maybe_sent": 0}]
-        actions.add_silence(store, substance="ketamin", reason="x", who="kari", via="cli",
-                            until=T0 + timedelta(days=3), now=T0 + timedelta(seconds=1))
-        assert outbox.dispatch_pending(cfg, store, now=T0 + timedelta(hours=1))[
-            "silenced"] == 1
+        _opening_held_by_silence(cfg, store, maybe_sent=0)
         (again,) = judge_period(cfg, store, D0 + timedelta(weeks=1),
                                 {"lab": [_lab(1)], "customs": [finding("customs")]},
                                 now=T0 + timedelta(weeks=1))
