@@ -1971,17 +1971,17 @@ class Store:
         rise's (a silence, a mute, corroboration) or the end of a told rise (a silence, a
         mute); also, with its rise's told state (else ``{}``), each whose end of a told
         spike or fall was held back."""
-        held: dict[str, dict[str, Any]] = {}
+        rises: dict[str, dict[str, Any]] = {}
+        other_ends: set[str] = set()  # a spike's or a fall's end held back
         for name, st in self._states_of("substance").items():
             substance, _, episode = name.partition(":")
             if episode == "trend:increase":
-                if st.get("silenced") or st.get("end_silenced"):
-                    held[substance] = st
-                elif substance in held:
-                    held[substance] = st
+                rises[substance] = st
             elif st.get("end_silenced"):
-                held.setdefault(substance, {})
-        return held
+                other_ends.add(substance)
+        return {sub: rises.get(sub, {}) for sub in sorted({*rises, *other_ends})
+                if sub in other_ends
+                or rises[sub].get("silenced") or rises[sub].get("end_silenced")}
 
     def _states_of(self, prefix: str, *, having: str = "") -> dict[str, dict[str, Any]]:
         """The episode states whose scope is ``<prefix>:<name>`` (a range of the key),
