@@ -15,12 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
     ValidationError,
     field_validator,
     model_validator,
@@ -72,6 +73,36 @@ def split_duration(text: str) -> tuple[int, timedelta]:
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _words(value: Any) -> str | tuple[tuple[str, str], ...]:
+    """Words people read: one text, or a table of one text per language (kept as its
+    pairs, so that the config stays hashable)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, tuple) and all(isinstance(p, tuple) and len(p) == 2 for p in value):
+        value = dict(value)  # validated again, as stored
+    if (isinstance(value, dict) and value
+            and all(k in ("no", "en") and isinstance(t, str) and t.strip()
+                    for k, t in value.items())):
+        return tuple(sorted(value.items()))
+    raise ValueError(
+        'give one text ("Kokain") or a text per language, no and en '
+        f'({{ no = "Kokain", en = "Cocaine" }}); got {value!r}')
+
+
+#: Words people read, one text or one per language: ``"Kokain"`` or
+#: ``{ no = "Kokain", en = "Cocaine" }``.
+Words = Annotated[str | tuple[tuple[str, str], ...], PlainValidator(_words)]
+
+
+def in_language(words: Words | None, lang: str) -> str | None:
+    """``words`` in ``lang``: the text itself, or its text in that language, else in the
+    other (a label given only in Norwegian names the source in an English report too)."""
+    if words is None or isinstance(words, str):
+        return words
+    texts: dict[str, str] = dict(words)
+    return texts.get(lang) or next((w for w in texts.values() if w), None)
 
 
 class GeneralConfig(_Model):
@@ -174,7 +205,9 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 
 class SubstanceConfig(_Model):
-    label: str | None = Field(None, description="Name shown in alerts; defaults to the id.")
+    label: Words | None = Field(
+        None, description='Name shown in alerts and reports, one text or one per language '
+        '({ no = "Kokain", en = "Cocaine" }); defaults to the id.')
     names: list[str] = Field(
         default_factory=list,
         description="Names matched inside words (compounds, inflections): "
@@ -204,8 +237,8 @@ class SourceConfig(BaseModel):
     name: str
     kind: str
     location: str
-    label: str | None = None
-    unit: str | None = None
+    label: Words | None = None
+    unit: Words | None = None
     interval: str | None = None
     cron: str | None = None
     dimension: Literal["use", "availability", "interest"]
@@ -594,7 +627,7 @@ class Config:
         from feeds.base import SubstanceSpec
 
         return tuple(
-            SubstanceSpec(id=sid, label=sc.label or sid, names=tuple(sc.names),
+            SubstanceSpec(id=sid, label=self.substance_label(sid), names=tuple(sc.names),
                           slang=tuple(sc.slang), slang_needs_context=sc.slang_needs_context,
                           exclude=tuple(sc.exclude), context=tuple(sc.context))
             for sid, sc in self.substances.items() if only is None or sid in only)
@@ -605,21 +638,26 @@ class Config:
             raise KeyError(name)
         return s
 
-    def source_label(self, name: str) -> str:
-        """A source's name for people: its ``label``, else its name in words."""
+    def source_label(self, name: str, lang: str | None = None) -> str:
+        """A source's name for people: its ``label`` (in ``lang``, by default the
+        configured language), else its name in words."""
         s = self._find_source(name)
-        if s is not None and s.label:
-            return s.label
+        label = in_language(s.label, lang or self.general.language) if s is not None else None
+        if label:
+            return label
         return name.replace("-", " ").replace("_", " ").capitalize() if name else name
 
-    def source_unit(self, name: str) -> str | None:
-        """What a count of the source is, in words (``unit``), when the config says."""
+    def source_unit(self, name: str, lang: str | None = None) -> str | None:
+        """What a count of the source is, in words (``unit``, in ``lang``), when the config
+        says."""
         s = self._find_source(name)
-        return s.unit if s is not None else None
+        return in_language(s.unit, lang or self.general.language) if s is not None else None
 
-    def substance_label(self, sid: str) -> str:
+    def substance_label(self, sid: str, lang: str | None = None) -> str:
+        """A substance's name for people: its ``label`` (in ``lang``, by default the
+        configured language), else its id."""
         sc = self.substances.get(sid)
-        return (sc.label if sc and sc.label else sid) if sc else sid
+        return (in_language(sc.label, lang or self.general.language) if sc else None) or sid
 
     def resolve_location(self, location: str) -> str:
         """Relative paths are relative to the config file's directory."""

@@ -43,7 +43,7 @@ def parsed() -> dict[str, ParseResult]:
     substances = [
         SubstanceSpec(
             id=sid,
-            label=s["label"],
+            label=sid,  # the label (one text or one per language) plays no part in parsing
             names=tuple(s["names"]),
             slang=tuple(s.get("slang", ())),
             slang_needs_context=s.get("slang_needs_context", True),

@@ -58,7 +58,7 @@ def unit_words(config: Any, source: str, metric: str | None, lang: str = "no", *
     """What a series measures, in words: the source's ``unit`` for its counts when the
     config gives one ("utrykninger per uke"), else the metric's words."""
     if not share and (metric or "count") == "count" and config is not None:
-        unit = config.source_unit(source) if hasattr(config, "source_unit") else None
+        unit = config.source_unit(source, lang) if hasattr(config, "source_unit") else None
         if unit:
             return str(unit)
         if _counts_items(config, source):
@@ -84,14 +84,15 @@ def axis_unit(metric: str | None, lang: str = "no", *, share: bool = False,
     return f"{words} (%)" if share else words
 
 
-def source_name(config: Any, source: str) -> str:
-    """A source's label (its name without a configuration)."""
-    return config.source_label(source) if config is not None else source
+def source_name(config: Any, source: str, lang: str | None = None) -> str:
+    """A source's label in ``lang`` (by default the configured language; its name
+    without a configuration)."""
+    return config.source_label(source, lang) if config is not None else source
 
 
 def series_head(config: Any, source: str, region: str | None, lang: str = "no") -> str:
     """``"AMK Bergen, Vestland"``: a series' source and region as people say them."""
-    label = source_name(config, source)
+    label = source_name(config, source, lang)
     reg = region_name(region, lang)
     return f"{label}, {reg}" if reg else label
 

@@ -178,7 +178,7 @@ def substance_labels(data: dict[str, Any], config: Any, lang: str) -> str:
     subs = [str(s) for s in data.get("substances") or () if s]
     if len(subs) < 2 or config is None:
         return str(data.get("label") or data.get("substance") or "")
-    return joined([config.substance_label(s) for s in subs], lang)
+    return joined([config.substance_label(s, lang) for s in subs], lang)
 
 
 def severity_words(severity: Any, lang: str) -> str:
@@ -341,7 +341,7 @@ def stale_lines(data: dict[str, Any], config: Any, lang: str) -> list[str]:
     by_day: dict[tuple[Any, Any], list[str]] = {}
     for st in data.get("stale") or []:
         by_day.setdefault((st["period"], st["days"]), []).append(
-            source_name(config, st["source"]))
+            source_name(config, st["source"], lang))
     last = " og " if lang == "no" else " and "
     return [t["stale"].format(src=names[0] if len(names) == 1 else
                               ", ".join(names[:-1]) + last + names[-1],
@@ -384,7 +384,7 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
     if kind == "source_health":
         src = data.get("source", "")
         if data.get("decision") == "resolve":
-            return f"{t['health_ok']}: {source_name(config, src)}", t["health_since"].format(
+            return f"{t['health_ok']}: {source_name(config, src, lang)}", t["health_since"].format(
                 at=data.get("last_success_at") or "?")
         body = "\n".join([
             t["health_body"].format(n=data.get("failures", "?"), at=data.get("last_error_at", "?"),
@@ -392,7 +392,7 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
             t["health_since"].format(at=data.get("last_success_at") or "–"), "",
             t["health_next"].format(src=src),
         ])
-        return f"{t['health']}: {source_name(config, src)}"[:200], body
+        return f"{t['health']}: {source_name(config, src, lang)}"[:200], body
     if kind == "digest":
         return data.get("title", "digest"), data.get("text", "")
     if kind == "notice":

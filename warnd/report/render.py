@@ -239,10 +239,11 @@ def render_markdown(rep: Report, lang: str = "no", *, generated: date | None = N
              f"{_upper_first(cur)}, {t['compared']} {period_label(rep.previous, lang)}."
              + (f" {t['generated'].capitalize()} {generated.isoformat()}." if generated else ""),
              "", f"## {t['findings']}", ""]
-    lines += [f"- **{s.label}** – {s.headline(lang).split(' – ', 1)[1]}" for s in rep.substances]
+    lines += [f"- **{s.name(lang)}** – {s.headline(lang).split(' – ', 1)[1]}"
+              for s in rep.substances]
     lines.append("")
     for i, s in enumerate(rep.substances, 1):
-        lines += [f"## {t['table']} {i} – {s.label}", "",
+        lines += [f"## {t['table']} {i} – {s.name(lang)}", "",
                   f"{t['aggregated']}, {cur}.", ""]
         lines += _md_table([t["dimension"], t["score"], t["sources"], t["assessment"]],
                            _summary_rows(s, lang))
@@ -282,7 +283,7 @@ def render_csv(rep: Report, lang: str = "no") -> str:
            "previous_from": rep.previous[0].isoformat(),
            "previous_to": rep.previous[1].isoformat()}
     for s in rep.substances:
-        sub = {"substance": s.substance, "substance_label": s.label}
+        sub = {"substance": s.substance, "substance_label": s.name(lang)}
         for r in s.rows:
             w.writerow({
                 "row_type": "source", **sub, "dimension": r.dimension, "series": r.key,
@@ -388,21 +389,21 @@ def render_html(
         + "</p>",
         f"<h2>{e(t['findings'])}</h2>", '<ul class="findings">',
     ]
-    parts += [f"<li><strong>{e(s.label)}</strong> – {e(s.headline(lang).split(' – ', 1)[1])}"
-              "</li>" for s in rep.substances]
+    parts += [f"<li><strong>{e(s.name(lang))}</strong> – "
+              f"{e(s.headline(lang).split(' – ', 1)[1])}</li>" for s in rep.substances]
     parts.append("</ul>")
     if charts:
         parts += [f"<h2>{e(t['figure1'])}</h2>", '<div class="grid">']
         for s in rep.substances:
-            svg = rc.longterm_svg(cache, s.label,
+            svg = rc.longterm_svg(cache, s.name(lang),
                                   rc.trend_index(rep.series.get(s.substance, []), params),
                                   rep.current, lang)
-            parts.append(f'<figure class="longterm"><img alt="{e(t["figure1"])}: {e(s.label)}" '
-                         f'src="{rc.data_uri(svg)}"></figure>')
+            parts.append(f'<figure class="longterm"><img alt="{e(t["figure1"])}: '
+                         f'{e(s.name(lang))}" src="{rc.data_uri(svg)}"></figure>')
         parts.append(f'</div><p class="meta">{e(t["figure1_note"])}</p>')
     for i, s in enumerate(rep.substances, 1):
         parts += [f'<section class="substance" id="{e(s.substance)}">',
-                  f"<h2>{e(t['table'])} {i} – {e(s.label)}</h2>",
+                  f"<h2>{e(t['table'])} {i} – {e(s.name(lang))}</h2>",
                   f"<h3>{e(t['aggregated'])} – {e(cur)}</h3>"]
         srows = _summary_rows(s, lang)
         rows = []
@@ -456,8 +457,8 @@ def render_html(
             svg = rc.sources_svg(cache, rep.series[s.substance], rep.spikes, rep.current,
                                  rep.previous, lang, rep.panels(lang))
             parts.append(f'<figure class="sources"><img alt="{e(t["figure_sources"])}: '
-                         f'{e(s.label)}" src="{rc.data_uri(svg)}"><figcaption>'
-                         f"{e(t['figure_sources'])} – {e(s.label)}</figcaption></figure>")
+                         f'{e(s.name(lang))}" src="{rc.data_uri(svg)}"><figcaption>'
+                         f"{e(t['figure_sources'])} – {e(s.name(lang))}</figcaption></figure>")
         parts.append("</section>")
     parts += [f"<h2>{e(t['method'])}</h2>", f"<p>{e(t['method_text'])}</p>", "</body></html>"]
     return "\n".join(parts)

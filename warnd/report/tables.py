@@ -167,12 +167,18 @@ class SubstanceTable:
     verdict: Verdict
     alerts: tuple[dict[str, Any], ...] = ()
     notices: tuple[dict[str, Any], ...] = ()
+    #: the substance's name in each language when the config gives one per language
+    labels: tuple[tuple[str, str], ...] = ()
+
+    def name(self, lang: str = "no") -> str:
+        """The substance's name in ``lang`` (its label when given in one language)."""
+        return dict(self.labels).get(lang, self.label)
 
     def rows_in(self, dimension: str) -> list[SourceRow]:
         return [r for r in self.rows if r.dimension == dimension]
 
     def headline(self, lang: str = "no") -> str:
-        return f"{self.label} – {finding_phrase(self, lang)}"
+        return f"{self.name(lang)} – {finding_phrase(self, lang)}"
 
 
 #: A panel's mean answer from which it counts as a small / strong change in the verdicts.
@@ -273,6 +279,7 @@ def substance_table(
     label: str | None = None,
     alerts: Sequence[dict[str, Any]] = (),
     notices: Sequence[dict[str, Any]] = (),
+    labels: dict[str, str] | None = None,
 ) -> SubstanceTable:
     """The table of one substance: a row per series, sums and verdicts.
 
@@ -298,6 +305,7 @@ def substance_table(
         dimension_verdicts=dims,
         verdict=majority_verdict([(r.source, r.category) for r in counted], sp),
         alerts=tuple(alerts), notices=tuple(notices),
+        labels=tuple(sorted((labels or {}).items())),
     )
 
 
@@ -458,6 +466,7 @@ def build_report(
         tables.append(
             substance_table(
                 sub, series, current, previous, pf, label=cfg.substance_label(sub),
+                labels={lang: cfg.substance_label(sub, lang) for lang in ("no", "en")},
                 alerts=_period_alerts(store, sub, current),
                 notices=_period_notices(store, sub, current),
             )
