@@ -86,6 +86,7 @@ def sources(request: Request, who: dict[str, Any], store: Any) -> Response:
         s["label"] = web.cfg.source_label(s["name"])
         s["newest"] = s["newest_data"]
         # "every 6h" in the console's language (`warnd status` keeps its own words)
-        how, _, rest = str(s["schedule"]).partition(" ")
-        s["schedule"] = f"{web.t['every']} {rest}" if how == "every" else s["schedule"]
+        src = web.cfg.source(s["name"])
+        if not src.cron:
+            s["schedule"] = f"{web.t['every']} {src.interval or '1h'}"
     return web.page(request, who, "sources.html", title=web.t["sources"], st=st)
