@@ -51,3 +51,18 @@ def test_readme_shows_setup_and_every_command(root):
 
 def test_ci_runs_the_readme_test_command(root):
     assert "make test" in (root / ".ci" / "run").read_text()
+
+
+def test_the_architecture_and_the_code_map_name_only_files_that_exist(root):
+    """Every file the architecture page and the code map send a newcomer to is there,
+    and every module of the packages is on one of them."""
+    text = _doc(root, "architecture.md") + _doc(root, "code-map.md")
+    named = set(re.findall(r"`((?:warnd|feeds|detectors|tests|scripts|benchmarks|systemd)"
+                           r"/[\w/.-]+\.(?:py|service|toml|j2))`", text))
+    assert len(named) > 40
+    assert not sorted(p for p in named if not (root / p).exists())
+    modules = [p.relative_to(root).as_posix() for d in ("warnd", "feeds", "detectors")
+               for p in (root / d).rglob("*.py") if p.name != "__init__.py"]
+    missing = sorted(m for m in modules if f"`{m}`" not in text
+                     and f"`{m.rsplit('/', 1)[-1]}`" not in text)
+    assert not missing, f"modules on neither page: {missing}"
