@@ -174,7 +174,9 @@ def action_link(request: Request, who: dict[str, Any], store: Any) -> Response:
         return web.error(request, who, 403, "forbidden")
     if what == "ack":
         actions.ack_alert(store, aid, who=who["name"], via="link")
-        msg = web.t["done_ack"].format(id=aid, who=who["name"])
+        # a colleague's acknowledgement before this one is kept (ack_alert): name theirs
+        by = store.q("SELECT acked_by FROM alerts WHERE id=?", [aid])[0]["acked_by"]
+        msg = web.t["done_ack"].format(id=aid, who=by or who["name"])
     else:
         now = datetime.now(UTC)
         # SILENCE_DAYS days on the clock: it ends at the time of day it was made
