@@ -86,3 +86,47 @@ def test_a_kvitter_link_followed_after_a_colleague_acknowledged_names_the_collea
     assert f"Varsel #{a['id']} er kvittert av kari." in done.text
     assert "av ola" not in done.text
     assert "kari" in ola.get(f"/alerts/{a['id']}").text
+
+
+def test_acknowledging_the_rise_after_its_reminder_came_ends_the_reminders(tmp_path):
+    """Reminders every four weeks. Ketamine's rise is told, and four weeks later its
+    reminder; only then does Kari, in the console, acknowledge the rise's message (the
+    one she was sent first). No reminder follows it, week after week, while the rise
+    goes on. Before, only an acknowledgement of the latest message (the reminder, which
+    she had not opened) counted: the rise was reminded of every four weeks for as long
+    as it lasted, each reminder one more open alert."""
+    import numpy as np
+
+    from tests.test_stream_staff import Weeks, _level
+
+    weeks, rise = 122, 100
+    lab = [int(x) for x in np.random.default_rng(3).poisson(_level(weeks, (rise, weeks)))]
+    run = Weeks(tmp_path, lab, "\n[detection]\nrepeat_after_periods = 4\n"
+                "\n[web]\nsecure_cookies = false\n")
+    r = warnd(run.cfg.path, run.cfg.state_dir, "user", "add", KARI[0], "--role",
+              "operator", "--password-stdin", stdin=KARI[1] + "\n")
+    assert r.returncode == 0, r.stderr
+    w = rise - 2
+    while "repeat" not in [d for _, d, _ in run.told]:
+        run.run(w)
+        w += 1
+    (opening,) = [aid for _, d, aid in run.told if d == "open"]
+    console = Console(run.cfg.path, run.cfg.state_dir, free_port()).start()
+    console.browsers = []
+    try:
+        kari = _login(console, KARI)
+        page = kari.get("/alerts").text
+        assert kari.post(f"/alerts/{opening}/ack",
+                         data={"csrf": _csrf(page)}).status_code == 303
+    finally:
+        for c in console.browsers:
+            c.close()
+        console.stop()
+    assert run.status_of(opening) == "acked"
+    told = len(run.told)
+    for w in range(w, weeks):
+        run.run(w)
+    assert run.told[told:] == []
+    store = Store.in_dir(run.cfg.state_dir)
+    assert store.episode_state("substance:ketamin:trend:increase")["open"]  # still rising
+    store.close()

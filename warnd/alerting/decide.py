@@ -208,7 +208,7 @@ def enqueue_findings(
     only when no other source of the substance still has that episode open;
     ``correct`` decisions (an episode gone once already judged values were revised)
     become a correction when a message that was sent rested on that series. A
-    ``repeat`` of an episode (kind and direction) whose latest message is acknowledged
+    ``repeat`` of an episode (kind and direction) that is acknowledged (:func:`_acked`)
     is not sent, whatever else the round brings. The alerts of the
     round and every episode state (the series' and the substance's) are saved in one
     transaction. ``release``: a round without new data, to tell what a silence held
@@ -784,7 +784,16 @@ def _episode_open(config: Config, store: Store, substance: str, episode: str,
 
 def _acked(store: Store, substance: str, kind: str = "trend",
            direction: str = "increase") -> bool:
-    return _latest_status(store, substance, kind, direction) == "acked"
+    """True when the substance's episode (``kind``, ``direction``) is acknowledged: its
+    latest opening or escalation, or a reminder of it since, is ``acked``. The message a
+    reminder repeats acknowledged after the reminder came counts (an escalation, telling
+    more, needs its own acknowledgement)."""
+    return bool(store.q(
+        "SELECT 1 FROM alerts WHERE substance=? AND kind=? AND direction=? "
+        "AND status='acked' AND decision IN ('open','escalate','repeat') AND id >= "
+        "(SELECT COALESCE(MAX(id), 0) FROM alerts WHERE substance=? AND kind=? AND "
+        "direction=? AND decision IN ('open','escalate')) LIMIT 1",
+        [substance, kind, direction] * 2))
 
 
 def _latest_status(store: Store, substance: str, kind: str = "trend",
