@@ -130,3 +130,58 @@ def test_acknowledging_the_rise_after_its_reminder_came_ends_the_reminders(tmp_p
     store = Store.in_dir(run.cfg.state_dir)
     assert store.episode_state("substance:ketamin:trend:increase")["open"]  # still rising
     store.close()
+
+
+def test_the_console_follows_an_edited_config_without_a_restart(tmp_path, smtp_server):
+    """The console runs; the config is edited (heroin taken out, MDMA added) and the
+    daemon reloaded. MDMA rises and its message is mailed; Kari opens it in the console
+    and silences MDMA from its page: the silence is made, the alerts page offers MDMA and
+    no longer heroin, and the overview names MDMA. An edit that does not load leaves
+    the console on the config it had. Before, the console kept the config it was started
+    with: it refused to silence MDMA ("substance 'mdma'") until someone restarted it."""
+    from tests.alerting_env import SOURCES
+    from tests.conftest import SUBSTANCES, write_config
+    from warnd.config import load_config
+
+    port = free_port()
+    body = (SOURCES + target("mail", smtp_server.url())
+            + f'\n[web]\nsecure_cookies = false\nbase_url = "http://127.0.0.1:{port}"\n')
+    cfg = load_config(write_config(tmp_path, body))
+    r = warnd(cfg.path, cfg.state_dir, "user", "add", KARI[0], "--role", "operator",
+              "--password-stdin", stdin=KARI[1] + "\n")
+    assert r.returncode == 0, r.stderr
+    console = Console(cfg.path, cfg.state_dir, port).start()
+    console.browsers = []
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        kari = _login(console, KARI)
+        assert "heroin" in kari.get("/alerts").text
+        edited = SUBSTANCES.split("[substances.heroin]")[0] + (
+            '\n[substances.mdma]\nlabel = "MDMA"\nnames = ["mdma", "ecstasy"]\n')
+        cfg = load_config(write_config(tmp_path, body, substances=edited))  # the reload
+        seed_series(store, "lab", substance="mdma")
+        now = datetime.now(UTC)
+        (a,) = decide.enqueue_findings(cfg, store, "mdma",
+                                       [(finding("lab", substance="mdma"), "open")], {},
+                                       now=now)
+        assert outbox.dispatch_pending(cfg, store, now=now)["delivered"] == 1
+        wait_for(lambda: len(smtp_server.messages) == 1, what="MDMA's email")
+        page = kari.get(f"/alerts/{a['id']}")
+        assert page.status_code == 200 and 'name="substance" value="mdma"' in page.text
+        r = kari.post("/silences", data={"csrf": _csrf(page.text), "substance": "mdma",
+                                         "alert_id": str(a["id"]), "duration": "14d",
+                                         "reason": "known cause", "next": f"/alerts/{a['id']}"})
+        assert r.status_code == 303, r.text
+        assert [(s["substance"], s["created_by"]) for s in store.silences(active_only=True)
+                ] == [("mdma", "kari")]
+        listed = kari.get("/alerts").text
+        assert '<option value="mdma">MDMA</option>' in listed
+        assert '<option value="heroin">' not in listed
+        assert "MDMA" in kari.get("/").text
+        cfg.path.write_text(cfg.path.read_text() + "\n[broken\n")  # not TOML
+        assert '<option value="mdma">MDMA</option>' in kari.get("/alerts").text
+    finally:
+        store.close()
+        for c in console.browsers:
+            c.close()
+        console.stop()

@@ -796,6 +796,20 @@ def load_config(
     return validate_config(data, path=p, base_dir=base_dir, light=light)
 
 
+def config_files(path: Path) -> list[Path]:
+    """The config file and the files it includes (those it names now; none when it does
+    not read): what an edit of the config changes."""
+    try:
+        includes = _read_toml(path).get("include", [])
+    except ConfigError:
+        includes = []
+    includes = [includes] if isinstance(includes, str) else includes
+    base = path.resolve().parent
+    return [path] + [Path(i) if Path(i).is_absolute() else base / i
+                     for i in (includes if isinstance(includes, list) else [])
+                     if isinstance(i, str)]
+
+
 def validate_config(data: dict[str, Any], *, path: Path, base_dir: Path,
                     light: bool = False) -> Config:
     try:

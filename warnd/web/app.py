@@ -26,7 +26,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from warnd.alerting.names import num, p_value, percent
-from warnd.config import Config, parse_duration, parse_listen
+from warnd.config import Config, config_files, load_config, parse_duration, parse_listen
+from warnd.errors import ConfigError
 from warnd.store import Store
 from warnd.web import auth
 from warnd.web.i18n import texts
@@ -65,6 +66,9 @@ class Web:
         self.tz = ZoneInfo(cfg.general.timezone)
         self.t = texts(self.lang)
         self._local = threading.local()
+        self._reload_lock = threading.Lock()
+        self._secure_cookies = secure_cookies
+        self._files = self._stamp(config_files(cfg.path))
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"),
                                autoescape=select_autoescape(default=True, default_for_string=True))
         self.env.filters["num"] = lambda x, d=1: num(x, self.lang, d)
@@ -83,6 +87,50 @@ class Web:
         self.links_secret = store.secret_key("action-links")
         self.link_max_age = parse_duration(cfg.web.link_lifetime).total_seconds()
         self.logins = auth.RateLimit(cfg.web.login_attempts, self.store)
+
+    @staticmethod
+    def _stamp(files: list[Path]) -> tuple[tuple[str, int, int], ...]:
+        """Each file's name, size and modification time (-1 for one that is not there)."""
+        out = []
+        for f in files:
+            try:
+                st = f.stat()
+                out.append((str(f), st.st_size, st.st_mtime_ns))
+            except OSError:
+                out.append((str(f), -1, -1))
+        return tuple(out)
+
+    def refresh(self) -> None:
+        """Read the config again when its files changed since it was read (the daemon
+        reloaded with an edited file): the console names, lists and accepts the
+        substances, sources and settings the daemon runs with. A config that does not load,
+        or names another state directory, leaves the running one in place (logged)."""
+        files = [Path(name) for name, _, _ in self._files]
+        if self._stamp(files) == self._files:
+            return
+        with self._reload_lock:
+            if self._stamp(files) == self._files:
+                return  # another request read it
+            self._files = self._stamp(config_files(self.cfg.path))
+            try:
+                cfg = load_config(self.cfg.path)
+            except ConfigError as e:
+                log.warning("config changed but not read again, keeping the running config: "
+                            "%s", e)
+                return
+            if cfg.state_dir != self.cfg.state_dir:
+                log.warning("config changed but not read again: another state directory "
+                            "needs a restart of the console")
+                return
+            self.cfg, self.lang = cfg, cfg.general.language
+            self.tz, self.t = ZoneInfo(cfg.general.timezone), texts(cfg.general.language)
+            self.env.globals.update(t=self.t, lang=self.lang)
+            self.sessions.max_age_s = parse_duration(cfg.web.session_lifetime).total_seconds()
+            if self._secure_cookies is None:
+                self.sessions.secure = cfg.web.secure_cookies
+            self.link_max_age = parse_duration(cfg.web.link_lifetime).total_seconds()
+            self.logins.limit = cfg.web.login_attempts
+            log.info("config read again from %s", cfg.path)
 
     def store(self) -> Store:
         s = getattr(self._local, "store", None)

@@ -342,6 +342,7 @@ def guard(role: str = "viewer", *, api: bool = False) -> Callable[..., Any]:
 
         def _checked(request: Request, form: Any) -> Response:
             web = request.app.state.web
+            web.refresh()  # the config as the daemon runs it, after an edit and a reload
             store = web.store()
             if api:
                 auth = request.headers.get("authorization", "")
