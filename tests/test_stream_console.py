@@ -185,3 +185,39 @@ def test_the_console_follows_an_edited_config_without_a_restart(tmp_path, smtp_s
         for c in console.browsers:
             c.close()
         console.stop()
+
+
+def test_a_silence_form_sent_twice_makes_one_silence_that_ends_when_ended(desk,
+                                                                         smtp_server):
+    """Kari silences ketamine for a day from the alerts page; the form goes twice (a
+    double click, the back button sending it again). One silence is made. She ends it
+    early from the list, and ketamine's rise that comes next is mailed. Before, the form
+    made two silences: ending the one she saw left the other holding the rise back
+    for the rest of the day, told to nobody."""
+    cfg, store, console = desk
+    kari = _login(console, KARI)
+    page = kari.get("/alerts").text
+    form = {"csrf": _csrf(page), "substance": "ketamin", "duration": "1d",
+            "reason": "festival"}
+    for _ in range(2):
+        assert kari.post("/silences", data=form).status_code == 303
+    (s,) = store.silences(active_only=True)
+    listed = kari.get("/alerts").text
+    assert listed.count('action="/silences/') == 1
+    r = kari.post(f"/silences/{s['id']}/expire", data={"csrf": _csrf(listed)})
+    assert r.status_code == 303
+    assert store.silences(active_only=True) == []
+    # a second silence of another length is the person's choice: it is made
+    assert kari.post("/silences", data={**form, "duration": "2d"}).status_code == 303
+    assert kari.post("/silences", data={**form, "duration": "1d"}).status_code == 303
+    assert len(store.silences(active_only=True)) == 2
+    for sid in [x["id"] for x in store.silences(active_only=True)]:
+        assert kari.post(f"/silences/{sid}/expire",
+                         data={"csrf": _csrf(listed)}).status_code == 303
+    seed_series(store, "lab")
+    now = datetime.now(UTC)
+    (a,) = decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {},
+                                   now=now)
+    assert a.get("status", "open") == "open"
+    assert outbox.dispatch_pending(cfg, store, now=now)["delivered"] == 1
+    wait_for(lambda: len(smtp_server.messages) == 1, what="the rise's email")

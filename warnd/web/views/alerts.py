@@ -13,7 +13,7 @@ from warnd.alerting import actions, links
 from warnd.alerting.silences import silence_end
 from warnd.alerting.wording import joined, render_text, severity_words
 from warnd.config import parse_duration
-from warnd.store import alert_substances
+from warnd.store import alert_substances, iso
 from warnd.web.auth import allowed, guard
 
 STATES = ("open", "acked", "silenced", "resolved")
@@ -131,9 +131,25 @@ def add_silence(request: Request, who: dict[str, Any], store: Any) -> Response:
     if fields is None:
         return web.error(request, who, 400, "bad_input", what=bad)
     aid = request.state.form.get("alert_id")
-    actions.add_silence(store, **fields, who=who["name"], via="web", now=now,
-                        alert_id=int(aid) if aid and str(aid).isdigit() else None)
+    if not _made_already(store, fields, str(request.state.form.get("duration")).strip(),
+                         who["name"], now, web.cfg.general.timezone):
+        actions.add_silence(store, **fields, who=who["name"], via="web", now=now,
+                            alert_id=int(aid) if aid and str(aid).isdigit() else None)
     return RedirectResponse(_back(request, "/alerts"), status_code=303)
+
+
+def _made_already(store: Any, fields: dict[str, Any], duration: str, who: str,
+                  now: datetime, timezone: str) -> bool:
+    """True when the form was sent before and its silence is active: one of the same
+    fields and reason, by the same person, as long as this one would be (a double click,
+    the back button sending the form again). A second one would outlive an early end
+    of the first, holding back what the person meant to let through."""
+    return any(
+        (s["substance"], s["kind"], s["source"], s["reason"], s["created_by"])
+        == (fields["substance"], fields["kind"], fields["source"], fields["reason"], who)
+        and s["until"] == iso(silence_end(datetime.fromisoformat(s["created_at"]), duration,
+                                          timezone))
+        for s in store.silences(now=now, active_only=True))
 
 
 @guard("operator")
