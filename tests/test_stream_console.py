@@ -221,3 +221,44 @@ def test_a_silence_form_sent_twice_makes_one_silence_that_ends_when_ended(desk,
     assert a.get("status", "open") == "open"
     assert outbox.dispatch_pending(cfg, store, now=now)["delivered"] == 1
     wait_for(lambda: len(smtp_server.messages) == 1, what="the rise's email")
+
+
+def test_a_link_confirmed_after_the_session_ran_out_leads_back_to_it(desk, smtp_server):
+    """In the evening Kari follows the "Kvitter" link of a rise's email and leaves the
+    confirmation open; by the morning her session has run out, and she presses the
+    button. Nothing is acknowledged, and the page says she must log in, with the way to
+    do it; after logging in she is back at the confirmation, and confirming
+    acknowledges the alert, by her, once. Before, the page said only that she must log
+    in: no way on, and the login led to the overview, the link's confirmation lost."""
+    cfg, store, console = desk
+    seed_series(store, "lab")
+    now = datetime.now(UTC)
+    (a,) = decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {},
+                                   now=now)
+    assert outbox.dispatch_pending(cfg, store, now=now)["delivered"] == 1
+    wait_for(lambda: len(smtp_server.messages) == 1, what="the rise's email")
+    text = smtp_server.messages[0].get_body(("plain",)).get_content()
+    (link,) = re.findall(r"Kvitter: (\S+)", text)
+    path = link.removeprefix(console.url)
+    kari = _login(console, KARI)
+    confirm = kari.get(path)
+    assert confirm.status_code == 200
+    with store.write() as db:  # the session's lifetime runs out overnight
+        db.execute("UPDATE web_sessions SET expires_at=?", ("2000-01-01T00:00:00+00:00",))
+    late = kari.post(path, data={"csrf": _csrf(confirm.text)})
+    assert late.status_code == 401
+    assert store.q("SELECT status, acked_by FROM alerts") == [
+        {"status": "open", "acked_by": None}]
+    login = re.search(r'href="(/login\?next=[^"]+)"', late.text).group(1)
+    form = kari.get(login.replace("&amp;", "&"))
+    nxt = re.search(r'name="next" value="([^"]*)"', form.text).group(1)
+    assert nxt == path
+    r = kari.post("/login", data={"user": KARI[0], "password": KARI[1], "next": nxt,
+                                  "csrf": _csrf(form.text)})
+    assert r.status_code == 303 and r.headers["location"] == path
+    again = kari.get(path)
+    assert kari.post(path, data={"csrf": _csrf(again.text)}).status_code == 200
+    assert store.q("SELECT status, acked_by FROM alerts") == [
+        {"status": "acked", "acked_by": "kari"}]
+    assert [(h["who"], h["via"], h["action"]) for h in store.q("SELECT * FROM actions")] == [
+        ("kari", "link", "ack")]

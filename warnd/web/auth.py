@@ -320,6 +320,23 @@ def allowed(principal: dict[str, Any] | None, role: str) -> bool:
     return principal is not None and RANK.get(principal["role"], 0) >= RANK[role]
 
 
+def _form_page(request: Request, form: Any) -> str:
+    """The page a form was sent from, to show again after a login: its ``next`` field,
+    an action link's confirmation (its GET never acts), one alert, or the page of the
+    form's kind."""
+    nxt = str((form or {}).get("next") or "")
+    if nxt.startswith("/") and not nxt.startswith("//") and "\\" not in nxt:
+        return nxt
+    path = request.url.path
+    if path.startswith("/a/"):
+        return path
+    parts = path.split("/")
+    if parts[1] == "alerts" and len(parts) > 2:
+        return f"/alerts/{parts[2]}"
+    return {"silences": "/alerts", "outbox": "/outbox", "account": "/account"}.get(
+        parts[1], "/")
+
+
 def guard(role: str = "viewer", *, api: bool = False) -> Callable[..., Any]:
     """Decorate a view: who is asking, may they, and (forms) is the CSRF token right.
 
@@ -358,13 +375,17 @@ def guard(role: str = "viewer", *, api: bool = False) -> Callable[..., Any]:
                 return view(request, who, store)
             who = web.sessions.read(store, request)
             if who is None:
-                if request.method == "GET":
-                    from urllib.parse import quote
+                from urllib.parse import quote
 
+                if request.method == "GET":
                     nxt = request.url.path + (f"?{request.url.query}" if request.url.query
                                               else "")
                     return RedirectResponse(f"/login?next={quote(nxt, safe='/?=&')}", 303)
-                return web.error(request, None, 401, "login_needed")
+                # a form sent after the session ended (it expired while the page was
+                # open): nothing is done; the way to log in leads back to the page
+                return web.page(request, None, "message.html", status=401, title="401",
+                                message=web.t["login_needed"], link_text=web.t["login"],
+                                link=f"/login?next={quote(_form_page(request, form))}")
             if not allowed(who, role):
                 return web.error(request, who, 403, "forbidden")
             if request.method == "POST":
