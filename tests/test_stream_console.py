@@ -6,7 +6,7 @@ service, so the clock the alerting is moved by starts there."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -262,3 +262,78 @@ def test_a_link_confirmed_after_the_session_ran_out_leads_back_to_it(desk, smtp_
         {"status": "acked", "acked_by": "kari"}]
     assert [(h["who"], h["via"], h["action"]) for h in store.q("SELECT * FROM actions")] == [
         ("kari", "link", "ack")]
+
+
+def test_a_reminder_waiting_for_the_morning_is_not_sent_once_the_rise_is_acknowledged(
+        tmp_path, smtp_server):
+    """Reminders every four weeks, quiet hours 17:00-08:00 and weekends. The rise is
+    mailed on a Monday; four weeks later its data come on a Friday evening, and the
+    reminder waits for Monday 08:00. On Saturday Kari acknowledges the rise in the
+    console. On Monday the reminder is not sent: its delivery is dropped, saying why,
+    and nothing more is reminded of while the rise goes on. Before, the reminder of an
+    acknowledged rise went out on Monday morning."""
+    import numpy as np
+
+    from tests.scenario import START
+    from tests.test_stream_staff import Weeks, _level
+
+    weeks, rise = 116, 100
+    lab = [int(x) for x in np.random.default_rng(3).poisson(_level(weeks, (rise, weeks)))]
+    run = Weeks(tmp_path, lab, "\n[detection]\nrepeat_after_periods = 4\n"
+                + target("mail", smtp_server.url())
+                + '\n[alerting]\nquiet_hours = "17:00-08:00"\nquiet_days = ["sat", "sun"]\n'
+                "\n[web]\nsecure_cookies = false\n")
+    r = warnd(run.cfg.path, run.cfg.state_dir, "user", "add", KARI[0], "--role",
+              "operator", "--password-stdin", stdin=KARI[1] + "\n")
+    assert r.returncode == 0, r.stderr
+    w = rise - 2
+    while "open" not in [d for _, d, _ in run.told]:
+        run.run(w)  # Mondays 12:00 UTC: working time
+        w += 1
+    (opening,) = [aid for _, d, aid in run.told if d == "open"]
+    store = Store.in_dir(run.cfg.state_dir)
+    mailed = store.q("SELECT COUNT(*) AS n FROM deliveries WHERE status='delivered'")[0]["n"]
+    wait_for(lambda: len(smtp_server.messages) == mailed, what="the rise's email")
+
+    def friday(w: int) -> datetime:  # the week's data on Friday 18:00 in Oslo
+        return datetime.combine(START + timedelta(weeks=w + 1, days=4), datetime.min.time(),
+                                UTC) + timedelta(hours=17)
+
+    from warnd.pipeline import Pipeline
+
+    def run_on(w: int, at: datetime) -> list:
+        rows = ["period,substance,value"] + [
+            f"{(START + timedelta(weeks=i)).isoformat()},ketamin,{lab[i]}" for i in range(w + 1)]
+        (tmp_path / "data" / "lab.csv").write_text("\n".join(rows) + "\n")
+        return [a for a in Pipeline(run.cfg, clock=lambda: at).run_once()["alerts"]
+                if a["kind"] == "trend"]
+
+    got = []
+    while not got:
+        got = run_on(w, friday(w))
+        w += 1
+    assert [a["decision"] for a in got] == ["repeat"]
+    assert store.q("SELECT status FROM deliveries WHERE alert_id=?", [got[0]["id"]]) == [
+        {"status": "pending"}]
+    console = Console(run.cfg.path, run.cfg.state_dir, free_port()).start()
+    console.browsers = []
+    try:
+        kari = _login(console, KARI)
+        page = kari.get(f"/alerts/{opening}").text
+        assert kari.post(f"/alerts/{opening}/ack",
+                         data={"csrf": _csrf(page)}).status_code == 303
+    finally:
+        for c in console.browsers:
+            c.close()
+        console.stop()
+    monday = friday(w - 1) + timedelta(days=2, hours=15)  # Monday 08:00 in Oslo
+    counts = outbox.dispatch_pending(run.cfg, store, now=monday)
+    assert counts["delivered"] == 0 and counts["acknowledged"] == 1
+    (d,) = store.q("SELECT status, last_error FROM deliveries WHERE alert_id=?",
+                   [got[0]["id"]])
+    assert d["status"] == "dropped" and "acknowledged" in d["last_error"]
+    for w in range(w, weeks):
+        assert run_on(w, friday(w)) == []
+    outbox.dispatch_pending(run.cfg, store, now=friday(weeks) + timedelta(days=3))
+    store.close()
+    assert len(smtp_server.messages) == mailed

@@ -22,7 +22,8 @@ D0 = date(2026, 7, 6)
 EVENING = datetime(2026, 7, 7, 21, 0, tzinfo=UTC)
 #: dispatch_pending's counts when nothing happened
 _NOTHING = {"delivered": 0, "retrying": 0, "expired": 0, "failed": 0, "silenced": 0,
-            "waiting": 0, "held": 0, "unrecorded": 0, "muted": 0, "unheard": 0}
+            "waiting": 0, "held": 0, "unrecorded": 0, "muted": 0, "unheard": 0,
+            "acknowledged": 0}
 
 
 def _accepted(url, **kw):

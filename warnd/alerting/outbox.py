@@ -59,6 +59,8 @@ WAITS_FOR_EARLIER = "waits for an earlier message of the episode, sent first"
 #: an operator queues again (:func:`retry_delivery`).
 UNHEARD = ("not sent: the target never had the messages it ends or corrects (their "
            "deliveries expired or failed)")
+#: Why a reminder was not sent: its episode was acknowledged while it waited.
+ACKNOWLEDGED = "not sent: the episode was acknowledged while the reminder waited"
 
 
 def enqueue_alert(
@@ -259,6 +261,25 @@ def opens_for_target(store: Store, d: dict[str, Any]) -> bool:
         "AND EXISTS (SELECT 1 FROM deliveries t WHERE t.alert_id = alerts.id AND t.target=? "
         f"AND (t.status='delivered' OR {maybe_heard()})) LIMIT 1",
         [*args, start, aid, d["target"]])
+
+
+def _acknowledged_reminder(store: Store, d: dict[str, Any]) -> bool:
+    """Whether a waiting delivery is a reminder whose episode was acknowledged since it
+    was decided (the reminder itself, the opening or escalation it repeats, or a reminder
+    of it), to a target that had an earlier message of the episode: it would remind of
+    what was acknowledged. One that would be the target's first message of the episode
+    (:func:`opens_for_target`) tells it the rise, and goes."""
+    scope = _scope(d)
+    if d.get("decision") != "repeat" or d.get("kind") not in EPISODE_KINDS or scope is None:
+        return False
+    where, args = scope
+    aid = int(d["alert_id"])
+    repeats = store.q(f"SELECT MAX(id) AS id FROM alerts WHERE {where} AND id < ? AND "
+                      "decision IN ('open', 'escalate')", [*args, aid])[0]["id"]
+    return bool(repeats is not None and store.q(
+        f"SELECT 1 FROM alerts WHERE {where} AND id >= ? AND status='acked' AND decision IN "
+        "('open', 'escalate', 'repeat') LIMIT 1", [*args, int(repeats)])
+        and not opens_for_target(store, d))
 
 
 def never_heard(store: Store, d: dict[str, Any]) -> bool:
@@ -597,7 +618,8 @@ def dispatch_pending(
     lease = max(parse_duration(a.claim_lease),
                 timedelta(seconds=render_limit + timeout + 60))
     counts = {"delivered": 0, "retrying": 0, "expired": 0, "failed": 0, "silenced": 0,
-              "waiting": 0, "held": 0, "unrecorded": 0, "muted": 0, "unheard": 0}
+              "waiting": 0, "held": 0, "unrecorded": 0, "muted": 0, "unheard": 0,
+              "acknowledged": 0}
     if config.alerting.digest is not None:
         try:
             digest.maybe_enqueue(config, store, now=now)
@@ -814,6 +836,15 @@ def _prepare(
         log.info("alert=%d target=%s %s not sent: the target never had the messages it %s",
                  aid, name, d["decision"],
                  "corrects" if d["decision"] == "correct" else "ends")
+        return None
+    if _acknowledged_reminder(store, d):
+        with store.write() as db:
+            db.execute("UPDATE deliveries SET status='dropped', claimed_until=NULL, "
+                       "claimed_by=NULL, last_error=? WHERE alert_id=? AND target=? AND "
+                       "status='pending'", (ACKNOWLEDGED, aid, name))
+        counts["acknowledged"] += 1
+        log.info("alert=%d target=%s reminder not sent: the episode was acknowledged while "
+                 "it waited", aid, name)
         return None
     wait = (quiet.due_at(config, d["severity"], now)
             if d.get("kind") != "digest" and quiet_applies else None)
