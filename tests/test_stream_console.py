@@ -202,6 +202,19 @@ def test_a_silence_form_sent_twice_makes_one_silence_that_ends_when_ended(desk,
     for _ in range(2):
         assert kari.post("/silences", data=form).status_code == 303
     (s,) = store.silences(active_only=True)
+    # a double click: the two at the same moment
+    from concurrent.futures import ThreadPoolExecutor
+
+    twice = {**form, "reason": "festival, day two"}
+    with ThreadPoolExecutor(4) as pool:
+        done = list(pool.map(lambda _: kari.post("/silences", data=twice).status_code,
+                             range(4)))
+    assert done == [303] * 4
+    assert len(store.silences(active_only=True)) == 2
+    (other,) = [x for x in store.silences(active_only=True) if x["id"] != s["id"]]
+    listed = kari.get("/alerts").text
+    assert kari.post(f"/silences/{other['id']}/expire",
+                     data={"csrf": _csrf(listed)}).status_code == 303
     listed = kari.get("/alerts").text
     assert listed.count('action="/silences/') == 1
     r = kari.post(f"/silences/{s['id']}/expire", data={"csrf": _csrf(listed)})

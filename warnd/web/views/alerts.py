@@ -131,10 +131,11 @@ def add_silence(request: Request, who: dict[str, Any], store: Any) -> Response:
     if fields is None:
         return web.error(request, who, 400, "bad_input", what=bad)
     aid = request.state.form.get("alert_id")
-    if not _made_already(store, fields, str(request.state.form.get("duration")).strip(),
-                         who["name"], now, web.cfg.general.timezone):
-        actions.add_silence(store, **fields, who=who["name"], via="web", now=now,
-                            alert_id=int(aid) if aid and str(aid).isdigit() else None)
+    with store.write():  # asked and added in one transaction: two at once make one
+        if not _made_already(store, fields, str(request.state.form.get("duration")).strip(),
+                             who["name"], now, web.cfg.general.timezone):
+            actions.add_silence(store, **fields, who=who["name"], via="web", now=now,
+                                alert_id=int(aid) if aid and str(aid).isdigit() else None)
     return RedirectResponse(_back(request, "/alerts"), status_code=303)
 
 
@@ -203,19 +204,29 @@ def action_link(request: Request, who: dict[str, Any], store: Any) -> Response:
         whats = ([{"substance": s} for s in subs] if subs
                  else [{"substance": None, "kind": a["kind"], "source": a["source"] or None}])
         reason = f"#{aid}: {a['title']}"[:500]
-        active = store.silences(now=now, active_only=True)
-        for what in whats:
-            # the link followed again (a second click, a colleague's copy of the message)
-            # finds the silence it made, rather than adding an overlapping one
-            made = [x for x in active
-                    if x["reason"] == reason and (x["substance"], x["kind"], x["source"])
-                    == (what["substance"], what.get("kind"), what.get("source"))]
-            if made:
-                by, ends = made[0]["created_by"] or who["name"], made[0]["until"]
-            else:
-                actions.add_silence(store, **what, until=until, reason=reason,
-                                    who=who["name"], via="link", alert_id=aid, now=now)
-                by, ends = who["name"], until.isoformat()
+        with store.write():  # asked and added in one transaction: two at once make one
+            by, ends = _silence_from_link(store, whats, until, reason, who["name"], aid, now)
         msg = web.t["done_silence"].format(label=label, who=by, until=web.when(ends)[:10])
     return web.page(request, who, "message.html", title=web.t["confirm"], message=msg,
                     link=f"/alerts/{aid}")
+
+
+def _silence_from_link(store: Any, whats: list[dict[str, Any]], until: datetime,
+                       reason: str, who: str, aid: int, now: datetime) -> tuple[str, str]:
+    """Silence each of ``whats`` for a "Demp" link, or find the silence the link made;
+    who made the (last) one and when it ends."""
+    by, ends = who, until.isoformat()
+    active = store.silences(now=now, active_only=True)
+    for what in whats:
+        # the link followed again (a second click, a colleague's copy of the message)
+        # finds the silence it made, rather than adding an overlapping one
+        made = [x for x in active
+                if x["reason"] == reason and (x["substance"], x["kind"], x["source"])
+                == (what["substance"], what.get("kind"), what.get("source"))]
+        if made:
+            by, ends = made[0]["created_by"] or who, made[0]["until"]
+        else:
+            actions.add_silence(store, **what, until=until, reason=reason, who=who,
+                                via="link", alert_id=aid, now=now)
+            by, ends = who, until.isoformat()
+    return by, ends
