@@ -190,7 +190,8 @@ def test_the_console_follows_an_edited_config_without_a_restart(tmp_path, smtp_s
 def test_a_silence_form_sent_twice_makes_one_silence_that_ends_when_ended(desk,
                                                                          smtp_server):
     """Kari silences ketamine for a day from the alerts page; the form goes twice (a
-    double click, the back button sending it again). One silence is made. She ends it
+    second click while the first is slow to answer, the page open in another tab), and
+    another form four times at once. One silence each is made. She ends it
     early from the list, and ketamine's rise that comes next is mailed. Before, the form
     made two silences: ending the one she saw left the other holding the rise back
     for the rest of the day, told to nobody."""
@@ -202,7 +203,7 @@ def test_a_silence_form_sent_twice_makes_one_silence_that_ends_when_ended(desk,
     for _ in range(2):
         assert kari.post("/silences", data=form).status_code == 303
     (s,) = store.silences(active_only=True)
-    # a double click: the two at the same moment
+    # sent at the same moment
     from concurrent.futures import ThreadPoolExecutor
 
     twice = {**form, "reason": "festival, day two"}
