@@ -15,6 +15,7 @@ from tests.alerting_env import finding, make_config, seed_series, target
 from tests.servers import free_port, wait_for
 from tests.webkit import Console, warnd
 from warnd.alerting import decide, outbox
+from warnd.service.health import collect_status
 from warnd.store import Store
 
 KARI = ("kari", "kari-password-1")
@@ -92,9 +93,10 @@ def test_acknowledging_the_rise_after_its_reminder_came_ends_the_reminders(tmp_p
     """Reminders every four weeks. Ketamine's rise is told, and four weeks later its
     reminder; only then does Kari, in the console, acknowledge the rise's message (the
     one she was sent first). No reminder follows it, week after week, while the rise
-    goes on. Before, only an acknowledgement of the latest message (the reminder, which
-    she had not opened) counted: the rise was reminded of every four weeks for as long
-    as it lasted, each reminder one more open alert."""
+    goes on, and the reminder is acknowledged with the message it repeats. Before, only
+    an acknowledgement of the latest message (the reminder, which she had not opened)
+    counted: the rise was reminded of every four weeks for as long as it lasted, each
+    reminder one more open alert."""
     import numpy as np
 
     from tests.test_stream_staff import Weeks, _level
@@ -123,6 +125,12 @@ def test_acknowledging_the_rise_after_its_reminder_came_ends_the_reminders(tmp_p
             c.close()
         console.stop()
     assert run.status_of(opening) == "acked"
+    # its reminder, telling the same, is acknowledged with it: nothing of the rise is
+    # listed as waiting for someone
+    (reminder,) = [aid for _, d, aid in run.told if d == "repeat"]
+    assert run.status_of(reminder) == "acked"
+    assert [a["kind"] for a in collect_status(run.cfg)["open_alerts"]
+            if a["substance"] == "ketamin" and a["kind"] == "trend"] == []
     told = len(run.told)
     for w in range(w, weeks):
         run.run(w)

@@ -36,7 +36,37 @@ def ack_alert(store: Store, alert_id: int, *, who: str, via: str,
         db.execute("UPDATE alerts SET status=CASE status WHEN 'open' THEN 'acked' ELSE status "
                    "END, acked_at=?, acked_by=? WHERE id=?", (iso(now), who, alert_id))
         store.record_action(db, who=who, via=via, action="ack", alert_id=alert_id, now=now)
+        for other in _same_news(db, alert_id):
+            db.execute("UPDATE alerts SET status='acked', acked_at=?, acked_by=? WHERE id=? "
+                       "AND status='open'", (iso(now), who, other))
+            store.record_action(db, who=who, via=via, action="ack", alert_id=other,
+                                detail=f"with #{alert_id}", now=now)
     return True
+
+
+def _same_news(db: Any, alert_id: int) -> list[int]:
+    """The other open messages that tell what alert ``alert_id`` tells: of a substance's
+    rise (spike, fall), the opening or escalation it is or repeats and the reminders of
+    that one. Acknowledged with it: the episode is (no more reminders), and `warnd
+    status` and the console do not list its reminders as waiting for someone."""
+    row = db.execute("SELECT substance, kind, direction, decision FROM alerts WHERE id=?",
+                     (alert_id,)).fetchone()
+    if row is None or row[1] not in ("trend", "spike") or not row[0] or row[3] not in (
+            "open", "escalate", "repeat"):
+        return []
+    episode = "substance=? AND kind=? AND direction IS ?"
+    head = alert_id if row[3] != "repeat" else db.execute(
+        f"SELECT MAX(id) FROM alerts WHERE {episode} AND id < ? AND decision IN "
+        "('open', 'escalate', 'resolve')", (*row[:3], alert_id)).fetchone()[0]
+    if head is None:
+        return []
+    after = db.execute(
+        f"SELECT MIN(id) FROM alerts WHERE {episode} AND id > ? AND decision IN "
+        "('open', 'escalate', 'resolve')", (*row[:3], head)).fetchone()[0]
+    return [int(r[0]) for r in db.execute(
+        f"SELECT id FROM alerts WHERE {episode} AND id >= ? AND id < ? AND id != ? AND "
+        "status='open' AND decision IN ('open', 'escalate', 'repeat') ORDER BY id",
+        (*row[:3], head, after if after is not None else 2**62, alert_id)).fetchall()]
 
 
 def add_silence(
