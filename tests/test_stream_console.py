@@ -359,3 +359,34 @@ def test_a_reminder_waiting_for_the_morning_is_not_sent_once_the_rise_is_acknowl
     outbox.dispatch_pending(run.cfg, store, now=friday(weeks) + timedelta(days=3))
     store.close()
     assert len(smtp_server.messages) == mailed
+
+
+def test_acknowledging_an_escalation_acknowledges_the_opening_it_grew_from(desk):
+    """Ketamine's rise is told (the lab), then customs agrees: an escalation. Kari
+    acknowledges the escalation in the console: the opening is acknowledged with it
+    (logged as such), and `warnd status` lists nothing of the rise as open. Before,
+    the opening stayed open, listed as waiting for someone until the rise ended."""
+    from tests.test_alerting import _period
+    from warnd.alerting import actions
+
+    cfg, store, console = desk
+    for s in ("lab", "customs"):
+        seed_series(store, s)
+    d0 = datetime(2026, 7, 6).date()
+    told = []
+    for k, sources in enumerate((("lab",), ("lab", "customs"))):
+        period = d0 + timedelta(weeks=k)
+        told += _period(cfg, store, period, {s: [finding(s, detected=period)]
+                                             for s in sources}, now=datetime.now(UTC))
+    assert [a["decision"] for a in told] == ["open", "escalate"]
+    opening, escalation = (a["id"] for a in told)
+    kari = _login(console, KARI)
+    page = kari.get(f"/alerts/{escalation}").text
+    assert kari.post(f"/alerts/{escalation}/ack",
+                     data={"csrf": _csrf(page)}).status_code == 303
+    assert store.q("SELECT status, acked_by FROM alerts ORDER BY id") == [
+        {"status": "acked", "acked_by": "kari"}] * 2
+    assert collect_status(cfg)["open_alerts"] == []
+    (h,) = actions.history(store, alert_id=opening)
+    assert (h["who"], h["via"], h["detail"]) == ("kari", "web", f"with #{escalation}")
+    assert f"with #{escalation}" in kari.get(f"/alerts/{opening}").text

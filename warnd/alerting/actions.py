@@ -45,10 +45,11 @@ def ack_alert(store: Store, alert_id: int, *, who: str, via: str,
 
 
 def _same_news(db: Any, alert_id: int) -> list[int]:
-    """The other open messages that tell what alert ``alert_id`` tells: of a substance's
-    rise (spike, fall), the opening or escalation it is or repeats and the reminders of
-    that one. Acknowledged with it: the episode is (no more reminders), and `warnd
-    status` and the console do not list its reminders as waiting for someone."""
+    """The other open messages of the episode that alert ``alert_id`` tells no less
+    than: of a substance's rise (spike, fall), those from its opening up to the opening
+    or escalation it is or repeats, and the reminders of that one (not a later
+    escalation: it tells more). Acknowledged with it: the episode is (no more
+    reminders), and `warnd status` and the console do not list them as waiting."""
     row = db.execute("SELECT substance, kind, direction, decision FROM alerts WHERE id=?",
                      (alert_id,)).fetchone()
     if row is None or row[1] not in ("trend", "spike") or not row[0] or row[3] not in (
@@ -60,13 +61,16 @@ def _same_news(db: Any, alert_id: int) -> list[int]:
         "('open', 'escalate', 'resolve')", (*row[:3], alert_id)).fetchone()[0]
     if head is None:
         return []
+    start = db.execute(f"SELECT MAX(id) FROM alerts WHERE {episode} AND id <= ? AND "
+                       "decision='open'", (*row[:3], head)).fetchone()[0]
     after = db.execute(
         f"SELECT MIN(id) FROM alerts WHERE {episode} AND id > ? AND decision IN "
         "('open', 'escalate', 'resolve')", (*row[:3], head)).fetchone()[0]
     return [int(r[0]) for r in db.execute(
         f"SELECT id FROM alerts WHERE {episode} AND id >= ? AND id < ? AND id != ? AND "
         "status='open' AND decision IN ('open', 'escalate', 'repeat') ORDER BY id",
-        (*row[:3], head, after if after is not None else 2**62, alert_id)).fetchall()]
+        (*row[:3], start if start is not None else head,
+         after if after is not None else 2**62, alert_id)).fetchall()]
 
 
 def add_silence(
