@@ -143,8 +143,9 @@ def _made_already(store: Any, fields: dict[str, Any], duration: str, who: str,
                   now: datetime, timezone: str) -> bool:
     """True when the form was sent before and its silence is active: one of the same
     fields and reason, by the same person, as long as this one would be (a second click
-    while the first was slow to answer, the page open in another tab). A second one would outlive an early end
-    of the first, holding back what the person meant to let through."""
+    while the first was slow to answer, the page open in another tab). A second one
+    would outlive an early end of the first, holding back what the person meant to let
+    through."""
     return any(
         (s["substance"], s["kind"], s["source"], s["reason"], s["created_by"])
         == (fields["substance"], fields["kind"], fields["source"], fields["reason"], who)
