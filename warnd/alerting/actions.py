@@ -59,8 +59,9 @@ def _same_news(db: Any, alert_id: int) -> list[int]:
     head = alert_id if row[3] != "repeat" else db.execute(
         f"SELECT MAX(id) FROM alerts WHERE {episode} AND id < ? AND decision IN "
         "('open', 'escalate', 'resolve')", (*row[:3], alert_id)).fetchone()[0]
-    if head is None:
-        return []
+    if head is None or db.execute("SELECT decision FROM alerts WHERE id=?",
+                                  (head,)).fetchone()[0] == "resolve":
+        return []  # a reminder of nothing told since the episode's end
     start = db.execute(f"SELECT MAX(id) FROM alerts WHERE {episode} AND id <= ? AND "
                        "decision='open'", (*row[:3], head)).fetchone()[0]
     after = db.execute(
