@@ -1297,6 +1297,13 @@ def check_source_health(
         n = int(ep.get("n", 0)) + 1
         new = {"open": True, "n": n, "since": st.get("last_error_at") or iso(now)}
         decision = "open"
+    elif fails >= config.general.unhealthy_after and _failure_held(store, source, ep, now):
+        # a failure a silence held back, told to nobody, that goes on once nothing holds
+        # it back: told now, as the next failure (its recovery then goes to those it
+        # reaches)
+        new = {"open": True, "n": int(ep.get("n", 0)) + 1,
+               "since": ep.get("since") or st.get("last_error_at") or iso(now)}
+        decision = "open"
     elif fails == 0 and ep.get("open"):
         new = {"open": False, "n": int(ep.get("n", 0)), "since": None}
         decision = "resolve"
@@ -1355,6 +1362,18 @@ def check_source_health(
             store.save_episode_state(scope, {**new, "end_silenced": aid}, db, now=now)
         store.resolve_alerts(db, kind="source_health", source=source)
     return aid
+
+
+def _failure_held(store: Store, source: str, ep: dict[str, Any], now: datetime) -> bool:
+    """Whether the source's open failure ``ep`` was told to nobody, its message held
+    back by a silence (when it was decided, or while it waited), and no silence holds it
+    back now."""
+    if not ep.get("open"):
+        return False
+    rows = store.q("SELECT * FROM alerts WHERE dedupe_key=?",
+                   [f"source_health:{source}:{int(ep.get('n', 0))}:open"])
+    return bool(rows) and rows[0]["status"] == "silenced" and silenced_by(
+        store, rows[0], now) is None
 
 
 def _failure_told(store: Store, source: str, n: int) -> tuple[list[str] | None, list[str]]:
