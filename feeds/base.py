@@ -103,6 +103,9 @@ class ParseResult:
     #: how far a feed document reaches: its newest dated entry, matched or not (None
     #: when it has none, or for other documents)
     newest: datetime | None = None
+    #: and from where: its oldest dated entry, matched or not (a feed showing only its
+    #: latest entries begins there; None when it has none, or for other documents)
+    oldest: datetime | None = None
     #: a table's periods some row of which could not be read (a value or denominator
     #: that is not a number): what the document does not give for them is not taken
     #: as withdrawn (a row naming no watched substance gives none of their series).

@@ -135,7 +135,8 @@ def parse_feed(
     content_type: str | None = None,
 ) -> ParseResult:
     """Items and problems from an RSS/Atom document (see :class:`feeds.rss.RssFeed`),
-    and how far it reaches: its newest dated entry, matched or not (``newest``).
+    and how far it reaches: its newest dated entry, matched or not (``newest``), and its
+    oldest (``oldest``).
 
     ``content_type`` is the response's Content-Type header; without it feedparser is
     told nothing about the transport (as for a file), never an HTTP response lacking it.
@@ -170,6 +171,7 @@ def parse_feed(
         entries = entries[:max_items]
     items: list[Item] = []
     newest: datetime | None = None
+    oldest: datetime | None = None
     for n, entry in enumerate(entries, start=1):
         where = f"{location} item {n}"
         title = strip_html(entry.get("title", ""))
@@ -180,6 +182,8 @@ def parse_feed(
         published = _entry_time(entry)
         if published is not None and (newest is None or published > newest):
             newest = published
+        if published is not None and (oldest is None or published < oldest):
+            oldest = published
         when = published.isoformat() if published else "undated\x1f" + summary
         if published is None:
             if undated == "fetched_at":
@@ -215,7 +219,7 @@ def parse_feed(
                 region=region,
             )
         )
-    return ParseResult(items=items, problems=problems, newest=newest)
+    return ParseResult(items=items, problems=problems, newest=newest, oldest=oldest)
 
 
 def _first_line(err: object) -> str:

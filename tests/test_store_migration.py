@@ -7,7 +7,7 @@ schema 14: the matching terms of the substances; schema 15: whether a later mess
 of an episode read as its opening; schema 16: the terms a substance counted afresh was
 counted with before; schema 17: the file a file whose share is kept is a copy of;
 schema 19: whether an attempt of a message read as its target's opening may have reached
-it.
+it; schema 20: the weeks of a news feed's articles no poll read.
 
 The schema-2 store is the one ``make demo`` left behind before schema 5
 (``tests/fixtures/stores/demo-v2.sqlite.gz``), the schema-8 store the one it left
@@ -108,7 +108,7 @@ def test_schema_2_store_is_upgraded_without_losing_a_row(tmp_path):
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 19
+        assert store.schema_version == len(MIGRATIONS) == 20
         table_sql = store.db.execute(
             "SELECT sql FROM sqlite_master WHERE name='observations'").fetchone()[0]
         assert "WITHOUT ROWID" in table_sql
@@ -209,7 +209,7 @@ def test_schema_8_states_move_to_their_own_table_unchanged(tmp_path, monkeypatch
 
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 19
+        assert store.schema_version == len(MIGRATIONS) == 20
         assert temp_store == [1]  # FILE while migrating
         assert store.db.execute("PRAGMA temp_store").fetchone()[0] == 2  # then MEMORY
         assert "detector_state" not in _columns(db, "series")
@@ -587,7 +587,7 @@ def test_schema_17_keeps_the_shares_and_finds_copies_of_their_files(tmp_path, mo
     monkeypatch.setattr(warnd.store, "MIGRATIONS", MIGRATIONS)
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 19
+        assert store.schema_version == len(MIGRATIONS) == 20
         assert store.shares_read("amk", "/d/amk_1.csv", "abc")
         assert store.kept_copy("amk", "/d/amk_1 (1).csv", "abc") == ("/d/amk_1.csv",) * 2
         assert store.kept_copy("amk", "/d/amk_1.csv", "abc") is None
@@ -620,7 +620,7 @@ def test_schema_19_counts_an_opening_sent_before_as_possibly_received(tmp_path, 
     monkeypatch.setattr(warnd.store, "MIGRATIONS", MIGRATIONS)
     store = Store(db)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 19
+        assert store.schema_version == len(MIGRATIONS) == 20
         assert store.q("SELECT target, opens, maybe_sent FROM deliveries ORDER BY target") == [
             {"target": "mail", "opens": 1, "maybe_sent": 1},
             {"target": "ops", "opens": 0, "maybe_sent": None}]

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import shutil
 from datetime import UTC, datetime, timedelta
+from xml.sax.saxutils import escape
 
 from tests.alerting_env import target
 from tests.conftest import write_config
 from tests.test_alerting import RSS_SOURCE
 from tests.test_stream_config_changes import DEAD
+from tests.test_stream_sources import _counts, _media
 from warnd.alerting import actions
 from warnd.config import load_config
 from warnd.pipeline import Pipeline
@@ -55,3 +57,49 @@ def test_a_failure_held_back_by_a_silence_is_told_when_the_source_still_fails_af
     assert told == [("open", "silenced", None, None), ("open", "open", "mail", "pending")]
     assert rows == [("open", "silenced", None, None), ("open", "resolved", "mail", "pending"),
                     ("resolve", "resolved", "mail", "pending")]
+
+
+def _feed(path, entries: list[tuple[datetime, str]]) -> None:
+    """An RSS feed of ``entries``, each with a link of its own."""
+    items = "".join(
+        f"<item><title>{escape(t)}</title><link>https://news.example/{t.replace(' ', '-')}"
+        f"</link><pubDate>{when.strftime('%a, %d %b %Y %H:%M:%S +0000')}</pubDate></item>"
+        for when, t in entries)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+                    "<title>t</title><link>https://news.example</link><description>d"
+                    f"</description>{items}</channel></rss>", encoding="utf-8")
+
+
+def test_the_weeks_a_feed_was_down_and_no_longer_shows_are_not_counted_as_zero(tmp_path):
+    """A news feed shows its latest 15 entries (about a week); it is read every other
+    day. It is down for four weeks (its file gone) and comes back showing only the
+    entries of its last week: the weeks whose articles no poll read are left without a
+    value (a gap the detectors leave out), also at the polls after, and the weeks from
+    its return are counted. Before, they were counted as weeks without articles (0),
+    a fall that was never there."""
+    monday = datetime(2026, 1, 5, 12, tzinfo=UTC)
+    entries = []
+    for d in range(7 * 14):
+        day = monday + timedelta(days=d)
+        entries.append((day + timedelta(hours=9), f"Været blir fint dag {d}"))
+        if d % 2 == 0:
+            entries.append((day + timedelta(hours=10), f"Politiet beslagla ketamin dag {d}"))
+    feed = tmp_path / "data" / "feed.xml"
+    cfg = _media(tmp_path, feed)
+    down = (monday + timedelta(weeks=6), monday + timedelta(weeks=10))
+    now = monday
+    while now < monday + timedelta(weeks=13):
+        now += timedelta(days=2)
+        if down[0] <= now < down[1]:
+            feed.unlink(missing_ok=True)
+        else:
+            _feed(feed, [e for e in entries if e[0] <= now][-15:])
+        assert Pipeline(cfg, clock=lambda now=now: now).poll("media").ok is not (
+            down[0] <= now < down[1])
+    counts = _counts(cfg, "ketamin")
+    weeks = [(monday + timedelta(weeks=w)).date().isoformat() for w in range(12)]
+    # read before the outage: 4 or 3 a week; unread: from the week of the last read
+    # (Saturday 14 February) to that of the oldest entry shown on the return (6 March)
+    assert [counts.get(w) for w in weeks] == [4, 3, 4, 3, 4, None, None, None, None, 3, 4,
+                                              3]

@@ -332,6 +332,7 @@ class Pipeline:
             # weeks without items are known (one ingested before was: see `unread`)
             read = False
             reach = None  # the newest entry of the feed documents read now, matched or not
+            floor = None  # and their oldest
             for doc in docs:
                 etag, last_mod = doc.etag or etag, doc.last_modified or last_mod
                 if doc.not_modified or getattr(doc, "unchanged", False):
@@ -399,6 +400,8 @@ class Pipeline:
                     read = True
                     if parsed.newest is not None:
                         reach = max(reach or parsed.newest, parsed.newest)
+                    if parsed.oldest is not None:
+                        floor = min(floor or parsed.oldest, parsed.oldest)
                     if stat:
                         stats.append((doc.location, stat))
                 res.documents += 1
@@ -440,6 +443,11 @@ class Pipeline:
                 # a source keeping only the items that name a watched substance cannot
                 # count a substance again with terms added since: afresh from then on
                 afresh = None if _keeps_all(feed) else store.counted_from()
+                # a feed back from failed polls showing only entries newer than its last
+                # read: the weeks between are not known to be without articles
+                if int(state.get("consecutive_failures") or 0):
+                    store.note_unread(source_name, since=state.get("last_success_at"),
+                                      oldest=floor, region=src.region)
                 for kind in ("article", "notice"):
                     for k in store.derive_item_counts(
                         source_name, subs, region=src.region, now=now, kind=kind, read=read,

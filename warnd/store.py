@@ -588,9 +588,20 @@ def _m19(db: sqlite_utils.Database) -> None:
         db.execute("UPDATE deliveries SET maybe_sent=1 WHERE opens=1")
 
 
+def _m20(db: sqlite_utils.Database) -> None:
+    """``source_state.unread_from``, ``unread_until``: the weeks of a news feed's
+    articles that no poll read (the feed was down, and came back showing only entries
+    newer than its last read), which are not known to be weeks without articles
+    (:meth:`Store.note_unread`); NULL for none."""
+    cols = {r[1] for r in db.execute("PRAGMA table_info(source_state)").fetchall()}
+    for col in ("unread_from", "unread_until"):
+        if col not in cols:
+            db.execute(f"ALTER TABLE source_state ADD COLUMN {col} TEXT")
+
+
 #: Forward migrations; index + 1 is the schema version they produce.
 MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8, _m9, _m10, _m11, _m12, _m13, _m14,
-              _m15, _m16, _m17, _m18, _m19]
+              _m15, _m16, _m17, _m18, _m19, _m20]
 
 #: The counters of ``/metrics`` read from rows an operator may change, and what each
 #: keeps in the ``counters`` table: the send attempts of deliveries queued again (their
@@ -1551,6 +1562,14 @@ class Store:
                        "WHERE source=? AND region=? AND metric=?", [source, region, metric])
         started = {r["substance"]: date.fromisoformat(r["first_period"]) for r in spans}
         unwatched = self._unwatched_weeks(source, region, metric, spans, substances)
+        # weeks of articles no poll read (the feed down, back with newer entries only)
+        unread: set[date] = set()
+        st = self.source_state(source) if kind == "article" else {}
+        if st.get("unread_from") and st.get("unread_until"):
+            d, end = (date.fromisoformat(st[k]) for k in ("unread_from", "unread_until"))
+            while d <= end:
+                unread.add(d)
+                d += timedelta(days=7)
         own_first: dict[str, date] = {}
         for sub, wk in counts:
             d = date.fromisoformat(wk)
@@ -1568,7 +1587,7 @@ class Store:
                 d = since
                 if since <= last and started.get(sub, since) < since:
                     restart.append((sub, since))
-            skip = unwatched.get(sub, ())
+            skip = unread.union(unwatched.get(sub, ()))
             while d <= last:
                 if d not in skip:
                     obs.append(
@@ -1707,6 +1726,32 @@ class Store:
                     "n_failures=n_failures+1 WHERE source=?",
                     (now_s, (error or "")[:1000], now_s, source),
                 )
+
+    def note_unread(self, source: str, *, since: str | None, oldest: datetime | None,
+                    region: str = "") -> None:
+        """Keep the weeks of a news feed's articles that no poll read: the feed read now
+        after failed polls begins (its ``oldest`` entry) after the source's last
+        successful poll (``since``), so the entries published between the two may have
+        left it unread (a feed showing only its latest entries, down for a while). Those
+        weeks, from the one of that poll to the one of the oldest entry, are not known to
+        be without articles: :meth:`derive_item_counts` leaves them without a value (a
+        gap), and a week counted after them keeps it so (a gap within the series). A gap
+        kept before and not yet followed by a week counted is kept with it."""
+        if since is None or oldest is None or oldest <= datetime.fromisoformat(since):
+            return
+        start = week_start(datetime.fromisoformat(since).astimezone(UTC).date())
+        end = week_start(oldest.astimezone(UTC).date())
+        st = self.source_state(source)
+        counted = self.db.execute(
+            "SELECT MAX(last_period) FROM series WHERE source=? AND region=? AND "
+            "metric='count'", [source, region]).fetchone()[0]
+        if st.get("unread_from") and st.get("unread_until") and (
+                counted is None or st["unread_until"] > counted[:10]):
+            start = min(start, date.fromisoformat(st["unread_from"]))
+        with self.write() as db:
+            db.execute("INSERT OR IGNORE INTO source_state (source) VALUES (?)", (source,))
+            db.execute("UPDATE source_state SET unread_from=?, unread_until=? WHERE source=?",
+                       (start.isoformat(), end.isoformat(), source))
 
     def source_state(self, source: str) -> dict[str, Any]:
         rows = self.q("SELECT * FROM source_state WHERE source=?", [source])
