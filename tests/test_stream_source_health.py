@@ -11,6 +11,8 @@ from tests.alerting_env import target
 from tests.conftest import write_config
 from tests.test_alerting import RSS_SOURCE
 from tests.test_stream_config_changes import DEAD
+from tests.service_kit import write_service_config
+from tests.test_service import source
 from tests.test_stream_sources import _counts, _media
 from warnd.alerting import actions
 from warnd.config import load_config
@@ -101,5 +103,32 @@ def test_the_weeks_a_feed_was_down_and_no_longer_shows_are_not_counted_as_zero(t
     weeks = [(monday + timedelta(weeks=w)).date().isoformat() for w in range(12)]
     # read before the outage: 4 or 3 a week; unread: from the week of the last read
     # (Saturday 14 February) to that of the oldest entry shown on the return (6 March)
+    assert [counts.get(w) for w in weeks] == [4, 3, 4, 3, 4, None, None, None, None, 3, 4,
+                                              3]
+
+
+def test_the_weeks_a_feed_was_not_polled_and_no_longer_shows_are_not_counted_as_zero(
+        tmp_path):
+    """The same feed, read every other day (``interval = "2d"``), is not polled for four
+    weeks (paused, or warnd stopped): the weeks it no longer shows when it is polled
+    again are left without a value, not counted as 0."""
+    monday = datetime(2026, 1, 5, 12, tzinfo=UTC)
+    entries = []
+    for d in range(7 * 14):
+        day = monday + timedelta(days=d)
+        entries.append((day + timedelta(hours=9), f"Været blir fint dag {d}"))
+        if d % 2 == 0:
+            entries.append((day + timedelta(hours=10), f"Politiet beslagla ketamin dag {d}"))
+    feed = tmp_path / "data" / "feed.xml"
+    cfg = load_config(write_service_config(tmp_path / "config.toml", sources=source(
+        "media", str(feed), interval="2d", kind="rss", dimension="interest")))
+    now = monday
+    while now < monday + timedelta(weeks=13):
+        now += timedelta(days=2)
+        if not monday + timedelta(weeks=6) <= now < monday + timedelta(weeks=10):
+            _feed(feed, [e for e in entries if e[0] <= now][-15:])
+            assert Pipeline(cfg, clock=lambda now=now: now).poll("media").ok
+    counts = _counts(cfg, "ketamin")
+    weeks = [(monday + timedelta(weeks=w)).date().isoformat() for w in range(12)]
     assert [counts.get(w) for w in weeks] == [4, 3, 4, 3, 4, None, None, None, None, 3, 4,
                                               3]

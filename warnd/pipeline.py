@@ -443,9 +443,9 @@ class Pipeline:
                 # a source keeping only the items that name a watched substance cannot
                 # count a substance again with terms added since: afresh from then on
                 afresh = None if _keeps_all(feed) else store.counted_from()
-                # a feed back from failed polls showing only entries newer than its last
-                # read: the weeks between are not known to be without articles
-                if int(state.get("consecutive_failures") or 0):
+                # a feed back from failed polls or a pause showing only entries newer than
+                # its last read: the weeks between are not known to be without articles
+                if self._missed_polls(src, state, now):
                     store.note_unread(source_name, since=state.get("last_success_at"),
                                       oldest=floor, region=src.region)
                 for kind in ("article", "notice"):
@@ -574,6 +574,19 @@ class Pipeline:
             return self.config.source(source).substances
         except KeyError:
             return None
+
+    def _missed_polls(self, src: Any, state: dict[str, Any], now: datetime) -> bool:
+        """Whether polls of ``src`` were missed since its last successful one: the one
+        before failed, or (a source polled by ``interval``) it was stale, no poll for
+        more than ``general.stale_after_intervals`` of its intervals (paused, or warnd
+        stopped)."""
+        if int(state.get("consecutive_failures") or 0):
+            return True
+        last = state.get("last_success_at")
+        if not (src.interval and last):
+            return False
+        gap = (now - datetime.fromisoformat(last)).total_seconds()
+        return gap > self.config.general.stale_after_intervals * interval_seconds(src.interval)
 
     def _source_health(self, store: Store, source_name: str, now: datetime) -> None:
         try:
