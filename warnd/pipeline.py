@@ -445,7 +445,8 @@ class Pipeline:
                 afresh = None if _keeps_all(feed) else store.counted_from()
                 # a feed back from failed polls or a pause showing only entries newer than
                 # its last read: the weeks between are not known to be without articles
-                if self._missed_polls(src, state, now):
+                # (a folder's files keep what came meanwhile)
+                if single_document(location) and self._missed_polls(src, state, now):
                     store.note_unread(source_name, since=state.get("last_success_at"),
                                       oldest=floor, region=src.region)
                 for kind in ("article", "notice"):
