@@ -52,6 +52,18 @@ class Document:
     content_type: str | None = None
 
 
+@dataclass(frozen=True)
+class UnreadFile:
+    """A file of a folder or glob source that could not be read (``error``: why): a
+    problem of the source, not a failure of its poll, and read again at the next."""
+
+    location: str
+    error: str
+    etag: str | None = None
+    last_modified: str | None = None
+    not_modified: bool = False
+
+
 class LocalDocument:
     """A file of a folder or glob source, read only when its ``content`` is asked for.
 
@@ -168,7 +180,8 @@ class Fetcher:
         self, location: str, *, etag: str | None = None, last_modified: str | None = None,
         known: dict[str, str] | None = None,
     ) -> list[Any]:
-        """Fetch ``location``: one document for a URL or file, one per file for a folder/glob.
+        """Fetch ``location``: one document for a URL or file, one per file for a folder/glob
+        (a file of those that cannot be read: an :class:`UnreadFile`).
 
         ``etag``/``last_modified`` make an HTTP GET conditional; a 304 answer gives one
         document with ``not_modified=True``. Local files ignore them (the runner skips
@@ -194,20 +207,28 @@ class Fetcher:
                      known: dict[str, str]) -> list[Any]:
         if _GLOB_CHARS & set(path):
             files = sorted(p for p in glob.glob(path) if os.path.isfile(p))
-            return [self._read_file(Path(p), known) for p in files if _wanted(Path(p))]
+            return [self._read_listed(Path(p), known) for p in files if _wanted(Path(p))]
         p = Path(path)
         if p.is_dir():
             try:
                 files = sorted(c for c in p.iterdir() if c.is_file() and _wanted(c))
             except OSError as err:
                 raise FetchError(location, f"cannot list folder: {err.strerror or err}") from err
-            return [self._read_file(c, known) for c in files]
+            return [self._read_listed(c, known) for c in files]
         if not p.exists():
             raise FetchError(location, "no such file or folder")
         return [self._read_file(p, known)]
 
     def _read_file(self, path: Path, known: dict[str, str]) -> LocalDocument:
         return LocalDocument(path, self.max_bytes, known.get(str(path)))
+
+    def _read_listed(self, path: Path, known: dict[str, str]) -> LocalDocument | UnreadFile:
+        """A file of a folder or glob: one that cannot be read (too large, no
+        permission) is an :class:`UnreadFile`, so that the others are still read."""
+        try:
+            return self._read_file(path, known)
+        except FetchError as err:
+            return UnreadFile(str(path), err.cause)
 
     # -- http --------------------------------------------------------------------------
 

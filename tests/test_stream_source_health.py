@@ -132,3 +132,44 @@ def test_the_weeks_a_feed_was_not_polled_and_no_longer_shows_are_not_counted_as_
     weeks = [(monday + timedelta(weeks=w)).date().isoformat() for w in range(12)]
     assert [counts.get(w) for w in weeks] == [4, 3, 4, 3, 4, None, None, None, None, 3, 4,
                                               3]
+
+
+def test_a_file_too_large_in_a_folder_does_not_keep_the_other_files_from_being_read(
+        tmp_path):
+    """The lab's folder gets a weekly file; one day a whole-year export larger than
+    ``fetch_max_bytes`` is saved there too. The weekly files that come after it are read
+    at their polls, and the large file is named as a problem of the source (read again
+    at each poll, as a file whose parser failed). Before, every poll of the folder
+    failed on it: no week was read until someone took the file away, and the source
+    was told as failing."""
+    folder = tmp_path / "lab"
+    folder.mkdir()
+    cfg = load_config(write_service_config(
+        tmp_path / "config.toml", sources=source("lab", str(folder), interval="1d"),
+        general="fetch_max_bytes = 4000\n"))
+    monday = datetime(2026, 1, 5, 12, tzinfo=UTC)
+    big = "period,substance,value\n" + "".join(
+        f"2025-{m:02d}-{d:02d},ketamin,{d}\n" for m in range(1, 13) for d in range(1, 28))
+    assert len(big) > 4000
+    results = []
+    for w in range(6):
+        day = (monday + timedelta(weeks=w)).date()
+        (folder / f"week-{day}.csv").write_text(
+            f"period,substance,value\n{day},ketamin,{5 + w}\n", encoding="utf-8")
+        if w == 2:
+            (folder / "export-2025.csv").write_text(big, encoding="utf-8")
+        results.append(Pipeline(cfg, clock=lambda w=w: monday + timedelta(weeks=w, days=1)
+                                ).poll("lab").ok)
+    assert results == [True] * 6
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        weeks = [r["period"][:10] for r in store.q(
+            "SELECT period FROM observations WHERE source='lab' ORDER BY period")]
+        state = store.source_state("lab")
+        problems = [r["message"] for r in store.q(
+            "SELECT message FROM problems WHERE source='lab'")]
+    finally:
+        store.close()
+    assert weeks == [(monday + timedelta(weeks=w)).date().isoformat() for w in range(6)]
+    assert state["consecutive_failures"] == 0
+    assert any("larger than max_bytes=4000" in p for p in problems), problems

@@ -334,6 +334,15 @@ class Pipeline:
             reach = None  # the newest entry of the feed documents read now, matched or not
             floor = None  # and their oldest
             for doc in docs:
+                unreadable = getattr(doc, "error", None)
+                if unreadable:  # a file of a folder that cannot be read: the others are
+                    store.ingest(source_name, location=doc.location, sha256=None,
+                                 observations=(), items=(),
+                                 problems=[Problem(doc.location, unreadable)], now=now)
+                    log.error("source=%s document=%s %s", source_name, doc.location,
+                              unreadable)
+                    res.problems += 1
+                    continue
                 etag, last_mod = doc.etag or etag, doc.last_modified or last_mod
                 if doc.not_modified or getattr(doc, "unchanged", False):
                     res.skipped += 1  # a file with the version last ingested is not read
