@@ -207,14 +207,15 @@ class Fetcher:
                      known: dict[str, str]) -> list[Any]:
         if _GLOB_CHARS & set(path):
             files = sorted(p for p in glob.glob(path) if os.path.isfile(p))
-            return [self._read_listed(Path(p), known) for p in files if _wanted(Path(p))]
+            return _some_read(location, [self._read_listed(Path(p), known) for p in files
+                                         if _wanted(Path(p))])
         p = Path(path)
         if p.is_dir():
             try:
                 files = sorted(c for c in p.iterdir() if c.is_file() and _wanted(c))
             except OSError as err:
                 raise FetchError(location, f"cannot list folder: {err.strerror or err}") from err
-            return [self._read_listed(c, known) for c in files]
+            return _some_read(location, [self._read_listed(c, known) for c in files])
         if not p.exists():
             raise FetchError(location, "no such file or folder")
         return [self._read_file(p, known)]
@@ -351,6 +352,14 @@ def single_document(location: str) -> bool:
         return True
     path = urllib.request.url2pathname(parts.path) if scheme == "file" else location
     return not (_GLOB_CHARS & set(path)) and not Path(path).is_dir()
+
+
+def _some_read(location: str, docs: list[Any]) -> list[Any]:
+    """A folder's documents, unless not one of its files can be read: then the fetch
+    fails, naming the first one's reason (the folder is not readable, as a whole)."""
+    if docs and all(isinstance(d, UnreadFile) for d in docs):
+        raise FetchError(location, f"no file can be read: {docs[0].location}: {docs[0].error}")
+    return docs
 
 
 def _wanted(path: Path) -> bool:

@@ -173,3 +173,7 @@ def test_a_file_too_large_in_a_folder_does_not_keep_the_other_files_from_being_r
     assert weeks == [(monday + timedelta(weeks=w)).date().isoformat() for w in range(6)]
     assert state["consecutive_failures"] == 0
     assert any("larger than max_bytes=4000" in p for p in problems), problems
+    # a folder none of whose files can be read fails its poll, as one that cannot be listed
+    for f in folder.glob("week-*.csv"):
+        f.unlink()
+    assert Pipeline(cfg, clock=lambda: monday + timedelta(weeks=6)).poll("lab").ok is False
