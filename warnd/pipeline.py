@@ -28,7 +28,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -595,7 +595,7 @@ class Pipeline:
         last = state.get("last_success_at")
         if not (src.interval and last):
             return False
-        gap = (now - datetime.fromisoformat(last)).total_seconds()
+        gap = (_aware(now) - _aware(datetime.fromisoformat(last))).total_seconds()
         return gap > self.config.general.stale_after_intervals * interval_seconds(src.interval)
 
     def _source_health(self, store: Store, source_name: str, now: datetime) -> None:
@@ -1619,6 +1619,10 @@ def _one_line(e: BaseException) -> str:
     """One line for an error, with passwords and tokens in URLs masked (it is stored)."""
     msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     return redact(msg if isinstance(e, WarndError) else f"{type(e).__name__}: {msg}"[:500])
+
+
+def _aware(dt: datetime) -> datetime:
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def interval_seconds(text: str) -> float:

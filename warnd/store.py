@@ -1730,16 +1730,21 @@ class Store:
     def note_unread(self, source: str, *, since: str | None, oldest: datetime | None,
                     region: str = "") -> None:
         """Keep the weeks of a news feed's articles that no poll read: the feed read now
-        after failed polls begins (its ``oldest`` entry) after the source's last
-        successful poll (``since``), so the entries published between the two may have
-        left it unread (a feed showing only its latest entries, down for a while). Those
-        weeks, from the one of that poll to the one of the oldest entry, are not known to
-        be without articles: :meth:`derive_item_counts` leaves them without a value (a
-        gap), and a week counted after them keeps it so (a gap within the series). A gap
-        kept before and not yet followed by a week counted is kept with it."""
-        if since is None or oldest is None or oldest <= datetime.fromisoformat(since):
+        after missed polls (failed, or none for a while) begins (its ``oldest`` entry)
+        after the source's last successful poll (``since``), so the entries published
+        between the two may have left it unread (a feed showing only its latest
+        entries). Those weeks, from the one of that poll to the one of the oldest entry,
+        are not known to be without articles: :meth:`derive_item_counts` leaves them
+        without a value (a gap), and a week counted after them keeps it so (a gap within
+        the series). A gap kept before and not yet followed by a week counted is kept
+        with it."""
+        if since is None or oldest is None:
             return
-        start = week_start(datetime.fromisoformat(since).astimezone(UTC).date())
+        last = datetime.fromisoformat(since)
+        last, oldest = (d if d.tzinfo else d.replace(tzinfo=UTC) for d in (last, oldest))
+        if oldest <= last:
+            return
+        start = week_start(last.astimezone(UTC).date())
         end = week_start(oldest.astimezone(UTC).date())
         st = self.source_state(source)
         counted = self.db.execute(
