@@ -1063,6 +1063,7 @@ class Pipeline:
         firing: list[tuple[Finding, str]] = []
         states: dict[str, dict[str, Any]] = {}
         found: list[Finding] = []  # recorded together, before the alerts are decided
+        whole: dict[str, str] = {}  # the series judged again from their start: key, substance
         replayed = self._replay_all(store, [p for p in plan if p.key not in advanced])
         for key, src, params, scope, stored, tracker, last_done, revised, version in plan:
             metric = key[3]
@@ -1081,6 +1082,7 @@ class Pipeline:
                                   for k, ep in told_open.items()}
                 tracker = decide.tracker_from_state(None, params)
                 last_done = None
+                whole[scope.removeprefix("series:")] = key[1]
             judged_now = advanced.get(key)
             if judged_now is None:
                 judged_now = next(replayed)
@@ -1141,8 +1143,9 @@ class Pipeline:
             if metric == "notices":
                 continue  # the warning itself was told; its weekly count only feeds the scale
             firing += decisions
-        if found:
-            store.record_findings(found, now=self.clock())
+        if found or whole:
+            # a revised series' findings its values no longer give are withdrawn
+            store.record_findings(found, now=self.clock(), whole=whole)
         return decide.enqueue_findings(self.config, store, substance, firing, states,
                                        now=self.clock())
 

@@ -599,6 +599,10 @@ def _m20(db: sqlite_utils.Database) -> None:
             db.execute(f"ALTER TABLE source_state ADD COLUMN {col} TEXT")
 
 
+#: A finding as it stands (SQL): not one a revision took away, which the series judged
+#: again no longer gives (:meth:`Store.record_findings`).
+FINDING_STANDS = "json_extract(evidence, '$.withdrawn') IS NULL"
+
 #: Forward migrations; index + 1 is the schema version they produce.
 MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8, _m9, _m10, _m11, _m12, _m13, _m14,
               _m15, _m16, _m17, _m18, _m19, _m20]
@@ -2088,14 +2092,27 @@ class Store:
         """Store a finding; True when it is new (never seen with this key)."""
         return self.record_findings([f], now=now) == 1
 
-    def record_findings(self, findings: Iterable[Any], *, now: datetime | None = None) -> int:
-        """Store findings in one transaction; a known key updates its latest figures.
+    def record_findings(self, findings: Iterable[Any], *, now: datetime | None = None,
+                        whole: Mapping[str, str] | None = None) -> int:
+        """Store findings in one transaction; a known key updates its latest figures (and
+        is no longer withdrawn).
 
-        Returns how many were new.
+        ``whole``: the series judged again from their start (a revision), each key to
+        its substance. Their stored findings that this judgement no longer gives are
+        marked withdrawn (the day, in their evidence's ``withdrawn``), so that what reads
+        the findings as they stand (the digest, the console) leaves them out; the rows
+        are kept (``/metrics`` counts them). Returns how many were new.
         """
         now_s = iso(now or utcnow())
         n_new = 0
         with self.write() as db:
+            for key, substance in sorted((whole or {}).items()):
+                # all of them first: those this judgement gives are written below, with
+                # their evidence as it is now
+                db.execute(
+                    "UPDATE findings SET evidence=json_set(COALESCE(evidence, '{}'), "
+                    f"'$.withdrawn', ?) WHERE substance=? AND series_key=? AND {FINDING_STANDS}",
+                    [now_s[:10], substance, key])
             for f in findings:
                 evidence = json.dumps(f.evidence, default=_json_default)
                 cur = db.execute(

@@ -34,7 +34,7 @@ from detectors.base import SCALE
 from detectors.synthesis import aggregate, substance_verdict
 from warnd.alerting.localtime import instant
 from warnd.config import Config, parse_hhmm
-from warnd.store import Store, iso
+from warnd.store import FINDING_STANDS, Store, iso
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DIMS = ("use", "availability", "interest")
@@ -101,6 +101,8 @@ def build(config: Config, store: Store, *, end: datetime,
         "SELECT substance, source, dimension, kind, direction, category, relative_change, onset, "
         "last_seen_at FROM findings WHERE kind IN ('trend','spike') AND ("
         "(last_seen_at >= ? AND last_seen_at <= ?) OR (recorded_at > ? AND recorded_at <= ?)) "
+        # not one a revision took away: the series judged again no longer gives it
+        f"AND {FINDING_STANDS} "
         "ORDER BY substance, source",
         [data_since.isoformat(), end.date().isoformat(), iso(since), iso(end)],
     )

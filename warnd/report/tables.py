@@ -48,7 +48,7 @@ from detectors.synthesis import (
     substance_verdict,
 )
 from warnd.errors import WarndError
-from warnd.store import NAMES_SUBSTANCE
+from warnd.store import FINDING_STANDS, NAMES_SUBSTANCE
 
 Period = tuple[date, date]
 
@@ -472,7 +472,9 @@ def build_report(
             )
         )
         all_series[sub] = series
-    for r in store.q("SELECT series_key, onset FROM findings WHERE kind='spike'"):
+    # the spikes as they stand: not one a revision took away
+    for r in store.q(f"SELECT series_key, onset FROM findings WHERE kind='spike' AND "
+                     f"{FINDING_STANDS}"):
         spikes.setdefault(r["series_key"], []).append(date.fromisoformat(r["onset"]))
     from warnd.alerting.names import axis_unit, series_head, series_name
 

@@ -32,7 +32,7 @@ from warnd.alerting import digest
 from warnd.alerting.charts import expected_band
 from warnd.alerting.names import axis_unit, region_name
 from warnd.config import Config
-from warnd.store import NAMES_SUBSTANCE, Store
+from warnd.store import FINDING_STANDS, NAMES_SUBSTANCE, Store
 
 #: Periods in an overview trend line.
 SPARK_PERIODS = 52
@@ -239,9 +239,11 @@ def _chart_data(cfg: Config, store: Store, source: str, substance: str, region: 
 def substance_page(cfg: Config, store: Store, substance: str, *, light: bool = False
                    ) -> dict[str, Any]:
     lang = cfg.general.language
+    # as they stand: not those a revision took away (the series judged again no longer
+    # gives them)
     findings = store.q(
-        "SELECT * FROM findings WHERE substance=? ORDER BY detected_at DESC, key LIMIT 200",
-        [substance])
+        f"SELECT * FROM findings WHERE substance=? AND {FINDING_STANDS} "
+        "ORDER BY detected_at DESC, key LIMIT 200", [substance])
     by_series: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for f in findings:
         by_series.setdefault((f["source"], f["region"], f["metric"]), []).append(f)
@@ -292,7 +294,7 @@ def substance_page(cfg: Config, store: Store, substance: str, *, light: bool = F
 def chart_for(cfg: Config, store: Store, substance: str, n: int) -> dict[str, Any] | None:
     """The data of chart ``n`` of a substance page (same order as the page)."""
     findings = store.q("SELECT source, region, metric, kind, onset FROM findings "
-                       "WHERE substance=?", [substance])
+                       f"WHERE substance=? AND {FINDING_STANDS}", [substance])
     by_series: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for f in findings:
         by_series.setdefault((f["source"], f["region"], f["metric"]), []).append(f)

@@ -1,0 +1,57 @@
+"""Data that changes after it was told: what the digest and the console say of a
+substance once a source revised the values a message rested on (week by week through
+detection, a real store)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+
+from tests.alerting_env import make_config
+from tests.test_stream_revisions import MAIL, _put, _told, _week_end
+from warnd.alerting import digest
+from warnd.store import Store
+
+DIGEST = '\n[alerting.digest]\nschedule = "weekly"\ntargets = ["mail"]\n'
+
+
+def _digest_of(cfg, day) -> tuple[dict[str, dict[str, int]], list[str]]:
+    """The digest for the week ending ``day``: each substance's sources with their
+    category, and the substances it lists as open."""
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        d = digest.build(cfg, store, end=day)
+    finally:
+        store.close()
+    return ({s["substance"]: s["sources"] for s in d["substances"]},
+            [o["substance"] for o in d["open"]])
+
+
+def test_the_digest_after_a_rise_revised_away_no_longer_lists_it(tmp_path):
+    """The lab's ketamine rise is told; the lab then revises those weeks down to the
+    usual level and the recipients get a correction. The digest two days later lists no
+    increase of ketamine at the lab, as the correction said; revised back up, the rise
+    is told again and the digest lists it again. Before, the digest (and the console's
+    overview, which reads it) went on listing the lab's withdrawn rise with its
+    category, as the findings the revision took away were still read as standing."""
+    cfg = make_config(tmp_path, MAIL, DIGEST)
+    weeks, rise = 120, 110
+    usual = np.random.default_rng(11).poisson(5.0, weeks).astype(float)
+    risen = usual.copy()
+    risen[rise:] = np.random.default_rng(6).poisson(15.0, weeks - rise)
+    told = []
+    for w in range(rise - 1, weeks):
+        _put(cfg, risen, w + 1)
+        told += _told(cfg, w)
+    assert told == ["open"]
+    listed, open_ = _digest_of(cfg, _week_end(weeks - 1) + timedelta(days=2))
+    assert listed["ketamin"]["lab"] > 0 and open_ == ["ketamin"]
+    _put(cfg, usual)  # the last weeks revised down: the rise told is gone
+    assert _told(cfg, weeks) == ["correct"]
+    assert _digest_of(cfg, _week_end(weeks) + timedelta(days=2)) == ({}, [])
+    _put(cfg, risen)  # and back up: told again, and listed again
+    assert _told(cfg, weeks + 1) == ["open"]
+    listed, open_ = _digest_of(cfg, _week_end(weeks + 1) + timedelta(days=2))
+    assert listed["ketamin"]["lab"] > 0 and open_ == ["ketamin"]
+
