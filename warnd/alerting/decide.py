@@ -464,11 +464,12 @@ def enqueue_findings(
                 # message before it was held back too)
                 told = pending_states[told_scope] = {
                     **told_before, "silenced": _held_by(config, substance, alert["status"])}
-            elif (alert["decision"] == "resolve" and alert.get("status") in HELD
-                  and alert.get("id")):
+            elif ((alert["decision"] == "resolve" or id(group) in gone)
+                  and alert.get("status") in HELD and alert.get("id")):
                 # the end of a told rise (spike, fall), held back (a silence, the substance
                 # muted): told when the silence has ended, or the substance is no longer
-                # muted
+                # muted; so too a correction that withdraws the whole episode (its
+                # recipients would otherwise believe the rise goes on)
                 if (alert["kind"], alert["direction"]) == ("trend", "increase"):
                     told = pending_states[told_scope] = {**told, "end_silenced": alert["id"]}
                 else:
