@@ -4,6 +4,7 @@ detection, a real store)."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import numpy as np
@@ -98,3 +99,38 @@ def test_a_correction_held_back_by_a_silence_is_told_after_it(tmp_path):
         assert store.q("SELECT decision FROM alerts WHERE status = 'open'") == []
     finally:
         store.close()
+
+
+def test_a_revision_of_old_weeks_is_not_news_in_the_next_digest(tmp_path):
+    """The lab's ketamine had a rise two and a half years ago that ended; nothing rises
+    now, and the weekly digests list nothing. The lab then re-exports its table with the
+    counts of three weeks just before that old rise corrected up: judged again, the old
+    rise begins a little earlier. That is history: nothing is told, and the next digest
+    lists nothing either. Before, the old rise's findings under their new onset counted
+    as recorded since the last digest, and the digest (and the console's overview) listed
+    a moderate increase of ketamine at the lab."""
+    cfg = make_config(tmp_path, MAIL, DIGEST)
+    weeks = 172
+    lam = np.full(weeks, 5.0)
+    lam[30:42] *= 3  # the old rise, long over
+    usual = np.random.default_rng(11).poisson(lam).astype(float)
+    corrected = usual.copy()
+    corrected[27:30] += 8
+    for w in range(165, weeks):
+        _put(cfg, corrected if w >= 168 else usual, w + 1)
+        assert _told(cfg, w) == []
+        store = Store.in_dir(cfg.state_dir)
+        try:  # the digest of the Monday, due at 08:00, goes at the next dispatch
+            digest.maybe_enqueue(cfg, store, now=_week_end(w) + timedelta(minutes=1))
+        finally:
+            store.close()
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        sent = [json.loads(r["data"]) for r in store.q(
+            "SELECT data FROM alerts WHERE kind = 'digest' ORDER BY id")]
+    finally:
+        store.close()
+    assert len(sent) == weeks - 166  # none for the week before the first start
+    # each digest after the first (which lists what the first run recorded), the one
+    # after the revision included, lists nothing
+    assert [d["substances"] for d in sent[1:]] == [[]] * (len(sent) - 1)

@@ -1064,6 +1064,7 @@ class Pipeline:
         states: dict[str, dict[str, Any]] = {}
         found: list[Finding] = []  # recorded together, before the alerts are decided
         whole: dict[str, str] = {}  # the series judged again from their start: key, substance
+        history: set[str] = set()  # findings a revision brought in periods judged before
         replayed = self._replay_all(store, [p for p in plan if p.key not in advanced])
         for key, src, params, scope, stored, tracker, last_done, revised, version in plan:
             metric = key[3]
@@ -1126,6 +1127,12 @@ class Pipeline:
             else:
                 recent = store.nth_last_period(key, window) or periods[0]
             first_run = stored is None or "tracker" not in (stored or {})
+            if revised:
+                # a revision judged the series' past again: what it finds there before the
+                # latest periods is history, recorded (and not told) as of its period, not
+                # as news of this pass (the digest's "recorded since")
+                history.update(f.key for i in todo if judged_to and periods[i] <= judged_to
+                               for f in per_period[i] if f.detected_at < recent)
             decisions = summarise_batch(
                 batch, before,
                 [f for f in tracker.active_findings()
@@ -1145,7 +1152,7 @@ class Pipeline:
             firing += decisions
         if found or whole:
             # a revised series' findings its values no longer give are withdrawn
-            store.record_findings(found, now=self.clock(), whole=whole)
+            store.record_findings(found, now=self.clock(), whole=whole, history=history)
         return decide.enqueue_findings(self.config, store, substance, firing, states,
                                        now=self.clock())
 

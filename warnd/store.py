@@ -2093,7 +2093,8 @@ class Store:
         return self.record_findings([f], now=now) == 1
 
     def record_findings(self, findings: Iterable[Any], *, now: datetime | None = None,
-                        whole: Mapping[str, str] | None = None) -> int:
+                        whole: Mapping[str, str] | None = None,
+                        history: Collection[str] = ()) -> int:
         """Store findings in one transaction; a known key updates its latest figures (and
         is no longer withdrawn).
 
@@ -2101,7 +2102,10 @@ class Store:
         its substance. Their stored findings that this judgement no longer gives are
         marked withdrawn (the day, in their evidence's ``withdrawn``), so that what reads
         the findings as they stand (the digest, the console) leaves them out; the rows
-        are kept (``/metrics`` counts them). Returns how many were new.
+        are kept (``/metrics`` counts them). ``history``: the keys of findings of the
+        past such a judgement brought (older than the periods a pass tells of), recorded
+        as of their detection day rather than ``now``, so that the digest does not take
+        them for news. Returns how many were new.
         """
         now_s = iso(now or utcnow())
         n_new = 0
@@ -2122,7 +2126,9 @@ class Store:
                      f.dimension, f.kind, f.direction, f.onset.isoformat(),
                      f.detected_at.isoformat(), f.detected_at.isoformat(),
                      _num(f.level_before), _num(f.level_after), _num(f.relative_change),
-                     _num(f.strength), _num(f.p_value), f.category, f.method, evidence, now_s),
+                     _num(f.strength), _num(f.p_value), f.category, f.method, evidence,
+                     f"{f.detected_at.isoformat()}T00:00:00+00:00" if f.key in history
+                     else now_s),
                 )
                 if cur.rowcount:
                     n_new += 1
