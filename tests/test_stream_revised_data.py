@@ -8,10 +8,14 @@ import json
 from datetime import timedelta
 
 import numpy as np
+import pytest
 
-from tests.alerting_env import make_config
+from tests.alerting_env import SOURCES, make_config
+from tests.conftest import write_config
+from tests.test_stream_config_changes import MUTED
 from tests.test_stream_revisions import MAIL, _put, _told, _week_end
 from warnd.alerting import actions, digest
+from warnd.config import load_config
 from warnd.pipeline import Pipeline
 from warnd.store import Store
 
@@ -58,45 +62,51 @@ def test_the_digest_after_a_rise_revised_away_no_longer_lists_it(tmp_path):
     assert listed["ketamin"]["lab"] > 0 and open_ == ["ketamin"]
 
 
-def test_a_correction_held_back_by_a_silence_is_told_after_it(tmp_path):
-    """The lab's ketamine rise is told to mail; an operator silences ketamine for three
-    weeks, and in the first of them the lab revises the rise away. The correction is
-    held back by the silence; the first round after the silence tells it to mail, once,
-    as the end of a told rise held back so is told. Before, it was never told: mail was
-    left believing the rise went on, and no end would ever come."""
-    cfg = make_config(tmp_path, MAIL)
+@pytest.mark.parametrize("held", ["silenced", "muted"])
+def test_a_correction_held_back_is_told_once_nothing_holds_it_back(tmp_path, held):
+    """The lab's ketamine rise is told to mail; an operator silences ketamine for two
+    weeks (or mutes it by a reload), and in the first of them the lab revises the rise
+    away. The correction is held back; the first round after the silence (the mute)
+    tells it to mail, once, as the end of a told rise held back so is told. Before, it
+    was never told: mail was left believing the rise went on, and no end would come."""
+    loud = make_config(tmp_path, MAIL)
+    muted = load_config(write_config(tmp_path, SOURCES + MAIL, name="muted.toml",
+                                     substances=MUTED))
     weeks, rise = 126, 110
     usual = np.random.default_rng(11).poisson(5.0, weeks).astype(float)
     risen = usual.copy()
     risen[rise:] = np.random.default_rng(6).poisson(15.0, weeks - rise)
 
     def told(w: int) -> list[tuple[str, str, list[str]]]:
+        cfg = muted if held == "muted" and w in (120, 121) else loud
         return [(a["decision"], a["status"], a["targets"])
                 for a in Pipeline(cfg, clock=lambda: _week_end(w)).detect()
                 if a["kind"] == "trend"]
 
     said = []
     for w in range(rise - 1, 120):
-        _put(cfg, risen, w + 1)
+        _put(loud, risen, w + 1)
         said += told(w)
     assert said == [("open", "open", ["mail"])]
-    store = Store.in_dir(cfg.state_dir)
-    try:
-        actions.add_silence(store, substance="ketamin", reason="moving the lab", who="kari",
-                            via="cli", until=_week_end(122) - timedelta(hours=1),
-                            now=_week_end(119) + timedelta(hours=1))
-    finally:
-        store.close()
+    if held == "silenced":
+        store = Store.in_dir(loud.state_dir)
+        try:
+            actions.add_silence(store, substance="ketamin", reason="moving the lab",
+                                who="kari", via="cli", until=_week_end(122) - timedelta(hours=1),
+                                now=_week_end(119) + timedelta(hours=1))
+        finally:
+            store.close()
     said = {}
     for w in range(120, weeks):
-        _put(cfg, usual, w + 1)  # from week 120 on the lab's table shows no rise at all
+        _put(loud, usual, w + 1)  # from week 120 on the lab's table shows no rise at all
         said[w] = told(w)
-    assert said[120] == [("correct", "silenced", [])]
+    assert said[120] == [("correct", held, [])]
     assert {w: s for w, s in said.items() if s and w > 120} == {
         122: [("correct", "open", ["mail"])]}
-    store = Store.in_dir(cfg.state_dir)
+    store = Store.in_dir(loud.state_dir)
     try:
         assert store.q("SELECT decision FROM alerts WHERE status = 'open'") == []
+        assert store.held_back() == {}
     finally:
         store.close()
 
