@@ -13,7 +13,8 @@ import pytest
 from tests.alerting_env import SOURCES, make_config
 from tests.conftest import write_config
 from tests.test_stream_config_changes import MUTED
-from tests.test_stream_revisions import MAIL, _put, _told, _week_end
+from tests.test_stream_revisions import (
+    MAIL, _put, _put_each, _rising, _told, _two_sources, _week_end)
 from warnd.alerting import actions, digest
 from warnd.config import load_config
 from warnd.pipeline import Pipeline
@@ -144,3 +145,26 @@ def test_a_revision_of_old_weeks_is_not_news_in_the_next_digest(tmp_path):
     # each digest after the first (which lists what the first run recorded), the one
     # after the revision included, lists nothing
     assert [d["substances"] for d in sent[1:]] == [[]] * (len(sent) - 1)
+
+
+def test_a_source_revised_away_after_its_own_rise_ended_is_corrected(tmp_path):
+    """The lab's ketamine rise is told (a small increase, to ops), customs agrees (a
+    strong increase, to the desk); the lab's own rise is over by week 110 while customs'
+    goes on. In week 120 the lab re-exports its table: its rise was never there. Its
+    recipients, ops and the desk, are told so ("Rettelse"), as when a source's rise still
+    open is revised away, and the end of the rise, when customs' is over, no longer names
+    the lab. Before, nothing was told, as the lab's own rise had ended before the
+    revision, and the end named the lab's withdrawn rise among the sources that rose."""
+    weeks = 142
+    cfg, usual = _two_sources(tmp_path, weeks)
+    lab = _rising(usual, {"lab": 90}, until=100)["lab"]
+    customs = _rising(usual, {"customs": 95}, level=25.0)["customs"]
+    said = []
+    for w in range(88, weeks):
+        _put_each(cfg, {"lab": usual["lab"] if w >= 120 else lab, "customs": customs}, w + 1)
+        said += [(w, a["decision"], a["source"], sorted(a["targets"]))
+                 for a in Pipeline(cfg, clock=lambda w=w: _week_end(w)).detect()
+                 if a["kind"] == "trend"]
+    assert said == [(91, "open", "lab", ["ops"]), (96, "escalate", "customs,lab", ["desk"]),
+                    (120, "correct", "lab", ["desk", "ops"]),
+                    (140, "resolve", "customs", ["desk", "ops"])]

@@ -1142,6 +1142,16 @@ class Pipeline:
                        if k in told_open and episode_grew(ep, told_open[k], params)},
                 fresh=fresh,
             )
+            if (revised and "trend:increase" not in before and metric != "notices"
+                    and not any(f.kind == "trend" and f.direction == "increase"
+                                for f in tracker.active_findings())):
+                # the series' rise ended before the revision, while the substance's goes
+                # on: the rise it was told with, gone now, is corrected as one still open
+                gone = decide.rise_withdrawn(
+                    store, substance, scope.removeprefix("series:"),
+                    [f for i in todo for f in per_period[i]])
+                if gone is not None:
+                    decisions.append((gone, "correct"))
             after = decide.tracker_state(tracker)
             if not (decide.tracker_quiet(stored) and decide.tracker_quiet(after)):
                 # written when its episodes change; a series quiet before and after keeps
