@@ -18,6 +18,7 @@ from tests.test_stream_revisions import (
 from warnd.alerting import actions, digest
 from warnd.config import load_config
 from warnd.pipeline import Pipeline
+from warnd.service.health import collect_status
 from warnd.store import Store
 
 DIGEST = '\n[alerting.digest]\nschedule = "weekly"\ntargets = ["mail"]\n'
@@ -168,3 +169,23 @@ def test_a_source_revised_away_after_its_own_rise_ended_is_corrected(tmp_path):
     assert said == [(91, "open", "lab", ["ops"]), (96, "escalate", "customs,lab", ["desk"]),
                     (120, "correct", "lab", ["desk", "ops"]),
                     (140, "resolve", "customs", ["desk", "ops"])]
+
+
+def test_a_correction_of_one_source_is_not_listed_as_an_open_alert(tmp_path):
+    """The lab's rise is told, customs agrees, and customs then revises its weeks away:
+    the rise goes on at the lab, and the desk gets a correction. `warnd status` lists
+    the rise's messages as open, to be acknowledged, and not the correction, which has
+    nothing to acknowledge (its message carries no "Kvitter" link). Before, the
+    correction was listed open until the lab's rise ended, months later."""
+    weeks = 120
+    cfg, usual = _two_sources(tmp_path, weeks)
+    risen = _rising(usual, {"lab": 110, "customs": 110})
+    for w in range(109, weeks):
+        _put_each(cfg, risen, w + 1)
+        Pipeline(cfg, clock=lambda w=w: _week_end(w)).detect()
+    _put_each(cfg, {"customs": usual["customs"]})
+    (c,) = Pipeline(cfg, clock=lambda: _week_end(weeks)).detect()
+    assert (c["decision"], c["source"], c["targets"]) == ("correct", "customs", ["desk"])
+    status = collect_status(cfg, now=_week_end(weeks) + timedelta(hours=1))
+    assert [a["title"].split(":")[0] for a in status["open_alerts"]] == [
+        "Forverring", "Liten økning"]

@@ -503,6 +503,13 @@ def enqueue_findings(
         # the alerts of an episode that ended are no longer open (`warnd status`, the
         # console), the end's own message included; a new episode's stay open
         new = [a["id"] for a in created if a["decision"] in ("open", "escalate", "repeat")]
+        # a correction leaves nothing to acknowledge: its alert is resolved at once, also
+        # when the rise goes on in other sources (the episode itself does not end)
+        withdrawals = [int(a["id"]) for a in created
+                       if a["decision"] == "correct" and a.get("status") == "open"]
+        if withdrawals:
+            db.execute(f"UPDATE alerts SET status='resolved' WHERE status='open' AND id IN "
+                       f"({','.join('?' * len(withdrawals))})", withdrawals)
         for kind, direction in sorted(ended):
             store.resolve_alerts(db, kind=kind, direction=direction, substance=substance,
                                  keep=new)
