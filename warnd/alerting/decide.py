@@ -341,6 +341,11 @@ def enqueue_findings(
             continue  # the episode was never alerted (e.g. history before the first run)
         groups.append(group)
         told_to[id(group)] = _told_targets(store, substance, kind, direction, told)
+        if rise:
+            # not to a target a correction told that every source it had of the rise
+            # was withdrawn: for it there is no rise left to end
+            gone_for = _withdrawn_for(store, substance, told, told_to[id(group)])
+            told_to[id(group)] = [t for t in told_to[id(group)] if t not in gone_for]
         unheard[id(group)] = _unheard_targets(store, substance, kind, direction, told)
     withdrawn: dict[int, Finding] = {}  # by id(group): the series a correction withdraws
     gone: set[int] = set()  # corrections that leave nothing of their episode
@@ -696,6 +701,26 @@ def rise_withdrawn(store: Store, substance: str, series: str, found: Sequence[Fi
            for g in found):
         return None
     return f
+
+
+def _withdrawn_for(store: Store, substance: str, told: dict[str, Any],
+                   targets: Sequence[str]) -> set[str]:
+    """Of ``targets``, those that had a correction of the substance's rise (since the
+    episode ``told`` opened) that withdrew every source they were told of it (the rise's
+    messages they had, :func:`warnd.alerting.told.rise_told`, leave none)."""
+    out: set[str] = set()
+    for target in targets:
+        rows = store.q(
+            "SELECT a.data FROM alerts a JOIN deliveries d ON d.alert_id = a.id WHERE "
+            "a.substance=? AND a.kind='trend' AND a.direction='increase' AND "
+            "a.created_at >= ? AND a.decision IN ('open','escalate','repeat','correct') "
+            f"AND d.target=? AND {had('d')} ORDER BY a.id",
+            [substance, told.get("opened") or "", target])
+        messages = [json.loads(r["data"] or "{}") for r in rows]
+        if (any(m.get("decision") == "correct" for m in messages)
+                and not rise_told(messages)["agree"]):
+            out.add(target)
+    return out
 
 
 def _told_about(store: Store, f: Finding) -> bool:
