@@ -16,6 +16,7 @@ from tests.test_stream_config_changes import MUTED
 from tests.test_stream_revisions import (
     MAIL, _put, _put_each, _rising, _told, _two_sources, _week_end)
 from warnd.alerting import actions, digest
+from warnd.alerting.wording import render_text
 from warnd.config import load_config
 from warnd.pipeline import Pipeline
 from warnd.service.health import collect_status
@@ -178,8 +179,10 @@ def test_a_correction_of_one_source_is_not_listed_as_an_open_alert(tmp_path):
     """The lab's rise is told, customs agrees, and customs then revises its weeks away:
     the rise goes on at the lab, and the desk gets a correction. `warnd status` lists
     the rise's messages as open, to be acknowledged, and not the correction, which has
-    nothing to acknowledge (its message carries no "Kvitter" link). Before, the
-    correction was listed open until the lab's rise ended, months later."""
+    nothing to acknowledge (its message carries no "Kvitter" link, nor says to
+    acknowledge or silence). Before, the correction was listed open until the lab's rise
+    ended, months later, and its message said to acknowledge it or silence ketamine
+    ("Neste steg: kvitter med …"), which would have held back the next rise."""
     weeks = 120
     cfg, usual = _two_sources(tmp_path, weeks)
     risen = _rising(usual, {"lab": 110, "customs": 110})
@@ -189,6 +192,12 @@ def test_a_correction_of_one_source_is_not_listed_as_an_open_alert(tmp_path):
     _put_each(cfg, {"customs": usual["customs"]})
     (c,) = Pipeline(cfg, clock=lambda: _week_end(weeks)).detect()
     assert (c["decision"], c["source"], c["targets"]) == ("correct", "customs", ["desk"])
+    # nothing to acknowledge or silence, and the message does not ask for it, with the
+    # console's links (only "Åpne") or without them (no commands)
+    for links in ({}, {"open": "https://warnd.example/alerts/3"}):
+        body = render_text(c["data"], "no", c["id"], config=cfg, links=links)[1]
+        assert "Ingenting å gjøre: kilden har rettet tallene" in body
+        assert "kvitter" not in body.lower() and "demp" not in body.lower()
     status = collect_status(cfg, now=_week_end(weeks) + timedelta(hours=1))
     assert [a["title"].split(":")[0] for a in status["open_alerts"]] == [
         "Forverring", "Liten økning"]

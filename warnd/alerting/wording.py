@@ -52,6 +52,8 @@ T = {
         "detected": "oppdaget {d}",
         "resolve": "Avsluttet",
         "next_ended": "Ingenting å gjøre: episoden er over; en ny varsles som en ny episode.",
+        "next_corrected": "Ingenting å gjøre: kilden har rettet tallene; nye endringer "
+        "varsles som vanlig.",
         "resolved_body": "Episoden er over: ingen av kildene viser lenger {what}.",
         "correct": "Rettelse",
         "corrected_body": "Tallene et tidligere varsel bygde på, er rettet av kilden. Med de "
@@ -121,6 +123,8 @@ T = {
         "detected": "detected {d}",
         "resolve": "Ended",
         "next_ended": "Nothing to do: the episode is over; a new one is told as a new episode.",
+        "next_corrected": "Nothing to do: the source corrected its figures; further changes "
+        "are told as usual.",
         "resolved_body": "The episode is over: no source shows a {what} any more.",
         "correct": "Correction",
         "corrected_body": "The figures an earlier alert rested on were corrected by the "
@@ -363,6 +367,9 @@ def next_step(data: dict[str, Any], lang: str, alert_id: Any,
         # the end's alert is resolved at once: acknowledging it does nothing, and a
         # silence of the substance would hold back its next rise
         return str(t["next_ended"])
+    if data.get("decision") == "correct":
+        # so too a correction's: it carries no acknowledge or silence link either
+        return str(t["next_corrected"])
     if links:
         return str(t["next_links"])
     return str(t["next"].format(id=alert_id, sub=data.get("substance") or "..."))
