@@ -201,3 +201,30 @@ def test_a_correction_of_one_source_is_not_listed_as_an_open_alert(tmp_path):
     status = collect_status(cfg, now=_week_end(weeks) + timedelta(hours=1))
     assert [a["title"].split(":")[0] for a in status["open_alerts"]] == [
         "Forverring", "Liten økning"]
+
+
+def test_a_held_end_is_not_told_to_a_target_whose_rise_was_withdrawn(tmp_path):
+    """As above, the lab's rise is withdrawn for ops (it had only the lab's), while
+    customs' goes on for the desk; then ketamine is silenced in the weeks customs' rise
+    ends. After the silence its end is told to the desk, and not to ops, as an end told
+    at once is not."""
+    weeks = 146
+    cfg, usual = _two_sources(tmp_path, weeks)
+    lab = _rising(usual, {"lab": 90}, until=100)["lab"]
+    customs = _rising(usual, {"customs": 95}, level=25.0)["customs"]
+    said = []
+    for w in range(88, weeks):
+        if w == 136:
+            store = Store.in_dir(cfg.state_dir)
+            try:
+                actions.add_silence(store, substance="ketamin", reason="x", who="kari",
+                                    via="cli", until=_week_end(143) - timedelta(hours=1),
+                                    now=_week_end(w) - timedelta(hours=1))
+            finally:
+                store.close()
+        _put_each(cfg, {"lab": usual["lab"] if w >= 120 else lab, "customs": customs}, w + 1)
+        said += [(w, a["decision"], a["status"], sorted(a["targets"]))
+                 for a in Pipeline(cfg, clock=lambda w=w: _week_end(w)).detect()
+                 if a["kind"] == "trend"]
+    assert said[2:] == [(120, "correct", "open", ["desk", "ops"]),
+                        (140, "resolve", "silenced", []), (143, "resolve", "open", ["desk"])]

@@ -488,6 +488,10 @@ def enqueue_findings(
                 f"SELECT target FROM deliveries t WHERE alert_id=? AND {had()}", [held_id])}
             owed = [t for t in _told_targets(store, substance, kind, direction, told,
                                              before=held_end) if t not in got]
+            if (kind, direction) == ("trend", "increase"):
+                # as an end told at once: not to a target all of whose rise was withdrawn
+                gone_for = _withdrawn_for(store, substance, told, owed)
+                owed = [t for t in owed if t not in gone_for]
             if got and not owed:
                 continue  # every target that had the episode had its end too
             if enqueue_alert(config, store, alert, now=now, told_to=owed, unheard=(
