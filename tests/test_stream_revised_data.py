@@ -5,12 +5,12 @@ detection, a real store)."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
-from tests.alerting_env import SOURCES, make_config
+from tests.alerting_env import SOURCES, finding, make_config
 from tests.conftest import write_config
 from tests.test_stream_config_changes import MUTED
 from tests.test_stream_revisions import (
@@ -228,3 +228,27 @@ def test_a_held_end_is_not_told_to_a_target_whose_rise_was_withdrawn(tmp_path):
                  if a["kind"] == "trend"]
     assert said[2:] == [(120, "correct", "open", ["desk", "ops"]),
                         (140, "resolve", "silenced", []), (143, "resolve", "open", ["desk"])]
+
+
+def test_findings_withdrawn_whatever_their_evidence_holds(tmp_path):
+    """A finding whose evidence holds a figure that is not a number (NaN, which Python
+    writes into the JSON and SQLite's JSON functions refuse) is withdrawn and left out of
+    the digest like any other, and the digest still reads the rest."""
+    from dataclasses import replace
+
+    cfg = make_config(tmp_path, MAIL, DIGEST)
+    odd = replace(finding("lab"), evidence={"usual_peak": float("nan"), "n": 3})
+    kept = finding("customs", dimension="availability")
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        store.record_findings([odd, kept], now=_week_end(0))
+        store.record_findings([], now=_week_end(1), whole={odd.series_key: "ketamin"})
+        rows = {r["source"]: json.loads(r["evidence"]) for r in store.q(
+            "SELECT source, evidence FROM findings")}
+        d = digest.build(cfg, store, end=datetime(2026, 7, 8, tzinfo=UTC))
+    finally:
+        store.close()
+    assert rows["lab"]["withdrawn"] == _week_end(1).date().isoformat()
+    assert rows["lab"]["n"] == 3 and "withdrawn" not in rows["customs"]
+    assert [(s["substance"], s["sources"]) for s in d["substances"]] == [
+        ("ketamin", {"customs": 2})]

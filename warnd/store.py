@@ -600,8 +600,11 @@ def _m20(db: sqlite_utils.Database) -> None:
 
 
 #: A finding as it stands (SQL): not one a revision took away, which the series judged
-#: again no longer gives (:meth:`Store.record_findings`).
-FINDING_STANDS = "json_extract(evidence, '$.withdrawn') IS NULL"
+#: again no longer gives (:meth:`Store.record_findings` writes ``withdrawn`` first in its
+#: evidence; read as text, not with SQLite's JSON functions: an evidence may hold NaN,
+#: which Python writes and reads but SQLite's JSON does not).
+WITHDRAWN = '{"withdrawn": '
+FINDING_STANDS = f"COALESCE(substr(evidence, 1, {len(WITHDRAWN)}), '') != '{WITHDRAWN}'"
 
 #: Forward migrations; index + 1 is the schema version they produce.
 MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8, _m9, _m10, _m11, _m12, _m13, _m14,
@@ -2113,10 +2116,13 @@ class Store:
             for key, substance in sorted((whole or {}).items()):
                 # all of them first: those this judgement gives are written below, with
                 # their evidence as it is now
+                mark = WITHDRAWN + json.dumps(now_s[:10])
                 db.execute(
-                    "UPDATE findings SET evidence=json_set(COALESCE(evidence, '{}'), "
-                    f"'$.withdrawn', ?) WHERE substance=? AND series_key=? AND {FINDING_STANDS}",
-                    [now_s[:10], substance, key])
+                    "UPDATE findings SET evidence=CASE WHEN COALESCE(evidence, 'null') IN "
+                    "('null', '{}', '') THEN ? || '}' ELSE ? || ', ' || substr(evidence, 2) END "
+                    "WHERE substance=? AND series_key=? AND (evidence IS NULL OR evidence IN "
+                    f"('null', '') OR substr(evidence, 1, 1) = '{{') AND {FINDING_STANDS}",
+                    [mark, mark, substance, key])
             for f in findings:
                 evidence = json.dumps(f.evidence, default=_json_default)
                 cur = db.execute(
