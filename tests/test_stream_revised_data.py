@@ -252,3 +252,29 @@ def test_findings_withdrawn_whatever_their_evidence_holds(tmp_path):
     assert rows["lab"]["n"] == 3 and "withdrawn" not in rows["customs"]
     assert [(s["substance"], s["sources"]) for s in d["substances"]] == [
         ("ketamin", {"customs": 2})]
+
+
+def test_a_spike_correction_held_back_by_a_silence_is_told_after_it(tmp_path):
+    """So too a told one-off spike the lab revises away in a week ketamine is silenced:
+    its correction is told to mail once the silence is over, once."""
+    cfg = make_config(tmp_path, MAIL)
+    weeks, spike = 130, 115
+    values = np.random.default_rng(3).poisson(np.full(weeks, 5.0)).astype(float)
+    values[spike] = 40
+    said = []
+    for w in range(spike - 2, weeks):
+        if w == 117:
+            store = Store.in_dir(cfg.state_dir)
+            try:
+                actions.add_silence(store, substance="ketamin", reason="x", who="kari",
+                                    via="cli", until=_week_end(121) - timedelta(hours=1),
+                                    now=_week_end(w) - timedelta(hours=1))
+            finally:
+                store.close()
+            values[spike] = 5  # the lab's week revised to its usual level
+        _put(cfg, values, w + 1)
+        said += [(w, a["kind"], a["decision"], a["status"], a["targets"])
+                 for a in Pipeline(cfg, clock=lambda w=w: _week_end(w)).detect()]
+    assert said == [(115, "spike", "open", "open", ["mail"]),
+                    (117, "spike", "correct", "silenced", []),
+                    (121, "spike", "correct", "open", ["mail"])]
