@@ -15,6 +15,7 @@ from tests.alerting_env import finding, make_config, seed_series, target
 from tests.servers import free_port, wait_for
 from tests.webkit import Console, warnd
 from warnd.alerting import decide, outbox
+from warnd.config import load_config
 from warnd.service.health import collect_status
 from warnd.store import Store
 
@@ -390,3 +391,40 @@ def test_acknowledging_an_escalation_acknowledges_the_opening_it_grew_from(desk)
     (h,) = actions.history(store, alert_id=opening)
     assert (h["who"], h["via"], h["detail"]) == ("kari", "web", f"with #{escalation}")
     assert f"with #{escalation}" in kari.get(f"/alerts/{opening}").text
+
+
+def _row(html: str, element_id: str) -> str:
+    return re.search(rf'<tr id="{element_id}">(.*?)</tr>', html, re.S).group(1)
+
+
+def test_a_muted_alert_is_named_in_words_and_listed_by_its_own_filter(desk, tmp_path):
+    """Ketamine is muted in the configuration when its rise opens (recorded as `muted`,
+    sent to nobody); heroin's opens as usual. The Norwegian console names the state in
+    its words on the alerts list, the alert's page and the substance's timeline, and its
+    status filter offers "muted", listing that alert only. Before, the badge read a raw
+    "muted" and the filter had no such state (`?state=muted` listed every alert)."""
+    cfg, store, console = desk
+    muted_path = tmp_path / "muted.toml"
+    muted_path.write_text(cfg.path.read_text(encoding="utf-8").replace(
+        "[substances.ketamin]\n", "[substances.ketamin]\nmuted = true\n"), encoding="utf-8")
+    muted = load_config(muted_path)
+    assert muted.substances["ketamin"].muted and muted.state_dir == cfg.state_dir
+    for substance in ("ketamin", "heroin"):
+        seed_series(store, "lab", substance)
+    now = datetime.now(UTC)
+    decide.enqueue_findings(muted, store, "ketamin", [(finding("lab"), "open")], {}, now=now)
+    decide.enqueue_findings(cfg, store, "heroin",
+                            [(finding("lab", substance="heroin"), "open")], {}, now=now)
+    ids = {r["substance"]: (r["id"], r["status"])
+           for r in store.q("SELECT id, substance, status FROM alerts")}
+    assert ids == {"ketamin": (ids["ketamin"][0], "muted"), "heroin": (ids["heroin"][0], "open")}
+    ket, her = ids["ketamin"][0], ids["heroin"][0]
+    kari = _login(console, KARI)
+    listed = kari.get("/alerts").text
+    assert 'state-muted">dempet i oppsettet</span>' in _row(listed, f"alert-{ket}")
+    assert 'href="/alerts?state=muted"' in listed
+    only = kari.get("/alerts?state=muted").text
+    assert f'id="alert-{ket}"' in only and f'id="alert-{her}"' not in only
+    assert 'state-muted">dempet i oppsettet</span>' in kari.get(f"/alerts/{ket}").text
+    assert 'state-muted">dempet i oppsettet</span>' in kari.get("/substances/ketamin").text
+    assert ">muted<" not in listed + only

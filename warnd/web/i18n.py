@@ -18,6 +18,7 @@ TEXT: dict[str, dict[str, str]] = {
         "varsler", "messages": "Meldinger sendt", "no_messages": "Ingen meldinger om stoffet.",
         "no_headlines": "Ingen saker.", "state": "Status", "all": "alle", "open": "åpen",
         "acked": "kvittert", "silenced": "dempet", "resolved": "avsluttet", "created": "Opprettet",
+        "muted": "dempet i oppsettet",
         "ack": "Kvitter", "silence": "Demp", "silence_14": "Demp 14 dager", "for": "Varighet",
         "reason": "Begrunnelse", "silences": "Dempinger", "until": "til", "by": "av",
         "expire": "Avslutt demping", "no_alerts": "Ingen varsler.", "no_silences":
@@ -67,6 +68,7 @@ TEXT: dict[str, dict[str, str]] = {
         "Recent headlines and warnings", "messages": "Messages sent", "no_messages":
         "No messages about this substance.", "no_headlines": "No headlines.", "state": "State",
         "all": "all", "open": "open", "acked": "acknowledged", "silenced": "silenced",
+        "muted": "muted in the configuration",
         "resolved": "resolved", "created": "Created", "ack": "Acknowledge", "silence":
         "Silence", "silence_14": "Silence 14 days", "for": "Duration", "reason": "Reason",
         "silences": "Silences", "until": "until", "by": "by", "expire": "End silence",

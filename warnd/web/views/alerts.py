@@ -16,7 +16,9 @@ from warnd.config import parse_duration
 from warnd.store import alert_substances, iso
 from warnd.web.auth import allowed, guard
 
-STATES = ("open", "acked", "silenced", "resolved")
+#: An alert's states (``muted``: its substance muted in the configuration, recorded and
+#: sent to nobody), in the order the alerts page offers them as filters.
+STATES = ("open", "acked", "silenced", "muted", "resolved")
 #: Longest silence the console accepts.
 MAX_SILENCE = timedelta(days=365)
 
