@@ -428,3 +428,36 @@ def test_a_muted_alert_is_named_in_words_and_listed_by_its_own_filter(desk, tmp_
     assert 'state-muted">dempet i oppsettet</span>' in kari.get(f"/alerts/{ket}").text
     assert 'state-muted">dempet i oppsettet</span>' in kari.get("/substances/ketamin").text
     assert ">muted<" not in listed + only
+
+
+def test_the_substance_page_names_a_silence_of_a_kind_or_a_source_that_holds_it_back(desk):
+    """Active silences of every trend (`--kind trend`) and of the lab (`--source lab`),
+    which has ketamine's series, hold back ketamine's messages: its page says it is
+    silenced and names both (id, what they cover, until when, why). One of customs, which
+    has no ketamine data, and one of digests hold back nothing of it and are not named.
+    Before, the page named only a silence of the substance itself: here, none."""
+    from warnd.alerting import actions
+
+    cfg, store, console = desk
+    seed_series(store, "lab")
+    now = datetime.now(UTC)
+    made = {}
+    for what, reason in (({"kind": "trend"}, "trend review"),
+                         ({"source": "lab"}, "lab migration"),
+                         ({"source": "customs"}, "customs outage"),
+                         ({"kind": "digest"}, "digest paused")):
+        made[reason] = actions.add_silence(store, substance=None, **what, reason=reason,
+                                           until=now + timedelta(days=1), who="ola",
+                                           via="cli", now=now)
+    kari = _login(console, KARI)
+    page = kari.get("/substances/ketamin").text
+    note = re.search(r'<p class="note silenced">(.*?)</p>', page, re.S).group(1)
+    assert note.startswith("dempet: ")
+    assert f"#{made['trend review']} (type trend) til " in note and "(trend review)" in note
+    assert (f"#{made['lab migration']} (kilde {cfg.source_label('lab')}) til " in note
+            and "(lab migration)" in note)
+    assert "customs outage" not in note and "digest paused" not in note
+    # what the page says is what the alerting does: the substance's rise is held back
+    (a,) = decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {},
+                                   now=now)
+    assert a["status"] == "silenced"

@@ -12,6 +12,7 @@ given in days or weeks ends at the clock time it began (:func:`silence_end`).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,18 @@ def matches(silence: dict[str, Any], alert: dict[str, Any]) -> bool:
         if silence["source"] not in sources:
             return False
     return True
+
+
+#: The kinds of alert about a substance (a source's failure and a digest are of none).
+SUBSTANCE_KINDS = ("trend", "spike", "notice")
+
+
+def holds_back(silence: dict[str, Any], substance: str, sources: Iterable[str]) -> bool:
+    """True when the silence matches some alert about ``substance`` (:func:`matches`):
+    of one of its kinds, from one of ``sources`` (those with data of the substance).
+    A silence of a kind or a source alone holds back the substance's alerts of it too."""
+    return any(matches(silence, {"substance": substance, "kind": kind, "source": source})
+               for kind in SUBSTANCE_KINDS for source in [*sources] or [""])
 
 
 def silence_end(start: datetime, duration: str, timezone: str) -> datetime:

@@ -45,7 +45,7 @@ TEXT: dict[str, dict[str, str]] = {
         "role": "rolle", "certainty": "sikkerhet", "change": "endring",
         "level": "nivå før → etter", "detected": "oppdaget", "since": "siden",
         "unknown_substance": "Ukjent stoff.", "back": "Tilbake", "kind": "Type",
-        "severity": "Alvor", "open_link": "Åpne", "status_in": "Status",
+        "severity": "Alvor", "source": "Kilde", "open_link": "Åpne", "status_in": "Status",
         "days": "dager", "date": "Dato", "band_lo": "nedre grense", "band_hi": "øvre grense",
         "hours": "timer", "no_data": "Ingen data.", "account": "Innlogginger", "finding": "funn",
         "sessions_help": "Der du er logget inn nå. Avslutt en innlogging du ikke kjenner igjen, "
@@ -94,7 +94,8 @@ TEXT: dict[str, dict[str, str]] = {
         "Invalid: {what}", "history": "History", "actions": "Actions", "role": "role",
         "certainty": "certainty", "change": "change", "level": "level before → after",
         "detected": "detected", "since": "since", "unknown_substance": "Unknown substance.",
-        "back": "Back", "kind": "Kind", "severity": "Severity", "open_link": "Open",
+        "back": "Back", "kind": "Kind", "severity": "Severity", "source": "Source",
+        "open_link": "Open",
         "status_in": "State", "days": "days", "date": "Date", "band_lo": "lower bound",
         "band_hi": "upper bound", "hours": "hours", "no_data": "No data.", "account": "Sessions", "finding": "finding",
         "sessions_help": "Where you are logged in now. End a session you do not recognise and "

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from warnd.alerting.names import certainty, level, series_name
+from warnd.alerting.silences import holds_back
 from warnd.alerting.wording import usual_peak, usual_peak_fields
 from warnd.service.health import collect_status
 from warnd.web import data
@@ -46,9 +47,28 @@ def substance(request: Request, who: dict[str, Any], store: Any) -> Response:
         f["certainty"] = certainty(f["p_value"], lang)
         f["kind_words"] = _kind_words(f["kind"], f["direction"], lang)
         f["words"] = _cat_words(f["category"], lang)
-    silences = [s for s in store.silences(active_only=True) if s["substance"] == sid]
+    silences = _holding_back(web, store, sid)
     return web.page(request, who, "substance.html", title=web.cfg.substance_label(sid),
                     sid=sid, label=web.cfg.substance_label(sid), page=page, silences=silences)
+
+
+def _holding_back(web: Any, store: Any, sid: str) -> list[dict[str, Any]]:
+    """The active silences that hold back messages about the substance: of it, and of a
+    kind or a source alone that its alerts are of (:func:`holds_back`), each with what
+    it covers in words when that is less than the whole substance."""
+    sources = [r["source"] for r in store.q(
+        "SELECT DISTINCT source FROM series WHERE substance=? UNION SELECT DISTINCT i.source "
+        "FROM items i JOIN item_substances s ON s.key = i.key WHERE s.substance=?",
+        [sid, sid])]
+    out = []
+    for s in store.silences(active_only=True):
+        if holds_back(s, sid, sources):
+            s["covers"] = ", ".join(
+                [f"{web.t['kind'].lower()} {s['kind']}"] * bool(s["kind"])
+                + [f"{web.t['source'].lower()} {web.cfg.source_label(s['source'])}"]
+                * bool(s["source"]))
+            out.append(s)
+    return out
 
 
 def _kind_words(kind: str, direction: str, lang: str) -> str:
