@@ -461,3 +461,18 @@ def test_the_substance_page_names_a_silence_of_a_kind_or_a_source_that_holds_it_
     (a,) = decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {},
                                    now=now)
     assert a["status"] == "silenced"
+
+
+def test_a_headline_s_date_is_its_day_in_the_configured_time_zone(desk):
+    """An article published 00:30 Oslo time on 2 July (22:30 UTC on 1 July) is listed
+    under ketamine's headlines as of 2 July, the day people there read it. Before, its
+    date was cut from the UTC time: 1 July."""
+    from tests.alerting_env import seed_headline
+
+    cfg, store, console = desk
+    assert cfg.general.timezone == "Europe/Oslo"
+    seed_headline(store, "Ketamin beslaglagt", "https://example.org/ketamin",
+                  when=datetime(2026, 7, 1, 22, 30, tzinfo=UTC))
+    page = _login(console, KARI).get("/substances/ketamin").text
+    assert '<li>2026-07-02 <a href="https://example.org/ketamin"' in page
+    assert "2026-07-01" not in page

@@ -60,6 +60,17 @@ class Web:
         t = (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(self.tz)
         return t.strftime("%Y-%m-%d %H:%M %Z")
 
+    def day(self, text: str | None) -> str:
+        """The date of a stored time (ISO, UTC) in ``general.timezone``: an item published
+        00:30 Oslo time is of that day, not of the day before in UTC."""
+        if not text:
+            return ""
+        try:
+            t = datetime.fromisoformat(text)
+        except ValueError:
+            return text[:10]
+        return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(self.tz).date().isoformat()
+
     def __init__(self, cfg: Config, *, secure_cookies: bool | None = None) -> None:
         self.cfg = cfg
         self.lang = cfg.general.language
@@ -78,6 +89,7 @@ class Web:
         self.env.filters["signed"] = lambda x: (f"+{x}" if x > 0 else
                                                 (f"−{-x}" if x < 0 else "0"))
         self.env.filters["when"] = self.when
+        self.env.filters["day"] = self.day
         self.env.globals.update(t=self.t, lang=self.lang)
         store = self.store()
         secure = cfg.web.secure_cookies if secure_cookies is None else secure_cookies
