@@ -13,7 +13,7 @@ from tests.alerting_env import (
 )
 from tests.servers import wait_for
 from warnd.alerting import decide, outbox, quiet, routing
-from warnd.alerting.commands import alerting_status
+from warnd.alerting.commands import alerting_status, print_alerting_status
 from warnd.cli import main
 from warnd.store import Store
 
@@ -376,7 +376,8 @@ def test_a_rise_held_by_a_silence_is_listed_as_such_for_as_long_as_it_lasts(tmp_
         tmp_path, lambda k, week: {"lab": [finding("lab", detected=week)]},
         weeks=6, silence_from=0, silence_for=timedelta(weeks=12))
     assert [d for _, d, s in told if s == "silenced"] == ["open"]
-    assert alerting_status(store)["held_back_by_silence"] == ["ketamin"]
+    sixth_week = datetime(2026, 7, 7, 12, tzinfo=UTC) + timedelta(weeks=5)
+    assert alerting_status(store, now=sixth_week)["held_back_by_silence"] == ["ketamin"]
     store.close()
 
 
@@ -456,12 +457,16 @@ def test_an_opening_silenced_while_it_waited_is_told_when_the_silence_ends(tmp_p
     assert counts["silenced"] == 1 and sent == []
     told = store.episode_state(decide.substance_scope("ketamin"))
     assert told["silenced"] and not told["open"]
-    assert alerting_status(store)["held_back_by_silence"] == ["ketamin"]
+    assert alerting_status(store, now=t0)["held_back_by_silence"] == ["ketamin"]
     # a substance taken out of the config is not listed: nothing will tell its rise
-    assert alerting_status(store, substances={"heroin": None})["held_back_by_silence"] == []
+    assert alerting_status(store, now=t0, substances={"heroin": None}
+                           )["held_back_by_silence"] == []
     capsys.readouterr()
-    assert main(["--config", str(cfg.path), "status"]) in (0, 1)
+    print_alerting_status(alerting_status(store, now=t0))
     assert "rises held back by a silence, told when it ends: ketamin" in capsys.readouterr().out
+    # `warnd status` now, long after the silence ended: no silence holds it back any more
+    assert main(["--config", str(cfg.path), "status"]) in (0, 1)
+    assert "rises held back by a silence" not in capsys.readouterr().out
     later = []
     for k in (1, 2, 3):  # the rise goes on; the silence ends after the tenth day
         week = d0 + timedelta(weeks=k)

@@ -476,3 +476,36 @@ def test_a_headline_s_date_is_its_day_in_the_configured_time_zone(desk):
     page = _login(console, KARI).get("/substances/ketamin").text
     assert '<li>2026-07-02 <a href="https://example.org/ketamin"' in page
     assert "2026-07-01" not in page
+
+
+def test_a_rise_is_not_listed_as_held_back_once_its_silence_is_ended_early(desk):
+    """Kari silences ketamine for a day in the console; its rise opens under the
+    silence, sent to nobody, and `warnd status` lists it as held back by a silence. She
+    ends the silence early: `warnd status` no longer lists it at once (the next
+    detection pass tells it). Before, it was listed as held back until that pass, while
+    no silence held it."""
+    import json
+
+    cfg, store, console = desk
+    kari = _login(console, KARI)
+    page = kari.get("/alerts").text
+    assert kari.post("/silences", data={"csrf": _csrf(page), "substance": "ketamin",
+                                        "duration": "1d", "reason": "festival"}
+                     ).status_code == 303
+    (s,) = store.silences(active_only=True)
+    seed_series(store, "lab")
+    (a,) = decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {},
+                                   now=datetime.now(UTC))
+    assert a["status"] == "silenced"
+
+    def held() -> list[str]:
+        r = warnd(cfg.path, cfg.state_dir, "status", "--json")
+        return json.loads(r.stdout)["held_back_by_silence"]
+
+    assert held() == ["ketamin"]
+    text = warnd(cfg.path, cfg.state_dir, "status").stdout
+    assert "rises held back by a silence, told when it ends: ketamin" in text
+    assert kari.post(f"/silences/{s['id']}/expire",
+                     data={"csrf": _csrf(kari.get("/alerts").text)}).status_code == 303
+    assert held() == []
+    assert "rises held back" not in warnd(cfg.path, cfg.state_dir, "status").stdout

@@ -38,8 +38,22 @@ def alerting_status(store: Any, now: datetime | None = None, *,
         "active_silences": store.silences(now=now, active_only=True),
         "waiting_deliveries": {"n": waiting["n"], "until": waiting["until"]},
         "held_back_by_silence": [s for s in store.rises_held_back()
-                                 if substances is None or s in substances],
+                                 if (substances is None or s in substances)
+                                 and still_held(store, s, now)],
     }
+
+
+def still_held(store: Any, substance: str, now: datetime) -> bool:
+    """True while an active silence covers the substance's rise (the sources of its
+    latest message): a silence ended early leaves its rise held back only until the next
+    detection pass tells it, and ``warnd status`` no longer lists it as held back by one."""
+    from warnd.alerting.silences import matches
+
+    latest = store.q("SELECT source FROM alerts WHERE substance=? AND kind='trend' AND "
+                     "direction='increase' ORDER BY id DESC LIMIT 1", [substance])
+    probe = {"substance": substance, "kind": "trend",
+             "source": latest[0]["source"] if latest else ""}
+    return any(matches(s, probe) for s in store.silences(now=now, active_only=True))
 
 
 def print_alerting_status(st: dict[str, Any]) -> None:
