@@ -509,3 +509,38 @@ def test_a_rise_is_not_listed_as_held_back_once_its_silence_is_ended_early(desk)
                      data={"csrf": _csrf(kari.get("/alerts").text)}).status_code == 303
     assert held() == []
     assert "rises held back" not in warnd(cfg.path, cfg.state_dir, "status").stdout
+
+
+def test_an_api_silence_retried_finds_the_one_it_made(desk):
+    """A script posts the same silence twice (a retry after a timeout) and four times at
+    once: one silence is made, and every answer is the one a fresh creation gives (201,
+    the silence's row) with its id. Ended, it holds nothing back: no twin is left. A
+    silence of another reason or length is added. Before, each call added one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cfg, store, console = desk
+    r = warnd(cfg.path, cfg.state_dir, "token", "create", "nightly", "--role", "operator")
+    assert r.returncode == 0, r.stderr
+    api = httpx.Client(base_url=console.url, timeout=30,
+                       headers={"Authorization": f"Bearer {r.stdout.strip()}"})
+    console.browsers.append(api)
+    body = {"substance": "ketamin", "duration": "1d", "reason": "known cause"}
+    first = api.post("/api/v1/silences", json=body)
+    assert first.status_code == 201
+    again = api.post("/api/v1/silences", json=body)
+    assert (again.status_code, again.json()) == (201, first.json())
+    assert first.json()["created_by"] == "token:nightly"
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: api.post("/api/v1/silences", json=body), range(4)))
+    assert [(x.status_code, x.json()) for x in answers] == [(201, first.json())] * 4
+    assert [x["id"] for x in store.silences(active_only=True)] == [first.json()["id"]]
+    other = api.post("/api/v1/silences", json={**body, "reason": "another cause"})
+    longer = api.post("/api/v1/silences", json={**body, "duration": "2d"})
+    assert other.status_code == longer.status_code == 201
+    assert len({first.json()["id"], other.json()["id"], longer.json()["id"]}) == 3
+    for x in store.silences(active_only=True):
+        store.expire_silence(x["id"])
+    seed_series(store, "lab")
+    (a,) = decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {},
+                                   now=datetime.now(UTC))
+    assert a.get("status", "open") == "open"

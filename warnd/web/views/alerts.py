@@ -134,26 +134,26 @@ def add_silence(request: Request, who: dict[str, Any], store: Any) -> Response:
         return web.error(request, who, 400, "bad_input", what=bad)
     aid = request.state.form.get("alert_id")
     with store.write():  # asked and added in one transaction: two at once make one
-        if not _made_already(store, fields, str(request.state.form.get("duration")).strip(),
-                             who["name"], now, web.cfg.general.timezone):
+        if made_already(store, fields, str(request.state.form.get("duration")).strip(),
+                        who["name"], now, web.cfg.general.timezone) is None:
             actions.add_silence(store, **fields, who=who["name"], via="web", now=now,
                                 alert_id=int(aid) if aid and str(aid).isdigit() else None)
     return RedirectResponse(_back(request, "/alerts"), status_code=303)
 
 
-def _made_already(store: Any, fields: dict[str, Any], duration: str, who: str,
-                  now: datetime, timezone: str) -> bool:
-    """True when the form was sent before and its silence is active: one of the same
-    fields and reason, by the same person, as long as this one would be (a second click
-    while the first was slow to answer, the page open in another tab). A second one
-    would outlive an early end of the first, holding back what the person meant to let
-    through."""
-    return any(
-        (s["substance"], s["kind"], s["source"], s["reason"], s["created_by"])
+def made_already(store: Any, fields: dict[str, Any], duration: str, who: str,
+                 now: datetime, timezone: str) -> int | None:
+    """The id of the silence a form (an API call) sent before made, while it is active:
+    one of the same fields and reason, by the same person, as long as this one would be
+    (a second click while the first was slow to answer, the page open in another tab, a
+    script retrying); else None. A second one would outlive an early end of the first,
+    holding back what the person meant to let through."""
+    return next((
+        int(s["id"]) for s in store.silences(now=now, active_only=True)
+        if (s["substance"], s["kind"], s["source"], s["reason"], s["created_by"])
         == (fields["substance"], fields["kind"], fields["source"], fields["reason"], who)
         and s["until"] == iso(silence_end(datetime.fromisoformat(s["created_at"]), duration,
-                                          timezone))
-        for s in store.silences(now=now, active_only=True))
+                                          timezone))), None)
 
 
 @guard("operator")
