@@ -1127,11 +1127,13 @@ class Pipeline:
             else:
                 recent = store.nth_last_period(key, window) or periods[0]
             first_run = stored is None or "tracker" not in (stored or {})
-            if revised:
-                # a revision judged the series' past again: what it finds there before the
-                # latest periods is history, recorded (and not told) as of its period, not
-                # as news of this pass (the digest's "recorded since")
-                history.update(f.key for i in todo if judged_to and periods[i] <= judged_to
+            if revised or first_run:
+                # a revision judged the series' past again, or its history is judged for the
+                # first time: what it finds there before the latest periods is history,
+                # recorded (and not told) as of its period, not as news of this pass (the
+                # digest's "recorded since")
+                history.update(f.key for i in todo
+                               if first_run or (judged_to and periods[i] <= judged_to)
                                for f in per_period[i] if f.detected_at < recent)
             decisions = summarise_batch(
                 batch, before,
