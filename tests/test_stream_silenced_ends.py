@@ -109,10 +109,10 @@ def test_the_end_of_a_told_spike_silenced_while_it_waited_is_told_after(tmp_path
 
 def test_a_told_spike_ends_told_when_another_source_s_spike_was_silenced(tmp_path):
     """The lab's one-off spike of ketamine is told; an operator has silenced for ten weeks
-    what customs says of ketamine, and customs' spike the week after is held back. When
-    both have ended, the end is decided; naming customs, the last to end, it is held
-    back by that silence and told to the target that had the lab's spike once the
-    silence is over. Before, the latest spike message, customs' held back, was taken for
+    what customs says of ketamine, and customs' spike the week after (an escalation of the
+    same spike, naming both sources) is held back. When both have ended, the end is
+    decided; naming customs, it is held back by that silence and told to the target that
+    had the lab's spike once the silence is over. Before, the latest spike message, customs' held back, was taken for
     the whole spike told to nobody, and the end was never told."""
     from warnd.pipeline import Pipeline
 
@@ -136,8 +136,9 @@ def test_a_told_spike_ends_told_when_another_source_s_spike_was_silenced(tmp_pat
                  for a in Pipeline(cfg, clock=lambda w=w: _week_end(w)).detect()
                  if a["kind"] == "spike"]
     assert [(w, s, d, st) for w, s, d, st in told] == [
-        (spike, "lab", "open", "open"), (spike + 1, "customs", "open", "silenced"),
-        (spike + 5, "customs", "resolve", "silenced"), (spike + 7, "customs", "resolve", "open")]
+        (spike, "lab", "open", "open"), (spike + 1, "customs,lab", "escalate", "silenced"),
+        (spike + 5, "customs,lab", "resolve", "silenced"),
+        (spike + 7, "customs,lab", "resolve", "open")]
     store = Store.in_dir(cfg.state_dir)
     try:
         to = [(r["decision"], r["target"]) for r in store.q(

@@ -246,7 +246,12 @@ def enqueue_findings(
     else:
         others += [(f, a) for f, a in live if f.kind == "spike"]
     groups: list[list[tuple[Finding, str]]] = [trends] if trends else []
-    groups += [[x] for x in others]
+    # a substance's spike (or fall) is one episode whichever of its sources shows it: the
+    # series of one kind and direction that open or grow this round make one message
+    by_kind: dict[tuple[str, str], list[tuple[Finding, str]]] = {}
+    for f, a in others:
+        by_kind.setdefault((f.kind, f.direction), []).append((f, a))
+    groups += list(by_kind.values())
     pending_states = dict(states)
     ended: set[tuple[str, str]] = set()  # episodes that end this round: their alerts resolve
     told_scope = substance_scope(substance)
@@ -951,6 +956,16 @@ def _build_alert(
             elif skey not in spiking:
                 disagree.append(skey)
                 disagree_parts[skey] = (source, sub, region, metric)
+    elif action not in ("resolve", "correct"):
+        # a spike (a fall) another watched series still has open is the same episode of
+        # the substance: that series agrees (this round's states over the stored ones)
+        watched = config.watched_sources()
+        stored = store.active_episode_states(substance, sources=watched)
+        for scope, st in {**stored, **states}.items():
+            for f in tracker_active(st) if scope.startswith("series:") else ():
+                if ((f.kind, f.direction) == (lead.kind, lead.direction)
+                        and f.source in watched and f.series_key not in agree):
+                    agree[f.series_key] = f
     sources = sorted({f.source for f in agree.values()})
     if lead.kind == "trend" and lead.direction == "increase":
         from detectors.synthesis import substance_verdict
@@ -963,9 +978,15 @@ def _build_alert(
         category = max(f.category for f in agree.values())
         severity = severity_for(len(sources), category)
     decision = "escalate" if any(a == "escalate" for _, a in group) else action
+    rise = (lead.kind, lead.direction) == ("trend", "increase")
+    if not rise and decision == "repeat" and any(a == "open" for _, a in group):
+        decision = "open"  # a spike (a fall) opens in a series this round: not a reminder
     group_series = {f.series_key for f, _ in group}
-    if decision == "open" and lead.kind == "trend" and set(agree) - group_series:
-        decision = "escalate"  # another source's episode is open already: more sources agree
+    if decision == "open" and set(agree) - group_series and (rise or _substance_alerting(
+            store, substance, kind=lead.kind, direction=lead.direction)):
+        # another source's episode is open already (for a spike or a fall: one a message of
+        # its own opened, not one only told within a rise): more sources agree
+        decision = "escalate"
     if forced is not None:
         decision = forced
     if decision in ("resolve", "correct"):
@@ -974,9 +995,8 @@ def _build_alert(
     shares = _share_series(store, [*agree.values(), *spikes], disagree_parts)
     agree_dicts = [_finding_dict(f, shares)
                    for f in sorted(agree.values(), key=lambda f: f.series_key)]
-    if decision == "resolve" and (lead.kind == "spike" or (
-            lead.kind == "trend" and lead.direction == "increase")):
-        # what ended is the rise (or the spike) as told: every series of a watched source
+    if decision == "resolve":
+        # what ended is the rise (the spike, the fall) as told: every series of a watched source
         # its messages named (one that ended earlier too), since its first onset, in the
         # words of its strongest message
         told = _rise_told(store, substance, lead.kind, lead.direction)
@@ -985,7 +1005,8 @@ def _build_alert(
                                                 if k not in agree and d["source"] in watched)],
                              key=lambda d: str(d["series"]))
         sources = sorted({str(d["source"]) for d in agree_dicts})
-        category = max(category, told["category"])
+        if lead.direction == "increase":  # (a fall's categories are negative)
+            category = max(category, told["category"])
         onset = min(onset, told["onset"] or onset)
     headlines = _headlines(store, substance, since=date.fromisoformat(onset))
     stale = [st for st in (stale_data(store, src, now=now) for src in sources) if st]

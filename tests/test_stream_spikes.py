@@ -1,0 +1,90 @@
+"""One-off spikes of a substance across sources polled at different times, week by week
+through detection with a real store (each source's poll judged on its own, as the
+daemon does)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+
+from tests.alerting_env import SOURCES
+from tests.conftest import write_config
+from tests.scenario import put_weekly
+from tests.test_stream_config import MAIL, START, _week_end
+from warnd.config import load_config
+from warnd.pipeline import Pipeline
+from warnd.store import Store
+
+
+def _calm(seed: int, weeks: int, level: float = 8.0) -> np.ndarray:
+    return np.random.default_rng(seed).poisson(np.full(weeks, level)).astype(float)
+
+
+def _polls(cfg, series: dict[str, np.ndarray], weeks: range) -> list[tuple]:
+    """Each week the sources are polled in turn, an hour apart, each poll judged on its
+    own: the alerts as ``(week, source poll, kind, decision, title)``."""
+    told = []
+    for w in weeks:
+        for i, (source, values) in enumerate(series.items()):
+            put_weekly(cfg.state_dir, values[: w + 1], start=START, source=source)
+            when = _week_end(w) + timedelta(hours=i)
+            told += [(w, source, a["kind"], a["decision"], a["title"])
+                     for a in Pipeline(cfg, clock=lambda when=when: when).detect()]
+    return told
+
+
+def test_a_spike_in_two_sources_the_same_week_is_one_episode(tmp_path):
+    """The lab's and customs' ketamine counts spike the same week; customs is polled an
+    hour after the lab. The recipients get one opening ("1 kilde") and, at customs'
+    poll, an escalation naming both sources in the same episode, then one end naming
+    both."""
+    cfg = load_config(write_config(tmp_path, SOURCES + MAIL))
+    weeks, spike = 130, 120
+    lab, customs = _calm(1, weeks), _calm(2, weeks)
+    lab[spike], customs[spike] = 45, 50
+    told = _polls(cfg, {"lab": lab, "customs": customs}, range(spike - 2, weeks))
+    spikes = [(w, s, d) for w, s, k, d, _ in told if k == "spike"]
+    assert spikes[:2] == [(spike, "lab", "open"), (spike, "customs", "escalate")]
+    assert [t for *_, d, t in told if d == "escalate"][0].endswith("2 kilder")
+    assert [d for _, _, d in spikes] == ["open", "escalate", "resolve"]
+
+
+def test_a_spike_in_two_sources_polled_together_is_one_message(tmp_path):
+    """The lab's and customs' ketamine counts spike the same week and both are read in
+    one poll: one opening names both sources (`warning`: two agree), one end follows.
+    Before, each source's spike was a message of its own, each "1 kilde", `info`."""
+    cfg = load_config(write_config(tmp_path, SOURCES + MAIL))
+    weeks, spike = 130, 120
+    lab, customs = _calm(1, weeks), _calm(2, weeks)
+    lab[spike], customs[spike] = 45, 50
+    told = []
+    for w in range(spike - 2, weeks):
+        put_weekly(cfg.state_dir, lab[: w + 1], start=START)
+        put_weekly(cfg.state_dir, customs[: w + 1], start=START, source="customs")
+        told += [(w, a["decision"], a["severity"], a["title"])
+                 for a in Pipeline(cfg, clock=lambda w=w: _week_end(w)).detect()]
+    assert [(w, d, s) for w, d, s, _ in told] == [
+        (spike, "open", "warning"), (spike + 4, "resolve", "warning")]
+    assert all(t.endswith("2 kilder") for *_, t in told)
+
+
+def test_a_fall_in_two_sources_polled_apart_is_one_episode(tmp_path):
+    """Decreases told. The lab's and customs' ketamine counts fall the same week;
+    customs is polled an hour after the lab: customs' fall is an escalation of the
+    lab's (two sources), and the end, told once, names both. Before, it was a second
+    opening of its own, and the end named customs alone."""
+    cfg = load_config(write_config(
+        tmp_path, SOURCES + MAIL + "\n[detection]\nalert_decreases = true\n"))
+    weeks, fall, back = 150, 110, 125
+    lam = np.full(weeks, 30.0)
+    lam[fall:back] = 6.0
+    lab = np.random.default_rng(1).poisson(lam).astype(float)
+    customs = np.random.default_rng(2).poisson(lam).astype(float)
+    polls = _polls(cfg, {"lab": lab, "customs": customs}, range(fall - 2, weeks))
+    told = [(w, s, d, t) for w, s, k, d, t in polls if k == "trend" and "Nedgang" in t]
+    opened = [x for x in told if x[2] == "open"]
+    assert len(opened) == 1 and opened[0][1] == "lab"
+    assert [t for *_, d, t in told if d == "escalate"][0].endswith("2 kilder")
+    ends = [t for *_, d, t in told if d == "resolve"]
+    assert len(ends) == 1 and ends[0].endswith("2 kilder")
