@@ -88,3 +88,40 @@ def test_a_fall_in_two_sources_polled_apart_is_one_episode(tmp_path):
     assert [t for *_, d, t in told if d == "escalate"][0].endswith("2 kilder")
     ends = [t for *_, d, t in told if d == "resolve"]
     assert len(ends) == 1 and ends[0].endswith("2 kilder")
+
+
+def test_a_spike_the_week_after_another_source_s_replies_to_its_opening(tmp_path, smtp_server):
+    """The lab's spike is told, customs' comes the week after while the lab's episode is
+    still open: customs' email is an escalation naming both that replies to the lab's
+    (one thread), and so does the end, weeks later. Before, customs' was a second
+    opening, a thread of its own, and the end named customs alone."""
+    from datetime import UTC, date, datetime
+
+    from tests.alerting_env import finding, judge_period, make_config, seed_series, target
+    from tests.servers import wait_for
+    from warnd.alerting import outbox
+
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()),
+                      "\n[alerting]\nsend_resolved = true\nchart = false\n")
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        for s in ("lab", "customs"):
+            seed_series(store, s)
+        d0, t0 = date(2026, 7, 6), datetime(2026, 7, 7, 10, 0, tzinfo=UTC)
+        told = []
+        for w in range(8):
+            now, period = t0 + timedelta(weeks=w), d0 + timedelta(weeks=w)
+            spiking = {0: "lab", 1: "customs"}.get(w)
+            found = {spiking: [finding(spiking, kind="spike", detected=period)]} if (
+                spiking) else {}
+            told += [(a["decision"], a["title"])
+                     for a in judge_period(cfg, store, period, found, now=now)]
+            outbox.dispatch_pending(cfg, store, now=now)
+    finally:
+        store.close()
+    assert [d for d, _ in told] == ["open", "escalate", "resolve"]
+    assert all(t.endswith("2 kilder") for _, t in told[1:])
+    wait_for(lambda: len(smtp_server.messages) == 3, what="three emails")
+    opening, *later = smtp_server.messages
+    assert opening["In-Reply-To"] is None
+    assert [m["In-Reply-To"] for m in later] == [opening["Message-ID"]] * 2
