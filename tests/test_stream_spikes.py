@@ -125,3 +125,39 @@ def test_a_spike_the_week_after_another_source_s_replies_to_its_opening(tmp_path
     opening, *later = smtp_server.messages
     assert opening["In-Reply-To"] is None
     assert [m["In-Reply-To"] for m in later] == [opening["Message-ID"]] * 2
+
+
+def test_a_spike_s_end_tells_each_target_the_sources_it_was_told(tmp_path, smtp_server):
+    """Two desks have the lab's spike; customs' spike the week after (an escalation) is
+    dropped for the second desk by an operator before it goes. The end names both
+    sources to the first desk, and only the lab to the second, as it heard the spike."""
+    from datetime import UTC, date, datetime
+
+    from tests.alerting_env import finding, judge_period, make_config, seed_series, target
+    from tests.servers import wait_for
+    from warnd.alerting import outbox
+
+    cfg = make_config(tmp_path, target("a", smtp_server.url("a@example.org"))
+                      + target("b", smtp_server.url("b@example.org")),
+                      "\n[alerting]\nsend_resolved = true\nchart = false\n")
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        for s in ("lab", "customs"):
+            seed_series(store, s)
+        d0, t0 = date(2026, 7, 6), datetime(2026, 7, 7, 10, 0, tzinfo=UTC)
+        for w in range(8):
+            now, period = t0 + timedelta(weeks=w), d0 + timedelta(weeks=w)
+            spiking = {0: "lab", 1: "customs"}.get(w)
+            found = {spiking: [finding(spiking, kind="spike", detected=period)]} if (
+                spiking) else {}
+            for a in judge_period(cfg, store, period, found, now=now):
+                if a["decision"] == "escalate":
+                    assert outbox.drop_delivery(store, a["id"], "b", now=now) == 1
+            outbox.dispatch_pending(cfg, store, now=now)
+    finally:
+        store.close()
+    wait_for(lambda: len(smtp_server.messages) == 5, what="five emails")
+    ends = {str(m["To"]): str(m["Subject"]) for m in smtp_server.messages
+            if str(m["Subject"]).startswith("Avsluttet")}
+    assert ends == {"a@example.org": "Avsluttet: Enkeltstående topp: ketamin — 2 kilder",
+                    "b@example.org": "Avsluttet: Enkeltstående topp: ketamin — 1 kilde"}

@@ -248,7 +248,8 @@ def _ends_as_told(config: Config, store: Store, ids: list[int], target: str
         rows = store.q(
             "SELECT a.id, a.data, a.substance, a.kind, a.direction, a.decision FROM alerts a "
             f"JOIN deliveries d ON d.alert_id = a.id WHERE a.id IN ({','.join('?' * len(part))})"
-            " AND a.kind = 'trend' AND a.decision IN ('resolve', 'correct') AND d.target = ?"
+            " AND a.kind IN ('trend', 'spike') AND a.direction = 'increase'"
+            " AND a.decision IN ('resolve', 'correct') AND d.target = ?"
             " AND d.status IN ('delivered', 'pending') ORDER BY a.id", [*part, target])
         for r in rows:
             data = json.loads(r["data"] or "{}")

@@ -336,9 +336,10 @@ def as_told(data: dict[str, Any], told: list[dict[str, Any]]) -> dict[str, Any]:
     since their earliest onset, in the words and the severity of the strongest of them,
     detected when the latest of those figures was; a correction names its series as
     last told to that target, in words and a severity no stronger than the strongest of
-    them. Unchanged when that is what the data says, or when the target was told
-    nothing of it (the data as stored)."""
-    if not told or data.get("kind") != "trend" or data.get("direction") != "increase":
+    them. So too a spike's. Unchanged when that is what the data says, or when the target
+    was told nothing of it (the data as stored)."""
+    if not told or data.get("kind") not in ("trend", "spike") \
+            or data.get("direction") != "increase":
         return data
     named = [str(a.get("series")) for a in data.get("agree", [])]
     if data.get("decision") == "correct":  # the messages that rested on the series

@@ -106,8 +106,8 @@ def severity_rank(severity: Any) -> int:
 
 
 def told_to_target(store: Store, d: dict[str, Any]) -> list[dict[str, Any]]:
-    """The data of the messages a delivery ``d`` of an end or a correction of a trend
-    ends or corrects that its target had (delivered, still to go before it, or held back
+    """The data of the messages a delivery ``d`` of an end or a correction of a trend (a
+    spike) ends or corrects that its target had (delivered, still to go before it, or held back
     by a silence after an attempt that may have reached it: :func:`maybe_heard`), oldest
     first: the episode's opening, escalations and reminders since its opening (or its
     last end), as :func:`warnd.alerting.outbox.never_heard` reads them, and the
@@ -120,7 +120,7 @@ def told_to_target(store: Store, d: dict[str, Any]) -> list[dict[str, Any]]:
     and tells what the target has had by then); so a retry or a send again after a
     crash reads the same."""
     scope = episode_scope(d)
-    if d.get("decision") not in ("resolve", "correct") or d.get("kind") != "trend" \
+    if d.get("decision") not in ("resolve", "correct") or d.get("kind") not in EPISODE_KINDS \
             or scope is None:
         return []
     where, args = scope
