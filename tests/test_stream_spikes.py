@@ -161,3 +161,23 @@ def test_a_spike_s_end_tells_each_target_the_sources_it_was_told(tmp_path, smtp_
             if str(m["Subject"]).startswith("Avsluttet")}
     assert ends == {"a@example.org": "Avsluttet: Enkeltstående topp: ketamin — 2 kilder",
                     "b@example.org": "Avsluttet: Enkeltstående topp: ketamin — 1 kilde"}
+
+
+def test_a_spike_opening_the_round_another_s_ends_carries_the_episode_on(tmp_path):
+    """The lab's spike is told; four weeks on, in the poll that ends the lab's episode,
+    customs spikes. As for a rise, customs' spike carries the episode on: an escalation
+    naming both, then one end naming both. Before, customs' spike was a new opening and
+    the lab's spike was never told ended (its email thread had no end)."""
+    cfg = load_config(write_config(tmp_path, SOURCES + MAIL))
+    weeks, spike = 126, 110
+    lab, customs = _calm(1, weeks), _calm(2, weeks)
+    lab[spike], customs[spike + 4] = 45, 50
+    told = []
+    for w in range(spike - 2, weeks):
+        put_weekly(cfg.state_dir, lab[: w + 1], start=START)
+        put_weekly(cfg.state_dir, customs[: w + 1], start=START, source="customs")
+        told += [(w, a["decision"], a["title"])
+                 for a in Pipeline(cfg, clock=lambda w=w: _week_end(w)).detect()]
+    assert [(w, d) for w, d, _ in told] == [
+        (spike, "open"), (spike + 4, "escalate"), (spike + 8, "resolve")]
+    assert all(t.endswith("2 kilder") for *_, t in told[1:])

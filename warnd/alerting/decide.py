@@ -379,7 +379,10 @@ def enqueue_findings(
     with store.write() as db:
         for group in groups:
             alert = _build_alert(config, store, substance, group, pending_states, now=now,
-                                 spikes=folded if group is trends else ())
+                                 spikes=folded if group is trends else (), carried=[
+                                     f for f, _ in ends if group is not trends
+                                     and (f.kind, f.direction) == (group[0][0].kind,
+                                                                   group[0][0].direction)])
             if alert["severity"] == "none":
                 # require_corroboration: too few sources agree yet; the episode state
                 # is kept
@@ -921,7 +924,11 @@ def _build_alert(
     now: datetime,
     spikes: Sequence[Finding] = (),
     decision: str | None = None,
+    carried: Sequence[Finding] = (),
 ) -> dict[str, Any]:
+    """The alert of ``group``. ``carried``: of a spike or a fall, the series whose
+    episode of its kind ends this round: a series opening it this round carries that
+    episode on, so they agree."""
     forced = decision
     lead, action = max(group, key=lambda fa: (fa[0].category, fa[0].strength))
     agree: dict[str, Finding] = {f.series_key: f for f, _ in group}
@@ -966,6 +973,10 @@ def _build_alert(
                 if ((f.kind, f.direction) == (lead.kind, lead.direction)
                         and f.source in watched and f.series_key not in agree):
                     agree[f.series_key] = f
+        if any(a == "open" for _, a in group):
+            for f in carried:
+                if f.source in watched:
+                    agree.setdefault(f.series_key, f)
     sources = sorted({f.source for f in agree.values()})
     if lead.kind == "trend" and lead.direction == "increase":
         from detectors.synthesis import substance_verdict
