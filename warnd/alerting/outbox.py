@@ -639,7 +639,7 @@ def dispatch_pending(
     for d in store.due_deliveries(now):
         try:
             job = _prepare(config, store, d, by_name, blocked, counts, now=now,
-                           max_backoff=max_backoff, lease=lease,
+                           max_backoff=max_backoff, lease=lease, expire=expire,
                            quiet_applies=(int(d["alert_id"]), d["target"]) not in along)
         except sqlite3.Error as e:
             log.error("alert=%s target=%s not dispatched: store error: %s", d["alert_id"],
@@ -680,8 +680,9 @@ def dispatch_pending(
                 else:
                     until = round_blocked.get(_episode(d), now + backoff)
                     why = WAITS_FOR_EARLIER
-                store.hold_delivery(aid, name, until, why)
-                counts["held"] += 1
+                if not _expire_held(store, d, why, counts, now=now, expire=expire):
+                    store.hold_delivery(aid, name, until, why)
+                    counts["held"] += 1
                 continue
             wait, retry_at = _record(store, d, job.url, result, counts, now=now,
                                      backoff=backoff, max_backoff=max_backoff, expire=expire,
@@ -789,7 +790,7 @@ def _muted_now(config: Config, t: Any, d: dict[str, Any]) -> str | None:
 def _prepare(
     config: Config, store: Store, d: dict[str, Any], by_name: dict[str, Any],
     blocked: dict[str, tuple[datetime, str]], counts: dict[str, int], *, now: datetime,
-    max_backoff: timedelta, lease: timedelta, quiet_applies: bool = True,
+    max_backoff: timedelta, lease: timedelta, expire: timedelta, quiet_applies: bool = True,
 ) -> _Job | None:
     """Silence, mute, quiet hours, missing target, target backoff, claim; a job or None.
 
@@ -827,15 +828,7 @@ def _prepare(
         counts["muted"] += 1
         log.info("alert=%d target=%s not sent: %s is muted", aid, name, muted)
         return None
-    if never_heard(store, d):  # what it ends or corrects expired since it was decided
-        with store.write() as db:
-            db.execute("UPDATE deliveries SET status='dropped', claimed_until=NULL, "
-                       "claimed_by=NULL, last_error=? WHERE alert_id=? AND target=? AND "
-                       "status='pending'", (UNHEARD, aid, name))
-        counts["unheard"] += 1
-        log.info("alert=%d target=%s %s not sent: the target never had the messages it %s",
-                 aid, name, d["decision"],
-                 "corrects" if d["decision"] == "correct" else "ends")
+    if _unheard(store, d, counts):  # what it ends or corrects expired since it was decided
         return None
     if _acknowledged_reminder(store, d):
         with store.write() as db:
@@ -862,8 +855,9 @@ def _prepare(
         return None
     if name in blocked:
         until, why = blocked[name]
-        store.hold_delivery(aid, name, until, why)
-        counts["held"] += 1
+        if not _expire_held(store, d, why, counts, now=now, expire=expire):
+            store.hold_delivery(aid, name, until, why)
+            counts["held"] += 1
         return None
     try:
         url = with_timeouts(target_url(t), t)
@@ -876,6 +870,46 @@ def _prepare(
     if not store.claim_delivery(aid, name, owner=OWNER, until=now + lease, now=now):
         return None  # another dispatcher has it
     return _Job(d, url, t)
+
+
+def _unheard(store: Store, d: dict[str, Any], counts: dict[str, int]) -> bool:
+    """Record an end or a correction whose target never had the messages it ends or
+    corrects (:func:`never_heard`) as not sent (:data:`UNHEARD`); whether it was."""
+    if not never_heard(store, d):
+        return False
+    aid, name = int(d["alert_id"]), d["target"]
+    with store.write() as db:
+        db.execute("UPDATE deliveries SET status='dropped', claimed_until=NULL, "
+                   "claimed_by=NULL, last_error=? WHERE alert_id=? AND target=? AND "
+                   "status='pending'", (UNHEARD, aid, name))
+    counts["unheard"] += 1
+    log.info("alert=%d target=%s %s not sent: the target never had the messages it %s",
+             aid, name, d["decision"], "corrects" if d["decision"] == "correct" else "ends")
+    return True
+
+
+def _expire_held(store: Store, d: dict[str, Any], why: str, counts: dict[str, int], *,
+                 now: datetime, expire: timedelta) -> bool:
+    """Expire a delivery held without an attempt (its target backing off, an earlier
+    message of its episode being retried) once ``expire`` has passed since it became
+    due, as an attempt would: a backlog waiting for a dead target expires on time, not
+    one message per back-off as each gets its turn (and the rest sent late when the
+    target is back). An end or a correction whose target never had what it ends or
+    corrects (that expired just before it) is recorded as not sent instead, to go after
+    it should an operator queue it again. Whether it expired or was recorded so."""
+    if now - datetime.fromisoformat(d.get("due_at") or d["created_at"]) < expire:
+        return False
+    if _unheard(store, d, counts):
+        return True
+    aid, name = int(d["alert_id"]), d["target"]
+    with store.write() as db:
+        db.execute("UPDATE deliveries SET status='expired', last_error=?, claimed_until=NULL, "
+                   "claimed_by=NULL WHERE alert_id=? AND target=? AND status='pending'",
+                   (why, aid, name))
+    counts["expired"] += 1
+    log.error("alert=%d target=%s expired after %d attempts, waiting: %s", aid, name,
+              int(d["attempts"]), why)
+    return True
 
 
 def _record(

@@ -1,0 +1,74 @@
+"""Delivery over days to targets that misbehave, moved through the real decide and outbox
+on a real store, sent to real local servers: a relay down for a weekend with a backlog,
+a webhook that rate-limits, one message that always fails."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from tests.alerting_env import SOURCES, finding, seed_series, target
+from tests.conftest import write_config
+from tests.servers import SmtpServer, wait_for
+from warnd.alerting import decide, outbox
+from warnd.config import load_config
+from warnd.store import Store
+
+D0 = date(2026, 7, 6)
+NAMES = ("ketamin", "heroin", "kokain", "fentanyl", "amfetamin")
+SUBSTANCES = "".join(f'\n[substances.{n}]\nlabel = "{n}"\nnames = ["{n}"]\n' for n in NAMES)
+
+
+def _config(tmp_path, targets: str, extra: str = ""):
+    return load_config(write_config(tmp_path, SOURCES + targets + extra,
+                                    substances=SUBSTANCES))
+
+
+def _rise(cfg, store: Store, substance: str, *, now: datetime, period: date = D0) -> dict:
+    """One period of ``substance``'s lab series with a rise: its opening, decided."""
+    scope = f"series:lab:{substance}"
+    tr = decide.tracker_from_state(store.episode_state(scope),
+                                   cfg.detection_params(substance, "lab"))
+    f = finding("lab", substance=substance, category=1, rel=1.0)
+    firing = [(f, a) for a, f in decide.tracker_update(tr, period, [f])
+              if a in decide.SEND_ACTIONS]
+    (alert,) = decide.enqueue_findings(cfg, store, substance, firing,
+                                       {scope: decide.tracker_state(tr)}, now=now)
+    return alert
+
+
+def _statuses(store: Store) -> dict[int, str]:
+    return {r["alert_id"]: r["status"] for r in store.q(
+        "SELECT alert_id, status FROM deliveries ORDER BY alert_id")}
+
+
+def test_a_backlog_to_a_dead_relay_expires_on_time_not_one_an_hour(tmp_path):
+    """The mail relay refuses every connection from Friday 15:00 to Sunday 16:20; five
+    substances' openings wait for it, decided within minutes of each other. Each expires
+    ``expire_after`` (2 days) after it became due, as the first does (at its first
+    attempt after that, within the hourly back-off), and none is sent when the relay is
+    back. Before, the others waited behind the first without an attempt, still listed as
+    pending with none made, and would have expired one per back-off as each got its
+    turn: the four were sent at 16:40, well after they had expired (a thousand waiting
+    would have taken six weeks to expire)."""
+    srv = SmtpServer()  # not started yet: nothing listens on its port
+    cfg = _config(tmp_path, target("mail", srv.url()))
+    store = Store.in_dir(cfg.state_dir)
+    for n in NAMES:
+        seed_series(store, "lab", n)
+    friday = datetime(2026, 7, 10, 13, 0, tzinfo=UTC)  # 15:00 in Oslo
+    for i, n in enumerate(NAMES):
+        _rise(cfg, store, n, now=friday + timedelta(minutes=i))
+    t = friday
+    expired = friday + timedelta(days=2, hours=1)
+    while t <= expired:  # dispatch every 20 minutes
+        outbox.dispatch_pending(cfg, store, now=t)
+        t += timedelta(minutes=20)
+    assert _statuses(store) == dict.fromkeys(range(1, 6), "expired")
+    srv.start()
+    try:
+        while t < friday + timedelta(days=2, hours=5):
+            outbox.dispatch_pending(cfg, store, now=t)
+            t += timedelta(minutes=20)
+        assert srv.messages == []
+    finally:
+        srv.stop()
