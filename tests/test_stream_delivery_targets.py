@@ -72,3 +72,59 @@ def test_a_backlog_to_a_dead_relay_expires_on_time_not_one_an_hour(tmp_path):
         assert srv.messages == []
     finally:
         srv.stop()
+
+
+class _LoginRelay(SmtpServer):
+    """A relay that asks for a login (plain, without TLS: loopback) and takes any."""
+
+    def start(self) -> _LoginRelay:
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult
+
+        self.ctl = Controller(self.handler, hostname="127.0.0.1", port=self.port,
+                              auth_require_tls=False,
+                              authenticator=lambda *a: AuthResult(success=True))
+        self.ctl.start()
+        return self
+
+
+def test_a_target_whose_password_is_missing_turns_health_red_and_its_messages_expire(
+        tmp_path, monkeypatch):
+    """The mail target's password comes from an environment variable the daemon was
+    started without (a drop-in lost in an upgrade). Every attempt fails before anything
+    is sent. Health names the target as failing after ``failing_after`` attempts, with
+    the reason, and the message expires ``expire_after`` after it became due, as for a
+    target that refuses; once the password is there, an operator's re-queue sends it and
+    health is green again. Before, it was retried every hour for good, never expired,
+    and ``warnd status`` was healthy all along."""
+    from warnd.service.health import collect_status
+
+    relay = _LoginRelay().start()
+    url = relay.url().replace("mailto://", "mailto://alerts:{password}@")
+    cfg = _config(tmp_path, target("mail", url)
+                  + 'password_env = "WARND_TEST_RELAY_PASSWORD"\n')
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab", "ketamin")
+    try:
+        t0 = datetime(2026, 7, 6, 8, 0, tzinfo=UTC)  # Monday 10:00 in Oslo
+        a = _rise(cfg, store, "ketamin", now=t0)
+        t = t0
+        while t < t0 + timedelta(hours=3):
+            outbox.dispatch_pending(cfg, store, now=t)
+            t += timedelta(minutes=20)
+        problems = collect_status(cfg, now=t)["problems"]
+        assert any(p.startswith("target mail: last 3 attempts failed") and
+                   "WARND_TEST_RELAY_PASSWORD is not set" in p for p in problems), problems
+        while t < t0 + timedelta(days=2, hours=1):
+            outbox.dispatch_pending(cfg, store, now=t)
+            t += timedelta(minutes=20)
+        assert _statuses(store) == {a["id"]: "expired"}
+        assert "1 expired deliveries (warnd outbox list)" in collect_status(cfg, now=t)["problems"]
+        assert relay.messages == []
+        monkeypatch.setenv("WARND_TEST_RELAY_PASSWORD", "s3cret")
+        assert outbox.retry_delivery(store, a["id"], now=t) == 1
+        assert outbox.dispatch_pending(cfg, store, now=t)["delivered"] == 1
+        wait_for(lambda: len(relay.messages) == 1, what="the opening")
+        assert collect_status(cfg, now=t)["problems"] == []
+    finally:
+        relay.stop()

@@ -861,11 +861,15 @@ def _prepare(
         return None
     try:
         url = with_timeouts(target_url(t), t)
-    except Exception as e:
-        store.mark_delivery(aid, name, status="pending", error=str(e),
-                            next_attempt_at=now + max_backoff, now=now)
-        counts["retrying"] += 1
-        log.error("alert=%d target=%s: %s", aid, name, e)
+    except Exception as e:  # (its password missing): a failed attempt, as a refusal is
+        gone = now - datetime.fromisoformat(d.get("due_at") or d["created_at"]) >= expire
+        with store.write():
+            targets.record_outcome(store, name, ok=False, error=str(e), now=now)
+            store.mark_delivery(aid, name, status="expired" if gone else "pending",
+                                error=str(e), next_attempt_at=now + max_backoff, now=now)
+        counts["expired" if gone else "retrying"] += 1
+        log.error("alert=%d target=%s%s: %s", aid, name,
+                  f" expired after {int(d['attempts']) + 1} attempts" if gone else "", e)
         return None
     if not store.claim_delivery(aid, name, owner=OWNER, until=now + lease, now=now):
         return None  # another dispatcher has it
