@@ -128,3 +128,35 @@ def test_a_target_whose_password_is_missing_turns_health_red_and_its_messages_ex
         assert collect_status(cfg, now=t)["problems"] == []
     finally:
         relay.stop()
+
+
+def test_the_outbox_says_why_each_message_waits_for_a_rate_limited_webhook(
+        tmp_path, teams_server, capsys):
+    """The Teams workflow answers 429 with ``Retry-After: 7200`` to the first of three
+    openings; the other two wait with it, without a post. ``warnd outbox`` says of each
+    why it waits (the 429 and its Retry-After) and when it is tried next, also after the
+    two hours, when the workflow still answers 429. Before, those two said only "target
+    backing off", nothing of why."""
+    import json
+
+    from warnd.cli import main
+
+    teams_server.status = 429
+    teams_server.reply_headers = {"Retry-After": "7200"}
+    cfg = _config(tmp_path, target("teams", teams_server.url()))
+    store = Store.in_dir(cfg.state_dir)
+    t0 = datetime(2026, 7, 7, 8, 0, tzinfo=UTC)  # Tuesday 10:00 in Oslo
+    for n in NAMES[:3]:
+        seed_series(store, "lab", n)
+        _rise(cfg, store, n, now=t0)
+    for hours in (0, 2):
+        counts = outbox.dispatch_pending(cfg, store, now=t0 + timedelta(hours=hours))
+        assert (counts["retrying"], counts["held"]) == (1, 2)
+        assert main(["--config", str(cfg.path), "outbox", "--json"]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        assert [r["status"] for r in rows] == ["pending"] * 3
+        assert all("HTTP 429 Too Many Requests (Retry-After 7200 s)" in r["last_error"]
+                   for r in rows), [r["last_error"] for r in rows]
+        assert {r["next_attempt_at"] for r in rows} == {
+            (t0 + timedelta(hours=hours + 2)).isoformat()}
+    assert len(teams_server.requests) == 2

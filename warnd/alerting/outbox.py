@@ -654,6 +654,7 @@ def dispatch_pending(
     # a target (by name) or an episode's messages to it (by _episode) that wait in
     # this round, until when
     round_blocked: dict[Any, datetime] = {}
+    round_why: dict[str, str] = {}  # why a target waits: what it answered this round
     for job, result in _bounded(
         jobs,
         lambda j: _work(j, config, store.path, send_fn, timeout, round_blocked, now),
@@ -676,7 +677,7 @@ def dispatch_pending(
                 continue
             if result is None:  # its target or an earlier message failed in this round
                 if name in round_blocked:
-                    until, why = round_blocked[name], d.get("last_error") or "target backing off"
+                    until, why = round_blocked[name], round_why[name]
                 else:
                     until = round_blocked.get(_episode(d), now + backoff)
                     why = WAITS_FOR_EARLIER
@@ -690,6 +691,7 @@ def dispatch_pending(
                                      unreached=job.unreached)
             if wait is not None:
                 round_blocked[name] = wait
+                round_why[name] = f"{_error(result)} (target backing off)"
             if retry_at is not None and _episode(d) is not None:
                 round_blocked[_episode(d)] = retry_at
         except sqlite3.Error as e:
@@ -916,6 +918,11 @@ def _expire_held(store: Store, d: dict[str, Any], why: str, counts: dict[str, in
     return True
 
 
+def _error(result: Any) -> str:
+    """A failed send's reason, as recorded (``refused: …``, ``HTTP 429 …``)."""
+    return f"{result.status}: {result.detail}".strip(": ")
+
+
 def _record(
     store: Store, d: dict[str, Any], url: str, result: Any, counts: dict[str, int], *,
     now: datetime, backoff: Any, max_backoff: Any, expire: Any, max_retry_after: Any,
@@ -938,7 +945,7 @@ def _record(
         log.info("alert=%d target=%s delivered (%s)", aid, name, mask(url))
         return None, None
     created = datetime.fromisoformat(d.get("due_at") or d["created_at"])
-    err = f"{result.status}: {result.detail}".strip(": ")
+    err = _error(result)
     kind = getattr(result, "kind", "")
     retry_after = getattr(result, "retry_after", None)
     # (the exponent is capped: 2**40 minutes is far beyond any max_backoff, and an
