@@ -4,6 +4,7 @@ a webhook that rate-limits, one message that always fails."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 
 from tests.alerting_env import SOURCES, finding, seed_series, target
@@ -137,8 +138,6 @@ def test_the_outbox_says_why_each_message_waits_for_a_rate_limited_webhook(
     why it waits (the 429 and its Retry-After) and when it is tried next, also after the
     two hours, when the workflow still answers 429. Before, those two said only "target
     backing off", nothing of why."""
-    import json
-
     from warnd.cli import main
 
     teams_server.status = 429
@@ -160,3 +159,59 @@ def test_the_outbox_says_why_each_message_waits_for_a_rate_limited_webhook(
         assert {r["next_attempt_at"] for r in rows} == {
             (t0 + timedelta(hours=hours + 2)).isoformat()}
     assert len(teams_server.requests) == 2
+
+
+def _episode_week(cfg, store: Store, period: date, per_source: dict, *, now: datetime
+                  ) -> list[dict]:
+    """One period of ketamine's lab and customs series (``tests.alerting_env``)."""
+    from tests.alerting_env import judge_period
+
+    return judge_period(cfg, store, period, per_source, now=now)
+
+
+def _card_titles(payloads: list[dict]) -> list[str]:
+    """The title of each card posted (its block ``title``)."""
+    return [next(b["inlines"][0]["text"] for b in p["attachments"][0]["content"]["body"]
+                 if b.get("id") == "title") for p in payloads]
+
+
+def test_an_escalation_refused_with_its_opening_reads_as_decided_once_the_opening_went(
+        tmp_path, teams_server):
+    """The Teams workflow answers 404 for a quarter of an hour (re-created by its owner):
+    the lab's opening is refused, then customs' escalation, decided meanwhile. A refusal
+    for good holds nothing back, so the escalation was tried while the opening was still
+    refused, and read then as the channel's opening. The workflow is back; the
+    escalation's retry brings the opening along, first. The channel gets the opening and
+    then the escalation as decided, "Forverring: …" with what grew, in the opening's
+    thread: no attempt of it can have reached the channel before. Before, it got the
+    escalation as a second opening ("Sterk økning: ketamin — 2 kilder", a thread of its
+    own) right after the first."""
+    from tests.alerting_env import finding
+
+    teams_server.status = 404
+    cfg = _config(tmp_path, target("teams", teams_server.url()))
+    store = Store.in_dir(cfg.state_dir)
+    for s in ("lab", "customs"):
+        seed_series(store, s)
+    t0 = datetime(2026, 7, 7, 8, 0, tzinfo=UTC)  # Tuesday 10:00 in Oslo
+    lab = [finding("lab", category=1, rel=1.0)]
+    (a,) = _episode_week(cfg, store, D0, {"lab": lab}, now=t0)
+    t, refused = t0, 0
+    while t < t0 + timedelta(minutes=30):  # dispatch every minute
+        if t == t0 + timedelta(minutes=10):
+            (b,) = _episode_week(cfg, store, D0 + timedelta(weeks=1),
+                                 {"lab": lab, "customs": [finding("customs")]}, now=t)
+            assert b["decision"] == "escalate"
+        if t == t0 + timedelta(minutes=16):
+            teams_server.status = 202
+            refused = len(teams_server.requests)
+        outbox.dispatch_pending(cfg, store, now=t)
+        t += timedelta(minutes=1)
+    assert refused > 2  # both were refused, each more than once
+    opening, escalation = teams_server.payloads()[refused:]
+    assert _card_titles([opening, escalation]) == [
+        "Liten økning: ketamin — 1 kilde", "Forverring: Sterk økning: ketamin — 2 kilder"]
+    assert "warnd_thread_id" not in opening
+    assert escalation["warnd_thread_id"] == opening["warnd_message_id"]
+    assert "Mer enn sist varslet: 2 kilder (før 1)" in json.dumps(escalation,
+                                                                 ensure_ascii=False)

@@ -2287,15 +2287,18 @@ class Store:
             )
             return bool(cur.rowcount)
 
-    def record_opens(self, alert_id: int, target: str, opens: bool) -> bool:
+    def record_opens(self, alert_id: int, target: str, opens: bool, *,
+                     again: bool = False) -> bool:
         """Record, before a delivery is first sent, whether it is the first message of
         its episode its target is sent (it then reads as the opening); a value recorded
         before (a retry, a send again after a crash) stands, unless an operator's re-queue
-        had it asked again (:func:`warnd.alerting.outbox._reconsider`). The value
-        recorded."""
+        had it asked again (:func:`warnd.alerting.outbox._reconsider`), or ``again``: it
+        was asked again as no attempt of it can have reached the target (``maybe_sent``
+        0). The value recorded."""
         with self.write() as db:
             db.execute("UPDATE deliveries SET opens=? WHERE alert_id=? AND target=? AND "
-                       "opens IS NULL", (int(opens), alert_id, target))
+                       "(opens IS NULL OR ? AND maybe_sent=0)",
+                       (int(opens), alert_id, target, int(again)))
             row = db.execute("SELECT opens FROM deliveries WHERE alert_id=? AND target=?",
                              (alert_id, target)).fetchone()
         return bool(row and row[0])

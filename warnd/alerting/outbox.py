@@ -443,11 +443,19 @@ def _work(job: _Job, config: Config, store_path: Any, send_fn: Callable[..., Any
         if d.get("decision") in ("escalate", "repeat") and _episode(d) is not None:
             # read under the claim: an operator's re-queue may have had it asked again
             # since this round read it (:func:`_reconsider`)
-            opens = store.q("SELECT opens FROM deliveries WHERE alert_id=? AND target=?",
-                            [int(d["alert_id"]), d["target"]])[0]["opens"]
+            row = store.q("SELECT opens, maybe_sent FROM deliveries WHERE alert_id=? AND "
+                          "target=?", [int(d["alert_id"]), d["target"]])[0]
+            opens = row["opens"]
             if opens is None:
                 opens = store.record_opens(int(d["alert_id"]), d["target"],
                                            opens_for_target(store, d))
+            elif opens and row["maybe_sent"] == 0 and not opens_for_target(store, d):
+                # read as the opening while an earlier message of the episode was refused
+                # for good (which holds nothing back), no attempt of it can have reached
+                # the target, and that one has reached it since: it reads as decided, in
+                # that one's thread, not as a second opening
+                opens = store.record_opens(int(d["alert_id"]), d["target"], False,
+                                           again=True)
         d = {**d, "opens": opens}
         job.thread = thread_root(store, d)
         try:
