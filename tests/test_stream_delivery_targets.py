@@ -215,3 +215,41 @@ def test_an_escalation_refused_with_its_opening_reads_as_decided_once_the_openin
     assert escalation["warnd_thread_id"] == opening["warnd_message_id"]
     assert "Mer enn sist varslet: 2 kilder (før 1)" in json.dumps(escalation,
                                                                  ensure_ascii=False)
+
+
+def test_status_names_a_targets_latest_error_not_an_older_one(tmp_path, capsys):
+    """The mail relay is down (connections refused) for two hours: ketamine's opening
+    expires on it (``expire_after`` 1 hour). The relay is back but defers every message
+    (451, its queue full): heroin's opening is deferred again and again. ``warnd
+    status`` says of mail the relay's latest answer, the deferral, as health's "last N
+    attempts failed" does. Before, its line showed whichever of its deliveries' reasons
+    sorted last as text: "refused: …", the relay down, as if it still were."""
+    from tests.test_stream_delivery import _Deferring
+    from warnd.cli import main
+
+    relay = SmtpServer()  # not started yet: nothing listens on its port
+    relay.handler = _Deferring(10**6)
+    cfg = _config(tmp_path, target("mail", relay.url()), '\n[alerting]\nexpire_after = "1h"\n')
+    store = Store.in_dir(cfg.state_dir)
+    for n in NAMES[:2]:
+        seed_series(store, "lab", n)
+    t0 = datetime(2026, 7, 7, 8, 0, tzinfo=UTC)  # Tuesday 10:00 in Oslo
+    _rise(cfg, store, NAMES[0], now=t0)
+    t = t0
+    try:
+        while t < t0 + timedelta(hours=3):  # dispatch every 10 minutes
+            if t == t0 + timedelta(hours=2):
+                relay.start()
+                _rise(cfg, store, NAMES[1], now=t)
+            outbox.dispatch_pending(cfg, store, now=t)
+            t += timedelta(minutes=10)
+    finally:
+        relay.stop()
+    assert [(r["status"], "451" in r["last_error"]) for r in store.q(
+        "SELECT status, last_error FROM deliveries ORDER BY alert_id")] == [
+            ("expired", False), ("pending", True)]
+    store.close()
+    assert main(["--config", str(cfg.path), "status"]) == 1
+    out = capsys.readouterr().out
+    (line,) = [x for x in out.splitlines() if x.startswith("  target mail:")]
+    assert "451" in line and "refused" not in line, line

@@ -173,9 +173,12 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
                              "AND kind != 'digest'")[0]["n"]
         outbox = {r["status"]: r["n"] for r in store.q(
             "SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status")}
+        # the target's latest error (its state), not the one of its deliveries' that
+        # sorts last as text
         failing_targets = _redact_rows(store.q(
-            "SELECT target, COUNT(*) AS n, MAX(last_error) AS last_error FROM deliveries "
-            "WHERE status IN ('pending','expired') AND attempts > 0 GROUP BY target"),
+            "SELECT d.target, COUNT(*) AS n, COALESCE(MAX(s.last_error), MAX(d.last_error)) "
+            "AS last_error FROM deliveries d LEFT JOIN target_state s ON s.target = d.target "
+            "WHERE d.status IN ('pending','expired') AND d.attempts > 0 GROUP BY d.target"),
             "last_error")
         delivery = alerting_status(store, substances=cfg.substances)
         _redact_rows(delivery.get("expired_deliveries", []), "last_error")
