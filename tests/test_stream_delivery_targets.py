@@ -16,7 +16,8 @@ from warnd.store import Store
 
 D0 = date(2026, 7, 6)
 NAMES = ("ketamin", "heroin", "kokain", "fentanyl", "amfetamin")
-SUBSTANCES = "".join(f'\n[substances.{n}]\nlabel = "{n}"\nnames = ["{n}"]\n' for n in NAMES)
+SUBSTANCES = "".join(f'\n[substances.{n}]\nlabel = "{n}"\nnames = ["{n}"]\n'
+                     for n in (*NAMES, "lsd"))
 
 
 def _config(tmp_path, targets: str, extra: str = ""):
@@ -253,3 +254,49 @@ def test_status_names_a_targets_latest_error_not_an_older_one(tmp_path, capsys):
     out = capsys.readouterr().out
     (line,) = [x for x in out.splitlines() if x.startswith("  target mail:")]
     assert "451" in line and "refused" not in line, line
+
+
+def test_a_slow_relay_working_through_a_backlog_is_not_taken_for_a_stalled_outbox(tmp_path):
+    """The mail relay is back after an outage but slow: it takes four minutes over each
+    message (the clock of the dispatch moves as it answers). Six openings wait for it,
+    so the dispatch round that sends them lasts 24 minutes. While it works through them,
+    the outbox is moving: health does not count the messages still to go in that round
+    as stalled (which would turn the daemon's watchdog liveness false, and systemd would
+    restart it in the middle of the round). Each goes once. Before, their claims expired
+    ``claim_lease`` (10 minutes) after the round began, and from the 15th minute those
+    still to go were "due for more than 15m without an attempt"."""
+    from tests.servers import _Handler
+    from warnd.pipeline import Pipeline
+    from warnd.service.health import outbox_progress
+
+    t0 = datetime(2026, 7, 7, 8, 0, tzinfo=UTC)  # Tuesday 10:00 in Oslo
+    clock = [t0]
+    stalled: list[int] = []
+
+    class Slow(_Handler):
+        async def handle_DATA(self, server, session, envelope):
+            clock[0] += timedelta(minutes=4)
+            st = Store.in_dir(cfg.state_dir)
+            try:
+                stalled.append(outbox_progress(cfg, st, clock[0])["stalled"])
+            finally:
+                st.close()
+            return await super().handle_DATA(server, session, envelope)
+
+    relay = SmtpServer()
+    relay.handler = Slow()
+    relay.start()
+    try:
+        cfg = _config(tmp_path, target("mail", relay.url()),
+                      '\n[alerting]\nsend_timeout = "5m"\nchart = false\n')
+        store = Store.in_dir(cfg.state_dir)
+        for n in (*NAMES, "lsd"):
+            seed_series(store, "lab", n)
+            _rise(cfg, store, n, now=t0)
+        counts = Pipeline(cfg, clock=lambda: clock[0]).dispatch(store=store)
+        assert counts["delivered"] == 6
+        assert len(relay.messages) == 6
+        assert clock[0] == t0 + timedelta(minutes=24)
+        assert stalled == [0] * 6
+    finally:
+        relay.stop()

@@ -1404,7 +1404,7 @@ class Pipeline:
         try:
             with self._store(store) as st:
                 counts = outbox.dispatch_pending(self.config, st, now=self.clock(),
-                                                   send=self._logged_send)
+                                                   send=self._logged_send, clock=self.clock)
             log.debug("dispatch finished: %s", counts)
             return counts
         except sqlite3.Error as e:

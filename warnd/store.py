@@ -2287,6 +2287,16 @@ class Store:
             )
             return bool(cur.rowcount)
 
+    def extend_claims(self, keys: Iterable[tuple[int, str]], *, owner: str,
+                      until: datetime) -> None:
+        """Move the claims ``owner`` holds on these deliveries (alert id, target) to
+        ``until``: a dispatch round still working towards them."""
+        with self.write() as db:
+            db.conn.executemany(
+                "UPDATE deliveries SET claimed_until=? WHERE alert_id=? AND target=? AND "
+                "claimed_by=? AND status='pending'",
+                [(iso(until), aid, name, owner) for aid, name in keys])
+
     def record_opens(self, alert_id: int, target: str, opens: bool, *,
                      again: bool = False) -> bool:
         """Record, before a delivery is first sent, whether it is the first message of

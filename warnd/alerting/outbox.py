@@ -606,6 +606,7 @@ def dispatch_pending(
     *,
     now: datetime,
     send: Callable[..., Any] | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> dict[str, int]:
     """Send every due delivery once; record success, retry time or expiry.
 
@@ -613,8 +614,15 @@ def dispatch_pending(
     and moves retries that fall into quiet hours to the end of the quiet time. Each
     delivery is claimed (:meth:`Store.claim_delivery`) before it is sent, rendered and
     sent in a worker within ``render_timeout`` + ``send_timeout``, and its outcome is
-    recorded on its own: a store error for one never affects another.
+    recorded on its own: a store error for one never affects another. The claims of
+    those still to go are renewed as the round goes on (``clock``: the time then; by
+    default ``now`` and the time the round has taken), so a long round (a slow target
+    working through a backlog) does not leave them looking stalled.
     """
+    started = time.monotonic()
+    if clock is None:
+        def clock() -> datetime:
+            return now + timedelta(seconds=time.monotonic() - started)
     send_fn = send or send_message
     by_name = {t.name: t for t in config.targets}
     a = config.alerting
@@ -663,6 +671,11 @@ def dispatch_pending(
     # this round, until when
     round_blocked: dict[Any, datetime] = {}
     round_why: dict[str, str] = {}  # why a target waits: what it answered this round
+    # the round's claims not yet answered, renewed well before they could run out: two
+    # outcomes are at most one job's time apart, and a claim lasts that and 55 s more
+    left = {(int(j.d["alert_id"]), j.d["target"]) for j in jobs}
+    renew_every = (lease - timedelta(seconds=render_limit + timeout + 5)) / 2
+    renewed = now
     for job, result in _bounded(
         jobs,
         lambda j: _work(j, config, store.path, send_fn, timeout, round_blocked, now),
@@ -670,6 +683,14 @@ def dispatch_pending(
     ):
         d = job.d
         aid, name = int(d["alert_id"]), d["target"]
+        left.discard((aid, name))
+        if left and clock() - renewed >= renew_every:
+            renewed = clock()
+            try:
+                store.extend_claims(left, owner=OWNER, until=renewed + lease)
+            except sqlite3.Error as e:
+                log.error("claims of the deliveries still to go not renewed: store error: %s",
+                          e)
         try:
             if result is TIMEOUT and job.phase == "render":
                 result = RenderFailed(f"message not built within {render_limit:g} s")
