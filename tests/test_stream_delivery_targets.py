@@ -300,3 +300,43 @@ def test_a_slow_relay_working_through_a_backlog_is_not_taken_for_a_stalled_outbo
         assert stalled == [0] * 6
     finally:
         relay.stop()
+
+
+def test_a_sources_recovery_does_not_overtake_its_failure_deferred_by_the_relay(tmp_path):
+    """The mail relay defers every message (451, its queue full) for three hours. The lab
+    fails three polls in a row (its failure told), and polls again an hour later (its
+    recovery told, with ``send_resolved``). Both are retried on their own back-off; when
+    the relay takes messages again, mail gets the failure and then the recovery, which
+    replies to it, as a substance's messages of one episode go in order. Before, the
+    recovery, tried afresh every few minutes, went first, and the failure an hour
+    later: "Kilde i orden igjen: Lab" before "Kilde feiler: Lab", the source left
+    looking down."""
+    from tests.test_stream_delivery import _Deferring
+
+    relay = SmtpServer()
+    relay.handler = _Deferring(10**6)
+    relay.start()
+    try:
+        cfg = _config(tmp_path, target("mail", relay.url()),
+                      '\n[alerting]\nsend_resolved = true\n')
+        store = Store.in_dir(cfg.state_dir)
+        t0 = datetime(2026, 7, 7, 8, 0, tzinfo=UTC)  # Tuesday 10:00 in Oslo
+        t = t0
+        while t < t0 + timedelta(hours=5):  # dispatch every 2 minutes
+            if t < t0 + timedelta(minutes=6):
+                store.record_poll("lab", ok=False, error="HTTP 503", now=t)
+                decide.check_source_health(cfg, store, "lab", now=t)
+            if t == t0 + timedelta(hours=1):
+                store.record_poll("lab", ok=True, now=t)
+                assert decide.check_source_health(cfg, store, "lab", now=t) is not None
+            if t == t0 + timedelta(hours=3):
+                relay.handler.deferred = 0  # the relay takes messages again
+            outbox.dispatch_pending(cfg, store, now=t)
+            t += timedelta(minutes=2)
+        wait_for(lambda: len(relay.messages) == 2, what="two emails")
+        failing, recovered = relay.messages
+        assert [failing["Subject"], recovered["Subject"]] == [
+            "Kilde feiler: Lab", "Kilde i orden igjen: Lab"]
+        assert recovered["In-Reply-To"] == failing["Message-ID"]
+    finally:
+        relay.stop()

@@ -11,7 +11,8 @@
   :mod:`warnd.alerting.quiet`) are applied when an alert is decided and again
   before each send.
 * **Order** — the messages of one substance's episode (open, escalate, repeat, resolve,
-  correct) reach each target in the order they were decided: a later one that is due
+  correct), and a source's failure and recovery, reach each target in the order they
+  were decided: a later one that is due
   brings the earlier ones still waiting (quiet hours, a retry) along, first, and waits
   while an earlier one is being retried.
 """
@@ -225,9 +226,13 @@ def _lazy_store(path: Any) -> Any:
 
 
 def _episode(d: dict[str, Any]) -> tuple[str, ...] | None:
-    """The (target, substance, kind, direction) whose messages go in order, if any."""
+    """The (target, substance, kind, direction) whose messages go in order, if any: a
+    substance's trend or spike in one direction, or a source's failure and recovery
+    (substance "", the source for direction)."""
     if d.get("kind") in EPISODE_KINDS and d.get("substance"):
         return (d["target"], d["substance"], d["kind"], d.get("direction") or "")
+    if d.get("kind") == "source_health" and d.get("source"):
+        return (d["target"], "", "source_health", d["source"])
     return None
 
 
@@ -400,13 +405,13 @@ def _bring_earlier_along(config: Config, store: Store, now: datetime
     that target (quiet hours, a retry) go with it, first: made due now. Their (alert,
     target) keys, which quiet hours do not hold back."""
     now_s = iso(now)
-    kinds = ",".join("?" * len(EPISODE_KINDS))
+    kinds = (*EPISODE_KINDS, "source_health")
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for r in store.q(
         "SELECT d.alert_id, d.target, d.next_attempt_at, d.claimed_until, a.substance, "
-        "a.kind, a.direction, a.severity FROM deliveries d JOIN alerts a ON a.id = d.alert_id "
-        f"WHERE d.status='pending' AND a.kind IN ({kinds}) ORDER BY d.alert_id",
-        list(EPISODE_KINDS),
+        "a.kind, a.direction, a.source, a.severity FROM deliveries d JOIN alerts a ON "
+        f"a.id = d.alert_id WHERE d.status='pending' AND a.kind IN ({','.join('?' * len(kinds))}) "
+        "ORDER BY d.alert_id", list(kinds),
     ):
         ep = _episode(r)
         if ep is not None and not (r["claimed_until"] and r["claimed_until"] > now_s):
@@ -489,7 +494,7 @@ def _work(job: _Job, config: Config, store_path: Any, send_fn: Callable[..., Any
                          d.get("alert_created_at") or d["created_at"])
         if fmt == "card":
             body = _with_message_id(body, mid, job.thread)
-        if _episode(d) is not None:
+        if d.get("kind") in EPISODE_KINDS and d.get("substance"):
             # whether an attempt may have reached the target, recorded before it: a
             # silence that holds a retry of a substance's message back leaves it as
             # possibly heard; one read as its target's opening may yet read otherwise only
