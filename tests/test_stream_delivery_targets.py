@@ -340,3 +340,46 @@ def test_a_sources_recovery_does_not_overtake_its_failure_deferred_by_the_relay(
         assert recovered["In-Reply-To"] == failing["Message-ID"]
     finally:
         relay.stop()
+
+
+def test_an_end_waiting_behind_an_opening_that_expires_is_not_sent_in_the_same_round(
+        tmp_path):
+    """The mail relay defers ketamine's opening (451 for that message, every time) until
+    it expires (``expire_after`` 1 hour). The rise ends meanwhile (``send_resolved``):
+    the end waits behind the opening. In the dispatch where the opening's last attempt
+    expires, the end is not sent: mail never had the rise, so it is recorded as not sent
+    ("not sent: the target never had the messages it ends …"), to go after the opening
+    should an operator queue that again. Before, it went in that same dispatch, the
+    relay taking it: mail was told "Avsluttet: …" of a rise it never heard of."""
+    from tests.alerting_env import finding
+    from tests.test_stream_delivery import _Deferring
+
+    relay = SmtpServer()
+    relay.handler = _Deferring(0, subject="Message-ID: <warnd.1.mail.")
+    relay.start()
+    try:
+        cfg = _config(tmp_path, target("mail", relay.url()),
+                      '\n[alerting]\nsend_resolved = true\nexpire_after = "1h"\n'
+                      'chart = false\n')
+        store = Store.in_dir(cfg.state_dir)
+        for s in ("lab", "customs"):
+            seed_series(store, s)
+        t0 = datetime(2026, 7, 7, 8, 0, tzinfo=UTC)  # Tuesday 10:00 in Oslo
+        lab = {"lab": [finding("lab", category=1, rel=1.0)]}
+        told = []
+        for k, per in enumerate([lab] + [{}] * 8):  # a week's data every 5 minutes
+            t = t0 + timedelta(minutes=5 * k)
+            told += [a["decision"] for a in _episode_week(
+                cfg, store, D0 + timedelta(weeks=k), per, now=t)]
+            outbox.dispatch_pending(cfg, store, now=t)
+        assert told == ["open", "resolve"]
+        while t < t0 + timedelta(hours=3):  # dispatch every 5 minutes
+            t += timedelta(minutes=5)
+            outbox.dispatch_pending(cfg, store, now=t)
+        assert [(r["decision"], r["status"], r["last_error"]) for r in store.q(
+            "SELECT a.decision, d.status, d.last_error FROM deliveries d JOIN alerts a ON "
+            "a.id = d.alert_id ORDER BY a.id")][1:] == [
+                ("resolve", "dropped", outbox.UNHEARD)]
+        assert relay.messages == []
+    finally:
+        relay.stop()

@@ -444,6 +444,9 @@ def _work(job: _Job, config: Config, store_path: Any, send_fn: Callable[..., Any
     store = _lazy_store(store_path)
     try:
         # (a store error here is a failed attempt, retried: the message is not at fault)
+        if d.get("decision") in ("resolve", "correct") and never_heard(store, d):
+            # what it ends or corrects expired in this round, just before it
+            return UNHEARD_NOW
         opens = d.get("opens")
         if d.get("decision") in ("escalate", "repeat") and _episode(d) is not None:
             # read under the claim: an operator's re-queue may have had it asked again
@@ -603,6 +606,9 @@ def _bounded(jobs: list[_Job], fn: Callable[[_Job], Any], workers: int, limit: f
 
 #: The outcome of a job that ran past its time limit.
 TIMEOUT = object()
+#: The outcome of a job of an end or a correction whose target, it turned out as it was
+#: about to go, never had what it ends or corrects (:func:`never_heard`).
+UNHEARD_NOW = object()
 
 
 def dispatch_pending(
@@ -708,6 +714,10 @@ def dispatch_pending(
                 counts["failed"] += 1
                 log.error("alert=%d target=%s failed: %s (retry it with `warnd outbox retry "
                           "%d`)", aid, name, result.reason, aid)
+                continue
+            if result is UNHEARD_NOW:
+                if not _unheard(store, d, counts):
+                    store.postpone_delivery(aid, name, now)  # free it: tried next round
                 continue
             if result is None:  # its target or an earlier message failed in this round
                 if name in round_blocked:
