@@ -1,13 +1,15 @@
-"""Delivery over days to targets that misbehave, moved through the real decide and outbox
-on a real store, sent to real local servers: a relay down for a weekend with a backlog,
-a webhook that rate-limits, one message that always fails."""
+"""Delivery over hours and days to targets that misbehave, moved through the real decide
+and outbox on a real store, sent to real local servers: a relay down for a weekend with
+a backlog, a target whose password is missing, a webhook that rate-limits or answers 404
+for a while, a relay that defers, one that is slow; what health and ``warnd outbox`` and
+``warnd status`` say meanwhile, and the order of an episode's messages."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, timedelta
 
-from tests.alerting_env import SOURCES, finding, seed_series, target
+from tests.alerting_env import SOURCES, finding, judge_period, seed_series, target
 from tests.conftest import write_config
 from tests.servers import SmtpServer, wait_for
 from warnd.alerting import decide, outbox
@@ -162,14 +164,6 @@ def test_the_outbox_says_why_each_message_waits_for_a_rate_limited_webhook(
     assert len(teams_server.requests) == 2
 
 
-def _episode_week(cfg, store: Store, period: date, per_source: dict, *, now: datetime
-                  ) -> list[dict]:
-    """One period of ketamine's lab and customs series (``tests.alerting_env``)."""
-    from tests.alerting_env import judge_period
-
-    return judge_period(cfg, store, period, per_source, now=now)
-
-
 def _card_titles(payloads: list[dict]) -> list[str]:
     """The title of each card posted (its block ``title``)."""
     return [next(b["inlines"][0]["text"] for b in p["attachments"][0]["content"]["body"]
@@ -187,8 +181,6 @@ def test_an_escalation_refused_with_its_opening_reads_as_decided_once_the_openin
     thread: no attempt of it can have reached the channel before. Before, it got the
     escalation as a second opening ("Sterk økning: ketamin — 2 kilder", a thread of its
     own) right after the first."""
-    from tests.alerting_env import finding
-
     teams_server.status = 404
     cfg = _config(tmp_path, target("teams", teams_server.url()))
     store = Store.in_dir(cfg.state_dir)
@@ -196,12 +188,13 @@ def test_an_escalation_refused_with_its_opening_reads_as_decided_once_the_openin
         seed_series(store, s)
     t0 = datetime(2026, 7, 7, 8, 0, tzinfo=UTC)  # Tuesday 10:00 in Oslo
     lab = [finding("lab", category=1, rel=1.0)]
-    (a,) = _episode_week(cfg, store, D0, {"lab": lab}, now=t0)
+    assert [a["decision"] for a in judge_period(cfg, store, D0, {"lab": lab}, now=t0)] == [
+        "open"]
     t, refused = t0, 0
     while t < t0 + timedelta(minutes=30):  # dispatch every minute
         if t == t0 + timedelta(minutes=10):
-            (b,) = _episode_week(cfg, store, D0 + timedelta(weeks=1),
-                                 {"lab": lab, "customs": [finding("customs")]}, now=t)
+            (b,) = judge_period(cfg, store, D0 + timedelta(weeks=1),
+                                {"lab": lab, "customs": [finding("customs")]}, now=t)
             assert b["decision"] == "escalate"
         if t == t0 + timedelta(minutes=16):
             teams_server.status = 202
@@ -351,7 +344,6 @@ def test_an_end_waiting_behind_an_opening_that_expires_is_not_sent_in_the_same_r
     ("not sent: the target never had the messages it ends …"), to go after the opening
     should an operator queue that again. Before, it went in that same dispatch, the
     relay taking it: mail was told "Avsluttet: …" of a rise it never heard of."""
-    from tests.alerting_env import finding
     from tests.test_stream_delivery import _Deferring
 
     relay = SmtpServer()
@@ -369,7 +361,7 @@ def test_an_end_waiting_behind_an_opening_that_expires_is_not_sent_in_the_same_r
         told = []
         for k, per in enumerate([lab] + [{}] * 8):  # a week's data every 5 minutes
             t = t0 + timedelta(minutes=5 * k)
-            told += [a["decision"] for a in _episode_week(
+            told += [a["decision"] for a in judge_period(
                 cfg, store, D0 + timedelta(weeks=k), per, now=t)]
             outbox.dispatch_pending(cfg, store, now=t)
         assert told == ["open", "resolve"]
