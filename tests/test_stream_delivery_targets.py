@@ -375,3 +375,36 @@ def test_an_end_waiting_behind_an_opening_that_expires_is_not_sent_in_the_same_r
         assert relay.messages == []
     finally:
         relay.stop()
+
+
+def test_a_message_to_a_relay_dead_over_a_quiet_weekend_is_not_sent_after_it_expired(
+        tmp_path):
+    """Quiet hours 17:00-08:00 and quiet weekends. The mail relay refuses every
+    connection from Friday morning; ketamine's opening, due Friday 10:00, is retried
+    until 17:00 and then waits for the end of the quiet time, Monday 08:00. It expired
+    on Sunday at 10:00, ``expire_after`` (2 days) after it became due, while it waited:
+    the relay back on Monday morning gets nothing, and the delivery is expired. Before,
+    the retry that waited over the weekend went on Monday and the relay took it, a day
+    after it had expired."""
+    srv = SmtpServer()  # not started yet: nothing listens on its port
+    cfg = _config(tmp_path, target("mail", srv.url()),
+                  '\n[alerting]\nquiet_hours = "17:00-08:00"\nquiet_days = ["sat", "sun"]\n')
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab", "ketamin")
+    friday = datetime(2026, 7, 10, 8, 0, tzinfo=UTC)  # 10:00 in Oslo
+    a = _rise(cfg, store, "ketamin", now=friday)
+    assert a["due_at"] is None
+    t = friday
+    monday = friday + timedelta(days=3, hours=-2)  # Monday 08:00 in Oslo
+    while t < monday:  # dispatch every 30 minutes
+        outbox.dispatch_pending(cfg, store, now=t)
+        t += timedelta(minutes=30)
+    srv.start()
+    try:
+        while t < monday + timedelta(hours=2):
+            outbox.dispatch_pending(cfg, store, now=t)
+            t += timedelta(minutes=30)
+        assert srv.messages == []
+        assert _statuses(store) == {a["id"]: "expired"}
+    finally:
+        srv.stop()

@@ -888,6 +888,14 @@ def _prepare(
     wait = (quiet.due_at(config, d["severity"], now)
             if d.get("kind") != "digest" and quiet_applies else None)
     if wait is not None:  # a retry that fell into quiet hours
+        if int(d["attempts"]) and t is not None:
+            # it expires while it waits, not at its first attempt after the quiet time
+            # (a weekend): looked at again then, it is not sent after it expired
+            ends = datetime.fromisoformat(d.get("due_at") or d["created_at"]) + expire
+            if _expire_held(store, d, d.get("last_error") or "", counts, now=now,
+                            expire=expire):
+                return None
+            wait = min(wait, ends)
         store.postpone_delivery(aid, name, wait)
         counts["waiting"] += 1
         return None
