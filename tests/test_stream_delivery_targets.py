@@ -377,34 +377,35 @@ def test_an_end_waiting_behind_an_opening_that_expires_is_not_sent_in_the_same_r
         relay.stop()
 
 
-def test_a_message_to_a_relay_dead_over_a_quiet_weekend_is_not_sent_after_it_expired(
+def test_messages_to_a_relay_dead_over_a_quiet_weekend_are_not_sent_after_they_expired(
         tmp_path):
     """Quiet hours 17:00-08:00 and quiet weekends. The mail relay refuses every
-    connection from Friday morning; ketamine's opening, due Friday 10:00, is retried
-    until 17:00 and then waits for the end of the quiet time, Monday 08:00. It expired
-    on Sunday at 10:00, ``expire_after`` (2 days) after it became due, while it waited:
-    the relay back on Monday morning gets nothing, and the delivery is expired. Before,
-    the retry that waited over the weekend went on Monday and the relay took it, a day
-    after it had expired."""
+    connection from Friday morning; three substances' openings, due Friday 10:00, wait
+    for it: the first is retried until 17:00, the others wait with it, and then all wait
+    for the end of the quiet time, Monday 08:00. They expire on Sunday at 10:00,
+    ``expire_after`` (2 days) after they became due, while they wait: the relay back on
+    Monday morning gets nothing. Before, they went on Monday at 08:00 when the relay was
+    back, a day after they had expired."""
     srv = SmtpServer()  # not started yet: nothing listens on its port
     cfg = _config(tmp_path, target("mail", srv.url()),
                   '\n[alerting]\nquiet_hours = "17:00-08:00"\nquiet_days = ["sat", "sun"]\n')
     store = Store.in_dir(cfg.state_dir)
-    seed_series(store, "lab", "ketamin")
     friday = datetime(2026, 7, 10, 8, 0, tzinfo=UTC)  # 10:00 in Oslo
-    a = _rise(cfg, store, "ketamin", now=friday)
-    assert a["due_at"] is None
+    for n in NAMES[:3]:
+        seed_series(store, "lab", n)
+        assert _rise(cfg, store, n, now=friday)["due_at"] is None
     t = friday
-    monday = friday + timedelta(days=3, hours=-2)  # Monday 08:00 in Oslo
-    while t < monday:  # dispatch every 30 minutes
+    sunday = friday + timedelta(days=2)
+    while t <= sunday:  # dispatch every 30 minutes
         outbox.dispatch_pending(cfg, store, now=t)
         t += timedelta(minutes=30)
+    assert _statuses(store) == dict.fromkeys(range(1, 4), "expired")
     srv.start()
     try:
+        monday = friday + timedelta(days=3, hours=-2)  # Monday 08:00 in Oslo
         while t < monday + timedelta(hours=2):
             outbox.dispatch_pending(cfg, store, now=t)
             t += timedelta(minutes=30)
         assert srv.messages == []
-        assert _statuses(store) == {a["id"]: "expired"}
     finally:
         srv.stop()

@@ -888,7 +888,7 @@ def _prepare(
     wait = (quiet.due_at(config, d["severity"], now)
             if d.get("kind") != "digest" and quiet_applies else None)
     if wait is not None:  # a retry that fell into quiet hours
-        if int(d["attempts"]) and t is not None:
+        if _waited(d) and t is not None:
             # it expires while it waits, not at its first attempt after the quiet time
             # (a weekend): looked at again then, it is not sent after it expired
             ends = datetime.fromisoformat(d.get("due_at") or d["created_at"]) + expire
@@ -928,6 +928,18 @@ def _prepare(
     if not store.claim_delivery(aid, name, owner=OWNER, until=now + lease, now=now):
         return None  # another dispatcher has it
     return _Job(d, url, t)
+
+
+def _waited(d: dict[str, Any]) -> bool:
+    """Whether a delivery was tried, or waited without an attempt with its target backing
+    off or for an earlier message of its episode: a retry, whose expiry runs while it
+    waits for the end of quiet hours (not a first attempt put off to it, nor one an
+    operator queued again)."""
+    why = str(d.get("last_error") or "")
+    if int(d["attempts"]):
+        return True
+    return not why.startswith("queued again") and (
+        why == WAITS_FOR_EARLIER or why.rstrip(")").endswith("target backing off"))
 
 
 def _unheard(store: Store, d: dict[str, Any], counts: dict[str, int]) -> bool:
