@@ -409,3 +409,29 @@ def test_messages_to_a_relay_dead_over_a_quiet_weekend_are_not_sent_after_they_e
         assert srv.messages == []
     finally:
         srv.stop()
+
+
+def test_a_message_rate_limited_near_its_expiry_is_not_sent_after_it(tmp_path, teams_server):
+    """The Teams workflow answers 429 with ``Retry-After: 18000`` (5 hours) to every post
+    for two days. Ketamine's opening is tried every five hours, each time as asked; the
+    try due after its expiry (2 days after it became due) is not made: it expires then,
+    and when the workflow takes posts again an hour later nothing more is posted. Before,
+    its last retry was put five hours on, past its expiry, and posted then: the card went
+    two hours after the message had expired."""
+    teams_server.status = 429
+    teams_server.reply_headers = {"Retry-After": "18000"}
+    cfg = _config(tmp_path, target("teams", teams_server.url()))
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab", "ketamin")
+    t0 = datetime(2026, 7, 7, 8, 0, tzinfo=UTC)  # Tuesday 10:00 in Oslo
+    a = _rise(cfg, store, "ketamin", now=t0)
+    t = t0
+    while t < t0 + timedelta(days=2, hours=6):  # dispatch every 30 minutes
+        if t == t0 + timedelta(days=2, hours=1):
+            teams_server.status = 202
+            teams_server.reply_headers = {}
+            posts = len(teams_server.requests)
+        outbox.dispatch_pending(cfg, store, now=t)
+        t += timedelta(minutes=30)
+    assert len(teams_server.requests) == posts == 10  # every five hours, as asked
+    assert _statuses(store) == {a["id"]: "expired"}

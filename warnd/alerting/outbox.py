@@ -1035,12 +1035,15 @@ def _record(
             log.error("alert=%d target=%s expired after %d attempts: %s", aid, name,
                       int(d["attempts"]) + 1, err)
             return (now + delay if whole_target else None), None
-        store.mark_delivery(aid, name, status="pending", error=err,
-                            next_attempt_at=now + delay, now=now)
+        # looked at again when it expires, if that comes first: not tried after it (with
+        # its target still backing off then, it expires without an attempt)
+        retry = min(now + delay, created + expire)
+        store.mark_delivery(aid, name, status="pending", error=err, next_attempt_at=retry,
+                            now=now)
     counts["retrying"] += 1
     log.warning("alert=%d target=%s not accepted (%s); retry at %s", aid, name, err,
-                iso(now + delay))
-    return (now + delay if whole_target else None), None if for_good else now + delay
+                iso(retry))
+    return (now + delay if whole_target else None), None if for_good else retry
 
 
 # -- operator actions (CLI `warnd outbox`, web console) ------------------------------
