@@ -60,6 +60,21 @@ def desk(tmp_path, smtp_server):
         store.close()
 
 
+def _mailed_rise(cfg, store, smtp_server) -> tuple[dict, str]:
+    """The lab's ketamine rise told now and mailed to the desk: its alert, and the
+    "Kvitter" link of its email."""
+    seed_series(store, "lab")
+    now = datetime.now(UTC)
+    (a,) = decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {},
+                                   now=now)
+    assert a.get("status", "open") == "open"
+    assert outbox.dispatch_pending(cfg, store, now=now)["delivered"] == 1
+    wait_for(lambda: len(smtp_server.messages) == 1, what="the rise's email")
+    text = smtp_server.messages[0].get_body(("plain",)).get_content()
+    (link,) = re.findall(r"Kvitter: (\S+)", text)
+    return a, link
+
+
 def test_a_kvitter_link_followed_after_a_colleague_acknowledged_names_the_colleague(
         desk, smtp_server):
     """Ketamine's rise is mailed to the desk. Kari acknowledges it in the console; a
@@ -68,14 +83,7 @@ def test_a_kvitter_link_followed_after_a_colleague_acknowledged_names_the_collea
     by kari. Before, it told Ola the alert was acknowledged by ola, while the console
     and `warnd alerts --json` said kari."""
     cfg, store, console = desk
-    seed_series(store, "lab")
-    now = datetime.now(UTC)
-    (a,) = decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {},
-                                   now=now)
-    assert outbox.dispatch_pending(cfg, store, now=now)["delivered"] == 1
-    wait_for(lambda: len(smtp_server.messages) == 1, what="the rise's email")
-    text = smtp_server.messages[0].get_body(("plain",)).get_content()
-    (link,) = re.findall(r"Kvitter: (\S+)", text)
+    a, link = _mailed_rise(cfg, store, smtp_server)
     kari, ola = _login(console, KARI), _login(console, OLA)
     page = kari.get(f"/alerts/{a['id']}").text
     assert kari.post(f"/alerts/{a['id']}/ack", data={"csrf": _csrf(page)}).status_code == 303
@@ -237,13 +245,7 @@ def test_a_silence_form_sent_twice_makes_one_silence_that_ends_when_ended(desk,
     for sid in [x["id"] for x in store.silences(active_only=True)]:
         assert kari.post(f"/silences/{sid}/expire",
                          data={"csrf": _csrf(listed)}).status_code == 303
-    seed_series(store, "lab")
-    now = datetime.now(UTC)
-    (a,) = decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {},
-                                   now=now)
-    assert a.get("status", "open") == "open"
-    assert outbox.dispatch_pending(cfg, store, now=now)["delivered"] == 1
-    wait_for(lambda: len(smtp_server.messages) == 1, what="the rise's email")
+    a, _ = _mailed_rise(cfg, store, smtp_server)
 
 
 def test_a_link_confirmed_after_the_session_ran_out_leads_back_to_it(desk, smtp_server):
@@ -254,14 +256,7 @@ def test_a_link_confirmed_after_the_session_ran_out_leads_back_to_it(desk, smtp_
     acknowledges the alert, by her, once. Before, the page said only that she must log
     in: no way on, and the login led to the overview, the link's confirmation lost."""
     cfg, store, console = desk
-    seed_series(store, "lab")
-    now = datetime.now(UTC)
-    (a,) = decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {},
-                                   now=now)
-    assert outbox.dispatch_pending(cfg, store, now=now)["delivered"] == 1
-    wait_for(lambda: len(smtp_server.messages) == 1, what="the rise's email")
-    text = smtp_server.messages[0].get_body(("plain",)).get_content()
-    (link,) = re.findall(r"Kvitter: (\S+)", text)
+    a, link = _mailed_rise(cfg, store, smtp_server)
     path = link.removeprefix(console.url)
     kari = _login(console, KARI)
     confirm = kari.get(path)
