@@ -22,6 +22,7 @@ from warnd.pipeline import Pipeline
 from warnd.service.health import collect_status
 from warnd.store import Store
 
+ENDS = MAIL + "\n[alerting]\nsend_resolved = true\n"
 DIGEST = '\n[alerting.digest]\nschedule = "weekly"\ntargets = ["mail"]\n'
 
 
@@ -279,3 +280,31 @@ def test_a_spike_correction_held_back_by_a_silence_is_told_after_it(tmp_path):
     assert said == [(115, "spike", "open", "open", ["mail"]),
                     (117, "spike", "correct", "silenced", []),
                     (121, "spike", "correct", "open", ["mail"])]
+
+
+def test_a_spike_revised_away_after_its_own_ended_is_corrected(tmp_path):
+    """The lab's one-off spike of ketamine is told, customs' three weeks later escalates
+    it ("2 kilder"); the lab's own spike is over by week 120, customs' not. In week 120
+    the lab revises its week down to the usual level: mail, which had the spike, is told
+    so ("Rettelse"), as a rise is, and the spike's end, once customs' is over, names
+    customs only. Before, nothing was told, as the lab's own spike had ended before the
+    revision, and the end ("Avsluttet: … — 2 kilder") named the lab's withdrawn spike."""
+    cfg = make_config(tmp_path, ENDS)
+    weeks, spike = 125, 115
+    lab = np.random.default_rng(3).poisson(np.full(weeks, 5.0)).astype(float)
+    lab[spike] = 40
+    customs = np.random.default_rng(5).poisson(np.full(weeks, 8.0)).astype(float)
+    customs[spike + 3] = 60
+    said = []
+    for w in range(spike - 2, weeks):
+        if w == 120:
+            lab[spike] = 5
+        _put_each(cfg, {"lab": lab, "customs": customs}, w + 1)
+        said += [(w, a["decision"], a["source"], a["targets"],
+                  sorted(x["source"] for x in a["data"]["agree"]))
+                 for a in Pipeline(cfg, clock=lambda w=w: _week_end(w)).detect()
+                 if a["kind"] == "spike"]
+    assert said == [(115, "open", "lab", ["mail"], ["lab"]),
+                    (118, "escalate", "customs,lab", ["mail"], ["customs", "lab"]),
+                    (120, "correct", "lab", ["mail"], ["lab"]),
+                    (122, "resolve", "customs", ["mail"], ["customs"])]

@@ -1144,14 +1144,18 @@ class Pipeline:
                        if k in told_open and episode_grew(ep, told_open[k], params)},
                 fresh=fresh,
             )
-            if (revised and "trend:increase" not in before and metric != "notices"
-                    and not any(f.kind == "trend" and f.direction == "increase"
-                                for f in tracker.active_findings())):
-                # the series' rise ended before the revision, while the substance's goes
-                # on: the rise it was told with, gone now, is corrected as one still open
+            for kind, direction in (("trend", "increase"), *decide.OTHER_EPISODES):
+                if (not revised or f"{kind}:{direction}" in before or metric == "notices"
+                        or any(f.kind == kind and f.direction == direction
+                               for f in tracker.active_findings())):
+                    continue
+                # the series' rise (spike, fall) ended before the revision, while the
+                # substance's goes on: the one it was told with, gone now, is corrected as
+                # one still open
                 gone = decide.rise_withdrawn(
                     store, substance, scope.removeprefix("series:"),
-                    [f for i in todo for f in per_period[i]])
+                    [f for i in todo for f in per_period[i]], kind, direction,
+                    sources=self.config.watched_sources())
                 if gone is not None:
                     decisions.append((gone, "correct"))
             after = decide.tracker_state(tracker)

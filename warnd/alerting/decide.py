@@ -685,31 +685,38 @@ def _told_before(store: Store, substance: str) -> dict[str, Any]:
 
 
 def rise_withdrawn(store: Store, substance: str, series: str, found: Sequence[Finding],
-                   ) -> Finding | None:
+                   kind: str = "trend", direction: str = "increase", *,
+                   sources: Collection[str] | None = None) -> Finding | None:
     """The rise of ``series`` its recipients were told in the substance's rise that goes
     on, when the series, judged again after a revision, no longer shows it (``found``:
     its findings now, its rise ended before the revision or not): the finding last told
     of it, to be corrected; None when the rise told is not open, the series was not
     told in it or was corrected since, or still rose in the time told (its episode
-    ended: that is its end, told with the substance's)."""
-    told = store.episode_state(substance_scope(substance)) or {}
-    if not told.get("open"):
+    ended: that is its end, told with the substance's). So too a spike or a fall
+    (``kind``, ``direction``) told in the substance's episode of that kind that goes on:
+    one its end was not decided for, that another series of ``sources`` (the watched
+    ones) holds open."""
+    rise = (kind, direction) == ("trend", "increase")
+    if rise and not (store.episode_state(substance_scope(substance)) or {}).get("open"):
         return None
+    if not rise and not (store.open_episode_scopes(
+            substance, f"{kind}:{direction}", sources=sources) - {f"series:{series}"}):
+        return None  # the substance's spike (fall) ended with the series' own
     rows = store.q(
-        "SELECT decision, data FROM alerts WHERE substance=? AND kind='trend' AND "
-        "direction='increase' AND decision IN ('open','escalate','repeat','correct') AND "
-        "id >= (SELECT COALESCE(MAX(id), 0) FROM alerts WHERE substance=? AND kind='trend' "
-        "AND direction='increase' AND decision='open') AND data LIKE ? ORDER BY id DESC "
-        "LIMIT 1", [substance, substance, f'%"series": "{series}"%'])
-    if not rows or rows[0]["decision"] == "correct":
+        "SELECT decision, data FROM alerts WHERE substance=? AND kind=? AND direction=? "
+        "AND decision IN ('open','escalate','repeat','correct','resolve') AND id >= "
+        "(SELECT COALESCE(MAX(id), 0) FROM alerts WHERE substance=? AND kind=? AND "
+        "direction=? AND decision='open') AND data LIKE ? ORDER BY id DESC LIMIT 1",
+        [substance, kind, direction, substance, kind, direction, f'%"series": "{series}"%'])
+    if not rows or rows[0]["decision"] in ("correct", "resolve"):
         return None
     data = json.loads(rows[0]["data"] or "{}")
     last = next((a for a in data.get("agree", []) if a.get("series") == series
-                 and a.get("kind") == "trend" and a.get("direction") == "increase"), None)
+                 and a.get("kind") == kind and a.get("direction") == direction), None)
     if last is None:
         return None
     f = finding_from_dict(last)
-    if any(g.kind == "trend" and g.direction == "increase" and g.detected_at >= f.onset
+    if any(g.kind == kind and g.direction == direction and g.detected_at >= f.onset
            for g in found):
         return None
     return f
