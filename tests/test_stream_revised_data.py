@@ -308,3 +308,39 @@ def test_a_spike_revised_away_after_its_own_ended_is_corrected(tmp_path):
                     (118, "escalate", "customs,lab", ["mail"], ["customs", "lab"]),
                     (120, "correct", "lab", ["mail"], ["lab"]),
                     (122, "resolve", "customs", ["mail"], ["customs"])]
+
+
+def test_a_correction_of_one_source_held_back_is_told_after_the_silence(tmp_path):
+    """The lab's rise is told (to ops), customs agrees (an escalation, to the desk); an
+    operator silences ketamine for two weeks, and in the first of them customs revises
+    its weeks away while the lab's rise goes on. The correction is held back; the first
+    round after the silence tells it to the desk, which had customs' rise, once, and not
+    to ops, which heard nothing of customs. Before, it was never told: the desk was left
+    believing customs' rise stood (only a correction of the whole rise was told after)."""
+    weeks = 126
+    cfg, usual = _two_sources(tmp_path, weeks)
+    risen = _rising(usual, {"lab": 110, "customs": 110})
+    said = []
+    for w in range(109, weeks):
+        if w == 120:
+            store = Store.in_dir(cfg.state_dir)
+            try:
+                actions.add_silence(store, substance="ketamin", reason="x", who="kari",
+                                    via="cli", until=_week_end(122) - timedelta(hours=1),
+                                    now=_week_end(119) + timedelta(hours=1))
+            finally:
+                store.close()
+        _put_each(cfg, {"lab": risen["lab"],
+                        "customs": usual["customs"] if w >= 120 else risen["customs"]}, w + 1)
+        said += [(w, a["decision"], a["source"], a["status"], a["targets"])
+                 for a in Pipeline(cfg, clock=lambda w=w: _week_end(w)).detect()
+                 if a["kind"] == "trend"]
+    assert said == [(111, "open", "lab", "open", ["ops"]),
+                    (113, "escalate", "customs,lab", "open", ["desk"]),
+                    (120, "correct", "customs", "silenced", []),
+                    (122, "correct", "customs", "open", ["desk"])]
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        assert store.held_back() == {}
+    finally:
+        store.close()

@@ -2025,20 +2025,21 @@ class Store:
 
     def held_back(self) -> dict[str, dict[str, Any]]:
         """The told state of each substance with a message about its rise held back: the
-        rise's (a silence, a mute, corroboration) or the end of a told rise (a silence, a
-        mute); also, with its rise's told state (else ``{}``), each whose end of a told
-        spike or fall was held back."""
+        rise's (a silence, a mute, corroboration), the end of a told rise or the correction
+        of one of its sources (a silence, a mute); also, with its rise's told state (else
+        ``{}``), each whose end of a told spike or fall, or correction of one of its
+        sources, was held back."""
         rises: dict[str, dict[str, Any]] = {}
         other_ends: set[str] = set()  # a spike's or a fall's end held back
         for name, st in self._states_of("substance").items():
             substance, _, episode = name.partition(":")
             if episode == "trend:increase":
                 rises[substance] = st
-            elif st.get("end_silenced"):
+            elif st.get("end_silenced") or st.get("corrections_silenced"):
                 other_ends.add(substance)
         return {sub: rises.get(sub, {}) for sub in sorted({*rises, *other_ends})
-                if sub in other_ends
-                or rises[sub].get("silenced") or rises[sub].get("end_silenced")}
+                if sub in other_ends or rises[sub].get("silenced")
+                or rises[sub].get("end_silenced") or rises[sub].get("corrections_silenced")}
 
     def _states_of(self, prefix: str, *, having: str = "") -> dict[str, dict[str, Any]]:
         """The episode states whose scope is ``<prefix>:<name>`` (a range of the key),

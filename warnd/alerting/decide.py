@@ -308,11 +308,42 @@ def enqueue_findings(
         end = None if not held_end else _end_held(config, store, int(held_end), now=now)
         if end is None:
             continue
-        pending_states[scope] = {}
+        pending_states[scope] = {k: v for k, v in (
+            pending_states.get(scope) or store.episode_state(scope) or {}).items()
+            if k != "end_silenced"}
         if end and not any(f.kind == kind and f.direction == direction and a == "open"
                            and not any(f is g for g in folded) for f, a in live):
             late_ends.append((end, int(held_end), int(held_end)))
             ended.add((kind, direction))
+    # the correction of one source of an episode that goes on, held back by a silence or
+    # a mute: told once nothing holds it back, as a held end is (moot once the episode
+    # opened anew)
+    late_corrections: list[tuple[dict[str, Any], int]] = []  # with the held alert's id
+    for kind, direction in (("trend", "increase"), *OTHER_EPISODES):
+        scope = substance_scope(substance, kind, direction)
+        st = told if scope == told_scope else (
+            pending_states.get(scope) or store.episode_state(scope) or {})
+        if not st.get("corrections_silenced"):
+            continue
+        kept = []
+        for held_id in st["corrections_silenced"]:
+            c = _end_held(config, store, int(held_id), now=now)
+            if c is None:
+                kept.append(held_id)
+            elif c and not store.q(
+                    "SELECT 1 FROM alerts WHERE substance=? AND kind=? AND direction=? AND "
+                    "id>? AND decision='open' LIMIT 1",
+                    [substance, kind, direction, int(held_id)]) and not (
+                    trends and not told.get("open") if scope == told_scope else any(
+                        f.kind == kind and f.direction == direction and a == "open"
+                        and not any(f is g for g in folded) for f, a in live)):
+                late_corrections.append((c, int(held_id)))
+        st = {k: v for k, v in st.items() if k != "corrections_silenced"}
+        if kept:
+            st["corrections_silenced"] = kept
+        pending_states[scope] = st
+        if scope == told_scope:
+            told = st
     by_episode: dict[tuple[str, str], list[tuple[Finding, str]]] = {}
     for f, a in ends:
         by_episode.setdefault((f.kind, f.direction), []).append((f, a))
@@ -377,6 +408,20 @@ def enqueue_findings(
     # commit together, or (a crash, a full disk) none of them does and the next
     # detection decides the same round again.
     with store.write() as db:
+        for alert, held_id in late_corrections:
+            # to those that had the source's messages before it and not the correction
+            f = finding_from_dict(alert["data"]["agree"][0])
+            kind, direction = alert["kind"], alert["direction"]
+            got = {r["target"] for r in store.q(
+                f"SELECT target FROM deliveries t WHERE alert_id=? AND {had()}", [held_id])}
+            owed = [t for t in _told_targets(store, substance, kind, direction, told,
+                                             series=f, before=held_id) if t not in got]
+            if not owed:
+                continue
+            if enqueue_alert(config, store, alert, now=now, told_to=owed, unheard=(
+                    _unheard_targets(store, substance, kind, direction, told, series=f,
+                                     before=held_id))) is not None:
+                created.append(alert)
         for group in groups:
             alert = _build_alert(config, store, substance, group, pending_states, now=now,
                                  spikes=folded if group is trends else (), carried=[
@@ -486,8 +531,20 @@ def enqueue_findings(
                 if (alert["kind"], alert["direction"]) == ("trend", "increase"):
                     told = pending_states[told_scope] = {**told, "end_silenced": alert["id"]}
                 else:
-                    pending_states[substance_scope(substance, alert["kind"], alert[
-                        "direction"])] = {"end_silenced": alert["id"]}
+                    scope = substance_scope(substance, alert["kind"], alert["direction"])
+                    pending_states[scope] = {**(pending_states.get(scope) or store.episode_state(
+                        scope) or {}), "end_silenced": alert["id"]}
+            elif id(group) in withdrawn and alert.get("status") in HELD and alert.get("id"):
+                # a correction of one source of an episode that goes on, held back: told
+                # once nothing holds it back (its recipients would otherwise believe that
+                # source's rise, spike or fall stands)
+                scope = substance_scope(substance, alert["kind"], alert["direction"])
+                st = told if scope == told_scope else (
+                    pending_states.get(scope) or store.episode_state(scope) or {})
+                st = pending_states[scope] = {**st, "corrections_silenced": [
+                    *st.get("corrections_silenced", []), int(alert["id"])]}
+                if scope == told_scope:
+                    told = st
         for alert, held_end, held_id in late_ends:
             kind, direction = alert["kind"], alert["direction"]
             # the held end goes to those that had the episode and not the end itself: a
