@@ -409,3 +409,101 @@ def test_an_end_that_may_have_reached_a_target_before_a_silence_is_not_told_to_i
     finally:
         ops_relay.stop()
         mail_relay.stop()
+
+
+def test_a_correction_silenced_while_it_waited_is_told_after(tmp_path):
+    """The lab's rise of ketamine is told to mail (a real relay); the lab then revises
+    those weeks away, and the correction, decided at noon in quiet hours, waits; before
+    it goes an operator silences ketamine for three days. The next week, the silence
+    over, mail is told the correction, once, replying to the rise it had. Before, it was
+    never told: mail was left believing the rise went on, and no end would come."""
+    from tests.servers import SmtpServer, wait_for
+    from warnd.alerting import outbox
+    from warnd.pipeline import Pipeline
+
+    relay = SmtpServer().start()
+    cfg = load_config(write_config(tmp_path, SOURCES + target(
+        "mail", relay.url("mail@example.org")) + QUIET_NOON))
+    weeks, rise, revised = 124, 110, 118
+    usual = np.random.default_rng(11).poisson(5.0, weeks).astype(float)
+    risen = usual.copy()
+    risen[rise:] = np.random.default_rng(6).poisson(15.0, weeks - rise)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        for w in range(rise - 1, weeks):
+            put_weekly(cfg.state_dir, (usual if w >= revised else risen)[: w + 1],
+                       start=START)
+            noon = _week_end(w)
+            for a in Pipeline(cfg, clock=lambda t=noon: t).detect():
+                if (a["kind"], a["decision"]) == ("trend", "correct") and w == revised:
+                    actions.add_silence(store, substance="ketamin", reason="x", who="kari",
+                                        via="cli", duration=timedelta(days=3),
+                                        now=noon + timedelta(hours=1))
+            outbox.dispatch_pending(cfg, store, now=noon + timedelta(hours=6))
+        rows = store.q("SELECT a.decision, d.status, d.delivered_at FROM alerts a JOIN "
+                       "deliveries d ON d.alert_id = a.id WHERE a.kind = 'trend' "
+                       "ORDER BY a.id")
+        assert store.held_back() == {}
+    finally:
+        store.close()
+        relay.stop()
+    assert [(r["decision"], r["status"]) for r in rows] == [
+        ("open", "delivered"), ("correct", "silenced"), ("correct", "delivered")]
+    assert rows[2]["delivered_at"] == (_week_end(revised + 1) + timedelta(hours=6)).isoformat()
+    wait_for(lambda: len(relay.messages) == 2, what="the correction")
+    opening, correction = relay.messages
+    assert correction["Subject"].startswith("Rettelse: ")
+    assert correction["In-Reply-To"] == opening["Message-ID"]
+
+
+def test_a_source_s_correction_one_target_had_and_a_silence_held_from_another(tmp_path):
+    """The lab's and customs' rise of ketamine is told to ops and to mail (two real
+    relays). Customs revises its weeks away while the lab's rise goes on: ops has the
+    correction at once, mail's relay is down and its correction waits for a retry, and
+    before the retry an operator silences ketamine for three days. The next week, the
+    silence over and mail's relay back, mail is told the correction, once; ops is not
+    told it again. Before, mail was never told, and was left believing customs' rise
+    stood."""
+    from tests.servers import SmtpServer
+    from tests.test_stream_revisions import _put_each, _rising, _usual
+    from warnd.alerting import outbox
+    from warnd.pipeline import Pipeline
+
+    ops_relay, mail_relay = SmtpServer().start(), SmtpServer().start()
+    cfg = load_config(write_config(tmp_path, SOURCES + target(
+        "ops", ops_relay.url("ops@example.org")) + target(
+        "mail", mail_relay.url("mail@example.org")) + (
+        '\n[alerting]\ndefault_targets = ["ops", "mail"]\n')))
+    weeks, revised = 124, 118
+    usual = _usual(weeks)
+    risen = _rising(usual, {"lab": 110, "customs": 110})
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        for w in range(109, weeks):
+            _put_each(cfg, {"lab": risen["lab"], "customs": (
+                usual if w >= revised else risen)["customs"]}, w + 1)
+            noon = _week_end(w)
+            for a in Pipeline(cfg, clock=lambda t=noon: t).detect():
+                if (a["kind"], a["decision"]) == ("trend", "correct") and w == revised:
+                    mail_relay.stop()
+                    assert outbox.dispatch_pending(
+                        cfg, store, now=noon + timedelta(minutes=30))["retrying"] == 1
+                    actions.add_silence(store, substance="ketamin", reason="x", who="kari",
+                                        via="cli", duration=timedelta(days=3),
+                                        now=noon + timedelta(hours=1))
+            outbox.dispatch_pending(cfg, store, now=noon + timedelta(hours=6))
+            if w == revised:
+                mail_relay.start()
+        rows = store.q("SELECT a.decision, d.target, d.status FROM alerts a JOIN deliveries "
+                       "d ON d.alert_id = a.id WHERE a.kind = 'trend' AND a.decision = "
+                       "'correct' ORDER BY a.id, d.target")
+        assert store.held_back() == {}
+    finally:
+        store.close()
+        ops_relay.stop()
+        mail_relay.stop()
+    assert [(r["decision"], r["target"], r["status"]) for r in rows] == [
+        ("correct", "mail", "silenced"), ("correct", "ops", "delivered"),
+        ("correct", "mail", "delivered")]
+    assert [m["Subject"].split(":")[0] for m in mail_relay.messages][-1] == "Rettelse"
+    assert [m["Subject"].split(":")[0] for m in ops_relay.messages].count("Rettelse") == 1

@@ -757,8 +757,11 @@ def _rise_unheard(store: Store, d: dict[str, Any], db: Any, now: datetime, *,
     once the silence has ended or the mute is lifted, unless a new rise opens first
     (``end_silenced``, as for an end held back when it was decided). ``mark``: what held
     it back (``True``, a silence; ``"muted"``, its substance muted). So too the end of a
-    told spike or fall, unless the same kind opened again since. An end is marked so
-    also when another target already had it: told after to the targets that did not."""
+    told spike or fall, unless the same kind opened again since, and a correction: of the
+    whole episode as its end, of one source of an episode that goes on
+    (``corrections_silenced``) as one held back when it was decided. An end (a
+    correction) is marked so also when another target already had it: told after to the
+    targets that did not."""
     try:
         data = json.loads(d.get("data") or "{}")
     except ValueError:
@@ -766,26 +769,38 @@ def _rise_unheard(store: Store, d: dict[str, Any], db: Any, now: datetime, *,
     episode = (d.get("kind"), data.get("direction"))
     if (episode not in (("trend", "increase"), *OTHER_EPISODES) or not d.get("substance")
             or data.get("decision") not in (
-                ("open", "escalate", "resolve") if episode == ("trend", "increase")
-                else ("resolve",))):
+                ("open", "escalate", "resolve", "correct") if episode == ("trend", "increase")
+                else ("resolve", "correct"))):
         return
-    if data["decision"] != "resolve" and db.execute(
+    if data["decision"] not in ("resolve", "correct") and db.execute(
             f"SELECT 1 FROM deliveries t WHERE alert_id=? AND (status='delivered' OR "
             f"{maybe_heard()})", (int(d["alert_id"]),)).fetchone():
         return  # someone heard it, or may have: an attempt of it may have reached them
-    # an end is held back from this target even when another had it: told to those
-    # that did not (decide reads who had it)
-    if episode != ("trend", "increase"):
-        scope = substance_scope(d["substance"], *episode)
-        if not (store.episode_state(scope) or {}).get("end_silenced") and not db.execute(
+    # an end (a correction) is held back from this target even when another had it: told
+    # to those that did not (decide reads who had it)
+    scope = substance_scope(d["substance"], *episode)
+    if data["decision"] == "correct" and _corrects_one(store, d["substance"], episode, db):
+        # of one source of an episode that goes on: told after, as one held back when it
+        # was decided (unless the episode opened anew since)
+        st = store.episode_state(scope) or {}
+        if int(d["alert_id"]) not in st.get("corrections_silenced", []) and not db.execute(
                 "SELECT 1 FROM alerts WHERE substance=? AND kind=? AND direction=? AND id>? "
                 "AND decision='open'", (d["substance"], *episode, int(d["alert_id"]))
                 ).fetchone():
-            store.save_episode_state(scope, {"end_silenced": int(d["alert_id"])}, db, now=now)
+            store.save_episode_state(scope, {**st, "corrections_silenced": [
+                *st.get("corrections_silenced", []), int(d["alert_id"])]}, db, now=now)
         return
-    scope = substance_scope(d["substance"])
+    if episode != ("trend", "increase"):
+        st = store.episode_state(scope) or {}
+        if not st.get("end_silenced") and not db.execute(
+                "SELECT 1 FROM alerts WHERE substance=? AND kind=? AND direction=? AND id>? "
+                "AND decision='open'", (d["substance"], *episode, int(d["alert_id"]))
+                ).fetchone():
+            store.save_episode_state(scope, {**st, "end_silenced": int(d["alert_id"])}, db,
+                                     now=now)
+        return
     told = store.episode_state(scope)
-    if data["decision"] == "resolve":
+    if data["decision"] in ("resolve", "correct"):
         if told is not None and not told.get("open") and not told.get("end_silenced"):
             store.save_episode_state(scope, {**told, "end_silenced": int(d["alert_id"])},
                                      db, now=now)
@@ -797,6 +812,16 @@ def _rise_unheard(store: Store, d: dict[str, Any], db: Any, now: datetime, *,
     else:
         told = {**told, "silenced": mark, "unheard": True}
     store.save_episode_state(scope, told, db, now=now)
+
+
+def _corrects_one(store: Store, substance: str, episode: tuple[str, str], db: Any) -> bool:
+    """True when a correction of the substance's ``episode`` (kind, direction) withdrew
+    one source of it only: the episode goes on (a rise: what its recipients were told is
+    still open; a spike or a fall: a series of the substance still has it open)."""
+    if episode == ("trend", "increase"):
+        told = store.episode_state(substance_scope(substance)) or {}
+        return bool(told.get("open"))
+    return bool(store.open_episode_scopes(substance, ":".join(episode)))
 
 
 def _speaking_for(config: Config, store: Store, d: dict[str, Any], now: datetime
