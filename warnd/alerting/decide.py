@@ -629,7 +629,8 @@ def _forget_episode(states: dict[str, dict[str, Any]], f: Finding) -> None:
 def tell_held(config: Config, store: Store, substance: str, *, now: datetime,
               ) -> list[dict[str, Any]]:
     """The messages of a substance that a silence held back (its rise's, or the end of a
-    told rise, spike or fall), told now if no silence covers them any more and the rise still holds,
+    told rise, spike or fall, or a correction of one), told now if no silence covers them
+    any more and the rise still holds,
     without waiting for the substance's next data: a round of :func:`enqueue_findings`
     with no new decision. Nothing when they are still held."""
     return enqueue_findings(config, store, substance, [], {}, now=now, release=True)
