@@ -306,6 +306,55 @@ def test_the_recovery_of_a_told_failure_held_back_by_a_silence_is_told_after(tmp
     assert rows[2]["created_at"] == (t0 + timedelta(hours=27)).isoformat()
 
 
+
+def test_a_recovery_held_back_by_a_silence_waits_for_a_poll_that_succeeds(tmp_path, root):
+    """The media feed's failure is told, then its health messages are silenced for a
+    day and it recovers within it: the recovery is held back. The first two polls after
+    the silence fail (fewer than ``unhealthy_after``), the third succeeds: the recovery
+    is told with that one, once, not with a poll that failed. Before, it was told with
+    the first poll after the silence, as the feed failed again."""
+    import shutil
+    from datetime import UTC, datetime
+
+    from tests.test_alerting import RSS_SOURCE
+    from warnd.pipeline import Pipeline
+
+    cfg = load_config(write_config(tmp_path, RSS_SOURCE + target("mail", DEAD)
+                                   + "\n[alerting]\nsend_resolved = true\n"))
+    t0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    clock = {"t": t0}
+    pipe = Pipeline(cfg, clock=lambda: clock["t"])
+    feed, kept = root / "tests/fixtures/rss/ba_2026-03.xml", tmp_path / "feeds/ba.xml"
+
+    def poll(h: int, ok: bool) -> None:
+        clock["t"] = t0 + timedelta(hours=h)
+        if ok:
+            shutil.copy(feed, kept)
+        else:
+            kept.unlink(missing_ok=True)
+        assert pipe.poll("media").ok is ok
+
+    (tmp_path / "feeds").mkdir()
+    for h in range(3):
+        poll(h, False)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        actions.add_silence(store, substance=None, kind="source_health", source="media",
+                            duration=timedelta(days=1), reason="moving the feed", who="kari",
+                            via="web", now=t0 + timedelta(hours=3))
+        for h, ok in ((4, True), (12, True), (27, False), (28, False), (29, True),
+                      (30, True)):  # the silence ends at 27:00
+            poll(h, ok)
+        rows = store.q("SELECT a.decision, a.status, d.target, a.created_at FROM alerts a "
+                       "LEFT JOIN deliveries d ON d.alert_id = a.id ORDER BY a.id")
+    finally:
+        store.close()
+    assert [(r["decision"], r["status"], r["target"]) for r in rows] == [
+        ("open", "resolved", "mail"), ("resolve", "silenced", None),
+        ("resolve", "resolved", "mail")]
+    assert rows[2]["created_at"] == (t0 + timedelta(hours=29)).isoformat()
+
+
 def _end_held_from_mail(tmp_path, ops_relay, mail_relay, *, fail, back=lambda: None):
     """Ketamine's rise at the lab, told to ops and to mail week by week (two real
     relays). When it ends, ``fail(end)`` keeps mail's end from going (a relay down, or

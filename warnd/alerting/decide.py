@@ -1481,7 +1481,9 @@ def check_source_health(
             log.info("source=%s recovered", source)
             return None
     elif ep.get("end_silenced") and not ep.get("open"):
-        return _tell_held_recovery(config, store, source, ep, now=now)
+        # a recovery is told with a poll that succeeded, not with one that failed (fewer
+        # times than make it failing): it waits for the next one that succeeds
+        return _tell_held_recovery(config, store, source, ep, now=now) if fails == 0 else None
     else:
         return None
     data = {
@@ -1558,8 +1560,8 @@ def _failure_told(store: Store, source: str, n: int) -> tuple[list[str] | None, 
 def _tell_held_recovery(config: Config, store: Store, source: str, ep: dict[str, Any], *,
                         now: datetime) -> int | None:
     """The recovery of a told failure that a silence held back (``end_silenced`` in the
-    source's episode state), told now that no silence covers it, to those who had the
-    failure; None while one does."""
+    source's episode state), told now that no silence covers it (with a poll that
+    succeeded), to those who had the failure; None while one does."""
     rows = store.q("SELECT * FROM alerts WHERE id=?", [int(ep["end_silenced"])])
     if rows and silenced_by(store, rows[0], now) is not None:
         return None
