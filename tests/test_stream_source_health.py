@@ -177,3 +177,36 @@ def test_a_file_too_large_in_a_folder_does_not_keep_the_other_files_from_being_r
     for f in folder.glob("week-*.csv"):
         f.unlink()
     assert Pipeline(cfg, clock=lambda: monday + timedelta(weeks=6)).poll("lab").ok is False
+
+
+def test_a_source_paused_while_it_fails_has_its_failure_ended_and_told_anew_if_it_goes_on(
+        tmp_path):
+    """The media feed fails and its failure is told; the operator pauses it (``enabled =
+    false``). The next whole detection pass ends the failure quietly, as a removed
+    source's: `warnd status` and the console no longer list it open, and nothing is
+    sent. Resumed, the feed is counted afresh: two failed polls tell nothing, the third
+    tells a new failure. Before, the failure stayed open for as long as the feed was
+    paused (and a resumed feed's first failed poll was counted on from the old ones)."""
+    mail = target("mail", DEAD)
+    cfg = load_config(write_config(tmp_path, RSS_SOURCE + mail))
+    paused = load_config(write_config(tmp_path, RSS_SOURCE + "enabled = false\n" + mail,
+                                      name="paused.toml"))
+    for k in range(3):
+        assert Pipeline(cfg, clock=lambda k=k: T0 + timedelta(hours=k)).poll(
+            "media").ok is False
+    Pipeline(paused, clock=lambda: T0 + timedelta(days=1)).detect()
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        after_pause = _health(store)
+        failures = store.source_state("media")["consecutive_failures"]
+        later = T0 + timedelta(days=30)
+        resumed = []
+        for k in range(3):
+            assert Pipeline(cfg, clock=lambda k=k: later + timedelta(hours=k)).poll(
+                "media").ok is False
+            resumed.append(_health(store)[1:])
+    finally:
+        store.close()
+    assert after_pause == [("open", "resolved", "mail", "pending")]
+    assert failures == 0
+    assert resumed == [[], [], [("open", "open", "mail", "pending")]]

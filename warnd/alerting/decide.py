@@ -1418,19 +1418,21 @@ def reopen_returned(config: Config, store: Store) -> int:
 
 
 def close_removed_failures(config: Config, store: Store, *, now: datetime) -> list[str]:
-    """End, without a message, the failure episodes of sources taken out of the config:
-    nothing polls them any more, so the episode would stay open for good, and a source
-    of that name added again later would fail without anyone being told (its failures
-    then counted on from the old ones). Their alerts are resolved. The names."""
-    configured = {s.name for s in config.sources}
-    gone = [name for name in store.failing_sources() if name not in configured]
+    """End, without a message, the failure episodes of sources taken out of the config
+    or paused (``enabled = false``): nothing polls them any more, so the episode would
+    stay open for as long (for good), and a source of that name added again (or resumed)
+    later would fail without anyone being told (its failures then counted on from the
+    old ones). Their alerts are resolved. The names."""
+    watched = config.watched_sources()
+    gone = [name for name in store.failing_sources() if name not in watched]
     for name in gone:
         with store.write() as db:
             _end_failure(store, name, store.episode_state(f"source:{name}") or {}, db,
                          now=now)
             db.execute("UPDATE source_state SET consecutive_failures=0 WHERE source=?",
                        (name,))
-        log.info("source=%s taken out of the config: its failure episode ended", name)
+        log.info("source=%s taken out of the config or paused: its failure episode ended",
+                 name)
     return gone
 
 
