@@ -268,7 +268,9 @@ def test_share_of_tests_in_per_cent_through_the_pipeline(tmp_path, smtp_server, 
         fh.write(target("mail", smtp_server.url()) + target("teams", teams_server.url()))
     monkeypatch.setenv("WARND_STATE_DIR", str(tmp_path / "state"))
     cfg = load_config(path)
-    res = Pipeline(cfg).run_once()
+    # the week after the demo's data end: its sources' data are not old then (a source with
+    # old data is noted as such, not listed as without an increase)
+    res = Pipeline(cfg, clock=lambda: datetime(2026, 3, 31, 10, tzinfo=UTC)).run_once()
     ketamin = next(a for a in res["alerts"] if a["substance"] == "ketamin"
                    and a["kind"] == "trend")
     lab = next(a for a in ketamin["data"]["agree"] if a["source"] == "lab-mbf")
@@ -282,9 +284,11 @@ def test_share_of_tests_in_per_cent_through_the_pipeline(tmp_path, smtp_server, 
     assert "AMK Bergen (ambulanse), Vestland: utrykninger per uke" in ketamin["body"]
     # a media source's counts are its articles per week
     assert "Bergens Tidende, Vestland: saker per uke" in ketamin["body"]
-    wait_for(lambda: len(smtp_server.messages) >= 2 and len(teams_server.payloads()) >= 2,
+    title = ketamin["title"]
+    wait_for(lambda: any(title in str(m["Subject"]) for m in smtp_server.messages) and any(
+        title in json.dumps(p, ensure_ascii=False) for p in teams_server.payloads()),
              what="the demo's alerts sent")
-    mail = next(m for m in smtp_server.messages if "Ketamin" in str(m["Subject"]))
+    mail = next(m for m in smtp_server.messages if title in str(m["Subject"]))
     parts = {p.get_content_type(): p for p in mail.walk() if not p.is_multipart()}
     for kind in ("text/plain", "text/html"):
         body = parts[kind].get_content()
@@ -292,7 +296,7 @@ def test_share_of_tests_in_per_cent_through_the_pipeline(tmp_path, smtp_server, 
         without_p = re.sub(r"p = (<|&lt;)?[\d,]+", "p = ", body)  # p-values are figures
         assert not re.search(r"0,0\d{2,}", without_p), kind  # no share as a raw fraction
     card = next(json.dumps(p, ensure_ascii=False) for p in teams_server.payloads()
-                if "Ketamin" in json.dumps(p, ensure_ascii=False))
+                if title in json.dumps(p, ensure_ascii=False))
     assert name in card and said in card
     # the digest names the sources of open episodes by their labels, substances in full
     from datetime import time as dtime

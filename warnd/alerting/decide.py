@@ -1067,6 +1067,11 @@ def _build_alert(
         decision = forced
     if decision in ("resolve", "correct"):
         disagree = []
+    # a source whose newest data is unusually old has said nothing new: it does not
+    # disagree (nor count among the sources), its data's age is noted instead
+    silent = {src: st for src in sorted({disagree_parts[k][0] for k in disagree})
+              if src not in sources and (st := stale_data(store, src, now=now))}
+    disagree = [k for k in disagree if disagree_parts[k][0] not in silent]
     onset = min(f.onset for f in agree.values()).isoformat()
     shares = _share_series(store, [*agree.values(), *spikes], disagree_parts)
     agree_dicts = [_finding_dict(f, shares)
@@ -1086,6 +1091,7 @@ def _build_alert(
         onset = min(onset, told["onset"] or onset)
     headlines = _headlines(store, substance, since=date.fromisoformat(onset))
     stale = [st for st in (stale_data(store, src, now=now) for src in sources) if st]
+    stale += silent.values()
     data = {
         "substance": substance,
         "label": config.substance_label(substance),
