@@ -181,3 +181,27 @@ def test_a_spike_opening_the_round_another_s_ends_carries_the_episode_on(tmp_pat
     assert [(w, d) for w, d, _ in told] == [
         (spike, "open"), (spike + 4, "escalate"), (spike + 8, "resolve")]
     assert all(t.endswith("2 kilder") for *_, t in told[1:])
+
+
+def test_a_source_s_spike_opening_again_within_the_episode_with_nothing_more_is_not_news(
+        tmp_path):
+    """The lab's spike is told, customs' three weeks on as an escalation ("2 kilder"),
+    which holds the episode open. Meanwhile the lab's own episode ends (four weeks
+    without a spike) and two weeks after that it spikes again, no higher: the same two
+    sources, nothing more than was told, so nothing is sent, and one end naming both
+    follows. Before, the lab's spike opening again was told as
+    "Forverring: Enkeltstående topp: ketamin — 2 kilder", repeating what was told."""
+    cfg = load_config(write_config(tmp_path, SOURCES + MAIL))
+    weeks, spike = 130, 110
+    lab, customs = _calm(1, weeks), _calm(2, weeks)
+    lab[spike], customs[spike + 3], lab[spike + 6] = 45, 50, 40
+    told = []
+    for w in range(spike - 2, weeks):
+        put_weekly(cfg.state_dir, lab[: w + 1], start=START)
+        put_weekly(cfg.state_dir, customs[: w + 1], start=START, source="customs")
+        told += [(w, a["decision"], a["title"])
+                 for a in Pipeline(cfg, clock=lambda w=w: _week_end(w)).detect()]
+    assert [(w, d) for w, d, _ in told] == [
+        (spike, "open"), (spike + 3, "escalate"), (spike + 10, "resolve")]
+    assert told[1][2] == "Forverring: Enkeltstående topp: ketamin — 2 kilder"
+    assert told[2][2].endswith("2 kilder")

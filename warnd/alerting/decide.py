@@ -474,6 +474,13 @@ def enqueue_findings(
                             "category": max(ev["category"], int(told["category"])),
                             "magnitude": max(ev["magnitude"], float(told.get("magnitude", 0)))}
                 pending_states[told_scope] = told
+            elif alert["decision"] == "escalate" and not _grew_beyond_told(config, store,
+                                                                           alert):
+                # a spike (a fall) opening again in a source already told in the episode,
+                # or growing in it, no more than told: not news
+                log.info("substance=%s %s:%s not sent: no more than already told",
+                         substance, alert["kind"], alert["direction"])
+                continue
             if (alert["kind"] == "trend" and alert["direction"] == "increase"
                     and told.get("n")):
                 # the episode told: a rise revised away and back is told again on the
@@ -591,6 +598,25 @@ def enqueue_findings(
             store.save_episode_state(scope, st, db, now=now)
     crash_point("round")
     return created
+
+
+def _grew_beyond_told(config: Config, store: Store, alert: dict[str, Any]) -> bool:
+    """Whether the escalation ``alert`` of a substance's spike (fall) tells more than
+    the messages of its episode someone had told (:func:`_rise_told`), by the rule of
+    a rise's (:func:`evidence_grew`): more sources, a higher category (in either
+    direction), or a change ``escalate_factor`` times the largest one told. True when
+    none was told."""
+    told = list(_rise_told(store, alert["substance"], alert["kind"], alert["direction"])[
+        "agree"].values())
+    if not told:
+        return True
+
+    def evidence(agree: list[dict[str, Any]]) -> dict[str, Any]:
+        return {**_evidence({"data": {"agree": agree}}), "category": max(
+            abs(int(a.get("category") or 0)) for a in agree)}
+
+    factor = float(config.detection_params(alert["substance"]).escalate_factor)
+    return evidence_grew(evidence(alert["data"]["agree"]), evidence(told), factor)
 
 
 def _remind_from_now(config: Config, store: Store, substance: str,
