@@ -205,3 +205,30 @@ def test_a_source_s_spike_opening_again_within_the_episode_with_nothing_more_is_
         (spike, "open"), (spike + 3, "escalate"), (spike + 10, "resolve")]
     assert told[1][2] == "Forverring: Enkeltstående topp: ketamin — 2 kilder"
     assert told[2][2].endswith("2 kilder")
+
+
+def test_a_spike_s_reminders_count_from_its_last_message_whichever_source_it_came_from(
+        tmp_path):
+    """Reminders after four weeks, spikes ending after twelve without one. The lab's
+    spike is told, customs' three weeks on as an escalation; the lab spikes again three
+    weeks after that escalation, customs three weeks later. A reminder is due four
+    weeks after the last message, whichever source it came from, as a rise's: not with
+    the lab's spike (three weeks after the escalation), but with customs' (six weeks
+    after it), one reminder naming both. Before, each source counted from its own
+    last message: the lab's spike was a reminder three weeks after the escalation, and
+    customs' another three weeks after that."""
+    cfg = load_config(write_config(tmp_path, SOURCES + MAIL + (
+        "\n[detection]\nrepeat_after_periods = 4\nresolve_after_periods = 12\n")))
+    weeks, spike = 135, 110
+    lab, customs = _calm(1, weeks), _calm(2, weeks)
+    lab[spike], customs[spike + 3], lab[spike + 6], customs[spike + 9] = 45, 50, 40, 32
+    told = []
+    for w in range(spike - 2, weeks):
+        put_weekly(cfg.state_dir, lab[: w + 1], start=START)
+        put_weekly(cfg.state_dir, customs[: w + 1], start=START, source="customs")
+        told += [(w, a["kind"], a["decision"], a["title"])
+                 for a in Pipeline(cfg, clock=lambda w=w: _week_end(w)).detect()]
+    assert [(w, k, d) for w, k, d, _ in told] == [
+        (spike, "spike", "open"), (spike + 3, "spike", "escalate"),
+        (spike + 9, "spike", "repeat"), (spike + 21, "spike", "resolve")]
+    assert told[2][3] == "Påminnelse: Enkeltstående topp: ketamin — 2 kilder"

@@ -570,9 +570,14 @@ def enqueue_findings(
                     _unheard_targets(store, substance, kind, direction, told,
                                      before=held_end))) is not None:
                 created.append(alert)
-        if any(a["kind"] == "trend" and a["direction"] == "increase"
-               and a["decision"] in ("open", "escalate", "repeat")
-               and a.get("status") not in HELD for a in created):
+        told_now = {(a["kind"], a["direction"]) for a in created
+                    if a["decision"] in ("open", "escalate", "repeat")
+                    and a.get("status") not in HELD}
+        for kind, direction in sorted(told_now - {("trend", "increase")}):
+            # a spike's (a fall's) reminders too count from its latest message
+            _remind_from_now(config, store, substance, pending_states,
+                             episode=f"{kind}:{direction}")
+        if ("trend", "increase") in told_now:
             _remind_from_now(config, store, substance, pending_states)
         else:
             # a spike that opened within the rise and was only recorded (no message told
@@ -620,20 +625,21 @@ def _grew_beyond_told(config: Config, store: Store, alert: dict[str, Any]) -> bo
 
 
 def _remind_from_now(config: Config, store: Store, substance: str,
-                     states: dict[str, dict[str, Any]]) -> None:
-    """The substance's rise was just told: every watched series with that episode open
-    counts ``repeat_after_periods`` from now (its latest period), so the recipients
-    are reminded that long after the last message they had, whichever source it came
-    from, not on each source's own cadence. The changed states go into ``states``
-    (saved with the round)."""
+                     states: dict[str, dict[str, Any]], *,
+                     episode: str = "trend:increase") -> None:
+    """The substance's rise (its ``episode``: ``"spike:increase"``, a spike) was just
+    told: every watched series with that episode open counts ``repeat_after_periods``
+    from now (its latest period), so the recipients are reminded that long after the
+    last message they had, whichever source it came from, not on each source's own
+    cadence. The changed states go into ``states`` (saved with the round)."""
     stored = store.active_episode_states(substance, sources=config.watched_sources())
     for scope, st in {**stored, **states}.items():
         tracker = st.get("tracker") if scope.startswith("series:") else None
-        ep = (tracker or {}).get("open", {}).get("trend:increase")
+        ep = (tracker or {}).get("open", {}).get(episode)
         if ep is None or ep.get("last_sent") == tracker["period"]:
             continue
         states[scope] = {**st, "tracker": {**tracker, "open": {
-            **tracker["open"], "trend:increase": {**ep, "last_sent": tracker["period"]}}}}
+            **tracker["open"], episode: {**ep, "last_sent": tracker["period"]}}}}
 
 
 def _forget_episode(states: dict[str, dict[str, Any]], f: Finding) -> None:
