@@ -18,7 +18,7 @@ from warnd.pipeline import Pipeline
 from warnd.store import Store
 
 
-@pytest.mark.parametrize("customs_until", [None, 100])
+@pytest.mark.parametrize("customs_until", [None, 100, "late"])
 def test_a_source_with_old_data_is_not_listed_as_without_an_increase(tmp_path,
                                                                      customs_until):
     """The lab's ketamine counts triple from week 110; customs' stay steady. While
@@ -26,17 +26,20 @@ def test_a_source_with_old_data_is_not_listed_as_without_an_increase(tmp_path,
     increase ("1 av 2 kilder øker"). When customs' newest week is week 100, ten weeks
     before, it is not listed there nor counted ("1 av 1"): the message notes instead
     that its newest data are from week 100. Before, a source that had said nothing new
-    for ten weeks was listed as not agreeing, as if its data showed no rise."""
+    for ten weeks was listed as not agreeing, as if its data showed no rise. When every
+    source's weeks are read six weeks late, customs' old data still cover the weeks the
+    lab rose, and it is listed as not agreeing, as its data say."""
     cfg = load_config(write_config(tmp_path, SOURCES + MAIL))
     weeks, rise, calm = 130, 110, 125
     lab = _lab_rise(weeks, rise, calm)
     customs = np.random.default_rng(5).poisson(np.full(weeks, 5.0)).astype(float)
     opened = []
     for w in range(rise - 2, rise + 6):
-        last = w if customs_until is None else min(w, customs_until)
+        last = w if customs_until in (None, "late") else min(w, customs_until)
         put_weekly(cfg.state_dir, customs[: last + 1], start=START, source="customs")
         put_weekly(cfg.state_dir, lab[: w + 1], start=START)
-        opened += [a["id"] for a in Pipeline(cfg, clock=lambda w=w: _week_end(w)).detect()
+        read = w + (6 if customs_until == "late" else 0)
+        opened += [a["id"] for a in Pipeline(cfg, clock=lambda r=read: _week_end(r)).detect()
                    if a["kind"] == "trend" and a["decision"] == "open"]
     store = Store.in_dir(cfg.state_dir)
     try:
@@ -49,6 +52,10 @@ def test_a_source_with_old_data_is_not_listed_as_without_an_increase(tmp_path,
         assert data["disagree"] == ["customs:ketamin"]
         assert "Kilder uten økning" in body and "1 av 2 kilder" in body
         assert data["stale"] == []
+    elif customs_until == "late":
+        assert data["disagree"] == ["customs:ketamin"]
+        assert "Kilder uten økning" in body and "1 av 2 kilder" in body
+        assert [s["source"] for s in data["stale"]] == ["lab"]
     else:
         assert data["disagree"] == []
         assert "Kilder uten økning" not in body and "1 av 1 kilde" in body

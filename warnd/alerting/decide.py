@@ -1099,12 +1099,15 @@ def _build_alert(
         decision = forced
     if decision in ("resolve", "correct"):
         disagree = []
-    # a source whose newest data is unusually old has said nothing new: it does not
-    # disagree (nor count among the sources), its data's age is noted instead
-    silent = {src: st for src in sorted({disagree_parts[k][0] for k in disagree})
-              if src not in sources and (st := stale_data(store, src, now=now))}
-    disagree = [k for k in disagree if disagree_parts[k][0] not in silent]
     onset = min(f.onset for f in agree.values()).isoformat()
+    # a source whose newest data is unusually old and ends before the rise began has
+    # said nothing of it: it does not disagree (nor count among the sources), its
+    # data's age is noted instead; one whose data cover the rise's time disagrees,
+    # however old they are now
+    silent = {src: st for src in sorted({disagree_parts[k][0] for k in disagree})
+              if src not in sources and (st := stale_data(store, src, now=now))
+              and st["period"] < onset}
+    disagree = [k for k in disagree if disagree_parts[k][0] not in silent]
     shares = _share_series(store, [*agree.values(), *spikes], disagree_parts)
     agree_dicts = [_finding_dict(f, shares)
                    for f in sorted(agree.values(), key=lambda f: f.series_key)]
