@@ -289,3 +289,31 @@ def test_counters_on_metrics_never_go_down_when_an_operator_retries_or_drops(
     assert last["warnd_delivery_attempts_total", ()] == tried + 1
     assert last["warnd_alerts_failed_total", ()] == 2  # each expired once
     assert last["warnd_alerts_sent_total", ()] == 1
+
+
+def test_the_outbox_list_says_how_many_it_leaves_out(tmp_path, capsys):
+    """A relay dead for a long while and a notice every hour: 203 deliveries wait. `warnd
+    outbox` lists the newest 200, as it always did, and its last line says 3 more are not
+    listed; with `--json` the output is still the list scripts read, and stderr says
+    how many there are. With `--limit` covering them all, nothing is said."""
+    cfg = make_config(tmp_path, target("mail", DEAD))
+    store = Store.in_dir(cfg.state_dir)
+    conf = ["--config", str(cfg.path)]
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=203)
+    for hour in range(203):
+        _notice(cfg, store, f"n{hour}", start + timedelta(hours=hour))
+    assert main([*conf, "outbox"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert sum(line.startswith("#") for line in out) == 200
+    assert out[-1] == ("3 more not listed: the newest 200 of 203 deliveries listed; "
+                       "`--limit 203` lists them all")
+    assert main([*conf, "outbox", "--json"]) == 0
+    got = capsys.readouterr()
+    rows = json.loads(got.out)
+    assert isinstance(rows, list) and len(rows) == 200 and rows[0]["alert_id"] == 203
+    assert "the newest 200 of 203 deliveries listed" in got.err
+    assert main([*conf, "outbox", "list", "--limit", "203", "--json"]) == 0
+    got = capsys.readouterr()
+    assert len(json.loads(got.out)) == 203 and got.err == ""
+    assert main([*conf, "outbox", "--limit", "203"]) == 0
+    assert "more not listed" not in capsys.readouterr().out

@@ -271,8 +271,15 @@ def cmd_outbox(args: argparse.Namespace, cfg: Config) -> int:
         for r in rows:
             r["last_error"] = redact(r["last_error"]) if r["last_error"] else None
             r["target_configured"] = r["target"] in names
+        total = outbox.count_deliveries(store, statuses=statuses) if rows else 0
+        # the list is the newest --limit: say so when more are left out (stderr with
+        # --json, whose output stays the list scripts read)
+        more = (f"the newest {len(rows)} of {total} deliveries listed; `--limit {total}` "
+                "lists them all") if total > len(rows) else ""
         if args.json:
             print_json(rows)
+            if more:
+                print(f"warnd: outbox: {more}", file=sys.stderr)
             return 0
         if not rows:
             print("outbox: nothing pending, failed or expired")
@@ -285,6 +292,8 @@ def cmd_outbox(args: argparse.Namespace, cfg: Config) -> int:
                   f"{r['title']}")
             if r["last_error"]:
                 print(f"    {r['last_error']}")
+        if more:
+            print(f"{total - len(rows)} more not listed: {more}")
         return 0
     finally:
         store.close()
@@ -314,7 +323,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser,
     ob = sub.add_parser("outbox", parents=[common],
                         help="deliveries pending, failed or expired; `outbox retry ID`, "
                         "`outbox drop ID`")
-    ob.add_argument("--limit", type=int, default=200)
+    ob.add_argument("--limit", type=int, default=200,
+                    help="list at most this many, the newest first (default 200)")
     ob.add_argument("--json", action="store_true")
     ob.add_argument("--status", action="append",
                     choices=["pending", "failed", "expired", "delivered", "dropped", "silenced"],
@@ -322,7 +332,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser,
                     "failed, expired)")
     osub = ob.add_subparsers(dest="outbox_cmd")
     ol = osub.add_parser("list", parents=[common], help="the deliveries (the default)")
-    ol.add_argument("--limit", type=int, default=200)
+    ol.add_argument("--limit", type=int, default=200,
+                    help="list at most this many, the newest first (default 200)")
     ol.add_argument("--json", action="store_true")
     ol.add_argument("--status", action="append",
                     choices=["pending", "failed", "expired", "delivered", "dropped", "silenced"])

@@ -1098,6 +1098,14 @@ def list_deliveries(
     return rows
 
 
+def count_deliveries(store: Store, *, statuses: tuple[str, ...] = ACTIONABLE) -> int:
+    """How many deliveries are in ``statuses``: all :func:`list_deliveries` would list
+    without its ``limit``."""
+    marks = ",".join("?" * len(statuses))
+    return int(store.q(f"SELECT COUNT(*) AS n FROM deliveries WHERE status IN ({marks})",
+                       list(statuses))[0]["n"])
+
+
 def _select(db: Any, alert_id: int, target: str | None, now_s: str
             ) -> tuple[str, list[Any], list[str]]:
     """The deliveries of ``alert_id`` (to ``target``, or all) an operator may act on:
