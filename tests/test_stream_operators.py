@@ -317,3 +317,43 @@ def test_the_outbox_list_says_how_many_it_leaves_out(tmp_path, capsys):
     assert len(json.loads(got.out)) == 203 and got.err == ""
     assert main([*conf, "outbox", "--limit", "203"]) == 0
     assert "more not listed" not in capsys.readouterr().out
+
+
+def test_status_counts_what_waits_for_a_target_apart_from_what_expired(tmp_path, capsys):
+    """A relay dead for hours (expire_after 2 h): three notices wait for it, one tried and
+    two held behind its back-off; then all three expire, and a fourth notice is tried and
+    waits. `warnd status` says how many wait and how many expired, each on its own — an
+    expired delivery no longer waits (before, the line said "1 waiting" for three that
+    waited, and "4 waiting" for three expired and one waiting)."""
+    cfg = make_config(tmp_path, target("mail", DEAD), SHORT)
+    store = Store.in_dir(cfg.state_dir)
+    conf = ["--config", str(cfg.path)]
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=4)
+
+    def line() -> tuple[str, dict[str, Any]]:
+        main([*conf, "status"])
+        out = capsys.readouterr().out
+        lines = [x for x in out.splitlines() if x.startswith("  target mail:")]
+        assert len(lines) == 1, out
+        text = lines[0]
+        main([*conf, "status", "--json"])
+        [row] = json.loads(capsys.readouterr().out)["failing_targets"]
+        return text.split(", last error")[0].strip(), row
+
+    for key in ("n1", "n2", "n3"):
+        _notice(cfg, store, key, start)
+    outbox.dispatch_pending(cfg, store, now=start)
+    text, row = line()
+    assert text == "target mail: 3 waiting"
+    assert (row["n"], row["n_waiting"], row["n_expired"]) == (1, 3, 0)
+    _dispatch_until_settled(cfg, store, start, start + timedelta(hours=3))
+    assert {r["status"] for r in store.q("SELECT status FROM deliveries")} == {"expired"}
+    text, row = line()
+    assert text == "target mail: 3 expired"
+    assert (row["n_waiting"], row["n_expired"]) == (0, 3)
+    later = start + timedelta(hours=3)
+    _notice(cfg, store, "n4", later)
+    outbox.dispatch_pending(cfg, store, now=later)
+    text, row = line()
+    assert text == "target mail: 1 waiting, 3 expired"
+    assert (row["n_waiting"], row["n_expired"]) == (1, 3)

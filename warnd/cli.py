@@ -314,7 +314,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("outbox: " + (", ".join(f"{k} {v}" for k, v in sorted(st["outbox"].items()))
                             or "empty"))
         for t in st["failing_targets"]:
-            print(f"  target {t['target']}: {t['n']} waiting, last error: {t['last_error']}")
+            counted = [f"{t[k]} {word}" for k, word in (("n_waiting", "waiting"),
+                                                        ("n_expired", "expired")) if t[k]]
+            print(f"  target {t['target']}: {', '.join(counted)}, last error: "
+                  f"{t['last_error']}")
         for s in st["sources"]:
             if s.get("unusable"):
                 print(f"unusable: {s['name']}: {s['unusable']}")

@@ -175,10 +175,17 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
             "SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status")}
         # the target's latest error (its state), not the one of its deliveries' that
         # sorts last as text
+        # per target tried and not delivered: ``n`` (as before: retried or expired after
+        # an attempt), what waits for it (retried, or held without an attempt behind its
+        # back-off or an earlier message: all pending but first attempts not made yet) and
+        # what expired (also without an attempt); not an expired one counted as waiting
         failing_targets = _redact_rows(store.q(
-            "SELECT d.target, COUNT(*) AS n, COALESCE(MAX(s.last_error), MAX(d.last_error)) "
-            "AS last_error FROM deliveries d LEFT JOIN target_state s ON s.target = d.target "
-            "WHERE d.status IN ('pending','expired') AND d.attempts > 0 GROUP BY d.target"),
+            "SELECT d.target, SUM(d.attempts > 0) AS n, "
+            "SUM(d.status='pending') AS n_waiting, SUM(d.status='expired') AS n_expired, "
+            "COALESCE(MAX(s.last_error), MAX(d.last_error)) AS last_error FROM deliveries d "
+            "LEFT JOIN target_state s ON s.target = d.target WHERE d.status='expired' OR "
+            "d.status='pending' AND (d.attempts > 0 OR d.last_error IS NOT NULL) "
+            "GROUP BY d.target HAVING n > 0"),
             "last_error")
         delivery = alerting_status(store, substances=cfg.substances)
         _redact_rows(delivery.get("expired_deliveries", []), "last_error")
