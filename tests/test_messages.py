@@ -135,11 +135,12 @@ def test_an_end_carries_only_the_link_that_opens_it(tmp_path, teams_server):
     seed_series(store, "lab")
     (opened,) = decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")],
                                         {}, now=NOW)
+    assert outbox.dispatch_pending(cfg, store, now=NOW)["delivered"] == 1
     later = NOW + timedelta(weeks=20)
     (ended,) = decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "resolve")],
                                        {}, now=later)
     assert ended["decision"] == "resolve"
-    assert outbox.dispatch_pending(cfg, store, now=later)["delivered"] == 2
+    assert outbox.dispatch_pending(cfg, store, now=later)["delivered"] == 1
     wait_for(lambda: len(teams_server.payloads()) == 2, what="two cards")
     acts = [[a["title"] for a in p["attachments"][0]["content"]["actions"]]
             for p in teams_server.payloads()]

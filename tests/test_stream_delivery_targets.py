@@ -435,3 +435,74 @@ def test_a_message_rate_limited_near_its_expiry_is_not_sent_after_it(tmp_path, t
         t += timedelta(minutes=30)
     assert len(teams_server.requests) == posts == 10  # every five hours, as asked
     assert _statuses(store) == {a["id"]: "expired"}
+
+
+def test_a_message_decided_before_days_of_downtime_expires_at_its_first_attempt(
+        tmp_path, smtp_server, capsys, caplog):
+    """Ketamine's opening is decided on Friday at 10:00 and the host goes down before the
+    outbox is dispatched; warnd runs again on Sunday at 10:30, after ``expire_after`` (2
+    days). The opening is not sent as a first attempt 48 hours late: it expires, logged
+    as an error, counted, listed by ``warnd outbox`` with why; an operator who wants it
+    sent all the same queues it again (``warnd outbox retry``) and it goes. Heroin's,
+    decided on Saturday, is younger than ``expire_after`` and goes at the restart.
+    Before, both went at the restart, Friday's as news of a rise 48 hours old."""
+    from warnd.cli import main
+
+    cfg = _config(tmp_path, target("mail", smtp_server.url()))
+    store = Store.in_dir(cfg.state_dir)
+    for n in NAMES[:2]:
+        seed_series(store, "lab", n)
+    friday = datetime(2026, 7, 10, 8, 0, tzinfo=UTC)  # 10:00 in Oslo
+    _rise(cfg, store, NAMES[0], now=friday)
+    _rise(cfg, store, NAMES[1], now=friday + timedelta(days=1))
+    restart = friday + timedelta(days=2, minutes=30)
+    with caplog.at_level("ERROR", logger="warnd"):
+        counts = outbox.dispatch_pending(cfg, store, now=restart)
+    assert (counts["expired"], counts["delivered"]) == (1, 1), counts
+    assert _statuses(store) == {1: "expired", 2: "delivered"}
+    wait_for(lambda: len(smtp_server.messages) == 1, what="heroin's opening")
+    assert "heroin" in smtp_server.messages[0]["Subject"]
+    assert "alert=1 target=mail expired after 0 attempts" in caplog.text
+    assert main(["--config", str(cfg.path), "outbox"]) == 0
+    out = capsys.readouterr().out
+    assert "#1 mail             expired" in out
+    assert ("not tried within alerting.expire_after (2d) after it became due at "
+            "2026-07-10T08:00:00+00:00") in out
+    assert main(["--config", str(cfg.path), "outbox", "retry", "1"]) == 0
+    capsys.readouterr()
+    counts = outbox.dispatch_pending(cfg, store, now=datetime.now(UTC))
+    assert counts["delivered"] == 1, counts
+    wait_for(lambda: len(smtp_server.messages) == 2, what="the re-queued opening")
+    assert "ketamin" in smtp_server.messages[1]["Subject"]
+
+
+def test_a_first_attempt_put_off_to_the_end_of_a_quiet_weekend_is_still_sent(
+        tmp_path, smtp_server):
+    """Quiet hours 17:00-08:00, quiet weekends, ``expire_after`` 1 day. Heroin's opening
+    is decided on Thursday at 15:00 and the host goes down before it is sent; it is up
+    again on Friday at 16:59, when ketamine's opening is decided, in working time. The
+    dispatch at 17:00:30 finds the quiet time begun. Heroin's, due 26 hours ago and never
+    tried, expires. Ketamine's first attempt is put off to Monday 08:00, 63 hours after
+    it became due, and goes then: the wait for the end of the quiet time does not count
+    against a first attempt. Before, heroin's went on Monday too, four days late."""
+    cfg = _config(tmp_path, target("mail", smtp_server.url()),
+                  '\n[alerting]\nquiet_hours = "17:00-08:00"\nquiet_days = ["sat", "sun"]\n'
+                  'expire_after = "1d"\n')
+    store = Store.in_dir(cfg.state_dir)
+    for n in NAMES[:2]:
+        seed_series(store, "lab", n)
+    friday = datetime(2026, 7, 10, 14, 59, tzinfo=UTC)  # 16:59 in Oslo
+    assert _rise(cfg, store, NAMES[1], now=friday - timedelta(hours=26))["due_at"] is None
+    assert _rise(cfg, store, NAMES[0], now=friday)["due_at"] is None
+    counts = outbox.dispatch_pending(cfg, store, now=friday + timedelta(seconds=90))
+    assert (counts["expired"], counts["waiting"]) == (1, 1), counts
+    monday = datetime(2026, 7, 13, 6, 0, tzinfo=UTC)  # 08:00 in Oslo
+    t = friday + timedelta(minutes=30)
+    while t < monday:  # dispatch every 30 minutes over the weekend: nothing goes
+        assert outbox.dispatch_pending(cfg, store, now=t)["delivered"] == 0
+        t += timedelta(minutes=30)
+    counts = outbox.dispatch_pending(cfg, store, now=monday)
+    assert counts["delivered"] == 1, (counts, store.q("SELECT * FROM deliveries"))
+    wait_for(lambda: len(smtp_server.messages) == 1, what="ketamine's opening")
+    assert "ketamin" in smtp_server.messages[0]["Subject"]
+    assert _statuses(store) == {1: "expired", 2: "delivered"}

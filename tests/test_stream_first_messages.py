@@ -29,13 +29,16 @@ def _lab(w: int, **kw):
     return finding("lab", detected=D0 + timedelta(weeks=w), **kw)
 
 
-def _rise(cfg, store, now: datetime) -> tuple[dict, dict]:
+def _rise(cfg, store, now: datetime, *, send_opening: bool = False) -> tuple[dict, dict]:
     """The lab's small rise (week 0, an opening), then customs agrees (week 1, an
-    escalation to a strong increase); nothing sent."""
+    escalation to a strong increase); nothing sent, or only the opening when it is
+    decided (``send_opening``)."""
     for s in ("lab", "customs"):
         seed_series(store, s)
     (opening,) = judge_period(cfg, store, D0, {"lab": [_lab(0, rel=0.5, category=1)]},
                               now=now)
+    if send_opening:
+        outbox.dispatch_pending(cfg, store, now=now)
     (esc,) = judge_period(cfg, store, D0 + timedelta(weeks=1),
                           {"lab": [_lab(1)], "customs": [finding("customs")]},
                           now=now + timedelta(weeks=1))
@@ -149,7 +152,7 @@ def test_a_desk_routed_warnings_only_gets_the_escalation_as_the_opening(
         '\n[[routes]]\ntargets = ["ops"]\n'
         "\n[alerting]\nchart = false\n\n[detection]\nrepeat_after_periods = 4\n")
     store = Store.in_dir(cfg.state_dir)
-    opening, esc = _rise(cfg, store, T0)
+    opening, esc = _rise(cfg, store, T0, send_opening=True)
     assert (opening["targets"], sorted(esc["targets"])) == (["ops"], ["desk", "ops", "teams"])
     outbox.dispatch_pending(cfg, store, now=T0 + timedelta(weeks=1))
     reminders = []

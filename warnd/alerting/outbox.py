@@ -910,6 +910,14 @@ def _prepare(
         log.info("alert=%d target=%s reminder not sent: the episode was acknowledged while "
                  "it waited", aid, name)
         return None
+    since = _first_due(d)
+    if (t is not None and since is not None and now - since >= expire
+            and not _after_earlier(store, d) and _expire_held(
+                store, d, f"not tried within alerting.expire_after "
+                f"({config.alerting.expire_after}) after it became due at {iso(since)}: "
+                "nothing dispatched the outbox meanwhile",
+                counts, now=now, expire=expire, since=since)):
+        return None  # a first attempt as late as that would bring old news
     wait = (quiet.due_at(config, d["severity"], now)
             if d.get("kind") != "digest" and quiet_applies else None)
     if wait is not None:  # a retry that fell into quiet hours
@@ -955,6 +963,30 @@ def _prepare(
     return _Job(d, url, t)
 
 
+def _first_due(d: dict[str, Any]) -> datetime | None:
+    """For a delivery whose first attempt is still to be made (none made, none held back
+    with a reason: not one that waited for its target or an earlier message, nor one an
+    operator queued again), when it became due: its due time, or the end of the quiet
+    time it was put off to, whichever is later. Its expiry counts from then: a message
+    decided before the daemon was down for days is not sent days late as a first
+    attempt, while the wait for the end of quiet hours does not count against it."""
+    if int(d["attempts"]) or d.get("last_error") is not None:
+        return None
+    due = datetime.fromisoformat(d.get("due_at") or d["created_at"])
+    return max(due, datetime.fromisoformat(d["next_attempt_at"]))
+
+
+def _after_earlier(store: Store, d: dict[str, Any]) -> bool:
+    """Whether an earlier message of the delivery's episode still waits for its target:
+    it goes first, and this one is held behind it, expiring then if it is due to (an
+    end or a correction recorded as not sent when that earlier one expires:
+    :func:`_expire_held`)."""
+    return bool(store.q(
+        "SELECT 1 FROM deliveries p JOIN alerts l ON l.id = p.alert_id JOIN alerts e "
+        "ON e.id = ? WHERE p.status='pending' AND p.target=? AND l.id < e.id AND "
+        f"{_same_matter('l')} LIMIT 1", [int(d["alert_id"]), d["target"], *EPISODE_KINDS]))
+
+
 def _waited(d: dict[str, Any]) -> bool:
     """Whether a delivery was tried, or waited without an attempt with its target backing
     off or for an earlier message of its episode: a retry, whose expiry runs while it
@@ -984,15 +1016,16 @@ def _unheard(store: Store, d: dict[str, Any], counts: dict[str, int]) -> bool:
 
 
 def _expire_held(store: Store, d: dict[str, Any], why: str, counts: dict[str, int], *,
-                 now: datetime, expire: timedelta) -> bool:
+                 now: datetime, expire: timedelta, since: datetime | None = None) -> bool:
     """Expire a delivery held without an attempt (its target backing off, an earlier
     message of its episode being retried) once ``expire`` has passed since it became
     due, as an attempt would: a backlog waiting for a dead target expires on time, not
     one message per back-off as each gets its turn (and the rest sent late when the
     target is back). An end or a correction whose target never had what it ends or
     corrects (that expired just before it) is recorded as not sent instead, to go after
-    it should an operator queue it again. Whether it expired or was recorded so."""
-    if now - datetime.fromisoformat(d.get("due_at") or d["created_at"]) < expire:
+    it should an operator queue it again. Whether it expired or was recorded so.
+    ``since``: when its expiry counts from (default: when it became due)."""
+    if now - (since or datetime.fromisoformat(d.get("due_at") or d["created_at"])) < expire:
         return False
     if _unheard(store, d, counts):
         return True
