@@ -23,11 +23,12 @@ from warnd.store import Store
 NOW = datetime(2026, 7, 7, 10, 0, tzinfo=UTC)  # a Tuesday, working hours
 
 
-def _notice(cfg, store, key: str, title: str, summary: str = "") -> int:
+def _notice(cfg, store, key: str, title: str, summary: str = "", *,
+            now: datetime = NOW) -> int:
     src = SimpleNamespace(name="overdosefare", region="")
     item = SimpleNamespace(key=key, title=title, link="https://overdosefare.example/" + key,
-                           published_at=NOW - timedelta(hours=1), region="", summary=summary)
-    aid = decide.enqueue_notice(cfg, store, src, item, "ketamin", now=NOW)
+                           published_at=now - timedelta(hours=1), region="", summary=summary)
+    aid = decide.enqueue_notice(cfg, store, src, item, "ketamin", now=now)
     assert aid is not None
     return aid
 

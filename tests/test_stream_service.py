@@ -119,8 +119,8 @@ def test_a_failing_target_muted_by_a_reload_no_longer_keeps_warnd_unhealthy(
         assert st["target_health"] == [] and st["healthy"], st["problems"]
 
     teams_server.status = 202
-    _notice(cfg, store, "n2", "Advarsel 2")
     t += timedelta(days=7)
+    _notice(cfg, store, "n2", "Advarsel 2", now=t)
     assert outbox.dispatch_pending(cfg, store, now=t)["delivered"] == 1
     st = collect_status(cfg, now=t)
     assert st["target_health"] == [] and st["healthy"], st["problems"]
