@@ -11,9 +11,10 @@ acknowledgements as they were on that date (none for ``sources`` or ``as_known=F
 then each of its revisions when it was made, a withdrawal as a removal; the values the
 store's first poll stored (history read at installation) once their period has ended,
 those of a series first polled later (a source or series that came since) on the day
-of that poll, all at once. All values of ``sources`` and, with ``as_known=False``, of
-the store come once their period has ended (each period's latest value,
-:func:`_by_arrival`).
+of that poll, all at once; the values due at a run are judged in the passes the daemon
+judged them in, poll by poll (:func:`_passes`). All values of ``sources`` and, with
+``as_known=False``, of the store come once their period has ended (each period's latest
+value, :func:`_by_arrival`).
 Warning notices published up to the date are alerted the way a poll alerts them (when
 they appear: the page is polled often), an edit naming another substance when it was
 made (:func:`_edits`); a substance that names a notice only since its terms changed
@@ -154,8 +155,6 @@ def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
          notices: list[dict[str, Any]], start: date, end: date,
          every: int, silences: list[dict[str, Any]] | None = None,
          acks: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    from warnd.alerting import decide
-
     acks = list(acks or [])
 
     out: list[dict[str, Any]] = []
@@ -165,64 +164,106 @@ def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
     while day <= end:
         now = datetime.combine(day, time(12), UTC)
         p = _ScratchPipeline(config, scratch, clock=lambda now=now: now)
-        store = p.open_store()
-        try:
-            due: dict[tuple[str, ...], dict[str, Any]] = {}
-            while i_obs < len(obs) and obs[i_obs]["arrives"] <= day:
-                r = obs[i_obs]
-                due[_key(r)] = r  # a value's latest version by this date
-                i_obs += 1
-            batch: dict[str, list[Observation]] = {}
-            for r in due.values():
-                if r["value"] is not None:
-                    batch.setdefault(r["source"], []).append(_observation(r))
-            for source, group in batch.items():
-                store.ingest(source, location="replay", sha256=None, observations=group,
-                             items=(), problems=(), now=now)
-            gone = [(*k[:4], date.fromisoformat(k[4][:10]))
-                    for k, r in due.items() if r["value"] is None]
-            if gone:
-                store.withdraw(gone, ref="replay: withdrawn", now=now)
-            made: list[dict[str, Any]] = []
-            while i_not < len(notices) and notices[i_not]["_due"] <= now:
-                r = notices[i_not]
-                i_not += 1
-                try:
-                    src_cfg = config.source(r["source"])
-                except KeyError:
-                    continue
-                subs = decide.notice_substances(config, json.loads(r["subs"]))
-                if not subs:
-                    continue
-                it = _item(r, subs)
-                if r.get("_edit"):  # an edit naming more substances, told as the daemon did
-                    told = _edit_told(config, store, src_cfg, it, r["_seen"])
-                    if told is not None:
-                        out.append(_message(r["_seen"].date(), told))
-                    continue
-                store.ingest(r["source"], location="replay", sha256=None, observations=(),
-                             items=[it], problems=(), now=now)
-                # the warnings page is polled often: a notice is told when it appears;
-                # one published before the first date is history the installation reads
-                seen = max(it.published_at, installed, notices[i_not - 1]["_seen"])
+        due: dict[tuple[str, ...], dict[str, Any]] = {}
+        while i_obs < len(obs) and obs[i_obs]["arrives"] <= day:
+            r = obs[i_obs]
+            due[_key(r)] = r  # a value's latest version by this date
+            i_obs += 1
+        # judged in the passes the daemon judged them in (the installation's in one)
+        for n, group in enumerate(_passes(list(due.values()), together=day == start)):
+            store = p.open_store()
+            try:
+                _feed(store, group, now)
+                if n == 0:
+                    i_not = _tell_notices(config, store, notices, i_not, now, installed,
+                                          silences or [], out)
                 if silences:
-                    _silences_at(store, silences, seen)
-                aid = decide.enqueue_notice(config, store, src_cfg, it, subs, now=seen)
-                if aid is not None:
-                    alert = store.q("SELECT * FROM alerts WHERE id=?", [aid])[0]
-                    alert["targets"] = [d["target"] for d in store.q(
-                        "SELECT target FROM deliveries WHERE alert_id=?", [aid])]
-                    out.append(_message(seen.date(), alert))
-            if silences:
-                _silences_at(store, silences, now)
-            if acks:
-                _acks_at(store, acks, now)
-        finally:
-            store.close()
-        made += p.detect()
-        out += [_message(day, a) for a in made]
+                    _silences_at(store, silences, now)
+                if acks:
+                    _acks_at(store, acks, now)
+            finally:
+                store.close()
+            out += [_message(day, a) for a in p.detect()]
         day += timedelta(days=every)
     return out
+
+
+#: Values stored this close to each other were judged in one pass (one ``warnd run
+#: --once``, polls on one schedule finishing together); further apart, each poll's own.
+SAME_PASS = timedelta(minutes=10)
+
+
+def _passes(rows: list[dict[str, Any]], *, together: bool) -> list[list[dict[str, Any]]]:
+    """The values due at a run in the detection passes the daemon judged them in: those
+    not learned live (history, ``_at`` None) first, then those of each poll in the order
+    they were stored, polls less than :data:`SAME_PASS` apart in one pass (each poll of
+    the daemon is judged on its own: a source's spike an hour after another's escalates
+    it). ``together``: all in one pass (the first run: an installation judges
+    everything its first polls read at once). Always at least one (maybe empty) pass."""
+    if together:
+        return [rows]
+    out: list[list[dict[str, Any]]] = [[r for r in rows if r.get("_at") is None]]
+    last: datetime | None = None
+    for r in sorted((r for r in rows if r.get("_at") is not None), key=lambda r: r["_at"]):
+        if last is None or r["_at"] - last >= SAME_PASS:
+            out.append([])
+        out[-1].append(r)
+        last = r["_at"]
+    return [g for g in out if g] or [[]]
+
+
+def _feed(store: Store, rows: list[dict[str, Any]], now: datetime) -> None:
+    """Store ``rows`` (values as a poll stores them, a withdrawal as a removal)."""
+    batch: dict[str, list[Observation]] = {}
+    for r in rows:
+        if r["value"] is not None:
+            batch.setdefault(r["source"], []).append(_observation(r))
+    for source, group in batch.items():
+        store.ingest(source, location="replay", sha256=None, observations=group,
+                     items=(), problems=(), now=now)
+    gone = [(*_key(r)[:4], date.fromisoformat(r["period"][:10]))
+            for r in rows if r["value"] is None]
+    if gone:
+        store.withdraw(gone, ref="replay: withdrawn", now=now)
+
+
+def _tell_notices(config: Config, store: Store, notices: list[dict[str, Any]], i_not: int,
+                  now: datetime, installed: datetime, silences: list[dict[str, Any]],
+                  out: list[dict[str, Any]]) -> int:
+    """Alert the notices due by ``now`` from ``notices[i_not]`` on, as a poll alerts
+    them, each message added to ``out``; the index of the first not yet due."""
+    from warnd.alerting import decide
+
+    while i_not < len(notices) and notices[i_not]["_due"] <= now:
+        r = notices[i_not]
+        i_not += 1
+        try:
+            src_cfg = config.source(r["source"])
+        except KeyError:
+            continue
+        subs = decide.notice_substances(config, json.loads(r["subs"]))
+        if not subs:
+            continue
+        it = _item(r, subs)
+        if r.get("_edit"):  # an edit naming more substances, told as the daemon did
+            told = _edit_told(config, store, src_cfg, it, r["_seen"])
+            if told is not None:
+                out.append(_message(r["_seen"].date(), told))
+            continue
+        store.ingest(r["source"], location="replay", sha256=None, observations=(),
+                     items=[it], problems=(), now=now)
+        # the warnings page is polled often: a notice is told when it appears;
+        # one published before the first date is history the installation reads
+        seen = max(it.published_at, installed, r["_seen"])
+        if silences:
+            _silences_at(store, silences, seen)
+        aid = decide.enqueue_notice(config, store, src_cfg, it, subs, now=seen)
+        if aid is not None:
+            alert = store.q("SELECT * FROM alerts WHERE id=?", [aid])[0]
+            alert["targets"] = [d["target"] for d in store.q(
+                "SELECT target FROM deliveries WHERE alert_id=?", [aid])]
+            out.append(_message(seen.date(), alert))
+    return i_not
 
 
 def _edits(notices: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -362,23 +403,30 @@ def _as_known(obs: list[dict[str, Any]], revs: list[dict[str, Any]],
         base = dict(cur) if cur is not None else {
             **vs[0], "dimension": dims.get(k[:4]), "flag": None, "value": None,
             "denominator": None}
-        versions: list[tuple[date, float | None, float | None, str | None]] = []
+        # (day it comes, value, denominator, ref, when it was stored: None if not live)
+        versions: list[tuple[date, float | None, float | None, str | None,
+                             datetime | None]] = []
         seen = _when(cur["first_seen_at"]) if cur is not None else None
         changed = _when(vs[0]["revised_at"]) if vs else None
         added = came.get(k[:4])
+        polled = first_poll.get(k[:4])
+        # a series' first poll on a later day was learned live, in one poll
+        at: datetime | None = polled if added else None
         if seen is not None and (changed is None or seen <= changed):
             day = (max(end, added or end) if seen <= first_poll[k[:4]]
                    else max(end, seen.date()))
+            at = at if seen <= first_poll[k[:4]] else seen
         else:  # first stored, then withdrawn: when it came is not kept
             guess = end + timedelta(days=int(statistics.median(lags.get(k[:4]) or [0])))
             history = k[:4] not in first_poll or guess <= first_poll[k[:4]].date()
             cap = changed.date() if changed is not None else guess
             day = max(end, added or end) if history else max(end, min(guess, cap))
+            at = at if history else None
         if vs:
-            versions.append((day, vs[0]["old_value"], vs[0]["old_denominator"], base["ref"]))
+            versions.append((day, vs[0]["old_value"], vs[0]["old_denominator"], base["ref"],
+                             at))
         else:
-            versions.append((day, base["value"], base["denominator"], base["ref"]))
-        polled = first_poll.get(k[:4])
+            versions.append((day, base["value"], base["denominator"], base["ref"], at))
         for i, v in enumerate(vs):
             at = _when(v["revised_at"])
             # made on the day of the series' first poll (the exports or files it read
@@ -386,7 +434,8 @@ def _as_known(obs: list[dict[str, Any]], revs: list[dict[str, Any]],
             first = polled is not None and at.date() <= polled.date()
             versions.append((max(end, added or end) if first else max(end, at.date()),
                              v["new_value"], v["new_denominator"],
-                             v["ref"] if v["new_value"] is not None else base["ref"]))
+                             v["ref"] if v["new_value"] is not None else base["ref"],
+                             (polled if added else None) if first else at))
             if v["new_value"] is not None:
                 continue
             nxt = vs[i + 1] if i + 1 < len(vs) else None
@@ -394,12 +443,13 @@ def _as_known(obs: list[dict[str, Any]], revs: list[dict[str, Any]],
                     and (nxt is None or seen <= _when(nxt["revised_at"]))):
                 value = cur["value"] if nxt is None else nxt["old_value"]
                 denominator = cur["denominator"] if nxt is None else nxt["old_denominator"]
-                versions.append((max(end, seen.date()), value, denominator, base["ref"]))
+                versions.append((max(end, seen.date()), value, denominator, base["ref"],
+                                 seen))
         last = end
-        for day, value, denominator, ref in versions:
+        for day, value, denominator, ref, when in versions:
             last = max(last, day)
             out.append({**base, "value": value, "denominator": denominator, "ref": ref,
-                        "arrives": last})
+                        "arrives": last, "_at": when})
     return sorted(out, key=lambda r: r["arrives"])
 
 
