@@ -96,7 +96,7 @@ def replay(
                 "ORDER BY i.published_at")
             silences = src.q("SELECT * FROM silences ORDER BY id") if known else []
             acks = src.q(
-                "SELECT substance, kind, direction, decision, acked_at, acked_by "
+                "SELECT substance, kind, direction, decision, created_at, acked_at, acked_by "
                 "FROM alerts WHERE acked_at IS NOT NULL ORDER BY acked_at") if known else []
         finally:
             src.close()
@@ -131,20 +131,30 @@ def _silences_at(store: Store, silences: list[dict[str, Any]], at: datetime) -> 
                             "(?,?,?,?,?,?,?,?,?)", rows)
 
 
-def _acks_at(store: Store, acks: list[dict[str, Any]], at: datetime) -> None:
+def _acks_at(store: Store, acks: list[dict[str, Any]], at: datetime, every: int,
+             start: date) -> None:
     """The store's acknowledgements made by ``at`` that are not yet applied, each to the
     scratch store's message of the same episode (substance, kind, direction) with the
-    same decision, the latest made by the day of the acknowledgement (the daemon's
-    alert ids are not the replay's); applied ones are taken out of ``acks``. One whose
-    message the replay has not made (yet) waits."""
+    same decision that stands where the acknowledged one did: the first made on or
+    after the day the daemon made it, by the day of the acknowledgement (or by the run
+    after the daemon's message, runs ``every`` days apart); one the daemon made before
+    the replay's first run (``start``), to the latest made by the day of the
+    acknowledgement. The daemon's alert ids are not the replay's. Applied ones are
+    taken out of ``acks``. One whose message the replay has not made (yet) waits."""
     from warnd.alerting.actions import ack_alert
 
     for a in [a for a in acks if _when(a["acked_at"]) <= at]:
-        day = _when(a["acked_at"]).date() + timedelta(days=1)
+        made = _when(a["created_at"]).date()
+        by = max(_when(a["acked_at"]).date() + timedelta(days=1),
+                 made + timedelta(days=every))
+        order = "id"
+        if made < start:  # the replay has no message of that day
+            made, by, order = date.min, _when(a["acked_at"]).date() + timedelta(days=1), "id DESC"
         rows = store.q(
             "SELECT id FROM alerts WHERE substance IS ? AND kind=? AND direction IS ? AND "
-            "decision=? AND created_at < ? ORDER BY id DESC LIMIT 1",
-            [a["substance"], a["kind"], a["direction"], a["decision"], day.isoformat()])
+            f"decision=? AND created_at >= ? AND created_at < ? ORDER BY {order} LIMIT 1",
+            [a["substance"], a["kind"], a["direction"], a["decision"], made.isoformat(),
+             by.isoformat()])
         if rows:
             ack_alert(store, int(rows[0]["id"]), who=a["acked_by"] or "?", via="replay",
                       now=_when(a["acked_at"]))
@@ -180,7 +190,7 @@ def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
                 if silences:
                     _silences_at(store, silences, now)
                 if acks:
-                    _acks_at(store, acks, now)
+                    _acks_at(store, acks, now, every, start)
             finally:
                 store.close()
             out += [_message(day, a) for a in p.detect()]
