@@ -122,3 +122,30 @@ def test_store_replay_of_a_spike_the_week_another_s_ends_is_the_daemons(tmp_path
         ["open", "escalate", "resolve"] if not apart else
         ["open", "resolve", "open", "resolve"]), sent
     assert _replayed(cfg, range(spike - 2, weeks)) == sent
+
+
+def test_store_replay_tells_a_spike_s_end_held_by_a_silence_of_one_source(tmp_path):
+    """The lab's spike is told; customs' the week after, an escalation, is held back by a
+    silence of what customs says of ketamine, and so is the end naming both, which is
+    told once the silence is over. `backtest --replay store` gives the same messages,
+    dates and recipients."""
+    from warnd.alerting import actions
+
+    cfg = load_config(write_config(tmp_path, SOURCES + MAIL))
+    weeks, spike = 135, 115
+    lab = _calm(1, weeks, 5.0)
+    lab[spike] = 40
+    customs = _calm(5, weeks)
+    customs[spike + 1] = 60
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        actions.add_silence(store, substance="ketamin", source="customs", reason="x",
+                            who="kari", via="cli", until=_week_end(spike + 7),
+                            now=_week_end(spike - 3))
+    finally:
+        store.close()
+    _daemon(cfg, {"lab": lab, "customs": customs}, range(spike - 2, weeks), timedelta(0))
+    sent = _sent(cfg)
+    assert [(d, t) for _, k, d, _, t in sent if k == "spike"] == [
+        ("open", ["mail"]), ("escalate", []), ("resolve", []), ("resolve", ["mail"])], sent
+    assert _replayed(cfg, range(spike - 2, weeks)) == sent
