@@ -12,7 +12,8 @@ then each of its revisions when it was made, a withdrawal as a removal; the valu
 store's first poll stored (history read at installation) once their period has ended,
 those of a series first polled later (a source or series that came since) on the day
 of that poll, all at once; the values due at a run are judged in the passes the daemon
-judged them in, poll by poll (:func:`_passes`). All values of ``sources`` and, with
+judged them in, poll by poll (:func:`_passes`), the notices that came between them
+told between them. All values of ``sources`` and, with
 ``as_known=False``, of the store come once their period has ended (each period's latest
 value, :func:`_by_arrival`).
 Warning notices published up to the date are alerted the way a poll alerts them (when
@@ -179,14 +180,18 @@ def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
             r = obs[i_obs]
             due[_key(r)] = r  # a value's latest version by this date
             i_obs += 1
-        # judged in the passes the daemon judged them in (the installation's in one)
-        for n, group in enumerate(_passes(list(due.values()), together=day == start)):
+        # judged in the passes the daemon judged them in (the installation's in one),
+        # the notices polled meanwhile told between them, in the order they came
+        passes = _passes(list(due.values()), together=day == start)
+        polled = [min((r["_at"] for r in g if r.get("_at") is not None), default=None)
+                  for g in passes]
+        for n, group in enumerate(passes):
             store = p.open_store()
             try:
+                until = polled[n] or next((t for t in polled[n:] if t is not None), None)
+                i_not = _tell_notices(config, store, notices, i_not, now, installed,
+                                      silences or [], out, before=until)
                 _feed(store, group, now)
-                if n == 0:
-                    i_not = _tell_notices(config, store, notices, i_not, now, installed,
-                                          silences or [], out)
                 if silences:
                     _silences_at(store, silences, now)
                 if acks:
@@ -194,6 +199,13 @@ def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
             finally:
                 store.close()
             out += [_message(day, a) for a in p.detect()]
+        if i_not < len(notices) and notices[i_not]["_due"] <= now:
+            store = p.open_store()  # those that came after the day's last poll
+            try:
+                i_not = _tell_notices(config, store, notices, i_not, now, installed,
+                                      silences or [], out)
+            finally:
+                store.close()
         day += timedelta(days=every)
     return out
 
@@ -239,12 +251,14 @@ def _feed(store: Store, rows: list[dict[str, Any]], now: datetime) -> None:
 
 def _tell_notices(config: Config, store: Store, notices: list[dict[str, Any]], i_not: int,
                   now: datetime, installed: datetime, silences: list[dict[str, Any]],
-                  out: list[dict[str, Any]]) -> int:
-    """Alert the notices due by ``now`` from ``notices[i_not]`` on, as a poll alerts
-    them, each message added to ``out``; the index of the first not yet due."""
+                  out: list[dict[str, Any]], before: datetime | None = None) -> int:
+    """Alert the notices due by ``now`` (and seen before ``before``, when given: a poll
+    judged after them) from ``notices[i_not]`` on, as a poll alerts them, each message
+    added to ``out``; the index of the first not yet told."""
     from warnd.alerting import decide
 
-    while i_not < len(notices) and notices[i_not]["_due"] <= now:
+    while (i_not < len(notices) and notices[i_not]["_due"] <= now
+           and (before is None or notices[i_not]["_seen"] < before)):
         r = notices[i_not]
         i_not += 1
         try:
