@@ -12,7 +12,8 @@ then each of its revisions when it was made, a withdrawal as a removal; the valu
 store's first poll stored (history read at installation) once their period has ended,
 those of a series first polled later (a source or series that came since) on the day
 of that poll, all at once; the values due at a run are judged in the passes the daemon
-judged them in, poll by poll (:func:`_passes`), the notices that came between them
+judged them in, poll by poll (:func:`_passes`), each at its poll's time with the
+silences and acknowledgements as they were then, the notices that came between them
 told between them. All values of ``sources`` and, with
 ``as_known=False``, of the store come once their period has ended (each period's latest
 value, :func:`_by_arrival`).
@@ -174,24 +175,42 @@ def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
     installed = datetime.combine(start, time(12), UTC)
     while day <= end:
         now = datetime.combine(day, time(12), UTC)
-        p = _ScratchPipeline(config, scratch, clock=lambda now=now: now)
         due: dict[tuple[str, ...], dict[str, Any]] = {}
         while i_obs < len(obs) and obs[i_obs]["arrives"] <= day:
             r = obs[i_obs]
             due[_key(r)] = r  # a value's latest version by this date
             i_obs += 1
         # judged in the passes the daemon judged them in (the installation's in one),
-        # the notices polled meanwhile told between them, in the order they came
+        # each at the time of its poll, with the silences and acknowledgements as they
+        # were then; the notices polled meanwhile told between them, in the order they
+        # came
         passes = _passes(list(due.values()), together=day == start)
         polled = [min((r["_at"] for r in g if r.get("_at") is not None), default=None)
                   for g in passes]
         for n, group in enumerate(passes):
+            until = polled[n] or next((t for t in polled[n:] if t is not None), None)
+            at = until or now
+            p = _ScratchPipeline(config, scratch, clock=lambda at=at: at)
             store = p.open_store()
             try:
-                until = polled[n] or next((t for t in polled[n:] if t is not None), None)
                 i_not = _tell_notices(config, store, notices, i_not, now, installed,
                                       silences or [], out, before=until)
-                _feed(store, group, now)
+                _feed(store, group, at)
+                if silences:
+                    _silences_at(store, silences, at)
+                if acks:
+                    _acks_at(store, acks, at, every, start)
+            finally:
+                store.close()
+            out += [_message(day, a) for a in p.detect()]
+        if at < now:
+            # the daemon's hourly pass: what a silence ended since the poll held back is
+            # told by it; so are the notices that came after the day's last poll
+            p = _ScratchPipeline(config, scratch, clock=lambda now=now: now)
+            store = p.open_store()
+            try:
+                i_not = _tell_notices(config, store, notices, i_not, now, installed,
+                                      silences or [], out)
                 if silences:
                     _silences_at(store, silences, now)
                 if acks:
@@ -199,8 +218,8 @@ def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
             finally:
                 store.close()
             out += [_message(day, a) for a in p.detect()]
-        if i_not < len(notices) and notices[i_not]["_due"] <= now:
-            store = p.open_store()  # those that came after the day's last poll
+        elif i_not < len(notices) and notices[i_not]["_due"] <= now:
+            store = Store.in_dir(scratch)  # those that came after the day's last poll
             try:
                 i_not = _tell_notices(config, store, notices, i_not, now, installed,
                                       silences or [], out)

@@ -1,0 +1,61 @@
+"""`warnd backtest --replay store` against the daemon when staff act the day a message
+came (a silence, an acknowledgement hours after the morning's poll): what it prints is
+what the daemon sent, week by week through the real pipeline."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+
+from tests.alerting_env import make_config, target
+from tests.scenario import LAB_SOURCE, noon_after_week
+from tests.test_stream_replay import START, _publish, _sent
+from warnd.alerting import actions
+from warnd.pipeline import Pipeline
+from warnd.replay import replay
+from warnd.store import Store
+
+MORNING = timedelta(hours=-6)  # the lab is polled at 06:00
+
+
+def test_store_replay_holds_back_only_what_a_silence_came_before(tmp_path):
+    """The lab's table is polled and judged every Monday at 06:00 (and every hour the
+    daemon judges what is new, telling what a silence ended since held back). The
+    morning ketamin's spike was told, Kari silenced ketamin at 09:00 for three weeks:
+    the spike had gone to ops, the rise that followed was held back and told the hour
+    after the silence ended.
+    `backtest --replay store`, run at noon on the daemon's days, gives the same
+    messages, dates and recipients: the values of the morning's poll are judged with
+    the silences and acknowledgements as they were at that poll. Before, the silence
+    made at 09:00 held back the spike polled at 06:00."""
+    weeks, rise = 118, 106
+    values = np.random.default_rng(3).poisson(6.0, weeks).astype(float)
+    values[rise:] = np.random.default_rng(4).poisson(20.0, weeks - rise)
+    (tmp_path / "data").mkdir()
+    cfg = make_config(tmp_path, target("ops", "json://localhost/x"),
+                      sources=LAB_SOURCE.format(interval="1d").replace(
+                          "data/", f"{tmp_path}/data/"))
+    silenced = False
+    for w in range(100, weeks):
+        now = noon_after_week(START, w) + MORNING
+        _publish(tmp_path / "data" / "lab.csv", values, range(w))
+        p = Pipeline(cfg, clock=lambda now=now: now)
+        assert p.poll("lab").ok
+        if p.detect() and not silenced:
+            silenced = True
+            store = Store.in_dir(cfg.state_dir)
+            try:
+                actions.add_silence(store, substance="ketamin", reason="x", who="kari",
+                                    via="web", duration=timedelta(weeks=3),
+                                    now=now + timedelta(hours=3))
+            finally:
+                store.close()
+        noon = now - MORNING  # the hourly pass
+        Pipeline(cfg, clock=lambda noon=noon: noon).detect()
+    sent = _sent(cfg)
+    assert [t for *_, t in sent][:2] == [["ops"], []] and sent[-1][3] == ["ops"], sent
+    first, last = noon_after_week(START, 100).date(), noon_after_week(START, weeks - 1).date()
+    msgs = replay(cfg, start=first, end=last, every=7)
+    assert [(m["date"], m["decision"], m["title"], sorted(m["targets"]))
+            for m in msgs] == sent
