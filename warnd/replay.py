@@ -173,6 +173,7 @@ def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
     i_obs = i_not = 0
     day = start
     installed = datetime.combine(start, time(12), UTC)
+    floor = installed - timedelta(days=1)  # the scratch store's clock never goes back
     while day <= end:
         now = datetime.combine(day, time(12), UTC)
         due: dict[tuple[str, ...], dict[str, Any]] = {}
@@ -186,10 +187,10 @@ def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
         # came
         passes = _passes(list(due.values()), together=day == start)
         polled = [min((r["_at"] for r in g if r.get("_at") is not None), default=None)
-                  for g in passes]
+                  if day != start else None for g in passes]  # an installation: at its time
         for n, group in enumerate(passes):
             until = polled[n] or next((t for t in polled[n:] if t is not None), None)
-            at = until or now
+            at = floor = max(until or now, floor)
             p = _ScratchPipeline(config, scratch, clock=lambda at=at: at)
             store = p.open_store()
             try:
@@ -204,6 +205,7 @@ def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
                 store.close()
             out += [_message(day, a) for a in p.detect()]
         if at < now:
+            floor = now
             # the daemon's hourly pass: what a silence ended since the poll held back is
             # told by it; so are the notices that came after the day's last poll
             p = _ScratchPipeline(config, scratch, clock=lambda now=now: now)
