@@ -14,9 +14,8 @@ those of a series first polled later (a source or series that came since) on the
 of that poll, all at once; the values due at a run are judged in the passes the daemon
 judged them in, poll by poll (:func:`_passes`), each at its poll's time with the
 silences and acknowledgements as they were then, the notices that came between them
-told between them. All values of ``sources`` and, with
-``as_known=False``, of the store come once their period has ended (each period's latest
-value, :func:`_by_arrival`).
+told between them. All values of ``sources`` and, with ``as_known=False``, of the store
+come once their period has ended (each period's latest value, :func:`_by_arrival`).
 Warning notices published up to the date are alerted the way a poll alerts them (when
 they appear: the page is polled often), an edit naming another substance when it was
 made (:func:`_edits`); a substance that names a notice only since its terms changed
