@@ -59,3 +59,43 @@ def test_store_replay_holds_back_only_what_a_silence_came_before(tmp_path):
     msgs = replay(cfg, start=first, end=last, every=7)
     assert [(m["date"], m["decision"], m["title"], sorted(m["targets"]))
             for m in msgs] == sent
+
+
+def test_store_replay_from_the_installation_holds_back_only_what_a_silence_came_before(
+        tmp_path):
+    """warnd is installed at 06:00 on a Monday with the lab's table, whose ketamine
+    counts have risen for weeks: the first run told the rise. Kari silenced ketamin at
+    09:00 for three weeks. `backtest --replay store` from the day of the installation
+    gives the same messages and recipients: the first date is judged at the time of the
+    store's first poll when it was that day. Before, it was judged at noon, with the
+    silence made at 09:00, and the rise was listed as held back."""
+    weeks, rise, installed = 112, 96, 100
+    values = np.random.default_rng(3).poisson(6.0, weeks).astype(float)
+    values[rise:] = np.random.default_rng(4).poisson(20.0, weeks - rise)
+    (tmp_path / "data").mkdir()
+    cfg = make_config(tmp_path, target("ops", "json://localhost/x"),
+                      sources=LAB_SOURCE.format(interval="1d").replace(
+                          "data/", f"{tmp_path}/data/"))
+    for w in range(installed, weeks):
+        now = noon_after_week(START, w) + MORNING
+        _publish(tmp_path / "data" / "lab.csv", values, range(w))
+        p = Pipeline(cfg, clock=lambda now=now: now)
+        assert p.poll("lab").ok
+        p.detect()
+        if w == installed:
+            store = Store.in_dir(cfg.state_dir)
+            try:
+                actions.add_silence(store, substance="ketamin", reason="x", who="kari",
+                                    via="web", duration=timedelta(weeks=3),
+                                    now=now + timedelta(hours=3))
+            finally:
+                store.close()
+        noon = now - MORNING  # the hourly pass
+        Pipeline(cfg, clock=lambda noon=noon: noon).detect()
+    sent = _sent(cfg)
+    assert sent and sent[0][3] == ["ops"], sent
+    first = noon_after_week(START, installed).date()
+    last = noon_after_week(START, weeks - 1).date()
+    msgs = replay(cfg, start=first, end=last, every=7)
+    assert [(m["date"], m["decision"], m["title"], sorted(m["targets"]))
+            for m in msgs] == sent

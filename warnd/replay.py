@@ -115,7 +115,7 @@ def replay(
         scratch = work / "replay"
         scratch.mkdir()
         return _run(config, scratch, obs, notices, start, end, max(int(every), 1),
-                    silences, acks)
+                    silences, acks, first if known else None)
 
 
 def _silences_at(store: Store, silences: list[dict[str, Any]], at: datetime) -> None:
@@ -165,13 +165,19 @@ def _acks_at(store: Store, acks: list[dict[str, Any]], at: datetime, every: int,
 def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
          notices: list[dict[str, Any]], start: date, end: date,
          every: int, silences: list[dict[str, Any]] | None = None,
-         acks: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+         acks: list[dict[str, Any]] | None = None,
+         installed_at: datetime | None = None) -> list[dict[str, Any]]:
+    """The messages of the runs from ``start`` to ``end``; the first is an installation,
+    judged at the time of the store's first poll (``installed_at``) when that was on
+    that day, else at its noon."""
     acks = list(acks or [])
 
     out: list[dict[str, Any]] = []
     i_obs = i_not = 0
     day = start
     installed = datetime.combine(start, time(12), UTC)
+    if installed_at is not None and installed_at.date() == start:
+        installed = installed_at
     floor = installed - timedelta(days=1)  # the scratch store's clock never goes back
     while day <= end:
         now = datetime.combine(day, time(12), UTC)
@@ -186,7 +192,7 @@ def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
         # came
         passes = _passes(list(due.values()), together=day == start)
         polled = [min((r["_at"] for r in g if r.get("_at") is not None), default=None)
-                  if day != start else None for g in passes]  # an installation: at its time
+                  if day != start else installed for g in passes]  # an installation
         for n, group in enumerate(passes):
             until = polled[n] or next((t for t in polled[n:] if t is not None), None)
             at = floor = max(until or now, floor)
