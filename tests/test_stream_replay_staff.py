@@ -99,3 +99,50 @@ def test_store_replay_from_the_installation_holds_back_only_what_a_silence_came_
     msgs = replay(cfg, start=first, end=last, every=7)
     assert [(m["date"], m["decision"], m["title"], sorted(m["targets"]))
             for m in msgs] == sent
+
+
+def test_store_replay_tells_a_correction_once_a_silence_was_ended_early(tmp_path):
+    """The lab's spike was told; the week the lab revised it away, Kari silenced ketamin
+    for ten weeks, and ended the silence on a Wednesday two weeks on: the correction
+    held back was told by the daemon's next round, the Monday after. `backtest --replay store` gives the
+    same messages and recipients, on the daemon's days: a silence ended early holds back
+    nothing after it was ended."""
+    weeks, spike = 124, 110
+    values = np.random.default_rng(3).poisson(np.full(weeks, 5.0)).astype(float)
+    values[spike] = 40
+    (tmp_path / "data").mkdir()
+    cfg = make_config(tmp_path, target("ops", "json://localhost/x"),
+                      sources=LAB_SOURCE.format(interval="1d").replace(
+                          "data/", f"{tmp_path}/data/"))
+    silence = None
+    for w in range(100, weeks):
+        now = noon_after_week(START, w) + MORNING
+        if w == spike + 3:
+            values[spike] = 5  # the lab's week revised to its usual level
+            store = Store.in_dir(cfg.state_dir)
+            try:
+                silence = actions.add_silence(
+                    store, substance="ketamin", reason="x", who="kari", via="web",
+                    duration=timedelta(weeks=10), now=now - timedelta(hours=1))
+            finally:
+                store.close()
+        if w == spike + 6:
+            store = Store.in_dir(cfg.state_dir)
+            try:
+                actions.expire_silence(store, silence, who="kari", via="web",
+                                       now=now - timedelta(days=5))
+            finally:
+                store.close()
+        _publish(tmp_path / "data" / "lab.csv", values, range(w))
+        p = Pipeline(cfg, clock=lambda now=now: now)
+        assert p.poll("lab").ok
+        p.detect()
+        noon = now - MORNING  # the hourly pass
+        Pipeline(cfg, clock=lambda noon=noon: noon).detect()
+    sent = _sent(cfg)
+    assert [(d, t) for _, d, _, t in sent] == [
+        ("open", ["ops"]), ("correct", []), ("correct", ["ops"])], sent
+    first, last = noon_after_week(START, 100).date(), noon_after_week(START, weeks - 1).date()
+    msgs = replay(cfg, start=first, end=last, every=7)
+    assert [(m["date"], m["decision"], m["title"], sorted(m["targets"]))
+            for m in msgs] == sent
