@@ -104,9 +104,9 @@ def test_store_replay_from_the_installation_holds_back_only_what_a_silence_came_
 def test_store_replay_tells_a_correction_once_a_silence_was_ended_early(tmp_path):
     """The lab's spike was told; the week the lab revised it away, Kari silenced ketamin
     for ten weeks, and ended the silence on a Wednesday two weeks on: the correction
-    held back was told by the daemon's next round, the Monday after. `backtest --replay store` gives the
-    same messages and recipients, on the daemon's days: a silence ended early holds back
-    nothing after it was ended."""
+    held back was told by the daemon's next round, the Monday after. `backtest --replay
+    store` gives the same messages and recipients, on the daemon's days: a silence
+    ended early holds back nothing after it was ended."""
     weeks, spike = 124, 110
     values = np.random.default_rng(3).poisson(np.full(weeks, 5.0)).astype(float)
     values[spike] = 40
