@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -539,3 +540,32 @@ def test_an_api_silence_retried_finds_the_one_it_made(desk):
     (a,) = decide.enqueue_findings(cfg, store, "ketamin", [(finding("lab"), "open")], {},
                                    now=datetime.now(UTC))
     assert a.get("status", "open") == "open"
+
+
+def test_the_outbox_page_says_how_many_deliveries_it_leaves_out(desk):
+    """A relay down for weeks and a notice every hour: 503 deliveries wait. The outbox page
+    lists the newest 500, as it always did, and says in the console's language that 3 more
+    are not listed and how to list them all. Before, the page cut the list silently. Once
+    a few are dropped and all of them fit, nothing is said."""
+    cfg, store, console = desk
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=503)
+    src = SimpleNamespace(name="overdosefare", region="")
+    for hour in range(503):
+        at = start + timedelta(hours=hour)
+        item = SimpleNamespace(key=f"n{hour}", title=f"Advarsel n{hour}",
+                               link=f"https://overdosefare.example/n{hour}",
+                               published_at=at - timedelta(hours=1), region="", summary="")
+        assert decide.enqueue_notice(cfg, store, src, item, "ketamin", now=at) is not None
+    kari = _login(console, KARI)
+    page = kari.get("/outbox").text
+    assert page.count('action="/outbox/') == 2 * 500  # retry and drop per delivery
+    assert ('id="outbox-more">3 til er ikke vist: de nyeste 500 av 503 leveringer er vist; '
+            "warnd outbox --limit 503 viser alle.</p>") in page
+    oldest = store.q("SELECT alert_id, target FROM deliveries ORDER BY alert_id LIMIT 3")
+    for r in oldest:
+        assert f'action="/outbox/{r["alert_id"]}/' not in page
+        r = kari.post(f"/outbox/{r['alert_id']}/{r['target']}/drop",
+                      data={"csrf": _csrf(page)}, follow_redirects=False)
+        assert r.status_code == 303
+    page = kari.get("/outbox").text
+    assert page.count('action="/outbox/') == 2 * 500 and "outbox-more" not in page

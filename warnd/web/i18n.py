@@ -29,7 +29,9 @@ TEXT: dict[str, dict[str, str]] = {
         "target": "Mottaker", "attempts": "Forsøk", "error": "Feil", "retry": "Prøv igjen",
         "drop": "Forkast", "pending": "venter", "failed": "feilet", "expired": "utløpt",
         "delivered": "levert", "dropped": "forkastet", "no_deliveries": "Ingen leveringer "
-        "venter eller har feilet.", "confirm": "Bekreft", "confirm_ack": "Kvittere for varsel "
+        "venter eller har feilet.", "more_deliveries": "{n} til er ikke vist: de nyeste "
+        "{shown} av {total} leveringer er vist; warnd outbox --limit {total} viser alle.",
+        "confirm": "Bekreft", "confirm_ack": "Kvittere for varsel "
         "#{id}: {title}?", "confirm_silence": "Dempe «{label}» i 14 dager (varsel #{id}: "
         "{title})?", "done_ack": "Varsel #{id} er kvittert av {who}.", "done_silence":
         "«{label}» er dempet til {until} av {who}.", "link_expired": "Lenken er utløpt. "
@@ -79,7 +81,9 @@ TEXT: dict[str, dict[str, str]] = {
         "target": "Target", "attempts": "Attempts", "error": "Error", "retry": "Retry",
         "drop": "Drop", "pending": "pending", "failed": "failed", "expired": "expired",
         "delivered": "delivered", "dropped": "dropped", "no_deliveries": "No deliveries "
-        "waiting or failed.", "confirm": "Confirm", "confirm_ack": "Acknowledge alert #{id}: "
+        "waiting or failed.", "more_deliveries": "{n} more not listed: the newest {shown} "
+        "of {total} deliveries listed; warnd outbox --limit {total} lists them all.",
+        "confirm": "Confirm", "confirm_ack": "Acknowledge alert #{id}: "
         "{title}?", "confirm_silence": "Silence “{label}” for 14 days (alert #{id}: {title})?",
         "done_ack": "Alert #{id} acknowledged by {who}.", "done_silence": "“{label}” silenced "
         "until {until} by {who}.", "link_expired": "The link has expired. Open the alert in "

@@ -11,6 +11,9 @@ from warnd.alerting import actions, outbox
 from warnd.logs import redact
 from warnd.web.auth import guard
 
+#: Most deliveries the page lists (the newest); it says how many more there are.
+LIMIT = 500
+
 
 @guard("viewer")
 def list_outbox(request: Request, who: dict[str, Any], store: Any) -> Response:
@@ -18,13 +21,15 @@ def list_outbox(request: Request, who: dict[str, Any], store: Any) -> Response:
     rows = store.q(
         "SELECT d.*, a.title, a.substance FROM deliveries d JOIN alerts a ON a.id = d.alert_id "
         "WHERE d.status IN ('pending','failed','expired') ORDER BY d.alert_id DESC, d.target "
-        "LIMIT 500")
+        f"LIMIT {LIMIT}")
     for r in rows:
         r["last_error"] = redact(r["last_error"]) if r["last_error"] else None
     counts = {r["status"]: r["n"] for r in store.q(
         "SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status")}
+    # the list is the newest LIMIT: say so when more are left out (as `warnd outbox` does)
+    total = outbox.count_deliveries(store) if len(rows) >= LIMIT else len(rows)
     return web.page(request, who, "outbox.html", title=web.t["outbox"], rows=rows,
-                    counts=counts)
+                    counts=counts, total=total)
 
 
 @guard("operator")
