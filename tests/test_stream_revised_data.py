@@ -16,6 +16,7 @@ from tests.test_stream_config_changes import MUTED
 from tests.test_stream_revisions import (
     MAIL, _put, _put_each, _rising, _told, _two_sources, _week_end)
 from warnd.alerting import actions, digest
+from warnd.alerting.commands import print_alerting_status
 from warnd.alerting.wording import render_text
 from warnd.config import load_config
 from warnd.pipeline import Pipeline
@@ -344,3 +345,44 @@ def test_a_correction_of_one_source_held_back_is_told_after_the_silence(tmp_path
         assert store.held_back() == {}
     finally:
         store.close()
+
+
+def test_warnd_status_lists_a_correction_held_back_by_a_silence(tmp_path, capsys):
+    """As above: customs revises its rise away while ketamine is silenced and the lab's rise
+    goes on, and the correction is held back. While the silence lasts, `warnd status` lists
+    that correction (its alert, substance, kind and source), in its JSON and in its text,
+    beside the rises held back; once the silence has ended and the correction is told, it
+    lists none. Before, it listed held-back rises only, so nothing said that a correction
+    was waiting for the silence."""
+    cfg, usual = _two_sources(tmp_path, 126)
+    risen = _rising(usual, {"lab": 110, "customs": 110})
+    held = []
+    for w in range(109, 123):
+        if w == 120:
+            store = Store.in_dir(cfg.state_dir)
+            try:
+                actions.add_silence(store, substance="ketamin", reason="x", who="kari",
+                                    via="cli", until=_week_end(122) - timedelta(hours=1),
+                                    now=_week_end(119) + timedelta(hours=1))
+            finally:
+                store.close()
+        _put_each(cfg, {"lab": risen["lab"],
+                        "customs": usual["customs"] if w >= 120 else risen["customs"]}, w + 1)
+        Pipeline(cfg, clock=lambda w=w: _week_end(w)).detect()
+        status = collect_status(cfg, now=_week_end(w) + timedelta(hours=1))
+        assert status["held_back_by_silence"] == []  # the rise itself was told
+        held.append((w, [(c["substance"], c["kind"], c["direction"], c["source"])
+                         for c in status["corrections_held_back_by_silence"]]))
+        if w == 121:
+            print_alerting_status(status)
+            text = capsys.readouterr().out
+            aid = status["corrections_held_back_by_silence"][0]["alert_id"]
+            assert ("corrections held back by a silence, told when it ends: "
+                    f"ketamin (alert #{aid}: customs)") in text
+            assert json.loads(json.dumps(status))["corrections_held_back_by_silence"] == [
+                {"alert_id": aid, "substance": "ketamin", "kind": "trend",
+                 "direction": "increase", "source": "customs",
+                 "title": status["corrections_held_back_by_silence"][0]["title"]}]
+    late = [(w, h) for w, h in held if w >= 119]
+    assert late == [(119, []), (120, [("ketamin", "trend", "increase", "customs")]),
+                    (121, [("ketamin", "trend", "increase", "customs")]), (122, [])]

@@ -2023,6 +2023,15 @@ class Store:
         # held by a silence (not by a mute, or for corroboration: decide._held_by)
         return [sub for sub, st in self.held_back().items() if st.get("silenced") is True]
 
+    def corrections_held_back(self) -> list[tuple[str, int]]:
+        """The corrections of one source of an episode that goes on held back (a silence,
+        a mute: ``corrections_silenced``, told once nothing holds them back), as
+        (substance, alert id), by substance and id."""
+        return sorted((name.partition(":")[0], int(held))
+                      for name, st in self._states_of(
+                          "substance", having="corrections_silenced").items()
+                      for held in st.get("corrections_silenced") or [])
+
     def held_back(self) -> dict[str, dict[str, Any]]:
         """The told state of each substance with a message about its rise held back: the
         rise's (a silence, a mute, corroboration), the end of a told rise or the correction

@@ -40,7 +40,28 @@ def alerting_status(store: Any, now: datetime | None = None, *,
         "held_back_by_silence": [s for s in store.rises_held_back()
                                  if (substances is None or s in substances)
                                  and still_held(store, s, now)],
+        "corrections_held_back_by_silence": corrections_held(store, now, substances),
     }
+
+
+def corrections_held(store: Any, now: datetime, substances: Any = None
+                     ) -> list[dict[str, Any]]:
+    """The corrections of one source of an episode that goes on that an active silence
+    holds back (told when it ends), of ``substances`` only when given: each with its
+    alert's id, substance, kind, direction, source and title. One held back by a mute
+    alone is not listed, nor one whose silence was ended early (told at the next pass)."""
+    from warnd.alerting.silences import matches
+
+    silences = store.silences(now=now, active_only=True)
+    out = []
+    for substance, aid in store.corrections_held_back():
+        if substances is not None and substance not in substances:
+            continue
+        rows = store.q("SELECT id AS alert_id, substance, kind, direction, source, title "
+                       "FROM alerts WHERE id=?", [aid])
+        if rows and any(matches(s, rows[0]) for s in silences):
+            out.append(rows[0])
+    return out
 
 
 def still_held(store: Any, substance: str, now: datetime) -> bool:
@@ -69,6 +90,10 @@ def print_alerting_status(st: dict[str, Any]) -> None:
     if st.get("held_back_by_silence"):
         print("rises held back by a silence, told when it ends: "
               + ", ".join(st["held_back_by_silence"]))
+    if st.get("corrections_held_back_by_silence"):
+        print("corrections held back by a silence, told when it ends: " + ", ".join(
+            f"{c['substance']} (alert #{c['alert_id']}: {c['source']})"
+            for c in st["corrections_held_back_by_silence"]))
 
 
 def cli_user() -> str:
