@@ -17,6 +17,7 @@ from tests.test_stream_sources import _counts, _media
 from warnd.alerting import actions
 from warnd.config import load_config
 from warnd.pipeline import Pipeline
+from warnd.service.health import collect_status
 from warnd.store import Store
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -210,3 +211,55 @@ def test_a_source_paused_while_it_fails_has_its_failure_ended_and_told_anew_if_i
     assert after_pause == [("open", "resolved", "mail", "pending")]
     assert failures == 0
     assert resumed == [[], [], [("open", "open", "mail", "pending")]]
+
+
+def _turning_feed(tmp_path, name: str, interval: str, *, folder: bool = False) -> list:
+    """A news feed showing its latest 6 entries, a new one every 6 hours (a day and a half
+    of them), polled every ``interval`` for three weeks: written anew at one address, or
+    (``folder``) as a new file in a folder each time. The problems ``warnd status`` lists
+    for it at the end, and the counts and unread weeks of the store."""
+    monday = datetime(2026, 1, 5, 12, tzinfo=UTC)
+    entries = [(monday + timedelta(hours=6 * i), f"Politiet beslagla ketamin nr {i}")
+               for i in range(4 * 7 * 4)]
+    where = tmp_path / name / ("drop" if folder else "feed.xml")
+    where.parent.mkdir(parents=True, exist_ok=True)
+    cfg = load_config(write_service_config(tmp_path / name / "config.toml", sources=source(
+        "media", str(where), interval=interval, kind="rss", dimension="interest"),
+        state_dir=str(tmp_path / name / "state")))
+    step, now = timedelta(days=int(interval.removesuffix("d"))), monday
+    while now < monday + timedelta(weeks=3):
+        now += step
+        shown = [e for e in entries if e[0] <= now][-6:]
+        _feed(where / f"{now:%Y%m%d}.xml" if folder else where, shown)
+        assert Pipeline(cfg, clock=lambda now=now: now).poll("media").ok
+    status = collect_status(cfg, now=now)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        unread = store.q("SELECT unread_from, unread_until FROM source_state")[0]
+    finally:
+        store.close()
+    return [p["message"] for p in status["sources"][0]["recent_problems"]], unread, _counts(
+        cfg, "ketamin")
+
+
+def test_a_feed_polled_less_often_than_its_entries_turn_over_is_reported(tmp_path):
+    """A feed showing a day and a half of entries, polled every other day on time: each
+    poll after the first finds its oldest entry newer than the poll before, so the
+    entries published in between were never read. `warnd status` lists that as a
+    problem of the source, naming the gap and suggesting a shorter `interval`; the
+    counts are left as they are (no weeks are marked unread, as after missed polls).
+    The same feed polled daily, within its turnover, and one written as files into a
+    folder (which keeps what came meanwhile) report nothing. Before, the undercount was
+    silent."""
+    problems, unread, counts = _turning_feed(tmp_path, "slow", "2d")
+    assert problems and all(p.startswith("entries may have been missed: ") for p in problems)
+    assert ("entries may have been missed: the oldest entry the feed shows "
+            "(2026-01-26 06:00 UTC) is newer than the last successful poll "
+            "(2026-01-25 12:00 UTC), so what it showed between them was not read; its "
+            "entries turn over faster than it is polled: give it a shorter `interval` "
+            "than 2d") == problems[0]
+    assert unread == {"unread_from": None, "unread_until": None}
+    assert counts == {"2026-01-05": 18.0, "2026-01-12": 21.0, "2026-01-19": 21.0}  # 6 of 8
+    for name, interval, folder in (("daily", "1d", False), ("folder", "2d", True)):
+        problems, unread, _ = _turning_feed(tmp_path, name, interval, folder=folder)
+        assert problems == [] and unread == {"unread_from": None, "unread_until": None}

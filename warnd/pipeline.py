@@ -458,6 +458,15 @@ class Pipeline:
                 if single_document(location) and self._missed_polls(src, state, now):
                     store.note_unread(source_name, since=state.get("last_success_at"),
                                       oldest=floor, region=src.region)
+                elif single_document(location) and (msg := _turnover_gap(
+                        src, state.get("last_success_at"), floor)):
+                    # polled on time, but its entries turn over faster than it is polled:
+                    # what it showed between two polls went unread (the counts stay)
+                    store.ingest(source_name, location=location, sha256=None,
+                                 observations=(), items=(),
+                                 problems=[Problem(location, msg)], now=now)
+                    log.warning("source=%s problem at %s: %s", source_name, location, msg)
+                    res.problems += 1
                 for kind in ("article", "notice"):
                     for k in store.derive_item_counts(
                         source_name, subs, region=src.region, now=now, kind=kind, read=read,
@@ -1639,6 +1648,25 @@ def _copy_problem(location: str, of: str, holder: str, *, before: bool = False) 
         return (f"a copy of {name(of)} (the same bytes), counted as a share of its own "
                 "before: counted once from now on")
     return f"a copy of {name(of)} (the same bytes){stands}: counted once, not again"
+
+
+def _turnover_gap(src: Any, since: str | None, oldest: datetime | None) -> str | None:
+    """The problem of a feed whose oldest entry read now is newer than its previous
+    successful poll (``since``): the entries published between them may have left it
+    unread. None when it is not (or was never read before, or shows no dated entry)."""
+    if since is None or oldest is None:
+        return None
+    last = _aware(datetime.fromisoformat(since))
+    first = _aware(oldest)
+    if first <= last:
+        return None
+    fmt = "%Y-%m-%d %H:%M UTC"
+    how = (f"a shorter `interval` than {src.interval}" if src.interval
+           else "a `cron` that polls it more often")
+    return (f"entries may have been missed: the oldest entry the feed shows "
+            f"({first.astimezone(UTC):{fmt}}) is newer than the last successful poll "
+            f"({last.astimezone(UTC):{fmt}}), so what it showed between them was not read; "
+            f"its entries turn over faster than it is polled: give it {how}")
 
 
 def _one_line(e: BaseException) -> str:
