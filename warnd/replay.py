@@ -162,6 +162,32 @@ def _acks_at(store: Store, acks: list[dict[str, Any]], at: datetime, every: int,
             acks.remove(a)
 
 
+def _pass(config: Config, scratch: Path, at: datetime, out: list[dict[str, Any]], day: date,
+          *, group: list[dict[str, Any]] | None = None, notices: list[dict[str, Any]],
+          i_not: int, now: datetime, installed: datetime,
+          silences: list[dict[str, Any]] | None, acks: list[dict[str, Any]], every: int,
+          start: date, before: datetime | None = None) -> int:
+    """One detection pass of the replay at ``at``, as the daemon's: the notices polled
+    by then (``before``) told first, the pass's values (``group``) fed, the silences and
+    acknowledgements as they were then; its messages added to ``out``. Returns the index
+    of the first notice not yet told."""
+    p = _ScratchPipeline(config, scratch, clock=lambda: at)
+    store = p.open_store()
+    try:
+        i_not = _tell_notices(config, store, notices, i_not, now, installed,
+                              silences or [], out, before=before)
+        if group is not None:
+            _feed(store, group, at)
+        if silences:
+            _silences_at(store, silences, at)
+        if acks:
+            _acks_at(store, acks, at, every, start)
+    finally:
+        store.close()
+    out += [_message(day, a) for a in p.detect()]
+    return i_not
+
+
 def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
          notices: list[dict[str, Any]], start: date, end: date,
          every: int, silences: list[dict[str, Any]] | None = None,
@@ -196,35 +222,16 @@ def _run(config: Config, scratch: Path, obs: list[dict[str, Any]],
         for n, group in enumerate(passes):
             until = polled[n] or next((t for t in polled[n:] if t is not None), None)
             at = floor = max(until or now, floor)
-            p = _ScratchPipeline(config, scratch, clock=lambda at=at: at)
-            store = p.open_store()
-            try:
-                i_not = _tell_notices(config, store, notices, i_not, now, installed,
-                                      silences or [], out, before=until)
-                _feed(store, group, at)
-                if silences:
-                    _silences_at(store, silences, at)
-                if acks:
-                    _acks_at(store, acks, at, every, start)
-            finally:
-                store.close()
-            out += [_message(day, a) for a in p.detect()]
+            i_not = _pass(config, scratch, at, out, day, group=group, notices=notices,
+                          i_not=i_not, now=now, installed=installed, silences=silences,
+                          acks=acks, every=every, start=start, before=until)
         if at < now:
             floor = now
             # the daemon's hourly pass: what a silence ended since the poll held back is
             # told by it; so are the notices that came after the day's last poll
-            p = _ScratchPipeline(config, scratch, clock=lambda now=now: now)
-            store = p.open_store()
-            try:
-                i_not = _tell_notices(config, store, notices, i_not, now, installed,
-                                      silences or [], out)
-                if silences:
-                    _silences_at(store, silences, now)
-                if acks:
-                    _acks_at(store, acks, now, every, start)
-            finally:
-                store.close()
-            out += [_message(day, a) for a in p.detect()]
+            i_not = _pass(config, scratch, now, out, day, notices=notices, i_not=i_not,
+                          now=now, installed=installed, silences=silences, acks=acks,
+                          every=every, start=start)
         elif i_not < len(notices) and notices[i_not]["_due"] <= now:
             store = Store.in_dir(scratch)  # those that came after the day's last poll
             try:
