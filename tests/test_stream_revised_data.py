@@ -39,6 +39,16 @@ def _digest_of(cfg, day) -> tuple[dict[str, dict[str, int]], list[str]]:
             [o["substance"] for o in d["open"]])
 
 
+def _silence_ketamin(cfg, *, until: int, now: datetime, reason: str = "x") -> None:
+    """Kari silences ketamine at ``now`` until an hour before the end of week ``until``."""
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        actions.add_silence(store, substance="ketamin", reason=reason, who="kari", via="cli",
+                            until=_week_end(until) - timedelta(hours=1), now=now)
+    finally:
+        store.close()
+
+
 def test_the_digest_after_a_rise_revised_away_no_longer_lists_it(tmp_path):
     """The lab's ketamine rise is told; the lab then revises those weeks down to the
     usual level and the recipients get a correction. The digest two days later lists no
@@ -94,13 +104,8 @@ def test_a_correction_held_back_is_told_once_nothing_holds_it_back(tmp_path, hel
         said += told(w)
     assert said == [("open", "open", ["mail"])]
     if held == "silenced":
-        store = Store.in_dir(loud.state_dir)
-        try:
-            actions.add_silence(store, substance="ketamin", reason="moving the lab",
-                                who="kari", via="cli", until=_week_end(122) - timedelta(hours=1),
-                                now=_week_end(119) + timedelta(hours=1))
-        finally:
-            store.close()
+        _silence_ketamin(loud, until=122, now=_week_end(119) + timedelta(hours=1),
+                         reason="moving the lab")
     said = {}
     for w in range(120, weeks):
         _put(loud, usual, w + 1)  # from week 120 on the lab's table shows no rise at all
@@ -218,13 +223,7 @@ def test_a_held_end_is_not_told_to_a_target_whose_rise_was_withdrawn(tmp_path):
     said = []
     for w in range(88, weeks):
         if w == 136:
-            store = Store.in_dir(cfg.state_dir)
-            try:
-                actions.add_silence(store, substance="ketamin", reason="x", who="kari",
-                                    via="cli", until=_week_end(143) - timedelta(hours=1),
-                                    now=_week_end(w) - timedelta(hours=1))
-            finally:
-                store.close()
+            _silence_ketamin(cfg, until=143, now=_week_end(w) - timedelta(hours=1))
         _put_each(cfg, {"lab": usual["lab"] if w >= 120 else lab, "customs": customs}, w + 1)
         said += [(w, a["decision"], a["status"], sorted(a["targets"]))
                  for a in Pipeline(cfg, clock=lambda w=w: _week_end(w)).detect()
@@ -267,13 +266,7 @@ def test_a_spike_correction_held_back_by_a_silence_is_told_after_it(tmp_path):
     said = []
     for w in range(spike - 2, weeks):
         if w == 117:
-            store = Store.in_dir(cfg.state_dir)
-            try:
-                actions.add_silence(store, substance="ketamin", reason="x", who="kari",
-                                    via="cli", until=_week_end(121) - timedelta(hours=1),
-                                    now=_week_end(w) - timedelta(hours=1))
-            finally:
-                store.close()
+            _silence_ketamin(cfg, until=121, now=_week_end(w) - timedelta(hours=1))
             values[spike] = 5  # the lab's week revised to its usual level
         _put(cfg, values, w + 1)
         said += [(w, a["kind"], a["decision"], a["status"], a["targets"])
@@ -324,13 +317,7 @@ def test_a_correction_of_one_source_held_back_is_told_after_the_silence(tmp_path
     said = []
     for w in range(109, weeks):
         if w == 120:
-            store = Store.in_dir(cfg.state_dir)
-            try:
-                actions.add_silence(store, substance="ketamin", reason="x", who="kari",
-                                    via="cli", until=_week_end(122) - timedelta(hours=1),
-                                    now=_week_end(119) + timedelta(hours=1))
-            finally:
-                store.close()
+            _silence_ketamin(cfg, until=122, now=_week_end(119) + timedelta(hours=1))
         _put_each(cfg, {"lab": risen["lab"],
                         "customs": usual["customs"] if w >= 120 else risen["customs"]}, w + 1)
         said += [(w, a["decision"], a["source"], a["status"], a["targets"])
@@ -359,13 +346,7 @@ def test_warnd_status_lists_a_correction_held_back_by_a_silence(tmp_path, capsys
     held = []
     for w in range(109, 123):
         if w == 120:
-            store = Store.in_dir(cfg.state_dir)
-            try:
-                actions.add_silence(store, substance="ketamin", reason="x", who="kari",
-                                    via="cli", until=_week_end(122) - timedelta(hours=1),
-                                    now=_week_end(119) + timedelta(hours=1))
-            finally:
-                store.close()
+            _silence_ketamin(cfg, until=122, now=_week_end(119) + timedelta(hours=1))
         _put_each(cfg, {"lab": risen["lab"],
                         "customs": usual["customs"] if w >= 120 else risen["customs"]}, w + 1)
         Pipeline(cfg, clock=lambda w=w: _week_end(w)).detect()
