@@ -19,6 +19,28 @@ from warnd.store import Store
 MORNING = timedelta(hours=-6)  # the lab is polled at 06:00
 
 
+def _lab_to_ops(tmp_path, weeks: int, rise: int):
+    """A lab's daily-polled table of ketamine counts, rising from week ``rise``, told to
+    ops: the config and the weekly values."""
+    values = np.random.default_rng(3).poisson(6.0, weeks).astype(float)
+    values[rise:] = np.random.default_rng(4).poisson(20.0, weeks - rise)
+    (tmp_path / "data").mkdir()
+    cfg = make_config(tmp_path, target("ops", "json://localhost/x"),
+                      sources=LAB_SOURCE.format(interval="1d").replace(
+                          "data/", f"{tmp_path}/data/"))
+    return cfg, values
+
+
+def _silence_three_weeks(cfg, *, at) -> None:
+    """Kari silences ketamine in the console at ``at`` for three weeks."""
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        actions.add_silence(store, substance="ketamin", reason="x", who="kari", via="web",
+                            duration=timedelta(weeks=3), now=at)
+    finally:
+        store.close()
+
+
 def test_store_replay_holds_back_only_what_a_silence_came_before(tmp_path):
     """The lab's table is polled and judged every Monday at 06:00 (and every hour the
     daemon judges what is new, telling what a silence ended since held back). The
@@ -30,12 +52,7 @@ def test_store_replay_holds_back_only_what_a_silence_came_before(tmp_path):
     the silences and acknowledgements as they were at that poll. Before, the silence
     made at 09:00 held back the spike polled at 06:00."""
     weeks, rise = 118, 106
-    values = np.random.default_rng(3).poisson(6.0, weeks).astype(float)
-    values[rise:] = np.random.default_rng(4).poisson(20.0, weeks - rise)
-    (tmp_path / "data").mkdir()
-    cfg = make_config(tmp_path, target("ops", "json://localhost/x"),
-                      sources=LAB_SOURCE.format(interval="1d").replace(
-                          "data/", f"{tmp_path}/data/"))
+    cfg, values = _lab_to_ops(tmp_path, weeks, rise)
     silenced = False
     for w in range(100, weeks):
         now = noon_after_week(START, w) + MORNING
@@ -44,13 +61,7 @@ def test_store_replay_holds_back_only_what_a_silence_came_before(tmp_path):
         assert p.poll("lab").ok
         if p.detect() and not silenced:
             silenced = True
-            store = Store.in_dir(cfg.state_dir)
-            try:
-                actions.add_silence(store, substance="ketamin", reason="x", who="kari",
-                                    via="web", duration=timedelta(weeks=3),
-                                    now=now + timedelta(hours=3))
-            finally:
-                store.close()
+            _silence_three_weeks(cfg, at=now + timedelta(hours=3))
         noon = now - MORNING  # the hourly pass
         Pipeline(cfg, clock=lambda noon=noon: noon).detect()
     sent = _sent(cfg)
@@ -70,12 +81,7 @@ def test_store_replay_from_the_installation_holds_back_only_what_a_silence_came_
     store's first poll when it was that day. Before, it was judged at noon, with the
     silence made at 09:00, and the rise was listed as held back."""
     weeks, rise, installed = 112, 96, 100
-    values = np.random.default_rng(3).poisson(6.0, weeks).astype(float)
-    values[rise:] = np.random.default_rng(4).poisson(20.0, weeks - rise)
-    (tmp_path / "data").mkdir()
-    cfg = make_config(tmp_path, target("ops", "json://localhost/x"),
-                      sources=LAB_SOURCE.format(interval="1d").replace(
-                          "data/", f"{tmp_path}/data/"))
+    cfg, values = _lab_to_ops(tmp_path, weeks, rise)
     for w in range(installed, weeks):
         now = noon_after_week(START, w) + MORNING
         _publish(tmp_path / "data" / "lab.csv", values, range(w))
@@ -83,13 +89,7 @@ def test_store_replay_from_the_installation_holds_back_only_what_a_silence_came_
         assert p.poll("lab").ok
         p.detect()
         if w == installed:
-            store = Store.in_dir(cfg.state_dir)
-            try:
-                actions.add_silence(store, substance="ketamin", reason="x", who="kari",
-                                    via="web", duration=timedelta(weeks=3),
-                                    now=now + timedelta(hours=3))
-            finally:
-                store.close()
+            _silence_three_weeks(cfg, at=now + timedelta(hours=3))
         noon = now - MORNING  # the hourly pass
         Pipeline(cfg, clock=lambda noon=noon: noon).detect()
     sent = _sent(cfg)
