@@ -212,6 +212,8 @@ def test_test_notify_reports_each_target(tmp_path, smtp_server, teams_server, ca
     assert main(["--config", p, "test-notify", smtp_server.url("x@example.org")]) == 0
     wait_for(lambda: len(smtp_server.messages) == 3, what="the URL test email")
     assert main(["--config", p, "test-notify", "--target", "nobody"]) == 78
+    # without a store in the state directory nothing is recorded, and none is made
+    assert not (cfg.state_dir / "warnd.sqlite").exists()
 
 
 def test_pasted_https_workflow_url_gets_the_card(tmp_path, teams_server, microsoft_host):

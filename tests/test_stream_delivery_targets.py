@@ -506,3 +506,48 @@ def test_a_first_attempt_put_off_to_the_end_of_a_quiet_weekend_is_still_sent(
     wait_for(lambda: len(smtp_server.messages) == 1, what="ketamine's opening")
     assert "ketamin" in smtp_server.messages[0]["Subject"]
     assert _statuses(store) == {1: "expired", 2: "delivered"}
+
+
+def test_a_test_message_to_a_repaired_relay_turns_health_green_after_its_backlog_was_dropped(
+        tmp_path, capsys):
+    """The mail relay is down: ketamine's opening fails three times and expires on it;
+    the operator drops it (``warnd outbox drop``). Health still names mail ("last 3
+    attempts failed"), and a ``warnd test-notify`` while the relay is down counts as a
+    fourth. Once the relay is back, a ``warnd test-notify`` it accepts clears that:
+    health is green with nothing else sent. Before, test-notify recorded nothing, and
+    health stayed red until a later alert to mail went through."""
+    from warnd.cli import main
+    from warnd.service.health import collect_status
+
+    relay = SmtpServer()  # not started yet: nothing listens on its port
+    cfg = _config(tmp_path, target("mail", relay.url()), '\n[alerting]\nexpire_after = "1h"\n')
+    store = Store.in_dir(cfg.state_dir)
+    seed_series(store, "lab", NAMES[0])
+    t0 = datetime(2026, 7, 7, 8, 0, tzinfo=UTC)  # Tuesday 10:00 in Oslo
+    alert = _rise(cfg, store, NAMES[0], now=t0)
+    t = t0
+    while t <= t0 + timedelta(hours=2):
+        outbox.dispatch_pending(cfg, store, now=t)
+        t += timedelta(minutes=10)
+    assert _statuses(store) == {alert["id"]: "expired"}
+    store.close()
+    p = str(cfg.path)
+    assert main(["--config", p, "outbox", "drop", str(alert["id"])]) == 0
+
+    def target_problems() -> list[str]:
+        return [x for x in collect_status(cfg)["problems"] if x.startswith("target mail:")]
+
+    (before,) = target_problems()
+    assert main(["--config", p, "test-notify", "--target", "mail"]) == 1
+    (failed,) = target_problems()
+    n_before = int(before.split("last ")[1].split()[0])
+    assert f"last {n_before + 1} attempts failed" in failed and "FAILURE" in failed, failed
+    relay.start()
+    try:
+        assert main(["--config", p, "test-notify", "--target", "mail"]) == 0
+        wait_for(lambda: len(relay.messages) == 1, what="the test email")
+    finally:
+        relay.stop()
+    capsys.readouterr()
+    st = collect_status(cfg)
+    assert target_problems() == [] and st["healthy"] is True, st["problems"]

@@ -211,8 +211,46 @@ def send_test_messages(
     return out
 
 
+def record_test_outcomes(cfg: Config, results: list[dict[str, Any]],
+                         now: datetime | None = None) -> None:
+    """Count each test message to a configured target as an attempt of that target,
+    as a delivery's is (``target_state``): an accepted one clears the target's failures
+    and back-off, so a repaired target turns health green without waiting for an
+    alert; a refused one counts as a failed attempt. Nothing is recorded without a
+    store in the state directory (none is made), for a URL given on the command line
+    or a target whose URL cannot be built; a store that cannot be written is said on
+    stderr and changes nothing else."""
+    import sqlite3
+    from pathlib import Path
+
+    from warnd.alerting import targets
+    from warnd.errors import StoreError
+    from warnd.store import DB_NAME, Store
+
+    tried = [r for r in results if r["target"] != "(url)" and "url" in r]
+    if not tried or not (Path(cfg.state_dir) / DB_NAME).exists():
+        return
+    now = now or datetime.now(UTC)
+    try:
+        store = Store.in_dir(cfg.state_dir)
+    except (sqlite3.Error, StoreError) as e:
+        print(f"warnd: test-notify: outcomes not recorded: {e}", file=sys.stderr)
+        return
+    try:
+        with store.write():
+            for r in tried:
+                targets.record_outcome(
+                    store, r["target"], ok=bool(r["accepted"]), now=now,
+                    error=None if r["accepted"] else f"{r['status']}: {r['detail']}")
+    except sqlite3.Error as e:
+        print(f"warnd: test-notify: outcomes not recorded: {e}", file=sys.stderr)
+    finally:
+        store.close()
+
+
 def cmd_test_notify(args: argparse.Namespace, cfg: Config) -> int:
     results = send_test_messages(cfg, list(args.target or []), args.url)
+    record_test_outcomes(cfg, results)
     if not results:
         print("warnd: no targets configured", file=sys.stderr)
         return 1
