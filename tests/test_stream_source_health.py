@@ -263,3 +263,40 @@ def test_a_feed_polled_less_often_than_its_entries_turn_over_is_reported(tmp_pat
     for name, interval, folder in (("daily", "1d", False), ("folder", "2d", True)):
         problems, unread, _ = _turning_feed(tmp_path, name, interval, folder=folder)
         assert problems == [] and unread == {"unread_from": None, "unread_until": None}
+
+
+def test_a_problem_repeated_in_other_words_at_every_poll_does_not_grow_the_store(tmp_path):
+    """The feed turning over faster than it is polled, polled every other day for four
+    months: each poll's problem names other times ("entries may have been missed: …
+    (2026-05-01 06:00 UTC) …"), a row of its own. The store keeps the source's newest
+    ``PROBLEMS_KEPT`` of them, and `warnd status` still lists the newest first, the last
+    poll's. Before, a row was added at every poll and none was ever deleted."""
+    from warnd.store import PROBLEMS_KEPT
+
+    start = datetime(2026, 1, 5, 12, tzinfo=UTC)
+    polls = PROBLEMS_KEPT + 10
+    where = tmp_path / "feed.xml"
+    cfg = load_config(write_service_config(tmp_path / "config.toml", sources=source(
+        "media", str(where), interval="2d", kind="rss", dimension="interest"),
+        state_dir=str(tmp_path / "state")))
+    now = start
+    for _ in range(polls):
+        now += timedelta(days=2)
+        _feed(where, [(now - timedelta(hours=6 * i), f"Politiet beslagla ketamin {now:%j}-{i}")
+                      for i in range(5, -1, -1)])
+        assert Pipeline(cfg, clock=lambda now=now: now).poll("media").ok
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        rows = store.q("SELECT message, seen_at FROM problems WHERE source='media' "
+                       "ORDER BY seen_at DESC")
+    finally:
+        store.close()
+    assert len(rows) == PROBLEMS_KEPT
+    assert len({r["message"] for r in rows}) == PROBLEMS_KEPT
+    assert rows[0]["seen_at"][:10] == now.date().isoformat()
+    assert rows[-1]["seen_at"][:10] == (
+        now - timedelta(days=2 * (PROBLEMS_KEPT - 1))).date().isoformat()
+    newest = collect_status(cfg, now=now)["sources"][0]["recent_problems"]
+    assert len(newest) == 5 and newest[0]["message"] == rows[0]["message"]
+    oldest_shown = (now - timedelta(hours=30)).astimezone(UTC)
+    assert f"({oldest_shown:%Y-%m-%d %H:%M} UTC) is newer" in newest[0]["message"]

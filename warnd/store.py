@@ -606,6 +606,10 @@ def _m20(db: sqlite_utils.Database) -> None:
 WITHDRAWN = '{"withdrawn": '
 FINDING_STANDS = f"COALESCE(substr(evidence, 1, {len(WITHDRAWN)}), '') != '{WITHDRAWN}'"
 
+#: The problems kept of each source, the newest (``warnd status`` and the console show 5;
+#: a problem seen again with the same words updates its row): older ones are deleted.
+PROBLEMS_KEPT = 50
+
 #: Forward migrations; index + 1 is the schema version they produce.
 MIGRATIONS = [_m1, _m2, _m3, _m4, _m5, _m6, _m7, _m8, _m9, _m10, _m11, _m12, _m13, _m14,
               _m15, _m16, _m17, _m18, _m19, _m20]
@@ -894,6 +898,14 @@ class Store:
         return bool(self.q("SELECT 1 FROM documents WHERE source=? AND location=? LIMIT 1",
                            [source, location]))
 
+    def _prune_problems(self, db: Any, source: str) -> None:
+        """Keep a source's newest :data:`PROBLEMS_KEPT` problems: one that repeats in
+        other words at every poll (times in it, a file read again) adds a row each time."""
+        db.execute(
+            "DELETE FROM problems WHERE source=? AND id NOT IN (SELECT id FROM problems "
+            "WHERE source=? ORDER BY seen_at DESC, id DESC LIMIT ?)",
+            (source, source, PROBLEMS_KEPT))
+
     def ingest(
         self,
         source: str,
@@ -993,6 +1005,8 @@ class Store:
                     "ON CONFLICT (source, location, message) DO UPDATE SET seen_at=excluded.seen_at",
                     (source, p.where, p.message, now_s),
                 )
+            if problems:
+                self._prune_problems(db, source)
             if sha256 is not None:
                 db.execute(
                     "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?)",
