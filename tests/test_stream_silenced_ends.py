@@ -556,3 +556,59 @@ def test_a_source_s_correction_one_target_had_and_a_silence_held_from_another(tm
         ("correct", "mail", "delivered")]
     assert [m["Subject"].split(":")[0] for m in mail_relay.messages][-1] == "Rettelse"
     assert [m["Subject"].split(":")[0] for m in ops_relay.messages].count("Rettelse") == 1
+
+
+def test_a_held_end_after_a_held_correction_names_no_withdrawn_source(tmp_path):
+    """The lab's and customs' rise of ketamine is told to mail ("2 kilder", a strong
+    increase). An operator silences ketamine for twenty weeks; in the first of them
+    customs revises its weeks away (the correction is held back), and later the lab's
+    rise ends (the end is held back too). After the silence mail gets the correction and
+    then the end, which names the lab alone, in the words of what mail was told of the
+    lab ("Liten økning"), with the figures mail had. Before, the end named customs among
+    the sources that rose ("Avsluttet: Sterk økning: ketamin — 2 kilder"), right after
+    the correction that withdrew it: the end held back counted as the end of the
+    episode, so neither message was read against what mail had been told."""
+    from tests.servers import SmtpServer
+    from tests.test_stream_revisions import _put_each, _rising, _usual
+    from tests.test_stream_revisions import _week_end as week_end
+    from warnd.alerting import outbox
+    from warnd.pipeline import Pipeline
+
+    relay = SmtpServer().start()
+    cfg = load_config(write_config(tmp_path, SOURCES + target(
+        "mail", relay.url("mail@example.org")) + (
+        '\n[alerting]\ndefault_targets = ["mail"]\nsend_resolved = true\n')))
+    weeks, revised = 140, 120
+    usual = _usual(weeks)
+    risen = _rising(usual, {"lab": 110, "customs": 110}, until=121)
+    said = []
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        for w in range(109, weeks):
+            noon = week_end(w)
+            if w == revised - 1:
+                actions.add_silence(store, substance="ketamin", reason="x", who="kari",
+                                    via="cli", duration=timedelta(weeks=20),
+                                    now=noon - timedelta(hours=1))
+            _put_each(cfg, {"lab": risen["lab"], "customs": (
+                usual if w >= revised else risen)["customs"]}, w + 1)
+            said += [(w, a["decision"], a["status"])
+                     for a in Pipeline(cfg, clock=lambda t=noon: t).detect()
+                     if a["kind"] == "trend"]
+            outbox.dispatch_pending(cfg, store, now=noon + timedelta(hours=6))
+        assert store.held_back() == {}
+    finally:
+        store.close()
+        relay.stop()
+    assert said == [(111, "open", "open"), (113, "escalate", "open"),
+                    (120, "correct", "silenced"), (138, "resolve", "silenced"),
+                    (139, "correct", "open"), (139, "resolve", "open")]
+    trend = [m for m in relay.messages if "topp" not in m["Subject"]]
+    assert [m["Subject"] for m in trend] == [
+        "Liten økning: ketamin — 1 kilde", "Forverring: Sterk økning: ketamin — 2 kilder",
+        "Rettelse: Liten økning: ketamin — 1 kilde", "Avsluttet: Liten økning: ketamin — 1 kilde"]
+    end = trend[-1].get_body(("plain",)).get_content()
+    rose = end.split("Kilder som viste økning:")[1]
+    assert "Lab" in rose and "Customs" not in rose
+    assert "Kilder: 1 av 1 kilde økte" in end
+    assert trend[-1]["In-Reply-To"] == trend[0]["Message-ID"]

@@ -58,10 +58,16 @@ def episode_scope(d: dict[str, Any]) -> tuple[str, list[Any]] | None:
 def episode_start(store: Store, scope: tuple[str, list[Any]], alert_id: int) -> int:
     """The id the episode of alert ``alert_id`` (of ``scope``: :func:`episode_scope`)
     starts from: its latest opening or end before it (0 when none): the messages of the
-    episode are those of the scope from there up to the alert."""
+    episode are those of the scope from there up to the alert. An end a silence or a
+    mute held back and that was told later (its alert ``…:after-silence``) does not
+    count: the messages told after it (a correction held back with it, then the end
+    itself) end or correct the episode it ended, and tell it as their targets had it."""
     where, args = scope
-    return int(store.q(f"SELECT MAX(id) AS id FROM alerts WHERE {where} AND id < ? AND "
-                       "decision IN ('open', 'resolve')", [*args, alert_id])[0]["id"] or 0)
+    return int(store.q(
+        f"SELECT MAX(id) AS id FROM alerts WHERE {where} AND id < ? AND decision IN "
+        "('open', 'resolve') AND NOT (decision = 'resolve' AND EXISTS (SELECT 1 FROM "
+        "alerts l WHERE l.dedupe_key = alerts.dedupe_key || ':after-silence'))",
+        [*args, alert_id])[0]["id"] or 0)
 
 
 def rise_told(messages: list[dict[str, Any]]) -> dict[str, Any]:
