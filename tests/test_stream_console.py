@@ -19,6 +19,7 @@ from warnd.alerting import decide, outbox
 from warnd.config import load_config
 from warnd.service.health import collect_status
 from warnd.store import Store
+from warnd.web.auth import add_user
 
 KARI = ("kari", "kari-password-1")
 OLA = ("ola", "ola-password-12")
@@ -45,11 +46,9 @@ def desk(tmp_path, smtp_server):
     port = free_port()
     cfg = make_config(tmp_path, target("mail", smtp_server.url()),
                       f'\n[web]\nsecure_cookies = false\nbase_url = "http://127.0.0.1:{port}"\n')
-    for name, pw in (KARI, OLA):
-        r = warnd(cfg.path, cfg.state_dir, "user", "add", name, "--role", "operator",
-                  "--password-stdin", stdin=pw + "\n")
-        assert r.returncode == 0, r.stderr
     store = Store.in_dir(cfg.state_dir)
+    for name, pw in (KARI, OLA):  # as `warnd user add` makes them (tests/test_web_accounts.py)
+        add_user(store, name, "operator", pw)
     console = Console(cfg.path, cfg.state_dir, port).start()
     console.browsers = []
     try:
