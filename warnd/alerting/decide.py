@@ -253,6 +253,17 @@ def enqueue_findings(
         by_kind.setdefault((f.kind, f.direction), []).append((f, a))
     groups += list(by_kind.values())
     pending_states = dict(states)
+
+    def state_of(scope: str) -> dict[str, Any]:
+        """An episode state as this round has it: changed in the round, else stored."""
+        return pending_states.get(scope) or store.episode_state(scope) or {}
+
+    def opens_anew(kind: str, direction: str) -> bool:
+        """Whether an episode of that kind and direction opens this round (not a spike
+        folded into the rise)."""
+        return any(f.kind == kind and f.direction == direction and a == "open"
+                   and not any(f is g for g in folded) for f, a in live)
+
     ended: set[tuple[str, str]] = set()  # episodes that end this round: their alerts resolve
     told_scope = substance_scope(substance)
     told = pending_states.get(told_scope) or store.episode_state(told_scope) or _told_before(
@@ -303,16 +314,13 @@ def enqueue_findings(
     for kind, direction in OTHER_EPISODES:
         # so too the end of a told spike (or fall): moot when the same kind opens anew
         scope = substance_scope(substance, kind, direction)
-        held_end = (pending_states.get(scope) or store.episode_state(scope) or {}).get(
-            "end_silenced")
+        held_end = state_of(scope).get("end_silenced")
         end = None if not held_end else _end_held(config, store, int(held_end), now=now)
         if end is None:
             continue
-        pending_states[scope] = {k: v for k, v in (
-            pending_states.get(scope) or store.episode_state(scope) or {}).items()
-            if k != "end_silenced"}
-        if end and not any(f.kind == kind and f.direction == direction and a == "open"
-                           and not any(f is g for g in folded) for f, a in live):
+        pending_states[scope] = {k: v for k, v in state_of(scope).items()
+                                 if k != "end_silenced"}
+        if end and not opens_anew(kind, direction):
             late_ends.append((end, int(held_end), int(held_end)))
             ended.add((kind, direction))
     # the correction of one source of an episode that goes on, held back by a silence or
@@ -321,8 +329,7 @@ def enqueue_findings(
     late_corrections: list[tuple[dict[str, Any], int]] = []  # with the held alert's id
     for kind, direction in (("trend", "increase"), *OTHER_EPISODES):
         scope = substance_scope(substance, kind, direction)
-        st = told if scope == told_scope else (
-            pending_states.get(scope) or store.episode_state(scope) or {})
+        st = told if scope == told_scope else state_of(scope)
         if not st.get("corrections_silenced"):
             continue
         kept = []
@@ -334,9 +341,8 @@ def enqueue_findings(
                     "SELECT 1 FROM alerts WHERE substance=? AND kind=? AND direction=? AND "
                     "id>? AND decision='open' LIMIT 1",
                     [substance, kind, direction, int(held_id)]) and not (
-                    trends and not told.get("open") if scope == told_scope else any(
-                        f.kind == kind and f.direction == direction and a == "open"
-                        and not any(f is g for g in folded) for f, a in live)):
+                    trends and not told.get("open") if scope == told_scope
+                    else opens_anew(kind, direction)):
                 late_corrections.append((c, int(held_id)))
         st = {k: v for k, v in st.items() if k != "corrections_silenced"}
         if kept:
@@ -412,10 +418,8 @@ def enqueue_findings(
             # to those that had the source's messages before it and not the correction
             f = finding_from_dict(alert["data"]["agree"][0])
             kind, direction = alert["kind"], alert["direction"]
-            got = {r["target"] for r in store.q(
-                f"SELECT target FROM deliveries t WHERE alert_id=? AND {had()}", [held_id])}
-            owed = [t for t in _told_targets(store, substance, kind, direction, told,
-                                             series=f, before=held_id) if t not in got]
+            _, owed = _still_owed(store, substance, kind, direction, told, held_id,
+                                  series=f, before=held_id)
             if not owed:
                 continue
             if enqueue_alert(config, store, alert, now=now, told_to=owed, unheard=(
@@ -539,15 +543,13 @@ def enqueue_findings(
                     told = pending_states[told_scope] = {**told, "end_silenced": alert["id"]}
                 else:
                     scope = substance_scope(substance, alert["kind"], alert["direction"])
-                    pending_states[scope] = {**(pending_states.get(scope) or store.episode_state(
-                        scope) or {}), "end_silenced": alert["id"]}
+                    pending_states[scope] = {**state_of(scope), "end_silenced": alert["id"]}
             elif id(group) in withdrawn and alert.get("status") in HELD and alert.get("id"):
                 # a correction of one source of an episode that goes on, held back: told
                 # once nothing holds it back (its recipients would otherwise believe that
                 # source's rise, spike or fall stands)
                 scope = substance_scope(substance, alert["kind"], alert["direction"])
-                st = told if scope == told_scope else (
-                    pending_states.get(scope) or store.episode_state(scope) or {})
+                st = told if scope == told_scope else state_of(scope)
                 st = pending_states[scope] = {**st, "corrections_silenced": [
                     *st.get("corrections_silenced", []), int(alert["id"])]}
                 if scope == told_scope:
@@ -556,15 +558,13 @@ def enqueue_findings(
             kind, direction = alert["kind"], alert["direction"]
             # the held end goes to those that had the episode and not the end itself: a
             # target that had it before the silence (or still will) is not told it twice
-            got = {r["target"] for r in store.q(
-                f"SELECT target FROM deliveries t WHERE alert_id=? AND {had()}", [held_id])}
-            owed = [t for t in _told_targets(store, substance, kind, direction, told,
-                                             before=held_end) if t not in got]
+            any_had, owed = _still_owed(store, substance, kind, direction, told, held_id,
+                                        before=held_end)
             if (kind, direction) == ("trend", "increase"):
                 # as an end told at once: not to a target all of whose rise was withdrawn
                 gone_for = _withdrawn_for(store, substance, told, owed)
                 owed = [t for t in owed if t not in gone_for]
-            if got and not owed:
+            if any_had and not owed:
                 continue  # every target that had the episode had its end too
             if enqueue_alert(config, store, alert, now=now, told_to=owed, unheard=(
                     _unheard_targets(store, substance, kind, direction, told,
@@ -877,6 +877,20 @@ def _told_deliveries(store: Store, substance: str, kind: str, direction: str,
         sql += " AND a.data LIKE ?"
         args.append(f'%"series": "{series.series_key}"%')
     return store.q(sql + " ORDER BY d.target, d.alert_id", args)
+
+
+def _still_owed(store: Store, substance: str, kind: str, direction: str,
+                told: dict[str, Any], held_id: int, *, series: Finding | None = None,
+                before: int | None = None) -> tuple[bool, list[str]]:
+    """To whom a message a silence held back (alert ``held_id``) is still owed: the
+    targets that had the episode (of ``series``, before alert ``before``) less those that
+    had the held message itself or still will (:func:`_told_targets`); and whether any
+    target had it."""
+    got = {r["target"] for r in store.q(
+        f"SELECT target FROM deliveries t WHERE alert_id=? AND {had()}", [held_id])}
+    return bool(got), [t for t in _told_targets(store, substance, kind, direction, told,
+                                                series=series, before=before)
+                       if t not in got]
 
 
 def _told_targets(store: Store, substance: str, kind: str, direction: str,
