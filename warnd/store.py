@@ -2171,6 +2171,13 @@ class Store:
                 )
         return n_new
 
+    def opened_since(self, substance: str, kind: str, direction: str, alert_id: int) -> bool:
+        """Whether the substance's episode (``kind``, ``direction``) opened anew after
+        alert ``alert_id``: an ``open`` alert of it made since."""
+        return bool(self.q(
+            "SELECT 1 FROM alerts WHERE substance=? AND kind=? AND direction=? AND id>? AND "
+            "decision='open' LIMIT 1", [substance, kind, direction, int(alert_id)]))
+
     def episode_state(self, scope: str) -> dict[str, Any] | None:
         rows = self.q("SELECT state FROM episodes WHERE scope=?", [scope])
         return json.loads(rows[0]["state"]) if rows else None

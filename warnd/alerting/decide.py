@@ -337,10 +337,7 @@ def enqueue_findings(
             c = _end_held(config, store, int(held_id), now=now)
             if c is None:
                 kept.append(held_id)
-            elif c and not store.q(
-                    "SELECT 1 FROM alerts WHERE substance=? AND kind=? AND direction=? AND "
-                    "id>? AND decision='open' LIMIT 1",
-                    [substance, kind, direction, int(held_id)]) and not (
+            elif c and not store.opened_since(substance, kind, direction, held_id) and not (
                     trends and not told.get("open") if scope == told_scope
                     else opens_anew(kind, direction)):
                 late_corrections.append((c, int(held_id)))

@@ -783,19 +783,15 @@ def _rise_unheard(store: Store, d: dict[str, Any], db: Any, now: datetime, *,
         # of one source of an episode that goes on: told after, as one held back when it
         # was decided (unless the episode opened anew since)
         st = store.episode_state(scope) or {}
-        if int(d["alert_id"]) not in st.get("corrections_silenced", []) and not db.execute(
-                "SELECT 1 FROM alerts WHERE substance=? AND kind=? AND direction=? AND id>? "
-                "AND decision='open'", (d["substance"], *episode, int(d["alert_id"]))
-                ).fetchone():
+        if int(d["alert_id"]) not in st.get("corrections_silenced", []) and not (
+                store.opened_since(d["substance"], *episode, int(d["alert_id"]))):
             store.save_episode_state(scope, {**st, "corrections_silenced": [
                 *st.get("corrections_silenced", []), int(d["alert_id"])]}, db, now=now)
         return
     if episode != ("trend", "increase"):
         st = store.episode_state(scope) or {}
-        if not st.get("end_silenced") and not db.execute(
-                "SELECT 1 FROM alerts WHERE substance=? AND kind=? AND direction=? AND id>? "
-                "AND decision='open'", (d["substance"], *episode, int(d["alert_id"]))
-                ).fetchone():
+        if not st.get("end_silenced") and not store.opened_since(
+                d["substance"], *episode, int(d["alert_id"])):
             store.save_episode_state(scope, {**st, "end_silenced": int(d["alert_id"])}, db,
                                      now=now)
         return
