@@ -65,8 +65,12 @@ chromium:
 	    echo "chromium is missing: install Debian's chromium package (needs root)" >&2; exit 1; \
 	  fi; }
 
+# The suite runs on every core (pytest-xdist), at most four processes: each test makes
+# its own store, ports and state folder, so none waits on another. PYTEST_ARGS adds
+# options, e.g. `make test PYTEST_ARGS="-n 0 tests/test_cli.py"` for one file in one process.
+PYTEST_ARGS ?=
 test: $(DEV)/.installed chromium check-unit
-	$(DEVBIN)/python -m pytest -q
+	$(DEVBIN)/python -m pytest -q -n auto --maxprocesses=4 $(PYTEST_ARGS)
 
 # systemd-analyze checks the unit file; installed here when missing and we are
 # root on a Debian-like system, otherwise check-unit fails and says why.
