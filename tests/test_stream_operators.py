@@ -357,3 +357,25 @@ def test_status_counts_what_waits_for_a_target_apart_from_what_expired(tmp_path,
     text, row = line()
     assert text == "target mail: 1 waiting, 3 expired"
     assert (row["n_waiting"], row["n_expired"]) == (1, 3)
+
+
+def test_a_digest_printed_by_hand_before_any_was_sent_covers_one_period(
+        tmp_path, smtp_server, capsys):
+    """`warnd digest` with no digest sent yet covers one schedule period, as the first
+    scheduled digest does: a notice delivered three weeks before is not listed as sent
+    in it, one delivered two days before is (before, it listed every alert since
+    warnd's start, and its title named a week)."""
+    cfg = make_config(tmp_path, target("desk", smtp_server.url()),
+                      '\n[alerting]\ndefault_targets = ["desk"]\n')
+    store = Store.in_dir(cfg.state_dir)
+    old_day = datetime(2026, 6, 22, 8, tzinfo=UTC)
+    new_day = datetime(2026, 7, 11, 8, tzinfo=UTC)
+    old = _notice(cfg, store, "old", old_day)
+    outbox.dispatch_pending(cfg, store, now=old_day)
+    new = _notice(cfg, store, "new", new_day)
+    outbox.dispatch_pending(cfg, store, now=new_day)
+    wait_for(lambda: len(smtp_server.messages) == 2, what="both notices")
+    assert main(["--config", str(cfg.path), "digest", "--end", "2026-07-12", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert [a["id"] for a in got["changed"]] == [new] and old != new
+    assert (got["covers_from"], got["covers_until"]) == ("2026-07-06", "2026-07-13")

@@ -80,7 +80,7 @@ def build(config: Config, store: Store, *, end: datetime,
     It covers what is open and what changed: every episode open at ``end`` (whatever
     its source's period — a monthly figure dated the 1st is as current as a weekly
     one), the findings recorded since the previous digest (``since``; by default the
-    time of the last digest sent before ``end``, else since warnd started), and
+    time of the last digest sent before ``end``, else one schedule period before it), and
     the alerts sent in that time (delivered or on their way). Findings whose data lie
     in the last period plus one detection period count too, so ``warnd digest --end
     DATE`` can look back.
@@ -94,8 +94,9 @@ def build(config: Config, store: Store, *, end: datetime,
         before = json.loads(prev[0]["data"] or "{}") if prev else {}
         until_at = before.get("until_at")
         after_id = before.get("last_alert_id")
-        # the first digest covers everything since warnd started
-        since = datetime.fromisoformat(until_at) if until_at else datetime(1970, 1, 1, tzinfo=UTC)
+        # the first digest covers one schedule period, as the scheduled first one does
+        # (not everything since warnd started)
+        since = datetime.fromisoformat(until_at) if until_at else end - schedule_span(config)
     data_since = data_window_start(config, end)
     rows = store.q(
         "SELECT substance, source, dimension, kind, direction, category, relative_change, onset, "
@@ -180,13 +181,12 @@ def build(config: Config, store: Store, *, end: datetime,
         a["opened_for"], a["opening_title"] = openings.get(a["id"], ([], None))
     tz = ZoneInfo(config.general.timezone)
     return {
-        "since": (min(since.date(), data_since) if since.year > 1970 else data_since).isoformat(),
+        "since": min(since.date(), data_since).isoformat(),
         "until": end.date().isoformat(),
         # the time the digest is about, as its title names it (local dates): since the
         # previous digest, or one schedule period for the first; the table also takes in
         # findings on data of the week before it (`since`), which may come late
-        "covers_from": (since if since.year > 1970 else end - schedule_span(config))
-        .astimezone(tz).date().isoformat(),
+        "covers_from": since.astimezone(tz).date().isoformat(),
         "covers_until": end.astimezone(tz).date().isoformat(),
         "since_at": iso(since),
         "until_at": iso(end),
