@@ -23,7 +23,7 @@ import signal
 import socket
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
@@ -42,6 +42,8 @@ DISPATCH_EVERY_S = 30
 HEARTBEAT_EVERY_S = 5.0
 #: How often the heartbeat checks that the outbox makes progress.
 PROGRESS_EVERY_S = 30.0
+#: A wall clock that moved back by more than this against elapsed time was stepped.
+CLOCK_STEP_S = 2.0
 
 
 def sd_notify(message: str) -> bool:
@@ -127,6 +129,7 @@ class Daemon:
         self.outbox_stalled = 0
         self._progress_checked_at = 0.0
         self._when: dict[str, Any] = {}  # each job's schedule as last configured
+        self._clock_offset: float | None = None  # wall clock minus elapsed time
 
     # -- jobs ----------------------------------------------------------------------
     def poll_job(self, source_name: str) -> None:
@@ -320,6 +323,29 @@ class Daemon:
             self._when.pop(jid, None)
             log.info("job=%s removed (source no longer configured or disabled)", jid)
 
+    def follow_clock(self) -> None:
+        """Keep the elapsed-time jobs going when the wall clock is stepped back (NTP
+        correcting a clock that ran fast, a virtual machine restored from a snapshot).
+
+        The scheduler keeps run times on the wall clock: stepped back an hour, every job
+        that runs after an interval (the heartbeat, dispatch, detection, a source polled
+        every hour) would wait that hour more, and the daemon, its heartbeat stopped,
+        would send nothing and be taken for hung. Such a job keeps the time it had
+        still to wait; a source polled at clock times (``cron``) keeps them. A step
+        forward needs nothing: a run whose time passed runs late, once, as after a
+        suspended host.
+        """
+        offset = datetime.now(UTC).timestamp() - time.monotonic()
+        before, self._clock_offset = self._clock_offset, offset
+        if before is None or offset - before > -CLOCK_STEP_S:
+            return
+        step = timedelta(seconds=offset - before)
+        for job in self.scheduler.get_jobs():
+            if job.next_run_time is not None and not isinstance(job.trigger, CronTrigger):
+                self.scheduler.modify_job(job.id, next_run_time=job.next_run_time + step)
+        log.warning("wall clock stepped back by %.0f s; jobs run after an interval keep the "
+                    "time they had to wait", -step.total_seconds())
+
     # -- signals and main loop ----------------------------------------------------------
     def _enqueue_signal(self, signum: int, _frame: Any) -> None:
         self.events.put(signum)
@@ -406,6 +432,7 @@ class Daemon:
         self.scheduler.add_job(self.startup_job, id="startup", name="startup",
                                next_run_time=datetime.now(UTC))
         self.scheduler.start()
+        self.follow_clock()  # the clock as the jobs were scheduled
         self.last_heartbeat_at = time.monotonic()
         self._start_health()
         n = len([s for s in self.config.sources if s.enabled])
@@ -423,6 +450,7 @@ class Daemon:
                 except queue.Empty:
                     signum = 0
                 self.last_loop_at = now = time.monotonic()
+                self.follow_clock()
                 if watchdog_us and now - last_ping >= self.tick:
                     live = self.liveness()
                     if live["alive"]:
