@@ -1,17 +1,26 @@
-"""The daemon over a long life: its wall clock stepped while it runs."""
+"""The daemon over a long life: its wall clock stepped while it runs; stopped in the
+middle of a round of sends and started again."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import apscheduler.schedulers.base
 
 import warnd.service.daemon as daemon_module
-from tests.service_kit import counts_csv, wait_until, write_service_config
+from tests.service_kit import (
+    DaemonProcess,
+    counts_csv,
+    notices_rss,
+    wait_until,
+    write_service_config,
+)
 from warnd.config import load_config
 from warnd.service.daemon import Daemon
 
@@ -78,3 +87,78 @@ def test_a_wall_clock_stepped_back_an_hour_keeps_the_jobs_going(tmp_path, monkey
     assert after["detect"] <= now + timedelta(hours=1)
     assert after["poll:hourly"] <= now + timedelta(hours=1)
     assert after["poll:weekly"] == before["poll:weekly"]  # Monday 06:00 by the clock
+
+
+class SlowSink:
+    """A Teams-like endpoint that takes each message at once and answers ``delay``
+    seconds later (a slow relay working through a backlog)."""
+
+    def __init__(self, delay: float) -> None:
+        self.titles: list[str] = []
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                msg = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                sink.titles.append(msg.get("title", ""))
+                time.sleep(delay)  # the relay's own pace, not a synchronisation
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"json://127.0.0.1:{self.httpd.server_address[1]}/"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_sigterm_in_a_round_to_a_slow_target_sends_nothing_new_and_nothing_twice(tmp_path):
+    """Six warning notices go to a target that takes 0.6 s a message; the service is
+    stopped (``systemctl restart``) as the first goes out. The send in flight ends and
+    is recorded, no further one begins, and the daemon exits well within
+    ``stop_timeout``; started again, it sends the other five, each once. Before, the
+    round went on sending after SIGTERM until ``stop_timeout`` cut it off in the middle
+    of a send the target had taken: that one was sent again after the restart."""
+    sink = SlowSink(delay=0.6)
+    try:
+        (tmp_path / "n.xml").write_bytes(notices_rss(6, "ketamin"))
+        cfg = write_service_config(
+            tmp_path / "config.toml",
+            sources=('\n[[sources]]\nname = "notices"\nkind = "overdosefare"\n'
+                     'location = "n.xml"\ninterval = "1h"\ndimension = "availability"\n'),
+            targets=f'\n[[targets]]\nname = "hook"\nurl = "{sink.url}"\n',
+            general='stop_timeout = "1s"\n')
+        d = DaemonProcess(cfg, tmp_path / "daemon.log").start()
+        try:
+            d.wait_for(r"sending to json://")
+            d.signal(signal.SIGTERM)
+            assert d.wait(timeout=30) == 0
+        finally:
+            d.kill()
+        first = d.text()
+        assert "exiting anyway" not in first
+        assert len(first.split("sending to ")) - 1 == 1  # nothing begun after the stop
+        assert len(sink.titles) == 1
+        again = DaemonProcess(cfg, tmp_path / "daemon.log").start()
+        try:
+            wait_until(lambda: len(sink.titles) >= 6, 60, "the other five notices")
+            again.signal(signal.SIGTERM)
+            assert again.wait(timeout=30) == 0
+        finally:
+            again.kill()
+        assert len(sink.titles) == 6 and len(set(sink.titles)) == 6  # each once
+    finally:
+        sink.close()

@@ -154,11 +154,14 @@ class Pipeline:
         fetcher: Any = None,
         clock: Callable[[], datetime] = utcnow,
         send: Callable[..., Any] | None = None,
+        stopping: threading.Event | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
         self._fetcher = fetcher
         self._send = send
+        #: set when the service stops: a dispatch round begins no more sends
+        self.stopping = stopping or threading.Event()
         #: series replayed in this detect pass, by the reasons that come for many at once
         self._replayed_for: Counter[str] = Counter()
         #: each source's feed, made once (feeds keep no state between documents; a
@@ -1417,7 +1420,8 @@ class Pipeline:
         try:
             with self._store(store) as st:
                 counts = outbox.dispatch_pending(self.config, st, now=self.clock(),
-                                                   send=self._logged_send, clock=self.clock)
+                                                   send=self._logged_send, clock=self.clock,
+                                                   stop=self.stopping.is_set)
             log.debug("dispatch finished: %s", counts)
             return counts
         except sqlite3.Error as e:

@@ -2416,6 +2416,14 @@ class Store:
                 (iso(until), alert_id, target),
             )
 
+    def release_claim(self, alert_id: int, target: str) -> None:
+        """Free a pending delivery's claim, nothing else: its send was not begun (the
+        service stopping), and it goes as it was with the next dispatch."""
+        with self.write() as db:
+            db.execute(
+                "UPDATE deliveries SET claimed_until=NULL, claimed_by=NULL "
+                "WHERE alert_id=? AND target=? AND status='pending'", (alert_id, target))
+
     def hold_delivery(self, alert_id: int, target: str, until: datetime, reason: str) -> None:
         """Keep a pending delivery waiting until ``until`` without counting an attempt
         (its target is not configured, or the target asked to wait: Retry-After)."""

@@ -552,11 +552,13 @@ def with_timeouts(url: str, t: object) -> str:
     return url + ("&" if "?" in url else "?") + "&".join(extra)
 
 
-def _bounded(jobs: list[_Job], fn: Callable[[_Job], Any], workers: int, limit: float
-             ) -> Iterator[tuple[_Job, Any]]:
+def _bounded(jobs: list[_Job], fn: Callable[[_Job], Any], workers: int, limit: float,
+             stop: Callable[[], bool] | None = None) -> Iterator[tuple[_Job, Any]]:
     """Run ``fn`` over ``jobs`` in daemon threads, ``workers`` at a time; yield each
     outcome, or ``TIMEOUT`` for a job still running at its deadline (``limit`` seconds
     after it started; ``fn`` may move ``job.deadline`` when it enters a new phase).
+    Once ``stop()`` is true no job begins: those running end, and each not begun is
+    yielded with ``STOPPED``.
 
     A job that overruns is given up and its worker left behind (a Python thread
     cannot be stopped): its slot goes to the next job, so one stuck render or send
@@ -575,7 +577,12 @@ def _bounded(jobs: list[_Job], fn: Callable[[_Job], Any], workers: int, limit: f
         results.put((i, out))
 
     while todo or running:
-        while todo and len(running) < workers:
+        if stop is not None and stop():
+            if not running:
+                for _i, job in reversed(todo):
+                    yield job, STOPPED
+                return
+        while todo and len(running) < workers and not (stop is not None and stop()):
             # one job per target at a time: a target's back-off (Retry-After, a timeout)
             # then holds its next deliveries in the same round
             busy = {j.d["target"] for j in running.values()}
@@ -589,6 +596,8 @@ def _bounded(jobs: list[_Job], fn: Callable[[_Job], Any], workers: int, limit: f
             running[i] = job
             threading.Thread(target=call, args=(i, job), daemon=True,
                              name=f"warnd-send-{job.d['alert_id']}").start()
+        if not running:
+            continue  # stopped before any began
         first_end = min(j.deadline for j in running.values())
         try:
             i, out = results.get(timeout=max(0.0, first_end - time.monotonic()))
@@ -606,6 +615,8 @@ def _bounded(jobs: list[_Job], fn: Callable[[_Job], Any], workers: int, limit: f
 
 #: The outcome of a job that ran past its time limit.
 TIMEOUT = object()
+#: The outcome of a job not begun: the service is stopping.
+STOPPED = object()
 #: The outcome of a job of an end or a correction whose target, it turned out as it was
 #: about to go, never had what it ends or corrects (:func:`never_heard`).
 UNHEARD_NOW = object()
@@ -618,6 +629,7 @@ def dispatch_pending(
     now: datetime,
     send: Callable[..., Any] | None = None,
     clock: Callable[[], datetime] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> dict[str, int]:
     """Send every due delivery once; record success, retry time or expiry.
 
@@ -628,7 +640,10 @@ def dispatch_pending(
     recorded on its own: a store error for one never affects another. The claims of
     those still to go are renewed as the round goes on (``clock``: the time then; by
     default ``now`` and the time the round has taken), so a long round (a slow target
-    working through a backlog) does not leave them looking stalled.
+    working through a backlog) does not leave them looking stalled. Once ``stop()`` is
+    true (the service stopping) no send begins: those in flight end and are recorded,
+    and the others are freed, as they were, for the next start (a send cut off by the
+    exit after it had reached its target would be sent again).
     """
     started = time.monotonic()
     if clock is None:
@@ -687,14 +702,23 @@ def dispatch_pending(
     left = {(int(j.d["alert_id"]), j.d["target"]) for j in jobs}
     renew_every = (lease - timedelta(seconds=render_limit + timeout + 5)) / 2
     renewed = now
+    not_begun = 0  # the service is stopping
     for job, result in _bounded(
         jobs,
         lambda j: _work(j, config, store.path, send_fn, timeout, round_blocked, now),
-        SEND_WORKERS, render_limit,
+        SEND_WORKERS, render_limit, stop,
     ):
         d = job.d
         aid, name = int(d["alert_id"]), d["target"]
         left.discard((aid, name))
+        if result is STOPPED:
+            try:
+                store.release_claim(aid, name)
+            except sqlite3.Error as e:  # freed by the next holder of the state lock
+                log.error("alert=%d target=%s: claim not freed: store error: %s", aid, name,
+                          e)
+            not_begun += 1
+            continue
         if left and clock() - renewed >= renew_every:
             renewed = clock()
             try:
@@ -742,6 +766,8 @@ def dispatch_pending(
             counts["unrecorded"] += 1
             log.error("alert=%d target=%s: outcome not recorded (%s); the claim keeps it from "
                       "being sent again until it expires", aid, name, e)
+    if not_begun:
+        log.info("%d deliveries not begun: stopping; they go at the next start", not_begun)
     return counts
 
 

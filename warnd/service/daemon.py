@@ -102,7 +102,9 @@ class Daemon:
             stop_timeout if stop_timeout is not None
             else parse_duration(config.general.stop_timeout).total_seconds()
         )
-        self.pipeline = Pipeline(config)
+        #: set on SIGTERM: a dispatch round then begins no more sends
+        self.stopping = threading.Event()
+        self.pipeline = Pipeline(config, stopping=self.stopping)
         self.events: queue.Queue[int] = queue.Queue()
         self._detect_lock = threading.Lock()
         self._queued = _Queued()
@@ -378,7 +380,7 @@ class Daemon:
         self.n_reloads += 1
         old_listen = self.config.general.health_listen
         self.config = new
-        self.pipeline = Pipeline(new)
+        self.pipeline = Pipeline(new, stopping=self.stopping)
         self.schedule(new)
         if new.general.health_listen != old_listen:
             self._stop_health()
@@ -476,6 +478,7 @@ class Daemon:
         return 0
 
     def _shutdown(self) -> None:
+        self.stopping.set()  # a round of sends ends with those in flight
         self.scheduler.pause()
         done = threading.Event()
 
