@@ -162,3 +162,39 @@ def test_sigterm_in_a_round_to_a_slow_target_sends_nothing_new_and_nothing_twice
         assert len(sink.titles) == 6 and len(set(sink.titles)) == 6  # each once
     finally:
         sink.close()
+
+
+def test_a_daily_digest_missed_while_down_is_not_sent_just_before_the_next(tmp_path):
+    """A daily digest at 08:00; the host is down from Tuesday 09:00 until Friday 07:30.
+    The next digest, at 08:00 on Friday, covers everything since Tuesday's; Thursday's,
+    missed by 23½ hours, is not sent half an hour before it. Before, a missed time was
+    skipped only when missed by more than a day, which a daily one never is: the desk got
+    "Dagsoversikt: 2026-07-07 – 2026-07-10" at 07:30 and, half an hour on, one of its
+    own half hour. A time missed by less than half a day still goes when warnd is back
+    (down from 07:50 until 10:00: Saturday's at 10:00, not Sunday's the day after)."""
+    from tests.test_stream_clock_changes import _local, _own_config
+    from warnd.alerting import outbox
+    from warnd.alerting.send import SendResult
+    from warnd.store import Store
+    from zoneinfo import ZoneInfo
+
+    oslo = ZoneInfo("Europe/Oslo")
+    cfg = _own_config(tmp_path / "daily", '\n[alerting.digest]\nschedule = "daily"\n'
+                      'at = "08:00"\ntargets = ["mail"]\n')
+    store = Store.in_dir(cfg.state_dir)
+
+    def up(start: datetime, end: datetime) -> None:  # dispatch every 10 minutes
+        t = start.astimezone(UTC)
+        while t < end:
+            outbox.dispatch_pending(cfg, store, now=t,
+                                    send=lambda url, **kw: SendResult(True, "SUCCESS"))
+            t += timedelta(minutes=10)
+
+    up(datetime(2026, 7, 6, 12, tzinfo=oslo), datetime(2026, 7, 7, 9, tzinfo=oslo))
+    up(datetime(2026, 7, 10, 7, 30, tzinfo=oslo), datetime(2026, 7, 11, 7, 50, tzinfo=oslo))
+    up(datetime(2026, 7, 11, 10, tzinfo=oslo), datetime(2026, 7, 11, 11, tzinfo=oslo))
+    made = [(_local(datetime.fromisoformat(r["created_at"])), r["title"]) for r in store.q(
+        "SELECT created_at, title FROM alerts WHERE kind='digest' ORDER BY id")]
+    assert made == [("Tue 07 08:00 CEST", "Dagsoversikt: 2026-07-06 – 2026-07-07"),
+                    ("Fri 10 08:00 CEST", "Dagsoversikt: 2026-07-07 – 2026-07-10"),
+                    ("Sat 11 10:00 CEST", "Dagsoversikt: 2026-07-10 – 2026-07-11")]

@@ -10,7 +10,8 @@ availability, interest) and overall with the number of sources — the aggregate
 difference of :func:`detectors.synthesis.aggregate` — and the substance verdict
 (:func:`detectors.synthesis.substance_verdict`). A digest is an alert of kind
 ``digest`` with a dedupe key per scheduled time, so it is sent once even across
-restarts; a scheduled time missed by more than a day is skipped, not sent late, and
+restarts; a scheduled time missed by more than a day, or by more than half the time
+between two (12 hours for a daily one), is skipped, not sent late, and
 so is one before the first start (no digest about a time warnd was not running), or
 one on the day of the latest digest or before it (a reload that changed the time zone
 or ``at``: :func:`_sent_that_day`). The
@@ -359,7 +360,10 @@ def maybe_enqueue(config: Config, store: Store, *, now: datetime) -> int | None:
             store.save_episode_state("digest", {"since": iso(now)}, db, now=now)
         first = {"since": iso(now)}
     at = last_scheduled(config, now)
-    if at is None or now - at > timedelta(days=1):
+    # a time missed (warnd down) by more than a day, or by more than half the time to
+    # the next (a daily digest's 08:00 found at 07:30 the day after), is skipped: the
+    # next one tells what changed since the last digest sent
+    if at is None or now - at > min(timedelta(days=1), schedule_span(config) / 2):
         return None
     if at <= datetime.fromisoformat(first["since"]):
         return None
