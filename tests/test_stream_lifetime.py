@@ -16,6 +16,7 @@ import apscheduler.schedulers.base
 import warnd.service.daemon as daemon_module
 from tests.service_kit import (
     DaemonProcess,
+    JsonSink,
     counts_csv,
     notices_rss,
     wait_until,
@@ -28,14 +29,18 @@ SOURCES = ('\n[[sources]]\nname = "hourly"\nkind = "count_table"\nlocation = "a.
            'interval = "1h"\ndimension = "use"\n'
            '\n[[sources]]\nname = "weekly"\nkind = "count_table"\nlocation = "a.csv"\n'
            'cron = "0 6 * * 1"\ndimension = "use"\n')
+NOTICES = ('\n[[sources]]\nname = "notices"\nkind = "overdosefare"\nlocation = "n.xml"\n'
+           'interval = "1h"\ndimension = "availability"\n')
 
 
 def test_a_wall_clock_stepped_back_an_hour_keeps_the_jobs_going(tmp_path, monkeypatch):
     """NTP steps back a clock that ran an hour fast while ``warnd run`` runs. The jobs
     that run after an interval (heartbeat, dispatch, detection, an hourly poll) keep the
     time they had still to wait, and the daemon stays alive for the watchdog and
-    ``/healthz``; a source polled at clock times keeps them. Before, the scheduler kept
-    their run times on the wall clock: every one of them waited the hour more, the
+    ``/healthz``; a source polled at clock times keeps them. A notice refused by its
+    target just before the step (HTTP 500) is retried after its back-off (a second), not
+    an hour later. Before, the scheduler kept the jobs' run times on the wall clock, and
+    the outbox its retries and back-offs: every one of them waited the hour more, the
     outbox was not dispatched, and the heartbeat stopped, so systemd's watchdog killed
     the daemon (a day's step: nothing sent for a day without the watchdog)."""
 
@@ -53,19 +58,31 @@ def test_a_wall_clock_stepped_back_an_hour_keeps_the_jobs_going(tmp_path, monkey
     monkeypatch.setenv("WATCHDOG_USEC", "1000000")  # the main loop looks every 0.5 s
     monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
     (tmp_path / "a.csv").write_bytes(counts_csv(["ketamin"], weeks=12))
-    d = Daemon(load_config(write_service_config(tmp_path / "config.toml", sources=SOURCES)))
+    (tmp_path / "n.xml").write_bytes(notices_rss(1, "ketamin"))
+    sink = JsonSink(fail=True)
+    d = Daemon(load_config(write_service_config(
+        tmp_path / "config.toml", sources=SOURCES + NOTICES,
+        targets=f'\n[[targets]]\nname = "hook"\nurl = "{sink.url}"\n'
+                '\n[alerting]\nretry_backoff = "1s"\n')))
+    d.pipeline.clock = lambda: Stepped.now(UTC)  # the outbox's clock
     seen: dict[str, object] = {}
 
     def step_and_look() -> None:
         try:
             wait_until(lambda: d.scheduler.running and d.scheduler.get_job("startup") is None,
                        30, "the start-up cycle")
+            wait_until(lambda: d.dispatch_job() or sink.rejected, 30, "the refused notice",
+                       poll=0.2)
+            sink.fail = False
             before = {j.id: j.next_run_time for j in d.scheduler.get_jobs()}
             Stepped.offset = -timedelta(hours=1)
             stepped_at = time.monotonic()
             wait_until(lambda: d.last_heartbeat_at > stepped_at, 10, "a heartbeat after the step")
             seen.update(before=before, live=d.liveness(), now=Stepped.now(UTC),
                         after={j.id: j.next_run_time for j in d.scheduler.get_jobs()})
+            wait_until(lambda: d.dispatch_job() or sink.messages, 10, "the notice's retry",
+                       poll=0.2)
+            seen["retried"] = True
         except TimeoutError:
             pass  # told by the assertions below
         finally:
@@ -78,6 +95,7 @@ def test_a_wall_clock_stepped_back_an_hour_keeps_the_jobs_going(tmp_path, monkey
         assert d.run() == 0
     finally:
         driver.join()
+        sink.close()
         for s, h in handlers.items():
             signal.signal(s, h)
     assert seen, "no heartbeat after the clock was stepped back"
@@ -87,6 +105,8 @@ def test_a_wall_clock_stepped_back_an_hour_keeps_the_jobs_going(tmp_path, monkey
     assert after["detect"] <= now + timedelta(hours=1)
     assert after["poll:hourly"] <= now + timedelta(hours=1)
     assert after["poll:weekly"] == before["poll:weekly"]  # Monday 06:00 by the clock
+    assert seen.get("retried"), "the refused notice was not retried after the step"
+    assert len(sink.messages) == 1
 
 
 class SlowSink:

@@ -2416,6 +2416,28 @@ class Store:
                 (iso(until), alert_id, target),
             )
 
+    def clock_stepped_back(self, step: timedelta, now: datetime) -> int:
+        """The wall clock was stepped back by ``step`` (negative): the outbox's waits ahead
+        of ``now`` (a retry's back-off, a target's ``Retry-After``, a message held behind
+        them), counted in elapsed time, end as far ahead as they did before, not later by
+        the step. A wait for the end of quiet hours brought forward so is put off to it
+        again by the dispatch that finds it due. Returns the waits moved."""
+        now_s = iso(now)
+        with self.write() as db:
+            rows = db.execute("SELECT alert_id, target, next_attempt_at FROM deliveries "
+                              "WHERE status='pending' AND next_attempt_at > ?",
+                              (now_s,)).fetchall()
+            for aid, target, nxt in rows:
+                db.execute("UPDATE deliveries SET next_attempt_at=? WHERE alert_id=? AND "
+                           "target=?", (iso(max(now, datetime.fromisoformat(nxt) + step)),
+                                        aid, target))
+            blocked = db.execute("SELECT target, blocked_until FROM target_state "
+                                 "WHERE blocked_until > ?", (now_s,)).fetchall()
+            for target, until in blocked:
+                db.execute("UPDATE target_state SET blocked_until=? WHERE target=?",
+                           (iso(max(now, datetime.fromisoformat(until) + step)), target))
+        return len(rows) + len(blocked)
+
     def release_claim(self, alert_id: int, target: str) -> None:
         """Free a pending delivery's claim, nothing else: its send was not begun (the
         service stopping), and it goes as it was with the next dispatch."""

@@ -335,7 +335,8 @@ class Daemon:
         would send nothing and be taken for hung. Such a job keeps the time it had
         still to wait; a source polled at clock times (``cron``) keeps them. A step
         forward needs nothing: a run whose time passed runs late, once, as after a
-        suspended host.
+        suspended host. So too the outbox's retries and back-offs, counted in elapsed
+        time (:meth:`warnd.store.Store.clock_stepped_back`).
         """
         offset = datetime.now(UTC).timestamp() - time.monotonic()
         before, self._clock_offset = self._clock_offset, offset
@@ -347,6 +348,25 @@ class Daemon:
                 self.scheduler.modify_job(job.id, next_run_time=job.next_run_time + step)
         log.warning("wall clock stepped back by %.0f s; jobs run after an interval keep the "
                     "time they had to wait", -step.total_seconds())
+        # so do the outbox's retries and back-offs (off the main loop: a store write)
+        self.scheduler.add_job(self._outbox_clock_stepped, args=[step],
+                               next_run_time=datetime.now(UTC))
+
+    def _outbox_clock_stepped(self, step: timedelta) -> None:
+        try:
+            store = self.pipeline.open_store()
+        except Exception as e:
+            log.error("outbox waits not moved after the clock step: %s", e)
+            return
+        try:
+            n = store.clock_stepped_back(step, datetime.now(UTC))
+        except Exception as e:
+            log.error("outbox waits not moved after the clock step: %s", e)
+            return
+        finally:
+            store.close()
+        if n:
+            log.info("%d outbox waits moved back by the clock step", n)
 
     # -- signals and main loop ----------------------------------------------------------
     def _enqueue_signal(self, signum: int, _frame: Any) -> None:
