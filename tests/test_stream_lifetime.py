@@ -218,3 +218,34 @@ def test_a_daily_digest_missed_while_down_is_not_sent_just_before_the_next(tmp_p
     assert made == [("Tue 07 08:00 CEST", "Dagsoversikt: 2026-07-06 – 2026-07-07"),
                     ("Fri 10 08:00 CEST", "Dagsoversikt: 2026-07-07 – 2026-07-10"),
                     ("Sat 11 10:00 CEST", "Dagsoversikt: 2026-07-10 – 2026-07-11")]
+
+
+def test_a_message_waiting_for_quiet_hours_waits_for_them_after_the_clock_steps_back(
+        tmp_path, smtp_server):
+    """Quiet hours 17:00-08:00: a notice decided at 23:00 waits for 08:00. At 07:30 the
+    clock is stepped back an hour: the outbox's waits are moved back with it, and this
+    one, due by then at 07:00, is put off again to the end of the quiet time when it
+    comes due. It goes at 08:00 by the clock, not at 07:00 in quiet time."""
+    from types import SimpleNamespace
+
+    from tests.alerting_env import make_config, target
+    from warnd.alerting import decide, outbox
+    from warnd.store import Store
+
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()),
+                      '\n[alerting]\nquiet_hours = "17:00-08:00"\n')
+    store = Store.in_dir(cfg.state_dir)
+    evening = datetime(2026, 7, 7, 21, 0, tzinfo=UTC)  # Tuesday 23:00 in Oslo
+    item = SimpleNamespace(key="n1", title="Advarsel n1", region="", summary="",
+                           link="https://overdosefare.example/n1",
+                           published_at=evening - timedelta(hours=1))
+    decide.enqueue_notice(cfg, store, SimpleNamespace(name="overdosefare", region=""), item,
+                          "ketamin", now=evening)
+    stepped = datetime(2026, 7, 8, 4, 30, tzinfo=UTC)  # 06:30, a moment after 07:30
+    assert store.clock_stepped_back(-timedelta(hours=1), stepped) == 1
+    t = stepped
+    while not smtp_server.messages and t < stepped + timedelta(hours=3):
+        outbox.dispatch_pending(cfg, store, now=t)
+        t += timedelta(minutes=10)
+    assert len(smtp_server.messages) == 1
+    assert t - timedelta(minutes=10) == datetime(2026, 7, 8, 6, 0, tzinfo=UTC)  # 08:00
