@@ -249,3 +249,61 @@ def test_a_message_waiting_for_quiet_hours_waits_for_them_after_the_clock_steps_
         t += timedelta(minutes=10)
     assert len(smtp_server.messages) == 1
     assert t - timedelta(minutes=10) == datetime(2026, 7, 8, 6, 0, tzinfo=UTC)  # 08:00
+
+
+def test_a_digest_due_at_start_is_made_after_the_catch_up(tmp_path, monkeypatch,
+                                                           smtp_server):
+    """warnd was down over its daily digest's time and starts ten minutes after it; its
+    sources show a rise that began while it was down. The digest goes after the start-up
+    cycle has polled and judged them, so it lists ketamin's rise as open, as the opening
+    sent with it tells. Before, the dispatch at start made the digest before any source
+    was polled: "nothing open" at once, and "Sterk økning: ketamin" a moment later."""
+    from zoneinfo import ZoneInfo
+
+    from tests.alerting_env import target
+    from tests.conftest import write_config
+    from tests.test_alerting import COUNTS, write_counts
+    from warnd.store import Store, iso
+
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    monkeypatch.delenv("WATCHDOG_USEC", raising=False)
+    write_counts(tmp_path, 60, jump_weeks=5)
+    cfg = load_config(write_config(tmp_path, COUNTS + target("mail", smtp_server.url())))
+    at = (datetime.now(UTC) - timedelta(minutes=10)).astimezone(
+        ZoneInfo(cfg.general.timezone))
+    cfg = load_config(write_config(tmp_path, COUNTS + target("mail", smtp_server.url())
+                                   + f'\n[alerting.digest]\nschedule = "daily"\n'
+                                   f'at = "{at:%H:%M}"\ntargets = ["mail"]\n'))
+    store = Store.in_dir(cfg.state_dir)
+    with store.write() as db:  # started first a day before, and stopped since
+        store.save_episode_state("digest", {"since": iso(at - timedelta(days=1))}, db,
+                                 now=at - timedelta(days=1))
+    store.close()
+    d = Daemon(cfg)
+
+    def digest_made() -> list[dict]:
+        with d.pipeline.session() as st:
+            return st.q("SELECT data FROM alerts WHERE kind='digest'")
+
+    def stop_when_done() -> None:
+        try:
+            wait_until(lambda: d.scheduler.running and d.scheduler.get_job("startup") is None
+                       and digest_made(), 60, "the start-up cycle and the digest")
+        except TimeoutError:
+            pass
+        finally:
+            d.events.put(signal.SIGTERM)
+
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    driver = threading.Thread(target=stop_when_done)
+    driver.start()
+    try:
+        assert d.run() == 0
+    finally:
+        driver.join()
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    made = digest_made()
+    assert len(made) == 1
+    data = json.loads(made[0]["data"])
+    assert [s["substance"] for s in data["substances"] if s["open"]] == ["ketamin"]

@@ -1415,13 +1415,16 @@ class Pipeline:
                    st.to_store() if st is not None else None, None)
 
     # -- stage 3: dispatch ------------------------------------------------------------
-    def dispatch(self, *, store: Store | None = None) -> dict[str, int]:
+    def dispatch(self, *, store: Store | None = None, digests: bool = True
+                 ) -> dict[str, int]:
+        """Send what is due; ``digests`` False: make no digest now (the sources not
+        polled yet since the start)."""
         log.debug("dispatch started")
         try:
             with self._store(store) as st:
                 counts = outbox.dispatch_pending(self.config, st, now=self.clock(),
                                                    send=self._logged_send, clock=self.clock,
-                                                   stop=self.stopping.is_set)
+                                                   stop=self.stopping.is_set, digests=digests)
             log.debug("dispatch finished: %s", counts)
             return counts
         except sqlite3.Error as e:

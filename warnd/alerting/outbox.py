@@ -630,10 +630,12 @@ def dispatch_pending(
     send: Callable[..., Any] | None = None,
     clock: Callable[[], datetime] | None = None,
     stop: Callable[[], bool] | None = None,
+    digests: bool = True,
 ) -> dict[str, int]:
     """Send every due delivery once; record success, retry time or expiry.
 
-    Also enqueues the digest when one is due, marks deliveries a silence now covers,
+    Also enqueues the digest when one is due (unless ``digests`` is False: the daemon's
+    sources not polled yet since it started), marks deliveries a silence now covers,
     and moves retries that fall into quiet hours to the end of the quiet time. Each
     delivery is claimed (:meth:`Store.claim_delivery`) before it is sent, rendered and
     sent in a worker within ``render_timeout`` + ``send_timeout``, and its outcome is
@@ -662,7 +664,7 @@ def dispatch_pending(
     counts = {"delivered": 0, "retrying": 0, "expired": 0, "failed": 0, "silenced": 0,
               "waiting": 0, "held": 0, "unrecorded": 0, "muted": 0, "unheard": 0,
               "acknowledged": 0}
-    if config.alerting.digest is not None:
+    if config.alerting.digest is not None and digests:
         try:
             digest.maybe_enqueue(config, store, now=now)
         except Exception as e:  # the digest must never block alerts

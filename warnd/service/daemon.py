@@ -109,6 +109,8 @@ class Daemon:
         self._detect_lock = threading.Lock()
         self._queued = _Queued()
         self._dispatch_lock = threading.Lock()
+        #: set once the start-up cycle has polled and judged the sources
+        self._caught_up = threading.Event()
         self.scheduler = BackgroundScheduler(
             timezone=config.general.timezone,
             executors={"default": ThreadPoolExecutor(4), "heartbeat": ThreadPoolExecutor(1)},
@@ -166,7 +168,8 @@ class Daemon:
         """First cycle after start: poll every source, then judge once.
 
         Judging after all sources are in means a first run over history sends one
-        message per substance with every agreeing source, not one per source. The
+        message per substance with every agreeing source, not one per source; and a
+        digest that fell due while warnd was down tells where things stand now. The
         judging covers every stored series, not only those this poll touched: periods
         a previous process stored but was killed before judging are judged now (a
         series with nothing new costs a read).
@@ -174,9 +177,12 @@ class Daemon:
         from concurrent.futures import ThreadPoolExecutor as Pool
 
         names = [s.name for s in self.config.sources if s.enabled]
-        with Pool(max_workers=4, thread_name_prefix="startup") as pool:
-            results = list(pool.map(self.pipeline.poll, names))
-        self._detect()
+        try:
+            with Pool(max_workers=4, thread_name_prefix="startup") as pool:
+                results = list(pool.map(self.pipeline.poll, names))
+            self._detect()
+        finally:
+            self._caught_up.set()
         self.dispatch_job()
         log.info("startup cycle done: %d sources polled, %d failed", len(results),
                  sum(not r.ok for r in results))
@@ -186,11 +192,12 @@ class Daemon:
 
     def dispatch_job(self, store: Any = None) -> None:
         """Send what is due (on ``store``, the calling job's connection, or one of its
-        own)."""
+        own). A digest is made only once the start-up cycle has polled and judged the
+        sources: what is open and what changed, not what was when warnd stopped."""
         if not self._dispatch_lock.acquire(blocking=False):
             return  # another thread is dispatching; it will pick ours up
         try:
-            self.pipeline.dispatch(store=store)
+            self.pipeline.dispatch(store=store, digests=self._caught_up.is_set())
         finally:
             self._dispatch_lock.release()
 
