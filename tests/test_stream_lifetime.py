@@ -1,5 +1,6 @@
-"""The daemon over a long life: its wall clock stepped while it runs; stopped in the
-middle of a round of sends and started again."""
+"""The daemon over a long life: its wall clock stepped back while it runs; stopped in
+the middle of a round of sends and started again; a daily digest's time missed while it
+was down, and a digest due when it starts after a downtime."""
 
 from __future__ import annotations
 
