@@ -340,10 +340,10 @@ class Daemon:
         that runs after an interval (the heartbeat, dispatch, detection, a source polled
         every hour) would wait that hour more, and the daemon, its heartbeat stopped,
         would send nothing and be taken for hung. Such a job keeps the time it had
-        still to wait; a source polled at clock times (``cron``) keeps them. A step
-        forward needs nothing: a run whose time passed runs late, once, as after a
-        suspended host. So too the outbox's retries and back-offs, counted in elapsed
-        time (:meth:`warnd.store.Store.clock_stepped_back`).
+        still to wait, and so do the outbox's retries and back-offs, counted in elapsed
+        time too (:meth:`warnd.store.Store.clock_stepped_back`); a source polled at
+        clock times (``cron``) keeps them. A step forward needs nothing: a run whose
+        time passed runs late, once, as after a suspended host.
         """
         offset = datetime.now(UTC).timestamp() - time.monotonic()
         before, self._clock_offset = self._clock_offset, offset
