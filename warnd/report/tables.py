@@ -29,8 +29,9 @@ import json
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -48,7 +49,7 @@ from detectors.synthesis import (
     substance_verdict,
 )
 from warnd.errors import WarndError
-from warnd.store import FINDING_STANDS, NAMES_SUBSTANCE
+from warnd.store import FINDING_STANDS, NAMES_SUBSTANCE, iso
 
 Period = tuple[date, date]
 
@@ -391,7 +392,16 @@ class Report:
         return {key: by_lang[lang] for key, by_lang in self.axes.items() if lang in by_lang}
 
 
-def _period_alerts(store: Any, substance: str, period: Period) -> list[dict[str, Any]]:
+def _local_day(stamp: str, tz: tzinfo) -> str:
+    """The local day (``tz``) of a time stored in UTC, as ``YYYY-MM-DD``."""
+    return datetime.fromisoformat(stamp).astimezone(tz).date().isoformat()
+
+
+def _period_alerts(store: Any, substance: str, period: Period, tz: tzinfo = UTC
+                   ) -> list[dict[str, Any]]:
+    """The substance's alerts whose evidence was detected in ``period``: the data's
+    ``detected_at`` (a data date), else the day the alert was made, local (``tz``), as
+    its message dated it."""
     out = []
     for a in store.q(
         "SELECT id, substance, source, kind, direction, severity, title, created_at, status, "
@@ -401,20 +411,27 @@ def _period_alerts(store: Any, substance: str, period: Period) -> list[dict[str,
             data = json.loads(a.pop("data") or "{}")
         except ValueError:
             data = {}
-        when = str(data.get("detected_at") or a["created_at"])[:10]
+        when = str(data.get("detected_at") or _local_day(a["created_at"], tz))[:10]
         onset = str(data.get("onset") or "")[:10]
         if period[0].isoformat() <= when <= period[1].isoformat():
             out.append({**a, "detected_at": when, "onset": onset})
     return out
 
 
-def _period_notices(store: Any, substance: str, period: Period) -> list[dict[str, Any]]:
-    return store.q(
+def _period_notices(store: Any, substance: str, period: Period, tz: tzinfo = UTC
+                    ) -> list[dict[str, Any]]:
+    """The warnings published in ``period`` (local days, ``tz``) naming the substance,
+    newest first, each with its ``published_at`` in local time."""
+    start = datetime.combine(period[0], time(0), tz)
+    stop = datetime.combine(period[1] + timedelta(days=1), time(0), tz)
+    rows = store.q(
         "SELECT i.published_at, i.title, i.link, i.source FROM items i "
         "JOIN item_substances s ON s.key = i.key WHERE i.kind='notice' AND s.substance=? "
-        "AND substr(i.published_at, 1, 10) BETWEEN ? AND ? ORDER BY i.published_at DESC",
-        [substance, period[0].isoformat(), period[1].isoformat()],
+        "AND i.published_at >= ? AND i.published_at < ? ORDER BY i.published_at DESC",
+        [substance, iso(start), iso(stop)],
     )
+    return [{**r, "published_at": datetime.fromisoformat(r["published_at"]).astimezone(tz)
+             .isoformat()} for r in rows]
 
 
 def _revised(store: Any, current: Period, previous: Period) -> dict[str, tuple[int, str]]:
@@ -446,6 +463,7 @@ def build_report(
         date.fromisoformat(last) if last else None, base_params, start=start, end=end
     )
     keys = store.series_keys()
+    tz = ZoneInfo(cfg.general.timezone)  # the alerts' and warnings' days are local
     substances = list(cfg.substances) + sorted(
         {k[1] for k in keys} - set(cfg.substances)
     )
@@ -467,8 +485,8 @@ def build_report(
             substance_table(
                 sub, series, current, previous, pf, label=cfg.substance_label(sub),
                 labels={lang: cfg.substance_label(sub, lang) for lang in ("no", "en")},
-                alerts=_period_alerts(store, sub, current),
-                notices=_period_notices(store, sub, current),
+                alerts=_period_alerts(store, sub, current, tz),
+                notices=_period_notices(store, sub, current, tz),
             )
         )
         all_series[sub] = series
