@@ -219,6 +219,12 @@ def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~])")
 
 
+def alert_title(alert: dict[str, Any], lang: str) -> str:
+    """An alert's title in the report's language where it can be said in it, else as
+    stored (in ``general.language``)."""
+    return str((alert.get("titles") or {}).get(lang) or alert["title"])
+
+
 def md_text(text: Any) -> str:
     """Feed text as literal Markdown: markup characters escaped, one line."""
     return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text or "").split()))
@@ -256,7 +262,7 @@ def render_markdown(rep: Report, lang: str = "no", *, generated: date | None = N
             lines += ["", md_text(note)]
         lines += ["", f"### {t['alerts']}", ""]
         lines += [f"- #{a['id']} {a['detected_at']} \\[{severity_words(a['severity'], lang)}\\] "
-                  f"{md_text(a['title'])}" for a in s.alerts] or [t["no_alerts"]]
+                  f"{md_text(alert_title(a, lang))}" for a in s.alerts] or [t["no_alerts"]]
         lines += ["", f"### {t['notices']}", ""]
         lines += [f"- {str(n['published_at'])[:10]} {md_text(n['title'])}"
                   + (f" ({md_link(n['link'])})" if md_link(n.get("link")) else "")
@@ -434,7 +440,7 @@ def render_html(
         parts.append(f"<h3>{e(t['alerts'])}</h3>")
         if s.alerts:
             parts.append("<ul>" + "".join(
-                f"<li>#{a['id']} {e(a['detected_at'])} [{e(severity_words(a['severity'], lang))}] {e(a['title'])}"
+                f"<li>#{a['id']} {e(a['detected_at'])} [{e(severity_words(a['severity'], lang))}] {e(alert_title(a, lang))}"
                 + (f" ({e(t['onset'])} {e(a['onset'])})" if a.get("onset") else "") + "</li>"
                 for a in s.alerts) + "</ul>")
         else:

@@ -397,11 +397,33 @@ def _local_day(stamp: str, tz: tzinfo) -> str:
     return datetime.fromisoformat(stamp).astimezone(tz).date().isoformat()
 
 
-def _period_alerts(store: Any, substance: str, period: Period, tz: tzinfo = UTC
-                   ) -> list[dict[str, Any]]:
+def _titles(data: dict[str, Any], aid: int, cfg: Any) -> dict[str, str]:
+    """An alert's title in each report language, as its message says it in that
+    language (the substances by their labels in it); none for an alert whose data
+    cannot be said again (one written by an older warnd keeps its stored title)."""
+    from warnd.alerting.wording import joined, render_text
+    from warnd.store import alert_substances
+
+    if cfg is None or not data.get("kind") or data.get("kind") == "digest":
+        return {}
+    subs = alert_substances({"kind": data["kind"], "substance": data.get("substance"),
+                             "data": data})
+    out = {}
+    for lang in ("no", "en"):
+        said = {**data, "label": joined([cfg.substance_label(s, lang) for s in subs], lang)
+                } if subs and all(s in cfg.substances for s in subs) else data
+        try:
+            out[lang] = render_text(said, lang, aid, config=cfg)[0]
+        except (KeyError, TypeError, ValueError):
+            return {}
+    return out
+
+
+def _period_alerts(store: Any, substance: str, period: Period, tz: tzinfo = UTC,
+                   cfg: Any = None) -> list[dict[str, Any]]:
     """The substance's alerts whose evidence was detected in ``period``: the data's
     ``detected_at`` (a data date), else the day the alert was made, local (``tz``), as
-    its message dated it."""
+    its message dated it. ``titles``: the title in each report language (with ``cfg``)."""
     out = []
     for a in store.q(
         "SELECT id, substance, source, kind, direction, severity, title, created_at, status, "
@@ -414,7 +436,8 @@ def _period_alerts(store: Any, substance: str, period: Period, tz: tzinfo = UTC
         when = str(data.get("detected_at") or _local_day(a["created_at"], tz))[:10]
         onset = str(data.get("onset") or "")[:10]
         if period[0].isoformat() <= when <= period[1].isoformat():
-            out.append({**a, "detected_at": when, "onset": onset})
+            out.append({**a, "detected_at": when, "onset": onset,
+                        "titles": _titles(data, a["id"], cfg)})
     return out
 
 
@@ -485,7 +508,7 @@ def build_report(
             substance_table(
                 sub, series, current, previous, pf, label=cfg.substance_label(sub),
                 labels={lang: cfg.substance_label(sub, lang) for lang in ("no", "en")},
-                alerts=_period_alerts(store, sub, current, tz),
+                alerts=_period_alerts(store, sub, current, tz, cfg),
                 notices=_period_notices(store, sub, current, tz),
             )
         )

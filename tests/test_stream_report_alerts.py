@@ -1,0 +1,99 @@
+"""The half-year report's list of the alerts warnd raised and the warnings that named a
+substance, from a store filled through the real pipeline: the notices page read from a
+file, a real SMTP server on localhost, the clock moved on from poll to poll."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from feeds.base import Observation
+from tests.conftest import write_config
+from tests.test_stream_notices import _inbox, _page, _round
+from warnd.config import load_config
+from warnd.report.render import md_text, render_html, render_markdown
+from warnd.report.tables import build_report
+from warnd.store import Store
+
+# 00:30 in Oslo on 1 April 2026 (summer time): still 31 March in UTC
+PUBLISHED = datetime(2026, 3, 31, 22, 30, tzinfo=UTC)
+HEROIN = ("v/1", "Heroin med høy styrke", "Heroin med uvanlig høy styrke.",
+          PUBLISHED.astimezone(ZoneInfo("Europe/Oslo")))
+
+
+def _config(tmp_path, smtp):
+    return load_config(write_config(tmp_path, f'''
+[[sources]]
+name = "overdosefare"
+kind = "overdosefare"
+location = "od/varsler.html"
+dimension = "availability"
+
+[[targets]]
+name = "ops"
+url = "{smtp.url("ops@example.org")}"
+
+[alerting]
+default_targets = ["ops"]
+''', substances='''
+[substances.heroin]
+label = { no = "Heroin", en = "Heroin (diacetylmorphine)" }
+names = ["heroin"]
+'''))
+
+
+def _reports(cfg):
+    """The April–September and October–March reports, heroin given a year and a half of
+    weekly figures so it has its table."""
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        weeks = [date(2025, 4, 7) + timedelta(weeks=i) for i in range(78)]
+        store.ingest("overdosefare", location="t", sha256=None, items=(), problems=(),
+                     observations=[Observation(source="overdosefare", substance="heroin",
+                                               period=d, value=5.0) for d in weeks])
+        return (build_report(store, cfg, start=date(2026, 4, 1)),
+                build_report(store, cfg, start=date(2026, 3, 1)))
+    finally:
+        store.close()
+
+
+def test_a_warning_told_just_after_midnight_on_a_half_years_first_day_is_in_that_half_year(
+        tmp_path, smtp_server):
+    """The notice published at 00:30 on 1 April and told ten minutes later ("published
+    2026-04-01" in its message) is listed, alert and warning, in the April–September
+    report, dated 1 April, and not in the October–March report (before, both were
+    dated 31 March by their UTC day and listed in the half-year before)."""
+    cfg = _config(tmp_path, smtp_server)
+    _page(tmp_path, HEROIN)
+    _round(cfg, PUBLISHED + timedelta(minutes=10))
+    (msg,) = smtp_server.messages
+    assert "(2026-04-01)" in str(msg), str(msg)
+    spring, autumn = _reports(cfg)
+    assert spring.current == (date(2026, 4, 1), date(2026, 9, 30))
+    assert autumn.current == (date(2025, 10, 1), date(2026, 3, 31))
+    (heroin,) = spring.substances
+    assert [a["detected_at"] for a in heroin.alerts] == ["2026-04-01"]
+    assert [str(n["published_at"])[:10] for n in heroin.notices] == ["2026-04-01"]
+    md = render_markdown(spring, "no")
+    assert "- 2026-04-01 Heroin med høy styrke" in md, md
+    assert "2026-03-31" not in md
+    (heroin,) = autumn.substances
+    assert (heroin.alerts, heroin.notices) == ((), ())
+
+
+def test_the_alerts_are_listed_in_the_reports_language(tmp_path, smtp_server):
+    """The report in English lists the warning warnd told in Norwegian ("Ny advarsel:
+    Heroin — …") as it says it in English, with the substance's English label, as the
+    rest of its line ("[warning]") and page; the Norwegian report as it was sent (before,
+    the English report said "[warning] Ny advarsel: Heroin — …")."""
+    cfg = _config(tmp_path, smtp_server)
+    _page(tmp_path, HEROIN)
+    _round(cfg, PUBLISHED + timedelta(hours=10))
+    told = "Ny advarsel: Heroin — Heroin med høy styrke"
+    assert _inbox(smtp_server) == {"ops@example.org": [told]}
+    spring, _ = _reports(cfg)
+    said = "New warning: Heroin (diacetylmorphine) — Heroin med høy styrke"
+    for render, text in ((render_markdown, md_text), (render_html, str)):
+        en, no = render(spring, "en"), render(spring, "no")
+        assert text(said) in en and "Ny advarsel" not in en, render
+        assert text(told) in no and "New warning" not in no, render
