@@ -178,9 +178,12 @@ def build(config: Config, store: Store, *, end: datetime,
             "d.delivered_at <= ?) ORDER BY id", [after_id, iso(since), iso(end)])
         changed = [a for a in late if a["id"] not in listed] + changed
     openings = _read_as_openings(config, store, [a["id"] for a in changed])
+    tz = ZoneInfo(config.general.timezone)
     for a in changed:
         a["opened_for"], a["opening_title"] = openings.get(a["id"], ([], None))
-    tz = ZoneInfo(config.general.timezone)
+        # the local day it was made, as the title names days
+        made = datetime.fromisoformat(a["created_at"]).astimezone(tz)
+        a["created_on"] = made.date().isoformat()
     return {
         "since": min(since.date(), data_since).isoformat(),
         "until": end.date().isoformat(),
@@ -318,7 +321,9 @@ def render(data: dict[str, Any], lang: str) -> tuple[str, str]:
     if data.get("changed"):
         lines += ["", "Sendt siden forrige oversikt:" if no else "Sent since the last digest:"]
         for a in data["changed"]:
-            lines.append(f"  - #{a['id']} {a['created_at'][:10]} {a['title']}")
+            # a digest stored before `created_on` was kept: the UTC day
+            day = a.get("created_on") or a["created_at"][:10]
+            lines.append(f"  - #{a['id']} {day} {a['title']}")
     lines += [
         "",
         (

@@ -440,7 +440,8 @@ def render_html(
         parts.append(f"<h3>{e(t['alerts'])}</h3>")
         if s.alerts:
             parts.append("<ul>" + "".join(
-                f"<li>#{a['id']} {e(a['detected_at'])} [{e(severity_words(a['severity'], lang))}] {e(alert_title(a, lang))}"
+                f"<li>#{a['id']} {e(a['detected_at'])} "
+                f"[{e(severity_words(a['severity'], lang))}] {e(alert_title(a, lang))}"
                 + (f" ({e(t['onset'])} {e(a['onset'])})" if a.get("onset") else "") + "</li>"
                 for a in s.alerts) + "</ul>")
         else:

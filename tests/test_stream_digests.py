@@ -1,0 +1,70 @@
+"""Digests over time through the real pipeline: the notices page read from a file, a
+real SMTP server on localhost, the clock moved on from poll to poll."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from tests.conftest import write_config
+from tests.test_stream_notices import _inbox, _page, _round
+from warnd.config import load_config
+from warnd.store import Store
+
+OSLO = ZoneInfo("Europe/Oslo")
+
+
+def _config(tmp_path, smtp, digest: str = 'schedule = "daily"'):
+    return load_config(write_config(tmp_path, f'''
+[[sources]]
+name = "overdosefare"
+kind = "overdosefare"
+location = "od/varsler.html"
+dimension = "availability"
+
+[[targets]]
+name = "ops"
+url = "{smtp.url("ops@example.org")}"
+
+[alerting]
+default_targets = ["ops"]
+
+[alerting.digest]
+{digest}
+at = "08:00"
+targets = ["ops"]
+''', substances='''
+[substances.heroin]
+label = "Heroin"
+names = ["heroin"]
+'''))
+
+
+def _digests(cfg) -> list[dict]:
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        return [{**r, "data": json.loads(r["data"])} for r in store.q(
+            "SELECT id, title, body, data FROM alerts WHERE kind='digest' ORDER BY id")]
+    finally:
+        store.close()
+
+
+def test_a_digest_dates_what_it_lists_by_the_local_day_it_was_sent(tmp_path, smtp_server):
+    """A warning told at 00:10 on 1 April in Oslo (22:10 UTC on 31 March) is listed by
+    the daily digest of 1 April 08:00 as sent on 1 April, the day its recipients got
+    it, as the digest's title names local days (before, it was listed under its UTC
+    day, 31 March)."""
+    cfg = _config(tmp_path, smtp_server)
+    told = datetime(2026, 4, 1, 0, 10, tzinfo=OSLO)
+    _page(tmp_path, ("v/1", "Heroin med høy styrke", "Heroin med uvanlig høy styrke.",
+                     told - timedelta(minutes=5)))
+    _round(cfg, told.astimezone(UTC))
+    _round(cfg, datetime(2026, 4, 1, 8, 5, tzinfo=OSLO).astimezone(UTC))
+    assert _inbox(smtp_server) == {"ops@example.org": [
+        "Ny advarsel: Heroin — Heroin med høy styrke",
+        "Dagsoversikt: 2026-03-31 – 2026-04-01"]}
+    (dg,) = _digests(cfg)
+    (listed,) = dg["data"]["changed"]
+    assert f"  - #{listed['id']} 2026-04-01 Ny advarsel: Heroin" in dg["body"], dg["body"]
+    assert "2026-03-31 Ny advarsel" not in str(smtp_server.messages[-1])
