@@ -97,3 +97,39 @@ def test_the_alerts_are_listed_in_the_reports_language(tmp_path, smtp_server):
         en, no = render(spring, "en"), render(spring, "no")
         assert text(said) in en and "Ny advarsel" not in en, render
         assert text(told) in no and "New warning" not in no, render
+
+
+def test_an_alert_a_silence_kept_from_everyone_is_listed_as_sent_to_no_one(
+        tmp_path, smtp_server):
+    """Heroin silenced for two weeks after its first warning was told, the second warning
+    is recorded and sent to nobody. The report lists both, the second marked "sent to
+    no one" ("sendt til ingen"), as the digest leaves it out of what was sent (before,
+    the report listed it as any other, an alert its readers would take as told)."""
+    from warnd.alerting import actions
+
+    cfg = _config(tmp_path, smtp_server)
+    first = ("v/1", "Heroin med høy styrke", "Heroin med uvanlig høy styrke.",
+             datetime(2026, 4, 7, 9, tzinfo=UTC))
+    second = ("v/2", "Heroin blandet med nitazen", "Heroin med nitazen i Oslo.",
+              datetime(2026, 4, 9, 9, tzinfo=UTC))
+    _page(tmp_path, first)
+    _round(cfg, datetime(2026, 4, 7, 10, tzinfo=UTC))
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        actions.add_silence(store, substance="heroin", duration=timedelta(days=14),
+                            reason="kjent", who="kari", via="cli",
+                            now=datetime(2026, 4, 8, 10, tzinfo=UTC))
+    finally:
+        store.close()
+    _page(tmp_path, first, second)
+    _round(cfg, datetime(2026, 4, 9, 10, tzinfo=UTC))
+    assert _inbox(smtp_server) == {"ops@example.org": [
+        "Ny advarsel: Heroin — Heroin med høy styrke"]}
+    spring, _ = _reports(cfg)
+    (heroin,) = spring.substances
+    assert [a["sent"] for a in heroin.alerts] == [True, False]
+    md, en = render_markdown(spring, "no"), render_html(spring, "en")
+    assert [line.endswith("\\(sendt til ingen\\)") for line in md.splitlines()
+            if line.startswith("- #")] == [False, True], md
+    assert en.count("(sent to no one)") == 1
+    assert "nitazen (sent to no one)" in en

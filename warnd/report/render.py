@@ -56,6 +56,7 @@ T = {
         "per_source": "Kildene",
         "alerts": "Varsler fra warnd i perioden",
         "no_alerts": "Ingen varsler i perioden.",
+        "not_sent": "sendt til ingen",
         "revised": "Reviderte tall",
         "revised_one": "{name}: {n} {periods} i de to periodene endret av kilden etter at "
         "de først ble lest inn (sist {day})",
@@ -99,6 +100,7 @@ T = {
         "per_source": "The sources",
         "alerts": "warnd alerts in the period",
         "no_alerts": "No alerts in the period.",
+        "not_sent": "sent to no one",
         "revised": "Revised figures",
         "revised_one": "{name}: {n} {periods} in the two periods changed by the source after "
         "they were first read (last on {day})",
@@ -262,7 +264,9 @@ def render_markdown(rep: Report, lang: str = "no", *, generated: date | None = N
             lines += ["", md_text(note)]
         lines += ["", f"### {t['alerts']}", ""]
         lines += [f"- #{a['id']} {a['detected_at']} \\[{severity_words(a['severity'], lang)}\\] "
-                  f"{md_text(alert_title(a, lang))}" for a in s.alerts] or [t["no_alerts"]]
+                  f"{md_text(alert_title(a, lang))}"
+                  + (f" \\({t['not_sent']}\\)" if a.get("sent") is False else "")
+                  for a in s.alerts] or [t["no_alerts"]]
         lines += ["", f"### {t['notices']}", ""]
         lines += [f"- {str(n['published_at'])[:10]} {md_text(n['title'])}"
                   + (f" ({md_link(n['link'])})" if md_link(n.get("link")) else "")
@@ -442,7 +446,8 @@ def render_html(
             parts.append("<ul>" + "".join(
                 f"<li>#{a['id']} {e(a['detected_at'])} "
                 f"[{e(severity_words(a['severity'], lang))}] {e(alert_title(a, lang))}"
-                + (f" ({e(t['onset'])} {e(a['onset'])})" if a.get("onset") else "") + "</li>"
+                + (f" ({e(t['onset'])} {e(a['onset'])})" if a.get("onset") else "")
+                + (f" ({e(t['not_sent'])})" if a.get("sent") is False else "") + "</li>"
                 for a in s.alerts) + "</ul>")
         else:
             parts.append(f"<p>{e(t['no_alerts'])}</p>")

@@ -423,11 +423,16 @@ def _period_alerts(store: Any, substance: str, period: Period, tz: tzinfo = UTC,
                    cfg: Any = None) -> list[dict[str, Any]]:
     """The substance's alerts whose evidence was detected in ``period``: the data's
     ``detected_at`` (a data date), else the day the alert was made, local (``tz``), as
-    its message dated it. ``titles``: the title in each report language (with ``cfg``)."""
+    its message dated it. ``titles``: the title in each report language (with ``cfg``);
+    ``sent``: whether it went to anyone (a silence, a mute, or nobody left to tell of a
+    rise none had heard can keep it from everyone)."""
     out = []
     for a in store.q(
         "SELECT id, substance, source, kind, direction, severity, title, created_at, status, "
-        f"data FROM alerts WHERE {NAMES_SUBSTANCE} ORDER BY id", [substance, substance],
+        # sent: delivered to a target, or on its way, as the digest counts it
+        "EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = alerts.id AND d.status IN "
+        f"('delivered', 'pending')) AS sent, data FROM alerts WHERE {NAMES_SUBSTANCE} "
+        "ORDER BY id", [substance, substance],
     ):
         try:
             data = json.loads(a.pop("data") or "{}")
@@ -436,7 +441,7 @@ def _period_alerts(store: Any, substance: str, period: Period, tz: tzinfo = UTC,
         when = str(data.get("detected_at") or _local_day(a["created_at"], tz))[:10]
         onset = str(data.get("onset") or "")[:10]
         if period[0].isoformat() <= when <= period[1].isoformat():
-            out.append({**a, "detected_at": when, "onset": onset,
+            out.append({**a, "sent": bool(a["sent"]), "detected_at": when, "onset": onset,
                         "titles": _titles(data, a["id"], cfg)})
     return out
 
