@@ -68,3 +68,41 @@ def test_a_digest_dates_what_it_lists_by_the_local_day_it_was_sent(tmp_path, smt
     (listed,) = dg["data"]["changed"]
     assert f"  - #{listed['id']} 2026-04-01 Ny advarsel: Heroin" in dg["body"], dg["body"]
     assert "2026-03-31 Ny advarsel" not in str(smtp_server.messages[-1])
+
+
+def test_the_digest_after_a_silenced_one_covers_since_the_last_that_went_out(
+        tmp_path, smtp_server):
+    """Daily digests at 08:00; the digests are silenced for Wednesday (an operator away
+    for a day). The warning told on Tuesday at noon, after Tuesday's digest, is listed
+    by Thursday's, which covers Tuesday to Thursday, since the digest its recipients
+    last had (before, it covered Wednesday to Thursday, since the silenced digest no one
+    got, and the warning was in no digest anyone received)."""
+    from warnd.alerting import actions
+
+    cfg = _config(tmp_path, smtp_server)
+
+    def at(day: int, hour: int) -> datetime:
+        return datetime(2026, 4, day, hour, 5, tzinfo=OSLO).astimezone(UTC)
+
+    _page(tmp_path)
+    _round(cfg, at(6, 7))  # Monday: installed
+    _round(cfg, at(7, 8))  # Tuesday's digest
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        actions.add_silence(store, substance=None, kind="digest", until=at(9, 7),
+                            reason="borte", who="kari", via="cli", now=at(7, 10))
+    finally:
+        store.close()
+    _page(tmp_path, ("v/1", "Heroin med høy styrke", "Heroin med uvanlig høy styrke.",
+                     at(7, 11)))
+    _round(cfg, at(7, 12))  # the warning
+    _round(cfg, at(8, 8))  # Wednesday's digest, silenced
+    _round(cfg, at(9, 8))  # Thursday's
+    assert _inbox(smtp_server) == {"ops@example.org": [
+        "Dagsoversikt: 2026-04-06 – 2026-04-07",
+        "Ny advarsel: Heroin — Heroin med høy styrke",
+        "Dagsoversikt: 2026-04-07 – 2026-04-09"]}
+    tuesday, _, thursday = _digests(cfg)
+    (warning,) = thursday["data"]["changed"]
+    assert warning["title"] == "Ny advarsel: Heroin — Heroin med høy styrke"
+    assert tuesday["data"]["changed"] == []

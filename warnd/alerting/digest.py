@@ -10,8 +10,10 @@ availability, interest) and overall with the number of sources — the aggregate
 difference of :func:`detectors.synthesis.aggregate` — and the substance verdict
 (:func:`detectors.synthesis.substance_verdict`). A digest is an alert of kind
 ``digest`` with a dedupe key per scheduled time, so it is sent once even across
-restarts; a scheduled time missed by more than a day, or by more than half the time
-between two (12 hours for a daily one), is skipped, not sent late, and
+restarts (the previous digest is the last that went out: one a silence held back told
+no one, and the next covers its time too); a scheduled time missed by more than a day,
+or by more than half the time between two (12 hours for a daily one), is skipped, not
+sent late, and
 so is one before the first start (no digest about a time warnd was not running), or
 one on the day of the latest digest or before it (a reload that changed the time zone
 or ``at``: :func:`_sent_that_day`). The
@@ -38,6 +40,9 @@ from warnd.config import Config, parse_hhmm
 from warnd.store import FINDING_STANDS, Store, iso
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# an alert ``a`` went out: delivered to a target, or on its way (quiet hours, a retry)
+_WENT_OUT = ("SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.status IN "
+             "('delivered', 'pending')")
 DIMS = ("use", "availability", "interest")
 
 
@@ -90,11 +95,18 @@ def build(config: Config, store: Store, *, end: datetime,
     after_id = None  # the alerts listed: those after the last the previous digest saw
     before: dict[str, Any] = {}
     if since is None:
-        prev = store.q("SELECT data FROM alerts WHERE kind='digest' AND created_at < ? "
-                       "ORDER BY created_at DESC LIMIT 1", [iso(end)])
+        # the previous digest is the last that went out: one a silence held back (or no
+        # target had) told no one what it listed, and the next covers its time too
+        prev = store.q(
+            "SELECT data FROM alerts a WHERE kind='digest' AND created_at < ? AND EXISTS "
+            f"({_WENT_OUT}) ORDER BY created_at DESC LIMIT 1", [iso(end)])
         before = json.loads(prev[0]["data"] or "{}") if prev else {}
         until_at = before.get("until_at")
         after_id = before.get("last_alert_id")
+        if not prev:  # none went out: from where the first digest began
+            first = store.q("SELECT data FROM alerts WHERE kind='digest' AND created_at < ? "
+                            "ORDER BY created_at, id LIMIT 1", [iso(end)])
+            until_at = json.loads(first[0]["data"] or "{}").get("since_at") if first else None
         # the first digest covers one schedule period, as the scheduled first one does
         # (not everything since warnd started)
         since = datetime.fromisoformat(until_at) if until_at else end - schedule_span(config)
@@ -165,8 +177,7 @@ def build(config: Config, store: Store, *, end: datetime,
     changed = store.q(
         "SELECT id, substance, kind, decision, severity, title, created_at FROM alerts a "
         f"WHERE kind != 'digest' AND {low} AND id <= ? AND created_at <= ? AND EXISTS "
-        "(SELECT 1 FROM deliveries d WHERE d.alert_id=a.id AND d.status IN "
-        "('delivered','pending')) ORDER BY id", [arg, last_id, iso(end)])
+        f"({_WENT_OUT}) ORDER BY id", [arg, last_id, iso(end)])
     if after_id is not None:
         # an older alert the previous digest did not list (its deliveries had expired
         # or failed) that went out since, re-queued by an operator: sent in this time
