@@ -384,10 +384,15 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             return 0
         if not rows:
             print("no alerts")
+        from zoneinfo import ZoneInfo
+
+        from warnd.alerting.localtime import wall_clock
+
+        tz = ZoneInfo(cfg.general.timezone)  # as the console shows it, not in UTC
         for r in rows:
             dl = ", ".join(f"{d['target']}:{d['status']}" for d in r["deliveries"]) or "no targets"
-            print(f"#{r['id']} {r['created_at'][:16]} [{r['severity']}] {r['status']:8} "
-                  f"{r['title']}  ({dl})")
+            print(f"#{r['id']} {wall_clock(r['created_at'], tz)} [{r['severity']}] "
+                  f"{r['status']:8} {r['title']}  ({dl})")
         return 0
     finally:
         store.close()

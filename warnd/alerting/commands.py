@@ -163,12 +163,19 @@ def cmd_silence(
         return 0
     if not rows:
         print("no silences" if show_all else "no active silences")
+    from zoneinfo import ZoneInfo
+
+    from warnd.alerting.localtime import wall_clock
+
+    # its end on the clock it was given by (a silence in days ends at a clock time)
+    tz = ZoneInfo(config.general.timezone) if config is not None else UTC
     for r in rows:
         what = ", ".join(
             f"{k}={r[k]}" for k in ("substance", "kind", "source") if r.get(k)
         )
         state = "active" if r["active"] else "ended"
-        print(f"#{r['id']} {state:6} {what}  until {r['until'][:16]}  — {r['reason']}")
+        print(f"#{r['id']} {state:6} {what}  until {wall_clock(r['until'], tz)}  "
+              f"— {r['reason']}")
     return 0
 
 

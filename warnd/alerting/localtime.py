@@ -47,3 +47,14 @@ def add_days(start: datetime, days: int, tz: tzinfo) -> datetime:
     ``tz`` (14 days from Monday 09:00 is Monday 09:00, a clock change between or not)."""
     local = start.astimezone(tz)
     return wall_instant(local.replace(tzinfo=None) + timedelta(days=days), tz)
+
+
+def wall_clock(stored: str, tz: tzinfo) -> str:
+    """A stored time (ISO, UTC) as staff read it: on the clock in ``tz``, to the minute,
+    with the zone's short name ("2026-04-01 00:10 CEST"), as the console shows it."""
+    try:
+        t = datetime.fromisoformat(stored)
+    except ValueError:
+        return stored[:16]
+    return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(tz).strftime(
+        "%Y-%m-%d %H:%M %Z")
