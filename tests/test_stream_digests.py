@@ -106,4 +106,3 @@ def test_the_digest_after_a_silenced_one_covers_since_the_last_that_went_out(
     (warning,) = thursday["data"]["changed"]
     assert warning["title"] == "Ny advarsel: Heroin — Heroin med høy styrke"
     assert tuesday["data"]["changed"] == []
-
