@@ -106,3 +106,49 @@ def test_the_digest_after_a_silenced_one_covers_since_the_last_that_went_out(
     (warning,) = thursday["data"]["changed"]
     assert warning["title"] == "Ny advarsel: Heroin — Heroin med høy styrke"
     assert tuesday["data"]["changed"] == []
+
+
+def test_a_rise_a_silence_holds_back_is_not_in_the_digest_until_it_is_told(
+        tmp_path, smtp_server):
+    """Ketamine is silenced for a week when its rise is found: no one is told, and the
+    daily digests of that week do not name it either, in their table or among the open
+    episodes (before, each listed "Ketamin: siden 2026-06-22", telling the rise the
+    silence held back, and a revision that then withdrew it left readers with a rise
+    never corrected). Once the silence has ended the rise is told, and the next digest
+    lists it."""
+    from datetime import date
+
+    from tests.alerting_env import finding, judge_period, make_config, seed_series, target
+    from warnd.alerting import actions, outbox
+
+    cfg = make_config(tmp_path, target("ops", smtp_server.url("ops@example.org")),
+                      '\n[alerting.digest]\nschedule = "daily"\nat = "08:00"\n'
+                      'targets = ["ops"]\n')
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        seed_series(store, "lab")
+        seed_series(store, "customs")
+        monday = datetime(2026, 7, 6, 10, tzinfo=OSLO).astimezone(UTC)
+        outbox.dispatch_pending(cfg, store, now=monday)  # running since Monday
+        actions.add_silence(store, substance="ketamin", duration=timedelta(days=7),
+                            reason="kjent", who="kari", via="cli", now=monday)
+        both = {"lab": [finding("lab")], "customs": [finding("customs")]}
+        (held,) = judge_period(cfg, store, date(2026, 7, 6), both, now=monday)
+        assert held["status"] == "silenced"
+        for day in range(7, 16):
+            now = datetime(2026, 7, day, 8, 5, tzinfo=OSLO).astimezone(UTC)
+            judge_period(cfg, store, date(2026, 7, 6), both, now=now)
+            outbox.dispatch_pending(cfg, store, now=now)
+    finally:
+        store.close()
+    digests = _digests(cfg)
+    assert [d["title"] for d in digests] == [
+        f"Dagsoversikt: 2026-07-{d - 1:02d} – 2026-07-{d:02d}" for d in range(7, 16)]
+    told = next(i for i, d in enumerate(digests) if d["data"]["changed"])
+    assert [a["title"] for a in digests[told]["data"]["changed"]] == [
+        "Sterk økning: ketamin — 2 kilder"]
+    for d in digests[:told]:
+        assert (d["data"]["open"], d["data"]["substances"]) == ([], []), d["body"]
+        assert "ketamin" not in d["body"].lower()
+    for d in digests[told + 1:]:
+        assert [e["substance"] for e in d["data"]["open"]] == ["ketamin"], d["body"]

@@ -8,7 +8,9 @@ period (so ``warnd digest --end DATE`` can look back): per substance the five-st
 score of each source (its largest category), the sums per dimension (use,
 availability, interest) and overall with the number of sources — the aggregated
 difference of :func:`detectors.synthesis.aggregate` — and the substance verdict
-(:func:`detectors.synthesis.substance_verdict`). A digest is an alert of kind
+(:func:`detectors.synthesis.substance_verdict`); a rise whose message is held back and
+told to no one yet (a silence, a mute, corroboration) is in neither until it is told.
+A digest is an alert of kind
 ``digest`` with a dedupe key per scheduled time, so it is sent once even across
 restarts (the previous digest is the last that went out: one a silence held back told
 no one, and the next covers its time too); a scheduled time missed by more than a day,
@@ -120,6 +122,12 @@ def build(config: Config, store: Store, *, end: datetime,
         "ORDER BY substance, source",
         [data_since.isoformat(), end.date().isoformat(), iso(since), iso(end)],
     )
+    # a rise whose message is held back (a silence, a mute, corroboration) and told to
+    # no one yet: the digest does not tell it either, until its message goes out
+    untold = {sub for sub, st in store.held_back().items()
+              if st.get("silenced") and not st.get("open")}
+    rows = [r for r in rows if r["substance"] not in untold
+            or (r["kind"], r["direction"]) != ("trend", "increase")]
     open_eps: dict[str, dict[str, Any]] = {}
     watched = config.watched_sources()
     for st in store.open_episode_states(fed_only=True).values():
@@ -128,7 +136,8 @@ def build(config: Config, store: Store, *, end: datetime,
             # keeps its series, no longer judged, and their episodes never end
             if (not key.startswith("trend:") or f.get("metric") == "notices"
                     or f.get("source") not in watched
-                    or f.get("substance") not in config.substances):
+                    or f.get("substance") not in config.substances
+                    or f.get("substance") in untold):
                 continue
             rows.append({**f, "kind": "trend"})
             ep = open_eps.setdefault(f["substance"], {"sources": set(), "onset": f["onset"]})
