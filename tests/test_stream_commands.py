@@ -38,3 +38,38 @@ def test_warnd_alerts_and_silence_list_show_times_on_the_local_clock(
     assert main(["--config", str(cfg.path), "silence", "list", "--all"]) == 0
     (line,) = capsys.readouterr().out.splitlines()
     assert "until 2026-04-08 00:10 CEST" in line, line
+
+
+def test_warnd_outbox_shows_a_waiting_message_s_next_attempt_on_the_local_clock(
+        tmp_path, smtp_server, capsys):
+    """A warning found at 23:00 in Oslo waits for the end of the quiet hours, 07:00:
+    `warnd outbox` lists its next attempt at "2026-04-02 07:00 CEST" (before,
+    "2026-04-02T05:00", the UTC time without saying so)."""
+    from tests.conftest import write_config
+    from warnd.cli import main
+    from warnd.config import load_config
+
+    cfg = load_config(write_config(tmp_path, f'''
+[[sources]]
+name = "overdosefare"
+kind = "overdosefare"
+location = "od/varsler.html"
+dimension = "availability"
+
+[[targets]]
+name = "ops"
+url = "{smtp_server.url("ops@example.org")}"
+
+[alerting]
+default_targets = ["ops"]
+quiet_hours = "22:00-07:00"
+''', substances='[substances.heroin]\nlabel = "Heroin"\nnames = ["heroin"]\n'))
+    night = datetime(2026, 4, 1, 23, 0, tzinfo=OSLO)
+    _page(tmp_path, ("v/1", "Heroin med høy styrke", "Heroin med uvanlig høy styrke.",
+                     night - timedelta(minutes=5)))
+    _round(cfg, night.astimezone(UTC))
+    assert smtp_server.messages == []
+    capsys.readouterr()
+    assert main(["--config", str(cfg.path), "outbox"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert "pending  next attempt 2026-04-02 07:00 CEST" in line, line

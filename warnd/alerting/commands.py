@@ -353,9 +353,14 @@ def cmd_outbox(args: argparse.Namespace, cfg: Config) -> int:
             return 0
         if not rows:
             print("outbox: nothing pending, failed or expired")
+        from zoneinfo import ZoneInfo
+
+        from warnd.alerting.localtime import wall_clock
+
+        tz = ZoneInfo(cfg.general.timezone)
         for r in rows:
-            when = (f"next attempt {r['next_attempt_at'][:16]}" if r["status"] == "pending"
-                    else f"{r['attempts']} attempts")
+            when = (f"next attempt {wall_clock(r['next_attempt_at'], tz)}"
+                    if r["status"] == "pending" else f"{r['attempts']} attempts")
             extra = " (being sent)" if r["claimed"] else ""
             extra += "" if r["target_configured"] else " (target not configured)"
             print(f"#{r['alert_id']} {r['target']:16} {r['status']:8} {when}{extra}  "
