@@ -152,3 +152,37 @@ def test_a_rise_a_silence_holds_back_is_not_in_the_digest_until_it_is_told(
         assert "ketamin" not in d["body"].lower()
     for d in digests[told + 1:]:
         assert [e["substance"] for e in d["data"]["open"]] == ["ketamin"], d["body"]
+
+
+def test_the_first_digest_that_goes_out_after_silenced_ones_covers_their_time_too(
+        tmp_path, smtp_server):
+    """Installed on Monday at 07:05 with the digests silenced until Wednesday noon:
+    Monday's (made at noon), Tuesday's and Wednesday's are held back, and Thursday's,
+    the first anyone gets, covers from where the first digest began, Sunday 08:00, and
+    lists the warning told on Monday at noon (before, it covered Wednesday to Thursday
+    only, and the warning was in no digest anyone received)."""
+    from warnd.alerting import actions
+
+    cfg = _config(tmp_path, smtp_server)
+
+    def at(day: int, hour: int) -> datetime:
+        return datetime(2026, 4, day, hour, 5, tzinfo=OSLO).astimezone(UTC)
+
+    _page(tmp_path)
+    _round(cfg, at(6, 7))  # Monday: installed
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        actions.add_silence(store, substance=None, kind="digest", until=at(8, 12),
+                            reason="ny", who="kari", via="cli", now=at(6, 7))
+    finally:
+        store.close()
+    _page(tmp_path, ("v/1", "Heroin med høy styrke", "Heroin med uvanlig høy styrke.",
+                     at(6, 11)))
+    for day, hour in ((6, 12), (7, 8), (8, 8), (9, 8)):
+        _round(cfg, at(day, hour))
+    assert _inbox(smtp_server) == {"ops@example.org": [
+        "Ny advarsel: Heroin — Heroin med høy styrke",
+        "Dagsoversikt: 2026-04-05 – 2026-04-09"]}
+    *_, thursday = _digests(cfg)
+    assert [a["title"] for a in thursday["data"]["changed"]] == [
+        "Ny advarsel: Heroin — Heroin med høy styrke"]
