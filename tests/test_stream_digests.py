@@ -115,11 +115,12 @@ def test_a_rise_a_silence_holds_back_is_not_in_the_digest_until_it_is_told(
     episodes (before, each listed "Ketamin: siden 2026-06-22", telling the rise the
     silence held back, and a revision that then withdrew it left readers with a rise
     never corrected). Once the silence has ended the rise is told, and the next digest
-    lists it."""
+    lists it. The console's overview shows the rise throughout."""
     from datetime import date
 
     from tests.alerting_env import finding, judge_period, make_config, seed_series, target
     from warnd.alerting import actions, outbox
+    from warnd.web.data import overview
 
     cfg = make_config(tmp_path, target("ops", smtp_server.url("ops@example.org")),
                       '\n[alerting.digest]\nschedule = "daily"\nat = "08:00"\n'
@@ -133,8 +134,12 @@ def test_a_rise_a_silence_holds_back_is_not_in_the_digest_until_it_is_told(
         actions.add_silence(store, substance="ketamin", duration=timedelta(days=7),
                             reason="kjent", who="kari", via="cli", now=monday)
         both = {"lab": [finding("lab")], "customs": [finding("customs")]}
+        store.record_findings([f for fs in both.values() for f in fs], now=monday)
         (held,) = judge_period(cfg, store, date(2026, 7, 6), both, now=monday)
         assert held["status"] == "silenced"
+        # the console's overview, for those who run warnd, shows the rise all the same
+        rows = {r["substance"]: r for r in overview(cfg, store)["rows"]}
+        assert rows["ketamin"]["category"] == 2, rows["ketamin"]
         for day in range(7, 16):
             now = datetime(2026, 7, day, 8, 5, tzinfo=OSLO).astimezone(UTC)
             judge_period(cfg, store, date(2026, 7, 6), both, now=now)

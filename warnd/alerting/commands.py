@@ -289,7 +289,7 @@ def cmd_digest(args: argparse.Namespace, cfg: Config) -> int:
         end = datetime.combine(day + timedelta(days=1), time(0), UTC)
     store = Store.in_dir(cfg.state_dir)
     try:
-        data = digest.build(cfg, store, end=end)
+        data = digest.build(cfg, store, end=end, as_sent=True)
     finally:
         store.close()
     if args.json:

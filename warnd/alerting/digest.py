@@ -82,7 +82,7 @@ def data_window_start(config: Config, end: datetime) -> date:
 
 
 def build(config: Config, store: Store, *, end: datetime,
-          since: datetime | None = None) -> dict[str, Any]:
+          since: datetime | None = None, as_sent: bool = False) -> dict[str, Any]:
     """The digest's data for the period ending at ``end``.
 
     It covers what is open and what changed: every episode open at ``end`` (whatever
@@ -91,7 +91,8 @@ def build(config: Config, store: Store, *, end: datetime,
     time of the last digest sent before ``end``, else one schedule period before it), and
     the alerts sent in that time (delivered or on their way). Findings whose data lie
     in the last period plus one detection period count too, so ``warnd digest --end
-    DATE`` can look back.
+    DATE`` can look back. ``as_sent``: as the digest's targets get it, without a rise
+    whose message is held back and told to no one yet (the console's overview shows it).
     """
     dg = config.alerting.digest
     after_id = None  # the alerts listed: those after the last the previous digest saw
@@ -125,7 +126,7 @@ def build(config: Config, store: Store, *, end: datetime,
     # a rise whose message is held back (a silence, a mute, corroboration) and told to
     # no one yet: the digest does not tell it either, until its message goes out
     untold = {sub for sub, st in store.held_back().items()
-              if st.get("silenced") and not st.get("open")}
+              if st.get("silenced") and not st.get("open")} if as_sent else set()
     rows = [r for r in rows if r["substance"] not in untold
             or (r["kind"], r["direction"]) != ("trend", "increase")]
     open_eps: dict[str, dict[str, Any]] = {}
@@ -403,7 +404,7 @@ def maybe_enqueue(config: Config, store: Store, *, now: datetime) -> int | None:
     earlier = store.q("SELECT 1 FROM alerts WHERE kind='digest' AND created_at < ? LIMIT 1",
                       [iso(now)])
     data = build(config, store, end=now,
-                 since=None if earlier else at - schedule_span(config))
+                 since=None if earlier else at - schedule_span(config), as_sent=True)
     title, text = render(data, config.general.language)
     data.update(
         kind="digest",
