@@ -93,3 +93,26 @@ def test_a_report_made_after_a_source_revised_its_figures_says_which(tmp_path):
         assert csv_rows["lab:ketamin"].endswith(",0,")
     finally:
         store.close()
+
+
+def test_the_day_of_a_revision_is_the_local_day_it_was_read(tmp_path):
+    """The customs table revised its July when read at 00:30 on 1 October in Oslo (22:30
+    UTC on 30 September): the report's "Revised figures" and the CSV's `last_revised`
+    say 2026-10-01, the day the analysts saw it change (before, 2026-09-30, its UTC
+    day)."""
+    from datetime import UTC, datetime
+
+    from warnd.report.render import render_csv, render_markdown
+
+    cfg, store = _store(tmp_path)
+    try:
+        july = Observation(source="toll", substance="ketamin", period=date(2026, 7, 1),
+                           value=54.0, dimension="availability")
+        store.ingest("lab", location="test2", sha256=None, observations=[july], items=(),
+                     problems=(), now=datetime(2026, 9, 30, 22, 30, tzinfo=UTC))
+        rep = build_report(store, cfg, start=date(2026, 4, 1))
+        assert rep.revised == {"toll:ketamin": (1, "2026-10-01")}
+        assert "(sist 2026-10-01)" in render_markdown(rep, "no").replace("\\", "")
+        assert ",1,2026-10-01" in render_csv(rep, "no")
+    finally:
+        store.close()

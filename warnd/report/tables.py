@@ -462,13 +462,15 @@ def _period_notices(store: Any, substance: str, period: Period, tz: tzinfo = UTC
              .isoformat()} for r in rows]
 
 
-def _revised(store: Any, current: Period, previous: Period) -> dict[str, tuple[int, str]]:
+def _revised(store: Any, current: Period, previous: Period, tz: tzinfo = UTC
+             ) -> dict[str, tuple[int, str]]:
     """The series whose values in the compared periods a source revised after they were
-    first read (the ``revisions`` table): how many periods, and the latest day."""
+    first read (the ``revisions`` table): how many periods, and the latest day (local,
+    ``tz``)."""
     first, last = min(current[0], previous[0]), max(current[1], previous[1])
     return {
         series_key(r["source"], r["substance"], r["region"], r["metric"]):
-            (int(r["n"]), str(r["at"])[:10])
+            (int(r["n"]), _local_day(str(r["at"]), tz))
         for r in store.q(
             "SELECT source, substance, region, metric, COUNT(DISTINCT period) AS n, "
             "MAX(revised_at) AS at FROM revisions WHERE period BETWEEN ? AND ? "
@@ -536,4 +538,4 @@ def build_report(
                                   axis_unit(s.metric, lang, share=share, config=cfg,
                                             source=s.source)) for lang in ("no", "en")}
     return Report(current, previous, tuple(tables), all_series, spikes, names,
-                  frozenset(shares), _revised(store, current, previous), axes)
+                  frozenset(shares), _revised(store, current, previous, tz), axes)
