@@ -14,9 +14,10 @@ from warnd.store import Store
 def test_warnd_alerts_and_silence_list_show_times_on_the_local_clock(
         tmp_path, smtp_server, capsys):
     """The warning told at 00:10 on 1 April in Oslo is listed by `warnd alerts` at
-    "2026-04-01 00:10 CEST", as the console shows it, and a silence for 7 days from
-    there ends "2026-04-08 00:10 CEST" in `warnd silence list` (before, both printed
-    the UTC time without saying so: 31 March 22:10 and 7 April 22:10)."""
+    "2026-04-01 00:10 CEST", as the console shows it, a silence for 7 days from there
+    ends "2026-04-08 00:10 CEST" in `warnd silence list`, and `warnd status` says the
+    notices page was last polled at "2026-04-01 00:10 CEST" (before, each printed the
+    UTC time without saying so: 31 March 22:10, 7 April 22:10, 31 March 22:10)."""
     from warnd.alerting import actions
     from warnd.cli import main
 
@@ -38,6 +39,9 @@ def test_warnd_alerts_and_silence_list_show_times_on_the_local_clock(
     assert main(["--config", str(cfg.path), "silence", "list", "--all"]) == 0
     (line,) = capsys.readouterr().out.splitlines()
     assert "until 2026-04-08 00:10 CEST" in line, line
+    main(["--config", str(cfg.path), "status"])
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("overdosefare")]
+    assert " 2026-04-01 00:10 CEST " in line, line
 
 
 def test_warnd_outbox_shows_a_waiting_message_s_next_attempt_on_the_local_clock(

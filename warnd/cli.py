@@ -299,10 +299,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print_json(st)
     else:
+        from zoneinfo import ZoneInfo
+
+        from warnd.alerting.localtime import wall_clock
+
+        tz = ZoneInfo(cfg.general.timezone)  # as the console shows times, not in UTC
         print(f"state: {st['state_dir']} (schema v{st['schema_version']})")
         print(f"{'source':24} {'kind':14} {'last poll':20} {'series':>6} {'fails':>5}  last error")
         for s in st["sources"]:
-            print(f"{s['name']:24} {s['kind']:14} {(s['last_poll_at'] or 'never')[:19]:20} "
+            polled = wall_clock(s["last_poll_at"], tz) if s["last_poll_at"] else "never"
+            print(f"{s['name']:24} {s['kind']:14} {polled:20} "
                   f"{s['series']:>6} {s['consecutive_failures']:>5}  {s['last_error'] or ''}")
             for p in s["recent_problems"][:3]:
                 print(f"{'':26}problem: {p['location']}: {p['message']}")
