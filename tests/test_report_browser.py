@@ -18,7 +18,7 @@ from PIL import Image
 from tests.conftest import ROOT
 from warnd.config import load_config
 from warnd.pipeline import Pipeline
-from warnd.report.render import render_html
+from warnd.report.render import render_html, render_markdown
 from warnd.report.tables import build_report
 from warnd.store import Store
 
@@ -98,6 +98,22 @@ def test_demo_report_reproduces_the_spring_2026_findings(demo_report):
         assert by[sub].dimension_verdicts["use"].category == 0
         assert by[sub].headline("no").split("\N{EN DASH} ", 1)[1].startswith("stabil bruk")
         assert abs(by[sub].aggregate.by_dimension["use"]) < 10 and not by[sub].alerts
+
+
+def test_the_sample_report_in_the_docs_is_what_the_demo_data_give(demo_report):
+    """docs/sample-report.md is the Markdown report of the demo data as the code makes it
+    now (but for the day it was made and the day revisions were read): regenerate it as
+    its first line says when a change to detection or the report moves a number."""
+    _, rep = demo_report
+    sample = (ROOT / "docs" / "sample-report.md").read_text(encoding="utf-8")
+    comment, body = sample.split("\n", 1)
+    assert comment.startswith("<!-- Generated from the demo data")
+
+    def days(text: str) -> str:
+        return re.sub(r"\b20\d\d-\d\d-\d\d\b(?=\.|\\\))", "DAY", text)
+
+    made = render_markdown(rep, "no", generated=rep.current[1])
+    assert days(body.strip()) == days(made.strip())
 
 
 def test_html_report_renders_in_headless_chromium(demo_report, tmp_path):
