@@ -303,7 +303,9 @@ def test_a_copy_of_a_days_file_is_counted_once_and_said_so(tmp_path, caplog, cap
     assert res.documents == 0 and res.problems == 0
     capsys.readouterr()
     main(["--config", str(cfg.path), "status"])
-    assert f"problem: {retried}: {said}" in capsys.readouterr().out
+    # on the local clock, when it was seen: the poll that read the copy, not the later one
+    seen = f"{days[6] + timedelta(days=2)} 08:00 CET"
+    assert f"problem (seen {seen}): {retried}: {said}" in capsys.readouterr().out
 
 
 def test_a_day_corrected_after_its_copy_was_found_is_counted_once_corrected(tmp_path):

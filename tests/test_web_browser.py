@@ -347,7 +347,15 @@ def test_sources_page_tells_the_schedule_in_its_language_and_flags_old_data(demo
 
     from tests.webkit import warnd
 
+    import sqlite3
+
     console, cfg, state, _ = demo_console
+    db = sqlite3.connect(state / "warnd.sqlite")  # a problem seen at a poll in the winter
+    with db:
+        db.execute("INSERT INTO problems (source, location, message, seen_at) VALUES "
+                   "('lab-mbf', 'lab.csv line 9', 'not a number', "
+                   "'2026-01-15T07:00:00+00:00')")
+    db.close()
     c = _http_login(console, OPERATOR)
     try:
         page = c.get("/sources").text
@@ -356,6 +364,8 @@ def test_sources_page_tells_the_schedule_in_its_language_and_flags_old_data(demo
     st = json.loads(warnd(cfg, state, "status", "--json").stdout)
     lab = next(s for s in st["sources"] if s["name"] == "lab-mbf")
     row = page.split('<tr id="source-lab-mbf">')[1].split("</tr>")[0]
+    # each problem with when it was seen (on the local clock), so an old one reads as old
+    assert '<div class="note">2026-01-15 08:00 CET: lab.csv line 9: not a number</div>' in row
     assert "count_table, hver 6h" in row and "every" not in row
     assert lab["data_stale_days"] > 14 and lab["newest_data"] == lab["newest_period"]
     assert f"<td>{lab['newest_data']}<br>" in row

@@ -310,8 +310,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             polled = wall_clock(s["last_poll_at"], tz) if s["last_poll_at"] else "never"
             print(f"{s['name']:24} {s['kind']:14} {polled:20} "
                   f"{s['series']:>6} {s['consecutive_failures']:>5}  {s['last_error'] or ''}")
-            for p in s["recent_problems"][:3]:
-                print(f"{'':26}problem: {p['location']}: {p['message']}")
+            for p in s["recent_problems"][:3]:  # when each was last seen: old ones read so
+                print(f"{'':26}problem (seen {wall_clock(p['seen_at'], tz)}): "
+                      f"{p['location']}: {p['message']}")
         shown = len(st["open_alerts"])
         print(f"\nopen alerts: {st['open_alerts_count']}"
               + (f" (the newest {shown} listed)" if shown < st["open_alerts_count"] else ""))
