@@ -74,7 +74,8 @@ def enqueue_alert(
     ``told_to``: for an end or a correction, the targets that had the messages it ends
     or corrects. It goes to those (still configured and not muted) instead of where a
     message of its own, often lower, severity routes; routed as usual only when none of
-    them is configured any more, and to nobody when there are none
+    them is configured any more and one of them had a message of the episode (not all
+    still waiting for it), and to nobody when there are none
     (:func:`warnd.alerting.routing.route_told`). ``unheard``: for an end or a
     correction, the targets whose deliveries of those messages were all given up
     (expired, failed), muted or not: it is recorded for them as not sent (``dropped``,
@@ -97,8 +98,11 @@ def enqueue_alert(
         if routed is not None:
             targets = list(routed)
         elif had is not None:
-            targets = route_told(config, alert, had)
             by_name = {t.name: t for t in config.targets}
+            # routed as usual when every target that had them is gone, only if one of
+            # them had a message of the episode (not all still waiting for it)
+            targets = route_told(config, alert, had, reached=_reached(
+                store, alert, [n for n in dict.fromkeys(had) if n not in by_name]))
             # a muted target too: queued again with an opening once it is not muted
             unsent = [n for n in dict.fromkeys(unheard) if n in by_name and n not in targets]
             # a target taken out of the config (or renamed) that a message of the episode
@@ -132,6 +136,24 @@ def enqueue_alert(
         f" (quiet hours: waits until {iso(due)})" if due else "", alert["title"],
     )
     return aid
+
+
+def _reached(store: Store, alert: dict[str, Any], names: list[str]) -> list[str]:
+    """Of ``names``, the targets a message of ``alert``'s episode (since its latest opening
+    or end) reached, or may have: delivered, or an attempt of it not shown refused. One
+    whose messages of the episode all still wait (for the end of quiet hours, for it to
+    be configured again) never had them. All of ``names`` for an alert of no episode."""
+    scope = _scope(alert)
+    if scope is None or not names:
+        return names
+    where, args = scope
+    start = episode_start(store, scope, 1 << 62)
+    got = {r["target"] for r in store.q(
+        "SELECT DISTINCT d.target FROM deliveries d WHERE d.target IN "
+        f"({','.join('?' * len(names))}) AND (d.status='delivered' OR d.maybe_sent=1 OR "
+        "d.maybe_sent IS NULL AND d.attempts > 0) AND d.alert_id IN (SELECT id FROM alerts "
+        f"WHERE {where} AND id >= ?)", [*names, *args, start])}
+    return [n for n in names if n in got]
 
 
 def _waiting_for(store: Store, alert: dict[str, Any], names: list[str]) -> list[str]:

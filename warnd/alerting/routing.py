@@ -76,17 +76,23 @@ def _route_one(config: Config, alert: dict[str, Any]) -> list[str]:
     return [n for n in chosen if not by_name[n].muted and not (n in seen or seen.add(n))]
 
 
-def route_told(config: Config, alert: dict[str, Any], had: Iterable[str]) -> list[str]:
+def route_told(config: Config, alert: dict[str, Any], had: Iterable[str],
+               reached: Iterable[str] | None = None) -> list[str]:
     """Target names for an end or a correction: of ``had`` (the targets that had the
     messages it ends or corrects, delivered or still waiting), those still configured
     and not muted. Routed as usual (:func:`route`) only when none of ``had`` is in the
-    config any more (taken out, or renamed); none when ``had`` is empty: nobody heard
-    of what it ends or corrects (its deliveries expired, failed or were dropped), and a
-    recipient who never heard of a rise is not told that it ended or was withdrawn."""
+    config any more (taken out, or renamed) and one of them had a message of those
+    (``reached``, of ``had``; all of them when not given); none when ``had`` is empty:
+    nobody heard of what it ends or corrects (its deliveries expired, failed or were
+    dropped), and a recipient who never heard of a rise is not told that it ended or
+    was withdrawn. Nor when every message of those still waits for a target no longer
+    configured (renamed while the opening waited for the end of quiet hours): the
+    target under its new name never had them."""
     had = list(had)
     by_name = {t.name: t for t in config.targets}
     kept = [n for n in had if n in by_name]
     if had and not kept:
-        return route(config, alert)
+        heard = had if reached is None else set(reached)
+        return route(config, alert) if any(n in heard for n in had) else []
     seen: set[str] = set()
     return [n for n in kept if not by_name[n].muted and not (n in seen or seen.add(n))]

@@ -1,0 +1,64 @@
+"""Reloads over time that rename what the config names, while a substance's episode is
+open, week by week through detection and dispatch with a real store (a new
+:class:`Pipeline` with another config between rounds, as SIGHUP does): what each
+recipient is told afterwards."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.alerting_env import SOURCES, target
+from tests.conftest import write_config
+from tests.scenario import START, put_weekly
+from tests.test_stream_config import _lab_rise, _week_end
+from warnd.config import load_config
+from warnd.store import Store
+
+URL = "mailto://127.0.0.1:1?from=a@example.org&to=o@example.org"
+QUIET_NOON = '\n[alerting]\nsend_resolved = true\nquiet_hours = "12:00-18:00"\n'
+
+
+def test_a_target_renamed_while_the_opening_waits_is_not_told_the_end_alone(tmp_path):
+    """The lab's spike of ketamine (week 111) is told to mail. The rise's opening is
+    decided at noon in week 112, in quiet hours (until 18:00 in Oslo), and waits; before
+    it goes, the config is reloaded with mail renamed email (the same address). The
+    opening is kept for mail, no longer configured. When the spike ends, email (mail,
+    which had it) is told; when the rise ends, nobody is: no target heard of it, and
+    email is not told the end of a rise it never had. Before, the rise's end went to
+    email as where a new alert routes, its only message of the rise: "Avsluttet: Liten
+    økning: ketamin"."""
+    from warnd.alerting import outbox
+    from warnd.alerting.send import SendResult
+    from warnd.pipeline import Pipeline
+
+    mail = load_config(write_config(tmp_path, SOURCES + target("mail", URL) + QUIET_NOON))
+    email = load_config(write_config(tmp_path, SOURCES + target("email", URL) + QUIET_NOON,
+                                     name="email.toml"))
+    weeks, rise, calm, renamed = 155, 110, 125, 112
+    lab = _lab_rise(weeks, rise, calm)
+    store = Store.in_dir(mail.state_dir)
+    try:
+        for w in range(rise - 2, weeks):
+            put_weekly(mail.state_dir, lab[: w + 1], start=START)
+            noon = _week_end(w)
+            cfg = mail if w < renamed else email
+            Pipeline(mail if w == renamed else cfg, clock=lambda t=noon: t).detect()
+            if w == renamed:  # still quiet: the opening waits; then the reload
+                outbox.dispatch_pending(mail, store, now=noon + timedelta(hours=1),
+                                        send=lambda url, **kw: SendResult(True, "SUCCESS"))
+            outbox.dispatch_pending(cfg, store, now=noon + timedelta(hours=6),
+                                    send=lambda url, **kw: SendResult(True, "SUCCESS"))
+        rows = [(r["kind"], r["decision"], r["target"], r["status"]) for r in store.q(
+            "SELECT a.kind, a.decision, d.target, d.status FROM alerts a JOIN deliveries d "
+            "ON d.alert_id = a.id ORDER BY a.id, d.target")]
+        ends = store.q("SELECT kind FROM alerts WHERE decision = 'resolve' ORDER BY id")
+    finally:
+        store.close()
+    assert [r["kind"] for r in ends] == ["spike", "trend"]
+    assert rows == [
+        ("spike", "open", "mail", "delivered"),
+        ("trend", "open", "mail", "pending"),  # kept until mail is configured again
+        ("spike", "resolve", "email", "delivered"),
+        ("trend", "resolve", "mail", "pending"),  # waits with the opening, after it
+    ]
+
