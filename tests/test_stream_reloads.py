@@ -62,3 +62,37 @@ def test_a_target_renamed_while_the_opening_waits_is_not_told_the_end_alone(tmp_
         ("trend", "resolve", "mail", "pending"),  # waits with the opening, after it
     ]
 
+
+def test_a_reload_changing_the_time_zone_does_not_put_off_polls_at_intervals(tmp_path):
+    """A weekly source polled at an interval, and one on a cron schedule. The config is
+    reloaded with ``timezone = "Europe/London"`` three days before the weekly poll is
+    due: an interval is elapsed time, the same in every zone, so that poll keeps its
+    time; the cron source's run moves to its clock time in London. Before, the weekly
+    source's next poll was put off to a week after the reload, and its data (a rise in
+    it) came four days late."""
+    from datetime import UTC, datetime
+
+    from tests.service_kit import counts_csv, write_service_config
+    from warnd.service.daemon import Daemon
+
+    (tmp_path / "w.csv").write_bytes(counts_csv(["ketamin"], weeks=12))
+    sources = ('\n[[sources]]\nname = "weekly"\nkind = "count_table"\nlocation = "w.csv"\n'
+               'interval = "7d"\ndimension = "use"\n'
+               '\n[[sources]]\nname = "morning"\nkind = "count_table"\nlocation = "w.csv"\n'
+               'cron = "0 6 * * *"\ndimension = "use"\n')
+    path = tmp_path / "config.toml"
+    write_service_config(path, sources=sources, general='timezone = "Europe/Oslo"\n')
+    d = Daemon(load_config(path))
+    d.schedule(d.config, first=True)
+    d.scheduler.start(paused=True)
+    try:
+        due = datetime.now(UTC) + timedelta(days=3)
+        d.scheduler.modify_job("poll:weekly", next_run_time=due)
+        morning = d.scheduler.get_job("poll:morning").next_run_time
+        write_service_config(path, sources=sources, general='timezone = "Europe/London"\n')
+        assert d.reload() is True
+        runs = {j.id: j.next_run_time for j in d.scheduler.get_jobs()}
+        assert runs["poll:weekly"] == due
+        assert runs["poll:morning"] - morning == timedelta(hours=1)  # 06:00 in London
+    finally:
+        d.scheduler.shutdown(wait=False)

@@ -286,7 +286,8 @@ class Daemon:
         own job first runs one interval later; a source added by a reload is polled
         at once. A job whose schedule a reload leaves as it was keeps its next run
         time: reloading does not put off a source's poll (nor the detect pass) by up
-        to an interval each time; a changed schedule counts from the reload.
+        to an interval each time; a changed schedule counts from the reload (a changed
+        time zone changes a cron schedule, not an interval).
         """
         tz = config.general.timezone
         wanted: set[str] = set()
@@ -315,8 +316,10 @@ class Daemon:
             kwargs: dict[str, Any] = {}
             if jid not in existing and not first:
                 kwargs["next_run_time"] = now  # poll a source added by a reload at once
-            add(jid, self.poll_job, trigger, (src.cron, src.interval, tz), args=[src.name],
-                **kwargs)
+            # an interval is elapsed time, the same in every zone: a changed time zone
+            # moves a cron schedule's runs, not an interval's
+            add(jid, self.poll_job, trigger, (src.cron, src.interval, tz if src.cron else None),
+                args=[src.name], **kwargs)
         wanted |= {"detect", "dispatch", "startup", "heartbeat"}
         add("heartbeat", self.heartbeat_job, IntervalTrigger(seconds=HEARTBEAT_EVERY_S),
             HEARTBEAT_EVERY_S, executor="heartbeat")
