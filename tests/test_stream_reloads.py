@@ -96,3 +96,40 @@ def test_a_reload_changing_the_time_zone_does_not_put_off_polls_at_intervals(tmp
         assert runs["poll:morning"] - morning == timedelta(hours=1)  # 06:00 in London
     finally:
         d.scheduler.shutdown(wait=False)
+
+
+def test_a_reload_applies_the_log_level_and_stop_timeout_it_gives(tmp_path):
+    """The daemon runs at ``log_level = "INFO"`` with the default ``stop_timeout``; the
+    operator sets ``DEBUG`` and ``5s`` to look into a slow source, and reloads: the next
+    lines are logged at DEBUG, and a stop waits 5 s for running jobs; set back, they are
+    back. A level given on the command line (``--log-level``) stands over the config's.
+    Before, a reload said "config reloaded" and kept both as they were at the start."""
+    import logging
+
+    from tests.service_kit import write_service_config
+    from warnd.service.daemon import Daemon
+
+    path = tmp_path / "config.toml"
+    root = logging.getLogger()
+    was = root.level
+    try:
+        write_service_config(path, sources="", general='log_level = "INFO"\n')
+        root.setLevel(logging.INFO)
+        d = Daemon(load_config(path))
+        assert d.stop_timeout == 60
+        write_service_config(path, sources="",
+                             general='log_level = "DEBUG"\nstop_timeout = "5s"\n')
+        assert d.reload() is True
+        assert (root.level, d.stop_timeout) == (logging.DEBUG, 5)
+        assert logging.getLogger("apprise").level == logging.WARNING
+        write_service_config(path, sources="", general='log_level = "INFO"\n')
+        assert d.reload() is True
+        assert (root.level, d.stop_timeout) == (logging.INFO, 60)
+        fixed = Daemon(load_config(path), log_level="WARNING", stop_timeout=1.0)
+        root.setLevel(logging.WARNING)
+        write_service_config(path, sources="",
+                             general='log_level = "DEBUG"\nstop_timeout = "5s"\n')
+        assert fixed.reload() is True
+        assert (root.level, fixed.stop_timeout) == (logging.WARNING, 1.0)
+    finally:
+        root.setLevel(was)

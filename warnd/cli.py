@@ -111,7 +111,7 @@ def _run_locked(args: argparse.Namespace, cfg: Config) -> int:
         return 1 if (failed and len(failed) == len(polls)) or res["detect_failed"] else 0
     from warnd.service.daemon import Daemon
 
-    return Daemon(cfg, config_path=str(cfg.path)).run()
+    return Daemon(cfg, config_path=str(cfg.path), log_level=args.log_level).run()
 
 
 # -- check-config ---------------------------------------------------------------------

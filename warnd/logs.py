@@ -48,6 +48,13 @@ def setup(level: str = "INFO") -> None:
     h = logging.StreamHandler(sys.stderr)
     h.setFormatter(_Formatter(journald=bool(os.environ.get("JOURNAL_STREAM"))))
     root.addHandler(h)
+    set_level(level)
+
+
+def set_level(level: str) -> None:
+    """Log at ``level`` from now on (a reload's ``general.log_level``); the libraries'
+    chatter no lower than warnings."""
+    root = logging.getLogger()
     root.setLevel(level)
     for noisy in ("apscheduler", "apprise", "httpx", "httpcore", "matplotlib", "urllib3"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -95,13 +95,17 @@ class Daemon:
     """Owns the scheduler; jobs call the pipeline's stages."""
 
     def __init__(self, config: Config, *, config_path: str | None = None,
-                 stop_timeout: float | None = None) -> None:
+                 stop_timeout: float | None = None, log_level: str | None = None) -> None:
+        """``stop_timeout`` and ``log_level`` (``--log-level``), when given, stand over
+        the config's, also after a reload."""
         self.config = config
         self.config_path = config_path or str(config.path)
+        self._stop_timeout_given = stop_timeout is not None
         self.stop_timeout = (
             stop_timeout if stop_timeout is not None
             else parse_duration(config.general.stop_timeout).total_seconds()
         )
+        self._log_level_given = log_level
         #: set on SIGTERM: a dispatch round then begins no more sends
         self.stopping = threading.Event()
         self.pipeline = Pipeline(config, stopping=self.stopping)
@@ -409,6 +413,12 @@ class Daemon:
             return False
         self.n_reloads += 1
         old_listen = self.config.general.health_listen
+        if not self._stop_timeout_given:
+            self.stop_timeout = parse_duration(new.general.stop_timeout).total_seconds()
+        if self._log_level_given is None and new.general.log_level != self.config.general.log_level:
+            from warnd import logs
+
+            logs.set_level(new.general.log_level)
         self.config = new
         self.pipeline = Pipeline(new, stopping=self.stopping)
         self.schedule(new)
