@@ -133,3 +133,36 @@ def test_a_reload_applies_the_log_level_and_stop_timeout_it_gives(tmp_path):
         assert (root.level, fixed.stop_timeout) == (logging.WARNING, 1.0)
     finally:
         root.setLevel(was)
+
+
+def test_a_told_fall_is_not_ended_by_a_reload_that_turns_decreases_off(tmp_path):
+    """With ``alert_decreases`` the lab's fall of ketamine (a third from week 110 to
+    week 125) is told; in week 116 the config is reloaded without the setting while the
+    fall goes on. Nothing more is told of it until it ends, and then its end, to those
+    told of it (with ``send_resolved``); `warnd status` lists it open until then. Before,
+    the reload ended it: "Avsluttet: Nedgang: ketamin" went the week after, while the lab
+    still counted a third of its usual, and the fall was no longer listed open."""
+    import numpy as np
+
+    from tests.conftest import SUBSTANCES
+    from tests.test_stream_config import MAIL, _weeks
+    from warnd.service.health import collect_status
+
+    falls = load_config(write_config(
+        tmp_path, SOURCES + MAIL + "\n[detection]\nalert_decreases = true\n",
+        substances=SUBSTANCES))
+    rises = load_config(write_config(tmp_path, SOURCES + MAIL, name="rises.toml"))
+    weeks, fall, calm, off = 150, 110, 125, 116
+    lam = np.full(weeks, 15.0)
+    lam[fall:calm] /= 3
+    lab = np.random.default_rng(3).poisson(lam).astype(float)
+    told, listed = [], {}
+    for w in range(fall - 2, weeks):
+        cfg = falls if w < off else rises
+        told += [(w, k, d) for w, k, d, _ in _weeks(lambda _, c=cfg: c, lab, range(w, w + 1))]
+        listed[w] = [a["title"] for a in collect_status(cfg, now=_week_end(w))["open_alerts"]]
+    (opened, _, _), (ended, _, _) = told
+    assert [(k, d) for _, k, d in told] == [("trend", "open"), ("trend", "resolve")]
+    assert opened < off and ended > calm
+    assert all(listed[w] == [listed[opened][0]] for w in range(opened, ended))
+    assert listed[ended] == []

@@ -1149,8 +1149,11 @@ class Pipeline:
                                for f in per_period[i] if f.detected_at < recent)
             decisions = summarise_batch(
                 batch, before,
+                # a fall told before ``alert_decreases`` was turned off goes on until it
+                # ends: it is not ended by the reload
                 [f for f in tracker.active_findings()
-                 if f.direction == "increase" or params.alert_decreases],
+                 if f.direction == "increase" or params.alert_decreases
+                 or f"{f.kind}:{f.direction}" in before],
                 first_run=first_run, recent=recent, revised=revised,
                 grown={k for k, ep in tracker.tracker.state["open"].items()
                        if k in told_open and episode_grew(ep, told_open[k], params)},
@@ -1543,7 +1546,8 @@ def summarise_batch(
     open episodes (latest finding by ``kind:direction``) before the run that were sent
     (a decrease opened without ``alert_decreases`` is not among them), ``after`` those
     open after it (only those that may be sent: decreases only with
-    ``alert_decreases``). A revised series' ``batch`` holds its whole history, so what
+    ``alert_decreases``, or one in ``before``: told, it goes on until it ends). A revised
+    series' ``batch`` holds its whole history, so what
     tells that an episode open before and after it grew is ``grown`` (those whose
     evidence is more than the series' state had before: ``episode_grew``), and what
     tells that a reminder is due a ``repeat`` among ``fresh``, the decisions of its
