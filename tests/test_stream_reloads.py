@@ -166,3 +166,41 @@ def test_a_told_fall_is_not_ended_by_a_reload_that_turns_decreases_off(tmp_path)
     assert opened < off and ended > calm
     assert all(listed[w] == [listed[opened][0]] for w in range(opened, ended))
     assert listed[ended] == []
+
+
+def test_messages_kept_for_a_target_taken_out_go_at_once_when_it_is_configured_again(
+        tmp_path):
+    """Ketamine's rise is decided for mail while mail is out of the config (taken out by
+    a reload a moment before): the dispatch every 30 s keeps the opening for it, "not
+    configured". Ten minutes on, the config is reloaded with mail back: the opening goes
+    with the next dispatch. Before, it waited until the hour its hold ran to
+    (``alerting.retry_max_backoff``), as if mail had refused it."""
+    from tests.alerting_env import finding, make_config, seed_series
+    from warnd.alerting import decide, outbox
+    from warnd.alerting.send import SendResult
+
+    mail = target("mail", URL)
+    ops = target("ops", URL.replace("o@", "ops@"))
+    both = make_config(tmp_path, ops + mail)
+    no_mail = load_config(write_config(tmp_path, SOURCES + ops, name="ops.toml"))
+    store = Store.in_dir(both.state_dir)
+    sent: list[tuple[str, str]] = []
+
+    def send(url, **kw):
+        sent.append((url.split("to=")[1].split("&")[0], t.isoformat()))
+        return SendResult(True, "SUCCESS")
+
+    try:
+        seed_series(store, "lab")
+        t0 = _week_end(160)
+        decide.enqueue_findings(both, store, "ketamin", [(finding("lab"), "open")], {},
+                                now=t0)
+        t = t0
+        while t < t0 + timedelta(minutes=30):
+            back = t >= t0 + timedelta(minutes=10)
+            outbox.dispatch_pending(both if back else no_mail, store, now=t, send=send)
+            t += timedelta(seconds=30)
+    finally:
+        store.close()
+    assert sent == [("ops@example.org", t0.isoformat()),
+                    ("o@example.org", (t0 + timedelta(minutes=10)).isoformat())]

@@ -420,6 +420,34 @@ def _quiet_as_configured(config: Config, store: Store, now: datetime) -> None:
                  "hours now configured allow", len(earlier))
 
 
+def _not_configured(alert_id: int, target: str) -> str:
+    """Why a delivery is kept: its target is not configured (taken out, or renamed)."""
+    return (f'target "{target}" is not configured; kept until it is again '
+            f"(or `warnd outbox drop {alert_id}`)")
+
+
+def _configured_again(config: Config, store: Store, now: datetime) -> None:
+    """Deliveries kept for a target that was not configured (:func:`_prepare`), made due
+    now that it is again: a reload that puts the target back sends them with the next
+    dispatch, not when their hold, as long as a refused target's back-off, ends."""
+    names = [t.name for t in config.targets]
+    if not names:
+        return
+    now_s = iso(now)
+    again = [(now_s, int(r["alert_id"]), r["target"]) for r in store.q(
+        "SELECT alert_id, target, last_error FROM deliveries WHERE status='pending' AND "
+        f"target IN ({','.join('?' * len(names))}) AND next_attempt_at > ? AND "
+        "(claimed_until IS NULL OR claimed_until <= ?) AND last_error LIKE 'target %'",
+        [*names, now_s, now_s])
+        if r["last_error"] == _not_configured(int(r["alert_id"]), r["target"])]
+    if again:
+        with store.write() as db:
+            db.conn.executemany("UPDATE deliveries SET next_attempt_at=? WHERE alert_id=? AND "
+                                "target=? AND status='pending'", again)
+        log.info("%d deliveries kept for targets not configured go now that they are",
+                 len(again))
+
+
 def _bring_earlier_along(config: Config, store: Store, now: datetime
                          ) -> set[tuple[int, str]]:
     """When a message of an episode goes to a target now (due, and not held by quiet
@@ -695,6 +723,10 @@ def dispatch_pending(
         _quiet_as_configured(config, store, now)
     except sqlite3.Error as e:
         log.error("waiting deliveries not checked against quiet hours: store error: %s", e)
+    try:
+        _configured_again(config, store, now)
+    except sqlite3.Error as e:
+        log.error("deliveries kept for targets not configured not checked: store error: %s", e)
     blocked = targets.blocked_targets(store, now)
     try:
         along = _bring_earlier_along(config, store, now)
@@ -980,8 +1012,7 @@ def _prepare(
         return None
     if t is None:
         # kept until the target is configured again or an operator drops it
-        reason = (f'target "{name}" is not configured; kept until it is again '
-                  f"(or `warnd outbox drop {aid}`)")
+        reason = _not_configured(aid, name)
         store.hold_delivery(aid, name, now + max_backoff, reason)
         counts["held"] += 1
         log.warning("alert=%d target=%s: %s", aid, name, reason)
