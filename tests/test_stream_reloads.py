@@ -204,3 +204,55 @@ def test_messages_kept_for_a_target_taken_out_go_at_once_when_it_is_configured_a
         store.close()
     assert sent == [("ops@example.org", t0.isoformat()),
                     ("o@example.org", (t0 + timedelta(minutes=10)).isoformat())]
+
+
+def test_a_target_given_another_address_by_a_reload_is_tried_at_once(tmp_path):
+    """Teams answers the opening of ketamine's rise with 429 and ``Retry-After: 7200``:
+    the card waits two hours, and so would every message to the target. The operator
+    finds the flow's address was wrong, corrects the target's ``url`` and reloads: the
+    card goes with the next dispatch, to the new address. A reload that leaves the
+    target as it was keeps its back-off. Before, the card still waited the two hours
+    the old address had asked for."""
+    from datetime import UTC, datetime
+
+    from tests.alerting_env import finding, seed_series
+    from tests.service_kit import write_service_config
+    from warnd.alerting import decide, outbox
+    from warnd.alerting.send import SendResult
+    from warnd.service.daemon import Daemon
+
+    wrong, right = "workflows://127.0.0.1:4443/wf1/sig1/", "workflows://127.0.0.1:4443/wf2/sig2/"
+    path = tmp_path / "config.toml"
+
+    def write(url: str) -> None:
+        write_service_config(path, sources="", targets=target("teams", url),
+                             general="allow_empty = true\n")
+
+    write(wrong)
+    d = Daemon(load_config(path))
+    tried: list[str] = []
+
+    def send(url, **kw):
+        tried.append(url.split("?")[0])
+        if url.startswith(wrong):
+            return SendResult(False, "FAILURE", "HTTP 429", kind="http", retry_after=7200)
+        return SendResult(True, "SUCCESS")
+
+    store = Store.in_dir(d.config.state_dir)
+    try:
+        seed_series(store, "lab")
+        now = datetime.now(UTC)
+        decide.enqueue_findings(d.config, store, "ketamin", [(finding("lab"), "open")], {},
+                                now=now)
+        outbox.dispatch_pending(d.config, store, now=now, send=send)
+        assert d.reload() is True  # nothing changed: still backing off
+        outbox.dispatch_pending(d.config, store, now=now + timedelta(minutes=1), send=send)
+        assert tried == [wrong]
+        write(right)
+        assert d.reload() is True
+        outbox.dispatch_pending(d.config, store, now=now + timedelta(minutes=2), send=send)
+        status = store.q("SELECT status FROM deliveries")
+    finally:
+        store.close()
+    assert tried == [wrong, right]
+    assert [r["status"] for r in status] == ["delivered"]

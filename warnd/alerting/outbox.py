@@ -1400,6 +1400,28 @@ def retry_delivery(store: Store, alert_id: int, target: str | None = None, *,
     return n
 
 
+def forget_backoff(store: Store, names: list[str], now: datetime) -> int:
+    """End the back-off of the targets ``names``, given another address (or password,
+    or timeouts) by a reload: what the old one answered (a refusal, a ``Retry-After``)
+    says nothing of the new one. Their messages retried, or held while the target backed
+    off, are tried with the next dispatch (quiet hours still apply); how many."""
+    if not names:
+        return 0
+    now_s = iso(now)
+    marks = ",".join("?" * len(names))
+    with store.write() as db:
+        db.execute("UPDATE target_state SET blocked_until=NULL, block_reason=NULL WHERE "
+                   f"target IN ({marks})", names)
+        n = int(db.execute(
+            "UPDATE deliveries SET next_attempt_at=? WHERE status='pending' AND target IN "
+            f"({marks}) AND next_attempt_at > ? AND (claimed_until IS NULL OR "
+            "claimed_until <= ?) AND (attempts > 0 OR last_error LIKE '%(target backing off)')",
+            [now_s, *names, now_s, now_s]).rowcount)
+    log.info("targets %s changed by the reload: their back-off ended, %d deliveries tried "
+             "with the next dispatch", ",".join(names), n)
+    return n
+
+
 def drop_delivery(store: Store, alert_id: int, target: str | None = None, *,
                   now: datetime | None = None) -> int:
     """Give up an alert's pending, failed or expired deliveries (to ``target``, or all)

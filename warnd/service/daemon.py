@@ -419,9 +419,12 @@ class Daemon:
             from warnd import logs
 
             logs.set_level(new.general.log_level)
+        readdressed = _readdressed(self.config, new)
         self.config = new
         self.pipeline = Pipeline(new, stopping=self.stopping)
         self.schedule(new)
+        if readdressed:
+            self._forget_backoff(readdressed)
         if new.general.health_listen != old_listen:
             self._stop_health()
             self._start_health()
@@ -430,6 +433,19 @@ class Daemon:
         log.info("config reloaded from %s: %d sources scheduled", self.config_path, n)
         sd_notify(f"READY=1\nSTATUS=running {n} sources")
         return True
+
+    def _forget_backoff(self, names: list[str]) -> None:
+        """The targets ``names`` have another address: their back-off ends."""
+        from warnd.alerting.outbox import forget_backoff
+
+        try:
+            store = self.pipeline.open_store()
+            try:
+                forget_backoff(store, names, datetime.now(UTC))
+            finally:
+                store.close()
+        except Exception as e:  # the next dispatch reports a store it cannot use
+            log.error("back-off of targets %s not ended: %s", ",".join(names), e)
 
     def _start_health(self) -> None:
         listen = self.config.general.health_listen
@@ -536,3 +552,12 @@ class Daemon:
             # store write is one transaction, so what was not committed never happened.
             logging.shutdown()
             os._exit(0)
+
+
+def _readdressed(old: Config, new: Config) -> list[str]:
+    """The targets of both configs that ``new`` reaches otherwise: another ``url``,
+    password or timeouts."""
+    keys = ("url", "password_env", "password_file", "connect_timeout", "read_timeout")
+    was = {t.name: t for t in old.targets}
+    return [t.name for t in new.targets if t.name in was
+            and any(getattr(t, k) != getattr(was[t.name], k) for k in keys)]
