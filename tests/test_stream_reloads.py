@@ -256,3 +256,41 @@ def test_a_target_given_another_address_by_a_reload_is_tried_at_once(tmp_path):
         store.close()
     assert tried == [wrong, right]
     assert [r["status"] for r in status] == ["delivered"]
+
+
+def test_a_message_waiting_when_the_language_changes_names_the_substance_in_the_new_one(
+        tmp_path):
+    """Ketamine, labelled per language (``{ no = "Ketamin", en = "Ketamine" }``), rises;
+    its opening is decided at noon in quiet hours, in Norwegian, and waits. Before it
+    goes, the config is reloaded with ``language = "en"``: the message that goes at
+    18:00 is English throughout, the substance named "Ketamine". Before, its words were
+    English and the substance's name the Norwegian one it was decided with: "Small
+    increase: Ketamin"."""
+    from tests.alerting_env import finding, seed_series
+    from warnd.alerting import decide, outbox
+    from warnd.alerting.send import SendResult
+
+    labels = ('[substances.ketamin]\nlabel = { no = "Ketamin", en = "Ketamine" }\n'
+              'names = ["ketamin"]\n')
+    no = load_config(write_config(tmp_path, SOURCES + target("mail", URL) + QUIET_NOON,
+                                  substances=labels))
+    en = load_config(write_config(tmp_path, SOURCES + target("mail", URL) + QUIET_NOON,
+                                  substances='language = "en"\n' + labels,
+                                  name="en.toml"))
+    titles: list[str] = []
+
+    def send(url, *, title, **kw):
+        titles.append(title)
+        return SendResult(True, "SUCCESS")
+
+    store = Store.in_dir(no.state_dir)
+    try:
+        seed_series(store, "lab")
+        noon = _week_end(160)
+        (a,) = decide.enqueue_findings(no, store, "ketamin", [(finding("lab"), "open")], {},
+                                       now=noon)
+        assert "Ketamin " in a["title"]
+        outbox.dispatch_pending(en, store, now=noon + timedelta(hours=6), send=send)
+    finally:
+        store.close()
+    assert len(titles) == 1 and "Ketamine" in titles[0] and "increase" in titles[0]

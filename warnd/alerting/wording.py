@@ -177,12 +177,20 @@ def joined(words: list[str], lang: str) -> str:
 
 
 def substance_labels(data: dict[str, Any], config: Any, lang: str) -> str:
-    """The substances an alert names, as people say them: a notice names every
-    substance it concerns ("kokain og fentanyl"), any other alert its own."""
+    """The substances an alert names, as people say them in ``lang``: a notice names
+    every substance it concerns ("kokain og fentanyl"), any other alert its own. A
+    configured substance by its label as configured now, in ``lang`` (a message decided
+    before a reload changed ``general.language`` or the label goes in the words it is
+    sent in); else as the alert was decided."""
     subs = [str(s) for s in data.get("substances") or () if s]
-    if len(subs) < 2 or config is None:
+    if config is None:
         return str(data.get("label") or data.get("substance") or "")
-    return joined([config.substance_label(s, lang) for s in subs], lang)
+    if len(subs) >= 2:
+        return joined([config.substance_label(s, lang) for s in subs], lang)
+    sub = str(data.get("substance") or "")
+    if sub and sub in (getattr(config, "substances", None) or {}):
+        return str(config.substance_label(sub, lang))
+    return str(data.get("label") or sub)
 
 
 def severity_words(severity: Any, lang: str) -> str:
@@ -386,7 +394,7 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
     silence: :func:`warnd.alerting.links.action_links`) adds the console's links.
     """
     t = T.get(lang, T["no"])
-    label = data.get("label") or data["substance"]
+    label = substance_labels(data, config, lang)
     kind = data["kind"]
     if kind == "source_health":
         src = data.get("source", "")
