@@ -294,3 +294,30 @@ def test_a_message_waiting_when_the_language_changes_names_the_substance_in_the_
     finally:
         store.close()
     assert len(titles) == 1 and "Ketamine" in titles[0] and "increase" in titles[0]
+
+
+def test_check_config_says_which_waiting_messages_a_target_taken_out_leaves_behind(
+        tmp_path, capsys):
+    """Ketamine's opening waits for mail (quiet hours). `warnd check-config` on a file
+    that renames mail to email says, before the reload, that mail's message would be
+    kept waiting for a target of that name; on the file as it is, nothing. Before, it
+    said only "OK", and the message stayed waiting unseen until `warnd status`."""
+    from tests.alerting_env import finding, seed_series
+    from warnd.alerting import decide
+    from warnd.cli import main
+
+    mail = load_config(write_config(tmp_path, SOURCES + target("mail", URL) + QUIET_NOON))
+    renamed = write_config(tmp_path, SOURCES + target("email", URL) + QUIET_NOON,
+                           name="renamed.toml")
+    store = Store.in_dir(mail.state_dir)
+    try:
+        seed_series(store, "lab")
+        decide.enqueue_findings(mail, store, "ketamin", [(finding("lab"), "open")], {},
+                                now=_week_end(160))
+    finally:
+        store.close()
+    assert main(["check-config", str(mail.path)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert main(["check-config", str(renamed)]) == 0
+    err = capsys.readouterr().err
+    assert 'warning: targets: "mail" is not configured, and 1 delivery waits for it' in err

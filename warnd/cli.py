@@ -143,7 +143,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         for m in problems:
             print(f"{cfg.path}: {m}", file=sys.stderr)
         return EX_CONFIG
-    for w in listen_warnings(cfg) + workers_warnings(cfg) + terms_warnings(cfg):
+    for w in (listen_warnings(cfg) + workers_warnings(cfg) + terms_warnings(cfg)
+              + targets_warnings(cfg)):
         print(f"{cfg.path}: warning: {w}", file=sys.stderr)
     print(f"{cfg.path}: OK — {len(cfg.substances)} substances, {len(cfg.sources)} sources, "
           f"{len(cfg.targets)} targets, {len(cfg.routes)} routes")
@@ -222,6 +223,35 @@ def terms_warnings(cfg: Config) -> list[str]:
             out.append(f"sources.{src.name}: its files now add up; each of them is read once "
                        "more at its next poll to learn its share")
     return out
+
+
+def targets_warnings(cfg: Config) -> list[str]:
+    """The targets the store keeps messages for that the config does not name (taken
+    out, or renamed): they wait until a target of that name is configured again, or an
+    operator drops them (docs/alerting.md, "The outbox and its guarantees", 7). The
+    store is only read; without one there is nothing to say."""
+    import sqlite3
+
+    from warnd.store import DB_NAME
+
+    db = cfg.state_dir / DB_NAME
+    if not db.is_file():
+        return []
+    try:
+        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            rows = conn.execute("SELECT target, COUNT(*) FROM deliveries WHERE "
+                                "status='pending' GROUP BY target ORDER BY target").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return []
+    names = {t.name for t in cfg.targets}
+    return [f'targets: "{name}" is not configured, and {n} '
+            f"{'delivery waits' if n == 1 else 'deliveries wait'} for it; they are "
+            "kept until a target of that name is configured again (`warnd outbox --status "
+            "pending` lists them, `warnd outbox drop ID` gives one up)"
+            for name, n in rows if name not in names]
 
 
 def period_errors(cfg: Config) -> list[str]:
