@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from tests.alerting_env import SOURCES, target
 from tests.conftest import write_config
 from tests.scenario import START, put_weekly
@@ -321,3 +323,43 @@ def test_check_config_says_which_waiting_messages_a_target_taken_out_leaves_behi
     assert main(["check-config", str(renamed)]) == 0
     err = capsys.readouterr().err
     assert 'warning: targets: "mail" is not configured, and 1 delivery waits for it' in err
+
+
+@pytest.mark.parametrize("how", ["removed", "paused"])
+def test_a_rise_a_silence_held_back_is_told_after_it_though_its_source_was_out_meanwhile(
+        tmp_path, how):
+    """A silence covers ketamine from week 110 to just before week 121; the lab's rise
+    opens under it (week 112: recorded, sent to nobody). In week 115 the lab is taken
+    out of the config (or paused), and put back in week 118, the rise going on. The
+    first round after the silence tells the rise (week 121), and its end when it comes,
+    as without the reload. Before, the weeks without the lab dropped the mark that the
+    rise was held back: it was never told, and its end went to nobody."""
+    from datetime import timedelta as td
+
+    from tests.conftest import SUBSTANCES
+    from tests.test_stream_config import MAIL, _weeks
+    from warnd.alerting import actions
+
+    parts = SOURCES.split("[[sources]]")
+    without = ("[[sources]]".join([parts[0], *parts[2:]]) if how == "removed" else
+               SOURCES.replace('location = "lab/"\n', 'location = "lab/"\nenabled = false\n'))
+    full = load_config(write_config(tmp_path, SOURCES + MAIL, substances=SUBSTANCES))
+    cut = load_config(write_config(tmp_path, without + MAIL, name="cut.toml"))
+    silenced, out, back, ends = 110, 115, 118, 121
+
+    def configs(w: int):
+        if w == silenced:
+            store = Store.in_dir(full.state_dir)
+            try:
+                actions.add_silence(store, substance="ketamin", reason="x", who="kari",
+                                    via="cli", until=_week_end(ends) - td(hours=1),
+                                    now=_week_end(w) - td(hours=1))
+            finally:
+                store.close()
+        return cut if out <= w < back else full
+
+    told = _weeks(configs, _lab_rise(150, 110, 125), range(108, 150))
+    trend = [(w, d, s) for w, k, d, s in told if k == "trend"]
+    assert [(d, s) for _, d, s in trend] == [
+        ("open", "silenced"), ("open", "open"), ("resolve", "open")]
+    assert trend[1][0] == ends

@@ -671,7 +671,9 @@ def _held_by_silence(config: Config, store: Store, substance: str,
     """The substance's rise as it stands (the open trend-increase episodes of its
     watched series, this round's states over the stored ones), to be told now that the
     silence that held back its message has ended; ``[]`` when no rise is open any
-    more, ``None`` while a silence still covers it or the substance is muted."""
+    more, ``None`` while a silence still covers it or the substance is muted, or while
+    only series of sources not watched now (taken out of the config, or paused) hold it
+    open: put back, their rise goes on, and is told then."""
     watched = config.watched_sources()
     stored = store.active_episode_states(substance, sources=watched)
     found = []
@@ -682,7 +684,9 @@ def _held_by_silence(config: Config, store: Store, substance: str,
             if f.kind == "trend" and f.direction == "increase" and f.source in watched:
                 found.append((f, "open"))
     if not found:
-        return []
+        rising = store.open_episode_scopes(substance, "trend:increase")
+        away = rising - store.open_episode_scopes(substance, "trend:increase", sources=watched)
+        return None if away else []
     probe = {"substance": substance, "kind": "trend",
              "source": ",".join(sorted({f.source for f, _ in found}))}
     if _muted(config, substance) or silenced_by(store, probe, now) is not None:
