@@ -363,3 +363,25 @@ def test_a_rise_a_silence_held_back_is_told_after_it_though_its_source_was_out_m
     assert [(d, s) for _, d, s in trend] == [
         ("open", "silenced"), ("open", "open"), ("resolve", "open")]
     assert trend[1][0] == ends
+
+
+def test_a_reload_of_a_file_naming_an_include_that_is_no_file_name_is_refused(
+        tmp_path, capsys):
+    """The operator writes ``include = [1]`` by mistake and reloads: the reload is
+    refused and the running config stays, as for any invalid file, and `warnd
+    check-config` names the key (exit 78). Before, reading it raised a TypeError out of
+    the reload, which ended the daemon (and at the restart, exit 1, not 78: systemd
+    restarted it again and again), and check-config printed a traceback."""
+    from tests.service_kit import write_service_config
+    from warnd.cli import EX_CONFIG, main
+    from warnd.service.daemon import Daemon
+
+    path = tmp_path / "config.toml"
+    write_service_config(path, sources="", general="allow_empty = true\n")
+    d = Daemon(load_config(path))
+    running = d.config
+    path.write_text("include = [1]\n" + path.read_text(encoding="utf-8"), encoding="utf-8")
+    assert d.reload() is False
+    assert d.config is running and d.last_reload_ok is False
+    assert main(["check-config", str(path)]) == EX_CONFIG
+    assert "include[0]: " in capsys.readouterr().err

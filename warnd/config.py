@@ -787,6 +787,10 @@ def load_config(
         includes = [includes]
     if not isinstance(includes, list):
         raise ConfigError("include: expected a list of file names", path=str(p))
+    wrong = [f"include[{i}]: expected a file name, got {inc!r}"
+             for i, inc in enumerate(includes) if not isinstance(inc, str) or not inc]
+    if wrong:
+        raise ConfigError(wrong, path=str(p))
     for inc in includes:
         ip = Path(inc) if Path(inc).is_absolute() else base_dir / inc
         try:
