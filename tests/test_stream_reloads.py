@@ -385,3 +385,49 @@ def test_a_reload_of_a_file_naming_an_include_that_is_no_file_name_is_refused(
     assert d.config is running and d.last_reload_ok is False
     assert main(["check-config", str(path)]) == EX_CONFIG
     assert "include[0]: " in capsys.readouterr().err
+
+
+def test_a_source_given_another_dimension_is_told_and_summed_in_it(tmp_path):
+    """The lab's table was configured as ``dimension = "use"``; while its ketamine rise
+    is open (told in week 112), the operator corrects it to ``"availability"`` and
+    reloads (week 113). From then on the lab's findings are of availability: the end of
+    the rise names the lab's series as availability, and the digest sums the lab there.
+    Before, the series kept the dimension of its first rows for good: messages and
+    digests went on saying "use" for as long as warnd ran."""
+    import numpy as np
+
+    from tests.test_stream_config import LAB_IN, MAIL
+    from tests.test_stream_config import START as WEEK0
+    from warnd.alerting import digest
+    from warnd.pipeline import Pipeline
+
+    (tmp_path / "data").mkdir()
+    use = load_config(write_config(tmp_path, LAB_IN.format(region="NO") + MAIL))
+    availability = load_config(write_config(
+        tmp_path, LAB_IN.format(region="NO").replace('"use"', '"availability"') + MAIL,
+        name="availability.toml"))
+    weeks, corrected = 150, 113
+    lam = np.full(weeks, 5.0)
+    lam[110:125] *= 3
+    values = np.random.default_rng(3).poisson(lam)
+    told, summed = [], {}
+    for w in range(104, weeks):
+        rows = ["period,substance,value"] + [
+            f"{WEEK0 + timedelta(weeks=i)},ketamin,{values[i]}" for i in range(w + 1)]
+        (tmp_path / "data" / "lab.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+        cfg = use if w < corrected else availability
+        for a in Pipeline(cfg, clock=lambda w=w: _week_end(w)).run_once()["alerts"]:
+            told.append((w, a["kind"], a["decision"],
+                         [s["dimension"] for s in a["data"].get("agree", [])]))
+        if w in (corrected - 1, corrected + 7):
+            store = Store.in_dir(cfg.state_dir)
+            try:
+                summed[w] = digest.build(cfg, store, end=_week_end(w))["substances"][0][
+                    "by_dimension"]
+            finally:
+                store.close()
+    trend = [(w, d, dims) for w, k, d, dims in told if k == "trend"]
+    assert [(d, dims) for _, d, dims in trend] == [
+        ("open", ["use"]), ("resolve", ["availability"])]
+    assert summed[corrected - 1]["use"] == 2 and summed[corrected - 1]["availability"] == 0
+    assert summed[corrected + 7]["use"] == 0 and summed[corrected + 7]["availability"] == 2

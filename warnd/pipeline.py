@@ -1110,6 +1110,11 @@ class Pipeline:
                                packed))
                 continue
             judged.append((key, version, periods[-1].isoformat(), packed))
+            if src is not None and any(f.dimension != src.dimension
+                                       for i in todo for f in per_period[i]):
+                per_period = list(per_period)  # in the source's dimension as configured now
+                for i in todo:
+                    per_period[i] = _in_dimension(per_period[i], src.dimension)
             found += (f for i in todo for f in per_period[i])
             if tracker is None:
                 if not any(per_period[i] for i in todo):
@@ -1514,6 +1519,15 @@ def joined_fits(family: str, picks: list[tuple[Any, int]]) -> tuple[Any, np.ndar
         lo = hi
     fits = parts[0] if len(parts) == 1 else Fits.concat(family, parts)
     return fits, np.concatenate(counts)
+
+
+def _in_dimension(findings: list[Finding], dimension: str) -> list[Finding]:
+    """``findings`` of a source's series in its ``dimension`` as configured now: a series'
+    detector state and its first rows keep the dimension it was first judged in, and a
+    reload that corrects the source's dimension would otherwise never reach its
+    messages nor the digest."""
+    return [f if f.dimension == dimension else replaced(f, dimension=dimension)
+            for f in findings]
 
 
 def _last_alert_id(store: Store) -> int:

@@ -2165,9 +2165,10 @@ class Store:
                     continue
                 db.execute(
                     "UPDATE findings SET last_seen_at=?, level_after=?, relative_change=?, "
-                    "strength=?, p_value=?, category=?, evidence=? WHERE key=?",
+                    "strength=?, p_value=?, category=?, evidence=?, dimension=? WHERE key=?",
                     (f.detected_at.isoformat(), _num(f.level_after), _num(f.relative_change),
-                     _num(f.strength), _num(f.p_value), f.category, evidence, f.key),
+                     _num(f.strength), _num(f.p_value), f.category, evidence, f.dimension,
+                     f.key),
                 )
         return n_new
 
