@@ -112,9 +112,9 @@ def test_a_poll_job_polls_judges_and_dispatches_on_one_store_connection(tmp_path
         used.append(("poll", store))
         return real_poll(name, store=store)
 
-    def dispatch(*, store=None):
+    def dispatch(*, store=None, **kw):
         used.append(("dispatch", store))
-        return real_dispatch(store=store)
+        return real_dispatch(store=store, **kw)
 
     d.pipeline.open_store, d.pipeline.poll, d.pipeline.dispatch = open_store, poll, dispatch
     d.poll_job("a")
