@@ -337,6 +337,18 @@ def test_html_is_self_contained(small):
     assert "@media print" in doc
 
 
+def test_markdown_lists_an_alert_as_the_html_does_with_its_onset(small):
+    cfg, rep = small
+    for lang, since in (("no", "siden"), ("en", "since")):
+        md = render_markdown(rep, lang)
+        doc = render_html(rep, lang, params=cfg.detection_params(""))
+        alert = next(a for a in rep.substances if a.substance == "ketamin").alerts[0]
+        assert f"#{alert['id']} 2025-12-01 [" in doc and f"({since} 2025-10-06)" in doc
+        line = next(ln for ln in md.splitlines() if ln.startswith(f"- #{alert['id']} "))
+        assert line.startswith(f"- #{alert['id']} 2025-12-01 \\[")
+        assert f"ketamin \\({since} 2025-10-06\\) \\(" in line  # then: sent to nobody
+
+
 def test_trend_index_is_each_series_over_its_own_mean():
     per = (date(2024, 4, 1), date(2024, 10, 1), date(2025, 4, 1))
     a = Series(source="a", substance="x", periods=per, values=np.array([1.0, 2.0, 3.0]))

@@ -265,6 +265,7 @@ def render_markdown(rep: Report, lang: str = "no", *, generated: date | None = N
         lines += ["", f"### {t['alerts']}", ""]
         lines += [f"- #{a['id']} {a['detected_at']} \\[{severity_words(a['severity'], lang)}\\] "
                   f"{md_text(alert_title(a, lang))}"
+                  + (f" \\({t['onset']} {md_text(a['onset'])}\\)" if a.get("onset") else "")
                   + (f" \\({t['not_sent']}\\)" if a.get("sent") is False else "")
                   for a in s.alerts] or [t["no_alerts"]]
         lines += ["", f"### {t['notices']}", ""]
