@@ -57,6 +57,24 @@ def test_rising_substance_alerts_and_stable_one_does_not(tmp_path):
     assert any("ketamin" in h["title"] for h in ket["data"]["headlines"])
 
 
+def test_a_messages_headlines_are_dated_by_their_local_day(tmp_path):
+    """An article published at 00:30 on 28 December in Oslo (23:30 UTC the day before) is
+    listed under "Siste saker og varsler" as of 28 December, the day its readers saw it
+    (before, its UTC day: 27 December)."""
+    write_lab_csv(tmp_path / "data" / "lab.csv")
+    late = (datetime(2025, 12, 27, 23, 30, tzinfo=UTC), "Ketamin funnet i festlokale")
+    write_rss(tmp_path / "data" / "media" / "feed.xml", [*media_titles(), late])
+    cfg = load_config(write_config(tmp_path, LAB_SOURCE.format(interval="1h")
+                                   + MEDIA_SOURCE.format(interval="1h")))
+    assert cfg.general.timezone == "Europe/Oslo"
+    res = Pipeline(cfg, clock=lambda: NOW).run_once()
+    ket = next(a for a in res["alerts"] if a["substance"] == "ketamin")
+    first = ket["data"]["headlines"][0]
+    assert (first["title"], first["published_at"]) == (late[1], "2025-12-28")
+    assert f"2025-12-28 {late[1]}" in ket["body"]
+    assert "2025-12-27" not in ket["body"]
+
+
 def test_a_source_feed_is_made_once_and_anew_with_a_new_config(tmp_path):
     """A pipeline makes each source's feed on its first poll and keeps it (the
     substances, when the same, shared between sources); the pipeline of a changed

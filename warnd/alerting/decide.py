@@ -18,12 +18,14 @@ import json
 import logging
 import math
 from collections.abc import Collection, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from detectors.base import SCALE, Finding, is_score, series_key
 from warnd.alerting import quiet
 from warnd.alerting.freshness import stale_data
+from warnd.alerting.localtime import local_day
 from warnd.alerting.outbox import crash_point, enqueue_alert
 from warnd.alerting.routing import route
 from warnd.alerting.silences import silenced_by
@@ -1139,7 +1141,8 @@ def _build_alert(
         if lead.direction == "increase":  # (a fall's categories are negative)
             category = max(category, told["category"])
         onset = min(onset, told["onset"] or onset)
-    headlines = _headlines(store, substance, since=date.fromisoformat(onset))
+    headlines = _headlines(store, substance, since=date.fromisoformat(onset),
+                           tz=ZoneInfo(config.general.timezone))
     stale = [st for st in (stale_data(store, src, now=now) for src in sources) if st]
     stale += silent.values()
     data = {
@@ -1241,8 +1244,12 @@ def _finding_dict(f: Finding, shares: set[str] | None = None) -> dict[str, Any]:
 
 
 def _headlines(
-    store: Store, substance: str, *, since: date, limit: int = 5
+    store: Store, substance: str, *, since: date, tz: tzinfo, limit: int = 5
 ) -> list[dict[str, str]]:
+    """The substance's newest articles and warnings (at most ``limit``) from the week of
+    ``since`` on, each dated by its local day (``tz``, ``general.timezone``) as the rest of
+    the message dates things: one published at 00:30 on 1 April in Oslo says 1 April. A
+    warning notice keeps the day its page printed."""
     rows = store.q(
         "SELECT i.title, i.link, i.published_at, i.source, i.kind FROM items i "
         "JOIN item_substances s ON s.key = i.key WHERE s.substance=? AND i.week >= ? "
@@ -1250,7 +1257,10 @@ def _headlines(
         [substance, since.isoformat(), limit],
     )
     return [
-        {"title": r["title"], "link": r["link"] or "", "published_at": r["published_at"][:10],
+        {"title": r["title"], "link": r["link"] or "",
+         # a notice's time is the day its page gives (at 00:00 UTC), kept as it is
+         "published_at": (r["published_at"][:10] if r["kind"] == "notice"
+                          else local_day(r["published_at"], tz)),
          "source": r["source"], "kind": r["kind"]}
         for r in rows
     ]

@@ -58,3 +58,16 @@ def wall_clock(stored: str, tz: tzinfo) -> str:
         return stored[:16]
     return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(tz).strftime(
         "%Y-%m-%d %H:%M %Z")
+
+
+def local_day(stored: str | datetime, tz: tzinfo) -> str:
+    """The day (``YYYY-MM-DD``) on the clock in ``tz`` of a stored time (ISO, UTC, or an
+    aware datetime): what a message shows people. A time written without a zone is UTC,
+    one that is not a time at all keeps its first ten characters."""
+    if isinstance(stored, str):
+        try:
+            stored = datetime.fromisoformat(stored)
+        except ValueError:
+            return stored[:10]
+    t = stored if stored.tzinfo else stored.replace(tzinfo=UTC)
+    return t.astimezone(tz).date().isoformat()
