@@ -191,3 +191,141 @@ def test_the_first_digest_that_goes_out_after_silenced_ones_covers_their_time_to
     *_, thursday = _digests(cfg)
     assert [a["title"] for a in thursday["data"]["changed"]] == [
         "Ny advarsel: Heroin — Heroin med høy styrke"]
+
+
+def _two_desks(tmp_path, ops, desk, *, desk_muted: bool = False, name: str = "config.toml"):
+    """Daily digests at 08:00 to ops and the desk, each behind its own mail relay; the
+    warnings go to ops only. A delivery is given up 12 hours after it was due."""
+    muted = "muted = true\n" if desk_muted else ""
+    return load_config(write_config(tmp_path, f'''
+[[sources]]
+name = "overdosefare"
+kind = "overdosefare"
+location = "od/varsler.html"
+dimension = "availability"
+
+[[targets]]
+name = "ops"
+url = "{ops.url("ops@example.org")}"
+
+[[targets]]
+name = "desk"
+url = "{desk.url("desk@example.org")}"
+{muted}
+[alerting]
+default_targets = ["ops"]
+expire_after = "12h"
+
+[alerting.digest]
+schedule = "daily"
+at = "08:00"
+targets = ["ops", "desk"]
+''', substances='''
+[substances.heroin]
+label = "Heroin"
+names = ["heroin"]
+''', name=name))
+
+
+def _digest_texts(smtp) -> list[tuple[str, str]]:
+    """Each digest a relay received: its subject and its plain text."""
+    return [(str(m["Subject"]), m.get_body(("plain",)).get_content()) for m in smtp.messages
+            if str(m["Subject"]).startswith("Dagsoversikt")]
+
+
+W1 = ("v/1", "Heroin med høy styrke", "Heroin med uvanlig høy styrke.")
+W2 = ("v/2", "Heroin blandet med nitazener", "Heroin blandet med nitazener i omløp.")
+
+
+def test_a_digest_a_desk_did_not_get_is_in_its_next_one(tmp_path, smtp_server):
+    """Daily digests to ops and a desk, each through its own relay. The desk's relay is
+    down on Wednesday until that day's digest to it is given up; ops has it. Thursday's
+    digest to the desk covers Tuesday to Thursday, since the last digest it had, and
+    lists the warning Wednesday's told ops of as well as the one told since; ops's covers
+    Wednesday to Thursday (before, the desk's covered Wednesday to Thursday too, as the
+    digest had gone out to ops, and the desk never heard of the first warning). Friday's
+    is the same for both again. One digest alert per day."""
+    from tests.servers import SmtpServer
+
+    desk = SmtpServer().start()
+    try:
+        cfg = _two_desks(tmp_path, smtp_server, desk)
+
+        def at(day: int, hour: int) -> datetime:
+            return datetime(2026, 4, day, hour, 5, tzinfo=OSLO).astimezone(UTC)
+
+        _page(tmp_path)
+        _round(cfg, at(6, 7))  # Monday: installed
+        _round(cfg, at(7, 8))  # Tuesday's digest, to both
+        _page(tmp_path, (*W1, at(7, 11)))
+        _round(cfg, at(7, 12))  # the first warning, to ops
+        desk.stop()  # the desk's relay is down
+        _round(cfg, at(8, 8))  # Wednesday's digest: ops has it, the desk's is retried
+        _round(cfg, at(8, 21))  # … and given up
+        desk.start()
+        _page(tmp_path, (*W1, at(7, 11)), (*W2, at(8, 22)))
+        _round(cfg, at(8, 23))  # the second warning, to ops
+        _round(cfg, at(9, 8))  # Thursday's digest
+        _round(cfg, at(10, 8))  # Friday's
+        ops_got = _digest_texts(smtp_server)
+        desk_got = _digest_texts(desk)
+    finally:
+        desk.stop()
+    assert [s for s, _ in ops_got] == [
+        "Dagsoversikt: 2026-04-06 – 2026-04-07", "Dagsoversikt: 2026-04-07 – 2026-04-08",
+        "Dagsoversikt: 2026-04-08 – 2026-04-09", "Dagsoversikt: 2026-04-09 – 2026-04-10"]
+    assert [s for s, _ in desk_got] == [
+        "Dagsoversikt: 2026-04-06 – 2026-04-07", "Dagsoversikt: 2026-04-07 – 2026-04-09",
+        "Dagsoversikt: 2026-04-09 – 2026-04-10"]
+    first, second = (f"Ny advarsel: Heroin — {w[1]}" for w in (W1, W2))
+    # Wednesday's, to ops: the first warning; Thursday's: the second only
+    assert first in ops_got[1][1] and second not in ops_got[1][1]
+    assert second in ops_got[2][1] and first not in ops_got[2][1]
+    # Thursday's, to the desk: both; Friday's: neither, for either
+    assert first in desk_got[1][1] and second in desk_got[1][1]
+    assert desk_got[2][1] == ops_got[3][1] and first not in desk_got[2][1]
+    digests = _digests(cfg)
+    assert len(digests) == 4  # one per scheduled time, Tuesday to Friday
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        status = {(r["alert_id"], r["target"]): r["status"] for r in store.q(
+            "SELECT alert_id, target, status FROM deliveries WHERE alert_id IN "
+            f"({','.join(str(d['id']) for d in digests)})")}
+    finally:
+        store.close()
+    assert status[(digests[1]["id"], "desk")] == "expired"
+    # the digest as stored (and `warnd digest --json`) is ops's: since Wednesday's
+    thursday = digests[2]["data"]
+    assert (thursday["covers_from"], thursday["previous_id"]) == ("2026-04-08", digests[1]["id"])
+
+
+def test_a_digest_held_back_from_a_muted_desk_is_in_its_next_one(tmp_path, smtp_server):
+    """The desk is muted in the configuration for Wednesday (a reload), so Wednesday's
+    digest is dropped for it while ops has it; unmuted, its Thursday digest covers
+    Tuesday to Thursday and lists the warning Wednesday's told ops of (before, it
+    covered Wednesday to Thursday and left it out)."""
+    from tests.servers import SmtpServer
+
+    desk = SmtpServer().start()
+    try:
+        cfg = _two_desks(tmp_path, smtp_server, desk)
+        muted = _two_desks(tmp_path, smtp_server, desk, desk_muted=True, name="muted.toml")
+
+        def at(day: int, hour: int) -> datetime:
+            return datetime(2026, 4, day, hour, 5, tzinfo=OSLO).astimezone(UTC)
+
+        _page(tmp_path)
+        _round(cfg, at(6, 7))
+        _round(cfg, at(7, 8))
+        _page(tmp_path, (*W1, at(7, 11)))
+        _round(cfg, at(7, 12))
+        _round(muted, at(8, 8))  # Wednesday's digest: not to the muted desk
+        _round(cfg, at(9, 8))
+        desk_got = _digest_texts(desk)
+    finally:
+        desk.stop()
+    assert [s for s, _ in desk_got] == [
+        "Dagsoversikt: 2026-04-06 – 2026-04-07", "Dagsoversikt: 2026-04-07 – 2026-04-09"]
+    assert f"Ny advarsel: Heroin — {W1[1]}" in desk_got[1][1]
+    assert [s for s, _ in _digest_texts(smtp_server)][-1] == (
+        "Dagsoversikt: 2026-04-08 – 2026-04-09")

@@ -13,7 +13,9 @@ told to no one yet (a silence, a mute, corroboration) is in neither until it is 
 A digest is an alert of kind
 ``digest`` with a dedupe key per scheduled time, so it is sent once even across
 restarts (the previous digest is the last that went out: one a silence held back told
-no one, and the next covers its time too); a scheduled time missed by more than a day,
+no one, and the next covers its time too; so for each target: a target that did not get
+the previous one, its delivery there expired or dropped, gets the next made again since
+the last it had, :func:`missed`); a scheduled time missed by more than a day,
 or by more than half the time between two (12 hours for a daily one), is skipped, not
 sent late, and
 so is one before the first start (no digest about a time warnd was not running), or
@@ -81,8 +83,41 @@ def data_window_start(config: Config, end: datetime) -> date:
     return (end - schedule_span(config) - timedelta(days=7)).date()
 
 
+def _previous(store: Store, *, end: datetime, target: str | None = None,
+              before_id: int | None = None) -> tuple[int | None, dict[str, Any], str | None]:
+    """The previous digest of one made at ``end``: the last made before it (and before
+    alert ``before_id``) that went out — to ``target`` when given, of those that had a
+    delivery to it. Its id (None when none went out), its data, and when none went out
+    where the first of them began (its ``since_at``: the time it covered from)."""
+    went_out = _WENT_OUT + (" AND d.target = ?" if target is not None else "")
+    had = ("EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.target = ?)"
+           if target is not None else "1")
+    low = " AND a.id < ?" if before_id is not None else ""
+    args = [iso(end), *([before_id] if before_id is not None else [])]
+    prev = store.q(
+        f"SELECT id, data FROM alerts a WHERE kind='digest' AND created_at < ?{low} AND EXISTS "
+        f"({went_out}) ORDER BY created_at DESC, id DESC LIMIT 1",
+        [*args, *([target] if target is not None else [])])
+    if prev:
+        return int(prev[0]["id"]), json.loads(prev[0]["data"] or "{}"), None
+    first = store.q(f"SELECT data FROM alerts a WHERE kind='digest' AND created_at < ?{low} "
+                    f"AND {had} ORDER BY created_at, id LIMIT 1",
+                    [*args, *([target] if target is not None else [])])
+    return None, {}, (json.loads(first[0]["data"] or "{}").get("since_at") if first else None)
+
+
+def _had_digest(store: Store, target: str, before_id: int) -> bool:
+    """True when a digest before alert ``before_id`` was meant for ``target`` (a delivery
+    to it, whatever became of it): a target just added to the digest has nothing missed."""
+    return bool(store.q("SELECT 1 FROM alerts a JOIN deliveries d ON d.alert_id = a.id "
+                        "WHERE a.kind='digest' AND a.id < ? AND d.target = ? LIMIT 1",
+                        [before_id, target]))
+
+
 def build(config: Config, store: Store, *, end: datetime,
-          since: datetime | None = None, as_sent: bool = False) -> dict[str, Any]:
+          since: datetime | None = None, as_sent: bool = False,
+          target: str | None = None, before_id: int | None = None,
+          upto_id: int | None = None) -> dict[str, Any]:
     """The digest's data for the period ending at ``end``.
 
     It covers what is open and what changed: every episode open at ``end`` (whatever
@@ -93,23 +128,23 @@ def build(config: Config, store: Store, *, end: datetime,
     in the last period plus one detection period count too, so ``warnd digest --end
     DATE`` can look back. ``as_sent``: as the digest's targets get it, without a rise
     whose message is held back and told to no one yet (the console's overview shows it).
+    ``target``: since the last digest that went out to that target (one made before alert
+    ``before_id``), for a target that missed digests others got; ``upto_id``: the last
+    alert it may list (the digest's own ``last_alert_id``). ``previous_id`` in the result:
+    the digest it follows (None for the first, or with ``since`` given).
     """
     dg = config.alerting.digest
     after_id = None  # the alerts listed: those after the last the previous digest saw
     before: dict[str, Any] = {}
+    previous_id = None
     if since is None:
         # the previous digest is the last that went out: one a silence held back (or no
-        # target had) told no one what it listed, and the next covers its time too
-        prev = store.q(
-            "SELECT data FROM alerts a WHERE kind='digest' AND created_at < ? AND EXISTS "
-            f"({_WENT_OUT}) ORDER BY created_at DESC LIMIT 1", [iso(end)])
-        before = json.loads(prev[0]["data"] or "{}") if prev else {}
-        until_at = before.get("until_at")
+        # target had) told no one what it listed, and the next covers its time too; none
+        # went out: from where the first digest began
+        previous_id, before, began = _previous(store, end=end, target=target,
+                                               before_id=before_id)
+        until_at = before.get("until_at") if previous_id is not None else began
         after_id = before.get("last_alert_id")
-        if not prev:  # none went out: from where the first digest began
-            first = store.q("SELECT data FROM alerts WHERE kind='digest' AND created_at < ? "
-                            "ORDER BY created_at, id LIMIT 1", [iso(end)])
-            until_at = json.loads(first[0]["data"] or "{}").get("since_at") if first else None
         # the first digest covers one schedule period, as the scheduled first one does
         # (not everything since warnd started)
         since = datetime.fromisoformat(until_at) if until_at else end - schedule_span(config)
@@ -182,7 +217,8 @@ def build(config: Config, store: Store, *, end: datetime,
     # back by a silence or a mute, dropped, or never delivered. Bounded by alert ids
     # where the previous digest said which it saw: times are kept to the second, and an
     # alert of the previous digest's second committed after it read is listed here
-    last_id = store.q("SELECT COALESCE(MAX(id), 0) AS n FROM alerts")[0]["n"]
+    last_id = (upto_id if upto_id is not None
+               else store.q("SELECT COALESCE(MAX(id), 0) AS n FROM alerts")[0]["n"])
     low, arg = ("id > ?", after_id) if after_id is not None else ("created_at > ?", iso(since))
     changed = store.q(
         "SELECT id, substance, kind, decision, severity, title, created_at FROM alerts a "
@@ -216,6 +252,7 @@ def build(config: Config, store: Store, *, end: datetime,
         "since_at": iso(since),
         "until_at": iso(end),
         "last_alert_id": last_id,
+        "previous_id": previous_id,
         "schedule": dg.schedule if dg else "weekly",
         "substances": substances,
         "open": [
@@ -286,9 +323,34 @@ def _ends_as_told(config: Config, store: Store, ids: list[int], target: str
     return got
 
 
-def for_target(config: Config, store: Store, data: dict[str, Any], target: str
-               ) -> dict[str, Any]:
-    """The digest's data as ``target`` gets it: an alert it lists that read as its
+def missed(config: Config, store: Store, data: dict[str, Any], target: str,
+           alert_id: int) -> dict[str, Any]:
+    """The digest ``alert_id`` (its stored ``data``) for ``target``: as made, unless the
+    digest it follows (``previous_id``) did not reach that target — its delivery there
+    expired, failed, was silenced or dropped (a target muted) while others had it. Then
+    it is made again for that target, since the last digest that went out to it, so it
+    tells what that one listed too: the time it covers (its title), the findings, the
+    alerts sent. Its end and the last alert it lists are the digest's own; what is open
+    is read when it goes. A digest stored before ``previous_id`` was kept, and a target
+    that had no digest before (just added), get it as made."""
+    if "previous_id" not in data or not data.get("until_at"):
+        return data
+    if not _had_digest(store, target, alert_id):
+        return data
+    end = datetime.fromisoformat(data["until_at"])
+    theirs, _, _ = _previous(store, end=end, target=target, before_id=alert_id)
+    if theirs == data["previous_id"]:
+        return data
+    own = build(config, store, end=end, as_sent=True, target=target, before_id=alert_id,
+                upto_id=data.get("last_alert_id"))
+    title, text = render(own, config.general.language)
+    return {**data, **own, "label": title, "title": title, "text": text}
+
+
+def for_target(config: Config, store: Store, data: dict[str, Any], target: str,
+               alert_id: int | None = None) -> dict[str, Any]:
+    """The digest's data as ``target`` gets it: since the last digest that target had
+    (:func:`missed`, with the digest's ``alert_id``), and an alert it lists that read as its
     episode's opening for that target (:func:`_read_as_openings`) is listed under the
     title that target got, not the one stored ("Forverring: …", a message the target
     never had), and so is an end or a correction told to that target as it was told
@@ -296,6 +358,8 @@ def for_target(config: Config, store: Store, data: dict[str, Any], target: str
     Read from the deliveries when the digest goes to the target, as the alerts it lists
     went out before it (the same dispatch sends a target's messages in the order
     decided)."""
+    if alert_id is not None:
+        data = missed(config, store, data, target, alert_id)
     changed = data.get("changed") or []
     ids = [int(a["id"]) for a in changed if str(a.get("id", "")).isdigit()]
     titles = {k: v[1] for k, v in _read_as_openings(config, store, ids, target).items()}

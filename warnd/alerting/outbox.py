@@ -522,7 +522,8 @@ def _work(job: _Job, config: Config, store_path: Any, send_fn: Callable[..., Any
             return RenderFailed(f"message not built: {type(e).__name__}: {e}")
         if d.get("kind") == "digest":  # the alerts it lists as this target got them
             try:
-                data = digest.for_target(config, store, data, d["target"])
+                data = digest.for_target(config, store, data, d["target"],
+                                         int(d["alert_id"]))
             except sqlite3.Error:
                 raise
             except Exception as e:  # a listed alert's text: the digest goes as written
