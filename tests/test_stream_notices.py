@@ -169,6 +169,24 @@ def test_a_notice_naming_two_substances_is_one_message_to_each_recipient(tmp_pat
         store.close()
 
 
+def test_a_notice_from_a_feed_is_dated_by_the_local_day_it_was_published(tmp_path,
+                                                                          smtp_server):
+    """A warning in the notices' feed published at 00:30 on 1 April in Oslo (22:30 UTC
+    on 31 March) is dated 1 April in its message, as the report and the rest of the
+    message date things (before, its UTC day: 31 March)."""
+    from tests.scenario import write_rss
+
+    cfg = load_config(_config(tmp_path, smtp_server))
+    write_rss(tmp_path / "od" / "varsler.html",
+              [(datetime(2026, 3, 31, 22, 30, tzinfo=UTC), "Sterk kokain i omløp")],
+              base="https://overdosefare.example")
+    _round(cfg, datetime(2026, 4, 1, 7, 0, tzinfo=UTC))
+    texts = [m.get_body(("plain",)).get_content() for m in smtp_server.messages]
+    assert len(texts) == 2, texts  # ops and the cocaine desk
+    assert all("Sterk kokain i omløp (2026-04-01)" in t for t in texts), texts
+    assert not any("2026-03-31" in t for t in texts)
+
+
 def test_a_notice_is_held_back_from_a_desk_only_when_every_substance_routing_it_is(
         tmp_path, smtp_server):
     """Cocaine silenced: a notice naming cocaine and fentanyl still reaches ops (fentanyl

@@ -1248,8 +1248,7 @@ def _headlines(
 ) -> list[dict[str, str]]:
     """The substance's newest articles and warnings (at most ``limit``) from the week of
     ``since`` on, each dated by its local day (``tz``, ``general.timezone``) as the rest of
-    the message dates things: one published at 00:30 on 1 April in Oslo says 1 April. A
-    warning notice keeps the day its page printed."""
+    the message dates things: one published at 00:30 on 1 April in Oslo says 1 April."""
     rows = store.q(
         "SELECT i.title, i.link, i.published_at, i.source, i.kind FROM items i "
         "JOIN item_substances s ON s.key = i.key WHERE s.substance=? AND i.week >= ? "
@@ -1258,10 +1257,8 @@ def _headlines(
     )
     return [
         {"title": r["title"], "link": r["link"] or "",
-         # a notice's time is the day its page gives (at 00:00 UTC), kept as it is
-         "published_at": (r["published_at"][:10] if r["kind"] == "notice"
-                          else local_day(r["published_at"], tz)),
-         "source": r["source"], "kind": r["kind"]}
+         "published_at": local_day(r["published_at"], tz), "source": r["source"],
+         "kind": r["kind"]}
         for r in rows
     ]
 
@@ -1348,7 +1345,8 @@ def enqueue_notice(
         "notice": {
             "title": " ".join((item.title or "").split())[:500],
             "link": item.link or "",
-            "published_at": item.published_at.date().isoformat(),
+            # its local day, as the rest of the message and the report date it
+            "published_at": local_day(item.published_at, ZoneInfo(config.general.timezone)),
             "summary": (item.summary or "")[:1000],
         },
     }
