@@ -67,7 +67,7 @@ chromium:
 
 # The suite runs on every core (pytest-xdist), at most four processes: each test makes
 # its own store, ports and state folder, so none waits on another. PYTEST_ARGS adds
-# options, e.g. `make test PYTEST_ARGS="-n 0 tests/test_cli.py"` for one file in one process.
+# options, e.g. `make test PYTEST_ARGS="-n 0 tests/test_config.py"` for one file in one process.
 PYTEST_ARGS ?=
 test: $(DEV)/.installed chromium check-unit
 	$(DEVBIN)/python -m pytest -q -n auto --maxprocesses=4 $(PYTEST_ARGS)

@@ -66,3 +66,13 @@ def test_the_architecture_and_the_code_map_name_only_files_that_exist(root):
     missing = sorted(m for m in modules if f"`{m}`" not in text
                      and f"`{m.rsplit('/', 1)[-1]}`" not in text)
     assert not missing, f"modules on neither page: {missing}"
+
+
+def test_the_docs_name_only_test_files_that_exist(root):
+    """A test file the docs and the README point to as evidence is there (a renamed or
+    merged test file leaves no dead pointer)."""
+    docs = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    named = {(d.name, p) for d in docs
+             for p in re.findall(r"tests/[\w/]+\.py", d.read_text(encoding="utf-8"))}
+    assert len(named) > 20
+    assert not sorted((d, p) for d, p in named if not (root / p).exists())
