@@ -753,6 +753,28 @@ def _round(v: float) -> float | None:
     return round(v, 4) if math.isfinite(v) else None
 
 
+def _recent_change(tab, r: int, d: int, m: int, family: str, has_den: bool) -> float | None:
+    """The relative change of the window's latest ``m`` periods (row ``r``, length
+    ``d + 1``) against the same expected values as the whole window; None when none of
+    them is observed or nothing was expected."""
+    lo = d - m  # the cumulative column before the latest m periods; < 0: the whole window
+
+    def part(a) -> float:
+        return float(a[r, d] - (a[r, lo] if lo >= 0 else 0.0))
+
+    n = part(tab.N)
+    if n <= 0:
+        return None
+    if family == "counts":
+        per = part(tab.D) if has_den else n
+        if per <= 0:
+            return None
+        before, after = part(tab.E) / per, part(tab.Y) / per
+    else:
+        before, after = part(tab.Eraw) / n, part(tab.Yraw) / n
+    return after / before - 1.0 if before > 0 else None
+
+
 def _trend(meta, ev: _Eval, i: int, up: bool, params, date_at, family: str, has_den: bool):
     t = int(ev.ts[i])
     stat = ev.stat_up[i] if up else ev.stat_dn[i]
@@ -782,6 +804,9 @@ def _trend(meta, ev: _Eval, i: int, up: bool, params, date_at, family: str, has_
     p = float(special.ndtr(-math.sqrt(2.0 * max(lr, 0.0))))
     # periods of the window whose expectation holds their usual yearly peak
     peaks = int(np.count_nonzero(tab.recurring[r:r + d + 1] > 1.0))
+    # where the level of the latest periods stands (the episode rules end a change whose
+    # level is back: detectors/episodes.py)
+    recent = _recent_change(tab, r, d, 2 * params.resolve_after_periods, family, has_den)
     return Finding(
         source=meta.source,
         substance=meta.substance,
@@ -808,6 +833,7 @@ def _trend(meta, ev: _Eval, i: int, up: bool, params, date_at, family: str, has_
             "observed_periods": int(n_obs),
             "dispersion": _round(tab.scale[r]),
             **({"usual_peak_periods": peaks} if peaks else {}),
+            **({"recent_relative_change": _round(recent)} if recent is not None else {}),
         },
     )
 
