@@ -12,7 +12,12 @@ tracker is fed the findings of each period in order and answers with decisions:
 * ``repeat``: ``repeat_after_periods`` passed since the last message (send; off by
   default);
 * ``resolve``: no finding of that kind for ``resolve_after_periods`` periods (sent only
-  when ``send_resolve``).
+  when ``send_resolve``). A trend's finding whose latest periods are back to the
+  expected level does not count (:func:`level_holds`), so a rise that stopped ends within
+  weeks, not when its statistic stops being current months later. While findings of
+  its kind go on (no gap of ``resolve_after_periods`` periods), none opens an episode
+  again unless its level comes back in full (:func:`level_regained`; the period of the
+  last such finding is kept in the state's ``back``).
 
 Findings whose five-step score is nearer to stable than ``min_alert_category`` (a
 significant +8 % on a Google Trends index, say) are recorded but neither open nor feed an
@@ -52,6 +57,36 @@ def _n_sources(f: Finding) -> int:
         return 1
 
 
+def level_holds(f: Finding) -> bool:
+    """False for a trend whose latest periods are back: the mean of its latest
+    ``2 * resolve_after_periods`` periods (``evidence["recent_relative_change"]``, against the
+    same expected values as the whole window) is nearer the expected level than the
+    change's level (the finding's ``relative_change``, from its onset). Nearer: on the
+    expected side of the logarithmic mean of the two levels, where a count's Poisson
+    likelihood is the same at either. The statistic of a rise that stopped stays current
+    for months, as its window from the onset still holds the excess; such a finding no
+    longer keeps the episode open, so the episode ends ``resolve_after_periods`` later."""
+    recent = f.evidence.get("recent_relative_change") if isinstance(f.evidence, dict) else None
+    if f.kind != "trend" or recent is None or not math.isfinite(f.relative_change):
+        return True
+    level = 1.0 + f.relative_change  # the change's level, as a multiple of the expected
+    if level <= 0.0 or level == 1.0:
+        return True  # a fall to nothing (or no change) has no middle: it holds
+    middle = (level - 1.0) / math.log(level)
+    return 1.0 + recent > middle if level > 1.0 else 1.0 + recent < middle
+
+
+def level_regained(f: Finding) -> bool:
+    """True when a trend's latest periods are at least as far from the expected level as
+    its change from the onset (``recent_relative_change`` beyond ``relative_change``): a
+    run of the statistic whose level was back opens an episode again only then."""
+    recent = f.evidence.get("recent_relative_change") if isinstance(f.evidence, dict) else None
+    if f.kind != "trend" or recent is None:
+        return True
+    return recent >= f.relative_change if f.direction == "increase" else (
+        recent <= f.relative_change)
+
+
 def episode_grew(new: dict[str, Any], told: dict[str, Any], params: DetectionParams) -> bool:
     """True when ``new`` evidence (``category``, ``magnitude``, ``n_sources``, as an open
     episode keeps them) is more than an episode's ``told``: a higher category, a change
@@ -78,10 +113,13 @@ class EpisodeTracker:
 
     def to_dict(self) -> dict[str, Any]:
         """The state as JSON-able data."""
-        return {
+        out: dict[str, Any] = {
             "period": self.state["period"],
             "open": {k: dict(v) for k, v in self.state["open"].items()},
         }
+        if self.state.get("back"):
+            out["back"] = dict(self.state["back"])
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, params: DetectionParams) -> EpisodeTracker:
@@ -90,6 +128,8 @@ class EpisodeTracker:
             state={
                 "period": int(data["period"]),
                 "open": {k: dict(v) for k, v in data["open"].items()},
+                **({"back": {k: int(v) for k, v in data["back"].items()}}
+                   if data.get("back") else {}),
             },
         )
 
@@ -101,14 +141,35 @@ class EpisodeTracker:
         p = self.params
         self.state["period"] += 1
         episodes: dict[str, dict[str, Any]] = self.state["open"]
+        now = self.state["period"]
+        back: dict[str, int] = self.state.get("back", {})
+        if back:
+            # a change whose level was back is forgotten as an episode ends: after
+            # ``resolve_after_periods`` periods without a finding of its kind
+            kinds = {f"{f.kind}:{f.direction}" for f in findings}
+            for key in list(back):
+                if key in kinds:
+                    back[key] = now
+                elif now - back[key] >= p.resolve_after_periods:
+                    del back[key]
+            if not back:
+                self.state.pop("back", None)
         if not findings and not episodes:
             return []  # a quiet period with no episode open: nothing to decide
-        now = self.state["period"]
         seen: dict[str, Finding] = {}
         for f in findings:
             if abs(f.category) < p.min_alert_category:
                 continue  # significant but "stable" on the scale: recorded, not an episode
             key = f"{f.kind}:{f.direction}"
+            if not level_holds(f):
+                # its latest periods are back to the expected level: recorded only, and
+                # while findings of its kind go on none opens an episode again unless its
+                # level comes back in full
+                self.state.setdefault("back", {})[key] = now
+                continue
+            if key not in episodes and key in self.state.get("back", {}) and not (
+                    level_regained(f)):
+                continue
             best = seen.get(key)
             if best is None or (f.category, abs(f.relative_change)) > (
                 best.category,

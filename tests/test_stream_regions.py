@@ -185,7 +185,7 @@ def test_a_second_region_of_one_source_is_told_to_its_desk_with_the_escalation(
     assert [(w, d, t) for w, k, d, t in stream if k == "trend"] == [
         (92, "open", ["vestland", "ops"]),
         (103, "escalate", ["national", "ops", "oslo", "vestland"]),
-        (136, "resolve", ["national", "ops", "oslo", "vestland"])]
+        (121, "resolve", ["national", "ops", "oslo", "vestland"])]
     desks = _by_desk(smtp_server)
     assert _trend(desks["o"]) == ["Sterk økning", "Avsluttet"]
     assert _trend(desks["v"]) == ["Liten økning", "Forverring", "Avsluttet"]

@@ -178,7 +178,7 @@ def test_the_end_of_a_told_fall_held_back_by_a_silence_is_told_after(tmp_path):
 @pytest.mark.parametrize("stop", [165, 175])
 def test_a_rise_that_ends_and_a_new_one_that_opens_within_one_silence(tmp_path, stop):
     """Ketamine's rise at the lab is told; a silence covers ketamine from week 118. The
-    rise ends under it (week 147), and a second rise opens under it (week 158) and ends
+    rise ends under it (week 133), and a second rise opens under it (week 158) and ends
     in week 174. With the silence over in week 165, the second rise still goes on: it is
     told as an opening (which says since when), not the first one's end, and its end is
     told when it comes. With the silence over in week 175, both rises ended under it:
@@ -199,7 +199,7 @@ def test_a_rise_that_ends_and_a_new_one_that_opens_within_one_silence(tmp_path, 
 
     told = _weeks(configs, lab, range(108, weeks))
     trend = [(w, d, s) for w, k, d, s in told if k == "trend"]
-    held = [(112, "open", "open"), (147, "resolve", "silenced"), (158, "open", "silenced")]
+    held = [(112, "open", "open"), (133, "resolve", "silenced"), (158, "open", "silenced")]
     assert trend == held + ([(165, "open", "open"), (174, "resolve", "open")] if stop == 165
                             else [(175, "resolve", "open")])
     assert all(s != "open" for w, _, _, s in told if start <= w < stop)
@@ -601,7 +601,7 @@ def test_a_held_end_after_a_held_correction_names_no_withdrawn_source(tmp_path):
         store.close()
         relay.stop()
     assert said == [(111, "open", "open"), (113, "escalate", "open"),
-                    (120, "correct", "silenced"), (138, "resolve", "silenced"),
+                    (120, "correct", "silenced"), (126, "resolve", "silenced"),
                     (139, "correct", "open"), (139, "resolve", "open")]
     trend = [m for m in relay.messages if "topp" not in m["Subject"]]
     assert [m["Subject"] for m in trend] == [

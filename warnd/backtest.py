@@ -363,8 +363,9 @@ def backtest_series(
     last: dict[str, Any] = {}
     per_period = findings if findings is not None else replay(series, params)
     for i, found in enumerate(per_period):
-        if not found and not state["open"]:
-            # no finding and no episode open: all update() would do is count the period
+        if not found and not state["open"] and not state.get("back"):
+            # no finding, no episode open and no run remembered whose level is back: all
+            # update() would do is count the period
             state["period"] += 1
             continue
         day = series.periods[i]

@@ -86,3 +86,66 @@ def test_a_change_the_scale_calls_stable_opens_no_episode():
     assert actions(tr, [f(rel=0.2, cat=1)]) == [("open", "trend:increase", True)]
     loose = EpisodeTracker(params=P.merged({"min_alert_category": 0}))
     assert actions(loose, [f(rel=0.08, cat=0)]) == [("open", "trend:increase", True)]
+
+
+def _recent(finding, recent, onset=date(2026, 1, 5)):
+    return replace(finding, onset=onset,
+                   evidence={**finding.evidence, "recent_relative_change": recent})
+
+
+def test_a_rise_whose_latest_periods_are_back_ends_though_its_trend_is_current():
+    """A rise of +100 % (level 2) whose statistic stays current: its findings keep the
+    episode open while the latest periods are nearer level 2 than the expected level (the
+    logarithmic mean, 1/ln 2 = 1.44); once they are back, the episode ends
+    ``resolve_after_periods`` periods later, though a finding comes every period. The
+    fall-back opens nothing else. Before, any current finding kept the episode open."""
+    tr = EpisodeTracker(params=P.merged({"send_resolve": True}))
+    up = f(rel=1.0, cat=2)
+    assert actions(tr, [_recent(up, 1.0)]) == [("open", "trend:increase", True)]
+    assert actions(tr, [_recent(up, 0.5)]) == [("ongoing", "trend:increase", False)]
+    for _ in range(P.resolve_after_periods - 1):
+        assert actions(tr, [_recent(up, 0.4)]) == []
+    assert actions(tr, [_recent(up, 0.4)]) == [("resolve", "trend:increase", True)]
+    # the same run goes on, its latest periods a little above the middle: no new episode
+    assert actions(tr, [_recent(up, 0.6)]) == []
+    # until its level comes back in full
+    assert actions(tr, [_recent(up, 1.0)]) == [("open", "trend:increase", True)]
+
+
+def test_a_change_whose_level_was_back_is_forgotten_as_an_episode_ends():
+    """While findings of its kind go on, with gaps shorter than ``resolve_after_periods``
+    (the statistic's run stopping and starting again, a new onset within the old change),
+    none opens an episode unless its level comes back in full; the memory (in the state
+    as JSON) is forgotten after ``resolve_after_periods`` periods without one, and then a
+    finding opens as usual."""
+    tr = EpisodeTracker(params=P)
+    up = f(rel=1.0, cat=2)
+    tr.update([_recent(up, 1.0)])
+    for _ in range(P.resolve_after_periods):
+        tr.update([_recent(up, 0.0)])
+    assert not tr.state["open"]
+    state = json.loads(json.dumps(tr.to_dict()))
+    assert state["back"] == {"trend:increase": state["period"]}
+    again = EpisodeTracker.from_dict(state, params=P)
+    assert actions(again, []) == []
+    restarted = _recent(up, 0.6, onset=date(2026, 1, 19))
+    assert actions(again, [restarted]) == []
+    for _ in range(P.resolve_after_periods - 1):
+        assert actions(again, []) == []
+    assert "back" in again.to_dict()
+    assert actions(again, []) == []
+    assert "back" not in again.to_dict()
+    later = _recent(up, 0.6, onset=date(2026, 3, 2))
+    assert actions(again, [later]) == [("open", "trend:increase", True)]
+
+
+def test_a_fall_whose_level_is_back_ends_too():
+    """A fall to half (level 0.5; middle 0.5/ln 2 = 0.72): the latest periods back at the
+    expected level end it as a rise's."""
+    tr = EpisodeTracker(params=P.merged({"alert_decreases": True}))
+    down = f(direction="decrease", rel=-0.5, cat=-2)
+    assert actions(tr, [_recent(down, -0.5)]) == [("open", "trend:decrease", True)]
+    assert actions(tr, [_recent(down, -0.35)]) == [("ongoing", "trend:decrease", False)]
+    for _ in range(P.resolve_after_periods - 1):
+        assert actions(tr, [_recent(down, -0.2)]) == []
+    assert actions(tr, [_recent(down, -0.2)]) == [("resolve", "trend:decrease", False)]

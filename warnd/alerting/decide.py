@@ -97,9 +97,11 @@ def tracker_state(tracker: SeriesEpisodes) -> dict[str, Any]:
 
 def tracker_quiet(state: dict[str, Any] | None) -> bool:
     """True for a stored series state with no episode open: all it holds that matters is
-    its last judged period (the period count only matters while an episode is open)."""
+    its last judged period (the period count only matters while an episode is open).
+    A tracker that remembers a run whose level is back (``back``) is not quiet: it
+    forgets the run in the first period without it."""
     return bool(state and "tracker" in state and not state["tracker"].get("open")
-                and not state.get("active"))
+                and not state["tracker"].get("back") and not state.get("active"))
 
 
 def tracker_update(

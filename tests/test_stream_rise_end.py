@@ -1,0 +1,36 @@
+"""A rise that stops: its end told through the real pipeline (``tests/timetravel.py``:
+the world served as files, a real store, a loopback SMTP server, the clock moved week by
+week). The scenario, ``tests/scenarios/rise_falls_back.toml``: cocaine triples for
+eight weeks in a weekly count table and in weekly Google Trends exports, then is back at
+its usual level for good."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from tests.conftest import ROOT
+from tests.timetravel import Scenario, run
+
+SCENARIO = ROOT / "tests" / "scenarios" / "rise_falls_back.toml"
+FALL_BACK = date(2025, 12, 8)  # the first week back at the usual level
+
+
+def test_a_rise_whose_level_is_back_is_told_ended_within_weeks(tmp_path, smtp_server):
+    """The rise is told once it is found, and its end once: within 12 weeks (three times
+    ``resolve_after_periods``) of the first week back, in the week the last series' rise
+    ended. Nothing else is told of the fall-back (no decrease, no new opening), and at the
+    end no series holds an episode. Before, both series' rises stayed current trends for
+    months after the fall-back (their windows from the onset still held the excess), so
+    each week's finding kept the episode open: no end was told by March, and the rise was
+    still listed as open."""
+    r = run(Scenario.load(SCENARIO), tmp_path, smtp_server)
+    trend = [(m.sent_on, m.direction, m.decision) for m in r.about("kokain", "trend")]
+    assert [(d, dec) for _, d, dec in trend] == [("increase", "open"), ("increase", "resolve")]
+    opened, ended = trend[0][0], trend[1][0]
+    assert opened < FALL_BACK < ended <= FALL_BACK + timedelta(weeks=12)
+    # after the end, nothing more about cocaine: the fall-back is no fall of its own
+    assert not [m for m in r.about("kokain") if m.sent_on > ended]
+    series = {k: v for k, v in r.states.items() if k.startswith("series:")}
+    assert series and not any(v["tracker"]["open"] for v in series.values())
+    assert not [k for k, v in r.states.items()
+                if k.startswith("substance:") and v.get("open")]
