@@ -368,6 +368,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"detection: {det['series']} series, " + (
             f"{det['pending']} with data not judged yet (the oldest since "
             f"{det['oldest_pending_at'][:19]})" if det["pending"] else "all judged"))
+        hl = st["health_listener"]
+        if hl and (hl["serving"] or hl["configured"]):
+            print("health listener: " + (f"http://{hl['serving']}" if hl["serving"] else "none")
+                  + (f" (general.health_listen {hl['configured']} not bound: {hl['error']})"
+                     if hl["error"] else ""))
         from warnd.alerting.commands import print_alerting_status
 
         print_alerting_status(st)

@@ -131,6 +131,7 @@ class Daemon:
         self.last_heartbeat_at = time.monotonic()
         self.tick = 5.0
         self.health: Any = None
+        self.health_error: str | None = None  # why health_listen is not served
         self._anchor: Any = None
         self.n_reloads = 0
         self.last_reload_ok: bool | None = None
@@ -271,6 +272,7 @@ class Daemon:
             "reloads": self.n_reloads,
             "last_reload_ok": self.last_reload_ok,
             "jobs": len(self.scheduler.get_jobs()) if sched else 0,
+            **{f"health_listen_{k}": v for k, v in self.health_served().items()},
         }
 
     def _on_job_event(self, ev: Any) -> None:
@@ -425,9 +427,8 @@ class Daemon:
         self.schedule(new)
         if readdressed:
             self._forget_backoff(readdressed)
-        if new.general.health_listen != old_listen:
-            self._stop_health()
-            self._start_health()
+        if new.general.health_listen != old_listen or self.health_error:
+            self._rebind_health()  # also one that could not be bound before
         self.last_reload_ok = True
         n = len([s for s in new.sources if s.enabled])
         log.info("config reloaded from %s: %d sources scheduled", self.config_path, n)
@@ -448,9 +449,20 @@ class Daemon:
             log.error("back-off of targets %s not ended: %s", ",".join(names), e)
 
     def _start_health(self) -> None:
+        self.health_error = None
         listen = self.config.general.health_listen
-        if not listen:
-            return
+        if listen:
+            try:
+                self.health = self._bind_health(listen).start()
+            except OSError as e:
+                self.health_error = e.strerror or str(e)
+                log.error("health listener on %s not started: %s", listen, self.health_error)
+                self.health = None
+        self._record_health()
+
+    def _bind_health(self, listen: str) -> Any:
+        """A health listener bound to ``listen``, not yet serving; OSError when the
+        address cannot be bound."""
         from warnd.config import parse_listen
         from warnd.service.health import HealthServer
 
@@ -458,11 +470,70 @@ class Daemon:
             log.warning("health listener on %s accepts connections from every network and has "
                         "no authentication; bind it to 127.0.0.1 or a management address",
                         listen)
+        return HealthServer(listen, lambda: self.config, self.liveness)
+
+    def _rebind_health(self) -> None:
+        """A reload changed ``general.health_listen``: serve the new address, and stop
+        the old listener only once the new one is bound. When it cannot be (its port in
+        use), the old one keeps serving, and the error names the address and why."""
+        from warnd.config import parse_listen
+
+        listen = self.config.general.health_listen
+        old = self.health
+        if not listen:
+            self._stop_health()
+            self.health_error = None
+            self._record_health()
+            return
         try:
-            self.health = HealthServer(listen, lambda: self.config, self.liveness).start()
+            try:
+                new = self._bind_health(listen)
+            except OSError:
+                # the old listener may hold the port itself (another host, the same port)
+                if old is None or parse_listen(old.listen)[1] != parse_listen(listen)[1]:
+                    raise
+                old.stop()
+                self.health = None
+                try:
+                    new = self._bind_health(listen)
+                except OSError:
+                    try:
+                        self.health = self._bind_health(old.listen).start()
+                    except OSError as e:
+                        log.error("health listener on %s not started again: %s", old.listen,
+                                  e.strerror or e)
+                    raise
         except OSError as e:
-            log.error("health listener on %s not started: %s", listen, e.strerror or e)
-            self.health = None
+            self.health_error = e.strerror or str(e)
+            if self.health is not None:
+                log.error("health listener on %s not started: %s; still serving %s", listen,
+                          self.health_error, self.health.listen)
+            else:
+                log.error("health listener on %s not started: %s", listen, self.health_error)
+            self._record_health()
+            return
+        if self.health is not None:
+            self.health.stop()
+        self.health = new.start()
+        self.health_error = None
+        self._record_health()
+
+    def health_served(self) -> dict[str, Any]:
+        """The health listener's address served (None: none), the one configured, and
+        why that one is not served (None when it is, or none is configured)."""
+        return {"serving": self.health.listen if self.health is not None else None,
+                "configured": self.config.general.health_listen or None,
+                "error": self.health_error}
+
+    def _record_health(self) -> None:
+        """Tell ``warnd status`` which health listener is served
+        (:func:`warnd.service.health.write_listener`)."""
+        from warnd.service.health import write_listener
+
+        try:
+            write_listener(self.config.state_dir, self.health_served())
+        except OSError as e:
+            log.error("health listener not recorded in %s: %s", self.config.state_dir, e)
 
     def _stop_health(self) -> None:
         if self.health is not None:
@@ -527,6 +598,9 @@ class Daemon:
         finally:
             sd_notify("STOPPING=1")
             self._stop_health()
+            from warnd.service.health import clear_listener
+
+            clear_listener(self.config.state_dir)
             self._shutdown()
             if self._anchor is not None:
                 self._anchor.close()

@@ -19,23 +19,64 @@ The optional HTTP listener (``general.health_listen``) runs in a thread of the
 daemon and serves ``GET /healthz`` (200 or 503, JSON) and ``GET /metrics``
 (Prometheus text format). Its counters never go down: each is read from rows that
 only grow, or, for the outbox's, from the deliveries plus what an operator's retry or
-drop took out of them (:meth:`warnd.store.Store.delivery_counts`).
+drop took out of them (:meth:`warnd.store.Store.delivery_counts`). The daemon records
+which address it serves, and which it could not bind, in ``<state_dir>/`` +
+:data:`LISTENER_FILE` for ``warnd status`` (:func:`write_listener`, :func:`read_listener`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from warnd.config import Config, SourceConfig, cron_fields, parse_duration, parse_listen
 from warnd.logs import redact
 
 log = logging.getLogger("warnd.health")
+
+#: The running daemon's health listener, in the state directory: ``pid``, ``serving``
+#: (the address served, or null), ``configured`` (``general.health_listen``) and
+#: ``error`` (why ``configured`` is not served, or null).
+LISTENER_FILE = "health-listener.json"
+
+
+def write_listener(state_dir: Path, doc: dict[str, Any]) -> None:
+    """Record the daemon's health listener (:data:`LISTENER_FILE`), replacing the file
+    whole so a reader never sees half of it."""
+    path = Path(state_dir) / LISTENER_FILE
+    tmp = path.with_name(f".{LISTENER_FILE}.{os.getpid()}")
+    tmp.write_text(json.dumps({"pid": os.getpid(), **doc}) + "\n")
+    os.replace(tmp, path)
+
+
+def clear_listener(state_dir: Path) -> None:
+    """The daemon stops: no listener of it is served any more."""
+    try:
+        (Path(state_dir) / LISTENER_FILE).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def read_listener(state_dir: Path) -> dict[str, Any] | None:
+    """The health listener of the daemon running on ``state_dir``, as it recorded it;
+    None when no daemon runs there (the file missing, or its process gone)."""
+    try:
+        doc = json.loads((Path(state_dir) / LISTENER_FILE).read_text())
+        os.kill(int(doc["pid"]), 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # the daemon runs as another user: it is alive
+        pass
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return {k: doc.get(k) for k in ("pid", "serving", "configured", "error")}
 
 
 def source_interval(src: SourceConfig, tz: str = "UTC", now: datetime | None = None) -> float:
@@ -227,6 +268,7 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
             "unhealthy_sources": unhealthy,
             "stale_sources": stale_names,
             "stale_data_sources": stale_data_names,
+            "health_listener": read_listener(cfg.state_dir),
         }
     finally:
         store.close()
