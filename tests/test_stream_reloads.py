@@ -8,7 +8,7 @@ is told afterwards, and what the operator is told."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -434,3 +434,145 @@ def test_a_source_given_another_dimension_is_told_and_summed_in_it(tmp_path):
         ("open", ["use"]), ("resolve", ["availability"])]
     assert summed[corrected - 1]["use"] == 2 and summed[corrected - 1]["availability"] == 0
     assert summed[corrected + 7]["use"] == 0 and summed[corrected + 7]["availability"] == 2
+
+
+# -- a reload's routes and the messages still waiting ------------------------------------
+#: Tuesday 22:00 in Oslo, in quiet hours until 08:00
+NIGHT = datetime(2026, 7, 7, 20, 0, tzinfo=UTC)
+QUIET_NIGHT = '\n[alerting]\nsend_resolved = true\nquiet_hours = "17:00-08:00"\n'
+OPENING = "Liten økning: ketamin — 1 kilde"
+STRONG = "Sterk økning: ketamin — 2 kilder"
+
+
+def _routed(tmp_path, smtp_server, *names: str, name: str):
+    """mail and desk, both on the SMTP server; ketamine routed to ``names`` only."""
+    listed = ", ".join(f'"{n}"' for n in names)
+    return load_config(write_config(
+        tmp_path, SOURCES + target("mail", smtp_server.url("mail@example.org"))
+        + target("desk", smtp_server.url("desk@example.org"))
+        + f'\n[[routes]]\nsubstances = ["ketamin"]\ntargets = [{listed}]\nstop = true\n'
+        + QUIET_NIGHT, name=name))
+
+
+def _night(cfg, store, start: datetime, hours: float) -> None:
+    """The dispatch every 30 minutes from ``start`` for ``hours`` with ``cfg``."""
+    from warnd.alerting import outbox
+
+    t = start
+    while t <= start + timedelta(hours=hours):
+        outbox.dispatch_pending(cfg, store, now=t)
+        t += timedelta(minutes=30)
+
+
+def _mail(smtp_server) -> list[tuple[str, str, str | None]]:
+    return [(m["To"].split("@")[0], m["Subject"], m["In-Reply-To"])
+            for m in smtp_server.messages]
+
+
+def test_an_opening_waiting_for_the_morning_goes_where_a_reload_routes_it(tmp_path,
+                                                                          smtp_server):
+    """Ketamine's rise opens at 22:00, routed to mail, and waits for the end of the quiet
+    hours (08:00). In the evening the config is reloaded with ketamine routed to the desk
+    instead. In the morning the desk gets the opening and mail nothing: its delivery is
+    not sent, recorded as such and listed by `warnd outbox --status dropped`; the rise's
+    escalation and end go to the desk, in its thread, none to mail. Before, mail got the
+    opening in the morning (no longer routed ketamine) and the desk heard of the rise
+    only at the escalation."""
+    from tests.alerting_env import finding, judge_period, seed_series
+    from tests.servers import wait_for
+    from warnd.alerting import outbox
+
+    old = _routed(tmp_path, smtp_server, "mail", name="old.toml")
+    new = _routed(tmp_path, smtp_server, "desk", name="new.toml")
+    store = Store.in_dir(old.state_dir)
+    try:
+        for s in ("lab", "customs"):
+            seed_series(store, s)
+        d0 = date(2026, 7, 6)
+        (opening,) = judge_period(old, store, d0, {"lab": [finding(
+            "lab", detected=d0, rel=0.5, category=1)]}, now=NIGHT)
+        assert opening["targets"] == ["mail"] and opening["due_at"] > NIGHT.isoformat()
+        outbox.dispatch_pending(old, store, now=NIGHT)
+        _night(new, store, NIGHT + timedelta(minutes=30), 12)  # reloaded, till 10:30
+        wait_for(lambda: len(smtp_server.messages) == 1, what="the opening")
+        assert _mail(smtp_server) == [("desk", OPENING, None)]
+        (dropped,) = outbox.list_deliveries(store, statuses=("dropped",))
+        assert (dropped["alert_id"], dropped["target"], dropped["last_error"]) == (
+            opening["id"], "mail", outbox.REROUTED)
+        assert store.q("SELECT delivered_at FROM deliveries WHERE target='desk'")[0][
+            "delivered_at"] == "2026-07-08T06:00:00+00:00"  # 08:00 in Oslo
+        day = NIGHT + timedelta(weeks=1) - timedelta(hours=8)
+        (esc,) = judge_period(new, store, d0 + timedelta(weeks=1), {
+            "lab": [finding("lab", detected=d0 + timedelta(weeks=1))],
+            "customs": [finding("customs")]}, now=day)
+        outbox.dispatch_pending(new, store, now=day)
+        for k in range(2, 9):  # the rise ends
+            now = day + timedelta(weeks=k - 1)
+            judge_period(new, store, d0 + timedelta(weeks=k), {}, now=now)
+            outbox.dispatch_pending(new, store, now=now)
+        wait_for(lambda: len(smtp_server.messages) == 3, what="the escalation and the end")
+        first = smtp_server.messages[0]["Message-ID"]
+        assert _mail(smtp_server)[1:] == [("desk", "Forverring: " + STRONG, first),
+                                          ("desk", _mail(smtp_server)[2][1], first)]
+        assert _mail(smtp_server)[2][1].startswith("Avsluttet: ")
+        assert esc["targets"] == ["desk"]
+        rows = store.q("SELECT alert_id, status FROM deliveries WHERE target='mail'")
+        assert rows == [{"alert_id": opening["id"], "status": "dropped"}]
+        counts = store.q("SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status")
+        assert {r["status"]: r["n"] for r in counts} == {"delivered": 3, "dropped": 1}
+    finally:
+        store.close()
+
+
+def test_a_target_a_reload_adds_gets_the_waiting_escalation_as_its_opening(tmp_path,
+                                                                           smtp_server):
+    """Ketamine's rise is told to mail at noon; a week later customs agrees at 22:00 and
+    the escalation waits for the morning. In the evening the config is reloaded with
+    ketamine routed to mail and the desk. In the morning mail gets the escalation, in its
+    thread, and the desk, which never had the rise, the same message read as the opening
+    ("Sterk økning: …", a thread of its own), once, however often the outbox is
+    dispatched; the end goes to both. Before, the desk heard nothing of the rise until a
+    later escalation, and not at all when none came."""
+    from tests.alerting_env import finding, judge_period, seed_series
+    from tests.servers import wait_for
+    from warnd.alerting import outbox
+
+    old = _routed(tmp_path, smtp_server, "mail", name="old.toml")
+    both = _routed(tmp_path, smtp_server, "mail", "desk", name="both.toml")
+    store = Store.in_dir(old.state_dir)
+    try:
+        for s in ("lab", "customs"):
+            seed_series(store, s)
+        d0 = date(2026, 7, 6)
+        noon = NIGHT - timedelta(hours=10)
+        judge_period(old, store, d0, {"lab": [finding("lab", detected=d0, rel=0.5,
+                                                      category=1)]}, now=noon)
+        outbox.dispatch_pending(old, store, now=noon)
+        wait_for(lambda: len(smtp_server.messages) == 1, what="the opening")
+        night = NIGHT + timedelta(weeks=1)
+        (esc,) = judge_period(old, store, d0 + timedelta(weeks=1), {
+            "lab": [finding("lab", detected=d0 + timedelta(weeks=1))],
+            "customs": [finding("customs")]}, now=night)
+        assert esc["decision"] == "escalate" and esc["targets"] == ["mail"]
+        outbox.dispatch_pending(old, store, now=night)
+        _night(both, store, night + timedelta(minutes=30), 12)  # reloaded, till 10:30
+        wait_for(lambda: len(smtp_server.messages) == 3, what="the escalation to each")
+        opening = smtp_server.messages[0]["Message-ID"]
+        got = _mail(smtp_server)
+        assert got[0] == ("mail", OPENING, None)
+        assert sorted(got[1:]) == [("desk", STRONG, None),
+                                   ("mail", "Forverring: " + STRONG, opening)]
+        _night(both, store, night + timedelta(hours=13), 2)
+        assert len(smtp_server.messages) == 3  # told once
+        for k in range(2, 9):  # the rise ends
+            now = night + timedelta(weeks=k - 1, hours=-10)
+            judge_period(both, store, d0 + timedelta(weeks=k), {}, now=now)
+            outbox.dispatch_pending(both, store, now=now)
+        wait_for(lambda: len(smtp_server.messages) == 5, what="the end to each")
+        desk_first = next(m["Message-ID"] for m in smtp_server.messages
+                          if m["To"].startswith("desk"))
+        ends = sorted((to, reply) for to, subject, reply in _mail(smtp_server)[3:]
+                      if subject.startswith("Avsluttet: "))
+        assert ends == [("desk", desk_first), ("mail", opening)]
+    finally:
+        store.close()

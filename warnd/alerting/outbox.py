@@ -38,6 +38,7 @@ from warnd.alerting.render import as_opening, as_told, for_target
 from warnd.alerting.routing import route, route_told
 from warnd.alerting.send import SendResult, mask, message_id, target_url
 from warnd.alerting.send import send as send_message
+from warnd.alerting.silences import matches as silence_matches
 from warnd.alerting.silences import silenced_by
 from warnd.alerting.told import (EPISODE_KINDS, OTHER_EPISODES, episode_start, maybe_heard,
                                  told_to_target)
@@ -62,6 +63,11 @@ UNHEARD = ("not sent: the target never had the messages it ends or corrects (the
            "deliveries expired or failed)")
 #: Why a reminder was not sent: its episode was acknowledged while it waited.
 ACKNOWLEDGED = "not sent: the episode was acknowledged while the reminder waited"
+#: Why a waiting message was not sent to a target: the routes now configured (a reload,
+#: another config) no longer send it there (:func:`_as_routed`).
+REROUTED = "not sent: the configuration no longer routes it to this target"
+#: The kinds of alert routed by ``[[routes]]`` (a digest goes to ``digest.targets``).
+ROUTED_KINDS = (*EPISODE_KINDS, "notice", "source_health")
 
 
 def enqueue_alert(
@@ -312,7 +318,8 @@ def _acknowledged_reminder(store: Store, d: dict[str, Any]) -> bool:
 def never_heard(store: Store, d: dict[str, Any]) -> bool:
     """Whether a delivery of an end or a correction goes to a target that never had the
     messages it ends or corrects: each delivery of them to that target was given up
-    (expired on a dead relay, failed), none delivered nor still to go. Asked when it is
+    (expired on a dead relay, failed, or not sent as the routes no longer sent it there:
+    :data:`REROUTED`), none delivered nor still to go. Asked when it is
     due: a message still being retried when the end or the correction was decided
     counted as heard then (:func:`warnd.alerting.decide._told_targets`), and may have
     expired since. The messages are the episode's opening, escalations and reminders
@@ -325,16 +332,17 @@ def never_heard(store: Store, d: dict[str, Any]) -> bool:
     aid = int(d["alert_id"])
     start = episode_start(store, scope, aid)
     rows = store.q(
-        "SELECT data, (SELECT t.status FROM deliveries t WHERE t.alert_id = alerts.id AND "
-        f"t.target=?) AS status FROM alerts WHERE {where} AND id >= ? AND id < ? AND "
+        "SELECT data, (SELECT CASE WHEN t.status='dropped' AND t.last_error=? THEN 'rerouted' "
+        "ELSE t.status END FROM deliveries t WHERE t.alert_id = alerts.id AND t.target=?) AS "
+        f"status FROM alerts WHERE {where} AND id >= ? AND id < ? AND "
         "decision IN ('open', 'escalate', 'repeat')",
-        [d["target"], *args, start, aid])
+        [REROUTED, d["target"], *args, start, aid])
     if d["decision"] == "correct":
         named = _series_named(d.get("data"))
         if named:
             rows = [r for r in rows if named & _series_named(r["data"])]
     got = {r["status"] for r in rows}
-    return not got & {"delivered", "pending"} and bool(got & {"expired", "failed"})
+    return not got & {"delivered", "pending"} and bool(got & {"expired", "failed", "rerouted"})
 
 
 def _series_named(data: Any) -> set[str]:
@@ -418,6 +426,123 @@ def _quiet_as_configured(config: Config, store: Store, now: datetime) -> None:
                 "alert_id=? AND target=? AND status='pending'", earlier)
         log.info("%d deliveries waiting for the end of quiet hours go earlier, as the quiet "
                  "hours now configured allow", len(earlier))
+
+
+def _routed_now(config: Config, store: Store, a: dict[str, Any], now: datetime, *,
+                held: bool) -> list[str]:
+    """Where the routes now configured send a stored message (not muted targets). A
+    notice goes where each substance it names routes, but for those muted (or, ``held``,
+    silenced now or when it was decided, which kept it from their targets then), as
+    :func:`warnd.alerting.decide.notice_targets` decides; another alert nowhere when
+    ``held`` and its substance is muted or silenced now."""
+    try:
+        data = json.loads(a.get("data") or "{}")
+    except ValueError:
+        data = {}
+    data = data if isinstance(data, dict) else {}
+    one = {"substance": a["substance"] or "", "kind": a["kind"], "severity": a["severity"],
+           "source": a.get("source"), "region": a.get("region") or "", "status": "open",
+           "regions": sorted({str(x.get("region") or "") for x in data.get("agree") or []
+                              if isinstance(x, dict)})}
+    subs = (data.get("substances") or [one["substance"]]) if a["kind"] == "notice" \
+        else [one["substance"]]
+    out: list[str] = []
+    for sub in subs:
+        sc = config.substances.get(sub)
+        if a["kind"] == "notice" or held:
+            if (sc is not None and sc.muted) or held and (
+                    silenced_by(store, {**one, "substance": sub}, now) is not None
+                    or _silenced_then(store, {**one, "substance": sub}, a["created_at"])):
+                continue
+        out += [n for n in route(config, {**one, "substance": sub}) if n not in out]
+    return out
+
+
+def _silenced_then(store: Store, alert: dict[str, Any], at: str) -> bool:
+    """Whether a silence matching ``alert`` was active at ``at`` (an ISO time)."""
+    return any(s["created_at"] <= at < s["until"] and (s["expired_at"] is None
+                                                      or s["expired_at"] > at)
+               and silence_matches(s, alert) for s in store.silences())
+
+
+def _as_routed(config: Config, store: Store, now: datetime) -> None:
+    """Messages still waiting (quiet hours, a retry, a back-off) as the routes now
+    configured send them: a reload (or another config for ``run --once``, the console)
+    that routes a substance, a region or a kind elsewhere applies to what has not gone
+    out yet. An opening, escalation, reminder, notice or source failure waiting for a
+    configured target the routes no longer send it to is not sent (``dropped``,
+    :data:`REROUTED`): for that target it never was, so a later message of its episode
+    reads as its opening (:func:`opens_for_target`) and an end or a correction of it is
+    not sent there (:func:`never_heard`). One an attempt may have reached (``maybe_sent``)
+    keeps going, as it was. A configured target the routes now send it to that has no
+    delivery of it gets one, due now (or at the end of the quiet time), unless the
+    message is out of date: its episode ended, was corrected or opened again since, or
+    the target has had a later message of it. A message of an episode it never had reads
+    as its opening there. Ends and corrections keep going to those who had what they end
+    or correct. Asked at every dispatch, so idempotent: a delivery dropped or added is
+    not looked at again."""
+    by_name = {t.name: t for t in config.targets}
+    if not by_name:
+        return
+    now_s = iso(now)
+    kinds = ",".join("?" * len(ROUTED_KINDS))
+    waiting: dict[int, list[dict[str, Any]]] = {}
+    for r in store.q(
+            "SELECT d.alert_id, d.target, d.attempts, d.maybe_sent, d.claimed_until, "
+            "a.substance, a.kind, a.direction, a.source, a.severity, a.region, a.decision, "
+            "a.status AS alert_status, a.data, a.created_at FROM deliveries d JOIN alerts a ON "
+            f"a.id = d.alert_id WHERE d.status='pending' AND a.kind IN ({kinds}) AND "
+            "a.decision IN ('open', 'escalate', 'repeat') ORDER BY d.alert_id",
+            list(ROUTED_KINDS)):
+        waiting.setdefault(int(r["alert_id"]), []).append(r)
+    drop: list[tuple[int, str]] = []
+    add: list[tuple[int, str, str]] = []
+    for aid, rows in waiting.items():
+        a = rows[0]
+        routed = _routed_now(config, store, a, now, held=False)
+        for r in rows:
+            t = by_name.get(r["target"])
+            if (t is None or t.muted or r["target"] in routed
+                    or (r["claimed_until"] and r["claimed_until"] > now_s)
+                    or r["maybe_sent"] == 1 or r["maybe_sent"] is None and r["attempts"]):
+                continue  # not configured, muted (kept; dropped as muted), or may have it
+            drop.append((aid, r["target"]))
+        if a["alert_status"] != "open" or not any(r["target"] in by_name for r in rows):
+            continue
+        have = {x["target"] for x in store.q("SELECT target FROM deliveries WHERE alert_id=?",
+                                             [aid])}
+        new = [n for n in _routed_now(config, store, a, now, held=True) if n not in have]
+        if not new or store.q(
+                "SELECT 1 FROM alerts l JOIN alerts e ON e.id=? WHERE l.id > e.id AND "
+                f"{_same_matter('l')} AND l.decision IN ('open', 'resolve', 'correct') LIMIT 1",
+                [aid, *EPISODE_KINDS]):
+            continue  # out of date: its episode ended, was corrected or opened again since
+        due = iso(quiet.due_at(config, a["severity"], now) or now)
+        for n in new:
+            if not store.q(
+                    "SELECT 1 FROM deliveries ld JOIN alerts l ON l.id = ld.alert_id JOIN "
+                    "alerts e ON e.id=? WHERE ld.target=? AND l.id > e.id AND "
+                    f"{_same_matter('l')} AND (ld.status='delivered' OR ld.attempts > 0 OR "
+                    "ld.opens IS NOT NULL OR ld.maybe_sent=1) LIMIT 1",
+                    [aid, n, *EPISODE_KINDS]):
+                add.append((aid, n, due))
+    if not drop and not add:
+        return
+    with store.write() as db:
+        db.conn.executemany(
+            "UPDATE deliveries SET status='dropped', claimed_until=NULL, claimed_by=NULL, "
+            "last_error=? WHERE alert_id=? AND target=? AND status='pending'",
+            [(REROUTED, aid, n) for aid, n in drop])
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO deliveries (alert_id, target, status, attempts, "
+            "next_attempt_at, created_at, due_at) VALUES (?, ?, 'pending', 0, ?, ?, ?)",
+            [(aid, n, due, now_s, due) for aid, n, due in add])
+    for aid, n in drop:
+        log.info("alert=%d target=%s not sent: the configuration no longer routes it there",
+                 aid, n)
+    for aid, n, due in add:
+        log.info("alert=%d target=%s: routed there by the configuration while it waited%s",
+                 aid, n, f" (quiet hours: waits until {due})" if due > now_s else "")
 
 
 def _not_configured(alert_id: int, target: str) -> str:
@@ -724,6 +849,10 @@ def dispatch_pending(
         _quiet_as_configured(config, store, now)
     except sqlite3.Error as e:
         log.error("waiting deliveries not checked against quiet hours: store error: %s", e)
+    try:
+        _as_routed(config, store, now)
+    except sqlite3.Error as e:
+        log.error("waiting deliveries not checked against the routes: store error: %s", e)
     try:
         _configured_again(config, store, now)
     except sqlite3.Error as e:
