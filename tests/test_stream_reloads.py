@@ -576,3 +576,40 @@ def test_a_target_a_reload_adds_gets_the_waiting_escalation_as_its_opening(tmp_p
         assert ends == [("desk", desk_first), ("mail", opening)]
     finally:
         store.close()
+
+
+def test_an_end_waiting_with_an_opening_a_reload_routes_elsewhere_goes_to_nobody(
+        tmp_path, smtp_server):
+    """Ketamine's rise opens at 22:00 and is over within the night (a revision of the
+    weeks): the opening and the end wait for mail, which had the rise addressed to it,
+    until 08:00. The config is then reloaded with ketamine routed to the desk. Mail, no
+    longer routed the rise, gets neither: the opening is not sent, and the end is recorded
+    as not sent as mail never had what it ends; the desk is not told of a rise that has
+    ended. Before, mail got both in the morning."""
+    from tests.alerting_env import finding, judge_period, seed_series
+    from warnd.alerting import outbox
+
+    old = _routed(tmp_path, smtp_server, "mail", name="old.toml")
+    new = _routed(tmp_path, smtp_server, "desk", name="new.toml")
+    store = Store.in_dir(old.state_dir)
+    try:
+        for s in ("lab", "customs"):
+            seed_series(store, s)
+        d0 = date(2026, 7, 6)
+        (opening,) = judge_period(old, store, d0, {"lab": [finding(
+            "lab", detected=d0, rel=0.5, category=1)]}, now=NIGHT)
+        ends = [a for k in range(1, 9) for a in judge_period(
+            old, store, d0 + timedelta(weeks=k), {}, now=NIGHT + timedelta(minutes=k))]
+        assert [(a["decision"], a["targets"]) for a in ends] == [("resolve", ["mail"])]
+        outbox.dispatch_pending(old, store, now=NIGHT + timedelta(minutes=10))
+        _night(new, store, NIGHT + timedelta(minutes=30), 12)
+        rows = store.q("SELECT alert_id, target, status, last_error FROM deliveries "
+                       "ORDER BY alert_id, target")
+    finally:
+        store.close()
+    assert rows == [
+        {"alert_id": opening["id"], "target": "mail", "status": "dropped",
+         "last_error": outbox.REROUTED},
+        {"alert_id": ends[0]["id"], "target": "mail", "status": "dropped",
+         "last_error": outbox.UNHEARD}]
+    assert smtp_server.messages == []
