@@ -69,3 +69,40 @@ def test_a_busy_new_health_address_keeps_the_old_listener(tmp_path):
         d.kill()
     # stopped: no listener is said to be served
     assert json.loads(cli(cfg, "status", "--json").stdout)["health_listener"] is None
+
+
+def test_a_health_listener_moved_to_every_address_on_its_port_is_rebound(tmp_path):
+    """Moved from 127.0.0.1:P to 0.0.0.0:P the new address clashes with the old listener
+    itself: that one is let go and the new one bound. When 0.0.0.0:P cannot be bound even
+    so (another socket holds 127.0.0.2:P), the old listener is bound again and serves."""
+    from warnd.config import load_config
+    from warnd.service.daemon import Daemon
+
+    port = free_port()
+    path = write_service_config(tmp_path / "config.toml", sources="",
+                                general=f'health_listen = "127.0.0.1:{port}"')
+    d = Daemon(load_config(path))
+    d._start_health()
+    try:
+        assert get(f"http://127.0.0.1:{port}/healthz")[0] in (200, 503)
+        other = socket.socket()
+        other.bind(("127.0.0.2", port))
+        other.listen()
+        try:
+            path.write_text(path.read_text().replace("127.0.0.1:", "0.0.0.0:"))
+            assert d.reload() is True
+            assert d.health_served() == {"serving": f"127.0.0.1:{port}",
+                                         "configured": f"0.0.0.0:{port}",
+                                         "error": "Address already in use"}
+            assert get(f"http://127.0.0.1:{port}/healthz")[0] in (200, 503)
+        finally:
+            other.close()
+        assert d.reload() is True  # tried again: bound now
+        assert d.health_served() == {"serving": f"0.0.0.0:{port}",
+                                     "configured": f"0.0.0.0:{port}", "error": None}
+        code, body = get(f"http://127.0.0.1:{port}/healthz")
+        assert json.loads(body)["daemon"]["health_listen_serving"] == f"0.0.0.0:{port}"
+        assert json.loads((tmp_path / "state" / "health-listener.json").read_text())[
+            "serving"] == f"0.0.0.0:{port}"
+    finally:
+        d._stop_health()
