@@ -466,21 +466,21 @@ def _silenced_then(store: Store, alert: dict[str, Any], at: str) -> bool:
 
 
 def _as_routed(config: Config, store: Store, now: datetime) -> None:
-    """Messages still waiting (quiet hours, a retry, a back-off) as the routes now
-    configured send them: a reload (or another config for ``run --once``, the console)
-    that routes a substance, a region or a kind elsewhere applies to what has not gone
-    out yet. An opening, escalation, reminder, notice or source failure waiting for a
-    configured target the routes no longer send it to is not sent (``dropped``,
-    :data:`REROUTED`): for that target it never was, so a later message of its episode
-    reads as its opening (:func:`opens_for_target`) and an end or a correction of it is
-    not sent there (:func:`never_heard`). One an attempt may have reached (``maybe_sent``)
-    keeps going, as it was. A configured target the routes now send it to that has no
-    delivery of it gets one, due now (or at the end of the quiet time), unless the
-    message is out of date: its episode ended, was corrected or opened again since, or
-    the target has had a later message of it. A message of an episode it never had reads
-    as its opening there. Ends and corrections keep going to those who had what they end
-    or correct. Asked at every dispatch, so idempotent: a delivery dropped or added is
-    not looked at again."""
+    """Messages still waiting (quiet hours, a retry, a back-off) as the routes now configured
+    send them: a reload (or another config for ``run --once``, the console) that routes
+    a substance, a region or a kind elsewhere applies to what has not gone out yet. An
+    opening, escalation, reminder, notice or source failure waiting for a configured
+    target the routes no longer send it to is not sent (``dropped``, :data:`REROUTED`):
+    for that target it never was, so a later message of its episode reads as its opening
+    (:func:`opens_for_target`) and an end or a correction of it is not sent there
+    (:func:`never_heard`). One an attempt may have reached (``maybe_sent``) keeps going,
+    as it was, and so does one an operator queued again. A configured target the routes
+    now send it to that has no delivery of it gets one, due now (or at the end of the
+    quiet time), unless the message is out of date: its episode ended, was corrected or
+    opened again since, or the target has had a later message of it. A message of an
+    episode it never had reads as its opening there. Ends and corrections keep going to
+    those who had what they end or correct. Asked at every dispatch, so idempotent: a
+    delivery dropped or added is not looked at again."""
     by_name = {t.name: t for t in config.targets}
     if not by_name:
         return
@@ -489,8 +489,9 @@ def _as_routed(config: Config, store: Store, now: datetime) -> None:
     waiting: dict[int, list[dict[str, Any]]] = {}
     for r in store.q(
             "SELECT d.alert_id, d.target, d.attempts, d.maybe_sent, d.claimed_until, "
-            "a.substance, a.kind, a.direction, a.source, a.severity, a.region, a.decision, "
-            "a.status AS alert_status, a.data, a.created_at FROM deliveries d JOIN alerts a ON "
+            "d.last_error, a.substance, a.kind, a.direction, a.source, a.severity, a.region, "
+            "a.decision, a.status AS alert_status, a.data, a.created_at FROM deliveries d "
+            "JOIN alerts a ON "
             f"a.id = d.alert_id WHERE d.status='pending' AND a.kind IN ({kinds}) AND "
             "a.decision IN ('open', 'escalate', 'repeat') ORDER BY d.alert_id",
             list(ROUTED_KINDS)):
@@ -504,8 +505,11 @@ def _as_routed(config: Config, store: Store, now: datetime) -> None:
             t = by_name.get(r["target"])
             if (t is None or t.muted or r["target"] in routed
                     or (r["claimed_until"] and r["claimed_until"] > now_s)
-                    or r["maybe_sent"] == 1 or r["maybe_sent"] is None and r["attempts"]):
-                continue  # not configured, muted (kept; dropped as muted), or may have it
+                    or r["maybe_sent"] == 1 or r["maybe_sent"] is None and r["attempts"]
+                    or str(r["last_error"] or "").startswith("queued again")):
+                # not configured, muted (kept; dropped as muted), may have it, or an
+                # operator queued it again
+                continue
             drop.append((aid, r["target"]))
         if a["alert_status"] != "open" or not any(r["target"] in by_name for r in rows):
             continue
