@@ -59,9 +59,9 @@ def write_listener(state_dir: Path, doc: dict[str, Any]) -> None:
 def clear_listener(state_dir: Path) -> None:
     """The daemon stops: no listener of it is served any more."""
     try:
-        (Path(state_dir) / LISTENER_FILE).unlink()
-    except FileNotFoundError:
-        pass
+        (Path(state_dir) / LISTENER_FILE).unlink(missing_ok=True)
+    except OSError as e:  # read_listener finds its process gone
+        log.error("%s not removed: %s", LISTENER_FILE, e)
 
 
 def read_listener(state_dir: Path) -> dict[str, Any] | None:
