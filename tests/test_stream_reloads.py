@@ -1,6 +1,6 @@
 """The config changed under a running warnd (a reload) while a substance's episode is
 open or its messages wait: a target renamed, taken out and put back, or given another
-address; a source taken out or paused, or given another dimension; the time zone, the
+address; a substance routed to another target while its messages wait; a source taken out or paused, or given another dimension; the time zone, the
 language, the log level, ``alert_decreases``; a file that cannot be read. Week by week
 through detection and dispatch with a real store (a new :class:`Pipeline` with another
 config between rounds, as SIGHUP does), or the daemon's own reload: what each recipient
