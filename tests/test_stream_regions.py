@@ -17,6 +17,7 @@ from tests.scenario import noon_after_week
 from tests.servers import wait_for
 from warnd.alerting import decide
 from warnd.pipeline import Pipeline
+from warnd.replay import replay
 from warnd.store import Store
 
 START = date(2023, 6, 5)  # a Monday
@@ -86,14 +87,14 @@ def _series(seed: int, rise: int | None, *, base: float = 5.0, factor: float = 4
     return np.random.default_rng(seed).poisson(lam).astype(float)
 
 
-def _put(cfg, source: str, region: str, values, upto: int) -> None:
+def _put(cfg, source: str, region: str, values, upto: int, now: datetime | None = None) -> None:
     store = Store.in_dir(cfg.state_dir)
     try:
         store.ingest(source, location=f"{source}.csv", sha256=None, problems=(), items=(),
                      observations=[Observation(source=source, substance="ketamin",
                                                region=region, period=START + timedelta(weeks=i),
                                                value=float(v))
-                                   for i, v in enumerate(values[:upto])])
+                                   for i, v in enumerate(values[:upto])], now=now)
     finally:
         store.close()
 
@@ -105,14 +106,18 @@ def _by_desk(smtp) -> dict[str, list[str]]:
     return out
 
 
-def _run(cfg, smtp, series: dict[tuple[str, str], np.ndarray], weeks: range) -> list:
+def _run(cfg, smtp, series: dict[tuple[str, str], np.ndarray], weeks: range, *,
+         stored_then: bool = False) -> list:
     """Week by week: each ``(source, region)`` series as published to the week's end,
-    detection and dispatch at noon the day after; what each round decided."""
+    detection and dispatch at noon the day after; what each round decided.
+    ``stored_then``: the values stored at that noon, as a poll then would (for a replay
+    of the store), not at the wall clock's time."""
     stream = []
     sent = 0
     for w in weeks:
         for (source, region), values in series.items():
-            _put(cfg, source, region, values, w + 1)
+            _put(cfg, source, region, values, w + 1,
+                 noon_after_week(START, w) if stored_then else None)
         p = Pipeline(cfg, clock=lambda w=w: noon_after_week(START, w))
         made = p.detect()
         stream += [(w, a["kind"], a["decision"], a.get("targets")) for a in made]
@@ -168,13 +173,15 @@ def test_a_rise_opening_in_two_regions_at_once_reaches_both_desks(tmp_path, smtp
     assert _by_desk(smtp_server)["v"] == ["Sterk økning: ketamin — 2 kilder"]
 
 
-def test_a_second_region_of_one_source_is_told_to_its_desk_with_the_escalation(
+def test_a_second_region_of_one_source_is_told_to_its_desk_when_it_joins(
         tmp_path, smtp_server):
     """The lab's Vestland series rises from week 90, its Oslo series from week 98, and
     customs (national) from week 102; all fall back at week 112. The lab's second region
-    is no second source (nothing is sent for it alone); the escalation customs brings
-    names both of the lab's regions, and Oslo's desk has it as its opening. The end goes
-    to every desk that had the rise, once no series holds it open."""
+    is no second source: nothing more is sent to Vestland's desk or ops, but Oslo's desk
+    has the rise as its opening the week its region joins (week 99). The escalation
+    customs brings names both of the lab's regions and reaches every desk. The end goes
+    to every desk that had the rise, once no series holds it open. Before, Oslo's desk
+    heard nothing of the rise in its region until customs' escalation."""
     cfg = make_config(tmp_path, _desks(smtp_server), sources=SOURCES)
     series = {
         ("lab", "46"): _series(1, 90, until=112),
@@ -184,11 +191,56 @@ def test_a_second_region_of_one_source_is_told_to_its_desk_with_the_escalation(
     stream = _run(cfg, smtp_server, series, range(88, 140))
     assert [(w, d, t) for w, k, d, t in stream if k == "trend"] == [
         (92, "open", ["vestland", "ops"]),
+        (99, "escalate", ["oslo"]),
         (103, "escalate", ["national", "ops", "oslo", "vestland"]),
         (121, "resolve", ["national", "ops", "oslo", "vestland"])]
     desks = _by_desk(smtp_server)
-    assert _trend(desks["o"]) == ["Sterk økning", "Avsluttet"]
+    assert _trend(desks["o"]) == ["Liten økning", "Forverring", "Avsluttet"]
     assert _trend(desks["v"]) == ["Liten økning", "Forverring", "Avsluttet"]
+
+
+def test_a_region_joining_the_rise_is_told_to_its_desk_alone_once(tmp_path, smtp_server):
+    """The lab's Vestland series rises from week 90 (told week 92: Vestland's desk and
+    ops), its Oslo series from week 98; reminders every four weeks. Oslo's series adds
+    no evidence (the same source): Oslo's desk alone hears of the rise the week its
+    region joins, once, as its opening (its own thread), and Vestland's desk and ops hear
+    nothing more than their reminders, still every four weeks from the opening. The
+    alert is stored and listed as Oslo's desk read it. Before, Oslo's desk heard nothing
+    of the rise in its region until a reminder came, and the national desk never."""
+    cfg = make_config(tmp_path, _desks(smtp_server) + REMIND, sources=SOURCES)
+    series = {("lab", "46"): _series(1, 90), ("lab", "03"): _series(2, 98)}
+    stream = _run(cfg, smtp_server, series, range(88, 106), stored_then=True)
+    assert [(w, d, sorted(t)) for w, k, d, t in stream if k == "trend"] == [
+        (92, "open", ["ops", "vestland"]),
+        (96, "repeat", ["ops", "vestland"]),
+        (99, "escalate", ["oslo"]),
+        (100, "repeat", ["ops", "oslo", "vestland"]),
+        (104, "repeat", ["ops", "oslo", "vestland"])]
+    desks = _by_desk(smtp_server)
+    assert _trend(desks["o"]) == ["Liten økning", "Påminnelse", "Påminnelse"]
+    for desk in ("v", "ops"):
+        assert _trend(desks[desk]) == ["Liten økning", "Påminnelse", "Påminnelse",
+                                       "Påminnelse"]
+    assert "n" not in desks
+    oslo = [m for m in smtp_server.messages if str(m["To"]).startswith("o@")]
+    assert oslo[0]["In-Reply-To"] is None  # it starts Oslo's thread
+    assert [m["In-Reply-To"] for m in oslo[1:]] == [oslo[0]["Message-ID"]] * 2
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        joined = store.q("SELECT title, status FROM alerts WHERE decision='escalate'")
+        opens = store.q("SELECT target, opens FROM deliveries d JOIN alerts a ON "
+                        "a.id = d.alert_id WHERE a.decision='escalate'")
+    finally:
+        store.close()
+    assert joined == [{"title": "Liten økning: ketamin — 1 kilde", "status": "open"}]
+    assert opens == [{"target": "oslo", "opens": 1}]
+    # `warnd backtest --replay store` tells the same messages to the same desks
+    msgs = replay(cfg, start=noon_after_week(START, 88).date(),
+                  end=noon_after_week(START, 105).date(), every=7)
+    assert [(m["date"], m["decision"], sorted(m["targets"])) for m in msgs
+            if m["kind"] == "trend"] == [
+        (noon_after_week(START, w).date().isoformat(), d, sorted(t))
+        for w, k, d, t in stream if k == "trend"]
 
 
 def test_a_source_agreeing_the_week_a_reminder_is_due_is_told_as_an_escalation(tmp_path):

@@ -207,9 +207,11 @@ def enqueue_findings(
     kept in its own episode state (:func:`substance_scope`): the first message of an
     episode is always ``open``, whatever the series decided; later messages are
     ``escalate`` only when the evidence grew (:func:`evidence_grew`) and are not sent
-    otherwise. ``resolve`` decisions become one "ended" message per episode kind, sent
-    only with ``alerting.send_resolved`` (or the detection rule ``send_resolve``) and
-    only when no other source of the substance still has that episode open;
+    otherwise, but to the desks of a region that joins the rise and had none of it
+    (:func:`_joined_targets`). ``resolve`` decisions become one "ended" message per
+    episode kind, sent only with ``alerting.send_resolved`` (or the detection rule
+    ``send_resolve``) and only when no other source of the substance still has that
+    episode open;
     ``correct`` decisions (an episode gone once already judged values were revised)
     become a correction when a message that was sent rested on that series. A
     ``repeat`` of an episode (kind and direction) that is acknowledged (:func:`_acked`)
@@ -458,12 +460,33 @@ def enqueue_findings(
                             "n": int(told.get("n", 0)) + 1, **ev}
                 elif news and not evidence_grew(ev, told, factor):
                     if not any(a == "repeat" for _, a in group):
-                        log.info("substance=%s not sent: %d source(s), category %d, no more "
-                                 "than already told", substance, ev["n_sources"],
-                                 ev["category"])
-                        continue
-                    # no more than told, and a reminder is due: it is sent as one
-                    if alert["decision"] != "repeat":
+                        joined = _joined_targets(config, store, substance, alert, told,
+                                                 now=now)
+                        if not joined:
+                            log.info("substance=%s not sent: %d source(s), category %d, no "
+                                     "more than already told", substance, ev["n_sources"],
+                                     ev["category"])
+                            continue
+                        # no more than told, but a series of a region whose desk had no
+                        # message of the rise joins it: told to that desk alone (it reads
+                        # as its opening), not again to those that had the episode
+                        log.info("substance=%s %d source(s), category %d, no more than "
+                                 "already told: sent only to %s, whose region joins the rise",
+                                 substance, ev["n_sources"], ev["category"], ",".join(joined))
+                        if alert["decision"] != "escalate":
+                            alert = _build_alert(config, store, substance, group,
+                                                 pending_states, now=now, spikes=folded,
+                                                 decision="escalate")
+                        told_to[id(group)] = joined
+                        alert["data"]["joined"] = joined
+                        alert["dedupe_key"] += ":joined"
+                        # stored as its desks read it (the console, `warnd status`, the
+                        # digest): the opening they had, not an escalation nobody got
+                        alert["title"], alert["body"] = render_text(
+                            {**alert["data"], "decision": "open"}, config.general.language,
+                            config=config)
+                    elif alert["decision"] != "repeat":
+                        # no more than told, and a reminder is due: it is sent as one
                         alert = _build_alert(config, store, substance, group, pending_states,
                                              now=now, spikes=folded, decision="repeat")
                 elif news:
@@ -524,8 +547,8 @@ def enqueue_findings(
             if enqueue_alert(config, store, alert, now=now, told_to=told_to.get(id(group)),
                              unheard=unheard.get(id(group), ())) is not None:
                 created.append(alert)
-            if group is trends and alert.get("status") in HELD and (
-                    alert["decision"] != "repeat" or held_back or evidence_grew(
+            if group is trends and alert.get("status") in HELD and "joined" not in alert[
+                    "data"] and (alert["decision"] != "repeat" or held_back or evidence_grew(
                         _evidence(alert), told_before,
                         float(config.detection_params(substance).escalate_factor))):
                 # nobody was told: recipients know what they knew, and hear of the rise
@@ -571,9 +594,11 @@ def enqueue_findings(
                     _unheard_targets(store, substance, kind, direction, told,
                                      before=held_end))) is not None:
                 created.append(alert)
+        # (a message only to the desks of a region that joins the rise reminds no one
+        # else: the reminders still count from the last message all had)
         told_now = {(a["kind"], a["direction"]) for a in created
                     if a["decision"] in ("open", "escalate", "repeat")
-                    and a.get("status") not in HELD}
+                    and a.get("status") not in HELD and "joined" not in a["data"]}
         for kind, direction in sorted(told_now - {("trend", "increase")}):
             # a spike's (a fall's) reminders too count from its latest message
             _remind_from_now(config, store, substance, pending_states,
@@ -882,6 +907,22 @@ def _told_deliveries(store: Store, substance: str, kind: str, direction: str,
         sql += " AND a.data LIKE ?"
         args.append(f'%"series": "{series.series_key}"%')
     return store.q(sql + " ORDER BY d.target, d.alert_id", args)
+
+
+def _joined_targets(config: Config, store: Store, substance: str, alert: dict[str, Any],
+                    told: dict[str, Any], *, now: datetime) -> list[str]:
+    """Of the targets a rise's message ``alert`` routes to (by the region of every series
+    it names: :func:`warnd.alerting.routing.route`), those no message of the episode
+    ``told`` opened was addressed to (delivered, waiting, or given up): the desk of a
+    region whose series joins the rise, which had none of it. Such a message telling no
+    more than was told goes to them alone. None while a silence covers it (or the
+    substance is muted): the desk hears of the rise with its next message."""
+    if alert.get("status", "open") != "open" or silenced_by(store, alert, now) is not None:
+        return []
+    addressed = {d["target"] for d in _told_deliveries(
+        store, substance, "trend", "increase", told,
+        statuses=("pending", "delivered", "expired", "failed", "dropped", "silenced"))}
+    return [t for t in route(config, alert) if t not in addressed]
 
 
 def _still_owed(store: Store, substance: str, kind: str, direction: str,
