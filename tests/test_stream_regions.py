@@ -243,6 +243,42 @@ def test_a_region_joining_the_rise_is_told_to_its_desk_alone_once(tmp_path, smtp
         for w, k, d, t in stream if k == "trend"]
 
 
+def test_a_joined_regions_desk_hears_the_end_when_the_whole_rise_ends(tmp_path):
+    """The lab's Vestland series' rise is told (week 0); its Oslo series rises from week
+    2 to week 4, told then to Oslo's desk alone, as its opening. Oslo's series' own
+    episode ends while Vestland's goes on: nothing is told (the rise Oslo's desk was
+    told of goes on). When Vestland's ends too, the end goes to every desk that had the
+    rise, Oslo's desk among them."""
+    cfg = make_config(tmp_path, _desks_no_server(), sources=LAB_CUSTOMS)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        for region in ("46", "03"):
+            store.ingest("lab", location="lab.csv", sha256=None, problems=(), items=(),
+                         observations=[Observation(source="lab", substance="ketamin",
+                                                   region=region, value=5.0 + i % 3,
+                                                   period=START + timedelta(weeks=i))
+                                       for i in range(30)])
+        told, oslo_open = [], []
+        for w in range(30):
+            period = START + timedelta(weeks=w)
+            lab = replace(finding("lab", category=1, rel=1.0, detected=period), region="46")
+            per = {("lab", "46"): [lab] if w < 12 else [],
+                   ("lab", "03"): [replace(lab, region="03")] if 2 <= w < 5 else []}
+            now = datetime.combine(period, datetime.min.time(), UTC) + timedelta(hours=12)
+            told += [(w, a["decision"], sorted(a["targets"]))
+                     for a in _judge(cfg, store, period, per, now=now)]
+            oslo_open.append(bool(decide.tracker_active(
+                store.episode_state("series:lab:ketamin:03"))))
+    finally:
+        store.close()
+    end = told[-1][0]
+    assert told == [(0, "open", ["ops", "vestland"]), (2, "escalate", ["oslo"]),
+                    (end, "resolve", ["ops", "oslo", "vestland"])]
+    # Oslo's series' episode ended weeks before the whole rise did, told to no one
+    closed = oslo_open.index(False, 2)
+    assert oslo_open[2] and 5 <= closed < end, (closed, end)
+
+
 def test_a_source_agreeing_the_week_a_reminder_is_due_is_told_as_an_escalation(tmp_path):
     """The lab's rise is told (one source), reminders every four weeks; customs agrees
     for the first time the very week the lab's reminder is due, and the lab's series
