@@ -15,7 +15,7 @@ from tests.alerting_env import SOURCES as LAB_CUSTOMS
 from tests.alerting_env import finding, judge_period, make_config, seed_series, target
 from tests.scenario import noon_after_week
 from tests.servers import wait_for
-from warnd.alerting import decide
+from warnd.alerting import actions, decide
 from warnd.pipeline import Pipeline
 from warnd.replay import replay
 from warnd.store import Store
@@ -277,6 +277,41 @@ def test_a_joined_regions_desk_hears_the_end_when_the_whole_rise_ends(tmp_path):
     # Oslo's series' episode ended weeks before the whole rise did, told to no one
     closed = oslo_open.index(False, 2)
     assert oslo_open[2] and 5 <= closed < end, (closed, end)
+
+
+def test_a_region_joining_the_rise_under_a_silence_is_told_to_its_desk_after_it(tmp_path):
+    """The lab's Vestland series' rise is told (week 0); a silence of ketamine holds
+    back the substance's messages from week 1 to week 3. Oslo's series rises in week 2:
+    its desk is told nothing then, and the week after the silence ends it hears of the
+    rise, alone, as its opening; Vestland's desk and ops hear nothing more. Oslo's
+    series' rise held back by a silence is not lost."""
+    cfg = make_config(tmp_path, _desks_no_server(), sources=LAB_CUSTOMS)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        for region in ("46", "03"):
+            store.ingest("lab", location="lab.csv", sha256=None, problems=(), items=(),
+                         observations=[Observation(source="lab", substance="ketamin",
+                                                   region=region, value=5.0 + i % 3,
+                                                   period=START + timedelta(weeks=i))
+                                       for i in range(10)])
+        told = []
+        for w in range(8):
+            period = START + timedelta(weeks=w)
+            now = datetime.combine(period, datetime.min.time(), UTC) + timedelta(hours=12)
+            if w == 1:
+                actions.add_silence(store, substance="ketamin", reason="festival", who="kari",
+                                    via="cli", until=now + timedelta(weeks=2, hours=1),
+                                    now=now)
+            lab = replace(finding("lab", category=1, rel=1.0, detected=period), region="46")
+            per = {("lab", "46"): [lab], ("lab", "03"): [replace(lab, region="03")]
+                   if w >= 2 else []}
+            told += [(w, a["decision"], a.get("status"), sorted(a["targets"]))
+                     for a in _judge(cfg, store, period, per, now=now)]
+    finally:
+        store.close()
+    assert told == [(0, "open", "open", ["ops", "vestland"]),
+                    (2, "escalate", "silenced", []),
+                    (4, "escalate", "open", ["oslo"])]
 
 
 def test_a_source_agreeing_the_week_a_reminder_is_due_is_told_as_an_escalation(tmp_path):

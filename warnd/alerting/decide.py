@@ -460,8 +460,7 @@ def enqueue_findings(
                             "n": int(told.get("n", 0)) + 1, **ev}
                 elif news and not evidence_grew(ev, told, factor):
                     if not any(a == "repeat" for _, a in group):
-                        joined = _joined_targets(config, store, substance, alert, told,
-                                                 now=now)
+                        joined = _joined_targets(config, store, substance, alert, told)
                         if not joined:
                             log.info("substance=%s not sent: %d source(s), category %d, no "
                                      "more than already told", substance, ev["n_sources"],
@@ -547,8 +546,8 @@ def enqueue_findings(
             if enqueue_alert(config, store, alert, now=now, told_to=told_to.get(id(group)),
                              unheard=unheard.get(id(group), ())) is not None:
                 created.append(alert)
-            if group is trends and alert.get("status") in HELD and "joined" not in alert[
-                    "data"] and (alert["decision"] != "repeat" or held_back or evidence_grew(
+            if group is trends and alert.get("status") in HELD and (
+                    alert["decision"] != "repeat" or held_back or evidence_grew(
                         _evidence(alert), told_before,
                         float(config.detection_params(substance).escalate_factor))):
                 # nobody was told: recipients know what they knew, and hear of the rise
@@ -910,19 +909,17 @@ def _told_deliveries(store: Store, substance: str, kind: str, direction: str,
 
 
 def _joined_targets(config: Config, store: Store, substance: str, alert: dict[str, Any],
-                    told: dict[str, Any], *, now: datetime) -> list[str]:
+                    told: dict[str, Any]) -> list[str]:
     """Of the targets a rise's message ``alert`` routes to (by the region of every series
-    it names: :func:`warnd.alerting.routing.route`), those no message of the episode
-    ``told`` opened was addressed to (delivered, waiting, or given up): the desk of a
-    region whose series joins the rise, which had none of it. Such a message telling no
-    more than was told goes to them alone. None while a silence covers it (or the
-    substance is muted): the desk hears of the rise with its next message."""
-    if alert.get("status", "open") != "open" or silenced_by(store, alert, now) is not None:
-        return []
+    it names: :func:`warnd.alerting.routing.route`, as if no silence or mute held it
+    back), those no message of the episode ``told`` opened was addressed to (delivered,
+    waiting, or given up; not one a silence or a mute held back from them): the desk of
+    a region whose series joins the rise, which had none of it. Such a message telling
+    no more than was told goes to them alone."""
     addressed = {d["target"] for d in _told_deliveries(
         store, substance, "trend", "increase", told,
-        statuses=("pending", "delivered", "expired", "failed", "dropped", "silenced"))}
-    return [t for t in route(config, alert) if t not in addressed]
+        statuses=("pending", "delivered", "expired", "failed", "dropped"))}
+    return [t for t in route(config, {**alert, "status": "open"}) if t not in addressed]
 
 
 def _still_owed(store: Store, substance: str, kind: str, direction: str,
