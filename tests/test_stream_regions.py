@@ -15,7 +15,7 @@ from tests.alerting_env import SOURCES as LAB_CUSTOMS
 from tests.alerting_env import finding, judge_period, make_config, seed_series, target
 from tests.scenario import noon_after_week
 from tests.servers import wait_for
-from warnd.alerting import actions, decide
+from warnd.alerting import actions, decide, digest
 from warnd.pipeline import Pipeline
 from warnd.replay import replay
 from warnd.store import Store
@@ -230,10 +230,18 @@ def test_a_region_joining_the_rise_is_told_to_its_desk_alone_once(tmp_path, smtp
         joined = store.q("SELECT title, status FROM alerts WHERE decision='escalate'")
         opens = store.q("SELECT target, opens FROM deliveries d JOIN alerts a ON "
                         "a.id = d.alert_id WHERE a.decision='escalate'")
+        # the week's digest lists it as Oslo's desk had it: its opening
+        week = digest.build(cfg, store, end=noon_after_week(START, 101),
+                            since=noon_after_week(START, 97))
     finally:
         store.close()
     assert joined == [{"title": "Liten økning: ketamin — 1 kilde", "status": "open"}]
     assert opens == [{"target": "oslo", "opens": 1}]
+    assert [(a["decision"], a["title"], a["opened_for"]) for a in week["changed"]
+            if a["kind"] == "trend"] == [
+        ("escalate", "Liten økning: ketamin — 1 kilde", ["oslo"]),
+        ("repeat", "Påminnelse: Liten økning: ketamin — 1 kilde", [])]
+    assert [o["substance"] for o in week["open"]] == ["ketamin"]
     # `warnd backtest --replay store` tells the same messages to the same desks
     msgs = replay(cfg, start=noon_after_week(START, 88).date(),
                   end=noon_after_week(START, 105).date(), every=7)
