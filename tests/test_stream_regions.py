@@ -322,6 +322,42 @@ def test_a_region_joining_the_rise_under_a_silence_is_told_to_its_desk_after_it(
                     (4, "escalate", "open", ["oslo"])]
 
 
+def test_a_region_joining_an_acknowledged_rise_keeps_it_acknowledged(tmp_path):
+    """The lab's Vestland series' rise is told (week 0), reminders every four weeks;
+    ops acknowledges the opening in week 1. Oslo's series rises in week 5: its desk is
+    told, as its opening, and the rise stays acknowledged: no reminder follows (the
+    message to Oslo's desk waits for that desk's own acknowledgement). Before, it was
+    taken for an escalation telling more, which needs its own acknowledgement: every
+    desk was reminded again from week 8."""
+    cfg = make_config(tmp_path, _desks_no_server() + REMIND, sources=LAB_CUSTOMS)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        for region in ("46", "03"):
+            store.ingest("lab", location="lab.csv", sha256=None, problems=(), items=(),
+                         observations=[Observation(source="lab", substance="ketamin",
+                                                   region=region, value=5.0 + i % 3,
+                                                   period=START + timedelta(weeks=i))
+                                       for i in range(16)])
+        told = []
+        for w in range(14):
+            period = START + timedelta(weeks=w)
+            now = datetime.combine(period, datetime.min.time(), UTC) + timedelta(hours=12)
+            lab = replace(finding("lab", category=1, rel=1.0, detected=period), region="46")
+            per = {("lab", "46"): [lab], ("lab", "03"): [replace(lab, region="03")]
+                   if w >= 5 else []}
+            made = _judge(cfg, store, period, per, now=now)
+            told += [(w, a["decision"], sorted(a["targets"])) for a in made]
+            if w == 1:
+                opening = store.q("SELECT id FROM alerts WHERE decision='open'")[0]["id"]
+                actions.ack_alert(store, opening, who="ops", via="cli", now=now)
+        statuses = store.q("SELECT decision, status FROM alerts WHERE kind='trend' ORDER BY id")
+    finally:
+        store.close()
+    assert told == [(0, "open", ["ops", "vestland"]), (5, "escalate", ["oslo"])]
+    assert statuses == [{"decision": "open", "status": "acked"},
+                        {"decision": "escalate", "status": "open"}]
+
+
 def test_a_source_agreeing_the_week_a_reminder_is_due_is_told_as_an_escalation(tmp_path):
     """The lab's rise is told (one source), reminders every four weeks; customs agrees
     for the first time the very week the lab's reminder is due, and the lab's series

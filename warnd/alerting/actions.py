@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from warnd.alerting.told import NOT_JOINED
 from warnd.store import Store, iso
 
 
@@ -56,9 +57,12 @@ def _same_news(db: Any, alert_id: int) -> list[int]:
             "open", "escalate", "repeat"):
         return []
     episode = "substance=? AND kind=? AND direction IS ?"
+    # (a message told only to the desks of a region that joined the rise tells no more
+    # than the one before it: acknowledged with it, and it with that one)
     head = alert_id if row[3] != "repeat" else db.execute(
         f"SELECT MAX(id) FROM alerts WHERE {episode} AND id < ? AND decision IN "
-        "('open', 'escalate', 'resolve')", (*row[:3], alert_id)).fetchone()[0]
+        f"('open', 'escalate', 'resolve') AND {NOT_JOINED}", (*row[:3], alert_id)
+    ).fetchone()[0]
     if head is None or db.execute("SELECT decision FROM alerts WHERE id=?",
                                   (head,)).fetchone()[0] == "resolve":
         return []  # a reminder of nothing told since the episode's end
@@ -66,7 +70,7 @@ def _same_news(db: Any, alert_id: int) -> list[int]:
                        "decision='open'", (*row[:3], head)).fetchone()[0]
     after = db.execute(
         f"SELECT MIN(id) FROM alerts WHERE {episode} AND id > ? AND decision IN "
-        "('open', 'escalate', 'resolve')", (*row[:3], head)).fetchone()[0]
+        f"('open', 'escalate', 'resolve') AND {NOT_JOINED}", (*row[:3], head)).fetchone()[0]
     return [int(r[0]) for r in db.execute(
         f"SELECT id FROM alerts WHERE {episode} AND id >= ? AND id < ? AND id != ? AND "
         "status='open' AND decision IN ('open', 'escalate', 'repeat') ORDER BY id",

@@ -29,7 +29,7 @@ from warnd.alerting.localtime import local_day
 from warnd.alerting.outbox import crash_point, enqueue_alert
 from warnd.alerting.routing import route
 from warnd.alerting.silences import silenced_by
-from warnd.alerting.told import OTHER_EPISODES, had, maybe_heard, rise_told
+from warnd.alerting.told import NOT_JOINED, OTHER_EPISODES, had, maybe_heard, rise_told
 from warnd.alerting.wording import (
     USUAL_PEAK_EVIDENCE,
     joined,
@@ -1017,12 +1017,13 @@ def _acked(store: Store, substance: str, kind: str = "trend",
     """True when the substance's episode (``kind``, ``direction``) is acknowledged: its
     latest opening or escalation, or a reminder of it since, is ``acked``. The message a
     reminder repeats acknowledged after the reminder came counts (an escalation, telling
-    more, needs its own acknowledgement)."""
+    more, needs its own acknowledgement; not one told only to the desks of a region that
+    joined the rise, :func:`_joined_targets`: it tells no more)."""
     return bool(store.q(
         "SELECT 1 FROM alerts WHERE substance=? AND kind=? AND direction=? "
         "AND status='acked' AND decision IN ('open','escalate','repeat') AND id >= "
         "(SELECT COALESCE(MAX(id), 0) FROM alerts WHERE substance=? AND kind=? AND "
-        "direction=? AND decision IN ('open','escalate')) LIMIT 1",
+        f"direction=? AND decision IN ('open','escalate') AND {NOT_JOINED}) LIMIT 1",
         [substance, kind, direction] * 2))
 
 

@@ -40,8 +40,8 @@ from warnd.alerting.send import SendResult, mask, message_id, target_url
 from warnd.alerting.send import send as send_message
 from warnd.alerting.silences import matches as silence_matches
 from warnd.alerting.silences import silenced_by
-from warnd.alerting.told import (EPISODE_KINDS, OTHER_EPISODES, episode_start, maybe_heard,
-                                 told_to_target)
+from warnd.alerting.told import (EPISODE_KINDS, NOT_JOINED, OTHER_EPISODES, episode_start,
+                                 maybe_heard, told_to_target)
 from warnd.alerting.told import episode_scope as _scope
 from warnd.alerting.wording import render_text
 from warnd.config import Config, parse_duration
@@ -308,7 +308,8 @@ def _acknowledged_reminder(store: Store, d: dict[str, Any]) -> bool:
     where, args = scope
     aid = int(d["alert_id"])
     repeats = store.q(f"SELECT MAX(id) AS id FROM alerts WHERE {where} AND id < ? AND "
-                      "decision IN ('open', 'escalate')", [*args, aid])[0]["id"]
+                      f"decision IN ('open', 'escalate') AND {NOT_JOINED}",
+                      [*args, aid])[0]["id"]
     return bool(repeats is not None and store.q(
         f"SELECT 1 FROM alerts WHERE {where} AND id >= ? AND status='acked' AND decision IN "
         "('open', 'escalate', 'repeat') LIMIT 1", [*args, int(repeats)])

@@ -23,6 +23,13 @@ EPISODE_KINDS = ("trend", "spike")
 #: rise's is.
 OTHER_EPISODES = (("spike", "increase"), ("trend", "decrease"))
 
+#: SQL, of the alerts' table: not a message told only to the desks of a region that
+#: joined an open rise, which had none of it (its dedupe key says so:
+#: :func:`warnd.alerting.decide._joined_targets`). Such a message tells no more than
+#: the episode's messages before it: it is not the escalation a reminder repeats or an
+#: acknowledgement must answer.
+NOT_JOINED = "instr(dedupe_key, ':joined') = 0"
+
 
 def maybe_heard(alias: str = "t") -> str:
     """SQL, of the deliveries' table ``alias``: a delivery a silence held back after an
