@@ -460,8 +460,8 @@ def enqueue_findings(
                             "n": int(told.get("n", 0)) + 1, **ev}
                 elif news and not evidence_grew(ev, told, factor):
                     if not any(a == "repeat" for _, a in group):
-                        joined = _joined_targets(config, store, substance, alert, told)
-                        if not joined:
+                        newcomers = _joined_targets(config, store, substance, alert, told)
+                        if not newcomers:
                             log.info("substance=%s not sent: %d source(s), category %d, no "
                                      "more than already told", substance, ev["n_sources"],
                                      ev["category"])
@@ -471,13 +471,13 @@ def enqueue_findings(
                         # as its opening), not again to those that had the episode
                         log.info("substance=%s %d source(s), category %d, no more than "
                                  "already told: sent only to %s, whose region joins the rise",
-                                 substance, ev["n_sources"], ev["category"], ",".join(joined))
+                                 substance, ev["n_sources"], ev["category"], ",".join(newcomers))
                         if alert["decision"] != "escalate":
                             alert = _build_alert(config, store, substance, group,
                                                  pending_states, now=now, spikes=folded,
                                                  decision="escalate")
-                        told_to[id(group)] = joined
-                        alert["data"]["joined"] = joined
+                        told_to[id(group)] = newcomers
+                        alert["data"]["joined"] = newcomers
                         alert["dedupe_key"] += ":joined"
                         # stored as its desks read it (the console, `warnd status`, the
                         # digest): the opening they had, not an escalation nobody got
