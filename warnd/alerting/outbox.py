@@ -522,6 +522,16 @@ def _as_routed(config: Config, store: Store, now: datetime) -> None:
                 f"{_same_matter('l')} AND l.decision IN ('open', 'resolve', 'correct') LIMIT 1",
                 [aid, *EPISODE_KINDS]):
             continue  # out of date: its episode ended, was corrected or opened again since
+        if (new and (scope := _scope(a)) is not None
+                and (json.loads(a["data"] or "{}") or {}).get("joined")):
+            # a region's join goes to the desks that had none of the episode, as their
+            # opening: not to a target newly routed that had an earlier message of it
+            where, args = scope
+            had = {r["target"] for r in store.q(
+                "SELECT DISTINCT target FROM deliveries WHERE alert_id IN (SELECT id FROM "
+                f"alerts WHERE {where} AND id >= ? AND id < ?)",
+                [*args, episode_start(store, scope, aid), aid])}
+            new = [n for n in new if n not in had]
         due = iso(quiet.due_at(config, a["severity"], now) or now)
         for n in new:
             if not store.q(
