@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -153,11 +154,15 @@ def test_a_source_recovered_is_not_told_as_failing(tmp_path, smtp_server, teams_
     card = json.dumps(teams_server.payloads()[1], ensure_ascii=False)
     for body in (recovered.get_body(("plain",)).get_content(),
                  recovered.get_body(("html",)).get_content(), card):
-        assert "Siste vellykkede henting" in body
+        # since when, on the local clock (T0 + 1 h in Oslo), not the stored UTC time
+        local = (later.astimezone(ZoneInfo("Europe/Oslo"))).strftime("%Y-%m-%d %H:%M %Z")
+        assert f"Siste vellykkede henting: {local}" in body and later.isoformat() not in body
         assert "mislykkede hentinger" not in body and "HTTP 503" not in body
         assert "Sjekk kilden" not in body and "Episoden er over" not in body
         assert "advarsel" not in body
-    assert "3 mislykkede hentinger på rad" in failing.get_body(("plain",)).get_content()
+    failed_at = (T0 + timedelta(minutes=2)).astimezone(ZoneInfo("Europe/Oslo"))
+    assert (f"3 mislykkede hentinger på rad. Siste feil ({failed_at:%Y-%m-%d %H:%M %Z}): "
+            "HTTP 503") in failing.get_body(("plain",)).get_content()
 
 
 def test_a_correction_withdraws_one_source_and_not_the_rise(tmp_path, smtp_server):

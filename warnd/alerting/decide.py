@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from detectors.base import SCALE, Finding, is_score, series_key
 from warnd.alerting import quiet
 from warnd.alerting.freshness import stale_data
-from warnd.alerting.localtime import local_day
+from warnd.alerting.localtime import local_day, wall_clock
 from warnd.alerting.outbox import crash_point, enqueue_alert
 from warnd.alerting.routing import route
 from warnd.alerting.silences import silenced_by
@@ -1606,6 +1606,10 @@ def check_source_health(
         "last_error_at": st.get("last_error_at") or "",
         "last_success_at": st.get("last_success_at") or "",
     }
+    # the times as people read them: on the local clock, with the zone's name
+    tz = ZoneInfo(config.general.timezone)
+    data.update({f"{k}_local": wall_clock(data[k], tz) if data[k] else ""
+                 for k in ("last_error_at", "last_success_at")})
     title, body = render_text(data, config.general.language, config=config)
     alert = {
         "dedupe_key": f"source_health:{source}:{new['n']}:{decision}",

@@ -219,7 +219,8 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
         # a failing source's failure; its recovery says since when it polls again
         "health": (data if kind == "source_health" and data.get("decision") != "resolve"
                    else None),
-        "recovered": (t["health_since"].format(at=data.get("last_success_at") or "?")
+        "recovered": (t["health_since"].format(at=data.get("last_success_at_local")
+                                               or data.get("last_success_at") or "?")
                       if kind == "source_health" and data.get("decision") == "resolve"
                       else ""),
         "digest": data if kind == "digest" else None,

@@ -398,13 +398,16 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
     kind = data["kind"]
     if kind == "source_health":
         src = data.get("source", "")
+        # the local times (alerts stored before they were kept give the stored UTC ones)
+        ok_at = data.get("last_success_at_local") or data.get("last_success_at")
+        err_at = data.get("last_error_at_local") or data.get("last_error_at", "?")
         if data.get("decision") == "resolve":
             return f"{t['health_ok']}: {source_name(config, src, lang)}", t["health_since"].format(
-                at=data.get("last_success_at") or "?")
+                at=ok_at or "?")
         body = "\n".join([
-            t["health_body"].format(n=data.get("failures", "?"), at=data.get("last_error_at", "?"),
+            t["health_body"].format(n=data.get("failures", "?"), at=err_at,
                                     err=data.get("last_error", "")),
-            t["health_since"].format(at=data.get("last_success_at") or "–"), "",
+            t["health_since"].format(at=ok_at or "–"), "",
             t["health_next"].format(src=src),
         ])
         return f"{t['health']}: {source_name(config, src, lang)}"[:200], body
