@@ -41,6 +41,24 @@ def make_config(tmp: Path, targets: str, extra: str = "", *, sources: str = SOUR
     return load_config(write_config(tmp, sources + targets + extra))
 
 
+#: the warnings page (overdosefare) as a source of its own
+NOTICES = """
+[[sources]]
+name = "overdosefare"
+kind = "overdosefare"
+location = "od/varsler.html"
+dimension = "availability"
+"""
+
+
+def notice_config(tmp: Path, targets: str, extra: str = "", *,
+                  heroin: str = '"Heroin"', name: str = "config.toml"):
+    """A config of the warnings page alone, watching heroin (its ``label``: ``heroin``),
+    with ``targets`` (:func:`target`) and ``extra`` sections (``[alerting]`` …)."""
+    return load_config(write_config(tmp, NOTICES + targets + extra, name=name, substances=(
+        f'\n[substances.heroin]\nlabel = {heroin}\nnames = ["heroin"]\n')))
+
+
 def target(name: str, url: str, tags: str = "") -> str:
     t = f'\n[[targets]]\nname = "{name}"\nurl = "{url}"\n'
     if tags:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from tests.alerting_env import notice_config, target
 from tests.test_stream_digests import OSLO, _config
 from tests.test_stream_notices import _page, _round
 from warnd.store import Store
@@ -49,25 +50,10 @@ def test_warnd_outbox_shows_a_waiting_message_s_next_attempt_on_the_local_clock(
     """A warning found at 23:00 in Oslo waits for the end of the quiet hours, 07:00:
     `warnd outbox` lists its next attempt at "2026-04-02 07:00 CEST" (before,
     "2026-04-02T05:00", the UTC time without saying so)."""
-    from tests.conftest import write_config
     from warnd.cli import main
-    from warnd.config import load_config
 
-    cfg = load_config(write_config(tmp_path, f'''
-[[sources]]
-name = "overdosefare"
-kind = "overdosefare"
-location = "od/varsler.html"
-dimension = "availability"
-
-[[targets]]
-name = "ops"
-url = "{smtp_server.url("ops@example.org")}"
-
-[alerting]
-default_targets = ["ops"]
-quiet_hours = "22:00-07:00"
-''', substances='[substances.heroin]\nlabel = "Heroin"\nnames = ["heroin"]\n'))
+    cfg = notice_config(tmp_path, target("ops", smtp_server.url("ops@example.org")),
+                        '\n[alerting]\ndefault_targets = ["ops"]\nquiet_hours = "22:00-07:00"\n')
     night = datetime(2026, 4, 1, 23, 0, tzinfo=OSLO)
     _page(tmp_path, ("v/1", "Heroin med høy styrke", "Heroin med uvanlig høy styrke.",
                      night - timedelta(minutes=5)))

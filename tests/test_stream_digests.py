@@ -7,26 +7,15 @@ import json
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from tests.conftest import write_config
+from tests.alerting_env import notice_config, target
 from tests.test_stream_notices import _inbox, _page, _round
-from warnd.config import load_config
 from warnd.store import Store
 
 OSLO = ZoneInfo("Europe/Oslo")
 
 
 def _config(tmp_path, smtp, digest: str = 'schedule = "daily"'):
-    return load_config(write_config(tmp_path, f'''
-[[sources]]
-name = "overdosefare"
-kind = "overdosefare"
-location = "od/varsler.html"
-dimension = "availability"
-
-[[targets]]
-name = "ops"
-url = "{smtp.url("ops@example.org")}"
-
+    return notice_config(tmp_path, target("ops", smtp.url("ops@example.org")), f'''
 [alerting]
 default_targets = ["ops"]
 
@@ -34,11 +23,7 @@ default_targets = ["ops"]
 {digest}
 at = "08:00"
 targets = ["ops"]
-''', substances='''
-[substances.heroin]
-label = "Heroin"
-names = ["heroin"]
-'''))
+''')
 
 
 def _digests(cfg) -> list[dict]:
@@ -197,21 +182,9 @@ def _two_desks(tmp_path, ops, desk, *, desk_muted: bool = False, name: str = "co
     """Daily digests at 08:00 to ops and the desk, each behind its own mail relay; the
     warnings go to ops only. A delivery is given up 12 hours after it was due."""
     muted = "muted = true\n" if desk_muted else ""
-    return load_config(write_config(tmp_path, f'''
-[[sources]]
-name = "overdosefare"
-kind = "overdosefare"
-location = "od/varsler.html"
-dimension = "availability"
-
-[[targets]]
-name = "ops"
-url = "{ops.url("ops@example.org")}"
-
-[[targets]]
-name = "desk"
-url = "{desk.url("desk@example.org")}"
-{muted}
+    return notice_config(
+        tmp_path, target("ops", ops.url("ops@example.org"))
+        + target("desk", desk.url("desk@example.org")) + muted, '''
 [alerting]
 default_targets = ["ops"]
 expire_after = "12h"
@@ -220,11 +193,7 @@ expire_after = "12h"
 schedule = "daily"
 at = "08:00"
 targets = ["ops", "desk"]
-''', substances='''
-[substances.heroin]
-label = "Heroin"
-names = ["heroin"]
-''', name=name))
+''', name=name)
 
 
 def _digest_texts(smtp) -> list[tuple[str, str]]:

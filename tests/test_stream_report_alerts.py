@@ -8,9 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from feeds.base import Observation
-from tests.conftest import write_config
+from tests.alerting_env import notice_config, target
 from tests.test_stream_notices import _inbox, _page, _round
-from warnd.config import load_config
 from warnd.report.render import md_text, render_html, render_markdown
 from warnd.report.tables import build_report
 from warnd.store import Store
@@ -22,24 +21,9 @@ HEROIN = ("v/1", "Heroin med høy styrke", "Heroin med uvanlig høy styrke.",
 
 
 def _config(tmp_path, smtp):
-    return load_config(write_config(tmp_path, f'''
-[[sources]]
-name = "overdosefare"
-kind = "overdosefare"
-location = "od/varsler.html"
-dimension = "availability"
-
-[[targets]]
-name = "ops"
-url = "{smtp.url("ops@example.org")}"
-
-[alerting]
-default_targets = ["ops"]
-''', substances='''
-[substances.heroin]
-label = { no = "Heroin", en = "Heroin (diacetylmorphine)" }
-names = ["heroin"]
-'''))
+    return notice_config(tmp_path, target("ops", smtp.url("ops@example.org")),
+                         '\n[alerting]\ndefault_targets = ["ops"]\n',
+                         heroin='{ no = "Heroin", en = "Heroin (diacetylmorphine)" }')
 
 
 def _reports(cfg):
