@@ -260,12 +260,7 @@ def test_a_joined_regions_desk_hears_the_end_when_the_whole_rise_ends(tmp_path):
     cfg = make_config(tmp_path, _desks_no_server(), sources=LAB_CUSTOMS)
     store = Store.in_dir(cfg.state_dir)
     try:
-        for region in ("46", "03"):
-            store.ingest("lab", location="lab.csv", sha256=None, problems=(), items=(),
-                         observations=[Observation(source="lab", substance="ketamin",
-                                                   region=region, value=5.0 + i % 3,
-                                                   period=START + timedelta(weeks=i))
-                                       for i in range(30)])
+        _lab_weeks(store, 30)
         told, oslo_open = [], []
         for w in range(30):
             period = START + timedelta(weeks=w)
@@ -296,12 +291,7 @@ def test_a_region_joining_the_rise_under_a_silence_is_told_to_its_desk_after_it(
     cfg = make_config(tmp_path, _desks_no_server(), sources=LAB_CUSTOMS)
     store = Store.in_dir(cfg.state_dir)
     try:
-        for region in ("46", "03"):
-            store.ingest("lab", location="lab.csv", sha256=None, problems=(), items=(),
-                         observations=[Observation(source="lab", substance="ketamin",
-                                                   region=region, value=5.0 + i % 3,
-                                                   period=START + timedelta(weeks=i))
-                                       for i in range(10)])
+        _lab_weeks(store, 10)
         told = []
         for w in range(8):
             period = START + timedelta(weeks=w)
@@ -332,12 +322,7 @@ def test_a_region_joining_an_acknowledged_rise_keeps_it_acknowledged(tmp_path):
     cfg = make_config(tmp_path, _desks_no_server() + REMIND, sources=LAB_CUSTOMS)
     store = Store.in_dir(cfg.state_dir)
     try:
-        for region in ("46", "03"):
-            store.ingest("lab", location="lab.csv", sha256=None, problems=(), items=(),
-                         observations=[Observation(source="lab", substance="ketamin",
-                                                   region=region, value=5.0 + i % 3,
-                                                   period=START + timedelta(weeks=i))
-                                       for i in range(16)])
+        _lab_weeks(store, 16)
         told = []
         for w in range(14):
             period = START + timedelta(weeks=w)
@@ -387,6 +372,16 @@ def test_a_source_agreeing_the_week_a_reminder_is_due_is_told_as_an_escalation(t
     assert told_state["n_sources"] == 2
 
 
+def _lab_weeks(store: Store, n: int) -> None:
+    """``n`` ordinary weeks of the lab's ketamine in Vestland (46) and Oslo (03)."""
+    for region in ("46", "03"):
+        store.ingest("lab", location="lab.csv", sha256=None, problems=(), items=(),
+                     observations=[Observation(source="lab", substance="ketamin",
+                                               region=region, value=5.0 + i % 3,
+                                               period=START + timedelta(weeks=i))
+                                   for i in range(n)])
+
+
 def _judge(cfg, store: Store, period: date, per_series: dict, *, now: datetime) -> list[dict]:
     """:func:`tests.alerting_env.judge_period` for ketamine series by ``(source,
     region)``, judged in the order given."""
@@ -412,12 +407,7 @@ def test_a_series_opening_the_week_a_reminder_is_due_keeps_the_reminder(tmp_path
     cfg = make_config(tmp_path, _desks_no_server() + REMIND, sources=LAB_CUSTOMS)
     store = Store.in_dir(cfg.state_dir)
     try:
-        for region in ("46", "03"):
-            store.ingest("lab", location="lab.csv", sha256=None, problems=(), items=(),
-                         observations=[Observation(source="lab", substance="ketamin",
-                                                   region=region, value=5.0 + i % 3,
-                                                   period=START + timedelta(weeks=i))
-                                       for i in range(12)])
+        _lab_weeks(store, 12)
         told = []
         for w in range(10):
             period = START + timedelta(weeks=w)
