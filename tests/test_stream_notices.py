@@ -546,3 +546,39 @@ def test_a_word_added_to_a_substance_does_not_tell_a_notice_told_before_again(
             "kokain", "heroin"}
     finally:
         store.close()
+
+
+def test_an_edit_a_silence_kept_from_a_desk_is_not_told_there_when_it_ends(tmp_path,
+                                                                          smtp_server):
+    """A notice naming cocaine at night waits for the morning for ops and the cocaine
+    desk. Heroin is silenced for an hour; in that hour the notice is edited to name
+    heroin, so the heroin desk is not told. The silence ends in the night: in the morning
+    ops and the cocaine desk have the notice, and the heroin desk still not, as no
+    reload changed the routes (before, the morning's dispatch added the heroin desk, as
+    if the routes had been changed, and the silence's notice reached it after all)."""
+    cfg = load_config(_config(tmp_path, smtp_server, alerting='quiet_hours = "17:00-08:00"'))
+    night = datetime(2026, 3, 10, 20, 0, tzinfo=UTC)  # 21:00 in Oslo
+    notice = ("v/2", "Kokain i omløp", "Det er funnet sterk kokain i Oslo.",
+              night - timedelta(hours=1))
+    _page(tmp_path, notice)
+    _round(cfg, night)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        store.add_silence(substance="heroin", kind=None, source=None, reason="festival",
+                          until=night + timedelta(hours=2), now=night + timedelta(minutes=30))
+    finally:
+        store.close()
+    _page(tmp_path, (*notice[:2], "Det er funnet sterk kokain og heroin i Oslo.", notice[3]))
+    _round(cfg, night + timedelta(hours=1))
+    assert _inbox(smtp_server) == {}
+    _round(cfg, datetime(2026, 3, 11, 7, 30, tzinfo=UTC))  # 08:30 in Oslo
+    inbox = _inbox(smtp_server)
+    assert {k: len(v) for k, v in inbox.items()} == {
+        "ops@example.org": 1, "kokain@example.org": 1}, inbox
+    assert "kokain og heroin" in inbox["ops@example.org"][0]
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        (a,) = store.alerts()
+        assert "heroin-desk" not in {d["target"] for d in a["deliveries"]}, a["deliveries"]
+    finally:
+        store.close()

@@ -1436,8 +1436,12 @@ def enqueue_renamed_notice(
     if not added:
         return []
     subs = before + added
+    # when each added substance came to be named: a silence then kept the notice from the
+    # targets it alone brings, and the routes checked while it waits do not add them
+    # (:func:`warnd.alerting.outbox._routed_now`)
     data = {**data, "substances": subs,
-            "label": joined([config.substance_label(s) for s in subs], config.general.language)}
+            "label": joined([config.substance_label(s) for s in subs], config.general.language),
+            "named_at": {**(data.get("named_at") or {}), **{s: iso(now) for s in added}}}
     title, body = render_text(data, config.general.language, config=config)
     alert = {"substance": subs[0], "source": src.name, "region": item.region or src.region,
              "kind": "notice", "severity": "warning", "title": title, "body": body,

@@ -433,7 +433,8 @@ def _routed_now(config: Config, store: Store, a: dict[str, Any], now: datetime, 
                 held: bool) -> list[str]:
     """Where the routes now configured send a stored message (not muted targets). A
     notice goes where each substance it names routes, but for those muted (or, ``held``,
-    silenced now or when it was decided, which kept it from their targets then), as
+    silenced now or when it was decided, or an edit named it, which kept it from their
+    targets then), as
     :func:`warnd.alerting.decide.notice_targets` decides; another alert nowhere when
     ``held`` and its substance is muted or silenced now."""
     try:
@@ -447,13 +448,16 @@ def _routed_now(config: Config, store: Store, a: dict[str, Any], now: datetime, 
                               if isinstance(x, dict)})}
     subs = (data.get("substances") or [one["substance"]]) if a["kind"] == "notice" \
         else [one["substance"]]
+    named_at = data.get("named_at") if isinstance(data.get("named_at"), dict) else {}
     out: list[str] = []
     for sub in subs:
         sc = config.substances.get(sub)
         if a["kind"] == "notice" or held:
+            # (a substance an edit of the notice added: silenced when the edit named it)
             if (sc is not None and sc.muted) or held and (
                     silenced_by(store, {**one, "substance": sub}, now) is not None
-                    or _silenced_then(store, {**one, "substance": sub}, a["created_at"])):
+                    or _silenced_then(store, {**one, "substance": sub},
+                                      str(named_at.get(sub) or a["created_at"]))):
                 continue
         out += [n for n in route(config, {**one, "substance": sub}) if n not in out]
     return out
