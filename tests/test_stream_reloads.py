@@ -613,3 +613,40 @@ def test_an_end_waiting_with_an_opening_a_reload_routes_elsewhere_goes_to_nobody
         {"alert_id": ends[0]["id"], "target": "mail", "status": "dropped",
          "last_error": outbox.UNHEARD}]
     assert smtp_server.messages == []
+
+
+def test_the_routes_check_of_a_backlog_reads_the_store_a_fixed_number_of_times(tmp_path):
+    """A dead relay leaves messages waiting, and each dispatch compares them with the
+    routes. The comparison reads the store as often for 200 waiting messages as for 20:
+    the silences and the deliveries once for all (before, three reads or more for each
+    message, every 30 s: 9,003 statements for 1,000 messages)."""
+    from warnd.alerting import outbox
+
+    now = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+    cfg = load_config(write_config(tmp_path, SOURCES + target(
+        "mail", "mailto://a:b@127.0.0.1:1?from=w@example.org&to=x@example.org") + target(
+        "desk", "mailto://a:b@127.0.0.1:1?from=w@example.org&to=y@example.org")))
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        store.add_silence(substance="heroin", kind=None, source=None, reason="r",
+                          until=now - timedelta(days=1), now=now - timedelta(days=2))
+        statements = []
+        for n in (20, 200):
+            while store.q("SELECT COUNT(*) AS c FROM alerts")[0]["c"] < n:
+                i = store.q("SELECT COUNT(*) AS c FROM alerts")[0]["c"]
+                kind = "notice" if i % 4 == 0 else "trend"
+                outbox.enqueue_alert(cfg, store, {
+                    "dedupe_key": f"k{i}", "substance": ("ketamin", "heroin")[i % 2],
+                    "source": "lab", "region": "", "kind": kind, "direction": "increase",
+                    "severity": "warning", "decision": "open", "title": "t", "body": "b",
+                    "data": {}}, now=now)
+            seen: list[str] = []
+            store.db.conn.set_trace_callback(seen.append)
+            outbox._as_routed(cfg, store, now)
+            store.db.conn.set_trace_callback(None)
+            statements.append(len(seen))
+        assert store.q("SELECT COUNT(*) AS c FROM deliveries WHERE status='pending'"
+                       )[0]["c"] == 400
+        assert statements[0] == statements[1], statements
+    finally:
+        store.close()

@@ -430,13 +430,16 @@ def _quiet_as_configured(config: Config, store: Store, now: datetime) -> None:
 
 
 def _routed_now(config: Config, store: Store, a: dict[str, Any], now: datetime, *,
-                held: bool) -> list[str]:
+                held: bool, silences: list[dict[str, Any]] | None = None) -> list[str]:
     """Where the routes now configured send a stored message (not muted targets). A
     notice goes where each substance it names routes, but for those muted (or, ``held``,
     silenced now or when it was decided, or an edit named it, which kept it from their
     targets then), as
     :func:`warnd.alerting.decide.notice_targets` decides; another alert nowhere when
-    ``held`` and its substance is muted or silenced now."""
+    ``held`` and its substance is muted or silenced now. ``silences``: the store's
+    (:meth:`Store.silences` at ``now``), read once by a caller that asks for many."""
+    if held and silences is None:
+        silences = store.silences(now=now)
     try:
         data = json.loads(a.get("data") or "{}")
     except ValueError:
@@ -455,19 +458,20 @@ def _routed_now(config: Config, store: Store, a: dict[str, Any], now: datetime, 
         if a["kind"] == "notice" or held:
             # (a substance an edit of the notice added: silenced when the edit named it)
             if (sc is not None and sc.muted) or held and (
-                    silenced_by(store, {**one, "substance": sub}, now) is not None
-                    or _silenced_then(store, {**one, "substance": sub},
+                    any(s["active"] and silence_matches(s, {**one, "substance": sub})
+                        for s in silences or ())
+                    or _silenced_then(silences or [], {**one, "substance": sub},
                                       str(named_at.get(sub) or a["created_at"]))):
                 continue
         out += [n for n in route(config, {**one, "substance": sub}) if n not in out]
     return out
 
 
-def _silenced_then(store: Store, alert: dict[str, Any], at: str) -> bool:
-    """Whether a silence matching ``alert`` was active at ``at`` (an ISO time)."""
+def _silenced_then(silences: list[dict[str, Any]], alert: dict[str, Any], at: str) -> bool:
+    """Whether one of ``silences`` matching ``alert`` was active at ``at`` (an ISO time)."""
     return any(s["created_at"] <= at < s["until"] and (s["expired_at"] is None
                                                       or s["expired_at"] > at)
-               and silence_matches(s, alert) for s in store.silences())
+               and silence_matches(s, alert) for s in silences)
 
 
 def _as_routed(config: Config, store: Store, now: datetime) -> None:
@@ -501,6 +505,18 @@ def _as_routed(config: Config, store: Store, now: datetime) -> None:
             "a.decision IN ('open', 'escalate', 'repeat') ORDER BY d.alert_id",
             list(ROUTED_KINDS)):
         waiting.setdefault(int(r["alert_id"]), []).append(r)
+    if not waiting:
+        return
+    # read once for all (a backlog to a dead relay is looked at every dispatch): the
+    # silences, and every delivery of the messages waiting, whatever its status
+    silences = store.silences(now=now)
+    have_of: dict[int, set[str]] = {}
+    for r in store.q(
+            "SELECT alert_id, target FROM deliveries WHERE alert_id IN (SELECT d.alert_id FROM "
+            "deliveries d JOIN alerts a ON a.id = d.alert_id WHERE d.status='pending' AND "
+            f"a.kind IN ({kinds}) AND a.decision IN ('open', 'escalate', 'repeat'))",
+            list(ROUTED_KINDS)):
+        have_of.setdefault(int(r["alert_id"]), set()).add(r["target"])
     drop: list[tuple[int, str]] = []
     add: list[tuple[int, str, str]] = []
     for aid, rows in waiting.items():
@@ -518,9 +534,9 @@ def _as_routed(config: Config, store: Store, now: datetime) -> None:
             drop.append((aid, r["target"]))
         if a["alert_status"] != "open" or not any(r["target"] in by_name for r in rows):
             continue
-        have = {x["target"] for x in store.q("SELECT target FROM deliveries WHERE alert_id=?",
-                                             [aid])}
-        new = [n for n in _routed_now(config, store, a, now, held=True) if n not in have]
+        have = have_of.get(aid, set())
+        new = [n for n in _routed_now(config, store, a, now, held=True, silences=silences)
+               if n not in have]
         if not new or store.q(
                 "SELECT 1 FROM alerts l JOIN alerts e ON e.id=? WHERE l.id > e.id AND "
                 f"{_same_matter('l')} AND l.decision IN ('open', 'resolve', 'correct') LIMIT 1",
