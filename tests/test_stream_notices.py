@@ -582,3 +582,24 @@ def test_an_edit_a_silence_kept_from_a_desk_is_not_told_there_when_it_ends(tmp_p
         assert "heroin-desk" not in {d["target"] for d in a["deliveries"]}, a["deliveries"]
     finally:
         store.close()
+
+
+def test_an_edit_does_not_tell_the_desks_a_mute_kept_the_notice_from(tmp_path, smtp_server):
+    """Fentanyl muted: a notice naming fentanyl is held back, told to nobody. The config
+    is reloaded without the mute, and the notice is edited the next day to name heroin:
+    the heroin desk is told, and neither ops nor the opioid desk, which the mute kept the
+    notice from (before, the dispatch that sent the edit to the heroin desk added both,
+    as if the routes had changed while it waited, and they had the day-old notice)."""
+    cfg = load_config(_config(tmp_path, smtp_server, fentanyl_muted=True))
+    notice = ("v/3", "Fentanyl i omløp", "Det er funnet fentanyl i Oslo.",
+              T0 - timedelta(hours=2))
+    _page(tmp_path, notice)
+    _round(cfg, T0)
+    assert _inbox(smtp_server) == {}
+    cfg = load_config(_config(tmp_path, smtp_server))
+    assert not cfg.substances["fentanyl"].muted
+    _page(tmp_path, (*notice[:2], "Det er funnet fentanyl og heroin i Oslo.", notice[3]))
+    _round(cfg, T0 + timedelta(days=1))
+    inbox = _inbox(smtp_server)
+    assert {k: len(v) for k, v in inbox.items()} == {"heroin@example.org": 1}, inbox
+    assert "fentanyl og heroin" in inbox["heroin@example.org"][0]

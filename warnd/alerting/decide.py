@@ -1408,6 +1408,10 @@ def enqueue_notice(
     targets, alert["status"], sid = notice_targets(config, store, alert, subs, now=now)
     if sid is not None:
         alert["silenced_by"] = sid
+    if muted := [s for s in subs if _muted(config, s)]:
+        # the substances a mute kept the notice from: their targets are not told it later
+        # (:func:`warnd.alerting.outbox._routed_now`), as a silence's are not
+        data["muted_then"] = muted
     return enqueue_alert(config, store, alert, now=now, routed=targets)
 
 
@@ -1442,6 +1446,8 @@ def enqueue_renamed_notice(
     data = {**data, "substances": subs,
             "label": joined([config.substance_label(s) for s in subs], config.general.language),
             "named_at": {**(data.get("named_at") or {}), **{s: iso(now) for s in added}}}
+    if muted := [s for s in added if _muted(config, s)]:
+        data["muted_then"] = [*(data.get("muted_then") or []), *muted]
     title, body = render_text(data, config.general.language, config=config)
     alert = {"substance": subs[0], "source": src.name, "region": item.region or src.region,
              "kind": "notice", "severity": "warning", "title": title, "body": body,

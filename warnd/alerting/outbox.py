@@ -433,8 +433,8 @@ def _routed_now(config: Config, store: Store, a: dict[str, Any], now: datetime, 
                 held: bool, silences: list[dict[str, Any]] | None = None) -> list[str]:
     """Where the routes now configured send a stored message (not muted targets). A
     notice goes where each substance it names routes, but for those muted (or, ``held``,
-    silenced now or when it was decided, or an edit named it, which kept it from their
-    targets then), as
+    silenced now or when it was decided, or an edit named it, or muted then:
+    ``muted_then``, which kept it from their targets then), as
     :func:`warnd.alerting.decide.notice_targets` decides; another alert nowhere when
     ``held`` and its substance is muted or silenced now. ``silences``: the store's
     (:meth:`Store.silences` at ``now``), read once by a caller that asks for many."""
@@ -452,12 +452,13 @@ def _routed_now(config: Config, store: Store, a: dict[str, Any], now: datetime, 
     subs = (data.get("substances") or [one["substance"]]) if a["kind"] == "notice" \
         else [one["substance"]]
     named_at = data.get("named_at") if isinstance(data.get("named_at"), dict) else {}
+    muted_then = set(data.get("muted_then") or ()) if held else set()
     out: list[str] = []
     for sub in subs:
         sc = config.substances.get(sub)
         if a["kind"] == "notice" or held:
             # (a substance an edit of the notice added: silenced when the edit named it)
-            if (sc is not None and sc.muted) or held and (
+            if (sc is not None and sc.muted) or sub in muted_then or held and (
                     any(s["active"] and silence_matches(s, {**one, "substance": sub})
                         for s in silences or ())
                     or _silenced_then(silences or [], {**one, "substance": sub},
