@@ -79,12 +79,15 @@ def level_holds(f: Finding) -> bool:
 def level_regained(f: Finding) -> bool:
     """True when a trend's latest periods are at least as far from the expected level as
     its change from the onset (``recent_relative_change`` beyond ``relative_change``): a
-    run of the statistic whose level was back opens an episode again only then."""
+    run of the statistic whose level was back opens an episode again only then. The
+    evidence holds ``recent_relative_change`` to four decimals, so the change is compared
+    as rounded alike: a window no longer than the latest periods (a new rise the
+    statistic measures from its own start) has the two equal, and is regained."""
     recent = f.evidence.get("recent_relative_change") if isinstance(f.evidence, dict) else None
     if f.kind != "trend" or recent is None:
         return True
-    return recent >= f.relative_change if f.direction == "increase" else (
-        recent <= f.relative_change)
+    change = round(f.relative_change, 4)  # as the evidence rounds the recent one
+    return recent >= change if f.direction == "increase" else recent <= change
 
 
 def episode_grew(new: dict[str, Any], told: dict[str, Any], params: DetectionParams) -> bool:

@@ -1,8 +1,11 @@
 import json
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 
-from detectors.base import Finding
+import numpy as np
+
+from detectors.base import Finding, Series
+from detectors.engine import replay
 from detectors.episodes import EpisodeTracker
 from detectors.params import DetectionParams
 
@@ -149,3 +152,42 @@ def test_a_fall_whose_level_is_back_ends_too():
     for _ in range(P.resolve_after_periods - 1):
         assert actions(tr, [_recent(down, -0.2)]) == []
     assert actions(tr, [_recent(down, -0.2)]) == [("resolve", "trend:decrease", False)]
+
+
+def test_a_new_rise_measured_from_its_own_start_regains_its_level():
+    """A new rise the statistic measures from its own start, no longer than the latest
+    ``2 * resolve_after_periods`` periods, has its recent change equal to its change (the
+    evidence holds the recent one to four decimals): it opens an episode while a run whose
+    level was back is remembered. Before, a change that rounded down (4.70433 held as
+    4.7043) was not "at least as far" as itself, and the new rise opened a week late."""
+    tr = EpisodeTracker(params=P)
+    tr.state["back"] = {"trend:increase": 0}
+    new = _recent(f(rel=4.704326, cat=2), 4.7043)
+    assert actions(tr, [new]) == [("open", "trend:increase", True)]
+    down = EpisodeTracker(params=P.merged({"alert_decreases": True}))
+    down.state["back"] = {"trend:decrease": 0}
+    fall = _recent(f(direction="decrease", rel=-0.612346, cat=-2), -0.6123)
+    assert actions(down, [fall]) == [("open", "trend:decrease", True)]
+
+
+def test_a_second_rise_after_the_first_fell_back_opens_when_first_found():
+    """Through the real detector: weekly counts at 3 a week, ×3 for 8 weeks, back for 16,
+    then ×3 again. The first rise's run is current all along (its level back, so the
+    episode ended and the run is remembered); the second is found in its second week,
+    measured from its own start (two periods: the recent change is the whole window's),
+    and opens then, not a week later."""
+    rng = np.random.default_rng(14)
+    start = date(2023, 1, 2)
+    periods = tuple(start + timedelta(weeks=i) for i in range(150))
+    lam = np.full(150, 3.0)
+    lam[120:128] *= 3
+    lam[144:] *= 3
+    series = Series("lab", "cocaine", periods, rng.poisson(lam).astype(float))
+    tr = EpisodeTracker(params=P)
+    opened = []
+    for i, found in enumerate(replay(series, P)):
+        for d in tr.update(found):
+            if d.action == "open" and d.episode == "trend:increase":
+                opened.append((periods[i], d.finding.evidence["observed_periods"]))
+    assert opened[0][0] < date(2025, 6, 1)  # the first rise
+    assert opened[1] == (date(2025, 10, 20), 2)  # the second, in the week it is found
