@@ -391,3 +391,31 @@ def test_series_with_and_without_versions_replayed_in_one_batch(tmp_path):
     got = run_backtest(path)
     assert got == want
     assert {a["source"] for a in got} == {"lab", "customs", "police"}
+
+
+def test_a_source_whose_rise_is_back_does_not_agree_with_a_new_one(tmp_path):
+    """Cocaine ×3 for eight weeks in one source, back since; ×3 in another from ten
+    weeks after. The first source's trend is still current (its window from the onset
+    holds the excess) but its level is back, so its episode was told ended the week
+    before: the second source's rise opens alone, as the daemon tells it (a source whose
+    rise has ended does not agree). Before, the first source counted as agreeing, the
+    opening said two sources, and with ``require_corroboration`` it alerted where the
+    daemon held it back."""
+    rng = np.random.default_rng(12)
+    lab, customs = np.full(150, 6.0), np.full(150, 6.0)
+    lab[120:128] *= 3
+    customs[138:] *= 3
+    lines = ["date,substance,source,value"]
+    for i in range(150):
+        d = (START + timedelta(weeks=i)).isoformat()
+        lines.append(f"{d},cocaine,lab,{rng.poisson(lab[i])}")
+        lines.append(f"{d},cocaine,customs,{rng.poisson(customs[i])}")
+    path = tmp_path / "obs.csv"
+    path.write_text("\n".join(lines) + "\n")
+    params = DetectionParams().merged({"send_resolve": True})
+    trend = [(a["source"], a["decision"], a["n_sources"], a["evidence"]["agreeing_sources"])
+             for a in run_backtest(path, lambda *_: params) if a["kind"] == "trend"]
+    assert trend == [("lab", "open", 1, ["lab"]), ("lab", "resolve", 1, ["lab"]),
+                     ("customs", "open", 1, ["customs"])]
+    strict = params.merged({"require_corroboration": True})
+    assert not [a for a in run_backtest(path, lambda *_: strict) if a["kind"] == "trend"]

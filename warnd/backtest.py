@@ -31,7 +31,7 @@ import numpy as np
 
 from detectors.base import SCALE, Finding, Series, replaced
 from detectors.engine import replay, replay_many
-from detectors.episodes import EpisodeTracker
+from detectors.episodes import EpisodeTracker, level_holds
 from detectors.params import DetectionParams
 
 REQUIRED = ("date", "substance", "source", "value")
@@ -411,7 +411,8 @@ def backtest_series(
 def _agreement(
     runs: list[tuple[Series, list[list[Finding]]]],
 ) -> dict[str, Callable[[date], tuple[str, ...]]]:
-    """Per substance: which sources have a current increase finding as of a date.
+    """Per substance: which sources have a current increase finding as of a date (not a
+    trend whose level is back, :func:`detectors.episodes.level_holds`).
 
     A source's state at ``d`` is that of its newest period on or before ``d`` (any of its
     regions or metrics), so weekly and monthly sources can agree; nothing after ``d``
@@ -424,7 +425,10 @@ def _agreement(
         evs = events.setdefault(s.substance, [])
         was = False
         for day, found in zip(s.periods, per_period, strict=True):
-            up = bool(found) and any(f.direction == "increase" for f in found)
+            # a rise whose level is back takes no part in an episode (level_holds): its
+            # episode ends, and the daemon no longer counts it as agreeing
+            up = bool(found) and any(f.direction == "increase" and level_holds(f)
+                                     for f in found)
             if up != was:
                 evs.append((day, key, s.source, up))
                 was = up
