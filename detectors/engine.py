@@ -753,10 +753,14 @@ def _round(v: float) -> float | None:
     return round(v, 4) if math.isfinite(v) else None
 
 
-def _recent_change(tab, r: int, d: int, m: int, family: str, has_den: bool) -> float | None:
+def _recent_change(tab, r: int, d: int, m: int, family: str, has_den: bool,
+                   up: bool = True) -> tuple[float | None, float | None]:
     """The relative change of the window's latest ``m`` periods (row ``r``, length
-    ``d + 1``) against the same expected values as the whole window; None when none of
-    them is observed or nothing was expected."""
+    ``d + 1``) against the same expected values as the whole window, and the same with
+    their most extreme period in the change's direction (``up``) left out, as the
+    statistic leaves it out (:func:`_glr`), when the window reaches back before them
+    (else the two are the same); None when none of them is observed or nothing was
+    expected."""
     lo = d - m  # the cumulative column before the latest m periods; < 0: the whole window
 
     def part(a) -> float:
@@ -764,15 +768,23 @@ def _recent_change(tab, r: int, d: int, m: int, family: str, has_den: bool) -> f
 
     n = part(tab.N)
     if n <= 0:
-        return None
+        return None, None
     if family == "counts":
-        per = part(tab.D) if has_den else n
-        if per <= 0:
-            return None
-        before, after = part(tab.E) / per, part(tab.Y) / per
+        if (part(tab.D) if has_den else n) <= 0:
+            return None, None
+        ys, es = tab.Y, tab.E
     else:
-        before, after = part(tab.Eraw) / n, part(tab.Yraw) / n
-    return after / before - 1.0 if before > 0 else None
+        ys, es = tab.Yraw, tab.Eraw
+    # a mean over the same periods (and denominators) on both sides: the ratio of sums
+    y, e = part(ys), part(es)
+    whole = y / e - 1.0 if e > 0 else None
+    if lo < 0 or n < 2:
+        return whole, whole
+    cy, ce = np.diff(ys[r, lo:d + 1]), np.diff(es[r, lo:d + 1])
+    ex = np.where(np.diff(tab.N[r, lo:d + 1]) > 0, cy - ce, np.nan)
+    j = int(np.nanargmax(ex) if up else np.nanargmin(ex))
+    y, e = y - float(cy[j]), e - float(ce[j])
+    return whole, (y / e - 1.0 if e > 0 else None)
 
 
 def _trend(meta, ev: _Eval, i: int, up: bool, params, date_at, family: str, has_den: bool):
@@ -806,7 +818,8 @@ def _trend(meta, ev: _Eval, i: int, up: bool, params, date_at, family: str, has_
     peaks = int(np.count_nonzero(tab.recurring[r:r + d + 1] > 1.0))
     # where the level of the latest periods stands (the episode rules end a change whose
     # level is back: detectors/episodes.py)
-    recent = _recent_change(tab, r, d, 2 * params.resolve_after_periods, family, has_den)
+    recent, recent_loo = _recent_change(tab, r, d, 2 * params.resolve_after_periods, family,
+                                        has_den, up)
     return Finding(
         source=meta.source,
         substance=meta.substance,
@@ -834,6 +847,10 @@ def _trend(meta, ev: _Eval, i: int, up: bool, params, date_at, family: str, has_
             "dispersion": _round(tab.scale[r]),
             **({"usual_peak_periods": peaks} if peaks else {}),
             **({"recent_relative_change": _round(recent)} if recent is not None else {}),
+            # the same, the most extreme of those periods left out: what brings the level
+            # back in full (one period, a spike, does not)
+            **({"recent_relative_change_leave_one_out": _round(recent_loo)}
+               if recent_loo is not None else {}),
         },
     )
 

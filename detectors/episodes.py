@@ -82,8 +82,13 @@ def level_regained(f: Finding) -> bool:
     run of the statistic whose level was back opens an episode again only then. The
     evidence holds ``recent_relative_change`` to four decimals, so the change is compared
     as rounded alike: a window no longer than the latest periods (a new rise the
-    statistic measures from its own start) has the two equal, and is regained."""
-    recent = f.evidence.get("recent_relative_change") if isinstance(f.evidence, dict) else None
+    statistic measures from its own start) has the two equal, and is regained. The
+    latest periods are taken with their most extreme one left out
+    (``evidence["recent_relative_change_leave_one_out"]``, when the finding has it), as
+    the statistic leaves it out: one period (a spike) does not bring the level back."""
+    ev = f.evidence if isinstance(f.evidence, dict) else {}
+    recent = ev.get("recent_relative_change_leave_one_out",
+                    ev.get("recent_relative_change"))
     if f.kind != "trend" or recent is None:
         return True
     change = round(f.relative_change, 4)  # as the evidence rounds the recent one

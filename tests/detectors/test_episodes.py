@@ -191,3 +191,27 @@ def test_a_second_rise_after_the_first_fell_back_opens_when_first_found():
                 opened.append((periods[i], d.finding.evidence["observed_periods"]))
     assert opened[0][0] < date(2025, 6, 1)  # the first rise
     assert opened[1] == (date(2025, 10, 20), 2)  # the second, in the week it is found
+
+
+def test_a_spike_after_a_rise_fell_back_does_not_open_its_trend_again():
+    """Through the real detector: weekly counts at 6 a week, ×3 for 8 weeks, then back,
+    and one week of 40 thirteen weeks later (a spike), while the rise's statistic is
+    still current. The spike is told as a spike; the rise's trend episode ended and stays
+    ended: its level comes back in full only without the latest periods' most extreme
+    one, as the statistic leaves it out. Before, the one week lifted the mean of the
+    latest 8 weeks past the change's level from its onset, and the trend episode opened
+    again (a rise told anew, the spike folded into it) and stayed open for weeks."""
+    start = date(2023, 1, 2)
+    periods = tuple(start + timedelta(weeks=i) for i in range(150))
+    lam = np.full(150, 6.0)
+    lam[120:128] *= 3
+    values = np.random.default_rng(1).poisson(lam).astype(float)
+    values[140] = 40.0
+    tr = EpisodeTracker(params=P)
+    told = []
+    for i, found in enumerate(replay(Series("lab", "cocaine", periods, values), P)):
+        told += [(i, d.action, d.episode) for d in tr.update(found)
+                 if i >= 128 and d.action in ("open", "resolve")]
+    trend = [(i, a) for i, a, e in told if e == "trend:increase"]
+    assert len(trend) == 1 and trend[0][1] == "resolve" and trend[0][0] < 140
+    assert (140, "open", "spike:increase") in told
