@@ -34,3 +34,21 @@ def test_a_rise_whose_level_is_back_is_told_ended_within_weeks(tmp_path, smtp_se
     assert series and not any(v["tracker"]["open"] for v in series.values())
     assert not [k for k, v in r.states.items()
                 if k.startswith("substance:") and v.get("open")]
+
+
+def test_the_digest_of_the_week_the_end_is_told_does_not_score_the_rise(
+        tmp_path, smtp_server, capsys):
+    """The week the rise's end is told, the digest's table does not call cocaine a strong
+    increase: the findings whose level is back are not scored, as they keep no episode
+    open. Before, the digest listed "kokain: sterk økning" beside the end."""
+    import json
+
+    from warnd.cli import main
+
+    r = run(Scenario.load(SCENARIO), tmp_path, smtp_server)
+    ended = [m.sent_on for m in r.about("kokain", "trend") if m.decision == "resolve"][0]
+    assert main(["--config", str(r.config_path), "digest", "--end", ended.isoformat(),
+                 "--json"]) == 0
+    digest = json.loads(capsys.readouterr().out)
+    kokain = [s for s in digest["substances"] if s["substance"] == "kokain"]
+    assert not digest["open"] and all(s["category"] < 1 for s in kokain), kokain

@@ -34,10 +34,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, time, timedelta
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from detectors.base import SCALE
+from detectors.episodes import level_holds
 from detectors.synthesis import aggregate, substance_verdict
 from warnd.alerting.localtime import instant
 from warnd.config import Config, parse_hhmm
@@ -81,6 +83,21 @@ def data_window_start(config: Config, end: datetime) -> date:
     """The first data date a digest ending at ``end`` looks at: its period (a week or
     a day) and one more week, so data published late is not missed."""
     return (end - schedule_span(config) - timedelta(days=7)).date()
+
+
+def _level_holds(row: dict[str, Any]) -> bool:
+    """A stored trend finding whose latest periods are back to the expected level
+    (:func:`detectors.episodes.level_holds`, on the evidence it was last seen with) keeps
+    no episode open, and the digest does not score it either: the week its end is told,
+    the table does not call the rise a strong increase."""
+    if row["kind"] != "trend" or not row.get("evidence"):
+        return True
+    try:
+        evidence = json.loads(row["evidence"])
+    except ValueError:
+        return True
+    return level_holds(SimpleNamespace(kind="trend", evidence=evidence, direction=row[
+        "direction"], relative_change=float(row["relative_change"] or 0.0)))
 
 
 def _previous(store: Store, *, end: datetime, target: str | None = None,
@@ -151,7 +168,7 @@ def build(config: Config, store: Store, *, end: datetime,
     data_since = data_window_start(config, end)
     rows = store.q(
         "SELECT substance, source, dimension, kind, direction, category, relative_change, onset, "
-        "last_seen_at FROM findings WHERE kind IN ('trend','spike') AND ("
+        "last_seen_at, evidence FROM findings WHERE kind IN ('trend','spike') AND ("
         "(last_seen_at >= ? AND last_seen_at <= ?) OR (recorded_at > ? AND recorded_at <= ?)) "
         # not one a revision took away: the series judged again no longer gives it
         f"AND {FINDING_STANDS} "
@@ -162,8 +179,8 @@ def build(config: Config, store: Store, *, end: datetime,
     # no one yet: the digest does not tell it either, until its message goes out
     untold = {sub for sub, st in store.held_back().items()
               if st.get("silenced") and not st.get("open")} if as_sent else set()
-    rows = [r for r in rows if r["substance"] not in untold
-            or (r["kind"], r["direction"]) != ("trend", "increase")]
+    rows = [r for r in rows if (r["substance"] not in untold
+            or (r["kind"], r["direction"]) != ("trend", "increase")) and _level_holds(r)]
     open_eps: dict[str, dict[str, Any]] = {}
     watched = config.watched_sources()
     for st in store.open_episode_states(fed_only=True).values():
