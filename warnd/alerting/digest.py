@@ -41,7 +41,7 @@ from zoneinfo import ZoneInfo
 from detectors.base import SCALE
 from detectors.episodes import level_holds
 from detectors.synthesis import aggregate, substance_verdict
-from warnd.alerting.localtime import instant
+from warnd.alerting.localtime import instant, local_day
 from warnd.config import Config, parse_hhmm
 from warnd.store import FINDING_STANDS, Store, iso
 
@@ -256,8 +256,7 @@ def build(config: Config, store: Store, *, end: datetime,
     for a in changed:
         a["opened_for"], a["opening_title"] = openings.get(a["id"], ([], None))
         # the local day it was made, as the title names days
-        made = datetime.fromisoformat(a["created_at"]).astimezone(tz)
-        a["created_on"] = made.date().isoformat()
+        a["created_on"] = local_day(a["created_at"], tz)
     return {
         "since": min(since.date(), data_since).isoformat(),
         "until": end.date().isoformat(),

@@ -55,7 +55,7 @@ def wall_clock(stored: str, tz: tzinfo) -> str:
     try:
         t = datetime.fromisoformat(stored)
     except ValueError:
-        return stored[:16]
+        return stored[:16].replace("T", " ")
     return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(tz).strftime(
         "%Y-%m-%d %H:%M %Z")
 

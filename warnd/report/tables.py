@@ -48,6 +48,7 @@ from detectors.synthesis import (
     series_change,
     substance_verdict,
 )
+from warnd.alerting.localtime import local_day
 from warnd.errors import WarndError
 from warnd.store import FINDING_STANDS, NAMES_SUBSTANCE, iso
 
@@ -392,11 +393,6 @@ class Report:
         return {key: by_lang[lang] for key, by_lang in self.axes.items() if lang in by_lang}
 
 
-def _local_day(stamp: str, tz: tzinfo) -> str:
-    """The local day (``tz``) of a time stored in UTC, as ``YYYY-MM-DD``."""
-    return datetime.fromisoformat(stamp).astimezone(tz).date().isoformat()
-
-
 def _titles(data: dict[str, Any], aid: int, cfg: Any) -> dict[str, str]:
     """An alert's title in each report language, as its message says it in that
     language (the substances by their labels in it); none for an alert whose data
@@ -438,7 +434,7 @@ def _period_alerts(store: Any, substance: str, period: Period, tz: tzinfo = UTC,
             data = json.loads(a.pop("data") or "{}")
         except ValueError:
             data = {}
-        when = str(data.get("detected_at") or _local_day(a["created_at"], tz))[:10]
+        when = str(data.get("detected_at") or local_day(a["created_at"], tz))[:10]
         onset = str(data.get("onset") or "")[:10]
         if period[0].isoformat() <= when <= period[1].isoformat():
             out.append({**a, "sent": bool(a["sent"]), "detected_at": when, "onset": onset,
@@ -470,7 +466,7 @@ def _revised(store: Any, current: Period, previous: Period, tz: tzinfo = UTC
     first, last = min(current[0], previous[0]), max(current[1], previous[1])
     return {
         series_key(r["source"], r["substance"], r["region"], r["metric"]):
-            (int(r["n"]), _local_day(str(r["at"]), tz))
+            (int(r["n"]), local_day(str(r["at"]), tz))
         for r in store.q(
             "SELECT source, substance, region, metric, COUNT(DISTINCT period) AS n, "
             "MAX(revised_at) AS at FROM revisions WHERE period BETWEEN ? AND ? "

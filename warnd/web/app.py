@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,6 +24,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from warnd.alerting.localtime import local_day, wall_clock
 from warnd.alerting.names import num, p_value, percent
 from warnd.config import Config, config_files, load_config, parse_duration, parse_listen
 from warnd.errors import ConfigError
@@ -50,26 +50,15 @@ class Web:
 
     def when(self, text: str | None) -> str:
         """A stored time (ISO, UTC) as staff read it: in ``general.timezone``, to the
-        minute, with the zone's short name ("2026-10-26 08:00 CET")."""
-        if not text:
-            return ""
-        try:
-            t = datetime.fromisoformat(text)
-        except ValueError:
-            return text[:16].replace("T", " ")
-        t = (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(self.tz)
-        return t.strftime("%Y-%m-%d %H:%M %Z")
+        minute, with the zone's short name ("2026-10-26 08:00 CET"), as the commands
+        print it (:func:`warnd.alerting.localtime.wall_clock`)."""
+        return wall_clock(text, self.tz) if text else ""
 
     def day(self, text: str | None) -> str:
         """The date of a stored time (ISO, UTC) in ``general.timezone``: an item published
-        00:30 Oslo time is of that day, not of the day before in UTC."""
-        if not text:
-            return ""
-        try:
-            t = datetime.fromisoformat(text)
-        except ValueError:
-            return text[:10]
-        return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(self.tz).date().isoformat()
+        00:30 Oslo time is of that day, not of the day before in UTC
+        (:func:`warnd.alerting.localtime.local_day`)."""
+        return local_day(text, self.tz) if text else ""
 
     def __init__(self, cfg: Config, *, secure_cookies: bool | None = None) -> None:
         self.cfg = cfg
