@@ -42,13 +42,13 @@ from detectors.base import SCALE
 from detectors.episodes import level_holds
 from detectors.synthesis import aggregate, substance_verdict
 from warnd.alerting.localtime import instant, local_day
+from warnd.alerting.told import went_out
 from warnd.config import Config, parse_hhmm
 from warnd.store import FINDING_STANDS, Store, iso
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # an alert ``a`` went out: delivered to a target, or on its way (quiet hours, a retry)
-_WENT_OUT = ("SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.status IN "
-             "('delivered', 'pending')")
+_WENT_OUT = f"SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND {went_out('d')}"
 DIMS = ("use", "availability", "interest")
 
 
@@ -328,7 +328,7 @@ def _ends_as_told(config: Config, store: Store, ids: list[int], target: str
             f"JOIN deliveries d ON d.alert_id = a.id WHERE a.id IN ({','.join('?' * len(part))})"
             " AND a.kind IN ('trend', 'spike') AND a.direction = 'increase'"
             " AND a.decision IN ('resolve', 'correct') AND d.target = ?"
-            " AND d.status IN ('delivered', 'pending') ORDER BY a.id", [*part, target])
+            f" AND {went_out('d')} ORDER BY a.id", [*part, target])
         for r in rows:
             data = json.loads(r["data"] or "{}")
             told = as_told(data, told_to_target(store, {**r, "alert_id": r["id"],

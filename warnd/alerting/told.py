@@ -40,10 +40,17 @@ def maybe_heard(alias: str = "t") -> str:
     return f"({alias}.status = 'silenced' AND {alias}.maybe_sent = 1)"
 
 
+def went_out(alias: str = "t") -> str:
+    """SQL, of the deliveries' table ``alias``: a delivery that went out, delivered to its
+    target or on its way (quiet hours, a retry); what the digest lists as sent and the
+    report does not mark "sent to no one"."""
+    return f"{alias}.status IN ('delivered', 'pending')"
+
+
 def had(alias: str = "t") -> str:
     """SQL, of the deliveries' table ``alias``: a delivery whose message its target had
-    or still gets (delivered, still to go, or :func:`maybe_heard`)."""
-    return f"({alias}.status IN ('delivered', 'pending') OR {maybe_heard(alias)})"
+    or still gets (:func:`went_out`, or :func:`maybe_heard`)."""
+    return f"({went_out(alias)} OR {maybe_heard(alias)})"
 
 
 #: An alert's severities, weakest first.

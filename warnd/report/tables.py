@@ -49,6 +49,7 @@ from detectors.synthesis import (
     substance_verdict,
 )
 from warnd.alerting.localtime import local_day
+from warnd.alerting.told import went_out
 from warnd.errors import WarndError
 from warnd.store import FINDING_STANDS, NAMES_SUBSTANCE, iso
 
@@ -426,8 +427,8 @@ def _period_alerts(store: Any, substance: str, period: Period, tz: tzinfo = UTC,
     for a in store.q(
         "SELECT id, substance, source, kind, direction, severity, title, created_at, status, "
         # sent: delivered to a target, or on its way, as the digest counts it
-        "EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = alerts.id AND d.status IN "
-        f"('delivered', 'pending')) AS sent, data FROM alerts WHERE {NAMES_SUBSTANCE} "
+        "EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = alerts.id AND "
+        f"{went_out('d')}) AS sent, data FROM alerts WHERE {NAMES_SUBSTANCE} "
         "ORDER BY id", [substance, substance],
     ):
         try:
