@@ -23,6 +23,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -369,20 +370,24 @@ class Daemon:
                                next_run_time=datetime.now(UTC))
 
     def _outbox_clock_stepped(self, step: timedelta) -> None:
-        try:
-            store = self.pipeline.open_store()
-        except Exception as e:
-            log.error("outbox waits not moved after the clock step: %s", e)
-            return
-        try:
-            n = store.clock_stepped_back(step, datetime.now(UTC))
-        except Exception as e:
-            log.error("outbox waits not moved after the clock step: %s", e)
-            return
-        finally:
-            store.close()
+        n = self._on_store("outbox waits not moved after the clock step",
+                           lambda store: store.clock_stepped_back(step, datetime.now(UTC)))
         if n:
             log.info("%d outbox waits moved back by the clock step", n)
+
+    def _on_store(self, failed: str, fn: Callable[[Any], Any]) -> Any:
+        """``fn`` on a store connection of its own, closed after; on any error, the error
+        logged after ``failed`` and None returned (the next dispatch reports a store it
+        cannot use)."""
+        try:
+            store = self.pipeline.open_store()
+            try:
+                return fn(store)
+            finally:
+                store.close()
+        except Exception as e:
+            log.error("%s: %s", failed, e)
+            return None
 
     # -- signals and main loop ----------------------------------------------------------
     def _enqueue_signal(self, signum: int, _frame: Any) -> None:
@@ -439,14 +444,8 @@ class Daemon:
         """The targets ``names`` have another address: their back-off ends."""
         from warnd.alerting.outbox import forget_backoff
 
-        try:
-            store = self.pipeline.open_store()
-            try:
-                forget_backoff(store, names, datetime.now(UTC))
-            finally:
-                store.close()
-        except Exception as e:  # the next dispatch reports a store it cannot use
-            log.error("back-off of targets %s not ended: %s", ",".join(names), e)
+        self._on_store(f"back-off of targets {','.join(names)} not ended",
+                       lambda store: forget_backoff(store, names, datetime.now(UTC)))
 
     def _start_health(self) -> None:
         self.health_error = None
