@@ -497,29 +497,18 @@ def test_store_replay_has_no_trace_of_weeks_a_substance_was_counted_before_afres
     weeks before are removed, not stored as revisions (docs/detection.md, "Replay
     through the daemon"). A store replay over those dates lists neither the rise the
     daemon told nor anything else: the store keeps only the weeks from the change."""
-    from tests.test_stream_sources import _terms_config, _write_feed
+    from tests.test_stream_sources import _ket_articles, _terms_config, _write_feed
 
     start = datetime(2025, 1, 6, 10, tzinfo=UTC)
-
-    def articles(weeks: range) -> list[tuple[datetime, str]]:
-        out = []
-        for w in weeks:
-            day = start + timedelta(weeks=w)
-            out += [(day + timedelta(hours=i), f"Politiet beslagla ketamin {w}.{i}")
-                    for i in range(3 if w < 44 else 9)]
-            out += [(day + timedelta(days=1, hours=i), f"Politiet fant ket på festen {w}.{i}")
-                    for i in range(3)]
-        return out
-
     feed = tmp_path / "feed.xml"
-    _write_feed(feed, articles(range(52)))
+    _write_feed(feed, _ket_articles(start, range(52)))
     now = start + timedelta(weeks=52)
     before = _terms_config(tmp_path, "a.toml", 'names = ["ketamin"]', location=str(feed))
     Pipeline(before, clock=lambda: now).run_once()
     after = _terms_config(tmp_path, "b.toml", 'names = ["ketamin"]\nslang = ["ket"]',
                           location=str(feed))
     for k in range(1, 7):
-        _write_feed(feed, articles(range(50 + k, 52 + k)))
+        _write_feed(feed, _ket_articles(start, range(50 + k, 52 + k)))
         Pipeline(after, clock=lambda k=k: now + timedelta(weeks=k, hours=k)).run_once()
     store = Store.in_dir(after.state_dir)
     try:

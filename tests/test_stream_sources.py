@@ -646,6 +646,19 @@ def _publish_street(server: Any, tmp_path: Path, start: datetime, weeks: range, 
                         modified=start + timedelta(weeks=52 + k))
 
 
+def _ket_articles(start: datetime, weeks: range) -> list[tuple[datetime, str]]:
+    """A news feed's entries from ``start``, a week at a time: three seizures of "ketamin"
+    a week (nine from week 44 on), and three articles a week that say "ket"."""
+    out = []
+    for w in weeks:
+        day = start + timedelta(weeks=w)
+        out += [(day + timedelta(hours=i), f"Politiet beslagla ketamin {w}.{i}")
+                for i in range(3 if w < 44 else 9)]
+        out += [(day + timedelta(days=1, hours=i), f"Politiet fant ket på festen {w}.{i}")
+                for i in range(3)]
+    return out
+
+
 def _terms_config(tmp_path: Path, name: str, ketamin: str, *, location: str,
                   kind: str = "rss") -> Any:
     """A config watching ketamin (its matching keys: ``ketamin``) and heroin."""
@@ -943,19 +956,8 @@ def test_a_rise_told_before_a_substance_is_counted_afresh_ends_uncorrected(tmp_p
     resolved. (A version that judged the restarted series as a revision told
     "Rettelse: Liten økning: ketamin", asking staff to disregard a real rise.)"""
     start = datetime(2025, 1, 6, 10, tzinfo=UTC)
-
-    def articles(weeks: range) -> list[tuple[datetime, str]]:
-        out = []
-        for w in weeks:
-            day = start + timedelta(weeks=w)
-            out += [(day + timedelta(hours=i), f"Politiet beslagla ketamin {w}.{i}")
-                    for i in range(3 if w < 44 else 9)]
-            out += [(day + timedelta(days=1, hours=i), f"Politiet fant ket på festen {w}.{i}")
-                    for i in range(3)]
-        return out
-
     feed = tmp_path / "feed.xml"
-    _write_feed(feed, articles(range(52)))
+    _write_feed(feed, _ket_articles(start, range(52)))
     now = start + timedelta(weeks=52)
     before = _terms_config(tmp_path, "a.toml", 'names = ["ketamin"]', location=str(feed))
     told = Pipeline(before, clock=lambda: now).run_once()["alerts"]
@@ -964,7 +966,7 @@ def test_a_rise_told_before_a_substance_is_counted_afresh_ends_uncorrected(tmp_p
                           location=str(feed))
     told = []
     for k in range(1, 7):
-        _write_feed(feed, articles(range(50 + k, 52 + k)))
+        _write_feed(feed, _ket_articles(start, range(50 + k, 52 + k)))
         told += Pipeline(after, clock=lambda k=k: now + timedelta(weeks=k, hours=k)).run_once(
             )["alerts"]
     assert told == []
