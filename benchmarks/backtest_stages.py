@@ -129,7 +129,7 @@ def stages(path: Path) -> tuple[dict[str, float], list[dict]]:
     t["replay (detectors)"] = time.process_time() - c
     t.update(parts)
     c = time.process_time()
-    agree = _agreement(list(zip(series, found, strict=True)))
+    agree = _agreement(list(zip(series, params, found, strict=True)))
     alerts = []
     for (s, p), f in zip(runs, found, strict=True):
         alerts.extend(backtest_series(s, p, findings=f, agreeing=agree[s.substance]))

@@ -57,6 +57,13 @@ def _n_sources(f: Finding) -> int:
         return 1
 
 
+def on_scale(f: Finding, params: DetectionParams) -> bool:
+    """True for a finding whose five-step score is at least ``min_alert_category`` away
+    from stable: only such a finding opens or feeds an episode (a significant +8 % on a
+    Google Trends index is recorded, not an episode)."""
+    return abs(f.category) >= params.min_alert_category
+
+
 def level_holds(f: Finding) -> bool:
     """False for a trend whose latest periods are back: the mean of its latest
     ``2 * resolve_after_periods`` periods (``evidence["recent_relative_change"]``, against the
@@ -166,7 +173,7 @@ class EpisodeTracker:
             return []  # a quiet period with no episode open: nothing to decide
         seen: dict[str, Finding] = {}
         for f in findings:
-            if abs(f.category) < p.min_alert_category:
+            if not on_scale(f, p):
                 continue  # significant but "stable" on the scale: recorded, not an episode
             key = f"{f.kind}:{f.direction}"
             if not level_holds(f):

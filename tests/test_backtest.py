@@ -384,7 +384,7 @@ def test_series_with_and_without_versions_replayed_in_one_batch(tmp_path):
     params = DetectionParams()
     found = [(s, _as_arrived_by_definition(s, versions[s.key], params) if s.key in versions
               else replay(s, params)) for s in series]
-    agree = _agreement(found)
+    agree = _agreement([(s, params, f) for s, f in found])
     want = [a for s, f in found for a in backtest_series(s, params, findings=f,
                                                           agreeing=agree[s.substance])]
     want.sort(key=lambda a: (a["fired_at"], a["substance"], a["source"], a["region"], a["kind"]))

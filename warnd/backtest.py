@@ -31,7 +31,7 @@ import numpy as np
 
 from detectors.base import SCALE, Finding, Series, replaced
 from detectors.engine import replay, replay_many
-from detectors.episodes import EpisodeTracker, level_holds
+from detectors.episodes import EpisodeTracker, level_holds, on_scale
 from detectors.params import DetectionParams
 
 REQUIRED = ("date", "substance", "source", "value")
@@ -409,10 +409,12 @@ def backtest_series(
 
 
 def _agreement(
-    runs: list[tuple[Series, list[list[Finding]]]],
+    runs: list[tuple[Series, DetectionParams, list[list[Finding]]]],
 ) -> dict[str, Callable[[date], tuple[str, ...]]]:
-    """Per substance: which sources have a current increase finding as of a date (not a
-    trend whose level is back, :func:`detectors.episodes.level_holds`).
+    """Per substance: which sources have a current increase finding as of a date that
+    takes part in an episode (as the daemon counts them: not one too near stable on the
+    scale, :func:`detectors.episodes.on_scale`, nor a trend whose level is back,
+    :func:`detectors.episodes.level_holds`).
 
     A source's state at ``d`` is that of its newest period on or before ``d`` (any of its
     regions or metrics), so weekly and monthly sources can agree; nothing after ``d``
@@ -420,15 +422,15 @@ def _agreement(
     """
     # only the periods where a series' state changes: in between it holds
     events: dict[str, list[tuple[date, str, str, bool]]] = {}
-    for s, per_period in runs:
+    for s, params, per_period in runs:
         key = s.key
         evs = events.setdefault(s.substance, [])
         was = False
         for day, found in zip(s.periods, per_period, strict=True):
-            # a rise whose level is back takes no part in an episode (level_holds): its
-            # episode ends, and the daemon no longer counts it as agreeing
-            up = bool(found) and any(f.direction == "increase" and level_holds(f)
-                                     for f in found)
+            # a change too near stable opens no episode (on_scale), and a rise whose level
+            # is back ends its episode (level_holds): the daemon counts neither as agreeing
+            up = bool(found) and any(f.direction == "increase" and on_scale(f, params)
+                                     and level_holds(f) for f in found)
             if up != was:
                 evs.append((day, key, s.source, up))
                 was = up
@@ -468,7 +470,7 @@ def run_backtest(path: Path | str, params_for: ParamsFor | None = None) -> list[
     series, versions = read_versions(path)
     params = [params_for(s.substance, s.source) for s in series]
     runs = list(zip(series, params, replay_all(series, versions, params), strict=True))
-    agree = _agreement([(s, f) for s, _, f in runs])
+    agree = _agreement(runs)
     alerts: list[dict[str, Any]] = []
     for s, p, found in runs:
         alerts.extend(backtest_series(s, p, findings=found, agreeing=agree[s.substance]))
