@@ -74,3 +74,21 @@ def test_a_source_with_a_change_too_small_to_alert_does_not_agree(tmp_path, caps
     assert told == [(113, "open", ["lab"])], told
     assert _backtest(cfg, series, weeks, capsys) == [(113, "lab", "open", ["lab"])]
 
+
+def test_a_source_agrees_while_its_episode_stays_open(tmp_path, capsys):
+    """The lab's ketamine counts triple for eight weeks, then are back. Its trend stays
+    current, but from week 120 its latest weeks are back at the usual level: those
+    findings keep no episode open, and the episode ends four weeks after the last one
+    that did (week 123). In week 120 customs' seizures, tripled since week 119, open a
+    rise. The daemon told it as an escalation naming both sources (the lab's episode
+    still open); `warnd backtest` on the same counts names both too. Before, it counted
+    only the sources with a finding that week and told customs' rise as one source's."""
+    cfg = load_config(write_config(tmp_path, SOURCES + MAIL))
+    weeks = range(104, 128)
+    series = {"lab": _counts(2, weeks.stop, 5.0, 108, 3.0, until=116),
+              "customs": _counts(2, weeks.stop, 8.0, 119, 3.0)}
+    _daemon(cfg, series, weeks, apart=timedelta(0))
+    told = _told(cfg)
+    assert told == [(110, "open", ["lab"]), (120, "escalate", ["customs", "lab"])], told
+    got = _backtest(cfg, series, weeks, capsys)
+    assert (120, "customs", "open", ["customs", "lab"]) in got, got

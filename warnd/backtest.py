@@ -31,7 +31,7 @@ import numpy as np
 
 from detectors.base import SCALE, Finding, Series, replaced
 from detectors.engine import replay, replay_many
-from detectors.episodes import EpisodeTracker, level_holds, on_scale
+from detectors.episodes import EpisodeTracker
 from detectors.params import DetectionParams
 
 REQUIRED = ("date", "substance", "source", "value")
@@ -344,6 +344,17 @@ def _with_sources(findings: list[Finding], sources: tuple[str, ...], params: Det
     return out
 
 
+def _counted_only(tracker: EpisodeTracker, found: list[Finding]) -> bool:
+    """True for a period with no finding while ``tracker`` has no episode open and
+    remembers no run whose level is back: all its ``update()`` would do is count the
+    period, done here."""
+    state = tracker.state
+    if found or state["open"] or state.get("back"):
+        return False
+    state["period"] += 1
+    return True
+
+
 def backtest_series(
     series: Series,
     params: DetectionParams,
@@ -354,19 +365,15 @@ def backtest_series(
     """The messages the episode rules would have sent for one series.
 
     ``findings`` is ``replay(series, params)`` when already computed; ``agreeing(d)``
-    names the sources of the substance with a current increase finding at ``d`` (by
-    default only this series' source, when it has one).
+    names the sources of the substance with an episode of an increase open at ``d``
+    (:func:`_agreement`; by default only this series' source, when it has one).
     """
     tracker = EpisodeTracker(params=params)
-    state = tracker.state
     out = []
     last: dict[str, Any] = {}
     per_period = findings if findings is not None else replay(series, params)
     for i, found in enumerate(per_period):
-        if not found and not state["open"] and not state.get("back"):
-            # no finding, no episode open and no run remembered whose level is back: all
-            # update() would do is count the period
-            state["period"] += 1
+        if _counted_only(tracker, found):
             continue
         day = series.periods[i]
         if any(f.direction == "increase" for f in found):
@@ -411,10 +418,12 @@ def backtest_series(
 def _agreement(
     runs: list[tuple[Series, DetectionParams, list[list[Finding]]]],
 ) -> dict[str, Callable[[date], tuple[str, ...]]]:
-    """Per substance: which sources have a current increase finding as of a date that
-    takes part in an episode (as the daemon counts them: not one too near stable on the
-    scale, :func:`detectors.episodes.on_scale`, nor a trend whose level is back,
-    :func:`detectors.episodes.level_holds`).
+    """Per substance: which sources have an episode of an increase open as of a date, as
+    the daemon names the sources that agree: each series' findings go through its own
+    :class:`~detectors.episodes.EpisodeTracker`, untagged, as the daemon's series
+    trackers take them. So a finding too near stable on the scale, or a trend whose level
+    is back, opens no episode and agrees with nothing, and an episode agrees until it
+    ends, ``resolve_after_periods`` periods after its last finding that took part.
 
     A source's state at ``d`` is that of its newest period on or before ``d`` (any of its
     regions or metrics), so weekly and monthly sources can agree; nothing after ``d``
@@ -425,12 +434,13 @@ def _agreement(
     for s, params, per_period in runs:
         key = s.key
         evs = events.setdefault(s.substance, [])
+        tracker = EpisodeTracker(params=params)
         was = False
         for day, found in zip(s.periods, per_period, strict=True):
-            # a change too near stable opens no episode (on_scale), and a rise whose level
-            # is back ends its episode (level_holds): the daemon counts neither as agreeing
-            up = bool(found) and any(f.direction == "increase" and on_scale(f, params)
-                                     and level_holds(f) for f in found)
+            if _counted_only(tracker, found):
+                continue  # nothing open before, nothing now
+            tracker.update(found)
+            up = any(k.endswith(":increase") for k in tracker.state["open"])
             if up != was:
                 evs.append((day, key, s.source, up))
                 was = up
@@ -461,8 +471,9 @@ def run_backtest(path: Path | str, params_for: ParamsFor | None = None) -> list[
     """Alerts that would have been sent, in date order (then substance, source).
 
     Each series is replayed on its own; then, date by date, an increase finding is
-    tagged with the sources of the same substance that have a current increase finding
-    (``evidence["n_sources"]``, ``evidence["agreeing_sources"]``): more agreeing
+    tagged with the sources of the same substance that have an episode of an increase
+    open, as the daemon counts them (:func:`_agreement`; ``evidence["n_sources"]``,
+    ``evidence["agreeing_sources"]``): more agreeing
     sources escalate an open episode, and with ``require_corroboration`` an increase
     alerts only once ``min_sources_for_strong`` sources agree.
     """
