@@ -22,7 +22,7 @@ import math
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
-from functools import cache
+from functools import cache, partial
 from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
@@ -330,12 +330,14 @@ def _clean(x: float | None) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _with_sources(findings: list[Finding], sources: tuple[str, ...], params: DetectionParams):
-    """Increase findings carry the agreeing sources; without enough of them they are
-    dropped when ``require_corroboration``."""
+def _with_sources(findings: list[Finding], agreeing: Callable[[str], tuple[str, ...]],
+                  params: DetectionParams):
+    """Increase findings carry the sources agreeing with their kind (``agreeing(kind)``);
+    without enough of them they are dropped when ``require_corroboration``."""
     out = []
     for f in findings:
         if f.direction == "increase":
+            sources = agreeing(f.kind)
             if params.require_corroboration and len(sources) < params.min_sources_for_strong:
                 continue
             ev = {**f.evidence, "n_sources": len(sources), "agreeing_sources": list(sources)}
@@ -360,13 +362,13 @@ def backtest_series(
     params: DetectionParams,
     *,
     findings: list[list[Finding]] | None = None,
-    agreeing: Callable[[date], tuple[str, ...]] | None = None,
+    agreeing: Callable[[date, str], tuple[str, ...]] | None = None,
 ) -> list[dict[str, Any]]:
     """The messages the episode rules would have sent for one series.
 
-    ``findings`` is ``replay(series, params)`` when already computed; ``agreeing(d)``
-    names the sources of the substance with an episode of an increase open at ``d``
-    (:func:`_agreement`; by default only this series' source, when it has one).
+    ``findings`` is ``replay(series, params)`` when already computed; ``agreeing(d,
+    kind)`` names the sources of the substance with an episode of an increase of that
+    kind open at ``d`` (:func:`_agreement`; by default only this series' source).
     """
     tracker = EpisodeTracker(params=params)
     out = []
@@ -377,8 +379,8 @@ def backtest_series(
             continue
         day = series.periods[i]
         if any(f.direction == "increase" for f in found):
-            sources = agreeing(day) if agreeing is not None else (series.source,)
-            found = _with_sources(found, sources, params)
+            found = _with_sources(found, partial(agreeing, day) if agreeing is not None
+                                  else lambda _: (series.source,), params)
         for d in tracker.update(found):
             f = d.finding
             if f is not None:
@@ -417,51 +419,58 @@ def backtest_series(
 
 def _agreement(
     runs: list[tuple[Series, DetectionParams, list[list[Finding]]]],
-) -> dict[str, Callable[[date], tuple[str, ...]]]:
-    """Per substance: which sources have an episode of an increase open as of a date, as
-    the daemon names the sources that agree: each series' findings go through its own
+) -> dict[str, Callable[[date, str], tuple[str, ...]]]:
+    """Per substance: which sources have an episode of an increase of a kind (``trend``,
+    ``spike``) open as of a date, as the daemon names the sources that agree with a
+    rise (or a spike): each series' findings go through its own
     :class:`~detectors.episodes.EpisodeTracker`, untagged, as the daemon's series
     trackers take them. So a finding too near stable on the scale, or a trend whose level
-    is back, opens no episode and agrees with nothing, and an episode agrees until it
-    ends, ``resolve_after_periods`` periods after its last finding that took part.
+    is back, opens no episode and agrees with nothing, an episode agrees until it ends,
+    ``resolve_after_periods`` periods after its last finding that took part, and a spike
+    does not agree with a rise (nor a rise with a spike).
 
     A source's state at ``d`` is that of its newest period on or before ``d`` (any of its
     regions or metrics), so weekly and monthly sources can agree; nothing after ``d``
     is used.
     """
-    # only the periods where a series' state changes: in between it holds
-    events: dict[str, list[tuple[date, str, str, bool]]] = {}
+    # only the periods where a series' episodes change: in between they hold
+    events: dict[str, list[tuple[date, str, str, frozenset[str]]]] = {}
     for s, params, per_period in runs:
         key = s.key
         evs = events.setdefault(s.substance, [])
         tracker = EpisodeTracker(params=params)
-        was = False
+        was: frozenset[str] = frozenset()
         for day, found in zip(s.periods, per_period, strict=True):
             if _counted_only(tracker, found):
                 continue  # nothing open before, nothing now
             tracker.update(found)
-            up = any(k.endswith(":increase") for k in tracker.state["open"])
+            up = frozenset(k.split(":", 1)[0] for k in tracker.state["open"]
+                           if k.endswith(":increase"))
             if up != was:
                 evs.append((day, key, s.source, up))
                 was = up
-    out: dict[str, Callable[[date], tuple[str, ...]]] = {}
+    out: dict[str, Callable[[date, str], tuple[str, ...]]] = {}
     for substance, evs in events.items():
         evs.sort(key=lambda e: e[0])
-        state: dict[str, tuple[str, bool]] = {}
+        state: dict[str, tuple[str, frozenset[str]]] = {}
         days: list[date] = []
-        snapshots: list[tuple[str, ...]] = []
+        snapshots: list[dict[str, tuple[str, ...]]] = []
         for day, key, source, up in evs:
             state[key] = (source, up)
-            snap = tuple(sorted({src for src, u in state.values() if u}))
+            snap: dict[str, set[str]] = {}
+            for src, kinds in state.values():
+                for kind in kinds:
+                    snap.setdefault(kind, set()).add(src)
+            sources = {kind: tuple(sorted(srcs)) for kind, srcs in snap.items()}
             if days and days[-1] == day:
-                snapshots[-1] = snap
+                snapshots[-1] = sources
             else:
                 days.append(day)
-                snapshots.append(snap)
+                snapshots.append(sources)
 
-        def lookup(d: date, days=days, snapshots=snapshots) -> tuple[str, ...]:
+        def lookup(d: date, kind: str, days=days, snapshots=snapshots) -> tuple[str, ...]:
             i = bisect.bisect_right(days, d) - 1
-            return snapshots[i] if i >= 0 else ()
+            return snapshots[i].get(kind, ()) if i >= 0 else ()
 
         out[substance] = lookup
     return out
@@ -472,10 +481,10 @@ def run_backtest(path: Path | str, params_for: ParamsFor | None = None) -> list[
 
     Each series is replayed on its own; then, date by date, an increase finding is
     tagged with the sources of the same substance that have an episode of an increase
-    open, as the daemon counts them (:func:`_agreement`; ``evidence["n_sources"]``,
-    ``evidence["agreeing_sources"]``): more agreeing
-    sources escalate an open episode, and with ``require_corroboration`` an increase
-    alerts only once ``min_sources_for_strong`` sources agree.
+    of its kind open, as the daemon counts them (:func:`_agreement`;
+    ``evidence["n_sources"]``, ``evidence["agreeing_sources"]``): more agreeing sources
+    escalate an open episode, and with ``require_corroboration`` an increase alerts
+    only once ``min_sources_for_strong`` sources agree.
     """
     params_for = params_for or _default_params
     series, versions = read_versions(path)
