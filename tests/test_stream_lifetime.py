@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import apscheduler.schedulers.base
+import pytest
 
 import warnd.service.daemon as daemon_module
 from tests.service_kit import (
@@ -112,9 +113,10 @@ def test_a_wall_clock_stepped_back_an_hour_keeps_the_jobs_going(tmp_path, monkey
 
 class SlowSink:
     """A Teams-like endpoint that takes each message at once and answers ``delay``
-    seconds later (a slow relay working through a backlog)."""
+    seconds later (a slow relay working through a backlog), and, given a ``gate``, only
+    once it is open."""
 
-    def __init__(self, delay: float) -> None:
+    def __init__(self, delay: float, gate: threading.Event | None = None) -> None:
         self.titles: list[str] = []
         sink = self
 
@@ -127,6 +129,8 @@ class SlowSink:
             def do_POST(self) -> None:
                 msg = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
                 sink.titles.append(msg.get("title", ""))
+                if gate is not None:
+                    gate.wait(60)
                 time.sleep(delay)  # the relay's own pace, not a synchronisation
                 self.send_response(200)
                 self.send_header("Content-Length", "2")
@@ -182,6 +186,49 @@ def test_sigterm_in_a_round_to_a_slow_target_sends_nothing_new_and_nothing_twice
             again.kill()
         assert len(sink.titles) == 6 and len(set(sink.titles)) == 6  # each once
     finally:
+        sink.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_run_once_stopped_in_a_round_to_a_slow_target_sends_each_once(tmp_path, sig):
+    """`warnd run --once` from a timer sends six warning notices to a target that holds
+    each message; it is stopped (the unit's stop, or Ctrl-C) while the target holds the
+    first. That send ends and is recorded, no further one begins, and the run exits
+    with 128 + the signal's number, saying what is left; the next run sends the other
+    five, each once. Before, the signal killed the process in the middle of the send
+    the target had taken: the next run sent that notice again."""
+    gate = threading.Event()
+    sink = SlowSink(delay=0.0, gate=gate)
+    try:
+        (tmp_path / "n.xml").write_bytes(notices_rss(6, "ketamin"))
+        cfg = write_service_config(
+            tmp_path / "config.toml",
+            sources=('\n[[sources]]\nname = "notices"\nkind = "overdosefare"\n'
+                     'location = "n.xml"\ninterval = "1h"\ndimension = "availability"\n'),
+            targets=f'\n[[targets]]\nname = "hook"\nurl = "{sink.url}"\n')
+        once = DaemonProcess(cfg, tmp_path / "once.log", args=("run", "--once")).start()
+        try:
+            wait_until(lambda: sink.titles, 60, "the first notice at the target")
+            once.signal(sig)
+            once.wait_for(f"{sig.name}: stopping")
+            gate.set()
+            assert once.wait(timeout=30) == 128 + sig
+        finally:
+            once.kill()
+        first = once.text()
+        assert len(sink.titles) == 1
+        assert "Traceback" not in first
+        assert "sending to" not in first.split(f"{sig.name}: stopping")[1]  # none begun since
+        assert f"STOPPED by {sig.name}: 0 series to judge and 5 deliveries to send" in first
+        again = DaemonProcess(cfg, tmp_path / "once.log", args=("run", "--once")).start()
+        try:
+            assert again.wait(timeout=60) == 0
+        finally:
+            again.kill()
+        assert "STOPPED" not in again.text()
+        assert len(sink.titles) == 6 and len(set(sink.titles)) == 6  # each once
+    finally:
+        gate.set()
         sink.close()
 
 

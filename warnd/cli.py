@@ -3,7 +3,8 @@
 Every command takes ``--config FILE`` (default: ``$WARND_CONFIG``, then
 ``./config.toml``, then ``/etc/warnd/config.toml``). Exit codes: 0 success, 1 a
 failure or an unhealthy status, 2 usage, 75 (EX_TEMPFAIL) another warnd holds the
-state directory (``run``, ``run --once``), 78 (EX_CONFIG) an invalid config.
+state directory (``run``, ``run --once``), 78 (EX_CONFIG) an invalid config, 128 + the
+signal's number when ``run --once`` was stopped part way (143 SIGTERM, 130 SIGINT).
 """
 
 from __future__ import annotations
@@ -12,7 +13,11 @@ import argparse
 import gc
 import json
 import logging
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +76,13 @@ def _run_locked(args: argparse.Namespace, cfg: Config) -> int:
 
     Pipeline(cfg).prepare_store()
     if args.once:
-        res = Pipeline(cfg).run_once()
+        pipeline = Pipeline(cfg)
+        with _stopped_by_signals(pipeline.stopping) as signals:
+            res = pipeline.run_once()
+        stopped = res["stopped"]
+        if stopped is not None:
+            stopped = {"signal": signals[0], **stopped}
+            log.warning("%s: stopped; %s", stopped["signal"], _left_waiting(stopped))
         polls = res["polls"]
         failed = [p for p in polls if not p.ok]
         if args.json:
@@ -88,6 +99,7 @@ def _run_locked(args: argparse.Namespace, cfg: Config) -> int:
                     ],
                     "deliveries": res["deliveries"],
                     "detect_failed": res["detect_failed"],
+                    "stopped": stopped,
                 }
             )
         else:
@@ -107,11 +119,55 @@ def _run_locked(args: argparse.Namespace, cfg: Config) -> int:
             if res["detect_failed"]:
                 print(f"detection FAILED for {', '.join(res['detect_failed'])} (the log "
                       "says why; judged again at the next run)")
+            if stopped is not None:
+                print(f"\nSTOPPED by {stopped['signal']}: {_left_waiting(stopped)}")
+        if stopped is not None:  # the cycle is not complete: as the shell tells a signal
+            return 128 + signal.Signals[stopped["signal"]].value
         # every poll failed, or a substance's detection failed: a script sees it
         return 1 if (failed and len(failed) == len(polls)) or res["detect_failed"] else 0
     from warnd.service.daemon import Daemon
 
     return Daemon(cfg, config_path=str(cfg.path), log_level=args.log_level).run()
+
+
+@contextmanager
+def _stopped_by_signals(stopping: threading.Event) -> Iterator[list[str]]:
+    """SIGTERM and SIGINT set ``stopping`` (the cycle ends cleanly, as
+    :meth:`warnd.pipeline.Pipeline.run_once` says) and are named in the list yielded;
+    a second one does what it did before (SIGINT: KeyboardInterrupt, exit 130; SIGTERM
+    ends the process), for an operator who will not wait for a slow send."""
+    got: list[str] = []
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def stop(signum: int, _frame: Any) -> None:
+        name = signal.Signals(signum).name
+        got.append(name)
+        for s, handler in before.items():
+            signal.signal(s, handler)
+        stopping.set()
+        log.warning("%s: stopping: sends in flight end and are recorded, none begins "
+                    "(another SIGTERM or SIGINT stops at once)", name)
+
+    for s in before:
+        signal.signal(s, stop)
+    try:
+        yield got
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+
+
+def _left_waiting(stopped: dict[str, Any]) -> str:
+    """What a stopped ``run --once`` left for the next run, in a line."""
+    parts = []
+    if stopped["not_polled"]:
+        parts.append(f"not polled: {', '.join(stopped['not_polled'])}")
+    if not stopped["detection_run"]:
+        parts.append("detection not run")
+    n = stopped["deliveries_waiting"]
+    parts.append(f"{stopped['series_waiting']} series to judge and {n} "
+                 f"{'delivery' if n == 1 else 'deliveries'} to send at the next run")
+    return "; ".join(parts)
 
 
 # -- check-config ---------------------------------------------------------------------

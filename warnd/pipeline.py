@@ -129,6 +129,8 @@ class _Advancing:
 
 #: Source kinds whose fetched documents are kept under <state_dir>/raw/<source>/.
 KEEP_RAW = ("overdosefare",)
+#: A round of sends that sent nothing (not run: the store unusable, the cycle stopped).
+NO_DELIVERIES = {"delivered": 0, "retrying": 0, "expired": 0, "failed": 0}
 
 
 @dataclass
@@ -1437,10 +1439,10 @@ class Pipeline:
             return counts
         except sqlite3.Error as e:
             log.error("dispatch stopped: %s", store_problem(e, self.config.state_dir))
-            return {"delivered": 0, "retrying": 0, "expired": 0, "failed": 0}
+            return dict(NO_DELIVERIES)
         except StoreError as e:  # the store cannot be opened: one line, no traceback
             log.error("dispatch not run: %s", e)
-            return {"delivered": 0, "retrying": 0, "expired": 0, "failed": 0}
+            return dict(NO_DELIVERIES)
 
     def _logged_send(self, url: str, **kw: Any) -> Any:
         """Send through the configured function, with a log line before the send.
@@ -1463,20 +1465,46 @@ class Pipeline:
         own, and whatever is left at its close). ``alerts`` lists
         every alert the cycle created — warnings and source-health alerts (made while
         polling) first, then the detection's — but not the digest; ``detect_failed``
-        the substances whose detection failed or could not be stored (logged with why)."""
+        the substances whose detection failed or could not be stored (logged with why).
+
+        Once :attr:`stopping` is set (``run --once`` given SIGTERM or SIGINT) no stage
+        begins: the poll in flight ends, the sources after it are not polled, detection
+        not run unless it has begun (their series stay pending, judged at the next run),
+        and a round of sends begins none (those in flight end and are recorded, the
+        others wait as they were). ``stopped`` then tells what is left: the sources not
+        polled, whether detection ran, the series and deliveries waiting."""
         self._detect_failed = []
         try:
             with self.session() as store:
                 first_id = _last_alert_id(store)
-                polls = [self.poll(s.name, store=store)
-                         for s in self.config.sources if s.enabled]
-                alerts = self._polled_alerts(store, first_id) + self.detect(store=store)
-                delivered = self.dispatch(store=store)
+                names = [s.name for s in self.config.sources if s.enabled]
+                polls = []
+                for name in names:
+                    if self.stopping.is_set():
+                        break
+                    polls.append(self.poll(name, store=store))
+                alerts = self._polled_alerts(store, first_id)
+                detected = not self.stopping.is_set()
+                if detected:
+                    alerts += self.detect(store=store)
+                delivered = (self.dispatch(store=store) if not self.stopping.is_set()
+                             else dict(NO_DELIVERIES))
+                stopped = (self._left_waiting(store, names, polls, detected)
+                           if self.stopping.is_set() else None)
             failed = sorted({s for names in self._detect_failed for s in names.split(",")})
         finally:
             self._detect_failed = None
         return {"polls": polls, "alerts": alerts, "deliveries": delivered,
-                "detect_failed": failed}
+                "detect_failed": failed, "stopped": stopped}
+
+    def _left_waiting(self, store: Store, names: list[str], polls: list[PollResult],
+                      detected: bool) -> dict[str, Any]:
+        """What a cycle stopped part way leaves for the next: the sources ``names`` not
+        polled, whether detection ran, how many series wait to be judged and how many
+        deliveries to go."""
+        return {"not_polled": names[len(polls):], "detection_run": detected,
+                "series_waiting": store.pending_summary(names)[0],
+                "deliveries_waiting": outbox.count_deliveries(store, statuses=("pending",))}
 
     def _polled_alerts(self, store: Store, after: int) -> list[dict[str, Any]]:
         """Alerts created while polling (warning notices, source health) after id ``after``."""
