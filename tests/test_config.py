@@ -150,6 +150,33 @@ def test_check_config_command(tmp_path, capsys):
     assert f'{bad}: sources[0].interval: "10 parsecs" is not a duration' in err
 
 
+@pytest.mark.parametrize("top, general, says", [
+    (RSS.replace('"1h"', '"36500000d"'), "",
+     'sources[0].interval: "36500000d" is too long (at most 100 years, "36500d")'),
+    (RSS.replace('"1h"', '"0.5s"'), "", 'sources[0].interval: "0.5s" is too short (at least'),
+    ("", 'detect_interval = "99999999999d"\n',
+     'general.detect_interval: "99999999999d" is too long a duration'),
+    ('include = ["extra\\u0000.toml"]\n', "",
+     "cannot read config file: its name holds a NUL character"),
+    ("x = " + "[" * 5000 + "]" * 5000 + "\n", "",
+     "not valid TOML: arrays or tables nested too deeply"),
+])
+def test_check_config_names_what_the_calendar_or_the_file_system_cannot_take(
+        tmp_path, capsys, top, general, says):
+    """An interval the scheduler cannot put on the calendar, a duration with more digits
+    than a time span holds, an include naming a NUL character, arrays nested without end:
+    one line, exit 78, as for any other mistake. Before, the interval passed check-config
+    and raised an OverflowError out of the scheduler at `run` and at a reload, and the
+    others raised out of loading the config (an OverflowError, a ValueError, a
+    RecursionError) with a traceback: exit 1, which systemd restarts, and a reload ended
+    the daemon."""
+    p = tmp_path / "config.toml"
+    base = write_config(tmp_path, "", name="base.toml").read_text(encoding="utf-8")
+    p.write_text(top + base.replace("[general]\n", "[general]\n" + general), encoding="utf-8")
+    assert main(["check-config", str(p)]) == EX_CONFIG
+    assert says in capsys.readouterr().err
+
+
 def test_detection_params_apply_each_table_in_order_and_are_made_once_per_pair(tmp_path):
     """[detection] < [substances.<id>.detection] < a source's own table; series whose
     tables are the same share one params object (a detect pass asks for every source

@@ -34,6 +34,8 @@ DIMENSIONS = ("use", "availability", "interest")
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+#: The longest interval of a scheduled job: its next run stays on the calendar.
+MAX_INTERVAL = timedelta(days=36500)
 
 
 @functools.lru_cache(maxsize=256, typed=True)  # status asks once per source
@@ -44,17 +46,34 @@ def parse_duration(text: str | int | float) -> timedelta:
     if isinstance(text, int | float):
         if text < 0:
             raise ValueError(f"{text!r} is not a duration (negative)")
-        return timedelta(seconds=float(text))
-    s = str(text).strip().replace(" ", "")
-    pos, total = 0, 0.0
-    for m in _DURATION_RE.finditer(s):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNITS[m.group(2).lower()]
-        pos = m.end()
-    if not s or pos != len(s):
-        raise ValueError(f'"{text}" is not a duration (use e.g. "90s", "30m", "6h", "1d", "2w")')
-    return timedelta(seconds=total)
+        total = float(text)
+    else:
+        s = str(text).strip().replace(" ", "")
+        pos, total = 0, 0.0
+        for m in _DURATION_RE.finditer(s):
+            if m.start() != pos:
+                break
+            total += float(m.group(1)) * _UNITS[m.group(2).lower()]
+            pos = m.end()
+        if not s or pos != len(s):
+            raise ValueError(
+                f'"{text}" is not a duration (use e.g. "90s", "30m", "6h", "1d", "2w")')
+    try:
+        return timedelta(seconds=total)
+    except OverflowError:  # beyond a billion days
+        raise ValueError(f'"{text}" is too long a duration') from None
+
+
+def schedule_interval(text: str) -> str:
+    """``text``, a job's interval (a source's ``interval``, ``general.detect_interval``),
+    checked: a duration of at least a second and at most :data:`MAX_INTERVAL`, whose next
+    run the scheduler can put on the calendar."""
+    took = parse_duration(text)
+    if took.total_seconds() < 1:
+        raise ValueError(f'"{text}" is too short (at least "1s")')
+    if took > MAX_INTERVAL:
+        raise ValueError(f'"{text}" is too long (at most 100 years, "36500d")')
+    return text
 
 
 def split_duration(text: str) -> tuple[int, timedelta]:
@@ -187,12 +206,16 @@ class GeneralConfig(_Model):
             raise ValueError(f'"{v}" is not a known time zone (e.g. "Europe/Oslo")') from None
         return v
 
-    @field_validator("detect_interval", "stop_timeout", "fetch_timeout", "fetch_deadline",
-                     "store_busy_timeout")
+    @field_validator("stop_timeout", "fetch_timeout", "fetch_deadline", "store_busy_timeout")
     @classmethod
     def _dur(cls, v: str) -> str:
         parse_duration(v)
         return v
+
+    @field_validator("detect_interval")
+    @classmethod
+    def _detect_interval(cls, v: str) -> str:
+        return schedule_interval(v)
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -260,9 +283,7 @@ class SourceConfig(BaseModel):
     @field_validator("interval")
     @classmethod
     def _interval(cls, v: str | None) -> str | None:
-        if v is not None and parse_duration(v).total_seconds() < 1:
-            raise ValueError(f'"{v}" is too short (at least "1s")')
-        return v
+        return v if v is None else schedule_interval(v)
 
     @field_validator("cron")
     @classmethod
@@ -747,12 +768,18 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError("config file not found", path=str(path)) from None
     except OSError as e:
         raise ConfigError(f"cannot read config file: {e.strerror}", path=str(path)) from None
+    except ValueError:  # the operating system takes no such name
+        raise ConfigError("cannot read config file: its name holds a NUL character",
+                          path=repr(str(path))) from None
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as e:
         raise ConfigError(f"not UTF-8 text (byte {e.start})", path=str(path)) from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"not valid TOML: {e}", path=str(path)) from None
+    except RecursionError:
+        raise ConfigError("not valid TOML: arrays or tables nested too deeply",
+                          path=str(path)) from None
 
 
 def _merge_include(base: dict[str, Any], inc: dict[str, Any]) -> None:
