@@ -6,6 +6,7 @@ nothing sleeps to synchronise.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import sqlite3
@@ -213,4 +214,83 @@ def test_reload_applies_changed_limits_without_restart(tmp_path, http):
         assert d.wait(timeout=60) == 0
     finally:
         d.kill()
+    assert d.text().count("warnd started") == 1  # one process throughout
+
+
+def test_a_reload_of_a_file_that_cannot_be_read_keeps_the_running_config(tmp_path, notify):
+    """What happens to config.toml on a real host while warnd runs, each followed by a
+    reload (SIGHUP): a deploy leaves a directory in its place, an editor saves it in
+    Latin-1, it is removed, its symlink points to itself, an include names a file with a
+    NUL character, an interval or a duration is given more digits than the calendar
+    holds, its arrays nest without end. Each reload is refused and says why with the file
+    (the journal, systemd's status line, ``/healthz``); the running config goes on
+    polling, and the corrected file is reloaded. Before, all but the first four raised
+    out of the reload (a ValueError, an OverflowError from the scheduler once the new
+    config was half in force, a RecursionError), which ended the daemon."""
+    from tests.test_health import free_port, get
+
+    (tmp_path / "a.csv").write_bytes(counts_csv(["ketamin"], weeks=20))
+    (tmp_path / "b.csv").write_bytes(counts_csv(["heroin"], weeks=20, seed=2))
+    port = free_port()
+    cfg = write_service_config(tmp_path / "config.toml", sources=source("alpha", "a.csv", "1s"),
+                               general=f'health_listen = "127.0.0.1:{port}"\n')
+    good = cfg.read_text(encoding="utf-8")
+    path = str(cfg)
+
+    def replaced_by_directory() -> None:
+        cfg.unlink()
+        cfg.mkdir()
+
+    def linked_to_itself() -> None:
+        cfg.unlink()
+        cfg.symlink_to(cfg)
+
+    triggers = [
+        (replaced_by_directory, f"{path}: cannot read config file: Is a directory"),
+        (lambda: cfg.write_bytes(good.encode() + "# økt\n".encode("latin-1")),
+         f"{path}: not UTF-8 text (byte {len(good.encode()) + 2})"),
+        (cfg.unlink, f"{path}: config file not found"),
+        (linked_to_itself, f"{path}: cannot read config file: Too many levels of symbolic"),
+        (lambda: cfg.write_text('include = ["extra\\u0000.toml"]\n' + good, encoding="utf-8"),
+         repr(str(tmp_path / "extra\0.toml")) + ": cannot read config file: its name holds "
+         "a NUL character"),
+        (lambda: cfg.write_text(good.replace('"1s"', '"36500000d"'), encoding="utf-8"),
+         f'{path}: sources[0].interval: "36500000d" is too long (at most 100 years'),
+        (lambda: cfg.write_text(good.replace("[general]\n", '[general]\nstop_timeout = '
+                                             '"99999999999999s"\n'), encoding="utf-8"),
+         f'{path}: general.stop_timeout: "99999999999999s" is too long a duration'),
+        (lambda: cfg.write_text(good + "x = " + "[" * 5000 + "]" * 5000 + "\n",
+                                encoding="utf-8"),
+         f"{path}: not valid TOML: arrays or tables nested too deeply"),
+    ]
+    d = DaemonProcess(cfg, tmp_path / "daemon.log",
+                      env=child_env(NOTIFY_SOCKET=str(notify.path))).start()
+    try:
+        notify.wait_for("READY=1")
+        d.wait_for(r"source=alpha polled")
+        for n, (trigger, why) in enumerate(triggers, 1):
+            trigger()
+            notify.messages.clear()
+            d.signal(signal.SIGHUP)
+            notify.wait_for("STATUS=reload rejected; running the previous config")
+            assert f"reload rejected, keeping the running config: {why}" in d.text(), why
+            status, body = get(f"http://127.0.0.1:{port}/healthz")
+            daemon = json.loads(body)["daemon"]
+            assert (status, daemon["last_reload_ok"], daemon["reloads"]) == (200, False, n)
+            polls = d.text().count("source=alpha polled")
+            d.wait_for(r"source=alpha polled", count=polls + 1)  # the running config
+            if cfg.is_dir():
+                cfg.rmdir()
+            cfg.unlink(missing_ok=True)
+            cfg.write_text(good, encoding="utf-8")
+        cfg.write_text(good + source("beta", "b.csv"), encoding="utf-8")
+        d.signal(signal.SIGHUP)
+        d.wait_for(r"config reloaded from .*: 2 sources scheduled")
+        assert json.loads(get(f"http://127.0.0.1:{port}/healthz")[1])["daemon"][
+            "last_reload_ok"] is True
+        d.signal(signal.SIGTERM)
+        assert d.wait(timeout=60) == 0
+    finally:
+        d.kill()
+    assert "Traceback" not in d.text()
     assert d.text().count("warnd started") == 1  # one process throughout

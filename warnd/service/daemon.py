@@ -412,12 +412,10 @@ class Daemon:
                     f"{self.config.state_dir}; another state directory needs a restart",
                     path=self.config_path)
         except ConfigError as e:
-            for m in e.messages:
-                log.error("reload rejected, keeping the running config: %s: %s", e.path, m)
-            self.n_reloads += 1
-            self.last_reload_ok = False
-            sd_notify("READY=1\nSTATUS=reload rejected; running the previous config")
-            return False
+            return self._reload_rejected(e.path, e.messages)
+        except Exception as e:  # noqa: BLE001 - whatever reading it raised: never ends warnd
+            return self._reload_rejected(
+                self.config_path, [f"not loaded: {type(e).__name__}: {e}"])
         self.n_reloads += 1
         old_listen = self.config.general.health_listen
         if not self._stop_timeout_given:
@@ -439,6 +437,17 @@ class Daemon:
         log.info("config reloaded from %s: %d sources scheduled", self.config_path, n)
         sd_notify(f"READY=1\nSTATUS=running {n} sources")
         return True
+
+    def _reload_rejected(self, path: str | None, messages: list[str]) -> bool:
+        """A reload refused: why, in the journal (the file and each cause), in
+        ``/healthz`` (``last_reload_ok``) and systemd's status line; the running config
+        stays."""
+        for m in messages:
+            log.error("reload rejected, keeping the running config: %s: %s", path, m)
+        self.n_reloads += 1
+        self.last_reload_ok = False
+        sd_notify("READY=1\nSTATUS=reload rejected; running the previous config")
+        return False
 
     def _forget_backoff(self, names: list[str]) -> None:
         """The targets ``names`` have another address: their back-off ends."""
