@@ -22,6 +22,7 @@ from tests.service_kit import (
     NotifySocket,
     child_env,
     counts_csv,
+    wait_until,
     write_service_config,
 )
 
@@ -119,8 +120,6 @@ def test_sigterm_during_slow_poll_lets_it_finish(tmp_path, http):
     d = DaemonProcess(cfg, tmp_path / "daemon.log").start()
     try:
         d.wait_for(r"warnd started")
-        from tests.service_kit import wait_until
-
         wait_until(lambda: http.hits.get("/slow"), 30, "the slow request to arrive")
         d.signal(signal.SIGTERM)
         assert d.wait(timeout=60) == 0
@@ -133,6 +132,45 @@ def test_sigterm_during_slow_poll_lets_it_finish(tmp_path, http):
     db = tmp_path / "state" / "warnd.sqlite"
     assert integrity(db) == "ok"
     assert n_rows(db, "observations", "source='slow'") == 80
+
+
+def test_run_once_stopped_in_a_slow_poll_polls_and_judges_the_rest_next_time(tmp_path, http):
+    """`warnd run --once --json` polls a slow lab table, then a second one; SIGTERM comes
+    while the first is being fetched. That poll ends and is stored; the second source is
+    not polled and detection not run, and the run says so (exit 143, ``stopped`` in the
+    JSON). The next run polls the second source and judges both, so nothing polled is
+    left unjudged. Before, SIGTERM ended the process in the middle of the poll."""
+    http.files["slow"] = counts_csv(["ketamin"], weeks=40)
+    (tmp_path / "b.csv").write_bytes(counts_csv(["heroin"], weeks=40, seed=2))
+    cfg = write_service_config(
+        tmp_path / "config.toml",
+        sources=source("slow", f"{http.url}/slow?s=2") + source("beta", "b.csv"),
+        general='fetch_timeout = "20s"\nfetch_deadline = "25s"')
+    once = DaemonProcess(cfg, tmp_path / "once.log", args=("run", "--once", "--json")).start()
+    try:
+        wait_until(lambda: http.hits.get("/slow"), 30, "the slow request to arrive")
+        once.signal(signal.SIGTERM)
+        assert once.wait(timeout=60) == 143
+    finally:
+        once.kill()
+    log = once.text()
+    assert log.index("SIGTERM: stopping") < log.index("source=slow polled: 1 new documents")
+    assert "source=beta" not in log and "detection started" not in log
+    assert json.loads(log[log.index("\n{") + 1:])["stopped"] == {
+        "signal": "SIGTERM", "not_polled": ["beta"], "detection_run": False,
+        "series_waiting": 1, "deliveries_waiting": 0}
+    db = tmp_path / "state" / "warnd.sqlite"
+    assert n_rows(db, "observations", "source='slow'") == 40
+    assert n_rows(db, "series", "data_version > judged_version") == 1
+    again = DaemonProcess(cfg, tmp_path / "once.log", args=("run", "--once")).start()
+    try:
+        assert again.wait(timeout=60) == 0
+    finally:
+        again.kill()
+    assert n_rows(db, "observations", "source='beta'") == 40
+    assert n_rows(db, "series") == 2
+    assert n_rows(db, "series", "data_version > judged_version") == 0
+    assert integrity(db) == "ok"
 
 
 def test_sigterm_during_hung_poll_exits_within_the_bound(tmp_path, http):
