@@ -64,16 +64,14 @@ def parse_duration(text: str | int | float) -> timedelta:
         raise ValueError(f'"{text}" is too long a duration') from None
 
 
-def schedule_interval(text: str) -> str:
+def schedule_interval(text: str) -> timedelta:
     """``text``, a job's interval (a source's ``interval``, ``general.detect_interval``),
-    checked: a duration of at least a second and at most :data:`MAX_INTERVAL`, whose next
-    run the scheduler can put on the calendar."""
+    checked: a duration of at most :data:`MAX_INTERVAL`, whose next run the scheduler can
+    put on the calendar."""
     took = parse_duration(text)
-    if took.total_seconds() < 1:
-        raise ValueError(f'"{text}" is too short (at least "1s")')
     if took > MAX_INTERVAL:
         raise ValueError(f'"{text}" is too long (at most 100 years, "36500d")')
-    return text
+    return took
 
 
 def split_duration(text: str) -> tuple[int, timedelta]:
@@ -215,7 +213,8 @@ class GeneralConfig(_Model):
     @field_validator("detect_interval")
     @classmethod
     def _detect_interval(cls, v: str) -> str:
-        return schedule_interval(v)
+        schedule_interval(v)
+        return v
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -283,7 +282,9 @@ class SourceConfig(BaseModel):
     @field_validator("interval")
     @classmethod
     def _interval(cls, v: str | None) -> str | None:
-        return v if v is None else schedule_interval(v)
+        if v is not None and schedule_interval(v).total_seconds() < 1:
+            raise ValueError(f'"{v}" is too short (at least "1s")')
+        return v
 
     @field_validator("cron")
     @classmethod

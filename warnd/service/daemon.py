@@ -3,7 +3,8 @@
 Signal handlers only put the signal on a queue; the main thread handles it
 (``SIGHUP`` → validate the new config, then swap; ``SIGTERM``/``SIGINT`` → stop
 scheduling, let running jobs finish within ``stop_timeout``, exit 0). A config
-that fails validation on reload is logged and the old one stays in force.
+that fails validation on reload, or cannot be loaded at all, is logged and the old one
+stays in force.
 
 Liveness: a heartbeat job runs every few seconds on its own one-thread executor,
 so it proves the scheduler thread still dispatches jobs even when every worker
