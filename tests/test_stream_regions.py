@@ -464,3 +464,68 @@ def test_the_end_of_a_spike_tells_the_spikes_its_messages_told(tmp_path):
          ["customs"]),
         (9, "spike", "resolve", "Avsluttet: Enkeltstående topp: ketamin — 2 kilder",
          str(D0), ["customs", "lab"])]
+
+
+def test_a_desk_a_silence_kept_the_opening_from_is_told_the_join_a_reload_routes_to_it(
+        tmp_path, smtp_server):
+    """The lab's Vestland series' rise is told at noon (week 0): ops has it, Vestland's
+    relay is down and the opening waits for it; a silence of ketamine added that
+    afternoon keeps it from Vestland's desk, which never has it. Later the operator
+    routes Vestland's region to nobody but ops; Oslo's series rises in week 2 and its
+    desk is told the rise at night, as its opening (it waits for 08:00). In the evening
+    the routes are put back, and Vestland's relay is up again: in the morning Oslo's
+    desk and Vestland's both hear of the rise, as their opening; ops nothing more.
+    Before, the message waiting for Oslo's desk was not added for Vestland's, counted
+    as one that had the episode because a silence held its opening back: Vestland's desk
+    never heard of the rise in its own region."""
+    from tests.servers import SmtpServer
+    from warnd.alerting import outbox
+
+    vestland = SmtpServer()  # Vestland's relay, down at first
+    desks = "".join(
+        f'\n[[targets]]\nname = "{n}"\nurl = "{srv.url(to)}"\n'
+        for n, srv, to in (("vestland", vestland, "v@example.org"),
+                           ("oslo", smtp_server, "o@example.org"),
+                           ("ops", smtp_server, "ops@example.org")))
+    quiet = '\n[alerting]\nchart = false\nquiet_hours = "17:00-08:00"\n'
+    routes = ('\n[[routes]]\nregions = ["46"]\ntargets = ["vestland"]\n'
+              '\n[[routes]]\nregions = ["03"]\ntargets = ["oslo"]\n'
+              '\n[[routes]]\ntargets = ["ops"]\n')
+    cfg = make_config(tmp_path, desks + routes + quiet, sources=LAB_CUSTOMS)
+    ops_only = make_config(tmp_path, desks + routes.split("\n[[routes]]", 2)[2].join(
+        ["\n[[routes]]", ""]) + quiet, sources=LAB_CUSTOMS)
+    assert [r.targets for r in ops_only.routes] == [["oslo"], ["ops"]]
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        _lab_weeks(store, 6)
+        told = []
+        for w in range(3):
+            period = START + timedelta(weeks=w)
+            noon = datetime.combine(period, datetime.min.time(), UTC) + timedelta(hours=12)
+            now = noon if w < 2 else noon + timedelta(hours=8)  # 22:00 in Oslo
+            lab = replace(finding("lab", category=1, rel=1.0, detected=period), region="46")
+            per = {("lab", "46"): [lab], ("lab", "03"): [replace(lab, region="03")]
+                   if w >= 2 else []}
+            told += [(w, a["decision"], sorted(a["targets"]))
+                     for a in _judge(cfg if w < 1 else ops_only, store, period, per, now=now)]
+            outbox.dispatch_pending(cfg if w < 1 else ops_only, store, now=now)
+            if w == 0:
+                actions.add_silence(store, substance="ketamin", reason="festival", who="kari",
+                                    via="cli", until=noon + timedelta(days=3), now=noon)
+                outbox.dispatch_pending(cfg, store, now=noon + timedelta(minutes=30))
+        vestland.start()  # the relay is up again, and the routes put back, at night
+        t = now + timedelta(minutes=30)
+        while t <= now + timedelta(hours=12):
+            outbox.dispatch_pending(cfg, store, now=t)
+            t += timedelta(minutes=30)
+        wait_for(lambda: len(smtp_server.messages) == 2, what="two emails")
+        silenced = store.q("SELECT target FROM deliveries WHERE status='silenced'")
+    finally:
+        store.close()
+        vestland.stop()
+    assert told == [(0, "open", ["ops", "vestland"]), (2, "escalate", ["oslo"])]
+    assert silenced == [{"target": "vestland"}]
+    assert _by_desk(smtp_server) == {"ops": ["Liten økning: ketamin — 1 kilde"],
+                                     "o": ["Liten økning: ketamin — 1 kilde"]}
+    assert [str(m["Subject"]) for m in vestland.messages] == [
+        "Liten økning: ketamin — 1 kilde"]

@@ -29,7 +29,8 @@ from warnd.alerting.localtime import local_day, wall_clock
 from warnd.alerting.outbox import crash_point, enqueue_alert
 from warnd.alerting.routing import route
 from warnd.alerting.silences import silenced_by
-from warnd.alerting.told import NOT_JOINED, OTHER_EPISODES, had, maybe_heard, rise_told
+from warnd.alerting.told import (ADDRESSED, NOT_JOINED, OTHER_EPISODES, had, maybe_heard,
+                                 rise_told)
 from warnd.alerting.wording import (
     USUAL_PEAK_EVIDENCE,
     joined,
@@ -913,13 +914,13 @@ def _joined_targets(config: Config, store: Store, substance: str, alert: dict[st
     """Of the targets a rise's message ``alert`` routes to (by the region of every series
     it names: :func:`warnd.alerting.routing.route`, as if no silence or mute held it
     back), those no message of the episode ``told`` opened was addressed to (delivered,
-    waiting, or given up; not one a silence or a mute held back from them): the desk of
-    a region whose series joins the rise, which had none of it. Such a message telling
-    no more than was told goes to them alone."""
-    addressed = {d["target"] for d in _told_deliveries(
-        store, substance, "trend", "increase", told,
-        statuses=("pending", "delivered", "expired", "failed", "dropped"))}
-    return [t for t in route(config, {**alert, "status": "open"}) if t not in addressed]
+    waiting, or given up; not one a silence or a mute held back from them:
+    :func:`warnd.alerting.told.addressed`, as the outbox asks when the routes change
+    while it waits): the desk of a region whose series joins the rise, which had none of
+    it. Such a message telling no more than was told goes to them alone."""
+    had_it = {d["target"] for d in _told_deliveries(
+        store, substance, "trend", "increase", told, statuses=ADDRESSED)}
+    return [t for t in route(config, {**alert, "status": "open"}) if t not in had_it]
 
 
 def _still_owed(store: Store, substance: str, kind: str, direction: str,

@@ -40,8 +40,8 @@ from warnd.alerting.send import SendResult, mask, message_id, target_url
 from warnd.alerting.send import send as send_message
 from warnd.alerting.silences import matches as silence_matches
 from warnd.alerting.silences import silenced_by
-from warnd.alerting.told import (EPISODE_KINDS, NOT_JOINED, OTHER_EPISODES, episode_start,
-                                 maybe_heard, told_to_target)
+from warnd.alerting.told import (EPISODE_KINDS, NOT_JOINED, OTHER_EPISODES, addressed,
+                                 episode_start, maybe_heard, told_to_target)
 from warnd.alerting.told import episode_scope as _scope
 from warnd.alerting.wording import render_text
 from warnd.config import Config, parse_duration
@@ -429,22 +429,28 @@ def _quiet_as_configured(config: Config, store: Store, now: datetime) -> None:
                  "hours now configured allow", len(earlier))
 
 
-def _routed_now(config: Config, store: Store, a: dict[str, Any], now: datetime, *,
-                held: bool, silences: list[dict[str, Any]] | None = None) -> list[str]:
-    """Where the routes now configured send a stored message (not muted targets). A
-    notice goes where each substance it names routes, but for those muted (or, ``held``,
-    silenced now or when it was decided, or an edit named it, or muted then:
-    ``muted_then``, which kept it from their targets then), as
-    :func:`warnd.alerting.decide.notice_targets` decides; another alert nowhere when
-    ``held`` and its substance is muted or silenced now. ``silences``: the store's
-    (:meth:`Store.silences` at ``now``), read once by a caller that asks for many."""
-    if held and silences is None:
-        silences = store.silences(now=now)
+def _data_of(a: dict[str, Any]) -> dict[str, Any]:
+    """A stored alert's ``data``, parsed (empty when it is not a JSON object)."""
     try:
         data = json.loads(a.get("data") or "{}")
     except ValueError:
-        data = {}
-    data = data if isinstance(data, dict) else {}
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _routed_now(config: Config, store: Store, a: dict[str, Any], data: dict[str, Any],
+                now: datetime, *, held: bool, silences: list[dict[str, Any]] | None = None,
+                ) -> list[str]:
+    """Where the routes now configured send a stored message ``a`` (not muted targets),
+    its ``data`` parsed (:func:`_data_of`). A notice goes where each substance it names
+    routes, but for those muted (or, ``held``, silenced now or when it was decided, or
+    an edit named it, or muted then: ``muted_then``, which kept it from their targets
+    then), as :func:`warnd.alerting.decide.notice_targets` decides; another alert
+    nowhere when ``held`` and its substance is muted or silenced now. ``silences``: the
+    store's (:meth:`Store.silences` at ``now``), read once by a caller that asks for
+    many."""
+    if held and silences is None:
+        silences = store.silences(now=now)
     one = {"substance": a["substance"] or "", "kind": a["kind"], "severity": a["severity"],
            "source": a.get("source"), "region": a.get("region") or "", "status": "open",
            "regions": sorted({str(x.get("region") or "") for x in data.get("agree") or []
@@ -522,7 +528,8 @@ def _as_routed(config: Config, store: Store, now: datetime) -> None:
     add: list[tuple[int, str, str]] = []
     for aid, rows in waiting.items():
         a = rows[0]
-        routed = _routed_now(config, store, a, now, held=False)
+        data = _data_of(a)  # parsed once for every question asked of it
+        routed = _routed_now(config, store, a, data, now, held=False)
         for r in rows:
             t = by_name.get(r["target"])
             if (t is None or t.muted or r["target"] in routed
@@ -536,21 +543,22 @@ def _as_routed(config: Config, store: Store, now: datetime) -> None:
         if a["alert_status"] != "open" or not any(r["target"] in by_name for r in rows):
             continue
         have = have_of.get(aid, set())
-        new = [n for n in _routed_now(config, store, a, now, held=True, silences=silences)
-               if n not in have]
+        new = [n for n in _routed_now(config, store, a, data, now, held=True,
+                                      silences=silences) if n not in have]
         if not new or store.q(
                 "SELECT 1 FROM alerts l JOIN alerts e ON e.id=? WHERE l.id > e.id AND "
                 f"{_same_matter('l')} AND l.decision IN ('open', 'resolve', 'correct') LIMIT 1",
                 [aid, *EPISODE_KINDS]):
             continue  # out of date: its episode ended, was corrected or opened again since
-        if (new and (scope := _scope(a)) is not None
-                and (json.loads(a["data"] or "{}") or {}).get("joined")):
+        if new and (scope := _scope(a)) is not None and data.get("joined"):
             # a region's join goes to the desks that had none of the episode, as their
             # opening: not to a target newly routed that had an earlier message of it
+            # addressed to it, as when it was decided (one a silence held back from a
+            # desk is none it had)
             where, args = scope
             had = {r["target"] for r in store.q(
-                "SELECT DISTINCT target FROM deliveries WHERE alert_id IN (SELECT id FROM "
-                f"alerts WHERE {where} AND id >= ? AND id < ?)",
+                f"SELECT DISTINCT d.target FROM deliveries d WHERE {addressed('d')} AND "
+                f"d.alert_id IN (SELECT id FROM alerts WHERE {where} AND id >= ? AND id < ?)",
                 [*args, episode_start(store, scope, aid), aid])}
             new = [n for n in new if n not in had]
         due = iso(quiet.due_at(config, a["severity"], now) or now)

@@ -53,6 +53,23 @@ def had(alias: str = "t") -> str:
     return f"({went_out(alias)} OR {maybe_heard(alias)})"
 
 
+#: The statuses of a delivery of a message addressed to its target: delivered, still
+#: to go, or given up (expired, refused for good, dropped); not ``silenced``, one a
+#: silence held back, unless an attempt of it may have reached the target
+#: (:func:`addressed`).
+ADDRESSED = ("pending", "delivered", "expired", "failed", "dropped")
+
+
+def addressed(alias: str = "t") -> str:
+    """SQL, of the deliveries' table ``alias``: a delivery of a message addressed to its
+    target (:data:`ADDRESSED`, or :func:`maybe_heard`). A desk with such a delivery of
+    an open rise's messages had the episode: a region joining the rise is not told to it
+    (:func:`warnd.alerting.decide._joined_targets`), when it is decided nor when the
+    routes change while it waits (:func:`warnd.alerting.outbox._as_routed`); one whose
+    every message of the episode a silence held back had none of it, and is told."""
+    return f"({alias}.status IN {ADDRESSED!r} OR {maybe_heard(alias)})"
+
+
 #: An alert's severities, weakest first.
 SEVERITIES = ("info", "warning", "critical")
 
