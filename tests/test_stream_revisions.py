@@ -274,6 +274,54 @@ def test_a_rise_revised_away_while_its_opening_waits_for_quiet_hours_is_not_sent
     store.close()
 
 
+def test_a_rise_revised_away_while_its_opening_waits_on_a_dead_relay_is_not_sent(
+        tmp_path, smtp_server):
+    """The lab's rise is told at midday to mail and to the desk, whose relay is down: its
+    opening is refused and waits for a retry. Half an hour later the lab revises the weeks
+    down to the usual level: mail, which had the rise, gets the correction; the desk gets
+    nothing, neither when the correction is decided nor once its relay is up again: its
+    opening is dropped as withdrawn before it went out, as one waiting for the end of
+    quiet hours is. Before, an attempt that the relay refused counted as one the desk may
+    have had: it was sent the opening of a rise that no longer existed once its relay
+    was up, and then its correction."""
+    from tests.servers import SmtpServer, wait_for
+    from warnd.alerting import outbox
+
+    relay = SmtpServer()  # the desk's relay, down at first
+    cfg = make_config(tmp_path, target("mail", smtp_server.url())
+                      + target("desk", relay.url("desk@example.org")))
+    weeks, rise = 130, 120
+    usual = np.random.default_rng(11).poisson(5.0, weeks).astype(float)
+    risen = usual.copy()
+    risen[rise:] = np.random.default_rng(6).poisson(15.0, weeks - rise)
+    for w in range(rise - 1, weeks):
+        _put(cfg, risen, w + 1)
+        if _told(cfg, w):
+            break
+    assert w < weeks - 1, "the rise was never told"
+    opened = _week_end(w)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        assert outbox.dispatch_pending(cfg, store, now=opened)["delivered"] == 1
+        _put(cfg, usual, w + 1)  # revised down half an hour later
+        later = opened + timedelta(minutes=30)
+        made = Pipeline(cfg, clock=lambda: later).detect()
+        relay.start()
+        for k in range(1, 5):
+            outbox.dispatch_pending(cfg, store, now=later + timedelta(hours=k))
+        wait_for(lambda: len(smtp_server.messages) == 2, what="the opening and correction")
+        (o,) = store.q("SELECT d.status, d.last_error FROM deliveries d JOIN alerts a "
+                       "ON a.id = d.alert_id WHERE a.decision = 'open' AND d.target='desk'")
+    finally:
+        store.close()
+        relay.stop()
+    assert [(a["decision"], a["targets"]) for a in made] == [("correct", ["mail"])]
+    assert [m["Subject"].split(":")[0] for m in smtp_server.messages] == [
+        "Liten økning", "Rettelse"]
+    assert relay.messages == []
+    assert o["status"] == "dropped" and "revised away" in o["last_error"]
+
+
 TABLE_START = date(2024, 1, 1)  # a Monday
 
 

@@ -215,15 +215,15 @@ def test_an_end_is_routed_as_usual_only_when_its_recipients_left_the_config(
     assert [m["To"] for m in smtp_server.messages] == ["desk@example.org"] * (1 + len(told))
 
 
-def test_a_correction_decided_while_the_opening_was_retried_is_not_sent_once_it_expired(
+def test_an_opening_being_retried_when_its_rise_is_revised_away_is_not_sent(
         tmp_path, smtp_server):
     """The desk's relay is dead when the lab's rise is told; its opening is being retried
-    when the lab revises the week the same day: the correction is decided for the desk,
-    as the opening may yet reach it. The opening then expires, and the relay is back:
-    the correction is not sent, as the desk never heard of the rise; it is recorded as
-    not sent and why, and an operator queuing the opening again sends the opening, then
-    the correction, replying to it. Before, the desk got "Rettelse: …" of a rise it
-    never had, and the opening could not be queued again after it."""
+    when the lab revises the week the same day. The relay refused every attempt, so the
+    desk never had the rise: the opening is dropped as withdrawn before it went out, and
+    no correction is decided (nobody heard of the rise). The relay is back: the desk gets
+    nothing. Before, the correction was decided for the desk, as the opening might yet
+    reach it: a relay back within the hour sent the desk the opening of a rise that no
+    longer existed, then its correction."""
     relay = SmtpServer()  # not started: nothing listens on its port
     cfg = make_config(tmp_path, target("desk", relay.url("desk@example.org"))
                       + target("ops", smtp_server.url("ops@example.org")), ROUTED)
@@ -236,21 +236,14 @@ def test_a_correction_decided_while_the_opening_was_retried_is_not_sent_once_it_
         assert outbox.dispatch_pending(cfg, store, now=now)["retrying"] == 1
         put_weekly(cfg.state_dir, _lab(revised=True)[:RISE + 2], start=START)
         soon = now + timedelta(minutes=20)
-        assert [(a["decision"], a["targets"]) for a in Pipeline(
-            cfg, clock=lambda: soon).detect()] == [("correct", ["desk"])]
-        # the correction, held behind it, is recorded as not sent as the opening expires
-        counts = outbox.dispatch_pending(cfg, store, now=now + timedelta(hours=2))
-        assert (counts["expired"], counts["unheard"]) == (1, 1)
+        assert Pipeline(cfg, clock=lambda: soon).detect() == []
         relay.start()
-        back = now + timedelta(hours=3)
-        counts = outbox.dispatch_pending(cfg, store, now=back)
-        assert (counts["delivered"], counts["unheard"]) == (0, 0)
+        for k in range(1, 4):
+            outbox.dispatch_pending(cfg, store, now=soon + timedelta(minutes=30 * k))
         assert relay.messages == [] and smtp_server.messages == []
-        assert _records(store, "correct") == [
-            {"target": "desk", "status": "dropped", "last_error": outbox.UNHEARD}]
-
-        _queued_again(cfg, store, relay, back, "Rettelse")
-        assert smtp_server.messages == []
+        (opening,) = _records(store, "open")
+        assert (opening["target"], opening["status"]) == ("desk", "dropped")
+        assert "revised away" in opening["last_error"]
     finally:
         relay.stop()
         store.close()

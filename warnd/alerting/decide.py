@@ -892,8 +892,8 @@ def _told_deliveries(store: Store, substance: str, kind: str, direction: str,
             "direction=? AND decision='resolve'" + " AND id < ?" * len(upto),
             [substance, kind, direction, *upto])
         since = last[0]["t"] or ""
-    sql = ("SELECT d.alert_id, d.target, d.status, d.attempts, d.claimed_until, "
-           "d.next_attempt_at, a.decision "
+    sql = ("SELECT d.alert_id, d.target, d.status, d.attempts, d.maybe_sent, "
+           "d.claimed_until, d.next_attempt_at, a.decision "
            "FROM alerts a JOIN deliveries d ON d.alert_id = a.id "
            "WHERE a.substance=? AND a.kind=? AND a.direction=? AND a.created_at >= ? "
            "AND a.decision IN ('open','escalate','repeat') "
@@ -963,29 +963,34 @@ def _withdraw_unsent(store: Store, db: Any, substance: str, kind: str, direction
                      told: dict[str, Any], *, series: Finding, targets: Sequence[str],
                      now: datetime, whole: bool) -> list[str]:
     """Of ``targets``, those that have heard, or are about to hear, of ``series`` in the
-    episode a correction withdraws it from (a delivery made, tried, being tried or due,
-    of a message resting on it). Its messages to ``targets`` that wait for later (the end
-    of quiet hours) are dropped: a target with no other of them hears neither them nor
-    the correction, and one that heard of the series gets the correction without them
-    (an escalation resting on it). An opening still waiting goes all the same unless
+    episode a correction withdraws it from (a delivery made, tried by an attempt that may
+    have reached its target, being tried, or due for its first attempt, of a message
+    resting on it). Its messages that wait for later (the end of quiet hours, a retry
+    after each attempt was refused: a relay down), for whichever target, are dropped: a
+    target with no other of them hears neither them nor the correction, and one that
+    heard of the series gets the correction without them (an escalation resting on it),
+    whether the correction goes to it or not. An opening still waiting goes all the same unless
     the correction withdraws the ``whole`` episode: the rise goes on in its other
     series, and its recipients hear of it, then of the withdrawal of this one."""
     now_s = iso(now)
     rows = _told_deliveries(store, substance, kind, direction, told, series=series)
 
     def going(d: dict[str, Any]) -> bool:
-        return bool(d["status"] == "delivered" or d["attempts"]
+        return bool(d["status"] == "delivered" or d["maybe_sent"] == 1
+                    or (d["maybe_sent"] is None and d["attempts"])
                     or (d["claimed_until"] and d["claimed_until"] > now_s)
-                    or d["next_attempt_at"] <= now_s
+                    or (not d["attempts"] and d["next_attempt_at"] <= now_s)
                     or (not whole and d["decision"] == "open"))
 
     heard = {d["target"] for d in rows if going(d)}
-    unsent = [(int(d["alert_id"]), d["target"]) for d in rows
-              if d["target"] in targets and not going(d)]
+    # every target's: none is sent a message of what no longer is, whether or not the
+    # correction goes to it
+    unsent = [(int(d["alert_id"]), d["target"]) for d in rows if not going(d)]
     if unsent:
         db.conn.executemany(
             "UPDATE deliveries SET status='dropped', last_error=? WHERE alert_id=? AND "
-            "target=? AND status='pending' AND attempts=0 AND next_attempt_at > ?",
+            "target=? AND status='pending' AND COALESCE(maybe_sent, attempts > 0) = 0 AND "
+            "(attempts > 0 OR next_attempt_at > ?)",
             [(f"not sent: withdrawn at {now_s} before it went out (the values it rested "
               "on were revised away)", aid, name, now_s) for aid, name in unsent])
         log.info("substance=%s %s: messages not yet sent withdrawn before they went out: %s",
