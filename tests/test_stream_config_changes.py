@@ -310,3 +310,58 @@ def test_an_earlier_spike_is_not_listed_open_again_by_a_later_one(tmp_path):
                                                   (135, "spike", "open")]
     listed = collect_status(cfg, now=_week_end(weeks - 1))["open_alerts"]
     assert [a["id"] for a in listed] == [2]
+
+
+def test_a_substance_taken_out_while_its_opening_waits_is_not_told_until_put_back(
+        tmp_path, smtp_server, capsys):
+    """Ketamine's rise at the lab opens at noon, in quiet hours (until 18:00 in Oslo), and
+    its opening waits; before it goes, ketamine is taken out of the config (a reload).
+    The opening is not sent: it is dropped, and `warnd outbox` says why; nothing more of
+    the rise is sent while ketamine is out, no end that would never come. Put back in
+    week 117 while the rise goes on, the rise is told then, as its first message, as
+    after a mute, and its end when it comes. Before, the opening went at 18:00 all the
+    same, the opening of a rise whose end was never told, as nothing judged it any more;
+    and, put back, nothing was told anew."""
+    from tests.scenario import START, put_weekly
+    from warnd.alerting import outbox
+    from warnd.cli import main
+    from warnd.pipeline import Pipeline
+
+    mail = target("mail", smtp_server.url())
+    full = load_config(write_config(tmp_path, SOURCES + mail + QUIET_NOON))
+    cut = load_config(write_config(tmp_path, SOURCES + mail + QUIET_NOON, name="cut.toml",
+                                   substances=NO_KETAMINE))
+    weeks, rise, calm, back = 150, 110, 125, 117
+    lab = _lab_rise(weeks, rise, calm)
+    store = Store.in_dir(full.state_dir)
+    told, out = [], None
+    try:
+        for w in range(rise - 2, weeks):
+            cfg = full if out is None or w >= back else cut
+            if cfg is full:  # (no source reads ketamine while it is out of the config)
+                put_weekly(cfg.state_dir, lab[: w + 1], start=START)
+            noon = _week_end(w)
+            made = [a for a in Pipeline(cfg, clock=lambda t=noon: t).detect()
+                    if a["kind"] == "trend"]
+            told += [(w, a["decision"]) for a in made]
+            if out is None and made:
+                out, cfg = w, cut  # taken out while the opening waits
+            outbox.dispatch_pending(cfg, store, now=noon + timedelta(hours=6))
+            if w == out:
+                assert main(["--config", str(cut.path), "outbox", "list", "--status",
+                             "dropped"]) == 0
+                listed = capsys.readouterr().out
+        sent = [(r["decision"], r["status"], r["last_error"]) for r in store.q(
+            "SELECT a.decision, d.status, d.last_error FROM alerts a JOIN deliveries d ON "
+            "d.alert_id = a.id WHERE a.kind = 'trend' ORDER BY a.id")]
+    finally:
+        store.close()
+    why = 'not sent: substance "ketamin" is no longer in the configuration'
+    assert why in listed
+    assert [d for w, d in told if w < back] == ["open"]
+    assert [d for w, d in told if w >= back] == ["open", "resolve"]
+    assert [d for w, d in told if w == back] == ["open"]  # told the week it is back
+    assert sent == [("open", "dropped", why), ("open", "delivered", None),
+                    ("resolve", "delivered", None)]
+    subjects = [str(m["Subject"]) for m in smtp_server.messages if "topp" not in m["Subject"]]
+    assert [s.split(":")[0] for s in subjects] == ["Liten økning", "Avsluttet"]

@@ -530,17 +530,20 @@ def _as_routed(config: Config, store: Store, now: datetime) -> None:
         a = rows[0]
         data = _data_of(a)  # parsed once for every question asked of it
         routed = _routed_now(config, store, a, data, now, held=False)
+        # its substance taken out of the config: dropped as such when due (_muted_now)
+        gone = a["kind"] in EPISODE_KINDS and a["substance"] not in config.substances
         for r in rows:
             t = by_name.get(r["target"])
             if (t is None or t.muted or r["target"] in routed
-                    or (r["claimed_until"] and r["claimed_until"] > now_s)
+                    or gone or (r["claimed_until"] and r["claimed_until"] > now_s)
                     or r["maybe_sent"] == 1 or r["maybe_sent"] is None and r["attempts"]
                     or str(r["last_error"] or "").startswith("queued again")):
-                # not configured, muted (kept; dropped as muted), may have it, or an
-                # operator queued it again
+                # not configured, muted, or its substance taken out of the config (kept;
+                # dropped as such when due), may have it, or an operator queued it again
                 continue
             drop.append((aid, r["target"]))
-        if a["alert_status"] != "open" or not any(r["target"] in by_name for r in rows):
+        if gone or a["alert_status"] != "open" or not any(r["target"] in by_name
+                                                           for r in rows):
             continue
         have = have_of.get(aid, set())
         new = [n for n in _routed_now(config, store, a, data, now, held=True,
@@ -1101,12 +1104,19 @@ def _speaking_for(config: Config, store: Store, d: dict[str, Any], now: datetime
 
 
 def _muted_now(config: Config, t: Any, d: dict[str, Any]) -> str | None:
-    """What of a waiting delivery is muted now (its target or its substance), if any."""
+    """Why the configuration now keeps a waiting delivery from being sent, if it does:
+    its target or its substance muted, or its substance taken out of the config (a
+    trend's or a spike's message: nothing judges the substance any more, so no end or
+    correction would follow it; notices name the substances they name, configured or
+    not)."""
     if t is not None and t.muted:
-        return f'target "{t.name}"'
-    sc = config.substances.get(d.get("substance") or "")
+        return f'target "{t.name}" is muted in the configuration'
+    sub = d.get("substance") or ""
+    sc = config.substances.get(sub)
     if sc is not None and sc.muted and d.get("kind") != "digest":
-        return f'substance "{d["substance"]}"'
+        return f'substance "{sub}" is muted in the configuration'
+    if sc is None and sub and d.get("kind") in EPISODE_KINDS:
+        return f'substance "{sub}" is no longer in the configuration'
     return None
 
 
@@ -1140,16 +1150,15 @@ def _prepare(
         log.info("alert=%d target=%s not sent: silence %d", aid, name, sid)
         return None
     muted = _muted_now(config, t, held)
-    if muted:  # muted after it was decided (a reload while it waited): never sent
+    if muted:  # muted (taken out) after it was decided, a reload while it waited: never sent
         with store.write() as db:
             db.execute("UPDATE deliveries SET status='dropped', claimed_until=NULL, "
                        "claimed_by=NULL, last_error=? WHERE alert_id=? AND target=? AND "
-                       "status='pending'", (f"not sent: {muted} is muted in the configuration",
-                                            aid, name))
-            if muted.startswith("substance"):  # told once it is no longer muted
+                       "status='pending'", (f"not sent: {muted}", aid, name))
+            if muted.startswith("substance"):  # told once it is no longer muted (is back)
                 _rise_unheard(store, d, db, now, mark="muted")
         counts["muted"] += 1
-        log.info("alert=%d target=%s not sent: %s is muted", aid, name, muted)
+        log.info("alert=%d target=%s not sent: %s", aid, name, muted)
         return None
     if _unheard(store, d, counts):  # what it ends or corrects expired since it was decided
         return None
