@@ -22,7 +22,7 @@ import csv
 import io
 import re
 import statistics
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timedelta
 from itertools import pairwise
 from typing import ClassVar
@@ -237,3 +237,34 @@ def rescale_to_overlap(
         return dict(new)
     factor = statistics.median(ratios)
     return {d: v * factor for d, v in new.items()}
+
+
+#: The words for a step in a problem: an export's rows and the range Google gives them for.
+STEP_WORDS = {
+    "day": ("daily", "a range under about 9 months"),
+    "week": ("weekly", "a range of about 9 months to 5 years"),
+    "month": ("monthly", "a range over 5 years"),
+}
+
+
+def step_of(periods: Iterable[date]) -> str | None:
+    """``day``, ``week`` or ``month``: the spacing of most of a series' periods (None for
+    fewer than two)."""
+    days = sorted(set(periods))
+    return _granularity("", days) if len(days) > 1 else None
+
+
+def google_week(day: date) -> date:
+    """The period a weekly row holding ``day`` is stored on: the Monday after the Sunday
+    Google's week (Sunday to Saturday) starts on."""
+    return day - timedelta(days=(day.weekday() + 1) % 7) + timedelta(days=1)
+
+
+def whole_weeks(days: Iterable[date]) -> dict[date, list[date]]:
+    """The days of each of Google's weeks that ``days`` cover whole (all seven), by the
+    period its weekly row is stored on; a week the days only partly cover (the first
+    and the last of an export, the running one) is left out."""
+    weeks: dict[date, list[date]] = {}
+    for day in sorted(set(days)):
+        weeks.setdefault(google_week(day), []).append(day)
+    return {w: ds for w, ds in weeks.items() if len(ds) == 7}

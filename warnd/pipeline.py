@@ -378,13 +378,14 @@ class Pipeline:
                     # again rather than hear "not modified" (as a file is read again)
                     etag = last_mod = None
                     continue
-                obs = self._prepare_observations(store, src, parsed.observations)
+                problems = list(parsed.problems)
+                obs = self._prepare_observations(store, src, parsed.observations, problems,
+                                                 doc.location)
                 # a document none of which was read (a web page where a feed was
                 # expected) is not marked ingested: it is read again at the next poll,
                 # as one whose parser failed, and its validators are not kept
                 unread = any(p.fatal for p in parsed.problems) and not (
                     parsed.items or obs)
-                problems = list(parsed.problems)
                 # a file of a source adding its files up with the same bytes as another
                 # one's version kept (a download saved twice, a transfer retried under
                 # another name) is a copy of it: counted once, and said so
@@ -629,7 +630,8 @@ class Pipeline:
             log.warning("source=%s cannot keep raw page: %s", source_name, e.strerror)
 
     def _prepare_observations(
-        self, store: Store, src: Any, observations: Iterable[Observation]
+        self, store: Store, src: Any, observations: Iterable[Observation],
+        problems: list[Problem] | None = None, location: str = "",
     ) -> list[Observation]:
         dim = src.dimension
         wanted = None if src.substances is None else set(src.substances)
@@ -639,17 +641,21 @@ class Pipeline:
             if wanted is None or o.substance in wanted
         ]
         if src.kind == "google_trends":
-            out = self._rescale_trends(store, out)
+            out = self._rescale_trends(store, out, [] if problems is None else problems,
+                                       location)
         return out
 
-    def _rescale_trends(self, store: Store, obs: list[Observation]) -> list[Observation]:
+    def _rescale_trends(self, store: Store, obs: list[Observation], problems: list[Problem],
+                        location: str) -> list[Observation]:
         """Each export is relative to its own peak: map it onto the stored scale.
 
         An export ending before the stored values do is older than one already read
         (a re-dropped file): it only adds periods not stored, and revises none back
-        to what an older export showed."""
+        to what an older export showed. A series keeps the step it was first stored
+        with: daily values of a weekly series are read as the mean of each week they
+        cover whole, any other step is not read into it (a problem naming the file)."""
         try:
-            from feeds.trends_csv import rescale_to_overlap
+            from feeds.trends_csv import rescale_to_overlap, step_of
         except ImportError:  # pragma: no cover
             return obs
         groups: dict[tuple[str, str, str], list[Observation]] = {}
@@ -661,12 +667,31 @@ class Pipeline:
             if not old:
                 out.extend(group)
                 continue
+            have, got = step_of(old), step_of(o.period for o in group)
+            if have and got and got != have:
+                if (got, have) != ("day", "week"):
+                    problems.append(self._other_step(location, sub, region, got, have))
+                    continue
+                group = _daily_as_weekly(group)
+                if not group:
+                    continue
             new = {o.period: o.value for o in group}
             scaled = rescale_to_overlap(new, old)
             older = max(new) < max(old)
             out.extend(replaced(o, value=float(scaled.get(o.period, o.value))) for o in group
                        if not (older and o.period in old))
         return out
+
+    def _other_step(self, location: str, sub: str, region: str, got: str,
+                    have: str) -> Problem:
+        """The problem of a Trends export whose rows have another step than its series."""
+        from feeds.trends_csv import STEP_WORDS
+
+        (got_rows, got_range), (have_rows, have_range) = STEP_WORDS[got], STEP_WORDS[have]
+        series = self.config.substance_label(sub, "en") + (f" ({region})" if region else "")
+        return Problem(location, f"{got_rows} values ({got_range}), but the stored series "
+                       f"of {series} is {have_rows}: its values not read, lest the two be "
+                       f"mixed; export {have_range} for {have_rows} values")
 
     def _notice_alerts(self, store: Store, src: Any, items: Iterable[Any], now: datetime) -> None:
         for it in items:
@@ -1685,6 +1710,22 @@ def _keeps_all(feed: Any) -> bool:
     """Whether a source of items keeps every item it reads, also those naming no watched
     substance (a notice page's ``keep_unmatched``; a news feed keeps only those that do)."""
     return bool(getattr(feed.options, "keep_unmatched", False))
+
+
+def _daily_as_weekly(days: list[Observation]) -> list[Observation]:
+    """A Trends series' daily values as weekly ones: the mean of each of Google's weeks
+    (Sunday to Saturday) they cover whole, on the period its weekly row is stored on. A
+    week's value is its searches to the peak's as its days' are, up to the scale that
+    rescaling finds; a week covered in part (an export's first, its last) is left out."""
+    from feeds.trends_csv import whole_weeks
+
+    by_day = {o.period: o for o in days}
+    out = []
+    for week, ds in whole_weeks(by_day).items():
+        parts = [by_day[d] for d in ds]
+        out.append(replaced(parts[0], period=week, value=sum(p.value for p in parts) / 7,
+                            flag="lt1" if all(p.flag == "lt1" for p in parts) else None))
+    return out
 
 
 def _copy_problem(location: str, of: str, holder: str, *, before: bool = False) -> str:

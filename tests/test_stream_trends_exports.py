@@ -1,0 +1,145 @@
+"""Google Trends exports over time: what staff drop into the folder week after week.
+
+Each test writes real export files into a real folder, moves the clock through the
+real pipeline's `run --once` cycle (poll, store, detect, alert to a local ``json://``
+target) and checks what warnd stored and told. Staff export what the Trends page gives
+that day: "past 12 months" one week, "past 90 days" (daily rows) or "past 5 years"
+(monthly rows) another, saved from Excel now and then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.service_kit import JsonSink, write_service_config
+from tests.test_service import source
+from warnd.cli import collect_status
+from warnd.config import load_config
+from warnd.pipeline import Pipeline
+from warnd.store import Store
+
+#: the Sunday Google's first week of the history starts on
+FIRST = date(2024, 1, 7)
+#: weekly search interest for ketamin over three years: a steady level with some noise
+LEVEL = [50 + (w * 37) % 11 - 5 for w in range(160)]
+
+
+def week_start(w: int) -> date:
+    return FIRST + timedelta(weeks=w)
+
+
+def scaled(values: dict[date, float]) -> dict[date, int]:
+    """An export's values: each relative to the export's own peak (100)."""
+    peak = max(values.values())
+    return {d: round(100 * v / peak) for d, v in values.items()}
+
+
+def write_export(path: Path, period: str, values: dict[date, int | str]) -> None:
+    rows = "".join(f"{d.isoformat()},{v}\n" for d, v in sorted(values.items()))
+    path.write_text(f"Category: All categories\n\n{period},ketamin: (Norway)\n{rows}",
+                    encoding="utf-8")
+
+
+def weekly(last: int, weeks: int = 52) -> dict[date, int | str]:
+    """A "past 12 months" export whose last row is the week ``last`` (ended)."""
+    return dict(scaled({week_start(w): LEVEL[w] for w in range(last - weeks + 1, last + 1)}))
+
+
+def daily(last: int) -> dict[date, int | str]:
+    """A "past 90 days" export to the Saturday ending week ``last``: more searches at
+    weekends than on weekdays, each day a seventh of its week and a bit."""
+    end = week_start(last) + timedelta(days=6)
+    days = [end - timedelta(days=n) for n in range(90)]
+    weekend = {5: 1.3, 6: 1.3}
+    raw = {d: LEVEL[(d - FIRST).days // 7] * weekend.get(d.weekday(), 0.88) for d in days}
+    return dict(scaled(raw))
+
+
+def monthly(last: int) -> dict[date, int | str]:
+    """A "past 5 years" export: one row a month, the months the history has."""
+    months: dict[date, list[float]] = {}
+    for w in range(last + 1):
+        months.setdefault(week_start(w).replace(day=1), []).append(LEVEL[w])
+    return dict(scaled({m: sum(v) / len(v) for m, v in months.items()}))
+
+
+class Desk:
+    """A trends source reading ``drop/``, told to a local ``json://`` target; the clock is
+    the Monday after the week a poll's newest export ends with, at noon."""
+
+    def __init__(self, tmp: Path, sink: JsonSink) -> None:
+        self.drop = tmp / "drop"
+        self.drop.mkdir()
+        self.cfg = load_config(write_service_config(
+            tmp / "config.toml", state_dir=str(tmp / "state"),
+            sources=source("trends", str(self.drop / "*.csv"), kind="google_trends",
+                           dimension="interest"),
+            targets=f'\n[[targets]]\nname = "desk"\nurl = "{sink.url}"\n'))
+
+    def now(self, last: int) -> datetime:
+        return datetime.combine(week_start(last) + timedelta(days=8), datetime.min.time(),
+                                tzinfo=UTC) + timedelta(hours=12)
+
+    def cycle(self, last: int) -> list[str]:
+        res = Pipeline(self.cfg, clock=lambda: self.now(last)).run_once()
+        return [a["title"] for a in res["alerts"]]
+
+    def stored(self) -> dict[date, float]:
+        st = Store.in_dir(self.cfg.state_dir)
+        try:
+            return {date.fromisoformat(r["period"]): r["value"] for r in st.q(
+                "SELECT period, value FROM observations WHERE substance='ketamin' "
+                "AND metric='index'")}
+        finally:
+            st.close()
+
+    def problems(self, last: int) -> list[str]:
+        status = collect_status(self.cfg, now=self.now(last))
+        src = next(s for s in status["sources"] if s["name"] == "trends")
+        return [f"{p['location']}: {p['message']}" for p in src["recent_problems"]]
+
+
+@pytest.fixture
+def sink() -> Iterator[JsonSink]:
+    s = JsonSink()
+    yield s
+    s.close()
+
+
+def test_exports_of_another_range_keep_the_series_weekly(tmp_path, sink):
+    """Staff export "past 12 months" (weekly rows) most weeks, "past 90 days" (daily rows)
+    one week and "past 5 years" (monthly rows) once. The series stays weekly: the daily
+    rows are read as the mean of each week they cover whole, put on the stored scale, and
+    the monthly rows are not read into it, with a problem naming the file and what to
+    export instead. Nothing is told of a steady search interest. (Before, each day was
+    stored as a period of its own among the weeks, put on the weekly scale by the Mondays
+    the two shared, and the months' firsts likewise: one series of weeks, days and
+    months, its level judged from a mix of them.)"""
+    desk = Desk(tmp_path, sink)
+    told = []
+    for k in range(60, 72):
+        if k == 64:
+            write_export(desk.drop / f"week {k}.csv", "Day", daily(k))
+        else:
+            write_export(desk.drop / f"week {k}.csv", "Week", weekly(k))
+        if k == 68:
+            write_export(desk.drop / "five years.csv", "Month", monthly(k))
+        told += desk.cycle(k)
+    stored = desk.stored()
+    assert told == [] and sink.messages == []
+    # weeks only, each stored on the Monday after its Sunday, none missing
+    assert sorted(stored) == [week_start(w) + timedelta(days=1) for w in range(9, 72)]
+    # the daily export's new week is its days' mean on the stored scale: the week's
+    # level as the weekly exports have it, give or take the rounding of the days
+    week64 = week_start(64) + timedelta(days=1)
+    assert stored[week64] == pytest.approx(LEVEL[64] * stored[week64 - timedelta(weeks=1)]
+                                           / LEVEL[63], rel=0.03)
+    problems = desk.problems(71)
+    assert [p for p in problems if "five years.csv" in p] == [
+        f"{desk.drop / 'five years.csv'}: monthly values (a range over 5 years), but the "
+        "stored series of ketamin is weekly: its values not read, lest the two be "
+        "mixed; export a range of about 9 months to 5 years for weekly values"]
