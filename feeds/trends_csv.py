@@ -68,15 +68,20 @@ class TrendsCsvFeed(BaseFeed):
         if looks_binary(raw):
             problems.append(Problem(location, "binary data, not a CSV export"))
             return result
-        text, _ = decode_bytes(raw)
-        try:
-            rows = list(_limited(csv.reader(io.StringIO(text.lstrip("\ufeff")), strict=False)))
-        except csv.Error as err:
-            problems.append(Problem(location, f"not CSV: {err}"))
-            return result
-        found = _find_header(rows)
-        if found is None:
-            problems.append(Problem(location, "no header row with a period column and terms found"))
+        text = decode_bytes(raw)[0].lstrip("\ufeff")
+        # Google's commas, else a spreadsheet's own separator: a Norwegian Excel saves
+        # with semicolons (and decimal commas), its "Unicode text" with tabs
+        for delimiter in (",", ";", "\t"):
+            try:
+                rows = _limited(csv.reader(io.StringIO(text), delimiter=delimiter, strict=False))
+            except csv.Error as err:
+                problems.append(Problem(location, f"not CSV: {err}"))
+                return result
+            if (found := _find_header(rows)) is not None:
+                break
+        else:
+            problems.append(Problem(location, "no header row with a period column and terms "
+                                    "found (cells separated by commas, semicolons or tabs)"))
             return result
         hi, header = found
         if header[0].strip().casefold() in _GEO_HEADERS or any(

@@ -73,7 +73,7 @@ class Desk:
 
     def __init__(self, tmp: Path, sink: JsonSink) -> None:
         self.drop = tmp / "drop"
-        self.drop.mkdir()
+        self.drop.mkdir(parents=True)
         self.cfg = load_config(write_service_config(
             tmp / "config.toml", state_dir=str(tmp / "state"),
             sources=source("trends", str(self.drop / "*.csv"), kind="google_trends",
@@ -143,3 +143,43 @@ def test_exports_of_another_range_keep_the_series_weekly(tmp_path, sink):
         f"{desk.drop / 'five years.csv'}: monthly values (a range over 5 years), but the "
         "stored series of ketamin is weekly: its values not read, lest the two be "
         "mixed; export a range of about 9 months to 5 years for weekly values"]
+
+
+def excel_save(path: Path, values: dict[date, int | str], how: str) -> None:
+    """A weekly export opened in a Norwegian Excel and saved again: as "CSV
+    (semikolondelt)" (semicolons, dates as 04.01.2026, Windows-1252), as "Unicode-tekst"
+    (UTF-16 with a BOM, tabs) or as "CSV UTF-8" (commas, a BOM); lines end in CRLF."""
+    sep, enc, day = {"semicolon": (";", "cp1252", "%d.%m.%Y"),
+                     "unicode": ("\t", "utf-16", "%d.%m.%Y"),
+                     "utf-8": (",", "utf-8-sig", "%Y-%m-%d")}[how]
+    lines = ["Kategori: Alle kategorier", "", f"Uke{sep}ketamin: (Norge)",
+             *(f"{d.strftime(day)}{sep}{v}" for d, v in sorted(values.items()))]
+    path.write_bytes("\r\n".join(lines).encode(enc))
+
+
+def test_exports_saved_again_from_excel_are_read_as_google_wrote_them(tmp_path, sink):
+    """Searches for ketamin rise; staff open three of the weekly exports in a Norwegian
+    Excel before dropping them: one saved with semicolons, one as Unicode text (UTF-16,
+    tabs), one as CSV UTF-8 (a BOM). warnd stores and tells exactly what it does when
+    every export is dropped as Google wrote it. (Before, a file with semicolons or tabs
+    had "no header row" and none of its weeks was read, and the rise was told two weeks
+    late.)"""
+    rise = [v if w < 62 else round(v * (1 + 0.25 * min(w - 61, 4))) for w, v in enumerate(LEVEL)]
+    runs = []
+    for saved in (False, True):
+        desk = Desk(tmp_path / f"saved-{saved}", sink)
+        told = []
+        for k in range(60, 70):
+            values = dict(scaled({week_start(w): rise[w] for w in range(k - 51, k + 1)}))
+            how = {63: "semicolon", 64: "unicode", 65: "utf-8"}.get(k) if saved else None
+            if how:
+                excel_save(desk.drop / f"week {k}.csv", values, how)
+            else:
+                write_export(desk.drop / f"week {k}.csv", "Week", values)
+            told += [(k, title) for title in desk.cycle(k)]
+        runs.append((told, desk.stored(), desk.problems(69)))
+    (plain_told, plain, _), (told, stored, problems) = runs
+    assert any(k == 63 for k, _ in plain_told)  # the rise is told as the export shows it
+    assert told == plain_told
+    assert stored == pytest.approx(plain)
+    assert problems == []
