@@ -10,7 +10,9 @@ Layouts read (see ``docs/sources.md``):
 Values are 0–100 relative to the export's own peak. ``<1`` is stored as 0.5 with flag
 ``lt1``; an empty cell is missing (no observation). Weekly rows (Google's weeks start on
 Sunday) are stored on the ISO-week Monday: a Sunday moves to the next day, any other
-weekday to its week's Monday. Monthly rows are stored on the 1st.
+weekday to its week's Monday. Monthly rows are stored on the 1st. A row of a period
+still running when the file is read (Google's partial data, or a row an ``isPartial``
+column marks ``True``) is left out.
 
 Because each export has its own scale, :func:`rescale_to_overlap` puts a new export on
 the scale of what is stored, using the periods both cover.
@@ -29,7 +31,7 @@ from typing import ClassVar
 
 from feeds.base import BaseFeed, FeedOptions, Observation, ParseResult, Problem
 from feeds.matching import SubstanceMatcher
-from feeds.text import decode_bytes, looks_binary, parse_date
+from feeds.text import decode_bytes, looks_binary, parse_date, period_end
 
 _TERM = re.compile(r"^(?P<term>.*):\s*\((?P<paren>[^()]*)\)\s*$")
 _RANGE = re.compile(r"\d.*[-–].*\d")  # "(4/21/23 - 4/21/24)": a geoMap date range, not a geo
@@ -95,9 +97,13 @@ class TrendsCsvFeed(BaseFeed):
         matcher = SubstanceMatcher(self.substances)
         terms = {k.strip().casefold(): v for k, v in self.options.terms.items()}
         columns: list[tuple[int, str, str, str]] = []  # (index, term, substance, region)
+        partial = None  # the column marking rows of partial data ("isPartial", pytrends)
         for ci, cell in enumerate(header[1:], start=1):
             m = _TERM.match(cell)
             term, geo = (m["term"].strip(), m["paren"].strip()) if m else (cell.strip(), "")
+            if term.casefold() == "ispartial":
+                partial = ci
+                continue
             sid = terms.get(term.casefold())
             if sid is None:
                 ids = matcher.match(term)
@@ -128,6 +134,10 @@ class TrendsCsvFeed(BaseFeed):
 
         sums: dict[tuple[str, str, date], list[tuple[float, bool, int]]] = {}
         for line, day, r in dated:
+            if (period_end(day, granularity) or day) > fetched_at.date() or (
+                    partial is not None and partial < len(r)
+                    and r[partial].strip().casefold() == "true"):
+                continue  # Google's count of a period still running: partial data
             period = _period(day, granularity)
             for ci, term, sid, region in columns:
                 cell = r[ci].strip() if ci < len(r) else ""

@@ -649,9 +649,9 @@ class Pipeline:
                         location: str) -> list[Observation]:
         """Each export is relative to its own peak: map it onto the stored scale.
 
-        An export ending before the stored values do is older than one already read
-        (a re-dropped file): it only adds periods not stored, and revises none back
-        to what an older export showed. A series keeps the step it was first stored
+        An export ending no later than the stored values do is no newer than one
+        already read (a re-dropped file, whose running week has ended since): it only
+        adds periods not stored, and revises none back to what an older export showed. A series keeps the step it was first stored
         with: daily values of a weekly series are read as the mean of each week they
         cover whole, any other step is not read into it (a problem naming the file)."""
         try:
@@ -677,7 +677,7 @@ class Pipeline:
                     continue
             new = {o.period: o.value for o in group}
             scaled = rescale_to_overlap(new, old)
-            older = max(new) < max(old)
+            older = max(new) <= max(old)
             out.extend(replaced(o, value=float(scaled.get(o.period, o.value))) for o in group
                        if not (older and o.period in old))
         return out
