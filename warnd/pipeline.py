@@ -651,9 +651,10 @@ class Pipeline:
 
         An export ending no later than the stored values do is no newer than one
         already read (a re-dropped file, whose running week has ended since): it only
-        adds periods not stored, and revises none back to what an older export showed. A series keeps the step it was first stored
-        with: daily values of a weekly series are read as the mean of each week they
-        cover whole, any other step is not read into it (a problem naming the file)."""
+        adds periods not stored, and revises none back to what an older export showed.
+        A series keeps the step it was first stored with: daily values of a weekly
+        series are read as the mean of each week they cover whole, any other step is not
+        read into it (a problem naming the file)."""
         try:
             from feeds.trends_csv import rescale_to_overlap, step_of
         except ImportError:  # pragma: no cover
