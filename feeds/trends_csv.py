@@ -37,6 +37,9 @@ _TERM = re.compile(r"^(?P<term>.*):\s*\((?P<paren>[^()]*)\)\s*$")
 _RANGE = re.compile(r"\d.*[-–].*\d")  # "(4/21/23 - 4/21/24)": a geoMap date range, not a geo
 _GEO_HEADERS = {"region", "country", "city", "metro", "subregion", "dma", "fylke", "land", "by"}
 _MAX_ROWS = 100_000
+_REF_GEO = re.compile(r" line \d+ \((.+)\)$")
+#: A geography's names in the Trends page's other languages, by its English name.
+_GEO_NAMES = {"norge": "norway", "noreg": "norway", "hele verden": "worldwide"}
 
 
 class TrendsCsvOptions(FeedOptions):
@@ -97,6 +100,7 @@ class TrendsCsvFeed(BaseFeed):
         matcher = SubstanceMatcher(self.substances)
         terms = {k.strip().casefold(): v for k, v in self.options.terms.items()}
         columns: list[tuple[int, str, str, str]] = []  # (index, term, substance, region)
+        geos: dict[tuple[str, str], tuple[str, int]] = {}  # a series' geo, first column
         partial = None  # the column marking rows of partial data ("isPartial", pytrends)
         for ci, cell in enumerate(header[1:], start=1):
             m = _TERM.match(cell)
@@ -117,6 +121,14 @@ class TrendsCsvFeed(BaseFeed):
                 )
                 continue
             region = geo if self.options.geo_as_region and geo else self.region
+            first = geos.setdefault((sid, region), (geo, ci))
+            if not same_geo(first[0], geo):  # a term compared across geographies
+                problems.append(Problem(
+                    f"{location} column {ci + 1}",
+                    f"term {term!r} of {geo or 'no geography'}, but column {first[1] + 1} "
+                    f"is of {first[0] or 'none'}: ignored, lest the two be mixed "
+                    "(geo_as_region = true keeps each geography as a region)"))
+                continue
             columns.append((ci, term, sid, region))
         if not columns:
             return result
@@ -163,6 +175,7 @@ class TrendsCsvFeed(BaseFeed):
                 sums.setdefault((sid, region, period), []).append((value, lt1, line))
         name = location.rsplit("/", 1)[-1]
         for (sid, region, period), parts in sums.items():
+            geo = geos[sid, region][0]
             result.observations.append(
                 Observation(
                     source=self.name,
@@ -172,7 +185,7 @@ class TrendsCsvFeed(BaseFeed):
                     metric="index",
                     region=region,
                     flag="lt1" if all(lt for _, lt, _ in parts) else None,
-                    ref=f"{name} line {parts[0][2]}",
+                    ref=f"{name} line {parts[0][2]}" + (f" ({geo})" if geo else ""),
                 )
             )
         result.observations.sort(key=lambda o: (o.substance, o.region, o.period))
@@ -283,3 +296,18 @@ def whole_weeks(days: Iterable[date]) -> dict[date, list[date]]:
     for day in sorted(set(days)):
         weeks.setdefault(google_week(day), []).append(day)
     return {w: ds for w, ds in weeks.items() if len(ds) == 7}
+
+
+def geo_of(ref: str | None) -> str | None:
+    """The geography an observation's ``ref`` names ("multiTimeline.csv line 4 (Norway)":
+    Norway); None when it names none (an export without geos, or stored before refs
+    named them)."""
+    m = _REF_GEO.search(ref or "")
+    return m[1] if m else None
+
+
+def same_geo(a: str, b: str) -> bool:
+    """Whether two exports' geographies are one, whichever language the Trends page
+    named them in ("Norway", "Norge")."""
+    a, b = a.strip().casefold(), b.strip().casefold()
+    return _GEO_NAMES.get(a, a) == _GEO_NAMES.get(b, b)

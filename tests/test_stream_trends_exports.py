@@ -224,3 +224,34 @@ def test_rows_pytrends_marks_partial_are_left_out(tmp_path, sink):
     stored = desk.stored()
     assert sorted(stored) == [week_start(w) + timedelta(days=1) for w in range(8, 60)]
     assert desk.problems(61) == []
+
+
+def test_an_export_of_another_geography_is_not_mixed_into_the_series(tmp_path, sink):
+    """The source reads exports for Norway. One week, beside its weekly export, staff drop
+    an export for Oslo, where searches for ketamin rose in the last weeks (a local
+    event): the country's steady interest is not told as a rise, the stored values stay
+    those of the exports for Norway, and the Oslo file's problem says why it was not read
+    and what to do. (Before, the Oslo export was put on the country's scale and stored
+    over its weeks, a rise in Oslo told as one in Norway.)"""
+    oslo = [v if w < 61 else v * 2.5 for w, v in enumerate(LEVEL)]
+    runs = []
+    for dropped in (False, True):
+        desk = Desk(tmp_path / f"oslo-{dropped}", sink)
+        told = []
+        for k in range(60, 66):
+            write_export(desk.drop / f"week {k}.csv", "Week", weekly(k))
+            if dropped and k == 63:
+                values = scaled({week_start(w): oslo[w] for w in range(k - 51, k + 1)})
+                (desk.drop / "oslo.csv").write_text(
+                    "Category: All categories\n\nWeek,ketamin: (Oslo)\n" + "".join(
+                        f"{d.isoformat()},{v}\n" for d, v in sorted(values.items())))
+            told += [(k, title) for title in desk.cycle(k)]
+        runs.append((told, desk.stored(), desk.problems(65)))
+    (_, country, _), (told, stored, problems) = runs
+    assert told == []
+    assert stored == pytest.approx(country)
+    assert [p for p in problems if "oslo.csv" in p] == [
+        f"{tmp_path / 'oslo-True' / 'drop' / 'oslo.csv'}: an export of Oslo, but the stored "
+        "series of ketamin is read from exports of Norway: its values not read, lest the two "
+        "be mixed; drop it into the folder of a source of its own, or set geo_as_region = "
+        "true to keep each geography as a region"]

@@ -656,7 +656,7 @@ class Pipeline:
         series are read as the mean of each week they cover whole, any other step is not
         read into it (a problem naming the file)."""
         try:
-            from feeds.trends_csv import rescale_to_overlap, step_of
+            from feeds.trends_csv import geo_of, rescale_to_overlap, same_geo, step_of
         except ImportError:  # pragma: no cover
             return obs
         groups: dict[tuple[str, str, str], list[Observation]] = {}
@@ -667,6 +667,10 @@ class Pipeline:
             old = store.index_points(source, sub, region)
             if not old:
                 out.extend(group)
+                continue
+            geo, was = geo_of(group[0].ref), geo_of(store.index_ref(source, sub, region))
+            if geo and was and not same_geo(geo, was):
+                problems.append(self._other_geo(location, sub, region, geo, was))
                 continue
             have, got = step_of(old), step_of(o.period for o in group)
             if have and got and got != have:
@@ -689,10 +693,22 @@ class Pipeline:
         from feeds.trends_csv import STEP_WORDS
 
         (got_rows, got_range), (have_rows, have_range) = STEP_WORDS[got], STEP_WORDS[have]
-        series = self.config.substance_label(sub, "en") + (f" ({region})" if region else "")
         return Problem(location, f"{got_rows} values ({got_range}), but the stored series "
-                       f"of {series} is {have_rows}: its values not read, lest the two be "
-                       f"mixed; export {have_range} for {have_rows} values")
+                       f"of {self._series_words(sub, region)} is {have_rows}: its values "
+                       f"not read, lest the two be mixed; export {have_range} for "
+                       f"{have_rows} values")
+
+    def _other_geo(self, location: str, sub: str, region: str, geo: str,
+                   was: str) -> Problem:
+        """The problem of a Trends export of another geography than its series'."""
+        return Problem(location, f"an export of {geo}, but the stored series of "
+                       f"{self._series_words(sub, region)} is read from exports of {was}: "
+                       "its values not read, lest the two be mixed; drop it into the folder "
+                       "of a source of its own, or set geo_as_region = true to keep each "
+                       "geography as a region")
+
+    def _series_words(self, sub: str, region: str) -> str:
+        return self.config.substance_label(sub, "en") + (f" ({region})" if region else "")
 
     def _notice_alerts(self, store: Store, src: Any, items: Iterable[Any], now: datetime) -> None:
         for it in items:

@@ -1706,6 +1706,14 @@ class Store:
             )
         }
 
+    def index_ref(self, source: str, substance: str, region: str) -> str | None:
+        """Where the newest index value of a series came from (its ``ref``)."""
+        row = self.db.execute(
+            "SELECT ref FROM observations WHERE source=? AND substance=? AND region=? "
+            "AND metric='index' ORDER BY period DESC LIMIT 1",
+            [source, substance, region]).fetchone()
+        return row[0] if row else None
+
     # -- source health ------------------------------------------------------------
     def document_stats(self, source: str, *, shared: bool = False) -> dict[str, str]:
         """The version (:func:`feeds.fetch.file_stat`) of each of a source's files when

@@ -53,6 +53,26 @@ def test_geo_as_region() -> None:
     assert {o.region for o in result.observations} == {"Norge"}
 
 
+def test_a_term_compared_across_geographies_keeps_one_geography_per_region() -> None:
+    """An export comparing a term in Norway and in Oslo: without ``geo_as_region`` the
+    two columns would add up into one series; the second is reported and ignored. Each
+    value's ``ref`` names its geography, whichever language named it."""
+    raw = (b"Week,kokain: (Norway),kokain: (Oslo),crack: (Norge)\n"
+           b"2026-01-04,40,70,5\n2026-01-11,42,75,6\n")
+    result = parse("compare.csv", raw)
+    assert series(result, "kokain") == [(date(2026, 1, 5), 45.0, None),
+                                        (date(2026, 1, 12), 48.0, None)]
+    assert [o.ref for o in result.observations] == ["compare.csv line 2 (Norway)",
+                                                    "compare.csv line 3 (Norway)"]
+    assert [(p.where, p.message) for p in result.problems] == [(
+        "t/compare.csv column 3",
+        "term 'kokain' of Oslo, but column 2 is of Norway: ignored, lest the two be mixed "
+        "(geo_as_region = true keeps each geography as a region)")]
+    both = parse("compare.csv", raw, geo_as_region=True)
+    assert {(o.region, o.value) for o in both.observations if o.period == date(2026, 1, 5)} \
+        == {("Norway", 40.0), ("Oslo", 70.0), ("Norge", 5.0)}
+
+
 def test_monthly_classic_with_quoted_term() -> None:
     result = parse("monthly_classic.csv")
     assert series(result, "heroin") == [
