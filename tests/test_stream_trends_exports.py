@@ -68,16 +68,17 @@ def monthly(last: int) -> dict[date, int | str]:
 
 
 class Desk:
-    """A trends source reading ``drop/``, told to a local ``json://`` target; the clock is
-    the Monday after the week a poll's newest export ends with, at noon."""
+    """A trends source reading ``drop/``, told to a local ``json://`` target (``detection``:
+    keys of its ``[detection]``); the clock is the Monday after the week a poll's newest
+    export ends with, at noon."""
 
-    def __init__(self, tmp: Path, sink: JsonSink) -> None:
+    def __init__(self, tmp: Path, sink: JsonSink, detection: str = "") -> None:
         self.drop = tmp / "drop"
         self.drop.mkdir(parents=True)
         self.cfg = load_config(write_service_config(
             tmp / "config.toml", state_dir=str(tmp / "state"),
             sources=source("trends", str(self.drop / "*.csv"), kind="google_trends",
-                           dimension="interest"),
+                           dimension="interest") + f"\n[detection]\n{detection}\n",
             targets=f'\n[[targets]]\nname = "desk"\nurl = "{sink.url}"\n'))
 
     def now(self, last: int) -> datetime:
@@ -255,3 +256,73 @@ def test_an_export_of_another_geography_is_not_mixed_into_the_series(tmp_path, s
         "series of ketamin is read from exports of Norway: its values not read, lest the two "
         "be mixed; drop it into the folder of a source of its own, or set geo_as_region = "
         "true to keep each geography as a region"]
+
+
+def test_a_week_google_counts_as_zero_is_no_fall_nor_rise(tmp_path, sink):
+    """From one week on, every export shows a week as 0 (Google's data collection changed
+    that week). The week is stored as 0, not missing, and the steady weeks around it are
+    no rise nor fall: nothing is told, also with falls told (``alert_decreases``)."""
+    desk = Desk(tmp_path, sink, detection="alert_decreases = true")
+    told = []
+    for k in range(60, 72):
+        values = weekly(k)
+        if k >= 63:
+            values[week_start(63)] = 0
+        write_export(desk.drop / f"week {k}.csv", "Week", values)
+        told += desk.cycle(k)
+    assert told == [] and sink.messages == []
+    assert desk.stored()[week_start(63) + timedelta(days=1)] == 0
+
+
+def test_an_export_dropped_twice_is_told_once(tmp_path, sink):
+    """Searches for ketamin rise; each week's export is dropped twice, the second time
+    under the name a browser gives a second download ("week 63 (1).csv"), now at the
+    same poll, now a poll later. The copies store and revise nothing: what is stored and
+    told is what the exports dropped once give, the rise and its growth told once each."""
+    rise = [v if w < 62 else round(v * (1 + 0.25 * min(w - 61, 4))) for w, v in enumerate(LEVEL)]
+    runs = []
+    for twice in (False, True):
+        desk = Desk(tmp_path / f"twice-{twice}", sink)
+        told = []
+        for k in range(60, 70):
+            values = dict(scaled({week_start(w): rise[w] for w in range(k - 51, k + 1)}))
+            write_export(desk.drop / f"week {k}.csv", "Week", values)
+            if twice and k % 2:
+                write_export(desk.drop / f"week {k} (1).csv", "Week", values)
+            told += [(k, title) for title in desk.cycle(k)]
+            if twice and not k % 2:
+                write_export(desk.drop / f"week {k} (1).csv", "Week", values)
+        st = Store.in_dir(desk.cfg.state_dir)
+        try:
+            revisions = st.q("SELECT count(*) AS n FROM revisions")[0]["n"]
+        finally:
+            st.close()
+        runs.append((told, desk.stored(), revisions))
+    assert [k for k, _ in runs[0][0]] == [63, 69]
+    assert runs[1] == runs[0]
+    assert len(sink.messages) == 4  # two of each run
+
+
+def test_searches_below_one_are_no_rise(tmp_path, sink):
+    """A term searched for too little to count: its weeks are "<1", 1 or 2 on the scale
+    of the export's other term. They are stored as 0.5 flagged ``lt1`` and as read, and
+    nothing is told of them."""
+    low = ["<1", "1", "<1", "2", "1", "<1", "1", "1", "<1", "2", "<1"]
+    desk = Desk(tmp_path, sink)
+    told = []
+    for k in range(60, 72):
+        rows = "".join(f"{week_start(w).isoformat()},{low[w * 7 % 11]},{LEVEL[w]}\n"
+                       for w in range(k - 51, k + 1))
+        (desk.drop / f"week {k}.csv").write_text(
+            "Category: All categories\n\nWeek,ketamin: (Norway),heroin: (Norway)\n" + rows)
+        told += desk.cycle(k)
+    assert told == [] and sink.messages == []
+    stored = desk.stored()
+    assert {v for v in stored.values()} == {0.5, 1.0, 2.0}
+    st = Store.in_dir(desk.cfg.state_dir)
+    try:
+        flags = {r["flag"] for r in st.q(
+            "SELECT flag FROM observations WHERE substance='ketamin' AND value=0.5")}
+    finally:
+        st.close()
+    assert flags == {"lt1"}
