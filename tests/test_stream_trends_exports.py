@@ -326,3 +326,26 @@ def test_searches_below_one_are_no_rise(tmp_path, sink):
     finally:
         st.close()
     assert flags == {"lt1"}
+
+
+@pytest.mark.parametrize(("revised", "then"), [
+    (lambda w, v: LEVEL[w], "Rettelse: Liten økning: ketamin — 1 kilde"),
+    (lambda w, v: v * 1.3 if 62 <= w <= 65 else v,
+     "Forverring: Liten økning: ketamin — 1 kilde"),
+], ids=["back at the level", "higher still"])
+def test_weeks_told_and_revised_by_a_later_export_are_told_as_a_revision(
+        tmp_path, sink, revised, then):
+    """A rise is told; three weeks later Google's exports show its weeks otherwise: back
+    at the level (searches it no longer counts), or higher still. Put on the stored scale,
+    the revised weeks are a correction of what was told, or its growth: told once, never
+    as a new rise."""
+    rise = [v if w < 62 else round(v * (1 + 0.25 * min(w - 61, 4))) for w, v in enumerate(LEVEL)]
+    desk = Desk(tmp_path, sink)
+    told = []
+    for k in range(60, 74):
+        src = rise if k < 66 else [revised(w, v) for w, v in enumerate(rise)]
+        values = dict(scaled({week_start(w): src[w] for w in range(k - 51, k + 1)}))
+        write_export(desk.drop / f"week {k}.csv", "Week", values)
+        told += [(k, title) for title in desk.cycle(k)]
+    assert told == [(63, "Liten økning: ketamin — 1 kilde"), (66, then)]
+    assert [m["title"] for m in sink.messages] == [title for _, title in told]
