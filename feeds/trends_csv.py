@@ -37,6 +37,7 @@ _TERM = re.compile(r"^(?P<term>.*):\s*\((?P<paren>[^()]*)\)\s*$")
 _RANGE = re.compile(r"\d.*[-–].*\d")  # "(4/21/23 - 4/21/24)": a geoMap date range, not a geo
 _GEO_HEADERS = {"region", "country", "city", "metro", "subregion", "dma", "fylke", "land", "by"}
 _MAX_ROWS = 100_000
+_HOUR = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{1,2}")
 _REF_GEO = re.compile(r" line \d+ \((.+)\)$")
 #: A geography's names in the Trends page's other languages, by its English name.
 _GEO_NAMES = {"norge": "norway", "noreg": "norway", "hele verden": "worldwide"}
@@ -142,6 +143,12 @@ class TrendsCsvFeed(BaseFeed):
                 dated.append((line, parse_date(r[0]), r))
             except ValueError:
                 problems.append(Problem(f"{location} line {line}", f"not a date: {r[0][:40]!r}"))
+        if hourly := _hourly(dated):
+            problems.append(Problem(
+                f"{location} line {hourly}", "several rows a day (an hourly export, a range "
+                "of 7 days or less): not read; export a range of more than 7 days for daily "
+                "values, of about 9 months to 5 years for weekly ones"))
+            return result
         granularity = _granularity(header[0], [d for _, d, _ in dated])
 
         sums: dict[tuple[str, str, date], list[tuple[float, bool, int]]] = {}
@@ -215,6 +222,18 @@ def _find_header(rows: list[list[str]]) -> tuple[int, list[str]] | None:
         except ValueError:
             pass
         return i, row
+    return None
+
+
+def _hourly(dated: list[tuple[int, date, list[str]]]) -> int | None:
+    """The line of the first row of an hourly export ("2025-03-16T14") whose day a row
+    before it has; None when no two rows with an hour share a day."""
+    seen: set[date] = set()
+    for line, day, r in dated:
+        if _HOUR.match(r[0].strip().strip('"')):
+            if day in seen:
+                return line
+            seen.add(day)
     return None
 
 

@@ -349,3 +349,32 @@ def test_weeks_told_and_revised_by_a_later_export_are_told_as_a_revision(
         told += [(k, title) for title in desk.cycle(k)]
     assert told == [(63, "Liten økning: ketamin — 1 kilde"), (66, then)]
     assert [m["title"] for m in sink.messages] == [title for _, title in told]
+
+
+def test_an_hourly_export_is_not_read_as_days(tmp_path, sink):
+    """One week staff export "past 7 days": Google gives a row an hour (``Time`` and
+    ``2025-03-16T14``), relative to the export's peak hour. Its hours are not added up
+    into days (24 hours would read as a day of 24 times the searches) nor stored: the
+    file's problem names it and says which range to export; the weekly exports around
+    it are read as usual and nothing is told."""
+    runs = []
+    for hourly in (False, True):
+        desk = Desk(tmp_path / f"hourly-{hourly}", sink)
+        told = []
+        for k in range(60, 66):
+            write_export(desk.drop / f"week {k}.csv", "Week", weekly(k))
+            if hourly and k == 62:  # the seven days to the Saturday ending week 62
+                end = datetime.combine(week_start(63), datetime.min.time())
+                hours = [end - timedelta(hours=h) for h in range(1, 7 * 24 + 1)]
+                rows = "".join(f"{h:%Y-%m-%dT%H},{40 + h.hour}\n" for h in sorted(hours))
+                (desk.drop / "past 7 days.csv").write_text(
+                    f"Category: All categories\n\nTime,ketamin: (Norway)\n{rows}")
+            told += desk.cycle(k)
+        runs.append((told, desk.stored(), desk.problems(65)))
+    (_, plain, _), (told, stored, problems) = runs
+    assert told == [] and sink.messages == []
+    assert stored == pytest.approx(plain)
+    assert [p for p in problems if "past 7 days.csv" in p] == [
+        f"{tmp_path / 'hourly-True' / 'drop' / 'past 7 days.csv'} line 5: several rows a "
+        "day (an hourly export, a range of 7 days or less): not read; export a range of "
+        "more than 7 days for daily values, of about 9 months to 5 years for weekly ones"]
