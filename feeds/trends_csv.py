@@ -5,7 +5,10 @@ Layouts read (see ``docs/sources.md``):
 * classic ``multiTimeline.csv``: a preamble ("Category: All categories" or its
   translation), a blank line, then ``Week|Month|Day,<term>: (<geo>),...``;
 * the newer quoted layout: ``"Time","<term>"`` without a preamble or a geo suffix;
-* spreadsheet re-saves: ``M/D/YYYY`` dates, CRLF, no preamble.
+* spreadsheet re-saves: ``M/D/YYYY`` dates, CRLF, no preamble; cells separated by
+  semicolons (a Norwegian Excel) or tabs (Excel's UTF-16 "Unicode text").
+
+An hourly export (several rows a day) is a problem and not read.
 
 Values are 0–100 relative to the export's own peak. ``<1`` is stored as 0.5 with flag
 ``lt1``; an empty cell is missing (no observation). Weekly rows (Google's weeks start on
@@ -15,7 +18,8 @@ still running when the file is read (Google's partial data, or a row an ``isPart
 column marks ``True``) is left out.
 
 Because each export has its own scale, :func:`rescale_to_overlap` puts a new export on
-the scale of what is stored, using the periods both cover.
+the scale of what is stored, using the periods both cover. Each value's ``ref`` names
+the export's geography (:func:`geo_of`), so that the runner keeps a series to one.
 """
 
 from __future__ import annotations
