@@ -150,6 +150,16 @@ class SlowSink:
         self.httpd.server_close()
 
 
+def _six_notices_to(tmp_path, sink, general: str = ""):
+    """A config of one source of six warning notices of ketamine and one target, ``sink``."""
+    (tmp_path / "n.xml").write_bytes(notices_rss(6, "ketamin"))
+    return write_service_config(
+        tmp_path / "config.toml",
+        sources=('\n[[sources]]\nname = "notices"\nkind = "overdosefare"\n'
+                 'location = "n.xml"\ninterval = "1h"\ndimension = "availability"\n'),
+        targets=f'\n[[targets]]\nname = "hook"\nurl = "{sink.url}"\n', general=general)
+
+
 def test_sigterm_in_a_round_to_a_slow_target_sends_nothing_new_and_nothing_twice(tmp_path):
     """Six warning notices go to a target that takes a second a message; the service is
     stopped (``systemctl restart``) as the first goes out. The send in flight ends and
@@ -159,13 +169,7 @@ def test_sigterm_in_a_round_to_a_slow_target_sends_nothing_new_and_nothing_twice
     of a send the target had taken: that one was sent again after the restart."""
     sink = SlowSink(delay=1.0)
     try:
-        (tmp_path / "n.xml").write_bytes(notices_rss(6, "ketamin"))
-        cfg = write_service_config(
-            tmp_path / "config.toml",
-            sources=('\n[[sources]]\nname = "notices"\nkind = "overdosefare"\n'
-                     'location = "n.xml"\ninterval = "1h"\ndimension = "availability"\n'),
-            targets=f'\n[[targets]]\nname = "hook"\nurl = "{sink.url}"\n',
-            general='stop_timeout = "2.5s"\n')
+        cfg = _six_notices_to(tmp_path, sink, general='stop_timeout = "2.5s"\n')
         d = DaemonProcess(cfg, tmp_path / "daemon.log").start()
         try:
             d.wait_for(r"sending to json://")
@@ -200,12 +204,7 @@ def test_run_once_stopped_in_a_round_to_a_slow_target_sends_each_once(tmp_path, 
     gate = threading.Event()
     sink = SlowSink(delay=0.0, gate=gate)
     try:
-        (tmp_path / "n.xml").write_bytes(notices_rss(6, "ketamin"))
-        cfg = write_service_config(
-            tmp_path / "config.toml",
-            sources=('\n[[sources]]\nname = "notices"\nkind = "overdosefare"\n'
-                     'location = "n.xml"\ninterval = "1h"\ndimension = "availability"\n'),
-            targets=f'\n[[targets]]\nname = "hook"\nurl = "{sink.url}"\n')
+        cfg = _six_notices_to(tmp_path, sink)
         once = DaemonProcess(cfg, tmp_path / "once.log", args=("run", "--once")).start()
         try:
             wait_until(lambda: sink.titles, 60, "the first notice at the target")

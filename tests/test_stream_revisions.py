@@ -34,6 +34,20 @@ def _told(cfg, w: int) -> list[str]:
             if a["kind"] == "trend"]
 
 
+def _tell_a_rise(cfg) -> tuple[np.ndarray, int]:
+    """The lab's weeks rising threefold from week 120, put week by week until the rise is
+    told: the usual values (to revise it away with) and the week it was told."""
+    weeks, rise = 130, 120
+    usual = np.random.default_rng(11).poisson(5.0, weeks).astype(float)
+    risen = usual.copy()
+    risen[rise:] = np.random.default_rng(6).poisson(15.0, weeks - rise)
+    for w in range(rise - 1, weeks):
+        _put(cfg, risen, w + 1)
+        if _told(cfg, w):
+            return usual, w
+    raise AssertionError("the rise was never told")
+
+
 def test_a_rise_revised_away_is_corrected_though_an_older_episode_had_ended(tmp_path):
     """The lab's ketamine series had a rise a year and more ago that ended. A new rise
     comes in its last weeks and is told; the lab then revises those weeks down to the
@@ -248,15 +262,7 @@ def test_a_rise_revised_away_while_its_opening_waits_for_quiet_hours_is_not_sent
     from warnd.alerting import outbox
 
     cfg = make_config(tmp_path, target("mail", smtp_server.url()), QUIET)
-    weeks, rise = 130, 120
-    usual = np.random.default_rng(11).poisson(5.0, weeks).astype(float)
-    risen = usual.copy()
-    risen[rise:] = np.random.default_rng(6).poisson(15.0, weeks - rise)
-    for w in range(rise - 1, weeks):
-        _put(cfg, risen, w + 1)
-        if _told(cfg, w):
-            break
-    assert w < weeks - 1, "the rise was never told"
+    usual, w = _tell_a_rise(cfg)
     opened = _week_end(w)
     store = Store.in_dir(cfg.state_dir)
     (o,) = store.q("SELECT d.status, d.next_attempt_at FROM deliveries d JOIN alerts a "
@@ -290,15 +296,7 @@ def test_a_rise_revised_away_while_its_opening_waits_on_a_dead_relay_is_not_sent
     relay = SmtpServer()  # the desk's relay, down at first
     cfg = make_config(tmp_path, target("mail", smtp_server.url())
                       + target("desk", relay.url("desk@example.org")))
-    weeks, rise = 130, 120
-    usual = np.random.default_rng(11).poisson(5.0, weeks).astype(float)
-    risen = usual.copy()
-    risen[rise:] = np.random.default_rng(6).poisson(15.0, weeks - rise)
-    for w in range(rise - 1, weeks):
-        _put(cfg, risen, w + 1)
-        if _told(cfg, w):
-            break
-    assert w < weeks - 1, "the rise was never told"
+    usual, w = _tell_a_rise(cfg)
     opened = _week_end(w)
     store = Store.in_dir(cfg.state_dir)
     try:

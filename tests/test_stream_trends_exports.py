@@ -26,6 +26,8 @@ from warnd.store import Store
 FIRST = date(2024, 1, 7)
 #: weekly search interest for ketamin over three years: a steady level with some noise
 LEVEL = [50 + (w * 37) % 11 - 5 for w in range(160)]
+# searches rising a quarter more each week from week 62, up to twice the level
+RISE = [v if w < 62 else round(v * (1 + 0.25 * min(w - 61, 4))) for w, v in enumerate(LEVEL)]
 
 
 def week_start(w: int) -> date:
@@ -165,7 +167,7 @@ def test_exports_saved_again_from_excel_are_read_as_google_wrote_them(tmp_path, 
     every export is dropped as Google wrote it. (Before, a file with semicolons or tabs
     had "no header row" and none of its weeks was read, and the rise was told two weeks
     late.)"""
-    rise = [v if w < 62 else round(v * (1 + 0.25 * min(w - 61, 4))) for w, v in enumerate(LEVEL)]
+    rise = RISE
     runs = []
     for saved in (False, True):
         desk = Desk(tmp_path / f"saved-{saved}", sink)
@@ -194,7 +196,7 @@ def test_the_running_week_an_export_ends_with_is_left_out(tmp_path, sink):
     what exports of ended weeks only tell, and no value is stored for a week still
     running. (Before, the running week was stored each Monday as a fall to a seventh of
     the level, revised the week after, and the rise's growth was not told.)"""
-    rise = [v if w < 62 else round(v * (1 + 0.25 * min(w - 61, 4))) for w, v in enumerate(LEVEL)]
+    rise = RISE
     runs = []
     for partial in (False, True):
         desk = Desk(tmp_path / f"partial-{partial}", sink)
@@ -279,7 +281,7 @@ def test_an_export_dropped_twice_is_told_once(tmp_path, sink):
     under the name a browser gives a second download ("week 63 (1).csv"), now at the
     same poll, now a poll later. The copies store and revise nothing: what is stored and
     told is what the exports dropped once give, the rise and its growth told once each."""
-    rise = [v if w < 62 else round(v * (1 + 0.25 * min(w - 61, 4))) for w, v in enumerate(LEVEL)]
+    rise = RISE
     runs = []
     for twice in (False, True):
         desk = Desk(tmp_path / f"twice-{twice}", sink)
@@ -339,7 +341,7 @@ def test_weeks_told_and_revised_by_a_later_export_are_told_as_a_revision(
     at the level (searches it no longer counts), or higher still. Put on the stored scale,
     the revised weeks are a correction of what was told, or its growth: told once, never
     as a new rise."""
-    rise = [v if w < 62 else round(v * (1 + 0.25 * min(w - 61, 4))) for w, v in enumerate(LEVEL)]
+    rise = RISE
     desk = Desk(tmp_path, sink)
     told = []
     for k in range(60, 74):
