@@ -30,10 +30,12 @@ names = ["heroin"]
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)  # a Tuesday, working hours
 
 
-def _config(tmp_path, smtp, *, fentanyl_muted: bool = False, alerting: str = ""):
+def _config(tmp_path, smtp, *, fentanyl_muted: bool = False, alerting: str = "",
+            without_fentanyl: bool = False):
     """Four desks: ops hears of cocaine and fentanyl (and what no route takes), the
     cocaine desk of cocaine, the opioid desk of fentanyl, the heroin desk of heroin.
-    ``alerting``: more lines of ``[alerting]``."""
+    ``alerting``: more lines of ``[alerting]``. ``without_fentanyl``: fentanyl taken out
+    of the config (and of the routes), written as ``cut.toml``."""
     subs = SUBSTANCES.replace('names = ["fentanyl"]\n', 'names = ["fentanyl"]\nmuted = true\n'
                               ) if fentanyl_muted else SUBSTANCES
     body = f'''
@@ -79,6 +81,12 @@ targets = ["heroin-desk"]
 default_targets = ["ops"]
 {alerting}
 '''
+    if without_fentanyl:
+        subs = subs.replace('[substances.fentanyl]\nlabel = "fentanyl"\nnames = ["fentanyl"]\n',
+                            "")
+        body = body.replace('["kokain", "fentanyl"]', '["kokain"]').replace(
+            '[[routes]]\nsubstances = ["fentanyl"]\ntargets = ["opioid-desk"]\n\n', "")
+        return write_config(tmp_path, body, substances=subs, name="cut.toml")
     return write_config(tmp_path, body, substances=subs)
 
 
@@ -259,6 +267,45 @@ def test_a_notice_silenced_for_one_desk_while_it_waits_stays_open_for_the_others
         assert store.alerts()[0]["status"] == "acked"
     finally:
         store.close()
+
+
+def test_a_notice_naming_only_a_substance_taken_out_while_it_waits_is_not_sent(
+        tmp_path, smtp_server, capsys):
+    """Two notices decided in quiet hours wait for the morning: one naming fentanyl
+    alone, one naming cocaine and fentanyl. Fentanyl is taken out of the config in the
+    night (a reload). In the morning the fentanyl notice is sent to nobody, as for a mute
+    of fentanyl: dropped, and `warnd outbox` says why; the other still goes to ops and
+    the cocaine desk (not to the opioid desk, which only fentanyl routed it to). Put back
+    the next day, fentanyl does not bring the notice held back after all, as after a
+    mute. Before, the fentanyl notice went to ops and the opioid desk in the morning."""
+    full = load_config(_config(tmp_path, smtp_server, alerting='quiet_hours = "17:00-08:00"'))
+    cut = load_config(_config(tmp_path, smtp_server, alerting='quiet_hours = "17:00-08:00"',
+                              without_fentanyl=True))
+    assert "fentanyl" not in cut.substances
+    night = datetime(2026, 3, 10, 20, 0, tzinfo=UTC)  # 21:00 in Oslo
+    alone = ("v/2", "Fentanyl i omløp", "Det er funnet fentanyl i Bergen.",
+             night - timedelta(hours=1))
+    _page(tmp_path, alone, (*MIXED[:3], night - timedelta(hours=1)))
+    _round(full, night)
+    assert _inbox(smtp_server) == {}
+    _round(cut, datetime(2026, 3, 11, 7, 30, tzinfo=UTC))  # 08:30 in Oslo
+    inbox = _inbox(smtp_server)
+    assert sorted(inbox) == ["kokain@example.org", "ops@example.org"], inbox
+    assert all(len(v) == 1 and "kokain og fentanyl" in v[0] for v in inbox.values()), inbox
+    assert main(["--config", str(cut.path), "outbox", "list", "--status", "dropped"]) == 0
+    listed = capsys.readouterr().out
+    why = 'not sent: substance "fentanyl" is no longer in the configuration'
+    assert listed.count(why) == 2, listed  # ops and the opioid desk
+    _round(full, datetime(2026, 3, 12, 7, 30, tzinfo=UTC))  # put back
+    assert _inbox(smtp_server) == inbox
+    store = Store.in_dir(full.state_dir)
+    try:
+        held = {(a["title"], d["target"]): d["status"] for a in store.alerts()
+                for d in a["deliveries"]}
+    finally:
+        store.close()
+    fentanyl = [s for (title, _), s in held.items() if "kokain" not in title]
+    assert fentanyl == ["dropped", "dropped"], held
 
 
 def test_an_edit_after_a_silence_ended_tells_only_the_desk_the_new_substance_brings(

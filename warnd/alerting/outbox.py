@@ -531,7 +531,7 @@ def _as_routed(config: Config, store: Store, now: datetime) -> None:
         data = _data_of(a)  # parsed once for every question asked of it
         routed = _routed_now(config, store, a, data, now, held=False)
         # its substance taken out of the config: dropped as such when due (_muted_now)
-        gone = a["kind"] in EPISODE_KINDS and a["substance"] not in config.substances
+        gone = _taken_out(config, a, data)
         for r in rows:
             t = by_name.get(r["target"])
             if (t is None or t.muted or r["target"] in routed
@@ -1079,12 +1079,22 @@ def _corrects_one(store: Store, substance: str, episode: tuple[str, str], db: An
     return bool(store.open_episode_scopes(substance, ":".join(episode)))
 
 
+def _taken_out(config: Config, a: dict[str, Any], data: dict[str, Any]) -> bool:
+    """Whether a stored message is about substances all taken out of the config since:
+    a trend's or a spike's substance, or every substance a notice names (``data``: its
+    parsed ``data``, :func:`_data_of`)."""
+    if a["kind"] == "notice":
+        subs = data.get("substances") or [a["substance"]]
+        return all(s and s not in config.substances for s in subs)
+    return a["kind"] in EPISODE_KINDS and a["substance"] not in config.substances
+
+
 def _speaking_for(config: Config, store: Store, d: dict[str, Any], now: datetime
                   ) -> dict[str, Any]:
     """The waiting delivery as silences and mutes judge it. A notice naming several
     substances is held back from its target only when every one of them that routes to
-    the target is silenced or muted: it is judged as the first that is neither (else
-    the first that routes there, or its own substance)."""
+    the target is silenced, muted or taken out of the config: it is judged as the first
+    that is none of these (else the first that routes there, or its own substance)."""
     if d.get("kind") != "notice":
         return d
     try:
@@ -1098,7 +1108,7 @@ def _speaking_for(config: Config, store: Store, d: dict[str, Any], now: datetime
     for sub in routing:
         one = {**d, "substance": sub}
         sc = config.substances.get(sub)
-        if not (sc is not None and sc.muted) and silenced_by(store, one, now) is None:
+        if sc is not None and not sc.muted and silenced_by(store, one, now) is None:
             return one
     return {**d, "substance": routing[0]} if routing else d
 
@@ -1107,15 +1117,16 @@ def _muted_now(config: Config, t: Any, d: dict[str, Any]) -> str | None:
     """Why the configuration now keeps a waiting delivery from being sent, if it does:
     its target or its substance muted, or its substance taken out of the config (a
     trend's or a spike's message: nothing judges the substance any more, so no end or
-    correction would follow it; notices name the substances they name, configured or
-    not)."""
+    correction would follow it; a notice, as :func:`_speaking_for` judges it: each
+    substance routing it to the target is gone, as a mute of them all would hold it
+    back)."""
     if t is not None and t.muted:
         return f'target "{t.name}" is muted in the configuration'
     sub = d.get("substance") or ""
     sc = config.substances.get(sub)
     if sc is not None and sc.muted and d.get("kind") != "digest":
         return f'substance "{sub}" is muted in the configuration'
-    if sc is None and sub and d.get("kind") in EPISODE_KINDS:
+    if sc is None and sub and d.get("kind") in (*EPISODE_KINDS, "notice"):
         return f'substance "{sub}" is no longer in the configuration'
     return None
 
