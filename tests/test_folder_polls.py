@@ -164,3 +164,39 @@ def test_files_that_add_up_are_opened_once_and_once_more_when_switched_to(tmp_pa
         assert store.q("SELECT COUNT(*) AS n FROM revisions")[0]["n"] == 1
     finally:
         store.close()
+
+
+def test_a_row_problem_of_a_file_ends_when_the_file_is_read_again_without_it(tmp_path,
+                                                                               capsys):
+    """A lab drops a file a week; week 2's has a value mistyped ("1x"): `warnd status`
+    lists its problem (the file's name and line). The lab fixes the file in place the
+    week after, and that poll reads it again: the problem is no longer listed, and the
+    week's value is stored. Before, it stayed listed as if it still were one."""
+    import json
+
+    from warnd.cli import main
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    cfg = load_config(write_service_config(tmp_path / "config.toml",
+                                           sources=source("lab", str(folder))))
+    seen = {}
+    for i in range(5):
+        p = _week(folder, i, 10 + i)
+        if i == 2:
+            p.write_text(p.read_text().replace(",12\n", ",1x\n"))
+        if i == 3:
+            _week(folder, 2, 12)  # fixed in place
+        now = datetime.combine(START + timedelta(weeks=i, days=7), datetime.min.time(), UTC)
+        assert Pipeline(cfg, clock=lambda now=now: now).poll("lab").ok
+        # (1: stale, as the wall clock has the lab's weeks long gone)
+        assert main(["--config", str(cfg.path), "status", "--json"]) in (0, 1)
+        (lab,) = json.loads(capsys.readouterr().out)["sources"]
+        seen[i] = [f"{p['location']}: {p['message']}" for p in lab["recent_problems"]]
+    assert seen == {0: [], 1: [], 2: ["week002.csv line 2: not a number: '1x'"], 3: [],
+                    4: []}, seen
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        assert _values(store, "ketamin")[(START + timedelta(weeks=2)).isoformat()] == 12
+    finally:
+        store.close()

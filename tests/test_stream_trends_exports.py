@@ -380,3 +380,38 @@ def test_an_hourly_export_is_not_read_as_days(tmp_path, sink):
         f"{tmp_path / 'hourly-True' / 'drop' / 'past 7 days.csv'} line 5: several rows a "
         "day (an hourly export, a range of 7 days or less): not read; export a range of "
         "more than 7 days for daily values, of about 9 months to 5 years for weekly ones"]
+
+
+def test_an_export_caught_half_written_is_no_problem_once_read_whole(tmp_path, sink, capsys):
+    """Week 61's export is caught half written by the poll (Excel still saving it): its
+    problem is listed by `warnd status`. The next week's poll reads it whole: its problem
+    is no longer listed, and its week is stored. A file still bad ("notes.csv", not an
+    export) stays listed, poll after poll. Before, the half-written export's problem was
+    listed for as long as fewer than five newer problems came, as if it still were one."""
+    import json
+
+    from warnd.cli import main
+
+    desk = Desk(tmp_path, sink)
+    half = desk.drop / "week 61.csv"
+
+    def listed(k: int) -> list[str]:
+        desk.cycle(k)
+        # (1: stale, as the wall clock has the exports' weeks long gone)
+        assert main(["--config", str(desk.cfg.path), "status", "--json"]) in (0, 1)
+        src = next(s for s in json.loads(capsys.readouterr().out)["sources"]
+                   if s["name"] == "trends")
+        return [Path(p["location"]).name for p in src["recent_problems"]]
+
+    seen = {}
+    for k in range(60, 66):
+        write_export(desk.drop / f"week {k}.csv", "Week", weekly(k))
+        if k == 61:
+            half.write_text(half.read_text(encoding="utf-8")[:30], encoding="utf-8")
+            (desk.drop / "notes.csv").write_text("ring Kari om tallene\n", encoding="utf-8")
+        if k == 62:
+            write_export(half, "Week", weekly(61))  # saved whole now
+        seen[k] = listed(k)
+    assert seen == {60: [], 61: ["week 61.csv", "notes.csv"], 62: ["notes.csv"],
+                    63: ["notes.csv"], 64: ["notes.csv"], 65: ["notes.csv"]}, seen
+    assert week_start(61) + timedelta(days=1) in desk.stored()

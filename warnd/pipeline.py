@@ -311,8 +311,9 @@ class Pipeline:
             # table, and a period it no longer gives inside its span is withdrawn
             from feeds.fetch import single_document
 
+            one = single_document(location)
             whole = (shares is None and getattr(feed.options, "removed_rows", None)
-                     == "withdraw" and single_document(location))
+                     == "withdraw" and one)
             known = {} if again else store.document_stats(source_name,
                                                           shared=shares is not None)
             etag, last_mod = state.get("etag"), state.get("last_modified")
@@ -400,6 +401,9 @@ class Pipeline:
                     shares=None if unread else shares, copy_of=copy[1] if copy else None,
                     whole=Whole(frozenset(parsed.unread_periods))
                     if whole and parsed.unread_periods is not None else None,
+                    # a file of a folder read: its problems are this reading's (a single
+                    # document's location is also that of the poll's own problems)
+                    read_anew=not unread and not one,
                 )
                 if r["observations_withdrawn"]:
                     gone = r["observations_withdrawn"]

@@ -906,6 +906,17 @@ class Store:
             "WHERE source=? ORDER BY seen_at DESC, id DESC LIMIT ?)",
             (source, source, PROBLEMS_KEPT))
 
+    def _end_problems(self, db: Any, source: str, location: str) -> None:
+        """End the problems recorded of the document at ``location`` (of the file, or of
+        a line, an item or a notice in it: ``"<location> item 7"``, ``"<file name> line
+        12"``), as it is read anew: what its new reading finds is recorded after."""
+        name = location.rsplit("/", 1)[-1]
+        db.execute(
+            "DELETE FROM problems WHERE source=? AND (location=? OR substr(location, 1, ?)=? "
+            "OR substr(location, 1, ?)=?)",
+            (source, location, len(location) + 1, f"{location} ", len(name) + 6,
+             f"{name} line "))
+
     def ingest(
         self,
         source: str,
@@ -919,6 +930,7 @@ class Store:
         shares: Shares | None = None,
         copy_of: str | None = None,
         whole: Whole | None = None,
+        read_anew: bool = False,
     ) -> dict[str, Any]:
         """Store one parsed document atomically; return what changed.
 
@@ -943,6 +955,11 @@ class Store:
         With ``whole`` the document is all its source gives: a stored value of a series
         it gives, inside the span it gives for that series and not given by it any more,
         is withdrawn (:meth:`_withdraw_removed`; ``observations_withdrawn`` lists them).
+
+        With ``read_anew`` the document was read (a file of a folder): the problems
+        recorded of it before end (:meth:`_end_problems`), and ``problems`` are those of
+        this reading, so that a file refused or half written at one poll and read
+        cleanly at a later one has no problem listed any more.
         """
         now_s = iso(now or utcnow())
         added: list[str] = []
@@ -999,6 +1016,8 @@ class Store:
                                    (it.link, key, it.source))
                 db.conn.executemany("INSERT OR IGNORE INTO item_ids (id, key) VALUES (?, ?)",
                                     [(i, key) for i in ids if i not in known])
+            if read_anew:
+                self._end_problems(db, source, location)
             for p in problems:
                 db.execute(
                     "INSERT INTO problems (source, location, message, seen_at) VALUES (?,?,?,?) "
