@@ -529,3 +529,155 @@ def test_a_desk_a_silence_kept_the_opening_from_is_told_the_join_a_reload_routes
                                      "o": ["Liten økning: ketamin — 1 kilde"]}
     assert [str(m["Subject"]) for m in vestland.messages] == [
         "Liten økning: ketamin — 1 kilde"]
+
+
+def test_a_region_spiking_while_another_s_spike_is_open_is_told_to_its_desk(
+        tmp_path, smtp_server):
+    """The lab's ketamine count spikes in Vestland in week 120 (told: Vestland's desk and
+    ops) and in Oslo the week after, while Vestland's spike is still open. Oslo's is no
+    second source: Vestland's desk and ops hear nothing more, but Oslo's desk hears of the
+    spike in its region that week, alone, as its opening, and the end when the whole
+    spike ends. `warnd backtest --replay store` tells the same. Before, Oslo's desk heard
+    nothing of the spike in its own region, only "Avsluttet" weeks later."""
+    cfg = make_config(tmp_path, _desks(smtp_server), sources=SOURCES)
+    vestland, oslo = _series(1, None), _series(2, None)
+    vestland[120], oslo[121] = 45, 45
+    stream = _run(cfg, smtp_server, {("lab", "46"): vestland, ("lab", "03"): oslo},
+                  range(116, 132), stored_then=True)
+    assert [(w, k, d, sorted(t)) for w, k, d, t in stream][:2] == [
+        (120, "spike", "open", ["ops", "vestland"]),
+        (121, "spike", "escalate", ["oslo"])]
+    assert [(k, d, sorted(t)) for _, k, d, t in stream[2:]] == [
+        ("spike", "resolve", ["ops", "oslo", "vestland"])]
+    spike = ["Enkeltstående topp: ketamin — 1 kilde",
+             "Avsluttet: Enkeltstående topp: ketamin — 1 kilde"]
+    assert _by_desk(smtp_server) == {"v": spike, "ops": spike, "o": spike}
+    oslo_mail = [m for m in smtp_server.messages if str(m["To"]).startswith("o@")]
+    assert oslo_mail[0]["In-Reply-To"] is None  # it starts Oslo's thread
+    assert oslo_mail[1]["In-Reply-To"] == oslo_mail[0]["Message-ID"]
+    msgs = replay(cfg, start=noon_after_week(START, 116).date(),
+                  end=noon_after_week(START, 131).date(), every=7)
+    assert [(m["date"], m["decision"], sorted(m["targets"])) for m in msgs] == [
+        (noon_after_week(START, w).date().isoformat(), d, sorted(t))
+        for w, k, d, t in stream]
+
+
+def _spikes(cfg, store: Store, weeks: range, oslo: range, *, silence: int | None = None,
+            ack: int | None = None) -> list[tuple]:
+    """Week by week: the lab's Vestland spike (from week 0 to week 8) and its Oslo spike
+    in the weeks ``oslo``; a silence of ketamine from week ``silence`` for two weeks; the
+    opening acknowledged in week ``ack``. What each round decided."""
+    told = []
+    for w in weeks:
+        period = START + timedelta(weeks=w)
+        now = datetime.combine(period, datetime.min.time(), UTC) + timedelta(hours=12)
+        if w == silence:
+            actions.add_silence(store, substance="ketamin", reason="festival", who="kari",
+                                via="cli", until=now + timedelta(weeks=2, hours=1), now=now)
+        spike = finding("lab", kind="spike", onset=START, detected=period)
+        per = {("lab", "46"): [replace(spike, region="46")] if w < 9 else [],
+               ("lab", "03"): [replace(spike, region="03", onset=START + timedelta(
+                   weeks=oslo[0]))] if w in oslo else []}
+        told += [(w, a["decision"], a.get("status"), sorted(a["targets"]))
+                 for a in _judge(cfg, store, period, per, now=now)]
+        if w == ack:
+            opening = store.q("SELECT id FROM alerts WHERE decision='open'")[0]["id"]
+            actions.ack_alert(store, opening, who="ops", via="cli", now=now)
+    return told
+
+
+def test_a_region_joining_a_spike_keeps_the_reminders_and_the_end_of_the_others(tmp_path):
+    """The lab's Vestland spike is told (week 0), reminders every four weeks; its Oslo
+    series spikes in weeks 2 to 4. Oslo's desk is told in week 2, alone; the reminders of
+    Vestland's desk and ops still come every four weeks from the opening (weeks 4 and 8),
+    and the end goes to every desk that had the spike, Oslo's among them."""
+    cfg = make_config(tmp_path, _desks_no_server() + REMIND, sources=LAB_CUSTOMS)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        _lab_weeks(store, 14)
+        told = _spikes(cfg, store, range(14), range(2, 5))
+    finally:
+        store.close()
+    assert told == [(0, "open", "open", ["ops", "vestland"]),
+                    (2, "escalate", "open", ["oslo"]),
+                    (4, "repeat", "open", ["ops", "oslo", "vestland"]),
+                    (8, "repeat", "open", ["ops", "vestland"]),
+                    (12, "resolve", "open", ["ops", "oslo", "vestland"])]
+
+
+def test_a_region_joining_a_spike_under_a_silence_is_told_to_its_desk_after_it(tmp_path):
+    """The lab's Vestland spike is told (week 0); a silence of ketamine holds back its
+    messages from week 1 to week 3, and its Oslo series spikes from week 2: Oslo's desk
+    is told nothing then, and alone, the week the silence is over; nobody else is told
+    again."""
+    cfg = make_config(tmp_path, _desks_no_server(), sources=LAB_CUSTOMS)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        _lab_weeks(store, 10)
+        told = _spikes(cfg, store, range(7), range(2, 7), silence=1)
+    finally:
+        store.close()
+    assert told == [(0, "open", "open", ["ops", "vestland"]),
+                    (2, "escalate", "silenced", []),
+                    (4, "escalate", "open", ["oslo"])]
+
+
+def test_a_region_joining_an_acknowledged_spike_keeps_it_acknowledged(tmp_path):
+    """The lab's Vestland spike is told (week 0) and acknowledged in week 1, reminders
+    every four weeks; its Oslo series spikes in week 2: Oslo's desk is told, and the
+    spike stays acknowledged: no reminder follows."""
+    cfg = make_config(tmp_path, _desks_no_server() + REMIND, sources=LAB_CUSTOMS)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        _lab_weeks(store, 10)
+        told = _spikes(cfg, store, range(8), range(2, 8), ack=1)
+    finally:
+        store.close()
+    assert told == [(0, "open", "open", ["ops", "vestland"]),
+                    (2, "escalate", "open", ["oslo"])]
+
+
+def test_a_region_s_spike_join_waiting_when_a_silence_came_is_told_after_it(
+        tmp_path, smtp_server):
+    """The lab's Vestland spike is told (week 0, noon); its Oslo series spikes in week 2,
+    decided at night: the message to Oslo's desk waits for 08:00, and a silence of
+    ketamine added that evening for a day holds it back. Once the silence is over, the
+    pass that tells what silences held back tells Oslo's desk, alone; nobody else."""
+    from warnd.alerting import outbox
+
+    cfg = make_config(tmp_path, _desks(smtp_server).replace(
+        "[alerting]", '[alerting]\nquiet_hours = "17:00-08:00"'), sources=LAB_CUSTOMS)
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        _lab_weeks(store, 6)
+        told = []
+        for w in range(3):
+            period = START + timedelta(weeks=w)
+            noon = datetime.combine(period, datetime.min.time(), UTC) + timedelta(hours=12)
+            now = noon if w < 2 else noon + timedelta(hours=8)  # 22:00 in Oslo
+            spike = finding("lab", kind="spike", onset=START, detected=period)
+            per = {("lab", "46"): [replace(spike, region="46")],
+                   ("lab", "03"): [replace(spike, region="03")] if w == 2 else []}
+            told += [(w, a["decision"], sorted(a["targets"]))
+                     for a in _judge(cfg, store, period, per, now=now)]
+            outbox.dispatch_pending(cfg, store, now=now)
+        wait_for(lambda: len(smtp_server.messages) == 2, what="two emails")
+        actions.add_silence(store, substance="ketamin", reason="festival", who="kari",
+                            via="cli", until=now + timedelta(days=1),
+                            now=now + timedelta(minutes=10))
+        outbox.dispatch_pending(cfg, store, now=now + timedelta(hours=12))  # the morning
+        held = store.q("SELECT target, status FROM deliveries WHERE alert_id = "
+                       "(SELECT MAX(id) FROM alerts)")
+        after = now + timedelta(days=1, minutes=5)
+        released = [(a["decision"], sorted(a["targets"]))
+                    for sub in store.held_back()
+                    for a in decide.tell_held(cfg, store, sub, now=after)]
+        outbox.dispatch_pending(cfg, store, now=after + timedelta(hours=12))  # morning
+        wait_for(lambda: len(smtp_server.messages) == 3, what="three emails")
+    finally:
+        store.close()
+    assert told == [(0, "open", ["ops", "vestland"]), (2, "escalate", ["oslo"])]
+    assert held == [{"target": "oslo", "status": "silenced"}]
+    assert released == [("escalate", ["oslo"])]
+    spike = ["Enkeltstående topp: ketamin — 1 kilde"]
+    assert _by_desk(smtp_server) == {"v": spike, "ops": spike, "o": spike}

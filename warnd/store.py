@@ -2077,15 +2077,16 @@ class Store:
         """The told state of each substance with a message about its rise held back: the
         rise's (a silence, a mute, corroboration), the end of a told rise or the correction
         of one of its sources (a silence, a mute); also, with its rise's told state (else
-        ``{}``), each whose end of a told spike or fall, or correction of one of its
-        sources, was held back."""
+        ``{}``), each whose end of a told spike or fall, correction of one of its
+        sources, or region's join of it, was held back."""
         rises: dict[str, dict[str, Any]] = {}
         other_ends: set[str] = set()  # a spike's or a fall's end held back
         for name, st in self._states_of("substance").items():
             substance, _, episode = name.partition(":")
             if episode == "trend:increase":
                 rises[substance] = st
-            elif st.get("end_silenced") or st.get("corrections_silenced"):
+            elif (st.get("end_silenced") or st.get("corrections_silenced")
+                  or st.get("joins_silenced")):
                 other_ends.add(substance)
         return {sub: rises.get(sub, {}) for sub in sorted({*rises, *other_ends})
                 if sub in other_ends or rises[sub].get("silenced")

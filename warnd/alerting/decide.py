@@ -209,7 +209,7 @@ def enqueue_findings(
     episode is always ``open``, whatever the series decided; later messages are
     ``escalate`` only when the evidence grew (:func:`evidence_grew`) and are not sent
     otherwise, but to the desks of a region that joins the rise and had none of it
-    (:func:`_joined_targets`). ``resolve`` decisions become one "ended" message per
+    (:func:`_joined_targets`; so too for a spike or a fall). ``resolve`` decisions become one "ended" message per
     episode kind, sent only with ``alerting.send_resolved`` (or the detection rule
     ``send_resolve``) and only when no other source of the substance still has that
     episode open;
@@ -354,6 +354,26 @@ def enqueue_findings(
         pending_states[scope] = st
         if scope == told_scope:
             told = st
+    # a region's join of a spike (a fall) held back by a silence or a mute: told once
+    # nothing holds it back, if the episode goes on (and did not open anew), to the desks
+    # that still had none of it, as a rise's is
+    late_joins: list[dict[str, Any]] = []
+    for kind, direction in OTHER_EPISODES:
+        scope = substance_scope(substance, kind, direction)
+        if not (held_joins := state_of(scope).get("joins_silenced")):
+            continue
+        kept = []
+        for held_id in held_joins:
+            j = _end_held(config, store, int(held_id), now=now)
+            if j is None:
+                kept.append(held_id)
+            elif j and not store.opened_since(substance, kind, direction, held_id) and (
+                    not opens_anew(kind, direction)) and _episode_open(
+                        config, store, substance, f"{kind}:{direction}", states, done=set()):
+                late_joins.append(j)
+        pending_states[scope] = {k: v for k, v in state_of(scope).items()
+                                 if k != "joins_silenced"} | (
+                                     {"joins_silenced": kept} if kept else {})
     by_episode: dict[tuple[str, str], list[tuple[Finding, str]]] = {}
     for f, a in ends:
         by_episode.setdefault((f.kind, f.direction), []).append((f, a))
@@ -477,14 +497,7 @@ def enqueue_findings(
                             alert = _build_alert(config, store, substance, group,
                                                  pending_states, now=now, spikes=folded,
                                                  decision="escalate")
-                        told_to[id(group)] = newcomers
-                        alert["data"]["joined"] = newcomers
-                        alert["dedupe_key"] += ":joined"
-                        # stored as its desks read it (the console, `warnd status`, the
-                        # digest): the opening they had, not an escalation nobody got
-                        alert["title"], alert["body"] = render_text(
-                            {**alert["data"], "decision": "open"}, config.general.language,
-                            config=config)
+                        told_to[id(group)] = _as_joined(config, alert, newcomers)
                     elif alert["decision"] != "repeat":
                         # no more than told, and a reminder is due: it is sent as one
                         alert = _build_alert(config, store, substance, group, pending_states,
@@ -505,10 +518,17 @@ def enqueue_findings(
             elif alert["decision"] == "escalate" and not _grew_beyond_told(config, store,
                                                                            alert):
                 # a spike (a fall) opening again in a source already told in the episode,
-                # or growing in it, no more than told: not news
-                log.info("substance=%s %s:%s not sent: no more than already told",
-                         substance, alert["kind"], alert["direction"])
-                continue
+                # or growing in it, no more than told: not news, but to the desks of a
+                # region that joins it and had none of it, as for a rise
+                newcomers = _joined_targets(config, store, substance, alert, told)
+                if not newcomers:
+                    log.info("substance=%s %s:%s not sent: no more than already told",
+                             substance, alert["kind"], alert["direction"])
+                    continue
+                log.info("substance=%s %s:%s no more than already told: sent only to %s, "
+                         "whose region joins it", substance, alert["kind"],
+                         alert["direction"], ",".join(newcomers))
+                told_to[id(group)] = _as_joined(config, alert, newcomers)
             if (alert["kind"] == "trend" and alert["direction"] == "increase"
                     and told.get("n")):
                 # the episode told: a rise revised away and back is told again on the
@@ -568,6 +588,10 @@ def enqueue_findings(
                 else:
                     scope = substance_scope(substance, alert["kind"], alert["direction"])
                     pending_states[scope] = {**state_of(scope), "end_silenced": alert["id"]}
+            elif "joined" in alert["data"] and alert.get("status") in HELD and alert.get("id"):
+                # a region's join of a spike (a fall), held back: told once nothing holds
+                # it back (its desks would otherwise hear nothing of it)
+                _hold_join(pending_states, state_of, alert)
             elif id(group) in withdrawn and alert.get("status") in HELD and alert.get("id"):
                 # a correction of one source of an episode that goes on, held back: told
                 # once nothing holds it back (its recipients would otherwise believe that
@@ -578,6 +602,17 @@ def enqueue_findings(
                     *st.get("corrections_silenced", []), int(alert["id"])]}
                 if scope == told_scope:
                     told = st
+        for alert in late_joins:
+            alert["regions"] = sorted({str(a.get("region") or "")
+                                       for a in alert["data"].get("agree", [])})
+            newcomers = _joined_targets(config, store, substance, alert, told)
+            if not newcomers:
+                continue  # every desk it was for had the episode meanwhile
+            alert["data"]["joined"] = newcomers
+            if enqueue_alert(config, store, alert, now=now, told_to=newcomers) is not None:
+                created.append(alert)
+            if alert.get("status") in HELD and alert.get("id"):
+                _hold_join(pending_states, state_of, alert)
         for alert, held_end, held_id in late_ends:
             kind, direction = alert["kind"], alert["direction"]
             # the held end goes to those that had the episode and not the end itself: a
@@ -725,9 +760,10 @@ def _held_by_silence(config: Config, store: Store, substance: str,
 
 def _end_held(config: Config, store: Store, alert_id: int, *, now: datetime,
               ) -> dict[str, Any] | None:
-    """The "ended" message a silence or a mute held back (alert ``alert_id``), to be
-    sent now that no silence covers it and its substance is not muted; None while one
-    does or it is, ``{}`` when it is gone."""
+    """The message a silence or a mute held back (alert ``alert_id``: an end, a
+    correction, a region's join of a spike or a fall), to be sent now that no silence
+    covers it and its substance is not muted; None while one does or it is, ``{}`` when
+    it is gone."""
     rows = store.q("SELECT * FROM alerts WHERE id=?", [alert_id])
     if not rows:
         return {}
@@ -911,16 +947,42 @@ def _told_deliveries(store: Store, substance: str, kind: str, direction: str,
 
 def _joined_targets(config: Config, store: Store, substance: str, alert: dict[str, Any],
                     told: dict[str, Any]) -> list[str]:
-    """Of the targets a rise's message ``alert`` routes to (by the region of every series
-    it names: :func:`warnd.alerting.routing.route`, as if no silence or mute held it
-    back), those no message of the episode ``told`` opened was addressed to (delivered,
-    waiting, or given up; not one a silence or a mute held back from them:
-    :func:`warnd.alerting.told.addressed`, as the outbox asks when the routes change
-    while it waits): the desk of a region whose series joins the rise, which had none of
-    it. Such a message telling no more than was told goes to them alone."""
+    """Of the targets a message ``alert`` of a rise (a spike, a fall) routes to (by the
+    region of every series it names: :func:`warnd.alerting.routing.route`, as if no
+    silence or mute held it back), those no message of its episode (of a rise: the one
+    ``told`` opened) was addressed to (delivered, waiting, or given up; not one a silence
+    or a mute held back from them: :func:`warnd.alerting.told.addressed`, as the outbox
+    asks when the routes change while it waits): the desk of a region whose series joins
+    the episode, which had none of it. Such a message telling no more than was told goes
+    to them alone (:func:`_as_joined`)."""
     had_it = {d["target"] for d in _told_deliveries(
-        store, substance, "trend", "increase", told, statuses=ADDRESSED)}
+        store, substance, alert["kind"], alert["direction"], told, statuses=ADDRESSED)}
     return [t for t in route(config, {**alert, "status": "open"}) if t not in had_it]
+
+
+def _hold_join(states: dict[str, dict[str, Any]], state_of: Any,
+               alert: dict[str, Any]) -> None:
+    """Mark the message ``alert``, a region's join of a spike (a fall) that a silence or a
+    mute held back, in its episode's state (``joins_silenced``, in ``states``; read
+    through ``state_of``): told once nothing holds it back (:func:`enqueue_findings`)."""
+    scope = substance_scope(alert["substance"], alert["kind"], alert["direction"])
+    st = state_of(scope)
+    states[scope] = {**st, "joins_silenced": [*st.get("joins_silenced", []),
+                                              int(alert["id"])]}
+
+
+def _as_joined(config: Config, alert: dict[str, Any], newcomers: list[str]) -> list[str]:
+    """Make the escalation ``alert``, which tells no more than was told, the message told
+    only to ``newcomers``, the desks of a region that joins the episode
+    (:func:`_joined_targets`): its data names them (``joined``), its dedupe key says so
+    (:data:`warnd.alerting.told.NOT_JOINED`), and it is stored as its desks read it (the
+    console, `warnd status`, the digest): the opening they had, not an escalation nobody
+    got. Its targets: ``newcomers``."""
+    alert["data"]["joined"] = newcomers
+    alert["dedupe_key"] += ":joined"
+    alert["title"], alert["body"] = render_text(
+        {**alert["data"], "decision": "open"}, config.general.language, config=config)
+    return newcomers
 
 
 def _still_owed(store: Store, substance: str, kind: str, direction: str,

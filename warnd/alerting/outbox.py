@@ -1018,7 +1018,8 @@ def _rise_unheard(store: Store, d: dict[str, Any], db: Any, now: datetime, *,
     it back (``True``, a silence; ``"muted"``, its substance muted). So too the end of a
     told spike or fall, unless the same kind opened again since, and a correction: of the
     whole episode as its end, of one source of an episode that goes on
-    (``corrections_silenced``) as one held back when it was decided. An end (a
+    (``corrections_silenced``) as one held back when it was decided; and a region's join
+    of a spike or a fall (``joins_silenced``), as one held back when it was decided. An end (a
     correction) is marked so also when another target already had it: told after to the
     targets that did not."""
     try:
@@ -1026,10 +1027,12 @@ def _rise_unheard(store: Store, d: dict[str, Any], db: Any, now: datetime, *,
     except ValueError:
         return
     episode = (d.get("kind"), data.get("direction"))
+    # a region's join of a spike (a fall), told to the desks that had none of it
+    joins = episode in OTHER_EPISODES and bool(data.get("joined"))
     if (episode not in (("trend", "increase"), *OTHER_EPISODES) or not d.get("substance")
             or data.get("decision") not in (
                 ("open", "escalate", "resolve", "correct") if episode == ("trend", "increase")
-                else ("resolve", "correct"))):
+                else ("escalate", "resolve", "correct") if joins else ("resolve", "correct"))):
         return
     if data["decision"] not in ("resolve", "correct") and db.execute(
             f"SELECT 1 FROM deliveries t WHERE alert_id=? AND (status='delivered' OR "
@@ -1046,6 +1049,14 @@ def _rise_unheard(store: Store, d: dict[str, Any], db: Any, now: datetime, *,
                 store.opened_since(d["substance"], *episode, int(d["alert_id"]))):
             store.save_episode_state(scope, {**st, "corrections_silenced": [
                 *st.get("corrections_silenced", []), int(d["alert_id"])]}, db, now=now)
+        return
+    if joins and data["decision"] == "escalate":
+        # told once nothing holds it back, to its desks that still had none of the
+        # episode, as one held back when it was decided
+        st = store.episode_state(scope) or {}
+        if int(d["alert_id"]) not in st.get("joins_silenced", []):
+            store.save_episode_state(scope, {**st, "joins_silenced": [
+                *st.get("joins_silenced", []), int(d["alert_id"])]}, db, now=now)
         return
     if episode != ("trend", "increase"):
         st = store.episode_state(scope) or {}
