@@ -209,10 +209,10 @@ def enqueue_findings(
     episode is always ``open``, whatever the series decided; later messages are
     ``escalate`` only when the evidence grew (:func:`evidence_grew`) and are not sent
     otherwise, but to the desks of a region that joins the rise and had none of it
-    (:func:`_joined_targets`; so too for a spike or a fall). ``resolve`` decisions become one "ended" message per
-    episode kind, sent only with ``alerting.send_resolved`` (or the detection rule
-    ``send_resolve``) and only when no other source of the substance still has that
-    episode open;
+    (:func:`_joined_targets`; so too for a spike or a fall). ``resolve`` decisions become
+    one "ended" message per episode kind, sent only with ``alerting.send_resolved`` (or
+    the detection rule ``send_resolve``) and only when no other source of the substance
+    still has that episode open;
     ``correct`` decisions (an episode gone once already judged values were revised)
     become a correction when a message that was sent rested on that series. A
     ``repeat`` of an episode (kind and direction) that is acknowledged (:func:`_acked`)
