@@ -305,19 +305,13 @@ def step_of(periods: Iterable[date]) -> str | None:
     return _granularity("", days) if len(days) > 1 else None
 
 
-def google_week(day: date) -> date:
-    """The period a weekly row holding ``day`` is stored on: the Monday after the Sunday
-    Google's week (Sunday to Saturday) starts on."""
-    return day - timedelta(days=(day.weekday() + 1) % 7) + timedelta(days=1)
-
-
 def whole_weeks(days: Iterable[date]) -> dict[date, list[date]]:
     """The days of each of Google's weeks that ``days`` cover whole (all seven), by the
     period its weekly row is stored on; a week the days only partly cover (the first
     and the last of an export, the running one) is left out."""
     weeks: dict[date, list[date]] = {}
     for day in sorted(set(days)):
-        weeks.setdefault(google_week(day), []).append(day)
+        weeks.setdefault(_period(day, "week"), []).append(day)
     return {w: ds for w, ds in weeks.items() if len(ds) == 7}
 
 
