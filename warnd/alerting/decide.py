@@ -29,8 +29,8 @@ from warnd.alerting.localtime import local_day, wall_clock
 from warnd.alerting.outbox import crash_point, enqueue_alert
 from warnd.alerting.routing import route
 from warnd.alerting.silences import silenced_by
-from warnd.alerting.told import (ADDRESSED, NOT_JOINED, OTHER_EPISODES, had, maybe_heard,
-                                 rise_told)
+from warnd.alerting.told import (ADDRESSED, NOT_JOINED, OTHER_EPISODES, had, held_too,
+                                 maybe_heard, rise_told, still_held)
 from warnd.alerting.wording import (
     USUAL_PEAK_EVIDENCE,
     joined,
@@ -339,19 +339,13 @@ def enqueue_findings(
         st = told if scope == told_scope else state_of(scope)
         if not st.get("corrections_silenced"):
             continue
-        kept = []
-        for held_id in st["corrections_silenced"]:
-            c = _end_held(config, store, int(held_id), now=now)
-            if c is None:
-                kept.append(held_id)
-            elif c and not store.opened_since(substance, kind, direction, held_id) and not (
-                    trends and not told.get("open") if scope == told_scope
-                    else opens_anew(kind, direction)):
-                late_corrections.append((c, int(held_id)))
-        st = {k: v for k, v in st.items() if k != "corrections_silenced"}
-        if kept:
-            st["corrections_silenced"] = kept
-        pending_states[scope] = st
+        kept, due = _due_held(config, store, st["corrections_silenced"], now=now)
+        late_corrections += [
+            (c, held_id) for c, held_id in due
+            if not store.opened_since(substance, kind, direction, held_id) and not (
+                trends and not told.get("open") if scope == told_scope
+                else opens_anew(kind, direction))]
+        st = pending_states[scope] = still_held(st, "corrections_silenced", kept)
         if scope == told_scope:
             told = st
     # a region's join of a spike (a fall) held back by a silence or a mute: told once
@@ -362,18 +356,13 @@ def enqueue_findings(
         scope = substance_scope(substance, kind, direction)
         if not (held_joins := state_of(scope).get("joins_silenced")):
             continue
-        kept = []
-        for held_id in held_joins:
-            j = _end_held(config, store, int(held_id), now=now)
-            if j is None:
-                kept.append(held_id)
-            elif j and not store.opened_since(substance, kind, direction, held_id) and (
-                    not opens_anew(kind, direction)) and _episode_open(
-                        config, store, substance, f"{kind}:{direction}", states, done=set()):
-                late_joins.append(j)
-        pending_states[scope] = {k: v for k, v in state_of(scope).items()
-                                 if k != "joins_silenced"} | (
-                                     {"joins_silenced": kept} if kept else {})
+        kept, due = _due_held(config, store, held_joins, now=now)
+        late_joins += [
+            j for j, held_id in due
+            if not store.opened_since(substance, kind, direction, held_id)
+            and not opens_anew(kind, direction) and _episode_open(
+                config, store, substance, f"{kind}:{direction}", states, done=set())]
+        pending_states[scope] = still_held(state_of(scope), "joins_silenced", kept)
     by_episode: dict[tuple[str, str], list[tuple[Finding, str]]] = {}
     for f, a in ends:
         by_episode.setdefault((f.kind, f.direction), []).append((f, a))
@@ -598,8 +587,7 @@ def enqueue_findings(
                 # source's rise, spike or fall stands)
                 scope = substance_scope(substance, alert["kind"], alert["direction"])
                 st = told if scope == told_scope else state_of(scope)
-                st = pending_states[scope] = {**st, "corrections_silenced": [
-                    *st.get("corrections_silenced", []), int(alert["id"])]}
+                st = pending_states[scope] = held_too(st, "corrections_silenced", alert["id"])
                 if scope == told_scope:
                     told = st
         for alert in late_joins:
@@ -777,6 +765,22 @@ def _end_held(config: Config, store: Store, alert_id: int, *, now: datetime,
         "title": a["title"], "body": a["body"], "data": json.loads(a["data"] or "{}"),
         "status": "open",
     }
+
+
+def _due_held(config: Config, store: Store, held: list[int], *, now: datetime
+              ) -> tuple[list[int], list[tuple[dict[str, Any], int]]]:
+    """Of the messages a silence or a mute held back (their alerts' ids, ``held``), the
+    ids still held back, and those due now with their ids (:func:`_end_held`; one gone
+    from the store is in neither)."""
+    kept: list[int] = []
+    due: list[tuple[dict[str, Any], int]] = []
+    for held_id in held:
+        m = _end_held(config, store, int(held_id), now=now)
+        if m is None:
+            kept.append(held_id)
+        elif m:
+            due.append((m, int(held_id)))
+    return kept, due
 
 
 def _heard(store: Store, substance: str) -> list[dict[str, Any]]:
@@ -966,9 +970,7 @@ def _hold_join(states: dict[str, dict[str, Any]], state_of: Any,
     mute held back, in its episode's state (``joins_silenced``, in ``states``; read
     through ``state_of``): told once nothing holds it back (:func:`enqueue_findings`)."""
     scope = substance_scope(alert["substance"], alert["kind"], alert["direction"])
-    st = state_of(scope)
-    states[scope] = {**st, "joins_silenced": [*st.get("joins_silenced", []),
-                                              int(alert["id"])]}
+    states[scope] = held_too(state_of(scope), "joins_silenced", alert["id"])
 
 
 def _as_joined(config: Config, alert: dict[str, Any], newcomers: list[str]) -> list[str]:

@@ -41,7 +41,7 @@ from warnd.alerting.send import send as send_message
 from warnd.alerting.silences import matches as silence_matches
 from warnd.alerting.silences import silenced_by
 from warnd.alerting.told import (EPISODE_KINDS, NOT_JOINED, OTHER_EPISODES, addressed,
-                                 episode_start, maybe_heard, told_to_target)
+                                 episode_start, held_too, maybe_heard, told_to_target)
 from warnd.alerting.told import episode_scope as _scope
 from warnd.alerting.wording import render_text
 from warnd.config import Config, parse_duration
@@ -1019,9 +1019,9 @@ def _rise_unheard(store: Store, d: dict[str, Any], db: Any, now: datetime, *,
     told spike or fall, unless the same kind opened again since, and a correction: of the
     whole episode as its end, of one source of an episode that goes on
     (``corrections_silenced``) as one held back when it was decided; and a region's join
-    of a spike or a fall (``joins_silenced``), as one held back when it was decided. An end (a
-    correction) is marked so also when another target already had it: told after to the
-    targets that did not."""
+    of a spike or a fall (``joins_silenced``), as one held back when it was decided. An
+    end (a correction) is marked so also when another target already had it: told after
+    to the targets that did not."""
     try:
         data = json.loads(d.get("data") or "{}")
     except ValueError:
@@ -1047,16 +1047,16 @@ def _rise_unheard(store: Store, d: dict[str, Any], db: Any, now: datetime, *,
         st = store.episode_state(scope) or {}
         if int(d["alert_id"]) not in st.get("corrections_silenced", []) and not (
                 store.opened_since(d["substance"], *episode, int(d["alert_id"]))):
-            store.save_episode_state(scope, {**st, "corrections_silenced": [
-                *st.get("corrections_silenced", []), int(d["alert_id"])]}, db, now=now)
+            store.save_episode_state(scope, held_too(st, "corrections_silenced",
+                                                     d["alert_id"]), db, now=now)
         return
     if joins and data["decision"] == "escalate":
         # told once nothing holds it back, to its desks that still had none of the
         # episode, as one held back when it was decided
         st = store.episode_state(scope) or {}
         if int(d["alert_id"]) not in st.get("joins_silenced", []):
-            store.save_episode_state(scope, {**st, "joins_silenced": [
-                *st.get("joins_silenced", []), int(d["alert_id"])]}, db, now=now)
+            store.save_episode_state(scope, held_too(st, "joins_silenced", d["alert_id"]), db,
+                                     now=now)
         return
     if episode != ("trend", "increase"):
         st = store.episode_state(scope) or {}

@@ -70,6 +70,19 @@ def addressed(alias: str = "t") -> str:
     return f"({alias}.status IN {ADDRESSED!r} OR {maybe_heard(alias)})"
 
 
+def held_too(state: dict[str, Any], key: str, alert_id: int) -> dict[str, Any]:
+    """An episode's ``state`` with the message ``alert_id`` added to those a silence or a
+    mute held back under ``key`` (``corrections_silenced``, ``joins_silenced``): told
+    once nothing holds it back (:func:`warnd.alerting.decide.enqueue_findings`)."""
+    return {**state, key: [*state.get(key, []), int(alert_id)]}
+
+
+def still_held(state: dict[str, Any], key: str, kept: list[int]) -> dict[str, Any]:
+    """An episode's ``state`` whose messages held back under ``key`` are ``kept`` only
+    (the key left out when none is)."""
+    return {k: v for k, v in state.items() if k != key} | ({key: kept} if kept else {})
+
+
 #: An alert's severities, weakest first.
 SEVERITIES = ("info", "warning", "critical")
 
