@@ -1022,10 +1022,7 @@ def _rise_unheard(store: Store, d: dict[str, Any], db: Any, now: datetime, *,
     of a spike or a fall (``joins_silenced``), as one held back when it was decided. An
     end (a correction) is marked so also when another target already had it: told after
     to the targets that did not."""
-    try:
-        data = json.loads(d.get("data") or "{}")
-    except ValueError:
-        return
+    data = _data_of(d)
     episode = (d.get("kind"), data.get("direction"))
     # a region's join of a spike (a fall), told to the desks that had none of it
     joins = episode in OTHER_EPISODES and bool(data.get("joined"))
@@ -1108,10 +1105,7 @@ def _speaking_for(config: Config, store: Store, d: dict[str, Any], now: datetime
     that is none of these (else the first that routes there, or its own substance)."""
     if d.get("kind") != "notice":
         return d
-    try:
-        subs = json.loads(d.get("data") or "{}").get("substances") or []
-    except (ValueError, AttributeError):
-        return d
+    subs = _data_of(d).get("substances") or []
     if len(subs) < 2:
         return d
     routing = [s for s in subs
