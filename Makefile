@@ -70,7 +70,7 @@ chromium:
 # options, e.g. `make test PYTEST_ARGS="-n 0 tests/test_config.py"` for one file in one process.
 PYTEST_ARGS ?=
 test: $(DEV)/.installed chromium check-unit
-	$(DEVBIN)/python -m pytest -q -n auto --maxprocesses=4 $(PYTEST_ARGS)
+	$(DEVBIN)/python -m pytest -q -n auto --maxprocesses=4 --dist loadgroup $(PYTEST_ARGS)
 
 # systemd-analyze checks the unit file; installed here when missing and we are
 # root on a Debian-like system, otherwise check-unit fails and says why.
