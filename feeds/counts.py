@@ -125,7 +125,7 @@ class CountTableFeed(BaseFeed):
                         if not wanted:
                             result.problems.append(
                                 Problem(
-                                    f"{fname} column {i + 1}",
+                                    f"{location} column {i + 1}",
                                     f"{rows[opts.header_row - 1][i]!r} names no monitored substance; "
                                     "ignored",
                                 )
@@ -158,7 +158,7 @@ class CountTableFeed(BaseFeed):
         for n, row in enumerate(rows[opts.header_row :], start=opts.header_row + 1):
             if not "".join(row).strip():
                 continue
-            where = f"{fname} line {n}"
+            where = f"{location} line {n}"
             if len(row) <= need:
                 result.problems.append(
                     Problem(where, f"{len(row)} cells, expected at least {need + 1}")

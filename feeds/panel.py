@@ -126,7 +126,7 @@ class TrendPanelFeed(BaseFeed):
                     if ":" in spec:
                         result.problems.append(
                             Problem(
-                                f"{fname} column {i + 1}",
+                                f"{location} column {i + 1}",
                                 f"{rows[0][i]!r}: not <substance>:<dimension>; ignored",
                             )
                         )
@@ -152,7 +152,7 @@ class TrendPanelFeed(BaseFeed):
         for n, row in enumerate(rows[1:], start=2):
             if not any(c.strip() for c in row):
                 continue
-            where = f"{fname} line {n}"
+            where = f"{location} line {n}"
             if i_period is not None and _cell(row, i_period):
                 try:
                     period = parse_date(_cell(row, i_period))

@@ -8,6 +8,7 @@ bytes is read, found ingested, and adds nothing."""
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from feeds import fetch
 from tests.service_kit import write_service_config
 from tests.test_service import source
+from warnd.cli import main
 from warnd.config import load_config
 from warnd.pipeline import Pipeline
 from warnd.store import Store
@@ -49,6 +51,14 @@ def _values(store: Store, substance: str) -> dict[str, float]:
     return {r["period"]: r["value"] for r in store.q(
         "SELECT period, value FROM observations WHERE substance=? ORDER BY period",
         [substance])}
+
+
+def _listed(cfg, capsys) -> list[str]:
+    """The problems `warnd status --json` lists of the config's one source, as read."""
+    # (1: stale, as the wall clock has the lab's weeks long gone)
+    assert main(["--config", str(cfg.path), "status", "--json"]) in (0, 1)
+    (lab,) = json.loads(capsys.readouterr().out)["sources"]
+    return [f"{p['location']}: {p['message']}" for p in lab["recent_problems"]]
 
 
 def test_a_folder_poll_reads_only_new_and_changed_files(tmp_path, reads):
@@ -172,10 +182,6 @@ def test_a_row_problem_of_a_file_ends_when_the_file_is_read_again_without_it(tmp
     lists its problem (the file's name and line). The lab fixes the file in place the
     week after, and that poll reads it again: the problem is no longer listed, and the
     week's value is stored. Before, it stayed listed as if it still were one."""
-    import json
-
-    from warnd.cli import main
-
     folder = tmp_path / "data"
     folder.mkdir()
     cfg = load_config(write_service_config(tmp_path / "config.toml",
@@ -189,14 +195,79 @@ def test_a_row_problem_of_a_file_ends_when_the_file_is_read_again_without_it(tmp
             _week(folder, 2, 12)  # fixed in place
         now = datetime.combine(START + timedelta(weeks=i, days=7), datetime.min.time(), UTC)
         assert Pipeline(cfg, clock=lambda now=now: now).poll("lab").ok
-        # (1: stale, as the wall clock has the lab's weeks long gone)
-        assert main(["--config", str(cfg.path), "status", "--json"]) in (0, 1)
-        (lab,) = json.loads(capsys.readouterr().out)["sources"]
-        seen[i] = [f"{p['location']}: {p['message']}" for p in lab["recent_problems"]]
-    assert seen == {0: [], 1: [], 2: ["week002.csv line 2: not a number: '1x'"], 3: [],
-                    4: []}, seen
+        seen[i] = _listed(cfg, capsys)
+    assert seen == {0: [], 1: [], 2: [f"{folder}/week002.csv line 2: not a number: '1x'"],
+                    3: [], 4: []}, seen
     store = Store.in_dir(cfg.state_dir)
     try:
         assert _values(store, "ketamin")[(START + timedelta(weeks=2)).isoformat()] == 12
     finally:
         store.close()
+
+
+def test_a_row_problem_stays_its_files_when_a_file_of_the_same_name_is_read_again(
+        tmp_path, capsys):
+    """A lab keeps a file a year, each in a folder of its year (`lab/2025/counts.csv`,
+    `lab/2026/counts.csv`, one source reading `lab/*/counts.csv`). Last year's file has a
+    value mistyped on its line 3; this year's gets a row a week and is read again at each
+    poll. Last year's problem stays listed, under its own file, until the lab fixes that
+    file; this year's readings do not end it. (Before, line problems were known by the
+    file's name only, so reading this year's file again ended last year's problem though
+    its row was still wrong.)"""
+    lab = tmp_path / "lab"
+    old, new = lab / "2025" / "counts.csv", lab / "2026" / "counts.csv"
+    old.parent.mkdir(parents=True)
+    new.parent.mkdir()
+    year = date(2025, 12, 1)
+    old.write_text(f"period,substance,value\n{year},ketamin,10\n"
+                   f"{year + timedelta(weeks=1)},ketamin,1x\n")
+    cfg = load_config(write_service_config(
+        tmp_path / "config.toml", sources=source("lab", str(lab / "*" / "counts.csv"))))
+    rows = "period,substance,value\n"
+    seen = {}
+    for i in range(6):
+        rows += f"{START + timedelta(weeks=52 + i)},ketamin,{20 + i}\n"
+        new.write_text(rows)
+        if i == 4:  # the lab fixes last year's file
+            old.write_text(old.read_text().replace(",1x\n", ",11\n"))
+        now = datetime.combine(START + timedelta(weeks=53 + i), datetime.min.time(), UTC)
+        res = Pipeline(cfg, clock=lambda now=now: now).poll("lab")
+        assert res.ok and res.documents == (2 if i in (0, 4) else 1), res
+        seen[i] = _listed(cfg, capsys)
+    broken = [f"{old} line 3: not a number: '1x'"]
+    assert seen == {0: broken, 1: broken, 2: broken, 3: broken, 4: [], 5: []}, seen
+
+
+def test_a_row_problem_stored_by_file_name_is_still_ended_by_its_own_file(tmp_path, capsys):
+    """A store from before line problems named the file's location has them as
+    `counts.csv line 3`. Such a problem is its file's that was read when it was last
+    seen: another file of that name read later does not end it, and its own file read
+    again without it does."""
+    lab = tmp_path / "lab"
+    old, new = lab / "2025" / "counts.csv", lab / "2026" / "counts.csv"
+    old.parent.mkdir(parents=True)
+    old.write_text(f"period,substance,value\n{START},ketamin,10\n"
+                   f"{START + timedelta(weeks=1)},ketamin,1x\n")
+    cfg = load_config(write_service_config(
+        tmp_path / "config.toml", sources=source("lab", str(lab / "*" / "counts.csv"))))
+
+    def poll(week: int) -> None:
+        now = datetime.combine(START + timedelta(weeks=week), datetime.min.time(), UTC)
+        assert Pipeline(cfg, clock=lambda: now).poll("lab").ok
+
+    poll(2)
+    store = Store.in_dir(cfg.state_dir)
+    try:  # as the store had it
+        with store.write() as db:
+            db.execute("UPDATE problems SET location='counts.csv line 3'")
+    finally:
+        store.close()
+    broken = ["counts.csv line 3: not a number: '1x'"]
+    assert _listed(cfg, capsys) == broken
+    new.parent.mkdir()
+    new.write_text(f"period,substance,value\n{START + timedelta(weeks=2)},ketamin,20\n")
+    poll(3)
+    assert _listed(cfg, capsys) == broken
+    old.write_text(old.read_text().replace(",1x\n", ",11\n"))
+    poll(4)
+    assert _listed(cfg, capsys) == []

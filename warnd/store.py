@@ -907,15 +907,24 @@ class Store:
             (source, source, PROBLEMS_KEPT))
 
     def _end_problems(self, db: Any, source: str, location: str) -> None:
-        """End the problems recorded of the document at ``location`` (of the file, or of
-        a line, an item or a notice in it: ``"<location> item 7"``, ``"<file name> line
-        12"``), as it is read anew: what its new reading finds is recorded after."""
+        """End the problems recorded of the document at ``location`` (of the document, or
+        of a line, a column, an item or a notice in it: ``"<location> line 12"``), as it
+        is read anew: what its new reading finds is recorded after.
+
+        A line's or a column's problem stored before they were located by the document's
+        location, as ``"<file name> line 12"``, ends with the file of that name whose
+        reading saw it last; it is kept while another file of that name was read then too
+        (whose problem it is cannot be told)."""
         name = location.rsplit("/", 1)[-1]
         db.execute(
-            "DELETE FROM problems WHERE source=? AND (location=? OR substr(location, 1, ?)=? "
-            "OR substr(location, 1, ?)=?)",
-            (source, location, len(location) + 1, f"{location} ", len(name) + 6,
-             f"{name} line "))
+            "DELETE FROM problems WHERE source=:source AND (location=:location "
+            "OR substr(location, 1, length(:location) + 1)=:location || ' ' "
+            "OR ((substr(location, 1, length(:name) + 6)=:name || ' line ' "
+            "OR substr(location, 1, length(:name) + 8)=:name || ' column ') "
+            "AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.source=:source "
+            "AND d.location!=:location AND d.ingested_at=problems.seen_at "
+            "AND (d.location=:name OR substr(d.location, -length(:name) - 1)='/' || :name))))",
+            {"source": source, "location": location, "name": name})
 
     def ingest(
         self,

@@ -45,9 +45,9 @@ def test_lab_positives_semicolon_decimal_comma_iso_weeks() -> None:
         ("xanor", date(2026, 3, 2), 4.0, 412.0, "count", "46"),
     ]
     assert [(p.where, p.message.split(":")[0]) for p in result.problems] == [
-        ("lab_positives.csv line 5", "unknown substance 'Amfetamin'; row skipped"),
-        ("lab_positives.csv line 7", "not a number"),
-        ("lab_positives.csv line 8", "2 cells, expected at least 3"),
+        ("data/lab_positives.csv line 5", "unknown substance 'Amfetamin'; row skipped"),
+        ("data/lab_positives.csv line 7", "not a number"),
+        ("data/lab_positives.csv line 8", "2 cells, expected at least 3"),
     ]
     assert result.observations[0].ref == "lab_positives.csv line 3"
 
@@ -94,7 +94,7 @@ def test_xlsx_with_preamble_and_two_metrics() -> None:
         ("kokain", date(2026, 2, 1), 19.0, None, "count", "46"),
         ("kokain", date(2026, 1, 1), 5230.5, None, "quantity", "46"),
     ]
-    assert [p.where for p in result.problems] == ["seizures.xlsx line 7"]
+    assert [p.where for p in result.problems] == ["data/seizures.xlsx line 7"]
 
 
 def test_wide_wastewater_mean_per_week() -> None:
@@ -185,4 +185,4 @@ def test_repeated_dates_and_numbers_each_row_on_its_own() -> None:
         ("ketamin", "2026-01-05", 1234.0), ("ketamin", "2026-01-12", 1e20),
         ("kokain", "2026-01-05", 7.0), ("kokain", "2026-01-12", 2.5)]
     bad = [p for p in result.problems if "not a date" in p.message]
-    assert [p.where for p in bad] == ["x.csv line 4", "x.csv line 5"]
+    assert [p.where for p in bad] == ["data/x.csv line 4", "data/x.csv line 5"]

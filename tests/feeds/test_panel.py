@@ -33,9 +33,9 @@ def test_long_layout_sums_answers() -> None:
     assert {o.metric for o in result.observations} == {f"score:{o.dimension}" for o in result.observations}
     assert {o.metric for o in result.observations} >= {"score:use"}
     assert [(p.where, p.message.split(" ")[0]) for p in result.problems] == [
-        ("round_long.csv line 11", "not"),
-        ("round_long.csv line 12", "unknown"),
-        ("round_long.csv line 13", "unknown"),
+        ("p/round_long.csv line 11", "not"),
+        ("p/round_long.csv line 12", "unknown"),
+        ("p/round_long.csv line 13", "unknown"),
     ]
 
 
