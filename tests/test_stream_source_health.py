@@ -265,6 +265,30 @@ def test_a_feed_polled_less_often_than_its_entries_turn_over_is_reported(tmp_pat
         assert problems == [] and unread == {"unread_from": None, "unread_until": None}
 
 
+def test_entries_missed_between_two_polls_stay_listed_after_a_reading_without_a_gap(
+        tmp_path):
+    """The feed turning over faster than it is polled misses entries between two polls:
+    `warnd status` lists that. The next poll reads the feed again, this time within its
+    turnover: the feed's own problems are those of that reading, but the entries missed
+    before are still missed (the counts of their week stay too low), so that problem of
+    the polls stays listed, with when it was seen."""
+    start = datetime(2026, 1, 5, 12, tzinfo=UTC)
+    where = tmp_path / "feed.xml"
+    cfg = load_config(write_service_config(tmp_path / "config.toml", sources=source(
+        "media", str(where), interval="2d", kind="rss", dimension="interest"),
+        state_dir=str(tmp_path / "state")))
+    listed = []
+    for hours in (0, 48, 60):
+        now = start + timedelta(hours=hours)
+        _feed(where, [(now - timedelta(hours=6 * i), f"Politiet beslagla ketamin {hours}-{i}")
+                      for i in range(5, -1, -1)])
+        assert Pipeline(cfg, clock=lambda now=now: now).poll("media").ok
+        listed.append([(p["message"][:29], p["seen_at"][:16]) for p in collect_status(
+            cfg, now=now)["sources"][0]["recent_problems"]])
+    missed = [("entries may have been missed:", "2026-01-07T12:00")]
+    assert listed == [[], missed, missed], listed
+
+
 def test_a_problem_repeated_in_other_words_at_every_poll_does_not_grow_the_store(tmp_path):
     """The feed turning over faster than it is polled, polled every other day for four
     months: each poll's problem names other times ("entries may have been missed: …

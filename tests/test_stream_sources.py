@@ -113,10 +113,18 @@ class _FeedServer:
     def __init__(self) -> None:
         self.docs: dict[str, tuple[bytes, str, str]] = {}  # path -> body, ETag, Last-Modified
         self.answers: list[tuple[str, int]] = []
-        docs, answers = self.docs, self.answers
+        #: paths answered "503 Service Unavailable" (a server down for maintenance)
+        self.down: set[str] = set()
+        docs, answers, down = self.docs, self.answers, self.down
 
         class H(BaseHTTPRequestHandler):
             def do_GET(self):
+                if self.path.lstrip("/") in down:
+                    answers.append((self.path, 503))
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 body, etag, modified = docs[self.path.lstrip("/")]
                 since = self.headers.get("If-Modified-Since")
                 if self.headers.get("If-None-Match") == etag or (
@@ -975,3 +983,114 @@ def test_a_rise_told_before_a_substance_is_counted_afresh_ends_uncorrected(tmp_p
         assert [r["status"] for r in st.q("SELECT status FROM alerts")] == ["resolved"]
     finally:
         st.close()
+
+
+def test_a_feeds_problems_are_those_of_its_latest_reading(tmp_path):
+    """A news feed polled from one address, week by week: one week it shows an entry
+    whose date cannot be read, and `warnd status` lists that problem. A week the server
+    is down, one the feed is unchanged ("not modified", then the same bytes again) and
+    one the address gives a maintenance page instead of the feed are no readings of it:
+    the problem stays listed (with the page's own). The week the feed shows the entry
+    with its date again, neither is listed any more; a later broken entry is listed
+    again. (Before, a single document's old problems stayed listed after it was read
+    cleanly, as if still there, until newer problems pushed them out.)"""
+    server = _FeedServer()
+    try:
+        def week(k: int) -> datetime:
+            return MONDAY + timedelta(weeks=k)
+
+        def serve(k: int, *, broken: bool = False, at: int | None = None) -> str:
+            """The feed with an entry a week to week ``k`` (the newest without a date
+            a reader can take when ``broken``), as changed in week ``at``."""
+            entries = [(week(w) - timedelta(days=2), f"Politiet beslagla ketamin {w}", None,
+                        f"https://news.example/{w}") for w in range(k + 1)]
+            body = _rss(entries)
+            if broken:
+                newest = week(k) - timedelta(days=2)
+                body = body.replace(newest.strftime("<pubDate>%a, %d %b %Y").encode(),
+                                    b"<pubDate>someday, 12 Foo")
+            at = k if at is None else at
+            return server.serve("feed.xml", body, etag=f"w{at}", modified=week(at))
+
+        url = serve(0)
+        cfg = _media(tmp_path, url, general="fetch_retries = 0\n")
+        listed: dict[int, list[str]] = {}
+        answers: dict[int, int] = {}
+        for k in range(9):
+            if k == 1:
+                serve(1, broken=True)
+            if k == 2:
+                server.down.add("feed.xml")
+            if k == 3:
+                server.down.clear()  # back up, the feed as it was: "not modified"
+            if k == 4:
+                serve(1, broken=True, at=4)  # the same bytes, said to be changed
+            if k == 5:
+                server.serve("feed.xml", b"<html><body><p>Vedlikehold</p></body></html>",
+                             etag="w5", modified=week(5))
+            if k == 6:
+                serve(6)  # mended, with this week's entry
+            if k == 8:
+                serve(8, broken=True)
+            res = Pipeline(cfg, clock=lambda k=k: week(k) + timedelta(hours=1)).poll("media")
+            assert res.ok == (k != 2), res
+            answers[k] = server.answers[-1][1]
+            (media,) = collect_status(cfg, now=week(k))["sources"]
+            listed[k] = [f"{p['location']}: {p['message'].split(' (')[0]}"
+                         for p in media["recent_problems"]]
+        assert answers == {0: 200, 1: 200, 2: 503, 3: 304, 4: 200, 5: 200, 6: 200, 7: 304,
+                           8: 200}
+        item = f"{url} item 2: no parsable date"
+        page = f"{url}: not an RSS/Atom feed"
+        assert listed == {0: [], 1: [item], 2: [item], 3: [item], 4: [item], 5: [page, item],
+                          6: [], 7: [], 8: [f"{url} item 9: no parsable date"]}, listed
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("kind", ["count_table", "overdosefare"])
+def test_a_single_files_problems_are_those_of_its_latest_reading(tmp_path, kind):
+    """A single file read week by week (a lab's count table, a saved warnings page) has a
+    mistake one week: a value that is not a number, a notice without its date. `warnd
+    status` lists it. The week the file is away (moved, the poll fails) and the week it is
+    back as it was are no readings of it: the problem stays listed. The week the file is
+    mended, the problem is no longer listed. (Before, a single file kept its old problems
+    listed after it was read cleanly, until newer problems pushed them out.)"""
+    where = tmp_path / "drop" / ("counts.csv" if kind == "count_table" else "varsler.html")
+    where.parent.mkdir()
+    days = [(MONDAY.date() + timedelta(weeks=w)).isoformat() for w in range(4)]
+
+    def write(mistake: bool) -> None:
+        if kind == "count_table":
+            where.write_text("period,substance,value\n" + "".join(
+                f"{d},ketamin,{'1x' if mistake and w == 1 else 10 + w}\n"
+                for w, d in enumerate(days)))
+        else:
+            _notice_page(where, MONDAY, range(4))
+            if mistake:  # the second week's first warning without its date
+                when = MONDAY + timedelta(weeks=1)
+                where.write_text(where.read_text(encoding="utf-8").replace(
+                    f'<time datetime="{when.isoformat()}">{when:%d.%m}</time>', ""),
+                    encoding="utf-8")
+
+    write(mistake=True)
+    cfg = load_config(write_service_config(tmp_path / "config.toml", sources=source(
+        "lab", str(where), kind=kind,
+        dimension="availability" if kind == "overdosefare" else "use")))
+    listed = {}
+    for k in range(5):
+        if k == 1:
+            where.rename(where.with_suffix(".away"))
+        if k == 2:
+            where.with_suffix(".away").rename(where)
+        if k == 3:
+            write(mistake=False)
+        now = MONDAY + timedelta(weeks=4 + k)
+        res = Pipeline(cfg, clock=lambda now=now: now).poll("lab")
+        assert res.ok == (k != 1), res
+        (lab,) = collect_status(cfg, now=now)["sources"]
+        listed[k] = [f"{p['location']}: {p['message'].split(':')[0]}"
+                     for p in lab["recent_problems"]]
+    problem = (f"{where} line 3: not a number" if kind == "count_table"
+               else f"{where} notice 3: 'Ketamin med høy styrke 1'")
+    assert listed == {0: [problem], 1: [problem], 2: [problem], 3: [], 4: []}, listed

@@ -129,6 +129,12 @@ class _Advancing:
 
 #: Source kinds whose fetched documents are kept under <state_dir>/raw/<source>/.
 KEEP_RAW = ("overdosefare",)
+#: How a feed's problem of entries it showed between two polls and nobody read begins.
+MISSED = "entries may have been missed: "
+#: The problems a poll records at a feed's location that are of its polls, not of the
+#: document (by how their message begins): a later reading of the document, which ends
+#: the document's own, leaves them listed.
+POLL_PROBLEMS = (MISSED,)
 #: A round of sends that sent nothing (not run: the store unusable, the cycle stopped).
 NO_DELIVERIES = {"delivered": 0, "retrying": 0, "expired": 0, "failed": 0}
 
@@ -401,9 +407,9 @@ class Pipeline:
                     shares=None if unread else shares, copy_of=copy[1] if copy else None,
                     whole=Whole(frozenset(parsed.unread_periods))
                     if whole and parsed.unread_periods is not None else None,
-                    # a file of a folder read: its problems are this reading's (a single
-                    # document's location is also that of the poll's own problems)
-                    read_anew=not unread and not one,
+                    # a document read (a file of a folder, a feed, a single file): its
+                    # problems are this reading's, not the polls' at its location
+                    read_anew=not unread, lasting=POLL_PROBLEMS,
                 )
                 if r["observations_withdrawn"]:
                     gone = r["observations_withdrawn"]
@@ -1778,7 +1784,7 @@ def _turnover_gap(src: Any, since: str | None, oldest: datetime | None) -> str |
     fmt = "%Y-%m-%d %H:%M UTC"
     how = (f"a shorter `interval` than {src.interval}" if src.interval
            else "a `cron` that polls it more often")
-    return (f"entries may have been missed: the oldest entry the feed shows "
+    return (f"{MISSED}the oldest entry the feed shows "
             f"({first.astimezone(UTC):{fmt}}) is newer than the last successful poll "
             f"({last.astimezone(UTC):{fmt}}), so what it showed between them was not read; "
             f"its entries turn over faster than it is polled: give it {how}")

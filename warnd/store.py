@@ -906,25 +906,30 @@ class Store:
             "WHERE source=? ORDER BY seen_at DESC, id DESC LIMIT ?)",
             (source, source, PROBLEMS_KEPT))
 
-    def _end_problems(self, db: Any, source: str, location: str) -> None:
+    def _end_problems(self, db: Any, source: str, location: str,
+                      lasting: Sequence[str] = ()) -> None:
         """End the problems recorded of the document at ``location`` (of the document, or
         of a line, a column, an item or a notice in it: ``"<location> line 12"``), as it
-        is read anew: what its new reading finds is recorded after.
+        is read anew: what its new reading finds is recorded after. Those at ``location``
+        whose message begins with one of ``lasting`` are the polls', not the document's,
+        and stay.
 
         A line's or a column's problem stored before they were located by the document's
         location, as ``"<file name> line 12"``, ends with the file of that name whose
         reading saw it last; it is kept while another file of that name was read then too
         (whose problem it is cannot be told)."""
         name = location.rsplit("/", 1)[-1]
+        kept = "".join(" AND substr(message, 1, ?) != ?" for _ in lasting)
         db.execute(
-            "DELETE FROM problems WHERE source=:source AND (location=:location "
-            "OR substr(location, 1, length(:location) + 1)=:location || ' ' "
-            "OR ((substr(location, 1, length(:name) + 6)=:name || ' line ' "
-            "OR substr(location, 1, length(:name) + 8)=:name || ' column ') "
-            "AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.source=:source "
-            "AND d.location!=:location AND d.ingested_at=problems.seen_at "
-            "AND (d.location=:name OR substr(d.location, -length(:name) - 1)='/' || :name))))",
-            {"source": source, "location": location, "name": name})
+            "DELETE FROM problems WHERE source=?1 AND (location=?2 "
+            "OR substr(location, 1, length(?2) + 1)=?2 || ' ' "
+            "OR ((substr(location, 1, length(?3) + 6)=?3 || ' line ' "
+            "OR substr(location, 1, length(?3) + 8)=?3 || ' column ') "
+            "AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.source=?1 "
+            "AND d.location!=?2 AND d.ingested_at=problems.seen_at "
+            "AND (d.location=?3 OR substr(d.location, -length(?3) - 1)='/' || ?3)))) "
+            + kept,
+            [source, location, name, *(x for m in lasting for x in (len(m), m))])
 
     def ingest(
         self,
@@ -940,6 +945,7 @@ class Store:
         copy_of: str | None = None,
         whole: Whole | None = None,
         read_anew: bool = False,
+        lasting: Sequence[str] = (),
     ) -> dict[str, Any]:
         """Store one parsed document atomically; return what changed.
 
@@ -965,10 +971,12 @@ class Store:
         it gives, inside the span it gives for that series and not given by it any more,
         is withdrawn (:meth:`_withdraw_removed`; ``observations_withdrawn`` lists them).
 
-        With ``read_anew`` the document was read (a file of a folder): the problems
-        recorded of it before end (:meth:`_end_problems`), and ``problems`` are those of
-        this reading, so that a file refused or half written at one poll and read
-        cleanly at a later one has no problem listed any more.
+        With ``read_anew`` the document was read (a file of a folder, a feed's address, a
+        single file): the problems recorded of it before end (:meth:`_end_problems`), and
+        ``problems`` are those of this reading, so that a document refused, half written
+        or with a malformed entry at one poll and read cleanly at a later one has no
+        problem listed any more; those of the polls at its location (the messages
+        beginning with one of ``lasting``) stay.
         """
         now_s = iso(now or utcnow())
         added: list[str] = []
@@ -1026,7 +1034,7 @@ class Store:
                 db.conn.executemany("INSERT OR IGNORE INTO item_ids (id, key) VALUES (?, ?)",
                                     [(i, key) for i in ids if i not in known])
             if read_anew:
-                self._end_problems(db, source, location)
+                self._end_problems(db, source, location, lasting)
             for p in problems:
                 db.execute(
                     "INSERT INTO problems (source, location, message, seen_at) VALUES (?,?,?,?) "
