@@ -179,7 +179,7 @@ def test_files_that_add_up_are_opened_once_and_once_more_when_switched_to(tmp_pa
 def test_a_row_problem_of_a_file_ends_when_the_file_is_read_again_without_it(tmp_path,
                                                                                capsys):
     """A lab drops a file a week; week 2's has a value mistyped ("1x"): `warnd status`
-    lists its problem (the file's name and line). The lab fixes the file in place the
+    lists its problem (the file and line). The lab fixes the file in place the
     week after, and that poll reads it again: the problem is no longer listed, and the
     week's value is stored. Before, it stayed listed as if it still were one."""
     folder = tmp_path / "data"
