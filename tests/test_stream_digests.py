@@ -298,3 +298,66 @@ def test_a_digest_held_back_from_a_muted_desk_is_in_its_next_one(tmp_path, smtp_
     assert f"Ny advarsel: Heroin — {W1[1]}" in desk_got[1][1]
     assert [s for s, _ in _digest_texts(smtp_server)][-1] == (
         "Dagsoversikt: 2026-04-08 – 2026-04-09")
+
+
+def test_a_digest_carries_no_acknowledge_or_silence_link(tmp_path, smtp_server):
+    """The console's address is configured, so messages carry its links. The warning
+    told on Tuesday has "Kvitter" and "Demp 14 dager"; Wednesday's digest, a summary
+    that is no open alert, has only "Åpne", which opens it in the console. Before, the
+    digest had all three: "Kvitter" acknowledged nothing anyone waits on, and "Demp 14
+    dager", confirmed, silenced every desk's digests for two weeks."""
+    from tests.servers import free_port
+    from tests.test_stream_console import KARI, _login
+    from tests.webkit import Console, warnd
+
+    port = free_port()
+    cfg = notice_config(tmp_path, target("ops", smtp_server.url("ops@example.org")), f'''
+[alerting]
+default_targets = ["ops"]
+
+[alerting.digest]
+schedule = "daily"
+at = "08:00"
+targets = ["ops"]
+
+[web]
+secure_cookies = false
+base_url = "http://127.0.0.1:{port}"
+''')
+
+    def at(day: int, hour: int) -> datetime:
+        return datetime(2026, 4, day, hour, 5, tzinfo=OSLO).astimezone(UTC)
+
+    _page(tmp_path)
+    _round(cfg, at(7, 9))  # Tuesday: installed
+    _page(tmp_path, ("v/1", "Heroin med høy styrke", "Heroin med uvanlig høy styrke.",
+                     at(7, 11)))
+    _round(cfg, at(7, 12))  # the warning
+    _round(cfg, at(8, 8))  # Wednesday's digest
+    assert _inbox(smtp_server) == {"ops@example.org": [
+        "Ny advarsel: Heroin — Heroin med høy styrke",
+        "Dagsoversikt: 2026-04-07 – 2026-04-08"]}
+    warning, dg = smtp_server.messages
+    assert ["Åpne", "Kvitter", "Demp 14 dager"] == [
+        line.split(":")[0] for line in warning.get_body(("plain",)).get_content().splitlines()
+        if line.startswith(("Åpne:", "Kvitter:", "Demp 14 dager:"))]
+    text = dg.get_body(("plain",)).get_content()
+    html = dg.get_body(("html",)).get_content()
+    (digest,) = _digests(cfg)
+    (opens,) = [line.removeprefix("Åpne: ") for line in text.splitlines()
+                if line.startswith("Åpne: ")]
+    assert opens == f"http://127.0.0.1:{port}/alerts/{digest['id']}"
+    assert "/a/" not in text and "/a/" not in html
+    assert "Kvitter" not in text + html and "Demp 14 dager" not in text + html
+    r = warnd(cfg.path, cfg.state_dir, "user", "add", KARI[0], "--role", "operator",
+              "--password-stdin", stdin=KARI[1] + "\n")
+    assert r.returncode == 0, r.stderr
+    console = Console(cfg.path, cfg.state_dir, port).start()
+    console.browsers = []
+    try:
+        page = _login(console, KARI).get(opens.removeprefix(console.url))
+        assert page.status_code == 200 and "Dagsoversikt: 2026-04-07" in page.text
+    finally:
+        for c in console.browsers:
+            c.close()
+        console.stop()

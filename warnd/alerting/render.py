@@ -390,9 +390,11 @@ def for_target(
     lang = config.general.language
     alert_id = delivery["alert_id"]
     links = _links(config, store, alert_id)
-    if data.get("decision") in ("resolve", "correct"):
+    if data.get("decision") in ("resolve", "correct") or data.get("kind") == "digest":
         # an end or a correction: nothing to acknowledge (its alert is resolved), and
-        # a silence from it would hold back the substance's next rise; open it only
+        # a silence from it would hold back the substance's next rise; a digest: a
+        # summary, not an open alert, and a silence from it would hold back every
+        # desk's digests; open it only
         links = {k: v for k, v in links.items() if k == "open"}
     title, text = render_text(data, lang, alert_id, config=config, links=links)
     # a title quoting a feed (a notice) can be any length, but mail servers refuse a
