@@ -600,3 +600,48 @@ def test_an_alert_of_the_digest_s_own_second_is_listed_by_the_next_one(tmp_path,
                store.q("SELECT data FROM alerts WHERE kind='digest' ORDER BY id")]
     store.close()
     assert [[c["id"] for c in d["changed"]] for d in digests] == [[], [a["id"]]]
+
+
+def test_warnd_status_lists_the_end_of_a_told_rise_a_silence_holds_back(tmp_path, capsys):
+    """Ketamine's rise is told, and a one-off spike in it (``send_resolved`` on); Kari
+    silences ketamine for fourteen weeks, and the spike and then the rise end under the
+    silence. While the silence lasts, `warnd status` lists each end (its alert,
+    substance, kind and source), in its JSON and in its text: the desk still believes
+    they go on, and will be told when the silence ends. Once it has ended and the ends
+    are told, it lists none. Before, `warnd status` listed held-back rises and
+    corrections only: nothing said that an end was waiting."""
+    from warnd.alerting import actions
+    from warnd.alerting.commands import print_alerting_status
+
+    weeks, rise, calm = 130, 100, 112
+    lab = [int(x) for x in np.random.default_rng(3).poisson(_level(weeks, (rise, calm)))]
+    run = Weeks(tmp_path, lab, "\n[alerting]\nsend_resolved = true\n")
+    held = []
+    for w in range(rise - 2, weeks):
+        if w == 110:
+            store = Store.in_dir(run.cfg.state_dir)
+            actions.add_silence(store, substance="ketamin", reason="festival", who="kari",
+                                via="cli", until=week_end(124) - timedelta(hours=1),
+                                now=week_end(109) + timedelta(hours=1))
+            store.close()
+        run.run(w)
+        status = collect_status(run.cfg, now=week_end(w) + timedelta(hours=1))
+        assert status["held_back_by_silence"] == []  # the rise itself was told
+        ends = status["ends_held_back_by_silence"]
+        held.append((w, [(e["kind"], e["source"], e["title"].split(":")[0]) for e in ends]))
+        if w == 121:
+            print_alerting_status(status)
+            text = capsys.readouterr().out
+            assert ("ends held back by a silence, told when it ends: " + ", ".join(
+                f"ketamin (alert #{e['alert_id']}: lab)" for e in ends)) in text
+            assert json.loads(json.dumps(ends)) == [
+                {k: e[k] for k in ("alert_id", "substance", "kind", "direction", "source",
+                                   "title")} for e in ends]
+    told = [(w, d, run.status_of(aid)) for w, d, aid in run.told]
+    assert told == [(104, "open", "resolved"), (120, "resolve", "silenced"),
+                    (124, "resolve", "resolved")]  # held back, then told
+    spike, rise_end = ("spike", "lab", "Avsluttet"), ("trend", "lab", "Avsluttet")
+    assert [h for w, h in held if w < 110] == [[]] * 12
+    assert [h for w, h in held if 110 <= w < 120] == [[spike]] * 10
+    assert [h for w, h in held if 120 <= w < 124] == [[spike, rise_end]] * 4
+    assert [h for w, h in held if w >= 124] == [[]] * 6

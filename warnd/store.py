@@ -2090,6 +2090,15 @@ class Store:
                           "substance", having="corrections_silenced").items()
                       for held in st.get("corrections_silenced") or [])
 
+    def ends_held_back(self) -> list[tuple[str, int]]:
+        """The ends of a substance's told episodes (a rise, a spike, a fall) held back (a
+        silence, a mute: ``end_silenced``, told once nothing holds them back), as
+        (substance, alert id), by substance and id."""
+        return sorted((name.partition(":")[0], int(st["end_silenced"]))
+                      for name, st in self._states_of(
+                          "substance", having="end_silenced").items()
+                      if st.get("end_silenced"))
+
     def held_back(self) -> dict[str, dict[str, Any]]:
         """The told state of each substance with a message about its rise held back: the
         rise's (a silence, a mute, corroboration), the end of a told rise or the correction

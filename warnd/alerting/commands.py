@@ -41,6 +41,7 @@ def alerting_status(store: Any, now: datetime | None = None, *,
                                  if (substances is None or s in substances)
                                  and still_held(store, s, now)],
         "corrections_held_back_by_silence": corrections_held(store, now, substances),
+        "ends_held_back_by_silence": ends_held(store, now, substances),
     }
 
 
@@ -50,11 +51,25 @@ def corrections_held(store: Any, now: datetime, substances: Any = None
     holds back (told when it ends), of ``substances`` only when given: each with its
     alert's id, substance, kind, direction, source and title. One held back by a mute
     alone is not listed, nor one whose silence was ended early (told at the next pass)."""
+    return _held_by_silence(store, store.corrections_held_back(), now, substances)
+
+
+def ends_held(store: Any, now: datetime, substances: Any = None) -> list[dict[str, Any]]:
+    """The ends of a told rise (spike, fall) that an active silence holds back (told when
+    it ends), listed as :func:`corrections_held` lists corrections."""
+    return _held_by_silence(store, store.ends_held_back(), now, substances)
+
+
+def _held_by_silence(store: Any, held: list[tuple[str, int]], now: datetime,
+                     substances: Any) -> list[dict[str, Any]]:
+    """Of the messages ``held`` back ((substance, alert id)), those an active silence
+    matches, of ``substances`` only when given, each as its alert's id, substance, kind,
+    direction, source and title."""
     from warnd.alerting.silences import matches
 
     silences = store.silences(now=now, active_only=True)
     out = []
-    for substance, aid in store.corrections_held_back():
+    for substance, aid in held:
         if substances is not None and substance not in substances:
             continue
         rows = store.q("SELECT id AS alert_id, substance, kind, direction, source, title "
@@ -94,6 +109,10 @@ def print_alerting_status(st: dict[str, Any]) -> None:
         print("corrections held back by a silence, told when it ends: " + ", ".join(
             f"{c['substance']} (alert #{c['alert_id']}: {c['source']})"
             for c in st["corrections_held_back_by_silence"]))
+    if st.get("ends_held_back_by_silence"):
+        print("ends held back by a silence, told when it ends: " + ", ".join(
+            f"{c['substance']} (alert #{c['alert_id']}: {c['source']})"
+            for c in st["ends_held_back_by_silence"]))
 
 
 def cli_user() -> str:
