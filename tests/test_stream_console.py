@@ -568,3 +568,31 @@ def test_the_outbox_page_says_how_many_deliveries_it_leaves_out(desk):
         assert r.status_code == 303
     page = kari.get("/outbox").text
     assert page.count('action="/outbox/') == 2 * 500 and "outbox-more" not in page
+
+
+def test_a_silence_from_a_message_ended_early_is_in_the_alert_s_history(desk, smtp_server):
+    """Ketamine's rise is mailed to the desk. Kari follows the email's "Demp 14 dager"
+    link and confirms: ketamine is silenced, and the alert's page lists her silence in
+    its history. The next morning Ola ends that silence in the console. The alert's page
+    now lists his early end after her silence, so whoever opens it sees that ketamine is
+    no longer silenced, and by whom. Before, it listed her silence alone: read from the
+    alert, ketamine was silenced for two weeks still."""
+    cfg, store, console = desk
+    a, _ = _mailed_rise(cfg, store, smtp_server)
+    text = smtp_server.messages[0].get_body(("plain",)).get_content()
+    (link,) = re.findall(r"Demp 14 dager: (\S+)", text)
+    kari, ola = _login(console, KARI), _login(console, OLA)
+    confirm = kari.get(link.removeprefix(console.url))
+    done = kari.post(link.removeprefix(console.url), data={"csrf": _csrf(confirm.text)})
+    assert done.status_code == 200 and "er dempet til" in done.text
+    (s,) = store.silences(active_only=True)
+
+    def history() -> list[str]:
+        page = kari.get(f"/alerts/{a['id']}").text
+        return re.findall(r"<li>[^<]*? (\w+ \(\w+\): \w+)", page.split("<h2>", 2)[-1])
+
+    assert history() == ["kari (link): silence"]
+    assert ola.post(f"/silences/{s['id']}/expire",
+                    data={"csrf": _csrf(ola.get("/alerts").text)}).status_code == 303
+    assert store.silences(active_only=True) == []
+    assert history() == ["ola (web): expire_silence", "kari (link): silence"]

@@ -158,8 +158,12 @@ def _on_delivery(store: Store, act: Any, action: str, alert_id: int, target: str
 
 def history(store: Store, *, alert_id: int | None = None, limit: int = 50
             ) -> list[dict[str, Any]]:
-    """The newest actions, of one alert or of all."""
+    """The newest actions, of one alert or of all. An alert's are those on it, and on
+    a silence made from it (its early end names the silence only): its page shows
+    that the substance is no longer silenced, and by whom."""
     if alert_id is not None:
-        return store.q("SELECT * FROM actions WHERE alert_id=? ORDER BY id DESC LIMIT ?",
-                       [alert_id, limit])
+        return store.q(
+            "SELECT * FROM actions WHERE alert_id=? OR silence_id IN (SELECT silence_id "
+            "FROM actions WHERE alert_id=? AND silence_id IS NOT NULL) "
+            "ORDER BY id DESC LIMIT ?", [alert_id, alert_id, limit])
     return store.q("SELECT * FROM actions ORDER BY id DESC LIMIT ?", [limit])
