@@ -21,6 +21,10 @@ dimension = "interest"
 """
 
 
+#: a part of a host name (between dots) longer than the 63 characters DNS allows, not ASCII
+LONG_LABEL = "overvåking-" + "ø" * 60
+
+
 def errors_of(path: Path) -> list[str]:
     with pytest.raises(ConfigError) as ei:
         load_config(path)
@@ -160,6 +164,11 @@ def test_check_config_command(tmp_path, capsys):
      "cannot read config file: its name holds a NUL character"),
     ("x = " + "[" * 5000 + "]" * 5000 + "\n", "",
      "not valid TOML: arrays or tables nested too deeply"),
+    ("", f'health_listen = "{LONG_LABEL}.example.no:9464"\n',
+     f'general.health_listen: "{LONG_LABEL}.example.no:9464" is not a host name: each part '
+     "between dots must be 1 to 63 characters long"),
+    ("", 'health_listen = "helse\\u0000.example.no:9464"\n',
+     "general.health_listen: 'helse\\x00.example.no:9464': the host name holds a NUL"),
 ])
 def test_check_config_names_what_the_calendar_or_the_file_system_cannot_take(
         tmp_path, capsys, top, general, says):
@@ -169,7 +178,9 @@ def test_check_config_names_what_the_calendar_or_the_file_system_cannot_take(
     and raised an OverflowError out of the scheduler at `run` and at a reload, and the
     others raised out of loading the config (an OverflowError, a ValueError, a
     RecursionError) with a traceback: exit 1, which systemd restarts, and a reload ended
-    the daemon."""
+    the daemon. So was a health listener's host name the socket layer cannot encode (a
+    part between dots of more than 63 characters, not all ASCII; a NUL character): it
+    passed check-config, and the listener raised a TypeError when the daemon started."""
     p = tmp_path / "config.toml"
     base = write_config(tmp_path, "", name="base.toml").read_text(encoding="utf-8")
     p.write_text(top + base.replace("[general]\n", "[general]\n" + general), encoding="utf-8")

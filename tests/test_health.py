@@ -144,6 +144,25 @@ def test_health_listener_and_metrics(tmp_path):
         sink.close()
 
 
+def test_a_health_host_name_the_socket_layer_cannot_encode_is_refused_at_start(tmp_path):
+    """A host name with a part (between dots) longer than 63 characters, not all ASCII:
+    `warnd run` and `run --once` refuse it as a config error, one line naming the key,
+    exit 78, before anything is bound. Before, the daemon started, and binding the
+    listener raised a TypeError."""
+    from tests.test_config import LONG_LABEL
+
+    (tmp_path / "a.csv").write_bytes(counts_csv(["ketamin"], weeks=20))
+    listen = f"{LONG_LABEL}.example.no:{free_port()}"
+    cfg = write_service_config(tmp_path / "config.toml", sources=source("lab", "a.csv", "1h"),
+                               general=f'health_listen = "{listen}"\n')
+    for args in (("run",), ("run", "--once")):
+        done = cli(cfg, *args)
+        assert done.returncode == 78, done.stderr
+        assert (f'general.health_listen: "{listen}" is not a host name: each part between '
+                "dots must be 1 to 63 characters long") in done.stderr
+        assert "Traceback" not in done.stderr
+
+
 def test_secrets_never_in_logs_or_status(tmp_path):
     http = LocalHTTP()
     sink = JsonSink()

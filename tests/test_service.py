@@ -260,11 +260,14 @@ def test_a_reload_of_a_file_that_cannot_be_read_keeps_the_running_config(tmp_pat
     reload (SIGHUP): a deploy leaves a directory in its place, an editor saves it in
     Latin-1, it is removed, its symlink points to itself, an include names a file with a
     NUL character, an interval or a duration is given more digits than the calendar
-    holds, its arrays nest without end. Each reload is refused and says why with the file
+    holds, its arrays nest without end, the health listener is moved to a host name the
+    socket layer cannot encode. Each reload is refused and says why with the file
     (the journal, systemd's status line, ``/healthz``); the running config goes on
     polling, and the corrected file is reloaded. Before, all but the first four raised
     out of the reload (a ValueError, an OverflowError from the scheduler once the new
-    config was half in force, a RecursionError), which ended the daemon."""
+    config was half in force, a RecursionError, a TypeError from binding the listener),
+    which ended the daemon."""
+    from tests.test_config import LONG_LABEL
     from tests.test_health import free_port, get
 
     (tmp_path / "a.csv").write_bytes(counts_csv(["ketamin"], weeks=20))
@@ -300,6 +303,10 @@ def test_a_reload_of_a_file_that_cannot_be_read_keeps_the_running_config(tmp_pat
         (lambda: cfg.write_text(good + "x = " + "[" * 5000 + "]" * 5000 + "\n",
                                 encoding="utf-8"),
          f"{path}: not valid TOML: arrays or tables nested too deeply"),
+        (lambda: cfg.write_text(good.replace("127.0.0.1:", f"{LONG_LABEL}.example.no:"),
+                                encoding="utf-8"),
+         f'{path}: general.health_listen: "{LONG_LABEL}.example.no:{port}" is not a host '
+         "name"),
     ]
     d = DaemonProcess(cfg, tmp_path / "daemon.log",
                       env=child_env(NOTIFY_SOCKET=str(notify.path))).start()

@@ -223,6 +223,16 @@ def parse_listen(text: str) -> tuple[str, int]:
     host = host.strip("[]")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f'"{text}" is not HOST:PORT (e.g. "127.0.0.1:9464")')
+    if "\0" in host:
+        raise ValueError(f"{text!r}: the host name holds a NUL character")
+    if not host.isascii():
+        # encoded as the socket module does: a label (the text between dots) of more than
+        # 63 characters, or an empty one, raised a UnicodeError when the listener started
+        try:
+            host.encode("idna")
+        except UnicodeError:
+            raise ValueError(f'"{text}" is not a host name: each part between dots must be '
+                             "1 to 63 characters long (in its IDNA form)") from None
     return host, int(port)
 
 
