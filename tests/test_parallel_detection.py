@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -171,6 +172,16 @@ if __name__ == "__main__":  # a worker imports this module again (spawn), to no 
 '''
 
 
+def _fifo_env(tmp_path, **extra: str) -> tuple[Path, dict[str, str]]:
+    """A FIFO for a word to a worker, and the environment of a process whose modules
+    are in ``tmp_path`` (its workers import them too) that names it."""
+    fifo = tmp_path / "worker.fifo"
+    os.mkfifo(fifo)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return fifo, {**os.environ, "SPLIT_WORKER_FIFO": str(fifo), **extra,
+                  "PYTHONPATH": os.pathsep.join([str(tmp_path), root])}
+
+
 def _gone(pid: int) -> bool:
     """The process has ended (a zombie nobody reaped counts as ended)."""
     try:
@@ -196,11 +207,7 @@ def test_a_worker_ends_with_its_parent_even_killed_and_nothing_is_lost(lab, tmp_
     (tmp_path / "blocker.py").write_text(BLOCKER)
     (tmp_path / "parent.py").write_text(PARENT)
     pidfile = tmp_path / "worker.pid"
-    fifo = tmp_path / "worker.fifo"
-    os.mkfifo(fifo)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "SPLIT_WORKER_PIDFILE": str(pidfile), "SPLIT_WORKER_FIFO": str(fifo),
-           "PYTHONPATH": os.pathsep.join([str(tmp_path), root])}
+    fifo, env = _fifo_env(tmp_path, SPLIT_WORKER_PIDFILE=str(pidfile))
     parent = subprocess.Popen([sys.executable, str(tmp_path / "parent.py"),
                                str(tmp_path / "config.toml")], cwd=tmp_path, env=env)
     try:
@@ -268,3 +275,121 @@ def test_check_config_warns_of_more_processes_than_cores(tmp_path, capsys, monke
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
     assert main(["check-config", str(p)]) == 0
     assert "detect_workers" not in capsys.readouterr().err
+
+
+RUN_ONCE = '''
+import sys
+import warnd.pipeline as wp
+from warnd.cli import main
+
+def judging(config, now, keys):
+    """The worker says it judges, waits for a word on a FIFO, then judges."""
+    import os
+    print(f"worker {os.getpid()} judging", file=sys.stderr, flush=True)
+    with open(os.environ["SPLIT_WORKER_FIFO"]) as f:
+        f.read(1)
+    return real(config, now, keys)
+
+real = wp._judge_elsewhere
+if __name__ == "__main__":  # a worker imports this module again (spawn), to no effect
+    wp.PARALLEL_MIN, wp.TOGETHER_MAX = 1, 0
+    wp._judge_elsewhere = judging
+    sys.exit(main(["--config", sys.argv[1], "run", "--once", "--json"]))
+'''
+
+
+def _run_once_split(tmp_path):
+    """`warnd run --once --json` as a real process in a process group of its own, as a
+    terminal runs it, whose split pass's worker waits for a word on a FIFO once it
+    says it judges; the process, its log, the worker's pid and the FIFO."""
+    import re
+    import subprocess
+    import sys
+
+    from tests.servers import wait_for
+
+    (tmp_path / "run_once.py").write_text(RUN_ONCE)
+    fifo, env = _fifo_env(tmp_path)
+    log = tmp_path / "once.log"
+    with log.open("wb") as err, (tmp_path / "once.json").open("wb") as out:
+        proc = subprocess.Popen([sys.executable, str(tmp_path / "run_once.py"),
+                                 str(tmp_path / "config.toml")], cwd=tmp_path, env=env,
+                                stdout=out, stderr=err, start_new_session=True)
+    found: list[int] = []
+
+    def worker_judging() -> bool:
+        m = re.search(r"worker (\d+) judging", log.read_text())
+        found.extend([int(m.group(1))] if m else [])
+        assert proc.poll() is None, log.read_text()
+        return bool(m)
+
+    wait_for(worker_judging, timeout=120, what="the worker to judge")
+    return proc, log, found[0], fifo
+
+
+@pytest.mark.parametrize("sig, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_run_once_stopped_while_its_workers_judge_ends_their_pass(lab, tmp_path, sig, code):
+    """A terminal's Ctrl-C sends SIGINT to the whole process group of `warnd run --once`,
+    its detection's workers too; systemd's stop sends SIGTERM to them all. Either way the
+    pass that had begun ends, the workers' part too, and the run says it stopped: exit
+    130 or 143, ``stopped`` in the JSON with detection run and nothing left to judge,
+    ``detect_failed`` empty, the rise told. Before, SIGINT ended the workers at once and
+    their substances were judged again in the parent after the pass's own."""
+    import json
+    import signal
+
+    from tests.servers import wait_for
+
+    cfg, _ = lab
+    proc, log, worker, fifo = _run_once_split(tmp_path)
+    try:
+        os.killpg(proc.pid, getattr(signal, sig))
+        wait_for(lambda: f"{sig}: stopping" in log.read_text(), timeout=30,
+                 what="the run to hear the signal")
+        word = os.open(fifo, os.O_RDWR)  # read and write here, so this never blocks
+        try:
+            os.write(word, b"x")
+            assert proc.wait(timeout=120) == code
+        finally:
+            os.close(word)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text()
+    assert "Traceback" not in text and "in a worker process failed" not in text, text
+    assert _gone(worker)
+    doc = json.loads((tmp_path / "once.json").read_text())
+    assert doc["stopped"] == {"signal": sig, "not_polled": [], "detection_run": True,
+                              "series_waiting": 0, "deliveries_waiting": 0}
+    assert doc["detect_failed"] == []
+    assert [(a["substance"], a["decision"]) for a in doc["alerts"]] == [("ketamin", "open")]
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        assert store.pending_series() == {}
+    finally:
+        store.close()
+
+
+def test_a_second_ctrl_c_stops_run_once_and_its_workers_at_once(lab, tmp_path):
+    """Ctrl-C twice while the workers judge: the second ends the run at once (exit 130),
+    its worker with it, without waiting for the worker's part; what was not committed
+    waits for the next run, which tells the rise."""
+    import signal
+
+    from tests.servers import wait_for
+
+    cfg, _ = lab
+    proc, log, worker, _ = _run_once_split(tmp_path)
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        wait_for(lambda: "SIGINT: stopping" in log.read_text(), timeout=30,
+                 what="the run to hear the first Ctrl-C")
+        assert not _gone(worker)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+        wait_for(lambda: _gone(worker), timeout=30, what="the worker to end with the run")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    sent = Pipeline(cfg, clock=lambda: NOW).detect()
+    assert [(a["substance"], a["decision"]) for a in sent] == [("ketamin", "open")]

@@ -1685,19 +1685,24 @@ def summarise_batch(
 
 def _worker_start(parent: int, level: int) -> None:
     """A worker process of a split detect pass, as it starts: it splits nothing further,
-    logs as its parent does, ends at once and without a traceback on Ctrl-C (as its
-    parent stops; what it had not committed is rolled back), leaves SIGTERM to its
-    parent (a stopping daemon gives its running pass, workers included, until
-    ``general.stop_timeout``; systemd sends SIGTERM to every process of the service),
-    and on Linux is killed when its parent ends (even by SIGKILL), so none goes on
-    writing to the store alone."""
+    logs as its parent does, leaves SIGTERM and a first SIGINT to its parent (a terminal's
+    Ctrl-C reaches the whole process group: the pass that had begun ends, the workers'
+    part too, as its parent's rule says; a stopping daemon gives its running pass,
+    workers included, until ``general.stop_timeout``; systemd sends SIGTERM to every
+    process of the service), ends at once and without a traceback on a second SIGINT
+    (as its parent does; what it had not committed is rolled back), and on Linux is
+    killed when its parent ends (even by SIGKILL), so none goes on writing to the store
+    alone."""
     global _IN_WORKER
     import signal
 
     from warnd import logs
 
+    def _interrupted(_signum: int, _frame: Any) -> None:
+        signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+
     _IN_WORKER = True
-    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+    signal.signal(signal.SIGINT, _interrupted)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         import ctypes
