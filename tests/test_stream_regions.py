@@ -113,7 +113,7 @@ def _run(cfg, smtp, series: dict[tuple[str, str], np.ndarray], weeks: range, *,
     ``stored_then``: the values stored at that noon, as a poll then would (for a replay
     of the store), not at the wall clock's time."""
     stream = []
-    sent = 0
+    sent = len(smtp.messages)  # those of the weeks before
     for w in weeks:
         for (source, region), values in series.items():
             _put(cfg, source, region, values, w + 1,
@@ -560,6 +560,73 @@ def test_a_region_spiking_while_another_s_spike_is_open_is_told_to_its_desk(
     assert [(m["date"], m["decision"], sorted(m["targets"])) for m in msgs] == [
         (noon_after_week(START, w).date().isoformat(), d, sorted(t))
         for w, k, d, t in stream]
+
+
+def test_a_region_s_spike_join_a_silence_holds_back_is_listed_by_status_until_told(
+        tmp_path, smtp_server):
+    """The lab's ketamine count spikes in Vestland in week 120 (told: Vestland's desk and
+    ops); an operator silences ketamine for a day, and Oslo's count spikes in week 121:
+    the message for Oslo's desk, which had none of the spike, is held back. `warnd
+    status` says so, in words and in its JSON, as it lists a rise held back: the spike,
+    the region and the desk it waits for. The silence ended early, it is no longer
+    listed, and the next week's pass tells Oslo's desk, alone. Before, status listed
+    held rises only, and nothing said a region's spike waited behind the silence."""
+    import json
+
+    from tests.webkit import warnd
+
+    cfg = make_config(tmp_path, _desks(smtp_server), sources=SOURCES)
+    vestland, oslo = _series(1, None), _series(2, None)
+    vestland[120], oslo[121] = 45, 45
+    series = {("lab", "46"): vestland, ("lab", "03"): oslo}
+
+    def status() -> tuple[dict, str]:
+        done = warnd(cfg.path, cfg.state_dir, "status", "--json")
+        return (json.loads(done.stdout),
+                warnd(cfg.path, cfg.state_dir, "status").stdout)
+
+    stream = _run(cfg, smtp_server, series, range(116, 121))
+    # a day of the wall clock: the moved clock's weeks are before its end
+    added = warnd(cfg.path, cfg.state_dir, "silence", "add", "--substance", "ketamin",
+                  "--for", "1d", "--reason", "festival")
+    assert added.returncode == 0, added.stderr
+    stream += _run(cfg, smtp_server, series, range(121, 122))
+    doc, text = status()
+    (held,) = doc["joins_held_back_by_silence"]
+    assert held == {"alert_id": held["alert_id"], "substance": "ketamin", "kind": "spike",
+                    "direction": "increase", "source": "lab",
+                    "title": "Enkeltstående topp: ketamin — 1 kilde", "targets": ["oslo"],
+                    "regions": ["03"], "region_names": ["Oslo"]}
+    assert doc["held_back_by_silence"] == []  # no rise: the field is as it was
+    assert ("regions joining a spike or a fall held back by a silence, told to their desks "
+            f"when it ends: ketamin spike in Oslo (alert #{held['alert_id']}: for oslo)"
+            ) in text
+    (silence,) = doc["active_silences"]
+    ended = warnd(cfg.path, cfg.state_dir, "silence", "expire", str(silence["id"]))
+    assert ended.returncode == 0, ended.stderr
+    doc, text = status()
+    assert doc["joins_held_back_by_silence"] == [] and "regions joining" not in text
+    stream += _run(cfg, smtp_server, series, range(122, 132))
+    assert [(w, k, d, sorted(t)) for w, k, d, t in stream] == [
+        (120, "spike", "open", ["ops", "vestland"]),
+        (121, "spike", "escalate", []),
+        (122, "spike", "escalate", ["oslo"]),
+        (125, "spike", "resolve", ["ops", "oslo", "vestland"])]
+    spike = ["Enkeltstående topp: ketamin — 1 kilde",
+             "Avsluttet: Enkeltstående topp: ketamin — 1 kilde"]
+    assert _by_desk(smtp_server) == {"v": spike, "ops": spike, "o": spike}
+    assert status()[0]["joins_held_back_by_silence"] == []
+    # the digest lists it as sent once it went out, as it does a held rise, and not the
+    # message the silence held back
+    store = Store.in_dir(cfg.state_dir)
+    try:
+        listed = digest.build(cfg, store, since=noon_after_week(START, 119),
+                              end=noon_after_week(START, 123), as_sent=True)["changed"]
+        told = store.q("SELECT id FROM alerts WHERE decision='escalate' AND id > ?",
+                       [held["alert_id"]])
+    finally:
+        store.close()
+    assert [a["id"] for a in listed] == [1, told[0]["id"]]
 
 
 def _spikes(cfg, store: Store, weeks: range, oslo: range, *, silence: int | None = None,

@@ -2085,10 +2085,20 @@ class Store:
         """The corrections of one source of an episode that goes on held back (a silence,
         a mute: ``corrections_silenced``, told once nothing holds them back), as
         (substance, alert id), by substance and id."""
+        return self._held_ids("corrections_silenced")
+
+    def joins_held_back(self) -> list[tuple[str, int]]:
+        """The messages of a region's series joining an open spike (fall), for the desks
+        that had none of it, held back (a silence, a mute: ``joins_silenced``, told once
+        nothing holds them back), as (substance, alert id), by substance and id."""
+        return self._held_ids("joins_silenced")
+
+    def _held_ids(self, key: str) -> list[tuple[str, int]]:
+        """The messages held back under ``key`` in the substances' episode states, as
+        (substance, alert id), by substance and id."""
         return sorted((name.partition(":")[0], int(held))
-                      for name, st in self._states_of(
-                          "substance", having="corrections_silenced").items()
-                      for held in st.get("corrections_silenced") or [])
+                      for name, st in self._states_of("substance", having=key).items()
+                      for held in st.get(key) or [])
 
     def ends_held_back(self) -> list[tuple[str, int]]:
         """The ends of a substance's told episodes (a rise, a spike, a fall) held back (a

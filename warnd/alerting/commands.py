@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -11,15 +12,19 @@ from typing import TYPE_CHECKING, Any
 from warnd.errors import ConfigError
 from warnd.jsonout import print_json
 
+#: What a region joins, in the words of `warnd status`.
+JOINED_WHAT = {("spike", "increase"): "spike", ("trend", "decrease"): "fall"}
+
 if TYPE_CHECKING:  # the parsers are built for every command; the config module is not needed
     from warnd.config import Config
     from warnd.store import Store
 
 
-def alerting_status(store: Any, now: datetime | None = None, *,
-                    substances: Any = None) -> dict[str, Any]:
-    """The alert-delivery part of ``warnd status --json`` (rises held back of
-    ``substances`` only, when given: the configured ones)."""
+def alerting_status(store: Any, now: datetime | None = None, *, substances: Any = None,
+                    config: Config | None = None) -> dict[str, Any]:
+    """The alert-delivery part of ``warnd status --json`` (what a silence holds back of
+    ``substances`` only, when given: the configured ones; ``config``: the routes that say
+    which region's series a held join is for, :func:`joins_held`)."""
     from warnd.store import iso
 
     now = now or datetime.now(UTC)
@@ -42,6 +47,7 @@ def alerting_status(store: Any, now: datetime | None = None, *,
                                  and still_held(store, s, now)],
         "corrections_held_back_by_silence": corrections_held(store, now, substances),
         "ends_held_back_by_silence": ends_held(store, now, substances),
+        "joins_held_back_by_silence": joins_held(store, now, substances, config),
     }
 
 
@@ -51,20 +57,47 @@ def corrections_held(store: Any, now: datetime, substances: Any = None
     holds back (told when it ends), of ``substances`` only when given: each with its
     alert's id, substance, kind, direction, source and title. One held back by a mute
     alone is not listed, nor one whose silence was ended early (told at the next pass)."""
-    return _held_by_silence(store, store.corrections_held_back(), now, substances)
+    return _silenced_now(store, now, store.corrections_held_back(), substances)
 
 
 def ends_held(store: Any, now: datetime, substances: Any = None) -> list[dict[str, Any]]:
     """The ends of a told rise (spike, fall) that an active silence holds back (told when
     it ends), listed as :func:`corrections_held` lists corrections."""
-    return _held_by_silence(store, store.ends_held_back(), now, substances)
+    return _silenced_now(store, now, store.ends_held_back(), substances)
 
 
-def _held_by_silence(store: Any, held: list[tuple[str, int]], now: datetime,
-                     substances: Any) -> list[dict[str, Any]]:
-    """Of the messages ``held`` back ((substance, alert id)), those an active silence
-    matches, of ``substances`` only when given, each as its alert's id, substance, kind,
-    direction, source and title."""
+def joins_held(store: Any, now: datetime, substances: Any = None,
+               config: Config | None = None) -> list[dict[str, Any]]:
+    """The messages of a region's series joining an open spike (fall) that an active
+    silence holds back from the desks that had none of it (told to them when it ends),
+    of ``substances`` only when given, as :func:`corrections_held` lists corrections,
+    each also with ``targets``, the desks it is for, and ``regions``, the regions of
+    the series it names that route to them (with ``config``; else every region it
+    names), and their names, ``region_names``."""
+    from warnd.alerting.names import region_name
+
+    out = []
+    for row in _silenced_now(store, now, store.joins_held_back(), substances,
+                             also=", region, severity, data"):
+        data = json.loads(row.pop("data") or "{}")
+        joined = list(data.get("joined") or [])
+        named = sorted({str(a.get("region") or "") for a in data.get("agree") or []})
+        if config is not None:
+            from warnd.alerting.routing import route
+
+            named = [r for r in named if set(joined) & set(route(config, {
+                **row, "region": r, "regions": [], "status": "open"}))]
+        del row["region"], row["severity"]
+        out.append({**row, "targets": joined, "regions": named,
+                    "region_names": [region_name(r, "en") for r in named]})
+    return out
+
+
+def _silenced_now(store: Any, now: datetime, held: list[tuple[str, int]],
+                  substances: Any = None, *, also: str = "") -> list[dict[str, Any]]:
+    """Of the messages ``held`` back (substance, alert id), those of ``substances`` (all,
+    when None) an active silence holds back: each alert's id, substance, kind,
+    direction, source and title (and the columns ``also`` names)."""
     from warnd.alerting.silences import matches
 
     silences = store.silences(now=now, active_only=True)
@@ -72,8 +105,8 @@ def _held_by_silence(store: Any, held: list[tuple[str, int]], now: datetime,
     for substance, aid in held:
         if substances is not None and substance not in substances:
             continue
-        rows = store.q("SELECT id AS alert_id, substance, kind, direction, source, title "
-                       "FROM alerts WHERE id=?", [aid])
+        rows = store.q("SELECT id AS alert_id, substance, kind, direction, source, title"
+                       f"{also} FROM alerts WHERE id=?", [aid])
         if rows and any(matches(s, rows[0]) for s in silences):
             out.append(rows[0])
     return out
@@ -113,6 +146,13 @@ def print_alerting_status(st: dict[str, Any]) -> None:
         print("ends held back by a silence, told when it ends: " + ", ".join(
             f"{c['substance']} (alert #{c['alert_id']}: {c['source']})"
             for c in st["ends_held_back_by_silence"]))
+    if st.get("joins_held_back_by_silence"):
+        print("regions joining a spike or a fall held back by a silence, told to their desks "
+              "when it ends: " + ", ".join(
+                  f"{j['substance']} {JOINED_WHAT.get((j['kind'], j['direction']), j['kind'])}"
+                  + (f" in {' and '.join(j['region_names'])}" if j["region_names"] else "")
+                  + f" (alert #{j['alert_id']}: for {', '.join(j['targets'])})"
+                  for j in st["joins_held_back_by_silence"]))
 
 
 def cli_user() -> str:

@@ -228,7 +228,7 @@ def collect_status(cfg: Config, *, now: datetime | None = None) -> dict[str, Any
             "d.status='pending' AND (d.attempts > 0 OR d.last_error IS NOT NULL) "
             "GROUP BY d.target HAVING n > 0"),
             "last_error")
-        delivery = alerting_status(store, now=now, substances=cfg.substances)
+        delivery = alerting_status(store, now=now, substances=cfg.substances, config=cfg)
         _redact_rows(delivery.get("expired_deliveries", []), "last_error")
         progress = outbox_progress(cfg, store, now)
         detection = detection_backlog(cfg, store, counts, now)
