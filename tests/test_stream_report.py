@@ -116,3 +116,44 @@ def test_the_day_of_a_revision_is_the_local_day_it_was_read(tmp_path):
         assert ",1,2026-10-01" in render_csv(rep, "no")
     finally:
         store.close()
+
+
+def test_a_source_given_another_dimension_is_reported_in_it(tmp_path, capsys):
+    """The lab's table was configured as ``dimension = "use"`` and read weekly through the
+    pipeline for a year; in August 2025 the operator corrects it to ``"availability"``.
+    The October–March report made with the corrected config scores the lab under
+    availability, as the alerts and digests tell it since the reload, and its main
+    finding does not speak of use. Before, the report kept the dimension of the rows
+    first stored: the lab was summed, and its words given, under use for good."""
+    import csv
+    import io
+
+    import numpy as np
+
+    from tests.test_stream_config import LAB_IN, MAIL, START, _week_end
+    from warnd.cli import main
+    from warnd.pipeline import Pipeline
+
+    (tmp_path / "data").mkdir()
+    use = load_config(write_config(tmp_path, LAB_IN.format(region="NO") + MAIL,
+                                   name="use.toml"))
+    path = write_config(tmp_path, LAB_IN.format(region="NO").replace('"use"', '"availability"')
+                        + MAIL)
+    availability = load_config(path)
+    weeks, corrected = 150, 113
+    values = np.random.default_rng(3).poisson(5.0, weeks)
+    for w in range(100, weeks):
+        rows = ["period,substance,value"] + [
+            f"{START + timedelta(weeks=i)},ketamin,{values[i]}" for i in range(w + 1)]
+        (tmp_path / "data" / "lab.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+        Pipeline(use if w < corrected else availability,
+                 clock=lambda w=w: _week_end(w)).run_once()
+    capsys.readouterr()
+    assert main(["--config", str(path), "report", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    (lab,) = [r for r in rows if r["row_type"] == "source"]
+    assert (lab["period_from"], lab["dimension"]) == ("2025-10-01", "availability")
+    n = {r["dimension"]: r["n_sources"] for r in rows if r["row_type"] == "dimension"}
+    assert (n["use"], n["availability"]) == ("0", "1")
+    (total,) = [r for r in rows if r["row_type"] == "total"]
+    assert "bruk" not in total["words"] and "tilgjengelighet" in total["words"], total

@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from detectors.base import SCALE, Series, is_score, series_key
+from detectors.base import SCALE, Series, is_score, replaced, series_key
 from detectors.params import DetectionParams
 from detectors.synthesis import (
     DIMENSIONS,
@@ -497,11 +497,12 @@ def build_report(
     dims = {s.name: s.dimension for s in cfg.sources}
     tables, all_series, spikes = [], {}, {}
     for sub in substances:
-        series = [
-            store.load_series(src, sub, region, metric, dimension=dims.get(src, "use"))
-            for src, s2, region, metric in keys
-            if s2 == sub
-        ]
+        loaded = (store.load_series(src, sub, region, metric, dimension=dims.get(src, "use"))
+                  for src, s2, region, metric in keys if s2 == sub)
+        # in its source's dimension as configured now, as alerts and digests tell it: the
+        # rows first stored keep the dimension of their day
+        series = [replaced(s, dimension=dims[s.source]) if s.source in dims else s
+                  for s in loaded]
         if not series:
             continue
 
