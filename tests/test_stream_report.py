@@ -157,3 +157,54 @@ def test_a_source_given_another_dimension_is_reported_in_it(tmp_path, capsys):
     assert (n["use"], n["availability"]) == ("0", "1")
     (total,) = [r for r in rows if r["row_type"] == "total"]
     assert "bruk" not in total["words"] and "tilgjengelighet" in total["words"], total
+
+
+def test_a_rise_revised_away_later_is_listed_as_corrected(tmp_path, smtp_server, capsys):
+    """Lab and customs show ketamine rising from August 2025: the rise is told and
+    escalated in the April–September half-year, by mail. In the autumn both revise those
+    weeks down to the usual level and the mail gets a correction for each. The
+    April–September report made afterwards lists the opening and the escalation as they
+    were told, each marked with the corrections that withdrew it and their days
+    ("rettet ved #…" / "corrected by #…"), as its table, made of the revised figures,
+    shows no rise. Before, the report listed them as standing rises beside a stable
+    table; the corrections, in the next half-year's report, were the only trace."""
+    from tests.alerting_env import make_config, target
+    from tests.test_stream_revisions import _put_each, _rising, _usual, _week_end
+    from warnd.alerting import outbox
+    from warnd.cli import main
+    from warnd.pipeline import Pipeline
+
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()))
+    weeks = 125  # revised, and judged again, on 3 November 2025
+    usual = _usual(weeks)
+    told = []
+    for w, values in [*((w, _rising(usual, {"lab": 115, "customs": 117}))
+                        for w in range(110, weeks)), (weeks, usual)]:
+        _put_each(cfg, values, w + 1)
+        told += [(a["id"], a["decision"]) for a in
+                 Pipeline(cfg, clock=lambda w=w: _week_end(w)).detect() if a["kind"] == "trend"]
+        store = Store.in_dir(cfg.state_dir)
+        try:
+            outbox.dispatch_pending(cfg, store, now=_week_end(w))
+        finally:
+            store.close()
+    assert [d for _, d in told] == ["open", "escalate", "correct", "correct"], told
+    opened, escalated, first, last = (i for i, _ in told)
+    subjects = [m["Subject"].split(":")[0] for m in smtp_server.messages]
+    assert subjects.count("Rettelse") == 2, subjects
+
+    def listed(lang: str, start: str) -> dict[int, str]:
+        assert main(["--config", str(tmp_path / "config.toml"), "report", "--format", "md",
+                     "--lang", lang, "--from", start]) == 0
+        return {int(line.split()[1][1:]): line for line in
+                capsys.readouterr().out.splitlines() if line.startswith("- #")}
+
+    capsys.readouterr()
+    autumn = listed("no", "2025-10-01")
+    day = {i: autumn[i].split()[2] for i in (first, last)}
+    assert not any("rettet" in line for line in autumn.values()), autumn
+    for lang, mark in (("no", "rettet ved"), ("en", "corrected by")):
+        spring = listed(lang, "2025-04-01")
+        assert set(spring) >= {opened, escalated} and not set(spring) & {first, last}
+        said = f"{mark} #{first} {day[first]}, #{last} {day[last]}"
+        assert all(said in spring[i] for i in (opened, escalated)), spring

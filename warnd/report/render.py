@@ -57,6 +57,7 @@ T = {
         "alerts": "Varsler fra warnd i perioden",
         "no_alerts": "Ingen varsler i perioden.",
         "not_sent": "sendt til ingen",
+        "corrected": "rettet ved",
         "revised": "Reviderte tall",
         "revised_one": "{name}: {n} {periods} i de to periodene endret av kilden etter at "
         "de først ble lest inn (sist {day})",
@@ -101,6 +102,7 @@ T = {
         "alerts": "warnd alerts in the period",
         "no_alerts": "No alerts in the period.",
         "not_sent": "sent to no one",
+        "corrected": "corrected by",
         "revised": "Revised figures",
         "revised_one": "{name}: {n} {periods} in the two periods changed by the source after "
         "they were first read (last on {day})",
@@ -227,6 +229,13 @@ def alert_title(alert: dict[str, Any], lang: str) -> str:
     return str((alert.get("titles") or {}).get(lang) or alert["title"])
 
 
+def corrected_by(alert: dict[str, Any], lang: str) -> str:
+    """The corrections that later withdrew an alert, with their days ("rettet ved #7
+    2025-10-20"), or ""."""
+    said = ", ".join(f"#{i} {day}" for i, day in alert.get("corrected_by") or ())
+    return f"{T[lang]['corrected']} {said}" if said else ""
+
+
 def md_text(text: Any) -> str:
     """Feed text as literal Markdown: markup characters escaped, one line."""
     return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text or "").split()))
@@ -267,6 +276,7 @@ def render_markdown(rep: Report, lang: str = "no", *, generated: date | None = N
                   f"{md_text(alert_title(a, lang))}"
                   + (f" \\({t['onset']} {md_text(a['onset'])}\\)" if a.get("onset") else "")
                   + (f" \\({t['not_sent']}\\)" if a.get("sent") is False else "")
+                  + (f" \\({fixed}\\)" if (fixed := corrected_by(a, lang)) else "")
                   for a in s.alerts] or [t["no_alerts"]]
         lines += ["", f"### {t['notices']}", ""]
         lines += [f"- {str(n['published_at'])[:10]} {md_text(n['title'])}"
@@ -448,7 +458,8 @@ def render_html(
                 f"<li>#{a['id']} {e(a['detected_at'])} "
                 f"[{e(severity_words(a['severity'], lang))}] {e(alert_title(a, lang))}"
                 + (f" ({e(t['onset'])} {e(a['onset'])})" if a.get("onset") else "")
-                + (f" ({e(t['not_sent'])})" if a.get("sent") is False else "") + "</li>"
+                + (f" ({e(t['not_sent'])})" if a.get("sent") is False else "")
+                + (f" ({e(fixed)})" if (fixed := corrected_by(a, lang)) else "") + "</li>"
                 for a in s.alerts) + "</ul>")
         else:
             parts.append(f"<p>{e(t['no_alerts'])}</p>")

@@ -416,14 +416,51 @@ def _titles(data: dict[str, Any], aid: int, cfg: Any) -> dict[str, str]:
     return out
 
 
+def _alert_day(data: dict[str, Any], created_at: str, tz: tzinfo) -> str:
+    """The day an alert is listed under: its evidence's ``detected_at`` (a data date),
+    else the day it was made, local (``tz``), as its message dated it."""
+    return str(data.get("detected_at") or local_day(created_at, tz))[:10]
+
+
+def _data(text: str | None) -> dict[str, Any]:
+    try:
+        data = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _corrected(store: Any, substance: str, tz: tzinfo) -> dict[int, list[tuple[int, str]]]:
+    """The substance's told rises (falls, spikes) a later correction withdrew, in whole
+    or in part: each opening, escalation or reminder of an episode to the corrections
+    told in that episode after it, ``(id, day)`` (the day as :func:`_alert_day`)."""
+    from warnd.alerting.told import episode_scope, episode_start
+
+    out: dict[int, list[tuple[int, str]]] = {}
+    for c in store.q("SELECT id, kind, direction, created_at, data FROM alerts WHERE "
+                     "substance=? AND decision='correct' ORDER BY id", [substance]):
+        scope = episode_scope({"kind": c["kind"], "substance": substance,
+                               "direction": c["direction"]})
+        if scope is None:
+            continue
+        where, args = scope
+        day = _alert_day(_data(c["data"]), c["created_at"], tz)
+        for a in store.q(f"SELECT id FROM alerts WHERE {where} AND id >= ? AND id < ? AND "
+                         "decision IN ('open', 'escalate', 'repeat')",
+                         [*args, episode_start(store, scope, c["id"]), c["id"]]):
+            out.setdefault(a["id"], []).append((c["id"], day))
+    return out
+
+
 def _period_alerts(store: Any, substance: str, period: Period, tz: tzinfo = UTC,
                    cfg: Any = None) -> list[dict[str, Any]]:
-    """The substance's alerts whose evidence was detected in ``period``: the data's
-    ``detected_at`` (a data date), else the day the alert was made, local (``tz``), as
-    its message dated it. ``titles``: the title in each report language (with ``cfg``);
+    """The substance's alerts whose evidence was detected in ``period`` (listed under
+    :func:`_alert_day`). ``titles``: the title in each report language (with ``cfg``);
     ``sent``: whether it went to anyone (a silence, a mute, or nobody left to tell of a
-    rise none had heard can keep it from everyone)."""
+    rise none had heard can keep it from everyone); ``corrected_by``: the corrections
+    that later withdrew it, ``(id, day)`` (:func:`_corrected`)."""
     out = []
+    corrected = _corrected(store, substance, tz)
     for a in store.q(
         "SELECT id, substance, source, kind, direction, severity, title, created_at, status, "
         # sent: delivered to a target, or on its way, as the digest counts it
@@ -431,15 +468,13 @@ def _period_alerts(store: Any, substance: str, period: Period, tz: tzinfo = UTC,
         f"{went_out('d')}) AS sent, data FROM alerts WHERE {NAMES_SUBSTANCE} "
         "ORDER BY id", [substance, substance],
     ):
-        try:
-            data = json.loads(a.pop("data") or "{}")
-        except ValueError:
-            data = {}
-        when = str(data.get("detected_at") or local_day(a["created_at"], tz))[:10]
+        data = _data(a.pop("data"))
+        when = _alert_day(data, a["created_at"], tz)
         onset = str(data.get("onset") or "")[:10]
         if period[0].isoformat() <= when <= period[1].isoformat():
             out.append({**a, "sent": bool(a["sent"]), "detected_at": when, "onset": onset,
-                        "titles": _titles(data, a["id"], cfg)})
+                        "titles": _titles(data, a["id"], cfg),
+                        "corrected_by": corrected.get(a["id"], [])})
     return out
 
 
