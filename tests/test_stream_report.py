@@ -208,3 +208,28 @@ def test_a_rise_revised_away_later_is_listed_as_corrected(tmp_path, smtp_server,
         assert set(spring) >= {opened, escalated} and not set(spring) & {first, last}
         said = f"{mark} #{first} {day[first]}, #{last} {day[last]}"
         assert all(said in spring[i] for i in (opened, escalated)), spring
+
+
+def test_a_half_year_without_data_is_not_called_stable(tmp_path, capsys):
+    """The store holds two sources' weekly and monthly figures from January 2024 to
+    September 2026. The report of a half-year before them, or after them, says in each
+    language that there are no data: in its main finding, and in its table, whose
+    aggregated difference over no sources gives no words ("–"), as the rows of the
+    dimensions without sources and the CSV's total ("ingen data i perioden") do. Before,
+    that row said "stabil" / "stable": a finding the report had no data for."""
+    from warnd.cli import main
+
+    cfg, store = _store(tmp_path)
+    store.close()
+    capsys.readouterr()
+    for start in ("2023-04-01", "2027-04-01"):
+        for lang, total, none in (("no", "Aggregert differanse", "ingen data i perioden"),
+                                  ("en", "Aggregated difference", "no data in the period")):
+            assert main(["--config", str(tmp_path / "config.toml"), "report", "--format", "md",
+                         "--lang", lang, "--from", start]) == 0
+            md = capsys.readouterr().out
+            assert f"- **ketamin** – {none}" in md, md
+            assert f"| {total} | 0 | 0 | – |" in md, md
+    assert main(["--config", str(tmp_path / "config.toml"), "report", "--format", "md",
+                 "--from", "2026-04-01"]) == 0
+    assert "| Aggregert differanse | 0 | 2 | stabil |" in capsys.readouterr().out

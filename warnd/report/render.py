@@ -207,8 +207,9 @@ def _summary_rows(t: SubstanceTable, lang: str) -> list[list[str]]:
         score = _signed(t.aggregate.by_dimension.get(d, 0), lang)
         out.append([dim_label(d, lang).capitalize(), score, str(n),
                     words(t.dimension_verdicts[d].category, lang) if n else "–"])
-    out.append([T[lang]["total"], _signed(t.aggregate.total, lang), str(t.aggregate.n_sources),
-                words(t.verdict.category, lang)])
+    n = t.aggregate.n_sources
+    out.append([T[lang]["total"], _signed(t.aggregate.total, lang), str(n),
+                words(t.verdict.category, lang) if n else "–"])
     return out
 
 
