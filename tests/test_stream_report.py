@@ -233,3 +233,35 @@ def test_a_half_year_without_data_is_not_called_stable(tmp_path, capsys):
     assert main(["--config", str(tmp_path / "config.toml"), "report", "--format", "md",
                  "--from", "2026-04-01"]) == 0
     assert "| Aggregert differanse | 0 | 2 | stabil |" in capsys.readouterr().out
+
+
+def test_an_end_a_silence_held_back_and_told_later_is_listed_once_as_told(tmp_path, capsys):
+    """The lab's one-off ketamine spike of August 2025 is told; ketamine is silenced from
+    the next week to December, and the spike ends under the silence in September
+    (recorded, sent to nobody). The first round after the silence, in December, its end
+    is told. The April–September report lists the spike and its end once, as told, not
+    also as "sendt til ingen" (before, the end was listed twice: held back, and told)."""
+    from tests.alerting_env import SOURCES
+    from tests.test_stream_config import MAIL, _weeks
+    from tests.test_stream_silenced_ends import _lab_spike, _silence
+    from warnd.cli import main
+
+    cfg = load_config(write_config(tmp_path, SOURCES + MAIL))
+    weeks, spike, start, stop = 140, 115, 116, 130
+
+    def configs(w: int):
+        if w == start:
+            _silence(cfg, at=w, until=stop)
+        return cfg
+
+    told = _weeks(configs, _lab_spike(weeks, spike), range(spike - 2, weeks))
+    assert [(d, s) for _, k, d, s in told if k == "spike"] == [
+        ("open", "open"), ("resolve", "silenced"), ("resolve", "open")]
+    capsys.readouterr()
+    for lang, ended in (("no", "Avsluttet: "), ("en", "Ended: ")):
+        assert main(["--config", str(tmp_path / "config.toml"), "report", "--format", "md",
+                     "--lang", lang, "--from", "2025-04-01"]) == 0
+        listed = [line for line in capsys.readouterr().out.splitlines()
+                  if line.startswith("- #")]
+        assert len(listed) == 2 and ended in listed[1], listed
+        assert not any("ingen" in line or "no one" in line for line in listed), listed

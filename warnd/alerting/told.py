@@ -109,9 +109,15 @@ def episode_start(store: Store, scope: tuple[str, list[Any]], alert_id: int) -> 
     where, args = scope
     return int(store.q(
         f"SELECT MAX(id) AS id FROM alerts WHERE {where} AND id < ? AND decision IN "
-        "('open', 'resolve') AND NOT (decision = 'resolve' AND EXISTS (SELECT 1 FROM "
-        "alerts l WHERE l.dedupe_key = alerts.dedupe_key || ':after-silence'))",
+        f"('open', 'resolve') AND NOT (decision = 'resolve' AND {told_later()})",
         [*args, alert_id])[0]["id"] or 0)
+
+
+def told_later(alias: str = "alerts") -> str:
+    """SQL, of the alerts' table ``alias``: a message a silence or a mute held back and
+    that was told later, as its alert ``…:after-silence``."""
+    return (f"EXISTS (SELECT 1 FROM alerts l WHERE "
+            f"l.dedupe_key = {alias}.dedupe_key || ':after-silence')")
 
 
 def rise_told(messages: list[dict[str, Any]]) -> dict[str, Any]:

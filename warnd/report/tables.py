@@ -49,7 +49,7 @@ from detectors.synthesis import (
     substance_verdict,
 )
 from warnd.alerting.localtime import local_day
-from warnd.alerting.told import went_out
+from warnd.alerting.told import told_later, went_out
 from warnd.errors import WarndError
 from warnd.store import FINDING_STANDS, NAMES_SUBSTANCE, iso
 
@@ -438,7 +438,8 @@ def _corrected(store: Any, substance: str, tz: tzinfo) -> dict[int, list[tuple[i
 
     out: dict[int, list[tuple[int, str]]] = {}
     for c in store.q("SELECT id, kind, direction, created_at, data FROM alerts WHERE "
-                     "substance=? AND decision='correct' ORDER BY id", [substance]):
+                     f"substance=? AND decision='correct' AND NOT {told_later()} ORDER BY id",
+                     [substance]):
         scope = episode_scope({"kind": c["kind"], "substance": substance,
                                "direction": c["direction"]})
         if scope is None:
@@ -457,7 +458,8 @@ def _period_alerts(store: Any, substance: str, period: Period, tz: tzinfo = UTC,
     """The substance's alerts whose evidence was detected in ``period`` (listed under
     :func:`_alert_day`). ``titles``: the title in each report language (with ``cfg``);
     ``sent``: whether it went to anyone (a silence, a mute, or nobody left to tell of a
-    rise none had heard can keep it from everyone); ``corrected_by``: the corrections
+    rise none had heard can keep it from everyone; one held back and told later is
+    left out, its told copy listed); ``corrected_by``: the corrections
     that later withdrew it, ``(id, day)`` (:func:`_corrected`)."""
     out = []
     corrected = _corrected(store, substance, tz)
@@ -466,7 +468,8 @@ def _period_alerts(store: Any, substance: str, period: Period, tz: tzinfo = UTC,
         # sent: delivered to a target, or on its way, as the digest counts it
         "EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = alerts.id AND "
         f"{went_out('d')}) AS sent, data FROM alerts WHERE {NAMES_SUBSTANCE} "
-        "ORDER BY id", [substance, substance],
+        # one held back and told later is listed once, as told
+        f"AND NOT {told_later()} ORDER BY id", [substance, substance],
     ):
         data = _data(a.pop("data"))
         when = _alert_day(data, a["created_at"], tz)
