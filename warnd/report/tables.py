@@ -538,8 +538,10 @@ def build_report(
         loaded = (store.load_series(src, sub, region, metric, dimension=dims.get(src, "use"))
                   for src, s2, region, metric in keys if s2 == sub)
         # in its source's dimension as configured now, as alerts and digests tell it: the
-        # rows first stored keep the dimension of their day
-        series = [replaced(s, dimension=dims[s.source]) if s.source in dims else s
+        # rows first stored keep the dimension of their day (a panel's series keep the
+        # one their answers are about, ``score:<dimension>``)
+        series = [replaced(s, dimension=dims[s.source])
+                  if s.source in dims and not s.metric.startswith("score:") else s
                   for s in loaded]
         if not series:
             continue
