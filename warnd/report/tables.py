@@ -49,7 +49,7 @@ from detectors.synthesis import (
     substance_verdict,
 )
 from warnd.alerting.localtime import local_day
-from warnd.alerting.told import told_later, went_out
+from warnd.alerting.told import episode_scope, episode_start, told_later, went_out
 from warnd.errors import WarndError
 from warnd.store import FINDING_STANDS, NAMES_SUBSTANCE, iso
 
@@ -434,8 +434,6 @@ def _corrected(store: Any, substance: str, tz: tzinfo) -> dict[int, list[tuple[i
     """The substance's told rises (falls, spikes) a later correction withdrew, in whole
     or in part: each opening, escalation or reminder of an episode to the corrections
     told in that episode after it, ``(id, day)`` (the day as :func:`_alert_day`)."""
-    from warnd.alerting.told import episode_scope, episode_start
-
     out: dict[int, list[tuple[int, str]]] = {}
     for c in store.q("SELECT id, kind, direction, created_at, data FROM alerts WHERE "
                      f"substance=? AND decision='correct' AND NOT {told_later()} ORDER BY id",
