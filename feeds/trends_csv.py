@@ -54,6 +54,9 @@ class TrendsCsvOptions(FeedOptions):
     #: Use the export's geo ("Norway", "Vestland") as the observation's region instead of
     #: the source's region.
     geo_as_region: bool = False
+    #: Store a new series' daily rows ("past 90 days") as days: a daily series. By
+    #: default they are read as Google's whole weeks, and the series is weekly.
+    daily: bool = False
 
 
 class TrendsCsvFeed(BaseFeed):

@@ -9,6 +9,7 @@ that day: "past 12 months" one week, "past 90 days" (daily rows) or "past 5 year
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -51,13 +52,14 @@ def weekly(last: int, weeks: int = 52) -> dict[date, int | str]:
     return dict(scaled({week_start(w): LEVEL[w] for w in range(last - weeks + 1, last + 1)}))
 
 
-def daily(last: int) -> dict[date, int | str]:
-    """A "past 90 days" export to the Saturday ending week ``last``: more searches at
-    weekends than on weekdays, each day a seventh of its week and a bit."""
+def daily(last: int, level: list[int] = LEVEL) -> dict[date, int | str]:
+    """A "past 90 days" export to the Saturday ending week ``last`` (of the weekly search
+    interest ``level``): more searches at weekends than on weekdays, each day a seventh of
+    its week and a bit."""
     end = week_start(last) + timedelta(days=6)
     days = [end - timedelta(days=n) for n in range(90)]
     weekend = {5: 1.3, 6: 1.3}
-    raw = {d: LEVEL[(d - FIRST).days // 7] * weekend.get(d.weekday(), 0.88) for d in days}
+    raw = {d: level[(d - FIRST).days // 7] * weekend.get(d.weekday(), 0.88) for d in days}
     return dict(scaled(raw))
 
 
@@ -71,16 +73,17 @@ def monthly(last: int) -> dict[date, int | str]:
 
 class Desk:
     """A trends source reading ``drop/``, told to a local ``json://`` target (``detection``:
-    keys of its ``[detection]``); the clock is the Monday after the week a poll's newest
-    export ends with, at noon."""
+    keys of its ``[detection]``; ``keys``: more keys of the source, named ``name``); the
+    clock is the Monday after the week a poll's newest export ends with, at noon."""
 
-    def __init__(self, tmp: Path, sink: JsonSink, detection: str = "") -> None:
-        self.drop = tmp / "drop"
-        self.drop.mkdir(parents=True)
+    def __init__(self, tmp: Path, sink: JsonSink, detection: str = "", keys: str = "",
+                 name: str = "trends") -> None:
+        self.drop, self.name = tmp / "drop", name
+        self.drop.mkdir(parents=True, exist_ok=True)
         self.cfg = load_config(write_service_config(
             tmp / "config.toml", state_dir=str(tmp / "state"),
-            sources=source("trends", str(self.drop / "*.csv"), kind="google_trends",
-                           dimension="interest") + f"\n[detection]\n{detection}\n",
+            sources=source(name, str(self.drop / "*.csv"), kind="google_trends",
+                           dimension="interest") + f"{keys}\n[detection]\n{detection}\n",
             targets=f'\n[[targets]]\nname = "desk"\nurl = "{sink.url}"\n'))
 
     def now(self, last: int) -> datetime:
@@ -96,13 +99,13 @@ class Desk:
         try:
             return {date.fromisoformat(r["period"]): r["value"] for r in st.q(
                 "SELECT period, value FROM observations WHERE substance='ketamin' "
-                "AND metric='index'")}
+                "AND metric='index' AND source=?", [self.name])}
         finally:
             st.close()
 
     def problems(self, last: int) -> list[str]:
         status = collect_status(self.cfg, now=self.now(last))
-        src = next(s for s in status["sources"] if s["name"] == "trends")
+        src = next(s for s in status["sources"] if s["name"] == self.name)
         return [f"{p['location']}: {p['message']}" for p in src["recent_problems"]]
 
 
@@ -146,6 +149,77 @@ def test_exports_of_another_range_keep_the_series_weekly(tmp_path, sink):
         f"{desk.drop / 'five years.csv'}: monthly values (a range over 5 years), but the "
         "stored series of ketamin is weekly: its values not read, lest the two be "
         "mixed; export a range of about 9 months to 5 years for weekly values"]
+
+
+def test_a_series_first_fed_a_past_90_days_export_is_weekly(tmp_path, sink):
+    """warnd is installed, and the first export an analyst drops into the folder is a
+    "past 90 days" one (daily rows); from the next week on, the "past 12 months" exports
+    the docs recommend. Searches for ketamin rise from week 62. The series is weekly from
+    the start: the daily rows are read as Google's whole weeks, the weekly exports are
+    read into the same series with no problem, and the rise and its growth are told
+    when exports dropped weekly from the start tell them. (Before, the series was stored
+    daily for ever: every weekly export was refused with a problem, and the rise was
+    never told.)"""
+    runs = []
+    for first in ("Week", "Day"):
+        desk = Desk(tmp_path / first, sink)
+        told = []
+        for k in range(60, 70):
+            if k == 60 and first == "Day":
+                write_export(desk.drop / f"week {k}.csv", "Day", daily(k, RISE))
+            else:
+                values = dict(scaled({week_start(w): RISE[w] for w in range(k - 51, k + 1)}))
+                write_export(desk.drop / f"week {k}.csv", "Week", values)
+            told += [(k, title) for title in desk.cycle(k)]
+        runs.append((told, desk.stored(), desk.problems(69)))
+    (weekly_told, weekly_stored, _), (told, stored, problems) = runs
+    assert [k for k, _ in weekly_told] == [63, 69]  # the rise, and its growth
+    assert told == weekly_told
+    # weeks only: those the exports read cover (the first weekly one from week 10)
+    assert sorted(stored) == [week_start(w) + timedelta(days=1) for w in range(10, 70)]
+    # the weekly run's values on the scale of the daily export read first
+    scale = statistics.median(v / weekly_stored[p] for p, v in stored.items())
+    assert stored == pytest.approx({p: scale * weekly_stored[p] for p in stored}, rel=0.03)
+    assert problems == []
+
+
+def test_a_daily_series_stored_before_is_kept_and_the_problem_says_how_to_go_weekly(
+        tmp_path, sink):
+    """A store from before holds a daily Trends series: its source was first fed a "past
+    90 days" export, whose days were kept (as they are now with ``daily = true``). Upgraded,
+    its history is not rewritten: the "past 90 days" exports are still read into it as
+    days, and a weekly export is not read into it, its problem saying how to go weekly.
+    The operator gives the source a new name: its exports, all of them read afresh, make a
+    weekly series, and the rise of searches for ketamin is told; the daily series is
+    kept as it was."""
+    desk = Desk(tmp_path, sink, keys="daily = true\n")
+    write_export(desk.drop / "week 60.csv", "Day", daily(60))
+    assert desk.cycle(60) == []
+    before = desk.stored()
+    assert len(before) == 90  # days
+    desk = Desk(tmp_path, sink)  # upgraded: the source does not ask for days
+    write_export(desk.drop / "week 61.csv", "Week", weekly(61))
+    assert desk.cycle(61) == []
+    assert desk.problems(61) == [
+        f"{desk.drop / 'week 61.csv'}: weekly values (a range of about 9 months to 5 "
+        "years), but the stored series of ketamin is daily: its values not read, lest the "
+        "two be mixed; give the source a new name to read its exports afresh into a weekly "
+        "series (the daily one is kept), or set daily = true and export a range under about "
+        "9 months for daily values"]
+    write_export(desk.drop / "week 62.csv", "Day", daily(62))
+    desk.cycle(62)
+    kept = desk.stored()
+    assert {d: kept[d] for d in before} == before and len(kept) == len(before) + 14
+    desk = Desk(tmp_path, sink, name="trends-weekly")
+    told = []
+    for k in range(63, 70):
+        values = dict(scaled({week_start(w): RISE[w] for w in range(k - 51, k + 1)}))
+        write_export(desk.drop / f"week {k}.csv", "Week", values)
+        told += [(k, title) for title in desk.cycle(k)]
+    assert [k for k, _ in told] == [63, 69], told  # the rise, and its growth
+    weeks = desk.stored()
+    assert sorted(weeks) == [week_start(w) + timedelta(days=1) for w in range(10, 70)]
+    assert desk.problems(69) == []
 
 
 def excel_save(path: Path, values: dict[date, int | str], how: str) -> None:

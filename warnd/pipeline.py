@@ -652,19 +652,21 @@ class Pipeline:
         ]
         if src.kind == "google_trends":
             out = self._rescale_trends(store, out, [] if problems is None else problems,
-                                       location)
+                                       location,
+                                       daily=self.build_feed(src.name).options.daily)
         return out
 
     def _rescale_trends(self, store: Store, obs: list[Observation], problems: list[Problem],
-                        location: str) -> list[Observation]:
+                        location: str, *, daily: bool = False) -> list[Observation]:
         """Each export is relative to its own peak: map it onto the stored scale.
 
         An export ending no later than the stored values do is no newer than one
         already read (a re-dropped file, whose running week has ended since): it only
         adds periods not stored, and revises none back to what an older export showed.
-        A series keeps the step it was first stored with: daily values of a weekly
-        series are read as the mean of each week they cover whole, any other step is not
-        read into it (a problem naming the file)."""
+        A series is weekly unless its source asks for ``daily`` ones: daily values of a
+        series with no step yet are read as the mean of each week they cover whole, as
+        those of a weekly series are. A series keeps the step it was first stored with:
+        any other step than its own is not read into it (a problem naming the file)."""
         try:
             from feeds.trends_csv import geo_of, rescale_to_overlap, same_geo, step_of
         except ImportError:  # pragma: no cover
@@ -675,21 +677,25 @@ class Pipeline:
         out: list[Observation] = []
         for (source, sub, region), group in groups.items():
             old = store.index_points(source, sub, region)
-            if not old:
-                out.extend(group)
-                continue
-            geo, was = geo_of(group[0].ref), geo_of(store.index_ref(source, sub, region))
+            geo = geo_of(group[0].ref)
+            was = geo_of(store.index_ref(source, sub, region)) if old else None
             if geo and was and not same_geo(geo, was):
                 problems.append(self._other_geo(location, sub, region, geo, was))
                 continue
             have, got = step_of(old), step_of(o.period for o in group)
+            if have is None and got == "day" and not daily:
+                have = "week"  # a "past 90 days" export first: the series is weekly still
             if have and got and got != have:
                 if (got, have) != ("day", "week"):
-                    problems.append(self._other_step(location, sub, region, got, have))
+                    problems.append(self._other_step(location, sub, region, got, have,
+                                                     daily=daily))
                     continue
                 group = _daily_as_weekly(group)
                 if not group:
                     continue
+            if not old:
+                out.extend(group)
+                continue
             new = {o.period: o.value for o in group}
             scaled = rescale_to_overlap(new, old)
             older = max(new) <= max(old)
@@ -698,15 +704,20 @@ class Pipeline:
         return out
 
     def _other_step(self, location: str, sub: str, region: str, got: str,
-                    have: str) -> Problem:
-        """The problem of a Trends export whose rows have another step than its series."""
+                    have: str, *, daily: bool) -> Problem:
+        """The problem of a Trends export whose rows have another step than its series;
+        of a daily series its source does not ask for (``daily``: stored by a warnd that
+        kept a first "past 90 days" export's days), also how to make it weekly."""
         from feeds.trends_csv import STEP_WORDS
 
         (got_rows, got_range), (have_rows, have_range) = STEP_WORDS[got], STEP_WORDS[have]
+        hint = f"export {have_range} for {have_rows} values"
+        if have == "day" and not daily:
+            hint = (f"give the source a new name to read its exports afresh into a weekly "
+                    f"series (the daily one is kept), or set daily = true and {hint}")
         return Problem(location, f"{got_rows} values ({got_range}), but the stored series "
                        f"of {self._series_words(sub, region)} is {have_rows}: its values "
-                       f"not read, lest the two be mixed; export {have_range} for "
-                       f"{have_rows} values")
+                       f"not read, lest the two be mixed; {hint}")
 
     def _other_geo(self, location: str, sub: str, region: str, geo: str,
                    was: str) -> Problem:
