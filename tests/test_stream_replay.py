@@ -522,3 +522,36 @@ def test_store_replay_has_no_trace_of_weeks_a_substance_was_counted_before_afres
     assert kept[0]["p"] == "2026-01-12" and revised == 0
     assert replay(after, start=(now - timedelta(days=3)).date(),
                   end=(now + timedelta(weeks=7)).date(), every=7) == []
+
+
+def test_store_replay_of_a_trends_series_first_fed_a_past_90_days_export(tmp_path):
+    """The first Google Trends export dropped into the folder is a "past 90 days" one
+    (daily rows), the "past 12 months" ones follow, and searches for ketamin rise: the
+    daemon tells the rise and its growth in a weekly series. `backtest --replay store`
+    on the Mondays it ran gives the same messages on the same days: the weeks read from
+    the days come as the daemon first stored them, the weekly exports' rescaling of
+    them as the revisions they were."""
+    from tests.service_kit import JsonSink
+    from tests.test_stream_trends_exports import (RISE, Desk, daily, scaled, week_start,
+                                                  write_export)
+
+    sink = JsonSink()
+    try:
+        desk = Desk(tmp_path, sink)
+        write_export(desk.drop / "past 90 days.csv", "Day", daily(60, RISE))
+        desk.cycle(60)
+        for k in range(61, 70):
+            values = dict(scaled({week_start(w): RISE[w] for w in range(k - 51, k + 1)}))
+            write_export(desk.drop / f"week {k}.csv", "Week", values)
+            desk.cycle(k)
+    finally:
+        sink.close()
+    store = Store.in_dir(desk.cfg.state_dir)
+    try:
+        sent = [(a["created_at"][:10], a["decision"], a["title"]) for a in store.q(
+            "SELECT * FROM alerts WHERE kind='trend' ORDER BY id")]
+    finally:
+        store.close()
+    assert [d for _, d, _ in sent] == ["open", "escalate"], sent
+    msgs = replay(desk.cfg, start=desk.now(60).date(), end=desk.now(69).date(), every=7)
+    assert _told([m for m in msgs if m["kind"] == "trend"]) == sent
