@@ -21,6 +21,7 @@ from tests.test_service import source
 from warnd.cli import collect_status
 from warnd.config import load_config
 from warnd.pipeline import Pipeline
+from warnd.replay import replay
 from warnd.store import Store
 
 #: the Sunday Google's first week of the history starts on
@@ -191,7 +192,7 @@ def test_a_daily_series_stored_before_is_kept_and_the_problem_says_how_to_go_wee
     days, and a weekly export is not read into it, its problem saying how to go weekly.
     The operator gives the source a new name: its exports, all of them read afresh, make a
     weekly series, and the rise of searches for ketamin is told; the daily series is
-    kept as it was."""
+    kept as it was, and `backtest --replay store` tells what the daemon told."""
     desk = Desk(tmp_path, sink, keys="daily = true\n")
     write_export(desk.drop / "week 60.csv", "Day", daily(60))
     assert desk.cycle(60) == []
@@ -220,6 +221,10 @@ def test_a_daily_series_stored_before_is_kept_and_the_problem_says_how_to_go_wee
     weeks = desk.stored()
     assert sorted(weeks) == [week_start(w) + timedelta(days=1) for w in range(10, 70)]
     assert desk.problems(69) == []
+    # `backtest --replay store` on such a store gives what the daemon sent, on its days
+    msgs = replay(desk.cfg, start=desk.now(60).date(), end=desk.now(69).date(), every=7)
+    assert [(m["date"], m["title"]) for m in msgs] == [
+        (desk.now(k).date().isoformat(), title) for k, title in told]
 
 
 def excel_save(path: Path, values: dict[date, int | str], how: str) -> None:
