@@ -18,7 +18,7 @@ import pytest
 
 from tests.service_kit import JsonSink, write_service_config
 from tests.test_service import source
-from warnd.cli import collect_status
+from warnd.cli import collect_status, main
 from warnd.config import load_config
 from warnd.pipeline import Pipeline
 from warnd.replay import replay
@@ -185,20 +185,29 @@ def test_a_series_first_fed_a_past_90_days_export_is_weekly(tmp_path, sink):
 
 
 def test_a_daily_series_stored_before_is_kept_and_the_problem_says_how_to_go_weekly(
-        tmp_path, sink):
+        tmp_path, sink, capsys):
     """A store from before holds a daily Trends series: its source was first fed a "past
-    90 days" export, whose days were kept (as they are now with ``daily = true``). Upgraded,
-    its history is not rewritten: the "past 90 days" exports are still read into it as
-    days, and a weekly export is not read into it, its problem saying how to go weekly.
-    The operator gives the source a new name: its exports, all of them read afresh, make a
-    weekly series, and the rise of searches for ketamin is told; the daily series is
-    kept as it was, and `backtest --replay store` tells what the daemon told."""
+    90 days" export, whose days were kept (as they are now with ``daily = true``).
+    Upgraded, `warnd check-config` warns of it, and its history is not rewritten: the
+    "past 90 days" exports are still read into it as days, and a weekly export is not
+    read into it, its problem saying how to go weekly. The operator gives the source a
+    new name: its exports, all of them read afresh, make a weekly series, and the rise of
+    searches for ketamin is told; the daily series is kept as it was, and `backtest
+    --replay store` tells what the daemon told."""
     desk = Desk(tmp_path, sink, keys="daily = true\n")
     write_export(desk.drop / "week 60.csv", "Day", daily(60))
     assert desk.cycle(60) == []
     before = desk.stored()
     assert len(before) == 90  # days
+    assert main(["check-config", str(desk.cfg.path)]) == 0
+    assert "is daily" not in capsys.readouterr().err  # asked for
     desk = Desk(tmp_path, sink)  # upgraded: the source does not ask for days
+    assert main(["check-config", str(desk.cfg.path)]) == 0
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"{desk.cfg.path}: warning: sources.trends: its stored series of ketamin is daily "
+        "(its first export was read as days), and weekly exports are not read into it; "
+        "set daily = true to keep it daily, or give the source a new name to read its "
+        "exports afresh into a weekly series")
     write_export(desk.drop / "week 61.csv", "Week", weekly(61))
     assert desk.cycle(61) == []
     assert desk.problems(61) == [
@@ -468,8 +477,6 @@ def test_an_export_caught_half_written_is_no_problem_once_read_whole(tmp_path, s
     export) stays listed, poll after poll. Before, the half-written export's problem was
     listed for as long as fewer than five newer problems came, as if it still were one."""
     import json
-
-    from warnd.cli import main
 
     desk = Desk(tmp_path, sink)
     half = desk.drop / "week 61.csv"

@@ -16,7 +16,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -200,7 +200,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             print(f"{cfg.path}: {m}", file=sys.stderr)
         return EX_CONFIG
     for w in (listen_warnings(cfg) + workers_warnings(cfg) + terms_warnings(cfg)
-              + targets_warnings(cfg)):
+              + targets_warnings(cfg) + trends_step_warnings(cfg)):
         print(f"{cfg.path}: warning: {w}", file=sys.stderr)
     print(f"{cfg.path}: OK — {len(cfg.substances)} substances, {len(cfg.sources)} sources, "
           f"{len(cfg.targets)} targets, {len(cfg.routes)} routes")
@@ -286,6 +286,46 @@ def targets_warnings(cfg: Config) -> list[str]:
     out, or renamed): they wait until a target of that name is configured again, or an
     operator drops them (docs/alerting.md, "The outbox and its guarantees", 7). The
     store is only read; without one there is nothing to say."""
+    rows = _store_rows(cfg, "SELECT target, COUNT(*) FROM deliveries WHERE "
+                       "status='pending' GROUP BY target ORDER BY target")
+    names = {t.name for t in cfg.targets}
+    return [f'targets: "{name}" is not configured, and {n} '
+            f"{'delivery waits' if n == 1 else 'deliveries wait'} for it; they are "
+            "kept until a target of that name is configured again (`warnd outbox --status "
+            "pending` lists them, `warnd outbox drop ID` gives one up)"
+            for name, n in rows if name not in names]
+
+
+def trends_step_warnings(cfg: Config) -> list[str]:
+    """The daily series the store holds of Google Trends sources that do not ask for
+    them (``daily``): stored by a warnd that kept a first "past 90 days" export's days,
+    they read no weekly export (docs/sources.md, "Exports of another range"). The store
+    is only read; without one there is nothing to say."""
+    from datetime import date
+
+    from feeds.trends_csv import TrendsCsvOptions, step_of
+
+    names = [s.name for s in cfg.sources if s.kind == "google_trends"
+             and not TrendsCsvOptions.model_validate(s.options_dict).daily]
+    if not names:
+        return []
+    periods: dict[tuple[str, str, str], list[str]] = {}
+    for source, sub, region, period in _store_rows(
+            cfg, "SELECT source, substance, region, period FROM observations WHERE "
+            f"metric='index' AND source IN ({','.join('?' * len(names))}) "
+            "ORDER BY source, substance, region", names):
+        periods.setdefault((source, sub, region), []).append(period)
+    return [f"sources.{source}: its stored series of {cfg.substance_label(sub, 'en')}"
+            f"{f' ({region})' if region else ''} is daily (its first export was read as "
+            "days), and weekly exports are not read into it; set daily = true to keep it "
+            "daily, or give the source a new name to read its exports afresh into a weekly "
+            "series"
+            for (source, sub, region), ps in periods.items()
+            if step_of(date.fromisoformat(p) for p in ps) == "day"]
+
+
+def _store_rows(cfg: Config, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+    """The rows of a query of the store, opened read-only (none without a store)."""
     import sqlite3
 
     from warnd.store import DB_NAME
@@ -296,18 +336,11 @@ def targets_warnings(cfg: Config) -> list[str]:
     try:
         conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
         try:
-            rows = conn.execute("SELECT target, COUNT(*) FROM deliveries WHERE "
-                                "status='pending' GROUP BY target ORDER BY target").fetchall()
+            return conn.execute(sql, list(params)).fetchall()
         finally:
             conn.close()
     except sqlite3.Error:
         return []
-    names = {t.name for t in cfg.targets}
-    return [f'targets: "{name}" is not configured, and {n} '
-            f"{'delivery waits' if n == 1 else 'deliveries wait'} for it; they are "
-            "kept until a target of that name is configured again (`warnd outbox --status "
-            "pending` lists them, `warnd outbox drop ID` gives one up)"
-            for name, n in rows if name not in names]
 
 
 def period_errors(cfg: Config) -> list[str]:
