@@ -651,3 +651,44 @@ def test_an_opening_refused_before_a_silence_is_told_after_it_as_the_opening(tmp
     finally:
         relay.stop()
         store.close()
+
+
+def test_an_escalation_says_what_grew_beyond_what_its_target_was_told(
+        tmp_path, smtp_server, teams_server):
+    """The lab's small rise opens (to mail and Teams); customs agrees (a first
+    escalation, two sources), which an operator drops for mail before it goes; both
+    rise strongly the week after (a second escalation). Teams, which had the first
+    escalation, reads what grew beyond it: a strong increase, the larger change. Mail,
+    whose last message was the opening, reads that beyond it: two sources (before one)
+    too, in the opening's thread. Before, mail read what grew beyond the escalation it
+    never had, and was not told that a second source agreed."""
+    cfg = make_config(tmp_path, target("mail", smtp_server.url())
+                      + target("teams", teams_server.url()), "\n[alerting]\nchart = false\n")
+    store = Store.in_dir(cfg.state_dir)
+    for s in ("lab", "customs"):
+        seed_series(store, s)
+
+    def both(w: int, rel: float, category: int) -> dict:
+        return {s: [finding(s, detected=D0 + timedelta(weeks=w), rel=rel, category=category)]
+                for s in ("lab", "customs")}
+
+    weeks = [{"lab": [_lab(0, rel=0.5, category=1)]}, both(1, 0.5, 1), both(2, 1.8, 2)]
+    for k, per in enumerate(weeks):
+        now = T0 + timedelta(weeks=k)
+        (alert,) = judge_period(cfg, store, D0 + timedelta(weeks=k), per, now=now)
+        assert alert["decision"] == ("open", "escalate", "escalate")[k]
+        if k == 1:
+            assert outbox.drop_delivery(store, alert["id"], "mail", now=now) == 1
+        outbox.dispatch_pending(cfg, store, now=now)
+    wait_for(lambda: len(smtp_server.messages) == 2 and len(teams_server.payloads()) == 3,
+             what="two emails and three cards")
+    opening, later = smtp_server.messages
+    assert later["Subject"] == "Forverring: " + FIRST
+    assert _thread(later) == (opening["Message-ID"], opening["Message-ID"])
+    strong = "sterk økning (før liten økning); største endring +180 % (før +50 %)."
+    for body in (_text(later), later.get_body(("html",)).get_content()):
+        assert f"{GREW}: 2 kilder (før 1); {strong}" in " ".join(body.split())
+    cards = [json.dumps(c, ensure_ascii=False) for c in teams_server.payloads()]
+    assert f"{GREW}: 2 kilder (før 1)." in cards[1]
+    assert f"{GREW}: {strong}" in cards[2]
+    store.close()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 from collections.abc import Collection, Sequence
 from datetime import date, datetime, tzinfo
 from typing import Any
@@ -29,8 +28,8 @@ from warnd.alerting.localtime import local_day, wall_clock
 from warnd.alerting.outbox import crash_point, enqueue_alert
 from warnd.alerting.routing import route
 from warnd.alerting.silences import silenced_by
-from warnd.alerting.told import (ADDRESSED, NOT_JOINED, OTHER_EPISODES, had, held_too,
-                                 maybe_heard, rise_told, still_held)
+from warnd.alerting.told import (ADDRESSED, NOT_JOINED, OTHER_EPISODES, evidence, had,
+                                 held_too, maybe_heard, rise_told, still_held, told_evidence)
 from warnd.alerting.wording import (
     USUAL_PEAK_EVIDENCE,
     joined,
@@ -167,15 +166,6 @@ def severity_for(n_agree: int, category: int) -> str:
     if n_agree >= 2 or category >= 2:
         return "warning"
     return "info"
-
-
-def _evidence(alert: dict[str, Any]) -> dict[str, Any]:
-    data = alert["data"]
-    rels = [a.get("relative_change") for a in data.get("agree", [])]
-    rels = [abs(float(r)) for r in rels if r is not None and math.isfinite(float(r))]
-    return {"n_sources": len({a["source"] for a in data.get("agree", [])}),
-            "category": int(data.get("category") or 0),
-            "magnitude": max(rels) if rels else 0.0}
 
 
 def evidence_grew(new: dict[str, Any], told: dict[str, Any], escalate_factor: float) -> bool:
@@ -457,7 +447,7 @@ def enqueue_findings(
                 continue
             told_before = told
             if group is trends:
-                ev = _evidence(alert)
+                ev = evidence(alert["data"])
                 # a series' rise opened or grew this round: an escalation if it tells more
                 # than was told, whichever series (one whose reminder is due) leads it
                 news = any(a in ("open", "escalate") for _, a in group)
@@ -558,7 +548,7 @@ def enqueue_findings(
                 created.append(alert)
             if group is trends and alert.get("status") in HELD and (
                     alert["decision"] != "repeat" or held_back or evidence_grew(
-                        _evidence(alert), told_before,
+                        evidence(alert["data"]), told_before,
                         float(config.detection_params(substance).escalate_factor))):
                 # nobody was told: recipients know what they knew, and hear of the rise
                 # once the silence (or the substance's mute) has ended (a reminder held
@@ -665,12 +655,12 @@ def _grew_beyond_told(config: Config, store: Store, alert: dict[str, Any]) -> bo
     if not told:
         return True
 
-    def evidence(agree: list[dict[str, Any]]) -> dict[str, Any]:
-        return {**_evidence({"data": {"agree": agree}}), "category": max(
+    def of(agree: list[dict[str, Any]]) -> dict[str, Any]:
+        return {**evidence({"agree": agree}), "category": max(
             abs(int(a.get("category") or 0)) for a in agree)}
 
     factor = float(config.detection_params(alert["substance"]).escalate_factor)
-    return evidence_grew(evidence(alert["data"]["agree"]), evidence(told), factor)
+    return evidence_grew(of(alert["data"]["agree"]), of(told), factor)
 
 
 def _remind_from_now(config: Config, store: Store, substance: str,
@@ -800,14 +790,9 @@ def _heard(store: Store, substance: str) -> list[dict[str, Any]]:
 def _heard_evidence(store: Store, substance: str, *, without: Collection[str] = ()
                     ) -> dict[str, Any]:
     """The evidence of the messages of the substance's current rise that were heard (or
-    still go out): the largest of each (:func:`_evidence`), of their sources but the
-    series ``without`` (withdrawn by a correction); zero when there is none."""
-    told = {"n_sources": 0, "category": 0, "magnitude": 0.0}
-    for data in _heard(store, substance):
-        agree = [a for a in data.get("agree", []) if a.get("series") not in without]
-        ev = _evidence({"data": {**data, "agree": agree}})
-        told = {k: max(told[k], ev[k]) for k in told}
-    return told
+    still go out): :func:`warnd.alerting.told.told_evidence`, of their sources but the
+    series ``without`` (withdrawn by a correction)."""
+    return told_evidence(_heard(store, substance), without)
 
 
 def _rise_told(store: Store, substance: str, kind: str = "trend",
@@ -841,7 +826,7 @@ def _told_before(store: Store, substance: str) -> dict[str, Any]:
         "direction='increase' ORDER BY id DESC LIMIT 1", [substance])
     if not rows or rows[0]["decision"] in ("resolve", "correct"):
         return {}
-    return {"open": True, **_evidence({"data": json.loads(rows[0]["data"] or "{}")})}
+    return {"open": True, **evidence(json.loads(rows[0]["data"] or "{}"))}
 
 
 def rise_withdrawn(store: Store, substance: str, series: str, found: Sequence[Finding],

@@ -701,7 +701,7 @@ def _work(job: _Job, config: Config, store_path: Any, send_fn: Callable[..., Any
             except Exception as e:  # a listed alert's text: the digest goes as written
                 log.warning("alert=%d target=%s digest listed as stored: %s: %s",
                             d["alert_id"], d["target"], type(e).__name__, e)
-        if d.get("decision") in ("resolve", "correct"):  # the rise as this target had it
+        if d.get("decision") in ("resolve", "correct", "escalate"):  # the rise as it had it
             try:
                 data = as_told(data, told_to_target(store, d))
             except sqlite3.Error:

@@ -25,7 +25,7 @@ import jinja2
 
 from detectors.base import SCALE
 from warnd.alerting.names import certainty, level, num, p_value, percent
-from warnd.alerting.told import rise_told, severity_rank
+from warnd.alerting.told import rise_told, severity_rank, told_evidence
 from warnd.alerting.wording import (
     T,
     agree_title,
@@ -337,11 +337,22 @@ def as_told(data: dict[str, Any], told: list[dict[str, Any]]) -> dict[str, Any]:
     since their earliest onset, in the words and the severity of the strongest of them,
     detected when the latest of those figures was; a correction names its series as
     last told to that target, in words and a severity no stronger than the strongest of
-    them. So too a spike's. Unchanged when that is what the data says, or when the target
-    was told nothing of it (the data as stored)."""
+    them. So too a spike's. An escalation of a rise says what grew beyond what those
+    messages told (``told_before``: :func:`warnd.alerting.told.told_evidence`), not
+    beyond what other targets were told. Unchanged when that is what the data says, or
+    when the target was told nothing of it (the data as stored)."""
     if not told or data.get("kind") not in ("trend", "spike") \
             or data.get("direction") != "increase":
         return data
+    if data.get("decision") == "escalate":  # what grew beyond what that target had
+        if not data.get("told_before"):
+            return data
+        kept = set(rise_told(told)["agree"])
+        withdrawn = {str(a.get("series")) for m in told if m.get("decision") == "correct"
+                     for a in m.get("agree", [])} - kept
+        before = told_evidence([m for m in told if m.get("decision") != "correct"],
+                               withdrawn)
+        return {**data, "told_before": before}
     named = [str(a.get("series")) for a in data.get("agree", [])]
     if data.get("decision") == "correct":  # the messages that rested on the series
         told = [m for m in told if m.get("decision") == "correct" or set(named) & {

@@ -11,6 +11,8 @@ An end or a correction tells each target the rise as that target was told it
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Collection
 from typing import Any
 
 from warnd.store import Store
@@ -156,6 +158,30 @@ def rise_told(messages: list[dict[str, Any]]) -> dict[str, Any]:
             "severity": SEVERITIES[rank] if rank >= 0 else ""}
 
 
+def evidence(data: dict[str, Any]) -> dict[str, Any]:
+    """What a message of a rise tells, to judge whether a later one tells more
+    (:func:`warnd.alerting.decide.evidence_grew`): how many sources agree, its category,
+    its largest change."""
+    rels = [a.get("relative_change") for a in data.get("agree", [])]
+    rels = [abs(float(r)) for r in rels if r is not None and math.isfinite(float(r))]
+    return {"n_sources": len({a["source"] for a in data.get("agree", [])}),
+            "category": int(data.get("category") or 0),
+            "magnitude": max(rels) if rels else 0.0}
+
+
+def told_evidence(messages: list[dict[str, Any]], without: Collection[str] = ()
+                  ) -> dict[str, Any]:
+    """The largest :func:`evidence` of each of ``messages`` (a rise's openings,
+    escalations and reminders someone had), of their sources but the series ``without``
+    (withdrawn by a correction); zero when there is none."""
+    told = {"n_sources": 0, "category": 0, "magnitude": 0.0}
+    for data in messages:
+        agree = [a for a in data.get("agree", []) if a.get("series") not in without]
+        ev = evidence({**data, "agree": agree})
+        told = {k: max(told[k], ev[k]) for k in told}
+    return told
+
+
 def severity_rank(severity: Any) -> int:
     """A message's severity as its place in :data:`SEVERITIES` (-1 when none of them)."""
     return SEVERITIES.index(severity) if severity in SEVERITIES else -1
@@ -174,10 +200,11 @@ def told_to_target(store: Store, d: dict[str, Any]) -> list[dict[str, Any]]:
     given up before it (the outbox sends them first), and none of them goes again
     unless an operator queues it again (then the end or the correction goes after it,
     and tells what the target has had by then); so a retry or a send again after a
-    crash reads the same."""
+    crash reads the same. So too for an escalation: what grew is what grew beyond those
+    messages (:func:`warnd.alerting.render.as_told`)."""
     scope = episode_scope(d)
-    if d.get("decision") not in ("resolve", "correct") or d.get("kind") not in EPISODE_KINDS \
-            or scope is None:
+    if d.get("decision") not in ("resolve", "correct", "escalate") \
+            or d.get("kind") not in EPISODE_KINDS or scope is None:
         return []
     where, args = scope
     aid = int(d["alert_id"])
