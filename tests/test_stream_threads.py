@@ -189,3 +189,34 @@ def test_a_retried_email_keeps_its_thread(tmp_path):
         store.close()
     finally:
         srv.stop()
+
+
+def test_a_thread_outlives_a_move_to_another_host(tmp_path, smtp_server, monkeypatch):
+    """The lab's rise opens on host warnd-a; the store is moved to warnd-b (restored
+    from a backup on a new machine, a container made again under another host name),
+    where customs agrees (an escalation) and the rise ends. The escalation and the end
+    reply to the opening as it was sent, and every Message-ID keeps the host part the
+    store's first messages had. Before, they replied to
+    ``<warnd.1.mail.…@warnd-b>``, a Message-ID no message had: the recipient's client
+    showed them apart from the opening. (The host name is the one thing a test cannot
+    change for real: ``socket.gethostname`` answers the moved machine's.)"""
+    import socket
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "warnd-a")
+    cfg = make_config(tmp_path, target("mail", smtp_server.url()), RESOLVED)
+    store = Store.in_dir(cfg.state_dir)
+    for s in ("lab", "customs"):
+        seed_series(store, s)
+    assert _weeks(cfg, store, [{"lab": [_lab(0, rel=0.5, category=1)]}]) == ["open"]
+    store.close()
+    monkeypatch.setattr(socket, "gethostname", lambda: "warnd-b")
+    store = Store.in_dir(cfg.state_dir)
+    both = {"lab": [_lab(1)], "customs": [finding("customs", detected=D0 + timedelta(weeks=1))]}
+    assert _weeks(cfg, store, [both] + [{}] * 6, start=1) == ["escalate", "resolve"]
+    wait_for(lambda: len(smtp_server.messages) == 3, what="three emails")
+    opening, *later = smtp_server.messages
+    assert opening["Message-ID"].endswith("@warnd-a>")
+    for msg in later:
+        assert _thread(msg) == (opening["Message-ID"], opening["Message-ID"])
+        assert msg["Message-ID"].endswith("@warnd-a>")
+    store.close()

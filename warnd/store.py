@@ -2658,16 +2658,21 @@ class Store:
 
     def secret_key(self, name: str) -> str:
         """A random key kept in the store (made on first use): signs sessions and links."""
+        import secrets
+
+        return self.kept(name, lambda: secrets.token_urlsafe(32))
+
+    def kept(self, name: str, make: Callable[[], str]) -> str:
+        """The value kept in the store under ``name`` (table ``secret_keys``), made by
+        ``make`` on first use and the same ever after, on any machine the store is moved
+        to: a random key (:meth:`secret_key`), the host part of the Message-IDs
+        (:func:`warnd.alerting.outbox.host_part`)."""
         rows = self.q("SELECT value FROM secret_keys WHERE name=?", [name])
         if rows:
             return str(rows[0]["value"])
-        import secrets
-
         with self.write() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO secret_keys VALUES (?,?,?)",
-                (name, secrets.token_urlsafe(32), iso(utcnow())),
-            )
+            db.execute("INSERT OR IGNORE INTO secret_keys VALUES (?,?,?)",
+                       (name, make(), iso(utcnow())))
         return str(self.q("SELECT value FROM secret_keys WHERE name=?", [name])[0]["value"])
 
     def alerts(self, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:

@@ -36,7 +36,7 @@ from typing import Any
 from warnd.alerting import digest, quiet, targets
 from warnd.alerting.render import as_opening, as_told, for_target
 from warnd.alerting.routing import route, route_told
-from warnd.alerting.send import SendResult, mask, message_id, target_url
+from warnd.alerting.send import SendResult, host_name, mask, message_id, target_url
 from warnd.alerting.send import send as send_message
 from warnd.alerting.silences import matches as silence_matches
 from warnd.alerting.silences import silenced_by
@@ -401,7 +401,17 @@ def thread_root(store: Store, d: dict[str, Any]) -> str | None:
     # escalation read as the opening expired, and the opening queued again went since
     got = [r for r in starts if r["status"] not in ("expired", "failed", "dropped")]
     r = (got or starts)[-1] if starts else told[0]
-    return message_id(r["id"], d["target"], r["dedupe_key"], r["created_at"])
+    return message_id(r["id"], d["target"], r["dedupe_key"], r["created_at"],
+                      host_part(store))
+
+
+def host_part(store: Store) -> str:
+    """The right part of the store's Message-IDs: the name of the host that sent its
+    first message, kept in the store (:meth:`Store.kept`), so that a later message of
+    an episode (a retry) carries the reference (the Message-ID) its opening (its first
+    attempt) had, also after the store moved to a machine of another name (restored from
+    a backup, a container made again)."""
+    return store.kept("message_id_host", host_name)
 
 
 def _quiet_as_configured(config: Config, store: Store, now: datetime) -> None:
@@ -717,7 +727,7 @@ def _work(job: _Job, config: Config, store_path: Any, send_fn: Callable[..., Any
         except Exception as e:
             return RenderFailed(f"message not built: {type(e).__name__}: {e}")
         mid = message_id(d["alert_id"], d["target"], d.get("dedupe_key") or "",
-                         d.get("alert_created_at") or d["created_at"])
+                         d.get("alert_created_at") or d["created_at"], host_part(store))
         if fmt == "card":
             body = _with_message_id(body, mid, job.thread)
         if d.get("kind") in EPISODE_KINDS and d.get("substance"):

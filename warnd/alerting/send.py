@@ -235,19 +235,27 @@ def target_url(t: object, *, check_secret: bool = True) -> str:
     )
 
 
-def message_id(alert_id: Any, target: str, dedupe_key: str, created_at: str) -> str:
+def host_name() -> str:
+    """This machine's host name as a Message-ID's right part may carry it."""
+    import socket
+
+    return re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname() or "localhost") or "localhost"
+
+
+def message_id(alert_id: Any, target: str, dedupe_key: str, created_at: str,
+               host: str | None = None) -> str:
     """The stable Message-ID of one alert to one target: a repeat carries the same one.
 
     The hash covers the alert's dedupe key and creation time, so a store started
-    afresh (ids counting from 1 again) never reuses one for a different alert.
+    afresh (ids counting from 1 again) never reuses one for a different alert. ``host``
+    is its right part (this machine's name when not given; the outbox gives the one its
+    store keeps: :func:`warnd.alerting.outbox.host_part`).
     """
     import hashlib
-    import socket
 
     digest = hashlib.sha256(f"{dedupe_key}|{created_at}|{target}".encode()).hexdigest()[:16]
-    host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname() or "localhost") or "localhost"
     name = re.sub(r"[^A-Za-z0-9.-]", "-", target)
-    return f"<warnd.{alert_id}.{name}.{digest}@{host}>"
+    return f"<warnd.{alert_id}.{name}.{digest}@{host or host_name()}>"
 
 
 def mask(url: str) -> str:
