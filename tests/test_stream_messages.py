@@ -491,3 +491,53 @@ def test_an_opening_queued_again_is_ended_as_it_was_told(tmp_path, smtp_server):
     finally:
         relay.stop()
         store.close()
+
+
+def test_the_end_of_a_fall_tells_each_target_the_fall_it_was_told(tmp_path, smtp_server,
+                                                                 teams_server):
+    """With ``alert_decreases``: the lab's small fall opens (to mail and Teams), customs
+    falls strongly too (an escalation, "advarsel"), which an operator drops for mail
+    before it goes; the fall ends. Teams, which had both, is told "Avsluttet: Nedgang:
+    ketamin — 2 kilder", a strong fall, "Alvorlighet: advarsel"; mail, which had the
+    opening alone, "… — 1 kilde", the lab's small fall, "info", as a rise's end is told.
+    Before, the end of a fall went as stored to both: the sources mail never heard of,
+    and "Alvorlighet: info" under the strong fall Teams had been told as "advarsel"."""
+    from tests.alerting_env import judge_period
+
+    cfg = make_config(tmp_path, target("mail", smtp_server.url())
+                      + target("teams", teams_server.url()),
+                      "\n[alerting]\nsend_resolved = true\nchart = false\n"
+                      "\n[detection]\nalert_decreases = true\n")
+    store = Store.in_dir(cfg.state_dir)
+    for s in ("lab", "customs"):
+        seed_series(store, s)
+
+    def fall(src: str, w: int, rel: float, category: int) -> list:
+        return [finding(src, detected=D0 + timedelta(weeks=w), direction="decrease",
+                        rel=rel, category=category)]
+
+    weeks = [{"lab": fall("lab", 0, -0.3, -1)},
+             {"lab": fall("lab", 1, -0.6, -2), "customs": fall("customs", 1, -0.6, -2)},
+             {"customs": fall("customs", 2, -0.6, -2)}] + [{}] * 8
+    told = []
+    for k, per in enumerate(weeks):
+        now = T0 + timedelta(weeks=k)
+        alerts = judge_period(cfg, store, D0 + timedelta(weeks=k), per, now=now)
+        told += [a["decision"] for a in alerts]
+        if k == 1:
+            assert outbox.drop_delivery(store, alerts[0]["id"], "mail", now=now) == 1
+        outbox.dispatch_pending(cfg, store, now=now)
+    assert told == ["open", "escalate", "resolve"]
+    wait_for(lambda: len(smtp_server.messages) == 2 and len(teams_server.payloads()) == 3,
+             what="two emails and three cards")
+    end = smtp_server.messages[1]
+    assert end["Subject"] == "Avsluttet: Nedgang: ketamin — 1 kilde"
+    for body in (end.get_body(("plain",)).get_content(),
+                 end.get_body(("html",)).get_content()):
+        assert "liten nedgang" in body and "1 av 1 kilde sank" in body
+        assert "Customs" not in body and "sterk nedgang" not in body and "advarsel" not in body
+    card = json.dumps(teams_server.payloads()[2], ensure_ascii=False)
+    assert "Avsluttet: Nedgang: ketamin — 2 kilder" in card
+    assert '"Vurdering", "value": "sterk nedgang"' in card
+    assert '"Alvorlighet", "value": "advarsel"' in card
+    store.close()

@@ -313,8 +313,8 @@ def _read_as_openings(config: Config, store: Store, ids: list[int], target: str 
 
 def _ends_as_told(config: Config, store: Store, ids: list[int], target: str
                   ) -> dict[int, str]:
-    """Of the alerts ``ids``, the ends and corrections of a rise that ``target`` got
-    told otherwise than stored, as it was told the rise
+    """Of the alerts ``ids``, the ends and corrections of a rise (a spike, a fall) that
+    ``target`` got told otherwise than stored, as it was told the rise
     (:func:`warnd.alerting.render.as_told`): per alert the title that target got."""
     from warnd.alerting.render import as_told
     from warnd.alerting.told import told_to_target
@@ -326,7 +326,7 @@ def _ends_as_told(config: Config, store: Store, ids: list[int], target: str
         rows = store.q(
             "SELECT a.id, a.data, a.substance, a.kind, a.direction, a.decision FROM alerts a "
             f"JOIN deliveries d ON d.alert_id = a.id WHERE a.id IN ({','.join('?' * len(part))})"
-            " AND a.kind IN ('trend', 'spike') AND a.direction = 'increase'"
+            " AND a.kind IN ('trend', 'spike')"
             " AND a.decision IN ('resolve', 'correct') AND d.target = ?"
             f" AND {went_out('d')} ORDER BY a.id", [*part, target])
         for r in rows:

@@ -25,7 +25,7 @@ import jinja2
 
 from detectors.base import SCALE
 from warnd.alerting.names import certainty, level, num, p_value, percent
-from warnd.alerting.told import rise_told, severity_rank, told_evidence
+from warnd.alerting.told import rise_told, severity_rank, strength_sign, told_evidence
 from warnd.alerting.wording import (
     T,
     agree_title,
@@ -337,12 +337,12 @@ def as_told(data: dict[str, Any], told: list[dict[str, Any]]) -> dict[str, Any]:
     since their earliest onset, in the words and the severity of the strongest of them,
     detected when the latest of those figures was; a correction names its series as
     last told to that target, in words and a severity no stronger than the strongest of
-    them. So too a spike's. An escalation of a rise says what grew beyond what those
-    messages told (``told_before``: :func:`warnd.alerting.told.told_evidence`), not
-    beyond what other targets were told. Unchanged when that is what the data says, or
-    when the target was told nothing of it (the data as stored)."""
-    if not told or data.get("kind") not in ("trend", "spike") \
-            or data.get("direction") != "increase":
+    them. So too a spike's and a fall's (whose strongest words are its lowest). An
+    escalation of a rise says what grew beyond what those messages told
+    (``told_before``: :func:`warnd.alerting.told.told_evidence`), not beyond what other
+    targets were told. Unchanged when that is what the data says, or when the target was
+    told nothing of it (the data as stored)."""
+    if not told or data.get("kind") not in ("trend", "spike"):
         return data
     if data.get("decision") == "escalate":  # what grew beyond what that target had
         if not data.get("told_before"):
@@ -357,13 +357,14 @@ def as_told(data: dict[str, Any], told: list[dict[str, Any]]) -> dict[str, Any]:
     if data.get("decision") == "correct":  # the messages that rested on the series
         told = [m for m in told if m.get("decision") == "correct" or set(named) & {
             str(a.get("series")) for a in m.get("agree", [])}]
-    rise = rise_told(told)
+    sign = strength_sign(data.get("direction"))  # a fall's strongest is its lowest
+    rise = rise_told(told, data.get("direction"))
     last, onset, category = rise["agree"], rise["onset"], rise["category"]
     heard = [last[k] for k in sorted(named) if k in last]
     stored = int(data.get("category") or 0)
     severity = rise["severity"] or data.get("severity")
     if data.get("decision") == "resolve":
-        if not heard or (heard == data.get("agree") and category >= stored
+        if not heard or (heard == data.get("agree") and sign * category >= sign * stored
                          and severity == data.get("severity")):
             return data
         sources = {a.get("source") for a in heard}
@@ -375,7 +376,7 @@ def as_told(data: dict[str, Any], told: list[dict[str, Any]]) -> dict[str, Any]:
                 "detected_at": max(detected) if detected else data.get("detected_at"),
                 "stale": [s for s in data.get("stale") or [] if s.get("source") in sources]}
     if data.get("decision") == "correct" and len(heard) == len(named):
-        category = min(category, stored)
+        category = sign * min(sign * category, sign * stored)
         severity = min(severity, data.get("severity"), key=severity_rank)
         if heard == data.get("agree") and category == stored \
                 and severity == data.get("severity"):

@@ -122,20 +122,23 @@ def told_later(alias: str = "alerts") -> str:
             f"l.dedupe_key = {alias}.dedupe_key || ':after-silence')")
 
 
-def rise_told(messages: list[dict[str, Any]]) -> dict[str, Any]:
+def rise_told(messages: list[dict[str, Any]], direction: Any = "increase"
+              ) -> dict[str, Any]:
     """What ``messages`` (the data of a rise's messages someone had, oldest first: its
     opening, escalations, reminders and corrections) told of the rise: each series'
-    latest figures (``agree``, by series key), the earliest onset, the highest category
-    and the highest severity (``severity``: "" when none). A correction withdraws its
+    latest figures (``agree``, by series key), the earliest onset, the strongest category
+    (the highest; of a fall, ``direction`` "decrease", the lowest) and the highest
+    severity (``severity``: "" when none). A correction withdraws its
     series: it is no longer told, and the messages that rested on it no longer give the
     words nor the severity (when none is left, they are the correction's, no stronger
     than theirs); a later message naming the series again tells it again."""
+    sign = strength_sign(direction)
     last: dict[str, dict[str, Any]] = {}
     # (series, category, onset, severity rank) per message
     heard: list[tuple[set[str], int, Any, int]] = []
     for m in messages:
         series = {str(a.get("series")) for a in m.get("agree", [])}
-        category = int(m.get("category") or 0)
+        category = sign * int(m.get("category") or 0)  # its strength
         rank = severity_rank(m.get("severity"))
         if m.get("decision") == "correct":
             for k in series:
@@ -154,8 +157,14 @@ def rise_told(messages: list[dict[str, Any]]) -> dict[str, Any]:
     onsets = [h[2] for h in heard if h[2]]
     rank = max((h[3] for h in heard), default=-1)
     return {"agree": last, "onset": min(onsets) if onsets else None,
-            "category": max((h[1] for h in heard), default=0),
+            "category": sign * max((h[1] for h in heard), default=0),
             "severity": SEVERITIES[rank] if rank >= 0 else ""}
+
+
+def strength_sign(direction: Any) -> int:
+    """1 for a rise (a spike), whose strongest category is the highest; -1 for a fall,
+    whose categories are negative: its strongest is the lowest."""
+    return -1 if direction == "decrease" else 1
 
 
 def evidence(data: dict[str, Any]) -> dict[str, Any]:
