@@ -117,3 +117,89 @@ def test_an_alert_a_silence_kept_from_everyone_is_listed_as_sent_to_no_one(
             if line.startswith("- #")] == [False, True], md
     assert en.count("(sent to no one)") == 1
     assert "nitazen (sent to no one)" in en
+
+
+def _rise_through_the_autumn(tmp_path, capsys, weeks: range, reports: dict[int, list[str]],
+                             *, send_resolved: bool = True
+                             ) -> tuple[list[tuple[int, str, str]], dict[tuple[int, str], str]]:
+    """Lab and customs show ketamine rising from July 2025 to October (weeks 110–121),
+    then back to the usual level; the pipeline reads them week by week, and in the weeks
+    of ``reports`` runs ``warnd report`` with those arguments. The trend alerts as
+    ``(id, decision, day)`` and each report's output by ``(week, arguments)``. Ends are
+    told (``send_resolved``) unless ``send_resolved`` is False."""
+    from tests.alerting_env import make_config
+    from tests.test_stream_revisions import MAIL, _put_each, _rising, _usual, _week_end
+    from warnd.cli import main
+    from warnd.pipeline import Pipeline
+
+    cfg = make_config(tmp_path, MAIL, "\n[alerting]\nsend_resolved = true\n"
+                      if send_resolved else "")
+    values = _rising(_usual(weeks.stop), {"lab": 110, "customs": 112}, until=122)
+    told, out = [], {}
+    capsys.readouterr()
+    for w in weeks:
+        _put_each(cfg, values, w + 1)
+        told += [(a["id"], a["decision"], a["data"]["detected_at"]) for a in
+                 Pipeline(cfg, clock=lambda w=w: _week_end(w)).detect() if a["kind"] == "trend"]
+        for args in reports.get(w, []):
+            assert main(["--config", str(tmp_path / "config.toml"), "report",
+                         *args.split()]) == 0, args
+            out[w, args] = capsys.readouterr().out
+    return told, out
+
+
+def _listed(md: str) -> dict[int, str]:
+    """The alerts a Markdown report lists, by id."""
+    lines = [line for line in md.splitlines() if line.startswith("- #")]
+    ids = [int(line.split()[1][1:]) for line in lines]
+    assert len(ids) == len(set(ids)), lines  # none twice
+    return dict(zip(ids, lines, strict=True))
+
+
+def test_a_rise_from_the_half_year_before_is_listed_as_going_on_until_it_ends(
+        tmp_path, capsys):
+    """Ketamine's rise is told in August 2025 and goes on into November. The
+    October–March report made in November lists its opening, though told in the
+    half-year before, as going on from it ("pågår fra forrige periode" / "ongoing since
+    the previous period"), once, and not its escalations told before October; made in
+    February, once the rise has ended, it says the day it ended, and lists the end as
+    any alert of the period. The April–September report lists the opening as its own.
+    Before, the October–March report listed no alert of the rise until its end."""
+    autumn = ["--format md --lang no --from 2025-10-01", "--format md --lang en --from "
+              "2025-10-01", "--format html --lang en --from 2025-10-01",
+              "--format html --lang no --from 2025-10-01"]
+    spring = "--format md --lang no --from 2025-04-01"
+    told, out = _rise_through_the_autumn(tmp_path, capsys, range(106, 143),
+                                         {124: [*autumn, spring], 142: autumn[:3]})
+    (opened, _, day), *later = told
+    assert day < "2025-10-01" and [d for _, d, _ in later][-1] == "resolve", told
+    before = {i for i, d, when in later if when < "2025-10-01"}
+    ended = next(when for _, d, when in later if d == "resolve")
+    assert "2025-10-26" < ended < "2026-02-22", told
+    for w, end in ((124, ""), (142, ended)):
+        for args, going, end_said in ((autumn[0], "pågår fra forrige periode", "avsluttet"),
+                                      (autumn[1], "ongoing since the previous period",
+                                       "ended")):
+            listed = _listed(out[w, args])
+            assert f"({going})" in listed[opened].replace("\\", ""), listed
+            assert (f"({end_said} {end})" in listed[opened].replace("\\", "")) == bool(end)
+            assert not set(listed) & before, (listed, before)
+        html = out[w, autumn[2]]
+        assert html.count("(ongoing since the previous period)") == 1, html
+        assert (f"(ended {end})" in html) == bool(end)
+    assert not any("pågår" in line or "avsluttet" in line
+                   for line in _listed(out[124, spring]).values())
+    assert opened in _listed(out[124, spring])
+
+
+def test_a_rise_from_the_half_year_before_whose_end_was_not_told_ends_when_it_ended(
+        tmp_path, capsys):
+    """As above, with ends not sent (``send_resolved`` off): no alert tells the end, yet
+    the October–March report made in February lists the rise as going on from the
+    half-year before and ended on the day warnd found it over, not as going on still."""
+    args = "--format md --lang en --from 2025-10-01"
+    told, out = _rise_through_the_autumn(tmp_path, capsys, range(106, 143), {142: [args]},
+                                         send_resolved=False)
+    assert [d for _, d, _ in told] == ["open", "escalate"], told
+    line = _listed(out[142, args])[told[0][0]].replace("\\", "")
+    assert "(ongoing since the previous period) (ended 2025-1" in line, line

@@ -76,6 +76,8 @@ T = {
         "total": "Aggregert differanse",
         "severity": "alvorlighet",
         "onset": "siden",
+        "ongoing": "pågår fra forrige periode",
+        "ended": "avsluttet",
     },
     "en": {
         "title": "Føre Var – half-year report",
@@ -122,6 +124,8 @@ T = {
         "total": "Aggregated difference",
         "severity": "severity",
         "onset": "since",
+        "ongoing": "ongoing since the previous period",
+        "ended": "ended",
     },
 }
 
@@ -237,6 +241,29 @@ def corrected_by(alert: dict[str, Any], lang: str) -> str:
     return f"{T[lang]['corrected']} {said}" if said else ""
 
 
+def alert_notes(alert: dict[str, Any], lang: str) -> list[str]:
+    """What the report says of a listed alert after its title, each in brackets: when
+    its change began, that its episode goes on from the period before and the day it
+    ended, that it went to no one, the corrections that withdrew it."""
+    t = T[lang]
+    notes = [f"{t['onset']} {alert['onset']}"] if alert.get("onset") else []
+    if "ended" in alert:  # an episode opened before the period (tables._ongoing)
+        notes.append(t["ongoing"])
+        if alert["ended"]:
+            notes.append(f"{t['ended']} {alert['ended']}")
+    if alert.get("sent") is False:
+        notes.append(t["not_sent"])
+    if fixed := corrected_by(alert, lang):
+        notes.append(fixed)
+    return notes
+
+
+def listed_alerts(s: SubstanceTable) -> list[dict[str, Any]]:
+    """The alerts listed under a substance's table: the openings of its episodes that go
+    on from the period before, then the alerts of the period; none twice."""
+    return [*s.ongoing, *s.alerts]
+
+
 def md_text(text: Any) -> str:
     """Feed text as literal Markdown: markup characters escaped, one line."""
     return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text or "").split()))
@@ -275,10 +302,8 @@ def render_markdown(rep: Report, lang: str = "no", *, generated: date | None = N
         lines += ["", f"### {t['alerts']}", ""]
         lines += [f"- #{a['id']} {a['detected_at']} \\[{severity_words(a['severity'], lang)}\\] "
                   f"{md_text(alert_title(a, lang))}"
-                  + (f" \\({t['onset']} {md_text(a['onset'])}\\)" if a.get("onset") else "")
-                  + (f" \\({t['not_sent']}\\)" if a.get("sent") is False else "")
-                  + (f" \\({fixed}\\)" if (fixed := corrected_by(a, lang)) else "")
-                  for a in s.alerts] or [t["no_alerts"]]
+                  + "".join(f" \\({n}\\)" for n in alert_notes(a, lang))
+                  for a in listed_alerts(s)] or [t["no_alerts"]]
         lines += ["", f"### {t['notices']}", ""]
         lines += [f"- {str(n['published_at'])[:10]} {md_text(n['title'])}"
                   + (f" ({md_link(n['link'])})" if md_link(n.get("link")) else "")
@@ -454,14 +479,12 @@ def render_html(
         if note := revised_note(rep, s, lang):
             parts.append(f'<p class="meta">{e(note)}</p>')
         parts.append(f"<h3>{e(t['alerts'])}</h3>")
-        if s.alerts:
+        if listed_alerts(s):
             parts.append("<ul>" + "".join(
                 f"<li>#{a['id']} {e(a['detected_at'])} "
                 f"[{e(severity_words(a['severity'], lang))}] {e(alert_title(a, lang))}"
-                + (f" ({e(t['onset'])} {e(a['onset'])})" if a.get("onset") else "")
-                + (f" ({e(t['not_sent'])})" if a.get("sent") is False else "")
-                + (f" ({e(fixed)})" if (fixed := corrected_by(a, lang)) else "") + "</li>"
-                for a in s.alerts) + "</ul>")
+                + "".join(f" ({e(n)})" for n in alert_notes(a, lang)) + "</li>"
+                for a in listed_alerts(s)) + "</ul>")
         else:
             parts.append(f"<p>{e(t['no_alerts'])}</p>")
         parts.append(f"<h3>{e(t['notices'])}</h3>")

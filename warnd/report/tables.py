@@ -49,9 +49,16 @@ from detectors.synthesis import (
     substance_verdict,
 )
 from warnd.alerting.localtime import local_day
-from warnd.alerting.told import episode_scope, episode_start, told_later, went_out
+from warnd.alerting.told import (
+    EPISODE_KINDS,
+    episode_scope,
+    episode_start,
+    rise_told,
+    told_later,
+    went_out,
+)
 from warnd.errors import WarndError
-from warnd.store import FINDING_STANDS, NAMES_SUBSTANCE, iso
+from warnd.store import FINDING_STANDS, NAMES_SUBSTANCE, iso, substance_scope
 
 Period = tuple[date, date]
 
@@ -170,6 +177,10 @@ class SubstanceTable:
     verdict: Verdict
     alerts: tuple[dict[str, Any], ...] = ()
     notices: tuple[dict[str, Any], ...] = ()
+    #: the episodes (a rise, a fall, a spike) opened before the period and open in it:
+    #: each its opening, as an alert of :attr:`alerts`, with ``ended``, the day of its
+    #: end when it ended in the period ("" when it goes on)
+    ongoing: tuple[dict[str, Any], ...] = ()
     #: the substance's name in each language when the config gives one per language
     labels: tuple[tuple[str, str], ...] = ()
 
@@ -281,6 +292,7 @@ def substance_table(
     *,
     label: str | None = None,
     alerts: Sequence[dict[str, Any]] = (),
+    ongoing: Sequence[dict[str, Any]] = (),
     notices: Sequence[dict[str, Any]] = (),
     labels: dict[str, str] | None = None,
 ) -> SubstanceTable:
@@ -307,7 +319,7 @@ def substance_table(
         substance=substance, label=label or substance, rows=tuple(rows), aggregate=agg,
         dimension_verdicts=dims,
         verdict=majority_verdict([(r.source, r.category) for r in counted], sp),
-        alerts=tuple(alerts), notices=tuple(notices),
+        alerts=tuple(alerts), notices=tuple(notices), ongoing=tuple(ongoing),
         labels=tuple(sorted((labels or {}).items())),
     )
 
@@ -451,6 +463,21 @@ def _corrected(store: Any, substance: str, tz: tzinfo) -> dict[int, list[tuple[i
     return out
 
 
+def _listed(a: dict[str, Any], data: dict[str, Any], when: str,
+            corrected: dict[int, list[tuple[int, str]]], cfg: Any) -> dict[str, Any]:
+    """An alert row as the report lists it (:func:`_period_alerts`)."""
+    return {**a, "sent": bool(a["sent"]), "detected_at": when,
+            "onset": str(data.get("onset") or "")[:10], "titles": _titles(data, a["id"], cfg),
+            "corrected_by": corrected.get(a["id"], [])}
+
+
+#: SQL: the columns of an alert the report lists; ``sent``: delivered to a target, or on
+#: its way, as the digest counts it
+_LISTED = ("SELECT id, substance, source, kind, direction, severity, title, created_at, "
+           "status, decision, EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = "
+           f"alerts.id AND {went_out('d')}) AS sent, data FROM alerts")
+
+
 def _period_alerts(store: Any, substance: str, period: Period, tz: tzinfo = UTC,
                    cfg: Any = None) -> list[dict[str, Any]]:
     """The substance's alerts whose evidence was detected in ``period`` (listed under
@@ -461,22 +488,63 @@ def _period_alerts(store: Any, substance: str, period: Period, tz: tzinfo = UTC,
     that later withdrew it, ``(id, day)`` (:func:`_corrected`)."""
     out = []
     corrected = _corrected(store, substance, tz)
-    for a in store.q(
-        "SELECT id, substance, source, kind, direction, severity, title, created_at, status, "
-        # sent: delivered to a target, or on its way, as the digest counts it
-        "EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = alerts.id AND "
-        f"{went_out('d')}) AS sent, data FROM alerts WHERE {NAMES_SUBSTANCE} "
-        # one held back and told later is listed once, as told
-        f"AND NOT {told_later()} ORDER BY id", [substance, substance],
-    ):
+    # one held back and told later is listed once, as told
+    for a in store.q(f"{_LISTED} WHERE {NAMES_SUBSTANCE} AND NOT {told_later()} ORDER BY id",
+                     [substance, substance]):
         data = _data(a.pop("data"))
         when = _alert_day(data, a["created_at"], tz)
-        onset = str(data.get("onset") or "")[:10]
         if period[0].isoformat() <= when <= period[1].isoformat():
-            out.append({**a, "sent": bool(a["sent"]), "detected_at": when, "onset": onset,
-                        "titles": _titles(data, a["id"], cfg),
-                        "corrected_by": corrected.get(a["id"], [])})
+            out.append(_listed(a, data, when, corrected, cfg))
     return out
+
+
+def _ongoing(store: Any, substance: str, period: Period, tz: tzinfo = UTC,
+             cfg: Any = None) -> list[dict[str, Any]]:
+    """The substance's episodes (a rise, a fall, a spike: :data:`EPISODE_KINDS`, one
+    direction) opened before ``period`` that were still open when it began: each its
+    opening as :func:`_period_alerts` lists an alert, with ``ended``, the day of the
+    episode's end when it is in the period ("" when the episode goes on past it, or the
+    day is not known). An episode ends with its end (``resolve``, else as its episode
+    state says when the end was not sent); one whose every series a correction withdrew,
+    as the figures stand now, is left out: there was no rise. The messages held back and
+    told later count as told (:func:`_period_alerts`)."""
+    start, stop = period[0].isoformat(), period[1].isoformat()
+    corrected = _corrected(store, substance, tz)
+    episodes: list[dict[str, Any]] = []
+    current: dict[tuple[str, str], dict[str, Any]] = {}
+    kinds = ",".join("?" * len(EPISODE_KINDS))
+    for a in store.q(f"{_LISTED} WHERE substance=? AND kind IN ({kinds}) AND NOT "
+                     f"{told_later()} ORDER BY id", [substance, *EPISODE_KINDS]):
+        data = _data(a.pop("data"))
+        when = _alert_day(data, a["created_at"], tz)
+        scope = (a["kind"], a["direction"])
+        if a["decision"] == "open":
+            current[scope] = {"alert": a, "data": data, "day": when, "ended": None,
+                              "last": when, "messages": [{**data, "decision": "open"}]}
+            episodes.append(current[scope])
+        elif (ep := current.get(scope)) is None:
+            continue
+        elif a["decision"] == "resolve":
+            ep["ended"] = ep["last"] = when
+            del current[scope]
+        else:
+            ep["messages"].append({**data, "decision": a["decision"]})
+            ep["last"] = when
+    for (kind, direction), ep in current.items():
+        # an end not told (``alerting.send_resolved`` off) is in the episode states: the
+        # day a rise ended; of a spike or a fall only that none of its series has it open
+        # (it went on at least to its last message)
+        if (kind, direction) == ("trend", "increase"):
+            state = store.episode_state(substance_scope(substance)) or {}
+            if not state.get("open") and state.get("ended"):
+                ep["ended"] = ep["last"] = str(state["ended"])
+        elif not store.open_episode_scopes(substance, f"{kind}:{direction}"):
+            ep["ended"] = ""
+    return [{**_listed(ep["alert"], ep["data"], ep["day"], corrected, cfg),
+             "ended": ep["ended"] if ep["ended"] and ep["ended"] <= stop else ""}
+            for ep in episodes
+            if ep["day"] < start and (ep["ended"] is None or ep["last"] >= start)
+            and rise_told(ep["messages"], ep["alert"]["direction"])["agree"]]
 
 
 def _period_notices(store: Any, substance: str, period: Period, tz: tzinfo = UTC
@@ -552,6 +620,7 @@ def build_report(
                 sub, series, current, previous, pf, label=cfg.substance_label(sub),
                 labels={lang: cfg.substance_label(sub, lang) for lang in ("no", "en")},
                 alerts=_period_alerts(store, sub, current, tz, cfg),
+                ongoing=_ongoing(store, sub, current, tz, cfg),
                 notices=_period_notices(store, sub, current, tz),
             )
         )
