@@ -161,3 +161,39 @@ def test_html_report_renders_in_headless_chromium(demo_report, tmp_path):
     blue = (abs(px[..., 0] - 0x1F) < 30) & (abs(px[..., 1] - 0x5F) < 30) & (
         abs(px[..., 2] - 0x99) < 30)
     assert blue.sum() > 500
+
+
+# Appended to a copy of the page only: after load, write the text the browser shows.
+TEXT_SCRIPT = """<script>
+window.addEventListener("load", function () {
+  var pre = document.createElement("pre");
+  pre.id = "warnd-text";
+  pre.textContent = document.body.innerText;
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+def test_a_report_of_a_half_year_not_over_shows_it_in_chromium(tmp_path, capsys):
+    """The October–March report made in October 2025 (``warnd report --format html``),
+    with a rise told in the half-year before still going on, shown by headless Chromium:
+    the page says the period is not over and how far the data run, in the header, over
+    the findings and over the table, and lists the rise as going on from the half-year
+    before."""
+    from tests.test_stream_report_alerts import _rise_through_the_autumn
+
+    args = "--format html --lang no --from 2025-10-01"
+    _, out = _rise_through_the_autumn(tmp_path, capsys, range(106, 125), {124: [args]})
+    probe = tmp_path / "probe.html"
+    probe.write_text(out[124, args].replace("</body>", TEXT_SCRIPT + "</body>"),
+                     encoding="utf-8")
+    dom = subprocess.run(
+        [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+         "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
+        capture_output=True, text=True, timeout=180, check=False,
+    )
+    m = re.search(r'<pre id="warnd-text">(.*?)</pre>', dom.stdout, re.S)
+    assert m, f"no text from chromium: {dom.stderr[-2000:]}"
+    shown = m.group(1)
+    assert shown.count("Perioden er ikke over: data til og med 2025-10-26.") == 3, shown
+    assert re.search(r"#\d+ 2025-07-21 \[info\] .*\(pågår fra forrige periode\)\n", shown), shown

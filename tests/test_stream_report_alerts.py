@@ -192,6 +192,34 @@ def test_a_rise_from_the_half_year_before_is_listed_as_going_on_until_it_ends(
     assert opened in _listed(out[124, spring])
 
 
+def test_a_half_year_not_over_says_how_far_its_data_run(tmp_path, capsys):
+    """The October–March report made in the week of 20 October 2025, from three weeks of
+    the half-year, says in its header, over its main findings and over each substance's
+    verdicts that the period is not over and its data run to Sunday 26 October, in each
+    language and format; the CSV gives the day in ``data_to``. The April–September
+    report, and the October–March one made once March has data, say nothing of it.
+    Before, a half-year of three weeks was scored as if it were whole, without a word."""
+    import csv
+    import io
+
+    autumn = "--lang {} --from 2025-10-01 --format {}"
+    made = [autumn.format(lang, fmt) for lang in ("no", "en") for fmt in ("md", "html")]
+    _, out = _rise_through_the_autumn(tmp_path, capsys, range(120, 148), {
+        124: [*made, autumn.format("no", "csv"), "--format md --from 2025-04-01"],
+        147: made})
+    for args in made:
+        said = ("Perioden er ikke over: data til og med 2025-10-26" if "no" in args.split()
+                else "The period is not over: data up to 2025-10-26")
+        text = out[124, args]
+        assert text.count(said) == 3, (args, text)  # header, findings, the one table
+        heading = "Aggregert differanse" if "no" in args.split() else "Aggregated difference"
+        assert said in text.split(heading, 1)[1][:300], text  # where the verdicts are
+        assert "ikke over" not in out[147, args] and "not over" not in out[147, args]
+    assert "ikke over" not in out[124, "--format md --from 2025-04-01"]
+    rows = list(csv.DictReader(io.StringIO(out[124, autumn.format("no", "csv")])))
+    assert {r["data_to"] for r in rows} == {"2025-10-26"}, rows
+
+
 def test_a_rise_from_the_half_year_before_whose_end_was_not_told_ends_when_it_ended(
         tmp_path, capsys):
     """As above, with ends not sent (``send_resolved`` off): no alert tells the end, yet

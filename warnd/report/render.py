@@ -78,6 +78,7 @@ T = {
         "onset": "siden",
         "ongoing": "pågår fra forrige periode",
         "ended": "avsluttet",
+        "not_over": "Perioden er ikke over: data til og med {day}",
     },
     "en": {
         "title": "Føre Var – half-year report",
@@ -126,6 +127,7 @@ T = {
         "onset": "since",
         "ongoing": "ongoing since the previous period",
         "ended": "ended",
+        "not_over": "The period is not over: data up to {day}",
     },
 }
 
@@ -134,7 +136,7 @@ CSV_COLUMNS = [
     "metric", "status", "level_before", "level_after", "relative_change", "p_value",
     "category", "score", "words", "n_sources", "n_before", "n_after",
     "period_from", "period_to", "previous_from", "previous_to", "series_name",
-    "revised_periods", "last_revised",
+    "revised_periods", "last_revised", "data_to",
 ]
 
 
@@ -264,6 +266,12 @@ def listed_alerts(s: SubstanceTable) -> list[dict[str, Any]]:
     return [*s.ongoing, *s.alerts]
 
 
+def not_over(rep: Report, lang: str) -> str:
+    """"The period is not over: data up to …" when it is not (:attr:`Report.data_to`),
+    else ""."""
+    return T[lang]["not_over"].format(day=rep.data_to.isoformat()) if rep.data_to else ""
+
+
 def md_text(text: Any) -> str:
     """Feed text as literal Markdown: markup characters escaped, one line."""
     return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text or "").split()))
@@ -280,16 +288,18 @@ def md_link(url: Any) -> str:
 def render_markdown(rep: Report, lang: str = "no", *, generated: date | None = None) -> str:
     t = T[lang]
     cur = period_label(rep.current, lang)
+    open_ = not_over(rep, lang)  # a period not over is scored from the data so far
     lines = [f"# {t['title']}: {cur}", "",
              f"{_upper_first(cur)}, {t['compared']} {period_label(rep.previous, lang)}."
-             + (f" {t['generated'].capitalize()} {generated.isoformat()}." if generated else ""),
-             "", f"## {t['findings']}", ""]
+             + (f" {t['generated'].capitalize()} {generated.isoformat()}." if generated else "")
+             + (f" **{open_}.**" if open_ else ""),
+             "", f"## {t['findings']}", ""] + ([f"*{open_}.*", ""] if open_ else [])
     lines += [f"- **{s.name(lang)}** – {s.headline(lang).split(' – ', 1)[1]}"
               for s in rep.substances]
     lines.append("")
     for i, s in enumerate(rep.substances, 1):
         lines += [f"## {t['table']} {i} – {s.name(lang)}", "",
-                  f"{t['aggregated']}, {cur}.", ""]
+                  f"{t['aggregated']}, {cur}." + (f" {open_}." if open_ else ""), ""]
         lines += _md_table([t["dimension"], t["score"], t["sources"], t["assessment"]],
                            _summary_rows(s, lang))
         lines += ["", f"### {t['per_source']}", ""]
@@ -328,7 +338,8 @@ def render_csv(rep: Report, lang: str = "no") -> str:
     w.writeheader()
     per = {"period_from": rep.current[0].isoformat(), "period_to": rep.current[1].isoformat(),
            "previous_from": rep.previous[0].isoformat(),
-           "previous_to": rep.previous[1].isoformat()}
+           "previous_to": rep.previous[1].isoformat(),
+           "data_to": rep.data_to.isoformat() if rep.data_to else ""}
     for s in rep.substances:
         sub = {"substance": s.substance, "substance_label": s.name(lang)}
         for r in s.rows:
@@ -424,6 +435,7 @@ def render_html(
     params = params or DetectionParams()
     t, e = T[lang], html.escape
     cur = period_label(rep.current, lang)
+    open_ = not_over(rep, lang)  # a period not over is scored from the data so far
     parts = [
         "<!DOCTYPE html>", f'<html lang="{"nb" if lang == "no" else "en"}"><head>',
         '<meta charset="utf-8">',
@@ -433,8 +445,10 @@ def render_html(
         f'<p class="meta">{e(_upper_first(cur))}, {e(t["compared"])} '
         f"{e(period_label(rep.previous, lang))}."
         + (f" {e(t['generated'].capitalize())} {generated.isoformat()}." if generated else "")
-        + "</p>",
-        f"<h2>{e(t['findings'])}</h2>", '<ul class="findings">',
+        + (f' <strong class="not-over">{e(open_)}.</strong>' if open_ else "") + "</p>",
+        f"<h2>{e(t['findings'])}</h2>",
+        *([f'<p class="meta not-over">{e(open_)}.</p>'] if open_ else []),
+        '<ul class="findings">',
     ]
     parts += [f"<li><strong>{e(s.name(lang))}</strong> – "
               f"{e(s.headline(lang).split(' – ', 1)[1])}</li>" for s in rep.substances]
@@ -452,6 +466,8 @@ def render_html(
         parts += [f'<section class="substance" id="{e(s.substance)}">',
                   f"<h2>{e(t['table'])} {i} – {e(s.name(lang))}</h2>",
                   f"<h3>{e(t['aggregated'])} – {e(cur)}</h3>"]
+        if open_:
+            parts.append(f'<p class="meta not-over">{e(open_)}.</p>')
         srows = _summary_rows(s, lang)
         rows = []
         for j, cells in enumerate(srows):

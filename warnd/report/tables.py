@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from detectors.base import SCALE, Series, is_score, replaced, series_key
+from detectors.grid import infer_step
 from detectors.params import DetectionParams
 from detectors.synthesis import (
     DIMENSIONS,
@@ -395,6 +396,9 @@ class Report:
     #: series key -> (its source and region, what its axis shows) per language, for
     #: the charts' panels ("AMK Bergen (ambulanse), Vestland", "utrykninger per uke")
     axes: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
+    #: the last day the data cover when the report period is not over in them (its last
+    #: month has no data yet: :func:`data_to`); None for a period that is over
+    data_to: date | None = None
 
     def name(self, key: str, lang: str) -> str:
         """A series' name for the tables (its key when the report has no names)."""
@@ -580,6 +584,28 @@ def _revised(store: Any, current: Period, previous: Period, tz: tzinfo = UTC
     }
 
 
+def data_to(series: Iterable[Series], current: Period) -> date | None:
+    """The last day the measured data cover (the end of the newest week, month or day of
+    any series; not the weekly counts of warnings, which run to the last complete week
+    whenever their page is read) when ``current`` is not over in them: when no series
+    has a value in its last month, the rule that makes the default period the latest
+    complete half-year (:func:`choose_periods`). None when the period is over."""
+    ends = []
+    for s in series:
+        if s.metric == "notices" or not s.periods:
+            continue
+        last = s.periods[-1]
+        step = infer_step(s.periods)
+        if step == "month":
+            after = date(last.year + last.month // 12, last.month % 12 + 1, 1)
+        else:
+            after = last + timedelta(days=7 if step == "week" else 1)
+        ends.append((last, after - timedelta(days=1)))
+    if not ends or max(ends)[0] >= current[1].replace(day=1):
+        return None
+    return max(end for _, end in ends)
+
+
 def build_report(
     store: Any,
     cfg: Any,
@@ -643,4 +669,5 @@ def build_report(
                                   axis_unit(s.metric, lang, share=share, config=cfg,
                                             source=s.source)) for lang in ("no", "en")}
     return Report(current, previous, tuple(tables), all_series, spikes, names,
-                  frozenset(shares), _revised(store, current, previous, tz), axes)
+                  frozenset(shares), _revised(store, current, previous, tz), axes,
+                  data_to([s for series in all_series.values() for s in series], current))
