@@ -493,6 +493,26 @@ def test_an_opening_queued_again_is_ended_as_it_was_told(tmp_path, smtp_server):
         store.close()
 
 
+def _told_weekly(cfg, store: Store, weeks: list[dict]) -> list[str]:
+    """Week by week through decide and the outbox: each week's messages sent, the second
+    week's (the escalation) dropped for mail before it goes; the decisions."""
+    from tests.alerting_env import judge_period
+
+    told = []
+    for k, per in enumerate(weeks):
+        now = T0 + timedelta(weeks=k)
+        alerts = judge_period(cfg, store, D0 + timedelta(weeks=k), per, now=now)
+        told += [a["decision"] for a in alerts]
+        if k == 1:
+            assert outbox.drop_delivery(store, alerts[0]["id"], "mail", now=now) == 1
+        outbox.dispatch_pending(cfg, store, now=now)
+    return told
+
+
+#: how long the episodes below lasted: from the onset to the last week of the change
+LASTED = "Varte 4 uker (2026-06-22 – 2026-07-20)"
+
+
 def test_the_end_of_a_fall_tells_each_target_the_fall_it_was_told(tmp_path, smtp_server,
                                                                  teams_server):
     """With ``alert_decreases``: the lab's small fall opens (to mail and Teams), customs
@@ -501,9 +521,10 @@ def test_the_end_of_a_fall_tells_each_target_the_fall_it_was_told(tmp_path, smtp
     ketamin — 2 kilder", a strong fall, "Alvorlighet: advarsel"; mail, which had the
     opening alone, "… — 1 kilde", the lab's small fall, "info", as a rise's end is told.
     Before, the end of a fall went as stored to both: the sources mail never heard of,
-    and "Alvorlighet: info" under the strong fall Teams had been told as "advarsel"."""
-    from tests.alerting_env import judge_period
-
+    and "Alvorlighet: info" under the strong fall Teams had been told as "advarsel".
+    Each end says how long the fall lasted and how low it went as its reader was told
+    it: mail the small fall of −30 % (week 28), Teams the strong one of −60 % (week 29).
+    Before, an end said neither."""
     cfg = make_config(tmp_path, target("mail", smtp_server.url())
                       + target("teams", teams_server.url()),
                       "\n[alerting]\nsend_resolved = true\nchart = false\n"
@@ -519,15 +540,7 @@ def test_the_end_of_a_fall_tells_each_target_the_fall_it_was_told(tmp_path, smtp
     weeks = [{"lab": fall("lab", 0, -0.3, -1)},
              {"lab": fall("lab", 1, -0.6, -2), "customs": fall("customs", 1, -0.6, -2)},
              {"customs": fall("customs", 2, -0.6, -2)}] + [{}] * 8
-    told = []
-    for k, per in enumerate(weeks):
-        now = T0 + timedelta(weeks=k)
-        alerts = judge_period(cfg, store, D0 + timedelta(weeks=k), per, now=now)
-        told += [a["decision"] for a in alerts]
-        if k == 1:
-            assert outbox.drop_delivery(store, alerts[0]["id"], "mail", now=now) == 1
-        outbox.dispatch_pending(cfg, store, now=now)
-    assert told == ["open", "escalate", "resolve"]
+    assert _told_weekly(cfg, store, weeks) == ["open", "escalate", "resolve"]
     wait_for(lambda: len(smtp_server.messages) == 2 and len(teams_server.payloads()) == 3,
              what="two emails and three cards")
     end = smtp_server.messages[1]
@@ -536,8 +549,68 @@ def test_the_end_of_a_fall_tells_each_target_the_fall_it_was_told(tmp_path, smtp
                  end.get_body(("html",)).get_content()):
         assert "liten nedgang" in body and "1 av 1 kilde sank" in body
         assert "Customs" not in body and "sterk nedgang" not in body and "advarsel" not in body
+        assert f"{LASTED}; lavest: liten nedgang, −30 % (uke 28)" in " ".join(body.split())
     card = json.dumps(teams_server.payloads()[2], ensure_ascii=False)
+    assert f'"text": "{LASTED}; lavest: sterk nedgang, −60 % (uke 29)"' in card
     assert "Avsluttet: Nedgang: ketamin — 2 kilder" in card
     assert '"Vurdering", "value": "sterk nedgang"' in card
     assert '"Alvorlighet", "value": "advarsel"' in card
+    store.close()
+
+
+@pytest.mark.parametrize("lang", ["no", "en"])
+def test_an_end_says_how_long_the_rise_lasted_and_how_high_it_went_as_told(
+        tmp_path, smtp_server, teams_server, lang):
+    """The lab's small rise opens (to mail and Teams); the lab and customs rise strongly
+    the week after (an escalation, which an operator drops for mail before it goes);
+    customs rises on a week more, then the rise ends. Each end says in one line how long
+    the rise lasted, from its onset to its last rising week, and how high it went as its
+    reader was told it: Teams the escalation's strong increase and +180 % (week 29),
+    mail the opening's small increase and +50 % (week 28), never a figure it was not
+    told. The subjects are the ends' as before. Before, an end gave the onset and the
+    figures last told, not how long the episode lasted nor its peak."""
+    make_config(tmp_path, target("mail", smtp_server.url())
+                + target("teams", teams_server.url()),
+                "\n[alerting]\nsend_resolved = true\nchart = false\n")
+    cfg = _language(tmp_path / "config.toml", lang)
+    store = Store.in_dir(cfg.state_dir)
+    for s in ("lab", "customs"):
+        seed_series(store, s)
+
+    def rise(src: str, w: int, rel: float, category: int) -> list:
+        return [finding(src, detected=D0 + timedelta(weeks=w), rel=rel, category=category)]
+
+    weeks = [{"lab": rise("lab", 0, 0.5, 1)},
+             {"lab": rise("lab", 1, 1.8, 2), "customs": rise("customs", 1, 1.8, 2)},
+             {"customs": rise("customs", 2, 1.2, 2)}] + [{}] * 8
+    assert _told_weekly(cfg, store, weeks) == ["open", "escalate", "resolve"]
+    no = lang == "no"
+    ended = "Avsluttet: " if no else "Ended: "
+
+    def sent(to: list, subject: str) -> list:
+        return [m for m in to if str(m["Subject"]).startswith(subject)]
+
+    wait_for(lambda: len(sent(smtp_server.messages, ended)) == 1,
+             what="the end by email")
+    told = ended + ("Sterk økning: ketamin — 2 kilder" if no else
+                    "Strong increase: ketamin — 2 sources")
+
+    def cards() -> list[str]:
+        return [json.dumps(p, ensure_ascii=False) for p in teams_server.payloads()]
+
+    wait_for(lambda: any(f'"text": "{told}"' in c for c in cards()),
+             what="the end in Teams")
+    lasted = (f"{LASTED}; høyest: " if no else
+              "Lasted 4 weeks (2026-06-22 – 2026-07-20); at its highest: ")
+    mail_peak = lasted + ("liten økning, +50 % (uke 28)" if no else
+                          "small increase, +50% (week 28)")
+    teams_peak = lasted + ("sterk økning, +180 % (uke 29)" if no else
+                           "strong increase, +180% (week 29)")
+    (end,) = sent(smtp_server.messages, ended)
+    assert end["Subject"] == ended + ("Liten økning: ketamin — 1 kilde" if no else
+                                      "Small increase: ketamin — 1 source")
+    for body in _bodies(end):
+        assert mail_peak in body and "180" not in body
+    (card,) = [c for c in cards() if f'"text": "{told}"' in c]
+    assert f'"text": "{teams_peak}"' in card
     store.close()

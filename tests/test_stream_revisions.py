@@ -589,7 +589,9 @@ def test_the_end_of_a_rise_does_not_name_a_source_its_correction_withdrew(
     each is told the end of the lab's rise, "Avsluttet: Liten økning: ketamin — 1 kilde",
     customs named nowhere, the lab's figures as last told; so too the Teams card. Before, both were told
     "Avsluttet: Sterk økning: ketamin — 2 kilder", "2 av 2 kilder økte", listing customs
-    again after its correction."""
+    again after its correction. Each end's peak is the lab's largest change that target
+    was told (ops: the opening's; the desk, whose first message was the escalation: its),
+    in the words left after the correction, not customs' withdrawn strong increase."""
     from warnd.alerting import outbox
 
     cfg = make_config(tmp_path, target("desk", smtp_server.url("desk@example.org"))
@@ -625,12 +627,20 @@ def test_the_end_of_a_rise_does_not_name_a_source_its_correction_withdrew(
         ["Liten økning", "Forverring", "Rettelse", "Avsluttet"]]
     told_lab = _lab_figures(by["ops@example.org"][1])  # the lab as last told, both
     assert told_lab == _lab_figures(by["desk@example.org"][0])
-    for end in (by["desk@example.org"][-1], by["ops@example.org"][-1]):
+    for got in by.values():
+        end = got[-1]
         assert end["Subject"] == "Avsluttet: Liten økning: ketamin — 1 kilde"
+        # how high it went: the lab's largest change that target was told, in the words
+        # left after the correction (desk: the escalation's; ops: the opening's)
+        changes = [_lab_figures(m).rsplit("(", 1)[1][:-1] for m in got[:-2]]
+        peak = max(changes, key=lambda c: int(c.strip("+ %").replace(" ", "")))
         for part in ("plain", "html"):
             body = " ".join(end.get_body((part,)).get_content().split())
             assert "1 av 1 kilde økte" in body and told_lab in body
             assert "Customs" not in body and "2 kilder" not in body
+            assert f"; høyest: liten økning, {peak} (uke " in body
+    assert len({g[-1].get_body(("plain",)).get_content().split("høyest")[1][:30]
+                for g in by.values()}) == 2  # each its own
     cards = [json.dumps(p, ensure_ascii=False) for p in teams_server.payloads()
              if "økning" in json.dumps(p, ensure_ascii=False)]
     assert "Avsluttet: Liten økning: ketamin — 1 kilde" in cards[-1]

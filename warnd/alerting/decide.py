@@ -22,6 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from detectors.base import SCALE, Finding, is_score, series_key
+from detectors.grid import infer_step
 from warnd.alerting import quiet
 from warnd.alerting.freshness import stale_data
 from warnd.alerting.localtime import local_day, wall_clock
@@ -809,7 +810,7 @@ def _rise_told(store: Store, substance: str, kind: str = "trend",
         "kind=? AND direction=? AND decision='open') AND EXISTS (SELECT 1 "
         f"FROM deliveries d WHERE d.alert_id=a.id AND {had('d')}) "
         "ORDER BY a.id", [substance, kind, direction, substance, kind, direction])
-    return rise_told([json.loads(r["data"] or "{}") for r in rows])
+    return rise_told([json.loads(r["data"] or "{}") for r in rows], direction)
 
 
 def _held_by(config: Config, substance: str, status: str) -> bool | str:
@@ -1260,6 +1261,13 @@ def _build_alert(
         "headlines": headlines,
         "stale": stale,
     }
+    if decision == "resolve":
+        # the episode in one line (:func:`warnd.alerting.wording.episode_line`): to its
+        # last rising period, in the steps of its series, at its peak as told (each
+        # target's as it was told it: :func:`warnd.alerting.render.as_told`)
+        data.update(last_at=data["detected_at"], step=_step_of(store, agree_dicts),
+                    peak={"category": told["category"] if told["agree"] else category,
+                          "change": told["change"], "at": told["change_at"]})
     digest = hashlib.sha256(
         json.dumps(
             [substance, lead.kind, lead.direction, decision,
@@ -1286,6 +1294,22 @@ def _build_alert(
         "data": data,
         "status": "muted" if _muted(config, substance) else "open",
     }
+
+
+def _step_of(store: Store, agree: list[dict[str, Any]]) -> str:
+    """The step of the series ``agree`` names (``day``, ``week``, ``month``: the
+    finest of them, as their latest periods give it; ``week`` when none has any)."""
+    steps = set()
+    for a in agree:
+        rows = store.q(
+            "SELECT period FROM observations WHERE source=? AND substance=? AND region=? "
+            "AND metric=? ORDER BY period DESC LIMIT 12",
+            [a.get("source"), a.get("substance"), a.get("region") or "",
+             a.get("metric") or "count"])
+        if len(rows) > 1:
+            steps.add(infer_step(sorted(date.fromisoformat(str(r["period"])[:10])
+                                        for r in rows)))
+    return next((s for s in ("day", "week", "month") if s in steps), "week")
 
 
 def _substance_alerting(

@@ -32,6 +32,7 @@ from warnd.alerting.wording import (
     agreement_words,
     corrected_line,
     disagree_labels,
+    episode_line,
     grew_line,
     link_lines,
     next_step,
@@ -227,6 +228,7 @@ def view(data: dict[str, Any], config: Any, *, alert_id: Any, title: str,
         "next_steps": next_steps,
         "resolved": resolved,
         "resolved_what": resolved_what,
+        "ended": episode_line(data, lang) if resolved else "",
         "corrected": corrected,
         "stale": stale,
     }
@@ -337,7 +339,8 @@ def as_told(data: dict[str, Any], told: list[dict[str, Any]]) -> dict[str, Any]:
     since their earliest onset, in the words and the severity of the strongest of them,
     detected when the latest of those figures was; a correction names its series as
     last told to that target, in words and a severity no stronger than the strongest of
-    them. So too a spike's and a fall's (whose strongest words are its lowest). An
+    them, and its peak (``peak``) as the strongest of them and the largest change they
+    told. So too a spike's and a fall's (whose strongest words are its lowest). An
     escalation of a rise says what grew beyond what those messages told
     (``told_before``: :func:`warnd.alerting.told.told_evidence`), not beyond what other
     targets were told. Unchanged when that is what the data says, or when the target was
@@ -364,8 +367,14 @@ def as_told(data: dict[str, Any], told: list[dict[str, Any]]) -> dict[str, Any]:
     stored = int(data.get("category") or 0)
     severity = rise["severity"] or data.get("severity")
     if data.get("decision") == "resolve":
-        if not heard or (heard == data.get("agree") and sign * category >= sign * stored
-                         and severity == data.get("severity")):
+        if not heard:
+            return data
+        # its peak as told to that target; how long it lasted is the episode's
+        peak = {"category": category, "change": rise["change"], "at": rise["change_at"]}
+        if "peak" in data and peak != data["peak"]:
+            data = {**data, "peak": peak}
+        if heard == data.get("agree") and sign * category >= sign * stored \
+                and severity == data.get("severity"):
             return data
         sources = {a.get("source") for a in heard}
         detected = [str(a["detected_at"]) for a in heard if a.get("detected_at")]

@@ -128,12 +128,16 @@ def rise_told(messages: list[dict[str, Any]], direction: Any = "increase"
     opening, escalations, reminders and corrections) told of the rise: each series'
     latest figures (``agree``, by series key), the earliest onset, the strongest category
     (the highest; of a fall, ``direction`` "decrease", the lowest) and the highest
-    severity (``severity``: "" when none). A correction withdraws its
+    severity (``severity``: "" when none), and the largest change any of them told
+    (``change``: a series' relative change, None when none) with the period it was
+    detected at (``change_at``). A correction withdraws its
     series: it is no longer told, and the messages that rested on it no longer give the
     words nor the severity (when none is left, they are the correction's, no stronger
-    than theirs); a later message naming the series again tells it again."""
+    than theirs) nor the largest change; a later message naming the series again tells
+    it again."""
     sign = strength_sign(direction)
     last: dict[str, dict[str, Any]] = {}
+    figures: list[dict[str, Any]] = []  # every series' figures told, oldest first
     # (series, category, onset, severity rank) per message
     heard: list[tuple[set[str], int, Any, int]] = []
     for m in messages:
@@ -143,6 +147,7 @@ def rise_told(messages: list[dict[str, Any]], direction: Any = "increase"
         if m.get("decision") == "correct":
             for k in series:
                 last.pop(k, None)
+            figures = [a for a in figures if str(a.get("series")) not in series]
             kept = [h for h in heard if not h[0] & series]
             if heard and not kept and last:
                 onsets = [h[2] for h in heard if h[2]]
@@ -153,12 +158,26 @@ def rise_told(messages: list[dict[str, Any]], direction: Any = "increase"
             continue
         for a in m.get("agree", []):
             last[str(a.get("series"))] = a
+        figures += m.get("agree", [])
         heard.append((series, category, m.get("onset"), rank))
     onsets = [h[2] for h in heard if h[2]]
     rank = max((h[3] for h in heard), default=-1)
+    largest = max((a for a in figures if _change(a) is not None),
+                  key=lambda a: abs(_change(a) or 0.0), default=None)
     return {"agree": last, "onset": min(onsets) if onsets else None,
             "category": sign * max((h[1] for h in heard), default=0),
-            "severity": SEVERITIES[rank] if rank >= 0 else ""}
+            "severity": SEVERITIES[rank] if rank >= 0 else "",
+            "change": _change(largest) if largest else None,
+            "change_at": largest.get("detected_at") if largest else None}
+
+
+def _change(a: dict[str, Any]) -> float | None:
+    """A series' relative change as told (None when it told none: not a number)."""
+    try:
+        x = float(a.get("relative_change"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(x) else x
 
 
 def strength_sign(direction: Any) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import date
 from typing import Any
 
 from detectors.base import SCALE
@@ -55,6 +56,13 @@ T = {
         "next_corrected": "Ingenting å gjøre: kilden har rettet tallene; nye endringer "
         "varsles som vanlig.",
         "resolved_body": "Episoden er over: ingen av kildene viser lenger {what}.",
+        "lasted": "Varte {n} {unit} ({start} – {end})",
+        "peak": ("høyest", "lavest"),
+        "steps": {"day": ("dag", "dager"), "week": ("uke", "uker"),
+                  "month": ("måned", "måneder")},
+        "week_no": "uke {n}",
+        "months": ("januar", "februar", "mars", "april", "mai", "juni", "juli", "august",
+                   "september", "oktober", "november", "desember"),
         "correct": "Rettelse",
         "corrected_body": "Tallene et tidligere varsel bygde på, er rettet av kilden. Med de "
         "rettede tallene viser {series} ikke lenger {what}: se bort fra det varselet sa om "
@@ -126,6 +134,13 @@ T = {
         "next_corrected": "Nothing to do: the source corrected its figures; further changes "
         "are told as usual.",
         "resolved_body": "The episode is over: no source shows a {what} any more.",
+        "lasted": "Lasted {n} {unit} ({start} – {end})",
+        "peak": ("at its highest", "at its lowest"),
+        "steps": {"day": ("day", "days"), "week": ("week", "weeks"),
+                  "month": ("month", "months")},
+        "week_no": "week {n}",
+        "months": ("January", "February", "March", "April", "May", "June", "July",
+                   "August", "September", "October", "November", "December"),
         "correct": "Correction",
         "corrected_body": "The figures an earlier alert rested on were corrected by the "
         "source. With the corrected figures {series} no longer shows {what}: disregard what "
@@ -324,6 +339,53 @@ def grew_line(data: dict[str, Any], lang: str) -> str:
     return str(t["grew"].format(parts="; ".join(parts))) if parts else ""
 
 
+def episode_line(data: dict[str, Any], lang: str) -> str:
+    """For the end of a substance's rise (spike, fall), the episode in one line: how
+    long it lasted, from its onset to its last rising period (``last_at``), in the steps
+    of its series (``step``: days, weeks, months), and its peak as its reader was told
+    it (``peak``: the strongest category, the largest change and the period of that
+    change) — "Varte 9 uker (2026-03-02 – 2026-05-04); høyest: sterk økning, +180 %
+    (uke 14)"; "" for any other message, or an end stored without them."""
+    if data.get("decision") != "resolve" or data.get("kind") not in ("trend", "spike") \
+            or not data.get("last_at") or not data.get("onset"):
+        return ""
+    t = T.get(lang, T["no"])
+    step = data.get("step") if data.get("step") in t["steps"] else "week"
+    try:
+        start = date.fromisoformat(str(data["onset"])[:10])
+        end = max(start, date.fromisoformat(str(data["last_at"])[:10]))
+    except ValueError:
+        return ""
+    n = max(1, (end.year - start.year) * 12 + end.month - start.month if step == "month"
+            else (end - start).days // (7 if step == "week" else 1))
+    line = str(t["lasted"].format(n=n, unit=t["steps"][step][n != 1],
+                                  start=start.isoformat(), end=end.isoformat()))
+    peak = data.get("peak") or {}
+    if "category" not in peak:
+        return line
+    words = [scale_words(int(peak["category"] or 0), lang)]
+    if peak.get("change") is not None:
+        words.append(percent(peak["change"], lang))
+    at = _period_words(peak.get("at"), step, lang)
+    high = t["peak"][data.get("direction") == "decrease" and data.get("kind") == "trend"]
+    return f"{line}; {high}: {', '.join(words)}" + (f" ({at})" if at else "")
+
+
+def _period_words(at: Any, step: str, lang: str) -> str:
+    """A period as people name it in a series of that step: "uke 14" ("week 14"),
+    "mars 2026", or the day ("" when there is none)."""
+    try:
+        d = date.fromisoformat(str(at)[:10])
+    except ValueError:
+        return ""
+    t = T.get(lang, T["no"])
+    if step == "week":
+        return str(t["week_no"].format(n=d.isocalendar().week))
+    if step == "month":
+        return f"{t['months'][d.month - 1]} {d.year}"
+    return d.isoformat()
+
+
 def disagree_labels(data: dict[str, Any], config: Any, lang: str) -> list[str]:
     """The sources without an increase, as people say them."""
     shares = set(data.get("disagree_shares") or ())
@@ -449,6 +511,8 @@ def render_text(data: dict[str, Any], lang: str = "no", alert_id: int | str = "I
     lines.append("")
     if data.get("decision") == "resolve":
         lines += [t["resolved_body"].format(what=head.lower()), ""]
+        if ended := episode_line(data, lang):
+            lines[-1:-1] = [ended]
     if data.get("decision") == "correct":
         lines += [corrected_line(data, config, lang), ""]
     stale = stale_lines(data, config, lang)
