@@ -36,6 +36,27 @@ def test_a_rise_whose_level_is_back_is_told_ended_within_weeks(tmp_path, smtp_se
                 if k.startswith("substance:") and v.get("open")]
 
 
+
+def test_the_end_says_in_weeks_how_long_the_rise_lasted_and_how_high_it_went(
+        tmp_path, smtp_server):
+    """The end's email says how long the rise lasted, in weeks (its weekly Trends
+    exports' periods are Sundays, the count table's Mondays: both weekly), from its
+    onset to its last rising week, and how high it went: the strongest words and the
+    largest change its messages told, with that change's week. Before, it said neither."""
+    r = run(Scenario.load(SCENARIO), tmp_path, smtp_server)
+    opening, end = r.about("kokain", "trend")
+    onset, last = (date.fromisoformat(end.data[k]) for k in ("onset", "last_at"))
+    assert end.decision == "resolve" and onset < last < end.sent_on
+    # the opening is the only message before the end
+    peak = max(opening.data["agree"], key=lambda a: abs(a["relative_change"]))
+    week = date.fromisoformat(peak["detected_at"]).isocalendar().week
+    (mail,) = [m for m in smtp_server.messages if m["Subject"] == end.title]
+    body = " ".join(mail.get_body(("plain",)).get_content().split())
+    assert (f"Varte {(last - onset).days // 7} uker ({onset} – {last}); høyest: "
+            f"{opening.data['category_words'][0]}, "
+            f"+{round(peak['relative_change'] * 100)} % (uke {week})") in body, body
+
+
 def test_the_digest_of_the_week_the_end_is_told_does_not_score_the_rise(
         tmp_path, smtp_server, capsys):
     """The week the rise's end is told, the digest's table does not call cocaine a strong
