@@ -567,11 +567,14 @@ def test_an_end_says_how_long_the_rise_lasted_and_how_high_it_went_as_told(
     the rise lasted, from its onset to its last rising week, and how high it went as its
     reader was told it: Teams the escalation's strong increase and +180 % (week 29),
     mail the opening's small increase and +50 % (week 28), never a figure it was not
-    told. The subjects are the ends' as before. Before, an end gave the onset and the
-    figures last told, not how long the episode lasted nor its peak."""
+    told; so does each target's daily digest that lists the end. The subjects are the
+    ends' as before. Before, an end gave the onset and the figures last told, not how
+    long the episode lasted nor its peak."""
     make_config(tmp_path, target("mail", smtp_server.url())
                 + target("teams", teams_server.url()),
-                "\n[alerting]\nsend_resolved = true\nchart = false\n")
+                "\n[alerting]\nsend_resolved = true\nchart = false\n"
+                '\n[alerting.digest]\nschedule = "daily"\nat = "08:00"\n'
+                'targets = ["mail", "teams"]\n')
     cfg = _language(tmp_path / "config.toml", lang)
     store = Store.in_dir(cfg.state_dir)
     for s in ("lab", "customs"):
@@ -585,21 +588,24 @@ def test_an_end_says_how_long_the_rise_lasted_and_how_high_it_went_as_told(
              {"customs": rise("customs", 2, 1.2, 2)}] + [{}] * 8
     assert _told_weekly(cfg, store, weeks) == ["open", "escalate", "resolve"]
     no = lang == "no"
+    digest = "Dagsoversikt" if no else "Daily digest"
     ended = "Avsluttet: " if no else "Ended: "
 
     def sent(to: list, subject: str) -> list:
         return [m for m in to if str(m["Subject"]).startswith(subject)]
 
-    wait_for(lambda: len(sent(smtp_server.messages, ended)) == 1,
-             what="the end by email")
+    wait_for(lambda: len(sent(smtp_server.messages, ended)) == 1
+             and any(ended in str(m) for m in sent(smtp_server.messages, digest)),
+             what="the end and the digest listing it by email")
     told = ended + ("Sterk økning: ketamin — 2 kilder" if no else
                     "Strong increase: ketamin — 2 sources")
 
     def cards() -> list[str]:
         return [json.dumps(p, ensure_ascii=False) for p in teams_server.payloads()]
 
-    wait_for(lambda: any(f'"text": "{told}"' in c for c in cards()),
-             what="the end in Teams")
+    wait_for(lambda: any(f'"text": "{told}"' in c for c in cards())
+             and any(digest in c and told in c for c in cards()),
+             what="the end and the digest listing it in Teams")
     lasted = (f"{LASTED}; høyest: " if no else
               "Lasted 4 weeks (2026-06-22 – 2026-07-20); at its highest: ")
     mail_peak = lasted + ("liten økning, +50 % (uke 28)" if no else
@@ -611,6 +617,11 @@ def test_an_end_says_how_long_the_rise_lasted_and_how_high_it_went_as_told(
                                       "Small increase: ketamin — 1 source")
     for body in _bodies(end):
         assert mail_peak in body and "180" not in body
+    (listed,) = [m for m in sent(smtp_server.messages, digest) if ended in str(m)]
+    text = listed.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert f"{end['Subject']}\n    {mail_peak}\n" in text and "180" not in text
     (card,) = [c for c in cards() if f'"text": "{told}"' in c]
     assert f'"text": "{teams_peak}"' in card
+    (listing,) = [c for c in cards() if digest in c and told in c]
+    assert f"{told}\\n    {teams_peak}\\n" in listing
     store.close()

@@ -252,9 +252,13 @@ def build(config: Config, store: Store, *, end: datetime,
             "d.delivered_at <= ?) ORDER BY id", [after_id, iso(since), iso(end)])
         changed = [a for a in late if a["id"] not in listed] + changed
     openings = _read_as_openings(config, store, [a["id"] for a in changed])
+    ended = {k: v[1] for k, v in _ends_as_told(config, store, [a["id"] for a in changed],
+                                               None).items()}
     tz = ZoneInfo(config.general.timezone)
     for a in changed:
         a["opened_for"], a["opening_title"] = openings.get(a["id"], ([], None))
+        if ended.get(a["id"]):  # an end: how long the episode lasted, how high it went
+            a["ended"] = ended[a["id"]]
         # the local day it was made, as the title names days
         a["created_on"] = local_day(a["created_at"], tz)
     return {
@@ -311,31 +315,36 @@ def _read_as_openings(config: Config, store: Store, ids: list[int], target: str 
     return got
 
 
-def _ends_as_told(config: Config, store: Store, ids: list[int], target: str
-                  ) -> dict[int, str]:
+def _ends_as_told(config: Config, store: Store, ids: list[int], target: str | None
+                  ) -> dict[int, tuple[str, str]]:
     """Of the alerts ``ids``, the ends and corrections of a rise (a spike, a fall) that
-    ``target`` got told otherwise than stored, as it was told the rise
-    (:func:`warnd.alerting.render.as_told`): per alert the title that target got."""
+    went out to ``target`` (to anyone: None), as that target was told the rise
+    (:func:`warnd.alerting.render.as_told`; as stored for None): per alert the title that
+    target got and, of an end, the episode's line
+    (:func:`warnd.alerting.wording.episode_line`)."""
     from warnd.alerting.render import as_told
     from warnd.alerting.told import told_to_target
-    from warnd.alerting.wording import render_text
+    from warnd.alerting.wording import episode_line, render_text
 
-    got: dict[int, str] = {}
+    lang = config.general.language
+    got: dict[int, tuple[str, str]] = {}
     for chunk in range(0, len(ids), 500):
         part = ids[chunk:chunk + 500]
         rows = store.q(
-            "SELECT a.id, a.data, a.substance, a.kind, a.direction, a.decision FROM alerts a "
-            f"JOIN deliveries d ON d.alert_id = a.id WHERE a.id IN ({','.join('?' * len(part))})"
-            " AND a.kind IN ('trend', 'spike')"
-            " AND a.decision IN ('resolve', 'correct') AND d.target = ?"
-            f" AND {went_out('d')} ORDER BY a.id", [*part, target])
+            "SELECT DISTINCT a.id, a.data, a.substance, a.kind, a.direction, a.decision "
+            "FROM alerts a JOIN deliveries d ON d.alert_id = a.id WHERE a.id IN "
+            f"({','.join('?' * len(part))}) AND a.kind IN ('trend', 'spike')"
+            " AND a.decision IN ('resolve', 'correct')"
+            + (" AND d.target = ?" if target is not None else "")
+            + f" AND {went_out('d')} ORDER BY a.id",
+            [*part, *([target] if target is not None else [])])
         for r in rows:
             data = json.loads(r["data"] or "{}")
-            told = as_told(data, told_to_target(store, {**r, "alert_id": r["id"],
-                                                        "target": target}))
-            if told is not data:
-                got[r["id"]] = render_text(told, config.general.language, r["id"],
-                                           config=config)[0]
+            if target is not None:
+                data = as_told(data, told_to_target(store, {**r, "alert_id": r["id"],
+                                                            "target": target}))
+            got[r["id"]] = (render_text(data, lang, r["id"], config=config)[0],
+                            episode_line(data, lang))
     return got
 
 
@@ -379,11 +388,13 @@ def for_target(config: Config, store: Store, data: dict[str, Any], target: str,
     changed = data.get("changed") or []
     ids = [int(a["id"]) for a in changed if str(a.get("id", "")).isdigit()]
     titles = {k: v[1] for k, v in _read_as_openings(config, store, ids, target).items()}
-    titles.update(_ends_as_told(config, store, ids, target))
+    ends = _ends_as_told(config, store, ids, target)
+    titles.update({k: v[0] for k, v in ends.items()})
     if not titles:
         return data
-    told = [{**a, "title": titles[a["id"]]} if a.get("id") in titles else a
-            for a in changed]
+    told = [{**{k: v for k, v in a.items() if k != "ended"}, "title": titles[a["id"]],
+             **({"ended": ends[a["id"]][1]} if ends.get(a["id"], ("", ""))[1] else {})}
+            if a.get("id") in titles else a for a in changed]
     out = {**data, "changed": told}
     out["text"] = render(out, config.general.language)[1]
     return out
@@ -425,6 +436,8 @@ def render(data: dict[str, Any], lang: str) -> tuple[str, str]:
             # a digest stored before `created_on` was kept: the UTC day
             day = a.get("created_on") or a["created_at"][:10]
             lines.append(f"  - #{a['id']} {day} {a['title']}")
+            if a.get("ended"):
+                lines.append(f"    {a['ended']}")
     lines += [
         "",
         (
