@@ -9,10 +9,11 @@ writes its change and a row in the ``actions`` table in one transaction.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from warnd.alerting.told import NOT_JOINED
+from warnd.alerting.told import NOT_JOINED, rise_told
 from warnd.store import Store, iso
 
 
@@ -76,6 +77,55 @@ def _same_news(db: Any, alert_id: int) -> list[int]:
         "status='open' AND decision IN ('open', 'escalate', 'repeat') ORDER BY id",
         (*row[:3], start if start is not None else head,
          after if after is not None else 2**62, alert_id)).fetchall()]
+
+
+def handled(store: Store, alert_id: int) -> dict[str, Any] | None:
+    """What became of an alert before someone acts on it (a link's confirmation page,
+    `warnd alerts ack`); None when there is no such alert. ``acked_by`` and ``acked_at``:
+    who acknowledged it first and when (None when nobody has); ``over``: None while its
+    episode goes on, else ``{"how": "ended" | "withdrawn", "at", "alert_id"}`` — ended (an
+    end told, or a later episode opened, or its alerts resolved without a message:
+    ``at`` and ``alert_id`` None), or withdrawn by a correction that left nothing of it
+    (``alert_id`` the correction's)."""
+    rows = store.q("SELECT id, substance, kind, direction, source, decision, status, "
+                   "acked_by, acked_at FROM alerts WHERE id=?", [alert_id])
+    if not rows:
+        return None
+    a = rows[0]
+    over = _episode_over(store, a)
+    if over is None and a["status"] == "resolved" and a["decision"] != "correct":
+        over = {"how": "ended", "at": None, "alert_id": None}
+    return {"acked_by": a["acked_by"], "acked_at": a["acked_at"], "over": over}
+
+
+def _episode_over(store: Store, a: dict[str, Any]) -> dict[str, Any] | None:
+    """How the episode of alert ``a`` ended, as its later messages tell: of a substance's
+    rise (spike, fall) an end, a correction leaving none of its sources (:func:`rise_told`)
+    or a new opening; of a source's failure its recovery."""
+    if a["kind"] == "source_health":
+        rows = store.q("SELECT id, created_at FROM alerts WHERE kind='source_health' AND "
+                       "source=? AND decision='resolve' AND id >= ? ORDER BY id LIMIT 1",
+                       [a["source"], a["id"]])
+        return {"how": "ended", "at": rows[0]["created_at"], "alert_id": rows[0]["id"]
+                } if rows else None
+    if a["kind"] not in ("trend", "spike") or not a["substance"]:
+        return None
+    episode = "substance=? AND kind=? AND direction IS ?"
+    key = (a["substance"], a["kind"], a["direction"])
+    start = store.q(f"SELECT MAX(id) AS id FROM alerts WHERE {episode} AND id <= ? AND "
+                    f"decision='open' AND {NOT_JOINED}", [*key, a["id"]])[0]["id"]
+    told: list[dict[str, Any]] = []
+    for m in store.q(f"SELECT id, decision, created_at, data FROM alerts WHERE {episode} "
+                     f"AND id >= ? AND {NOT_JOINED} ORDER BY id",
+                     [*key, start if start is not None else a["id"]]):
+        if m["decision"] == "open" and m["id"] > a["id"]:
+            return {"how": "ended", "at": None, "alert_id": None}
+        if m["decision"] == "resolve":
+            return {"how": "ended", "at": m["created_at"], "alert_id": m["id"]}
+        told.append(json.loads(m["data"] or "{}"))
+        if m["decision"] == "correct" and not rise_told(told, a["direction"])["agree"]:
+            return {"how": "withdrawn", "at": m["created_at"], "alert_id": m["id"]}
+    return None
 
 
 def add_silence(
