@@ -8,14 +8,18 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import httpx
+import numpy as np
 import pytest
 
 from tests.alerting_env import finding, make_config, seed_series, target
 from tests.servers import free_port, wait_for
+from tests.test_stream_staff import Weeks, _level
 from tests.webkit import Console, warnd
 from warnd.alerting import decide, outbox
+from warnd.alerting.localtime import wall_clock
 from warnd.config import load_config
 from warnd.service.health import collect_status
 from warnd.store import Store
@@ -106,10 +110,6 @@ def test_acknowledging_the_rise_after_its_reminder_came_ends_the_reminders(tmp_p
     an acknowledgement of the latest message (the reminder, which she had not opened)
     counted: the rise was reminded of every four weeks for as long as it lasted, each
     reminder one more open alert."""
-    import numpy as np
-
-    from tests.test_stream_staff import Weeks, _level
-
     weeks, rise = 122, 100
     lab = [int(x) for x in np.random.default_rng(3).poisson(_level(weeks, (rise, weeks)))]
     run = Weeks(tmp_path, lab, "\n[detection]\nrepeat_after_periods = 4\n"
@@ -290,10 +290,7 @@ def test_a_reminder_waiting_for_the_morning_is_not_sent_once_the_rise_is_acknowl
     console. On Monday the reminder is not sent: its delivery is dropped, saying why,
     and nothing more is reminded of while the rise goes on. Before, the reminder of an
     acknowledged rise went out on Monday morning."""
-    import numpy as np
-
     from tests.scenario import START
-    from tests.test_stream_staff import Weeks, _level
 
     weeks, rise = 116, 100
     lab = [int(x) for x in np.random.default_rng(3).poisson(_level(weeks, (rise, weeks)))]
@@ -596,3 +593,44 @@ def test_a_silence_from_a_message_ended_early_is_in_the_alert_s_history(desk, sm
                     data={"csrf": _csrf(ola.get("/alerts").text)}).status_code == 303
     assert store.silences(active_only=True) == []
     assert history() == ["ola (web): expire_silence", "kari (link): silence"]
+
+
+def _handled_lines(html: str) -> list[str]:
+    return re.findall(r'<p class="handled">([^<]*)</p>', html)
+
+
+def test_a_demp_link_a_colleague_followed_says_so_before_confirming_in_the_desk_s_language(
+        desk, smtp_server):
+    """Ketamine's rise is mailed to the desk. Kari follows its "Demp 14 dager" link and
+    confirms, then acknowledges the alert in the console. Ola opens the same link: the
+    page says, before he confirms, that Kari acknowledged the alert (when) and silenced
+    it (until when); confirming finds her silence rather than adding one. The desk then
+    switches the console to English: the pages say it in English, and the "Kvitter"
+    link's page adds that confirming changes nothing. Before, both pages only asked."""
+    cfg, store, console = desk
+    a, ack_link = _mailed_rise(cfg, store, smtp_server)
+    text = smtp_server.messages[0].get_body(("plain",)).get_content()
+    (link,) = re.findall(r"Demp 14 dager: (\S+)", text)
+    kari, ola = _login(console, KARI), _login(console, OLA)
+    confirm = kari.get(link.removeprefix(console.url))
+    assert _handled_lines(confirm.text) == []
+    assert kari.post(link.removeprefix(console.url),
+                     data={"csrf": _csrf(confirm.text)}).status_code == 200
+    page = kari.get(f"/alerts/{a['id']}").text
+    assert kari.post(f"/alerts/{a['id']}/ack", data={"csrf": _csrf(page)}).status_code == 303
+    (s,) = store.silences(active_only=True)
+    (acked,) = store.q("SELECT acked_at FROM alerts WHERE id=?", [a["id"]])
+    tz = ZoneInfo(cfg.general.timezone)
+    at, until = wall_clock(acked["acked_at"], tz), wall_clock(s["until"], tz)[:10]
+    confirm = ola.get(link.removeprefix(console.url))
+    assert _handled_lines(confirm.text) == [f"Allerede kvittert av kari {at}.",
+                                            f"Allerede dempet av kari til {until}."]
+    done = ola.post(link.removeprefix(console.url), data={"csrf": _csrf(confirm.text)})
+    assert f"er dempet til {until} av kari." in done.text
+    assert [x["id"] for x in store.silences(active_only=True)] == [s["id"]]
+    cfg.path.write_text(cfg.path.read_text().replace(
+        'log_level = "DEBUG"', 'log_level = "DEBUG"\nlanguage = "en"'))
+    assert _handled_lines(ola.get(link.removeprefix(console.url)).text) == [
+        f"Already acknowledged by kari on {at}.", f"Already silenced by kari until {until}."]
+    assert _handled_lines(ola.get(ack_link.removeprefix(console.url)).text) == [
+        f"Already acknowledged by kari on {at}. Confirming changes nothing."]

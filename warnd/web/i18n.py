@@ -34,7 +34,14 @@ TEXT: dict[str, dict[str, str]] = {
         "confirm": "Bekreft", "confirm_ack": "Kvittere for varsel "
         "#{id}: {title}?", "confirm_silence": "Dempe «{label}» i 14 dager (varsel #{id}: "
         "{title})?", "done_ack": "Varsel #{id} er kvittert av {who}.", "done_silence":
-        "«{label}» er dempet til {until} av {who}.", "link_expired": "Lenken er utløpt. "
+        "«{label}» er dempet til {until} av {who}.",
+        "already_acked": "Allerede kvittert av {who} {when}.",
+        "ack_again": "Å bekrefte endrer ingenting.",
+        "already_silenced": "Allerede dempet av {who} til {until}.",
+        "was_ended": "Hendelsen er over.",
+        "was_ended_at": "Hendelsen er over: slutten ble meldt {when} (varsel #{id}).",
+        "was_withdrawn_at": "Trukket tilbake: kilden rettet tallene varselet bygde på, og "
+        "rettelsen ble meldt {when} (varsel #{id}).", "link_expired": "Lenken er utløpt. "
         "Åpne varselet i konsollet i stedet.", "link_invalid": "Lenken er ugyldig.",
         "forbidden": "Din rolle kan ikke gjøre dette.", "csrf": "Skjemaet var utløpt eller "
         "ugyldig. Last siden på nytt og prøv igjen.", "login_needed": "Du må logge inn.",
@@ -86,7 +93,15 @@ TEXT: dict[str, dict[str, str]] = {
         "confirm": "Confirm", "confirm_ack": "Acknowledge alert #{id}: "
         "{title}?", "confirm_silence": "Silence “{label}” for 14 days (alert #{id}: {title})?",
         "done_ack": "Alert #{id} acknowledged by {who}.", "done_silence": "“{label}” silenced "
-        "until {until} by {who}.", "link_expired": "The link has expired. Open the alert in "
+        "until {until} by {who}.",
+        "already_acked": "Already acknowledged by {who} on {when}.",
+        "ack_again": "Confirming changes nothing.",
+        "already_silenced": "Already silenced by {who} until {until}.",
+        "was_ended": "Its episode has ended.",
+        "was_ended_at": "Its episode has ended: the end was told on {when} (alert #{id}).",
+        "was_withdrawn_at": "Withdrawn: the source corrected the figures the alert rested "
+        "on, and the correction was told on {when} (alert #{id}).",
+        "link_expired": "The link has expired. Open the alert in "
         "the console instead.", "link_invalid": "The link is not valid.", "forbidden":
         "Your role may not do this.", "csrf": "The form had expired or was invalid. Reload "
         "the page and try again.", "login_needed": "Please log in.", "login_failed":

@@ -78,7 +78,9 @@ def show_alert(request: Request, who: dict[str, Any], store: Any) -> Response:
                                     next_steps=False)[1]
         except (KeyError, TypeError, ValueError):
             pass  # an alert written by an older warnd: its stored body
-    return web.page(request, who, "alert.html", title=f"#{aid}", a=a,
+    # who acknowledged it is on the page already; whether its episode goes on, not
+    over = over_words(web, (actions.handled(store, aid) or {}).get("over"))
+    return web.page(request, who, "alert.html", title=f"#{aid}", a=a, notes=over,
                     history=actions.history(store, alert_id=aid))
 
 
@@ -184,11 +186,17 @@ def action_link(request: Request, who: dict[str, Any], store: Any) -> Response:
     label = (joined([web.cfg.substance_label(s) for s in subs], web.lang) if subs
              else a["title"])
     what = payload["do"]
+    reason = f"#{aid}: {a['title']}"[:500]  # of the silences the link makes
     if request.method == "GET":
         key = "confirm_ack" if what == "ack" else "confirm_silence"
+        notes = handled_notes(web, store, aid, acking=what == "ack")
+        if what != "ack":  # the link followed before: confirming finds that silence
+            notes += [web.t["already_silenced"].format(who=s["created_by"], until=web.when(
+                s["until"])[:10]) for s in store.silences(active_only=True)
+                if s["reason"] == reason][-1:]
         return web.page(request, who, "confirm.html", title=web.t["confirm"],
                         question=web.t[key].format(id=aid, title=a["title"], label=label),
-                        token=request.path_params["token"], a=a,
+                        notes=notes, token=request.path_params["token"], a=a,
                         allowed=allowed(who, "operator"))
     if not allowed(who, "operator"):
         return web.error(request, who, 403, "forbidden")
@@ -206,12 +214,35 @@ def action_link(request: Request, who: dict[str, Any], store: Any) -> Response:
         # source — never a silence of no field, which would match everything
         whats = ([{"substance": s} for s in subs] if subs
                  else [{"substance": None, "kind": a["kind"], "source": a["source"] or None}])
-        reason = f"#{aid}: {a['title']}"[:500]
         with store.write():  # asked and added in one transaction: two at once make one
             by, ends = _silence_from_link(store, whats, until, reason, who["name"], aid, now)
         msg = web.t["done_silence"].format(label=label, who=by, until=web.when(ends)[:10])
     return web.page(request, who, "message.html", title=web.t["confirm"], message=msg,
                     link=f"/alerts/{aid}")
+
+
+def handled_notes(web: Any, store: Any, aid: int, *, acking: bool) -> list[str]:
+    """What became of alert ``aid`` already, in words, for one about to act on it: who
+    acknowledged it and when (and, ``acking``, that confirming changes nothing), and
+    whether its episode has ended or a correction withdrew it
+    (:func:`warnd.alerting.actions.handled`)."""
+    st = actions.handled(store, aid)
+    if st is None:
+        return []
+    t, notes = web.t, []
+    if st["acked_by"]:
+        notes.append(t["already_acked"].format(who=st["acked_by"], when=web.when(
+            st["acked_at"])) + (" " + t["ack_again"] if acking else ""))
+    return notes + over_words(web, st["over"])
+
+
+def over_words(web: Any, over: dict[str, Any] | None) -> list[str]:
+    """That an alert's episode has ended, or a correction withdrew it (when told, and
+    the alert that told it), in the console's words; nothing while it goes on."""
+    if over is None:
+        return []
+    key = f"was_{over['how']}" + ("_at" if over["at"] else "")
+    return [web.t[key].format(when=web.when(over["at"]), id=over["alert_id"])]
 
 
 def _silence_from_link(store: Any, whats: list[dict[str, Any]], until: datetime,
