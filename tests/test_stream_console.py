@@ -595,8 +595,161 @@ def test_a_silence_from_a_message_ended_early_is_in_the_alert_s_history(desk, sm
     assert history() == ["ola (web): expire_silence", "kari (link): silence"]
 
 
+def _weekly_desk(tmp_path, smtp_server, lab: list[int]):
+    """The lab's ketamine counts week by week through the real pipeline, its messages
+    mailed to the desk (ends too), operators kari and ola made by `warnd user add`, and
+    ``warnd web`` on the port the messages' links point to: (weeks, console)."""
+    port = free_port()
+    run = Weeks(tmp_path, lab, target("mail", smtp_server.url())
+                + "\n[alerting]\nsend_resolved = true\n"
+                + f'\n[web]\nsecure_cookies = false\nbase_url = "http://127.0.0.1:{port}"\n')
+    for name, pw in (KARI, OLA):
+        r = warnd(run.cfg.path, run.cfg.state_dir, "user", "add", name, "--role",
+                  "operator", "--password-stdin", stdin=pw + "\n")
+        assert r.returncode == 0, r.stderr
+    console = Console(run.cfg.path, run.cfg.state_dir, port)
+    console.browsers = []
+    return run, console
+
+
+def _link_of(smtp_server, aid: int, button: str = "Kvitter") -> str:
+    """The ``button`` link of the email that told alert ``aid``."""
+    wait_for(lambda: any(f"#{aid}" in m.get_body(("plain",)).get_content()
+                         for m in smtp_server.messages), what=f"the email of #{aid}")
+    (text,) = [t for t in (m.get_body(("plain",)).get_content() for m in smtp_server.messages)
+               if f"#{aid}" in t]
+    return re.findall(rf"{button}: (\S+)", text)[0]
+
+
 def _handled_lines(html: str) -> list[str]:
     return re.findall(r'<p class="handled">([^<]*)</p>', html)
+
+
+def test_a_kvitter_link_to_a_rise_a_colleague_acknowledged_and_that_ended_says_so_first(
+        tmp_path, smtp_server):
+    """Ketamine rises in the lab's counts and the rise is mailed to the desk. Kari
+    follows the email's "Kvitter" link and confirms. The rise goes on, then ends, and
+    its end is mailed. Weeks later Ola, going through his mail, follows the same link:
+    the page asks him to confirm and says, before he does, that Kari acknowledged the
+    alert (and when), that confirming changes nothing, and that the rise has ended (when
+    its end was told, and its alert). He confirms anyway: Kari's acknowledgement stands.
+    In the shell, `warnd alerts ack` of the alert exits 0 as before and names Kari, her
+    time and the end. Before, the page only asked, and the command only said
+    "acknowledged", as if Ola had been the first and the rise still went on."""
+    weeks, rise, calm = 150, 100, 112
+    lab = [int(x) for x in np.random.default_rng(3).poisson(
+        _level(weeks, (rise, calm)))]
+    run, console = _weekly_desk(tmp_path, smtp_server, lab)
+    w = rise - 2
+    while not run.told:
+        run.run(w)
+        w += 1
+    (opening,) = [aid for _, d, aid in run.told if d == "open"]
+    link = _link_of(smtp_server, opening)
+    console.start()
+    try:
+        kari = _login(console, KARI)
+        confirm = kari.get(link.removeprefix(console.url))
+        assert _handled_lines(confirm.text) == []  # nobody acted on it yet; it goes on
+        assert kari.post(link.removeprefix(console.url),
+                         data={"csrf": _csrf(confirm.text)}).status_code == 200
+        while "resolve" not in [d for _, d, _ in run.told] and w < weeks:
+            run.run(w)
+            w += 1
+        (end,) = [aid for _, d, aid in run.told if d == "resolve"]
+        store = Store.in_dir(run.cfg.state_dir)
+        try:
+            (first,) = store.q("SELECT acked_by, acked_at FROM alerts WHERE id=?", [opening])
+            (ended,) = store.q("SELECT created_at FROM alerts WHERE id=?", [end])
+        finally:
+            store.close()
+        assert first["acked_by"] == "kari"
+        ola = _login(console, OLA)
+        confirm = ola.get(link.removeprefix(console.url))
+        assert confirm.status_code == 200
+        kari_at, end_at = (wall_clock(t, ZoneInfo(run.cfg.general.timezone))
+                           for t in (first["acked_at"], ended["created_at"]))
+        assert _handled_lines(confirm.text) == [
+            f"Allerede kvittert av kari {kari_at}. Å bekrefte endrer ingenting.",
+            f"Hendelsen er over: slutten ble meldt {end_at} (varsel #{end})."]
+        assert 'name="csrf"' in confirm.text  # still safe to confirm
+        done = ola.post(link.removeprefix(console.url), data={"csrf": _csrf(confirm.text)})
+        assert f"Varsel #{opening} er kvittert av kari." in done.text
+        assert f"Hendelsen er over: slutten ble meldt {end_at}" in ola.get(
+            f"/alerts/{opening}").text
+    finally:
+        for c in console.browsers:
+            c.close()
+        console.stop()
+    r = warnd(run.cfg.path, run.cfg.state_dir, "alerts", "ack", str(opening), "--by", "ola")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        f"alert {opening} acknowledged",
+        f"  already acknowledged by kari at {kari_at}: that acknowledgement is kept",
+        f"  its episode has ended at {end_at} (alert {end})"]
+    store = Store.in_dir(run.cfg.state_dir)
+    try:
+        assert store.q("SELECT acked_by, acked_at FROM alerts WHERE id=?", [opening]) == [
+            first]
+    finally:
+        store.close()
+
+
+def test_a_kvitter_link_to_a_rise_revised_away_says_it_was_withdrawn_first(
+        tmp_path, smtp_server):
+    """Ketamine's rise in the lab's counts is mailed to the desk, and Kari acknowledges
+    it in the shell (`warnd alerts ack`). The next week the lab revises those weeks back
+    to the usual level: a correction is mailed, and nothing is left of the rise. Ola then
+    follows the rise's "Kvitter" link: before he confirms, the page says Kari
+    acknowledged it and that it was withdrawn by a correction (when, which alert);
+    `warnd alerts ack` says so too. Before, neither said anything but "acknowledged"."""
+    weeks, rise = 110, 100
+    usual = [int(x) for x in np.random.default_rng(3).poisson(_level(weeks))]
+    risen = usual[:rise] + [int(x) for x in np.random.default_rng(6).poisson(
+        15.0, weeks - rise)]
+    run, console = _weekly_desk(tmp_path, smtp_server, risen)
+    w = rise - 2
+    while not run.told:
+        run.run(w)
+        w += 1
+    (opening,) = [aid for _, d, aid in run.told if d == "open"]
+    r = warnd(run.cfg.path, run.cfg.state_dir, "alerts", "ack", str(opening), "--by", "kari")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [f"alert {opening} acknowledged"]  # the first; it goes on
+    run.lab = usual  # the lab's weeks revised: no rise at all
+    run.run(w)
+    (correction,) = [aid for _, d, aid in run.told if d == "correct"]
+    link = _link_of(smtp_server, opening)
+    _link_of(smtp_server, correction, "Åpne")  # the correction was mailed
+    store = Store.in_dir(run.cfg.state_dir)
+    try:
+        (first,) = store.q("SELECT acked_by, acked_at FROM alerts WHERE id=?", [opening])
+        (told,) = store.q("SELECT created_at FROM alerts WHERE id=?", [correction])
+    finally:
+        store.close()
+    tz = ZoneInfo(run.cfg.general.timezone)
+    kari_at, told_at = wall_clock(first["acked_at"], tz), wall_clock(told["created_at"], tz)
+    console.start()
+    try:
+        ola = _login(console, OLA)
+        confirm = ola.get(link.removeprefix(console.url))
+        assert _handled_lines(confirm.text) == [
+            f"Allerede kvittert av kari {kari_at}. Å bekrefte endrer ingenting.",
+            "Trukket tilbake: kilden rettet tallene varselet bygde på, og rettelsen ble "
+            f"meldt {told_at} (varsel #{correction})."]
+        done = ola.post(link.removeprefix(console.url), data={"csrf": _csrf(confirm.text)})
+        assert f"Varsel #{opening} er kvittert av kari." in done.text
+    finally:
+        for c in console.browsers:
+            c.close()
+        console.stop()
+    r = warnd(run.cfg.path, run.cfg.state_dir, "alerts", "ack", str(opening), "--by", "ola")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        f"alert {opening} acknowledged",
+        f"  already acknowledged by kari at {kari_at}: that acknowledgement is kept",
+        "  withdrawn by a correction of the figures it rested on at "
+        f"{told_at} (alert {correction})"]
 
 
 def test_a_demp_link_a_colleague_followed_says_so_before_confirming_in_the_desk_s_language(

@@ -498,15 +498,9 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     store = Store.in_dir(cfg.state_dir)
     try:
         if getattr(args, "alerts_cmd", None) == "ack":
-            # as the console does it: the first acknowledgement is kept, and logged
-            from warnd.alerting.actions import ack_alert
-            from warnd.alerting.commands import cli_user
+            from warnd.alerting.commands import cmd_ack
 
-            if not ack_alert(store, args.id, who=args.by or cli_user(), via="cli"):
-                print(f"no alert with id {args.id}", file=sys.stderr)
-                return 1
-            print(f"alert {args.id} acknowledged")
-            return 0
+            return cmd_ack(args, store, cfg.general.timezone)
         rows = store.alerts(limit=args.limit)
         if args.json:
             for r in rows:

@@ -165,6 +165,37 @@ def cli_user() -> str:
         return "cli"
 
 
+def cmd_ack(args: argparse.Namespace, store: Store, timezone: str) -> int:
+    """``warnd alerts ack ID``: acknowledge as the console does (the first
+    acknowledgement is kept, and logged), and say what became of the alert before:
+    who acknowledged it first and when, and whether its episode has ended or was
+    withdrawn (:func:`warnd.alerting.actions.handled`). Exit 0 either way; 1 when there
+    is no such alert."""
+    from zoneinfo import ZoneInfo
+
+    from warnd.alerting.actions import ack_alert, handled
+    from warnd.alerting.localtime import wall_clock
+    from warnd.store import iso
+
+    now, who = datetime.now(UTC), args.by or cli_user()
+    if not ack_alert(store, args.id, who=who, via="cli", now=now):
+        print(f"no alert with id {args.id}", file=sys.stderr)
+        return 1
+    print(f"alert {args.id} acknowledged")
+    st = handled(store, args.id) or {}
+    tz = ZoneInfo(timezone)  # as the console shows it, not in UTC
+    if st.get("acked_at") and (st["acked_by"], st["acked_at"]) != (who, iso(now)):
+        print(f"  already acknowledged by {st['acked_by']} at "
+              f"{wall_clock(st['acked_at'], tz)}: that acknowledgement is kept")
+    over = st.get("over")
+    if over:
+        when = f" at {wall_clock(over['at'], tz)} (alert {over['alert_id']})" if over[
+            "at"] else ""
+        print(f"  its episode has ended{when}" if over["how"] == "ended" else
+              f"  withdrawn by a correction of the figures it rested on{when}")
+    return 0
+
+
 def cmd_silence(
     args: argparse.Namespace, store: Store, *, config: Any = None, now: datetime | None = None
 ) -> int:
