@@ -621,6 +621,30 @@ def _link_of(smtp_server, aid: int, button: str = "Kvitter") -> str:
     return re.findall(rf"{button}: (\S+)", text)[0]
 
 
+def _first_ack_and(run, opening: int, later: int) -> tuple[dict, str, str]:
+    """The opening's first acknowledgement (``acked_by``, ``acked_at``), and on the
+    desk's wall clock when it was given and when alert ``later`` was made."""
+    store = Store.in_dir(run.cfg.state_dir)
+    try:
+        (first,) = store.q("SELECT acked_by, acked_at FROM alerts WHERE id=?", [opening])
+        (made,) = store.q("SELECT created_at FROM alerts WHERE id=?", [later])
+    finally:
+        store.close()
+    tz = ZoneInfo(run.cfg.general.timezone)
+    return first, wall_clock(first["acked_at"], tz), wall_clock(made["created_at"], tz)
+
+
+def _ack_by_ola(run, opening: int, kari_at: str, became: str) -> None:
+    """Ola's `warnd alerts ack` of the opening Kari acknowledged (at ``kari_at``) exits 0
+    and says so, and what ``became`` of it."""
+    r = warnd(run.cfg.path, run.cfg.state_dir, "alerts", "ack", str(opening), "--by", "ola")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        f"alert {opening} acknowledged",
+        f"  already acknowledged by kari at {kari_at}: that acknowledgement is kept",
+        f"  {became}"]
+
+
 def _handled_lines(html: str) -> list[str]:
     return re.findall(r'<p class="handled">([^<]*)</p>', html)
 
@@ -657,18 +681,11 @@ def test_a_kvitter_link_to_a_rise_a_colleague_acknowledged_and_that_ended_says_s
             run.run(w)
             w += 1
         (end,) = [aid for _, d, aid in run.told if d == "resolve"]
-        store = Store.in_dir(run.cfg.state_dir)
-        try:
-            (first,) = store.q("SELECT acked_by, acked_at FROM alerts WHERE id=?", [opening])
-            (ended,) = store.q("SELECT created_at FROM alerts WHERE id=?", [end])
-        finally:
-            store.close()
+        first, kari_at, end_at = _first_ack_and(run, opening, end)
         assert first["acked_by"] == "kari"
         ola = _login(console, OLA)
         confirm = ola.get(link.removeprefix(console.url))
         assert confirm.status_code == 200
-        kari_at, end_at = (wall_clock(t, ZoneInfo(run.cfg.general.timezone))
-                           for t in (first["acked_at"], ended["created_at"]))
         assert _handled_lines(confirm.text) == [
             f"Allerede kvittert av kari {kari_at}. Å bekrefte endrer ingenting.",
             f"Hendelsen er over: slutten ble meldt {end_at} (varsel #{end})."]
@@ -681,12 +698,7 @@ def test_a_kvitter_link_to_a_rise_a_colleague_acknowledged_and_that_ended_says_s
         for c in console.browsers:
             c.close()
         console.stop()
-    r = warnd(run.cfg.path, run.cfg.state_dir, "alerts", "ack", str(opening), "--by", "ola")
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines() == [
-        f"alert {opening} acknowledged",
-        f"  already acknowledged by kari at {kari_at}: that acknowledgement is kept",
-        f"  its episode has ended at {end_at} (alert {end})"]
+    _ack_by_ola(run, opening, kari_at, f"its episode has ended at {end_at} (alert {end})")
     store = Store.in_dir(run.cfg.state_dir)
     try:
         assert store.q("SELECT acked_by, acked_at FROM alerts WHERE id=?", [opening]) == [
@@ -721,14 +733,7 @@ def test_a_kvitter_link_to_a_rise_revised_away_says_it_was_withdrawn_first(
     (correction,) = [aid for _, d, aid in run.told if d == "correct"]
     link = _link_of(smtp_server, opening)
     _link_of(smtp_server, correction, "Åpne")  # the correction was mailed
-    store = Store.in_dir(run.cfg.state_dir)
-    try:
-        (first,) = store.q("SELECT acked_by, acked_at FROM alerts WHERE id=?", [opening])
-        (told,) = store.q("SELECT created_at FROM alerts WHERE id=?", [correction])
-    finally:
-        store.close()
-    tz = ZoneInfo(run.cfg.general.timezone)
-    kari_at, told_at = wall_clock(first["acked_at"], tz), wall_clock(told["created_at"], tz)
+    _, kari_at, told_at = _first_ack_and(run, opening, correction)
     console.start()
     try:
         ola = _login(console, OLA)
@@ -743,13 +748,8 @@ def test_a_kvitter_link_to_a_rise_revised_away_says_it_was_withdrawn_first(
         for c in console.browsers:
             c.close()
         console.stop()
-    r = warnd(run.cfg.path, run.cfg.state_dir, "alerts", "ack", str(opening), "--by", "ola")
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines() == [
-        f"alert {opening} acknowledged",
-        f"  already acknowledged by kari at {kari_at}: that acknowledgement is kept",
-        "  withdrawn by a correction of the figures it rested on at "
-        f"{told_at} (alert {correction})"]
+    _ack_by_ola(run, opening, kari_at, "withdrawn by a correction of the figures it rested "
+                f"on at {told_at} (alert {correction})")
 
 
 def test_a_demp_link_a_colleague_followed_says_so_before_confirming_in_the_desk_s_language(
