@@ -22,8 +22,6 @@ from tests.timetravel import Message, Run, Scenario, World, run
 SCENARIO = ROOT / "examples" / "scenario" / "bergen.toml"
 SCENARIOS = sorted((ROOT / "tests" / "scenarios").glob("*.toml")) + [SCENARIO]
 TREND = ("trend",)
-#: One worker replays the scenario (the module's fixture) for every test of this file.
-pytestmark = pytest.mark.xdist_group("timetravel")
 
 
 @pytest.fixture(scope="module")

@@ -5,16 +5,11 @@ from __future__ import annotations
 import re
 
 import httpx
-import pytest
 
 from tests.servers import wait_for
 from tests.webkit import OPERATOR, VIEWER, demo_console, login  # noqa: F401
 from warnd.alerting import links
 from warnd.store import Store
-
-#: One worker fills the demo store and starts its console (``demo_console``) for every
-#: test of this file.
-pytestmark = pytest.mark.xdist_group("demo_console")
 
 
 def _store(state):
