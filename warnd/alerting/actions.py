@@ -13,7 +13,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from warnd.alerting.told import NOT_JOINED, rise_told
+from warnd.alerting.told import NOT_JOINED, episode_scope, rise_told
 from warnd.store import Store, iso
 
 
@@ -108,16 +108,15 @@ def _episode_over(store: Store, a: dict[str, Any]) -> dict[str, Any] | None:
                        [a["source"], a["id"]])
         return {"how": "ended", "at": rows[0]["created_at"], "alert_id": rows[0]["id"]
                 } if rows else None
-    if a["kind"] not in ("trend", "spike") or not a["substance"]:
+    if (scope := episode_scope(a)) is None:  # not a substance's rise, spike or fall
         return None
-    episode = "substance=? AND kind=? AND direction IS ?"
-    key = (a["substance"], a["kind"], a["direction"])
-    start = store.q(f"SELECT MAX(id) AS id FROM alerts WHERE {episode} AND id <= ? AND "
-                    f"decision='open' AND {NOT_JOINED}", [*key, a["id"]])[0]["id"]
+    where, args = scope
+    start = store.q(f"SELECT MAX(id) AS id FROM alerts WHERE {where} AND id <= ? AND "
+                    f"decision='open' AND {NOT_JOINED}", [*args, a["id"]])[0]["id"]
     told: list[dict[str, Any]] = []
-    for m in store.q(f"SELECT id, decision, created_at, data FROM alerts WHERE {episode} "
+    for m in store.q(f"SELECT id, decision, created_at, data FROM alerts WHERE {where} "
                      f"AND id >= ? AND {NOT_JOINED} ORDER BY id",
-                     [*key, start if start is not None else a["id"]]):
+                     [*args, start if start is not None else a["id"]]):
         if m["decision"] == "open" and m["id"] > a["id"]:
             return {"how": "ended", "at": None, "alert_id": None}
         if m["decision"] == "resolve":
