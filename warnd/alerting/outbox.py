@@ -41,7 +41,8 @@ from warnd.alerting.send import send as send_message
 from warnd.alerting.silences import matches as silence_matches
 from warnd.alerting.silences import silenced_by
 from warnd.alerting.told import (EPISODE_KINDS, NOT_JOINED, OTHER_EPISODES, addressed,
-                                 episode_start, held_too, maybe_heard, told_to_target)
+                                 data_of, episode_start, held_too, maybe_heard,
+                                 told_to_target)
 from warnd.alerting.told import episode_scope as _scope
 from warnd.alerting.wording import render_text
 from warnd.config import Config, parse_duration
@@ -439,20 +440,11 @@ def _quiet_as_configured(config: Config, store: Store, now: datetime) -> None:
                  "hours now configured allow", len(earlier))
 
 
-def _data_of(a: dict[str, Any]) -> dict[str, Any]:
-    """A stored alert's ``data``, parsed (empty when it is not a JSON object)."""
-    try:
-        data = json.loads(a.get("data") or "{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _routed_now(config: Config, store: Store, a: dict[str, Any], data: dict[str, Any],
                 now: datetime, *, held: bool, silences: list[dict[str, Any]] | None = None,
                 ) -> list[str]:
     """Where the routes now configured send a stored message ``a`` (not muted targets),
-    its ``data`` parsed (:func:`_data_of`). A notice goes where each substance it names
+    its ``data`` parsed (:func:`data_of`). A notice goes where each substance it names
     routes, but for those muted (or, ``held``, silenced now or when it was decided, or
     an edit named it, or muted then: ``muted_then``, which kept it from their targets
     then), as :func:`warnd.alerting.decide.notice_targets` decides; another alert
@@ -538,7 +530,7 @@ def _as_routed(config: Config, store: Store, now: datetime) -> None:
     add: list[tuple[int, str, str]] = []
     for aid, rows in waiting.items():
         a = rows[0]
-        data = _data_of(a)  # parsed once for every question asked of it
+        data = data_of(a)  # parsed once for every question asked of it
         routed = _routed_now(config, store, a, data, now, held=False)
         # its substance taken out of the config: dropped as such when due (_muted_now)
         gone = _taken_out(config, a, data)
@@ -1032,7 +1024,7 @@ def _rise_unheard(store: Store, d: dict[str, Any], db: Any, now: datetime, *,
     of a spike or a fall (``joins_silenced``), as one held back when it was decided. An
     end (a correction) is marked so also when another target already had it: told after
     to the targets that did not."""
-    data = _data_of(d)
+    data = data_of(d)
     episode = (d.get("kind"), data.get("direction"))
     # a region's join of a spike (a fall), told to the desks that had none of it
     joins = episode in OTHER_EPISODES and bool(data.get("joined"))
@@ -1100,7 +1092,7 @@ def _corrects_one(store: Store, substance: str, episode: tuple[str, str], db: An
 def _taken_out(config: Config, a: dict[str, Any], data: dict[str, Any]) -> bool:
     """Whether a stored message is about substances all taken out of the config since:
     a trend's or a spike's substance, or every substance a notice names (``data``: its
-    parsed ``data``, :func:`_data_of`)."""
+    parsed ``data``, :func:`data_of`)."""
     if a["kind"] == "notice":
         subs = data.get("substances") or [a["substance"]]
         return all(s and s not in config.substances for s in subs)
@@ -1115,7 +1107,7 @@ def _speaking_for(config: Config, store: Store, d: dict[str, Any], now: datetime
     that is none of these (else the first that routes there, or its own substance)."""
     if d.get("kind") != "notice":
         return d
-    subs = _data_of(d).get("substances") or []
+    subs = data_of(d).get("substances") or []
     if len(subs) < 2:
         return d
     routing = [s for s in subs

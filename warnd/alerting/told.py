@@ -115,6 +115,16 @@ def episode_start(store: Store, scope: tuple[str, list[Any]], alert_id: int) -> 
         [*args, alert_id])[0]["id"] or 0)
 
 
+def data_of(a: dict[str, Any]) -> dict[str, Any]:
+    """A stored alert's (a delivery's) ``data``, parsed (empty when it is not a JSON
+    object)."""
+    try:
+        data = json.loads(a.get("data") or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def told_later(alias: str = "alerts") -> str:
     """SQL, of the alerts' table ``alias``: a message a silence or a mute held back and
     that was told later, as its alert ``…:after-silence``."""

@@ -25,7 +25,6 @@ Scoring (our design, see ``docs/report.md``):
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +51,7 @@ from detectors.synthesis import (
 from warnd.alerting.localtime import local_day
 from warnd.alerting.told import (
     EPISODE_KINDS,
+    data_of,
     episode_scope,
     episode_start,
     rise_told,
@@ -438,14 +438,6 @@ def _alert_day(data: dict[str, Any], created_at: str, tz: tzinfo) -> str:
     return str(data.get("detected_at") or local_day(created_at, tz))[:10]
 
 
-def _data(text: str | None) -> dict[str, Any]:
-    try:
-        data = json.loads(text or "{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _corrected(store: Any, substance: str, tz: tzinfo) -> dict[int, list[tuple[int, str]]]:
     """The substance's told rises (falls, spikes) a later correction withdrew, in whole
     or in part: each opening, escalation or reminder of an episode to the corrections
@@ -459,7 +451,7 @@ def _corrected(store: Any, substance: str, tz: tzinfo) -> dict[int, list[tuple[i
         if scope is None:
             continue
         where, args = scope
-        day = _alert_day(_data(c["data"]), c["created_at"], tz)
+        day = _alert_day(data_of(c), c["created_at"], tz)
         for a in store.q(f"SELECT id FROM alerts WHERE {where} AND id >= ? AND id < ? AND "
                          "decision IN ('open', 'escalate', 'repeat')",
                          [*args, episode_start(store, scope, c["id"]), c["id"]]):
@@ -495,7 +487,8 @@ def _period_alerts(store: Any, substance: str, period: Period, tz: tzinfo = UTC,
     # one held back and told later is listed once, as told
     for a in store.q(f"{_LISTED} WHERE {NAMES_SUBSTANCE} AND NOT {told_later()} ORDER BY id",
                      [substance, substance]):
-        data = _data(a.pop("data"))
+        data = data_of(a)
+        del a["data"]
         when = _alert_day(data, a["created_at"], tz)
         if period[0].isoformat() <= when <= period[1].isoformat():
             out.append(_listed(a, data, when, corrected, cfg))
@@ -519,7 +512,8 @@ def _ongoing(store: Any, substance: str, period: Period, tz: tzinfo = UTC,
     kinds = ",".join("?" * len(EPISODE_KINDS))
     for a in store.q(f"{_LISTED} WHERE substance=? AND kind IN ({kinds}) AND NOT "
                      f"{told_later()} ORDER BY id", [substance, *EPISODE_KINDS]):
-        data = _data(a.pop("data"))
+        data = data_of(a)
+        del a["data"]
         when = _alert_day(data, a["created_at"], tz)
         scope = (a["kind"], a["direction"])
         if a["decision"] == "open":
