@@ -48,6 +48,7 @@ from detectors.synthesis import (
     series_change,
     substance_verdict,
 )
+from feeds.text import period_end
 from warnd.alerting.localtime import local_day
 from warnd.alerting.told import (
     EPISODE_KINDS,
@@ -589,12 +590,8 @@ def data_to(series: Iterable[Series], current: Period) -> date | None:
         if s.metric == "notices" or not s.periods:
             continue
         last = s.periods[-1]
-        step = infer_step(s.periods)
-        if step == "month":
-            after = date(last.year + last.month // 12, last.month % 12 + 1, 1)
-        else:
-            after = last + timedelta(days=7 if step == "week" else 1)
-        ends.append((last, after - timedelta(days=1)))
+        # infer_step gives a day, a week or a month: each has a known end
+        ends.append((last, period_end(last, infer_step(s.periods)) - timedelta(days=1)))
     if not ends or max(ends)[0] >= current[1].replace(day=1):
         return None
     return max(end for _, end in ends)
