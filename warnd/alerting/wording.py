@@ -18,6 +18,14 @@ from warnd.alerting.names import (
     source_name,
 )
 
+#: The months' names, by language (the report's periods, an end's peak month).
+MONTHS = {
+    "no": ("januar", "februar", "mars", "april", "mai", "juni", "juli", "august",
+           "september", "oktober", "november", "desember"),
+    "en": ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December"),
+}
+
 T = {
     "no": {
         "sources": ("kilde", "kilder"),
@@ -61,8 +69,6 @@ T = {
         "steps": {"day": ("dag", "dager"), "week": ("uke", "uker"),
                   "month": ("måned", "måneder")},
         "week_no": "uke {n}",
-        "months": ("januar", "februar", "mars", "april", "mai", "juni", "juli", "august",
-                   "september", "oktober", "november", "desember"),
         "correct": "Rettelse",
         "corrected_body": "Tallene et tidligere varsel bygde på, er rettet av kilden. Med de "
         "rettede tallene viser {series} ikke lenger {what}: se bort fra det varselet sa om "
@@ -139,8 +145,6 @@ T = {
         "steps": {"day": ("day", "days"), "week": ("week", "weeks"),
                   "month": ("month", "months")},
         "week_no": "week {n}",
-        "months": ("January", "February", "March", "April", "May", "June", "July",
-                   "August", "September", "October", "November", "December"),
         "correct": "Correction",
         "corrected_body": "The figures an earlier alert rested on were corrected by the "
         "source. With the corrected figures {series} no longer shows {what}: disregard what "
@@ -382,7 +386,7 @@ def _period_words(at: Any, step: str, lang: str) -> str:
     if step == "week":
         return str(t["week_no"].format(n=d.isocalendar().week))
     if step == "month":
-        return f"{t['months'][d.month - 1]} {d.year}"
+        return f"{MONTHS.get(lang, MONTHS['no'])[d.month - 1]} {d.year}"
     return d.isoformat()
 
 

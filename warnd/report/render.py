@@ -21,15 +21,8 @@ from detectors.base import SCALE
 from detectors.params import DetectionParams
 from detectors.synthesis import DIMENSIONS
 from warnd.alerting.names import level, num, p_value, percent
-from warnd.alerting.wording import severity_words
+from warnd.alerting.wording import MONTHS, severity_words
 from warnd.report.tables import LABELS, Report, SourceRow, SubstanceTable
-
-MONTHS = {
-    "no": ["januar", "februar", "mars", "april", "mai", "juni", "juli", "august",
-           "september", "oktober", "november", "desember"],
-    "en": ["January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December"],
-}
 
 T = {
     "no": {
