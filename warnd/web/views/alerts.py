@@ -192,8 +192,7 @@ def action_link(request: Request, who: dict[str, Any], store: Any) -> Response:
         notes = handled_notes(web, store, aid, acking=what == "ack")
         if what != "ack":  # the link followed before: confirming finds that silence
             notes += [web.t["already_silenced"].format(who=s["created_by"], until=web.when(
-                s["until"])[:10]) for s in store.silences(active_only=True)
-                if s["reason"] == reason][-1:]
+                s["until"])[:10]) for s in _made_by_link(store, reason)][-1:]
         return web.page(request, who, "confirm.html", title=web.t["confirm"],
                         question=web.t[key].format(id=aid, title=a["title"], label=label),
                         notes=notes, token=request.path_params["token"], a=a,
@@ -245,17 +244,22 @@ def over_words(web: Any, over: dict[str, Any] | None) -> list[str]:
     return [web.t[key].format(when=web.when(over["at"]), id=over["alert_id"])]
 
 
+def _made_by_link(store: Any, reason: str, now: datetime | None = None
+                  ) -> list[dict[str, Any]]:
+    """The active silences a "Demp" link made (their ``reason`` names its alert)."""
+    return [x for x in store.silences(now=now, active_only=True) if x["reason"] == reason]
+
+
 def _silence_from_link(store: Any, whats: list[dict[str, Any]], until: datetime,
                        reason: str, who: str, aid: int, now: datetime) -> tuple[str, str]:
     """Silence each of ``whats`` for a "Demp" link, or find the silence the link made;
     who made the (last) one and when it ends."""
     by, ends = who, until.isoformat()
-    active = store.silences(now=now, active_only=True)
+    active = _made_by_link(store, reason, now)
     for what in whats:
         # the link followed again (a second click, a colleague's copy of the message)
         # finds the silence it made, rather than adding an overlapping one
-        made = [x for x in active
-                if x["reason"] == reason and (x["substance"], x["kind"], x["source"])
+        made = [x for x in active if (x["substance"], x["kind"], x["source"])
                 == (what["substance"], what.get("kind"), what.get("source"))]
         if made:
             by, ends = made[0]["created_by"] or who, made[0]["until"]
