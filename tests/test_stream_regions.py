@@ -263,11 +263,10 @@ def test_a_joined_regions_desk_hears_the_end_when_the_whole_rise_ends(tmp_path):
         _lab_weeks(store, 30)
         told, oslo_open = [], []
         for w in range(30):
-            period = START + timedelta(weeks=w)
+            period, now = _week(w)
             lab = replace(finding("lab", category=1, rel=1.0, detected=period), region="46")
             per = {("lab", "46"): [lab] if w < 12 else [],
                    ("lab", "03"): [replace(lab, region="03")] if 2 <= w < 5 else []}
-            now = datetime.combine(period, datetime.min.time(), UTC) + timedelta(hours=12)
             told += [(w, a["decision"], sorted(a["targets"]))
                      for a in _judge(cfg, store, period, per, now=now)]
             oslo_open.append(bool(decide.tracker_active(
@@ -294,8 +293,7 @@ def test_a_region_joining_the_rise_under_a_silence_is_told_to_its_desk_after_it(
         _lab_weeks(store, 10)
         told = []
         for w in range(8):
-            period = START + timedelta(weeks=w)
-            now = datetime.combine(period, datetime.min.time(), UTC) + timedelta(hours=12)
+            period, now = _week(w)
             if w == 1:
                 actions.add_silence(store, substance="ketamin", reason="festival", who="kari",
                                     via="cli", until=now + timedelta(weeks=2, hours=1),
@@ -325,8 +323,7 @@ def test_a_region_joining_an_acknowledged_rise_keeps_it_acknowledged(tmp_path):
         _lab_weeks(store, 16)
         told = []
         for w in range(14):
-            period = START + timedelta(weeks=w)
-            now = datetime.combine(period, datetime.min.time(), UTC) + timedelta(hours=12)
+            period, now = _week(w)
             lab = replace(finding("lab", category=1, rel=1.0, detected=period), region="46")
             per = {("lab", "46"): [lab], ("lab", "03"): [replace(lab, region="03")]
                    if w >= 5 else []}
@@ -361,15 +358,22 @@ def test_a_source_agreeing_the_week_a_reminder_is_due_is_told_as_an_escalation(t
             per = {"lab": [finding("lab", category=1, rel=1.0)]}
             if w >= 4:
                 per["customs"] = [finding("customs", category=1, rel=1.0)]
-            now = datetime.combine(START + timedelta(weeks=w), datetime.min.time(), UTC)
-            told += [(w, a["decision"], a["title"].split(":")[0]) for a in judge_period(
-                cfg, store, START + timedelta(weeks=w), per, now=now + timedelta(hours=12))]
+            period, now = _week(w)
+            told += [(w, a["decision"], a["title"].split(":")[0])
+                     for a in judge_period(cfg, store, period, per, now=now)]
         told_state = store.episode_state("substance:ketamin:trend:increase")
     finally:
         store.close()
     assert told == [(0, "open", "Liten økning"), (4, "escalate", "Forverring"),
                     (8, "repeat", "Påminnelse")]
     assert told_state["n_sources"] == 2
+
+
+def _week(w: int) -> tuple[date, datetime]:
+    """Week ``w`` after :data:`START`: its period (a Monday) and that day's noon, UTC,
+    when it is judged."""
+    period = START + timedelta(weeks=w)
+    return period, datetime.combine(period, datetime.min.time(), UTC) + timedelta(hours=12)
 
 
 def _lab_weeks(store: Store, n: int) -> None:
@@ -410,14 +414,13 @@ def test_a_series_opening_the_week_a_reminder_is_due_keeps_the_reminder(tmp_path
         _lab_weeks(store, 12)
         told = []
         for w in range(10):
-            period = START + timedelta(weeks=w)
+            period, now = _week(w)
             lab = replace(finding("lab", category=1, rel=1.0, detected=period), region="46")
             per = {("lab", "46"): [lab]}
             if w >= 4:  # Oslo's series first: it leads the round
                 per = {("lab", "03"): [replace(lab, region="03")], **per}
-            now = datetime.combine(START + timedelta(weeks=w), datetime.min.time(), UTC)
-            told += [(w, a["decision"], a["targets"]) for a in _judge(
-                cfg, store, START + timedelta(weeks=w), per, now=now + timedelta(hours=12))]
+            told += [(w, a["decision"], a["targets"])
+                     for a in _judge(cfg, store, period, per, now=now)]
     finally:
         store.close()
     assert told == [(0, "open", ["vestland", "ops"]),
@@ -500,8 +503,7 @@ def test_a_desk_a_silence_kept_the_opening_from_is_told_the_join_a_reload_routes
         _lab_weeks(store, 6)
         told = []
         for w in range(3):
-            period = START + timedelta(weeks=w)
-            noon = datetime.combine(period, datetime.min.time(), UTC) + timedelta(hours=12)
+            period, noon = _week(w)
             now = noon if w < 2 else noon + timedelta(hours=8)  # 22:00 in Oslo
             lab = replace(finding("lab", category=1, rel=1.0, detected=period), region="46")
             per = {("lab", "46"): [lab], ("lab", "03"): [replace(lab, region="03")]
@@ -636,8 +638,7 @@ def _spikes(cfg, store: Store, weeks: range, oslo: range, *, silence: int | None
     opening acknowledged in week ``ack``. What each round decided."""
     told = []
     for w in weeks:
-        period = START + timedelta(weeks=w)
-        now = datetime.combine(period, datetime.min.time(), UTC) + timedelta(hours=12)
+        period, now = _week(w)
         if w == silence:
             actions.add_silence(store, substance="ketamin", reason="festival", who="kari",
                                 via="cli", until=now + timedelta(weeks=2, hours=1), now=now)
@@ -719,8 +720,7 @@ def test_a_region_s_spike_join_waiting_when_a_silence_came_is_told_after_it(
         _lab_weeks(store, 6)
         told = []
         for w in range(3):
-            period = START + timedelta(weeks=w)
-            noon = datetime.combine(period, datetime.min.time(), UTC) + timedelta(hours=12)
+            period, noon = _week(w)
             now = noon if w < 2 else noon + timedelta(hours=8)  # 22:00 in Oslo
             spike = finding("lab", kind="spike", onset=START, detected=period)
             per = {("lab", "46"): [replace(spike, region="46")],
