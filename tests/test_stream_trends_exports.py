@@ -48,9 +48,10 @@ def write_export(path: Path, period: str, values: dict[date, int | str]) -> None
                     encoding="utf-8")
 
 
-def weekly(last: int, weeks: int = 52) -> dict[date, int | str]:
-    """A "past 12 months" export whose last row is the week ``last`` (ended)."""
-    return dict(scaled({week_start(w): LEVEL[w] for w in range(last - weeks + 1, last + 1)}))
+def weekly(last: int, weeks: int = 52, level: list[int] = LEVEL) -> dict[date, int | str]:
+    """A "past 12 months" export whose last row is the week ``last`` (ended), of the
+    weekly search interest ``level``."""
+    return dict(scaled({week_start(w): level[w] for w in range(last - weeks + 1, last + 1)}))
 
 
 def daily(last: int, level: list[int] = LEVEL) -> dict[date, int | str]:
@@ -169,7 +170,7 @@ def test_a_series_first_fed_a_past_90_days_export_is_weekly(tmp_path, sink):
             if k == 60 and first == "Day":
                 write_export(desk.drop / f"week {k}.csv", "Day", daily(k, RISE))
             else:
-                values = dict(scaled({week_start(w): RISE[w] for w in range(k - 51, k + 1)}))
+                values = weekly(k, level=RISE)
                 write_export(desk.drop / f"week {k}.csv", "Week", values)
             told += [(k, title) for title in desk.cycle(k)]
         runs.append((told, desk.stored(), desk.problems(69)))
@@ -223,7 +224,7 @@ def test_a_daily_series_stored_before_is_kept_and_the_problem_says_how_to_go_wee
     desk = Desk(tmp_path, sink, name="trends-weekly")
     told = []
     for k in range(63, 70):
-        values = dict(scaled({week_start(w): RISE[w] for w in range(k - 51, k + 1)}))
+        values = weekly(k, level=RISE)
         write_export(desk.drop / f"week {k}.csv", "Week", values)
         told += [(k, title) for title in desk.cycle(k)]
     assert [k for k, _ in told] == [63, 69], told  # the rise, and its growth
@@ -261,7 +262,7 @@ def test_exports_saved_again_from_excel_are_read_as_google_wrote_them(tmp_path, 
         desk = Desk(tmp_path / f"saved-{saved}", sink)
         told = []
         for k in range(60, 70):
-            values = dict(scaled({week_start(w): rise[w] for w in range(k - 51, k + 1)}))
+            values = weekly(k, level=rise)
             how = {63: "semicolon", 64: "unicode", 65: "utf-8"}.get(k) if saved else None
             if how:
                 excel_save(desk.drop / f"week {k}.csv", values, how)
@@ -332,7 +333,7 @@ def test_an_export_of_another_geography_is_not_mixed_into_the_series(tmp_path, s
         for k in range(60, 66):
             write_export(desk.drop / f"week {k}.csv", "Week", weekly(k))
             if dropped and k == 63:
-                values = scaled({week_start(w): oslo[w] for w in range(k - 51, k + 1)})
+                values = weekly(k, level=oslo)
                 (desk.drop / "oslo.csv").write_text(
                     "Category: All categories\n\nWeek,ketamin: (Oslo)\n" + "".join(
                         f"{d.isoformat()},{v}\n" for d, v in sorted(values.items())))
@@ -375,7 +376,7 @@ def test_an_export_dropped_twice_is_told_once(tmp_path, sink):
         desk = Desk(tmp_path / f"twice-{twice}", sink)
         told = []
         for k in range(60, 70):
-            values = dict(scaled({week_start(w): rise[w] for w in range(k - 51, k + 1)}))
+            values = weekly(k, level=rise)
             write_export(desk.drop / f"week {k}.csv", "Week", values)
             if twice and k % 2:
                 write_export(desk.drop / f"week {k} (1).csv", "Week", values)
@@ -434,7 +435,7 @@ def test_weeks_told_and_revised_by_a_later_export_are_told_as_a_revision(
     told = []
     for k in range(60, 74):
         src = rise if k < 66 else [revised(w, v) for w, v in enumerate(rise)]
-        values = dict(scaled({week_start(w): src[w] for w in range(k - 51, k + 1)}))
+        values = weekly(k, level=src)
         write_export(desk.drop / f"week {k}.csv", "Week", values)
         told += [(k, title) for title in desk.cycle(k)]
     assert told == [(63, "Liten økning: ketamin — 1 kilde"), (66, then)]
